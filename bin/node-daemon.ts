@@ -1,0 +1,4 @@
+#!/usr/bin/env node
+import { main } from '@node-daemon/cli'
+
+await main(process.argv)

@@ -1,0 +1,62 @@
+import { BadRequestError } from './errors.ts'
+import type { FastifyRequest } from 'fastify'
+
+/**
+ * Kubo passes arguments as repeated `arg` query parameters; the documents of
+ * the earlier APIs pass them as JSON body fields (`cid`, `path`, `addr`...).
+ * Routes accept both.
+ */
+export function args (request: FastifyRequest, ...bodyKeys: string[]): string[] {
+  const query = (request.query as { arg?: string | string[] } | undefined)?.arg
+  const fromQuery = query == null ? [] : Array.isArray(query) ? query : [query]
+  const body = request.body as Record<string, unknown> | undefined
+  const fromBody: string[] = []
+  if (body != null && typeof body === 'object' && !Buffer.isBuffer(body)) {
+    for (const key of ['arg', ...bodyKeys]) {
+      const value = body[key]
+      if (typeof value === 'string') fromBody.push(value)
+      else if (Array.isArray(value)) fromBody.push(...value.filter((v): v is string => typeof v === 'string'))
+    }
+  }
+  return [...fromQuery, ...fromBody]
+}
+
+export function firstArg (request: FastifyRequest, what: string, ...bodyKeys: string[]): string {
+  const [arg] = args(request, ...bodyKeys)
+  if (arg == null || arg === '') throw new BadRequestError(`argument "${what}" is required`)
+  return arg
+}
+
+/** An option from the query string, else from a JSON body. */
+export function option<T> (request: FastifyRequest, name: string): T | undefined {
+  const query = (request.query as Record<string, unknown> | undefined)?.[name]
+  if (query !== undefined) return query as T
+  const body = request.body as Record<string, unknown> | undefined
+  if (body != null && typeof body === 'object' && !Buffer.isBuffer(body)) return body[name] as T | undefined
+  return undefined
+}
+
+/** Kubo's booleans: `true`, `false`, or the bare flag. */
+export function flag (value: unknown, fallback: boolean): boolean {
+  if (value == null) return fallback
+  if (typeof value === 'boolean') return value
+  if (value === '' || value === 'true' || value === '1') return true
+  if (value === 'false' || value === '0') return false
+  throw new BadRequestError(`expected a boolean, got ${JSON.stringify(value)}`)
+}
+
+/** Kubo durations such as `24h`, `90s` or `1h30m`, in milliseconds. */
+export function duration (value: unknown, name: string): number | undefined {
+  if (value == null || value === '') return undefined
+  const units: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
+  const text = String(value)
+  let total = 0
+  let rest = text
+  while (rest.length > 0) {
+    const match = /^(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/.exec(rest)
+    if (match == null) throw new BadRequestError(`${name}: ${JSON.stringify(text)} is not a duration such as 24h or 90s`)
+    total += Number(match[1]) * units[match[2]]
+    rest = rest.slice(match[0].length)
+  }
+  return total
+}

@@ -1,0 +1,10 @@
+/**
+ * The HTTP and WebSocket API of a node: a thin adapter from the documented
+ * routes (Kubo RPC and the API documents in shared/seeds) to the `Node` of
+ * @node-daemon/daemon. Schemas validate input and produce the OpenAPI
+ * document; one mapper turns typed errors into the documented envelope.
+ */
+export { createApiServer } from './server.ts'
+export type { ApiInit, ApiContext } from './server.ts'
+export { envelope, classify } from './errors.ts'
+export type { ErrorEnvelope } from './errors.ts'

@@ -1,0 +1,96 @@
+import { MultipartError } from './errors.ts'
+import type { FastifyRequest } from 'fastify'
+import type { Multipart } from '@fastify/multipart'
+
+/** A directory, or a file; a file sent without a name has no path, and Kubo names it by its CID. */
+export type Candidate = { path: string, content?: undefined } | { path?: string, content: AsyncIterable<Uint8Array> }
+
+/**
+ * Turns a multipart body into import candidates, one part at a time, as Kubo
+ * reads `add`: a part with a filename is a file (`application/x-directory`
+ * makes it a directory), its path URI-encoded in the filename. Parts without a
+ * filename are form fields, collected into `fields` for options such as `pin`.
+ * Every part is consumed before the next is read, so nothing is buffered.
+ */
+export async function * candidates (request: FastifyRequest, fields: Record<string, string>): AsyncGenerator<Candidate> {
+  let parts: AsyncIterableIterator<Multipart>
+  try {
+    parts = request.parts()
+  } catch (err: any) {
+    throw new MultipartError(`expected a multipart/form-data body: ${err.message}`)
+  }
+  let count = 0
+  while (true) {
+    let next: IteratorResult<Multipart>
+    try {
+      next = await parts.next()
+    } catch (err: any) {
+      if (typeof err.code === 'string' && err.code.startsWith('FST_')) throw err
+      throw new MultipartError(`malformed multipart body: ${err.message}`)
+    }
+    if (next.done === true) break
+    const part = next.value
+    if (part.type === 'field') {
+      fields[part.fieldname] = String(part.value)
+      continue
+    }
+    count++
+    const path = decodePath(part.filename)
+    if (part.mimetype === 'application/x-directory') {
+      part.file.resume()
+      if (path == null) throw new MultipartError('a directory part needs a name')
+      yield { path }
+      continue
+    }
+    yield { path, content: guard(part.file) }
+  }
+  if (count === 0) throw new MultipartError('the multipart body has no file part')
+}
+
+function decodePath (filename: string | undefined): string | undefined {
+  let path: string
+  try {
+    path = decodeURIComponent(filename ?? '')
+  } catch {
+    throw new MultipartError(`file name ${JSON.stringify(filename)} is not URI-encoded`)
+  }
+  path = path.replace(/^\/+/, '')
+  if (path.split('/').some(segment => segment === '..')) throw new MultipartError(`file name ${JSON.stringify(path)} leaves its directory`)
+  return path === '' ? undefined : path
+}
+
+/** Busboy reports a truncated body as a stream error; make it a typed one. */
+async function * guard (stream: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  try {
+    yield * stream
+  } catch (err: any) {
+    throw new MultipartError(`malformed multipart body: ${err.message}`)
+  }
+}
+
+/**
+ * The bytes of the first part, file or field, for routes that take one small
+ * payload (block/put, dag/put, pubsub/pub); more than `max` bytes is refused.
+ */
+export async function firstPartBytes (request: FastifyRequest, max: number): Promise<Uint8Array> {
+  let part: Multipart | undefined
+  try {
+    part = (await request.parts().next()).value as Multipart | undefined
+  } catch (err: any) {
+    if (typeof err.code === 'string' && err.code.startsWith('FST_')) throw err
+    throw new MultipartError(`malformed multipart body: ${err.message}`)
+  }
+  if (part == null) throw new MultipartError('the multipart body has no part')
+  if (part.type === 'field') return Buffer.from(String(part.value))
+  const chunks: Uint8Array[] = []
+  let size = 0
+  for await (const chunk of guard(part.file)) {
+    size += chunk.byteLength
+    if (size > max) {
+      part.file.destroy()
+      throw Object.assign(new MultipartError(`the payload may hold at most ${max} bytes`), { code: 'FST_REQ_FILE_TOO_LARGE' })
+    }
+    chunks.push(chunk)
+  }
+  return Buffer.concat(chunks)
+}

@@ -1,0 +1,98 @@
+import { Type } from 'typebox'
+import { firstArg, flag } from '../args.ts'
+import { firstPartBytes } from '../multipart.ts'
+import { requestSignal } from '../stream.ts'
+import { kuboRoute } from './route.ts'
+import type { Routes } from '../server.ts'
+
+const BlockPutQuery = Type.Object({
+  'cid-codec': Type.Optional(Type.String({ default: 'raw' })),
+  mhtype: Type.Optional(Type.String({ default: 'sha2-256' })),
+  format: Type.Optional(Type.String({ description: 'Deprecated: v0, dag-pb, dag-cbor' })),
+  pin: Type.Optional(Type.Boolean({ default: false }))
+})
+
+const DagPutQuery = Type.Object({
+  'store-codec': Type.Optional(Type.String({ default: 'dag-cbor' })),
+  'input-codec': Type.Optional(Type.String({ default: 'dag-json' })),
+  hash: Type.Optional(Type.String({ default: 'sha2-256' })),
+  pin: Type.Optional(Type.Boolean({ default: false }))
+})
+
+const CidQuery = Type.Object({
+  arg: Type.Optional(Type.Array(Type.String(), { description: 'CID' }))
+})
+
+const DagGetQuery = Type.Object({
+  arg: Type.Optional(Type.Array(Type.String(), { description: 'CID with an optional path' })),
+  'output-codec': Type.Optional(Type.String({ default: 'dag-json' }))
+})
+
+/** Kubo caps blocks at 2 MiB, so a block/put or dag/put body is read into memory. */
+const MAX_BLOCK_BYTES = 2 * 1_048_576
+
+export const blockRoutes: Routes = (app, { node }) => {
+  const content = node.content
+
+  kuboRoute(app, {
+    path: 'block/put',
+    tags: ['blocks'],
+    summary: 'Store one raw block from a multipart body',
+    schema: { querystring: BlockPutQuery },
+    handler: async (request) => {
+      const q = request.query as { 'cid-codec'?: string, mhtype?: string, format?: string, pin?: boolean }
+      const cid = await content.blockPut(await firstPartBytes(request, MAX_BLOCK_BYTES), { cidCodec: q.format == null ? q['cid-codec'] : undefined, mhtype: q.mhtype, format: q.format })
+      if (flag(q.pin, false)) await content.pinAdd(cid.toString(), true)
+      const size = (await content.blockStat(cid.toString())).size
+      return { success: true, cid: cid.toString(), size, Key: cid.toString(), Size: size }
+    }
+  })
+
+  kuboRoute(app, {
+    path: 'block/get',
+    tags: ['blocks'],
+    summary: 'The raw bytes of a block',
+    schema: { querystring: CidQuery },
+    handler: async (request, reply) => {
+      const bytes = await content.blockGet(firstArg(request, 'cid', 'cid'), { signal: requestSignal(reply) })
+      return reply.header('content-type', 'application/octet-stream').send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength))
+    }
+  })
+
+  kuboRoute(app, {
+    path: 'block/stat',
+    tags: ['blocks'],
+    summary: 'The size of a block',
+    schema: { querystring: CidQuery },
+    handler: async (request, reply) => {
+      const stat = await content.blockStat(firstArg(request, 'cid', 'cid'), { signal: requestSignal(reply) })
+      return { success: true, cid: stat.cid.toString(), size: stat.size, Key: stat.cid.toString(), Size: stat.size }
+    }
+  })
+
+  kuboRoute(app, {
+    path: 'dag/put',
+    tags: ['blocks'],
+    summary: 'Store an IPLD node given in input-codec, encoded with store-codec',
+    schema: { querystring: DagPutQuery },
+    handler: async (request) => {
+      const q = request.query as { 'store-codec'?: string, 'input-codec'?: string, hash?: string, pin?: boolean }
+      const cid = await content.dagPut(await firstPartBytes(request, MAX_BLOCK_BYTES), { storeCodec: q['store-codec'], inputCodec: q['input-codec'], hash: q.hash })
+      if (flag(q.pin, false)) await content.pinAdd(cid.toString(), true)
+      return { success: true, cid: cid.toString(), Cid: { '/': cid.toString() } }
+    }
+  })
+
+  kuboRoute(app, {
+    path: 'dag/get',
+    tags: ['blocks'],
+    summary: 'An IPLD node, or the value at a path inside it, in output-codec',
+    schema: { querystring: DagGetQuery },
+    handler: async (request, reply) => {
+      const codec = (request.query as { 'output-codec'?: string })['output-codec'] ?? 'dag-json'
+      const bytes = await content.dagGet(firstArg(request, 'ref', 'cid'), codec, { signal: requestSignal(reply) })
+      const type = codec === 'dag-json' || codec === 'json' ? 'application/json' : 'application/octet-stream'
+      return reply.header('content-type', type).send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength))
+    }
+  })
+}

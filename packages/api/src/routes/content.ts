@@ -1,0 +1,284 @@
+import { Type } from 'typebox'
+import { args, firstArg, flag } from '../args.ts'
+import { pushable } from 'it-pushable'
+import { BadRequestError, envelope } from '../errors.ts'
+import { candidates } from '../multipart.ts'
+import { sniffContentType, SNIFF_BYTES } from '../sniff.ts'
+import { peek, requestSignal, sendBytes, sendNdjson } from '../stream.ts'
+import { kuboRoute } from './route.ts'
+import type { Routes } from '../server.ts'
+import type { AddEvent, AddOptions, Content } from '@node-daemon/content'
+import type { FastifyInstance, FastifyReply } from 'fastify'
+import type { WebSocket } from 'ws'
+
+const AddQuery = Type.Object({
+  pin: Type.Optional(Type.Boolean({ default: true })),
+  'cid-version': Type.Optional(Type.Integer({ minimum: 0, maximum: 1 })),
+  'raw-leaves': Type.Optional(Type.Boolean()),
+  chunker: Type.Optional(Type.String({ description: 'size-N, as in Kubo' })),
+  'only-hash': Type.Optional(Type.Boolean()),
+  'wrap-with-directory': Type.Optional(Type.Boolean()),
+  progress: Type.Optional(Type.Boolean()),
+  quieter: Type.Optional(Type.Boolean({ description: 'Only the root entry' }))
+})
+
+const CatQuery = Type.Object({
+  arg: Type.Optional(Type.Array(Type.String(), { description: 'CID or /ipfs/ path' })),
+  offset: Type.Optional(Type.Integer({ minimum: 0 })),
+  length: Type.Optional(Type.Integer({ minimum: 0 }))
+})
+
+const PathQuery = Type.Object({
+  arg: Type.Optional(Type.Array(Type.String(), { description: 'CID or /ipfs/ path' }))
+})
+
+const UploadQuery = Type.Object({
+  pin: Type.Optional(Type.Boolean({ default: true })),
+  'cid-version': Type.Optional(Type.Integer({ minimum: 0, maximum: 1 })),
+  'raw-leaves': Type.Optional(Type.Boolean()),
+  chunker: Type.Optional(Type.String())
+})
+
+interface AddQueryType {
+  pin?: boolean
+  'cid-version'?: 0 | 1
+  'raw-leaves'?: boolean
+  chunker?: string
+  'only-hash'?: boolean
+  'wrap-with-directory'?: boolean
+  progress?: boolean
+  quieter?: boolean
+}
+
+function importOptions (q: AddQueryType): AddOptions {
+  return { cidVersion: q['cid-version'], rawLeaves: q['raw-leaves'], chunker: q.chunker, onlyHash: q['only-hash'], wrapWithDirectory: q['wrap-with-directory'] }
+}
+
+/** One add result line, with Kubo's fields and document 000's together. */
+function addLine (evt: AddEvent): object {
+  if (evt.type === 'progress') return { Name: evt.name, Bytes: evt.bytes }
+  const cid = evt.cid.toString()
+  return { Name: evt.name, Hash: cid, Size: String(evt.size), success: true, cid, name: evt.name, size: evt.size }
+}
+
+async function * onlyLast (events: AsyncIterable<AddEvent>): AsyncGenerator<AddEvent> {
+  let last: AddEvent | undefined
+  for await (const evt of events) if (evt.type === 'entry') last = evt
+  if (last != null) yield last
+}
+
+async function lastEntry (events: AsyncIterable<AddEvent>): Promise<Extract<AddEvent, { type: 'entry' }>> {
+  for await (const evt of onlyLast(events)) if (evt.type === 'entry') return evt
+  throw new BadRequestError('nothing was uploaded')
+}
+
+/** Parses a single `bytes=` range against a size; multi-ranges are served as their first. */
+function parseRange (header: string | undefined, size: number): { start: number, end: number } | 'unsatisfiable' | undefined {
+  if (header == null) return undefined
+  const match = /^bytes=(\d*)-(\d*)/.exec(header.trim())
+  if (match == null || (match[1] === '' && match[2] === '')) return undefined
+  let start: number
+  let end: number
+  if (match[1] === '') {
+    start = Math.max(0, size - Number(match[2]))
+    end = size - 1
+  } else {
+    start = Number(match[1])
+    end = match[2] === '' ? size - 1 : Math.min(Number(match[2]), size - 1)
+  }
+  if (start >= size || start > end) return 'unsatisfiable'
+  return { start, end }
+}
+
+async function contentTypeOf (content: Content, path: string, name: string, signal: AbortSignal): Promise<string> {
+  const head: Uint8Array[] = []
+  for await (const chunk of content.cat(path, { length: SNIFF_BYTES, signal })) head.push(chunk)
+  return sniffContentType(Buffer.concat(head), name)
+}
+
+async function streamMedia (content: Content, path: string, range: string | undefined, reply: FastifyReply, signal: AbortSignal): Promise<FastifyReply> {
+  const stat = await content.stat(path, { signal })
+  reply.header('accept-ranges', 'bytes')
+  reply.header('content-type', await contentTypeOf(content, path, stat.name, signal))
+  reply.header('etag', `"${stat.cid.toString()}"`)
+  const wanted = parseRange(range, stat.size)
+  if (wanted === 'unsatisfiable') {
+    reply.header('content-range', `bytes */${stat.size}`)
+    throw Object.assign(new BadRequestError(`range ${range ?? ''} is outside the ${stat.size} bytes of ${path}`), { statusCode: 416 })
+  }
+  if (wanted == null) {
+    reply.header('content-length', stat.size)
+    return sendBytes(reply, content.cat(path, { signal }), reply.getHeader('content-type') as string)
+  }
+  const length = wanted.end - wanted.start + 1
+  reply.code(206)
+  reply.header('content-range', `bytes ${wanted.start}-${wanted.end}/${stat.size}`)
+  reply.header('content-length', length)
+  return sendBytes(reply, content.cat(path, { offset: wanted.start, length, signal }), reply.getHeader('content-type') as string)
+}
+
+function sendJson (socket: WebSocket, value: object): void {
+  if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(value))
+}
+
+export const contentRoutes: Routes = (app, { node, shutdown }) => {
+  const content = node.content
+
+  kuboRoute(app, {
+    path: 'add',
+    tags: ['content'],
+    summary: 'Add files and directories from a multipart body; NDJSON lines, root last',
+    schema: { querystring: AddQuery },
+    handler: async (request, reply) => {
+      const q = request.query as AddQueryType
+      const fields: Record<string, string> = {}
+      const events = content.addAll(candidates(request, fields), {
+        ...importOptions(q),
+        progress: q.progress,
+        // Read after the files, so that a `pin` form field sent after them still counts.
+        pin: () => flag(fields.pin ?? q.pin, true),
+        signal: requestSignal(reply)
+      })
+      const lines = q.quieter === true ? onlyLast(events) : events
+      return sendNdjson(reply, (async function * () { for await (const evt of lines) yield addLine(evt) })())
+    }
+  })
+
+  kuboRoute(app, {
+    path: 'cat',
+    get: true,
+    tags: ['content'],
+    summary: 'Stream the bytes of a file',
+    schema: { querystring: CatQuery },
+    handler: async (request, reply) => {
+      const path = firstArg(request, 'ipfs-path', 'cid')
+      const { offset, length } = request.query as { offset?: number, length?: number }
+      const chunks = await peek(content.cat(path, { offset, length, signal: AbortSignal.any([requestSignal(reply), shutdown]) }))
+      const first = await chunks.next()
+      const type = first.done === true || (offset ?? 0) > 0
+        ? 'application/octet-stream'
+        : await sniffContentType(first.value.subarray(0, SNIFF_BYTES))
+      return sendBytes(reply, (async function * () {
+        if (first.done !== true) yield first.value
+        yield * chunks
+      })(), type)
+    }
+  })
+
+  kuboRoute(app, {
+    path: 'ls',
+    get: true,
+    tags: ['content'],
+    summary: 'List directory entries',
+    schema: { querystring: PathQuery },
+    handler: async (request) => {
+      const paths = args(request, 'cid')
+      if (paths.length === 0) throw new BadRequestError('argument "ipfs-path" is required')
+      const objects = []
+      const entries = []
+      for (const path of paths) {
+        const listing = await content.ls(path)
+        objects.push({
+          Hash: path,
+          Links: listing.entries.map(e => ({ Name: e.name, Hash: e.cid.toString(), Size: e.size, Type: e.type === 'directory' ? 1 : 2, Target: '' }))
+        })
+        entries.push(...listing.entries.map(e => ({ name: e.name, cid: e.cid.toString(), size: e.size, type: e.type })))
+      }
+      return { success: true, entries, Objects: objects }
+    }
+  })
+
+  app.get('/api/v0/stream/media', {
+    schema: { querystring: PathQuery, tags: ['streaming'], summary: 'Stream a file with HTTP Range support and a sniffed Content-Type' }
+  }, async (request, reply) => {
+    const path = firstArg(request, 'cid', 'cid')
+    return streamMedia(content, path, request.headers.range, reply, AbortSignal.any([requestSignal(reply), shutdown]))
+  })
+
+  // Raw uploads take any body as a byte stream, in a context without the usual body parsers.
+  app.register(async (raw: FastifyInstance) => {
+    raw.removeAllContentTypeParsers()
+    raw.addContentTypeParser('*', (_request, _payload, done) => { done(null) })
+    raw.post('/api/v0/stream/upload', {
+      schema: { querystring: UploadQuery, tags: ['streaming'], summary: 'Stream a raw request body into the blockstore; same CID as add' }
+    }, async (request, reply) => {
+      const q = request.query as AddQueryType
+      const entry = await lastEntry(content.addAll([{ content: request.raw }], {
+        ...importOptions(q),
+        pin: q.pin ?? true,
+        signal: requestSignal(reply)
+      }))
+      return addLine(entry)
+    })
+  })
+
+  app.get('/ws/v0/stream/media', { websocket: true, schema: { tags: ['streaming'], summary: 'WebSocket: send {"cid"}, receive the file as binary frames' } }, (socket) => {
+    const controller = new AbortController()
+    socket.once('close', () => { controller.abort() })
+    socket.once('message', (data, isBinary) => {
+      void (async () => {
+        try {
+          if (isBinary) throw new BadRequestError('send a JSON text message {"cid": "..."} first')
+          const msg = JSON.parse(data.toString()) as { cid?: unknown, offset?: unknown, length?: unknown }
+          if (typeof msg.cid !== 'string') throw new BadRequestError('the message needs a "cid" string')
+          const offset = typeof msg.offset === 'number' ? msg.offset : undefined
+          const length = typeof msg.length === 'number' ? msg.length : undefined
+          for await (const chunk of content.cat(msg.cid, { offset, length, signal: AbortSignal.any([controller.signal, shutdown]) })) {
+            if (socket.readyState !== socket.OPEN) return
+            socket.send(chunk, { binary: true })
+          }
+          socket.close(1000, 'done')
+        } catch (err: any) {
+          sendJson(socket, envelope(err instanceof SyntaxError ? new BadRequestError(err.message) : err))
+          socket.close(1008, 'error')
+        }
+      })()
+    })
+  })
+
+  app.get('/ws/v0/stream/upload', { websocket: true, schema: { tags: ['streaming'], summary: 'WebSocket: send binary frames, then {"done": true}; receive {"success", "cid"}' } }, (socket, request) => {
+    void wsUpload(content, socket, request.query as Record<string, string | undefined>, shutdown)
+  })
+}
+
+/** Bytes queued from a WebSocket before the socket is paused. */
+const WS_HIGH_WATER = 8 * 1_048_576
+
+async function wsUpload (content: Content, socket: WebSocket, q: Record<string, string | undefined>, shutdown: AbortSignal): Promise<void> {
+  const queue = pushable()
+  let done = false
+  socket.on('message', (data, isBinary) => {
+    if (isBinary) {
+      queue.push(Array.isArray(data) ? Buffer.concat(data) : new Uint8Array(data as ArrayBuffer | Buffer))
+      if (queue.readableLength > WS_HIGH_WATER) socket.pause()
+      return
+    }
+    let msg: { done?: unknown } | undefined
+    try {
+      msg = JSON.parse(data.toString())
+    } catch {}
+    if (msg?.done === true) queue.end()
+    else queue.end(new BadRequestError('text messages must be {"done": true}; send the data as binary frames'))
+  })
+  socket.once('close', () => { if (!done) queue.end(new BadRequestError('the socket closed before {"done": true}')) })
+  const drained = (async function * () {
+    for await (const chunk of queue) {
+      if (socket.isPaused && queue.readableLength < WS_HIGH_WATER / 8) socket.resume()
+      yield chunk
+    }
+  })()
+  try {
+    const entry = await lastEntry(content.addAll([{ content: drained }], {
+      cidVersion: q['cid-version'] === '1' ? 1 : 0,
+      pin: flag(q.pin, true),
+      signal: shutdown
+    }))
+    done = true
+    sendJson(socket, addLine(entry))
+    socket.close(1000, 'done')
+  } catch (err: any) {
+    done = true
+    sendJson(socket, envelope(err))
+    socket.close(1008, 'error')
+  }
+}

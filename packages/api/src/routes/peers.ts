@@ -1,0 +1,82 @@
+import { Type } from 'typebox'
+import { args, option } from '../args.ts'
+import { BadRequestError } from '../errors.ts'
+import { requestSignal } from '../stream.ts'
+import { kuboRoute } from './route.ts'
+import type { Routes } from '../server.ts'
+
+const IdQuery = Type.Object({
+  arg: Type.Optional(Type.Array(Type.String(), { description: 'Peer id; this node when missing' }))
+})
+
+const ConnectQuery = Type.Object({
+  arg: Type.Optional(Type.Array(Type.String(), { description: 'Multiaddrs ending in /p2p/<peer id>' }))
+})
+
+const ConnectBody = Type.Optional(Type.Object({
+  addr: Type.Optional(Type.Union([Type.String(), Type.Array(Type.String())]))
+}))
+
+export const peerRoutes: Routes = (app, { node }) => {
+  kuboRoute(app, {
+    path: 'id',
+    get: true,
+    tags: ['peers'],
+    summary: 'Identity of this node or of another peer',
+    schema: { querystring: IdQuery },
+    handler: async (request, reply) => {
+      const peer = args(request)[0]
+      const id = await node.identity(peer, { signal: requestSignal(reply) })
+      return {
+        success: true,
+        id: id.id,
+        addresses: id.addresses,
+        ID: id.id,
+        PublicKey: id.publicKey,
+        Addresses: id.addresses,
+        AgentVersion: id.agentVersion,
+        ProtocolVersion: id.protocolVersion,
+        Protocols: id.protocols
+      }
+    }
+  })
+
+  kuboRoute(app, {
+    path: 'swarm/peers',
+    get: true,
+    tags: ['peers'],
+    summary: 'Connected peers',
+    handler: async () => {
+      const peers = node.peers()
+      return {
+        success: true,
+        peers: peers.map(p => ({ peer: p.peer, addr: p.addr, direction: p.direction, latency_ms: p.latencyMs ?? null, streams: p.streams })),
+        count: peers.length,
+        // Kubo numbers directions as Go's libp2p does: 1 inbound, 2 outbound.
+        Peers: peers.map(p => ({
+          Addr: p.addr,
+          Peer: p.peer,
+          Latency: p.latencyMs == null ? '' : `${p.latencyMs}ms`,
+          Muxer: p.muxer,
+          Direction: p.direction === 'inbound' ? 1 : 2,
+          Streams: null
+        }))
+      }
+    }
+  })
+
+  kuboRoute(app, {
+    path: 'swarm/connect',
+    tags: ['peers'],
+    summary: 'Connect to peers by multiaddr',
+    schema: { querystring: ConnectQuery, body: ConnectBody },
+    handler: async (request, reply) => {
+      const addrs = args(request, 'addr')
+      if (addrs.length === 0 && option(request, 'addr') == null) throw new BadRequestError('argument "address" is required')
+      const signal = requestSignal(reply)
+      const strings: string[] = []
+      for (const addr of addrs) strings.push(`connect ${await node.connect(addr, { signal })} success`)
+      return { success: true, added: addrs, Strings: strings }
+    }
+  })
+}

@@ -1,0 +1,72 @@
+import { once } from 'node:events'
+import { Readable } from 'node:stream'
+import type { FastifyReply } from 'fastify'
+
+/**
+ * An AbortSignal that fires when the client goes away, so that long work for a
+ * request (a cat, a pin, a subscription) stops with it.
+ */
+export function requestSignal (reply: FastifyReply): AbortSignal {
+  const controller = new AbortController()
+  // A response closes before it finished only when the connection went away.
+  reply.raw.once('close', () => { if (!reply.raw.writableFinished) controller.abort(new Error('client disconnected')) })
+  return controller.signal
+}
+
+/**
+ * Pulls the first item before the status line goes out, so that an error the
+ * work finds at once (a bad CID, a missing block) becomes a proper error
+ * response instead of a broken stream.
+ */
+export async function peek<T> (source: AsyncIterable<T>): Promise<AsyncGenerator<T>> {
+  const iterator = source[Symbol.asyncIterator]()
+  const first = await iterator.next()
+  return (async function * () {
+    if (first.done === true) return
+    yield first.value
+    yield * { [Symbol.asyncIterator]: () => iterator }
+  })()
+}
+
+/** Kubo's streaming JSON: one object per line. A late error ends the stream with a Kubo error line. */
+export async function sendNdjson (reply: FastifyReply, source: AsyncIterable<object>): Promise<FastifyReply> {
+  const items = await peek(source)
+  const lines = (async function * () {
+    try {
+      for await (const item of items) yield `${JSON.stringify(item)}\n`
+    } catch (err: any) {
+      yield `${JSON.stringify({ Message: err.message, Code: 0, Type: 'error' })}\n`
+    }
+  })()
+  reply.header('content-type', 'application/x-ndjson')
+  reply.header('x-chunked-output', '1')
+  return reply.send(Readable.from(lines))
+}
+
+/** Raw bytes, streamed with backpressure. */
+export async function sendBytes (reply: FastifyReply, source: AsyncIterable<Uint8Array>, contentType = 'application/octet-stream'): Promise<FastifyReply> {
+  const chunks = await peek(source)
+  reply.header('content-type', contentType)
+  return reply.send(Readable.from(chunks, { objectMode: false }))
+}
+
+/**
+ * NDJSON for a stream with no natural end (a pubsub subscription): the headers
+ * go out at once, because Kubo clients take them as the sign that the
+ * subscription is live, and lines follow as they come until `signal` aborts.
+ */
+export async function streamLive (reply: FastifyReply, source: AsyncIterable<object>, signal: AbortSignal): Promise<void> {
+  reply.hijack()
+  const res = reply.raw
+  res.writeHead(200, { 'content-type': 'application/x-ndjson', 'x-chunked-output': '1', 'cache-control': 'no-cache' })
+  res.flushHeaders()
+  try {
+    for await (const item of source) {
+      if (!res.write(`${JSON.stringify(item)}\n`)) await once(res, 'drain', { signal })
+    }
+  } catch (err: any) {
+    if (!signal.aborted) res.write(`${JSON.stringify({ Message: err.message, Code: 0, Type: 'error' })}\n`)
+  } finally {
+    res.end()
+  }
+}

@@ -1,0 +1,173 @@
+import { randomUUID } from 'node:crypto'
+import { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { Command, Option } from 'commander'
+import cliProgress from 'cli-progress'
+import { createLogger, defaultRepo, initRepo, loadConfig, parsePort, writeDefaultConfig } from '@node-daemon/daemon'
+import { apiUrl, call, ndjson } from './client.ts'
+import { startDaemon } from './daemon.ts'
+import { listUpload, multipartBody } from './upload.ts'
+import type { ConfigLayer } from '@node-daemon/daemon'
+
+/** Progress bars only pay off on big uploads. */
+const PROGRESS_MIN_BYTES = 8 * 1_048_576
+
+function collect (value: string, previous: string[] = []): string[] {
+  return [...previous, value]
+}
+
+function repoOf (opts: { repo?: string }): string {
+  return opts.repo ?? defaultRepo()
+}
+
+async function start (opts: Record<string, any>): Promise<void> {
+  const flags: ConfigLayer = {
+    repo: opts.repo,
+    api: { host: opts.apiHost, port: opts.apiPort },
+    swarm: { port: opts.swarmPort, bootstrap: opts.bootstrap },
+    log: { level: opts.logLevel }
+  }
+  const config = await loadConfig({ flags, configFile: opts.config })
+  const logger = createLogger(config.log.level)
+  const daemon = await startDaemon(config, logger)
+  const addresses = daemon.node.swarm.getMultiaddrs().map(ma => ma.toString())
+  process.stdout.write([
+    'node-daemon is ready',
+    `peer id: ${daemon.node.peerId}`,
+    ...addresses.map(a => `swarm: ${a}`),
+    `api: ${daemon.url}`,
+    ''
+  ].join('\n'))
+  let signals = 0
+  const onSignal = (signal: string): void => {
+    if (++signals > 1) {
+      logger.warn('second signal: exiting without a clean stop')
+      process.exit(1)
+    }
+    logger.info({ signal }, 'stopping')
+    daemon.stop().then(() => { logger.flush(); process.exit(0) }, (err) => {
+      logger.error({ err }, 'unclean stop')
+      logger.flush()
+      process.exit(1)
+    })
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+}
+
+async function add (paths: string[], opts: Record<string, any>): Promise<void> {
+  const base = await apiUrl(opts.api, repoOf(opts))
+  const entries = (await Promise.all(paths.map(async p => listUpload(p, opts.recursive === true)))).flat()
+  const total = entries.reduce((sum, e) => sum + e.size, 0)
+  const bar = process.stderr.isTTY === true && total >= PROGRESS_MIN_BYTES && opts.progress !== false
+    ? new cliProgress.SingleBar({ stream: process.stderr, format: 'adding [{bar}] {percentage}% {value_mb}/{total_mb} MiB' }, cliProgress.Presets.shades_classic)
+    : undefined
+  let sent = 0
+  const mb = (n: number): string => (n / 1_048_576).toFixed(1)
+  bar?.start(total, 0, { value_mb: mb(0), total_mb: mb(total) })
+  const boundary = `node-daemon-${randomUUID()}`
+  const params: Record<string, string> = { pin: String(opts.pin !== false) }
+  if (opts.cidVersion != null) params['cid-version'] = String(opts.cidVersion)
+  if (opts.wrapWithDirectory === true) params['wrap-with-directory'] = 'true'
+  if (opts.onlyHash === true) params['only-hash'] = 'true'
+  const res = await call(base, 'add', params, {
+    headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
+    body: multipartBody(entries, boundary, (n) => { sent += n; bar?.update(sent, { value_mb: mb(sent) }) }),
+    duplex: 'half'
+  } as RequestInit)
+  const results: Array<{ Hash: string, Name: string }> = []
+  for await (const line of ndjson<{ Hash?: string, Name: string, Message?: string }>(res)) {
+    if (line.Message != null) throw new Error(line.Message)
+    if (line.Hash != null) results.push({ Hash: line.Hash, Name: line.Name })
+  }
+  bar?.stop()
+  for (const r of opts.quiet === true ? results.slice(-1) : results) {
+    process.stdout.write(opts.quiet === true ? `${r.Hash}\n` : `added ${r.Hash} ${r.Name}\n`)
+  }
+}
+
+/** The `node-daemon` command: `start` runs a daemon; the rest are thin clients of its HTTP API. */
+export function program (): Command {
+  const cmd = new Command('node-daemon')
+    .description('A peer-to-peer node daemon: IPFS content, a Raft-replicated cluster state, inference and training')
+    .showHelpAfterError()
+  const repoOption = (): Option => new Option('--repo <dir>', 'repo directory (env NODE_DAEMON_REPO)')
+  const apiOption = (): Option => new Option('--api <url>', 'API of a running daemon (default: the one the repo names)')
+
+  cmd.command('init')
+    .description('create a repo with a new identity and a default config.yaml')
+    .addOption(repoOption())
+    .action(async (opts) => {
+      const repo = repoOf(opts)
+      const { privateKey, created } = await initRepo(repo)
+      const config = await loadConfig({ flags: { repo } })
+      await writeDefaultConfig(repo, { api: config.api, swarm: config.swarm, log: config.log })
+      process.stdout.write(`${created ? 'initialized' : 'already initialized:'} ${repo}\npeer id: ${peerIdFromPrivateKey(privateKey).toString()}\n`)
+    })
+
+  cmd.command('start')
+    .description('run the daemon until SIGINT or SIGTERM')
+    .addOption(repoOption())
+    .option('--api-host <host>', 'API interface (default 127.0.0.1)')
+    .option('--api-port <port>', 'API port (default 8000)', (v) => parsePort(v, '--api-port'))
+    .option('--swarm-port <port>', 'libp2p TCP port (default 4001)', (v) => parsePort(v, '--swarm-port'))
+    .option('--bootstrap <multiaddr>', 'peer to join through; repeatable', collect)
+    .option('--config <file>', 'YAML config file')
+    .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent')
+    .action(start)
+
+  cmd.command('id')
+    .description("print the node's identity")
+    .addOption(repoOption()).addOption(apiOption())
+    .action(async (opts) => {
+      const res = await call(await apiUrl(opts.api, repoOf(opts)), 'id')
+      const { ID, PublicKey, Addresses, AgentVersion, ProtocolVersion, Protocols } = await res.json() as Record<string, unknown>
+      process.stdout.write(`${JSON.stringify({ ID, PublicKey, Addresses, AgentVersion, ProtocolVersion, Protocols }, null, 2)}\n`)
+    })
+
+  cmd.command('add')
+    .description('add files or directories (-r) and print their CIDs')
+    .argument('<path...>')
+    .addOption(repoOption()).addOption(apiOption())
+    .option('-r, --recursive', 'add directories recursively')
+    .option('-w, --wrap-with-directory', 'wrap the files in a directory')
+    .option('-q, --quiet', 'print only the root CID')
+    .option('-n, --only-hash', 'compute CIDs without storing')
+    .option('--cid-version <n>', 'CID version: 0 (default) or 1')
+    .option('--no-pin', 'do not pin')
+    .option('--no-progress', 'no progress bar')
+    .action(add)
+
+  cmd.command('cat')
+    .description('write the bytes of a file to stdout')
+    .argument('<cid>')
+    .addOption(repoOption()).addOption(apiOption())
+    .action(async (cid, opts) => {
+      const res = await call(await apiUrl(opts.api, repoOf(opts)), 'cat', { arg: cid })
+      await pipeline(Readable.fromWeb(res.body as any), process.stdout)
+    })
+
+  const pin = cmd.command('pin').description('pins')
+  pin.command('ls')
+    .description('list pins')
+    .addOption(repoOption()).addOption(apiOption())
+    .option('--type <type>', 'all, recursive, direct or indirect', 'all')
+    .action(async (opts) => {
+      const res = await call(await apiUrl(opts.api, repoOf(opts)), 'pin/ls', { type: opts.type, stream: 'true' })
+      for await (const line of ndjson<{ Cid: string, Type: string, Message?: string }>(res)) {
+        if (line.Message != null) throw new Error(line.Message)
+        process.stdout.write(`${line.Cid} ${line.Type}\n`)
+      }
+    })
+  return cmd
+}
+
+export async function main (argv: string[]): Promise<void> {
+  try {
+    await program().parseAsync(argv)
+  } catch (err: any) {
+    process.stderr.write(`Error: ${err.message}\n`)
+    process.exitCode = 1
+  }
+}

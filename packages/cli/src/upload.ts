@@ -1,0 +1,67 @@
+import { createReadStream } from 'node:fs'
+import { readdir, stat } from 'node:fs/promises'
+import { basename, join, relative } from 'node:path'
+
+export interface UploadEntry {
+  /** Path inside the upload, with the top-level name first. */
+  path: string
+  /** Absolute path on disk; missing for directories. */
+  file?: string
+  size: number
+}
+
+/** Lists what `add` sends: the path itself, and with `recursive` everything under a directory. */
+export async function listUpload (root: string, recursive: boolean): Promise<UploadEntry[]> {
+  const info = await stat(root)
+  const top = basename(root)
+  if (info.isFile()) return [{ path: top, file: root, size: info.size }]
+  if (!info.isDirectory()) throw new Error(`${root} is neither a file nor a directory`)
+  if (!recursive) throw new Error(`${root} is a directory; use -r to add it`)
+  const entries: UploadEntry[] = [{ path: top, size: 0 }]
+  const walk = async (dir: string): Promise<void> => {
+    const children = (await readdir(dir, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))
+    for (const child of children) {
+      const abs = join(dir, child.name)
+      const path = join(top, relative(root, abs))
+      if (child.isDirectory()) {
+        entries.push({ path, size: 0 })
+        await walk(abs)
+      } else if (child.isFile()) {
+        entries.push({ path, file: abs, size: (await stat(abs)).size })
+      }
+    }
+  }
+  await walk(root)
+  return entries
+}
+
+/**
+ * A multipart body in Kubo's layout, streamed from disk: one part per file or
+ * directory, paths URI-encoded in the filename. `onBytes` sees file bytes as
+ * they are read, for a progress bar.
+ */
+export function multipartBody (entries: UploadEntry[], boundary: string, onBytes: (n: number) => void): ReadableStream<Uint8Array> {
+  const encoder = new TextEncoder()
+  async function * parts (): AsyncGenerator<Uint8Array> {
+    for (const [i, entry] of entries.entries()) {
+      const type = entry.file == null ? 'application/x-directory' : 'application/octet-stream'
+      yield encoder.encode(`${i > 0 ? '\r\n' : ''}--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${encodeURIComponent(entry.path)}"\r\nContent-Type: ${type}\r\n\r\n`)
+      if (entry.file != null) {
+        for await (const chunk of createReadStream(entry.file, { highWaterMark: 1_048_576 })) {
+          onBytes(chunk.length)
+          yield chunk
+        }
+      }
+    }
+    yield encoder.encode(`\r\n--${boundary}--\r\n`)
+  }
+  const iterator = parts()
+  return new ReadableStream({
+    async pull (controller) {
+      const { value, done } = await iterator.next()
+      if (done === true) controller.close()
+      else controller.enqueue(value)
+    },
+    async cancel () { await iterator.return(undefined) }
+  })
+}

@@ -1,0 +1,106 @@
+import { fixedSize } from 'ipfs-unixfs-importer/chunker'
+import { importer } from 'ipfs-unixfs-importer'
+import { pushable } from 'it-pushable'
+import { InvalidParameterError } from './errors.ts'
+import { pinAdd } from './pins.ts'
+import type { PinComponents } from './pins.ts'
+import type { AbortOptions } from '@libp2p/interface'
+import type { ImportCandidate, WritableStorage } from 'ipfs-unixfs-importer'
+import type { CID, Version } from 'multiformats/cid'
+
+export interface AddOptions extends AbortOptions {
+  /**
+   * Pin the top-level results recursively; default true, as Kubo. A function
+   * is asked once every file has been read.
+   */
+  pin?: boolean | (() => boolean)
+  cidVersion?: Version
+  /** Defaults to true with CIDv1 and false with CIDv0, as Kubo. */
+  rawLeaves?: boolean
+  /** Kubo's chunker syntax; only `size-N` is supported. */
+  chunker?: string
+  onlyHash?: boolean
+  wrapWithDirectory?: boolean
+  /** Emit `progress` events while files are read. */
+  progress?: boolean
+}
+
+export type AddEvent =
+  | { type: 'progress', name: string, bytes: number }
+  | { type: 'entry', name: string, cid: CID, size: number }
+
+/** Kubo caps chunks at 1 MiB + 256 KiB so that a leaf fits in a bitswap message. */
+const MAX_CHUNK_SIZE = 1_048_576 + 262_144
+
+export function parseChunker (chunker: string | undefined): number {
+  if (chunker == null || chunker === '') return 262_144
+  const match = /^size-(\d+)$/.exec(chunker)
+  const size = match == null ? NaN : Number(match[1])
+  if (!Number.isSafeInteger(size) || size <= 0 || size > MAX_CHUNK_SIZE) {
+    throw new InvalidParameterError(`unsupported chunker ${JSON.stringify(chunker)}: use size-N with 0 < N <= ${MAX_CHUNK_SIZE}`)
+  }
+  return size
+}
+
+/** A sink that only hashes: what `only-hash` imports into. */
+const hashOnly: WritableStorage = { put: async (cid) => cid }
+
+function isTopLevel (path: string | undefined, wrap: boolean): boolean {
+  return wrap ? path === '' : path != null && !path.includes('/')
+}
+
+export interface AddComponents extends PinComponents {
+  blockstore: PinComponents['blockstore'] & WritableStorage
+}
+
+/**
+ * Imports files and directories with Kubo's defaults (CIDv0, 256 KiB chunks,
+ * balanced DAG of 174 links), so that the same bytes get the same CIDs. Yields
+ * progress while reading and one entry per file and directory, root last.
+ */
+export async function * addAll (components: AddComponents, source: AsyncIterable<ImportCandidate> | Iterable<ImportCandidate>, options: AddOptions = {}): AsyncGenerator<AddEvent> {
+  const cidVersion = options.cidVersion ?? 0
+  if (cidVersion !== 0 && cidVersion !== 1) {
+    throw new InvalidParameterError(`cid-version must be 0 or 1, not ${String(cidVersion)}`)
+  }
+  const chunkSize = parseChunker(options.chunker)
+  const wrap = options.wrapWithDirectory ?? false
+  const events = pushable<AddEvent>({ objectMode: true })
+  const bytesByPath = new Map<string, number>()
+  const roots: CID[] = []
+
+  const run = async (): Promise<void> => {
+    const entries = importer(source, options.onlyHash === true ? hashOnly : components.blockstore, {
+      profile: 'unixfs-v0-2015',
+      cidVersion,
+      rawLeaves: options.rawLeaves ?? cidVersion === 1,
+      chunker: fixedSize({ chunkSize }),
+      wrapWithDirectory: wrap,
+      // Multipart parts arrive one after another, so files are read in order.
+      fileImportConcurrency: 1,
+      onProgress: options.progress === true
+        ? (evt) => {
+            if (evt.type === 'unixfs:importer:progress:file:read') {
+              const name = evt.detail.path ?? ''
+              const bytes = (bytesByPath.get(name) ?? 0) + Number(evt.detail.bytesRead)
+              bytesByPath.set(name, bytes)
+              events.push({ type: 'progress', name, bytes })
+            }
+          }
+        : undefined
+    })
+    for await (const entry of entries) {
+      options.signal?.throwIfAborted()
+      if (isTopLevel(entry.path, wrap)) roots.push(entry.cid)
+      events.push({ type: 'entry', name: entry.path ?? entry.cid.toString(), cid: entry.cid, size: Number(entry.size) })
+    }
+    const pin = typeof options.pin === 'function' ? options.pin() : options.pin
+    if (pin !== false && options.onlyHash !== true) {
+      for (const cid of roots) await pinAdd(components, cid, true, options)
+    }
+  }
+
+  run().then(() => events.end(), (err) => events.end(err))
+  yield * events
+}
+

@@ -1,0 +1,110 @@
+import { CID } from 'multiformats/cid'
+import { codecByCode, codecByName, hasherByName } from './codecs.ts'
+import { InvalidParameterError, NotFoundError } from './errors.ts'
+import { parsePath } from './paths.ts'
+import type { Blocks } from '@helia/interface'
+import type { AbortOptions } from '@libp2p/interface'
+
+export interface BlockPutOptions extends AbortOptions {
+  /** Multicodec of the block; Kubo's default is raw. */
+  cidCodec?: string
+  /** Multihash function; default sha2-256. */
+  mhtype?: string
+  /** Legacy Kubo option: `v0` means dag-pb with a CIDv0. */
+  format?: string
+}
+
+export interface DagPutOptions extends AbortOptions {
+  storeCodec?: string
+  inputCodec?: string
+  hash?: string
+}
+
+type BlockComponents = Pick<Blocks, 'get' | 'put' | 'has'>
+
+export async function getBlock (blocks: Pick<Blocks, 'get'>, cid: CID, options: AbortOptions & { offline?: boolean } = {}): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = []
+  for await (const chunk of blocks.get(cid, options)) chunks.push(chunk)
+  return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)
+}
+
+function decodeOrThrow (codecName: string, bytes: Uint8Array): unknown {
+  try {
+    return codecByName(codecName).decode(bytes)
+  } catch (err: any) {
+    if (err instanceof InvalidParameterError) throw err
+    throw new InvalidParameterError(`data is not valid ${codecName}: ${err.message}`)
+  }
+}
+
+/** Stores raw bytes as one block; the bytes must decode with the chosen codec. */
+export async function putBlock (blocks: BlockComponents, bytes: Uint8Array, options: BlockPutOptions = {}): Promise<CID> {
+  const v0 = options.format === 'v0'
+  const codecName = v0 ? 'dag-pb' : (options.cidCodec ?? options.format ?? 'raw')
+  const codec = codecByName(codecName === 'protobuf' ? 'dag-pb' : codecName === 'cbor' ? 'dag-cbor' : codecName)
+  if (codec.name !== 'raw') decodeOrThrow(codec.name, bytes)
+  const hasher = hasherByName(options.mhtype ?? 'sha2-256')
+  if (v0 && hasher.name !== 'sha2-256') throw new InvalidParameterError('CIDv0 needs sha2-256')
+  const digest = await hasher.digest(bytes)
+  const cid = v0 ? CID.createV0(digest as any) : CID.createV1(codec.code, digest)
+  await blocks.put(cid, bytes, options)
+  return cid
+}
+
+export async function statBlock (blocks: BlockComponents, cid: CID, options: AbortOptions = {}): Promise<{ cid: CID, size: number }> {
+  const bytes = await getBlock(blocks, cid, options)
+  return { cid, size: bytes.byteLength }
+}
+
+/** Encodes a node given in `inputCodec` into `storeCodec`, as Kubo's dag/put. */
+export async function dagPut (blocks: BlockComponents, bytes: Uint8Array, options: DagPutOptions = {}): Promise<CID> {
+  const inputCodec = options.inputCodec ?? 'dag-json'
+  const store = codecByName(options.storeCodec ?? 'dag-cbor')
+  const node = decodeOrThrow(inputCodec, bytes)
+  let encoded: Uint8Array
+  try {
+    encoded = store.encode(node)
+  } catch (err: any) {
+    throw new InvalidParameterError(`cannot encode the node as ${store.name}: ${err.message}`)
+  }
+  const digest = await hasherByName(options.hash ?? 'sha2-256').digest(encoded)
+  const cid = CID.createV1(store.code, digest)
+  await blocks.put(cid, encoded, options)
+  return cid
+}
+
+/**
+ * Reads a node, walks `path` through its fields and links, and encodes what it
+ * reaches in `outputCodec` (dag-json by default), as Kubo's dag/get.
+ */
+export async function dagGet (blocks: BlockComponents, path: string, outputCodec = 'dag-json', options: AbortOptions = {}): Promise<Uint8Array> {
+  const { cid, rest } = parsePath(path)
+  const output = codecByName(outputCodec)
+  let current: CID = cid
+  let node: unknown = codecByCode(cid.code).decode(await getBlock(blocks, cid, options))
+  for (const segment of rest) {
+    if (node instanceof CID) {
+      current = node
+      node = codecByCode(current.code).decode(await getBlock(blocks, current, options))
+    }
+    const next = dagPbLink(node, segment) ?? (node != null && typeof node === 'object' ? (node as Record<string, unknown>)[segment] : undefined)
+    if (next === undefined) throw new NotFoundError(`no field or link named ${JSON.stringify(segment)} in ${current}`)
+    node = next
+  }
+  if (output.name === 'raw') {
+    if (rest.length > 0) throw new InvalidParameterError('output-codec raw can only print whole blocks')
+    return getBlock(blocks, cid, options)
+  }
+  try {
+    return output.encode(node)
+  } catch (err: any) {
+    throw new InvalidParameterError(`cannot encode the node as ${output.name}: ${err.message}`)
+  }
+}
+
+/** dag-pb links are addressed by their names, as in Kubo's path resolution. */
+function dagPbLink (node: unknown, segment: string): CID | undefined {
+  const links = (node as { Links?: Array<{ Name?: string, Hash: CID }> } | null)?.Links
+  if (!Array.isArray(links) || (node as Record<string, unknown>)[segment] !== undefined) return undefined
+  return links.find(l => l.Name === segment)?.Hash
+}

@@ -1,0 +1,130 @@
+import { withBitswap } from '@helia/bitswap'
+import { withLibp2pLight } from '@helia/libp2p'
+import { createHeliaLight } from 'helia'
+import { addAll } from './add.ts'
+import { dagGet, dagPut, getBlock, putBlock, statBlock } from './blocks.ts'
+import { codecs, hashers } from './codecs.ts'
+import { Names } from './names.ts'
+import { parsePath } from './paths.ts'
+import { pinAdd, pinLs, pinRm } from './pins.ts'
+import { Topics } from './pubsub.ts'
+import { cat, ls, stat } from './read.ts'
+import type { AddEvent, AddOptions } from './add.ts'
+import type { BlockPutOptions, DagPutOptions } from './blocks.ts'
+import type { PinEntry, PinFilter } from './pins.ts'
+import type { CatOptions, FileStat, LsEntry } from './read.ts'
+import type { HeliaWithLibp2p } from '@helia/libp2p'
+import type { AbortOptions } from '@libp2p/interface'
+import type { Swarm, SwarmServices } from '@node-daemon/swarm'
+import type { Blockstore } from 'interface-blockstore'
+import type { Datastore } from 'interface-datastore'
+import type { ImportCandidate } from 'ipfs-unixfs-importer'
+import type { Libp2pOptions } from 'libp2p'
+import type { CID } from 'multiformats/cid'
+
+export interface ContentInit {
+  blockstore: Blockstore
+  datastore: Datastore
+  /** The swarm's options; Helia creates and owns the libp2p node. */
+  libp2p: Libp2pOptions<SwarmServices>
+  /** The node's identity key as a libp2p protobuf, made the IPNS `self` key. */
+  identity: Uint8Array
+}
+
+/**
+ * The IPFS content of one node: a Helia stack (blockstore, pins, bitswap, IPNS)
+ * on the node's swarm. Each method is one Kubo RPC operation; the work lives in
+ * one file per concern beside this class.
+ */
+export class Content {
+  readonly helia: HeliaWithLibp2p<SwarmServices>
+  readonly names: Names
+  readonly topics: Topics
+  private readonly identity: Uint8Array
+
+  constructor (init: ContentInit) {
+    // createHeliaLight + explicit libp2p and bitswap: createHelia() would add
+    // HTTP gateways and delegated routers that wait on the internet.
+    this.helia = withBitswap(withLibp2pLight(createHeliaLight({
+      blockstore: init.blockstore,
+      datastore: init.datastore,
+      codecs: Object.values(codecs),
+      hashers: Object.values(hashers)
+    }), init.libp2p))
+    const { datastore, routing, logger, keychain, events, getCrypto } = this.helia
+    this.names = new Names({ datastore, routing, logger, keychain, events, getCrypto, hasPeers: () => this.helia.libp2p.getConnections().length > 0 })
+    this.topics = new Topics(() => this.helia.libp2p.services.pubsub)
+    this.identity = init.identity
+  }
+
+  get swarm (): Swarm {
+    return this.helia.libp2p
+  }
+
+  async start (): Promise<void> {
+    await this.helia.start()
+    try {
+      this.topics.start()
+      await this.names.setSelfKey(this.identity)
+    } catch (err) {
+      await this.stop()
+      throw err
+    }
+  }
+
+  async stop (): Promise<void> {
+    if (this.helia.status === 'stopped') return
+    this.topics.stop()
+    await this.helia.stop()
+  }
+
+  addAll (source: AsyncIterable<ImportCandidate> | Iterable<ImportCandidate>, options?: AddOptions): AsyncGenerator<AddEvent> {
+    return addAll({ blockstore: this.helia.blockstore, pins: this.helia.pins }, source, options)
+  }
+
+  cat (path: string, options?: CatOptions): AsyncGenerator<Uint8Array> {
+    return cat(this.helia.blockstore, path, options)
+  }
+
+  stat (path: string, options?: AbortOptions): Promise<FileStat> {
+    return stat(this.helia.blockstore, path, options)
+  }
+
+  ls (path: string, options?: AbortOptions): Promise<{ cid: CID, entries: LsEntry[] }> {
+    return ls(this.helia.blockstore, path, options)
+  }
+
+  pinAdd (path: string, recursive = true, options?: AbortOptions): Promise<CID> {
+    const { cid } = parsePath(path)
+    return pinAdd(this.helia, cid, recursive, options).then(() => cid)
+  }
+
+  pinRm (path: string, recursive = true, options?: AbortOptions): Promise<CID> {
+    const { cid } = parsePath(path)
+    return pinRm(this.helia, cid, recursive, options).then(() => cid)
+  }
+
+  pinLs (filter?: PinFilter, paths: string[] = [], options?: AbortOptions): AsyncGenerator<PinEntry> {
+    return pinLs(this.helia, filter, paths.map(p => parsePath(p).cid), options)
+  }
+
+  blockGet (path: string, options?: AbortOptions): Promise<Uint8Array> {
+    return getBlock(this.helia.blockstore, parsePath(path).cid, options)
+  }
+
+  blockPut (bytes: Uint8Array, options?: BlockPutOptions): Promise<CID> {
+    return putBlock(this.helia.blockstore, bytes, options)
+  }
+
+  blockStat (path: string, options?: AbortOptions): Promise<{ cid: CID, size: number }> {
+    return statBlock(this.helia.blockstore, parsePath(path).cid, options)
+  }
+
+  dagPut (bytes: Uint8Array, options?: DagPutOptions): Promise<CID> {
+    return dagPut(this.helia.blockstore, bytes, options)
+  }
+
+  dagGet (path: string, outputCodec?: string, options?: AbortOptions): Promise<Uint8Array> {
+    return dagGet(this.helia.blockstore, path, outputCodec, options)
+  }
+}

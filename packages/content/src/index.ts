@@ -1,0 +1,17 @@
+/**
+ * IPFS content of a node, on Helia: UnixFS add/cat/ls with Kubo's CIDs for the
+ * same bytes, raw blocks and IPLD DAGs, pins of Kubo's three kinds, IPNS names
+ * with named keys, and gossipsub topics. Everything the daemon stores is content
+ * addressed through this package.
+ */
+export { Content } from './content.ts'
+export type { ContentInit } from './content.ts'
+export { parseChunker } from './add.ts'
+export type { AddEvent, AddOptions } from './add.ts'
+export type { BlockPutOptions, DagPutOptions } from './blocks.ts'
+export type { PinEntry, PinFilter, PinType } from './pins.ts'
+export type { CatOptions, FileStat, LsEntry, LinkType } from './read.ts'
+export type { KeyEntry, PublishOptions, ResolveOptions } from './names.ts'
+export type { PubsubMessage } from './pubsub.ts'
+export { parsePath, parseCID } from './paths.ts'
+export * from './errors.ts'

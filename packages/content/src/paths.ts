@@ -1,0 +1,36 @@
+import { CID } from 'multiformats/cid'
+import { InvalidCIDError } from './errors.ts'
+
+export interface ContentPath {
+  cid: CID
+  /** Segments after the root CID, without empty ones. */
+  rest: string[]
+}
+
+/** Parses a CID, `/ipfs/<cid>[/path]` or `<cid>/path`, as Kubo accepts them. */
+export function parsePath (input: string): ContentPath {
+  if (typeof input !== 'string' || input.length === 0) {
+    throw new InvalidCIDError('a CID or /ipfs/ path is required')
+  }
+  let parts = input.split('/').filter(p => p.length > 0)
+  if (input.startsWith('/')) {
+    if (parts[0] !== 'ipfs') {
+      throw new InvalidCIDError(`unsupported path ${JSON.stringify(input)}: only /ipfs/ paths can be read`)
+    }
+    parts = parts.slice(1)
+  }
+  const [root, ...rest] = parts
+  return { cid: parseCID(root ?? ''), rest }
+}
+
+export function parseCID (input: string): CID {
+  try {
+    return CID.parse(input)
+  } catch {
+    throw new InvalidCIDError(`invalid CID ${JSON.stringify(input)}`)
+  }
+}
+
+export function toExporterPath (path: ContentPath): string {
+  return [path.cid.toString(), ...path.rest].join('/')
+}

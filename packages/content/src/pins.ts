@@ -1,0 +1,118 @@
+import { CID } from 'multiformats/cid'
+import { getBlock } from './blocks.ts'
+import { codecByCode } from './codecs.ts'
+import { PinError } from './errors.ts'
+import type { Blocks, Pin, Pins } from '@helia/interface'
+import type { AbortOptions } from '@libp2p/interface'
+
+export type PinType = 'recursive' | 'direct' | 'indirect'
+export type PinFilter = PinType | 'all'
+
+export interface PinEntry {
+  cid: CID
+  type: PinType
+}
+
+export interface PinComponents {
+  pins: Pins
+  blockstore: Pick<Blocks, 'get'>
+}
+
+const RAW = 0x55
+
+/** Pins recursively (the whole DAG, fetched if missing) or directly (the one block). */
+export async function pinAdd (components: PinComponents, cid: CID, recursive: boolean, options: AbortOptions = {}): Promise<void> {
+  const depth = recursive ? Infinity : 0
+  const existing = await components.pins.get(cid, options).catch(() => undefined)
+  if (existing?.depth === depth) return
+  if (existing != null) {
+    if (!recursive) throw new PinError(`${cid} is already pinned recursively`)
+    for await (const _ of components.pins.rm(cid, options)) {}
+  }
+  // Helia keys pins by CIDv1; the metadata keeps the CID as the user gave it, as Kubo lists it.
+  for await (const _ of components.pins.add(cid, { ...options, depth, metadata: { cid: cid.toString() } })) {}
+}
+
+function pinnedCID (pin: Pin): CID {
+  return typeof pin.metadata.cid === 'string' ? CID.parse(pin.metadata.cid) : pin.cid
+}
+
+export async function pinRm (components: PinComponents, cid: CID, recursive: boolean, options: AbortOptions = {}): Promise<void> {
+  const existing = await components.pins.get(cid, options).catch(() => undefined)
+  if (existing == null) {
+    const indirect = await components.pins.isPinned(cid, options)
+    throw new PinError(indirect ? `${cid} is pinned indirectly, not directly or recursively` : `${cid} is not pinned`)
+  }
+  if (!recursive && existing.depth === Infinity) throw new PinError(`${cid} is pinned recursively`)
+  for await (const _ of components.pins.rm(cid, options)) {}
+}
+
+/**
+ * Lists pins as Kubo does: recursive and direct pins from the pin store, and
+ * indirect ones (blocks under a recursive pin) by walking the local DAGs.
+ * With `cids`, tells how each is pinned and fails on one that is not.
+ */
+export async function * pinLs (components: PinComponents, filter: PinFilter = 'all', cids: CID[] = [], options: AbortOptions = {}): AsyncGenerator<PinEntry> {
+  if (cids.length > 0) {
+    for (const cid of cids) {
+      const pin = await components.pins.get(cid, options).catch(() => undefined)
+      const type: PinType | undefined = pin != null
+        ? (pin.depth === Infinity ? 'recursive' : 'direct')
+        : (await components.pins.isPinned(cid, options) ? 'indirect' : undefined)
+      if (type == null || (filter !== 'all' && filter !== type)) {
+        throw new PinError(`path '${cid}' is not pinned${filter === 'all' ? '' : ` with type ${filter}`}`)
+      }
+      yield { cid, type }
+    }
+    return
+  }
+  const roots: CID[] = []
+  const listed = new Set<string>()
+  for await (const pin of components.pins.ls(options)) {
+    const type: PinType = pin.depth === Infinity ? 'recursive' : 'direct'
+    const cid = pinnedCID(pin)
+    if (type === 'recursive') roots.push(cid)
+    if (filter === 'all' || filter === type) {
+      listed.add(cid.toString())
+      yield { cid, type }
+    }
+  }
+  if (filter !== 'all' && filter !== 'indirect') return
+  for (const root of roots) {
+    for await (const cid of descendants(components, root, options)) {
+      const key = cid.toString()
+      if (listed.has(key) || roots.some(r => r.equals(cid))) continue
+      listed.add(key)
+      yield { cid, type: 'indirect' }
+    }
+  }
+}
+
+/** Every block under `root`, depth first, read from the local store only. */
+async function * descendants (components: PinComponents, root: CID, options: AbortOptions): AsyncGenerator<CID> {
+  const stack = [root]
+  const seen = new Set<string>()
+  while (stack.length > 0) {
+    const cid = stack.pop() as CID
+    if (cid.code === RAW) continue
+    const node = codecByCode(cid.code).decode(await getBlock(components.blockstore, cid, { ...options, offline: true }))
+    for (const child of linksIn(node)) {
+      const key = child.toString()
+      if (seen.has(key)) continue
+      seen.add(key)
+      yield child
+      stack.push(child)
+    }
+  }
+}
+
+function * linksIn (value: unknown): Generator<CID> {
+  const cid = CID.asCID(value)
+  if (cid != null) {
+    yield cid
+  } else if (Array.isArray(value)) {
+    for (const v of value) yield * linksIn(v)
+  } else if (value != null && typeof value === 'object' && !(value instanceof Uint8Array)) {
+    for (const v of Object.values(value)) yield * linksIn(v)
+  }
+}

@@ -1,0 +1,79 @@
+import { exporter } from 'ipfs-unixfs-exporter'
+import { NotFoundError, WrongContentTypeError } from './errors.ts'
+import { parsePath, toExporterPath } from './paths.ts'
+import type { AbortOptions } from '@libp2p/interface'
+import type { ReadableStorage, UnixFSEntry } from 'ipfs-unixfs-exporter'
+import type { CID } from 'multiformats/cid'
+
+export interface CatOptions extends AbortOptions {
+  offset?: number
+  length?: number
+}
+
+export interface FileStat {
+  cid: CID
+  size: number
+  /** Name of the last path segment, when the path had one. */
+  name: string
+}
+
+export type LinkType = 'file' | 'directory'
+
+export interface LsEntry {
+  name: string
+  cid: CID
+  /** File size for files, 0 for directories, as Kubo's ls. */
+  size: number
+  type: LinkType
+}
+
+/** Resolves a path to its UnixFS entry, mapping the exporter's errors to ours. */
+export async function resolveEntry (blockstore: ReadableStorage, path: string, options: AbortOptions = {}): Promise<UnixFSEntry> {
+  const parsed = parsePath(path)
+  try {
+    return await exporter(toExporterPath(parsed), blockstore, options)
+  } catch (err: any) {
+    if (err.name === 'NotFoundError') {
+      throw new NotFoundError(`no link named ${JSON.stringify(parsed.rest.join('/'))} under ${parsed.cid}`)
+    }
+    if (err.name === 'NoResolverError' || err.name === 'NotUnixFSError') {
+      throw new WrongContentTypeError(`${path} is not UnixFS content: ${err.message}`)
+    }
+    throw err
+  }
+}
+
+function isReadable (entry: UnixFSEntry): entry is Extract<UnixFSEntry, { content: unknown }> {
+  return entry.type === 'file' || entry.type === 'raw' || entry.type === 'identity'
+}
+
+export async function stat (blockstore: ReadableStorage, path: string, options: AbortOptions = {}): Promise<FileStat> {
+  const entry = await resolveEntry(blockstore, path, options)
+  if (!isReadable(entry)) {
+    throw new WrongContentTypeError(`${path} is a ${entry.type === 'directory' ? 'directory' : 'non-UnixFS node'}, not a file`)
+  }
+  return { cid: entry.cid, size: Number(entry.size), name: entry.name }
+}
+
+/** Streams the bytes of a file, from `offset` for `length` bytes. */
+export async function * cat (blockstore: ReadableStorage, path: string, options: CatOptions = {}): AsyncGenerator<Uint8Array> {
+  const entry = await resolveEntry(blockstore, path, options)
+  if (!isReadable(entry)) {
+    throw new WrongContentTypeError(`${path} is a ${entry.type === 'directory' ? 'directory' : 'non-UnixFS node'}, cat needs a file`)
+  }
+  if (options.length === 0 || (options.offset ?? 0) >= Number(entry.size)) return
+  yield * entry.content({ offset: options.offset, length: options.length, signal: options.signal })
+}
+
+/** Lists a directory; a file lists as nothing, as in Kubo. */
+export async function ls (blockstore: ReadableStorage, path: string, options: AbortOptions = {}): Promise<{ cid: CID, entries: LsEntry[] }> {
+  const entry = await resolveEntry(blockstore, path, options)
+  if (entry.type !== 'directory') return { cid: entry.cid, entries: [] }
+  const entries: LsEntry[] = []
+  for await (const child of entry.entries(options)) {
+    const resolved = await exporter(child.cid, blockstore, options)
+    const type: LinkType = resolved.type === 'directory' ? 'directory' : 'file'
+    entries.push({ name: child.name, cid: child.cid, size: type === 'file' ? Number(resolved.size) : 0, type })
+  }
+  return { cid: entry.cid, entries }
+}

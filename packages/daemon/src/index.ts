@@ -1,0 +1,15 @@
+/**
+ * The composition root of a node: settings (flags, env, YAML), the repo on
+ * disk (identity, blocks, datastore), and the assembly of content and swarm
+ * into the `Node` that the HTTP API adapts. Nothing above this package builds
+ * services; nothing below it knows about config files.
+ */
+export { createNode } from './node.ts'
+export type { Node, DaemonNode, NodeComponents } from './node.ts'
+export { loadConfig, defaults, defaultRepo, parsePort, CONFIG_FILE } from './config.ts'
+export type { Config, ConfigLayer, LoadConfigOptions } from './config.ts'
+export { initRepo, readApiAddress, writeDefaultConfig, REPO_VERSION } from './repo.ts'
+export { createLogger } from './logger.ts'
+export type { Logger } from './logger.ts'
+export type { VersionInfo } from './version.ts'
+export * from './errors.ts'

@@ -1,0 +1,107 @@
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { Content } from '@node-daemon/content'
+import { connect, describePeer, listPeers, swarmOptions } from '@node-daemon/swarm'
+import { Gauge, Registry } from 'prom-client'
+import { openRepo, repoBlockBytes, REPO_VERSION } from './repo.ts'
+import { versionInfo } from './version.ts'
+import type { Config } from './config.ts'
+import type { Logger } from './logger.ts'
+import type { Repo } from './repo.ts'
+import type { VersionInfo } from './version.ts'
+import type { AbortOptions } from '@libp2p/interface'
+import type { PeerConnection, PeerIdentity, Swarm } from '@node-daemon/swarm'
+
+/** What the HTTP API sees of a node: one object per concern, plus the node's own facts. */
+export interface Node {
+  readonly config: Config
+  readonly content: Content
+  readonly swarm: Swarm
+  readonly peerId: string
+  readonly startedAt: Date
+  /** Prometheus registry of this node: libp2p, repo and API metrics. */
+  readonly metrics: Registry
+  version(): VersionInfo
+  identity(peerId?: string, options?: AbortOptions): Promise<PeerIdentity>
+  peers(): PeerConnection[]
+  connect(addr: string, options?: AbortOptions): Promise<string>
+}
+
+export interface DaemonNode extends Node {
+  start(): Promise<void>
+  stop(): Promise<void>
+  /** Records where the API listens, so that CLI commands find the daemon. */
+  setApiAddress(url: string): Promise<void>
+}
+
+export interface NodeComponents {
+  logger: Logger
+}
+
+/**
+ * Builds a node from its config: opens the repo, then assembles the content
+ * stack on the swarm. `start()` joins the network; `stop()` leaves it and
+ * closes the stores, after the API has stopped taking requests.
+ */
+export async function createNode (config: Config, components: NodeComponents): Promise<DaemonNode> {
+  const repo: Repo = await openRepo(config.repo)
+  const metrics = new Registry()
+  const blocksDir = repo.blockstore.path
+  metrics.registerMetric(new Gauge({
+    name: 'node_daemon_blockstore_bytes',
+    help: 'Bytes of blocks in the repo',
+    registers: [],
+    async collect () { this.set(await repoBlockBytes(blocksDir)) }
+  }))
+  const content = new Content({
+    blockstore: repo.blockstore,
+    datastore: repo.datastore,
+    identity: repo.identity,
+    libp2p: swarmOptions({
+      privateKey: repo.privateKey,
+      host: config.swarm.host,
+      port: config.swarm.port,
+      bootstrap: config.swarm.bootstrap,
+      metricsRegistry: metrics
+    })
+  })
+  const log = components.logger
+  let startedAt = new Date()
+  let started = false
+
+  const node: DaemonNode = {
+    config,
+    content,
+    metrics,
+    get swarm () { return content.swarm },
+    peerId: peerIdFromPrivateKey(repo.privateKey).toString(),
+    get startedAt () { return startedAt },
+    version: () => versionInfo(REPO_VERSION),
+    identity: async (peerId, options) => describePeer(content.swarm, `node-daemon/${node.version().version}`, peerId, options),
+    peers: () => listPeers(content.swarm),
+    setApiAddress: async (url) => { await repo.setApiAddress(url) },
+    connect: async (addr, options) => connect(content.swarm, addr, options),
+    async start () {
+      if (started) return
+      try {
+        await content.start()
+      } catch (err) {
+        await repo.close().catch(() => {})
+        throw err
+      }
+      started = true
+      startedAt = new Date()
+      log.info({ peerId: node.peerId }, 'node started')
+    },
+    async stop () {
+      if (!started) {
+        await repo.close().catch(() => {})
+        return
+      }
+      started = false
+      await content.stop()
+      await repo.close()
+      log.info('node stopped')
+    }
+  }
+  return node
+}

@@ -1,0 +1,23 @@
+/** A multiaddr given by a user could not be parsed or has no peer id. */
+export class InvalidMultiaddrError extends Error {
+  static name = 'InvalidMultiaddrError'
+  name = 'InvalidMultiaddrError'
+}
+
+/** A peer could not be dialled. */
+export class DialError extends Error {
+  static name = 'DialError'
+  name = 'DialError'
+}
+
+/** A peer id given by a user does not parse. */
+export class InvalidPeerIdError extends Error {
+  static name = 'InvalidPeerIdError'
+  name = 'InvalidPeerIdError'
+}
+
+/** A peer is neither known nor findable. */
+export class PeerNotFoundError extends Error {
+  static name = 'PeerNotFoundError'
+  name = 'PeerNotFoundError'
+}

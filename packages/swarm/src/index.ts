@@ -1,0 +1,13 @@
+/**
+ * The libp2p swarm of a node: TCP, noise, yamux, identify, ping, kad-dht and
+ * gossipsub, plus bootstrap dialling. Every peer-to-peer concern of the daemon
+ * (bitswap, IPNS, pubsub, later Raft) runs over the one libp2p node built from
+ * `swarmOptions()`.
+ */
+export { swarmOptions } from './options.ts'
+export type { SwarmInit, SwarmServices, Swarm } from './options.ts'
+export { connect, listPeers } from './peers.ts'
+export type { PeerConnection } from './peers.ts'
+export { describePeer } from './identity.ts'
+export type { PeerIdentity } from './identity.ts'
+export * from './errors.ts'

@@ -1,0 +1,50 @@
+import { multiaddr } from '@multiformats/multiaddr'
+import { DialError, InvalidMultiaddrError } from './errors.ts'
+import type { Swarm } from './options.ts'
+import type { AbortOptions } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
+
+export interface PeerConnection {
+  peer: string
+  addr: string
+  direction: 'inbound' | 'outbound'
+  muxer: string
+  streams: number
+  /** Round-trip time of the last identify/ping, in ms, when known. */
+  latencyMs?: number
+}
+
+function parseMultiaddr (addr: string): Multiaddr {
+  try {
+    const ma = multiaddr(addr)
+    if (ma.getComponents().find(c => c.name === 'p2p') == null) {
+      throw new InvalidMultiaddrError(`multiaddr ${addr} has no /p2p/ peer id`)
+    }
+    return ma
+  } catch (err: any) {
+    if (err instanceof InvalidMultiaddrError) throw err
+    throw new InvalidMultiaddrError(`invalid multiaddr ${JSON.stringify(addr)}: ${err.message}`)
+  }
+}
+
+/** Dials a peer by a multiaddr that ends in /p2p/<peer id>; returns the peer id. */
+export async function connect (swarm: Swarm, addr: string, options: AbortOptions = {}): Promise<string> {
+  const ma = parseMultiaddr(addr)
+  try {
+    const conn = await swarm.dial(ma, { signal: options.signal ?? AbortSignal.timeout(30_000) })
+    return conn.remotePeer.toString()
+  } catch (err: any) {
+    throw new DialError(`could not connect to ${addr}: ${err.message}`)
+  }
+}
+
+export function listPeers (swarm: Swarm): PeerConnection[] {
+  return swarm.getConnections().map(conn => ({
+    peer: conn.remotePeer.toString(),
+    addr: conn.remoteAddr.toString(),
+    direction: conn.direction,
+    muxer: conn.multiplexer ?? '',
+    streams: conn.streams.length,
+    latencyMs: conn.rtt
+  }))
+}
