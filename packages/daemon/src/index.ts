@@ -6,7 +6,7 @@
  */
 export { createNode } from './node.ts'
 export type { Node, DaemonNode, NodeComponents } from './node.ts'
-export { loadConfig, defaults, defaultRepo, parsePort, CONFIG_FILE } from './config.ts'
+export { loadConfig, defaults, defaultRepo, merge, parsePort, CONFIG_FILE } from './config.ts'
 export type { Config, ConfigLayer, LoadConfigOptions } from './config.ts'
 export { initRepo, readApiAddress, writeDefaultConfig, REPO_VERSION } from './repo.ts'
 export { createLogger } from './logger.ts'

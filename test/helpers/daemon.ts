@@ -1,0 +1,55 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { startDaemon } from '@node-daemon/cli'
+import { createLogger, defaults, merge } from '@node-daemon/daemon'
+import type { RunningDaemon } from '@node-daemon/cli'
+import type { ConfigLayer } from '@node-daemon/daemon'
+
+export interface TestDaemon extends RunningDaemon {
+  repo: string
+  /** The first loopback swarm multiaddr, with /p2p/. */
+  swarmAddr: string
+  /** Stops the daemon and deletes its repo. */
+  cleanup(): Promise<void>
+}
+
+/** An in-process daemon on 127.0.0.1 with ephemeral ports and a temporary repo. */
+export async function startTestDaemon (layer: ConfigLayer & { repo?: string } = {}): Promise<TestDaemon> {
+  const repo = layer.repo ?? await mkdtemp(join(tmpdir(), 'node-daemon-test-'))
+  const config = merge(defaults(), { api: { host: '127.0.0.1', port: 0 }, swarm: { host: '127.0.0.1', port: 0 }, log: { level: 'silent' } }, layer, { repo })
+  const daemon = await startDaemon(config, createLogger(config.log.level))
+  const swarmAddr = daemon.node.swarm.getMultiaddrs().map(ma => ma.toString()).find(a => a.includes('/127.0.0.1/'))
+  if (swarmAddr == null) throw new Error('the test daemon has no loopback address')
+  return {
+    ...daemon,
+    repo,
+    swarmAddr,
+    cleanup: async () => {
+      await daemon.stop()
+      if (layer.repo == null) await rm(repo, { recursive: true, force: true })
+    }
+  }
+}
+
+/** POSTs to /api/v0/<path> with query params and returns the response. */
+export async function rpc (daemon: { url: string }, path: string, params: Record<string, string | string[]> = {}, init: RequestInit = {}): Promise<Response> {
+  const url = new URL(`${daemon.url}/api/v0/${path}`)
+  for (const [key, value] of Object.entries(params)) {
+    for (const v of Array.isArray(value) ? value : [value]) url.searchParams.append(key, v)
+  }
+  return fetch(url, { method: 'POST', signal: AbortSignal.timeout(60_000), ...init })
+}
+
+/** A multipart body of named files, as curl -F or kubo-rpc-client sends them. */
+export function formOf (files: Array<{ path: string, content?: Uint8Array | string }>): FormData {
+  const form = new FormData()
+  for (const file of files) {
+    if (file.content == null) {
+      form.append('file', new Blob([], { type: 'application/x-directory' }), encodeURIComponent(file.path))
+    } else {
+      form.append('file', new Blob([file.content as BlobPart]), encodeURIComponent(file.path))
+    }
+  }
+  return form
+}
