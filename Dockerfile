@@ -1,0 +1,18 @@
+# node-daemon: one node of the cluster. Build: docker build -t node-daemon .
+# Run:   docker run -p 8000:8000 -p 4001:4001 -v node-daemon-repo:/data node-daemon
+FROM node:24-bookworm-slim
+WORKDIR /app
+COPY package.json package-lock.json ./
+COPY packages ./packages
+COPY bin ./bin
+COPY protocols ./protocols
+RUN npm ci --omit=dev --no-audit --no-fund
+ENV NODE_DAEMON_REPO=/data \
+    NODE_DAEMON_API_HOST=0.0.0.0 \
+    NODE_DAEMON_API_PORT=8000 \
+    NODE_DAEMON_SWARM_PORT=4001
+VOLUME ["/data"]
+EXPOSE 8000 4001
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["node", "bin/node-daemon.ts"]
+CMD ["start"]
