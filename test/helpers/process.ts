@@ -1,0 +1,68 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { fileURLToPath } from 'node:url'
+import type { ChildProcess } from 'node:child_process'
+
+export const BIN = fileURLToPath(new URL('../../bin/node-daemon.ts', import.meta.url))
+
+export interface DaemonProcess {
+  child: ChildProcess
+  peerId: string
+  api: string
+  swarm: string[]
+  stdout(): string
+  stderr(): string
+}
+
+/** Spawns `node-daemon start` as its own process on loopback and waits for its ready lines. */
+export async function spawnDaemon (repo: string, extraArgs: string[] = [], timeoutMs = 60_000): Promise<DaemonProcess> {
+  const child = spawn(process.execPath, [BIN, 'start', '--repo', repo, '--api-host', '127.0.0.1', '--api-port', '0', '--swarm-port', '0', '--log-level', 'warn', ...extraArgs], {
+    env: { ...process.env, NODE_DAEMON_SWARM_HOST: '127.0.0.1' },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let out = ''
+  let err = ''
+  child.stdout.on('data', (d: Buffer) => { out += d.toString() })
+  child.stderr.on('data', (d: Buffer) => { err += d.toString() })
+  const deadline = Date.now() + timeoutMs
+  while (!/^api: /m.test(out)) {
+    if (child.exitCode != null) throw new Error(`daemon exited with ${child.exitCode}: ${err}`)
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL')
+      throw new Error(`daemon not ready after ${timeoutMs} ms: ${out}\n${err}`)
+    }
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+  return {
+    child,
+    peerId: /^peer id: (\S+)/m.exec(out)?.[1] ?? '',
+    api: /^api: (\S+)/m.exec(out)?.[1] ?? '',
+    swarm: [...out.matchAll(/^swarm: (\S+)/gm)].map(m => m[1]),
+    stdout: () => out,
+    stderr: () => err
+  }
+}
+
+/** Sends a signal and waits for the exit code, killing hard after the timeout. */
+export async function stopDaemon (daemon: DaemonProcess, signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 20_000): Promise<number | null> {
+  if (daemon.child.exitCode != null) return daemon.child.exitCode
+  const exited = once(daemon.child, 'exit')
+  daemon.child.kill(signal)
+  const timer = setTimeout(() => daemon.child.kill('SIGKILL'), timeoutMs)
+  const [code] = await exited
+  clearTimeout(timer)
+  return code as number | null
+}
+
+/** Runs a CLI command to completion, bounded in time. */
+export async function runCli (args: string[], timeoutMs = 60_000): Promise<{ code: number | null, stdout: string, stderr: string }> {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
+  child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
+  const [code] = await once(child, 'exit')
+  clearTimeout(timer)
+  return { code: code as number | null, stdout, stderr }
+}

@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { access, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { runCli, spawnDaemon, stopDaemon } from '../helpers/process.ts'
+import type { DaemonProcess } from '../helpers/process.ts'
+
+describe('node-daemon as a process', () => {
+  let dir: string
+  let repo: string
+  let daemon: DaemonProcess | undefined
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'node-daemon-cli-'))
+    repo = join(dir, 'repo')
+  })
+
+  after(async () => {
+    if (daemon != null) await stopDaemon(daemon, 'SIGKILL')
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('init creates a repo and prints its peer id', async () => {
+    const res = await runCli(['init', '--repo', repo])
+    assert.equal(res.code, 0, res.stderr)
+    assert.match(res.stdout, /^initialized .*\npeer id: 12D3KooW\w+\n$/)
+    await access(join(repo, 'identity.key'))
+    await access(join(repo, 'config.yaml'))
+  })
+
+  it('start prints the peer id, swarm addresses and API URL', async () => {
+    const init = await runCli(['init', '--repo', repo])
+    const peerId = /peer id: (\S+)/.exec(init.stdout)?.[1]
+    daemon = await spawnDaemon(repo)
+    assert.equal(daemon.peerId, peerId)
+    assert.match(daemon.api, /^http:\/\/127\.0\.0\.1:\d+$/)
+    assert.ok(daemon.swarm.length > 0)
+    assert.ok(daemon.swarm.every(a => a.endsWith(`/p2p/${peerId}`)))
+  })
+
+  it('id, add, cat and pin ls are clients of the running daemon', async () => {
+    const file = join(dir, 'hello.txt')
+    await writeFile(file, 'hello world\n')
+    const id = await runCli(['id', '--repo', repo])
+    assert.equal(JSON.parse(id.stdout).ID, daemon?.peerId)
+    const add = await runCli(['add', file, '--repo', repo])
+    assert.equal(add.stdout, 'added QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o hello.txt\n')
+    const cat = await runCli(['cat', 'QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o', '--repo', repo])
+    assert.equal(cat.stdout, 'hello world\n')
+    const pins = await runCli(['pin', 'ls', '--repo', repo, '--type', 'recursive'])
+    assert.equal(pins.stdout, 'QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o recursive\n')
+  })
+
+  it('adds a directory recursively, root last', async () => {
+    const tree = join(dir, 'tree')
+    await mkdir(join(tree, 'sub'), { recursive: true })
+    await writeFile(join(tree, 'a.txt'), 'a\n')
+    await writeFile(join(tree, 'sub', 'b.txt'), 'b\n')
+    const add = await runCli(['add', '-r', tree, '--repo', repo])
+    const lines = add.stdout.trim().split('\n')
+    assert.deepEqual(lines.map(l => l.split(' ')[2]), ['tree/a.txt', 'tree/sub/b.txt', 'tree/sub', 'tree'])
+    const quiet = await runCli(['add', '-r', '-q', tree, '--repo', repo])
+    assert.equal(quiet.stdout.trim(), lines[3].split(' ')[1])
+  })
+
+  it('a client command without a daemon fails with a clear message', async () => {
+    const res = await runCli(['id', '--api', 'http://127.0.0.1:9'])
+    assert.equal(res.code, 1)
+    assert.match(res.stderr, /cannot reach the daemon/)
+  })
+
+  it('stops cleanly on SIGTERM and keeps identity, content, pins and keys across a restart', async () => {
+    assert.ok(daemon != null)
+    const keyRes = await fetch(`${daemon.api}/api/v0/key/gen?arg=persisted`, { method: 'POST' })
+    const key = await keyRes.json() as { Id: string }
+    const peerId = daemon.peerId
+    assert.equal(await stopDaemon(daemon), 0)
+    await assert.rejects(access(join(repo, 'api')))
+    daemon = await spawnDaemon(repo)
+    assert.equal(daemon.peerId, peerId)
+    const cat = await runCli(['cat', 'QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o', '--repo', repo])
+    assert.equal(cat.stdout, 'hello world\n')
+    const pins = await runCli(['pin', 'ls', '--repo', repo, '--type', 'recursive'])
+    assert.match(pins.stdout, /QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o recursive/)
+    const keys = await (await fetch(`${daemon.api}/api/v0/key/list`, { method: 'POST' })).json() as { Keys: Array<{ Name: string, Id: string }> }
+    assert.ok(keys.Keys.some(k => k.Name === 'persisted' && k.Id === key.Id))
+  })
+
+  it('survives kill -9 in the middle of an add', async () => {
+    assert.ok(daemon != null)
+    const big = join(dir, 'big.bin')
+    await writeFile(big, randomBytes(64 * 1_048_576))
+    const adding = runCli(['add', big, '--repo', repo, '--api', daemon.api])
+    await new Promise(resolve => setTimeout(resolve, 300))
+    assert.equal(await stopDaemon(daemon, 'SIGKILL'), null)
+    await adding
+    daemon = await spawnDaemon(repo)
+    const cat = await runCli(['cat', 'QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o', '--repo', repo])
+    assert.equal(cat.stdout, 'hello world\n')
+    const add = await runCli(['add', '-q', big, '--repo', repo])
+    assert.equal(add.code, 0, add.stderr)
+    assert.match(add.stdout, /^Qm\w{44}\n$/)
+    assert.equal(await stopDaemon(daemon), 0)
+    daemon = undefined
+  })
+})
