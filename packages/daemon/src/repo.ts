@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { FsBlockstore } from 'blockstore-fs'
 import { LevelDatastore } from 'datastore-level'
+import { Level } from 'level'
 import { stringify as toYaml } from 'yaml'
 import { CONFIG_FILE } from './config.ts'
 import { RepoError } from './errors.ts'
@@ -80,14 +81,17 @@ export async function writeDefaultConfig (path: string, settings: object): Promi
 export async function openRepo (path: string): Promise<Repo> {
   const { privateKey } = await initRepo(path)
   const blockstore = new FsBlockstore(join(path, 'blocks'))
-  const datastore = new LevelDatastore(join(path, 'datastore'))
-  await blockstore.open()
+  // Opened here rather than by LevelDatastore, which drops the cause that tells a lock apart.
+  const db = new Level<string, Uint8Array>(join(path, 'datastore'), { keyEncoding: 'utf8', valueEncoding: 'view' })
   try {
-    await datastore.open()
+    await db.open({ createIfMissing: true })
   } catch (err: any) {
-    const locked = /lock/i.test(`${err.message} ${err.cause?.message ?? ''}`)
+    const locked = causes(err).some(e => e.code === 'LEVEL_LOCKED')
     throw new RepoError(locked ? `repo ${path} is in use by another daemon` : `cannot open the datastore in ${path}: ${err.message}`)
   }
+  const datastore = new LevelDatastore(db)
+  await datastore.open()
+  await blockstore.open()
   const apiFile = join(path, 'api')
   return {
     path,
@@ -102,6 +106,12 @@ export async function openRepo (path: string): Promise<Repo> {
       await blockstore.close()
     }
   }
+}
+
+function causes (err: any): any[] {
+  const chain = []
+  for (let e = err; e != null && chain.length < 10; e = e.cause) chain.push(e)
+  return chain
 }
 
 /** The API URL a running daemon wrote into the repo, if any. */
