@@ -1,0 +1,329 @@
+/**
+ * Content benchmark: add, cat and block transfer through the daemon's Kubo
+ * HTTP API, and the daemon's memory while it moves a big file, each figure as
+ * a ratio to single-core SHA-256 measured in the same run (the bound every
+ * byte of an add or a verified transfer has to pass through).
+ *
+ * Daemons run as their own processes (`node bin/node-daemon.ts start`), so
+ * their RSS can be sampled and so that the bench's own file IO and HTTP client
+ * do not share a thread with them. Everything runs on 127.0.0.1.
+ *
+ * Env: BENCH_ADD_MB (200), BENCH_TRANSFER_MB (100), BENCH_RSS_MB (1024) size
+ * the files; BENCH_ONLY=add,transfer,rss picks measurements (add includes cat);
+ * BENCH_VERIFY=1 also hashes what cat returns; BENCH_PROFILE_DIR=<dir> writes
+ * a --cpu-prof profile per daemon there; BENCH_DAEMON_NODE_OPTIONS adds Node
+ * flags to the daemons only.
+ */
+import { randomUUID, createHash } from 'node:crypto'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { cpus, tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { withCleanup } from './lib/cleanup.ts'
+import { cpuSecondsOf, memoryOf, resetPeakRss, sampleRssDuring, spawnDaemon } from './lib/daemon.ts'
+import { MB, multipartFile, sha256Throughput, writeRandomFile } from './lib/files.ts'
+import type { Cleanup } from './lib/cleanup.ts'
+import type { DaemonProcess } from './lib/daemon.ts'
+
+const TARGET_ADD = 0.8
+const TARGET_TRANSFER = 0.5
+const TARGET_RSS_MB = 300
+const BASELINE_RUNS = 3
+const BASELINE_MIN_MB = 100
+const WARMUP_MB = 4
+/** A request slower than this is taken as hung, and aborted. */
+const FLOOR_MBPS = 1
+const REQUEST_SLACK_MS = 60_000
+const RSS_SAMPLE_MS = 50
+
+/** Aborted when the bench is interrupted, so that requests in flight end at once. */
+let interrupted: AbortSignal = new AbortController().signal
+
+const AREAS = ['add', 'transfer', 'rss'] as const
+type Area = typeof AREAS[number]
+
+interface Settings {
+  addMB: number
+  transferMB: number
+  rssMB: number
+  only: Set<Area>
+  verify: boolean
+  profileDir?: string
+  daemonNodeOptions?: string
+}
+
+function sizeFromEnv (name: string, fallback: number): number {
+  const raw = process.env[name]
+  if (raw == null || raw === '') return fallback
+  const n = Number(raw)
+  if (!Number.isFinite(n) || n <= 0 || n > 65_536) throw new Error(`${name}=${raw}: expected a size in MB, 0 < size <= 65536`)
+  return n
+}
+
+function settingsFromEnv (): Settings {
+  const only = new Set<Area>()
+  for (const name of (process.env.BENCH_ONLY ?? AREAS.join(',')).split(',').map(s => s.trim()).filter(Boolean)) {
+    if (!(AREAS as readonly string[]).includes(name)) throw new Error(`BENCH_ONLY: unknown measurement ${JSON.stringify(name)}; known: ${AREAS.join(', ')}`)
+    only.add(name as Area)
+  }
+  if (only.size === 0) throw new Error(`BENCH_ONLY names no measurement; known: ${AREAS.join(', ')}`)
+  return {
+    addMB: sizeFromEnv('BENCH_ADD_MB', 200),
+    transferMB: sizeFromEnv('BENCH_TRANSFER_MB', 100),
+    rssMB: sizeFromEnv('BENCH_RSS_MB', 1024),
+    only,
+    verify: process.env.BENCH_VERIFY === '1',
+    profileDir: process.env.BENCH_PROFILE_DIR != null && process.env.BENCH_PROFILE_DIR !== '' ? resolve(process.env.BENCH_PROFILE_DIR) : undefined,
+    daemonNodeOptions: process.env.BENCH_DAEMON_NODE_OPTIONS
+  }
+}
+
+const bytesOf = (mb: number): number => Math.round(mb * MB)
+const fmtMB = (mb: number): string => Number.isInteger(mb) ? String(mb) : mb.toFixed(1)
+const timeoutFor = (bytes: number): number => REQUEST_SLACK_MS + Math.ceil(bytes / MB / FLOOR_MBPS) * 1000
+
+function say (line: string): void {
+  process.stdout.write(`${line}\n`)
+}
+
+/** POSTs to a Kubo RPC route; a non-2xx status becomes an error carrying the daemon's message. */
+async function rpc (d: DaemonProcess, path: string, params: Record<string, string>, init: RequestInit & { timeoutMs: number }): Promise<Response> {
+  const url = new URL(`${d.url}/api/v0/${path}`)
+  for (const [k, v] of Object.entries(params)) url.searchParams.append(k, v)
+  const { timeoutMs, ...rest } = init
+  let res: Response
+  try {
+    res = await fetch(url, { method: 'POST', signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), interrupted]), ...rest })
+  } catch (err: any) {
+    throw new Error(`${d.label}: ${path} failed: ${err.cause?.message ?? err.message}${d.exited() ? `\n--- ${d.label} output ---\n${d.tail()}` : ''}`)
+  }
+  if (!res.ok) throw new Error(`${d.label}: ${path} answered ${res.status}: ${await res.text().catch(() => '')}`)
+  return res
+}
+
+/** Adds one file with Kubo's defaults (CIDv0, 256 KiB chunks, pin=true); returns the root CID. */
+async function addFile (d: DaemonProcess, file: string, bytes: number): Promise<string> {
+  const boundary = `bench-${randomUUID()}`
+  const res = await rpc(d, 'add', { pin: 'true' }, {
+    headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
+    body: multipartFile(file, 'bench.bin', boundary),
+    duplex: 'half',
+    timeoutMs: timeoutFor(bytes)
+  } as RequestInit & { timeoutMs: number })
+  // Kubo streams NDJSON and reports a late failure as a line with a Message.
+  const lines = (await res.text()).split('\n').filter(l => l.trim() !== '').map(l => JSON.parse(l) as { Hash?: string, Size?: string, Message?: string })
+  const failed = lines.find(l => l.Message != null)
+  if (failed != null) throw new Error(`${d.label}: add failed: ${failed.Message}`)
+  const root = lines.at(-1)
+  if (root?.Hash == null) throw new Error(`${d.label}: add returned no CID`)
+  return root.Hash
+}
+
+/** Reads a file fully with cat; checks its length, and with `sha256` its digest. */
+async function catFile (d: DaemonProcess, cid: string, bytes: number, sha256?: string): Promise<void> {
+  const res = await rpc(d, 'cat', { arg: cid }, { timeoutMs: timeoutFor(bytes) })
+  if (res.body == null) throw new Error(`${d.label}: cat returned no body`)
+  const hash = sha256 != null ? createHash('sha256') : undefined
+  let got = 0
+  const reader = res.body.getReader()
+  // Ends when the daemon ends the body, or when the request's timeout aborts it.
+  while (true) {
+    const { value, done } = await reader.read()
+    if (done) break
+    got += value.byteLength
+    hash?.update(value)
+  }
+  if (got !== bytes) throw new Error(`${d.label}: cat returned ${got} bytes, expected ${bytes}`)
+  if (hash != null && hash.digest('hex') !== sha256) throw new Error(`${d.label}: cat returned other bytes than were added`)
+}
+
+/** The daemon's own view of its memory from /metrics (best effort: a blank when unavailable), to tell heap from buffers in an RSS figure. */
+async function heapOf (d: DaemonProcess): Promise<string> {
+  try {
+    const res = await fetch(`${d.url}/metrics`, { signal: AbortSignal.any([AbortSignal.timeout(10_000), interrupted]) })
+    const text = await res.text()
+    const metric = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN) / MB
+    const [used, total, external] = ['nodejs_heap_size_used_bytes', 'nodejs_heap_size_total_bytes', 'nodejs_external_memory_bytes'].map(metric)
+    if ([used, total, external].some(Number.isNaN)) return ''
+    return `heap ${used.toFixed(0)}/${total.toFixed(0)} MB used/total, external ${external.toFixed(0)} MB`
+  } catch {
+    return ''
+  }
+}
+
+interface Timed<T> {
+  value: T
+  seconds: number
+  /** CPU cores each daemon used on average over the interval (1.0 = one core busy). */
+  daemonCores: number[]
+  benchCores: number
+}
+
+/**
+ * Where each timed phase lies on the monotonic clock, in microseconds: the
+ * clock V8 stamps its CPU profiles with, so bench/cpu-profile.ts can keep
+ * only the samples of one phase.
+ */
+interface PhaseWindow { phase: string, daemons: string[], startUs: number, endUs: number }
+const phases: PhaseWindow[] = []
+const nowUs = (): number => Number(process.hrtime.bigint() / 1000n)
+
+async function timed<T> (phase: string, daemons: DaemonProcess[], fn: () => Promise<T>): Promise<Timed<T>> {
+  const cpu0 = await Promise.all(daemons.map(async d => cpuSecondsOf(d.pid)))
+  const bench0 = process.cpuUsage()
+  const startUs = nowUs()
+  const t0 = performance.now()
+  const value = await fn()
+  const seconds = (performance.now() - t0) / 1000
+  phases.push({ phase, daemons: daemons.map(d => d.label), startUs, endUs: nowUs() })
+  const bench = process.cpuUsage(bench0)
+  const cpu1 = await Promise.all(daemons.map(async d => cpuSecondsOf(d.pid)))
+  return {
+    value,
+    seconds,
+    daemonCores: cpu1.map((c, i) => (c - cpu0[i]) / seconds),
+    benchCores: (bench.user + bench.system) / 1e6 / seconds
+  }
+}
+
+const cores = (n: number): string => n.toFixed(2)
+
+interface Result {
+  name: string
+  ok: boolean
+  figure: string
+}
+
+async function startDaemon (cleanup: Cleanup, root: string, s: Settings, label: string): Promise<{ d: DaemonProcess, stop: () => Promise<void> }> {
+  const extra = [s.daemonNodeOptions ?? '']
+  if (s.profileDir != null) extra.push('--cpu-prof', `--cpu-prof-dir=${s.profileDir}`, `--cpu-prof-name=${label}-${process.pid}.cpuprofile`)
+  cleanup.signal.throwIfAborted()
+  const spawning = spawnDaemon({ label, repo: join(root, `repo-${label}`), nodeOptions: extra.join(' ').trim(), signal: cleanup.signal })
+  // Registered before the daemon is ready, so that an interrupt during its start still stops it.
+  const stop = cleanup.defer(async () => { await (await spawning.catch(() => undefined))?.stop() })
+  return { d: await spawning, stop }
+}
+
+async function makeFile (cleanup: Cleanup, root: string, name: string, bytes: number): Promise<{ path: string, remove: () => Promise<void> }> {
+  cleanup.signal.throwIfAborted()
+  const path = join(root, name)
+  const remove = cleanup.defer(async () => rm(path, { force: true }))
+  await writeRandomFile(path, bytes)
+  return { path, remove }
+}
+
+/**
+ * Single-core SHA-256 over the file: after one pass to warm up, the median of
+ * a few runs of at least BASELINE_MIN_MB each, against the noise of a shared machine.
+ */
+async function baseline (path: string): Promise<{ mbps: number, hex: string }> {
+  await sha256Throughput(path)
+  const runs: Array<{ mbps: number, hex: string }> = []
+  for (let i = 0; i < BASELINE_RUNS; i++) runs.push(await sha256Throughput(path, BASELINE_MIN_MB * MB))
+  runs.sort((a, b) => a.mbps - b.mbps)
+  return runs[Math.floor(runs.length / 2)]
+}
+
+async function benchAddCat (cleanup: Cleanup, root: string, s: Settings, file: { path: string, bytes: number, hex: string }, sha: number, results: Result[]): Promise<void> {
+  const { d, stop } = await startDaemon(cleanup, root, s, 'add')
+  // Warm-up: the first request loads modules and compiles the hot paths.
+  const warm = await makeFile(cleanup, root, 'warmup.bin', bytesOf(WARMUP_MB))
+  await catFile(d, await addFile(d, warm.path, bytesOf(WARMUP_MB)), bytesOf(WARMUP_MB))
+  await warm.remove()
+
+  const label = `${fmtMB(s.addMB)} MB`
+  const { value: add, ...addRss } = await sampleRssDuring(d.pid, async () => timed('add', [d], async () => addFile(d, file.path, file.bytes)), RSS_SAMPLE_MS)
+  const addMbps = file.bytes / MB / add.seconds
+  const addRatio = addMbps / sha
+  say(`add ${label}: ${addMbps.toFixed(1)} MB/s = ${addRatio.toFixed(2)} x sha256 (target >= ${TARGET_ADD})  [${add.seconds.toFixed(2)} s, daemon cpu ${cores(add.daemonCores[0])} cores, bench cpu ${cores(add.benchCores)}, daemon peak rss ${(Math.max(addRss.peak, addRss.hwm) / MB).toFixed(0)} MB, ${add.value}]`)
+  results.push({ name: 'add', ok: addRatio >= TARGET_ADD, figure: `add ${addRatio.toFixed(2)} x (target >= ${TARGET_ADD})` })
+
+  const cat = await timed('cat', [d], async () => catFile(d, add.value, file.bytes, s.verify ? file.hex : undefined))
+  const catMbps = file.bytes / MB / cat.seconds
+  say(`cat ${label}: ${catMbps.toFixed(1)} MB/s = ${(catMbps / sha).toFixed(2)} x sha256 (no target)  [${cat.seconds.toFixed(2)} s, daemon cpu ${cores(cat.daemonCores[0])} cores, bench cpu ${cores(cat.benchCores)}${s.verify ? ', bytes verified' : ''}]`)
+  await stop()
+}
+
+async function benchTransfer (cleanup: Cleanup, root: string, s: Settings, sha: number, results: Result[]): Promise<void> {
+  const bytes = bytesOf(s.transferMB)
+  const file = await makeFile(cleanup, root, 'transfer.bin', bytes)
+  const [{ d: a, stop: stopA }, { d: b, stop: stopB }] = await Promise.all([
+    startDaemon(cleanup, root, s, 'transfer-a'),
+    startDaemon(cleanup, root, s, 'transfer-b')
+  ])
+  const add = await timed('transfer-add', [a], async () => addFile(a, file.path, bytes))
+  const hex = s.verify ? (await sha256Throughput(file.path)).hex : undefined
+  await file.remove()
+  const cid = add.value
+  await rpc(b, 'swarm/connect', { arg: a.swarmAddr }, { timeoutMs: 30_000 })
+  const cat = await timed('transfer', [a, b], async () => catFile(b, cid, bytes, hex))
+  const mbps = bytes / MB / cat.seconds
+  const ratio = mbps / sha
+  say(`transfer ${fmtMB(s.transferMB)} MB (bitswap, cat on B of a file added on A): ${mbps.toFixed(1)} MB/s = ${ratio.toFixed(2)} x sha256 (target >= ${TARGET_TRANSFER})  [${cat.seconds.toFixed(2)} s, cpu A ${cores(cat.daemonCores[0])} B ${cores(cat.daemonCores[1])} cores, bench cpu ${cores(cat.benchCores)}${s.verify ? ', bytes verified' : ''}; add on A took ${add.seconds.toFixed(2)} s]`)
+  results.push({ name: 'transfer', ok: ratio >= TARGET_TRANSFER, figure: `transfer ${ratio.toFixed(2)} x (target >= ${TARGET_TRANSFER})` })
+  await Promise.all([stopA(), stopB()])
+}
+
+async function benchRss (cleanup: Cleanup, root: string, s: Settings, results: Result[]): Promise<void> {
+  const bytes = bytesOf(s.rssMB)
+  const file = await makeFile(cleanup, root, 'rss.bin', bytes)
+  const { d, stop } = await startDaemon(cleanup, root, s, 'rss')
+  const idle = await memoryOf(d.pid)
+  const idleHeap = await heapOf(d)
+  const canReset = await resetPeakRss(d.pid)
+  const label = `${fmtMB(s.rssMB)} MB`
+  // VmHWM counts from the last reset, or from the start when resetting is refused, which still bounds the add.
+  const peakOf = (m: { peak: number, hwm: number }, sinceStartOk: boolean): number => Math.max(m.peak, canReset || sinceStartOk ? m.hwm : 0)
+
+  const { value: add, ...addRss } = await sampleRssDuring(d.pid, async () => timed('rss-add', [d], async () => addFile(d, file.path, bytes)), RSS_SAMPLE_MS)
+  const addPeak = peakOf(addRss, true)
+  const addHeap = await heapOf(d)
+  await file.remove()
+  say(`rss add ${label}: peak ${(addPeak / MB).toFixed(0)} MB (target < ${TARGET_RSS_MB} MB)  [idle ${(idle.rss / MB).toFixed(0)} MB${idleHeap !== '' ? ` (${idleHeap})` : ''}, after add: ${addHeap}, add at ${(bytes / MB / add.seconds).toFixed(1)} MB/s, daemon cpu ${cores(add.daemonCores[0])} cores]`)
+  results.push({ name: 'rss add', ok: addPeak / MB < TARGET_RSS_MB, figure: `rss add ${(addPeak / MB).toFixed(0)} MB (target < ${TARGET_RSS_MB})` })
+
+  await resetPeakRss(d.pid)
+  const { value: cat, ...catRss } = await sampleRssDuring(d.pid, async () => timed('rss-cat', [d], async () => catFile(d, add.value, bytes)), RSS_SAMPLE_MS)
+  const catPeak = peakOf(catRss, false)
+  const catHeap = await heapOf(d)
+  say(`rss cat ${label}: peak ${(catPeak / MB).toFixed(0)} MB (target < ${TARGET_RSS_MB} MB)  [after cat: ${catHeap}${canReset ? '' : ', VmHWM not resettable: sampled every 50 ms only'}, cat at ${(bytes / MB / cat.seconds).toFixed(1)} MB/s, daemon cpu ${cores(cat.daemonCores[0])} cores]`)
+  results.push({ name: 'rss cat', ok: catPeak / MB < TARGET_RSS_MB, figure: `rss cat ${(catPeak / MB).toFixed(0)} MB (target < ${TARGET_RSS_MB})` })
+  await stop()
+}
+
+export async function main (): Promise<number> {
+  const s = settingsFromEnv()
+  if (s.profileDir != null) await mkdir(s.profileDir, { recursive: true })
+  say(`content bench: ${[...s.only].join(', ')}; add ${fmtMB(s.addMB)} MB, transfer ${fmtMB(s.transferMB)} MB, rss ${fmtMB(s.rssMB)} MB (MB = 2^20 bytes); node ${process.version}, ${cpus().length} cpus${s.profileDir != null ? `; cpu profiles in ${s.profileDir}` : ''}`)
+  return withCleanup(async (cleanup) => {
+    interrupted = cleanup.signal
+    const root = await mkdtemp(join(tmpdir(), 'node-daemon-bench-'))
+    cleanup.defer(async () => rm(root, { recursive: true, force: true, maxRetries: 3 }))
+    const results: Result[] = []
+
+    // The baseline hashes the add file when there is one, else a file of the transfer size.
+    const baseMB = s.only.has('add') ? s.addMB : s.only.has('transfer') ? s.transferMB : Math.min(s.rssMB, 200)
+    const baseFile = await makeFile(cleanup, root, 'add.bin', bytesOf(baseMB))
+    const base = await baseline(baseFile.path)
+    say(`sha256 baseline: ${base.mbps.toFixed(1)} MB/s (single core, node:crypto createHash, median of ${BASELINE_RUNS} runs over the ${fmtMB(baseMB)} MB file)`)
+
+    if (s.only.has('add')) await benchAddCat(cleanup, root, s, { path: baseFile.path, bytes: bytesOf(baseMB), hex: base.hex }, base.mbps, results)
+    if (s.only.has('transfer')) await benchTransfer(cleanup, root, s, base.mbps, results)
+    if (s.only.has('rss')) await benchRss(cleanup, root, s, results)
+
+    // The machine is shared: a baseline that moved much means the ratios are noisy too.
+    const again = await sha256Throughput(baseFile.path, BASELINE_MIN_MB * MB)
+    await baseFile.remove()
+    const drift = (again.mbps / base.mbps - 1) * 100
+    say(`sha256 re-check: ${again.mbps.toFixed(1)} MB/s (${drift >= 0 ? '+' : ''}${drift.toFixed(1)}% against the baseline)`)
+
+    if (s.profileDir != null) {
+      const file = join(s.profileDir, `phases-${process.pid}.json`)
+      await writeFile(file, `${JSON.stringify(phases, null, 2)}\n`)
+      say(`cpu profiles: ${s.profileDir}/<daemon>-${process.pid}.cpuprofile; phases in ${file}; summarise with node bench/cpu-profile.ts <profile> [--phase <name>]`)
+    }
+
+    const missed = results.filter(r => !r.ok)
+    say(`summary: ${results.length - missed.length} of ${results.length} targets met${missed.length > 0 ? `; missed: ${missed.map(r => r.figure).join(', ')}` : ''}; sha256 ${base.mbps.toFixed(1)} MB/s`)
+    return 0
+  })
+}

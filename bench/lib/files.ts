@@ -1,0 +1,76 @@
+import { createHash, randomFillSync } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import { open } from 'node:fs/promises'
+
+export const MB = 1_048_576
+const WRITE_CHUNK = 4 * MB
+const READ_CHUNK = MB
+const MAX_PASSES = 1000
+
+/**
+ * Writes `bytes` of random data: incompressible, and with no repeated 256 KiB
+ * chunk, so that the blockstore cannot deduplicate anything.
+ */
+export async function writeRandomFile (path: string, bytes: number): Promise<void> {
+  const handle = await open(path, 'wx')
+  try {
+    const buffer = Buffer.allocUnsafe(WRITE_CHUNK)
+    for (let written = 0; written < bytes;) {
+      const n = Math.min(WRITE_CHUNK, bytes - written)
+      randomFillSync(buffer, 0, n)
+      let off = 0
+      // write() may write less than asked; each round makes progress or throws.
+      while (off < n) off += (await handle.write(buffer, off, n - off)).bytesWritten
+      written += n
+    }
+  } finally {
+    await handle.close()
+  }
+}
+
+/**
+ * Single-core SHA-256 over a file's bytes with node:crypto, timing only the
+ * hashing (the file is read from the page cache in 1 MiB chunks, as the add
+ * reads it). A small file is hashed over and over, in one digest, until at
+ * least `minBytes` went through, so that the figure is not a few milliseconds
+ * of noise. Returns the throughput in MB/s and the digest of one pass.
+ */
+export async function sha256Throughput (path: string, minBytes = 0): Promise<{ mbps: number, hex: string }> {
+  let seconds = 0
+  let total = 0
+  let hex = ''
+  // Each pass hashes the whole file; an empty file makes one pass.
+  for (let pass = 0; pass === 0 || (total < minBytes && total > 0 && pass < MAX_PASSES); pass++) {
+    const hash = createHash('sha256')
+    for await (const chunk of createReadStream(path, { highWaterMark: READ_CHUNK }) as AsyncIterable<Buffer>) {
+      const t = performance.now()
+      hash.update(chunk)
+      seconds += (performance.now() - t) / 1000
+      total += chunk.length
+    }
+    const t = performance.now()
+    const digest = hash.digest('hex')
+    seconds += (performance.now() - t) / 1000
+    if (pass === 0) hex = digest
+  }
+  return { mbps: total / MB / seconds, hex }
+}
+
+/** A multipart/form-data body of one file part, streamed from disk, in the layout Kubo's clients send. */
+export function multipartFile (path: string, name: string, boundary: string): ReadableStream<Uint8Array> {
+  const encoder = new TextEncoder()
+  async function * parts (): AsyncGenerator<Uint8Array> {
+    yield encoder.encode(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${encodeURIComponent(name)}"\r\nContent-Type: application/octet-stream\r\n\r\n`)
+    for await (const chunk of createReadStream(path, { highWaterMark: READ_CHUNK }) as AsyncIterable<Buffer>) yield chunk
+    yield encoder.encode(`\r\n--${boundary}--\r\n`)
+  }
+  const iterator = parts()
+  return new ReadableStream<Uint8Array>({
+    async pull (controller) {
+      const { value, done } = await iterator.next()
+      if (done === true) controller.close()
+      else controller.enqueue(value)
+    },
+    async cancel () { await iterator.return(undefined) }
+  })
+}

@@ -1,0 +1,35 @@
+/**
+ * `npm run bench -- <area>` runs the benchmark bench/<area>.ts. Each area
+ * module exports `main(): Promise<number>`, which prints its figures and
+ * returns the exit code. An unknown or missing area lists the known ones and
+ * exits with 2.
+ */
+
+interface BenchModule {
+  main (): Promise<number>
+}
+
+const areas: Record<string, { describe: string, load: () => Promise<BenchModule> }> = {
+  content: {
+    describe: 'add, cat and bitswap transfer through the HTTP API, and daemon RSS, against single-core SHA-256',
+    load: async () => import('./content.ts')
+  }
+}
+
+function usage (): string {
+  const known = Object.entries(areas).map(([name, a]) => `  ${name.padEnd(10)} ${a.describe}`).join('\n')
+  return `usage: npm run bench -- <area>\nknown areas:\n${known}\n`
+}
+
+const area = process.argv[2]
+if (area == null || !Object.hasOwn(areas, area)) {
+  process.stderr.write(`${area == null ? 'no area given' : `unknown area ${JSON.stringify(area)}`}\n${usage()}`)
+  process.exit(2)
+}
+
+try {
+  process.exitCode = await (await areas[area].load()).main()
+} catch (err: any) {
+  process.stderr.write(`bench ${area} failed: ${err?.stack ?? String(err)}\n`)
+  process.exitCode = 1
+}
