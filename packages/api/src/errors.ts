@@ -18,6 +18,18 @@ export class MethodNotAllowedError extends Error {
   name = 'MethodNotAllowedError'
 }
 
+/** The request's Kubo `timeout` option ran out before the work finished. */
+export class DeadlineExceededError extends Error {
+  static name = 'DeadlineExceededError'
+  name = 'DeadlineExceededError'
+}
+
+/** A Range header asks for bytes outside the file. */
+export class RangeNotSatisfiableError extends Error {
+  static name = 'RangeNotSatisfiableError'
+  name = 'RangeNotSatisfiableError'
+}
+
 /** A required argument is missing or has the wrong form. */
 export class BadRequestError extends Error {
   static name = 'BadRequestError'
@@ -46,6 +58,7 @@ const BY_NAME: Record<string, [number, string]> = {
   InvalidPeerIdError: [400, 'IPFSValidationError'],
   BadRequestError: [400, 'IPFSValidationError'],
   MultipartError: [400, 'IPFSValidationError'],
+  RangeNotSatisfiableError: [416, 'IPFSValidationError'],
   WrongContentTypeError: [400, 'IPFSError'],
   KeyExistsError: [409, 'IPFSError'],
   PinError: [400, 'IPFSPinningError'],
@@ -54,6 +67,7 @@ const BY_NAME: Record<string, [number, string]> = {
   RouteNotFoundError: [404, 'RouteNotFoundError'],
   MethodNotAllowedError: [405, 'MethodNotAllowedError'],
   TimeoutError: [504, 'IPFSTimeoutError'],
+  DeadlineExceededError: [504, 'IPFSTimeoutError'],
   DialError: [503, 'IPFSConnectionError'],
   ConfigError: [500, 'IPFSConfigurationError'],
   RepoError: [500, 'IPFSConfigurationError']

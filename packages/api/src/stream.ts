@@ -1,16 +1,33 @@
 import { once } from 'node:events'
 import { Readable } from 'node:stream'
-import type { FastifyReply } from 'fastify'
+import { duration } from './args.ts'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+
+const deadlines = new WeakMap<FastifyRequest, AbortSignal | undefined>()
 
 /**
- * An AbortSignal that fires when the client goes away, so that long work for a
- * request (a cat, a pin, a subscription) stops with it.
+ * Kubo's global `timeout` option (a duration such as `30s`) as a signal that
+ * fires when it runs out; undefined when the request sets none.
+ */
+export function requestDeadline (request: FastifyRequest): AbortSignal | undefined {
+  if (deadlines.has(request)) return deadlines.get(request)
+  const ms = duration((request.query as Record<string, unknown> | undefined)?.timeout, 'timeout')
+  const signal = ms == null ? undefined : AbortSignal.timeout(ms)
+  deadlines.set(request, signal)
+  return signal
+}
+
+/**
+ * An AbortSignal that fires when the client goes away or the request's
+ * `timeout` runs out, so that long work for a request (a cat, a pin, a
+ * subscription) stops with it.
  */
 export function requestSignal (reply: FastifyReply): AbortSignal {
   const controller = new AbortController()
   // A response closes before it finished only when the connection went away.
   reply.raw.once('close', () => { if (!reply.raw.writableFinished) controller.abort(new Error('client disconnected')) })
-  return controller.signal
+  const deadline = requestDeadline(reply.request)
+  return deadline == null ? controller.signal : AbortSignal.any([controller.signal, deadline])
 }
 
 /**

@@ -1,7 +1,7 @@
 import { Type } from 'typebox'
 import { args, firstArg, flag } from '../args.ts'
 import { pushable } from 'it-pushable'
-import { BadRequestError, envelope } from '../errors.ts'
+import { BadRequestError, envelope, RangeNotSatisfiableError } from '../errors.ts'
 import { candidates } from '../multipart.ts'
 import { sniffContentType, SNIFF_BYTES } from '../sniff.ts'
 import { peek, requestSignal, sendBytes, sendNdjson } from '../stream.ts'
@@ -104,7 +104,7 @@ async function streamMedia (content: Content, path: string, range: string | unde
   const wanted = parseRange(range, stat.size)
   if (wanted === 'unsatisfiable') {
     reply.header('content-range', `bytes */${stat.size}`)
-    throw Object.assign(new BadRequestError(`range ${range ?? ''} is outside the ${stat.size} bytes of ${path}`), { statusCode: 416 })
+    throw new RangeNotSatisfiableError(`range ${range ?? ''} is outside the ${stat.size} bytes of ${path}`)
   }
   if (wanted == null) {
     reply.header('content-length', stat.size)
@@ -171,13 +171,13 @@ export const contentRoutes: Routes = (app, { node, shutdown }) => {
     tags: ['content'],
     summary: 'List directory entries',
     schema: { querystring: PathQuery },
-    handler: async (request) => {
+    handler: async (request, reply) => {
       const paths = args(request, 'cid')
       if (paths.length === 0) throw new BadRequestError('argument "ipfs-path" is required')
       const objects = []
       const entries = []
       for (const path of paths) {
-        const listing = await content.ls(path)
+        const listing = await content.ls(path, { signal: requestSignal(reply) })
         objects.push({
           Hash: path,
           Links: listing.entries.map(e => ({ Name: e.name, Hash: e.cid.toString(), Size: e.size, Type: e.type === 'directory' ? 1 : 2, Target: '' }))

@@ -1,3 +1,5 @@
+import { DeadlineExceededError } from '../errors.ts'
+import { requestDeadline } from '../stream.ts'
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema } from 'fastify'
 
 export interface KuboRoute {
@@ -11,7 +13,10 @@ export interface KuboRoute {
   handler: (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>
 }
 
-/** Registers a Kubo RPC route at /api/v0/<path>. */
+/**
+ * Registers a Kubo RPC route at /api/v0/<path>. Kubo's global `timeout` option
+ * bounds the work: what fails after it ran out is reported as its timeout.
+ */
 export function kuboRoute (app: FastifyInstance, route: KuboRoute): void {
   app.route({
     method: route.get === true ? ['GET', 'POST'] : ['POST'],
@@ -19,6 +24,16 @@ export function kuboRoute (app: FastifyInstance, route: KuboRoute): void {
     schema: { ...route.schema, tags: route.tags, summary: route.summary },
     // Kubo clients POST with no body; the JSON body of the API documents is optional.
     preValidation: async (request) => { request.body ??= {} },
-    handler: route.handler
+    handler: async (request, reply) => {
+      const deadline = requestDeadline(request)
+      try {
+        return await route.handler(request, reply)
+      } catch (err) {
+        if (deadline?.aborted === true) {
+          throw new DeadlineExceededError(`request timed out after ${String((request.query as { timeout?: unknown }).timeout)}: context deadline exceeded`)
+        }
+        throw err
+      }
+    }
   })
 }
