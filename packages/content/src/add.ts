@@ -1,12 +1,16 @@
+import * as dagPb from '@ipld/dag-pb'
+import { UnixFS } from 'ipfs-unixfs'
 import { fixedSize } from 'ipfs-unixfs-importer/chunker'
 import { importer } from 'ipfs-unixfs-importer'
 import { pushable } from 'it-pushable'
+import { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
 import { InvalidParameterError } from './errors.ts'
 import { pinAdd } from './pins.ts'
 import type { PinComponents } from './pins.ts'
 import type { AbortOptions } from '@libp2p/interface'
 import type { ImportCandidate, WritableStorage } from 'ipfs-unixfs-importer'
-import type { CID, Version } from 'multiformats/cid'
+import type { Version } from 'multiformats/cid'
 
 export interface AddOptions extends AbortOptions {
   /**
@@ -49,6 +53,15 @@ function isTopLevel (path: string | undefined, wrap: boolean): boolean {
   return wrap ? path === '' : path != null && !path.includes('/')
 }
 
+/** The CID and size of an empty directory, built as the importer builds it. */
+async function emptyDirectory (candidate: ImportCandidate, cidVersion: Version): Promise<{ cid: CID, size: number }> {
+  const block = dagPb.encode(dagPb.prepare({ Data: new UnixFS({ type: 'directory', mtime: candidate.mtime, mode: candidate.mode }).marshal() }))
+  const digest = await sha256.digest(block)
+  return { cid: cidVersion === 0 ? CID.createV0(digest) : CID.createV1(dagPb.code, digest), size: block.length }
+}
+
+const parentOf = (path: string): string => path.includes('/') ? path.slice(0, path.lastIndexOf('/')) : ''
+
 export interface AddComponents extends PinComponents {
   blockstore: PinComponents['blockstore'] & WritableStorage
 }
@@ -69,8 +82,20 @@ export async function * addAll (components: AddComponents, source: AsyncIterable
   const bytesByPath = new Map<string, number>()
   const roots: CID[] = []
 
+  // The importer builds empty directories into their parents but reports none
+  // of them; Kubo reports each, so they are noted here and told before their parent.
+  const emptyDirs = new Map<string, ImportCandidate>()
+  const noted = (async function * () {
+    for await (const candidate of source) {
+      if (!('content' in candidate && candidate.content != null) && candidate.path != null) {
+        emptyDirs.set(candidate.path.split('/').filter(p => p !== '' && p !== '.').join('/'), candidate)
+      }
+      yield candidate
+    }
+  })()
+
   const run = async (): Promise<void> => {
-    const entries = importer(source, options.onlyHash === true ? hashOnly : components.blockstore, {
+    const entries = importer(noted, options.onlyHash === true ? hashOnly : components.blockstore, {
       profile: 'unixfs-v0-2015',
       cidVersion,
       rawLeaves: options.rawLeaves ?? cidVersion === 1,
@@ -91,6 +116,14 @@ export async function * addAll (components: AddComponents, source: AsyncIterable
     })
     for await (const entry of entries) {
       options.signal?.throwIfAborted()
+      emptyDirs.delete(entry.path ?? '')
+      if (entry.unixfs?.isDirectory() === true) {
+        for (const [path, candidate] of emptyDirs) {
+          if (parentOf(path) !== (entry.path ?? '')) continue
+          emptyDirs.delete(path)
+          events.push({ type: 'entry', name: path, ...await emptyDirectory(candidate, cidVersion) })
+        }
+      }
       if (isTopLevel(entry.path, wrap)) roots.push(entry.cid)
       events.push({ type: 'entry', name: entry.path ?? entry.cid.toString(), cid: entry.cid, size: Number(entry.size) })
     }

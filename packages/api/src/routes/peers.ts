@@ -53,8 +53,9 @@ export const peerRoutes: Routes = (app, { node }) => {
         peers: peers.map(p => ({ peer: p.peer, addr: p.addr, direction: p.direction, latency_ms: p.latencyMs ?? null, streams: p.streams })),
         count: peers.length,
         // Kubo numbers directions as Go's libp2p does: 1 inbound, 2 outbound.
+        // Kubo's Addr is the transport address alone; the peer id is in Peer.
         Peers: peers.map(p => ({
-          Addr: p.addr,
+          Addr: p.addr.endsWith(`/p2p/${p.peer}`) ? p.addr.slice(0, -`/p2p/${p.peer}`.length) : p.addr,
           Peer: p.peer,
           Latency: p.latencyMs == null ? '' : `${p.latencyMs}ms`,
           Muxer: p.muxer,
