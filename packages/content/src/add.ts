@@ -79,7 +79,6 @@ export async function * addAll (components: AddComponents, source: AsyncIterable
   const chunkSize = parseChunker(options.chunker)
   const wrap = options.wrapWithDirectory ?? false
   const events = pushable<AddEvent>({ objectMode: true })
-  const bytesByPath = new Map<string, number>()
   const roots: CID[] = []
 
   // The importer builds empty directories into their parents but reports none
@@ -106,10 +105,8 @@ export async function * addAll (components: AddComponents, source: AsyncIterable
       onProgress: options.progress === true
         ? (evt) => {
             if (evt.type === 'unixfs:importer:progress:file:read') {
-              const name = evt.detail.path ?? ''
-              const bytes = (bytesByPath.get(name) ?? 0) + Number(evt.detail.bytesRead)
-              bytesByPath.set(name, bytes)
-              events.push({ type: 'progress', name, bytes })
+              // bytesRead already counts every byte of the file read so far.
+              events.push({ type: 'progress', name: evt.detail.path ?? '', bytes: Number(evt.detail.bytesRead) })
             }
           }
         : undefined

@@ -91,6 +91,10 @@ export async function dagGet (blocks: BlockComponents, path: string, outputCodec
     if (next === undefined) throw new NotFoundError(`no field or link named ${JSON.stringify(segment)} in ${current}`)
     node = next
   }
+  // A path that ends on a link prints the node linked to, as Kubo's dag get does.
+  if (rest.length > 0 && node instanceof CID) {
+    node = codecByCode(node.code).decode(await getBlock(blocks, node, options))
+  }
   if (output.name === 'raw') {
     if (rest.length > 0) throw new InvalidParameterError('output-codec raw can only print whole blocks')
     return getBlock(blocks, cid, options)

@@ -8,7 +8,7 @@ import { Names } from './names.ts'
 import { parsePath } from './paths.ts'
 import { pinAdd, pinLs, pinRm } from './pins.ts'
 import { Topics } from './pubsub.ts'
-import { cat, ls, stat } from './read.ts'
+import { cat, ls, resolveEntry, stat } from './read.ts'
 import type { AddEvent, AddOptions } from './add.ts'
 import type { BlockPutOptions, DagPutOptions } from './blocks.ts'
 import type { PinEntry, PinFilter } from './pins.ts'
@@ -94,30 +94,40 @@ export class Content {
     return ls(this.helia.blockstore, path, options)
   }
 
-  pinAdd (path: string, recursive = true, options?: AbortOptions): Promise<CID> {
-    const { cid } = parsePath(path)
-    return pinAdd(this.helia, cid, recursive, options).then(() => cid)
+  /** The CID a path names: its root, or what its segments lead to, as Kubo resolves paths. */
+  private async resolve (path: string, options?: AbortOptions): Promise<CID> {
+    const { cid, rest } = parsePath(path)
+    return rest.length === 0 ? cid : (await resolveEntry(this.helia.blockstore, path, options)).cid
   }
 
-  pinRm (path: string, recursive = true, options?: AbortOptions): Promise<CID> {
-    const { cid } = parsePath(path)
-    return pinRm(this.helia, cid, recursive, options).then(() => cid)
+  async pinAdd (path: string, recursive = true, options?: AbortOptions): Promise<CID> {
+    const cid = await this.resolve(path, options)
+    await pinAdd(this.helia, cid, recursive, options)
+    return cid
   }
 
-  pinLs (filter?: PinFilter, paths: string[] = [], options?: AbortOptions): AsyncGenerator<PinEntry> {
-    return pinLs(this.helia, filter, paths.map(p => parsePath(p).cid), options)
+  async pinRm (path: string, recursive = true, options?: AbortOptions): Promise<CID> {
+    const cid = await this.resolve(path, options)
+    await pinRm(this.helia, cid, recursive, options)
+    return cid
   }
 
-  blockGet (path: string, options?: AbortOptions): Promise<Uint8Array> {
-    return getBlock(this.helia.blockstore, parsePath(path).cid, options)
+  async * pinLs (filter?: PinFilter, paths: string[] = [], options?: AbortOptions): AsyncGenerator<PinEntry> {
+    const cids: CID[] = []
+    for (const path of paths) cids.push(await this.resolve(path, options))
+    yield * pinLs(this.helia, filter, cids, options)
+  }
+
+  async blockGet (path: string, options?: AbortOptions): Promise<Uint8Array> {
+    return getBlock(this.helia.blockstore, await this.resolve(path, options), options)
   }
 
   blockPut (bytes: Uint8Array, options?: BlockPutOptions): Promise<CID> {
     return putBlock(this.helia.blockstore, bytes, options)
   }
 
-  blockStat (path: string, options?: AbortOptions): Promise<{ cid: CID, size: number }> {
-    return statBlock(this.helia.blockstore, parsePath(path).cid, options)
+  async blockStat (path: string, options?: AbortOptions): Promise<{ cid: CID, size: number }> {
+    return statBlock(this.helia.blockstore, await this.resolve(path, options), options)
   }
 
   dagPut (bytes: Uint8Array, options?: DagPutOptions): Promise<CID> {

@@ -109,7 +109,9 @@ export class Names {
       let value: string | undefined
       try {
         const signal = AbortSignal.any([options.signal ?? new AbortController().signal, AbortSignal.timeout(RESOLVE_TIMEOUT_MS)])
-        for await (const result of this.ipns.resolve(parseName(current), { nocache: options.nocache, offline: !this.components.hasPeers(), signal })) {
+        // Offline the local store is the only source, which nocache would skip.
+        const offline = !this.components.hasPeers()
+        for await (const result of this.ipns.resolve(parseName(current), { nocache: options.nocache === true && !offline, offline, signal })) {
           value = result.value
           break
         }

@@ -72,10 +72,9 @@ export async function * pinLs (components: PinComponents, filter: PinFilter = 'a
     const type: PinType = pin.depth === Infinity ? 'recursive' : 'direct'
     const cid = pinnedCID(pin)
     if (type === 'recursive') roots.push(cid)
-    if (filter === 'all' || filter === type) {
-      listed.add(cid.toString())
-      yield { cid, type }
-    }
+    // Listed or not, a direct pin is never also listed as indirect, as in Kubo.
+    listed.add(cid.toString())
+    if (filter === 'all' || filter === type) yield { cid, type }
   }
   if (filter !== 'all' && filter !== 'indirect') return
   for (const root of roots) {

@@ -90,13 +90,20 @@ export class Topics {
     }
     options.signal?.addEventListener('abort', leave, { once: true })
     if (options.signal?.aborted === true) leave()
-    return (async function * () {
+    const messages = (async function * () {
       try {
         yield * queue
       } finally {
         leave()
       }
     })()
+    // return() on a generator that never started skips its finally: leave here as well.
+    const close = messages.return.bind(messages)
+    messages.return = async (value) => {
+      leave()
+      return close(value)
+    }
+    return messages
   }
 
   topics (): string[] {

@@ -31,7 +31,13 @@ export interface LsEntry {
 export async function resolveEntry (blockstore: ReadableStorage, path: string, options: AbortOptions = {}): Promise<UnixFSEntry> {
   const parsed = parsePath(path)
   try {
-    return await exporter(toExporterPath(parsed), blockstore, options)
+    const entry = await exporter(toExporterPath(parsed), blockstore, options)
+    // The exporter stops at a file and drops one segment after it (a/file/x reads
+    // a/file); Kubo fails such a path, so do we.
+    if (entry.path.split('/').length !== parsed.rest.length + 1) {
+      throw new NotFoundError(`no link named ${JSON.stringify(parsed.rest.join('/'))} under ${parsed.cid}`)
+    }
+    return entry
   } catch (err: any) {
     if (err.name === 'NotFoundError') {
       throw new NotFoundError(`no link named ${JSON.stringify(parsed.rest.join('/'))} under ${parsed.cid}`)
@@ -65,12 +71,17 @@ export async function * cat (blockstore: ReadableStorage, path: string, options:
   yield * entry.content({ offset: options.offset, length: options.length, signal: options.signal })
 }
 
-/** Lists a directory; a file lists as nothing, as in Kubo. */
+/**
+ * Lists a directory; a file lists its chunks, unnamed, and a one-block file
+ * nothing, as in Kubo.
+ */
 export async function ls (blockstore: ReadableStorage, path: string, options: AbortOptions = {}): Promise<{ cid: CID, entries: LsEntry[] }> {
   const entry = await resolveEntry(blockstore, path, options)
-  if (entry.type !== 'directory') return { cid: entry.cid, entries: [] }
+  const children = entry.type === 'directory'
+    ? entry.entries(options)
+    : entry.type === 'file' ? entry.node.Links.map(link => ({ name: link.Name ?? '', cid: link.Hash })) : []
   const entries: LsEntry[] = []
-  for await (const child of entry.entries(options)) {
+  for await (const child of children) {
     const resolved = await exporter(child.cid, blockstore, options)
     const type: LinkType = resolved.type === 'directory' ? 'directory' : 'file'
     entries.push({ name: child.name, cid: child.cid, size: type === 'file' ? Number(resolved.size) : 0, type })
