@@ -4,13 +4,14 @@ import { createHeliaLight } from 'helia'
 import { addAll } from './add.ts'
 import { dagGet, dagPut, getBlock, putBlock, statBlock } from './blocks.ts'
 import { codecs, hashers } from './codecs.ts'
-import { Names } from './names.ts'
+import { ipnsDhtRecords, Names } from './names.ts'
 import { parsePath } from './paths.ts'
 import { pinAdd, pinLs, pinRm } from './pins.ts'
 import { Topics } from './pubsub.ts'
 import { cat, ls, resolveEntry, stat } from './read.ts'
 import type { AddEvent, AddOptions } from './add.ts'
 import type { BlockPutOptions, DagPutOptions } from './blocks.ts'
+import type { DhtRecords } from './names.ts'
 import type { PinEntry, PinFilter } from './pins.ts'
 import type { CatOptions, FileStat, LsEntry } from './read.ts'
 import type { HeliaWithLibp2p } from '@helia/libp2p'
@@ -25,8 +26,11 @@ import type { CID } from 'multiformats/cid'
 export interface ContentInit {
   blockstore: Blockstore
   datastore: Datastore
-  /** The swarm's options; Helia creates and owns the libp2p node. */
-  libp2p: Libp2pOptions<SwarmServices>
+  /**
+   * The swarm's options, given the DHT record rules of IPNS; Helia creates and
+   * owns the libp2p node.
+   */
+  libp2p: (dhtRecords: DhtRecords) => Libp2pOptions<SwarmServices>
   /** The node's identity key as a libp2p protobuf, made the IPNS `self` key. */
   identity: Uint8Array
 }
@@ -45,12 +49,13 @@ export class Content {
   constructor (init: ContentInit) {
     // createHeliaLight + explicit libp2p and bitswap: createHelia() would add
     // HTTP gateways and delegated routers that wait on the internet.
-    this.helia = withBitswap(withLibp2pLight(createHeliaLight({
+    const helia = createHeliaLight({
       blockstore: init.blockstore,
       datastore: init.datastore,
       codecs: Object.values(codecs),
       hashers: Object.values(hashers)
-    }), init.libp2p))
+    })
+    this.helia = withBitswap(withLibp2pLight(helia, init.libp2p(ipnsDhtRecords(helia.keychain))))
     const { datastore, routing, logger, keychain, events, getCrypto } = this.helia
     this.names = new Names({ datastore, routing, logger, keychain, events, getCrypto, hasPeers: () => this.helia.libp2p.getConnections().length > 0 })
     this.topics = new Topics(() => this.helia.libp2p.services.pubsub)

@@ -6,12 +6,11 @@
  */
 export { Content } from './content.ts'
 export type { ContentInit } from './content.ts'
-export { parseChunker } from './add.ts'
 export type { AddEvent, AddOptions } from './add.ts'
 export type { BlockPutOptions, DagPutOptions } from './blocks.ts'
 export type { PinEntry, PinFilter, PinType } from './pins.ts'
 export type { CatOptions, FileStat, LsEntry, LinkType } from './read.ts'
-export type { KeyEntry, PublishOptions, ResolveOptions } from './names.ts'
+export type { DhtRecords, KeyEntry, PublishOptions, ResolveOptions } from './names.ts'
 export type { PubsubMessage } from './pubsub.ts'
 export { parsePath, parseCID } from './paths.ts'
 export * from './errors.ts'

@@ -1,11 +1,11 @@
-import { ipns as createIPNS, multihashToIPNSRoutingKey, IPNSEntry } from '@helia/ipns'
+import { ipns as createIPNS, ipnsSelector, ipnsValidator, multihashToIPNSRoutingKey, IPNSEntry } from '@helia/ipns'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { base36 } from 'multiformats/bases/base36'
 import { CID } from 'multiformats/cid'
 import { InvalidParameterError, KeyExistsError, NotFoundError } from './errors.ts'
 import { parsePath } from './paths.ts'
 import type { IPNS } from '@helia/ipns'
-import type { Helia, PrivateKey, PublicKey } from '@helia/interface'
+import type { Helia, Keychain, PrivateKey, PublicKey } from '@helia/interface'
 import type { AbortOptions, Logger } from '@libp2p/interface'
 import type { MultihashDigest } from 'multiformats/hashes/interface'
 
@@ -38,6 +38,19 @@ const MAX_RECURSION = 32
 const ROUTING_PUT_TIMEOUT_MS = 60_000
 /** How long a lookup may search the network when the caller sets no deadline. */
 const RESOLVE_TIMEOUT_MS = 30_000
+
+export interface DhtRecords {
+  validators: Record<string, (key: Uint8Array, record: Uint8Array, options?: AbortOptions) => Promise<void>>
+  selectors: Record<string, (key: Uint8Array, records: Uint8Array[]) => number>
+}
+
+/** What the DHT needs to accept and choose IPNS records; the keychain loads the signers' public keys. */
+export function ipnsDhtRecords (keychain: Keychain): DhtRecords {
+  return {
+    validators: { ipns: async (key, record, options) => { await ipnsValidator(key, record, keychain, options) } },
+    selectors: { ipns: (key, records) => ipnsSelector(key, records.map(r => IPNSEntry.decode(r))) }
+  }
+}
 
 function ipnsName (publicKey: PublicKey): string {
   return publicKey.toCID().toString(base36)

@@ -56,12 +56,13 @@ export async function createNode (config: Config, components: NodeComponents): P
     blockstore: repo.blockstore,
     datastore: repo.datastore,
     identity: repo.identity,
-    libp2p: swarmOptions({
+    libp2p: (dhtRecords) => swarmOptions({
       privateKey: repo.privateKey,
       host: config.swarm.host,
       port: config.swarm.port,
       bootstrap: config.swarm.bootstrap,
-      metricsRegistry: metrics
+      metricsRegistry: metrics,
+      dhtRecords
     })
   })
   const log = components.logger

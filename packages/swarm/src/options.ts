@@ -10,7 +10,7 @@ import { tcp } from '@libp2p/tcp'
 import type { GossipSub } from '@libp2p/gossipsub'
 import type { Identify } from '@libp2p/identify'
 import type { Libp2p, PeerDiscovery, PrivateKey } from '@libp2p/interface'
-import type { KadDHT } from '@libp2p/kad-dht'
+import type { KadDHT, KadDHTInit } from '@libp2p/kad-dht'
 import type { Ping } from '@libp2p/ping'
 import type { Libp2pOptions } from 'libp2p'
 import type { Registry } from 'prom-client'
@@ -25,6 +25,8 @@ export interface SwarmInit {
   bootstrap?: string[]
   /** Where libp2p's own metrics go; one registry per node keeps in-process nodes apart. */
   metricsRegistry?: Registry
+  /** DHT record validators and selectors by key prefix, e.g. `ipns` from the content layer. */
+  dhtRecords?: Pick<KadDHTInit, 'validators' | 'selectors'>
 }
 
 export type SwarmServices = {
@@ -58,7 +60,7 @@ export function swarmOptions (init: SwarmInit): Libp2pOptions<SwarmServices> {
     services: {
       identify: identify(),
       ping: ping(),
-      dht: kadDHT({ clientMode: false, peerInfoMapper: passthroughMapper }),
+      dht: kadDHT({ clientMode: false, peerInfoMapper: passthroughMapper, ...init.dhtRecords }),
       pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: true, fallbackToFloodsub: false })
     }
   }
