@@ -73,23 +73,30 @@ async function * guard (stream: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8
  * payload (block/put, dag/put, pubsub/pub); more than `max` bytes is refused.
  */
 export async function firstPartBytes (request: FastifyRequest, max: number): Promise<Uint8Array> {
-  let part: Multipart | undefined
+  let payload: Uint8Array | undefined
   try {
-    part = (await request.parts().next()).value as Multipart | undefined
+    for await (const part of request.parts()) {
+      if (payload != null) {
+        // Later parts are ignored, but read, so that the connection is free for the next request.
+        if (part.type === 'file') part.file.resume()
+        continue
+      }
+      payload = part.type === 'field' ? Buffer.from(String(part.value)) : await readCapped(part.file, max)
+    }
   } catch (err: any) {
-    if (typeof err.code === 'string' && err.code.startsWith('FST_')) throw err
+    if (err instanceof MultipartError || (typeof err.code === 'string' && err.code.startsWith('FST_'))) throw err
     throw new MultipartError(`malformed multipart body: ${err.message}`)
   }
-  if (part == null) throw new MultipartError('the multipart body has no part')
-  if (part.type === 'field') return Buffer.from(String(part.value))
+  if (payload == null) throw new MultipartError('the multipart body has no part')
+  return payload
+}
+
+async function readCapped (stream: AsyncIterable<Uint8Array>, max: number): Promise<Uint8Array> {
   const chunks: Uint8Array[] = []
   let size = 0
-  for await (const chunk of guard(part.file)) {
+  for await (const chunk of stream) {
     size += chunk.byteLength
-    if (size > max) {
-      part.file.destroy()
-      throw Object.assign(new MultipartError(`the payload may hold at most ${max} bytes`), { code: 'FST_REQ_FILE_TOO_LARGE' })
-    }
+    if (size > max) throw Object.assign(new MultipartError(`the payload may hold at most ${max} bytes`), { code: 'FST_REQ_FILE_TOO_LARGE' })
     chunks.push(chunk)
   }
   return Buffer.concat(chunks)

@@ -47,7 +47,19 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false } }
   })
   const shutdown = new AbortController()
-  app.addHook('preClose', async () => { shutdown.abort(new Error('the daemon is stopping')) })
+  // Closing waits for in-flight requests (an add finishes writing), then drops every keep-alive
+  // socket: Node's own idle tracking misses some, which would hold close up for the keep-alive timeout.
+  let inflight = 0
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.headers.upgrade != null) return
+    inflight++
+    reply.raw.once('close', () => { inflight-- })
+  })
+  app.addHook('preClose', async () => {
+    shutdown.abort(new Error('the daemon is stopping'))
+    const sweep = setInterval(() => { if (inflight === 0) app.server.closeAllConnections() }, 50)
+    app.server.once('close', () => { clearInterval(sweep) })
+  })
   const { countError } = registerHttpMetrics(app, node.metrics)
 
   app.setErrorHandler(async (err, request, reply) => {

@@ -75,7 +75,8 @@ export async function sendBytes (reply: FastifyReply, source: AsyncIterable<Uint
 export async function streamLive (reply: FastifyReply, source: AsyncIterable<object>, signal: AbortSignal): Promise<void> {
   reply.hijack()
   const res = reply.raw
-  res.writeHead(200, { 'content-type': 'application/x-ndjson', 'x-chunked-output': '1', 'cache-control': 'no-cache' })
+  // `connection: close` so that a stopping server need not wait out keep-alive on this socket.
+  res.writeHead(200, { 'content-type': 'application/x-ndjson', 'x-chunked-output': '1', 'cache-control': 'no-cache', connection: 'close' })
   res.flushHeaders()
   try {
     for await (const item of source) {
