@@ -1,0 +1,218 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { CID } from 'multiformats/cid'
+import { pinAdd, pinLs, pinRm } from '../src/pins.ts'
+import { goRandom } from './fixtures/go-random.ts'
+import { added, bytes, collect, concat, rootOf, startContent } from './fixtures/node.ts'
+import type { PinEntry } from '../src/pins.ts'
+import type { Content } from '../src/content.ts'
+
+// The testData tree and its CIDs are those of ipfs/kubo test/sharness/t0045-ls.sh.
+const TEST_DATA = 'QmfNy183bXiRVyrhyWtq3TwHn79yHEkiAGFr18P7YNzESj'
+const D1 = 'QmSix55yz8CzWXf5ZVM9vgEvijnEeeXiTSarVtsqiiCJss'
+const D2 = 'QmR3jhV4XpxxPjPT3Y8vNnWvWNvakdcT3H6vqpRBsX1MLy'
+const D1_128 = 'QmQNd6ubRXaNG6Prov8o6vk3bn6eWsj9FxLGrAVDUAGkGe'
+const D1_A = 'QmZULkCELmmk5XNfCgTnCyFgAVxBRBXyDHGGMVoLFLiXEN'
+const D2_1024 = 'QmbQBUSRL9raZtNXfpTDeaxQapibJEG6qEY8WqAN22aUzd'
+const D2_A = 'QmaRGe7bVmVaLmxbrMiVNXqW4pRNNp3xq7hFtyRKA3mtJL'
+const F1 = 'QmeomffUNfmQy76CQGy9NdmqEnnHU9soCexBnGU3ezPHVH'
+const F2 = 'QmNtocSs7MoDkJMc1RkyisCSKvLadujPsfJfSdJ3e1eA1M'
+const UNDER_TEST_DATA = [D1, D2, D1_128, D1_A, D2_1024, D2_A, F1, F2]
+
+function entries (pins: PinEntry[]): Array<[string, string]> {
+  return pins.map(p => [p.cid.toString(), p.type])
+}
+
+function sorted (pins: Array<[string, string]>): Array<[string, string]> {
+  return [...pins].sort((a, b) => a[0].localeCompare(b[0]))
+}
+
+describe('pins', () => {
+  let content: Content
+
+  before(async () => {
+    content = await startContent()
+    // Added without pins: each test pins what it needs and unpins it again.
+    await added(content.addAll([
+      { path: 'testData/d1/128', content: concat([...goRandom(128, 42)]) },
+      { path: 'testData/d1/a', content: bytes('hello\n') },
+      { path: 'testData/d2/1024', content: concat([...goRandom(1024, 42)]) },
+      { path: 'testData/d2/a', content: bytes('world\n') },
+      { path: 'testData/f1', content: bytes('test\n') },
+      { path: 'testData/f2', content: bytes('data\n') }
+    ], { pin: false }))
+  })
+
+  after(async () => {
+    await content?.stop()
+  })
+
+  async function unpinAll (): Promise<void> {
+    for (const pin of await collect(content.pinLs('all'))) {
+      if (pin.type !== 'indirect') await content.pinRm(pin.cid.toString(), pin.type === 'recursive')
+    }
+    assert.deepEqual(await collect(content.pinLs('all')), [])
+  }
+
+  it('lists nothing when nothing is pinned', async () => {
+    assert.deepEqual(await collect(content.pinLs()), [])
+  })
+
+  it('lists a recursive pin, and every block under it as indirect', async () => {
+    assert.equal((await content.pinAdd(TEST_DATA)).toString(), TEST_DATA)
+    try {
+      assert.deepEqual(entries(await collect(content.pinLs('recursive'))), [[TEST_DATA, 'recursive']])
+      assert.deepEqual(entries(await collect(content.pinLs('direct'))), [])
+      assert.deepEqual(sorted(entries(await collect(content.pinLs('indirect')))), sorted(UNDER_TEST_DATA.map(cid => [cid, 'indirect'])))
+      const all = entries(await collect(content.pinLs('all')))
+      assert.deepEqual(all[0], [TEST_DATA, 'recursive'])
+      assert.deepEqual(sorted(all.slice(1)), sorted(UNDER_TEST_DATA.map(cid => [cid, 'indirect'])))
+    } finally {
+      await unpinAll()
+    }
+  })
+
+  it('keeps listing CIDv0 pins as CIDv0, as Kubo does', async () => {
+    await content.pinAdd(`/ipfs/${F1}`)
+    try {
+      const [pin] = await collect(content.pinLs('recursive'))
+      assert.equal(pin.cid.toString(), F1)
+      assert.equal(pin.cid.version, 0)
+    } finally {
+      await unpinAll()
+    }
+  })
+
+  it('tells how specific CIDs are pinned, in the order asked', async () => {
+    await content.pinAdd(D1)
+    await content.pinAdd(F2, false)
+    try {
+      assert.deepEqual(entries(await collect(content.pinLs('all', [F2, D1_A, D1]))), [[F2, 'direct'], [D1_A, 'indirect'], [D1, 'recursive']])
+      assert.deepEqual(entries(await collect(content.pinLs('indirect', [D1_128]))), [[D1_128, 'indirect']])
+      await assert.rejects(collect(content.pinLs('all', [F1])), { name: 'PinError' })
+      await assert.rejects(collect(content.pinLs('recursive', [D1_A])), { name: 'PinError' })
+      await assert.rejects(collect(content.pinLs('direct', [D1])), { name: 'PinError' })
+    } finally {
+      await unpinAll()
+    }
+  })
+
+  it('pins one block directly, and lists a direct pin under a recursive one as direct only', async () => {
+    await content.pinAdd(TEST_DATA)
+    await content.pinAdd(F1, false)
+    try {
+      assert.deepEqual(entries(await collect(content.pinLs('direct'))), [[F1, 'direct']])
+      const all = entries(await collect(content.pinLs('all')))
+      assert.deepEqual(all.filter(([cid]) => cid === F1), [[F1, 'direct']])
+      // Kubo's `pin ls --type=indirect` leaves out what is pinned directly.
+      const indirect = entries(await collect(content.pinLs('indirect')))
+      assert.deepEqual(sorted(indirect), sorted(UNDER_TEST_DATA.filter(cid => cid !== F1).map(cid => [cid, 'indirect'])))
+    } finally {
+      await unpinAll()
+    }
+  })
+
+  it('turns a direct pin into a recursive one, and refuses the reverse', async () => {
+    await content.pinAdd(D2, false)
+    try {
+      assert.deepEqual(entries(await collect(content.pinLs('all'))), [[D2, 'direct']])
+      await content.pinAdd(D2, true)
+      assert.deepEqual(entries(await collect(content.pinLs('all'))), [[D2, 'recursive'], [D2_1024, 'indirect'], [D2_A, 'indirect']])
+      await assert.rejects(content.pinAdd(D2, false), { name: 'PinError' })
+      // Pinning again the same way changes nothing.
+      await content.pinAdd(D2, true)
+      assert.deepEqual(entries(await collect(content.pinLs('recursive'))), [[D2, 'recursive']])
+    } finally {
+      await unpinAll()
+    }
+  })
+
+  it('refuses to unpin an indirect pin with PinError, and keeps it', async () => {
+    await content.pinAdd(TEST_DATA)
+    try {
+      await assert.rejects(content.pinRm(F1), { name: 'PinError', message: new RegExp(`${F1} is pinned indirectly`) })
+      await assert.rejects(content.pinRm(D1, false), { name: 'PinError' })
+      assert.deepEqual(entries(await collect(content.pinLs('indirect', [F1]))), [[F1, 'indirect']])
+    } finally {
+      await unpinAll()
+    }
+  })
+
+  it('refuses to unpin what is not pinned, and a recursive pin without recursive', async () => {
+    await assert.rejects(content.pinRm(F2), { name: 'PinError', message: new RegExp(`${F2} is not pinned`) })
+    await content.pinAdd(D1)
+    try {
+      await assert.rejects(content.pinRm(D1, false), { name: 'PinError', message: /pinned recursively/ })
+      assert.deepEqual(entries(await collect(content.pinLs('recursive'))), [[D1, 'recursive']])
+    } finally {
+      await unpinAll()
+    }
+  })
+
+  it('unpins recursive and direct pins', async () => {
+    await content.pinAdd(D1)
+    await content.pinAdd(F1, false)
+    assert.equal((await content.pinRm(D1)).toString(), D1)
+    assert.equal((await content.pinRm(F1, false)).toString(), F1)
+    assert.deepEqual(await collect(content.pinLs()), [])
+    assert.equal(await content.helia.pins.isPinned(CID.parse(D1_A)), false)
+  })
+
+  it('pins, lists and unpins what a path names, not its root', async () => {
+    await content.pinAdd(`/ipfs/${TEST_DATA}/d1`)
+    try {
+      assert.deepEqual(entries(await collect(content.pinLs('recursive'))), [[D1, 'recursive']])
+      assert.deepEqual(entries(await collect(content.pinLs('all', [`${TEST_DATA}/d1/a`]))), [[D1_A, 'indirect']])
+      assert.equal((await content.pinRm(`${TEST_DATA}/d1`)).toString(), D1)
+      assert.deepEqual(await collect(content.pinLs()), [])
+    } finally {
+      await unpinAll()
+    }
+  })
+
+  it('walks dag-cbor links for indirect pins', async () => {
+    const leaf = await rootOf(content, [{ content: bytes('linked from cbor\n') }], { pin: false })
+    const node = await content.dagPut(bytes(`{"list":[{"/":"${leaf}"}],"n":1}`))
+    await content.pinAdd(node.toString())
+    try {
+      assert.deepEqual(entries(await collect(content.pinLs('all'))), [[node.toString(), 'recursive'], [leaf, 'indirect']])
+    } finally {
+      await unpinAll()
+    }
+  })
+
+  describe('with a stub of the Pins interface', () => {
+    it('pins recursively with depth Infinity and directly with depth 0, keeping the CID as given', async () => {
+      const calls: Array<[string, number | undefined, unknown]> = []
+      const components = {
+        blockstore: { get: async function * () { throw new Error('not read') } },
+        pins: {
+          get: async () => { throw Object.assign(new Error('not pinned'), { name: 'NotFoundError' }) },
+          add: async function * (cid: CID, options: { depth?: number, metadata?: unknown }) {
+            calls.push([cid.toString(), options.depth, options.metadata])
+            yield cid
+          }
+        }
+      } as any
+      await pinAdd(components, CID.parse(F1), true)
+      await pinAdd(components, CID.parse(F2), false)
+      assert.deepEqual(calls, [[F1, Infinity, { cid: F1 }], [F2, 0, { cid: F2 }]])
+    })
+
+    it('removes through pins.rm and lists from pins.ls', async () => {
+      const removed: string[] = []
+      const components = {
+        blockstore: { get: async function * () { throw new Error('not read') } },
+        pins: {
+          get: async (cid: CID) => ({ cid, depth: 0, metadata: {} }),
+          rm: async function * (cid: CID) { removed.push(cid.toString()); yield cid },
+          ls: async function * () { yield { cid: CID.parse(F1).toV1(), depth: 0, metadata: { cid: F1 } } },
+          isPinned: async () => false
+        }
+      } as any
+      await pinRm(components, CID.parse(F2), false)
+      assert.deepEqual(removed, [F2])
+      assert.deepEqual(entries(await collect(pinLs(components, 'all'))), [[F1, 'direct']])
+    })
+  })
+})
