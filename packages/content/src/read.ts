@@ -1,5 +1,6 @@
 import { exporter } from 'ipfs-unixfs-exporter'
 import { NotFoundError, WrongContentTypeError } from './errors.ts'
+import { readFile } from './file-reader.ts'
 import { parsePath, toExporterPath } from './paths.ts'
 import type { AbortOptions } from '@libp2p/interface'
 import type { ReadableStorage, UnixFSEntry } from 'ipfs-unixfs-exporter'
@@ -67,8 +68,15 @@ export async function * cat (blockstore: ReadableStorage, path: string, options:
   if (!isReadable(entry)) {
     throw new WrongContentTypeError(`${path} is a ${entry.type === 'directory' ? 'directory' : 'non-UnixFS node'}, cat needs a file`)
   }
-  if (options.length === 0 || (options.offset ?? 0) >= Number(entry.size)) return
-  yield * entry.content({ offset: options.offset, length: options.length, signal: options.signal })
+  const size = Number(entry.size)
+  const offset = options.offset ?? 0
+  if (options.length === 0 || offset >= size) return
+  const length = Math.min(options.length ?? size, size - offset)
+  if (entry.type === 'identity') {
+    yield * entry.content({ offset, length })
+    return
+  }
+  yield * readFile(blockstore, entry, offset, length, { signal: options.signal })
 }
 
 /**

@@ -1,10 +1,10 @@
 import { mkdir, open, opendir, readFile, rename, rm, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
-import { FsBlockstore } from 'blockstore-fs'
 import { LevelDatastore } from 'datastore-level'
 import { Level } from 'level'
 import { stringify as toYaml } from 'yaml'
+import { FlatfsBlockstore } from './blockstore.ts'
 import { CONFIG_FILE } from './config.ts'
 import { RepoError } from './errors.ts'
 import type { PrivateKey } from '@libp2p/interface'
@@ -13,7 +13,7 @@ import type { PrivateKey } from '@libp2p/interface'
  * The on-disk state of a node:
  *   identity.key   the Ed25519 key behind the peer id (libp2p protobuf, mode 0600)
  *   config.yaml    optional settings
- *   blocks/        blockstore-fs: one file per block, written to a temp file and renamed
+ *   blocks/        one file per block in Kubo's flatfs layout, written to a temp file and renamed
  *   datastore/     LevelDB: pins, keychain, IPNS records, peer store
  *   api            the URL of the running daemon's HTTP API, for the CLI
  * Every file is written atomically, so a kill -9 leaves either the old or the new state.
@@ -25,7 +25,7 @@ export interface Repo {
   privateKey: PrivateKey
   /** The identity in libp2p's protobuf encoding. */
   identity: Uint8Array
-  blockstore: FsBlockstore
+  blockstore: FlatfsBlockstore
   datastore: LevelDatastore
   setApiAddress(url: string): Promise<void>
   close(): Promise<void>
@@ -80,7 +80,7 @@ export async function writeDefaultConfig (path: string, settings: object): Promi
 
 export async function openRepo (path: string): Promise<Repo> {
   const { privateKey } = await initRepo(path)
-  const blockstore = new FsBlockstore(join(path, 'blocks'))
+  const blockstore = new FlatfsBlockstore(join(path, 'blocks'))
   // Opened here rather than by LevelDatastore, which drops the cause that tells a lock apart.
   const db = new Level<string, Uint8Array>(join(path, 'datastore'), { keyEncoding: 'utf8', valueEncoding: 'view' })
   try {
@@ -92,6 +92,7 @@ export async function openRepo (path: string): Promise<Repo> {
   const datastore = new LevelDatastore(db)
   await datastore.open()
   await blockstore.open()
+  await blockstore.sweep()
   const apiFile = join(path, 'api')
   return {
     path,
@@ -103,7 +104,6 @@ export async function openRepo (path: string): Promise<Repo> {
     close: async () => {
       await rm(apiFile, { force: true })
       await datastore.close()
-      await blockstore.close()
     }
   }
 }
