@@ -2,20 +2,13 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { formOf, rpc, startTestDaemon } from '../helpers/daemon.ts'
 import type { TestDaemon } from '../helpers/daemon.ts'
+import type { ErrorEnvelope } from '@node-daemon/api'
 
 const HELLO_CID = 'QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o'
 /** A well-formed CID of a block that no node has. */
 const ABSENT_CID = 'bafkreiaxfp6b6ccq6nswecdfqwiecvwvjvgvvcqyjvpxcmbtu4ynnxfpga'
 
-interface Envelope {
-  success: false
-  error: string
-  error_type: string
-  status_code: number
-  Message: string
-  Code: number
-  Type: string
-}
+type Envelope = ErrorEnvelope
 
 /**
  * Checks that a response is document 000's error envelope with Kubo's fields

@@ -4,8 +4,8 @@ import { after, before, describe, it } from 'node:test'
 import { CID } from 'multiformats/cid'
 import { addAll, parseChunker } from '../src/add.ts'
 import { deterministicRandom, KiB, MiB } from './fixtures/deterministic-random.ts'
-import { goRandom } from './fixtures/go-random.ts'
-import { added, bytes, collect, concat, rootOf, startContent } from './fixtures/node.ts'
+import { goRandom, goRandomBytes, testDataTree } from './fixtures/go-random.ts'
+import { added, bytes, collect, rootOf, startContent } from './fixtures/node.ts'
 import type { AddEvent } from '../src/add.ts'
 import type { Content } from '../src/content.ts'
 
@@ -21,10 +21,6 @@ import type { Content } from '../src/content.ts'
 //          : go-ipfs 0.8 output of `ipfs add` and `ipfs add --chunker=size-64` on a
 //          131-byte file, with `ipfs object get` of its root and three leaves
 
-/** The bytes of `random <count> <seed>`, as one buffer. */
-function goRandomBytes (count: number, seed: number): Uint8Array {
-  return concat([...goRandom(count, seed)])
-}
 
 /** Passes chunks through while hashing them with SHA-1, as t0040's `multihash -a=sha1` does. */
 function * sha1Tee (source: Iterable<Uint8Array>, hash: ReturnType<typeof createHash>): Generator<Uint8Array> {
@@ -196,14 +192,7 @@ describe('add', () => {
     })
 
     it('adds t0045\'s testData tree, go-random files included [t0045]', async () => {
-      const lines = await added(content.addAll([
-        { path: 'testData/d1/128', content: goRandomBytes(128, 42) },
-        { path: 'testData/d1/a', content: bytes('hello\n') },
-        { path: 'testData/d2/1024', content: goRandomBytes(1024, 42) },
-        { path: 'testData/d2/a', content: bytes('world\n') },
-        { path: 'testData/f1', content: bytes('test\n') },
-        { path: 'testData/f2', content: bytes('data\n') }
-      ]))
+      const lines = await added(content.addAll(testDataTree()))
       assert.deepEqual(lines, [
         ['QmQNd6ubRXaNG6Prov8o6vk3bn6eWsj9FxLGrAVDUAGkGe', 'testData/d1/128'],
         ['QmZULkCELmmk5XNfCgTnCyFgAVxBRBXyDHGGMVoLFLiXEN', 'testData/d1/a'],

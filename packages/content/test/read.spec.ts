@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { CID } from 'multiformats/cid'
 import { cat, ls, stat } from '../src/read.ts'
-import { goRandom } from './fixtures/go-random.ts'
+import { goRandomBytes, testDataTree } from './fixtures/go-random.ts'
 import { added, bytes, collect, concat, decoder, rootOf, startContent } from './fixtures/node.ts'
 import type { Content } from '../src/content.ts'
 
@@ -16,9 +16,6 @@ const TEST_DATA = 'QmfNy183bXiRVyrhyWtq3TwHn79yHEkiAGFr18P7YNzESj' // [t0045]
 const D1 = 'QmSix55yz8CzWXf5ZVM9vgEvijnEeeXiTSarVtsqiiCJss'
 const D2 = 'QmR3jhV4XpxxPjPT3Y8vNnWvWNvakdcT3H6vqpRBsX1MLy'
 
-function goRandomBytes (count: number, seed: number): Uint8Array {
-  return concat([...goRandom(count, seed)])
-}
 
 describe('read', () => {
   let content: Content
@@ -28,14 +25,7 @@ describe('read', () => {
   before(async () => {
     content = await startContent()
     await added(content.addAll([{ path: 'hello.txt', content: bytes('Hello Worlds!\n') }]))
-    await added(content.addAll([
-      { path: 'testData/d1/128', content: goRandomBytes(128, 42) },
-      { path: 'testData/d1/a', content: bytes('hello\n') },
-      { path: 'testData/d2/1024', content: goRandomBytes(1024, 42) },
-      { path: 'testData/d2/a', content: bytes('world\n') },
-      { path: 'testData/f1', content: bytes('test\n') },
-      { path: 'testData/f2', content: bytes('data\n') }
-    ]))
+    await added(content.addAll(testDataTree()))
     // t0040's 5 MB file: 20 leaves of 256 KiB, for reads across leaf boundaries.
     bigfile = goRandomBytes(5_242_880, 41)
     bigfileCid = await rootOf(content, [{ path: 'bigfile', content: bigfile }])
