@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { access, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { access, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -63,6 +63,11 @@ describe('node-daemon as a process', () => {
     assert.deepEqual(lines.map(l => l.split(' ')[2]), ['tree/a.txt', 'tree/sub/b.txt', 'tree/sub', 'tree'])
     const quiet = await runCli(['add', '-r', '-q', tree, '--repo', repo])
     assert.equal(quiet.stdout.trim(), lines[3].split(' ')[1])
+  })
+
+  it('prints its version', async () => {
+    const res = await runCli(['--version'])
+    assert.equal(res.stdout, `${JSON.parse(await readFile(new URL('../../packages/daemon/package.json', import.meta.url), 'utf8')).version}\n`)
   })
 
   it('a client command without a daemon fails with a clear message', async () => {

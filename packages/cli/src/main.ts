@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { Command, Option } from 'commander'
 import cliProgress from 'cli-progress'
-import { createLogger, defaultRepo, initRepo, loadConfig, parsePort, writeDefaultConfig } from '@node-daemon/daemon'
+import { createLogger, defaultRepo, initRepo, loadConfig, parsePort, REPO_VERSION, versionInfo, writeDefaultConfig } from '@node-daemon/daemon'
 import { apiUrl, call, ndjson } from './client.ts'
 import { startDaemon } from './daemon.ts'
 import { listUpload, multipartBody } from './upload.ts'
@@ -91,6 +91,7 @@ async function add (paths: string[], opts: Record<string, any>): Promise<void> {
 export function program (): Command {
   const cmd = new Command('node-daemon')
     .description('A peer-to-peer node daemon: IPFS content, a Raft-replicated cluster state, inference and training')
+    .version(versionInfo(REPO_VERSION).version)
     .showHelpAfterError()
   const repoOption = (): Option => new Option('--repo <dir>', 'repo directory (env NODE_DAEMON_REPO)')
   const apiOption = (): Option => new Option('--api <url>', 'API of a running daemon (default: the one the repo names)')
