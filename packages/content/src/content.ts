@@ -2,6 +2,7 @@ import { withBitswap } from '@helia/bitswap'
 import { withLibp2pLight } from '@helia/libp2p'
 import { createHeliaLight } from 'helia'
 import { addAll } from './add.ts'
+import { BlockStream, withBlockBroker } from './block-stream.ts'
 import { dagGet, dagPut, getBlock, putBlock, statBlock } from './blocks.ts'
 import { codecs, hashers } from './codecs.ts'
 import { ipnsDhtRecords, Names } from './names.ts'
@@ -10,6 +11,7 @@ import { pinAdd, pinLs, pinRm } from './pins.ts'
 import { Topics } from './pubsub.ts'
 import { cat, ls, resolveEntry, stat } from './read.ts'
 import type { AddEvent, AddOptions } from './add.ts'
+import type { BlockStreamInit } from './block-stream.ts'
 import type { BlockPutOptions, DagPutOptions } from './blocks.ts'
 import type { DhtRecords } from './names.ts'
 import type { PinEntry, PinFilter } from './pins.ts'
@@ -33,6 +35,8 @@ export interface ContentInit {
   libp2p: (dhtRecords: DhtRecords) => Libp2pOptions<SwarmServices>
   /** The node's identity key as a libp2p protobuf, made the IPNS `self` key. */
   identity: Uint8Array
+  /** Tuning of the block-stream protocol between cluster members. */
+  blockStream?: BlockStreamInit
 }
 
 /**
@@ -42,6 +46,8 @@ export interface ContentInit {
  */
 export class Content {
   readonly helia: HeliaWithLibp2p<SwarmServices>
+  /** Block transfer between daemons, raced by Helia against bitswap, which stays for other IPFS nodes. */
+  readonly blockStream: BlockStream
   readonly names: Names
   readonly topics: Topics
   private readonly identity: Uint8Array
@@ -55,7 +61,14 @@ export class Content {
       codecs: Object.values(codecs),
       hashers: Object.values(hashers)
     })
-    this.helia = withBitswap(withLibp2pLight(helia, init.libp2p(ipnsDhtRecords(helia.keychain))))
+    const networked = withBitswap(withLibp2pLight(helia, init.libp2p(ipnsDhtRecords(helia.keychain))))
+    this.blockStream = new BlockStream({
+      libp2p: () => networked.libp2p,
+      blockstore: networked.blockstore,
+      getHasher: networked.getHasher,
+      logger: networked.logger
+    }, init.blockStream)
+    this.helia = withBlockBroker(networked, this.blockStream)
     const { datastore, routing, logger, keychain, events, getCrypto } = this.helia
     this.names = new Names({ datastore, routing, logger, keychain, events, getCrypto, hasPeers: () => this.helia.libp2p.getConnections().length > 0 })
     this.topics = new Topics(() => this.helia.libp2p.services.pubsub)

@@ -1,0 +1,580 @@
+import { LengthPrefixedDecoder } from '@libp2p/utils'
+import { CID } from 'multiformats/cid'
+import * as varint from 'uint8-varint'
+import { Uint8ArrayList } from 'uint8arraylist'
+import { equals } from 'uint8arrays/equals'
+import { BlockRequest, BlockResponse } from '../../../protocols/blocks.js'
+import { getBlock } from './blocks.ts'
+import type { Blocks, BlockBroker, BlockRetrievalOptions, Helia, SessionBlockBroker } from '@helia/interface'
+import type { ComponentLogger, Connection, Libp2p, Logger, PeerId, Startable, Stream } from '@libp2p/interface'
+import type { MultihashHasher } from 'multiformats/hashes/interface'
+
+/** Versioned id of the block-stream protocol; the wire format is protocols/blocks.proto. */
+export const BLOCK_STREAM_PROTOCOL = '/node-daemon/blocks/1.0.0'
+
+/** Largest block served or accepted; bitswap implementations cap blocks at 2-4 MiB too. */
+export const MAX_BLOCK_BYTES = 4 * 1024 * 1024
+/** A response is one block plus its id, status and protobuf framing. */
+const MAX_RESPONSE_BYTES = MAX_BLOCK_BYTES + 1024
+/** A request is an id and a CID; CIDs with identity digests stay under Helia's 128-byte cap. */
+const MAX_REQUEST_BYTES = 1024
+/**
+ * Requests a server keeps per stream before it drops the stream as abusive. The
+ * client stays well below (pipelineDepth × streamsPerPeer), so only a peer that
+ * ignores its answers gets there.
+ */
+const MAX_QUEUED_REQUESTS = 1024
+
+export interface BlockStreamInit {
+  /** Outbound streams per peer; requests go to the least loaded. Default 2. */
+  streamsPerPeer?: number
+  /** Requests in flight on one stream before another stream to the same peer is opened. Default 16. */
+  pipelineDepth?: number
+  /** Blocks a server reads from its blockstore at once, per inbound stream. Default 8. */
+  serveConcurrency?: number
+  /** An inbound stream without requests for this long is closed. Default 60 s. */
+  idleTimeoutMs?: number
+  /** A response that the asker does not take within this long ends the inbound stream. Default 30 s. */
+  writeTimeoutMs?: number
+  /** A peer that does not answer one request within this long is skipped for that block. Default 30 s. */
+  requestTimeoutMs?: number
+  /** Peers asked for one block before giving up on it (bitswap may still find it). Default 4. */
+  maxPeersPerBlock?: number
+}
+
+export interface BlockStreamComponents {
+  /** Helia creates libp2p when it starts, so the broker asks for it then. */
+  libp2p: () => Pick<Libp2p, 'handle' | 'unhandle' | 'register' | 'unregister' | 'getPeers' | 'getConnections' | 'peerStore'>
+  /** Serving reads go through `get` with `offline: true`: a peer's request never makes this node fetch. */
+  blockstore: Pick<Blocks, 'get'>
+  /** Hashers by multihash code, to verify blocks when Helia gives no `validateFn`. */
+  getHasher: (code: number) => MultihashHasher | Promise<MultihashHasher>
+  logger: ComponentLogger
+}
+
+/** Counters, for tests and metrics: what this node served and what it received over the protocol. */
+export interface BlockStreamStats {
+  blocksServed: number
+  bytesServed: number
+  missingAnswered: number
+  blocksReceived: number
+  bytesReceived: number
+}
+
+/** No peer that speaks the protocol had the block (or none is connected); bitswap may still find it. */
+export class BlockUnavailableError extends Error {
+  static name = 'BlockUnavailableError'
+  name = 'BlockUnavailableError'
+}
+
+/** A peer sent bytes that do not hash to the CID asked for. */
+export class BlockVerificationError extends Error {
+  static name = 'BlockVerificationError'
+  name = 'BlockVerificationError'
+}
+
+/** The stream a request was waiting on ended before its answer came. */
+export class BlockStreamClosedError extends Error {
+  static name = 'BlockStreamClosedError'
+  name = 'BlockStreamClosedError'
+}
+
+/** A peer broke the protocol: an oversized message, or more requests queued than a server keeps. */
+export class BlockStreamProtocolError extends Error {
+  static name = 'BlockStreamProtocolError'
+  name = 'BlockStreamProtocolError'
+}
+
+/** A peer took longer than requestTimeoutMs to answer. */
+export class BlockRequestTimeoutError extends Error {
+  static name = 'BlockRequestTimeoutError'
+  name = 'BlockRequestTimeoutError'
+}
+
+function lengthPrefixed (message: Uint8Array): Uint8ArrayList {
+  return new Uint8ArrayList(varint.encode(message.byteLength), message)
+}
+
+/** Resolves or rejects as `promise` does, or rejects as soon as `signal` aborts. */
+async function raceAbort<T> (promise: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (signal == null) return promise
+  signal.throwIfAborted()
+  let onAbort = (): void => {}
+  try {
+    return await Promise.race([promise, new Promise<never>((_resolve, reject) => {
+      onAbort = () => { reject(signal.reason) }
+      signal.addEventListener('abort', onAbort, { once: true })
+    })])
+  } finally {
+    signal.removeEventListener('abort', onAbort)
+  }
+}
+
+/**
+ * One outbound stream to a peer with many requests in flight, answered by id.
+ * Writing a request never waits for an earlier answer: that is what keeps a
+ * link busy where bitswap's want-list round trips leave it idle.
+ */
+class Channel {
+  readonly stream: Stream
+  closed = false
+  private readonly pending = new Map<number, { resolve: (res: BlockResponse) => void, reject: (err: Error) => void }>()
+  private nextId = 0
+  private readonly log: Logger
+
+  constructor (stream: Stream, log: Logger, onClose: (channel: Channel) => void) {
+    this.stream = stream
+    this.log = log
+    void this.read().finally(() => { onClose(this) })
+  }
+
+  /** Requests waiting for their answer. */
+  get load (): number {
+    return this.pending.size
+  }
+
+  async request (cid: CID, signal: AbortSignal): Promise<BlockResponse> {
+    signal.throwIfAborted()
+    if (this.closed) throw new BlockStreamClosedError('the stream to the peer has closed')
+    this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1
+    const id = this.nextId
+    let reject: (err: Error) => void = () => {}
+    const answer = new Promise<BlockResponse>((resolve, rej) => {
+      reject = rej
+      this.pending.set(id, { resolve, reject: rej })
+    })
+    // Settled while the request may still be waiting to be written; handled below.
+    answer.catch(() => {})
+    // An abandoned request's answer still arrives; it is dropped as an unknown id.
+    const onAbort = (): void => { reject(signal.reason) }
+    signal.addEventListener('abort', onAbort, { once: true })
+    try {
+      if (!this.stream.send(lengthPrefixed(BlockRequest.encode({ id, cid: cid.bytes })))) {
+        await this.stream.onDrain({ signal })
+      }
+      return await answer
+    } finally {
+      signal.removeEventListener('abort', onAbort)
+      this.pending.delete(id)
+    }
+  }
+
+  abort (err: Error): void {
+    this.stream.abort(err)
+  }
+
+  private async read (): Promise<void> {
+    // maxDataLength is the cap that matters: the buffer cap is checked after a
+    // chunk is appended, and one chunk from the muxer may carry many answers
+    // (no more than the requests in flight asked for).
+    const decoder = new LengthPrefixedDecoder({ maxDataLength: MAX_RESPONSE_BYTES, maxBufferSize: Number.MAX_SAFE_INTEGER })
+    let failure: Error | undefined
+    try {
+      for await (const chunk of this.stream) {
+        for (const message of decoder.decode(chunk)) {
+          const response = BlockResponse.decode(message)
+          this.pending.get(response.id)?.resolve(response)
+        }
+      }
+    } catch (err: any) {
+      failure = err
+      this.log('block stream to %p failed - %e', this.stream.id, err)
+    }
+    this.closed = true
+    const closed = new BlockStreamClosedError(failure == null ? 'the peer closed the stream' : `the stream failed: ${failure.message}`)
+    for (const { reject } of this.pending.values()) reject(closed)
+    this.pending.clear()
+    if (failure != null) {
+      this.stream.abort(failure)
+    } else {
+      await this.stream.close({ signal: AbortSignal.timeout(5_000) }).catch((err: Error) => { this.stream.abort(err) })
+    }
+  }
+}
+
+interface PeerEntry {
+  id: PeerId
+  channels: Channel[]
+  opening?: Promise<Channel>
+}
+
+/**
+ * The block-stream protocol between cluster members, as a Helia BlockBroker
+ * beside bitswap: it serves blocks from the local blockstore to peers that ask,
+ * and fetches blocks from connected peers that speak it, with many requests in
+ * flight on a few long-lived streams per peer. Bitswap stays for every other
+ * IPFS node; Helia races both brokers and keeps the first verified block.
+ */
+export class BlockStream implements BlockBroker, Startable {
+  readonly name = 'block-stream'
+  readonly stats: BlockStreamStats = { blocksServed: 0, bytesServed: 0, missingAnswered: 0, blocksReceived: 0, bytesReceived: 0 }
+  private readonly components: BlockStreamComponents
+  private readonly init: Required<BlockStreamInit>
+  private readonly log: Logger
+  /** Connected peers known (from identify) to speak the protocol, by peer id string. */
+  private readonly peers = new Map<string, PeerEntry>()
+  private readonly inbound = new Set<Stream>()
+  /** The peer that served the last block: a DAG usually lives whole on one peer. */
+  private preferred?: string
+  private topologyId?: string
+  private shutdown = new AbortController()
+  private started = false
+
+  constructor (components: BlockStreamComponents, init: BlockStreamInit = {}) {
+    this.components = components
+    this.init = {
+      streamsPerPeer: init.streamsPerPeer ?? 2,
+      pipelineDepth: init.pipelineDepth ?? 16,
+      serveConcurrency: init.serveConcurrency ?? 8,
+      idleTimeoutMs: init.idleTimeoutMs ?? 60_000,
+      writeTimeoutMs: init.writeTimeoutMs ?? 30_000,
+      requestTimeoutMs: init.requestTimeoutMs ?? 30_000,
+      maxPeersPerBlock: init.maxPeersPerBlock ?? 4
+    }
+    this.log = components.logger.forComponent('node-daemon:block-stream')
+  }
+
+  isStarted (): boolean {
+    return this.started
+  }
+
+  async start (): Promise<void> {
+    if (this.started) return
+    const libp2p = this.components.libp2p()
+    this.shutdown = new AbortController()
+    await libp2p.handle(BLOCK_STREAM_PROTOCOL, (stream, connection) => this.serve(stream, connection), {
+      maxInboundStreams: 4 * this.init.streamsPerPeer,
+      maxOutboundStreams: 4 * this.init.streamsPerPeer
+    })
+    try {
+      // Identify tells the topology which peers speak the protocol as they connect...
+      this.topologyId = await libp2p.register(BLOCK_STREAM_PROTOCOL, {
+        onConnect: (peerId) => { this.addPeer(peerId) },
+        onDisconnect: (peerId) => { this.removePeer(peerId) }
+      })
+      // ...but not about those connected before the broker started.
+      for (const peerId of libp2p.getPeers()) {
+        const peer = await libp2p.peerStore.get(peerId).catch(() => undefined)
+        if (peer?.protocols.includes(BLOCK_STREAM_PROTOCOL) === true) this.addPeer(peerId)
+      }
+    } catch (err) {
+      await this.stop()
+      throw err
+    }
+    this.started = true
+  }
+
+  async stop (): Promise<void> {
+    const libp2p = this.components.libp2p()
+    this.shutdown.abort(new BlockStreamClosedError('the node is stopping'))
+    if (this.topologyId != null) libp2p.unregister(this.topologyId)
+    this.topologyId = undefined
+    // Helia stops libp2p before its brokers; a stopped peer store may refuse the update.
+    await libp2p.unhandle(BLOCK_STREAM_PROTOCOL).catch((err: Error) => { this.log('unhandle failed - %e', err) })
+    for (const peerId of [...this.peers.values()].map(p => p.id)) this.removePeer(peerId)
+    for (const stream of this.inbound) stream.abort(new BlockStreamClosedError('the node is stopping'))
+    this.inbound.clear()
+    this.preferred = undefined
+    this.started = false
+  }
+
+  /** Peers the broker would ask for blocks now. */
+  protocolPeers (): PeerId[] {
+    return [...this.peers.values()].map(p => p.id)
+  }
+
+  private addPeer (peerId: PeerId): void {
+    const key = peerId.toString()
+    if (!this.peers.has(key)) this.peers.set(key, { id: peerId, channels: [] })
+  }
+
+  private removePeer (peerId: PeerId): void {
+    const key = peerId.toString()
+    const peer = this.peers.get(key)
+    if (peer == null) return
+    this.peers.delete(key)
+    for (const channel of peer.channels) channel.abort(new BlockStreamClosedError('the peer disconnected'))
+    if (this.preferred === key) this.preferred = undefined
+  }
+
+  // ---- client ----
+
+  async retrieve (cid: CID, options: BlockRetrievalOptions = {}): Promise<Uint8Array> {
+    options.signal?.throwIfAborted()
+    const maxSize = Math.min(options.maxSize ?? MAX_BLOCK_BYTES, MAX_BLOCK_BYTES)
+    const tried = new Set<string>()
+    const failures: string[] = []
+    let reopened = false
+    for (let attempt = 0; attempt < this.init.maxPeersPerBlock + 1; attempt++) {
+      const peer = this.choosePeer(tried)
+      if (peer == null) break
+      const key = peer.id.toString()
+      tried.add(key)
+      let response: BlockResponse
+      const deadline = AbortSignal.timeout(this.init.requestTimeoutMs)
+      const signal = options.signal == null ? deadline : AbortSignal.any([options.signal, deadline])
+      try {
+        const channel = await this.channelTo(peer, signal)
+        response = await channel.request(cid, signal)
+      } catch (err: any) {
+        options.signal?.throwIfAborted()
+        // A stream that closed under the request (the server's idle timeout met
+        // a new request on the way) is no fault of the peer: ask it once more.
+        if (err instanceof BlockStreamClosedError && !reopened) {
+          reopened = true
+          tried.delete(key)
+          continue
+        }
+        const reason = deadline.aborted ? new BlockRequestTimeoutError(`no answer within ${this.init.requestTimeoutMs} ms`) : err
+        failures.push(`${key}: ${reason.message}`)
+        continue
+      }
+      if (response.status !== BlockResponse.Status.OK) {
+        failures.push(`${key}: ${response.status.toLowerCase()}`)
+        continue
+      }
+      const block = response.block
+      if (block.byteLength > maxSize) {
+        failures.push(`${key}: block of ${block.byteLength} bytes exceeds ${maxSize}`)
+        continue
+      }
+      try {
+        await this.verify(cid, block, options)
+      } catch (err: any) {
+        options.signal?.throwIfAborted()
+        this.log.error('%p sent a block for %c that does not match it - %e', peer.id, cid, err)
+        failures.push(`${key}: ${err.message}`)
+        continue
+      }
+      this.preferred = key
+      this.stats.blocksReceived++
+      this.stats.bytesReceived += block.byteLength
+      return block
+    }
+    throw new BlockUnavailableError(failures.length === 0
+      ? `no connected peer speaks ${BLOCK_STREAM_PROTOCOL}`
+      : `no peer had ${cid} (${failures.join('; ')})`)
+  }
+
+  /**
+   * Sessions add nothing here: every connected peer that speaks the protocol
+   * is already a candidate. The method lets Helia sessions use the broker too.
+   */
+  createSession (): SessionBlockBroker {
+    return {
+      name: 'block-stream-session',
+      retrieve: async (cid, options) => this.retrieve(cid, options),
+      addPeer: async () => {}
+    }
+  }
+
+  /**
+   * Hash-checks a received block. Helia passes `validateFn` (its own check
+   * against the CID) to brokers and checks blocks itself when a broker does not
+   * call it; calling it here means a bad block costs only a retry with another
+   * peer, and the block is hashed once, not twice.
+   */
+  private async verify (cid: CID, block: Uint8Array, options: BlockRetrievalOptions): Promise<void> {
+    if (options.validateFn != null) {
+      await options.validateFn(block)
+      return
+    }
+    const hasher = await this.components.getHasher(cid.multihash.code)
+    const digest = await hasher.digest(block)
+    if (!equals(digest.digest, cid.multihash.digest)) throw new BlockVerificationError(`the bytes received do not hash to ${cid}`)
+  }
+
+  /** The preferred peer if untried, else the untried peer with the fewest requests in flight. */
+  private choosePeer (tried: Set<string>): PeerEntry | undefined {
+    if (this.preferred != null && !tried.has(this.preferred)) {
+      const peer = this.peers.get(this.preferred)
+      if (peer != null) return peer
+    }
+    let best: PeerEntry | undefined
+    let bestLoad = Infinity
+    for (const [key, peer] of this.peers) {
+      if (tried.has(key)) continue
+      const load = peer.channels.reduce((sum, c) => sum + c.load, 0)
+      if (load < bestLoad) {
+        best = peer
+        bestLoad = load
+      }
+    }
+    return best
+  }
+
+  /**
+   * The peer's least loaded open stream. Another stream opens (up to
+   * streamsPerPeer) once that one carries pipelineDepth requests; until it is
+   * open, requests keep going to the busy one rather than wait.
+   */
+  private async channelTo (peer: PeerEntry, signal: AbortSignal): Promise<Channel> {
+    let best: Channel | undefined
+    for (const channel of peer.channels) {
+      if (!channel.closed && (best == null || channel.load < best.load)) best = channel
+    }
+    const open = peer.channels.filter(c => !c.closed).length
+    if (best != null && (best.load < this.init.pipelineDepth || open >= this.init.streamsPerPeer)) return best
+    if (peer.opening == null) {
+      const opening = this.openChannel(peer)
+      peer.opening = opening
+      opening.catch(() => {}).finally(() => { if (peer.opening === opening) peer.opening = undefined })
+    }
+    return best ?? raceAbort(peer.opening, signal)
+  }
+
+  /**
+   * Opens a stream on an existing connection: the broker asks the peers it is
+   * connected to and never dials. The stream outlives the request that opened
+   * it, so only the node's shutdown and a dial deadline bound the opening.
+   */
+  private async openChannel (peer: PeerEntry): Promise<Channel> {
+    const connection = this.components.libp2p().getConnections(peer.id).find(c => c.status === 'open' && c.limits == null)
+    if (connection == null) {
+      this.removePeer(peer.id)
+      throw new BlockStreamClosedError(`not connected to ${peer.id}`)
+    }
+    const stream = await connection.newStream(BLOCK_STREAM_PROTOCOL, {
+      signal: AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(this.init.requestTimeoutMs)])
+    })
+    const channel = new Channel(stream, this.log, (closed) => {
+      peer.channels = peer.channels.filter(c => c !== closed)
+    })
+    if (this.peers.get(peer.id.toString()) !== peer) {
+      channel.abort(new BlockStreamClosedError('the peer disconnected'))
+      throw new BlockStreamClosedError(`${peer.id} disconnected`)
+    }
+    peer.channels.push(channel)
+    return channel
+  }
+
+  // ---- server ----
+
+  /**
+   * Answers one inbound stream: requests are decoded as they arrive and served
+   * serveConcurrency at a time, each answered as soon as its read finishes.
+   * The stream has its own deadlines: it closes after idleTimeoutMs without
+   * requests, and ends if the asker leaves an answer unread for writeTimeoutMs.
+   */
+  private async serve (stream: Stream, connection: Connection): Promise<void> {
+    this.inbound.add(stream)
+    const queue: BlockRequest[] = []
+    let active = 0
+    let idle: Promise<void> | undefined
+    let wake: (() => void) | undefined
+    const drained = (): Promise<void> => {
+      if (active === 0 && queue.length === 0) return Promise.resolve()
+      idle ??= new Promise(resolve => { wake = resolve })
+      return idle
+    }
+    const pump = (): void => {
+      while (active < this.init.serveConcurrency && queue.length > 0) {
+        const request = queue.shift() as BlockRequest
+        active++
+        this.answer(stream, request)
+          .catch((err: Error) => {
+            this.log('answering %p failed - %e', connection.remotePeer, err)
+            stream.abort(err)
+          })
+          .finally(() => {
+            active--
+            timer.refresh()
+            pump()
+            if (active === 0 && queue.length === 0 && wake != null) {
+              wake()
+              idle = undefined
+              wake = undefined
+            }
+          })
+      }
+    }
+    const timer = setTimeout(function onIdle () {
+      if (active > 0 || queue.length > 0) {
+        timer.refresh()
+        return
+      }
+      // Closing our side ends the asker's channel; it opens a new stream when it next needs one.
+      stream.close({ signal: AbortSignal.timeout(5_000) }).catch((err: Error) => { stream.abort(err) })
+    }, this.init.idleTimeoutMs)
+    const decoder = new LengthPrefixedDecoder({ maxDataLength: MAX_REQUEST_BYTES, maxBufferSize: MAX_QUEUED_REQUESTS * MAX_REQUEST_BYTES })
+    try {
+      for await (const chunk of stream) {
+        timer.refresh()
+        for (const message of decoder.decode(chunk)) {
+          if (queue.length >= MAX_QUEUED_REQUESTS) throw new BlockStreamProtocolError(`more than ${MAX_QUEUED_REQUESTS} requests queued`)
+          queue.push(BlockRequest.decode(message))
+        }
+        pump()
+      }
+      // The asker has closed its side: answer what it asked, then close ours.
+      await raceAbort(drained(), this.shutdown.signal)
+      if (stream.writeStatus === 'writable') await stream.close({ signal: AbortSignal.timeout(this.init.writeTimeoutMs) })
+    } catch (err: any) {
+      this.log('inbound block stream from %p ended - %e', connection.remotePeer, err)
+      stream.abort(err)
+    } finally {
+      clearTimeout(timer)
+      queue.length = 0
+      this.inbound.delete(stream)
+    }
+  }
+
+  /** Reads one block from the local blockstore only and writes its answer. */
+  private async answer (stream: Stream, request: BlockRequest): Promise<void> {
+    const response: Partial<BlockResponse> = { id: request.id }
+    let cid: CID | undefined
+    try {
+      cid = CID.decode(request.cid)
+    } catch {
+      response.status = BlockResponse.Status.ERROR
+    }
+    if (cid != null) {
+      try {
+        // offline: a peer's request must never make this node fetch from the network.
+        const block = await getBlock(this.components.blockstore, cid, { offline: true, signal: this.shutdown.signal })
+        if (block.byteLength > MAX_BLOCK_BYTES) {
+          response.status = BlockResponse.Status.TOO_LARGE
+        } else {
+          response.status = BlockResponse.Status.OK
+          response.block = block as Uint8Array<ArrayBuffer>
+        }
+      } catch (err: any) {
+        this.shutdown.signal.throwIfAborted()
+        if (err.name === 'BlockNotFoundWhileOfflineError' || err.name === 'NotFoundError') {
+          response.status = BlockResponse.Status.MISSING
+        } else {
+          this.log.error('reading %c for a peer failed - %e', cid, err)
+          response.status = BlockResponse.Status.ERROR
+        }
+      }
+    }
+    if (stream.writeStatus !== 'writable') return
+    if (!stream.send(lengthPrefixed(BlockResponse.encode(response)))) {
+      await stream.onDrain({ signal: AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(this.init.writeTimeoutMs)]) })
+    }
+    if (response.status === BlockResponse.Status.OK) {
+      this.stats.blocksServed++
+      this.stats.bytesServed += response.block?.byteLength ?? 0
+    } else if (response.status === BlockResponse.Status.MISSING) {
+      this.stats.missingAnswered++
+    }
+  }
+}
+
+/**
+ * Adds a broker to Helia once Helia has started libp2p, the way withBitswap
+ * adds bitswap: brokers that need libp2p cannot start before it exists.
+ */
+export function withBlockBroker<H extends Helia> (helia: H, broker: BlockBroker & Startable): H {
+  helia.addMixin({
+    name: broker.name,
+    start: async (started: H) => {
+      if (started.status === 'starting' && !started.hasBlockBroker(broker.name)) {
+        await broker.start()
+        started.addBlockBroker(broker)
+      }
+    }
+  })
+  return helia
+}
+

@@ -1,0 +1,103 @@
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { after, before, describe, it } from 'node:test'
+import { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { BLOCK_STREAM_PROTOCOL, BlockUnavailableError } from '../src/block-stream.ts'
+import { collect, concat, rootOf, startContent } from './fixtures/node.ts'
+import type { Content } from '../src/content.ts'
+
+/** Waits (at most ~5 s) until identify has told each node that the other speaks the protocol. */
+async function untilProtocolPeers (...nodes: Content[]): Promise<void> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    if (nodes.every(n => n.blockStream.protocolPeers().length > 0)) return
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+  assert.fail('the nodes never learnt that their peer speaks the block-stream protocol')
+}
+
+describe('block-stream', () => {
+  let a: Content
+  let b: Content
+
+  before(async () => {
+    a = await startContent()
+    b = await startContent()
+    const addr = a.swarm.getMultiaddrs().find(ma => ma.toString().includes('/127.0.0.1/'))
+    assert.ok(addr != null)
+    await b.swarm.dial(addr)
+    await untilProtocolPeers(a, b)
+  })
+
+  after(async () => {
+    await Promise.allSettled([a?.stop(), b?.stop()])
+  })
+
+  it('registers the protocol with libp2p while started', () => {
+    assert.ok(a.swarm.getProtocols().includes(BLOCK_STREAM_PROTOCOL))
+  })
+
+  it('fetches a block straight from the broker, verified against its CID', async () => {
+    const bytes = randomBytes(100_000)
+    const cid = CID.createV1(0x55, await sha256.digest(bytes))
+    await a.helia.blockstore.put(cid, bytes)
+    const got = await b.blockStream.retrieve(cid, { signal: AbortSignal.timeout(10_000) })
+    assert.deepEqual(Buffer.from(got), bytes)
+  })
+
+  it('moves a multi-block file over the protocol when B cats it', async () => {
+    // 3 MiB in 256 KiB leaves: 12 leaves and a root.
+    const data = randomBytes(3 * 1024 * 1024)
+    const root = await rootOf(a, [{ path: 'f.bin', content: data }], { rawLeaves: true, cidVersion: 1 })
+    const servedBefore = a.blockStream.stats.blocksServed
+    const receivedBefore = b.blockStream.stats.blocksReceived
+    const got = concat(await collect(b.cat(root, { signal: AbortSignal.timeout(30_000) })))
+    assert.deepEqual(Buffer.from(got), data)
+    // Helia races bitswap against the broker; at least the leaves it waits longest for come by stream.
+    assert.ok(b.blockStream.stats.blocksReceived - receivedBefore >= 10, `received ${b.blockStream.stats.blocksReceived - receivedBefore} blocks by stream`)
+    assert.ok(a.blockStream.stats.blocksServed - servedBefore >= 10)
+  })
+
+  it('answers missing for a block the server lacks, without hanging and without fetching it', async () => {
+    const bytes = randomBytes(1000)
+    const cid = CID.createV1(0x55, await sha256.digest(bytes))
+    const missingBefore = a.blockStream.stats.missingAnswered
+    const t0 = performance.now()
+    await assert.rejects(b.blockStream.retrieve(cid, { signal: AbortSignal.timeout(10_000) }), (err: Error) => err.name === BlockUnavailableError.name && /missing/.test(err.message))
+    assert.ok(performance.now() - t0 < 5_000)
+    assert.equal(a.blockStream.stats.missingAnswered, missingBefore + 1)
+    // The server answered from its own blockstore: it did not go and fetch the block.
+    assert.equal(await a.helia.blockstore.has(cid), false)
+  })
+
+  it('rejects a block whose bytes do not hash to the CID', async () => {
+    const bytes = randomBytes(1000)
+    const cid = CID.createV1(0x55, await sha256.digest(bytes))
+    // Store other bytes under the CID on A, as a faulty or malicious peer would.
+    await a.helia.blockstore.unwrap().put(cid, randomBytes(1000))
+    await assert.rejects(b.blockStream.retrieve(cid, { signal: AbortSignal.timeout(10_000) }), { name: BlockUnavailableError.name })
+    assert.equal(await b.helia.blockstore.has(cid), false)
+  })
+
+  it('gives up at once when aborted', async () => {
+    const bytes = randomBytes(1000)
+    const cid = CID.createV1(0x55, await sha256.digest(bytes))
+    await assert.rejects(b.blockStream.retrieve(cid, { signal: AbortSignal.abort() }), { name: 'AbortError' })
+  })
+
+  it('serves many requests in flight on few streams', async () => {
+    const cids: CID[] = []
+    const blocks: Buffer[] = []
+    for (let i = 0; i < 64; i++) {
+      const bytes = randomBytes(16_384)
+      const cid = CID.createV1(0x55, await sha256.digest(bytes))
+      await a.helia.blockstore.put(cid, bytes)
+      cids.push(cid)
+      blocks.push(bytes)
+    }
+    const got = await Promise.all(cids.map(async cid => b.blockStream.retrieve(cid, { signal: AbortSignal.timeout(10_000) })))
+    got.forEach((bytes, i) => { assert.deepEqual(Buffer.from(bytes), blocks[i]) })
+    const streams = b.swarm.getConnections(a.swarm.peerId).flatMap(c => c.streams).filter(s => s.protocol === BLOCK_STREAM_PROTOCOL)
+    assert.ok(streams.length >= 1 && streams.length <= 2, `${streams.length} streams`)
+  })
+})
