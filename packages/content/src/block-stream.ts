@@ -1,4 +1,6 @@
+import * as dagPb from '@ipld/dag-pb'
 import { LengthPrefixedDecoder } from '@libp2p/utils'
+import { UnixFS } from 'ipfs-unixfs'
 import { CID } from 'multiformats/cid'
 import * as varint from 'uint8-varint'
 import { Uint8ArrayList } from 'uint8arraylist'
@@ -40,13 +42,21 @@ export interface BlockStreamInit {
   requestTimeoutMs?: number
   /** Peers asked for one block before giving up on it (bitswap may still find it). Default 4. */
   maxPeersPerBlock?: number
+  /**
+   * Children of a UnixFS file node fetched ahead of their reader, per file
+   * node; 0 turns read-ahead off. Default 16. See `readAhead`.
+   */
+  prefetch?: number
 }
 
 export interface BlockStreamComponents {
   /** Helia creates libp2p when it starts, so the broker asks for it then. */
   libp2p: () => Pick<Libp2p, 'handle' | 'unhandle' | 'register' | 'unregister' | 'getPeers' | 'getConnections' | 'peerStore'>
-  /** Serving reads go through `get` with `offline: true`: a peer's request never makes this node fetch. */
-  blockstore: Pick<Blocks, 'get'>
+  /**
+   * Serving reads go through `get` with `offline: true`: a peer's request never
+   * makes this node fetch. `has` keeps read-ahead from fetching what is local.
+   */
+  blockstore: Pick<Blocks, 'get' | 'has'>
   /** Hashers by multihash code, to verify blocks when Helia gives no `validateFn`. */
   getHasher: (code: number) => MultihashHasher | Promise<MultihashHasher>
   logger: ComponentLogger
@@ -59,6 +69,8 @@ export interface BlockStreamStats {
   missingAnswered: number
   blocksReceived: number
   bytesReceived: number
+  /** Blocks fetched ahead of their reader and then asked for (a subset of blocksReceived). */
+  prefetchHits: number
 }
 
 /** No peer that speaks the protocol had the block (or none is connected); bitswap may still find it. */
@@ -207,7 +219,7 @@ interface PeerEntry {
  */
 export class BlockStream implements BlockBroker, Startable {
   readonly name = 'block-stream'
-  readonly stats: BlockStreamStats = { blocksServed: 0, bytesServed: 0, missingAnswered: 0, blocksReceived: 0, bytesReceived: 0 }
+  readonly stats: BlockStreamStats = { blocksServed: 0, bytesServed: 0, missingAnswered: 0, blocksReceived: 0, bytesReceived: 0, prefetchHits: 0 }
   private readonly components: BlockStreamComponents
   private readonly init: Required<BlockStreamInit>
   private readonly log: Logger
@@ -217,6 +229,10 @@ export class BlockStream implements BlockBroker, Startable {
   /** The peer that served the last block: a DAG usually lives whole on one peer. */
   private preferred?: string
   private topologyId?: string
+  /** Blocks being fetched or fetched ahead of their reader, oldest first; unverified until taken. */
+  private readonly prefetched = new Map<string, Promise<Uint8Array>>()
+  /** Where each child of a recently fetched UnixFS file node sits among its siblings, oldest first. */
+  private readonly siblings = new Map<string, { children: CID[], index: number }>()
   private shutdown = new AbortController()
   private started = false
 
@@ -229,7 +245,8 @@ export class BlockStream implements BlockBroker, Startable {
       idleTimeoutMs: init.idleTimeoutMs ?? 60_000,
       writeTimeoutMs: init.writeTimeoutMs ?? 30_000,
       requestTimeoutMs: init.requestTimeoutMs ?? 30_000,
-      maxPeersPerBlock: init.maxPeersPerBlock ?? 4
+      maxPeersPerBlock: init.maxPeersPerBlock ?? 4,
+      prefetch: init.prefetch ?? 16
     }
     this.log = components.logger.forComponent('node-daemon:block-stream')
   }
@@ -274,6 +291,8 @@ export class BlockStream implements BlockBroker, Startable {
     for (const peerId of [...this.peers.values()].map(p => p.id)) this.removePeer(peerId)
     for (const stream of this.inbound) stream.abort(new BlockStreamClosedError('the node is stopping'))
     this.inbound.clear()
+    this.prefetched.clear()
+    this.siblings.clear()
     this.preferred = undefined
     this.started = false
   }
@@ -300,6 +319,32 @@ export class BlockStream implements BlockBroker, Startable {
   // ---- client ----
 
   async retrieve (cid: CID, options: BlockRetrievalOptions = {}): Promise<Uint8Array> {
+    options.signal?.throwIfAborted()
+    const key = cid.toString()
+    this.readAhead(key)
+    const early = this.prefetched.get(key)
+    let block: Uint8Array | undefined
+    if (early != null) {
+      this.prefetched.delete(key)
+      try {
+        block = await raceAbort(early, options.signal)
+        await this.verify(cid, block, options)
+        this.stats.prefetchHits++
+      } catch (err) {
+        options.signal?.throwIfAborted()
+        this.log('block %c fetched ahead was unusable, asking again - %e', cid, err)
+        block = undefined
+      }
+    }
+    block ??= await this.fetch(cid, options, true)
+    this.stats.blocksReceived++
+    this.stats.bytesReceived += block.byteLength
+    this.learn(cid, block)
+    return block
+  }
+
+  /** Asks peers in turn for one block; `verify` false leaves the check to whoever takes a block fetched ahead. */
+  private async fetch (cid: CID, options: BlockRetrievalOptions, verify: boolean): Promise<Uint8Array> {
     options.signal?.throwIfAborted()
     const maxSize = Math.min(options.maxSize ?? MAX_BLOCK_BYTES, MAX_BLOCK_BYTES)
     const tried = new Set<string>()
@@ -339,7 +384,7 @@ export class BlockStream implements BlockBroker, Startable {
         continue
       }
       try {
-        await this.verify(cid, block, options)
+        if (verify) await this.verify(cid, block, options)
       } catch (err: any) {
         options.signal?.throwIfAborted()
         this.log.error('%p sent a block for %c that does not match it - %e', peer.id, cid, err)
@@ -347,13 +392,62 @@ export class BlockStream implements BlockBroker, Startable {
         continue
       }
       this.preferred = key
-      this.stats.blocksReceived++
-      this.stats.bytesReceived += block.byteLength
       return block
     }
     throw new BlockUnavailableError(failures.length === 0
       ? `no connected peer speaks ${BLOCK_STREAM_PROTOCOL}`
       : `no peer had ${cid} (${failures.join('; ')})`)
+  }
+
+  /**
+   * Read-ahead for DAGs whose blocks are fetched one at a time. A UnixFS file
+   * with dag-pb leaves (Kubo's default) is walked node by node: its reader
+   * cannot know a child is a leaf before fetching it, so however far it reads
+   * ahead, one block crosses the link per round trip. When this broker fetches
+   * a file node, it remembers the node's children; each time one of them is
+   * asked for, the next `prefetch` siblings are fetched too, so the reader's
+   * next requests find their blocks on the way or already here. Only UnixFS
+   * file nodes count: a file is read in order, a directory seldom is. Memory
+   * stays bounded: at most 4 × prefetch blocks wait, the oldest dropped first.
+   */
+  private learn (cid: CID, block: Uint8Array): void {
+    if (this.init.prefetch === 0 || cid.code !== dagPb.code) return
+    let children: CID[]
+    try {
+      const node = dagPb.decode(block)
+      if (node.Links.length === 0 || node.Data == null || UnixFS.unmarshal(node.Data).type !== 'file') return
+      children = node.Links.map(link => link.Hash)
+    } catch {
+      return
+    }
+    const limit = 64 * this.init.prefetch
+    for (const [index, child] of children.entries()) {
+      this.siblings.set(child.toString(), { children, index })
+      if (this.siblings.size > limit) this.siblings.delete(this.siblings.keys().next().value as string)
+    }
+    // The first children are asked for next, by the reader or by readAhead.
+    for (const child of children.slice(0, this.init.prefetch)) this.prefetch(child)
+  }
+
+  /** `key` is being asked for: fetch the siblings that follow it. */
+  private readAhead (key: string): void {
+    const at = this.siblings.get(key)
+    if (at == null) return
+    this.siblings.delete(key)
+    for (const child of at.children.slice(at.index + 1, at.index + 1 + this.init.prefetch)) this.prefetch(child)
+  }
+
+  private prefetch (cid: CID): void {
+    const key = cid.toString()
+    if (this.prefetched.has(key) || this.peers.size === 0) return
+    const signal = AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(this.init.requestTimeoutMs)])
+    const fetching = (async () => {
+      if (await this.components.blockstore.has(cid, { signal })) throw new Error('the block is local')
+      return this.fetch(cid, { signal }, false)
+    })()
+    fetching.catch(() => { if (this.prefetched.get(key) === fetching) this.prefetched.delete(key) })
+    this.prefetched.set(key, fetching)
+    if (this.prefetched.size > 4 * this.init.prefetch) this.prefetched.delete(this.prefetched.keys().next().value as string)
   }
 
   /**

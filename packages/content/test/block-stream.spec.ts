@@ -58,6 +58,16 @@ describe('block-stream', () => {
     assert.ok(a.blockStream.stats.blocksServed - servedBefore >= 10)
   })
 
+  it('reads ahead through a file with dag-pb leaves, which its reader walks one block at a time', async () => {
+    // Kubo's defaults: CIDv0, dag-pb leaves; 12 leaves under one root.
+    const data = randomBytes(3 * 1024 * 1024)
+    const root = await rootOf(a, [{ path: 'v0.bin', content: data }])
+    const hits = b.blockStream.stats.prefetchHits
+    const got = concat(await collect(b.cat(root, { signal: AbortSignal.timeout(30_000) })))
+    assert.deepEqual(Buffer.from(got), data)
+    assert.ok(b.blockStream.stats.prefetchHits - hits >= 8, `${b.blockStream.stats.prefetchHits - hits} blocks came from read-ahead`)
+  })
+
   it('answers missing for a block the server lacks, without hanging and without fetching it', async () => {
     const bytes = randomBytes(1000)
     const cid = CID.createV1(0x55, await sha256.digest(bytes))
@@ -73,8 +83,8 @@ describe('block-stream', () => {
   it('rejects a block whose bytes do not hash to the CID', async () => {
     const bytes = randomBytes(1000)
     const cid = CID.createV1(0x55, await sha256.digest(bytes))
-    // Store other bytes under the CID on A, as a faulty or malicious peer would.
-    await a.helia.blockstore.unwrap().put(cid, randomBytes(1000))
+    // Store other bytes under the CID on A, as a faulty or malicious peer would (Helia's put does not hash).
+    await a.helia.blockstore.put(cid, randomBytes(1000))
     await assert.rejects(b.blockStream.retrieve(cid, { signal: AbortSignal.timeout(10_000) }), { name: BlockUnavailableError.name })
     assert.equal(await b.helia.blockstore.has(cid), false)
   })
