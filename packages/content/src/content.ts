@@ -1,10 +1,9 @@
 import { withBitswap } from '@helia/bitswap'
-import { withLibp2pLight } from '@helia/libp2p'
-import { createHeliaLight } from 'helia'
 import { addAll } from './add.ts'
 import { BlockStream, withBlockBroker } from './block-stream.ts'
 import { dagGet, dagPut, getBlock, putBlock, statBlock } from './blocks.ts'
 import { codecs, hashers } from './codecs.ts'
+import { createHeliaNode } from './helia-node.ts'
 import { ipnsDhtRecords, Names } from './names.ts'
 import { parsePath } from './paths.ts'
 import { pinAdd, pinLs, pinRm } from './pins.ts'
@@ -53,15 +52,12 @@ export class Content {
   private readonly identity: Uint8Array
 
   constructor (init: ContentInit) {
-    // createHeliaLight + explicit libp2p and bitswap: createHelia() would add
-    // HTTP gateways and delegated routers that wait on the internet.
-    const helia = createHeliaLight({
+    const networked = withBitswap(createHeliaNode({
       blockstore: init.blockstore,
       datastore: init.datastore,
       codecs: Object.values(codecs),
       hashers: Object.values(hashers)
-    })
-    const networked = withBitswap(withLibp2pLight(helia, init.libp2p(ipnsDhtRecords(helia.keychain))))
+    }, (helia) => init.libp2p(ipnsDhtRecords(helia.keychain))))
     this.blockStream = new BlockStream({
       libp2p: () => networked.libp2p,
       blockstore: networked.blockstore,
