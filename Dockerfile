@@ -14,5 +14,6 @@ ENV NODE_DAEMON_REPO=/data \
 VOLUME ["/data"]
 EXPOSE 8000 4001
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["node", "bin/node-daemon.ts"]
+# The shebang of bin/node-daemon.ts carries the Node flags the daemon runs with.
+ENTRYPOINT ["/app/bin/node-daemon.ts"]
 CMD ["start"]

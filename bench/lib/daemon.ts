@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -15,6 +15,12 @@ export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 export function nodeBinary (): string {
   const local = join(ROOT, 'node_modules', '.bin', 'node')
   return existsSync(local) ? local : process.execPath
+}
+
+/** The Node flags on the shebang line of bin/node-daemon.ts: what a user's daemon runs with. */
+export function daemonNodeFlags (): string[] {
+  const shebang = readFileSync(join(ROOT, 'bin', 'node-daemon.ts'), 'utf8').split('\n')[0]
+  return shebang.replace(/^#!\S*env\s+(-S\s+)?node\s*/, '').split(/\s+/).filter(flag => flag.startsWith('--'))
 }
 
 const READY_TIMEOUT_MS = 60_000
@@ -87,6 +93,7 @@ export async function spawnDaemon (options: SpawnOptions): Promise<DaemonProcess
     env.NODE_OPTIONS = [env.NODE_OPTIONS, options.nodeOptions].filter(Boolean).join(' ')
   }
   const child = spawn(nodeBinary(), [
+    ...daemonNodeFlags(),
     join(ROOT, 'bin', 'node-daemon.ts'), 'start',
     '--repo', options.repo,
     '--api-host', '127.0.0.1', '--api-port', '0',
