@@ -7,6 +7,8 @@ import { Uint8ArrayList } from 'uint8arraylist'
 import { equals } from 'uint8arrays/equals'
 import { BlockRequest, BlockResponse } from '../../../protocols/blocks.js'
 import { getBlock } from './blocks.ts'
+import { beside } from './helia-node.ts'
+import type { BitswapBlockBrokerInit } from '@helia/bitswap'
 import type { Blocks, BlockBroker, BlockRetrievalOptions, Helia, SessionBlockBroker } from '@helia/interface'
 import type { ComponentLogger, Connection, Libp2p, Logger, PeerId, Startable, Stream } from '@libp2p/interface'
 import type { MultihashHasher } from 'multiformats/hashes/interface'
@@ -656,19 +658,40 @@ export class BlockStream implements BlockBroker, Startable {
 }
 
 /**
- * Adds a broker to Helia once Helia has started libp2p, the way withBitswap
- * adds bitswap: brokers that need libp2p cannot start before it exists.
+ * Block brokers of a daemon: cluster peers first, the IPFS network second.
+ * Helia races every broker for every missing block, and bitswap's want lists
+ * and DHT provider lookups then cost the receiving node more CPU than the
+ * block-stream transfer itself; so bitswap is asked only for blocks that no
+ * block-stream peer has. It still announces new blocks to other IPFS nodes.
+ * Added once Helia has started libp2p, as withBitswap does: neither broker can
+ * start before libp2p exists.
  */
-export function withBlockBroker<H extends Helia> (helia: H, broker: BlockBroker & Startable): H {
+export function withBrokers<H extends Helia> (helia: H, stream: BlockStream, bitswapInit: BitswapBlockBrokerInit = {}): H {
   helia.addMixin({
-    name: broker.name,
+    name: 'brokers',
     start: async (started: H) => {
-      if (started.status === 'starting' && !started.hasBlockBroker(broker.name)) {
-        await broker.start()
-        started.addBlockBroker(broker)
+      if (started.status !== 'starting' || started.hasBlockBroker('cluster-first')) return
+      // @helia/bitswap exports only withBitswap, which would add bitswap to the race.
+      const { BitswapBlockBroker } = await beside<{ BitswapBlockBroker: new (components: H, init: BitswapBlockBrokerInit) => Required<Pick<BlockBroker, 'retrieve' | 'announce'>> & Startable }>('@helia/bitswap', 'block-broker.js')
+      const bitswap = new BitswapBlockBroker(started, bitswapInit)
+      await bitswap.start()
+      await stream.start()
+      const clusterFirst: BlockBroker & Startable = {
+        name: 'cluster-first',
+        start: async () => {},
+        stop: async () => { await Promise.all([stream.stop(), bitswap.stop()]) },
+        retrieve: async (cid, options: BlockRetrievalOptions = {}) => {
+          try {
+            return await stream.retrieve(cid, options)
+          } catch (err) {
+            options.signal?.throwIfAborted()
+            return bitswap.retrieve(cid, options)
+          }
+        },
+        announce: async (cid, options) => { await bitswap.announce(cid, options) }
       }
+      started.addBlockBroker(clusterFirst)
     }
   })
   return helia
 }
-

@@ -1,6 +1,5 @@
-import { withBitswap } from '@helia/bitswap'
 import { addAll } from './add.ts'
-import { BlockStream, withBlockBroker } from './block-stream.ts'
+import { BlockStream, withBrokers } from './block-stream.ts'
 import { dagGet, dagPut, getBlock, putBlock, statBlock } from './blocks.ts'
 import { codecs, hashers } from './codecs.ts'
 import { createHeliaNode } from './helia-node.ts'
@@ -45,26 +44,26 @@ export interface ContentInit {
  */
 export class Content {
   readonly helia: HeliaWithLibp2p<SwarmServices>
-  /** Block transfer between daemons, raced by Helia against bitswap, which stays for other IPFS nodes. */
+  /** Block transfer between daemons; bitswap, for other IPFS nodes, is asked only for what no daemon has. */
   readonly blockStream: BlockStream
   readonly names: Names
   readonly topics: Topics
   private readonly identity: Uint8Array
 
   constructor (init: ContentInit) {
-    const networked = withBitswap(createHeliaNode({
+    const networked = createHeliaNode({
       blockstore: init.blockstore,
       datastore: init.datastore,
       codecs: Object.values(codecs),
       hashers: Object.values(hashers)
-    }, (helia) => init.libp2p(ipnsDhtRecords(helia.keychain))))
+    }, (helia) => init.libp2p(ipnsDhtRecords(helia.keychain)))
     this.blockStream = new BlockStream({
       libp2p: () => networked.libp2p,
       blockstore: networked.blockstore,
       getHasher: networked.getHasher,
       logger: networked.logger
     }, init.blockStream)
-    this.helia = withBlockBroker(networked, this.blockStream)
+    this.helia = withBrokers(networked, this.blockStream)
     const { datastore, routing, logger, keychain, events, getCrypto } = this.helia
     this.names = new Names({ datastore, routing, logger, keychain, events, getCrypto, hasPeers: () => this.helia.libp2p.getConnections().length > 0 })
     this.topics = new Topics(() => this.helia.libp2p.services.pubsub)

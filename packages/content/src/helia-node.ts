@@ -9,10 +9,10 @@ import type { Libp2pOptions } from 'libp2p'
  * The entry points of `helia` and `@helia/libp2p` both import @helia/libp2p's
  * default libp2p configuration (WebRTC, WebSockets, UPnP, AutoTLS, relays...):
  * some 50 MB of resident memory that a daemon with its own swarm never uses.
- * So the three modules needed are loaded by path, beside those entry points.
+ * So the modules needed are loaded by path, beside those entry points.
  * A Helia upgrade that moves them fails here, at start-up, not later.
  */
-const beside = async <T>(pkg: string, file: string): Promise<T> => import(new URL(file, import.meta.resolve(pkg)).href) as Promise<T>
+export const beside = async <T>(pkg: string, file: string): Promise<T> => import(new URL(file, import.meta.resolve(pkg)).href) as Promise<T>
 const { Helia: HeliaClass } = await beside<{ Helia: new (init: HeliaInit & { name: string, version: string }) => Helia }>('helia', 'helia.js')
 const { name, version } = await beside<{ name: string, version: string }>('helia', 'version.js')
 const { libp2pRouting } = await beside<{ libp2pRouting: (libp2p: Libp2p) => Router }>('@helia/libp2p', 'routing.js')

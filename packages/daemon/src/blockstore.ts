@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
-import { mkdir, opendir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises'
+import { statSync } from 'node:fs'
+import { mkdir, opendir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { BaseBlockstore } from 'blockstore-core'
 import { NotFoundError } from 'interface-store'
@@ -21,6 +22,8 @@ const RAW = 0x55
  */
 export class FlatfsBlockstore extends BaseBlockstore {
   readonly path: string
+  /** Shard directories known to exist, so that writes need no mkdir. */
+  private readonly dirs = new Set<string>()
 
   constructor (path: string) {
     super()
@@ -40,16 +43,14 @@ export class FlatfsBlockstore extends BaseBlockstore {
   async put (cid: CID, bytes: Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>, options: AbortOptions = {}): Promise<CID> {
     options.signal?.throwIfAborted()
     const { dir, file } = this.locate(cid)
-    if (await this.exists(file)) return cid
+    if (exists(file)) return cid
     const data = bytes instanceof Uint8Array ? bytes : await collect(bytes)
-    const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`
-    try {
-      await writeFile(tmp, data)
-    } catch (err: any) {
-      if (err.code !== 'ENOENT') throw err
+    if (!this.dirs.has(dir)) {
       await mkdir(dir, { recursive: true })
-      await writeFile(tmp, data)
+      this.dirs.add(dir)
     }
+    const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`
+    await writeFile(tmp, data)
     await rename(tmp, file)
     return cid
   }
@@ -65,7 +66,7 @@ export class FlatfsBlockstore extends BaseBlockstore {
   }
 
   async has (cid: CID): Promise<boolean> {
-    return this.exists(this.locate(cid).file)
+    return exists(this.locate(cid).file)
   }
 
   async delete (cid: CID): Promise<void> {
@@ -95,10 +96,15 @@ export class FlatfsBlockstore extends BaseBlockstore {
       }
     }
   }
+}
 
-  private async exists (file: string): Promise<boolean> {
-    return stat(file).then(() => true, () => false)
-  }
+/**
+ * A stat on the calling thread: Helia asks `has` before every get, and a
+ * missing block is the common case when fetching; the async form would cost a
+ * thread-pool round trip and a thrown error each time.
+ */
+function exists (file: string): boolean {
+  return statSync(file, { throwIfNoEntry: false }) != null
 }
 
 async function collect (source: Iterable<Uint8Array> | AsyncIterable<Uint8Array>): Promise<Uint8Array> {
