@@ -258,7 +258,7 @@ async function benchTransfer (cleanup: Cleanup, root: string, s: Settings, sha: 
   const cat = await timed('transfer', [a, b], async () => catFile(b, cid, bytes, hex))
   const mbps = bytes / MB / cat.seconds
   const ratio = mbps / sha
-  say(`transfer ${fmtMB(s.transferMB)} MB (bitswap, cat on B of a file added on A): ${mbps.toFixed(1)} MB/s = ${ratio.toFixed(2)} x sha256 (target >= ${TARGET_TRANSFER})  [${cat.seconds.toFixed(2)} s, cpu A ${cores(cat.daemonCores[0])} B ${cores(cat.daemonCores[1])} cores, bench cpu ${cores(cat.benchCores)}${s.verify ? ', bytes verified' : ''}; add on A took ${add.seconds.toFixed(2)} s]`)
+  say(`transfer ${fmtMB(s.transferMB)} MB (block-stream with bitswap fallback: cat on B of a file added on A): ${mbps.toFixed(1)} MB/s = ${ratio.toFixed(2)} x sha256 (target >= ${TARGET_TRANSFER})  [${cat.seconds.toFixed(2)} s, cpu A ${cores(cat.daemonCores[0])} B ${cores(cat.daemonCores[1])} cores, bench cpu ${cores(cat.benchCores)}${s.verify ? ', bytes verified' : ''}; add on A took ${add.seconds.toFixed(2)} s]`)
   results.push({ name: 'transfer', ok: ratio >= TARGET_TRANSFER, figure: `transfer ${ratio.toFixed(2)} x (target >= ${TARGET_TRANSFER})` })
   await Promise.all([stopA(), stopB()])
 }

@@ -53,4 +53,22 @@ describe('block-stream between two daemons', () => {
     assert.equal(a.node.content.blockStream.stats.missingAnswered, missing + 1)
     assert.equal(await a.node.content.helia.blockstore.has(absent), false)
   })
+
+  it('falls back to bitswap for a peer that does not speak the protocol, as a Kubo node would not', async () => {
+    const c = await startTestDaemon()
+    try {
+      // C stops serving block-stream, so it looks to B like any other IPFS node.
+      await c.node.content.blockStream.stop()
+      await b.node.connect(c.swarmAddr)
+      const data = randomBytes(600_000)
+      const added = await (await rpc(c, 'add', {}, { body: formOf([{ path: 'x.bin', content: data }]) })).json() as { Hash: string }
+      const received = b.node.content.blockStream.stats.blocksReceived
+      const res = await rpc(b, 'cat', { arg: added.Hash })
+      assert.equal(res.status, 200)
+      assert.deepEqual(Buffer.from(await res.arrayBuffer()), data)
+      assert.equal(b.node.content.blockStream.stats.blocksReceived, received, 'no block came by stream')
+    } finally {
+      await c.cleanup()
+    }
+  })
 })
