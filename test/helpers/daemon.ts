@@ -53,3 +53,11 @@ export function formOf (files: Array<{ path: string, content?: Uint8Array | stri
   }
   return form
 }
+
+/** Two test daemons, the second connected to the first. */
+export async function startPair (): Promise<[TestDaemon, TestDaemon]> {
+  const a = await startTestDaemon()
+  const b = await startTestDaemon().catch(async (err) => { await a.cleanup(); throw err })
+  await b.node.connect(a.swarmAddr)
+  return [a, b]
+}

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
-import { formOf, rpc, startTestDaemon } from '../helpers/daemon.ts'
+import { formOf, rpc, startPair, startTestDaemon } from '../helpers/daemon.ts'
 import type { TestDaemon } from '../helpers/daemon.ts'
 
 /** Waits (at most ~10 s) until identify has told B that A speaks the block-stream protocol. */
@@ -20,9 +20,7 @@ describe('block-stream between two daemons', () => {
   let b: TestDaemon
 
   before(async () => {
-    a = await startTestDaemon()
-    b = await startTestDaemon()
-    await b.node.connect(a.swarmAddr)
+    ;[a, b] = await startPair()
     await untilStreamPeer(b, a)
   })
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
-import { formOf, rpc, startTestDaemon } from '../helpers/daemon.ts'
+import { formOf, rpc, startPair, startTestDaemon } from '../helpers/daemon.ts'
 import type { TestDaemon } from '../helpers/daemon.ts'
 
 describe('two daemons on loopback', () => {
@@ -9,9 +9,7 @@ describe('two daemons on loopback', () => {
   let b: TestDaemon
 
   before(async () => {
-    a = await startTestDaemon()
-    b = await startTestDaemon()
-    await b.node.connect(a.swarmAddr)
+    ;[a, b] = await startPair()
   })
 
   after(async () => {
