@@ -1,0 +1,65 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { createLibp2p } from 'libp2p'
+import { describePeer } from '../src/identity.ts'
+import { connect, listPeers } from '../src/peers.ts'
+import { swarmOptions } from '../src/options.ts'
+import type { Swarm } from '../src/options.ts'
+
+async function startSwarm (): Promise<Swarm> {
+  return createLibp2p(swarmOptions({ privateKey: await generateKeyPair('Ed25519'), host: '127.0.0.1', port: 0 }))
+}
+
+describe('swarm', () => {
+  let a: Swarm
+  let b: Swarm
+
+  before(async () => {
+    a = await startSwarm()
+    b = await startSwarm()
+  })
+
+  after(async () => {
+    await Promise.allSettled([a?.stop(), b?.stop()])
+  })
+
+  it('listens on loopback with the protocols of an IPFS node', async () => {
+    assert.ok(a.getMultiaddrs().every(ma => ma.toString().startsWith('/ip4/127.0.0.1/tcp/')))
+    const self = await describePeer(a, 'test/1')
+    assert.equal(self.id, a.peerId.toString())
+    for (const protocol of ['/ipfs/id/1.0.0', '/ipfs/ping/1.0.0', '/ipfs/kad/1.0.0', '/meshsub/1.1.0']) {
+      assert.ok(self.protocols.includes(protocol), protocol)
+    }
+  })
+
+  it('connects by a /p2p/ multiaddr and lists the connection', async () => {
+    const peer = await connect(b, a.getMultiaddrs()[0].toString())
+    assert.equal(peer, a.peerId.toString())
+    const peers = listPeers(b)
+    assert.equal(peers.length, 1)
+    assert.equal(peers[0].peer, a.peerId.toString())
+    assert.equal(peers[0].direction, 'outbound')
+    for (let attempt = 0; attempt < 50 && listPeers(a).length === 0; attempt++) await new Promise(resolve => setTimeout(resolve, 20))
+    assert.equal(listPeers(a)[0]?.direction, 'inbound')
+  })
+
+  it('describes a connected peer from what identify told it', async () => {
+    let info = await describePeer(b, 'test/1', a.peerId.toString())
+    for (let attempt = 0; attempt < 50 && info.protocols.length === 0; attempt++) {
+      await new Promise(resolve => setTimeout(resolve, 50))
+      info = await describePeer(b, 'test/1', a.peerId.toString())
+    }
+    assert.equal(info.id, a.peerId.toString())
+    assert.ok(info.protocols.includes('/ipfs/kad/1.0.0'))
+  })
+
+  it('refuses bad multiaddrs and peer ids with typed errors', async () => {
+    await assert.rejects(connect(b, 'not a multiaddr'), { name: 'InvalidMultiaddrError' })
+    await assert.rejects(connect(b, '/ip4/127.0.0.1/tcp/1'), { name: 'InvalidMultiaddrError', message: /no \/p2p\// })
+    const nobody = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
+    await assert.rejects(connect(b, `/ip4/127.0.0.1/tcp/1/p2p/${nobody.toString()}`, { signal: AbortSignal.timeout(5000) }), { name: 'DialError' })
+    await assert.rejects(describePeer(b, 'test/1', 'nope'), { name: 'InvalidPeerIdError' })
+  })
+})
