@@ -6,6 +6,7 @@ import { pushable } from 'it-pushable'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { InvalidParameterError } from './errors.ts'
+import { fileLeafImporter } from './leaf-importer.ts'
 import { pinAdd } from './pins.ts'
 import type { PinComponents } from './pins.ts'
 import type { AbortOptions } from '@libp2p/interface'
@@ -94,10 +95,12 @@ export async function * addAll (components: AddComponents, source: AsyncIterable
   })()
 
   const run = async (): Promise<void> => {
+    const rawLeaves = options.rawLeaves ?? cidVersion === 1
     const entries = importer(noted, options.onlyHash === true ? hashOnly : components.blockstore, {
       profile: 'unixfs-v0-2015',
       cidVersion,
-      rawLeaves: options.rawLeaves ?? cidVersion === 1,
+      rawLeaves,
+      bufferImporter: rawLeaves ? undefined : fileLeafImporter(cidVersion),
       chunker: fixedSize({ chunkSize }),
       wrapWithDirectory: wrap,
       // Multipart parts arrive one after another, so files are read in order.
