@@ -2,7 +2,8 @@ import { CID } from 'multiformats/cid'
 import { getBlock } from './blocks.ts'
 import { codecByCode } from './codecs.ts'
 import { PinError } from './errors.ts'
-import type { Blocks, Pin, Pins } from '@helia/interface'
+import { createUnsafe } from 'multiformats/block'
+import type { Blocks, GraphWalkerFactory, Pin, Pins } from '@helia/interface'
 import type { AbortOptions } from '@libp2p/interface'
 
 export type PinType = 'recursive' | 'direct' | 'indirect'
@@ -20,6 +21,27 @@ export interface PinComponents {
 
 const RAW = 0x55
 
+/**
+ * Helia's walkers read the next blocks while the pinner is still writing the
+ * pin record of the last, and queue them: pinning a file just added held up
+ * to a few hundred of its 256 KiB blocks in memory. This one reads a block
+ * only when the pinner asks for the next, depth first, keeping only CIDs.
+ */
+export const pullWalker: GraphWalkerFactory = (components) => ({
+  async * walk (root, options = {}) {
+    const maxDepth = options.depth ?? Infinity
+    const stack: Array<{ cid: CID, depth: number, path: CID[] }> = [{ cid: root, depth: 0, path: [root] }]
+    while (stack.length > 0) {
+      const { cid, depth, path } = stack.pop() as { cid: CID, depth: number, path: CID[] }
+      const block = createUnsafe({ cid, bytes: await getBlock(components.blockstore, cid, options), codec: await components.getCodec(cid.code) })
+      yield { block, depth, path }
+      if (depth >= maxDepth) continue
+      const children = [...block.links()].map(([, child]) => child).filter(child => options.includeChild?.(child, block) !== false)
+      for (const child of children.reverse()) stack.push({ cid: child, depth: depth + 1, path: [...path, child] })
+    }
+  }
+})
+
 /** Pins recursively (the whole DAG, fetched if missing) or directly (the one block). */
 export async function pinAdd (components: PinComponents, cid: CID, recursive: boolean, options: AbortOptions = {}): Promise<void> {
   const depth = recursive ? Infinity : 0
@@ -27,10 +49,10 @@ export async function pinAdd (components: PinComponents, cid: CID, recursive: bo
   if (existing?.depth === depth) return
   if (existing != null) {
     if (!recursive) throw new PinError(`${cid} is already pinned recursively`)
-    for await (const _ of components.pins.rm(cid, options)) {}
+    for await (const _ of components.pins.rm(cid, { ...options, walker: pullWalker })) {}
   }
   // Helia keys pins by CIDv1; the metadata keeps the CID as the user gave it, as Kubo lists it.
-  for await (const _ of components.pins.add(cid, { ...options, depth, metadata: { cid: cid.toString() } })) {}
+  for await (const _ of components.pins.add(cid, { ...options, depth, walker: pullWalker, metadata: { cid: cid.toString() } })) {}
 }
 
 function pinnedCID (pin: Pin): CID {
@@ -44,7 +66,7 @@ export async function pinRm (components: PinComponents, cid: CID, recursive: boo
     throw new PinError(indirect ? `${cid} is pinned indirectly, not directly or recursively` : `${cid} is not pinned`)
   }
   if (!recursive && existing.depth === Infinity) throw new PinError(`${cid} is pinned recursively`)
-  for await (const _ of components.pins.rm(cid, options)) {}
+  for await (const _ of components.pins.rm(cid, { ...options, walker: pullWalker })) {}
 }
 
 /**
@@ -94,24 +116,13 @@ async function * descendants (components: PinComponents, root: CID, options: Abo
   while (stack.length > 0) {
     const cid = stack.pop() as CID
     if (cid.code === RAW) continue
-    const node = codecByCode(cid.code).decode(await getBlock(components.blockstore, cid, { ...options, offline: true }))
-    for (const child of linksIn(node)) {
+    const block = createUnsafe({ cid, bytes: await getBlock(components.blockstore, cid, { ...options, offline: true }), codec: codecByCode(cid.code) })
+    for (const [, child] of block.links()) {
       const key = child.toString()
       if (seen.has(key)) continue
       seen.add(key)
       yield child
       stack.push(child)
     }
-  }
-}
-
-function * linksIn (value: unknown): Generator<CID> {
-  const cid = CID.asCID(value)
-  if (cid != null) {
-    yield cid
-  } else if (Array.isArray(value)) {
-    for (const v of value) yield * linksIn(v)
-  } else if (value != null && typeof value === 'object' && !(value instanceof Uint8Array)) {
-    for (const v of Object.values(value)) yield * linksIn(v)
   }
 }
