@@ -47,7 +47,10 @@ export function fileLeafImporter (cidVersion: Version): BufferImporter {
         const digest = await sha256.digest(block)
         const cid = cidVersion === 0 ? CID.createV0(digest) : CID.createV1(dagPb.code, digest)
         await blockstore.put(cid, block)
-        return { cid, unixfs: new UnixFS({ type: 'file', data: chunk }), size: BigInt(block.byteLength), block }
+        // The layout keeps every leaf of a parent until it builds the parent, and it
+        // only needs each leaf's file size: recorded as a block size, it does not
+        // hold on to the chunk (174 × 256 KiB per level otherwise).
+        return { cid, unixfs: new UnixFS({ type: 'file', blockSizes: [BigInt(chunk.byteLength)] }), size: BigInt(block.byteLength), block }
       }
     }
   }
