@@ -35,19 +35,20 @@ export function requestSignal (reply: FastifyReply): AbortSignal {
  * work finds at once (a bad CID, a missing block) becomes a proper error
  * response instead of a broken stream.
  */
-export async function peek<T> (source: AsyncIterable<T>): Promise<AsyncGenerator<T>> {
+export async function peek<T> (source: AsyncIterable<T>): Promise<{ first?: T, items: AsyncGenerator<T> }> {
   const iterator = source[Symbol.asyncIterator]()
   const first = await iterator.next()
-  return (async function * () {
+  const items = (async function * () {
     if (first.done === true) return
     yield first.value
     yield * { [Symbol.asyncIterator]: () => iterator }
   })()
+  return { first: first.done === true ? undefined : first.value, items }
 }
 
 /** Kubo's streaming JSON: one object per line. A late error ends the stream with a Kubo error line. */
 export async function sendNdjson (reply: FastifyReply, source: AsyncIterable<object>): Promise<FastifyReply> {
-  const items = await peek(source)
+  const { items } = await peek(source)
   const lines = (async function * () {
     try {
       for await (const item of items) yield `${JSON.stringify(item)}\n`
@@ -60,11 +61,11 @@ export async function sendNdjson (reply: FastifyReply, source: AsyncIterable<obj
   return reply.send(Readable.from(lines))
 }
 
-/** Raw bytes, streamed with backpressure. */
-export async function sendBytes (reply: FastifyReply, source: AsyncIterable<Uint8Array>, contentType = 'application/octet-stream'): Promise<FastifyReply> {
-  const chunks = await peek(source)
-  reply.header('content-type', contentType)
-  return reply.send(Readable.from(chunks, { objectMode: false }))
+/** Raw bytes, streamed with backpressure; the Content-Type may depend on the first chunk. */
+export async function sendBytes (reply: FastifyReply, source: AsyncIterable<Uint8Array>, contentType: (first?: Uint8Array) => string | Promise<string>): Promise<FastifyReply> {
+  const { first, items } = await peek(source)
+  reply.header('content-type', await contentType(first))
+  return reply.send(Readable.from(items, { objectMode: false }))
 }
 
 /**

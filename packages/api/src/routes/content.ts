@@ -4,7 +4,7 @@ import { pushable } from 'it-pushable'
 import { BadRequestError, envelope, RangeNotSatisfiableError } from '../errors.ts'
 import { candidates } from '../multipart.ts'
 import { sniffContentType, SNIFF_BYTES } from '../sniff.ts'
-import { peek, requestSignal, sendBytes, sendNdjson } from '../stream.ts'
+import { requestSignal, sendBytes, sendNdjson } from '../stream.ts'
 import { kuboRoute } from './route.ts'
 import type { Routes } from '../server.ts'
 import type { AddEvent, AddOptions, Content } from '@node-daemon/content'
@@ -99,7 +99,7 @@ async function contentTypeOf (content: Content, path: string, name: string, sign
 async function streamMedia (content: Content, path: string, range: string | undefined, reply: FastifyReply, signal: AbortSignal): Promise<FastifyReply> {
   const stat = await content.stat(path, { signal })
   reply.header('accept-ranges', 'bytes')
-  reply.header('content-type', await contentTypeOf(content, path, stat.name, signal))
+  const type = await contentTypeOf(content, path, stat.name, signal)
   reply.header('etag', `"${stat.cid.toString()}"`)
   const wanted = parseRange(range, stat.size)
   if (wanted === 'unsatisfiable') {
@@ -108,13 +108,13 @@ async function streamMedia (content: Content, path: string, range: string | unde
   }
   if (wanted == null) {
     reply.header('content-length', stat.size)
-    return sendBytes(reply, content.cat(path, { signal }), reply.getHeader('content-type') as string)
+    return sendBytes(reply, content.cat(path, { signal }), () => type)
   }
   const length = wanted.end - wanted.start + 1
   reply.code(206)
   reply.header('content-range', `bytes ${wanted.start}-${wanted.end}/${stat.size}`)
   reply.header('content-length', length)
-  return sendBytes(reply, content.cat(path, { offset: wanted.start, length, signal }), reply.getHeader('content-type') as string)
+  return sendBytes(reply, content.cat(path, { offset: wanted.start, length, signal }), () => type)
 }
 
 function sendJson (socket: WebSocket, value: object): void {
@@ -153,15 +153,8 @@ export const contentRoutes: Routes = (app, { node, shutdown }) => {
     handler: async (request, reply) => {
       const path = firstArg(request, 'ipfs-path', 'cid')
       const { offset, length } = request.query as { offset?: number, length?: number }
-      const chunks = await peek(content.cat(path, { offset, length, signal: AbortSignal.any([requestSignal(reply), shutdown]) }))
-      const first = await chunks.next()
-      const type = first.done === true || (offset ?? 0) > 0
-        ? 'application/octet-stream'
-        : await sniffContentType(first.value.subarray(0, SNIFF_BYTES))
-      return sendBytes(reply, (async function * () {
-        if (first.done !== true) yield first.value
-        yield * chunks
-      })(), type)
+      return sendBytes(reply, content.cat(path, { offset, length, signal: AbortSignal.any([requestSignal(reply), shutdown]) }), async (first) =>
+        first == null || (offset ?? 0) > 0 ? 'application/octet-stream' : sniffContentType(first.subarray(0, SNIFF_BYTES)))
     }
   })
 
