@@ -50,24 +50,25 @@ export async function resolveEntry (blockstore: ReadableStorage, path: string, o
   }
 }
 
-function isReadable (entry: UnixFSEntry): entry is Extract<UnixFSEntry, { content: unknown }> {
-  return entry.type === 'file' || entry.type === 'raw' || entry.type === 'identity'
+type FileEntry = Extract<UnixFSEntry, { content: unknown }>
+
+/** Resolves a path that must name a file: UnixFS file, raw block or identity CID. */
+async function resolveFile (blockstore: ReadableStorage, path: string, options: AbortOptions): Promise<FileEntry> {
+  const entry = await resolveEntry(blockstore, path, options)
+  if (entry.type !== 'file' && entry.type !== 'raw' && entry.type !== 'identity') {
+    throw new WrongContentTypeError(`${path} is a ${entry.type === 'directory' ? 'directory' : 'non-UnixFS node'}, not a file`)
+  }
+  return entry
 }
 
 export async function stat (blockstore: ReadableStorage, path: string, options: AbortOptions = {}): Promise<FileStat> {
-  const entry = await resolveEntry(blockstore, path, options)
-  if (!isReadable(entry)) {
-    throw new WrongContentTypeError(`${path} is a ${entry.type === 'directory' ? 'directory' : 'non-UnixFS node'}, not a file`)
-  }
+  const entry = await resolveFile(blockstore, path, options)
   return { cid: entry.cid, size: Number(entry.size), name: entry.name }
 }
 
 /** Streams the bytes of a file, from `offset` for `length` bytes. */
 export async function * cat (blockstore: ReadableStorage, path: string, options: CatOptions = {}): AsyncGenerator<Uint8Array> {
-  const entry = await resolveEntry(blockstore, path, options)
-  if (!isReadable(entry)) {
-    throw new WrongContentTypeError(`${path} is a ${entry.type === 'directory' ? 'directory' : 'non-UnixFS node'}, cat needs a file`)
-  }
+  const entry = await resolveFile(blockstore, path, options)
   const size = Number(entry.size)
   const offset = options.offset ?? 0
   if (options.length === 0 || offset >= size) return
