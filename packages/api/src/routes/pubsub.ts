@@ -1,6 +1,6 @@
 import { base64url } from 'multiformats/bases/base64'
 import { Type } from 'typebox'
-import { args, firstArg, option } from '../args.ts'
+import { args, option } from '../args.ts'
 import { BadRequestError } from '../errors.ts'
 import { firstPartBytes } from '../multipart.ts'
 import { requestSignal, streamLive } from '../stream.ts'
@@ -25,11 +25,18 @@ function fromRpc (text: string, what: string): Uint8Array {
 
 const toRpc = (bytes: Uint8Array): string => base64url.encode(bytes)
 
-/** The topic: Kubo's encoded `arg`, or document 000's plain JSON `topic`. */
-function topicOf (request: FastifyRequest): string {
+/** The topic: Kubo's encoded `arg`, or document 000's plain JSON `topic`; undefined when neither is given. */
+function optionalTopicOf (request: FastifyRequest): string | undefined {
+  const arg = args(request)[0]
+  if (arg != null) return decoder.decode(fromRpc(arg, 'the topic'))
   const plain = option<string>(request, 'topic')
-  if (typeof plain === 'string' && plain !== '' && args(request).length === 0) return plain
-  return decoder.decode(fromRpc(firstArg(request, 'topic'), 'the topic'))
+  return typeof plain === 'string' && plain !== '' ? plain : undefined
+}
+
+function topicOf (request: FastifyRequest): string {
+  const topic = optionalTopicOf(request)
+  if (topic == null) throw new BadRequestError('argument "topic" is required')
+  return topic
 }
 
 function kuboMessage (msg: PubsubMessage): object {
@@ -91,10 +98,7 @@ export const pubsubRoutes: Routes = (app, { node, shutdown }) => {
     summary: 'Peers subscribed to a topic, or all pubsub peers',
     schema: { querystring: TopicQuery },
     handler: async (request) => {
-      const arg = args(request)[0]
-      const plain = option<string>(request, 'topic')
-      const topic = arg != null ? decoder.decode(fromRpc(arg, 'the topic')) : plain
-      const peers = topics.peers(topic)
+      const peers = topics.peers(optionalTopicOf(request))
       return { success: true, peers, Strings: peers }
     }
   })
