@@ -72,7 +72,7 @@ export class Changer {
   simple (ccs: ConfChangeSingle[]): ConfChangeResult {
     const r = this.copy()
     if (r.config.voters[1].size > 0) throw new ConfChangeError("can't apply simple config change in joint config")
-    const before = r.config.voters[0]
+    const before = new Set(r.config.voters[0])
     this.apply(r, ccs)
     const after = r.config.voters[0]
     let diff = 0
