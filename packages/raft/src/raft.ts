@@ -66,6 +66,8 @@ export class Raft {
   /** Index of the newest conf change in the log: at most one may be unapplied. */
   pendingConfIndex = 0
   private uncommittedSize = 0
+  /** Proposals were appended and not yet broadcast. */
+  appendsPending = false
   private readOnly = new ReadOnly()
   /** ReadIndex requests that arrived before this leader committed an entry of its term. */
   private pendingReadIndexMessages: Message[] = []
@@ -491,7 +493,15 @@ export class Raft {
       return { ...e, type: 'normal' as const, data: new Uint8Array(0) }
     })
     if (!this.appendEntry(entries)) drop('too many uncommitted entries')
-    this.bcastAppend()
+    // sent at the next Ready, so that the proposals made until then share one MsgApp per follower
+    this.appendsPending = true
+  }
+
+  /** Broadcasts the entries proposed since the last Ready. */
+  flushAppends (): void {
+    if (!this.appendsPending) return
+    this.appendsPending = false
+    if (this.state === 'leader') this.bcastAppend()
   }
 
   private refuseConfChange (data: Uint8Array, offset: number): string | undefined {

@@ -117,7 +117,8 @@ export class RawNode {
     if (this.handed != null) return false
     const r = this.raft
     const hs = r.hardState()
-    return !sameSoftState(r.softState(), this.prevSoftState) ||
+    return r.appendsPending ||
+      !sameSoftState(r.softState(), this.prevSoftState) ||
       !sameHardState(hs, this.prevHardState) ||
       r.log.hasNextUnstableSnapshot() ||
       r.msgs.length > 0 ||
@@ -133,6 +134,7 @@ export class RawNode {
   ready (): Ready {
     if (this.handed != null) throw new Error('ready() called again before advance()')
     const r = this.raft
+    r.flushAppends()
     const entries = r.log.nextUnstableEnts()
     const committedEntries = r.log.nextCommittedEnts()
     const softState = r.softState()
