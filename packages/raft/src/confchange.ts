@@ -36,6 +36,10 @@ export class Changer {
 
   /** Applies any change: leaves, enters a joint config, or makes a simple one. */
   change (cc: ConfChange): ConfChangeResult {
+    // a node that started without the genesis config would build a different one from the log
+    if (this.tracker.config.voters[0].size === 0 && this.tracker.config.voters[1].size === 0) {
+      throw new ConfChangeError('no configuration to change: every node, joining ones too, must start from the cluster\'s genesis ConfState (see MemoryStorage)')
+    }
     if (isLeaveJoint(cc)) return this.leaveJoint()
     const { joint, autoLeave } = entersJoint(cc)
     return joint ? this.enterJoint(autoLeave, cc.changes) : this.simple(cc.changes)
@@ -95,11 +99,7 @@ export class Changer {
       else if (cc.type === 'add-learner-node') this.makeLearner(r, cc.nodeId)
       else this.remove(r, cc.nodeId)
     }
-    if (r.config.voters[0].size === 0) {
-      throw new ConfChangeError(this.tracker.config.voters[0].size === 0
-        ? 'no voters to change: every node, joining ones too, must start from the cluster\'s genesis ConfState (see MemoryStorage)'
-        : 'removed all voters')
-    }
+    if (r.config.voters[0].size === 0) throw new ConfChangeError('removed all voters')
   }
 
   private makeVoter (r: ConfChangeResult, id: NodeId): void {

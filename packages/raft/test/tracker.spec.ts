@@ -78,3 +78,10 @@ describe('conf changes', () => {
     assert.throws(() => decodeConfChange(new TextEncoder().encode('{"changes":[{"type":"nuke"}],"transition":"auto"}')), { name: 'ConfChangeError' })
   })
 })
+
+describe('a node without the genesis config', () => {
+  it('refuses to build a config from conf changes alone', () => {
+    const t = new ProgressTracker(8, 0)
+    assert.throws(() => new Changer(t, 0).change({ changes: [{ type: 'add-node', nodeId: 'd' }] }), /genesis/)
+  })
+})
