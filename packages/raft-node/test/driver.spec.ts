@@ -1,0 +1,277 @@
+import assert from 'node:assert/strict'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, afterEach, describe, it } from 'node:test'
+import { TypedEventEmitter } from '@libp2p/interface'
+import { until } from '../../../test/helpers/raft.ts'
+import { decodeMessage, encodeMessage } from '../src/codec.ts'
+import { createRaftNode } from '../src/driver.ts'
+import { openRaftStorage } from '../src/storage.ts'
+import type { RaftNode, RaftNodeInit, StateMachine } from '../src/driver.ts'
+import type { RaftStorage } from '../src/storage.ts'
+import type { RaftTransport, RaftTransportEvents } from '../src/transport.ts'
+import type { ConfState, Message } from '@node-daemon/raft'
+
+const text = new TextEncoder()
+const untext = new TextDecoder()
+
+/** Appends every command to a list; apply answers with the index it applied at. */
+class ListMachine implements StateMachine {
+  items: string[] = []
+  apply (command: Uint8Array, index: number): unknown {
+    const s = untext.decode(command)
+    if (s === 'fail') throw new Error('refused by the state machine')
+    this.items.push(s)
+    return index
+  }
+
+  snapshot (): Uint8Array {
+    return text.encode(JSON.stringify(this.items))
+  }
+
+  restore (data: Uint8Array): void {
+    this.items = JSON.parse(untext.decode(data))
+  }
+}
+
+/** Delivers messages between in-process nodes through the codec, with links that tests cut. */
+class Hub {
+  readonly transports = new Map<string, HubTransport>()
+  /** "from>to" pairs whose messages are dropped. */
+  readonly cut = new Set<string>()
+
+  isolate (id: string, others: string[]): void {
+    for (const o of others) {
+      this.cut.add(`${id}>${o}`)
+      this.cut.add(`${o}>${id}`)
+    }
+  }
+
+  heal (): void {
+    this.cut.clear()
+  }
+}
+
+class HubTransport extends TypedEventEmitter<RaftTransportEvents> implements RaftTransport {
+  private readonly hub: Hub
+  constructor (hub: Hub, id: string) {
+    super()
+    this.hub = hub
+    hub.transports.set(id, this)
+  }
+
+  send (messages: Message[]): void {
+    for (const m of messages) {
+      const to = this.hub.transports.get(m.to)
+      if (to == null || this.hub.cut.has(`${m.from}>${m.to}`)) {
+        this.safeDispatchEvent('unreachable', { detail: m.to })
+        continue
+      }
+      const copy = decodeMessage(encodeMessage(m))
+      setImmediate(() => { to.safeDispatchEvent('message', { detail: copy }) })
+    }
+  }
+
+  setPeers (): void {}
+}
+
+interface Member {
+  id: string
+  dir: string
+  storage: RaftStorage
+  machine: ListMachine
+  node: RaftNode
+}
+
+const FAST = { tickMs: 10, electionTick: 10, heartbeatTick: 1 }
+
+describe('raft driver', () => {
+  const dirs: string[] = []
+  let members: Member[] = []
+
+  async function startMember (hub: Hub, id: string, confState: ConfState | undefined, init: Partial<RaftNodeInit> = {}, dir?: string): Promise<Member> {
+    if (dir == null) {
+      dir = await mkdtemp(join(tmpdir(), 'raft-driver-'))
+      dirs.push(dir)
+    }
+    const storage = await openRaftStorage(dir, { confState })
+    const machine = new ListMachine()
+    const transport = hub.transports.get(id) ?? new HubTransport(hub, id)
+    const node = createRaftNode({ transport, storage }, { id, stateMachine: machine, ...FAST, ...init })
+    await node.start()
+    const m = { id, dir, storage, machine, node }
+    members.push(m)
+    return m
+  }
+
+  async function stopMember (m: Member): Promise<void> {
+    members = members.filter(x => x !== m)
+    await m.node.stop()
+    await m.storage.close()
+  }
+
+  async function cluster (ids: string[], init: Partial<RaftNodeInit> = {}): Promise<{ hub: Hub, nodes: Member[] }> {
+    const hub = new Hub()
+    const confState = { voters: ids, learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false }
+    const nodes = await Promise.all(ids.map(async id => startMember(hub, id, confState, init)))
+    return { hub, nodes }
+  }
+
+  async function leaderOf (nodes: Member[], timeoutMs = 5_000): Promise<Member> {
+    let leader: Member | undefined
+    await until('a leader that all know', () => {
+      const ids = new Set(nodes.map(n => n.node.leaderId))
+      const id = nodes[0].node.leaderId
+      leader = ids.size === 1 && id !== '' ? nodes.find(n => n.id === id) : undefined
+      return leader != null
+    }, timeoutMs)
+    return leader as Member
+  }
+
+  afterEach(async () => {
+    await Promise.allSettled(members.map(async m => stopMember(m)))
+    members = []
+  })
+
+  after(async () => {
+    await Promise.all(dirs.map(async d => rm(d, { recursive: true, force: true })))
+  })
+
+  it('elects a single node and applies its proposals in order, answering with apply\'s result', async () => {
+    const { nodes: [a] } = await cluster(['a'])
+    await leaderOf([a])
+    const results = await Promise.all(['x', 'y', 'z'].map(async s => a.node.propose(text.encode(s))))
+    assert.deepEqual(a.machine.items, ['x', 'y', 'z'])
+    // Index 1 is the leader's empty entry.
+    assert.deepEqual(results, [2, 3, 4])
+    await a.node.read()
+  })
+
+  it('replicates proposals made at the leader and at followers to every state machine', async () => {
+    const { nodes } = await cluster(['a', 'b', 'c'])
+    const leader = await leaderOf(nodes)
+    const followers = nodes.filter(n => n !== leader)
+    const proposals = [leader, ...followers, leader, ...followers].map(async (n, i) => n.node.propose(text.encode(`v${i}`)))
+    const indexes = await Promise.all(proposals)
+    assert.equal(new Set(indexes).size, 6)
+    await until('all apply six', () => nodes.every(n => n.machine.items.length === 6))
+    for (const n of nodes) assert.deepEqual(n.machine.items, leader.machine.items)
+    assert.equal(leader.node.status().softState.raftState, 'leader')
+  })
+
+  it('batches concurrent proposals into few Readies', async () => {
+    const { nodes } = await cluster(['a', 'b', 'c'])
+    const leader = await leaderOf(nodes)
+    let saves = 0
+    const save = leader.storage.save.bind(leader.storage)
+    leader.storage.save = async (ready, sync) => { saves++; return save(ready, sync) }
+    await Promise.all(Array.from({ length: 200 }, async (_, i) => leader.node.propose(text.encode(`p${i}`))))
+    assert.equal(leader.machine.items.length, 200)
+    assert.ok(saves < 50, `${saves} saves for 200 proposals`)
+  })
+
+  it('a follower\'s read barrier sees what the leader committed before it', async () => {
+    const { nodes } = await cluster(['a', 'b', 'c'])
+    const leader = await leaderOf(nodes)
+    const follower = nodes.find(n => n !== leader) as Member
+    await leader.node.propose(text.encode('w'))
+    await follower.node.read()
+    assert.deepEqual(follower.machine.items, ['w'])
+  })
+
+  it('rejects with NotLeaderError when there is no leader, and with the state machine\'s error when apply throws', async () => {
+    const { nodes } = await cluster(['a', 'b', 'c'], { electionTick: 1000 })
+    await assert.rejects(nodes[0].node.propose(text.encode('x')), { name: 'NotLeaderError', leader: '' })
+    // The election timeout is far away: campaign by hand.
+    nodes[0].node.campaign()
+    const leader = await leaderOf(nodes)
+    assert.equal(leader, nodes[0])
+    await assert.rejects(leader.node.propose(text.encode('fail')), { message: 'refused by the state machine' })
+    // The failed command still took index 2.
+    assert.equal(await leader.node.propose(text.encode('ok')), 3)
+  })
+
+  it('rejects a proposal lost to a new leader with ProposalLostError, promptly', async () => {
+    const { hub, nodes } = await cluster(['a', 'b', 'c'])
+    const old = await leaderOf(nodes)
+    const rest = nodes.filter(n => n !== old)
+    hub.isolate(old.id, rest.map(n => n.id))
+    // Appended at the old leader only: it can never commit once the others move on.
+    const lost = old.node.propose(text.encode('lost'))
+    lost.catch(() => {})
+    const fresh = await leaderOf(rest)
+    await fresh.node.propose(text.encode('kept'))
+    const t0 = Date.now()
+    hub.heal()
+    await assert.rejects(lost, { name: 'ProposalLostError' })
+    assert.ok(Date.now() - t0 < 2_000)
+    await until('the old leader catches up', () => old.machine.items.join() === 'kept')
+  })
+
+  it('rejects with ProposalTimeoutError when a forwarded proposal goes nowhere', async () => {
+    const { hub, nodes } = await cluster(['a', 'b', 'c'], { proposalTimeoutMs: 300 })
+    const leader = await leaderOf(nodes)
+    const follower = nodes.find(n => n !== leader) as Member
+    hub.cut.add(`${follower.id}>${leader.id}`)
+    await assert.rejects(follower.node.propose(text.encode('x')), { name: 'ProposalTimeoutError' })
+  })
+
+  it('honours the caller\'s abort signal', async () => {
+    const { hub, nodes } = await cluster(['a', 'b', 'c'])
+    const leader = await leaderOf(nodes)
+    hub.isolate(leader.id, nodes.filter(n => n !== leader).map(n => n.id))
+    const controller = new AbortController()
+    const p = leader.node.propose(text.encode('x'), { signal: controller.signal })
+    controller.abort(new Error('caller gave up'))
+    await assert.rejects(p, { message: 'caller gave up' })
+    await assert.rejects(leader.node.read({ signal: AbortSignal.timeout(50) }), { name: 'TimeoutError' })
+  })
+
+  it('snapshots and compacts its log, restarts from storage, and catches up a lagging follower by snapshot', async () => {
+    const { hub, nodes } = await cluster(['a', 'b', 'c'], { snapshotEvery: 20, snapshotKeepEntries: 5 })
+    const leader = await leaderOf(nodes)
+    const lagging = nodes.find(n => n !== leader) as Member
+    hub.isolate(lagging.id, nodes.filter(n => n !== lagging).map(n => n.id))
+    for (let i = 0; i < 60; i++) await leader.node.propose(text.encode(`e${i}`))
+    assert.ok(leader.storage.firstIndex() > 20, `first index ${leader.storage.firstIndex()}`)
+    hub.heal()
+    await until('the lagging follower catches up', () => lagging.machine.items.length === 60, 10_000)
+    assert.deepEqual(lagging.machine.items, leader.machine.items)
+
+    // Restart the leader from its directory: snapshot plus replayed entries give the same state.
+    const dir = leader.dir
+    await stopMember(leader)
+    const back = await startMember(hub, leader.id, undefined, { snapshotEvery: 20, snapshotKeepEntries: 5 }, dir)
+    await until('the restarted node has its state back', () => back.machine.items.length === 60, 10_000)
+    assert.deepEqual(back.machine.items, lagging.machine.items)
+  })
+
+  it('adds a member by conf change, and transfers leadership to it', async () => {
+    const { hub, nodes } = await cluster(['a', 'b', 'c'])
+    const leader = await leaderOf(nodes)
+    await leader.node.propose(text.encode('before'))
+    // The first membership is a bootstrap snapshot at index 0, outside the log: a node that joins must start from it too.
+    const d = await startMember(hub, 'd', nodes[0].storage.snapshot().metadata.confState)
+    const cs = await leader.node.proposeConfChange({ changes: [{ type: 'add-node', nodeId: 'd' }], context: Uint8Array.of(1) })
+    assert.deepEqual([...cs.voters].sort(), ['a', 'b', 'c', 'd'])
+    // d can take over only once it has applied its own addition.
+    await until('d catches up', () => d.machine.items.join() === 'before' && d.node.status().config.voters.includes('d'))
+    await leader.node.transferLeader('d')
+    await until('everyone follows d', () => [...nodes, d].every(n => n.node.leaderId === 'd'))
+    assert.equal(await d.node.propose(text.encode('after')) as number > 0, true)
+  })
+
+  it('stop rejects what waits with RaftStoppedError', async () => {
+    const { hub, nodes } = await cluster(['a', 'b', 'c'])
+    const leader = await leaderOf(nodes)
+    hub.isolate(leader.id, nodes.filter(n => n !== leader).map(n => n.id))
+    const waiting = Promise.allSettled([leader.node.propose(text.encode('x')), leader.node.read()])
+    await stopMember(leader)
+    for (const outcome of await waiting) {
+      assert.equal(outcome.status, 'rejected')
+      assert.equal(outcome.reason.name, 'RaftStoppedError')
+    }
+    await assert.rejects(leader.node.propose(text.encode('y')), { name: 'RaftStoppedError' })
+  })
+})
