@@ -13,6 +13,10 @@ const areas: Record<string, { describe: string, load: () => Promise<BenchModule>
   content: {
     describe: 'add, cat and bitswap transfer through the HTTP API, and daemon RSS, against single-core SHA-256',
     load: async () => import('./content.ts')
+  },
+  raft: {
+    describe: 'commits/s, commit latency and failover of a three-node Raft cluster over loopback libp2p, against fsync\'d appends and the election timeout',
+    load: async () => import('./raft.ts')
   }
 }
 
