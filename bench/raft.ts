@@ -9,8 +9,9 @@
  * and latencies are measured there.
  *
  * Machines are noisy, so each figure comes with a ratio to a baseline taken
- * in the same run: the disk's sequential fsync'd appends (a commit needs at
- * least two of them one after the other: the leader's and a follower's) and,
+ * in the same run: the disk's sequential fsync'd appends (a commit waits for
+ * the leader's fsync and, in parallel, a round trip to a follower and its
+ * fsync) and,
  * for failover, the configured election timeout. Each line also gives the CPU
  * cores each member used: three members share this machine's cores.
  *
@@ -166,7 +167,7 @@ export async function main (): Promise<number> {
     await leader.call('closed', { concurrency: 16, seconds: 0.5, bytes: commandBytes }, loadTimeout)
 
     const one = await withCpu(members, async () => leader.call('closed', { concurrency: 1, seconds, bytes: commandBytes }, loadTimeout))
-    say(`commits/s, 1 proposer: ${one.value.perSecond.toFixed(0)} = ${(one.value.perSecond / disk.perSecond).toFixed(2)} x fsync appends/s (no target; a commit waits for two fsyncs in a row)  [p50 ${one.value.p50.toFixed(2)} ms = ${(one.value.p50 / disk.p50).toFixed(1)} x fsync p50, p99 ${one.value.p99.toFixed(2)} ms; ${one.cores}]`)
+    say(`commits/s, 1 proposer: ${one.value.perSecond.toFixed(0)} = ${(one.value.perSecond / disk.perSecond).toFixed(2)} x fsync appends/s (no target; a commit waits for a follower's fsync and a round trip)  [p50 ${one.value.p50.toFixed(2)} ms = ${(one.value.p50 / disk.p50).toFixed(1)} x fsync p50, p99 ${one.value.p99.toFixed(2)} ms; ${one.cores}]`)
 
     const many = await withCpu(members, async () => leader.call('closed', { concurrency: 64, seconds, bytes: commandBytes }, loadTimeout))
     const manyPerSecond = many.value.perSecond

@@ -466,14 +466,16 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
         t.resolve()
       }
     }
-    if (rd.hardState != null || rd.entries.length > 0 || rd.snapshot != null) {
-      await this.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot }, rd.mustSync)
+    const write = rd.hardState != null || rd.entries.length > 0 || rd.snapshot != null
+      ? this.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot }, rd.mustSync)
+      : undefined
+    // a leader's followers write while it writes (rd.sendBeforePersist); everyone else sends what is on disk
+    if (rd.sendBeforePersist) this.sendAndApply(rd, node)
+    if (write != null) {
+      await write
       if (!this.running) return
     }
-    this.place(rd.entries)
-    if (rd.messages.length > 0) this.transport.send(rd.messages)
-    if (rd.snapshot != null) this.restore(rd.snapshot)
-    for (const e of rd.committedEntries) this.apply(e, node)
+    if (!rd.sendBeforePersist) this.sendAndApply(rd, node)
     for (const rs of rd.readStates) {
       const key = this.keyOf(rs.requestCtx)
       const batch = key === undefined ? undefined : this.readBatches.get(key)
@@ -481,6 +483,13 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
     }
     this.releaseReads()
     await this.maybeSnapshot()
+  }
+
+  private sendAndApply (rd: Ready, node: RawNode): void {
+    this.place(rd.entries)
+    if (rd.messages.length > 0) this.transport.send(rd.messages)
+    if (rd.snapshot != null) this.restore(rd.snapshot)
+    for (const e of rd.committedEntries) this.apply(e, node)
   }
 
   /** Notes where this node's own proposals landed in the log, to tell later whether they can still commit. */

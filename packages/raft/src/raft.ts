@@ -191,7 +191,8 @@ export class Raft {
     const last = this.log.lastIndex()
     for (const [id, pr] of this.tracker.progress) {
       const fresh = this.tracker.newProgress(last + 1, pr.isLearner)
-      if (id === this.id) fresh.match = last
+      // what is on our own disk; unstable entries count once stableTo() says so
+      if (id === this.id) fresh.match = Math.min(last, this.log.unstable.offset - 1)
       this.tracker.progress.set(id, fresh)
     }
     this.pendingConfIndex = 0
@@ -659,10 +660,24 @@ export class Raft {
     // an empty entry is always accepted, so that a new leader can commit
     if (this.uncommittedSize > 0 && size > 0 && this.uncommittedSize + size > this.cfg.maxUncommittedEntriesSize) return false
     this.uncommittedSize += size
-    const last = this.log.append(ents)
-    this.tracker.progress.get(this.id)?.maybeUpdate(last)
-    this.maybeCommit()
+    this.log.append(ents)
+    // the leader counts itself for these entries only once they are on its disk: see stableTo()
     return true
+  }
+
+  /**
+   * Entries up to (index, term) reached this node's disk. A leader's own
+   * acknowledgement counts only from now, which is what lets it send entries
+   * while it is still writing them (Raft thesis §10.2.1).
+   */
+  stableTo (index: number, term: number): void {
+    this.log.stableTo(index, term)
+    if (this.state !== 'leader' || this.log.unstable.offset <= index) return
+    const pr = this.tracker.progress.get(this.id)
+    if (pr?.maybeUpdate(index) === true && this.maybeCommit()) {
+      this.releasePendingReadIndexMessages()
+      this.bcastAppend()
+    }
   }
 
   private maybeCommit (): boolean {

@@ -144,6 +144,7 @@ export class RawNode {
       entries,
       committedEntries,
       messages: r.msgs,
+      sendBeforePersist: r.state === 'leader' && hardState.term === this.prevHardState.term && hardState.vote === this.prevHardState.vote && r.log.unstable.snapshot == null,
       mustSync: entries.length > 0 || hardState.vote !== this.prevHardState.vote || hardState.term !== this.prevHardState.term
     }
     if (!sameSoftState(softState, this.prevSoftState)) {
@@ -177,7 +178,7 @@ export class RawNode {
     if (h.hardState != null) this.prevHardState = h.hardState
     r.reduceUncommittedSize(h.committedEntries)
     if (h.applied !== undefined) r.appliedTo(h.applied)
-    if (h.lastEntry != null) r.log.stableTo(h.lastEntry.index, h.lastEntry.term)
+    if (h.lastEntry != null) r.stableTo(h.lastEntry.index, h.lastEntry.term)
     if (h.snapshotIndex !== undefined) r.log.stableSnapTo(h.snapshotIndex)
   }
 

@@ -140,6 +140,12 @@ export interface ReadState {
  * Everything the caller must do, in order: persist `hardState`, `entries`
  * and `snapshot` (syncing when `mustSync`), then send `messages`, then apply
  * `snapshot` and `committedEntries`, then call `advance()`.
+ *
+ * When `sendBeforePersist` is set the messages, and the committed entries,
+ * may go ahead of the write instead: the node is a leader whose term and
+ * vote are already durable, and a leader counts its own entries towards
+ * commitment only after advance() (Raft thesis §10.2.1). Its committed
+ * entries were written by an earlier Ready.
  */
 export interface Ready {
   softState?: SoftState
@@ -149,6 +155,7 @@ export interface Ready {
   snapshot?: Snapshot
   committedEntries: Entry[]
   messages: Message[]
+  sendBeforePersist: boolean
   mustSync: boolean
 }
 

@@ -418,6 +418,37 @@ describe('RawNode contract', () => {
     assert.throws(() => { n1.step({ ...rd.messages[0], type: 'MsgHup' }) }, { name: 'StepLocalMessageError' })
   })
 
+  it('a leader may send before it persists, and counts itself only after advance()', () => {
+    const net = new Net(['1', '2', '3'])
+    net.elect('1')
+    const leader = net.get('1')
+    const commitOf = (): number => leader.node.status().hardState.commit
+    const before = commitOf()
+    leader.node.propose(enc('x'))
+    const rd = leader.node.ready()
+    assert.equal(rd.sendBeforePersist, true)
+    // only follower 2 gets and acknowledges the entry while the leader is still writing it
+    const f2 = net.get('2')
+    for (const m of rd.messages.filter(m => m.to === '2')) f2.node.step(m)
+    const rd2 = f2.node.ready()
+    f2.storage.append(rd2.entries)
+    if (rd2.hardState != null) f2.storage.setHardState(rd2.hardState)
+    f2.node.advance()
+    for (const m of rd2.messages) leader.node.step(m)
+    assert.equal(commitOf(), before, 'one follower alone is no quorum')
+    leader.storage.append(rd.entries)
+    leader.node.advance()
+    assert.equal(commitOf(), before + 1, 'with the leader\'s own write, 2 of 3')
+  })
+
+  it('a candidate does not send before it persists its vote', () => {
+    const net = new Net(['1', '2', '3'])
+    const n = net.get('1').node
+    n.campaign()
+    assert.equal(n.ready().sendBeforePersist, false)
+    n.advance()
+  })
+
   it('hasReady is false between ready() and advance()', () => {
     const net = new Net(['1'])
     const n = net.get('1').node
