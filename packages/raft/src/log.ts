@@ -77,8 +77,6 @@ export class RaftLog {
   readonly unstable: Unstable
   committed: number
   applied: number
-  /** Entries handed to the application in a Ready but not yet acknowledged by advance(). */
-  applying: number
   private readonly maxApplyingSize: number
 
   constructor (storage: Storage, maxApplyingSize: number) {
@@ -89,7 +87,6 @@ export class RaftLog {
     // the snapshot's entries are committed and applied by definition
     this.committed = first - 1
     this.applied = first - 1
-    this.applying = first - 1
   }
 
   firstIndex (): number {
@@ -194,7 +191,6 @@ export class RaftLog {
     if (i === 0) return
     if (this.committed < i || i < this.applied) throw new Error(`applied(${i}) is out of range [prevApplied(${this.applied}), committed(${this.committed})]`)
     this.applied = i
-    if (this.applying < i) this.applying = i
   }
 
   stableTo (i: number, t: number): void {
@@ -213,23 +209,19 @@ export class RaftLog {
     return this.unstable.entries
   }
 
-  hasNextUnstableSnapshot (): boolean {
-    return this.unstable.snapshot != null
-  }
-
   hasPendingSnapshot (): boolean {
     return this.unstable.snapshot != null
   }
 
   hasNextCommittedEnts (): boolean {
     if (this.hasPendingSnapshot()) return false
-    return this.committed > Math.max(this.applying, this.firstIndex() - 1)
+    return this.committed > Math.max(this.applied, this.firstIndex() - 1)
   }
 
   /** Committed entries not yet handed to the application, up to the size cap. */
   nextCommittedEnts (): Entry[] {
     if (!this.hasNextCommittedEnts()) return []
-    const lo = Math.max(this.applying + 1, this.firstIndex())
+    const lo = Math.max(this.applied + 1, this.firstIndex())
     return this.slice(lo, this.committed + 1, this.maxApplyingSize)
   }
 

@@ -120,7 +120,7 @@ export class RawNode {
     return r.appendsPending ||
       !sameSoftState(r.softState(), this.prevSoftState) ||
       !sameHardState(hs, this.prevHardState) ||
-      r.log.hasNextUnstableSnapshot() ||
+      r.log.hasPendingSnapshot() ||
       r.msgs.length > 0 ||
       r.log.hasNextUnstableEnts() ||
       r.log.hasNextCommittedEnts() ||
@@ -165,7 +165,6 @@ export class RawNode {
       hardState: rd.hardState,
       committedEntries
     }
-    if (lastCommitted != null) r.log.applying = lastCommitted.index
     return rd
   }
 
