@@ -1,415 +1,359 @@
 /**
- * Feature tests of RawNode: each drives a few nodes on a synchronous in-memory
- * network and checks one behaviour the library promises (pre-vote,
- * check-quorum, flow control, backtracking, membership, snapshots, reads,
- * leader transfer, proposal forwarding).
+ * Feature tests of RawNode: each drives a few nodes on the synchronous
+ * in-memory network of helpers/network.ts and checks one behaviour the
+ * library promises (pre-vote, check-quorum, flow control, backtracking,
+ * membership, snapshots, reads, leader transfer, proposal forwarding).
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { MemoryStorage, ProposalDroppedError, RawNode, ConfChangeError, decodeConfChange } from '../src/index.ts'
-import type { ConfState, Message, MessageType, NodeId, RaftConfig } from '../src/index.ts'
+import { ProposalDroppedError, ConfChangeError } from '../src/index.ts'
+import { Network, newNode } from './helpers/network.ts'
+import type { Entry, MessageType, NodeId } from '../src/index.ts'
+import type { NodeOptions, TestNode } from './helpers/network.ts'
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s)
 const dec = (b: Uint8Array): string => new TextDecoder().decode(b)
-const genesis = (voters: NodeId[]): ConfState => ({ voters, learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false })
 
-interface Peer {
-  node: RawNode
-  storage: MemoryStorage
-  applied: string[]
-  conf?: ConfState
+/** newNode() turns pre-vote and check-quorum off for the paper's tests; these test the library's defaults. */
+const DEFAULTS: NodeOptions = { preVote: true, checkQuorum: true }
+
+function cluster (voters: NodeId[], opts: NodeOptions = {}): Network {
+  return new Network(voters.map(id => newNode(id, voters, { ...DEFAULTS, ...opts })))
 }
 
-/**
- * Delivers every message at once unless a filter drops it; `settle()` runs
- * Ready cycles until nothing moves (bounded).
- */
-class Net {
-  peers = new Map<NodeId, Peer>()
-  drop: (m: Message) => boolean = () => false
-  sent: Message[] = []
-  private seed = 1
+/** A node that joins later: it starts from the cluster's genesis membership, in which it is not. */
+function join (net: Network, id: NodeId, genesis: NodeId[]): TestNode {
+  const n = newNode(id, genesis, DEFAULTS)
+  net.nodes.set(id, n)
+  return n
+}
 
-  constructor (ids: NodeId[], extra: Partial<RaftConfig> = {}) {
-    for (const id of ids) this.add(id, genesis(ids), extra)
-  }
+function ticks (net: Network, count: number, ids?: NodeId[]): void {
+  for (let i = 0; i < count; i++) net.tick(ids)
+}
 
-  add (id: NodeId, conf: ConfState, extra: Partial<RaftConfig> = {}): Peer {
-    const storage = new MemoryStorage(conf)
-    // deterministic timeouts: each node draws from its own sequence
-    const random = (): number => { this.seed = (this.seed * 48271) % 2147483647; return this.seed / 2147483647 }
-    const peer = { node: new RawNode({ id, storage, random, ...extra }), storage, applied: [] }
-    this.peers.set(id, peer)
-    return peer
-  }
+const state = (net: Network, id: NodeId): string => net.node(id).raw.status().softState.raftState
+const termOf = (net: Network, id: NodeId): number => net.node(id).raw.status().hardState.term
 
-  get (id: NodeId): Peer {
-    const p = this.peers.get(id)
-    if (p == null) throw new Error(`no peer ${id}`)
-    return p
-  }
+function elect (net: Network, id: NodeId): void {
+  net.elect(id)
+  assert.equal(state(net, id), 'leader')
+}
 
-  settle (): void {
-    for (let round = 0; round < 500; round++) {
-      const queue: Message[] = []
-      for (const p of this.peers.values()) {
-        if (!p.node.hasReady()) continue
-        const rd = p.node.ready()
-        if (rd.snapshot != null) {
-          p.storage.applySnapshot(rd.snapshot)
-          p.applied = dec(rd.snapshot.data) === '' ? [] : dec(rd.snapshot.data).split(',')
-        }
-        p.storage.append(rd.entries)
-        if (rd.hardState != null) p.storage.setHardState(rd.hardState)
-        queue.push(...rd.messages)
-        for (const e of rd.committedEntries) {
-          if (e.type === 'conf-change') p.conf = p.node.applyConfChange(decodeConfChange(e.data))
-          else if (e.data.byteLength > 0) p.applied.push(dec(e.data))
-        }
-        p.node.advance()
-      }
-      if (queue.length === 0) return
-      for (const m of queue) {
-        this.sent.push(m)
-        if (!this.drop(m)) this.peers.get(m.to)?.node.step(m)
-      }
-    }
-    throw new Error('network did not settle in 500 rounds')
-  }
+/** The values a node applied, leaving out leaders' empty entries and conf changes. */
+const valuesOf = (entries: Entry[]): string[] => entries.filter(e => e.type === 'normal' && e.data.byteLength > 0).map(e => dec(e.data))
+const values = (n: TestNode): string[] => valuesOf(n.applied)
 
-  tick (n: number, only?: NodeId[]): void {
-    for (let i = 0; i < n; i++) {
-      for (const [id, p] of this.peers) if (only == null || only.includes(id)) p.node.tick()
-      this.settle()
-    }
-  }
-
-  elect (id: NodeId): void {
-    this.get(id).node.campaign()
-    this.settle()
-    assert.equal(this.state(id), 'leader')
-  }
-
-  state (id: NodeId): string {
-    return this.get(id).node.status().softState.raftState
-  }
-
-  term (id: NodeId): number {
-    return this.get(id).node.status().hardState.term
-  }
-
-  isolate (id: NodeId): void {
-    this.drop = m => m.to === id || m.from === id
-  }
-
-  heal (): void {
-    this.drop = () => false
-  }
+/** What a node's state machine holds: its snapshot's values, then those applied after it. */
+function stateOf (n: TestNode): string[] {
+  const snap = n.storage.snapshot()
+  const base = snap.data.byteLength === 0 ? [] : dec(snap.data).split(',')
+  return [...base, ...valuesOf(n.applied.filter(e => e.index > snap.metadata.index))]
 }
 
 describe('election', () => {
   it('elects a leader after the election timeout and replicates to all', () => {
-    const net = new Net(['1', '2', '3'])
-    net.tick(30)
-    const leaders = [...net.peers.keys()].filter(id => net.state(id) === 'leader')
+    const net = cluster(['1', '2', '3'])
+    ticks(net, 30)
+    const leaders = [...net.nodes.keys()].filter(id => state(net, id) === 'leader')
     assert.equal(leaders.length, 1)
-    net.get(leaders[0]).node.propose(enc('x'))
+    net.node(leaders[0]).raw.propose(enc('x'))
     net.settle()
-    for (const p of net.peers.values()) assert.deepEqual(p.applied, ['x'])
+    for (const p of net.nodes.values()) assert.deepEqual(values(p), ['x'])
   })
 
   it('pre-vote: a node back from a partition does not raise the term or unseat the leader', () => {
-    const net = new Net(['1', '2', '3'])
-    net.elect('1')
-    const term = net.term('1')
+    const net = cluster(['1', '2', '3'])
+    elect(net, '1')
+    const term = termOf(net, '1')
     net.isolate('3')
     // keep the others' lease fresh while 3 times out again and again
-    net.tick(50)
-    assert.equal(net.term('3'), term, 'pre-vote rounds do not bump the term')
-    assert.equal(net.state('3'), 'pre-candidate')
+    ticks(net, 50)
+    assert.equal(termOf(net, '3'), term, 'pre-vote rounds do not bump the term')
+    assert.equal(state(net, '3'), 'pre-candidate')
     net.heal()
-    net.tick(5)
-    assert.equal(net.state('1'), 'leader')
-    assert.equal(net.term('1'), term)
+    ticks(net, 5)
+    assert.equal(state(net, '1'), 'leader')
+    assert.equal(termOf(net, '1'), term)
   })
 
   it('without pre-vote a rejoining node with a higher term forces a new election (the case pre-vote exists for)', () => {
-    const net = new Net(['1', '2', '3'], { preVote: false, checkQuorum: false })
-    net.elect('1')
-    const term = net.term('1')
+    const net = cluster(['1', '2', '3'], { preVote: false, checkQuorum: false })
+    elect(net, '1')
+    const term = termOf(net, '1')
     net.isolate('3')
-    net.tick(50, ['3'])
-    assert.ok(net.term('3') > term)
+    ticks(net, 50, ['3'])
+    assert.ok(termOf(net, '3') > term)
     net.heal()
-    net.tick(30)
-    assert.ok(net.term('1') > term, 'the stable leader lost its term to the rejoining node')
+    ticks(net, 30)
+    assert.ok(termOf(net, '1') > term, 'the stable leader lost its term to the rejoining node')
   })
 
   it('check-quorum: a partitioned leader steps down within an election timeout', () => {
-    const net = new Net(['1', '2', '3'])
-    net.elect('1')
+    const net = cluster(['1', '2', '3'])
+    elect(net, '1')
     net.isolate('1')
-    net.tick(25)
-    assert.equal(net.state('1'), 'follower')
-    const newLeader = ['2', '3'].find(id => net.state(id) === 'leader')
+    ticks(net, 25)
+    assert.equal(state(net, '1'), 'follower')
+    const newLeader = ['2', '3'].find(id => state(net, id) === 'leader')
     assert.ok(newLeader != null, 'the majority side elects a leader')
   })
 
   it('a node with a less up-to-date log does not get the votes', () => {
-    const net = new Net(['1', '2', '3'])
-    net.elect('1')
+    const net = cluster(['1', '2', '3'])
+    elect(net, '1')
     net.drop = m => m.to === '3'
-    net.get('1').node.propose(enc('a'))
+    net.node('1').raw.propose(enc('a'))
     net.settle()
     net.heal()
     net.isolate('1')
     // 3 lacks entry 'a', which 2 has: 2 refuses its vote
-    net.get('3').node.campaign()
+    net.node('3').raw.campaign()
     net.settle()
-    assert.notEqual(net.state('3'), 'leader')
-    net.get('2').node.campaign()
+    assert.notEqual(state(net, '3'), 'leader')
+    net.node('2').raw.campaign()
     net.settle()
-    assert.equal(net.state('2'), 'leader')
+    assert.equal(state(net, '2'), 'leader')
   })
 })
 
 describe('replication', () => {
   it('pipelines MsgApp to a replicating follower, bounded by maxInflightMsgs', () => {
-    const net = new Net(['1', '2', '3'], { maxInflightMsgs: 4 })
-    net.elect('1')
+    const net = cluster(['1', '2', '3'], { maxInflightMsgs: 4 })
+    elect(net, '1')
     // hold back acknowledgements so the window fills
     net.drop = m => m.type === 'MsgAppResp'
-    net.sent = []
+    net.sent.length = 0
     for (let i = 0; i < 10; i++) {
-      net.get('1').node.propose(enc(`e${i}`))
+      net.node('1').raw.propose(enc(`e${i}`))
       net.settle()
     }
     const apps = net.sent.filter(m => m.type === 'MsgApp' && m.to === '2')
     assert.equal(apps.length, 4, 'no more than 4 MsgApp in flight')
     net.heal()
-    net.tick(2)
-    for (const p of net.peers.values()) assert.equal(p.applied.length, 10)
+    ticks(net, 2)
+    for (const p of net.nodes.values()) assert.equal(values(p).length, 10)
   })
 
   it('batches proposals made before a Ready into one MsgApp', () => {
-    const net = new Net(['1', '2', '3'])
-    net.elect('1')
-    net.sent = []
-    for (let i = 0; i < 20; i++) net.get('1').node.propose(enc(`b${i}`))
+    const net = cluster(['1', '2', '3'])
+    elect(net, '1')
+    net.sent.length = 0
+    for (let i = 0; i < 20; i++) net.node('1').raw.propose(enc(`b${i}`))
     net.settle()
     const apps = net.sent.filter(m => m.type === 'MsgApp' && m.to === '2' && m.entries.length > 0)
     assert.equal(apps.length, 1, 'one MsgApp carries all 20')
     assert.equal(apps[0].entries.length, 20)
-    assert.ok(net.get('2').applied.length === 20)
+    assert.ok(values(net.node('2')).length === 20)
   })
 
   it('backtracks a conflicting follower log a term at a time', () => {
-    const net = new Net(['1', '2', '3'])
-    net.elect('1')
+    const net = cluster(['1', '2', '3'])
+    elect(net, '1')
     // 1 writes 30 entries that only it gets, in its term
     net.drop = m => m.from === '1' && m.type === 'MsgApp'
-    for (let i = 0; i < 30; i++) net.get('1').node.propose(enc(`lost${i}`))
+    for (let i = 0; i < 30; i++) net.node('1').raw.propose(enc(`lost${i}`))
     net.settle()
     net.heal()
     net.isolate('1')
-    net.tick(30, ['2', '3'])
-    const leader = ['2', '3'].find(id => net.state(id) === 'leader')
+    ticks(net, 30, ['2', '3'])
+    const leader = ['2', '3'].find(id => state(net, id) === 'leader')
     assert.ok(leader != null)
-    net.get(leader).node.propose(enc('kept'))
+    net.node(leader).raw.propose(enc('kept'))
     net.settle()
     net.heal()
-    net.sent = []
-    net.tick(3)
+    net.sent.length = 0
+    ticks(net, 3)
     const rejects = net.sent.filter(m => m.type === 'MsgAppResp' && m.from === '1' && m.reject)
     assert.ok(rejects.length <= 2, `30 conflicting entries resolved in ${rejects.length} rejections`)
-    assert.deepEqual(net.get('1').applied, net.get(leader).applied)
-    assert.ok(!net.get('1').applied.some(v => v.startsWith('lost')))
+    assert.deepEqual(values(net.node('1')), values(net.node(leader)))
+    assert.ok(!values(net.node('1')).some(v => v.startsWith('lost')))
   })
 
   it('bounds uncommitted bytes at the leader', () => {
-    const net = new Net(['1', '2', '3'], { maxUncommittedEntriesSize: 1000 })
-    net.elect('1')
+    const net = cluster(['1', '2', '3'], { maxUncommittedEntriesSize: 1000 })
+    elect(net, '1')
     net.isolate('1')
-    net.get('1').node.propose(new Uint8Array(600))
-    assert.throws(() => { net.get('1').node.propose(new Uint8Array(600)) }, ProposalDroppedError)
+    net.node('1').raw.propose(new Uint8Array(600))
+    assert.throws(() => { net.node('1').raw.propose(new Uint8Array(600)) }, ProposalDroppedError)
   })
 })
 
 describe('proposals at a follower', () => {
   it('are forwarded to the leader', () => {
-    const net = new Net(['1', '2', '3'])
-    net.elect('1')
-    net.get('3').node.propose(enc('via-3'))
+    const net = cluster(['1', '2', '3'])
+    elect(net, '1')
+    net.node('3').raw.propose(enc('via-3'))
     net.settle()
-    assert.deepEqual(net.get('1').applied, ['via-3'])
+    assert.deepEqual(values(net.node('1')), ['via-3'])
   })
 
   it('are rejected with the leader id when forwarding is off', () => {
-    const net = new Net(['1', '2', '3'], { disableProposalForwarding: true })
-    net.elect('1')
-    assert.throws(() => { net.get('3').node.propose(enc('x')) }, (err: any) => err.name === 'ProposalDroppedError' && err.leader === '1')
+    const net = cluster(['1', '2', '3'], { disableProposalForwarding: true })
+    elect(net, '1')
+    assert.throws(() => { net.node('3').raw.propose(enc('x')) }, (err: any) => err.name === 'ProposalDroppedError' && err.leader === '1')
   })
 
   it('are rejected when there is no leader', () => {
-    const net = new Net(['1', '2', '3'])
-    assert.throws(() => { net.get('2').node.propose(enc('x')) }, (err: any) => err.name === 'ProposalDroppedError' && err.leader === '')
+    const net = cluster(['1', '2', '3'])
+    assert.throws(() => { net.node('2').raw.propose(enc('x')) }, (err: any) => err.name === 'ProposalDroppedError' && err.leader === '')
   })
 })
 
 describe('membership', () => {
   it('adds a learner that replicates but does not vote, then promotes it', () => {
-    const net = new Net(['1', '2', '3'])
-    net.elect('1')
-    net.get('1').node.propose(enc('before'))
+    const net = cluster(['1', '2', '3'])
+    elect(net, '1')
+    net.node('1').raw.propose(enc('before'))
     net.settle()
-    net.add('4', genesis(['1', '2', '3']))
-    net.get('1').node.proposeConfChange({ changes: [{ type: 'add-learner-node', nodeId: '4' }] })
+    join(net, '4', ['1', '2', '3'])
+    net.node('1').raw.proposeConfChange({ changes: [{ type: 'add-learner-node', nodeId: '4' }] })
     net.settle()
-    net.tick(2)
-    assert.deepEqual(net.get('4').applied, ['before'])
-    assert.deepEqual(net.get('1').conf?.learners, ['4'])
+    ticks(net, 2)
+    assert.deepEqual(values(net.node('4')), ['before'])
+    assert.deepEqual(net.node('1').conf?.learners, ['4'])
     // a learner never campaigns
-    net.tick(40, ['4'])
-    assert.equal(net.state('4'), 'follower')
-    net.get('1').node.proposeConfChange({ changes: [{ type: 'add-node', nodeId: '4' }] })
+    ticks(net, 40, ['4'])
+    assert.equal(state(net, '4'), 'follower')
+    net.node('1').raw.proposeConfChange({ changes: [{ type: 'add-node', nodeId: '4' }] })
     net.settle()
-    assert.deepEqual(net.get('4').conf?.voters, ['1', '2', '3', '4'])
-    net.get('1').node.transferLeader('4')
+    assert.deepEqual(net.node('4').conf?.voters, ['1', '2', '3', '4'])
+    net.node('1').raw.transferLeader('4')
     net.settle()
-    assert.equal(net.state('4'), 'leader')
+    assert.equal(state(net, '4'), 'leader')
   })
 
   it('replaces two voters at once through a joint configuration that is left automatically', () => {
-    const net = new Net(['1', '2', '3'])
-    net.elect('1')
-    net.add('4', genesis(['1', '2', '3']))
-    net.add('5', genesis(['1', '2', '3']))
-    net.get('1').node.proposeConfChange({ changes: [{ type: 'add-node', nodeId: '4' }, { type: 'add-node', nodeId: '5' }, { type: 'remove-node', nodeId: '3' }] })
+    const net = cluster(['1', '2', '3'])
+    elect(net, '1')
+    join(net, '4', ['1', '2', '3'])
+    join(net, '5', ['1', '2', '3'])
+    net.node('1').raw.proposeConfChange({ changes: [{ type: 'add-node', nodeId: '4' }, { type: 'add-node', nodeId: '5' }, { type: 'remove-node', nodeId: '3' }] })
     net.settle()
-    net.tick(2)
-    const conf = net.get('1').conf
+    ticks(net, 2)
+    const conf = net.node('1').conf
     assert.deepEqual(conf?.voters, ['1', '2', '4', '5'])
     assert.deepEqual(conf?.votersOutgoing, [], 'the joint config was left')
-    net.get('1').node.propose(enc('after'))
+    net.node('1').raw.propose(enc('after'))
     net.settle()
-    assert.deepEqual(net.get('5').applied, ['after'])
+    assert.deepEqual(values(net.node('5')), ['after'])
   })
 
   it('refuses a second change while one is pending, and changes that break the config', () => {
-    const net = new Net(['1', '2', '3'])
-    net.elect('1')
+    const net = cluster(['1', '2', '3'])
+    elect(net, '1')
     net.isolate('1')
-    net.get('1').node.proposeConfChange({ changes: [{ type: 'add-learner-node', nodeId: '4' }] })
-    assert.throws(() => { net.get('1').node.proposeConfChange({ changes: [{ type: 'add-learner-node', nodeId: '5' }] }) }, ConfChangeError)
+    net.node('1').raw.proposeConfChange({ changes: [{ type: 'add-learner-node', nodeId: '4' }] })
+    assert.throws(() => { net.node('1').raw.proposeConfChange({ changes: [{ type: 'add-learner-node', nodeId: '5' }] }) }, ConfChangeError)
     net.heal()
     net.settle()
-    net.tick(2)
+    ticks(net, 2)
     assert.throws(() => {
-      net.get('1').node.proposeConfChange({ changes: [{ type: 'remove-node', nodeId: '1' }, { type: 'remove-node', nodeId: '2' }, { type: 'remove-node', nodeId: '3' }] })
+      net.node('1').raw.proposeConfChange({ changes: [{ type: 'remove-node', nodeId: '1' }, { type: 'remove-node', nodeId: '2' }, { type: 'remove-node', nodeId: '3' }] })
     }, ConfChangeError)
   })
 
   it('a removed leader steps down', () => {
-    const net = new Net(['1', '2', '3'])
-    net.elect('1')
-    net.get('1').node.proposeConfChange({ changes: [{ type: 'remove-node', nodeId: '1' }] })
+    const net = cluster(['1', '2', '3'])
+    elect(net, '1')
+    net.node('1').raw.proposeConfChange({ changes: [{ type: 'remove-node', nodeId: '1' }] })
     net.settle()
-    assert.equal(net.state('1'), 'follower')
-    net.tick(30, ['2', '3'])
-    assert.ok(['2', '3'].some(id => net.state(id) === 'leader'))
+    assert.equal(state(net, '1'), 'follower')
+    ticks(net, 30, ['2', '3'])
+    assert.ok(['2', '3'].some(id => state(net, id) === 'leader'))
   })
 })
 
 describe('snapshots', () => {
   it('sends a snapshot to a follower whose entries were compacted away', () => {
-    const net = new Net(['1', '2', '3'])
-    net.elect('1')
+    const net = cluster(['1', '2', '3'])
+    elect(net, '1')
     net.isolate('3')
-    for (let i = 0; i < 10; i++) net.get('1').node.propose(enc(`s${i}`))
+    for (let i = 0; i < 10; i++) net.node('1').raw.propose(enc(`s${i}`))
     net.settle()
-    const leader = net.get('1')
-    const applied = leader.node.status().applied
-    leader.storage.createSnapshot(applied, leader.conf, enc(leader.applied.join(',')))
+    const leader = net.node('1')
+    const applied = leader.raw.status().applied
+    leader.storage.createSnapshot(applied, leader.conf, enc(values(leader).join(',')))
     leader.storage.compact(applied)
     net.heal()
-    net.sent = []
-    net.tick(3)
+    net.sent.length = 0
+    ticks(net, 3)
     assert.ok(net.sent.some(m => m.type === 'MsgSnap' && m.to === '3'))
-    leader.node.reportSnapshot('3', false)
-    net.get('1').node.propose(enc('after'))
+    leader.raw.reportSnapshot('3', false)
+    net.node('1').raw.propose(enc('after'))
     net.settle()
-    net.tick(2)
-    assert.deepEqual(net.get('3').applied, [...leader.applied])
-    assert.equal(net.get('3').applied.at(-1), 'after')
+    ticks(net, 2)
+    assert.deepEqual(stateOf(net.node('3')), stateOf(leader))
+    assert.equal(stateOf(net.node('3')).at(-1), 'after')
   })
 })
 
 describe('reads', () => {
   it('ReadIndex at the leader and at a follower return the commit index after a heartbeat round', () => {
-    const net = new Net(['1', '2', '3'])
-    net.elect('1')
-    net.get('1').node.propose(enc('w'))
+    const net = cluster(['1', '2', '3'])
+    elect(net, '1')
+    net.node('1').raw.propose(enc('w'))
     net.settle()
-    const committed = net.get('1').node.status().hardState.commit
+    const committed = net.node('1').raw.status().hardState.commit
     const states: Array<{ id: NodeId, index: number, ctx: string }> = []
     const collect = (id: NodeId): void => {
-      const p = net.get(id)
-      if (!p.node.hasReady()) return
-      const rd = p.node.ready()
+      const p = net.node(id)
+      if (!p.raw.hasReady()) return
+      const rd = p.raw.ready()
       for (const rs of rd.readStates) states.push({ id, index: rs.index, ctx: dec(rs.requestCtx) })
       p.storage.append(rd.entries)
       if (rd.hardState != null) p.storage.setHardState(rd.hardState)
-      for (const m of rd.messages) net.get(m.to).node.step(m)
-      p.node.advance()
+      for (const m of rd.messages) net.node(m.to).raw.step(m)
+      p.raw.advance()
     }
-    net.get('1').node.readIndex(enc('r1'))
-    net.get('3').node.readIndex(enc('r3'))
+    net.node('1').raw.readIndex(enc('r1'))
+    net.node('3').raw.readIndex(enc('r3'))
     for (let i = 0; i < 20; i++) for (const id of ['1', '2', '3']) collect(id)
     assert.deepEqual(states.map(s => [s.id, s.ctx, s.index]).sort(), [['1', 'r1', committed], ['3', 'r3', committed]])
   })
 
   it('a leader cut off from the quorum does not answer ReadIndex', () => {
-    const net = new Net(['1', '2', '3'])
-    net.elect('1')
+    const net = cluster(['1', '2', '3'])
+    elect(net, '1')
     net.isolate('1')
-    net.get('1').node.readIndex(enc('stale?'))
-    net.tick(3, ['1'])
-    const rd = net.get('1').node.hasReady() ? net.get('1').node.ready() : undefined
+    net.node('1').raw.readIndex(enc('stale?'))
+    ticks(net, 3, ['1'])
+    const rd = net.node('1').raw.hasReady() ? net.node('1').raw.ready() : undefined
     assert.equal(rd?.readStates.length ?? 0, 0)
   })
 })
 
 describe('leader transfer', () => {
   it('hands leadership to an up-to-date voter', () => {
-    const net = new Net(['1', '2', '3'])
-    net.elect('1')
-    net.get('1').node.transferLeader('3')
+    const net = cluster(['1', '2', '3'])
+    elect(net, '1')
+    net.node('1').raw.transferLeader('3')
     net.settle()
-    assert.equal(net.state('3'), 'leader')
-    assert.equal(net.get('1').node.status().softState.lead, '3')
+    assert.equal(state(net, '3'), 'leader')
+    assert.equal(net.node('1').raw.status().softState.lead, '3')
   })
 
   it('catches the transferee up first, and drops proposals meanwhile', () => {
-    const net = new Net(['1', '2', '3'])
-    net.elect('1')
+    const net = cluster(['1', '2', '3'])
+    elect(net, '1')
     net.drop = m => m.to === '3'
-    net.get('1').node.propose(enc('x'))
+    net.node('1').raw.propose(enc('x'))
     net.settle()
-    net.get('1').node.transferLeader('3')
+    net.node('1').raw.transferLeader('3')
     net.settle()
-    assert.throws(() => { net.get('1').node.propose(enc('y')) }, ProposalDroppedError)
+    assert.throws(() => { net.node('1').raw.propose(enc('y')) }, ProposalDroppedError)
     net.heal()
-    net.tick(2)
-    assert.equal(net.state('3'), 'leader')
-    assert.deepEqual(net.get('3').applied, ['x'])
+    ticks(net, 2)
+    assert.equal(state(net, '3'), 'leader')
+    assert.deepEqual(values(net.node('3')), ['x'])
   })
 })
 
 describe('RawNode contract', () => {
   it('persists entries and hard state in the same Ready as the messages that depend on them', () => {
-    const net = new Net(['1', '2', '3'])
+    const net = cluster(['1', '2', '3'])
     const types = new Set<MessageType>()
-    const n1 = net.get('1').node
+    const n1 = net.node('1').raw
     n1.campaign()
     const rd = n1.ready()
     for (const m of rd.messages) types.add(m.type)
@@ -419,39 +363,39 @@ describe('RawNode contract', () => {
   })
 
   it('a leader may send before it persists, and counts itself only after advance()', () => {
-    const net = new Net(['1', '2', '3'])
-    net.elect('1')
-    const leader = net.get('1')
-    const commitOf = (): number => leader.node.status().hardState.commit
+    const net = cluster(['1', '2', '3'])
+    elect(net, '1')
+    const leader = net.node('1')
+    const commitOf = (): number => leader.raw.status().hardState.commit
     const before = commitOf()
-    leader.node.propose(enc('x'))
-    const rd = leader.node.ready()
+    leader.raw.propose(enc('x'))
+    const rd = leader.raw.ready()
     assert.equal(rd.sendBeforePersist, true)
     // only follower 2 gets and acknowledges the entry while the leader is still writing it
-    const f2 = net.get('2')
-    for (const m of rd.messages.filter(m => m.to === '2')) f2.node.step(m)
-    const rd2 = f2.node.ready()
+    const f2 = net.node('2')
+    for (const m of rd.messages.filter(m => m.to === '2')) f2.raw.step(m)
+    const rd2 = f2.raw.ready()
     f2.storage.append(rd2.entries)
     if (rd2.hardState != null) f2.storage.setHardState(rd2.hardState)
-    f2.node.advance()
-    for (const m of rd2.messages) leader.node.step(m)
+    f2.raw.advance()
+    for (const m of rd2.messages) leader.raw.step(m)
     assert.equal(commitOf(), before, 'one follower alone is no quorum')
     leader.storage.append(rd.entries)
-    leader.node.advance()
+    leader.raw.advance()
     assert.equal(commitOf(), before + 1, 'with the leader\'s own write, 2 of 3')
   })
 
   it('a candidate does not send before it persists its vote', () => {
-    const net = new Net(['1', '2', '3'])
-    const n = net.get('1').node
+    const net = cluster(['1', '2', '3'])
+    const n = net.node('1').raw
     n.campaign()
     assert.equal(n.ready().sendBeforePersist, false)
     n.advance()
   })
 
   it('hasReady is false between ready() and advance()', () => {
-    const net = new Net(['1'])
-    const n = net.get('1').node
+    const net = cluster(['1'])
+    const n = net.node('1').raw
     n.campaign()
     assert.ok(n.hasReady())
     n.ready()

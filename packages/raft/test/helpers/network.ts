@@ -3,7 +3,7 @@
  * carried out synchronously (persist, send, apply, advance) and whose
  * messages are delivered in order, with links that can be cut.
  */
-import { MemoryStorage, RawNode } from '../../src/index.ts'
+import { MemoryStorage, RawNode, decodeConfChange } from '../../src/index.ts'
 import type { ConfState, Entry, HardState, Message, RaftConfig, Ready, SoftState } from '../../src/index.ts'
 import { Rng } from '../sim/rng.ts'
 
@@ -40,6 +40,8 @@ export interface TestNode {
   /** Every entry handed out for applying, in order. */
   applied: Entry[]
   softState: SoftState
+  /** The membership as of the last conf change applied. */
+  conf?: ConfState
 }
 
 export type NodeOptions = Partial<Omit<RaftConfig, 'id' | 'storage'>> & { storage?: MemoryStorage, seed?: number }
@@ -76,7 +78,7 @@ export function drain (n: TestNode, observe?: ReadyObserver): Message[] {
     if (rd.softState !== undefined) n.softState = rd.softState
     out.push(...rd.messages)
     n.applied.push(...rd.committedEntries)
-    for (const e of rd.committedEntries) if (e.type === 'conf-change') throw new Error('the scripted tests make no conf changes')
+    for (const e of rd.committedEntries) if (e.type === 'conf-change') n.conf = n.raw.applyConfChange(decodeConfChange(e.data))
     n.raw.advance()
   }
   return out
@@ -99,6 +101,10 @@ export class Network {
   readonly cut = new Set<string>()
   /** Messages sent to ids that are not nodes here, for the test to look at. */
   readonly elsewhere: Message[] = []
+  /** Every message sent, delivered or not. */
+  readonly sent: Message[] = []
+  /** Drops messages besides those on cut links. */
+  drop: (m: Message) => boolean = () => false
   observe: ReadyObserver | undefined
 
   constructor (nodes: TestNode[]) {
@@ -121,6 +127,7 @@ export class Network {
 
   heal (): void {
     this.cut.clear()
+    this.drop = () => false
   }
 
   /** Delivers messages, in order, until no node has anything more to say. */
@@ -135,7 +142,8 @@ export class Network {
   }
 
   send (m: Message): void {
-    if (this.cut.has(`${m.from}>${m.to}`)) return
+    this.sent.push(m)
+    if (this.cut.has(`${m.from}>${m.to}`) || this.drop(m)) return
     const to = this.nodes.get(m.to)
     if (to === undefined) this.elsewhere.push(m)
     else to.raw.step(m)
