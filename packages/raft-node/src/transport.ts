@@ -208,11 +208,11 @@ export class Libp2pRaftTransport extends TypedEventEmitter<RaftTransportEvents> 
   }
 
   /** Closes the peer's stream and drops what waits for it. */
-  private dropPeer (peer: Peer): void {
+  private dropPeer (peer: Peer, why: Error = new RaftStoppedError('the peer is no longer a member')): void {
     for (const q of peer.queue) this.drop(q)
     peer.queue = []
     peer.queuedBytes = 0
-    peer.stream?.abort(new RaftStoppedError('the peer is no longer a member'))
+    peer.stream?.abort(why)
     peer.stream = undefined
   }
 
@@ -247,11 +247,7 @@ export class Libp2pRaftTransport extends TypedEventEmitter<RaftTransportEvents> 
     } catch (err: any) {
       if (this.started) {
         this.log('sending to %s failed - %e', peer.id, err)
-        peer.stream?.abort(err)
-        peer.stream = undefined
-        for (const q of peer.queue) this.drop(q)
-        peer.queue = []
-        peer.queuedBytes = 0
+        this.dropPeer(peer, err)
         this.safeDispatchEvent('unreachable', { detail: peer.id })
       }
     } finally {
