@@ -77,12 +77,6 @@ export type MessageType =
   | 'MsgReadIndex'
   | 'MsgReadIndexResp'
 
-export const MESSAGE_TYPES: readonly MessageType[] = [
-  'MsgHup', 'MsgBeat', 'MsgProp', 'MsgApp', 'MsgAppResp', 'MsgVote', 'MsgVoteResp',
-  'MsgPreVote', 'MsgPreVoteResp', 'MsgSnap', 'MsgHeartbeat', 'MsgHeartbeatResp',
-  'MsgUnreachable', 'MsgSnapStatus', 'MsgCheckQuorum', 'MsgTransferLeader',
-  'MsgTimeoutNow', 'MsgReadIndex', 'MsgReadIndexResp'
-]
 
 export interface Message {
   type: MessageType
