@@ -129,6 +129,8 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
   private confState?: ConfState
   private leader = ''
   private term = 0
+  /** When to campaign, having lost the leader's connection. */
+  private campaignAt?: number
   private readonly onMessage = (evt: CustomEvent<Message>): void => { this.step(evt.detail) }
   private readonly onUnreachable = (evt: CustomEvent<string>): void => {
     this.node?.reportUnreachable(evt.detail)
@@ -137,6 +139,21 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
 
   private readonly onSnapshotStatus = (evt: CustomEvent<{ to: string, failure: boolean }>): void => {
     this.node?.reportSnapshot(evt.detail.to, evt.detail.failure)
+    this.schedule()
+  }
+
+  /**
+   * The leader's connection closed, as when its process dies: forget it and
+   * campaign after a short random delay instead of a whole election timeout.
+   * The other followers saw the same close, forgot it too and grant the
+   * pre-vote; the random delay keeps two of them from splitting the vote. A
+   * leader that is still alive keeps its lease with them, and the pre-vote
+   * fails harmlessly.
+   */
+  private readonly onDisconnect = (evt: CustomEvent<string>): void => {
+    if (evt.detail !== this.leader || this.node?.status().softState.raftState !== 'follower') return
+    this.node.forgetLeader()
+    this.campaignAt = Date.now() + this.settings.tickMs * (1 + Math.random() * this.settings.electionTick / 2)
     this.schedule()
   }
 
@@ -189,6 +206,7 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
     this.transport.addEventListener('message', this.onMessage)
     this.transport.addEventListener('unreachable', this.onUnreachable)
     this.transport.addEventListener('snapshot-status', this.onSnapshotStatus)
+    this.transport.addEventListener('disconnect', this.onDisconnect)
     this.running = true
     this.ticker = setInterval(() => { this.tick() }, this.settings.tickMs)
     this.schedule()
@@ -380,6 +398,11 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
     if (!this.running) return
     this.node?.tick()
     const now = Date.now()
+    if (this.campaignAt !== undefined && now >= this.campaignAt) {
+      this.campaignAt = undefined
+      // someone else may have won meanwhile
+      if (this.leader === '') this.node?.campaign()
+    }
     // Same timeout for all, so insertion order is deadline order.
     for (const p of this.pending.values()) {
       if (p.deadline > now) break
@@ -590,6 +613,7 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
     this.transport.removeEventListener('message', this.onMessage)
     this.transport.removeEventListener('unreachable', this.onUnreachable)
     this.transport.removeEventListener('snapshot-status', this.onSnapshotStatus)
+    this.transport.removeEventListener('disconnect', this.onDisconnect)
   }
 
   /** Storage refused a write: the node must not go on as if it were durable. */

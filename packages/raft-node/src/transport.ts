@@ -5,7 +5,7 @@ import * as varint from 'uint8-varint'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { decodeMessage, encodeMessage } from './codec.ts'
 import { RaftIdleError, RaftProtocolError, RaftStoppedError } from './errors.ts'
-import type { Connection, Libp2p, Logger, Startable, Stream } from '@libp2p/interface'
+import type { Connection, Libp2p, Logger, PeerId, Startable, Stream } from '@libp2p/interface'
 import type { Message } from '@node-daemon/raft'
 
 /** Versioned id of the Raft protocol; the wire format is protocols/raft.proto. */
@@ -39,7 +39,7 @@ export interface RaftTransportInit {
 }
 
 export interface RaftTransportComponents {
-  libp2p: Pick<Libp2p, 'handle' | 'unhandle' | 'dialProtocol' | 'peerId' | 'logger'>
+  libp2p: Pick<Libp2p, 'handle' | 'unhandle' | 'dialProtocol' | 'peerId' | 'logger' | 'addEventListener' | 'removeEventListener'>
 }
 
 export interface RaftTransportEvents {
@@ -49,6 +49,8 @@ export interface RaftTransportEvents {
   unreachable: CustomEvent<string>
   /** A MsgSnap to `to` was written out (`failure` false) or dropped: tell the library with reportSnapshot. */
   'snapshot-status': CustomEvent<{ to: string, failure: boolean }>
+  /** The last connection to a member closed: if it led, it may have died (see RawNode.forgetLeader). */
+  disconnect: CustomEvent<string>
 }
 
 /** Counters, for tests and metrics. */
@@ -133,6 +135,11 @@ export class Libp2pRaftTransport extends TypedEventEmitter<RaftTransportEvents> 
     return this.started
   }
 
+  private readonly onDisconnect = (evt: CustomEvent<PeerId>): void => {
+    const id = evt.detail.toString()
+    if (this.init.isMember(id)) this.safeDispatchEvent('disconnect', { detail: id })
+  }
+
   async start (): Promise<void> {
     if (this.started) return
     this.shutdown = new AbortController()
@@ -141,11 +148,13 @@ export class Libp2pRaftTransport extends TypedEventEmitter<RaftTransportEvents> 
       maxInboundStreams: 64,
       maxOutboundStreams: 64
     })
+    this.libp2p.addEventListener('peer:disconnect', this.onDisconnect)
     this.started = true
   }
 
   async stop (): Promise<void> {
     this.started = false
+    this.libp2p.removeEventListener('peer:disconnect', this.onDisconnect)
     this.shutdown.abort(new RaftStoppedError('the transport is stopping'))
     // A stopped libp2p may refuse to update its registrar.
     await this.libp2p.unhandle(this.init.protocol).catch((err: Error) => { this.log('unhandle failed - %e', err) })

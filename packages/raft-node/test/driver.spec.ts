@@ -51,6 +51,12 @@ class Hub {
   heal (): void {
     this.cut.clear()
   }
+
+  /** As when `id`'s process dies: its links go, and every other member sees its connection close. */
+  disconnect (id: string, others: string[]): void {
+    this.isolate(id, others)
+    for (const o of others) if (o !== id) this.transports.get(o)?.safeDispatchEvent('disconnect', { detail: id })
+  }
 }
 
 class HubTransport extends TypedEventEmitter<RaftTransportEvents> implements RaftTransport {
@@ -260,6 +266,23 @@ describe('raft driver', () => {
     await leader.node.transferLeader('d')
     await until('everyone follows d', () => [...nodes, d].every(n => n.node.leaderId === 'd'))
     assert.equal(await d.node.propose(text.encode('after')) as number > 0, true)
+  })
+
+  it('elects a new leader well within an election timeout when the leader\'s connection closes', async () => {
+    // a 1 s election timeout, so that waiting it out and not waiting differ plainly
+    const { hub, nodes } = await cluster(['a', 'b', 'c'], { tickMs: 20, electionTick: 50 })
+    nodes[0].node.campaign()
+    const old = await leaderOf(nodes)
+    const rest = nodes.filter(n => n !== old)
+    await rest[0].node.propose(text.encode('before'))
+    const t0 = Date.now()
+    hub.disconnect(old.id, nodes.map(n => n.id))
+    const fresh = await leaderOf(rest)
+    const took = Date.now() - t0
+    assert.notEqual(fresh, old)
+    assert.ok(took < 900, `re-elected in ${took} ms; an election timeout alone is at least 980 ms`)
+    await fresh.node.propose(text.encode('after'))
+    assert.deepEqual(fresh.machine.items, ['before', 'after'])
   })
 
   it('stop rejects what waits with RaftStoppedError', async () => {

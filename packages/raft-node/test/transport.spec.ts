@@ -183,6 +183,26 @@ describe('raft transport over libp2p', () => {
     await until('the idle node receives again', () => idle.received.length === 2, 3_000)
   })
 
+  it('reports the loss of a member\'s last connection, and of no one else\'s', async () => {
+    const [d, e] = await Promise.all([startLibp2p(), startLibp2p()])
+    members.add(d.peerId.toString())
+    const lost: string[] = []
+    const onLost = (evt: CustomEvent<string>): void => { lost.push(evt.detail) }
+    a.transport.addEventListener('disconnect', onLost)
+    try {
+      await a.libp2p.dial(d.getMultiaddrs())
+      await a.libp2p.dial(e.getMultiaddrs())
+      await Promise.all([d.stop(), e.stop()])
+      await until('a has no connection to d or e', () => a.libp2p.getConnections(d.peerId).length + a.libp2p.getConnections(e.peerId).length === 0)
+      await until('a reported d', () => lost.length > 0)
+      assert.deepEqual(lost, [d.peerId.toString()])
+    } finally {
+      a.transport.removeEventListener('disconnect', onLost)
+      members.delete(d.peerId.toString())
+      await Promise.allSettled([d.stop(), e.stop()])
+    }
+  })
+
   it('closes streams to peers that left the membership', async () => {
     a.transport.send([message(a.id, c.id)])
     await until('A has a stream to C', () => raftStreams(a.libp2p, c.libp2p, 'outbound') === 1)

@@ -283,6 +283,18 @@ export class Raft {
     }
   }
 
+  /**
+   * A follower drops its leader (etcd's ForgetLeader): it stays a follower
+   * in its term, but it no longer holds the leader's lease, so it grants
+   * pre-votes at once. When a quorum learns from elsewhere (a closed
+   * connection) that the leader died, a new one is elected without waiting
+   * out an election timeout; if the leader is alive, its next heartbeat
+   * brings it back.
+   */
+  forgetLeader (): void {
+    if (this.state === 'follower') this.lead = NONE
+  }
+
   // ---- ticks
 
   tick (): void {

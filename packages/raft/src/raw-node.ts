@@ -103,6 +103,11 @@ export class RawNode {
     this.raft.step(message({ type: 'MsgTransferLeader', from: to }))
   }
 
+  /** This follower has reason to think its leader is gone: see Raft.forgetLeader. */
+  forgetLeader (): void {
+    this.raft.forgetLeader()
+  }
+
   /** The transport could not deliver to `id`: stop pipelining to it. */
   reportUnreachable (id: NodeId): void {
     this.raft.step(message({ type: 'MsgUnreachable', from: id }))

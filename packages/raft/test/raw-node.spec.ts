@@ -89,6 +89,19 @@ describe('election', () => {
     assert.ok(termOf(net, '1') > term, 'the stable leader lost its term to the rejoining node')
   })
 
+  it('forgetLeader: a follower gives up the leader\'s lease and grants a pre-vote at once', () => {
+    const net = cluster(['1', '2', '3'])
+    elect(net, '1')
+    net.isolate('1')
+    net.node('3').raw.campaign()
+    net.settle()
+    assert.equal(state(net, '3'), 'pre-candidate', '2 still holds 1\'s lease and ignores the pre-vote')
+    net.node('2').raw.forgetLeader()
+    net.node('3').raw.campaign()
+    net.settle()
+    assert.equal(state(net, '3'), 'leader')
+  })
+
   it('check-quorum: a partitioned leader steps down within an election timeout', () => {
     const net = cluster(['1', '2', '3'])
     elect(net, '1')
