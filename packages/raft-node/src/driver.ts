@@ -146,7 +146,8 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
    * The leader's connection closed, as when its process dies: forget it and
    * campaign after a short random delay instead of a whole election timeout.
    * The other followers saw the same close, forgot it too and grant the
-   * pre-vote; the random delay keeps two of them from splitting the vote. A
+   * pre-vote; the random delay, and standing down for a campaign already
+   * under way (see step), keep two of them from splitting the vote. A
    * leader that is still alive keeps its lease with them, and the pre-vote
    * fails harmlessly.
    */
@@ -433,6 +434,8 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
 
   private step (m: Message): void {
     if (!this.running || m.to !== this.id) return
+    // another survivor campaigns already: helping it win beats splitting the vote with it
+    if (m.type === 'MsgPreVote' || m.type === 'MsgVote') this.campaignAt = undefined
     try {
       this.node?.step(m)
     } catch (err: any) {
