@@ -17,7 +17,13 @@ import type { ConfChange, ConfState, Entry, Message, RaftConfig, Ready, Snapshot
  * catches up from a snapshot.
  */
 export interface StateMachine {
-  apply (command: Uint8Array, index: number): unknown
+  apply (command: Uint8Array, index: number, term: number): unknown
+  /**
+   * A membership change was applied at `index`: `confState` is the new
+   * membership, `context` what the proposer passed in `cc.context`. Lets the
+   * application keep its own records of members in step with Raft's.
+   */
+  applyConfChange? (cc: ConfChange, confState: ConfState, context: Uint8Array, index: number, term: number): void
   snapshot (): Uint8Array
   restore (data: Uint8Array): void
 }
@@ -562,13 +568,20 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
     if (cc != null) {
       this.confState = node.applyConfChange(cc)
       this.transport.setPeers(this.others(this.confState))
+      const context = cc.context == null || cc.context.byteLength === 0 ? new Uint8Array(0) : decodeProposal(cc.context).command
+      try {
+        this.stateMachine.applyConfChange?.(cc, this.confState, context, e.index, e.term)
+      } catch (err: any) {
+        // Raft's membership changed regardless; the application's records are its own concern.
+        this.log.error('applying conf change %d to the state machine failed - %e', e.index, err)
+      }
       mine?.resolve(this.confState)
       return
     }
     if (proposal == null) return
     let result: unknown
     try {
-      result = this.stateMachine.apply(proposal.command, e.index)
+      result = this.stateMachine.apply(proposal.command, e.index, e.term)
     } catch (err: any) {
       // Deterministic, so every node failed alike: the proposer hears why.
       mine?.reject(err)
