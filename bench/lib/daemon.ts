@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
@@ -58,6 +59,8 @@ export interface SpawnOptions {
   signal?: AbortSignal
 }
 
+const BENCH_SECRET = randomBytes(32).toString('hex')
+
 /** Every daemon still running: killed synchronously if the bench exits without stopping them. */
 const live = new Set<ChildProcess>()
 process.once('exit', () => {
@@ -81,7 +84,8 @@ function waitExit (child: ChildProcess, ms: number): Promise<boolean> {
  */
 export async function spawnDaemon (options: SpawnOptions): Promise<DaemonProcess> {
   await mkdir(options.repo, { recursive: true })
-  const env: NodeJS.ProcessEnv = { ...process.env, NODE_DAEMON_SWARM_HOST: '127.0.0.1' }
+  // The bench's daemons share one private network, or each would keep to itself.
+  const env: NodeJS.ProcessEnv = { ...process.env, NODE_DAEMON_SWARM_HOST: '127.0.0.1', NODE_DAEMON_CLUSTER_SECRET: BENCH_SECRET }
   // Nothing from the caller's environment may point the daemon elsewhere.
   delete env.NODE_DAEMON_BOOTSTRAP
   delete env.NODE_DAEMON_API_HOST

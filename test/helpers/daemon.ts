@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startDaemon } from '@node-daemon/cli'
 import { createLogger, defaults, merge } from '@node-daemon/daemon'
+import { TEST_SECRET } from './process.ts'
 import type { RunningDaemon } from '@node-daemon/cli'
 import type { ConfigLayer } from '@node-daemon/daemon'
 
@@ -14,10 +15,13 @@ export interface TestDaemon extends RunningDaemon {
   cleanup(): Promise<void>
 }
 
-/** An in-process daemon on 127.0.0.1 with ephemeral ports and a temporary repo. */
+/**
+ * An in-process daemon on 127.0.0.1 with ephemeral ports and a temporary repo,
+ * in the private network of TEST_SECRET unless `layer.cluster.secret` names another.
+ */
 export async function startTestDaemon (layer: ConfigLayer & { repo?: string } = {}): Promise<TestDaemon> {
   const repo = layer.repo ?? await mkdtemp(join(tmpdir(), 'node-daemon-test-'))
-  const config = merge(defaults(), { api: { host: '127.0.0.1', port: 0 }, swarm: { host: '127.0.0.1', port: 0 }, log: { level: 'silent' } }, layer, { repo })
+  const config = merge(defaults(), { api: { host: '127.0.0.1', port: 0 }, swarm: { host: '127.0.0.1', port: 0 }, cluster: { secret: TEST_SECRET }, log: { level: 'silent' } }, layer, { repo })
   const daemon = await startDaemon(config, createLogger(config.log.level))
   const swarmAddr = daemon.node.swarm.getMultiaddrs().map(ma => ma.toString()).find(a => a.includes('/127.0.0.1/'))
   if (swarmAddr == null) throw new Error('the test daemon has no loopback address')

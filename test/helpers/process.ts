@@ -1,9 +1,17 @@
 import { spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import type { ChildProcess } from 'node:child_process'
 
 export const BIN = fileURLToPath(new URL('../../bin/node-daemon.ts', import.meta.url))
+
+/**
+ * The private-network key that the test daemons of one test file share, so
+ * that they can connect to each other; a repo's own random swarm.key would
+ * keep each daemon alone.
+ */
+export const TEST_SECRET = randomBytes(32).toString('hex')
 
 export interface DaemonProcess {
   child: ChildProcess
@@ -14,10 +22,14 @@ export interface DaemonProcess {
   stderr(): string
 }
 
-/** Spawns `node-daemon start` as its own process on loopback and waits for its ready lines. */
+/**
+ * Spawns `node-daemon start` as its own process on loopback and waits for its
+ * ready lines. It joins the test swarm of TEST_SECRET, unless `--secret` in
+ * `extraArgs` says otherwise.
+ */
 export async function spawnDaemon (repo: string, extraArgs: string[] = [], timeoutMs = 60_000): Promise<DaemonProcess> {
   const child = spawn(process.execPath, [BIN, 'start', '--repo', repo, '--api-host', '127.0.0.1', '--api-port', '0', '--swarm-port', '0', '--log-level', 'warn', ...extraArgs], {
-    env: { ...process.env, NODE_DAEMON_SWARM_HOST: '127.0.0.1' },
+    env: { ...process.env, NODE_DAEMON_SWARM_HOST: '127.0.0.1', NODE_DAEMON_CLUSTER_SECRET: TEST_SECRET },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   let out = ''

@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto'
+import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { Command, Option } from 'commander'
 import cliProgress from 'cli-progress'
-import { createLogger, defaultRepo, initRepo, loadConfig, parsePort, REPO_VERSION, versionInfo, writeDefaultConfig } from '@node-daemon/daemon'
+import { createLogger, defaultRepo, formatSwarmKey, initRepo, loadConfig, OPEN_SWARM, parsePort, parseSecret, readSwarmKey, REPO_VERSION, SWARM_KEY_FILE, versionInfo, writeDefaultConfig } from '@node-daemon/daemon'
 import { apiUrl, call, ndjson } from './client.ts'
 import { startDaemon } from './daemon.ts'
 import { listUpload, multipartBody } from './upload.ts'
@@ -21,11 +22,43 @@ function repoOf (opts: { repo?: string }): string {
   return opts.repo ?? defaultRepo()
 }
 
+const secretOption = (): Option => new Option('--secret <hex|off>', `the cluster's private-network key: 64 hex digits, or '${OPEN_SWARM}' for an open swarm (env NODE_DAEMON_CLUSTER_SECRET; default: the repo's ${SWARM_KEY_FILE})`)
+  .argParser((v) => parseSecret(v, '--secret'))
+
+async function init (opts: Record<string, any>): Promise<void> {
+  const repo = repoOf(opts)
+  const config = await loadConfig({ flags: { repo, cluster: { secret: opts.secret } } })
+  const secret = config.cluster.secret
+  const { privateKey, created, swarmKeyCreated } = await initRepo(repo, { secret })
+  // An open swarm is remembered in config.yaml, or the next start would create a key.
+  const cluster = secret === OPEN_SWARM ? { cluster: { secret: OPEN_SWARM } } : {}
+  await writeDefaultConfig(repo, { api: config.api, swarm: config.swarm, ...cluster, log: config.log })
+  process.stdout.write(`${created ? 'initialized' : 'already initialized:'} ${repo}\npeer id: ${peerIdFromPrivateKey(privateKey).toString()}\n`)
+  // Guidance goes to stderr: stdout stays the two lines scripts read.
+  const keyFile = join(repo, SWARM_KEY_FILE)
+  if (secret === OPEN_SWARM) {
+    process.stderr.write('open swarm: no private-network key, any IPFS node can connect\n')
+    return
+  }
+  const inRepo = await readSwarmKey(repo)
+  if (secret != null && inRepo != null && !swarmKeyCreated && Buffer.compare(inRepo, formatSwarmKey(secret)) !== 0) {
+    process.stderr.write(`warning: ${keyFile} holds another key and is kept; nodes started without --secret use it\n`)
+    return
+  }
+  process.stderr.write([
+    `swarm key: ${keyFile}${swarmKeyCreated ? ' (created)' : ''}`,
+    'every node of the cluster needs the same key: copy this file into their repos,',
+    `or start them with --secret <hex>, the last line of the file (tail -n 1 ${keyFile})`,
+    ''
+  ].join('\n'))
+}
+
 async function start (opts: Record<string, any>): Promise<void> {
   const flags: ConfigLayer = {
     repo: opts.repo,
     api: { host: opts.apiHost, port: opts.apiPort },
-    swarm: { port: opts.swarmPort, bootstrap: opts.bootstrap },
+    swarm: { port: opts.swarmPort, bootstrap: opts.bootstrap, mdns: opts.mdns },
+    cluster: { secret: opts.secret },
     log: { level: opts.logLevel }
   }
   const config = await loadConfig({ flags, configFile: opts.config })
@@ -97,15 +130,10 @@ export function program (): Command {
   const apiOption = (): Option => new Option('--api <url>', 'API of a running daemon (default: the one the repo names)')
 
   cmd.command('init')
-    .description('create a repo with a new identity and a default config.yaml')
+    .description(`create a repo with a new identity, a private-network key (${SWARM_KEY_FILE}) and a default config.yaml`)
     .addOption(repoOption())
-    .action(async (opts) => {
-      const repo = repoOf(opts)
-      const { privateKey, created } = await initRepo(repo)
-      const config = await loadConfig({ flags: { repo } })
-      await writeDefaultConfig(repo, { api: config.api, swarm: config.swarm, log: config.log })
-      process.stdout.write(`${created ? 'initialized' : 'already initialized:'} ${repo}\npeer id: ${peerIdFromPrivateKey(privateKey).toString()}\n`)
-    })
+    .addOption(secretOption())
+    .action(init)
 
   cmd.command('start')
     .description('run the daemon until SIGINT or SIGTERM')
@@ -114,6 +142,8 @@ export function program (): Command {
     .option('--api-port <port>', 'API port (default 8000)', (v) => parsePort(v, '--api-port'))
     .option('--swarm-port <port>', 'libp2p TCP port (default 4001)', (v) => parsePort(v, '--swarm-port'))
     .option('--bootstrap <multiaddr>', 'peer to join through; repeatable', collect)
+    .addOption(secretOption())
+    .option('--mdns', 'find peers on the LAN by multicast DNS (env NODE_DAEMON_MDNS)')
     .option('--config <file>', 'YAML config file')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent')
     .action(start)

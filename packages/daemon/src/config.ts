@@ -7,20 +7,42 @@ import { ConfigError } from './errors.ts'
 export interface Config {
   repo: string
   api: { host: string, port: number }
-  swarm: { host: string, port: number, bootstrap: string[] }
+  swarm: { host: string, port: number, bootstrap: string[], mdns: boolean }
+  cluster: ClusterConfig
   log: { level: string }
+}
+
+export interface ClusterConfig {
+  /**
+   * The private-network key: 64 hex digits, or 'off' for an open swarm that
+   * public IPFS nodes can join. Unset: the repo's swarm.key.
+   */
+  secret?: string
+  /** Raft voters; the other members are learners. Odd, 1 to 7. */
+  voters: number
+  heartbeatMs: number
+  /** A node unheard for this long is marked offline. */
+  nodeTimeoutMs: number
+  /** A voter unheard for this long is replaced by a learner. */
+  voterTimeoutMs: number
+  /** Raft's logical clock. */
+  tickMs: number
 }
 
 /** Settings as they come from one source: any of them may be missing. */
 export interface ConfigLayer {
   repo?: string
   api?: { host?: string, port?: number }
-  swarm?: { host?: string, port?: number, bootstrap?: string[] }
+  swarm?: { host?: string, port?: number, bootstrap?: string[], mdns?: boolean }
+  cluster?: Partial<ClusterConfig>
   log?: { level?: string }
 }
 
 export const CONFIG_FILE = 'config.yaml'
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+/** The value of cluster.secret that turns the private network off. */
+export const OPEN_SWARM = 'off'
+const SECRET = /^[0-9a-f]{64}$/i
 
 export function defaultRepo (env: NodeJS.ProcessEnv = process.env): string {
   return env.NODE_DAEMON_REPO ?? envPaths('node-daemon', { suffix: '' }).data
@@ -30,7 +52,8 @@ export function defaults (env: NodeJS.ProcessEnv = process.env): Config {
   return {
     repo: defaultRepo(env),
     api: { host: '127.0.0.1', port: 8000 },
-    swarm: { host: '0.0.0.0', port: 4001, bootstrap: [] },
+    swarm: { host: '0.0.0.0', port: 4001, bootstrap: [], mdns: false },
+    cluster: { voters: 3, heartbeatMs: 1000, nodeTimeoutMs: 10_000, voterTimeoutMs: 30_000, tickMs: 100 },
     log: { level: 'info' }
   }
 }
@@ -55,6 +78,50 @@ function list (value: unknown, source: string): string[] | undefined {
   return value
 }
 
+function bool (value: unknown, source: string): boolean | undefined {
+  if (value == null || value === '') return undefined
+  if (typeof value === 'boolean') return value
+  if (typeof value === 'string') {
+    const v = value.trim().toLowerCase()
+    if (v === 'true' || v === '1') return true
+    if (v === 'false' || v === '0') return false
+  }
+  throw new ConfigError(`${source}: expected true or false, got ${JSON.stringify(value)}`)
+}
+
+function positive (value: unknown, source: string): number | undefined {
+  if (value == null || value === '') return undefined
+  const n = typeof value === 'number' ? value : Number(value)
+  if (!Number.isSafeInteger(n) || n <= 0) throw new ConfigError(`${source}: ${JSON.stringify(value)} is not a positive integer`)
+  return n
+}
+
+function voters (value: unknown, source: string): number | undefined {
+  const n = positive(value, source)
+  // An even count adds a voter without adding a failure the cluster survives.
+  if (n != null && (n % 2 === 0 || n > 7)) throw new ConfigError(`${source}: voters must be 1, 3, 5 or 7, got ${n}`)
+  return n
+}
+
+/** Checks a private-network key; hex is lower-cased so that equal keys compare equal. */
+export function parseSecret (value: unknown, source: string): string | undefined {
+  const s = text(value, source)?.trim()
+  if (s == null || s === '') return undefined
+  if (s.toLowerCase() === OPEN_SWARM) return OPEN_SWARM
+  if (!SECRET.test(s)) throw new ConfigError(`${source}: the cluster secret must be 64 hex digits or '${OPEN_SWARM}'`)
+  return s.toLowerCase()
+}
+
+/** A YAML section: a mapping with known keys only, so a misspelt key is not silently ignored. */
+function section (value: unknown, name: string, keys: string[], source: string): Record<string, unknown> {
+  if (value == null) return {}
+  if (typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(`${source} ${name}: expected a mapping`)
+  for (const key of Object.keys(value)) {
+    if (!keys.includes(key)) throw new ConfigError(`${source}: unknown setting ${JSON.stringify(`${name}.${key}`)}`)
+  }
+  return value as Record<string, unknown>
+}
+
 function level (value: unknown, source: string): string | undefined {
   const l = text(value, source)
   if (l != null && !LOG_LEVELS.includes(l)) throw new ConfigError(`${source}: log level must be one of ${LOG_LEVELS.join(', ')}`)
@@ -66,15 +133,26 @@ export function layerFromObject (doc: unknown, source: string): ConfigLayer {
   if (doc == null) return {}
   if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError(`${source}: expected a mapping at the top level`)
   const d = doc as Record<string, any>
-  const known = new Set(['repo', 'api', 'swarm', 'log'])
+  const known = new Set(['repo', 'api', 'swarm', 'cluster', 'log'])
   for (const key of Object.keys(d)) if (!known.has(key)) throw new ConfigError(`${source}: unknown setting ${JSON.stringify(key)}`)
+  const swarm = d.swarm ?? {}
+  const cluster = section(d.cluster, 'cluster', ['secret', 'voters', 'heartbeat_ms', 'node_timeout_ms', 'voter_timeout_ms', 'tick_ms'], source)
   return {
     repo: text(d.repo, `${source} repo`),
     api: { host: text(d.api?.host, `${source} api.host`), port: port(d.api?.port, `${source} api.port`) },
     swarm: {
-      host: text(d.swarm?.host, `${source} swarm.host`),
-      port: port(d.swarm?.port, `${source} swarm.port`),
-      bootstrap: list(d.swarm?.bootstrap, `${source} swarm.bootstrap`)
+      host: text(swarm.host, `${source} swarm.host`),
+      port: port(swarm.port, `${source} swarm.port`),
+      bootstrap: list(swarm.bootstrap, `${source} swarm.bootstrap`),
+      mdns: bool(swarm.mdns, `${source} swarm.mdns`)
+    },
+    cluster: {
+      secret: parseSecret(cluster.secret, `${source} cluster.secret`),
+      voters: voters(cluster.voters, `${source} cluster.voters`),
+      heartbeatMs: positive(cluster.heartbeat_ms, `${source} cluster.heartbeat_ms`),
+      nodeTimeoutMs: positive(cluster.node_timeout_ms, `${source} cluster.node_timeout_ms`),
+      voterTimeoutMs: positive(cluster.voter_timeout_ms, `${source} cluster.voter_timeout_ms`),
+      tickMs: positive(cluster.tick_ms, `${source} cluster.tick_ms`)
     },
     log: { level: level(d.log?.level, `${source} log.level`) }
   }
@@ -102,7 +180,12 @@ export function layerFromEnv (env: NodeJS.ProcessEnv): ConfigLayer {
     swarm: {
       host: text(env.NODE_DAEMON_SWARM_HOST, 'NODE_DAEMON_SWARM_HOST'),
       port: port(env.NODE_DAEMON_SWARM_PORT, 'NODE_DAEMON_SWARM_PORT'),
-      bootstrap: list(env.NODE_DAEMON_BOOTSTRAP, 'NODE_DAEMON_BOOTSTRAP')
+      bootstrap: list(env.NODE_DAEMON_BOOTSTRAP, 'NODE_DAEMON_BOOTSTRAP'),
+      mdns: bool(env.NODE_DAEMON_MDNS, 'NODE_DAEMON_MDNS')
+    },
+    cluster: {
+      secret: parseSecret(env.NODE_DAEMON_CLUSTER_SECRET, 'NODE_DAEMON_CLUSTER_SECRET'),
+      voters: voters(env.NODE_DAEMON_CLUSTER_VOTERS, 'NODE_DAEMON_CLUSTER_VOTERS')
     },
     log: { level: level(env.NODE_DAEMON_LOG_LEVEL, 'NODE_DAEMON_LOG_LEVEL') }
   }
@@ -118,6 +201,14 @@ export function merge (base: Config, ...layers: ConfigLayer[]): Config {
     out.swarm.host = layer.swarm?.host ?? out.swarm.host
     out.swarm.port = layer.swarm?.port ?? out.swarm.port
     out.swarm.bootstrap = layer.swarm?.bootstrap ?? out.swarm.bootstrap
+    out.swarm.mdns = layer.swarm?.mdns ?? out.swarm.mdns
+    // Set only when given, so that an unset secret stays absent rather than undefined.
+    if (layer.cluster?.secret != null) out.cluster.secret = layer.cluster.secret
+    out.cluster.voters = layer.cluster?.voters ?? out.cluster.voters
+    out.cluster.heartbeatMs = layer.cluster?.heartbeatMs ?? out.cluster.heartbeatMs
+    out.cluster.nodeTimeoutMs = layer.cluster?.nodeTimeoutMs ?? out.cluster.nodeTimeoutMs
+    out.cluster.voterTimeoutMs = layer.cluster?.voterTimeoutMs ?? out.cluster.voterTimeoutMs
+    out.cluster.tickMs = layer.cluster?.tickMs ?? out.cluster.tickMs
     out.log.level = layer.log?.level ?? out.log.level
   }
   return out
@@ -141,7 +232,16 @@ export async function loadConfig (options: LoadConfigOptions = {}): Promise<Conf
   const explicit = options.configFile != null ? await layerFromFile(options.configFile) : {}
   const repo = flags.repo ?? env.NODE_DAEMON_REPO ?? explicit.repo ?? defaultRepo(env)
   const inRepo = await layerFromFile(join(repo, CONFIG_FILE), true)
-  return merge(defaults(env), inRepo, explicit, layerFromEnv(env), flags, { repo })
+  return checkConfig(merge(defaults(env), inRepo, explicit, layerFromEnv(env), flags, { repo }))
+}
+
+/** Checks settings that are only wrong together. */
+export function checkConfig (config: Config): Config {
+  const { heartbeatMs, nodeTimeoutMs, voterTimeoutMs } = config.cluster
+  // Otherwise every node would be marked offline between two of its own heartbeats.
+  if (nodeTimeoutMs <= heartbeatMs) throw new ConfigError(`cluster.node_timeout_ms (${nodeTimeoutMs}) must be longer than cluster.heartbeat_ms (${heartbeatMs})`)
+  if (voterTimeoutMs < nodeTimeoutMs) throw new ConfigError(`cluster.voter_timeout_ms (${voterTimeoutMs}) must not be shorter than cluster.node_timeout_ms (${nodeTimeoutMs})`)
+  return config
 }
 
 /** Parses a port given on the command line. */

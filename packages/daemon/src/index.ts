@@ -6,9 +6,10 @@
  */
 export { createNode } from './node.ts'
 export type { Node, DaemonNode, NodeComponents } from './node.ts'
-export { loadConfig, defaults, defaultRepo, merge, parsePort, CONFIG_FILE } from './config.ts'
-export type { Config, ConfigLayer, LoadConfigOptions } from './config.ts'
-export { initRepo, readApiAddress, writeDefaultConfig, REPO_VERSION } from './repo.ts'
+export { loadConfig, defaults, defaultRepo, merge, checkConfig, parsePort, parseSecret, CONFIG_FILE, OPEN_SWARM } from './config.ts'
+export type { Config, ClusterConfig, ConfigLayer, LoadConfigOptions } from './config.ts'
+export { initRepo, readApiAddress, writeDefaultConfig, formatSwarmKey, parseSwarmKey, readSwarmKey, REPO_VERSION, SWARM_KEY_FILE } from './repo.ts'
+export type { InitRepoOptions, InitRepoResult } from './repo.ts'
 export { createLogger } from './logger.ts'
 export type { Logger } from './logger.ts'
 export { versionInfo } from './version.ts'

@@ -1,17 +1,19 @@
-import { mkdir, open, opendir, readFile, rename, rm, stat } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { link, mkdir, open, opendir, readFile, rename, rm, stat, unlink } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { LevelDatastore } from 'datastore-level'
 import { Level } from 'level'
 import { stringify as toYaml } from 'yaml'
 import { FlatfsBlockstore } from './blockstore.ts'
-import { CONFIG_FILE } from './config.ts'
-import { RepoError } from './errors.ts'
+import { CONFIG_FILE, OPEN_SWARM, parseSecret } from './config.ts'
+import { ConfigError, RepoError } from './errors.ts'
 import type { PrivateKey } from '@libp2p/interface'
 
 /**
  * The on-disk state of a node:
  *   identity.key   the Ed25519 key behind the peer id (libp2p protobuf, mode 0600)
+ *   swarm.key      the private-network key shared by the cluster, in Kubo's format (mode 0600)
  *   config.yaml    optional settings
  *   blocks/        one file per block in Kubo's flatfs layout, written to a temp file and renamed
  *   datastore/     LevelDB: pins, keychain, IPNS records, peer store
@@ -27,6 +29,8 @@ export interface Repo {
   identity: Uint8Array
   blockstore: FlatfsBlockstore
   datastore: LevelDatastore
+  /** The private-network key in swarm.key format, as @libp2p/pnet takes it; undefined for an open swarm. */
+  swarmKey?: Uint8Array
   setApiAddress(url: string): Promise<void>
   close(): Promise<void>
 }
@@ -45,8 +49,107 @@ export async function writeFileAtomic (file: string, data: string | Uint8Array, 
   await rename(tmp, file)
 }
 
-/** Creates the repo and its identity if missing; safe to run again on an existing repo. */
-export async function initRepo (path: string): Promise<{ privateKey: PrivateKey, created: boolean }> {
+export const SWARM_KEY_FILE = 'swarm.key'
+const SWARM_KEY_HEADER = '/key/swarm/psk/1.0.0/'
+
+/** A 32-byte private-network key as Kubo's swarm.key file holds it. */
+export function formatSwarmKey (hex: string): Uint8Array {
+  const secret = parseSecret(hex, 'swarm key')
+  if (secret == null || secret === OPEN_SWARM) throw new ConfigError('swarm key: expected 64 hex digits')
+  return new TextEncoder().encode(`${SWARM_KEY_HEADER}\n/base16/\n${secret}\n`)
+}
+
+/**
+ * The key of a swarm.key file, as 64 lower-case hex digits. Takes the base16
+ * encoding that @libp2p/pnet reads and the base64 one Kubo also accepts.
+ */
+export function parseSwarmKey (data: Uint8Array | string, source = SWARM_KEY_FILE): string {
+  const lines = (typeof data === 'string' ? data : new TextDecoder().decode(data)).split(/\r?\n/).map(l => l.trim())
+  const [header, codec, value] = lines
+  if (header !== SWARM_KEY_HEADER) throw new RepoError(`${source} is not a swarm key: it does not start with ${SWARM_KEY_HEADER}`)
+  let key: Buffer | undefined
+  if (codec === '/base16/' && /^[0-9a-f]{64}$/i.test(value ?? '')) key = Buffer.from(value, 'hex')
+  else if (codec === '/base64/' && value != null) key = Buffer.from(value, 'base64')
+  if (key?.byteLength !== 32) throw new RepoError(`${source} does not hold a 32-byte key in /base16/ or /base64/`)
+  return key.toString('hex')
+}
+
+/** The key in the repo's swarm.key, in the form @libp2p/pnet takes, if the repo has one. */
+export async function readSwarmKey (path: string): Promise<Uint8Array | undefined> {
+  const file = join(path, SWARM_KEY_FILE)
+  const data = await readFile(file).catch((err) => {
+    if (err.code === 'ENOENT') return undefined
+    throw new RepoError(`cannot read ${file}: ${err.message}`)
+  })
+  return data == null ? undefined : formatSwarmKey(parseSwarmKey(data, file))
+}
+
+/** Creates a file with its full content at once, unless it exists: then returns false. */
+async function createFileAtomic (file: string, data: Uint8Array, mode: number): Promise<boolean> {
+  await mkdir(dirname(file), { recursive: true })
+  const tmp = `${file}.${process.pid}.tmp`
+  await rm(tmp, { force: true })
+  const handle = await open(tmp, 'wx', mode)
+  try {
+    await handle.writeFile(data)
+    await handle.sync()
+  } finally {
+    await handle.close()
+  }
+  try {
+    // link, unlike rename, fails on an existing file, so that a key is never replaced.
+    await link(tmp, file)
+    return true
+  } catch (err: any) {
+    if (err.code === 'EEXIST') return false
+    throw err
+  } finally {
+    await unlink(tmp).catch(() => {})
+  }
+}
+
+export interface InitRepoOptions {
+  /** cluster.secret: 64 hex digits, or 'off' for an open swarm; unset, the repo's key or a new random one. */
+  secret?: string
+}
+
+export interface InitRepoResult {
+  privateKey: PrivateKey
+  /** Whether this call created the identity. */
+  created: boolean
+  /** The key the swarm must use (see `Repo.swarmKey`). */
+  swarmKey?: Uint8Array
+  /** Whether this call wrote swarm.key. */
+  swarmKeyCreated: boolean
+}
+
+/**
+ * The private-network key: none with secret 'off'; the secret when given (written
+ * to swarm.key if the repo has none, never over one); else the repo's swarm.key,
+ * created from 32 random bytes the first time.
+ */
+async function resolveSwarmKey (path: string, secret: string | undefined): Promise<{ swarmKey?: Uint8Array, swarmKeyCreated: boolean }> {
+  const wanted = parseSecret(secret, 'cluster.secret')
+  if (wanted === OPEN_SWARM) return { swarmKey: undefined, swarmKeyCreated: false }
+  const file = join(path, SWARM_KEY_FILE)
+  if (wanted == null) {
+    const existing = await readSwarmKey(path)
+    if (existing != null) return { swarmKey: existing, swarmKeyCreated: false }
+  } else if (await stat(file).then(() => true, () => false)) {
+    return { swarmKey: formatSwarmKey(wanted), swarmKeyCreated: false }
+  }
+  const key = formatSwarmKey(wanted ?? randomBytes(32).toString('hex'))
+  const swarmKeyCreated = await createFileAtomic(file, key, 0o600)
+  if (wanted != null || swarmKeyCreated) return { swarmKey: key, swarmKeyCreated }
+  // Another process created it in between: its key is the one.
+  return { swarmKey: await readSwarmKey(path), swarmKeyCreated }
+}
+
+/**
+ * Creates the repo, its identity and its swarm key if missing; safe to run
+ * again on an existing repo, whose files it never replaces.
+ */
+export async function initRepo (path: string, options: InitRepoOptions = {}): Promise<InitRepoResult> {
   await mkdir(path, { recursive: true })
   const versionFile = join(path, 'version')
   const version = await readFile(versionFile, 'utf8').catch(() => undefined)
@@ -59,16 +162,19 @@ export async function initRepo (path: string): Promise<{ privateKey: PrivateKey,
     throw new RepoError(`cannot read ${keyFile}: ${err.message}`)
   })
   if (existing != null) {
+    let privateKey: PrivateKey
     try {
-      return { privateKey: privateKeyFromProtobuf(existing), created: false }
+      privateKey = privateKeyFromProtobuf(existing)
     } catch (err: any) {
       throw new RepoError(`${keyFile} is not a libp2p private key: ${err.message}`)
     }
+    return { privateKey, created: false, ...await resolveSwarmKey(path, options.secret) }
   }
   const privateKey = await generateKeyPair('Ed25519')
   await writeFileAtomic(keyFile, privateKeyToProtobuf(privateKey), 0o600)
+  const swarm = await resolveSwarmKey(path, options.secret)
   if (version == null) await writeFileAtomic(versionFile, `${REPO_VERSION}\n`)
-  return { privateKey, created: true }
+  return { privateKey, created: true, ...swarm }
 }
 
 /** Writes a commented default config.yaml, unless one exists. */
@@ -78,8 +184,9 @@ export async function writeDefaultConfig (path: string, settings: object): Promi
   await writeFileAtomic(file, `# node-daemon settings; flags and NODE_DAEMON_* env vars override them.\n${toYaml(settings)}`)
 }
 
-export async function openRepo (path: string): Promise<Repo> {
-  const { privateKey } = await initRepo(path)
+/** Opens (creating if needed) the repo; `secret` is cluster.secret, as for `initRepo`. */
+export async function openRepo (path: string, options: InitRepoOptions = {}): Promise<Repo> {
+  const { privateKey, swarmKey } = await initRepo(path, options)
   const blockstore = new FlatfsBlockstore(join(path, 'blocks'))
   // Opened here rather than by LevelDatastore, which drops the cause that tells a lock apart.
   const db = new Level<string, Uint8Array>(join(path, 'datastore'), { keyEncoding: 'utf8', valueEncoding: 'view' })
@@ -100,6 +207,7 @@ export async function openRepo (path: string): Promise<Repo> {
     identity: privateKeyToProtobuf(privateKey),
     blockstore,
     datastore,
+    swarmKey,
     setApiAddress: async (url) => { await writeFileAtomic(apiFile, `${url}\n`) },
     close: async () => {
       await rm(apiFile, { force: true })

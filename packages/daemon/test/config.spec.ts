@@ -23,7 +23,8 @@ describe('loadConfig', () => {
     assert.deepEqual(config, {
       repo,
       api: { host: '127.0.0.1', port: 8000 },
-      swarm: { host: '0.0.0.0', port: 4001, bootstrap: [] },
+      swarm: { host: '0.0.0.0', port: 4001, bootstrap: [], mdns: false },
+      cluster: { voters: 3, heartbeatMs: 1000, nodeTimeoutMs: 10_000, voterTimeoutMs: 30_000, tickMs: 100 },
       log: { level: 'info' }
     })
   })
@@ -49,6 +50,52 @@ describe('loadConfig', () => {
     assert.equal(config.swarm.port, 5003)
     assert.deepEqual(config.swarm.bootstrap, ['/ip4/10.0.0.2/tcp/1/p2p/a', '/ip4/10.0.0.3/tcp/1/p2p/b'])
     assert.equal(config.log.level, 'debug')
+  })
+
+  it('reads swarm.mdns and the cluster settings from YAML, env and flags', async () => {
+    await rm(repo, { recursive: true, force: true })
+    await mkdir(repo, { recursive: true })
+    const yamlSecret = 'ab'.repeat(32)
+    await writeFile(join(repo, 'config.yaml'), `swarm:\n  mdns: true\ncluster:\n  secret: ${yamlSecret}\n  voters: 5\n  heartbeat_ms: 500\n  node_timeout_ms: 4000\n  voter_timeout_ms: 20000\n  tick_ms: 50\n`)
+    const fromYaml = await loadConfig({ env: { NODE_DAEMON_REPO: repo } })
+    assert.equal(fromYaml.swarm.mdns, true)
+    assert.deepEqual(fromYaml.cluster, { secret: yamlSecret, voters: 5, heartbeatMs: 500, nodeTimeoutMs: 4000, voterTimeoutMs: 20_000, tickMs: 50 })
+
+    const envSecret = 'CD'.repeat(32)
+    const fromEnv = await loadConfig({ env: { NODE_DAEMON_REPO: repo, NODE_DAEMON_MDNS: '0', NODE_DAEMON_CLUSTER_SECRET: envSecret, NODE_DAEMON_CLUSTER_VOTERS: '1' } })
+    assert.equal(fromEnv.swarm.mdns, false)
+    assert.equal(fromEnv.cluster.secret, envSecret.toLowerCase(), 'hex is lower-cased')
+    assert.equal(fromEnv.cluster.voters, 1)
+    assert.equal(fromEnv.cluster.tickMs, 50, 'a setting the env does not name keeps its YAML value')
+
+    const fromFlags = await loadConfig({ env: { NODE_DAEMON_REPO: repo, NODE_DAEMON_CLUSTER_SECRET: envSecret }, flags: { cluster: { secret: 'off' }, swarm: { mdns: false } } })
+    assert.equal(fromFlags.cluster.secret, 'off')
+    assert.equal(fromFlags.swarm.mdns, false)
+    assert.equal((await loadConfig({ env: { NODE_DAEMON_REPO: repo, NODE_DAEMON_MDNS: 'true' } })).swarm.mdns, true)
+  })
+
+  it('rejects bad cluster settings with ConfigError', async () => {
+    await rm(repo, { recursive: true, force: true })
+    const env = (extra: Record<string, string>): NodeJS.ProcessEnv => ({ NODE_DAEMON_REPO: repo, ...extra })
+    for (const secret of ['abc', 'zz'.repeat(32), 'ab'.repeat(33)]) {
+      await assert.rejects(loadConfig({ env: env({ NODE_DAEMON_CLUSTER_SECRET: secret }) }), { name: 'ConfigError', message: /64 hex digits/ })
+    }
+    for (const voters of ['0', '2', '9', '-1', '3.5', 'three']) {
+      await assert.rejects(loadConfig({ env: env({ NODE_DAEMON_CLUSTER_VOTERS: voters }) }), { name: 'ConfigError' }, voters)
+    }
+    await assert.rejects(loadConfig({ env: env({ NODE_DAEMON_MDNS: 'maybe' }) }), { name: 'ConfigError' })
+    const bad = join(dir, 'bad-cluster.yaml')
+    const rejects = async (yaml: string, message: RegExp): Promise<void> => {
+      await writeFile(bad, yaml)
+      await assert.rejects(loadConfig({ env: env({}), configFile: bad }), { name: 'ConfigError', message }, yaml)
+    }
+    await rejects('cluster:\n  heartbeat_ms: 0\n', /heartbeat_ms.*positive integer/)
+    await rejects('cluster:\n  tick_ms: 1.5\n', /tick_ms.*positive integer/)
+    await rejects('cluster:\n  heartbeatMs: 500\n', /unknown setting "cluster.heartbeatMs"/)
+    await rejects('cluster: 3\n', /cluster: expected a mapping/)
+    await rejects('swarm:\n  mdns: sometimes\n', /swarm.mdns/)
+    await rejects('cluster:\n  heartbeat_ms: 5000\n  node_timeout_ms: 5000\n', /node_timeout_ms .* longer than/)
+    await rejects('cluster:\n  voter_timeout_ms: 5000\n', /voter_timeout_ms .* not be shorter/)
   })
 
   it('rejects bad values with ConfigError', async () => {

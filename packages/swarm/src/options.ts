@@ -4,7 +4,9 @@ import { bootstrap } from '@libp2p/bootstrap'
 import { gossipsub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
 import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
+import { mdns } from '@libp2p/mdns'
 import { ping } from '@libp2p/ping'
+import { preSharedKey } from '@libp2p/pnet'
 import { prometheusMetrics } from '@libp2p/prometheus-metrics'
 import { tcp } from '@libp2p/tcp'
 import type { GossipSub } from '@libp2p/gossipsub'
@@ -27,7 +29,24 @@ export interface SwarmInit {
   metricsRegistry?: Registry
   /** DHT record validators and selectors by key prefix, e.g. `ipns` from the content layer. */
   dhtRecords?: Pick<KadDHTInit, 'validators' | 'selectors'>
+  /**
+   * The cluster's private-network key, as a swarm.key file holds it. With one,
+   * every connection is encrypted with it first, so only nodes that hold the
+   * same key can connect; without one the swarm is open to public IPFS nodes.
+   */
+  swarmKey?: Uint8Array
+  /** Announce and find peers on the LAN by multicast DNS. */
+  mdns?: boolean
+  /** Transports in place of TCP, e.g. `@libp2p/memory` for simulations that run many nodes in one process. */
+  transports?: Libp2pOptions['transports']
+  /** Listen addresses in place of `/ip4/<host>/tcp/<port>`, as the transports above need. */
+  listen?: string[]
 }
+
+/** The DHT of a private cluster: public Amino peers could not reach it anyway, so it gets its own protocol. */
+export const PRIVATE_DHT_PROTOCOL = '/node-daemon/kad/1.0.0'
+/** mDNS service of private clusters, so that IPFS nodes on the LAN do not dial nodes they cannot talk to. */
+export const PRIVATE_MDNS_SERVICE = '_node-daemon._udp.local'
 
 export type SwarmServices = {
   identify: Identify
@@ -39,9 +58,10 @@ export type SwarmServices = {
 export type Swarm = Libp2p<SwarmServices>
 
 /**
- * libp2p options for a node. The DHT speaks the public Amino protocol but keeps
- * private and loopback addresses, because clusters are mostly LANs; the node
- * never dials out to the public bootstrap list on its own.
+ * libp2p options for a node. The DHT keeps private and loopback addresses,
+ * because clusters are mostly LANs; it speaks the public Amino protocol in an
+ * open swarm and a cluster-only one behind a swarm key. The node never dials
+ * out to the public bootstrap list on its own.
  */
 export function swarmOptions (init: SwarmInit): Libp2pOptions<SwarmServices> {
   const host = init.host ?? '0.0.0.0'
@@ -49,18 +69,23 @@ export function swarmOptions (init: SwarmInit): Libp2pOptions<SwarmServices> {
   if (init.bootstrap != null && init.bootstrap.length > 0) {
     peerDiscovery.push(bootstrap({ list: init.bootstrap, timeout: 100 }))
   }
+  if (init.mdns === true) {
+    peerDiscovery.push(mdns(init.swarmKey == null ? {} : { serviceTag: PRIVATE_MDNS_SERVICE }))
+  }
+  const dhtProtocol: Pick<KadDHTInit, 'protocol'> = init.swarmKey == null ? {} : { protocol: PRIVATE_DHT_PROTOCOL }
   return {
     privateKey: init.privateKey,
-    addresses: { listen: [`/ip4/${host}/tcp/${init.port}`] },
-    transports: [tcp()],
+    addresses: { listen: init.listen ?? [`/ip4/${host}/tcp/${init.port}`] },
+    transports: init.transports ?? [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
+    connectionProtector: init.swarmKey == null ? undefined : preSharedKey({ psk: init.swarmKey }),
     peerDiscovery,
     metrics: init.metricsRegistry == null ? undefined : prometheusMetrics({ registry: init.metricsRegistry, collectDefaultMetrics: false, preserveExistingMetrics: true }),
     services: {
       identify: identify(),
       ping: ping(),
-      dht: kadDHT({ clientMode: false, peerInfoMapper: passthroughMapper, ...init.dhtRecords }),
+      dht: kadDHT({ clientMode: false, peerInfoMapper: passthroughMapper, ...dhtProtocol, ...init.dhtRecords }),
       pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: true, fallbackToFloodsub: false })
     }
   }
