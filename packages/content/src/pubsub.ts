@@ -106,8 +106,9 @@ export class Topics {
     return messages
   }
 
+  /** The user's topics: the daemon's own (under /node-daemon/, e.g. cluster heartbeats) are not theirs to see. */
   topics (): string[] {
-    return this.pubsub.getTopics()
+    return this.pubsub.getTopics().filter(t => !t.startsWith('/node-daemon/'))
   }
 
   peers (topic?: string): string[] {

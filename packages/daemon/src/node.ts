@@ -1,4 +1,7 @@
+import { join } from 'node:path'
+import { prefixLogger } from '@libp2p/logger'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { createCluster } from '@node-daemon/cluster'
 import { Content } from '@node-daemon/content'
 import { connect, describePeer, listPeers, swarmOptions } from '@node-daemon/swarm'
 import { Gauge, Registry } from 'prom-client'
@@ -10,11 +13,14 @@ import type { Repo } from './repo.ts'
 import type { VersionInfo } from './version.ts'
 import type { AbortOptions } from '@libp2p/interface'
 import type { PeerConnection, PeerIdentity, Swarm } from '@node-daemon/swarm'
+import type { Cluster } from '@node-daemon/cluster'
 
 /** What the HTTP API sees of a node: one object per concern, plus the node's own facts. */
 export interface Node {
   readonly config: Config
   readonly content: Content
+  /** Membership, the Raft-replicated state (pinset, models, jobs, history) and replication of content. */
+  readonly cluster: Cluster
   readonly swarm: Swarm
   readonly peerId: string
   readonly startedAt: Date
@@ -43,7 +49,7 @@ export interface NodeComponents {
  * closes the stores, after the API has stopped taking requests.
  */
 export async function createNode (config: Config, components: NodeComponents): Promise<DaemonNode> {
-  const repo: Repo = await openRepo(config.repo)
+  const repo: Repo = await openRepo(config.repo, { secret: config.cluster.secret })
   const metrics = new Registry()
   const blocksDir = repo.blockstore.path
   metrics.registerMetric(new Gauge({
@@ -62,9 +68,28 @@ export async function createNode (config: Config, components: NodeComponents): P
       port: config.swarm.port,
       bootstrap: config.swarm.bootstrap,
       metricsRegistry: metrics,
-      dhtRecords
+      dhtRecords,
+      swarmKey: repo.swarmKey,
+      mdns: config.swarm.mdns
     })
   })
+  const cluster = createCluster({
+    get libp2p () { return content.swarm },
+    content,
+    datastore: repo.datastore,
+    logger: prefixLogger(peerIdFromPrivateKey(repo.privateKey).toString())
+  }, {
+    dir: join(config.repo, 'cluster'),
+    repoDir: config.repo,
+    bootstrap: config.swarm.bootstrap,
+    voters: config.cluster.voters,
+    tickMs: config.cluster.tickMs,
+    heartbeatMs: config.cluster.heartbeatMs,
+    nodeTimeoutMs: config.cluster.nodeTimeoutMs,
+    voterTimeoutMs: config.cluster.voterTimeoutMs,
+    apiUrl: () => apiAddress
+  })
+  let apiAddress: string | undefined
   const log = components.logger
   let startedAt = new Date()
   let started = false
@@ -72,6 +97,7 @@ export async function createNode (config: Config, components: NodeComponents): P
   const node: DaemonNode = {
     config,
     content,
+    cluster,
     metrics,
     get swarm () { return content.swarm },
     peerId: peerIdFromPrivateKey(repo.privateKey).toString(),
@@ -79,13 +105,24 @@ export async function createNode (config: Config, components: NodeComponents): P
     version: () => versionInfo(REPO_VERSION),
     identity: async (peerId, options) => describePeer(content.swarm, `node-daemon/${node.version().version}`, peerId, options),
     peers: () => listPeers(content.swarm),
-    setApiAddress: async (url) => { await repo.setApiAddress(url) },
+    setApiAddress: async (url) => {
+      apiAddress = url
+      await repo.setApiAddress(url)
+    },
     connect: async (addr, options) => connect(content.swarm, addr, options),
     async start () {
       if (started) return
       try {
         await content.start()
       } catch (err) {
+        await repo.close().catch(() => {})
+        throw err
+      }
+      try {
+        await cluster.start()
+      } catch (err) {
+        await cluster.stop().catch(() => {})
+        await content.stop().catch(() => {})
         await repo.close().catch(() => {})
         throw err
       }
@@ -99,6 +136,7 @@ export async function createNode (config: Config, components: NodeComponents): P
         return
       }
       started = false
+      await cluster.stop()
       await content.stop()
       await repo.close()
       log.info('node stopped')

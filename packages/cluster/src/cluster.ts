@@ -1,0 +1,721 @@
+/**
+ * The cluster service of a node: joins (or founds) a cluster, runs Raft over
+ * the replicated ClusterState, keeps membership healthy as leader, gossips
+ * heartbeats, and pins what the state allocates here. Factory plus injected
+ * components, with start()/stop() like the libp2p services it sits beside.
+ */
+import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { TypedEventEmitter } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import { Key } from 'interface-datastore'
+import { createRaftNode, createRaftTransport, NotLeaderError, openRaftStorage, ProposalLostError, ProposalTimeoutError, ReadTimeoutError } from '@node-daemon/raft-node'
+import { ConfChangeError } from '@node-daemon/raft'
+import { checkCID, encodeCommand, encodeJoinContext } from './commands.ts'
+import { InvalidClusterRequestError, NodeNotFoundError, NoQuorumError, PinNotFoundError, JobNotFoundError, ModelNotFoundError } from './errors.ts'
+import { MembershipManager } from './membership.ts'
+import { PinTracker } from './pin-tracker.ts'
+import { measureResources } from './resources.ts'
+import { ClusterRpc } from './rpc.ts'
+import { ClusterState } from './state.ts'
+import { connect } from '@node-daemon/swarm'
+import type { CommandBody } from './commands.ts'
+import type { MembershipView } from './membership.ts'
+import type { Cluster, ConsensusStatus, HistoryQuery, NodeView, PeerPinStatus, PinAddOptions, PinStatus, PinStatusReport, ReadOptions, RegisterModelInput, SubmitJobInput, WriteOptions } from './interface.ts'
+import type { Allocation, ClusterEvents, Decision, JobRecord, ModelRecord, NodeRecord, PinRecord, Resources } from './types.ts'
+import type { ComponentLogger, Logger, PeerInfo } from '@libp2p/interface'
+import type { Message } from '@libp2p/gossipsub'
+import type { Swarm } from '@node-daemon/swarm'
+import type { ConfChangeSingle, ConfState } from '@node-daemon/raft'
+import type { RaftNode, RaftStorage, Libp2pRaftTransport } from '@node-daemon/raft-node'
+import type { Datastore } from 'interface-datastore'
+
+export const HEARTBEAT_TOPIC = '/node-daemon/cluster/heartbeat/1.0.0'
+
+export interface ClusterComponents {
+  libp2p: Swarm
+  content: {
+    pinAdd (path: string, recursive?: boolean, options?: { signal?: AbortSignal }): Promise<unknown>
+    pinRm (path: string, recursive?: boolean, options?: { signal?: AbortSignal }): Promise<unknown>
+  }
+  datastore: Pick<Datastore, 'get' | 'put' | 'delete' | 'query'>
+  logger: ComponentLogger
+}
+
+export interface ClusterInit {
+  /** Where the Raft log and its snapshots live. */
+  dir: string
+  /** The repo directory, whose disk the node reports. */
+  repoDir: string
+  /** Members to join through; none founds a new cluster of one. */
+  bootstrap: string[]
+  /** Voters the cluster keeps (3 or 5). Default 3. */
+  voters?: number
+  tickMs?: number
+  electionTick?: number
+  heartbeatMs?: number
+  nodeTimeoutMs?: number
+  voterTimeoutMs?: number
+  /** How often a node reports its resources through Raft. Default 60 s. */
+  reportMs?: number
+  /** Applied entries between Raft snapshots. Default 10,000. */
+  snapshotEvery?: number
+  /** This node's HTTP API, announced to the others. */
+  apiUrl?: () => string | undefined
+}
+
+/** What a node keeps of the cluster it belongs to, next to its Raft log. */
+interface Membership {
+  /** The membership at index 0 that every node of this cluster starts from. */
+  genesis: ConfState
+}
+
+/** What a node tells the others every heartbeat. */
+interface Heartbeat {
+  at: number
+  applied: number
+  pinQueue: number
+  resources: Resources
+}
+
+export interface JoinResult {
+  genesis: ConfState
+  members: Array<{ id: string, addrs: string[] }>
+}
+
+/** What this node keeps of its cluster, in the repo's datastore (written atomically). */
+const MEMBERSHIP_KEY = new Key('/cluster/membership')
+const RPC_TIMEOUT_MS = 30_000
+const STATUS_TIMEOUT_MS = 5_000
+
+type Events = { [K in keyof ClusterEvents]: CustomEvent<ClusterEvents[K]> }
+
+export class ClusterService extends TypedEventEmitter<Events> implements Cluster {
+  readonly state: ClusterState
+  private readonly components: ClusterComponents
+  private readonly init: Required<Omit<ClusterInit, 'apiUrl'>> & Pick<ClusterInit, 'apiUrl'>
+  private readonly log: Logger
+  private readonly rpc: ClusterRpc
+  private readonly tracker: PinTracker
+  private raft?: RaftNode
+  private storage?: RaftStorage
+  private transport?: Libp2pRaftTransport
+  private membership?: Membership
+  private running = false
+  private readonly shutdown = new AbortController()
+  private timers: Array<ReturnType<typeof setInterval>> = []
+  /** Heartbeats heard, by peer id: the soft state of the other nodes. */
+  readonly heard = new Map<string, Heartbeat & { receivedAt: number }>()
+  /** Peers known from a join answer, before the replicated state names them. */
+  private readonly introduced = new Set<string>()
+  private peersDirty = false
+  private joining?: Promise<void>
+  private lastReport = 0
+  private beating = false
+  private readonly manager: MembershipManager
+
+  constructor (components: ClusterComponents, init: ClusterInit) {
+    super()
+    this.components = components
+    this.init = {
+      voters: 3,
+      tickMs: 100,
+      electionTick: 10,
+      heartbeatMs: 1000,
+      nodeTimeoutMs: 10_000,
+      voterTimeoutMs: 30_000,
+      reportMs: 60_000,
+      snapshotEvery: 10_000,
+      ...init
+    }
+    this.log = components.logger.forComponent('node-daemon:cluster')
+    this.manager = new MembershipManager(this.init)
+    this.state = new ClusterState((type, detail) => { this.safeDispatchEvent(type, { detail } as any) })
+    this.state.onApplied = () => {
+      this.peersDirty = true
+      this.tracker.sync()
+    }
+    this.rpc = new ClusterRpc({ get libp2p () { return components.libp2p }, log: this.log }, {
+      handlerTimeoutMs: RPC_TIMEOUT_MS,
+      allow: (peer, method) => method === 'join' || this.isMember(peer),
+      handlers: {
+        join: async (from, body, signal) => this.admit(from, body, signal),
+        'pin-status': async (_from, body) => this.localStatuses(body?.cids)
+      }
+    })
+    this.tracker = new PinTracker({ content: components.content, datastore: components.datastore, log: this.log }, {
+      allocated: () => this.state.pinsAllocatedTo(this.id)
+    })
+  }
+
+  /** This node's peer id; read when needed, since the swarm may be built after this service. */
+  get id (): string {
+    return this.components.libp2p.peerId.toString()
+  }
+
+  // ---- lifecycle
+
+  async start (): Promise<void> {
+    if (this.running) return
+    this.running = true
+    await mkdir(this.init.dir, { recursive: true })
+    this.membership = await this.readMembership()
+    await this.rpc.start()
+    const pubsub = this.components.libp2p.services.pubsub
+    pubsub.subscribe(HEARTBEAT_TOPIC)
+    pubsub.addEventListener('message', this.onPubsub)
+    this.components.libp2p.addEventListener('peer:discovery', this.onDiscovery)
+    if (this.membership == null && this.init.bootstrap.length === 0) {
+      // A new cluster of one: this node is its genesis voter.
+      this.membership = { genesis: { voters: [this.id], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false } }
+      await this.writeMembership(this.membership)
+    }
+    if (this.membership != null) {
+      await this.startRaft(this.membership)
+    } else {
+      this.joining = this.joinLoop()
+    }
+    await this.tracker.start()
+    this.timers.push(setInterval(() => { void this.beat() }, this.init.heartbeatMs))
+    void this.beat()
+  }
+
+  async stop (): Promise<void> {
+    if (!this.running) return
+    this.running = false
+    this.shutdown.abort(new Error('the cluster service is stopping'))
+    for (const t of this.timers) clearInterval(t)
+    this.timers = []
+    await this.joining?.catch(() => {})
+    const pubsub = this.components.libp2p.services.pubsub
+    pubsub.removeEventListener('message', this.onPubsub)
+    this.components.libp2p.removeEventListener('peer:discovery', this.onDiscovery)
+    pubsub.unsubscribe(HEARTBEAT_TOPIC)
+    await this.tracker.stop()
+    await this.raft?.stop()
+    await this.transport?.stop()
+    await this.storage?.close()
+    await this.rpc.stop().catch(() => {})
+  }
+
+  private async readMembership (): Promise<Membership | undefined> {
+    try {
+      return JSON.parse(new TextDecoder().decode(await this.components.datastore.get(MEMBERSHIP_KEY)))
+    } catch (err: any) {
+      if (err.name === 'NotFoundError') return undefined
+      throw err
+    }
+  }
+
+  private async writeMembership (m: Membership): Promise<void> {
+    await this.components.datastore.put(MEMBERSHIP_KEY, new TextEncoder().encode(JSON.stringify(m)))
+  }
+
+  private async startRaft (m: Membership): Promise<void> {
+    this.storage = await openRaftStorage(join(this.init.dir, 'raft'), { confState: m.genesis })
+    this.transport = createRaftTransport({ libp2p: this.components.libp2p }, { isMember: (peer) => this.isMember(peer) })
+    await this.transport.start()
+    this.raft = createRaftNode({ transport: this.transport, storage: this.storage, logger: this.components.logger }, {
+      id: this.id,
+      stateMachine: this.state,
+      tickMs: this.init.tickMs,
+      electionTick: this.init.electionTick,
+      snapshotEvery: this.init.snapshotEvery
+    })
+    this.raft.addEventListener('leader', (evt) => {
+      if (evt.detail.leader === this.id) this.leaderSince = Date.now()
+    })
+    await this.raft.start()
+    const cs = this.raft.status().config
+    // Alone in a cluster of one: no one else can win, so do not wait out an election timeout.
+    if (cs.voters.length === 1 && cs.voters[0] === this.id) this.raft.campaign()
+  }
+
+  /** When this node became leader, for judging how long others have been silent. */
+  private leaderSince = 0
+
+  // ---- joining
+
+  /** Asks the bootstrap peers in turn to admit this node, with backoff, until one does. */
+  private async joinLoop (): Promise<void> {
+    let delay = 500
+    const signal = this.shutdown.signal
+    while (this.running) {
+      for (const addr of this.init.bootstrap) {
+        if (!this.running) return
+        try {
+          const peer = await connect(this.components.libp2p, addr, { signal: AbortSignal.any([signal, AbortSignal.timeout(10_000)]) })
+          const result = await this.rpc.call<JoinResult>(peer, 'join', this.joinContext(), AbortSignal.any([signal, AbortSignal.timeout(RPC_TIMEOUT_MS)]))
+          await this.learnPeers(result.members)
+          this.membership = { genesis: result.genesis }
+          await this.writeMembership(this.membership)
+          if (!this.running) return
+          await this.startRaft(this.membership)
+          this.log('joined the cluster through %s', addr)
+          return
+        } catch (err: any) {
+          if (!this.running) return
+          this.log.error('joining through %s failed - %s', addr, err.message)
+        }
+      }
+      await new Promise(resolve => setTimeout(resolve, delay))
+      delay = Math.min(delay * 2, 10_000)
+    }
+  }
+
+  private joinContext (): { addrs: string[], apiUrl?: string } {
+    return {
+      addrs: this.components.libp2p.getMultiaddrs().map(ma => ma.decapsulate('/p2p').toString()),
+      apiUrl: this.init.apiUrl?.()
+    }
+  }
+
+  /** A member's side of a join: the leader commits the node as a learner; the answer says how to start. */
+  private async admit (from: string, body: { addrs?: unknown, apiUrl?: unknown }, signal: AbortSignal): Promise<JoinResult> {
+    const raft = this.requireRaft()
+    const addrs = Array.isArray(body?.addrs) ? body.addrs.filter((a): a is string => typeof a === 'string').slice(0, 32) : []
+    const apiUrl = typeof body?.apiUrl === 'string' ? body.apiUrl : undefined
+    if (!this.isMember(from) || !this.state.nodes.has(from)) {
+      await this.components.libp2p.peerStore.merge(peerIdFromString(from), { multiaddrs: addrs.map(a => multiaddr(a)) }).catch(() => {})
+      const context = encodeJoinContext({ addrs, apiUrl, at: Date.now(), by: from })
+      const role: ConfChangeSingle['type'] = raft.status().config.voters.includes(from) ? 'add-node' : 'add-learner-node'
+      await this.retrying(async () => raft.proposeConfChange({ changes: [{ type: role, nodeId: from }], context }, { signal }), signal)
+    }
+    return { genesis: this.membership?.genesis as ConfState, members: this.memberAddrs() }
+  }
+
+  private memberAddrs (): Array<{ id: string, addrs: string[] }> {
+    const out = [...this.state.nodes.values()].map(n => ({ id: n.id, addrs: n.addrs }))
+    if (!this.state.nodes.has(this.id)) out.push({ id: this.id, addrs: this.joinContext().addrs })
+    return out
+  }
+
+  /** Puts the members' addresses in the peer store, so that Raft can dial them by peer id. */
+  private async learnPeers (members: Array<{ id: string, addrs: string[] }>): Promise<void> {
+    for (const m of members) {
+      if (m.id === this.id) continue
+      this.introduced.add(m.id)
+      try {
+        await this.components.libp2p.peerStore.merge(peerIdFromString(m.id), { multiaddrs: m.addrs.map(a => multiaddr(a)) })
+      } catch (err: any) {
+        this.log('cannot record the addresses of %s - %e', m.id, err)
+      }
+    }
+  }
+
+  private isMember (peer: string): boolean {
+    if (this.state.nodes.has(peer) || this.introduced.has(peer)) return true
+    if (this.raft == null) return false
+    const cs = this.raft.status().config
+    return cs.voters.includes(peer) || cs.learners.includes(peer) || cs.votersOutgoing.includes(peer) || cs.learnersNext.includes(peer)
+  }
+
+  /** libp2p stores what mDNS or the DHT finds but does not dial it: a member found unconnected is dialled, so Raft and gossip reach it. */
+  private readonly onDiscovery = (evt: CustomEvent<PeerInfo>): void => {
+    const peer = evt.detail.id
+    if (!this.running || !this.isMember(peer.toString()) || this.components.libp2p.getConnections(peer).length > 0) return
+    this.components.libp2p.dial(peer, { signal: AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(10_000)]) })
+      .catch((err: Error) => { this.log('dialling discovered member %p failed - %e', peer, err) })
+  }
+
+  // ---- heartbeats and the leader's duties
+
+  private readonly onPubsub = (evt: CustomEvent<Message>): void => {
+    const msg = evt.detail
+    if (msg.topic !== HEARTBEAT_TOPIC || msg.type !== 'signed') return
+    try {
+      const hb: Heartbeat = JSON.parse(new TextDecoder().decode(msg.data))
+      this.heard.set(msg.from.toString(), { ...hb, receivedAt: Date.now() })
+    } catch (err: any) {
+      this.log('bad heartbeat from %p - %e', msg.from, err)
+    }
+  }
+
+  private async beat (): Promise<void> {
+    // a round waiting on Raft must not pile up behind itself
+    if (!this.running || this.beating) return
+    this.beating = true
+    try {
+      const resources = await measureResources(this.init.repoDir, { signal: this.shutdown.signal })
+      const hb: Heartbeat = { at: Date.now(), applied: this.state.appliedIndex, pinQueue: this.tracker.queueLength(), resources }
+      this.heard.set(this.id, { ...hb, receivedAt: hb.at })
+      await this.components.libp2p.services.pubsub.publish(HEARTBEAT_TOPIC, new TextEncoder().encode(JSON.stringify(hb))).catch(() => {})
+      if (this.peersDirty) {
+        this.peersDirty = false
+        await this.learnPeers(this.memberAddrs())
+      }
+      if (this.raft == null || this.raft.leaderId === '') return
+      await this.report(resources)
+      if (this.raft.leaderId === this.id) await this.manager.run(this.membershipView())
+    } catch (err: any) {
+      if (this.running) this.log('heartbeat round failed - %e', err)
+    } finally {
+      this.beating = false
+    }
+  }
+
+  /** Records this node in the state once, then its resources every reportMs. */
+  private async report (resources: Resources): Promise<void> {
+    const raft = this.raft as RaftNode
+    const self = this.state.nodes.get(this.id)
+    if (self == null) {
+      const cs = raft.status().config
+      if (!cs.voters.includes(this.id) && !cs.learners.includes(this.id)) return
+      // The founder of a cluster is a member from genesis, without the conf change that records a joiner: record it the same way.
+      await raft.proposeConfChange({
+        changes: [{ type: cs.voters.includes(this.id) ? 'add-node' : 'add-learner-node', nodeId: this.id }],
+        context: encodeJoinContext({ ...this.joinContext(), at: Date.now(), by: this.id })
+      }, { signal: this.shutdown.signal })
+      return
+    }
+    const now = Date.now()
+    const { addrs, apiUrl } = this.joinContext()
+    // A new API address or swarm address is worth telling at once; resources can wait for the period.
+    const moved = self.apiUrl !== apiUrl || self.addrs.join() !== addrs.join()
+    if (!moved && now - this.lastReport < this.init.reportMs && self.resources != null) return
+    this.lastReport = now
+    await this.propose({ op: 'node.report', id: this.id, addrs, apiUrl, resources, pinQueue: this.tracker.queueLength() })
+  }
+
+  private membershipView (): MembershipView {
+    const raft = this.raft as RaftNode
+    return {
+      self: this.id,
+      now: Date.now(),
+      leaderSince: this.leaderSince,
+      status: raft.status(),
+      nodes: this.state.nodes,
+      lastHeard: (id) => this.heard.get(id)?.receivedAt,
+      proposeConfChange: async (changes) => { await raft.proposeConfChange({ changes, transition: 'auto' }, { signal: this.shutdown.signal }) },
+      setOnline: async (id, online) => { await this.propose({ op: 'node.status', id, online }) },
+      log: this.log
+    }
+  }
+
+  // ---- proposing and reading
+
+  private requireRaft (): RaftNode {
+    if (this.raft == null || !this.raft.isStarted()) throw new NoQuorumError('this node has not joined a cluster yet')
+    return this.raft
+  }
+
+  /** Retries what failed only because no leader could take it, until the deadline. */
+  private async retrying<T> (fn: () => Promise<T>, signal?: AbortSignal, timeoutMs = 10 * this.init.electionTick * this.init.tickMs): Promise<T> {
+    const deadline = Date.now() + timeoutMs
+    let delay = this.init.tickMs
+    for (;;) {
+      try {
+        return await fn()
+      } catch (err: any) {
+        // A membership change refused only because another is still under way may go in later.
+        const busy = err instanceof ConfChangeError && /unapplied conf change|joint config/.test(err.message)
+        const retriable = err instanceof NotLeaderError || err instanceof ProposalLostError || busy
+        if (!retriable || Date.now() + delay > deadline) {
+          if (retriable) throw new NoQuorumError(`no leader took the request within ${timeoutMs} ms: ${err.message}`)
+          if (err instanceof ProposalTimeoutError) throw new NoQuorumError(`the cluster did not decide within the timeout (the change may still be applied): ${err.message}`)
+          throw err
+        }
+        signal?.throwIfAborted()
+        await new Promise(resolve => setTimeout(resolve, delay))
+        delay = Math.min(delay * 2, 1000)
+      }
+    }
+  }
+
+  private async propose<T = unknown> (body: CommandBody, options: WriteOptions = {}): Promise<T> {
+    const raft = this.requireRaft()
+    const bytes = encodeCommand({ ...body, at: Date.now(), by: this.id } as any)
+    return await this.retrying(async () => raft.propose(bytes, options), options.signal) as T
+  }
+
+  private async barrier (options: ReadOptions = {}): Promise<void> {
+    if (options.local === true) return
+    const raft = this.requireRaft()
+    try {
+      await raft.read({ signal: options.signal })
+    } catch (err: any) {
+      if (err instanceof ReadTimeoutError) throw new NoQuorumError(`no leader confirmed the read: ${err.message}`)
+      throw err
+    }
+  }
+
+  // ---- Cluster: status
+
+  status (): ConsensusStatus {
+    const raft = this.raft
+    if (raft == null || !raft.isStarted()) {
+      return { leader: '', term: 0, commitIndex: 0, appliedIndex: 0, role: 'follower', voters: [], learners: [], ready: false }
+    }
+    const s = raft.status()
+    return {
+      leader: s.softState.lead,
+      term: s.hardState.term,
+      commitIndex: s.hardState.commit,
+      appliedIndex: this.state.appliedIndex,
+      role: s.softState.raftState,
+      voters: [...s.config.voters],
+      learners: [...s.config.learners],
+      ready: this.isReady()
+    }
+  }
+
+  isReady (): boolean {
+    const raft = this.raft
+    if (raft == null || !raft.isStarted() || raft.leaderId === '') return false
+    return this.state.appliedIndex >= raft.status().hardState.commit && this.state.nodes.has(this.id)
+  }
+
+  // ---- Cluster: nodes
+
+  private view (node: NodeRecord): NodeView {
+    const hb = this.heard.get(node.id)
+    const progress = this.raft?.isStarted() === true ? this.raft.status().progress : undefined
+    const allocated = this.state.pinsAllocatedTo(node.id).length
+    return {
+      ...structuredClone(node),
+      resources: hb?.resources ?? node.resources,
+      lastSeen: hb == null ? undefined : new Date(hb.receivedAt).toISOString(),
+      connected: node.id === this.id || this.components.libp2p.getConnections(peerIdFromString(node.id)).length > 0,
+      pins: { allocated, pending: node.id === this.id ? this.tracker.queueLength() : Math.min(allocated, hb?.pinQueue ?? allocated) },
+      matchIndex: progress?.[node.id]?.match ?? -1,
+      isLeader: this.raft?.leaderId === node.id,
+      isSelf: node.id === this.id
+    }
+  }
+
+  async nodes (options?: ReadOptions): Promise<NodeView[]> {
+    await this.barrier(options)
+    return [...this.state.nodes.values()].map(n => this.view(n))
+  }
+
+  async node (id: string, options?: ReadOptions): Promise<NodeView> {
+    await this.barrier(options)
+    const node = this.state.nodes.get(id)
+    if (node == null) throw new NodeNotFoundError(`node ${id} is not in the cluster`)
+    return this.view(node)
+  }
+
+  async removeNode (id: string, options: WriteOptions = {}): Promise<void> {
+    const raft = this.requireRaft()
+    await this.barrier(options)
+    if (!this.state.nodes.has(id)) throw new NodeNotFoundError(`node ${id} is not in the cluster`)
+    const cs = raft.status().config
+    if (cs.voters.length === 1 && cs.voters[0] === id) throw new InvalidClusterRequestError(`${id} is the only voter; the cluster cannot go on without it`)
+    await this.retrying(async () => raft.proposeConfChange({ changes: [{ type: 'remove-node', nodeId: id }] }, options), options.signal)
+  }
+
+  async setDrained (id: string, drained: boolean, options?: WriteOptions): Promise<NodeView> {
+    return this.view(await this.propose<NodeRecord>({ op: 'node.drain', id, drained }, options))
+  }
+
+  async setAllocation (allocation: Partial<Allocation>, options?: WriteOptions): Promise<Allocation> {
+    const node = await this.propose<NodeRecord>({ op: 'node.allocation', id: this.id, allocation }, options)
+    return node.allocation
+  }
+
+  async registerNode (limits: { maxRAM: number, maxVRAM: number, maxCPUPercent: number }, options?: WriteOptions): Promise<NodeView> {
+    for (const [k, v] of Object.entries(limits)) {
+      if (!Number.isFinite(v) || v < 0) throw new InvalidClusterRequestError(`${k} must be a number of at least 0`)
+    }
+    const r = await this.resources()
+    const vram = r.gpus.reduce((sum, g) => sum + g.vram.total, 0)
+    const pct = (part: number, whole: number): number => whole <= 0 ? 0 : Math.min(100, Math.round(part / whole * 1000) / 10)
+    const allocation = { cpu: Math.min(100, limits.maxCPUPercent), memory: pct(limits.maxRAM, r.memory.total), gpu: pct(limits.maxVRAM, vram) }
+    return this.view(await this.propose<NodeRecord>({ op: 'node.allocation', id: this.id, allocation, registered: true }, options))
+  }
+
+  async deregisterNode (options?: WriteOptions): Promise<void> {
+    await this.propose({ op: 'node.allocation', id: this.id, allocation: {}, registered: false }, options)
+  }
+
+  async resources (): Promise<Resources> {
+    return measureResources(this.init.repoDir, { signal: this.shutdown.signal })
+  }
+
+  // ---- Cluster: pins
+
+  async pinAdd (cid: string, options: PinAddOptions = {}): Promise<PinRecord> {
+    const canonical = checkCID(cid)
+    const rf = options.replicationFactor
+    const rmin = options.replicationFactorMin ?? rf ?? 1
+    const rmax = options.replicationFactorMax ?? rf ?? (rmin === -1 ? -1 : Math.max(rmin, this.init.voters))
+    return this.propose<PinRecord>({ op: 'pin.add', cid: canonical, name: options.name ?? '', rmin, rmax, size: 0 }, options)
+  }
+
+  async pinRm (cid: string, options?: WriteOptions): Promise<void> {
+    await this.propose({ op: 'pin.rm', cid: checkCID(cid) }, options)
+  }
+
+  async pins (options?: ReadOptions): Promise<PinRecord[]> {
+    await this.barrier(options)
+    return [...this.state.pins.values()].map(p => structuredClone(p))
+  }
+
+  async pin (cid: string, options?: ReadOptions): Promise<PinRecord> {
+    const canonical = checkCID(cid)
+    await this.barrier(options)
+    const pin = this.state.pins.get(canonical)
+    if (pin == null) throw new PinNotFoundError(`${canonical} is not pinned in the cluster`)
+    return structuredClone(pin)
+  }
+
+  localPins (): Array<{ pin: PinRecord, status: PeerPinStatus }> {
+    return this.state.pinsAllocatedTo(this.id).map(pin => ({ pin: structuredClone(pin), status: this.localStatus(pin.cid) }))
+  }
+
+  private localStatus (cid: string): PeerPinStatus {
+    return { ...(this.tracker.status(cid) ?? { status: 'queued' as const, attempts: 0, updatedAt: new Date().toISOString() }), peer: this.id }
+  }
+
+  private localStatuses (cids?: unknown): Record<string, PeerPinStatus> {
+    const wanted = Array.isArray(cids) ? new Set(cids.filter((c): c is string => typeof c === 'string')) : undefined
+    const out: Record<string, PeerPinStatus> = {}
+    for (const pin of this.state.pinsAllocatedTo(this.id)) {
+      if (wanted == null || wanted.has(pin.cid)) out[pin.cid] = this.localStatus(pin.cid)
+    }
+    return out
+  }
+
+  async pinStatus (cid?: string, options: ReadOptions = {}): Promise<PinStatusReport[]> {
+    const pins = cid == null ? await this.pins(options) : [await this.pin(cid, options)]
+    const nodes = [...this.state.nodes.keys()]
+    const byNode = new Map<string, Record<string, PeerPinStatus>>()
+    await Promise.all(nodes.map(async (id) => {
+      const mine = pins.filter(p => p.allocations.includes(id)).map(p => p.cid)
+      if (mine.length === 0) return
+      if (id === this.id) {
+        byNode.set(id, this.localStatuses(mine))
+        return
+      }
+      const signal = AbortSignal.any([AbortSignal.timeout(STATUS_TIMEOUT_MS), ...(options.signal != null ? [options.signal] : [])])
+      try {
+        byNode.set(id, await this.rpc.call<Record<string, PeerPinStatus>>(id, 'pin-status', { cids: mine }, signal))
+      } catch (err: any) {
+        this.log('asking %s for pin statuses failed - %e', id, err)
+      }
+    }))
+    const now = new Date().toISOString()
+    return pins.map(pin => {
+      const peers: PeerPinStatus[] = nodes.map(id => {
+        if (!pin.allocations.includes(id)) return { peer: id, status: 'remote', updatedAt: now }
+        const answers = byNode.get(id)
+        if (answers == null) return { peer: id, status: 'unreachable', updatedAt: now }
+        // a node that has not applied the pin yet has it queued
+        return { ...(answers[pin.cid] ?? { status: 'queued' as const, updatedAt: now }), peer: id }
+      })
+      return { cid: pin.cid, name: pin.name, peers, summary: summarize(peers.filter(p => p.status !== 'remote').map(p => p.status)) }
+    })
+  }
+
+  async rebalance (options?: WriteOptions): Promise<PinRecord[]> {
+    return this.propose<PinRecord[]>({ op: 'pin.rebalance' }, options)
+  }
+
+  async migrate (cid: string, from: string, to: string, options?: WriteOptions): Promise<PinRecord> {
+    return this.propose<PinRecord>({ op: 'pin.migrate', cid: checkCID(cid), from, to }, options)
+  }
+
+  // ---- Cluster: models
+
+  async registerModel (input: RegisterModelInput, options?: WriteOptions): Promise<ModelRecord> {
+    if (typeof input.modelId !== 'string' || input.modelId.trim() === '') throw new InvalidClusterRequestError('modelId must be a non-empty string')
+    return this.propose<ModelRecord>({
+      op: 'model.register',
+      modelId: input.modelId,
+      modelCID: checkCID(input.modelCID, 'modelCID'),
+      name: input.name ?? input.modelId,
+      description: input.description ?? '',
+      kind: input.kind ?? 'model',
+      metadata: input.metadata ?? {},
+      size: 0,
+      replicationFactor: input.replicationFactor ?? 3
+    }, options)
+  }
+
+  async updateModel (modelId: string, modelCID: string, options: WriteOptions & { expectedVersion?: number } = {}): Promise<ModelRecord> {
+    return this.propose<ModelRecord>({ op: 'model.update', modelId, modelCID: checkCID(modelCID, 'modelCID'), size: 0, expectedVersion: options.expectedVersion }, options)
+  }
+
+  async setModelActive (modelId: string, active: boolean, options?: WriteOptions): Promise<ModelRecord> {
+    return this.propose<ModelRecord>({ op: 'model.active', modelId, active }, options)
+  }
+
+  async removeModel (modelId: string, options?: WriteOptions): Promise<void> {
+    await this.propose({ op: 'model.remove', modelId }, options)
+  }
+
+  async getModel (modelId: string, options?: ReadOptions): Promise<ModelRecord> {
+    await this.barrier(options)
+    const model = this.state.models.get(modelId)
+    if (model == null) throw new ModelNotFoundError(`model ${modelId} is not registered`)
+    return structuredClone(model)
+  }
+
+  async getAllModels (options?: ReadOptions): Promise<ModelRecord[]> {
+    await this.barrier(options)
+    return [...this.state.models.values()].map(m => structuredClone(m))
+  }
+
+  async getActiveModels (options?: ReadOptions): Promise<ModelRecord[]> {
+    return (await this.getAllModels(options)).filter(m => m.isActive)
+  }
+
+  // ---- Cluster: jobs
+
+  async submitJob (input: SubmitJobInput, options?: WriteOptions): Promise<JobRecord> {
+    return this.propose<JobRecord>({
+      op: 'job.submit',
+      kind: input.kind ?? 'inference',
+      promptCID: checkCID(input.promptCID, 'promptCID'),
+      modelId: input.modelId,
+      modelCID: input.modelCID == null ? undefined : checkCID(input.modelCID, 'modelCID'),
+      params: input.params ?? {}
+    }, options)
+  }
+
+  async submitResponse (jobId: number, responseCID: string, options?: WriteOptions): Promise<JobRecord> {
+    return this.propose<JobRecord>({ op: 'job.complete', jobId, responseCID: checkCID(responseCID, 'responseCID') }, options)
+  }
+
+  async failJob (jobId: number, error: string, options?: WriteOptions): Promise<JobRecord> {
+    return this.propose<JobRecord>({ op: 'job.fail', jobId, error }, options)
+  }
+
+  async job (jobId: number, options?: ReadOptions): Promise<JobRecord> {
+    await this.barrier(options)
+    const job = this.state.jobs.get(jobId)
+    if (job == null) throw new JobNotFoundError(`job ${jobId} does not exist`)
+    return structuredClone(job)
+  }
+
+  async jobs (query: { status?: string, limit?: number } = {}, options?: ReadOptions): Promise<JobRecord[]> {
+    await this.barrier(options)
+    const limit = query.limit ?? 100
+    const out: JobRecord[] = []
+    // newest first
+    for (const job of [...this.state.jobs.values()].reverse()) {
+      if (out.length >= limit) break
+      if (query.status == null || job.status === query.status) out.push(structuredClone(job))
+    }
+    return out
+  }
+
+  async history (query: HistoryQuery = {}, options?: ReadOptions): Promise<Decision[]> {
+    await this.barrier(options)
+    return this.state.decisions(query.since ?? 0, query.limit ?? 100, query.op).map(d => ({ ...d }))
+  }
+}
+
+const SEVERITY: PinStatus[] = ['error', 'unreachable', 'unpinning', 'queued', 'pinning', 'pinned', 'remote']
+
+/** The weakest status among the allocated nodes'. */
+function summarize (statuses: PinStatus[]): PinStatus {
+  let worst: PinStatus = 'pinned'
+  for (const s of statuses) if (SEVERITY.indexOf(s) < SEVERITY.indexOf(worst)) worst = s
+  return worst
+}
+
+export function createCluster (components: ClusterComponents, init: ClusterInit): ClusterService {
+  return new ClusterService(components, init)
+}

@@ -1,0 +1,77 @@
+/**
+ * The commands that go through the Raft log, and their encoding. Every
+ * command carries its proposer and the proposer's clock, so that applying
+ * it gives the same records on every node. Commands are JSON: they are small,
+ * and the history shows them as they were.
+ */
+import { CID } from 'multiformats/cid'
+import { InvalidClusterRequestError } from './errors.ts'
+import type { Allocation, ModelKind, Resources } from './types.ts'
+
+interface Base {
+  /** Proposer's clock, milliseconds since the epoch. */
+  at: number
+  /** Proposer's peer id. */
+  by: string
+}
+
+/** Context of a membership change that adds a node: what the state records of it. */
+export interface JoinContext extends Base {
+  addrs: string[]
+  apiUrl?: string
+}
+
+export type Command = Base & (
+  | { op: 'node.report', id: string, addrs: string[], apiUrl?: string, resources: Resources, pinQueue: number }
+  | { op: 'node.status', id: string, online: boolean }
+  | { op: 'node.drain', id: string, drained: boolean }
+  | { op: 'node.allocation', id: string, allocation: Partial<Allocation>, registered?: boolean }
+  | { op: 'pin.add', cid: string, name: string, rmin: number, rmax: number, size: number }
+  | { op: 'pin.rm', cid: string }
+  | { op: 'pin.rebalance' }
+  | { op: 'pin.migrate', cid: string, from: string, to: string }
+  | { op: 'model.register', modelId: string, modelCID: string, name: string, description: string, kind: ModelKind, metadata: Record<string, unknown>, size: number, replicationFactor: number }
+  | { op: 'model.update', modelId: string, modelCID: string, size: number, expectedVersion?: number }
+  | { op: 'model.active', modelId: string, active: boolean }
+  | { op: 'model.remove', modelId: string }
+  | { op: 'job.submit', kind: 'inference' | 'training', promptCID: string, modelId?: string, modelCID?: string, params: Record<string, unknown> }
+  | { op: 'job.complete', jobId: number, responseCID: string }
+  | { op: 'job.fail', jobId: number, error: string }
+)
+
+export type Op = Command['op']
+
+/** Distributes over the union, so that each op keeps its own fields. */
+type WithoutBase<T> = T extends unknown ? Omit<T, 'at' | 'by'> : never
+export type CommandBody = WithoutBase<Command>
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+
+export function encodeCommand (command: Command): Uint8Array {
+  return encoder.encode(JSON.stringify(command))
+}
+
+export function decodeCommand (bytes: Uint8Array): Command {
+  const command = JSON.parse(decoder.decode(bytes))
+  if (typeof command !== 'object' || command == null || typeof command.op !== 'string') throw new InvalidClusterRequestError('not a cluster command')
+  return command
+}
+
+export function encodeJoinContext (context: JoinContext): Uint8Array {
+  return encoder.encode(JSON.stringify(context))
+}
+
+export function decodeJoinContext (bytes: Uint8Array): JoinContext | undefined {
+  if (bytes.byteLength === 0) return undefined
+  return JSON.parse(decoder.decode(bytes))
+}
+
+/** The canonical string of a CID given by a user; rejects anything else before it reaches the log. */
+export function checkCID (cid: string, what = 'cid'): string {
+  try {
+    return CID.parse(cid.replace(/^\/ipfs\//, '')).toString()
+  } catch {
+    throw new InvalidClusterRequestError(`${what} ${JSON.stringify(cid)} is not a valid CID`)
+  }
+}

@@ -1,0 +1,81 @@
+/**
+ * Errors of the cluster, each with a stable `name` that the API maps to an
+ * HTTP status (and, where document 003 has one, its numeric code).
+ */
+
+/** A command or argument is malformed: bad CID, bad replication factor, unknown field. */
+export class InvalidClusterRequestError extends Error {
+  static name = 'InvalidClusterRequestError'
+  name = 'InvalidClusterRequestError'
+}
+
+/** No such node in the cluster (document 003's 1001 NODE_NOT_FOUND). */
+export class NodeNotFoundError extends Error {
+  static name = 'NodeNotFoundError'
+  name = 'NodeNotFoundError'
+}
+
+/** The cluster pinset has no pin for this CID. */
+export class PinNotFoundError extends Error {
+  static name = 'PinNotFoundError'
+  name = 'PinNotFoundError'
+}
+
+/** No model or dataset registered under this id (document 001's E003). */
+export class ModelNotFoundError extends Error {
+  static name = 'ModelNotFoundError'
+  name = 'ModelNotFoundError'
+}
+
+/** A model id is taken already. */
+export class ModelExistsError extends Error {
+  static name = 'ModelExistsError'
+  name = 'ModelExistsError'
+}
+
+export class JobNotFoundError extends Error {
+  static name = 'JobNotFoundError'
+  name = 'JobNotFoundError'
+}
+
+/** The job is finished already, so it cannot take a response or fail. */
+export class JobStateError extends Error {
+  static name = 'JobStateError'
+  name = 'JobStateError'
+}
+
+/** Fewer eligible nodes than the pin's minimum replication factor. */
+export class InsufficientPeersError extends Error {
+  static name = 'InsufficientPeersError'
+  name = 'InsufficientPeersError'
+}
+
+/**
+ * The cluster rejected a proposal it committed: a model update whose
+ * expected version is no longer current (document 003's 1003 CONSENSUS_FAILED).
+ */
+export class ConsensusRejectedError extends Error {
+  static name = 'ConsensusRejectedError'
+  name = 'ConsensusRejectedError'
+}
+
+/**
+ * No leader can be reached, so nothing can be decided now: the node is cut
+ * off from a quorum (document 003's 1005 NETWORK_PARTITION). Retrying later is safe.
+ */
+export class NoQuorumError extends Error {
+  static name = 'NoQuorumError'
+  name = 'NoQuorumError'
+}
+
+/** Joining failed: no bootstrap peer answered, or the leader refused. */
+export class JoinError extends Error {
+  static name = 'JoinError'
+  name = 'JoinError'
+}
+
+/** A peer broke the cluster RPC protocol. */
+export class ClusterProtocolError extends Error {
+  static name = 'ClusterProtocolError'
+  name = 'ClusterProtocolError'
+}

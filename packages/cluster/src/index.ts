@@ -1,0 +1,16 @@
+/**
+ * The cluster: nodes join through a bootstrap peer and Raft decides
+ * membership (a few voters, every other node a learner). A deterministic
+ * state machine applied from the Raft log holds the pinset with IPFS
+ * Cluster's replication factors and allocations, the model and dataset
+ * registry, node profiles, job records and the history of decisions. Each
+ * node then pins what the state allocates to it, fetching blocks from the
+ * others, and reports its status.
+ */
+export type * from './interface.ts'
+export type * from './types.ts'
+export * from './errors.ts'
+export { createCluster, ClusterService, HEARTBEAT_TOPIC } from './cluster.ts'
+export type { ClusterComponents, ClusterInit } from './cluster.ts'
+export { ClusterState } from './state.ts'
+export { CLUSTER_PROTOCOL } from './rpc.ts'

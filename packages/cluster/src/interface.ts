@@ -1,0 +1,150 @@
+import type { Allocation, ClusterEvents, Decision, JobRecord, ModelKind, ModelRecord, NodeRecord, PinRecord, Resources } from './types.ts'
+import type { TypedEventTarget } from '@libp2p/interface'
+
+export interface ReadOptions {
+  signal?: AbortSignal
+  /** Answer from this node's applied state without a ReadIndex round (may be stale). Default false: linearizable. */
+  local?: boolean
+}
+
+export interface WriteOptions {
+  signal?: AbortSignal
+}
+
+/** Status of one pin on one node, with IPFS Cluster's names. */
+export type PinStatus = 'pinned' | 'pinning' | 'queued' | 'error' | 'remote' | 'unpinning' | 'unreachable'
+
+export interface PeerPinStatus {
+  peer: string
+  status: PinStatus
+  error?: string
+  /** Attempts so far, for queued/pinning/error. */
+  attempts?: number
+  updatedAt: string
+}
+
+export interface PinStatusReport {
+  cid: string
+  name: string
+  /** One entry per cluster node: `remote` for nodes not allocated. */
+  peers: PeerPinStatus[]
+  /** The weakest of the allocated nodes' statuses. */
+  summary: PinStatus
+}
+
+export interface PinAddOptions extends WriteOptions {
+  name?: string
+  /** Both factors at once, as IPFS Cluster's `replication_factor`; -1 is every node. */
+  replicationFactor?: number
+  replicationFactorMin?: number
+  replicationFactorMax?: number
+}
+
+export interface RegisterModelInput {
+  modelId: string
+  modelCID: string
+  name?: string
+  description?: string
+  kind?: ModelKind
+  metadata?: Record<string, unknown>
+  /** Copies of the model's bytes in the cluster. Default 3 (or every node if fewer). */
+  replicationFactor?: number
+}
+
+export interface SubmitJobInput {
+  promptCID: string
+  /** A registered model id; or give `modelCID` directly (submitPromptWithCID). */
+  modelId?: string
+  modelCID?: string
+  kind?: 'inference' | 'training'
+  params?: Record<string, unknown>
+}
+
+/** A node as the API shows it: the replicated record plus this node's fresh view from heartbeats. */
+export interface NodeView extends NodeRecord {
+  /** Latest resources from heartbeats, else the replicated ones. */
+  resources?: Resources
+  /** When this node last heard a heartbeat from it (ISO), undefined if never. */
+  lastSeen?: string
+  /** Whether the node is connected to this one on the swarm now. */
+  connected: boolean
+  /** Pins allocated to it, and how many it reported as not yet pinned. */
+  pins: { allocated: number, pending: number }
+  /** Raft: the leader's view of its log match index; -1 where unknown. */
+  matchIndex: number
+  isLeader: boolean
+  isSelf: boolean
+}
+
+export interface ConsensusStatus {
+  /** The leader's peer id, '' when none is known. */
+  leader: string
+  term: number
+  commitIndex: number
+  appliedIndex: number
+  role: 'leader' | 'follower' | 'candidate' | 'pre-candidate'
+  voters: string[]
+  learners: string[]
+  /** Whether the node knows a leader and has applied what it knew committed at start. */
+  ready: boolean
+}
+
+export interface HistoryQuery {
+  /** Decisions at or after this Raft index. */
+  since?: number
+  limit?: number
+  op?: string
+}
+
+/**
+ * The cluster as the daemon and its API use it. Writes go through Raft (sent
+ * on to the leader from a follower); reads are linearizable unless `local`.
+ */
+export interface Cluster extends TypedEventTarget<{ [K in keyof ClusterEvents]: CustomEvent<ClusterEvents[K]> }> {
+  readonly id: string
+  status (): ConsensusStatus
+  /** Resolves when this node knows a leader and has caught up; what `/health/ready` waits for. */
+  isReady (): boolean
+
+  nodes (options?: ReadOptions): Promise<NodeView[]>
+  node (id: string, options?: ReadOptions): Promise<NodeView>
+  /** Takes a node out of the cluster (Raft membership and state); its pins move elsewhere. */
+  removeNode (id: string, options?: WriteOptions): Promise<void>
+  setDrained (id: string, drained: boolean, options?: WriteOptions): Promise<NodeView>
+  /** Document 001: this node's allowance, as /api/resources POST and registerNode set it. */
+  setAllocation (allocation: Partial<Allocation>, options?: WriteOptions): Promise<Allocation>
+  registerNode (limits: { maxRAM: number, maxVRAM: number, maxCPUPercent: number }, options?: WriteOptions): Promise<NodeView>
+  deregisterNode (options?: WriteOptions): Promise<void>
+  /** This node's measured resources now. */
+  resources (): Promise<Resources>
+
+  pinAdd (cid: string, options?: PinAddOptions): Promise<PinRecord>
+  pinRm (cid: string, options?: WriteOptions): Promise<void>
+  pins (options?: ReadOptions): Promise<PinRecord[]>
+  pin (cid: string, options?: ReadOptions): Promise<PinRecord>
+  /** Statuses of all pins (or of one), asked of every node. */
+  pinStatus (cid?: string, options?: ReadOptions): Promise<PinStatusReport[]>
+  /** Pins this node is allocated, with its local status. */
+  localPins (): Array<{ pin: PinRecord, status: PeerPinStatus }>
+  /** Recomputes allocations so that load is balanced; returns the pins that moved. */
+  rebalance (options?: WriteOptions): Promise<PinRecord[]>
+  /** Moves one pin's replica from a node to another. */
+  migrate (cid: string, from: string, to: string, options?: WriteOptions): Promise<PinRecord>
+
+  registerModel (input: RegisterModelInput, options?: WriteOptions): Promise<ModelRecord>
+  /** A new version of the model's CID; with `expectedVersion`, rejected unless that is still the current version. */
+  updateModel (modelId: string, modelCID: string, options?: WriteOptions & { expectedVersion?: number }): Promise<ModelRecord>
+  setModelActive (modelId: string, active: boolean, options?: WriteOptions): Promise<ModelRecord>
+  removeModel (modelId: string, options?: WriteOptions): Promise<void>
+  getModel (modelId: string, options?: ReadOptions): Promise<ModelRecord>
+  getAllModels (options?: ReadOptions): Promise<ModelRecord[]>
+  getActiveModels (options?: ReadOptions): Promise<ModelRecord[]>
+
+  submitJob (input: SubmitJobInput, options?: WriteOptions): Promise<JobRecord>
+  submitResponse (jobId: number, responseCID: string, options?: WriteOptions): Promise<JobRecord>
+  failJob (jobId: number, error: string, options?: WriteOptions): Promise<JobRecord>
+  job (jobId: number, options?: ReadOptions): Promise<JobRecord>
+  jobs (query?: { status?: string, limit?: number }, options?: ReadOptions): Promise<JobRecord[]>
+
+  history (query?: HistoryQuery, options?: ReadOptions): Promise<Decision[]>
+}

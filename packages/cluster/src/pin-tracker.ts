@@ -1,0 +1,186 @@
+/**
+ * Makes this node hold what the cluster state allocates to it: pins what is
+ * allocated (fetching the blocks from the other nodes), unpins what is no
+ * longer allocated, retries failures with backoff, and keeps each pin's
+ * local status. Only pins the tracker made are ever removed: the user's own
+ * `pin/add`s are left alone.
+ */
+import { Key } from 'interface-datastore'
+import type { PeerPinStatus, PinStatus } from './interface.ts'
+import type { PinRecord } from './types.ts'
+import type { Logger } from '@libp2p/interface'
+import type { Datastore } from 'interface-datastore'
+
+export interface PinTrackerComponents {
+  content: {
+    pinAdd (path: string, recursive?: boolean, options?: { signal?: AbortSignal }): Promise<unknown>
+    pinRm (path: string, recursive?: boolean, options?: { signal?: AbortSignal }): Promise<unknown>
+  }
+  datastore: Pick<Datastore, 'put' | 'delete' | 'query'>
+  log: Logger
+}
+
+export interface PinTrackerInit {
+  /** The pins the state allocates to this node now. */
+  allocated: () => Iterable<PinRecord>
+  /** Pins fetched at once. Default 8. */
+  concurrency?: number
+  /** First retry delay; doubles up to maxBackoffMs. Default 1 s. */
+  backoffMs?: number
+  maxBackoffMs?: number
+  /** A pin not done in this long is aborted and retried (its fetched blocks stay). Default 5 min. */
+  pinTimeoutMs?: number
+}
+
+interface Tracked {
+  status: PinStatus
+  attempts: number
+  error?: string
+  updatedAt: number
+  retryAt: number
+  abort?: AbortController
+}
+
+const OWNED = '/cluster/pinned'
+
+export class PinTracker {
+  private readonly components: PinTrackerComponents
+  private readonly init: Required<PinTrackerInit>
+  private readonly tracked = new Map<string, Tracked>()
+  /** CIDs this node pinned for the cluster, as stored in the datastore. */
+  private readonly owned = new Set<string>()
+  private readonly unpinning = new Set<string>()
+  private running = false
+  private timer?: ReturnType<typeof setTimeout>
+  private syncing = false
+  private again = false
+  private active = 0
+
+  constructor (components: PinTrackerComponents, init: PinTrackerInit) {
+    this.components = components
+    this.init = { concurrency: 8, backoffMs: 1000, maxBackoffMs: 60_000, pinTimeoutMs: 300_000, ...init }
+  }
+
+  async start (): Promise<void> {
+    if (this.running) return
+    for await (const key of this.components.datastore.query({ prefix: OWNED })) {
+      this.owned.add(key.key.baseNamespace())
+    }
+    this.running = true
+    this.sync()
+  }
+
+  async stop (): Promise<void> {
+    this.running = false
+    clearTimeout(this.timer)
+    for (const t of this.tracked.values()) t.abort?.abort(new Error('the pin tracker stopped'))
+  }
+
+  /** Looks at the allocations again; cheap to call often (calls made during a pass coalesce). */
+  sync (): void {
+    if (!this.running) return
+    if (this.syncing) {
+      this.again = true
+      return
+    }
+    this.syncing = true
+    queueMicrotask(() => {
+      try {
+        this.pass()
+      } finally {
+        this.syncing = false
+        if (this.again) {
+          this.again = false
+          this.sync()
+        }
+      }
+    })
+  }
+
+  /** This node's status of every allocated pin. */
+  status (cid: string): PeerPinStatus | undefined {
+    const t = this.tracked.get(cid)
+    if (t == null) return undefined
+    return { peer: '', status: t.status, error: t.error, attempts: t.attempts, updatedAt: new Date(t.updatedAt).toISOString() }
+  }
+
+  /** Allocated pins not pinned yet: the node's pin queue. */
+  queueLength (): number {
+    let n = 0
+    for (const t of this.tracked.values()) if (t.status !== 'pinned') n++
+    return n
+  }
+
+  private pass (): void {
+    const now = Date.now()
+    const allocated = new Set<string>()
+    for (const pin of this.init.allocated()) {
+      allocated.add(pin.cid)
+      if (!this.tracked.has(pin.cid)) this.tracked.set(pin.cid, { status: 'queued', attempts: 0, updatedAt: now, retryAt: 0 })
+    }
+    for (const [cid, t] of this.tracked) {
+      if (allocated.has(cid)) continue
+      t.abort?.abort(new Error('no longer allocated'))
+      this.tracked.delete(cid)
+    }
+    for (const cid of this.owned) {
+      if (!allocated.has(cid) && !this.unpinning.has(cid)) void this.unpin(cid)
+    }
+    let next = Infinity
+    for (const [cid, t] of this.tracked) {
+      if (this.active >= this.init.concurrency) break
+      if (t.status === 'pinned' || t.status === 'pinning') continue
+      if (t.retryAt > now) {
+        next = Math.min(next, t.retryAt)
+        continue
+      }
+      void this.pin(cid, t)
+    }
+    clearTimeout(this.timer)
+    if (next !== Infinity && this.running) this.timer = setTimeout(() => { this.sync() }, next - now)
+  }
+
+  private async pin (cid: string, t: Tracked): Promise<void> {
+    this.active++
+    t.status = 'pinning'
+    t.attempts++
+    t.updatedAt = Date.now()
+    t.abort = new AbortController()
+    const signal = AbortSignal.any([t.abort.signal, AbortSignal.timeout(this.init.pinTimeoutMs)])
+    try {
+      await this.components.content.pinAdd(cid, true, { signal })
+      if (!this.owned.has(cid)) {
+        await this.components.datastore.put(new Key(`${OWNED}/${cid}`), new Uint8Array(0))
+        this.owned.add(cid)
+      }
+      t.status = 'pinned'
+      t.error = undefined
+    } catch (err: any) {
+      t.status = 'error'
+      t.error = err.message ?? String(err)
+      t.retryAt = Date.now() + Math.min(this.init.maxBackoffMs, this.init.backoffMs * 2 ** (t.attempts - 1))
+      this.components.log('pinning %s failed (attempt %d) - %e', cid, t.attempts, err)
+    } finally {
+      t.updatedAt = Date.now()
+      t.abort = undefined
+      this.active--
+      this.sync()
+    }
+  }
+
+  private async unpin (cid: string): Promise<void> {
+    this.unpinning.add(cid)
+    try {
+      await this.components.content.pinRm(cid, true).catch((err: any) => {
+        // already gone is what we wanted
+        if (err.name !== 'PinError' && err.name !== 'NotFoundError') throw err
+      })
+      await this.components.datastore.delete(new Key(`${OWNED}/${cid}`))
+      this.owned.delete(cid)
+    } catch (err: any) {
+      this.components.log('unpinning %s failed - %e', cid, err)
+    } finally {
+      this.unpinning.delete(cid)
+    }
+  }
+}

@@ -1,0 +1,508 @@
+/**
+ * The replicated state machine: nodes, pinset, model registry, jobs and the
+ * history of decisions, changed only by applying committed commands in log
+ * order. Nothing here reads a clock, a random source or the network, so every
+ * node holds the same state after the same entries.
+ */
+import { allocate, eligible } from './allocate.ts'
+import { decodeCommand, decodeJoinContext } from './commands.ts'
+import { ConsensusRejectedError, InvalidClusterRequestError, JobNotFoundError, JobStateError, ModelExistsError, ModelNotFoundError, NodeNotFoundError, PinNotFoundError } from './errors.ts'
+import type { Candidate } from './allocate.ts'
+import type { Command } from './commands.ts'
+import type { Allocation, ClusterEvents, Decision, JobRecord, ModelRecord, NodeRecord, PinRecord } from './types.ts'
+import type { StateMachine } from '@node-daemon/raft-node'
+import type { ConfChange, ConfState } from '@node-daemon/raft'
+
+export const DEFAULT_ALLOCATION: Allocation = { cpu: 100, memory: 100, gpu: 100, storage: 100 }
+
+/** Decisions kept for the history; older ones fall off. */
+export const HISTORY_LIMIT = 10_000
+
+const SNAPSHOT_VERSION = 1
+
+/** Per-node bookkeeping the allocator needs, reset when the node reports. */
+interface Queue {
+  queuedBytes: number
+  allocatedSinceReport: number
+  reportedQueue: number
+}
+
+interface Snapshot {
+  version: number
+  nodes: NodeRecord[]
+  queues: Array<[string, Queue]>
+  pins: PinRecord[]
+  models: ModelRecord[]
+  jobs: JobRecord[]
+  nextJobId: number
+  history: Decision[]
+  appliedIndex: number
+}
+
+export type EmitFn = <K extends keyof ClusterEvents>(type: K, detail: ClusterEvents[K]) => void
+
+const iso = (ms: number): string => new Date(ms).toISOString()
+
+export class ClusterState implements StateMachine {
+  readonly nodes = new Map<string, NodeRecord>()
+  readonly pins = new Map<string, PinRecord>()
+  readonly models = new Map<string, ModelRecord>()
+  readonly jobs = new Map<number, JobRecord>()
+  private queues = new Map<string, Queue>()
+  private nextJobId = 1
+  private history: Decision[] = []
+  /** Index of the last entry applied, conf changes included. */
+  appliedIndex = 0
+  private readonly emit: EmitFn
+  /** Called after each applied entry, e.g. to wake the pin tracker. */
+  onApplied?: (index: number) => void
+
+  constructor (emit: EmitFn = () => {}) {
+    this.emit = emit
+  }
+
+  // ---- StateMachine
+
+  apply (bytes: Uint8Array, index: number, term: number): unknown {
+    let command: Command
+    try {
+      command = decodeCommand(bytes)
+    } catch {
+      this.appliedIndex = index
+      throw new InvalidClusterRequestError(`entry ${index} is not a cluster command`)
+    }
+    const decision: Decision = { index, term, at: iso(command.at), proposer: command.by, op: command.op, outcome: 'committed', summary: '' }
+    try {
+      const { result, summary } = this.dispatch(command, index)
+      decision.summary = summary
+      return result
+    } catch (err: any) {
+      decision.outcome = 'rejected'
+      decision.summary = `${err.name ?? 'Error'}: ${err.message}`
+      throw err
+    } finally {
+      this.record(decision)
+      this.appliedIndex = index
+      this.onApplied?.(index)
+    }
+  }
+
+  applyConfChange (cc: ConfChange, cs: ConfState, context: Uint8Array, index: number, term: number): void {
+    let join: ReturnType<typeof decodeJoinContext>
+    try {
+      join = decodeJoinContext(context)
+    } catch {
+      join = undefined
+    }
+    const at = join?.at ?? 0
+    const members = new Set([...cs.voters, ...cs.learners, ...cs.votersOutgoing, ...cs.learnersNext])
+    const summary: string[] = []
+    for (const change of cc.changes) {
+      const id = change.nodeId
+      if (change.type === 'remove-node') {
+        if (this.nodes.delete(id)) {
+          this.queues.delete(id)
+          this.reallocateFrom(id, index, at)
+          this.emit('NodeLeft', { id })
+        }
+        summary.push(`removed ${id}`)
+        continue
+      }
+      if (!this.nodes.has(id)) {
+        this.nodes.set(id, {
+          id,
+          addrs: join?.addrs ?? [],
+          apiUrl: join?.apiUrl,
+          role: 'learner',
+          online: true,
+          joinedAt: iso(at),
+          registered: true,
+          allocation: { ...DEFAULT_ALLOCATION },
+          drained: false
+        })
+        this.queues.set(id, { queuedBytes: 0, allocatedSinceReport: 0, reportedQueue: 0 })
+      }
+      summary.push(`${change.type === 'add-node' ? 'voter' : 'learner'} ${id}`)
+    }
+    for (const node of this.nodes.values()) {
+      if (!members.has(node.id)) continue
+      const role = cs.voters.includes(node.id) ? 'voter' : 'learner'
+      const joined = node.role !== role || cc.changes.some(c => c.nodeId === node.id && c.type !== 'remove-node')
+      node.role = role
+      if (joined) this.emit('NodeJoined', { id: node.id, role })
+    }
+    // Nodes that joined learn of the under-replicated pins.
+    this.fillUnderReplicated(index, at)
+    this.record({ index, term, at: iso(at), proposer: join?.by ?? '', op: 'membership', outcome: 'committed', summary: summary.join(', ') })
+    this.appliedIndex = index
+    this.onApplied?.(index)
+  }
+
+  snapshot (): Uint8Array {
+    const snap: Snapshot = {
+      version: SNAPSHOT_VERSION,
+      nodes: [...this.nodes.values()],
+      queues: [...this.queues],
+      pins: [...this.pins.values()],
+      models: [...this.models.values()],
+      jobs: [...this.jobs.values()],
+      nextJobId: this.nextJobId,
+      history: this.history,
+      appliedIndex: this.appliedIndex
+    }
+    return new TextEncoder().encode(JSON.stringify(snap))
+  }
+
+  restore (data: Uint8Array): void {
+    const snap: Snapshot = JSON.parse(new TextDecoder().decode(data))
+    if (snap.version !== SNAPSHOT_VERSION) throw new InvalidClusterRequestError(`snapshot version ${snap.version} is not ${SNAPSHOT_VERSION}`)
+    this.nodes.clear()
+    for (const n of snap.nodes) this.nodes.set(n.id, n)
+    this.queues = new Map(snap.queues)
+    this.pins.clear()
+    for (const p of snap.pins) this.pins.set(p.cid, p)
+    this.models.clear()
+    for (const m of snap.models) this.models.set(m.modelId, m)
+    this.jobs.clear()
+    for (const j of snap.jobs) this.jobs.set(j.jobId, j)
+    this.nextJobId = snap.nextJobId
+    this.history = snap.history
+    this.appliedIndex = snap.appliedIndex
+    this.onApplied?.(this.appliedIndex)
+  }
+
+  // ---- queries
+
+  /** Decisions at or after `since`, oldest first. */
+  decisions (since = 0, limit = 100, op?: string): Decision[] {
+    const out: Decision[] = []
+    // history is in index order: binary search would do, but a scan from the end is short for recent queries
+    let start = this.history.length
+    while (start > 0 && this.history[start - 1].index >= since) start--
+    for (let i = start; i < this.history.length && out.length < limit; i++) {
+      if (op == null || this.history[i].op === op) out.push(this.history[i])
+    }
+    return out
+  }
+
+  pinsAllocatedTo (id: string): PinRecord[] {
+    return [...this.pins.values()].filter(p => p.allocations.includes(id))
+  }
+
+  // ---- applying commands
+
+  private dispatch (c: Command, index: number): { result: unknown, summary: string } {
+    switch (c.op) {
+      case 'node.report': {
+        const node = this.requireNode(c.id)
+        node.addrs = c.addrs
+        node.apiUrl = c.apiUrl
+        node.resources = c.resources
+        this.queues.set(c.id, { queuedBytes: 0, allocatedSinceReport: 0, reportedQueue: c.pinQueue })
+        return { result: clone(node), summary: `${c.id} reported ${Math.round(c.resources.disk.free / 1e6)} MB free, ${c.pinQueue} queued` }
+      }
+      case 'node.status': {
+        const node = this.requireNode(c.id)
+        if (node.online === c.online) return { result: clone(node), summary: `${c.id} already ${c.online ? 'online' : 'offline'}` }
+        node.online = c.online
+        this.emit('NodeStatus', { id: c.id, online: c.online })
+        if (c.online) this.fillUnderReplicated(index, c.at)
+        else this.reallocateFrom(c.id, index, c.at)
+        return { result: clone(node), summary: `${c.id} ${c.online ? 'online' : 'offline'}` }
+      }
+      case 'node.drain': {
+        const node = this.requireNode(c.id)
+        node.drained = c.drained
+        if (c.drained) this.reallocateFrom(c.id, index, c.at)
+        else this.fillUnderReplicated(index, c.at)
+        return { result: clone(node), summary: `${c.id} ${c.drained ? 'drained' : 'undrained'}` }
+      }
+      case 'node.allocation': {
+        const node = this.requireNode(c.id)
+        for (const key of ['cpu', 'memory', 'gpu', 'storage'] as const) {
+          const v = c.allocation[key]
+          if (v == null) continue
+          if (!Number.isFinite(v) || v < 0 || v > 100) throw new InvalidClusterRequestError(`${key} allocation must be a percentage from 0 to 100, got ${v}`)
+          node.allocation[key] = v
+        }
+        const wasRegistered = node.registered
+        if (c.registered != null) node.registered = c.registered
+        if (wasRegistered && !node.registered) this.reallocateFrom(c.id, index, c.at)
+        if (!wasRegistered && node.registered) this.fillUnderReplicated(index, c.at)
+        this.emit('ResourcesUpdated', { id: c.id, allocation: { ...node.allocation } })
+        return { result: clone(node), summary: `${c.id} allows cpu ${node.allocation.cpu}%, memory ${node.allocation.memory}%, gpu ${node.allocation.gpu}%, storage ${node.allocation.storage}%${node.registered ? '' : ' (deregistered)'}` }
+      }
+      case 'pin.add': {
+        const pin = this.addPin(c.cid, c.name, c.rmin, c.rmax, c.size, index, c.at)
+        return { result: clone(pin), summary: `pin ${c.cid} on ${pin.allocations.length} node(s)` }
+      }
+      case 'pin.rm': {
+        if (!this.pins.has(c.cid)) throw new PinNotFoundError(`${c.cid} is not pinned in the cluster`)
+        this.removePin(c.cid)
+        return { result: undefined, summary: `unpin ${c.cid}` }
+      }
+      case 'pin.rebalance': {
+        const moved = this.rebalance(index, c.at)
+        return { result: moved.map(clone), summary: `rebalanced ${moved.length} pin(s)` }
+      }
+      case 'pin.migrate': {
+        const pin = this.pins.get(c.cid)
+        if (pin == null) throw new PinNotFoundError(`${c.cid} is not pinned in the cluster`)
+        if (!pin.allocations.includes(c.from)) throw new InvalidClusterRequestError(`${c.cid} is not allocated to ${c.from}`)
+        const to = this.requireNode(c.to)
+        if (!eligible(to)) throw new InvalidClusterRequestError(`${c.to} cannot take pins now (offline, drained or deregistered)`)
+        if (pin.allocations.includes(c.to)) throw new InvalidClusterRequestError(`${c.cid} is already allocated to ${c.to}`)
+        this.setAllocations(pin, pin.allocations.map(id => id === c.from ? c.to : id), index, c.at)
+        return { result: clone(pin), summary: `moved ${c.cid} from ${c.from} to ${c.to}` }
+      }
+      case 'model.register': {
+        if (this.models.has(c.modelId)) throw new ModelExistsError(`model ${c.modelId} is registered already`)
+        const model: ModelRecord = {
+          modelId: c.modelId,
+          kind: c.kind,
+          modelCID: c.modelCID,
+          name: c.name,
+          description: c.description,
+          timestamp: Math.floor(c.at / 1000),
+          isActive: true,
+          version: 1,
+          versions: [{ version: 1, cid: c.modelCID, at: iso(c.at), by: c.by }],
+          owner: c.by,
+          size: c.size,
+          metadata: c.metadata
+        }
+        this.pinModel(model, c.replicationFactor, index, c.at)
+        this.models.set(c.modelId, model)
+        this.emit('ModelRegistered', { modelId: c.modelId, modelCID: c.modelCID })
+        return { result: clone(model), summary: `register ${c.kind} ${c.modelId} = ${c.modelCID}` }
+      }
+      case 'model.update': {
+        const model = this.requireModel(c.modelId)
+        if (c.expectedVersion != null && c.expectedVersion !== model.version) {
+          throw new ConsensusRejectedError(`model ${c.modelId} is at version ${model.version}, not ${c.expectedVersion}`)
+        }
+        if (model.modelCID === c.modelCID) return { result: clone(model), summary: `model ${c.modelId} unchanged` }
+        const old = model.modelCID
+        const rf = this.pins.get(old)?.replicationFactorMax ?? 3
+        model.modelCID = c.modelCID
+        model.version++
+        model.timestamp = Math.floor(c.at / 1000)
+        model.size = c.size
+        model.versions.push({ version: model.version, cid: c.modelCID, at: iso(c.at), by: c.by })
+        this.pinModel(model, rf, index, c.at)
+        if (this.pins.get(old)?.modelId === c.modelId && !this.cidInUse(old, c.modelId)) this.removePin(old)
+        this.emit('ModelUpdated', { modelId: c.modelId, modelCID: c.modelCID, version: model.version })
+        return { result: clone(model), summary: `model ${c.modelId} v${model.version} = ${c.modelCID}` }
+      }
+      case 'model.active': {
+        const model = this.requireModel(c.modelId)
+        model.isActive = c.active
+        return { result: clone(model), summary: `model ${c.modelId} ${c.active ? 'activated' : 'deactivated'}` }
+      }
+      case 'model.remove': {
+        const model = this.requireModel(c.modelId)
+        this.models.delete(c.modelId)
+        if (this.pins.get(model.modelCID)?.modelId === c.modelId && !this.cidInUse(model.modelCID, c.modelId)) this.removePin(model.modelCID)
+        return { result: undefined, summary: `model ${c.modelId} removed` }
+      }
+      case 'job.submit': {
+        let modelId = c.modelId ?? ''
+        let modelCID = c.modelCID ?? ''
+        if (c.modelId != null) {
+          const model = this.requireModel(c.modelId)
+          if (!model.isActive) throw new ModelNotFoundError(`model ${c.modelId} is not active`)
+          modelCID = model.modelCID
+        } else if (c.modelCID == null) {
+          throw new InvalidClusterRequestError('a job needs a modelId or a modelCID')
+        } else {
+          modelId = [...this.models.values()].find(m => m.modelCID === c.modelCID)?.modelId ?? ''
+        }
+        const job: JobRecord = {
+          jobId: this.nextJobId++,
+          kind: c.kind,
+          status: 'requested',
+          controller: c.by,
+          promptCID: c.promptCID,
+          modelId,
+          modelCID,
+          params: c.params,
+          submittedAt: iso(c.at)
+        }
+        this.jobs.set(job.jobId, job)
+        this.emit('InferenceRequested', { jobId: job.jobId, controller: c.by, promptCID: c.promptCID, modelId, modelCID })
+        return { result: clone(job), summary: `job ${job.jobId}: ${c.kind} of ${modelId === '' ? modelCID : modelId} on ${c.promptCID}` }
+      }
+      case 'job.complete': {
+        const job = this.openJob(c.jobId)
+        job.status = 'completed'
+        job.worker = c.by
+        job.responseCID = c.responseCID
+        job.completedAt = iso(c.at)
+        this.emit('InferenceCompleted', { jobId: job.jobId, worker: c.by, responseCID: c.responseCID })
+        return { result: clone(job), summary: `job ${job.jobId} completed by ${c.by}: ${c.responseCID}` }
+      }
+      case 'job.fail': {
+        const job = this.openJob(c.jobId)
+        job.status = 'failed'
+        job.worker = c.by
+        job.error = c.error
+        job.completedAt = iso(c.at)
+        this.emit('JobFailed', { jobId: job.jobId, error: c.error })
+        return { result: clone(job), summary: `job ${job.jobId} failed: ${c.error}` }
+      }
+      default:
+        throw new InvalidClusterRequestError(`unknown cluster command ${JSON.stringify((c as { op: unknown }).op)}`)
+    }
+  }
+
+  private record (d: Decision): void {
+    this.history.push(d)
+    if (this.history.length > HISTORY_LIMIT * 1.1) this.history = this.history.slice(-HISTORY_LIMIT)
+  }
+
+  private requireNode (id: string): NodeRecord {
+    const node = this.nodes.get(id)
+    if (node == null) throw new NodeNotFoundError(`node ${id} is not in the cluster`)
+    return node
+  }
+
+  private requireModel (id: string): ModelRecord {
+    const model = this.models.get(id)
+    if (model == null) throw new ModelNotFoundError(`model ${id} is not registered`)
+    return model
+  }
+
+  private openJob (jobId: number): JobRecord {
+    const job = this.jobs.get(jobId)
+    if (job == null) throw new JobNotFoundError(`job ${jobId} does not exist`)
+    if (job.status === 'completed' || job.status === 'failed' || job.status === 'cancelled') throw new JobStateError(`job ${jobId} is ${job.status} already`)
+    return job
+  }
+
+  private candidates (): Candidate[] {
+    const out: Candidate[] = []
+    for (const node of this.nodes.values()) {
+      if (!eligible(node)) continue
+      const q = this.queues.get(node.id)
+      out.push({ node, queuedBytes: q?.queuedBytes ?? 0, queue: (q?.reportedQueue ?? 0) + (q?.allocatedSinceReport ?? 0) })
+    }
+    return out
+  }
+
+  private addPin (cid: string, name: string, rmin: number, rmax: number, size: number, index: number, at: number, modelId?: string): PinRecord {
+    if (!(rmin === -1 || (Number.isInteger(rmin) && rmin >= 1)) || !(rmax === -1 || (Number.isInteger(rmax) && rmax >= 1))) {
+      throw new InvalidClusterRequestError(`replication factors must be -1 or at least 1, got min ${rmin} and max ${rmax}`)
+    }
+    if (rmax !== -1 && (rmin === -1 || rmin > rmax)) throw new InvalidClusterRequestError(`replication factor min ${rmin} exceeds max ${rmax}`)
+    const existing = this.pins.get(cid)
+    const allocations = allocate({ rmin, rmax, size, current: existing?.allocations ?? [] }, this.candidates())
+    const pin: PinRecord = existing ?? { cid, name, replicationFactorMin: rmin, replicationFactorMax: rmax, allocations: [], size, createdAt: iso(at), updatedAt: iso(at), index }
+    pin.name = name === '' ? pin.name : name
+    pin.replicationFactorMin = rmin
+    pin.replicationFactorMax = rmax
+    pin.size = size > 0 ? size : pin.size
+    if (modelId != null) pin.modelId = modelId
+    this.pins.set(cid, pin)
+    this.setAllocations(pin, allocations, index, at)
+    return pin
+  }
+
+  private removePin (cid: string): void {
+    this.pins.delete(cid)
+    this.emit('PinRemoved', { cid })
+  }
+
+  private setAllocations (pin: PinRecord, allocations: string[], index: number, at: number): void {
+    const added = allocations.filter(id => !pin.allocations.includes(id))
+    for (const id of added) {
+      const q = this.queues.get(id)
+      if (q == null) continue
+      q.allocatedSinceReport++
+      q.queuedBytes += pin.size
+    }
+    const changed = added.length > 0 || allocations.length !== pin.allocations.length
+    pin.allocations = allocations
+    pin.updatedAt = iso(at)
+    pin.index = index
+    if (changed) this.emit('PinChanged', { cid: pin.cid, allocations: [...allocations] })
+  }
+
+  /** A node left, went offline or stopped taking pins: its replicas go elsewhere where they can. */
+  private reallocateFrom (id: string, index: number, at: number): void {
+    const candidates = this.candidates()
+    for (const pin of this.pins.values()) {
+      if (!pin.allocations.includes(id)) continue
+      const others = pin.allocations.filter(a => a !== id)
+      let next: string[]
+      try {
+        next = allocate({ rmin: pin.replicationFactorMin, rmax: pin.replicationFactorMax, size: pin.size, current: others }, candidates)
+      } catch {
+        // Too few nodes: keep the replica where it was, to be pinned there again when it returns.
+        next = this.nodes.has(id) ? pin.allocations : others
+      }
+      this.setAllocations(pin, next, index, at)
+    }
+  }
+
+  /** Pins with fewer replicas than they want take the eligible nodes that now exist. */
+  private fillUnderReplicated (index: number, at: number): void {
+    const candidates = this.candidates()
+    const eligibleCount = candidates.length
+    for (const pin of this.pins.values()) {
+      const want = pin.replicationFactorMax === -1 ? eligibleCount : pin.replicationFactorMax
+      const live = pin.allocations.filter(id => candidates.some(c => c.node.id === id))
+      if (live.length >= want && live.length === pin.allocations.length) continue
+      try {
+        const next = allocate({ rmin: pin.replicationFactorMin, rmax: pin.replicationFactorMax, size: pin.size, current: live }, candidates)
+        if (next.length > live.length || live.length !== pin.allocations.length) this.setAllocations(pin, next, index, at)
+      } catch {
+        // still too few nodes; nothing to do until more come
+      }
+    }
+  }
+
+  /**
+   * Moves replicas from the most to the least loaded eligible nodes until
+   * their pin counts differ by at most one, and fills under-replicated pins.
+   */
+  private rebalance (index: number, at: number): PinRecord[] {
+    const moved = new Set<PinRecord>()
+    const before = new Map([...this.pins.values()].map(p => [p.cid, p.allocations.join()]))
+    this.fillUnderReplicated(index, at)
+    const ids = this.candidates().map(c => c.node.id).sort()
+    if (ids.length > 1) {
+      const load = new Map(ids.map(id => [id, 0]))
+      for (const pin of this.pins.values()) for (const id of pin.allocations) if (load.has(id)) load.set(id, (load.get(id) ?? 0) + 1)
+      const pins = [...this.pins.values()].sort((a, b) => (a.cid < b.cid ? -1 : 1))
+      for (let round = 0; round < pins.length * ids.length; round++) {
+        const sorted = [...ids].sort((a, b) => (load.get(b) ?? 0) - (load.get(a) ?? 0) || (a < b ? -1 : 1))
+        const most = sorted[0]
+        const least = sorted[sorted.length - 1]
+        if ((load.get(most) ?? 0) - (load.get(least) ?? 0) <= 1) break
+        const pin = pins.find(p => p.allocations.includes(most) && !p.allocations.includes(least))
+        if (pin == null) break
+        this.setAllocations(pin, pin.allocations.map(id => id === most ? least : id), index, at)
+        load.set(most, (load.get(most) ?? 0) - 1)
+        load.set(least, (load.get(least) ?? 0) + 1)
+      }
+    }
+    for (const pin of this.pins.values()) if (before.get(pin.cid) !== pin.allocations.join()) moved.add(pin)
+    return [...moved]
+  }
+
+  private pinModel (model: ModelRecord, replicationFactor: number, index: number, at: number): void {
+    const eligibleCount = this.candidates().length
+    const rmax = replicationFactor === -1 ? -1 : Math.max(1, replicationFactor)
+    this.addPin(model.modelCID, `${model.kind}:${model.modelId}@${model.version}`, rmax === -1 ? 1 : Math.min(rmax, Math.max(1, eligibleCount)), rmax, model.size, index, at, model.modelId)
+  }
+
+  /** Whether any model other than `exceptModel` still points at `cid`. */
+  private cidInUse (cid: string, exceptModel: string): boolean {
+    for (const m of this.models.values()) if (m.modelId !== exceptModel && m.modelCID === cid) return true
+    return false
+  }
+}
+
+function clone<T> (value: T): T {
+  return structuredClone(value)
+}

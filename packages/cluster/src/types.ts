@@ -1,0 +1,147 @@
+/**
+ * The records of the replicated cluster state, as every node holds them after
+ * applying the Raft log, and the soft state each node adds from heartbeats.
+ * Times are ISO strings taken from the proposer's clock, so that applying
+ * the log is deterministic.
+ */
+
+export type PeerIdString = string
+
+/** How much of its machine a node's user lets the cluster use, in percent (document 001's /api/resources). */
+export interface Allocation {
+  cpu: number
+  memory: number
+  gpu: number
+  storage: number
+}
+
+export interface GpuInfo {
+  id: number
+  name: string
+  /** Bytes. */
+  vram: { total: number, used: number }
+}
+
+/** What a node measured of its machine. Sizes in bytes, load and usage as fractions of 1. */
+export interface Resources {
+  cpu: { cores: number, model: string, load1: number, usage: number }
+  memory: { total: number, free: number }
+  gpus: GpuInfo[]
+  disk: { total: number, free: number }
+  /** onnxruntime execution providers this node can run, e.g. `cpu`, `cuda`. */
+  executionProviders: string[]
+}
+
+/** A node as the replicated state knows it. */
+export interface NodeRecord {
+  id: PeerIdString
+  /** Swarm multiaddrs, without /p2p/. */
+  addrs: string[]
+  /** The node's HTTP API, when it announced one. */
+  apiUrl?: string
+  role: 'voter' | 'learner'
+  /** Decided by the leader from heartbeats; offline nodes get no new allocations. */
+  online: boolean
+  joinedAt: string
+  /** Last resources the node reported through Raft (coarse: for allocation). */
+  resources?: Resources
+  /** NodeProfileRegistry: whether the node offered its resources, and how much. */
+  registered: boolean
+  allocation: Allocation
+  /** Drained nodes take no new allocations (document 002). */
+  drained: boolean
+}
+
+export interface PinRecord {
+  cid: string
+  name: string
+  /** IPFS Cluster's replication factors; -1 means every node. */
+  replicationFactorMin: number
+  replicationFactorMax: number
+  /** Nodes that must hold the content. */
+  allocations: PeerIdString[]
+  /** DAG size in bytes when the proposer knew it, else 0. */
+  size: number
+  /** The model or dataset this pin belongs to, if any. */
+  modelId?: string
+  createdAt: string
+  updatedAt: string
+  /** Raft index of the last change. */
+  index: number
+}
+
+export type ModelKind = 'model' | 'dataset'
+
+export interface ModelVersion {
+  version: number
+  cid: string
+  at: string
+  by: PeerIdString
+}
+
+/** Document 001's ModelInfo, versioned. */
+export interface ModelRecord {
+  modelId: string
+  kind: ModelKind
+  modelCID: string
+  name: string
+  description: string
+  /** Seconds since the epoch of the current version, as the contract's `timestamp`. */
+  timestamp: number
+  isActive: boolean
+  version: number
+  versions: ModelVersion[]
+  owner: PeerIdString
+  /** Bytes, when known. */
+  size: number
+  metadata: Record<string, unknown>
+}
+
+export type JobKind = 'inference' | 'training'
+export type JobStatus = 'requested' | 'running' | 'completed' | 'failed' | 'cancelled'
+
+/** Document 001's InferenceCoordinator jobs; the inference and training issues add to it. */
+export interface JobRecord {
+  jobId: number
+  kind: JobKind
+  status: JobStatus
+  /** The node that submitted it (the contract's `controller`). */
+  controller: PeerIdString
+  promptCID: string
+  modelId: string
+  modelCID: string
+  params: Record<string, unknown>
+  worker?: PeerIdString
+  responseCID?: string
+  error?: string
+  submittedAt: string
+  startedAt?: string
+  completedAt?: string
+}
+
+/** One committed decision of the consensus history. */
+export interface Decision {
+  index: number
+  term: number
+  at: string
+  proposer: PeerIdString
+  op: string
+  outcome: 'committed' | 'rejected'
+  /** A short account of what changed, or why it was rejected. */
+  summary: string
+}
+
+/** Events the state machine emits as it applies, on every node. */
+export interface ClusterEvents {
+  InferenceRequested: { jobId: number, controller: string, promptCID: string, modelId: string, modelCID: string }
+  InferenceCompleted: { jobId: number, worker: string, responseCID: string }
+  JobFailed: { jobId: number, error: string }
+  ModelRegistered: { modelId: string, modelCID: string }
+  ModelUpdated: { modelId: string, modelCID: string, version: number }
+  NodeJoined: { id: string, role: 'voter' | 'learner' }
+  NodeLeft: { id: string }
+  NodeStatus: { id: string, online: boolean }
+  ResourcesUpdated: { id: string, allocation: Allocation }
+  PinChanged: { cid: string, allocations: string[] }
+  PinRemoved: { cid: string }
+}

@@ -1,0 +1,228 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { encodeCommand, encodeJoinContext } from '../src/commands.ts'
+import { ClusterState } from '../src/state.ts'
+import type { Command } from '../src/commands.ts'
+import type { Resources } from '../src/types.ts'
+import type { ConfState } from '@node-daemon/raft'
+
+const CID_A = 'QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o'
+const CID_B = 'bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e'
+const CID_C = 'bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi'
+
+const GIB = 1 << 30
+
+function resources (freeGiB: number): Resources {
+  return {
+    cpu: { cores: 4, model: 'test', load1: 0, usage: 0 },
+    memory: { total: 8 * GIB, free: 4 * GIB },
+    gpus: [],
+    disk: { total: 100 * GIB, free: freeGiB * GIB },
+    executionProviders: ['cpu']
+  }
+}
+
+/** Feeds a state entries as the driver would, with consecutive indexes. */
+class Log {
+  readonly state: ClusterState
+  readonly events: Array<{ type: string, detail: any }> = []
+  index = 0
+  cs: ConfState = { voters: [], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false }
+
+  constructor () {
+    this.state = new ClusterState((type, detail) => { this.events.push({ type, detail }) })
+  }
+
+  apply (body: Record<string, unknown> & { op: Command['op'] }, by = 'n1'): any {
+    return this.state.apply(encodeCommand({ at: 1_700_000_000_000 + this.index, by, ...body } as Command), ++this.index, 1)
+  }
+
+  join (id: string, voter = false): void {
+    if (voter) this.cs.voters.push(id)
+    else this.cs.learners.push(id)
+    this.state.applyConfChange({ changes: [{ type: voter ? 'add-node' : 'add-learner-node', nodeId: id }] }, structuredClone(this.cs),
+      encodeJoinContext({ addrs: [`/ip4/127.0.0.1/tcp/${4000 + this.index}`], at: 1_700_000_000_000, by: id }), ++this.index, 1)
+  }
+
+  remove (id: string): void {
+    this.cs.voters = this.cs.voters.filter(v => v !== id)
+    this.cs.learners = this.cs.learners.filter(v => v !== id)
+    this.state.applyConfChange({ changes: [{ type: 'remove-node', nodeId: id }] }, structuredClone(this.cs), new Uint8Array(0), ++this.index, 1)
+  }
+
+  report (id: string, freeGiB = 50, pinQueue = 0): void {
+    this.apply({ op: 'node.report', id, addrs: this.state.nodes.get(id)?.addrs ?? [], resources: resources(freeGiB), pinQueue }, id)
+  }
+}
+
+function cluster (n: number): Log {
+  const log = new Log()
+  for (let i = 1; i <= n; i++) {
+    log.join(`n${i}`, i <= 3)
+    log.report(`n${i}`)
+  }
+  return log
+}
+
+describe('ClusterState', () => {
+  it('records joining nodes with their roles and addresses', () => {
+    const log = cluster(4)
+    assert.deepEqual([...log.state.nodes.keys()], ['n1', 'n2', 'n3', 'n4'])
+    assert.equal(log.state.nodes.get('n1')?.role, 'voter')
+    assert.equal(log.state.nodes.get('n4')?.role, 'learner')
+    assert.match(log.state.nodes.get('n2')?.addrs[0] ?? '', /^\/ip4\/127\.0\.0\.1\/tcp\//)
+    assert.ok(log.events.some(e => e.type === 'NodeJoined' && e.detail.id === 'n4' && e.detail.role === 'learner'))
+  })
+
+  it('allocates replicas up to the maximum factor, spread by queue length', () => {
+    const log = cluster(3)
+    const a = log.apply({ op: 'pin.add', cid: CID_A, name: 'a', rmin: 2, rmax: 2, size: 0 })
+    const b = log.apply({ op: 'pin.add', cid: CID_B, name: 'b', rmin: 2, rmax: 2, size: 0 })
+    const c = log.apply({ op: 'pin.add', cid: CID_C, name: 'c', rmin: 2, rmax: 2, size: 0 })
+    assert.equal(a.allocations.length, 2)
+    const counts = new Map<string, number>()
+    for (const pin of [a, b, c]) for (const id of pin.allocations) counts.set(id, (counts.get(id) ?? 0) + 1)
+    // six replicas over three nodes: two each
+    assert.deepEqual([...counts.values()], [2, 2, 2])
+  })
+
+  it('prefers the node with clearly more free space', () => {
+    const log = cluster(3)
+    log.report('n3', 90)
+    const pin = log.apply({ op: 'pin.add', cid: CID_A, name: '', rmin: 1, rmax: 1, size: 0 })
+    assert.deepEqual(pin.allocations, ['n3'])
+  })
+
+  it('rejects a pin that cannot reach its minimum, and fills a pin up as nodes join', () => {
+    const log = cluster(2)
+    assert.throws(() => log.apply({ op: 'pin.add', cid: CID_A, name: '', rmin: 3, rmax: 3, size: 0 }), { name: 'InsufficientPeersError' })
+    assert.equal(log.state.pins.size, 0)
+    const pin = log.apply({ op: 'pin.add', cid: CID_A, name: '', rmin: 1, rmax: 3, size: 0 })
+    assert.equal(pin.allocations.length, 2)
+    log.join('n3')
+    assert.equal(log.state.pins.get(CID_A)?.allocations.length, 3)
+  })
+
+  it('moves the replicas of a node that goes offline or leaves, and of a drained one', () => {
+    const log = cluster(5)
+    log.apply({ op: 'pin.add', cid: CID_A, name: '', rmin: 2, rmax: 2, size: 0 })
+    const [first, second] = log.state.pins.get(CID_A)?.allocations ?? []
+    log.apply({ op: 'node.status', id: first, online: false })
+    let allocations = log.state.pins.get(CID_A)?.allocations ?? []
+    assert.equal(allocations.length, 2)
+    assert.ok(!allocations.includes(first))
+    assert.ok(allocations.includes(second), 'the replica that was fine stays')
+    log.remove(second)
+    allocations = log.state.pins.get(CID_A)?.allocations ?? []
+    assert.equal(allocations.length, 2)
+    assert.ok(!allocations.includes(second))
+    assert.ok(!log.state.nodes.has(second))
+    const [third] = allocations
+    log.apply({ op: 'node.drain', id: third, drained: true })
+    allocations = log.state.pins.get(CID_A)?.allocations ?? []
+    assert.ok(!allocations.includes(third))
+  })
+
+  it('keeps a replica on an offline node when there is nowhere else to go', () => {
+    const log = cluster(2)
+    log.apply({ op: 'pin.add', cid: CID_A, name: '', rmin: 2, rmax: 2, size: 0 })
+    log.apply({ op: 'node.status', id: 'n2', online: false })
+    assert.deepEqual(log.state.pins.get(CID_A)?.allocations.sort(), ['n1', 'n2'])
+  })
+
+  it('rebalances pins from a loaded node, and migrates one replica', () => {
+    const log = cluster(2)
+    for (const cid of [CID_A, CID_B, CID_C]) log.apply({ op: 'pin.add', cid, name: '', rmin: 1, rmax: 1, size: 0 })
+    log.join('n3')
+    log.report('n3')
+    const moved = log.apply({ op: 'pin.rebalance' })
+    const load = new Map<string, number>()
+    for (const pin of log.state.pins.values()) for (const id of pin.allocations) load.set(id, (load.get(id) ?? 0) + 1)
+    assert.deepEqual([...load.values()].sort(), [1, 1, 1])
+    assert.ok(moved.length >= 1)
+    const pin = log.state.pins.get(CID_A)
+    const to = ['n1', 'n2', 'n3'].find(id => !(pin?.allocations.includes(id) ?? false)) as string
+    const after = log.apply({ op: 'pin.migrate', cid: CID_A, from: pin?.allocations[0], to })
+    assert.deepEqual(after.allocations, [to])
+    assert.throws(() => log.apply({ op: 'pin.migrate', cid: CID_A, from: 'n9', to }), { name: 'InvalidClusterRequestError' })
+  })
+
+  it('registers versioned models, pins them, and rejects a stale update', () => {
+    const log = cluster(3)
+    const model = log.apply({ op: 'model.register', modelId: 'm', modelCID: CID_A, name: 'M', description: 'd', kind: 'model', metadata: {}, size: 0, replicationFactor: 2 })
+    assert.equal(model.version, 1)
+    assert.equal(log.state.pins.get(CID_A)?.allocations.length, 2)
+    assert.throws(() => log.apply({ op: 'model.register', modelId: 'm', modelCID: CID_B, name: 'M', description: '', kind: 'model', metadata: {}, size: 0, replicationFactor: 2 }), { name: 'ModelExistsError' })
+    const v2 = log.apply({ op: 'model.update', modelId: 'm', modelCID: CID_B, size: 0, expectedVersion: 1 })
+    assert.equal(v2.version, 2)
+    assert.equal(v2.modelCID, CID_B)
+    assert.ok(!log.state.pins.has(CID_A), 'the old version is unpinned')
+    assert.equal(log.state.pins.get(CID_B)?.modelId, 'm')
+    assert.throws(() => log.apply({ op: 'model.update', modelId: 'm', modelCID: CID_C, size: 0, expectedVersion: 1 }), { name: 'ConsensusRejectedError' })
+    const last = log.state.decisions(0, 1000).at(-1)
+    assert.equal(last?.outcome, 'rejected')
+    assert.equal(last?.op, 'model.update')
+    assert.match(last?.summary ?? '', /ConsensusRejectedError/)
+    log.apply({ op: 'model.active', modelId: 'm', active: false })
+    assert.throws(() => log.apply({ op: 'job.submit', kind: 'inference', promptCID: CID_C, modelId: 'm', params: {} }), { name: 'ModelNotFoundError' })
+  })
+
+  it('numbers jobs monotonically and emits the coordinator events', () => {
+    const log = cluster(1)
+    log.apply({ op: 'model.register', modelId: 'm', modelCID: CID_A, name: 'M', description: '', kind: 'model', metadata: {}, size: 0, replicationFactor: 1 })
+    const j1 = log.apply({ op: 'job.submit', kind: 'inference', promptCID: CID_B, modelId: 'm', params: {} })
+    const j2 = log.apply({ op: 'job.submit', kind: 'inference', promptCID: CID_C, modelCID: CID_A, params: {} })
+    assert.deepEqual([j1.jobId, j2.jobId], [1, 2])
+    assert.equal(j2.modelId, 'm', 'submitPromptWithCID finds the model by CID')
+    const done = log.apply({ op: 'job.complete', jobId: 1, responseCID: CID_C }, 'n1')
+    assert.equal(done.status, 'completed')
+    assert.equal(done.worker, 'n1')
+    assert.throws(() => log.apply({ op: 'job.complete', jobId: 1, responseCID: CID_C }), { name: 'JobStateError' })
+    assert.throws(() => log.apply({ op: 'job.fail', jobId: 7, error: 'x' }), { name: 'JobNotFoundError' })
+    assert.deepEqual(log.events.filter(e => e.type.startsWith('Inference')).map(e => [e.type, e.detail.jobId]),
+      [['InferenceRequested', 1], ['InferenceRequested', 2], ['InferenceCompleted', 1]])
+  })
+
+  it('validates allocations and replication factors', () => {
+    const log = cluster(1)
+    assert.throws(() => log.apply({ op: 'node.allocation', id: 'n1', allocation: { cpu: 150 } }), { name: 'InvalidClusterRequestError' })
+    assert.throws(() => log.apply({ op: 'pin.add', cid: CID_A, name: '', rmin: 3, rmax: 2, size: 0 }), { name: 'InvalidClusterRequestError' })
+    assert.throws(() => log.apply({ op: 'pin.add', cid: CID_A, name: '', rmin: 0, rmax: 2, size: 0 }), { name: 'InvalidClusterRequestError' })
+    assert.throws(() => log.apply({ op: 'node.status', id: 'nx', online: false }), { name: 'NodeNotFoundError' })
+    const node = log.apply({ op: 'node.allocation', id: 'n1', allocation: { cpu: 15, storage: 8 } })
+    assert.deepEqual(node.allocation, { cpu: 15, memory: 100, gpu: 100, storage: 8 })
+  })
+
+  it('gives every replica the same state, and a snapshot restores it exactly', () => {
+    const a = cluster(4)
+    const b = cluster(4)
+    for (const log of [a, b]) {
+      log.apply({ op: 'pin.add', cid: CID_A, name: 'x', rmin: 1, rmax: 3, size: 10 })
+      log.apply({ op: 'pin.add', cid: CID_B, name: 'y', rmin: -1, rmax: -1, size: 0 })
+      log.apply({ op: 'node.status', id: 'n2', online: false })
+      log.apply({ op: 'job.submit', kind: 'training', promptCID: CID_C, modelCID: CID_A, params: { epochs: 1 } })
+    }
+    assert.deepEqual(a.state.snapshot(), b.state.snapshot())
+    const restored = new ClusterState()
+    restored.restore(a.state.snapshot())
+    assert.deepEqual(restored.snapshot(), a.state.snapshot())
+    assert.equal(restored.appliedIndex, a.index)
+    assert.equal(restored.pins.get(CID_B)?.allocations.length, 3, '-1 means every online node')
+    // the job counter survives the snapshot
+    const job = restored.apply(encodeCommand({ op: 'job.submit', kind: 'inference', promptCID: CID_C, modelCID: CID_A, params: {}, at: 0, by: 'n1' }), a.index + 1, 1) as { jobId: number }
+    assert.equal(job.jobId, 2)
+  })
+
+  it('keeps a queryable history of decisions', () => {
+    const log = cluster(2)
+    log.apply({ op: 'pin.add', cid: CID_A, name: '', rmin: 1, rmax: 1, size: 0 })
+    const all = log.state.decisions(0, 1000)
+    assert.ok(all.some(d => d.op === 'membership'))
+    const pins = log.state.decisions(0, 10, 'pin.add')
+    assert.equal(pins.length, 1)
+    assert.equal(pins[0].index, log.index)
+    assert.equal(pins[0].term, 1)
+    assert.equal(pins[0].proposer, 'n1')
+    assert.equal(log.state.decisions(log.index + 1).length, 0)
+  })
+})
