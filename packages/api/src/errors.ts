@@ -36,7 +36,7 @@ export class BadRequestError extends Error {
   name = 'BadRequestError'
 }
 
-/** Error envelope of API document 000, with Kubo's Message/Code/Type beside it. */
+/** Error envelope of API document 000, with Kubo's Message/Code/Type beside it; `Code` is document 003's number, else 0. */
 export interface ErrorEnvelope {
   success: false
   error: string
@@ -47,11 +47,16 @@ export interface ErrorEnvelope {
   Type: 'error'
 }
 
+type Mapping = [status: number, type: string, code?: number]
+
 /**
- * The one table from typed error names to HTTP status and the error types of
- * document 000. Errors not named here are 500 UnexpectedError.
+ * The one table from typed error names to HTTP status, the error types of
+ * document 000 and, where document 003 numbers the error, its code (the
+ * envelope's `Code`). Errors not named here are 500 UnexpectedError.
+ * Cluster errors keep their own name as the type, except bad input, which is
+ * IPFSValidationError like all bad input.
  */
-const BY_NAME: Record<string, [number, string]> = {
+const BY_NAME: Record<string, Mapping> = {
   InvalidCIDError: [400, 'IPFSValidationError'],
   InvalidParameterError: [400, 'IPFSValidationError'],
   InvalidMultiaddrError: [400, 'IPFSValidationError'],
@@ -70,11 +75,24 @@ const BY_NAME: Record<string, [number, string]> = {
   DeadlineExceededError: [504, 'IPFSTimeoutError'],
   DialError: [503, 'IPFSConnectionError'],
   ConfigError: [500, 'IPFSConfigurationError'],
-  RepoError: [500, 'IPFSConfigurationError']
+  RepoError: [500, 'IPFSConfigurationError'],
+  InvalidClusterRequestError: [400, 'IPFSValidationError'],
+  NodeNotFoundError: [404, 'NodeNotFoundError', 1001],
+  PinNotFoundError: [404, 'PinNotFoundError'],
+  ModelNotFoundError: [404, 'ModelNotFoundError'],
+  JobNotFoundError: [404, 'JobNotFoundError'],
+  ModelExistsError: [409, 'ModelExistsError'],
+  JobStateError: [409, 'JobStateError'],
+  // The cluster has too few eligible nodes for the request as made: retrying it unchanged will not help.
+  InsufficientPeersError: [409, 'InsufficientPeersError'],
+  ConsensusRejectedError: [409, 'ConsensusRejectedError', 1003],
+  NoQuorumError: [503, 'NoQuorumError', 1005],
+  JoinError: [503, 'JoinError'],
+  ClusterProtocolError: [502, 'ClusterProtocolError']
 }
 
 /** Fastify's and @fastify/multipart's own errors, by code. */
-const BY_CODE: Record<string, [number, string]> = {
+const BY_CODE: Record<string, Mapping> = {
   FST_ERR_VALIDATION: [422, 'ValidationError'],
   FST_ERR_CTP_BODY_TOO_LARGE: [413, 'PayloadTooLargeError'],
   FST_ERR_CTP_INVALID_MEDIA_TYPE: [415, 'UnsupportedMediaTypeError'],
@@ -88,16 +106,16 @@ const BY_CODE: Record<string, [number, string]> = {
   FST_REQ_FILE_TOO_LARGE: [413, 'PayloadTooLargeError']
 }
 
-export function classify (err: Partial<FastifyError>): { status: number, type: string } {
+export function classify (err: Partial<FastifyError>): { status: number, type: string, code: number } {
   const byCode = err.code != null ? BY_CODE[err.code] : undefined
   const byName = err.name != null ? BY_NAME[err.name] : undefined
   // JSON bodies that do not parse reach us as SyntaxErrors with a 400 status.
-  const [status, type] = byCode ?? byName ?? (err.name === 'SyntaxError' && err.statusCode === 400 ? [400, 'IPFSValidationError'] : [500, 'UnexpectedError'])
-  return { status, type }
+  const [status, type, code = 0] = byCode ?? byName ?? (err.name === 'SyntaxError' && err.statusCode === 400 ? [400, 'IPFSValidationError'] : [500, 'UnexpectedError'])
+  return { status, type, code }
 }
 
 export function envelope (err: Partial<FastifyError>): ErrorEnvelope {
-  const { status, type } = classify(err)
+  const { status, type, code } = classify(err)
   const message = status === 500 && type === 'UnexpectedError' ? `internal error: ${err.message ?? 'unknown'}` : (err.message ?? type)
-  return { success: false, error: message, error_type: type, status_code: status, Message: message, Code: 0, Type: 'error' }
+  return { success: false, error: message, error_type: type, status_code: status, Message: message, Code: code, Type: 'error' }
 }

@@ -6,11 +6,18 @@ import Fastify, { LogController } from 'fastify'
 import { envelope, MethodNotAllowedError, RouteNotFoundError } from './errors.ts'
 import { registerHttpMetrics } from './metrics.ts'
 import { blockRoutes } from './routes/blocks.ts'
+import { clientRoutes } from './routes/clients.ts'
+import { clusterRoutes } from './routes/cluster.ts'
+import { consensusRoutes } from './routes/consensus.ts'
 import { contentRoutes } from './routes/content.ts'
+import { distributedRoutes } from './routes/distributed.ts'
 import { nameRoutes } from './routes/names.ts'
+import { networkRoutes } from './routes/network.ts'
+import { nodeRoutes } from './routes/nodes.ts'
 import { peerRoutes } from './routes/peers.ts'
 import { pinRoutes } from './routes/pins.ts'
 import { pubsubRoutes } from './routes/pubsub.ts'
+import { resourceRoutes } from './routes/resources.ts'
 import { systemRoutes } from './routes/system.ts'
 import type { FastifyBaseLogger, FastifyError, FastifyInstance } from 'fastify'
 import type { Node } from '@node-daemon/daemon'
@@ -97,7 +104,10 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
   await app.register(swaggerUi, { routePrefix: '/api/v0/docs' })
 
   const ctx: ApiContext = { node, shutdown: shutdown.signal }
-  for (const routes of [systemRoutes, contentRoutes, pinRoutes, nameRoutes, peerRoutes, pubsubRoutes, blockRoutes]) {
+  for (const routes of [
+    systemRoutes, contentRoutes, pinRoutes, nameRoutes, peerRoutes, pubsubRoutes, blockRoutes,
+    clusterRoutes, distributedRoutes, nodeRoutes, networkRoutes, consensusRoutes, resourceRoutes, clientRoutes
+  ]) {
     routes(app, ctx)
   }
   // Raw uploads take any content type as a stream, in a context of their own.

@@ -4,20 +4,33 @@ import { classify, envelope } from '../src/errors.ts'
 
 describe('error mapping', () => {
   it('maps typed errors by name to document 000 types and statuses', () => {
-    assert.deepEqual(classify({ name: 'InvalidCIDError' }), { status: 400, type: 'IPFSValidationError' })
-    assert.deepEqual(classify({ name: 'NotFoundError' }), { status: 404, type: 'IPFSContentNotFoundError' })
-    assert.deepEqual(classify({ name: 'PinError' }), { status: 400, type: 'IPFSPinningError' })
-    assert.deepEqual(classify({ name: 'DialError' }), { status: 503, type: 'IPFSConnectionError' })
-    assert.deepEqual(classify({ name: 'ConfigError' }), { status: 500, type: 'IPFSConfigurationError' })
+    assert.deepEqual(classify({ name: 'InvalidCIDError' }), { status: 400, type: 'IPFSValidationError', code: 0 })
+    assert.deepEqual(classify({ name: 'NotFoundError' }), { status: 404, type: 'IPFSContentNotFoundError', code: 0 })
+    assert.deepEqual(classify({ name: 'PinError' }), { status: 400, type: 'IPFSPinningError', code: 0 })
+    assert.deepEqual(classify({ name: 'DialError' }), { status: 503, type: 'IPFSConnectionError', code: 0 })
+    assert.deepEqual(classify({ name: 'ConfigError' }), { status: 500, type: 'IPFSConfigurationError', code: 0 })
   })
 
   it("maps fastify's own errors by code before names", () => {
-    assert.deepEqual(classify({ name: 'FastifyError', code: 'FST_ERR_CTP_BODY_TOO_LARGE' }), { status: 413, type: 'PayloadTooLargeError' })
-    assert.deepEqual(classify({ name: 'FastifyError', code: 'FST_ERR_VALIDATION' }), { status: 422, type: 'ValidationError' })
+    assert.deepEqual(classify({ name: 'FastifyError', code: 'FST_ERR_CTP_BODY_TOO_LARGE' }), { status: 413, type: 'PayloadTooLargeError', code: 0 })
+    assert.deepEqual(classify({ name: 'FastifyError', code: 'FST_ERR_VALIDATION' }), { status: 422, type: 'ValidationError', code: 0 })
+  })
+
+  it('maps cluster errors, with the numbers of document 003 where it has them', () => {
+    assert.deepEqual(classify({ name: 'InvalidClusterRequestError' }), { status: 400, type: 'IPFSValidationError', code: 0 })
+    assert.deepEqual(classify({ name: 'NodeNotFoundError' }), { status: 404, type: 'NodeNotFoundError', code: 1001 })
+    assert.deepEqual(classify({ name: 'PinNotFoundError' }), { status: 404, type: 'PinNotFoundError', code: 0 })
+    assert.deepEqual(classify({ name: 'ModelExistsError' }), { status: 409, type: 'ModelExistsError', code: 0 })
+    assert.deepEqual(classify({ name: 'InsufficientPeersError' }), { status: 409, type: 'InsufficientPeersError', code: 0 })
+    assert.deepEqual(classify({ name: 'ConsensusRejectedError' }), { status: 409, type: 'ConsensusRejectedError', code: 1003 })
+    assert.deepEqual(classify({ name: 'NoQuorumError' }), { status: 503, type: 'NoQuorumError', code: 1005 })
+    assert.deepEqual(classify({ name: 'JoinError' }), { status: 503, type: 'JoinError', code: 0 })
+    assert.deepEqual(classify({ name: 'ClusterProtocolError' }), { status: 502, type: 'ClusterProtocolError', code: 0 })
+    assert.equal(envelope({ name: 'NodeNotFoundError', message: 'no node x' }).Code, 1001)
   })
 
   it('treats anything unknown as a 500 UnexpectedError', () => {
-    assert.deepEqual(classify({ name: 'TypeError' }), { status: 500, type: 'UnexpectedError' })
+    assert.deepEqual(classify({ name: 'TypeError' }), { status: 500, type: 'UnexpectedError', code: 0 })
   })
 
   it("builds the envelope with Kubo's fields beside document 000's", () => {

@@ -1,3 +1,4 @@
+import { nodeStatus, peerCount, uptimeSeconds } from '../cluster-views.ts'
 import { kuboRoute } from './route.ts'
 import type { Routes } from '../server.ts'
 
@@ -14,24 +15,36 @@ export const systemRoutes: Routes = (app, { node }) => {
 
   // Documents 000 and 002 both answer /health; 002's richer form wins, with 000's version beside it.
   app.get('/health', { schema: { tags: ['system'], summary: 'Health of the node and its services' } }, async () => {
-    const peers = node.peers()
+    // A local read: health must answer even when the cluster has no leader.
+    const nodes = await node.cluster.nodes({ local: true })
     return {
       status: 'healthy',
       timestamp: new Date().toISOString(),
       version: node.version().version,
       node_id: node.peerId,
-      uptime_seconds: Math.round((Date.now() - node.startedAt.getTime()) / 1000),
+      uptime_seconds: uptimeSeconds(node.startedAt),
       services: {
         p2p: node.swarm.status === 'started',
-        p2p_peers: new Set(peers.map(p => p.peer)).size,
+        p2p_peers: peerCount(node.peers()),
         ipfs: node.content.helia.status === 'started',
-        // Consensus and scheduling arrive with the cluster and inference issues.
-        consensus: false,
-        consensus_leader: false,
+        consensus: node.cluster.isReady(),
+        consensus_leader: node.cluster.status().role === 'leader',
+        // Scheduling arrives with the inference issue.
         scheduler: false,
-        available_nodes: 1
+        available_nodes: nodes.filter(n => nodeStatus(n) === 'active').length
       }
     }
+  })
+
+  // Document 003's Kubernetes probes: ready once the node knows a leader and has caught up.
+  app.get('/health/ready', { schema: { tags: ['system'], summary: 'Readiness: 200 once the node knows a Raft leader and has caught up, else 503' } }, async (_request, reply) => {
+    const ready = node.cluster.isReady()
+    const { leader, term, role } = node.cluster.status()
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', ready, leader, term, role })
+  })
+
+  app.get('/health/live', { schema: { tags: ['system'], summary: 'Liveness: 200 while the process serves requests' } }, async () => {
+    return { status: 'alive', uptime_seconds: uptimeSeconds(node.startedAt) }
   })
 
   const version = async (): Promise<object> => {

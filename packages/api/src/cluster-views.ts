@@ -1,0 +1,338 @@
+/**
+ * Pure mappings from the records of the cluster and the swarm to the shapes
+ * the API documents give them. Routes fetch, these shape; nothing here
+ * decides anything.
+ */
+import type { ConsensusStatus, Decision, JobRecord, ModelRecord, NodeView, PinRecord, PinStatusReport, Resources } from '@node-daemon/cluster'
+import type { PeerConnection } from '@node-daemon/swarm'
+
+const MIB = 1024 * 1024
+
+export function uptimeSeconds (startedAt: Date): number {
+  return Math.round((Date.now() - startedAt.getTime()) / 1000)
+}
+
+/** A fraction of 1 as a percentage with one decimal, as documents 001 and 004 show usage. */
+function percent (fraction: number): number {
+  return Math.round(fraction * 1000) / 10
+}
+
+function usedFraction (total: number, free: number): number {
+  return total > 0 ? (total - free) / total : 0
+}
+
+/** What a machine uses, as fractions of 1; `gpu` is VRAM in use, null without GPUs. */
+export function usage (r: Resources): { cpu: number, memory: number, gpu: number | null, disk: number } {
+  const vramTotal = r.gpus.reduce((sum, g) => sum + g.vram.total, 0)
+  const vramUsed = r.gpus.reduce((sum, g) => sum + g.vram.used, 0)
+  return {
+    cpu: r.cpu.usage,
+    memory: usedFraction(r.memory.total, r.memory.free),
+    gpu: vramTotal > 0 ? vramUsed / vramTotal : null,
+    disk: usedFraction(r.disk.total, r.disk.free)
+  }
+}
+
+/** Document 001's `resources`/`usage`: percent, with `storage` for the disk. */
+export function usagePercent (r: Resources): { cpu: number, memory: number, gpu: number | null, storage: number } {
+  const u = usage(r)
+  return { cpu: percent(u.cpu), memory: percent(u.memory), gpu: u.gpu == null ? null : percent(u.gpu), storage: percent(u.disk) }
+}
+
+/** Sizes as Ollama prints them (document 002's `total_size`): decimal units, one decimal. */
+export function humanSize (bytes: number): string {
+  const units = ['B', 'KB', 'MB', 'GB', 'TB', 'PB']
+  let value = bytes
+  let unit = 0
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000
+    unit++
+  }
+  return unit === 0 ? `${bytes}B` : `${Math.round(value * 10) / 10}${units[unit]}`
+}
+
+export type NodeStatus = 'active' | 'drained' | 'offline'
+
+export function nodeStatus (v: NodeView): NodeStatus {
+  if (!v.online) return 'offline'
+  return v.drained ? 'drained' : 'active'
+}
+
+/** Documents 002 and 003 give a node's address as the host:port of its HTTP API. */
+function apiAddress (v: NodeView): string | null {
+  return v.apiUrl == null ? null : new URL(v.apiUrl).host
+}
+
+/** Peers with at least one connection (a peer may have several). */
+export function peerCount (peers: PeerConnection[]): number {
+  return new Set(peers.map(p => p.peer)).size
+}
+
+/** The lowest round-trip time of each connected peer, in ms. */
+export function latencies (peers: PeerConnection[]): Map<string, number> {
+  const rtt = new Map<string, number>()
+  for (const p of peers) {
+    if (p.latencyMs == null) continue
+    rtt.set(p.peer, Math.min(p.latencyMs, rtt.get(p.peer) ?? Infinity))
+  }
+  return rtt
+}
+
+/** Ids of the models whose pins are allocated to a node. */
+export function modelsOn (pins: PinRecord[], nodeId: string): string[] {
+  return [...new Set(pins.filter(p => p.modelId != null && p.allocations.includes(nodeId)).map(p => p.modelId as string))]
+}
+
+/** A cluster member as IPFS Cluster lists its peers (document 000's `/cluster/peers`). */
+export function peerJson (v: NodeView): object {
+  return {
+    id: v.id,
+    addresses: v.addrs.map(a => `${a}/p2p/${v.id}`),
+    api_url: v.apiUrl ?? null,
+    role: v.role,
+    online: v.online,
+    connected: v.connected,
+    drained: v.drained,
+    is_leader: v.isLeader,
+    is_self: v.isSelf,
+    last_seen: v.lastSeen ?? null
+  }
+}
+
+/**
+ * A node with the fields of document 002 (`status`, `address`, `models`,
+ * `resources` as fractions) and of document 003 (`last_seen`, `performance`).
+ */
+export function nodeJson (v: NodeView, extra: { models: string[], latencyMs?: number }): object {
+  const u = v.resources == null ? undefined : usage(v.resources)
+  return {
+    ...peerJson(v),
+    status: nodeStatus(v),
+    address: apiAddress(v),
+    models: extra.models,
+    resources: u == null ? null : { cpu: u.cpu, memory: u.memory, disk: u.disk, gpu: u.gpu },
+    performance: { memory_usage: u?.memory ?? null, network_latency: extra.latencyMs ?? null },
+    registered: v.registered,
+    allocation: v.allocation,
+    pins: v.pins,
+    match_index: v.matchIndex,
+    joined_at: v.joinedAt,
+    hardware: v.resources ?? null
+  }
+}
+
+/** One connection of each connected peer that is not a cluster member. */
+function strangers (memberIds: Set<string>, peers: PeerConnection[]): PeerConnection[] {
+  return [...new Map(peers.filter(p => !memberIds.has(p.peer)).map(p => [p.peer, p])).values()]
+}
+
+/**
+ * Document 001's peers: the other members, connected or not, with when this
+ * node last heard from them, and the connected peers outside the cluster.
+ */
+export function peersJson (members: NodeView[], peers: PeerConnection[]): object[] {
+  const addrOf = new Map(peers.map(p => [p.peer, p.addr]))
+  return [
+    ...members.filter(m => !m.isSelf).map(m => ({
+      id: m.id,
+      address: addrOf.get(m.id) ?? (m.addrs.length > 0 ? `${m.addrs[0]}/p2p/${m.id}` : null),
+      connected: m.connected,
+      lastSeen: m.lastSeen ?? null,
+      member: true,
+      role: m.role
+    })),
+    ...strangers(new Set(members.map(m => m.id)), peers).map(p => ({ id: p.peer, address: p.addr, connected: true, lastSeen: null, member: false }))
+  ]
+}
+
+/**
+ * Document 003's topology as this node sees it: every member and every
+ * connected peer, and this node's own swarm connections (the only edges it knows).
+ */
+export function topologyJson (self: string, members: NodeView[], peers: PeerConnection[]): object {
+  const memberIds = new Set(members.map(m => m.id))
+  return {
+    node_id: self,
+    nodes: [
+      ...members.map(m => ({ ...peerJson(m), status: nodeStatus(m), member: true })),
+      ...strangers(memberIds, peers).map(p => ({ id: p.peer, connected: true, member: false }))
+    ],
+    connections: peers.map(p => ({
+      from: self,
+      to: p.peer,
+      addr: p.addr,
+      direction: p.direction,
+      latency_ms: p.latencyMs ?? null,
+      member: memberIds.has(p.peer)
+    }))
+  }
+}
+
+export interface Traffic { sent: number, received: number }
+
+/**
+ * Bytes moved, from libp2p's `libp2p_data_transfer_bytes_total`, whose
+ * `protocol` label is "<protocol> sent" or "<protocol> received"; "global" counts every connection.
+ */
+export function trafficJson (values: Array<{ labels: Record<string, string | number | undefined>, value: number }>): Traffic & { protocols: Record<string, Traffic> } {
+  const protocols: Record<string, Traffic> = {}
+  for (const { labels, value } of values) {
+    const label = String(labels.protocol ?? '')
+    const space = label.lastIndexOf(' ')
+    const direction = label.slice(space + 1)
+    if (space < 0 || (direction !== 'sent' && direction !== 'received')) continue
+    const name = label.slice(0, space)
+    protocols[name] ??= { sent: 0, received: 0 }
+    protocols[name][direction] += value
+  }
+  const { global = { sent: 0, received: 0 }, ...rest } = protocols
+  return { ...global, protocols: rest }
+}
+
+/** Document 000's pin fields with IPFS Cluster's names. */
+export function pinJson (p: PinRecord): object {
+  return {
+    cid: p.cid,
+    name: p.name,
+    allocations: p.allocations,
+    replication_factor_min: p.replicationFactorMin,
+    replication_factor_max: p.replicationFactorMax,
+    size: p.size,
+    model_id: p.modelId ?? null,
+    timestamp: p.createdAt,
+    updated_at: p.updatedAt,
+    index: p.index
+  }
+}
+
+/** IPFS Cluster's GlobalPinInfo: the pin's status on every node, in `peer_map`. */
+export function pinStatusJson (r: PinStatusReport): object {
+  return {
+    cid: r.cid,
+    name: r.name,
+    status: r.summary,
+    peer_map: Object.fromEntries(r.peers.map(p => [p.peer, {
+      status: p.status,
+      error: p.error ?? '',
+      attempt_count: p.attempts ?? 0,
+      timestamp: p.updatedAt
+    }]))
+  }
+}
+
+export type ReplicationState = 'ready' | 'replicating' | 'degraded' | 'error' | 'unallocated'
+
+/** Document 002's model `status`: ready once every allocated node pinned it. */
+export function replicationState (report?: PinStatusReport): ReplicationState {
+  switch (report?.summary) {
+    case undefined: return 'unallocated'
+    case 'pinned': return 'ready'
+    case 'error': return 'error'
+    case 'unreachable': return 'degraded'
+    default: return 'replicating'
+  }
+}
+
+/** A registered model as document 002 lists it: replicas are the allocations of its CID's pin. */
+export function modelJson (m: ModelRecord, pin?: PinRecord, report?: PinStatusReport): object {
+  const size = m.size > 0 ? m.size : pin?.size ?? 0
+  return {
+    name: m.modelId,
+    model_id: m.modelId,
+    kind: m.kind,
+    cid: m.modelCID,
+    version: m.version,
+    active: m.isActive,
+    replicas: pin?.allocations.length ?? 0,
+    nodes: pin?.allocations ?? [],
+    replication_factor_min: pin?.replicationFactorMin ?? null,
+    replication_factor_max: pin?.replicationFactorMax ?? null,
+    size,
+    total_size: humanSize(size),
+    status: replicationState(report)
+  }
+}
+
+/** A model's replicas, one per allocated node with its pin status. */
+export function replicasJson (m: ModelRecord, pin?: PinRecord, report?: PinStatusReport): object {
+  const byPeer = new Map(report?.peers.map(p => [p.peer, p]))
+  return {
+    ...modelJson(m, pin, report),
+    replica_status: (pin?.allocations ?? []).map(id => {
+      const s = byPeer.get(id)
+      return { node: id, status: s?.status ?? null, error: s?.error ?? null, attempts: s?.attempts ?? 0, updated_at: s?.updatedAt ?? null }
+    })
+  }
+}
+
+export function jobJson (j: JobRecord): object {
+  return {
+    id: j.jobId,
+    job_id: j.jobId,
+    kind: j.kind,
+    status: j.status,
+    model: j.modelId,
+    model_cid: j.modelCID,
+    prompt_cid: j.promptCID,
+    response_cid: j.responseCID ?? null,
+    controller: j.controller,
+    worker: j.worker ?? null,
+    error: j.error ?? null,
+    submitted_at: j.submittedAt,
+    started_at: j.startedAt ?? null,
+    completed_at: j.completedAt ?? null
+  }
+}
+
+export function decisionJson (d: Decision): object {
+  return { index: d.index, term: d.term, timestamp: d.at, proposer: d.proposer, op: d.op, outcome: d.outcome, summary: d.summary }
+}
+
+export function consensusJson (s: ConsensusStatus): object {
+  return {
+    leader: s.leader,
+    term: s.term,
+    commit_index: s.commitIndex,
+    applied_index: s.appliedIndex,
+    role: s.role,
+    voters: s.voters,
+    learners: s.learners,
+    ready: s.ready
+  }
+}
+
+function mib (bytes: number): number {
+  return Math.round(bytes / MIB)
+}
+
+/** A node as document 004 shows a client: CPU usage in percent, memory in MiB. */
+export function clientJson (v: NodeView): object {
+  const r = v.resources
+  return {
+    id: v.id,
+    status: nodeStatus(v),
+    resources: {
+      cpu: r == null ? {} : { cores: r.cpu.cores, usage: percent(r.cpu.usage) },
+      ram: r == null ? {} : { total: mib(r.memory.total), used: mib(r.memory.total - r.memory.free) },
+      gpu: r?.gpus.map(g => ({ id: g.id, name: g.name, memory: { total: mib(g.vram.total), used: mib(g.vram.used) } })) ?? []
+    },
+    last_seen: v.lastSeen ?? null
+  }
+}
+
+/** Document 004's `tasks` and `performance` of a client, from the jobs it worked on. */
+export function clientWork (jobs: JobRecord[], nodeId: string): { tasks: object[], performance: object } {
+  const mine = jobs.filter(j => j.worker === nodeId)
+  const completed = mine.filter(j => j.status === 'completed')
+  const failed = mine.filter(j => j.status === 'failed').length
+  const timed = completed.filter(j => j.startedAt != null && j.completedAt != null)
+  const seconds = timed.reduce((sum, j) => sum + (Date.parse(j.completedAt as string) - Date.parse(j.startedAt as string)) / 1000, 0)
+  return {
+    tasks: mine.map(j => ({ id: j.jobId, type: j.kind, status: j.status })),
+    performance: {
+      completed_tasks: completed.length,
+      average_time: timed.length > 0 ? seconds / timed.length : null,
+      success_rate: completed.length + failed > 0 ? completed.length / (completed.length + failed) : null
+    }
+  }
+}

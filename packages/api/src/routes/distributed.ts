@@ -1,0 +1,125 @@
+import { Type } from 'typebox'
+import { consensusJson, jobJson, modelJson, nodeStatus, peerCount, pinJson, pinStatusJson, replicasJson, uptimeSeconds, usage } from '../cluster-views.ts'
+import { LocalQuery, readOptions } from '../reads.ts'
+import { requestSignal } from '../stream.ts'
+import type { Routes } from '../server.ts'
+import type { Cluster, JobRecord, ReadOptions } from '@node-daemon/cluster'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { Static } from 'typebox'
+
+const ModelParams = Type.Object({ name: Type.String({ description: 'Model id' }) })
+
+const MigrateBody = Type.Object({
+  model_name: Type.String({ minLength: 1, description: 'Model id' }),
+  from_node: Type.String({ minLength: 1, description: 'Peer id holding a replica' }),
+  to_node: Type.String({ minLength: 1, description: 'Peer id to hold it instead' })
+})
+
+/** Jobs that are not finished: document 002's active requests. */
+async function activeJobs (cluster: Cluster, options: ReadOptions): Promise<JobRecord[]> {
+  const [requested, running] = await Promise.all([
+    cluster.jobs({ status: 'requested' }, options),
+    cluster.jobs({ status: 'running' }, options)
+  ])
+  return [...requested, ...running]
+}
+
+/** Document 002's distributed API, answered from the replicated cluster state. */
+export const distributedRoutes: Routes = (app, { node }) => {
+  const status = async (_request: FastifyRequest, reply: FastifyReply): Promise<object> => {
+    const options = readOptions(reply)
+    const [nodes, active] = await Promise.all([node.cluster.nodes(options), activeJobs(node.cluster, options)])
+    return {
+      distributed_mode: true,
+      node_id: node.peerId,
+      cluster_size: nodes.length,
+      active_nodes: nodes.filter(n => nodeStatus(n) === 'active').map(n => n.id),
+      ...consensusJson(node.cluster.status()),
+      scheduler_stats: {
+        requested: active.filter(j => j.status === 'requested').length,
+        running: active.filter(j => j.status === 'running').length
+      }
+    }
+  }
+  for (const url of ['/api/distributed/status', '/api/v1/cluster/status']) {
+    app.get(url, { schema: { querystring: LocalQuery, tags: ['distributed'], summary: 'Cluster size, active nodes, leader and term' } }, status)
+  }
+
+  app.get('/api/distributed/models', {
+    schema: { querystring: LocalQuery, tags: ['distributed'], summary: 'Registered models: replicas, the nodes holding them, size and readiness' }
+  }, async (_request, reply) => {
+    const options = readOptions(reply)
+    const [models, pins, reports] = await Promise.all([node.cluster.getAllModels(options), node.cluster.pins(options), node.cluster.pinStatus(undefined, options)])
+    const pinOf = new Map(pins.map(p => [p.cid, p]))
+    const reportOf = new Map(reports.map(r => [r.cid, r]))
+    return { models: models.map(m => modelJson(m, pinOf.get(m.modelCID), reportOf.get(m.modelCID))) }
+  })
+
+  app.get('/api/distributed/models/:name/replicas', {
+    schema: { params: ModelParams, querystring: LocalQuery, tags: ['distributed'], summary: "A model's replicas and their pin status on each node" }
+  }, async (request, reply) => {
+    const options = readOptions(reply)
+    const model = await node.cluster.getModel((request.params as Static<typeof ModelParams>).name, options)
+    const [pin, reports] = await Promise.all([node.cluster.pin(model.modelCID, options), node.cluster.pinStatus(model.modelCID, options)])
+    return replicasJson(model, pin, reports[0])
+  })
+
+  app.get('/api/distributed/metrics', {
+    schema: { querystring: LocalQuery, tags: ['distributed'], summary: "This node's view of the cluster: peers, leadership, nodes and its own load" }
+  }, async (_request, reply) => {
+    const [nodes, resources] = await Promise.all([node.cluster.nodes(readOptions(reply)), node.cluster.resources()])
+    const load = usage(resources)
+    return {
+      timestamp: new Date().toISOString(),
+      node_id: node.peerId,
+      connected_peers: peerCount(node.peers()),
+      is_leader: node.cluster.status().role === 'leader',
+      nodes_total: nodes.length,
+      nodes_online: nodes.filter(n => n.online).length,
+      uptime: uptimeSeconds(node.startedAt),
+      cpu_usage: load.cpu,
+      memory_usage: load.memory,
+      gpu_usage: load.gpu,
+      disk_usage: load.disk
+    }
+  })
+
+  app.get('/api/distributed/requests', {
+    schema: { querystring: LocalQuery, tags: ['distributed'], summary: 'Jobs requested or running' }
+  }, async (_request, reply) => {
+    const jobs = await activeJobs(node.cluster, readOptions(reply))
+    return { requests: jobs.map(jobJson), count: jobs.length }
+  })
+
+  app.get('/api/distributed/replication/status', {
+    schema: { querystring: LocalQuery, tags: ['distributed'], summary: 'Replication of every pin (models and datasets among them) on every node' }
+  }, async (_request, reply) => {
+    const options = readOptions(reply)
+    const [pins, reports] = await Promise.all([node.cluster.pins(options), node.cluster.pinStatus(undefined, options)])
+    const reportOf = new Map(reports.map(r => [r.cid, r]))
+    const entries = pins.map(p => {
+      const report = reportOf.get(p.cid)
+      return { ...pinJson(p), ...(report == null ? { status: null, peer_map: {} } : pinStatusJson(report)) }
+    })
+    const summary: Record<string, number> = {}
+    for (const r of reports) summary[r.summary] = (summary[r.summary] ?? 0) + 1
+    return { pins: entries, total: pins.length, summary }
+  })
+
+  app.post('/api/distributed/rebalance', {
+    schema: { tags: ['distributed'], summary: 'Recompute allocations to balance load; answers the pins that moved' }
+  }, async (_request, reply) => {
+    const moved = await node.cluster.rebalance({ signal: requestSignal(reply) })
+    return { success: true, moved: moved.length, pins: moved.map(pinJson) }
+  })
+
+  app.post('/api/distributed/migrate', {
+    schema: { body: MigrateBody, tags: ['distributed'], summary: "Move a replica of a model's content from one node to another" }
+  }, async (request, reply) => {
+    const body = request.body as Static<typeof MigrateBody>
+    const signal = requestSignal(reply)
+    const model = await node.cluster.getModel(body.model_name, { signal })
+    const pin = await node.cluster.migrate(model.modelCID, body.from_node, body.to_node, { signal })
+    return { success: true, model_name: model.modelId, cid: pin.cid, from_node: body.from_node, to_node: body.to_node, nodes: pin.allocations }
+  })
+}

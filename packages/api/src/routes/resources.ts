@@ -1,0 +1,69 @@
+import { Type } from 'typebox'
+import { peerCount, peersJson, uptimeSeconds, usagePercent } from '../cluster-views.ts'
+import { LocalQuery, readOptions } from '../reads.ts'
+import { requestSignal } from '../stream.ts'
+import type { Routes } from '../server.ts'
+import type { Allocation } from '@node-daemon/cluster'
+import type { Static } from 'typebox'
+
+/** An allocation is a share of the machine, so no part of it passes 100 %. */
+const MAX_PERCENT = 100
+const LIMITS: Allocation = { cpu: MAX_PERCENT, memory: MAX_PERCENT, gpu: MAX_PERCENT, storage: MAX_PERCENT }
+
+const AllocationBody = Type.Object({
+  cpu: Type.Optional(Type.Number({ minimum: 0, maximum: MAX_PERCENT, description: 'Percent of the CPU' })),
+  memory: Type.Optional(Type.Number({ minimum: 0, maximum: MAX_PERCENT, description: 'Percent of the RAM' })),
+  gpu: Type.Optional(Type.Number({ minimum: 0, maximum: MAX_PERCENT, description: 'Percent of the GPUs' })),
+  storage: Type.Optional(Type.Number({ minimum: 0, maximum: MAX_PERCENT, description: 'Percent of the free disk' }))
+}, { additionalProperties: false, minProperties: 1 })
+
+/** Document 001's node routes: status, peers, and the resources this node gives the cluster. */
+export const resourceRoutes: Routes = (app, { node }) => {
+  app.get('/api/status', {
+    schema: { tags: ['node'], summary: "This node's status, uptime, peers and load in percent" }
+  }, async () => {
+    const resources = await node.cluster.resources()
+    const consensus = node.cluster.status()
+    const load = usagePercent(resources)
+    return {
+      status: node.cluster.isReady() ? 'healthy' : 'degraded',
+      uptime: uptimeSeconds(node.startedAt),
+      version: node.version().version,
+      node_id: node.peerId,
+      // The replicated log plays the chain's part: its commit index is the block number.
+      network: { peers: peerCount(node.peers()), blockNumber: consensus.commitIndex, leader: consensus.leader, term: consensus.term },
+      resources: { cpu: load.cpu, memory: load.memory, gpu: load.gpu }
+    }
+  })
+
+  app.get('/api/peers', {
+    schema: { querystring: LocalQuery, tags: ['node'], summary: 'Other cluster members and connected peers' }
+  }, async (_request, reply) => {
+    return { peers: peersJson(await node.cluster.nodes(readOptions(reply)), node.peers()) }
+  })
+
+  app.get('/api/resources', {
+    schema: { querystring: LocalQuery, tags: ['node'], summary: "This node's allocation to the cluster, its measured usage, and the limits of an allocation, in percent" }
+  }, async (_request, reply) => {
+    const [self, measured] = await Promise.all([node.cluster.node(node.cluster.id, readOptions(reply)), node.cluster.resources()])
+    return {
+      allocation: self.allocation,
+      usage: usagePercent(measured),
+      limits: LIMITS,
+      capacity: {
+        cpu_cores: measured.cpu.cores,
+        memory_bytes: measured.memory.total,
+        gpu_memory_bytes: measured.gpus.reduce((sum, g) => sum + g.vram.total, 0),
+        storage_bytes: measured.disk.total
+      },
+      registered: self.registered
+    }
+  })
+
+  app.post('/api/resources', {
+    schema: { body: AllocationBody, tags: ['node'], summary: 'Set how much of this machine the cluster may use, in percent' }
+  }, async (request, reply) => {
+    const allocation = await node.cluster.setAllocation(request.body as Static<typeof AllocationBody>, { signal: requestSignal(reply) })
+    return { success: true, allocation }
+  })
+}
