@@ -519,9 +519,21 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
 
   private sendAndApply (rd: Ready, node: RawNode): void {
     this.place(rd.entries)
-    if (rd.messages.length > 0) this.transport.send(rd.messages)
+    if (rd.messages.length > 0) this.transport.send(rd.messages.map(m => m.type === 'MsgSnap' ? this.freshSnapshot(m) : m))
     if (rd.snapshot != null) this.restore(rd.snapshot)
     for (const e of rd.committedEntries) this.apply(e, node)
+  }
+
+  /**
+   * The stored snapshot may predate the recipient's own membership, and a
+   * node refuses a snapshot whose configuration leaves it out: so a snapshot
+   * goes out as the state now is, as etcd's server does. The log holds every
+   * entry after `applied`, so the recipient goes on from there.
+   */
+  private freshSnapshot (m: Message): Message {
+    if (m.snapshot == null || this.applied <= m.snapshot.metadata.index || this.confState == null) return m
+    const metadata = { index: this.applied, term: this.appliedTerm, confState: this.confState }
+    return { ...m, snapshot: { metadata, data: this.stateMachine.snapshot() } }
   }
 
   /** Notes where this node's own proposals landed in the log, to tell later whether they can still commit. */

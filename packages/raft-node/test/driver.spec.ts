@@ -253,6 +253,19 @@ describe('raft driver', () => {
     assert.deepEqual(back.machine.items, lagging.machine.items)
   })
 
+  it('catches up a member added after the last snapshot, from a snapshot of the state as it is now', async () => {
+    const { hub, nodes } = await cluster(['a', 'b'], { snapshotEvery: 20, snapshotKeepEntries: 2 })
+    const leader = await leaderOf(nodes)
+    for (let i = 0; i < 30; i++) await leader.node.propose(text.encode(`e${i}`))
+    assert.ok(leader.storage.firstIndex() > 1, 'the log no longer starts at the beginning')
+    // c starts from the genesis membership; the stored snapshot's predates c, and c would refuse it.
+    const c = await startMember(hub, 'c', { voters: ['a', 'b'], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false }, { snapshotEvery: 20, snapshotKeepEntries: 2 })
+    await leader.node.proposeConfChange({ changes: [{ type: 'add-learner-node', nodeId: 'c' }] })
+    await leader.node.propose(text.encode('after'))
+    await until('c catches up', () => c.machine.items.length === 31, 10_000)
+    assert.deepEqual(c.machine.items, leader.machine.items)
+  })
+
   it('adds a member by conf change, and transfers leadership to it', async () => {
     const { hub, nodes } = await cluster(['a', 'b', 'c'])
     const leader = await leaderOf(nodes)
