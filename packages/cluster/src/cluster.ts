@@ -221,7 +221,9 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
       stateMachine: this.state,
       tickMs: this.init.tickMs,
       electionTick: this.init.electionTick,
-      snapshotEvery: this.init.snapshotEvery
+      snapshotEvery: this.init.snapshotEvery,
+      // A follower this far behind still catches up from the log; further behind it gets the snapshot.
+      snapshotKeepEntries: Math.ceil(this.init.snapshotEvery / 10)
     })
     this.raft.addEventListener('leader', (evt) => {
       if (evt.detail.leader === this.id) this.leaderSince = Date.now()

@@ -27,6 +27,8 @@ export interface ClusterConfig {
   voterTimeoutMs: number
   /** Raft's logical clock. */
   tickMs: number
+  /** Applied entries between Raft snapshots of the cluster state, after which the log is compacted. */
+  snapshotEvery: number
 }
 
 /** Settings as they come from one source: any of them may be missing. */
@@ -53,7 +55,7 @@ export function defaults (env: NodeJS.ProcessEnv = process.env): Config {
     repo: defaultRepo(env),
     api: { host: '127.0.0.1', port: 8000 },
     swarm: { host: '0.0.0.0', port: 4001, bootstrap: [], mdns: false },
-    cluster: { voters: 3, heartbeatMs: 1000, nodeTimeoutMs: 10_000, voterTimeoutMs: 30_000, tickMs: 100 },
+    cluster: { voters: 3, heartbeatMs: 1000, nodeTimeoutMs: 10_000, voterTimeoutMs: 30_000, tickMs: 100, snapshotEvery: 10_000 },
     log: { level: 'info' }
   }
 }
@@ -136,7 +138,7 @@ export function layerFromObject (doc: unknown, source: string): ConfigLayer {
   const known = new Set(['repo', 'api', 'swarm', 'cluster', 'log'])
   for (const key of Object.keys(d)) if (!known.has(key)) throw new ConfigError(`${source}: unknown setting ${JSON.stringify(key)}`)
   const swarm = d.swarm ?? {}
-  const cluster = section(d.cluster, 'cluster', ['secret', 'voters', 'heartbeat_ms', 'node_timeout_ms', 'voter_timeout_ms', 'tick_ms'], source)
+  const cluster = section(d.cluster, 'cluster', ['secret', 'voters', 'heartbeat_ms', 'node_timeout_ms', 'voter_timeout_ms', 'tick_ms', 'snapshot_every'], source)
   return {
     repo: text(d.repo, `${source} repo`),
     api: { host: text(d.api?.host, `${source} api.host`), port: port(d.api?.port, `${source} api.port`) },
@@ -152,7 +154,8 @@ export function layerFromObject (doc: unknown, source: string): ConfigLayer {
       heartbeatMs: positive(cluster.heartbeat_ms, `${source} cluster.heartbeat_ms`),
       nodeTimeoutMs: positive(cluster.node_timeout_ms, `${source} cluster.node_timeout_ms`),
       voterTimeoutMs: positive(cluster.voter_timeout_ms, `${source} cluster.voter_timeout_ms`),
-      tickMs: positive(cluster.tick_ms, `${source} cluster.tick_ms`)
+      tickMs: positive(cluster.tick_ms, `${source} cluster.tick_ms`),
+      snapshotEvery: positive(cluster.snapshot_every, `${source} cluster.snapshot_every`)
     },
     log: { level: level(d.log?.level, `${source} log.level`) }
   }
@@ -209,6 +212,7 @@ export function merge (base: Config, ...layers: ConfigLayer[]): Config {
     out.cluster.nodeTimeoutMs = layer.cluster?.nodeTimeoutMs ?? out.cluster.nodeTimeoutMs
     out.cluster.voterTimeoutMs = layer.cluster?.voterTimeoutMs ?? out.cluster.voterTimeoutMs
     out.cluster.tickMs = layer.cluster?.tickMs ?? out.cluster.tickMs
+    out.cluster.snapshotEvery = layer.cluster?.snapshotEvery ?? out.cluster.snapshotEvery
     out.log.level = layer.log?.level ?? out.log.level
   }
   return out

@@ -87,6 +87,7 @@ export async function createNode (config: Config, components: NodeComponents): P
     heartbeatMs: config.cluster.heartbeatMs,
     nodeTimeoutMs: config.cluster.nodeTimeoutMs,
     voterTimeoutMs: config.cluster.voterTimeoutMs,
+    snapshotEvery: config.cluster.snapshotEvery,
     apiUrl: () => apiAddress
   })
   let apiAddress: string | undefined

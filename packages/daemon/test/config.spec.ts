@@ -24,7 +24,7 @@ describe('loadConfig', () => {
       repo,
       api: { host: '127.0.0.1', port: 8000 },
       swarm: { host: '0.0.0.0', port: 4001, bootstrap: [], mdns: false },
-      cluster: { voters: 3, heartbeatMs: 1000, nodeTimeoutMs: 10_000, voterTimeoutMs: 30_000, tickMs: 100 },
+      cluster: { voters: 3, heartbeatMs: 1000, nodeTimeoutMs: 10_000, voterTimeoutMs: 30_000, tickMs: 100, snapshotEvery: 10_000 },
       log: { level: 'info' }
     })
   })
@@ -56,10 +56,10 @@ describe('loadConfig', () => {
     await rm(repo, { recursive: true, force: true })
     await mkdir(repo, { recursive: true })
     const yamlSecret = 'ab'.repeat(32)
-    await writeFile(join(repo, 'config.yaml'), `swarm:\n  mdns: true\ncluster:\n  secret: ${yamlSecret}\n  voters: 5\n  heartbeat_ms: 500\n  node_timeout_ms: 4000\n  voter_timeout_ms: 20000\n  tick_ms: 50\n`)
+    await writeFile(join(repo, 'config.yaml'), `swarm:\n  mdns: true\ncluster:\n  secret: ${yamlSecret}\n  voters: 5\n  heartbeat_ms: 500\n  node_timeout_ms: 4000\n  voter_timeout_ms: 20000\n  tick_ms: 50\n  snapshot_every: 500\n`)
     const fromYaml = await loadConfig({ env: { NODE_DAEMON_REPO: repo } })
     assert.equal(fromYaml.swarm.mdns, true)
-    assert.deepEqual(fromYaml.cluster, { secret: yamlSecret, voters: 5, heartbeatMs: 500, nodeTimeoutMs: 4000, voterTimeoutMs: 20_000, tickMs: 50 })
+    assert.deepEqual(fromYaml.cluster, { secret: yamlSecret, voters: 5, heartbeatMs: 500, nodeTimeoutMs: 4000, voterTimeoutMs: 20_000, tickMs: 50, snapshotEvery: 500 })
 
     const envSecret = 'CD'.repeat(32)
     const fromEnv = await loadConfig({ env: { NODE_DAEMON_REPO: repo, NODE_DAEMON_MDNS: '0', NODE_DAEMON_CLUSTER_SECRET: envSecret, NODE_DAEMON_CLUSTER_VOTERS: '1' } })

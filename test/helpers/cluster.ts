@@ -1,0 +1,158 @@
+/**
+ * Clusters of real daemons, each its own process on loopback with ephemeral
+ * ports and a temporary repo, for the multi-node tests. Timings are shortened
+ * through each repo's config.yaml so that failures are noticed in seconds.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { spawnDaemon, stopDaemon } from './process.ts'
+import type { DaemonProcess } from './process.ts'
+
+export interface ClusterTiming {
+  heartbeat_ms: number
+  node_timeout_ms: number
+  voter_timeout_ms: number
+  tick_ms: number
+  snapshot_every: number
+  voters: number
+}
+
+export const FAST: ClusterTiming = { heartbeat_ms: 250, node_timeout_ms: 2500, voter_timeout_ms: 4000, tick_ms: 100, snapshot_every: 10_000, voters: 3 }
+
+export interface Member {
+  repo: string
+  proc: DaemonProcess
+  /** The daemon's HTTP API, e.g. http://127.0.0.1:41234. */
+  readonly api: string
+  readonly peerId: string
+  readonly swarmAddr: string
+  alive: boolean
+}
+
+export class ProcessCluster {
+  readonly members: Member[] = []
+  private readonly timing: ClusterTiming
+
+  constructor (timing: ClusterTiming = FAST) {
+    this.timing = timing
+  }
+
+  /** Starts a daemon: the first founds the cluster, later ones join through `bootstrap` (default the first). */
+  async add (bootstrap?: Member): Promise<Member> {
+    const repo = await mkdtemp(join(tmpdir(), 'node-daemon-cluster-'))
+    const t = this.timing
+    await writeFile(join(repo, 'config.yaml'), `cluster:\n${Object.entries(t).map(([k, v]) => `  ${k}: ${v}`).join('\n')}\n`)
+    const via = bootstrap ?? this.members[0]
+    const proc = await spawnDaemon(repo, via == null ? [] : ['--bootstrap', via.swarmAddr])
+    const member = memberOf(repo, proc)
+    this.members.push(member)
+    return member
+  }
+
+  /** kill -9: no goodbye, as when a machine dies. */
+  async kill (m: Member): Promise<void> {
+    await stopDaemon(m.proc, 'SIGKILL')
+    m.alive = false
+  }
+
+  /** Starts a stopped member again on its repo (with new ports). */
+  async restart (m: Member): Promise<void> {
+    m.proc = await spawnDaemon(m.repo)
+    m.alive = true
+  }
+
+  live (): Member[] {
+    return this.members.filter(m => m.alive)
+  }
+
+  async stop (): Promise<void> {
+    await Promise.all(this.members.map(async m => {
+      if (m.alive) {
+        m.proc.child.kill('SIGCONT')
+        await stopDaemon(m.proc).catch(() => {})
+      }
+      await rm(m.repo, { recursive: true, force: true })
+    }))
+  }
+}
+
+function memberOf (repo: string, proc: DaemonProcess): Member {
+  return {
+    repo,
+    proc,
+    alive: true,
+    get api () { return this.proc.api },
+    get peerId () { return this.proc.peerId },
+    get swarmAddr () { return this.proc.swarm.find(a => a.includes('/127.0.0.1/')) ?? this.proc.swarm[0] }
+  }
+}
+
+/** Calls the member's API and parses the JSON answer, whatever the status. */
+export async function call (m: Member, path: string, init: RequestInit & { json?: unknown } = {}): Promise<{ status: number, body: any }> {
+  const { json, ...rest } = init
+  const res = await fetch(`${m.api}${path}`, {
+    signal: AbortSignal.timeout(30_000),
+    ...(json === undefined ? {} : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(json) }),
+    ...rest
+  })
+  const text = await res.text()
+  return { status: res.status, body: text === '' ? undefined : JSON.parse(text) }
+}
+
+/** Polls `check` every 200 ms until it returns a value other than undefined/false; fails after `timeoutMs`. */
+export async function waitFor<T> (what: string, check: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  let last: unknown
+  for (;;) {
+    try {
+      const value = await check()
+      if (value !== undefined && value !== false) return value
+    } catch (err) {
+      last = err
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last != null ? `: ${String(last)}` : ''}`)
+    await new Promise(resolve => setTimeout(resolve, 200))
+  }
+}
+
+/** The consensus status every listed member reports, once all are ready and agree on one leader (other than `not`). */
+export async function agreedLeader (members: Member[], timeoutMs = 30_000, not?: string): Promise<{ leader: string, term: number }> {
+  return waitFor('one leader that every member knows', async () => {
+    const statuses = await Promise.all(members.map(async m => {
+      const ready = await call(m, '/health/ready')
+      const status = await call(m, '/api/v1/consensus/status')
+      return ready.status === 200 ? status.body : undefined
+    }))
+    if (statuses.some(s => s == null)) return undefined
+    const leaders = new Set(statuses.map(s => s.leader))
+    if (leaders.size !== 1 || statuses[0].leader === '' || statuses[0].leader === not) return undefined
+    return { leader: statuses[0].leader as string, term: statuses[0].term as number }
+  }, timeoutMs)
+}
+
+/** Adds bytes on a member (not pinned there) and returns their CID. */
+export async function addBytes (m: Member, bytes: Uint8Array | string): Promise<string> {
+  const form = new FormData()
+  form.append('file', new Blob([bytes as BlobPart]), 'data')
+  const res = await fetch(`${m.api}/api/v0/add?pin=false`, { method: 'POST', body: form, signal: AbortSignal.timeout(60_000) })
+  const body = await res.json()
+  if (res.status !== 200) throw new Error(`add failed: ${JSON.stringify(body)}`)
+  return body.Hash
+}
+
+/** The pin's status on every node, as IPFS Cluster's peer_map. */
+export async function pinStatus (m: Member, cid: string): Promise<{ status: string, peer_map: Record<string, { status: string }> }> {
+  const res = await call(m, `/api/v0/cluster/status?arg=${cid}`)
+  if (res.status !== 200) throw new Error(`status failed: ${JSON.stringify(res.body)}`)
+  return res.body.status[cid]
+}
+
+/** Waits until the pin is pinned on exactly `replicas` nodes, and returns them. */
+export async function pinnedOn (m: Member, cid: string, replicas: number, timeoutMs = 60_000): Promise<string[]> {
+  return waitFor(`${cid} pinned on ${replicas} nodes`, async () => {
+    const s = await pinStatus(m, cid)
+    const pinned = Object.entries(s.peer_map).filter(([, p]) => p.status === 'pinned').map(([peer]) => peer)
+    return s.status === 'pinned' && pinned.length === replicas ? pinned : undefined
+  }, timeoutMs)
+}
