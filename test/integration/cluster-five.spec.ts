@@ -19,7 +19,7 @@ describe('a cluster of five daemons', () => {
   let all: Member[] = []
 
   before(async () => {
-    const first = await cluster.add()
+    await cluster.add()
     // joined through different members, as nodes of a real cluster would
     for (let i = 1; i < 5; i++) await cluster.add(cluster.members[i - 1])
     all = cluster.members

@@ -22,7 +22,7 @@ import { ClusterState } from './state.ts'
 import { connect } from '@node-daemon/swarm'
 import type { CommandBody } from './commands.ts'
 import type { MembershipView } from './membership.ts'
-import type { Cluster, ConsensusStatus, HistoryQuery, NodeView, PeerPinStatus, PinAddOptions, PinStatus, PinStatusReport, ReadOptions, RegisterModelInput, SubmitJobInput, WriteOptions } from './interface.ts'
+import type { Cluster, ConsensusStatus, DiscoveryResult, HistoryQuery, JobQuery, NodeView, PeerPinStatus, PinAddOptions, PinStatus, PinStatusReport, ReadOptions, RegisterModelInput, SubmitJobInput, WriteOptions } from './interface.ts'
 import type { Allocation, ClusterEvents, Decision, JobRecord, ModelRecord, NodeRecord, PinRecord, Resources } from './types.ts'
 import type { ComponentLogger, Logger, PeerInfo } from '@libp2p/interface'
 import type { Message } from '@libp2p/gossipsub'
@@ -531,6 +531,29 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
     await this.propose({ op: 'node.allocation', id: this.id, allocation: {}, registered: false }, options)
   }
 
+  async discover (options: WriteOptions = {}): Promise<DiscoveryResult> {
+    const members = await this.nodes({ signal: options.signal })
+    const missing = members.filter(m => !m.isSelf && !m.connected)
+    const dialled = await Promise.all(missing.map(async m => {
+      let error = 'no known address'
+      for (const addr of m.addrs) {
+        try {
+          await connect(this.components.libp2p, `${addr}/p2p/${m.id}`, options)
+          return { id: m.id, addr }
+        } catch (err: any) {
+          error = err.message
+        }
+      }
+      return { id: m.id, error }
+    }))
+    return {
+      members: members.length,
+      found: missing.length,
+      connected: dialled.flatMap(d => d.addr == null ? [] : [{ id: d.id, addr: d.addr }]),
+      failed: dialled.flatMap(d => d.error == null ? [] : [{ id: d.id, error: d.error }])
+    }
+  }
+
   async resources (): Promise<Resources> {
     return measureResources(this.init.repoDir, { signal: this.shutdown.signal })
   }
@@ -691,14 +714,16 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
     return structuredClone(job)
   }
 
-  async jobs (query: { status?: string, limit?: number } = {}, options?: ReadOptions): Promise<JobRecord[]> {
+  async jobs (query: JobQuery = {}, options?: ReadOptions): Promise<JobRecord[]> {
     await this.barrier(options)
     const limit = query.limit ?? 100
+    const statuses = query.status == null ? undefined : new Set([query.status].flat())
     const out: JobRecord[] = []
-    // newest first
     for (const job of [...this.state.jobs.values()].reverse()) {
       if (out.length >= limit) break
-      if (query.status == null || job.status === query.status) out.push(structuredClone(job))
+      if (statuses != null && !statuses.has(job.status)) continue
+      if (query.worker != null && job.worker !== query.worker) continue
+      out.push(structuredClone(job))
     }
     return out
   }

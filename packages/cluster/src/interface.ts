@@ -1,4 +1,4 @@
-import type { Allocation, ClusterEvents, Decision, JobRecord, ModelKind, ModelRecord, NodeRecord, PinRecord, Resources } from './types.ts'
+import type { Allocation, ClusterEvents, Decision, JobRecord, JobStatus, ModelKind, ModelRecord, NodeRecord, PinRecord, Resources } from './types.ts'
 import type { TypedEventTarget } from '@libp2p/interface'
 
 export interface ReadOptions {
@@ -89,6 +89,23 @@ export interface ConsensusStatus {
   ready: boolean
 }
 
+export interface JobQuery {
+  /** Only jobs in one of these states. */
+  status?: JobStatus | JobStatus[]
+  /** Only jobs this node worked on. */
+  worker?: string
+  /** Default 100. */
+  limit?: number
+}
+
+export interface DiscoveryResult {
+  members: number
+  /** Members that were not connected. */
+  found: number
+  connected: Array<{ id: string, addr: string }>
+  failed: Array<{ id: string, error: string }>
+}
+
 export interface HistoryQuery {
   /** Decisions at or after this Raft index. */
   since?: number
@@ -117,6 +134,8 @@ export interface Cluster extends TypedEventTarget<{ [K in keyof ClusterEvents]: 
   deregisterNode (options?: WriteOptions): Promise<void>
   /** This node's measured resources now. */
   resources (): Promise<Resources>
+  /** Dials the members this node is not connected to, at their known addresses. */
+  discover (options?: WriteOptions): Promise<DiscoveryResult>
 
   pinAdd (cid: string, options?: PinAddOptions): Promise<PinRecord>
   pinRm (cid: string, options?: WriteOptions): Promise<void>
@@ -144,7 +163,8 @@ export interface Cluster extends TypedEventTarget<{ [K in keyof ClusterEvents]: 
   submitResponse (jobId: number, responseCID: string, options?: WriteOptions): Promise<JobRecord>
   failJob (jobId: number, error: string, options?: WriteOptions): Promise<JobRecord>
   job (jobId: number, options?: ReadOptions): Promise<JobRecord>
-  jobs (query?: { status?: string, limit?: number }, options?: ReadOptions): Promise<JobRecord[]>
+  /** Newest first. */
+  jobs (query?: JobQuery, options?: ReadOptions): Promise<JobRecord[]>
 
   history (query?: HistoryQuery, options?: ReadOptions): Promise<Decision[]>
 }

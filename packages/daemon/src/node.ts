@@ -3,7 +3,7 @@ import { prefixLogger } from '@libp2p/logger'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { createCluster } from '@node-daemon/cluster'
 import { Content } from '@node-daemon/content'
-import { connect, describePeer, listPeers, swarmOptions } from '@node-daemon/swarm'
+import { connect, describePeer, listPeers, pingPeers, swarmOptions } from '@node-daemon/swarm'
 import { Gauge, Registry } from 'prom-client'
 import { openRepo, repoBlockBytes, REPO_VERSION } from './repo.ts'
 import { versionInfo } from './version.ts'
@@ -29,6 +29,8 @@ export interface Node {
   version(): VersionInfo
   identity(peerId?: string, options?: AbortOptions): Promise<PeerIdentity>
   peers(): PeerConnection[]
+  /** Round-trip time to each connected peer by the ping protocol; null for one that did not answer within `timeoutMs`. */
+  pingPeers(options?: AbortOptions & { timeoutMs?: number }): Promise<Array<{ peer: string, latencyMs: number | null, error?: string }>>
   connect(addr: string, options?: AbortOptions): Promise<string>
 }
 
@@ -106,6 +108,7 @@ export async function createNode (config: Config, components: NodeComponents): P
     version: () => versionInfo(REPO_VERSION),
     identity: async (peerId, options) => describePeer(content.swarm, `node-daemon/${node.version().version}`, peerId, options),
     peers: () => listPeers(content.swarm),
+    pingPeers: async (options) => pingPeers(content.swarm, options),
     setApiAddress: async (url) => {
       apiAddress = url
       await repo.setApiAddress(url)

@@ -48,3 +48,17 @@ export function listPeers (swarm: Swarm): PeerConnection[] {
     latencyMs: conn.rtt
   }))
 }
+
+/** Pings every connected peer at once; a peer that does not answer within `timeoutMs` (default 2 s) gets null. */
+export async function pingPeers (swarm: Swarm, options: AbortOptions & { timeoutMs?: number } = {}): Promise<Array<{ peer: string, latencyMs: number | null, error?: string }>> {
+  const peers = new Map(swarm.getConnections().map(c => [c.remotePeer.toString(), c.remotePeer]))
+  const timeout = AbortSignal.timeout(options.timeoutMs ?? 2000)
+  const signal = options.signal == null ? timeout : AbortSignal.any([options.signal, timeout])
+  return Promise.all([...peers].map(async ([id, peer]) => {
+    try {
+      return { peer: id, latencyMs: await swarm.services.ping.ping(peer, { signal }) }
+    } catch (err: any) {
+      return { peer: id, latencyMs: null, error: err.message }
+    }
+  }))
+}

@@ -20,7 +20,7 @@ export const clientRoutes: Routes = (app, { node }) => {
   }, async (request, reply) => {
     const { id } = request.params as Static<typeof ClientParams>
     const options = readOptions(reply)
-    const [view, jobs] = await Promise.all([node.cluster.node(id, options), node.cluster.jobs(undefined, options)])
+    const [view, jobs] = await Promise.all([node.cluster.node(id, options), node.cluster.jobs({ worker: id, limit: 1000 }, options)])
     return { ...clientJson(view), ...clientWork(jobs, id) }
   })
 }

@@ -17,11 +17,7 @@ const MigrateBody = Type.Object({
 
 /** Jobs that are not finished: document 002's active requests. */
 async function activeJobs (cluster: Cluster, options: ReadOptions): Promise<JobRecord[]> {
-  const [requested, running] = await Promise.all([
-    cluster.jobs({ status: 'requested' }, options),
-    cluster.jobs({ status: 'running' }, options)
-  ])
-  return [...requested, ...running]
+  return cluster.jobs({ status: ['requested', 'running'], limit: 1000 }, options)
 }
 
 /** Document 002's distributed API, answered from the replicated cluster state. */
