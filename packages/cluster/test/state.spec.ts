@@ -86,6 +86,17 @@ describe('ClusterState', () => {
     assert.deepEqual([...counts.values()], [2, 2, 2])
   })
 
+  it('adds replicas when a pin\'s replication factor is raised, keeping the ones it has', () => {
+    const log = cluster(4)
+    const one = log.apply({ op: 'pin.add', cid: CID_A, name: 'a', rmin: 1, rmax: 1, size: 0 })
+    const three = log.apply({ op: 'pin.add', cid: CID_A, name: '', rmin: 3, rmax: 3, size: 0 })
+    assert.equal(three.allocations.length, 3)
+    assert.equal(three.allocations[0], one.allocations[0])
+    assert.equal(three.name, 'a', 'a re-pin without a name keeps the name')
+    const two = log.apply({ op: 'pin.add', cid: CID_A, name: '', rmin: 2, rmax: 2, size: 0 })
+    assert.deepEqual(two.allocations, three.allocations.slice(0, 2))
+  })
+
   it('prefers the node with clearly more free space', () => {
     const log = cluster(3)
     log.report('n3', 90)
