@@ -6,9 +6,9 @@ import { identify } from '@libp2p/identify'
 import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
 import { mdns } from '@libp2p/mdns'
 import { ping } from '@libp2p/ping'
-import { preSharedKey } from '@libp2p/pnet'
 import { prometheusMetrics } from '@libp2p/prometheus-metrics'
 import { tcp } from '@libp2p/tcp'
+import { privateNetwork } from './private-network.ts'
 import type { GossipSub } from '@libp2p/gossipsub'
 import type { Identify } from '@libp2p/identify'
 import type { Libp2p, PeerDiscovery, PrivateKey } from '@libp2p/interface'
@@ -58,6 +58,17 @@ export type SwarmServices = {
 export type Swarm = Libp2p<SwarmServices>
 
 /**
+ * A message's author and sequence number: what gossipsub's id of a signed
+ * message is made of. Without it gossipsub checks the signature of every copy
+ * that mesh peers forward before it finds the copy a duplicate; with it only
+ * the first valid copy is checked (invalid ones never enter the cache).
+ */
+function fastMessageId (msg: { from?: Uint8Array, seqno?: Uint8Array }): string {
+  const base64 = (bytes: Uint8Array = new Uint8Array(0)): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64')
+  return `${base64(msg.from)}.${base64(msg.seqno)}`
+}
+
+/**
  * libp2p options for a node. The DHT keeps private and loopback addresses,
  * because clusters are mostly LANs; it speaks the public Amino protocol in an
  * open swarm and a cluster-only one behind a swarm key. The node never dials
@@ -79,14 +90,14 @@ export function swarmOptions (init: SwarmInit): Libp2pOptions<SwarmServices> {
     transports: init.transports ?? [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
-    connectionProtector: init.swarmKey == null ? undefined : preSharedKey({ psk: init.swarmKey }),
+    connectionProtector: init.swarmKey == null ? undefined : privateNetwork({ psk: init.swarmKey }),
     peerDiscovery,
     metrics: init.metricsRegistry == null ? undefined : prometheusMetrics({ registry: init.metricsRegistry, collectDefaultMetrics: false, preserveExistingMetrics: true }),
     services: {
       identify: identify(),
       ping: ping(),
       dht: kadDHT({ clientMode: false, peerInfoMapper: passthroughMapper, ...dhtProtocol, ...init.dhtRecords }),
-      pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: true, fallbackToFloodsub: false })
+      pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: true, fallbackToFloodsub: false, fastMsgIdFn: fastMessageId })
     }
   }
 }
