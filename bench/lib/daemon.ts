@@ -42,6 +42,8 @@ export interface DaemonProcess {
   /** The last few KB of its stdout and stderr. */
   tail (): string
   exited (): boolean
+  /** kill -9, as when a machine dies: resolves once it exited. The repo stays until stop(). */
+  kill (): Promise<void>
   /** SIGTERM, then SIGKILL after a timeout; then deletes the repo. Safe to call twice. */
   stop (): Promise<void>
 }
@@ -55,6 +57,12 @@ export interface SpawnOptions {
    * the ones the bench itself was started with.
    */
   nodeOptions?: string
+  /** Extra arguments to `start`, e.g. `['--bootstrap', addr]`. */
+  args?: string[]
+  /** YAML written to `<repo>/config.yaml` before the start, e.g. shorter cluster timings. */
+  config?: string
+  /** No private network: the swarm open to any libp2p peer (cluster.secret 'off'), as when pnet itself is under suspicion. */
+  openSwarm?: boolean
   /** Gives up waiting for the daemon, and stops it, when this aborts. */
   signal?: AbortSignal
 }
@@ -84,8 +92,9 @@ function waitExit (child: ChildProcess, ms: number): Promise<boolean> {
  */
 export async function spawnDaemon (options: SpawnOptions): Promise<DaemonProcess> {
   await mkdir(options.repo, { recursive: true })
-  // The bench's daemons share one private network, or each would keep to itself.
-  const env: NodeJS.ProcessEnv = { ...process.env, NODE_DAEMON_SWARM_HOST: '127.0.0.1', NODE_DAEMON_CLUSTER_SECRET: BENCH_SECRET }
+  if (options.config != null) await writeFile(join(options.repo, 'config.yaml'), options.config)
+  // The bench's daemons share one private network, or each would keep to itself (or none, when asked).
+  const env: NodeJS.ProcessEnv = { ...process.env, NODE_DAEMON_SWARM_HOST: '127.0.0.1', NODE_DAEMON_CLUSTER_SECRET: options.openSwarm === true ? 'off' : BENCH_SECRET }
   // Nothing from the caller's environment may point the daemon elsewhere.
   delete env.NODE_DAEMON_BOOTSTRAP
   delete env.NODE_DAEMON_API_HOST
@@ -102,7 +111,8 @@ export async function spawnDaemon (options: SpawnOptions): Promise<DaemonProcess
     '--repo', options.repo,
     '--api-host', '127.0.0.1', '--api-port', '0',
     '--swarm-port', '0',
-    '--log-level', 'warn'
+    '--log-level', 'warn',
+    ...(options.args ?? [])
   ], {
     cwd: ROOT,
     env,
@@ -123,6 +133,11 @@ export async function spawnDaemon (options: SpawnOptions): Promise<DaemonProcess
   const gone = (): boolean => child.pid == null || child.exitCode != null || child.signalCode != null
   let stdout = ''
   let stopping: Promise<void> | undefined
+  const kill = async (): Promise<void> => {
+    if (gone()) return
+    child.kill('SIGKILL')
+    await waitExit(child, KILL_TIMEOUT_MS)
+  }
   const stop = async (): Promise<void> => {
     stopping ??= (async () => {
       if (!gone()) {
@@ -182,6 +197,7 @@ export async function spawnDaemon (options: SpawnOptions): Promise<DaemonProcess
       ...ready,
       tail: () => tail,
       exited: gone,
+      kill,
       stop
     }
   } catch (err: any) {

@@ -74,3 +74,16 @@ export function multipartFile (path: string, name: string, boundary: string): Re
     async cancel () { await iterator.return(undefined) }
   })
 }
+
+/**
+ * Single-core SHA-256 of a file as a baseline: after one pass to warm up, the
+ * median of `runs` runs of at least `minBytes` each, against the noise of a
+ * shared machine.
+ */
+export async function sha256Baseline (path: string, runs = 3, minBytes = 100 * MB): Promise<{ mbps: number, hex: string }> {
+  await sha256Throughput(path)
+  const results: Array<{ mbps: number, hex: string }> = []
+  for (let i = 0; i < runs; i++) results.push(await sha256Throughput(path, minBytes))
+  results.sort((a, b) => a.mbps - b.mbps)
+  return results[Math.floor(results.length / 2)]
+}
