@@ -49,6 +49,8 @@ export class ClusterState implements StateMachine {
   readonly models = new Map<string, ModelRecord>()
   readonly jobs = new Map<number, JobRecord>()
   private queues = new Map<string, Queue>()
+  /** CIDs allocated to each node: each node's tracker asks after every entry, so a scan of the pinset would grow with its square. */
+  private readonly allocated = new Map<string, Set<string>>()
   private nextJobId = 1
   private history: Decision[] = []
   /** Index of the last entry applied, conf changes included. */
@@ -160,7 +162,11 @@ export class ClusterState implements StateMachine {
     for (const n of snap.nodes) this.nodes.set(n.id, n)
     this.queues = new Map(snap.queues)
     this.pins.clear()
-    for (const p of snap.pins) this.pins.set(p.cid, p)
+    this.allocated.clear()
+    for (const p of snap.pins) {
+      this.pins.set(p.cid, p)
+      this.index(p, [], p.allocations)
+    }
     this.models.clear()
     for (const m of snap.models) this.models.set(m.modelId, m)
     this.jobs.clear()
@@ -186,7 +192,16 @@ export class ClusterState implements StateMachine {
   }
 
   pinsAllocatedTo (id: string): PinRecord[] {
-    return [...this.pins.values()].filter(p => p.allocations.includes(id))
+    return [...this.allocated.get(id) ?? []].map(cid => this.pins.get(cid) as PinRecord)
+  }
+
+  private index (pin: PinRecord, from: string[], to: string[]): void {
+    for (const id of from) this.allocated.get(id)?.delete(pin.cid)
+    for (const id of to) {
+      let set = this.allocated.get(id)
+      if (set == null) this.allocated.set(id, set = new Set())
+      set.add(pin.cid)
+    }
   }
 
   // ---- applying commands
@@ -408,6 +423,8 @@ export class ClusterState implements StateMachine {
   }
 
   private removePin (cid: string): void {
+    const pin = this.pins.get(cid)
+    if (pin != null) this.index(pin, pin.allocations, [])
     this.pins.delete(cid)
     this.emit('PinRemoved', { cid })
   }
@@ -421,6 +438,7 @@ export class ClusterState implements StateMachine {
       q.queuedBytes += pin.size
     }
     const changed = added.length > 0 || allocations.length !== pin.allocations.length
+    this.index(pin, pin.allocations, allocations)
     pin.allocations = allocations
     pin.updatedAt = iso(at)
     pin.index = index

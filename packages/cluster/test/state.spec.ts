@@ -217,6 +217,13 @@ describe('ClusterState', () => {
     const restored = new ClusterState()
     restored.restore(a.state.snapshot())
     assert.deepEqual(restored.snapshot(), a.state.snapshot())
+    // the per-node index agrees with the pins themselves, before and after the snapshot
+    for (const state of [a.state, restored]) {
+      for (const id of ['n1', 'n2', 'n3', 'n4']) {
+        const scanned = [...state.pins.values()].filter(p => p.allocations.includes(id)).map(p => p.cid).sort()
+        assert.deepEqual(state.pinsAllocatedTo(id).map(p => p.cid).sort(), scanned, id)
+      }
+    }
     assert.equal(restored.appliedIndex, a.index)
     assert.equal(restored.pins.get(CID_B)?.allocations.length, 3, '-1 means every online node')
     // the job counter survives the snapshot
