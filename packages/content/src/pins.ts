@@ -1,9 +1,10 @@
 import { CID } from 'multiformats/cid'
 import { getBlock } from './blocks.ts'
 import { codecByCode } from './codecs.ts'
+import { windowedWalker } from './dag-walker.ts'
 import { PinError } from './errors.ts'
 import { createUnsafe } from 'multiformats/block'
-import type { Blocks, GraphWalkerFactory, Pin, Pins } from '@helia/interface'
+import type { Blocks, Pin, Pins } from '@helia/interface'
 import type { AbortOptions } from '@libp2p/interface'
 
 export type PinType = 'recursive' | 'direct' | 'indirect'
@@ -21,26 +22,7 @@ export interface PinComponents {
 
 const RAW = 0x55
 
-/**
- * Helia's walkers read the next blocks while the pinner is still writing the
- * pin record of the last, and queue them: pinning a file just added held up
- * to a few hundred of its 256 KiB blocks in memory. This one reads a block
- * only when the pinner asks for the next, depth first, keeping only CIDs.
- */
-export const pullWalker: GraphWalkerFactory = (components) => ({
-  async * walk (root, options = {}) {
-    const maxDepth = options.depth ?? Infinity
-    const stack: Array<{ cid: CID, depth: number, path: CID[] }> = [{ cid: root, depth: 0, path: [root] }]
-    while (stack.length > 0) {
-      const { cid, depth, path } = stack.pop() as { cid: CID, depth: number, path: CID[] }
-      const block = createUnsafe({ cid, bytes: await getBlock(components.blockstore, cid, options), codec: await components.getCodec(cid.code) })
-      yield { block, depth, path }
-      if (depth >= maxDepth) continue
-      const children = [...block.links()].map(([, child]) => child).filter(child => options.includeChild?.(child, block) !== false)
-      for (const child of children.reverse()) stack.push({ cid: child, depth: depth + 1, path: [...path, child] })
-    }
-  }
-})
+const walker = windowedWalker()
 
 /** Pins recursively (the whole DAG, fetched if missing) or directly (the one block). */
 export async function pinAdd (components: PinComponents, cid: CID, recursive: boolean, options: AbortOptions = {}): Promise<void> {
@@ -49,10 +31,10 @@ export async function pinAdd (components: PinComponents, cid: CID, recursive: bo
   if (existing?.depth === depth) return
   if (existing != null) {
     if (!recursive) throw new PinError(`${cid} is already pinned recursively`)
-    for await (const _ of components.pins.rm(cid, { ...options, walker: pullWalker })) {}
+    for await (const _ of components.pins.rm(cid, { ...options, walker })) {}
   }
   // Helia keys pins by CIDv1; the metadata keeps the CID as the user gave it, as Kubo lists it.
-  for await (const _ of components.pins.add(cid, { ...options, depth, walker: pullWalker, metadata: { cid: cid.toString() } })) {}
+  for await (const _ of components.pins.add(cid, { ...options, depth, walker, metadata: { cid: cid.toString() } })) {}
 }
 
 function pinnedCID (pin: Pin): CID {
@@ -66,7 +48,7 @@ export async function pinRm (components: PinComponents, cid: CID, recursive: boo
     throw new PinError(indirect ? `${cid} is pinned indirectly, not directly or recursively` : `${cid} is not pinned`)
   }
   if (!recursive && existing.depth === Infinity) throw new PinError(`${cid} is pinned recursively`)
-  for await (const _ of components.pins.rm(cid, { ...options, walker: pullWalker })) {}
+  for await (const _ of components.pins.rm(cid, { ...options, walker })) {}
 }
 
 /**

@@ -4,17 +4,8 @@ import { after, before, describe, it } from 'node:test'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { BLOCK_STREAM_PROTOCOL, BlockUnavailableError } from '../src/block-stream.ts'
-import { collect, concat, rootOf, startContent } from './fixtures/node.ts'
+import { collect, concat, connectContent, rootOf, startContent } from './fixtures/node.ts'
 import type { Content } from '../src/content.ts'
-
-/** Waits (at most ~5 s) until identify has told each node that the other speaks the protocol. */
-async function untilProtocolPeers (...nodes: Content[]): Promise<void> {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    if (nodes.every(n => n.blockStream.protocolPeers().length > 0)) return
-    await new Promise(resolve => setTimeout(resolve, 50))
-  }
-  assert.fail('the nodes never learnt that their peer speaks the block-stream protocol')
-}
 
 describe('block-stream', () => {
   let a: Content
@@ -23,10 +14,7 @@ describe('block-stream', () => {
   before(async () => {
     a = await startContent()
     b = await startContent()
-    const addr = a.swarm.getMultiaddrs().find(ma => ma.toString().includes('/127.0.0.1/'))
-    assert.ok(addr != null)
-    await b.swarm.dial(addr)
-    await untilProtocolPeers(a, b)
+    await connectContent(a, b)
   })
 
   after(async () => {

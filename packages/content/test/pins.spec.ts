@@ -1,9 +1,14 @@
 import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
+import * as dagPb from '@ipld/dag-pb'
 import { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { equals } from 'uint8arrays/equals'
+import { getBlock } from '../src/blocks.ts'
 import { pinAdd, pinLs, pinRm } from '../src/pins.ts'
 import { goRandom } from './fixtures/go-random.ts'
-import { added, bytes, collect, concat, rootOf, startContent } from './fixtures/node.ts'
+import { added, bytes, collect, concat, connectContent, rootOf, startContent } from './fixtures/node.ts'
 import type { PinEntry } from '../src/pins.ts'
 import type { Content } from '../src/content.ts'
 
@@ -213,6 +218,69 @@ describe('pins', () => {
       await pinRm(components, CID.parse(F2), false)
       assert.deepEqual(removed, [F2])
       assert.deepEqual(entries(await collect(pinLs(components, 'all'))), [[F1, 'direct']])
+    })
+  })
+
+  describe('pinning a DAG that another node holds', () => {
+    let a: Content
+    let b: Content
+
+    before(async () => {
+      a = await startContent()
+      b = await startContent()
+      await connectContent(a, b)
+    })
+
+    after(async () => {
+      await Promise.allSettled([a?.stop(), b?.stop()])
+    })
+
+    /**
+     * Kubo's layout in miniature on A, not pinned: dag-pb leaves of 1 KiB, more
+     * than the 174 links of a node, so two levels of nodes above them.
+     */
+    async function onA (leaves: number): Promise<{ root: string, data: Uint8Array, leaf: CID }> {
+      const data = randomBytes(leaves * 1024)
+      const root = await rootOf(a, [{ content: data }], { pin: false, chunker: 'size-1024' })
+      const inner = dagPb.decode(await getBlock(a.helia.blockstore, CID.parse(root)))
+      const leaf = dagPb.decode(await getBlock(a.helia.blockstore, inner.Links[1].Hash)).Links[7].Hash
+      return { root, data, leaf }
+    }
+
+    it('fetches the whole DAG, every block checked against its CID', async () => {
+      const { root, data } = await onA(300)
+      const received = b.blockStream.stats.blocksReceived
+      await b.pinAdd(root, true, { signal: AbortSignal.timeout(30_000) })
+      const pins = await collect(b.pinLs('all'))
+      assert.deepEqual(entries(pins.filter(p => p.type === 'recursive')), [[root, 'recursive']])
+      // 300 leaves, the 2 nodes above them and the root.
+      assert.equal(pins.length, 303)
+      for (const { cid } of pins) {
+        const block = await getBlock(b.helia.blockstore, cid, { offline: true })
+        assert.ok(equals((await sha256.digest(block)).digest, cid.multihash.digest), `${cid} does not hash to its CID`)
+      }
+      assert.ok(b.blockStream.stats.blocksReceived - received >= 300)
+      assert.deepEqual(Buffer.from(concat(await collect(b.cat(root, { signal: AbortSignal.timeout(10_000) })))), data)
+    })
+
+    it('fails at the deadline when a block is missing everywhere, pinning nothing', async () => {
+      const { root, leaf } = await onA(200)
+      await a.helia.blockstore.delete(leaf)
+      const t0 = performance.now()
+      await assert.rejects(b.pinAdd(root, true, { signal: AbortSignal.timeout(2_000) }), { name: 'TimeoutError' })
+      assert.ok(performance.now() - t0 < 6_000, `gave up after ${Math.round(performance.now() - t0)} ms`)
+      assert.deepEqual(entries(await collect(b.pinLs('recursive'))).filter(([cid]) => cid === root), [])
+      assert.equal(await b.helia.blockstore.has(leaf), false)
+    })
+
+    it('refuses a block whose bytes do not hash to its CID, and stores none of them', async () => {
+      const { root, leaf } = await onA(200)
+      // Other bytes under the leaf's CID on A, as a faulty or malicious peer would serve them (Helia's put does not hash).
+      await a.helia.blockstore.delete(leaf)
+      await a.helia.blockstore.put(leaf, randomBytes(1024))
+      await assert.rejects(b.pinAdd(root, true, { signal: AbortSignal.timeout(2_000) }))
+      assert.deepEqual(entries(await collect(b.pinLs('recursive'))).filter(([cid]) => cid === root), [])
+      assert.equal(await b.helia.blockstore.has(leaf), false)
     })
   })
 })

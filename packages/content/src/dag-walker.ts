@@ -1,0 +1,141 @@
+import * as dagPb from '@ipld/dag-pb'
+import { createUnsafe } from 'multiformats/block'
+import { MAX_BLOCK_BYTES } from './block-stream.ts'
+import { getBlock } from './blocks.ts'
+import type { GraphNode, GraphWalkerFactory, WalkOptions } from '@helia/interface'
+import type { BlockView } from 'multiformats/block/interface'
+import type { CID } from 'multiformats/cid'
+
+export interface WindowedWalkerInit {
+  /** Blocks being read (or fetched) or waiting to be taken, at most. Default 32. */
+  maxBlocks?: number
+  /**
+   * Bytes those blocks may hold, at most, as far as the DAG tells: a dag-pb
+   * link carries the size of what it links to; any other link counts as the
+   * largest block. Default 8 MiB. One block is always read, whatever its size.
+   */
+  maxBytes?: number
+}
+
+/**
+ * Local blocks read at once. The pinner is slower than the disk, so more would
+ * only queue on libuv's threadpool ahead of the pinner's own datastore writes
+ * and of the blocks the node serves to peers meanwhile.
+ */
+const LOCAL_READS = 2
+
+interface Pending {
+  cid: CID
+  depth: number
+  path: CID[]
+  /** Bytes the block holds at most, as its parent's link tells. */
+  size: number
+}
+
+/** The children to walk, each with the size its link promises. */
+function childrenOf (block: BlockView<unknown, number, number, 0 | 1>, include: (child: CID) => boolean): Array<{ cid: CID, size: number }> {
+  const sized = (size: number | undefined): number => size != null && size > 0 ? Math.min(size, MAX_BLOCK_BYTES) : MAX_BLOCK_BYTES
+  const children = block.cid.code === dagPb.code
+    ? (block.value as dagPb.PBNode).Links.map(link => ({ cid: link.Hash, size: sized(link.Tsize) }))
+    : [...block.links()].map(([, cid]) => ({ cid, size: MAX_BLOCK_BYTES }))
+  return children.filter(child => include(child.cid))
+}
+
+/**
+ * A walk for the pinner, which needs every block of a DAG once, in any order.
+ * Helia's walkers read ahead into a queue that grows as far as the pinner lags
+ * (pinning a file just added held hundreds of its 256 KiB blocks), and reading
+ * one block at a time instead brought a DAG that is not local one round trip
+ * per block. This one reads up to `maxBlocks` blocks at once through the
+ * blockstore, which fetches, verifies and stores what is missing, and yields
+ * them as they arrive; a block keeps its slot until the pinner has taken it.
+ * Memory stays bounded whatever the DAG's size: the blocks in the window, and
+ * the CIDs still to read, taken newest first so that they are the links of the
+ * few nodes on the way down.
+ */
+export function windowedWalker (init: WindowedWalkerInit = {}): GraphWalkerFactory {
+  const maxBlocks = Math.max(1, init.maxBlocks ?? 32)
+  const maxBytes = init.maxBytes ?? 8 * 1024 * 1024
+  return (components) => ({
+    async * walk<T> (root: CID, options: WalkOptions<T> = {}): AsyncGenerator<GraphNode<T>> {
+      const maxDepth = options.depth ?? Infinity
+      const pending: Pending[] = [{ cid: root, depth: 0, path: [root], size: MAX_BLOCK_BYTES }]
+      const ready: Array<{ node: GraphNode<T>, size: number }> = []
+      // Ends the reads in flight with the walk, whether it finished, failed or was abandoned.
+      const walking = new AbortController()
+      const signal = options.signal == null ? walking.signal : AbortSignal.any([options.signal, walking.signal])
+      /** Reads in flight by CID: a block linked twice at once is fetched once. */
+      const reading = new Map<string, Promise<Uint8Array>>()
+      let blocks = 0
+      let bytes = 0
+      let failure: { error: unknown } | undefined
+      let wake = (): void => {}
+
+      let diskReads = 0
+      const diskQueue: Array<() => void> = []
+      const fetchOrRead = async (cid: CID): Promise<Uint8Array> => {
+        if (!await components.blockstore.has(cid, { signal })) return getBlock(components.blockstore, cid, { signal })
+        while (diskReads >= LOCAL_READS) await new Promise<void>(resolve => { diskQueue.push(resolve) })
+        diskReads++
+        try {
+          return await getBlock(components.blockstore, cid, { signal })
+        } finally {
+          diskReads--
+          diskQueue.shift()?.()
+        }
+      }
+      const read = (cid: CID): Promise<Uint8Array> => {
+        const key = cid.toString()
+        let block = reading.get(key)
+        if (block == null) {
+          block = fetchOrRead(cid)
+          reading.set(key, block)
+          block.catch(() => {}).finally(() => { reading.delete(key) })
+        }
+        return block
+      }
+      const start = async ({ cid, depth, path, size }: Pending): Promise<void> => {
+        try {
+          const block = createUnsafe({ cid, bytes: await read(cid), codec: await components.getCodec(cid.code) })
+          if (depth < maxDepth) {
+            const children = childrenOf(block, child => options.includeChild?.(child, block) !== false)
+            for (const child of children.reverse()) pending.push({ cid: child.cid, depth: depth + 1, path: [...path, child.cid], size: child.size })
+          }
+          ready.push({ node: { block, depth, path }, size })
+          fill()
+        } catch (error) {
+          failure ??= { error }
+        }
+        wake()
+      }
+      const fill = (): void => {
+        while (pending.length > 0 && blocks < maxBlocks && !signal.aborted) {
+          const next = pending[pending.length - 1]
+          if (blocks > 0 && bytes + next.size > maxBytes) return
+          pending.pop()
+          blocks++
+          bytes += next.size
+          void start(next)
+        }
+      }
+
+      try {
+        fill()
+        while (blocks > 0) {
+          while (ready.length === 0 && failure == null) await new Promise<void>(resolve => { wake = resolve })
+          // An abort shows as the failure of whichever read it cut short: report the abort itself.
+          options.signal?.throwIfAborted()
+          if (failure != null) throw failure.error
+          const { node, size } = ready.shift() as { node: GraphNode<T>, size: number }
+          yield node
+          // The pinner asks for the next block once done with this one: its slot is free.
+          blocks--
+          bytes -= size
+          fill()
+        }
+      } finally {
+        walking.abort()
+      }
+    }
+  })
+}
