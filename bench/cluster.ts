@@ -34,9 +34,10 @@
 import { randomUUID } from 'node:crypto'
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { cpus, loadavg, tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { withCleanup } from './lib/cleanup.ts'
+import { numberFromEnv, onlyFromEnv, profileDirFromEnv, say } from './lib/cli.ts'
 import { spawnDaemon } from './lib/daemon.ts'
 import { MB, multipartFile, sha256Baseline, writeRandomFile } from './lib/files.ts'
 import { createPhaseLog } from './lib/phases.ts'
@@ -80,34 +81,15 @@ interface Settings {
 /** Aborted at the overall deadline or by SIGINT/SIGTERM: every request and wait ends then. */
 let halt: AbortSignal = new AbortController().signal
 
-function say (line: string): void {
-  process.stdout.write(`${line}\n`)
-}
-
-function numberFromEnv (name: string, fallback: number, max: number): number {
-  const raw = process.env[name]
-  if (raw == null || raw === '') return fallback
-  const n = Number(raw)
-  if (!Number.isFinite(n) || n <= 0 || n > max) throw new Error(`${name}=${raw}: expected a number, 0 < n <= ${max}`)
-  return n
-}
-
 function settingsFromEnv (): Settings {
-  const only = new Set<Phase>()
-  for (const name of (process.env.BENCH_ONLY ?? PHASES.join(',')).split(',').map(s => s.trim()).filter(Boolean)) {
-    if (!(PHASES as readonly string[]).includes(name)) throw new Error(`BENCH_ONLY: unknown phase ${JSON.stringify(name)}; known: ${PHASES.join(', ')}`)
-    only.add(name as Phase)
-  }
-  if (only.size === 0) throw new Error(`BENCH_ONLY names no phase; known: ${PHASES.join(', ')}`)
-  const dir = process.env.BENCH_PROFILE_DIR
   return {
     modelMB: numberFromEnv('BENCH_CLUSTER_MB', 200, 65_536),
     pins: Math.round(numberFromEnv('BENCH_CLUSTER_PINS', 3000, 1_000_000)),
     clients: Math.round(numberFromEnv('BENCH_CLUSTER_CLIENTS', 64, 4096)),
     deadlineS: numberFromEnv('BENCH_CLUSTER_DEADLINE_S', 600, 86_400),
     openSwarm: process.env.BENCH_CLUSTER_OPEN_SWARM === '1',
-    only,
-    profileDir: dir != null && dir !== '' ? resolve(dir) : undefined,
+    only: onlyFromEnv(PHASES, 'phase'),
+    profileDir: profileDirFromEnv(),
     daemonNodeOptions: process.env.BENCH_DAEMON_NODE_OPTIONS
   }
 }

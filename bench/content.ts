@@ -15,12 +15,14 @@
  * flags to the daemons only.
  */
 import { randomUUID, createHash } from 'node:crypto'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { cpus, tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { withCleanup } from './lib/cleanup.ts'
-import { cpuSecondsOf, memoryOf, resetPeakRss, sampleRssDuring, spawnDaemon } from './lib/daemon.ts'
-import { MB, multipartFile, sha256Throughput, writeRandomFile } from './lib/files.ts'
+import { numberFromEnv, onlyFromEnv, profileDirFromEnv, say } from './lib/cli.ts'
+import { memoryOf, resetPeakRss, sampleRssDuring, spawnDaemon } from './lib/daemon.ts'
+import { MB, multipartFile, sha256Baseline, sha256Throughput, writeRandomFile } from './lib/files.ts'
+import { createPhaseLog } from './lib/phases.ts'
 import type { Cleanup } from './lib/cleanup.ts'
 import type { DaemonProcess } from './lib/daemon.ts'
 
@@ -34,6 +36,8 @@ const WARMUP_MB = 4
 const FLOOR_MBPS = 1
 const REQUEST_SLACK_MS = 60_000
 const RSS_SAMPLE_MS = 50
+/** The largest file size, in MB, the env may ask for. */
+const MAX_MB = 65_536
 
 /** Aborted when the bench is interrupted, so that requests in flight end at once. */
 let interrupted: AbortSignal = new AbortController().signal
@@ -51,28 +55,14 @@ interface Settings {
   daemonNodeOptions?: string
 }
 
-function sizeFromEnv (name: string, fallback: number): number {
-  const raw = process.env[name]
-  if (raw == null || raw === '') return fallback
-  const n = Number(raw)
-  if (!Number.isFinite(n) || n <= 0 || n > 65_536) throw new Error(`${name}=${raw}: expected a size in MB, 0 < size <= 65536`)
-  return n
-}
-
 function settingsFromEnv (): Settings {
-  const only = new Set<Area>()
-  for (const name of (process.env.BENCH_ONLY ?? AREAS.join(',')).split(',').map(s => s.trim()).filter(Boolean)) {
-    if (!(AREAS as readonly string[]).includes(name)) throw new Error(`BENCH_ONLY: unknown measurement ${JSON.stringify(name)}; known: ${AREAS.join(', ')}`)
-    only.add(name as Area)
-  }
-  if (only.size === 0) throw new Error(`BENCH_ONLY names no measurement; known: ${AREAS.join(', ')}`)
   return {
-    addMB: sizeFromEnv('BENCH_ADD_MB', 200),
-    transferMB: sizeFromEnv('BENCH_TRANSFER_MB', 100),
-    rssMB: sizeFromEnv('BENCH_RSS_MB', 1024),
-    only,
+    addMB: numberFromEnv('BENCH_ADD_MB', 200, MAX_MB),
+    transferMB: numberFromEnv('BENCH_TRANSFER_MB', 100, MAX_MB),
+    rssMB: numberFromEnv('BENCH_RSS_MB', 1024, MAX_MB),
+    only: onlyFromEnv(AREAS, 'measurement'),
     verify: process.env.BENCH_VERIFY === '1',
-    profileDir: process.env.BENCH_PROFILE_DIR != null && process.env.BENCH_PROFILE_DIR !== '' ? resolve(process.env.BENCH_PROFILE_DIR) : undefined,
+    profileDir: profileDirFromEnv(),
     daemonNodeOptions: process.env.BENCH_DAEMON_NODE_OPTIONS
   }
 }
@@ -80,10 +70,6 @@ function settingsFromEnv (): Settings {
 const bytesOf = (mb: number): number => Math.round(mb * MB)
 const fmtMB = (mb: number): string => Number.isInteger(mb) ? String(mb) : mb.toFixed(1)
 const timeoutFor = (bytes: number): number => REQUEST_SLACK_MS + Math.ceil(bytes / MB / FLOOR_MBPS) * 1000
-
-function say (line: string): void {
-  process.stdout.write(`${line}\n`)
-}
 
 /** POSTs to a Kubo RPC route; a non-2xx status becomes an error carrying the daemon's message. */
 async function rpc (d: DaemonProcess, path: string, params: Record<string, string>, init: RequestInit & { timeoutMs: number }): Promise<Response> {
@@ -150,40 +136,8 @@ async function heapOf (d: DaemonProcess): Promise<string> {
   }
 }
 
-interface Timed<T> {
-  value: T
-  seconds: number
-  /** CPU cores each daemon used on average over the interval (1.0 = one core busy). */
-  daemonCores: number[]
-  benchCores: number
-}
-
-/**
- * Where each timed phase lies on the monotonic clock, in microseconds: the
- * clock V8 stamps its CPU profiles with, so bench/cpu-profile.ts can keep
- * only the samples of one phase.
- */
-interface PhaseWindow { phase: string, daemons: string[], startUs: number, endUs: number }
-const phases: PhaseWindow[] = []
-const nowUs = (): number => Number(process.hrtime.bigint() / 1000n)
-
-async function timed<T> (phase: string, daemons: DaemonProcess[], fn: () => Promise<T>): Promise<Timed<T>> {
-  const cpu0 = await Promise.all(daemons.map(async d => cpuSecondsOf(d.pid)))
-  const bench0 = process.cpuUsage()
-  const startUs = nowUs()
-  const t0 = performance.now()
-  const value = await fn()
-  const seconds = (performance.now() - t0) / 1000
-  phases.push({ phase, daemons: daemons.map(d => d.label), startUs, endUs: nowUs() })
-  const bench = process.cpuUsage(bench0)
-  const cpu1 = await Promise.all(daemons.map(async d => cpuSecondsOf(d.pid)))
-  return {
-    value,
-    seconds,
-    daemonCores: cpu1.map((c, i) => (c - cpu0[i]) / seconds),
-    benchCores: (bench.user + bench.system) / 1e6 / seconds
-  }
-}
+/** Every timed phase of the run, written next to the daemons' CPU profiles for bench/cpu-profile.ts. */
+const phases = createPhaseLog()
 
 const cores = (n: number): string => n.toFixed(2)
 
@@ -211,18 +165,6 @@ async function makeFile (cleanup: Cleanup, root: string, name: string, bytes: nu
   return { path, remove }
 }
 
-/**
- * Single-core SHA-256 over the file: after one pass to warm up, the median of
- * a few runs of at least BASELINE_MIN_MB each, against the noise of a shared machine.
- */
-async function baseline (path: string): Promise<{ mbps: number, hex: string }> {
-  await sha256Throughput(path)
-  const runs: Array<{ mbps: number, hex: string }> = []
-  for (let i = 0; i < BASELINE_RUNS; i++) runs.push(await sha256Throughput(path, BASELINE_MIN_MB * MB))
-  runs.sort((a, b) => a.mbps - b.mbps)
-  return runs[Math.floor(runs.length / 2)]
-}
-
 async function benchAddCat (cleanup: Cleanup, root: string, s: Settings, file: { path: string, bytes: number, hex: string }, sha: number, results: Result[]): Promise<void> {
   const { d, stop } = await startDaemon(cleanup, root, s, 'add')
   // Warm-up: the first request loads modules and compiles the hot paths.
@@ -231,13 +173,13 @@ async function benchAddCat (cleanup: Cleanup, root: string, s: Settings, file: {
   await warm.remove()
 
   const label = `${fmtMB(s.addMB)} MB`
-  const { value: add, ...addRss } = await sampleRssDuring(d.pid, async () => timed('add', [d], async () => addFile(d, file.path, file.bytes)), RSS_SAMPLE_MS)
+  const { value: add, ...addRss } = await sampleRssDuring(d.pid, async () => phases.timed('add', [d], async () => addFile(d, file.path, file.bytes)), RSS_SAMPLE_MS)
   const addMbps = file.bytes / MB / add.seconds
   const addRatio = addMbps / sha
   say(`add ${label}: ${addMbps.toFixed(1)} MB/s = ${addRatio.toFixed(2)} x sha256 (target >= ${TARGET_ADD})  [${add.seconds.toFixed(2)} s, daemon cpu ${cores(add.daemonCores[0])} cores, bench cpu ${cores(add.benchCores)}, daemon peak rss ${(Math.max(addRss.peak, addRss.hwm) / MB).toFixed(0)} MB, ${add.value}]`)
   results.push({ name: 'add', ok: addRatio >= TARGET_ADD, figure: `add ${addRatio.toFixed(2)} x (target >= ${TARGET_ADD})` })
 
-  const cat = await timed('cat', [d], async () => catFile(d, add.value, file.bytes, s.verify ? file.hex : undefined))
+  const cat = await phases.timed('cat', [d], async () => catFile(d, add.value, file.bytes, s.verify ? file.hex : undefined))
   const catMbps = file.bytes / MB / cat.seconds
   say(`cat ${label}: ${catMbps.toFixed(1)} MB/s = ${(catMbps / sha).toFixed(2)} x sha256 (no target)  [${cat.seconds.toFixed(2)} s, daemon cpu ${cores(cat.daemonCores[0])} cores, bench cpu ${cores(cat.benchCores)}${s.verify ? ', bytes verified' : ''}]`)
   await stop()
@@ -250,12 +192,12 @@ async function benchTransfer (cleanup: Cleanup, root: string, s: Settings, sha: 
     startDaemon(cleanup, root, s, 'transfer-a'),
     startDaemon(cleanup, root, s, 'transfer-b')
   ])
-  const add = await timed('transfer-add', [a], async () => addFile(a, file.path, bytes))
+  const add = await phases.timed('transfer-add', [a], async () => addFile(a, file.path, bytes))
   const hex = s.verify ? (await sha256Throughput(file.path)).hex : undefined
   await file.remove()
   const cid = add.value
   await rpc(b, 'swarm/connect', { arg: a.swarmAddr }, { timeoutMs: 30_000 })
-  const cat = await timed('transfer', [a, b], async () => catFile(b, cid, bytes, hex))
+  const cat = await phases.timed('transfer', [a, b], async () => catFile(b, cid, bytes, hex))
   const mbps = bytes / MB / cat.seconds
   const ratio = mbps / sha
   say(`transfer ${fmtMB(s.transferMB)} MB (block-stream with bitswap fallback: cat on B of a file added on A): ${mbps.toFixed(1)} MB/s = ${ratio.toFixed(2)} x sha256 (target >= ${TARGET_TRANSFER})  [${cat.seconds.toFixed(2)} s, cpu A ${cores(cat.daemonCores[0])} B ${cores(cat.daemonCores[1])} cores, bench cpu ${cores(cat.benchCores)}${s.verify ? ', bytes verified' : ''}; add on A took ${add.seconds.toFixed(2)} s]`)
@@ -274,7 +216,7 @@ async function benchRss (cleanup: Cleanup, root: string, s: Settings, results: R
   // VmHWM counts from the last reset, or from the start when resetting is refused, which still bounds the add.
   const peakOf = (m: { peak: number, hwm: number }, sinceStartOk: boolean): number => Math.max(m.peak, canReset || sinceStartOk ? m.hwm : 0)
 
-  const { value: add, ...addRss } = await sampleRssDuring(d.pid, async () => timed('rss-add', [d], async () => addFile(d, file.path, bytes)), RSS_SAMPLE_MS)
+  const { value: add, ...addRss } = await sampleRssDuring(d.pid, async () => phases.timed('rss-add', [d], async () => addFile(d, file.path, bytes)), RSS_SAMPLE_MS)
   const addPeak = peakOf(addRss, true)
   const addHeap = await heapOf(d)
   await file.remove()
@@ -282,7 +224,7 @@ async function benchRss (cleanup: Cleanup, root: string, s: Settings, results: R
   results.push({ name: 'rss add', ok: addPeak / MB < TARGET_RSS_MB, figure: `rss add ${(addPeak / MB).toFixed(0)} MB (target < ${TARGET_RSS_MB})` })
 
   await resetPeakRss(d.pid)
-  const { value: cat, ...catRss } = await sampleRssDuring(d.pid, async () => timed('rss-cat', [d], async () => catFile(d, add.value, bytes)), RSS_SAMPLE_MS)
+  const { value: cat, ...catRss } = await sampleRssDuring(d.pid, async () => phases.timed('rss-cat', [d], async () => catFile(d, add.value, bytes)), RSS_SAMPLE_MS)
   const catPeak = peakOf(catRss, false)
   const catHeap = await heapOf(d)
   say(`rss cat ${label}: peak ${(catPeak / MB).toFixed(0)} MB (target < ${TARGET_RSS_MB} MB)  [after cat: ${catHeap}${canReset ? '' : ', VmHWM not resettable: sampled every 50 ms only'}, cat at ${(bytes / MB / cat.seconds).toFixed(1)} MB/s, daemon cpu ${cores(cat.daemonCores[0])} cores]`)
@@ -303,7 +245,7 @@ export async function main (): Promise<number> {
     // The baseline hashes the add file when there is one, else a file of the transfer size.
     const baseMB = s.only.has('add') ? s.addMB : s.only.has('transfer') ? s.transferMB : Math.min(s.rssMB, 200)
     const baseFile = await makeFile(cleanup, root, 'add.bin', bytesOf(baseMB))
-    const base = await baseline(baseFile.path)
+    const base = await sha256Baseline(baseFile.path, BASELINE_RUNS, BASELINE_MIN_MB * MB)
     say(`sha256 baseline: ${base.mbps.toFixed(1)} MB/s (single core, node:crypto createHash, median of ${BASELINE_RUNS} runs over the ${fmtMB(baseMB)} MB file)`)
 
     if (s.only.has('add')) await benchAddCat(cleanup, root, s, { path: baseFile.path, bytes: bytesOf(baseMB), hex: base.hex }, base.mbps, results)
@@ -317,8 +259,7 @@ export async function main (): Promise<number> {
     say(`sha256 re-check: ${again.mbps.toFixed(1)} MB/s (${drift >= 0 ? '+' : ''}${drift.toFixed(1)}% against the baseline)`)
 
     if (s.profileDir != null) {
-      const file = join(s.profileDir, `phases-${process.pid}.json`)
-      await writeFile(file, `${JSON.stringify(phases, null, 2)}\n`)
+      const file = await phases.write(s.profileDir)
       say(`cpu profiles: ${s.profileDir}/<daemon>-${process.pid}.cpuprofile; phases in ${file}; summarise with node bench/cpu-profile.ts <profile> [--phase <name>]`)
     }
 

@@ -22,8 +22,9 @@
  */
 import { mkdir, mkdtemp, open, readFile, rm } from 'node:fs/promises'
 import { cpus, loadavg, tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { withCleanup } from './lib/cleanup.ts'
+import { numberFromEnv, profileDirFromEnv, say } from './lib/cli.ts'
 import { cpuSecondsOf } from './lib/daemon.ts'
 import { spawnMember } from './lib/raft-cluster.ts'
 import { percentile } from './lib/raft-load.ts'
@@ -45,18 +46,6 @@ const LOAD_MARGIN_MS = 30_000
 const CALL_TIMEOUT_MS = 5_000
 /** USER_HZ, the unit of /proc/stat. */
 const CLOCK_TICKS = 100
-
-function say (line: string): void {
-  process.stdout.write(`${line}\n`)
-}
-
-function numberFromEnv (name: string, fallback: number, max: number): number {
-  const raw = process.env[name]
-  if (raw == null || raw === '') return fallback
-  const n = Number(raw)
-  if (!Number.isFinite(n) || n <= 0 || n > max) throw new Error(`${name}=${raw}: expected a number, 0 < n <= ${max}`)
-  return n
-}
 
 /** Sequential appends of `bytes` to one file, each followed by fdatasync: what one durable log write costs on this disk. */
 async function fsyncBaseline (dir: string, bytes: number, seconds: number): Promise<{ perSecond: number, p50: number, p99: number }> {
@@ -148,7 +137,7 @@ interface Result { name: string, ok: boolean, figure: string }
 export async function main (): Promise<number> {
   const seconds = numberFromEnv('BENCH_RAFT_SECONDS', 3, 600)
   const commandBytes = numberFromEnv('BENCH_RAFT_COMMAND_BYTES', 64, 1024 * 1024)
-  const profileDir = process.env.BENCH_PROFILE_DIR != null && process.env.BENCH_PROFILE_DIR !== '' ? resolve(process.env.BENCH_PROFILE_DIR) : undefined
+  const profileDir = profileDirFromEnv()
   const loadTimeout = seconds * 1000 + LOAD_MARGIN_MS
   say(`raft bench: 3 member processes over libp2p on 127.0.0.1, durable logs in ${tmpdir()}, tickMs ${TICK_MS}, electionTick ${ELECTION_TICK}, ${commandBytes}-byte commands, ${seconds} s per run; node ${process.version}, ${cpus().length} cpus, load average ${loadavg()[0].toFixed(2)}${profileDir != null ? `; cpu profiles in ${profileDir}` : ''}`)
   return withCleanup(async (cleanup) => {

@@ -4,22 +4,16 @@ import { after, before, describe, it } from 'node:test'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { BLOCK_STREAM_PROTOCOL, BlockUnavailableError } from '../src/block-stream.ts'
-import { collect, concat, connectContent, rootOf, startContent } from './fixtures/node.ts'
+import { collect, concat, rootOf, startConnectedPair } from './fixtures/node.ts'
 import type { Content } from '../src/content.ts'
 
 describe('block-stream', () => {
   let a: Content
   let b: Content
+  let stop = async (): Promise<void> => {}
 
-  before(async () => {
-    a = await startContent()
-    b = await startContent()
-    await connectContent(a, b)
-  })
-
-  after(async () => {
-    await Promise.allSettled([a?.stop(), b?.stop()])
-  })
+  before(async () => { ({ a, b, stop } = await startConnectedPair()) })
+  after(async () => { await stop() })
 
   it('registers the protocol with libp2p while started', () => {
     assert.ok(a.swarm.getProtocols().includes(BLOCK_STREAM_PROTOCOL))

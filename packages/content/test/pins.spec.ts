@@ -8,7 +8,7 @@ import { equals } from 'uint8arrays/equals'
 import { getBlock } from '../src/blocks.ts'
 import { pinAdd, pinLs, pinRm } from '../src/pins.ts'
 import { goRandom } from './fixtures/go-random.ts'
-import { added, bytes, collect, concat, connectContent, rootOf, startContent } from './fixtures/node.ts'
+import { added, bytes, collect, concat, rootOf, startConnectedPair, startContent } from './fixtures/node.ts'
 import type { PinEntry } from '../src/pins.ts'
 import type { Content } from '../src/content.ts'
 
@@ -224,16 +224,10 @@ describe('pins', () => {
   describe('pinning a DAG that another node holds', () => {
     let a: Content
     let b: Content
+    let stop = async (): Promise<void> => {}
 
-    before(async () => {
-      a = await startContent()
-      b = await startContent()
-      await connectContent(a, b)
-    })
-
-    after(async () => {
-      await Promise.allSettled([a?.stop(), b?.stop()])
-    })
+    before(async () => { ({ a, b, stop } = await startConnectedPair()) })
+    after(async () => { await stop() })
 
     /**
      * Kubo's layout in miniature on A, not pinned: dag-pb leaves of 1 KiB, more
