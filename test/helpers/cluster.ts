@@ -18,7 +18,12 @@ export interface ClusterTiming {
   voters: number
 }
 
-export const FAST: ClusterTiming = { heartbeat_ms: 250, node_timeout_ms: 2500, voter_timeout_ms: 4000, tick_ms: 100, snapshot_every: 10_000, voters: 3 }
+/**
+ * Short enough that a dead node is noticed in seconds, long enough that a
+ * heartbeat delayed on a loaded 2-core machine (tests run two files at once)
+ * does not look like a death.
+ */
+export const FAST: ClusterTiming = { heartbeat_ms: 250, node_timeout_ms: 4000, voter_timeout_ms: 6000, tick_ms: 100, snapshot_every: 10_000, voters: 3 }
 
 export interface Member {
   repo: string

@@ -70,7 +70,7 @@ describe('a cluster of five daemons', () => {
     const after = await waitFor('a learner promoted in place of the dead voter', async () => {
       const s = await consensus(rest[0])
       return s.voters.length === 3 && !s.voters.includes(voter.peerId) ? s : undefined
-    }, 30_000)
+    }, 60_000)
     assert.ok(after.voters.includes(learner.peerId))
     assert.ok(after.learners.includes(voter.peerId), 'the dead voter stays a member, as a learner')
     const cid = await addBytes(rest[0], 'after the promotion')
@@ -86,7 +86,7 @@ describe('a cluster of five daemons', () => {
     const rest = live.filter(m => m !== old)
     old.proc.child.kill('SIGSTOP')
     try {
-      const next = await agreedLeader(rest, 20_000, leader)
+      const next = await agreedLeader(rest, 40_000, leader)
       assert.ok(next.term > term)
       const cid = await addBytes(rest[0], 'written during the partition')
       const res = await call(rest[1], '/api/v0/cluster/pin/add', { json: { cid, replication_factor: 1, name: 'partition' } })

@@ -76,7 +76,7 @@ describe('a cluster of three daemons', () => {
     const old = [a, b, c].find(m => m.peerId === leader) as Member
     const survivors = [a, b, c].filter(m => m !== old)
     await cluster.kill(old)
-    const next = await agreedLeader(survivors, 20_000, leader)
+    const next = await agreedLeader(survivors, 40_000, leader)
     assert.ok(next.term > term)
     const cid = await addBytes(survivors[0], randomBytes(50_000))
     const res = await call(survivors[1], '/api/v0/cluster/pin/add', { json: { cid, replication_factor: 2 } })
