@@ -17,11 +17,20 @@ const areas: Record<string, { describe: string, load: () => Promise<BenchModule>
   raft: {
     describe: 'commits/s, commit latency and failover of a three-node Raft cluster over loopback libp2p, against fsync\'d appends and the election timeout',
     load: async () => import('./raft.ts')
+  },
+  cluster: {
+    describe: 'replication of a 200 MB model to factor 3, convergence after kill -9 of a node, and pin ingestion in pins/s, on real daemons, against SHA-256, node_timeout_ms and 500 pins/s',
+    load: async () => import('./cluster.ts')
+  },
+  'cluster-scale': {
+    describe: 'join, heartbeat gossip and pinset convergence of 100 nodes in one process on an in-memory transport, against a 3-node cluster',
+    load: async () => import('./cluster-scale.ts')
   }
 }
 
 function usage (): string {
-  const known = Object.entries(areas).map(([name, a]) => `  ${name.padEnd(10)} ${a.describe}`).join('\n')
+  const width = Math.max(...Object.keys(areas).map(name => name.length))
+  const known = Object.entries(areas).map(([name, a]) => `  ${name.padEnd(width)} ${a.describe}`).join('\n')
   return `usage: npm run bench -- <area>\nknown areas:\n${known}\n`
 }
 
