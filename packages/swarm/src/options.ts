@@ -95,10 +95,7 @@ export function swarmOptions (init: SwarmInit): Libp2pOptions<SwarmServices> {
     metrics: init.metricsRegistry == null ? undefined : prometheusMetrics({ registry: init.metricsRegistry, collectDefaultMetrics: false, preserveExistingMetrics: true }),
     services: {
       identify: identify(),
-      // libp2p's connection monitor pings every connection on this protocol every 10 s and aborts the
-      // connection when the stream cannot open; with the spec's 1 it collides with a ping stream still
-      // closing and drops healthy connections.
-      ping: ping({ maxOutboundStreams: 2 }),
+      ping: ping(),
       dht: kadDHT({ clientMode: false, peerInfoMapper: passthroughMapper, ...dhtProtocol, ...init.dhtRecords }),
       pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: true, fallbackToFloodsub: false, fastMsgIdFn: fastMessageId })
     }
