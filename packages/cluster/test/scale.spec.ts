@@ -9,7 +9,8 @@ const PINS = 20
 const REPLICATION = 3
 /** Fast timings, so that a learner is found offline within seconds. */
 const TIMINGS = { voters: 3, tickMs: 50, heartbeatMs: 500, nodeTimeoutMs: 2_000 }
-const TIMEOUT_MS = 30_000
+/** Generous: under the full suite on 2 cores, the join waves of twelve nodes share the CPU with five daemons. */
+const TIMEOUT_MS = 90_000
 
 describe('a cluster of 12 nodes on the in-memory transport', () => {
   let cluster: MemoryCluster
