@@ -22,7 +22,7 @@ import { ClusterState } from './state.ts'
 import { connect } from '@node-daemon/swarm'
 import type { CommandBody } from './commands.ts'
 import type { MembershipView } from './membership.ts'
-import type { Cluster, ConsensusStatus, DiscoveryResult, HistoryQuery, JobQuery, NodeView, PeerPinStatus, PinAddOptions, PinStatus, PinStatusReport, ReadOptions, RegisterModelInput, SubmitJobInput, WriteOptions } from './interface.ts'
+import type { Cluster, ConsensusStatus, DiscoveryResult, HistoryQuery, JobQuery, NodeView, PeerPinStatus, PinAddOptions, PinStatus, PinStatusReport, ReadOptions, RegisterModelInput, SubmitJobInput, UpdateModelOptions, WriteOptions } from './interface.ts'
 import type { Allocation, ClusterEvents, Decision, JobRecord, ModelRecord, NodeRecord, PinRecord, Resources } from './types.ts'
 import type { ComponentLogger, Logger, PeerInfo } from '@libp2p/interface'
 import type { Message } from '@libp2p/gossipsub'
@@ -48,6 +48,8 @@ export interface ClusterInit {
   dir: string
   /** The repo directory, whose disk the node reports. */
   repoDir: string
+  /** Which onnxruntime execution provider the node's runtime uses, as reported in its resources; default auto. */
+  executionProvider?: 'auto' | 'cpu' | 'cuda'
   /** Members to join through; none founds a new cluster of one. */
   bootstrap: string[]
   /** Voters the cluster keeps (3 or 5). Default 3. */
@@ -127,7 +129,8 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
       voterTimeoutMs: 30_000,
       reportMs: 60_000,
       snapshotEvery: 10_000,
-      ...init
+      ...init,
+      executionProvider: init.executionProvider ?? 'auto'
     }
     this.log = components.logger.forComponent('node-daemon:cluster')
     this.manager = new MembershipManager(this.init)
@@ -339,7 +342,7 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
     if (!this.running || this.beating) return
     this.beating = true
     try {
-      const resources = await measureResources(this.init.repoDir, { signal: this.shutdown.signal })
+      const resources = await measureResources(this.init.repoDir, { signal: this.shutdown.signal, executionProvider: this.init.executionProvider })
       const hb: Heartbeat = { at: Date.now(), applied: this.state.appliedIndex, pinQueue: this.tracker.queueLength(), resources }
       this.heard.set(this.id, { ...hb, receivedAt: hb.at })
       await this.components.libp2p.services.pubsub.publish(HEARTBEAT_TOPIC, new TextEncoder().encode(JSON.stringify(hb))).catch(() => {})
@@ -555,7 +558,7 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
   }
 
   async resources (): Promise<Resources> {
-    return measureResources(this.init.repoDir, { signal: this.shutdown.signal })
+    return measureResources(this.init.repoDir, { signal: this.shutdown.signal, executionProvider: this.init.executionProvider })
   }
 
   // ---- Cluster: pins
@@ -658,8 +661,16 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
     }, options)
   }
 
-  async updateModel (modelId: string, modelCID: string, options: WriteOptions & { expectedVersion?: number } = {}): Promise<ModelRecord> {
-    return this.propose<ModelRecord>({ op: 'model.update', modelId, modelCID: checkCID(modelCID, 'modelCID'), size: 0, expectedVersion: options.expectedVersion }, options)
+  async updateModel (modelId: string, modelCID: string, options: UpdateModelOptions = {}): Promise<ModelRecord> {
+    return this.propose<ModelRecord>({
+      op: 'model.update',
+      modelId,
+      modelCID: checkCID(modelCID, 'modelCID'),
+      size: 0,
+      expectedVersion: options.expectedVersion,
+      description: options.description,
+      metadata: options.metadata
+    }, options)
   }
 
   async setModelActive (modelId: string, active: boolean, options?: WriteOptions): Promise<ModelRecord> {
@@ -699,8 +710,12 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
     }, options)
   }
 
-  async submitResponse (jobId: number, responseCID: string, options?: WriteOptions): Promise<JobRecord> {
-    return this.propose<JobRecord>({ op: 'job.complete', jobId, responseCID: checkCID(responseCID, 'responseCID') }, options)
+  async startJob (jobId: number, options?: WriteOptions): Promise<JobRecord> {
+    return this.propose<JobRecord>({ op: 'job.start', jobId }, options)
+  }
+
+  async submitResponse (jobId: number, responseCID: string, options?: WriteOptions & { metrics?: Record<string, number> }): Promise<JobRecord> {
+    return this.propose<JobRecord>({ op: 'job.complete', jobId, responseCID: checkCID(responseCID, 'responseCID'), metrics: options?.metrics }, options)
   }
 
   async failJob (jobId: number, error: string, options?: WriteOptions): Promise<JobRecord> {

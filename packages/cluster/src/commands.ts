@@ -31,11 +31,12 @@ export type Command = Base & (
   | { op: 'pin.rebalance' }
   | { op: 'pin.migrate', cid: string, from: string, to: string }
   | { op: 'model.register', modelId: string, modelCID: string, name: string, description: string, kind: ModelKind, metadata: Record<string, unknown>, size: number, replicationFactor: number }
-  | { op: 'model.update', modelId: string, modelCID: string, size: number, expectedVersion?: number }
+  | { op: 'model.update', modelId: string, modelCID: string, size: number, expectedVersion?: number, description?: string, metadata?: Record<string, unknown> }
   | { op: 'model.active', modelId: string, active: boolean }
   | { op: 'model.remove', modelId: string }
   | { op: 'job.submit', kind: 'inference' | 'training', promptCID: string, modelId?: string, modelCID?: string, params: Record<string, unknown> }
-  | { op: 'job.complete', jobId: number, responseCID: string }
+  | { op: 'job.start', jobId: number }
+  | { op: 'job.complete', jobId: number, responseCID: string, metrics?: Record<string, number> }
   | { op: 'job.fail', jobId: number, error: string }
 )
 

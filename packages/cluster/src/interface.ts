@@ -51,6 +51,13 @@ export interface RegisterModelInput {
   replicationFactor?: number
 }
 
+export interface UpdateModelOptions extends WriteOptions {
+  expectedVersion?: number
+  /** Replaces the description and the metadata; the same CID with new metadata is a new version. */
+  description?: string
+  metadata?: Record<string, unknown>
+}
+
 export interface SubmitJobInput {
   promptCID: string
   /** A registered model id; or give `modelCID` directly (submitPromptWithCID). */
@@ -151,8 +158,8 @@ export interface Cluster extends TypedEventTarget<{ [K in keyof ClusterEvents]: 
   migrate (cid: string, from: string, to: string, options?: WriteOptions): Promise<PinRecord>
 
   registerModel (input: RegisterModelInput, options?: WriteOptions): Promise<ModelRecord>
-  /** A new version of the model's CID; with `expectedVersion`, rejected unless that is still the current version. */
-  updateModel (modelId: string, modelCID: string, options?: WriteOptions & { expectedVersion?: number }): Promise<ModelRecord>
+  /** A new version of the model's CID (or metadata); with `expectedVersion`, rejected unless that is still the current version. */
+  updateModel (modelId: string, modelCID: string, options?: UpdateModelOptions): Promise<ModelRecord>
   setModelActive (modelId: string, active: boolean, options?: WriteOptions): Promise<ModelRecord>
   removeModel (modelId: string, options?: WriteOptions): Promise<void>
   getModel (modelId: string, options?: ReadOptions): Promise<ModelRecord>
@@ -160,7 +167,10 @@ export interface Cluster extends TypedEventTarget<{ [K in keyof ClusterEvents]: 
   getActiveModels (options?: ReadOptions): Promise<ModelRecord[]>
 
   submitJob (input: SubmitJobInput, options?: WriteOptions): Promise<JobRecord>
-  submitResponse (jobId: number, responseCID: string, options?: WriteOptions): Promise<JobRecord>
+  /** The calling node takes the job as its worker; again after a worker died, by the one that runs it instead. */
+  startJob (jobId: number, options?: WriteOptions): Promise<JobRecord>
+  /** Completes the job with the calling node as its worker. */
+  submitResponse (jobId: number, responseCID: string, options?: WriteOptions & { metrics?: Record<string, number> }): Promise<JobRecord>
   failJob (jobId: number, error: string, options?: WriteOptions): Promise<JobRecord>
   job (jobId: number, options?: ReadOptions): Promise<JobRecord>
   /** Newest first. */

@@ -27,14 +27,27 @@ let slowProbe: { at: number, value: Promise<{ gpus: GpuInfo[], executionProvider
  * since the previous call (the 1-minute load per core on the first); GPUs and
  * providers are probed at most once a minute.
  */
-export async function measureResources (repoDir: string, options: { signal?: AbortSignal } = {}): Promise<Resources> {
+/** `auto` takes CUDA where onnxruntime can run it on a GPU of this node, else the CPU. */
+export function chooseExecutionProvider (preference: 'auto' | 'cpu' | 'cuda', available: string[]): 'cpu' | 'cuda' {
+  if (preference !== 'auto') return preference
+  return available.includes('cuda') ? 'cuda' : 'cpu'
+}
+
+export async function measureResources (repoDir: string, options: { signal?: AbortSignal, executionProvider?: 'auto' | 'cpu' | 'cuda' } = {}): Promise<Resources> {
   options.signal?.throwIfAborted()
   const [disk, slow] = await Promise.all([
     diskOf(repoDir),
     abortable(slowResources(), options.signal)
   ])
   options.signal?.throwIfAborted()
-  return { cpu: cpuNow(), memory: memoryNow(), gpus: slow.gpus, disk, executionProviders: slow.executionProviders }
+  return {
+    cpu: cpuNow(),
+    memory: memoryNow(),
+    gpus: slow.gpus,
+    disk,
+    executionProviders: slow.executionProviders,
+    executionProvider: chooseExecutionProvider(options.executionProvider ?? 'auto', slow.executionProviders)
+  }
 }
 
 function cpuNow (): Resources['cpu'] {

@@ -17,6 +17,8 @@ export const DEFAULT_ALLOCATION: Allocation = { cpu: 100, memory: 100, gpu: 100,
 
 /** Decisions kept for the history; older ones fall off. */
 export const HISTORY_LIMIT = 10_000
+/** Finished jobs kept in the state; their prompts and responses stay in IPFS. */
+export const JOB_LIMIT = 10_000
 
 const SNAPSHOT_VERSION = 1
 
@@ -296,7 +298,18 @@ export class ClusterState implements StateMachine {
         if (c.expectedVersion != null && c.expectedVersion !== model.version) {
           throw new ConsensusRejectedError(`model ${c.modelId} is at version ${model.version}, not ${c.expectedVersion}`)
         }
-        if (model.modelCID === c.modelCID) return { result: clone(model), summary: `model ${c.modelId} unchanged` }
+        const described = c.description != null || c.metadata != null
+        if (c.description != null) model.description = c.description
+        if (c.metadata != null) model.metadata = c.metadata
+        if (model.modelCID === c.modelCID) {
+          if (!described) return { result: clone(model), summary: `model ${c.modelId} unchanged` }
+          // New metadata on the same bytes (a Modelfile's parameters, say) is a new version too.
+          model.version++
+          model.timestamp = Math.floor(c.at / 1000)
+          model.versions.push({ version: model.version, cid: c.modelCID, at: iso(c.at), by: c.by })
+          this.emit('ModelUpdated', { modelId: c.modelId, modelCID: c.modelCID, version: model.version })
+          return { result: clone(model), summary: `model ${c.modelId} v${model.version}: metadata` }
+        }
         const old = model.modelCID
         const rf = this.pins.get(old)?.replicationFactorMax ?? 3
         model.modelCID = c.modelCID
@@ -344,14 +357,25 @@ export class ClusterState implements StateMachine {
           submittedAt: iso(c.at)
         }
         this.jobs.set(job.jobId, job)
+        this.pruneJobs()
         this.emit('InferenceRequested', { jobId: job.jobId, controller: c.by, promptCID: c.promptCID, modelId, modelCID })
         return { result: clone(job), summary: `job ${job.jobId}: ${c.kind} of ${modelId === '' ? modelCID : modelId} on ${c.promptCID}` }
+      }
+      case 'job.start': {
+        // A job whose worker died is started again by another, which takes it over.
+        const job = this.openJob(c.jobId)
+        job.status = 'running'
+        job.worker = c.by
+        job.startedAt = iso(c.at)
+        this.emit('JobStarted', { jobId: job.jobId, worker: c.by })
+        return { result: clone(job), summary: `job ${job.jobId} started by ${c.by}` }
       }
       case 'job.complete': {
         const job = this.openJob(c.jobId)
         job.status = 'completed'
         job.worker = c.by
         job.responseCID = c.responseCID
+        if (c.metrics != null) job.metrics = c.metrics
         job.completedAt = iso(c.at)
         this.emit('InferenceCompleted', { jobId: job.jobId, worker: c.by, responseCID: c.responseCID })
         return { result: clone(job), summary: `job ${job.jobId} completed by ${c.by}: ${c.responseCID}` }
@@ -385,6 +409,15 @@ export class ClusterState implements StateMachine {
     const model = this.models.get(id)
     if (model == null) throw new ModelNotFoundError(`model ${id} is not registered`)
     return model
+  }
+
+  /** Keeps the job table bounded: past JOB_LIMIT jobs, the oldest finished ones go, as the history does. */
+  private pruneJobs (): void {
+    if (this.jobs.size <= JOB_LIMIT * 1.1) return
+    for (const [id, job] of this.jobs) {
+      if (this.jobs.size <= JOB_LIMIT) break
+      if (job.status === 'completed' || job.status === 'failed' || job.status === 'cancelled') this.jobs.delete(id)
+    }
   }
 
   private openJob (jobId: number): JobRecord {

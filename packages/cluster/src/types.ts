@@ -30,6 +30,8 @@ export interface Resources {
   disk: { total: number, free: number }
   /** onnxruntime execution providers this node can run, e.g. `cpu`, `cuda`. */
   executionProviders: string[]
+  /** The provider this node's runtime uses: CUDA when it can and was not told otherwise, else the CPU. */
+  executionProvider?: string
 }
 
 /** A node as the replicated state knows it. */
@@ -114,6 +116,8 @@ export interface JobRecord {
   worker?: PeerIdString
   responseCID?: string
   error?: string
+  /** What the worker measured, e.g. token counts and durations. */
+  metrics?: Record<string, number>
   submittedAt: string
   startedAt?: string
   completedAt?: string
@@ -134,6 +138,7 @@ export interface Decision {
 /** Events the state machine emits as it applies, on every node. */
 export interface ClusterEvents {
   InferenceRequested: { jobId: number, controller: string, promptCID: string, modelId: string, modelCID: string }
+  JobStarted: { jobId: number, worker: string }
   InferenceCompleted: { jobId: number, worker: string, responseCID: string }
   JobFailed: { jobId: number, error: string }
   ModelRegistered: { modelId: string, modelCID: string }

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { measureResources, parseNvidiaSmi } from '../src/resources.ts'
+import { chooseExecutionProvider, measureResources, parseNvidiaSmi } from '../src/resources.ts'
 
 describe('measureResources', () => {
   let dir: string
@@ -22,6 +22,14 @@ describe('measureResources', () => {
     assert.ok(Array.isArray(r.gpus))
     assert.ok(r.executionProviders.includes('cpu'), r.executionProviders.join())
     if (r.gpus.length === 0) assert.ok(!r.executionProviders.includes('cuda'), 'no CUDA without a GPU')
+    assert.equal(r.executionProvider, r.executionProviders.includes('cuda') ? 'cuda' : 'cpu')
+    assert.equal((await measureResources(dir, { executionProvider: 'cpu' })).executionProvider, 'cpu')
+  })
+
+  it('chooses CUDA only when it can run here, unless told', () => {
+    assert.equal(chooseExecutionProvider('auto', ['cpu', 'cuda']), 'cuda')
+    assert.equal(chooseExecutionProvider('auto', ['cpu', 'webgpu']), 'cpu')
+    assert.equal(chooseExecutionProvider('cpu', ['cpu', 'cuda']), 'cpu')
   })
 
   it('measures CPU usage between calls, and keeps the slow probes', async () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { encodeCommand, encodeJoinContext } from '../src/commands.ts'
-import { ClusterState } from '../src/state.ts'
+import { ClusterState, JOB_LIMIT } from '../src/state.ts'
 import type { Command } from '../src/commands.ts'
 import type { Resources } from '../src/types.ts'
 import type { ConfState } from '@node-daemon/raft'
@@ -192,6 +192,30 @@ describe('ClusterState', () => {
     assert.throws(() => log.apply({ op: 'job.fail', jobId: 7, error: 'x' }), { name: 'JobNotFoundError' })
     assert.deepEqual(log.events.filter(e => e.type.startsWith('Inference')).map(e => [e.type, e.detail.jobId]),
       [['InferenceRequested', 1], ['InferenceRequested', 2], ['InferenceCompleted', 1]])
+  })
+
+  it('lets a worker take a job, and another take it over, until it is finished', () => {
+    const log = cluster(2)
+    const job = log.apply({ op: 'job.submit', kind: 'inference', promptCID: CID_B, modelCID: CID_A, params: {} })
+    assert.equal(log.apply({ op: 'job.start', jobId: job.jobId }, 'n1').worker, 'n1')
+    const taken = log.apply({ op: 'job.start', jobId: job.jobId }, 'n2')
+    assert.equal(taken.status, 'running')
+    assert.equal(taken.worker, 'n2')
+    const done = log.apply({ op: 'job.complete', jobId: job.jobId, responseCID: CID_C, metrics: { evalTokens: 5 } }, 'n2')
+    assert.deepEqual(done.metrics, { evalTokens: 5 })
+    assert.throws(() => log.apply({ op: 'job.start', jobId: job.jobId }, 'n1'), { name: 'JobStateError' })
+  })
+
+  it('keeps the job table bounded, dropping the oldest finished jobs', () => {
+    const log = cluster(1)
+    const open = log.apply({ op: 'job.submit', kind: 'inference', promptCID: CID_B, modelCID: CID_A, params: {} })
+    for (let i = 0; i < JOB_LIMIT * 1.2; i++) {
+      const j = log.apply({ op: 'job.submit', kind: 'inference', promptCID: CID_B, modelCID: CID_A, params: {} })
+      log.apply({ op: 'job.fail', jobId: j.jobId, error: 'x' })
+    }
+    assert.ok(log.state.jobs.size <= JOB_LIMIT * 1.1 + 1)
+    assert.ok(log.state.jobs.has(open.jobId), 'a job still open is kept')
+    assert.ok(!log.state.jobs.has(open.jobId + 1), 'the oldest finished jobs go first')
   })
 
   it('validates allocations and replication factors', () => {
