@@ -1,0 +1,242 @@
+/**
+ * The generation loop of one causal LM, with continuous batching: requests
+ * join and leave between steps, and every step runs one forward pass for all
+ * sequences that are decoding, each on its own KV cache. A new request's
+ * prompt is prefilled alone, then its tokens come from the shared steps.
+ */
+import { pushable } from 'it-pushable'
+import { ContextLengthError } from './errors.ts'
+import { createSampler } from './sampling.ts'
+import { IncrementalDecoder } from './text.ts'
+import type { CausalLM, KvCache } from './model.ts'
+import type { Sampler, SamplingOptions } from './sampling.ts'
+import type { Pushable } from 'it-pushable'
+
+export interface GenerateRequest {
+  /** The prompt as token ids, chat template applied. */
+  prompt: number[]
+  sampling: SamplingOptions
+  /** The most tokens to generate; -1 until the context is full. */
+  maxTokens: number
+  /** Generation ends before any of these strings, which are not returned. */
+  stop: string[]
+  signal?: AbortSignal
+}
+
+export interface GenerationChunk {
+  /** Text since the previous chunk; may be empty when a token is still part of a character or of a possible stop string. */
+  text: string
+  token: number
+}
+
+export interface GenerationStats {
+  text: string
+  tokens: number[]
+  doneReason: 'stop' | 'length'
+  promptTokens: number
+  /** Nanoseconds, as Ollama reports them. */
+  promptEvalNs: number
+  evalNs: number
+}
+
+export type GenerationEvent = { type: 'chunk', chunk: GenerationChunk } | { type: 'done', stats: GenerationStats }
+
+interface Sequence {
+  request: GenerateRequest
+  sampler: Sampler
+  decoder: IncrementalDecoder
+  cache: KvCache
+  tokens: number[]
+  /** Text that may be the start of a stop string, held back until it is not. */
+  held: string
+  output: Pushable<GenerationEvent>
+  promptEvalNs: number
+  evalStart: number
+  done: boolean
+}
+
+const now = (): number => Number(process.hrtime.bigint())
+
+export interface BatcherInit {
+  /** Most sequences in one decoding step. */
+  maxBatch?: number
+}
+
+export class Batcher {
+  readonly #model: CausalLM
+  readonly #maxBatch: number
+  readonly #waiting: Sequence[] = []
+  readonly #active: Sequence[] = []
+  #running = false
+
+  constructor (model: CausalLM, init: BatcherInit = {}) {
+    this.#model = model
+    this.#maxBatch = init.maxBatch ?? 16
+  }
+
+  /** Sequences waiting or decoding. */
+  get size (): number {
+    return this.#waiting.length + this.#active.length
+  }
+
+  /** Streams chunks, then one `done`; ending the iteration early or aborting the signal drops the sequence. */
+  generate (request: GenerateRequest): AsyncIterable<GenerationEvent> {
+    const context = this.#model.info.contextLength
+    if (request.prompt.length === 0) request = { ...request, prompt: [this.#startToken()] }
+    if (request.prompt.length >= context) throw new ContextLengthError(`the prompt of ${request.prompt.length} tokens does not fit the context of ${context}`)
+    const sampler = createSampler(request.sampling)
+    const seq: Sequence = {
+      request,
+      sampler,
+      decoder: new IncrementalDecoder(this.#model.codec),
+      cache: this.#model.emptyCache(),
+      tokens: [],
+      held: '',
+      output: pushable<GenerationEvent>({ objectMode: true, onEnd: () => { seq.done = true } }),
+      promptEvalNs: 0,
+      evalStart: 0,
+      done: false
+    }
+    request.signal?.addEventListener('abort', () => this.#finish(seq, request.signal?.reason), { once: true })
+    this.#waiting.push(seq)
+    this.#kick()
+    return seq.output
+  }
+
+  #startToken (): number {
+    const [first] = this.#model.codec.stopIds
+    return first ?? 0
+  }
+
+  #kick (): void {
+    if (this.#running) return
+    this.#running = true
+    void this.#loop().finally(() => { this.#running = false })
+  }
+
+  async #loop (): Promise<void> {
+    while (this.size > 0) {
+      const next = this.#waiting.shift()
+      if (next != null && !next.done) {
+        await this.#guard([next], async () => this.#prefill(next))
+      }
+      const step = this.#active.filter(s => !s.done).slice(0, this.#maxBatch)
+      if (step.length > 0) await this.#guard(step, async () => this.#decode(step))
+      this.#prune()
+      // Lets HTTP writes and new requests in between steps.
+      await new Promise(resolve => setImmediate(resolve))
+    }
+  }
+
+  async #guard (seqs: Sequence[], work: () => Promise<void>): Promise<void> {
+    try {
+      await work()
+    } catch (err: any) {
+      for (const s of seqs) this.#finish(s, err)
+    }
+  }
+
+  async #prefill (seq: Sequence): Promise<void> {
+    const t0 = now()
+    const [row] = await this.#model.forward([{ tokens: seq.request.prompt, cache: seq.cache }], seq.request.signal)
+    seq.cache = row.cache
+    seq.promptEvalNs = now() - t0
+    seq.evalStart = now()
+    this.#active.push(seq)
+    this.#accept(seq, row.logits)
+  }
+
+  async #decode (step: Sequence[]): Promise<void> {
+    const rows = await this.#model.forward(step.map(s => ({ tokens: [s.tokens[s.tokens.length - 1]], cache: s.cache })))
+    step.forEach((s, i) => {
+      if (s.done) return
+      s.cache = rows[i].cache
+      this.#accept(s, rows[i].logits)
+    })
+  }
+
+  /** Samples the next token of a sequence and decides whether it ends there. */
+  #accept (seq: Sequence, logits: Float32Array): void {
+    const { request } = seq
+    const id = seq.sampler(logits, [...request.prompt, ...seq.tokens])
+    if (this.#model.codec.stopIds.has(id)) {
+      this.#complete(seq, 'stop')
+      return
+    }
+    seq.tokens.push(id)
+    const text = seq.held + seq.decoder.push(id)
+    const at = firstStop(text, request.stop)
+    if (at >= 0) {
+      seq.held = ''
+      this.#emit(seq, text.slice(0, at), id)
+      this.#complete(seq, 'stop', text.length - at)
+      return
+    }
+    const keep = heldBack(text, request.stop)
+    seq.held = text.slice(text.length - keep)
+    this.#emit(seq, text.slice(0, text.length - keep), id)
+    const full = request.prompt.length + seq.tokens.length >= this.#model.info.contextLength
+    if (full || (request.maxTokens >= 0 && seq.tokens.length >= request.maxTokens)) this.#complete(seq, 'length')
+  }
+
+  #emit (seq: Sequence, text: string, token: number): void {
+    seq.output.push({ type: 'chunk', chunk: { text, token } })
+  }
+
+  /** `cut` characters of a matched stop string are dropped from the returned text. */
+  #complete (seq: Sequence, doneReason: 'stop' | 'length', cut = 0): void {
+    if (seq.held !== '') this.#emit(seq, seq.held, seq.tokens[seq.tokens.length - 1])
+    const text = seq.decoder.text
+    seq.output.push({
+      type: 'done',
+      stats: {
+        text: cut > 0 ? text.slice(0, stopIndex(text, seq.request.stop)) : text,
+        tokens: seq.tokens,
+        doneReason,
+        promptTokens: seq.request.prompt.length,
+        promptEvalNs: seq.promptEvalNs,
+        evalNs: now() - seq.evalStart
+      }
+    })
+    this.#finish(seq)
+  }
+
+  #finish (seq: Sequence, err?: Error): void {
+    if (seq.done) return
+    seq.done = true
+    seq.output.end(err)
+  }
+
+  #prune (): void {
+    for (let i = this.#active.length - 1; i >= 0; i--) if (this.#active[i].done) this.#active.splice(i, 1)
+  }
+}
+
+/** Where the first stop string begins, or -1. */
+function firstStop (text: string, stops: string[]): number {
+  let first = -1
+  for (const s of stops) {
+    const at = s === '' ? -1 : text.indexOf(s)
+    if (at >= 0 && (first < 0 || at < first)) first = at
+  }
+  return first
+}
+
+function stopIndex (text: string, stops: string[]): number {
+  const at = firstStop(text, stops)
+  return at < 0 ? text.length : at
+}
+
+/** Length of the longest end of `text` that begins some stop string. */
+function heldBack (text: string, stops: string[]): number {
+  let keep = 0
+  for (const s of stops) {
+    for (let n = Math.min(s.length - 1, text.length); n > keep; n--) {
+      if (text.endsWith(s.slice(0, n))) {
+        keep = n
+        break
+      }
+    }
+  }
+  return keep
+}

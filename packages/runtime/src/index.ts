@@ -1,0 +1,18 @@
+/**
+ * Inference on this node. Loads models in the Hugging Face ONNX layout into
+ * onnxruntime sessions kept alive between requests, tokenizes with
+ * @huggingface/tokenizers and renders chat templates with @huggingface/jinja,
+ * and runs the generation loop (KV cache, sampling, stop strings, streaming,
+ * cancellation) with continuous batching, and embeddings.
+ */
+export { Runtime, renderPrompt } from './runtime.ts'
+export type { RuntimeComponents, RuntimeInit, ModelRef, UseOptions, LoadedEntry, PromptInput, Lease } from './runtime.ts'
+export { loadModel, CausalLM, Encoder } from './model.ts'
+export type { ExecutionProvider, KvCache, LoadedModel, ModelInfo } from './model.ts'
+export { Batcher } from './batcher.ts'
+export type { GenerateRequest, GenerationEvent, GenerationStats } from './batcher.ts'
+export { createSampler, argmax, DEFAULT_SAMPLING, validateSampling } from './sampling.ts'
+export type { Sampler, SamplingOptions } from './sampling.ts'
+export { TextCodec, IncrementalDecoder } from './text.ts'
+export type { ChatMessage } from './text.ts'
+export * from './errors.ts'

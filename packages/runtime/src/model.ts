@@ -1,0 +1,304 @@
+/**
+ * A model directory in the Hugging Face ONNX layout, loaded into an
+ * onnxruntime session: a causal LM (logits and a KV cache, as optimum exports
+ * GPT-2, Llama, Qwen and Phi) or an encoder (last_hidden_state, as BERT). Which
+ * one is read from the graph's inputs and outputs, not from the config's
+ * name, so that any export with those names runs.
+ */
+import { readFile, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import * as ort from 'onnxruntime-node'
+import { ContextLengthError, InvalidModelError, UnsupportedModelError } from './errors.ts'
+import { TextCodec } from './text.ts'
+
+export type ExecutionProvider = 'cpu' | 'cuda'
+
+export interface LoadOptions {
+  executionProvider?: ExecutionProvider
+  /** onnxruntime's intra-op threads; its default (all cores) when unset. */
+  threads?: number
+  signal?: AbortSignal
+}
+
+interface ModelFiles {
+  config: Record<string, any>
+  generation: Record<string, any>
+  codec: TextCodec
+  /** model.onnx and its external data, in bytes. */
+  size: number
+}
+
+async function readJson (dir: string, name: string, required: boolean): Promise<Record<string, any>> {
+  let text: string
+  try {
+    text = await readFile(join(dir, name), 'utf8')
+  } catch (err: any) {
+    if (!required && err.code === 'ENOENT') return {}
+    throw new InvalidModelError(`${name}: ${err.code === 'ENOENT' ? 'missing from the model directory' : err.message}`)
+  }
+  try {
+    return JSON.parse(text)
+  } catch (err: any) {
+    throw new InvalidModelError(`${name}: ${err.message}`)
+  }
+}
+
+/** Ids in config.json / generation_config.json may be a number or a list. */
+function ids (value: unknown): number[] {
+  if (typeof value === 'number') return [value]
+  if (Array.isArray(value)) return value.filter((v): v is number => typeof v === 'number')
+  return []
+}
+
+async function readModelFiles (dir: string): Promise<ModelFiles> {
+  const [config, generation, tokenizer, tokenizerConfig] = await Promise.all([
+    readJson(dir, 'config.json', true),
+    readJson(dir, 'generation_config.json', false),
+    readJson(dir, 'tokenizer.json', true),
+    readJson(dir, 'tokenizer_config.json', false)
+  ])
+  const codec = new TextCodec(tokenizer, tokenizerConfig, [...ids(generation.eos_token_id), ...ids(config.eos_token_id)])
+  let size = 0
+  for (const name of ['model.onnx', 'model.onnx_data', 'model.onnx.data']) {
+    size += await stat(join(dir, name)).then(s => s.size, () => 0)
+  }
+  if (size === 0) throw new InvalidModelError('model.onnx: missing from the model directory')
+  return { config, generation, codec, size }
+}
+
+async function createSession (dir: string, options: LoadOptions): Promise<ort.InferenceSession> {
+  const session: ort.InferenceSession.SessionOptions = {
+    executionProviders: options.executionProvider === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
+    graphOptimizationLevel: 'all'
+  }
+  if (options.threads != null) session.intraOpNumThreads = options.threads
+  try {
+    // From the path, so that onnxruntime finds external data next to it.
+    return await ort.InferenceSession.create(join(dir, 'model.onnx'), session)
+  } catch (err: any) {
+    throw new InvalidModelError(`model.onnx: ${err.message}`)
+  }
+}
+
+export interface ModelInfo {
+  kind: 'causal-lm' | 'encoder'
+  /** config.json's model_type, e.g. gpt2 or bert. */
+  family: string
+  executionProvider: ExecutionProvider
+  /** Bytes of model.onnx and its external data. */
+  size: number
+  /** The most tokens a sequence may hold. */
+  contextLength: number
+  config: Record<string, any>
+  generation: Record<string, any>
+}
+
+export type LoadedModel = CausalLM | Encoder
+
+export async function loadModel (dir: string, options: LoadOptions = {}): Promise<LoadedModel> {
+  const files = await readModelFiles(dir)
+  options.signal?.throwIfAborted()
+  const session = await createSession(dir, options)
+  if (options.signal?.aborted === true) {
+    await session.release()
+    options.signal.throwIfAborted()
+  }
+  const info = (kind: ModelInfo['kind']): ModelInfo => ({
+    kind,
+    family: String(files.config.model_type ?? 'unknown'),
+    executionProvider: options.executionProvider ?? 'cpu',
+    size: files.size,
+    contextLength: contextLength(files.config),
+    config: files.config,
+    generation: files.generation
+  })
+  if (session.outputNames.includes('logits')) return new CausalLM(session, files.codec, info('causal-lm'))
+  if (session.outputNames.includes('last_hidden_state')) return new Encoder(session, files.codec, info('encoder'))
+  await session.release()
+  throw new UnsupportedModelError(`model.onnx has neither logits nor last_hidden_state among its outputs (${session.outputNames.join(', ')})`)
+}
+
+function contextLength (config: Record<string, any>): number {
+  for (const key of ['max_position_embeddings', 'n_positions', 'n_ctx', 'max_sequence_length']) {
+    if (typeof config[key] === 'number' && config[key] > 0) return config[key]
+  }
+  return 2048
+}
+
+/** One sequence's keys and values: per layer, [heads, length, headDim] each. */
+export interface KvCache {
+  length: number
+  keys: Float32Array[]
+  values: Float32Array[]
+}
+
+const int64 = (values: ArrayLike<number>, dims: number[]): ort.Tensor => new ort.Tensor('int64', BigInt64Array.from(Array.from(values, BigInt)), dims)
+
+/** A decoder-only LM with a KV cache; `forward` runs one step for a batch of sequences. */
+export class CausalLM {
+  readonly kind = 'causal-lm'
+  readonly session: ort.InferenceSession
+  readonly codec: TextCodec
+  readonly info: ModelInfo
+  readonly layers: number
+  readonly kvHeads: number
+  readonly headDim: number
+  readonly #positionIds: boolean
+
+  constructor (session: ort.InferenceSession, codec: TextCodec, info: ModelInfo) {
+    this.session = session
+    this.codec = codec
+    this.info = info
+    const pasts = session.inputNames.filter(n => /^past_key_values\.\d+\.key$/.test(n))
+    if (pasts.length === 0 || !session.inputNames.includes('input_ids')) {
+      throw new UnsupportedModelError('a causal LM needs input_ids and past_key_values.N.key/value inputs (an export with a KV cache)')
+    }
+    this.layers = pasts.length
+    this.#positionIds = session.inputNames.includes('position_ids')
+    const meta = session.inputMetadata.find(m => m.name === 'past_key_values.0.key')
+    const shape = meta?.isTensor === true ? meta.shape : []
+    if (meta?.isTensor === true && meta.type !== 'float32') throw new UnsupportedModelError(`KV cache of type ${meta.type}: only float32 models are supported`)
+    const c = info.config
+    const heads = c.num_key_value_heads ?? c.num_attention_heads ?? c.n_head
+    const hidden = c.hidden_size ?? c.n_embd
+    this.kvHeads = typeof shape[1] === 'number' ? shape[1] : heads
+    this.headDim = typeof shape[3] === 'number' ? shape[3] : (c.head_dim ?? hidden / (c.num_attention_heads ?? c.n_head))
+    if (!Number.isInteger(this.kvHeads) || !Number.isInteger(this.headDim)) throw new InvalidModelError('config.json: cannot tell the KV cache shape (num_attention_heads, hidden_size)')
+  }
+
+  emptyCache (): KvCache {
+    return { length: 0, keys: new Array(this.layers).fill(new Float32Array(0)), values: new Array(this.layers).fill(new Float32Array(0)) }
+  }
+
+  /**
+   * One forward pass. Every row appends `tokens` to its cache; rows whose
+   * caches differ in length are left-padded to the longest, masked out by
+   * attention_mask. All rows must add the same number of tokens. Returns, per
+   * row, the logits of its last token and its grown cache.
+   */
+  async forward (rows: Array<{ tokens: number[], cache: KvCache }>, signal?: AbortSignal): Promise<Array<{ logits: Float32Array, cache: KvCache }>> {
+    const batch = rows.length
+    const step = rows[0].tokens.length
+    const past = Math.max(...rows.map(r => r.cache.length))
+    const total = past + step
+    const mask = new Array<number>(batch * total).fill(0)
+    const positions: number[] = []
+    rows.forEach((row, b) => {
+      for (let t = past - row.cache.length; t < total; t++) mask[b * total + t] = 1
+      for (let t = 0; t < step; t++) positions.push(row.cache.length + t)
+    })
+    const feeds: Record<string, ort.Tensor> = {
+      input_ids: int64(rows.flatMap(r => r.tokens), [batch, step]),
+      attention_mask: int64(mask, [batch, total])
+    }
+    if (this.#positionIds) feeds.position_ids = int64(positions, [batch, step])
+    const plane = this.kvHeads * this.headDim
+    for (let l = 0; l < this.layers; l++) {
+      feeds[`past_key_values.${l}.key`] = this.#stack(rows.map(r => r.cache.keys[l]), rows, past, plane)
+      feeds[`past_key_values.${l}.value`] = this.#stack(rows.map(r => r.cache.values[l]), rows, past, plane)
+    }
+    signal?.throwIfAborted()
+    const out = await this.session.run(feeds)
+    const logits = out.logits.data as Float32Array
+    const vocab = out.logits.dims[2]
+    return rows.map((row, b) => {
+      const length = row.cache.length + step
+      const cache: KvCache = { length, keys: [], values: [] }
+      for (let l = 0; l < this.layers; l++) {
+        cache.keys.push(this.#unstack(out[`present.${l}.key`].data as Float32Array, b, total, length))
+        cache.values.push(this.#unstack(out[`present.${l}.value`].data as Float32Array, b, total, length))
+      }
+      const at = (b * step + step - 1) * vocab
+      return { logits: logits.slice(at, at + vocab), cache }
+    })
+  }
+
+  /** [batch, heads, past, headDim], each row's cache right-aligned. */
+  #stack (caches: Float32Array[], rows: Array<{ cache: KvCache }>, past: number, plane: number): ort.Tensor {
+    const data = new Float32Array(rows.length * plane * past)
+    const d = this.headDim
+    caches.forEach((src, b) => {
+      const len = rows[b].cache.length
+      for (let h = 0; h < this.kvHeads; h++) {
+        const from = h * len * d
+        data.set(src.subarray(from, from + len * d), ((b * this.kvHeads + h) * past + past - len) * d)
+      }
+    })
+    return new ort.Tensor('float32', data, [rows.length, this.kvHeads, past, d])
+  }
+
+  /** Row b's last `length` positions of a [batch, heads, total, headDim] present. */
+  #unstack (present: Float32Array, b: number, total: number, length: number): Float32Array {
+    const d = this.headDim
+    if (present.length === this.kvHeads * total * d && total === length) return present.slice()
+    const out = new Float32Array(this.kvHeads * length * d)
+    for (let h = 0; h < this.kvHeads; h++) {
+      const from = ((b * this.kvHeads + h) * total + total - length) * d
+      out.set(present.subarray(from, from + length * d), h * length * d)
+    }
+    return out
+  }
+
+  async release (): Promise<void> {
+    await this.session.release()
+  }
+}
+
+/** A BERT-style encoder; embeddings are its last hidden states, mean-pooled over the real tokens and L2-normalized. */
+export class Encoder {
+  readonly kind = 'encoder'
+  readonly session: ort.InferenceSession
+  readonly codec: TextCodec
+  readonly info: ModelInfo
+  readonly #typeIds: boolean
+
+  constructor (session: ort.InferenceSession, codec: TextCodec, info: ModelInfo) {
+    this.session = session
+    this.codec = codec
+    this.info = info
+    this.#typeIds = session.inputNames.includes('token_type_ids')
+  }
+
+  /** Token counts of each text after truncation to the context, for usage reports. */
+  tokenize (texts: string[], truncate: boolean): number[][] {
+    return texts.map(text => {
+      const ids = this.codec.encodeForModel(text)
+      if (ids.length <= this.info.contextLength) return ids
+      if (!truncate) throw new ContextLengthError(`input of ${ids.length} tokens exceeds the context length ${this.info.contextLength}`)
+      return ids.slice(0, this.info.contextLength)
+    })
+  }
+
+  async embed (tokenized: number[][], signal?: AbortSignal): Promise<Float32Array[]> {
+    const batch = tokenized.length
+    const length = Math.max(1, ...tokenized.map(t => t.length))
+    const ids = new Array<number>(batch * length).fill(0)
+    const mask = new Array<number>(batch * length).fill(0)
+    tokenized.forEach((tokens, b) => tokens.forEach((id, t) => {
+      ids[b * length + t] = id
+      mask[b * length + t] = 1
+    }))
+    const feeds: Record<string, ort.Tensor> = { input_ids: int64(ids, [batch, length]), attention_mask: int64(mask, [batch, length]) }
+    if (this.#typeIds) feeds.token_type_ids = int64(new Array(batch * length).fill(0), [batch, length])
+    signal?.throwIfAborted()
+    const out = await this.session.run(feeds)
+    const hidden = out.last_hidden_state.data as Float32Array
+    const width = out.last_hidden_state.dims[2]
+    return tokenized.map((tokens, b) => {
+      const v = new Float32Array(width)
+      for (let t = 0; t < tokens.length; t++) {
+        const at = (b * length + t) * width
+        for (let i = 0; i < width; i++) v[i] += hidden[at + i]
+      }
+      let norm = 0
+      for (let i = 0; i < width; i++) norm += v[i] * v[i]
+      norm = Math.sqrt(norm) || 1
+      for (let i = 0; i < width; i++) v[i] /= norm
+      return v
+    })
+  }
+
+  async release (): Promise<void> {
+    await this.session.release()
+  }
+}

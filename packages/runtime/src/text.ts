@@ -1,0 +1,152 @@
+/**
+ * Text in and out of a model: @huggingface/tokenizers for the tokenizer.json,
+ * @huggingface/jinja for the chat template in tokenizer_config.json, and
+ * incremental decoding that never emits half a UTF-8 character.
+ */
+import { Template } from '@huggingface/jinja'
+import { Tokenizer } from '@huggingface/tokenizers'
+import { InvalidModelError } from './errors.ts'
+
+export interface ChatMessage {
+  role: string
+  content: string
+}
+
+/** What the runtime uses of @huggingface/tokenizers' Tokenizer, whose published types do not resolve under NodeNext. */
+interface HfTokenizer {
+  encode (text: string, options?: { add_special_tokens?: boolean }): { ids: number[] }
+  decode (ids: number[], options?: { skip_special_tokens?: boolean }): string
+  token_to_id (token: string): number | undefined
+}
+
+export class TextCodec {
+  readonly #tokenizer: HfTokenizer
+  readonly #template?: Template
+  readonly #config: Record<string, unknown>
+  /** Token ids that end a generation: the eos token and the chat template's end of turn. */
+  readonly stopIds: ReadonlySet<number>
+  readonly templateSource?: string
+
+  constructor (tokenizerJson: object, tokenizerConfig: Record<string, unknown>, eosIds: number[] = []) {
+    try {
+      this.#tokenizer = new Tokenizer(tokenizerJson, tokenizerConfig)
+    } catch (err: any) {
+      throw new InvalidModelError(`tokenizer.json: ${err.message}`)
+    }
+    this.#config = tokenizerConfig
+    const template = chatTemplate(tokenizerConfig.chat_template)
+    if (template != null) {
+      this.templateSource = template
+      try {
+        this.#template = new Template(template)
+      } catch (err: any) {
+        throw new InvalidModelError(`chat_template: ${err.message}`)
+      }
+    }
+    const stops = new Set(eosIds)
+    for (const name of ['eos_token', '<|im_end|>', '<|endoftext|>', '<|eot_id|>', '<|end|>']) {
+      const token = name === 'eos_token' ? tokenName(tokenizerConfig.eos_token) : name
+      const id = token == null ? undefined : this.#tokenizer.token_to_id(token)
+      if (id != null) stops.add(id)
+    }
+    this.stopIds = stops
+  }
+
+  encode (text: string): number[] {
+    return this.#tokenizer.encode(text, { add_special_tokens: false }).ids
+  }
+
+  /** Encodes with the tokenizer's own special tokens, e.g. BERT's [CLS] and [SEP]. */
+  encodeForModel (text: string): number[] {
+    return this.#tokenizer.encode(text).ids
+  }
+
+  decode (ids: readonly number[]): string {
+    // tokenizers.js refuses an empty list.
+    return ids.length === 0 ? '' : this.#tokenizer.decode([...ids], { skip_special_tokens: true })
+  }
+
+  get hasChatTemplate (): boolean {
+    return this.#template != null
+  }
+
+  /**
+   * Renders a conversation with the model's chat template, or a plain
+   * "role: content" transcript when the model has none, as Ollama does.
+   */
+  chat (messages: ChatMessage[], template?: string): string {
+    if (template != null && isGoTemplate(template)) return renderGoTemplate(template, messages)
+    const compiled = template != null ? new Template(template) : this.#template
+    if (compiled == null) return messages.map(m => `${m.role}: ${m.content}\n`).join('') + 'assistant: '
+    return compiled.render({
+      messages,
+      add_generation_prompt: true,
+      bos_token: tokenName(this.#config.bos_token) ?? '',
+      eos_token: tokenName(this.#config.eos_token) ?? ''
+    })
+  }
+}
+
+/** Ollama's Modelfiles write templates in Go's syntax: `{{ .Prompt }}`, `{{ if .System }}…{{ end }}`. */
+function isGoTemplate (template: string): boolean {
+  return /\{\{-?\s*(if\s+)?\.(System|Prompt|Response)\b/.test(template) && !template.includes('{%')
+}
+
+/**
+ * The subset of Ollama's Go templates that single-turn templates use: the
+ * system prompt, the last user message as .Prompt, and `if` blocks on them.
+ */
+function renderGoTemplate (template: string, messages: ChatMessage[]): string {
+  const vars: Record<string, string> = {
+    System: messages.filter(m => m.role === 'system').map(m => m.content).join('\n'),
+    Prompt: messages.filter(m => m.role === 'user').at(-1)?.content ?? '',
+    Response: ''
+  }
+  return template
+    .replace(/\{\{-?\s*if\s+\.(\w+)\s*-?\}\}([\s\S]*?)\{\{-?\s*end\s*-?\}\}/g, (_all, name: string, body: string) => (vars[name] ?? '') !== '' ? body : '')
+    .replace(/\{\{-?\s*\.(\w+)\s*-?\}\}/g, (_all, name: string) => vars[name] ?? '')
+}
+
+/** A chat_template is a string, or on some Hub models a list of named templates of which `default` is the one. */
+function chatTemplate (value: unknown): string | undefined {
+  if (typeof value === 'string') return value
+  if (Array.isArray(value)) {
+    const named = value.find(t => t?.name === 'default') ?? value[0]
+    return typeof named?.template === 'string' ? named.template : undefined
+  }
+  return undefined
+}
+
+/** tokenizer_config.json names a token either as a string or as an AddedToken object. */
+function tokenName (value: unknown): string | undefined {
+  if (typeof value === 'string') return value
+  if (value != null && typeof value === 'object' && typeof (value as { content?: unknown }).content === 'string') return (value as { content: string }).content
+  return undefined
+}
+
+/**
+ * Decodes a growing list of ids into text deltas. Byte-level tokens can split
+ * a character, so text ending in U+FFFD is held back until it completes.
+ */
+export class IncrementalDecoder {
+  readonly #codec: TextCodec
+  readonly #ids: number[] = []
+  #emitted = ''
+
+  constructor (codec: TextCodec) {
+    this.#codec = codec
+  }
+
+  push (id: number): string {
+    this.#ids.push(id)
+    const text = this.#codec.decode(this.#ids)
+    if (text.endsWith('\uFFFD') || !text.startsWith(this.#emitted)) return ''
+    const delta = text.slice(this.#emitted.length)
+    this.#emitted = text
+    return delta
+  }
+
+  get text (): string {
+    return this.#emitted
+  }
+}

@@ -1,0 +1,165 @@
+import assert from 'node:assert/strict'
+import { rm } from 'node:fs/promises'
+import { after, before, describe, it } from 'node:test'
+import * as ort from 'onnxruntime-node'
+import { Runtime } from '../src/runtime.ts'
+import { argmax } from '../src/sampling.ts'
+import { GPT, tinyModels } from './helpers/tiny-models.ts'
+import type { GenerationEvent, GenerationStats } from '../src/batcher.ts'
+import type { SamplingOptions } from '../src/sampling.ts'
+import type { TinyModels } from './helpers/tiny-models.ts'
+
+const GREEDY: SamplingOptions = { temperature: 0, topK: 0, topP: 1, repeatPenalty: 1, repeatLastN: 0 }
+
+async function collect (events: AsyncIterable<GenerationEvent>): Promise<{ chunks: string[], stats: GenerationStats }> {
+  const chunks: string[] = []
+  let stats: GenerationStats | undefined
+  for await (const e of events) {
+    if (e.type === 'chunk') chunks.push(e.chunk.text)
+    else stats = e.stats
+  }
+  assert.ok(stats != null, 'the stream ends with done')
+  return { chunks, stats }
+}
+
+/** Greedy decoding the plain way: the whole sequence through the model at every step, no cache. */
+async function directGreedy (dir: string, prompt: number[], steps: number): Promise<number[]> {
+  const session = await ort.InferenceSession.create(`${dir}/model.onnx`)
+  const ids = [...prompt]
+  const headDim = GPT.hiddenSize / GPT.heads
+  try {
+    for (let s = 0; s < steps; s++) {
+      const n = ids.length
+      const feeds: Record<string, ort.Tensor> = {
+        input_ids: new ort.Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [1, n]),
+        attention_mask: new ort.Tensor('int64', new BigInt64Array(n).fill(1n), [1, n]),
+        position_ids: new ort.Tensor('int64', BigInt64Array.from(ids.map((_, i) => BigInt(i))), [1, n])
+      }
+      for (let l = 0; l < GPT.layers; l++) {
+        for (const kv of ['key', 'value']) feeds[`past_key_values.${l}.${kv}`] = new ort.Tensor('float32', new Float32Array(0), [1, GPT.heads, 0, headDim])
+      }
+      const out = await session.run(feeds)
+      const vocab = out.logits.dims[2]
+      ids.push(argmax((out.logits.data as Float32Array).slice((n - 1) * vocab, n * vocab)))
+    }
+  } finally {
+    await session.release()
+  }
+  return ids.slice(prompt.length)
+}
+
+describe('Runtime', () => {
+  let models: TinyModels
+  let runtime: Runtime
+  const decoder = (): { key: string, name: string, dir: string } => ({ key: 'decoder', name: 'tiny', dir: models.decoder })
+
+  before(async () => {
+    models = await tinyModels()
+    runtime = new Runtime()
+    await runtime.start()
+  })
+  after(async () => {
+    await runtime.stop()
+    await rm(models.root, { recursive: true, force: true })
+  })
+
+  it('decodes greedily with its KV cache exactly as a plain onnxruntime loop does', async () => {
+    const prompt = 'It is a truth universally acknowledged'
+    const { events } = await runtime.generate(decoder(), { prompt, raw: true }, { sampling: GREEDY, maxTokens: 24, stop: [] })
+    const { chunks, stats } = await collect(events)
+    const lease = await runtime.acquire(decoder())
+    const ids = lease.model.codec.encode(prompt)
+    lease.release()
+    const expected = await directGreedy(models.decoder, ids, stats.tokens.length)
+    assert.deepEqual(stats.tokens, expected.slice(0, stats.tokens.length))
+    assert.equal(stats.promptTokens, ids.length)
+    assert.equal(chunks.join(''), stats.text, 'the streamed chunks add up to the text')
+  })
+
+  it('gives every request of a batch what it would get alone', async () => {
+    const prompts = ['Elizabeth', 'Mr. Darcy was', 'The morning', 'Anne Elliot had been a very']
+    const alone: number[][] = []
+    for (const prompt of prompts) {
+      const { events } = await runtime.generate(decoder(), { prompt, raw: true }, { sampling: GREEDY, maxTokens: 12, stop: [] })
+      alone.push((await collect(events)).stats.tokens)
+    }
+    const together = await Promise.all(prompts.map(async prompt => {
+      const { events } = await runtime.generate(decoder(), { prompt, raw: true }, { sampling: GREEDY, maxTokens: 12, stop: [] })
+      return (await collect(events)).stats.tokens
+    }))
+    assert.deepEqual(together, alone)
+  })
+
+  it('stops at max tokens with done reason length, and at a stop string without returning it', async () => {
+    const { events } = await runtime.generate(decoder(), { prompt: 'She said', raw: true }, { sampling: GREEDY, maxTokens: 30, stop: [] })
+    const full = (await collect(events)).stats
+    assert.equal(full.doneReason, 'length')
+    assert.equal(full.tokens.length, 30)
+    // A stop string taken from the middle of what the model writes anyway.
+    const stop = full.text.slice(Math.floor(full.text.length / 2), Math.floor(full.text.length / 2) + 2)
+    const cut = await runtime.generate(decoder(), { prompt: 'She said', raw: true }, { sampling: GREEDY, maxTokens: 30, stop: [stop] })
+    const { chunks, stats } = await collect(cut.events)
+    assert.equal(stats.doneReason, 'stop')
+    assert.equal(stats.text, full.text.slice(0, full.text.indexOf(stop)))
+    assert.equal(chunks.join(''), stats.text)
+  })
+
+  it('samples reproducibly with a seed', async () => {
+    const run = async (seed: number): Promise<number[]> => {
+      const { events } = await runtime.generate(decoder(), { prompt: 'Once', raw: true }, { sampling: { temperature: 1.2, topK: 50, topP: 0.95, repeatPenalty: 1.1, repeatLastN: 64, seed }, maxTokens: 16, stop: [] })
+      return (await collect(events)).stats.tokens
+    }
+    const a = await run(1)
+    assert.deepEqual(await run(1), a)
+    assert.notDeepEqual(await run(2), a)
+  })
+
+  it('drops a sequence whose signal aborts, and goes on with the others', async () => {
+    const controller = new AbortController()
+    const { events } = await runtime.generate(decoder(), { prompt: 'It', raw: true }, { sampling: GREEDY, maxTokens: 100, stop: [] }, { signal: controller.signal })
+    const other = await runtime.generate(decoder(), { prompt: 'The', raw: true }, { sampling: GREEDY, maxTokens: 20, stop: [] })
+    let seen = 0
+    await assert.rejects(async () => {
+      for await (const e of events) {
+        if (e.type === 'chunk' && ++seen === 3) controller.abort(new Error('client went away'))
+      }
+    }, /client went away/)
+    assert.ok(seen < 10)
+    assert.equal((await collect(other.events)).stats.tokens.length, 20)
+  })
+
+  it('keeps a model for its keep-alive, and unloads at once with 0', async () => {
+    const ref = { key: 'kept', name: 'kept', dir: models.decoder }
+    const { events, loadNs } = await runtime.generate(ref, { prompt: 'A', raw: true }, { sampling: GREEDY, maxTokens: 2, stop: [] }, { keepAliveMs: 60_000 })
+    await collect(events)
+    assert.ok(loadNs > 0, 'the request that loaded the model reports the load')
+    const entry = runtime.loaded().find(m => m.key === 'kept')
+    assert.ok(entry?.expiresAt != null && entry.expiresAt.getTime() > Date.now() + 50_000)
+    assert.equal(entry.info.kind, 'causal-lm')
+    const again = await runtime.generate(ref, { prompt: 'A', raw: true }, { sampling: GREEDY, maxTokens: 2, stop: [] }, { keepAliveMs: 0 })
+    assert.equal(again.loadNs, 0, 'a loaded model is not loaded again')
+    await collect(again.events)
+    for (let i = 0; i < 50 && runtime.loaded().some(m => m.key === 'kept'); i++) await new Promise(resolve => setTimeout(resolve, 10))
+    assert.ok(!runtime.loaded().some(m => m.key === 'kept'))
+  })
+
+  it('refuses a prompt longer than the context, and embeddings from a decoder', async () => {
+    await assert.rejects(runtime.generate(decoder(), { prompt: 'word '.repeat(400), raw: true }, { sampling: GREEDY, maxTokens: 2, stop: [] }), { name: 'ContextLengthError' })
+    await assert.rejects(runtime.embed(decoder(), ['x']), { name: 'UnsupportedModelError' })
+  })
+
+  it('embeds: unit vectors, the same for the same text alone or in a batch', async () => {
+    const ref = { key: 'encoder', name: 'embed', dir: models.encoder }
+    const { embeddings, promptTokens } = await runtime.embed(ref, ['The rain fell', 'on the old house at Kellynch', 'The rain fell'])
+    assert.equal(embeddings.length, 3)
+    assert.ok(promptTokens > 6)
+    for (const v of embeddings) assert.ok(Math.abs(Math.hypot(...v) - 1) < 1e-5)
+    const [alone] = (await runtime.embed(ref, ['The rain fell'])).embeddings
+    for (let i = 0; i < alone.length; i++) {
+      assert.ok(Math.abs(alone[i] - embeddings[0][i]) < 1e-5)
+      assert.ok(Math.abs(embeddings[2][i] - embeddings[0][i]) < 1e-6)
+    }
+    assert.notDeepEqual(embeddings[0], embeddings[1])
+    await assert.rejects(runtime.generate(ref, { prompt: 'x', raw: true }, { sampling: GREEDY, maxTokens: 1, stop: [] }), { name: 'UnsupportedModelError' })
+  })
+})
