@@ -1,0 +1,168 @@
+/**
+ * Optimizer steps over the parameters that a training graph takes as
+ * inputs, as tensor ops on Float32Arrays keyed by parameter name (the
+ * names the graph's `grad.<param>` outputs carry). Each element is
+ * computed in double precision and stored as float32, in a fixed order,
+ * so that every node that applies the same step to the same values gets
+ * the same bits: data-parallel replicas stay identical.
+ */
+
+export type TensorMap = Record<string, Float32Array>
+
+/** The learning rate of the step-th update, counted from 0. */
+export type Schedule = (step: number) => number
+
+export function constantSchedule (lr: number): Schedule {
+  return () => lr
+}
+
+export interface WarmupCosineOptions {
+  /** The learning rate at the end of warmup. */
+  peak: number
+  /** Steps of linear warmup from peak/warmupSteps up to peak. */
+  warmupSteps: number
+  /** The step at which the cosine decay reaches `final` and stays there. */
+  totalSteps: number
+  /** Default 0. */
+  final?: number
+}
+
+/** Linear warmup, then a half cosine from the peak down to the final rate. */
+export function warmupCosineSchedule (options: WarmupCosineOptions): Schedule {
+  const { peak, warmupSteps, totalSteps, final = 0 } = options
+  return step => {
+    if (step < warmupSteps) return peak * (step + 1) / warmupSteps
+    const progress = Math.min(1, (step - warmupSteps) / Math.max(1, totalSteps - warmupSteps))
+    return final + (peak - final) * 0.5 * (1 + Math.cos(Math.PI * progress))
+  }
+}
+
+/** The L2 norm of all gradients taken as one vector. */
+export function globalNorm (grads: TensorMap): number {
+  let sum = 0
+  for (const g of Object.values(grads)) for (const v of g) sum += v * v
+  return Math.sqrt(sum)
+}
+
+/**
+ * Scales all gradients in place so that their global norm is at most
+ * `maxNorm` (with PyTorch's 1e-6 guard); returns the norm before clipping.
+ */
+export function clipGradNorm (grads: TensorMap, maxNorm: number): number {
+  const norm = globalNorm(grads)
+  const scale = maxNorm / (norm + 1e-6)
+  if (scale < 1) for (const g of Object.values(grads)) for (let i = 0; i < g.length; i++) g[i] *= scale
+  return norm
+}
+
+/** What an optimizer carries between steps; a checkpoint stores it next to the parameters. */
+export interface OptimizerState {
+  /** Updates applied so far. */
+  step: number
+  /** Per-parameter buffers by slot: 'momentum' for SGD, 'm' and 'v' for AdamW. */
+  slots: Record<string, TensorMap>
+}
+
+export interface Optimizer {
+  /** Updates every parameter in place from its gradient; returns the learning rate used. */
+  step: (params: TensorMap, grads: TensorMap) => number
+  /** A copy of the step count and buffers. */
+  state: () => OptimizerState
+}
+
+export interface SgdOptions {
+  lr: number | Schedule
+  momentum?: number
+  dampening?: number
+  nesterov?: boolean
+  /** L2 penalty added to the gradient (coupled, as in plain SGD). */
+  weightDecay?: number
+}
+
+export interface AdamWOptions {
+  lr: number | Schedule
+  beta1?: number
+  beta2?: number
+  eps?: number
+  /** Decoupled weight decay: parameters shrink by lr·weightDecay each step (default 0.01). */
+  weightDecay?: number
+  /** Which parameters decay (default all); GPT-style training leaves out biases and norms. */
+  decays?: (name: string) => boolean
+}
+
+function scheduleOf (lr: number | Schedule): Schedule {
+  return typeof lr === 'number' ? constantSchedule(lr) : lr
+}
+
+function copyState (state: OptimizerState): OptimizerState {
+  const slots = Object.fromEntries(Object.entries(state.slots).map(([slot, map]) =>
+    [slot, Object.fromEntries(Object.entries(map).map(([name, buf]) => [name, Float32Array.from(buf)]))]))
+  return { step: state.step, slots }
+}
+
+function gradFor (grads: TensorMap, name: string, param: Float32Array): Float32Array {
+  const g = grads[name]
+  if (g === undefined || g.length !== param.length) throw new RangeError(`gradient of ${name}: ${g === undefined ? 'missing' : `${g.length} elements for ${param.length}`}`)
+  return g
+}
+
+/** SGD with optional momentum and Nesterov momentum, with PyTorch's semantics (the first step's buffer is the gradient). */
+export function createSgd (options: SgdOptions, resume?: OptimizerState): Optimizer {
+  const { momentum = 0, dampening = 0, nesterov = false, weightDecay = 0 } = options
+  const schedule = scheduleOf(options.lr)
+  const current = copyState(resume ?? { step: 0, slots: { momentum: {} } })
+  const buffers = current.slots.momentum
+  return {
+    step (params, grads) {
+      const lr = schedule(current.step)
+      for (const [name, p] of Object.entries(params)) {
+        const g = gradFor(grads, name, p)
+        const fresh = buffers[name] === undefined
+        const buf = buffers[name] ?? new Float32Array(p.length)
+        buffers[name] = buf
+        for (let i = 0; i < p.length; i++) {
+          let d = g[i] + weightDecay * p[i]
+          if (momentum !== 0) {
+            buf[i] = fresh ? d : momentum * buf[i] + (1 - dampening) * d
+            d = nesterov ? d + momentum * buf[i] : buf[i]
+          }
+          p[i] = p[i] - lr * d
+        }
+      }
+      current.step++
+      return lr
+    },
+    state: () => copyState(current)
+  }
+}
+
+/** Adam with decoupled weight decay and bias-corrected moments (Loshchilov and Hutter; PyTorch's AdamW). */
+export function createAdamW (options: AdamWOptions, resume?: OptimizerState): Optimizer {
+  const { beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weightDecay = 0.01, decays = () => true } = options
+  const schedule = scheduleOf(options.lr)
+  const current = copyState(resume ?? { step: 0, slots: { m: {}, v: {} } })
+  const { m, v } = current.slots
+  return {
+    step (params, grads) {
+      const lr = schedule(current.step)
+      const t = current.step + 1
+      const correction1 = 1 - beta1 ** t
+      const correction2 = 1 - beta2 ** t
+      for (const [name, p] of Object.entries(params)) {
+        const g = gradFor(grads, name, p)
+        const mp = m[name] ?? (m[name] = new Float32Array(p.length))
+        const vp = v[name] ?? (v[name] = new Float32Array(p.length))
+        const shrink = decays(name) ? 1 - lr * weightDecay : 1
+        for (let i = 0; i < p.length; i++) {
+          mp[i] = beta1 * mp[i] + (1 - beta1) * g[i]
+          vp[i] = beta2 * vp[i] + (1 - beta2) * g[i] * g[i]
+          const update = (mp[i] / correction1) / (Math.sqrt(vp[i] / correction2) + eps)
+          p[i] = p[i] * shrink - lr * update
+        }
+      }
+      current.step++
+      return lr
+    },
+    state: () => copyState(current)
+  }
+}
