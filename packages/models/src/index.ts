@@ -9,3 +9,6 @@ export type { TrainBpeOptions, TrainedTokenizer, TokenizerJson, TokenizerConfig 
 export { readCorpus, CORPUS_FILES } from './corpus.ts'
 export { writeDecoderDirectory, writeEncoderDirectory } from './layout.ts'
 export type { DecoderDirectory, EncoderDirectory } from './layout.ts'
+export { DEFAULT_MODELS, assetDir } from './defaults.ts'
+export { trainDecoder, trainEncoder, seededRandom } from './train.ts'
+export type { TrainSettings } from './train.ts'
