@@ -1,0 +1,45 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { rankWorkers } from '../src/placement.ts'
+import type { NodeView } from '@node-daemon/cluster'
+
+function node (id: string, load1: number, extra: Partial<NodeView> = {}): NodeView {
+  return {
+    id,
+    addrs: [],
+    role: 'learner',
+    online: true,
+    joinedAt: '2026-01-01T00:00:00.000Z',
+    registered: false,
+    allocation: { cpu: 100, memory: 100, gpu: 100, storage: 100 },
+    drained: false,
+    resources: { cpu: { cores: 2, model: 'x', load1, usage: 0 }, memory: { total: 1, free: 1 }, gpus: [], disk: { total: 1, free: 1 }, executionProviders: ['cpu'] },
+    connected: true,
+    pins: { allocated: 0, pending: 0 },
+    matchIndex: 0,
+    isLeader: false,
+    isSelf: false,
+    ...extra
+  }
+}
+
+describe('rankWorkers', () => {
+  const nodes = [node('a', 1.5), node('b', 0.2), node('c', 0.8), node('d', 0.1)]
+
+  it('runs locally first when this node holds the model', () => {
+    assert.deepEqual(rankWorkers(nodes, { self: 'a', holders: new Set(['a', 'b', 'c']) }), ['a', 'b', 'c'])
+  })
+
+  it('prefers the least loaded holder, and falls back to pulling the model here', () => {
+    assert.deepEqual(rankWorkers(nodes, { self: 'd', holders: new Set(['a', 'b', 'c']) }), ['b', 'c', 'a', 'd'])
+  })
+
+  it('skips offline, drained, unreachable and excluded holders', () => {
+    const view = [node('a', 0), node('b', 0, { online: false }), node('c', 0, { drained: true }), node('e', 0, { connected: false }), node('f', 0.5), node('g', 0.1)]
+    assert.deepEqual(rankWorkers(view, { self: 'a', holders: new Set(['b', 'c', 'e', 'f', 'g']), exclude: new Set(['g']) }), ['f', 'a'])
+  })
+
+  it('never offers an excluded self', () => {
+    assert.deepEqual(rankWorkers(nodes, { self: 'a', holders: new Set(['a', 'b']), exclude: new Set(['a']) }), ['b'])
+  })
+})
