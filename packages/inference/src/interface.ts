@@ -1,0 +1,203 @@
+/**
+ * What the HTTP API sees of inference. Every API family is a thin adapter
+ * over these calls: an Ollama generate, an OpenAI chat completion and a
+ * document 001 task are the same `generate` underneath, one job in the
+ * cluster's job table.
+ */
+import type { AbortOptions } from '@libp2p/interface'
+import type { ChatMessage, PromptInput } from '@node-daemon/runtime'
+
+export type { ChatMessage, PromptInput }
+
+/** Generation options with Ollama's names and meanings; unset ones come from the model, then Ollama's defaults. */
+export interface GenerateOptions {
+  temperature?: number
+  top_k?: number
+  top_p?: number
+  repeat_penalty?: number
+  repeat_last_n?: number
+  seed?: number
+  /** The most tokens to generate; -1 (the default) until the context is full or the model stops. */
+  num_predict?: number
+  stop?: string[]
+}
+
+export interface GenerateParams {
+  /** A model name (with or without `:latest`) or a model CID. */
+  model: string
+  input: PromptInput
+  options?: GenerateOptions
+  /** How long the model stays loaded after this request, in ms; see the runtime's keep-alive. */
+  keepAliveMs?: number
+}
+
+export interface GenerateStats {
+  doneReason: 'stop' | 'length'
+  /** All generated text; what was streamed, joined. */
+  text: string
+  promptTokens: number
+  evalTokens: number
+  /** Nanoseconds, as Ollama reports them. */
+  totalNs: number
+  loadNs: number
+  promptEvalNs: number
+  evalNs: number
+  jobId: number
+  /** Peer id of the node that ran the model. */
+  worker: string
+  promptCID: string
+  responseCID: string
+}
+
+export type InferenceEvent =
+  | { type: 'chunk', text: string }
+  | { type: 'done', stats: GenerateStats }
+
+export interface EmbedParams {
+  model: string
+  input: string[]
+  /** Cut inputs longer than the context instead of failing; default true, as Ollama. */
+  truncate?: boolean
+  keepAliveMs?: number
+}
+
+export interface EmbedResult {
+  model: string
+  embeddings: number[][]
+  promptTokens: number
+  totalNs: number
+  loadNs: number
+}
+
+/** A model of the registry as the list routes show it. */
+export interface ModelSummary {
+  /** The registry id, which is the name, e.g. `tiny-gpt:latest`. */
+  name: string
+  cid: string
+  kind: 'causal-lm' | 'encoder'
+  /** config.json's model_type, e.g. gpt2 or bert. */
+  family: string
+  description: string
+  /** Bytes of the model's DAG. */
+  size: number
+  active: boolean
+  version: number
+  modifiedAt: Date
+  /** Parameter count, from the weights. */
+  parameters: number
+  contextLength: number
+}
+
+export interface ModelDetails extends ModelSummary {
+  /** The chat template (jinja), the system prompt and parameter overrides a Modelfile set, and the Modelfile that would recreate it. */
+  template: string
+  system: string
+  options: GenerateOptions
+  modelfile: string
+  /** config.json as the model ships it. */
+  config: Record<string, unknown>
+}
+
+export interface LoadedModelView {
+  name: string
+  cid: string
+  size: number
+  kind: 'causal-lm' | 'encoder'
+  family: string
+  executionProvider: string
+  expiresAt?: Date
+  contextLength: number
+}
+
+/** Ollama's pull and create progress lines. */
+export interface ProgressEvent {
+  status: string
+  digest?: string
+  total?: number
+  completed?: number
+}
+
+export interface ImportFile {
+  /** Path inside the model directory, e.g. `model.onnx` or `onnx/model.onnx`. */
+  path: string
+  content: AsyncIterable<Uint8Array> | Uint8Array
+}
+
+export interface ImportParams {
+  name: string
+  description?: string
+  files: ImportFile[] | AsyncIterable<ImportFile>
+}
+
+export interface TaskParams {
+  prompt: string
+  model: string
+  maxTokens?: number
+  temperature?: number
+}
+
+export type TaskStatus = 'pending' | 'running' | 'completed' | 'failed'
+
+/** Document 001's task, over one job of the cluster's job table. */
+export interface TaskView {
+  taskId: string
+  jobId: number
+  status: TaskStatus
+  model: string
+  prompt?: string
+  response?: string
+  promptCID: string
+  responseCID?: string
+  worker?: string
+  error?: string
+  timing: { submitted: string, started?: string, completed?: string, totalTime?: number }
+}
+
+export interface TaskQuery {
+  limit?: number
+  status?: TaskStatus
+  since?: Date
+}
+
+/** Document 001's WebSocket events, for jobs submitted anywhere in the cluster. */
+export type TaskEvent =
+  | { type: 'task_submitted', data: { taskId: string, jobId: number, prompt: string, modelId: string } }
+  | { type: 'task_completed', data: { taskId: string, jobId: number, response: string, worker: string, timing: { totalTime: number } } }
+  | { type: 'task_failed', data: { taskId: string, jobId: number, error: string } }
+
+export interface Inference {
+  /**
+   * Runs one generation on a node that has the model, this one first; the
+   * stream ends with a `done` event. Validation and a missing model throw
+   * before the first event; a failure later ends the stream with the error.
+   */
+  generate(params: GenerateParams, options?: AbortOptions): AsyncIterable<InferenceEvent>
+  embed(params: EmbedParams, options?: AbortOptions): Promise<EmbedResult>
+
+  models(options?: AbortOptions): Promise<ModelSummary[]>
+  show(name: string, options?: AbortOptions): Promise<ModelDetails>
+  /**
+   * Loads a model on this node and keeps it for `keepAliveMs` (as Ollama's
+   * generate with no prompt does); 0 unloads it.
+   */
+  load(name: string, options?: AbortOptions & { keepAliveMs?: number }): Promise<void>
+  /** Models loaded on this node, as Ollama's /api/ps. */
+  loaded(): LoadedModelView[]
+  /** Fetches a model's blocks from the cluster to this node and pins them. */
+  pull(name: string, options?: AbortOptions): AsyncIterable<ProgressEvent>
+  /** Raises a model's replication to the cluster's default, so other nodes hold it too. */
+  push(name: string, options?: AbortOptions): AsyncIterable<ProgressEvent>
+  copy(source: string, destination: string, options?: AbortOptions): Promise<void>
+  delete(name: string, options?: AbortOptions): Promise<void>
+  /** Ollama's /api/create: a Modelfile (FROM name or CID, PARAMETER, TEMPLATE, SYSTEM) makes a new registry entry. */
+  create(name: string, modelfile: string, options?: AbortOptions): AsyncIterable<ProgressEvent>
+  /** Adds a model directory in the Hugging Face ONNX layout and registers it. */
+  import(params: ImportParams, options?: AbortOptions): Promise<ModelSummary>
+
+  /** Document 001: submits a generation that runs in the background. */
+  submitTask(params: TaskParams, options?: AbortOptions): Promise<TaskView>
+  task(taskId: string, options?: AbortOptions): Promise<TaskView>
+  tasks(query?: TaskQuery, options?: AbortOptions): Promise<TaskView[]>
+  /** Calls `listener` for every task event until the returned function is called. */
+  subscribe(listener: (event: TaskEvent) => void): () => void
+}

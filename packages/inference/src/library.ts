@@ -1,0 +1,295 @@
+/**
+ * The model library: names in the cluster's model registry, bytes in IPFS as
+ * directory DAGs in the Hugging Face ONNX layout, and a copy on this node's
+ * disk for onnxruntime to load. A record's metadata holds what inference
+ * needs without the bytes (kind, family, context) and what a Modelfile set
+ * (template, system prompt, parameters).
+ */
+import { mkdir, rename, rm, stat, writeFile, open } from 'node:fs/promises'
+import { dirname, join, normalize } from 'node:path'
+import { ModelNotFoundError } from '@node-daemon/cluster'
+import { InvalidModelError, loadModel } from '@node-daemon/runtime'
+import { InvalidModelfileError } from './errors.ts'
+import { renderModelfile } from './modelfile.ts'
+import { asCID, fullName } from './names.ts'
+import type { GenerateOptions, ImportParams, ModelDetails, ModelSummary, ProgressEvent } from './interface.ts'
+import type { Modelfile } from './modelfile.ts'
+import type { AbortOptions } from '@libp2p/interface'
+import type { Cluster, ModelRecord } from '@node-daemon/cluster'
+import type { Content } from '@node-daemon/content'
+
+/** What a registry record's metadata says of a model. */
+export interface ModelProfile {
+  format: 'hf-onnx'
+  kind: 'causal-lm' | 'encoder'
+  family: string
+  contextLength: number
+  /** Estimated from the weights' bytes at 4 per parameter. */
+  parameters: number
+  /** Bytes of all files. */
+  size: number
+  /** What the model was created from, for the Modelfile /api/show gives. */
+  from?: string
+  template?: string
+  system?: string
+  options: GenerateOptions
+}
+
+export interface ResolvedModel {
+  /** The registry id, or the CID for a model named by CID only. */
+  name: string
+  cid: string
+  record?: ModelRecord
+  profile?: ModelProfile
+}
+
+export interface LibraryComponents {
+  content: Content
+  cluster: Cluster
+}
+
+export interface LibraryInit {
+  /** Where models are unpacked for onnxruntime: <dir>/<cid>/. */
+  dir: string
+  /** Copies of a registered model's bytes in the cluster. */
+  replicationFactor?: number
+}
+
+const COMPLETE = '.complete'
+
+export class ModelLibrary {
+  readonly #content: Content
+  readonly #cluster: Cluster
+  readonly #dir: string
+  readonly #replication: number
+  /** One unpacking per CID at a time. */
+  readonly #unpacking = new Map<string, Promise<string>>()
+
+  constructor (components: LibraryComponents, init: LibraryInit) {
+    this.#content = components.content
+    this.#cluster = components.cluster
+    this.#dir = init.dir
+    this.#replication = init.replicationFactor ?? 3
+  }
+
+  /** A name (with or without its tag) or a CID to the model; registry reads are local, as every request makes one. */
+  async resolve (name: string, options: AbortOptions = {}): Promise<ResolvedModel> {
+    const cid = asCID(name)
+    const models = await this.#cluster.getAllModels({ ...options, local: true })
+    if (cid != null) {
+      const record = models.find(m => m.modelCID === cid.toString() && m.kind === 'model')
+      return record != null ? view(record) : { name: cid.toString(), cid: cid.toString() }
+    }
+    let id: string
+    try {
+      id = fullName(name)
+    } catch {
+      throw new ModelNotFoundError(`model "${name}" not found`)
+    }
+    const record = models.find(m => m.modelId === id && m.kind === 'model')
+    if (record == null || !record.isActive) throw new ModelNotFoundError(`model "${name}" not found, try pulling it first`)
+    return view(record)
+  }
+
+  async list (options: AbortOptions = {}): Promise<ModelSummary[]> {
+    const models = await this.#cluster.getAllModels(options)
+    return models.filter(m => m.kind === 'model' && m.metadata.format === 'hf-onnx').map(m => summary(view(m)))
+  }
+
+  async details (name: string, options: AbortOptions = {}): Promise<ModelDetails> {
+    const model = await this.resolve(name, options)
+    const profile = model.profile ?? await this.profileOf(model.cid, options)
+    const config = JSON.parse(await this.#readText(`${model.cid}/config.json`, options))
+    return {
+      ...summary({ ...model, profile }),
+      template: profile.template ?? await this.#chatTemplate(model.cid, options),
+      system: profile.system ?? '',
+      options: profile.options,
+      modelfile: renderModelfile({ from: profile.from ?? model.cid, options: profile.options, template: profile.template, system: profile.system }),
+      config
+    }
+  }
+
+  async #readText (path: string, options: AbortOptions): Promise<string> {
+    const chunks: Uint8Array[] = []
+    for await (const chunk of this.#content.cat(path, options)) chunks.push(chunk)
+    return Buffer.concat(chunks).toString('utf8')
+  }
+
+  async #chatTemplate (cid: string, options: AbortOptions): Promise<string> {
+    const text = await this.#readText(`${cid}/tokenizer_config.json`, options).catch(() => '{}')
+    const template = JSON.parse(text).chat_template
+    return typeof template === 'string' ? template : ''
+  }
+
+  /**
+   * The model's directory on this node's disk, fetched from the cluster
+   * first if its blocks are elsewhere; progress per file as Ollama's pull
+   * reports layers.
+   */
+  async unpack (cid: string, options: AbortOptions & { onProgress?: (event: ProgressEvent) => void } = {}): Promise<string> {
+    const dir = join(this.#dir, cid)
+    if (await exists(join(dir, COMPLETE))) return dir
+    let pending = this.#unpacking.get(cid)
+    if (pending == null) {
+      pending = this.#unpackOnce(cid, dir, options).finally(() => this.#unpacking.delete(cid))
+      this.#unpacking.set(cid, pending)
+    }
+    return pending
+  }
+
+  async #unpackOnce (cid: string, dir: string, options: AbortOptions & { onProgress?: (event: ProgressEvent) => void }): Promise<string> {
+    const tmp = `${dir}.part-${process.pid}-${Date.now()}`
+    await rm(tmp, { recursive: true, force: true })
+    try {
+      for (const file of await this.#files(cid, '', options)) {
+        const target = normalize(join(tmp, file.path))
+        if (!target.startsWith(tmp)) throw new InvalidModelError(`unsafe path ${file.path} in model ${cid}`)
+        await mkdir(dirname(target), { recursive: true })
+        const handle = await open(target, 'w')
+        let completed = 0
+        try {
+          for await (const chunk of this.#content.cat(`${cid}/${file.path}`, options)) {
+            await handle.write(chunk)
+            completed += chunk.byteLength
+            options.onProgress?.({ status: `pulling ${file.cid}`, digest: file.cid, total: file.size, completed })
+          }
+        } finally {
+          await handle.close()
+        }
+        options.onProgress?.({ status: `pulling ${file.cid}`, digest: file.cid, total: file.size, completed: file.size })
+      }
+      await writeFile(join(tmp, COMPLETE), cid)
+      await rm(dir, { recursive: true, force: true })
+      await rename(tmp, dir)
+      return dir
+    } catch (err) {
+      await rm(tmp, { recursive: true, force: true })
+      throw err
+    }
+  }
+
+  async #files (cid: string, prefix: string, options: AbortOptions): Promise<Array<{ path: string, cid: string, size: number }>> {
+    const { entries } = await this.#content.ls(prefix === '' ? cid : `${cid}/${prefix}`, options)
+    const out: Array<{ path: string, cid: string, size: number }> = []
+    for (const entry of entries) {
+      const path = prefix === '' ? entry.name : `${prefix}/${entry.name}`
+      if (entry.type === 'directory') out.push(...await this.#files(cid, path, options))
+      else out.push({ path, cid: entry.cid.toString(), size: entry.size })
+    }
+    return out
+  }
+
+  /** Reads what the registry records of a model from its files, loading it once to see its inputs and outputs. */
+  async profileOf (cid: string, options: AbortOptions = {}): Promise<ModelProfile> {
+    const dir = await this.unpack(cid, options)
+    const model = await loadModel(dir, { signal: options.signal })
+    try {
+      const files = await this.#files(cid, '', options)
+      const weights = files.filter(f => /^model\.onnx(_data|\.data)?$/.test(f.path)).reduce((n, f) => n + f.size, 0)
+      return {
+        format: 'hf-onnx',
+        kind: model.kind,
+        family: model.info.family,
+        contextLength: model.info.contextLength,
+        parameters: Math.round(weights / 4),
+        size: files.reduce((n, f) => n + f.size, 0),
+        options: {}
+      }
+    } finally {
+      await model.release()
+    }
+  }
+
+  /** Adds a model directory as content (Kubo's CIDs), checks that it loads, and registers it under `name`. */
+  async import (params: ImportParams, options: AbortOptions = {}): Promise<ModelSummary> {
+    const id = fullName(params.name)
+    let root: string | undefined
+    for await (const event of this.#content.addAll(candidates(params.files), { wrapWithDirectory: true, pin: true, signal: options.signal })) {
+      if (event.type === 'entry' && event.name === '') root = event.cid.toString()
+    }
+    if (root == null) throw new InvalidModelError('no files were given')
+    const profile = await this.profileOf(root, options)
+    return summary(view(await this.#save(id, root, profile, params.description ?? '', options)))
+  }
+
+  /** Registers or updates `id` to point at `cid` with `profile`; an update makes a new version. */
+  async #save (id: string, cid: string, profile: ModelProfile, description: string, options: AbortOptions): Promise<ModelRecord> {
+    const existing = (await this.#cluster.getAllModels(options)).find(m => m.modelId === id)
+    const metadata = profile as unknown as Record<string, unknown>
+    if (existing == null) {
+      return this.#cluster.registerModel({ modelId: id, modelCID: cid, name: id, description, kind: 'model', metadata, replicationFactor: this.#replication }, options)
+    }
+    const updated = await this.#cluster.updateModel(id, cid, { ...options, description, metadata })
+    return updated.isActive ? updated : this.#cluster.setModelActive(id, true, options)
+  }
+
+  async copy (source: string, destination: string, options: AbortOptions = {}): Promise<void> {
+    const model = await this.resolve(source, options)
+    const profile = model.profile ?? await this.profileOf(model.cid, options)
+    await this.#save(fullName(destination), model.cid, profile, model.record?.description ?? '', options)
+  }
+
+  async delete (name: string, options: AbortOptions = {}): Promise<void> {
+    const model = await this.resolve(name, options)
+    if (model.record == null) throw new ModelNotFoundError(`model "${name}" not found`)
+    await this.#cluster.removeModel(model.record.modelId, options)
+  }
+
+  /** A model from a Modelfile: the base's bytes with the Modelfile's template, system prompt and parameters. */
+  async create (name: string, modelfile: Modelfile, options: AbortOptions & { onProgress?: (event: ProgressEvent) => void } = {}): Promise<ModelSummary> {
+    const id = fullName(name)
+    let base: ResolvedModel
+    try {
+      base = await this.resolve(modelfile.from, options)
+    } catch (err: any) {
+      if (err.name === 'ModelNotFoundError') throw new InvalidModelfileError(`FROM ${modelfile.from}: no such model or CID in the cluster`)
+      throw err
+    }
+    options.onProgress?.({ status: 'using existing layer', digest: base.cid })
+    const inherited = base.profile ?? await this.profileOf(base.cid, options)
+    const profile: ModelProfile = {
+      ...inherited,
+      from: modelfile.from,
+      template: modelfile.template ?? inherited.template,
+      system: modelfile.system ?? inherited.system,
+      options: { ...inherited.options, ...modelfile.options }
+    }
+    options.onProgress?.({ status: 'writing manifest' })
+    return summary(view(await this.#save(id, base.cid, profile, base.record?.description ?? '', options)))
+  }
+}
+
+function view (record: ModelRecord): ResolvedModel {
+  const profile = record.metadata.format === 'hf-onnx' ? record.metadata as unknown as ModelProfile : undefined
+  return { name: record.modelId, cid: record.modelCID, record, profile }
+}
+
+function summary (model: ResolvedModel): ModelSummary {
+  const p = model.profile
+  return {
+    name: model.name,
+    cid: model.cid,
+    kind: p?.kind ?? 'causal-lm',
+    family: p?.family ?? 'unknown',
+    description: model.record?.description ?? '',
+    size: p?.size ?? 0,
+    active: model.record?.isActive ?? true,
+    version: model.record?.version ?? 1,
+    modifiedAt: new Date((model.record?.timestamp ?? 0) * 1000),
+    parameters: p?.parameters ?? 0,
+    contextLength: p?.contextLength ?? 0
+  }
+}
+
+async function * candidates (files: ImportParams['files']): AsyncIterable<{ path: string, content: AsyncIterable<Uint8Array> | Uint8Array }> {
+  for await (const file of files) {
+    const path = normalize(file.path).replace(/^(\.\/)+/, '')
+    if (path.startsWith('..') || path.startsWith('/')) throw new InvalidModelError(`unsafe path ${file.path}`)
+    yield { path, content: file.content }
+  }
+}
+
+async function exists (path: string): Promise<boolean> {
+  return stat(path).then(() => true, () => false)
+}

@@ -1,0 +1,92 @@
+/**
+ * Ollama's Modelfile: FROM (a model name or CID), PARAMETER, TEMPLATE, SYSTEM,
+ * as /api/create takes it. A created model shares its base's bytes and
+ * records only what the Modelfile changes.
+ */
+import { InvalidModelfileError } from './errors.ts'
+import type { GenerateOptions } from './interface.ts'
+
+export interface Modelfile {
+  from: string
+  options: GenerateOptions
+  template?: string
+  system?: string
+}
+
+const NUMERIC: Record<string, 'float' | 'int'> = {
+  temperature: 'float',
+  top_p: 'float',
+  repeat_penalty: 'float',
+  top_k: 'int',
+  repeat_last_n: 'int',
+  seed: 'int',
+  num_predict: 'int'
+}
+
+export function parseModelfile (text: string): Modelfile {
+  const options: GenerateOptions = {}
+  const stops: string[] = []
+  let from: string | undefined
+  let template: string | undefined
+  let system: string | undefined
+  const lines = text.split(/\r?\n/)
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i].trim()
+    if (line === '' || line.startsWith('#')) continue
+    const match = /^(\S+)\s*(.*)$/.exec(line) as RegExpExecArray
+    const instruction = match[1].toUpperCase()
+    let rest = match[2]
+    // """...""" values may span lines.
+    if (rest.startsWith('"""')) {
+      let body = rest.slice(3)
+      while (!body.includes('"""')) {
+        if (++i >= lines.length) throw new InvalidModelfileError(`line ${i}: unterminated """`)
+        body += '\n' + lines[i]
+      }
+      rest = body.slice(0, body.indexOf('"""'))
+    } else if (rest.length >= 2 && rest.startsWith('"') && rest.endsWith('"')) {
+      rest = rest.slice(1, -1)
+    }
+    switch (instruction) {
+      case 'FROM': from = rest.trim(); break
+      case 'TEMPLATE': template = rest; break
+      case 'SYSTEM': system = rest; break
+      case 'PARAMETER': {
+        const [key, ...value] = rest.trim().split(/\s+/)
+        parameter(options, stops, key, value.join(' '))
+        break
+      }
+      default: throw new InvalidModelfileError(`${instruction} is not supported; use FROM, PARAMETER, TEMPLATE or SYSTEM`)
+    }
+  }
+  if (from == null || from === '') throw new InvalidModelfileError('a Modelfile needs a FROM line')
+  if (stops.length > 0) options.stop = stops
+  const out: Modelfile = { from, options }
+  if (template != null) out.template = template
+  if (system != null) out.system = system
+  return out
+}
+
+function parameter (options: GenerateOptions, stops: string[], key: string, value: string): void {
+  if (key === 'stop') {
+    stops.push(value.startsWith('"') && value.endsWith('"') && value.length >= 2 ? value.slice(1, -1) : value)
+    return
+  }
+  const type = NUMERIC[key]
+  const n = Number(value)
+  if (type == null) throw new InvalidModelfileError(`PARAMETER ${key} is not supported`)
+  if (value === '' || !Number.isFinite(n) || (type === 'int' && !Number.isInteger(n))) throw new InvalidModelfileError(`PARAMETER ${key}: ${JSON.stringify(value)} is not ${type === 'int' ? 'an integer' : 'a number'}`)
+  ;(options as Record<string, number>)[key] = n
+}
+
+/** The Modelfile that recreates a model, as /api/show returns it. */
+export function renderModelfile (model: Modelfile): string {
+  const lines = [`FROM ${model.from}`]
+  if (model.template != null) lines.push(`TEMPLATE """${model.template}"""`)
+  if (model.system != null) lines.push(`SYSTEM """${model.system}"""`)
+  for (const [key, value] of Object.entries(model.options)) {
+    if (key === 'stop') for (const s of value as string[]) lines.push(`PARAMETER stop ${JSON.stringify(s)}`)
+    else lines.push(`PARAMETER ${key} ${String(value)}`)
+  }
+  return lines.join('\n') + '\n'
+}

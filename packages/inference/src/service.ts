@@ -1,0 +1,505 @@
+/**
+ * The inference service: every API family's generate, chat, completion and
+ * task is one job here. The node that takes the request (the controller)
+ * stores the prompt as content, records the job through Raft, and sends it to
+ * the best worker (itself first when it holds the model); the worker takes
+ * the job, runs it with its runtime, stores the response and completes the
+ * job. A worker that dies mid-job is replaced by the next candidate, which
+ * replays the same seed, so the client sees one uninterrupted stream.
+ */
+import * as clusterErrors from '@node-daemon/cluster'
+import * as runtimeErrors from '@node-daemon/runtime'
+import { DEFAULT_SAMPLING, InvalidInferenceRequestError, UnsupportedModelError, validateSampling } from '@node-daemon/runtime'
+import { rankWorkers } from '@node-daemon/scheduler'
+import * as errors from './errors.ts'
+import { ModelLibrary } from './library.ts'
+import { parseModelfile } from './modelfile.ts'
+import { InferenceProtocol, reportedByWorker } from './protocol.ts'
+import type { EmbedParams, EmbedResult, GenerateOptions, GenerateParams, GenerateStats, ImportParams, Inference, InferenceEvent, LoadedModelView, ModelDetails, ModelSummary, ProgressEvent, PromptInput, TaskEvent, TaskParams, TaskQuery, TaskStatus, TaskView } from './interface.ts'
+import type { ResolvedModel } from './library.ts'
+import type { ErrorClasses, Job, WorkerEvent } from './protocol.ts'
+import type { AbortOptions, Libp2p, Logger } from '@libp2p/interface'
+import type { Cluster, JobRecord, JobStatus } from '@node-daemon/cluster'
+import type { Content } from '@node-daemon/content'
+import type { Runtime, SamplingOptions } from '@node-daemon/runtime'
+
+export interface InferenceComponents {
+  content: Content
+  cluster: Cluster
+  runtime: Runtime
+  libp2p: Pick<Libp2p, 'handle' | 'unhandle' | 'dialProtocol'>
+  peerId: string
+  log: Logger
+}
+
+export interface InferenceInit {
+  /** Where models are unpacked for onnxruntime. */
+  modelsDir: string
+  /** Copies of a registered model in the cluster; default 3. */
+  replicationFactor?: number
+  /** The longest one job may run; default 30 minutes. */
+  jobTimeoutMs?: number
+}
+
+/** Error classes a remote worker's errors are raised as again. */
+const ERROR_CLASSES: ErrorClasses = Object.fromEntries(
+  ([...Object.values(clusterErrors), ...Object.values(runtimeErrors), ...Object.values(errors)] as unknown[])
+    .filter((E): E is new (message: string) => Error => typeof E === 'function' && E.prototype instanceof Error)
+    .map(E => [E.name, E]))
+
+const STATUS: Record<JobStatus, TaskStatus> = { requested: 'pending', running: 'running', completed: 'completed', failed: 'failed', cancelled: 'failed' }
+const now = (): number => Number(process.hrtime.bigint())
+
+interface Prepared {
+  model: ResolvedModel
+  input: PromptInput
+  options: GenerateOptions & { seed: number }
+  keepAliveMs?: number
+  /** Resolves once the job is recorded; the generation does not wait for it. */
+  job: Promise<JobRecord>
+  startNs: number
+}
+
+export class InferenceService implements Inference {
+  readonly #c: InferenceComponents
+  readonly library: ModelLibrary
+  readonly #protocol: InferenceProtocol
+  readonly #jobTimeoutMs: number
+  /** Background tasks, so that stop() can end them. */
+  readonly #tasks = new Set<AbortController>()
+
+  constructor (components: InferenceComponents, init: InferenceInit) {
+    this.#c = components
+    this.#jobTimeoutMs = init.jobTimeoutMs ?? 30 * 60_000
+    this.library = new ModelLibrary(components, { dir: init.modelsDir, replicationFactor: init.replicationFactor })
+    this.#protocol = new InferenceProtocol(components, {
+      handler: (from, job, signal) => this.#serve(job, signal),
+      allow: peer => this.#isMember(peer),
+      jobTimeoutMs: this.#jobTimeoutMs
+    })
+  }
+
+  async start (): Promise<void> {
+    await this.#protocol.start()
+  }
+
+  async stop (): Promise<void> {
+    for (const task of this.#tasks) task.abort(new Error('the daemon is stopping'))
+    await this.#protocol.stop()
+  }
+
+  #isMember (peer: string): boolean {
+    const { voters, learners } = this.#c.cluster.status()
+    return voters.includes(peer) || learners.includes(peer)
+  }
+
+  // ---- generation
+
+  async * generate (params: GenerateParams, options: AbortOptions = {}): AsyncIterable<InferenceEvent> {
+    const prepared = await this.#prepare(params, options)
+    yield * this.#run(prepared, options.signal)
+  }
+
+  async #prepare (params: GenerateParams, options: AbortOptions): Promise<Prepared> {
+    const startNs = now()
+    const model = await this.library.resolve(params.model, options)
+    if (model.profile?.kind === 'encoder') throw new UnsupportedModelError(`"${params.model}" does not support generate`)
+    const profile = model.profile
+    const merged = { ...profile?.options, ...definedOnly(params.options ?? {}) }
+    // A fixed seed lets a replacement worker replay what the first one streamed.
+    const seed = merged.seed ?? Math.floor(Math.random() * 2 ** 31)
+    const opts = { ...merged, seed }
+    validateSampling(sampling(opts))
+    if (opts.num_predict != null && (!Number.isInteger(opts.num_predict) || opts.num_predict < -2)) throw new InvalidInferenceRequestError('num_predict: must be a whole number >= -2')
+    const input = withProfile(params.input, profile?.template, profile?.system)
+    if (input.messages == null && input.prompt == null) throw new InvalidInferenceRequestError('a prompt or messages are required')
+    const promptText = input.messages != null ? JSON.stringify(input.messages) : input.prompt as string
+    const job = this.#storeText(promptText, options).then(async promptCID => this.#c.cluster.submitJob({
+      promptCID,
+      modelCID: model.cid,
+      modelId: model.record?.modelId,
+      params: { options: opts, chat: input.messages != null }
+    }, options))
+    // Unobserved until the run awaits it; a failure then ends the stream.
+    job.catch(() => {})
+    return { model, input, options: opts, keepAliveMs: params.keepAliveMs, job, startNs }
+  }
+
+  async * #run (p: Prepared, signal?: AbortSignal): AsyncIterable<InferenceEvent> {
+    const failed = new Set<string>()
+    let streamed = ''
+    let lastError: Error | undefined
+    try {
+      for (let attempt = 0; attempt < 8; attempt++) {
+        const [worker] = await this.#candidates(p.model.cid, failed, signal)
+        if (worker == null) break
+        const job: Job = { kind: 'generate', jobId: 0, modelCid: p.model.cid, modelName: p.model.name, body: { input: p.input, options: p.options, keepAliveMs: p.keepAliveMs } }
+        let skip = streamed.length
+        try {
+          const events = worker === this.#c.peerId
+            ? this.#execute(job, p.job, signal)
+            : this.#protocol.call(worker, { ...job, jobId: (await p.job).jobId }, ERROR_CLASSES, signal)
+          for await (const event of events) {
+            if (event.type === 'chunk') {
+              // A replacement worker replays the same tokens: pass on only what is new.
+              const text = skip > 0 ? event.text.slice(skip) : event.text
+              skip = Math.max(0, skip - event.text.length)
+              if (text === '') continue
+              streamed += text
+              yield { type: 'chunk', text }
+            } else {
+              const stats: GenerateStats = { ...event.result, totalNs: now() - p.startNs }
+              yield { type: 'done', stats }
+              return
+            }
+          }
+          throw new errors.InferenceProtocolError(`worker ${worker} ended the job without a result`)
+        } catch (err: any) {
+          if (signal?.aborted === true || worker === this.#c.peerId || reportedByWorker(err)) throw err
+          this.#c.log('worker %s failed job, trying another - %e', worker, err)
+          failed.add(worker)
+          lastError = err
+        }
+      }
+      throw new errors.NoWorkerError(`no node could run ${p.model.name}${lastError != null ? `: ${lastError.message}` : ''}`)
+    } catch (err: any) {
+      const reason = signal?.aborted === true ? 'cancelled by the client' : (err.message ?? String(err))
+      p.job.then(async job => this.#c.cluster.failJob(job.jobId, reason)).catch(() => {})
+      throw err
+    }
+  }
+
+  /** Workers for a model, best first: where its replicas are allocated, by load, and this node, which can pull it. */
+  async #candidates (cid: string, exclude: Set<string>, signal?: AbortSignal): Promise<string[]> {
+    const [nodes, pin] = await Promise.all([
+      this.#c.cluster.nodes({ local: true, signal }),
+      this.#c.cluster.pin(cid, { local: true, signal }).catch(() => undefined)
+    ])
+    const holders = new Set(pin?.allocations ?? [])
+    if (this.#c.runtime.loaded().some(m => m.key === cid)) holders.add(this.#c.peerId)
+    return rankWorkers(nodes, { self: this.#c.peerId, holders, exclude })
+  }
+
+  /** A job from another node. */
+  async * #serve (job: Job, signal: AbortSignal): AsyncIterable<WorkerEvent> {
+    if (job.kind === 'embed') {
+      yield { type: 'done', result: await this.#embedHere(job, signal) }
+      return
+    }
+    yield * this.#execute(job, Promise.resolve({ jobId: job.jobId } as unknown as JobRecord), signal)
+  }
+
+  /**
+   * Runs a generation on this node: takes the job, streams the text, stores
+   * the response as content and completes the job with the measured timings.
+   */
+  async * #execute (job: Job, recorded: Promise<JobRecord>, signal?: AbortSignal): AsyncIterable<WorkerEvent> {
+    const { input, options, keepAliveMs } = job.body as { input: PromptInput, options: GenerateOptions & { seed: number }, keepAliveMs?: number }
+    const dir = await this.library.unpack(job.modelCid, { signal })
+    const started = recorded.then(async ({ jobId }) => this.#c.cluster.startJob(jobId, { signal }))
+    started.catch(() => {})
+    const { loadNs, events } = await this.#c.runtime.generate(
+      { key: job.modelCid, name: job.modelName, dir },
+      input,
+      { sampling: sampling(options), maxTokens: options.num_predict ?? -1, stop: options.stop ?? [] },
+      { keepAliveMs, signal }
+    )
+    for await (const event of events) {
+      if (event.type === 'chunk') {
+        if (event.chunk.text !== '') yield { type: 'chunk', text: event.chunk.text }
+        continue
+      }
+      const s = event.stats
+      const { jobId, promptCID } = await recorded
+      await started
+      const responseCID = await this.#storeText(s.text, { signal })
+      const metrics = { promptTokens: s.promptTokens, evalTokens: s.tokens.length, loadNs, promptEvalNs: s.promptEvalNs, evalNs: s.evalNs }
+      await this.#c.cluster.submitResponse(jobId, responseCID, { signal, metrics })
+      const result: Omit<GenerateStats, 'totalNs'> = {
+        doneReason: s.doneReason,
+        text: s.text,
+        promptTokens: s.promptTokens,
+        evalTokens: s.tokens.length,
+        loadNs,
+        promptEvalNs: s.promptEvalNs,
+        evalNs: s.evalNs,
+        jobId,
+        worker: this.#c.peerId,
+        promptCID,
+        responseCID
+      }
+      yield { type: 'done', result }
+    }
+  }
+
+  async #storeText (text: string, options: AbortOptions): Promise<string> {
+    let cid: string | undefined
+    for await (const event of this.#c.content.addAll([{ content: new TextEncoder().encode(text) }], { signal: options.signal })) {
+      if (event.type === 'entry') cid = event.cid.toString()
+    }
+    return cid as string
+  }
+
+  // ---- embeddings
+
+  async embed (params: EmbedParams, options: AbortOptions = {}): Promise<EmbedResult> {
+    const startNs = now()
+    const model = await this.library.resolve(params.model, options)
+    if (model.profile != null && model.profile.kind !== 'encoder') throw new UnsupportedModelError(`"${params.model}" does not support embeddings`)
+    const job: Job = { kind: 'embed', jobId: 0, modelCid: model.cid, modelName: model.name, body: { input: params.input, truncate: params.truncate ?? true, keepAliveMs: params.keepAliveMs } }
+    const failed = new Set<string>()
+    for (let attempt = 0; attempt < 8; attempt++) {
+      const [worker] = await this.#candidates(model.cid, failed, options.signal)
+      if (worker == null) break
+      try {
+        let result: Omit<EmbedResult, 'totalNs'>
+        if (worker === this.#c.peerId) {
+          result = await this.#embedHere(job, options.signal)
+        } else {
+          let done: any
+          for await (const event of this.#protocol.call(worker, job, ERROR_CLASSES, options.signal)) if (event.type === 'done') done = event.result
+          if (done == null) throw new errors.InferenceProtocolError(`worker ${worker} ended without embeddings`)
+          result = done
+        }
+        return { ...result, totalNs: now() - startNs }
+      } catch (err: any) {
+        if (options.signal?.aborted === true || worker === this.#c.peerId || reportedByWorker(err)) throw err
+        failed.add(worker)
+      }
+    }
+    throw new errors.NoWorkerError(`no node could run ${model.name}`)
+  }
+
+  async #embedHere (job: Job, signal?: AbortSignal): Promise<Omit<EmbedResult, 'totalNs'>> {
+    const { input, truncate, keepAliveMs } = job.body as { input: string[], truncate: boolean, keepAliveMs?: number }
+    const dir = await this.library.unpack(job.modelCid, { signal })
+    const out = await this.#c.runtime.embed({ key: job.modelCid, name: job.modelName, dir }, input, { truncate, keepAliveMs, signal })
+    return { model: job.modelName, embeddings: out.embeddings.map(e => Array.from(e)), promptTokens: out.promptTokens, loadNs: out.loadNs }
+  }
+
+  // ---- the model library
+
+  async models (options?: AbortOptions): Promise<ModelSummary[]> {
+    return this.library.list(options)
+  }
+
+  async show (name: string, options?: AbortOptions): Promise<ModelDetails> {
+    return this.library.details(name, options)
+  }
+
+  async load (name: string, options: AbortOptions & { keepAliveMs?: number } = {}): Promise<void> {
+    const model = await this.library.resolve(name, options)
+    if (options.keepAliveMs === 0) {
+      await this.#c.runtime.unload(model.cid)
+      return
+    }
+    const dir = await this.library.unpack(model.cid, options)
+    const lease = await this.#c.runtime.acquire({ key: model.cid, name: model.name, dir }, options)
+    lease.release()
+  }
+
+  loaded (): LoadedModelView[] {
+    return this.#c.runtime.loaded().map(m => ({
+      name: m.name,
+      cid: m.key,
+      size: m.info.size,
+      kind: m.info.kind,
+      family: m.info.family,
+      executionProvider: m.info.executionProvider,
+      expiresAt: m.expiresAt,
+      contextLength: m.info.contextLength
+    }))
+  }
+
+  async * pull (name: string, options: AbortOptions = {}): AsyncIterable<ProgressEvent> {
+    // Resolved before the first line, so that an unknown model is a 404 rather than an error line.
+    const model = await this.library.resolve(name, options)
+    yield { status: 'pulling manifest' }
+    yield * progress(async emit => {
+      await this.library.unpack(model.cid, { ...options, onProgress: emit })
+      emit({ status: 'verifying sha256 digest' })
+      await this.#c.content.pinAdd(model.cid, true, options)
+      emit({ status: 'writing manifest' })
+    })
+    yield { status: 'success' }
+  }
+
+  async * push (name: string, options: AbortOptions = {}): AsyncIterable<ProgressEvent> {
+    const model = await this.library.resolve(name, options)
+    yield { status: 'retrieving manifest' }
+    // Pushing to the cluster is replicating to every node; the pin trackers move the bytes.
+    await this.#c.cluster.pinAdd(model.cid, { ...options, replicationFactor: -1, name: model.name })
+    yield { status: `pushing ${model.cid}`, digest: model.cid }
+    yield { status: 'success' }
+  }
+
+  async copy (source: string, destination: string, options?: AbortOptions): Promise<void> {
+    await this.library.copy(source, destination, options)
+  }
+
+  async delete (name: string, options?: AbortOptions): Promise<void> {
+    await this.library.delete(name, options)
+  }
+
+  async * create (name: string, modelfile: string, options: AbortOptions = {}): AsyncIterable<ProgressEvent> {
+    const parsed = parseModelfile(modelfile)
+    yield { status: 'parsing modelfile' }
+    yield * progress(async emit => {
+      await this.library.create(name, parsed, { ...options, onProgress: emit })
+    })
+    yield { status: 'success' }
+  }
+
+  async import (params: ImportParams, options?: AbortOptions): Promise<ModelSummary> {
+    return this.library.import(params, options)
+  }
+
+  // ---- document 001's tasks
+
+  async submitTask (params: TaskParams, options: AbortOptions = {}): Promise<TaskView> {
+    const prepared = await this.#prepare({
+      model: params.model,
+      input: { prompt: params.prompt },
+      options: { num_predict: params.maxTokens, temperature: params.temperature }
+    }, options)
+    const job = await prepared.job
+    const controller = new AbortController()
+    this.#tasks.add(controller)
+    void (async () => {
+      try {
+        for await (const _event of this.#run(prepared, AbortSignal.any([controller.signal, AbortSignal.timeout(this.#jobTimeoutMs)]))) {}
+      } catch (err: any) {
+        this.#c.log('task %d failed - %e', job.jobId, err)
+      } finally {
+        this.#tasks.delete(controller)
+      }
+    })()
+    return this.#taskView(job, params.prompt, options)
+  }
+
+  async task (taskId: string, options: AbortOptions = {}): Promise<TaskView> {
+    const jobId = Number(/^(task_)?(\d+)$/.exec(taskId)?.[2] ?? NaN)
+    if (!Number.isSafeInteger(jobId)) throw new clusterErrors.JobNotFoundError(`no task ${JSON.stringify(taskId)}`)
+    const job = await this.#c.cluster.job(jobId, options)
+    if (job.kind !== 'inference') throw new clusterErrors.JobNotFoundError(`no task ${JSON.stringify(taskId)}`)
+    return this.#taskView(job, undefined, options)
+  }
+
+  async tasks (query: TaskQuery = {}, options: AbortOptions = {}): Promise<TaskView[]> {
+    const statuses = (Object.keys(STATUS) as JobStatus[]).filter(s => query.status == null || STATUS[s] === query.status)
+    const limit = query.limit ?? 10
+    const jobs = (await this.#c.cluster.jobs({ status: statuses, limit: limit * 4 + 100 }, options))
+      .filter(j => j.kind === 'inference' && (query.since == null || new Date(j.submittedAt) >= query.since))
+      .slice(0, limit)
+    return Promise.all(jobs.map(async j => this.#taskView(j, undefined, options)))
+  }
+
+  async #taskView (job: JobRecord, prompt: string | undefined, options: AbortOptions): Promise<TaskView> {
+    const read = async (cid: string): Promise<string> => {
+      const chunks: Uint8Array[] = []
+      for await (const chunk of this.#c.content.cat(cid, options)) chunks.push(chunk)
+      return Buffer.concat(chunks).toString('utf8')
+    }
+    const view: TaskView = {
+      taskId: `task_${job.jobId}`,
+      jobId: job.jobId,
+      status: STATUS[job.status],
+      model: job.modelId !== '' ? job.modelId : job.modelCID,
+      prompt: prompt ?? await read(job.promptCID).catch(() => undefined),
+      promptCID: job.promptCID,
+      timing: { submitted: job.submittedAt }
+    }
+    if (job.startedAt != null) view.timing.started = job.startedAt
+    if (job.completedAt != null) {
+      view.timing.completed = job.completedAt
+      view.timing.totalTime = (Date.parse(job.completedAt) - Date.parse(job.submittedAt)) / 1000
+    }
+    if (job.worker != null) view.worker = job.worker
+    if (job.error != null) view.error = job.error
+    if (job.responseCID != null) {
+      view.responseCID = job.responseCID
+      view.response = await read(job.responseCID).catch(() => undefined)
+    }
+    return view
+  }
+
+  subscribe (listener: (event: TaskEvent) => void): () => void {
+    const cluster = this.#c.cluster
+    const safely = (work: () => Promise<TaskEvent | undefined>): void => {
+      work().then(event => { if (event != null) listener(event) }, err => this.#c.log('task event dropped - %e', err))
+    }
+    const requested = (e: CustomEvent<{ jobId: number }>): void => safely(async () => {
+      const view = await this.#taskView(await cluster.job(e.detail.jobId, { local: true }), undefined, {})
+      return { type: 'task_submitted', data: { taskId: view.taskId, jobId: view.jobId, prompt: view.prompt ?? '', modelId: view.model } }
+    })
+    const completed = (e: CustomEvent<{ jobId: number }>): void => safely(async () => {
+      const view = await this.#taskView(await cluster.job(e.detail.jobId, { local: true }), undefined, {})
+      return { type: 'task_completed', data: { taskId: view.taskId, jobId: view.jobId, response: view.response ?? '', worker: view.worker ?? '', timing: { totalTime: view.timing.totalTime ?? 0 } } }
+    })
+    const failed = (e: CustomEvent<{ jobId: number, error: string }>): void => safely(async () => ({ type: 'task_failed', data: { taskId: `task_${e.detail.jobId}`, jobId: e.detail.jobId, error: e.detail.error } }))
+    cluster.addEventListener('InferenceRequested', requested)
+    cluster.addEventListener('InferenceCompleted', completed)
+    cluster.addEventListener('JobFailed', failed)
+    return () => {
+      cluster.removeEventListener('InferenceRequested', requested)
+      cluster.removeEventListener('InferenceCompleted', completed)
+      cluster.removeEventListener('JobFailed', failed)
+    }
+  }
+}
+
+export function createInference (components: InferenceComponents, init: InferenceInit): InferenceService {
+  return new InferenceService(components, init)
+}
+
+/** Ollama's option names to the runtime's sampling, Ollama's defaults where unset. */
+function sampling (o: GenerateOptions & { seed?: number }): SamplingOptions {
+  return {
+    temperature: o.temperature ?? DEFAULT_SAMPLING.temperature,
+    topK: o.top_k ?? DEFAULT_SAMPLING.topK,
+    topP: o.top_p ?? DEFAULT_SAMPLING.topP,
+    repeatPenalty: o.repeat_penalty ?? DEFAULT_SAMPLING.repeatPenalty,
+    repeatLastN: o.repeat_last_n ?? DEFAULT_SAMPLING.repeatLastN,
+    seed: o.seed
+  }
+}
+
+function definedOnly<T extends object> (o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>
+}
+
+/** A Modelfile's template and system prompt, where the request does not give its own. */
+function withProfile (input: PromptInput, template?: string, system?: string): PromptInput {
+  const out: PromptInput = { ...input }
+  if (out.template == null && template != null && template !== '') out.template = template
+  if (system == null || system === '') return out
+  if (out.messages != null) {
+    if (!out.messages.some(m => m.role === 'system')) out.messages = [{ role: 'system', content: system }, ...out.messages]
+  } else if (out.system == null) {
+    out.system = system
+  }
+  return out
+}
+
+/** Runs `work`, yielding the progress events it emits as they come. */
+async function * progress (work: (emit: (event: ProgressEvent) => void) => Promise<void>): AsyncIterable<ProgressEvent> {
+  const queue: ProgressEvent[] = []
+  let wake: (() => void) | undefined
+  let finished = false
+  let failure: unknown
+  const done = work(event => {
+    queue.push(event)
+    wake?.()
+  }).catch(err => { failure = err }).finally(() => {
+    finished = true
+    wake?.()
+  })
+  while (true) {
+    while (queue.length > 0) yield queue.shift() as ProgressEvent
+    if (finished) break
+    await new Promise<void>(resolve => { wake = resolve })
+    wake = undefined
+  }
+  await done
+  if (failure != null) throw failure
+}
