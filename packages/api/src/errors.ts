@@ -36,6 +36,22 @@ export class BadRequestError extends Error {
   name = 'BadRequestError'
 }
 
+/**
+ * A documented request field the node does not implement, set to a value
+ * that would change the answer: refused rather than ignored.
+ */
+export class UnsupportedParameterError extends Error {
+  static name = 'UnsupportedParameterError'
+  name = 'UnsupportedParameterError'
+  /** The field, as OpenAI's error `param` names it. */
+  param: string
+
+  constructor (param: string, message: string) {
+    super(message)
+    this.param = param
+  }
+}
+
 /** Error envelope of API document 000, with Kubo's Message/Code/Type beside it; `Code` is document 003's number, else 0. */
 export interface ErrorEnvelope {
   success: false
@@ -88,7 +104,13 @@ const BY_NAME: Record<string, Mapping> = {
   ConsensusRejectedError: [409, 'ConsensusRejectedError', 1003],
   NoQuorumError: [503, 'NoQuorumError', 1005],
   JoinError: [503, 'JoinError'],
-  ClusterProtocolError: [502, 'ClusterProtocolError']
+  ClusterProtocolError: [502, 'ClusterProtocolError'],
+  UnsupportedParameterError: [400, 'IPFSValidationError'],
+  InvalidInferenceRequestError: [400, 'IPFSValidationError'],
+  ContextLengthError: [400, 'IPFSValidationError'],
+  // Mostly met on import, where the client sent the broken directory.
+  InvalidModelError: [400, 'IPFSValidationError'],
+  UnsupportedModelError: [400, 'UnsupportedModelError']
 }
 
 /** Fastify's and @fastify/multipart's own errors, by code. */
@@ -114,8 +136,13 @@ export function classify (err: Partial<FastifyError>): { status: number, type: s
   return { status, type, code }
 }
 
+/** The message a client sees: an unexpected error says so, the others say what went wrong. */
+export function messageOf (err: Partial<FastifyError>, type: string): string {
+  return type === 'UnexpectedError' ? `internal error: ${err.message ?? 'unknown'}` : (err.message ?? type)
+}
+
 export function envelope (err: Partial<FastifyError>): ErrorEnvelope {
   const { status, type, code } = classify(err)
-  const message = status === 500 && type === 'UnexpectedError' ? `internal error: ${err.message ?? 'unknown'}` : (err.message ?? type)
+  const message = messageOf(err, type)
   return { success: false, error: message, error_type: type, status_code: status, Message: message, Code: code, Type: 'error' }
 }

@@ -1,6 +1,8 @@
 import { MultipartError } from './errors.ts'
+import { peek } from './stream.ts'
 import type { FastifyRequest } from 'fastify'
 import type { Multipart } from '@fastify/multipart'
+import type { ImportFile } from '@node-daemon/inference'
 
 /** A directory, or a file; a file sent without a name has no path, and Kubo names it by its CID. */
 export type Candidate = { path: string, content?: undefined } | { path?: string, content: AsyncIterable<Uint8Array> }
@@ -45,6 +47,25 @@ export async function * candidates (request: FastifyRequest, fields: Record<stri
     yield { path, content: guard(part.file) }
   }
   if (count === 0) throw new MultipartError('the multipart body has no file part')
+}
+
+/**
+ * A model directory from a multipart body: the form fields sent before the
+ * first file (which name and describe the model, so that the import can start
+ * at once) and the files, streamed in order under their paths in the
+ * directory. Fields sent after the files are not seen.
+ */
+export async function modelDirectory (request: FastifyRequest): Promise<{ fields: Record<string, string>, files: AsyncGenerator<ImportFile> }> {
+  const fields: Record<string, string> = {}
+  const { items } = await peek(candidates(request, fields))
+  const files = (async function * () {
+    for await (const candidate of items) {
+      if (candidate.content == null) continue
+      if (candidate.path == null) throw new MultipartError('every file of a model needs its path in the directory as its file name')
+      yield { path: candidate.path, content: candidate.content }
+    }
+  })()
+  return { fields: { ...fields }, files }
 }
 
 function decodePath (filename: string | undefined): string | undefined {

@@ -3,8 +3,10 @@ import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import websocket from '@fastify/websocket'
 import Fastify, { LogController } from 'fastify'
+import { envelopeShape } from './error-shapes.ts'
 import { envelope, MethodNotAllowedError, RouteNotFoundError } from './errors.ts'
 import { registerHttpMetrics } from './metrics.ts'
+import { aiRoutes } from './routes/ai.ts'
 import { blockRoutes } from './routes/blocks.ts'
 import { clientRoutes } from './routes/clients.ts'
 import { clusterRoutes } from './routes/cluster.ts'
@@ -14,11 +16,14 @@ import { distributedRoutes } from './routes/distributed.ts'
 import { nameRoutes } from './routes/names.ts'
 import { networkRoutes } from './routes/network.ts'
 import { nodeRoutes } from './routes/nodes.ts'
+import { ollamaRoutes } from './routes/ollama.ts'
+import { openaiRoutes } from './routes/openai.ts'
 import { peerRoutes } from './routes/peers.ts'
 import { pinRoutes } from './routes/pins.ts'
 import { pubsubRoutes } from './routes/pubsub.ts'
 import { resourceRoutes } from './routes/resources.ts'
 import { systemRoutes } from './routes/system.ts'
+import { taskRoutes } from './routes/tasks.ts'
 import type { FastifyBaseLogger, FastifyError, FastifyInstance } from 'fastify'
 import type { Node } from '@node-daemon/daemon'
 import type { Logger } from 'pino'
@@ -70,11 +75,12 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
   const { countError } = registerHttpMetrics(app, node.metrics)
 
   app.setErrorHandler(async (err, request, reply) => {
-    const body = envelope(err as FastifyError)
-    countError(body.error_type)
-    if (body.status_code >= 500) request.log.error({ err }, 'request failed')
+    const shape = request.routeOptions.config.errorShape ?? envelopeShape
+    const { status, type, body } = shape(err as FastifyError, request)
+    countError(type)
+    if (status >= 500) request.log.error({ err }, 'request failed')
     if (reply.sent || reply.raw.headersSent) return
-    return reply.code(body.status_code).header('content-type', 'application/json; charset=utf-8').send(body)
+    return reply.code(status).header('content-type', 'application/json; charset=utf-8').send(body)
   })
   app.setNotFoundHandler(async (request, reply) => {
     const url = request.url.split('?')[0]
@@ -106,7 +112,8 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
   const ctx: ApiContext = { node, shutdown: shutdown.signal }
   for (const routes of [
     systemRoutes, contentRoutes, pinRoutes, nameRoutes, peerRoutes, pubsubRoutes, blockRoutes,
-    clusterRoutes, distributedRoutes, nodeRoutes, networkRoutes, consensusRoutes, resourceRoutes, clientRoutes
+    clusterRoutes, distributedRoutes, nodeRoutes, networkRoutes, consensusRoutes, resourceRoutes, clientRoutes,
+    ollamaRoutes, openaiRoutes, taskRoutes, aiRoutes
   ]) {
     routes(app, ctx)
   }

@@ -46,19 +46,38 @@ export async function peek<T> (source: AsyncIterable<T>): Promise<{ first?: T, i
   return { first: first.done === true ? undefined : first.value, items }
 }
 
-/** Kubo's streaming JSON: one object per line. A late error ends the stream with a Kubo error line. */
-export async function sendNdjson (reply: FastifyReply, source: AsyncIterable<object>): Promise<FastifyReply> {
+const kuboError = (err: Error): object => ({ Message: err.message, Code: 0, Type: 'error' })
+
+/**
+ * Sends objects as framed text once the first is ready, so that an early
+ * error gets its own status; a late one is framed as the stream's last value.
+ */
+async function sendFramed (reply: FastifyReply, source: AsyncIterable<object>, headers: Record<string, string>, frame: (value: object) => string, errorValue: (err: Error) => object, end = ''): Promise<FastifyReply> {
   const { items } = await peek(source)
-  const lines = (async function * () {
+  reply.headers(headers)
+  const text = (async function * () {
     try {
-      for await (const item of items) yield `${JSON.stringify(item)}\n`
+      for await (const item of items) yield frame(item)
     } catch (err: any) {
-      yield `${JSON.stringify({ Message: err.message, Code: 0, Type: 'error' })}\n`
+      yield frame(errorValue(err))
+      return
     }
+    if (end !== '') yield end
   })()
-  reply.header('content-type', 'application/x-ndjson')
-  reply.header('x-chunked-output', '1')
-  return reply.send(Readable.from(lines))
+  return reply.send(Readable.from(text))
+}
+
+/**
+ * Streaming JSON: one object per line. A late error ends the stream with an
+ * error line: Kubo's, unless the API family has its own (Ollama's `{"error"}`).
+ */
+export async function sendNdjson (reply: FastifyReply, source: AsyncIterable<object>, errorLine: (err: Error) => object = kuboError): Promise<FastifyReply> {
+  return sendFramed(reply, source, { 'content-type': 'application/x-ndjson', 'x-chunked-output': '1' }, value => `${JSON.stringify(value)}\n`, errorLine)
+}
+
+/** Server-sent events as OpenAI streams them: `data: {...}` events ending with `data: [DONE]`, or with the error event of a failure. */
+export async function sendSse (reply: FastifyReply, source: AsyncIterable<object>, errorEvent: (err: Error) => object): Promise<FastifyReply> {
+  return sendFramed(reply, source, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' }, value => `data: ${JSON.stringify(value)}\n\n`, errorEvent, 'data: [DONE]\n\n')
 }
 
 /** Raw bytes, streamed with backpressure; the Content-Type may depend on the first chunk. */

@@ -1,0 +1,74 @@
+import { DEFAULT_MODELS } from '@node-daemon/models'
+import { duration } from './args.ts'
+import { BadRequestError, UnsupportedParameterError } from './errors.ts'
+import { requestSignal } from './stream.ts'
+import type { ErrorShape } from './error-shapes.ts'
+import type { FastifyInstance, FastifyReply } from 'fastify'
+import type { GenerateStats, InferenceEvent } from '@node-daemon/inference'
+
+/** The model of routes where `model` is optional: document 001's tasks. */
+export const DEFAULT_GENERATE_MODEL = DEFAULT_MODELS.generate
+/** The model of routes where `model` is optional: document 000's embeddings. */
+export const DEFAULT_EMBED_MODEL = DEFAULT_MODELS.embed
+
+/**
+ * Registers the routes of one API family in a scope of their own, where every
+ * route shapes its errors the family's way (a route may name another shape).
+ * `anyContentType` reads every body as JSON, whatever its Content-Type, as
+ * Ollama does: its documented `curl -d` examples send form-urlencoded.
+ */
+export function familyRoutes (app: FastifyInstance, errorShape: ErrorShape, register: (scope: FastifyInstance) => void, init: { anyContentType?: boolean } = {}): void {
+  app.register(async (scope) => {
+    if (init.anyContentType === true) scope.addContentTypeParser('*', { parseAs: 'string' }, scope.getDefaultJsonParser('error', 'ignore'))
+    scope.addHook('onRoute', (route) => { route.config = { errorShape, ...route.config } })
+    register(scope)
+  })
+}
+
+/** Ends long work (a generation, a pull) when the client goes away or the daemon stops. */
+export function workSignal (reply: FastifyReply, shutdown: AbortSignal): AbortSignal {
+  return AbortSignal.any([requestSignal(reply), shutdown])
+}
+
+/** The stats of a generation run to its end, for replies that are not streamed. */
+export async function finished (events: AsyncIterable<InferenceEvent>): Promise<GenerateStats> {
+  for await (const evt of events) if (evt.type === 'done') return evt.stats
+  throw new Error('the generation ended without its stats')
+}
+
+/** Drops unset fields, so that they fall back to the model's defaults instead of overriding them with undefined. */
+export function defined<T extends object> (value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T
+}
+
+/**
+ * Fields the node does not implement are taken only at a value that leaves
+ * the answer unchanged: unset, empty, or the `neutral` one. Any other value is
+ * refused, with `reasons[field]` as the message when there is one.
+ */
+export function requireNeutral (fields: object | undefined, neutral: Record<string, unknown>, init: { reasons?: Record<string, string>, prefix?: string } = {}): void {
+  const prefix = init.prefix ?? ''
+  for (const [field, value] of Object.entries(neutral)) {
+    const given = (fields as Record<string, unknown> | undefined)?.[field]
+    const empty = given === '' || (typeof given === 'object' && given != null && Object.keys(given).length === 0)
+    if (given == null || empty || JSON.stringify(given) === JSON.stringify(value)) continue
+    throw new UnsupportedParameterError(`${prefix}${field}`, init.reasons?.[field] ?? `${prefix}${field} is not supported except as ${JSON.stringify(value)}`)
+  }
+}
+
+/**
+ * Ollama's keep_alive as ms: seconds as a number, or a Go duration string
+ * ("5m", "1h30m", "0"); negative keeps the model loaded, which the runtime
+ * takes as -1. Bare numbers in strings are seconds too, as OLLAMA_KEEP_ALIVE
+ * reads them.
+ */
+export function keepAliveMs (value: number | string | undefined): number | undefined {
+  if (value == null) return undefined
+  if (typeof value === 'number') return value < 0 ? -1 : value * 1000
+  const text = value.trim()
+  const negative = text.startsWith('-')
+  const magnitude = text.replace(/^[-+]/, '')
+  const ms = /^\d+(\.\d+)?$/.test(magnitude) ? Number(magnitude) * 1000 : duration(magnitude, 'keep_alive')
+  if (ms == null) throw new BadRequestError(`keep_alive: ${JSON.stringify(value)} is not a duration such as 5m or a number of seconds`)
+  return negative && ms > 0 ? -1 : ms
+}

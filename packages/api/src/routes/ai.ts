@@ -1,0 +1,118 @@
+import { Type } from 'typebox'
+import { option } from '../args.ts'
+import { BadRequestError } from '../errors.ts'
+import { DEFAULT_EMBED_MODEL, defined, workSignal } from '../inference.ts'
+import { modelDirectory } from '../multipart.ts'
+import { sniffContentType, SNIFF_BYTES } from '../sniff.ts'
+import { requestSignal, sendBytes } from '../stream.ts'
+import { tarDirectory } from '../tar.ts'
+import { kuboRoute } from './route.ts'
+import type { Routes } from '../server.ts'
+import type { ModelSummary } from '@node-daemon/inference'
+import type { Static } from 'typebox'
+
+const tags = ['ai']
+
+const ModelGetQuery = Type.Object({
+  cid: Type.Optional(Type.String({ description: "The model's CID, or its registry name" })),
+  path: Type.Optional(Type.String({ description: 'A file of the model directory, e.g. config.json or model.onnx; without it, the whole directory as a tar archive' }))
+})
+
+const EmbeddingsBody = Type.Object({
+  texts: Type.Array(Type.String(), { minItems: 1 }),
+  model: Type.Optional(Type.String({ minLength: 1, description: `Default ${DEFAULT_EMBED_MODEL}` }))
+})
+
+/** A registry entry as document 000's metadata. */
+function modelMetadata (model: ModelSummary): object {
+  return {
+    name: model.name,
+    cid: model.cid,
+    kind: model.kind,
+    family: model.family,
+    description: model.description,
+    size: model.size,
+    parameters: model.parameters,
+    context_length: model.contextLength,
+    active: model.active,
+    version: model.version,
+    modified_at: model.modifiedAt.toISOString()
+  }
+}
+
+/** The `metadata` form field: a JSON object, of which the registry keeps the name and description. */
+function metadataField (text: string | undefined): { name?: unknown, description?: unknown } {
+  if (text == null) return {}
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch {
+    throw new BadRequestError('the metadata field must be a JSON object')
+  }
+  if (value == null || typeof value !== 'object' || Array.isArray(value)) throw new BadRequestError('the metadata field must be a JSON object')
+  return value
+}
+
+const text = (value: unknown): string | undefined => typeof value === 'string' && value !== '' ? value : undefined
+
+/** Document 000's model registry and embeddings, over the node's inference. */
+export const aiRoutes: Routes = (app, { node, shutdown }) => {
+  kuboRoute(app, {
+    path: 'ai/model/add',
+    tags,
+    summary: 'Add a model directory (Hugging Face ONNX layout) from a multipart body: fields name, description or metadata (JSON) first, then one file part per file, named by its path',
+    handler: async (request, reply) => {
+      const { fields, files } = await modelDirectory(request)
+      const metadata = metadataField(fields.metadata)
+      const name = text(fields.name) ?? text(metadata.name)
+      if (name == null) throw new BadRequestError('a model name is required, as the form field name or in metadata, before the files')
+      const model = await node.inference.import(defined({ name, description: text(fields.description) ?? text(metadata.description), files }), { signal: workSignal(reply, shutdown) })
+      return { success: true, cid: model.cid, metadata: modelMetadata(model) }
+    }
+  })
+
+  kuboRoute(app, {
+    path: 'ai/model/get',
+    get: true,
+    tags,
+    summary: 'A model: one file of it with `path`, else its directory as a tar archive',
+    schema: { querystring: ModelGetQuery },
+    handler: async (request, reply) => {
+      const ref = option<string>(request, 'cid')
+      if (ref == null || ref === '') throw new BadRequestError('argument "cid" is required')
+      const { path } = request.query as Static<typeof ModelGetQuery>
+      const signal = workSignal(reply, shutdown)
+      // Resolving through the registry makes an unknown CID a missing model, not just missing content.
+      const model = await node.inference.show(ref, { signal })
+      if (path != null && path !== '') {
+        return sendBytes(reply, node.content.cat(`${model.cid}/${path}`, { signal }), async (first) => sniffContentType(first?.subarray(0, SNIFF_BYTES) ?? new Uint8Array(), path))
+      }
+      reply.header('content-disposition', `attachment; filename="${model.cid}.tar"`)
+      return sendBytes(reply, tarDirectory(node.content, model.cid, { signal }), () => 'application/x-tar')
+    }
+  })
+
+  kuboRoute(app, {
+    path: 'ai/model/list',
+    get: true,
+    tags,
+    summary: 'Registered models with their metadata',
+    handler: async (_request, reply) => {
+      const models = await node.inference.models({ signal: requestSignal(reply) })
+      return { success: true, models: models.map(modelMetadata) }
+    }
+  })
+
+  kuboRoute(app, {
+    path: 'embeddings/generate',
+    tags: ['embeddings'],
+    summary: `Embeddings of texts, by default with ${DEFAULT_EMBED_MODEL}`,
+    schema: { body: EmbeddingsBody },
+    handler: async (request, reply) => {
+      const body = request.body as Static<typeof EmbeddingsBody>
+      const model = body.model ?? DEFAULT_EMBED_MODEL
+      const result = await node.inference.embed({ model, input: body.texts }, { signal: requestSignal(reply) })
+      return { success: true, model, embeddings: result.embeddings, dimensions: result.embeddings[0]?.length ?? 0 }
+    }
+  })
+}

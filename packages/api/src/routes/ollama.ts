@@ -1,0 +1,412 @@
+import { Type } from 'typebox'
+import { ollamaError, ollamaShape } from '../error-shapes.ts'
+import { BadRequestError, UnsupportedParameterError } from '../errors.ts'
+import { defined, familyRoutes, finished, keepAliveMs, requireNeutral, workSignal } from '../inference.ts'
+import { requestSignal, sendNdjson } from '../stream.ts'
+import type { ApiContext, Routes } from '../server.ts'
+import type { GenerateOptions, GenerateStats, InferenceEvent, LoadedModelView, ModelSummary, ProgressEvent } from '@node-daemon/inference'
+import type { FastifyReply } from 'fastify'
+import type { Static } from 'typebox'
+
+const tags = ['ollama']
+
+const KeepAlive = Type.Union([Type.Number(), Type.String()], {
+  description: 'How long the model stays loaded after the request: seconds, or a duration such as 5m or 1h30m; 0 unloads it, negative keeps it'
+})
+
+const Options = Type.Object({
+  temperature: Type.Optional(Type.Number()),
+  top_k: Type.Optional(Type.Integer()),
+  top_p: Type.Optional(Type.Number()),
+  repeat_penalty: Type.Optional(Type.Number()),
+  repeat_last_n: Type.Optional(Type.Integer()),
+  seed: Type.Optional(Type.Integer()),
+  num_predict: Type.Optional(Type.Integer()),
+  stop: Type.Optional(Type.Array(Type.String())),
+  // Sampling the runtime does not implement: taken only at the value that changes nothing (NEUTRAL_OPTIONS).
+  min_p: Type.Optional(Type.Number()),
+  typical_p: Type.Optional(Type.Number()),
+  presence_penalty: Type.Optional(Type.Number()),
+  frequency_penalty: Type.Optional(Type.Number()),
+  mirostat: Type.Optional(Type.Integer()),
+  // How a runner uses the machine, which the node decides itself; the context length is the model's, fixed by its export.
+  num_ctx: Type.Optional(Type.Integer()),
+  num_keep: Type.Optional(Type.Integer()),
+  num_batch: Type.Optional(Type.Integer()),
+  num_gpu: Type.Optional(Type.Integer()),
+  main_gpu: Type.Optional(Type.Integer()),
+  num_thread: Type.Optional(Type.Integer()),
+  use_mmap: Type.Optional(Type.Boolean()),
+  use_mlock: Type.Optional(Type.Boolean()),
+  numa: Type.Optional(Type.Boolean()),
+  low_vram: Type.Optional(Type.Boolean())
+}, { additionalProperties: false, description: "Ollama's model options; unknown ones are refused" })
+
+const NEUTRAL_OPTIONS = { min_p: 0, typical_p: 1, presence_penalty: 0, frequency_penalty: 0, mirostat: 0 }
+
+const Inference = {
+  model: Type.String({ minLength: 1 }),
+  stream: Type.Optional(Type.Boolean({ default: true })),
+  options: Type.Optional(Options),
+  keep_alive: Type.Optional(KeepAlive),
+  format: Type.Optional(Type.Unknown({ description: 'Not supported: refused when set' })),
+  think: Type.Optional(Type.Union([Type.Boolean(), Type.String()], { description: 'Not supported: refused unless false' }))
+}
+
+const GenerateBody = Type.Object({
+  ...Inference,
+  prompt: Type.Optional(Type.String({ description: 'Empty: only check that the model exists, as a load request' })),
+  system: Type.Optional(Type.String()),
+  template: Type.Optional(Type.String({ description: 'A jinja chat template, the language of the models\' own' })),
+  raw: Type.Optional(Type.Boolean()),
+  suffix: Type.Optional(Type.String()),
+  images: Type.Optional(Type.Array(Type.String())),
+  context: Type.Optional(Type.Array(Type.Integer()))
+})
+
+const Message = Type.Object({
+  role: Type.String(),
+  content: Type.String({ default: '' }),
+  images: Type.Optional(Type.Array(Type.String())),
+  tool_calls: Type.Optional(Type.Array(Type.Unknown()))
+})
+
+const ChatBody = Type.Object({
+  ...Inference,
+  messages: Type.Optional(Type.Array(Message)),
+  tools: Type.Optional(Type.Array(Type.Unknown()))
+})
+
+const EmbedBody = Type.Object({
+  model: Type.String({ minLength: 1 }),
+  input: Type.Union([Type.Array(Type.String()), Type.String()]),
+  truncate: Type.Optional(Type.Boolean()),
+  dimensions: Type.Optional(Type.Integer()),
+  // Sampling and runner options mean nothing to an embedding; Ollama takes and ignores them too.
+  options: Type.Optional(Options),
+  keep_alive: Type.Optional(KeepAlive)
+})
+
+const EmbeddingsBody = Type.Object({
+  model: Type.String({ minLength: 1 }),
+  prompt: Type.String(),
+  options: Type.Optional(Options),
+  keep_alive: Type.Optional(KeepAlive)
+})
+
+/** Newer Ollama clients send `model`, older ones and document 002 `name`. */
+const Named = {
+  model: Type.Optional(Type.String()),
+  name: Type.Optional(Type.String())
+}
+
+const NamedBody = Type.Object({ ...Named, verbose: Type.Optional(Type.Boolean()) })
+
+const TransferBody = Type.Object({
+  ...Named,
+  // Transfers between nodes are always authenticated and encrypted, so there is nothing to relax.
+  insecure: Type.Optional(Type.Boolean()),
+  stream: Type.Optional(Type.Boolean({ default: true }))
+})
+
+const CreateBody = Type.Object({
+  ...Named,
+  modelfile: Type.Optional(Type.String()),
+  from: Type.Optional(Type.String()),
+  system: Type.Optional(Type.String()),
+  template: Type.Optional(Type.String()),
+  parameters: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+  stream: Type.Optional(Type.Boolean({ default: true })),
+  files: Type.Optional(Type.Unknown()),
+  adapters: Type.Optional(Type.Unknown()),
+  quantize: Type.Optional(Type.String()),
+  messages: Type.Optional(Type.Unknown()),
+  license: Type.Optional(Type.Unknown())
+})
+
+const CopyBody = Type.Object({ source: Type.String({ minLength: 1 }), destination: Type.String({ minLength: 1 }) })
+
+/** Why Ollama fields that the node cannot honour are refused, rather than answered differently. */
+const REASONS: Record<string, string> = {
+  format: 'format (JSON mode and structured outputs) is not supported',
+  think: 'thinking is not supported by these models',
+  images: 'images are not supported: the models read text only',
+  tools: 'tools are not supported',
+  tool_calls: 'tool calls are not supported',
+  suffix: 'suffix (fill in the middle) is not supported',
+  context: 'context is not supported: send the conversation to /api/chat instead',
+  dimensions: 'dimensions is not supported: embeddings have the model\'s size',
+  files: 'files are not supported: create FROM a model the cluster has, or upload a model directory to /api/models/upload',
+  adapters: 'adapters are not supported',
+  quantize: 'quantization is not supported',
+  messages: 'messages are not supported in a created model',
+  license: 'license is not supported'
+}
+
+function refuse (fields: object, neutral: Record<string, unknown>): void {
+  requireNeutral(fields, neutral, { reasons: REASONS })
+}
+
+function generateOptions (options: Static<typeof Options> | undefined): GenerateOptions | undefined {
+  if (options == null) return undefined
+  requireNeutral(options, NEUTRAL_OPTIONS, { prefix: 'options.' })
+  const { temperature, top_k, top_p, repeat_penalty, repeat_last_n, seed, num_predict, stop } = options
+  return defined({ temperature, top_k, top_p, repeat_penalty, repeat_last_n, seed, num_predict, stop })
+}
+
+function nameOf (body: { model?: string, name?: string }): string {
+  const name = body.model ?? body.name
+  if (name == null || name === '') throw new BadRequestError('model is required')
+  return name
+}
+
+const now = (): string => new Date().toISOString()
+
+function doneFields (stats: GenerateStats): object {
+  return {
+    done: true,
+    done_reason: stats.doneReason,
+    total_duration: stats.totalNs,
+    load_duration: stats.loadNs,
+    prompt_eval_count: stats.promptTokens,
+    prompt_eval_duration: stats.promptEvalNs,
+    eval_count: stats.evalTokens,
+    eval_duration: stats.evalNs
+  }
+}
+
+/** Ollama's "1.2B", "22.57M". */
+function parameterSize (count: number): string {
+  if (count >= 1e9) return `${(count / 1e9).toFixed(1)}B`
+  if (count >= 1e6) return `${(count / 1e6).toFixed(2)}M`
+  return `${(count / 1e3).toFixed(0)}K`
+}
+
+function details (model: { family: string, parameters?: number }): object {
+  return defined({
+    parent_model: '',
+    format: 'onnx',
+    family: model.family,
+    families: [model.family],
+    parameter_size: model.parameters == null ? undefined : parameterSize(model.parameters),
+    quantization_level: ''
+  })
+}
+
+/** One /api/tags entry: Ollama's fields, the CID as the digest, and document 002's status beside them. */
+function tagJson (model: ModelSummary): object {
+  return {
+    name: model.name,
+    model: model.name,
+    modified_at: model.modifiedAt.toISOString(),
+    size: model.size,
+    digest: model.cid,
+    details: details(model),
+    status: model.active ? 'available' : 'inactive'
+  }
+}
+
+function psJson (model: LoadedModelView): object {
+  return defined({
+    name: model.name,
+    model: model.name,
+    size: model.size,
+    digest: model.cid,
+    details: details(model),
+    // Unset while the model is in use or kept loaded for good.
+    expires_at: model.expiresAt?.toISOString(),
+    size_vram: model.executionProvider === 'cpu' ? 0 : model.size,
+    context_length: model.contextLength
+  })
+}
+
+/** /api/show's `parameters`: one `name value` line per value, as Ollama prints them. */
+function parametersText (options: GenerateOptions): string {
+  return Object.entries(options)
+    .flatMap(([key, value]) => (Array.isArray(value) ? value : [value]).map(v => `${key.padEnd(30)} ${typeof v === 'string' ? JSON.stringify(v) : String(v)}`))
+    .join('\n')
+}
+
+/** A Modelfile string value: quoted, or triple-quoted when it spans lines or holds quotes. */
+function quoted (value: string, field: string): string {
+  if (!/["\n\\]/.test(value)) return `"${value}"`
+  if (value.includes('"""') || value.endsWith('"')) throw new UnsupportedParameterError(field, `${field} cannot be written into a Modelfile: it holds """ or ends with "`)
+  return `"""${value}"""`
+}
+
+/** The Modelfile of a create request: its `modelfile`, then the newer fields as the instructions they stand for (later ones win). */
+function modelfileOf (body: Static<typeof CreateBody>): string {
+  refuse(body, { files: {}, adapters: {}, quantize: '', messages: [], license: '' })
+  const lines: string[] = []
+  if (body.modelfile != null && body.modelfile !== '') lines.push(body.modelfile)
+  if (body.from != null && body.from !== '') lines.push(`FROM ${body.from}`)
+  if (body.template != null) lines.push(`TEMPLATE ${quoted(body.template, 'template')}`)
+  if (body.system != null) lines.push(`SYSTEM ${quoted(body.system, 'system')}`)
+  for (const [key, value] of Object.entries(body.parameters ?? {})) {
+    for (const v of Array.isArray(value) ? value : [value]) {
+      lines.push(`PARAMETER ${key} ${typeof v === 'string' ? quoted(v, `parameters.${key}`) : String(v)}`)
+    }
+  }
+  if (lines.length === 0) throw new BadRequestError("neither 'from' nor 'modelfile' was specified")
+  return lines.join('\n')
+}
+
+/** Ollama's clients wait for a last `success` line. */
+async function * untilSuccess (events: AsyncIterable<ProgressEvent>): AsyncGenerator<ProgressEvent> {
+  let last: ProgressEvent | undefined
+  for await (const evt of events) {
+    last = evt
+    yield evt
+  }
+  if (last?.status !== 'success') yield { status: 'success' }
+}
+
+/** Pull, push and create: progress lines by default; with `stream: false`, `{status: 'success'}` once done. */
+async function progress (reply: FastifyReply, events: AsyncIterable<ProgressEvent>, stream: boolean | undefined): Promise<object> {
+  if (stream !== false) return sendNdjson(reply, untilSuccess(events), err => ollamaError(err, reply.request))
+  for await (const _ of events);
+  return { status: 'success' }
+}
+
+/**
+ * A generation as Ollama answers it: NDJSON lines carrying `part(text)`, the
+ * last with the stats; with `stream: false`, one object with all the text.
+ */
+async function answer (reply: FastifyReply, model: string, stream: boolean | undefined, events: AsyncIterable<InferenceEvent>, part: (text: string) => object): Promise<object> {
+  if (stream === false) {
+    const stats = await finished(events)
+    return { model, created_at: now(), ...part(stats.text), ...doneFields(stats) }
+  }
+  const lines = (async function * () {
+    for await (const evt of events) {
+      yield evt.type === 'chunk'
+        ? { model, created_at: now(), ...part(evt.text), done: false }
+        : { model, created_at: now(), ...part(''), ...doneFields(evt.stats) }
+    }
+  })()
+  return sendNdjson(reply, lines, err => ollamaError(err, reply.request))
+}
+
+/** Ollama takes a request with no prompt (or no messages) as one to load the model, or with keep_alive 0 to unload it. */
+async function loadOnly ({ node }: ApiContext, body: { model: string, keep_alive?: number | string }, part: object, signal: AbortSignal): Promise<object> {
+  const keepAlive = keepAliveMs(body.keep_alive)
+  await node.inference.load(body.model, { signal, keepAliveMs: keepAlive })
+  return { model: body.model, created_at: now(), ...part, done: true, done_reason: keepAlive === 0 ? 'unload' : 'load' }
+}
+
+/** The Ollama API, over the node's inference: generation, embeddings and the model library. */
+export const ollamaRoutes: Routes = (app, ctx) => {
+  const { node, shutdown } = ctx
+  familyRoutes(app, ollamaShape, (scope) => {
+    scope.post('/api/generate', { schema: { body: GenerateBody, tags, summary: 'Generate a completion of a prompt; NDJSON unless stream is false' } }, async (request, reply) => {
+      const body = request.body as Static<typeof GenerateBody>
+      refuse(body, { format: '', think: false, images: [], suffix: '', context: [] })
+      const signal = workSignal(reply, shutdown)
+      if (body.prompt == null || body.prompt === '') return loadOnly(ctx, body, { response: '' }, signal)
+      const events = node.inference.generate(defined({
+        model: body.model,
+        input: defined({ prompt: body.prompt, system: body.system, template: body.template, raw: body.raw }),
+        options: generateOptions(body.options),
+        keepAliveMs: keepAliveMs(body.keep_alive)
+      }), { signal })
+      return answer(reply, body.model, body.stream, events, text => ({ response: text }))
+    })
+
+    scope.post('/api/chat', { schema: { body: ChatBody, tags, summary: 'Generate the next message of a conversation; NDJSON unless stream is false' } }, async (request, reply) => {
+      const body = request.body as Static<typeof ChatBody>
+      refuse(body, { format: '', think: false, tools: [] })
+      for (const message of body.messages ?? []) refuse(message, { images: [], tool_calls: [] })
+      const signal = workSignal(reply, shutdown)
+      const assistant = (text: string): object => ({ message: { role: 'assistant', content: text } })
+      if (body.messages == null || body.messages.length === 0) return loadOnly(ctx, body, assistant(''), signal)
+      const events = node.inference.generate(defined({
+        model: body.model,
+        input: { messages: body.messages.map(({ role, content }) => ({ role, content })) },
+        options: generateOptions(body.options),
+        keepAliveMs: keepAliveMs(body.keep_alive)
+      }), { signal })
+      return answer(reply, body.model, body.stream, events, assistant)
+    })
+
+    scope.post('/api/embed', { schema: { body: EmbedBody, tags, summary: 'Embeddings of one text or many' } }, async (request, reply) => {
+      const body = request.body as Static<typeof EmbedBody>
+      refuse(body, { dimensions: null })
+      const result = await node.inference.embed(defined({
+        model: body.model,
+        input: typeof body.input === 'string' ? [body.input] : body.input,
+        truncate: body.truncate,
+        keepAliveMs: keepAliveMs(body.keep_alive)
+      }), { signal: requestSignal(reply) })
+      return {
+        model: body.model,
+        embeddings: result.embeddings,
+        total_duration: result.totalNs,
+        load_duration: result.loadNs,
+        prompt_eval_count: result.promptTokens
+      }
+    })
+
+    scope.post('/api/embeddings', { schema: { body: EmbeddingsBody, tags, summary: 'The embedding of one prompt (the older form of /api/embed)' } }, async (request, reply) => {
+      const body = request.body as Static<typeof EmbeddingsBody>
+      const result = await node.inference.embed(defined({
+        model: body.model,
+        input: [body.prompt],
+        keepAliveMs: keepAliveMs(body.keep_alive)
+      }), { signal: requestSignal(reply) })
+      return { embedding: result.embeddings[0] }
+    })
+
+    scope.get('/api/tags', { schema: { tags, summary: 'Models of the cluster' } }, async (_request, reply) => {
+      const models = await node.inference.models({ signal: requestSignal(reply) })
+      return { models: models.map(tagJson) }
+    })
+
+    scope.post('/api/show', { schema: { body: NamedBody, tags, summary: 'A model\'s Modelfile, parameters, template, details and capabilities' } }, async (request, reply) => {
+      const model = await node.inference.show(nameOf(request.body as Static<typeof NamedBody>), { signal: requestSignal(reply) })
+      return defined({
+        modelfile: model.modelfile,
+        parameters: parametersText(model.options),
+        template: model.template,
+        system: model.system === '' ? undefined : model.system,
+        details: details(model),
+        model_info: {
+          'general.architecture': model.family,
+          'general.parameter_count': model.parameters,
+          [`${model.family}.context_length`]: model.contextLength
+        },
+        capabilities: model.kind === 'causal-lm' ? ['completion'] : ['embedding'],
+        modified_at: model.modifiedAt.toISOString()
+      })
+    })
+
+    scope.get('/api/ps', { schema: { tags, summary: 'Models loaded on this node' } }, async () => {
+      return { models: node.inference.loaded().map(psJson) }
+    })
+
+    scope.post('/api/pull', { schema: { body: TransferBody, tags, summary: 'Fetch a model from the cluster to this node; progress lines unless stream is false' } }, async (request, reply) => {
+      const body = request.body as Static<typeof TransferBody>
+      return progress(reply, node.inference.pull(nameOf(body), { signal: workSignal(reply, shutdown) }), body.stream)
+    })
+
+    scope.post('/api/push', { schema: { body: TransferBody, tags, summary: 'Replicate a model to other nodes of the cluster; progress lines unless stream is false' } }, async (request, reply) => {
+      const body = request.body as Static<typeof TransferBody>
+      return progress(reply, node.inference.push(nameOf(body), { signal: workSignal(reply, shutdown) }), body.stream)
+    })
+
+    scope.post('/api/create', { schema: { body: CreateBody, tags, summary: 'Create a model from a Modelfile, or from `from`, `system`, `template` and `parameters`' } }, async (request, reply) => {
+      const body = request.body as Static<typeof CreateBody>
+      return progress(reply, node.inference.create(nameOf(body), modelfileOf(body), { signal: workSignal(reply, shutdown) }), body.stream)
+    })
+
+    scope.post('/api/copy', { schema: { body: CopyBody, tags, summary: 'Register a model under another name' } }, async (request, reply) => {
+      const body = request.body as Static<typeof CopyBody>
+      await node.inference.copy(body.source, body.destination, { signal: requestSignal(reply) })
+      return reply.send()
+    })
+
+    scope.delete('/api/delete', { schema: { body: NamedBody, tags, summary: 'Remove a model from the registry' } }, async (request, reply) => {
+      await node.inference.delete(nameOf(request.body as Static<typeof NamedBody>), { signal: requestSignal(reply) })
+      return reply.send()
+    })
+  }, { anyContentType: true })
+}

@@ -1,0 +1,228 @@
+import { randomUUID } from 'node:crypto'
+import { Type } from 'typebox'
+import { openaiError, openaiShape } from '../error-shapes.ts'
+import { UnsupportedParameterError } from '../errors.ts'
+import { defined, familyRoutes, finished, requireNeutral, workSignal } from '../inference.ts'
+import { peek, requestSignal, sendSse } from '../stream.ts'
+import type { ApiContext, Routes } from '../server.ts'
+import type { GenerateOptions, GenerateParams, GenerateStats, ModelSummary, PromptInput } from '@node-daemon/inference'
+import type { FastifyReply } from 'fastify'
+import type { Static } from 'typebox'
+
+const tags = ['openai']
+
+const ContentPart = Type.Object({ type: Type.String(), text: Type.Optional(Type.String()) })
+
+const Message = Type.Object({
+  role: Type.String(),
+  // The array first: coercion would turn a one-part array into a string.
+  content: Type.Union([Type.Array(ContentPart), Type.String()], { default: '' }),
+  tool_calls: Type.Optional(Type.Array(Type.Unknown()))
+})
+
+/** The fields both completion routes share, with OpenAI's names. */
+const Sampling = {
+  model: Type.String({ minLength: 1 }),
+  stream: Type.Optional(Type.Boolean()),
+  stream_options: Type.Optional(Type.Object({ include_usage: Type.Optional(Type.Boolean()) })),
+  max_tokens: Type.Optional(Type.Integer({ minimum: 1 })),
+  temperature: Type.Optional(Type.Number()),
+  top_p: Type.Optional(Type.Number()),
+  seed: Type.Optional(Type.Integer()),
+  stop: Type.Optional(Type.Union([Type.Array(Type.String(), { maxItems: 4 }), Type.String()])),
+  // Refused unless they ask for what the node does anyway (NEUTRAL).
+  n: Type.Optional(Type.Integer()),
+  frequency_penalty: Type.Optional(Type.Number()),
+  presence_penalty: Type.Optional(Type.Number()),
+  logprobs: Type.Optional(Type.Unknown()),
+  logit_bias: Type.Optional(Type.Record(Type.String(), Type.Number()))
+}
+
+/**
+ * Fields the node does not implement, at the values that change nothing.
+ * Penalties have no exact counterpart among Ollama's options (repeat_penalty
+ * scales logits, OpenAI's subtract), so they are not mapped.
+ */
+const NEUTRAL = { n: 1, frequency_penalty: 0, presence_penalty: 0, logprobs: false, logit_bias: {} }
+const NEUTRAL_CHAT = { ...NEUTRAL, top_logprobs: 0, response_format: { type: 'text' }, tools: [] }
+const NEUTRAL_COMPLETION = { ...NEUTRAL, echo: false, best_of: 1, suffix: '' }
+
+const ChatBody = Type.Object({
+  ...Sampling,
+  messages: Type.Array(Message, { minItems: 1 }),
+  max_completion_tokens: Type.Optional(Type.Integer({ minimum: 1 })),
+  top_logprobs: Type.Optional(Type.Integer()),
+  response_format: Type.Optional(Type.Object({ type: Type.String() }, { description: 'Only text: JSON modes are not supported' })),
+  tools: Type.Optional(Type.Array(Type.Unknown(), { description: 'Not supported' }))
+})
+
+const CompletionBody = Type.Object({
+  ...Sampling,
+  prompt: Type.Union([Type.Array(Type.String(), { minItems: 1, maxItems: 1 }), Type.String()], { description: 'One prompt; token arrays are not supported' }),
+  echo: Type.Optional(Type.Boolean()),
+  best_of: Type.Optional(Type.Integer()),
+  suffix: Type.Optional(Type.String())
+})
+
+const EmbeddingsBody = Type.Object({
+  model: Type.String({ minLength: 1 }),
+  input: Type.Union([Type.Array(Type.String(), { minItems: 1 }), Type.String()], { description: 'Text or texts; token arrays are not supported' }),
+  encoding_format: Type.Optional(Type.Union([Type.Literal('float'), Type.Literal('base64')])),
+  dimensions: Type.Optional(Type.Integer({ description: 'Not supported: embeddings have the model\'s size' }))
+})
+
+type SamplingBody = Static<typeof ChatBody> | Static<typeof CompletionBody>
+
+/** max_tokens and max_completion_tokens are num_predict; stop may be one string. */
+function generateOptions (body: SamplingBody & { max_completion_tokens?: number }, neutral: Record<string, unknown>): GenerateOptions {
+  requireNeutral(body, neutral)
+  return defined({
+    num_predict: body.max_completion_tokens ?? body.max_tokens,
+    temperature: body.temperature,
+    top_p: body.top_p,
+    seed: body.seed,
+    stop: typeof body.stop === 'string' ? [body.stop] : body.stop
+  })
+}
+
+/** Chat messages as the template takes them: text parts joined, `developer` as the `system` it replaced. */
+function chatInput (messages: Static<typeof ChatBody>['messages']): PromptInput {
+  return {
+    messages: messages.map((m, i) => {
+      if (m.tool_calls != null && m.tool_calls.length > 0) throw new UnsupportedParameterError(`messages.${i}.tool_calls`, 'tool calls are not supported')
+      const content = typeof m.content === 'string'
+        ? m.content
+        : m.content.map((part, j) => {
+          if (part.type !== 'text') throw new UnsupportedParameterError(`messages.${i}.content.${j}`, `content parts of type ${part.type} are not supported: the models read text only`)
+          return part.text ?? ''
+        }).join('')
+      return { role: m.role === 'developer' ? 'system' : m.role, content }
+    })
+  }
+}
+
+function usage (stats: GenerateStats): object {
+  return { prompt_tokens: stats.promptTokens, completion_tokens: stats.evalTokens, total_tokens: stats.promptTokens + stats.evalTokens }
+}
+
+const unixTime = (date: Date): number => Math.floor(date.getTime() / 1000)
+
+function modelJson (model: Pick<ModelSummary, 'name' | 'modifiedAt'>): object {
+  return { id: model.name, object: 'model', created: unixTime(model.modifiedAt), owned_by: 'library' }
+}
+
+/** How a completion route frames its text: chat's message and deltas, or the legacy API's text. */
+interface Framing {
+  id: string
+  object: string
+  chunkObject: string
+  /** The choice of a whole answer. */
+  choice: (text: string, finishReason: string) => object
+  /** A streamed choice: some text, or at the end no text and the finish reason. */
+  delta: (text: string | undefined, finishReason: string | null) => object
+  /** The choice of a chunk sent before any text. */
+  opening?: object
+}
+
+const chatFraming = (): Framing => ({
+  id: `chatcmpl-${randomUUID()}`,
+  object: 'chat.completion',
+  chunkObject: 'chat.completion.chunk',
+  choice: (text, finishReason) => ({ index: 0, message: { role: 'assistant', content: text, refusal: null }, logprobs: null, finish_reason: finishReason }),
+  delta: (text, finishReason) => ({ index: 0, delta: text == null ? {} : { content: text }, logprobs: null, finish_reason: finishReason }),
+  opening: { index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }
+})
+
+const completionFraming = (): Framing => ({
+  id: `cmpl-${randomUUID()}`,
+  object: 'text_completion',
+  chunkObject: 'text_completion',
+  choice: (text, finishReason) => ({ index: 0, text, logprobs: null, finish_reason: finishReason }),
+  delta: (text, finishReason) => ({ index: 0, text: text ?? '', logprobs: null, finish_reason: finishReason })
+})
+
+/**
+ * Runs a completion and answers it as OpenAI does: one object, or SSE chunks
+ * (a first one with the role, the deltas, a last one with the finish reason,
+ * with include_usage one more with the usage) ending with `data: [DONE]`.
+ */
+async function complete ({ node, shutdown }: ApiContext, reply: FastifyReply, body: SamplingBody, params: GenerateParams, framing: Framing): Promise<object> {
+  const signal = workSignal(reply, shutdown)
+  const created = unixTime(new Date())
+  const base = { id: framing.id, object: framing.object, created, model: body.model }
+  if (body.stream !== true) {
+    const stats = await finished(node.inference.generate(params, { signal }))
+    return { ...base, choices: [framing.choice(stats.text, stats.doneReason)], usage: usage(stats) }
+  }
+  // The first event is awaited before the role chunk, so that a missing model is a 404, not a broken stream.
+  const { items } = await peek(node.inference.generate(params, { signal }))
+  const includeUsage = body.stream_options?.include_usage === true
+  const chunk = (choices: object[], stats?: GenerateStats): object => ({
+    ...base,
+    object: framing.chunkObject,
+    choices,
+    ...(includeUsage ? { usage: stats == null ? null : usage(stats) } : {})
+  })
+  const chunks = (async function * () {
+    if (framing.opening != null) yield chunk([framing.opening])
+    for await (const evt of items) {
+      if (evt.type === 'chunk') {
+        yield chunk([framing.delta(evt.text, null)])
+        continue
+      }
+      yield chunk([framing.delta(undefined, evt.stats.doneReason)])
+      if (includeUsage) yield chunk([], evt.stats)
+    }
+  })()
+  return sendSse(reply, chunks, err => openaiError(err, reply.request))
+}
+
+/** The OpenAI API, over the node's inference: chat and text completions, embeddings and the model list. */
+export const openaiRoutes: Routes = (app, ctx) => {
+  const { node } = ctx
+  familyRoutes(app, openaiShape, (scope) => {
+    // OpenAI's SDKs send null for fields left unset; unset is what they mean.
+    scope.addHook('preValidation', async (request) => {
+      const body = request.body as Record<string, unknown> | undefined
+      if (body == null || typeof body !== 'object') return
+      for (const [key, value] of Object.entries(body)) if (value === null) delete body[key]
+    })
+
+    scope.get('/v1/models', { schema: { tags, summary: 'Models of the cluster' } }, async (_request, reply) => {
+      const models = await node.inference.models({ signal: requestSignal(reply) })
+      return { object: 'list', data: models.map(modelJson) }
+    })
+
+    // A wildcard, because model names may hold slashes.
+    scope.get('/v1/models/*', { schema: { tags, summary: 'One model' } }, async (request, reply) => {
+      return modelJson(await node.inference.show((request.params as { '*': string })['*'], { signal: requestSignal(reply) }))
+    })
+
+    scope.post('/v1/chat/completions', { schema: { body: ChatBody, tags, summary: 'Chat completion; SSE chunks when stream is true' } }, async (request, reply) => {
+      const body = request.body as Static<typeof ChatBody>
+      const params = { model: body.model, input: chatInput(body.messages), options: generateOptions(body, NEUTRAL_CHAT) }
+      return complete(ctx, reply, body, params, chatFraming())
+    })
+
+    // The legacy API continues text as it is written, without the chat template.
+    scope.post('/v1/completions', { schema: { body: CompletionBody, tags, summary: 'Text completion; SSE chunks when stream is true' } }, async (request, reply) => {
+      const body = request.body as Static<typeof CompletionBody>
+      const prompt = typeof body.prompt === 'string' ? body.prompt : body.prompt[0]
+      const params = { model: body.model, input: { prompt, raw: true }, options: generateOptions(body, NEUTRAL_COMPLETION) }
+      return complete(ctx, reply, body, params, completionFraming())
+    })
+
+    scope.post('/v1/embeddings', { schema: { body: EmbeddingsBody, tags, summary: 'Embeddings of a text or texts, as floats or base64 little-endian float32' } }, async (request, reply) => {
+      const body = request.body as Static<typeof EmbeddingsBody>
+      if (body.dimensions != null) throw new UnsupportedParameterError('dimensions', 'dimensions is not supported: embeddings have the model\'s size')
+      const result = await node.inference.embed({ model: body.model, input: typeof body.input === 'string' ? [body.input] : body.input }, { signal: requestSignal(reply) })
+      const encode = (embedding: number[]): number[] | string => body.encoding_format === 'base64' ? Buffer.from(new Float32Array(embedding).buffer).toString('base64') : embedding
+      return {
+        object: 'list',
+        data: result.embeddings.map((embedding, index) => ({ object: 'embedding', embedding: encode(embedding), index })),
+        model: body.model,
+        usage: { prompt_tokens: result.promptTokens, total_tokens: result.promptTokens }
+      }
+    })
+  }, { anyContentType: true })
+}

@@ -1,0 +1,307 @@
+import { JobNotFoundError, ModelExistsError, ModelNotFoundError } from '@node-daemon/cluster'
+import { InvalidInferenceRequestError, UnsupportedModelError } from '@node-daemon/runtime'
+import { Registry } from 'prom-client'
+import { createApiServer } from '../../src/server.ts'
+import type { Node } from '@node-daemon/daemon'
+import type { FastifyInstance } from 'fastify'
+import type {
+  EmbedParams, EmbedResult, GenerateParams, ImportFile, ImportParams, Inference, InferenceEvent, LoadedModelView,
+  ModelDetails, ModelSummary, ProgressEvent, TaskEvent, TaskParams, TaskQuery, TaskView
+} from '@node-daemon/inference'
+
+/** Prompts that make the fake generation misbehave on purpose. */
+export const FAIL_MIDWAY = 'fail midway'
+export const WAIT_FOR_ABORT = 'wait for abort'
+
+export interface FakeInference extends Inference {
+  /** Every call with its arguments, for asserting what the API passed down. */
+  calls: Array<{ method: string, args: unknown[] }>
+  /** Resolves with the reason when the next WAIT_FOR_ABORT generation sees its signal abort. */
+  nextAbort(): Promise<unknown>
+  /** The paths and sizes of the files of the last import. */
+  imported: Array<{ path: string, size: number }>
+}
+
+const MODIFIED = new Date('2025-01-01T00:00:00Z')
+
+function summary (name: string, cid: string, kind: ModelSummary['kind']): ModelSummary {
+  return {
+    name,
+    cid,
+    kind,
+    family: kind === 'causal-lm' ? 'gpt2' : 'bert',
+    description: `fake ${kind}`,
+    size: 1234,
+    active: true,
+    version: 1,
+    modifiedAt: MODIFIED,
+    parameters: 2_500_000,
+    contextLength: 128
+  }
+}
+
+/** The reply to a prompt: "Echo:" and its words, one chunk per word. */
+export function replyWords (prompt: string): string[] {
+  return `Echo: ${prompt}`.split(/(?= )/)
+}
+
+async function bytesOf (content: ImportFile['content']): Promise<number> {
+  if (content instanceof Uint8Array) return content.byteLength
+  let size = 0
+  for await (const chunk of content) size += chunk.byteLength
+  return size
+}
+
+/**
+ * A deterministic in-memory Inference: two models (tiny-gpt, an echoing
+ * generator, and tiny-embed), tasks that complete on the next turn of the
+ * event loop, and generations that fail or wait on cue.
+ */
+export function fakeInference (): FakeInference {
+  const models = new Map<string, ModelSummary>([
+    ['tiny-gpt:latest', summary('tiny-gpt:latest', 'bafytinygpt', 'causal-lm')],
+    ['tiny-embed:latest', summary('tiny-embed:latest', 'bafytinyembed', 'encoder')]
+  ])
+  const tasks: TaskView[] = []
+  const listeners = new Set<(event: TaskEvent) => void>()
+  const abortWaiters: Array<(reason: unknown) => void> = []
+  let jobs = 0
+  const calls: FakeInference['calls'] = []
+  const record = (method: string, ...args: unknown[]): void => { calls.push({ method, args }) }
+  const emit = (event: TaskEvent): void => { for (const listener of listeners) listener(event) }
+
+  const resolve = (ref: string): ModelSummary => {
+    const name = ref.includes(':') ? ref : `${ref}:latest`
+    const model = models.get(name) ?? [...models.values()].find(m => m.cid === ref)
+    if (model == null) throw new ModelNotFoundError(`no model ${ref}`)
+    return model
+  }
+
+  const fake: FakeInference = {
+    calls,
+    imported: [],
+    nextAbort: async () => await new Promise(resolve => abortWaiters.push(resolve)),
+
+    async * generate (params: GenerateParams, options = {}): AsyncGenerator<InferenceEvent> {
+      record('generate', params)
+      resolve(params.model)
+      if ((params.options?.temperature ?? 0) < 0) throw new InvalidInferenceRequestError('temperature must not be negative')
+      const input = params.input
+      const prompt = input.prompt ?? input.messages?.at(-1)?.content ?? ''
+      const words = replyWords(prompt)
+      const limit = params.options?.num_predict ?? -1
+      const sent = limit >= 0 ? words.slice(0, limit) : words
+      for (const [i, text] of sent.entries()) {
+        yield { type: 'chunk', text }
+        if (i > 0) continue
+        if (prompt === FAIL_MIDWAY) throw new Error('the worker went away')
+        if (prompt === WAIT_FOR_ABORT) {
+          const signal = options.signal
+          const reason = await new Promise(resolve => {
+            if (signal == null) return
+            if (signal.aborted) resolve(signal.reason)
+            signal.addEventListener('abort', () => { resolve(signal.reason) }, { once: true })
+          })
+          abortWaiters.shift()?.(reason)
+          throw reason
+        }
+      }
+      yield {
+        type: 'done',
+        stats: {
+          doneReason: sent.length < words.length ? 'length' : 'stop',
+          text: sent.join(''),
+          promptTokens: prompt.split(' ').length,
+          evalTokens: sent.length,
+          totalNs: 5_000_000,
+          loadNs: 1_000_000,
+          promptEvalNs: 2_000_000,
+          evalNs: 2_000_000,
+          jobId: ++jobs,
+          worker: 'peer-fake',
+          promptCID: 'bafyprompt',
+          responseCID: 'bafyresponse'
+        }
+      }
+    },
+
+    async embed (params: EmbedParams): Promise<EmbedResult> {
+      record('embed', params)
+      const model = resolve(params.model)
+      if (model.kind !== 'encoder') throw new UnsupportedModelError(`"${params.model}" does not support embeddings`)
+      return {
+        model: model.name,
+        embeddings: params.input.map(text => [text.length, text.split(' ').length, 0.5, -0.25]),
+        promptTokens: params.input.reduce((sum, text) => sum + text.split(' ').length, 0),
+        totalNs: 3_000_000,
+        loadNs: 1_000_000
+      }
+    },
+
+    async models () {
+      record('models')
+      return [...models.values()]
+    },
+
+    async show (name: string): Promise<ModelDetails> {
+      record('show', name)
+      const model = resolve(name)
+      return { ...model, template: '{{ messages }}', system: '', options: { temperature: 0.8, stop: ['</s>'] }, modelfile: `FROM ${model.cid}`, config: { model_type: model.family } }
+    },
+
+    async load (name: string, options?: { keepAliveMs?: number }) {
+      record('load', name, options?.keepAliveMs)
+      resolve(name)
+    },
+
+    loaded (): LoadedModelView[] {
+      const model = resolve('tiny-gpt')
+      return [{ name: model.name, cid: model.cid, size: model.size, kind: model.kind, family: model.family, executionProvider: 'cpu', expiresAt: MODIFIED, contextLength: model.contextLength }]
+    },
+
+    // Ends without a success line: the API adds Ollama's.
+    async * pull (name: string): AsyncGenerator<ProgressEvent> {
+      record('pull', name)
+      const model = resolve(name)
+      yield { status: 'pulling manifest' }
+      yield { status: `pulling ${model.cid}`, digest: model.cid, total: model.size, completed: 617 }
+      yield { status: `pulling ${model.cid}`, digest: model.cid, total: model.size, completed: model.size }
+    },
+
+    async * push (name: string): AsyncGenerator<ProgressEvent> {
+      record('push', name)
+      resolve(name)
+      yield { status: 'replicating' }
+      yield { status: 'success' }
+    },
+
+    async copy (source: string, destination: string) {
+      record('copy', source, destination)
+      const model = resolve(source)
+      if (models.has(destination)) throw new ModelExistsError(`${destination} exists`)
+      models.set(destination, { ...model, name: destination })
+    },
+
+    async delete (name: string) {
+      record('delete', name)
+      models.delete(resolve(name).name)
+    },
+
+    async * create (name: string, modelfile: string): AsyncGenerator<ProgressEvent> {
+      record('create', name, modelfile)
+      const from = /^FROM (\S+)/m.exec(modelfile)?.[1]
+      if (from == null) throw new InvalidInferenceRequestError('the Modelfile has no FROM')
+      const base = resolve(from)
+      yield { status: 'reading model metadata' }
+      models.set(name, { ...base, name })
+      yield { status: 'success' }
+    },
+
+    async import (params: ImportParams): Promise<ModelSummary> {
+      record('import', { name: params.name, description: params.description })
+      fake.imported = []
+      for await (const file of params.files) fake.imported.push({ path: file.path, size: await bytesOf(file.content) })
+      const model = { ...summary(params.name, `bafyimported${fake.imported.length}`, 'causal-lm'), description: params.description ?? '' }
+      models.set(model.name, model)
+      return model
+    },
+
+    async submitTask (params: TaskParams): Promise<TaskView> {
+      record('submitTask', params)
+      const model = resolve(params.model)
+      if (params.prompt.trim() === '') throw new InvalidInferenceRequestError('the prompt is empty')
+      const task: TaskView = {
+        taskId: `task_${tasks.length + 1}`,
+        jobId: ++jobs,
+        status: 'pending',
+        model: model.name,
+        prompt: params.prompt,
+        promptCID: `bafyprompt${tasks.length + 1}`,
+        timing: { submitted: new Date().toISOString() }
+      }
+      tasks.push(task)
+      emit({ type: 'task_submitted', data: { taskId: task.taskId, jobId: task.jobId, prompt: params.prompt, modelId: model.name } })
+      setImmediate(() => {
+        Object.assign(task, { status: 'completed', response: replyWords(params.prompt).join(''), responseCID: 'bafyresponse', worker: 'peer-fake' })
+        task.timing = { ...task.timing, started: task.timing.submitted, completed: new Date().toISOString(), totalTime: 0.01 }
+        emit({ type: 'task_completed', data: { taskId: task.taskId, jobId: task.jobId, response: task.response ?? '', worker: 'peer-fake', timing: { totalTime: 0.01 } } })
+      })
+      return { ...task }
+    },
+
+    async task (taskId: string): Promise<TaskView> {
+      const task = tasks.find(t => t.taskId === taskId)
+      if (task == null) throw new JobNotFoundError(`no task ${taskId}`)
+      return { ...task }
+    },
+
+    async tasks (query: TaskQuery = {}): Promise<TaskView[]> {
+      record('tasks', query)
+      return tasks
+        .filter(t => (query.status == null || t.status === query.status) && (query.since == null || new Date(t.timing.submitted) >= query.since))
+        .reverse()
+        .slice(0, query.limit ?? 10)
+    },
+
+    subscribe (listener: (event: TaskEvent) => void): () => void {
+      listeners.add(listener)
+      return () => { listeners.delete(listener) }
+    }
+  }
+  return fake
+}
+
+/** Files of content by path, under a directory CID, for the routes that read a model's bytes. */
+export type FakeFiles = Record<string, Record<string, Uint8Array>>
+
+/** The part of Content that the AI routes read, over in-memory directories; the rest of the API only needs the names and topics to exist. */
+function fakeContent (files: FakeFiles): object {
+  const split = (path: string): [string, string] => {
+    const [cid, ...rest] = path.split('/')
+    return [cid, rest.join('/')]
+  }
+  return {
+    names: {},
+    topics: {},
+    async ls (path: string) {
+      const [cid, dir] = split(path)
+      const prefix = dir === '' ? '' : `${dir}/`
+      const children = new Map<string, { name: string, cid: string, size: number, type: 'file' | 'directory' }>()
+      for (const [file, bytes] of Object.entries(files[cid] ?? {})) {
+        if (!file.startsWith(prefix)) continue
+        const [name, ...deeper] = file.slice(prefix.length).split('/')
+        children.set(name, deeper.length > 0 ? { name, cid: `${cid}-${name}`, size: 0, type: 'directory' } : { name, cid: `${cid}-${name}`, size: bytes.byteLength, type: 'file' })
+      }
+      return { cid, entries: [...children.values()] }
+    },
+    async * cat (path: string) {
+      const [cid, file] = split(path)
+      const bytes = files[cid]?.[file]
+      if (bytes == null) throw Object.assign(new Error(`no file ${path}`), { name: 'NotFoundError' })
+      yield bytes
+    }
+  }
+}
+
+export interface TestServer {
+  app: FastifyInstance
+  url: string
+  inference: FakeInference
+}
+
+/**
+ * The API server over a stub Node: the fake inference, a metrics registry, a
+ * version, and content for `files`. Listens on 127.0.0.1 on a free port.
+ */
+export async function startServer (files: FakeFiles = {}): Promise<TestServer> {
+  const inference = fakeInference()
+  const node = {
+    inference,
+    metrics: new Registry(),
+    version: () => ({ version: '0.1.0-test', commit: 'test', buildDate: '2025-01-01', node: process.version, system: process.platform, repo: '1' }),
+    content: fakeContent(files)
+  } as unknown as Node
+  const app = await createApiServer(node)
+  const url = await app.listen({ host: '127.0.0.1', port: 0 })
+  return { app, url, inference }
+}

@@ -1,0 +1,183 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import OpenAI from 'openai'
+import { FAIL_MIDWAY, startServer, WAIT_FOR_ABORT } from '../helpers/fake-inference.ts'
+import type { TestServer } from '../helpers/fake-inference.ts'
+import type { GenerateParams } from '@node-daemon/inference'
+
+describe('OpenAI API', () => {
+  let server: TestServer
+  let openai: OpenAI
+
+  const post = async (path: string, body: unknown): Promise<Response> =>
+    await fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body) })
+
+  const lastGenerate = (): GenerateParams => server.inference.calls.filter(c => c.method === 'generate').at(-1)?.args[0] as GenerateParams
+
+  /** The JSON events of an SSE body, and whether it ended with [DONE]. */
+  const events = (text: string): { data: any[], done: boolean } => {
+    const frames = text.split('\n\n').filter(frame => frame !== '')
+    assert.ok(frames.every(frame => frame.startsWith('data: ')), text)
+    const done = frames.at(-1) === 'data: [DONE]'
+    return { data: frames.slice(0, done ? -1 : undefined).map(frame => JSON.parse(frame.slice(6))), done }
+  }
+
+  before(async () => {
+    server = await startServer()
+    openai = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 })
+  })
+  after(async () => { await server.app.close() })
+
+  it('lists models and gets one, with 404 model_not_found for an unknown one', async () => {
+    const page = await openai.models.list()
+    assert.deepEqual(page.data.map(m => m.id), ['tiny-gpt:latest', 'tiny-embed:latest'])
+    assert.deepEqual(page.data[0], { id: 'tiny-gpt:latest', object: 'model', created: 1735689600, owned_by: 'library' })
+    assert.equal((await openai.models.retrieve('tiny-embed')).id, 'tiny-embed:latest')
+    await assert.rejects(openai.models.retrieve('library/nope'), { status: 404, code: 'model_not_found', message: /model `library\/nope` does not exist/ })
+  })
+
+  it('completes a chat with usage, mapping the sampling fields to options', async () => {
+    const res = await openai.chat.completions.create({
+      model: 'tiny-gpt',
+      messages: [{ role: 'developer', content: 'be brief' }, { role: 'user', content: [{ type: 'text', text: 'how are' }, { type: 'text', text: ' you' }] }],
+      max_tokens: 10,
+      temperature: 0.3,
+      top_p: 0.9,
+      seed: 42,
+      stop: 'END',
+      frequency_penalty: 0,
+      presence_penalty: 0,
+      n: 1
+    })
+    assert.equal(res.object, 'chat.completion')
+    assert.match(res.id, /^chatcmpl-/)
+    assert.equal(res.model, 'tiny-gpt')
+    assert.deepEqual(res.choices, [{ index: 0, message: { role: 'assistant', content: 'Echo: how are you', refusal: null }, logprobs: null, finish_reason: 'stop' }])
+    assert.deepEqual(res.usage, { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 })
+    assert.deepEqual(lastGenerate().input, { messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'how are you' }] })
+    assert.deepEqual(lastGenerate().options, { num_predict: 10, temperature: 0.3, top_p: 0.9, seed: 42, stop: ['END'] })
+
+    const cut = await openai.chat.completions.create({ model: 'tiny-gpt', messages: [{ role: 'user', content: 'a b c' }], max_completion_tokens: 2, stop: ['x', 'y'] })
+    assert.equal(cut.choices[0].finish_reason, 'length')
+    assert.deepEqual(lastGenerate().options, { num_predict: 2, stop: ['x', 'y'] })
+
+    const onePart = await openai.chat.completions.create({ model: 'tiny-gpt', messages: [{ role: 'user', content: [{ type: 'text', text: 'one part' }] }] })
+    assert.equal(onePart.choices[0].message.content, 'Echo: one part')
+  })
+
+  it('streams chat chunks: the role first, the deltas, the finish reason, the usage, then [DONE]', async () => {
+    const stream = await openai.chat.completions.create({ model: 'tiny-gpt', messages: [{ role: 'user', content: 'hi there' }], stream: true, stream_options: { include_usage: true } })
+    const chunks: OpenAI.Chat.Completions.ChatCompletionChunk[] = []
+    for await (const chunk of stream) chunks.push(chunk)
+    assert.ok(chunks.every(c => c.object === 'chat.completion.chunk' && c.id === chunks[0].id))
+    assert.deepEqual(chunks[0].choices[0].delta, { role: 'assistant', content: '' })
+    assert.equal(chunks.slice(1, -2).map(c => c.choices[0].delta.content).join(''), 'Echo: hi there')
+    assert.deepEqual(chunks.at(-2)?.choices, [{ index: 0, delta: {}, logprobs: null, finish_reason: 'stop' }])
+    assert.deepEqual(chunks.at(-1)?.choices, [])
+    assert.deepEqual(chunks.at(-1)?.usage, { prompt_tokens: 2, completion_tokens: 3, total_tokens: 5 })
+    assert.ok(chunks.slice(0, -1).every(c => c.usage === null))
+
+    const res = await post('/v1/chat/completions', { model: 'tiny-gpt', messages: [{ role: 'user', content: 'hi' }], stream: true })
+    assert.equal(res.headers.get('content-type'), 'text/event-stream; charset=utf-8')
+    const { data, done } = events(await res.text())
+    assert.ok(done)
+    assert.ok(data.every(chunk => !('usage' in chunk)))
+    assert.equal(data.at(-1).choices[0].finish_reason, 'stop')
+  })
+
+  it('completes text raw, streaming and not', async () => {
+    const res = await openai.completions.create({ model: 'tiny-gpt', prompt: 'once upon', max_tokens: 5 })
+    assert.equal(res.object, 'text_completion')
+    assert.match(res.id, /^cmpl-/)
+    assert.deepEqual(res.choices, [{ index: 0, text: 'Echo: once upon', logprobs: null, finish_reason: 'stop' }])
+    assert.deepEqual(res.usage, { prompt_tokens: 2, completion_tokens: 3, total_tokens: 5 })
+    assert.deepEqual(lastGenerate().input, { prompt: 'once upon', raw: true })
+
+    const chunks = []
+    for await (const chunk of await openai.completions.create({ model: 'tiny-gpt', prompt: ['a b'], stream: true, stream_options: { include_usage: true } })) chunks.push(chunk)
+    assert.equal(chunks.slice(0, -2).map(c => c.choices[0].text).join(''), 'Echo: a b')
+    assert.equal(chunks.at(-2)?.choices[0].finish_reason, 'stop')
+    assert.equal(chunks.at(-1)?.usage?.total_tokens, 5)
+  })
+
+  it('embeds, as floats or as base64 float32', async () => {
+    const floats = await openai.embeddings.create({ model: 'tiny-embed', input: ['the sky', 'is blue'], encoding_format: 'float' })
+    assert.deepEqual(floats.data, [{ object: 'embedding', embedding: [7, 2, 0.5, -0.25], index: 0 }, { object: 'embedding', embedding: [7, 2, 0.5, -0.25], index: 1 }])
+    assert.deepEqual(floats.usage, { prompt_tokens: 4, total_tokens: 4 })
+    assert.equal(floats.model, 'tiny-embed')
+    // The SDK asks for base64 when not told, and decodes it.
+    const decoded = await openai.embeddings.create({ model: 'tiny-embed', input: 'the sky' })
+    assert.deepEqual(decoded.data[0].embedding, [7, 2, 0.5, -0.25])
+    const raw = await (await post('/v1/embeddings', { model: 'tiny-embed', input: 'ab', encoding_format: 'base64' })).json()
+    assert.equal(raw.data[0].embedding, Buffer.from(new Float32Array([2, 1, 0.5, -0.25]).buffer).toString('base64'))
+  })
+
+  it("answers bad requests with 400 in OpenAI's shape, naming the field", async () => {
+    const chat = { model: 'tiny-gpt', messages: [{ role: 'user', content: 'hi' }] }
+    const cases: Array<[object, string | null, string | null]> = [
+      [{ ...chat, n: 2 }, 'n', 'unsupported_parameter'],
+      [{ ...chat, frequency_penalty: 0.5 }, 'frequency_penalty', 'unsupported_parameter'],
+      [{ ...chat, response_format: { type: 'json_object' } }, 'response_format', 'unsupported_parameter'],
+      [{ ...chat, tools: [{ type: 'function', function: { name: 'f' } }] }, 'tools', 'unsupported_parameter'],
+      [{ ...chat, messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'x' } }] }] }, 'messages.0.content.0', 'unsupported_parameter'],
+      [{ ...chat, temperature: 'hot' }, 'temperature', null],
+      [{ ...chat, stop: ['a', 'b', 'c', 'd', 'e'] }, 'stop', null],
+      [{ messages: chat.messages }, 'model', null],
+      [{ ...chat, temperature: -1 }, null, null]
+    ]
+    for (const [body, param, code] of cases) {
+      const res = await post('/v1/chat/completions', body)
+      assert.equal(res.status, 400, JSON.stringify(body))
+      const { error } = await res.json()
+      assert.equal(error.type, 'invalid_request_error')
+      assert.equal(error.param, param, JSON.stringify(body))
+      assert.equal(error.code, code)
+      assert.equal(typeof error.message, 'string')
+    }
+    await assert.rejects(openai.chat.completions.create({ ...chat, model: 'tiny-gpt', n: 3 } as any), { status: 400, param: 'n' })
+
+    const malformed = await post('/v1/completions', '{"model"')
+    assert.equal(malformed.status, 400)
+    assert.equal((await malformed.json()).error.type, 'invalid_request_error')
+    assert.equal((await post('/v1/embeddings', { model: 'tiny-embed', input: 'x', dimensions: 2 })).status, 400)
+    assert.equal((await post('/v1/embeddings', { model: 'tiny-embed', input: [[1, 2]] })).status, 400)
+  })
+
+  it('takes null as unset, as the SDKs send it', async () => {
+    const res = await post('/v1/chat/completions', { model: 'tiny-gpt', messages: [{ role: 'user', content: 'hi' }], max_tokens: null, temperature: null, stop: null, n: null, stream: null })
+    assert.equal(res.status, 200)
+    assert.deepEqual(lastGenerate().options, {})
+  })
+
+  it('answers an unknown model with 404 model_not_found, streaming or not', async () => {
+    for (const stream of [false, true]) {
+      await assert.rejects(openai.chat.completions.create({ model: 'nope', messages: [{ role: 'user', content: 'hi' }], stream }), (err: any) => {
+        assert.equal(err.status, 404)
+        assert.equal(err.code, 'model_not_found')
+        assert.equal(err.type, 'invalid_request_error')
+        return true
+      })
+    }
+  })
+
+  it('ends a stream that fails midway with an error event, without [DONE]', async () => {
+    const res = await post('/v1/chat/completions', { model: 'tiny-gpt', messages: [{ role: 'user', content: FAIL_MIDWAY }], stream: true })
+    assert.equal(res.status, 200)
+    const { data, done } = events(await res.text())
+    assert.ok(!done)
+    assert.deepEqual(data.at(-1), { error: { message: 'internal error: the worker went away', type: 'server_error', param: null, code: null } })
+    await assert.rejects(async () => {
+      for await (const _ of await openai.chat.completions.create({ model: 'tiny-gpt', messages: [{ role: 'user', content: FAIL_MIDWAY }], stream: true }));
+    }, { message: /the worker went away/ })
+  })
+
+  it('aborts the generation when the client goes away', async () => {
+    const aborted = server.inference.nextAbort()
+    const stream = await openai.completions.create({ model: 'tiny-gpt', prompt: WAIT_FOR_ABORT, stream: true })
+    for await (const chunk of stream) {
+      assert.equal(chunk.choices[0].text, 'Echo:')
+      stream.controller.abort()
+    }
+    assert.match(String(await aborted), /client disconnected/)
+  })
+})
