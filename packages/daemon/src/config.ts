@@ -9,7 +9,19 @@ export interface Config {
   api: { host: string, port: number }
   swarm: { host: string, port: number, bootstrap: string[], mdns: boolean }
   cluster: ClusterConfig
+  inference: InferenceConfig
   log: { level: string }
+}
+
+export interface InferenceConfig {
+  /** How long an idle model stays loaded, as Ollama's keep_alive. */
+  keepAliveMs: number
+  /** `auto` takes CUDA when onnxruntime has it and the node has a GPU, else the CPU. */
+  executionProvider: 'auto' | 'cpu' | 'cuda'
+  /** onnxruntime's threads per session; unset, all cores. */
+  threads?: number
+  /** Register the embedded default models on start when the cluster lacks them. */
+  defaultModels: boolean
 }
 
 export interface ClusterConfig {
@@ -37,6 +49,7 @@ export interface ConfigLayer {
   api?: { host?: string, port?: number }
   swarm?: { host?: string, port?: number, bootstrap?: string[], mdns?: boolean }
   cluster?: Partial<ClusterConfig>
+  inference?: Partial<InferenceConfig>
   log?: { level?: string }
 }
 
@@ -56,6 +69,7 @@ export function defaults (env: NodeJS.ProcessEnv = process.env): Config {
     api: { host: '127.0.0.1', port: 8000 },
     swarm: { host: '0.0.0.0', port: 4001, bootstrap: [], mdns: false },
     cluster: { voters: 3, heartbeatMs: 1000, nodeTimeoutMs: 10_000, voterTimeoutMs: 30_000, tickMs: 100, snapshotEvery: 10_000 },
+    inference: { keepAliveMs: 5 * 60_000, executionProvider: 'auto', defaultModels: true },
     log: { level: 'info' }
   }
 }
@@ -124,6 +138,14 @@ function section (value: unknown, name: string, keys: string[], source: string):
   return value as Record<string, unknown>
 }
 
+const PROVIDERS = ['auto', 'cpu', 'cuda'] as const
+
+function provider (value: unknown, source: string): InferenceConfig['executionProvider'] | undefined {
+  const p = text(value, source)
+  if (p != null && !(PROVIDERS as readonly string[]).includes(p)) throw new ConfigError(`${source}: execution provider must be one of ${PROVIDERS.join(', ')}`)
+  return p as InferenceConfig['executionProvider'] | undefined
+}
+
 function level (value: unknown, source: string): string | undefined {
   const l = text(value, source)
   if (l != null && !LOG_LEVELS.includes(l)) throw new ConfigError(`${source}: log level must be one of ${LOG_LEVELS.join(', ')}`)
@@ -135,10 +157,11 @@ export function layerFromObject (doc: unknown, source: string): ConfigLayer {
   if (doc == null) return {}
   if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError(`${source}: expected a mapping at the top level`)
   const d = doc as Record<string, any>
-  const known = new Set(['repo', 'api', 'swarm', 'cluster', 'log'])
+  const known = new Set(['repo', 'api', 'swarm', 'cluster', 'inference', 'log'])
   for (const key of Object.keys(d)) if (!known.has(key)) throw new ConfigError(`${source}: unknown setting ${JSON.stringify(key)}`)
   const swarm = d.swarm ?? {}
   const cluster = section(d.cluster, 'cluster', ['secret', 'voters', 'heartbeat_ms', 'node_timeout_ms', 'voter_timeout_ms', 'tick_ms', 'snapshot_every'], source)
+  const inference = section(d.inference, 'inference', ['keep_alive_ms', 'execution_provider', 'threads', 'default_models'], source)
   return {
     repo: text(d.repo, `${source} repo`),
     api: { host: text(d.api?.host, `${source} api.host`), port: port(d.api?.port, `${source} api.port`) },
@@ -156,6 +179,12 @@ export function layerFromObject (doc: unknown, source: string): ConfigLayer {
       voterTimeoutMs: positive(cluster.voter_timeout_ms, `${source} cluster.voter_timeout_ms`),
       tickMs: positive(cluster.tick_ms, `${source} cluster.tick_ms`),
       snapshotEvery: positive(cluster.snapshot_every, `${source} cluster.snapshot_every`)
+    },
+    inference: {
+      keepAliveMs: positive(inference.keep_alive_ms, `${source} inference.keep_alive_ms`),
+      executionProvider: provider(inference.execution_provider, `${source} inference.execution_provider`),
+      threads: positive(inference.threads, `${source} inference.threads`),
+      defaultModels: bool(inference.default_models, `${source} inference.default_models`)
     },
     log: { level: level(d.log?.level, `${source} log.level`) }
   }
@@ -190,6 +219,10 @@ export function layerFromEnv (env: NodeJS.ProcessEnv): ConfigLayer {
       secret: parseSecret(env.NODE_DAEMON_CLUSTER_SECRET, 'NODE_DAEMON_CLUSTER_SECRET'),
       voters: voters(env.NODE_DAEMON_CLUSTER_VOTERS, 'NODE_DAEMON_CLUSTER_VOTERS')
     },
+    inference: {
+      executionProvider: provider(env.NODE_DAEMON_EXECUTION_PROVIDER, 'NODE_DAEMON_EXECUTION_PROVIDER'),
+      defaultModels: bool(env.NODE_DAEMON_DEFAULT_MODELS, 'NODE_DAEMON_DEFAULT_MODELS')
+    },
     log: { level: level(env.NODE_DAEMON_LOG_LEVEL, 'NODE_DAEMON_LOG_LEVEL') }
   }
 }
@@ -213,6 +246,10 @@ export function merge (base: Config, ...layers: ConfigLayer[]): Config {
     out.cluster.voterTimeoutMs = layer.cluster?.voterTimeoutMs ?? out.cluster.voterTimeoutMs
     out.cluster.tickMs = layer.cluster?.tickMs ?? out.cluster.tickMs
     out.cluster.snapshotEvery = layer.cluster?.snapshotEvery ?? out.cluster.snapshotEvery
+    out.inference.keepAliveMs = layer.inference?.keepAliveMs ?? out.inference.keepAliveMs
+    out.inference.executionProvider = layer.inference?.executionProvider ?? out.inference.executionProvider
+    if (layer.inference?.threads != null) out.inference.threads = layer.inference.threads
+    out.inference.defaultModels = layer.inference?.defaultModels ?? out.inference.defaultModels
     out.log.level = layer.log?.level ?? out.log.level
   }
   return out

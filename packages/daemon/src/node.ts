@@ -3,8 +3,11 @@ import { prefixLogger } from '@libp2p/logger'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { createCluster } from '@node-daemon/cluster'
 import { Content } from '@node-daemon/content'
+import { createInference } from '@node-daemon/inference'
+import { Runtime } from '@node-daemon/runtime'
 import { connect, describePeer, listPeers, pingPeers, swarmOptions } from '@node-daemon/swarm'
 import { Gauge, Registry } from 'prom-client'
+import { registerDefaultModels } from './default-models.ts'
 import { openRepo, repoBlockBytes, REPO_VERSION } from './repo.ts'
 import { versionInfo } from './version.ts'
 import type { Config } from './config.ts'
@@ -14,6 +17,7 @@ import type { VersionInfo } from './version.ts'
 import type { AbortOptions } from '@libp2p/interface'
 import type { PeerConnection, PeerIdentity, Swarm } from '@node-daemon/swarm'
 import type { Cluster } from '@node-daemon/cluster'
+import type { Inference } from '@node-daemon/inference'
 
 /** What the HTTP API sees of a node: one object per concern, plus the node's own facts. */
 export interface Node {
@@ -22,6 +26,8 @@ export interface Node {
   /** Membership, the Raft-replicated state (pinset, models, jobs, history) and replication of content. */
   readonly cluster: Cluster
   readonly swarm: Swarm
+  /** Models, generation and embeddings across the cluster, and document 001's tasks. */
+  readonly inference: Inference
   readonly peerId: string
   readonly startedAt: Date
   /** Prometheus registry of this node: libp2p, repo and API metrics. */
@@ -90,20 +96,35 @@ export async function createNode (config: Config, components: NodeComponents): P
     nodeTimeoutMs: config.cluster.nodeTimeoutMs,
     voterTimeoutMs: config.cluster.voterTimeoutMs,
     snapshotEvery: config.cluster.snapshotEvery,
+    executionProvider: config.inference.executionProvider,
     apiUrl: () => apiAddress
   })
+  const runtime = new Runtime({
+    executionProvider: async () => (await cluster.resources()).executionProvider === 'cuda' ? 'cuda' : 'cpu'
+  }, { keepAliveMs: config.inference.keepAliveMs, threads: config.inference.threads })
+  const peerId = peerIdFromPrivateKey(repo.privateKey).toString()
+  const inference = createInference({
+    get libp2p () { return content.swarm },
+    content,
+    cluster,
+    runtime,
+    peerId,
+    log: prefixLogger(peerId).forComponent('node-daemon:inference')
+  }, { modelsDir: join(config.repo, 'models') })
   let apiAddress: string | undefined
   const log = components.logger
   let startedAt = new Date()
   let started = false
+  let background = new AbortController()
 
   const node: DaemonNode = {
     config,
     content,
     cluster,
+    inference,
     metrics,
     get swarm () { return content.swarm },
-    peerId: peerIdFromPrivateKey(repo.privateKey).toString(),
+    peerId,
     get startedAt () { return startedAt },
     version: () => versionInfo(REPO_VERSION),
     identity: async (peerId, options) => describePeer(content.swarm, `node-daemon/${node.version().version}`, peerId, options),
@@ -124,7 +145,11 @@ export async function createNode (config: Config, components: NodeComponents): P
       }
       try {
         await cluster.start()
+        await runtime.start()
+        await inference.start()
       } catch (err) {
+        await inference.stop().catch(() => {})
+        await runtime.stop().catch(() => {})
         await cluster.stop().catch(() => {})
         await content.stop().catch(() => {})
         await repo.close().catch(() => {})
@@ -132,6 +157,12 @@ export async function createNode (config: Config, components: NodeComponents): P
       }
       started = true
       startedAt = new Date()
+      background = new AbortController()
+      if (config.inference.defaultModels) {
+        registerDefaultModels(cluster, inference, log, background.signal).catch(err => {
+          if (!background.signal.aborted) log.warn({ err }, 'registering the default models failed')
+        })
+      }
       log.info({ peerId: node.peerId }, 'node started')
     },
     async stop () {
@@ -140,6 +171,9 @@ export async function createNode (config: Config, components: NodeComponents): P
         return
       }
       started = false
+      background.abort(new Error('the node is stopping'))
+      await inference.stop()
+      await runtime.stop()
       await cluster.stop()
       await content.stop()
       await repo.close()
