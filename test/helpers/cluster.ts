@@ -35,19 +35,26 @@ export interface Member {
   alive: boolean
 }
 
+export interface ClusterOptions {
+  /** Register the embedded default models, as a real start does; off unless a test needs them, to spare the CPU. */
+  defaultModels?: boolean
+}
+
 export class ProcessCluster {
   readonly members: Member[] = []
   private readonly timing: ClusterTiming
+  private readonly options: ClusterOptions
 
-  constructor (timing: ClusterTiming = FAST) {
+  constructor (timing: ClusterTiming = FAST, options: ClusterOptions = {}) {
     this.timing = timing
+    this.options = options
   }
 
   /** Starts a daemon: the first founds the cluster, later ones join through `bootstrap` (default the first). */
   async add (bootstrap?: Member): Promise<Member> {
     const repo = await mkdtemp(join(tmpdir(), 'node-daemon-cluster-'))
     const t = this.timing
-    await writeFile(join(repo, 'config.yaml'), `cluster:\n${Object.entries(t).map(([k, v]) => `  ${k}: ${v}`).join('\n')}\n`)
+    await writeFile(join(repo, 'config.yaml'), `cluster:\n${Object.entries(t).map(([k, v]) => `  ${k}: ${v}`).join('\n')}\ninference:\n  default_models: ${this.options.defaultModels === true}\n`)
     const via = bootstrap ?? this.members[0]
     const proc = await spawnDaemon(repo, via == null ? [] : ['--bootstrap', via.swarmAddr])
     const member = memberOf(repo, proc)

@@ -21,7 +21,8 @@ export interface TestDaemon extends RunningDaemon {
  */
 export async function startTestDaemon (layer: ConfigLayer & { repo?: string } = {}): Promise<TestDaemon> {
   const repo = layer.repo ?? await mkdtemp(join(tmpdir(), 'node-daemon-test-'))
-  const config = merge(defaults(), { api: { host: '127.0.0.1', port: 0 }, swarm: { host: '127.0.0.1', port: 0 }, cluster: { secret: TEST_SECRET }, log: { level: 'silent' } }, layer, { repo })
+  // Default models only where a test asks for them: registering them costs every other test CPU.
+  const config = merge(defaults(), { api: { host: '127.0.0.1', port: 0 }, swarm: { host: '127.0.0.1', port: 0 }, cluster: { secret: TEST_SECRET }, inference: { defaultModels: false }, log: { level: 'silent' } }, layer, { repo })
   const daemon = await startDaemon(config, createLogger(config.log.level))
   const swarmAddr = daemon.node.swarm.getMultiaddrs().map(ma => ma.toString()).find(a => a.includes('/127.0.0.1/'))
   if (swarmAddr == null) throw new Error('the test daemon has no loopback address')

@@ -135,10 +135,11 @@ export class InferenceService implements Inference {
         if (worker == null) break
         const job: Job = { kind: 'generate', jobId: 0, modelCid: p.model.cid, modelName: p.model.name, body: { input: p.input, options: p.options, keepAliveMs: p.keepAliveMs } }
         let skip = streamed.length
+        const watch = this.#watch(worker, signal)
         try {
           const events = worker === this.#c.peerId
             ? this.#execute(job, p.job, signal)
-            : this.#protocol.call(worker, { ...job, jobId: (await p.job).jobId }, ERROR_CLASSES, signal)
+            : this.#protocol.call(worker, { ...job, jobId: (await p.job).jobId }, ERROR_CLASSES, watch.signal)
           for await (const event of events) {
             if (event.type === 'chunk') {
               // A replacement worker replays the same tokens: pass on only what is new.
@@ -159,6 +160,8 @@ export class InferenceService implements Inference {
           this.#c.log('worker %s failed job, trying another - %e', worker, err)
           failed.add(worker)
           lastError = err
+        } finally {
+          watch.stop()
         }
       }
       throw new errors.NoWorkerError(`no node could run ${p.model.name}${lastError != null ? `: ${lastError.message}` : ''}`)
@@ -166,6 +169,23 @@ export class InferenceService implements Inference {
       const reason = signal?.aborted === true ? 'cancelled by the client' : (err.message ?? String(err))
       p.job.then(async job => this.#c.cluster.failJob(job.jobId, reason)).catch(() => {})
       throw err
+    }
+  }
+
+  /**
+   * A signal that also aborts when the cluster marks `worker` offline: a
+   * machine that dies without closing its connections would otherwise hold
+   * the job until the transport times out.
+   */
+  #watch (worker: string, signal?: AbortSignal): { signal: AbortSignal, stop: () => void } {
+    const lost = new AbortController()
+    const listener = (e: CustomEvent<{ id: string, online: boolean }>): void => {
+      if (e.detail.id === worker && !e.detail.online) lost.abort(new errors.NoWorkerError(`worker ${worker} went offline`))
+    }
+    this.#c.cluster.addEventListener('NodeStatus', listener)
+    return {
+      signal: signal == null ? lost.signal : AbortSignal.any([signal, lost.signal]),
+      stop: () => { this.#c.cluster.removeEventListener('NodeStatus', listener) }
     }
   }
 

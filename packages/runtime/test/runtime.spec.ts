@@ -144,7 +144,7 @@ describe('Runtime', () => {
   })
 
   it('refuses a prompt longer than the context, and embeddings from a decoder', async () => {
-    await assert.rejects(runtime.generate(decoder(), { prompt: 'word '.repeat(400), raw: true }, { sampling: GREEDY, maxTokens: 2, stop: [] }), { name: 'ContextLengthError' })
+    await assert.rejects(runtime.generate(decoder(), { prompt: 'word '.repeat(700), raw: true }, { sampling: GREEDY, maxTokens: 2, stop: [] }), { name: 'ContextLengthError' })
     await assert.rejects(runtime.embed(decoder(), ['x']), { name: 'UnsupportedModelError' })
   })
 

@@ -10,7 +10,7 @@ import { readCorpus, trainBpe, writeDecoderDirectory, writeEncoderDirectory } fr
 import { initEncoderWeights, initGptWeights } from '@node-daemon/onnx'
 import type { EncoderConfig, GptConfig } from '@node-daemon/onnx'
 
-export const GPT: GptConfig = { vocabSize: 384, hiddenSize: 32, layers: 2, heads: 4, maxPositions: 128, layerNormEps: 1e-5 }
+export const GPT: GptConfig = { vocabSize: 384, hiddenSize: 32, layers: 2, heads: 4, maxPositions: 512, layerNormEps: 1e-5 }
 export const ENCODER: EncoderConfig = { vocabSize: 384, hiddenSize: 32, layers: 2, heads: 4, maxPositions: 64, typeVocabSize: 2, layerNormEps: 1e-12 }
 
 export interface TinyModels {

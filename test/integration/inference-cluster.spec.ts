@@ -1,0 +1,98 @@
+/**
+ * Inference across three daemons, each its own process: a request made at a
+ * node that lacks the model runs on the node that holds it, with the same
+ * greedy output; and when that node is killed mid-stream, the job runs again
+ * on another node, which pulls the model by CID, and the client's stream
+ * goes on to the same text.
+ */
+import assert from 'node:assert/strict'
+import { readdir, readFile, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { Ollama } from 'ollama'
+import { tinyModels } from '../../packages/runtime/test/helpers/tiny-models.ts'
+import { FAST, ProcessCluster, agreedLeader, call, pinnedOn, waitFor } from '../helpers/cluster.ts'
+import type { TinyModels } from '../../packages/runtime/test/helpers/tiny-models.ts'
+import type { Member } from '../helpers/cluster.ts'
+
+const MODEL = 'tiny-test'
+const LONG = { temperature: 0, repeat_penalty: 1, num_predict: 400 }
+const PROMPT = 'The Musgroves came back'
+
+async function upload (m: Member, name: string, dir: string): Promise<string> {
+  const form = new FormData()
+  form.append('modelId', name)
+  for (const file of await readdir(dir)) form.append('file', new Blob([await readFile(join(dir, file))]), file)
+  const { status, body } = await call(m, '/api/models/upload', { method: 'POST', body: form })
+  assert.equal(status, 201, JSON.stringify(body))
+  return body.model.cid
+}
+
+/** The worker of the newest job that `m` knows of. */
+async function lastWorker (m: Member): Promise<string> {
+  const { body } = await call(m, '/api/tasks?limit=1')
+  return body.tasks[0].worker
+}
+
+describe('inference across a three-node cluster', () => {
+  const cluster = new ProcessCluster(FAST)
+  let models: TinyModels
+  let cid: string
+  let holder: Member
+  let other: Member
+  let reference: { response?: string, done_reason: string }
+
+  before(async () => {
+    models = await tinyModels()
+    const first = await cluster.add()
+    await cluster.add()
+    await cluster.add()
+    await agreedLeader(cluster.members)
+    cid = await upload(first, MODEL, models.decoder)
+    await pinnedOn(first, cid, 3)
+    // One replica only, so that two nodes lack the model.
+    const pinned = await call(first, '/api/v0/cluster/pin/add', { json: { cid, replication_factor: 1 } })
+    assert.equal(pinned.status, 200, JSON.stringify(pinned.body))
+    const [holderId] = await pinnedOn(first, cid, 1)
+    holder = cluster.members.find(m => m.peerId === holderId) as Member
+    // Not the importer either, which keeps the bytes it added.
+    other = cluster.members.find(m => m !== holder && m !== first) as Member
+    reference = await new Ollama({ host: holder.api }).generate({ model: MODEL, prompt: PROMPT, raw: true, stream: false, options: LONG })
+    assert.equal(reference.done_reason, 'length', 'the reference runs to num_predict, so a kill lands mid-stream')
+  })
+  after(async () => {
+    await cluster.stop()
+    await rm(models.root, { recursive: true, force: true })
+  })
+
+  it('runs a request made at a node without the model on the node that holds it, with the same greedy output', async () => {
+    const res = await new Ollama({ host: other.api }).generate({ model: MODEL, prompt: PROMPT, raw: true, stream: false, options: LONG })
+    assert.equal(res.response, reference.response)
+    assert.equal(await lastWorker(other), holder.peerId)
+    const local = await readdir(join(other.repo, 'models')).catch((): string[] => [])
+    assert.ok(!local.includes(cid), 'the node without the model did not fetch it')
+  })
+
+  it('runs the job again elsewhere when its worker dies mid-stream, and the stream goes on unbroken', async () => {
+    let text = ''
+    let done: any
+    let killed = false
+    for await (const part of await new Ollama({ host: other.api }).generate({ model: MODEL, prompt: PROMPT, raw: true, stream: true, options: LONG })) {
+      if (!killed && (part.response ?? '') !== '') {
+        killed = true
+        await cluster.kill(holder)
+      }
+      if (part.done) done = part
+      else text += part.response ?? ''
+    }
+    assert.ok(killed)
+    assert.equal(done?.done_reason, 'length')
+    assert.equal(text, reference.response, 'the replacement replays the same tokens, and only the new ones reach the client')
+    const worker = await waitFor('the job completed by the replacement', async () => {
+      const w = await lastWorker(other)
+      return w !== holder.peerId ? w : undefined
+    })
+    assert.equal(worker, other.peerId, 'the requesting node pulled the model and ran it')
+    assert.ok((await readdir(join(other.repo, 'models'))).includes(cid))
+  })
+})

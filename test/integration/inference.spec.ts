@@ -1,0 +1,185 @@
+/**
+ * One daemon on its embedded defaults, driven by the real `ollama` and
+ * `openai` clients and by document 001's and 000's routes: the default models
+ * answer, greedy output is the same every time and equal to a bare
+ * onnxruntime loop over the same files, and bad requests get each family's
+ * errors.
+ */
+import assert from 'node:assert/strict'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { Tokenizer } from '@huggingface/tokenizers'
+import { DEFAULT_MODELS, assetDir } from '@node-daemon/models'
+import { Ollama } from 'ollama'
+import OpenAI from 'openai'
+import * as ort from 'onnxruntime-node'
+import { waitFor } from '../helpers/cluster.ts'
+import { startTestDaemon } from '../helpers/daemon.ts'
+import type { TestDaemon } from '../helpers/daemon.ts'
+
+const GREEDY = { temperature: 0, repeat_penalty: 1, num_predict: 24 }
+const GPT = `${DEFAULT_MODELS.generate}:latest`
+
+/** The plain way: the whole sequence through model.onnx at every step, the argmax appended. */
+async function bareGreedy (dir: string, prompt: string, steps: number): Promise<string> {
+  const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8'))
+  const tokenizer = new Tokenizer(JSON.parse(await readFile(join(dir, 'tokenizer.json'), 'utf8')), JSON.parse(await readFile(join(dir, 'tokenizer_config.json'), 'utf8')))
+  const stops = new Set<number>(config.eos_token_id)
+  const session = await ort.InferenceSession.create(join(dir, 'model.onnx'))
+  const prompted: number[] = tokenizer.encode(prompt, { add_special_tokens: false }).ids
+  const ids = [...prompted]
+  try {
+    for (let s = 0; s < steps; s++) {
+      const n = ids.length
+      const feeds: Record<string, ort.Tensor> = {
+        input_ids: new ort.Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [1, n]),
+        attention_mask: new ort.Tensor('int64', new BigInt64Array(n).fill(1n), [1, n]),
+        position_ids: new ort.Tensor('int64', BigInt64Array.from(ids.map((_, i) => BigInt(i))), [1, n])
+      }
+      for (let l = 0; l < config.n_layer; l++) {
+        for (const kv of ['key', 'value']) feeds[`past_key_values.${l}.${kv}`] = new ort.Tensor('float32', new Float32Array(0), [1, config.n_head, 0, config.n_embd / config.n_head])
+      }
+      const out = await session.run(feeds)
+      const vocab = out.logits.dims[2]
+      const row = (out.logits.data as Float32Array).subarray((n - 1) * vocab, n * vocab)
+      let best = 0
+      for (let i = 1; i < vocab; i++) if (row[i] > row[best]) best = i
+      if (stops.has(best)) break
+      ids.push(best)
+    }
+  } finally {
+    await session.release()
+  }
+  return tokenizer.decode(ids.slice(prompted.length), { skip_special_tokens: true })
+}
+
+describe('inference on one daemon, with the real clients', () => {
+  let daemon: TestDaemon
+  let ollama: Ollama
+  let openai: OpenAI
+
+  before(async () => {
+    daemon = await startTestDaemon({ inference: { defaultModels: true } })
+    ollama = new Ollama({ host: daemon.url })
+    openai = new OpenAI({ baseURL: `${daemon.url}/v1`, apiKey: 'unused', maxRetries: 0 })
+    await waitFor('the default models', async () => {
+      const names = (await ollama.list()).models.map(m => m.name)
+      return names.includes(GPT) && names.includes(`${DEFAULT_MODELS.embed}:latest`)
+    }, 120_000)
+  })
+  after(async () => { await daemon?.cleanup() })
+
+  it('lists the default models with their details', async () => {
+    const { models } = await ollama.list()
+    const gpt = models.find(m => m.name === GPT)
+    assert.ok(gpt != null)
+    assert.equal(gpt.details.family, 'gpt2')
+    assert.match(gpt.digest, /^Qm/)
+    const shown = await ollama.show({ model: DEFAULT_MODELS.generate })
+    assert.match(shown.modelfile, /^FROM /)
+    const listed = await openai.models.list()
+    assert.ok(listed.data.some(m => m.id === GPT))
+  })
+
+  it('writes the same greedy text every time, equal to a bare onnxruntime loop on the model files', async () => {
+    const prompt = 'It was a fine morning, and Elizabeth'
+    const first = await ollama.generate({ model: DEFAULT_MODELS.generate, prompt, raw: true, stream: false, options: GREEDY })
+    const second = await ollama.generate({ model: DEFAULT_MODELS.generate, prompt, raw: true, stream: false, options: GREEDY })
+    assert.equal(second.response, first.response)
+    assert.ok((first.response ?? '').length > 0)
+    assert.equal(first.response, await bareGreedy(assetDir(DEFAULT_MODELS.generate), prompt, GREEDY.num_predict))
+    for (const field of ['total_duration', 'load_duration', 'prompt_eval_count', 'prompt_eval_duration', 'eval_count', 'eval_duration'] as const) {
+      assert.ok(typeof first[field] === 'number', field)
+    }
+    assert.ok(['stop', 'length'].includes(first.done_reason))
+  })
+
+  it('streams generate and chat token by token as NDJSON, the last chunk with the stats', async () => {
+    const options = { ...GREEDY, num_predict: 16 }
+    const chunks: string[] = []
+    let last: any
+    for await (const part of await ollama.generate({ model: DEFAULT_MODELS.generate, prompt: 'Tell me of Bath.', stream: true, options })) {
+      if (part.done) last = part
+      else chunks.push(part.response ?? '')
+    }
+    assert.ok(chunks.length >= 2, 'several chunks')
+    assert.ok(last.done_reason === 'length' ? last.eval_count === 16 : last.eval_count < 16)
+    const whole = await ollama.generate({ model: DEFAULT_MODELS.generate, prompt: 'Tell me of Bath.', stream: false, options })
+    assert.equal(chunks.join(''), whole.response)
+    const chat = await ollama.chat({ model: DEFAULT_MODELS.generate, messages: [{ role: 'user', content: 'Who is Mr. Darcy?' }], stream: false, options: { num_predict: 12, seed: 7 } })
+    assert.equal(chat.message.role, 'assistant')
+    assert.ok(chat.eval_count > 0)
+  })
+
+  it('answers the OpenAI client, streaming with usage and not', async () => {
+    const completion = await openai.chat.completions.create({ model: DEFAULT_MODELS.generate, messages: [{ role: 'user', content: 'Hello' }], max_tokens: 8, temperature: 0 })
+    assert.equal(completion.object, 'chat.completion')
+    assert.ok((completion.usage?.completion_tokens ?? 0) > 0)
+    const stream = await openai.chat.completions.create({ model: DEFAULT_MODELS.generate, messages: [{ role: 'user', content: 'Hello' }], max_tokens: 8, temperature: 0, stream: true, stream_options: { include_usage: true } })
+    let text = ''
+    let usage: OpenAI.CompletionUsage | undefined
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta?.content ?? ''
+      if (chunk.usage != null) usage = chunk.usage
+    }
+    assert.equal(text, completion.choices[0].message.content, 'greedy: the stream says what the whole reply said')
+    assert.equal(usage?.completion_tokens, completion.usage?.completion_tokens)
+    const embedding = await openai.embeddings.create({ model: DEFAULT_MODELS.embed, input: ['a letter from Kellynch', 'a letter'] })
+    assert.equal(embedding.data.length, 2)
+    assert.ok(Math.abs(Math.hypot(...embedding.data[0].embedding) - 1) < 1e-4)
+  })
+
+  it('embeds with /api/embed and /api/embeddings alike', async () => {
+    const { embeddings } = await ollama.embed({ model: DEFAULT_MODELS.embed, input: ['the rain at Uppercross', 'the rain at Uppercross', 'a ball at Netherfield'] })
+    assert.deepEqual(embeddings[0], embeddings[1])
+    assert.notDeepEqual(embeddings[0], embeddings[2])
+    const legacy = await ollama.embeddings({ model: DEFAULT_MODELS.embed, prompt: 'the rain at Uppercross' })
+    legacy.embedding.forEach((v, i) => assert.ok(Math.abs(v - embeddings[0][i]) < 1e-5))
+    const loaded = await ollama.ps()
+    assert.ok(loaded.models.some(m => m.name === `${DEFAULT_MODELS.embed}:latest`))
+  })
+
+  it("runs document 001's tasks as jobs whose response CID holds exactly the response", async () => {
+    const submit = await fetch(`${daemon.url}/api/tasks/submit`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'What is a barouche?', maxTokens: 10, temperature: 0 }) })
+    const { taskId, promptCID } = await submit.json()
+    assert.equal(submit.status, 200)
+    const task = await waitFor('the task to complete', async () => {
+      const t = await (await fetch(`${daemon.url}/api/tasks/${taskId as string}`)).json()
+      return t.status === 'completed' ? t : undefined
+    })
+    assert.equal(task.worker, daemon.node.peerId)
+    assert.equal(task.promptCID, promptCID)
+    const cat = await fetch(`${daemon.url}/api/v0/cat?arg=${task.responseCID as string}`, { method: 'POST' })
+    assert.equal(await cat.text(), task.response)
+    const history = await (await fetch(`${daemon.url}/api/v1/consensus/history?limit=50`)).json()
+    assert.ok(JSON.stringify(history).includes('job.complete'), 'the completion is a consensus decision')
+  })
+
+  it('creates, copies and deletes models, and a Modelfile sets parameters and the system prompt', async () => {
+    await ollama.create({ model: 'austen', from: DEFAULT_MODELS.generate, system: 'You write as Jane Austen.', parameters: { temperature: 0, num_predict: 5 } })
+    const shown = await ollama.show({ model: 'austen' })
+    assert.equal(shown.system, 'You write as Jane Austen.')
+    assert.match(shown.parameters, /temperature\s+0/)
+    const res = await ollama.generate({ model: 'austen', prompt: 'Begin.', stream: false })
+    assert.equal(res.eval_count <= 5, true, 'the Modelfile caps the tokens')
+    await ollama.copy({ source: 'austen', destination: 'austen-copy' })
+    await ollama.delete({ model: 'austen' })
+    const names = (await ollama.list()).models.map(m => m.name)
+    assert.ok(names.includes('austen-copy:latest') && !names.includes('austen:latest'))
+  })
+
+  it('answers bad requests in each family\'s error shape, and goes on serving', async () => {
+    await assert.rejects(ollama.generate({ model: 'no-such-model', prompt: 'x', stream: false }), (err: any) => err.status_code === 404 && /not found/.test(err.error))
+    await assert.rejects(openai.chat.completions.create({ model: 'no-such-model', messages: [{ role: 'user', content: 'x' }] }), (err: any) => err.status === 404)
+    const malformed = await fetch(`${daemon.url}/api/generate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model": ' })
+    assert.equal(malformed.status, 400)
+    assert.ok(typeof (await malformed.json()).error === 'string')
+    await assert.rejects(ollama.generate({ model: DEFAULT_MODELS.generate, prompt: 'x', stream: false, options: { temperature: -1 } }), (err: any) => err.status_code === 400)
+    const task = await fetch(`${daemon.url}/api/tasks/submit`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'x', modelId: 'no-such-model' }) })
+    assert.equal(task.status, 404)
+    assert.equal((await task.json()).error.code, 'E003')
+    const ok = await ollama.generate({ model: DEFAULT_MODELS.generate, prompt: 'Still here?', stream: false, options: { num_predict: 2 } })
+    assert.ok(ok.done)
+  })
+})
