@@ -4,6 +4,7 @@ import { access, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import { tinyModels } from '../../packages/runtime/test/helpers/tiny-models.ts'
 import { runCli, spawnDaemon, stopDaemon } from '../helpers/process.ts'
 import type { DaemonProcess } from '../helpers/process.ts'
 
@@ -33,7 +34,7 @@ describe('node-daemon as a process', () => {
   it('start prints the peer id, swarm addresses and API URL', async () => {
     const init = await runCli(['init', '--repo', repo])
     const peerId = /peer id: (\S+)/.exec(init.stdout)?.[1]
-    daemon = await spawnDaemon(repo)
+    daemon = await spawnDaemon(repo, ['--no-default-models'])
     assert.equal(daemon.peerId, peerId)
     assert.match(daemon.api, /^http:\/\/127\.0\.0\.1:\d+$/)
     assert.ok(daemon.swarm.length > 0)
@@ -83,7 +84,7 @@ describe('node-daemon as a process', () => {
     const peerId = daemon.peerId
     assert.equal(await stopDaemon(daemon), 0)
     await assert.rejects(access(join(repo, 'api')))
-    daemon = await spawnDaemon(repo)
+    daemon = await spawnDaemon(repo, ['--no-default-models'])
     assert.equal(daemon.peerId, peerId)
     const cat = await runCli(['cat', 'QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o', '--repo', repo])
     assert.equal(cat.stdout, 'hello world\n')
@@ -91,6 +92,27 @@ describe('node-daemon as a process', () => {
     assert.match(pins.stdout, /QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o recursive/)
     const keys = await (await fetch(`${daemon.api}/api/v0/key/list`, { method: 'POST' })).json() as { Keys: Array<{ Name: string, Id: string }> }
     assert.ok(keys.Keys.some(k => k.Name === 'persisted' && k.Id === key.Id))
+  })
+
+  it('model import adds a model directory and registers it, ready to generate', async () => {
+    const models = await tinyModels()
+    try {
+      const res = await runCli(['model', 'import', models.decoder, '--name', 'cli-model', '--description', 'from the CLI', '--repo', repo])
+      assert.equal(res.code, 0, res.stderr)
+      const [, name, cid] = /^imported (\S+) (Qm\w{44})\n$/.exec(res.stdout) ?? []
+      assert.equal(name, 'cli-model:latest')
+      const tags = await (await fetch(`${daemon?.api}/api/tags`)).json() as { models: Array<{ name: string, digest: string }> }
+      assert.ok(tags.models.some(m => m.name === name && m.digest === cid))
+      const gen = await fetch(`${daemon?.api}/api/generate`, { method: 'POST', body: JSON.stringify({ model: 'cli-model', prompt: 'Hi', stream: false, options: { num_predict: 3 } }) })
+      assert.equal(gen.status, 200, await gen.text())
+      const missing = await runCli(['model', 'import', join(dir, 'no-such-dir'), '--name', 'x', '--repo', repo])
+      assert.notEqual(missing.code, 0)
+      const bad = await runCli(['model', 'import', dir, '--name', 'not a name!', '--repo', repo])
+      assert.notEqual(bad.code, 0)
+      assert.match(bad.stderr, /name/)
+    } finally {
+      await rm(models.root, { recursive: true, force: true })
+    }
   })
 
   it('survives kill -9 in the middle of an add', async () => {
@@ -101,7 +123,7 @@ describe('node-daemon as a process', () => {
     await new Promise(resolve => setTimeout(resolve, 300))
     assert.equal(await stopDaemon(daemon, 'SIGKILL'), null)
     await adding
-    daemon = await spawnDaemon(repo)
+    daemon = await spawnDaemon(repo, ['--no-default-models'])
     const cat = await runCli(['cat', 'QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o', '--repo', repo])
     assert.equal(cat.stdout, 'hello world\n')
     const add = await runCli(['add', '-q', big, '--repo', repo])

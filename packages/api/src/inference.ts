@@ -19,7 +19,11 @@ export const DEFAULT_EMBED_MODEL = DEFAULT_MODELS.embed
  */
 export function familyRoutes (app: FastifyInstance, errorShape: ErrorShape, register: (scope: FastifyInstance) => void, init: { anyContentType?: boolean } = {}): void {
   app.register(async (scope) => {
-    if (init.anyContentType === true) scope.addContentTypeParser('*', { parseAs: 'string' }, scope.getDefaultJsonParser('error', 'ignore'))
+    if (init.anyContentType === true) {
+      // fetch() sends a string body as text/plain, which fastify would otherwise hand over unparsed.
+      scope.removeContentTypeParser('text/plain')
+      scope.addContentTypeParser('*', { parseAs: 'string' }, scope.getDefaultJsonParser('error', 'ignore'))
+    }
     scope.addHook('onRoute', (route) => { route.config = { errorShape, ...route.config } })
     register(scope)
   })

@@ -17,6 +17,14 @@ export async function call (base: string, path: string, params: Record<string, s
   for (const [key, value] of Object.entries(params)) {
     for (const v of Array.isArray(value) ? value : [value]) url.searchParams.append(key, v)
   }
+  return post(base, url, init)
+}
+
+/**
+ * POSTs to any route of the daemon; an error status fails with the message
+ * of whichever error shape its API family uses.
+ */
+export async function post (base: string, url: URL, init: RequestInit = {}): Promise<Response> {
   let res: Response
   try {
     res = await fetch(url, { method: 'POST', ...init })
@@ -24,8 +32,9 @@ export async function call (base: string, path: string, params: Record<string, s
     throw new ApiError(`cannot reach the daemon at ${base} (${err.cause?.code ?? err.message}); is \`node-daemon start\` running?`)
   }
   if (!res.ok) {
-    const body = await res.json().catch(() => ({})) as { error?: string, Message?: string }
-    throw new ApiError(body.error ?? body.Message ?? `${res.status} ${res.statusText}`)
+    const body = await res.json().catch(() => ({})) as { error?: string | { message?: string }, Message?: string }
+    const message = typeof body.error === 'object' ? body.error.message : body.error
+    throw new ApiError(message ?? body.Message ?? `${res.status} ${res.statusText}`)
   }
   return res
 }

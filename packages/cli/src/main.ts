@@ -6,7 +6,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { Command, Option } from 'commander'
 import cliProgress from 'cli-progress'
 import { createLogger, defaultRepo, formatSwarmKey, initRepo, loadConfig, OPEN_SWARM, parsePort, parseSecret, readSwarmKey, REPO_VERSION, SWARM_KEY_FILE, versionInfo, writeDefaultConfig } from '@node-daemon/daemon'
-import { apiUrl, call, ndjson } from './client.ts'
+import { apiUrl, call, ndjson, post } from './client.ts'
 import { startDaemon } from './daemon.ts'
 import { listUpload, multipartBody } from './upload.ts'
 import type { ConfigLayer } from '@node-daemon/daemon'
@@ -59,6 +59,8 @@ async function start (opts: Record<string, any>): Promise<void> {
     api: { host: opts.apiHost, port: opts.apiPort },
     swarm: { port: opts.swarmPort, bootstrap: opts.bootstrap, mdns: opts.mdns },
     cluster: { secret: opts.secret },
+    // Only the flag's "no" is a setting; without it the config decides.
+    inference: { defaultModels: opts.defaultModels === false ? false : undefined },
     log: { level: opts.logLevel }
   }
   const config = await loadConfig({ flags, configFile: opts.config })
@@ -89,16 +91,27 @@ async function start (opts: Record<string, any>): Promise<void> {
   process.on('SIGTERM', onSignal)
 }
 
-async function add (paths: string[], opts: Record<string, any>): Promise<void> {
-  const base = await apiUrl(opts.api, repoOf(opts))
-  const entries = (await Promise.all(paths.map(async p => listUpload(p, opts.recursive === true)))).flat()
-  const total = entries.reduce((sum, e) => sum + e.size, 0)
-  const bar = process.stderr.isTTY === true && total >= PROGRESS_MIN_BYTES && opts.progress !== false
-    ? new cliProgress.SingleBar({ stream: process.stderr, format: 'adding [{bar}] {percentage}% {value_mb}/{total_mb} MiB' }, cliProgress.Presets.shades_classic)
+/** A progress bar on stderr for uploads big enough to need one; `sent` advances it. */
+function uploadProgress (verb: string, total: number, enabled: boolean): { sent: (n: number) => void, stop: () => void } {
+  const bar = process.stderr.isTTY === true && total >= PROGRESS_MIN_BYTES && enabled
+    ? new cliProgress.SingleBar({ stream: process.stderr, format: `${verb} [{bar}] {percentage}% {value_mb}/{total_mb} MiB` }, cliProgress.Presets.shades_classic)
     : undefined
   let sent = 0
   const mb = (n: number): string => (n / 1_048_576).toFixed(1)
   bar?.start(total, 0, { value_mb: mb(0), total_mb: mb(total) })
+  return {
+    sent: (n) => {
+      sent += n
+      bar?.update(sent, { value_mb: mb(sent) })
+    },
+    stop: () => bar?.stop()
+  }
+}
+
+async function add (paths: string[], opts: Record<string, any>): Promise<void> {
+  const base = await apiUrl(opts.api, repoOf(opts))
+  const entries = (await Promise.all(paths.map(async p => listUpload(p, opts.recursive === true)))).flat()
+  const progress = uploadProgress('adding', entries.reduce((sum, e) => sum + e.size, 0), opts.progress !== false)
   const boundary = `node-daemon-${randomUUID()}`
   const params: Record<string, string> = { pin: String(opts.pin !== false) }
   if (opts.cidVersion != null) params['cid-version'] = String(opts.cidVersion)
@@ -106,7 +119,7 @@ async function add (paths: string[], opts: Record<string, any>): Promise<void> {
   if (opts.onlyHash === true) params['only-hash'] = 'true'
   const res = await call(base, 'add', params, {
     headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
-    body: multipartBody(entries, boundary, (n) => { sent += n; bar?.update(sent, { value_mb: mb(sent) }) }),
+    body: multipartBody(entries, boundary, progress.sent),
     duplex: 'half'
   } as RequestInit)
   const results: Array<{ Hash: string, Name: string }> = []
@@ -114,10 +127,29 @@ async function add (paths: string[], opts: Record<string, any>): Promise<void> {
     if (line.Message != null) throw new Error(line.Message)
     if (line.Hash != null) results.push({ Hash: line.Hash, Name: line.Name })
   }
-  bar?.stop()
+  progress.stop()
   for (const r of opts.quiet === true ? results.slice(-1) : results) {
     process.stdout.write(opts.quiet === true ? `${r.Hash}\n` : `added ${r.Hash} ${r.Name}\n`)
   }
+}
+
+/** Imports a model directory in the Hugging Face ONNX layout through document 001's upload route. */
+async function modelImport (dir: string, opts: Record<string, any>): Promise<void> {
+  const base = await apiUrl(opts.api, repoOf(opts))
+  // Paths inside the model directory: the directory's own name is not part of the model.
+  const files = (await listUpload(dir, true)).filter(e => e.file != null).map(e => ({ ...e, path: e.path.split('/').slice(1).join('/') }))
+  const progress = uploadProgress('importing', files.reduce((sum, e) => sum + e.size, 0), opts.progress !== false)
+  const boundary = `node-daemon-${randomUUID()}`
+  const fields: Record<string, string> = { modelId: opts.name }
+  if (opts.description != null) fields.description = opts.description
+  const res = await post(base, new URL(`${base}/api/models/upload`), {
+    headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
+    body: multipartBody(files, boundary, progress.sent, fields),
+    duplex: 'half'
+  } as RequestInit)
+  progress.stop()
+  const { model } = await res.json() as { model: { id: string, cid: string } }
+  process.stdout.write(`imported ${model.id} ${model.cid}\n`)
 }
 
 /** The `node-daemon` command: `start` runs a daemon; the rest are thin clients of its HTTP API. */
@@ -144,6 +176,7 @@ export function program (): Command {
     .option('--bootstrap <multiaddr>', 'peer to join through; repeatable', collect)
     .addOption(secretOption())
     .option('--mdns', 'find peers on the LAN by multicast DNS (env NODE_DAEMON_MDNS)')
+    .option('--no-default-models', 'do not register the embedded default models (env NODE_DAEMON_DEFAULT_MODELS=false)')
     .option('--config <file>', 'YAML config file')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent')
     .action(start)
@@ -178,6 +211,16 @@ export function program (): Command {
       const res = await call(await apiUrl(opts.api, repoOf(opts)), 'cat', { arg: cid })
       await pipeline(Readable.fromWeb(res.body as any), process.stdout)
     })
+
+  const model = cmd.command('model').description('models of the cluster')
+  model.command('import')
+    .description('add a model directory in the Hugging Face ONNX layout (config.json, tokenizer.json, model.onnx, ...) and register it')
+    .argument('<dir>')
+    .requiredOption('--name <name>', 'the name to register it under, e.g. my-model or my-model:v2')
+    .option('--description <text>', 'what the model is')
+    .addOption(repoOption()).addOption(apiOption())
+    .option('--no-progress', 'no progress bar')
+    .action(modelImport)
 
   const pin = cmd.command('pin').description('pins')
   pin.command('ls')

@@ -36,16 +36,25 @@ export async function listUpload (root: string, recursive: boolean): Promise<Upl
 }
 
 /**
- * A multipart body in Kubo's layout, streamed from disk: one part per file or
- * directory, paths URI-encoded in the filename. `onBytes` sees file bytes as
- * they are read, for a progress bar.
+ * A multipart body in Kubo's layout, streamed from disk: form fields first,
+ * then one part per file or directory, paths URI-encoded in the filename.
+ * `onBytes` sees file bytes as they are read, for a progress bar.
  */
-export function multipartBody (entries: UploadEntry[], boundary: string, onBytes: (n: number) => void): ReadableStream<Uint8Array> {
+export function multipartBody (entries: UploadEntry[], boundary: string, onBytes: (n: number) => void, fields: Record<string, string> = {}): ReadableStream<Uint8Array> {
   const encoder = new TextEncoder()
   async function * parts (): AsyncGenerator<Uint8Array> {
-    for (const [i, entry] of entries.entries()) {
+    let first = true
+    const open = (): string => {
+      const prefix = first ? '' : '\r\n'
+      first = false
+      return `${prefix}--${boundary}\r\n`
+    }
+    for (const [name, value] of Object.entries(fields)) {
+      yield encoder.encode(`${open()}Content-Disposition: form-data; name="${name}"\r\n\r\n${value}`)
+    }
+    for (const entry of entries) {
       const type = entry.file == null ? 'application/x-directory' : 'application/octet-stream'
-      yield encoder.encode(`${i > 0 ? '\r\n' : ''}--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${encodeURIComponent(entry.path)}"\r\nContent-Type: ${type}\r\n\r\n`)
+      yield encoder.encode(`${open()}Content-Disposition: form-data; name="file"; filename="${encodeURIComponent(entry.path)}"\r\nContent-Type: ${type}\r\n\r\n`)
       if (entry.file != null) {
         for await (const chunk of createReadStream(entry.file, { highWaterMark: 1_048_576 })) {
           onBytes(chunk.length)

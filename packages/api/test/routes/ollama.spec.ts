@@ -144,6 +144,8 @@ describe('Ollama API', () => {
     const res = await post('/api/generate', JSON.stringify({ model: 'tiny-gpt', prompt: 'hi', stream: false }), { 'content-type': 'application/x-www-form-urlencoded' })
     assert.equal(res.status, 200)
     assert.equal((await res.json()).response, 'Echo: hi')
+    const plain = await post('/api/generate', JSON.stringify({ model: 'tiny-gpt', prompt: 'hi', stream: false }), { 'content-type': 'text/plain;charset=UTF-8' })
+    assert.equal((await plain.json()).response, 'Echo: hi', 'as fetch() sends a string body')
   })
 
   it('ends a stream that fails midway with an {"error"} line', async () => {
