@@ -1,0 +1,49 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { parseModelfile, renderModelfile } from '../src/modelfile.ts'
+import { asCID, fullName } from '../src/names.ts'
+
+describe('Modelfile', () => {
+  it("reads FROM, PARAMETER, and TEMPLATE and SYSTEM over several lines, as Ollama's", () => {
+    const parsed = parseModelfile([
+      '# a comment',
+      'FROM tiny-gpt',
+      'PARAMETER temperature 0.2',
+      'PARAMETER num_predict 64',
+      'PARAMETER stop "<|im_end|>"',
+      'PARAMETER stop END',
+      'SYSTEM """You write',
+      'as Jane Austen."""',
+      'TEMPLATE "{{ .System }} {{ .Prompt }}"'
+    ].join('\n'))
+    assert.deepEqual(parsed, {
+      from: 'tiny-gpt',
+      options: { temperature: 0.2, num_predict: 64, stop: ['<|im_end|>', 'END'] },
+      system: 'You write\nas Jane Austen.',
+      template: '{{ .System }} {{ .Prompt }}'
+    })
+    assert.deepEqual(parseModelfile(renderModelfile(parsed)), parsed, 'what /api/show renders reads back the same')
+  })
+
+  it('refuses what it cannot honour, naming it', () => {
+    assert.throws(() => parseModelfile('PARAMETER temperature 1'), { name: 'InvalidModelfileError', message: /FROM/ })
+    assert.throws(() => parseModelfile('FROM x\nADAPTER ./lora.bin'), { name: 'InvalidModelfileError', message: /ADAPTER/ })
+    assert.throws(() => parseModelfile('FROM x\nPARAMETER mirostat 1'), { message: /mirostat/ })
+    assert.throws(() => parseModelfile('FROM x\nPARAMETER top_k 1.5'), { message: /integer/ })
+    assert.throws(() => parseModelfile('FROM x\nSYSTEM """never closed'), { message: /unterminated/ })
+  })
+})
+
+describe('model names', () => {
+  it('adds the latest tag, as Ollama does, and refuses malformed names', () => {
+    assert.equal(fullName('tiny-gpt'), 'tiny-gpt:latest')
+    assert.equal(fullName('library/tiny-gpt:v2'), 'library/tiny-gpt:v2')
+    assert.throws(() => fullName('not a name'), { name: 'InvalidModelfileError' })
+    assert.throws(() => fullName(':tag'), { name: 'InvalidModelfileError' })
+  })
+
+  it('tells CIDs from names', () => {
+    assert.equal(asCID('QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o')?.version, 0)
+    assert.equal(asCID('tiny-gpt'), undefined)
+  })
+})
