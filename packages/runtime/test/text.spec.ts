@@ -8,7 +8,7 @@ describe('TextCodec', () => {
 
   before(() => {
     const { tokenizerJson, tokenizerConfig } = trainBpe('It is a truth universally acknowledged, that a single man in possession of a good fortune. '.repeat(20), { vocabSize: 300 })
-    codec = new TextCodec(tokenizerJson, tokenizerConfig as Record<string, unknown>)
+    codec = new TextCodec(tokenizerJson, { ...tokenizerConfig })
   })
 
   it('renders the chat template, or an Ollama Go template given instead', () => {
