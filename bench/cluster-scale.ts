@@ -87,7 +87,13 @@ async function scenario (size: number, settings: Settings, cleanup: Cleanup): Pr
   const wait = { timeoutMs: settings.deadlineMs, signal: settings.signal }
   const cpu0 = process.cpuUsage()
   const t0 = performance.now()
-  await cluster.grow(size, { wave: settings.wave, joinTimeoutMs: settings.deadlineMs, signal: settings.signal })
+  await cluster.grow(size, {
+    wave: settings.wave,
+    joinTimeoutMs: settings.deadlineMs,
+    signal: settings.signal,
+    // A line every tenth node, so that a run that stalls shows where.
+    onWave: (members, detail) => { if (members % 10 === 0) say(`  ${members} nodes after ${seconds(performance.now() - t0)}: ${detail}`) }
+  })
   const joinMs = performance.now() - t0
   const voters = Math.min(size, VOTERS)
   // The leader promotes learners on its heartbeats, so both wait on the heartbeat period: timed side by side.

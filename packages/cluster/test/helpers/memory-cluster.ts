@@ -189,7 +189,7 @@ export interface MemoryCluster {
   /** In start order: nodes[0] founded the cluster. */
   readonly nodes: MemoryNode[]
   /** Starts nodes, `wave` at a time, until there are `total`; each wave joins before the next starts. */
-  grow (total: number, options: { wave: number, joinTimeoutMs: number, signal?: AbortSignal }): Promise<void>
+  grow (total: number, options: { wave: number, joinTimeoutMs: number, signal?: AbortSignal, onWave?: (members: number, detail: string) => void }): Promise<void>
   /** Stops every node, the last started first, each within `timeoutMs`; removes the temp dirs. Returns the ids of nodes that did not stop in time. */
   stop (timeoutMs: number): Promise<string[]>
 }
@@ -220,6 +220,7 @@ export async function createMemoryCluster (timings: ClusterTimings): Promise<Mem
           nodes.push(await startMemoryNode(root, bootstrap?.() ?? [], timings))
         }))
         await waitFor(`joining nodes ${nodes.length - size} to ${nodes.length - 1}`, () => membership(nodes), { timeoutMs: options.joinTimeoutMs, signal: options.signal })
+        options.onWave?.(nodes.length, membership(nodes).detail)
       }
     },
     async stop (timeoutMs) {
