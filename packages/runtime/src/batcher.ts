@@ -8,7 +8,7 @@ import { pushable } from 'it-pushable'
 import { ContextLengthError } from './errors.ts'
 import { createSampler } from './sampling.ts'
 import { IncrementalDecoder } from './text.ts'
-import type { CausalLM, KvCache } from './model.ts'
+import type { BatchCache, CausalLM } from './model.ts'
 import type { Sampler, SamplingOptions } from './sampling.ts'
 import type { Pushable } from 'it-pushable'
 
@@ -45,14 +45,23 @@ interface Sequence {
   request: GenerateRequest
   sampler: Sampler
   decoder: IncrementalDecoder
-  cache: KvCache
   tokens: number[]
+  /** The prompt and the tokens so far, for the repeat penalty. */
+  history: number[]
+  /** Stops listening to the request's signal. */
+  unlisten: () => void
   /** Text that may be the start of a stop string, held back until it is not. */
   held: string
   output: Pushable<GenerationEvent>
   promptEvalNs: number
   evalStart: number
   done: boolean
+}
+
+/** The sequences decoding together, in the order of their rows in the cache. */
+interface Batch {
+  seqs: Sequence[]
+  cache: BatchCache
 }
 
 const now = (): number => Number(process.hrtime.bigint())
@@ -66,7 +75,7 @@ export class Batcher {
   readonly #model: CausalLM
   readonly #maxBatch: number
   readonly #waiting: Sequence[] = []
-  readonly #active: Sequence[] = []
+  #batch?: Batch
   #running = false
 
   constructor (model: CausalLM, init: BatcherInit = {}) {
@@ -76,7 +85,7 @@ export class Batcher {
 
   /** Sequences waiting or decoding. */
   get size (): number {
-    return this.#waiting.length + this.#active.length
+    return this.#waiting.length + (this.#batch?.seqs.length ?? 0)
   }
 
   /** Streams chunks, then one `done`; ending the iteration early or aborting the signal drops the sequence. */
@@ -85,19 +94,21 @@ export class Batcher {
     if (request.prompt.length === 0) request = { ...request, prompt: [this.#startToken()] }
     if (request.prompt.length >= context) throw new ContextLengthError(`the prompt of ${request.prompt.length} tokens does not fit the context of ${context}`)
     const sampler = createSampler(request.sampling)
+    const onAbort = (): void => { this.#finish(seq, request.signal?.reason) }
     const seq: Sequence = {
       request,
       sampler,
       decoder: new IncrementalDecoder(this.#model.codec),
-      cache: this.#model.emptyCache(),
       tokens: [],
+      history: [...request.prompt],
+      unlisten: () => { request.signal?.removeEventListener('abort', onAbort) },
       held: '',
       output: pushable<GenerationEvent>({ objectMode: true, onEnd: () => { seq.done = true } }),
       promptEvalNs: 0,
       evalStart: 0,
       done: false
     }
-    request.signal?.addEventListener('abort', () => this.#finish(seq, request.signal?.reason), { once: true })
+    request.signal?.addEventListener('abort', onAbort, { once: true })
     this.#waiting.push(seq)
     this.#kick()
     return seq.output
@@ -114,15 +125,15 @@ export class Batcher {
     void this.#loop().finally(() => { this.#running = false })
   }
 
+  /** Each turn: prompts that wait are prefilled together and join, finished rows leave, and every row decodes one token. */
   async #loop (): Promise<void> {
     while (this.size > 0) {
-      const next = this.#waiting.shift()
-      if (next != null && !next.done) {
-        await this.#guard([next], async () => this.#prefill(next))
-      }
-      const step = this.#active.filter(s => !s.done).slice(0, this.#maxBatch)
-      if (step.length > 0) await this.#guard(step, async () => this.#decode(step))
+      const room = this.#maxBatch - (this.#batch?.seqs.length ?? 0)
+      const joining = this.#waiting.splice(0, Math.max(0, room)).filter(s => !s.done)
+      if (joining.length > 0) await this.#guard(joining, async () => this.#prefill(joining))
       this.#prune()
+      const batch = this.#batch
+      if (batch != null) await this.#guard(batch.seqs, async () => this.#decode(batch))
       // Lets HTTP writes and new requests in between steps.
       await new Promise(resolve => setImmediate(resolve))
     }
@@ -136,34 +147,45 @@ export class Batcher {
     }
   }
 
-  async #prefill (seq: Sequence): Promise<void> {
+  async #prefill (joining: Sequence[]): Promise<void> {
     const t0 = now()
-    const [row] = await this.#model.forward([{ tokens: seq.request.prompt, cache: seq.cache }], seq.request.signal)
-    seq.cache = row.cache
-    seq.promptEvalNs = now() - t0
-    seq.evalStart = now()
-    this.#active.push(seq)
-    this.#accept(seq, row.logits)
+    const { logits, cache } = await this.#model.forward(joining.map(s => s.request.prompt))
+    const elapsed = now() - t0
+    const batch = this.#batch
+    this.#batch = batch == null
+      ? { seqs: joining, cache }
+      : { seqs: [...batch.seqs, ...joining], cache: this.#model.regroup([{ cache: batch.cache, rows: batch.seqs.map((_, i) => i) }, { cache, rows: joining.map((_, i) => i) }]) }
+    joining.forEach((seq, i) => {
+      seq.promptEvalNs = elapsed
+      seq.evalStart = now()
+      this.#accept(seq, logits[i])
+    })
   }
 
-  async #decode (step: Sequence[]): Promise<void> {
-    const rows = await this.#model.forward(step.map(s => ({ tokens: [s.tokens[s.tokens.length - 1]], cache: s.cache })))
-    step.forEach((s, i) => {
-      if (s.done) return
-      s.cache = rows[i].cache
-      this.#accept(s, rows[i].logits)
-    })
+  async #decode (batch: Batch): Promise<void> {
+    const { logits, cache } = await this.#model.forward(batch.seqs.map(s => [s.tokens[s.tokens.length - 1]]), batch.cache)
+    batch.cache = cache
+    batch.seqs.forEach((s, i) => { if (!s.done) this.#accept(s, logits[i]) })
+  }
+
+  /** Drops finished rows from the batch; the cache is copied only then. */
+  #prune (): void {
+    const batch = this.#batch
+    if (batch == null || batch.seqs.every(s => !s.done)) return
+    const rows = batch.seqs.flatMap((s, i) => s.done ? [] : [i])
+    this.#batch = rows.length === 0 ? undefined : { seqs: rows.map(i => batch.seqs[i]), cache: this.#model.regroup([{ cache: batch.cache, rows }]) }
   }
 
   /** Samples the next token of a sequence and decides whether it ends there. */
   #accept (seq: Sequence, logits: Float32Array): void {
     const { request } = seq
-    const id = seq.sampler(logits, [...request.prompt, ...seq.tokens])
+    const id = seq.sampler(logits, seq.history)
     if (this.#model.codec.stopIds.has(id)) {
       this.#complete(seq, 'stop')
       return
     }
     seq.tokens.push(id)
+    seq.history.push(id)
     const text = seq.held + seq.decoder.push(id)
     const at = firstStop(text, request.stop)
     if (at >= 0) {
@@ -204,11 +226,8 @@ export class Batcher {
   #finish (seq: Sequence, err?: Error): void {
     if (seq.done) return
     seq.done = true
+    seq.unlisten()
     seq.output.end(err)
-  }
-
-  #prune (): void {
-    for (let i = this.#active.length - 1; i >= 0; i--) if (this.#active[i].done) this.#active.splice(i, 1)
   }
 }
 

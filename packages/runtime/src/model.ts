@@ -69,7 +69,9 @@ async function readModelFiles (dir: string): Promise<ModelFiles> {
 async function createSession (dir: string, options: LoadOptions): Promise<ort.InferenceSession> {
   const session: ort.InferenceSession.SessionOptions = {
     executionProviders: options.executionProvider === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
-    graphOptimizationLevel: 'all'
+    graphOptimizationLevel: 'all',
+    // Spinning threads burn the cores that other sessions and the event loop need between runs.
+    extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } }
   }
   if (options.threads != null) session.intraOpNumThreads = options.threads
   try {
@@ -125,11 +127,16 @@ function contextLength (config: Record<string, any>): number {
   return 2048
 }
 
-/** One sequence's keys and values: per layer, [heads, length, headDim] each. */
-export interface KvCache {
+/**
+ * The keys and values of a batch of sequences, as onnxruntime returned them:
+ * per layer, [rows, heads, length, headDim], each row right-aligned behind
+ * `pads[row]` masked positions. A decoding step feeds them straight back.
+ */
+export interface BatchCache {
   length: number
-  keys: Float32Array[]
-  values: Float32Array[]
+  pads: number[]
+  /** key and value of layer 0, then of layer 1, and so on. */
+  kv: ort.Tensor[]
 }
 
 const int64 = (values: ArrayLike<number>, dims: number[]): ort.Tensor => new ort.Tensor('int64', BigInt64Array.from(Array.from(values, BigInt)), dims)
@@ -166,77 +173,75 @@ export class CausalLM {
     if (!Number.isInteger(this.kvHeads) || !Number.isInteger(this.headDim)) throw new InvalidModelError('config.json: cannot tell the KV cache shape (num_attention_heads, hidden_size)')
   }
 
-  emptyCache (): KvCache {
-    return { length: 0, keys: new Array(this.layers).fill(new Float32Array(0)), values: new Array(this.layers).fill(new Float32Array(0)) }
-  }
-
   /**
-   * One forward pass. Every row appends `tokens` to its cache; rows whose
-   * caches differ in length are left-padded to the longest, masked out by
-   * attention_mask. All rows must add the same number of tokens. Returns, per
-   * row, the logits of its last token and its grown cache.
+   * One forward pass. Without a cache, `rows` are prompts, left-padded to the
+   * longest; with one, every row adds one token to its sequence. Returns the
+   * logits of each row's last token and the grown cache.
    */
-  async forward (rows: Array<{ tokens: number[], cache: KvCache }>, signal?: AbortSignal): Promise<Array<{ logits: Float32Array, cache: KvCache }>> {
+  async forward (rows: number[][], cache?: BatchCache, signal?: AbortSignal): Promise<{ logits: Float32Array[], cache: BatchCache }> {
     const batch = rows.length
-    const step = rows[0].tokens.length
-    const past = Math.max(...rows.map(r => r.cache.length))
+    const step = cache == null ? Math.max(...rows.map(r => r.length)) : 1
+    const past = cache?.length ?? 0
     const total = past + step
+    const pads = cache?.pads ?? rows.map(r => step - r.length)
+    const ids = new Array<number>(batch * step).fill(0)
     const mask = new Array<number>(batch * total).fill(0)
-    const positions: number[] = []
+    const positions = new Array<number>(batch * step).fill(0)
     rows.forEach((row, b) => {
-      for (let t = past - row.cache.length; t < total; t++) mask[b * total + t] = 1
-      for (let t = 0; t < step; t++) positions.push(row.cache.length + t)
+      if (cache != null && row.length !== 1) throw new RangeError('a decoding step adds one token per row')
+      const offset = step - row.length
+      const before = cache == null ? 0 : past - pads[b]
+      row.forEach((id, t) => {
+        ids[b * step + offset + t] = id
+        positions[b * step + offset + t] = before + t
+      })
+      for (let t = pads[b]; t < total; t++) mask[b * total + t] = 1
     })
     const feeds: Record<string, ort.Tensor> = {
-      input_ids: int64(rows.flatMap(r => r.tokens), [batch, step]),
+      input_ids: int64(ids, [batch, step]),
       attention_mask: int64(mask, [batch, total])
     }
     if (this.#positionIds) feeds.position_ids = int64(positions, [batch, step])
-    const plane = this.kvHeads * this.headDim
+    const empty = new Float32Array(0)
     for (let l = 0; l < this.layers; l++) {
-      feeds[`past_key_values.${l}.key`] = this.#stack(rows.map(r => r.cache.keys[l]), rows, past, plane)
-      feeds[`past_key_values.${l}.value`] = this.#stack(rows.map(r => r.cache.values[l]), rows, past, plane)
+      feeds[`past_key_values.${l}.key`] = cache?.kv[2 * l] ?? new ort.Tensor('float32', empty, [batch, this.kvHeads, 0, this.headDim])
+      feeds[`past_key_values.${l}.value`] = cache?.kv[2 * l + 1] ?? new ort.Tensor('float32', empty, [batch, this.kvHeads, 0, this.headDim])
     }
     signal?.throwIfAborted()
     const out = await this.session.run(feeds)
     const logits = out.logits.data as Float32Array
     const vocab = out.logits.dims[2]
-    return rows.map((row, b) => {
-      const length = row.cache.length + step
-      const cache: KvCache = { length, keys: [], values: [] }
-      for (let l = 0; l < this.layers; l++) {
-        cache.keys.push(this.#unstack(out[`present.${l}.key`].data as Float32Array, b, total, length))
-        cache.values.push(this.#unstack(out[`present.${l}.value`].data as Float32Array, b, total, length))
-      }
-      const at = (b * step + step - 1) * vocab
-      return { logits: logits.slice(at, at + vocab), cache }
-    })
-  }
-
-  /** [batch, heads, past, headDim], each row's cache right-aligned. */
-  #stack (caches: Float32Array[], rows: Array<{ cache: KvCache }>, past: number, plane: number): ort.Tensor {
-    const data = new Float32Array(rows.length * plane * past)
-    const d = this.headDim
-    caches.forEach((src, b) => {
-      const len = rows[b].cache.length
-      for (let h = 0; h < this.kvHeads; h++) {
-        const from = h * len * d
-        data.set(src.subarray(from, from + len * d), ((b * this.kvHeads + h) * past + past - len) * d)
-      }
-    })
-    return new ort.Tensor('float32', data, [rows.length, this.kvHeads, past, d])
-  }
-
-  /** Row b's last `length` positions of a [batch, heads, total, headDim] present. */
-  #unstack (present: Float32Array, b: number, total: number, length: number): Float32Array {
-    const d = this.headDim
-    if (present.length === this.kvHeads * total * d && total === length) return present.slice()
-    const out = new Float32Array(this.kvHeads * length * d)
-    for (let h = 0; h < this.kvHeads; h++) {
-      const from = ((b * this.kvHeads + h) * total + total - length) * d
-      out.set(present.subarray(from, from + length * d), h * length * d)
+    const kv: ort.Tensor[] = []
+    for (let l = 0; l < this.layers; l++) kv.push(out[`present.${l}.key`], out[`present.${l}.value`])
+    return {
+      logits: rows.map((_, b) => logits.slice((b * step + step - 1) * vocab, (b * step + step) * vocab)),
+      cache: { length: total, pads, kv }
     }
-    return out
+  }
+
+  /**
+   * One cache of the given rows of several caches, in order, right-aligned
+   * to a common length without the padding they would all share. The only
+   * time keys and values are copied: when the batch changes.
+   */
+  regroup (parts: Array<{ cache: BatchCache, rows: number[] }>): BatchCache {
+    const kept = parts.flatMap(({ cache, rows }) => rows.map(row => ({ cache, row, size: cache.length - cache.pads[row] })))
+    const length = Math.max(...kept.map(k => k.size))
+    const d = this.headDim
+    const plane = length * d
+    const kv: ort.Tensor[] = []
+    for (let i = 0; i < 2 * this.layers; i++) {
+      const data = new Float32Array(kept.length * this.kvHeads * plane)
+      kept.forEach(({ cache, row, size }, b) => {
+        const src = cache.kv[i].data as Float32Array
+        for (let h = 0; h < this.kvHeads; h++) {
+          const from = ((row * this.kvHeads + h) * cache.length + cache.length - size) * d
+          data.set(src.subarray(from, from + size * d), (b * this.kvHeads + h) * plane + (length - size) * d)
+        }
+      })
+      kv.push(new ort.Tensor('float32', data, [kept.length, this.kvHeads, length, d]))
+    }
+    return { length, pads: kept.map(k => length - k.size), kv }
   }
 
   async release (): Promise<void> {

@@ -125,13 +125,19 @@ function tokenName (value: unknown): string | undefined {
 }
 
 /**
- * Decodes a growing list of ids into text deltas. Byte-level tokens can split
- * a character, so text ending in U+FFFD is held back until it completes.
+ * Decodes a growing list of ids into text deltas, looking only at the last
+ * few tokens each time (as vLLM does): the text of the ids since `prefix`,
+ * less the text of those up to `read`, is what is new. Byte-level tokens can
+ * split a character, so text ending in U+FFFD waits for the rest; decoding
+ * from a few tokens back keeps decoders that treat a leading space
+ * specially (SentencePiece's) right.
  */
 export class IncrementalDecoder {
   readonly #codec: TextCodec
   readonly #ids: number[] = []
-  #emitted = ''
+  #prefix = 0
+  #read = 0
+  #text = ''
 
   constructor (codec: TextCodec) {
     this.#codec = codec
@@ -139,14 +145,18 @@ export class IncrementalDecoder {
 
   push (id: number): string {
     this.#ids.push(id)
-    const text = this.#codec.decode(this.#ids)
-    if (text.endsWith('\uFFFD') || !text.startsWith(this.#emitted)) return ''
-    const delta = text.slice(this.#emitted.length)
-    this.#emitted = text
+    const before = this.#codec.decode(this.#ids.slice(this.#prefix, this.#read))
+    const after = this.#codec.decode(this.#ids.slice(this.#prefix))
+    if (after.length <= before.length || after.endsWith('\uFFFD')) return ''
+    const delta = after.slice(before.length)
+    this.#prefix = this.#read
+    this.#read = this.#ids.length
+    this.#text += delta
     return delta
   }
 
+  /** Everything emitted so far. */
   get text (): string {
-    return this.#emitted
+    return this.#text
   }
 }

@@ -90,6 +90,30 @@ describe('Runtime', () => {
     assert.deepEqual(together, alone)
   })
 
+  it('lets requests join and leave a batch mid-way without changing what any of them gets', async () => {
+    const jobs = [{ prompt: 'Anne', maxTokens: 40 }, { prompt: 'Captain Wentworth and the Musgroves', maxTokens: 9 }, { prompt: 'Lady Russell said that', maxTokens: 25 }]
+    const alone: number[][] = []
+    for (const job of jobs) {
+      const { events } = await runtime.generate(decoder(), { prompt: job.prompt, raw: true }, { sampling: GREEDY, maxTokens: job.maxTokens, stop: [] })
+      alone.push((await collect(events)).stats.tokens)
+    }
+    const first = await runtime.generate(decoder(), { prompt: jobs[0].prompt, raw: true }, { sampling: GREEDY, maxTokens: jobs[0].maxTokens, stop: [] })
+    const tokens: number[] = []
+    const others: Array<Promise<number[]>> = []
+    for await (const e of first.events) {
+      if (e.type !== 'chunk') continue
+      tokens.push(e.chunk.token)
+      // The others join while the first decodes, and leave before it ends.
+      if (tokens.length === 5) {
+        for (const job of jobs.slice(1)) {
+          const { events } = await runtime.generate(decoder(), { prompt: job.prompt, raw: true }, { sampling: GREEDY, maxTokens: job.maxTokens, stop: [] })
+          others.push(collect(events).then(r => r.stats.tokens))
+        }
+      }
+    }
+    assert.deepEqual([tokens, ...await Promise.all(others)], alone)
+  })
+
   it('stops at max tokens with done reason length, and at a stop string without returning it', async () => {
     const { events } = await runtime.generate(decoder(), { prompt: 'She said', raw: true }, { sampling: GREEDY, maxTokens: 30, stop: [] })
     const full = (await collect(events)).stats
