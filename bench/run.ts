@@ -25,6 +25,10 @@ const areas: Record<string, { describe: string, load: () => Promise<BenchModule>
   'cluster-scale': {
     describe: 'join, heartbeat gossip and pinset convergence of 100 nodes in one process on an in-memory transport, against a 3-node cluster',
     load: async () => import('./cluster-scale.ts')
+  },
+  inference: {
+    describe: 'tokens/s and time to first token of /api/generate, 1 to 16 concurrent streams, and daemon RSS, against a bare onnxruntime greedy loop on the same model',
+    load: async () => import('./inference.ts')
   }
 }
 

@@ -1,0 +1,475 @@
+/**
+ * Inference benchmark: Ollama's `/api/generate` on a real daemon (its own
+ * process on 127.0.0.1, temp repo, ephemeral ports), each figure as a ratio to
+ * a bare onnxruntime greedy loop over the same model.onnx, run in this process
+ * in the same run: the ceiling of any generation loop on this machine.
+ * Prints:
+ *
+ * 1. single-stream decode rate, greedy (temperature 0, repeat_penalty 1) for
+ *    a fixed num_predict, from the daemon's eval_count/eval_duration and from
+ *    the client's wall clock, against the bare loop's decode rate (the same
+ *    count of tokens over the time from the first token to the last, as
+ *    Ollama's eval_duration counts it);
+ * 2. time to first token (request sent until the first non-empty NDJSON
+ *    chunk), with the model loaded, against the bare loop's prefill forward
+ *    pass and argmax, which yield the first token;
+ * 3. aggregate tokens/s of 1, 4 and 16 concurrent streams (the runtime's
+ *    continuous batching), each against one stream;
+ * 4. the daemon's idle RSS with the model registered but not loaded, and its
+ *    peak RSS (VmHWM) while it generates, against the model's bytes on disk.
+ *
+ * The prompt is the first of a few candidates whose greedy continuation, run
+ * in the bare loop, reaches num_predict without an end token, so that every
+ * request generates the same tokens as the bare loop, and the bench checks
+ * that the texts agree. Bare runs and single-stream requests alternate, and
+ * every round of the concurrency runs each level, so that the shared
+ * machine's changing load falls on both sides of every ratio.
+ *
+ * Env: BENCH_INFERENCE_MODEL_DIR (the embedded tiny-gpt) a model directory in
+ * the Hugging Face ONNX layout, uploaded through /api/models/upload unless it
+ * is the default, which the daemon registers itself; BENCH_INFERENCE_TOKENS
+ * (128) num_predict; BENCH_INFERENCE_RUNS (5) single-stream requests and bare
+ * runs, of which the medians count; BENCH_INFERENCE_STREAMS (1,4,16) the
+ * concurrency levels, 1 always among them as the ratios' base;
+ * BENCH_INFERENCE_BATCH_RUNS (3) rounds per level;
+ * BENCH_INFERENCE_THREADS onnxruntime's intra-op threads in the daemon and the
+ * bare loop alike (unset: onnxruntime's default, as the daemon's config);
+ * BENCH_PROFILE_DIR=<dir> writes a --cpu-prof profile of the daemon there;
+ * BENCH_DAEMON_NODE_OPTIONS adds Node flags to the daemon only.
+ */
+import { openAsBlob } from 'node:fs'
+import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
+import { cpus, loadavg, tmpdir } from 'node:os'
+import { basename, join, resolve } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { DEFAULT_MODELS, assetDir } from '@node-daemon/models'
+import { TextCodec, argmax } from '@node-daemon/runtime'
+import * as ort from 'onnxruntime-node'
+import { withCleanup } from './lib/cleanup.ts'
+import { numberFromEnv, profileDirFromEnv, say } from './lib/cli.ts'
+import { memoryOf, resetPeakRss, sampleRssDuring, spawnDaemon } from './lib/daemon.ts'
+import { MB } from './lib/files.ts'
+import { createPhaseLog } from './lib/phases.ts'
+import { percentile } from './lib/raft-load.ts'
+import type { Cleanup } from './lib/cleanup.ts'
+import type { DaemonProcess } from './lib/daemon.ts'
+
+const TARGET_DECODE = 0.9
+const TARGET_BATCH = 4
+/** The concurrency level the batching target is about. */
+const TARGET_STREAMS = 16
+/** Greedy and unpenalised, so that the daemon and the bare loop choose the same tokens; the seed only pins what greedy ignores. */
+const GREEDY = { temperature: 0, repeat_penalty: 1, seed: 1 }
+/**
+ * Candidate prompts, in the register of the corpus the embedded models learn
+ * from (Jane Austen), so that a trained model continues them rather than ending.
+ */
+const PROMPTS = [
+  'It is a truth universally acknowledged, that a single man in possession of a good fortune, must be in want of a wife.',
+  'Emma Woodhouse, handsome, clever, and rich, with a comfortable home and happy disposition, seemed to unite some of the best blessings of existence;',
+  'The family of Dashwood had long been settled in Sussex. Their estate was large, and their residence was at Norland Park,',
+  'Mr. Bennet was among the earliest of those who waited on Mr. Bingley. He had always intended to visit him,',
+  'Elizabeth, as they drove along, watched for the first appearance of Pemberley Woods with some perturbation;',
+  'She was a woman of mean understanding, little information, and uncertain temper.'
+]
+/** Keep the model loaded between requests for the whole run (Ollama's keep_alive: negative is forever). */
+const KEEP_ALIVE = -1
+const REQUEST_TIMEOUT_MS = 300_000
+const REGISTER_TIMEOUT_MS = 120_000
+const POLL_MS = 200
+const RSS_SAMPLE_MS = 50
+
+interface Settings {
+  modelDir: string
+  /** The embedded default, which the daemon registers itself. */
+  isDefault: boolean
+  tokens: number
+  runs: number
+  streams: number[]
+  batchRuns: number
+  /** onnxruntime's intra-op threads, in the daemon's config and the bare session alike; unset, its default. */
+  threads?: number
+  profileDir?: string
+  daemonNodeOptions?: string
+}
+
+function settingsFromEnv (): Settings {
+  const fallback = assetDir(DEFAULT_MODELS.generate)
+  const modelDir = resolve(process.env.BENCH_INFERENCE_MODEL_DIR || fallback)
+  const streams = (process.env.BENCH_INFERENCE_STREAMS || '1,4,16').split(',').map(s => Number(s.trim()))
+  if (streams.some(n => !Number.isInteger(n) || n <= 0 || n > 256)) throw new Error(`BENCH_INFERENCE_STREAMS=${process.env.BENCH_INFERENCE_STREAMS}: expected whole numbers, 0 < n <= 256, comma separated`)
+  // Ratios are to one stream, so one stream is always measured first.
+  const levels = [...new Set([1, ...streams])].sort((a, b) => a - b)
+  return {
+    modelDir,
+    isDefault: modelDir === resolve(fallback),
+    tokens: numberFromEnv('BENCH_INFERENCE_TOKENS', 128, 100_000, { whole: true }),
+    runs: numberFromEnv('BENCH_INFERENCE_RUNS', 5, 1000, { whole: true }),
+    streams: levels,
+    batchRuns: numberFromEnv('BENCH_INFERENCE_BATCH_RUNS', 3, 1000, { whole: true }),
+    // Unset: onnxruntime's default, as in the daemon's default config.
+    threads: process.env.BENCH_INFERENCE_THREADS ? numberFromEnv('BENCH_INFERENCE_THREADS', 1, 256, { whole: true }) : undefined,
+    profileDir: profileDirFromEnv(),
+    daemonNodeOptions: process.env.BENCH_DAEMON_NODE_OPTIONS
+  }
+}
+
+const median = (xs: number[]): number => percentile([...xs].sort((a, b) => a - b), 0.5)
+const fmt = (n: number, digits = 1): string => n.toFixed(digits)
+const cores = (n: number): string => n.toFixed(2)
+
+/** Aborted when the bench is interrupted, so that requests in flight end at once. */
+let interrupted: AbortSignal = new AbortController().signal
+
+// ---- the bare loop: onnxruntime-node alone, with the session options the runtime uses (CPU, all graph optimizations, the same threads)
+
+interface Bare {
+  session: ort.InferenceSession
+  codec: TextCodec
+  layers: number
+  kvHeads: number
+  headDim: number
+  positionIds: boolean
+}
+
+/** config.json and generation_config.json give end tokens as a number or a list. */
+const idsOf = (value: unknown): number[] => typeof value === 'number' ? [value] : Array.isArray(value) ? value.filter((v): v is number => typeof v === 'number') : []
+
+async function openBare (dir: string, threads?: number): Promise<Bare> {
+  const json = async (name: string, required = true): Promise<Record<string, any>> =>
+    readFile(join(dir, name), 'utf8').then(JSON.parse, (err) => { if (required) throw err; return {} })
+  const [config, generation, tokenizer, tokenizerConfig] = await Promise.all([json('config.json'), json('generation_config.json', false), json('tokenizer.json'), json('tokenizer_config.json', false)])
+  // The runtime's own tokenizer wrapper, so that both loops see the same token ids and the same end tokens; it is outside the timed loop.
+  const codec = new TextCodec(tokenizer, tokenizerConfig, [...idsOf(generation.eos_token_id), ...idsOf(config.eos_token_id)])
+  const options: ort.InferenceSession.SessionOptions = { executionProviders: ['cpu'], graphOptimizationLevel: 'all' }
+  if (threads != null) options.intraOpNumThreads = threads
+  const session = await ort.InferenceSession.create(join(dir, 'model.onnx'), options)
+  const layers = session.inputNames.filter(n => /^past_key_values\.\d+\.key$/.test(n)).length
+  if (layers === 0) throw new Error(`${dir}/model.onnx has no past_key_values inputs: not a causal LM with a KV cache`)
+  const meta = session.inputMetadata.find(m => m.name === 'past_key_values.0.key')
+  const shape = meta?.isTensor === true ? meta.shape : []
+  const heads = config.num_key_value_heads ?? config.num_attention_heads ?? config.n_head
+  return {
+    session,
+    codec,
+    layers,
+    kvHeads: typeof shape[1] === 'number' ? shape[1] : heads,
+    headDim: typeof shape[3] === 'number' ? shape[3] : (config.head_dim ?? (config.hidden_size ?? config.n_embd) / (config.num_attention_heads ?? config.n_head)),
+    positionIds: session.inputNames.includes('position_ids')
+  }
+}
+
+interface Greedy {
+  tokens: number[]
+  /** Prefill forward pass and argmax: until the first token is known. */
+  firstMs: number
+  /** From the first token to the last, as Ollama's eval_duration. */
+  decodeMs: number
+  /** Whether a token was an end token (the loop runs on regardless when `untilStop` is false). */
+  ended: boolean
+}
+
+const int64 = (values: BigInt64Array, dims: number[]): ort.Tensor => new ort.Tensor('int64', values, dims)
+
+/**
+ * Greedy generation of `n` tokens with the KV cache: every present.* output
+ * goes back in as past_key_values.* as it is, with no copy.
+ */
+async function greedy (bare: Bare, prompt: number[], n: number, untilStop = false): Promise<Greedy> {
+  const empty = new ort.Tensor('float32', new Float32Array(0), [1, bare.kvHeads, 0, bare.headDim])
+  const past: Record<string, ort.Tensor> = {}
+  for (let l = 0; l < bare.layers; l++) {
+    past[`past_key_values.${l}.key`] = empty
+    past[`past_key_values.${l}.value`] = empty
+  }
+  const tokens: number[] = []
+  let input = prompt
+  let ended = false
+  let firstMs = 0
+  const t0 = performance.now()
+  while (tokens.length < n) {
+    // Tokens already in the cache: none before the prefill, then the prompt and all but the newest token.
+    const cached = tokens.length === 0 ? 0 : prompt.length + tokens.length - 1
+    const total = cached + input.length
+    const feeds: Record<string, ort.Tensor> = {
+      ...past,
+      input_ids: int64(BigInt64Array.from(input, BigInt), [1, input.length]),
+      attention_mask: int64(new BigInt64Array(total).fill(1n), [1, total])
+    }
+    if (bare.positionIds) feeds.position_ids = int64(BigInt64Array.from({ length: input.length }, (_, i) => BigInt(cached + i)), [1, input.length])
+    const out = await bare.session.run(feeds)
+    for (let l = 0; l < bare.layers; l++) {
+      past[`past_key_values.${l}.key`] = out[`present.${l}.key`]
+      past[`past_key_values.${l}.value`] = out[`present.${l}.value`]
+    }
+    const vocab = out.logits.dims[2]
+    const id = argmax((out.logits.data as Float32Array).subarray((input.length - 1) * vocab, input.length * vocab))
+    if (tokens.length === 0) firstMs = performance.now() - t0
+    if (bare.codec.stopIds.has(id)) {
+      ended = true
+      if (untilStop) break
+    }
+    tokens.push(id)
+    input = [id]
+  }
+  return { tokens, firstMs, decodeMs: performance.now() - t0 - firstMs, ended }
+}
+
+/** The first candidate prompt that greedy decoding carries to `n` tokens; else the one that goes furthest. */
+async function pickPrompt (bare: Bare, n: number): Promise<{ prompt: string, ids: number[], reaches: number }> {
+  let best = { prompt: '', ids: [] as number[], reaches: -1 }
+  for (const prompt of PROMPTS) {
+    const ids = bare.codec.encode(prompt)
+    const run = await greedy(bare, ids, n, true)
+    if (run.tokens.length > best.reaches) best = { prompt, ids, reaches: run.tokens.length }
+    if (!run.ended) break
+  }
+  return best
+}
+
+// ---- the daemon
+
+interface Stream {
+  /** ms from sending the request to the first non-empty chunk. */
+  ttftMs: number
+  /** ms from sending the request to the last text chunk, and to the final line. */
+  lastChunkMs: number
+  wallMs: number
+  text: string
+  evalCount: number
+  evalNs: number
+  promptEvalCount: number
+  promptEvalNs: number
+  loadNs: number
+  doneReason: string
+}
+
+/** One streaming `/api/generate`, read line by line as a client would; `t0` is when it was sent. */
+async function generate (d: DaemonProcess, model: string, prompt: string, tokens: number): Promise<Stream> {
+  const t0 = performance.now()
+  let res: Response
+  try {
+    res = await fetch(`${d.url}/api/generate`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model, prompt, raw: true, stream: true, keep_alive: KEEP_ALIVE, options: { ...GREEDY, num_predict: tokens } }),
+      signal: AbortSignal.any([AbortSignal.timeout(REQUEST_TIMEOUT_MS), interrupted])
+    })
+  } catch (err: any) {
+    throw new Error(`${d.label}: /api/generate failed: ${err.cause?.message ?? err.message}${d.exited() ? `\n--- ${d.label} output ---\n${d.tail()}` : ''}`)
+  }
+  if (!res.ok || res.body == null) throw new Error(`${d.label}: /api/generate answered ${res.status}: ${await res.text().catch(() => '')}`)
+  let ttftMs = -1
+  let lastChunkMs = -1
+  let text = ''
+  let buffered = ''
+  const decoder = new TextDecoder()
+  const reader = res.body.getReader()
+  // Ends with the done line, or when the request's timeout aborts the body.
+  while (true) {
+    const { value: bytes, done } = await reader.read()
+    if (done) break
+    const now = performance.now() - t0
+    buffered += decoder.decode(bytes, { stream: true })
+    const lines = buffered.split('\n')
+    buffered = lines.pop() as string
+    for (const line of lines) {
+      if (line.trim() === '') continue
+      const msg = JSON.parse(line)
+      if (msg.error != null) throw new Error(`${d.label}: /api/generate failed mid-stream: ${msg.error}`)
+      if (msg.done === true) {
+        return {
+          ttftMs,
+          lastChunkMs,
+          wallMs: performance.now() - t0,
+          text,
+          evalCount: msg.eval_count,
+          evalNs: msg.eval_duration,
+          promptEvalCount: msg.prompt_eval_count,
+          promptEvalNs: msg.prompt_eval_duration,
+          loadNs: msg.load_duration,
+          doneReason: msg.done_reason
+        }
+      }
+      if (msg.response === '') continue
+      if (ttftMs < 0) ttftMs = now
+      lastChunkMs = now
+      text += msg.response
+    }
+  }
+  throw new Error(`${d.label}: /api/generate ended without a done line`)
+}
+
+/** ms of one GET /api/ps: the HTTP round trip of a request that does no work, the floor of any time to first token. */
+async function roundTrip (d: DaemonProcess): Promise<number> {
+  const t0 = performance.now()
+  const res = await fetch(`${d.url}/api/ps`, { signal: AbortSignal.any([AbortSignal.timeout(REQUEST_TIMEOUT_MS), interrupted]) })
+  await res.text()
+  if (!res.ok) throw new Error(`${d.label}: /api/ps answered ${res.status}`)
+  return performance.now() - t0
+}
+
+/** Every file of a model directory, by its path inside it. */
+async function filesOf (dir: string, prefix = ''): Promise<string[]> {
+  const out: string[] = []
+  for (const entry of await readdir(join(dir, prefix), { withFileTypes: true })) {
+    const path = prefix === '' ? entry.name : `${prefix}/${entry.name}`
+    if (entry.isDirectory()) out.push(...await filesOf(dir, path))
+    else if (entry.isFile()) out.push(path)
+  }
+  return out.sort()
+}
+
+/** Uploads a model directory as `name` through /api/models/upload, the form field first, each file named by its path. */
+async function upload (d: DaemonProcess, dir: string, name: string): Promise<void> {
+  const form = new FormData()
+  form.append('modelId', name)
+  form.append('description', 'uploaded by bench/inference.ts')
+  for (const path of await filesOf(dir)) form.append('file', await openAsBlob(join(dir, path)), encodeURIComponent(path))
+  const res = await fetch(`${d.url}/api/models/upload`, { method: 'POST', body: form, signal: AbortSignal.any([AbortSignal.timeout(REQUEST_TIMEOUT_MS), interrupted]) })
+  if (res.status !== 201) throw new Error(`${d.label}: /api/models/upload answered ${res.status}: ${await res.text().catch(() => '')}`)
+}
+
+/** Waits until /api/tags lists `name`: the daemon registers its defaults once its cluster is ready. */
+async function registered (d: DaemonProcess, name: string): Promise<void> {
+  const end = performance.now() + REGISTER_TIMEOUT_MS
+  for (;;) {
+    interrupted.throwIfAborted()
+    if (d.exited()) throw new Error(`${d.label} exited\n--- ${d.label} output ---\n${d.tail()}`)
+    const res = await fetch(`${d.url}/api/tags`, { signal: AbortSignal.any([AbortSignal.timeout(10_000), interrupted]) }).catch(() => undefined)
+    const tags = res?.ok === true ? await res.json() as { models: Array<{ name: string }> } : { models: [] }
+    if (tags.models.some(m => m.name === name || m.name.startsWith(`${name}:`))) return
+    if (performance.now() >= end) throw new Error(`${d.label}: ${name} was not registered within ${REGISTER_TIMEOUT_MS / 1000} s (is ${assetDir(name)} missing?)\n--- ${d.label} output ---\n${d.tail()}`)
+    await sleep(POLL_MS, undefined, { signal: interrupted }).catch(() => {})
+  }
+}
+
+/** Bytes of model.onnx and its external data, as the runtime counts a model's size. */
+async function modelBytes (dir: string): Promise<number> {
+  let size = 0
+  for (const name of ['model.onnx', 'model.onnx_data', 'model.onnx.data']) size += await stat(join(dir, name)).then(s => s.size, () => 0)
+  return size
+}
+
+async function startDaemon (cleanup: Cleanup, root: string, s: Settings): Promise<DaemonProcess> {
+  const extra = [s.daemonNodeOptions ?? '']
+  if (s.profileDir != null) extra.push('--cpu-prof', `--cpu-prof-dir=${s.profileDir}`, `--cpu-prof-name=inference-${process.pid}.cpuprofile`)
+  const inference = [
+    // Another model than the default: the default's registration (which loads it once) would only add noise.
+    ...(s.isDefault ? [] : ['  default_models: false']),
+    ...(s.threads == null ? [] : [`  threads: ${s.threads}`])
+  ]
+  const spawning = spawnDaemon({
+    label: 'inference',
+    repo: join(root, 'repo'),
+    nodeOptions: extra.join(' ').trim(),
+    config: inference.length === 0 ? undefined : `inference:\n${inference.join('\n')}\n`,
+    signal: cleanup.signal
+  })
+  // Registered before the daemon is ready, so that an interrupt during its start still stops it.
+  cleanup.defer(async () => { await (await spawning.catch(() => undefined))?.stop() })
+  return spawning
+}
+
+interface Result { name: string, ok: boolean, figure: string }
+
+export async function main (): Promise<number> {
+  const s = settingsFromEnv()
+  if (!(await stat(join(s.modelDir, 'model.onnx')).then(st => st.isFile(), () => false))) {
+    throw new Error(`${s.modelDir}/model.onnx does not exist${s.isDefault ? ': the default model is not built yet; set BENCH_INFERENCE_MODEL_DIR to a model directory in the Hugging Face ONNX layout' : ''}`)
+  }
+  if (s.profileDir != null) await mkdir(s.profileDir, { recursive: true })
+  const name = s.isDefault ? DEFAULT_MODELS.generate : `bench-${basename(s.modelDir).toLowerCase().replace(/[^a-z0-9._-]/g, '-')}`
+  const size = await modelBytes(s.modelDir)
+  say(`inference bench: model ${name} from ${s.modelDir} (${fmt(size / MB)} MB on disk), greedy num_predict ${s.tokens}, ${s.runs} runs, streams ${s.streams.join(',')} x ${s.batchRuns} rounds, onnxruntime threads ${s.threads ?? 'default (all cores)'}; node ${process.version}, ${cpus().length} cpus, load average ${loadavg().map(l => l.toFixed(2)).join(' ')}${s.profileDir != null ? `; cpu profile in ${s.profileDir}` : ''}`)
+  const started = performance.now()
+  return withCleanup(async (cleanup) => {
+    interrupted = cleanup.signal
+    const phases = createPhaseLog()
+    const results: Result[] = []
+
+    const bare = await openBare(s.modelDir, s.threads)
+    cleanup.defer(async () => bare.session.release())
+    const pick = await pickPrompt(bare, s.tokens)
+    const runsToEnd = pick.reaches >= s.tokens
+    say(`prompt: ${JSON.stringify(pick.prompt)} (${pick.ids.length} tokens); ${runsToEnd ? `its greedy continuation runs to ${s.tokens} tokens without an end token` : `every candidate ends early, this one after ${pick.reaches} tokens: the daemon's rates count its eval_count`}`)
+
+    const root = await mkdtemp(join(tmpdir(), 'node-daemon-bench-inference-'))
+    cleanup.defer(async () => rm(root, { recursive: true, force: true, maxRetries: 3 }))
+    const d = await startDaemon(cleanup, root, s)
+    if (s.isDefault) await registered(d, name)
+    else await upload(d, s.modelDir, name)
+    const idle = await memoryOf(d.pid)
+    const canReset = await resetPeakRss(d.pid)
+
+    const { value: loaded, ...rss } = await sampleRssDuring(d.pid, async () => {
+      // The first request loads the model; it and a bare run also warm up both loops' hot paths.
+      const warm = await phases.timed('load', [d], async () => generate(d, name, pick.prompt, s.tokens))
+      const afterLoad = await memoryOf(d.pid)
+      say(`load: first request ${fmt(warm.seconds, 2)} s, of which load_duration ${fmt(warm.value.loadNs / 1e6, 0)} ms; rss after it ${fmt(afterLoad.rss / MB, 0)} MB`)
+      await greedy(bare, pick.ids, s.tokens)
+
+      // 1 and 2: one stream at a time, each request right after a bare run, so that both see the same load on the shared machine.
+      const bareRuns: Greedy[] = []
+      const runs: Array<Stream & { cores: number }> = []
+      const trips: number[] = []
+      for (let i = 0; i < s.runs; i++) {
+        interrupted.throwIfAborted()
+        bareRuns.push(await greedy(bare, pick.ids, s.tokens))
+        trips.push(await roundTrip(d))
+        const run = await phases.timed('single', [d], async () => generate(d, name, pick.prompt, s.tokens))
+        runs.push({ ...run.value, cores: run.daemonCores[0] })
+      }
+      const bareRates = bareRuns.map(r => s.tokens / (r.decodeMs / 1000))
+      const bareRate = median(bareRates)
+      const bareFirst = median(bareRuns.map(r => r.firstMs))
+      const bareText = bare.codec.decode(bareRuns[0].tokens)
+      say(`bare onnxruntime loop (this process, InferenceSession on the same model.onnx, present.* fed back as past_key_values.*, argmax): decode ${fmt(bareRate)} tokens/s (${s.tokens} tokens over the time from the first token to the last), prefill + first token ${fmt(bareFirst, 2)} ms  [medians of ${s.runs} runs; decode min ${fmt(Math.min(...bareRates))} max ${fmt(Math.max(...bareRates))} tokens/s]`)
+
+      const evalRate = median(runs.map(r => r.evalCount / (r.evalNs / 1e9)))
+      const wallRate = median(runs.map(r => r.evalCount / (r.wallMs / 1000)))
+      const streamRate = median(runs.map(r => (r.evalCount - 1) / ((r.lastChunkMs - r.ttftMs) / 1000)))
+      const ttft = median(runs.map(r => r.ttftMs))
+      const counts = [...new Set(runs.map(r => r.evalCount))].join(',')
+      const same = runs.every(r => r.text === bareText)
+      const decodeRatio = evalRate / bareRate
+      say(`decode, 1 stream: ${fmt(evalRate)} tokens/s (eval_count/eval_duration) = ${decodeRatio.toFixed(2)} x the bare loop (target >= ${TARGET_DECODE}); client wall ${fmt(wallRate)} tokens/s = ${(wallRate / bareRate).toFixed(2)} x (eval_count over request sent to done line)  [medians of ${s.runs}; eval_count ${counts} of num_predict ${s.tokens}, done_reason ${runs[0].doneReason}; ${fmt(streamRate)} tokens/s between the first and last chunk; prompt_eval ${fmt(median(runs.map(r => r.promptEvalNs)) / 1e6, 2)} ms for ${runs[0].promptEvalCount} tokens; text ${same ? 'identical to' : 'DIFFERENT from'} the bare loop's; daemon cpu ${cores(median(runs.map(r => r.cores)))} cores]`)
+      results.push({ name: 'decode', ok: decodeRatio >= TARGET_DECODE, figure: `decode ${decodeRatio.toFixed(2)} x bare (target >= ${TARGET_DECODE})` })
+      say(`time to first token: ${fmt(ttft, 1)} ms = ${(ttft / bareFirst).toFixed(1)} x the bare loop's prefill + first token (${fmt(bareFirst, 2)} ms)  [median of ${s.runs}, request sent to first non-empty NDJSON chunk, model loaded; min ${fmt(Math.min(...runs.map(r => r.ttftMs)), 1)} max ${fmt(Math.max(...runs.map(r => r.ttftMs)), 1)} ms; an HTTP round trip to /api/ps ${fmt(median(trips), 1)} ms; the done line came ${fmt(median(runs.map(r => r.wallMs - r.lastChunkMs)), 1)} ms after the last chunk]`)
+      results.push({ name: 'ttft', ok: true, figure: `ttft ${fmt(ttft, 1)} ms (${(ttft / bareFirst).toFixed(1)} x bare)` })
+
+      // 3: concurrent streams, all sent at once, the aggregate from the first send to the last done line; each round runs every level, so that load drift spreads over all.
+      const rounds = new Map<number, Array<{ rate: number, ttft: number, cores: number, tokens: number }>>(s.streams.map(n => [n, []]))
+      for (let r = 0; r < s.batchRuns; r++) {
+        for (const streams of s.streams) {
+          interrupted.throwIfAborted()
+          const round = await phases.timed(`streams-${streams}`, [d], async () => Promise.all(Array.from({ length: streams }, async () => generate(d, name, pick.prompt, s.tokens))))
+          const tokens = round.value.reduce((n, x) => n + x.evalCount, 0)
+          rounds.get(streams)?.push({ rate: tokens / round.seconds, ttft: median(round.value.map(x => x.ttftMs)), cores: round.daemonCores[0], tokens })
+        }
+      }
+      const rateOf = (streams: number): number => median((rounds.get(streams) ?? []).map(r => r.rate))
+      const one = rateOf(1)
+      for (const [streams, all] of rounds) {
+        const rate = rateOf(streams)
+        const ratio = rate / one
+        say(`${streams} concurrent stream${streams === 1 ? '' : 's'}: ${fmt(rate)} tokens/s aggregate = ${ratio.toFixed(2)} x one stream${streams === TARGET_STREAMS ? ` (target >= ${TARGET_BATCH})` : ''}  [median of ${all.length} rounds of ${all[0].tokens} tokens, first send to last done line; ${(rate / bareRate).toFixed(2)} x the bare loop's one-sequence decode; median ttft ${fmt(median(all.map(r => r.ttft)), 0)} ms; daemon cpu ${cores(median(all.map(r => r.cores)))} cores]`)
+        if (streams === TARGET_STREAMS) results.push({ name: 'batch', ok: ratio >= TARGET_BATCH, figure: `${streams} streams ${ratio.toFixed(2)} x one (target >= ${TARGET_BATCH})` })
+      }
+      return afterLoad
+    }, RSS_SAMPLE_MS)
+
+    // 4: VmHWM counts from the reset at idle, or from the start when resetting is refused, which bounds it either way.
+    const peak = Math.max(rss.peak, rss.hwm)
+    say(`rss: peak ${fmt(peak / MB, 0)} MB with the model loaded and generating = ${(peak / size).toFixed(1)} x the model's ${fmt(size / MB)} MB on disk; idle ${fmt(idle.rss / MB, 0)} MB before the model was loaded  [VmHWM ${canReset ? 'since idle' : 'since start (not resettable)'} and VmRSS sampled every ${RSS_SAMPLE_MS} ms; rss after the load ${fmt(loaded.rss / MB, 0)} MB; idle is after the model was ${s.isDefault ? 'registered by the daemon' : 'uploaded'}, a step that loads it once to check it: VmHWM then ${fmt(idle.hwm / MB, 0)} MB]`)
+    results.push({ name: 'rss', ok: true, figure: `peak rss ${fmt(peak / MB, 0)} MB (${(peak / size).toFixed(1)} x model)` })
+
+    if (s.profileDir != null) {
+      const file = await phases.write(s.profileDir)
+      say(`cpu profile (written as the daemon stops): ${s.profileDir}/inference-${process.pid}.cpuprofile; phases in ${file}; summarise with node bench/cpu-profile.ts <profile> [--phase single|streams-16]`)
+    }
+    const missed = results.filter(r => !r.ok)
+    say(`summary: ${results.map(r => r.figure).join('; ')}${missed.length > 0 ? `; missed: ${missed.map(r => r.name).join(', ')}` : ''}; load average ${loadavg()[0].toFixed(2)} at the end; ${fmt((performance.now() - started) / 1000, 0)} s`)
+    return 0
+  })
+}
