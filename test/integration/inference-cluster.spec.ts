@@ -6,7 +6,7 @@
  * goes on to the same text.
  */
 import assert from 'node:assert/strict'
-import { readdir, readFile, rm } from 'node:fs/promises'
+import { cp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { Ollama } from 'ollama'
@@ -94,5 +94,25 @@ describe('inference across a three-node cluster', () => {
     })
     assert.equal(worker, other.peerId, 'the requesting node pulled the model and ran it')
     assert.ok((await readdir(join(other.repo, 'models'))).includes(cid))
+  })
+
+  it('pulls a model by CID from the cluster with Ollama\'s progress lines', async () => {
+    const importer = cluster.members[0]
+    const puller = cluster.live().find(m => m !== importer) as Member
+    // The same model with one more file: a directory of its own, new to the puller.
+    const variant = join(models.root, 'variant')
+    await cp(models.decoder, variant, { recursive: true })
+    await writeFile(join(variant, 'README.md'), 'a variant to pull\n')
+    const variantCid = await upload(importer, 'tiny-variant', variant)
+    const lines: Array<{ status: string, total?: number, completed?: number }> = []
+    for await (const line of await new Ollama({ host: puller.api }).pull({ model: variantCid, stream: true })) lines.push(line)
+    assert.equal(lines[0].status, 'pulling manifest')
+    assert.equal(lines.at(-1)?.status, 'success')
+    const biggest = Math.max(...lines.map(l => l.total ?? 0))
+    const model = lines.filter(l => l.total === biggest)
+    assert.ok(biggest > 100_000 && model.at(-1)?.completed === biggest, 'model.onnx pulled to its last byte')
+    assert.ok((await readdir(join(puller.repo, 'models'))).includes(variantCid))
+    const pins = await call(puller, `/api/v0/pin/ls?arg=${variantCid}`, { method: 'POST' })
+    assert.equal(pins.status, 200, 'and pinned there')
   })
 })

@@ -140,7 +140,11 @@ describe('inference on one daemon, with the real clients', () => {
     assert.ok(loaded.models.some(m => m.name === `${DEFAULT_MODELS.embed}:latest`))
   })
 
-  it("runs document 001's tasks as jobs whose response CID holds exactly the response", async () => {
+  it("runs document 001's tasks as jobs whose response CID holds exactly the response, told on the WebSocket", async () => {
+    const ws = new WebSocket(`${daemon.url.replace('http', 'ws')}/api/ws`)
+    const events: any[] = []
+    ws.addEventListener('message', (e) => { events.push(JSON.parse(String(e.data))) })
+    await new Promise((resolve, reject) => { ws.addEventListener('open', resolve); ws.addEventListener('error', reject) })
     const submit = await fetch(`${daemon.url}/api/tasks/submit`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'What is a barouche?', maxTokens: 10, temperature: 0 }) })
     const { taskId, promptCID } = await submit.json()
     assert.equal(submit.status, 200)
@@ -154,6 +158,14 @@ describe('inference on one daemon, with the real clients', () => {
     assert.equal(await cat.text(), task.response)
     const history = await (await fetch(`${daemon.url}/api/v1/consensus/history?limit=50`)).json()
     assert.ok(JSON.stringify(history).includes('job.complete'), 'the completion is a consensus decision')
+    const told = await waitFor('both task events', async () => {
+      const mine = events.filter(e => e.data?.taskId === taskId)
+      return mine.length >= 2 ? mine : undefined
+    })
+    ws.close()
+    assert.deepEqual(told.map(e => e.type), ['task_submitted', 'task_completed'])
+    assert.equal(told[0].data.prompt, 'What is a barouche?')
+    assert.equal(told[1].data.response, task.response)
   })
 
   it('creates, copies and deletes models, and a Modelfile sets parameters and the system prompt', async () => {
