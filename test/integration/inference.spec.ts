@@ -13,7 +13,7 @@ import { Tokenizer } from '@huggingface/tokenizers'
 import { DEFAULT_MODELS, assetDir } from '@node-daemon/models'
 import { Ollama } from 'ollama'
 import OpenAI from 'openai'
-import * as ort from 'onnxruntime-node'
+import { bareGreedy } from '../../packages/runtime/test/helpers/bare-greedy.ts'
 import { waitFor } from '../helpers/cluster.ts'
 import { startTestDaemon } from '../helpers/daemon.ts'
 import type { TestDaemon } from '../helpers/daemon.ts'
@@ -21,37 +21,12 @@ import type { TestDaemon } from '../helpers/daemon.ts'
 const GREEDY = { temperature: 0, repeat_penalty: 1, num_predict: 24 }
 const GPT = `${DEFAULT_MODELS.generate}:latest`
 
-/** The plain way: the whole sequence through model.onnx at every step, the argmax appended. */
-async function bareGreedy (dir: string, prompt: string, steps: number): Promise<string> {
+/** The text a bare onnxruntime loop writes from the model's files, tokenized with the library directly. */
+async function bareGreedyText (dir: string, prompt: string, steps: number): Promise<string> {
   const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8'))
   const tokenizer = new Tokenizer(JSON.parse(await readFile(join(dir, 'tokenizer.json'), 'utf8')), JSON.parse(await readFile(join(dir, 'tokenizer_config.json'), 'utf8')))
-  const stops = new Set<number>(config.eos_token_id)
-  const session = await ort.InferenceSession.create(join(dir, 'model.onnx'))
-  const prompted: number[] = tokenizer.encode(prompt, { add_special_tokens: false }).ids
-  const ids = [...prompted]
-  try {
-    for (let s = 0; s < steps; s++) {
-      const n = ids.length
-      const feeds: Record<string, ort.Tensor> = {
-        input_ids: new ort.Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [1, n]),
-        attention_mask: new ort.Tensor('int64', new BigInt64Array(n).fill(1n), [1, n]),
-        position_ids: new ort.Tensor('int64', BigInt64Array.from(ids.map((_, i) => BigInt(i))), [1, n])
-      }
-      for (let l = 0; l < config.n_layer; l++) {
-        for (const kv of ['key', 'value']) feeds[`past_key_values.${l}.${kv}`] = new ort.Tensor('float32', new Float32Array(0), [1, config.n_head, 0, config.n_embd / config.n_head])
-      }
-      const out = await session.run(feeds)
-      const vocab = out.logits.dims[2]
-      const row = (out.logits.data as Float32Array).subarray((n - 1) * vocab, n * vocab)
-      let best = 0
-      for (let i = 1; i < vocab; i++) if (row[i] > row[best]) best = i
-      if (stops.has(best)) break
-      ids.push(best)
-    }
-  } finally {
-    await session.release()
-  }
-  return tokenizer.decode(ids.slice(prompted.length), { skip_special_tokens: true })
+  const ids = await bareGreedy(dir, tokenizer.encode(prompt, { add_special_tokens: false }).ids, steps, new Set(config.eos_token_id))
+  return ids.length === 0 ? '' : tokenizer.decode(ids, { skip_special_tokens: true })
 }
 
 describe('inference on one daemon, with the real clients', () => {
@@ -88,7 +63,7 @@ describe('inference on one daemon, with the real clients', () => {
     const second = await ollama.generate({ model: DEFAULT_MODELS.generate, prompt, raw: true, stream: false, options: GREEDY })
     assert.equal(second.response, first.response)
     assert.ok((first.response ?? '').length > 0)
-    assert.equal(first.response, await bareGreedy(assetDir(DEFAULT_MODELS.generate), prompt, GREEDY.num_predict))
+    assert.equal(first.response, await bareGreedyText(assetDir(DEFAULT_MODELS.generate), prompt, GREEDY.num_predict))
     for (const field of ['total_duration', 'load_duration', 'prompt_eval_count', 'prompt_eval_duration', 'eval_count', 'eval_duration'] as const) {
       assert.ok(typeof first[field] === 'number', field)
     }

@@ -14,7 +14,8 @@ import { readCorpus } from '../src/corpus.ts'
 import { DEFAULT_MODELS, ENCODER_CONFIG, GPT_CONFIG, MASK, VOCAB_SIZE, assetDir } from '../src/defaults.ts'
 import { writeDecoderDirectory, writeEncoderDirectory } from '../src/layout.ts'
 import { END_OF_TEXT, trainBpe } from '../src/tokenizer/train-bpe.ts'
-import { seededRandom, trainDecoder, trainEncoder } from '../src/train.ts'
+import { seededRandom } from '@node-daemon/onnx'
+import { trainDecoder, trainEncoder } from '../src/train.ts'
 
 const { values } = parseArgs({
   options: {

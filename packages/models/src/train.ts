@@ -6,7 +6,7 @@
  * data-parallel training; this loop only has to make the defaults write text.
  */
 import * as ort from 'onnxruntime-node'
-import { buildEncoderLoss, buildGptLoss, buildTrainingGraph, clipGradNorm, createAdamW, encoderParameterShapes, gptParameterShapes, gradientName, initEncoderWeights, initGptWeights, warmupCosineSchedule, writeModel } from '@node-daemon/onnx'
+import { buildEncoderLoss, buildGptLoss, buildTrainingGraph, clipGradNorm, createAdamW, encoderParameterShapes, gptParameterShapes, gradientName, initEncoderWeights, initGptWeights, seededRandom, warmupCosineSchedule, writeModel } from '@node-daemon/onnx'
 import type { EncoderConfig, GptConfig, Model, ParameterShape } from '@node-daemon/onnx'
 
 export interface TrainSettings {
@@ -21,18 +21,6 @@ export interface TrainSettings {
   progress?: (report: { step: number, loss: number, lr: number, tokensPerSecond: number }) => void
   every?: number
   signal?: AbortSignal
-}
-
-/** Seeded uniform draws in [0, 1): batches are the same on every run. */
-export function seededRandom (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 const int64 = (values: ArrayLike<number>, dims: number[]): ort.Tensor => new ort.Tensor('int64', BigInt64Array.from(Array.from(values, v => BigInt(v))), dims)

@@ -7,6 +7,7 @@
 export type * from './graph.ts'
 export { attr } from './graph.ts'
 export { writeModel } from './writer.ts'
+export { seededRandom } from './random.ts'
 export type { WriteOptions, WrittenModel } from './writer.ts'
 export { GraphBuilder } from './builder.ts'
 export type { GraphBuilderOptions, ParameterShape } from './builder.ts'

@@ -4,6 +4,7 @@
  * temperature, then a draw from a seeded generator. A temperature of 0 is
  * greedy decoding.
  */
+import { seededRandom } from '@node-daemon/onnx'
 import { InvalidInferenceRequestError } from './errors.ts'
 
 export interface SamplingOptions {
@@ -35,18 +36,6 @@ export function validateSampling (o: SamplingOptions): void {
   if (o.seed != null && !Number.isSafeInteger(o.seed)) bad('seed: must be an integer')
 }
 
-/** mulberry32: small, fast and seedable, which is all sampling needs. */
-function random (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 export function argmax (row: Float32Array): number {
   let best = 0
   for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i
@@ -55,7 +44,7 @@ export function argmax (row: Float32Array): number {
 
 export function createSampler (options: SamplingOptions): Sampler {
   validateSampling(options)
-  const draw = random(options.seed ?? Math.floor(Math.random() * 2 ** 32))
+  const draw = seededRandom(options.seed ?? Math.floor(Math.random() * 2 ** 32))
   return (logits, history) => {
     const row = penalize(logits, history, options)
     if (options.temperature === 0) return argmax(row)

@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict'
 import { rm } from 'node:fs/promises'
 import { after, before, describe, it } from 'node:test'
-import * as ort from 'onnxruntime-node'
 import { Runtime } from '../src/runtime.ts'
-import { argmax } from '../src/sampling.ts'
-import { GPT, tinyModels } from './helpers/tiny-models.ts'
+import { bareGreedy } from './helpers/bare-greedy.ts'
+import { tinyModels } from './helpers/tiny-models.ts'
 import type { GenerationEvent, GenerationStats } from '../src/batcher.ts'
 import type { SamplingOptions } from '../src/sampling.ts'
 import type { TinyModels } from './helpers/tiny-models.ts'
@@ -20,32 +19,6 @@ async function collect (events: AsyncIterable<GenerationEvent>): Promise<{ chunk
   }
   assert.ok(stats != null, 'the stream ends with done')
   return { chunks, stats }
-}
-
-/** Greedy decoding the plain way: the whole sequence through the model at every step, no cache. */
-async function directGreedy (dir: string, prompt: number[], steps: number): Promise<number[]> {
-  const session = await ort.InferenceSession.create(`${dir}/model.onnx`)
-  const ids = [...prompt]
-  const headDim = GPT.hiddenSize / GPT.heads
-  try {
-    for (let s = 0; s < steps; s++) {
-      const n = ids.length
-      const feeds: Record<string, ort.Tensor> = {
-        input_ids: new ort.Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [1, n]),
-        attention_mask: new ort.Tensor('int64', new BigInt64Array(n).fill(1n), [1, n]),
-        position_ids: new ort.Tensor('int64', BigInt64Array.from(ids.map((_, i) => BigInt(i))), [1, n])
-      }
-      for (let l = 0; l < GPT.layers; l++) {
-        for (const kv of ['key', 'value']) feeds[`past_key_values.${l}.${kv}`] = new ort.Tensor('float32', new Float32Array(0), [1, GPT.heads, 0, headDim])
-      }
-      const out = await session.run(feeds)
-      const vocab = out.logits.dims[2]
-      ids.push(argmax((out.logits.data as Float32Array).slice((n - 1) * vocab, n * vocab)))
-    }
-  } finally {
-    await session.release()
-  }
-  return ids.slice(prompt.length)
 }
 
 describe('Runtime', () => {
@@ -70,7 +43,7 @@ describe('Runtime', () => {
     const lease = await runtime.acquire(decoder())
     const ids = lease.model.codec.encode(prompt)
     lease.release()
-    const expected = await directGreedy(models.decoder, ids, stats.tokens.length)
+    const expected = await bareGreedy(models.decoder, ids, stats.tokens.length)
     assert.deepEqual(stats.tokens, expected.slice(0, stats.tokens.length))
     assert.equal(stats.promptTokens, ids.length)
     assert.equal(chunks.join(''), stats.text, 'the streamed chunks add up to the text')

@@ -7,6 +7,7 @@
  */
 import type { GraphBuilder, ParameterShape } from '../builder.ts'
 import { attr } from '../graph.ts'
+import { seededRandom } from '../random.ts'
 
 /** Opset 20 is the first with Gelu; onnxruntime reads it in an IR version 8 model. */
 export const TRANSFORMER_OPSET = 20
@@ -153,7 +154,7 @@ export type Init = 'zeros' | 'ones' | number
 
 /** Deterministic weights: the same shapes, seed and rule give the same bytes on every machine. */
 export function initParameters (shapes: ParameterShape[], seed: number, rule: (name: string) => Init): Record<string, Float32Array> {
-  const random = mulberry32(seed)
+  const random = seededRandom(seed)
   const normal = (): number => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random())
   const weights: Record<string, Float32Array> = {}
   for (const { name, dims } of shapes) {
@@ -164,16 +165,4 @@ export function initParameters (shapes: ParameterShape[], seed: number, rule: (n
     weights[name] = data
   }
   return weights
-}
-
-/** A small, fast 32-bit PRNG; Math.random cannot be seeded. */
-function mulberry32 (seed: number): () => number {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6D2B79F5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
