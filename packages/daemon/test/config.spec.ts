@@ -25,8 +25,24 @@ describe('loadConfig', () => {
       api: { host: '127.0.0.1', port: 8000 },
       swarm: { host: '0.0.0.0', port: 4001, bootstrap: [], mdns: false },
       cluster: { voters: 3, heartbeatMs: 1000, nodeTimeoutMs: 10_000, voterTimeoutMs: 30_000, tickMs: 100, snapshotEvery: 10_000 },
+      inference: { keepAliveMs: 300_000, executionProvider: 'auto', defaultModels: true },
       log: { level: 'info' }
     })
+  })
+
+  it('reads the inference settings from YAML, env and flags, and rejects bad ones', async () => {
+    await rm(repo, { recursive: true, force: true })
+    await mkdir(repo, { recursive: true })
+    await writeFile(join(repo, 'config.yaml'), 'inference:\n  keep_alive_ms: 60000\n  execution_provider: cpu\n  threads: 2\n  default_models: false\n')
+    const env = { NODE_DAEMON_REPO: repo }
+    assert.deepEqual((await loadConfig({ env })).inference, { keepAliveMs: 60_000, executionProvider: 'cpu', threads: 2, defaultModels: false })
+    const fromEnv = await loadConfig({ env: { ...env, NODE_DAEMON_EXECUTION_PROVIDER: 'cuda', NODE_DAEMON_DEFAULT_MODELS: 'true' } })
+    assert.equal(fromEnv.inference.executionProvider, 'cuda')
+    assert.equal(fromEnv.inference.defaultModels, true)
+    assert.equal((await loadConfig({ env: { ...env, NODE_DAEMON_DEFAULT_MODELS: 'true' }, flags: { inference: { defaultModels: false } } })).inference.defaultModels, false)
+    await assert.rejects(loadConfig({ env: { ...env, NODE_DAEMON_EXECUTION_PROVIDER: 'tpu' } }), { name: 'ConfigError', message: /auto, cpu, cuda/ })
+    await writeFile(join(repo, 'config.yaml'), 'inference:\n  keepalive: 5\n')
+    await assert.rejects(loadConfig({ env }), { name: 'ConfigError', message: /unknown setting "inference.keepalive"/ })
   })
 
   it('takes the repo from the env var, then from the flag', async () => {
