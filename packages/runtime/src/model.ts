@@ -15,7 +15,7 @@ export type ExecutionProvider = 'cpu' | 'cuda'
 
 export interface LoadOptions {
   executionProvider?: ExecutionProvider
-  /** onnxruntime's intra-op threads; its default (all cores) when unset. */
+  /** onnxruntime's intra-op threads; unset, one for models under 64 MB and all cores for larger ones. */
   threads?: number
   signal?: AbortSignal
 }
@@ -66,14 +66,22 @@ async function readModelFiles (dir: string): Promise<ModelFiles> {
   return { config, generation, codec, size }
 }
 
-async function createSession (dir: string, options: LoadOptions): Promise<ort.InferenceSession> {
+/**
+ * Below this size a model's ops are too small to split across threads: one
+ * thread decodes as fast as several (measured on the default model, 9 MB)
+ * and leaves the other cores to the event loop and other sessions.
+ */
+const SMALL_MODEL_BYTES = 64 * 1_048_576
+
+async function createSession (dir: string, size: number, options: LoadOptions): Promise<ort.InferenceSession> {
   const session: ort.InferenceSession.SessionOptions = {
     executionProviders: options.executionProvider === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
     graphOptimizationLevel: 'all',
     // Spinning threads burn the cores that other sessions and the event loop need between runs.
     extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } }
   }
-  if (options.threads != null) session.intraOpNumThreads = options.threads
+  const threads = options.threads ?? (size < SMALL_MODEL_BYTES ? 1 : undefined)
+  if (threads != null) session.intraOpNumThreads = threads
   try {
     // From the path, so that onnxruntime finds external data next to it.
     return await ort.InferenceSession.create(join(dir, 'model.onnx'), session)
@@ -100,7 +108,7 @@ export type LoadedModel = CausalLM | Encoder
 export async function loadModel (dir: string, options: LoadOptions = {}): Promise<LoadedModel> {
   const files = await readModelFiles(dir)
   options.signal?.throwIfAborted()
-  const session = await createSession(dir, options)
+  const session = await createSession(dir, files.size, options)
   if (options.signal?.aborted === true) {
     await session.release()
     options.signal.throwIfAborted()
@@ -151,6 +159,15 @@ export class CausalLM {
   readonly kvHeads: number
   readonly headDim: number
   readonly #positionIds: boolean
+  /**
+   * Two sets of buffers that decoding steps write their keys, values and
+   * logits into, in turn, so that a step reads the cache the previous one
+   * wrote while writing the other set: no allocation per token, which in a
+   * daemon's large heap costs more in GC than the step itself. They grow by
+   * doubling as sequences lengthen.
+   */
+  readonly #buffers: Float32Array[][] = [[], []]
+  #parity = 0
 
   constructor (session: ort.InferenceSession, codec: TextCodec, info: ModelInfo) {
     this.session = session
@@ -176,7 +193,8 @@ export class CausalLM {
   /**
    * One forward pass. Without a cache, `rows` are prompts, left-padded to the
    * longest; with one, every row adds one token to its sequence. Returns the
-   * logits of each row's last token and the grown cache.
+   * logits of each row's last token and the grown cache. After a decoding
+   * step both live in reused buffers: valid until the step after the next.
    */
   async forward (rows: number[][], cache?: BatchCache, signal?: AbortSignal): Promise<{ logits: Float32Array[], cache: BatchCache }> {
     const batch = rows.length
@@ -184,39 +202,62 @@ export class CausalLM {
     const past = cache?.length ?? 0
     const total = past + step
     const pads = cache?.pads ?? rows.map(r => step - r.length)
-    const ids = new Array<number>(batch * step).fill(0)
-    const mask = new Array<number>(batch * total).fill(0)
-    const positions = new Array<number>(batch * step).fill(0)
+    // Filled in place: a decoding step runs per token, and boxed BigInts per mask position were most of its garbage.
+    const ids = new BigInt64Array(batch * step)
+    const mask = new BigInt64Array(batch * total)
+    const positions = new BigInt64Array(batch * step)
     rows.forEach((row, b) => {
       if (cache != null && row.length !== 1) throw new RangeError('a decoding step adds one token per row')
       const offset = step - row.length
       const before = cache == null ? 0 : past - pads[b]
       row.forEach((id, t) => {
-        ids[b * step + offset + t] = id
-        positions[b * step + offset + t] = before + t
+        ids[b * step + offset + t] = BigInt(id)
+        positions[b * step + offset + t] = BigInt(before + t)
       })
-      for (let t = pads[b]; t < total; t++) mask[b * total + t] = 1
+      mask.fill(1n, b * total + pads[b], (b + 1) * total)
     })
     const feeds: Record<string, ort.Tensor> = {
-      input_ids: int64(ids, [batch, step]),
-      attention_mask: int64(mask, [batch, total])
+      input_ids: new ort.Tensor('int64', ids, [batch, step]),
+      attention_mask: new ort.Tensor('int64', mask, [batch, total])
     }
-    if (this.#positionIds) feeds.position_ids = int64(positions, [batch, step])
+    if (this.#positionIds) feeds.position_ids = new ort.Tensor('int64', positions, [batch, step])
     const empty = new Float32Array(0)
     for (let l = 0; l < this.layers; l++) {
       feeds[`past_key_values.${l}.key`] = cache?.kv[2 * l] ?? new ort.Tensor('float32', empty, [batch, this.kvHeads, 0, this.headDim])
       feeds[`past_key_values.${l}.value`] = cache?.kv[2 * l + 1] ?? new ort.Tensor('float32', empty, [batch, this.kvHeads, 0, this.headDim])
     }
     signal?.throwIfAborted()
-    const out = await this.session.run(feeds)
+    const out = cache == null ? await this.session.run(feeds) : await this.session.run(feeds, this.#fetches(batch, total))
     const logits = out.logits.data as Float32Array
     const vocab = out.logits.dims[2]
     const kv: ort.Tensor[] = []
     for (let l = 0; l < this.layers; l++) kv.push(out[`present.${l}.key`], out[`present.${l}.value`])
     return {
-      logits: rows.map((_, b) => logits.slice((b * step + step - 1) * vocab, (b * step + step) * vocab)),
+      logits: rows.map((_, b) => logits.subarray((b * step + step - 1) * vocab, (b * step + step) * vocab)),
       cache: { length: total, pads, kv }
     }
+  }
+
+  /** Output tensors over the next set of reused buffers, for a decoding step of `rows` rows to `total` positions. */
+  #fetches (rows: number, total: number): Record<string, ort.Tensor> {
+    const set = this.#buffers[this.#parity]
+    this.#parity = 1 - this.#parity
+    const meta = this.session.outputMetadata.find(m => m.name === 'logits')
+    // Only where the graph states the vocabulary: a wrong guess would fail the run.
+    const vocab = meta?.isTensor === true ? meta.shape[2] : undefined
+    const buffer = (i: number, size: number): Float32Array => {
+      if ((set[i]?.length ?? 0) < size) set[i] = new Float32Array(Math.max(size, 2 * (set[i]?.length ?? 0)))
+      return set[i].subarray(0, size)
+    }
+    const size = rows * this.kvHeads * total * this.headDim
+    const shape = [rows, this.kvHeads, total, this.headDim]
+    const fetches: Record<string, ort.Tensor> = {}
+    for (let l = 0; l < this.layers; l++) {
+      fetches[`present.${l}.key`] = new ort.Tensor('float32', buffer(2 * l, size), shape)
+      fetches[`present.${l}.value`] = new ort.Tensor('float32', buffer(2 * l + 1, size), shape)
+    }
+    if (typeof vocab === 'number') fetches.logits = new ort.Tensor('float32', buffer(2 * this.layers, rows * vocab), [rows, 1, vocab])
+    return fetches
   }
 
   /**
