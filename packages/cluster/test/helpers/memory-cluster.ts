@@ -198,9 +198,13 @@ export async function createMemoryCluster (timings: ClusterTimings): Promise<Mem
   const root = await mkdtemp(join(tmpdir(), 'node-daemon-memory-cluster-'))
   const nodes: MemoryNode[] = []
 
-  /** Up to BOOTSTRAP_PEERS distinct random members that are ready. */
+  /**
+   * Up to BOOTSTRAP_PEERS distinct random members. Members, not ready ones:
+   * isReady() flickers while entries commit, and a node started with no
+   * bootstrap peers founds a cluster of its own.
+   */
   const bootstrapPeers = (): string[] => {
-    const members = nodes.filter(n => n.running && n.cluster.isReady())
+    const members = nodes.filter(n => n.running && n.cluster.state.nodes.has(n.id))
     const picked: string[] = []
     while (picked.length < Math.min(BOOTSTRAP_PEERS, members.length)) {
       const [m] = members.splice(Math.floor(Math.random() * members.length), 1)
