@@ -2,7 +2,7 @@
 # Run:   docker run -p 8000:8000 -p 4001:4001 -v node-daemon-repo:/data node-daemon
 FROM node:24-bookworm-slim
 WORKDIR /app
-COPY package.json package-lock.json ./
+COPY package.json package-lock.json .npmrc ./
 COPY packages ./packages
 COPY bin ./bin
 COPY protocols ./protocols
