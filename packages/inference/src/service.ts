@@ -149,7 +149,7 @@ export class InferenceService implements Inference {
               streamed += text
               yield { type: 'chunk', text }
             } else {
-              const stats: GenerateStats = { ...event.result, totalNs: now() - p.startNs }
+              const stats: GenerateStats = { ...event.result, promptCID: (await p.job).promptCID, totalNs: now() - p.startNs }
               yield { type: 'done', stats }
               return
             }
@@ -206,14 +206,15 @@ export class InferenceService implements Inference {
       yield { type: 'done', result: await this.#embedHere(job, signal) }
       return
     }
-    yield * this.#execute(job, Promise.resolve({ jobId: job.jobId } as unknown as JobRecord), signal)
+    // The caller knows the prompt's CID and puts it in the stats it passes on.
+    yield * this.#execute(job, Promise.resolve({ jobId: job.jobId, promptCID: '' }), signal)
   }
 
   /**
    * Runs a generation on this node: takes the job, streams the text, stores
    * the response as content and completes the job with the measured timings.
    */
-  async * #execute (job: Job, recorded: Promise<JobRecord>, signal?: AbortSignal): AsyncIterable<WorkerEvent> {
+  async * #execute (job: Job, recorded: Promise<Pick<JobRecord, 'jobId' | 'promptCID'>>, signal?: AbortSignal): AsyncIterable<WorkerEvent> {
     const { input, options, keepAliveMs } = job.body as { input: PromptInput, options: GenerateOptions & { seed: number }, keepAliveMs?: number }
     const dir = await this.library.unpack(job.modelCid, { signal })
     const started = recorded.then(async ({ jobId }) => this.#c.cluster.startJob(jobId, { signal }))
