@@ -99,7 +99,7 @@ export class ModelLibrary {
   async details (name: string, options: AbortOptions = {}): Promise<ModelDetails> {
     const model = await this.resolve(name, options)
     const profile = model.profile ?? await this.profileOf(model.cid, options)
-    const config = JSON.parse(await this.#readText(`${model.cid}/config.json`, options))
+    const config = JSON.parse(await this.readText(`${model.cid}/config.json`, options))
     return {
       ...summary({ ...model, profile }),
       template: profile.template ?? await this.#chatTemplate(model.cid, options),
@@ -110,14 +110,15 @@ export class ModelLibrary {
     }
   }
 
-  async #readText (path: string, options: AbortOptions): Promise<string> {
+  /** A small file of the content store as text: a config, a prompt, a response. */
+  async readText (path: string, options: AbortOptions = {}): Promise<string> {
     const chunks: Uint8Array[] = []
     for await (const chunk of this.#content.cat(path, options)) chunks.push(chunk)
     return Buffer.concat(chunks).toString('utf8')
   }
 
   async #chatTemplate (cid: string, options: AbortOptions): Promise<string> {
-    const text = await this.#readText(`${cid}/tokenizer_config.json`, options).catch(() => '{}')
+    const text = await this.readText(`${cid}/tokenizer_config.json`, options).catch(() => '{}')
     const template = JSON.parse(text).chat_template
     return typeof template === 'string' ? template : ''
   }

@@ -416,11 +416,7 @@ export class InferenceService implements Inference {
   }
 
   async #taskView (job: JobRecord, prompt: string | undefined, options: AbortOptions): Promise<TaskView> {
-    const read = async (cid: string): Promise<string> => {
-      const chunks: Uint8Array[] = []
-      for await (const chunk of this.#c.content.cat(cid, options)) chunks.push(chunk)
-      return Buffer.concat(chunks).toString('utf8')
-    }
+    const read = async (cid: string): Promise<string> => this.library.readText(cid, options)
     const view: TaskView = {
       taskId: `task_${job.jobId}`,
       jobId: job.jobId,
