@@ -41,6 +41,11 @@ export interface SwarmInit {
   transports?: Libp2pOptions['transports']
   /** Listen addresses in place of `/ip4/<host>/tcp/<port>`, as the transports above need. */
   listen?: string[]
+  /**
+   * Encrypters in place of noise: a simulation of many nodes in one process,
+   * where no byte leaves memory, may use plaintext to spare its one thread.
+   */
+  connectionEncrypters?: Libp2pOptions['connectionEncrypters']
 }
 
 /** The DHT of a private cluster: public Amino peers could not reach it anyway, so it gets its own protocol. */
@@ -88,7 +93,7 @@ export function swarmOptions (init: SwarmInit): Libp2pOptions<SwarmServices> {
     privateKey: init.privateKey,
     addresses: { listen: init.listen ?? [`/ip4/${host}/tcp/${init.port}`] },
     transports: init.transports ?? [tcp()],
-    connectionEncrypters: [noise()],
+    connectionEncrypters: init.connectionEncrypters ?? [noise()],
     streamMuxers: [yamux()],
     connectionProtector: init.swarmKey == null ? undefined : privateNetwork({ psk: init.swarmKey }),
     peerDiscovery,
