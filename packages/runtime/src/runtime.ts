@@ -72,8 +72,8 @@ interface Slot {
   expiresAt?: Date
 }
 
-export interface Lease<M extends LoadedModel = LoadedModel> {
-  model: M
+export interface Lease {
+  model: LoadedModel
   /** ns spent loading the model for this request; 0 when it was loaded already. */
   loadNs: number
   release: () => void
