@@ -49,6 +49,8 @@ const ERROR_CLASSES: ErrorClasses = Object.fromEntries(
 
 const STATUS: Record<JobStatus, TaskStatus> = { requested: 'pending', running: 'running', completed: 'completed', failed: 'failed', cancelled: 'failed' }
 const now = (): number => Number(process.hrtime.bigint())
+/** Workers a job is tried on before it fails with NoWorkerError. */
+const MAX_ATTEMPTS = 8
 
 interface Prepared {
   model: ResolvedModel
@@ -126,50 +128,61 @@ export class InferenceService implements Inference {
   }
 
   async * #run (p: Prepared, signal?: AbortSignal): AsyncIterable<InferenceEvent> {
-    const failed = new Set<string>()
+    const job: Job = { kind: 'generate', jobId: 0, modelCid: p.model.cid, modelName: p.model.name, body: { input: p.input, options: p.options, keepAliveMs: p.keepAliveMs } }
     let streamed = ''
-    let lastError: Error | undefined
     try {
-      for (let attempt = 0; attempt < 8; attempt++) {
-        const [worker] = await this.#candidates(p.model.cid, failed, signal)
-        if (worker == null) break
-        const job: Job = { kind: 'generate', jobId: 0, modelCid: p.model.cid, modelName: p.model.name, body: { input: p.input, options: p.options, keepAliveMs: p.keepAliveMs } }
+      yield * this.#failover(p.model, signal, async function * (this: InferenceService, worker: string, watched: AbortSignal): AsyncIterable<InferenceEvent> {
         let skip = streamed.length
-        const watch = this.#watch(worker, signal)
-        try {
-          const events = worker === this.#c.peerId
-            ? this.#execute(job, p.job, signal)
-            : this.#protocol.call(worker, { ...job, jobId: (await p.job).jobId }, ERROR_CLASSES, watch.signal)
-          for await (const event of events) {
-            if (event.type === 'chunk') {
-              // A replacement worker replays the same tokens: pass on only what is new.
-              const text = skip > 0 ? event.text.slice(skip) : event.text
-              skip = Math.max(0, skip - event.text.length)
-              if (text === '') continue
-              streamed += text
-              yield { type: 'chunk', text }
-            } else {
-              const stats: GenerateStats = { ...event.result, promptCID: (await p.job).promptCID, totalNs: now() - p.startNs }
-              yield { type: 'done', stats }
-              return
-            }
+        const events = worker === this.#c.peerId
+          ? this.#execute(job, p.job, signal)
+          : this.#protocol.call(worker, { ...job, jobId: (await p.job).jobId }, ERROR_CLASSES, watched)
+        for await (const event of events) {
+          if (event.type === 'done') {
+            yield { type: 'done', stats: { ...event.result, promptCID: (await p.job).promptCID, totalNs: now() - p.startNs } }
+            return
           }
-          throw new errors.InferenceProtocolError(`worker ${worker} ended the job without a result`)
-        } catch (err: any) {
-          if (signal?.aborted === true || worker === this.#c.peerId || reportedByWorker(err)) throw err
-          this.#c.log('worker %s failed job, trying another - %e', worker, err)
-          failed.add(worker)
-          lastError = err
-        } finally {
-          watch.stop()
+          // A replacement worker replays the same tokens: pass on only what is new.
+          const text = skip > 0 ? event.text.slice(skip) : event.text
+          skip = Math.max(0, skip - event.text.length)
+          if (text === '') continue
+          streamed += text
+          yield { type: 'chunk', text }
         }
-      }
-      throw new errors.NoWorkerError(`no node could run ${p.model.name}${lastError != null ? `: ${lastError.message}` : ''}`)
+        throw new errors.InferenceProtocolError(`worker ${worker} ended the job without a result`)
+      }.bind(this))
     } catch (err: any) {
       const reason = signal?.aborted === true ? 'cancelled by the client' : (err.message ?? String(err))
       p.job.then(async job => this.#c.cluster.failJob(job.jobId, reason)).catch(() => {})
       throw err
     }
+  }
+
+  /**
+   * Runs `attempt` on the best worker for the model, and again on the next
+   * when a remote worker fails in transit or goes offline; a worker's own
+   * errors, this node's, and the client's abort are final. `attempt` gets a
+   * signal that also aborts when the cluster marks the worker offline.
+   */
+  async * #failover<T> (model: ResolvedModel, signal: AbortSignal | undefined, attempt: (worker: string, watched: AbortSignal) => AsyncIterable<T>): AsyncIterable<T> {
+    const failed = new Set<string>()
+    let lastError: Error | undefined
+    for (let i = 0; i < MAX_ATTEMPTS; i++) {
+      const [worker] = await this.#candidates(model.cid, failed, signal)
+      if (worker == null) break
+      const watch = this.#watch(worker, signal)
+      try {
+        yield * attempt(worker, watch.signal)
+        return
+      } catch (err: any) {
+        if (signal?.aborted === true || worker === this.#c.peerId || reportedByWorker(err)) throw err
+        this.#c.log('worker %s failed a job of %s, trying another - %e', worker, model.name, err)
+        failed.add(worker)
+        lastError = err
+      } finally {
+        watch.stop()
+      }
+    }
+    throw new errors.NoWorkerError(`no node could run ${model.name}${lastError != null ? `: ${lastError.message}` : ''}`)
   }
 
   /**
@@ -268,27 +281,17 @@ export class InferenceService implements Inference {
     const model = await this.library.resolve(params.model, options)
     if (model.profile != null && model.profile.kind !== 'encoder') throw new UnsupportedModelError(`"${params.model}" does not support embeddings`)
     const job: Job = { kind: 'embed', jobId: 0, modelCid: model.cid, modelName: model.name, body: { input: params.input, truncate: params.truncate ?? true, keepAliveMs: params.keepAliveMs } }
-    const failed = new Set<string>()
-    for (let attempt = 0; attempt < 8; attempt++) {
-      const [worker] = await this.#candidates(model.cid, failed, options.signal)
-      if (worker == null) break
-      try {
-        let result: Omit<EmbedResult, 'totalNs'>
-        if (worker === this.#c.peerId) {
-          result = await this.#embedHere(job, options.signal)
-        } else {
-          let done: any
-          for await (const event of this.#protocol.call(worker, job, ERROR_CLASSES, options.signal)) if (event.type === 'done') done = event.result
-          if (done == null) throw new errors.InferenceProtocolError(`worker ${worker} ended without embeddings`)
-          result = done
-        }
-        return { ...result, totalNs: now() - startNs }
-      } catch (err: any) {
-        if (options.signal?.aborted === true || worker === this.#c.peerId || reportedByWorker(err)) throw err
-        failed.add(worker)
+    const results = this.#failover(model, options.signal, async function * (this: InferenceService, worker: string, watched: AbortSignal): AsyncIterable<Omit<EmbedResult, 'totalNs'>> {
+      if (worker === this.#c.peerId) {
+        yield await this.#embedHere(job, options.signal)
+        return
       }
-    }
-    throw new errors.NoWorkerError(`no node could run ${model.name}`)
+      for await (const event of this.#protocol.call(worker, job, ERROR_CLASSES, watched)) if (event.type === 'done') yield event.result
+      throw new errors.InferenceProtocolError(`worker ${worker} ended without embeddings`)
+    }.bind(this))
+    // The failover yields one result or throws.
+    for await (const result of results) return { ...result, totalNs: now() - startNs }
+    throw new errors.InferenceProtocolError(`no embeddings for ${model.name}`)
   }
 
   async #embedHere (job: Job, signal?: AbortSignal): Promise<Omit<EmbedResult, 'totalNs'>> {
