@@ -1,20 +1,26 @@
 /**
  * ONNX graphs without Python. A plain-data graph form (graph.ts), a writer
- * that encodes it as an ONNX ModelProto over onnx-proto, the project's own
- * models built in the Hugging Face ONNX layout, and reverse-mode autodiff
- * that turns a loss graph into a training graph.
+ * that encodes it as an ONNX ModelProto over onnx-proto and a reader that
+ * decodes one, the project's own models built in the Hugging Face ONNX
+ * layout, and reverse-mode autodiff that turns a loss graph into a training
+ * graph.
  */
 export type * from './graph.ts'
 export { attr } from './graph.ts'
 export { writeModel } from './writer.ts'
 export { seededRandom } from './random.ts'
 export type { WriteOptions, WrittenModel } from './writer.ts'
+export { readModel, readWeights } from './reader.ts'
+export type { ReadOptions } from './reader.ts'
+export { ExternalDataError, InvalidConfigError, ModelFormatError } from './errors.ts'
 export { GraphBuilder } from './builder.ts'
 export type { GraphBuilderOptions, ParameterShape } from './builder.ts'
 export { buildGptDecoder, buildGptLoss, gptHfConfig, gptParameterShapes, initGptWeights } from './models/gpt.ts'
 export type { GptConfig } from './models/gpt.ts'
 export { buildEncoder, buildEncoderLoss, encoderHfConfig, encoderParameterShapes, initEncoderWeights } from './models/encoder.ts'
 export type { EncoderConfig } from './models/encoder.ts'
+export { buildMlpClassifier, buildMlpLoss, initMlpWeights, mlpConfigFromHf, mlpHfConfig, mlpParameterShapes } from './models/mlp.ts'
+export type { MlpActivation, MlpConfig } from './models/mlp.ts'
 export { TRANSFORMER_OPSET } from './models/transformer.ts'
 export type { LossShape } from './models/transformer.ts'
 export { buildTrainingGraph, gradientName } from './autodiff/training-graph.ts'

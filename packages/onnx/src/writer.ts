@@ -12,7 +12,8 @@ const { onnx } = onnxProto
 /** IR version 8 is the newest onnx-proto knows; onnxruntime reads it with any opset it supports. */
 const IR_VERSION = 8
 
-const DATA_TYPES: Record<DataType, number> = {
+/** TensorProto.DataType codes of the types graph.ts holds; the reader inverts it. */
+export const DATA_TYPES: Record<DataType, number> = {
   float32: onnx.TensorProto.DataType.FLOAT,
   int64: onnx.TensorProto.DataType.INT64,
   int32: onnx.TensorProto.DataType.INT32,

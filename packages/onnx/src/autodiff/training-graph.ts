@@ -19,6 +19,8 @@ export interface TrainingGraphOptions {
   params: string[]
   /** Sizes of the inputs' symbolic dimensions, e.g. { batch: 8, sequence: 128 }: the backward pass is built for static shapes. */
   dims?: Record<string, number>
+  /** Other outputs of the graph to carry through as they are, not differentiated: metrics such as an accuracy count. */
+  keep?: string[]
 }
 
 /** ScatterND with reduction 'add' (opset 16) is the newest op the backward pass emits. */
@@ -33,15 +35,21 @@ export function gradientName (param: string): string {
 
 /**
  * A graph with the same inputs (plus the parameters that were
- * initializers) whose outputs are the loss and then `grad.<param>` for each
- * parameter, of the parameter's shape.
+ * initializers) whose outputs are the loss, then `grad.<param>` for each
+ * parameter, of the parameter's shape, then the `keep` outputs.
  */
 export function buildTrainingGraph (model: Model, options: TrainingGraphOptions): Model {
   const { graph } = model
-  const { loss, params } = options
+  const { loss, params, keep = [] } = options
   if (model.opset < MIN_FORWARD_OPSET) throw new InvalidGraphError(`opset ${model.opset}: autodiff needs opset ${MIN_FORWARD_OPSET} or later`)
   const lossInfo = graph.outputs.find(o => o.name === loss)
   if (lossInfo === undefined) throw new InvalidGraphError(`the loss ${loss} is not an output of the graph`)
+  const carried = keep.map(name => {
+    const info = graph.outputs.find(o => o.name === name)
+    if (info === undefined) throw new InvalidGraphError(`the kept ${name} is not an output of the graph`)
+    return info
+  })
+  if (new Set([loss, ...keep]).size !== keep.length + 1) throw new InvalidGraphError('an output is kept twice, or is the loss')
   const paramSet = new Set(params)
   if (paramSet.size !== params.length) throw new InvalidGraphError('a parameter is listed twice')
   for (const p of params) {
@@ -118,7 +126,7 @@ export function buildTrainingGraph (model: Model, options: TrainingGraphOptions)
     }
   }
 
-  const outputs: ValueInfo[] = [lossInfo, ...params.map(p => ({ name: gradientName(p), type: 'float32' as const, shape: shapes.shape(p) }))]
+  const outputs: ValueInfo[] = [lossInfo, ...params.map(p => ({ name: gradientName(p), type: 'float32' as const, shape: shapes.shape(p) })), ...carried]
   const kept = prune([...nodes, ...e.nodes], outputs.map(o => o.name))
   const used = new Set(kept.flatMap(n => n.inputs))
   return {
@@ -176,7 +184,7 @@ function sortNodes (nodes: Node[], defined: Set<string>): Node[] {
   return queue.map(i => nodes[i])
 }
 
-/** Drops the nodes that no output needs: forward outputs other than the loss, unused backward branches. */
+/** Drops the nodes that no output needs: forward outputs neither the loss nor kept, unused backward branches. */
 function prune (nodes: Node[], outputs: string[]): Node[] {
   const needed = new Set(outputs)
   const kept: Node[] = []

@@ -7,7 +7,7 @@ import { GraphBuilder } from '../builder.ts'
 import type { ParameterShape } from '../builder.ts'
 import type { Model } from '../graph.ts'
 import {
-  TRANSFORMER_OPSET, affine, affineShapes, attention, causalMask, crossEntropy, initParameters, layerNorm, maskFromAllowed, mlp, paddingMask, sequenceLength, tiedHead
+  TRANSFORMER_OPSET, affine, affineShapes, attention, causalMask, correctCount, crossEntropy, initParameters, layerNorm, maskFromAllowed, mlp, paddingMask, sequenceLength, tiedHead
 } from './transformer.ts'
 import type { Affine, AttentionWeights, LossShape, MlpWeights } from './transformer.ts'
 
@@ -136,7 +136,8 @@ export function buildGptDecoder (config: GptConfig, weights: Record<string, Floa
  * decoder), with input_ids and labels [batch, sequence]; `loss` is the mean
  * cross-entropy of the logits at each position against labels at the same
  * position, so labels are the ids shifted left, -100 where nothing is to be
- * predicted.
+ * predicted. `correct` counts the labelled positions whose most likely token
+ * is the label (a float32 scalar); buildTrainingGraph drops it unless kept.
  */
 export function buildGptLoss (config: GptConfig, shape: LossShape): Model {
   const { batchSize, sequenceLength } = shape
@@ -147,6 +148,7 @@ export function buildGptLoss (config: GptConfig, shape: LossShape): Model {
   const positions = b.ints(Array.from({ length: sequenceLength }, (_, i) => i))
   const { logits } = gptBody(b, config, ids, positions, causalMask(b, sequenceLength))
   b.output(crossEntropy(b, logits, labels, config.vocabSize), 'loss', 'float32', [])
+  b.output(correctCount(b, logits, labels), 'correct', 'float32', [])
   return b.build()
 }
 

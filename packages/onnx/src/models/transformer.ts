@@ -149,6 +149,18 @@ export function crossEntropy (b: GraphBuilder, logits: string, labels: string, v
   })
 }
 
+/**
+ * How many positions' argmax over the last axis of logits equals the label,
+ * as a float32 scalar (summed, so that data-parallel workers can add their
+ * counts). A label of -100 matches no index, so ignored positions never count.
+ */
+export function correctCount (b: GraphBuilder, logits: string, labels: string): string {
+  const predicted = b.op('ArgMax', [logits], { axis: attr.int(-1), keepdims: attr.int(0) })
+  // `to` 1 is TensorProto's FLOAT.
+  const hits = b.op('Cast', [b.op('Equal', [predicted, labels])], { to: attr.int(1) })
+  return b.op('ReduceSum', [hits], { keepdims: attr.int(0) })
+}
+
 /** How to initialise one parameter: constant 0 or 1, or a normal distribution of this standard deviation. */
 export type Init = 'zeros' | 'ones' | number
 

@@ -73,6 +73,25 @@ describe('buildTrainingGraph', () => {
     assert.deepEqual(Array.from(out['grad.unused']), [0, 0, 0, 0])
   })
 
+  it('carries kept outputs through after the gradients, as the forward graph computes them, the gradients unchanged', async () => {
+    const model = smallModel()
+    const options = { loss: 'loss', params: ['W', 'b'], dims: { batch: 2 } }
+    const training = buildTrainingGraph(model, { ...options, keep: ['h'] })
+    assert.deepEqual(training.graph.outputs.map(o => o.name), ['loss', 'grad.W', 'grad.b', 'h'])
+    const x = randomFloats(rng(8), [2, 3])
+    const feeds = { x, W: model.graph.initializers[0], b: model.graph.initializers[1] }
+    const kept = await run(await createSession(training), feeds)
+    assert.deepEqual(kept.h, (await run(await createSession(model), { x })).h)
+    const plain = await run(await createSession(buildTrainingGraph(model, options)), feeds)
+    for (const name of ['loss', 'grad.W', 'grad.b']) assert.deepEqual(kept[name], plain[name], name)
+  })
+
+  it('rejects a kept name that is no output of the graph, the loss, or one kept twice', () => {
+    for (const keep of [['xw'], ['loss'], ['h', 'h']]) {
+      assert.throws(() => buildTrainingGraph(smallModel(), { loss: 'loss', params: ['W'], dims: { batch: 2 }, keep }), { name: InvalidGraphError.name }, keep.join())
+    }
+  })
+
   it('needs sizes for symbolic dimensions', () => {
     assert.throws(() => buildTrainingGraph(smallModel(), { loss: 'loss', params: ['W'] }), (err: Error) => {
       assert.equal(err.name, ShapeInferenceError.name)

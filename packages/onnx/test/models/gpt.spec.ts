@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { InferenceSession, Tensor } from 'onnxruntime-node'
+import { buildTrainingGraph, gradientName } from '../../src/autodiff/training-graph.ts'
 import { buildGptDecoder, buildGptLoss, gptHfConfig, gptParameterShapes, initGptWeights } from '../../src/models/gpt.ts'
 import type { GptConfig } from '../../src/models/gpt.ts'
 import { writeModel } from '../../src/writer.ts'
@@ -85,21 +86,42 @@ describe('gpt', () => {
     }
   })
 
-  it('computes in the loss graph the cross-entropy of the decoder\'s logits, about ln(vocab) at init', async () => {
+  it('leaves the training graph as it was unless `correct` is kept, and then gives the loss and gradients as without', async () => {
+    const shape = { batchSize: 1, sequenceLength: 6 }
+    const names = gptParameterShapes(config).map(s => s.name)
+    const lossGraph = buildGptLoss(config, shape)
+    const plain = buildTrainingGraph(lossGraph, { loss: 'loss', params: names })
+    assert.deepEqual(plain.graph.outputs.map(o => o.name), ['loss', ...names.map(gradientName)])
+    assert.ok(!plain.graph.nodes.some(n => n.op === 'ArgMax'))
+    const kept = buildTrainingGraph(lossGraph, { loss: 'loss', params: names, keep: ['correct'] })
+    const feeds: Record<string, Tensor> = { input_ids: int64([[1, 2, 3, 4, 5, 6]]), labels: int64([[2, 3, 4, 5, 6, -100]]) }
+    for (const { name, dims } of gptParameterShapes(config)) feeds[name] = new Tensor('float32', weights[name], dims)
+    const a = await (await InferenceSession.create(writeModel(plain).model)).run(feeds)
+    const b = await (await InferenceSession.create(writeModel(kept).model)).run(feeds)
+    for (const name of plain.graph.outputs.map(o => o.name)) assert.deepEqual(b[name].data, a[name].data, name)
+    assert.deepEqual(b.correct.dims, [])
+  })
+
+  it('computes in the loss graph the cross-entropy of the decoder\'s logits, about ln(vocab) at init, and how many it predicts', async () => {
     const shape = { batchSize: 2, sequenceLength: 8 }
     const ids = [range(0, 8).map(i => (i * 7 + 3) % 64), range(0, 8).map(i => (i * 13 + 5) % 64)]
     // Next-token labels, with the last position and one more ignored.
     const labels = ids.map(row => [...row.slice(1), -100])
     labels[1][2] = -100
+    const { logits } = await step(ids, ids.map(row => row.map(() => 1)), ids.map(() => range(0, 8)), emptyCache(2))
+    // Untrained, it predicts next to nothing: two labels it does predict, so that `correct` counts more than zeros.
+    for (const [b, t] of [[0, 3], [1, 5]]) labels[b][t] = logits[b][t].indexOf(Math.max(...logits[b][t]))
+
     const loss = await InferenceSession.create(writeModel(buildGptLoss(config, shape)).model)
     const feeds: Record<string, Tensor> = { input_ids: int64(ids), labels: int64(labels) }
     for (const { name, dims } of gptParameterShapes(config)) feeds[name] = new Tensor('float32', weights[name], dims)
-    const actual = (await loss.run(feeds)).loss
+    const out = await loss.run(feeds)
+    const actual = out.loss
     assert.deepEqual(actual.dims, [])
 
-    const { logits } = await step(ids, ids.map(row => row.map(() => 1)), ids.map(() => range(0, 8)), emptyCache(2))
     let sum = 0
     let count = 0
+    let correct = 0
     for (const [b, row] of labels.entries()) {
       for (const [t, label] of row.entries()) {
         if (label === -100) continue
@@ -107,8 +129,12 @@ describe('gpt', () => {
         const max = Math.max(...l)
         sum += max + Math.log(l.reduce((s, x) => s + Math.exp(x - max), 0)) - l[label]
         count++
+        if (l.indexOf(max) === label) correct++
       }
     }
+    assert.ok(correct >= 2)
+    assert.deepEqual(out.correct.dims, [])
+    assert.equal((out.correct.data as Float32Array)[0], correct)
     const value = (actual.data as Float32Array)[0]
     assert.ok(Math.abs(value - sum / count) < 1e-4, `${value} vs ${sum / count}`)
     assert.ok(Math.abs(value - Math.log(config.vocabSize)) < 0.1, `${value} vs ln(64)`)
