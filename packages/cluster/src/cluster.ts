@@ -20,7 +20,7 @@ import { measureResources } from './resources.ts'
 import { ClusterRpc } from './rpc.ts'
 import { ClusterState } from './state.ts'
 import { connect } from '@node-daemon/swarm'
-import type { CommandBody } from './commands.ts'
+import type { CommandBody, TrainingChange } from './commands.ts'
 import type { MembershipView } from './membership.ts'
 import type { Cluster, ConsensusStatus, DiscoveryResult, HistoryQuery, JobQuery, NodeView, PeerPinStatus, PinAddOptions, PinStatus, PinStatusReport, ReadOptions, RegisterModelInput, SubmitJobInput, UpdateModelOptions, WriteOptions } from './interface.ts'
 import type { Allocation, ClusterEvents, Decision, JobRecord, ModelRecord, NodeRecord, PinRecord, Resources } from './types.ts'
@@ -90,6 +90,8 @@ export interface JoinResult {
 const MEMBERSHIP_KEY = new Key('/cluster/membership')
 const RPC_TIMEOUT_MS = 30_000
 const STATUS_TIMEOUT_MS = 5_000
+/** Connections past which discovered non-voting members are not dialled: gossipsub's D_hi, the most mesh peers it keeps per topic. */
+const GOSSIP_NEIGHBOURS = 12
 
 type Events = { [K in keyof ClusterEvents]: CustomEvent<ClusterEvents[K]> }
 
@@ -316,10 +318,19 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
     return cs.voters.includes(peer) || cs.learners.includes(peer) || cs.votersOutgoing.includes(peer) || cs.learnersNext.includes(peer)
   }
 
-  /** libp2p stores what mDNS or the DHT finds but does not dial it: a member found unconnected is dialled, so Raft and gossip reach it. */
+  /**
+   * libp2p stores what mDNS or the DHT finds but does not dial it: a member
+   * found unconnected is dialled, so Raft and gossip reach it. Only voters
+   * always, and others while this node has few connections: dialling every
+   * member made a full mesh, N² connections across the cluster, where gossip
+   * needs a few neighbours and Raft's leader dials whom it replicates to.
+   */
   private readonly onDiscovery = (evt: CustomEvent<PeerInfo>): void => {
     const peer = evt.detail.id
-    if (!this.running || !this.isMember(peer.toString()) || this.components.libp2p.getConnections(peer).length > 0) return
+    const id = peer.toString()
+    if (!this.running || !this.isMember(id) || this.components.libp2p.getConnections(peer).length > 0) return
+    const voter = this.raft?.status().config.voters.includes(id) === true
+    if (!voter && this.components.libp2p.getConnections().length >= GOSSIP_NEIGHBOURS) return
     this.components.libp2p.dial(peer, { signal: AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(10_000)]) })
       .catch((err: Error) => { this.log('dialling discovered member %p failed - %e', peer, err) })
   }
@@ -720,6 +731,15 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
 
   async failJob (jobId: number, error: string, options?: WriteOptions): Promise<JobRecord> {
     return this.propose<JobRecord>({ op: 'job.fail', jobId, error }, options)
+  }
+
+  async changeTraining (change: TrainingChange, options?: WriteOptions): Promise<JobRecord> {
+    if (change.op === 'training.submit') {
+      checkCID(change.modelCID, 'model')
+      checkCID(change.datasetCID, 'dataset')
+    }
+    if ('checkpoint' in change && change.checkpoint != null) checkCID(change.checkpoint.cid, 'checkpoint')
+    return this.propose<JobRecord>(change, options)
   }
 
   async job (jobId: number, options?: ReadOptions): Promise<JobRecord> {

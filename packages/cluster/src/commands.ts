@@ -6,7 +6,7 @@
  */
 import { CID } from 'multiformats/cid'
 import { InvalidClusterRequestError } from './errors.ts'
-import type { Allocation, ModelKind, Resources } from './types.ts'
+import type { Allocation, ModelKind, Resources, TrainingProgress, TrainingWorker } from './types.ts'
 
 interface Base {
   /** Proposer's clock, milliseconds since the epoch. */
@@ -38,7 +38,17 @@ export type Command = Base & (
   | { op: 'job.start', jobId: number }
   | { op: 'job.complete', jobId: number, responseCID: string, metrics?: Record<string, number> }
   | { op: 'job.fail', jobId: number, error: string }
+  | TrainingChange
 )
+
+/** The changes a training job goes through; only its coordinator reports progress and the end. */
+export type TrainingChange =
+  | { op: 'training.submit', spec: Record<string, unknown>, modelId?: string, modelCID: string, datasetCID: string, coordinator: string, workers: string[] }
+  | { op: 'training.progress', jobId: number, status: 'running' | 'paused', workers: TrainingWorker[], progress?: TrainingProgress, checkpoint?: { step: number, cid: string } }
+  | { op: 'training.control', jobId: number, action: 'pause' | 'resume' | 'stop' }
+  | { op: 'training.finish', jobId: number, status: 'completed' | 'stopped', checkpoint?: { step: number, cid: string }, responseCID?: string }
+  | { op: 'training.handover', jobId: number, from: string, to: string }
+  | { op: 'training.saved', jobId: number, modelId: string }
 
 export type Op = Command['op']
 

@@ -1,4 +1,5 @@
 import type { Allocation, ClusterEvents, Decision, JobRecord, JobStatus, ModelKind, ModelRecord, NodeRecord, PinRecord, Resources } from './types.ts'
+import type { TrainingChange } from './commands.ts'
 import type { TypedEventTarget } from '@libp2p/interface'
 
 export interface ReadOptions {
@@ -175,6 +176,14 @@ export interface Cluster extends TypedEventTarget<{ [K in keyof ClusterEvents]: 
   job (jobId: number, options?: ReadOptions): Promise<JobRecord>
   /** Newest first. */
   jobs (query?: JobQuery, options?: ReadOptions): Promise<JobRecord[]>
+
+  /**
+   * A change to a training job through the log: submit (a new job, whose
+   * record comes back), progress and finish (from its coordinator only),
+   * control (pause, resume, stop), handover (a new coordinator, if the
+   * named one still is) and saved (the model registered from it).
+   */
+  changeTraining (change: TrainingChange, options?: WriteOptions): Promise<JobRecord>
 
   history (query?: HistoryQuery, options?: ReadOptions): Promise<Decision[]>
 }

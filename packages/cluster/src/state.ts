@@ -9,7 +9,8 @@ import { decodeCommand, decodeJoinContext } from './commands.ts'
 import { ConsensusRejectedError, InvalidClusterRequestError, JobNotFoundError, JobStateError, ModelExistsError, ModelNotFoundError, NodeNotFoundError, PinNotFoundError } from './errors.ts'
 import type { Candidate } from './allocate.ts'
 import type { Command } from './commands.ts'
-import type { Allocation, ClusterEvents, Decision, JobRecord, ModelRecord, NodeRecord, PinRecord } from './types.ts'
+import { FINAL_JOB_STATUSES } from './types.ts'
+import type { Allocation, ClusterEvents, Decision, JobRecord, ModelRecord, NodeRecord, PinRecord, TrainingRecord } from './types.ts'
 import type { StateMachine } from '@node-daemon/raft-node'
 import type { ConfChange, ConfState } from '@node-daemon/raft'
 
@@ -19,6 +20,8 @@ export const DEFAULT_ALLOCATION: Allocation = { cpu: 100, memory: 100, gpu: 100,
 export const HISTORY_LIMIT = 10_000
 /** Finished jobs kept in the state; their prompts and responses stay in IPFS. */
 export const JOB_LIMIT = 10_000
+/** Checkpoints a training job's record lists, the newest. */
+export const CHECKPOINT_LIMIT = 20
 
 const SNAPSHOT_VERSION = 1
 
@@ -389,6 +392,66 @@ export class ClusterState implements StateMachine {
         this.emit('JobFailed', { jobId: job.jobId, error: c.error })
         return { result: clone(job), summary: `job ${job.jobId} failed: ${c.error}` }
       }
+      case 'training.submit': {
+        if (c.workers.length === 0) throw new InvalidClusterRequestError('a training job needs at least one worker')
+        for (const id of [c.coordinator, ...c.workers]) this.requireNode(id)
+        const job: JobRecord = {
+          jobId: this.nextJobId++,
+          kind: 'training',
+          status: 'requested',
+          controller: c.by,
+          promptCID: c.datasetCID,
+          modelId: c.modelId ?? '',
+          modelCID: c.modelCID,
+          params: c.spec,
+          submittedAt: iso(c.at),
+          training: { coordinator: c.coordinator, workers: c.workers.map((id, rank) => ({ id, rank, status: 'training' })), desired: 'run', checkpoints: [] }
+        }
+        this.jobs.set(job.jobId, job)
+        this.pruneJobs()
+        this.emitTraining(job)
+        return { result: clone(job), summary: `job ${job.jobId}: training of ${c.modelId ?? c.modelCID} on ${c.datasetCID}, coordinated by ${c.coordinator} with ${c.workers.length} workers` }
+      }
+      case 'training.progress': {
+        const { job, training } = this.openTraining(c.jobId, c.by)
+        if (job.status === 'requested') job.startedAt = iso(c.at)
+        job.status = c.status
+        training.workers = c.workers
+        if (c.progress != null) training.progress = c.progress
+        if (c.checkpoint != null) this.addCheckpoint(training, c.checkpoint, c.at)
+        this.emitTraining(job, c.checkpoint?.cid)
+        return { result: clone(job), summary: `job ${job.jobId} ${c.status} at step ${training.progress?.step ?? 0}${c.checkpoint == null ? '' : `, checkpoint ${c.checkpoint.cid}`}` }
+      }
+      case 'training.control': {
+        const { job, training } = this.openTraining(c.jobId)
+        training.desired = c.action === 'resume' ? 'run' : c.action
+        return { result: clone(job), summary: `job ${job.jobId}: ${c.action} asked by ${c.by}` }
+      }
+      case 'training.finish': {
+        const { job, training } = this.openTraining(c.jobId, c.by)
+        job.status = c.status
+        if (c.checkpoint != null) this.addCheckpoint(training, c.checkpoint, c.at)
+        if (c.responseCID != null) job.responseCID = c.responseCID
+        job.completedAt = iso(c.at)
+        this.emitTraining(job, c.checkpoint?.cid)
+        return { result: clone(job), summary: `job ${job.jobId} ${c.status} at step ${training.progress?.step ?? 0}` }
+      }
+      case 'training.handover': {
+        const { job, training } = this.openTraining(c.jobId)
+        // Several nodes may see the coordinator go: the first handover wins, the others no longer match.
+        if (training.coordinator !== c.from) throw new JobStateError(`job ${job.jobId} is coordinated by ${training.coordinator}, not ${c.from}`)
+        this.requireNode(c.to)
+        training.coordinator = c.to
+        this.emitTraining(job)
+        return { result: clone(job), summary: `job ${job.jobId} coordinated by ${c.to} instead of ${c.from}` }
+      }
+      case 'training.saved': {
+        const job = this.jobs.get(c.jobId)
+        if (job?.training == null) throw new JobNotFoundError(`training job ${c.jobId} does not exist`)
+        this.requireModel(c.modelId)
+        job.training.modelId = c.modelId
+        return { result: clone(job), summary: `job ${job.jobId} saved as model ${c.modelId}` }
+      }
       default:
         throw new InvalidClusterRequestError(`unknown cluster command ${JSON.stringify((c as { op: unknown }).op)}`)
     }
@@ -416,14 +479,33 @@ export class ClusterState implements StateMachine {
     if (this.jobs.size <= JOB_LIMIT * 1.1) return
     for (const [id, job] of this.jobs) {
       if (this.jobs.size <= JOB_LIMIT) break
-      if (job.status === 'completed' || job.status === 'failed' || job.status === 'cancelled') this.jobs.delete(id)
+      if (FINAL_JOB_STATUSES.includes(job.status)) this.jobs.delete(id)
     }
+  }
+
+  /** An unfinished training job; with `coordinator`, only that node may change it. */
+  private openTraining (jobId: number, coordinator?: string): { job: JobRecord, training: TrainingRecord } {
+    const job = this.openJob(jobId)
+    if (job.training == null) throw new JobStateError(`job ${jobId} is not a training job`)
+    if (coordinator != null && job.training.coordinator !== coordinator) throw new JobStateError(`job ${jobId} is coordinated by ${job.training.coordinator}, not ${coordinator}`)
+    return { job, training: job.training }
+  }
+
+  private addCheckpoint (training: TrainingRecord, checkpoint: { step: number, cid: string }, at: number): void {
+    training.checkpoints.push({ step: checkpoint.step, cid: checkpoint.cid, at: iso(at) })
+    // The record stays small; older checkpoints remain in the consensus history.
+    if (training.checkpoints.length > CHECKPOINT_LIMIT) training.checkpoints.splice(0, training.checkpoints.length - CHECKPOINT_LIMIT)
+  }
+
+  private emitTraining (job: JobRecord, checkpoint?: string): void {
+    const training = job.training as TrainingRecord
+    this.emit('TrainingUpdated', { jobId: job.jobId, status: job.status, coordinator: training.coordinator, step: training.progress?.step ?? 0, checkpoint })
   }
 
   private openJob (jobId: number): JobRecord {
     const job = this.jobs.get(jobId)
     if (job == null) throw new JobNotFoundError(`job ${jobId} does not exist`)
-    if (job.status === 'completed' || job.status === 'failed' || job.status === 'cancelled') throw new JobStateError(`job ${jobId} is ${job.status} already`)
+    if (FINAL_JOB_STATUSES.includes(job.status)) throw new JobStateError(`job ${jobId} is ${job.status} already`)
     return job
   }
 

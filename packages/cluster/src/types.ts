@@ -100,7 +100,56 @@ export interface ModelRecord {
 }
 
 export type JobKind = 'inference' | 'training'
-export type JobStatus = 'requested' | 'running' | 'completed' | 'failed' | 'cancelled'
+export type JobStatus = 'requested' | 'running' | 'paused' | 'completed' | 'failed' | 'cancelled' | 'stopped'
+
+/** Statuses after which a job never changes again. */
+export const FINAL_JOB_STATUSES: readonly JobStatus[] = ['completed', 'failed', 'cancelled', 'stopped']
+
+/** One node's part in a training job. */
+export interface TrainingWorker {
+  id: PeerIdString
+  /** Its place in the split of every global batch: rank r takes the r-th slice. */
+  rank: number
+  /** `dropped`: left out of the rounds after it failed or lagged; it comes back at a checkpoint. */
+  status: 'training' | 'dropped'
+  /** Why it was dropped. */
+  error?: string
+}
+
+/** The latest figures of a training job, as its coordinator reported them. */
+export interface TrainingProgress {
+  step: number
+  totalSteps: number
+  epoch: number
+  totalEpochs: number
+  loss: number
+  /** Where the labels allow it. */
+  accuracy?: number
+  samplesPerSecond: number
+  learningRate: number
+}
+
+export interface TrainingCheckpoint {
+  step: number
+  cid: string
+  at: string
+}
+
+/**
+ * What the job table adds for a training job: who coordinates the rounds,
+ * who computes gradients, how far it came, and its checkpoints (CIDs of
+ * weights and optimizer state, pinned with replication).
+ */
+export interface TrainingRecord {
+  coordinator: PeerIdString
+  workers: TrainingWorker[]
+  /** What the user asked for last; the coordinator acts on it. */
+  desired: 'run' | 'pause' | 'stop'
+  progress?: TrainingProgress
+  checkpoints: TrainingCheckpoint[]
+  /** The registered model saved from it, once there is one. */
+  modelId?: string
+}
 
 /** Document 001's InferenceCoordinator jobs; the inference and training issues add to it. */
 export interface JobRecord {
@@ -121,6 +170,8 @@ export interface JobRecord {
   submittedAt: string
   startedAt?: string
   completedAt?: string
+  /** Training jobs only. */
+  training?: TrainingRecord
 }
 
 /** One committed decision of the consensus history. */
@@ -141,6 +192,8 @@ export interface ClusterEvents {
   JobStarted: { jobId: number, worker: string }
   InferenceCompleted: { jobId: number, worker: string, responseCID: string }
   JobFailed: { jobId: number, error: string }
+  /** A training job was submitted, changed status or coordinator, or recorded a checkpoint. */
+  TrainingUpdated: { jobId: number, status: JobStatus, coordinator: string, step: number, checkpoint?: string }
   ModelRegistered: { modelId: string, modelCID: string }
   ModelUpdated: { modelId: string, modelCID: string, version: number }
   NodeJoined: { id: string, role: 'voter' | 'learner' }
