@@ -5,6 +5,7 @@ import { createCluster } from '@node-daemon/cluster'
 import { Content } from '@node-daemon/content'
 import { createInference } from '@node-daemon/inference'
 import { Runtime } from '@node-daemon/runtime'
+import { createTraining } from '@node-daemon/training'
 import { connect, describePeer, listPeers, pingPeers, swarmOptions } from '@node-daemon/swarm'
 import { Gauge, Registry } from 'prom-client'
 import { registerDefaultModels } from './default-models.ts'
@@ -18,6 +19,7 @@ import type { AbortOptions } from '@libp2p/interface'
 import type { PeerConnection, PeerIdentity, Swarm } from '@node-daemon/swarm'
 import type { Cluster } from '@node-daemon/cluster'
 import type { Inference } from '@node-daemon/inference'
+import type { TrainingService } from '@node-daemon/training'
 
 /** What the HTTP API sees of a node: one object per concern, plus the node's own facts. */
 export interface Node {
@@ -28,6 +30,8 @@ export interface Node {
   readonly swarm: Swarm
   /** Models, generation and embeddings across the cluster, and document 001's tasks. */
   readonly inference: Inference
+  /** Data-parallel training jobs, datasets and trained models. */
+  readonly training: TrainingService
   readonly peerId: string
   readonly startedAt: Date
   /** Prometheus registry of this node: libp2p, repo and API metrics. */
@@ -111,6 +115,16 @@ export async function createNode (config: Config, components: NodeComponents): P
     peerId,
     log: prefixLogger(peerId).forComponent('node-daemon:inference')
   }, { modelsDir: join(config.repo, 'models') })
+  const training = createTraining({
+    get libp2p () { return content.swarm },
+    content,
+    cluster,
+    models: {
+      resolve: async (name, options) => inference.show(name, options),
+      import: async (params, options) => inference.import(params, options)
+    },
+    log: prefixLogger(peerId).forComponent('node-daemon:training')
+  })
   let apiAddress: string | undefined
   const log = components.logger
   let startedAt = new Date()
@@ -122,6 +136,7 @@ export async function createNode (config: Config, components: NodeComponents): P
     content,
     cluster,
     inference,
+    training,
     metrics,
     get swarm () { return content.swarm },
     peerId,
@@ -147,7 +162,9 @@ export async function createNode (config: Config, components: NodeComponents): P
         await cluster.start()
         await runtime.start()
         await inference.start()
+        await training.start()
       } catch (err) {
+        await training.stop().catch(() => {})
         await inference.stop().catch(() => {})
         await runtime.stop().catch(() => {})
         await cluster.stop().catch(() => {})
@@ -172,6 +189,7 @@ export async function createNode (config: Config, components: NodeComponents): P
       }
       started = false
       background.abort(new Error('the node is stopping'))
+      await training.stop()
       await inference.stop()
       await runtime.stop()
       await cluster.stop()

@@ -47,7 +47,8 @@ const ERROR_CLASSES: ErrorClasses = Object.fromEntries(
     .filter((E): E is new (message: string) => Error => typeof E === 'function' && E.prototype instanceof Error)
     .map(E => [E.name, E]))
 
-const STATUS: Record<JobStatus, TaskStatus> = { requested: 'pending', running: 'running', completed: 'completed', failed: 'failed', cancelled: 'failed' }
+// Inference jobs are never paused or stopped; training jobs are, and the task views show them too.
+const STATUS: Record<JobStatus, TaskStatus> = { requested: 'pending', running: 'running', paused: 'pending', completed: 'completed', failed: 'failed', cancelled: 'failed', stopped: 'failed' }
 const now = (): number => Number(process.hrtime.bigint())
 /** Workers a job is tried on before it fails with NoWorkerError. */
 const MAX_ATTEMPTS = 8

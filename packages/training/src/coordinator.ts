@@ -1,0 +1,272 @@
+/**
+ * The rounds of one training job, on the node that coordinates it. Each
+ * step's global batch is split over the workers in rank order; the
+ * coordinator computes its own slice while the others compute theirs, sums
+ * the gradients it gets back, and applies the mean. The mean goes out with
+ * the next step's request, so a round costs one message each way. A worker
+ * that fails or misses the deadline is dropped and its slice skipped, as
+ * hivemind does; at the next checkpoint it is brought back with the
+ * checkpoint's CID, as is a worker that joins.
+ */
+import { Batches, split, totalSteps } from './batches.ts'
+import { writeCheckpoint } from './checkpoint.ts'
+import { bytesToFloats, floatBytes, StepResponse } from './protocol.ts'
+import type { Architecture, Samples } from './architecture.ts'
+import type { CheckpointManifest } from './checkpoint.ts'
+import type { StepRequest, WorkerChannel } from './protocol.ts'
+import type { Replica } from './replica.ts'
+import type { Cluster, JobRecord, TrainingProgress, TrainingWorker } from '@node-daemon/cluster'
+import type { Content } from '@node-daemon/content'
+import type { Logger } from '@libp2p/interface'
+
+/** Per-step figures, streamed as events. */
+export interface StepMetrics extends TrainingProgress {
+  jobId: number
+  /** Workers whose gradients made this step. */
+  workers: number
+  /** Milliseconds of the step spent waiting for other workers beyond the coordinator's own compute. */
+  exchangeMs: number
+  stepMs: number
+}
+
+export interface CoordinatorComponents {
+  cluster: Pick<Cluster, 'changeTraining' | 'job' | 'pinAdd' | 'pinRm' | 'nodes'>
+  content: Pick<Content, 'addAll'>
+  log: Logger
+  self: string
+  open: (peer: string, signal: AbortSignal) => Promise<WorkerChannel>
+  /** Called after every step. */
+  onStep: (metrics: StepMetrics) => void
+  /** Registers the trained model; returns its id and CID. */
+  save: (jobId: number, checkpoint: string, signal: AbortSignal) => Promise<{ modelId: string, modelCID: string }>
+}
+
+export interface CoordinatorInit {
+  job: JobRecord
+  replica: Replica
+  architecture: Architecture
+  samples: Samples
+  manifest: Omit<CheckpointManifest, 'step'>
+  /** The checkpoint the replica was loaded from, which the workers sync to first. */
+  checkpoint: string
+  /** The first round may build training graphs; later ones are held to a multiple of the usual round time. */
+  firstRoundTimeoutMs: number
+  lagFactor: number
+  minRoundTimeoutMs: number
+  /** Copies of each checkpoint in the cluster. */
+  replication: number
+}
+
+interface Member {
+  worker: TrainingWorker
+  channel?: WorkerChannel
+  /** The checkpoint it must load before its next step, if it has not got the replica's state. */
+  sync?: string
+  /** Slice sizes it has built training graphs for: a new size builds one, which the usual deadline does not allow for. */
+  sizes: Set<number>
+}
+
+/** Checkpoints kept pinned; older ones are unpinned once a newer one is recorded. */
+const KEEP_CHECKPOINTS = 2
+/** The job record's progress is written at most this often between checkpoints, to keep the log small. */
+const PROGRESS_EVERY_MS = 1000
+
+export class Coordinator {
+  readonly #c: CoordinatorComponents
+  readonly #init: CoordinatorInit
+  readonly #members: Member[]
+  readonly #batches: Batches
+  readonly #total: number
+  #checkpoint: string
+  readonly #pinned: string[] = []
+  #roundMs: number[] = []
+  #update: Uint8Array<ArrayBuffer> = new Uint8Array(0)
+  #lastReport = 0
+
+  constructor (components: CoordinatorComponents, init: CoordinatorInit) {
+    this.#c = components
+    this.#init = init
+    const training = init.job.training
+    if (training == null) throw new Error(`job ${init.job.jobId} is not a training job`)
+    // Every worker starts (or restarts) from the checkpoint; the coordinator has it loaded already.
+    this.#members = training.workers.map(w => ({ worker: { ...w, status: 'training' }, sync: w.id === components.self ? undefined : init.checkpoint, sizes: new Set() }))
+    this.#checkpoint = init.checkpoint
+    const spec = init.manifest.spec
+    this.#batches = new Batches({ samples: init.samples.count, batchSize: spec.batchSize, epochs: spec.epochs, seed: spec.seed })
+    this.#total = totalSteps(this.#batches.plan)
+  }
+
+  get totalSteps (): number {
+    return this.#total
+  }
+
+  /** Runs the job to its end, a stop, or the signal; records each outcome in the job table. */
+  async run (signal: AbortSignal): Promise<void> {
+    const { replica } = this.#init
+    const jobId = this.#init.job.jobId
+    try {
+      while (replica.version < this.#total) {
+        signal.throwIfAborted()
+        const desired = await this.#desired(signal)
+        if (desired === 'stop') {
+          const checkpoint = await this.#saveCheckpoint(signal)
+          await this.#c.cluster.changeTraining({ op: 'training.finish', jobId, status: 'stopped', checkpoint: { step: replica.version, cid: checkpoint } }, { signal })
+          return
+        }
+        if (desired === 'pause') {
+          await this.#pause(signal)
+          continue
+        }
+        await this.#round(signal)
+        if (replica.version % this.#init.manifest.spec.checkpointEvery === 0 && replica.version < this.#total) {
+          await this.#saveCheckpoint(signal)
+          await this.#readmit(signal)
+          await this.#report('running', signal, this.#checkpoint)
+        } else if (Date.now() - this.#lastReport > PROGRESS_EVERY_MS) {
+          await this.#report('running', signal)
+        }
+      }
+      const checkpoint = await this.#saveCheckpoint(signal)
+      const saved = await this.#c.save(jobId, checkpoint, signal)
+      await this.#c.cluster.changeTraining({ op: 'training.saved', jobId, modelId: saved.modelId }, { signal })
+      await this.#report('running', signal)
+      await this.#c.cluster.changeTraining({ op: 'training.finish', jobId, status: 'completed', checkpoint: { step: replica.version, cid: checkpoint }, responseCID: saved.modelCID }, { signal })
+    } finally {
+      for (const m of this.#members) m.channel?.close()
+    }
+  }
+
+  async #desired (signal: AbortSignal): Promise<string> {
+    const job = await this.#c.cluster.job(this.#init.job.jobId, { signal, local: true })
+    return job.training?.desired ?? 'run'
+  }
+
+  async #pause (signal: AbortSignal): Promise<void> {
+    await this.#report('paused', signal)
+    while (await this.#desired(signal) === 'pause') await new Promise(resolve => setTimeout(resolve, 200))
+  }
+
+  #progress (): TrainingProgress & { samplesPerSecond: number } {
+    return this.#last ?? { step: this.#init.replica.version, totalSteps: this.#total, epoch: 0, totalEpochs: this.#init.manifest.spec.epochs, loss: 0, samplesPerSecond: 0, learningRate: this.#init.replica.learningRate }
+  }
+
+  #last?: TrainingProgress
+
+  async #report (status: 'running' | 'paused', signal: AbortSignal, checkpoint?: string): Promise<void> {
+    this.#lastReport = Date.now()
+    await this.#c.cluster.changeTraining({
+      op: 'training.progress',
+      jobId: this.#init.job.jobId,
+      status,
+      workers: this.#members.map(m => m.worker),
+      progress: this.#progress(),
+      checkpoint: checkpoint == null ? undefined : { step: this.#init.replica.version, cid: checkpoint }
+    }, { signal })
+  }
+
+  /** The deadline of a round: generous at first, then a multiple of the median round. */
+  #deadline (): number {
+    if (this.#roundMs.length === 0) return this.#init.firstRoundTimeoutMs
+    const sorted = [...this.#roundMs].sort((a, b) => a - b)
+    return Math.max(this.#init.minRoundTimeoutMs, this.#init.lagFactor * sorted[Math.floor(sorted.length / 2)])
+  }
+
+  async #round (signal: AbortSignal): Promise<void> {
+    const { replica, samples } = this.#init
+    const t0 = performance.now()
+    const step = replica.version
+    const active = this.#members.filter(m => m.worker.status === 'training')
+    const slices = split(this.#batches.batch(step), active.length)
+    const usual = this.#deadline()
+    let ownMs = 0
+    const results = await Promise.all(active.map(async (m, i): Promise<StepResponse | undefined> => {
+      if (m.worker.id === this.#c.self) {
+        const r = await replica.compute(samples, slices[i])
+        ownMs = performance.now() - t0
+        return { status: StepResponse.Status.OK, round: BigInt(step), gradient: floatBytes(r.gradient), count: r.count, lossSum: r.lossSum, correct: r.correct, labels: r.labels, computeMs: r.computeMs, errorName: '', errorMessage: '' }
+      }
+      const fresh = m.sync != null || !m.sizes.has(slices[i].length)
+      const deadline = AbortSignal.any([signal, AbortSignal.timeout(fresh ? this.#init.firstRoundTimeoutMs : usual)])
+      try {
+        m.channel ??= await this.#c.open(m.worker.id, deadline)
+        const request: StepRequest = { jobId: BigInt(this.#init.job.jobId), round: BigInt(step), syncCid: m.sync ?? '', update: m.sync == null ? this.#update : new Uint8Array(0), version: BigInt(step), samples: Array.from(slices[i]) }
+        const response = await m.channel.step(request, deadline)
+        if (response.status !== StepResponse.Status.OK) throw new Error(response.status === StepResponse.Status.OUT_OF_SYNC ? 'out of sync' : `${response.errorName}: ${response.errorMessage}`)
+        m.sync = undefined
+        m.sizes.add(slices[i].length)
+        return response
+      } catch (err: any) {
+        if (signal.aborted) throw err
+        this.#c.log('dropping worker %s from job %d at step %d - %s', m.worker.id, this.#init.job.jobId, step, err.message)
+        m.channel?.close()
+        m.channel = undefined
+        m.worker.status = 'dropped'
+        m.worker.error = `step ${step}: ${String(err.message)}`
+        return undefined
+      }
+    }))
+    signal.throwIfAborted()
+    const sum = new Float32Array(replica.size)
+    let count = 0
+    let lossSum = 0
+    let correct = 0
+    let labels = 0
+    for (const r of results) {
+      if (r == null || r.count === 0) continue
+      const g = r.gradient.byteLength === sum.byteLength ? bytesToFloats(r.gradient) : undefined
+      if (g == null) continue
+      for (let i = 0; i < sum.length; i++) sum[i] += g[i]
+      count += r.count
+      lossSum += r.lossSum
+      correct += r.correct
+      labels += r.labels
+    }
+    if (count === 0) return
+    for (let i = 0; i < sum.length; i++) sum[i] /= count
+    this.#update = floatBytes(sum)
+    const learningRate = replica.apply(sum)
+    const stepMs = performance.now() - t0
+    this.#roundMs.push(stepMs)
+    if (this.#roundMs.length > 20) this.#roundMs.shift()
+    const spec = this.#init.manifest.spec
+    this.#last = {
+      step: replica.version,
+      totalSteps: this.#total,
+      epoch: this.#batches.epochOf(step) + 1,
+      totalEpochs: spec.epochs,
+      loss: lossSum / count,
+      ...(labels > 0 ? { accuracy: correct / labels } : {}),
+      samplesPerSecond: count / (stepMs / 1000),
+      learningRate
+    }
+    this.#c.onStep({ ...this.#last, jobId: this.#init.job.jobId, workers: results.filter(r => r != null).length, exchangeMs: Math.max(0, stepMs - ownMs), stepMs })
+  }
+
+  /** Dropped workers that are online rejoin at the checkpoint just made. */
+  async #readmit (signal: AbortSignal): Promise<void> {
+    if (this.#members.every(m => m.worker.status === 'training')) return
+    const online = new Set((await this.#c.cluster.nodes({ signal, local: true })).filter(n => n.online).map(n => n.id))
+    for (const m of this.#members) {
+      if (m.worker.status !== 'dropped' || !online.has(m.worker.id)) continue
+      m.worker.status = 'training'
+      delete m.worker.error
+      m.sync = this.#checkpoint
+      m.sizes.clear()
+    }
+  }
+
+  async #saveCheckpoint (signal: AbortSignal): Promise<string> {
+    const { replica, architecture, manifest } = this.#init
+    const cid = await writeCheckpoint(this.#c.content, { ...manifest, step: replica.version }, replica.state(), architecture.parameters, { signal })
+    if (cid !== this.#checkpoint || this.#pinned.length === 0) {
+      await this.#c.cluster.pinAdd(cid, { name: `training job ${this.#init.job.jobId} step ${replica.version}`, replicationFactor: this.#init.replication, signal })
+      this.#pinned.push(cid)
+      while (this.#pinned.length > KEEP_CHECKPOINTS) {
+        const old = this.#pinned.shift() as string
+        await this.#c.cluster.pinRm(old, { signal }).catch((err: Error) => { this.#c.log('unpinning checkpoint %s failed - %s', old, err.message) })
+      }
+    }
+    this.#checkpoint = cid
+    return cid
+  }
+}

@@ -1,0 +1,139 @@
+/**
+ * One node's copy of a model in training: its weights, its optimizer and
+ * the onnxruntime sessions of the training graph. Every replica of a job
+ * applies the same averaged gradients with the same optimizer, whose steps
+ * are computed in a fixed order in double precision, so replicas stay
+ * bit-identical without ever sending weights.
+ */
+import * as ort from 'onnxruntime-node'
+import { buildTrainingGraph, clipGradNorm, constantSchedule, createAdamW, createSgd, gradientName, warmupCosineSchedule, writeModel } from '@node-daemon/onnx'
+import type { Architecture, Samples } from './architecture.ts'
+import type { TrainingSpec } from './spec.ts'
+import type { Optimizer, OptimizerState, Schedule } from '@node-daemon/onnx'
+
+/** The sums a replica reports for a slice of a batch. */
+export interface SliceResult {
+  /** Sum over the samples of each sample's gradient, parameters concatenated in order. */
+  gradient: Float32Array
+  count: number
+  lossSum: number
+  correct: number
+  labels: number
+  computeMs: number
+}
+
+export interface ReplicaState {
+  weights: Record<string, Float32Array>
+  optimizer?: OptimizerState
+}
+
+/** The learning-rate schedule of a spec, over a run of `total` steps. */
+export function scheduleOf (spec: TrainingSpec, total: number): Schedule {
+  if (spec.schedule === 'constant') return constantSchedule(spec.learningRate)
+  return warmupCosineSchedule({ peak: spec.learningRate, warmupSteps: spec.warmupSteps, totalSteps: total, final: spec.learningRate / 10 })
+}
+
+function optimizerOf (spec: TrainingSpec, schedule: Schedule, architecture: Architecture, resume?: OptimizerState): Optimizer {
+  if (spec.optimizer === 'sgd') return createSgd({ lr: schedule, momentum: spec.momentum, weightDecay: spec.weightDecay }, resume)
+  const dims = new Map(architecture.parameters.map(p => [p.name, p.dims.length]))
+  // As GPT-2 and BERT were trained: matrices decay; biases, norms and embeddings do not.
+  return createAdamW({ lr: schedule, weightDecay: spec.weightDecay, decays: name => name.endsWith('.weight') && dims.get(name) === 2 && !/wte|wpe|embeddings|ln|LayerNorm/.test(name) }, resume)
+}
+
+export class Replica {
+  readonly architecture: Architecture
+  readonly spec: TrainingSpec
+  readonly weights: Record<string, Float32Array>
+  readonly #optimizer: Optimizer
+  readonly #schedule: Schedule
+  /** Sessions by batch size: slices differ in size when a batch does not divide evenly, and at an epoch's end. */
+  readonly #sessions = new Map<number, Promise<ort.InferenceSession>>()
+  readonly #size: number
+  #version: number
+
+  constructor (architecture: Architecture, spec: TrainingSpec, totalSteps: number, state: ReplicaState) {
+    this.architecture = architecture
+    this.spec = spec
+    this.weights = state.weights
+    this.#schedule = scheduleOf(spec, totalSteps)
+    this.#optimizer = optimizerOf(spec, this.#schedule, architecture, state.optimizer)
+    this.#size = architecture.parameters.reduce((n, p) => n + p.dims.reduce((a, b) => a * b, 1), 0)
+    this.#version = state.optimizer?.step ?? 0
+  }
+
+  /** Optimizer steps applied so far: the version of the weights. */
+  get version (): number {
+    return this.#version
+  }
+
+  /** The learning rate of the next update. */
+  get learningRate (): number {
+    return this.#schedule(this.version)
+  }
+
+  /** Parameters in all: the length of a gradient. */
+  get size (): number {
+    return this.#size
+  }
+
+  /** The weights as they are (not copied) and a copy of the optimizer's state. */
+  state (): ReplicaState {
+    return { weights: this.weights, optimizer: this.#optimizer.state() }
+  }
+
+  async #session (batchSize: number): Promise<ort.InferenceSession> {
+    let session = this.#sessions.get(batchSize)
+    if (session == null) {
+      const graph = buildTrainingGraph(this.architecture.lossGraph(batchSize), { loss: 'loss', params: this.architecture.parameters.map(p => p.name), keep: ['correct'] })
+      session = ort.InferenceSession.create(writeModel(graph).model, { graphOptimizationLevel: 'all' })
+      this.#sessions.set(batchSize, session)
+      session.catch(() => this.#sessions.delete(batchSize))
+    }
+    return session
+  }
+
+  /** Loss and gradient sums over `indices` of the samples, at the current weights. */
+  async compute (samples: Samples, indices: ArrayLike<number>): Promise<SliceResult> {
+    const t0 = performance.now()
+    const gradient = new Float32Array(this.#size)
+    if (indices.length === 0) return { gradient, count: 0, lossSum: 0, correct: 0, labels: 0, computeMs: 0 }
+    const session = await this.#session(indices.length)
+    const { feeds, labels } = this.architecture.feeds(samples, indices)
+    for (const p of this.architecture.parameters) feeds[p.name] = new ort.Tensor('float32', this.weights[p.name], p.dims)
+    const out = await session.run(feeds)
+    const n = indices.length
+    let at = 0
+    for (const p of this.architecture.parameters) {
+      const g = out[gradientName(p.name)].data as Float32Array
+      // The graph gives the mean over the slice; the coordinator wants sums, to divide by the global count.
+      for (let i = 0; i < g.length; i++) gradient[at + i] = g[i] * n
+      at += g.length
+    }
+    const lossSum = (out.loss.data as Float32Array)[0] * n
+    const correct = Number((out.correct.data as Float32Array)[0])
+    return { gradient, count: n, lossSum, correct, labels, computeMs: performance.now() - t0 }
+  }
+
+  /** Applies the mean gradient of a step: clipping, then one optimizer step. Returns the learning rate used. `mean` is left as it is. */
+  apply (mean: Float32Array): number {
+    // Clipping scales in place, and is not idempotent to the bit: the caller's copy may still be sent to other replicas.
+    if (this.spec.clipNorm > 0) mean = mean.slice()
+    const grads: Record<string, Float32Array> = {}
+    let at = 0
+    for (const p of this.architecture.parameters) {
+      const length = p.dims.reduce((a, b) => a * b, 1)
+      grads[p.name] = mean.subarray(at, at + length)
+      at += length
+    }
+    if (this.spec.clipNorm > 0) clipGradNorm(grads, this.spec.clipNorm)
+    const lr = this.#optimizer.step(this.weights, grads)
+    this.#version++
+    return lr
+  }
+
+  async release (): Promise<void> {
+    const sessions = [...this.#sessions.values()]
+    this.#sessions.clear()
+    await Promise.all(sessions.map(async s => (await s.catch(() => undefined))?.release()))
+  }
+}

@@ -1,0 +1,100 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { seededRandom } from '@node-daemon/onnx'
+import { architectureOf } from '../src/architecture.ts'
+import { Batches, split, totalSteps } from '../src/batches.ts'
+import { encodeTensorDataset, parseDataset } from '../src/dataset.ts'
+import { Replica } from '../src/replica.ts'
+import { trainingSpec } from '../src/spec.ts'
+
+const F = 4
+const C = 3
+const ROWS = 90
+
+function samples (): ReturnType<ReturnType<typeof architectureOf>['samples']> {
+  const random = seededRandom(1)
+  const labels = new Int32Array(ROWS).map((_, i) => i % C)
+  const features = new Float32Array(ROWS * F).map((_, i) => (i % F === labels[Math.floor(i / F)] ? 1.5 : 0) + random() - 0.5)
+  return architectureOf({ model_type: 'mlp-classifier', inputs: F, hidden: [8], classes: C }).samples(parseDataset(encodeTensorDataset({ features, labels, featureCount: F })))
+}
+
+/** Trains with every global batch split over `parts` replicas' slices, summed and averaged as the coordinator does. */
+async function train (parts: number, optimizer: 'sgd' | 'adamw'): Promise<{ weights: Record<string, Float32Array>, accuracy: number }> {
+  const architecture = architectureOf({ model_type: 'mlp-classifier', inputs: F, hidden: [8], classes: C })
+  const data = samples()
+  const spec = trainingSpec({ optimizer, learningRate: 0.05, batchSize: 20, epochs: 3, seed: 4 })
+  const batches = new Batches({ samples: data.count, batchSize: spec.batchSize, epochs: spec.epochs, seed: spec.seed })
+  const total = totalSteps(batches.plan)
+  const replica = new Replica(architecture, spec, total, { weights: architecture.initialWeights(spec.seed) })
+  let correct = 0
+  let labels = 0
+  try {
+    for (let step = 0; step < total; step++) {
+      const sum = new Float32Array(replica.size)
+      let count = 0
+      for (const slice of split(batches.batch(step), parts)) {
+        const r = await replica.compute(data, slice)
+        for (let i = 0; i < sum.length; i++) sum[i] += r.gradient[i]
+        count += r.count
+        if (step === total - 1) {
+          correct += r.correct
+          labels += r.labels
+        }
+      }
+      replica.apply(sum.map(v => v / count))
+    }
+  } finally {
+    await replica.release()
+  }
+  assert.equal(replica.version, total)
+  return { weights: replica.weights, accuracy: correct / labels }
+}
+
+function maxDifference (a: Record<string, Float32Array>, b: Record<string, Float32Array>): number {
+  let max = 0
+  for (const name of Object.keys(a)) for (let i = 0; i < a[name].length; i++) max = Math.max(max, Math.abs(a[name][i] - b[name][i]))
+  return max
+}
+
+describe('data-parallel replicas', () => {
+  it('summing the slices of 3 workers gives the weights of one worker with the whole batch', async () => {
+    const one = await train(1, 'sgd')
+    const three = await train(3, 'sgd')
+    assert.ok(maxDifference(one.weights, three.weights) < 1e-5, `differ by ${maxDifference(one.weights, three.weights)}`)
+    assert.ok(three.accuracy > 0.8, `accuracy ${three.accuracy}`)
+  })
+
+  it('learns with AdamW too', async () => {
+    const { accuracy } = await train(2, 'adamw')
+    assert.ok(accuracy > 0.8, `accuracy ${accuracy}`)
+  })
+})
+
+describe('global batches', () => {
+  it('cover every sample once per epoch, in an order that depends on the seed and the epoch only', () => {
+    const plan = { samples: 25, batchSize: 10, epochs: 2, seed: 9 }
+    const batches = new Batches(plan)
+    assert.equal(totalSteps(plan), 6)
+    const epoch = [0, 1, 2].flatMap(s => Array.from(batches.batch(s)))
+    assert.deepEqual([...epoch].sort((a, b) => a - b), Array.from({ length: 25 }, (_, i) => i))
+    assert.equal(batches.batch(2).length, 5)
+    assert.notDeepEqual(Array.from(batches.batch(3)), epoch.slice(0, 10))
+    assert.deepEqual(Array.from(new Batches(plan).batch(4)), Array.from(batches.batch(4)))
+  })
+
+  it('split into contiguous slices that differ in size by at most one', () => {
+    const slices = split(Uint32Array.from([1, 2, 3, 4, 5, 6, 7]), 3)
+    assert.deepEqual(slices.map(s => Array.from(s)), [[1, 2, 3], [4, 5], [6, 7]])
+    assert.deepEqual(split(Uint32Array.from([1]), 2).map(s => s.length), [1, 0])
+  })
+})
+
+describe('training specs', () => {
+  it('fill in defaults and refuse bad fields by name', () => {
+    assert.equal(trainingSpec({}).optimizer, 'adamw')
+    assert.equal(trainingSpec({ optimizer: 'sgd' }).weightDecay, 0)
+    for (const bad of [{ epochs: 0 }, { batchSize: 1.5 }, { learningRate: -1 }, { optimizer: 'lion' }, { strategy: 'gossip' }, { name: '' }]) {
+      assert.throws(() => trainingSpec(bad), { name: 'InvalidTrainingRequestError' }, JSON.stringify(bad))
+    }
+  })
+})
