@@ -110,7 +110,15 @@ const BY_NAME: Record<string, Mapping> = {
   ContextLengthError: [400, 'IPFSValidationError'],
   // Mostly met on import, where the client sent the broken directory.
   InvalidModelError: [400, 'IPFSValidationError'],
-  UnsupportedModelError: [400, 'UnsupportedModelError']
+  UnsupportedModelError: [400, 'UnsupportedModelError'],
+  InvalidTrainingRequestError: [400, 'IPFSValidationError'],
+  InvalidDatasetError: [400, 'IPFSValidationError'],
+  InvalidTensorFileError: [400, 'IPFSValidationError'],
+  UnsupportedTrainingModelError: [400, 'UnsupportedModelError'],
+  ModelFormatError: [400, 'IPFSValidationError'],
+  TrainingInProgressError: [409, 'TrainingInProgressError', 1002],
+  TrainingNotFoundError: [404, 'TrainingNotFoundError'],
+  CheckpointError: [422, 'CheckpointError', 1004]
 }
 
 /** Fastify's and @fastify/multipart's own errors, by code. */

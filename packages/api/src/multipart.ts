@@ -112,6 +112,23 @@ export async function firstPartBytes (request: FastifyRequest, max: number): Pro
   return payload
 }
 
+/** Form fields, and the bytes of the first file part, of at most `max` bytes: a dataset with its metadata. */
+export async function fieldsAndFile (request: FastifyRequest, max: number): Promise<{ fields: Record<string, string>, file?: Uint8Array }> {
+  const fields: Record<string, string> = {}
+  let file: Uint8Array | undefined
+  try {
+    for await (const part of request.parts()) {
+      if (part.type === 'field') fields[part.fieldname] = String(part.value)
+      else if (file == null) file = await readCapped(part.file, max)
+      else part.file.resume()
+    }
+  } catch (err: any) {
+    if (err instanceof MultipartError || (typeof err.code === 'string' && err.code.startsWith('FST_'))) throw err
+    throw new MultipartError(`malformed multipart body: ${err.message}`)
+  }
+  return { fields, file }
+}
+
 async function readCapped (stream: AsyncIterable<Uint8Array>, max: number): Promise<Uint8Array> {
   const chunks: Uint8Array[] = []
   let size = 0

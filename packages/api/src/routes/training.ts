@@ -1,0 +1,296 @@
+import { Type } from 'typebox'
+import { option } from '../args.ts'
+import { BadRequestError } from '../errors.ts'
+import { DEFAULT_GENERATE_MODEL, workSignal } from '../inference.ts'
+import { fieldsAndFile } from '../multipart.ts'
+import { requestSignal } from '../stream.ts'
+import { kuboRoute } from './route.ts'
+import type { Routes } from '../server.ts'
+import type { JobRecord, JobStatus } from '@node-daemon/cluster'
+import type { StepMetrics, TrainingRequest, TrainingService } from '@node-daemon/training'
+import type { FastifyReply } from 'fastify'
+import type { Static } from 'typebox'
+
+/** Datasets up to this size come through the API in one request. */
+const MAX_DATASET_BYTES = 1024 * 1024 * 1024
+
+/** Document 003 names sessions `training_…`; the job table numbers them. */
+const sessionId = (job: JobRecord): string => `training_${job.jobId}`
+
+function jobIdOf (value: unknown): number | undefined {
+  if (value == null || value === '') return undefined
+  const match = /^(?:training_)?(\d+)$/.exec(String(value))
+  if (match == null) throw new BadRequestError(`session ${JSON.stringify(value)} is not a training session id`)
+  return Number(match[1])
+}
+
+/** Document 003's statuses, with `pending` before the coordinator starts and `paused`. */
+const STATUS: Record<JobStatus, string> = { requested: 'pending', running: 'running', paused: 'paused', completed: 'completed', failed: 'failed', cancelled: 'stopped', stopped: 'stopped' }
+
+/** A training job as document 003's status. */
+export function trainingJson (job: JobRecord): object {
+  const t = job.training
+  const p = t?.progress
+  const last = t?.checkpoints.at(-1)
+  return {
+    session_id: sessionId(job),
+    task_id: sessionId(job),
+    status: STATUS[job.status],
+    progress: {
+      epoch: p?.epoch ?? 0,
+      total_epochs: p?.totalEpochs ?? Number(job.params.epochs ?? 0),
+      loss: p?.loss ?? null,
+      accuracy: p?.accuracy ?? null,
+      step: p?.step ?? 0,
+      total_steps: p?.totalSteps ?? null,
+      samples_per_second: p?.samplesPerSecond ?? null,
+      learning_rate: p?.learningRate ?? null
+    },
+    nodes: (t?.workers ?? []).map(w => ({
+      id: w.id,
+      rank: w.rank,
+      status: w.status === 'dropped' ? 'dropped' : job.status === 'running' ? 'training' : STATUS[job.status],
+      coordinator: w.id === t?.coordinator,
+      ...(w.error == null ? {} : { error: w.error }),
+      batch_progress: p?.totalSteps != null && p.totalSteps > 0 ? p.step / p.totalSteps : 0
+    })),
+    model_id: t?.modelId ?? null,
+    model: job.modelId === '' ? job.modelCID : job.modelId,
+    model_cid: job.modelCID,
+    dataset: job.promptCID,
+    coordinator: t?.coordinator ?? null,
+    checkpoint_cid: last?.cid ?? null,
+    checkpoints: t?.checkpoints ?? [],
+    config: job.params,
+    error: job.error ?? null,
+    created_at: job.submittedAt,
+    started_at: job.startedAt ?? null,
+    completed_at: job.completedAt ?? null
+  }
+}
+
+const StartBody = Type.Object({
+  dataset: Type.String({ minLength: 1, description: 'CID of a dataset (see /api/v0/ai/dataset/add) or its registered name' }),
+  model: Type.Optional(Type.Union([Type.String({ minLength: 1 }), Type.Object({}, { additionalProperties: true })], { description: `A registered model, a model directory's CID, or a config.json of an architecture to train from scratch (model_type mlp-classifier or gpt2). Default: ${DEFAULT_GENERATE_MODEL} for a text dataset, an MLP for a tensor dataset` })),
+  epochs: Type.Optional(Type.Integer({ minimum: 1 })),
+  batch_size: Type.Optional(Type.Integer({ minimum: 1 })),
+  learning_rate: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+  optimizer: Type.Optional(Type.String({ description: 'adamw (default) or sgd' })),
+  momentum: Type.Optional(Type.Number()),
+  weight_decay: Type.Optional(Type.Number()),
+  clip_norm: Type.Optional(Type.Number()),
+  schedule: Type.Optional(Type.String({ description: 'constant (default) or cosine' })),
+  warmup_steps: Type.Optional(Type.Integer()),
+  seed: Type.Optional(Type.Integer()),
+  sequence_length: Type.Optional(Type.Integer()),
+  checkpoint_every: Type.Optional(Type.Integer({ minimum: 1 })),
+  nodes: Type.Optional(Type.Union([Type.Integer({ minimum: 1 }), Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })], { description: 'How many nodes, or which (peer ids); default 1, this node' })),
+  strategy: Type.Optional(Type.String({ description: 'data_parallel (default) or cooperative_sgd: synchronous gradient averaging' })),
+  name: Type.Optional(Type.String({ minLength: 1, description: 'The name the trained model is registered under' }))
+}, { additionalProperties: false })
+
+/** Snake-case API fields to the service's request. */
+async function trainingRequest (training: TrainingService, body: Static<typeof StartBody>, signal: AbortSignal): Promise<TrainingRequest> {
+  const dataset = await training.dataset(body.dataset, { signal })
+  return {
+    dataset: dataset.cid,
+    model: (body.model as TrainingRequest['model'] | undefined) ?? (dataset.format === 'text' ? DEFAULT_GENERATE_MODEL : { model_type: 'mlp-classifier', inputs: dataset.features, hidden: [64], classes: dataset.classes }),
+    epochs: body.epochs,
+    batchSize: body.batch_size,
+    learningRate: body.learning_rate,
+    optimizer: body.optimizer,
+    momentum: body.momentum,
+    weightDecay: body.weight_decay,
+    clipNorm: body.clip_norm,
+    schedule: body.schedule,
+    warmupSteps: body.warmup_steps,
+    seed: body.seed,
+    sequenceLength: body.sequence_length,
+    checkpointEvery: body.checkpoint_every,
+    nodes: body.nodes,
+    strategy: body.strategy,
+    name: body.name
+  }
+}
+
+const SessionQuery = Type.Object({ session_id: Type.Optional(Type.String()), task_id: Type.Optional(Type.String()) })
+const SessionBody = Type.Object({ session_id: Type.Optional(Type.String()), name: Type.Optional(Type.String({ minLength: 1 })) })
+
+function stepEvent (m: StepMetrics): object {
+  return {
+    type: 'training_progress',
+    data: { session_id: `training_${m.jobId}`, step: m.step, total_steps: m.totalSteps, epoch: m.epoch, total_epochs: m.totalEpochs, loss: m.loss, accuracy: m.accuracy ?? null, samples_per_second: m.samplesPerSecond, learning_rate: m.learningRate, workers: m.workers, step_ms: m.stepMs, exchange_ms: m.exchangeMs }
+  }
+}
+
+/** Document 003's training, model and event routes, and document 000's datasets and distributed jobs, over the node's training service. */
+export const trainingRoutes: Routes = (app, { node, shutdown }) => {
+  const { training } = node
+  const job = async (id: unknown, reply: FastifyReply): Promise<JobRecord> => training.job(jobIdOf(id), { signal: requestSignal(reply) })
+
+  app.post('/api/v1/training/start', { schema: { body: StartBody, tags: ['training'], summary: 'Start data-parallel training of a model on a dataset across nodes' } }, async (request, reply) => {
+    const signal = workSignal(reply, shutdown)
+    const submitted = await training.submit(await trainingRequest(training, request.body as Static<typeof StartBody>, signal), { signal })
+    return trainingJson(submitted)
+  })
+
+  app.get('/api/v1/training/status', { schema: { querystring: SessionQuery, tags: ['training'], summary: 'A training session (default the latest): status, progress, nodes, model_id' } }, async (request, reply) => {
+    const q = request.query as Static<typeof SessionQuery>
+    return trainingJson(await job(q.session_id ?? q.task_id, reply))
+  })
+
+  app.get('/api/v1/training/sessions', { schema: { tags: ['training'], summary: 'Every training session, newest first' } }, async (_request, reply) => {
+    return { sessions: (await training.jobs({ signal: requestSignal(reply) })).map(trainingJson) }
+  })
+
+  for (const action of ['stop', 'pause', 'resume'] as const) {
+    app.post(`/api/v1/training/${action}`, { schema: { body: Type.Optional(SessionBody), tags: ['training'], summary: `${action[0].toUpperCase()}${action.slice(1)} a training session (default the latest)` } }, async (request, reply) => {
+      const target = await job((request.body as Static<typeof SessionBody> | undefined)?.session_id, reply)
+      return trainingJson(await training.control(target.jobId, action, { signal: requestSignal(reply) }))
+    })
+  }
+
+  app.post('/api/v1/models/save', { schema: { body: Type.Optional(SessionBody), tags: ['training'], summary: "Register the weights of a session's latest checkpoint as a model" } }, async (request, reply) => {
+    const body = request.body as Static<typeof SessionBody> | undefined
+    const target = await job(body?.session_id, reply)
+    const saved = await training.save(target.jobId, { name: body?.name, signal: workSignal(reply, shutdown) })
+    return { success: true, model_id: saved.training?.modelId, session_id: sessionId(saved) }
+  })
+
+  const LoadBody = Type.Object({ model_id: Type.String({ minLength: 1 }) })
+  app.post('/api/v1/models/load', { schema: { body: LoadBody, tags: ['training'], summary: 'Fetch a saved model to this node and pin it' } }, async (request, reply) => {
+    const { model_id: modelId } = request.body as Static<typeof LoadBody>
+    const signal = workSignal(reply, shutdown)
+    for await (const event of node.inference.pull(modelId, { signal })) void event
+    const model = await training.download(modelId, { signal })
+    return { success: true, model_id: model.name, cid: model.cid }
+  })
+
+  app.get('/api/v1/models/:model_id/download', { schema: { params: Type.Object({ model_id: Type.String() }), tags: ['training'], summary: 'The model as one ONNX file, weights inside' } }, async (request, reply) => {
+    const { model_id: modelId } = request.params as { model_id: string }
+    const model = await training.download(decodeURIComponent(modelId), { signal: requestSignal(reply) })
+    reply.header('content-disposition', `attachment; filename="${model.name.replace(/[^\w.-]+/g, '_')}.onnx"`)
+    reply.header('x-model-cid', model.cid)
+    return reply.type('application/octet-stream').send(Buffer.from(model.bytes.buffer, model.bytes.byteOffset, model.bytes.byteLength))
+  })
+
+  // Document 003's events: steps of the jobs this node coordinates, and the changes of every job, node and vote.
+  app.get('/api/v1/ws', { websocket: true, schema: { tags: ['training'], summary: 'WebSocket: training_progress, model_update, node_joined, node_left and consensus_vote events as {type, data, timestamp}' } }, (socket) => {
+    const send = (event: object): void => {
+      if (socket.readyState === socket.OPEN) socket.send(JSON.stringify({ ...event, timestamp: new Date().toISOString() }))
+    }
+    const onStep = (e: CustomEvent<StepMetrics>): void => { send(stepEvent(e.detail)) }
+    const onTraining = (e: CustomEvent<{ jobId: number, status: string, step: number, checkpoint?: string }>): void => {
+      send({ type: 'model_update', data: { session_id: `training_${e.detail.jobId}`, status: STATUS[e.detail.status as JobStatus], step: e.detail.step, checkpoint_cid: e.detail.checkpoint ?? null } })
+    }
+    const onModel = (e: CustomEvent<{ modelId: string, modelCID: string }>): void => { send({ type: 'model_update', data: { model_id: e.detail.modelId, cid: e.detail.modelCID } }) }
+    const onJoined = (e: CustomEvent<{ id: string, role: string }>): void => { send({ type: 'node_joined', data: { id: e.detail.id, role: e.detail.role } }) }
+    const onLeft = (e: CustomEvent<{ id: string }>): void => { send({ type: 'node_left', data: { id: e.detail.id } }) }
+    const listeners: Array<[string, (e: any) => void]> = [['TrainingUpdated', onTraining], ['ModelRegistered', onModel], ['ModelUpdated', onModel], ['NodeJoined', onJoined], ['NodeLeft', onLeft]]
+    training.addEventListener('step', onStep)
+    for (const [type, listener] of listeners) node.cluster.addEventListener(type as any, listener)
+    const stop = (): void => { socket.close(1001, 'the daemon is stopping') }
+    shutdown.addEventListener('abort', stop, { once: true })
+    socket.once('close', () => {
+      training.removeEventListener('step', onStep)
+      for (const [type, listener] of listeners) node.cluster.removeEventListener(type as any, listener)
+      shutdown.removeEventListener('abort', stop)
+    })
+  })
+
+  // ---- document 000
+
+  kuboRoute(app, {
+    path: 'ai/dataset/add',
+    tags: ['ai'],
+    summary: 'Add a dataset (JSONL with a text field per line, or a safetensors file of features and labels) from a multipart body: fields name, description or metadata (JSON), and one file',
+    handler: async (request, reply) => {
+      const { fields, file } = await fieldsAndFile(request, MAX_DATASET_BYTES)
+      if (file == null) throw new BadRequestError('the multipart body has no dataset file')
+      let metadata: Record<string, unknown> = {}
+      if (fields.metadata != null) {
+        try {
+          metadata = JSON.parse(fields.metadata)
+        } catch {
+          throw new BadRequestError('the metadata field must be a JSON object')
+        }
+      }
+      const name = fields.name ?? (typeof metadata.name === 'string' ? metadata.name : undefined)
+      const description = fields.description ?? (typeof metadata.description === 'string' ? metadata.description : undefined)
+      const dataset = await training.addDataset(file, { name, description }, { signal: workSignal(reply, shutdown) })
+      const { cid, ...info } = dataset
+      return { success: true, cid, metadata: info }
+    }
+  })
+
+  kuboRoute(app, {
+    path: 'ai/dataset/get',
+    get: true,
+    tags: ['ai'],
+    summary: 'A dataset file, by CID or name, with its format in Content-Type and X-Dataset-* headers',
+    schema: { querystring: Type.Object({ cid: Type.Optional(Type.String()) }) },
+    handler: async (request, reply) => {
+      const ref = option<string>(request, 'cid')
+      if (ref == null || ref === '') throw new BadRequestError('argument "cid" is required')
+      const dataset = await training.dataset(ref, { signal: requestSignal(reply) })
+      reply.header('x-dataset-format', dataset.format)
+      reply.header('x-dataset-records', String(dataset.records))
+      reply.header('x-dataset-cid', dataset.cid)
+      return reply.type(dataset.format === 'text' ? 'application/x-ndjson' : 'application/octet-stream').send(Buffer.from(dataset.bytes))
+    }
+  })
+
+  kuboRoute(app, {
+    path: 'ai/distributed/submit',
+    tags: ['ai'],
+    summary: 'Submit a distributed training job: the body of /api/v1/training/start, or it as task_config',
+    schema: { body: Type.Union([Type.Object({ task_config: StartBody }), StartBody]) },
+    handler: async (request, reply) => {
+      const body = request.body as { task_config?: Static<typeof StartBody> } & Static<typeof StartBody>
+      const signal = workSignal(reply, shutdown)
+      const submitted = await training.submit(await trainingRequest(training, body.task_config ?? body, signal), { signal })
+      return { success: true, task_id: sessionId(submitted), status: STATUS[submitted.status] }
+    }
+  })
+
+  kuboRoute(app, {
+    path: 'ai/distributed/status',
+    get: true,
+    tags: ['ai'],
+    summary: 'A distributed training job: status and progress from 0 to 1',
+    schema: { querystring: Type.Object({ task_id: Type.Optional(Type.String()) }) },
+    handler: async (request, reply) => {
+      const target = await job(option<string>(request, 'task_id'), reply)
+      const p = target.training?.progress
+      return { success: true, ...trainingJson(target), progress: p == null || p.totalSteps === 0 ? 0 : p.step / p.totalSteps, details: (trainingJson(target) as { progress: object }).progress }
+    }
+  })
+
+  kuboRoute(app, {
+    path: 'ai/distributed/aggregate',
+    tags: ['ai'],
+    summary: "A finished job's result: the trained model's CID and the final metrics",
+    schema: { querystring: Type.Object({ task_id: Type.Optional(Type.String()) }) },
+    handler: async (request, reply) => {
+      const target = await job(option<string>(request, 'task_id'), reply)
+      if (target.status !== 'completed') throw new BadRequestError(`training job ${target.jobId} is ${STATUS[target.status]}, not completed`)
+      const p = target.training?.progress
+      return { success: true, task_id: sessionId(target), final_model_cid: target.responseCID, model_id: target.training?.modelId ?? null, checkpoint_cid: target.training?.checkpoints.at(-1)?.cid ?? null, metrics: { loss: p?.loss ?? null, accuracy: p?.accuracy ?? null, steps: p?.step ?? 0, samples_per_second: p?.samplesPerSecond ?? null } }
+    }
+  })
+
+  kuboRoute(app, {
+    path: 'ai/metrics',
+    get: true,
+    tags: ['ai'],
+    summary: 'Training metrics of every session, or of one model (model_id) or session (task_id)',
+    schema: { querystring: Type.Object({ model_id: Type.Optional(Type.String()), task_id: Type.Optional(Type.String()) }) },
+    handler: async (request, reply) => {
+      const modelId = option<string>(request, 'model_id')
+      const taskId = jobIdOf(option<string>(request, 'task_id'))
+      const jobs = (await training.jobs({ signal: requestSignal(reply) }))
+        .filter(j => (taskId == null || j.jobId === taskId) && (modelId == null || j.training?.modelId === modelId || j.modelId === modelId))
+      return { success: true, metrics: { training: jobs.map(j => ({ task_id: sessionId(j), status: STATUS[j.status], model_id: j.training?.modelId ?? null, ...j.training?.progress })) } }
+    }
+  })
+}
