@@ -29,6 +29,10 @@ const areas: Record<string, { describe: string, load: () => Promise<BenchModule>
   inference: {
     describe: 'tokens/s and time to first token of /api/generate, 1 to 16 concurrent streams, and daemon RSS, against a bare onnxruntime greedy loop on the same model',
     load: async () => import('./inference.ts')
+  },
+  training: {
+    describe: 'samples/s of a one-node job against a plain onnxruntime training loop, the share of step time spent exchanging gradients for 1M and 10M parameters on two daemons, and the time to go on after kill -9 of a worker',
+    load: async () => import('./training.ts')
   }
 }
 

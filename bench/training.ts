@@ -1,0 +1,152 @@
+/**
+ * Training on real daemons over loopback. Prints:
+ * - samples/s of a one-node job, against a plain onnxruntime training-step
+ *   loop (the same training graph, feeds and optimizer, no job) in this
+ *   process, on the same model and batch;
+ * - the fraction of step time spent exchanging gradients (time beyond the
+ *   coordinator's own compute) for MLPs of about 1M and 10M parameters on
+ *   two daemons;
+ * - the time from kill -9 of a worker in a three-node job to the next step
+ *   made without it.
+ * Figures come from the coordinator's training_progress events on
+ * /api/v1/ws. Env: BENCH_TRAINING_STEPS (40) steps measured per figure.
+ */
+import { mkdtemp } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import WebSocket from 'ws'
+import * as ort from 'onnxruntime-node'
+import { buildMlpLoss, buildTrainingGraph, createAdamW, clipGradNorm, gradientName, initMlpWeights, mlpParameterShapes, seededRandom, writeModel } from '@node-daemon/onnx'
+import { encodeTensorDataset } from '@node-daemon/training'
+import { withCleanup } from './lib/cleanup.ts'
+import { numberFromEnv, say } from './lib/cli.ts'
+import { spawnDaemon } from './lib/daemon.ts'
+import type { MlpConfig } from '@node-daemon/onnx'
+import type { DaemonProcess } from './lib/daemon.ts'
+import type { Cleanup } from './lib/cleanup.ts'
+
+const BATCH = 64
+const ROWS = 1024
+const CLASSES = 10
+const CONFIG = 'cluster:\n  heartbeat_ms: 250\n  node_timeout_ms: 4000\n  voter_timeout_ms: 6000\ninference:\n  default_models: false\n'
+
+interface Step { step: number, samples_per_second: number, step_ms: number, exchange_ms: number, workers: number, at: number }
+
+function dataset (inputs: number): Uint8Array {
+  const random = seededRandom(1)
+  const features = new Float32Array(ROWS * inputs).map(() => random() * 2 - 1)
+  const labels = new Int32Array(ROWS).map((_, i) => i % CLASSES)
+  return encodeTensorDataset({ features, labels, featureCount: inputs })
+}
+
+async function post (d: DaemonProcess, path: string, body: unknown): Promise<any> {
+  const response = await fetch(`${d.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+  const json = await response.json()
+  if (!response.ok) throw new Error(`${path}: ${response.status} ${JSON.stringify(json)}`)
+  return json
+}
+
+async function addDataset (d: DaemonProcess, bytes: Uint8Array): Promise<string> {
+  const form = new FormData()
+  form.append('file', new Blob([bytes as Uint8Array<ArrayBuffer>]), 'data')
+  const response = await fetch(`${d.url}/api/v0/ai/dataset/add`, { method: 'POST', body: form })
+  const json: any = await response.json()
+  if (!response.ok) throw new Error(`dataset/add: ${JSON.stringify(json)}`)
+  return json.cid
+}
+
+/** Runs a job at `d` and collects its steps; `during` may act on the steps seen so far. */
+async function job (d: DaemonProcess, request: Record<string, unknown>, during?: (steps: Step[]) => Promise<void>): Promise<Step[]> {
+  const steps: Step[] = []
+  const ws = new WebSocket(`${d.url.replace('http', 'ws')}/api/v1/ws`)
+  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
+  ws.on('message', data => {
+    const event = JSON.parse(String(data))
+    if (event.type === 'training_progress') steps.push({ ...event.data, at: performance.now() })
+  })
+  try {
+    const { session_id: session } = await post(d, '/api/v1/training/start', request)
+    for (let i = 0; i < 6000; i++) {
+      await during?.(steps)
+      const status: any = await (await fetch(`${d.url}/api/v1/training/status?session_id=${session}`)).json()
+      if (status.status === 'failed') throw new Error(`training failed: ${status.error}`)
+      if (status.status === 'completed') return steps
+      await new Promise(resolve => setTimeout(resolve, 100))
+    }
+    throw new Error('the job did not finish in 10 minutes')
+  } finally {
+    ws.close()
+  }
+}
+
+const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]
+
+/** The plain loop: one session of the training graph, feeds, run, clip, AdamW. */
+async function plainLoop (config: MlpConfig, steps: number): Promise<number> {
+  const shapes = mlpParameterShapes(config)
+  const graph = buildTrainingGraph(buildMlpLoss(config, { batchSize: BATCH }), { loss: 'loss', params: shapes.map(s => s.name), keep: ['correct'] })
+  const session = await ort.InferenceSession.create(writeModel(graph).model, { graphOptimizationLevel: 'all' })
+  const weights = initMlpWeights(config, 0)
+  const optimizer = createAdamW({ lr: 1e-3 })
+  const random = seededRandom(2)
+  const features = new Float32Array(BATCH * config.inputs).map(() => random())
+  const labels = BigInt64Array.from({ length: BATCH }, (_, i) => BigInt(i % CLASSES))
+  let t0 = 0
+  for (let step = -3; step < steps; step++) {
+    if (step === 0) t0 = performance.now()
+    const feeds: Record<string, ort.Tensor> = { features: new ort.Tensor('float32', features, [BATCH, config.inputs]), labels: new ort.Tensor('int64', labels, [BATCH]) }
+    for (const s of shapes) feeds[s.name] = new ort.Tensor('float32', weights[s.name], s.dims)
+    const out = await session.run(feeds)
+    const grads = Object.fromEntries(shapes.map(s => [s.name, out[gradientName(s.name)].data as Float32Array]))
+    clipGradNorm(grads, 1)
+    optimizer.step(weights, grads)
+  }
+  const seconds = (performance.now() - t0) / 1000
+  await session.release()
+  return steps * BATCH / seconds
+}
+
+async function start (cleanup: Cleanup, label: string, bootstrap?: DaemonProcess): Promise<DaemonProcess> {
+  const d = await spawnDaemon({ label, repo: await mkdtemp(join(tmpdir(), `bench-training-${label}-`)), config: CONFIG, args: bootstrap == null ? [] : ['--bootstrap', bootstrap.swarmAddr], signal: cleanup.signal })
+  cleanup.defer(async () => d.stop())
+  return d
+}
+
+export async function main (): Promise<number> {
+  const steps = numberFromEnv('BENCH_TRAINING_STEPS', 40, 10_000, { whole: true })
+  const small: MlpConfig = { inputs: 512, hidden: [1024, 512], classes: CLASSES }
+  const large: MlpConfig = { inputs: 1024, hidden: [2048, 2048, 2048], classes: CLASSES }
+  const params = (c: MlpConfig): number => mlpParameterShapes(c).reduce((n, s) => n + s.dims.reduce((a, b) => a * b, 1), 0)
+  return withCleanup(async (cleanup) => {
+    const a = await start(cleanup, 'a')
+    const b = await start(cleanup, 'b', a)
+    const c = await start(cleanup, 'c', a)
+    await new Promise(resolve => setTimeout(resolve, 3000))
+    const epochs = Math.ceil((steps + 3) * BATCH / ROWS)
+    const request = (config: MlpConfig, cid: string, nodes: number | string[]): Record<string, unknown> => ({ dataset: cid, model: { model_type: 'mlp-classifier', ...config }, batch_size: BATCH, epochs, learning_rate: 1e-3, checkpoint_every: 100_000, nodes })
+
+    const smallData = await addDataset(a, dataset(small.inputs))
+    const plain = await plainLoop(small, steps)
+    const one = await job(a, request(small, smallData, 1))
+    const ours = median(one.slice(3).map(s => s.samples_per_second))
+    say(`samples/s on one node, ${params(small)} parameters, batch ${BATCH}: ${ours.toFixed(0)} = ${(ours / plain).toFixed(2)} x the plain onnxruntime loop's ${plain.toFixed(0)} (target >= 0.9)`)
+
+    for (const [name, config] of [['1M', small], ['10M', large]] as const) {
+      const cid = config === small ? smallData : await addDataset(a, dataset(config.inputs))
+      const two = (await job(a, request(config, cid, [a.peerId, b.peerId]))).slice(3)
+      const exchange = two.reduce((n, s) => n + s.exchange_ms, 0) / two.reduce((n, s) => n + s.step_ms, 0)
+      say(`gradient exchange on two nodes, ${name} (${params(config)} parameters): ${(exchange * 100).toFixed(1)}% of step time (target <= 15%), median step ${median(two.map(s => s.step_ms)).toFixed(0)} ms`)
+    }
+
+    let killedAt = 0
+    const three = await job(a, { ...request(small, smallData, [a.peerId, b.peerId, c.peerId]), epochs: epochs * 2 }, async (seen) => {
+      if (killedAt === 0 && seen.length >= 10) {
+        await c.kill()
+        killedAt = performance.now()
+      }
+    })
+    const next = three.find(s => s.at > killedAt && s.workers === 2)
+    say(`resume after kill -9 of a worker: the next step without it ${next == null ? 'never came' : `${(next.at - killedAt).toFixed(0)} ms later`}; median step ${median(three.map(s => s.step_ms)).toFixed(0)} ms`)
+    return 0
+  })
+}
