@@ -112,8 +112,10 @@ export interface TrainingWorker {
   rank: number
   /** `dropped`: left out of the rounds after it failed or lagged; it comes back at a checkpoint. */
   status: 'training' | 'dropped'
-  /** Why it was dropped. */
+  /** Why it was dropped last. */
   error?: string
+  /** Times it was dropped in this job; a checkpoint brings it back, this count stays. */
+  drops?: number
 }
 
 /** The latest figures of a training job, as its coordinator reported them. */

@@ -154,6 +154,7 @@ export class Coordinator {
 
   async #report (status: 'running' | 'paused', signal: AbortSignal, checkpoint?: string): Promise<void> {
     this.#lastReport = Date.now()
+    // Progress is advisory: a write the cluster could not decide in time (a busy or re-electing leader) is made good by the next one.
     await this.#c.cluster.changeTraining({
       op: 'training.progress',
       jobId: this.#init.job.jobId,
@@ -161,7 +162,10 @@ export class Coordinator {
       workers: this.#members.map(m => m.worker),
       progress: this.#progress(),
       checkpoint: checkpoint == null ? undefined : { step: this.#init.replica.version, cid: checkpoint }
-    }, { signal })
+    }, { signal }).catch((err: Error) => {
+      if (signal.aborted) throw err
+      this.#c.log('reporting the progress of job %d failed - %s', this.#init.job.jobId, err.message)
+    })
   }
 
   /** The deadline of a round: generous at first, then a multiple of the median round. */
@@ -202,6 +206,7 @@ export class Coordinator {
         m.channel = undefined
         m.worker.status = 'dropped'
         m.worker.error = `step ${step}: ${String(err.message)}`
+        m.worker.drops = (m.worker.drops ?? 0) + 1
         return undefined
       }
     }))
@@ -249,7 +254,6 @@ export class Coordinator {
     for (const m of this.#members) {
       if (m.worker.status !== 'dropped' || !online.has(m.worker.id)) continue
       m.worker.status = 'training'
-      delete m.worker.error
       m.sync = this.#checkpoint
       m.sizes.clear()
     }

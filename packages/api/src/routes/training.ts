@@ -51,7 +51,8 @@ export function trainingJson (job: JobRecord): object {
       rank: w.rank,
       status: w.status === 'dropped' ? 'dropped' : job.status === 'running' ? 'training' : STATUS[job.status],
       coordinator: w.id === t?.coordinator,
-      ...(w.error == null ? {} : { error: w.error }),
+      drops: w.drops ?? 0,
+      ...(w.error == null ? {} : { last_error: w.error }),
       batch_progress: p?.totalSteps != null && p.totalSteps > 0 ? p.step / p.totalSteps : 0
     })),
     model_id: t?.modelId ?? null,
