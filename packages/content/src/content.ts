@@ -95,8 +95,28 @@ export class Content {
     return addAll({ blockstore: this.helia.blockstore, pins: this.helia.pins }, source, options)
   }
 
+  /**
+   * Adds files as one directory and returns its CID (undefined when the
+   * source held nothing): a model, a checkpoint. Pinned, as addAll pins,
+   * unless `pin` is false.
+   */
+  async addDirectory (source: AsyncIterable<ImportCandidate> | Iterable<ImportCandidate>, options: Omit<AddOptions, 'wrapWithDirectory'> = {}): Promise<CID | undefined> {
+    let root: CID | undefined
+    for await (const event of this.addAll(source, { ...options, wrapWithDirectory: true })) {
+      if (event.type === 'entry' && event.name === '') root = event.cid
+    }
+    return root
+  }
+
   cat (path: string, options?: CatOptions): AsyncGenerator<Uint8Array> {
     return cat(this.helia.blockstore, path, options)
+  }
+
+  /** A whole file, for the small ones read at once: configs, datasets, checkpoints. */
+  async readFile (path: string, options?: CatOptions): Promise<Uint8Array> {
+    const chunks: Uint8Array[] = []
+    for await (const chunk of this.cat(path, options)) chunks.push(chunk)
+    return Buffer.concat(chunks)
   }
 
   stat (path: string, options?: AbortOptions): Promise<FileStat> {

@@ -112,9 +112,7 @@ export class ModelLibrary {
 
   /** A small file of the content store as text: a config, a prompt, a response. */
   async readText (path: string, options: AbortOptions = {}): Promise<string> {
-    const chunks: Uint8Array[] = []
-    for await (const chunk of this.#content.cat(path, options)) chunks.push(chunk)
-    return Buffer.concat(chunks).toString('utf8')
+    return Buffer.from(await this.#content.readFile(path, options)).toString('utf8')
   }
 
   async #chatTemplate (cid: string, options: AbortOptions): Promise<string> {
@@ -205,10 +203,7 @@ export class ModelLibrary {
   /** Adds a model directory as content (Kubo's CIDs), checks that it loads, and registers it under `name`. */
   async import (params: ImportParams, options: AbortOptions = {}): Promise<ModelSummary> {
     const id = fullName(params.name)
-    let root: string | undefined
-    for await (const event of this.#content.addAll(candidates(params.files), { wrapWithDirectory: true, pin: true, signal: options.signal })) {
-      if (event.type === 'entry' && event.name === '') root = event.cid.toString()
-    }
+    const root = (await this.#content.addDirectory(candidates(params.files), { pin: true, signal: options.signal }))?.toString()
     if (root == null) throw new InvalidModelError('no files were given')
     const profile = await this.profileOf(root, options)
     return summary(view(await this.#save(id, root, profile, params.description ?? '', options)))
