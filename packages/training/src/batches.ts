@@ -5,12 +5,18 @@
  * training on one with the same global batch.
  */
 import { seededRandom } from '@node-daemon/onnx'
+import type { TrainingSpec } from './spec.ts'
 
 export interface BatchPlan {
   samples: number
   batchSize: number
   epochs: number
   seed: number
+}
+
+/** The plan of a job's spec over a dataset of `samples` samples. */
+export function planOf (spec: Pick<TrainingSpec, 'batchSize' | 'epochs' | 'seed'>, samples: number): BatchPlan {
+  return { samples, batchSize: spec.batchSize, epochs: spec.epochs, seed: spec.seed }
 }
 
 /** Steps of one epoch: every sample once, the last batch possibly smaller. */

@@ -6,7 +6,7 @@
  * resume a stopped job, to bring a worker in mid-job, and to export the
  * trained model.
  */
-import { readFile } from './content-files.ts'
+import { readJson } from './content-files.ts'
 import { CheckpointError } from './errors.ts'
 import { decodeSafetensors, encodeSafetensors } from './safetensors.ts'
 import type { ReplicaState } from './replica.ts'
@@ -36,14 +36,13 @@ export interface Checkpoint {
 }
 
 const encoder = new TextEncoder()
-const decoder = new TextDecoder()
 
 function slotKey (slot: string, name: string): string {
   return `${slot}/${name}`
 }
 
 /** Adds a checkpoint as a directory and pins it on this node; returns its CID. */
-export async function writeCheckpoint (content: Pick<Content, 'addAll'>, manifest: CheckpointManifest, state: ReplicaState, parameters: ParameterShape[], options: AbortOptions = {}): Promise<string> {
+export async function writeCheckpoint (content: Pick<Content, 'addDirectory'>, manifest: CheckpointManifest, state: ReplicaState, parameters: ParameterShape[], options: AbortOptions = {}): Promise<string> {
   const weights = encodeSafetensors(Object.fromEntries(parameters.map(p => [p.name, { dtype: 'F32', shape: p.dims, data: state.weights[p.name] }])))
   const slots = state.optimizer?.slots ?? {}
   const optimizer = encodeSafetensors(
@@ -56,26 +55,23 @@ export async function writeCheckpoint (content: Pick<Content, 'addAll'>, manifes
     { path: 'weights.safetensors', content: weights },
     { path: 'optimizer.safetensors', content: optimizer }
   ]
-  let root: string | undefined
-  for await (const event of content.addAll(files, { wrapWithDirectory: true, pin: true, cidVersion: 1, rawLeaves: true, signal: options.signal })) {
-    if (event.type === 'entry' && event.name === '') root = event.cid.toString()
-  }
+  const root = await content.addDirectory(files, { cidVersion: 1, rawLeaves: true, signal: options.signal })
   if (root == null) throw new CheckpointError('adding the checkpoint gave no directory')
-  return root
+  return root.toString()
 }
 
 /** Reads a checkpoint, fetching its blocks from the cluster when this node lacks them. */
-export async function readCheckpoint (content: Pick<Content, 'cat'>, cid: string, parameters: ParameterShape[] | undefined, options: AbortOptions = {}): Promise<Checkpoint> {
+export async function readCheckpoint (content: Pick<Content, 'readFile'>, cid: string, parameters: ParameterShape[] | undefined, options: AbortOptions = {}): Promise<Checkpoint> {
   let manifest: CheckpointManifest
   try {
-    manifest = JSON.parse(decoder.decode(await readFile(content, `${cid}/checkpoint.json`, options)))
+    manifest = await readJson(content, `${cid}/checkpoint.json`, options)
   } catch (err: any) {
     if (options.signal?.aborted === true) throw err
     throw new CheckpointError(`${cid} is not a checkpoint: ${err.message}`, { cause: err })
   }
   if (manifest.format !== CHECKPOINT_FORMAT) throw new CheckpointError(`${cid} is not a checkpoint of format ${CHECKPOINT_FORMAT}`)
-  const weights = decodeSafetensors(await readFile(content, `${cid}/weights.safetensors`, options)).tensors
-  const optimizer = decodeSafetensors(await readFile(content, `${cid}/optimizer.safetensors`, options))
+  const weights = decodeSafetensors(await content.readFile(`${cid}/weights.safetensors`, options)).tensors
+  const optimizer = decodeSafetensors(await content.readFile(`${cid}/optimizer.safetensors`, options))
   const names = parameters?.map(p => p.name) ?? Object.keys(weights)
   const state: ReplicaState = { weights: {} }
   for (const name of names) {

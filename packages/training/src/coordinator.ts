@@ -8,7 +8,7 @@
  * hivemind does; at the next checkpoint it is brought back with the
  * checkpoint's CID, as is a worker that joins.
  */
-import { Batches, split, totalSteps } from './batches.ts'
+import { Batches, planOf, split, totalSteps } from './batches.ts'
 import { writeCheckpoint } from './checkpoint.ts'
 import { bytesToFloats, floatBytes, StepResponse } from './protocol.ts'
 import type { Architecture, Samples } from './architecture.ts'
@@ -31,7 +31,7 @@ export interface StepMetrics extends TrainingProgress {
 
 export interface CoordinatorComponents {
   cluster: Pick<Cluster, 'changeTraining' | 'job' | 'pinAdd' | 'pinRm' | 'nodes'>
-  content: Pick<Content, 'addAll'>
+  content: Pick<Content, 'addDirectory'>
   log: Logger
   self: string
   open: (peer: string, signal: AbortSignal) => Promise<WorkerChannel>
@@ -91,13 +91,8 @@ export class Coordinator {
     // Every worker starts (or restarts) from the checkpoint; the coordinator has it loaded already.
     this.#members = training.workers.map(w => ({ worker: { ...w, status: 'training' }, sync: w.id === components.self ? undefined : init.checkpoint, sizes: new Set() }))
     this.#checkpoint = init.checkpoint
-    const spec = init.manifest.spec
-    this.#batches = new Batches({ samples: init.samples.count, batchSize: spec.batchSize, epochs: spec.epochs, seed: spec.seed })
+    this.#batches = new Batches(planOf(init.manifest.spec, init.samples.count))
     this.#total = totalSteps(this.#batches.plan)
-  }
-
-  get totalSteps (): number {
-    return this.#total
   }
 
   /** Runs the job to its end, a stop, or the signal; records each outcome in the job table. */

@@ -6,7 +6,7 @@
  * bit-identical without ever sending weights.
  */
 import * as ort from 'onnxruntime-node'
-import { buildTrainingGraph, clipGradNorm, constantSchedule, createAdamW, createSgd, gradientName, warmupCosineSchedule, writeModel } from '@node-daemon/onnx'
+import { buildTrainingGraph, clipGradNorm, constantSchedule, createAdamW, createSgd, decaysMatrices, gradientName, warmupCosineSchedule, writeModel } from '@node-daemon/onnx'
 import type { Architecture, Samples } from './architecture.ts'
 import type { TrainingSpec } from './spec.ts'
 import type { Optimizer, OptimizerState, Schedule } from '@node-daemon/onnx'
@@ -35,9 +35,7 @@ export function scheduleOf (spec: TrainingSpec, total: number): Schedule {
 
 function optimizerOf (spec: TrainingSpec, schedule: Schedule, architecture: Architecture, resume?: OptimizerState): Optimizer {
   if (spec.optimizer === 'sgd') return createSgd({ lr: schedule, momentum: spec.momentum, weightDecay: spec.weightDecay }, resume)
-  const dims = new Map(architecture.parameters.map(p => [p.name, p.dims.length]))
-  // As GPT-2 and BERT were trained: matrices decay; biases, norms and embeddings do not.
-  return createAdamW({ lr: schedule, weightDecay: spec.weightDecay, decays: name => name.endsWith('.weight') && dims.get(name) === 2 && !/wte|wpe|embeddings|ln|LayerNorm/.test(name) }, resume)
+  return createAdamW({ lr: schedule, weightDecay: spec.weightDecay, decays: decaysMatrices(architecture.parameters) }, resume)
 }
 
 export class Replica {

@@ -7,11 +7,10 @@
 import { TypedEventEmitter } from '@libp2p/interface'
 import { readWeights, writeModel } from '@node-daemon/onnx'
 import { TextCodec } from '@node-daemon/runtime'
-import { CID } from 'multiformats/cid'
 import { architectureOf } from './architecture.ts'
-import { totalSteps } from './batches.ts'
+import { planOf, totalSteps } from './batches.ts'
 import { CHECKPOINT_FORMAT, readCheckpoint, writeCheckpoint } from './checkpoint.ts'
-import { readFile, readJson, readOnnx } from './content-files.ts'
+import { readJson, readOnnx } from './content-files.ts'
 import { Coordinator } from './coordinator.ts'
 import { describeDataset, parseDataset } from './dataset.ts'
 import { InvalidTrainingRequestError, TrainingInProgressError, TrainingNotFoundError } from './errors.ts'
@@ -19,12 +18,14 @@ import { bytesToFloats, floatBytes, StepResponse, TrainingProtocol } from './pro
 import { Replica } from './replica.ts'
 import { trainingSpec } from './spec.ts'
 import type { Architecture, Samples } from './architecture.ts'
-import type { CheckpointManifest } from './checkpoint.ts'
+import type { Checkpoint, CheckpointManifest } from './checkpoint.ts'
 import type { StepMetrics } from './coordinator.ts'
 import type { DatasetInfo } from './dataset.ts'
 import type { StepRequest } from './protocol.ts'
 import type { TrainingSpec } from './spec.ts'
-import type { Cluster, JobRecord, ModelRecord } from '@node-daemon/cluster'
+import { checkCID } from '@node-daemon/cluster'
+import { loadOf } from '@node-daemon/scheduler'
+import type { Cluster, JobRecord, ModelKind, ModelRecord } from '@node-daemon/cluster'
 import type { Content } from '@node-daemon/content'
 import type { AbortOptions, Libp2p, Logger } from '@libp2p/interface'
 
@@ -67,8 +68,6 @@ export interface TrainingRequest extends Partial<Record<keyof TrainingSpec, unkn
 export interface TrainingEvents {
   /** Every step of every job this node coordinates. */
   step: CustomEvent<StepMetrics>
-  /** A job was submitted or changed status, coordinator or checkpoint. */
-  job: CustomEvent<JobRecord>
 }
 
 export interface DatasetRecord extends DatasetInfo {
@@ -125,8 +124,8 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
     this.#running = true
     this.#shutdown = new AbortController()
     await this.#protocol.start()
-    this.#c.cluster.addEventListener('TrainingUpdated', this.#onUpdate)
-    this.#c.cluster.addEventListener('NodeStatus', this.#onNodeStatus)
+    this.#c.cluster.addEventListener('TrainingUpdated', this.#onChange)
+    this.#c.cluster.addEventListener('NodeStatus', this.#onChange)
     // A coordinator that restarted takes its jobs up again from their last checkpoint.
     void this.#reconcile()
   }
@@ -135,8 +134,8 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
     if (!this.#running) return
     this.#running = false
     this.#shutdown.abort(new Error('the training service is stopping'))
-    this.#c.cluster.removeEventListener('TrainingUpdated', this.#onUpdate)
-    this.#c.cluster.removeEventListener('NodeStatus', this.#onNodeStatus)
+    this.#c.cluster.removeEventListener('TrainingUpdated', this.#onChange)
+    this.#c.cluster.removeEventListener('NodeStatus', this.#onChange)
     for (const controller of this.#coordinating.values()) controller.abort(new Error('the training service is stopping'))
     this.#coordinating.clear()
     await this.#protocol.stop()
@@ -149,7 +148,7 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
   /** Checks the request, prepares the model and submits the job; the coordinator starts it. */
   async submit (request: TrainingRequest, options: AbortOptions = {}): Promise<JobRecord> {
     const spec = trainingSpec(request)
-    const datasetCID = this.#cid(request.dataset, 'dataset')
+    const datasetCID = checkCID(request.dataset, 'dataset')
     const running = (await this.jobs(options)).find(j => (OPEN as readonly string[]).includes(j.status))
     if (running != null) throw new TrainingInProgressError(`training job ${running.jobId} is ${running.status}; stop it first`)
     const model = await this.#model(request.model, spec, options)
@@ -217,13 +216,7 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
     }
     if (cid == null) throw new InvalidTrainingRequestError('the dataset could not be added')
     const name = params.name ?? cid
-    const metadata = { ...info, dataset: true } as unknown as Record<string, unknown>
-    const existing = await this.#c.cluster.getModel(name, { ...options, local: true }).catch(() => undefined)
-    if (existing == null) {
-      await this.#c.cluster.registerModel({ modelId: name, modelCID: cid, name, description: params.description ?? '', kind: 'dataset', metadata, replicationFactor: this.#init.replication }, options)
-    } else if (existing.modelCID !== cid) {
-      await this.#c.cluster.updateModel(name, cid, { ...options, metadata, description: params.description ?? existing.description })
-    }
+    await this.#register({ id: name, cid, kind: 'dataset', description: params.description, metadata: { ...info, dataset: true } }, options)
     return { ...info, cid, name }
   }
 
@@ -235,10 +228,10 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
     if (record?.kind === 'dataset') {
       cid = record.modelCID
     } else {
-      cid = this.#cid(name, 'dataset')
+      cid = checkCID(name, 'dataset')
       registered = (await this.datasets(options)).find(d => d.modelCID === cid)?.modelId ?? cid
     }
-    const bytes = await readFile(this.#c.content, cid, options)
+    const bytes = await this.#c.content.readFile(cid, options)
     return { ...describeDataset(parseDataset(bytes)), cid, name: registered, bytes }
   }
 
@@ -248,12 +241,18 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
 
   // ---- preparing models and data
 
-  #cid (value: unknown, what: string): string {
-    if (typeof value !== 'string' || value === '') throw new InvalidTrainingRequestError(`${what} must be a CID`)
-    try {
-      return CID.parse(value.replace(/^\/ipfs\//, '')).toString()
-    } catch {
-      throw new InvalidTrainingRequestError(`${what} ${JSON.stringify(value)} is not a CID`)
+  /**
+   * Registers `cid` under `id`, replicated, or makes it the entry's new
+   * version; an entry that already holds this CID and metadata has nothing
+   * new to record. Without a description an update keeps the entry's own.
+   */
+  async #register (entry: { id: string, cid: string, kind: ModelKind, description?: string, metadata: object }, options: AbortOptions): Promise<void> {
+    const metadata = entry.metadata as Record<string, unknown>
+    const existing = await this.#c.cluster.getModel(entry.id, { ...options, local: true }).catch(() => undefined)
+    if (existing == null) {
+      await this.#c.cluster.registerModel({ modelId: entry.id, modelCID: entry.cid, name: entry.id, description: entry.description ?? '', kind: entry.kind, metadata, replicationFactor: this.#init.replication }, options)
+    } else if (existing.modelCID !== entry.cid || JSON.stringify(existing.metadata) !== JSON.stringify(metadata)) {
+      await this.#c.cluster.updateModel(entry.id, entry.cid, { ...options, metadata, description: entry.description ?? existing.description })
     }
   }
 
@@ -265,12 +264,9 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
         { path: 'config.json', content: encoder.encode(JSON.stringify(architecture.config, null, 2) + '\n') },
         { path: 'model.onnx', content: writeModel(architecture.inferenceGraph(architecture.initialWeights(spec.seed))).model }
       ]
-      let cid: string | undefined
-      for await (const event of this.#c.content.addAll(files, { wrapWithDirectory: true, pin: true, signal: options.signal })) {
-        if (event.type === 'entry' && event.name === '') cid = event.cid.toString()
-      }
+      const cid = await this.#c.content.addDirectory(files, { pin: true, signal: options.signal })
       if (cid == null) throw new InvalidTrainingRequestError('the model could not be added')
-      return { cid, config: architecture.config }
+      return { cid: cid.toString(), config: architecture.config }
     }
     if (typeof model !== 'string' || model === '') throw new InvalidTrainingRequestError('model must be a model name, a CID, or an architecture')
     const resolved = await this.#c.models.resolve(model, options)
@@ -292,7 +288,7 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
     if (!Number.isInteger(count) || count < 1) throw new InvalidTrainingRequestError('nodes must be a positive whole number or a list of node ids')
     // This node coordinates; the others by least load, so that busy nodes are asked last.
     const others = members.filter(n => n.online && !n.drained && n.id !== this.#self)
-      .sort((a, b) => (a.resources?.cpu.load1 ?? 0) / (a.resources?.cpu.cores ?? 1) - (b.resources?.cpu.load1 ?? 0) / (b.resources?.cpu.cores ?? 1))
+      .sort((a, b) => loadOf(a) - loadOf(b))
     if (others.length + 1 < count) throw new InvalidTrainingRequestError(`${count} nodes were asked for; ${others.length + 1} are online`)
     return [this.#self, ...others.slice(0, count - 1).map(n => n.id)]
   }
@@ -304,7 +300,7 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
     if (prepared == null) {
       prepared = (async () => {
         const architecture = architectureOf(m.config, { sequenceLength: m.spec.sequenceLength })
-        const dataset = parseDataset(await readFile(this.#c.content, m.datasetCID, options))
+        const dataset = parseDataset(await this.#c.content.readFile(m.datasetCID, options))
         let encode: ((text: string) => number[]) | undefined
         if (dataset.format === 'text') {
           const tokenizer = await readJson(this.#c.content, `${m.baseModelCID}/tokenizer.json`, options)
@@ -322,8 +318,8 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
 
   // ---- coordinating
 
-  readonly #onUpdate = (): void => { void this.#reconcile() }
-  readonly #onNodeStatus = (): void => { void this.#reconcile() }
+  /** A job changed, or a node came or went: both may give this node a job to coordinate. */
+  readonly #onChange = (): void => { void this.#reconcile() }
 
   /** Starts coordinating the open jobs given to this node; takes over the jobs whose coordinator went offline. */
   async #reconcile (): Promise<void> {
@@ -366,9 +362,8 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
       let replica: Replica | undefined
       try {
         const start = await this.#startingPoint(job, signal)
-        const prepared = await this.#prepare(start.manifest, { signal })
-        const total = totalSteps({ samples: prepared.samples.count, batchSize: start.manifest.spec.batchSize, epochs: start.manifest.spec.epochs, seed: start.manifest.spec.seed })
-        replica = new Replica(prepared.architecture, start.manifest.spec, total, start.state)
+        const work = await this.#replicaOf(start, signal)
+        replica = work.replica
         const coordinator = new Coordinator({
           cluster: this.#c.cluster,
           content: this.#c.content,
@@ -380,8 +375,8 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
         }, {
           job,
           replica,
-          architecture: prepared.architecture,
-          samples: prepared.samples,
+          architecture: work.prepared.architecture,
+          samples: work.prepared.samples,
           manifest: start.manifest,
           checkpoint: start.cid,
           firstRoundTimeoutMs: this.#init.firstRoundTimeoutMs,
@@ -401,8 +396,15 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
     })()
   }
 
+  /** A replica of a checkpoint, over the samples of its job. */
+  async #replicaOf (checkpoint: Checkpoint, signal: AbortSignal): Promise<WorkerJob> {
+    const prepared = await this.#prepare(checkpoint.manifest, { signal })
+    const total = totalSteps(planOf(checkpoint.manifest.spec, prepared.samples.count))
+    return { replica: new Replica(prepared.architecture, checkpoint.manifest.spec, total, checkpoint.state), prepared }
+  }
+
   /** The job's last checkpoint, or a first one made from the model's weights. */
-  async #startingPoint (job: JobRecord, signal: AbortSignal): Promise<{ cid: string, manifest: CheckpointManifest, state: Awaited<ReturnType<typeof readCheckpoint>>['state'] }> {
+  async #startingPoint (job: JobRecord, signal: AbortSignal): Promise<Checkpoint & { cid: string }> {
     const last = job.training?.checkpoints.at(-1)
     if (last != null) {
       const checkpoint = await readCheckpoint(this.#c.content, last.cid, undefined, { signal })
@@ -428,8 +430,8 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
     if (manifest.baseModelCID !== '') {
       const { entries } = await this.#c.content.ls(manifest.baseModelCID, options)
       for (const entry of entries) {
-        if (entry.name === 'model.onnx' || entry.name === 'config.json' || entry.name.startsWith('model.onnx')) continue
-        files.push({ path: entry.name, content: await readFile(this.#c.content, `${manifest.baseModelCID}/${entry.name}`, options) })
+        if (entry.name === 'config.json' || entry.name.startsWith('model.onnx')) continue
+        files.push({ path: entry.name, content: await this.#c.content.readFile(`${manifest.baseModelCID}/${entry.name}`, options) })
       }
     }
     const modelId = name ?? manifest.spec.name ?? `${job.modelId === '' ? 'trained' : job.modelId.replace(/:.*$/, '')}-job${job.jobId}`
@@ -438,17 +440,10 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
       const saved = await this.#c.models.import({ name: modelId, description, files }, options)
       return { modelId: saved.name, modelCID: saved.cid }
     }
-    let cid: string | undefined
-    for await (const event of this.#c.content.addAll(files, { wrapWithDirectory: true, pin: true, signal: options.signal })) {
-      if (event.type === 'entry' && event.name === '') cid = event.cid.toString()
-    }
+    const cid = (await this.#c.content.addDirectory(files, { pin: true, signal: options.signal }))?.toString()
     if (cid == null) throw new InvalidTrainingRequestError('the model could not be added')
-    const existing = await this.#c.cluster.getModel(modelId, { ...options, local: true }).catch(() => undefined)
-    const metadata = { family: architecture.config.model_type, trainedBy: job.jobId }
-    const record = existing == null
-      ? await this.#c.cluster.registerModel({ modelId, modelCID: cid, name: modelId, description, kind: 'model', metadata, replicationFactor: this.#init.replication }, options)
-      : await this.#c.cluster.updateModel(modelId, cid, { ...options, description, metadata })
-    return { modelId: record.modelId, modelCID: cid }
+    await this.#register({ id: modelId, cid, kind: 'model', description, metadata: { family: architecture.config.model_type, trainedBy: job.jobId } }, options)
+    return { modelId, modelCID: cid }
   }
 
   // ---- working
@@ -467,10 +462,7 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
       let work = this.#working.get(jobId)
       if (request.syncCid !== '') {
         await work?.replica.release()
-        const { manifest, state } = await readCheckpoint(this.#c.content, request.syncCid, undefined, { signal })
-        const prepared = await this.#prepare(manifest, { signal })
-        const total = totalSteps({ samples: prepared.samples.count, batchSize: manifest.spec.batchSize, epochs: manifest.spec.epochs, seed: manifest.spec.seed })
-        work = { replica: new Replica(prepared.architecture, manifest.spec, total, state), prepared }
+        work = await this.#replicaOf(await readCheckpoint(this.#c.content, request.syncCid, undefined, { signal }), signal)
         this.#working.set(jobId, work)
       } else if (work != null && request.update.byteLength > 0) {
         work.replica.apply(bytesToFloats(request.update))
