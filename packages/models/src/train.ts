@@ -6,7 +6,7 @@
  * data-parallel training; this loop only has to make the defaults write text.
  */
 import * as ort from 'onnxruntime-node'
-import { buildEncoderLoss, buildGptLoss, buildTrainingGraph, clipGradNorm, createAdamW, encoderParameterShapes, gptParameterShapes, gradientName, initEncoderWeights, initGptWeights, seededRandom, warmupCosineSchedule, writeModel } from '@node-daemon/onnx'
+import { buildEncoderLoss, buildGptLoss, buildTrainingGraph, clipGradNorm, createAdamW, decaysMatrices, encoderParameterShapes, gptParameterShapes, gradientName, initEncoderWeights, initGptWeights, seededRandom, warmupCosineSchedule, writeModel } from '@node-daemon/onnx'
 import type { EncoderConfig, GptConfig, Model, ParameterShape } from '@node-daemon/onnx'
 
 export interface TrainSettings {
@@ -83,8 +83,7 @@ async function train (lossGraph: Model, shapes: ParameterShape[], weights: Recor
   const optimizer = createAdamW({
     lr: warmupCosineSchedule({ peak: settings.learningRate, warmupSteps: settings.warmup, totalSteps: settings.steps, final: settings.learningRate / 10 }),
     weightDecay: 0.1,
-    // As GPT-2's training: matrices decay, biases, norms and embeddings do not.
-    decays: name => name.endsWith('.weight') && shapes.find(s => s.name === name)?.dims.length === 2 && !/wte|wpe|embeddings|ln|LayerNorm/.test(name)
+    decays: decaysMatrices(shapes)
   })
   const every = settings.every ?? 50
   let sum = 0

@@ -55,6 +55,15 @@ export function clipGradNorm (grads: TensorMap, maxNorm: number): number {
   return norm
 }
 
+/**
+ * Which parameters AdamW decays, as GPT-2 and BERT were trained: the
+ * matrices; not biases, norms or embeddings.
+ */
+export function decaysMatrices (parameters: Array<{ name: string, dims: number[] }>): (name: string) => boolean {
+  const ranks = new Map(parameters.map(p => [p.name, p.dims.length]))
+  return name => name.endsWith('.weight') && ranks.get(name) === 2 && !/wte|wpe|embeddings|ln|LayerNorm/.test(name)
+}
+
 /** What an optimizer carries between steps; a checkpoint stores it next to the parameters. */
 export interface OptimizerState {
   /** Updates applied so far. */
