@@ -95,19 +95,14 @@ async function * guard (stream: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8
  */
 export async function firstPartBytes (request: FastifyRequest, max: number): Promise<Uint8Array> {
   let payload: Uint8Array | undefined
-  try {
-    for await (const part of request.parts()) {
-      if (payload != null) {
-        // Later parts are ignored, but read, so that the connection is free for the next request.
-        if (part.type === 'file') part.file.resume()
-        continue
-      }
-      payload = part.type === 'field' ? Buffer.from(String(part.value)) : await readCapped(part.file, max)
+  await eachPart(request, async (part) => {
+    if (payload != null) {
+      // Later parts are ignored, but read, so that the connection is free for the next request.
+      if (part.type === 'file') part.file.resume()
+      return
     }
-  } catch (err: any) {
-    if (err instanceof MultipartError || (typeof err.code === 'string' && err.code.startsWith('FST_'))) throw err
-    throw new MultipartError(`malformed multipart body: ${err.message}`)
-  }
+    payload = part.type === 'field' ? Buffer.from(String(part.value)) : await readCapped(part.file, max)
+  })
   if (payload == null) throw new MultipartError('the multipart body has no part')
   return payload
 }
@@ -116,17 +111,22 @@ export async function firstPartBytes (request: FastifyRequest, max: number): Pro
 export async function fieldsAndFile (request: FastifyRequest, max: number): Promise<{ fields: Record<string, string>, file?: Uint8Array }> {
   const fields: Record<string, string> = {}
   let file: Uint8Array | undefined
+  await eachPart(request, async (part) => {
+    if (part.type === 'field') fields[part.fieldname] = String(part.value)
+    else if (file == null) file = await readCapped(part.file, max)
+    else part.file.resume()
+  })
+  return { fields, file }
+}
+
+/** Calls `handle` on each part in order; a body that does not parse is a MultipartError, limits keep their own codes. */
+async function eachPart (request: FastifyRequest, handle: (part: Multipart) => Promise<void>): Promise<void> {
   try {
-    for await (const part of request.parts()) {
-      if (part.type === 'field') fields[part.fieldname] = String(part.value)
-      else if (file == null) file = await readCapped(part.file, max)
-      else part.file.resume()
-    }
+    for await (const part of request.parts()) await handle(part)
   } catch (err: any) {
     if (err instanceof MultipartError || (typeof err.code === 'string' && err.code.startsWith('FST_'))) throw err
     throw new MultipartError(`malformed multipart body: ${err.message}`)
   }
-  return { fields, file }
 }
 
 async function readCapped (stream: AsyncIterable<Uint8Array>, max: number): Promise<Uint8Array> {

@@ -263,7 +263,8 @@ export const trainingRoutes: Routes = (app, { node, shutdown }) => {
     handler: async (request, reply) => {
       const target = await job(option<string>(request, 'task_id'), reply)
       const p = target.training?.progress
-      return { success: true, ...trainingJson(target), progress: p == null || p.totalSteps === 0 ? 0 : p.step / p.totalSteps, details: (trainingJson(target) as { progress: object }).progress }
+      const status = trainingJson(target) as { progress: object }
+      return { success: true, ...status, progress: p == null || p.totalSteps === 0 ? 0 : p.step / p.totalSteps, details: status.progress }
     }
   })
 
