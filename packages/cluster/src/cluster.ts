@@ -733,6 +733,10 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
     return this.propose<JobRecord>({ op: 'job.fail', jobId, error }, options)
   }
 
+  async removeJob (jobId: number, options?: WriteOptions): Promise<JobRecord> {
+    return this.propose<JobRecord>({ op: 'job.remove', jobId }, options)
+  }
+
   async changeTraining (change: TrainingChange, options?: WriteOptions): Promise<JobRecord> {
     if (change.op === 'training.submit') {
       checkCID(change.modelCID, 'model')

@@ -38,6 +38,7 @@ export type Command = Base & (
   | { op: 'job.start', jobId: number }
   | { op: 'job.complete', jobId: number, responseCID: string, metrics?: Record<string, number> }
   | { op: 'job.fail', jobId: number, error: string }
+  | { op: 'job.remove', jobId: number }
   | TrainingChange
 )
 
@@ -49,6 +50,8 @@ export type TrainingChange =
   | { op: 'training.finish', jobId: number, status: 'completed' | 'stopped', checkpoint?: { step: number, cid: string }, responseCID?: string }
   | { op: 'training.handover', jobId: number, from: string, to: string }
   | { op: 'training.saved', jobId: number, modelId: string }
+  | { op: 'training.join', jobId: number, worker: string, via: string }
+  | { op: 'training.leave', jobId: number, worker: string }
 
 export type Op = Command['op']
 

@@ -176,12 +176,15 @@ export interface Cluster extends TypedEventTarget<{ [K in keyof ClusterEvents]: 
   job (jobId: number, options?: ReadOptions): Promise<JobRecord>
   /** Newest first. */
   jobs (query?: JobQuery, options?: ReadOptions): Promise<JobRecord[]>
+  /** Takes a finished job out of the job table; the consensus history keeps its decisions. Returns the removed record. */
+  removeJob (jobId: number, options?: WriteOptions): Promise<JobRecord>
 
   /**
    * A change to a training job through the log: submit (a new job, whose
    * record comes back), progress and finish (from its coordinator only),
    * control (pause, resume, stop), handover (a new coordinator, if the
-   * named one still is) and saved (the model registered from it).
+   * named one still is), saved (the model registered from it), and join
+   * and leave (external workers, relayed by the node they connect to).
    */
   changeTraining (change: TrainingChange, options?: WriteOptions): Promise<JobRecord>
 

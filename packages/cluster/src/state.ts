@@ -416,7 +416,13 @@ export class ClusterState implements StateMachine {
         const { job, training } = this.openTraining(c.jobId, c.by)
         if (job.status === 'requested') job.startedAt = iso(c.at)
         job.status = c.status
-        training.workers = c.workers
+        // The coordinator reports the workers it runs; it learns of external workers joining and leaving only at checkpoints, so what they did since stands.
+        const recorded = new Map(training.workers.map(w => [w.id, w]))
+        const merged = c.workers.map(w => {
+          const r = recorded.get(w.id)
+          return (r?.status === 'left' && w.status !== 'left') || (r?.status === 'joining' && w.status === 'left') ? r : w
+        })
+        training.workers = [...merged, ...training.workers.filter(w => !c.workers.some(x => x.id === w.id))].sort((a, b) => a.rank - b.rank)
         if (c.progress != null) training.progress = c.progress
         if (c.checkpoint != null) this.addCheckpoint(training, c.checkpoint, c.at)
         this.emitTraining(job, c.checkpoint?.cid)
@@ -425,6 +431,7 @@ export class ClusterState implements StateMachine {
       case 'training.control': {
         const { job, training } = this.openTraining(c.jobId)
         training.desired = c.action === 'resume' ? 'run' : c.action
+        this.emitTraining(job)
         return { result: clone(job), summary: `job ${job.jobId}: ${c.action} asked by ${c.by}` }
       }
       case 'training.finish': {
@@ -451,6 +458,34 @@ export class ClusterState implements StateMachine {
         this.requireModel(c.modelId)
         job.training.modelId = c.modelId
         return { result: clone(job), summary: `job ${job.jobId} saved as model ${c.modelId}` }
+      }
+      case 'training.join': {
+        const { job, training } = this.openTraining(c.jobId)
+        this.requireNode(c.via)
+        const known = training.workers.find(w => w.id === c.worker)
+        if (known != null && known.via == null) throw new JobStateError(`${c.worker} is a node of job ${job.jobId}, not an external worker`)
+        if (known?.status === 'training' && known.via === c.via) return { result: clone(job), summary: `job ${job.jobId}: ${c.worker} is already training` }
+        // A worker that comes back keeps its rank; a new one takes the next.
+        const rank = known?.rank ?? Math.max(-1, ...training.workers.map(w => w.rank)) + 1
+        const worker = { id: c.worker, via: c.via, rank, status: 'joining' as const, ...(known?.drops == null ? {} : { drops: known.drops }) }
+        training.workers = [...training.workers.filter(w => w.id !== c.worker), worker].sort((a, b) => a.rank - b.rank)
+        this.emitTraining(job)
+        return { result: clone(job), summary: `job ${job.jobId}: external worker ${c.worker} joins through ${c.via} as rank ${rank}` }
+      }
+      case 'training.leave': {
+        const { job, training } = this.openTraining(c.jobId)
+        const worker = training.workers.find(w => w.id === c.worker)
+        if (worker?.via == null) throw new JobStateError(`${c.worker} is not an external worker of job ${job.jobId}`)
+        worker.status = 'left'
+        this.emitTraining(job)
+        return { result: clone(job), summary: `job ${job.jobId}: external worker ${c.worker} left` }
+      }
+      case 'job.remove': {
+        const job = this.jobs.get(c.jobId)
+        if (job == null) throw new JobNotFoundError(`job ${c.jobId} does not exist`)
+        if (!FINAL_JOB_STATUSES.includes(job.status)) throw new JobStateError(`job ${c.jobId} is ${job.status}; stop it before removing it`)
+        this.jobs.delete(c.jobId)
+        return { result: clone(job), summary: `job ${c.jobId} removed` }
       }
       default:
         throw new InvalidClusterRequestError(`unknown cluster command ${JSON.stringify((c as { op: unknown }).op)}`)

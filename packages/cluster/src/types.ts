@@ -105,13 +105,21 @@ export type JobStatus = 'requested' | 'running' | 'paused' | 'completed' | 'fail
 /** Statuses after which a job never changes again. */
 export const FINAL_JOB_STATUSES: readonly JobStatus[] = ['completed', 'failed', 'cancelled', 'stopped']
 
-/** One node's part in a training job. */
+/** One node's part in a training job, or an external worker's. */
 export interface TrainingWorker {
-  id: PeerIdString
+  /** A node's peer id, or the client id of an external worker process. */
+  id: string
+  /** An external worker: the node it is connected to, which relays its steps. */
+  via?: PeerIdString
   /** Its place in the split of every global batch: rank r takes the r-th slice. */
   rank: number
-  /** `dropped`: left out of the rounds after it failed or lagged; it comes back at a checkpoint. */
-  status: 'training' | 'dropped'
+  /**
+   * `dropped`: left out of the rounds after it failed or lagged; it comes
+   * back at a checkpoint. `joining`: an external worker that asked for work,
+   * which the coordinator brings in at the next checkpoint. `left`: an
+   * external worker that disconnected.
+   */
+  status: 'training' | 'dropped' | 'joining' | 'left'
   /** Why it was dropped last. */
   error?: string
   /** Times it was dropped in this job; a checkpoint brings it back, this count stays. */

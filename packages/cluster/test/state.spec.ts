@@ -206,6 +206,40 @@ describe('ClusterState', () => {
     assert.throws(() => log.apply({ op: 'job.start', jobId: job.jobId }, 'n1'), { name: 'JobStateError' })
   })
 
+  it('adds external workers to a training job and keeps their joins and leaves against a stale coordinator report', () => {
+    const log = cluster(2)
+    const job = log.apply({ op: 'training.submit', spec: {}, modelCID: CID_A, datasetCID: CID_B, coordinator: 'n1', workers: ['n1'] })
+    const workers = (): any[] => log.state.jobs.get(job.jobId)?.training?.workers.map(w => [w.id, w.rank, w.status, w.via]) ?? []
+    assert.throws(() => log.apply({ op: 'training.join', jobId: job.jobId, worker: 'n1', via: 'n2' }), { name: 'JobStateError' }, 'a node is not an external worker')
+    assert.throws(() => log.apply({ op: 'training.join', jobId: job.jobId, worker: 'w', via: 'n9' }), { name: 'NodeNotFoundError' })
+    log.apply({ op: 'training.join', jobId: job.jobId, worker: 'w', via: 'n2' }, 'n2')
+    assert.deepEqual(workers(), [['n1', 0, 'training', undefined], ['w', 1, 'joining', 'n2']])
+
+    // The coordinator has not read the job since: its report leaves the joiner as it is.
+    const own = { id: 'n1', rank: 0, status: 'training' }
+    log.apply({ op: 'training.progress', jobId: job.jobId, status: 'running', workers: [own] })
+    assert.deepEqual(workers(), [['n1', 0, 'training', undefined], ['w', 1, 'joining', 'n2']])
+    // Once it took the worker in, its report says so.
+    log.apply({ op: 'training.progress', jobId: job.jobId, status: 'running', workers: [own, { id: 'w', via: 'n2', rank: 1, status: 'training' }] })
+    assert.deepEqual(workers(), [['n1', 0, 'training', undefined], ['w', 1, 'training', 'n2']])
+
+    log.apply({ op: 'training.leave', jobId: job.jobId, worker: 'w' }, 'n2')
+    log.apply({ op: 'training.progress', jobId: job.jobId, status: 'running', workers: [own, { id: 'w', via: 'n2', rank: 1, status: 'training' }] })
+    assert.deepEqual(workers(), [['n1', 0, 'training', undefined], ['w', 1, 'left', 'n2']], 'a leave outlives a report made before it was seen')
+    // Back again, through the other node, it keeps its rank; a report of the leave does not undo the return.
+    log.apply({ op: 'training.join', jobId: job.jobId, worker: 'w', via: 'n1' }, 'n1')
+    log.apply({ op: 'training.progress', jobId: job.jobId, status: 'running', workers: [own, { id: 'w', via: 'n2', rank: 1, status: 'left' }] })
+    assert.deepEqual(workers(), [['n1', 0, 'training', undefined], ['w', 1, 'joining', 'n1']])
+    assert.throws(() => log.apply({ op: 'training.leave', jobId: job.jobId, worker: 'n1' }), { name: 'JobStateError' })
+
+    assert.throws(() => log.apply({ op: 'job.remove', jobId: job.jobId }), { name: 'JobStateError' }, 'an open job is not removed')
+    log.apply({ op: 'training.finish', jobId: job.jobId, status: 'stopped' })
+    assert.throws(() => log.apply({ op: 'training.join', jobId: job.jobId, worker: 'x', via: 'n1' }), { name: 'JobStateError' })
+    log.apply({ op: 'job.remove', jobId: job.jobId })
+    assert.equal(log.state.jobs.has(job.jobId), false)
+    assert.throws(() => log.apply({ op: 'job.remove', jobId: job.jobId }), { name: 'JobNotFoundError' })
+  })
+
   it('keeps the job table bounded, dropping the oldest finished jobs', () => {
     const log = cluster(1)
     const open = log.apply({ op: 'job.submit', kind: 'inference', promptCID: CID_B, modelCID: CID_A, params: {} })
