@@ -7,6 +7,7 @@ export interface StepRequest {
     update: Uint8Array<ArrayBuffer>;
     version: bigint;
     samples: number[];
+    client: string;
 }
 export declare namespace StepRequest {
     const codec: () => Codec<StepRequest>;
@@ -35,9 +36,13 @@ export declare namespace StepRequest {
         index: number;
         value: number;
     }
+    interface StepRequestClientFieldEvent {
+        field: '$.client';
+        value: string;
+    }
     function encode(obj: Partial<StepRequest>): Uint8Array<ArrayBuffer>;
     function decode(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<StepRequest>): StepRequest;
-    function stream(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<StepRequest>): Generator<StepRequestJobIdFieldEvent | StepRequestRoundFieldEvent | StepRequestSyncCidFieldEvent | StepRequestUpdateFieldEvent | StepRequestVersionFieldEvent | StepRequestSamplesFieldEvent>;
+    function stream(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<StepRequest>): Generator<StepRequestJobIdFieldEvent | StepRequestRoundFieldEvent | StepRequestSyncCidFieldEvent | StepRequestUpdateFieldEvent | StepRequestVersionFieldEvent | StepRequestSamplesFieldEvent | StepRequestClientFieldEvent>;
 }
 export interface StepResponse {
     status: StepResponse.Status;

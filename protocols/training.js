@@ -35,6 +35,10 @@ export var StepRequest;
                         w.uint32(value);
                     }
                 }
+                if ((obj.client != null && obj.client !== '')) {
+                    w.uint32(58);
+                    w.string(obj.client);
+                }
                 if (opts.lengthDelimited !== false) {
                     w.ldelim();
                 }
@@ -45,7 +49,8 @@ export var StepRequest;
                     syncCid: '',
                     update: uint8ArrayAlloc(0),
                     version: 0n,
-                    samples: []
+                    samples: [],
+                    client: ''
                 };
                 const end = length == null ? reader.len : reader.pos + length;
                 while (reader.pos < end) {
@@ -76,6 +81,10 @@ export var StepRequest;
                                 throw new MaxLengthError('Decode error - repeated field "samples" had too many elements');
                             }
                             obj.samples.push(reader.uint32());
+                            break;
+                        }
+                        case 7: {
+                            obj.client = reader.string();
                             break;
                         }
                         default: {
@@ -138,6 +147,13 @@ export var StepRequest;
                                 value: reader.uint32()
                             };
                             obj.samples++;
+                            break;
+                        }
+                        case 7: {
+                            yield {
+                                field: `${prefix}.client`,
+                                value: reader.string()
+                            };
                             break;
                         }
                         default: {

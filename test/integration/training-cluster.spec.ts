@@ -11,68 +11,13 @@ import { readdir, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import * as ort from 'onnxruntime-node'
-import { seededRandom } from '@node-daemon/onnx'
-import { decodeSafetensors, encodeTensorDataset, encodeTextDataset } from '@node-daemon/training'
+import { encodeTextDataset } from '@node-daemon/training'
 import { readCorpus } from '@node-daemon/models'
 import { tinyModels } from '../../packages/runtime/test/helpers/tiny-models.ts'
 import { FAST, ProcessCluster, agreedLeader, call, waitFor } from '../helpers/cluster.ts'
+import { CLASSIFIER, FEATURES, addDataset, blobs, finished, maxDifference, train, weightsOf } from '../helpers/training.ts'
 import type { TinyModels } from '../../packages/runtime/test/helpers/tiny-models.ts'
 import type { Member } from '../helpers/cluster.ts'
-
-const FEATURES = 4
-const CLASSES = 3
-const CLASSIFIER = { model_type: 'mlp-classifier', inputs: FEATURES, hidden: [16], classes: CLASSES }
-
-/** Gaussian blobs, one per class: a classifier can learn them well. */
-function blobs (rows: number, seed: number): Uint8Array {
-  const random = seededRandom(seed)
-  const normal = (): number => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random())
-  const features = new Float32Array(rows * FEATURES)
-  const labels = new Int32Array(rows)
-  for (let r = 0; r < rows; r++) {
-    const label = r % CLASSES
-    labels[r] = label
-    for (let f = 0; f < FEATURES; f++) features[r * FEATURES + f] = (f % CLASSES === label ? 2 : 0) + 0.5 * normal()
-  }
-  return encodeTensorDataset({ features, labels, featureCount: FEATURES })
-}
-
-async function addDataset (m: Member, name: string, bytes: Uint8Array): Promise<string> {
-  const form = new FormData()
-  form.append('name', name)
-  form.append('file', new Blob([bytes as Uint8Array<ArrayBuffer>]), name)
-  const { status, body } = await call(m, '/api/v0/ai/dataset/add', { method: 'POST', body: form })
-  assert.equal(status, 200, JSON.stringify(body))
-  return body.cid
-}
-
-async function train (m: Member, request: Record<string, unknown>): Promise<string> {
-  const { status, body } = await call(m, '/api/v1/training/start', { json: request })
-  assert.equal(status, 200, JSON.stringify(body))
-  return body.session_id
-}
-
-async function finished (m: Member, session: string, timeoutMs = 180_000): Promise<any> {
-  return waitFor(`training ${session} to finish`, async () => {
-    const { body } = await call(m, `/api/v1/training/status?session_id=${session}`)
-    if (body.status === 'failed') assert.fail(`training failed: ${body.error}`)
-    return ['completed', 'stopped'].includes(body.status) ? body : undefined
-  }, timeoutMs)
-}
-
-async function weightsOf (m: Member, checkpoint: string): Promise<Record<string, Float32Array>> {
-  const response = await fetch(`${m.api}/api/v0/cat?arg=${checkpoint}/weights.safetensors`, { method: 'POST' })
-  assert.equal(response.status, 200)
-  const { tensors } = decodeSafetensors(new Uint8Array(await response.arrayBuffer()))
-  return Object.fromEntries(Object.entries(tensors).map(([name, t]) => [name, t.data as Float32Array]))
-}
-
-function maxDifference (a: Record<string, Float32Array>, b: Record<string, Float32Array>): number {
-  assert.deepEqual(Object.keys(a).sort(), Object.keys(b).sort())
-  let max = 0
-  for (const name of Object.keys(a)) for (let i = 0; i < a[name].length; i++) max = Math.max(max, Math.abs(a[name][i] - b[name][i]))
-  return max
-}
 
 describe('training across a three-node cluster', () => {
   const cluster = new ProcessCluster(FAST)

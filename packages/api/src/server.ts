@@ -25,6 +25,7 @@ import { resourceRoutes } from './routes/resources.ts'
 import { systemRoutes } from './routes/system.ts'
 import { taskRoutes } from './routes/tasks.ts'
 import { trainingRoutes } from './routes/training.ts'
+import { workerRoutes } from './routes/workers.ts'
 import type { FastifyBaseLogger, FastifyError, FastifyInstance } from 'fastify'
 import type { Node } from '@node-daemon/daemon'
 import type { Logger } from 'pino'
@@ -114,7 +115,7 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
   for (const routes of [
     systemRoutes, contentRoutes, pinRoutes, nameRoutes, peerRoutes, pubsubRoutes, blockRoutes,
     clusterRoutes, distributedRoutes, nodeRoutes, networkRoutes, consensusRoutes, resourceRoutes, clientRoutes,
-    ollamaRoutes, openaiRoutes, taskRoutes, aiRoutes, trainingRoutes
+    ollamaRoutes, openaiRoutes, taskRoutes, aiRoutes, trainingRoutes, workerRoutes
   ]) {
     routes(app, ctx)
   }

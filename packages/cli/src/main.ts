@@ -1,8 +1,11 @@
 import { randomUUID } from 'node:crypto'
+import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { logger } from '@libp2p/logger'
+import { createWorker } from '@node-daemon/worker'
 import { Command, Option } from 'commander'
 import cliProgress from 'cli-progress'
 import { createLogger, defaultRepo, formatSwarmKey, initRepo, loadConfig, OPEN_SWARM, parsePort, parseSecret, readSwarmKey, REPO_VERSION, SWARM_KEY_FILE, versionInfo, writeDefaultConfig } from '@node-daemon/daemon'
@@ -89,6 +92,20 @@ async function start (opts: Record<string, any>): Promise<void> {
   }
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
+}
+
+async function worker (opts: Record<string, any>): Promise<void> {
+  const api = await apiUrl(opts.api, repoOf(opts))
+  const farm = createWorker({ log: logger('node-daemon:worker') }, { api, clientId: opts.id, token: opts.token })
+  const say = (line: string): void => { process.stderr.write(`${new Date().toISOString()} ${line}\n`) }
+  farm.addEventListener('task', (e) => { say(`task ${e.detail.id}: rank ${e.detail.config.rank} of ${e.detail.config.world_size}, model ${e.detail.config.name}`) })
+  farm.addEventListener('control', (e) => { say(`task ${e.detail.task}: ${e.detail.action}`) })
+  farm.addEventListener('result', (e) => { say(`task ${e.detail.task} ${e.detail.status} after ${e.detail.steps} steps here${e.detail.checkpointPath == null ? '' : `, checkpoint ${e.detail.checkpointPath}`}`) })
+  await farm.start()
+  say(`worker ${opts.id as string} connected to ${api}; waiting for a task`)
+  const onSignal = (): void => { void farm.stop().then(() => process.exit(0)) }
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
 }
 
 /** A progress bar on stderr for uploads big enough to need one; `sent` advances it. */
@@ -180,6 +197,13 @@ export function program (): Command {
     .option('--config <file>', 'YAML config file')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent')
     .action(start)
+
+  cmd.command('worker')
+    .description('run an external training worker: connect to a node and compute a share of its training jobs (document 004)')
+    .addOption(repoOption()).addOption(apiOption())
+    .option('--id <client-id>', 'the client id, unique among the workers of the node', `${hostname()}-${process.pid}`)
+    .option('--token <token>', 'bearer token, for a node that requires one')
+    .action(worker)
 
   cmd.command('id')
     .description("print the node's identity")

@@ -34,7 +34,8 @@ export interface CoordinatorComponents {
   content: Pick<Content, 'addDirectory'>
   log: Logger
   self: string
-  open: (peer: string, signal: AbortSignal) => Promise<WorkerChannel>
+  /** A channel to a worker: a node, or an external worker through the node it is connected to. */
+  open: (worker: TrainingWorker, signal: AbortSignal) => Promise<WorkerChannel>
   /** Called after every step. */
   onStep: (metrics: StepMetrics) => void
   /** Registers the trained model; returns its id and CID. */
@@ -89,7 +90,7 @@ export class Coordinator {
     const training = init.job.training
     if (training == null) throw new Error(`job ${init.job.jobId} is not a training job`)
     // Every worker starts (or restarts) from the checkpoint; the coordinator has it loaded already.
-    this.#members = training.workers.map(w => ({ worker: { ...w, status: 'training' }, sync: w.id === components.self ? undefined : init.checkpoint, sizes: new Set() }))
+    this.#members = training.workers.map(w => ({ worker: { ...w, status: w.status === 'left' ? 'left' : 'training' }, sync: w.id === components.self ? undefined : init.checkpoint, sizes: new Set() }))
     this.#checkpoint = init.checkpoint
     this.#batches = new Batches(planOf(init.manifest.spec, init.samples.count))
     this.#total = totalSteps(this.#batches.plan)
@@ -187,8 +188,8 @@ export class Coordinator {
       const fresh = m.sync != null || !m.sizes.has(slices[i].length)
       const deadline = AbortSignal.any([signal, AbortSignal.timeout(fresh ? this.#init.firstRoundTimeoutMs : usual)])
       try {
-        m.channel ??= await this.#c.open(m.worker.id, deadline)
-        const request: StepRequest = { jobId: BigInt(this.#init.job.jobId), round: BigInt(step), syncCid: m.sync ?? '', update: m.sync == null ? this.#update : new Uint8Array(0), version: BigInt(step), samples: Array.from(slices[i]) }
+        m.channel ??= await this.#c.open(m.worker, deadline)
+        const request: StepRequest = { jobId: BigInt(this.#init.job.jobId), round: BigInt(step), syncCid: m.sync ?? '', update: m.sync == null ? this.#update : new Uint8Array(0), version: BigInt(step), samples: Array.from(slices[i]), client: '' }
         const response = await m.channel.step(request, deadline)
         if (response.status !== StepResponse.Status.OK) throw new Error(response.status === StepResponse.Status.OUT_OF_SYNC ? 'out of sync' : `${response.errorName}: ${response.errorMessage}`)
         m.sync = undefined
@@ -242,12 +243,29 @@ export class Coordinator {
     this.#c.onStep({ ...this.#last, jobId: this.#init.job.jobId, workers: results.filter(r => r != null).length, exchangeMs: Math.max(0, stepMs - ownMs), stepMs })
   }
 
-  /** Dropped workers that are online rejoin at the checkpoint just made. */
+  /**
+   * At the checkpoint just made: external workers that joined since come in,
+   * those that left go, and dropped workers that are online (or whose node
+   * is) rejoin. All of them load the checkpoint first.
+   */
   async #readmit (signal: AbortSignal): Promise<void> {
-    if (this.#members.every(m => m.worker.status === 'training')) return
+    const job = await this.#c.cluster.job(this.#init.job.jobId, { signal, local: true })
+    for (const recorded of job.training?.workers ?? []) {
+      if (recorded.status !== 'joining' && recorded.status !== 'left') continue
+      let m = this.#members.find(m => m.worker.id === recorded.id)
+      if (m == null) {
+        m = { worker: { ...recorded }, sizes: new Set() }
+        this.#members.push(m)
+      }
+      m.worker = { ...recorded, status: recorded.status === 'joining' ? 'dropped' : 'left', ...(m.worker.drops == null ? {} : { drops: m.worker.drops }) }
+      m.channel?.close()
+      m.channel = undefined
+    }
+    this.#members.sort((a, b) => a.worker.rank - b.worker.rank)
+    if (this.#members.every(m => m.worker.status !== 'dropped')) return
     const online = new Set((await this.#c.cluster.nodes({ signal, local: true })).filter(n => n.online).map(n => n.id))
     for (const m of this.#members) {
-      if (m.worker.status !== 'dropped' || !online.has(m.worker.id)) continue
+      if (m.worker.status !== 'dropped' || !online.has(m.worker.via ?? m.worker.id)) continue
       m.worker.status = 'training'
       m.sync = this.#checkpoint
       m.sizes.clear()

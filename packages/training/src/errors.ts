@@ -44,3 +44,9 @@ export class CheckpointError extends Error {
   static name = 'CheckpointError'
   name = 'CheckpointError'
 }
+
+/** An external worker whose client id is already connected to this node. */
+export class WorkerConflictError extends Error {
+  static name = 'WorkerConflictError'
+  name = 'WorkerConflictError'
+}

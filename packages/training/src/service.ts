@@ -6,26 +6,26 @@
  */
 import { TypedEventEmitter } from '@libp2p/interface'
 import { readWeights, writeModel } from '@node-daemon/onnx'
-import { TextCodec } from '@node-daemon/runtime'
 import { architectureOf } from './architecture.ts'
-import { planOf, totalSteps } from './batches.ts'
 import { CHECKPOINT_FORMAT, readCheckpoint, writeCheckpoint } from './checkpoint.ts'
 import { readJson, readOnnx } from './content-files.ts'
 import { Coordinator } from './coordinator.ts'
 import { describeDataset, parseDataset } from './dataset.ts'
 import { InvalidTrainingRequestError, TrainingInProgressError, TrainingNotFoundError } from './errors.ts'
-import { bytesToFloats, floatBytes, StepResponse, TrainingProtocol } from './protocol.ts'
-import { Replica } from './replica.ts'
+import { StepResponse, TrainingProtocol } from './protocol.ts'
 import { trainingSpec } from './spec.ts'
-import type { Architecture, Samples } from './architecture.ts'
+import { StepWorker } from './worker.ts'
+import { ExternalWorkers } from './external.ts'
+import type { ExternalWorker, ExternalWorkerView } from './external.ts'
 import type { Checkpoint, CheckpointManifest } from './checkpoint.ts'
 import type { StepMetrics } from './coordinator.ts'
 import type { DatasetInfo } from './dataset.ts'
-import type { StepRequest } from './protocol.ts'
+import type { StepRequest, WorkerChannel } from './protocol.ts'
+import type { Replica } from './replica.ts'
 import type { TrainingSpec } from './spec.ts'
-import { checkCID } from '@node-daemon/cluster'
+import { checkCID, InsufficientPeersError } from '@node-daemon/cluster'
 import { loadOf } from '@node-daemon/scheduler'
-import type { Cluster, JobRecord, ModelKind, ModelRecord } from '@node-daemon/cluster'
+import type { Cluster, JobRecord, ModelKind, ModelRecord, NodeView, TrainingWorker } from '@node-daemon/cluster'
 import type { Content } from '@node-daemon/content'
 import type { AbortOptions, Libp2p, Logger } from '@libp2p/interface'
 
@@ -63,6 +63,25 @@ export interface TrainingRequest extends Partial<Record<keyof TrainingSpec, unkn
   dataset: string
   /** How many nodes, or which. Default 1: this node. */
   nodes?: number | string[]
+  /** What each node must have to be chosen by count (document 004's requirements); sizes in MiB. */
+  requirements?: NodeRequirements
+}
+
+export interface NodeRequirements {
+  minCpuCores?: number
+  minRamMiB?: number
+  minGpuMemoryMiB?: number
+}
+
+const MIB = 1024 * 1024
+
+/** Whether a node's last reported resources meet the requirements; a node that reported none meets only empty ones. */
+function meets (node: NodeView, r: NodeRequirements): boolean {
+  const res = node.resources
+  const wants = (r.minCpuCores ?? 0) > 0 || (r.minRamMiB ?? 0) > 0 || (r.minGpuMemoryMiB ?? 0) > 0
+  if (res == null) return !wants
+  const vram = Math.max(0, ...res.gpus.map(g => g.vram.total))
+  return res.cpu.cores >= (r.minCpuCores ?? 0) && res.memory.total >= (r.minRamMiB ?? 0) * MIB && vram >= (r.minGpuMemoryMiB ?? 0) * MIB
 }
 
 export interface TrainingEvents {
@@ -78,24 +97,13 @@ export interface DatasetRecord extends DatasetInfo {
 const OPEN = ['requested', 'running', 'paused'] as const
 const encoder = new TextEncoder()
 
-/** Samples prepared for a job; shared by the jobs and checkpoints that use the same data. */
-interface Prepared {
-  architecture: Architecture
-  samples: Samples
-}
-
-interface WorkerJob {
-  replica: Replica
-  prepared: Prepared
-}
-
 export class TrainingService extends TypedEventEmitter<TrainingEvents> {
   readonly #c: TrainingComponents
   readonly #init: Required<TrainingInit>
   readonly #protocol: TrainingProtocol
   readonly #coordinating = new Map<number, AbortController>()
-  readonly #working = new Map<number, WorkerJob>()
-  readonly #prepared = new Map<string, Promise<Prepared>>()
+  readonly #worker: StepWorker
+  readonly #external: ExternalWorkers
   #shutdown = new AbortController()
   #running = false
 
@@ -108,9 +116,11 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
       lagFactor: init.lagFactor ?? 4,
       minRoundTimeoutMs: init.minRoundTimeoutMs ?? 10_000
     }
+    this.#worker = new StepWorker({ content: components.content, log: components.log })
+    this.#external = new ExternalWorkers({ cluster: components.cluster, self: () => this.#self, log: components.log })
     // The swarm exists once the node has started: read it when the protocol starts, not now.
     this.#protocol = new TrainingProtocol({ get libp2p () { return components.libp2p }, log: components.log }, {
-      handler: async (from, request, signal) => this.#answer(request, signal),
+      handler: async (from, request, signal) => request.client === '' ? this.#worker.answer(request, signal) : this.#relay(request, signal),
       allow: peer => components.cluster.status().voters.includes(peer) || components.cluster.status().learners.includes(peer)
     })
   }
@@ -139,8 +149,7 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
     for (const controller of this.#coordinating.values()) controller.abort(new Error('the training service is stopping'))
     this.#coordinating.clear()
     await this.#protocol.stop()
-    await Promise.all([...this.#working.values()].map(async w => w.replica.release()))
-    this.#working.clear()
+    await this.#worker.release()
   }
 
   // ---- jobs
@@ -153,8 +162,8 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
     if (running != null) throw new TrainingInProgressError(`training job ${running.jobId} is ${running.status}; stop it first`)
     const model = await this.#model(request.model, spec, options)
     // The data must suit the model before the job goes into the log: a bad pair is the user's error, not a failed job.
-    await this.#prepare({ config: model.config, baseModelCID: model.cid, datasetCID, spec }, options)
-    const workers = await this.#workers(request.nodes, options)
+    await this.#worker.prepare({ config: model.config, baseModelCID: model.cid, datasetCID, spec }, options)
+    const workers = await this.#workers(request.nodes, request.requirements ?? {}, options)
     return this.#c.cluster.changeTraining({
       op: 'training.submit',
       spec: spec as unknown as Record<string, unknown>,
@@ -188,6 +197,23 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
     return this.#c.cluster.changeTraining({ op: 'training.control', jobId, action }, options)
   }
 
+  /**
+   * Takes a finished training job out of the job table and unpins its
+   * checkpoints; a model saved from it stays registered.
+   */
+  async remove (jobId: number, options: AbortOptions = {}): Promise<JobRecord> {
+    const job = await this.job(jobId, options)
+    if ((OPEN as readonly string[]).includes(job.status)) throw new TrainingInProgressError(`training job ${jobId} is ${job.status}; stop it before removing it`)
+    const removed = await this.#c.cluster.removeJob(jobId, options)
+    const pinned = new Set((await this.#c.cluster.pins({ ...options, local: true })).map(p => p.cid))
+    for (const checkpoint of job.training?.checkpoints ?? []) {
+      if (!pinned.has(checkpoint.cid)) continue
+      await this.#c.cluster.pinRm(checkpoint.cid, options).catch((err: Error) => { this.#c.log('unpinning checkpoint %s failed - %s', checkpoint.cid, err.message) })
+      pinned.delete(checkpoint.cid)
+    }
+    return removed
+  }
+
   /** Registers the weights of the job's latest checkpoint as a model; returns the job with its modelId. */
   async save (jobId: number, options: AbortOptions & { name?: string } = {}): Promise<JobRecord> {
     const job = await this.job(jobId, options)
@@ -203,6 +229,50 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
     const record = await this.#c.cluster.getModel(name, { ...options, local: true }).catch(() => undefined)
     const model = record?.kind === 'model' ? { name: record.modelId, cid: record.modelCID } : await this.#c.models.resolve(name, options)
     return { ...model, bytes: writeModel(await readOnnx(this.#c.content, model.cid, options)).model }
+  }
+
+  // ---- external workers
+
+  /** Connects an external worker process; throws WorkerConflictError when its client id is taken here. */
+  attachWorker (worker: ExternalWorker): void {
+    this.#external.attach(worker)
+  }
+
+  /** The worker's connection closed: an open job it worked on records that it left. */
+  async detachWorker (id: string): Promise<void> {
+    await this.#external.detach(id)
+  }
+
+  /** The worker asks for work; it is given the open job, or the next one, through its `notify`. */
+  async requestWork (id: string, options: AbortOptions = {}): Promise<void> {
+    await this.#external.request(id, options.signal)
+  }
+
+  /** A heartbeat: the worker is alive, and this is what its machine reports. */
+  workerSeen (id: string, systemInfo?: Record<string, number>): void {
+    this.#external.seen(id, systemInfo)
+  }
+
+  /** External workers connected to this node. */
+  externalWorkers (): ExternalWorkerView[] {
+    return this.#external.views()
+  }
+
+  async #relay (request: StepRequest, signal: AbortSignal): Promise<StepResponse> {
+    try {
+      return await this.#external.relay(request, signal)
+    } catch (err: any) {
+      return { status: StepResponse.Status.ERROR, round: request.round, gradient: new Uint8Array(0), count: 0, lossSum: 0, correct: 0, labels: 0, computeMs: 0, errorName: err.name ?? 'Error', errorMessage: err.message ?? String(err) }
+    }
+  }
+
+  /** The coordinator's channel to a worker: a node directly, an external worker through the node it is connected to. */
+  async #open (worker: TrainingWorker, signal: AbortSignal): Promise<WorkerChannel> {
+    const client = worker.id
+    if (worker.via == null) return this.#protocol.open(worker.id, signal)
+    if (worker.via === this.#self) return { step: async (request, signal) => this.#relay({ ...request, client }, signal), close: () => {} }
+    const channel = await this.#protocol.open(worker.via, signal)
+    return { step: async (request, signal) => channel.step({ ...request, client }, signal), close: () => { channel.close() } }
   }
 
   // ---- datasets
@@ -275,45 +345,27 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
     return { name: resolved.name === resolved.cid ? undefined : resolved.name, cid: resolved.cid, config }
   }
 
-  async #workers (nodes: TrainingRequest['nodes'], options: AbortOptions): Promise<string[]> {
+  async #workers (nodes: TrainingRequest['nodes'], requirements: NodeRequirements, options: AbortOptions): Promise<string[]> {
     const members = await this.#c.cluster.nodes({ ...options, local: true })
+    for (const [key, value] of Object.entries(requirements)) {
+      if (value != null && (typeof value !== 'number' || !Number.isFinite(value) || value < 0)) throw new InvalidTrainingRequestError(`requirements.${key} must be a number from 0`)
+    }
     if (Array.isArray(nodes)) {
       if (nodes.length === 0) throw new InvalidTrainingRequestError('nodes must name at least one node')
       for (const id of nodes) {
-        if (typeof id !== 'string' || members.find(n => n.id === id) == null) throw new InvalidTrainingRequestError(`node ${String(id)} is not in the cluster`)
+        const member = members.find(n => n.id === id)
+        if (typeof id !== 'string' || member == null) throw new InvalidTrainingRequestError(`node ${String(id)} is not in the cluster`)
+        if (!meets(member, requirements)) throw new InvalidTrainingRequestError(`node ${id} does not meet the requirements`)
       }
       return [...new Set(nodes)]
     }
     const count = nodes ?? 1
     if (!Number.isInteger(count) || count < 1) throw new InvalidTrainingRequestError('nodes must be a positive whole number or a list of node ids')
-    // This node coordinates; the others by least load, so that busy nodes are asked last.
-    const others = members.filter(n => n.online && !n.drained && n.id !== this.#self)
-      .sort((a, b) => loadOf(a) - loadOf(b))
-    if (others.length + 1 < count) throw new InvalidTrainingRequestError(`${count} nodes were asked for; ${others.length + 1} are online`)
-    return [this.#self, ...others.slice(0, count - 1).map(n => n.id)]
-  }
-
-  /** Tokenized or decoded samples of a dataset for a model; cached, since every checkpoint of a job shares them. */
-  async #prepare (m: Pick<CheckpointManifest, 'config' | 'baseModelCID' | 'datasetCID' | 'spec'>, options: AbortOptions): Promise<Prepared> {
-    const key = `${m.datasetCID}:${m.baseModelCID}:${m.spec.sequenceLength ?? ''}`
-    let prepared = this.#prepared.get(key)
-    if (prepared == null) {
-      prepared = (async () => {
-        const architecture = architectureOf(m.config, { sequenceLength: m.spec.sequenceLength })
-        const dataset = parseDataset(await this.#c.content.readFile(m.datasetCID, options))
-        let encode: ((text: string) => number[]) | undefined
-        if (dataset.format === 'text') {
-          const tokenizer = await readJson(this.#c.content, `${m.baseModelCID}/tokenizer.json`, options)
-          const tokenizerConfig = await readJson(this.#c.content, `${m.baseModelCID}/tokenizer_config.json`, options)
-          const codec = new TextCodec(tokenizer, tokenizerConfig)
-          encode = text => codec.encode(text)
-        }
-        return { architecture, samples: architecture.samples(dataset, encode) }
-      })()
-      this.#prepared.set(key, prepared)
-      prepared.catch(() => this.#prepared.delete(key))
-    }
-    return prepared
+    // This node coordinates (and so computes) when it qualifies; the others by least load, so that busy nodes are asked last.
+    const eligible = members.filter(n => n.online && !n.drained && meets(n, requirements))
+      .sort((a, b) => Number(b.id === this.#self) - Number(a.id === this.#self) || loadOf(a) - loadOf(b))
+    if (eligible.length < count) throw new InsufficientPeersError(`${count} nodes were asked for; ${eligible.length} online ${eligible.length === 1 ? 'node meets' : 'nodes meet'} the requirements`)
+    return eligible.slice(0, count).map(n => n.id)
   }
 
   // ---- coordinating
@@ -327,7 +379,9 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
     const signal = this.#shutdown.signal
     try {
       const nodes = new Map((await this.#c.cluster.nodes({ signal, local: true })).map(n => [n.id, n]))
-      for (const job of await this.jobs({ signal })) {
+      const jobs = await this.jobs({ signal })
+      await this.#external.reconcile(jobs)
+      for (const job of jobs) {
         const training = job.training
         if (training == null) continue
         const open = (OPEN as readonly string[]).includes(job.status)
@@ -335,7 +389,7 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
         if (!open || training.coordinator !== this.#self) {
           mine?.abort(new Error(`job ${job.jobId} is no longer coordinated here`))
           this.#coordinating.delete(job.jobId)
-          if (!open) await this.#forget(job.jobId)
+          if (!open) await this.#worker.forget(job.jobId)
         }
         if (!open) continue
         if (training.coordinator === this.#self && mine == null) {
@@ -362,19 +416,19 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
       let replica: Replica | undefined
       try {
         const start = await this.#startingPoint(job, signal)
-        const work = await this.#replicaOf(start, signal)
+        const work = await this.#worker.replicaOf(start, signal)
         replica = work.replica
         const coordinator = new Coordinator({
           cluster: this.#c.cluster,
           content: this.#c.content,
           log: this.#c.log,
           self: this.#self,
-          open: async (peer, signal) => this.#protocol.open(peer, signal),
+          open: async (worker, signal) => this.#open(worker, signal),
           onStep: metrics => this.safeDispatchEvent('step', { detail: metrics }),
           save: async (jobId, checkpoint, signal) => this.#saveModel(job, checkpoint, undefined, { signal })
         }, {
           job,
-          replica,
+          replica: work.replica,
           architecture: work.prepared.architecture,
           samples: work.prepared.samples,
           manifest: start.manifest,
@@ -394,13 +448,6 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
         if (this.#coordinating.get(job.jobId) === controller) this.#coordinating.delete(job.jobId)
       }
     })()
-  }
-
-  /** A replica of a checkpoint, over the samples of its job. */
-  async #replicaOf (checkpoint: Checkpoint, signal: AbortSignal): Promise<WorkerJob> {
-    const prepared = await this.#prepare(checkpoint.manifest, { signal })
-    const total = totalSteps(planOf(checkpoint.manifest.spec, prepared.samples.count))
-    return { replica: new Replica(prepared.architecture, checkpoint.manifest.spec, total, checkpoint.state), prepared }
   }
 
   /** The job's last checkpoint, or a first one made from the model's weights. */
@@ -446,35 +493,6 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
     return { modelId, modelCID: cid }
   }
 
-  // ---- working
-
-  async #forget (jobId: number): Promise<void> {
-    const work = this.#working.get(jobId)
-    this.#working.delete(jobId)
-    await work?.replica.release()
-  }
-
-  /** One step of a job for its coordinator. */
-  async #answer (request: StepRequest, signal: AbortSignal): Promise<StepResponse> {
-    const jobId = Number(request.jobId)
-    const base = { round: request.round, gradient: new Uint8Array(0), count: 0, lossSum: 0, correct: 0, labels: 0, computeMs: 0, errorName: '', errorMessage: '' }
-    try {
-      let work = this.#working.get(jobId)
-      if (request.syncCid !== '') {
-        await work?.replica.release()
-        work = await this.#replicaOf(await readCheckpoint(this.#c.content, request.syncCid, undefined, { signal }), signal)
-        this.#working.set(jobId, work)
-      } else if (work != null && request.update.byteLength > 0) {
-        work.replica.apply(bytesToFloats(request.update))
-      }
-      if (work == null || work.replica.version !== Number(request.version)) return { ...base, status: StepResponse.Status.OUT_OF_SYNC }
-      const result = await work.replica.compute(work.prepared.samples, request.samples)
-      return { ...base, status: StepResponse.Status.OK, gradient: floatBytes(result.gradient), count: result.count, lossSum: result.lossSum, correct: result.correct, labels: result.labels, computeMs: result.computeMs }
-    } catch (err: any) {
-      this.#c.log('step %d of job %d failed - %e', Number(request.round), jobId, err)
-      return { ...base, status: StepResponse.Status.ERROR, errorName: err.name ?? 'Error', errorMessage: err.message ?? String(err) }
-    }
-  }
 }
 
 export function createTraining (components: TrainingComponents, init?: TrainingInit): TrainingService {

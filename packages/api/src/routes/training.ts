@@ -49,8 +49,10 @@ export function trainingJson (job: JobRecord): object {
     nodes: (t?.workers ?? []).map(w => ({
       id: w.id,
       rank: w.rank,
-      status: w.status === 'dropped' ? 'dropped' : job.status === 'running' ? 'training' : STATUS[job.status],
+      // dropped, joining (an external worker not yet taken in) and left say more than the job's status.
+      status: w.status !== 'training' ? w.status : job.status === 'running' ? 'training' : STATUS[job.status],
       coordinator: w.id === t?.coordinator,
+      ...(w.via == null ? {} : { external: true, via: w.via }),
       drops: w.drops ?? 0,
       ...(w.error == null ? {} : { last_error: w.error }),
       batch_progress: p?.totalSteps != null && p.totalSteps > 0 ? p.step / p.totalSteps : 0

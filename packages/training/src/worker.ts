@@ -1,0 +1,121 @@
+/**
+ * The worker's side of the rounds: it keeps one replica per job, loads a
+ * checkpoint when the coordinator says to sync, applies each round's mean
+ * update and computes gradient sums over the samples it is given. A node
+ * runs one for the jobs it works on; an external worker process runs the
+ * same, reading content through a node's HTTP API instead of the swarm.
+ */
+import { TextCodec } from '@node-daemon/runtime'
+import { architectureOf } from './architecture.ts'
+import { planOf, totalSteps } from './batches.ts'
+import { readCheckpoint } from './checkpoint.ts'
+import { readJson } from './content-files.ts'
+import { parseDataset } from './dataset.ts'
+import { bytesToFloats, floatBytes, StepResponse } from './protocol.ts'
+import { Replica } from './replica.ts'
+import type { Architecture, Samples } from './architecture.ts'
+import type { Checkpoint, CheckpointManifest } from './checkpoint.ts'
+import type { StepRequest } from './protocol.ts'
+import type { Content } from '@node-daemon/content'
+import type { AbortOptions, Logger } from '@libp2p/interface'
+
+/** Samples prepared for a job; shared by the jobs and checkpoints that use the same data. */
+export interface Prepared {
+  architecture: Architecture
+  samples: Samples
+}
+
+export interface WorkerJob {
+  replica: Replica
+  prepared: Prepared
+  /** Optimizer steps of the whole job. */
+  totalSteps: number
+}
+
+export interface StepWorkerComponents {
+  content: Pick<Content, 'readFile'>
+  log: Logger
+}
+
+export class StepWorker {
+  readonly #c: StepWorkerComponents
+  readonly #working = new Map<number, WorkerJob>()
+  readonly #prepared = new Map<string, Promise<Prepared>>()
+
+  constructor (components: StepWorkerComponents) {
+    this.#c = components
+  }
+
+  /** How far the replica of a job has come, if this worker holds one. */
+  progress (jobId: number): { step: number, totalSteps: number, learningRate: number } | undefined {
+    const work = this.#working.get(jobId)
+    return work == null ? undefined : { step: work.replica.version, totalSteps: work.totalSteps, learningRate: work.replica.learningRate }
+  }
+
+  /** One step of a job for its coordinator; failures are answered, not thrown. */
+  async answer (request: StepRequest, signal: AbortSignal): Promise<StepResponse> {
+    const jobId = Number(request.jobId)
+    const base = { round: request.round, gradient: new Uint8Array(0), count: 0, lossSum: 0, correct: 0, labels: 0, computeMs: 0, errorName: '', errorMessage: '' }
+    try {
+      let work = this.#working.get(jobId)
+      if (request.syncCid !== '') {
+        await work?.replica.release()
+        this.#working.delete(jobId)
+        work = await this.replicaOf(await readCheckpoint(this.#c.content, request.syncCid, undefined, { signal }), signal)
+        this.#working.set(jobId, work)
+      } else if (work != null && request.update.byteLength > 0) {
+        work.replica.apply(bytesToFloats(request.update))
+      }
+      if (work == null || work.replica.version !== Number(request.version)) return { ...base, status: StepResponse.Status.OUT_OF_SYNC }
+      const result = await work.replica.compute(work.prepared.samples, request.samples)
+      return { ...base, status: StepResponse.Status.OK, gradient: floatBytes(result.gradient), count: result.count, lossSum: result.lossSum, correct: result.correct, labels: result.labels, computeMs: result.computeMs }
+    } catch (err: any) {
+      this.#c.log('step %d of job %d failed - %e', Number(request.round), jobId, err)
+      return { ...base, status: StepResponse.Status.ERROR, errorName: err.name ?? 'Error', errorMessage: err.message ?? String(err) }
+    }
+  }
+
+  /** A replica of a checkpoint, over the samples of its job. */
+  async replicaOf (checkpoint: Checkpoint, signal: AbortSignal): Promise<WorkerJob> {
+    const prepared = await this.prepare(checkpoint.manifest, { signal })
+    const total = totalSteps(planOf(checkpoint.manifest.spec, prepared.samples.count))
+    return { replica: new Replica(prepared.architecture, checkpoint.manifest.spec, total, checkpoint.state), prepared, totalSteps: total }
+  }
+
+  /** Tokenized or decoded samples of a dataset for a model; cached, since every checkpoint of a job shares them. */
+  async prepare (m: Pick<CheckpointManifest, 'config' | 'baseModelCID' | 'datasetCID' | 'spec'>, options: AbortOptions): Promise<Prepared> {
+    const key = `${m.datasetCID}:${m.baseModelCID}:${m.spec.sequenceLength ?? ''}`
+    let prepared = this.#prepared.get(key)
+    if (prepared == null) {
+      prepared = (async () => {
+        const architecture = architectureOf(m.config, { sequenceLength: m.spec.sequenceLength })
+        const dataset = parseDataset(await this.#c.content.readFile(m.datasetCID, options))
+        let encode: ((text: string) => number[]) | undefined
+        if (dataset.format === 'text') {
+          const tokenizer = await readJson(this.#c.content, `${m.baseModelCID}/tokenizer.json`, options)
+          const tokenizerConfig = await readJson(this.#c.content, `${m.baseModelCID}/tokenizer_config.json`, options)
+          const codec = new TextCodec(tokenizer, tokenizerConfig)
+          encode = text => codec.encode(text)
+        }
+        return { architecture, samples: architecture.samples(dataset, encode) }
+      })()
+      this.#prepared.set(key, prepared)
+      prepared.catch(() => this.#prepared.delete(key))
+    }
+    return prepared
+  }
+
+  /** Lets a job's replica go, when the job ended or moved on without this worker. */
+  async forget (jobId: number): Promise<void> {
+    const work = this.#working.get(jobId)
+    this.#working.delete(jobId)
+    await work?.replica.release()
+  }
+
+  async release (): Promise<void> {
+    const jobs = [...this.#working.values()]
+    this.#working.clear()
+    this.#prepared.clear()
+    await Promise.all(jobs.map(async w => w.replica.release()))
+  }
+}
