@@ -8,6 +8,7 @@
  * hivemind does; at the next checkpoint it is brought back with the
  * checkpoint's CID, as is a worker that joins.
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import { Batches, planOf, split, totalSteps } from './batches.ts'
 import { writeCheckpoint } from './checkpoint.ts'
 import { bytesToFloats, floatBytes, StepResponse } from './protocol.ts'
@@ -54,7 +55,7 @@ export interface CoordinatorInit {
   firstRoundTimeoutMs: number
   lagFactor: number
   minRoundTimeoutMs: number
-  /** Copies of each checkpoint in the cluster. */
+  /** Copies of each checkpoint in the cluster, as many as there are nodes up to this. */
   replication: number
 }
 
@@ -139,7 +140,10 @@ export class Coordinator {
 
   async #pause (signal: AbortSignal): Promise<void> {
     await this.#report('paused', signal)
-    while (await this.#desired(signal) === 'pause') await new Promise(resolve => setTimeout(resolve, 200))
+    while (await this.#desired(signal) === 'pause') {
+      // The node's stop must end a paused job's wait, or its process never exits.
+      await sleep(200, undefined, { signal })
+    }
   }
 
   #progress (): TrainingProgress & { samplesPerSecond: number } {
@@ -276,7 +280,7 @@ export class Coordinator {
     const { replica, architecture, manifest } = this.#init
     const cid = await writeCheckpoint(this.#c.content, { ...manifest, step: replica.version }, replica.state(), architecture.parameters, { signal })
     if (cid !== this.#checkpoint || this.#pinned.length === 0) {
-      await this.#c.cluster.pinAdd(cid, { name: `training job ${this.#init.job.jobId} step ${replica.version}`, replicationFactor: this.#init.replication, signal })
+      await this.#c.cluster.pinAdd(cid, { name: `training job ${this.#init.job.jobId} step ${replica.version}`, replicationFactorMin: 1, replicationFactorMax: this.#init.replication, signal })
       this.#pinned.push(cid)
       while (this.#pinned.length > KEEP_CHECKPOINTS) {
         const old = this.#pinned.shift() as string

@@ -11,7 +11,7 @@ import { CHECKPOINT_FORMAT, readCheckpoint, writeCheckpoint } from './checkpoint
 import { readJson, readOnnx } from './content-files.ts'
 import { Coordinator } from './coordinator.ts'
 import { describeDataset, parseDataset } from './dataset.ts'
-import { InvalidTrainingRequestError, TrainingInProgressError, TrainingNotFoundError } from './errors.ts'
+import { CheckpointError, InvalidTrainingRequestError, TrainingInProgressError, TrainingNotFoundError } from './errors.ts'
 import { StepResponse, TrainingProtocol } from './protocol.ts'
 import { trainingSpec } from './spec.ts'
 import { StepWorker } from './worker.ts'
@@ -53,6 +53,8 @@ export interface TrainingInit {
   lagFactor?: number
   /** Default 10 s. */
   minRoundTimeoutMs?: number
+  /** How long a coordinator taking a job over tries to read a checkpoint before it falls back to the one before. Default 2 min. */
+  checkpointReadTimeoutMs?: number
 }
 
 /** What a user asks for: the API families map onto this. */
@@ -114,7 +116,8 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
       replication: init.replication ?? 2,
       firstRoundTimeoutMs: init.firstRoundTimeoutMs ?? 600_000,
       lagFactor: init.lagFactor ?? 4,
-      minRoundTimeoutMs: init.minRoundTimeoutMs ?? 10_000
+      minRoundTimeoutMs: init.minRoundTimeoutMs ?? 10_000,
+      checkpointReadTimeoutMs: init.checkpointReadTimeoutMs ?? 120_000
     }
     this.#worker = new StepWorker({ content: components.content, log: components.log })
     this.#external = new ExternalWorkers({ cluster: components.cluster, self: () => this.#self, log: components.log })
@@ -334,9 +337,11 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
         { path: 'config.json', content: encoder.encode(JSON.stringify(architecture.config, null, 2) + '\n') },
         { path: 'model.onnx', content: writeModel(architecture.inferenceGraph(architecture.initialWeights(spec.seed))).model }
       ]
-      const cid = await this.#c.content.addDirectory(files, { pin: true, signal: options.signal })
+      const cid = (await this.#c.content.addDirectory(files, { pin: true, signal: options.signal }))?.toString()
       if (cid == null) throw new InvalidTrainingRequestError('the model could not be added')
-      return { cid: cid.toString(), config: architecture.config }
+      // Replicated like a checkpoint: a coordinator that takes the job over reads the model's files when it saves the result.
+      await this.#c.cluster.pinAdd(cid, { name: `initial ${String(architecture.config.model_type)} model for training`, replicationFactorMin: 1, replicationFactorMax: this.#init.replication, signal: options.signal })
+      return { cid, config: architecture.config }
     }
     if (typeof model !== 'string' || model === '') throw new InvalidTrainingRequestError('model must be a model name, a CID, or an architecture')
     const resolved = await this.#c.models.resolve(model, options)
@@ -452,11 +457,22 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
 
   /** The job's last checkpoint, or a first one made from the model's weights. */
   async #startingPoint (job: JobRecord, signal: AbortSignal): Promise<Checkpoint & { cid: string }> {
-    const last = job.training?.checkpoints.at(-1)
-    if (last != null) {
-      const checkpoint = await readCheckpoint(this.#c.content, last.cid, undefined, { signal })
-      return { cid: last.cid, ...checkpoint }
+    const checkpoints = job.training?.checkpoints ?? []
+    // A coordinator that died right after a checkpoint may have held its only copy: the newest that an online node has pinned comes first.
+    const online = new Set((await this.#c.cluster.nodes({ signal, local: true })).filter(n => n.online).map(n => n.id))
+    const reports = await Promise.all(checkpoints.map(async c => this.#c.cluster.pinStatus(c.cid, { signal, local: true }).catch(() => [])))
+    const held = new Set(reports.flat().filter(r => r.peers.some(p => p.status === 'pinned' && online.has(p.peer))).map(r => r.cid))
+    const order = [...checkpoints].reverse().sort((a, b) => Number(held.has(b.cid)) - Number(held.has(a.cid)))
+    for (const { cid } of order) {
+      try {
+        const checkpoint = await readCheckpoint(this.#c.content, cid, undefined, { signal: AbortSignal.any([signal, AbortSignal.timeout(this.#init.checkpointReadTimeoutMs)]) })
+        return { cid, ...checkpoint }
+      } catch (err: any) {
+        if (signal.aborted) throw err
+        this.#c.log('checkpoint %s of job %d cannot be read - %s', cid, job.jobId, err.message)
+      }
     }
+    if (checkpoints.length > 0) throw new CheckpointError(`none of the checkpoints of job ${job.jobId} can be read`)
     const spec = job.params as unknown as TrainingSpec
     const config = await readJson(this.#c.content, `${job.modelCID}/config.json`, { signal })
     const architecture = architectureOf(config, { sequenceLength: spec.sequenceLength })
