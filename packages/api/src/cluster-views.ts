@@ -13,7 +13,7 @@ export function uptimeSeconds (startedAt: Date): number {
 }
 
 /** A fraction of 1 as a percentage with one decimal, as documents 001 and 004 show usage. */
-function percent (fraction: number): number {
+export function percent (fraction: number): number {
   return Math.round(fraction * 1000) / 10
 }
 

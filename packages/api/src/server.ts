@@ -23,6 +23,7 @@ import { pinRoutes } from './routes/pins.ts'
 import { pubsubRoutes } from './routes/pubsub.ts'
 import { resourceRoutes } from './routes/resources.ts'
 import { systemRoutes } from './routes/system.ts'
+import { taskMetricRoutes } from './routes/task-metrics.ts'
 import { taskRoutes } from './routes/tasks.ts'
 import { trainingRoutes } from './routes/training.ts'
 import { workerRoutes } from './routes/workers.ts'
@@ -115,7 +116,7 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
   for (const routes of [
     systemRoutes, contentRoutes, pinRoutes, nameRoutes, peerRoutes, pubsubRoutes, blockRoutes,
     clusterRoutes, distributedRoutes, nodeRoutes, networkRoutes, consensusRoutes, resourceRoutes, clientRoutes,
-    ollamaRoutes, openaiRoutes, taskRoutes, aiRoutes, trainingRoutes, workerRoutes
+    ollamaRoutes, openaiRoutes, taskRoutes, taskMetricRoutes, aiRoutes, trainingRoutes, workerRoutes
   ]) {
     routes(app, ctx)
   }

@@ -1,11 +1,18 @@
+import { JobStateError } from '@node-daemon/cluster'
 import { Type } from 'typebox'
 import { INVALID_PROMPT, taskShape } from '../error-shapes.ts'
 import { BadRequestError } from '../errors.ts'
 import { DEFAULT_GENERATE_MODEL, defined, familyRoutes, workSignal } from '../inference.ts'
 import { modelDirectory } from '../multipart.ts'
+import { local, LocalQuery, readOptions } from '../reads.ts'
 import { requestSignal } from '../stream.ts'
+import { defaultTrainingModel } from './training.ts'
+import { inferenceTaskJson, jobIdOf, matches, pageLinks, pageOf, TASK_STATUS, TASK_STATUSES, taskIdOf, trainingTaskJson } from '../task-views.ts'
 import type { Routes } from '../server.ts'
-import type { ModelSummary, TaskEvent } from '@node-daemon/inference'
+import type { JobRecord, ReadOptions } from '@node-daemon/cluster'
+import type { ModelSummary, TaskEvent, TaskParams, TaskView } from '@node-daemon/inference'
+import type { TrainingRequest, TrainingService } from '@node-daemon/training'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Static } from 'typebox'
 
 const SubmitBody = Type.Object({
@@ -15,17 +22,109 @@ const SubmitBody = Type.Object({
   temperature: Type.Optional(Type.Number())
 })
 
-const TaskParams = Type.Object({ taskId: Type.String({ minLength: 1 }) })
+export const TaskIdParams = Type.Object({ taskId: Type.String({ minLength: 1, description: 'task_<jobId>, or the bare job id' }) })
+
+/** Document 001's filters (`limit`, `status`, `since`) and document 004's pages and `type`. */
+const TaskListQuery = Type.Object({
+  page: Type.Integer({ minimum: 1, default: 1 }),
+  limit: Type.Integer({ minimum: 1, maximum: 1000, default: 10 }),
+  status: Type.Optional(Type.Enum(TASK_STATUSES)),
+  type: Type.Optional(Type.Enum(['inference', 'training'])),
+  since: Type.Optional(Type.String({ format: 'date-time', description: 'Only tasks submitted at or after this time' })),
+  local
+})
 
 /**
- * Document 001's filters. Document 004 lists the same path by `page` and
- * `limit`: its issue adds `page` here and `total` and `page` to the answer.
+ * Document 004's task creation. Both kinds of task share the one body, so
+ * that a bad `type` is refused by the schema; which fields belong to which
+ * kind is checked by the handler (FIELDS).
  */
-const TaskListQuery = Type.Object({
-  limit: Type.Integer({ minimum: 1, maximum: 1000, default: 10 }),
-  status: Type.Optional(Type.Union([Type.Literal('pending'), Type.Literal('running'), Type.Literal('completed'), Type.Literal('failed')])),
-  since: Type.Optional(Type.String({ format: 'date-time', description: 'Only tasks submitted at or after this time' }))
-})
+const CreateBody = Type.Object({
+  type: Type.Enum(['training', 'inference']),
+  model: Type.Optional(Type.Union([Type.String({ minLength: 1 }), Type.Object({}, { additionalProperties: true })], { description: "A registered model or a model directory's CID; for training also a config.json of an architecture to train from scratch. Default as in /api/tasks/submit and /api/v1/training/start" })),
+  prompt: Type.Optional(Type.String({ minLength: 1 })),
+  modelId: Type.Optional(Type.String({ minLength: 1, description: "Document 001's name for model" })),
+  maxTokens: Type.Optional(Type.Integer({ minimum: 1 })),
+  temperature: Type.Optional(Type.Number()),
+  dataset: Type.Optional(Type.String({ minLength: 1, description: 'Training: CID of a dataset (see /api/v0/ai/dataset/add) or its registered name' })),
+  name: Type.Optional(Type.String({ minLength: 1, description: 'Training: the name the trained model is registered under' })),
+  url: Type.Optional(Type.String({ minLength: 1, description: 'Training: the model as ipfs://<cid> or /ipfs/<cid>; the daemon never downloads from the web' })),
+  batch_size: Type.Optional(Type.Integer({ minimum: 1 })),
+  learning_rate: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+  epochs: Type.Optional(Type.Integer({ minimum: 1 })),
+  optimizer: Type.Optional(Type.String({ description: 'adamw (default) or sgd' })),
+  distributed: Type.Optional(Type.Boolean({ description: 'false: train on this node alone' })),
+  n_clients: Type.Optional(Type.Integer({ minimum: 1, description: 'How many nodes train; default 1' })),
+  requirements: Type.Optional(Type.Object({
+    min_gpu_memory: Type.Optional(Type.Number({ minimum: 0, description: 'MiB of VRAM' })),
+    min_cpu_cores: Type.Optional(Type.Number({ minimum: 0 })),
+    min_ram: Type.Optional(Type.Number({ minimum: 0, description: 'MiB' }))
+  }, { additionalProperties: false, description: 'What each node chosen by count must have' }))
+}, { additionalProperties: false })
+
+type CreateBody = Static<typeof CreateBody>
+type TaskType = CreateBody['type']
+
+/** The fields of one kind of task only; `type` and `model` are both kinds'. */
+const FIELDS: Record<TaskType, Array<keyof CreateBody>> = {
+  inference: ['prompt', 'modelId', 'maxTokens', 'temperature'],
+  training: ['dataset', 'name', 'url', 'batch_size', 'learning_rate', 'epochs', 'optimizer', 'distributed', 'n_clients', 'requirements']
+}
+
+const StatusBody = Type.Object({
+  status: Type.Enum(['paused', 'running', 'resumed', 'stopped', 'cancelled']),
+  reason: Type.Optional(Type.String())
+}, { additionalProperties: false })
+
+/** What the training service is asked to do for each status, and the state the task goes to; a cancelled training stops. */
+const CONTROL = {
+  paused: ['pause', 'paused'],
+  running: ['resume', 'running'],
+  resumed: ['resume', 'running'],
+  stopped: ['stop', 'stopped'],
+  cancelled: ['stop', 'stopped']
+} as const
+
+/** The model a training task names: `model`, or `url` if it is an IPFS path. */
+function trainingModel (body: CreateBody): TrainingRequest['model'] | undefined {
+  if (body.url == null) return body.model as TrainingRequest['model'] | undefined
+  if (body.model != null) throw new BadRequestError('name the model by url or by model, not both')
+  const cid = /^(?:ipfs:\/\/|\/ipfs\/)([^/?#]+)\/?$/.exec(body.url)?.[1]
+  if (cid == null) throw new BadRequestError(`url ${JSON.stringify(body.url)} is not an ipfs://<cid> or /ipfs/<cid> path: the daemon never downloads models from the web; add the model first (/api/models/upload or /api/v0/ai/model/add) and name its CID`)
+  return cid
+}
+
+/** Nodes of a training task: `distributed: false` is this node alone. */
+function trainingNodes (body: CreateBody): number | undefined {
+  if (body.distributed !== false) return body.n_clients
+  if (body.n_clients != null && body.n_clients !== 1) throw new BadRequestError(`distributed: false trains on one node, not n_clients ${body.n_clients}`)
+  return 1
+}
+
+/** Document 004's training task as the service's request, with /api/v1/training/start's default model. */
+async function trainingRequest (training: TrainingService, body: CreateBody, signal: AbortSignal): Promise<TrainingRequest> {
+  if (body.dataset == null) throw new BadRequestError('a training task needs a dataset: the CID of a dataset (see /api/v0/ai/dataset/add) or its registered name')
+  const model = trainingModel(body)
+  const nodes = trainingNodes(body)
+  const dataset = await training.dataset(body.dataset, { signal })
+  const r = body.requirements
+  return defined({
+    dataset: dataset.cid,
+    model: model ?? defaultTrainingModel(dataset),
+    name: body.name,
+    batchSize: body.batch_size,
+    learningRate: body.learning_rate,
+    epochs: body.epochs,
+    optimizer: body.optimizer,
+    nodes,
+    requirements: r == null ? undefined : defined({ minGpuMemoryMiB: r.min_gpu_memory, minCpuCores: r.min_cpu_cores, minRamMiB: r.min_ram })
+  })
+}
+
+/** The absolute URL the client asked for, from which the page links are built. */
+function requestUrl (request: FastifyRequest): URL {
+  return new URL(request.url, `${request.protocol}://${request.host}`)
+}
 
 /** Document 001's model entry; the registry id serves as the display name, which the registry does not keep apart. */
 function modelJson (model: ModelSummary): object {
@@ -33,11 +132,21 @@ function modelJson (model: ModelSummary): object {
 }
 
 /**
- * Document 001's inference tasks, models and events. Tasks are jobs of the
- * cluster's job table; GET /api/tasks and /api/tasks/:taskId are also
- * document 004's, whose training tasks a later issue adds to these handlers.
+ * Document 001's inference tasks, models and events, and document 004's
+ * tasks: both are jobs of the cluster's job table, inference and training,
+ * so that /api/tasks lists, shows, controls and removes either kind.
  */
 export const taskRoutes: Routes = (app, { node, shutdown }) => {
+  /** Document 001's submission, for /api/tasks/submit and document 004's create. */
+  const submitInference = async (params: Omit<TaskParams, 'model'> & { model?: string }, reply: FastifyReply): Promise<TaskView> =>
+    node.inference.submitTask(defined({ ...params, model: params.model ?? DEFAULT_GENERATE_MODEL }), { signal: requestSignal(reply) })
+
+  /** A task as document 004 shows it; an inference task with document 001's fields, read from its prompt and response. */
+  const taskJson = async (job: JobRecord, options: ReadOptions): Promise<object> =>
+    job.kind === 'training' ? trainingTaskJson(job) : inferenceTaskJson(job, await node.inference.task(taskIdOf(job), options))
+
+  const taskJob = async (taskId: string, options: ReadOptions): Promise<JobRecord> => node.cluster.job(jobIdOf(taskId), options)
+
   familyRoutes(app, taskShape(), (scope) => {
     scope.post('/api/tasks/submit', {
       schema: { body: SubmitBody, tags: ['tasks'], summary: 'Submit a generation that runs in the background; poll /api/tasks/:taskId or watch /api/ws' },
@@ -45,32 +154,72 @@ export const taskRoutes: Routes = (app, { node, shutdown }) => {
       config: { errorShape: taskShape(INVALID_PROMPT) }
     }, async (request, reply) => {
       const body = request.body as Static<typeof SubmitBody>
-      const task = await node.inference.submitTask(defined({
-        prompt: body.prompt,
-        model: body.modelId ?? DEFAULT_GENERATE_MODEL,
-        maxTokens: body.maxTokens,
-        temperature: body.temperature
-      }), { signal: requestSignal(reply) })
+      const task = await submitInference({ prompt: body.prompt, model: body.modelId, maxTokens: body.maxTokens, temperature: body.temperature }, reply)
       // The node has no estimate of a task's duration yet.
       return { taskId: task.taskId, jobId: task.jobId, status: 'submitted', estimatedTime: null, promptCID: task.promptCID, model: task.model }
     })
 
-    scope.get('/api/tasks/:taskId', {
-      schema: { params: TaskParams, tags: ['tasks'], summary: 'A task: status, prompt, response and their CIDs, worker and timing' }
+    scope.post('/api/tasks', {
+      schema: { body: CreateBody, tags: ['tasks'], summary: 'Create a training task (dataset, model or url, hyperparameters, n_clients, requirements) or an inference task (prompt)' }
     }, async (request, reply) => {
-      return node.inference.task((request.params as Static<typeof TaskParams>).taskId, { signal: requestSignal(reply) })
+      const body = request.body as CreateBody
+      const misplaced = FIELDS[body.type === 'training' ? 'inference' : 'training'].filter(field => body[field] !== undefined)
+      if (misplaced.length > 0) throw new BadRequestError(`${misplaced.join(', ')} ${misplaced.length === 1 ? 'is not a field' : 'are not fields'} of ${body.type} tasks`)
+      if (body.type === 'inference') {
+        if (body.prompt == null) throw new BadRequestError('an inference task needs a prompt')
+        if (body.model != null && typeof body.model !== 'string') throw new BadRequestError('the model of an inference task is a model name or CID')
+        const task = await submitInference({ prompt: body.prompt, model: body.modelId ?? body.model, maxTokens: body.maxTokens, temperature: body.temperature }, reply)
+        return reply.code(201).send({ id: task.taskId, taskId: task.taskId, jobId: task.jobId, type: body.type, status: task.status, created_at: task.timing.submitted })
+      }
+      const signal = workSignal(reply, shutdown)
+      const training = await trainingRequest(node.training, body, signal)
+      const job = await node.training.submit(training, { signal })
+      return reply.code(201).send({ id: taskIdOf(job), taskId: taskIdOf(job), jobId: job.jobId, type: body.type, status: TASK_STATUS[job.status], created_at: job.submittedAt })
+    })
+
+    scope.get('/api/tasks/:taskId', {
+      schema: { params: TaskIdParams, querystring: LocalQuery, tags: ['tasks'], summary: "A task: an inference task's prompt, response, CIDs, worker and timing; a training task's progress, metrics, config, workers and checkpoints" }
+    }, async (request, reply) => {
+      const options = readOptions(reply)
+      return taskJson(await taskJob((request.params as Static<typeof TaskIdParams>).taskId, options), options)
+    })
+
+    scope.put('/api/tasks/:taskId/status', {
+      schema: { params: TaskIdParams, body: StatusBody, tags: ['tasks'], summary: 'Pause, resume or stop a training task' }
+    }, async (request, reply) => {
+      const { taskId } = request.params as Static<typeof TaskIdParams>
+      const body = request.body as Static<typeof StatusBody>
+      const signal = requestSignal(reply)
+      const job = await taskJob(taskId, { signal })
+      if (job.kind !== 'training') throw new JobStateError(`${taskIdOf(job)} is an inference task, which cannot be paused, resumed or stopped`)
+      const [action, status] = CONTROL[body.status]
+      await node.training.control(job.jobId, action, { signal })
+      // The coordinator acts on the request at its next step; the answer is the state asked for, as of now.
+      return defined({ id: taskIdOf(job), status, updated_at: new Date().toISOString(), reason: body.reason })
+    })
+
+    scope.delete('/api/tasks/:taskId', {
+      schema: { params: TaskIdParams, tags: ['tasks'], summary: "Remove a finished task from the job table; a training task's checkpoints are unpinned" }
+    }, async (request, reply) => {
+      const signal = requestSignal(reply)
+      const job = await taskJob((request.params as Static<typeof TaskIdParams>).taskId, { signal })
+      if (job.kind === 'training') await node.training.remove(job.jobId, { signal })
+      else await node.cluster.removeJob(job.jobId, { signal })
+      return reply.code(204).send()
     })
 
     scope.get('/api/tasks', {
-      schema: { querystring: TaskListQuery, tags: ['tasks'], summary: 'Recent tasks, newest first' }
+      schema: { querystring: TaskListQuery, tags: ['tasks'], summary: 'Inference and training tasks, newest first, a page at a time; X-Total-Count, X-Page-Count and Link headers' }
     }, async (request, reply) => {
       const query = request.query as Static<typeof TaskListQuery>
-      const tasks = await node.inference.tasks(defined({
-        limit: query.limit,
-        status: query.status,
-        since: query.since == null ? undefined : new Date(query.since)
-      }), { signal: requestSignal(reply) })
-      return { tasks }
+      const options = readOptions(reply)
+      // The whole job table (it is bounded): the total counts every task that matches.
+      const jobs = (await node.cluster.jobs({ limit: Infinity }, options))
+        .filter(job => matches(job, { type: query.type, status: query.status, since: query.since == null ? undefined : new Date(query.since) }))
+      const { items, total, page, pageCount } = pageOf(jobs, query.page, query.limit)
+      const tasks = await Promise.all(items.map(async job => taskJson(job, options)))
+      reply.header('x-total-count', total).header('x-page-count', pageCount).header('link', pageLinks(requestUrl(request), page, pageCount))
+      return { tasks, total, page }
     })
 
     scope.get('/api/models', { schema: { tags: ['tasks'], summary: 'Registered models' } }, async (_request, reply) => {

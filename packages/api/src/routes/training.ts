@@ -7,7 +7,7 @@ import { requestSignal } from '../stream.ts'
 import { kuboRoute } from './route.ts'
 import type { Routes } from '../server.ts'
 import type { JobRecord, JobStatus } from '@node-daemon/cluster'
-import type { StepMetrics, TrainingRequest, TrainingService } from '@node-daemon/training'
+import type { DatasetInfo, StepMetrics, TrainingRequest, TrainingService } from '@node-daemon/training'
 import type { FastifyReply } from 'fastify'
 import type { Static } from 'typebox'
 
@@ -92,12 +92,17 @@ const StartBody = Type.Object({
   name: Type.Optional(Type.String({ minLength: 1, description: 'The name the trained model is registered under' }))
 }, { additionalProperties: false })
 
+/** The model a request that names none trains: the node's language model for text, a 64-unit MLP sized to a tensor dataset. */
+export function defaultTrainingModel (dataset: DatasetInfo): TrainingRequest['model'] {
+  return dataset.format === 'text' ? DEFAULT_GENERATE_MODEL : { model_type: 'mlp-classifier', inputs: dataset.features, hidden: [64], classes: dataset.classes }
+}
+
 /** Snake-case API fields to the service's request. */
 async function trainingRequest (training: TrainingService, body: Static<typeof StartBody>, signal: AbortSignal): Promise<TrainingRequest> {
   const dataset = await training.dataset(body.dataset, { signal })
   return {
     dataset: dataset.cid,
-    model: (body.model as TrainingRequest['model'] | undefined) ?? (dataset.format === 'text' ? DEFAULT_GENERATE_MODEL : { model_type: 'mlp-classifier', inputs: dataset.features, hidden: [64], classes: dataset.classes }),
+    model: (body.model as TrainingRequest['model'] | undefined) ?? defaultTrainingModel(dataset),
     epochs: body.epochs,
     batchSize: body.batch_size,
     learningRate: body.learning_rate,

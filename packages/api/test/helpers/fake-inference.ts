@@ -1,7 +1,8 @@
-import { JobNotFoundError, ModelExistsError, ModelNotFoundError } from '@node-daemon/cluster'
+import { JobNotFoundError, JobStateError, ModelExistsError, ModelNotFoundError } from '@node-daemon/cluster'
 import { InvalidInferenceRequestError, UnsupportedModelError } from '@node-daemon/runtime'
 import { Registry } from 'prom-client'
 import { createApiServer } from '../../src/server.ts'
+import type { JobQuery, JobRecord, JobStatus, NodeView } from '@node-daemon/cluster'
 import type { Node } from '@node-daemon/daemon'
 import type { FastifyInstance } from 'fastify'
 import type {
@@ -20,6 +21,8 @@ export interface FakeInference extends Inference {
   nextAbort(): Promise<unknown>
   /** The paths and sizes of the files of the last import. */
   imported: Array<{ path: string, size: number }>
+  /** Every submitted task, oldest first, as it is now: the job table of fakeCluster. */
+  submitted: TaskView[]
 }
 
 const MODIFIED = new Date('2025-01-01T00:00:00Z')
@@ -80,6 +83,7 @@ export function fakeInference (): FakeInference {
   const fake: FakeInference = {
     calls,
     imported: [],
+    submitted: tasks,
     nextAbort: async () => await new Promise(resolve => abortWaiters.push(resolve)),
 
     async * generate (params: GenerateParams, options = {}): AsyncGenerator<InferenceEvent> {
@@ -210,9 +214,10 @@ export function fakeInference (): FakeInference {
       record('submitTask', params)
       const model = resolve(params.model)
       if (params.prompt.trim() === '') throw new InvalidInferenceRequestError('the prompt is empty')
+      const jobId = ++jobs
       const task: TaskView = {
-        taskId: `task_${tasks.length + 1}`,
-        jobId: ++jobs,
+        taskId: `task_${jobId}`,
+        jobId,
         status: 'pending',
         model: model.name,
         prompt: params.prompt,
@@ -249,6 +254,74 @@ export function fakeInference (): FakeInference {
     }
   }
   return fake
+}
+
+const JOB_STATUS: Record<TaskView['status'], JobStatus> = { pending: 'requested', running: 'running', completed: 'completed', failed: 'failed' }
+
+function jobOf (task: TaskView): JobRecord {
+  return {
+    jobId: task.jobId,
+    kind: 'inference',
+    status: JOB_STATUS[task.status],
+    controller: 'peer-fake',
+    promptCID: task.promptCID,
+    modelId: task.model,
+    modelCID: 'bafytinygpt',
+    params: {},
+    worker: task.worker,
+    responseCID: task.responseCID,
+    metrics: task.status === 'completed' ? { promptTokens: 3, evalTokens: 4 } : undefined,
+    submittedAt: task.timing.submitted,
+    startedAt: task.timing.started,
+    completedAt: task.timing.completed
+  }
+}
+
+/** The one node of the fake cluster, which works every task. */
+export const FAKE_NODE: NodeView = {
+  id: 'peer-fake',
+  addrs: [],
+  role: 'voter',
+  online: true,
+  joinedAt: '2025-01-01T00:00:00.000Z',
+  registered: false,
+  allocation: { cpu: 10, memory: 10, gpu: 10, storage: 10 },
+  drained: false,
+  resources: {
+    cpu: { cores: 4, model: 'fake cpu', load1: 1, usage: 0.25 },
+    memory: { total: 8 * 1024 ** 3, free: 2 * 1024 ** 3 },
+    gpus: [],
+    disk: { total: 1000, free: 500 },
+    executionProviders: ['cpu']
+  },
+  connected: true,
+  pins: { allocated: 0, pending: 0 },
+  matchIndex: 0,
+  isLeader: true,
+  isSelf: true
+}
+
+/** The part of Cluster that document 004's tasks and metrics read: the fake's tasks as inference jobs, and one node. */
+function fakeCluster (inference: FakeInference): object {
+  const find = (jobId: number): TaskView => {
+    const task = inference.submitted.find(t => t.jobId === jobId)
+    if (task == null) throw new JobNotFoundError(`job ${jobId} does not exist`)
+    return task
+  }
+  return {
+    async job (jobId: number) { return jobOf(find(jobId)) },
+    async jobs (query: JobQuery = {}) {
+      const statuses = [query.status ?? []].flat()
+      return inference.submitted.map(jobOf).reverse().filter(j => statuses.length === 0 || statuses.includes(j.status)).slice(0, query.limit ?? 100)
+    },
+    async removeJob (jobId: number) {
+      const task = find(jobId)
+      if (task.status === 'pending' || task.status === 'running') throw new JobStateError(`job ${jobId} is ${task.status}`)
+      inference.submitted.splice(inference.submitted.indexOf(task), 1)
+      return jobOf(task)
+    },
+    async nodes () { return [FAKE_NODE] }
+  }
 }
 
 /** Files of content by path, under a directory CID, for the routes that read a model's bytes. */
@@ -290,8 +363,8 @@ export interface TestServer {
 }
 
 /**
- * The API server over a stub Node: the fake inference, a metrics registry, a
- * version, and content for `files`. Listens on 127.0.0.1 on a free port.
+ * The API server over a stub Node: the fake inference, the job table of its
+ * tasks, a metrics registry, a version, and content for `files`. Listens on 127.0.0.1 on a free port.
  */
 export async function startServer (files: FakeFiles = {}): Promise<TestServer> {
   const inference = fakeInference()
@@ -299,7 +372,8 @@ export async function startServer (files: FakeFiles = {}): Promise<TestServer> {
     inference,
     metrics: new Registry(),
     version: () => ({ version: '0.1.0-test', commit: 'test', buildDate: '2025-01-01', node: process.version, system: process.platform, repo: '1' }),
-    content: fakeContent(files)
+    content: fakeContent(files),
+    cluster: fakeCluster(inference)
   } as unknown as Node
   const app = await createApiServer(node)
   const url = await app.listen({ host: '127.0.0.1', port: 0 })

@@ -6,7 +6,7 @@ import { DEFAULT_GENERATE_MODEL } from '../../src/inference.ts'
 import { startServer } from '../helpers/fake-inference.ts'
 import type { TestServer } from '../helpers/fake-inference.ts'
 
-describe('document 001: tasks, models and events', () => {
+describe('documents 001 and 004: tasks, models, events and metrics', () => {
   let server: TestServer
 
   const submit = async (body: unknown): Promise<Response> =>
@@ -63,15 +63,126 @@ describe('document 001: tasks, models and events', () => {
     assert.equal((server.inference.calls.at(-1)?.args[0] as { model: string }).model, DEFAULT_GENERATE_MODEL)
   })
 
-  it('lists tasks with limit (10 by default), status and since', async () => {
-    const all = await (await fetch(`${server.url}/api/tasks`)).json()
-    assert.ok(Array.isArray(all.tasks))
-    assert.equal((server.inference.calls.at(-1)?.args[0] as { limit: number }).limit, 10)
-    const one = await (await fetch(`${server.url}/api/tasks?limit=1&status=completed&since=2020-01-01T00:00:00Z`)).json()
-    assert.equal(one.tasks.length, 1)
-    assert.deepEqual(server.inference.calls.at(-1)?.args[0], { limit: 1, status: 'completed', since: new Date('2020-01-01T00:00:00Z') })
-    assert.equal(await errorCode(await fetch(`${server.url}/api/tasks?status=lost`), 400), 'INVALID_REQUEST')
-    assert.equal(await errorCode(await fetch(`${server.url}/api/tasks?since=yesterday`), 400), 'INVALID_REQUEST')
+  it("lists tasks a page at a time with document 001's and 004's fields, and the pagination headers", async () => {
+    for (let i = 0; i < 10; i++) assert.equal((await submit({ prompt: `question ${i}` })).status, 200)
+    await new Promise(resolve => setImmediate(resolve))
+    const first = await fetch(`${server.url}/api/tasks?status=completed`)
+    assert.equal(first.status, 200)
+    const body = await first.json()
+    assert.equal(body.total, 12)
+    assert.equal(body.page, 1)
+    assert.equal(body.tasks.length, 10)
+    assert.deepEqual(body.tasks.map((t: any) => t.jobId), [12, 11, 10, 9, 8, 7, 6, 5, 4, 3])
+    assert.equal(first.headers.get('x-total-count'), '12')
+    assert.equal(first.headers.get('x-page-count'), '2')
+    const base = `${server.url}/api/tasks?status=completed`
+    assert.equal(first.headers.get('link'), `<${base}&page=2>; rel="next", <${base}&page=1>; rel="first", <${base}&page=2>; rel="last"`)
+
+    const task = body.tasks[0]
+    assert.equal(task.id, 'task_12')
+    assert.equal(task.taskId, 'task_12')
+    assert.equal(task.type, 'inference')
+    assert.equal(task.status, 'completed')
+    assert.equal(task.progress, 100)
+    assert.equal(task.prompt, 'question 9')
+    assert.equal(task.response, 'Echo: question 9')
+    assert.equal(task.responseCID, 'bafyresponse')
+    assert.equal(task.created_at, task.timing.submitted)
+    assert.equal(task.updated_at, task.timing.completed)
+
+    const second = await fetch(`${server.url}/api/tasks?limit=10&page=2&since=2020-01-01T00:00:00Z`)
+    const page2 = await second.json()
+    assert.deepEqual(page2.tasks.map((t: any) => t.id), ['task_2', 'task_1'])
+    assert.equal(page2.page, 2)
+    // The other parameters stay as they were, page in its place.
+    const at = (n: number): string => `${server.url}/api/tasks?limit=10&page=${n}&since=2020-01-01T00%3A00%3A00Z`
+    assert.equal(second.headers.get('link'), `<${at(1)}>; rel="prev", <${at(1)}>; rel="first", <${at(2)}>; rel="last"`)
+
+    const none = async (query: string): Promise<void> => {
+      const res = await fetch(`${server.url}/api/tasks?${query}`)
+      assert.deepEqual(await res.json(), { tasks: [], total: 0, page: 1 })
+      assert.equal(res.headers.get('x-page-count'), '1')
+    }
+    await none('type=training')
+    await none('status=paused')
+    await none(`since=${new Date(Date.now() + 60_000).toISOString()}`)
+    const late = await (await fetch(`${server.url}/api/tasks?page=9`)).json()
+    assert.deepEqual([late.tasks.length, late.total, late.page], [0, 12, 9])
+
+    for (const bad of ['status=lost', 'since=yesterday', 'page=0', 'limit=0', 'limit=1001', 'type=mining']) {
+      assert.equal(await errorCode(await fetch(`${server.url}/api/tasks?${bad}`), 400), 'INVALID_REQUEST', bad)
+    }
+  })
+
+  it('shows one task by task_<n> or its bare number', async () => {
+    const byId = await (await fetch(`${server.url}/api/tasks/task_3`)).json()
+    const byNumber = await (await fetch(`${server.url}/api/tasks/3`)).json()
+    assert.deepEqual(byNumber, byId)
+    assert.deepEqual([byId.id, byId.type, byId.status, byId.progress, byId.prompt], ['task_3', 'inference', 'completed', 100, 'question 0'])
+    assert.equal(await errorCode(await fetch(`${server.url}/api/tasks/task_x`), 404), 'NOT_FOUND')
+  })
+
+  it("creates an inference task with document 004's POST /api/tasks, and refuses what does not fit", async () => {
+    const create = async (body: unknown): Promise<Response> =>
+      await fetch(`${server.url}/api/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+    const res = await create({ type: 'inference', prompt: 'Why?', model: 'tiny-gpt', maxTokens: 5 })
+    assert.equal(res.status, 201)
+    const created = await res.json()
+    assert.deepEqual(created, { id: 'task_13', taskId: 'task_13', jobId: 13, type: 'inference', status: 'pending', created_at: created.created_at })
+    assert.ok(!Number.isNaN(Date.parse(created.created_at)))
+    assert.deepEqual(server.inference.calls.at(-1)?.args[0], { prompt: 'Why?', model: 'tiny-gpt', maxTokens: 5 })
+    await new Promise(resolve => setImmediate(resolve))
+
+    const refused = async (body: unknown, status: number, code: string, message?: RegExp): Promise<void> => {
+      const res = await create(body)
+      const text = await res.clone().text()
+      assert.equal(await errorCode(res, status), code, text)
+      if (message != null) assert.match(JSON.parse(text).error.message, message)
+    }
+    await refused({ type: 'mining' }, 400, 'INVALID_REQUEST')
+    await refused({ prompt: 'no type' }, 400, 'INVALID_REQUEST')
+    await refused({ type: 'inference' }, 400, 'INVALID_REQUEST', /needs a prompt/)
+    await refused({ type: 'inference', prompt: 'x', epochs: 3 }, 400, 'INVALID_REQUEST', /epochs is not a field of inference tasks/)
+    await refused({ type: 'inference', prompt: 'x', model: { model_type: 'gpt2' } }, 400, 'INVALID_REQUEST')
+    await refused({ type: 'inference', prompt: 'x', model: 'nope' }, 404, 'E003')
+    await refused({ type: 'training', prompt: 'x', dataset: 'd' }, 400, 'INVALID_REQUEST', /prompt is not a field of training tasks/)
+    await refused({ type: 'training' }, 400, 'INVALID_REQUEST', /needs a dataset/)
+    await refused({ type: 'training', dataset: 'd', url: 'http://model-server/models/model/1.0' }, 400, 'INVALID_REQUEST', /never downloads/)
+    await refused({ type: 'training', dataset: 'd', url: 'ipfs://bafy', model: 'tiny-gpt' }, 400, 'INVALID_REQUEST', /not both/)
+    await refused({ type: 'training', dataset: 'd', distributed: false, n_clients: 3 }, 400, 'INVALID_REQUEST', /one node/)
+    await refused({ type: 'training', dataset: 'd', version: '1.0' }, 400, 'INVALID_REQUEST', /version/)
+    await refused({ type: 'training', dataset: 'd', requirements: { min_ram: -1 } }, 400, 'INVALID_REQUEST')
+  })
+
+  it('refuses to pause or stop an inference task, and removes a finished one', async () => {
+    const put = async (taskId: string, body: unknown): Promise<Response> =>
+      await fetch(`${server.url}/api/tasks/${taskId}/status`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+    const conflict = await put('task_13', { status: 'paused', reason: 'Resource constraints' })
+    const text = await conflict.clone().text()
+    assert.equal(await errorCode(conflict, 409), 'CONFLICT')
+    assert.match(JSON.parse(text).error.message, /inference task, which cannot be paused/)
+    assert.equal(await errorCode(await put('task_13', { status: 'finished' }), 400), 'INVALID_REQUEST')
+    assert.equal(await errorCode(await put('task_99', { status: 'stopped' }), 404), 'NOT_FOUND')
+
+    const removed = await fetch(`${server.url}/api/tasks/task_13`, { method: 'DELETE' })
+    assert.equal(removed.status, 204)
+    assert.equal(await errorCode(await fetch(`${server.url}/api/tasks/task_13`), 404), 'NOT_FOUND')
+    assert.equal(await errorCode(await fetch(`${server.url}/api/tasks/task_13`, { method: 'DELETE' }), 404), 'NOT_FOUND')
+  })
+
+  it("answers document 004's system and task metrics", async () => {
+    const system = await (await fetch(`${server.url}/api/metrics`)).json()
+    assert.deepEqual(system.clients, { total: 1, active: 1 })
+    assert.deepEqual(system.tasks, { total: 12, pending: 0, running: 0, paused: 0, completed: 12, failed: 0, stopped: 0, cancelled: 0 })
+    assert.deepEqual(system.resources, { cpu_usage: 25, ram_usage: 75, gpu_usage: null })
+    assert.ok(!Number.isNaN(Date.parse(system.timestamp)))
+
+    const task = await (await fetch(`${server.url}/api/metrics/tasks/task_1`)).json()
+    assert.equal(task.progress, 100)
+    assert.deepEqual(task.metrics, { promptTokens: 3, evalTokens: 4 })
+    assert.deepEqual(task.resources, { cpu_usage: 25, ram_usage: 75, gpu_usage: null })
+    assert.ok(!Number.isNaN(Date.parse(task.timestamp)))
+    assert.equal(await errorCode(await fetch(`${server.url}/api/metrics/tasks/task_99`), 404), 'NOT_FOUND')
   })
 
   it("answers errors in document 001's shape with its codes", async () => {
