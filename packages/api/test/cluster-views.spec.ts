@@ -6,6 +6,7 @@ import {
 } from '../src/cluster-views.ts'
 import type { JobRecord, ModelRecord, NodeView, PinRecord, PinStatusReport, Resources } from '@node-daemon/cluster'
 import type { PeerConnection } from '@node-daemon/swarm'
+import { nodeView } from './helpers/node-view.ts'
 
 const GIB = 1024 ** 3
 const CID = 'QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o'
@@ -19,25 +20,15 @@ const resources: Resources = {
 }
 
 function view (id: string, over: Partial<NodeView> = {}): NodeView {
-  return {
-    id,
+  return nodeView(id, {
     addrs: ['/ip4/10.0.0.1/tcp/4001'],
     apiUrl: 'http://10.0.0.1:8000',
-    role: 'voter',
-    online: true,
-    joinedAt: '2025-01-01T00:00:00.000Z',
-    registered: false,
-    allocation: { cpu: 10, memory: 10, gpu: 10, storage: 10 },
-    drained: false,
     resources,
     lastSeen: '2025-01-01T00:01:00.000Z',
-    connected: true,
     pins: { allocated: 1, pending: 0 },
     matchIndex: 5,
-    isLeader: false,
-    isSelf: false,
     ...over
-  }
+  })
 }
 
 function pin (cid: string, allocations: string[], modelId?: string): PinRecord {

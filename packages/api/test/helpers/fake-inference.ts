@@ -2,6 +2,7 @@ import { JobNotFoundError, JobStateError, ModelExistsError, ModelNotFoundError }
 import { InvalidInferenceRequestError, UnsupportedModelError } from '@node-daemon/runtime'
 import { Registry } from 'prom-client'
 import { createApiServer } from '../../src/server.ts'
+import { nodeView } from './node-view.ts'
 import type { JobQuery, JobRecord, JobStatus, NodeView } from '@node-daemon/cluster'
 import type { Node } from '@node-daemon/daemon'
 import type { FastifyInstance } from 'fastify'
@@ -278,15 +279,7 @@ function jobOf (task: TaskView): JobRecord {
 }
 
 /** The one node of the fake cluster, which works every task. */
-export const FAKE_NODE: NodeView = {
-  id: 'peer-fake',
-  addrs: [],
-  role: 'voter',
-  online: true,
-  joinedAt: '2025-01-01T00:00:00.000Z',
-  registered: false,
-  allocation: { cpu: 10, memory: 10, gpu: 10, storage: 10 },
-  drained: false,
+export const FAKE_NODE: NodeView = nodeView('peer-fake', {
   resources: {
     cpu: { cores: 4, model: 'fake cpu', load1: 1, usage: 0.25 },
     memory: { total: 8 * 1024 ** 3, free: 2 * 1024 ** 3 },
@@ -294,12 +287,9 @@ export const FAKE_NODE: NodeView = {
     disk: { total: 1000, free: 500 },
     executionProviders: ['cpu']
   },
-  connected: true,
-  pins: { allocated: 0, pending: 0 },
-  matchIndex: 0,
   isLeader: true,
   isSelf: true
-}
+})
 
 /** The part of Cluster that document 004's tasks and metrics read: the fake's tasks as inference jobs, and one node. */
 function fakeCluster (inference: FakeInference): object {
