@@ -5,6 +5,7 @@
  * cluster's job table.
  */
 import type { AbortOptions } from '@libp2p/interface'
+import type { JobRecord } from '@node-daemon/cluster'
 import type { ChatMessage, PromptInput } from '@node-daemon/runtime'
 
 export type { ChatMessage, PromptInput }
@@ -153,12 +154,6 @@ export interface TaskView {
   timing: { submitted: string, started?: string, completed?: string, totalTime?: number }
 }
 
-export interface TaskQuery {
-  limit?: number
-  status?: TaskStatus
-  since?: Date
-}
-
 /** Document 001's WebSocket events, for jobs submitted anywhere in the cluster. */
 export type TaskEvent =
   | { type: 'task_submitted', data: { taskId: string, jobId: number, prompt: string, modelId: string } }
@@ -196,8 +191,8 @@ export interface Inference {
 
   /** Document 001: submits a generation that runs in the background. */
   submitTask(params: TaskParams, options?: AbortOptions): Promise<TaskView>
-  task(taskId: string, options?: AbortOptions): Promise<TaskView>
-  tasks(query?: TaskQuery, options?: AbortOptions): Promise<TaskView[]>
+  /** Document 001's view of an inference job the caller read from the job table: its prompt and response read from their CIDs. */
+  task(job: JobRecord, options?: AbortOptions): Promise<TaskView>
   /** Calls `listener` for every task event until the returned function is called. */
   subscribe(listener: (event: TaskEvent) => void): () => void
 }

@@ -15,7 +15,7 @@ import * as errors from './errors.ts'
 import { ModelLibrary } from './library.ts'
 import { parseModelfile } from './modelfile.ts'
 import { InferenceProtocol, reportedByWorker } from './protocol.ts'
-import type { EmbedParams, EmbedResult, GenerateOptions, GenerateParams, GenerateStats, ImportParams, Inference, InferenceEvent, LoadedModelView, ModelDetails, ModelSummary, ProgressEvent, PromptInput, TaskEvent, TaskParams, TaskQuery, TaskStatus, TaskView } from './interface.ts'
+import type { EmbedParams, EmbedResult, GenerateOptions, GenerateParams, GenerateStats, ImportParams, Inference, InferenceEvent, LoadedModelView, ModelDetails, ModelSummary, ProgressEvent, PromptInput, TaskEvent, TaskParams, TaskStatus, TaskView } from './interface.ts'
 import type { ResolvedModel } from './library.ts'
 import type { ErrorClasses, Job, WorkerEvent } from './protocol.ts'
 import type { AbortOptions, Libp2p, Logger } from '@libp2p/interface'
@@ -402,21 +402,9 @@ export class InferenceService implements Inference {
     return this.#taskView(job, params.prompt, options)
   }
 
-  async task (taskId: string, options: AbortOptions = {}): Promise<TaskView> {
-    const jobId = Number(/^(task_)?(\d+)$/.exec(taskId)?.[2] ?? NaN)
-    if (!Number.isSafeInteger(jobId)) throw new clusterErrors.JobNotFoundError(`no task ${JSON.stringify(taskId)}`)
-    const job = await this.#c.cluster.job(jobId, options)
-    if (job.kind !== 'inference') throw new clusterErrors.JobNotFoundError(`no task ${JSON.stringify(taskId)}`)
+  async task (job: JobRecord, options: AbortOptions = {}): Promise<TaskView> {
+    if (job.kind !== 'inference') throw new clusterErrors.JobNotFoundError(`job ${job.jobId} is not an inference task`)
     return this.#taskView(job, undefined, options)
-  }
-
-  async tasks (query: TaskQuery = {}, options: AbortOptions = {}): Promise<TaskView[]> {
-    const statuses = (Object.keys(STATUS) as JobStatus[]).filter(s => query.status == null || STATUS[s] === query.status)
-    const limit = query.limit ?? 10
-    const jobs = (await this.#c.cluster.jobs({ status: statuses, limit: limit * 4 + 100 }, options))
-      .filter(j => j.kind === 'inference' && (query.since == null || new Date(j.submittedAt) >= query.since))
-      .slice(0, limit)
-    return Promise.all(jobs.map(async j => this.#taskView(j, undefined, options)))
   }
 
   async #taskView (job: JobRecord, prompt: string | undefined, options: AbortOptions): Promise<TaskView> {

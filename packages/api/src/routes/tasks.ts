@@ -143,7 +143,7 @@ export const taskRoutes: Routes = (app, { node, shutdown }) => {
 
   /** A task as document 004 shows it; an inference task with document 001's fields, read from its prompt and response. */
   const taskJson = async (job: JobRecord, options: ReadOptions): Promise<object> =>
-    job.kind === 'training' ? trainingTaskJson(job) : inferenceTaskJson(job, await node.inference.task(taskIdOf(job), options))
+    job.kind === 'training' ? trainingTaskJson(job) : inferenceTaskJson(job, await node.inference.task(job, options))
 
   const taskJob = async (taskId: string, options: ReadOptions): Promise<JobRecord> => node.cluster.job(jobIdOf(taskId), options)
 

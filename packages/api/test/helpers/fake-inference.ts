@@ -8,7 +8,7 @@ import type { Node } from '@node-daemon/daemon'
 import type { FastifyInstance } from 'fastify'
 import type {
   EmbedParams, EmbedResult, GenerateParams, ImportFile, ImportParams, Inference, InferenceEvent, LoadedModelView,
-  ModelDetails, ModelSummary, ProgressEvent, TaskEvent, TaskParams, TaskQuery, TaskView
+  ModelDetails, ModelSummary, ProgressEvent, TaskEvent, TaskParams, TaskView
 } from '@node-daemon/inference'
 
 /** Prompts that make the fake generation misbehave on purpose. */
@@ -235,18 +235,10 @@ export function fakeInference (): FakeInference {
       return { ...task }
     },
 
-    async task (taskId: string): Promise<TaskView> {
-      const task = tasks.find(t => t.taskId === taskId)
-      if (task == null) throw new JobNotFoundError(`no task ${taskId}`)
+    async task (job: JobRecord): Promise<TaskView> {
+      const task = tasks.find(t => t.jobId === job.jobId)
+      if (task == null) throw new JobNotFoundError(`no task ${job.jobId}`)
       return { ...task }
-    },
-
-    async tasks (query: TaskQuery = {}): Promise<TaskView[]> {
-      record('tasks', query)
-      return tasks
-        .filter(t => (query.status == null || t.status === query.status) && (query.since == null || new Date(t.timing.submitted) >= query.since))
-        .reverse()
-        .slice(0, query.limit ?? 10)
     },
 
     subscribe (listener: (event: TaskEvent) => void): () => void {
