@@ -11,7 +11,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Batches, planOf, split, totalSteps } from './batches.ts'
 import { writeCheckpoint } from './checkpoint.ts'
-import { bytesToFloats, floatBytes, StepResponse } from './protocol.ts'
+import { bytesToFloats, floatBytes, StepResponse, stepResult } from './protocol.ts'
 import type { Architecture, Samples } from './architecture.ts'
 import type { CheckpointManifest } from './checkpoint.ts'
 import type { StepRequest, WorkerChannel } from './protocol.ts'
@@ -187,7 +187,7 @@ export class Coordinator {
       if (m.worker.id === this.#c.self) {
         const r = await replica.compute(samples, slices[i])
         ownMs = performance.now() - t0
-        return { status: StepResponse.Status.OK, round: BigInt(step), gradient: floatBytes(r.gradient), count: r.count, lossSum: r.lossSum, correct: r.correct, labels: r.labels, computeMs: r.computeMs, errorName: '', errorMessage: '' }
+        return stepResult(BigInt(step), r)
       }
       const fresh = m.sync != null || !m.sizes.has(slices[i].length)
       const deadline = AbortSignal.any([signal, AbortSignal.timeout(fresh ? this.#init.firstRoundTimeoutMs : usual)])

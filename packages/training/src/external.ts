@@ -6,7 +6,7 @@
  * job pauses, resumes or ends. The coordinator treats each as one more rank
  * whose steps go through that node.
  */
-import { StepResponse } from './protocol.ts'
+import { StepResponse, stepFailure } from './protocol.ts'
 import { WorkerConflictError } from './errors.ts'
 import type { StepRequest } from './protocol.ts'
 import type { TrainingSpec } from './spec.ts'
@@ -123,7 +123,7 @@ export class ExternalWorkers {
   async relay (request: StepRequest, signal: AbortSignal): Promise<StepResponse> {
     const a = this.#attached.get(request.client)
     if (a == null) {
-      return { status: StepResponse.Status.ERROR, round: request.round, gradient: new Uint8Array(0), count: 0, lossSum: 0, correct: 0, labels: 0, computeMs: 0, errorName: 'WorkerNotConnectedError', errorMessage: `worker ${request.client} is not connected to this node` }
+      return stepFailure(request.round, StepResponse.Status.ERROR, { name: 'WorkerNotConnectedError', message: `worker ${request.client} is not connected to this node` })
     }
     const response = await a.worker.step(request, signal)
     a.view.steps++

@@ -7,6 +7,7 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { pbStream } from '@libp2p/utils'
 import { StepRequest, StepResponse } from '../../../protocols/training.js'
+import type { SliceResult } from './replica.ts'
 import type { Libp2p, Logger, Stream } from '@libp2p/interface'
 
 export const TRAINING_PROTOCOL = '/node-daemon/training/1.0.0'
@@ -41,6 +42,16 @@ export function bytesToFloats (bytes: Uint8Array): Float32Array {
   const out = new Float32Array(bytes.byteLength / 4)
   new Uint8Array(out.buffer).set(bytes)
   return out
+}
+
+/** A slice's sums as a worker answers them; the gradient's bytes are not copied. */
+export function stepResult (round: bigint, r: SliceResult): StepResponse {
+  return { status: StepResponse.Status.OK, round, gradient: floatBytes(r.gradient), count: r.count, lossSum: r.lossSum, correct: r.correct, labels: r.labels, computeMs: r.computeMs, errorName: '', errorMessage: '' }
+}
+
+/** A step answered without gradients: the worker is out of sync, or failed with the error named. */
+export function stepFailure (round: bigint, status: StepResponse.Status, error: { name?: string, message?: string } = {}): StepResponse {
+  return { status, round, gradient: new Uint8Array(0), count: 0, lossSum: 0, correct: 0, labels: 0, computeMs: 0, errorName: error.name ?? '', errorMessage: error.message ?? '' }
 }
 
 /** The coordinator's end of a stream to one worker for one job. */

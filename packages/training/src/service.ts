@@ -12,7 +12,7 @@ import { readJson, readOnnx } from './content-files.ts'
 import { Coordinator } from './coordinator.ts'
 import { describeDataset, parseDataset } from './dataset.ts'
 import { CheckpointError, InvalidTrainingRequestError, TrainingInProgressError, TrainingNotFoundError } from './errors.ts'
-import { StepResponse, TrainingProtocol } from './protocol.ts'
+import { StepResponse, stepFailure, TrainingProtocol } from './protocol.ts'
 import { trainingSpec } from './spec.ts'
 import { StepWorker } from './worker.ts'
 import { ExternalWorkers } from './external.ts'
@@ -265,7 +265,7 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
     try {
       return await this.#external.relay(request, signal)
     } catch (err: any) {
-      return { status: StepResponse.Status.ERROR, round: request.round, gradient: new Uint8Array(0), count: 0, lossSum: 0, correct: 0, labels: 0, computeMs: 0, errorName: err.name ?? 'Error', errorMessage: err.message ?? String(err) }
+      return stepFailure(request.round, StepResponse.Status.ERROR, { name: err.name ?? 'Error', message: err.message ?? String(err) })
     }
   }
 

@@ -11,7 +11,7 @@ import { planOf, totalSteps } from './batches.ts'
 import { readCheckpoint } from './checkpoint.ts'
 import { readJson } from './content-files.ts'
 import { parseDataset } from './dataset.ts'
-import { bytesToFloats, floatBytes, StepResponse } from './protocol.ts'
+import { bytesToFloats, StepResponse, stepFailure, stepResult } from './protocol.ts'
 import { Replica } from './replica.ts'
 import type { Architecture, Samples } from './architecture.ts'
 import type { Checkpoint, CheckpointManifest } from './checkpoint.ts'
@@ -55,7 +55,6 @@ export class StepWorker {
   /** One step of a job for its coordinator; failures are answered, not thrown. */
   async answer (request: StepRequest, signal: AbortSignal): Promise<StepResponse> {
     const jobId = Number(request.jobId)
-    const base = { round: request.round, gradient: new Uint8Array(0), count: 0, lossSum: 0, correct: 0, labels: 0, computeMs: 0, errorName: '', errorMessage: '' }
     try {
       let work = this.#working.get(jobId)
       if (request.syncCid !== '') {
@@ -66,12 +65,11 @@ export class StepWorker {
       } else if (work != null && request.update.byteLength > 0) {
         work.replica.apply(bytesToFloats(request.update))
       }
-      if (work == null || work.replica.version !== Number(request.version)) return { ...base, status: StepResponse.Status.OUT_OF_SYNC }
-      const result = await work.replica.compute(work.prepared.samples, request.samples)
-      return { ...base, status: StepResponse.Status.OK, gradient: floatBytes(result.gradient), count: result.count, lossSum: result.lossSum, correct: result.correct, labels: result.labels, computeMs: result.computeMs }
+      if (work == null || work.replica.version !== Number(request.version)) return stepFailure(request.round, StepResponse.Status.OUT_OF_SYNC)
+      return stepResult(request.round, await work.replica.compute(work.prepared.samples, request.samples))
     } catch (err: any) {
       this.#c.log('step %d of job %d failed - %e', Number(request.round), jobId, err)
-      return { ...base, status: StepResponse.Status.ERROR, errorName: err.name ?? 'Error', errorMessage: err.message ?? String(err) }
+      return stepFailure(request.round, StepResponse.Status.ERROR, { name: err.name ?? 'Error', message: err.message ?? String(err) })
     }
   }
 
