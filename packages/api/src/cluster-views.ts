@@ -3,6 +3,7 @@
  * the API documents give them. Routes fetch, these shape; nothing here
  * decides anything.
  */
+import { usageOf } from '@node-daemon/cluster'
 import type { ConsensusStatus, Decision, JobRecord, ModelRecord, NodeView, PinRecord, PinStatusReport, Resources } from '@node-daemon/cluster'
 import type { PeerConnection } from '@node-daemon/swarm'
 
@@ -17,25 +18,12 @@ export function percent (fraction: number): number {
   return Math.round(fraction * 1000) / 10
 }
 
-function usedFraction (total: number, free: number): number {
-  return total > 0 ? (total - free) / total : 0
-}
-
-/** What a machine uses, as fractions of 1; `gpu` is VRAM in use, null without GPUs. */
-export function usage (r: Resources): { cpu: number, memory: number, gpu: number | null, disk: number } {
-  const vramTotal = r.gpus.reduce((sum, g) => sum + g.vram.total, 0)
-  const vramUsed = r.gpus.reduce((sum, g) => sum + g.vram.used, 0)
-  return {
-    cpu: r.cpu.usage,
-    memory: usedFraction(r.memory.total, r.memory.free),
-    gpu: vramTotal > 0 ? vramUsed / vramTotal : null,
-    disk: usedFraction(r.disk.total, r.disk.free)
-  }
-}
+/** What a machine uses, as fractions of 1: the cluster's measure, which the API documents show. */
+export { usageOf as usage } from '@node-daemon/cluster'
 
 /** Document 001's `resources`/`usage`: percent, with `storage` for the disk. */
 export function usagePercent (r: Resources): { cpu: number, memory: number, gpu: number | null, storage: number } {
-  const u = usage(r)
+  const u = usageOf(r)
   return { cpu: percent(u.cpu), memory: percent(u.memory), gpu: u.gpu == null ? null : percent(u.gpu), storage: percent(u.disk) }
 }
 
@@ -104,7 +92,7 @@ export function peerJson (v: NodeView): object {
  * `resources` as fractions) and of document 003 (`last_seen`, `performance`).
  */
 export function nodeJson (v: NodeView, extra: { models: string[], latencyMs?: number }): object {
-  const u = v.resources == null ? undefined : usage(v.resources)
+  const u = v.resources == null ? undefined : usageOf(v.resources)
   return {
     ...peerJson(v),
     status: nodeStatus(v),

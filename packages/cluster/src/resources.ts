@@ -74,6 +74,22 @@ function cpuNow (): Resources['cpu'] {
   return { cores, model: cpus[0]?.model.trim() || 'unknown', load1, usage }
 }
 
+function usedFraction (total: number, free: number): number {
+  return total > 0 ? (total - free) / total : 0
+}
+
+/** What a machine uses, as fractions of 1; `gpu` is VRAM in use, null without GPUs. */
+export function usageOf (r: Resources): { cpu: number, memory: number, gpu: number | null, disk: number } {
+  const vramTotal = r.gpus.reduce((sum, g) => sum + g.vram.total, 0)
+  const vramUsed = r.gpus.reduce((sum, g) => sum + g.vram.used, 0)
+  return {
+    cpu: r.cpu.usage,
+    memory: usedFraction(r.memory.total, r.memory.free),
+    gpu: vramTotal > 0 ? vramUsed / vramTotal : null,
+    disk: usedFraction(r.disk.total, r.disk.free)
+  }
+}
+
 function clamp (fraction: number): number {
   return Math.min(1, Math.max(0, fraction))
 }

@@ -6,7 +6,7 @@
  */
 import { tmpdir } from 'node:os'
 import { TypedEventEmitter } from '@libp2p/interface'
-import { measureResources } from '@node-daemon/cluster'
+import { measureResources, usageOf } from '@node-daemon/cluster'
 import { StepRequest, StepResponse, StepWorker } from '@node-daemon/training'
 import WebSocket from 'ws'
 import { InvalidWorkerMessageError, jobIdOf } from './messages.ts'
@@ -161,14 +161,9 @@ export class FarmWorker extends TypedEventEmitter<FarmWorkerEvents> {
 
   /** Document 004's system_info, in percent. */
   async #systemInfo (): Promise<Record<string, number>> {
-    const r = await measureResources(tmpdir())
-    const vram = r.gpus.reduce((sum, g) => ({ total: sum.total + g.vram.total, used: sum.used + g.vram.used }), { total: 0, used: 0 })
+    const u = usageOf(await measureResources(tmpdir()))
     const percent = (fraction: number): number => Math.round(fraction * 1000) / 10
-    return {
-      cpu_usage: percent(r.cpu.usage),
-      ram_usage: percent(r.memory.total > 0 ? (r.memory.total - r.memory.free) / r.memory.total : 0),
-      ...(vram.total > 0 ? { gpu_usage: percent(vram.used / vram.total) } : {})
-    }
+    return { cpu_usage: percent(u.cpu), ram_usage: percent(u.memory), ...(u.gpu == null ? {} : { gpu_usage: percent(u.gpu) }) }
   }
 
   #send (message: ClientMessage): void {
