@@ -13,6 +13,8 @@ import type { Libp2p, Logger, Stream } from '@libp2p/interface'
 export const TRAINING_PROTOCOL = '/node-daemon/training/1.0.0'
 /** A float32 gradient of 128M parameters, plus room for the sample list. */
 const MAX_MESSAGE_BYTES = 512 * 1024 * 1024 + 1024 * 1024
+/** A whole message is buffered before it is decoded: the stream's 4 MiB default would refuse a 1M-parameter gradient. */
+const STREAM_OPTIONS = { maxDataLength: MAX_MESSAGE_BYTES, maxBufferSize: MAX_MESSAGE_BYTES + 16 }
 /** A worker that hears nothing on a job's stream for this long lets it go. */
 const IDLE_TIMEOUT_MS = 10 * 60_000
 
@@ -82,7 +84,7 @@ export class TrainingProtocol {
   }
 
   async #serve (stream: Stream, from: string): Promise<void> {
-    const pb = pbStream(stream, { maxDataLength: MAX_MESSAGE_BYTES })
+    const pb = pbStream(stream, STREAM_OPTIONS)
     try {
       if (!this.#init.allow(from)) throw new Error(`${from} is not a member of this cluster`)
       for (;;) {
@@ -101,7 +103,7 @@ export class TrainingProtocol {
   /** Opens a job's stream to a worker. */
   async open (peer: string, signal: AbortSignal): Promise<WorkerChannel> {
     const stream = await this.#components.libp2p.dialProtocol(peerIdFromString(peer), TRAINING_PROTOCOL, { signal })
-    const pb = pbStream(stream, { maxDataLength: MAX_MESSAGE_BYTES })
+    const pb = pbStream(stream, STREAM_OPTIONS)
     return {
       async step (request, signal) {
         const onAbort = (): void => { stream.abort(signal.reason instanceof Error ? signal.reason : new Error('aborted')) }

@@ -1,0 +1,71 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { logger } from '@libp2p/logger'
+import { introduce, startLibp2p } from '../../../test/helpers/raft.ts'
+import { bytesToFloats, floatBytes, stepFailure, StepResponse, stepResult, TrainingProtocol } from '../src/protocol.ts'
+import type { StepRequest } from '../src/protocol.ts'
+import type { Libp2p } from '@libp2p/interface'
+
+/** 2M parameters: 8 MiB each way, twice the 4 MiB a libp2p stream buffers by default. */
+const PARAMETERS = 2 * 1024 * 1024
+
+function request (update: Float32Array): StepRequest {
+  return { jobId: 1n, round: 3n, syncCid: '', update: floatBytes(update), version: 3n, samples: [4, 5], client: '' }
+}
+
+describe('the training protocol', () => {
+  let coordinator: Libp2p
+  let worker: Libp2p
+  let protocol: TrainingProtocol
+  const allowed = new Set<string>()
+
+  before(async () => {
+    coordinator = await startLibp2p()
+    worker = await startLibp2p()
+    await introduce([coordinator, worker])
+    protocol = new TrainingProtocol({ libp2p: worker, log: logger('test:training') }, {
+      allow: peer => allowed.has(peer),
+      // Answers with the update doubled, so both directions carry a whole gradient.
+      handler: async (_from, r) => {
+        const update = bytesToFloats(r.update)
+        return stepResult(r.round, { gradient: update.map(v => v * 2), count: r.samples.length, lossSum: 1.5, correct: 1, labels: 2, computeMs: 0 })
+      }
+    })
+    await protocol.start()
+  })
+
+  after(async () => {
+    await protocol?.stop()
+    await Promise.allSettled([coordinator?.stop(), worker?.stop()])
+  })
+
+  it('carries gradients larger than a stream buffers by default, both ways, round after round', async () => {
+    allowed.add(coordinator.peerId.toString())
+    const sender = new TrainingProtocol({ libp2p: coordinator, log: logger('test:training') }, { allow: () => false, handler: async (_from, r) => stepFailure(r.round, StepResponse.Status.ERROR) })
+    const channel = await sender.open(worker.peerId.toString(), AbortSignal.timeout(10_000))
+    try {
+      for (let round = 0; round < 2; round++) {
+        const update = new Float32Array(PARAMETERS).map((_, i) => i % 1000 + round)
+        const response = await channel.step(request(update), AbortSignal.timeout(30_000))
+        assert.equal(response.status, StepResponse.Status.OK, response.errorMessage)
+        assert.equal(response.count, 2)
+        const gradient = bytesToFloats(response.gradient)
+        assert.equal(gradient.length, PARAMETERS)
+        assert.equal(gradient[PARAMETERS - 1], 2 * ((PARAMETERS - 1) % 1000 + round))
+      }
+    } finally {
+      channel.close()
+    }
+  })
+
+  it('refuses a peer that is not a member of the cluster', async () => {
+    allowed.clear()
+    const sender = new TrainingProtocol({ libp2p: coordinator, log: logger('test:training') }, { allow: () => false, handler: async (_from, r) => stepFailure(r.round, StepResponse.Status.ERROR) })
+    const channel = await sender.open(worker.peerId.toString(), AbortSignal.timeout(10_000))
+    try {
+      await assert.rejects(channel.step(request(new Float32Array(4)), AbortSignal.timeout(10_000)))
+    } finally {
+      channel.close()
+    }
+  })
+})
