@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import {
-  clipGradNorm, constantSchedule, createAdamW, createSgd, globalNorm, warmupCosineSchedule
+  clipGradNorm, clipScale, constantSchedule, createAdamW, createSgd, globalNorm, warmupCosineSchedule
 } from '../src/optimizers.ts'
 
 function close (actual: number, expected: number, message?: string): void {
@@ -44,6 +44,13 @@ describe('gradient clipping', () => {
     const grads = { a: f32(0.3, 0.4) }
     assert.equal(clipGradNorm(grads, 1), globalNorm({ a: f32(0.3, 0.4) }))
     assert.deepEqual(grads.a, f32(0.3, 0.4))
+  })
+
+  it('gives the factor that clipping would scale by, leaving the gradients alone', () => {
+    const grads = { a: f32(3), b: f32(0, 4) }
+    close(clipScale(grads, 1), 1 / (5 + 1e-6))
+    assert.deepEqual(grads, { a: f32(3), b: f32(0, 4) })
+    assert.equal(clipScale({ a: f32(0.3, 0.4) }, 1), 1)
   })
 })
 
@@ -117,6 +124,23 @@ describe('AdamW', () => {
     resumed.step(b, { w: grads[2] })
     assert.deepEqual(b.w, a.w)
     assert.equal(resumed.state().step, 3)
+  })
+
+  it('steps with a scaled gradient as with the gradient scaled beforehand, for both optimizers', () => {
+    for (const make of [() => createAdamW({ lr: 0.1 }), () => createSgd({ lr: 0.1, momentum: 0.9 })]) {
+      const scaled = { w: f32(1, -2) }
+      const plain = { w: f32(1, -2) }
+      const [a, b] = [make(), make()]
+      const gradient = f32(0.5, 4)
+      for (let step = 0; step < 2; step++) {
+        a.step(scaled, { w: gradient }, { gradientScale: 0.25 })
+        b.step(plain, { w: gradient.map(g => g * 0.25) })
+      }
+      assert.deepEqual(gradient, f32(0.5, 4))
+      close(scaled.w[0], plain.w[0])
+      close(scaled.w[1], plain.w[1])
+      assert.notEqual(scaled.w[0], 1)
+    }
   })
 
   it('refuses a missing or mis-sized gradient', () => {
