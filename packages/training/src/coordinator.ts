@@ -25,7 +25,7 @@ export interface StepMetrics extends TrainingProgress {
   jobId: number
   /** Workers whose gradients made this step. */
   workers: number
-  /** Milliseconds of the step spent waiting for other workers beyond the coordinator's own compute. */
+  /** Milliseconds of the step beyond the coordinator's own compute until the mean gradient was ready: waiting for the other workers and summing theirs. */
   exchangeMs: number
   stepMs: number
 }
@@ -183,10 +183,12 @@ export class Coordinator {
     const slices = split(this.#batches.batch(step), active.length)
     const usual = this.#deadline()
     let ownMs = 0
+    let own: Float32Array | undefined
     const results = await Promise.all(active.map(async (m, i): Promise<StepResponse | undefined> => {
       if (m.worker.id === this.#c.self) {
         const r = await replica.compute(samples, slices[i])
         ownMs = performance.now() - t0
+        own = r.gradient
         return stepResult(BigInt(step), r)
       }
       const fresh = m.sync != null || !m.sizes.has(slices[i].length)
@@ -211,16 +213,18 @@ export class Coordinator {
       }
     }))
     signal.throwIfAborted()
-    const sum = new Float32Array(replica.size)
+    // The coordinator's own gradient, a fresh array, becomes the sum: a step allocates no other.
+    const sum = own ?? new Float32Array(replica.size)
     let count = 0
     let lossSum = 0
     let correct = 0
     let labels = 0
     for (const r of results) {
-      if (r == null || r.count === 0) continue
-      const g = r.gradient.byteLength === sum.byteLength ? bytesToFloats(r.gradient) : undefined
-      if (g == null) continue
-      for (let i = 0; i < sum.length; i++) sum[i] += g[i]
+      if (r == null || r.count === 0 || r.gradient.byteLength !== sum.byteLength) continue
+      if (r.gradient.buffer !== sum.buffer) {
+        const g = bytesToFloats(r.gradient)
+        for (let i = 0; i < sum.length; i++) sum[i] += g[i]
+      }
       count += r.count
       lossSum += r.lossSum
       correct += r.correct
@@ -229,6 +233,7 @@ export class Coordinator {
     if (count === 0) return
     for (let i = 0; i < sum.length; i++) sum[i] /= count
     this.#update = floatBytes(sum)
+    const exchangeMs = Math.max(0, performance.now() - t0 - ownMs)
     const learningRate = replica.apply(sum)
     const stepMs = performance.now() - t0
     this.#roundMs.push(stepMs)
@@ -244,7 +249,7 @@ export class Coordinator {
       samplesPerSecond: count / (stepMs / 1000),
       learningRate
     }
-    this.#c.onStep({ ...this.#last, jobId: this.#init.job.jobId, workers: results.filter(r => r != null).length, exchangeMs: Math.max(0, stepMs - ownMs), stepMs })
+    this.#c.onStep({ ...this.#last, jobId: this.#init.job.jobId, workers: results.filter(r => r != null).length, exchangeMs, stepMs })
   }
 
   /**

@@ -6,7 +6,7 @@
  * bit-identical without ever sending weights.
  */
 import * as ort from 'onnxruntime-node'
-import { buildTrainingGraph, clipGradNorm, constantSchedule, createAdamW, createSgd, decaysMatrices, gradientName, warmupCosineSchedule, writeModel } from '@node-daemon/onnx'
+import { buildTrainingGraph, clipScale, constantSchedule, createAdamW, createSgd, decaysMatrices, gradientName, warmupCosineSchedule, writeModel } from '@node-daemon/onnx'
 import type { Architecture, Samples } from './architecture.ts'
 import type { TrainingSpec } from './spec.ts'
 import type { Optimizer, OptimizerState, Schedule } from '@node-daemon/onnx'
@@ -97,16 +97,19 @@ export class Replica {
     if (indices.length === 0) return { gradient, count: 0, lossSum: 0, correct: 0, labels: 0, computeMs: 0 }
     const session = await this.#session(indices.length)
     const { feeds, labels } = this.architecture.feeds(samples, indices)
-    for (const p of this.architecture.parameters) feeds[p.name] = new ort.Tensor('float32', this.weights[p.name], p.dims)
-    const out = await session.run(feeds)
-    const n = indices.length
+    // onnxruntime writes each parameter's gradient straight into its place in the one array that is sent: no copy, no garbage.
+    const fetches: Record<string, ort.Tensor | null> = { loss: null, correct: null }
     let at = 0
     for (const p of this.architecture.parameters) {
-      const g = out[gradientName(p.name)].data as Float32Array
-      // The graph gives the mean over the slice; the coordinator wants sums, to divide by the global count.
-      for (let i = 0; i < g.length; i++) gradient[at + i] = g[i] * n
-      at += g.length
+      feeds[p.name] = new ort.Tensor('float32', this.weights[p.name], p.dims)
+      const length = p.dims.reduce((a, b) => a * b, 1)
+      fetches[gradientName(p.name)] = new ort.Tensor('float32', gradient.subarray(at, at + length), p.dims)
+      at += length
     }
+    const out = await session.run(feeds, fetches)
+    const n = indices.length
+    // The graph gives the mean over the slice; the coordinator wants sums, to divide by the global count.
+    for (let i = 0; i < gradient.length; i++) gradient[i] *= n
     const lossSum = (out.loss.data as Float32Array)[0] * n
     const correct = Number((out.correct.data as Float32Array)[0])
     return { gradient, count: n, lossSum, correct, labels, computeMs: performance.now() - t0 }
@@ -114,8 +117,6 @@ export class Replica {
 
   /** Applies the mean gradient of a step: clipping, then one optimizer step. Returns the learning rate used. `mean` is left as it is. */
   apply (mean: Float32Array): number {
-    // Clipping scales in place, and is not idempotent to the bit: the caller's copy may still be sent to other replicas.
-    if (this.spec.clipNorm > 0) mean = mean.slice()
     const grads: Record<string, Float32Array> = {}
     let at = 0
     for (const p of this.architecture.parameters) {
@@ -123,8 +124,9 @@ export class Replica {
       grads[p.name] = mean.subarray(at, at + length)
       at += length
     }
-    if (this.spec.clipNorm > 0) clipGradNorm(grads, this.spec.clipNorm)
-    const lr = this.#optimizer.step(this.weights, grads)
+    // Clipping scales as the optimizer reads: the caller's copy may still be sent to other replicas.
+    const gradientScale = this.spec.clipNorm > 0 ? clipScale(grads, this.spec.clipNorm) : 1
+    const lr = this.#optimizer.step(this.weights, grads, { gradientScale })
     this.#version++
     return lr
   }
