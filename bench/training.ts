@@ -134,6 +134,9 @@ export async function main (): Promise<number> {
     for (const [name, config] of [['1M', small], ['10M', large]] as const) {
       const cid = config === small ? smallData : await addDataset(a, dataset(config.inputs))
       const two = (await job(a, request(config, cid, [a.peerId, b.peerId]))).slice(3)
+      // A step the other node dropped out of measures one node, not an exchange.
+      const alone = two.filter(s => s.workers !== 2).length
+      if (alone > 0) throw new Error(`${alone} of ${two.length} steps of the two-node ${name} job ran without the second node; its error is in /api/v1/training/status`)
       const exchange = two.reduce((n, s) => n + s.exchange_ms, 0) / two.reduce((n, s) => n + s.step_ms, 0)
       say(`gradient exchange on two nodes, ${name} (${params(config)} parameters): ${(exchange * 100).toFixed(1)}% of step time (target <= 15%), median step ${median(two.map(s => s.step_ms)).toFixed(0)} ms`)
     }
