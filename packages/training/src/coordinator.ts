@@ -1,8 +1,8 @@
 /**
  * The rounds of one training job, on the node that coordinates it. Each
  * step's global batch is split over the workers in rank order; the
- * coordinator computes its own slice while the others compute theirs, sums
- * the gradients it gets back, and applies the mean. The mean goes out with
+ * coordinator computes its own slice while the others compute theirs,
+ * averages the gradients it gets back by their samples, and applies the mean. The mean goes out with
  * the next step's request, so a round costs one message each way. A worker
  * that fails or misses the deadline is dropped and its slice skipped, as
  * hivemind does; at the next checkpoint it is brought back with the
@@ -11,11 +11,12 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Batches, planOf, split, totalSteps } from './batches.ts'
 import { writeCheckpoint } from './checkpoint.ts'
-import { bytesToFloats, floatBytes, StepResponse, stepResult } from './protocol.ts'
+import { floatBytes, sliceOf, StepResponse } from './protocol.ts'
+import { meanOfSlices } from './replica.ts'
 import type { Architecture, Samples } from './architecture.ts'
 import type { CheckpointManifest } from './checkpoint.ts'
 import type { StepRequest, WorkerChannel } from './protocol.ts'
-import type { Replica } from './replica.ts'
+import type { Replica, SliceResult } from './replica.ts'
 import type { Cluster, JobRecord, TrainingProgress, TrainingWorker } from '@node-daemon/cluster'
 import type { Content } from '@node-daemon/content'
 import type { Logger } from '@libp2p/interface'
@@ -183,13 +184,11 @@ export class Coordinator {
     const slices = split(this.#batches.batch(step), active.length)
     const usual = this.#deadline()
     let ownMs = 0
-    let own: Float32Array | undefined
-    const results = await Promise.all(active.map(async (m, i): Promise<StepResponse | undefined> => {
+    const results = await Promise.all(active.map(async (m, i): Promise<SliceResult | undefined> => {
       if (m.worker.id === this.#c.self) {
         const r = await replica.compute(samples, slices[i])
         ownMs = performance.now() - t0
-        own = r.gradient
-        return stepResult(BigInt(step), r)
+        return r
       }
       const fresh = m.sync != null || !m.sizes.has(slices[i].length)
       const deadline = AbortSignal.any([signal, AbortSignal.timeout(fresh ? this.#init.firstRoundTimeoutMs : usual)])
@@ -198,9 +197,10 @@ export class Coordinator {
         const request: StepRequest = { jobId: BigInt(this.#init.job.jobId), round: BigInt(step), syncCid: m.sync ?? '', update: m.sync == null ? this.#update : new Uint8Array(0), version: BigInt(step), samples: Array.from(slices[i]), client: '' }
         const response = await m.channel.step(request, deadline)
         if (response.status !== StepResponse.Status.OK) throw new Error(response.status === StepResponse.Status.OUT_OF_SYNC ? 'out of sync' : `${response.errorName}: ${response.errorMessage}`)
+        if (response.gradient.byteLength !== replica.size * 4) throw new Error(`a gradient of ${response.gradient.byteLength} bytes for ${replica.size} parameters`)
         m.sync = undefined
         m.sizes.add(slices[i].length)
-        return response
+        return sliceOf(response)
       } catch (err: any) {
         if (signal.aborted) throw err
         this.#c.log('dropping worker %s from job %d at step %d - %s', m.worker.id, this.#init.job.jobId, step, err.message)
@@ -213,28 +213,16 @@ export class Coordinator {
       }
     }))
     signal.throwIfAborted()
-    // The coordinator's own gradient, a fresh array, becomes the sum: a step allocates no other.
-    const sum = own ?? new Float32Array(replica.size)
-    let count = 0
-    let lossSum = 0
-    let correct = 0
-    let labels = 0
-    for (const r of results) {
-      if (r == null || r.count === 0 || r.gradient.byteLength !== sum.byteLength) continue
-      if (r.gradient.buffer !== sum.buffer) {
-        const g = bytesToFloats(r.gradient)
-        for (let i = 0; i < sum.length; i++) sum[i] += g[i]
-      }
-      count += r.count
-      lossSum += r.lossSum
-      correct += r.correct
-      labels += r.labels
-    }
+    const answered = results.filter(r => r != null)
+    const count = answered.reduce((n, r) => n + r.count, 0)
     if (count === 0) return
-    for (let i = 0; i < sum.length; i++) sum[i] /= count
-    this.#update = floatBytes(sum)
+    const mean = meanOfSlices(answered)
+    const lossSum = answered.reduce((n, r) => n + r.lossSum, 0)
+    const correct = answered.reduce((n, r) => n + r.correct, 0)
+    const labels = answered.reduce((n, r) => n + r.labels, 0)
+    this.#update = floatBytes(mean)
     const exchangeMs = Math.max(0, performance.now() - t0 - ownMs)
-    const learningRate = replica.apply(sum)
+    const learningRate = replica.apply(mean)
     const stepMs = performance.now() - t0
     this.#roundMs.push(stepMs)
     if (this.#roundMs.length > 20) this.#roundMs.shift()
@@ -249,7 +237,7 @@ export class Coordinator {
       samplesPerSecond: count / (stepMs / 1000),
       learningRate
     }
-    this.#c.onStep({ ...this.#last, jobId: this.#init.job.jobId, workers: results.filter(r => r != null).length, exchangeMs, stepMs })
+    this.#c.onStep({ ...this.#last, jobId: this.#init.job.jobId, workers: answered.length, exchangeMs, stepMs })
   }
 
   /**

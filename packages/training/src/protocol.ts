@@ -46,9 +46,14 @@ export function bytesToFloats (bytes: Uint8Array): Float32Array {
   return out
 }
 
-/** A slice's sums as a worker answers them; the gradient's bytes are not copied. */
+/** A slice's result as a worker answers it; the gradient's bytes are not copied. */
 export function stepResult (round: bigint, r: SliceResult): StepResponse {
   return { status: StepResponse.Status.OK, round, gradient: floatBytes(r.gradient), count: r.count, lossSum: r.lossSum, correct: r.correct, labels: r.labels, computeMs: r.computeMs, errorName: '', errorMessage: '' }
+}
+
+/** The result a worker answered, its gradient copied out of the message. */
+export function sliceOf (response: StepResponse): SliceResult {
+  return { gradient: bytesToFloats(response.gradient), count: response.count, lossSum: response.lossSum, correct: response.correct, labels: response.labels, computeMs: response.computeMs }
 }
 
 /** A step answered without gradients: the worker is out of sync, or failed with the error named. */

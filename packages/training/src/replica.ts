@@ -11,9 +11,9 @@ import type { Architecture, Samples } from './architecture.ts'
 import type { TrainingSpec } from './spec.ts'
 import type { Optimizer, OptimizerState, Schedule } from '@node-daemon/onnx'
 
-/** The sums a replica reports for a slice of a batch. */
+/** What a replica reports for a slice of a batch. */
 export interface SliceResult {
-  /** Sum over the samples of each sample's gradient, parameters concatenated in order. */
+  /** Mean over the samples of each sample's gradient, parameters concatenated in order. */
   gradient: Float32Array
   count: number
   lossSum: number
@@ -36,6 +36,27 @@ export function scheduleOf (spec: TrainingSpec, total: number): Schedule {
 function optimizerOf (spec: TrainingSpec, schedule: Schedule, architecture: Architecture, resume?: OptimizerState): Optimizer {
   if (spec.optimizer === 'sgd') return createSgd({ lr: schedule, momentum: spec.momentum, weightDecay: spec.weightDecay }, resume)
   return createAdamW({ lr: schedule, weightDecay: spec.weightDecay, decays: decaysMatrices(architecture.parameters) }, resume)
+}
+
+/**
+ * The mean gradient of a global batch from the mean gradients of its slices,
+ * each weighted by its share of the samples. The first slice's array becomes
+ * the result: one slice, the whole batch on one node, costs nothing.
+ */
+export function meanOfSlices (slices: Array<Pick<SliceResult, 'gradient' | 'count'>>): Float32Array {
+  const [first, ...rest] = slices.filter(s => s.count > 0)
+  if (first == null) throw new RangeError('no slice has samples')
+  if (rest.length === 0) return first.gradient
+  const total = rest.reduce((n, s) => n + s.count, first.count)
+  const mean = first.gradient
+  const w0 = first.count / total
+  for (let i = 0; i < mean.length; i++) mean[i] *= w0
+  for (const s of rest) {
+    const w = s.count / total
+    const g = s.gradient
+    for (let i = 0; i < mean.length; i++) mean[i] += g[i] * w
+  }
+  return mean
 }
 
 export class Replica {
@@ -108,8 +129,6 @@ export class Replica {
     }
     const out = await session.run(feeds, fetches)
     const n = indices.length
-    // The graph gives the mean over the slice; the coordinator wants sums, to divide by the global count.
-    for (let i = 0; i < gradient.length; i++) gradient[i] *= n
     const lossSum = (out.loss.data as Float32Array)[0] * n
     const correct = Number((out.correct.data as Float32Array)[0])
     return { gradient, count: n, lossSum, correct, labels, computeMs: performance.now() - t0 }

@@ -4,7 +4,7 @@ import { seededRandom } from '@node-daemon/onnx'
 import { architectureOf } from '../src/architecture.ts'
 import { Batches, split, totalSteps } from '../src/batches.ts'
 import { encodeTensorDataset, parseDataset } from '../src/dataset.ts'
-import { Replica } from '../src/replica.ts'
+import { meanOfSlices, Replica } from '../src/replica.ts'
 import { trainingSpec } from '../src/spec.ts'
 
 const F = 4
@@ -18,7 +18,7 @@ function samples (): ReturnType<ReturnType<typeof architectureOf>['samples']> {
   return architectureOf({ model_type: 'mlp-classifier', inputs: F, hidden: [8], classes: C }).samples(parseDataset(encodeTensorDataset({ features, labels, featureCount: F })))
 }
 
-/** Trains with every global batch split over `parts` replicas' slices, summed and averaged as the coordinator does. */
+/** Trains with every global batch split over `parts` replicas' slices, averaged as the coordinator does. */
 async function train (parts: number, optimizer: 'sgd' | 'adamw'): Promise<{ weights: Record<string, Float32Array>, accuracy: number }> {
   const architecture = architectureOf({ model_type: 'mlp-classifier', inputs: F, hidden: [8], classes: C })
   const data = samples()
@@ -30,18 +30,16 @@ async function train (parts: number, optimizer: 'sgd' | 'adamw'): Promise<{ weig
   let labels = 0
   try {
     for (let step = 0; step < total; step++) {
-      const sum = new Float32Array(replica.size)
-      let count = 0
+      const results = []
       for (const slice of split(batches.batch(step), parts)) {
         const r = await replica.compute(data, slice)
-        for (let i = 0; i < sum.length; i++) sum[i] += r.gradient[i]
-        count += r.count
+        results.push(r)
         if (step === total - 1) {
           correct += r.correct
           labels += r.labels
         }
       }
-      replica.apply(sum.map(v => v / count))
+      replica.apply(meanOfSlices(results))
     }
   } finally {
     await replica.release()
@@ -62,6 +60,17 @@ describe('data-parallel replicas', () => {
     const three = await train(3, 'sgd')
     assert.ok(maxDifference(one.weights, three.weights) < 1e-5, `differ by ${maxDifference(one.weights, three.weights)}`)
     assert.ok(three.accuracy > 0.8, `accuracy ${three.accuracy}`)
+  })
+
+  it('average slices by their share of the samples, reusing the first slice\'s array', () => {
+    const first = new Float32Array([1, 2])
+    const mean = meanOfSlices([{ gradient: new Float32Array([9, 9]), count: 0 }, { gradient: first, count: 3 }, { gradient: new Float32Array([5, -2]), count: 1 }])
+    assert.equal(mean, first)
+    assert.deepEqual(mean, new Float32Array([2, 1]))
+    const alone = new Float32Array([7])
+    assert.equal(meanOfSlices([{ gradient: alone, count: 4 }]), alone)
+    assert.deepEqual(alone, new Float32Array([7]))
+    assert.throws(() => meanOfSlices([{ gradient: new Float32Array(1), count: 0 }]), RangeError)
   })
 
   it('learns with AdamW too', async () => {
