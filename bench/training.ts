@@ -9,7 +9,9 @@
  * - the time from kill -9 of a worker in a three-node job to the next step
  *   made without it.
  * Figures come from the coordinator's training_progress events on
- * /api/v1/ws. Env: BENCH_TRAINING_STEPS (40) steps measured per figure.
+ * /api/v1/ws. Env: BENCH_TRAINING_STEPS (40) steps measured per figure;
+ * BENCH_ONLY, some of one,exchange,resume; BENCH_DAEMON_NODE_OPTIONS, extra
+ * Node flags for the daemons (--cpu-prof, say).
  */
 import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -19,12 +21,13 @@ import * as ort from 'onnxruntime-node'
 import { buildMlpLoss, buildTrainingGraph, createAdamW, clipGradNorm, gradientName, initMlpWeights, mlpParameterShapes, seededRandom, writeModel } from '@node-daemon/onnx'
 import { encodeTensorDataset } from '@node-daemon/training'
 import { withCleanup } from './lib/cleanup.ts'
-import { numberFromEnv, say } from './lib/cli.ts'
+import { numberFromEnv, onlyFromEnv, say } from './lib/cli.ts'
 import { spawnDaemon } from './lib/daemon.ts'
 import type { MlpConfig } from '@node-daemon/onnx'
 import type { DaemonProcess } from './lib/daemon.ts'
 import type { Cleanup } from './lib/cleanup.ts'
 
+const PARTS = ['one', 'exchange', 'resume'] as const
 const BATCH = 64
 const ROWS = 1024
 const CLASSES = 10
@@ -107,7 +110,7 @@ async function plainLoop (config: MlpConfig, steps: number): Promise<number> {
 }
 
 async function start (cleanup: Cleanup, label: string, bootstrap?: DaemonProcess): Promise<DaemonProcess> {
-  const d = await spawnDaemon({ label, repo: await mkdtemp(join(tmpdir(), `bench-training-${label}-`)), config: CONFIG, args: bootstrap == null ? [] : ['--bootstrap', bootstrap.swarmAddr], signal: cleanup.signal })
+  const d = await spawnDaemon({ label, repo: await mkdtemp(join(tmpdir(), `bench-training-${label}-`)), config: CONFIG, args: bootstrap == null ? [] : ['--bootstrap', bootstrap.swarmAddr], nodeOptions: process.env.BENCH_DAEMON_NODE_OPTIONS, signal: cleanup.signal })
   cleanup.defer(async () => d.stop())
   return d
 }
@@ -117,39 +120,52 @@ export async function main (): Promise<number> {
   const small: MlpConfig = { inputs: 512, hidden: [1024, 512], classes: CLASSES }
   const large: MlpConfig = { inputs: 1024, hidden: [2048, 2048, 2048], classes: CLASSES }
   const params = (c: MlpConfig): number => mlpParameterShapes(c).reduce((n, s) => n + s.dims.reduce((a, b) => a * b, 1), 0)
+  const only = onlyFromEnv(PARTS, 'part')
   return withCleanup(async (cleanup) => {
     const a = await start(cleanup, 'a')
-    const b = await start(cleanup, 'b', a)
-    const c = await start(cleanup, 'c', a)
-    await new Promise(resolve => setTimeout(resolve, 3000))
     const epochs = Math.ceil((steps + 3) * BATCH / ROWS)
     const request = (config: MlpConfig, cid: string, nodes: number | string[]): Record<string, unknown> => ({ dataset: cid, model: { model_type: 'mlp-classifier', ...config }, batch_size: BATCH, epochs, learning_rate: 1e-3, checkpoint_every: 100_000, nodes })
-
     const smallData = await addDataset(a, dataset(small.inputs))
-    const plain = await plainLoop(small, steps)
-    const one = await job(a, request(small, smallData, 1))
-    const ours = median(one.slice(3).map(s => s.samples_per_second))
-    say(`samples/s on one node, ${params(small)} parameters, batch ${BATCH}: ${ours.toFixed(0)} = ${(ours / plain).toFixed(2)} x the plain onnxruntime loop's ${plain.toFixed(0)} (target >= 0.9)`)
 
-    for (const [name, config] of [['1M', small], ['10M', large]] as const) {
-      const cid = config === small ? smallData : await addDataset(a, dataset(config.inputs))
-      const two = (await job(a, request(config, cid, [a.peerId, b.peerId]))).slice(3)
-      // A step the other node dropped out of measures one node, not an exchange.
-      const alone = two.filter(s => s.workers !== 2).length
-      if (alone > 0) throw new Error(`${alone} of ${two.length} steps of the two-node ${name} job ran without the second node; its error is in /api/v1/training/status`)
-      const exchange = two.reduce((n, s) => n + s.exchange_ms, 0) / two.reduce((n, s) => n + s.step_ms, 0)
-      say(`gradient exchange on two nodes, ${name} (${params(config)} parameters): ${(exchange * 100).toFixed(1)}% of step time (target <= 15%), median step ${median(two.map(s => s.step_ms)).toFixed(0)} ms`)
+    if (only.has('one')) {
+      // The plain loop runs before and after the job, so that a neighbour's load that comes or goes weighs on both sides alike.
+      const before = await plainLoop(small, steps)
+      const one = await job(a, request(small, smallData, 1))
+      const plain = (before + await plainLoop(small, steps)) / 2
+      const ours = median(one.slice(3).map(s => s.samples_per_second))
+      say(`samples/s on one node, ${params(small)} parameters, batch ${BATCH}: ${ours.toFixed(0)} = ${(ours / plain).toFixed(2)} x the plain onnxruntime loop's ${plain.toFixed(0)} (target >= 0.9)`)
     }
 
-    let killedAt = 0
-    const three = await job(a, { ...request(small, smallData, [a.peerId, b.peerId, c.peerId]), epochs: epochs * 2 }, async (seen) => {
-      if (killedAt === 0 && seen.length >= 10) {
-        await c.kill()
-        killedAt = performance.now()
+    // The other nodes start once the one-node figure is taken: an idle daemon still takes a share of two cores.
+    const b = only.has('exchange') || only.has('resume') ? await start(cleanup, 'b', a) : undefined
+    const c = only.has('resume') ? await start(cleanup, 'c', a) : undefined
+    await new Promise(resolve => setTimeout(resolve, 3000))
+
+    if (only.has('exchange') && b != null) {
+      for (const [name, config] of [['1M', small], ['10M', large]] as const) {
+        const cid = config === small ? smallData : await addDataset(a, dataset(config.inputs))
+        const two = (await job(a, request(config, cid, [a.peerId, b.peerId]))).slice(3)
+        // A step the other node dropped out of measures one node, not an exchange.
+        const alone = two.filter(s => s.workers !== 2).length
+        if (alone > 0) throw new Error(`${alone} of ${two.length} steps of the two-node ${name} job ran without the second node; its error is in /api/v1/training/status`)
+        const exchange = two.reduce((n, s) => n + s.exchange_ms, 0) / two.reduce((n, s) => n + s.step_ms, 0)
+        say(`gradient exchange on two nodes, ${name} (${params(config)} parameters): ${(exchange * 100).toFixed(1)}% of step time (target <= 15%), median step ${median(two.map(s => s.step_ms)).toFixed(0)} ms`)
       }
-    })
-    const next = three.find(s => s.at > killedAt && s.workers === 2)
-    say(`resume after kill -9 of a worker: the next step without it ${next == null ? 'never came' : `${(next.at - killedAt).toFixed(0)} ms later`}; median step ${median(three.map(s => s.step_ms)).toFixed(0)} ms`)
+    }
+
+    if (only.has('resume') && b != null && c != null) {
+      let killedAt = 0
+      const three = await job(a, { ...request(small, smallData, [a.peerId, b.peerId, c.peerId]), epochs: epochs * 2 }, async (seen) => {
+        if (killedAt === 0 && seen.length >= 10) {
+          await c.kill()
+          killedAt = performance.now()
+        }
+      })
+      const before = three.filter(s => s.at < killedAt)
+      if (before.some(s => s.workers !== 3)) throw new Error('the three-node job ran without all three nodes before the kill')
+      const next = three.find(s => s.at > killedAt && s.workers === 2)
+      say(`resume after kill -9 of a worker: the next step without it ${next == null ? 'never came' : `${(next.at - killedAt).toFixed(0)} ms later`}; median step ${median(three.map(s => s.step_ms)).toFixed(0)} ms`)
+    }
     return 0
   })
 }
