@@ -3,8 +3,10 @@
  * classifier and a small GPT trained on 2 and 3 nodes end with the weights
  * of training on one node with the same global batch and seed; the loss
  * falls; the trained model downloads as one ONNX file that onnxruntime runs,
- * and the language model is served by the inference API at once; and a
- * worker killed mid-job is dropped while the job goes on to completion.
+ * and the language model is served by the inference API at once; a worker
+ * killed mid-job is dropped while the job goes on to completion; and when
+ * the coordinator is killed, a worker takes the job over from the last
+ * checkpoint and completes it.
  *
  * On two, document 004's external workers: a worker in this process
  * connected to one node, and a `node-daemon worker` process connected to the
@@ -250,5 +252,29 @@ describe('training across a three-node cluster', () => {
     assert.equal(bad.status, 400, JSON.stringify(bad.body))
     const missing = await call(first, '/api/v1/training/status?session_id=training_9999')
     assert.equal(missing.status, 404)
+  })
+
+  it('hands a job whose coordinator died to a worker, which resumes from the last checkpoint and completes it', async () => {
+    const [, second, third] = cluster.members
+    if (!third.alive) await cluster.restart(third)
+    await agreedLeader(cluster.live())
+    const dataset = await addDataset(second, 'blobs-takeover', blobs(600, 4))
+    const session = await train(second, { dataset, model: CLASSIFIER, epochs: 30, batch_size: 30, learning_rate: 0.02, seed: 3, checkpoint_every: 25, nodes: 3 })
+    const running = await waitFor('a checkpoint after the first', async () => {
+      const { body } = await call(second, `/api/v1/training/status?session_id=${session}`)
+      return body.checkpoints.length >= 2 ? body : undefined
+    }, 120_000)
+    const old = cluster.members.find(m => m.peerId === running.coordinator)
+    assert.ok(old != null, `the coordinator ${running.coordinator} is not a member`)
+    await cluster.kill(old)
+    const survivor = cluster.live()[0]
+    const done = await finished(survivor, session)
+    assert.equal(done.status, 'completed', JSON.stringify(done))
+    assert.notEqual(done.coordinator, old.peerId)
+    assert.equal(done.progress.step, 600)
+    assert.ok(done.progress.accuracy > 0.9, `accuracy ${done.progress.accuracy}`)
+    assert.equal(done.nodes.find((n: any) => n.id === old.peerId).status, 'dropped')
+    const model = await fetch(`${survivor.api}/api/v1/models/${done.model_id}/download`)
+    assert.equal(model.status, 200)
   })
 })
