@@ -71,12 +71,12 @@ describe('a cluster of five daemons', () => {
     assert.ok(voter != null && learner != null, JSON.stringify(before))
     await cluster.kill(voter)
     const rest = cluster.live()
-    const after = await waitFor('a learner promoted in place of the dead voter', async () => {
+    // Until the joint change is left, the dead voter is an outgoing voter and no learner yet: a busy machine shows that state for longer.
+    const after = await waitFor('a learner promoted in place of the dead voter, which stays a member as a learner', async () => {
       const s = await consensus(rest[0])
-      return s.voters.length === 3 && !s.voters.includes(voter.peerId) ? s : undefined
+      return s.voters.length === 3 && !s.voters.includes(voter.peerId) && s.learners.includes(voter.peerId) ? s : undefined
     }, 60_000)
     assert.ok(after.voters.includes(learner.peerId))
-    assert.ok(after.learners.includes(voter.peerId), 'the dead voter stays a member, as a learner')
     const cid = await addBytes(rest[0], 'after the promotion')
     const res = await call(rest[1], '/api/v0/cluster/pin/add', { json: { cid, replication_factor: 2 } })
     assert.equal(res.status, 200)
