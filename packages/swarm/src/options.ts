@@ -100,7 +100,9 @@ export function swarmOptions (init: SwarmInit): Libp2pOptions<SwarmServices> {
     metrics: init.metricsRegistry == null ? undefined : prometheusMetrics({ registry: init.metricsRegistry, collectDefaultMetrics: false, preserveExistingMetrics: true }),
     services: {
       identify: identify(),
-      ping: ping(),
+      // libp2p's connection monitor pings every connection over this protocol and aborts the connection when a ping fails. With ping's
+      // default of one stream, a ping still closing on a busy node made the next one fail, which took training and bitswap streams down with it.
+      ping: ping({ maxOutboundStreams: 4, maxInboundStreams: 4 }),
       dht: kadDHT({ clientMode: false, peerInfoMapper: passthroughMapper, ...dhtProtocol, ...init.dhtRecords }),
       pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: true, fallbackToFloodsub: false, fastMsgIdFn: fastMessageId })
     }

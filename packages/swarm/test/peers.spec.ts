@@ -34,6 +34,18 @@ describe('swarm', () => {
     }
   })
 
+  it('pings a peer while an earlier ping stream is still open, as under load', async () => {
+    await connect(b, a.getMultiaddrs()[0].toString())
+    // A ping still closing when the connection monitor's next one starts: with ping's default of one stream, the second failed and the monitor aborted the connection.
+    const lingering = await b.dialProtocol(a.peerId, '/ipfs/ping/1.0.0')
+    try {
+      const rtt = await b.services.ping.ping(a.peerId, { signal: AbortSignal.timeout(5_000) })
+      assert.ok(rtt >= 0)
+    } finally {
+      lingering.abort(new Error('test over'))
+    }
+  })
+
   it('connects by a /p2p/ multiaddr and lists the connection', async () => {
     const peer = await connect(b, a.getMultiaddrs()[0].toString())
     assert.equal(peer, a.peerId.toString())
