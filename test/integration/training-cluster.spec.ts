@@ -114,6 +114,16 @@ describe('external training workers (document 004)', () => {
 
     const difference = maxDifference(await weightsOf(a, alone.checkpoint_cid), await weightsOf(a, done.checkpoint_cid))
     assert.ok(difference < 2e-3, `the weights differ by ${difference}`)
+
+    // Document 004's clients: each node lists the workers connected to it, with the job they worked on.
+    const clients = await call(b, '/api/clients')
+    const listed = clients.body.clients.filter((c: any) => c.external === true)
+    assert.deepEqual(listed.map((c: any) => [c.id, c.via]), [['relayed', b.peerId]])
+    assert.equal(clients.body.total, 3)
+    const client = await call(b, '/api/clients/relayed')
+    assert.equal(client.status, 200, JSON.stringify(client.body))
+    assert.ok(client.body.tasks.some((t: any) => `training_${String(t.id)}` === session), JSON.stringify(client.body.tasks))
+    assert.equal((await call(a, '/api/clients/relayed')).status, 404)
   })
 
   it('goes on without a worker that disconnects, and records that it left', async () => {

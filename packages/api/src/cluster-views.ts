@@ -3,9 +3,10 @@
  * the API documents give them. Routes fetch, these shape; nothing here
  * decides anything.
  */
-import { usageOf } from '@node-daemon/cluster'
+import { usageOf, workedOn } from '@node-daemon/cluster'
 import type { ConsensusStatus, Decision, JobRecord, ModelRecord, NodeView, PinRecord, PinStatusReport, Resources } from '@node-daemon/cluster'
 import type { PeerConnection } from '@node-daemon/swarm'
+import type { ExternalWorkerView } from '@node-daemon/training'
 
 const MIB = 1024 * 1024
 
@@ -308,9 +309,32 @@ export function clientJson (v: NodeView): object {
   }
 }
 
+/**
+ * An external worker process as document 004 shows a client: the figures of
+ * its last heartbeat (percent), and `via`, the node it is connected to.
+ */
+export function externalClientJson (w: ExternalWorkerView, via: string): object {
+  const info = w.systemInfo ?? {}
+  return {
+    id: w.id,
+    status: 'active',
+    external: true,
+    via,
+    resources: {
+      cpu: info.cpu_usage == null ? {} : { usage: info.cpu_usage },
+      ram: info.ram_usage == null ? {} : { usage: info.ram_usage },
+      gpu: info.gpu_usage == null ? [] : [{ id: 0, usage: info.gpu_usage }]
+    },
+    connected_at: w.connectedAt,
+    last_seen: w.lastSeen,
+    job_id: w.jobId ?? null,
+    steps: w.steps
+  }
+}
+
 /** Document 004's `tasks` and `performance` of a client, from the jobs it worked on. */
-export function clientWork (jobs: JobRecord[], nodeId: string): { tasks: object[], performance: object } {
-  const mine = jobs.filter(j => j.worker === nodeId)
+export function clientWork (jobs: JobRecord[], clientId: string): { tasks: object[], performance: object } {
+  const mine = jobs.filter(j => workedOn(j, clientId))
   const completed = mine.filter(j => j.status === 'completed')
   const failed = mine.filter(j => j.status === 'failed').length
   const timed = completed.filter(j => j.startedAt != null && j.completedAt != null)

@@ -169,10 +169,13 @@ export function meanUsage (nodes: NodeView[]): ResourceUsage {
   }
 }
 
-/** Document 004's system metrics: clients are the cluster's nodes, active when online and not drained. */
-export function systemMetricsJson (nodes: NodeView[], jobs: JobRecord[]): object {
+/**
+ * Document 004's system metrics: clients are the cluster's nodes, active
+ * when online and not drained, and the external workers connected to this node.
+ */
+export function systemMetricsJson (nodes: NodeView[], jobs: JobRecord[], externalWorkers = 0): object {
   return {
-    clients: { total: nodes.length, active: nodes.filter(n => nodeStatus(n) === 'active').length },
+    clients: { total: nodes.length + externalWorkers, active: nodes.filter(n => nodeStatus(n) === 'active').length + externalWorkers },
     tasks: { total: jobs.length, ...Object.fromEntries(TASK_STATUSES.map(s => [s, jobs.filter(j => TASK_STATUS[j.status] === s).length])) },
     resources: meanUsage(nodes)
   }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import {
-  clientJson, clientWork, humanSize, latencies, modelJson, modelsOn, nodeJson, nodeStatus, peersJson,
+  clientJson, clientWork, externalClientJson, humanSize, latencies, modelJson, modelsOn, nodeJson, nodeStatus, peersJson,
   pinStatusJson, replicasJson, replicationState, topologyJson, trafficJson, usage, usagePercent
 } from '../src/cluster-views.ts'
 import type { JobRecord, ModelRecord, NodeView, PinRecord, PinStatusReport, Resources } from '@node-daemon/cluster'
@@ -178,5 +178,25 @@ describe('cluster views', () => {
     assert.deepEqual(work.tasks.map((t: any) => t.id), [1, 2, 3, 5])
     assert.deepEqual(work.performance, { completed_tasks: 2, average_time: 20, success_rate: 2 / 3 })
     assert.deepEqual(clientWork([], 'a').performance, { completed_tasks: 0, average_time: null, success_rate: null })
+  })
+
+  it('counts a training job among the tasks of every worker that took a rank of it', () => {
+    const training = { ...job(6, 'a', 'completed', 10), training: { workers: [{ id: 'a', rank: 0, status: 'training' }, { id: 'w1', via: 'b', rank: 1, status: 'left' }] } } as unknown as JobRecord
+    assert.deepEqual(clientWork([training, job(7, 'b', 'completed', 5)], 'w1').tasks.map((t: any) => t.id), [6])
+  })
+
+  it('shows an external worker with the figures of its last heartbeat and the node it is connected to', () => {
+    const json = externalClientJson({ id: 'w1', connectedAt: 't0', lastSeen: 't1', jobId: 4, systemInfo: { cpu_usage: 12.5, ram_usage: 40 }, steps: 9 }, 'node-b') as Record<string, any>
+    assert.deepEqual(json, {
+      id: 'w1',
+      status: 'active',
+      external: true,
+      via: 'node-b',
+      resources: { cpu: { usage: 12.5 }, ram: { usage: 40 }, gpu: [] },
+      connected_at: 't0',
+      last_seen: 't1',
+      job_id: 4,
+      steps: 9
+    })
   })
 })

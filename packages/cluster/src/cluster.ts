@@ -18,7 +18,7 @@ import { MembershipManager } from './membership.ts'
 import { PinTracker } from './pin-tracker.ts'
 import { measureResources } from './resources.ts'
 import { ClusterRpc } from './rpc.ts'
-import { ClusterState } from './state.ts'
+import { ClusterState, workedOn } from './state.ts'
 import { connect } from '@node-daemon/swarm'
 import type { CommandBody, TrainingChange } from './commands.ts'
 import type { MembershipView } from './membership.ts'
@@ -761,7 +761,7 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
     for (const job of [...this.state.jobs.values()].reverse()) {
       if (out.length >= limit) break
       if (statuses != null && !statuses.has(job.status)) continue
-      if (query.worker != null && job.worker !== query.worker) continue
+      if (query.worker != null && !workedOn(job, query.worker)) continue
       out.push(structuredClone(job))
     }
     return out

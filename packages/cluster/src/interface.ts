@@ -100,7 +100,7 @@ export interface ConsensusStatus {
 export interface JobQuery {
   /** Only jobs in one of these states. */
   status?: JobStatus | JobStatus[]
-  /** Only jobs this node worked on. */
+  /** Only jobs this node or external worker worked on: ran it, or took a rank of its training. */
   worker?: string
   /** Default 100. */
   limit?: number

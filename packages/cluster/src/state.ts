@@ -674,3 +674,8 @@ export class ClusterState implements StateMachine {
 function clone<T> (value: T): T {
   return structuredClone(value)
 }
+
+/** Whether a node or an external worker worked on a job: ran it, or took a rank of its training. */
+export function workedOn (job: JobRecord, id: string): boolean {
+  return job.worker === id || job.training?.workers.some(w => w.id === id) === true
+}

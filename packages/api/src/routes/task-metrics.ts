@@ -10,12 +10,12 @@ import type { Static } from 'typebox'
 export const taskMetricRoutes: Routes = (app, { node }) => {
   familyRoutes(app, taskShape(), (scope) => {
     scope.get('/api/metrics', {
-      schema: { querystring: LocalQuery, tags: ['tasks'], summary: 'Clients (cluster nodes), tasks by status, and the mean usage of the online nodes in percent' }
+      schema: { querystring: LocalQuery, tags: ['tasks'], summary: 'Clients (cluster nodes and the workers connected to this node), tasks by status, and the mean usage of the online nodes in percent' }
     }, async (_request, reply) => {
       const options = readOptions(reply)
       // The whole job table (it is bounded), to count every task.
       const [nodes, jobs] = await Promise.all([node.cluster.nodes(options), node.cluster.jobs({ limit: Infinity }, options)])
-      return { ...systemMetricsJson(nodes, jobs), timestamp: new Date().toISOString() }
+      return { ...systemMetricsJson(nodes, jobs, node.training.externalWorkers().length), timestamp: new Date().toISOString() }
     })
 
     scope.get('/api/metrics/tasks/:taskId', {

@@ -346,7 +346,8 @@ export interface TestServer {
 
 /**
  * The API server over a stub Node: the fake inference, the job table of its
- * tasks, a metrics registry, a version, and content for `files`. Listens on 127.0.0.1 on a free port.
+ * tasks, a metrics registry, a version, content for `files`, and no external
+ * training workers. Listens on 127.0.0.1 on a free port.
  */
 export async function startServer (files: FakeFiles = {}): Promise<TestServer> {
   const inference = fakeInference()
@@ -355,7 +356,8 @@ export async function startServer (files: FakeFiles = {}): Promise<TestServer> {
     metrics: new Registry(),
     version: () => ({ version: '0.1.0-test', commit: 'test', buildDate: '2025-01-01', node: process.version, system: process.platform, repo: '1' }),
     content: fakeContent(files),
-    cluster: fakeCluster(inference)
+    cluster: fakeCluster(inference),
+    training: { externalWorkers: () => [] }
   } as unknown as Node
   const app = await createApiServer(node)
   const url = await app.listen({ host: '127.0.0.1', port: 0 })
