@@ -111,7 +111,19 @@ export class Replica {
     return session
   }
 
-  /** Loss and gradient sums over `indices` of the samples, at the current weights. */
+  /** Each parameter's part of a flat array that holds them all in order: views, not copies. */
+  #parts (flat: Float32Array): Record<string, Float32Array> {
+    const parts: Record<string, Float32Array> = {}
+    let at = 0
+    for (const p of this.architecture.parameters) {
+      const length = p.dims.reduce((a, b) => a * b, 1)
+      parts[p.name] = flat.subarray(at, at + length)
+      at += length
+    }
+    return parts
+  }
+
+  /** The loss sum and the mean gradient over `indices` of the samples, at the current weights. */
   async compute (samples: Samples, indices: ArrayLike<number>): Promise<SliceResult> {
     const t0 = performance.now()
     const gradient = new Float32Array(this.#size)
@@ -120,12 +132,10 @@ export class Replica {
     const { feeds, labels } = this.architecture.feeds(samples, indices)
     // onnxruntime writes each parameter's gradient straight into its place in the one array that is sent: no copy, no garbage.
     const fetches: Record<string, ort.Tensor | null> = { loss: null, correct: null }
-    let at = 0
+    const parts = this.#parts(gradient)
     for (const p of this.architecture.parameters) {
       feeds[p.name] = new ort.Tensor('float32', this.weights[p.name], p.dims)
-      const length = p.dims.reduce((a, b) => a * b, 1)
-      fetches[gradientName(p.name)] = new ort.Tensor('float32', gradient.subarray(at, at + length), p.dims)
-      at += length
+      fetches[gradientName(p.name)] = new ort.Tensor('float32', parts[p.name], p.dims)
     }
     const out = await session.run(feeds, fetches)
     const n = indices.length
@@ -136,13 +146,7 @@ export class Replica {
 
   /** Applies the mean gradient of a step: clipping, then one optimizer step. Returns the learning rate used. `mean` is left as it is. */
   apply (mean: Float32Array): number {
-    const grads: Record<string, Float32Array> = {}
-    let at = 0
-    for (const p of this.architecture.parameters) {
-      const length = p.dims.reduce((a, b) => a * b, 1)
-      grads[p.name] = mean.subarray(at, at + length)
-      at += length
-    }
+    const grads = this.#parts(mean)
     // Clipping scales as the optimizer reads: the caller's copy may still be sent to other replicas.
     const gradientScale = this.spec.clipNorm > 0 ? clipScale(grads, this.spec.clipNorm) : 1
     const lr = this.#optimizer.step(this.weights, grads, { gradientScale })
