@@ -50,13 +50,17 @@ export function globalNorm (grads: TensorMap): number {
  * `maxNorm`, with PyTorch's 1e-6 guard; 1 when it is under already.
  */
 export function clipScale (grads: TensorMap, maxNorm: number): number {
-  return Math.min(1, maxNorm / (globalNorm(grads) + 1e-6))
+  return scaleForNorm(globalNorm(grads), maxNorm)
+}
+
+function scaleForNorm (norm: number, maxNorm: number): number {
+  return Math.min(1, maxNorm / (norm + 1e-6))
 }
 
 /** Scales all gradients in place so that their global norm is at most `maxNorm`; returns the norm before clipping. */
 export function clipGradNorm (grads: TensorMap, maxNorm: number): number {
   const norm = globalNorm(grads)
-  const scale = maxNorm / (norm + 1e-6)
+  const scale = scaleForNorm(norm, maxNorm)
   if (scale < 1) for (const g of Object.values(grads)) for (let i = 0; i < g.length; i++) g[i] *= scale
   return norm
 }
