@@ -109,8 +109,9 @@ describe('windowedWalker', () => {
       taken++
     }
     assert.equal(taken, blocks.size)
-    assert.ok(held <= 6, `${held} blocks held at once`)
-    assert.equal(store.most, 6, 'the window was never full')
+    // Reads in flight alone may never reach 6 on a loaded machine, where blocks wait, read, for the pinner.
+    assert.equal(held, 6, 'the window was never full')
+    assert.ok(store.most > 1, 'blocks not local were read one at a time')
   })
 
   it('keeps the bytes in the window under maxBytes, by the sizes the links give', async () => {
