@@ -7,6 +7,7 @@
  */
 import { readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
+import { appendedKeyValues } from '@node-daemon/onnx'
 import * as ort from 'onnxruntime-node'
 import { ContextLengthError, InvalidModelError, UnsupportedModelError } from './errors.ts'
 import { TextCodec } from './text.ts'
@@ -73,18 +74,36 @@ async function readModelFiles (dir: string): Promise<ModelFiles> {
  */
 const SMALL_MODEL_BYTES = 64 * 1_048_576
 
-async function createSession (dir: string, size: number, options: LoadOptions): Promise<ort.InferenceSession> {
+/**
+ * A model.onnx up to this size is rewritten to return only the keys and
+ * values each step adds (appendedKeyValues). A larger one would be held in
+ * memory twice more while it loads, so it runs as exported.
+ */
+const REWRITE_MAX_BYTES = 512 * 1_048_576
+
+interface Session {
+  session: ort.InferenceSession
+  /** From appendedKeyValues, when the graph was rewritten. */
+  appended?: Record<string, string>
+}
+
+async function createSession (dir: string, size: number, options: LoadOptions): Promise<Session> {
+  // Spinning threads burn the cores that other sessions and the event loop need between runs.
+  const config: Record<string, unknown> = { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } }
   const session: ort.InferenceSession.SessionOptions = {
     executionProviders: options.executionProvider === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
     graphOptimizationLevel: 'all',
-    // Spinning threads burn the cores that other sessions and the event loop need between runs.
-    extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } }
+    extra: { session: config }
   }
   const threads = options.threads ?? (size < SMALL_MODEL_BYTES ? 1 : undefined)
   if (threads != null) session.intraOpNumThreads = threads
+  const path = join(dir, 'model.onnx')
   try {
-    // From the path, so that onnxruntime finds external data next to it.
-    return await ort.InferenceSession.create(join(dir, 'model.onnx'), session)
+    const rewritten = (await stat(path)).size <= REWRITE_MAX_BYTES ? appendedKeyValues(await readFile(path)) : undefined
+    if (rewritten == null) return { session: await ort.InferenceSession.create(path, session) }
+    // Loaded from bytes, onnxruntime would look for external data in the working directory.
+    config.model_external_initializers_file_folder_path = dir
+    return { session: await ort.InferenceSession.create(rewritten.model, session), appended: rewritten.outputs }
   } catch (err: any) {
     throw new InvalidModelError(`model.onnx: ${err.message}`)
   }
@@ -108,7 +127,7 @@ export type LoadedModel = CausalLM | Encoder
 export async function loadModel (dir: string, options: LoadOptions = {}): Promise<LoadedModel> {
   const files = await readModelFiles(dir)
   options.signal?.throwIfAborted()
-  const session = await createSession(dir, files.size, options)
+  const { session, appended } = await createSession(dir, files.size, options)
   if (options.signal?.aborted === true) {
     await session.release()
     options.signal.throwIfAborted()
@@ -122,7 +141,7 @@ export async function loadModel (dir: string, options: LoadOptions = {}): Promis
     config: files.config,
     generation: files.generation
   })
-  if (session.outputNames.includes('logits')) return new CausalLM(session, files.codec, info('causal-lm'))
+  if (session.outputNames.includes('logits')) return new CausalLM(session, files.codec, info('causal-lm'), appended)
   if (session.outputNames.includes('last_hidden_state')) return new Encoder(session, files.codec, info('encoder'))
   await session.release()
   throw new UnsupportedModelError(`model.onnx has neither logits nor last_hidden_state among its outputs (${session.outputNames.join(', ')})`)
@@ -149,6 +168,26 @@ export interface BatchCache {
 
 const int64 = (values: ArrayLike<number>, dims: number[]): ort.Tensor => new ort.Tensor('int64', BigInt64Array.from(Array.from(values, BigInt)), dims)
 
+/**
+ * Keys or values of a cache grown by a step's, [rows, heads, length, head
+ * size] each, written into buffer `i` of a set of reused buffers.
+ */
+function grow (set: Float32Array[], i: number, past: ort.Tensor, added: ort.Tensor): ort.Tensor {
+  const [rows, heads, length, size] = past.dims
+  const step = added.dims[2]
+  const total = length + step
+  const volume = rows * heads * total * size
+  if ((set[i]?.length ?? 0) < volume) set[i] = new Float32Array(Math.max(volume, 2 * (set[i]?.length ?? 0)))
+  const data = set[i].subarray(0, volume)
+  const from = past.data as Float32Array
+  const add = added.data as Float32Array
+  for (let plane = 0; plane < rows * heads; plane++) {
+    data.set(from.subarray(plane * length * size, (plane + 1) * length * size), plane * total * size)
+    data.set(add.subarray(plane * step * size, (plane + 1) * step * size), (plane * total + length) * size)
+  }
+  return new ort.Tensor('float32', data, [rows, heads, total, size])
+}
+
 /** A decoder-only LM with a KV cache; `forward` runs one step for a batch of sequences. */
 export class CausalLM {
   readonly kind = 'causal-lm'
@@ -160,19 +199,26 @@ export class CausalLM {
   readonly headDim: number
   readonly #positionIds: boolean
   /**
-   * Two sets of buffers that decoding steps write their keys, values and
-   * logits into, in turn, so that a step reads the cache the previous one
-   * wrote while writing the other set: no allocation per token, which in a
-   * daemon's large heap costs more in GC than the step itself. They grow by
-   * doubling as sequences lengthen.
+   * For each `present.*` output, the output that holds only what a step adds
+   * (appendedKeyValues), when the graph was rewritten so: the cache then
+   * grows here instead of being allocated again by every step.
+   */
+  readonly #appended?: Record<string, string>
+  /**
+   * Two sets of buffers that decoding steps grow the cache into, in turn, so
+   * that a step reads the cache the previous one wrote while writing the
+   * other set: no allocation per token, which in a daemon's large heap costs
+   * more in GC than the step itself. They grow by doubling as sequences
+   * lengthen.
    */
   readonly #buffers: Float32Array[][] = [[], []]
   #parity = 0
 
-  constructor (session: ort.InferenceSession, codec: TextCodec, info: ModelInfo) {
+  constructor (session: ort.InferenceSession, codec: TextCodec, info: ModelInfo, appended?: Record<string, string>) {
     this.session = session
     this.codec = codec
     this.info = info
+    this.#appended = appended
     const pasts = session.inputNames.filter(n => /^past_key_values\.\d+\.key$/.test(n))
     if (pasts.length === 0 || !session.inputNames.includes('input_ids')) {
       throw new UnsupportedModelError('a causal LM needs input_ids and past_key_values.N.key/value inputs (an export with a KV cache)')
@@ -194,7 +240,8 @@ export class CausalLM {
    * One forward pass. Without a cache, `rows` are prompts, left-padded to the
    * longest; with one, every row adds one token to its sequence. Returns the
    * logits of each row's last token and the grown cache. After a decoding
-   * step both live in reused buffers: valid until the step after the next.
+   * step of a rewritten graph the cache lives in reused buffers: valid until
+   * the step after the next.
    */
   async forward (rows: number[][], cache?: BatchCache, signal?: AbortSignal): Promise<{ logits: Float32Array[], cache: BatchCache }> {
     const batch = rows.length
@@ -227,37 +274,23 @@ export class CausalLM {
       feeds[`past_key_values.${l}.value`] = cache?.kv[2 * l + 1] ?? new ort.Tensor('float32', empty, [batch, this.kvHeads, 0, this.headDim])
     }
     signal?.throwIfAborted()
-    const out = cache == null ? await this.session.run(feeds) : await this.session.run(feeds, this.#fetches(batch, total))
+    const out = await this.session.run(feeds)
     const logits = out.logits.data as Float32Array
     const vocab = out.logits.dims[2]
+    // Without a cache, what a step adds is the whole present.
+    const set = cache != null && this.#appended != null ? this.#buffers[this.#parity ^= 1] : undefined
     const kv: ort.Tensor[] = []
-    for (let l = 0; l < this.layers; l++) kv.push(out[`present.${l}.key`], out[`present.${l}.value`])
+    for (let l = 0; l < this.layers; l++) {
+      for (const part of ['key', 'value']) {
+        const present = `present.${l}.${part}`
+        const added = this.#appended?.[present]
+        kv.push(added == null ? out[present] : set == null || cache == null ? out[added] : grow(set, kv.length, cache.kv[kv.length], out[added]))
+      }
+    }
     return {
       logits: rows.map((_, b) => logits.subarray((b * step + step - 1) * vocab, (b * step + step) * vocab)),
       cache: { length: total, pads, kv }
     }
-  }
-
-  /** Output tensors over the next set of reused buffers, for a decoding step of `rows` rows to `total` positions. */
-  #fetches (rows: number, total: number): Record<string, ort.Tensor> {
-    const set = this.#buffers[this.#parity]
-    this.#parity = 1 - this.#parity
-    const meta = this.session.outputMetadata.find(m => m.name === 'logits')
-    // Only where the graph states the vocabulary: a wrong guess would fail the run.
-    const vocab = meta?.isTensor === true ? meta.shape[2] : undefined
-    const buffer = (i: number, size: number): Float32Array => {
-      if ((set[i]?.length ?? 0) < size) set[i] = new Float32Array(Math.max(size, 2 * (set[i]?.length ?? 0)))
-      return set[i].subarray(0, size)
-    }
-    const size = rows * this.kvHeads * total * this.headDim
-    const shape = [rows, this.kvHeads, total, this.headDim]
-    const fetches: Record<string, ort.Tensor> = {}
-    for (let l = 0; l < this.layers; l++) {
-      fetches[`present.${l}.key`] = new ort.Tensor('float32', buffer(2 * l, size), shape)
-      fetches[`present.${l}.value`] = new ort.Tensor('float32', buffer(2 * l + 1, size), shape)
-    }
-    if (typeof vocab === 'number') fetches.logits = new ort.Tensor('float32', buffer(2 * this.layers, rows * vocab), [rows, 1, vocab])
-    return fetches
   }
 
   /**

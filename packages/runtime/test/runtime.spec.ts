@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict'
-import { rm } from 'node:fs/promises'
+import { readFile, rm } from 'node:fs/promises'
+import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import { appendedKeyValues } from '@node-daemon/onnx'
 import { Runtime } from '../src/runtime.ts'
 import { bareGreedy } from './helpers/bare-greedy.ts'
 import { tinyModels } from './helpers/tiny-models.ts'
@@ -48,6 +50,23 @@ describe('Runtime', () => {
     assert.equal(stats.promptTokens, ids.length)
     assert.equal(chunks.join(''), stats.text, 'the streamed chunks add up to the text')
   })
+
+  for (const variant of ['external', 'unrewritten'] as const) {
+    const what = variant === 'external' ? 'whose weights are external data' : 'whose graph the cache rewrite does not apply to'
+    it(`decodes a model ${what} as the plain loop does, alone and in a batch`, async () => {
+      const ref = { key: variant, name: variant, dir: models[variant] }
+      assert.equal(appendedKeyValues(await readFile(join(ref.dir, 'model.onnx'))) != null, variant === 'external')
+      const prompts = ['It is a truth universally acknowledged', 'Emma Woodhouse, handsome, clever, and rich']
+      const results = await Promise.all(prompts.map(async prompt => (await collect((await runtime.generate(ref, { prompt, raw: true }, { sampling: GREEDY, maxTokens: 12, stop: [] })).events)).stats))
+      const lease = await runtime.acquire(ref)
+      const ids = prompts.map(p => lease.model.codec.encode(p))
+      lease.release()
+      for (const [i, stats] of results.entries()) {
+        assert.ok(stats.tokens.length > 0)
+        assert.deepEqual(stats.tokens, (await bareGreedy(models[variant], ids[i], stats.tokens.length)).slice(0, stats.tokens.length))
+      }
+    })
+  }
 
   it('gives every request of a batch what it would get alone', async () => {
     const prompts = ['Elizabeth', 'Mr. Darcy was', 'The morning', 'Anne Elliot had been a very']

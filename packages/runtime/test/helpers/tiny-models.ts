@@ -3,11 +3,12 @@
  * trained on part of the corpus: enough to test the runtime's mechanics
  * (KV cache, batching, sampling, embeddings) in milliseconds.
  */
-import { mkdtemp } from 'node:fs/promises'
+import { cp, mkdtemp, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { readCorpus, trainBpe, writeDecoderDirectory, writeEncoderDirectory } from '@node-daemon/models'
-import { initEncoderWeights, initGptWeights } from '@node-daemon/onnx'
+import { buildGptDecoder, initEncoderWeights, initGptWeights, writeModel } from '@node-daemon/onnx'
+import type { Model } from '@node-daemon/onnx'
 import type { EncoderConfig, GptConfig } from '@node-daemon/onnx'
 
 export const GPT: GptConfig = { vocabSize: 384, hiddenSize: 32, layers: 2, heads: 4, maxPositions: 512, layerNormEps: 1e-5 }
@@ -16,7 +17,29 @@ export const ENCODER: EncoderConfig = { vocabSize: 384, hiddenSize: 32, layers: 
 export interface TinyModels {
   root: string
   decoder: string
+  /** The same decoder with its weights in model.onnx_data, as large exports keep them (small constants stay inline, as onnx's converter leaves them). */
+  external: string
+  /** The same decoder with an Identity after each cache Concat: the graph rewrite does not apply, the model runs as exported. */
+  unrewritten: string
   encoder: string
+}
+
+/** Copies `decoder`'s directory to `dir` with another model.onnx (and its external data, if any). */
+async function variant (decoder: string, dir: string, model: Model, externalData?: { location: string, threshold: number }): Promise<string> {
+  await cp(decoder, dir, { recursive: true })
+  const written = writeModel(model, externalData == null ? {} : { externalData })
+  await writeFile(join(dir, 'model.onnx'), written.model)
+  if (externalData != null) await writeFile(join(dir, externalData.location), written.externalData ?? new Uint8Array(0))
+  return dir
+}
+
+function withIdentities (model: Model): Model {
+  const nodes = model.graph.nodes.flatMap(node => {
+    const present = node.outputs[0]
+    if (!present.startsWith('present.')) return [node]
+    return [{ ...node, outputs: [`${present}.concat`] }, { op: 'Identity', inputs: [`${present}.concat`], outputs: [present] }]
+  })
+  return { ...model, graph: { ...model.graph, nodes } }
 }
 
 export async function tinyModels (): Promise<TinyModels> {
@@ -30,5 +53,8 @@ export async function tinyModels (): Promise<TinyModels> {
   for (const w of Object.values(weights)) for (let i = 0; i < w.length; i++) w[i] *= 4
   await writeDecoderDirectory(decoder, { config: GPT, weights, tokenizer })
   await writeEncoderDirectory(encoder, { config: ENCODER, weights: initEncoderWeights(ENCODER, 7), tokenizer })
-  return { root, decoder, encoder }
+  const model = buildGptDecoder(GPT, weights)
+  const external = await variant(decoder, join(root, 'external'), model, { location: 'model.onnx_data', threshold: 1024 })
+  const unrewritten = await variant(decoder, join(root, 'unrewritten'), withIdentities(model))
+  return { root, decoder, external, unrewritten, encoder }
 }
