@@ -27,7 +27,11 @@
  *
  * Env: BENCH_INFERENCE_MODEL_DIR (the embedded tiny-gpt) a model directory in
  * the Hugging Face ONNX layout, uploaded through /api/models/upload unless it
- * is the default, which the daemon registers itself; BENCH_INFERENCE_TOKENS
+ * is the default, which the daemon registers itself;
+ * BENCH_INFERENCE_SYNTHETIC=<width>x<layers> instead benchmarks an untrained
+ * decoder of that shape (64-wide heads) with the default's tokenizer, built
+ * for the run: wide enough, reading its weights dominates a decoding step,
+ * which is where batching pays; BENCH_INFERENCE_TOKENS
  * (128) num_predict; BENCH_INFERENCE_RUNS (5) single-stream requests and bare
  * runs, of which the medians count; BENCH_INFERENCE_STREAMS (1,4,16) the
  * concurrency levels, 1 always among them as the ratios' base;
@@ -38,11 +42,12 @@
  * BENCH_DAEMON_NODE_OPTIONS adds Node flags to the daemon only.
  */
 import { openAsBlob } from 'node:fs'
-import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { cpus, loadavg, tmpdir } from 'node:os'
-import { basename, join, resolve } from 'node:path'
+import { basename, dirname, join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { DEFAULT_MODELS, assetDir } from '@node-daemon/models'
+import { buildGptDecoder, gptHfConfig, initGptWeights, writeModel } from '@node-daemon/onnx'
 import { TextCodec, argmax } from '@node-daemon/runtime'
 import * as ort from 'onnxruntime-node'
 import { withCleanup } from './lib/cleanup.ts'
@@ -81,6 +86,7 @@ const RSS_SAMPLE_MS = 50
 
 interface Settings {
   modelDir: string
+  synthetic?: { width: number, layers: number }
   /** The embedded default, which the daemon registers itself. */
   isDefault: boolean
   tokens: number
@@ -100,8 +106,14 @@ function settingsFromEnv (): Settings {
   if (streams.some(n => !Number.isInteger(n) || n <= 0 || n > 256)) throw new Error(`BENCH_INFERENCE_STREAMS=${process.env.BENCH_INFERENCE_STREAMS}: expected whole numbers, 0 < n <= 256, comma separated`)
   // Ratios are to one stream, so one stream is always measured first.
   const levels = [...new Set([1, ...streams])].sort((a, b) => a - b)
+  const shape = process.env.BENCH_INFERENCE_SYNTHETIC
+  const [width, layers] = (shape ?? '').split('x').map(Number)
+  if (shape != null && shape !== '' && !(width > 0 && width % 64 === 0 && width <= 4096 && Number.isInteger(layers) && layers > 0 && layers <= 64)) {
+    throw new Error(`BENCH_INFERENCE_SYNTHETIC=${shape}: expected <width>x<layers>, the width a multiple of 64 up to 4096, at most 64 layers`)
+  }
   return {
     modelDir,
+    synthetic: shape != null && shape !== '' ? { width, layers } : undefined,
     isDefault: modelDir === resolve(fallback),
     tokens: numberFromEnv('BENCH_INFERENCE_TOKENS', 128, 100_000, { whole: true }),
     runs: numberFromEnv('BENCH_INFERENCE_RUNS', 5, 1000, { whole: true }),
@@ -344,6 +356,16 @@ async function registered (d: DaemonProcess, name: string): Promise<void> {
   }
 }
 
+/** An untrained GPT of the given shape with the default model's tokenizer and token ids, written to `dir`. */
+async function writeSynthetic (dir: string, { width, layers }: { width: number, layers: number }): Promise<void> {
+  const base = assetDir(DEFAULT_MODELS.generate)
+  await cp(base, dir, { recursive: true })
+  const hf = JSON.parse(await readFile(join(base, 'config.json'), 'utf8'))
+  const config = { vocabSize: hf.vocab_size, hiddenSize: width, layers, heads: width / 64, maxPositions: hf.n_positions, layerNormEps: hf.layer_norm_epsilon }
+  await writeFile(join(dir, 'model.onnx'), writeModel(buildGptDecoder(config, initGptWeights(config, 1))).model)
+  await writeFile(join(dir, 'config.json'), JSON.stringify({ ...gptHfConfig(config, { bosTokenId: hf.bos_token_id, eosTokenId: hf.eos_token_id[0] }), eos_token_id: hf.eos_token_id }, null, 2))
+}
+
 /** Bytes of model.onnx and its external data, as the runtime counts a model's size. */
 async function modelBytes (dir: string): Promise<number> {
   let size = 0
@@ -375,6 +397,12 @@ interface Result { name: string, ok: boolean, figure: string }
 
 export async function main (): Promise<number> {
   const s = settingsFromEnv()
+  if (s.synthetic != null) {
+    const dir = join(await mkdtemp(join(tmpdir(), 'node-daemon-bench-synthetic-')), `synthetic-${s.synthetic.width}x${s.synthetic.layers}`)
+    await writeSynthetic(dir, s.synthetic)
+    s.modelDir = dir
+    s.isDefault = false
+  }
   if (!(await stat(join(s.modelDir, 'model.onnx')).then(st => st.isFile(), () => false))) {
     throw new Error(`${s.modelDir}/model.onnx does not exist${s.isDefault ? ': the default model is not built yet; set BENCH_INFERENCE_MODEL_DIR to a model directory in the Hugging Face ONNX layout' : ''}`)
   }
@@ -385,6 +413,7 @@ export async function main (): Promise<number> {
   const started = performance.now()
   return withCleanup(async (cleanup) => {
     interrupted = cleanup.signal
+    if (s.synthetic != null) cleanup.defer(async () => rm(dirname(s.modelDir), { recursive: true, force: true }))
     const phases = createPhaseLog()
     const results: Result[] = []
 
