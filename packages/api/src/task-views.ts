@@ -3,7 +3,7 @@
  * metrics. Inference and training jobs are both tasks there; routes fetch,
  * these shape and count.
  */
-import { JobNotFoundError } from '@node-daemon/cluster'
+import { JobNotFoundError, taskIdOf } from '@node-daemon/cluster'
 import { nodeStatus, percent, usage } from './cluster-views.ts'
 import type { JobKind, JobRecord, JobStatus, NodeView } from '@node-daemon/cluster'
 import type { TaskView } from '@node-daemon/inference'
@@ -20,11 +20,6 @@ export const TASK_STATUS: Record<JobStatus, TaskStatus> = {
   failed: 'failed',
   stopped: 'stopped',
   cancelled: 'cancelled'
-}
-
-/** Document 001's task ids are `task_<jobId>`. */
-export function taskIdOf (job: JobRecord): string {
-  return `task_${job.jobId}`
 }
 
 /** The job id of `task_<n>` or a bare `<n>`; any other id names no task. */
@@ -59,7 +54,7 @@ export interface TaskFields {
 
 /** The fields document 004 gives every task, in its list and its details. */
 export function taskFields (job: JobRecord): TaskFields {
-  return { id: taskIdOf(job), type: job.kind, status: TASK_STATUS[job.status], progress: progressOf(job), created_at: job.submittedAt, updated_at: updatedAt(job) }
+  return { id: taskIdOf(job.jobId), type: job.kind, status: TASK_STATUS[job.status], progress: progressOf(job), created_at: job.submittedAt, updated_at: updatedAt(job) }
 }
 
 /** An inference task: document 001's view (prompt, response, CIDs, worker, timing) with document 004's fields. */
@@ -86,7 +81,7 @@ export function trainingTaskJson (job: JobRecord): object {
   const worldSize = (t?.workers ?? []).filter(w => w.status !== 'left').length
   return {
     ...taskFields(job),
-    taskId: taskIdOf(job),
+    taskId: taskIdOf(job.jobId),
     jobId: job.jobId,
     metrics: trainingMetrics(job),
     config: {

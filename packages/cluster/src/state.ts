@@ -675,6 +675,11 @@ function clone<T> (value: T): T {
   return structuredClone(value)
 }
 
+/** Documents 001 and 004 name a job `task_<jobId>`. */
+export function taskIdOf (jobId: number): string {
+  return `task_${jobId}`
+}
+
 /** Whether a node or an external worker worked on a job: ran it, or took a rank of its training. */
 export function workedOn (job: JobRecord, id: string): boolean {
   return job.worker === id || job.training?.workers.some(w => w.id === id) === true

@@ -8,6 +8,7 @@
  * replays the same seed, so the client sees one uninterrupted stream.
  */
 import * as clusterErrors from '@node-daemon/cluster'
+import { taskIdOf } from '@node-daemon/cluster'
 import * as runtimeErrors from '@node-daemon/runtime'
 import { DEFAULT_SAMPLING, InvalidInferenceRequestError, UnsupportedModelError, validateSampling } from '@node-daemon/runtime'
 import { rankWorkers } from '@node-daemon/scheduler'
@@ -410,7 +411,7 @@ export class InferenceService implements Inference {
   async #taskView (job: JobRecord, prompt: string | undefined, options: AbortOptions): Promise<TaskView> {
     const read = async (cid: string): Promise<string> => this.library.readText(cid, options)
     const view: TaskView = {
-      taskId: `task_${job.jobId}`,
+      taskId: taskIdOf(job.jobId),
       jobId: job.jobId,
       status: STATUS[job.status],
       model: job.modelId !== '' ? job.modelId : job.modelCID,
@@ -445,7 +446,7 @@ export class InferenceService implements Inference {
       const view = await this.#taskView(await cluster.job(e.detail.jobId, { local: true }), undefined, {})
       return { type: 'task_completed', data: { taskId: view.taskId, jobId: view.jobId, response: view.response ?? '', worker: view.worker ?? '', timing: { totalTime: view.timing.totalTime ?? 0 } } }
     })
-    const failed = (e: CustomEvent<{ jobId: number, error: string }>): void => safely(async () => ({ type: 'task_failed', data: { taskId: `task_${e.detail.jobId}`, jobId: e.detail.jobId, error: e.detail.error } }))
+    const failed = (e: CustomEvent<{ jobId: number, error: string }>): void => safely(async () => ({ type: 'task_failed', data: { taskId: taskIdOf(e.detail.jobId), jobId: e.detail.jobId, error: e.detail.error } }))
     cluster.addEventListener('InferenceRequested', requested)
     cluster.addEventListener('InferenceCompleted', completed)
     cluster.addEventListener('JobFailed', failed)

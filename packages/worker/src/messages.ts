@@ -3,6 +3,7 @@
  * Steps of a job travel beside them as binary frames: a StepRequest from the
  * node, a StepResponse back (protocols/training.proto), one at a time.
  */
+import { taskIdOf } from '@node-daemon/cluster'
 import type { TaskAssignment, WorkerNotice } from '@node-daemon/training'
 
 export interface TrainingMetrics {
@@ -49,11 +50,6 @@ export class InvalidWorkerMessageError extends Error {
   name = 'InvalidWorkerMessageError'
 }
 
-/** Document 001's and 004's task ids: `task_<jobId>`. */
-export function taskId (jobId: number): string {
-  return `task_${jobId}`
-}
-
 export function jobIdOf (task: string): number | undefined {
   const match = /^task_(\d+)$/.exec(task)
   return match == null ? undefined : Number(match[1])
@@ -66,11 +62,11 @@ function now (): string {
 /** What the node tells a worker, as document 004 words it. */
 export function noticeMessage (notice: WorkerNotice): ServerMessage {
   if (notice.type === 'task') return { type: 'task', data: taskData(notice.task), timestamp: now() }
-  if (notice.type === 'control') return { type: 'control', action: notice.action, task_id: taskId(notice.jobId), timestamp: now() }
+  if (notice.type === 'control') return { type: 'control', action: notice.action, task_id: taskIdOf(notice.jobId), timestamp: now() }
   return {
     type: 'control',
     action: 'stop',
-    task_id: taskId(notice.jobId),
+    task_id: taskIdOf(notice.jobId),
     status: notice.status,
     ...(notice.checkpoint == null ? {} : { checkpoint_path: `/ipfs/${notice.checkpoint}` }),
     ...(notice.modelId == null ? {} : { model_id: notice.modelId }),
@@ -81,7 +77,7 @@ export function noticeMessage (notice: WorkerNotice): ServerMessage {
 
 function taskData (task: TaskAssignment): TaskData {
   return {
-    id: taskId(task.jobId),
+    id: taskIdOf(task.jobId),
     type: 'training',
     config: {
       name: task.spec.name ?? task.model,

@@ -1,4 +1,4 @@
-import { JobStateError } from '@node-daemon/cluster'
+import { JobStateError, taskIdOf } from '@node-daemon/cluster'
 import { Type } from 'typebox'
 import { INVALID_PROMPT, taskShape } from '../error-shapes.ts'
 import { BadRequestError } from '../errors.ts'
@@ -7,7 +7,7 @@ import { modelDirectory } from '../multipart.ts'
 import { local, LocalQuery, readOptions } from '../reads.ts'
 import { requestSignal } from '../stream.ts'
 import { defaultTrainingModel } from './training.ts'
-import { inferenceTaskJson, jobIdOf, matches, pageLinks, pageOf, TASK_STATUS, TASK_STATUSES, taskIdOf, trainingTaskJson } from '../task-views.ts'
+import { inferenceTaskJson, jobIdOf, matches, pageLinks, pageOf, TASK_STATUS, TASK_STATUSES, trainingTaskJson } from '../task-views.ts'
 import type { Routes } from '../server.ts'
 import type { JobRecord, ReadOptions } from '@node-daemon/cluster'
 import type { ModelSummary, TaskEvent, TaskParams, TaskView } from '@node-daemon/inference'
@@ -174,7 +174,7 @@ export const taskRoutes: Routes = (app, { node, shutdown }) => {
       const signal = workSignal(reply, shutdown)
       const training = await trainingRequest(node.training, body, signal)
       const job = await node.training.submit(training, { signal })
-      return reply.code(201).send({ id: taskIdOf(job), taskId: taskIdOf(job), jobId: job.jobId, type: body.type, status: TASK_STATUS[job.status], created_at: job.submittedAt })
+      return reply.code(201).send({ id: taskIdOf(job.jobId), taskId: taskIdOf(job.jobId), jobId: job.jobId, type: body.type, status: TASK_STATUS[job.status], created_at: job.submittedAt })
     })
 
     scope.get('/api/tasks/:taskId', {
@@ -191,11 +191,11 @@ export const taskRoutes: Routes = (app, { node, shutdown }) => {
       const body = request.body as Static<typeof StatusBody>
       const signal = requestSignal(reply)
       const job = await taskJob(taskId, { signal })
-      if (job.kind !== 'training') throw new JobStateError(`${taskIdOf(job)} is an inference task, which cannot be paused, resumed or stopped`)
+      if (job.kind !== 'training') throw new JobStateError(`${taskIdOf(job.jobId)} is an inference task, which cannot be paused, resumed or stopped`)
       const [action, status] = CONTROL[body.status]
       await node.training.control(job.jobId, action, { signal })
       // The coordinator acts on the request at its next step; the answer is the state asked for, as of now.
-      return defined({ id: taskIdOf(job), status, updated_at: new Date().toISOString(), reason: body.reason })
+      return defined({ id: taskIdOf(job.jobId), status, updated_at: new Date().toISOString(), reason: body.reason })
     })
 
     scope.delete('/api/tasks/:taskId', {
