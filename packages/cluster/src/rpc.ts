@@ -11,7 +11,13 @@ import * as errors from './errors.ts'
 import type { Libp2p, Logger } from '@libp2p/interface'
 
 export const CLUSTER_PROTOCOL = '/node-daemon/cluster/1.0.0'
-const MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+/**
+ * A node's pin statuses are one response, about 100 bytes a pin. The read
+ * buffer must hold one message: libp2p's default (4 MiB) would refuse a
+ * larger one whatever maxDataLength says.
+ */
+const MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+const STREAM_OPTIONS = { maxDataLength: MAX_MESSAGE_BYTES, maxBufferSize: MAX_MESSAGE_BYTES + 16 }
 
 export type Method = 'join' | 'pin-status'
 
@@ -58,7 +64,7 @@ export class ClusterRpc {
     await this.components.libp2p.handle(CLUSTER_PROTOCOL, async (stream, connection) => {
       const from = connection.remotePeer.toString()
       const signal = AbortSignal.timeout(this.init.handlerTimeoutMs)
-      const pb = pbStream(stream, { maxDataLength: MAX_MESSAGE_BYTES })
+      const pb = pbStream(stream, STREAM_OPTIONS)
       let response: ClusterResponse
       try {
         const request = await pb.read(ClusterRequest, { signal })
@@ -88,7 +94,7 @@ export class ClusterRpc {
   async call<T> (peer: string, method: Method, body: unknown, signal: AbortSignal): Promise<T> {
     const stream = await this.components.libp2p.dialProtocol(peerIdFromString(peer), CLUSTER_PROTOCOL, { signal })
     try {
-      const pb = pbStream(stream, { maxDataLength: MAX_MESSAGE_BYTES })
+      const pb = pbStream(stream, STREAM_OPTIONS)
       await pb.write({ method: METHOD_TO_WIRE[method], body: json(body) }, ClusterRequest, { signal })
       const response = await pb.read(ClusterResponse, { signal })
       await stream.close({ signal }).catch(() => {})

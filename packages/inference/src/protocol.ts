@@ -11,7 +11,13 @@ import { InferenceProtocolError } from './errors.ts'
 import type { Libp2p, Logger } from '@libp2p/interface'
 
 export const INFERENCE_PROTOCOL = '/node-daemon/inference/1.0.0'
-const MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+/**
+ * A whole result is one message: the embeddings of a large batch, as JSON,
+ * run to tens of MB. The read buffer must hold one message: libp2p's default
+ * (4 MiB) would refuse a larger one whatever maxDataLength says.
+ */
+const MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+const STREAM_OPTIONS = { maxDataLength: MAX_MESSAGE_BYTES, maxBufferSize: MAX_MESSAGE_BYTES + 16 }
 
 export interface Job {
   kind: 'generate' | 'embed'
@@ -68,7 +74,7 @@ export class InferenceProtocol {
       const from = connection.remotePeer.toString()
       const controller = new AbortController()
       const signal = AbortSignal.any([controller.signal, AbortSignal.timeout(this.#init.jobTimeoutMs)])
-      const pb = pbStream(stream, { maxDataLength: MAX_MESSAGE_BYTES })
+      const pb = pbStream(stream, STREAM_OPTIONS)
       try {
         const request = await pb.read(InferenceRequest, { signal })
         if (!this.#init.allow(from)) throw new InferenceProtocolError(`${from} is not a member of this cluster`)
@@ -107,7 +113,7 @@ export class InferenceProtocol {
     const onAbort = (): void => { stream.abort(signal?.reason ?? new Error('aborted')) }
     signal?.addEventListener('abort', onAbort, { once: true })
     try {
-      const pb = pbStream(stream, { maxDataLength: MAX_MESSAGE_BYTES })
+      const pb = pbStream(stream, STREAM_OPTIONS)
       await pb.write({
         kind: job.kind === 'embed' ? InferenceRequest.Kind.EMBED : InferenceRequest.Kind.GENERATE,
         jobId: BigInt(job.jobId),

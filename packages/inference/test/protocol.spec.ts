@@ -1,0 +1,62 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { logger } from '@libp2p/logger'
+import { introduce, startLibp2p } from '../../../test/helpers/raft.ts'
+import { InferenceProtocol } from '../src/protocol.ts'
+import type { Job, WorkerEvent } from '../src/protocol.ts'
+import type { Libp2p } from '@libp2p/interface'
+
+/** 1,000 embeddings of 768 dimensions, as JSON: about 13 MB, past the 4 MiB a libp2p stream buffers by default. */
+const embeddings = Array.from({ length: 1000 }, (_, i) => Array.from({ length: 768 }, (_, j) => Math.sin(i * 768 + j)))
+
+async function collect (events: AsyncIterable<WorkerEvent>): Promise<WorkerEvent[]> {
+  const all: WorkerEvent[] = []
+  for await (const e of events) all.push(e)
+  return all
+}
+
+describe('the inference protocol', () => {
+  let caller: Libp2p
+  let worker: Libp2p
+  let served: InferenceProtocol
+  let calling: InferenceProtocol
+  const allowed = new Set<string>()
+
+  before(async () => {
+    caller = await startLibp2p()
+    worker = await startLibp2p()
+    await introduce([caller, worker])
+    served = new InferenceProtocol({ libp2p: worker, log: logger('test:inference') }, {
+      allow: peer => allowed.has(peer),
+      jobTimeoutMs: 30_000,
+      // Echoes the inputs' count, so that the request's size is checked too.
+      handler: async function * (_from, job) {
+        yield { type: 'chunk', text: 'embedding' }
+        yield { type: 'done', result: { inputs: job.body.input.length, embeddings } }
+      }
+    })
+    calling = new InferenceProtocol({ libp2p: caller, log: logger('test:inference') }, { allow: () => false, jobTimeoutMs: 30_000, handler: async function * () {} })
+    await served.start()
+    await calling.start()
+  })
+
+  after(async () => {
+    await Promise.allSettled([served?.stop(), calling?.stop()])
+    await Promise.allSettled([caller?.stop(), worker?.stop()])
+  })
+
+  const job = (input: string[]): Job => ({ kind: 'embed', jobId: 1, modelCid: 'bafy', modelName: 'embed', body: { input } })
+
+  it('carries requests and results larger than a stream buffers by default', async () => {
+    allowed.add(caller.peerId.toString())
+    const input = Array.from({ length: 50_000 }, (_, i) => `text number ${i} `.repeat(8))
+    const events = await collect(calling.call(worker.peerId.toString(), job(input), {}, AbortSignal.timeout(60_000)))
+    assert.deepEqual(events[0], { type: 'chunk', text: 'embedding' })
+    assert.deepEqual(events[1], { type: 'done', result: { inputs: input.length, embeddings } })
+  })
+
+  it('refuses a caller that is not a member', async () => {
+    allowed.clear()
+    await assert.rejects(collect(calling.call(worker.peerId.toString(), job(['x']), {}, AbortSignal.timeout(10_000))), { name: 'InferenceProtocolError' })
+  })
+})
