@@ -12,7 +12,7 @@
  * allocation.
  */
 import onnxProto from 'onnx-proto'
-import { ModelFormatError } from './errors.ts'
+import { decodeModelProto } from './reader.ts'
 
 const { onnx } = onnxProto
 
@@ -31,14 +31,7 @@ export interface AppendedKeyValues {
  * own their cache, say) gives `undefined`: the model runs as exported.
  */
 export function appendedKeyValues (bytes: Uint8Array): AppendedKeyValues | undefined {
-  let proto: onnxProto.onnx.ModelProto
-  try {
-    proto = onnx.ModelProto.decode(bytes)
-  } catch (err) {
-    throw new ModelFormatError(`not an ONNX model: ${(err as Error).message}`, { cause: err })
-  }
-  const graph = proto.graph
-  if (graph == null) throw new ModelFormatError('the model has no graph')
+  const { proto, graph } = decodeModelProto(bytes)
   const inputs = new Set((graph.input ?? []).map(i => i.name))
   const producers = new Map<string, onnxProto.onnx.INodeProto>()
   for (const node of graph.node ?? []) for (const out of node.output ?? []) producers.set(out, node)

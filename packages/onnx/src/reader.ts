@@ -24,15 +24,20 @@ type Int64 = number | { toString: () => string }
 const toNumber = (v: Int64 | null | undefined): number => Number(String(v ?? 0))
 const toBigInt = (v: Int64): bigint => BigInt(String(v))
 
-export function readModel (bytes: Uint8Array, options: ReadOptions = {}): Model {
+/** The ModelProto in `bytes`, and its graph; ModelFormatError if there is none. */
+export function decodeModelProto (bytes: Uint8Array): { proto: onnxProto.onnx.ModelProto, graph: onnxProto.onnx.IGraphProto } {
   let proto: onnxProto.onnx.ModelProto
   try {
     proto = onnx.ModelProto.decode(bytes)
   } catch (err) {
     throw new ModelFormatError(`not an ONNX model: ${(err as Error).message}`, { cause: err })
   }
-  const graph = proto.graph
-  if (graph == null) throw new ModelFormatError('the model has no graph')
+  if (proto.graph == null) throw new ModelFormatError('the model has no graph')
+  return { proto, graph: proto.graph }
+}
+
+export function readModel (bytes: Uint8Array, options: ReadOptions = {}): Model {
+  const { proto, graph } = decodeModelProto(bytes)
   // Dropping them would leave nodes that call functions nobody defines.
   if (proto.functions.length > 0) throw new ModelFormatError('the model defines functions, which graph.ts cannot hold')
   if ((graph.sparseInitializer?.length ?? 0) > 0) throw new ModelFormatError('the graph has sparse initializers, which graph.ts cannot hold')
