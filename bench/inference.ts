@@ -14,7 +14,8 @@
  *    chunk), with the model loaded, against the bare loop's prefill forward
  *    pass and argmax, which yield the first token;
  * 3. aggregate tokens/s of 1, 4 and 16 concurrent streams (the runtime's
- *    continuous batching), each against one stream;
+ *    continuous batching), each against one stream, beside the bare loop
+ *    decoding as many sequences in one batch against its one sequence;
  * 4. the daemon's idle RSS with the model registered but not loaded, and its
  *    peak RSS (VmHWM) while it generates, against the model's bytes on disk.
  *
@@ -183,12 +184,21 @@ interface Greedy {
 
 const int64 = (values: BigInt64Array, dims: number[]): ort.Tensor => new ort.Tensor('int64', values, dims)
 
+/** `rows` copies of `values`, one after the other. */
+function rowsOf (values: BigInt64Array, rows: number): BigInt64Array {
+  const all = new BigInt64Array(values.length * rows)
+  for (let r = 0; r < rows; r++) all.set(values, r * values.length)
+  return all
+}
+
 /**
  * Greedy generation of `n` tokens with the KV cache: every present.* output
- * goes back in as past_key_values.* as it is, with no copy.
+ * goes back in as past_key_values.* as it is, with no copy. With `rows` > 1
+ * the same prompt decodes as that many sequences in one batch: batching's
+ * gain for this model, with no scheduling around it.
  */
-async function greedy (bare: Bare, prompt: number[], n: number, untilStop = false): Promise<Greedy> {
-  const empty = new ort.Tensor('float32', new Float32Array(0), [1, bare.kvHeads, 0, bare.headDim])
+async function greedy (bare: Bare, prompt: number[], n: number, untilStop = false, rows = 1): Promise<Greedy> {
+  const empty = new ort.Tensor('float32', new Float32Array(0), [rows, bare.kvHeads, 0, bare.headDim])
   const past: Record<string, ort.Tensor> = {}
   for (let l = 0; l < bare.layers; l++) {
     past[`past_key_values.${l}.key`] = empty
@@ -205,10 +215,10 @@ async function greedy (bare: Bare, prompt: number[], n: number, untilStop = fals
     const total = cached + input.length
     const feeds: Record<string, ort.Tensor> = {
       ...past,
-      input_ids: int64(BigInt64Array.from(input, BigInt), [1, input.length]),
-      attention_mask: int64(new BigInt64Array(total).fill(1n), [1, total])
+      input_ids: int64(rowsOf(BigInt64Array.from(input, BigInt), rows), [rows, input.length]),
+      attention_mask: int64(new BigInt64Array(rows * total).fill(1n), [rows, total])
     }
-    if (bare.positionIds) feeds.position_ids = int64(BigInt64Array.from({ length: input.length }, (_, i) => BigInt(cached + i)), [1, input.length])
+    if (bare.positionIds) feeds.position_ids = int64(rowsOf(BigInt64Array.from({ length: input.length }, (_, i) => BigInt(cached + i)), rows), [rows, input.length])
     const out = await bare.session.run(feeds)
     for (let l = 0; l < bare.layers; l++) {
       past[`past_key_values.${l}.key`] = out[`present.${l}.key`]
@@ -468,21 +478,25 @@ export async function main (): Promise<number> {
       results.push({ name: 'ttft', ok: true, figure: `ttft ${fmt(ttft, 1)} ms (${(ttft / bareFirst).toFixed(1)} x bare)` })
 
       // 3: concurrent streams, all sent at once, the aggregate from the first send to the last done line; each round runs every level, so that load drift spreads over all.
-      const rounds = new Map<number, Array<{ rate: number, ttft: number, cores: number, tokens: number }>>(s.streams.map(n => [n, []]))
+      // Beside each level, the bare loop decodes as many sequences in one batch: what one batched forward pass gives a plain loop on this model and machine.
+      const rounds = new Map<number, Array<{ rate: number, bare: number, ttft: number, cores: number, tokens: number }>>(s.streams.map(n => [n, []]))
       for (let r = 0; r < s.batchRuns; r++) {
         for (const streams of s.streams) {
           interrupted.throwIfAborted()
+          const batched = await greedy(bare, pick.ids, s.tokens, false, streams)
           const round = await phases.timed(`streams-${streams}`, [d], async () => Promise.all(Array.from({ length: streams }, async () => generate(d, name, pick.prompt, s.tokens))))
           const tokens = round.value.reduce((n, x) => n + x.evalCount, 0)
-          rounds.get(streams)?.push({ rate: tokens / round.seconds, ttft: median(round.value.map(x => x.ttftMs)), cores: round.daemonCores[0], tokens })
+          rounds.get(streams)?.push({ rate: tokens / round.seconds, bare: streams * s.tokens / (batched.decodeMs / 1000), ttft: median(round.value.map(x => x.ttftMs)), cores: round.daemonCores[0], tokens })
         }
       }
       const rateOf = (streams: number): number => median((rounds.get(streams) ?? []).map(r => r.rate))
+      const bareOf = (streams: number): number => median((rounds.get(streams) ?? []).map(r => r.bare))
       const one = rateOf(1)
       for (const [streams, all] of rounds) {
         const rate = rateOf(streams)
         const ratio = rate / one
-        say(`${streams} concurrent stream${streams === 1 ? '' : 's'}: ${fmt(rate)} tokens/s aggregate = ${ratio.toFixed(2)} x one stream${streams === TARGET_STREAMS ? ` (target >= ${TARGET_BATCH})` : ''}  [median of ${all.length} rounds of ${all[0].tokens} tokens, first send to last done line; ${(rate / bareRate).toFixed(2)} x the bare loop's one-sequence decode; median ttft ${fmt(median(all.map(r => r.ttft)), 0)} ms; daemon cpu ${cores(median(all.map(r => r.cores)))} cores]`)
+        const ceiling = streams === 1 ? '' : `; the bare loop with ${streams} sequences in one batch: ${fmt(bareOf(streams))} tokens/s = ${(bareOf(streams) / bareOf(1)).toFixed(2)} x its one sequence`
+        say(`${streams} concurrent stream${streams === 1 ? '' : 's'}: ${fmt(rate)} tokens/s aggregate = ${ratio.toFixed(2)} x one stream${streams === TARGET_STREAMS ? ` (target >= ${TARGET_BATCH})` : ''}  [median of ${all.length} rounds of ${all[0].tokens} tokens, first send to last done line; ${(rate / bareRate).toFixed(2)} x the bare loop's one-sequence decode${ceiling}; median ttft ${fmt(median(all.map(r => r.ttft)), 0)} ms; daemon cpu ${cores(median(all.map(r => r.cores)))} cores]`)
         if (streams === TARGET_STREAMS) results.push({ name: 'batch', ok: ratio >= TARGET_BATCH, figure: `${streams} streams ${ratio.toFixed(2)} x one (target >= ${TARGET_BATCH})` })
       }
       return afterLoad
