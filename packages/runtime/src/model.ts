@@ -155,37 +155,41 @@ function contextLength (config: Record<string, any>): number {
 }
 
 /**
- * The keys and values of a batch of sequences, as onnxruntime returned them:
- * per layer, [rows, heads, length, headDim], each row right-aligned behind
- * `pads[row]` masked positions. A decoding step feeds them straight back.
+ * The keys and values of a batch of sequences: per layer, [rows, heads,
+ * capacity, headDim], each row right-aligned to `length` behind `pads[row]`
+ * masked positions. A rewritten decoder's cache has room past `length`,
+ * masked out too, where each step's keys and values go in place.
  */
 export interface BatchCache {
   length: number
+  capacity: number
   pads: number[]
   /** key and value of layer 0, then of layer 1, and so on. */
   kv: ort.Tensor[]
 }
 
+/**
+ * Positions a rewritten decoder's cache is given room for when it is full:
+ * the cache is then copied once per this many tokens instead of at each.
+ */
+const CACHE_ROOM = 32
+
 const int64 = (values: ArrayLike<number>, dims: number[]): ort.Tensor => new ort.Tensor('int64', BigInt64Array.from(Array.from(values, BigInt)), dims)
 
-/**
- * Keys or values of a cache grown by a step's, [rows, heads, length, head
- * size] each, written into buffer `i` of a set of reused buffers.
- */
-function grow (set: Float32Array[], i: number, past: ort.Tensor, added: ort.Tensor): ort.Tensor {
-  const [rows, heads, length, size] = past.dims
-  const step = added.dims[2]
-  const total = length + step
-  const volume = rows * heads * total * size
-  if ((set[i]?.length ?? 0) < volume) set[i] = new Float32Array(Math.max(volume, 2 * (set[i]?.length ?? 0)))
-  const data = set[i].subarray(0, volume)
-  const from = past.data as Float32Array
-  const add = added.data as Float32Array
-  for (let plane = 0; plane < rows * heads; plane++) {
-    data.set(from.subarray(plane * length * size, (plane + 1) * length * size), plane * total * size)
-    data.set(add.subarray(plane * step * size, (plane + 1) * step * size), (plane * total + length) * size)
-  }
-  return new ort.Tensor('float32', data, [rows, heads, total, size])
+/** Keys or values, [rows, heads, capacity, headDim], moved to a larger capacity; the first `length` positions are kept. */
+function withCapacity (t: ort.Tensor, length: number, capacity: number): ort.Tensor {
+  const [rows, heads, room, size] = t.dims
+  const from = t.data as Float32Array
+  const data = new Float32Array(rows * heads * capacity * size)
+  for (let plane = 0; plane < rows * heads; plane++) data.set(from.subarray(plane * room * size, (plane * room + length) * size), plane * capacity * size)
+  return new ort.Tensor('float32', data, [rows, heads, capacity, size])
+}
+
+/** Writes one step's keys or values, [rows, heads, 1, headDim], at position `at` of every row. */
+function put (t: ort.Tensor, added: Float32Array, at: number): void {
+  const [rows, heads, capacity, size] = t.dims
+  const data = t.data as Float32Array
+  for (let plane = 0; plane < rows * heads; plane++) data.set(added.subarray(plane * size, (plane + 1) * size), (plane * capacity + at) * size)
 }
 
 /** A decoder-only LM with a KV cache; `forward` runs one step for a batch of sequences. */
@@ -201,18 +205,10 @@ export class CausalLM {
   /**
    * For each `present.*` output, the output that holds only what a step adds
    * (appendedKeyValues), when the graph was rewritten so: the cache then
-   * grows here instead of being allocated again by every step.
+   * grows here, in place, instead of being allocated again by every step,
+   * which in a daemon's large heap cost more in GC than the step itself.
    */
   readonly #appended?: Record<string, string>
-  /**
-   * Two sets of buffers that decoding steps grow the cache into, in turn, so
-   * that a step reads the cache the previous one wrote while writing the
-   * other set: no allocation per token, which in a daemon's large heap costs
-   * more in GC than the step itself. They grow by doubling as sequences
-   * lengthen.
-   */
-  readonly #buffers: Float32Array[][] = [[], []]
-  #parity = 0
 
   constructor (session: ort.InferenceSession, codec: TextCodec, info: ModelInfo, appended?: Record<string, string>) {
     this.session = session
@@ -239,15 +235,16 @@ export class CausalLM {
   /**
    * One forward pass. Without a cache, `rows` are prompts, left-padded to the
    * longest; with one, every row adds one token to its sequence. Returns the
-   * logits of each row's last token and the grown cache. After a decoding
-   * step of a rewritten graph the cache lives in reused buffers: valid until
-   * the step after the next.
+   * logits of each row's last token and the grown cache. A rewritten
+   * decoder's cache grows in place: the cache given is not valid afterwards.
    */
   async forward (rows: number[][], cache?: BatchCache, signal?: AbortSignal): Promise<{ logits: Float32Array[], cache: BatchCache }> {
     const batch = rows.length
     const step = cache == null ? Math.max(...rows.map(r => r.length)) : 1
     const past = cache?.length ?? 0
-    const total = past + step
+    // Positions fed as the past: the cache's room included, masked out.
+    const room = cache?.capacity ?? 0
+    const total = room + step
     const pads = cache?.pads ?? rows.map(r => step - r.length)
     // Filled in place: a decoding step runs per token, and boxed BigInts per mask position were most of its garbage.
     const ids = new BigInt64Array(batch * step)
@@ -261,7 +258,8 @@ export class CausalLM {
         ids[b * step + offset + t] = BigInt(id)
         positions[b * step + offset + t] = BigInt(before + t)
       })
-      mask.fill(1n, b * total + pads[b], (b + 1) * total)
+      mask.fill(1n, b * total + pads[b], b * total + past)
+      mask.fill(1n, b * total + room + (cache == null ? pads[b] : 0), (b + 1) * total)
     })
     const feeds: Record<string, ort.Tensor> = {
       input_ids: new ort.Tensor('int64', ids, [batch, step]),
@@ -277,20 +275,31 @@ export class CausalLM {
     const out = await this.session.run(feeds)
     const logits = out.logits.data as Float32Array
     const vocab = out.logits.dims[2]
-    // Without a cache, what a step adds is the whole present.
-    const set = cache != null && this.#appended != null ? this.#buffers[this.#parity ^= 1] : undefined
-    const kv: ort.Tensor[] = []
-    for (let l = 0; l < this.layers; l++) {
-      for (const part of ['key', 'value']) {
-        const present = `present.${l}.${part}`
-        const added = this.#appended?.[present]
-        kv.push(added == null ? out[present] : set == null || cache == null ? out[added] : grow(set, kv.length, cache.kv[kv.length], out[added]))
-      }
-    }
+    const names = Array.from({ length: 2 * this.layers }, (_, i) => `present.${i >> 1}.${i % 2 === 0 ? 'key' : 'value'}`)
+    const appended = this.#appended
     return {
       logits: rows.map((_, b) => logits.subarray((b * step + step - 1) * vocab, (b * step + step) * vocab)),
-      cache: { length: total, pads, kv }
+      // Without a cache, what a step adds is the whole present.
+      cache: appended != null && cache != null
+        ? this.#append(cache, names.map(name => out[appended[name]].data as Float32Array))
+        : { length: total, capacity: total, pads, kv: names.map(name => out[appended?.[name] ?? name]) }
     }
+  }
+
+  /**
+   * The cache grown by one step's keys and values, written in place. When it
+   * is full it moves to buffers with room for more, masked out until used;
+   * that needs position_ids, since the positions no longer follow the mask.
+   */
+  #append (cache: BatchCache, added: Float32Array[]): BatchCache {
+    const at = cache.length
+    let { capacity, kv } = cache
+    if (at === capacity) {
+      capacity = this.#positionIds ? Math.max(at + 1, Math.min(at + CACHE_ROOM, this.info.contextLength - 1)) : at + 1
+      kv = kv.map(t => withCapacity(t, at, capacity))
+    }
+    kv.forEach((t, i) => { put(t, added[i], at) })
+    return { length: at + 1, capacity, pads: cache.pads, kv }
   }
 
   /**
@@ -309,13 +318,13 @@ export class CausalLM {
       kept.forEach(({ cache, row, size }, b) => {
         const src = cache.kv[i].data as Float32Array
         for (let h = 0; h < this.kvHeads; h++) {
-          const from = ((row * this.kvHeads + h) * cache.length + cache.length - size) * d
+          const from = ((row * this.kvHeads + h) * cache.capacity + cache.length - size) * d
           data.set(src.subarray(from, from + size * d), (b * this.kvHeads + h) * plane + (length - size) * d)
         }
       })
       kv.push(new ort.Tensor('float32', data, [kept.length, this.kvHeads, length, d]))
     }
-    return { length, pads: kept.map(k => length - k.size), kv }
+    return { length, capacity: length, pads: kept.map(k => length - k.size), kv }
   }
 
   async release (): Promise<void> {
