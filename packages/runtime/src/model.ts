@@ -176,6 +176,20 @@ const CACHE_ROOM = 32
 
 const int64 = (values: ArrayLike<number>, dims: number[]): ort.Tensor => new ort.Tensor('int64', BigInt64Array.from(Array.from(values, BigInt)), dims)
 
+/**
+ * Frees now the ArrayBuffers of onnxruntime outputs that are done with.
+ * onnxruntime-node copies every output into an ArrayBuffer of its own, even
+ * one it also wrote into a tensor the caller gave; left to V8, megabytes of
+ * them per run bring on full collections by their external size alone.
+ */
+export function freeOutputs (tensors: Iterable<ort.Tensor>): void {
+  for (const t of tensors) {
+    const data = t.data as ArrayBufferView
+    // Only a buffer the tensor has to itself, as onnxruntime-node makes them.
+    if (data.buffer instanceof ArrayBuffer && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength) data.buffer.transfer(0)
+  }
+}
+
 /** Keys or values, [rows, heads, capacity, headDim], moved to a larger capacity; the first `length` positions are kept. */
 function withCapacity (t: ort.Tensor, length: number, capacity: number): ort.Tensor {
   const [rows, heads, room, size] = t.dims
@@ -281,7 +295,7 @@ export class CausalLM {
       logits: rows.map((_, b) => logits.subarray((b * step + step - 1) * vocab, (b * step + step) * vocab)),
       // Without a cache, what a step adds is the whole present.
       cache: appended != null && cache != null
-        ? this.#append(cache, names.map(name => out[appended[name]].data as Float32Array))
+        ? this.#append(cache, names.map(name => out[appended[name]]))
         : { length: total, capacity: total, pads, kv: names.map(name => out[appended?.[name] ?? name]) }
     }
   }
@@ -291,14 +305,15 @@ export class CausalLM {
    * is full it moves to buffers with room for more, masked out until used;
    * that needs position_ids, since the positions no longer follow the mask.
    */
-  #append (cache: BatchCache, added: Float32Array[]): BatchCache {
+  #append (cache: BatchCache, added: ort.Tensor[]): BatchCache {
     const at = cache.length
     let { capacity, kv } = cache
     if (at === capacity) {
       capacity = this.#positionIds ? Math.max(at + 1, Math.min(at + CACHE_ROOM, this.info.contextLength - 1)) : at + 1
       kv = kv.map(t => withCapacity(t, at, capacity))
     }
-    kv.forEach((t, i) => { put(t, added[i], at) })
+    kv.forEach((t, i) => { put(t, added[i].data as Float32Array, at) })
+    freeOutputs(added)
     return { length: at + 1, capacity, pads: cache.pads, kv }
   }
 

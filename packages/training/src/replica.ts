@@ -7,6 +7,7 @@
  */
 import * as ort from 'onnxruntime-node'
 import { buildTrainingGraph, clipScale, constantSchedule, createAdamW, createSgd, decaysMatrices, gradientName, warmupCosineSchedule, writeModel } from '@node-daemon/onnx'
+import { freeOutputs } from '@node-daemon/runtime'
 import type { Architecture, Samples } from './architecture.ts'
 import type { TrainingSpec } from './spec.ts'
 import type { Optimizer, OptimizerState, Schedule } from '@node-daemon/onnx'
@@ -130,7 +131,7 @@ export class Replica {
     if (indices.length === 0) return { gradient, count: 0, lossSum: 0, correct: 0, labels: 0, computeMs: 0 }
     const session = await this.#session(indices.length)
     const { feeds, labels } = this.architecture.feeds(samples, indices)
-    // onnxruntime writes each parameter's gradient straight into its place in the one array that is sent: no copy, no garbage.
+    // onnxruntime writes each parameter's gradient straight into its place in the one array that is sent.
     const fetches: Record<string, ort.Tensor | null> = { loss: null, correct: null }
     const parts = this.#parts(gradient)
     for (const p of this.architecture.parameters) {
@@ -141,6 +142,8 @@ export class Replica {
     const n = indices.length
     const lossSum = (out.loss.data as Float32Array)[0] * n
     const correct = Number((out.correct.data as Float32Array)[0])
+    // The gradients are in `gradient` already: onnxruntime's copies of them are garbage.
+    freeOutputs(Object.values(out))
     return { gradient, count: n, lossSum, correct, labels, computeMs: performance.now() - t0 }
   }
 
