@@ -6,18 +6,14 @@
  */
 import { peerIdFromString } from '@libp2p/peer-id'
 import { pbStream } from '@libp2p/utils'
+import { messageStreamOptions } from '@node-daemon/swarm'
 import { ClusterRequest, ClusterResponse } from '../../../protocols/cluster.js'
 import * as errors from './errors.ts'
 import type { Libp2p, Logger } from '@libp2p/interface'
 
 export const CLUSTER_PROTOCOL = '/node-daemon/cluster/1.0.0'
-/**
- * A node's pin statuses are one response, about 100 bytes a pin. The read
- * buffer must hold one message: libp2p's default (4 MiB) would refuse a
- * larger one whatever maxDataLength says.
- */
-const MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-const STREAM_OPTIONS = { maxDataLength: MAX_MESSAGE_BYTES, maxBufferSize: MAX_MESSAGE_BYTES + 16 }
+/** A node's pin statuses are one response, about 100 bytes a pin. */
+const STREAM_OPTIONS = messageStreamOptions(64 * 1024 * 1024)
 
 export type Method = 'join' | 'pin-status'
 

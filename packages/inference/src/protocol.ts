@@ -6,18 +6,14 @@
  */
 import { peerIdFromString } from '@libp2p/peer-id'
 import { pbStream } from '@libp2p/utils'
+import { messageStreamOptions } from '@node-daemon/swarm'
 import { InferenceRequest, InferenceResponse } from '../../../protocols/inference.js'
 import { InferenceProtocolError } from './errors.ts'
 import type { Libp2p, Logger } from '@libp2p/interface'
 
 export const INFERENCE_PROTOCOL = '/node-daemon/inference/1.0.0'
-/**
- * A whole result is one message: the embeddings of a large batch, as JSON,
- * run to tens of MB. The read buffer must hold one message: libp2p's default
- * (4 MiB) would refuse a larger one whatever maxDataLength says.
- */
-const MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-const STREAM_OPTIONS = { maxDataLength: MAX_MESSAGE_BYTES, maxBufferSize: MAX_MESSAGE_BYTES + 16 }
+/** A whole result is one message: the embeddings of a large batch, as JSON, run to tens of MB. */
+const STREAM_OPTIONS = messageStreamOptions(64 * 1024 * 1024)
 
 export interface Job {
   kind: 'generate' | 'embed'

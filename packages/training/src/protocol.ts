@@ -6,15 +6,14 @@
  */
 import { peerIdFromString } from '@libp2p/peer-id'
 import { pbStream } from '@libp2p/utils'
+import { messageStreamOptions } from '@node-daemon/swarm'
 import { StepRequest, StepResponse } from '../../../protocols/training.js'
 import type { SliceResult } from './replica.ts'
 import type { Libp2p, Logger, Stream } from '@libp2p/interface'
 
 export const TRAINING_PROTOCOL = '/node-daemon/training/1.0.0'
 /** A float32 gradient of 128M parameters, plus room for the sample list. */
-const MAX_MESSAGE_BYTES = 512 * 1024 * 1024 + 1024 * 1024
-/** A whole message is buffered before it is decoded: the stream's 4 MiB default would refuse a 1M-parameter gradient. */
-const STREAM_OPTIONS = { maxDataLength: MAX_MESSAGE_BYTES, maxBufferSize: MAX_MESSAGE_BYTES + 16 }
+const STREAM_OPTIONS = messageStreamOptions(512 * 1024 * 1024 + 1024 * 1024)
 /** A worker that hears nothing on a job's stream for this long lets it go. */
 const IDLE_TIMEOUT_MS = 10 * 60_000
 
