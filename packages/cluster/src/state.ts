@@ -680,6 +680,12 @@ export function taskIdOf (jobId: number): string {
   return `task_${jobId}`
 }
 
+/** The job id a `task_<jobId>` names; undefined for any other string. */
+export function jobIdOfTask (task: string): number | undefined {
+  const match = /^task_(\d+)$/.exec(task)
+  return match == null ? undefined : Number(match[1])
+}
+
 /** Whether a node or an external worker worked on a job: ran it, or took a rank of its training. */
 export function workedOn (job: JobRecord, id: string): boolean {
   return job.worker === id || job.training?.workers.some(w => w.id === id) === true

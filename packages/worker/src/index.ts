@@ -6,5 +6,5 @@
  */
 export { createWorker, FarmWorker, ContentFetchError } from './worker.ts'
 export type { FarmWorkerComponents, FarmWorkerEvents, FarmWorkerInit, TaskOutcome } from './worker.ts'
-export { ack, errorMessage, InvalidWorkerMessageError, jobIdOf, noticeMessage, parseClientMessage } from './messages.ts'
+export { ack, errorMessage, InvalidWorkerMessageError, noticeMessage, parseClientMessage } from './messages.ts'
 export type { ClientMessage, ServerMessage, TaskData, TrainingMetrics } from './messages.ts'

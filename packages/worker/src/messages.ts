@@ -50,11 +50,6 @@ export class InvalidWorkerMessageError extends Error {
   name = 'InvalidWorkerMessageError'
 }
 
-export function jobIdOf (task: string): number | undefined {
-  const match = /^task_(\d+)$/.exec(task)
-  return match == null ? undefined : Number(match[1])
-}
-
 function now (): string {
   return new Date().toISOString()
 }

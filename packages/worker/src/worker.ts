@@ -6,10 +6,10 @@
  */
 import { tmpdir } from 'node:os'
 import { TypedEventEmitter } from '@libp2p/interface'
-import { measureResources, usageOf } from '@node-daemon/cluster'
+import { jobIdOfTask, measureResources, usageOf } from '@node-daemon/cluster'
 import { StepRequest, StepResponse, StepWorker } from '@node-daemon/training'
 import WebSocket from 'ws'
-import { InvalidWorkerMessageError, jobIdOf } from './messages.ts'
+import { InvalidWorkerMessageError } from './messages.ts'
 import type { ClientMessage, ServerMessage, TaskData } from './messages.ts'
 import type { Logger } from '@libp2p/interface'
 
@@ -227,7 +227,7 @@ export class FarmWorker extends TypedEventEmitter<FarmWorkerEvents> {
   async #end (message: Extract<ServerMessage, { type: 'control' }>): Promise<void> {
     const running = this.#running?.task.id === message.task_id ? this.#running : undefined
     this.#running = undefined
-    const jobId = jobIdOf(message.task_id)
+    const jobId = jobIdOfTask(message.task_id)
     if (jobId != null) await this.#worker.forget(jobId)
     const steps = running?.steps ?? 0
     this.#send({

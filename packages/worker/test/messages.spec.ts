@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { SPEC_DEFAULTS, trainingSpec } from '@node-daemon/training'
-import { taskIdOf } from '@node-daemon/cluster'
-import { jobIdOf, noticeMessage, parseClientMessage } from '../src/messages.ts'
+import { jobIdOfTask, taskIdOf } from '@node-daemon/cluster'
+import { noticeMessage, parseClientMessage } from '../src/messages.ts'
 
 describe('document 004 worker messages', () => {
   it('reads the four client messages and keeps only their fields', () => {
@@ -42,7 +42,7 @@ describe('document 004 worker messages', () => {
     assert.deepEqual({ ...pause, timestamp: undefined }, { type: 'control', action: 'pause', task_id: 'task_7', timestamp: undefined })
     const end = noticeMessage({ type: 'end', jobId: 7, status: 'completed', checkpoint: 'bafyck', modelId: 'blobs' })
     assert.deepEqual({ ...end, timestamp: undefined }, { type: 'control', action: 'stop', task_id: 'task_7', status: 'completed', checkpoint_path: '/ipfs/bafyck', model_id: 'blobs', timestamp: undefined })
-    assert.equal(jobIdOf(taskIdOf(12)), 12)
-    assert.equal(jobIdOf('training_12'), undefined)
+    assert.equal(jobIdOfTask(taskIdOf(12)), 12)
+    assert.equal(jobIdOfTask('training_12'), undefined)
   })
 })
