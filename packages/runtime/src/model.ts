@@ -216,6 +216,8 @@ export class CausalLM {
   readonly kvHeads: number
   readonly headDim: number
   readonly #positionIds: boolean
+  /** present.0.key, present.0.value, present.1.key…: the order of a cache's `kv`. */
+  readonly #presents: string[]
   /**
    * For each `present.*` output, the output that holds only what a step adds
    * (appendedKeyValues), when the graph was rewritten so: the cache then
@@ -235,6 +237,7 @@ export class CausalLM {
     }
     this.layers = pasts.length
     this.#positionIds = session.inputNames.includes('position_ids')
+    this.#presents = Array.from({ length: 2 * this.layers }, (_, i) => `present.${i >> 1}.${i % 2 === 0 ? 'key' : 'value'}`)
     const meta = session.inputMetadata.find(m => m.name === 'past_key_values.0.key')
     const shape = meta?.isTensor === true ? meta.shape : []
     if (meta?.isTensor === true && meta.type !== 'float32') throw new UnsupportedModelError(`KV cache of type ${meta.type}: only float32 models are supported`)
@@ -289,14 +292,13 @@ export class CausalLM {
     const out = await this.session.run(feeds)
     const logits = out.logits.data as Float32Array
     const vocab = out.logits.dims[2]
-    const names = Array.from({ length: 2 * this.layers }, (_, i) => `present.${i >> 1}.${i % 2 === 0 ? 'key' : 'value'}`)
     const appended = this.#appended
     return {
       logits: rows.map((_, b) => logits.subarray((b * step + step - 1) * vocab, (b * step + step) * vocab)),
       // Without a cache, what a step adds is the whole present.
       cache: appended != null && cache != null
-        ? this.#append(cache, names.map(name => out[appended[name]]))
-        : { length: total, capacity: total, pads, kv: names.map(name => out[appended?.[name] ?? name]) }
+        ? this.#append(cache, this.#presents.map(name => out[appended[name]]))
+        : { length: total, capacity: total, pads, kv: this.#presents.map(name => out[appended?.[name] ?? name]) }
     }
   }
 
