@@ -135,8 +135,12 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
   private confState?: ConfState
   private leader = ''
   private term = 0
-  /** When to campaign, having lost the leader's connection. */
-  private campaignAt?: number
+  /**
+   * Campaigns, having lost the leader's connection: a timer of its own, not
+   * the next tick, since survivors whose tickers run in step would otherwise
+   * campaign in the same tick and split the vote.
+   */
+  private campaignTimer?: ReturnType<typeof setTimeout>
   private readonly onMessage = (evt: CustomEvent<Message>): void => { this.step(evt.detail) }
   private readonly onUnreachable = (evt: CustomEvent<string>): void => {
     this.node?.reportUnreachable(evt.detail)
@@ -160,8 +164,18 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
   private readonly onDisconnect = (evt: CustomEvent<string>): void => {
     if (evt.detail !== this.leader || this.node?.status().softState.raftState !== 'follower') return
     this.node.forgetLeader()
-    this.campaignAt = Date.now() + this.settings.tickMs * (1 + Math.random() * this.settings.electionTick / 2)
+    this.standDown()
+    this.campaignTimer = setTimeout(() => {
+      this.campaignTimer = undefined
+      // someone else may have won meanwhile
+      if (this.running && this.leader === '') this.campaign()
+    }, this.settings.tickMs * (1 + Math.random() * this.settings.electionTick / 2))
     this.schedule()
+  }
+
+  private standDown (): void {
+    clearTimeout(this.campaignTimer)
+    this.campaignTimer = undefined
   }
 
   constructor (components: RaftNodeComponents, init: RaftNodeInit) {
@@ -405,11 +419,6 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
     if (!this.running) return
     this.node?.tick()
     const now = Date.now()
-    if (this.campaignAt !== undefined && now >= this.campaignAt) {
-      this.campaignAt = undefined
-      // someone else may have won meanwhile
-      if (this.leader === '') this.node?.campaign()
-    }
     // Same timeout for all, so insertion order is deadline order.
     for (const p of this.pending.values()) {
       if (p.deadline > now) break
@@ -441,7 +450,7 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
   private step (m: Message): void {
     if (!this.running || m.to !== this.id) return
     // another survivor campaigns already: helping it win beats splitting the vote with it
-    if (m.type === 'MsgPreVote' || m.type === 'MsgVote') this.campaignAt = undefined
+    if (m.type === 'MsgPreVote' || m.type === 'MsgVote') this.standDown()
     try {
       this.node?.step(m)
     } catch (err: any) {
@@ -636,6 +645,7 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
 
   private halt (): void {
     this.running = false
+    this.standDown()
     clearInterval(this.ticker)
     this.ticker = undefined
     this.transport.removeEventListener('message', this.onMessage)
