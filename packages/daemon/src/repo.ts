@@ -5,6 +5,7 @@ import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@
 import { LevelDatastore } from 'datastore-level'
 import { Level } from 'level'
 import { stringify as toYaml } from 'yaml'
+import { formatSwarmKey as swarmKeyFile, parseSwarmKey as swarmKeyOf } from '@node-daemon/swarm'
 import { FlatfsBlockstore } from './blockstore.ts'
 import { CONFIG_FILE, OPEN_SWARM, parseSecret } from './config.ts'
 import { ConfigError, RepoError } from './errors.ts'
@@ -29,7 +30,7 @@ export interface Repo {
   identity: Uint8Array
   blockstore: FlatfsBlockstore
   datastore: LevelDatastore
-  /** The private-network key in swarm.key format, as @libp2p/pnet takes it; undefined for an open swarm. */
+  /** The private-network key in swarm.key format, as the swarm takes it; undefined for an open swarm. */
   swarmKey?: Uint8Array
   setApiAddress(url: string): Promise<void>
   close(): Promise<void>
@@ -50,31 +51,25 @@ export async function writeFileAtomic (file: string, data: string | Uint8Array, 
 }
 
 export const SWARM_KEY_FILE = 'swarm.key'
-const SWARM_KEY_HEADER = '/key/swarm/psk/1.0.0/'
 
-/** A 32-byte private-network key as Kubo's swarm.key file holds it. */
+/** A 32-byte private-network key, given as hex, as Kubo's swarm.key file holds it. */
 export function formatSwarmKey (hex: string): Uint8Array {
   const secret = parseSecret(hex, 'swarm key')
   if (secret == null || secret === OPEN_SWARM) throw new ConfigError('swarm key: expected 64 hex digits')
-  return new TextEncoder().encode(`${SWARM_KEY_HEADER}\n/base16/\n${secret}\n`)
+  return swarmKeyFile(Buffer.from(secret, 'hex'))
 }
 
-/**
- * The key of a swarm.key file, as 64 lower-case hex digits. Takes the base16
- * encoding that @libp2p/pnet reads and the base64 one Kubo also accepts.
- */
+/** The key of a swarm.key file, as 64 lower-case hex digits. */
 export function parseSwarmKey (data: Uint8Array | string, source = SWARM_KEY_FILE): string {
-  const lines = (typeof data === 'string' ? data : new TextDecoder().decode(data)).split(/\r?\n/).map(l => l.trim())
-  const [header, codec, value] = lines
-  if (header !== SWARM_KEY_HEADER) throw new RepoError(`${source} is not a swarm key: it does not start with ${SWARM_KEY_HEADER}`)
-  let key: Buffer | undefined
-  if (codec === '/base16/' && /^[0-9a-f]{64}$/i.test(value ?? '')) key = Buffer.from(value, 'hex')
-  else if (codec === '/base64/' && value != null) key = Buffer.from(value, 'base64')
-  if (key?.byteLength !== 32) throw new RepoError(`${source} does not hold a 32-byte key in /base16/ or /base64/`)
-  return key.toString('hex')
+  try {
+    return Buffer.from(swarmKeyOf(data)).toString('hex')
+  } catch (err: any) {
+    if (err.name === 'InvalidSwarmKeyError') throw new RepoError(`${source}: ${err.message}`)
+    throw err
+  }
 }
 
-/** The key in the repo's swarm.key, in the form @libp2p/pnet takes, if the repo has one. */
+/** The repo's swarm.key, in the /base16/ form, if the repo has one. */
 export async function readSwarmKey (path: string): Promise<Uint8Array | undefined> {
   const file = join(path, SWARM_KEY_FILE)
   const data = await readFile(file).catch((err) => {

@@ -21,3 +21,9 @@ export class PeerNotFoundError extends Error {
   static name = 'PeerNotFoundError'
   name = 'PeerNotFoundError'
 }
+
+/** A swarm.key that is not a version 1 pre-shared key of 32 bytes. */
+export class InvalidSwarmKeyError extends Error {
+  static name = 'InvalidSwarmKeyError'
+  name = 'InvalidSwarmKeyError'
+}

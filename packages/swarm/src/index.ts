@@ -1,6 +1,6 @@
 /**
  * The libp2p swarm of a node: TCP, noise, yamux, identify, ping, kad-dht and
- * gossipsub, plus bootstrap dialling. Every peer-to-peer concern of the daemon
+ * gossipsub, plus bootstrap dialling and the private network (swarm.key). Every peer-to-peer concern of the daemon
  * (bitswap, IPNS, pubsub, later Raft) runs over the one libp2p node built from
  * `swarmOptions()`.
  */
@@ -8,6 +8,7 @@ export { swarmOptions } from './options.ts'
 export type { SwarmInit, SwarmServices, Swarm } from './options.ts'
 export { connect, listPeers, pingPeers } from './peers.ts'
 export { messageStreamOptions } from './streams.ts'
+export { formatSwarmKey, parseSwarmKey } from './private-network.ts'
 export type { PeerConnection } from './peers.ts'
 export { describePeer } from './identity.ts'
 export type { PeerIdentity } from './identity.ts'
