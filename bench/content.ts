@@ -18,9 +18,10 @@ import { randomUUID, createHash } from 'node:crypto'
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { DEFAULT_MODELS } from '@node-daemon/models'
 import { withCleanup } from './lib/cleanup.ts'
 import { numberFromEnv, onlyFromEnv, profileDirFromEnv, say } from './lib/cli.ts'
-import { memoryOf, resetPeakRss, sampleRssDuring, spawnDaemon } from './lib/daemon.ts'
+import { memoryOf, resetPeakRss, sampleRssDuring, spawnDaemon, untilModelsListed } from './lib/daemon.ts'
 import { MB, multipartFile, sha256Baseline, sha256Throughput, writeRandomFile } from './lib/files.ts'
 import { createPhaseLog } from './lib/phases.ts'
 import type { Cleanup } from './lib/cleanup.ts'
@@ -35,6 +36,8 @@ const WARMUP_MB = 4
 /** A request slower than this is taken as hung, and aborted. */
 const FLOOR_MBPS = 1
 const REQUEST_SLACK_MS = 60_000
+/** How long a new daemon may take to register its default models, which the measurements wait out. */
+const SETTLE_TIMEOUT_MS = 120_000
 const RSS_SAMPLE_MS = 50
 /** The largest file size, in MB, the env may ask for. */
 const MAX_MB = 65_536
@@ -154,7 +157,9 @@ async function startDaemon (cleanup: Cleanup, root: string, s: Settings, label: 
   const spawning = spawnDaemon({ label, repo: join(root, `repo-${label}`), nodeOptions: extra.join(' ').trim(), signal: cleanup.signal })
   // Registered before the daemon is ready, so that an interrupt during its start still stops it.
   const stop = cleanup.defer(async () => { await (await spawning.catch(() => undefined))?.stop() })
-  return { d: await spawning, stop }
+  const d = await spawning
+  await untilModelsListed(d, Object.values(DEFAULT_MODELS), { timeoutMs: SETTLE_TIMEOUT_MS, signal: cleanup.signal })
+  return { d, stop }
 }
 
 async function makeFile (cleanup: Cleanup, root: string, name: string, bytes: number): Promise<{ path: string, remove: () => Promise<void> }> {

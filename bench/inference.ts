@@ -46,14 +46,13 @@ import { openAsBlob } from 'node:fs'
 import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { basename, dirname, join, resolve } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { DEFAULT_MODELS, assetDir } from '@node-daemon/models'
 import { buildGptDecoder, gptHfConfig, initGptWeights, writeModel } from '@node-daemon/onnx'
 import { TextCodec, argmax } from '@node-daemon/runtime'
 import * as ort from 'onnxruntime-node'
 import { withCleanup } from './lib/cleanup.ts'
 import { numberFromEnv, profileDirFromEnv, say } from './lib/cli.ts'
-import { memoryOf, resetPeakRss, sampleRssDuring, spawnDaemon } from './lib/daemon.ts'
+import { memoryOf, resetPeakRss, sampleRssDuring, spawnDaemon, untilModelsListed } from './lib/daemon.ts'
 import { MB } from './lib/files.ts'
 import { createPhaseLog } from './lib/phases.ts'
 import { percentile } from './lib/raft-load.ts'
@@ -82,7 +81,6 @@ const PROMPTS = [
 const KEEP_ALIVE = -1
 const REQUEST_TIMEOUT_MS = 300_000
 const REGISTER_TIMEOUT_MS = 120_000
-const POLL_MS = 200
 const RSS_SAMPLE_MS = 50
 
 interface Settings {
@@ -352,20 +350,6 @@ async function upload (d: DaemonProcess, dir: string, name: string): Promise<voi
   if (res.status !== 201) throw new Error(`${d.label}: /api/models/upload answered ${res.status}: ${await res.text().catch(() => '')}`)
 }
 
-/** Waits until /api/tags lists `name`: the daemon registers its defaults once its cluster is ready. */
-async function registered (d: DaemonProcess, name: string): Promise<void> {
-  const end = performance.now() + REGISTER_TIMEOUT_MS
-  for (;;) {
-    interrupted.throwIfAborted()
-    if (d.exited()) throw new Error(`${d.label} exited\n--- ${d.label} output ---\n${d.tail()}`)
-    const res = await fetch(`${d.url}/api/tags`, { signal: AbortSignal.any([AbortSignal.timeout(10_000), interrupted]) }).catch(() => undefined)
-    const tags = res?.ok === true ? await res.json() as { models: Array<{ name: string }> } : { models: [] }
-    if (tags.models.some(m => m.name === name || m.name.startsWith(`${name}:`))) return
-    if (performance.now() >= end) throw new Error(`${d.label}: ${name} was not registered within ${REGISTER_TIMEOUT_MS / 1000} s (is ${assetDir(name)} missing?)\n--- ${d.label} output ---\n${d.tail()}`)
-    await sleep(POLL_MS, undefined, { signal: interrupted }).catch(() => {})
-  }
-}
-
 /** An untrained GPT of the given shape with the default model's tokenizer and token ids, written to `dir`. */
 async function writeSynthetic (dir: string, { width, layers }: { width: number, layers: number }): Promise<void> {
   const base = assetDir(DEFAULT_MODELS.generate)
@@ -436,7 +420,7 @@ export async function main (): Promise<number> {
     const root = await mkdtemp(join(tmpdir(), 'node-daemon-bench-inference-'))
     cleanup.defer(async () => rm(root, { recursive: true, force: true, maxRetries: 3 }))
     const d = await startDaemon(cleanup, root, s)
-    if (s.isDefault) await registered(d, name)
+    if (s.isDefault) await untilModelsListed(d, [name], { timeoutMs: REGISTER_TIMEOUT_MS, signal: interrupted })
     else await upload(d, s.modelDir, name)
     const idle = await memoryOf(d.pid)
     const canReset = await resetPeakRss(d.pid)

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import type { ChildProcess } from 'node:child_process'
 
@@ -203,6 +204,28 @@ export async function spawnDaemon (options: SpawnOptions): Promise<DaemonProcess
   } catch (err: any) {
     await stop()
     throw new Error(`${err.message}\n--- ${options.label} output ---\n${tail}`)
+  }
+}
+
+const LIST_POLL_MS = 200
+
+/**
+ * Waits until /api/tags lists each of `names`, by name or as `name:<tag>`:
+ * a daemon registers its default models once its cluster is ready, and
+ * loading them competes with whatever is measured meanwhile.
+ */
+export async function untilModelsListed (d: DaemonProcess, names: string[], options: { timeoutMs: number, signal: AbortSignal }): Promise<void> {
+  const end = performance.now() + options.timeoutMs
+  const listed = (tags: Array<{ name: string }>, name: string): boolean => tags.some(m => m.name === name || m.name.startsWith(`${name}:`))
+  for (;;) {
+    options.signal.throwIfAborted()
+    if (d.exited()) throw new Error(`${d.label} exited\n--- ${d.label} output ---\n${d.tail()}`)
+    const res = await fetch(`${d.url}/api/tags`, { signal: AbortSignal.any([AbortSignal.timeout(10_000), options.signal]) }).catch(() => undefined)
+    const tags = res?.ok === true ? (await res.json() as { models: Array<{ name: string }> }).models : []
+    const missing = names.filter(name => !listed(tags, name))
+    if (missing.length === 0) return
+    if (performance.now() >= end) throw new Error(`${d.label}: ${missing.join(', ')} not listed by /api/tags within ${options.timeoutMs / 1000} s\n--- ${d.label} output ---\n${d.tail()}`)
+    await sleep(LIST_POLL_MS, undefined, { signal: options.signal }).catch(() => {})
   }
 }
 
