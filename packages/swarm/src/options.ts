@@ -8,6 +8,7 @@ import { mdns } from '@libp2p/mdns'
 import { ping } from '@libp2p/ping'
 import { prometheusMetrics } from '@libp2p/prometheus-metrics'
 import { tcp } from '@libp2p/tcp'
+import { noiseCrypto } from './noise-crypto.ts'
 import { privateNetwork } from './private-network.ts'
 import type { GossipSub } from '@libp2p/gossipsub'
 import type { Identify } from '@libp2p/identify'
@@ -93,7 +94,7 @@ export function swarmOptions (init: SwarmInit): Libp2pOptions<SwarmServices> {
     privateKey: init.privateKey,
     addresses: { listen: init.listen ?? [`/ip4/${host}/tcp/${init.port}`] },
     transports: init.transports ?? [tcp()],
-    connectionEncrypters: init.connectionEncrypters ?? [noise()],
+    connectionEncrypters: init.connectionEncrypters ?? [noise({ crypto: noiseCrypto })],
     streamMuxers: [yamux()],
     connectionProtector: init.swarmKey == null ? undefined : privateNetwork({ psk: init.swarmKey }),
     peerDiscovery,
