@@ -46,7 +46,7 @@ function keyStream (nonce: Uint8Array, key: Uint8Array): Buffer {
  * A connection XORed with XSalsa20 each way: the key stream of the sender's
  * nonce outbound, of the remote's inbound. Received bytes are deciphered in
  * place, since nothing else holds them; sent ones go to a new buffer, since the
- * muxer may still hold what it hands us.
+ * layer above (noise) may still hold what it hands us.
  */
 class XSalsa20Connection extends AbstractMultiaddrConnection {
   private readonly inner: MultiaddrConnection
