@@ -194,7 +194,7 @@ describe('API cluster routes on a cluster of one', { timeout: 180_000 }, () => {
       }
     })
 
-    it("lists models with their replicas, ready once pinned", async () => {
+    it('lists models with their replicas, ready once pinned', async () => {
       const model = await eventually(async () => {
         const body = await expectJson(await call(d, 'GET', '/api/distributed/models'))
         const m = body.models.find((x: Json) => x.name === 'tiny:1')

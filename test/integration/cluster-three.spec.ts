@@ -54,7 +54,7 @@ describe('a cluster of three daemons', () => {
     const status = (await call(other, `/api/v0/cluster/status?arg=${two}`)).body.status[two]
     assert.equal(status.peer_map[other.peerId].status, 'remote')
     for (const m of [a, b, c]) {
-      const ls = await call(m, `/api/v0/pin/ls?type=recursive`, { method: 'POST' })
+      const ls = await call(m, '/api/v0/pin/ls?type=recursive', { method: 'POST' })
       assert.equal(Object.hasOwn(ls.body.Keys, two), holders.includes(m.peerId), `pin/ls of ${m.peerId}`)
       assert.ok(Object.hasOwn(ls.body.Keys, three))
     }

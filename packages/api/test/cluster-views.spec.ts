@@ -36,8 +36,18 @@ function pin (cid: string, allocations: string[], modelId?: string): PinRecord {
 }
 
 const model: ModelRecord = {
-  modelId: 'llama2:7b', kind: 'model', modelCID: CID, name: 'Llama 2', description: '', timestamp: 0, isActive: true,
-  version: 1, versions: [], owner: 'a', size: 0, metadata: {}
+  modelId: 'llama2:7b',
+  kind: 'model',
+  modelCID: CID,
+  name: 'Llama 2',
+  description: '',
+  timestamp: 0,
+  isActive: true,
+  version: 1,
+  versions: [],
+  owner: 'a',
+  size: 0,
+  metadata: {}
 }
 
 function report (summary: PinStatusReport['summary'], peers: PinStatusReport['peers'] = []): PinStatusReport {
@@ -50,7 +60,15 @@ function conn (peer: string, latencyMs?: number): PeerConnection {
 
 function job (jobId: number, worker: string, status: JobRecord['status'], seconds?: number): JobRecord {
   return {
-    jobId, kind: 'inference', status, controller: 'c', promptCID: CID, modelId: 'm', modelCID: CID, params: {}, worker,
+    jobId,
+    kind: 'inference',
+    status,
+    controller: 'c',
+    promptCID: CID,
+    modelId: 'm',
+    modelCID: CID,
+    params: {},
+    worker,
     submittedAt: '2025-01-01T00:00:00.000Z',
     startedAt: seconds == null ? undefined : '2025-01-01T00:00:00.000Z',
     completedAt: seconds == null ? undefined : new Date(Date.parse('2025-01-01T00:00:00.000Z') + seconds * 1000).toISOString()

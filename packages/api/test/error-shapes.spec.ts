@@ -31,7 +31,7 @@ describe('error shapes', () => {
     assert.deepEqual(ollamaShape(new TypeError('boom'), request).body, { error: 'internal error: boom' })
   })
 
-  it("shapes OpenAI errors with type, param and code", () => {
+  it('shapes OpenAI errors with type, param and code', () => {
     assert.deepEqual(openaiShape(new ModelNotFoundError('x'), request).body, {
       error: { message: 'The model `ghost` does not exist or you do not have access to it.', type: 'invalid_request_error', param: null, code: 'model_not_found' }
     })

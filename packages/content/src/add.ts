@@ -136,4 +136,3 @@ export async function * addAll (components: AddComponents, source: AsyncIterable
   run().then(() => events.end(), (err) => events.end(err))
   yield * events
 }
-

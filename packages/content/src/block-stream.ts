@@ -152,15 +152,15 @@ class Channel {
     if (this.closed) throw new BlockStreamClosedError('the stream to the peer has closed')
     this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1
     const id = this.nextId
-    let reject: (err: Error) => void = () => {}
-    const answer = new Promise<BlockResponse>((resolve, rej) => {
-      reject = rej
-      this.pending.set(id, { resolve, reject: rej })
+    let rejectAnswer: (err: Error) => void = () => {}
+    const answer = new Promise<BlockResponse>((resolve, reject) => {
+      rejectAnswer = reject
+      this.pending.set(id, { resolve, reject })
     })
     // Settled while the request may still be waiting to be written; handled below.
     answer.catch(() => {})
     // An abandoned request's answer still arrives; it is dropped as an unknown id.
-    const onAbort = (): void => { reject(signal.reason) }
+    const onAbort = (): void => { rejectAnswer(signal.reason) }
     signal.addEventListener('abort', onAbort, { once: true })
     try {
       if (!this.stream.send(lengthPrefixed(BlockRequest.encode({ id, cid: cid.bytes })))) {

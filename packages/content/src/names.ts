@@ -1,5 +1,6 @@
 import { ipns as createIPNS, ipnsSelector, ipnsValidator, multihashToIPNSRoutingKey, IPNSEntry } from '@helia/ipns'
 import { peerIdFromString } from '@libp2p/peer-id'
+import first from 'it-first'
 import { base36 } from 'multiformats/bases/base36'
 import { CID } from 'multiformats/cid'
 import { InvalidParameterError, KeyExistsError, NotFoundError } from './errors.ts'
@@ -124,10 +125,7 @@ export class Names {
         const signal = AbortSignal.any([options.signal ?? new AbortController().signal, AbortSignal.timeout(RESOLVE_TIMEOUT_MS)])
         // Offline the local store is the only source, which nocache would skip.
         const offline = !this.components.hasPeers()
-        for await (const result of this.ipns.resolve(parseName(current), { nocache: options.nocache === true && !offline, offline, signal })) {
-          value = result.value
-          break
-        }
+        value = (await first(this.ipns.resolve(parseName(current), { nocache: options.nocache === true && !offline, offline, signal })))?.value
       } catch (err: any) {
         if (err instanceof InvalidParameterError) throw err
         throw new NotFoundError(`could not resolve name ${current}: ${err.message}`)

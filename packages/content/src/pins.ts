@@ -1,3 +1,4 @@
+import drain from 'it-drain'
 import { CID } from 'multiformats/cid'
 import { getBlock } from './blocks.ts'
 import { codecByCode } from './codecs.ts'
@@ -31,10 +32,10 @@ export async function pinAdd (components: PinComponents, cid: CID, recursive: bo
   if (existing?.depth === depth) return
   if (existing != null) {
     if (!recursive) throw new PinError(`${cid} is already pinned recursively`)
-    for await (const _ of components.pins.rm(cid, { ...options, walker })) {}
+    await drain(components.pins.rm(cid, { ...options, walker }))
   }
   // Helia keys pins by CIDv1; the metadata keeps the CID as the user gave it, as Kubo lists it.
-  for await (const _ of components.pins.add(cid, { ...options, depth, walker, metadata: { cid: cid.toString() } })) {}
+  await drain(components.pins.add(cid, { ...options, depth, walker, metadata: { cid: cid.toString() } }))
 }
 
 function pinnedCID (pin: Pin): CID {
@@ -48,7 +49,7 @@ export async function pinRm (components: PinComponents, cid: CID, recursive: boo
     throw new PinError(indirect ? `${cid} is pinned indirectly, not directly or recursively` : `${cid} is not pinned`)
   }
   if (!recursive && existing.depth === Infinity) throw new PinError(`${cid} is pinned recursively`)
-  for await (const _ of components.pins.rm(cid, { ...options, walker })) {}
+  await drain(components.pins.rm(cid, { ...options, walker }))
 }
 
 /**

@@ -21,7 +21,6 @@ import type { Content } from '../src/content.ts'
 //          : go-ipfs 0.8 output of `ipfs add` and `ipfs add --chunker=size-64` on a
 //          131-byte file, with `ipfs object get` of its root and three leaves
 
-
 /** Passes chunks through while hashing them with SHA-1, as t0040's `multihash -a=sha1` does. */
 function * sha1Tee (source: Iterable<Uint8Array>, hash: ReturnType<typeof createHash>): Generator<Uint8Array> {
   for (const chunk of source) {

@@ -16,7 +16,6 @@ const TEST_DATA = 'QmfNy183bXiRVyrhyWtq3TwHn79yHEkiAGFr18P7YNzESj' // [t0045]
 const D1 = 'QmSix55yz8CzWXf5ZVM9vgEvijnEeeXiTSarVtsqiiCJss'
 const D2 = 'QmR3jhV4XpxxPjPT3Y8vNnWvWNvakdcT3H6vqpRBsX1MLy'
 
-
 describe('read', () => {
   let content: Content
   let bigfile: Uint8Array

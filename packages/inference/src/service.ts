@@ -8,6 +8,8 @@
  * replays the same seed, so the client sees one uninterrupted stream.
  */
 import * as clusterErrors from '@node-daemon/cluster'
+import drain from 'it-drain'
+import first from 'it-first'
 import { taskIdOf } from '@node-daemon/cluster'
 import * as runtimeErrors from '@node-daemon/runtime'
 import { DEFAULT_SAMPLING, InvalidInferenceRequestError, UnsupportedModelError, validateSampling } from '@node-daemon/runtime'
@@ -292,8 +294,9 @@ export class InferenceService implements Inference {
       throw new errors.InferenceProtocolError(`worker ${worker} ended without embeddings`)
     }.bind(this))
     // The failover yields one result or throws.
-    for await (const result of results) return { ...result, totalNs: now() - startNs }
-    throw new errors.InferenceProtocolError(`no embeddings for ${model.name}`)
+    const result = await first(results)
+    if (result == null) throw new errors.InferenceProtocolError(`no embeddings for ${model.name}`)
+    return { ...result, totalNs: now() - startNs }
   }
 
   async #embedHere (job: Job, signal?: AbortSignal): Promise<Omit<EmbedResult, 'totalNs'>> {
@@ -393,7 +396,7 @@ export class InferenceService implements Inference {
     this.#tasks.add(controller)
     void (async () => {
       try {
-        for await (const _event of this.#run(prepared, AbortSignal.any([controller.signal, AbortSignal.timeout(this.#jobTimeoutMs)]))) {}
+        await drain(this.#run(prepared, AbortSignal.any([controller.signal, AbortSignal.timeout(this.#jobTimeoutMs)])))
       } catch (err: any) {
         this.#c.log('task %d failed - %e', job.jobId, err)
       } finally {

@@ -47,7 +47,6 @@ export class StepLocalMessageError extends Error {
   name = 'StepLocalMessageError'
 }
 
-
 /** A membership change that would break the configuration's invariants. */
 export class ConfChangeError extends Error {
   static name = 'ConfChangeError'

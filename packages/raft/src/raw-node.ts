@@ -211,4 +211,3 @@ function sameSoftState (a: SoftState, b: SoftState): boolean {
 function sameHardState (a: HardState, b: HardState): boolean {
   return a.term === b.term && a.vote === b.vote && a.commit === b.commit
 }
-

@@ -77,7 +77,6 @@ export type MessageType =
   | 'MsgReadIndex'
   | 'MsgReadIndexResp'
 
-
 export interface Message {
   type: MessageType
   to: NodeId

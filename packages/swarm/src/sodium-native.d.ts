@@ -1,6 +1,7 @@
 /** The part of sodium-native (libsodium's bindings, which ship no types) that the swarm uses. */
 declare module 'sodium-native' {
   /** Bytes of the state of a `crypto_stream_xor` (XSalsa20) key stream. */
+  // eslint-disable-next-line camelcase -- libsodium's own name
   export const crypto_stream_xor_STATEBYTES: number
   export function crypto_stream_xor_init (state: Uint8Array, nonce: Uint8Array, key: Uint8Array): void
   /** XORs `message` with the next `message.byteLength` bytes of the key stream into `ciphertext`, which may be `message`. */

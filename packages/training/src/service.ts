@@ -508,7 +508,6 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
     await this.#register({ id: modelId, cid, kind: 'model', description, metadata: { family: architecture.config.model_type, trainedBy: job.jobId } }, options)
     return { modelId, modelCID: cid }
   }
-
 }
 
 export function createTraining (components: TrainingComponents, init?: TrainingInit): TrainingService {

@@ -150,8 +150,8 @@ function refuse (fields: object, neutral: Record<string, unknown>): void {
 function generateOptions (options: Static<typeof Options> | undefined): GenerateOptions | undefined {
   if (options == null) return undefined
   requireNeutral(options, NEUTRAL_OPTIONS, { prefix: 'options.' })
-  const { temperature, top_k, top_p, repeat_penalty, repeat_last_n, seed, num_predict, stop } = options
-  return defined({ temperature, top_k, top_p, repeat_penalty, repeat_last_n, seed, num_predict, stop })
+  const { temperature, seed, stop } = options
+  return defined({ temperature, top_k: options.top_k, top_p: options.top_p, repeat_penalty: options.repeat_penalty, repeat_last_n: options.repeat_last_n, seed, num_predict: options.num_predict, stop })
 }
 
 function nameOf (body: { model?: string, name?: string }): string {

@@ -62,11 +62,11 @@ const CreateBody = Type.Object({
   }, { additionalProperties: false, description: 'What each node chosen by count must have' }))
 }, { additionalProperties: false })
 
-type CreateBody = Static<typeof CreateBody>
-type TaskType = CreateBody['type']
+type CreateTask = Static<typeof CreateBody>
+type TaskType = CreateTask['type']
 
 /** The fields of one kind of task only; `type` and `model` are both kinds'. */
-const FIELDS: Record<TaskType, Array<keyof CreateBody>> = {
+const FIELDS: Record<TaskType, Array<keyof CreateTask>> = {
   inference: ['prompt', 'modelId', 'maxTokens', 'temperature'],
   training: ['dataset', 'name', 'url', 'batch_size', 'learning_rate', 'epochs', 'optimizer', 'distributed', 'n_clients', 'requirements']
 }
@@ -86,7 +86,7 @@ const CONTROL = {
 } as const
 
 /** The model a training task names: `model`, or `url` if it is an IPFS path. */
-function trainingModel (body: CreateBody): TrainingRequest['model'] | undefined {
+function trainingModel (body: CreateTask): TrainingRequest['model'] | undefined {
   if (body.url == null) return body.model as TrainingRequest['model'] | undefined
   if (body.model != null) throw new BadRequestError('name the model by url or by model, not both')
   const cid = /^(?:ipfs:\/\/|\/ipfs\/)([^/?#]+)\/?$/.exec(body.url)?.[1]
@@ -95,14 +95,14 @@ function trainingModel (body: CreateBody): TrainingRequest['model'] | undefined 
 }
 
 /** Nodes of a training task: `distributed: false` is this node alone. */
-function trainingNodes (body: CreateBody): number | undefined {
+function trainingNodes (body: CreateTask): number | undefined {
   if (body.distributed !== false) return body.n_clients
   if (body.n_clients != null && body.n_clients !== 1) throw new BadRequestError(`distributed: false trains on one node, not n_clients ${body.n_clients}`)
   return 1
 }
 
 /** Document 004's training task as the service's request, with /api/v1/training/start's default model. */
-async function trainingRequest (training: TrainingService, body: CreateBody, signal: AbortSignal): Promise<TrainingRequest> {
+async function trainingRequest (training: TrainingService, body: CreateTask, signal: AbortSignal): Promise<TrainingRequest> {
   if (body.dataset == null) throw new BadRequestError('a training task needs a dataset: the CID of a dataset (see /api/v0/ai/dataset/add) or its registered name')
   const model = trainingModel(body)
   const nodes = trainingNodes(body)
@@ -162,7 +162,7 @@ export const taskRoutes: Routes = (app, { node, shutdown }) => {
     scope.post('/api/tasks', {
       schema: { body: CreateBody, tags: ['tasks'], summary: 'Create a training task (dataset, model or url, hyperparameters, n_clients, requirements) or an inference task (prompt)' }
     }, async (request, reply) => {
-      const body = request.body as CreateBody
+      const body = request.body as CreateTask
       const misplaced = FIELDS[body.type === 'training' ? 'inference' : 'training'].filter(field => body[field] !== undefined)
       if (misplaced.length > 0) throw new BadRequestError(`${misplaced.join(', ')} ${misplaced.length === 1 ? 'is not a field' : 'are not fields'} of ${body.type} tasks`)
       if (body.type === 'inference') {

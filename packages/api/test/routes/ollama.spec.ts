@@ -240,7 +240,7 @@ describe('Ollama API', () => {
     await assert.rejects(ollama.delete({ model: 'copy-of-gpt' }), { status_code: 404 })
   })
 
-  it("creates from a Modelfile, or renders the newer fields into one", async () => {
+  it('creates from a Modelfile, or renders the newer fields into one', async () => {
     assert.deepEqual(await ollama.create({ model: 'kind-gpt', from: 'tiny-gpt', system: 'You are kind.\nAlways.', parameters: { temperature: 0.2, stop: ['</s>', 'User:'] }, stream: false }), { status: 'success' })
     assert.deepEqual(server.inference.calls.at(-1)?.args, ['kind-gpt', 'FROM tiny-gpt\nSYSTEM """You are kind.\nAlways."""\nPARAMETER temperature 0.2\nPARAMETER stop "</s>"\nPARAMETER stop "User:"'])
 
