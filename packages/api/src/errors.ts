@@ -1,3 +1,4 @@
+import { readdirSync } from 'node:fs'
 import type { FastifyError } from 'fastify'
 
 /** A multipart body could not be parsed. */
@@ -106,6 +107,12 @@ const BY_NAME: Record<string, Mapping> = {
   JoinError: [503, 'JoinError'],
   ClusterProtocolError: [502, 'ClusterProtocolError'],
   UnsupportedParameterError: [400, 'IPFSValidationError'],
+  InvalidModelfileError: [400, 'IPFSValidationError'],
+  // A model whose files onnxruntime cannot read: the client named or sent a broken model.
+  ExternalDataError: [400, 'IPFSValidationError'],
+  InferenceProtocolError: [502, 'ClusterProtocolError'],
+  NoWorkerError: [503, 'IPFSConnectionError'],
+  WorkerConflictError: [409, 'IPFSError'],
   InvalidInferenceRequestError: [400, 'IPFSValidationError'],
   ContextLengthError: [400, 'IPFSValidationError'],
   // Mostly met on import, where the client sent the broken directory.
@@ -144,9 +151,23 @@ export function classify (err: Partial<FastifyError>): { status: number, type: s
   return { status, type, code }
 }
 
-/** The message a client sees: an unexpected error says so, the others say what went wrong. */
+/**
+ * The top-level directories of this machine's filesystem: a message's
+ * absolute path that starts with one of them (a repo, a model file, a temp
+ * dir) tells a caller how the host is laid out, and is cut out of messages.
+ * /ipfs/, /p2p/ and multiaddrs do not start with one.
+ */
+const ROOTS = readdirSync('/').filter(name => /^[\w.-]+$/.test(name))
+const FILESYSTEM_PATH = new RegExp(`(?<![\\w.:/-])(?:file://)?/(?:${ROOTS.map(r => r.replace(/\./g, '\\.')).join('|')})(?=/|\\b)[^\\s'"\`,;)]*`, 'g')
+
+/** `message` with every filesystem path in it replaced by `<path>`. */
+export function withoutPaths (message: string): string {
+  return ROOTS.length === 0 ? message : message.replace(FILESYSTEM_PATH, '<path>')
+}
+
+/** The message a client sees: an unexpected error says so, the others say what went wrong; neither names a file of the host. */
 export function messageOf (err: Partial<FastifyError>, type: string): string {
-  return type === 'UnexpectedError' ? `internal error: ${err.message ?? 'unknown'}` : (err.message ?? type)
+  return withoutPaths(type === 'UnexpectedError' ? `internal error: ${err.message ?? 'unknown'}` : (err.message ?? type))
 }
 
 export function envelope (err: Partial<FastifyError>): ErrorEnvelope {

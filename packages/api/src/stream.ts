@@ -1,6 +1,7 @@
 import { once } from 'node:events'
 import { Readable } from 'node:stream'
 import { duration } from './args.ts'
+import { envelope } from './errors.ts'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 
 const deadlines = new WeakMap<FastifyRequest, AbortSignal | undefined>()
@@ -46,7 +47,8 @@ export async function peek<T> (source: AsyncIterable<T>): Promise<{ first?: T, i
   return { first: first.done === true ? undefined : first.value, items }
 }
 
-const kuboError = (err: Error): object => ({ Message: err.message, Code: 0, Type: 'error' })
+/** The line that ends a Kubo stream that failed: the message a client may see, with Kubo's fields. */
+const kuboError = (err: Error): object => ({ Message: envelope(err).Message, Code: 0, Type: 'error' })
 
 /**
  * Sends objects as framed text once the first is ready, so that an early
@@ -103,7 +105,7 @@ export async function streamLive (reply: FastifyReply, source: AsyncIterable<obj
       if (!res.write(`${JSON.stringify(item)}\n`)) await once(res, 'drain', { signal })
     }
   } catch (err: any) {
-    if (!signal.aborted) res.write(`${JSON.stringify({ Message: err.message, Code: 0, Type: 'error' })}\n`)
+    if (!signal.aborted) res.write(`${JSON.stringify(kuboError(err))}\n`)
   } finally {
     res.end()
   }

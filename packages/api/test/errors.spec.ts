@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { classify, envelope } from '../src/errors.ts'
+import { tmpdir } from 'node:os'
+import { classify, envelope, withoutPaths } from '../src/errors.ts'
 
 describe('error mapping', () => {
   it('maps typed errors by name to document 000 types and statuses', () => {
@@ -44,5 +45,24 @@ describe('error mapping', () => {
       Type: 'error'
     })
     assert.match(envelope({ name: 'TypeError', message: 'boom' }).error, /^internal error: boom$/)
+  })
+
+  it('maps the inference and training errors a client can cause', () => {
+    assert.equal(classify({ name: 'InvalidModelfileError' }).status, 400)
+    assert.equal(classify({ name: 'ExternalDataError' }).status, 400)
+    assert.equal(classify({ name: 'WorkerConflictError' }).status, 409)
+    assert.equal(classify({ name: 'NoWorkerError' }).status, 503)
+  })
+
+  it('names no file of the host in any message, and leaves content paths and multiaddrs alone', () => {
+    const file = `${tmpdir()}/repo/models/bafkqaaa.part-1/.complete`
+    for (const err of [{ name: 'TypeError', message: `ENOENT: no such file or directory, open '${file}'` }, { name: 'InvalidModelError', message: `model.onnx: cannot open file:///usr/lib/x.so (${file})` }]) {
+      const { error } = envelope(err)
+      assert.doesNotMatch(error, /\/tmp|\/usr/)
+      assert.match(error, /<path>/)
+    }
+    for (const kept of ['/ipfs/QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o/a/b', '/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWE2nw', '/api/v0/add', 'a/tmp/b']) {
+      assert.equal(withoutPaths(`could not reach ${kept}`), `could not reach ${kept}`)
+    }
   })
 })
