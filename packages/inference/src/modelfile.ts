@@ -36,6 +36,9 @@ export function parseModelfile (text: string): Modelfile {
     const match = /^(\S+)\s*(.*)$/.exec(line) as RegExpExecArray
     const instruction = match[1].toUpperCase()
     let rest = match[2]
+    // A parameter's value is quoted after its key: PARAMETER stop """a line break""".
+    let key = ''
+    if (instruction === 'PARAMETER') [, key, rest] = /^(\S*)\s*(.*)$/.exec(rest) as RegExpExecArray
     // """...""" values may span lines.
     if (rest.startsWith('"""')) {
       let body = rest.slice(3)
@@ -51,12 +54,8 @@ export function parseModelfile (text: string): Modelfile {
       case 'FROM': from = rest.trim(); break
       case 'TEMPLATE': template = rest; break
       case 'SYSTEM': system = rest; break
-      case 'PARAMETER': {
-        const [key, ...value] = rest.trim().split(/\s+/)
-        parameter(options, stops, key, value.join(' '))
-        break
-      }
-      default: throw new InvalidModelfileError(`${instruction} is not supported; use FROM, PARAMETER, TEMPLATE or SYSTEM`)
+      case 'PARAMETER': parameter(options, stops, key, rest); break
+      default: throw new InvalidModelfileError(`${instruction.slice(0, 40)} is not supported; use FROM, PARAMETER, TEMPLATE or SYSTEM`)
     }
   }
   if (from == null || from === '') throw new InvalidModelfileError('a Modelfile needs a FROM line')
@@ -69,14 +68,25 @@ export function parseModelfile (text: string): Modelfile {
 
 function parameter (options: GenerateOptions, stops: string[], key: string, value: string): void {
   if (key === 'stop') {
-    stops.push(value.startsWith('"') && value.endsWith('"') && value.length >= 2 ? value.slice(1, -1) : value)
+    stops.push(value)
     return
   }
   const type = NUMERIC[key]
   const n = Number(value)
-  if (type == null) throw new InvalidModelfileError(`PARAMETER ${key} is not supported`)
+  if (type == null) throw new InvalidModelfileError(key === '' ? 'PARAMETER needs a name and a value' : `PARAMETER ${key.slice(0, 40)} is not supported`)
   if (value === '' || !Number.isFinite(n) || (type === 'int' && !Number.isInteger(n))) throw new InvalidModelfileError(`PARAMETER ${key}: ${JSON.stringify(value)} is not ${type === 'int' ? 'an integer' : 'a number'}`)
   ;(options as Record<string, number>)[key] = n
+}
+
+/**
+ * A value as a Modelfile writes it: quoted, or triple-quoted when it spans
+ * lines or holds quotes. Quotes are not escapes, so a value holding """ or
+ * ending with " has no Modelfile form.
+ */
+export function quoteModelfileValue (value: string): string {
+  if (!/["\n\\]/.test(value)) return `"${value}"`
+  if (value.includes('"""') || value.endsWith('"')) throw new InvalidModelfileError(`${JSON.stringify(value.slice(0, 40))} cannot be written into a Modelfile: it holds """ or ends with "`)
+  return `"""${value}"""`
 }
 
 /** The Modelfile that recreates a model, as /api/show returns it. */
@@ -85,7 +95,7 @@ export function renderModelfile (model: Modelfile): string {
   if (model.template != null) lines.push(`TEMPLATE """${model.template}"""`)
   if (model.system != null) lines.push(`SYSTEM """${model.system}"""`)
   for (const [key, value] of Object.entries(model.options)) {
-    if (key === 'stop') for (const s of value as string[]) lines.push(`PARAMETER stop ${JSON.stringify(s)}`)
+    if (key === 'stop') for (const s of value as string[]) lines.push(`PARAMETER stop ${quoteModelfileValue(s)}`)
     else lines.push(`PARAMETER ${key} ${String(value)}`)
   }
   return lines.join('\n') + '\n'

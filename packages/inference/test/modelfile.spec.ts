@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { parseModelfile, renderModelfile } from '../src/modelfile.ts'
+import { parseModelfile, quoteModelfileValue, renderModelfile } from '../src/modelfile.ts'
 import { asCID, fullName } from '../src/names.ts'
 
 describe('Modelfile', () => {
@@ -31,6 +31,15 @@ describe('Modelfile', () => {
     assert.throws(() => parseModelfile('FROM x\nPARAMETER mirostat 1'), { message: /mirostat/ })
     assert.throws(() => parseModelfile('FROM x\nPARAMETER top_k 1.5'), { message: /integer/ })
     assert.throws(() => parseModelfile('FROM x\nSYSTEM """never closed'), { message: /unterminated/ })
+    assert.throws(() => parseModelfile('FROM x\nPARAMETER'), { name: 'InvalidModelfileError', message: /needs a name/ })
+  })
+
+  it('takes a triple-quoted parameter that spans lines, and writes one back', () => {
+    const parsed = parseModelfile('FROM x\nPARAMETER stop """a\nb"""\nPARAMETER stop "c d"')
+    assert.deepEqual(parsed.options.stop, ['a\nb', 'c d'])
+    assert.deepEqual(parseModelfile(renderModelfile(parsed)), parsed)
+    assert.equal(quoteModelfileValue('say "hi" twice'), '"""say "hi" twice"""')
+    assert.throws(() => quoteModelfileValue('ends with "'), { name: 'InvalidModelfileError' })
   })
 })
 

@@ -1,6 +1,7 @@
 import { Type } from 'typebox'
+import { quoteModelfileValue } from '@node-daemon/inference'
 import { ollamaError, ollamaShape } from '../error-shapes.ts'
-import { BadRequestError, UnsupportedParameterError } from '../errors.ts'
+import { BadRequestError } from '../errors.ts'
 import { defined, familyRoutes, finished, keepAliveMs, requireNeutral, workSignal } from '../inference.ts'
 import { requestSignal, sendNdjson } from '../stream.ts'
 import type { ApiContext, Routes } from '../server.ts'
@@ -227,24 +228,17 @@ function parametersText (options: GenerateOptions): string {
     .join('\n')
 }
 
-/** A Modelfile string value: quoted, or triple-quoted when it spans lines or holds quotes. */
-function quoted (value: string, field: string): string {
-  if (!/["\n\\]/.test(value)) return `"${value}"`
-  if (value.includes('"""') || value.endsWith('"')) throw new UnsupportedParameterError(field, `${field} cannot be written into a Modelfile: it holds """ or ends with "`)
-  return `"""${value}"""`
-}
-
 /** The Modelfile of a create request: its `modelfile`, then the newer fields as the instructions they stand for (later ones win). */
 function modelfileOf (body: Static<typeof CreateBody>): string {
   refuse(body, { files: {}, adapters: {}, quantize: '', messages: [], license: '' })
   const lines: string[] = []
   if (body.modelfile != null && body.modelfile !== '') lines.push(body.modelfile)
   if (body.from != null && body.from !== '') lines.push(`FROM ${body.from}`)
-  if (body.template != null) lines.push(`TEMPLATE ${quoted(body.template, 'template')}`)
-  if (body.system != null) lines.push(`SYSTEM ${quoted(body.system, 'system')}`)
+  if (body.template != null) lines.push(`TEMPLATE ${quoteModelfileValue(body.template)}`)
+  if (body.system != null) lines.push(`SYSTEM ${quoteModelfileValue(body.system)}`)
   for (const [key, value] of Object.entries(body.parameters ?? {})) {
     for (const v of Array.isArray(value) ? value : [value]) {
-      lines.push(`PARAMETER ${key} ${typeof v === 'string' ? quoted(v, `parameters.${key}`) : String(v)}`)
+      lines.push(`PARAMETER ${key} ${typeof v === 'string' ? quoteModelfileValue(v) : String(v)}`)
     }
   }
   if (lines.length === 0) throw new BadRequestError("neither 'from' nor 'modelfile' was specified")
