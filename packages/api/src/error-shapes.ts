@@ -27,6 +27,14 @@ export const envelopeShape: ErrorShape = (err) => {
   return { status: body.status_code, type: body.error_type, body }
 }
 
+/** Errors that say a model's files cannot be read. */
+const UNREADABLE_MODEL = new Set(['InvalidModelError', 'ModelFormatError', 'ExternalDataError'])
+
+/** Document 003's training and model routes: a model that cannot be read is its 1004 MODEL_CORRUPT. */
+export const trainingShape: ErrorShape = (err, request) => {
+  return envelopeShape(UNREADABLE_MODEL.has(err.name ?? '') ? { name: 'CheckpointError', message: err.message } : err, request)
+}
+
 /** Ollama, OpenAI and document 001 answer a request that breaks the schema with 400, not document 000's 422. */
 function classifyFamily (err: Partial<FastifyError>): { status: number, type: string, message: string } {
   const { status, type } = classify(err)

@@ -5,10 +5,10 @@
  * needs without the bytes (kind, family, context) and what a Modelfile set
  * (template, system prompt, parameters).
  */
-import { mkdir, rename, rm, stat, writeFile, open } from 'node:fs/promises'
+import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { dirname, join, normalize } from 'node:path'
 import { ModelNotFoundError } from '@node-daemon/cluster'
-import { InvalidModelError, loadModel } from '@node-daemon/runtime'
+import { InvalidModelError, loadModel, REQUIRED_MODEL_FILES } from '@node-daemon/runtime'
 import { InvalidModelfileError } from './errors.ts'
 import { renderModelfile } from './modelfile.ts'
 import { asCID, fullName } from './names.ts'
@@ -56,6 +56,11 @@ export interface LibraryInit {
 }
 
 const COMPLETE = '.complete'
+/** Marks a directory still being unpacked: `<cid>.part-<pid>-<time>`. */
+const PART = '.part-'
+/** A name a directory entry may have on this node's disk: no separators, no control characters. */
+// eslint-disable-next-line no-control-regex -- control characters are what it refuses
+const SAFE_NAME = /^[^/\\\u0000-\u001f\u007f]{1,255}$/
 
 export class ModelLibrary {
   readonly #content: Content
@@ -70,6 +75,12 @@ export class ModelLibrary {
     this.#cluster = components.cluster
     this.#dir = init.dir
     this.#replication = init.replicationFactor ?? 3
+  }
+
+  /** Removes the half-unpacked copies that a daemon killed while unpacking left behind. */
+  async start (): Promise<void> {
+    const names = await readdir(this.#dir).catch(() => [])
+    await Promise.all(names.filter(name => name.includes(PART)).map(async name => rm(join(this.#dir, name), { recursive: true, force: true })))
   }
 
   /** A name (with or without its tag) or a CID to the model; registry reads are local, as every request makes one. */
@@ -138,10 +149,10 @@ export class ModelLibrary {
   }
 
   async #unpackOnce (cid: string, dir: string, options: AbortOptions & { onProgress?: (event: ProgressEvent) => void }): Promise<string> {
-    const tmp = `${dir}.part-${process.pid}-${Date.now()}`
+    const tmp = `${dir}${PART}${process.pid}-${Date.now()}`
     await rm(tmp, { recursive: true, force: true })
     try {
-      for (const file of await this.#files(cid, '', options)) {
+      for (const file of await this.files(cid, options)) {
         const target = normalize(join(tmp, file.path))
         if (!target.startsWith(tmp)) throw new InvalidModelError(`unsafe path ${file.path} in model ${cid}`)
         await mkdir(dirname(target), { recursive: true })
@@ -168,12 +179,21 @@ export class ModelLibrary {
     }
   }
 
-  async #files (cid: string, prefix: string, options: AbortOptions): Promise<Array<{ path: string, cid: string, size: number }>> {
+  /** The files of the model directory `cid`, refusing a CID that is no such directory and names no file could have on disk. */
+  async files (cid: string, options: AbortOptions = {}): Promise<Array<{ path: string, cid: string, size: number }>> {
+    const files = await this.#filesUnder(cid, '', options)
+    const missing = REQUIRED_MODEL_FILES.filter(name => !files.some(f => f.path === name))
+    if (missing.length > 0) throw new InvalidModelError(`${cid} is not a model directory in the Hugging Face ONNX layout: it has no ${missing.join(', ')}`)
+    return files
+  }
+
+  async #filesUnder (cid: string, prefix: string, options: AbortOptions): Promise<Array<{ path: string, cid: string, size: number }>> {
     const { entries } = await this.#content.ls(prefix === '' ? cid : `${cid}/${prefix}`, options)
     const out: Array<{ path: string, cid: string, size: number }> = []
     for (const entry of entries) {
+      if (!SAFE_NAME.test(entry.name) || entry.name === '.' || entry.name === '..') throw new InvalidModelError(`model ${cid} has an entry named ${JSON.stringify(entry.name.slice(0, 64))}, which no file may have`)
       const path = prefix === '' ? entry.name : `${prefix}/${entry.name}`
-      if (entry.type === 'directory') out.push(...await this.#files(cid, path, options))
+      if (entry.type === 'directory') out.push(...await this.#filesUnder(cid, path, options))
       else out.push({ path, cid: entry.cid.toString(), size: entry.size })
     }
     return out
@@ -184,7 +204,7 @@ export class ModelLibrary {
     const dir = await this.unpack(cid, options)
     const model = await loadModel(dir, { signal: options.signal })
     try {
-      const files = await this.#files(cid, '', options)
+      const files = await this.files(cid, options)
       const weights = files.filter(f => /^model\.onnx(_data|\.data)?$/.test(f.path)).reduce((n, f) => n + f.size, 0)
       return {
         format: 'hf-onnx',
@@ -281,7 +301,7 @@ function summary (model: ResolvedModel): ModelSummary {
 async function * candidates (files: ImportParams['files']): AsyncIterable<{ path: string, content: AsyncIterable<Uint8Array> | Uint8Array }> {
   for await (const file of files) {
     const path = normalize(file.path).replace(/^(\.\/)+/, '')
-    if (path.startsWith('..') || path.startsWith('/')) throw new InvalidModelError(`unsafe path ${file.path}`)
+    if (path.startsWith('..') || path.startsWith('/') || !path.split('/').every(name => SAFE_NAME.test(name))) throw new InvalidModelError(`unsafe path ${JSON.stringify(file.path.slice(0, 256))}`)
     yield { path, content: file.content }
   }
 }

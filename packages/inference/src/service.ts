@@ -86,6 +86,7 @@ export class InferenceService implements Inference {
   }
 
   async start (): Promise<void> {
+    await this.library.start()
     await this.#protocol.start()
   }
 
@@ -343,6 +344,8 @@ export class InferenceService implements Inference {
   async * pull (name: string, options: AbortOptions = {}): AsyncIterable<ProgressEvent> {
     // Resolved before the first line, so that an unknown model is a 404 rather than an error line.
     const model = await this.library.resolve(name, options)
+    // A CID outside the registry is checked before it is fetched and pinned.
+    if (model.record == null) await this.library.files(model.cid, options)
     yield { status: 'pulling manifest' }
     yield * progress(async emit => {
       await this.library.unpack(model.cid, { ...options, onProgress: emit })

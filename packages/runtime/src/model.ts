@@ -5,9 +5,9 @@
  * one is read from the graph's inputs and outputs, not from the config's
  * name, so that any export with those names runs.
  */
-import { readFile, stat } from 'node:fs/promises'
-import { join } from 'node:path'
-import { appendedKeyValues } from '@node-daemon/onnx'
+import { lstat, readFile, stat } from 'node:fs/promises'
+import { isAbsolute, join, relative, resolve, sep } from 'node:path'
+import { appendedKeyValues, externalDataLocations } from '@node-daemon/onnx'
 import * as ort from 'onnxruntime-node'
 import { ContextLengthError, InvalidModelError, UnsupportedModelError } from './errors.ts'
 import { TextCodec } from './text.ts'
@@ -51,6 +51,9 @@ function ids (value: unknown): number[] {
   return []
 }
 
+/** The files a model directory must have; the others (generation_config.json, tokenizer_config.json, external data) are optional. */
+export const REQUIRED_MODEL_FILES = ['config.json', 'tokenizer.json', 'model.onnx']
+
 async function readModelFiles (dir: string): Promise<ModelFiles> {
   const [config, generation, tokenizer, tokenizerConfig] = await Promise.all([
     readJson(dir, 'config.json', true),
@@ -58,7 +61,12 @@ async function readModelFiles (dir: string): Promise<ModelFiles> {
     readJson(dir, 'tokenizer.json', true),
     readJson(dir, 'tokenizer_config.json', false)
   ])
-  const codec = new TextCodec(tokenizer, tokenizerConfig, [...ids(generation.eos_token_id), ...ids(config.eos_token_id)])
+  let codec: TextCodec
+  try {
+    codec = new TextCodec(tokenizer, tokenizerConfig, [...ids(generation.eos_token_id), ...ids(config.eos_token_id)])
+  } catch (err: any) {
+    throw new InvalidModelError(`tokenizer.json: ${err.message}`)
+  }
   let size = 0
   for (const name of ['model.onnx', 'model.onnx_data', 'model.onnx.data']) {
     size += await stat(join(dir, name)).then(s => s.size, () => 0)
@@ -87,6 +95,31 @@ interface Session {
   appended?: Record<string, string>
 }
 
+/**
+ * Refuses a model whose external data lies outside its own directory or
+ * behind a symbolic link: onnxruntime would read whatever file it names,
+ * such as the node's identity key, into a tensor.
+ */
+async function checkExternalData (dir: string): Promise<void> {
+  let locations: string[]
+  try {
+    locations = await externalDataLocations(join(dir, 'model.onnx'))
+  } catch (err: any) {
+    throw new InvalidModelError(`model.onnx: ${err.name === 'ModelFormatError' ? err.message : 'cannot be read'}`)
+  }
+  for (const location of locations) {
+    const path = relative(dir, resolve(dir, location))
+    if (isAbsolute(location) || path === '' || path.split(sep)[0] === '..') throw new InvalidModelError(`model.onnx names external data outside the model directory: ${JSON.stringify(location)}`)
+    let at = dir
+    for (const part of path.split(sep)) {
+      at = join(at, part)
+      const entry = await lstat(at).catch(() => undefined)
+      if (entry == null) throw new InvalidModelError(`model.onnx names external data ${JSON.stringify(location)}, which the model directory lacks`)
+      if (entry.isSymbolicLink()) throw new InvalidModelError(`model.onnx names external data ${JSON.stringify(location)} through a symbolic link`)
+    }
+  }
+}
+
 async function createSession (dir: string, size: number, options: LoadOptions): Promise<Session> {
   // Spinning threads burn the cores that other sessions and the event loop need between runs.
   const config: Record<string, unknown> = { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } }
@@ -98,6 +131,7 @@ async function createSession (dir: string, size: number, options: LoadOptions): 
   const threads = options.threads ?? (size < SMALL_MODEL_BYTES ? 1 : undefined)
   if (threads != null) session.intraOpNumThreads = threads
   const path = join(dir, 'model.onnx')
+  await checkExternalData(dir)
   try {
     const rewritten = (await stat(path)).size <= REWRITE_MAX_BYTES ? appendedKeyValues(await readFile(path)) : undefined
     if (rewritten == null) return { session: await ort.InferenceSession.create(path, session) }
@@ -105,7 +139,8 @@ async function createSession (dir: string, size: number, options: LoadOptions): 
     config.model_external_initializers_file_folder_path = dir
     return { session: await ort.InferenceSession.create(rewritten.model, session), appended: rewritten.outputs }
   } catch (err: any) {
-    throw new InvalidModelError(`model.onnx: ${err.message}`)
+    // onnxruntime names the files it could not read by their full paths.
+    throw new InvalidModelError(`model.onnx: ${String(err.message).replaceAll(dir + sep, '').replaceAll(dir, '.')}`)
   }
 }
 

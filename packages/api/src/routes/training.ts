@@ -1,5 +1,6 @@
 import { Type } from 'typebox'
 import { option } from '../args.ts'
+import { trainingShape } from '../error-shapes.ts'
 import { BadRequestError } from '../errors.ts'
 import { DEFAULT_GENERATE_MODEL, workSignal } from '../inference.ts'
 import { fieldsAndFile } from '../multipart.ts'
@@ -136,7 +137,7 @@ export const trainingRoutes: Routes = (app, { node, shutdown }) => {
   const { training } = node
   const job = async (id: unknown, reply: FastifyReply): Promise<JobRecord> => training.job(jobIdOf(id), { signal: requestSignal(reply) })
 
-  app.post('/api/v1/training/start', { schema: { body: StartBody, tags: ['training'], summary: 'Start data-parallel training of a model on a dataset across nodes' } }, async (request, reply) => {
+  app.post('/api/v1/training/start', { schema: { body: StartBody, tags: ['training'], summary: 'Start data-parallel training of a model on a dataset across nodes' }, config: { errorShape: trainingShape } }, async (request, reply) => {
     const signal = workSignal(reply, shutdown)
     const submitted = await training.submit(await trainingRequest(training, request.body as Static<typeof StartBody>, signal), { signal })
     return trainingJson(submitted)
@@ -166,7 +167,7 @@ export const trainingRoutes: Routes = (app, { node, shutdown }) => {
   })
 
   const LoadBody = Type.Object({ model_id: Type.String({ minLength: 1 }) })
-  app.post('/api/v1/models/load', { schema: { body: LoadBody, tags: ['training'], summary: 'Fetch a saved model to this node and pin it' } }, async (request, reply) => {
+  app.post('/api/v1/models/load', { schema: { body: LoadBody, tags: ['training'], summary: 'Fetch a saved model to this node and pin it' }, config: { errorShape: trainingShape } }, async (request, reply) => {
     const { model_id: modelId } = request.body as Static<typeof LoadBody>
     const signal = workSignal(reply, shutdown)
     for await (const event of node.inference.pull(modelId, { signal })) void event
