@@ -97,6 +97,7 @@ export class Names {
   }
 
   private async exportKey (name: string, options: AbortOptions): Promise<PrivateKey> {
+    checkKeyName(name)
     try {
       return await this.components.keychain.exportKey(name, options)
     } catch {
@@ -139,7 +140,8 @@ export class Names {
   }
 
   async generateKey (name: string, options: AbortOptions = {}): Promise<KeyEntry> {
-    if (name === '' || name === 'self' || name.includes('/')) throw new InvalidParameterError(`invalid key name ${JSON.stringify(name)}`)
+    if (name === 'self') throw new InvalidParameterError('a key named self exists: it is the node\'s own')
+    checkKeyName(name)
     if (await this.components.keychain.exportKey(name, options).then(() => true, () => false)) {
       throw new KeyExistsError(`key with name ${JSON.stringify(name)} already exists`)
     }
@@ -162,4 +164,17 @@ export class Names {
     await this.components.keychain.removeKey(name, options)
     return { name, id: ipnsName(key.publicKey) }
   }
+}
+
+/**
+ * The keychain stores a key under its name as a file name: names it would
+ * change (sanitize-filename's rules) are refused here with a message, where
+ * the keychain would throw a bare "Invalid key name".
+ */
+function checkKeyName (name: string): void {
+  // eslint-disable-next-line no-control-regex -- control characters are what it refuses
+  const unsafe = /[/?<>\\:*|"\u0000-\u001f\u0080-\u009f]/
+  const bad = name === '' || name !== name.trim() || Buffer.byteLength(name) > 255 || unsafe.test(name) ||
+    /^\.+$/.test(name) || /[. ]$/.test(name) || /^(con|prn|aux|nul|com\d|lpt\d)(\..*)?$/i.test(name)
+  if (bad) throw new InvalidParameterError(`invalid key name ${JSON.stringify(name.slice(0, 64))}: 1 to 255 bytes, no control characters, none of / ? < > \\ : * | ", not ending in a dot or space`)
 }

@@ -1,3 +1,4 @@
+import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { DialError, InvalidMultiaddrError } from './errors.ts'
 import type { Swarm } from './options.ts'
@@ -17,8 +18,13 @@ export interface PeerConnection {
 function parseMultiaddr (addr: string): Multiaddr {
   try {
     const ma = multiaddr(addr)
-    if (ma.getComponents().find(c => c.name === 'p2p') == null) {
-      throw new InvalidMultiaddrError(`multiaddr ${addr} has no /p2p/ peer id`)
+    const peer = ma.getComponents().find(c => c.name === 'p2p')?.value
+    if (peer == null) throw new InvalidMultiaddrError(`multiaddr ${addr} has no /p2p/ peer id`)
+    // The multiaddr takes any string after /p2p/; a dial of one that is no peer id fails deep inside libp2p.
+    try {
+      peerIdFromString(peer)
+    } catch {
+      throw new InvalidMultiaddrError(`multiaddr ${addr}: ${JSON.stringify(peer)} is not a peer id`)
     }
     return ma
   } catch (err: any) {
