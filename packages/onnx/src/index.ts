@@ -2,7 +2,8 @@
  * ONNX graphs without Python. A plain-data graph form (graph.ts), a writer
  * that encodes it as an ONNX ModelProto over onnx-proto and a reader that
  * decodes one, the project's own models built in the Hugging Face ONNX
- * layout, a rewrite that lets a decoder return only the keys and values a
+ * layout, the external data files a model names (read without decoding it),
+ * a rewrite that lets a decoder return only the keys and values a
  * step adds, and reverse-mode autodiff that turns a loss graph into a training
  * graph.
  */
@@ -14,6 +15,7 @@ export type { WriteOptions, WrittenModel } from './writer.ts'
 export { readModel, readWeights } from './reader.ts'
 export type { ReadOptions } from './reader.ts'
 export { appendedKeyValues } from './kv-outputs.ts'
+export { externalDataLocations } from './external-data.ts'
 export type { AppendedKeyValues } from './kv-outputs.ts'
 export { ExternalDataError, InvalidConfigError, ModelFormatError } from './errors.ts'
 export { GraphBuilder } from './builder.ts'
