@@ -22,7 +22,7 @@ import { ClusterState, workedOn } from './state.ts'
 import { connect } from '@node-daemon/swarm'
 import type { CommandBody, TrainingChange } from './commands.ts'
 import type { MembershipView } from './membership.ts'
-import type { Cluster, ConsensusStatus, DiscoveryResult, HistoryQuery, JobQuery, NodeView, PeerPinStatus, PinAddOptions, PinStatus, PinStatusReport, ReadOptions, RegisterModelInput, SubmitJobInput, UpdateModelOptions, WriteOptions } from './interface.ts'
+import type { Cluster, ClusterProblem, ConsensusStatus, DiscoveryResult, HistoryQuery, JobQuery, NodeView, PeerPinStatus, PinAddOptions, PinStatus, PinStatusReport, ReadOptions, RegisterModelInput, SubmitJobInput, UpdateModelOptions, WriteOptions } from './interface.ts'
 import type { Allocation, ClusterEvents, Decision, JobRecord, ModelRecord, NodeRecord, PinRecord, Resources } from './types.ts'
 import type { ComponentLogger, Logger, PeerInfo } from '@libp2p/interface'
 import type { Message } from '@libp2p/gossipsub'
@@ -71,6 +71,8 @@ export interface ClusterInit {
 interface Membership {
   /** The membership at index 0 that every node of this cluster starts from. */
   genesis: ConfState
+  /** Set once this node applied its own removal: it stays out, even after a restart from a snapshot without it. */
+  removed?: boolean
 }
 
 /** What a node tells the others every heartbeat. */
@@ -136,7 +138,10 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
     }
     this.log = components.logger.forComponent('node-daemon:cluster')
     this.manager = new MembershipManager(this.init)
-    this.state = new ClusterState((type, detail) => { this.safeDispatchEvent(type, { detail } as any) })
+    this.state = new ClusterState((type, detail) => {
+      if (type === 'NodeLeft' && (detail as { id: string }).id === this.id) this.noteRemoved()
+      this.safeDispatchEvent(type, { detail } as any)
+    })
     this.state.onApplied = () => {
       this.peersDirty = true
       this.tracker.sync()
@@ -480,6 +485,21 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
     const raft = this.raft
     if (raft == null || !raft.isStarted() || raft.leaderId === '') return false
     return this.state.appliedIndex >= raft.status().hardState.commit && this.state.nodes.has(this.id)
+  }
+
+  problems (): ClusterProblem[] {
+    if (this.membership?.removed === true) return ['removed']
+    const raft = this.raft
+    if (raft == null || !raft.isStarted() || !this.state.nodes.has(this.id)) return ['joining']
+    if (raft.leaderId === '') return ['no_quorum']
+    return this.isReady() ? [] : ['catching_up']
+  }
+
+  private noteRemoved (): void {
+    if (this.membership == null || this.membership.removed === true) return
+    this.membership = { ...this.membership, removed: true }
+    this.log('this node was removed from the cluster')
+    this.writeMembership(this.membership).catch((err: Error) => { this.log.error('could not record the removal - %s', err.message) })
   }
 
   // ---- Cluster: nodes

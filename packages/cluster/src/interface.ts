@@ -97,6 +97,13 @@ export interface ConsensusStatus {
   ready: boolean
 }
 
+/**
+ * What keeps a node from its part in the cluster: it is still joining (or
+ * catching up to its own admission), it was removed from the cluster, no
+ * leader is known, or it has not applied what it knows is committed.
+ */
+export type ClusterProblem = 'joining' | 'removed' | 'no_quorum' | 'catching_up'
+
 export interface JobQuery {
   /** Only jobs in one of these states. */
   status?: JobStatus | JobStatus[]
@@ -130,6 +137,8 @@ export interface Cluster extends TypedEventTarget<{ [K in keyof ClusterEvents]: 
   status (): ConsensusStatus
   /** Resolves when this node knows a leader and has caught up; what `/health/ready` waits for. */
   isReady (): boolean
+  /** Why this node cannot take its part in the cluster now, for /health; empty when it can. */
+  problems (): ClusterProblem[]
 
   nodes (options?: ReadOptions): Promise<NodeView[]>
   node (id: string, options?: ReadOptions): Promise<NodeView>

@@ -1,6 +1,15 @@
 import { nodeStatus, peerCount, uptimeSeconds } from '../cluster-views.ts'
 import { kuboRoute } from './route.ts'
 import type { Routes } from '../server.ts'
+import type { ClusterProblem } from '@node-daemon/cluster'
+
+/** What /health says of each cluster problem. */
+const PROBLEMS: Record<ClusterProblem, string> = {
+  joining: 'not a member: still joining the cluster',
+  removed: 'removed from the cluster: start it with a fresh repo to join again',
+  no_quorum: 'no quorum: no Raft leader is known',
+  catching_up: 'catching up with the cluster log'
+}
 
 export const systemRoutes: Routes = (app, { node }) => {
   kuboRoute(app, {
@@ -17,8 +26,11 @@ export const systemRoutes: Routes = (app, { node }) => {
   app.get('/health', { schema: { tags: ['system'], summary: 'Health of the node and its services' } }, async () => {
     // A local read: health must answer even when the cluster has no leader.
     const nodes = await node.cluster.nodes({ local: true })
+    // Degraded, not failed: a liveness probe that reads only the status code still sees 200.
+    const problems = node.cluster.problems()
     return {
-      status: 'healthy',
+      status: problems.length === 0 ? 'healthy' : 'degraded',
+      ...(problems.length === 0 ? {} : { reasons: problems.map(p => PROBLEMS[p]) }),
       timestamp: new Date().toISOString(),
       version: node.version().version,
       node_id: node.peerId,
@@ -29,8 +41,8 @@ export const systemRoutes: Routes = (app, { node }) => {
         ipfs: node.content.helia.status === 'started',
         consensus: node.cluster.isReady(),
         consensus_leader: node.cluster.status().role === 'leader',
-        // Scheduling arrives with the inference issue.
-        scheduler: false,
+        // Jobs are placed through the cluster's job table, which needs a leader this node follows.
+        scheduler: problems.length === 0,
         available_nodes: nodes.filter(n => nodeStatus(n) === 'active').length
       }
     }
