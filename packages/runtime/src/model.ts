@@ -126,6 +126,7 @@ async function createSession (dir: string, size: number, options: LoadOptions): 
   const session: ort.InferenceSession.SessionOptions = {
     executionProviders: options.executionProvider === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
     graphOptimizationLevel: 'all',
+    enableCpuMemArena: false,
     extra: { session: config }
   }
   const threads = options.threads ?? (size < SMALL_MODEL_BYTES ? 1 : undefined)
@@ -385,6 +386,11 @@ export class CausalLM {
 }
 
 /** A BERT-style encoder; embeddings are its last hidden states, mean-pooled over the real tokens and L2-normalized. */
+/** Most texts in one encoder run. */
+const EMBED_RUN_ROWS = 32
+/** Most tokens, padding included, in one encoder run: 4 texts of 512 tokens. */
+const EMBED_RUN_TOKENS = 2048
+
 export class Encoder {
   readonly kind = 'encoder'
   readonly session: ort.InferenceSession
@@ -409,7 +415,27 @@ export class Encoder {
     })
   }
 
+  /**
+   * Embeds texts in runs of similar length, each bounded in rows and padded
+   * tokens: one run over every input would hold attention scores of
+   * rows × heads × length² floats, gigabytes for a few hundred long inputs.
+   */
   async embed (tokenized: number[][], signal?: AbortSignal): Promise<Float32Array[]> {
+    const order = tokenized.map((_, i) => i).sort((a, b) => tokenized[a].length - tokenized[b].length)
+    const out = new Array<Float32Array>(tokenized.length)
+    for (let start = 0; start < order.length;) {
+      // Sorted by length, so a run's last text is its longest.
+      let end = start + 1
+      while (end < order.length && end - start < EMBED_RUN_ROWS && (end - start + 1) * tokenized[order[end]].length <= EMBED_RUN_TOKENS) end++
+      const run = order.slice(start, end)
+      const vectors = await this.#embedRun(run.map(i => tokenized[i]), signal)
+      run.forEach((i, k) => { out[i] = vectors[k] })
+      start = end
+    }
+    return out
+  }
+
+  async #embedRun (tokenized: number[][], signal?: AbortSignal): Promise<Float32Array[]> {
     const batch = tokenized.length
     const length = Math.max(1, ...tokenized.map(t => t.length))
     const ids = new Array<number>(batch * length).fill(0)
@@ -424,7 +450,7 @@ export class Encoder {
     const out = await this.session.run(feeds)
     const hidden = out.last_hidden_state.data as Float32Array
     const width = out.last_hidden_state.dims[2]
-    return tokenized.map((tokens, b) => {
+    const vectors = tokenized.map((tokens, b) => {
       const v = new Float32Array(width)
       for (let t = 0; t < tokens.length; t++) {
         const at = (b * length + t) * width
@@ -436,6 +462,8 @@ export class Encoder {
       for (let i = 0; i < width; i++) v[i] /= norm
       return v
     })
+    freeOutputs([...Object.values(out), ...Object.values(feeds)])
+    return vectors
   }
 
   async release (): Promise<void> {
