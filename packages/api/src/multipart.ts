@@ -107,16 +107,23 @@ export async function firstPartBytes (request: FastifyRequest, max: number): Pro
   return payload
 }
 
-/** Form fields, and the bytes of the first file part, of at most `max` bytes: a dataset with its metadata. */
-export async function fieldsAndFile (request: FastifyRequest, max: number): Promise<{ fields: Record<string, string>, file?: Uint8Array }> {
+/**
+ * A file with its metadata from a multipart body, as a stream: the form
+ * fields sent before the first file part, and that file's bytes, at most
+ * `max` of them. Fields sent after the file are not seen.
+ */
+export async function fieldsAndFile (request: FastifyRequest, max: number): Promise<{ fields: Record<string, string>, file?: AsyncIterable<Uint8Array> }> {
   const fields: Record<string, string> = {}
-  let file: Uint8Array | undefined
-  await eachPart(request, async (part) => {
-    if (part.type === 'field') fields[part.fieldname] = String(part.value)
-    else if (file == null) file = await readCapped(part.file, max)
-    else part.file.resume()
-  })
-  return { fields, file }
+  const parts = candidates(request, fields)
+  const first = await parts.next()
+  const content = first.done === true ? undefined : first.value.content
+  if (content == null) return { fields }
+  const file = (async function * () {
+    yield * capped(content, max)
+    // What follows the file is read and dropped, so that the connection is free for the next request.
+    for await (const rest of parts) if (rest.content != null) for await (const _ of rest.content);
+  })()
+  return { fields: { ...fields }, file }
 }
 
 /** Calls `handle` on each part in order; a body that does not parse is a MultipartError, limits keep their own codes. */
@@ -131,11 +138,16 @@ async function eachPart (request: FastifyRequest, handle: (part: Multipart) => P
 
 async function readCapped (stream: AsyncIterable<Uint8Array>, max: number): Promise<Uint8Array> {
   const chunks: Uint8Array[] = []
+  for await (const chunk of capped(stream, max)) chunks.push(chunk)
+  return Buffer.concat(chunks)
+}
+
+/** The stream's bytes, refused as too large past `max`. */
+async function * capped (stream: AsyncIterable<Uint8Array>, max: number): AsyncGenerator<Uint8Array> {
   let size = 0
   for await (const chunk of stream) {
     size += chunk.byteLength
     if (size > max) throw Object.assign(new MultipartError(`the payload may hold at most ${max} bytes`), { code: 'FST_REQ_FILE_TOO_LARGE' })
-    chunks.push(chunk)
+    yield chunk
   }
-  return Buffer.concat(chunks)
 }

@@ -8,8 +8,8 @@
  * The bytes say which format they are, so a CID is all a job needs.
  */
 import { InvalidDatasetError, InvalidTensorFileError } from './errors.ts'
-import { decodeSafetensors, encodeSafetensors } from './safetensors.ts'
-import type { DecodedSafetensors } from './safetensors.ts'
+import { checkTiling, decodeSafetensors, encodeSafetensors, MAX_SAFETENSORS_HEADER_BYTES, readSafetensorsHeader, safetensorsHeaderLength } from './safetensors.ts'
+import type { TensorDtype, TensorInfo } from './safetensors.ts'
 
 export interface TextDataset {
   format: 'text'
@@ -75,14 +75,268 @@ const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
 /** Detects the format of `bytes` and parses and checks it. */
 export function parseDataset (bytes: Uint8Array, options: ParseDatasetOptions = {}): Dataset {
-  const maxBytes = options.maxBytes ?? DEFAULT_MAX_DATASET_BYTES
-  if (bytes.byteLength > maxBytes) throw new InvalidDatasetError(`dataset is ${bytes.byteLength} bytes, over the ${maxBytes}-byte limit`)
-  // Safetensors first: a header length whose low byte is 123 starts the file with "{", like JSONL.
-  if (isSafetensors(bytes)) return parseTensorDataset(bytes)
-  const first = skipWhitespace(bytes, bomLength(bytes))
-  if (first === bytes.length) throw new InvalidDatasetError('dataset has no records')
-  if (bytes[first] === 0x7b) return parseTextDataset(bytes)
-  throw new InvalidDatasetError('not a dataset: expected JSONL text (lines of {"text": ...}) or a safetensors file with "features" and "labels"')
+  const texts: string[] = []
+  const scanner = new DatasetScanner({ ...options, onText: text => { texts.push(text) } })
+  scanner.write(bytes)
+  const info = scanner.end()
+  if (info.format === 'text') return { format: 'text', texts }
+  // The scanner checked every header field and value; what is left is to copy them out.
+  const { tensors } = decodeSafetensors(bytes)
+  const features = tensors.features.data as Float32Array
+  const labels = tensors.labels.dtype === 'I32' ? tensors.labels.data : Int32Array.from(tensors.labels.data as BigInt64Array, Number)
+  return { format: 'tensors', count: info.records, featureCount: info.features as number, classes: info.classes as number, features, labels }
+}
+
+export interface ScanOptions extends ParseDatasetOptions {
+  /** Called with each text of a JSONL dataset, in order. */
+  onText?: (text: string) => void
+}
+
+/** The longest JSONL line a scanner holds: a text of 32 MiB is past any use in training, and a line is what the scanner keeps in memory. */
+const MAX_LINE_BYTES = 1 << 25
+
+/** A tensor whose values the scanner checks as they stream past. */
+interface ValueRegion {
+  name: 'features' | 'labels'
+  begin: number
+  end: number
+  dtype: TensorDtype
+  /** The next element's index. */
+  index: number
+}
+
+/** What a safetensors header must say of a dataset's tensors. */
+interface TensorLayout {
+  count: number
+  featureCount: number
+  classes?: number
+  regions: ValueRegion[]
+  infos: TensorInfo[]
+}
+
+/** Bytes kept across writes, joined only when they are used, so that many small chunks are copied once. */
+class Pending {
+  #parts: Uint8Array[] = []
+  byteLength = 0
+
+  push (bytes: Uint8Array): void {
+    if (bytes.byteLength === 0) return
+    this.#parts.push(bytes)
+    this.byteLength += bytes.byteLength
+  }
+
+  /** Everything kept, as one array; the keeper is empty after. */
+  take (): Uint8Array {
+    const parts = this.#parts
+    this.#parts = []
+    this.byteLength = 0
+    if (parts.length === 1) return parts[0]
+    const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0))
+    let at = 0
+    for (const part of parts) {
+      out.set(part, at)
+      at += part.byteLength
+    }
+    return out
+  }
+}
+
+/**
+ * Reads a dataset as its bytes arrive and checks it as parseDataset does,
+ * holding one JSONL line, or a safetensors header and one element, at a
+ * time: an upload of a gigabyte costs the memory of its longest line.
+ */
+export class DatasetScanner {
+  readonly #maxBytes: number
+  readonly #onText?: (text: string) => void
+  #bytes = 0
+  #format?: Dataset['format']
+  /** The first bytes, until they tell the format. */
+  readonly #head = new Pending()
+  /** JSONL: the line so far, and what the lines before held. */
+  readonly #line = new Pending()
+  #lineNumber = 0
+  #records = 0
+  #characters = 0
+  /** safetensors: the header until it is whole, then the layout, the data bytes seen and the element cut by a chunk. */
+  readonly #header = new Pending()
+  #headerLength?: number
+  #layout?: TensorLayout
+  #data = 0
+  readonly #element = new Uint8Array(8)
+  #filled = 0
+  #maxLabel = 0
+
+  constructor (options: ScanOptions = {}) {
+    this.#maxBytes = options.maxBytes ?? DEFAULT_MAX_DATASET_BYTES
+    this.#onText = options.onText
+  }
+
+  write (chunk: Uint8Array): void {
+    this.#bytes += chunk.byteLength
+    if (this.#bytes > this.#maxBytes) throw new InvalidDatasetError(`dataset is ${this.#bytes} bytes, over the ${this.#maxBytes}-byte limit`)
+    if (this.#format == null) {
+      this.#head.push(chunk)
+      // A safetensors file shows itself in its first 10 bytes.
+      if (this.#head.byteLength < 10) return
+      chunk = this.#decide()
+    }
+    for (let at = 0; at < chunk.byteLength; at += CHUNK_BYTES) {
+      const piece = chunk.subarray(at, at + CHUNK_BYTES)
+      if (this.#format === 'text') this.#text(piece)
+      else this.#tensors(piece)
+    }
+  }
+
+  /** What the dataset holds, once every byte was written; throws if it is no dataset. */
+  end (): DatasetInfo {
+    if (this.#format == null) this.#text(this.#decide())
+    if (this.#format === 'text') {
+      if (this.#line.byteLength > 0) this.#lines(this.#line.take(), true)
+      if (this.#records === 0) throw new InvalidDatasetError('dataset has no records')
+      return { format: 'text', records: this.#records, characters: this.#characters }
+    }
+    const layout = this.#layout ?? tensorFile(() => {
+      safetensorsHeaderLength(this.#header.take(), this.#bytes)
+      throw new InvalidTensorFileError('the header is cut short')
+    })
+    tensorFile(() => { checkTiling(layout.infos, this.#data) })
+    return { format: 'tensors', records: layout.count, features: layout.featureCount, classes: layout.classes ?? this.#maxLabel + 1 }
+  }
+
+  /** Settles the format from the first bytes, and returns them for it to read. */
+  #decide (): Uint8Array {
+    const head = this.#head.take()
+    if (opensSafetensors(head)) {
+      this.#format = 'tensors'
+      return head
+    }
+    this.#format = 'text'
+    return head.subarray(bomLength(head))
+  }
+
+  #text (piece: Uint8Array): void {
+    const last = piece.lastIndexOf(0x0a)
+    if (last === -1) {
+      this.#line.push(piece)
+      if (this.#line.byteLength > MAX_LINE_BYTES) throw new InvalidDatasetError(`line is longer than ${MAX_LINE_BYTES} bytes`, { line: this.#lineNumber + 1 })
+      return
+    }
+    this.#line.push(piece.subarray(0, last + 1))
+    this.#lines(this.#line.take(), false)
+    this.#line.push(piece.slice(last + 1))
+  }
+
+  /** Whole lines, each ending in "\n" but perhaps the last one of the file. */
+  #lines (bytes: Uint8Array, final: boolean): void {
+    const lines = decodeChunk(bytes, this.#lineNumber).split('\n')
+    // Lines that end in "\n" split into a last "" that is not a line.
+    if (!final) lines.pop()
+    for (const raw of lines) {
+      this.#lineNumber++
+      const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw
+      if (/^[ \t\r]*$/.test(line)) continue
+      if (this.#records === 0 && !/^[ \t\r]*\{/.test(line)) throw new InvalidDatasetError('not a dataset: expected JSONL text (lines of {"text": ...}) or a safetensors file with "features" and "labels"')
+      const text = parseLine(line, this.#lineNumber)
+      this.#records++
+      this.#characters += codePoints(text)
+      this.#onText?.(text)
+    }
+  }
+
+  #tensors (piece: Uint8Array): void {
+    if (this.#layout == null) {
+      this.#header.push(piece)
+      if (this.#header.byteLength < 8) return
+      if (this.#headerLength == null) {
+        const first = this.#header.take()
+        this.#header.push(first)
+        this.#headerLength = tensorFile(() => safetensorsHeaderLength(first, Infinity))
+      }
+      const length = this.#headerLength
+      if (this.#header.byteLength < 8 + length) return
+      const header = this.#header.take()
+      const { infos, metadata } = tensorFile(() => readSafetensorsHeader(header.subarray(8, 8 + length)))
+      this.#layout = tensorLayout(infos, metadata)
+      piece = header.subarray(8 + length)
+    }
+    const { regions } = this.#layout
+    for (let at = 0; at < piece.byteLength;) {
+      const region = regions.find(r => this.#data >= r.begin && this.#data < r.end)
+      const until = region?.end ?? Math.min(...regions.map(r => r.begin).filter(begin => begin > this.#data))
+      const take = Math.min(piece.byteLength - at, until - this.#data)
+      if (region != null) this.#values(region, piece.subarray(at, at + take))
+      at += take
+      this.#data += take
+    }
+  }
+
+  /** Checks the elements of `region` in `bytes`, carrying one that a chunk cut to the next. */
+  #values (region: ValueRegion, bytes: Uint8Array): void {
+    const size = DTYPE_BYTES[region.dtype]
+    let at = 0
+    if (this.#filled > 0) {
+      while (this.#filled < size && at < bytes.byteLength) this.#element[this.#filled++] = bytes[at++]
+      if (this.#filled < size) return
+      this.#value(region, new DataView(this.#element.buffer), 0)
+      this.#filled = 0
+    }
+    const whole = Math.floor((bytes.byteLength - at) / size) * size
+    const view = new DataView(bytes.buffer, bytes.byteOffset + at, whole)
+    for (let offset = 0; offset < whole; offset += size) this.#value(region, view, offset)
+    for (at += whole; at < bytes.byteLength; at++) this.#element[this.#filled++] = bytes[at]
+  }
+
+  #value (region: ValueRegion, view: DataView, offset: number): void {
+    const layout = this.#layout as TensorLayout
+    const i = region.index++
+    if (region.name === 'features') {
+      checkFeature(i, view.getFloat32(offset, true), layout.featureCount)
+      return
+    }
+    const label = region.dtype === 'I64' ? view.getBigInt64(offset, true) : view.getInt32(offset, true)
+    this.#maxLabel = Math.max(this.#maxLabel, checkLabel(i, label, layout.classes ?? MAX_CLASSES))
+  }
+}
+
+const DTYPE_BYTES: Record<TensorDtype, number> = { F32: 4, I64: 8, I32: 4, U8: 1 }
+
+/** Runs a safetensors check, reporting its failure as the dataset's. */
+function tensorFile<T> (check: () => T): T {
+  try {
+    return check()
+  } catch (err) {
+    if (err instanceof InvalidTensorFileError) throw new InvalidDatasetError(`not a valid safetensors file: ${err.message}`, { cause: err })
+    throw err
+  }
+}
+
+/** What a header must say for the file to be a tensor dataset. */
+function tensorLayout (infos: TensorInfo[], metadata: Record<string, string>): TensorLayout {
+  if (Object.hasOwn(metadata, 'format') && metadata.format !== TENSOR_DATASET_FORMAT) {
+    throw new InvalidDatasetError(`__metadata__ "format" is ${JSON.stringify(metadata.format)}, not ${JSON.stringify(TENSOR_DATASET_FORMAT)}`)
+  }
+  const features = infos.find(info => info.name === 'features')
+  if (features === undefined) throw new InvalidDatasetError('no "features" tensor')
+  if (features.dtype !== 'F32') throw new InvalidDatasetError(`"features" is ${features.dtype}, not F32`)
+  if (features.shape.length !== 2) throw new InvalidDatasetError(`"features" has shape [${features.shape.join(', ')}], not [N, F]`)
+  const [count, featureCount] = features.shape as [number, number]
+  const labels = infos.find(info => info.name === 'labels')
+  if (labels === undefined) throw new InvalidDatasetError('no "labels" tensor')
+  if (labels.dtype !== 'I64' && labels.dtype !== 'I32') throw new InvalidDatasetError(`"labels" is ${labels.dtype}, not I64 or I32`)
+  if (labels.shape.length !== 1 || labels.shape[0] !== count) {
+    throw new InvalidDatasetError(`"labels" has shape [${labels.shape.join(', ')}], not [${count}] as "features" has ${count} rows`)
+  }
+  let classes: number | undefined
+  if (Object.hasOwn(metadata, 'classes')) {
+    const text = metadata.classes
+    classes = /^[1-9][0-9]*$/.test(text) ? Number(text) : NaN
+    if (!(classes <= MAX_CLASSES)) throw new InvalidDatasetError(`__metadata__ "classes" is ${JSON.stringify(text)}, not an integer in [1, ${MAX_CLASSES}]`)
+  }
+  if (featureCount < 1) throw new InvalidDatasetError(`"features" has ${featureCount} columns, not at least 1`)
+  if (count === 0) throw new InvalidDatasetError('dataset has no records')
+  const region = (info: TensorInfo): ValueRegion => ({ name: info.name as ValueRegion['name'], begin: info.begin, end: info.end, dtype: info.dtype, index: 0 })
+  return { count, featureCount, classes, regions: [region(features), region(labels)], infos }
 }
 
 export function describeDataset (dataset: Dataset): DatasetInfo {
@@ -132,29 +386,6 @@ export function encodeTensorDataset (input: TensorDatasetInput): Uint8Array<Arra
   }, { format: TENSOR_DATASET_FORMAT, classes: String(dataset.classes) })
 }
 
-function parseTextDataset (bytes: Uint8Array): TextDataset {
-  const texts: string[] = []
-  let lineNumber = 0
-  let start = bomLength(bytes)
-  while (start < bytes.length) {
-    const cut = start + CHUNK_BYTES >= bytes.length ? -1 : bytes.indexOf(0x0a, start + CHUNK_BYTES)
-    const end = cut === -1 ? bytes.length : cut + 1
-    const chunk = bytes.subarray(start, end)
-    const lines = decodeChunk(chunk, lineNumber).split('\n')
-    // A chunk that ends in "\n" splits into a last "" that is not a line.
-    if (lines[lines.length - 1] === '') lines.pop()
-    for (const raw of lines) {
-      lineNumber++
-      const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw
-      if (/^[ \t\r]*$/.test(line)) continue
-      texts.push(parseLine(line, lineNumber))
-    }
-    start = end
-  }
-  if (texts.length === 0) throw new InvalidDatasetError('dataset has no records')
-  return { format: 'text', texts }
-}
-
 function parseLine (line: string, lineNumber: number): string {
   let record: unknown
   try {
@@ -196,51 +427,6 @@ function decodeChunk (chunk: Uint8Array, linesBefore: number): string {
   }
 }
 
-function parseTensorDataset (bytes: Uint8Array): TensorDataset {
-  let decoded: DecodedSafetensors
-  try {
-    decoded = decodeSafetensors(bytes)
-  } catch (err) {
-    if (err instanceof InvalidTensorFileError) throw new InvalidDatasetError(`not a valid safetensors file: ${err.message}`, { cause: err })
-    throw err
-  }
-  const { tensors, metadata } = decoded
-  if (Object.hasOwn(metadata, 'format') && metadata.format !== TENSOR_DATASET_FORMAT) {
-    throw new InvalidDatasetError(`__metadata__ "format" is ${JSON.stringify(metadata.format)}, not ${JSON.stringify(TENSOR_DATASET_FORMAT)}`)
-  }
-  const features = Object.hasOwn(tensors, 'features') ? tensors.features : undefined
-  if (features === undefined) throw new InvalidDatasetError('no "features" tensor')
-  if (features.dtype !== 'F32') throw new InvalidDatasetError(`"features" is ${features.dtype}, not F32`)
-  if (features.shape.length !== 2) throw new InvalidDatasetError(`"features" has shape [${features.shape.join(', ')}], not [N, F]`)
-  const [count, featureCount] = features.shape as [number, number]
-  const labels = Object.hasOwn(tensors, 'labels') ? tensors.labels : undefined
-  if (labels === undefined) throw new InvalidDatasetError('no "labels" tensor')
-  if (labels.dtype !== 'I64' && labels.dtype !== 'I32') throw new InvalidDatasetError(`"labels" is ${labels.dtype}, not I64 or I32`)
-  if (labels.shape.length !== 1 || labels.shape[0] !== count) {
-    throw new InvalidDatasetError(`"labels" has shape [${labels.shape.join(', ')}], not [${count}] as "features" has ${count} rows`)
-  }
-  let classes: number | undefined
-  if (Object.hasOwn(metadata, 'classes')) {
-    const text = metadata.classes
-    classes = /^[1-9][0-9]*$/.test(text) ? Number(text) : NaN
-    if (!(classes <= MAX_CLASSES)) throw new InvalidDatasetError(`__metadata__ "classes" is ${JSON.stringify(text)}, not an integer in [1, ${MAX_CLASSES}]`)
-  }
-  const labels32 = labels.dtype === 'I32' ? labels.data : narrowLabels(labels.data, classes)
-  return checkTensorDataset(features.data, labels32, featureCount, classes)
-}
-
-/** I64 labels to Int32Array, rejecting the ones no Int32Array (or class count) can hold. */
-function narrowLabels (labels: BigInt64Array, classes: number | undefined): Int32Array {
-  const limit = BigInt(classes ?? MAX_CLASSES)
-  const out = new Int32Array(labels.length)
-  for (let i = 0; i < labels.length; i++) {
-    const label = labels[i]
-    if (label < 0n || label >= limit) throw new InvalidDatasetError(`labels[${i}] is ${label}, outside [0, ${limit})`)
-    out[i] = Number(label)
-  }
-  return out
-}
-
 /** The checks shared by parsing and encoding, so that what encodes also parses. */
 function checkTensorDataset (features: Float32Array, labels: Int32Array, featureCount: number, classes: number | undefined): TensorDataset {
   if (!Number.isSafeInteger(featureCount) || featureCount < 1) throw new InvalidDatasetError(`"features" has ${featureCount} columns, not at least 1`)
@@ -255,34 +441,34 @@ function checkTensorDataset (features: Float32Array, labels: Int32Array, feature
   }
   const limit = classes ?? MAX_CLASSES
   let max = 0
-  for (let i = 0; i < count; i++) {
-    const label = labels[i]
-    if (label < 0 || label >= limit) throw new InvalidDatasetError(`labels[${i}] is ${label}, outside [0, ${limit})`)
-    if (label > max) max = label
-  }
-  // A NaN or infinity would poison every gradient of the step that reads it.
-  for (let i = 0; i < features.length; i++) {
-    if (!Number.isFinite(features[i])) {
-      throw new InvalidDatasetError(`features[${Math.floor(i / featureCount)}][${i % featureCount}] is ${features[i]}, not finite`)
-    }
-  }
+  for (let i = 0; i < count; i++) max = Math.max(max, checkLabel(i, labels[i], limit))
+  for (let i = 0; i < features.length; i++) checkFeature(i, features[i], featureCount)
   return { format: 'tensors', count, featureCount, classes: classes ?? max + 1, features, labels }
 }
 
-/** A safetensors file: 8 bytes of header length, a header that fits the file, and `{"` opening the header. */
-function isSafetensors (bytes: Uint8Array): boolean {
-  if (bytes.length < 10 || bytes[8] !== 0x7b || bytes[9] !== 0x22) return false
-  return new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true) <= BigInt(bytes.length - 8)
+/**
+ * Whether the first 10 bytes open a safetensors file: a header length within
+ * the reference's cap, then `{"`. JSONL never does: its first 8 bytes are
+ * text, which read as a length is far over the cap.
+ */
+function opensSafetensors (head: Uint8Array): boolean {
+  if (head.length < 10 || head[8] !== 0x7b || head[9] !== 0x22) return false
+  return new DataView(head.buffer, head.byteOffset, 8).getBigUint64(0, true) <= BigInt(MAX_SAFETENSORS_HEADER_BYTES)
+}
+
+/** A label as a number, or an error naming it if it lies outside [0, limit). */
+function checkLabel (i: number, label: number | bigint, limit: number): number {
+  if (label < 0 || label >= limit) throw new InvalidDatasetError(`labels[${i}] is ${label}, outside [0, ${limit})`)
+  return Number(label)
+}
+
+/** A NaN or infinity would poison every gradient of the step that reads it. */
+function checkFeature (i: number, value: number, featureCount: number): void {
+  if (!Number.isFinite(value)) throw new InvalidDatasetError(`features[${Math.floor(i / featureCount)}][${i % featureCount}] is ${value}, not finite`)
 }
 
 function bomLength (bytes: Uint8Array): number {
   return bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0
-}
-
-function skipWhitespace (bytes: Uint8Array, start: number): number {
-  let i = start
-  while (i < bytes.length && (bytes[i] === 0x20 || bytes[i] === 0x09 || bytes[i] === 0x0a || bytes[i] === 0x0d)) i++
-  return i
 }
 
 function codePoints (text: string): number {

@@ -94,49 +94,10 @@ export function encodeSafetensors (tensors: Record<string, Tensor>, metadata?: R
  * not be made, and the result must not change if the input is reused.
  */
 export function decodeSafetensors (bytes: Uint8Array): DecodedSafetensors {
-  if (bytes.byteLength < 8) throw new InvalidTensorFileError(`file is ${bytes.byteLength} bytes, shorter than the 8-byte header length`)
-  const declared = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true)
-  if (declared > BigInt(MAX_SAFETENSORS_HEADER_BYTES)) {
-    throw new InvalidTensorFileError(`header length ${declared} is over the ${MAX_SAFETENSORS_HEADER_BYTES}-byte limit`)
-  }
-  const headerLength = Number(declared)
-  if (8 + headerLength > bytes.byteLength) {
-    throw new InvalidTensorFileError(`header length ${headerLength} runs past the end of the ${bytes.byteLength}-byte file`)
-  }
-  if (headerLength === 0 || bytes[8] !== 0x7b) throw new InvalidTensorFileError('header does not start with "{"')
-  let text: string
-  try {
-    text = strictUtf8.decode(bytes.subarray(8, 8 + headerLength))
-  } catch {
-    throw new InvalidTensorFileError('header is not valid UTF-8')
-  }
-  let header: Record<string, unknown>
-  try {
-    // A text that starts with "{" and parses is an object.
-    header = JSON.parse(text)
-  } catch (err) {
-    throw new InvalidTensorFileError(`header is not JSON: ${(err as Error).message}`)
-  }
-
-  const metadata = readMetadata(header[METADATA_KEY])
-  const infos: TensorInfo[] = []
-  for (const [name, value] of Object.entries(header)) {
-    if (name !== METADATA_KEY) infos.push(readInfo(name, value))
-  }
-
-  // As in the reference: the tensors must tile the data exactly, so no byte is unaccounted for.
+  const headerLength = safetensorsHeaderLength(bytes, bytes.byteLength)
+  const { infos, metadata } = readSafetensorsHeader(bytes.subarray(8, 8 + headerLength))
   const dataStart = 8 + headerLength
-  const dataLength = bytes.byteLength - dataStart
-  const byOffset = [...infos].sort((a, b) => a.begin - b.begin || a.end - b.end)
-  let position = 0
-  for (const info of byOffset) {
-    if (info.begin < position) throw new InvalidTensorFileError(`tensor ${JSON.stringify(info.name)} at bytes [${info.begin}, ${info.end}) overlaps the tensor before it`)
-    if (info.begin > position) throw new InvalidTensorFileError(`data bytes [${position}, ${info.begin}) belong to no tensor`)
-    if (info.end > dataLength) throw new InvalidTensorFileError(`tensor ${JSON.stringify(info.name)} ends at byte ${info.end}, past the end of the ${dataLength}-byte data`)
-    position = info.end
-  }
-  if (position !== dataLength) throw new InvalidTensorFileError(`the last ${dataLength - position} bytes of the data belong to no tensor`)
-
+  checkTiling(infos, bytes.byteLength - dataStart)
   const tensors = infos.map(info => {
     // A fresh buffer per tensor: one memcpy, aligned at offset 0.
     const copy = new Uint8Array(info.end - info.begin)
@@ -148,7 +109,63 @@ export function decodeSafetensors (bytes: Uint8Array): DecodedSafetensors {
   return { tensors: Object.fromEntries(tensors), metadata }
 }
 
-interface TensorInfo { name: string, dtype: TensorDtype, shape: number[], begin: number, end: number }
+/**
+ * The header length a file's first 8 bytes declare, checked against the
+ * reference's cap and against `fileLength`, the bytes the file has (or may
+ * have, for a file still arriving).
+ */
+export function safetensorsHeaderLength (first: Uint8Array, fileLength: number): number {
+  if (first.byteLength < 8) throw new InvalidTensorFileError(`file is ${first.byteLength} bytes, shorter than the 8-byte header length`)
+  const declared = new DataView(first.buffer, first.byteOffset, 8).getBigUint64(0, true)
+  if (declared > BigInt(MAX_SAFETENSORS_HEADER_BYTES)) {
+    throw new InvalidTensorFileError(`header length ${declared} is over the ${MAX_SAFETENSORS_HEADER_BYTES}-byte limit`)
+  }
+  const headerLength = Number(declared)
+  if (8 + headerLength > fileLength) {
+    throw new InvalidTensorFileError(`header length ${headerLength} runs past the end of the ${fileLength}-byte file`)
+  }
+  return headerLength
+}
+
+/** The tensors and metadata a header (the JSON after the 8-byte length) describes, each entry checked. */
+export function readSafetensorsHeader (header: Uint8Array): { infos: TensorInfo[], metadata: Record<string, string> } {
+  if (header.byteLength === 0 || header[0] !== 0x7b) throw new InvalidTensorFileError('header does not start with "{"')
+  let text: string
+  try {
+    text = strictUtf8.decode(header)
+  } catch {
+    throw new InvalidTensorFileError('header is not valid UTF-8')
+  }
+  let parsed: Record<string, unknown>
+  try {
+    // A text that starts with "{" and parses is an object.
+    parsed = JSON.parse(text)
+  } catch (err) {
+    throw new InvalidTensorFileError(`header is not JSON: ${(err as Error).message}`)
+  }
+  const metadata = readMetadata(parsed[METADATA_KEY])
+  const infos: TensorInfo[] = []
+  for (const [name, value] of Object.entries(parsed)) {
+    if (name !== METADATA_KEY) infos.push(readInfo(name, value))
+  }
+  return { infos, metadata }
+}
+
+/** As in the reference: the tensors must tile the `dataLength` bytes after the header exactly, so no byte is unaccounted for. */
+export function checkTiling (infos: readonly TensorInfo[], dataLength: number): void {
+  const byOffset = [...infos].sort((a, b) => a.begin - b.begin || a.end - b.end)
+  let position = 0
+  for (const info of byOffset) {
+    if (info.begin < position) throw new InvalidTensorFileError(`tensor ${JSON.stringify(info.name)} at bytes [${info.begin}, ${info.end}) overlaps the tensor before it`)
+    if (info.begin > position) throw new InvalidTensorFileError(`data bytes [${position}, ${info.begin}) belong to no tensor`)
+    if (info.end > dataLength) throw new InvalidTensorFileError(`tensor ${JSON.stringify(info.name)} ends at byte ${info.end}, past the end of the ${dataLength}-byte data`)
+    position = info.end
+  }
+  if (position !== dataLength) throw new InvalidTensorFileError(`the last ${dataLength - position} bytes of the data belong to no tensor`)
+}
+
+/** A tensor as the header describes it: `begin` and `end` are byte offsets into the data after the header. */
+export interface TensorInfo { name: string, dtype: TensorDtype, shape: number[], begin: number, end: number }
 
 function readInfo (name: string, value: unknown): TensorInfo {
   const fail = (problem: string): InvalidTensorFileError => new InvalidTensorFileError(`tensor ${JSON.stringify(name)}: ${problem}`)

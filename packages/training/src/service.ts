@@ -10,7 +10,7 @@ import { architectureOf } from './architecture.ts'
 import { CHECKPOINT_FORMAT, readCheckpoint, writeCheckpoint } from './checkpoint.ts'
 import { readJson, readOnnx } from './content-files.ts'
 import { Coordinator } from './coordinator.ts'
-import { describeDataset, parseDataset } from './dataset.ts'
+import { DatasetScanner } from './dataset.ts'
 import { CheckpointError, InvalidTrainingRequestError, TrainingInProgressError, TrainingNotFoundError } from './errors.ts'
 import { StepResponse, stepFailure, TrainingProtocol } from './protocol.ts'
 import { trainingSpec } from './spec.ts'
@@ -280,32 +280,55 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
 
   // ---- datasets
 
-  /** Checks a dataset, adds it as content and registers it, replicated. */
-  async addDataset (bytes: Uint8Array, params: { name?: string, description?: string } = {}, options: AbortOptions = {}): Promise<DatasetRecord> {
-    const info = describeDataset(parseDataset(bytes))
+  /**
+   * Checks a dataset as it streams into the blockstore, and registers it,
+   * replicated. A dataset found bad is refused before its add completes, so
+   * it is never pinned; what it wrote is garbage for the next GC.
+   */
+  async addDataset (source: Uint8Array | AsyncIterable<Uint8Array>, params: { name?: string, description?: string } = {}, options: AbortOptions = {}): Promise<DatasetRecord> {
+    const scanner = new DatasetScanner()
+    let info: DatasetInfo | undefined
+    const checked = async function * (): AsyncGenerator<Uint8Array> {
+      for await (const chunk of source instanceof Uint8Array ? [source] : source) {
+        scanner.write(chunk)
+        yield chunk
+      }
+      info = scanner.end()
+    }
     let cid: string | undefined
-    for await (const event of this.#c.content.addAll([{ path: 'dataset', content: bytes }], { pin: true, signal: options.signal })) {
+    for await (const event of this.#c.content.addAll([{ path: 'dataset', content: checked() }], { pin: true, signal: options.signal })) {
       if (event.type === 'entry') cid = event.cid.toString()
     }
-    if (cid == null) throw new InvalidTrainingRequestError('the dataset could not be added')
+    if (cid == null || info == null) throw new InvalidTrainingRequestError('the dataset could not be added')
     const name = params.name ?? cid
     await this.#register({ id: name, cid, kind: 'dataset', description: params.description, metadata: { ...info, dataset: true } }, options)
     return { ...info, cid, name }
   }
 
-  /** A dataset's bytes and what they hold, by CID or registered name. */
-  async dataset (name: string, options: AbortOptions = {}): Promise<DatasetRecord & { bytes: Uint8Array }> {
-    let cid: string
-    let registered: string = name
-    const record = await this.#c.cluster.getModel(name, { ...options, local: true }).catch(() => undefined)
-    if (record?.kind === 'dataset') {
-      cid = record.modelCID
-    } else {
-      cid = checkCID(name, 'dataset')
-      registered = (await this.datasets(options)).find(d => d.modelCID === cid)?.modelId ?? cid
+  /** What a dataset holds, by CID or registered name: as its registration recorded it, or read as it streams. */
+  async dataset (name: string, options: AbortOptions = {}): Promise<DatasetRecord> {
+    let record = await this.#c.cluster.getModel(name, { ...options, local: true }).catch(() => undefined)
+    if (record?.kind !== 'dataset') {
+      const cid = checkCID(name, 'dataset')
+      record = (await this.datasets(options)).find(d => d.modelCID === cid)
+      if (record == null) return { ...await this.#scan(cid, options), cid, name: cid }
     }
-    const bytes = await this.#c.content.readFile(cid, options)
-    return { ...describeDataset(parseDataset(bytes)), cid, name: registered, bytes }
+    const { format, records, features, classes, characters } = record.metadata as Partial<DatasetInfo>
+    const recorded = Object.fromEntries(Object.entries({ format, records, features, classes, characters }).filter(([, v]) => v != null)) as unknown as DatasetInfo
+    const info = format == null || records == null ? await this.#scan(record.modelCID, options) : recorded
+    return { ...info, cid: record.modelCID, name: record.modelId }
+  }
+
+  /** A dataset and its bytes, streamed from the content store. */
+  async datasetFile (name: string, options: AbortOptions = {}): Promise<DatasetRecord & { content: AsyncIterable<Uint8Array> }> {
+    const dataset = await this.dataset(name, options)
+    return { ...dataset, content: this.#c.content.cat(dataset.cid, options) }
+  }
+
+  async #scan (cid: string, options: AbortOptions): Promise<DatasetInfo> {
+    const scanner = new DatasetScanner()
+    for await (const chunk of this.#c.content.cat(cid, options)) scanner.write(chunk)
+    return scanner.end()
   }
 
   async datasets (options: AbortOptions = {}): Promise<ModelRecord[]> {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { DEFAULT_MAX_DATASET_BYTES, describeDataset, encodeTensorDataset, encodeTextDataset, parseDataset, TENSOR_DATASET_FORMAT } from '../src/dataset.ts'
+import fc from 'fast-check'
+import { DatasetScanner, DEFAULT_MAX_DATASET_BYTES, describeDataset, encodeTensorDataset, encodeTextDataset, parseDataset, TENSOR_DATASET_FORMAT } from '../src/dataset.ts'
 import type { TensorDataset, TextDataset } from '../src/dataset.ts'
 import { InvalidDatasetError } from '../src/errors.ts'
 import { decodeSafetensors, encodeSafetensors } from '../src/safetensors.ts'
@@ -268,6 +269,71 @@ describe('datasets', () => {
       assert.equal(parseDataset(jsonl, { maxBytes: jsonl.length }).format, 'text')
       const tensors = encodeTensorDataset({ features: new Float32Array(12), labels: new Int32Array([0]), featureCount: 12 })
       invalid(() => parseDataset(tensors, { maxBytes: tensors.length - 1 }), /over the \d+-byte limit/)
+    })
+  })
+
+  describe('scanned as it streams', () => {
+    /** What a scanner says of `bytes` written in the pieces `cuts` makes: the info, or the error's message. */
+    function scan (bytes: Uint8Array, cuts: number[]): string {
+      const scanner = new DatasetScanner()
+      try {
+        let at = 0
+        for (const cut of [...cuts.filter(c => c < bytes.length)].sort((a, b) => a - b)) {
+          scanner.write(bytes.subarray(at, cut))
+          at = cut
+        }
+        scanner.write(bytes.subarray(at))
+        return JSON.stringify(scanner.end())
+      } catch (err) {
+        assert.equal((err as Error).name, 'InvalidDatasetError')
+        return (err as Error).message
+      }
+    }
+
+    /** What parsing the whole of `bytes` says: the same form as scan. */
+    function whole (bytes: Uint8Array): string {
+      try {
+        return JSON.stringify(describeDataset(parseDataset(bytes)))
+      } catch (err) {
+        return (err as Error).message
+      }
+    }
+
+    const valid = [
+      encodeTextDataset(['abc', 'ü🎉 and more', '日本', 'a\nb']),
+      utf8.encode('\ufeff{"text":"bom"}\r\n\r\n  {"text":"last, no newline"}'),
+      tensorFile({ features: f32(3, 2), labels: i64([2, 0, 1]) }),
+      withHeaderLength(tensorFile({ features: f32(2, 2), labels: i32([0, 3]) }), 0x17b),
+      encodeTensorDataset({ features: new Float32Array([1, 2, 3, 4, 5, 6]), labels: new Int32Array([0, 4]), featureCount: 3, classes: 9 })
+    ]
+    const broken = [
+      utf8.encode('{"text":"a"}\n{"text": oops}\n'),
+      utf8.encode('{"text":"a"}\n{"text":1}'),
+      new Uint8Array([...utf8.encode('{"text":"a"}\n{"text":"'), 0xff, ...utf8.encode('"}\n')]),
+      utf8.encode('hello\n'),
+      utf8.encode('  \n\n'),
+      tensorFile({ features: f32(2, 2, [0, 1, Number.NaN, 3]), labels: i64([0, 1]) }),
+      tensorFile({ features: f32(2, 2), labels: i64([0, -1]) }),
+      tensorFile({ features: f32(2, 2), labels: i64([0, 5]) }, { classes: '3' }),
+      tensorFile({ features: f32(2, 2), labels: i64([0]) }),
+      tensorFile({ labels: i64([0]) }),
+      tensorFile({ features: f32(2, 2), labels: i64([0, 1]) }).subarray(0, 40),
+      new Uint8Array([...tensorFile({ features: f32(1, 1), labels: i64([0]) }), 0, 0, 0])
+    ]
+
+    it('says what parsing the whole file says, however the bytes are cut', () => {
+      for (const bytes of [...valid, ...broken]) {
+        const expected = whole(bytes)
+        fc.assert(fc.property(fc.array(fc.nat({ max: bytes.length }), { maxLength: 12 }), cuts => scan(bytes, cuts) === expected), { numRuns: 60 })
+        assert.equal(scan(bytes, Array.from({ length: bytes.length }, (_, i) => i)), expected, 'one byte at a time')
+      }
+    })
+
+    it('holds a line, not the file: a line over its bound is refused with its number', () => {
+      const scanner = new DatasetScanner()
+      scanner.write(utf8.encode('{"text":"a"}\n{"text":"'))
+      const piece = new Uint8Array(1 << 20).fill(0x61)
+      assert.throws(() => { for (let i = 0; i < 40; i++) scanner.write(piece) }, { name: 'InvalidDatasetError', message: /^line 2: line is longer than/ })
     })
   })
 })

@@ -4,7 +4,7 @@ import { trainingShape } from '../error-shapes.ts'
 import { BadRequestError } from '../errors.ts'
 import { DEFAULT_GENERATE_MODEL, workSignal } from '../inference.ts'
 import { fieldsAndFile } from '../multipart.ts'
-import { requestSignal } from '../stream.ts'
+import { requestSignal, sendBytes } from '../stream.ts'
 import { kuboRoute } from './route.ts'
 import type { Routes } from '../server.ts'
 import type { JobRecord, JobStatus } from '@node-daemon/cluster'
@@ -241,11 +241,11 @@ export const trainingRoutes: Routes = (app, { node, shutdown }) => {
     handler: async (request, reply) => {
       const ref = option<string>(request, 'cid')
       if (ref == null || ref === '') throw new BadRequestError('argument "cid" is required')
-      const dataset = await training.dataset(ref, { signal: requestSignal(reply) })
+      const dataset = await training.datasetFile(ref, { signal: requestSignal(reply) })
       reply.header('x-dataset-format', dataset.format)
       reply.header('x-dataset-records', String(dataset.records))
       reply.header('x-dataset-cid', dataset.cid)
-      return reply.type(dataset.format === 'text' ? 'application/x-ndjson' : 'application/octet-stream').send(Buffer.from(dataset.bytes))
+      return sendBytes(reply, dataset.content, () => dataset.format === 'text' ? 'application/x-ndjson' : 'application/octet-stream')
     }
   })
 
