@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
+import { daemonNodeFlags } from '../../bench/lib/daemon.ts'
 import type { ChildProcess } from 'node:child_process'
 
 export const BIN = fileURLToPath(new URL('../../bin/node-daemon.ts', import.meta.url))
@@ -28,7 +29,8 @@ export interface DaemonProcess {
  * `extraArgs` says otherwise.
  */
 export async function spawnDaemon (repo: string, extraArgs: string[] = [], timeoutMs = 60_000): Promise<DaemonProcess> {
-  const child = spawn(process.execPath, [BIN, 'start', '--repo', repo, '--api-host', '127.0.0.1', '--api-port', '0', '--swarm-port', '0', '--log-level', 'warn', ...extraArgs], {
+  // With the flags of the bin's shebang, as a user's daemon runs.
+  const child = spawn(process.execPath, [...daemonNodeFlags(), BIN, 'start', '--repo', repo, '--api-host', '127.0.0.1', '--api-port', '0', '--swarm-port', '0', '--log-level', 'warn', ...extraArgs], {
     env: { ...process.env, NODE_DAEMON_SWARM_HOST: '127.0.0.1', NODE_DAEMON_CLUSTER_SECRET: TEST_SECRET },
     stdio: ['ignore', 'pipe', 'pipe']
   })
