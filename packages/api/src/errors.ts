@@ -140,7 +140,12 @@ const BY_CODE: Record<string, Mapping> = {
   FST_PARTS_LIMIT: [413, 'PayloadTooLargeError'],
   FST_FILES_LIMIT: [413, 'PayloadTooLargeError'],
   FST_FIELDS_LIMIT: [413, 'PayloadTooLargeError'],
-  FST_REQ_FILE_TOO_LARGE: [413, 'PayloadTooLargeError']
+  FST_REQ_FILE_TOO_LARGE: [413, 'PayloadTooLargeError'],
+  FST_ERR_BAD_URL: [400, 'IPFSValidationError'],
+  FST_ERR_MAX_PARAM_LENGTH: [414, 'IPFSValidationError'],
+  // Node's HTTP parser, before any route: headers (the query string among them) over 16 KiB, or a request it cannot read.
+  HPE_HEADER_OVERFLOW: [431, 'IPFSValidationError'],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'IPFSTimeoutError']
 }
 
 export function classify (err: Partial<FastifyError>): { status: number, type: string, code: number } {

@@ -1,10 +1,12 @@
+import { STATUS_CODES } from 'node:http'
+import type { IncomingMessage } from 'node:http'
 import multipart from '@fastify/multipart'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import websocket from '@fastify/websocket'
 import Fastify, { LogController } from 'fastify'
 import { envelopeShape } from './error-shapes.ts'
-import { envelope, MethodNotAllowedError, RouteNotFoundError } from './errors.ts'
+import { BadRequestError, envelope, MethodNotAllowedError, RouteNotFoundError } from './errors.ts'
 import { registerHttpMetrics } from './metrics.ts'
 import { aiRoutes } from './routes/ai.ts'
 import { blockRoutes } from './routes/blocks.ts'
@@ -27,7 +29,8 @@ import { taskMetricRoutes } from './routes/task-metrics.ts'
 import { taskRoutes } from './routes/tasks.ts'
 import { trainingRoutes } from './routes/training.ts'
 import { workerRoutes } from './routes/workers.ts'
-import type { FastifyBaseLogger, FastifyError, FastifyInstance } from 'fastify'
+import type { Duplex } from 'node:stream'
+import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply } from 'fastify'
 import type { Node } from '@node-daemon/daemon'
 import type { Logger } from 'pino'
 
@@ -45,6 +48,37 @@ export interface ApiContext {
 
 export type Routes = (app: FastifyInstance, ctx: ApiContext) => void
 
+/** What is read and dropped of a body refused as too large, so that its client sees the answer rather than a reset. */
+const DISCARD_BYTES = 64 * 1_048_576
+
+/**
+ * Reads and drops the rest of a refused body, as Go's servers do with theirs:
+ * a client still writing to a closed socket gets a reset instead of the 413.
+ * Past DISCARD_BYTES the connection is cut; it closes after the answer either way.
+ */
+function discardBody (raw: IncomingMessage, reply: FastifyReply): void {
+  reply.header('connection', 'close')
+  let read = 0
+  raw.on('data', (chunk: Buffer) => {
+    read += chunk.byteLength
+    if (read > DISCARD_BYTES) raw.socket.destroy()
+  })
+  raw.resume()
+}
+
+/**
+ * A request Node's HTTP parser refused before any route saw it (headers too
+ * large, a malformed request line): answered in document 000's envelope, on
+ * a connection that then closes.
+ */
+function answerClientError (err: Error & { code?: string }, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed || !socket.writable) return
+  const shaped = envelope(err.code === 'HPE_HEADER_OVERFLOW' || err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? err : new BadRequestError(`the request could not be read: ${err.code ?? err.message}`))
+  const body = JSON.stringify(shaped)
+  const status = shaped.status_code
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Bad Request'}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
+}
+
 /**
  * The HTTP and WebSocket API: fastify with a schema on every route, one error
  * mapper, OpenAPI from the schemas, and Prometheus metrics. Routes are thin:
@@ -59,7 +93,13 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
     forceCloseConnections: 'idle',
     return503OnClosing: true,
     routerOptions: { ignoreTrailingSlash: true },
-    ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false } }
+    ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false } },
+    // A URL that does not decode is bad input like any other, in the same envelope.
+    frameworkErrors: (err, _request, reply) => {
+      const body = envelope(err)
+      void (reply as FastifyReply).code(body.status_code).send(body)
+    },
+    clientErrorHandler: answerClientError
   })
   const shutdown = new AbortController()
   // Closing waits for in-flight requests (an add finishes writing), then drops every keep-alive
@@ -82,12 +122,20 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
     const { status, type, body } = shape(err as FastifyError, request)
     countError(type)
     if (status >= 500) request.log.error({ err }, 'request failed')
+    else request.log.info({ status, type, url: request.url.slice(0, 200) }, (err as Error).message)
     if (reply.sent || reply.raw.headersSent) return
+    if (status === 413) discardBody(request.raw, reply)
     return reply.code(status).header('content-type', 'application/json; charset=utf-8').send(body)
+  })
+  // Every route's methods by the pattern of its path, to tell a wrong method (405) from a wrong path (404).
+  const patterns: Array<{ path: RegExp, methods: string[] }> = []
+  app.addHook('onRoute', (route) => {
+    const pattern = route.url.split('/').map(part => part.startsWith(':') ? '[^/]+' : part === '*' ? '.*' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('/')
+    patterns.push({ path: new RegExp(`^${pattern}/?$`), methods: [route.method].flat() })
   })
   app.setNotFoundHandler(async (request, reply) => {
     const url = request.url.split('?')[0]
-    const other = ['GET', 'POST', 'PUT', 'DELETE'].filter(method => app.hasRoute({ url, method: method as 'GET' }))
+    const other = [...new Set(patterns.filter(p => p.path.test(url)).flatMap(p => p.methods))].filter(m => m !== 'HEAD' && m !== request.method)
     const err = other.length > 0
       ? new MethodNotAllowedError(`${request.method} is not allowed on ${url}; use ${other.join(' or ')}`)
       : new RouteNotFoundError(`no route ${request.method} ${url}`)

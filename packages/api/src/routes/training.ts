@@ -177,7 +177,7 @@ export const trainingRoutes: Routes = (app, { node, shutdown }) => {
 
   app.get('/api/v1/models/:model_id/download', { schema: { params: Type.Object({ model_id: Type.String() }), tags: ['training'], summary: 'The model as one ONNX file, weights inside' } }, async (request, reply) => {
     const { model_id: modelId } = request.params as { model_id: string }
-    const model = await training.download(decodeURIComponent(modelId), { signal: requestSignal(reply) })
+    const model = await training.download(modelId, { signal: requestSignal(reply) })
     reply.header('content-disposition', `attachment; filename="${model.name.replace(/[^\w.-]+/g, '_')}.onnx"`)
     reply.header('x-model-cid', model.cid)
     return reply.type('application/octet-stream').send(Buffer.from(model.bytes.buffer, model.bytes.byteOffset, model.bytes.byteLength))
