@@ -4,7 +4,7 @@
  * it gives the same records on every node. Commands are JSON: they are small,
  * and the history shows them as they were.
  */
-import { CID } from 'multiformats/cid'
+import { parseCID } from '@node-daemon/content'
 import { InvalidClusterRequestError } from './errors.ts'
 import type { Allocation, ModelKind, Resources, TrainingProgress, TrainingWorker } from './types.ts'
 
@@ -84,8 +84,8 @@ export function decodeJoinContext (bytes: Uint8Array): JoinContext | undefined {
 /** The canonical string of a CID given by a user; rejects anything else before it reaches the log. */
 export function checkCID (cid: string, what = 'cid'): string {
   try {
-    return CID.parse(cid.replace(/^\/ipfs\//, '')).toString()
+    return parseCID(cid.replace(/^\/ipfs\//, '')).toString()
   } catch {
-    throw new InvalidClusterRequestError(`${what} ${JSON.stringify(cid)} is not a valid CID`)
+    throw new InvalidClusterRequestError(`${what} ${JSON.stringify(cid.slice(0, 100))} is not a valid CID`)
   }
 }

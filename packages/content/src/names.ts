@@ -1,10 +1,10 @@
 import { ipns as createIPNS, ipnsSelector, ipnsValidator, multihashToIPNSRoutingKey, IPNSEntry } from '@helia/ipns'
-import { peerIdFromString } from '@libp2p/peer-id'
 import first from 'it-first'
 import { base36 } from 'multiformats/bases/base36'
 import { CID } from 'multiformats/cid'
+import { parsePeerId } from '@node-daemon/swarm'
 import { InvalidParameterError, KeyExistsError, NotFoundError } from './errors.ts'
-import { parsePath } from './paths.ts'
+import { MAX_CID_LENGTH, parsePath } from './paths.ts'
 import type { IPNS } from '@helia/ipns'
 import type { Helia, Keychain, PrivateKey, PublicKey } from '@helia/interface'
 import type { AbortOptions, Logger } from '@libp2p/interface'
@@ -61,9 +61,10 @@ function ipnsName (publicKey: PublicKey): string {
 function parseName (name: string): MultihashDigest {
   const bare = name.replace(/^\/ipns\//, '').split('/')[0]
   try {
+    if (bare.length > MAX_CID_LENGTH) throw new InvalidParameterError('longer than any name')
     if (bare.startsWith('k')) return CID.parse(bare, base36).multihash
     if (bare.startsWith('b')) return CID.parse(bare).multihash
-    return peerIdFromString(bare).toMultihash()
+    return parsePeerId(bare).toMultihash()
   } catch {
     throw new InvalidParameterError(`invalid IPNS name ${JSON.stringify(name)}`)
   }

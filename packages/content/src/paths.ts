@@ -23,11 +23,19 @@ export function parsePath (input: string): ContentPath {
   return { cid: parseCID(root ?? ''), rest }
 }
 
+/**
+ * Longer than any CID in use: a CID with a 128-byte identity digest (Kubo's
+ * limit) is about 220 characters in base32. Base58 decoding takes time
+ * quadratic in the length, so longer input is refused before it is decoded.
+ */
+export const MAX_CID_LENGTH = 512
+
 export function parseCID (input: string): CID {
+  if (input.length > MAX_CID_LENGTH) throw new InvalidCIDError(`invalid CID: ${input.length} characters, more than a CID has`)
   try {
     return CID.parse(input)
   } catch {
-    throw new InvalidCIDError(`invalid CID ${JSON.stringify(input)}`)
+    throw new InvalidCIDError(`invalid CID ${JSON.stringify(input.slice(0, 100))}`)
   }
 }
 

@@ -15,8 +15,19 @@ export interface PeerIdentity {
 }
 
 const decoder = new TextDecoder()
+/** How long a DHT lookup of a peer this node does not know may take. */
+const FIND_PEER_TIMEOUT_MS = 30_000
 
-function parsePeerId (peer: string): PeerId {
+/**
+ * Longer than any peer id: Ed25519 and secp256k1 ones are 52 characters,
+ * RSA ones 46. Base58 decoding takes time quadratic in the length, so longer
+ * input is refused before it is decoded.
+ */
+export const MAX_PEER_ID_LENGTH = 128
+
+/** A peer id from user input, refusing what no peer id looks like before decoding it. */
+export function parsePeerId (peer: string): PeerId {
+  if (peer.length > MAX_PEER_ID_LENGTH) throw new InvalidPeerIdError(`invalid peer id: ${peer.length} characters, more than a peer id has`)
   try {
     return peerIdFromString(peer)
   } catch {
@@ -45,8 +56,11 @@ export async function describePeer (swarm: Swarm, agentVersion: string, peer?: s
   }
   const peerId = parsePeerId(peer)
   if (!await swarm.peerStore.has(peerId)) {
+    // As Kubo's DHT does with an empty routing table: nobody to ask is an answer now, not after a timeout.
+    if (swarm.getConnections().length === 0) throw new PeerNotFoundError(`peer ${peer} not found: this node is connected to no peers to ask`)
     try {
-      await swarm.peerRouting.findPeer(peerId, { signal: options.signal ?? AbortSignal.timeout(30_000) })
+      const deadline = AbortSignal.timeout(FIND_PEER_TIMEOUT_MS)
+      await swarm.peerRouting.findPeer(peerId, { signal: options.signal == null ? deadline : AbortSignal.any([options.signal, deadline]) })
     } catch (err: any) {
       throw new PeerNotFoundError(`peer ${peer} not found: ${err.message}`)
     }

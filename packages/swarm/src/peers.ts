@@ -1,6 +1,6 @@
-import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { DialError, InvalidMultiaddrError } from './errors.ts'
+import { parsePeerId } from './identity.ts'
 import type { Swarm } from './options.ts'
 import type { AbortOptions } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
@@ -15,14 +15,18 @@ export interface PeerConnection {
   latencyMs?: number
 }
 
+/** Longer than any multiaddr a node dials: a multiaddr's /p2p/ part is base58, quadratic to decode. */
+const MAX_MULTIADDR_LENGTH = 1024
+
 function parseMultiaddr (addr: string): Multiaddr {
+  if (addr.length > MAX_MULTIADDR_LENGTH) throw new InvalidMultiaddrError(`invalid multiaddr: ${addr.length} characters, more than a multiaddr has`)
   try {
     const ma = multiaddr(addr)
     const peer = ma.getComponents().find(c => c.name === 'p2p')?.value
     if (peer == null) throw new InvalidMultiaddrError(`multiaddr ${addr} has no /p2p/ peer id`)
     // The multiaddr takes any string after /p2p/; a dial of one that is no peer id fails deep inside libp2p.
     try {
-      peerIdFromString(peer)
+      parsePeerId(peer)
     } catch {
       throw new InvalidMultiaddrError(`multiaddr ${addr}: ${JSON.stringify(peer)} is not a peer id`)
     }
