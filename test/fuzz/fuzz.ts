@@ -1,0 +1,160 @@
+/**
+ * Sends fuzzed requests to a daemon and judges each answer: a 4xx in one of
+ * the API families' error shapes (or a 2xx, for a generated request that
+ * happened to be good), within the deadline, naming no file of the host.
+ * Anything else is a failure, reported with the request that caused it.
+ */
+import { request } from 'node:http'
+import fc from 'fast-check'
+import { requestsFor } from './requests.ts'
+import type { Operation } from './openapi.ts'
+import type { FuzzContext, FuzzRequest } from './requests.ts'
+
+export interface FuzzOptions {
+  /** Cases per operation. */
+  perRoute: number
+  seed: number
+  /** Deadline of one answer. */
+  timeoutMs: number
+  /** Requests in flight at once. */
+  concurrency: number
+  /** Text no answer may hold: the repo's path. */
+  secret: string
+  /** Stop starting new cases after this long; what was not run is counted as skipped. */
+  budgetMs?: number
+  ctx: FuzzContext
+}
+
+export type Outcome = '2xx' | '4xx' | '5xx' | 'hang' | 'reset' | 'other'
+
+export interface Failure {
+  operation: string
+  request: FuzzRequest
+  outcome: Outcome
+  status?: number
+  problem: string
+  body: string
+}
+
+export interface FuzzReport {
+  cases: number
+  skipped: number
+  byOutcome: Record<Outcome, number>
+  byOperation: Map<string, Record<Outcome, number>>
+  failures: Failure[]
+}
+
+interface Answer { status: number, headers: Record<string, string | string[] | undefined>, body: string }
+
+/** Most of a body that is read: an error envelope is far smaller, a stream is cut. */
+const MAX_BODY = 1_048_576
+/** How long a 2xx stream (a subscription, a media stream) is read before it is cut. */
+const STREAM_READ_MS = 1000
+
+function send (api: URL, req: FuzzRequest, timeoutMs: number): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const deadline = setTimeout(() => { r.destroy(Object.assign(new Error('no answer'), { code: 'FUZZ_HANG' })) }, timeoutMs)
+    // A connection of its own: a server that answers a bad request by closing its socket must not fail the next one.
+    const r = request({ host: api.hostname, port: api.port, method: req.method, path: req.target, headers: req.headers, agent: false }, res => {
+      clearTimeout(deadline)
+      const chunks: Buffer[] = []
+      let size = 0
+      const done = (): void => { resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }) }
+      const cut = (): void => { res.destroy(); done() }
+      const streamCut = (res.statusCode ?? 0) < 300 ? setTimeout(cut, STREAM_READ_MS) : undefined
+      const bodyDeadline = setTimeout(() => { res.destroy(Object.assign(new Error('the body never ended'), { code: 'FUZZ_HANG' })) }, timeoutMs)
+      res.on('data', (chunk: Buffer) => {
+        size += chunk.byteLength
+        if (size <= MAX_BODY) chunks.push(chunk)
+        else cut()
+      })
+      res.on('end', () => { clearTimeout(streamCut); clearTimeout(bodyDeadline); done() })
+      res.on('error', err => { clearTimeout(streamCut); clearTimeout(bodyDeadline); reject(err) })
+      res.on('close', () => { clearTimeout(streamCut); clearTimeout(bodyDeadline) })
+    })
+    r.on('error', err => { clearTimeout(deadline); reject(err) })
+    r.end(req.body == null ? undefined : Buffer.from(req.body))
+  })
+}
+
+/** Which API family's error shape a body is in, if any. */
+export function errorShapeOf (body: unknown, status: number): string | undefined {
+  if (typeof body !== 'object' || body === null) return undefined
+  const b = body as Record<string, any>
+  if (b.success === false && typeof b.error === 'string' && typeof b.error_type === 'string' && b.status_code === status &&
+    b.Message === b.error && typeof b.Code === 'number' && b.Type === 'error') return 'envelope'
+  if (Object.keys(b).length === 1 && typeof b.error === 'string' && b.error !== '') return 'ollama'
+  const e = b.error
+  if (typeof e === 'object' && e !== null) {
+    if (typeof e.message === 'string' && typeof e.type === 'string' && 'param' in e && 'code' in e) return 'openai'
+    if (typeof e.code === 'string' && typeof e.message === 'string' && typeof e.timestamp === 'string') return 'task'
+  }
+  return undefined
+}
+
+/** What is wrong with an answer, or undefined. */
+function judge (answer: Answer, secret: string): string | undefined {
+  const text = `${JSON.stringify(answer.headers)}\n${answer.body}`
+  if (secret !== '' && text.includes(secret)) return 'the answer names the repo\'s path'
+  if (answer.status >= 500) return `a ${answer.status}`
+  if (answer.status < 400) return undefined
+  if (!/json/.test(String(answer.headers['content-type'] ?? ''))) return `a ${answer.status} that is not JSON (${String(answer.headers['content-type'])})`
+  let body: unknown
+  try {
+    body = JSON.parse(answer.body)
+  } catch {
+    return `a ${answer.status} whose body does not parse`
+  }
+  if (errorShapeOf(body, answer.status) == null) return `a ${answer.status} in no family's error shape`
+  return undefined
+}
+
+const outcomeOf = (status: number): Outcome => status >= 500 ? '5xx' : status >= 400 ? '4xx' : status >= 200 && status < 300 ? '2xx' : 'other'
+const emptyCounts = (): Record<Outcome, number> => ({ '2xx': 0, '4xx': 0, '5xx': 0, hang: 0, reset: 0, other: 0 })
+
+/** Runs `perRoute` cases against every operation and reports what each answered. */
+export async function fuzz (api: string, operations: Operation[], options: FuzzOptions): Promise<FuzzReport> {
+  const url = new URL(api)
+  const started = Date.now()
+  const report: FuzzReport = { cases: 0, skipped: 0, byOutcome: emptyCounts(), byOperation: new Map(), failures: [] }
+  const jobs: Array<{ name: string, request: FuzzRequest }> = []
+  operations.forEach((op, i) => {
+    const samples = fc.sample(requestsFor(op, options.ctx), { numRuns: options.perRoute, seed: options.seed + i })
+    for (const request of samples) jobs.push({ name: `${op.method} ${op.path}`, request })
+  })
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < jobs.length) {
+      const job = jobs[next++]
+      if (options.budgetMs != null && Date.now() - started > options.budgetMs) {
+        report.skipped++
+        continue
+      }
+      const counts = report.byOperation.get(job.name) ?? emptyCounts()
+      report.byOperation.set(job.name, counts)
+      let outcome: Outcome
+      let problem: string | undefined
+      let answer: Answer | undefined
+      try {
+        answer = await send(url, job.request, options.timeoutMs)
+        outcome = outcomeOf(answer.status)
+        problem = judge(answer, options.secret)
+      } catch (err: any) {
+        outcome = err.code === 'FUZZ_HANG' ? 'hang' : 'reset'
+        problem = err.code === 'FUZZ_HANG' ? `no answer within ${options.timeoutMs} ms` : `the connection failed: ${err.code ?? err.message}`
+      }
+      report.cases++
+      report.byOutcome[outcome]++
+      counts[outcome]++
+      if (problem != null) report.failures.push({ operation: job.name, request: job.request, outcome, status: answer?.status, problem, body: (answer?.body ?? '').slice(0, 300) })
+    }
+  }
+  await Promise.all(Array.from({ length: options.concurrency }, worker))
+  return report
+}
+
+/** A failure as one line a developer can replay with curl. */
+export function describeFailure (f: Failure): string {
+  const body = f.request.body == null ? '' : ` body(${f.request.body.byteLength} B)=${JSON.stringify(Buffer.from(f.request.body.subarray(0, 120)).toString('utf8'))}`
+  return `${f.problem}: ${f.request.method} ${f.request.target.slice(0, 200)} [${f.request.mutation}] headers=${JSON.stringify(f.request.headers)}${body} -> ${f.status ?? '-'} ${JSON.stringify(f.body.slice(0, 200))}`
+}
