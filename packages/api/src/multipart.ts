@@ -10,14 +10,16 @@ export type Candidate = { path: string, content?: undefined } | { path?: string,
 /**
  * Turns a multipart body into import candidates, one part at a time, as Kubo
  * reads `add`: a part with a filename is a file (`application/x-directory`
- * makes it a directory), its path URI-encoded in the filename. Parts without a
+ * makes it a directory), its path URI-encoded in the filename (Kubo's own
+ * client escapes it, others send the slashes as they are). Parts without a
  * filename are form fields, collected into `fields` for options such as `pin`.
  * Every part is consumed before the next is read, so nothing is buffered.
  */
 export async function * candidates (request: FastifyRequest, fields: Record<string, string>): AsyncGenerator<Candidate> {
   let parts: AsyncIterableIterator<Multipart>
   try {
-    parts = request.parts()
+    // Busboy keeps only the last segment of a filename unless told otherwise.
+    parts = request.parts({ preservePath: true })
   } catch (err: any) {
     throw new MultipartError(`expected a multipart/form-data body: ${err.message}`)
   }
@@ -68,10 +70,11 @@ export async function modelDirectory (request: FastifyRequest): Promise<{ fields
   return { fields: { ...fields }, files }
 }
 
+/** Unescapes a filename as Go's url.QueryUnescape, which Kubo uses: its CLI escapes a space as `+`. */
 function decodePath (filename: string | undefined): string | undefined {
   let path: string
   try {
-    path = decodeURIComponent(filename ?? '')
+    path = decodeURIComponent((filename ?? '').replaceAll('+', ' '))
   } catch {
     throw new MultipartError(`file name ${JSON.stringify(filename)} is not URI-encoded`)
   }

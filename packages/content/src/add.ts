@@ -6,12 +6,32 @@ import { pushable } from 'it-pushable'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { InvalidParameterError } from './errors.ts'
+import { beside } from './helia-node.ts'
 import { fileLeafImporter } from './leaf-importer.ts'
 import { pinAdd } from './pins.ts'
 import type { PinComponents } from './pins.ts'
 import type { AbortOptions } from '@libp2p/interface'
-import type { ImportCandidate, WritableStorage } from 'ipfs-unixfs-importer'
+import type { ImportCandidate, ImporterOptions, WritableStorage } from 'ipfs-unixfs-importer'
 import type { Version } from 'multiformats/cid'
+
+type FileBuilder = NonNullable<ImporterOptions['fileBuilder']>
+const { defaultFileBuilder } = await beside<{ defaultFileBuilder: FileBuilder }>('ipfs-unixfs-importer', 'dag-builder/file.js')
+
+/**
+ * The importer leaves a file without a name out of every directory and out of
+ * its results' paths; Kubo's adder names it by its CID, which puts it in a
+ * wrapping directory under that name and makes it a root of its own. The
+ * original path is named too, or the importer would take the other parts for
+ * one tree and wrap them all.
+ */
+const namedByCid: FileBuilder = async (file, blockstore, options) => {
+  const built = await defaultFileBuilder(file, blockstore, options)
+  if (built.path == null || built.path === '') {
+    built.path = built.cid.toString()
+    built.originalPath = built.path
+  }
+  return built
+}
 
 export interface AddOptions extends AbortOptions {
   /**
@@ -101,6 +121,7 @@ export async function * addAll (components: AddComponents, source: AsyncIterable
       cidVersion,
       rawLeaves,
       bufferImporter: rawLeaves ? undefined : fileLeafImporter(cidVersion),
+      fileBuilder: namedByCid,
       chunker: fixedSize({ chunkSize }),
       wrapWithDirectory: wrap,
       // Multipart parts arrive one after another, so files are read in order.
@@ -125,7 +146,7 @@ export async function * addAll (components: AddComponents, source: AsyncIterable
         }
       }
       if (isTopLevel(entry.path, wrap)) roots.push(entry.cid)
-      events.push({ type: 'entry', name: entry.path ?? entry.cid.toString(), cid: entry.cid, size: Number(entry.size) })
+      events.push({ type: 'entry', name: entry.path ?? '', cid: entry.cid, size: Number(entry.size) })
     }
     const pin = typeof options.pin === 'function' ? options.pin() : options.pin
     if (pin !== false && options.onlyHash !== true) {
