@@ -6,9 +6,11 @@ import { pushable } from 'it-pushable'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { InvalidParameterError } from './errors.ts'
+import { heldPut } from './gc.ts'
 import { beside } from './helia-node.ts'
 import { fileLeafImporter } from './leaf-importer.ts'
 import { pinAdd } from './pins.ts'
+import type { BlockGuard } from './gc.ts'
 import type { PinComponents } from './pins.ts'
 import type { AbortOptions } from '@libp2p/interface'
 import type { ImportCandidate, ImporterOptions, WritableStorage } from 'ipfs-unixfs-importer'
@@ -85,6 +87,8 @@ const parentOf = (path: string): string => path.includes('/') ? path.slice(0, pa
 
 export interface AddComponents extends PinComponents {
   blockstore: PinComponents['blockstore'] & WritableStorage
+  /** Keeps what the add writes from GC until it is pinned. */
+  guard: BlockGuard
 }
 
 /**
@@ -114,9 +118,12 @@ export async function * addAll (components: AddComponents, source: AsyncIterable
     }
   })()
 
+  // Each block is held before it is written, so that a GC running beside the add keeps it.
+  const hold = components.guard.hold()
+  const held: WritableStorage = { put: heldPut(components.blockstore, hold) }
   const run = async (): Promise<void> => {
     const rawLeaves = options.rawLeaves ?? cidVersion === 1
-    const entries = importer(noted, options.onlyHash === true ? hashOnly : components.blockstore, {
+    const entries = importer(noted, options.onlyHash === true ? hashOnly : held, {
       profile: 'unixfs-v0-2015',
       cidVersion,
       rawLeaves,
@@ -150,10 +157,10 @@ export async function * addAll (components: AddComponents, source: AsyncIterable
     }
     const pin = typeof options.pin === 'function' ? options.pin() : options.pin
     if (pin !== false && options.onlyHash !== true) {
-      for (const cid of roots) await pinAdd(components, cid, true, options)
+      for (const cid of roots) await pinAdd(components, cid, true, { ...options, hold })
     }
   }
 
-  run().then(() => events.end(), (err) => events.end(err))
+  run().finally(() => { hold.release() }).then(() => events.end(), (err) => events.end(err))
   yield * events
 }

@@ -1,3 +1,4 @@
+import { base64 } from 'multiformats/bases/base64'
 import { CID } from 'multiformats/cid'
 import { codecByCode, codecByName, hasherByName } from './codecs.ts'
 import { InvalidParameterError, NotFoundError } from './errors.ts'
@@ -21,6 +22,9 @@ export interface DagPutOptions extends AbortOptions {
 }
 
 type BlockComponents = Pick<Blocks, 'get' | 'put' | 'has'>
+
+/** Blocks are stored by multihash: the CIDv0 and the CIDv1 of the same bytes are one block. */
+export const blockKey = (cid: CID): string => base64.baseEncode(cid.multihash.bytes)
 
 export async function getBlock (blocks: Pick<Blocks, 'get'>, cid: CID, options: AbortOptions & { offline?: boolean } = {}): Promise<Uint8Array> {
   const chunks: Uint8Array[] = []

@@ -2,6 +2,7 @@ import { addAll } from './add.ts'
 import { BlockStream, withBrokers } from './block-stream.ts'
 import { dagGet, dagPut, getBlock, putBlock, statBlock } from './blocks.ts'
 import { codecs, hashers } from './codecs.ts'
+import { BlockGuard, collectGarbage, heldPut, removeBlocks } from './gc.ts'
 import { createHeliaNode } from './helia-node.ts'
 import { ipnsDhtRecords, Names } from './names.ts'
 import { parsePath } from './paths.ts'
@@ -11,9 +12,11 @@ import { cat, ls, resolveEntry, stat } from './read.ts'
 import type { AddEvent, AddOptions } from './add.ts'
 import type { BlockStreamInit } from './block-stream.ts'
 import type { BlockPutOptions, DagPutOptions } from './blocks.ts'
+import type { BlockRmOptions, BlockRmResult, GcComponents, GcResult, Hold } from './gc.ts'
 import type { DhtRecords } from './names.ts'
 import type { PinEntry, PinFilter } from './pins.ts'
 import type { CatOptions, FileStat, LsEntry } from './read.ts'
+import type { Blocks } from '@helia/interface'
 import type { HeliaWithLibp2p } from '@helia/libp2p'
 import type { AbortOptions } from '@libp2p/interface'
 import type { Swarm, SwarmServices } from '@node-daemon/swarm'
@@ -35,6 +38,11 @@ export interface ContentInit {
   identity: Uint8Array
   /** Tuning of the block-stream protocol between cluster members. */
   blockStream?: BlockStreamInit
+  /**
+   * CIDs that GC keeps with everything under them, pinned here or not (yet):
+   * the cluster's allocations to this node, pins still being fetched included.
+   */
+  keep?: () => Iterable<string>
 }
 
 /**
@@ -49,6 +57,9 @@ export class Content {
   readonly names: Names
   readonly topics: Topics
   private readonly identity: Uint8Array
+  /** The in-flight set of adds and pulls, which GC leaves alone. */
+  private readonly guard = new BlockGuard()
+  private readonly gcComponents: GcComponents
 
   constructor (init: ContentInit) {
     const networked = createHeliaNode({
@@ -68,6 +79,7 @@ export class Content {
     this.names = new Names({ datastore, routing, logger, keychain, events, getCrypto, hasPeers: () => this.helia.libp2p.getConnections().length > 0 })
     this.topics = new Topics(() => this.helia.libp2p.services.pubsub)
     this.identity = init.identity
+    this.gcComponents = { blockstore: init.blockstore, pins: this.helia.pins, guard: this.guard, keep: init.keep, log: logger.forComponent('node-daemon:gc') }
   }
 
   get swarm (): Swarm {
@@ -92,7 +104,7 @@ export class Content {
   }
 
   addAll (source: AsyncIterable<ImportCandidate> | Iterable<ImportCandidate>, options?: AddOptions): AsyncGenerator<AddEvent> {
-    return addAll({ blockstore: this.helia.blockstore, pins: this.helia.pins }, source, options)
+    return addAll({ blockstore: this.helia.blockstore, pins: this.helia.pins, guard: this.guard }, source, options)
   }
 
   /**
@@ -135,8 +147,17 @@ export class Content {
 
   async pinAdd (path: string, recursive = true, options?: AbortOptions): Promise<CID> {
     const cid = await this.resolve(path, options)
-    await pinAdd(this.helia, cid, recursive, options)
+    await this.pinHeld(cid, recursive, options)
     return cid
+  }
+
+  /** Pins with every block it reads held from GC until the pin is made. */
+  private async pinHeld (cid: CID, recursive: boolean, options?: AbortOptions, hold = this.guard.hold()): Promise<void> {
+    try {
+      await pinAdd(this.helia, cid, recursive, { ...options, hold })
+    } finally {
+      hold.release()
+    }
   }
 
   async pinRm (path: string, recursive = true, options?: AbortOptions): Promise<CID> {
@@ -155,16 +176,53 @@ export class Content {
     return getBlock(this.helia.blockstore, await this.resolve(path, options), options)
   }
 
-  blockPut (bytes: Uint8Array, options?: BlockPutOptions): Promise<CID> {
-    return putBlock(this.helia.blockstore, bytes, options)
+  /** Stores a block, and with `pin` pins it recursively before GC may see it, as Kubo's block put --pin. */
+  async blockPut (bytes: Uint8Array, options: BlockPutOptions & { pin?: boolean } = {}): Promise<CID> {
+    const hold = this.guard.hold()
+    try {
+      const cid = await putBlock(this.held(hold), bytes, options)
+      if (options.pin === true) await this.pinHeld(cid, true, options, hold)
+      return cid
+    } finally {
+      hold.release()
+    }
   }
 
   async blockStat (path: string, options?: AbortOptions): Promise<{ cid: CID, size: number }> {
     return statBlock(this.helia.blockstore, await this.resolve(path, options), options)
   }
 
-  dagPut (bytes: Uint8Array, options?: DagPutOptions): Promise<CID> {
-    return dagPut(this.helia.blockstore, bytes, options)
+  /** Stores a node, and with `pin` pins it as blockPut does. */
+  async dagPut (bytes: Uint8Array, options: DagPutOptions & { pin?: boolean } = {}): Promise<CID> {
+    const hold = this.guard.hold()
+    try {
+      const cid = await dagPut(this.held(hold), bytes, options)
+      if (options.pin === true) await this.pinHeld(cid, true, options, hold)
+      return cid
+    } finally {
+      hold.release()
+    }
+  }
+
+  /** The blockstore with each block held before it is written. */
+  private held (hold: Hold): Pick<Blocks, 'get' | 'put' | 'has'> {
+    const blockstore = this.helia.blockstore
+    return { get: blockstore.get.bind(blockstore), has: blockstore.has.bind(blockstore), put: heldPut(blockstore, hold) }
+  }
+
+  /**
+   * Kubo's repo/gc: removes every local block that no pin, cluster allocation,
+   * or add or pull in flight keeps, and yields each as it goes.
+   */
+  gc (options?: AbortOptions): AsyncGenerator<GcResult> {
+    return collectGarbage(this.gcComponents, options)
+  }
+
+  /** Kubo's block/rm: one result per path; pinned blocks are refused. */
+  async * blockRm (paths: string[], options?: BlockRmOptions): AsyncGenerator<BlockRmResult> {
+    const cids: CID[] = []
+    for (const path of paths) cids.push(await this.resolve(path, options))
+    yield * removeBlocks(this.gcComponents, cids, options)
   }
 
   dagGet (path: string, outputCodec?: string, options?: AbortOptions): Promise<Uint8Array> {

@@ -15,6 +15,8 @@ export interface WindowedWalkerInit {
    * largest block. Default 8 MiB. One block is always read, whatever its size.
    */
   maxBytes?: number
+  /** Called before each block is read or fetched: an add or a pull keeps it from GC this way. */
+  keep?: (cid: CID) => Promise<void>
 }
 
 /**
@@ -88,7 +90,7 @@ export function windowedWalker (init: WindowedWalkerInit = {}): GraphWalkerFacto
         const key = cid.toString()
         let block = reading.get(key)
         if (block == null) {
-          block = fetchOrRead(cid)
+          block = init.keep == null ? fetchOrRead(cid) : init.keep(cid).then(async () => fetchOrRead(cid))
           reading.set(key, block)
           block.catch(() => {}).finally(() => { reading.delete(key) })
         }

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import { CID } from 'multiformats/cid'
 import { addAll, parseChunker } from '../src/add.ts'
+import { BlockGuard } from '../src/gc.ts'
 import { deterministicRandom, KiB, MiB } from './fixtures/deterministic-random.ts'
 import { goRandom, goRandomBytes, testDataTree } from './fixtures/go-random.ts'
 import { added, bytes, collect, rootOf, startContent } from './fixtures/node.ts'
@@ -353,7 +354,8 @@ describe('add', () => {
             pinned.push({ cid: cid.toString(), depth: options.depth, metadata: options.metadata })
             yield cid
           }
-        }
+        },
+        guard: new BlockGuard()
       } as any
       const events: AddEvent[] = await collect(addAll(components, [{ path: 'hello', content: bytes('hello world\n') }]))
       assert.deepEqual(events.map(e => e.type === 'entry' ? e.cid.toString() : e.type), ['QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o'])
