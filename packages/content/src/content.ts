@@ -1,6 +1,6 @@
 import { addAll } from './add.ts'
 import { BlockStream, withBrokers } from './block-stream.ts'
-import { dagGet, dagPut, getBlock, putBlock, statBlock } from './blocks.ts'
+import { boundedFetches, dagGet, dagPut, getBlock, putBlock, statBlock } from './blocks.ts'
 import { codecs, hashers } from './codecs.ts'
 import { BlockGuard, collectGarbage, heldPut, removeBlocks } from './gc.ts'
 import { createHeliaNode } from './helia-node.ts'
@@ -11,7 +11,7 @@ import { Topics } from './pubsub.ts'
 import { cat, ls, resolveEntry, stat } from './read.ts'
 import type { AddEvent, AddOptions } from './add.ts'
 import type { BlockStreamInit } from './block-stream.ts'
-import type { BlockPutOptions, DagPutOptions } from './blocks.ts'
+import type { BlockPutOptions, DagPutOptions, ReadOptions } from './blocks.ts'
 import type { BlockRmOptions, BlockRmResult, GcComponents, GcResult, Hold } from './gc.ts'
 import type { DhtRecords } from './names.ts'
 import type { PinEntry, PinFilter } from './pins.ts'
@@ -38,6 +38,8 @@ export interface ContentInit {
   identity: Uint8Array
   /** Tuning of the block-stream protocol between cluster members. */
   blockStream?: BlockStreamInit
+  /** How long a block that is not local may take to arrive from the network; unset, as long as each request allows. */
+  fetchTimeoutMs?: number
   /**
    * CIDs that GC keeps with everything under them, pinned here or not (yet):
    * the cluster's allocations to this node, pins still being fetched included.
@@ -60,6 +62,9 @@ export class Content {
   /** The in-flight set of adds and pulls, which GC leaves alone. */
   private readonly guard = new BlockGuard()
   private readonly gcComponents: GcComponents
+  /** Helia's blockstore as reads go through it: offline on request, and each fetch bounded. */
+  private readonly reads: Pick<Blocks, 'get' | 'has'>
+  private readonly fetchTimeoutMs?: number
 
   constructor (init: ContentInit) {
     const networked = createHeliaNode({
@@ -79,6 +84,8 @@ export class Content {
     this.names = new Names({ datastore, routing, logger, keychain, events, getCrypto, hasPeers: () => this.helia.libp2p.getConnections().length > 0 })
     this.topics = new Topics(() => this.helia.libp2p.services.pubsub)
     this.identity = init.identity
+    this.fetchTimeoutMs = init.fetchTimeoutMs
+    this.reads = boundedFetches(this.helia.blockstore, init.fetchTimeoutMs)
     this.gcComponents = { blockstore: init.blockstore, pins: this.helia.pins, guard: this.guard, keep: init.keep, log: logger.forComponent('node-daemon:gc') }
   }
 
@@ -121,7 +128,7 @@ export class Content {
   }
 
   cat (path: string, options?: CatOptions): AsyncGenerator<Uint8Array> {
-    return cat(this.helia.blockstore, path, options)
+    return cat(this.reads, path, options)
   }
 
   /** A whole file, for the small ones read at once: configs, datasets, checkpoints. */
@@ -131,30 +138,30 @@ export class Content {
     return Buffer.concat(chunks)
   }
 
-  stat (path: string, options?: AbortOptions): Promise<FileStat> {
-    return stat(this.helia.blockstore, path, options)
+  stat (path: string, options?: ReadOptions): Promise<FileStat> {
+    return stat(this.reads, path, options)
   }
 
-  ls (path: string, options?: AbortOptions): Promise<{ cid: CID, entries: LsEntry[] }> {
-    return ls(this.helia.blockstore, path, options)
+  ls (path: string, options?: ReadOptions): Promise<{ cid: CID, entries: LsEntry[] }> {
+    return ls(this.reads, path, options)
   }
 
   /** The CID a path names: its root, or what its segments lead to, as Kubo resolves paths. */
-  private async resolve (path: string, options?: AbortOptions): Promise<CID> {
+  private async resolve (path: string, options?: ReadOptions): Promise<CID> {
     const { cid, rest } = parsePath(path)
-    return rest.length === 0 ? cid : (await resolveEntry(this.helia.blockstore, path, options)).cid
+    return rest.length === 0 ? cid : (await resolveEntry(this.reads, path, options)).cid
   }
 
-  async pinAdd (path: string, recursive = true, options?: AbortOptions): Promise<CID> {
+  async pinAdd (path: string, recursive = true, options?: ReadOptions): Promise<CID> {
     const cid = await this.resolve(path, options)
     await this.pinHeld(cid, recursive, options)
     return cid
   }
 
   /** Pins with every block it reads held from GC until the pin is made. */
-  private async pinHeld (cid: CID, recursive: boolean, options?: AbortOptions, hold = this.guard.hold()): Promise<void> {
+  private async pinHeld (cid: CID, recursive: boolean, options?: ReadOptions, hold = this.guard.hold()): Promise<void> {
     try {
-      await pinAdd(this.helia, cid, recursive, { ...options, hold })
+      await pinAdd(this.helia, cid, recursive, { ...options, hold, fetchTimeoutMs: this.fetchTimeoutMs })
     } finally {
       hold.release()
     }
@@ -172,8 +179,8 @@ export class Content {
     yield * pinLs(this.helia, filter, cids, options)
   }
 
-  async blockGet (path: string, options?: AbortOptions): Promise<Uint8Array> {
-    return getBlock(this.helia.blockstore, await this.resolve(path, options), options)
+  async blockGet (path: string, options?: ReadOptions): Promise<Uint8Array> {
+    return getBlock(this.reads, await this.resolve(path, options), options)
   }
 
   /** Stores a block, and with `pin` pins it recursively before GC may see it, as Kubo's block put --pin. */
@@ -188,8 +195,8 @@ export class Content {
     }
   }
 
-  async blockStat (path: string, options?: AbortOptions): Promise<{ cid: CID, size: number }> {
-    return statBlock(this.helia.blockstore, await this.resolve(path, options), options)
+  async blockStat (path: string, options?: ReadOptions): Promise<{ cid: CID, size: number }> {
+    return statBlock(this.reads, await this.resolve(path, options), options)
   }
 
   /** Stores a node, and with `pin` pins it as blockPut does. */
@@ -225,7 +232,7 @@ export class Content {
     yield * removeBlocks(this.gcComponents, cids, options)
   }
 
-  dagGet (path: string, outputCodec?: string, options?: AbortOptions): Promise<Uint8Array> {
-    return dagGet(this.helia.blockstore, path, outputCodec, options)
+  dagGet (path: string, outputCodec?: string, options?: ReadOptions): Promise<Uint8Array> {
+    return dagGet(this.reads, path, outputCodec, options)
   }
 }

@@ -1,6 +1,7 @@
 import { pushable } from 'it-pushable'
 import { CID } from 'multiformats/cid'
 import { blockKey } from './blocks.ts'
+import { GcError } from './errors.ts'
 import { descendants, pinnedCID } from './pins.ts'
 import type { Blocks, Pins } from '@helia/interface'
 import type { AbortOptions, Logger } from '@libp2p/interface'
@@ -166,9 +167,10 @@ export type GcResult = { cid: CID } | { error: Error }
  * Removes every local block that nothing keeps (pins, cluster allocations,
  * adds and pulls in flight), yielding each one removed as a raw CIDv1, as
  * Kubo reports them, and each failure to delete one; a failure does not stop
- * the sweep. A failed mark removes nothing.
+ * the sweep, which then ends with a GcError. A failed mark removes nothing.
  */
 export async function * collectGarbage (components: GcComponents, options: AbortOptions = {}): AsyncGenerator<GcResult> {
+  let failed = 0
   yield * collecting<GcResult>(components.guard, async (push) => {
     const live = await markLive(components, options)
     for await (const { cid } of components.blockstore.getAll(options)) {
@@ -176,11 +178,13 @@ export async function * collectGarbage (components: GcComponents, options: Abort
       try {
         if (await components.guard.delete(cid, async () => { await components.blockstore.delete(cid, options) })) push({ cid })
       } catch (err: any) {
+        failed++
         components.log?.error('gc could not remove %c - %e', cid, err)
         push({ error: new Error(`could not remove ${cid}: ${err.message}`) })
       }
     }
   })
+  if (failed > 0) throw new GcError(`garbage collection incomplete: could not remove ${failed} blocks`)
 }
 
 /**

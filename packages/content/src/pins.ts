@@ -5,6 +5,7 @@ import { codecByCode } from './codecs.ts'
 import { windowedWalker } from './dag-walker.ts'
 import { PinError } from './errors.ts'
 import { createUnsafe } from 'multiformats/block'
+import type { ReadOptions } from './blocks.ts'
 import type { Hold } from './gc.ts'
 import type { Blocks, Pin, Pins } from '@helia/interface'
 import type { AbortOptions } from '@libp2p/interface'
@@ -26,15 +27,17 @@ const RAW = 0x55
 
 const walker = windowedWalker()
 
-export interface PinAddOptions extends AbortOptions {
+export interface PinAddOptions extends ReadOptions {
   /** Keeps every block the pin reads from GC until the caller releases it, after the pin is made. */
   hold?: Hold
+  /** How long a block that is not local may take to arrive (see boundedFetches). */
+  fetchTimeoutMs?: number
 }
 
 /** Pins recursively (the whole DAG, fetched if missing) or directly (the one block). */
 export async function pinAdd (components: PinComponents, cid: CID, recursive: boolean, options: PinAddOptions = {}): Promise<void> {
   const depth = recursive ? Infinity : 0
-  const { hold, ...rest } = options
+  const { hold, fetchTimeoutMs, ...rest } = options
   // Held before a direct pin is replaced, so that the block stays between the two.
   await hold?.keep(cid)
   const existing = await components.pins.get(cid, rest).catch(() => undefined)
@@ -44,7 +47,7 @@ export async function pinAdd (components: PinComponents, cid: CID, recursive: bo
     await drain(components.pins.rm(cid, { ...rest, walker }))
   }
   // Helia keys pins by CIDv1; the metadata keeps the CID as the user gave it, as Kubo lists it.
-  await drain(components.pins.add(cid, { ...rest, depth, walker: hold == null ? walker : windowedWalker({ keep: hold.keep }), metadata: { cid: cid.toString() } }))
+  await drain(components.pins.add(cid, { ...rest, depth, walker: windowedWalker({ keep: hold?.keep, fetchTimeoutMs }), metadata: { cid: cid.toString() } }))
 }
 
 /** The CID of a pin as it was given (Helia keeps CIDv1). */

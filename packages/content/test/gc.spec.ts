@@ -286,6 +286,24 @@ describe('gc', { timeout: 120_000 }, () => {
     }
   })
 
+  it('reports a block it cannot remove, removes the others, and ends with a GcError', async () => {
+    const store = new GatedBlockstore()
+    const node = await startContent({ blockstore: store })
+    try {
+      const stuck = await node.blockPut(bytes(`stuck ${Math.random()}`))
+      const loose = await node.blockPut(bytes(`loose ${Math.random()}`))
+      const refused = Promise.reject(Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' }))
+      refused.catch(() => {})
+      store.deleteGates.set(blockKey(stuck), refused)
+      const results: GcResult[] = []
+      await assert.rejects((async () => { for await (const result of node.gc()) results.push(result) })(), { name: 'GcError', message: /could not remove 1 blocks/ })
+      assert.deepEqual(removed(results), [blockKey(loose)])
+      assert.deepEqual(results.flatMap(r => 'error' in r ? [r.error.message] : []), [`could not remove ${CID.createV1(raw.code, stuck.multihash)}: EACCES: permission denied`])
+    } finally {
+      await node.stop()
+    }
+  })
+
   describe('block rm', () => {
     it('refuses pinned blocks with Kubo\'s messages and removes unpinned ones', async () => {
       const root = await rootOf(content, [{ path: 'rm/a.bin', content: randomBytes(3000) }], { chunker: 'size-1024' })
