@@ -3,7 +3,7 @@ import { CID } from 'multiformats/cid'
 import { blockKey, getBlock } from './blocks.ts'
 import { codecByCode } from './codecs.ts'
 import { windowedWalker } from './dag-walker.ts'
-import { PinError } from './errors.ts'
+import { NotFoundError, PinError } from './errors.ts'
 import { createUnsafe } from 'multiformats/block'
 import type { ReadOptions } from './blocks.ts'
 import type { Hold } from './gc.ts'
@@ -62,7 +62,13 @@ export async function pinRm (components: PinComponents, cid: CID, recursive: boo
     throw new PinError(indirect ? `${cid} is pinned indirectly, not directly or recursively` : `${cid} is not pinned`)
   }
   if (!recursive && existing.depth === Infinity) throw new PinError(`${cid} is pinned recursively`)
-  await drain(components.pins.rm(cid, { ...options, walker }))
+  try {
+    // Offline: unpinning never fetches. Helia drops the pin before it walks the DAG, so a
+    // block missing under it leaves nothing pinned that GC would keep.
+    await drain(components.pins.rm(cid, { ...options, walker, offline: true } as AbortOptions))
+  } catch (err) {
+    if (!(err instanceof NotFoundError)) throw err
+  }
 }
 
 /**

@@ -40,7 +40,8 @@ export async function resolveEntry (blockstore: ReadableStorage, path: string, o
     }
     return entry
   } catch (err: any) {
-    if (err.name === 'NotFoundError') {
+    // The exporter's own NotFoundError is a link missing from a node; ours, a block not on this node.
+    if (err.name === 'NotFoundError' && !(err instanceof NotFoundError)) {
       throw new NotFoundError(`no link named ${JSON.stringify(parsed.rest.join('/'))} under ${parsed.cid}`)
     }
     if (err.name === 'NoResolverError' || err.name === 'NotUnixFSError') {
