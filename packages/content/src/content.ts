@@ -12,7 +12,7 @@ import { cat, ls, resolveEntry, stat } from './read.ts'
 import type { AddEvent, AddOptions } from './add.ts'
 import type { BlockStreamInit } from './block-stream.ts'
 import type { BlockPutOptions, DagPutOptions, ReadOptions } from './blocks.ts'
-import type { BlockRmOptions, BlockRmResult, GcComponents, GcResult, Hold } from './gc.ts'
+import type { BlockRmOptions, BlockRmResult, GcComponents, GcResult } from './gc.ts'
 import type { DhtRecords } from './names.ts'
 import type { PinEntry, PinFilter } from './pins.ts'
 import type { CatOptions, FileStat, LsEntry } from './read.ts'
@@ -185,14 +185,7 @@ export class Content {
 
   /** Stores a block, and with `pin` pins it recursively before GC may see it, as Kubo's block put --pin. */
   async blockPut (bytes: Uint8Array, options: BlockPutOptions & { pin?: boolean } = {}): Promise<CID> {
-    const hold = this.guard.hold()
-    try {
-      const cid = await putBlock(this.held(hold), bytes, options)
-      if (options.pin === true) await this.pinHeld(cid, true, options, hold)
-      return cid
-    } finally {
-      hold.release()
-    }
+    return this.store(async blocks => putBlock(blocks, bytes, options), options)
   }
 
   async blockStat (path: string, options?: ReadOptions): Promise<{ cid: CID, size: number }> {
@@ -201,20 +194,20 @@ export class Content {
 
   /** Stores a node, and with `pin` pins it as blockPut does. */
   async dagPut (bytes: Uint8Array, options: DagPutOptions & { pin?: boolean } = {}): Promise<CID> {
+    return this.store(async blocks => dagPut(blocks, bytes, options), options)
+  }
+
+  /** Writes through a blockstore that holds each block from GC, then pins what was written if asked. */
+  private async store (write: (blocks: Pick<Blocks, 'get' | 'put' | 'has'>) => Promise<CID>, options: AbortOptions & { pin?: boolean }): Promise<CID> {
     const hold = this.guard.hold()
+    const blockstore = this.helia.blockstore
     try {
-      const cid = await dagPut(this.held(hold), bytes, options)
+      const cid = await write({ get: blockstore.get.bind(blockstore), has: blockstore.has.bind(blockstore), put: heldPut(blockstore, hold) })
       if (options.pin === true) await this.pinHeld(cid, true, options, hold)
       return cid
     } finally {
       hold.release()
     }
-  }
-
-  /** The blockstore with each block held before it is written. */
-  private held (hold: Hold): Pick<Blocks, 'get' | 'put' | 'has'> {
-    const blockstore = this.helia.blockstore
-    return { get: blockstore.get.bind(blockstore), has: blockstore.has.bind(blockstore), put: heldPut(blockstore, hold) }
   }
 
   /**
