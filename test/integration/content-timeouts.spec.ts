@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import { request } from 'node:http'
 import { after, before, describe, it } from 'node:test'
 import * as dagPb from '@ipld/dag-pb'
 import { CID } from 'multiformats/cid'
@@ -7,6 +9,7 @@ import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { formOf, rpc, startTestDaemon } from '../helpers/daemon.ts'
 import type { TestDaemon } from '../helpers/daemon.ts'
+import type { IncomingMessage } from 'node:http'
 
 /** A CID of bytes nobody ever stored. */
 async function nobodyHas (): Promise<string> {
@@ -61,6 +64,23 @@ async function drainBody (res: Response): Promise<number> {
   return bytes
 }
 
+/** POSTs the first bytes of a body that never ends, and reads the answer (bounded to 30 s). */
+async function stalledUpload (url: string, headers: Record<string, string>, first: Uint8Array): Promise<{ status: number, body: string }> {
+  const req = request(url, { method: 'POST', headers })
+  req.on('error', () => {})
+  const timer = setTimeout(() => { req.destroy(new Error('no answer within 30 s')) }, 30_000)
+  try {
+    req.write(first)
+    const [res] = await once(req, 'response') as [IncomingMessage]
+    let body = ''
+    for await (const chunk of res) body += String(chunk)
+    return { status: res.statusCode ?? 0, body }
+  } finally {
+    clearTimeout(timer)
+    req.destroy()
+  }
+}
+
 describe('content that no node has', { timeout: 180_000 }, () => {
   // A short deadline for tests; the default is 2 minutes.
   const DEADLINE = 1500
@@ -105,6 +125,22 @@ describe('content that no node has', { timeout: 180_000 }, () => {
     assert.deepEqual([kubo.message.status_code, kubo.message.error_type], [504, 'IPFSTimeoutError'])
     const offline = await wsMedia(b, await nobodyHas(), { offline: 'true' })
     assert.deepEqual([offline.message.status_code, offline.message.error_type], [404, 'IPFSContentNotFoundError'])
+  })
+
+  it('ends an add or a raw upload that stalls at Kubo\'s timeout', async () => {
+    const multipart = { 'content-type': 'multipart/form-data; boundary=B' }
+    const part = Buffer.concat([Buffer.from('--B\r\nContent-Disposition: form-data; name="file"; filename="stalled.bin"\r\nContent-Type: application/octet-stream\r\n\r\n'), randomBytes(300_000)])
+    const add = await stalledUpload(`${b.url}/api/v0/add?timeout=1s`, multipart, part)
+    assert.equal(add.status, 504, add.body)
+    assert.match(add.body, /request timed out after 1s: context deadline exceeded/)
+    // With progress lines out already, the stream ends with Kubo's error line.
+    const progress = await stalledUpload(`${b.url}/api/v0/add?timeout=1s&progress=true`, multipart, part)
+    assert.equal(progress.status, 200)
+    const last = JSON.parse(progress.body.trim().split('\n').at(-1) as string)
+    assert.deepEqual(last, { Message: 'request timed out after 1s: context deadline exceeded', Code: 0, Type: 'error' })
+    const raw = await stalledUpload(`${b.url}/api/v0/stream/upload?timeout=1s`, { 'content-type': 'application/octet-stream' }, randomBytes(300_000))
+    assert.equal(raw.status, 504, raw.body)
+    assert.equal((await rpc(b, 'version')).status, 200)
   })
 
   describe('a stream whose headers went out before a block went missing', () => {

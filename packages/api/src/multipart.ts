@@ -15,7 +15,7 @@ export type Candidate = { path: string, content?: undefined } | { path?: string,
  * filename are form fields, collected into `fields` for options such as `pin`.
  * Every part is consumed before the next is read, so nothing is buffered.
  */
-export async function * candidates (request: FastifyRequest, fields: Record<string, string>): AsyncGenerator<Candidate> {
+export async function * candidates (request: FastifyRequest, fields: Record<string, string>, signal?: AbortSignal): AsyncGenerator<Candidate> {
   let parts: AsyncIterableIterator<Multipart>
   try {
     // Busboy keeps only the last segment of a filename unless told otherwise.
@@ -27,9 +27,9 @@ export async function * candidates (request: FastifyRequest, fields: Record<stri
   while (true) {
     let next: IteratorResult<Multipart>
     try {
-      next = await parts.next()
+      next = await (signal == null ? parts.next() : raceAbort(parts.next(), signal))
     } catch (err: any) {
-      if (typeof err.code === 'string' && err.code.startsWith('FST_')) throw err
+      if (signal?.aborted === true || (typeof err.code === 'string' && err.code.startsWith('FST_'))) throw err
       throw new MultipartError(`malformed multipart body: ${err.message}`)
     }
     if (next.done === true) break
@@ -46,7 +46,7 @@ export async function * candidates (request: FastifyRequest, fields: Record<stri
       yield { path }
       continue
     }
-    yield { path, content: guard(part.file) }
+    yield { path, content: guard(part.file, signal) }
   }
   if (count === 0) throw new MultipartError('the multipart body has no file part')
 }
@@ -83,12 +83,41 @@ function decodePath (filename: string | undefined): string | undefined {
   return path === '' ? undefined : path
 }
 
-/** Busboy reports a truncated body as a stream error; make it a typed one. */
-async function * guard (stream: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+/** Busboy reports a truncated body as a stream error; make it a typed one. The body stops being read once `signal` aborts. */
+async function * guard (stream: AsyncIterable<Uint8Array>, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
   try {
-    yield * stream
+    yield * (signal == null ? stream : untilAborted(stream, signal))
   } catch (err: any) {
+    if (signal?.aborted === true) throw err
     throw new MultipartError(`malformed multipart body: ${err.message}`)
+  }
+}
+
+/** `promise`, or the signal's reason once it aborts. */
+async function raceAbort<T> (promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  signal.throwIfAborted()
+  let stop = (): void => {}
+  const aborted = new Promise<never>((_resolve, reject) => {
+    stop = () => { reject(signal.reason) }
+    signal.addEventListener('abort', stop, { once: true })
+  })
+  try {
+    return await Promise.race([promise, aborted])
+  } finally {
+    signal.removeEventListener('abort', stop)
+  }
+}
+
+/**
+ * Reads a request body until `signal` aborts: an upload that stalls ends
+ * with the request's `timeout`, or when its client goes away.
+ */
+export async function * untilAborted<T> (source: AsyncIterable<T>, signal: AbortSignal): AsyncGenerator<T> {
+  const iterator = source[Symbol.asyncIterator]()
+  while (true) {
+    const next = await raceAbort(iterator.next(), signal)
+    if (next.done === true) return
+    yield next.value
   }
 }
 

@@ -2,7 +2,7 @@ import { Type } from 'typebox'
 import { args, firstArg, flag } from '../args.ts'
 import { pushable } from 'it-pushable'
 import { BadRequestError, envelope, RangeNotSatisfiableError } from '../errors.ts'
-import { candidates } from '../multipart.ts'
+import { candidates, untilAborted } from '../multipart.ts'
 import { sniffContentType, SNIFF_BYTES } from '../sniff.ts'
 import { requestDeadline, requestSignal, sendBytes, sendNdjson } from '../stream.ts'
 import { kuboRoute, readOptions, ReadQuery, withDeadline } from './route.ts'
@@ -19,7 +19,8 @@ const AddQuery = Type.Object({
   'only-hash': Type.Optional(Type.Boolean()),
   'wrap-with-directory': Type.Optional(Type.Boolean()),
   progress: Type.Optional(Type.Boolean()),
-  quieter: Type.Optional(Type.Boolean({ description: 'Only the root entry' }))
+  quieter: Type.Optional(Type.Boolean({ description: 'Only the root entry' })),
+  timeout: ReadQuery.timeout
 })
 
 const CatQuery = Type.Object({
@@ -38,7 +39,8 @@ const UploadQuery = Type.Object({
   pin: Type.Optional(Type.Boolean({ default: true })),
   'cid-version': Type.Optional(Type.Integer({ minimum: 0, maximum: 1 })),
   'raw-leaves': Type.Optional(Type.Boolean()),
-  chunker: Type.Optional(Type.String())
+  chunker: Type.Optional(Type.String()),
+  timeout: ReadQuery.timeout
 })
 
 interface AddQueryType {
@@ -134,12 +136,13 @@ export const contentRoutes: Routes = (app, { node, shutdown }) => {
     handler: async (request, reply) => {
       const q = request.query as AddQueryType
       const fields: Record<string, string> = {}
-      const events = content.addAll(candidates(request, fields), {
+      const signal = requestSignal(reply)
+      const events = content.addAll(candidates(request, fields, signal), {
         ...importOptions(q),
         progress: q.progress,
         // Read after the files, so that a `pin` form field sent after them still counts.
         pin: () => flag(fields.pin ?? q.pin, true),
-        signal: requestSignal(reply)
+        signal
       })
       const lines = q.quieter === true ? onlyLast(events) : events
       return sendNdjson(reply, (async function * () { for await (const evt of lines) yield addLine(evt) })())
@@ -198,15 +201,16 @@ export const contentRoutes: Routes = (app, { node, shutdown }) => {
     raw.addContentTypeParser('*', (_request, _payload, done) => { done(null) })
     raw.post('/api/v0/stream/upload', {
       schema: { querystring: UploadQuery, tags: ['streaming'], summary: 'Stream a raw request body into the blockstore; same CID as add' }
-    }, async (request, reply) => {
+    }, async (request, reply) => withDeadline(request, async () => {
       const q = request.query as AddQueryType
-      const entry = await lastEntry(content.addAll([{ content: request.raw }], {
+      const signal = requestSignal(reply)
+      const entry = await lastEntry(content.addAll([{ content: untilAborted(request.raw, signal) }], {
         ...importOptions(q),
         pin: q.pin ?? true,
-        signal: requestSignal(reply)
+        signal
       }))
       return addLine(entry)
-    })
+    }))
   })
 
   app.get('/ws/v0/stream/media', {

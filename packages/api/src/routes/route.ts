@@ -1,6 +1,5 @@
 import { Type } from 'typebox'
-import { DeadlineExceededError } from '../errors.ts'
-import { requestDeadline, requestSignal } from '../stream.ts'
+import { deadlineExceeded, requestDeadline, requestSignal } from '../stream.ts'
 import type { ReadOptions } from '@node-daemon/content'
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema } from 'fastify'
 
@@ -24,11 +23,6 @@ export const ReadQuery = {
 /** What a content read of this request takes: its signal (client gone, `timeout`) and `offline`. */
 export function readOptions (reply: FastifyReply): ReadOptions & { signal: AbortSignal } {
   return { signal: requestSignal(reply), offline: (reply.request.query as { offline?: boolean } | undefined)?.offline === true }
-}
-
-/** The error of a request whose `timeout` ran out, in Kubo's words, which its clients recognise. */
-export function deadlineExceeded (request: FastifyRequest): DeadlineExceededError {
-  return new DeadlineExceededError(`request timed out after ${String((request.query as { timeout?: unknown }).timeout)}: context deadline exceeded`)
 }
 
 /** Runs a request's work; what fails after its `timeout` ran out is reported as that timeout. */
