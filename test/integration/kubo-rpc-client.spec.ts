@@ -8,7 +8,7 @@ import { create } from 'kubo-rpc-client'
 import { base36 } from 'multiformats/bases/base36'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
-import { startTestDaemon } from '../helpers/daemon.ts'
+import { rpc, startTestDaemon } from '../helpers/daemon.ts'
 import type { TestDaemon } from '../helpers/daemon.ts'
 import type { KuboRPCClient } from 'kubo-rpc-client'
 
@@ -164,6 +164,91 @@ describe('kubo-rpc-client against the daemon', { timeout: 90_000 }, () => {
       assert.deepEqual(seen.at(-1), [size, 'big.bin'])
       for (let i = 1; i < seen.length; i++) assert.ok(seen[i][0] >= seen[i - 1][0])
       assert.equal(added.size > size, true)
+    })
+  })
+
+  describe('add pins the roots it reports, as Kubo, whatever the shape of the parts', () => {
+    let n = 0
+    /** Bytes no other test adds, so that their pins are this test's alone. */
+    const unique = (label: string): string => `${label} ${Date.now()} ${n++}\n`
+
+    interface Part { disposition: string, type?: string, body?: string }
+
+    /** POSTs hand-built multipart parts to add and returns its lines. */
+    async function addParts (parts: Part[], query: Record<string, string> = {}): Promise<Array<{ Name: string, Hash: string }>> {
+      const body = parts.map(p => `--B\r\nContent-Disposition: form-data; ${p.disposition}\r\n${p.type == null ? '' : `Content-Type: ${p.type}\r\n`}\r\n${p.body ?? ''}\r\n`).join('') + '--B--\r\n'
+      const res = await rpc(a, 'add', query, { body, headers: { 'content-type': 'multipart/form-data; boundary=B' } })
+      const text = await res.text()
+      assert.equal(res.status, 200, text)
+      return text.trim().split('\n').map(line => JSON.parse(line))
+    }
+
+    /** How a CID is pinned: recursive, direct, indirect, or undefined when it is not. */
+    async function pinType (cid: string): Promise<string | undefined> {
+      const pins = await collect(client.pin.ls({ paths: [CID.parse(cid)] })).catch(() => [])
+      return pins[0]?.type
+    }
+
+    async function pinTypes (lines: Array<{ Name: string, Hash: string }>): Promise<Array<[string, string | undefined]>> {
+      const out: Array<[string, string | undefined]> = []
+      for (const line of lines) out.push([line.Name, await pinType(line.Hash)])
+      return out
+    }
+
+    const file = (disposition: string, body: string): Part => ({ disposition, type: 'application/octet-stream', body })
+
+    it('pins bare bytes from kubo-rpc-client, sent with an empty filename', async () => {
+      const added = await client.add(encoder.encode(unique('bare bytes')))
+      assert.equal(await pinType(added.cid.toString()), 'recursive')
+      const wrapped = await client.add(encoder.encode(unique('bare wrapped')), { wrapWithDirectory: true })
+      assert.equal(await pinType(wrapped.cid.toString()), 'recursive')
+    })
+
+    it('pins a file part with no filename, an empty one or a name, each named as Kubo names it', async () => {
+      const noName = await addParts([file('name="file"', unique('no filename'))])
+      const empty = await addParts([file('name="file"; filename=""', unique('empty filename'))])
+      const named = await addParts([file('name="file"; filename="named.txt"', unique('named'))])
+      assert.deepEqual(await pinTypes(noName), [[noName[0].Hash, 'recursive']])
+      assert.deepEqual(await pinTypes(empty), [[empty[0].Hash, 'recursive']])
+      assert.deepEqual(await pinTypes(named), [['named.txt', 'recursive']])
+    })
+
+    it('pins the top directory of a path, escaped or sent with its slashes', async () => {
+      const escaped = await addParts([file('name="file"; filename="d%2Fsub%2Fx.txt"', unique('escaped path'))])
+      assert.deepEqual(await pinTypes(escaped), [['d/sub/x.txt', 'indirect'], ['d/sub', 'indirect'], ['d', 'recursive']])
+      const literal = await addParts([file('name="file"; filename="e/x.txt"', unique('literal path'))])
+      assert.deepEqual(await pinTypes(literal), [['e/x.txt', 'indirect'], ['e', 'recursive']])
+      // Kubo unescapes names as a query string, so its own CLI's `+` is a space.
+      const plus = await addParts([file('name="file"; filename="my+file.txt"', unique('plus'))])
+      assert.deepEqual(plus.map(l => l.Name), ['my file.txt'])
+    })
+
+    it('pins only the wrapper with wrap-with-directory, with a nameless file in it under its CID', async () => {
+      const lines = await addParts([
+        file('name="file"; filename=""', unique('wrapped nameless')),
+        file('name="file-1"; filename="w.txt"', unique('wrapped named'))
+      ], { 'wrap-with-directory': 'true' })
+      const nameless = lines[0].Hash
+      assert.deepEqual(await pinTypes(lines), [[nameless, 'indirect'], ['w.txt', 'indirect'], ['', 'recursive']])
+      const entries = await collect(client.ls(lines[2].Hash))
+      assert.deepEqual(entries.map(e => [e.name, e.cid.toString()]).sort(), [[nameless, nameless], ['w.txt', lines[1].Hash]].sort())
+    })
+
+    it('pins every top-level part of several, files and directories', async () => {
+      const lines = await addParts([
+        file('name="file"; filename="one.txt"', unique('one')),
+        file('name="file-1"', unique('nameless among several')),
+        { disposition: 'name="file-2"; filename="dir"', type: 'application/x-directory' },
+        file('name="file-3"; filename="dir%2Fin.txt"', unique('in dir'))
+      ])
+      assert.deepEqual(await pinTypes(lines), [['one.txt', 'recursive'], [lines[1].Hash, 'recursive'], ['dir/in.txt', 'indirect'], ['dir', 'recursive']])
+    })
+
+    it('pins nothing with pin=false, in the query or as a form field', async () => {
+      const query = await addParts([file('name="file"', unique('unpinned')), file('name="file-1"; filename="u%2Fv.txt"', unique('unpinned v'))], { pin: 'false' })
+      assert.deepEqual(await pinTypes(query), [[query[0].Hash, undefined], ['u/v.txt', undefined], ['u', undefined]])
+      const field = await addParts([file('name="file"; filename=""', unique('unpinned by field')), { disposition: 'name="pin"', body: 'false' }])
+      assert.deepEqual(await pinTypes(field), [[field[0].Hash, undefined]])
     })
   })
 

@@ -10,14 +10,16 @@ export type Candidate = { path: string, content?: undefined } | { path?: string,
 /**
  * Turns a multipart body into import candidates, one part at a time, as Kubo
  * reads `add`: a part with a filename is a file (`application/x-directory`
- * makes it a directory), its path URI-encoded in the filename. Parts without a
+ * makes it a directory), its path URI-encoded in the filename (Kubo's own
+ * client escapes it, others send the slashes as they are). Parts without a
  * filename are form fields, collected into `fields` for options such as `pin`.
  * Every part is consumed before the next is read, so nothing is buffered.
  */
-export async function * candidates (request: FastifyRequest, fields: Record<string, string>): AsyncGenerator<Candidate> {
+export async function * candidates (request: FastifyRequest, fields: Record<string, string>, signal?: AbortSignal): AsyncGenerator<Candidate> {
   let parts: AsyncIterableIterator<Multipart>
   try {
-    parts = request.parts()
+    // Busboy keeps only the last segment of a filename unless told otherwise.
+    parts = request.parts({ preservePath: true })
   } catch (err: any) {
     throw new MultipartError(`expected a multipart/form-data body: ${err.message}`)
   }
@@ -25,9 +27,9 @@ export async function * candidates (request: FastifyRequest, fields: Record<stri
   while (true) {
     let next: IteratorResult<Multipart>
     try {
-      next = await parts.next()
+      next = await (signal == null ? parts.next() : raceAbort(parts.next(), signal))
     } catch (err: any) {
-      if (typeof err.code === 'string' && err.code.startsWith('FST_')) throw err
+      if (signal?.aborted === true || (typeof err.code === 'string' && err.code.startsWith('FST_'))) throw err
       throw new MultipartError(`malformed multipart body: ${err.message}`)
     }
     if (next.done === true) break
@@ -44,7 +46,7 @@ export async function * candidates (request: FastifyRequest, fields: Record<stri
       yield { path }
       continue
     }
-    yield { path, content: guard(part.file) }
+    yield { path, content: guard(part.file, signal) }
   }
   if (count === 0) throw new MultipartError('the multipart body has no file part')
 }
@@ -68,10 +70,11 @@ export async function modelDirectory (request: FastifyRequest): Promise<{ fields
   return { fields: { ...fields }, files }
 }
 
+/** Unescapes a filename as Go's url.QueryUnescape, which Kubo uses: its CLI escapes a space as `+`. */
 function decodePath (filename: string | undefined): string | undefined {
   let path: string
   try {
-    path = decodeURIComponent(filename ?? '')
+    path = decodeURIComponent((filename ?? '').replaceAll('+', ' '))
   } catch {
     throw new MultipartError(`file name ${JSON.stringify(filename)} is not URI-encoded`)
   }
@@ -80,12 +83,41 @@ function decodePath (filename: string | undefined): string | undefined {
   return path === '' ? undefined : path
 }
 
-/** Busboy reports a truncated body as a stream error; make it a typed one. */
-async function * guard (stream: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+/** Busboy reports a truncated body as a stream error; make it a typed one. The body stops being read once `signal` aborts. */
+async function * guard (stream: AsyncIterable<Uint8Array>, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
   try {
-    yield * stream
+    yield * (signal == null ? stream : untilAborted(stream, signal))
   } catch (err: any) {
+    if (signal?.aborted === true) throw err
     throw new MultipartError(`malformed multipart body: ${err.message}`)
+  }
+}
+
+/** `promise`, or the signal's reason once it aborts. */
+async function raceAbort<T> (promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  signal.throwIfAborted()
+  let stop = (): void => {}
+  const aborted = new Promise<never>((_resolve, reject) => {
+    stop = () => { reject(signal.reason) }
+    signal.addEventListener('abort', stop, { once: true })
+  })
+  try {
+    return await Promise.race([promise, aborted])
+  } finally {
+    signal.removeEventListener('abort', stop)
+  }
+}
+
+/**
+ * Reads a request body until `signal` aborts: an upload that stalls ends
+ * with the request's `timeout`, or when its client goes away.
+ */
+export async function * untilAborted<T> (source: AsyncIterable<T>, signal: AbortSignal): AsyncGenerator<T> {
+  const iterator = source[Symbol.asyncIterator]()
+  while (true) {
+    const next = await raceAbort(iterator.next(), signal)
+    if (next.done === true) return
+    yield next.value
   }
 }
 

@@ -1,7 +1,7 @@
 import { once } from 'node:events'
 import { Readable } from 'node:stream'
 import { duration } from './args.ts'
-import { envelope } from './errors.ts'
+import { DeadlineExceededError, envelope } from './errors.ts'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 
 const deadlines = new WeakMap<FastifyRequest, AbortSignal | undefined>()
@@ -16,6 +16,11 @@ export function requestDeadline (request: FastifyRequest): AbortSignal | undefin
   const signal = ms == null ? undefined : AbortSignal.timeout(ms)
   deadlines.set(request, signal)
   return signal
+}
+
+/** The error of a request whose `timeout` ran out, in Kubo's words, which its clients recognise. */
+export function deadlineExceeded (request: FastifyRequest): DeadlineExceededError {
+  return new DeadlineExceededError(`request timed out after ${String((request.query as { timeout?: unknown }).timeout)}: context deadline exceeded`)
 }
 
 /**
@@ -57,11 +62,12 @@ const kuboError = (err: Error): object => ({ Message: envelope(err).Message, Cod
 async function sendFramed (reply: FastifyReply, source: AsyncIterable<object>, headers: Record<string, string>, frame: (value: object) => string, errorValue: (err: Error) => object, end = ''): Promise<FastifyReply> {
   const { items } = await peek(source)
   reply.headers(headers)
+  const deadline = requestDeadline(reply.request)
   const text = (async function * () {
     try {
       for await (const item of items) yield frame(item)
     } catch (err: any) {
-      yield frame(errorValue(err))
+      yield frame(errorValue(deadline?.aborted === true ? deadlineExceeded(reply.request) : err))
       return
     }
     if (end !== '') yield end

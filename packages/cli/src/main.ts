@@ -64,6 +64,7 @@ async function start (opts: Record<string, any>): Promise<void> {
     cluster: { secret: opts.secret },
     // Only the flag's "no" is a setting; without it the config decides.
     inference: { defaultModels: opts.defaultModels === false ? false : undefined },
+    content: { autoGc: opts.enableGc === true ? true : undefined },
     log: { level: opts.logLevel }
   }
   const config = await loadConfig({ flags, configFile: opts.config })
@@ -194,6 +195,7 @@ export function program (): Command {
     .addOption(secretOption())
     .option('--mdns', 'find peers on the LAN by multicast DNS (env NODE_DAEMON_MDNS)')
     .option('--no-default-models', 'do not register the embedded default models (env NODE_DAEMON_DEFAULT_MODELS=false)')
+    .option('--enable-gc', "run a GC every content.gc_period_ms while the blocks are past the watermark, as Kubo's flag (env NODE_DAEMON_ENABLE_GC)")
     .option('--config <file>', 'YAML config file')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent')
     .action(start)

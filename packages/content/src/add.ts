@@ -6,12 +6,34 @@ import { pushable } from 'it-pushable'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { InvalidParameterError } from './errors.ts'
+import { heldPut } from './gc.ts'
+import { beside } from './helia-node.ts'
 import { fileLeafImporter } from './leaf-importer.ts'
 import { pinAdd } from './pins.ts'
+import type { BlockGuard } from './gc.ts'
 import type { PinComponents } from './pins.ts'
 import type { AbortOptions } from '@libp2p/interface'
-import type { ImportCandidate, WritableStorage } from 'ipfs-unixfs-importer'
+import type { ImportCandidate, ImporterOptions, WritableStorage } from 'ipfs-unixfs-importer'
 import type { Version } from 'multiformats/cid'
+
+type FileBuilder = NonNullable<ImporterOptions['fileBuilder']>
+const { defaultFileBuilder } = await beside<{ defaultFileBuilder: FileBuilder }>('ipfs-unixfs-importer', 'dag-builder/file.js')
+
+/**
+ * The importer leaves a file without a name out of every directory and out of
+ * its results' paths; Kubo's adder names it by its CID, which puts it in a
+ * wrapping directory under that name and makes it a root of its own. The
+ * original path is named too, or the importer would take the other parts for
+ * one tree and wrap them all.
+ */
+const namedByCid: FileBuilder = async (file, blockstore, options) => {
+  const built = await defaultFileBuilder(file, blockstore, options)
+  if (built.path == null || built.path === '') {
+    built.path = built.cid.toString()
+    built.originalPath = built.path
+  }
+  return built
+}
 
 export interface AddOptions extends AbortOptions {
   /**
@@ -65,6 +87,8 @@ const parentOf = (path: string): string => path.includes('/') ? path.slice(0, pa
 
 export interface AddComponents extends PinComponents {
   blockstore: PinComponents['blockstore'] & WritableStorage
+  /** Keeps what the add writes from GC until it is pinned. */
+  guard: BlockGuard
 }
 
 /**
@@ -94,13 +118,17 @@ export async function * addAll (components: AddComponents, source: AsyncIterable
     }
   })()
 
+  // Each block is held before it is written, so that a GC running beside the add keeps it.
+  const hold = components.guard.hold()
+  const held: WritableStorage = { put: heldPut(components.blockstore, hold) }
   const run = async (): Promise<void> => {
     const rawLeaves = options.rawLeaves ?? cidVersion === 1
-    const entries = importer(noted, options.onlyHash === true ? hashOnly : components.blockstore, {
+    const entries = importer(noted, options.onlyHash === true ? hashOnly : held, {
       profile: 'unixfs-v0-2015',
       cidVersion,
       rawLeaves,
       bufferImporter: rawLeaves ? undefined : fileLeafImporter(cidVersion),
+      fileBuilder: namedByCid,
       chunker: fixedSize({ chunkSize }),
       wrapWithDirectory: wrap,
       // Multipart parts arrive one after another, so files are read in order.
@@ -125,14 +153,14 @@ export async function * addAll (components: AddComponents, source: AsyncIterable
         }
       }
       if (isTopLevel(entry.path, wrap)) roots.push(entry.cid)
-      events.push({ type: 'entry', name: entry.path ?? entry.cid.toString(), cid: entry.cid, size: Number(entry.size) })
+      events.push({ type: 'entry', name: entry.path ?? '', cid: entry.cid, size: Number(entry.size) })
     }
     const pin = typeof options.pin === 'function' ? options.pin() : options.pin
     if (pin !== false && options.onlyHash !== true) {
-      for (const cid of roots) await pinAdd(components, cid, true, options)
+      for (const cid of roots) await pinAdd(components, cid, true, { ...options, hold })
     }
   }
 
-  run().then(() => events.end(), (err) => events.end(err))
+  run().finally(() => { hold.release() }).then(() => events.end(), (err) => events.end(err))
   yield * events
 }

@@ -1,6 +1,7 @@
+import { base64 } from 'multiformats/bases/base64'
 import { CID } from 'multiformats/cid'
 import { codecByCode, codecByName, hasherByName } from './codecs.ts'
-import { InvalidParameterError, NotFoundError } from './errors.ts'
+import { InvalidParameterError, NotFoundError, TimeoutError } from './errors.ts'
 import { parsePath } from './paths.ts'
 import type { Blocks } from '@helia/interface'
 import type { AbortOptions } from '@libp2p/interface'
@@ -22,7 +23,50 @@ export interface DagPutOptions extends AbortOptions {
 
 type BlockComponents = Pick<Blocks, 'get' | 'put' | 'has'>
 
-export async function getBlock (blocks: Pick<Blocks, 'get'>, cid: CID, options: AbortOptions & { offline?: boolean } = {}): Promise<Uint8Array> {
+export interface ReadOptions extends AbortOptions {
+  /** Local blocks only: one that is not here is a NotFoundError at once, as with Kubo's `offline`. */
+  offline?: boolean
+}
+
+/**
+ * `blocks` (Helia's, which fetch what is not local) with Kubo's `offline`
+ * turned into a NotFoundError, and a block that is not local waiting for the
+ * network at most `fetchTimeoutMs`, then failing with a TimeoutError: content
+ * that no node has ends in a timeout, while a long transfer that keeps
+ * receiving blocks is not cut short.
+ */
+export function boundedFetches (blocks: Pick<Blocks, 'get' | 'has'>, fetchTimeoutMs?: number): Pick<Blocks, 'get' | 'has'> {
+  return {
+    has: blocks.has.bind(blocks),
+    async * get (cid, options: ReadOptions = {}) {
+      if (options.offline === true) {
+        try {
+          yield * blocks.get(cid, options)
+        } catch (err: any) {
+          if (err.name === 'BlockNotFoundWhileOfflineError') throw new NotFoundError(`block ${cid} is not on this node, and the request is offline`)
+          throw err
+        }
+        return
+      }
+      if (fetchTimeoutMs == null || await blocks.has(cid, options)) {
+        yield * blocks.get(cid, options)
+        return
+      }
+      const deadline = AbortSignal.timeout(fetchTimeoutMs)
+      try {
+        yield * blocks.get(cid, { ...options, signal: options.signal == null ? deadline : AbortSignal.any([options.signal, deadline]) })
+      } catch (err) {
+        if (deadline.aborted && options.signal?.aborted !== true) throw new TimeoutError(`no node provided block ${cid} within ${fetchTimeoutMs} ms`)
+        throw err
+      }
+    }
+  }
+}
+
+/** Blocks are stored by multihash: the CIDv0 and the CIDv1 of the same bytes are one block. */
+export const blockKey = (cid: CID): string => base64.baseEncode(cid.multihash.bytes)
+
+export async function getBlock (blocks: Pick<Blocks, 'get'>, cid: CID, options: ReadOptions = {}): Promise<Uint8Array> {
   const chunks: Uint8Array[] = []
   for await (const chunk of blocks.get(cid, options)) chunks.push(chunk)
   return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)
@@ -51,7 +95,7 @@ export async function putBlock (blocks: BlockComponents, bytes: Uint8Array, opti
   return cid
 }
 
-export async function statBlock (blocks: BlockComponents, cid: CID, options: AbortOptions = {}): Promise<{ cid: CID, size: number }> {
+export async function statBlock (blocks: Pick<Blocks, 'get'>, cid: CID, options: ReadOptions = {}): Promise<{ cid: CID, size: number }> {
   const bytes = await getBlock(blocks, cid, options)
   return { cid, size: bytes.byteLength }
 }
@@ -77,7 +121,7 @@ export async function dagPut (blocks: BlockComponents, bytes: Uint8Array, option
  * Reads a node, walks `path` through its fields and links, and encodes what it
  * reaches in `outputCodec` (dag-json by default), as Kubo's dag/get.
  */
-export async function dagGet (blocks: BlockComponents, path: string, outputCodec = 'dag-json', options: AbortOptions = {}): Promise<Uint8Array> {
+export async function dagGet (blocks: Pick<Blocks, 'get'>, path: string, outputCodec = 'dag-json', options: ReadOptions = {}): Promise<Uint8Array> {
   const { cid, rest } = parsePath(path)
   const output = codecByName(outputCodec)
   let current: CID = cid

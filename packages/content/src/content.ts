@@ -1,7 +1,8 @@
 import { addAll } from './add.ts'
 import { BlockStream, withBrokers } from './block-stream.ts'
-import { dagGet, dagPut, getBlock, putBlock, statBlock } from './blocks.ts'
+import { boundedFetches, dagGet, dagPut, getBlock, putBlock, statBlock } from './blocks.ts'
 import { codecs, hashers } from './codecs.ts'
+import { BlockGuard, collectGarbage, heldPut, removeBlocks } from './gc.ts'
 import { createHeliaNode } from './helia-node.ts'
 import { ipnsDhtRecords, Names } from './names.ts'
 import { parsePath } from './paths.ts'
@@ -10,10 +11,12 @@ import { Topics } from './pubsub.ts'
 import { cat, ls, resolveEntry, stat } from './read.ts'
 import type { AddEvent, AddOptions } from './add.ts'
 import type { BlockStreamInit } from './block-stream.ts'
-import type { BlockPutOptions, DagPutOptions } from './blocks.ts'
+import type { BlockPutOptions, DagPutOptions, ReadOptions } from './blocks.ts'
+import type { BlockRmOptions, BlockRmResult, GcComponents, GcResult } from './gc.ts'
 import type { DhtRecords } from './names.ts'
 import type { PinEntry, PinFilter } from './pins.ts'
 import type { CatOptions, FileStat, LsEntry } from './read.ts'
+import type { Blocks } from '@helia/interface'
 import type { HeliaWithLibp2p } from '@helia/libp2p'
 import type { AbortOptions } from '@libp2p/interface'
 import type { Swarm, SwarmServices } from '@node-daemon/swarm'
@@ -35,6 +38,13 @@ export interface ContentInit {
   identity: Uint8Array
   /** Tuning of the block-stream protocol between cluster members. */
   blockStream?: BlockStreamInit
+  /** How long a block that is not local may take to arrive from the network; unset, as long as each request allows. */
+  fetchTimeoutMs?: number
+  /**
+   * CIDs that GC keeps with everything under them, pinned here or not (yet):
+   * the cluster's allocations to this node, pins still being fetched included.
+   */
+  keep?: () => Iterable<string>
 }
 
 /**
@@ -49,6 +59,12 @@ export class Content {
   readonly names: Names
   readonly topics: Topics
   private readonly identity: Uint8Array
+  /** The in-flight set of adds and pulls, which GC leaves alone. */
+  private readonly guard = new BlockGuard()
+  private readonly gcComponents: GcComponents
+  /** Helia's blockstore as reads go through it: offline on request, and each fetch bounded. */
+  private readonly reads: Pick<Blocks, 'get' | 'has'>
+  private readonly fetchTimeoutMs?: number
 
   constructor (init: ContentInit) {
     const networked = createHeliaNode({
@@ -68,6 +84,9 @@ export class Content {
     this.names = new Names({ datastore, routing, logger, keychain, events, getCrypto, hasPeers: () => this.helia.libp2p.getConnections().length > 0 })
     this.topics = new Topics(() => this.helia.libp2p.services.pubsub)
     this.identity = init.identity
+    this.fetchTimeoutMs = init.fetchTimeoutMs
+    this.reads = boundedFetches(this.helia.blockstore, init.fetchTimeoutMs)
+    this.gcComponents = { blockstore: init.blockstore, pins: this.helia.pins, guard: this.guard, keep: init.keep, log: logger.forComponent('node-daemon:gc') }
   }
 
   get swarm (): Swarm {
@@ -92,7 +111,7 @@ export class Content {
   }
 
   addAll (source: AsyncIterable<ImportCandidate> | Iterable<ImportCandidate>, options?: AddOptions): AsyncGenerator<AddEvent> {
-    return addAll({ blockstore: this.helia.blockstore, pins: this.helia.pins }, source, options)
+    return addAll({ blockstore: this.helia.blockstore, pins: this.helia.pins, guard: this.guard }, source, options)
   }
 
   /**
@@ -109,7 +128,7 @@ export class Content {
   }
 
   cat (path: string, options?: CatOptions): AsyncGenerator<Uint8Array> {
-    return cat(this.helia.blockstore, path, options)
+    return cat(this.reads, path, options)
   }
 
   /** A whole file, for the small ones read at once: configs, datasets, checkpoints. */
@@ -119,24 +138,33 @@ export class Content {
     return Buffer.concat(chunks)
   }
 
-  stat (path: string, options?: AbortOptions): Promise<FileStat> {
-    return stat(this.helia.blockstore, path, options)
+  stat (path: string, options?: ReadOptions): Promise<FileStat> {
+    return stat(this.reads, path, options)
   }
 
-  ls (path: string, options?: AbortOptions): Promise<{ cid: CID, entries: LsEntry[] }> {
-    return ls(this.helia.blockstore, path, options)
+  ls (path: string, options?: ReadOptions): Promise<{ cid: CID, entries: LsEntry[] }> {
+    return ls(this.reads, path, options)
   }
 
   /** The CID a path names: its root, or what its segments lead to, as Kubo resolves paths. */
-  private async resolve (path: string, options?: AbortOptions): Promise<CID> {
+  private async resolve (path: string, options?: ReadOptions): Promise<CID> {
     const { cid, rest } = parsePath(path)
-    return rest.length === 0 ? cid : (await resolveEntry(this.helia.blockstore, path, options)).cid
+    return rest.length === 0 ? cid : (await resolveEntry(this.reads, path, options)).cid
   }
 
-  async pinAdd (path: string, recursive = true, options?: AbortOptions): Promise<CID> {
+  async pinAdd (path: string, recursive = true, options?: ReadOptions): Promise<CID> {
     const cid = await this.resolve(path, options)
-    await pinAdd(this.helia, cid, recursive, options)
+    await this.pinHeld(cid, recursive, options)
     return cid
+  }
+
+  /** Pins with every block it reads held from GC until the pin is made. */
+  private async pinHeld (cid: CID, recursive: boolean, options?: ReadOptions, hold = this.guard.hold()): Promise<void> {
+    try {
+      await pinAdd(this.helia, cid, recursive, { ...options, hold, fetchTimeoutMs: this.fetchTimeoutMs })
+    } finally {
+      hold.release()
+    }
   }
 
   async pinRm (path: string, recursive = true, options?: AbortOptions): Promise<CID> {
@@ -151,23 +179,53 @@ export class Content {
     yield * pinLs(this.helia, filter, cids, options)
   }
 
-  async blockGet (path: string, options?: AbortOptions): Promise<Uint8Array> {
-    return getBlock(this.helia.blockstore, await this.resolve(path, options), options)
+  async blockGet (path: string, options?: ReadOptions): Promise<Uint8Array> {
+    return getBlock(this.reads, await this.resolve(path, options), options)
   }
 
-  blockPut (bytes: Uint8Array, options?: BlockPutOptions): Promise<CID> {
-    return putBlock(this.helia.blockstore, bytes, options)
+  /** Stores a block, and with `pin` pins it recursively before GC may see it, as Kubo's block put --pin. */
+  async blockPut (bytes: Uint8Array, options: BlockPutOptions & { pin?: boolean } = {}): Promise<CID> {
+    return this.store(async blocks => putBlock(blocks, bytes, options), options)
   }
 
-  async blockStat (path: string, options?: AbortOptions): Promise<{ cid: CID, size: number }> {
-    return statBlock(this.helia.blockstore, await this.resolve(path, options), options)
+  async blockStat (path: string, options?: ReadOptions): Promise<{ cid: CID, size: number }> {
+    return statBlock(this.reads, await this.resolve(path, options), options)
   }
 
-  dagPut (bytes: Uint8Array, options?: DagPutOptions): Promise<CID> {
-    return dagPut(this.helia.blockstore, bytes, options)
+  /** Stores a node, and with `pin` pins it as blockPut does. */
+  async dagPut (bytes: Uint8Array, options: DagPutOptions & { pin?: boolean } = {}): Promise<CID> {
+    return this.store(async blocks => dagPut(blocks, bytes, options), options)
   }
 
-  dagGet (path: string, outputCodec?: string, options?: AbortOptions): Promise<Uint8Array> {
-    return dagGet(this.helia.blockstore, path, outputCodec, options)
+  /** Writes through a blockstore that holds each block from GC, then pins what was written if asked. */
+  private async store (write: (blocks: Pick<Blocks, 'get' | 'put' | 'has'>) => Promise<CID>, options: AbortOptions & { pin?: boolean }): Promise<CID> {
+    const hold = this.guard.hold()
+    const blockstore = this.helia.blockstore
+    try {
+      const cid = await write({ get: blockstore.get.bind(blockstore), has: blockstore.has.bind(blockstore), put: heldPut(blockstore, hold) })
+      if (options.pin === true) await this.pinHeld(cid, true, options, hold)
+      return cid
+    } finally {
+      hold.release()
+    }
+  }
+
+  /**
+   * Kubo's repo/gc: removes every local block that no pin, cluster allocation,
+   * or add or pull in flight keeps, and yields each as it goes.
+   */
+  gc (options?: AbortOptions): AsyncGenerator<GcResult> {
+    return collectGarbage(this.gcComponents, options)
+  }
+
+  /** Kubo's block/rm: one result per path; pinned blocks are refused. */
+  async * blockRm (paths: string[], options?: BlockRmOptions): AsyncGenerator<BlockRmResult> {
+    const cids: CID[] = []
+    for (const path of paths) cids.push(await this.resolve(path, options))
+    yield * removeBlocks(this.gcComponents, cids, options)
+  }
+
+  dagGet (path: string, outputCodec?: string, options?: ReadOptions): Promise<Uint8Array> {
+    return dagGet(this.reads, path, outputCodec, options)
   }
 }

@@ -1,7 +1,8 @@
 import * as dagPb from '@ipld/dag-pb'
 import { createUnsafe } from 'multiformats/block'
 import { MAX_BLOCK_BYTES } from './block-stream.ts'
-import { getBlock } from './blocks.ts'
+import { boundedFetches, getBlock } from './blocks.ts'
+import type { ReadOptions } from './blocks.ts'
 import type { GraphNode, GraphWalkerFactory, WalkOptions } from '@helia/interface'
 import type { BlockView } from 'multiformats/block/interface'
 import type { CID } from 'multiformats/cid'
@@ -15,6 +16,10 @@ export interface WindowedWalkerInit {
    * largest block. Default 8 MiB. One block is always read, whatever its size.
    */
   maxBytes?: number
+  /** Called before each block is read or fetched: an add or a pull keeps it from GC this way. */
+  keep?: (cid: CID) => Promise<void>
+  /** How long a block that is not local may take to arrive (see boundedFetches). */
+  fetchTimeoutMs?: number
 }
 
 /**
@@ -57,7 +62,9 @@ export function windowedWalker (init: WindowedWalkerInit = {}): GraphWalkerFacto
   const maxBlocks = Math.max(1, init.maxBlocks ?? 32)
   const maxBytes = init.maxBytes ?? 8 * 1024 * 1024
   return (components) => ({
-    async * walk<T> (root: CID, options: WalkOptions<T> = {}): AsyncGenerator<GraphNode<T>> {
+    async * walk<T> (root: CID, options: WalkOptions<T> & ReadOptions = {}): AsyncGenerator<GraphNode<T>> {
+      const blockstore = boundedFetches(components.blockstore, init.fetchTimeoutMs)
+      const { offline } = options
       const maxDepth = options.depth ?? Infinity
       const pending: Pending[] = [{ cid: root, depth: 0, path: [root], size: MAX_BLOCK_BYTES }]
       const ready: Array<{ node: GraphNode<T>, size: number }> = []
@@ -74,11 +81,11 @@ export function windowedWalker (init: WindowedWalkerInit = {}): GraphWalkerFacto
       let diskReads = 0
       const diskQueue: Array<() => void> = []
       const fetchOrRead = async (cid: CID): Promise<Uint8Array> => {
-        if (!await components.blockstore.has(cid, { signal })) return getBlock(components.blockstore, cid, { signal })
+        if (!await blockstore.has(cid, { signal })) return getBlock(blockstore, cid, { signal, offline })
         while (diskReads >= LOCAL_READS) await new Promise<void>(resolve => { diskQueue.push(resolve) })
         diskReads++
         try {
-          return await getBlock(components.blockstore, cid, { signal })
+          return await getBlock(blockstore, cid, { signal, offline })
         } finally {
           diskReads--
           diskQueue.shift()?.()
@@ -88,7 +95,7 @@ export function windowedWalker (init: WindowedWalkerInit = {}): GraphWalkerFacto
         const key = cid.toString()
         let block = reading.get(key)
         if (block == null) {
-          block = fetchOrRead(cid)
+          block = init.keep == null ? fetchOrRead(cid) : init.keep(cid).then(async () => fetchOrRead(cid))
           reading.set(key, block)
           block.catch(() => {}).finally(() => { reading.delete(key) })
         }

@@ -39,3 +39,9 @@ export class TimeoutError extends Error {
   static name = 'TimeoutError'
   name = 'TimeoutError'
 }
+
+/** A garbage collection ran to its end but could not remove some blocks. */
+export class GcError extends Error {
+  static name = 'GcError'
+  name = 'GcError'
+}

@@ -1,9 +1,9 @@
 import * as dagPb from '@ipld/dag-pb'
 import { UnixFS } from 'ipfs-unixfs'
 import { getBlock } from './blocks.ts'
+import type { ReadOptions } from './blocks.ts'
 import { WrongContentTypeError } from './errors.ts'
 import type { Blocks } from '@helia/interface'
-import type { AbortOptions } from '@libp2p/interface'
 import type { RawNode, UnixFSFile } from 'ipfs-unixfs-exporter'
 import type { CID } from 'multiformats/cid'
 
@@ -34,7 +34,7 @@ function ownData (cid: CID, block: Uint8Array): { node?: dagPb.PBNode, data: Uin
  * children before they are reached, whether they are raw leaves or dag-pb
  * nodes, so a slow peer is asked for many blocks at once.
  */
-async function * walk (blocks: Pick<Blocks, 'get'>, node: dagPb.PBNode, start: number, from: number, to: number, options: AbortOptions): AsyncGenerator<[number, Uint8Array]> {
+async function * walk (blocks: Pick<Blocks, 'get'>, node: dagPb.PBNode, start: number, from: number, to: number, options: ReadOptions): AsyncGenerator<[number, Uint8Array]> {
   const unixfs = UnixFS.unmarshal(node.Data ?? new Uint8Array(0))
   let offset = start
   if (unixfs.data != null && unixfs.data.byteLength > 0) {
@@ -72,7 +72,7 @@ async function * walk (blocks: Pick<Blocks, 'get'>, node: dagPb.PBNode, start: n
  * up, it reads ahead a bounded number of blocks: memory stays flat for any
  * file size, and a slow client slows the reads down.
  */
-export async function * readFile (blocks: Pick<Blocks, 'get'>, file: UnixFSFile | RawNode, offset: number, length: number, options: AbortOptions = {}): AsyncGenerator<Uint8Array> {
+export async function * readFile (blocks: Pick<Blocks, 'get'>, file: UnixFSFile | RawNode, offset: number, length: number, options: ReadOptions = {}): AsyncGenerator<Uint8Array> {
   const to = offset + length
   const parts: Iterable<[number, Uint8Array]> | AsyncIterable<[number, Uint8Array]> = file.type === 'raw'
     ? [[0, file.node]]

@@ -1,13 +1,16 @@
 /**
  * IPFS content of a node, on Helia: UnixFS add/cat/ls with Kubo's CIDs for the
- * same bytes, raw blocks and IPLD DAGs, pins of Kubo's three kinds, IPNS names
- * with named keys, and gossipsub topics. Everything the daemon stores is content
- * addressed through this package.
+ * same bytes, raw blocks and IPLD DAGs, pins of Kubo's three kinds, garbage
+ * collection of what nothing keeps, IPNS names with named keys, and gossipsub
+ * topics. Everything the daemon stores is content addressed through this package.
  */
 export { Content } from './content.ts'
+export { AutoGc } from './auto-gc.ts'
+export type { AutoGcComponents, AutoGcInit } from './auto-gc.ts'
 export type { ContentInit } from './content.ts'
 export type { AddEvent, AddOptions } from './add.ts'
-export type { BlockPutOptions, DagPutOptions } from './blocks.ts'
+export type { BlockPutOptions, DagPutOptions, ReadOptions } from './blocks.ts'
+export type { BlockRmOptions, BlockRmResult, GcResult } from './gc.ts'
 export type { PinEntry, PinFilter, PinType } from './pins.ts'
 export type { CatOptions, FileStat, LsEntry, LinkType } from './read.ts'
 export type { DhtRecords, KeyEntry, PublishOptions, ResolveOptions } from './names.ts'

@@ -1,10 +1,12 @@
 import drain from 'it-drain'
 import { CID } from 'multiformats/cid'
-import { getBlock } from './blocks.ts'
+import { blockKey, getBlock } from './blocks.ts'
 import { codecByCode } from './codecs.ts'
 import { windowedWalker } from './dag-walker.ts'
-import { PinError } from './errors.ts'
+import { NotFoundError, PinError } from './errors.ts'
 import { createUnsafe } from 'multiformats/block'
+import type { ReadOptions } from './blocks.ts'
+import type { Hold } from './gc.ts'
 import type { Blocks, Pin, Pins } from '@helia/interface'
 import type { AbortOptions } from '@libp2p/interface'
 
@@ -25,20 +27,31 @@ const RAW = 0x55
 
 const walker = windowedWalker()
 
+export interface PinAddOptions extends ReadOptions {
+  /** Keeps every block the pin reads from GC until the caller releases it, after the pin is made. */
+  hold?: Hold
+  /** How long a block that is not local may take to arrive (see boundedFetches). */
+  fetchTimeoutMs?: number
+}
+
 /** Pins recursively (the whole DAG, fetched if missing) or directly (the one block). */
-export async function pinAdd (components: PinComponents, cid: CID, recursive: boolean, options: AbortOptions = {}): Promise<void> {
+export async function pinAdd (components: PinComponents, cid: CID, recursive: boolean, options: PinAddOptions = {}): Promise<void> {
   const depth = recursive ? Infinity : 0
-  const existing = await components.pins.get(cid, options).catch(() => undefined)
+  const { hold, fetchTimeoutMs, ...rest } = options
+  // Held before a direct pin is replaced, so that the block stays between the two.
+  await hold?.keep(cid)
+  const existing = await components.pins.get(cid, rest).catch(() => undefined)
   if (existing?.depth === depth) return
   if (existing != null) {
     if (!recursive) throw new PinError(`${cid} is already pinned recursively`)
-    await drain(components.pins.rm(cid, { ...options, walker }))
+    await drain(components.pins.rm(cid, { ...rest, walker }))
   }
   // Helia keys pins by CIDv1; the metadata keeps the CID as the user gave it, as Kubo lists it.
-  await drain(components.pins.add(cid, { ...options, depth, walker, metadata: { cid: cid.toString() } }))
+  await drain(components.pins.add(cid, { ...rest, depth, walker: windowedWalker({ keep: hold?.keep, fetchTimeoutMs }), metadata: { cid: cid.toString() } }))
 }
 
-function pinnedCID (pin: Pin): CID {
+/** The CID of a pin as it was given (Helia keeps CIDv1). */
+export function pinnedCID (pin: Pin): CID {
   return typeof pin.metadata.cid === 'string' ? CID.parse(pin.metadata.cid) : pin.cid
 }
 
@@ -49,7 +62,13 @@ export async function pinRm (components: PinComponents, cid: CID, recursive: boo
     throw new PinError(indirect ? `${cid} is pinned indirectly, not directly or recursively` : `${cid} is not pinned`)
   }
   if (!recursive && existing.depth === Infinity) throw new PinError(`${cid} is pinned recursively`)
-  await drain(components.pins.rm(cid, { ...options, walker }))
+  try {
+    // Offline: unpinning never fetches. Helia drops the pin before it walks the DAG, so a
+    // block missing under it leaves nothing pinned that GC would keep.
+    await drain(components.pins.rm(cid, { ...options, walker, offline: true } as AbortOptions))
+  } catch (err) {
+    if (!(err instanceof NotFoundError)) throw err
+  }
 }
 
 /**
@@ -83,7 +102,7 @@ export async function * pinLs (components: PinComponents, filter: PinFilter = 'a
   }
   if (filter !== 'all' && filter !== 'indirect') return
   for (const root of roots) {
-    for await (const cid of descendants(components, root, options)) {
+    for await (const cid of descendants(components.blockstore, root, options)) {
       const key = cid.toString()
       if (listed.has(key) || roots.some(r => r.equals(cid))) continue
       listed.add(key)
@@ -92,20 +111,35 @@ export async function * pinLs (components: PinComponents, filter: PinFilter = 'a
   }
 }
 
+export interface DescendantsOptions extends AbortOptions {
+  /** Blocks already walked, by multihash: neither yielded nor walked again. Default: a set of this walk's own. */
+  seen?: Set<string>
+  /** Levels below the root; default all. */
+  depth?: number
+  /** Walk past blocks that are not local instead of failing. */
+  skipMissing?: boolean
+}
+
 /** Every block under `root`, depth first, read from the local store only. */
-async function * descendants (components: PinComponents, root: CID, options: AbortOptions): AsyncGenerator<CID> {
-  const stack = [root]
-  const seen = new Set<string>()
+export async function * descendants (blockstore: Pick<Blocks, 'get'>, root: CID, options: DescendantsOptions = {}): AsyncGenerator<CID> {
+  const { seen = new Set<string>(), depth = Infinity, skipMissing = false } = options
+  const stack: Array<[CID, number]> = [[root, 0]]
   while (stack.length > 0) {
-    const cid = stack.pop() as CID
-    if (cid.code === RAW) continue
-    const block = createUnsafe({ cid, bytes: await getBlock(components.blockstore, cid, { ...options, offline: true }), codec: codecByCode(cid.code) })
-    for (const [, child] of block.links()) {
-      const key = child.toString()
+    const [cid, level] = stack.pop() as [CID, number]
+    if (cid.code === RAW || level >= depth) continue
+    let bytes: Uint8Array
+    try {
+      bytes = await getBlock(blockstore, cid, { ...options, offline: true })
+    } catch (err: any) {
+      if (skipMissing && err.name === 'NotFoundError') continue
+      throw err
+    }
+    for (const [, child] of createUnsafe({ cid, bytes, codec: codecByCode(cid.code) }).links()) {
+      const key = blockKey(child)
       if (seen.has(key)) continue
       seen.add(key)
       yield child
-      stack.push(child)
+      stack.push([child, level + 1])
     }
   }
 }

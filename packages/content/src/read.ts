@@ -2,11 +2,11 @@ import { exporter } from 'ipfs-unixfs-exporter'
 import { NotFoundError, WrongContentTypeError } from './errors.ts'
 import { readFile } from './file-reader.ts'
 import { parsePath, toExporterPath } from './paths.ts'
-import type { AbortOptions } from '@libp2p/interface'
+import type { ReadOptions } from './blocks.ts'
 import type { ReadableStorage, UnixFSEntry } from 'ipfs-unixfs-exporter'
 import type { CID } from 'multiformats/cid'
 
-export interface CatOptions extends AbortOptions {
+export interface CatOptions extends ReadOptions {
   offset?: number
   length?: number
 }
@@ -29,7 +29,7 @@ export interface LsEntry {
 }
 
 /** Resolves a path to its UnixFS entry, mapping the exporter's errors to ours. */
-export async function resolveEntry (blockstore: ReadableStorage, path: string, options: AbortOptions = {}): Promise<UnixFSEntry> {
+export async function resolveEntry (blockstore: ReadableStorage, path: string, options: ReadOptions = {}): Promise<UnixFSEntry> {
   const parsed = parsePath(path)
   try {
     const entry = await exporter(toExporterPath(parsed), blockstore, options)
@@ -40,7 +40,8 @@ export async function resolveEntry (blockstore: ReadableStorage, path: string, o
     }
     return entry
   } catch (err: any) {
-    if (err.name === 'NotFoundError') {
+    // The exporter's own NotFoundError is a link missing from a node; ours, a block not on this node.
+    if (err.name === 'NotFoundError' && !(err instanceof NotFoundError)) {
       throw new NotFoundError(`no link named ${JSON.stringify(parsed.rest.join('/'))} under ${parsed.cid}`)
     }
     if (err.name === 'NoResolverError' || err.name === 'NotUnixFSError') {
@@ -53,7 +54,7 @@ export async function resolveEntry (blockstore: ReadableStorage, path: string, o
 type FileEntry = Extract<UnixFSEntry, { content: unknown }>
 
 /** Resolves a path that must name a file: UnixFS file, raw block or identity CID. */
-async function resolveFile (blockstore: ReadableStorage, path: string, options: AbortOptions): Promise<FileEntry> {
+async function resolveFile (blockstore: ReadableStorage, path: string, options: ReadOptions): Promise<FileEntry> {
   const entry = await resolveEntry(blockstore, path, options)
   if (entry.type !== 'file' && entry.type !== 'raw' && entry.type !== 'identity') {
     throw new WrongContentTypeError(`${path} is a ${entry.type === 'directory' ? 'directory' : 'non-UnixFS node'}, not a file`)
@@ -61,7 +62,7 @@ async function resolveFile (blockstore: ReadableStorage, path: string, options: 
   return entry
 }
 
-export async function stat (blockstore: ReadableStorage, path: string, options: AbortOptions = {}): Promise<FileStat> {
+export async function stat (blockstore: ReadableStorage, path: string, options: ReadOptions = {}): Promise<FileStat> {
   const entry = await resolveFile(blockstore, path, options)
   return { cid: entry.cid, size: Number(entry.size), name: entry.name }
 }
@@ -77,14 +78,14 @@ export async function * cat (blockstore: ReadableStorage, path: string, options:
     yield * entry.content({ offset, length })
     return
   }
-  yield * readFile(blockstore, entry, offset, length, { signal: options.signal })
+  yield * readFile(blockstore, entry, offset, length, { signal: options.signal, offline: options.offline })
 }
 
 /**
  * Lists a directory; a file lists its chunks, unnamed, and a one-block file
  * nothing, as in Kubo.
  */
-export async function ls (blockstore: ReadableStorage, path: string, options: AbortOptions = {}): Promise<{ cid: CID, entries: LsEntry[] }> {
+export async function ls (blockstore: ReadableStorage, path: string, options: ReadOptions = {}): Promise<{ cid: CID, entries: LsEntry[] }> {
   const entry = await resolveEntry(blockstore, path, options)
   const children = entry.type === 'directory'
     ? entry.entries(options)

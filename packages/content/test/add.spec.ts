@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import { CID } from 'multiformats/cid'
 import { addAll, parseChunker } from '../src/add.ts'
+import { BlockGuard } from '../src/gc.ts'
 import { deterministicRandom, KiB, MiB } from './fixtures/deterministic-random.ts'
 import { goRandom, goRandomBytes, testDataTree } from './fixtures/go-random.ts'
 import { added, bytes, collect, rootOf, startContent } from './fixtures/node.ts'
@@ -131,10 +132,23 @@ describe('add', () => {
       assert.deepEqual(pins.map(p => [p.cid.toString(), p.type]), lines.map(([cid]) => [cid, 'recursive']))
     })
 
-    it('names a nameless file by its CID, as Kubo names stdin [t0040 "Hello Neptune"]', async () => {
+    it('names a nameless file by its CID, as Kubo names stdin, and pins it [t0040 "Hello Neptune"]', async () => {
       assert.deepEqual(await added(content.addAll([{ content: bytes('Hello Neptune!\nHello Pluton!') }])), [
         ['QmZDhWpi8NvKrekaYYhxKCdNVGWsFFe1CREnAjP1QbPaB3', 'QmZDhWpi8NvKrekaYYhxKCdNVGWsFFe1CREnAjP1QbPaB3']
       ])
+      const pins = await collect(content.pinLs('all', ['QmZDhWpi8NvKrekaYYhxKCdNVGWsFFe1CREnAjP1QbPaB3']))
+      assert.deepEqual(pins.map(p => p.type), ['recursive'])
+    })
+
+    it('links a nameless file into a wrapping directory under its CID, as Kubo\'s adder does', async () => {
+      const lines = await added(content.addAll([
+        { content: bytes('Hello Neptune!\nHello Pluton!') },
+        { path: 'mars.txt', content: bytes('Hello Mars!\n') }
+      ], { wrapWithDirectory: true, pin: false }))
+      const neptune = 'QmZDhWpi8NvKrekaYYhxKCdNVGWsFFe1CREnAjP1QbPaB3'
+      assert.deepEqual(lines.slice(0, 2), [[neptune, neptune], ['QmPrrHqJzto9m7SyiRzarwkqPcCSsKR2EB1AyqJfe8L8tN', 'mars.txt']])
+      const root = lines[2][0]
+      assert.deepEqual((await content.ls(root)).entries.map(e => [e.name, e.cid.toString()]), [[neptune, neptune], ['mars.txt', 'QmPrrHqJzto9m7SyiRzarwkqPcCSsKR2EB1AyqJfe8L8tN']])
     })
 
     const planets = (): Array<{ path: string, content: Uint8Array }> => [
@@ -340,7 +354,8 @@ describe('add', () => {
             pinned.push({ cid: cid.toString(), depth: options.depth, metadata: options.metadata })
             yield cid
           }
-        }
+        },
+        guard: new BlockGuard()
       } as any
       const events: AddEvent[] = await collect(addAll(components, [{ path: 'hello', content: bytes('hello world\n') }]))
       assert.deepEqual(events.map(e => e.type === 'entry' ? e.cid.toString() : e.type), ['QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o'])

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import * as dagPb from '@ipld/dag-pb'
+import { MemoryBlockstore } from 'blockstore-core/memory'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { equals } from 'uint8arrays/equals'
@@ -161,6 +162,21 @@ describe('pins', () => {
     assert.equal((await content.pinRm(F1, false)).toString(), F1)
     assert.deepEqual(await collect(content.pinLs()), [])
     assert.equal(await content.helia.pins.isPinned(CID.parse(D1_A)), false)
+  })
+
+  it('unpins a DAG that lost a block, without looking for the block', async () => {
+    const store = new MemoryBlockstore()
+    const node = await startContent({ blockstore: store })
+    try {
+      const root = await rootOf(node, [{ path: 'holed.bin', content: concat([...goRandom(5000, 7)]) }], { chunker: 'size-1024', rawLeaves: true })
+      const leaf = dagPb.decode(await getBlock(node.helia.blockstore, CID.parse(root))).Links[2].Hash
+      // Lost beneath Helia, which refuses to delete a pinned block.
+      await store.delete(leaf)
+      await node.pinRm(root, true, { signal: AbortSignal.timeout(10_000) })
+      assert.deepEqual(await collect(node.pinLs('all')), [])
+    } finally {
+      await node.stop()
+    }
   })
 
   it('pins, lists and unpins what a path names, not its root', async () => {

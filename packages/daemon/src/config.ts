@@ -10,7 +10,21 @@ export interface Config {
   swarm: { host: string, port: number, bootstrap: string[], mdns: boolean }
   cluster: ClusterConfig
   inference: InferenceConfig
+  content: ContentConfig
   log: { level: string }
+}
+
+export interface ContentConfig {
+  /** How long a block that is not local may take to arrive before the request fails with a 504. */
+  timeoutMs: number
+  /** Kubo's --enable-gc: run a GC every gcPeriodMs while the blocks are past the watermark. */
+  autoGc: boolean
+  /** Kubo's Datastore.StorageMax, in bytes. */
+  storageMax: number
+  /** Kubo's Datastore.StorageGCWatermark: a percentage of storageMax. */
+  storageGcWatermark: number
+  /** Kubo's Datastore.GCPeriod. */
+  gcPeriodMs: number
 }
 
 export interface InferenceConfig {
@@ -50,6 +64,7 @@ export interface ConfigLayer {
   swarm?: { host?: string, port?: number, bootstrap?: string[], mdns?: boolean }
   cluster?: Partial<ClusterConfig>
   inference?: Partial<InferenceConfig>
+  content?: Partial<ContentConfig>
   log?: { level?: string }
 }
 
@@ -70,6 +85,7 @@ export function defaults (env: NodeJS.ProcessEnv = process.env): Config {
     swarm: { host: '0.0.0.0', port: 4001, bootstrap: [], mdns: false },
     cluster: { voters: 3, heartbeatMs: 1000, nodeTimeoutMs: 10_000, voterTimeoutMs: 30_000, tickMs: 100, snapshotEvery: 10_000 },
     inference: { keepAliveMs: 5 * 60_000, executionProvider: 'auto', defaultModels: true },
+    content: { timeoutMs: 2 * 60_000, autoGc: false, storageMax: 10_000_000_000, storageGcWatermark: 90, gcPeriodMs: 60 * 60_000 },
     log: { level: 'info' }
   }
 }
@@ -109,6 +125,24 @@ function positive (value: unknown, source: string): number | undefined {
   if (value == null || value === '') return undefined
   const n = typeof value === 'number' ? value : Number(value)
   if (!Number.isSafeInteger(n) || n <= 0) throw new ConfigError(`${source}: ${JSON.stringify(value)} is not a positive integer`)
+  return n
+}
+
+const BYTE_UNITS: Record<string, number> = { B: 1, KB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12, KIB: 2 ** 10, MIB: 2 ** 20, GIB: 2 ** 30, TIB: 2 ** 40 }
+
+/** A size in bytes, or with a unit as Kubo writes StorageMax: 10GB, 500MB, 1.5TiB. */
+function byteSize (value: unknown, source: string): number | undefined {
+  if (value == null || value === '') return undefined
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(String(value))
+  const unit = BYTE_UNITS[(match?.[2] ?? '').toUpperCase() || 'B']
+  const n = match == null || unit == null ? NaN : Math.floor(Number(match[1]) * unit)
+  if (!Number.isSafeInteger(n) || n <= 0) throw new ConfigError(`${source}: ${JSON.stringify(value)} is not a size such as 10GB or 500MB`)
+  return n
+}
+
+function percent (value: unknown, source: string): number | undefined {
+  const n = positive(value, source)
+  if (n != null && n > 100) throw new ConfigError(`${source}: ${n} is not a percentage from 1 to 100`)
   return n
 }
 
@@ -157,11 +191,12 @@ export function layerFromObject (doc: unknown, source: string): ConfigLayer {
   if (doc == null) return {}
   if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError(`${source}: expected a mapping at the top level`)
   const d = doc as Record<string, any>
-  const known = new Set(['repo', 'api', 'swarm', 'cluster', 'inference', 'log'])
+  const known = new Set(['repo', 'api', 'swarm', 'cluster', 'inference', 'content', 'log'])
   for (const key of Object.keys(d)) if (!known.has(key)) throw new ConfigError(`${source}: unknown setting ${JSON.stringify(key)}`)
   const swarm = d.swarm ?? {}
   const cluster = section(d.cluster, 'cluster', ['secret', 'voters', 'heartbeat_ms', 'node_timeout_ms', 'voter_timeout_ms', 'tick_ms', 'snapshot_every'], source)
   const inference = section(d.inference, 'inference', ['keep_alive_ms', 'execution_provider', 'threads', 'default_models'], source)
+  const content = section(d.content, 'content', ['timeout_ms', 'auto_gc', 'storage_max', 'storage_gc_watermark', 'gc_period_ms'], source)
   return {
     repo: text(d.repo, `${source} repo`),
     api: { host: text(d.api?.host, `${source} api.host`), port: port(d.api?.port, `${source} api.port`) },
@@ -185,6 +220,13 @@ export function layerFromObject (doc: unknown, source: string): ConfigLayer {
       executionProvider: provider(inference.execution_provider, `${source} inference.execution_provider`),
       threads: positive(inference.threads, `${source} inference.threads`),
       defaultModels: bool(inference.default_models, `${source} inference.default_models`)
+    },
+    content: {
+      timeoutMs: positive(content.timeout_ms, `${source} content.timeout_ms`),
+      autoGc: bool(content.auto_gc, `${source} content.auto_gc`),
+      storageMax: byteSize(content.storage_max, `${source} content.storage_max`),
+      storageGcWatermark: percent(content.storage_gc_watermark, `${source} content.storage_gc_watermark`),
+      gcPeriodMs: positive(content.gc_period_ms, `${source} content.gc_period_ms`)
     },
     log: { level: level(d.log?.level, `${source} log.level`) }
   }
@@ -223,6 +265,11 @@ export function layerFromEnv (env: NodeJS.ProcessEnv): ConfigLayer {
       executionProvider: provider(env.NODE_DAEMON_EXECUTION_PROVIDER, 'NODE_DAEMON_EXECUTION_PROVIDER'),
       defaultModels: bool(env.NODE_DAEMON_DEFAULT_MODELS, 'NODE_DAEMON_DEFAULT_MODELS')
     },
+    content: {
+      timeoutMs: positive(env.NODE_DAEMON_CONTENT_TIMEOUT_MS, 'NODE_DAEMON_CONTENT_TIMEOUT_MS'),
+      autoGc: bool(env.NODE_DAEMON_ENABLE_GC, 'NODE_DAEMON_ENABLE_GC'),
+      storageMax: byteSize(env.NODE_DAEMON_STORAGE_MAX, 'NODE_DAEMON_STORAGE_MAX')
+    },
     log: { level: level(env.NODE_DAEMON_LOG_LEVEL, 'NODE_DAEMON_LOG_LEVEL') }
   }
 }
@@ -250,6 +297,7 @@ export function merge (base: Config, ...layers: ConfigLayer[]): Config {
     out.inference.executionProvider = layer.inference?.executionProvider ?? out.inference.executionProvider
     if (layer.inference?.threads != null) out.inference.threads = layer.inference.threads
     out.inference.defaultModels = layer.inference?.defaultModels ?? out.inference.defaultModels
+    out.content = { ...out.content, ...defined(layer.content ?? {}) }
     out.log.level = layer.log?.level ?? out.log.level
   }
   return out
@@ -274,6 +322,11 @@ export async function loadConfig (options: LoadConfigOptions = {}): Promise<Conf
   const repo = flags.repo ?? env.NODE_DAEMON_REPO ?? explicit.repo ?? defaultRepo(env)
   const inRepo = await layerFromFile(join(repo, CONFIG_FILE), true)
   return checkConfig(merge(defaults(env), inRepo, explicit, layerFromEnv(env), flags, { repo }))
+}
+
+/** The keys of a layer's section that are set: a missing value never overrides. */
+function defined<T extends object> (section: T): Partial<T> {
+  return Object.fromEntries(Object.entries(section).filter(([, value]) => value !== undefined)) as Partial<T>
 }
 
 /** Checks settings that are only wrong together. */

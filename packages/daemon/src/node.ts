@@ -2,7 +2,7 @@ import { join } from 'node:path'
 import { prefixLogger } from '@libp2p/logger'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { createCluster } from '@node-daemon/cluster'
-import { Content } from '@node-daemon/content'
+import { AutoGc, Content } from '@node-daemon/content'
 import { createInference } from '@node-daemon/inference'
 import { Runtime } from '@node-daemon/runtime'
 import { createTraining } from '@node-daemon/training'
@@ -74,6 +74,9 @@ export async function createNode (config: Config, components: NodeComponents): P
     blockstore: repo.blockstore,
     datastore: repo.datastore,
     identity: repo.identity,
+    fetchTimeoutMs: config.content.timeoutMs,
+    // The cluster's pin tracker pins what it allocates here; GC keeps the pins it has not finished too.
+    keep: () => cluster.localPins().map(local => local.pin.cid),
     libp2p: (dhtRecords) => swarmOptions({
       privateKey: repo.privateKey,
       host: config.swarm.host,
@@ -127,6 +130,13 @@ export async function createNode (config: Config, components: NodeComponents): P
   })
   let apiAddress: string | undefined
   const log = components.logger
+  const autoGc = config.content.autoGc
+    ? new AutoGc({ usage: async () => repoBlockBytes(blocksDir), gc: (options) => content.gc(options), log }, {
+      storageMax: config.content.storageMax,
+      watermark: config.content.storageGcWatermark,
+      periodMs: config.content.gcPeriodMs
+    })
+    : undefined
   let startedAt = new Date()
   let started = false
   let background = new AbortController()
@@ -175,6 +185,7 @@ export async function createNode (config: Config, components: NodeComponents): P
       started = true
       startedAt = new Date()
       background = new AbortController()
+      autoGc?.start()
       if (config.inference.defaultModels) {
         registerDefaultModels(cluster, inference, log, background.signal).catch(err => {
           if (!background.signal.aborted) log.warn({ err }, 'registering the default models failed')
@@ -189,6 +200,7 @@ export async function createNode (config: Config, components: NodeComponents): P
       }
       started = false
       background.abort(new Error('the node is stopping'))
+      await autoGc?.stop()
       await training.stop()
       await inference.stop()
       await runtime.stop()

@@ -26,8 +26,26 @@ describe('loadConfig', () => {
       swarm: { host: '0.0.0.0', port: 4001, bootstrap: [], mdns: false },
       cluster: { voters: 3, heartbeatMs: 1000, nodeTimeoutMs: 10_000, voterTimeoutMs: 30_000, tickMs: 100, snapshotEvery: 10_000 },
       inference: { keepAliveMs: 300_000, executionProvider: 'auto', defaultModels: true },
+      content: { timeoutMs: 120_000, autoGc: false, storageMax: 10_000_000_000, storageGcWatermark: 90, gcPeriodMs: 3_600_000 },
       log: { level: 'info' }
     })
+  })
+
+  it('reads the content settings from YAML, env and flags, and rejects bad ones', async () => {
+    await rm(repo, { recursive: true, force: true })
+    await mkdir(repo, { recursive: true })
+    await writeFile(join(repo, 'config.yaml'), 'content:\n  timeout_ms: 5000\n  auto_gc: true\n  storage_max: 1.5GiB\n  storage_gc_watermark: 80\n  gc_period_ms: 60000\n')
+    const env = { NODE_DAEMON_REPO: repo }
+    assert.deepEqual((await loadConfig({ env })).content, { timeoutMs: 5000, autoGc: true, storageMax: 1_610_612_736, storageGcWatermark: 80, gcPeriodMs: 60_000 })
+    const fromEnv = await loadConfig({ env: { ...env, NODE_DAEMON_ENABLE_GC: 'false', NODE_DAEMON_STORAGE_MAX: '500MB', NODE_DAEMON_CONTENT_TIMEOUT_MS: '1000' } })
+    assert.deepEqual(fromEnv.content, { timeoutMs: 1000, autoGc: false, storageMax: 500_000_000, storageGcWatermark: 80, gcPeriodMs: 60_000 })
+    assert.equal((await loadConfig({ env: { ...env, NODE_DAEMON_ENABLE_GC: 'false' }, flags: { content: { autoGc: true } } })).content.autoGc, true)
+    assert.equal((await loadConfig({ env: { ...env, NODE_DAEMON_STORAGE_MAX: '2048' } })).content.storageMax, 2048)
+    await assert.rejects(loadConfig({ env: { ...env, NODE_DAEMON_STORAGE_MAX: 'lots' } }), { name: 'ConfigError', message: /10GB/ })
+    await writeFile(join(repo, 'config.yaml'), 'content:\n  storage_gc_watermark: 150\n')
+    await assert.rejects(loadConfig({ env }), { name: 'ConfigError', message: /percentage/ })
+    await writeFile(join(repo, 'config.yaml'), 'content:\n  gc: true\n')
+    await assert.rejects(loadConfig({ env }), { name: 'ConfigError', message: /unknown setting "content.gc"/ })
   })
 
   it('reads the inference settings from YAML, env and flags, and rejects bad ones', async () => {

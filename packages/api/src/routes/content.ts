@@ -2,12 +2,12 @@ import { Type } from 'typebox'
 import { args, firstArg, flag } from '../args.ts'
 import { pushable } from 'it-pushable'
 import { BadRequestError, envelope, RangeNotSatisfiableError } from '../errors.ts'
-import { candidates } from '../multipart.ts'
+import { candidates, untilAborted } from '../multipart.ts'
 import { sniffContentType, SNIFF_BYTES } from '../sniff.ts'
-import { requestSignal, sendBytes, sendNdjson } from '../stream.ts'
-import { kuboRoute } from './route.ts'
+import { requestDeadline, requestSignal, sendBytes, sendNdjson } from '../stream.ts'
+import { kuboRoute, readOptions, ReadQuery, withDeadline } from './route.ts'
 import type { Routes } from '../server.ts'
-import type { AddEvent, AddOptions, Content } from '@node-daemon/content'
+import type { AddEvent, AddOptions, Content, ReadOptions } from '@node-daemon/content'
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import type { WebSocket } from 'ws'
 
@@ -19,24 +19,28 @@ const AddQuery = Type.Object({
   'only-hash': Type.Optional(Type.Boolean()),
   'wrap-with-directory': Type.Optional(Type.Boolean()),
   progress: Type.Optional(Type.Boolean()),
-  quieter: Type.Optional(Type.Boolean({ description: 'Only the root entry' }))
+  quieter: Type.Optional(Type.Boolean({ description: 'Only the root entry' })),
+  timeout: ReadQuery.timeout
 })
 
 const CatQuery = Type.Object({
   arg: Type.Optional(Type.Array(Type.String(), { description: 'CID or /ipfs/ path' })),
   offset: Type.Optional(Type.Integer({ minimum: 0 })),
-  length: Type.Optional(Type.Integer({ minimum: 0 }))
+  length: Type.Optional(Type.Integer({ minimum: 0 })),
+  ...ReadQuery
 })
 
 const PathQuery = Type.Object({
-  arg: Type.Optional(Type.Array(Type.String(), { description: 'CID or /ipfs/ path' }))
+  arg: Type.Optional(Type.Array(Type.String(), { description: 'CID or /ipfs/ path' })),
+  ...ReadQuery
 })
 
 const UploadQuery = Type.Object({
   pin: Type.Optional(Type.Boolean({ default: true })),
   'cid-version': Type.Optional(Type.Integer({ minimum: 0, maximum: 1 })),
   'raw-leaves': Type.Optional(Type.Boolean()),
-  chunker: Type.Optional(Type.String())
+  chunker: Type.Optional(Type.String()),
+  timeout: ReadQuery.timeout
 })
 
 interface AddQueryType {
@@ -90,16 +94,16 @@ function parseRange (header: string | undefined, size: number): { start: number,
   return { start, end }
 }
 
-async function contentTypeOf (content: Content, path: string, name: string, signal: AbortSignal): Promise<string> {
+async function contentTypeOf (content: Content, path: string, name: string, options: ReadOptions): Promise<string> {
   const head: Uint8Array[] = []
-  for await (const chunk of content.cat(path, { length: SNIFF_BYTES, signal })) head.push(chunk)
+  for await (const chunk of content.cat(path, { ...options, length: SNIFF_BYTES })) head.push(chunk)
   return sniffContentType(Buffer.concat(head), name)
 }
 
-async function streamMedia (content: Content, path: string, range: string | undefined, reply: FastifyReply, signal: AbortSignal): Promise<FastifyReply> {
-  const stat = await content.stat(path, { signal })
+async function streamMedia (content: Content, path: string, range: string | undefined, reply: FastifyReply, options: ReadOptions): Promise<FastifyReply> {
+  const stat = await content.stat(path, options)
   reply.header('accept-ranges', 'bytes')
-  const type = await contentTypeOf(content, path, stat.name, signal)
+  const type = await contentTypeOf(content, path, stat.name, options)
   reply.header('etag', `"${stat.cid.toString()}"`)
   const wanted = parseRange(range, stat.size)
   if (wanted === 'unsatisfiable') {
@@ -108,13 +112,13 @@ async function streamMedia (content: Content, path: string, range: string | unde
   }
   if (wanted == null) {
     reply.header('content-length', stat.size)
-    return sendBytes(reply, content.cat(path, { signal }), () => type)
+    return sendBytes(reply, content.cat(path, options), () => type)
   }
   const length = wanted.end - wanted.start + 1
   reply.code(206)
   reply.header('content-range', `bytes ${wanted.start}-${wanted.end}/${stat.size}`)
   reply.header('content-length', length)
-  return sendBytes(reply, content.cat(path, { offset: wanted.start, length, signal }), () => type)
+  return sendBytes(reply, content.cat(path, { ...options, offset: wanted.start, length }), () => type)
 }
 
 function sendJson (socket: WebSocket, value: object): void {
@@ -132,12 +136,13 @@ export const contentRoutes: Routes = (app, { node, shutdown }) => {
     handler: async (request, reply) => {
       const q = request.query as AddQueryType
       const fields: Record<string, string> = {}
-      const events = content.addAll(candidates(request, fields), {
+      const signal = requestSignal(reply)
+      const events = content.addAll(candidates(request, fields, signal), {
         ...importOptions(q),
         progress: q.progress,
         // Read after the files, so that a `pin` form field sent after them still counts.
         pin: () => flag(fields.pin ?? q.pin, true),
-        signal: requestSignal(reply)
+        signal
       })
       const lines = q.quieter === true ? onlyLast(events) : events
       return sendNdjson(reply, (async function * () { for await (const evt of lines) yield addLine(evt) })())
@@ -153,7 +158,8 @@ export const contentRoutes: Routes = (app, { node, shutdown }) => {
     handler: async (request, reply) => {
       const path = firstArg(request, 'ipfs-path', 'cid')
       const { offset, length } = request.query as { offset?: number, length?: number }
-      return sendBytes(reply, content.cat(path, { offset, length, signal: AbortSignal.any([requestSignal(reply), shutdown]) }), async (first) =>
+      const read = readOptions(reply)
+      return sendBytes(reply, content.cat(path, { ...read, offset, length, signal: AbortSignal.any([read.signal, shutdown]) }), async (first) =>
         first == null || (offset ?? 0) > 0 ? 'application/octet-stream' : sniffContentType(first.subarray(0, SNIFF_BYTES)))
     }
   })
@@ -170,7 +176,7 @@ export const contentRoutes: Routes = (app, { node, shutdown }) => {
       const objects = []
       const entries = []
       for (const path of paths) {
-        const listing = await content.ls(path, { signal: requestSignal(reply) })
+        const listing = await content.ls(path, readOptions(reply))
         objects.push({
           Hash: path,
           Links: listing.entries.map(e => ({ Name: e.name, Hash: e.cid.toString(), Size: e.size, Type: e.type === 'directory' ? 1 : 2, Target: '' }))
@@ -183,10 +189,11 @@ export const contentRoutes: Routes = (app, { node, shutdown }) => {
 
   app.get('/api/v0/stream/media', {
     schema: { querystring: PathQuery, tags: ['streaming'], summary: 'Stream a file with HTTP Range support and a sniffed Content-Type' }
-  }, async (request, reply) => {
+  }, async (request, reply) => withDeadline(request, async () => {
     const path = firstArg(request, 'cid', 'cid')
-    return streamMedia(content, path, request.headers.range, reply, AbortSignal.any([requestSignal(reply), shutdown]))
-  })
+    const read = readOptions(reply)
+    return streamMedia(content, path, request.headers.range, reply, { ...read, signal: AbortSignal.any([read.signal, shutdown]) })
+  }))
 
   // Raw uploads take any body as a byte stream, in a context without the usual body parsers.
   app.register(async (raw: FastifyInstance) => {
@@ -194,33 +201,42 @@ export const contentRoutes: Routes = (app, { node, shutdown }) => {
     raw.addContentTypeParser('*', (_request, _payload, done) => { done(null) })
     raw.post('/api/v0/stream/upload', {
       schema: { querystring: UploadQuery, tags: ['streaming'], summary: 'Stream a raw request body into the blockstore; same CID as add' }
-    }, async (request, reply) => {
+    }, async (request, reply) => withDeadline(request, async () => {
       const q = request.query as AddQueryType
-      const entry = await lastEntry(content.addAll([{ content: request.raw }], {
+      const signal = requestSignal(reply)
+      const entry = await lastEntry(content.addAll([{ content: untilAborted(request.raw, signal) }], {
         ...importOptions(q),
         pin: q.pin ?? true,
-        signal: requestSignal(reply)
+        signal
       }))
       return addLine(entry)
-    })
+    }))
   })
 
-  app.get('/ws/v0/stream/media', { websocket: true, schema: { tags: ['streaming'], summary: 'WebSocket: send {"cid"}, receive the file as binary frames' } }, (socket) => {
+  app.get('/ws/v0/stream/media', {
+    websocket: true,
+    schema: { querystring: Type.Object(ReadQuery), tags: ['streaming'], summary: 'WebSocket: send {"cid"}, receive the file as binary frames' }
+  }, (socket, request) => {
     const controller = new AbortController()
     socket.once('close', () => { controller.abort() })
     socket.once('message', (data, isBinary) => {
       void (async () => {
         try {
-          if (isBinary) throw new BadRequestError('send a JSON text message {"cid": "..."} first')
-          const msg = JSON.parse(data.toString()) as { cid?: unknown, offset?: unknown, length?: unknown }
-          if (typeof msg.cid !== 'string') throw new BadRequestError('the message needs a "cid" string')
-          const offset = typeof msg.offset === 'number' ? msg.offset : undefined
-          const length = typeof msg.length === 'number' ? msg.length : undefined
-          for await (const chunk of content.cat(msg.cid, { offset, length, signal: AbortSignal.any([controller.signal, shutdown]) })) {
-            if (socket.readyState !== socket.OPEN) return
-            socket.send(chunk, { binary: true })
-          }
-          socket.close(1000, 'done')
+          await withDeadline(request, async () => {
+            if (isBinary) throw new BadRequestError('send a JSON text message {"cid": "..."} first')
+            const msg = JSON.parse(data.toString()) as { cid?: unknown, offset?: unknown, length?: unknown }
+            if (typeof msg.cid !== 'string') throw new BadRequestError('the message needs a "cid" string')
+            const offset = typeof msg.offset === 'number' ? msg.offset : undefined
+            const length = typeof msg.length === 'number' ? msg.length : undefined
+            const deadline = requestDeadline(request)
+            const signal = AbortSignal.any([controller.signal, shutdown, ...deadline == null ? [] : [deadline]])
+            const offline = (request.query as { offline?: boolean }).offline === true
+            for await (const chunk of content.cat(msg.cid, { offset, length, offline, signal })) {
+              if (socket.readyState !== socket.OPEN) return
+              socket.send(chunk, { binary: true })
+            }
+            socket.close(1000, 'done')
+          })
         } catch (err: any) {
           sendJson(socket, envelope(err instanceof SyntaxError ? new BadRequestError(err.message) : err))
           socket.close(1008, 'error')

@@ -2,13 +2,14 @@ import { Type } from 'typebox'
 import { args, flag, option } from '../args.ts'
 import { BadRequestError } from '../errors.ts'
 import { requestSignal, sendNdjson } from '../stream.ts'
-import { kuboRoute } from './route.ts'
+import { kuboRoute, readOptions, ReadQuery } from './route.ts'
 import type { Routes } from '../server.ts'
 import type { PinFilter } from '@node-daemon/content'
 
 const PinQuery = Type.Object({
   arg: Type.Optional(Type.Array(Type.String(), { description: 'CIDs or /ipfs/ paths' })),
-  recursive: Type.Optional(Type.Boolean({ default: true }))
+  recursive: Type.Optional(Type.Boolean({ default: true })),
+  ...ReadQuery
 })
 
 const PinBody = Type.Optional(Type.Object({
@@ -39,9 +40,9 @@ export const pinRoutes: Routes = (app, { node }) => {
     schema: { querystring: PinQuery, body: PinBody },
     handler: async (request, reply) => {
       const recursive = flag(option(request, 'recursive'), true)
-      const signal = requestSignal(reply)
+      const read = readOptions(reply)
       const pins: string[] = []
-      for (const path of pinArgs(request)) pins.push((await content.pinAdd(path, recursive, { signal })).toString())
+      for (const path of pinArgs(request)) pins.push((await content.pinAdd(path, recursive, read)).toString())
       return { success: true, pins, Pins: pins }
     }
   })
