@@ -6,7 +6,7 @@
  */
 import { peerIdFromString } from '@libp2p/peer-id'
 import { pbStream } from '@libp2p/utils'
-import { messageStreamOptions } from '@node-daemon/swarm'
+import { messageStreamOptions, openStream } from '@node-daemon/swarm'
 import { InferenceRequest, InferenceResponse } from '../../../protocols/inference.js'
 import { InferenceProtocolError } from './errors.ts'
 import type { Libp2p, Logger } from '@libp2p/interface'
@@ -30,7 +30,7 @@ export type WorkerEvent = { type: 'chunk', text: string } | { type: 'done', resu
 export type JobHandler = (from: string, job: Job, signal: AbortSignal) => AsyncIterable<WorkerEvent>
 
 export interface ProtocolComponents {
-  libp2p: Pick<Libp2p, 'handle' | 'unhandle' | 'dialProtocol'>
+  libp2p: Pick<Libp2p, 'handle' | 'unhandle' | 'dial'>
   log: Logger
 }
 
@@ -105,7 +105,7 @@ export class InferenceProtocol {
 
   /** Sends a job to `peer` and yields what it streams back; a remote failure is raised with its own type when known. */
   async * call (peer: string, job: Job, errors: ErrorClasses, signal?: AbortSignal): AsyncIterable<WorkerEvent> {
-    const stream = await this.#components.libp2p.dialProtocol(peerIdFromString(peer), INFERENCE_PROTOCOL, { signal })
+    const stream = await openStream(this.#components.libp2p, peerIdFromString(peer), INFERENCE_PROTOCOL, signal)
     const onAbort = (): void => { stream.abort(signal?.reason ?? new Error('aborted')) }
     signal?.addEventListener('abort', onAbort, { once: true })
     try {

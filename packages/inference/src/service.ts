@@ -30,7 +30,7 @@ export interface InferenceComponents {
   content: Content
   cluster: Cluster
   runtime: Runtime
-  libp2p: Pick<Libp2p, 'handle' | 'unhandle' | 'dialProtocol'>
+  libp2p: Pick<Libp2p, 'handle' | 'unhandle' | 'dial'>
   peerId: string
   log: Logger
 }

@@ -6,7 +6,7 @@
  */
 import { peerIdFromString } from '@libp2p/peer-id'
 import { pbStream } from '@libp2p/utils'
-import { messageStreamOptions } from '@node-daemon/swarm'
+import { messageStreamOptions, openStream } from '@node-daemon/swarm'
 import { StepRequest, StepResponse } from '../../../protocols/training.js'
 import type { SliceResult } from './replica.ts'
 import type { Libp2p, Logger, Stream } from '@libp2p/interface'
@@ -23,7 +23,7 @@ export { StepRequest, StepResponse }
 export type StepHandler = (from: string, request: StepRequest, signal: AbortSignal) => Promise<StepResponse>
 
 export interface TrainingProtocolComponents {
-  libp2p: Pick<Libp2p, 'handle' | 'unhandle' | 'dialProtocol'>
+  libp2p: Pick<Libp2p, 'handle' | 'unhandle' | 'dial'>
   log: Logger
 }
 
@@ -106,7 +106,7 @@ export class TrainingProtocol {
 
   /** Opens a job's stream to a worker. */
   async open (peer: string, signal: AbortSignal): Promise<WorkerChannel> {
-    const stream = await this.#components.libp2p.dialProtocol(peerIdFromString(peer), TRAINING_PROTOCOL, { signal })
+    const stream = await openStream(this.#components.libp2p, peerIdFromString(peer), TRAINING_PROTOCOL, signal)
     const pb = pbStream(stream, STREAM_OPTIONS)
     return {
       async step (request, signal) {

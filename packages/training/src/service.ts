@@ -39,7 +39,7 @@ export interface ModelStore {
 export interface TrainingComponents {
   cluster: Cluster
   content: Content
-  libp2p: Pick<Libp2p, 'handle' | 'unhandle' | 'dialProtocol' | 'peerId'>
+  libp2p: Pick<Libp2p, 'handle' | 'unhandle' | 'dial' | 'peerId'>
   models: ModelStore
   log: Logger
 }
