@@ -70,6 +70,8 @@ export class InferenceProtocol {
       const from = connection.remotePeer.toString()
       const controller = new AbortController()
       const signal = AbortSignal.any([controller.signal, AbortSignal.timeout(this.#init.jobTimeoutMs)])
+      // A caller that goes away ends the job at once, not at its next write: a prefill writes nothing for a while.
+      stream.addEventListener('close', () => { controller.abort(new InferenceProtocolError(`${from} went away`)) }, { once: true })
       const pb = pbStream(stream, STREAM_OPTIONS)
       try {
         const request = await pb.read(InferenceRequest, { signal })
