@@ -169,11 +169,15 @@ export class Coordinator {
     })
   }
 
-  /** The deadline of a round: generous at first, then a multiple of the median round. */
+  /**
+   * The deadline of a round: generous at first, then a multiple of the median
+   * round, in whole ms, since timers take no fractions and rounds are measured
+   * in them.
+   */
   #deadline (): number {
     if (this.#roundMs.length === 0) return this.#init.firstRoundTimeoutMs
     const sorted = [...this.#roundMs].sort((a, b) => a - b)
-    return Math.max(this.#init.minRoundTimeoutMs, this.#init.lagFactor * sorted[Math.floor(sorted.length / 2)])
+    return Math.ceil(Math.max(this.#init.minRoundTimeoutMs, this.#init.lagFactor * sorted[Math.floor(sorted.length / 2)]))
   }
 
   async #round (signal: AbortSignal): Promise<void> {
