@@ -20,19 +20,17 @@
  */
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { readdir, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { logger } from '@libp2p/logger'
 import * as ort from 'onnxruntime-node'
-import WebSocket from 'ws'
 import { encodeTextDataset } from '@node-daemon/training'
 import { readCorpus } from '@node-daemon/models'
 import { createWorker } from '@node-daemon/worker'
 import { tinyModels } from '../../packages/runtime/test/helpers/tiny-models.ts'
 import { FAST, ProcessCluster, agreedLeader, call, waitFor } from '../helpers/cluster.ts'
-import { CLASSIFIER, FEATURES, addDataset, blobs, finished, maxDifference, train, weightsOf } from '../helpers/training.ts'
+import { CLASSIFIER, FEATURES, addDataset, blobs, finished, maxDifference, train, weightsOf, workerSocket } from '../helpers/training.ts'
 import type { TinyModels } from '../../packages/runtime/test/helpers/tiny-models.ts'
 import type { Member } from '../helpers/cluster.ts'
 import type { FarmWorker, TaskOutcome } from '@node-daemon/worker'
@@ -46,16 +44,6 @@ function spawnWorker (api: string, id: string): { child: ChildProcess, output: (
   let output = ''
   child.stderr?.on('data', (chunk: Buffer) => { output += chunk.toString() })
   return { child, output: () => output }
-}
-
-/** Messages a raw client gets, and how its socket closed. */
-async function rawClient (url: string, headers: Record<string, string> = {}): Promise<{ ws: WebSocket, messages: any[], closed: Promise<[number, string]> }> {
-  const ws = new WebSocket(url, { headers })
-  const messages: any[] = []
-  ws.on('message', (data: Buffer) => { messages.push(JSON.parse(data.toString())) })
-  const closed = once(ws, 'close').then(([code, reason]) => [code as number, String(reason)] as [number, string])
-  await Promise.race([once(ws, 'open'), closed])
-  return { ws, messages, closed }
 }
 
 describe('external training workers (document 004)', () => {
@@ -148,15 +136,15 @@ describe('external training workers (document 004)', () => {
 
   it('refuses clients without an id or with one in use, and answers bad messages with an error', async () => {
     const url = `${a.api.replace('http', 'ws')}/api/workers/ws`
-    const anonymous = await rawClient(url)
+    const anonymous = await workerSocket(url)
     assert.equal((await anonymous.closed)[0], 1008)
 
-    const duplicate = await rawClient(url, { 'Client-ID': 'cli-worker' })
+    const duplicate = await workerSocket(url, { 'Client-ID': 'cli-worker' })
     const [code, reason] = await duplicate.closed
     assert.equal(code, 1008)
     assert.match(reason, /already connected/)
 
-    const client = await rawClient(`${url}?client_id=raw`)
+    const client = await workerSocket(`${url}?client_id=raw`)
     client.ws.send('not json')
     client.ws.send(JSON.stringify({ type: 'task_progress', task_id: 'task_1', progress: 140 }))
     client.ws.send(JSON.stringify({ type: 'heartbeat', client_id: 'raw', system_info: { cpu_usage: 12.5 } }))

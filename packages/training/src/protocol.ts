@@ -89,12 +89,16 @@ export class TrainingProtocol {
 
   async #serve (stream: Stream, from: string): Promise<void> {
     const pb = pbStream(stream, STREAM_OPTIONS)
+    // A coordinator that gave up on a step (its deadline, a pause) closes the stream: the step ends here too.
+    const closed = new AbortController()
+    stream.addEventListener('close', () => { closed.abort(new Error(`${from} closed the stream`)) }, { once: true })
+    const working = AbortSignal.any([this.#shutdown.signal, closed.signal])
     try {
       if (!this.#init.allow(from)) throw new Error(`${from} is not a member of this cluster`)
       for (;;) {
         const signal = AbortSignal.any([this.#shutdown.signal, AbortSignal.timeout(IDLE_TIMEOUT_MS)])
         const request = await pb.read(StepRequest, { signal })
-        const response = await this.#init.handler(from, request, this.#shutdown.signal)
+        const response = await this.#init.handler(from, request, working)
         await pb.write(response, StepResponse, { signal: this.#shutdown.signal })
       }
     } catch (err: any) {
