@@ -3,7 +3,8 @@
  * on one daemon: a worker whose process hangs is let go within the node
  * timeout and the job trains on without it; pause and stop take effect
  * within a step while a worker holds the steps it was sent without ever
- * answering.
+ * answering; and a worker's progress and results are taken for the tasks it
+ * was given only.
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
@@ -20,6 +21,8 @@ describe('external workers that stop answering', () => {
   let daemon: TestDaemon
   let dataset: string
   const sockets: WorkerSocket[] = []
+  /** The worker of the second test, which the third asks again. */
+  let mute: WorkerSocket
 
   const call = async (method: string, path: string, body?: object): Promise<{ status: number, body: any }> => {
     const res = await fetch(`${daemon.url}${path}`, { method, signal: AbortSignal.timeout(30_000), ...(body == null ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }) })
@@ -69,7 +72,7 @@ describe('external workers that stop answering', () => {
   })
 
   it('pauses and stops within a step while a worker holds its steps unanswered', async () => {
-    const mute = await working('mute')
+    mute = await working('mute')
     const id = await submit(400)
     await waitFor('the worker to be sent a step', async () => mute.steps.length > 0, 60_000)
     // It answers pings, and never a step: the coordinator's round waits on it.
@@ -86,5 +89,22 @@ describe('external workers that stop answering', () => {
     const stopped = await ended(id, 10_000)
     assert.equal(stopped.status, 'stopped')
     assert.ok(stopped.progress < 100)
+  })
+
+  it('takes progress and results of a task the worker was given, and of no other', async () => {
+    const given = mute.messages.find(m => m.type === 'task').data.id
+    const answers = mute.messages.length
+    mute.ws.send(JSON.stringify({ type: 'task_progress', task_id: given, progress: 10, metrics: { loss: 1 } }))
+    mute.ws.send(JSON.stringify({ type: 'task_result', task_id: given, status: 'stopped' }))
+    mute.ws.send(JSON.stringify({ type: 'task_result', task_id: 'task_999', status: 'completed' }))
+    mute.ws.send(JSON.stringify({ type: 'task_progress', task_id: 'not-a-task', progress: 10 }))
+    await waitFor('four answers', async () => mute.messages.length >= answers + 4, 10_000)
+    assert.deepEqual(mute.messages.slice(answers).map(m => [m.type, m.task_id ?? m.error.code]), [
+      ['task_progress_ack', given],
+      ['task_result_ack', given],
+      ['error', 'NOT_FOUND'],
+      ['error', 'NOT_FOUND']
+    ])
+    assert.equal(mute.messages.at(-1).error.message, 'task not-a-task was never given to worker mute')
   })
 })

@@ -134,7 +134,7 @@ describe('external training workers (document 004)', () => {
     assert.ok(done.progress.accuracy > 0.9, `accuracy ${done.progress.accuracy}`)
   })
 
-  it('refuses clients without an id or with one in use, and answers bad messages with an error', async () => {
+  it('refuses clients without an id or with one in use, and answers bad messages and reports of tasks it was not given with an error', async () => {
     const url = `${a.api.replace('http', 'ws')}/api/workers/ws`
     const anonymous = await workerSocket(url)
     assert.equal((await anonymous.closed)[0], 1008)
@@ -149,11 +149,16 @@ describe('external training workers (document 004)', () => {
     client.ws.send(JSON.stringify({ type: 'task_progress', task_id: 'task_1', progress: 140 }))
     client.ws.send(JSON.stringify({ type: 'heartbeat', client_id: 'raw', system_info: { cpu_usage: 12.5 } }))
     client.ws.send(JSON.stringify({ type: 'task_result', task_id: 'task_1', status: 'completed', metrics: { final_loss: 0.1 } }))
-    await waitFor('four answers', async () => client.messages.length >= 4, 10_000)
-    assert.deepEqual(client.messages.map(m => m.type), ['error', 'error', 'heartbeat_ack', 'task_result_ack'])
+    client.ws.send(JSON.stringify({ type: 'task_progress', task_id: 'task_1', progress: 40 }))
+    await waitFor('five answers', async () => client.messages.length >= 5, 10_000)
+    assert.deepEqual(client.messages.map(m => m.type), ['error', 'error', 'heartbeat_ack', 'error', 'error'])
     assert.equal(client.messages[0].error.code, 'INVALID_REQUEST')
     assert.match(client.messages[1].error.message, /progress/)
-    assert.deepEqual([client.messages[3].task_id, client.messages[3].received], ['task_1', true])
+    // The task exists, but this worker never took part in it.
+    assert.deepEqual(client.messages.slice(3).map(m => [m.error.code, m.error.message]), [
+      ['NOT_FOUND', 'task task_1 was never given to worker raw'],
+      ['NOT_FOUND', 'task task_1 was never given to worker raw']
+    ])
     // A binary frame that answers no step is a protocol error.
     client.ws.send(new Uint8Array([1, 2, 3]))
     assert.equal((await client.closed)[0], 1003)

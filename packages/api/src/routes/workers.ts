@@ -1,4 +1,5 @@
 import { Type } from 'typebox'
+import { jobIdOfTask } from '@node-daemon/cluster'
 import { ack, errorMessage, noticeMessage, parseClientMessage } from '@node-daemon/worker'
 import { StepRequest, StepResponse } from '@node-daemon/training'
 import type { Routes } from '../server.ts'
@@ -87,6 +88,18 @@ export const workerRoutes: Routes = (app, { node, shutdown }) => {
         socket.close(UNSUPPORTED_DATA, 'a binary frame answers a step, and none was asked')
       }
     }
+    /** Progress and results of a task the worker was given only; any other is refused. */
+    const report = async (message: Extract<ClientMessage, { type: 'task_progress' | 'task_result' }>): Promise<ServerMessage> => {
+      node.training.workerSeen(id)
+      const jobId = jobIdOfTask(message.task_id)
+      if (jobId == null || !await node.training.gaveJob(id, jobId, { signal: shutdown })) return errorMessage('NOT_FOUND', `task ${message.task_id} was never given to worker ${id}`)
+      return ack(`${message.type}_ack`, message.task_id)
+    }
+    // Answers go out in the order the messages came, though some need a read of the job table.
+    let replies = Promise.resolve()
+    const reply = (answer: () => ServerMessage | Promise<ServerMessage>): void => {
+      replies = replies.then(async () => { send(await answer()) }).catch((err: Error) => { send(errorMessage('INTERNAL_ERROR', err.message)) })
+    }
     try {
       node.training.attachWorker(worker)
     } catch (err: any) {
@@ -114,25 +127,21 @@ export const workerRoutes: Routes = (app, { node, shutdown }) => {
       try {
         message = parseClientMessage(data.toString())
       } catch (err: any) {
-        send(errorMessage('INVALID_REQUEST', err.message))
+        reply(() => errorMessage('INVALID_REQUEST', err.message))
         return
       }
       switch (message.type) {
         case 'task_request':
-          send(ack('task_request_ack'))
+          reply(() => ack('task_request_ack'))
           node.training.requestWork(id, { signal: shutdown }).catch((err: Error) => { send(errorMessage('INTERNAL_ERROR', err.message)) })
           break
         case 'heartbeat':
           node.training.workerSeen(id, message.system_info)
-          send(ack('heartbeat_ack'))
+          reply(() => ack('heartbeat_ack'))
           break
         case 'task_progress':
-          node.training.workerSeen(id)
-          send(ack('task_progress_ack', message.task_id))
-          break
         case 'task_result':
-          node.training.workerSeen(id)
-          send(ack('task_result_ack', message.task_id))
+          reply(async () => report(message))
           break
       }
     })
