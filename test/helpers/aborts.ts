@@ -72,6 +72,33 @@ export async function runAborts (api: string, plans: AbortPlan[], parallel: numb
   }))
 }
 
+/** A long generation streamed to a client that reads it all, until it aborts. */
+export interface StreamingClient {
+  controller: AbortController
+  /** Chunks of the body read so far. */
+  chunks: number
+  ended: boolean
+  /** Settles when the body ends or the client aborts. */
+  read: Promise<void>
+}
+
+/** Starts a streamed /api/generate of `body` and resolves once its first chunk arrived. */
+export async function streamingClient (api: string, body: object): Promise<StreamingClient> {
+  const controller = new AbortController()
+  const res = await fetch(`${api}/api/generate`, { method: 'POST', body: JSON.stringify(body), signal: AbortSignal.any([controller.signal, AbortSignal.timeout(60_000)]) })
+  const reader = res.body?.getReader()
+  await reader?.read()
+  const client: StreamingClient = { controller, chunks: 1, ended: false, read: Promise.resolve() }
+  client.read = (async () => {
+    while (reader != null && !(await reader.read().catch(() => ({ done: true }))).done) client.chunks++
+    client.ended = true
+  })()
+  return client
+}
+
+/** The longest generation of the default model we know of: 407 tokens from this prompt and seed. */
+export const LONG_GENERATION = { model: DEFAULT_MODELS.generate, prompt: 'Chapter 1.', stream: true, options: { num_predict: 2000, temperature: 0.9, seed: 2 } }
+
 const OPEN = ['pending', 'running', 'paused']
 
 /** Inference jobs as document 004 lists them at `api`. */

@@ -5,9 +5,12 @@
  * the best worker (itself first when it holds the model); the worker takes
  * the job, runs it with its runtime, stores the response and completes the
  * job. A worker that dies mid-job is replaced by the next candidate, which
- * replays the same seed, so the client sees one uninterrupted stream.
+ * replays the same seed, so the client sees one uninterrupted stream. A job
+ * whose client goes away is cancelled, and so is one whose controller died:
+ * no one waits for its result.
  */
 import * as clusterErrors from '@node-daemon/cluster'
+import { setTimeout as sleep } from 'node:timers/promises'
 import drain from 'it-drain'
 import first from 'it-first'
 import { raceSignal } from 'race-signal'
@@ -54,6 +57,8 @@ const ERROR_CLASSES: ErrorClasses = Object.fromEntries(
 // Inference jobs are never paused or stopped; training jobs are, and the task views show them too.
 const STATUS: Record<JobStatus, TaskStatus> = { requested: 'pending', running: 'running', paused: 'pending', completed: 'completed', failed: 'failed', cancelled: 'failed', stopped: 'failed' }
 const now = (): number => Number(process.hrtime.bigint())
+/** How long a task's view waits for its prompt or response text before it leaves it out. */
+const TEXT_READ_TIMEOUT_MS = 5000
 /** Workers a job is tried on before it fails with NoWorkerError. */
 const MAX_ATTEMPTS = 8
 
@@ -82,6 +87,8 @@ export class InferenceService implements Inference {
   readonly #ending = new Set<Promise<void>>()
   /** Aborts only when the service stops: the writes that record a job and its end outlive the request. */
   #lifetime = new AbortController()
+  /** Jobs this node controls were submitted since; older ones it controlled lost their clients when it restarted. */
+  #startedAt = Date.now()
 
   constructor (components: InferenceComponents, init: InferenceInit) {
     this.#c = components
@@ -96,14 +103,52 @@ export class InferenceService implements Inference {
 
   async start (): Promise<void> {
     if (this.#lifetime.signal.aborted) this.#lifetime = new AbortController()
+    this.#startedAt = Date.now()
     await this.#protocol.start()
+    this.#c.cluster.addEventListener('NodeStatus', this.#onNodeStatus)
+    void this.#reapWhenReady()
   }
 
   async stop (): Promise<void> {
+    this.#c.cluster.removeEventListener('NodeStatus', this.#onNodeStatus)
     for (const task of this.#tasks) task.abort(new Error('the daemon is stopping'))
     await this.#protocol.stop()
     await Promise.allSettled([...this.#ending])
     this.#lifetime.abort(new Error('the daemon is stopping'))
+  }
+
+  readonly #onNodeStatus = (): void => { void this.#reap() }
+
+  /** Reaps once the node has applied what the cluster committed before it started: its own jobs from before a restart are there. */
+  async #reapWhenReady (): Promise<void> {
+    const signal = this.#lifetime.signal
+    try {
+      while (!this.#c.cluster.status().ready) await sleep(200, undefined, { signal })
+      await this.#reap()
+    } catch {
+      // The service stopped first.
+    }
+  }
+
+  /**
+   * Cancels the open inference jobs whose controller is gone, with the
+   * client it streamed to: those this node controlled before it restarted,
+   * and, on the leader alone, those of a node the cluster marked offline.
+   */
+  async #reap (): Promise<void> {
+    const self = this.#c.peerId
+    try {
+      const leading = this.#c.cluster.status().leader === self
+      const offline = new Set(leading ? (await this.#c.cluster.nodes({ local: true })).filter(n => !n.online).map(n => n.id) : [])
+      const open = await this.#c.cluster.jobs({ status: ['requested', 'running'], limit: Infinity }, { local: true })
+      for (const job of open) {
+        if (job.kind !== 'inference') continue
+        if (job.controller === self && Date.parse(job.submittedAt) < this.#startedAt) this.#end(Promise.resolve(job), 'cancelled', 'its node restarted')
+        else if (offline.has(job.controller)) this.#end(Promise.resolve(job), 'cancelled', 'its node went offline')
+      }
+    } catch (err: any) {
+      if (!this.#lifetime.signal.aborted) this.#c.log('reaping the jobs of nodes that went away failed - %e', err)
+    }
   }
 
   #isMember (peer: string): boolean {
@@ -477,7 +522,9 @@ export class InferenceService implements Inference {
   }
 
   async #taskView (job: JobRecord, prompt: string | undefined, options: AbortOptions): Promise<TaskView> {
-    const read = async (cid: string): Promise<string> => this.library.readText(cid, options)
+    // A prompt or response whose only copy died with its node would hold the view, and a list of views, for good: the CIDs stay.
+    const signal = AbortSignal.any([...(options.signal == null ? [] : [options.signal]), AbortSignal.timeout(TEXT_READ_TIMEOUT_MS)])
+    const read = async (cid: string): Promise<string> => this.library.readText(cid, { signal })
     const view: TaskView = {
       taskId: taskIdOf(job.jobId),
       jobId: job.jobId,
