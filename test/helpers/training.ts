@@ -3,6 +3,8 @@
  * generate, jobs started and awaited, and checkpoint weights compared.
  */
 import assert from 'node:assert/strict'
+import { once } from 'node:events'
+import WebSocket from 'ws'
 import { seededRandom } from '@node-daemon/onnx'
 import { decodeSafetensors, encodeTensorDataset } from '@node-daemon/training'
 import { call, waitFor } from './cluster.ts'
@@ -61,4 +63,25 @@ export function maxDifference (a: Record<string, Float32Array>, b: Record<string
   let max = 0
   for (const name of Object.keys(a)) for (let i = 0; i < a[name].length; i++) max = Math.max(max, Math.abs(a[name][i] - b[name][i]))
   return max
+}
+
+/** A bare client of the worker WebSocket: the JSON messages it got, the steps (binary frames) it was sent, and how its socket closed. */
+export interface WorkerSocket {
+  ws: WebSocket
+  messages: any[]
+  steps: Uint8Array[]
+  closed: Promise<[number, string]>
+}
+
+export async function workerSocket (url: string, headers: Record<string, string> = {}): Promise<WorkerSocket> {
+  const ws = new WebSocket(url, { headers })
+  const messages: any[] = []
+  const steps: Uint8Array[] = []
+  ws.on('message', (data: Buffer, isBinary: boolean) => {
+    if (isBinary) steps.push(new Uint8Array(data))
+    else messages.push(JSON.parse(data.toString()))
+  })
+  const closed = once(ws, 'close').then(([code, reason]) => [code as number, String(reason)] as [number, string])
+  await Promise.race([once(ws, 'open'), closed])
+  return { ws, messages, steps, closed }
 }

@@ -20,19 +20,17 @@
  */
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { readdir, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { logger } from '@libp2p/logger'
 import * as ort from 'onnxruntime-node'
-import WebSocket from 'ws'
 import { encodeTextDataset } from '@node-daemon/training'
 import { readCorpus } from '@node-daemon/models'
 import { createWorker } from '@node-daemon/worker'
 import { tinyModels } from '../../packages/runtime/test/helpers/tiny-models.ts'
 import { FAST, ProcessCluster, agreedLeader, call, waitFor } from '../helpers/cluster.ts'
-import { CLASSIFIER, FEATURES, addDataset, blobs, finished, maxDifference, train, weightsOf } from '../helpers/training.ts'
+import { CLASSIFIER, FEATURES, addDataset, blobs, finished, maxDifference, train, weightsOf, workerSocket } from '../helpers/training.ts'
 import type { TinyModels } from '../../packages/runtime/test/helpers/tiny-models.ts'
 import type { Member } from '../helpers/cluster.ts'
 import type { FarmWorker, TaskOutcome } from '@node-daemon/worker'
@@ -46,16 +44,6 @@ function spawnWorker (api: string, id: string): { child: ChildProcess, output: (
   let output = ''
   child.stderr?.on('data', (chunk: Buffer) => { output += chunk.toString() })
   return { child, output: () => output }
-}
-
-/** Messages a raw client gets, and how its socket closed. */
-async function rawClient (url: string, headers: Record<string, string> = {}): Promise<{ ws: WebSocket, messages: any[], closed: Promise<[number, string]> }> {
-  const ws = new WebSocket(url, { headers })
-  const messages: any[] = []
-  ws.on('message', (data: Buffer) => { messages.push(JSON.parse(data.toString())) })
-  const closed = once(ws, 'close').then(([code, reason]) => [code as number, String(reason)] as [number, string])
-  await Promise.race([once(ws, 'open'), closed])
-  return { ws, messages, closed }
 }
 
 describe('external training workers (document 004)', () => {
@@ -146,26 +134,31 @@ describe('external training workers (document 004)', () => {
     assert.ok(done.progress.accuracy > 0.9, `accuracy ${done.progress.accuracy}`)
   })
 
-  it('refuses clients without an id or with one in use, and answers bad messages with an error', async () => {
+  it('refuses clients without an id or with one in use, and answers bad messages and reports of tasks it was not given with an error', async () => {
     const url = `${a.api.replace('http', 'ws')}/api/workers/ws`
-    const anonymous = await rawClient(url)
+    const anonymous = await workerSocket(url)
     assert.equal((await anonymous.closed)[0], 1008)
 
-    const duplicate = await rawClient(url, { 'Client-ID': 'cli-worker' })
+    const duplicate = await workerSocket(url, { 'Client-ID': 'cli-worker' })
     const [code, reason] = await duplicate.closed
     assert.equal(code, 1008)
     assert.match(reason, /already connected/)
 
-    const client = await rawClient(`${url}?client_id=raw`)
+    const client = await workerSocket(`${url}?client_id=raw`)
     client.ws.send('not json')
     client.ws.send(JSON.stringify({ type: 'task_progress', task_id: 'task_1', progress: 140 }))
     client.ws.send(JSON.stringify({ type: 'heartbeat', client_id: 'raw', system_info: { cpu_usage: 12.5 } }))
     client.ws.send(JSON.stringify({ type: 'task_result', task_id: 'task_1', status: 'completed', metrics: { final_loss: 0.1 } }))
-    await waitFor('four answers', async () => client.messages.length >= 4, 10_000)
-    assert.deepEqual(client.messages.map(m => m.type), ['error', 'error', 'heartbeat_ack', 'task_result_ack'])
+    client.ws.send(JSON.stringify({ type: 'task_progress', task_id: 'task_1', progress: 40 }))
+    await waitFor('five answers', async () => client.messages.length >= 5, 10_000)
+    assert.deepEqual(client.messages.map(m => m.type), ['error', 'error', 'heartbeat_ack', 'error', 'error'])
     assert.equal(client.messages[0].error.code, 'INVALID_REQUEST')
     assert.match(client.messages[1].error.message, /progress/)
-    assert.deepEqual([client.messages[3].task_id, client.messages[3].received], ['task_1', true])
+    // The task exists, but this worker never took part in it.
+    assert.deepEqual(client.messages.slice(3).map(m => [m.error.code, m.error.message]), [
+      ['NOT_FOUND', 'task task_1 was never given to worker raw'],
+      ['NOT_FOUND', 'task task_1 was never given to worker raw']
+    ])
     // A binary frame that answers no step is a protocol error.
     client.ws.send(new Uint8Array([1, 2, 3]))
     assert.equal((await client.closed)[0], 1003)

@@ -5,6 +5,8 @@ import { DeadlineExceededError, envelope } from './errors.ts'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 
 const deadlines = new WeakMap<FastifyRequest, AbortSignal | undefined>()
+/** Timers take whole ms up to 2^31 - 1 and fire at once past it; a longer timeout is as good as none. */
+const MAX_TIMER_MS = 2 ** 31 - 1
 
 /**
  * Kubo's global `timeout` option (a duration such as `30s`) as a signal that
@@ -13,7 +15,7 @@ const deadlines = new WeakMap<FastifyRequest, AbortSignal | undefined>()
 export function requestDeadline (request: FastifyRequest): AbortSignal | undefined {
   if (deadlines.has(request)) return deadlines.get(request)
   const ms = duration((request.query as Record<string, unknown> | undefined)?.timeout, 'timeout')
-  const signal = ms == null ? undefined : AbortSignal.timeout(ms)
+  const signal = ms == null ? undefined : AbortSignal.timeout(Math.min(Math.ceil(ms), MAX_TIMER_MS))
   deadlines.set(request, signal)
   return signal
 }

@@ -753,6 +753,10 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
     return this.propose<JobRecord>({ op: 'job.fail', jobId, error }, options)
   }
 
+  async cancelJob (jobId: number, reason: string, options?: WriteOptions): Promise<JobRecord> {
+    return this.propose<JobRecord>({ op: 'job.cancel', jobId, reason }, options)
+  }
+
   async removeJob (jobId: number, options?: WriteOptions): Promise<JobRecord> {
     return this.propose<JobRecord>({ op: 'job.remove', jobId }, options)
   }

@@ -38,6 +38,7 @@ export type Command = Base & (
   | { op: 'job.start', jobId: number }
   | { op: 'job.complete', jobId: number, responseCID: string, metrics?: Record<string, number> }
   | { op: 'job.fail', jobId: number, error: string }
+  | { op: 'job.cancel', jobId: number, reason: string }
   | { op: 'job.remove', jobId: number }
   | TrainingChange
 )

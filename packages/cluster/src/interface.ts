@@ -182,6 +182,8 @@ export interface Cluster extends TypedEventTarget<{ [K in keyof ClusterEvents]: 
   /** Completes the job with the calling node as its worker. */
   submitResponse (jobId: number, responseCID: string, options?: WriteOptions & { metrics?: Record<string, number> }): Promise<JobRecord>
   failJob (jobId: number, error: string, options?: WriteOptions): Promise<JobRecord>
+  /** Ends an open inference job whose result no one waits for any more: its client went away, or its controller did. */
+  cancelJob (jobId: number, reason: string, options?: WriteOptions): Promise<JobRecord>
   job (jobId: number, options?: ReadOptions): Promise<JobRecord>
   /** Newest first. */
   jobs (query?: JobQuery, options?: ReadOptions): Promise<JobRecord[]>

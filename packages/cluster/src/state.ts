@@ -392,6 +392,16 @@ export class ClusterState implements StateMachine {
         this.emit('JobFailed', { jobId: job.jobId, error: c.error })
         return { result: clone(job), summary: `job ${job.jobId} failed: ${c.error}` }
       }
+      case 'job.cancel': {
+        const job = this.openJob(c.jobId)
+        // A training job stops through its coordinator, which checkpoints it first.
+        if (job.kind !== 'inference') throw new JobStateError(`job ${c.jobId} is a ${job.kind} job; stop it instead`)
+        job.status = 'cancelled'
+        job.error = c.reason
+        job.completedAt = iso(c.at)
+        this.emit('JobFailed', { jobId: job.jobId, error: c.reason })
+        return { result: clone(job), summary: `job ${job.jobId} cancelled: ${c.reason}` }
+      }
       case 'training.submit': {
         if (c.workers.length === 0) throw new InvalidClusterRequestError('a training job needs at least one worker')
         for (const id of [c.coordinator, ...c.workers]) this.requireNode(id)

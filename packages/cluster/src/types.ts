@@ -201,6 +201,7 @@ export interface ClusterEvents {
   InferenceRequested: { jobId: number, controller: string, promptCID: string, modelId: string, modelCID: string }
   JobStarted: { jobId: number, worker: string }
   InferenceCompleted: { jobId: number, worker: string, responseCID: string }
+  /** A job ended without a result: it failed, or was cancelled. */
   JobFailed: { jobId: number, error: string }
   /** A training job was submitted, changed status or coordinator, or recorded a checkpoint. */
   TrainingUpdated: { jobId: number, status: JobStatus, coordinator: string, step: number, checkpoint?: string }

@@ -206,6 +206,22 @@ describe('ClusterState', () => {
     assert.throws(() => log.apply({ op: 'job.start', jobId: job.jobId }, 'n1'), { name: 'JobStateError' })
   })
 
+  it('cancels an open inference job for good, and no training job', () => {
+    const log = cluster(2)
+    const job = log.apply({ op: 'job.submit', kind: 'inference', promptCID: CID_B, modelCID: CID_A, params: {} })
+    log.apply({ op: 'job.start', jobId: job.jobId }, 'n2')
+    const cancelled = log.apply({ op: 'job.cancel', jobId: job.jobId, reason: 'the client went away' }, 'n1')
+    assert.deepEqual([cancelled.status, cancelled.error, cancelled.worker], ['cancelled', 'the client went away', 'n2'])
+    assert.ok(cancelled.completedAt != null)
+    // A worker that finishes late, or starts late, finds the job ended.
+    assert.throws(() => log.apply({ op: 'job.complete', jobId: job.jobId, responseCID: CID_C }, 'n2'), { name: 'JobStateError' })
+    assert.throws(() => log.apply({ op: 'job.start', jobId: job.jobId }, 'n2'), { name: 'JobStateError' })
+    assert.throws(() => log.apply({ op: 'job.cancel', jobId: job.jobId, reason: 'again' }), { name: 'JobStateError' })
+    assert.deepEqual(log.events.filter(e => e.type === 'JobFailed').map(e => e.detail), [{ jobId: job.jobId, error: 'the client went away' }])
+    const training = log.apply({ op: 'training.submit', spec: {}, modelCID: CID_A, datasetCID: CID_B, coordinator: 'n1', workers: ['n1'] })
+    assert.throws(() => log.apply({ op: 'job.cancel', jobId: training.jobId, reason: 'x' }), { name: 'JobStateError' })
+  })
+
   it('adds external workers to a training job and keeps their joins and leaves against a stale coordinator report', () => {
     const log = cluster(2)
     const job = log.apply({ op: 'training.submit', spec: {}, modelCID: CID_A, datasetCID: CID_B, coordinator: 'n1', workers: ['n1'] })

@@ -6,7 +6,7 @@
  */
 import { peerIdFromString } from '@libp2p/peer-id'
 import { pbStream } from '@libp2p/utils'
-import { messageStreamOptions } from '@node-daemon/swarm'
+import { messageStreamOptions, openStream } from '@node-daemon/swarm'
 import { InferenceRequest, InferenceResponse } from '../../../protocols/inference.js'
 import { InferenceProtocolError } from './errors.ts'
 import type { Libp2p, Logger } from '@libp2p/interface'
@@ -30,7 +30,7 @@ export type WorkerEvent = { type: 'chunk', text: string } | { type: 'done', resu
 export type JobHandler = (from: string, job: Job, signal: AbortSignal) => AsyncIterable<WorkerEvent>
 
 export interface ProtocolComponents {
-  libp2p: Pick<Libp2p, 'handle' | 'unhandle' | 'dialProtocol'>
+  libp2p: Pick<Libp2p, 'handle' | 'unhandle' | 'dial'>
   log: Logger
 }
 
@@ -70,6 +70,8 @@ export class InferenceProtocol {
       const from = connection.remotePeer.toString()
       const controller = new AbortController()
       const signal = AbortSignal.any([controller.signal, AbortSignal.timeout(this.#init.jobTimeoutMs)])
+      // A caller that goes away ends the job at once, not at its next write: a prefill writes nothing for a while.
+      stream.addEventListener('close', () => { controller.abort(new InferenceProtocolError(`${from} went away`)) }, { once: true })
       const pb = pbStream(stream, STREAM_OPTIONS)
       try {
         const request = await pb.read(InferenceRequest, { signal })
@@ -105,7 +107,7 @@ export class InferenceProtocol {
 
   /** Sends a job to `peer` and yields what it streams back; a remote failure is raised with its own type when known. */
   async * call (peer: string, job: Job, errors: ErrorClasses, signal?: AbortSignal): AsyncIterable<WorkerEvent> {
-    const stream = await this.#components.libp2p.dialProtocol(peerIdFromString(peer), INFERENCE_PROTOCOL, { signal })
+    const stream = await openStream(this.#components.libp2p, peerIdFromString(peer), INFERENCE_PROTOCOL, signal)
     const onAbort = (): void => { stream.abort(signal?.reason ?? new Error('aborted')) }
     signal?.addEventListener('abort', onAbort, { once: true })
     try {

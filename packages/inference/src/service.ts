@@ -5,11 +5,15 @@
  * the best worker (itself first when it holds the model); the worker takes
  * the job, runs it with its runtime, stores the response and completes the
  * job. A worker that dies mid-job is replaced by the next candidate, which
- * replays the same seed, so the client sees one uninterrupted stream.
+ * replays the same seed, so the client sees one uninterrupted stream. A job
+ * whose client goes away is cancelled, and so is one whose controller died:
+ * no one waits for its result.
  */
 import * as clusterErrors from '@node-daemon/cluster'
+import { setTimeout as sleep } from 'node:timers/promises'
 import drain from 'it-drain'
 import first from 'it-first'
+import { raceSignal } from 'race-signal'
 import { taskIdOf } from '@node-daemon/cluster'
 import * as runtimeErrors from '@node-daemon/runtime'
 import { DEFAULT_SAMPLING, InvalidInferenceRequestError, UnsupportedModelError, validateSampling } from '@node-daemon/runtime'
@@ -30,7 +34,7 @@ export interface InferenceComponents {
   content: Content
   cluster: Cluster
   runtime: Runtime
-  libp2p: Pick<Libp2p, 'handle' | 'unhandle' | 'dialProtocol'>
+  libp2p: Pick<Libp2p, 'handle' | 'unhandle' | 'dial'>
   peerId: string
   log: Logger
 }
@@ -53,6 +57,8 @@ const ERROR_CLASSES: ErrorClasses = Object.fromEntries(
 // Inference jobs are never paused or stopped; training jobs are, and the task views show them too.
 const STATUS: Record<JobStatus, TaskStatus> = { requested: 'pending', running: 'running', paused: 'pending', completed: 'completed', failed: 'failed', cancelled: 'failed', stopped: 'failed' }
 const now = (): number => Number(process.hrtime.bigint())
+/** How long a task's view waits for its prompt or response text before it leaves it out. */
+const TEXT_READ_TIMEOUT_MS = 5000
 /** Workers a job is tried on before it fails with NoWorkerError. */
 const MAX_ATTEMPTS = 8
 
@@ -61,7 +67,11 @@ interface Prepared {
   input: PromptInput
   options: GenerateOptions & { seed: number }
   keepAliveMs?: number
-  /** Resolves once the job is recorded; the generation does not wait for it. */
+  /**
+   * Resolves once the job is recorded; the generation does not wait for it.
+   * Once proposed, it is awaited whatever the client does, so that a client
+   * that goes away meanwhile still has its job ended.
+   */
   job: Promise<JobRecord>
   startNs: number
 }
@@ -73,6 +83,12 @@ export class InferenceService implements Inference {
   readonly #jobTimeoutMs: number
   /** Background tasks, so that stop() can end them. */
   readonly #tasks = new Set<AbortController>()
+  /** Jobs being recorded as ended, so that stop() lets them reach the log. */
+  readonly #ending = new Set<Promise<void>>()
+  /** Aborts only when the service stops: the writes that record a job and its end outlive the request. */
+  #lifetime = new AbortController()
+  /** Jobs this node controls were submitted since; older ones it controlled lost their clients when it restarted. */
+  #startedAt = Date.now()
 
   constructor (components: InferenceComponents, init: InferenceInit) {
     this.#c = components
@@ -86,13 +102,54 @@ export class InferenceService implements Inference {
   }
 
   async start (): Promise<void> {
+    if (this.#lifetime.signal.aborted) this.#lifetime = new AbortController()
+    this.#startedAt = Date.now()
     await this.library.start()
     await this.#protocol.start()
+    this.#c.cluster.addEventListener('NodeStatus', this.#onNodeStatus)
+    void this.#reapWhenReady()
   }
 
   async stop (): Promise<void> {
+    this.#c.cluster.removeEventListener('NodeStatus', this.#onNodeStatus)
     for (const task of this.#tasks) task.abort(new Error('the daemon is stopping'))
     await this.#protocol.stop()
+    await Promise.allSettled([...this.#ending])
+    this.#lifetime.abort(new Error('the daemon is stopping'))
+  }
+
+  readonly #onNodeStatus = (): void => { void this.#reap() }
+
+  /** Reaps once the node has applied what the cluster committed before it started: its own jobs from before a restart are there. */
+  async #reapWhenReady (): Promise<void> {
+    const signal = this.#lifetime.signal
+    try {
+      while (!this.#c.cluster.status().ready) await sleep(200, undefined, { signal })
+      await this.#reap()
+    } catch {
+      // The service stopped first.
+    }
+  }
+
+  /**
+   * Cancels the open inference jobs whose controller is gone, with the
+   * client it streamed to: those this node controlled before it restarted,
+   * and, on the leader alone, those of a node the cluster marked offline.
+   */
+  async #reap (): Promise<void> {
+    const self = this.#c.peerId
+    try {
+      const leading = this.#c.cluster.status().leader === self
+      const offline = new Set(leading ? (await this.#c.cluster.nodes({ local: true })).filter(n => !n.online).map(n => n.id) : [])
+      const open = await this.#c.cluster.jobs({ status: ['requested', 'running'], limit: Infinity }, { local: true })
+      for (const job of open) {
+        if (job.kind !== 'inference') continue
+        if (job.controller === self && Date.parse(job.submittedAt) < this.#startedAt) this.#end(Promise.resolve(job), 'cancelled', 'its node restarted')
+        else if (offline.has(job.controller)) this.#end(Promise.resolve(job), 'cancelled', 'its node went offline')
+      }
+    } catch (err: any) {
+      if (!this.#lifetime.signal.aborted) this.#c.log('reaping the jobs of nodes that went away failed - %e', err)
+    }
   }
 
   #isMember (peer: string): boolean {
@@ -121,20 +178,39 @@ export class InferenceService implements Inference {
     const input = withProfile(params.input, profile?.template, profile?.system)
     if (input.messages == null && input.prompt == null) throw new InvalidInferenceRequestError('a prompt or messages are required')
     const promptText = input.messages != null ? JSON.stringify(input.messages) : input.prompt as string
-    const job = this.#storeText(promptText, options).then(async promptCID => this.#c.cluster.submitJob({
-      promptCID,
-      modelCID: model.cid,
-      modelId: model.record?.modelId,
-      params: { options: opts, chat: input.messages != null }
-    }, options))
+    const job = this.#storeText(promptText, options).then(async promptCID => {
+      // No job for a client gone already; once proposed, the record is awaited to its end, or the job could not be ended.
+      options.signal?.throwIfAborted()
+      return this.#c.cluster.submitJob({
+        promptCID,
+        modelCID: model.cid,
+        modelId: model.record?.modelId,
+        params: { options: opts, chat: input.messages != null }
+      }, { signal: this.#lifetime.signal })
+    })
     // Unobserved until the run awaits it; a failure then ends the stream.
     job.catch(() => {})
     return { model, input, options: opts, keepAliveMs: params.keepAliveMs, job, startNs }
   }
 
+  /**
+   * Streams the job from its worker and sees that it ends: completed by its
+   * worker, failed with the error, or cancelled once no one waits for it. A
+   * client's abort cancels it at once, whatever the stream is doing, and so
+   * does a consumer that stops reading.
+   */
   async * #run (p: Prepared, signal?: AbortSignal): AsyncIterable<InferenceEvent> {
     const job: Job = { kind: 'generate', jobId: 0, modelCid: p.model.cid, modelName: p.model.name, body: { input: p.input, options: p.options, keepAliveMs: p.keepAliveMs } }
     let streamed = ''
+    let ended = false
+    const end = (outcome: 'failed' | 'cancelled', reason: string): void => {
+      if (ended) return
+      ended = true
+      this.#end(p.job, outcome, reason)
+    }
+    const onAbort = (): void => { end('cancelled', abortReason(signal)) }
+    if (signal?.aborted === true) onAbort()
+    signal?.addEventListener('abort', onAbort, { once: true })
     try {
       yield * this.#failover(p.model, signal, async function * (this: InferenceService, worker: string, watched: AbortSignal): AsyncIterable<InferenceEvent> {
         let skip = streamed.length
@@ -143,6 +219,8 @@ export class InferenceService implements Inference {
           : this.#protocol.call(worker, { ...job, jobId: (await p.job).jobId }, ERROR_CLASSES, watched)
         for await (const event of events) {
           if (event.type === 'done') {
+            // The worker completed the job before it said so.
+            ended = true
             yield { type: 'done', stats: { ...event.result, promptCID: (await p.job).promptCID, totalNs: now() - p.startNs } }
             return
           }
@@ -156,10 +234,26 @@ export class InferenceService implements Inference {
         throw new errors.InferenceProtocolError(`worker ${worker} ended the job without a result`)
       }.bind(this))
     } catch (err: any) {
-      const reason = signal?.aborted === true ? 'cancelled by the client' : (err.message ?? String(err))
-      p.job.then(async job => this.#c.cluster.failJob(job.jobId, reason)).catch(() => {})
+      if (signal?.aborted !== true) end('failed', err.message ?? String(err))
       throw err
+    } finally {
+      signal?.removeEventListener('abort', onAbort)
+      end('cancelled', 'the client stopped reading')
     }
+  }
+
+  /** Records in the background that a job ended without a result, once it is recorded; one that ended already stays as it is. */
+  #end (recorded: Promise<JobRecord>, outcome: 'failed' | 'cancelled', reason: string): void {
+    const options = { signal: this.#lifetime.signal }
+    const ending = recorded.then(async ({ jobId }) => {
+      await (outcome === 'cancelled' ? this.#c.cluster.cancelJob(jobId, reason, options) : this.#c.cluster.failJob(jobId, reason, options)).catch((err: Error) => {
+        // Its worker completed it, or another path ended it first.
+        if (err.name !== clusterErrors.JobStateError.name) this.#c.log.error('recording that job %d %s failed - %e', jobId, outcome, err)
+      })
+    }, () => {
+      // Never recorded: nothing to end.
+    }).finally(() => { this.#ending.delete(ending) })
+    this.#ending.add(ending)
   }
 
   /**
@@ -234,7 +328,7 @@ export class InferenceService implements Inference {
    */
   async * #execute (job: Job, recorded: Promise<Pick<JobRecord, 'jobId' | 'promptCID'>>, signal?: AbortSignal): AsyncIterable<WorkerEvent> {
     const { input, options, keepAliveMs } = job.body as { input: PromptInput, options: GenerateOptions & { seed: number }, keepAliveMs?: number }
-    const dir = await this.library.unpack(job.modelCid, { signal })
+    const dir = await this.#unpack(job.modelCid, signal)
     const started = recorded.then(async ({ jobId }) => this.#c.cluster.startJob(jobId, { signal }))
     started.catch(() => {})
     const { loadNs, events } = await this.#c.runtime.generate(
@@ -271,6 +365,15 @@ export class InferenceService implements Inference {
     }
   }
 
+  /**
+   * The model's directory. Concurrent jobs share one unpack, which must not
+   * end with the first job's client: it runs for the service, and each job
+   * only stops waiting for it.
+   */
+  async #unpack (cid: string, signal?: AbortSignal): Promise<string> {
+    return raceSignal(this.library.unpack(cid, { signal: this.#lifetime.signal }), signal)
+  }
+
   async #storeText (text: string, options: AbortOptions): Promise<string> {
     let cid: string | undefined
     for await (const event of this.#c.content.addAll([{ content: new TextEncoder().encode(text) }], { signal: options.signal })) {
@@ -302,7 +405,7 @@ export class InferenceService implements Inference {
 
   async #embedHere (job: Job, signal?: AbortSignal): Promise<Omit<EmbedResult, 'totalNs'>> {
     const { input, truncate, keepAliveMs } = job.body as { input: string[], truncate: boolean, keepAliveMs?: number }
-    const dir = await this.library.unpack(job.modelCid, { signal })
+    const dir = await this.#unpack(job.modelCid, signal)
     const out = await this.#c.runtime.embed({ key: job.modelCid, name: job.modelName, dir }, input, { truncate, keepAliveMs, signal })
     return { model: job.modelName, embeddings: out.embeddings.map(e => Array.from(e)), promptTokens: out.promptTokens, loadNs: out.loadNs }
   }
@@ -323,7 +426,7 @@ export class InferenceService implements Inference {
       await this.#c.runtime.unload(model.cid)
       return
     }
-    const dir = await this.library.unpack(model.cid, options)
+    const dir = await this.#unpack(model.cid, options.signal)
     const lease = await this.#c.runtime.acquire({ key: model.cid, name: model.name, dir }, options)
     lease.release()
   }
@@ -394,7 +497,14 @@ export class InferenceService implements Inference {
       input: { prompt: params.prompt },
       options: { num_predict: params.maxTokens, temperature: params.temperature }
     }, options)
-    const job = await prepared.job
+    let job: JobRecord
+    try {
+      job = await raceSignal(prepared.job, options.signal)
+    } catch (err) {
+      // The request failed, or ran out of its time, before the job was recorded: it must not run afterwards.
+      this.#end(prepared.job, 'cancelled', options.signal?.aborted === true ? abortReason(options.signal) : 'the submission failed')
+      throw err
+    }
     const controller = new AbortController()
     this.#tasks.add(controller)
     void (async () => {
@@ -415,7 +525,9 @@ export class InferenceService implements Inference {
   }
 
   async #taskView (job: JobRecord, prompt: string | undefined, options: AbortOptions): Promise<TaskView> {
-    const read = async (cid: string): Promise<string> => this.library.readText(cid, options)
+    // A prompt or response whose only copy died with its node would hold the view, and a list of views, for good: the CIDs stay.
+    const signal = AbortSignal.any([...(options.signal == null ? [] : [options.signal]), AbortSignal.timeout(TEXT_READ_TIMEOUT_MS)])
+    const read = async (cid: string): Promise<string> => this.library.readText(cid, { signal })
     const view: TaskView = {
       taskId: taskIdOf(job.jobId),
       jobId: job.jobId,
@@ -478,6 +590,12 @@ function sampling (o: GenerateOptions & { seed?: number }): SamplingOptions {
     repeatLastN: o.repeat_last_n ?? DEFAULT_SAMPLING.repeatLastN,
     seed: o.seed
   }
+}
+
+/** Why a signal aborted, in words for the job record. */
+function abortReason (signal?: AbortSignal): string {
+  const reason = signal?.reason
+  return reason instanceof Error ? reason.message : String(reason ?? 'aborted')
 }
 
 function definedOnly<T extends object> (o: T): Partial<T> {

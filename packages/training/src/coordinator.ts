@@ -6,7 +6,10 @@
  * the next step's request, so a round costs one message each way. A worker
  * that fails or misses the deadline is dropped and its slice skipped, as
  * hivemind does; at the next checkpoint it is brought back with the
- * checkpoint's CID, as is a worker that joins.
+ * checkpoint's CID, as is a worker that joins. A pause or stop asked for
+ * mid-round cuts the steps still out short, so that it takes effect within
+ * the step whatever a worker does; their workers come back from the
+ * checkpoint the pause makes.
  */
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Batches, planOf, split, totalSteps } from './batches.ts'
@@ -32,7 +35,7 @@ export interface StepMetrics extends TrainingProgress {
 }
 
 export interface CoordinatorComponents {
-  cluster: Pick<Cluster, 'changeTraining' | 'job' | 'pinAdd' | 'pinRm' | 'nodes'>
+  cluster: Pick<Cluster, 'changeTraining' | 'job' | 'pinAdd' | 'pinRm' | 'nodes' | 'addEventListener' | 'removeEventListener'>
   content: Pick<Content, 'addDirectory'>
   log: Logger
   self: string
@@ -140,7 +143,13 @@ export class Coordinator {
   }
 
   async #pause (signal: AbortSignal): Promise<void> {
-    await this.#report('paused', signal)
+    // Workers whose step the pause cut short come back from a checkpoint of where the job stands.
+    const resync = this.#members.some(m => m.worker.status === 'dropped')
+    if (resync) {
+      await this.#saveCheckpoint(signal)
+      await this.#readmit(signal)
+    }
+    await this.#report('paused', signal, resync ? this.#checkpoint : undefined)
     while (await this.#desired(signal) === 'pause') {
       // The node's stop must end a paused job's wait, or its process never exits.
       await sleep(200, undefined, { signal })
@@ -169,14 +178,44 @@ export class Coordinator {
     })
   }
 
-  /** The deadline of a round: generous at first, then a multiple of the median round. */
+  /**
+   * The deadline of a round: generous at first, then a multiple of the median
+   * round, in whole ms, since timers take no fractions and rounds are measured
+   * in them.
+   */
   #deadline (): number {
     if (this.#roundMs.length === 0) return this.#init.firstRoundTimeoutMs
     const sorted = [...this.#roundMs].sort((a, b) => a - b)
-    return Math.max(this.#init.minRoundTimeoutMs, this.#init.lagFactor * sorted[Math.floor(sorted.length / 2)])
+    return Math.ceil(Math.max(this.#init.minRoundTimeoutMs, this.#init.lagFactor * sorted[Math.floor(sorted.length / 2)]))
+  }
+
+  /** A signal that aborts once the job is asked to pause or stop: the round stops waiting for workers then. */
+  #controlled (): { signal: AbortSignal, stop: () => void } {
+    const controller = new AbortController()
+    const jobId = this.#init.job.jobId
+    const check = (): void => {
+      this.#c.cluster.job(jobId, { local: true }).then(job => {
+        const desired = job.training?.desired ?? 'run'
+        if (desired !== 'run') controller.abort(new Error(`the job was asked to ${desired}`))
+      }, () => {})
+    }
+    const listener = (e: CustomEvent<{ jobId: number }>): void => { if (e.detail.jobId === jobId) check() }
+    this.#c.cluster.addEventListener('TrainingUpdated', listener)
+    // A control decided since the loop last read the job fired no event this listener heard.
+    check()
+    return { signal: controller.signal, stop: () => { this.#c.cluster.removeEventListener('TrainingUpdated', listener) } }
   }
 
   async #round (signal: AbortSignal): Promise<void> {
+    const control = this.#controlled()
+    try {
+      await this.#roundUntil(signal, control.signal)
+    } finally {
+      control.stop()
+    }
+  }
+
+  async #roundUntil (signal: AbortSignal, control: AbortSignal): Promise<void> {
     const { replica, samples } = this.#init
     const t0 = performance.now()
     const step = replica.version
@@ -191,22 +230,29 @@ export class Coordinator {
         return r
       }
       const fresh = m.sync != null || !m.sizes.has(slices[i].length)
-      const deadline = AbortSignal.any([signal, AbortSignal.timeout(fresh ? this.#init.firstRoundTimeoutMs : usual)])
+      const deadline = AbortSignal.any([signal, control, AbortSignal.timeout(fresh ? this.#init.firstRoundTimeoutMs : usual)])
       try {
         m.channel ??= await this.#c.open(m.worker, deadline)
         const request: StepRequest = { jobId: BigInt(this.#init.job.jobId), round: BigInt(step), syncCid: m.sync ?? '', update: m.sync == null ? this.#update : new Uint8Array(0), version: BigInt(step), samples: Array.from(slices[i]), client: '' }
         const response = await m.channel.step(request, deadline)
         if (response.status !== StepResponse.Status.OK) throw new Error(response.status === StepResponse.Status.OUT_OF_SYNC ? 'out of sync' : `${response.errorName}: ${response.errorMessage}`)
+        // A late answer to a step given up on must not pass for this one.
+        if (response.round !== request.round || response.count !== slices[i].length) throw new Error(`an answer to round ${response.round} of ${response.count} samples in round ${step} of ${slices[i].length}`)
         if (response.gradient.byteLength !== replica.size * 4) throw new Error(`a gradient of ${response.gradient.byteLength} bytes for ${replica.size} parameters`)
         m.sync = undefined
         m.sizes.add(slices[i].length)
         return sliceOf(response)
       } catch (err: any) {
         if (signal.aborted) throw err
-        this.#c.log('dropping worker %s from job %d at step %d - %s', m.worker.id, this.#init.job.jobId, step, err.message)
         m.channel?.close()
         m.channel = undefined
         m.worker.status = 'dropped'
+        if (control.aborted) {
+          // No failure of the worker's: its step may have applied the last update, so it syncs again all the same.
+          this.#c.log('cutting the step of worker %s in job %d short at step %d - %s', m.worker.id, this.#init.job.jobId, step, control.reason.message)
+          return undefined
+        }
+        this.#c.log('dropping worker %s from job %d at step %d - %s', m.worker.id, this.#init.job.jobId, step, err.message)
         m.worker.error = `step ${step}: ${String(err.message)}`
         m.worker.drops = (m.worker.drops ?? 0) + 1
         return undefined

@@ -6,7 +6,7 @@
  */
 import { peerIdFromString } from '@libp2p/peer-id'
 import { pbStream } from '@libp2p/utils'
-import { messageStreamOptions } from '@node-daemon/swarm'
+import { messageStreamOptions, openStream } from '@node-daemon/swarm'
 import { StepRequest, StepResponse } from '../../../protocols/training.js'
 import type { SliceResult } from './replica.ts'
 import type { Libp2p, Logger, Stream } from '@libp2p/interface'
@@ -23,7 +23,7 @@ export { StepRequest, StepResponse }
 export type StepHandler = (from: string, request: StepRequest, signal: AbortSignal) => Promise<StepResponse>
 
 export interface TrainingProtocolComponents {
-  libp2p: Pick<Libp2p, 'handle' | 'unhandle' | 'dialProtocol'>
+  libp2p: Pick<Libp2p, 'handle' | 'unhandle' | 'dial'>
   log: Logger
 }
 
@@ -89,12 +89,16 @@ export class TrainingProtocol {
 
   async #serve (stream: Stream, from: string): Promise<void> {
     const pb = pbStream(stream, STREAM_OPTIONS)
+    // A coordinator that gave up on a step (its deadline, a pause) closes the stream: the step ends here too.
+    const closed = new AbortController()
+    stream.addEventListener('close', () => { closed.abort(new Error(`${from} closed the stream`)) }, { once: true })
+    const working = AbortSignal.any([this.#shutdown.signal, closed.signal])
     try {
       if (!this.#init.allow(from)) throw new Error(`${from} is not a member of this cluster`)
       for (;;) {
         const signal = AbortSignal.any([this.#shutdown.signal, AbortSignal.timeout(IDLE_TIMEOUT_MS)])
         const request = await pb.read(StepRequest, { signal })
-        const response = await this.#init.handler(from, request, this.#shutdown.signal)
+        const response = await this.#init.handler(from, request, working)
         await pb.write(response, StepResponse, { signal: this.#shutdown.signal })
       }
     } catch (err: any) {
@@ -106,7 +110,7 @@ export class TrainingProtocol {
 
   /** Opens a job's stream to a worker. */
   async open (peer: string, signal: AbortSignal): Promise<WorkerChannel> {
-    const stream = await this.#components.libp2p.dialProtocol(peerIdFromString(peer), TRAINING_PROTOCOL, { signal })
+    const stream = await openStream(this.#components.libp2p, peerIdFromString(peer), TRAINING_PROTOCOL, signal)
     const pb = pbStream(stream, STREAM_OPTIONS)
     return {
       async step (request, signal) {

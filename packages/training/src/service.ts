@@ -23,7 +23,7 @@ import type { DatasetInfo } from './dataset.ts'
 import type { StepRequest, WorkerChannel } from './protocol.ts'
 import type { Replica } from './replica.ts'
 import type { TrainingSpec } from './spec.ts'
-import { checkCID, InsufficientPeersError } from '@node-daemon/cluster'
+import { checkCID, InsufficientPeersError, workedOn } from '@node-daemon/cluster'
 import { loadOf } from '@node-daemon/scheduler'
 import type { Cluster, JobRecord, ModelKind, ModelRecord, NodeView, TrainingWorker } from '@node-daemon/cluster'
 import type { Content } from '@node-daemon/content'
@@ -39,7 +39,7 @@ export interface ModelStore {
 export interface TrainingComponents {
   cluster: Cluster
   content: Content
-  libp2p: Pick<Libp2p, 'handle' | 'unhandle' | 'dialProtocol' | 'peerId'>
+  libp2p: Pick<Libp2p, 'handle' | 'unhandle' | 'dial' | 'peerId'>
   models: ModelStore
   log: Logger
 }
@@ -249,6 +249,12 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
   /** The worker asks for work; it is given the open job, or the next one, through its `notify`. */
   async requestWork (id: string, options: AbortOptions = {}): Promise<void> {
     await this.#external.request(id, options.signal)
+  }
+
+  /** Whether the job was given to the external worker: it took a rank in it, whether or not it still has it. */
+  async gaveJob (id: string, jobId: number, options: AbortOptions = {}): Promise<boolean> {
+    const job = await this.#c.cluster.job(jobId, { ...options, local: true }).catch(() => undefined)
+    return job?.kind === 'training' && workedOn(job, id)
   }
 
   /** A heartbeat: the worker is alive, and this is what its machine reports. */
