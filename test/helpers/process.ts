@@ -23,15 +23,24 @@ export interface DaemonProcess {
   stderr(): string
 }
 
+export interface SpawnOptions {
+  /** A command that runs the daemon's command line, e.g. `ip netns exec <ns>`. */
+  wrap?: string[]
+  /** Variables added to the daemon's environment (they win over the defaults here). */
+  env?: Record<string, string>
+}
+
 /**
  * Spawns `node-daemon start` as its own process on loopback and waits for its
  * ready lines. It joins the test swarm of TEST_SECRET, unless `--secret` in
- * `extraArgs` says otherwise.
+ * `extraArgs` says otherwise; later flags in `extraArgs` win over the
+ * loopback ones.
  */
-export async function spawnDaemon (repo: string, extraArgs: string[] = [], timeoutMs = 60_000): Promise<DaemonProcess> {
+export async function spawnDaemon (repo: string, extraArgs: string[] = [], timeoutMs = 60_000, options: SpawnOptions = {}): Promise<DaemonProcess> {
   // With the flags of the bin's shebang, as a user's daemon runs.
-  const child = spawn(process.execPath, [...daemonNodeFlags(), BIN, 'start', '--repo', repo, '--api-host', '127.0.0.1', '--api-port', '0', '--swarm-port', '0', '--log-level', 'warn', ...extraArgs], {
-    env: { ...process.env, NODE_DAEMON_SWARM_HOST: '127.0.0.1', NODE_DAEMON_CLUSTER_SECRET: TEST_SECRET },
+  const [command, ...args] = [...options.wrap ?? [], process.execPath, ...daemonNodeFlags(), BIN, 'start', '--repo', repo, '--api-host', '127.0.0.1', '--api-port', '0', '--swarm-port', '0', '--log-level', 'warn', ...extraArgs]
+  const child = spawn(command, args, {
+    env: { ...process.env, NODE_DAEMON_SWARM_HOST: '127.0.0.1', NODE_DAEMON_CLUSTER_SECRET: TEST_SECRET, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   let out = ''
