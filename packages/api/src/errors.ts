@@ -13,6 +13,12 @@ export class RouteNotFoundError extends Error {
   name = 'RouteNotFoundError'
 }
 
+/** A WebSocket route was asked for without an Upgrade. */
+export class UpgradeRequiredError extends Error {
+  static name = 'UpgradeRequiredError'
+  name = 'UpgradeRequiredError'
+}
+
 /** The path exists but not with this HTTP method. */
 export class MethodNotAllowedError extends Error {
   static name = 'MethodNotAllowedError'
@@ -88,6 +94,7 @@ const BY_NAME: Record<string, Mapping> = {
   PeerNotFoundError: [404, 'IPFSContentNotFoundError'],
   RouteNotFoundError: [404, 'RouteNotFoundError'],
   MethodNotAllowedError: [405, 'MethodNotAllowedError'],
+  UpgradeRequiredError: [426, 'UpgradeRequiredError'],
   TimeoutError: [504, 'IPFSTimeoutError'],
   DeadlineExceededError: [504, 'IPFSTimeoutError'],
   DialError: [503, 'IPFSConnectionError'],

@@ -6,7 +6,7 @@ import swaggerUi from '@fastify/swagger-ui'
 import websocket from '@fastify/websocket'
 import Fastify, { LogController } from 'fastify'
 import { envelopeShape } from './error-shapes.ts'
-import { BadRequestError, envelope, MethodNotAllowedError, RouteNotFoundError } from './errors.ts'
+import { BadRequestError, envelope, MethodNotAllowedError, RouteNotFoundError, UpgradeRequiredError } from './errors.ts'
 import { registerHttpMetrics } from './metrics.ts'
 import { aiRoutes } from './routes/ai.ts'
 import { blockRoutes } from './routes/blocks.ts'
@@ -54,10 +54,9 @@ const DISCARD_BYTES = 64 * 1_048_576
 /**
  * Reads and drops the rest of a refused body, as Go's servers do with theirs:
  * a client still writing to a closed socket gets a reset instead of the 413.
- * Past DISCARD_BYTES the connection is cut; it closes after the answer either way.
+ * Past DISCARD_BYTES the connection is cut.
  */
-function discardBody (raw: IncomingMessage, reply: FastifyReply): void {
-  reply.header('connection', 'close')
+function discardBody (raw: IncomingMessage): void {
   let read = 0
   raw.on('data', (chunk: Buffer) => {
     read += chunk.byteLength
@@ -73,6 +72,11 @@ function discardBody (raw: IncomingMessage, reply: FastifyReply): void {
  */
 function answerClientError (err: Error & { code?: string }, socket: Duplex): void {
   if (err.code === 'ECONNRESET' || socket.destroyed || !socket.writable) return
+  // Data after a request that closes its connection, or a fault after an answer went out: nothing more to say.
+  if (err.code === 'HPE_CLOSED_CONNECTION' || (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true) {
+    socket.destroy()
+    return
+  }
   const shaped = envelope(err.code === 'HPE_HEADER_OVERFLOW' || err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? err : new BadRequestError(`the request could not be read: ${err.code ?? err.message}`))
   const body = JSON.stringify(shaped)
   const status = shaped.status_code
@@ -124,8 +128,16 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
     if (status >= 500) request.log.error({ err }, 'request failed')
     else request.log.info({ status, type, url: request.url.slice(0, 200) }, (err as Error).message)
     if (reply.sent || reply.raw.headersSent) return
-    if (status === 413) discardBody(request.raw, reply)
+    if (status === 413) discardBody(request.raw)
     return reply.code(status).header('content-type', 'application/json; charset=utf-8').send(body)
+  })
+  // @fastify/websocket hides a `websocket: true` route from the OpenAPI document and answers a plain GET of
+  // it with an empty 404; as a route with a wsHandler it stays documented, and a GET is told to upgrade.
+  app.addHook('onRoute', (route) => {
+    if (route.websocket !== true) return
+    route.wsHandler = route.handler as unknown as typeof route.wsHandler
+    route.handler = async () => { throw new UpgradeRequiredError(`${route.url} is a WebSocket: connect with an Upgrade request`) }
+    delete route.websocket
   })
   // Every route's methods by the pattern of its path, to tell a wrong method (405) from a wrong path (404).
   const patterns: Array<{ path: RegExp, methods: string[] }> = []
