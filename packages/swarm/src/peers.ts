@@ -15,6 +15,9 @@ export interface PeerConnection {
   latencyMs?: number
 }
 
+/** How long a dial may take, address lookup included. */
+const DIAL_TIMEOUT_MS = 30_000
+
 /** Longer than any multiaddr a node dials: a multiaddr's /p2p/ part is base58, quadratic to decode. */
 const MAX_MULTIADDR_LENGTH = 1024
 
@@ -40,8 +43,12 @@ function parseMultiaddr (addr: string): Multiaddr {
 /** Dials a peer by a multiaddr that ends in /p2p/<peer id>; returns the peer id. */
 export async function connect (swarm: Swarm, addr: string, options: AbortOptions = {}): Promise<string> {
   const ma = parseMultiaddr(addr)
+  // A bare /p2p/<id> is dialled by asking peers where it is: with none to ask, that is an answer now.
+  const bare = ma.getComponents().every(c => c.name === 'p2p' || c.name === 'ipfs')
+  if (bare && swarm.getConnections().length === 0) throw new DialError(`could not connect to ${addr}: it names no address, and this node is connected to no peers to ask`)
+  const deadline = AbortSignal.timeout(DIAL_TIMEOUT_MS)
   try {
-    const conn = await swarm.dial(ma, { signal: options.signal ?? AbortSignal.timeout(30_000) })
+    const conn = await swarm.dial(ma, { signal: options.signal == null ? deadline : AbortSignal.any([options.signal, deadline]) })
     return conn.remotePeer.toString()
   } catch (err: any) {
     throw new DialError(`could not connect to ${addr}: ${err.message}`)
