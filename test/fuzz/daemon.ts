@@ -22,7 +22,8 @@ export interface FuzzDaemon {
 
 export async function startFuzzDaemon (options: { defaultModels?: boolean } = {}): Promise<FuzzDaemon> {
   const repo = await mkdtemp(join(tmpdir(), 'node-daemon-fuzz-'))
-  await writeFile(join(repo, 'config.yaml'), `inference:\n  default_models: ${options.defaultModels === true}\n`)
+  // Content that no node has waits out a short deadline: a 504 that shows the route read what it should not.
+  await writeFile(join(repo, 'config.yaml'), `inference:\n  default_models: ${options.defaultModels === true}\ncontent:\n  timeout_ms: 5000\n`)
   const proc = await spawnDaemon(repo)
   const pid = proc.child.pid as number
   // The CIDs the requests name are local or no CIDs at all: one that no node has waits out the content deadline.

@@ -54,8 +54,11 @@ const STREAM_READ_MS = 1000
 function send (api: URL, req: FuzzRequest, timeoutMs: number): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const deadline = setTimeout(() => { r.destroy(Object.assign(new Error('no answer'), { code: 'FUZZ_HANG' })) }, timeoutMs)
-    // A connection of its own: a server that answers a bad request by closing its socket must not fail the next one.
-    const r = request({ host: api.hostname, port: api.port, method: req.method, path: req.target, headers: req.headers, agent: false }, res => {
+    // A connection of its own, so that one a bad request left closing does not fail the next. It asks for
+    // keep-alive as curl and browsers do: a server that refuses a large body early then reads the rest of
+    // it, where with `Connection: close` it would close while Node's client is still writing.
+    const r = request({ host: api.hostname, port: api.port, method: req.method, path: req.target, headers: { connection: 'keep-alive', ...req.headers }, agent: false }, res => {
+      res.once('end', () => { r.destroy() })
       clearTimeout(deadline)
       const chunks: Buffer[] = []
       let size = 0
