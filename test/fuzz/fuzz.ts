@@ -25,7 +25,8 @@ export interface FuzzOptions {
   ctx: FuzzContext
 }
 
-export type Outcome = '2xx' | '4xx' | '5xx' | 'hang' | 'reset' | 'other'
+/** `refused`: a body over the daemon's limit met a closed connection before any answer, as Go's and nginx's servers also refuse one. */
+export type Outcome = '2xx' | '4xx' | '5xx' | 'hang' | 'reset' | 'refused' | 'other'
 
 export interface Failure {
   operation: string
@@ -75,7 +76,20 @@ function send (api: URL, req: FuzzRequest, timeoutMs: number): Promise<Answer> {
       res.on('error', err => { clearTimeout(streamCut); clearTimeout(bodyDeadline); reject(err) })
       res.on('close', () => { clearTimeout(streamCut); clearTimeout(bodyDeadline) })
     })
-    r.on('error', err => { clearTimeout(deadline); reject(err) })
+    // What arrived on the socket: a server may answer a body it refuses (413) and close while the client is
+    // still writing it; Node's client then reports EPIPE, though the answer came.
+    let received = ''
+    r.on('socket', socket => { socket.on('data', (chunk: Buffer) => { if (received.length < MAX_BODY) received += chunk.toString('latin1') }) })
+    r.on('error', (err: Error & { code?: string }) => {
+      clearTimeout(deadline)
+      const answered = /^HTTP\/1\.1 (\d{3}) [^\r]*\r\n([\s\S]*?)\r\n\r\n([\s\S]*)$/.exec(received)
+      if ((err.code === 'EPIPE' || err.code === 'ECONNRESET') && answered != null) {
+        const headers = Object.fromEntries(answered[2].split('\r\n').map(line => [line.slice(0, line.indexOf(':')).toLowerCase(), line.slice(line.indexOf(':') + 1).trim()]))
+        resolve({ status: Number(answered[1]), headers, body: Buffer.from(answered[3], 'latin1').toString('utf8') })
+        return
+      }
+      reject(err)
+    })
     r.end(req.body == null ? undefined : Buffer.from(req.body))
   })
 }
@@ -113,7 +127,10 @@ function judge (answer: Answer, secret: string): string | undefined {
 }
 
 const outcomeOf = (status: number): Outcome => status >= 500 ? '5xx' : status >= 400 ? '4xx' : status >= 200 && status < 300 ? '2xx' : 'other'
-const emptyCounts = (): Record<Outcome, number> => ({ '2xx': 0, '4xx': 0, '5xx': 0, hang: 0, reset: 0, other: 0 })
+const emptyCounts = (): Record<Outcome, number> => ({ '2xx': 0, '4xx': 0, '5xx': 0, hang: 0, reset: 0, refused: 0, other: 0 })
+
+/** The daemon's JSON body limit: a larger body may be refused by closing the connection. */
+const BODY_LIMIT = 1_048_576
 
 /** Runs `perRoute` cases against every operation and reports what each answered. */
 export async function fuzz (api: string, operations: Operation[], options: FuzzOptions): Promise<FuzzReport> {
@@ -143,8 +160,15 @@ export async function fuzz (api: string, operations: Operation[], options: FuzzO
         outcome = outcomeOf(answer.status)
         problem = judge(answer, options.secret)
       } catch (err: any) {
-        outcome = err.code === 'FUZZ_HANG' ? 'hang' : 'reset'
-        problem = err.code === 'FUZZ_HANG' ? `no answer within ${options.timeoutMs} ms` : `the connection failed: ${err.code ?? err.message}`
+        if (err.code === 'FUZZ_HANG') {
+          outcome = 'hang'
+          problem = `no answer within ${options.timeoutMs} ms`
+        } else if ((job.request.body?.byteLength ?? 0) > BODY_LIMIT && (err.code === 'EPIPE' || err.code === 'ECONNRESET')) {
+          outcome = 'refused'
+        } else {
+          outcome = 'reset'
+          problem = `the connection failed: ${err.code ?? err.message}`
+        }
       }
       report.cases++
       report.byOutcome[outcome]++

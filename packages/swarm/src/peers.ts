@@ -1,5 +1,5 @@
 import { multiaddr } from '@multiformats/multiaddr'
-import { DialError, InvalidMultiaddrError } from './errors.ts'
+import { DialError, InvalidMultiaddrError, PeerNotFoundError } from './errors.ts'
 import { parsePeerId } from './identity.ts'
 import type { Swarm } from './options.ts'
 import type { AbortOptions } from '@libp2p/interface'
@@ -45,7 +45,7 @@ export async function connect (swarm: Swarm, addr: string, options: AbortOptions
   const ma = parseMultiaddr(addr)
   // A bare /p2p/<id> is dialled by asking peers where it is: with none to ask, that is an answer now.
   const bare = ma.getComponents().every(c => c.name === 'p2p' || c.name === 'ipfs')
-  if (bare && swarm.getConnections().length === 0) throw new DialError(`could not connect to ${addr}: it names no address, and this node is connected to no peers to ask`)
+  if (bare && swarm.getConnections().length === 0) throw new PeerNotFoundError(`could not connect to ${addr}: it names no address, and this node is connected to no peers to ask`)
   const deadline = AbortSignal.timeout(DIAL_TIMEOUT_MS)
   try {
     const conn = await swarm.dial(ma, { signal: options.signal == null ? deadline : AbortSignal.any([options.signal, deadline]) })
