@@ -141,6 +141,12 @@ describe('inference on one daemon, with the real clients', () => {
     assert.deepEqual(told.map(e => e.type), ['task_submitted', 'task_completed'])
     assert.equal(told[0].data.prompt, 'What is a barouche?')
     assert.equal(told[1].data.response, task.response)
+    // The job's prompt and response are pinned where they were stored, so GC keeps them.
+    const gc = await fetch(`${daemon.url}/api/v0/repo/gc`, { method: 'POST' })
+    assert.equal(gc.status, 200, await gc.text())
+    for (const cid of [task.promptCID, task.responseCID]) {
+      assert.equal((await fetch(`${daemon.url}/api/v0/cat?arg=${cid as string}&offline=true`, { method: 'POST' })).status, 200, `${cid as string} survives repo/gc`)
+    }
   })
 
   it('creates, copies and deletes models, and a Modelfile sets parameters and the system prompt', async () => {
