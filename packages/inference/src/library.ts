@@ -9,6 +9,7 @@ import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promi
 import { dirname, join, normalize } from 'node:path'
 import { ModelNotFoundError } from '@node-daemon/cluster'
 import { InvalidModelError, loadModel, REQUIRED_MODEL_FILES } from '@node-daemon/runtime'
+import { raceSignal } from 'race-signal'
 import { InvalidModelfileError } from './errors.ts'
 import { renderModelfile } from './modelfile.ts'
 import { asCID, fullName } from './names.ts'
@@ -67,8 +68,10 @@ export class ModelLibrary {
   readonly #cluster: Cluster
   readonly #dir: string
   readonly #replication: number
-  /** One unpacking per CID at a time. */
-  readonly #unpacking = new Map<string, Promise<string>>()
+  /** One unpacking per CID at a time, with the progress listeners of everyone waiting for it. */
+  readonly #unpacking = new Map<string, { done: Promise<string>, listeners: Set<(event: ProgressEvent) => void> }>()
+  /** Unpacks run for the library, not for whoever asked first: aborted when it stops. */
+  #lifetime = new AbortController()
 
   constructor (components: LibraryComponents, init: LibraryInit) {
     this.#content = components.content
@@ -79,8 +82,13 @@ export class ModelLibrary {
 
   /** Removes the half-unpacked copies that a daemon killed while unpacking left behind. */
   async start (): Promise<void> {
+    if (this.#lifetime.signal.aborted) this.#lifetime = new AbortController()
     const names = await readdir(this.#dir).catch(() => [])
     await Promise.all(names.filter(name => name.includes(PART)).map(async name => rm(join(this.#dir, name), { recursive: true, force: true })))
+  }
+
+  stop (): void {
+    this.#lifetime.abort(new Error('the daemon is stopping'))
   }
 
   /** A name (with or without its tag) or a CID to the model; registry reads are local, as every request makes one. */
@@ -142,10 +150,22 @@ export class ModelLibrary {
     if (await exists(join(dir, COMPLETE))) return dir
     let pending = this.#unpacking.get(cid)
     if (pending == null) {
-      pending = this.#unpackOnce(cid, dir, options).finally(() => this.#unpacking.delete(cid))
+      const listeners = new Set<(event: ProgressEvent) => void>()
+      const done = this.#unpackOnce(cid, dir, { signal: this.#lifetime.signal, onProgress: event => { for (const listener of listeners) listener(event) } })
+        .finally(() => this.#unpacking.delete(cid))
+      // Every caller may have stopped waiting by the time it fails.
+      done.catch(() => {})
+      pending = { done, listeners }
       this.#unpacking.set(cid, pending)
     }
-    return pending
+    // Concurrent callers share one unpack; each stops waiting when its own signal aborts, and the unpack goes on.
+    const { onProgress } = options
+    if (onProgress != null) pending.listeners.add(onProgress)
+    try {
+      return await raceSignal(pending.done, options.signal)
+    } finally {
+      if (onProgress != null) pending.listeners.delete(onProgress)
+    }
   }
 
   async #unpackOnce (cid: string, dir: string, options: AbortOptions & { onProgress?: (event: ProgressEvent) => void }): Promise<string> {

@@ -116,6 +116,7 @@ export class InferenceService implements Inference {
     await this.#protocol.stop()
     await Promise.allSettled([...this.#ending])
     this.#lifetime.abort(new Error('the daemon is stopping'))
+    this.library.stop()
   }
 
   readonly #onNodeStatus = (): void => { void this.#reap() }
@@ -328,7 +329,7 @@ export class InferenceService implements Inference {
    */
   async * #execute (job: Job, recorded: Promise<Pick<JobRecord, 'jobId' | 'promptCID'>>, signal?: AbortSignal): AsyncIterable<WorkerEvent> {
     const { input, options, keepAliveMs } = job.body as { input: PromptInput, options: GenerateOptions & { seed: number }, keepAliveMs?: number }
-    const dir = await this.#unpack(job.modelCid, signal)
+    const dir = await this.library.unpack(job.modelCid, { signal })
     const started = recorded.then(async ({ jobId }) => this.#c.cluster.startJob(jobId, { signal }))
     started.catch(() => {})
     const { loadNs, events } = await this.#c.runtime.generate(
@@ -365,15 +366,6 @@ export class InferenceService implements Inference {
     }
   }
 
-  /**
-   * The model's directory. Concurrent jobs share one unpack, which must not
-   * end with the first job's client: it runs for the service, and each job
-   * only stops waiting for it.
-   */
-  async #unpack (cid: string, signal?: AbortSignal): Promise<string> {
-    return raceSignal(this.library.unpack(cid, { signal: this.#lifetime.signal }), signal)
-  }
-
   async #storeText (text: string, options: AbortOptions): Promise<string> {
     let cid: string | undefined
     for await (const event of this.#c.content.addAll([{ content: new TextEncoder().encode(text) }], { signal: options.signal })) {
@@ -405,7 +397,7 @@ export class InferenceService implements Inference {
 
   async #embedHere (job: Job, signal?: AbortSignal): Promise<Omit<EmbedResult, 'totalNs'>> {
     const { input, truncate, keepAliveMs } = job.body as { input: string[], truncate: boolean, keepAliveMs?: number }
-    const dir = await this.#unpack(job.modelCid, signal)
+    const dir = await this.library.unpack(job.modelCid, { signal })
     const out = await this.#c.runtime.embed({ key: job.modelCid, name: job.modelName, dir }, input, { truncate, keepAliveMs, signal })
     return { model: job.modelName, embeddings: out.embeddings.map(e => Array.from(e)), promptTokens: out.promptTokens, loadNs: out.loadNs }
   }
@@ -426,7 +418,7 @@ export class InferenceService implements Inference {
       await this.#c.runtime.unload(model.cid)
       return
     }
-    const dir = await this.#unpack(model.cid, options.signal)
+    const dir = await this.library.unpack(model.cid, options)
     const lease = await this.#c.runtime.acquire({ key: model.cid, name: model.name, dir }, options)
     lease.release()
   }

@@ -28,4 +28,35 @@ describe('ModelLibrary', () => {
     const library = new ModelLibrary({ content: undefined as never, cluster: undefined as never }, { dir: join(dir, 'absent') })
     await library.start()
   })
+
+  it('shares one unpack among its callers: one that leaves does not end it for the others', async () => {
+    const cid = 'QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o'
+    let release = (): void => {}
+    const gate = new Promise<void>(resolve => { release = resolve })
+    const files = ['config.json', 'tokenizer.json', 'model.onnx']
+    let cats = 0
+    // The part of the content store an unpack reads: a listing and each file's bytes, the first held at a gate.
+    const content = {
+      ls: async () => ({ entries: files.map(name => ({ name, type: 'file', cid: { toString: () => `${cid}-${name}` }, size: 2 })) }),
+      cat: async function * (path: string) {
+        cats++
+        await gate
+        yield new TextEncoder().encode(path.endsWith('.json') ? '{}' : 'xx')
+      }
+    }
+    const library = new ModelLibrary({ content: content as never, cluster: undefined as never }, { dir: join(dir, 'shared') })
+    await library.start()
+    const leaving = new AbortController()
+    const seen: string[] = []
+    const first = library.unpack(cid, { signal: leaving.signal })
+    const second = library.unpack(cid, { onProgress: event => { seen.push(event.status) } })
+    leaving.abort(new Error('client went away'))
+    await assert.rejects(first, { message: 'client went away' })
+    release()
+    const unpacked = await second
+    assert.deepEqual((await readdir(unpacked)).sort(), ['.complete', ...files].sort())
+    assert.equal(cats, files.length, 'one unpack for both callers')
+    assert.ok(seen.length >= files.length, 'the caller that stayed saw the progress')
+    library.stop()
+  })
 })
