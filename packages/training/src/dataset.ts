@@ -130,14 +130,7 @@ class Pending {
     const parts = this.#parts
     this.#parts = []
     this.byteLength = 0
-    if (parts.length === 1) return parts[0]
-    const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0))
-    let at = 0
-    for (const part of parts) {
-      out.set(part, at)
-      at += part.byteLength
-    }
-    return out
+    return concat(parts)
   }
 }
 
@@ -481,7 +474,7 @@ function countByte (bytes: Uint8Array, byte: number): number {
   return count
 }
 
-function concat (parts: Array<Uint8Array<ArrayBuffer>>): Uint8Array<ArrayBuffer> {
+function concat<T extends ArrayBufferLike> (parts: Array<Uint8Array<T>>): Uint8Array<T | ArrayBuffer> {
   if (parts.length === 1) return parts[0]
   const out = new Uint8Array(parts.reduce((sum, part) => sum + part.byteLength, 0))
   let position = 0
