@@ -25,7 +25,7 @@
  * RaftStorageCorruptError. The caller holds the directory exclusively (the
  * repo lock); two processes writing one log would corrupt it.
  */
-import { join } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { MemoryStorage, NONE, UnavailableError, emptyConfState } from '@node-daemon/raft'
 import { nodeFs } from './fs.ts'
 import { RaftStorageClosedError, RaftStorageCorruptError } from './storage-errors.ts'
@@ -197,7 +197,12 @@ class DurableStorage implements RaftStorage {
 
   static async open (fs: RaftFs, dir: string, init: RaftStorageInit, signal?: AbortSignal): Promise<DurableStorage> {
     signal?.throwIfAborted()
-    await fs.mkdir(dir)
+    const created = await fs.mkdir(dir)
+    // a new directory's name lasts a power loss only once its parent is synced, as etcd's WAL does
+    for (let d = resolve(dir); created !== undefined; d = dirname(d)) {
+      await syncDir(fs, dirname(d))
+      if (d === resolve(created) || dirname(d) === d) break
+    }
     const names = await fs.readdir(dir)
     for (const name of names) {
       if (name.endsWith('.tmp')) await fs.rm(join(dir, name), { force: true })

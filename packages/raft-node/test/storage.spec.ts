@@ -8,8 +8,11 @@ import { after, before, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { MemoryStorage } from '@node-daemon/raft'
+import { Rng } from '../../raft/test/sim/rng.ts'
 import { openRaftStorage } from '../src/storage.ts'
 import { CRASH_CONF_STATE, entryData, snapshotData } from './fixtures/storage-entries.ts'
+import { SimDisk } from './sim/disk.ts'
+import { Process, Scheduler } from './sim/scheduler.ts'
 import type { ConfState, Entry, HardState, Snapshot, Storage } from '@node-daemon/raft'
 
 const CONF: ConfState = { voters: ['a', 'b', 'c'], learners: ['d'], votersOutgoing: [], learnersNext: [], autoLeave: false }
@@ -259,6 +262,19 @@ describe('raft storage', () => {
     s = await openRaftStorage(dir)
     assert.deepEqual(dump(s), expected)
     await s.close()
+  })
+
+  it('keeps a new log through a power loss: the directories it creates are synced in their parents', async () => {
+    const sched = new Scheduler()
+    const disk = new SimDisk(sched, new Rng(1), { op: 0.5, sync: 2 })
+    disk.mkdirSynced('/repo')
+    const s = await sched.settle(openRaftStorage('/repo/node/raft', { confState: CONF }, {}, { fs: disk.fsFor(new Process('first')) }))
+    await sched.settle(s.save({ entries: entries(1, 3), hardState: { term: 2, vote: 'b', commit: 2 } }, true))
+    // the worst case: only what was synced survives
+    disk.powerLoss(true)
+    const reopened = await sched.settle(openRaftStorage('/repo/node/raft', {}, {}, { fs: disk.fsFor(new Process('second')) }))
+    assert.deepEqual(reopened.initialState(), { hardState: { term: 2, vote: 'b', commit: 2 }, confState: CONF })
+    assert.deepEqual(reopened.entries(1, 4), entries(1, 3))
   })
 
   it('stops opening when the signal aborts', async () => {
