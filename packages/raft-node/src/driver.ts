@@ -498,6 +498,8 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
       await this.carryOut(rd, node)
       if (!this.running) return
       node.advance()
+      // only now: a log compacted past what the library holds as applied breaks its campaign (it reads the unapplied entries)
+      await this.maybeSnapshot()
     }
   }
 
@@ -539,7 +541,6 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
       if (batch != null) batch.index = rs.index
     }
     this.releaseReads()
-    await this.maybeSnapshot()
   }
 
   private sendAndApply (rd: Ready, node: RawNode): void {

@@ -253,6 +253,33 @@ describe('raft driver', () => {
     assert.deepEqual(back.machine.items, lagging.machine.items)
   })
 
+  it('compacts its log only once the library knows the entries are applied, so a campaign meanwhile finds its log whole', async () => {
+    const { nodes } = await cluster(['a', 'b'], { snapshotEvery: 5, snapshotKeepEntries: 0 })
+    const leader = await leaderOf(nodes)
+    const follower = nodes.find(n => n !== leader) as Member
+    // hold the follower's first snapshot on its way to disk
+    let release!: () => void
+    const held = new Promise<void>(resolve => { release = resolve })
+    let snapshotting!: () => void
+    const started = new Promise<void>(resolve => { snapshotting = resolve })
+    const createSnapshot = follower.storage.createSnapshot.bind(follower.storage)
+    follower.storage.createSnapshot = async (...args) => {
+      const written = createSnapshot(...args)
+      snapshotting()
+      await held
+      return await written
+    }
+    for (let i = 0; i < 8; i++) void leader.node.propose(text.encode(`e${i}`)).catch(() => {})
+    await started
+    try {
+      // an election timeout that expires now, as when the leader is lost, campaigns from here
+      assert.doesNotThrow(() => { follower.node.campaign() })
+    } finally {
+      release()
+    }
+    await until('the follower applies all', () => follower.machine.items.length === 8)
+  })
+
   it('catches up a member added after the last snapshot, from a snapshot of the state as it is now', async () => {
     const { hub, nodes } = await cluster(['a', 'b'], { snapshotEvery: 20, snapshotKeepEntries: 2 })
     const leader = await leaderOf(nodes)
