@@ -22,7 +22,9 @@
  * every entry it holds is at or below the base. On open, a bad record at the
  * tail of the last segment is a write cut short by a crash and is truncated
  * away; a bad record anywhere else, or with a good one after it, is
- * RaftStorageCorruptError. The caller holds the directory exclusively (the
+ * RaftStorageCorruptError. What open reads is synced (the last segment, the
+ * directory, and the directory's own name when open creates it), since Raft
+ * takes it as stable and a killed writer may have left it in the page cache. The caller holds the directory exclusively (the
  * repo lock); two processes writing one log would corrupt it.
  */
 import { dirname, join, resolve } from 'node:path'
@@ -233,10 +235,9 @@ class DurableStorage implements RaftStorage {
       const last = wal.segments[wal.segments.length - 1]
       const file = await fs.open(join(dir, segmentName(last.seq)), 'r+')
       try {
-        if ((await file.stat()).size > tailEnd) {
-          await file.truncate(tailEnd)
-          await file.datasync()
-        }
+        if ((await file.stat()).size > tailEnd) await file.truncate(tailEnd)
+        // Raft takes what was read as stable, but a killed writer's last records may be in the page cache only
+        await file.datasync()
       } catch (err) {
         await file.close()
         throw err
@@ -250,6 +251,8 @@ class DurableStorage implements RaftStorage {
         if (!storage.snapFiles.has(index)) await fs.rm(join(dir, snapshotName(index)), { force: true })
       }
       await storage.collectGarbage()
+      // and so may the names it read: a segment renamed into place just before the writer was killed
+      await syncDir(fs, dir)
     } catch (err) {
       await storage.file.close()
       throw err

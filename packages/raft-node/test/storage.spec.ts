@@ -13,6 +13,7 @@ import { openRaftStorage } from '../src/storage.ts'
 import { CRASH_CONF_STATE, entryData, snapshotData } from './fixtures/storage-entries.ts'
 import { SimDisk } from './sim/disk.ts'
 import { Process, Scheduler } from './sim/scheduler.ts'
+import type { RaftFs } from '../src/fs.ts'
 import type { ConfState, Entry, HardState, Snapshot, Storage } from '@node-daemon/raft'
 
 const CONF: ConfState = { voters: ['a', 'b', 'c'], learners: ['d'], votersOutgoing: [], learnersNext: [], autoLeave: false }
@@ -275,6 +276,44 @@ describe('raft storage', () => {
     const reopened = await sched.settle(openRaftStorage('/repo/node/raft', {}, {}, { fs: disk.fsFor(new Process('second')) }))
     assert.deepEqual(reopened.initialState(), { hardState: { term: 2, vote: 'b', commit: 2 }, confState: CONF })
     assert.deepEqual(reopened.entries(1, 4), entries(1, 3))
+  })
+
+  it('makes what it reads durable on open, since a killed writer\'s last writes may be in the page cache only', async () => {
+    const sched = new Scheduler()
+    const disk = new SimDisk(sched, new Rng(1), { op: 0.5, sync: 2 })
+    disk.mkdirSynced('/repo')
+    const writer = new Process('writer')
+    const s = await sched.settle(openRaftStorage('/repo/raft', { confState: CONF }, {}, { fs: disk.fsFor(writer) }))
+    await sched.settle(s.save({ entries: entries(1, 3), hardState: { term: 1, vote: 'a', commit: 1 } }, true))
+    // written, not yet synced, when the process is killed: the kernel keeps it
+    await sched.settle(s.save({ entries: entries(4, 5) }, false))
+    writer.alive = false
+    const reader = await sched.settle(openRaftStorage('/repo/raft', {}, {}, { fs: disk.fsFor(new Process('reader')) }))
+    // Raft now takes entries 4 and 5 as stable, and may acknowledge them to a leader
+    assert.equal(reader.lastIndex(), 5)
+    disk.powerLoss(true)
+    const after = await sched.settle(openRaftStorage('/repo/raft', {}, {}, { fs: disk.fsFor(new Process('after')) }))
+    assert.deepEqual(after.entries(1, 6), entries(1, 5))
+  })
+
+  it('makes the names it reads durable on open: a segment renamed into place by a killed writer whose directory was not synced yet', async () => {
+    const sched = new Scheduler()
+    const disk = new SimDisk(sched, new Rng(1), { op: 0.5, sync: 2 })
+    disk.mkdirSynced('/repo')
+    const writer = new Process('writer')
+    const fs = disk.fsFor(writer)
+    // killed right after it renames its second segment into place, before it syncs the directory
+    const killed: RaftFs = { ...fs, rename: async (from, to) => { await fs.rename(from, to); if (to.endsWith('wal-0000000000000002.log')) writer.alive = false } }
+    const s = await sched.settle(openRaftStorage('/repo/raft', { confState: CONF, segmentBytes: 256 }, {}, { fs: killed }))
+    const long = (i: number): string => `entry ${i}`.padEnd(30)
+    await sched.settle(s.save({ entries: entries(1, 20, 1, long), hardState: { term: 1, vote: 'a', commit: 1 } }, true))
+    await sched.run(sched.now + 1_000, () => false)
+    assert.equal(writer.alive, false, 'the writer rotated to a second segment')
+    const next = await sched.settle(openRaftStorage('/repo/raft', { segmentBytes: 256 }, {}, { fs: disk.fsFor(new Process('next')) }))
+    await sched.settle(next.save({ entries: [entry(21)], hardState: { term: 1, vote: 'a', commit: 21 } }, true))
+    disk.powerLoss(true)
+    const after = await sched.settle(openRaftStorage('/repo/raft', {}, {}, { fs: disk.fsFor(new Process('after')) }))
+    assert.deepEqual(after.entries(1, 22), [...entries(1, 20, 1, long), entry(21)])
   })
 
   it('stops opening when the signal aborts', async () => {
