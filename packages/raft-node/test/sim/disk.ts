@@ -25,9 +25,9 @@ type NameChange = (entries: Map<string, Inode>) => void
 interface FileInode {
   kind: 'file'
   /** What reads see. */
-  data: Uint8Array
+  data: Bytes
   /** What a power loss keeps for certain. */
-  synced: Uint8Array
+  synced: Bytes
   /** Changes since, in order. */
   pending: DataChange[]
 }
@@ -59,17 +59,39 @@ function fsError (code: string, syscall: string, path: string): NodeJS.ErrnoExce
   return Object.assign(new Error(`${code}: ${syscall} '${path}'`), { code, syscall, path })
 }
 
-function applyData (data: Uint8Array, change: DataChange): Uint8Array {
-  if (change.kind === 'truncate') {
-    const out = new Uint8Array(change.length)
-    out.set(data.subarray(0, Math.min(change.length, data.byteLength)))
-    return out
+/** A file's bytes, grown in place: segments take many small appends. */
+class Bytes {
+  private buf: Uint8Array
+  size: number
+
+  constructor (buf = new Uint8Array(256), size = 0) {
+    this.buf = buf
+    this.size = size
   }
-  const end = change.position + change.bytes.byteLength
-  const out = end > data.byteLength ? new Uint8Array(end) : data.slice()
-  if (end > data.byteLength) out.set(data)
-  out.set(change.bytes, change.position)
-  return out
+
+  apply (change: DataChange): void {
+    const end = change.kind === 'truncate' ? change.length : change.position + change.bytes.byteLength
+    if (end > this.buf.byteLength) {
+      const grown = new Uint8Array(Math.max(end, 2 * this.buf.byteLength))
+      grown.set(this.view())
+      this.buf = grown
+    }
+    // bytes past the end read as zeros once the file grows over them
+    if (end > this.size) this.buf.fill(0, this.size, end)
+    if (change.kind === 'truncate') this.size = end
+    else {
+      this.buf.set(change.bytes, change.position)
+      this.size = Math.max(this.size, end)
+    }
+  }
+
+  view (): Uint8Array {
+    return this.buf.subarray(0, this.size)
+  }
+
+  copy (): Bytes {
+    return new Bytes(this.buf.slice(), this.size)
+  }
 }
 
 function parts (path: string): string[] {
@@ -131,9 +153,9 @@ export class SimDisk {
   }
 
   private settleFile (file: FileInode): FileInode {
-    let data = file.synced
+    const data = file.synced.copy()
     const keep = this.kept(file.pending)
-    for (const change of file.pending.slice(0, keep)) data = applyData(data, change)
+    for (const change of file.pending.slice(0, keep)) data.apply(change)
     const torn = file.pending[keep]
     if (torn !== undefined) {
       this.stats.droppedChanges++
@@ -144,10 +166,10 @@ export class SimDisk {
         const zeros = this.rng.chance(0.3) ? torn.bytes.byteLength - cut : 0
         const bytes = new Uint8Array(cut + zeros)
         bytes.set(torn.bytes.subarray(0, cut))
-        data = applyData(data, { kind: 'write', position: torn.position, bytes })
+        data.apply({ kind: 'write', position: torn.position, bytes })
       }
     }
-    return { kind: 'file', data, synced: data, pending: [] }
+    return { kind: 'file', data, synced: data.copy(), pending: [] }
   }
 
   /** The directory holding `path`'s last part, and that part. */
@@ -178,7 +200,7 @@ export class SimDisk {
   }
 
   private write (file: FileInode, change: DataChange): void {
-    file.data = applyData(file.data, change)
+    file.data.apply(change)
     file.pending.push(change)
   }
 
@@ -203,9 +225,7 @@ export class SimDisk {
       await this.sched.sleep(this.rng.next() * this.latency.sync, proc)
       this.stats.syncs++
       if (inode.kind === 'file') {
-        let synced = inode.synced
-        for (const change of inode.pending.splice(0, count)) synced = applyData(synced, change)
-        inode.synced = synced
+        for (const change of inode.pending.splice(0, count)) inode.synced.apply(change)
       } else {
         const synced = new Map(inode.synced)
         for (const change of inode.pending.splice(0, count)) change(synced)
@@ -225,7 +245,7 @@ export class SimDisk {
           return { bytesWritten: length }
         }),
         truncate: async (length) => { await call('ftruncate', () => { this.write(usable('ftruncate', true), { kind: 'truncate', length }) }) },
-        stat: async () => await call('fstat', () => ({ size: usable('fstat', false).data.byteLength })),
+        stat: async () => await call('fstat', () => ({ size: usable('fstat', false).data.size })),
         datasync: async () => {
           usable('fdatasync', false)
           await fsync(inode)
@@ -264,7 +284,7 @@ export class SimDisk {
         options?.signal?.throwIfAborted()
         const file = this.lookup(path, 'open')
         if (file.kind !== 'file') throw fsError('EISDIR', 'read', path)
-        return file.data.slice()
+        return file.data.view().slice()
       }),
       rename: async (from, to) => await call('rename', () => {
         const src = this.locate(from, 'rename')
@@ -294,7 +314,7 @@ export class SimDisk {
           this.write(existing, { kind: 'truncate', length: 0 })
           return handle(existing, true, path)
         }
-        const file: FileInode = { kind: 'file', data: new Uint8Array(0), synced: new Uint8Array(0), pending: [] }
+        const file: FileInode = { kind: 'file', data: new Bytes(), synced: new Bytes(), pending: [] }
         this.change(dir, (entries) => { entries.set(name, file) })
         return handle(file, true, path)
       })

@@ -34,6 +34,8 @@ export interface NetworkStats {
   delivered: number
   lost: number
   duplicated: number
+  /** MsgSnap sent: followers caught up from a snapshot. */
+  snapshots: number
 }
 
 export class SimTransport extends TypedEventEmitter<RaftTransportEvents> implements RaftTransport {
@@ -57,7 +59,7 @@ export class SimTransport extends TypedEventEmitter<RaftTransportEvents> impleme
 }
 
 export class SimNetwork {
-  readonly stats: NetworkStats = { sent: 0, delivered: 0, lost: 0, duplicated: 0 }
+  readonly stats: NetworkStats = { sent: 0, delivered: 0, lost: 0, duplicated: 0, snapshots: 0 }
   /** Cut directed links, as "from>to". */
   readonly blocked = new Set<string>()
   faults: NetworkFaults
@@ -109,6 +111,7 @@ export class SimNetwork {
     const bytes = encodeMessage(m)
     const to = this.endpoints.get(m.to)
     const snapshot = m.type === 'MsgSnap'
+    if (snapshot) this.stats.snapshots++
     if (to === undefined || !to.proc.alive || this.blocked.has(`${m.from}>${m.to}`)) {
       this.stats.lost++
       this.trace?.(() => `lost ${m.type} ${m.from}->${m.to} (unreachable)`)

@@ -110,7 +110,7 @@ export function driverScenarioFor (seed: number, nodes?: number): DriverScenario
     checkQuorum: rng.chance(0.75),
     keys: rng.pick([2, 4, 8]),
     clients: rng.pick([4, 8, 12]),
-    faultMs: 4000,
+    faultMs: 3000,
     livenessMs: 6000
   }
 }
@@ -150,6 +150,7 @@ class Promised {
   hardState: HardState = { term: 0, vote: '', commit: 0 }
   /** Term by index of the entries acknowledged. */
   log = new Map<number, number>()
+  private last = 0
   snapshot = 0
   private readonly inflight = new Set<{ from: number }>()
   private excuseFrom = Infinity
@@ -165,11 +166,14 @@ class Promised {
     if (!sync) return
     if (ready.snapshot !== undefined) {
       this.log.clear()
+      this.last = 0
       this.snapshot = Math.max(this.snapshot, ready.snapshot.metadata.index)
     }
     if (ready.entries.length > 0) {
-      for (const i of this.log.keys()) if (i >= ready.entries[0].index) this.log.delete(i)
+      // the appended entries replace the log from their first index on
+      for (let i = ready.entries[0].index; i <= this.last; i++) this.log.delete(i)
       for (const e of ready.entries) this.log.set(e.index, e.term)
+      this.last = ready.entries[ready.entries.length - 1].index
     }
     if (ready.hardState !== undefined) this.hardState = { ...ready.hardState }
   }
@@ -186,8 +190,9 @@ class Promised {
     const first = s.firstIndex()
     const last = s.lastIndex()
     let broken: string | undefined
-    if (hs.term < this.hardState.term || (hs.term === this.hardState.term && this.hardState.vote !== '' && hs.vote !== this.hardState.vote) || hs.commit < this.hardState.commit) {
-      broken = `reopened with hard state ${JSON.stringify(hs)} after ${JSON.stringify(this.hardState)} was synced`
+    // the commit index may go back: Raft learns it again, and does not sync it
+    if (hs.term < this.hardState.term || (hs.term === this.hardState.term && this.hardState.vote !== '' && hs.vote !== this.hardState.vote)) {
+      broken = `reopened at term ${hs.term} with vote '${hs.vote}' after term ${this.hardState.term} with vote '${this.hardState.vote}' was synced`
     } else if (snap < this.snapshot) {
       broken = `reopened at snapshot ${snap} after snapshot ${this.snapshot} was synced`
     } else {
@@ -202,6 +207,7 @@ class Promised {
     this.hardState = { ...hs }
     this.snapshot = snap
     this.log = new Map(last >= first ? s.entries(first, last + 1).map(e => [e.index, e.term]) : [])
+    this.last = last
     this.excuseFrom = Infinity
     return broken
   }
@@ -247,8 +253,11 @@ interface SimNode {
   tickMs: number
   proc: Process
   incarnation: number
-  state: 'booting' | 'up' | 'down'
+  state: 'booting' | 'up' | 'stopping' | 'down'
+  /** Cut the power soon after the next boot: what the new process read of a killed one's writes may still be in the page cache only. */
+  powerAfterBoot: boolean
   raft?: RaftNode
+  storage?: RaftStorage
   machine?: VersionedKv
   promised: Promised
 }
@@ -296,7 +305,7 @@ export class DriverSimulation {
   private partitionEnds = 0
   private finished = false
   private readonly stats: Record<string, number> = {
-    kills: 0, powerLosses: 0, partitions: 0, transfers: 0, elections: 0, retries: 0, acked: 0, unknown: 0, reads: 0
+    kills: 0, powerLosses: 0, restarts: 0, partitions: 0, transfers: 0, elections: 0, retries: 0, acked: 0, unknown: 0, reads: 0
   }
 
   constructor (sc: DriverScenario, opts: DriverRunOptions = {}) {
@@ -322,7 +331,7 @@ export class DriverSimulation {
       const diskRng = this.nodeRng.fork(this.nodes.length + 1)
       const disk = new SimDisk(this.sched, diskRng, { op: 0.2, sync: sc.syncMs })
       disk.mkdirSynced('/repo')
-      this.nodes.push({ id, disk, tickMs: this.nodeRng.pick([9, 10, 11]), proc: this.world, incarnation: 0, state: 'down', promised: new Promised() })
+      this.nodes.push({ id, disk, tickMs: this.nodeRng.pick([9, 10, 11]), proc: this.world, incarnation: 0, state: 'down', powerAfterBoot: false, promised: new Promised() })
     }
     for (let i = 0; i < sc.clients; i++) this.clients.push({ id: `c${i + 1}`, seq: 0, hint: '', seen: new Map(), busy: false })
   }
@@ -417,9 +426,10 @@ export class DriverSimulation {
     if (broken !== undefined) this.ledger.violation(`${proc.name}: ${broken}`)
     this.trace(() => `${proc.name} opened: log ${storage.firstIndex()}..${storage.lastIndex()}, ${JSON.stringify(storage.initialState().hardState)}`)
     const machine = new VersionedKv(proc.name, this.ledger)
+    const checked = new CheckedStorage(storage, n.promised, this.sabotage === 'skip-fsync')
     const raft = createRaftNode({
       transport: this.net.attach(n.id, proc),
-      storage: new CheckedStorage(storage, n.promised, this.sabotage === 'skip-fsync'),
+      storage: checked,
       clock: this.sched.clockFor(proc),
       random: () => this.nodeRng.next()
     }, {
@@ -447,8 +457,29 @@ export class DriverSimulation {
     raft.addEventListener('error', (evt) => { this.ledger.violation(`${proc.name} failed: ${evt.detail.stack ?? evt.detail.message}`) })
     await raft.start()
     n.raft = raft
+    n.storage = checked
     n.machine = machine
     n.state = 'up'
+    if (n.powerAfterBoot && this.sched.now < this.sc.faultMs) {
+      n.powerAfterBoot = false
+      this.sched.after(this.faults.next() * 30, () => { this.crash(n, true) }, proc)
+    }
+  }
+
+  /** The daemon stopped and started again: the driver stops, the storage closes, a new process opens it. */
+  private async restart (n: SimNode): Promise<void> {
+    const { proc, raft, storage } = n
+    if (raft === undefined || storage === undefined) return
+    n.state = 'stopping'
+    n.raft = undefined
+    n.machine = undefined
+    this.stats.restarts++
+    this.trace(() => `restart ${proc.name}`)
+    await raft.stop()
+    await storage.close()
+    proc.alive = false
+    this.net.died(n.id)
+    this.boot(n)
   }
 
   /** kill -9, or the power going under it (`power`): the process is gone, and with the power what was not synced. */
@@ -465,8 +496,9 @@ export class DriverSimulation {
       this.stats.kills++
     }
     n.promised.crashed()
+    n.powerAfterBoot = !power && this.sc.powerLoss && this.faults.chance(0.3)
     const incarnation = n.incarnation
-    const downFor = this.faults.int(20, 1500)
+    const downFor = this.faults.int(n.powerAfterBoot ? 1 : 20, n.powerAfterBoot ? 50 : 1500)
     this.trace(() => `${power ? 'power loss under' : 'kill'} ${n.proc.name}, down for ${downFor} ms`)
     this.sched.after(downFor, () => {
       if (n.state === 'down' && n.incarnation === incarnation) this.boot(n)
@@ -501,8 +533,12 @@ export class DriverSimulation {
       this.trace(() => 'partition healed')
     }
     if (this.net.blocked.size === 0 && (this.sc.partitions || this.sc.asymmetric) && f.chance(0.01)) this.partition()
+    if (this.sc.kills && f.chance(0.002)) {
+      const up = this.up()
+      if (up.length > 0) this.spawn(this.restart(f.pick(up)))
+    }
     if ((this.sc.kills || this.sc.powerLoss) && f.chance(0.008)) {
-      const up = this.nodes.filter(n => n.state !== 'down')
+      const up = this.nodes.filter(n => n.state === 'up' || n.state === 'booting')
       if (up.length > 0) this.crash(f.pick(up), this.sc.powerLoss && (!this.sc.kills || f.chance(0.5)))
     }
     if (this.sc.transfers && f.chance(0.004)) this.transfer()

@@ -130,10 +130,9 @@ export class VersionedKv implements StateMachine {
     this.ledger.state(this.node, this.last, text)
   }
 
-  /** Sorted, so that equal states give equal text. */
+  /** In insertion order, which is log order on every node and which restore keeps: equal states give equal text. */
   private serialize (): string {
-    const sorted = <V>(m: Map<string, V>): Array<[string, V]> => [...m].sort((a, b) => a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)
-    return JSON.stringify({ last: this.last, values: sorted(this.values), applied: sorted(this.applied) })
+    return JSON.stringify({ last: this.last, values: [...this.values], applied: [...this.applied] })
   }
 }
 
