@@ -252,6 +252,21 @@ describe('membership', () => {
     assert.deepEqual(values(net.node('5')), ['after'])
   })
 
+  it('leaves an explicit joint configuration with an empty change, whatever its context, as etcd does', () => {
+    const net = cluster(['1', '2', '3'])
+    elect(net, '1')
+    join(net, '4', ['1', '2', '3'])
+    net.node('1').raw.proposeConfChange({ changes: [{ type: 'add-node', nodeId: '4' }, { type: 'remove-node', nodeId: '3' }], transition: 'explicit' })
+    net.settle()
+    ticks(net, 2)
+    assert.deepEqual(net.node('1').conf?.votersOutgoing, ['1', '2', '3'], 'explicit: the joint config stays until left')
+    // a driver carries its request id in the context
+    net.node('1').raw.proposeConfChange({ changes: [], context: enc('request 7') })
+    net.settle()
+    assert.deepEqual(net.node('1').conf?.voters, ['1', '2', '4'])
+    assert.deepEqual(net.node('4').conf?.votersOutgoing, [])
+  })
+
   it('refuses a second change while one is pending, and changes that break the config', () => {
     const net = cluster(['1', '2', '3'])
     elect(net, '1')
