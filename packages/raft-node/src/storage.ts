@@ -470,10 +470,16 @@ function applyRecord (record: WalRecord, wal: WalState, log: ReplayLog): void {
     case 'hard-state':
       wal.hardState = record.hardState
       break
-    case 'snapshot':
+    case 'snapshot': {
       wal.snapshot(record.snap)
       log.reset(record.snap.index)
+      // The hard state saved with it follows in the same write and may have been torn off. A snapshot holds only
+      // committed entries, of a term the node had reached; a vote of that term was never durable, so never sent.
+      const hs = wal.hardState
+      if (record.snap.term > hs.term) wal.hardState = { term: record.snap.term, vote: NONE, commit: record.snap.index }
+      else if (record.snap.index > hs.commit) wal.hardState = { ...hs, commit: record.snap.index }
       break
+    }
     case 'compact':
       wal.compact(record.snap, record.base)
       log.dropThrough(wal.base.index)

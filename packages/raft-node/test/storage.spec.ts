@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
-import { MemoryStorage } from '@node-daemon/raft'
+import { MemoryStorage, RawNode } from '@node-daemon/raft'
 import { Rng } from '../../raft/test/sim/rng.ts'
 import { openRaftStorage } from '../src/storage.ts'
 import { CRASH_CONF_STATE, entryData, snapshotData } from './fixtures/storage-entries.ts'
@@ -171,6 +171,23 @@ describe('raft storage', () => {
       assert.deepEqual(s.entries(1, 10), entries(1, 9), name)
       await s.close()
     }
+  })
+
+  it('recovers a leader\'s snapshot whose hard state record was torn off: committed through the snapshot, in its term', async () => {
+    const dir = fresh()
+    let s = await openRaftStorage(dir, { confState: CONF })
+    await s.save({ entries: entries(1, 3), hardState: { term: 1, vote: 'a', commit: 2 } }, true)
+    // one save, one write: the snapshot record, then the hard state committing it, cut short by a crash
+    await s.save({ snapshot: { metadata: { index: 10, term: 3, confState: CONF }, data: Uint8Array.of(10) }, entries: [], hardState: { term: 4, vote: 'b', commit: 10 } }, true)
+    await s.close()
+    const file = join(dir, (await segments(dir))[0])
+    await truncate(file, (await stat(file)).size - 3)
+    s = await openRaftStorage(dir)
+    assert.equal(s.snapshot().metadata.index, 10)
+    assert.deepEqual(s.initialState().hardState, { term: 3, vote: '', commit: 10 })
+    // the library starts from it
+    assert.doesNotThrow(() => new RawNode({ id: 'a', storage: s, applied: 10 }))
+    await s.close()
   })
 
   it('refuses damage that is not a torn tail: a bad record before good ones, in an older segment, or a missing snapshot', async () => {
