@@ -131,6 +131,8 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
   private readonly idPrefix: Uint8Array
   private nextKey = 0
   private readonly pending = new Map<number, Pending>()
+  /** What applying the current Ready's entries answers their proposers, told once it is carried out. */
+  private readonly applyOutcomes: Array<() => void> = []
   /** Pending proposals whose entry was seen in the log, by index. */
   private readonly placed = new Map<number, Pending>()
   private queuedReads: Array<Waiter<void>> = []
@@ -495,9 +497,14 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
       this.issueReads(node)
       if (!node.hasReady()) return
       const rd = node.ready()
-      await this.carryOut(rd, node)
-      if (!this.running) return
-      node.advance()
+      try {
+        await this.carryOut(rd, node)
+        if (!this.running) return
+        node.advance()
+      } finally {
+        // once the library knows the entries are applied: a conf change proposed by the caller next is not refused as one still pending
+        for (const settle of this.applyOutcomes.splice(0)) settle()
+      }
       // only now: a log compacted past what the library holds as applied breaks its campaign (it reads the unapplied entries)
       await this.maybeSnapshot()
     }
@@ -613,7 +620,8 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
         // Raft's membership changed regardless; the application's records are its own concern.
         this.log.error('applying conf change %d to the state machine failed - %e', e.index, err)
       }
-      mine?.resolve(this.confState)
+      const confState = this.confState
+      if (mine != null) this.applyOutcomes.push(() => { mine.resolve(confState) })
       return
     }
     if (proposal == null) return
@@ -622,10 +630,10 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
       result = this.stateMachine.apply(proposal.command, e.index, e.term)
     } catch (err: any) {
       // Deterministic, so every node failed alike: the proposer hears why.
-      mine?.reject(err)
+      if (mine != null) this.applyOutcomes.push(() => { mine.reject(err) })
       return
     }
-    mine?.resolve(result)
+    if (mine != null) this.applyOutcomes.push(() => { mine.resolve(result) })
   }
 
   /** A snapshot from the leader replaced the log: the state machine takes its state. */

@@ -308,6 +308,30 @@ describe('raft driver', () => {
     assert.equal(await d.node.propose(text.encode('after')) as number > 0, true)
   })
 
+  it('takes a conf change proposed as soon as the previous one resolved', async () => {
+    const { hub, nodes } = await cluster(['a', 'b', 'c'])
+    const leader = await leaderOf(nodes)
+    await startMember(hub, 'd', nodes[0].storage.snapshot().metadata.confState)
+    // as the cluster joins a node: a learner first, promoted once it is in
+    await leader.node.proposeConfChange({ changes: [{ type: 'add-learner-node', nodeId: 'd' }] })
+    const cs = await leader.node.proposeConfChange({ changes: [{ type: 'add-node', nodeId: 'd' }] })
+    assert.deepEqual([...cs.voters].sort(), ['a', 'b', 'c', 'd'])
+  })
+
+  it('enters a joint configuration by hand and leaves it by hand', async () => {
+    const { hub, nodes } = await cluster(['a', 'b', 'c'])
+    const leader = await leaderOf(nodes)
+    const d = await startMember(hub, 'd', nodes[0].storage.snapshot().metadata.confState)
+    const leaving = nodes.find(n => n !== leader) as Member
+    const joint = await leader.node.proposeConfChange({ changes: [{ type: 'add-node', nodeId: 'd' }, { type: 'remove-node', nodeId: leaving.id }], transition: 'explicit' })
+    assert.deepEqual([...joint.votersOutgoing].sort(), ['a', 'b', 'c'])
+    // the driver wraps every context with its request id: the empty change must still read as leaving
+    const left = await leader.node.proposeConfChange({ changes: [] })
+    assert.deepEqual([...left.voters].sort(), ['a', 'b', 'c', 'd'].filter(id => id !== leaving.id))
+    assert.deepEqual(left.votersOutgoing, [])
+    await until('d applies the change', () => d.node.status().config.votersOutgoing.length === 0 && d.node.status().config.voters.includes('d'))
+  })
+
   it('elects a new leader well within an election timeout when the leader\'s connection closes', async () => {
     // a 1 s election timeout, so that waiting it out and not waiting differ plainly
     const { hub, nodes } = await cluster(['a', 'b', 'c'], { tickMs: 20, electionTick: 50 })
