@@ -51,7 +51,8 @@ export interface RaftStorage extends Storage {
    * order: a received snapshot replaces the log, entries are appended
    * (replacing any conflicting suffix), then the hard state is set. Reads see
    * the change at once; the promise resolves once it is written, and fsync'd
-   * when `sync` is true. Calls may overlap; they reach the disk in call order.
+   * when `sync` is true or it carries a snapshot. Calls may overlap; they
+   * reach the disk in call order.
    */
   save(ready: { hardState?: HardState, entries: Entry[], snapshot?: Snapshot }, sync: boolean): Promise<void>
   /**
@@ -310,7 +311,9 @@ class DurableStorage implements RaftStorage {
     }
     if (entries.length > 0) records.entries(entries)
     if (hs !== undefined) records.hardState(hs)
-    await this.enqueue(records.finish(), sync, before, (wal) => {
+    // A snapshot is synced whatever `sync` says (Raft's mustSync leaves it out, as etcd's does: its storage syncs SaveSnap):
+    // the follower acknowledges its index once this resolves, and a leader never looks below a follower's match again.
+    await this.enqueue(records.finish(), sync || snapshot !== undefined, before, (wal) => {
       if (snap !== undefined) wal.snapshot(snap)
       if (last !== undefined) wal.entries(last)
       if (hs !== undefined) wal.hardState = hs

@@ -333,6 +333,20 @@ describe('raft storage', () => {
     assert.deepEqual(after.entries(1, 22), [...entries(1, 20, 1, long), entry(21)])
   })
 
+  it('syncs a save that carries a leader\'s snapshot, which Raft does not count as a must-sync', async () => {
+    const sched = new Scheduler()
+    const disk = new SimDisk(sched, new Rng(1), { op: 0.5, sync: 2 })
+    disk.mkdirSynced('/repo')
+    const s = await sched.settle(openRaftStorage('/repo/raft', { confState: CONF }, {}, { fs: disk.fsFor(new Process('first')) }))
+    await sched.settle(s.save({ entries: entries(1, 3), hardState: { term: 1, vote: 'a', commit: 2 } }, true))
+    // the follower acknowledges the snapshot's index to the leader once this resolves
+    await sched.settle(s.save({ snapshot: { metadata: { index: 10, term: 2, confState: CONF }, data: Uint8Array.of(10) }, entries: [], hardState: { term: 2, vote: '', commit: 10 } }, false))
+    disk.powerLoss(true)
+    const after = await sched.settle(openRaftStorage('/repo/raft', {}, {}, { fs: disk.fsFor(new Process('after')) }))
+    assert.deepEqual(after.snapshot().metadata, { index: 10, term: 2, confState: CONF })
+    assert.equal(after.lastIndex(), 10)
+  })
+
   it('stops opening when the signal aborts', async () => {
     await assert.rejects(openRaftStorage(fresh(), {}, { signal: AbortSignal.abort() }), { name: 'AbortError' })
   })
