@@ -63,6 +63,8 @@ export class SimNetwork {
   /** Cut directed links, as "from>to". */
   readonly blocked = new Set<string>()
   faults: NetworkFaults
+  /** Sees every message a live process sends, before the network does anything with it. */
+  inspect?: (m: Message) => void
   private readonly endpoints = new Map<string, SimTransport>()
   private readonly sched: Scheduler
   private readonly rng: Rng
@@ -107,6 +109,7 @@ export class SimNetwork {
 
   send (from: SimTransport, m: Message): void {
     if (!from.proc.alive) return
+    this.inspect?.(m)
     this.stats.sent++
     const bytes = encodeMessage(m)
     const to = this.endpoints.get(m.to)

@@ -9,6 +9,7 @@
  * apply the same command at each index and hold the same state at each.
  */
 import type { StateMachine } from '../../src/driver.ts'
+import type { ConfChange, ConfState } from '@node-daemon/raft'
 import type { Model, Operation } from '../../../raft/test/sim/linearizability.ts'
 
 export interface KvCommand {
@@ -78,6 +79,8 @@ export class VersionedKv implements StateMachine {
   /** Operation id → the index it was applied at. */
   private applied = new Map<string, number>()
   private last = 0
+  /** The membership, as the driver reports it with each change: part of the state, so that snapshots carry it. */
+  private members = ''
 
   constructor (node: string, ledger: ApplyLedger) {
     this.node = node
@@ -115,6 +118,13 @@ export class VersionedKv implements StateMachine {
     return version
   }
 
+  applyConfChange (cc: ConfChange, confState: ConfState, context: Uint8Array, index: number): void {
+    if (index <= this.last) this.ledger.violation(`${this.node} applied conf change ${index} after ${this.last}`)
+    this.ledger.command(this.node, index, JSON.stringify({ changes: cc.changes, transition: cc.transition, context: fromUtf8.decode(context) }))
+    this.last = index
+    this.members = JSON.stringify(confState)
+  }
+
   snapshot (): Uint8Array {
     const text = this.serialize()
     this.ledger.state(this.node, this.last, text)
@@ -123,8 +133,9 @@ export class VersionedKv implements StateMachine {
 
   restore (data: Uint8Array): void {
     const text = fromUtf8.decode(data)
-    const parsed = JSON.parse(text) as { last: number, values: Array<[string, Versioned]>, applied: Array<[string, number]> }
+    const parsed = JSON.parse(text) as { last: number, members: string, values: Array<[string, Versioned]>, applied: Array<[string, number]> }
     this.last = parsed.last
+    this.members = parsed.members
     this.values = new Map(parsed.values)
     this.applied = new Map(parsed.applied)
     this.ledger.state(this.node, this.last, text)
@@ -132,7 +143,7 @@ export class VersionedKv implements StateMachine {
 
   /** In insertion order, which is log order on every node and which restore keeps: equal states give equal text. */
   private serialize (): string {
-    return JSON.stringify({ last: this.last, values: [...this.values], applied: [...this.applied] })
+    return JSON.stringify({ last: this.last, members: this.members, values: [...this.values], applied: [...this.applied] })
   }
 }
 
