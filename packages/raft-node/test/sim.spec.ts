@@ -31,9 +31,9 @@ describe('driver simulation', () => {
     assert.ok(inconclusive.length <= SEEDS / 100, `inconclusive seeds: ${inconclusive.join(', ')}`)
     // the runs did something worth checking
     const total = (stat: string): number => results.reduce((n, r) => n + r.stats[stat], 0)
-    const seen = Object.fromEntries(['ops', 'acked', 'powerLosses', 'tornWrites', 'kills', 'restarts', 'partitions', 'snapshots', 'duplicated'].map(s => [s, total(s)]))
+    const seen = Object.fromEntries(['ops', 'acked', 'powerLosses', 'tornWrites', 'kills', 'restarts', 'partitions', 'snapshots', 'duplicated', 'confChanges', 'retired'].map(s => [s, total(s)]))
     assert.ok(seen.ops > SEEDS * 150 && seen.acked > SEEDS * 50 && seen.powerLosses > 20 && seen.tornWrites > 0 && seen.kills > 10 &&
-      seen.restarts > 0 && seen.partitions > 20 && seen.snapshots > 20 && seen.duplicated > 0, JSON.stringify(seen))
+      seen.restarts > 0 && seen.partitions > 20 && seen.snapshots > 20 && seen.duplicated > 0 && seen.confChanges > 20 && seen.retired > 0, JSON.stringify(seen))
   })
 
   it('catches a proposal applied twice, when the network may deliver a MsgProp twice', async () => {

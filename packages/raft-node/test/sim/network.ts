@@ -94,12 +94,13 @@ export class SimNetwork {
     }
   }
 
-  /** A partition cut a→b: if it lasts past a keepalive, the connection closes on both sides. */
-  cut (a: string, b: string): void {
-    this.blocked.add(`${a}>${b}`)
+  /** A partition cut the link "a>b": if it lasts past a keepalive, the connection closes on both sides. */
+  cut (link: string): void {
+    const [a, b] = link.split('>')
+    this.blocked.add(link)
     if (!this.rng.chance(0.5)) return
     this.sched.after(100 + this.rng.next() * 900, () => {
-      if (!this.blocked.has(`${a}>${b}`)) return
+      if (!this.blocked.has(link)) return
       for (const [side, peer] of [[a, b], [b, a]]) {
         const t = this.endpoints.get(side)
         if (t?.proc.alive === true) t.safeDispatchEvent('disconnect', { detail: peer })

@@ -8,19 +8,22 @@
  * Clients write (unconditionally and compare-and-set on versions) and read
  * (through the driver's read barrier) while the nemesis partitions, loses,
  * delays and duplicates messages, kills processes (the kernel keeps what they
- * wrote) and cuts the power (only what was synced stays, the last change
- * torn). A client retries an operation, under the same id, only when the
- * driver says that is safe (NotLeaderError, ProposalLostError).
+ * wrote), restarts them, cuts the power (only what was synced stays, the last
+ * change torn), moves leadership and changes membership. A client retries an
+ * operation, under the same id, only when the driver says that is safe
+ * (NotLeaderError, ProposalLostError).
  *
  * Checked while it runs: one leader per term; every node applies the same
  * command at an index and holds the same state after it; no operation is
- * applied twice in a node's state; a reopened storage holds everything it
+ * applied twice in a node's state; a follower's acknowledgement and a vote
+ * are synced before they are sent; a reopened storage holds everything it
  * acknowledged as synced. At the end, after the faults heal: the cluster
  * elects a leader, commits a write and catches every node up (liveness);
  * every operation applied anywhere, every acknowledged write among them, is
  * in the final state; and the clients' history is linearizable.
  */
 import { checkLinearizable } from '../../../raft/test/sim/linearizability.ts'
+import { chooseConfChange, describeNetworkFaults, describePartition, drawPartition } from '../../../raft/test/sim/nemesis.ts'
 import { Rng } from '../../../raft/test/sim/rng.ts'
 import { createRaftNode } from '../../src/driver.ts'
 import { openRaftStorage } from '../../src/storage.ts'
@@ -31,7 +34,7 @@ import { ApplyLedger, VersionedKv, encodeCommand, versionedKvModel } from './ver
 import type { RaftNode } from '../../src/driver.ts'
 import type { RaftStorage } from '../../src/storage.ts'
 import type { KvInput, KvOperation } from './versioned-kv.ts'
-import type { ConfChange, ConfChangeSingle, ConfState, Entry, HardState, Message, Snapshot } from '@node-daemon/raft'
+import type { ConfState, Entry, HardState, Message, Snapshot } from '@node-daemon/raft'
 
 export interface DriverScenario {
   seed: number
@@ -119,12 +122,7 @@ export function driverScenarioFor (seed: number, nodes?: number): DriverScenario
 }
 
 export function describeDriverScenario (s: DriverScenario): string {
-  const parts = [`driver, ${s.nodes} nodes`, `${s.clients} clients on ${s.keys} keys`]
-  if (s.loss > 0) parts.push(`loss ${s.loss}`)
-  if (s.duplicate > 0) parts.push(`dup ${s.duplicate}`)
-  parts.push(`delay ≤${s.maxDelay} ms`)
-  if (s.partitions) parts.push('partitions')
-  if (s.asymmetric) parts.push('asymmetric partitions')
+  const parts = [`driver, ${s.nodes} nodes`, `${s.clients} clients on ${s.keys} keys`, ...describeNetworkFaults(s, `delay ≤${s.maxDelay} ms`)]
   if (s.kills) parts.push('kills')
   if (s.powerLoss) parts.push('power loss')
   parts.push(`fsync ≤${s.syncMs} ms`)
@@ -189,6 +187,10 @@ class Promised {
   /** Whether the entry at `index` (or a snapshot past it) was acknowledged as synced. */
   holds (index: number): boolean {
     return index <= this.snapshot || this.log.has(index)
+  }
+
+  describe (): string {
+    return `synced: snapshot ${this.snapshot}, entries to ${this.last}, term ${this.hardState.term}, vote '${this.hardState.vote}'`
   }
 
   crashed (): void {
@@ -363,10 +365,11 @@ export class DriverSimulation {
     if (n === undefined || m.reject) return
     const p = n.promised
     if (m.type === 'MsgAppResp' && !p.holds(m.index)) {
-      this.ledger.violation(`${n.proc.name} acknowledged index ${m.index} to ${m.to} before it was synced (synced: snapshot ${p.snapshot}, entries to ${Math.max(0, ...p.log.keys())})`)
+      this.ledger.violation(`${n.proc.name} acknowledged index ${m.index} to ${m.to} before it was synced (${p.describe()})`)
     }
-    if (m.type === 'MsgVoteResp' && (p.hardState.term !== m.term || p.hardState.vote !== m.to)) {
-      this.ledger.violation(`${n.proc.name} granted its vote in term ${m.term} to ${m.to} before it was synced (synced: term ${p.hardState.term}, vote '${p.hardState.vote}')`)
+    // a later term synced is as good: the node can never vote in this one again
+    if (m.type === 'MsgVoteResp' && (p.hardState.term < m.term || (p.hardState.term === m.term && p.hardState.vote !== m.to))) {
+      this.ledger.violation(`${n.proc.name} granted its vote in term ${m.term} to ${m.to} before it was synced (${p.describe()})`)
     }
   }
 
@@ -410,7 +413,8 @@ export class DriverSimulation {
         if (!this.violated && !this.finished) liveness.push(`no leader committed a write and caught every node up within ${this.sc.livenessMs} ms after the faults healed: ${this.describeNodes()}`)
       }
     } catch (err) {
-      violations.push(err instanceof Violation ? err.message : `threw at ${this.sched.now.toFixed(2)} ms: ${(err as Error).stack ?? String(err)}`)
+      // thrown out of a timer: in the daemon, an uncaught exception
+      violations.push(`threw at ${this.sched.now.toFixed(2)} ms: ${(err as Error).stack ?? String(err)}`)
     }
     violations.push(...this.ledger.violations)
     if (violations.length === 0 && this.finished) {
@@ -439,7 +443,7 @@ export class DriverSimulation {
 
   /** Runs an async part of the simulation; what it throws fails the seed. */
   private spawn (p: Promise<void>): void {
-    p.catch((err: Error) => { this.ledger.violation(`threw at ${this.sched.now.toFixed(2)} ms: ${err.stack ?? String(err)}`) })
+    p.catch((err: Error) => { this.ledger.violation(err instanceof Violation ? err.message : `threw at ${this.sched.now.toFixed(2)} ms: ${err.stack ?? String(err)}`) })
   }
 
   private describeNodes (): string {
@@ -526,6 +530,8 @@ export class DriverSimulation {
     this.trace(() => `restart ${proc.name}`)
     await raft.stop()
     await storage.close()
+    // crashed meanwhile (the power, say): its own restart is under way
+    if (n.proc !== proc || n.state !== 'stopping') return
     proc.alive = false
     this.net.died(n.id)
     this.boot(n)
@@ -594,25 +600,11 @@ export class DriverSimulation {
   }
 
   private partition (): void {
-    const f = this.faults
-    const ids = this.nodes.filter(n => n.state !== 'retired').map(n => n.id)
-    const leader = this.leader()
-    // isolating the leader is the interesting case, so it is in the cut side half the time
-    const side = new Set<string>(leader !== undefined && f.chance(0.5) ? [leader.id] : [])
-    const size = f.int(1, Math.floor(ids.length / 2))
-    for (let i = 0; i < 100 && side.size < size; i++) side.add(f.pick(ids))
-    const asymmetric = this.sc.asymmetric && (!this.sc.partitions || f.chance(0.5))
-    const outbound = f.chance(0.5)
-    for (const a of side) {
-      for (const b of ids) {
-        if (side.has(b)) continue
-        if (!asymmetric || outbound) this.net.cut(a, b)
-        if (!asymmetric || !outbound) this.net.cut(b, a)
-      }
-    }
-    this.partitionEnds = this.sched.now + f.int(100, 1500)
+    const p = drawPartition(this.faults, this.nodes.filter(n => n.state !== 'retired').map(n => n.id), this.leader()?.id, this.sc)
+    for (const link of p.links) this.net.cut(link)
+    this.partitionEnds = this.sched.now + this.faults.int(100, 1500)
     this.stats.partitions++
-    this.trace(() => `partition until ${this.partitionEnds}${asymmetric ? ` (asymmetric, ${outbound ? 'outbound' : 'inbound'})` : ''}: {${[...side].join(',')}} | rest`)
+    this.trace(() => `partition until ${this.partitionEnds}${describePartition(p)}`)
   }
 
   private transfer (): void {
@@ -645,39 +637,19 @@ export class DriverSimulation {
     if (leader?.raft === undefined) return
     const cfg = leader.raft.status().config
     this.retireOutside(cfg)
-    const cc = this.chooseConfChange(cfg)
+    const fresh = (): string => {
+      // a joiner starts from the genesis membership and learns the rest from the log or a snapshot
+      const n = this.addNode()
+      this.boot(n)
+      return n.id
+    }
+    const cc = chooseConfChange(this.memberRng, cfg, 0.3, this.nodes.length < this.sc.nodes + SPARE_NODES ? fresh : undefined)
     if (cc === undefined) return
     const n = ++this.stats.confChanges
     this.trace(() => `propose conf change #${n} at ${leader.proc.name}: ${JSON.stringify(cc.changes)} ${cc.transition ?? ''} on ${JSON.stringify(cfg)}`)
     const outcome = await this.within(leader.raft.proposeConfChange({ ...cc, context: utf8.encode(`change ${n}`) }), this.sched.now + OP_DEADLINE_MS)
     this.trace(() => `conf change #${n}: ${'value' in outcome ? JSON.stringify(outcome.value) : 'error' in outcome ? outcome.error.message : 'no answer'}`)
     if ('value' in outcome) this.retireOutside(outcome.value)
-  }
-
-  private chooseConfChange (cfg: ConfState): ConfChange | undefined {
-    const r = this.memberRng
-    if (cfg.votersOutgoing.length > 0) return cfg.autoLeave ? undefined : { changes: [] }
-    const canAdd = this.nodes.length < this.sc.nodes + SPARE_NODES
-    const fresh = (): string => {
-      const n = this.addNode()
-      this.boot(n)
-      return n.id
-    }
-    // never fewer than three voters
-    const removable = cfg.voters.length > 3 ? cfg.voters : []
-    if (r.chance(0.25)) {
-      const incoming = cfg.learners.length > 0 ? r.pick(cfg.learners) : canAdd ? fresh() : undefined
-      if (incoming === undefined) return undefined
-      const changes: ConfChangeSingle[] = [{ type: 'add-node', nodeId: incoming }]
-      if (cfg.voters.length >= 3) changes.push({ type: r.chance(0.5) ? 'remove-node' : 'add-learner-node', nodeId: r.pick(cfg.voters) })
-      return { changes, transition: r.chance(0.5) ? 'explicit' : 'auto' }
-    }
-    if (cfg.learners.length > 0 && r.chance(0.6)) return { changes: [{ type: 'add-node', nodeId: r.pick(cfg.learners) }] }
-    if (removable.length > 0 && (!canAdd || r.chance(0.4))) {
-      return { changes: [{ type: r.chance(0.7) ? 'remove-node' : 'add-learner-node', nodeId: r.pick(removable) }] }
-    }
-    if (canAdd) return { changes: [{ type: 'add-learner-node', nodeId: fresh() }] }
-    return undefined
   }
 
   /** Shuts down for good the nodes a committed configuration leaves out, and those that never got in. */

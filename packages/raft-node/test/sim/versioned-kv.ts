@@ -10,6 +10,7 @@
  */
 import type { StateMachine } from '../../src/driver.ts'
 import type { ConfChange, ConfState } from '@node-daemon/raft'
+import { partitionByKey } from '../../../raft/test/sim/linearizability.ts'
 import type { Model, Operation } from '../../../raft/test/sim/linearizability.ts'
 
 export interface KvCommand {
@@ -164,15 +165,7 @@ function fmtTime (t: number): string {
 }
 
 export const versionedKvModel: Model<Versioned, KvInput, KvOutput> = {
-  partition (ops) {
-    const parts = new Map<string, KvOperation[]>()
-    for (const op of ops) {
-      const part = parts.get(op.input.key)
-      if (part === undefined) parts.set(op.input.key, [op])
-      else part.push(op)
-    }
-    return parts
-  },
+  partition: partitionByKey,
   init: () => ({ value: null, version: 0 }),
   step (state, input, output) {
     if (input.kind === 'get') {
