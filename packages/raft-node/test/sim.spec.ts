@@ -10,7 +10,7 @@ import { describe, it } from 'node:test'
 import { describeDriverScenario, runDriverSeed } from './sim/simulation.ts'
 import type { DriverRunOptions, DriverSeedResult } from './sim/simulation.ts'
 
-const SEEDS = 60
+const SEEDS = 50
 
 async function firstCaught (sabotage: DriverRunOptions['sabotage'], pattern: RegExp, seeds: number): Promise<DriverSeedResult | undefined> {
   for (let seed = 1; seed <= seeds; seed++) {
