@@ -1,9 +1,10 @@
-import { randomBytes } from 'node:crypto'
 import { TypedEventEmitter } from '@libp2p/interface'
 import { defaultLogger } from '@libp2p/logger'
 import { decodeConfChange, ProposalDroppedError, RawNode } from '@node-daemon/raft'
+import { systemClock } from './clock.ts'
 import { decodeProposal, encodeProposal } from './codec.ts'
 import { LeaderTransferError, NotLeaderError, ProposalLostError, ProposalOutcomeUnknownError, ProposalTimeoutError, RaftStoppedError, ReadTimeoutError } from './errors.ts'
+import type { Clock } from './clock.ts'
 import type { RaftStorage } from './storage.ts'
 import type { RaftTransport } from './transport.ts'
 import type { ComponentLogger, Logger, Startable } from '@libp2p/interface'
@@ -32,6 +33,10 @@ export interface RaftNodeComponents {
   transport: RaftTransport
   storage: RaftStorage
   logger?: ComponentLogger
+  /** Timers and now; default the system's. */
+  clock?: Clock
+  /** A number in [0, 1) for election timeouts, request ids and campaign delays; default Math.random. */
+  random?: () => number
 }
 
 export interface RaftNodeInit {
@@ -115,15 +120,19 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
   private readonly storage: RaftStorage
   private readonly stateMachine: StateMachine
   private readonly log: Logger
+  private readonly clock: Clock
+  private readonly random: () => number
   private readonly settings: Required<Omit<RaftNodeInit, 'id' | 'stateMachine' | 'raft'>> & { raft: RaftNodeInit['raft'] }
   private node?: RawNode
   private running = false
   private processing?: Promise<void>
-  private ticker?: ReturnType<typeof setInterval>
+  private ticker?: unknown
   /** Distinguishes this run's request ids from every other node's and run's. */
-  private readonly idPrefix = randomBytes(ID_BYTES / 2)
+  private readonly idPrefix: Uint8Array
   private nextKey = 0
   private readonly pending = new Map<number, Pending>()
+  /** What applying the current Ready's entries answers their proposers, told once it is carried out. */
+  private readonly applyOutcomes: Array<() => void> = []
   /** Pending proposals whose entry was seen in the log, by index. */
   private readonly placed = new Map<number, Pending>()
   private queuedReads: Array<Waiter<void>> = []
@@ -140,7 +149,7 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
    * the next tick, since survivors whose tickers run in step would otherwise
    * campaign in the same tick and split the vote.
    */
-  private campaignTimer?: ReturnType<typeof setTimeout>
+  private campaignTimer?: unknown
   private readonly onMessage = (evt: CustomEvent<Message>): void => { this.step(evt.detail) }
   private readonly onUnreachable = (evt: CustomEvent<string>): void => {
     this.node?.reportUnreachable(evt.detail)
@@ -165,16 +174,16 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
     if (evt.detail !== this.leader || this.node?.status().softState.raftState !== 'follower') return
     this.node.forgetLeader()
     this.standDown()
-    this.campaignTimer = setTimeout(() => {
+    this.campaignTimer = this.clock.setTimeout(() => {
       this.campaignTimer = undefined
       // someone else may have won meanwhile
       if (this.running && this.leader === '') this.campaign()
-    }, this.settings.tickMs * (1 + Math.random() * this.settings.electionTick / 2))
+    }, this.settings.tickMs * (1 + this.random() * this.settings.electionTick / 2))
     this.schedule()
   }
 
   private standDown (): void {
-    clearTimeout(this.campaignTimer)
+    if (this.campaignTimer !== undefined) this.clock.clearTimeout(this.campaignTimer)
     this.campaignTimer = undefined
   }
 
@@ -185,6 +194,10 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
     this.storage = components.storage
     this.stateMachine = init.stateMachine
     this.log = (components.logger ?? defaultLogger()).forComponent('node-daemon:raft')
+    this.clock = components.clock ?? systemClock
+    this.random = components.random ?? Math.random
+    // 64 random bits; unique per run, not secret
+    this.idPrefix = Uint8Array.from({ length: ID_BYTES / 2 }, () => Math.floor(this.random() * 256))
     const tickMs = init.tickMs ?? 100
     const electionTick = init.electionTick ?? 10
     this.settings = {
@@ -221,7 +234,8 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
       storage: this.storage,
       electionTick: this.settings.electionTick,
       heartbeatTick: this.settings.heartbeatTick,
-      applied: this.applied
+      applied: this.applied,
+      random: this.settings.raft?.random ?? this.random
     })
     this.transport.setPeers(this.others(confState))
     this.transport.addEventListener('message', this.onMessage)
@@ -229,7 +243,11 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
     this.transport.addEventListener('snapshot-status', this.onSnapshotStatus)
     this.transport.addEventListener('disconnect', this.onDisconnect)
     this.running = true
-    this.ticker = setInterval(() => { this.tick() }, this.settings.tickMs)
+    const ticker = (): void => {
+      this.ticker = this.clock.setTimeout(ticker, this.settings.tickMs)
+      this.tick()
+    }
+    this.ticker = this.clock.setTimeout(ticker, this.settings.tickMs)
     this.schedule()
   }
 
@@ -343,7 +361,7 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
       waiter = {
         resolve: (value) => { done(); resolve(value) },
         reject: (err) => { done(); reject(err) },
-        deadline: Date.now() + timeoutMs,
+        deadline: this.clock.now() + timeoutMs,
         detach: () => { done(); detach() }
       }
     })
@@ -418,7 +436,7 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
   private tick (): void {
     if (!this.running) return
     this.node?.tick()
-    const now = Date.now()
+    const now = this.clock.now()
     // Same timeout for all, so insertion order is deadline order.
     for (const p of this.pending.values()) {
       if (p.deadline > now) break
@@ -463,7 +481,7 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
   /** Runs the loop soon, unless it runs already: what arrives meanwhile goes into the next Ready. */
   private schedule (): void {
     if (!this.running || this.processing != null) return
-    this.processing = new Promise<void>(resolve => { setImmediate(resolve) })
+    this.processing = new Promise<void>(resolve => { this.clock.setImmediate(resolve) })
       .then(async () => { await this.process() })
       .catch((err: Error) => { this.fail(err) })
       .finally(() => {
@@ -479,9 +497,16 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
       this.issueReads(node)
       if (!node.hasReady()) return
       const rd = node.ready()
-      await this.carryOut(rd, node)
-      if (!this.running) return
-      node.advance()
+      try {
+        await this.carryOut(rd, node)
+        if (!this.running) return
+        node.advance()
+      } finally {
+        // once the library knows the entries are applied: a conf change proposed by the caller next is not refused as one still pending
+        for (const settle of this.applyOutcomes.splice(0)) settle()
+      }
+      // only now: a log compacted past what the library holds as applied breaks its campaign (it reads the unapplied entries)
+      await this.maybeSnapshot()
     }
   }
 
@@ -491,7 +516,7 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
     const ctx = new Uint8Array(ID_BYTES)
     ctx.set(this.idPrefix)
     new DataView(ctx.buffer).setFloat64(ID_BYTES / 2, key)
-    this.readBatches.set(key, { ctx, reads: this.queuedReads, issuedAt: Date.now() })
+    this.readBatches.set(key, { ctx, reads: this.queuedReads, issuedAt: this.clock.now() })
     this.queuedReads = []
     node.readIndex(ctx)
   }
@@ -523,7 +548,6 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
       if (batch != null) batch.index = rs.index
     }
     this.releaseReads()
-    await this.maybeSnapshot()
   }
 
   private sendAndApply (rd: Ready, node: RawNode): void {
@@ -596,7 +620,8 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
         // Raft's membership changed regardless; the application's records are its own concern.
         this.log.error('applying conf change %d to the state machine failed - %e', e.index, err)
       }
-      mine?.resolve(this.confState)
+      const confState = this.confState
+      if (mine != null) this.applyOutcomes.push(() => { mine.resolve(confState) })
       return
     }
     if (proposal == null) return
@@ -605,10 +630,10 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
       result = this.stateMachine.apply(proposal.command, e.index, e.term)
     } catch (err: any) {
       // Deterministic, so every node failed alike: the proposer hears why.
-      mine?.reject(err)
+      if (mine != null) this.applyOutcomes.push(() => { mine.reject(err) })
       return
     }
-    mine?.resolve(result)
+    if (mine != null) this.applyOutcomes.push(() => { mine.resolve(result) })
   }
 
   /** A snapshot from the leader replaced the log: the state machine takes its state. */
@@ -646,7 +671,7 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
   private halt (): void {
     this.running = false
     this.standDown()
-    clearInterval(this.ticker)
+    if (this.ticker !== undefined) this.clock.clearTimeout(this.ticker)
     this.ticker = undefined
     this.transport.removeEventListener('message', this.onMessage)
     this.transport.removeEventListener('unreachable', this.onUnreachable)

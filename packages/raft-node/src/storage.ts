@@ -22,16 +22,18 @@
  * every entry it holds is at or below the base. On open, a bad record at the
  * tail of the last segment is a write cut short by a crash and is truncated
  * away; a bad record anywhere else, or with a good one after it, is
- * RaftStorageCorruptError. The caller holds the directory exclusively (the
+ * RaftStorageCorruptError. What open reads is synced (the last segment, the
+ * directory, and the directory's own name when open creates it), since Raft
+ * takes it as stable and a killed writer may have left it in the page cache. The caller holds the directory exclusively (the
  * repo lock); two processes writing one log would corrupt it.
  */
-import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises'
-import { join } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { MemoryStorage, NONE, UnavailableError, emptyConfState } from '@node-daemon/raft'
+import { nodeFs } from './fs.ts'
 import { RaftStorageClosedError, RaftStorageCorruptError } from './storage-errors.ts'
 import { FRAME_BYTES, RecordWriter, decodeRecord, decodeSnapshotFile, frameAt, validFrameAfter } from './storage-format.ts'
+import type { RaftFile, RaftFs } from './fs.ts'
 import type { Mark, WalRecord } from './storage-format.ts'
-import type { FileHandle } from 'node:fs/promises'
 import type { ConfState, Entry, HardState, Snapshot, Storage } from '@node-daemon/raft'
 
 export { RaftStorageClosedError, RaftStorageCorruptError } from './storage-errors.ts'
@@ -49,7 +51,8 @@ export interface RaftStorage extends Storage {
    * order: a received snapshot replaces the log, entries are appended
    * (replacing any conflicting suffix), then the hard state is set. Reads see
    * the change at once; the promise resolves once it is written, and fsync'd
-   * when `sync` is true. Calls may overlap; they reach the disk in call order.
+   * when `sync` is true or it carries a snapshot. Calls may overlap; they
+   * reach the disk in call order.
    */
   save(ready: { hardState?: HardState, entries: Entry[], snapshot?: Snapshot }, sync: boolean): Promise<void>
   /**
@@ -61,8 +64,13 @@ export interface RaftStorage extends Storage {
   close(): Promise<void>
 }
 
-export async function openRaftStorage (dir: string, init: RaftStorageInit = {}, options: { signal?: AbortSignal } = {}): Promise<RaftStorage> {
-  return await DurableStorage.open(dir, init, options.signal)
+export interface RaftStorageComponents {
+  /** Default node:fs; the simulation passes a disk that loses unsynced writes. */
+  fs?: RaftFs
+}
+
+export async function openRaftStorage (dir: string, init: RaftStorageInit = {}, options: { signal?: AbortSignal } = {}, components: RaftStorageComponents = {}): Promise<RaftStorage> {
+  return await DurableStorage.open(components.fs ?? nodeFs, dir, init, options.signal)
 }
 
 const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
@@ -164,13 +172,14 @@ interface Job {
 }
 
 class DurableStorage implements RaftStorage {
+  private readonly fs: RaftFs
   private readonly dir: string
   private readonly segmentBytes: number
   private readonly memory: MemoryStorage
   private readonly wal: WalState
   /** Indexes of the snapshot files on disk. */
   private readonly snapFiles: Set<number>
-  private file: FileHandle
+  private file: RaftFile
   private fileSize: number
   private readonly queue: Job[] = []
   private draining: Promise<void> | undefined
@@ -178,7 +187,8 @@ class DurableStorage implements RaftStorage {
   private closed = false
   private failure: Error | undefined
 
-  private constructor (fields: { dir: string, segmentBytes: number, memory: MemoryStorage, wal: WalState, snapFiles: Set<number>, file: FileHandle, fileSize: number }) {
+  private constructor (fields: { fs: RaftFs, dir: string, segmentBytes: number, memory: MemoryStorage, wal: WalState, snapFiles: Set<number>, file: RaftFile, fileSize: number }) {
+    this.fs = fields.fs
     this.dir = fields.dir
     this.segmentBytes = fields.segmentBytes
     this.memory = fields.memory
@@ -188,12 +198,17 @@ class DurableStorage implements RaftStorage {
     this.fileSize = fields.fileSize
   }
 
-  static async open (dir: string, init: RaftStorageInit, signal?: AbortSignal): Promise<DurableStorage> {
+  static async open (fs: RaftFs, dir: string, init: RaftStorageInit, signal?: AbortSignal): Promise<DurableStorage> {
     signal?.throwIfAborted()
-    await mkdir(dir, { recursive: true })
-    const names = await readdir(dir)
+    const created = await fs.mkdir(dir)
+    // a new directory's name lasts a power loss only once its parent is synced, as etcd's WAL does
+    for (let d = resolve(dir); created !== undefined; d = dirname(d)) {
+      await syncDir(fs, dirname(d))
+      if (d === resolve(created) || dirname(d) === d) break
+    }
+    const names = await fs.readdir(dir)
     for (const name of names) {
-      if (name.endsWith('.tmp')) await rm(join(dir, name), { force: true })
+      if (name.endsWith('.tmp')) await fs.rm(join(dir, name), { force: true })
     }
     const seqs = matching(names, SEGMENT_NAME)
     const segmentBytes = init.segmentBytes ?? DEFAULT_SEGMENT_BYTES
@@ -201,43 +216,44 @@ class DurableStorage implements RaftStorage {
     let leftovers: number[] = []
     if (seqs.length === 0) {
       const confState = init.confState ?? emptyConfState()
-      await writeSnapshotFile(dir, { metadata: { index: 0, term: 0, confState }, data: new Uint8Array(0) })
+      await writeSnapshotFile(fs, dir, { metadata: { index: 0, term: 0, confState }, data: new Uint8Array(0) })
       const wal = new WalState()
-      const { file, size } = await createSegment(dir, 1, wal)
+      const { file, size } = await createSegment(fs, dir, 1, wal)
       wal.startSegment(1)
-      storage = new DurableStorage({ dir, segmentBytes, memory: new MemoryStorage(confState), wal, snapFiles: new Set([0]), file, fileSize: size })
+      storage = new DurableStorage({ fs, dir, segmentBytes, memory: new MemoryStorage(confState), wal, snapFiles: new Set([0]), file, fileSize: size })
     } else {
       // segments are deleted oldest first: ones before a gap were being deleted when the process stopped
       let from = seqs.length - 1
       while (from > 0 && seqs[from - 1] === seqs[from] - 1) from--
       leftovers = seqs.slice(0, from)
-      const { wal, log, tailEnd } = await replay(dir, seqs.slice(from), signal)
+      const { wal, log, tailEnd } = await replay(fs, dir, seqs.slice(from), signal)
       log.dropThrough(wal.base.index)
       if (log.ents.length > 0 && log.start !== wal.base.index + 1) {
         throw new RaftStorageCorruptError(`${dir}: entries ${wal.base.index + 1} to ${log.start - 1} are missing`)
       }
-      const snapshot = await readSnapshotFile(dir, wal.snap, signal)
+      const snapshot = await readSnapshotFile(fs, dir, wal.snap, signal)
       const memory = restoreMemory(dir, snapshot, wal.base, log.ents, wal.hardState)
       const last = wal.segments[wal.segments.length - 1]
-      const file = await open(join(dir, segmentName(last.seq)), 'r+')
+      const file = await fs.open(join(dir, segmentName(last.seq)), 'r+')
       try {
-        if ((await file.stat()).size > tailEnd) {
-          await file.truncate(tailEnd)
-          await file.datasync()
-        }
+        if ((await file.stat()).size > tailEnd) await file.truncate(tailEnd)
+        // Raft takes what was read as stable, but a killed writer's last records may be in the page cache only
+        await file.datasync()
       } catch (err) {
         await file.close()
         throw err
       }
-      storage = new DurableStorage({ dir, segmentBytes, memory, wal, snapFiles: new Set([wal.snap.index]), file, fileSize: tailEnd })
+      storage = new DurableStorage({ fs, dir, segmentBytes, memory, wal, snapFiles: new Set([wal.snap.index]), file, fileSize: tailEnd })
     }
     try {
-      for (const seq of leftovers) await rm(join(dir, segmentName(seq)), { force: true })
+      for (const seq of leftovers) await fs.rm(join(dir, segmentName(seq)), { force: true })
       // snapshot files no record names: older ones, or ones whose save never completed
       for (const index of matching(names, SNAPSHOT_NAME)) {
-        if (!storage.snapFiles.has(index)) await rm(join(dir, snapshotName(index)), { force: true })
+        if (!storage.snapFiles.has(index)) await fs.rm(join(dir, snapshotName(index)), { force: true })
       }
       await storage.collectGarbage()
+      // and so may the names it read: a segment renamed into place just before the writer was killed
+      await syncDir(fs, dir)
     } catch (err) {
       await storage.file.close()
       throw err
@@ -295,7 +311,9 @@ class DurableStorage implements RaftStorage {
     }
     if (entries.length > 0) records.entries(entries)
     if (hs !== undefined) records.hardState(hs)
-    await this.enqueue(records.finish(), sync, before, (wal) => {
+    // A snapshot is synced whatever `sync` says (Raft's mustSync leaves it out, as etcd's does: its storage syncs SaveSnap):
+    // the follower acknowledges its index once this resolves, and a leader never looks below a follower's match again.
+    await this.enqueue(records.finish(), sync || snapshot !== undefined, before, (wal) => {
       if (snap !== undefined) wal.snapshot(snap)
       if (last !== undefined) wal.entries(last)
       if (hs !== undefined) wal.hardState = hs
@@ -340,7 +358,7 @@ class DurableStorage implements RaftStorage {
   }
 
   private async writeSnapshot (snapshot: Snapshot): Promise<void> {
-    await writeSnapshotFile(this.dir, snapshot)
+    await writeSnapshotFile(this.fs, this.dir, snapshot)
     this.snapFiles.add(snapshot.metadata.index)
   }
 
@@ -391,7 +409,7 @@ class DurableStorage implements RaftStorage {
     // a segment before the last is whole on disk, so damage in it is never taken for a torn write
     if (!synced) await this.file.datasync()
     const seq = this.wal.segments[this.wal.segments.length - 1].seq + 1
-    const { file, size } = await createSegment(this.dir, seq, this.wal)
+    const { file, size } = await createSegment(this.fs, this.dir, seq, this.wal)
     await this.file.close()
     this.file = file
     this.fileSize = size
@@ -400,24 +418,24 @@ class DurableStorage implements RaftStorage {
 
   private async collectGarbage (): Promise<void> {
     for (const { seq } of this.wal.segments.splice(0, this.wal.obsoleteSegments())) {
-      await rm(join(this.dir, segmentName(seq)))
+      await this.fs.rm(join(this.dir, segmentName(seq)))
     }
     for (const index of this.snapFiles) {
       if (index >= this.wal.snap.index) continue
-      await rm(join(this.dir, snapshotName(index)), { force: true })
+      await this.fs.rm(join(this.dir, snapshotName(index)), { force: true })
       this.snapFiles.delete(index)
     }
   }
 }
 
-async function replay (dir: string, seqs: number[], signal?: AbortSignal): Promise<{ wal: WalState, log: ReplayLog, tailEnd: number }> {
+async function replay (fs: RaftFs, dir: string, seqs: number[], signal?: AbortSignal): Promise<{ wal: WalState, log: ReplayLog, tailEnd: number }> {
   const wal = new WalState()
   const log = new ReplayLog()
   let pos = 0
   for (const [i, seq] of seqs.entries()) {
     signal?.throwIfAborted()
     const path = join(dir, segmentName(seq))
-    const buf = await readFile(path, { signal })
+    const buf = await fs.readFile(path, { signal })
     wal.startSegment(seq)
     pos = 0
     while (pos < buf.byteLength) {
@@ -455,10 +473,16 @@ function applyRecord (record: WalRecord, wal: WalState, log: ReplayLog): void {
     case 'hard-state':
       wal.hardState = record.hardState
       break
-    case 'snapshot':
+    case 'snapshot': {
       wal.snapshot(record.snap)
       log.reset(record.snap.index)
+      // The hard state saved with it follows in the same write and may have been torn off. A snapshot holds only
+      // committed entries, of a term the node had reached; a vote of that term was never durable, so never sent.
+      const hs = wal.hardState
+      if (record.snap.term > hs.term) wal.hardState = { term: record.snap.term, vote: NONE, commit: record.snap.index }
+      else if (record.snap.index > hs.commit) wal.hardState = { ...hs, commit: record.snap.index }
       break
+    }
     case 'compact':
       wal.compact(record.snap, record.base)
       log.dropThrough(wal.base.index)
@@ -491,9 +515,9 @@ function restoreMemory (dir: string, snapshot: Snapshot, base: Mark, ents: Entry
   return memory
 }
 
-async function readSnapshotFile (dir: string, mark: Mark, signal?: AbortSignal): Promise<Snapshot> {
+async function readSnapshotFile (fs: RaftFs, dir: string, mark: Mark, signal?: AbortSignal): Promise<Snapshot> {
   const path = join(dir, snapshotName(mark.index))
-  const buf = await readFile(path, { signal }).catch((err: NodeJS.ErrnoException) => {
+  const buf = await fs.readFile(path, { signal }).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') throw new RaftStorageCorruptError(`${path}: missing, the log names it as the latest snapshot`)
     throw err
   })
@@ -509,29 +533,29 @@ async function readSnapshotFile (dir: string, mark: Mark, signal?: AbortSignal):
   return snapshot
 }
 
-async function writeSnapshotFile (dir: string, snapshot: Snapshot): Promise<void> {
+async function writeSnapshotFile (fs: RaftFs, dir: string, snapshot: Snapshot): Promise<void> {
   const path = join(dir, snapshotName(snapshot.metadata.index))
-  const file = await open(`${path}.tmp`, 'w')
+  const file = await fs.open(`${path}.tmp`, 'w')
   try {
     await writeAll(file, new RecordWriter().snapshotFile(snapshot).finish(), 0)
     await file.datasync()
   } finally {
     await file.close()
   }
-  await rename(`${path}.tmp`, path)
-  await syncDir(dir)
+  await fs.rename(`${path}.tmp`, path)
+  await syncDir(fs, dir)
 }
 
 /** A new segment holding the records that restate `wal`, made whole before it gets its name. */
-async function createSegment (dir: string, seq: number, wal: WalState): Promise<{ file: FileHandle, size: number }> {
+async function createSegment (fs: RaftFs, dir: string, seq: number, wal: WalState): Promise<{ file: RaftFile, size: number }> {
   const path = join(dir, segmentName(seq))
   const head = wal.head(seq)
-  const file = await open(`${path}.tmp`, 'w')
+  const file = await fs.open(`${path}.tmp`, 'w')
   try {
     await writeAll(file, head, 0)
     await file.datasync()
-    await rename(`${path}.tmp`, path)
-    await syncDir(dir)
+    await fs.rename(`${path}.tmp`, path)
+    await syncDir(fs, dir)
   } catch (err) {
     await file.close()
     throw err
@@ -539,7 +563,7 @@ async function createSegment (dir: string, seq: number, wal: WalState): Promise<
   return { file, size: head.byteLength }
 }
 
-async function writeAll (file: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
+async function writeAll (file: RaftFile, bytes: Uint8Array, position: number): Promise<void> {
   for (let done = 0; done < bytes.byteLength;) {
     const { bytesWritten } = await file.write(bytes, done, bytes.byteLength - done, position + done)
     done += bytesWritten
@@ -547,8 +571,8 @@ async function writeAll (file: FileHandle, bytes: Uint8Array, position: number):
 }
 
 /** Makes created, renamed and deleted names in `dir` durable. */
-async function syncDir (dir: string): Promise<void> {
-  const handle = await open(dir, 'r')
+async function syncDir (fs: RaftFs, dir: string): Promise<void> {
+  const handle = await fs.open(dir, 'r')
   try {
     await handle.sync()
   } finally {

@@ -253,6 +253,33 @@ describe('raft driver', () => {
     assert.deepEqual(back.machine.items, lagging.machine.items)
   })
 
+  it('compacts its log only once the library knows the entries are applied, so a campaign meanwhile finds its log whole', async () => {
+    const { nodes } = await cluster(['a', 'b'], { snapshotEvery: 5, snapshotKeepEntries: 0 })
+    const leader = await leaderOf(nodes)
+    const follower = nodes.find(n => n !== leader) as Member
+    // hold the follower's first snapshot on its way to disk
+    let release!: () => void
+    const held = new Promise<void>(resolve => { release = resolve })
+    let snapshotting!: () => void
+    const started = new Promise<void>(resolve => { snapshotting = resolve })
+    const createSnapshot = follower.storage.createSnapshot.bind(follower.storage)
+    follower.storage.createSnapshot = async (...args) => {
+      const written = createSnapshot(...args)
+      snapshotting()
+      await held
+      return await written
+    }
+    for (let i = 0; i < 8; i++) void leader.node.propose(text.encode(`e${i}`)).catch(() => {})
+    await started
+    try {
+      // an election timeout that expires now, as when the leader is lost, campaigns from here
+      assert.doesNotThrow(() => { follower.node.campaign() })
+    } finally {
+      release()
+    }
+    await until('the follower applies all', () => follower.machine.items.length === 8)
+  })
+
   it('catches up a member added after the last snapshot, from a snapshot of the state as it is now', async () => {
     const { hub, nodes } = await cluster(['a', 'b'], { snapshotEvery: 20, snapshotKeepEntries: 2 })
     const leader = await leaderOf(nodes)
@@ -279,6 +306,30 @@ describe('raft driver', () => {
     await leader.node.transferLeader('d')
     await until('everyone follows d', () => [...nodes, d].every(n => n.node.leaderId === 'd'))
     assert.equal(await d.node.propose(text.encode('after')) as number > 0, true)
+  })
+
+  it('takes a conf change proposed as soon as the previous one resolved', async () => {
+    const { hub, nodes } = await cluster(['a', 'b', 'c'])
+    const leader = await leaderOf(nodes)
+    await startMember(hub, 'd', nodes[0].storage.snapshot().metadata.confState)
+    // as the cluster joins a node: a learner first, promoted once it is in
+    await leader.node.proposeConfChange({ changes: [{ type: 'add-learner-node', nodeId: 'd' }] })
+    const cs = await leader.node.proposeConfChange({ changes: [{ type: 'add-node', nodeId: 'd' }] })
+    assert.deepEqual([...cs.voters].sort(), ['a', 'b', 'c', 'd'])
+  })
+
+  it('enters a joint configuration by hand and leaves it by hand', async () => {
+    const { hub, nodes } = await cluster(['a', 'b', 'c'])
+    const leader = await leaderOf(nodes)
+    const d = await startMember(hub, 'd', nodes[0].storage.snapshot().metadata.confState)
+    const leaving = nodes.find(n => n !== leader) as Member
+    const joint = await leader.node.proposeConfChange({ changes: [{ type: 'add-node', nodeId: 'd' }, { type: 'remove-node', nodeId: leaving.id }], transition: 'explicit' })
+    assert.deepEqual([...joint.votersOutgoing].sort(), ['a', 'b', 'c'])
+    // the driver wraps every context with its request id: the empty change must still read as leaving
+    const left = await leader.node.proposeConfChange({ changes: [] })
+    assert.deepEqual([...left.voters].sort(), ['a', 'b', 'c', 'd'].filter(id => id !== leaving.id))
+    assert.deepEqual(left.votersOutgoing, [])
+    await until('d applies the change', () => d.node.status().config.votersOutgoing.length === 0 && d.node.status().config.voters.includes('d'))
   })
 
   it('elects a new leader well within an election timeout when the leader\'s connection closes', async () => {

@@ -7,9 +7,14 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
-import { MemoryStorage } from '@node-daemon/raft'
+import { MemoryStorage, RawNode } from '@node-daemon/raft'
+import { Rng } from '../../raft/test/sim/rng.ts'
 import { openRaftStorage } from '../src/storage.ts'
 import { CRASH_CONF_STATE, entryData, snapshotData } from './fixtures/storage-entries.ts'
+import { SimDisk } from './sim/disk.ts'
+import { Process, Scheduler } from './sim/scheduler.ts'
+import type { RaftFs } from '../src/fs.ts'
+import type { RaftStorage, RaftStorageInit } from '../src/storage.ts'
 import type { ConfState, Entry, HardState, Snapshot, Storage } from '@node-daemon/raft'
 
 const CONF: ConfState = { voters: ['a', 'b', 'c'], learners: ['d'], votersOutgoing: [], learnersNext: [], autoLeave: false }
@@ -34,6 +39,16 @@ function dump (s: Storage): { first: number, last: number, entries: Entry[], sta
 
 async function segments (dir: string): Promise<string[]> {
   return (await readdir(dir)).filter((name) => name.endsWith('.log')).sort()
+}
+
+/** A simulated disk holding /repo, and the storage opened in `path` on it by a process (by name, or a filesystem of its own), run in its virtual time. */
+function simulated (): { sched: Scheduler, disk: SimDisk, open: (who: string | RaftFs, init?: RaftStorageInit, path?: string) => Promise<RaftStorage> } {
+  const sched = new Scheduler()
+  const disk = new SimDisk(sched, new Rng(1), { op: 0.5, sync: 2 })
+  disk.mkdirSynced('/repo')
+  const open = async (who: string | RaftFs, init: RaftStorageInit = {}, path = '/repo/raft'): Promise<RaftStorage> =>
+    await sched.settle(openRaftStorage(path, init, {}, { fs: typeof who === 'string' ? disk.fsFor(new Process(who)) : who }))
+  return { sched, disk, open }
 }
 
 describe('raft storage', () => {
@@ -169,6 +184,23 @@ describe('raft storage', () => {
     }
   })
 
+  it('recovers a leader\'s snapshot whose hard state record was torn off: committed through the snapshot, in its term', async () => {
+    const dir = fresh()
+    let s = await openRaftStorage(dir, { confState: CONF })
+    await s.save({ entries: entries(1, 3), hardState: { term: 1, vote: 'a', commit: 2 } }, true)
+    // one save, one write: the snapshot record, then the hard state committing it, cut short by a crash
+    await s.save({ snapshot: { metadata: { index: 10, term: 3, confState: CONF }, data: Uint8Array.of(10) }, entries: [], hardState: { term: 4, vote: 'b', commit: 10 } }, true)
+    await s.close()
+    const file = join(dir, (await segments(dir))[0])
+    await truncate(file, (await stat(file)).size - 3)
+    s = await openRaftStorage(dir)
+    assert.equal(s.snapshot().metadata.index, 10)
+    assert.deepEqual(s.initialState().hardState, { term: 3, vote: '', commit: 10 })
+    // the library starts from it
+    assert.doesNotThrow(() => new RawNode({ id: 'a', storage: s, applied: 10 }))
+    await s.close()
+  })
+
   it('refuses damage that is not a torn tail: a bad record before good ones, in an older segment, or a missing snapshot', async () => {
     const dir = fresh()
     let s = await openRaftStorage(dir, { confState: CONF })
@@ -259,6 +291,63 @@ describe('raft storage', () => {
     s = await openRaftStorage(dir)
     assert.deepEqual(dump(s), expected)
     await s.close()
+  })
+
+  it('keeps a new log through a power loss: the directories it creates are synced in their parents', async () => {
+    const { sched, disk, open } = simulated()
+    const s = await open('first', { confState: CONF }, '/repo/node/raft')
+    await sched.settle(s.save({ entries: entries(1, 3), hardState: { term: 2, vote: 'b', commit: 2 } }, true))
+    // the worst case: only what was synced survives
+    disk.powerLoss(true)
+    const reopened = await open('second', {}, '/repo/node/raft')
+    assert.deepEqual(reopened.initialState(), { hardState: { term: 2, vote: 'b', commit: 2 }, confState: CONF })
+    assert.deepEqual(reopened.entries(1, 4), entries(1, 3))
+  })
+
+  it('makes what it reads durable on open, since a killed writer\'s last writes may be in the page cache only', async () => {
+    const { sched, disk, open } = simulated()
+    const writer = new Process('writer')
+    const s = await open(disk.fsFor(writer), { confState: CONF })
+    await sched.settle(s.save({ entries: entries(1, 3), hardState: { term: 1, vote: 'a', commit: 1 } }, true))
+    // written, not yet synced, when the process is killed: the kernel keeps it
+    await sched.settle(s.save({ entries: entries(4, 5) }, false))
+    writer.alive = false
+    const reader = await open('reader')
+    // Raft now takes entries 4 and 5 as stable, and may acknowledge them to a leader
+    assert.equal(reader.lastIndex(), 5)
+    disk.powerLoss(true)
+    const after = await open('after')
+    assert.deepEqual(after.entries(1, 6), entries(1, 5))
+  })
+
+  it('makes the names it reads durable on open: a segment renamed into place by a killed writer whose directory was not synced yet', async () => {
+    const { sched, disk, open } = simulated()
+    const writer = new Process('writer')
+    const fs = disk.fsFor(writer)
+    // killed right after it renames its second segment into place, before it syncs the directory
+    const killed: RaftFs = { ...fs, rename: async (from, to) => { await fs.rename(from, to); if (to.endsWith('wal-0000000000000002.log')) writer.alive = false } }
+    const s = await open(killed, { confState: CONF, segmentBytes: 256 })
+    const long = (i: number): string => `entry ${i}`.padEnd(30)
+    await sched.settle(s.save({ entries: entries(1, 20, 1, long), hardState: { term: 1, vote: 'a', commit: 1 } }, true))
+    await sched.run(sched.now + 1_000, () => false)
+    assert.equal(writer.alive, false, 'the writer rotated to a second segment')
+    const next = await open('next', { segmentBytes: 256 })
+    await sched.settle(next.save({ entries: [entry(21)], hardState: { term: 1, vote: 'a', commit: 21 } }, true))
+    disk.powerLoss(true)
+    const after = await open('after')
+    assert.deepEqual(after.entries(1, 22), [...entries(1, 20, 1, long), entry(21)])
+  })
+
+  it('syncs a save that carries a leader\'s snapshot, which Raft does not count as a must-sync', async () => {
+    const { sched, disk, open } = simulated()
+    const s = await open('first', { confState: CONF })
+    await sched.settle(s.save({ entries: entries(1, 3), hardState: { term: 1, vote: 'a', commit: 2 } }, true))
+    // the follower acknowledges the snapshot's index to the leader once this resolves
+    await sched.settle(s.save({ snapshot: { metadata: { index: 10, term: 2, confState: CONF }, data: Uint8Array.of(10) }, entries: [], hardState: { term: 2, vote: '', commit: 10 } }, false))
+    disk.powerLoss(true)
+    const after = await open('after')
+    assert.deepEqual(after.snapshot().metadata, { index: 10, term: 2, confState: CONF })
+    assert.equal(after.lastIndex(), 10)
   })
 
   it('stops opening when the signal aborts', async () => {

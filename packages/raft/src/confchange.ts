@@ -13,9 +13,9 @@ export interface ConfChangeResult {
   progress: Map<NodeId, Progress>
 }
 
-/** An empty change (no changes, auto transition, no context) leaves a joint config. */
+/** An empty change (no changes, auto transition) leaves a joint config, whatever its context: as in etcd, where a driver carries request ids there. */
 export function isLeaveJoint (cc: ConfChange): boolean {
-  return cc.changes.length === 0 && (cc.transition ?? 'auto') === 'auto' && (cc.context == null || cc.context.byteLength === 0)
+  return cc.changes.length === 0 && (cc.transition ?? 'auto') === 'auto'
 }
 
 /** Whether the change goes through a joint config, and whether that config is left automatically. */

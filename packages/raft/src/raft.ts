@@ -179,6 +179,9 @@ export class Raft {
 
   private reset (term: number): void {
     if (this.term !== term) {
+      // a leader of the new term may replace entries acknowledged in the old one before they are persisted:
+      // acknowledgements still queued would then vouch for what the disk never holds
+      this.msgs = this.msgs.filter(m => m.type !== 'MsgAppResp' || m.reject)
       this.term = term
       this.vote = NONE
     }

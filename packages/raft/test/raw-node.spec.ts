@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { ProposalDroppedError, ConfChangeError } from '../src/index.ts'
-import { Network, newNode } from './helpers/network.ts'
+import { Network, entries, msg, newNode } from './helpers/network.ts'
 import type { Entry, MessageType, NodeId } from '../src/index.ts'
 import type { NodeOptions, TestNode } from './helpers/network.ts'
 
@@ -252,6 +252,21 @@ describe('membership', () => {
     assert.deepEqual(values(net.node('5')), ['after'])
   })
 
+  it('leaves an explicit joint configuration with an empty change, whatever its context, as etcd does', () => {
+    const net = cluster(['1', '2', '3'])
+    elect(net, '1')
+    join(net, '4', ['1', '2', '3'])
+    net.node('1').raw.proposeConfChange({ changes: [{ type: 'add-node', nodeId: '4' }, { type: 'remove-node', nodeId: '3' }], transition: 'explicit' })
+    net.settle()
+    ticks(net, 2)
+    assert.deepEqual(net.node('1').conf?.votersOutgoing, ['1', '2', '3'], 'explicit: the joint config stays until left')
+    // a driver carries its request id in the context
+    net.node('1').raw.proposeConfChange({ changes: [], context: enc('request 7') })
+    net.settle()
+    assert.deepEqual(net.node('1').conf?.voters, ['1', '2', '4'])
+    assert.deepEqual(net.node('4').conf?.votersOutgoing, [])
+  })
+
   it('refuses a second change while one is pending, and changes that break the config', () => {
     const net = cluster(['1', '2', '3'])
     elect(net, '1')
@@ -396,6 +411,20 @@ describe('RawNode contract', () => {
     leader.storage.append(rd.entries)
     leader.raw.advance()
     assert.equal(commitOf(), before + 1, 'with the leader\'s own write, 2 of 3')
+  })
+
+  it('does not acknowledge entries that a leader of a later term replaced before they were persisted', () => {
+    const n = newNode('1', ['1', '2', '3'], DEFAULTS)
+    // the leader of term 2 appends 1 and 2; no Ready is taken in between, as when the node is busy writing
+    n.raw.step(msg({ type: 'MsgApp', from: '2', to: '1', term: 2, entries: entries([2]) }))
+    n.raw.step(msg({ type: 'MsgApp', from: '2', to: '1', term: 2, index: 1, logTerm: 2, entries: entries([2], 2) }))
+    // the leader of term 3 replaces them
+    n.raw.step(msg({ type: 'MsgApp', from: '3', to: '1', term: 3, entries: entries([3]) }))
+    const rd = n.raw.ready()
+    assert.deepEqual(rd.entries.map(e => `${e.index}@${e.term}`), ['1@3'])
+    // what is sent after this Ready is persisted must hold of what it persisted: 2@2 and 1@2 were never written
+    const acks = rd.messages.filter(m => m.type === 'MsgAppResp' && !m.reject).map(m => `${m.to}: ${m.index}@t${m.term}`)
+    assert.deepEqual(acks, ['3: 1@t3'])
   })
 
   it('a candidate does not send before it persists its vote', () => {

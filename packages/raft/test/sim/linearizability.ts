@@ -182,16 +182,19 @@ function fmtTime (t: number): string {
   return t === Infinity ? '∞' : String(t)
 }
 
+/** Splits a history of operations on keys into one part per key, each key an independent register. */
+export function partitionByKey<I extends { key: string }, O> (ops: Array<Operation<I, O>>): Map<string, Array<Operation<I, O>>> {
+  const parts = new Map<string, Array<Operation<I, O>>>()
+  for (const op of ops) {
+    const part = parts.get(op.input.key)
+    if (part === undefined) parts.set(op.input.key, [op])
+    else part.push(op)
+  }
+  return parts
+}
+
 export const kvModel: Model<string | null, KvInput, KvOutput> = {
-  partition (ops) {
-    const parts = new Map<string, KvOperation[]>()
-    for (const op of ops) {
-      const part = parts.get(op.input.key)
-      if (part === undefined) parts.set(op.input.key, [op])
-      else part.push(op)
-    }
-    return parts
-  },
+  partition: partitionByKey,
   init: () => null,
   step (state, input, output) {
     if (input.kind === 'put') return input.value

@@ -16,10 +16,11 @@
  */
 import { Buffer } from 'node:buffer'
 import { ConfChangeError, MemoryStorage, ProposalDroppedError, RawNode, cloneConfState, decodeConfChange, emptyConfState } from '../../src/index.ts'
-import type { ConfChange, ConfChangeSingle, ConfState, Entry, Message, MessageType, ReadState, Ready, Snapshot, StateType } from '../../src/types.ts'
+import type { ConfChange, ConfState, Entry, Message, MessageType, ReadState, Ready, Snapshot, StateType } from '../../src/types.ts'
 import { KvStore, decodeCommand, encodeCommand } from './kv.ts'
 import { checkKv } from './linearizability.ts'
 import type { KvOperation } from './linearizability.ts'
+import { chooseConfChange, describeNetworkFaults, describePartition, drawPartition } from './nemesis.ts'
 import { Rng } from './rng.ts'
 
 export interface Scenario {
@@ -83,12 +84,7 @@ export function scenarioFor (seed: number, nodes?: number): Scenario {
 }
 
 export function describeScenario (s: Scenario): string {
-  const parts = [`${s.nodes} nodes`]
-  if (s.loss > 0) parts.push(`loss ${s.loss}`)
-  if (s.duplicate > 0) parts.push(`dup ${s.duplicate}`)
-  parts.push(`delay 1..${s.maxDelay}`)
-  if (s.partitions) parts.push('partitions')
-  if (s.asymmetric) parts.push('asymmetric partitions')
+  const parts = [`${s.nodes} nodes`, ...describeNetworkFaults(s, `delay 1..${s.maxDelay}`)]
   if (s.crashes) parts.push(`crashes (slow disk ${s.slowDisk})`)
   if (s.membership !== 'none') parts.push(`membership ${s.membership}`)
   if (s.compactEvery > 0) parts.push(`compact every ${s.compactEvery}`)
@@ -513,24 +509,11 @@ export class Simulation {
       this.log(() => 'partition healed')
     }
     if (this.blocked.size === 0 && (this.sc.partitions || this.sc.asymmetric) && f.chance(0.0025)) {
-      const ids = live.map(n => n.id)
-      const leader = this.currentLeader()
-      // isolating the leader is the interesting case, so it is in the cut side half the time
-      const side = new Set<string>(leader !== undefined && f.chance(0.5) ? [leader.id] : [])
-      const size = f.int(1, Math.max(1, Math.floor(ids.length / 2)))
-      for (let i = 0; i < 100 && side.size < size; i++) side.add(f.pick(ids))
-      const asymmetric = this.sc.asymmetric && (!this.sc.partitions || f.chance(0.5))
-      const outbound = f.chance(0.5)
-      for (const a of side) {
-        for (const b of ids) {
-          if (side.has(b)) continue
-          if (!asymmetric || outbound) this.blocked.add(`${a}>${b}`)
-          if (!asymmetric || !outbound) this.blocked.add(`${b}>${a}`)
-        }
-      }
+      const p = drawPartition(f, live.map(n => n.id), this.currentLeader()?.id, this.sc)
+      for (const link of p.links) this.blocked.add(link)
       this.partitionEnds = this.step + f.int(80, 1200)
       this.stats.partitions++
-      this.log(() => `partition until ${this.partitionEnds}${asymmetric ? ` (asymmetric, ${outbound ? 'outbound' : 'inbound'})` : ''}: {${[...side].join(',')}} | rest; blocked ${[...this.blocked].join(' ')}`)
+      this.log(() => `partition until ${this.partitionEnds}${describePartition(p)}; blocked ${[...this.blocked].join(' ')}`)
     }
     if (this.sc.crashes && f.chance(0.002)) {
       const up = live.filter(n => n.raw !== undefined)
@@ -841,35 +824,15 @@ export class Simulation {
   }
 
   private chooseConfChange (cfg: ConfState): ConfChange | undefined {
-    const r = this.member
-    const joint = cfg.votersOutgoing.length > 0
-    if (joint) return cfg.autoLeave ? undefined : { changes: [] }
     // after the faults only an unfinished joint configuration is still worked on
-    if (this.step >= this.sc.faultSteps) return undefined
-    const canAdd = this.nextId <= this.sc.nodes + SPARE_IDS
-    const removable = cfg.voters.length > 3 ? cfg.voters : []
+    if (this.step >= this.sc.faultSteps && cfg.votersOutgoing.length === 0) return undefined
     const fresh = (): string => {
       const id = String(this.nextId++)
       // the new member starts from the genesis and learns the rest from the log or a snapshot
       this.addNode(id)
       return id
     }
-    if (this.sc.membership === 'joint' && r.chance(0.5)) {
-      const changes: ConfChangeSingle[] = []
-      const incoming = cfg.learners.length > 0 ? r.pick(cfg.learners) : canAdd ? fresh() : undefined
-      if (incoming !== undefined) changes.push({ type: 'add-node', nodeId: incoming })
-      const outgoing = r.pick(cfg.voters.filter(id => id !== incoming))
-      // demote or remove a voter; neither may leave fewer than three voters
-      if (cfg.voters.length + changes.length > 3) changes.push({ type: r.chance(0.5) ? 'remove-node' : 'add-learner-node', nodeId: outgoing })
-      if (changes.length === 0) return undefined
-      return { changes, transition: r.chance(0.75) ? 'explicit' : 'auto' }
-    }
-    if (cfg.learners.length > 0 && r.chance(0.6)) return { changes: [{ type: 'add-node', nodeId: r.pick(cfg.learners) }] }
-    if (removable.length > 0 && (!canAdd || r.chance(0.4))) {
-      return { changes: [{ type: r.chance(0.7) ? 'remove-node' : 'add-learner-node', nodeId: r.pick(removable) }] }
-    }
-    if (canAdd) return { changes: [{ type: 'add-learner-node', nodeId: fresh() }] }
-    return undefined
+    return chooseConfChange(this.member, cfg, this.sc.membership === 'joint' ? 0.5 : 0, this.nextId <= this.sc.nodes + SPARE_IDS ? fresh : undefined)
   }
 
   // ---- liveness after the faults
