@@ -435,7 +435,13 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
 
   private tick (): void {
     if (!this.running) return
-    this.node?.tick()
+    // A throw here would escape the timer and take the process down: the node fails instead, and says why.
+    try {
+      this.node?.tick()
+    } catch (err: any) {
+      this.fail(err)
+      return
+    }
     const now = this.clock.now()
     // Same timeout for all, so insertion order is deadline order.
     for (const p of this.pending.values()) {

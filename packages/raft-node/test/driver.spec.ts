@@ -361,4 +361,16 @@ describe('raft driver', () => {
     }
     await assert.rejects(leader.node.propose(text.encode('y')), { name: 'RaftStoppedError' })
   })
+
+  it('fails, rather than throwing out of its timer, when a tick throws', async () => {
+    const { nodes } = await cluster(['a', 'b', 'c'])
+    const [lone] = nodes
+    // Its storage breaks: the next election it starts reads the log and throws.
+    lone.storage.term = () => { throw new Error('disk gone') }
+    lone.storage.lastIndex = () => { throw new Error('disk gone') }
+    const failed = new Promise<Error>(resolve => { lone.node.addEventListener('error', (e) => { resolve((e as CustomEvent<Error>).detail) }, { once: true }) })
+    for (const other of nodes.slice(1)) await stopMember(other)
+    assert.match((await failed).message, /disk gone/)
+    await assert.rejects(lone.node.propose(text.encode('x')), { name: 'RaftStoppedError' })
+  })
 })
