@@ -663,35 +663,30 @@ export class BlockStream implements BlockBroker, Startable {
  * and DHT provider lookups then cost the receiving node more CPU than the
  * block-stream transfer itself; so bitswap is asked only for blocks that no
  * block-stream peer has. It still announces new blocks to other IPFS nodes.
- * Added once Helia has started libp2p, as withBitswap does: neither broker can
- * start before libp2p exists.
+ * Started as createHeliaNode's `beforeListen`: neither broker can start
+ * before libp2p exists, and both must handle their protocols before a peer
+ * can connect.
  */
-export function withBrokers<H extends Helia> (helia: H, stream: BlockStream, bitswapInit: BitswapBlockBrokerInit = {}): H {
-  helia.addMixin({
-    name: 'brokers',
-    start: async (started: H) => {
-      if (started.status !== 'starting' || started.hasBlockBroker('cluster-first')) return
-      // @helia/bitswap exports only withBitswap, which would add bitswap to the race.
-      const { BitswapBlockBroker } = await beside<{ BitswapBlockBroker: new (components: H, init: BitswapBlockBrokerInit) => Required<Pick<BlockBroker, 'retrieve' | 'announce'>> & Startable }>('@helia/bitswap', 'block-broker.js')
-      const bitswap = new BitswapBlockBroker(started, bitswapInit)
-      await bitswap.start()
-      await stream.start()
-      const clusterFirst: BlockBroker & Startable = {
-        name: 'cluster-first',
-        start: async () => {},
-        stop: async () => { await Promise.all([stream.stop(), bitswap.stop()]) },
-        retrieve: async (cid, options: BlockRetrievalOptions = {}) => {
-          try {
-            return await stream.retrieve(cid, options)
-          } catch (err) {
-            options.signal?.throwIfAborted()
-            return bitswap.retrieve(cid, options)
-          }
-        },
-        announce: async (cid, options) => { await bitswap.announce(cid, options) }
+export async function startBrokers<H extends Helia> (helia: H, stream: BlockStream, bitswapInit: BitswapBlockBrokerInit = {}): Promise<void> {
+  if (helia.hasBlockBroker('cluster-first')) return
+  // @helia/bitswap exports only withBitswap, which would add bitswap to the race.
+  const { BitswapBlockBroker } = await beside<{ BitswapBlockBroker: new (components: H, init: BitswapBlockBrokerInit) => Required<Pick<BlockBroker, 'retrieve' | 'announce'>> & Startable }>('@helia/bitswap', 'block-broker.js')
+  const bitswap = new BitswapBlockBroker(helia, bitswapInit)
+  await bitswap.start()
+  await stream.start()
+  const clusterFirst: BlockBroker & Startable = {
+    name: 'cluster-first',
+    start: async () => {},
+    stop: async () => { await Promise.all([stream.stop(), bitswap.stop()]) },
+    retrieve: async (cid, options: BlockRetrievalOptions = {}) => {
+      try {
+        return await stream.retrieve(cid, options)
+      } catch (err) {
+        options.signal?.throwIfAborted()
+        return bitswap.retrieve(cid, options)
       }
-      started.addBlockBroker(clusterFirst)
-    }
-  })
-  return helia
+    },
+    announce: async (cid, options) => { await bitswap.announce(cid, options) }
+  }
+  helia.addBlockBroker(clusterFirst)
 }
