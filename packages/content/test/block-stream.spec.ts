@@ -136,4 +136,19 @@ describe('block-stream between peers that reconnect', () => {
     assert.deepEqual(Buffer.from(got), Buffer.from(bytes))
     assert.equal(b.blockStream.stats.blocksServed, served + 1)
   })
+
+  it('asks a connected peer whose identify failed on the connection it has now', async () => {
+    const pair = await startConnectedPair()
+    nodes.push(pair.a, pair.b)
+    const { a, b } = pair
+    const { cid, bytes } = await blockOn(a)
+    // A stops answering identify, as a peer paused or behind a lossy link
+    // does not answer in time: B's identify of the next connection fails,
+    // and libp2p does not run it again on that connection.
+    await a.swarm.unhandle('/ipfs/id/1.0.0')
+    await b.swarm.hangUp(a.swarm.peerId)
+    await b.swarm.dial(a.swarm.getMultiaddrs()[0])
+    const got = await b.blockGet(cid.toString(), { signal: AbortSignal.timeout(10_000) })
+    assert.deepEqual(Buffer.from(got), Buffer.from(bytes))
+  })
 })
