@@ -13,12 +13,13 @@ import { namespaceSupport } from './net.ts'
 const unsupported = await namespaceSupport()
 
 describe('three daemons under a nemesis', () => {
-  it('keep every acknowledged write, and every history they give is linearizable', { skip: unsupported == null ? false : `cannot make network namespaces here: ${unsupported}`, timeout: 290_000 }, async (t) => {
+  it('keep every acknowledged write, read each other\'s content once healed, and every history they give is linearizable', { skip: unsupported == null ? false : `cannot make network namespaces here: ${unsupported}`, timeout: 290_000 }, async (t) => {
     const summary = await runChaos({ seconds: 100, nodes: 3, log: line => t.diagnostic(line) })
     const text = formatSummary(summary)
     for (const line of text.split('\n')) t.diagnostic(line)
     assert.deepEqual(summary.report.violations, [], text)
     assert.deepEqual(summary.report.lost, [], text)
+    assert.deepEqual(summary.unreadable, [], text)
     // not a run where nothing happened
     assert.ok(summary.faults.length >= 3, text)
     for (const kind of ['pin.add', 'model.vote', 'job.submit'] as const) assert.ok(summary.ops[kind].ok > 0, `no ${kind} was acknowledged\n${text}`)

@@ -19,7 +19,7 @@ import { DEFAULT_MODEL, OP_KINDS, Workload } from './workload.ts'
 import type { CheckReport, FinalState } from './check.ts'
 import type { ChaosNode } from './cluster.ts'
 import type { Fault, FaultKind } from './nemesis.ts'
-import type { OpKind } from './workload.ts'
+import type { Op, OpKind } from './workload.ts'
 
 export interface ChaosOptions {
   /** How long the workload and the nemesis run, in seconds. */
@@ -41,6 +41,8 @@ export interface ChaosSummary {
   ops: Record<OpKind, { ok: number, fail: number, info: number }>
   faults: Fault[]
   report: CheckReport
+  /** Prompts of acknowledged jobs that a node could not read once every fault had healed (see unreadablePrompts). */
+  unreadable: string[]
   /** Faults that libfaketime could not make: why. */
   notes: string[]
 }
@@ -101,6 +103,43 @@ async function finalState (node: ChaosNode, workload: Workload, startIndex: numb
   }
   const jobTable = (await get(node, '/api/metrics?local=true')).tasks.total as number
   return { node: node.host.name, pins, models, jobs, jobTable }
+}
+
+/** How long a node may take to read a prompt that another node holds, once every fault has healed. */
+const CONTENT_READ_MS = 10_000
+/** Reads through one node that may fail before the node is taken as unable to read at all. */
+const CONTENT_FAILURES_PER_NODE = 3
+
+/**
+ * Reads the prompt of every acknowledged job through every node. The node it
+ * was submitted through holds it on disk, and is back and connected: each
+ * read must answer with the prompt within CONTENT_READ_MS, whichever node
+ * holds it. A node that had lost sight of a connected peer's blocks waited for
+ * the content deadline instead (2 minutes a block).
+ */
+async function unreadablePrompts (nodes: ChaosNode[], history: Op[]): Promise<string[]> {
+  const jobs = history.flatMap(op => op.type === 'ok' && op.result?.kind === 'job.submit' && op.args?.prompt != null
+    ? [{ jobId: op.result.jobId, cid: op.result.promptCID, prompt: op.args.prompt, via: op.node }]
+    : [])
+  const failures = await Promise.all(nodes.map(async node => {
+    const failed: string[] = []
+    for (const job of jobs) {
+      if (failed.length === CONTENT_FAILURES_PER_NODE) {
+        failed.push(`${node.host.name}: not tried further`)
+        break
+      }
+      const what = `${node.host.name} reading job ${job.jobId}'s prompt ${job.cid} (submitted through ${job.via})`
+      try {
+        const res = await fetch(`${node.api}/api/v0/cat?arg=${job.cid}`, { method: 'POST', signal: AbortSignal.timeout(CONTENT_READ_MS) })
+        const text = await res.text()
+        if (res.status !== 200 || text !== job.prompt) failed.push(`${what}: ${res.status} ${text.slice(0, 200)}`)
+      } catch (err: any) {
+        failed.push(`${what}: ${err.name === 'TimeoutError' ? `no answer within ${CONTENT_READ_MS} ms` : err.message}`)
+      }
+    }
+    return failed
+  }))
+  return failures.flat()
 }
 
 /** The CID the daemon gives each prompt it stores, as `add` computes it. */
@@ -188,6 +227,7 @@ export async function runChaos (opts: ChaosOptions, signal?: AbortSignal): Promi
     }
     log(`checking ${workload.history.length} operations`)
     const report = checkHistory({ history: workload.history, pinKeys: workload.pinKeys, modelIds: workload.modelIds, registerCID: base.cid, firstJobId, promptCIDs: cids, finals })
+    const unreadable = await unreadablePrompts(cluster.nodes, workload.history)
 
     const ops = Object.fromEntries(OP_KINDS.map(k => [k, { ok: 0, fail: 0, info: 0 }])) as ChaosSummary['ops']
     for (const op of workload.history) if (op.type !== 'pending') ops[op.kind][op.type]++
@@ -196,7 +236,7 @@ export async function runChaos (opts: ChaosOptions, signal?: AbortSignal): Promi
       await writeFile(join(opts.out, 'history.txt'), workload.history.map(describe).join('\n') + '\n')
       await writeFile(join(opts.out, 'faults.txt'), nemesis.faults.map(f => `${(f.start / 1000).toFixed(1)}-${((f.end ?? f.start) / 1000).toFixed(1)}s ${f.kind} ${f.detail}`).join('\n') + '\n')
     }
-    return { seconds, nodes: opts.nodes, ops, faults: nemesis.faults, report, notes }
+    return { seconds, nodes: opts.nodes, ops, faults: nemesis.faults, report, unreadable, notes }
   } finally {
     if (opts.out != null) {
       await mkdir(opts.out, { recursive: true }).catch(() => {})
@@ -210,9 +250,9 @@ export async function runChaos (opts: ChaosOptions, signal?: AbortSignal): Promi
   }
 }
 
-/** Whether the run found anything: violations, lost writes, or checks it could not finish. */
+/** Whether the run found anything: violations, lost writes, or prompts a node could not read. */
 export function failed (s: ChaosSummary): boolean {
-  return s.report.violations.length > 0 || s.report.lost.length > 0
+  return s.report.violations.length > 0 || s.report.lost.length > 0 || s.unreadable.length > 0
 }
 
 export function formatSummary (s: ChaosSummary): string {
@@ -233,5 +273,8 @@ export function formatSummary (s: ChaosSummary): string {
   for (const v of r.violations) lines.push(`  ${v.what}${v.detail === '' ? '' : `\n    ${v.detail.replaceAll('\n', '\n    ')}`}`)
   lines.push(`lost acknowledged writes: ${r.lost.length}`)
   for (const l of r.lost) lines.push(`  ${l.what}: ${l.detail}`)
+  const prompts = s.ops['job.submit'].ok
+  lines.push(`unreadable prompts: ${s.unreadable.length} (${prompts} read through each of ${s.nodes} nodes)`)
+  for (const u of s.unreadable) lines.push(`  ${u}`)
   return lines.join('\n')
 }

@@ -53,7 +53,7 @@ export interface BlockStreamInit {
 
 export interface BlockStreamComponents {
   /** Helia creates libp2p when it starts, so the broker asks for it then. */
-  libp2p: () => Pick<Libp2p, 'handle' | 'unhandle' | 'register' | 'unregister' | 'getPeers' | 'getConnections' | 'peerStore'>
+  libp2p: () => Pick<Libp2p, 'handle' | 'unhandle' | 'register' | 'unregister' | 'getConnections' | 'peerStore'>
   /**
    * Serving reads go through `get` with `offline: true`: a peer's request never
    * makes this node fetch. `has` keeps read-ahead from fetching what is local.
@@ -228,6 +228,8 @@ export class BlockStream implements BlockBroker, Startable {
   /** Connected peers known (from identify) to speak the protocol, by peer id string. */
   private readonly peers = new Map<string, PeerEntry>()
   private readonly inbound = new Set<Stream>()
+  /** Connections to peers that do not speak the protocol, as far as the peer store knew when discover looked. */
+  private readonly silent = new WeakSet<Connection>()
   /** The peer that served the last block: a DAG usually lives whole on one peer. */
   private preferred?: string
   private topologyId?: string
@@ -266,16 +268,11 @@ export class BlockStream implements BlockBroker, Startable {
       maxOutboundStreams: 4 * this.init.streamsPerPeer
     })
     try {
-      // Identify tells the topology which peers speak the protocol as they connect...
+      // Identify tells the topology which peers speak the protocol as they connect (see discover).
       this.topologyId = await libp2p.register(BLOCK_STREAM_PROTOCOL, {
         onConnect: (peerId) => { this.addPeer(peerId) },
         onDisconnect: (peerId) => { this.removePeer(peerId) }
       })
-      // ...but not about those connected before the broker started.
-      for (const peerId of libp2p.getPeers()) {
-        const peer = await libp2p.peerStore.get(peerId).catch(() => undefined)
-        if (peer?.protocols.includes(BLOCK_STREAM_PROTOCOL) === true) this.addPeer(peerId)
-      }
     } catch (err) {
       await this.stop()
       throw err
@@ -307,6 +304,26 @@ export class BlockStream implements BlockBroker, Startable {
   private addPeer (peerId: PeerId): void {
     const key = peerId.toString()
     if (!this.peers.has(key)) this.peers.set(key, { id: peerId, channels: [] })
+  }
+
+  /**
+   * Adds the connected peers that speak the protocol, as the peer store says,
+   * but that the topology did not report: those connected before the broker
+   * started; those whose identify failed on the connection they have now (it
+   * timed out under packet loss or while the peer was paused, and libp2p does
+   * not run it again on that connection); and those whose disconnect was
+   * reported after they had connected again. The peer store keeps what their
+   * last identify said. A connection to a peer that does not speak the
+   * protocol is looked up once.
+   */
+  private async discover (): Promise<void> {
+    const libp2p = this.components.libp2p()
+    for (const connection of libp2p.getConnections()) {
+      if (connection.status !== 'open' || connection.limits != null || this.silent.has(connection) || this.peers.has(connection.remotePeer.toString())) continue
+      const peer = await libp2p.peerStore.get(connection.remotePeer).catch(() => undefined)
+      if (peer?.protocols.includes(BLOCK_STREAM_PROTOCOL) === true) this.addPeer(connection.remotePeer)
+      else this.silent.add(connection)
+    }
   }
 
   private removePeer (peerId: PeerId): void {
@@ -352,8 +369,14 @@ export class BlockStream implements BlockBroker, Startable {
     const tried = new Set<string>()
     const failures: string[] = []
     let reopened = false
+    let discovered = false
     for (let attempt = 0; attempt < this.init.maxPeersPerBlock + 1; attempt++) {
-      const peer = this.choosePeer(tried)
+      let peer = this.choosePeer(tried)
+      if (peer == null && !discovered) {
+        discovered = true
+        await this.discover()
+        peer = this.choosePeer(tried)
+      }
       if (peer == null) break
       const key = peer.id.toString()
       tried.add(key)
@@ -663,35 +686,30 @@ export class BlockStream implements BlockBroker, Startable {
  * and DHT provider lookups then cost the receiving node more CPU than the
  * block-stream transfer itself; so bitswap is asked only for blocks that no
  * block-stream peer has. It still announces new blocks to other IPFS nodes.
- * Added once Helia has started libp2p, as withBitswap does: neither broker can
- * start before libp2p exists.
+ * Started as createHeliaNode's `beforeListen`: neither broker can start
+ * before libp2p exists, and both must handle their protocols before a peer
+ * can connect.
  */
-export function withBrokers<H extends Helia> (helia: H, stream: BlockStream, bitswapInit: BitswapBlockBrokerInit = {}): H {
-  helia.addMixin({
-    name: 'brokers',
-    start: async (started: H) => {
-      if (started.status !== 'starting' || started.hasBlockBroker('cluster-first')) return
-      // @helia/bitswap exports only withBitswap, which would add bitswap to the race.
-      const { BitswapBlockBroker } = await beside<{ BitswapBlockBroker: new (components: H, init: BitswapBlockBrokerInit) => Required<Pick<BlockBroker, 'retrieve' | 'announce'>> & Startable }>('@helia/bitswap', 'block-broker.js')
-      const bitswap = new BitswapBlockBroker(started, bitswapInit)
-      await bitswap.start()
-      await stream.start()
-      const clusterFirst: BlockBroker & Startable = {
-        name: 'cluster-first',
-        start: async () => {},
-        stop: async () => { await Promise.all([stream.stop(), bitswap.stop()]) },
-        retrieve: async (cid, options: BlockRetrievalOptions = {}) => {
-          try {
-            return await stream.retrieve(cid, options)
-          } catch (err) {
-            options.signal?.throwIfAborted()
-            return bitswap.retrieve(cid, options)
-          }
-        },
-        announce: async (cid, options) => { await bitswap.announce(cid, options) }
+export async function startBrokers<H extends Helia> (helia: H, stream: BlockStream, bitswapInit: BitswapBlockBrokerInit = {}): Promise<void> {
+  if (helia.hasBlockBroker('cluster-first')) return
+  // @helia/bitswap exports only withBitswap, which would add bitswap to the race.
+  const { BitswapBlockBroker } = await beside<{ BitswapBlockBroker: new (components: H, init: BitswapBlockBrokerInit) => Required<Pick<BlockBroker, 'retrieve' | 'announce'>> & Startable }>('@helia/bitswap', 'block-broker.js')
+  const bitswap = new BitswapBlockBroker(helia, bitswapInit)
+  await bitswap.start()
+  await stream.start()
+  const clusterFirst: BlockBroker & Startable = {
+    name: 'cluster-first',
+    start: async () => {},
+    stop: async () => { await Promise.all([stream.stop(), bitswap.stop()]) },
+    retrieve: async (cid, options: BlockRetrievalOptions = {}) => {
+      try {
+        return await stream.retrieve(cid, options)
+      } catch (err) {
+        options.signal?.throwIfAborted()
+        return bitswap.retrieve(cid, options)
       }
-      started.addBlockBroker(clusterFirst)
-    }
-  })
-  return helia
+    },
+    announce: async (cid, options) => { await bitswap.announce(cid, options) }
+  }
+  helia.addBlockBroker(clusterFirst)
 }

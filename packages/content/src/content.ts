@@ -1,5 +1,5 @@
 import { addAll } from './add.ts'
-import { BlockStream, withBrokers } from './block-stream.ts'
+import { BlockStream, startBrokers } from './block-stream.ts'
 import { boundedFetches, dagGet, dagPut, getBlock, putBlock, statBlock } from './blocks.ts'
 import { codecs, hashers } from './codecs.ts'
 import { BlockGuard, collectGarbage, heldPut, removeBlocks } from './gc.ts'
@@ -67,19 +67,18 @@ export class Content {
   private readonly fetchTimeoutMs?: number
 
   constructor (init: ContentInit) {
-    const networked = createHeliaNode({
+    this.helia = createHeliaNode({
       blockstore: init.blockstore,
       datastore: init.datastore,
       codecs: Object.values(codecs),
       hashers: Object.values(hashers)
-    }, (helia) => init.libp2p(ipnsDhtRecords(helia.keychain)))
+    }, (helia) => init.libp2p(ipnsDhtRecords(helia.keychain)), async (helia) => { await startBrokers(helia, this.blockStream) })
     this.blockStream = new BlockStream({
-      libp2p: () => networked.libp2p,
-      blockstore: networked.blockstore,
-      getHasher: networked.getHasher,
-      logger: networked.logger
+      libp2p: () => this.helia.libp2p,
+      blockstore: this.helia.blockstore,
+      getHasher: this.helia.getHasher,
+      logger: this.helia.logger
     }, init.blockStream)
-    this.helia = withBrokers(networked, this.blockStream)
     const { datastore, routing, logger, keychain, events, getCrypto } = this.helia
     this.names = new Names({ datastore, routing, logger, keychain, events, getCrypto, hasPeers: () => this.helia.libp2p.getConnections().length > 0 })
     this.topics = new Topics(() => this.helia.libp2p.services.pubsub)

@@ -21,8 +21,15 @@ const { libp2pRouting } = await beside<{ libp2pRouting: (libp2p: Libp2p) => Rout
  * A Helia node on a libp2p node it creates when it starts, with no HTTP
  * gateways or delegated routers (they would wait on the internet). `libp2p`
  * gets the new node's keychain, which the swarm options may need.
+ *
+ * `beforeListen` runs once libp2p exists and before it starts, so that the
+ * protocols it handles are in place before any peer can connect. A peer
+ * learns them once per connection, from identify as the connection opens,
+ * and is never told of a handler added later: a restarted node's peers,
+ * which dial it the moment it listens, had found it without its block
+ * protocols and never asked it for a block while that connection lived.
  */
-export function createHeliaNode<S extends ServiceMap> (init: HeliaInit, libp2p: (helia: Helia) => Libp2pOptions<S>): HeliaWithLibp2p<S> {
+export function createHeliaNode<S extends ServiceMap> (init: HeliaInit, libp2p: (helia: Helia) => Libp2pOptions<S>, beforeListen?: (helia: HeliaWithLibp2p<S>) => Promise<void>): HeliaWithLibp2p<S> {
   const helia = new HeliaClass({ ...init, name, version })
   let node: Libp2p<S> | undefined
   Object.defineProperty(helia, 'libp2p', {
@@ -35,8 +42,9 @@ export function createHeliaNode<S extends ServiceMap> (init: HeliaInit, libp2p: 
   helia.addMixin({
     name: 'libp2p',
     start: async () => {
-      node ??= await createLibp2p({ ...libp2p(helia), datastore: init.datastore, nodeInfo: { name, version, userAgent: `${name}/${version}` } })
+      node ??= await createLibp2p({ ...libp2p(helia), datastore: init.datastore, nodeInfo: { name, version, userAgent: `${name}/${version}` }, start: false })
       if (!helia.hasRouter('libp2p-router')) helia.addRouter(libp2pRouting(node))
+      await beforeListen?.(helia as HeliaWithLibp2p<S>)
       await node.start()
     },
     stop: async () => { await node?.stop() }

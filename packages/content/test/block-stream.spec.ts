@@ -4,8 +4,9 @@ import { after, before, describe, it } from 'node:test'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { BLOCK_STREAM_PROTOCOL, BlockUnavailableError } from '../src/block-stream.ts'
-import { collect, concat, rootOf, startConnectedPair } from './fixtures/node.ts'
+import { collect, concat, rootOf, startConnectedPair, startContent } from './fixtures/node.ts'
 import type { Content } from '../src/content.ts'
+import type { Libp2p, PeerId, Startable } from '@libp2p/interface'
 
 describe('block-stream', () => {
   let a: Content
@@ -91,5 +92,63 @@ describe('block-stream', () => {
     got.forEach((bytes, i) => { assert.deepEqual(Buffer.from(bytes), blocks[i]) })
     const streams = b.swarm.getConnections(a.swarm.peerId).flatMap(c => c.streams).filter(s => s.protocol === BLOCK_STREAM_PROTOCOL)
     assert.ok(streams.length >= 1 && streams.length <= 2, `${streams.length} streams`)
+  })
+})
+
+describe('block-stream between peers that reconnect', () => {
+  const nodes: Content[] = []
+  after(async () => { await Promise.allSettled(nodes.map(async node => node.stop())) })
+
+  async function blockOn (node: Content): Promise<{ cid: CID, bytes: Uint8Array }> {
+    const bytes = randomBytes(10_000)
+    const cid = CID.createV1(0x55, await sha256.digest(bytes))
+    await node.helia.blockstore.put(cid, bytes)
+    return { cid, bytes }
+  }
+
+  it('serves a peer that connected while the node was starting', async () => {
+    const a = await startContent()
+    nodes.push(a)
+    // B dials A as soon as its libp2p has started, as a restarted daemon's peers
+    // do (they retry their dials), and waits until A has identified it.
+    const dialAtStart = (components: { peerId: PeerId, connectionManager: { openConnection: (addr: ReturnType<Libp2p['getMultiaddrs']>[number]) => Promise<unknown> } }): Startable => ({
+      start: () => {},
+      stop: () => {},
+      afterStart: async () => {
+        const identified = new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(() => { reject(new Error('A never identified B')) }, 10_000)
+          a.swarm.addEventListener('peer:identify', function onIdentify (evt) {
+            if (!evt.detail.peerId.equals(components.peerId)) return
+            clearTimeout(timer)
+            a.swarm.removeEventListener('peer:identify', onIdentify)
+            resolve()
+          })
+        })
+        await components.connectionManager.openConnection(a.swarm.getMultiaddrs()[0])
+        await identified
+      }
+    })
+    const b = await startContent({ services: { dialAtStart } })
+    nodes.push(b)
+    const { cid, bytes } = await blockOn(b)
+    const served = b.blockStream.stats.blocksServed
+    const got = await a.blockGet(cid.toString(), { signal: AbortSignal.timeout(10_000) })
+    assert.deepEqual(Buffer.from(got), Buffer.from(bytes))
+    assert.equal(b.blockStream.stats.blocksServed, served + 1)
+  })
+
+  it('asks a connected peer whose identify failed on the connection it has now', async () => {
+    const pair = await startConnectedPair()
+    nodes.push(pair.a, pair.b)
+    const { a, b } = pair
+    const { cid, bytes } = await blockOn(a)
+    // A stops answering identify, as a peer paused or behind a lossy link
+    // does not answer in time: B's identify of the next connection fails,
+    // and libp2p does not run it again on that connection.
+    await a.swarm.unhandle('/ipfs/id/1.0.0')
+    await b.swarm.hangUp(a.swarm.peerId)
+    await b.swarm.dial(a.swarm.getMultiaddrs()[0])
+    const got = await b.blockGet(cid.toString(), { signal: AbortSignal.timeout(10_000) })
+    assert.deepEqual(Buffer.from(got), Buffer.from(bytes))
   })
 })
