@@ -66,6 +66,9 @@ export const ollamaShape: ErrorShape = (err, request) => {
 }
 
 const OPENAI_CODES: Record<string, string> = {
+  AuthenticationError: 'invalid_api_key',
+  AuthorizationError: 'insufficient_permissions',
+  RateLimitError: 'rate_limit_exceeded',
   ModelNotFoundError: 'model_not_found',
   ContextLengthError: 'context_length_exceeded',
   UnsupportedParameterError: 'unsupported_parameter'
@@ -126,7 +129,7 @@ export const INVALID_PROMPT: Coded = ['E005', 'Invalid prompt']
 
 /** Document 004's codes, by status, for what document 001 does not number: the two share `{error: {code, message, details}}`. */
 function genericCode (status: number): string {
-  const codes: Record<number, string> = { 401: 'UNAUTHORIZED', 403: 'FORBIDDEN', 404: 'NOT_FOUND', 409: 'CONFLICT', 503: 'SERVICE_UNAVAILABLE' }
+  const codes: Record<number, string> = { 401: 'UNAUTHORIZED', 403: 'FORBIDDEN', 404: 'NOT_FOUND', 409: 'CONFLICT', 429: 'RATE_LIMITED', 503: 'SERVICE_UNAVAILABLE' }
   return codes[status] ?? (status >= 500 ? 'INTERNAL_ERROR' : 'INVALID_REQUEST')
 }
 

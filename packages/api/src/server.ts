@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import { STATUS_CODES } from 'node:http'
 import type { IncomingMessage } from 'node:http'
 import multipart from '@fastify/multipart'
@@ -5,10 +6,12 @@ import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import websocket from '@fastify/websocket'
 import Fastify, { LogController } from 'fastify'
+import { registerAccess, registerCors, securitySchemes } from './access.ts'
 import { envelopeShape } from './error-shapes.ts'
 import { BadRequestError, envelope, MethodNotAllowedError, RouteNotFoundError, UpgradeRequiredError } from './errors.ts'
 import { registerHttpMetrics } from './metrics.ts'
 import { aiRoutes } from './routes/ai.ts'
+import { authRoutes } from './routes/auth.ts'
 import { blockRoutes } from './routes/blocks.ts'
 import { clientRoutes } from './routes/clients.ts'
 import { clusterRoutes } from './routes/cluster.ts'
@@ -103,7 +106,10 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
       const body = envelope(err)
       void (reply as FastifyReply).code(body.status_code).send(body)
     },
-    clientErrorHandler: answerClientError
+    clientErrorHandler: answerClientError,
+    // Each answer's X-Request-Id, unique across the cluster's nodes; a client's own is not taken.
+    genReqId: () => randomUUID(),
+    requestIdHeader: false
   })
   const shutdown = new AbortController()
   // Closing waits for in-flight requests (an add finishes writing), then drops every keep-alive
@@ -129,6 +135,8 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
     else request.log.info({ status, type, url: request.url.slice(0, 200) }, (err as Error).message)
     if (reply.sent || reply.raw.headersSent) return
     if (status === 413) discardBody(request.raw)
+    // A 429 says when to come back; the rate-limit plugin set it already for its own.
+    if (status === 429 && !reply.hasHeader('retry-after')) void reply.header('retry-after', String((err as { retryAfterSeconds?: number }).retryAfterSeconds ?? 60))
     return reply.code(status).header('content-type', 'application/json; charset=utf-8').send(body)
   })
   // @fastify/websocket hides a `websocket: true` route from the OpenAPI document and answers a plain GET of
@@ -157,6 +165,8 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
     return reply.code(body.status_code).send(body)
   })
 
+  await registerAccess(app, { guard: node.access.guard })
+  await registerCors(app, node.access.guard, node.config.access.cors)
   await app.register(multipart, {
     limits: { fileSize: Infinity, files: Infinity, parts: Infinity, fieldSize: 1_048_576, fields: 1000 }
   })
@@ -167,14 +177,15 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
         title: 'node-daemon API',
         description: 'Kubo-compatible content API and the documented APIs of node-daemon. See README.md for the API families.',
         version: node.version().version
-      }
+      },
+      components: { securitySchemes: securitySchemes as any }
     }
   })
   await app.register(swaggerUi, { routePrefix: '/api/v0/docs' })
 
   const ctx: ApiContext = { node, shutdown: shutdown.signal }
   for (const routes of [
-    systemRoutes, contentRoutes, pinRoutes, nameRoutes, peerRoutes, pubsubRoutes, blockRoutes,
+    systemRoutes, authRoutes, contentRoutes, pinRoutes, nameRoutes, peerRoutes, pubsubRoutes, blockRoutes,
     clusterRoutes, distributedRoutes, nodeRoutes, networkRoutes, consensusRoutes, resourceRoutes, clientRoutes,
     ollamaRoutes, openaiRoutes, taskRoutes, taskMetricRoutes, aiRoutes, trainingRoutes, workerRoutes
   ]) {

@@ -1,9 +1,28 @@
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { Readable } from 'node:stream'
+import { COOKIE_FILE } from '@node-daemon/access'
 import { readApiAddress } from '@node-daemon/daemon'
 
-/** Finds a running daemon: --api, else the address it wrote into the repo, else the default port. */
-export async function apiUrl (explicit: string | undefined, repo: string): Promise<string> {
-  return (explicit ?? await readApiAddress(repo) ?? 'http://127.0.0.1:8000').replace(/\/$/, '')
+/** A running daemon's API, and the headers that authenticate the command line to it. */
+export interface Api {
+  base: string
+  headers: Record<string, string>
+}
+
+/**
+ * Finds a running daemon: --api, else the address it wrote into the repo,
+ * else the default port. It authenticates with --api-key (or
+ * NODE_DAEMON_API_KEY), else, talking to the daemon of its own repo, with the
+ * cookie that daemon wrote there for its user.
+ */
+export async function resolveApi (opts: { api?: string, apiKey?: string }, repo: string): Promise<Api> {
+  const own = await readApiAddress(repo)
+  const base = (opts.api ?? own ?? 'http://127.0.0.1:8000').replace(/\/$/, '')
+  const key = opts.apiKey ?? process.env.NODE_DAEMON_API_KEY
+  if (key != null && key !== '') return { base, headers: { 'x-api-key': key } }
+  const cookie = base === own ? await readFile(join(repo, COOKIE_FILE), 'utf8').catch(() => undefined) : undefined
+  return { base, headers: cookie == null ? {} : { authorization: `Bearer ${cookie.trim()}` } }
 }
 
 export class ApiError extends Error {
@@ -12,24 +31,24 @@ export class ApiError extends Error {
 }
 
 /** POSTs to a Kubo-style route and fails with the envelope's message on an error status. */
-export async function call (base: string, path: string, params: Record<string, string | string[]> = {}, init: RequestInit = {}): Promise<Response> {
-  const url = new URL(`${base}/api/v0/${path}`)
+export async function call (api: Api, path: string, params: Record<string, string | string[]> = {}, init: RequestInit = {}): Promise<Response> {
+  const url = new URL(`${api.base}/api/v0/${path}`)
   for (const [key, value] of Object.entries(params)) {
     for (const v of Array.isArray(value) ? value : [value]) url.searchParams.append(key, v)
   }
-  return post(base, url, init)
+  return post(api, url, init)
 }
 
 /**
  * POSTs to any route of the daemon; an error status fails with the message
  * of whichever error shape its API family uses.
  */
-export async function post (base: string, url: URL, init: RequestInit = {}): Promise<Response> {
+export async function post (api: Api, url: URL, init: RequestInit = {}): Promise<Response> {
   let res: Response
   try {
-    res = await fetch(url, { method: 'POST', ...init })
+    res = await fetch(url, { method: 'POST', ...init, headers: { ...api.headers, ...init.headers as Record<string, string> } })
   } catch (err: any) {
-    throw new ApiError(`cannot reach the daemon at ${base} (${err.cause?.code ?? err.message}); is \`node-daemon start\` running?`)
+    throw new ApiError(`cannot reach the daemon at ${api.base} (${err.cause?.code ?? err.message}); is \`node-daemon start\` running?`)
   }
   if (!res.ok) {
     const body = await res.json().catch(() => ({})) as { error?: string | { message?: string }, Message?: string }

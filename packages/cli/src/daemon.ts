@@ -1,5 +1,5 @@
 import { createApiServer } from '@node-daemon/api'
-import { createNode } from '@node-daemon/daemon'
+import { ConfigError, createNode, isLoopback } from '@node-daemon/daemon'
 import type { Config, DaemonNode, Logger } from '@node-daemon/daemon'
 import type { FastifyInstance } from 'fastify'
 
@@ -18,6 +18,7 @@ export async function startDaemon (config: Config, logger: Logger): Promise<Runn
   await node.start()
   let api: FastifyInstance
   try {
+    await guardOpenAddress(node, config, logger)
     api = await createApiServer(node, { logger })
     await api.listen({ host: config.api.host, port: config.api.port })
   } catch (err) {
@@ -42,4 +43,26 @@ export async function startDaemon (config: Config, logger: Logger): Promise<Runn
       return stopping
     }
   }
+}
+
+/** How long a first start waits for its cluster to take the admin key it makes. */
+const ADMIN_KEY_TIMEOUT_MS = 60_000
+
+/**
+ * An API beyond loopback needs credentials: with none anywhere in the
+ * cluster, start refuses, unless asked to make an admin key now (printed
+ * once, as the Docker image asks) or told to serve without (--api-insecure).
+ */
+async function guardOpenAddress (node: DaemonNode, config: Config, logger: Logger): Promise<void> {
+  if (isLoopback(config.api.host) || node.access.credentials.any()) return
+  if (config.api.insecure) {
+    logger.warn({ host: config.api.host }, 'the API serves anyone who reaches it, without credentials (--api-insecure)')
+    return
+  }
+  if (!config.api.initAdminKey) {
+    throw new ConfigError(`the API would listen on ${config.api.host} with no credential to require: start once on 127.0.0.1 and run \`node-daemon auth key create --name admin --permissions '*'\`, set NODE_DAEMON_ADMIN_TOKEN, or start with NODE_DAEMON_INIT_ADMIN_KEY=true to make an admin key now (or --api-insecure to serve without credentials)`)
+  }
+  const { key } = await node.access.createKey({ name: 'admin', permissions: ['*'] }, { signal: AbortSignal.timeout(ADMIN_KEY_TIMEOUT_MS) })
+  process.stdout.write(`admin key: ${key}\n`)
+  process.stderr.write('the admin key is shown this once: keep it, it is stored only as a hash\n')
 }

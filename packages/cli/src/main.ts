@@ -9,7 +9,8 @@ import { createWorker } from '@node-daemon/worker'
 import { Command, Option } from 'commander'
 import cliProgress from 'cli-progress'
 import { createLogger, defaultRepo, formatSwarmKey, initRepo, loadConfig, OPEN_SWARM, parsePort, parseSecret, readSwarmKey, REPO_VERSION, SWARM_KEY_FILE, versionInfo, writeDefaultConfig } from '@node-daemon/daemon'
-import { apiUrl, call, ndjson, post } from './client.ts'
+import { call, ndjson, post, resolveApi } from './client.ts'
+import { authCommand } from './auth.ts'
 import { startDaemon } from './daemon.ts'
 import { listUpload, multipartBody } from './upload.ts'
 import type { ConfigLayer } from '@node-daemon/daemon'
@@ -35,7 +36,7 @@ async function init (opts: Record<string, any>): Promise<void> {
   const { privateKey, created, swarmKeyCreated } = await initRepo(repo, { secret })
   // An open swarm is remembered in config.yaml, or the next start would create a key.
   const cluster = secret === OPEN_SWARM ? { cluster: { secret: OPEN_SWARM } } : {}
-  await writeDefaultConfig(repo, { api: config.api, swarm: config.swarm, ...cluster, log: config.log })
+  await writeDefaultConfig(repo, { api: { host: config.api.host, port: config.api.port }, swarm: config.swarm, ...cluster, log: config.log })
   process.stdout.write(`${created ? 'initialized' : 'already initialized:'} ${repo}\npeer id: ${peerIdFromPrivateKey(privateKey).toString()}\n`)
   // Guidance goes to stderr: stdout stays the two lines scripts read.
   const keyFile = join(repo, SWARM_KEY_FILE)
@@ -59,7 +60,7 @@ async function init (opts: Record<string, any>): Promise<void> {
 async function start (opts: Record<string, any>): Promise<void> {
   const flags: ConfigLayer = {
     repo: opts.repo,
-    api: { host: opts.apiHost, port: opts.apiPort },
+    api: { host: opts.apiHost, port: opts.apiPort, insecure: opts.apiInsecure === true ? true : undefined, initAdminKey: opts.initAdminKey === true ? true : undefined },
     swarm: { port: opts.swarmPort, bootstrap: opts.bootstrap, mdns: opts.mdns },
     cluster: { secret: opts.secret },
     // Only the flag's "no" is a setting; without it the config decides.
@@ -96,7 +97,7 @@ async function start (opts: Record<string, any>): Promise<void> {
 }
 
 async function worker (opts: Record<string, any>): Promise<void> {
-  const api = await apiUrl(opts.api, repoOf(opts))
+  const { base: api } = await resolveApi(opts, repoOf(opts))
   const farm = createWorker({ log: logger('node-daemon:worker') }, { api, clientId: opts.id, token: opts.token })
   const say = (line: string): void => { process.stderr.write(`${new Date().toISOString()} ${line}\n`) }
   farm.addEventListener('task', (e) => { say(`task ${e.detail.id}: rank ${e.detail.config.rank} of ${e.detail.config.world_size}, model ${e.detail.config.name}`) })
@@ -127,7 +128,7 @@ function uploadProgress (verb: string, total: number, enabled: boolean): { sent:
 }
 
 async function add (paths: string[], opts: Record<string, any>): Promise<void> {
-  const base = await apiUrl(opts.api, repoOf(opts))
+  const api = await resolveApi(opts, repoOf(opts))
   const entries = (await Promise.all(paths.map(async p => listUpload(p, opts.recursive === true)))).flat()
   const progress = uploadProgress('adding', entries.reduce((sum, e) => sum + e.size, 0), opts.progress !== false)
   const boundary = `node-daemon-${randomUUID()}`
@@ -135,7 +136,7 @@ async function add (paths: string[], opts: Record<string, any>): Promise<void> {
   if (opts.cidVersion != null) params['cid-version'] = String(opts.cidVersion)
   if (opts.wrapWithDirectory === true) params['wrap-with-directory'] = 'true'
   if (opts.onlyHash === true) params['only-hash'] = 'true'
-  const res = await call(base, 'add', params, {
+  const res = await call(api, 'add', params, {
     headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
     body: multipartBody(entries, boundary, progress.sent),
     duplex: 'half'
@@ -153,14 +154,14 @@ async function add (paths: string[], opts: Record<string, any>): Promise<void> {
 
 /** Imports a model directory in the Hugging Face ONNX layout through document 001's upload route. */
 async function modelImport (dir: string, opts: Record<string, any>): Promise<void> {
-  const base = await apiUrl(opts.api, repoOf(opts))
+  const api = await resolveApi(opts, repoOf(opts))
   // Paths inside the model directory: the directory's own name is not part of the model.
   const files = (await listUpload(dir, true)).filter(e => e.file != null).map(e => ({ ...e, path: e.path.split('/').slice(1).join('/') }))
   const progress = uploadProgress('importing', files.reduce((sum, e) => sum + e.size, 0), opts.progress !== false)
   const boundary = `node-daemon-${randomUUID()}`
   const fields: Record<string, string> = { modelId: opts.name }
   if (opts.description != null) fields.description = opts.description
-  const res = await post(base, new URL(`${base}/api/models/upload`), {
+  const res = await post(api, new URL(`${api.base}/api/models/upload`), {
     headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
     body: multipartBody(files, boundary, progress.sent, fields),
     duplex: 'half'
@@ -178,6 +179,7 @@ export function program (): Command {
     .showHelpAfterError()
   const repoOption = (): Option => new Option('--repo <dir>', 'repo directory (env NODE_DAEMON_REPO)')
   const apiOption = (): Option => new Option('--api <url>', 'API of a running daemon (default: the one the repo names)')
+  const apiKeyOption = (): Option => new Option('--api-key <key>', "API key for the daemon (env NODE_DAEMON_API_KEY; default: the daemon of the repo takes the repo's cookie)")
 
   cmd.command('init')
     .description(`create a repo with a new identity, a private-network key (${SWARM_KEY_FILE}) and a default config.yaml`)
@@ -190,6 +192,8 @@ export function program (): Command {
     .addOption(repoOption())
     .option('--api-host <host>', 'API interface (default 127.0.0.1)')
     .option('--api-port <port>', 'API port (default 8000)', (v) => parsePort(v, '--api-port'))
+    .option('--api-insecure', 'serve the API beyond loopback without credentials (env NODE_DAEMON_API_INSECURE)')
+    .option('--init-admin-key', 'with no credential in the cluster yet, make an admin key and print it once (env NODE_DAEMON_INIT_ADMIN_KEY)')
     .option('--swarm-port <port>', 'libp2p TCP port (default 4001)', (v) => parsePort(v, '--swarm-port'))
     .option('--bootstrap <multiaddr>', 'peer to join through; repeatable', collect)
     .addOption(secretOption())
@@ -202,16 +206,16 @@ export function program (): Command {
 
   cmd.command('worker')
     .description('run an external training worker: connect to a node and compute a share of its training jobs (document 004)')
-    .addOption(repoOption()).addOption(apiOption())
+    .addOption(repoOption()).addOption(apiOption()).addOption(apiKeyOption())
     .option('--id <client-id>', 'the client id, unique among the workers of the node', `${hostname()}-${process.pid}`)
     .option('--token <token>', 'bearer token, for a node that requires one')
     .action(worker)
 
   cmd.command('id')
     .description("print the node's identity")
-    .addOption(repoOption()).addOption(apiOption())
+    .addOption(repoOption()).addOption(apiOption()).addOption(apiKeyOption())
     .action(async (opts) => {
-      const res = await call(await apiUrl(opts.api, repoOf(opts)), 'id')
+      const res = await call(await resolveApi(opts, repoOf(opts)), 'id')
       const { ID, PublicKey, Addresses, AgentVersion, ProtocolVersion, Protocols } = await res.json() as Record<string, unknown>
       process.stdout.write(`${JSON.stringify({ ID, PublicKey, Addresses, AgentVersion, ProtocolVersion, Protocols }, null, 2)}\n`)
     })
@@ -219,7 +223,7 @@ export function program (): Command {
   cmd.command('add')
     .description('add files or directories (-r) and print their CIDs')
     .argument('<path...>')
-    .addOption(repoOption()).addOption(apiOption())
+    .addOption(repoOption()).addOption(apiOption()).addOption(apiKeyOption())
     .option('-r, --recursive', 'add directories recursively')
     .option('-w, --wrap-with-directory', 'wrap the files in a directory')
     .option('-q, --quiet', 'print only the root CID')
@@ -232,9 +236,9 @@ export function program (): Command {
   cmd.command('cat')
     .description('write the bytes of a file to stdout')
     .argument('<cid>')
-    .addOption(repoOption()).addOption(apiOption())
+    .addOption(repoOption()).addOption(apiOption()).addOption(apiKeyOption())
     .action(async (cid, opts) => {
-      const res = await call(await apiUrl(opts.api, repoOf(opts)), 'cat', { arg: cid })
+      const res = await call(await resolveApi(opts, repoOf(opts)), 'cat', { arg: cid })
       await pipeline(Readable.fromWeb(res.body as any), process.stdout)
     })
 
@@ -244,17 +248,19 @@ export function program (): Command {
     .argument('<dir>')
     .requiredOption('--name <name>', 'the name to register it under, e.g. my-model or my-model:v2')
     .option('--description <text>', 'what the model is')
-    .addOption(repoOption()).addOption(apiOption())
+    .addOption(repoOption()).addOption(apiOption()).addOption(apiKeyOption())
     .option('--no-progress', 'no progress bar')
     .action(modelImport)
+
+  cmd.addCommand(authCommand(() => [repoOption(), apiOption(), apiKeyOption()], repoOf))
 
   const pin = cmd.command('pin').description('pins')
   pin.command('ls')
     .description('list pins')
-    .addOption(repoOption()).addOption(apiOption())
+    .addOption(repoOption()).addOption(apiOption()).addOption(apiKeyOption())
     .option('--type <type>', 'all, recursive, direct or indirect', 'all')
     .action(async (opts) => {
-      const res = await call(await apiUrl(opts.api, repoOf(opts)), 'pin/ls', { type: opts.type, stream: 'true' })
+      const res = await call(await resolveApi(opts, repoOf(opts)), 'pin/ls', { type: opts.type, stream: 'true' })
       for await (const line of ndjson<{ Cid: string, Type: string, Message?: string }>(res)) {
         if (line.Message != null) throw new Error(line.Message)
         process.stdout.write(`${line.Cid} ${line.Type}\n`)

@@ -22,6 +22,7 @@ import { ClusterState, workedOn } from './state.ts'
 import { connect } from '@node-daemon/swarm'
 import type { CommandBody, TrainingChange } from './commands.ts'
 import type { MembershipView } from './membership.ts'
+import type { CredentialStore } from '@node-daemon/access'
 import type { Cluster, ClusterProblem, ConsensusStatus, DiscoveryResult, HistoryQuery, JobQuery, NodeView, PeerPinStatus, PinAddOptions, PinStatus, PinStatusReport, ReadOptions, RegisterModelInput, SubmitJobInput, UpdateModelOptions, WriteOptions } from './interface.ts'
 import type { Allocation, ClusterEvents, Decision, JobRecord, ModelRecord, NodeRecord, PinRecord, Resources } from './types.ts'
 import type { ComponentLogger, Logger, PeerInfo } from '@libp2p/interface'
@@ -120,6 +121,17 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
   private lastReport = 0
   private beating = false
   private readonly manager: MembershipManager
+  /** Reads are of this node's applied state: a request's credential is checked without a Raft round. */
+  readonly credentials: CredentialStore = {
+    bySecretHash: (hash) => this.state.bySecretHash(hash),
+    user: (name) => this.state.user(name),
+    count: () => this.state.count(),
+    list: () => [...this.state.credentials.values()],
+    signingKey: (kid) => this.state.signingKeys.get(kid),
+    putCredential: async (credential, options) => this.propose({ op: 'credential.put', credential }, options),
+    removeCredential: async (id, options) => this.propose({ op: 'credential.remove', id }, options),
+    putSigningKey: async (kid, jwk, options) => this.propose({ op: 'signing-key.put', kid, jwk }, options)
+  }
 
   constructor (components: ClusterComponents, init: ClusterInit) {
     super()

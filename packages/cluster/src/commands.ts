@@ -6,7 +6,8 @@
  */
 import { parseCID } from '@node-daemon/content'
 import { InvalidClusterRequestError } from './errors.ts'
-import type { Allocation, ModelKind, Resources, TrainingProgress, TrainingWorker } from './types.ts'
+import type { Allocation, ModelKind, Resources, SigningKey, TrainingProgress, TrainingWorker } from './types.ts'
+import type { StoredCredential } from '@node-daemon/access'
 
 interface Base {
   /** Proposer's clock, milliseconds since the epoch. */
@@ -40,6 +41,9 @@ export type Command = Base & (
   | { op: 'job.fail', jobId: number, error: string }
   | { op: 'job.cancel', jobId: number, reason: string }
   | { op: 'job.remove', jobId: number }
+  | { op: 'credential.put', credential: StoredCredential }
+  | { op: 'credential.remove', id: string }
+  | { op: 'signing-key.put', kid: string, jwk: SigningKey }
   | TrainingChange
 )
 

@@ -1,3 +1,4 @@
+import type { CredentialStore } from '@node-daemon/access'
 import type { Allocation, ClusterEvents, Decision, JobRecord, JobStatus, ModelKind, ModelRecord, NodeRecord, PinRecord, Resources } from './types.ts'
 import type { TrainingChange } from './commands.ts'
 import type { TypedEventTarget } from '@libp2p/interface'
@@ -134,6 +135,8 @@ export interface HistoryQuery {
  */
 export interface Cluster extends TypedEventTarget<{ [K in keyof ClusterEvents]: CustomEvent<ClusterEvents[K]> }> {
   readonly id: string
+  /** API keys, tokens, users and JWT keys made through any node, as hashes, replicated through Raft. */
+  readonly credentials: CredentialStore
   status (): ConsensusStatus
   /** Resolves when this node knows a leader and has caught up; what `/health/ready` waits for. */
   isReady (): boolean

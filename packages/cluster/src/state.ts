@@ -6,11 +6,13 @@
  */
 import { allocate, eligible } from './allocate.ts'
 import { decodeCommand, decodeJoinContext } from './commands.ts'
+import { CredentialNotFoundError } from '@node-daemon/access'
 import { ConsensusRejectedError, InvalidClusterRequestError, JobNotFoundError, JobStateError, ModelExistsError, ModelNotFoundError, NodeNotFoundError, PinNotFoundError } from './errors.ts'
 import type { Candidate } from './allocate.ts'
 import type { Command } from './commands.ts'
 import { FINAL_JOB_STATUSES } from './types.ts'
-import type { Allocation, ClusterEvents, Decision, JobRecord, ModelRecord, NodeRecord, PinRecord, TrainingRecord } from './types.ts'
+import type { Allocation, ClusterEvents, Decision, JobRecord, ModelRecord, NodeRecord, PinRecord, SigningKey, TrainingRecord } from './types.ts'
+import type { StoredCredential } from '@node-daemon/access'
 import type { StateMachine } from '@node-daemon/raft-node'
 import type { ConfChange, ConfState } from '@node-daemon/raft'
 
@@ -34,6 +36,9 @@ interface Queue {
 
 interface Snapshot {
   version: number
+  /** Absent in snapshots made before credentials were replicated. */
+  credentials?: StoredCredential[]
+  signingKeys?: Array<[string, SigningKey]>
   nodes: NodeRecord[]
   queues: Array<[string, Queue]>
   pins: PinRecord[]
@@ -53,6 +58,12 @@ export class ClusterState implements StateMachine {
   readonly pins = new Map<string, PinRecord>()
   readonly models = new Map<string, ModelRecord>()
   readonly jobs = new Map<number, JobRecord>()
+  /** API keys, bearer tokens and users made through any node, by id; hashes only. */
+  readonly credentials = new Map<string, StoredCredential>()
+  readonly #bySecretHash = new Map<string, StoredCredential>()
+  readonly #users = new Map<string, StoredCredential>()
+  /** Each node's public JWT key, by kid. */
+  readonly signingKeys = new Map<string, SigningKey>()
   private queues = new Map<string, Queue>()
   /** CIDs allocated to each node: each node's tracker asks after every entry, so a scan of the pinset would grow with its square. */
   private readonly allocated = new Map<string, Set<string>>()
@@ -155,7 +166,9 @@ export class ClusterState implements StateMachine {
       jobs: [...this.jobs.values()],
       nextJobId: this.nextJobId,
       history: this.history,
-      appliedIndex: this.appliedIndex
+      appliedIndex: this.appliedIndex,
+      credentials: [...this.credentials.values()],
+      signingKeys: [...this.signingKeys]
     }
     return new TextEncoder().encode(JSON.stringify(snap))
   }
@@ -177,6 +190,12 @@ export class ClusterState implements StateMachine {
     this.jobs.clear()
     for (const j of snap.jobs) this.jobs.set(j.jobId, j)
     this.nextJobId = snap.nextJobId
+    this.credentials.clear()
+    this.#bySecretHash.clear()
+    this.#users.clear()
+    for (const c of snap.credentials ?? []) this.#putCredential(c)
+    this.signingKeys.clear()
+    for (const [kid, jwk] of snap.signingKeys ?? []) this.signingKeys.set(kid, jwk)
     this.history = snap.history
     this.appliedIndex = snap.appliedIndex
     this.onApplied?.(this.appliedIndex)
@@ -194,6 +213,32 @@ export class ClusterState implements StateMachine {
       if (op == null || this.history[i].op === op) out.push(this.history[i])
     }
     return out
+  }
+
+  // ---- credentials: the directory access control looks secrets up in
+
+  bySecretHash (hash: string): StoredCredential | undefined {
+    return this.#bySecretHash.get(hash)
+  }
+
+  user (name: string): StoredCredential | undefined {
+    return this.#users.get(name)
+  }
+
+  count (): number {
+    return this.credentials.size
+  }
+
+  #putCredential (c: StoredCredential): void {
+    this.credentials.set(c.id, c)
+    if (c.kind === 'user') this.#users.set(c.name, c)
+    else this.#bySecretHash.set(c.hash, c)
+  }
+
+  #removeCredential (c: StoredCredential): void {
+    this.credentials.delete(c.id)
+    if (c.kind === 'user') this.#users.delete(c.name)
+    else this.#bySecretHash.delete(c.hash)
   }
 
   pinsAllocatedTo (id: string): PinRecord[] {
@@ -497,6 +542,24 @@ export class ClusterState implements StateMachine {
         this.jobs.delete(c.jobId)
         return { result: clone(job), summary: `job ${c.jobId} removed` }
       }
+      case 'credential.put': {
+        const credential = checkCredential(c.credential)
+        // A user added again under the same name is the same user with a new password.
+        const replaced = credential.kind === 'user' ? this.#users.get(credential.name) : this.credentials.get(credential.id)
+        if (replaced != null) this.#removeCredential(replaced)
+        this.#putCredential(credential)
+        return { result: { ...credential, hash: '' }, summary: `${credential.kind} ${credential.name} (${credential.id}) ${replaced == null ? 'added' : 'replaced'}` }
+      }
+      case 'credential.remove': {
+        const credential = this.credentials.get(c.id)
+        if (credential == null) throw new CredentialNotFoundError(`no credential has the id ${JSON.stringify(c.id)}`)
+        this.#removeCredential(credential)
+        return { result: { ...credential, hash: '' }, summary: `${credential.kind} ${credential.name} (${credential.id}) revoked` }
+      }
+      case 'signing-key.put': {
+        this.signingKeys.set(c.kid, c.jwk)
+        return { result: c.kid, summary: `JWT signing key ${c.kid} of ${c.by}` }
+      }
       default:
         throw new InvalidClusterRequestError(`unknown cluster command ${JSON.stringify((c as { op: unknown }).op)}`)
     }
@@ -699,4 +762,14 @@ export function jobIdOfTask (task: string): number | undefined {
 /** Whether a node or an external worker worked on a job: ran it, or took a rank of its training. */
 export function workedOn (job: JobRecord, id: string): boolean {
   return job.worker === id || job.training?.workers.some(w => w.id === id) === true
+}
+
+/** A credential as a command carries it: the fields access control reads, of the right types. */
+function checkCredential (c: StoredCredential): StoredCredential {
+  const ok = typeof c === 'object' && c != null && typeof c.id === 'string' && c.id !== '' && ['api_key', 'bearer_token', 'user'].includes(c.kind) &&
+    typeof c.name === 'string' && c.name !== '' && Array.isArray(c.permissions) && c.permissions.every(p => typeof p === 'string') &&
+    typeof c.hash === 'string' && c.hash !== '' && (c.expiresAt == null || typeof c.expiresAt === 'string')
+  if (!ok) throw new InvalidClusterRequestError('not a credential record')
+  const { id, kind, name, permissions, hash, createdAt, expiresAt } = c
+  return { id, kind, name, permissions: [...permissions], hash, createdAt, expiresAt }
 }

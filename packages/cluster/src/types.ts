@@ -184,6 +184,9 @@ export interface JobRecord {
   training?: TrainingRecord
 }
 
+/** A node's public JWT signing key, as a JWK: published so that every node verifies the tokens any node issues. */
+export type SigningKey = Record<string, string>
+
 /** One committed decision of the consensus history. */
 export interface Decision {
   index: number

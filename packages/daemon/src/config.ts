@@ -2,16 +2,31 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import envPaths from 'env-paths'
 import { parse as parseYaml } from 'yaml'
+import { defaultAccessConfig, mergeAccessConfig, parseAccessConfig } from '@node-daemon/access'
 import { ConfigError } from './errors.ts'
+import type { AccessConfig } from '@node-daemon/access'
 
 export interface Config {
   repo: string
-  api: { host: string, port: number }
+  api: ApiConfig
+  /** Credentials, CORS and rate limits (config.yaml's auth, cors and rate_limits). */
+  access: AccessConfig
   swarm: { host: string, port: number, bootstrap: string[], mdns: boolean }
   cluster: ClusterConfig
   inference: InferenceConfig
   content: ContentConfig
   log: { level: string }
+}
+
+export interface ApiConfig {
+  host: string
+  port: number
+  /** Serve beyond loopback without credentials: refused unless this is set. */
+  insecure: boolean
+  /** Document 002's admin token (NODE_DAEMON_ADMIN_TOKEN): every permission. */
+  adminToken?: string
+  /** With no credential in the cluster yet, make an admin key on start and print it once (the Docker image does). */
+  initAdminKey: boolean
 }
 
 export interface ContentConfig {
@@ -60,7 +75,8 @@ export interface ClusterConfig {
 /** Settings as they come from one source: any of them may be missing. */
 export interface ConfigLayer {
   repo?: string
-  api?: { host?: string, port?: number }
+  api?: Partial<ApiConfig>
+  access?: Partial<AccessConfig>
   swarm?: { host?: string, port?: number, bootstrap?: string[], mdns?: boolean }
   cluster?: Partial<ClusterConfig>
   inference?: Partial<InferenceConfig>
@@ -81,7 +97,8 @@ export function defaultRepo (env: NodeJS.ProcessEnv = process.env): string {
 export function defaults (env: NodeJS.ProcessEnv = process.env): Config {
   return {
     repo: defaultRepo(env),
-    api: { host: '127.0.0.1', port: 8000 },
+    api: { host: '127.0.0.1', port: 8000, insecure: false, initAdminKey: false },
+    access: defaultAccessConfig(),
     swarm: { host: '0.0.0.0', port: 4001, bootstrap: [], mdns: false },
     cluster: { voters: 3, heartbeatMs: 1000, nodeTimeoutMs: 10_000, voterTimeoutMs: 30_000, tickMs: 100, snapshotEvery: 10_000 },
     inference: { keepAliveMs: 5 * 60_000, executionProvider: 'auto', defaultModels: true },
@@ -186,12 +203,22 @@ function level (value: unknown, source: string): string | undefined {
   return l
 }
 
+/** The access sections of a YAML document, their errors as ConfigErrors. */
+function accessLayer (d: Record<string, unknown>, source: string): Partial<AccessConfig> | undefined {
+  try {
+    return parseAccessConfig(d, source)
+  } catch (err: any) {
+    if (err.name === 'AccessConfigError') throw new ConfigError(err.message)
+    throw err
+  }
+}
+
 /** Checks a parsed YAML document and turns it into a layer. */
 export function layerFromObject (doc: unknown, source: string): ConfigLayer {
   if (doc == null) return {}
   if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError(`${source}: expected a mapping at the top level`)
   const d = doc as Record<string, any>
-  const known = new Set(['repo', 'api', 'swarm', 'cluster', 'inference', 'content', 'log'])
+  const known = new Set(['repo', 'api', 'swarm', 'cluster', 'inference', 'content', 'log', 'auth', 'cors', 'cors_origins', 'rate_limits'])
   for (const key of Object.keys(d)) if (!known.has(key)) throw new ConfigError(`${source}: unknown setting ${JSON.stringify(key)}`)
   const swarm = d.swarm ?? {}
   const cluster = section(d.cluster, 'cluster', ['secret', 'voters', 'heartbeat_ms', 'node_timeout_ms', 'voter_timeout_ms', 'tick_ms', 'snapshot_every'], source)
@@ -199,7 +226,8 @@ export function layerFromObject (doc: unknown, source: string): ConfigLayer {
   const content = section(d.content, 'content', ['timeout_ms', 'auto_gc', 'storage_max', 'storage_gc_watermark', 'gc_period_ms'], source)
   return {
     repo: text(d.repo, `${source} repo`),
-    api: { host: text(d.api?.host, `${source} api.host`), port: port(d.api?.port, `${source} api.port`) },
+    api: { host: text(d.api?.host, `${source} api.host`), port: port(d.api?.port, `${source} api.port`), insecure: bool(d.api?.insecure, `${source} api.insecure`) },
+    access: accessLayer(d, source),
     swarm: {
       host: text(swarm.host, `${source} swarm.host`),
       port: port(swarm.port, `${source} swarm.port`),
@@ -250,7 +278,13 @@ export async function layerFromFile (file: string, optional = false): Promise<Co
 
 export function layerFromEnv (env: NodeJS.ProcessEnv): ConfigLayer {
   return {
-    api: { host: text(env.NODE_DAEMON_API_HOST, 'NODE_DAEMON_API_HOST'), port: port(env.NODE_DAEMON_API_PORT, 'NODE_DAEMON_API_PORT') },
+    api: {
+      host: text(env.NODE_DAEMON_API_HOST, 'NODE_DAEMON_API_HOST'),
+      port: port(env.NODE_DAEMON_API_PORT, 'NODE_DAEMON_API_PORT'),
+      insecure: bool(env.NODE_DAEMON_API_INSECURE, 'NODE_DAEMON_API_INSECURE'),
+      adminToken: text(env.NODE_DAEMON_ADMIN_TOKEN, 'NODE_DAEMON_ADMIN_TOKEN'),
+      initAdminKey: bool(env.NODE_DAEMON_INIT_ADMIN_KEY, 'NODE_DAEMON_INIT_ADMIN_KEY')
+    },
     swarm: {
       host: text(env.NODE_DAEMON_SWARM_HOST, 'NODE_DAEMON_SWARM_HOST'),
       port: port(env.NODE_DAEMON_SWARM_PORT, 'NODE_DAEMON_SWARM_PORT'),
@@ -279,8 +313,8 @@ export function merge (base: Config, ...layers: ConfigLayer[]): Config {
   const out: Config = structuredClone(base)
   for (const layer of layers) {
     out.repo = layer.repo ?? out.repo
-    out.api.host = layer.api?.host ?? out.api.host
-    out.api.port = layer.api?.port ?? out.api.port
+    out.api = { ...out.api, ...defined(layer.api ?? {}) }
+    out.access = mergeAccessConfig(out.access, layer.access)
     out.swarm.host = layer.swarm?.host ?? out.swarm.host
     out.swarm.port = layer.swarm?.port ?? out.swarm.port
     out.swarm.bootstrap = layer.swarm?.bootstrap ?? out.swarm.bootstrap

@@ -4,7 +4,7 @@
  * into the `Node` that the HTTP API adapts. Nothing above this package builds
  * services; nothing below it knows about config files.
  */
-export { createNode } from './node.ts'
+export { createNode, isLoopback } from './node.ts'
 export type { Node, DaemonNode, NodeComponents } from './node.ts'
 export { loadConfig, defaults, defaultRepo, merge, checkConfig, parsePort, parseSecret, CONFIG_FILE, OPEN_SWARM } from './config.ts'
 export type { Config, ClusterConfig, ConfigLayer, LoadConfigOptions } from './config.ts'

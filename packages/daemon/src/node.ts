@@ -1,6 +1,7 @@
 import { join } from 'node:path'
 import { prefixLogger } from '@libp2p/logger'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { AccessService } from '@node-daemon/access'
 import { createCluster } from '@node-daemon/cluster'
 import { AutoGc, Content } from '@node-daemon/content'
 import { createInference } from '@node-daemon/inference'
@@ -32,6 +33,8 @@ export interface Node {
   readonly inference: Inference
   /** Data-parallel training jobs, datasets and trained models. */
   readonly training: TrainingService
+  /** Who may use the node: credentials, permissions, origins, rate limits. */
+  readonly access: AccessService
   readonly peerId: string
   readonly startedAt: Date
   /** Prometheus registry of this node: libp2p, repo and API metrics. */
@@ -128,6 +131,13 @@ export async function createNode (config: Config, components: NodeComponents): P
     },
     log: prefixLogger(peerId).forComponent('node-daemon:training')
   })
+  const access = new AccessService({ store: cluster.credentials }, {
+    config: config.access,
+    repo: config.repo,
+    loopback: isLoopback(config.api.host),
+    open: config.api.insecure,
+    adminToken: config.api.adminToken
+  })
   let apiAddress: string | undefined
   const log = components.logger
   const autoGc = config.content.autoGc
@@ -147,6 +157,7 @@ export async function createNode (config: Config, components: NodeComponents): P
     cluster,
     inference,
     training,
+    access,
     metrics,
     get swarm () { return content.swarm },
     peerId,
@@ -169,6 +180,7 @@ export async function createNode (config: Config, components: NodeComponents): P
         throw err
       }
       try {
+        await access.start()
         await cluster.start()
         await runtime.start()
         await inference.start()
@@ -178,6 +190,7 @@ export async function createNode (config: Config, components: NodeComponents): P
         await inference.stop().catch(() => {})
         await runtime.stop().catch(() => {})
         await cluster.stop().catch(() => {})
+        await access.stop().catch(() => {})
         await content.stop().catch(() => {})
         await repo.close().catch(() => {})
         throw err
@@ -186,6 +199,7 @@ export async function createNode (config: Config, components: NodeComponents): P
       startedAt = new Date()
       background = new AbortController()
       autoGc?.start()
+      publishSigningKey(access, log, background.signal)
       if (config.inference.defaultModels) {
         registerDefaultModels(cluster, inference, log, background.signal).catch(err => {
           if (!background.signal.aborted) log.warn({ err }, 'registering the default models failed')
@@ -205,10 +219,35 @@ export async function createNode (config: Config, components: NodeComponents): P
       await inference.stop()
       await runtime.stop()
       await cluster.stop()
+      await access.stop()
       await content.stop()
       await repo.close()
       log.info('node stopped')
     }
   }
   return node
+}
+
+/** Whether an API address is reachable from this machine only. */
+export function isLoopback (host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127(\.\d{1,3}){3}$/.test(host)
+}
+
+/**
+ * Publishes the node's JWT key to the cluster, retrying until there is a
+ * leader to take it: tokens this node issues verify on the others once it is in.
+ */
+function publishSigningKey (access: AccessService, log: Logger, signal: AbortSignal): void {
+  void (async () => {
+    for (let wait = 500; !signal.aborted; wait = Math.min(wait * 2, 30_000)) {
+      try {
+        await access.publishSigningKey({ signal })
+        return
+      } catch (err: any) {
+        if (signal.aborted) return
+        log.debug({ err: err.message }, 'publishing the JWT key failed; retrying')
+        await new Promise(resolve => setTimeout(resolve, wait).unref())
+      }
+    }
+  })()
 }

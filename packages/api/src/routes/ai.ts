@@ -59,6 +59,7 @@ const text = (value: unknown): string | undefined => typeof value === 'string' &
 export const aiRoutes: Routes = (app, { node, shutdown }) => {
   kuboRoute(app, {
     path: 'ai/model/add',
+    permission: 'models:write',
     tags,
     summary: 'Add a model directory (Hugging Face ONNX layout) from a multipart body: fields name, description or metadata (JSON) first, then one file part per file, named by its path',
     handler: async (request, reply) => {
@@ -73,6 +74,7 @@ export const aiRoutes: Routes = (app, { node, shutdown }) => {
 
   kuboRoute(app, {
     path: 'ai/model/get',
+    permission: 'models:read',
     get: true,
     tags,
     summary: 'A model: one file of it with `path`, else its directory as a tar archive',
@@ -94,6 +96,7 @@ export const aiRoutes: Routes = (app, { node, shutdown }) => {
 
   kuboRoute(app, {
     path: 'ai/model/list',
+    permission: 'models:read',
     get: true,
     tags,
     summary: 'Registered models with their metadata',
@@ -105,6 +108,7 @@ export const aiRoutes: Routes = (app, { node, shutdown }) => {
 
   kuboRoute(app, {
     path: 'embeddings/generate',
+    permission: 'inference',
     tags: ['embeddings'],
     summary: `Embeddings of texts, by default with ${DEFAULT_EMBED_MODEL}`,
     schema: { body: EmbeddingsBody },

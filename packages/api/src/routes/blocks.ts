@@ -50,6 +50,7 @@ export const blockRoutes: Routes = (app, { node, shutdown }) => {
 
   kuboRoute(app, {
     path: 'block/put',
+    permission: 'content:write',
     tags: ['blocks'],
     summary: 'Store one raw block from a multipart body',
     schema: { querystring: BlockPutQuery },
@@ -63,6 +64,7 @@ export const blockRoutes: Routes = (app, { node, shutdown }) => {
 
   kuboRoute(app, {
     path: 'block/get',
+    permission: 'content:read',
     tags: ['blocks'],
     summary: 'The raw bytes of a block',
     schema: { querystring: CidQuery },
@@ -74,6 +76,7 @@ export const blockRoutes: Routes = (app, { node, shutdown }) => {
 
   kuboRoute(app, {
     path: 'block/stat',
+    permission: 'content:read',
     tags: ['blocks'],
     summary: 'The size of a block',
     schema: { querystring: CidQuery },
@@ -85,6 +88,7 @@ export const blockRoutes: Routes = (app, { node, shutdown }) => {
 
   kuboRoute(app, {
     path: 'dag/put',
+    permission: 'content:write',
     tags: ['blocks'],
     summary: 'Store an IPLD node given in input-codec, encoded with store-codec',
     schema: { querystring: DagPutQuery },
@@ -97,6 +101,7 @@ export const blockRoutes: Routes = (app, { node, shutdown }) => {
 
   kuboRoute(app, {
     path: 'dag/get',
+    permission: 'content:read',
     tags: ['blocks'],
     summary: 'An IPLD node, or the value at a path inside it, in output-codec',
     schema: { querystring: DagGetQuery },
@@ -109,6 +114,7 @@ export const blockRoutes: Routes = (app, { node, shutdown }) => {
   })
   kuboRoute(app, {
     path: 'block/rm',
+    permission: 'content:write',
     tags: ['blocks'],
     summary: 'Remove blocks that nothing pins; NDJSON {"Hash", "Error"} per block, as Kubo',
     schema: { querystring: BlockRmQuery },
@@ -128,6 +134,7 @@ export const blockRoutes: Routes = (app, { node, shutdown }) => {
 
   kuboRoute(app, {
     path: 'repo/gc',
+    permission: 'content:write',
     tags: ['blocks'],
     summary: 'Remove every block that no pin, cluster allocation, or add or pull in flight keeps; NDJSON {"Key": {"/": cid}} per block removed',
     schema: { querystring: RepoGcQuery },

@@ -12,6 +12,7 @@ const ClientParams = Type.Object({ id: Type.String({ description: 'Peer id of a 
  */
 export const clientRoutes: Routes = (app, { node }) => {
   app.get('/api/clients', {
+    permission: 'cluster:read',
     schema: { querystring: LocalQuery, tags: ['clients'], summary: 'Cluster nodes and the worker processes connected to this node: status, CPU, RAM and GPUs' }
   }, async (_request, reply) => {
     const nodes = await node.cluster.nodes(readOptions(reply))
@@ -20,6 +21,7 @@ export const clientRoutes: Routes = (app, { node }) => {
   })
 
   app.get('/api/clients/:id', {
+    permission: 'cluster:read',
     schema: { params: ClientParams, querystring: LocalQuery, tags: ['clients'], summary: 'One worker with its tasks and performance' }
   }, async (request, reply) => {
     const { id } = request.params as Static<typeof ClientParams>

@@ -25,6 +25,7 @@ const StatusQuery = Type.Object({ arg: Type.Optional(Type.Array(Type.String(), {
 export const clusterRoutes: Routes = (app, { node }) => {
   kuboRoute(app, {
     path: 'cluster/pins',
+    permission: 'cluster:read',
     get: true,
     tags: ['cluster'],
     summary: 'The cluster pinset: each pin with its replication factors and allocations',
@@ -37,6 +38,7 @@ export const clusterRoutes: Routes = (app, { node }) => {
 
   kuboRoute(app, {
     path: 'cluster/pin/add',
+    permission: 'pins',
     tags: ['cluster'],
     summary: 'Pin a CID in the cluster; answers the nodes it is allocated to',
     schema: { querystring: PinAddQuery, body: PinAddBody },
@@ -54,6 +56,7 @@ export const clusterRoutes: Routes = (app, { node }) => {
 
   kuboRoute(app, {
     path: 'cluster/pin/rm',
+    permission: 'pins',
     tags: ['cluster'],
     summary: 'Remove a pin from the cluster; every node unpins it',
     schema: { querystring: PinRmQuery, body: PinRmBody },
@@ -66,6 +69,7 @@ export const clusterRoutes: Routes = (app, { node }) => {
 
   kuboRoute(app, {
     path: 'cluster/status',
+    permission: 'cluster:read',
     get: true,
     tags: ['cluster'],
     summary: 'Status of one pin (arg) or of all, on every node, keyed by CID',
@@ -78,6 +82,7 @@ export const clusterRoutes: Routes = (app, { node }) => {
 
   kuboRoute(app, {
     path: 'cluster/peers',
+    permission: 'cluster:read',
     get: true,
     tags: ['cluster'],
     summary: 'Members of the cluster',

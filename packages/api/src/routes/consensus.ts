@@ -23,6 +23,7 @@ const HistoryQuery = Type.Object({
 /** Document 003's consensus routes over the cluster's Raft group. */
 export const consensusRoutes: Routes = (app, { node }) => {
   app.get('/api/v1/consensus/status', {
+    permission: 'cluster:read',
     schema: { tags: ['consensus'], summary: "Raft: the leader's peer id, term, commit and applied index, role, voters and learners" }
   }, async () => {
     const status = node.cluster.status()
@@ -30,6 +31,7 @@ export const consensusRoutes: Routes = (app, { node }) => {
   })
 
   app.post('/api/v1/consensus/vote', {
+    permission: 'cluster:admin',
     schema: { body: VoteBody, tags: ['consensus'], summary: 'Propose a new version of a model; the cluster commits it or rejects it' }
   }, async (request, reply) => {
     const body = request.body as Static<typeof VoteBody>
@@ -40,6 +42,7 @@ export const consensusRoutes: Routes = (app, { node }) => {
   })
 
   app.get('/api/v1/consensus/history', {
+    permission: 'cluster:read',
     schema: { querystring: HistoryQuery, tags: ['consensus'], summary: 'Committed decisions with term, index, time and proposer' }
   }, async (request, reply) => {
     const { since, limit, op } = request.query as Static<typeof HistoryQuery>

@@ -130,6 +130,7 @@ export const contentRoutes: Routes = (app, { node, shutdown }) => {
 
   kuboRoute(app, {
     path: 'add',
+    permission: 'content:write',
     tags: ['content'],
     summary: 'Add files and directories from a multipart body; NDJSON lines, root last',
     schema: { querystring: AddQuery },
@@ -151,6 +152,7 @@ export const contentRoutes: Routes = (app, { node, shutdown }) => {
 
   kuboRoute(app, {
     path: 'cat',
+    permission: 'content:read',
     get: true,
     tags: ['content'],
     summary: 'Stream the bytes of a file',
@@ -166,6 +168,7 @@ export const contentRoutes: Routes = (app, { node, shutdown }) => {
 
   kuboRoute(app, {
     path: 'ls',
+    permission: 'content:read',
     get: true,
     tags: ['content'],
     summary: 'List directory entries',
@@ -188,6 +191,7 @@ export const contentRoutes: Routes = (app, { node, shutdown }) => {
   })
 
   app.get('/api/v0/stream/media', {
+    permission: 'content:read',
     schema: { querystring: PathQuery, tags: ['streaming'], summary: 'Stream a file with HTTP Range support and a sniffed Content-Type' }
   }, async (request, reply) => withDeadline(request, async () => {
     const path = firstArg(request, 'cid', 'cid')
@@ -200,6 +204,7 @@ export const contentRoutes: Routes = (app, { node, shutdown }) => {
     raw.removeAllContentTypeParsers()
     raw.addContentTypeParser('*', (_request, _payload, done) => { done(null) })
     raw.post('/api/v0/stream/upload', {
+      permission: 'content:write',
       schema: { querystring: UploadQuery, tags: ['streaming'], summary: 'Stream a raw request body into the blockstore; same CID as add' }
     }, async (request, reply) => withDeadline(request, async () => {
       const q = request.query as AddQueryType
@@ -214,6 +219,7 @@ export const contentRoutes: Routes = (app, { node, shutdown }) => {
   })
 
   app.get('/ws/v0/stream/media', {
+    permission: 'content:read',
     websocket: true,
     schema: { querystring: Type.Object(ReadQuery), tags: ['streaming'], summary: 'WebSocket: send {"cid"}, receive the file as binary frames' }
   }, (socket, request) => {
@@ -245,7 +251,7 @@ export const contentRoutes: Routes = (app, { node, shutdown }) => {
     })
   })
 
-  app.get('/ws/v0/stream/upload', { websocket: true, schema: { tags: ['streaming'], summary: 'WebSocket: send binary frames, then {"done": true}; receive {"success", "cid"}' } }, (socket, request) => {
+  app.get('/ws/v0/stream/upload', { permission: 'content:write', websocket: true, schema: { tags: ['streaming'], summary: 'WebSocket: send binary frames, then {"done": true}; receive {"success", "cid"}' } }, (socket, request) => {
     void wsUpload(content, socket, request.query as Record<string, string | undefined>, shutdown)
   })
 }

@@ -38,10 +38,11 @@ export const distributedRoutes: Routes = (app, { node }) => {
     }
   }
   for (const url of ['/api/distributed/status', '/api/v1/cluster/status']) {
-    app.get(url, { schema: { querystring: LocalQuery, tags: ['distributed'], summary: 'Cluster size, active nodes, leader and term' } }, status)
+    app.get(url, { permission: 'cluster:read', schema: { querystring: LocalQuery, tags: ['distributed'], summary: 'Cluster size, active nodes, leader and term' } }, status)
   }
 
   app.get('/api/distributed/models', {
+    permission: 'models:read',
     schema: { querystring: LocalQuery, tags: ['distributed'], summary: 'Registered models: replicas, the nodes holding them, size and readiness' }
   }, async (_request, reply) => {
     const options = readOptions(reply)
@@ -52,6 +53,7 @@ export const distributedRoutes: Routes = (app, { node }) => {
   })
 
   app.get('/api/distributed/models/:name/replicas', {
+    permission: 'models:read',
     schema: { params: ModelParams, querystring: LocalQuery, tags: ['distributed'], summary: "A model's replicas and their pin status on each node" }
   }, async (request, reply) => {
     const options = readOptions(reply)
@@ -61,6 +63,7 @@ export const distributedRoutes: Routes = (app, { node }) => {
   })
 
   app.get('/api/distributed/metrics', {
+    permission: 'cluster:read',
     schema: { querystring: LocalQuery, tags: ['distributed'], summary: "This node's view of the cluster: peers, leadership, nodes and its own load" }
   }, async (_request, reply) => {
     const [nodes, resources] = await Promise.all([node.cluster.nodes(readOptions(reply)), node.cluster.resources()])
@@ -81,6 +84,7 @@ export const distributedRoutes: Routes = (app, { node }) => {
   })
 
   app.get('/api/distributed/requests', {
+    permission: 'cluster:read',
     schema: { querystring: LocalQuery, tags: ['distributed'], summary: 'Jobs requested or running' }
   }, async (_request, reply) => {
     const jobs = await activeJobs(node.cluster, readOptions(reply))
@@ -88,6 +92,7 @@ export const distributedRoutes: Routes = (app, { node }) => {
   })
 
   app.get('/api/distributed/replication/status', {
+    permission: 'cluster:read',
     schema: { querystring: LocalQuery, tags: ['distributed'], summary: 'Replication of every pin (models and datasets among them) on every node' }
   }, async (_request, reply) => {
     const options = readOptions(reply)
@@ -103,6 +108,7 @@ export const distributedRoutes: Routes = (app, { node }) => {
   })
 
   app.post('/api/distributed/rebalance', {
+    permission: 'cluster:admin',
     schema: { tags: ['distributed'], summary: 'Recompute allocations to balance load; answers the pins that moved' }
   }, async (_request, reply) => {
     const moved = await node.cluster.rebalance({ signal: requestSignal(reply) })
@@ -110,6 +116,7 @@ export const distributedRoutes: Routes = (app, { node }) => {
   })
 
   app.post('/api/distributed/migrate', {
+    permission: 'cluster:admin',
     schema: { body: MigrateBody, tags: ['distributed'], summary: "Move a replica of a model's content from one node to another" }
   }, async (request, reply) => {
     const body = request.body as Static<typeof MigrateBody>

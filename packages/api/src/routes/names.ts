@@ -35,6 +35,7 @@ export const nameRoutes: Routes = (app, { node }) => {
 
   kuboRoute(app, {
     path: 'name/publish',
+    permission: 'names',
     tags: ['ipns'],
     summary: 'Publish an IPNS record for a path, signed with a named key',
     schema: { querystring: PublishQuery, body: PublishBody },
@@ -52,6 +53,7 @@ export const nameRoutes: Routes = (app, { node }) => {
 
   kuboRoute(app, {
     path: 'name/resolve',
+    permission: 'names',
     get: true,
     tags: ['ipns'],
     summary: 'Resolve an IPNS name to a path',
@@ -68,6 +70,7 @@ export const nameRoutes: Routes = (app, { node }) => {
 
   kuboRoute(app, {
     path: 'key/gen',
+    permission: 'names',
     tags: ['ipns'],
     summary: 'Create a named Ed25519 key',
     schema: { querystring: KeyQuery },
@@ -79,6 +82,7 @@ export const nameRoutes: Routes = (app, { node }) => {
 
   kuboRoute(app, {
     path: 'key/list',
+    permission: 'names',
     tags: ['ipns'],
     summary: 'List named keys',
     handler: async () => {
@@ -89,6 +93,7 @@ export const nameRoutes: Routes = (app, { node }) => {
 
   kuboRoute(app, {
     path: 'key/rm',
+    permission: 'names',
     tags: ['ipns'],
     summary: 'Remove a named key',
     schema: { querystring: KeyQuery },

@@ -9,12 +9,14 @@ const DISCOVER_TIMEOUT_MS = 10_000
 /** Document 003's network routes: topology, discovery of members, and swarm metrics. */
 export const networkRoutes: Routes = (app, { node }) => {
   app.get('/api/v1/network/topology', {
+    permission: 'cluster:read',
     schema: { querystring: LocalQuery, tags: ['network'], summary: "Cluster members and connected peers, with this node's swarm connections" }
   }, async (_request, reply) => {
     return topologyJson(node.peerId, await node.cluster.nodes(readOptions(reply)), node.peers())
   })
 
   app.post('/api/v1/network/discover', {
+    permission: 'cluster:admin',
     schema: { tags: ['network'], summary: 'Dial the cluster members this node is not connected to, at their known addresses' }
   }, async (_request, reply) => {
     const signal = AbortSignal.any([requestSignal(reply), AbortSignal.timeout(DISCOVER_TIMEOUT_MS)])
@@ -23,6 +25,7 @@ export const networkRoutes: Routes = (app, { node }) => {
   })
 
   app.get('/api/v1/network/metrics', {
+    permission: 'cluster:read',
     schema: { tags: ['network'], summary: 'Connected peers, their ping latency, and bytes sent and received by libp2p' }
   }, async (_request, reply) => {
     const connections = node.peers()

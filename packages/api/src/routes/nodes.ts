@@ -41,10 +41,11 @@ export const nodeRoutes: Routes = (app, { node }) => {
     return { nodes: await nodesJson(node, views, options), total: views.length, active: views.filter(v => nodeStatus(v) === 'active').length }
   }
   for (const url of ['/api/distributed/nodes', '/api/v1/nodes']) {
-    app.get(url, { schema: { querystring: LocalQuery, tags: ['nodes'], summary: 'Cluster nodes with status, address, models, resources and latency' } }, list)
+    app.get(url, { permission: 'cluster:read', schema: { querystring: LocalQuery, tags: ['nodes'], summary: 'Cluster nodes with status, address, models, resources and latency' } }, list)
   }
 
   app.post('/api/v1/nodes', {
+    permission: 'cluster:admin',
     schema: { body: RegisterBody, tags: ['nodes'], summary: "Register this node's resource limits (NodeProfileRegistry.registerNode); nodes join by `node-daemon start --bootstrap`" }
   }, async (request, reply) => {
     const body = request.body as Static<typeof RegisterBody>
@@ -56,6 +57,7 @@ export const nodeRoutes: Routes = (app, { node }) => {
   })
 
   app.get('/api/v1/nodes/:id', {
+    permission: 'cluster:read',
     schema: { params: NodeParams, querystring: LocalQuery, tags: ['nodes'], summary: 'One node in detail' }
   }, async (request, reply) => {
     const options = readOptions(reply)
@@ -64,6 +66,7 @@ export const nodeRoutes: Routes = (app, { node }) => {
   })
 
   app.delete('/api/v1/nodes/:id', {
+    permission: 'cluster:admin',
     schema: { params: NodeParams, tags: ['nodes'], summary: 'Remove a node from the cluster; its pins move elsewhere' }
   }, async (request, reply) => {
     const id = nodeId(request)
@@ -73,6 +76,7 @@ export const nodeRoutes: Routes = (app, { node }) => {
 
   for (const [action, drained] of [['drain', true], ['undrain', false]] as const) {
     app.post(`/api/v1/nodes/:id/${action}`, {
+      permission: 'cluster:admin',
       schema: { params: NodeParams, tags: ['nodes'], summary: drained ? 'Drain a node: it takes no new allocations or jobs' : 'Let a drained node take work again' }
     }, async (request, reply) => {
       const signal = requestSignal(reply)

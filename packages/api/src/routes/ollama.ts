@@ -292,7 +292,7 @@ async function loadOnly ({ node }: ApiContext, body: { model: string, keep_alive
 export const ollamaRoutes: Routes = (app, ctx) => {
   const { node, shutdown } = ctx
   familyRoutes(app, ollamaShape, (scope) => {
-    scope.post('/api/generate', { schema: { body: GenerateBody, tags, summary: 'Generate a completion of a prompt; NDJSON unless stream is false' } }, async (request, reply) => {
+    scope.post('/api/generate', { permission: 'inference', schema: { body: GenerateBody, tags, summary: 'Generate a completion of a prompt; NDJSON unless stream is false' } }, async (request, reply) => {
       const body = request.body as Static<typeof GenerateBody>
       refuse(body, { format: '', think: false, images: [], suffix: '', context: [] })
       const signal = workSignal(reply, shutdown)
@@ -306,7 +306,7 @@ export const ollamaRoutes: Routes = (app, ctx) => {
       return answer(reply, body.model, body.stream, events, text => ({ response: text }))
     })
 
-    scope.post('/api/chat', { schema: { body: ChatBody, tags, summary: 'Generate the next message of a conversation; NDJSON unless stream is false' } }, async (request, reply) => {
+    scope.post('/api/chat', { permission: 'inference', schema: { body: ChatBody, tags, summary: 'Generate the next message of a conversation; NDJSON unless stream is false' } }, async (request, reply) => {
       const body = request.body as Static<typeof ChatBody>
       refuse(body, { format: '', think: false, tools: [] })
       for (const message of body.messages ?? []) refuse(message, { images: [], tool_calls: [] })
@@ -322,7 +322,7 @@ export const ollamaRoutes: Routes = (app, ctx) => {
       return answer(reply, body.model, body.stream, events, assistant)
     })
 
-    scope.post('/api/embed', { schema: { body: EmbedBody, tags, summary: 'Embeddings of one text or many' } }, async (request, reply) => {
+    scope.post('/api/embed', { permission: 'inference', schema: { body: EmbedBody, tags, summary: 'Embeddings of one text or many' } }, async (request, reply) => {
       const body = request.body as Static<typeof EmbedBody>
       refuse(body, { dimensions: null })
       const result = await node.inference.embed(defined({
@@ -340,7 +340,7 @@ export const ollamaRoutes: Routes = (app, ctx) => {
       }
     })
 
-    scope.post('/api/embeddings', { schema: { body: EmbeddingsBody, tags, summary: 'The embedding of one prompt (the older form of /api/embed)' } }, async (request, reply) => {
+    scope.post('/api/embeddings', { permission: 'inference', schema: { body: EmbeddingsBody, tags, summary: 'The embedding of one prompt (the older form of /api/embed)' } }, async (request, reply) => {
       const body = request.body as Static<typeof EmbeddingsBody>
       const result = await node.inference.embed(defined({
         model: body.model,
@@ -350,12 +350,12 @@ export const ollamaRoutes: Routes = (app, ctx) => {
       return { embedding: result.embeddings[0] }
     })
 
-    scope.get('/api/tags', { schema: { tags, summary: 'Models of the cluster' } }, async (_request, reply) => {
+    scope.get('/api/tags', { permission: 'models:read', schema: { tags, summary: 'Models of the cluster' } }, async (_request, reply) => {
       const models = await node.inference.models({ signal: requestSignal(reply) })
       return { models: models.map(tagJson) }
     })
 
-    scope.post('/api/show', { schema: { body: NamedBody, tags, summary: 'A model\'s Modelfile, parameters, template, details and capabilities' } }, async (request, reply) => {
+    scope.post('/api/show', { permission: 'models:read', schema: { body: NamedBody, tags, summary: 'A model\'s Modelfile, parameters, template, details and capabilities' } }, async (request, reply) => {
       const model = await node.inference.show(nameOf(request.body as Static<typeof NamedBody>), { signal: requestSignal(reply) })
       return defined({
         modelfile: model.modelfile,
@@ -373,32 +373,32 @@ export const ollamaRoutes: Routes = (app, ctx) => {
       })
     })
 
-    scope.get('/api/ps', { schema: { tags, summary: 'Models loaded on this node' } }, async () => {
+    scope.get('/api/ps', { permission: 'models:read', schema: { tags, summary: 'Models loaded on this node' } }, async () => {
       return { models: node.inference.loaded().map(psJson) }
     })
 
-    scope.post('/api/pull', { schema: { body: TransferBody, tags, summary: 'Fetch a model from the cluster to this node; progress lines unless stream is false' } }, async (request, reply) => {
+    scope.post('/api/pull', { permission: 'models:write', schema: { body: TransferBody, tags, summary: 'Fetch a model from the cluster to this node; progress lines unless stream is false' } }, async (request, reply) => {
       const body = request.body as Static<typeof TransferBody>
       return progress(reply, node.inference.pull(nameOf(body), { signal: workSignal(reply, shutdown) }), body.stream)
     })
 
-    scope.post('/api/push', { schema: { body: TransferBody, tags, summary: 'Replicate a model to other nodes of the cluster; progress lines unless stream is false' } }, async (request, reply) => {
+    scope.post('/api/push', { permission: 'models:write', schema: { body: TransferBody, tags, summary: 'Replicate a model to other nodes of the cluster; progress lines unless stream is false' } }, async (request, reply) => {
       const body = request.body as Static<typeof TransferBody>
       return progress(reply, node.inference.push(nameOf(body), { signal: workSignal(reply, shutdown) }), body.stream)
     })
 
-    scope.post('/api/create', { schema: { body: CreateBody, tags, summary: 'Create a model from a Modelfile, or from `from`, `system`, `template` and `parameters`' } }, async (request, reply) => {
+    scope.post('/api/create', { permission: 'models:write', schema: { body: CreateBody, tags, summary: 'Create a model from a Modelfile, or from `from`, `system`, `template` and `parameters`' } }, async (request, reply) => {
       const body = request.body as Static<typeof CreateBody>
       return progress(reply, node.inference.create(nameOf(body), modelfileOf(body), { signal: workSignal(reply, shutdown) }), body.stream)
     })
 
-    scope.post('/api/copy', { schema: { body: CopyBody, tags, summary: 'Register a model under another name' } }, async (request, reply) => {
+    scope.post('/api/copy', { permission: 'models:write', schema: { body: CopyBody, tags, summary: 'Register a model under another name' } }, async (request, reply) => {
       const body = request.body as Static<typeof CopyBody>
       await node.inference.copy(body.source, body.destination, { signal: requestSignal(reply) })
       return reply.send()
     })
 
-    scope.delete('/api/delete', { schema: { body: NamedBody, tags, summary: 'Remove a model from the registry' } }, async (request, reply) => {
+    scope.delete('/api/delete', { permission: 'models:write', schema: { body: NamedBody, tags, summary: 'Remove a model from the registry' } }, async (request, reply) => {
       await node.inference.delete(nameOf(request.body as Static<typeof NamedBody>), { signal: requestSignal(reply) })
       return reply.send()
     })

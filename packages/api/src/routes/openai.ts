@@ -188,31 +188,31 @@ export const openaiRoutes: Routes = (app, ctx) => {
       for (const [key, value] of Object.entries(body)) if (value === null) delete body[key]
     })
 
-    scope.get('/v1/models', { schema: { tags, summary: 'Models of the cluster' } }, async (_request, reply) => {
+    scope.get('/v1/models', { permission: 'models:read', schema: { tags, summary: 'Models of the cluster' } }, async (_request, reply) => {
       const models = await node.inference.models({ signal: requestSignal(reply) })
       return { object: 'list', data: models.map(modelJson) }
     })
 
     // A wildcard, because model names may hold slashes.
-    scope.get('/v1/models/*', { schema: { tags, summary: 'One model' } }, async (request, reply) => {
+    scope.get('/v1/models/*', { permission: 'models:read', schema: { tags, summary: 'One model' } }, async (request, reply) => {
       return modelJson(await node.inference.show((request.params as { '*': string })['*'], { signal: requestSignal(reply) }))
     })
 
-    scope.post('/v1/chat/completions', { schema: { body: ChatBody, tags, summary: 'Chat completion; SSE chunks when stream is true' } }, async (request, reply) => {
+    scope.post('/v1/chat/completions', { permission: 'inference', schema: { body: ChatBody, tags, summary: 'Chat completion; SSE chunks when stream is true' } }, async (request, reply) => {
       const body = request.body as Static<typeof ChatBody>
       const params = { model: body.model, input: chatInput(body.messages), options: generateOptions(body, NEUTRAL_CHAT) }
       return complete(ctx, reply, body, params, chatFraming())
     })
 
     // The legacy API continues text as it is written, without the chat template.
-    scope.post('/v1/completions', { schema: { body: CompletionBody, tags, summary: 'Text completion; SSE chunks when stream is true' } }, async (request, reply) => {
+    scope.post('/v1/completions', { permission: 'inference', schema: { body: CompletionBody, tags, summary: 'Text completion; SSE chunks when stream is true' } }, async (request, reply) => {
       const body = request.body as Static<typeof CompletionBody>
       const prompt = typeof body.prompt === 'string' ? body.prompt : body.prompt[0]
       const params = { model: body.model, input: { prompt, raw: true }, options: generateOptions(body, NEUTRAL_COMPLETION) }
       return complete(ctx, reply, body, params, completionFraming())
     })
 
-    scope.post('/v1/embeddings', { schema: { body: EmbeddingsBody, tags, summary: 'Embeddings of a text or texts, as floats or base64 little-endian float32' } }, async (request, reply) => {
+    scope.post('/v1/embeddings', { permission: 'inference', schema: { body: EmbeddingsBody, tags, summary: 'Embeddings of a text or texts, as floats or base64 little-endian float32' } }, async (request, reply) => {
       const body = request.body as Static<typeof EmbeddingsBody>
       if (body.dimensions != null) throw new UnsupportedParameterError('dimensions', 'dimensions is not supported: embeddings have the model\'s size')
       const result = await node.inference.embed({ model: body.model, input: typeof body.input === 'string' ? [body.input] : body.input }, { signal: requestSignal(reply) })

@@ -20,6 +20,7 @@ const ConnectBody = Type.Optional(Type.Object({
 export const peerRoutes: Routes = (app, { node }) => {
   kuboRoute(app, {
     path: 'id',
+    permission: 'swarm',
     get: true,
     tags: ['peers'],
     summary: 'Identity of this node or of another peer',
@@ -43,6 +44,7 @@ export const peerRoutes: Routes = (app, { node }) => {
 
   kuboRoute(app, {
     path: 'swarm/peers',
+    permission: 'swarm',
     get: true,
     tags: ['peers'],
     summary: 'Connected peers',
@@ -68,6 +70,7 @@ export const peerRoutes: Routes = (app, { node }) => {
 
   kuboRoute(app, {
     path: 'swarm/connect',
+    permission: 'swarm',
     tags: ['peers'],
     summary: 'Connect to peers by multiaddr',
     schema: { querystring: ConnectQuery, body: ConnectBody },

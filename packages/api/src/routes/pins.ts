@@ -35,6 +35,7 @@ export const pinRoutes: Routes = (app, { node }) => {
 
   kuboRoute(app, {
     path: 'pin/add',
+    permission: 'pins',
     tags: ['pins'],
     summary: 'Pin content recursively (default) or directly, fetching what is missing',
     schema: { querystring: PinQuery, body: PinBody },
@@ -49,6 +50,7 @@ export const pinRoutes: Routes = (app, { node }) => {
 
   kuboRoute(app, {
     path: 'pin/rm',
+    permission: 'pins',
     tags: ['pins'],
     summary: 'Remove pins',
     schema: { querystring: PinQuery, body: PinBody },
@@ -63,6 +65,7 @@ export const pinRoutes: Routes = (app, { node }) => {
 
   kuboRoute(app, {
     path: 'pin/ls',
+    permission: 'pins',
     get: true,
     tags: ['pins'],
     summary: 'List pins of type all, recursive, direct or indirect',

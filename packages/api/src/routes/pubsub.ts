@@ -52,6 +52,7 @@ export const pubsubRoutes: Routes = (app, { node, shutdown }) => {
 
   kuboRoute(app, {
     path: 'pubsub/pub',
+    permission: 'swarm',
     tags: ['pubsub'],
     summary: 'Publish: Kubo style (encoded topic, data as a multipart file) or JSON {"topic", "data": base64}',
     schema: { querystring: TopicQuery },
@@ -71,6 +72,7 @@ export const pubsubRoutes: Routes = (app, { node, shutdown }) => {
 
   kuboRoute(app, {
     path: 'pubsub/sub',
+    permission: 'swarm',
     tags: ['pubsub'],
     summary: 'Subscribe: NDJSON messages until the client disconnects',
     schema: { querystring: TopicQuery },
@@ -84,6 +86,7 @@ export const pubsubRoutes: Routes = (app, { node, shutdown }) => {
 
   kuboRoute(app, {
     path: 'pubsub/ls',
+    permission: 'swarm',
     tags: ['pubsub'],
     summary: 'Topics this node is subscribed to',
     handler: async () => {
@@ -94,6 +97,7 @@ export const pubsubRoutes: Routes = (app, { node, shutdown }) => {
 
   kuboRoute(app, {
     path: 'pubsub/peers',
+    permission: 'swarm',
     tags: ['pubsub'],
     summary: 'Peers subscribed to a topic, or all pubsub peers',
     schema: { querystring: TopicQuery },
@@ -103,7 +107,7 @@ export const pubsubRoutes: Routes = (app, { node, shutdown }) => {
     }
   })
 
-  app.get('/ws/v0/pubsub/:topic', { websocket: true, schema: { tags: ['pubsub'], summary: 'WebSocket: messages of a topic as {"topic", "data": base64, "from"}' } }, (socket, request) => {
+  app.get('/ws/v0/pubsub/:topic', { permission: 'swarm', websocket: true, schema: { tags: ['pubsub'], summary: 'WebSocket: messages of a topic as {"topic", "data": base64, "from"}' } }, (socket, request) => {
     const { topic } = request.params as { topic: string }
     const controller = new AbortController()
     socket.once('close', () => { controller.abort() })

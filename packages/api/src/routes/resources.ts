@@ -20,6 +20,7 @@ const AllocationBody = Type.Object({
 /** Document 001's node routes: status, peers, and the resources this node gives the cluster. */
 export const resourceRoutes: Routes = (app, { node }) => {
   app.get('/api/status', {
+    permission: 'cluster:read',
     schema: { tags: ['node'], summary: "This node's status, uptime, peers and load in percent" }
   }, async () => {
     const resources = await node.cluster.resources()
@@ -37,12 +38,14 @@ export const resourceRoutes: Routes = (app, { node }) => {
   })
 
   app.get('/api/peers', {
+    permission: 'cluster:read',
     schema: { querystring: LocalQuery, tags: ['node'], summary: 'Other cluster members and connected peers' }
   }, async (_request, reply) => {
     return { peers: peersJson(await node.cluster.nodes(readOptions(reply)), node.peers()) }
   })
 
   app.get('/api/resources', {
+    permission: 'cluster:read',
     schema: { querystring: LocalQuery, tags: ['node'], summary: "This node's allocation to the cluster, its measured usage, and the limits of an allocation, in percent" }
   }, async (_request, reply) => {
     const [self, measured] = await Promise.all([node.cluster.node(node.cluster.id, readOptions(reply)), node.cluster.resources()])
@@ -61,6 +64,7 @@ export const resourceRoutes: Routes = (app, { node }) => {
   })
 
   app.post('/api/resources', {
+    permission: 'cluster:admin',
     schema: { body: AllocationBody, tags: ['node'], summary: 'Set how much of this machine the cluster may use, in percent' }
   }, async (request, reply) => {
     const allocation = await node.cluster.setAllocation(request.body as Static<typeof AllocationBody>, { signal: requestSignal(reply) })

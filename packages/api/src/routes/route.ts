@@ -1,5 +1,6 @@
 import { Type } from 'typebox'
 import { deadlineExceeded, requestDeadline, requestSignal } from '../stream.ts'
+import type { RoutePermission } from '@node-daemon/access'
 import type { ReadOptions } from '@node-daemon/content'
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema } from 'fastify'
 
@@ -8,6 +9,8 @@ export interface KuboRoute {
   path: string
   /** Document 000 documents GET for this route; POST is always taken, as Kubo does. */
   get?: boolean
+  /** What a caller needs to be allowed the route. */
+  permission: RoutePermission
   tags: string[]
   summary: string
   schema?: Omit<FastifySchema, 'tags' | 'summary'>
@@ -44,6 +47,7 @@ export function kuboRoute (app: FastifyInstance, route: KuboRoute): void {
   app.route({
     method: route.get === true ? ['GET', 'POST'] : ['POST'],
     url: `/api/v0/${route.path}`,
+    permission: route.permission,
     schema: { ...route.schema, tags: route.tags, summary: route.summary },
     // Kubo clients POST with no body; the JSON body of the API documents is optional.
     preValidation: async (request) => { request.body ??= {} },

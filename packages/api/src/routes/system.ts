@@ -14,6 +14,7 @@ const PROBLEMS: Record<ClusterProblem, string> = {
 export const systemRoutes: Routes = (app, { node }) => {
   kuboRoute(app, {
     path: 'version',
+    permission: 'public',
     tags: ['system'],
     summary: 'Daemon version, Kubo style',
     handler: async () => {
@@ -23,7 +24,7 @@ export const systemRoutes: Routes = (app, { node }) => {
   })
 
   // Documents 000 and 002 both answer /health; 002's richer form wins, with 000's version beside it.
-  app.get('/health', { schema: { tags: ['system'], summary: 'Health of the node and its services' } }, async () => {
+  app.get('/health', { permission: 'public', schema: { tags: ['system'], summary: 'Health of the node and its services' } }, async () => {
     // A local read: health must answer even when the cluster has no leader.
     const nodes = await node.cluster.nodes({ local: true })
     // Degraded, not failed: a liveness probe that reads only the status code still sees 200.
@@ -49,13 +50,13 @@ export const systemRoutes: Routes = (app, { node }) => {
   })
 
   // Document 003's Kubernetes probes: ready once the node knows a leader and has caught up.
-  app.get('/health/ready', { schema: { tags: ['system'], summary: 'Readiness: 200 once the node knows a Raft leader and has caught up, else 503' } }, async (_request, reply) => {
+  app.get('/health/ready', { permission: 'public', schema: { tags: ['system'], summary: 'Readiness: 200 once the node knows a Raft leader and has caught up, else 503' } }, async (_request, reply) => {
     const ready = node.cluster.isReady()
     const { leader, term, role } = node.cluster.status()
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', ready, leader, term, role })
   })
 
-  app.get('/health/live', { schema: { tags: ['system'], summary: 'Liveness: 200 while the process serves requests' } }, async () => {
+  app.get('/health/live', { permission: 'public', schema: { tags: ['system'], summary: 'Liveness: 200 while the process serves requests' } }, async () => {
     return { status: 'alive', uptime_seconds: uptimeSeconds(node.startedAt) }
   })
 
@@ -63,12 +64,12 @@ export const systemRoutes: Routes = (app, { node }) => {
     const v = node.version()
     return { version: v.version, build_date: v.buildDate, git_commit: v.commit, node_version: v.node, api_versions: ['v0', 'v1'] }
   }
-  app.get('/api/version', { schema: { tags: ['system'], summary: 'API version and build' } }, version)
-  app.get('/api/v1/version', { schema: { tags: ['system'], summary: 'API version and build' } }, version)
+  app.get('/api/version', { permission: 'public', schema: { tags: ['system'], summary: 'API version and build' } }, version)
+  app.get('/api/v1/version', { permission: 'public', schema: { tags: ['system'], summary: 'API version and build' } }, version)
 
-  app.get('/metrics', { schema: { tags: ['system'], summary: 'Prometheus metrics', hide: false } }, async (_request, reply) => {
+  app.get('/metrics', { permission: 'cluster:read', schema: { tags: ['system'], summary: 'Prometheus metrics', hide: false } }, async (_request, reply) => {
     return reply.header('content-type', node.metrics.contentType).send(await node.metrics.metrics())
   })
 
-  app.get('/api/v0/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+  app.get('/api/v0/openapi.json', { permission: 'public', schema: { hide: true } }, async () => app.swagger())
 }

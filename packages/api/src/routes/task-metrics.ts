@@ -10,6 +10,7 @@ import type { Static } from 'typebox'
 export const taskMetricRoutes: Routes = (app, { node }) => {
   familyRoutes(app, taskShape(), (scope) => {
     scope.get('/api/metrics', {
+      permission: 'tasks',
       schema: { querystring: LocalQuery, tags: ['tasks'], summary: 'Clients (cluster nodes and the workers connected to this node), tasks by status, and the mean usage of the online nodes in percent' }
     }, async (_request, reply) => {
       const options = readOptions(reply)
@@ -19,6 +20,7 @@ export const taskMetricRoutes: Routes = (app, { node }) => {
     })
 
     scope.get('/api/metrics/tasks/:taskId', {
+      permission: 'tasks',
       schema: { params: TaskIdParams, querystring: LocalQuery, tags: ['tasks'], summary: "A task's progress, its latest metrics, and the mean usage of its worker nodes in percent" }
     }, async (request, reply) => {
       const options = readOptions(reply)

@@ -149,6 +149,7 @@ export const taskRoutes: Routes = (app, { node, shutdown }) => {
 
   familyRoutes(app, taskShape(), (scope) => {
     scope.post('/api/tasks/submit', {
+      permission: 'inference',
       schema: { body: SubmitBody, tags: ['tasks'], summary: 'Submit a generation that runs in the background; poll /api/tasks/:taskId or watch /api/ws' },
       // The prompt and its parameters are all a submission holds, so any bad input is document 001's invalid prompt.
       config: { errorShape: taskShape(INVALID_PROMPT) }
@@ -160,6 +161,7 @@ export const taskRoutes: Routes = (app, { node, shutdown }) => {
     })
 
     scope.post('/api/tasks', {
+      permission: 'tasks',
       schema: { body: CreateBody, tags: ['tasks'], summary: 'Create a training task (dataset, model or url, hyperparameters, n_clients, requirements) or an inference task (prompt)' }
     }, async (request, reply) => {
       const body = request.body as CreateTask
@@ -178,6 +180,7 @@ export const taskRoutes: Routes = (app, { node, shutdown }) => {
     })
 
     scope.get('/api/tasks/:taskId', {
+      permission: 'tasks',
       schema: { params: TaskIdParams, querystring: LocalQuery, tags: ['tasks'], summary: "A task: an inference task's prompt, response, CIDs, worker and timing; a training task's progress, metrics, config, workers and checkpoints" }
     }, async (request, reply) => {
       const options = readOptions(reply)
@@ -185,6 +188,7 @@ export const taskRoutes: Routes = (app, { node, shutdown }) => {
     })
 
     scope.put('/api/tasks/:taskId/status', {
+      permission: 'tasks',
       schema: { params: TaskIdParams, body: StatusBody, tags: ['tasks'], summary: 'Pause, resume or stop a training task' }
     }, async (request, reply) => {
       const { taskId } = request.params as Static<typeof TaskIdParams>
@@ -199,6 +203,7 @@ export const taskRoutes: Routes = (app, { node, shutdown }) => {
     })
 
     scope.delete('/api/tasks/:taskId', {
+      permission: 'tasks',
       schema: { params: TaskIdParams, tags: ['tasks'], summary: "Remove a finished task from the job table; a training task's checkpoints are unpinned" }
     }, async (request, reply) => {
       const signal = requestSignal(reply)
@@ -209,6 +214,7 @@ export const taskRoutes: Routes = (app, { node, shutdown }) => {
     })
 
     scope.get('/api/tasks', {
+      permission: 'tasks',
       schema: { querystring: TaskListQuery, tags: ['tasks'], summary: 'Inference and training tasks, newest first, a page at a time; X-Total-Count, X-Page-Count and Link headers' }
     }, async (request, reply) => {
       const query = request.query as Static<typeof TaskListQuery>
@@ -222,12 +228,13 @@ export const taskRoutes: Routes = (app, { node, shutdown }) => {
       return { tasks, total, page }
     })
 
-    scope.get('/api/models', { schema: { tags: ['tasks'], summary: 'Registered models' } }, async (_request, reply) => {
+    scope.get('/api/models', { permission: 'models:read', schema: { tags: ['tasks'], summary: 'Registered models' } }, async (_request, reply) => {
       const models = await node.inference.models({ signal: requestSignal(reply) })
       return { models: models.map(modelJson) }
     })
 
     scope.post('/api/models/upload', {
+      permission: 'models:write',
       schema: {
         tags: ['tasks'],
         summary: 'Upload a model directory in the Hugging Face ONNX layout: form fields modelId and description first, then one file part per file, named by its path in the directory'
@@ -240,7 +247,7 @@ export const taskRoutes: Routes = (app, { node, shutdown }) => {
     })
 
     // Document 001 serves its events on a port of their own; here they have a path that no other document uses.
-    scope.get('/api/ws', { websocket: true, schema: { tags: ['tasks'], summary: 'WebSocket: task_submitted, task_completed and task_failed events as {type, data, timestamp}' } }, (socket) => {
+    scope.get('/api/ws', { permission: 'tasks', websocket: true, schema: { tags: ['tasks'], summary: 'WebSocket: task_submitted, task_completed and task_failed events as {type, data, timestamp}' } }, (socket) => {
       const send = (event: TaskEvent): void => {
         if (socket.readyState === socket.OPEN) socket.send(JSON.stringify({ ...event, timestamp: new Date().toISOString() }))
       }

@@ -137,29 +137,29 @@ export const trainingRoutes: Routes = (app, { node, shutdown }) => {
   const { training } = node
   const job = async (id: unknown, reply: FastifyReply): Promise<JobRecord> => training.job(jobIdOf(id), { signal: requestSignal(reply) })
 
-  app.post('/api/v1/training/start', { schema: { body: StartBody, tags: ['training'], summary: 'Start data-parallel training of a model on a dataset across nodes' }, config: { errorShape: trainingShape } }, async (request, reply) => {
+  app.post('/api/v1/training/start', { permission: 'training', schema: { body: StartBody, tags: ['training'], summary: 'Start data-parallel training of a model on a dataset across nodes' }, config: { errorShape: trainingShape } }, async (request, reply) => {
     const signal = workSignal(reply, shutdown)
     const submitted = await training.submit(await trainingRequest(training, request.body as Static<typeof StartBody>, signal), { signal })
     return trainingJson(submitted)
   })
 
-  app.get('/api/v1/training/status', { schema: { querystring: SessionQuery, tags: ['training'], summary: 'A training session (default the latest): status, progress, nodes, model_id' } }, async (request, reply) => {
+  app.get('/api/v1/training/status', { permission: 'training', schema: { querystring: SessionQuery, tags: ['training'], summary: 'A training session (default the latest): status, progress, nodes, model_id' } }, async (request, reply) => {
     const q = request.query as Static<typeof SessionQuery>
     return trainingJson(await job(q.session_id ?? q.task_id, reply))
   })
 
-  app.get('/api/v1/training/sessions', { schema: { tags: ['training'], summary: 'Every training session, newest first' } }, async (_request, reply) => {
+  app.get('/api/v1/training/sessions', { permission: 'training', schema: { tags: ['training'], summary: 'Every training session, newest first' } }, async (_request, reply) => {
     return { sessions: (await training.jobs({ signal: requestSignal(reply) })).map(trainingJson) }
   })
 
   for (const action of ['stop', 'pause', 'resume'] as const) {
-    app.post(`/api/v1/training/${action}`, { schema: { body: Type.Optional(SessionBody), tags: ['training'], summary: `${action[0].toUpperCase()}${action.slice(1)} a training session (default the latest)` } }, async (request, reply) => {
+    app.post(`/api/v1/training/${action}`, { permission: 'training', schema: { body: Type.Optional(SessionBody), tags: ['training'], summary: `${action[0].toUpperCase()}${action.slice(1)} a training session (default the latest)` } }, async (request, reply) => {
       const target = await job((request.body as Static<typeof SessionBody> | undefined)?.session_id, reply)
       return trainingJson(await training.control(target.jobId, action, { signal: requestSignal(reply) }))
     })
   }
 
-  app.post('/api/v1/models/save', { schema: { body: Type.Optional(SessionBody), tags: ['training'], summary: "Register the weights of a session's latest checkpoint as a model" } }, async (request, reply) => {
+  app.post('/api/v1/models/save', { permission: 'models:write', schema: { body: Type.Optional(SessionBody), tags: ['training'], summary: "Register the weights of a session's latest checkpoint as a model" } }, async (request, reply) => {
     const body = request.body as Static<typeof SessionBody> | undefined
     const target = await job(body?.session_id, reply)
     const saved = await training.save(target.jobId, { name: body?.name, signal: workSignal(reply, shutdown) })
@@ -167,7 +167,7 @@ export const trainingRoutes: Routes = (app, { node, shutdown }) => {
   })
 
   const LoadBody = Type.Object({ model_id: Type.String({ minLength: 1 }) })
-  app.post('/api/v1/models/load', { schema: { body: LoadBody, tags: ['training'], summary: 'Fetch a saved model to this node and pin it' }, config: { errorShape: trainingShape } }, async (request, reply) => {
+  app.post('/api/v1/models/load', { permission: 'models:write', schema: { body: LoadBody, tags: ['training'], summary: 'Fetch a saved model to this node and pin it' }, config: { errorShape: trainingShape } }, async (request, reply) => {
     const { model_id: modelId } = request.body as Static<typeof LoadBody>
     const signal = workSignal(reply, shutdown)
     for await (const event of node.inference.pull(modelId, { signal })) void event
@@ -175,7 +175,7 @@ export const trainingRoutes: Routes = (app, { node, shutdown }) => {
     return { success: true, model_id: model.name, cid: model.cid }
   })
 
-  app.get('/api/v1/models/:model_id/download', { schema: { params: Type.Object({ model_id: Type.String() }), tags: ['training'], summary: 'The model as one ONNX file, weights inside' } }, async (request, reply) => {
+  app.get('/api/v1/models/:model_id/download', { permission: 'models:read', schema: { params: Type.Object({ model_id: Type.String() }), tags: ['training'], summary: 'The model as one ONNX file, weights inside' } }, async (request, reply) => {
     const { model_id: modelId } = request.params as { model_id: string }
     const model = await training.download(modelId, { signal: requestSignal(reply) })
     reply.header('content-disposition', `attachment; filename="${model.name.replace(/[^\w.-]+/g, '_')}.onnx"`)
@@ -184,7 +184,7 @@ export const trainingRoutes: Routes = (app, { node, shutdown }) => {
   })
 
   // Document 003's events: steps of the jobs this node coordinates, and the changes of every job, node and vote.
-  app.get('/api/v1/ws', { websocket: true, schema: { tags: ['training'], summary: 'WebSocket: training_progress, model_update, node_joined, node_left and consensus_vote events as {type, data, timestamp}' } }, (socket) => {
+  app.get('/api/v1/ws', { permission: 'training', websocket: true, schema: { tags: ['training'], summary: 'WebSocket: training_progress, model_update, node_joined, node_left and consensus_vote events as {type, data, timestamp}' } }, (socket) => {
     const send = (event: object): void => {
       if (socket.readyState === socket.OPEN) socket.send(JSON.stringify({ ...event, timestamp: new Date().toISOString() }))
     }
@@ -211,6 +211,7 @@ export const trainingRoutes: Routes = (app, { node, shutdown }) => {
 
   kuboRoute(app, {
     path: 'ai/dataset/add',
+    permission: 'training',
     tags: ['ai'],
     summary: 'Add a dataset (JSONL with a text field per line, or a safetensors file of features and labels) from a multipart body: fields name, description or metadata (JSON), and one file',
     handler: async (request, reply) => {
@@ -234,6 +235,7 @@ export const trainingRoutes: Routes = (app, { node, shutdown }) => {
 
   kuboRoute(app, {
     path: 'ai/dataset/get',
+    permission: 'training',
     get: true,
     tags: ['ai'],
     summary: 'A dataset file, by CID or name, with its format in Content-Type and X-Dataset-* headers',
@@ -251,6 +253,7 @@ export const trainingRoutes: Routes = (app, { node, shutdown }) => {
 
   kuboRoute(app, {
     path: 'ai/distributed/submit',
+    permission: 'training',
     tags: ['ai'],
     summary: 'Submit a distributed training job: the body of /api/v1/training/start, or it as task_config',
     schema: { body: Type.Union([Type.Object({ task_config: StartBody }), StartBody]) },
@@ -264,6 +267,7 @@ export const trainingRoutes: Routes = (app, { node, shutdown }) => {
 
   kuboRoute(app, {
     path: 'ai/distributed/status',
+    permission: 'training',
     get: true,
     tags: ['ai'],
     summary: 'A distributed training job: status and progress from 0 to 1',
@@ -278,6 +282,7 @@ export const trainingRoutes: Routes = (app, { node, shutdown }) => {
 
   kuboRoute(app, {
     path: 'ai/distributed/aggregate',
+    permission: 'training',
     tags: ['ai'],
     summary: "A finished job's result: the trained model's CID and the final metrics",
     schema: { querystring: Type.Object({ task_id: Type.Optional(Type.String()) }) },
@@ -291,6 +296,7 @@ export const trainingRoutes: Routes = (app, { node, shutdown }) => {
 
   kuboRoute(app, {
     path: 'ai/metrics',
+    permission: 'training',
     get: true,
     tags: ['ai'],
     summary: 'Training metrics of every session, or of one model (model_id) or session (task_id)',

@@ -27,6 +27,7 @@ const CLIENT_ID = /^[\w.:@-]{1,128}$/
  */
 export const workerRoutes: Routes = (app, { node, shutdown }) => {
   app.get('/api/workers/ws', {
+    permission: 'training',
     websocket: true,
     schema: {
       querystring: WorkerQuery,
