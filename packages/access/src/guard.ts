@@ -152,9 +152,10 @@ export class AccessGuard {
 
   /** Which bucket a request counts against, or undefined when rate limits are off. */
   bucket (facts: Pick<RequestFacts, 'ip' | 'route' | 'method'>, principal: Principal | undefined, limitClass: LimitClass | undefined): LimitBucket | undefined {
-    if (!this.limited()) return undefined
+    // The node's own command line, with the repo's cookie, is no more limited than a local process is.
+    if (!this.limited() || principal?.kind === 'local') return undefined
     const { endpoints, default: base } = this.#init.config.rateLimits
-    const owner = principal == null || principal.kind === 'local' ? `ip:${facts.ip}` : principal.id
+    const owner = principal == null ? `ip:${facts.ip}` : principal.id
     const endpoint = endpoints[facts.route]
     if (endpoint != null) return { key: `${facts.route}|${owner}`, limit: endpoint }
     const cls: LimitClass = limitClass ?? (principal == null ? 'anonymous' : 'authenticated')
