@@ -120,6 +120,11 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
     inflight++
     reply.raw.once('close', () => { inflight-- })
   })
+  // An upgrade answered with an HTTP error (a refused origin, a bad credential) keeps its socket, which
+  // nothing would ever close: the server could not stop.
+  app.addHook('onResponse', async (request) => {
+    if (request.headers.upgrade != null && !request.ws) request.raw.socket?.destroy()
+  })
   app.addHook('preClose', async () => {
     shutdown.abort(new Error('the daemon is stopping'))
     const sweep = setInterval(() => { if (inflight === 0) app.server.closeAllConnections() }, 50)
