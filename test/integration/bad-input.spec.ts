@@ -100,6 +100,20 @@ describe('bad input gets a 4xx that names no path', { timeout: 180_000 }, () => 
     assert.match(body.error, /not a peer id/)
   })
 
+  it('answers a job that no node may run, every node being drained, with 409 rather than 503', async () => {
+    const self = d.node.peerId
+    // A drained node still serves a model it holds loaded: unloaded, it takes no new work.
+    assert.equal((await call('/api/generate', json({ model: DEFAULT_MODELS.generate, keep_alive: 0 }))).status, 200)
+    assert.equal((await call(`/api/v1/nodes/${self}/drain`)).status, 200)
+    try {
+      const { status, body } = await call('/api/generate', json({ model: DEFAULT_MODELS.generate, prompt: 'It is', stream: false }))
+      assert.equal(status, 409, JSON.stringify(body))
+      assert.match(body.error, /drained or offline/)
+    } finally {
+      assert.equal((await call(`/api/v1/nodes/${self}/undrain`)).status, 200)
+    }
+  })
+
   it('still serves after all of it', async () => {
     assert.equal((await fetch(`${d.url}/health`)).status, 200)
     const { status } = await call('/api/generate', json({ model: DEFAULT_MODELS.generate, prompt: 'It is', stream: false, options: { num_predict: 2 } }))

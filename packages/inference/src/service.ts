@@ -268,6 +268,8 @@ export class InferenceService implements Inference {
     let lastError: Error | undefined
     for (let i = 0; i < MAX_ATTEMPTS; i++) {
       const [worker] = await this.#candidates(model.cid, failed, signal)
+      // No node takes work at all (every one drained or offline): the cluster as it is cannot run the job.
+      if (worker == null && i === 0) throw new clusterErrors.InsufficientPeersError(`no node can run ${model.name}: every node is drained or offline`)
       if (worker == null) break
       const watch = this.#watch(worker, signal)
       try {

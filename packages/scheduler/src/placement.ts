@@ -25,14 +25,14 @@ export function rankWorkers (nodes: NodeView[], request: PlacementRequest): stri
   const exclude = request.exclude ?? new Set<string>()
   const usable = (n: NodeView): boolean => n.online && !n.drained && !exclude.has(n.id)
   const self = nodes.find(n => n.id === request.self)
-  const selfUsable = !exclude.has(request.self)
+  // A drained node takes no new jobs, not even for a model it holds; one not yet in the state (still joining) serves itself.
+  const selfUsable = !exclude.has(request.self) && self?.drained !== true
   const order: string[] = []
   if (selfUsable && request.holders.has(request.self)) order.push(request.self)
   const others = nodes
     .filter(n => n.id !== request.self && usable(n) && request.holders.has(n.id) && n.connected)
     .sort((a, b) => loadOf(a) - loadOf(b) || a.pins.pending - b.pins.pending || (a.id < b.id ? -1 : 1))
   order.push(...others.map(n => n.id))
-  // A node not yet in the state (still joining) can still serve itself.
-  if (selfUsable && !request.holders.has(request.self) && (self == null || !self.drained)) order.push(request.self)
+  if (selfUsable && !request.holders.has(request.self)) order.push(request.self)
   return order
 }

@@ -39,6 +39,12 @@ describe('rankWorkers', () => {
     assert.deepEqual(rankWorkers(view, { self: 'a', holders: new Set(['b', 'c', 'e', 'f', 'g']), exclude: new Set(['g']) }), ['f', 'a'])
   })
 
+  it('offers a drained self nothing, not even a model it holds', () => {
+    const view = [node('a', 0, { drained: true }), node('b', 0.5)]
+    assert.deepEqual(rankWorkers(view, { self: 'a', holders: new Set(['a', 'b']) }), ['b'])
+    assert.deepEqual(rankWorkers(view, { self: 'a', holders: new Set() }), [])
+  })
+
   it('never offers an excluded self', () => {
     assert.deepEqual(rankWorkers(nodes, { self: 'a', holders: new Set(['a', 'b']), exclude: new Set(['a']) }), ['b'])
   })
