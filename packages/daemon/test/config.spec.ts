@@ -3,6 +3,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import { defaultAccessConfig, hashSecret } from '@node-daemon/access'
 import { loadConfig } from '../src/config.ts'
 
 describe('loadConfig', () => {
@@ -22,13 +23,36 @@ describe('loadConfig', () => {
     const config = await loadConfig({ env: { NODE_DAEMON_REPO: repo } })
     assert.deepEqual(config, {
       repo,
-      api: { host: '127.0.0.1', port: 8000 },
+      api: { host: '127.0.0.1', port: 8000, insecure: false, initAdminKey: false },
+      access: defaultAccessConfig(),
       swarm: { host: '0.0.0.0', port: 4001, bootstrap: [], mdns: false },
       cluster: { voters: 3, heartbeatMs: 1000, nodeTimeoutMs: 10_000, voterTimeoutMs: 30_000, tickMs: 100, snapshotEvery: 10_000 },
       inference: { keepAliveMs: 300_000, executionProvider: 'auto', defaultModels: true },
       content: { timeoutMs: 120_000, autoGc: false, storageMax: 10_000_000_000, storageGcWatermark: 90, gcPeriodMs: 3_600_000 },
       log: { level: 'info' }
     })
+  })
+
+  it('reads the access settings from YAML and the environment, and rejects bad ones as ConfigError', async () => {
+    await rm(repo, { recursive: true, force: true })
+    await mkdir(repo, { recursive: true })
+    await writeFile(join(repo, 'config.yaml'), [
+      'auth:',
+      '  methods:',
+      '    - type: api_key',
+      '      keys: [{ key: plain-key, name: ci, permissions: [cat, ls] }]',
+      'cors: { origins: [http://ui.example] }',
+      'rate_limits: { endpoints: { /api/v0/add: { requests: 20, period: 60 } } }',
+      'api: { insecure: true }',
+      ''
+    ].join('\n'))
+    const config = await loadConfig({ env: { NODE_DAEMON_REPO: repo, NODE_DAEMON_ADMIN_TOKEN: 'admin-secret', NODE_DAEMON_INIT_ADMIN_KEY: 'true' } })
+    assert.deepEqual(config.access.credentials.map(c => [c.name, c.hash]), [['ci', hashSecret('plain-key')]])
+    assert.deepEqual(config.access.cors.origins, ['http://ui.example'])
+    assert.deepEqual(config.access.rateLimits.endpoints['/api/v0/add'], { requests: 20, periodMs: 60_000 })
+    assert.deepEqual([config.api.insecure, config.api.adminToken, config.api.initAdminKey], [true, 'admin-secret', true])
+    await writeFile(join(repo, 'config.yaml'), 'auth:\n  methods:\n    - type: api_key\n      keys: [{ key: k, permissions: [fly] }]\n')
+    await assert.rejects(loadConfig({ env: { NODE_DAEMON_REPO: repo } }), { name: 'ConfigError', message: /"fly" is not a permission/ })
   })
 
   it('reads the content settings from YAML, env and flags, and rejects bad ones', async () => {

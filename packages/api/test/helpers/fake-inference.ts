@@ -1,8 +1,13 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { AccessService, defaultAccessConfig } from '@node-daemon/access'
 import { JobNotFoundError, JobStateError, ModelExistsError, ModelNotFoundError } from '@node-daemon/cluster'
 import { InvalidInferenceRequestError, UnsupportedModelError } from '@node-daemon/runtime'
 import { Registry } from 'prom-client'
 import { createApiServer } from '../../src/server.ts'
 import { nodeView } from './node-view.ts'
+import type { CredentialStore } from '@node-daemon/access'
 import type { JobQuery, JobRecord, JobStatus, NodeView } from '@node-daemon/cluster'
 import type { Node } from '@node-daemon/daemon'
 import type { FastifyInstance } from 'fastify'
@@ -338,6 +343,20 @@ function fakeContent (files: FakeFiles): object {
   }
 }
 
+/** A cluster's credential store that holds none. */
+function emptyStore (): CredentialStore {
+  return {
+    bySecretHash: () => undefined,
+    user: () => undefined,
+    count: () => 0,
+    list: () => [],
+    signingKey: () => undefined,
+    putCredential: async () => {},
+    removeCredential: async () => {},
+    putSigningKey: async () => {}
+  }
+}
+
 export interface TestServer {
   app: FastifyInstance
   url: string
@@ -351,7 +370,13 @@ export interface TestServer {
  */
 export async function startServer (files: FakeFiles = {}): Promise<TestServer> {
   const inference = fakeInference()
+  // Access control as a node without credentials has it, on a repo of its own for the JWT key and the cookie.
+  const repo = await mkdtemp(join(tmpdir(), 'api-test-'))
+  const access = new AccessService({ store: emptyStore() }, { config: defaultAccessConfig(), repo, loopback: true })
+  await access.start()
   const node = {
+    config: { access: defaultAccessConfig() },
+    access,
     inference,
     metrics: new Registry(),
     version: () => ({ version: '0.1.0-test', commit: 'test', buildDate: '2025-01-01', node: process.version, system: process.platform, repo: '1' }),
@@ -360,6 +385,7 @@ export async function startServer (files: FakeFiles = {}): Promise<TestServer> {
     training: { externalWorkers: () => [] }
   } as unknown as Node
   const app = await createApiServer(node)
+  app.addHook('onClose', async () => { await rm(repo, { recursive: true, force: true }) })
   const url = await app.listen({ host: '127.0.0.1', port: 0 })
   return { app, url, inference }
 }
