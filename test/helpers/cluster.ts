@@ -7,7 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { spawnDaemon, stopDaemon } from './process.ts'
-import type { DaemonProcess } from './process.ts'
+import type { DaemonProcess, SpawnOptions } from './process.ts'
 
 export interface ClusterTiming {
   heartbeat_ms: number
@@ -50,13 +50,17 @@ export class ProcessCluster {
     this.options = options
   }
 
-  /** Starts a daemon: the first founds the cluster, later ones join through `bootstrap` (default the first). */
-  async add (bootstrap?: Member): Promise<Member> {
+  /**
+   * Starts a daemon: the first founds the cluster, later ones join through
+   * `bootstrap` (default the first). `options` adds flags and variables of
+   * its own, such as `--secret off` and `--join-token`.
+   */
+  async add (bootstrap?: Member, options: SpawnOptions & { args?: string[] } = {}): Promise<Member> {
     const repo = await mkdtemp(join(tmpdir(), 'node-daemon-cluster-'))
     const t = this.timing
     await writeFile(join(repo, 'config.yaml'), `cluster:\n${Object.entries(t).map(([k, v]) => `  ${k}: ${v}`).join('\n')}\ninference:\n  default_models: ${this.options.defaultModels === true}\n`)
     const via = bootstrap ?? this.members[0]
-    const proc = await spawnDaemon(repo, via == null ? [] : ['--bootstrap', via.swarmAddr])
+    const proc = await spawnDaemon(repo, [...via == null ? [] : ['--bootstrap', via.swarmAddr], ...options.args ?? []], undefined, options)
     const member = memberOf(repo, proc)
     this.members.push(member)
     return member

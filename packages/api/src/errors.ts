@@ -117,6 +117,8 @@ const BY_NAME: Record<string, Mapping> = {
   ConsensusRejectedError: [409, 'ConsensusRejectedError', 1003],
   NoQuorumError: [503, 'NoQuorumError', 1005],
   JoinError: [503, 'JoinError'],
+  // A member the cluster does not trust (cluster.trusted_peers) asked for what only trusted peers may do.
+  NotTrustedError: [403, 'NotTrustedError'],
   ClusterProtocolError: [502, 'ClusterProtocolError'],
   UnsupportedParameterError: [400, 'IPFSValidationError'],
   InvalidModelfileError: [400, 'IPFSValidationError'],

@@ -8,7 +8,7 @@ import { logger } from '@libp2p/logger'
 import { createWorker } from '@node-daemon/worker'
 import { Command, Option } from 'commander'
 import cliProgress from 'cli-progress'
-import { createLogger, defaultRepo, formatSwarmKey, initRepo, loadConfig, OPEN_SWARM, parsePort, parseSecret, readSwarmKey, REPO_VERSION, SWARM_KEY_FILE, versionInfo, writeDefaultConfig } from '@node-daemon/daemon'
+import { createLogger, defaultRepo, formatSwarmKey, initRepo, loadConfig, OPEN_SWARM, parsePort, parseSecret, parseTrustedPeers, readSwarmKey, REPO_VERSION, SWARM_KEY_FILE, versionInfo, writeDefaultConfig } from '@node-daemon/daemon'
 import { call, ndjson, post, resolveApi } from './client.ts'
 import { authCommand } from './auth.ts'
 import { startDaemon } from './daemon.ts'
@@ -62,7 +62,7 @@ async function start (opts: Record<string, any>): Promise<void> {
     repo: opts.repo,
     api: { host: opts.apiHost, port: opts.apiPort, insecure: opts.apiInsecure === true ? true : undefined, initAdminKey: opts.initAdminKey === true ? true : undefined },
     swarm: { port: opts.swarmPort, bootstrap: opts.bootstrap, mdns: opts.mdns },
-    cluster: { secret: opts.secret },
+    cluster: { secret: opts.secret, trustedPeers: opts.trustedPeer, joinToken: opts.joinToken },
     // Only the flag's "no" is a setting; without it the config decides.
     inference: { defaultModels: opts.defaultModels === false ? false : undefined },
     content: { autoGc: opts.enableGc === true ? true : undefined },
@@ -152,6 +152,18 @@ async function add (paths: string[], opts: Record<string, any>): Promise<void> {
   }
 }
 
+/** Asks the running daemon for a join token and prints it alone on stdout, what it grants on stderr. */
+async function tokenCreate (opts: Record<string, any>): Promise<void> {
+  const api = await resolveApi(opts, repoOf(opts))
+  const res = await post(api, new URL(`${api.base}/api/v1/cluster/tokens`), {
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ expires: opts.expires, role: opts.role })
+  })
+  const { token, role, expires_at: expiresAt } = await res.json() as { token: string, role: string, expires_at: string }
+  process.stdout.write(`${token}\n`)
+  process.stderr.write(`a ${role} token, valid until ${expiresAt}: start a new node with --join-token <token> --bootstrap <a multiaddr of this node>\n`)
+}
+
 /** Imports a model directory in the Hugging Face ONNX layout through document 001's upload route. */
 async function modelImport (dir: string, opts: Record<string, any>): Promise<void> {
   const api = await resolveApi(opts, repoOf(opts))
@@ -197,6 +209,9 @@ export function program (): Command {
     .option('--swarm-port <port>', 'libp2p TCP port (default 4001)', (v) => parsePort(v, '--swarm-port'))
     .option('--bootstrap <multiaddr>', 'peer to join through; repeatable', collect)
     .addOption(secretOption())
+    .option('--join-token <token>', 'join token from `node-daemon cluster token create`, needed to join over an open swarm (env NODE_DAEMON_JOIN_TOKEN)')
+    .option('--trusted-peer <peer-id>', "a peer that may vote and call admin operations, or '*' for all; repeatable (env NODE_DAEMON_CLUSTER_TRUSTED_PEERS; default '*' with a private-network key, else none but the founder)",
+      (v: string, previous: string[] = []) => [...previous, ...parseTrustedPeers(v, '--trusted-peer') ?? []])
     .option('--mdns', 'find peers on the LAN by multicast DNS (env NODE_DAEMON_MDNS)')
     .option('--no-default-models', 'do not register the embedded default models (env NODE_DAEMON_DEFAULT_MODELS=false)')
     .option('--enable-gc', "run a GC every content.gc_period_ms while the blocks are past the watermark, as Kubo's flag (env NODE_DAEMON_ENABLE_GC)")
@@ -253,6 +268,15 @@ export function program (): Command {
     .action(modelImport)
 
   cmd.addCommand(authCommand(() => [repoOption(), apiOption(), apiKeyOption()], repoOf))
+
+  const cluster = cmd.command('cluster').description('the cluster')
+  const token = cluster.command('token').description('join tokens, which let nodes into the cluster')
+  token.command('create')
+    .description('print a join token signed by the running node, which must be a trusted peer')
+    .addOption(repoOption()).addOption(apiOption()).addOption(apiKeyOption())
+    .option('--expires <duration>', 'how long it admits nodes: 30m, 1h, 24h (at most 720h)', '1h')
+    .addOption(new Option('--role <role>', 'voter: a trusted peer, which may vote and call admin operations; learner: one that stores and serves only').choices(['voter', 'learner']).default('learner'))
+    .action(tokenCreate)
 
   const pin = cmd.command('pin').description('pins')
   pin.command('ls')

@@ -4,6 +4,7 @@
  * heartbeats, and pins what the state allocates here. Factory plus injected
  * components, with start()/stop() like the libp2p services it sits beside.
  */
+import { randomBytes } from 'node:crypto'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { TypedEventEmitter } from '@libp2p/interface'
@@ -13,19 +14,21 @@ import { Key } from 'interface-datastore'
 import { createRaftNode, createRaftTransport, NotLeaderError, openRaftStorage, ProposalLostError, ProposalTimeoutError, ReadTimeoutError } from '@node-daemon/raft-node'
 import { ConfChangeError } from '@node-daemon/raft'
 import { checkCID, encodeCommand, encodeJoinContext } from './commands.ts'
-import { InvalidClusterRequestError, NodeNotFoundError, NoQuorumError, PinNotFoundError, JobNotFoundError, ModelNotFoundError } from './errors.ts'
+import { InvalidClusterRequestError, JoinError, NodeNotFoundError, NoQuorumError, NotTrustedError, PinNotFoundError, JobNotFoundError, ModelNotFoundError } from './errors.ts'
+import { readJoinToken, signJoinToken, verifyJoinToken } from './join-token.ts'
 import { MembershipManager } from './membership.ts'
 import { PinTracker } from './pin-tracker.ts'
 import { measureResources } from './resources.ts'
 import { ClusterRpc } from './rpc.ts'
 import { ClusterState, workedOn } from './state.ts'
+import { untrustedMay, untrustedMayPropose } from './trust.ts'
 import { connect } from '@node-daemon/swarm'
-import type { CommandBody, TrainingChange } from './commands.ts'
+import type { Command, CommandBody, JoinContext, TrainingChange } from './commands.ts'
 import type { MembershipView } from './membership.ts'
 import type { CredentialStore } from '@node-daemon/access'
-import type { Cluster, ClusterProblem, ConsensusStatus, DiscoveryResult, HistoryQuery, JobQuery, NodeView, PeerPinStatus, PinAddOptions, PinStatus, PinStatusReport, ReadOptions, RegisterModelInput, SubmitJobInput, UpdateModelOptions, WriteOptions } from './interface.ts'
+import type { Cluster, ClusterProblem, ConsensusStatus, DiscoveryResult, HistoryQuery, JobQuery, JoinToken, JoinTokenOptions, NodeView, PeerPinStatus, PinAddOptions, PinStatus, PinStatusReport, ReadOptions, RegisterModelInput, SubmitJobInput, UpdateModelOptions, WriteOptions } from './interface.ts'
 import type { Allocation, ClusterEvents, Decision, JobRecord, ModelRecord, NodeRecord, PinRecord, Resources } from './types.ts'
-import type { ComponentLogger, Logger, PeerInfo } from '@libp2p/interface'
+import type { ComponentLogger, Logger, PeerInfo, PrivateKey } from '@libp2p/interface'
 import type { Message } from '@libp2p/gossipsub'
 import type { Swarm } from '@node-daemon/swarm'
 import type { ConfChangeSingle, ConfState } from '@node-daemon/raft'
@@ -42,6 +45,8 @@ export interface ClusterComponents {
   }
   datastore: Pick<Datastore, 'get' | 'put' | 'delete' | 'query'>
   logger: ComponentLogger
+  /** The node's peer key, which signs the join tokens it makes. */
+  privateKey: PrivateKey
 }
 
 export interface ClusterInit {
@@ -66,7 +71,26 @@ export interface ClusterInit {
   snapshotEvery?: number
   /** This node's HTTP API, announced to the others. */
   apiUrl?: () => string | undefined
+  /**
+   * Whether the swarm is behind a private-network key. Holding the key then
+   * lets a node join without a join token, and every member is trusted
+   * unless `trustedPeers` says otherwise. Default false: an open swarm.
+   */
+  privateNetwork?: boolean
+  /**
+   * IPFS Cluster's trusted peers: the members that may become voters and
+   * propose admin commands (peer ids; `*` for every member). The founder, nodes
+   * admitted with a voter token and voters are trusted besides. Default `*`
+   * in a private network, else none.
+   */
+  trustedPeers?: string[]
+  /** Presented when joining; needed where the swarm is open. */
+  joinToken?: string
 }
+
+/** How long a join token admits nodes unless told otherwise, and at most. */
+const TOKEN_EXPIRY_MS = 3_600_000
+const MAX_TOKEN_EXPIRY_MS = 30 * 24 * 3_600_000
 
 /** What a node keeps of the cluster it belongs to, next to its Raft log. */
 interface Membership {
@@ -74,6 +98,13 @@ interface Membership {
   genesis: ConfState
   /** Set once this node applied its own removal: it stays out, even after a restart from a snapshot without it. */
   removed?: boolean
+  /**
+   * The members the member that admitted this node named, and those of them
+   * it trusted: until this node's own state knows a peer, it goes by these,
+   * or it would refuse the leader that is to bring it that state.
+   */
+  members?: string[]
+  vouched?: string[]
 }
 
 /** What a node tells the others every heartbeat. */
@@ -86,7 +117,8 @@ interface Heartbeat {
 
 export interface JoinResult {
   genesis: ConfState
-  members: Array<{ id: string, addrs: string[] }>
+  /** With whether the answering member trusts each. */
+  members: Array<{ id: string, addrs: string[], trusted?: boolean }>
 }
 
 /** What this node keeps of its cluster, in the repo's datastore (written atomically). */
@@ -101,7 +133,9 @@ type Events = { [K in keyof ClusterEvents]: CustomEvent<ClusterEvents[K]> }
 export class ClusterService extends TypedEventEmitter<Events> implements Cluster {
   readonly state: ClusterState
   private readonly components: ClusterComponents
-  private readonly init: Required<Omit<ClusterInit, 'apiUrl'>> & Pick<ClusterInit, 'apiUrl'>
+  private readonly init: Required<Omit<ClusterInit, 'apiUrl' | 'joinToken' | 'trustedPeers'>> & Pick<ClusterInit, 'apiUrl' | 'joinToken'>
+  /** The configured trusted peers; `*` trusts every member. */
+  private readonly trustedPeers: ReadonlySet<string>
   private readonly log: Logger
   private readonly rpc: ClusterRpc
   private readonly tracker: PinTracker
@@ -145,9 +179,11 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
       voterTimeoutMs: 30_000,
       reportMs: 60_000,
       snapshotEvery: 10_000,
+      privateNetwork: false,
       ...init,
       executionProvider: init.executionProvider ?? 'auto'
     }
+    this.trustedPeers = new Set(init.trustedPeers ?? (this.init.privateNetwork ? ['*'] : []))
     this.log = components.logger.forComponent('node-daemon:cluster')
     this.manager = new MembershipManager(this.init)
     this.state = new ClusterState((type, detail) => {
@@ -160,6 +196,7 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
     }
     this.rpc = new ClusterRpc({ get libp2p () { return components.libp2p }, log: this.log }, {
       handlerTimeoutMs: RPC_TIMEOUT_MS,
+      // Anyone may ask to join; admit() checks its credential.
       allow: (peer, method) => method === 'join' || this.isMember(peer),
       handlers: {
         join: async (from, body, signal) => this.admit(from, body, signal),
@@ -180,9 +217,16 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
 
   async start (): Promise<void> {
     if (this.running) return
-    this.running = true
     await mkdir(this.init.dir, { recursive: true })
     this.membership = await this.readMembership()
+    for (const id of this.membership?.members ?? []) this.introduced.add(id)
+    const token = this.init.joinToken
+    if (this.membership == null && this.init.bootstrap.length > 0 && token != null) {
+      // Asking with a token that cannot work would go on for ever: say so now.
+      const { claims } = readJoinToken(token)
+      if (claims.expires <= Date.now()) throw new JoinError(`the join token expired at ${new Date(claims.expires).toISOString()}: make a new one on a trusted member with \`node-daemon cluster token create\``)
+    }
+    this.running = true
     await this.rpc.start()
     const pubsub = this.components.libp2p.services.pubsub
     pubsub.subscribe(HEARTBEAT_TOPIC)
@@ -236,7 +280,12 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
 
   private async startRaft (m: Membership): Promise<void> {
     this.storage = await openRaftStorage(join(this.init.dir, 'raft'), { confState: m.genesis })
-    this.transport = createRaftTransport({ libp2p: this.components.libp2p }, { isMember: (peer) => this.isMember(peer) })
+    this.transport = createRaftTransport({ libp2p: this.components.libp2p }, {
+      isMember: (peer) => this.isMember(peer),
+      mayLead: (peer) => this.trusts(peer),
+      // What a follower forwards: an untrusted one's own records and workload only.
+      mayPropose: (peer, proposal) => this.trusts(peer) || untrustedMayPropose(peer, proposal)
+    })
     await this.transport.start()
     this.raft = createRaftNode({ transport: this.transport, storage: this.storage, logger: this.components.logger }, {
       id: this.id,
@@ -270,9 +319,10 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
         if (!this.running) return
         try {
           const peer = await connect(this.components.libp2p, addr, { signal: AbortSignal.any([signal, AbortSignal.timeout(10_000)]) })
-          const result = await this.rpc.call<JoinResult>(peer, 'join', this.joinContext(), AbortSignal.any([signal, AbortSignal.timeout(RPC_TIMEOUT_MS)]))
+          const request = { ...this.joinContext(), token: this.init.joinToken }
+          const result = await this.rpc.call<JoinResult>(peer, 'join', request, AbortSignal.any([signal, AbortSignal.timeout(RPC_TIMEOUT_MS)]))
           await this.learnPeers(result.members)
-          this.membership = { genesis: result.genesis }
+          this.membership = { genesis: result.genesis, members: result.members.map(m => m.id), vouched: result.members.filter(m => m.trusted === true).map(m => m.id) }
           await this.writeMembership(this.membership)
           if (!this.running) return
           await this.startRaft(this.membership)
@@ -295,23 +345,68 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
     }
   }
 
-  /** A member's side of a join: the leader commits the node as a learner; the answer says how to start. */
-  private async admit (from: string, body: { addrs?: unknown, apiUrl?: unknown }, signal: AbortSignal): Promise<JoinResult> {
+  /**
+   * A member's side of a join: once the node's credential checks out, the
+   * leader commits it as a learner; the answer says how to start. A member
+   * that is already known only has its record made again.
+   */
+  private async admit (from: string, body: { addrs?: unknown, apiUrl?: unknown, token?: unknown }, signal: AbortSignal): Promise<JoinResult> {
     const raft = this.requireRaft()
     const addrs = Array.isArray(body?.addrs) ? body.addrs.filter((a): a is string => typeof a === 'string').slice(0, 32) : []
     const apiUrl = typeof body?.apiUrl === 'string' ? body.apiUrl : undefined
     if (!this.isMember(from) || !this.state.nodes.has(from)) {
+      const token = this.isMember(from) ? undefined : await this.credential(from, body?.token)
       await this.components.libp2p.peerStore.merge(peerIdFromString(from), { multiaddrs: addrs.map(a => multiaddr(a)) }).catch(() => {})
-      const context = encodeJoinContext({ addrs, apiUrl, at: Date.now(), by: from })
+      const context = encodeJoinContext({ addrs, apiUrl, at: Date.now(), by: from, token })
       const role: ConfChangeSingle['type'] = raft.status().config.voters.includes(from) ? 'add-node' : 'add-learner-node'
       await this.retrying(async () => raft.proposeConfChange({ changes: [{ type: role, nodeId: from }], context }, { signal }), signal)
     }
     return { genesis: this.membership?.genesis as ConfState, members: this.memberAddrs() }
   }
 
-  private memberAddrs (): Array<{ id: string, addrs: string[] }> {
-    const out = [...this.state.nodes.values()].map(n => ({ id: n.id, addrs: n.addrs }))
-    if (!this.state.nodes.has(this.id)) out.push({ id: this.id, addrs: this.joinContext().addrs })
+  /**
+   * Checks what a node that is not a member brings to join: a join token,
+   * or in a private network nothing more than the key it connected with.
+   * Only a trusted member admits, since the leader takes membership changes
+   * from trusted peers only.
+   */
+  private async credential (from: string, token: unknown): Promise<JoinContext['token']> {
+    if (!this.trusts(this.id)) throw new JoinError(`${this.id} is not a trusted member of the cluster and cannot admit nodes: join through a trusted one`)
+    if (token != null) {
+      if (typeof token !== 'string') throw new JoinError('the join token must be a string')
+      const claims = await verifyJoinToken(token, { cluster: this.clusterId(), now: Date.now(), trusts: (issuer) => this.trusts(issuer) })
+      this.log('admitting %s with a %s token of %s', from, claims.role, claims.issuer)
+      return { issuer: claims.issuer, role: claims.role, nonce: claims.nonce }
+    }
+    if (this.init.privateNetwork) return undefined
+    throw new JoinError('joining a cluster over an open swarm takes a join token: make one on a trusted member with `node-daemon cluster token create` and start with --join-token')
+  }
+
+  /** The founder of the cluster, which names it in join tokens. */
+  private clusterId (): string {
+    const genesis = this.membership?.genesis
+    if (genesis == null) throw new NoQuorumError('this node has not joined a cluster yet')
+    return [...genesis.voters].sort()[0]
+  }
+
+  /**
+   * Whether this node trusts `peer` to vote and to propose anything: a
+   * configured trusted peer, the founder, a node admitted with a voter
+   * token, or a voter (which a trusted leader made one). A peer the state
+   * does not know yet is trusted if the member that admitted this node
+   * vouched for it.
+   */
+  trusts (peer: string): boolean {
+    if (this.trustedPeers.has('*') || this.trustedPeers.has(peer)) return true
+    if (this.membership?.genesis.voters.includes(peer) === true) return true
+    const node = this.state.nodes.get(peer)
+    if (node == null) return this.membership?.vouched?.includes(peer) === true
+    return node.tokenRole === 'voter' || node.role === 'voter'
+  }
+
+  private memberAddrs (): JoinResult['members'] {
+    const out = [...this.state.nodes.values()].map(n => ({ id: n.id, addrs: n.addrs, trusted: this.trusts(n.id) }))
+    if (!this.state.nodes.has(this.id)) out.push({ id: this.id, addrs: this.joinContext().addrs, trusted: this.trusts(this.id) })
     return out
   }
 
@@ -356,7 +451,8 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
 
   private readonly onPubsub = (evt: CustomEvent<Message>): void => {
     const msg = evt.detail
-    if (msg.topic !== HEARTBEAT_TOPIC || msg.type !== 'signed') return
+    // In an open swarm anyone may publish on the topic; only members are heard.
+    if (msg.topic !== HEARTBEAT_TOPIC || msg.type !== 'signed' || !this.isMember(msg.from.toString())) return
     try {
       const hb: Heartbeat = JSON.parse(new TextDecoder().decode(msg.data))
       this.heard.set(msg.from.toString(), { ...hb, receivedAt: Date.now() })
@@ -420,6 +516,7 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
       status: raft.status(),
       nodes: this.state.nodes,
       lastHeard: (id) => this.heard.get(id)?.receivedAt,
+      trusted: (id) => this.trusts(id),
       proposeConfChange: async (changes) => { await raft.proposeConfChange({ changes, transition: 'auto' }, { signal: this.shutdown.signal }) },
       setOnline: async (id, online) => { await this.propose({ op: 'node.status', id, online }) },
       log: this.log
@@ -458,8 +555,15 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
 
   private async propose<T = unknown> (body: CommandBody, options: WriteOptions = {}): Promise<T> {
     const raft = this.requireRaft()
-    const bytes = encodeCommand({ ...body, at: Date.now(), by: this.id } as any)
+    const command = { ...body, at: Date.now(), by: this.id } as Command
+    // The leader would drop it: refuse it here, where the caller can be told why.
+    if (!this.trusts(this.id) && !untrustedMay(this.id, command)) this.refuse(command.op)
+    const bytes = encodeCommand(command)
     return await this.retrying(async () => raft.propose(bytes, options), options.signal) as T
+  }
+
+  private refuse (what: string): never {
+    throw new NotTrustedError(`this node is not a trusted peer of the cluster (cluster.trusted_peers, or a voter join token), so it may not propose ${what}`)
   }
 
   private async barrier (options: ReadOptions = {}): Promise<void> {
@@ -546,6 +650,7 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
 
   async removeNode (id: string, options: WriteOptions = {}): Promise<void> {
     const raft = this.requireRaft()
+    if (!this.trusts(this.id)) this.refuse('a membership change')
     await this.barrier(options)
     if (!this.state.nodes.has(id)) throw new NodeNotFoundError(`node ${id} is not in the cluster`)
     const cs = raft.status().config
@@ -598,6 +703,18 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
       connected: dialled.flatMap(d => d.addr == null ? [] : [{ id: d.id, addr: d.addr }]),
       failed: dialled.flatMap(d => d.error == null ? [] : [{ id: d.id, error: d.error }])
     }
+  }
+
+  async createJoinToken (options: JoinTokenOptions = {}): Promise<JoinToken> {
+    const expiresInMs = options.expiresInMs ?? TOKEN_EXPIRY_MS
+    const role = options.role ?? 'learner'
+    if (!Number.isFinite(expiresInMs) || expiresInMs <= 0 || expiresInMs > MAX_TOKEN_EXPIRY_MS) throw new InvalidClusterRequestError(`a join token expires after more than 0 and at most ${MAX_TOKEN_EXPIRY_MS / 3_600_000} hours`)
+    if (role !== 'voter' && role !== 'learner') throw new InvalidClusterRequestError('the role of a join token is voter or learner')
+    const cluster = this.clusterId()
+    if (!this.trusts(this.id)) throw new NotTrustedError('this node is not a trusted peer of the cluster: the tokens it signed would be refused')
+    const expires = Date.now() + Math.ceil(expiresInMs)
+    const token = await signJoinToken(this.components.privateKey, { cluster, issuer: this.id, role, expires, nonce: randomBytes(16).toString('base64url') })
+    return { token, role, issuer: this.id, expiresAt: new Date(expires).toISOString() }
   }
 
   async resources (): Promise<Resources> {

@@ -6,6 +6,7 @@
  */
 import { parseCID } from '@node-daemon/content'
 import { InvalidClusterRequestError } from './errors.ts'
+import type { JoinRole } from './join-token.ts'
 import type { Allocation, ModelKind, Resources, SigningKey, TrainingProgress, TrainingWorker } from './types.ts'
 import type { StoredCredential } from '@node-daemon/access'
 
@@ -20,6 +21,8 @@ interface Base {
 export interface JoinContext extends Base {
   addrs: string[]
   apiUrl?: string
+  /** The join token the node was admitted with, less its signature (which would let anyone reading the log use it): a `voter` token makes it trusted. */
+  token?: { issuer: string, role: JoinRole, nonce: string }
 }
 
 export type Command = Base & (

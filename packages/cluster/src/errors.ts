@@ -68,7 +68,7 @@ export class NoQuorumError extends Error {
   name = 'NoQuorumError'
 }
 
-/** Joining failed: no bootstrap peer answered, or the leader refused. */
+/** Joining failed: no bootstrap peer answered, or the member asked refused (no join token where one is needed, or one that is forged, expired or from an issuer it does not trust). */
 export class JoinError extends Error {
   static name = 'JoinError'
   name = 'JoinError'
@@ -78,4 +78,14 @@ export class JoinError extends Error {
 export class ClusterProtocolError extends Error {
   static name = 'ClusterProtocolError'
   name = 'ClusterProtocolError'
+}
+
+/**
+ * The node, or the peer a request came from, is a member the cluster does
+ * not trust (cluster.trusted_peers): it may not vote, admit nodes, make join
+ * tokens or propose what changes others' records.
+ */
+export class NotTrustedError extends Error {
+  static name = 'NotTrustedError'
+  name = 'NotTrustedError'
 }

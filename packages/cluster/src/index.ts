@@ -5,12 +5,15 @@
  * Cluster's replication factors and allocations, the model and dataset
  * registry, node profiles, job records and the history of decisions. Each
  * node then pins what the state allocates to it, fetching blocks from the
- * others, and reports its status.
+ * others, and reports its status. Joining takes a credential (the
+ * private-network key, or a signed join token), and only trusted peers vote
+ * and change what is not their own.
  */
 export type * from './interface.ts'
 export type * from './types.ts'
 export * from './errors.ts'
 export { createCluster, ClusterService, HEARTBEAT_TOPIC } from './cluster.ts'
+export type { JoinRole } from './join-token.ts'
 export type { ClusterComponents, ClusterInit } from './cluster.ts'
 export { ClusterState, jobIdOfTask, taskIdOf, workedOn } from './state.ts'
 export { checkCID } from './commands.ts'

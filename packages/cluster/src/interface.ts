@@ -1,6 +1,7 @@
 import type { CredentialStore } from '@node-daemon/access'
 import type { Allocation, ClusterEvents, Decision, JobRecord, JobStatus, ModelKind, ModelRecord, NodeRecord, PinRecord, Resources } from './types.ts'
 import type { TrainingChange } from './commands.ts'
+import type { JoinRole } from './join-token.ts'
 import type { TypedEventTarget } from '@libp2p/interface'
 
 export interface ReadOptions {
@@ -85,6 +86,21 @@ export interface NodeView extends NodeRecord {
   isSelf: boolean
 }
 
+export interface JoinTokenOptions {
+  /** How long the token admits nodes. Default an hour, at most 30 days. */
+  expiresInMs?: number
+  /** `voter` admits a trusted peer, which may become a voter; `learner` (the default) one that may only learn, store and serve. */
+  role?: JoinRole
+}
+
+export interface JoinToken {
+  token: string
+  role: JoinRole
+  /** The member that signed it. */
+  issuer: string
+  expiresAt: string
+}
+
 export interface ConsensusStatus {
   /** The leader's peer id, '' when none is known. */
   leader: string
@@ -156,6 +172,8 @@ export interface Cluster extends TypedEventTarget<{ [K in keyof ClusterEvents]: 
   resources (): Promise<Resources>
   /** Dials the members this node is not connected to, at their known addresses. */
   discover (options?: WriteOptions): Promise<DiscoveryResult>
+  /** A join token signed by this node, which must be trusted: `node-daemon start --join-token` lets a node in with it until it expires. */
+  createJoinToken (options?: JoinTokenOptions): Promise<JoinToken>
 
   pinAdd (cid: string, options?: PinAddOptions): Promise<PinRecord>
   pinRm (cid: string, options?: WriteOptions): Promise<void>

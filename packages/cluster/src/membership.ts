@@ -1,8 +1,8 @@
 /**
  * The leader's duties toward membership, run once a heartbeat: mark nodes
  * offline or online from what it heard, keep the voter count at its target
- * by promoting caught-up learners, and replace a voter that has been silent
- * too long. One change at a time: a new one waits for the last to apply.
+ * by promoting caught-up trusted learners, and replace a voter that has been
+ * silent too long. A learner the cluster does not trust is never promoted. One change at a time: a new one waits for the last to apply.
  * Every decision is proposed through Raft, never applied directly.
  */
 import type { NodeRecord } from './types.ts'
@@ -18,6 +18,8 @@ export interface MembershipView {
   nodes: ReadonlyMap<string, NodeRecord>
   /** When a heartbeat of the node last arrived, if ever. */
   lastHeard: (id: string) => number | undefined
+  /** Whether the node is a trusted peer, which alone may vote. */
+  trusted: (id: string) => boolean
   proposeConfChange: (changes: ConfChangeSingle[]) => Promise<void>
   setOnline: (id: string, online: boolean) => Promise<void>
   log: Logger
@@ -61,7 +63,7 @@ export class MembershipManager {
     const progress = v.status.progress ?? {}
     const lastIndex = Math.max(0, ...Object.values(progress).map(p => p.match))
     const healthy = cs.learners
-      .filter(id => v.nodes.get(id)?.online === true && silence(id) < settings.nodeTimeoutMs)
+      .filter(id => v.trusted(id) && v.nodes.get(id)?.online === true && silence(id) < settings.nodeTimeoutMs)
       .filter(id => (progress[id]?.match ?? 0) + CAUGHT_UP_ENTRIES >= lastIndex)
       .sort()
     if (healthy.length === 0) return

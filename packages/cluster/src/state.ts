@@ -136,11 +136,12 @@ export class ClusterState implements StateMachine {
           joinedAt: iso(at),
           registered: true,
           allocation: { ...DEFAULT_ALLOCATION },
-          drained: false
+          drained: false,
+          ...(join?.token == null ? {} : { tokenRole: join.token.role })
         })
         this.queues.set(id, { queuedBytes: 0, allocatedSinceReport: 0, reportedQueue: 0 })
       }
-      summary.push(`${change.type === 'add-node' ? 'voter' : 'learner'} ${id}`)
+      summary.push(`${change.type === 'add-node' ? 'voter' : 'learner'} ${id}${join?.token == null ? '' : ` (${join.token.role} token of ${join.token.issuer})`}`)
     }
     for (const node of this.nodes.values()) {
       if (!members.has(node.id)) continue

@@ -52,6 +52,8 @@ export interface NodeRecord {
   allocation: Allocation
   /** Drained nodes take no new allocations (document 002). */
   drained: boolean
+  /** The role of the join token it was admitted with, if any: `voter` makes it a trusted peer. */
+  tokenRole?: 'voter' | 'learner'
 }
 
 export interface PinRecord {

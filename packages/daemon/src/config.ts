@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import envPaths from 'env-paths'
+import { parsePeerId } from '@node-daemon/swarm'
 import { parse as parseYaml } from 'yaml'
 import { defaultAccessConfig, mergeAccessConfig, parseAccessConfig } from '@node-daemon/access'
 import { ConfigError } from './errors.ts'
@@ -70,6 +71,15 @@ export interface ClusterConfig {
   tickMs: number
   /** Applied entries between Raft snapshots of the cluster state, after which the log is compacted. */
   snapshotEvery: number
+  /**
+   * IPFS Cluster's trusted_peers: peer ids of the members that may become
+   * voters and call admin operations, or `*` for all. Unset: `*` with a
+   * private-network key, else none (the founder and nodes joined with a
+   * voter token are trusted regardless).
+   */
+  trustedPeers?: string[]
+  /** The join token a new node presents; needed to join over an open swarm. */
+  joinToken?: string
 }
 
 /** Settings as they come from one source: any of them may be missing. */
@@ -170,6 +180,22 @@ function voters (value: unknown, source: string): number | undefined {
   return n
 }
 
+/** Trusted peers: peer ids, or `*` for every peer. */
+export function parseTrustedPeers (value: unknown, source: string): string[] | undefined {
+  if (value == null || value === '') return undefined
+  const ids = typeof value === 'string' ? value.split(/[\s,]+/).filter(Boolean) : value
+  if (!Array.isArray(ids) || !ids.every(v => typeof v === 'string')) throw new ConfigError(`${source}: expected a list of peer ids or '*'`)
+  for (const id of ids) {
+    if (id === '*') continue
+    try {
+      parsePeerId(id)
+    } catch (err: any) {
+      throw new ConfigError(`${source}: ${err.message as string}`)
+    }
+  }
+  return ids
+}
+
 /** Checks a private-network key; hex is lower-cased so that equal keys compare equal. */
 export function parseSecret (value: unknown, source: string): string | undefined {
   const s = text(value, source)?.trim()
@@ -221,7 +247,7 @@ export function layerFromObject (doc: unknown, source: string): ConfigLayer {
   const known = new Set(['repo', 'api', 'swarm', 'cluster', 'inference', 'content', 'log', 'auth', 'cors', 'cors_origins', 'rate_limits'])
   for (const key of Object.keys(d)) if (!known.has(key)) throw new ConfigError(`${source}: unknown setting ${JSON.stringify(key)}`)
   const swarm = d.swarm ?? {}
-  const cluster = section(d.cluster, 'cluster', ['secret', 'voters', 'heartbeat_ms', 'node_timeout_ms', 'voter_timeout_ms', 'tick_ms', 'snapshot_every'], source)
+  const cluster = section(d.cluster, 'cluster', ['secret', 'voters', 'heartbeat_ms', 'node_timeout_ms', 'voter_timeout_ms', 'tick_ms', 'snapshot_every', 'trusted_peers', 'join_token'], source)
   const inference = section(d.inference, 'inference', ['keep_alive_ms', 'execution_provider', 'threads', 'default_models'], source)
   const content = section(d.content, 'content', ['timeout_ms', 'auto_gc', 'storage_max', 'storage_gc_watermark', 'gc_period_ms'], source)
   return {
@@ -241,7 +267,9 @@ export function layerFromObject (doc: unknown, source: string): ConfigLayer {
       nodeTimeoutMs: positive(cluster.node_timeout_ms, `${source} cluster.node_timeout_ms`),
       voterTimeoutMs: positive(cluster.voter_timeout_ms, `${source} cluster.voter_timeout_ms`),
       tickMs: positive(cluster.tick_ms, `${source} cluster.tick_ms`),
-      snapshotEvery: positive(cluster.snapshot_every, `${source} cluster.snapshot_every`)
+      snapshotEvery: positive(cluster.snapshot_every, `${source} cluster.snapshot_every`),
+      trustedPeers: parseTrustedPeers(cluster.trusted_peers, `${source} cluster.trusted_peers`),
+      joinToken: text(cluster.join_token, `${source} cluster.join_token`)
     },
     inference: {
       keepAliveMs: positive(inference.keep_alive_ms, `${source} inference.keep_alive_ms`),
@@ -293,7 +321,9 @@ export function layerFromEnv (env: NodeJS.ProcessEnv): ConfigLayer {
     },
     cluster: {
       secret: parseSecret(env.NODE_DAEMON_CLUSTER_SECRET, 'NODE_DAEMON_CLUSTER_SECRET'),
-      voters: voters(env.NODE_DAEMON_CLUSTER_VOTERS, 'NODE_DAEMON_CLUSTER_VOTERS')
+      voters: voters(env.NODE_DAEMON_CLUSTER_VOTERS, 'NODE_DAEMON_CLUSTER_VOTERS'),
+      trustedPeers: parseTrustedPeers(env.NODE_DAEMON_CLUSTER_TRUSTED_PEERS, 'NODE_DAEMON_CLUSTER_TRUSTED_PEERS'),
+      joinToken: text(env.NODE_DAEMON_JOIN_TOKEN, 'NODE_DAEMON_JOIN_TOKEN')
     },
     inference: {
       executionProvider: provider(env.NODE_DAEMON_EXECUTION_PROVIDER, 'NODE_DAEMON_EXECUTION_PROVIDER'),
@@ -327,6 +357,8 @@ export function merge (base: Config, ...layers: ConfigLayer[]): Config {
     out.cluster.voterTimeoutMs = layer.cluster?.voterTimeoutMs ?? out.cluster.voterTimeoutMs
     out.cluster.tickMs = layer.cluster?.tickMs ?? out.cluster.tickMs
     out.cluster.snapshotEvery = layer.cluster?.snapshotEvery ?? out.cluster.snapshotEvery
+    if (layer.cluster?.trustedPeers != null) out.cluster.trustedPeers = layer.cluster.trustedPeers
+    if (layer.cluster?.joinToken != null) out.cluster.joinToken = layer.cluster.joinToken
     out.inference.keepAliveMs = layer.inference?.keepAliveMs ?? out.inference.keepAliveMs
     out.inference.executionProvider = layer.inference?.executionProvider ?? out.inference.executionProvider
     if (layer.inference?.threads != null) out.inference.threads = layer.inference.threads

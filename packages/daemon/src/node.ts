@@ -95,7 +95,8 @@ export async function createNode (config: Config, components: NodeComponents): P
     get libp2p () { return content.swarm },
     content,
     datastore: repo.datastore,
-    logger: prefixLogger(peerIdFromPrivateKey(repo.privateKey).toString())
+    logger: prefixLogger(peerIdFromPrivateKey(repo.privateKey).toString()),
+    privateKey: repo.privateKey
   }, {
     dir: join(config.repo, 'cluster'),
     repoDir: config.repo,
@@ -107,7 +108,10 @@ export async function createNode (config: Config, components: NodeComponents): P
     voterTimeoutMs: config.cluster.voterTimeoutMs,
     snapshotEvery: config.cluster.snapshotEvery,
     executionProvider: config.inference.executionProvider,
-    apiUrl: () => apiAddress
+    apiUrl: () => apiAddress,
+    privateNetwork: repo.swarmKey != null,
+    trustedPeers: config.cluster.trustedPeers,
+    joinToken: config.cluster.joinToken
   })
   const runtime = new Runtime({
     executionProvider: async () => (await cluster.resources()).executionProvider === 'cuda' ? 'cuda' : 'cpu'

@@ -3,6 +3,8 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { defaultAccessConfig, hashSecret } from '@node-daemon/access'
 import { loadConfig } from '../src/config.ts'
 
@@ -130,6 +132,27 @@ describe('loadConfig', () => {
     assert.equal(fromFlags.cluster.secret, 'off')
     assert.equal(fromFlags.swarm.mdns, false)
     assert.equal((await loadConfig({ env: { NODE_DAEMON_REPO: repo, NODE_DAEMON_MDNS: 'true' } })).swarm.mdns, true)
+  })
+
+  it('reads the trusted peers and the join token from YAML, env and flags, and refuses what is not a peer id', async () => {
+    await rm(repo, { recursive: true, force: true })
+    await mkdir(repo, { recursive: true })
+    const [p1, p2] = await Promise.all([1, 2].map(async () => peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()))
+    await writeFile(join(repo, 'config.yaml'), `cluster:\n  trusted_peers:\n    - ${p1}\n    - ${p2}\n  join_token: ndjt1.yaml.token\n`)
+    const fromYaml = await loadConfig({ env: { NODE_DAEMON_REPO: repo } })
+    assert.deepEqual(fromYaml.cluster.trustedPeers, [p1, p2])
+    assert.equal(fromYaml.cluster.joinToken, 'ndjt1.yaml.token')
+    const fromEnv = await loadConfig({ env: { NODE_DAEMON_REPO: repo, NODE_DAEMON_CLUSTER_TRUSTED_PEERS: `${p2}, *`, NODE_DAEMON_JOIN_TOKEN: 'ndjt1.env.token' } })
+    assert.deepEqual(fromEnv.cluster.trustedPeers, [p2, '*'])
+    assert.equal(fromEnv.cluster.joinToken, 'ndjt1.env.token')
+    const fromFlags = await loadConfig({ env: { NODE_DAEMON_REPO: repo }, flags: { cluster: { trustedPeers: ['*'], joinToken: 'ndjt1.flag.token' } } })
+    assert.deepEqual(fromFlags.cluster.trustedPeers, ['*'])
+    assert.equal(fromFlags.cluster.joinToken, 'ndjt1.flag.token')
+    await rm(join(repo, 'config.yaml'))
+    assert.equal((await loadConfig({ env: { NODE_DAEMON_REPO: repo } })).cluster.trustedPeers, undefined, 'unset, the network decides')
+    for (const bad of ['not-a-peer', `${p1},QmNope`]) {
+      await assert.rejects(loadConfig({ env: { NODE_DAEMON_REPO: repo, NODE_DAEMON_CLUSTER_TRUSTED_PEERS: bad } }), { name: 'ConfigError', message: /NODE_DAEMON_CLUSTER_TRUSTED_PEERS: invalid peer id/ }, bad)
+    }
   })
 
   it('rejects bad cluster settings with ConfigError', async () => {

@@ -5,9 +5,10 @@
  * here: protons' `jstype = JS_NUMBER` decoder refuses a value above 2^53 - 1,
  * so a peer cannot smuggle in one that rounds.
  */
+import { decodeConfChange } from '@node-daemon/raft'
 import { RaftEntry, RaftMessage, RaftProposal } from '../../../protocols/raft.js'
 import { RaftCodecError } from './errors.ts'
-import type { ConfState, Entry, EntryType, Message, MessageType, Snapshot } from '@node-daemon/raft'
+import type { ConfChange, ConfState, Entry, EntryType, Message, MessageType, Snapshot } from '@node-daemon/raft'
 import type { RaftConfState, RaftSnapshot } from '../../../protocols/raft.js'
 import type { Uint8ArrayList } from 'uint8arraylist'
 
@@ -150,4 +151,26 @@ export function decodeProposal (bytes: Uint8Array): Proposal {
   } catch (err: any) {
     throw new RaftCodecError(`malformed proposal: ${err.message}`)
   }
+}
+
+/**
+ * What an entry proposes, as the application handed it to propose() or
+ * proposeConfChange(): a command, or a membership change with the caller's
+ * context. `id` is the driver's request id, when the entry carries one.
+ */
+export type Proposed =
+  | { type: 'normal', id: Uint8Array, command: Uint8Array }
+  | { type: 'conf-change', id?: Uint8Array, confChange: ConfChange, context: Uint8Array }
+
+/** Unwraps the driver's framing of an entry; undefined for a new leader's empty entry. Throws on anything malformed. */
+export function decodeEntry (e: Entry): Proposed | undefined {
+  if (e.data.byteLength === 0) return undefined
+  if (e.type === 'conf-change') {
+    const cc = decodeConfChange(e.data)
+    if (cc.context == null || cc.context.byteLength === 0) return { type: 'conf-change', confChange: cc, context: new Uint8Array(0) }
+    const { id, command } = decodeProposal(cc.context)
+    return { type: 'conf-change', id, confChange: cc, context: command }
+  }
+  const { id, command } = decodeProposal(e.data)
+  return { type: 'normal', id, command }
 }

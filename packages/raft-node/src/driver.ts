@@ -1,8 +1,8 @@
 import { TypedEventEmitter } from '@libp2p/interface'
 import { defaultLogger } from '@libp2p/logger'
-import { decodeConfChange, ProposalDroppedError, RawNode } from '@node-daemon/raft'
+import { ProposalDroppedError, RawNode } from '@node-daemon/raft'
 import { systemClock } from './clock.ts'
-import { decodeProposal, encodeProposal } from './codec.ts'
+import { decodeEntry, encodeProposal } from './codec.ts'
 import { LeaderTransferError, NotLeaderError, ProposalLostError, ProposalOutcomeUnknownError, ProposalTimeoutError, RaftStoppedError, ReadTimeoutError } from './errors.ts'
 import type { Clock } from './clock.ts'
 import type { RaftStorage } from './storage.ts'
@@ -414,11 +414,6 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
     return key === undefined ? undefined : this.pending.get(key)
   }
 
-  /** The request id a conf change carries in its context. */
-  private confChangeId (cc: ConfChange): Uint8Array | undefined {
-    return cc.context == null || cc.context.byteLength === 0 ? undefined : decodeProposal(cc.context).id
-  }
-
   private rejectAll (err: Error): void {
     for (const p of this.pending.values()) p.reject(err)
     this.pending.clear()
@@ -579,8 +574,7 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
   private place (entries: Entry[]): void {
     if (this.pending.size === 0) return
     for (const e of entries) {
-      if (e.data.byteLength === 0) continue
-      const p = this.pendingFor(e.type === 'conf-change' ? this.confChangeId(decodeConfChange(e.data)) : decodeProposal(e.data).id)
+      const p = this.pendingFor(decodeEntry(e)?.id)
       if (p == null) continue
       if (p.index !== undefined && this.placed.get(p.index) === p) this.placed.delete(p.index)
       p.index = e.index
@@ -597,10 +591,9 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
    */
   private apply (e: Entry, node: RawNode): void {
     if (e.index <= this.applied) return
-    const cc = e.type === 'conf-change' ? decodeConfChange(e.data) : undefined
-    // An empty normal entry is a new leader's first, committing its term.
-    const proposal = cc == null && e.data.byteLength > 0 ? decodeProposal(e.data) : undefined
-    const mine = this.pendingFor(cc != null ? this.confChangeId(cc) : proposal?.id)
+    // undefined for an empty normal entry: a new leader's first, committing its term.
+    const proposal = decodeEntry(e)
+    const mine = this.pendingFor(proposal?.id)
     if (mine != null) this.forget(mine)
     const other = this.placed.get(e.index)
     if (other != null) {
@@ -616,12 +609,11 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
     }
     this.applied = e.index
     this.appliedTerm = e.term
-    if (cc != null) {
-      this.confState = node.applyConfChange(cc)
+    if (proposal?.type === 'conf-change') {
+      this.confState = node.applyConfChange(proposal.confChange)
       this.transport.setPeers(this.others(this.confState))
-      const context = cc.context == null || cc.context.byteLength === 0 ? new Uint8Array(0) : decodeProposal(cc.context).command
       try {
-        this.stateMachine.applyConfChange?.(cc, this.confState, context, e.index, e.term)
+        this.stateMachine.applyConfChange?.(proposal.confChange, this.confState, proposal.context, e.index, e.term)
       } catch (err: any) {
         // Raft's membership changed regardless; the application's records are its own concern.
         this.log.error('applying conf change %d to the state machine failed - %e', e.index, err)

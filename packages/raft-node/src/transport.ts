@@ -3,10 +3,11 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { LengthPrefixedDecoder } from '@libp2p/utils'
 import * as varint from 'uint8-varint'
 import { Uint8ArrayList } from 'uint8arraylist'
-import { decodeMessage, encodeMessage } from './codec.ts'
+import { decodeEntry, decodeMessage, encodeMessage } from './codec.ts'
 import { RaftIdleError, RaftProtocolError, RaftStoppedError } from './errors.ts'
+import type { Proposed } from './codec.ts'
 import type { Connection, Libp2p, Logger, PeerId, Startable, Stream } from '@libp2p/interface'
-import type { Message } from '@node-daemon/raft'
+import type { Message, MessageType } from '@node-daemon/raft'
 
 /** Versioned id of the Raft protocol; the wire format is protocols/raft.proto. */
 export const RAFT_PROTOCOL = '/node-daemon/raft/1.0.0'
@@ -22,6 +23,21 @@ export interface RaftTransportInit {
    * membership as it changes.
    */
   isMember: (peerId: string) => boolean
+  /**
+   * Whether a member may lead and vote. From the others only what a learner
+   * sends is taken (answers to appends and heartbeats, proposals, read-index
+   * requests): appends, heartbeats, snapshots, votes and their answers,
+   * read-index answers and leadership transfers are dropped, since a learner
+   * that sent them could take followers over. Default: every member.
+   */
+  mayLead?: (peerId: string) => boolean
+  /**
+   * Whether to take what a member proposes in a MsgProp (a follower forwards
+   * its proposals to the leader so), entry by entry. A message with an entry
+   * refused, or one that does not decode, is dropped whole; its proposer
+   * times out as if it were lost. Default: everything.
+   */
+  mayPropose?: (peerId: string, proposal: Proposed) => boolean
   /** Messages waiting for one peer; beyond it new ones are dropped. Default 4096. */
   maxQueuedMessages?: number
   /** Bytes waiting for one peer; beyond it new messages are dropped. Default 64 MiB. */
@@ -61,6 +77,8 @@ export interface RaftTransportStats {
   dropped: number
   /** Inbound streams refused (not a member) or ended for breaking the protocol. */
   refused: number
+  /** Messages from members dropped because the member may not send them (mayLead, mayPropose). */
+  forbidden: number
 }
 
 /** What the driver needs of a transport; tests may pass one of their own. */
@@ -87,6 +105,9 @@ interface Peer {
   redialAt: number
 }
 
+/** What a member that may not lead sends: Raft's learner and follower traffic. */
+const FOLLOWER_MESSAGES: ReadonlySet<MessageType> = new Set(['MsgAppResp', 'MsgHeartbeatResp', 'MsgProp', 'MsgReadIndex'])
+
 /** What ends an inbound stream as the sender's fault: a forged sender, garbage, or an oversized message. */
 const PROTOCOL_ERRORS = new Set(['RaftProtocolError', 'RaftCodecError', 'InvalidMessageLengthError', 'InvalidParametersError'])
 
@@ -104,9 +125,9 @@ function lengthPrefixed (batch: Queued[]): Uint8ArrayList {
  * read until they close, idle out, or break the protocol.
  */
 export class Libp2pRaftTransport extends TypedEventEmitter<RaftTransportEvents> implements RaftTransport, Startable {
-  readonly stats: RaftTransportStats = { sent: 0, received: 0, dropped: 0, refused: 0 }
+  readonly stats: RaftTransportStats = { sent: 0, received: 0, dropped: 0, refused: 0, forbidden: 0 }
   private readonly libp2p: RaftTransportComponents['libp2p']
-  private readonly init: Required<RaftTransportInit>
+  private readonly init: Required<Omit<RaftTransportInit, 'mayLead' | 'mayPropose'>> & Pick<RaftTransportInit, 'mayLead' | 'mayPropose'>
   private readonly log: Logger
   private readonly peers = new Map<string, Peer>()
   private readonly inbound = new Set<Stream>()
@@ -120,6 +141,8 @@ export class Libp2pRaftTransport extends TypedEventEmitter<RaftTransportEvents> 
       protocol: init.protocol ?? RAFT_PROTOCOL,
       maxMessageBytes: init.maxMessageBytes ?? 16 * 1024 * 1024,
       isMember: init.isMember,
+      mayLead: init.mayLead,
+      mayPropose: init.mayPropose,
       maxQueuedMessages: init.maxQueuedMessages ?? 4096,
       maxQueuedBytes: init.maxQueuedBytes ?? 64 * 1024 * 1024,
       maxBatchBytes: init.maxBatchBytes ?? 1024 * 1024,
@@ -317,6 +340,11 @@ export class Libp2pRaftTransport extends TypedEventEmitter<RaftTransportEvents> 
           if (m.from !== from && (m.type !== 'MsgTransferLeader' || !this.init.isMember(m.from))) {
             throw new RaftProtocolError(`${from} sent a ${m.type} from ${m.from}`)
           }
+          if (!this.permitted(from, m)) {
+            this.stats.forbidden++
+            this.log('dropped a %s from %s, which may not send it', m.type, from)
+            continue
+          }
           this.stats.received++
           this.safeDispatchEvent('message', { detail: m })
         }
@@ -334,6 +362,21 @@ export class Libp2pRaftTransport extends TypedEventEmitter<RaftTransportEvents> 
       clearTimeout(idle)
       this.inbound.delete(stream)
     }
+  }
+
+  /** Whether the member `from` may send `m`: see mayLead and mayPropose. */
+  private permitted (from: string, m: Message): boolean {
+    if (!FOLLOWER_MESSAGES.has(m.type)) return this.init.mayLead?.(from) ?? true
+    const mayPropose = this.init.mayPropose
+    if (m.type !== 'MsgProp' || mayPropose == null) return true
+    return m.entries.every(e => {
+      try {
+        const proposal = decodeEntry(e)
+        return proposal != null && mayPropose(from, proposal)
+      } catch {
+        return false
+      }
+    })
   }
 }
 

@@ -2,6 +2,8 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import * as varint from 'uint8-varint'
 import { introduce, startLibp2p, until } from '../../../test/helpers/raft.ts'
+import { encodeConfChange } from '@node-daemon/raft'
+import { encodeProposal } from '../src/codec.ts'
 import { createRaftTransport, RAFT_PROTOCOL } from '../src/transport.ts'
 import type { Libp2pRaftTransport, RaftTransportInit } from '../src/transport.ts'
 import type { Libp2p } from '@libp2p/interface'
@@ -222,5 +224,43 @@ describe('raft transport over libp2p', () => {
     stream.send(junk)
     await until('A refuses the garbage', () => a.transport.stats.refused === refused + 1)
     await until('the stream is reset', () => stream.status !== 'open')
+  })
+
+  it('drops what a member that may not lead sends as leader or candidate, and the proposals it may not make, on a stream it keeps', async () => {
+    const [leaderNode, learnerNode] = [await startLibp2p(), await startLibp2p()]
+    nodes.push(leaderNode, learnerNode)
+    await introduce([leaderNode, learnerNode])
+    const both = new Set([leaderNode.peerId.toString(), learnerNode.peerId.toString()])
+    const learnerId = learnerNode.peerId.toString()
+    const text = new TextDecoder()
+    const proposals: string[] = []
+    const leader = await member(leaderNode, both, {
+      mayLead: id => id !== learnerId,
+      mayPropose: (id, p) => {
+        proposals.push(p.type === 'normal' ? text.decode(p.command) : 'conf-change')
+        return p.type === 'normal' && text.decode(p.command) === `ok from ${id}`
+      }
+    })
+    const learner = await member(learnerNode, both)
+    transports.push(leader.transport, learner.transport)
+    const entry = (command: string): Message['entries'][number] => ({ term: 0, index: 0, type: 'normal', data: encodeProposal({ id: Uint8Array.of(1), command: new TextEncoder().encode(command) }) })
+    const to = (type: Message['type'], over: Partial<Message> = {}): Message => message(learner.id, leader.id, { type, ...over })
+    const forbidden = [
+      ...(['MsgApp', 'MsgHeartbeat', 'MsgSnap', 'MsgVote', 'MsgPreVote', 'MsgVoteResp', 'MsgPreVoteResp', 'MsgTimeoutNow', 'MsgTransferLeader', 'MsgReadIndexResp'] as const).map(type => to(type, { term: 99 })),
+      to('MsgProp', { term: 0, entries: [entry(`ok from ${learner.id}`), entry('model.remove')] }),
+      to('MsgProp', { term: 0, entries: [{ term: 0, index: 0, type: 'normal', data: Uint8Array.of(0xff, 0xff) }] }),
+      to('MsgProp', { term: 0, entries: [{ term: 0, index: 0, type: 'conf-change', data: encodeConfChange({ changes: [{ type: 'remove-node', nodeId: leader.id }] }) }] })
+    ]
+    const allowed = [to('MsgAppResp'), to('MsgHeartbeatResp'), to('MsgReadIndex', { term: 0 }), to('MsgProp', { term: 0, entries: [entry(`ok from ${learner.id}`)] })]
+    learner.transport.send([...forbidden, ...allowed])
+    await until('the leader takes what a learner sends', () => leader.received.length === allowed.length)
+    assert.deepEqual(leader.received.map(m => m.type), allowed.map(m => m.type))
+    assert.equal(leader.transport.stats.forbidden, forbidden.length)
+    assert.equal(leader.transport.stats.refused, 0, 'a forbidden message does not end the stream')
+    assert.equal(raftStreams(learnerNode, leaderNode, 'outbound'), 1)
+    assert.ok(proposals.includes('model.remove') && proposals.includes('conf-change'), 'each proposal was asked about')
+    // the other way round, nothing is held back
+    leader.transport.send([message(leader.id, learner.id, { type: 'MsgApp' }), message(leader.id, learner.id, { type: 'MsgVote' })])
+    await until('the learner takes the leader\'s messages', () => learner.received.length === 2)
   })
 })

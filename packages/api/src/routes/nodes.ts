@@ -1,5 +1,6 @@
 import { Type } from 'typebox'
 import { latencies, modelsOn, nodeJson, nodeStatus } from '../cluster-views.ts'
+import { duration } from '../args.ts'
 import { BadRequestError } from '../errors.ts'
 import { LocalQuery, readOptions } from '../reads.ts'
 import { requestSignal } from '../stream.ts'
@@ -18,7 +19,13 @@ const RegisterBody = Type.Object({
   config: Type.Optional(Type.Unknown({ description: "Document 003's config of a new node: refused, since a node joins by running `node-daemon start --bootstrap`" }))
 })
 
-const JOIN_BY_START = 'a node cannot be created over HTTP: run `node-daemon start --bootstrap <multiaddr of a member>` on the new machine to join it. ' +
+const TokenBody = Type.Optional(Type.Object({
+  expires: Type.Optional(Type.String({ description: 'How long the token admits nodes, as a duration: 30m, 1h, 24h; default 1h, at most 720h' })),
+  role: Type.Optional(Type.Union([Type.Literal('voter'), Type.Literal('learner')], { description: 'voter: a trusted peer, which may vote and call admin operations; learner (default): one that stores and serves only' }))
+}))
+
+const JOIN_BY_START = 'a node cannot be created over HTTP: run `node-daemon start --bootstrap <multiaddr of a member>` on the new machine to join it ' +
+  '(with --join-token <token> from POST /api/v1/cluster/tokens over an open swarm). ' +
   "POST /api/v1/nodes registers this node's resource limits and takes max_ram, max_vram and max_cpu_percent"
 
 /**
@@ -54,6 +61,15 @@ export const nodeRoutes: Routes = (app, { node }) => {
     const view = await node.cluster.registerNode({ maxRAM: body.max_ram, maxVRAM: body.max_vram, maxCPUPercent: body.max_cpu_percent }, { signal })
     const [json] = await nodesJson(node, [view], { signal })
     return reply.code(201).send({ success: true, node: json })
+  })
+
+  app.post('/api/v1/cluster/tokens', {
+    permission: 'cluster:admin',
+    schema: { body: TokenBody, tags: ['nodes'], summary: 'A join token signed by this node (a trusted peer) that lets a node into the cluster until it expires: `node-daemon start --join-token`' }
+  }, async (request, reply) => {
+    const body = (request.body ?? {}) as NonNullable<Static<typeof TokenBody>>
+    const made = await node.cluster.createJoinToken({ expiresInMs: duration(body.expires, 'expires'), role: body.role })
+    return reply.code(201).send({ success: true, token: made.token, role: made.role, issuer: made.issuer, expires_at: made.expiresAt })
   })
 
   app.get('/api/v1/nodes/:id', {

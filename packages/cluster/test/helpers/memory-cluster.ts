@@ -69,8 +69,16 @@ export async function startMemoryNode (root: string, bootstrap: string[], timing
     get libp2p () { return content.swarm },
     content,
     datastore,
-    logger: prefixLogger(id)
-  }, { dir: join(repoDir, 'cluster'), repoDir, bootstrap, ...timings })
+    logger: prefixLogger(id),
+    privateKey
+  }, {
+    dir: join(repoDir, 'cluster'),
+    repoDir,
+    bootstrap,
+    // The in-memory transport reaches the nodes of this process only, as a private network would.
+    privateNetwork: true,
+    ...timings
+  })
   let running = false
   const node: MemoryNode = {
     id,
