@@ -25,7 +25,8 @@ describe('fuzzing every route', { timeout: 300_000 }, () => {
     assert.ok(operations.length > 100, `the OpenAPI document lists ${operations.length} operations`)
     const idle = (await daemon.memory()).rss
     await daemon.resetPeak()
-    const report = await fuzz(daemon.api, operations, { perRoute: 30, seed: SEED, timeoutMs: 10_000, concurrency: 4, secret: daemon.repo, budgetMs: 150_000, ctx: { peerId: daemon.peerId } })
+    const report = await fuzz(daemon.api, operations, { perRoute: 30, seed: SEED, timeoutMs: 10_000, concurrency: 4, secret: daemon.repo, budgetMs: 150_000, ctx: { peerId: daemon.peerId, keys: daemon.keys } })
+    for (const status of ['401', '403', '429']) assert.ok(report.statuses.get(status) != null, `no ${status} among the answers`)
     assert.deepEqual(report.failures.map(describeFailure), [], `seed ${SEED}: replay with npm run fuzz -- --seed ${SEED} --per-route 30`)
     assert.ok(report.cases > operations.length * 20, `only ${report.cases} cases ran in the time allowed`)
     assert.equal((await fetch(`${daemon.api}/health`, { signal: AbortSignal.timeout(10_000) })).status, 200)

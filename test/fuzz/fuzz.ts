@@ -6,7 +6,7 @@
  */
 import { request } from 'node:http'
 import fc from 'fast-check'
-import { requestsFor } from './requests.ts'
+import { credentialsFor, requestsFor } from './requests.ts'
 import type { Operation } from './openapi.ts'
 import type { FuzzContext, FuzzRequest } from './requests.ts'
 
@@ -41,6 +41,8 @@ export interface FuzzReport {
   cases: number
   skipped: number
   byOutcome: Record<Outcome, number>
+  /** Answers by exact status. */
+  statuses: Map<string, number>
   byOperation: Map<string, Record<Outcome, number>>
   failures: Failure[]
 }
@@ -136,10 +138,14 @@ const BODY_LIMIT = 1_048_576
 export async function fuzz (api: string, operations: Operation[], options: FuzzOptions): Promise<FuzzReport> {
   const url = new URL(api)
   const started = Date.now()
-  const report: FuzzReport = { cases: 0, skipped: 0, byOutcome: emptyCounts(), byOperation: new Map(), failures: [] }
+  const report: FuzzReport = { cases: 0, skipped: 0, byOutcome: emptyCounts(), statuses: new Map(), byOperation: new Map(), failures: [] }
   const jobs: Array<{ name: string, request: FuzzRequest }> = []
   operations.forEach((op, i) => {
-    const samples = fc.sample(requestsFor(op, options.ctx), { numRuns: options.perRoute, seed: options.seed + i })
+    const samples = fc.sample(fc.tuple(requestsFor(op, options.ctx), credentialsFor(options.ctx)).map(([request, who]) => ({
+      ...request,
+      headers: { ...who.headers, ...request.headers },
+      mutation: `${request.mutation}, as ${who.as}`
+    })), { numRuns: options.perRoute, seed: options.seed + i })
     for (const request of samples) jobs.push({ name: `${op.method} ${op.path}`, request })
   })
   let next = 0
@@ -158,6 +164,7 @@ export async function fuzz (api: string, operations: Operation[], options: FuzzO
       try {
         answer = await send(url, job.request, options.timeoutMs)
         outcome = outcomeOf(answer.status)
+        report.statuses.set(String(answer.status), (report.statuses.get(String(answer.status)) ?? 0) + 1)
         problem = judge(answer, options.secret)
       } catch (err: any) {
         if (err.code === 'FUZZ_HANG') {

@@ -21,6 +21,8 @@ export interface FuzzRequest {
 /** What the generator may use of the daemon under test. */
 export interface FuzzContext {
   peerId: string
+  /** The daemon's API keys, where it requires credentials: one with every permission, and one with each permission alone. */
+  keys?: { all: string, only: Record<string, string> }
 }
 
 const HELLO = 'QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o'
@@ -249,4 +251,37 @@ export function requestsFor (op: Operation, ctx: FuzzContext): fc.Arbitrary<Fuzz
     })))
   }
   return fc.oneof(...cases)
+}
+
+/**
+ * Who a request claims to be, where the daemon requires credentials: mostly
+ * the key with every permission, so that the inputs reach the routes, then a
+ * key with one other permission (403), none (401, then 429 past the limit of
+ * requests without credentials), and broken credentials of every scheme.
+ */
+type Claimed = { headers: Record<string, string>, as: string }
+
+export function credentialsFor (ctx: FuzzContext): fc.Arbitrary<Claimed> {
+  const keys = ctx.keys
+  if (keys == null) return fc.constant<Claimed>({ headers: {}, as: 'no credentials' })
+  const bearer = (token: string): Record<string, string> => ({ authorization: `Bearer ${token}` })
+  const basic = (text: string): Record<string, string> => ({ authorization: `Basic ${Buffer.from(text).toString('base64')}` })
+  return fc.oneof(
+    { weight: 12, arbitrary: fc.constant<Claimed>({ headers: { 'x-api-key': keys.all }, as: 'the admin key' }) },
+    { weight: 3, arbitrary: fc.constantFrom(...Object.entries(keys.only)).map(([permission, key]) => ({ headers: { 'x-api-key': key }, as: `a ${permission} key` })) },
+    { weight: 3, arbitrary: fc.constant<Claimed>({ headers: {}, as: 'no credentials' }) },
+    {
+      weight: 2,
+      arbitrary: fc.constantFrom<Claimed>(
+        { headers: { 'x-api-key': 'nd_not-a-key' }, as: 'an unknown key' },
+        { headers: bearer('eyJhbGciOiJub25lIn0.eyJzdWIiOiJhZG1pbiJ9.'), as: 'an unsigned JWT' },
+        { headers: bearer('a.b.c'), as: 'a JWT that does not decode' },
+        { headers: basic('admin:wrong'), as: 'a wrong password' },
+        { headers: basic('no colon'), as: 'basic credentials without a colon' },
+        { headers: { authorization: 'Digest realm=x' }, as: 'an unknown scheme' },
+        { headers: { authorization: 'Bearer' }, as: 'an empty bearer' },
+        { headers: { 'x-api-key': 'k'.repeat(10_000) }, as: 'a 10,000-character key' }
+      )
+    }
+  )
 }

@@ -160,7 +160,8 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
   })
   app.setNotFoundHandler(async (request, reply) => {
     const url = request.url.split('?')[0]
-    const other = [...new Set(patterns.filter(p => p.path.test(url)).flatMap(p => p.methods))].filter(m => m !== 'HEAD' && m !== request.method)
+    // HEAD comes with every GET, and CORS answers OPTIONS on every path: neither makes a path exist.
+    const other = [...new Set(patterns.filter(p => p.path.test(url)).flatMap(p => p.methods))].filter(m => m !== 'HEAD' && m !== 'OPTIONS' && m !== request.method)
     const err = other.length > 0
       ? new MethodNotAllowedError(`${request.method} is not allowed on ${url}; use ${other.join(' or ')}`)
       : new RouteNotFoundError(`no route ${request.method} ${url}`)

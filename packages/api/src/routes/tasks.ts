@@ -122,8 +122,16 @@ async function trainingRequest (training: TrainingService, body: CreateTask, sig
 }
 
 /** The absolute URL the client asked for, from which the page links are built. */
-function requestUrl (request: FastifyRequest): URL {
-  return new URL(request.url, `${request.protocol}://${request.host}`)
+/**
+ * The list's URL with the parameters it understood, for its page links: the
+ * rest of a query (a long one, say) would be echoed four times in a header.
+ */
+function listUrl (request: FastifyRequest): URL {
+  const sent = new URL(request.url, `${request.protocol}://${request.host}`)
+  const url = new URL(sent.pathname, sent.origin)
+  // The route's schema checked these values.
+  for (const [key, value] of sent.searchParams) if (Object.hasOwn(TaskListQuery.properties, key)) url.searchParams.append(key, value)
+  return url
 }
 
 /** Document 001's model entry; the registry id serves as the display name, which the registry does not keep apart. */
@@ -224,7 +232,7 @@ export const taskRoutes: Routes = (app, { node, shutdown }) => {
         .filter(job => matches(job, { type: query.type, status: query.status, since: query.since == null ? undefined : new Date(query.since) }))
       const { items, total, page, pageCount } = pageOf(jobs, query.page, query.limit)
       const tasks = await Promise.all(items.map(async job => taskJson(job, options)))
-      reply.header('x-total-count', total).header('x-page-count', pageCount).header('link', pageLinks(requestUrl(request), page, pageCount))
+      reply.header('x-total-count', total).header('x-page-count', pageCount).header('link', pageLinks(listUrl(request), page, pageCount))
       return { tasks, total, page }
     })
 
