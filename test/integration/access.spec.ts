@@ -150,6 +150,19 @@ describe('access control on one node', { timeout: 240_000 }, () => {
     assert.equal((await call(d, 'POST', '/api/v0/version', { 'x-api-key': keys[1] })).status, 200, 'the other key has its own count')
   })
 
+  it("checks document 004's bearer token on the worker WebSocket", async () => {
+    const key = (await call(d, 'POST', '/api/v1/auth/keys', admin, { name: 'farm-worker', permissions: ['training'] })).body.key as string
+    const connect = async (headers: Record<string, string>): Promise<number> => new Promise((resolve) => {
+      const ws = new WebSocket(`${d.url.replace('http', 'ws')}/api/workers/ws`, { headers: { 'client-id': 'worker-1', ...headers } })
+      ws.on('unexpected-response', (_req, res) => { resolve(res.statusCode ?? 0) })
+      ws.on('open', () => { ws.close(); resolve(101) })
+      ws.on('error', () => {})
+    })
+    assert.equal(await connect({}), 401)
+    assert.equal(await connect({ authorization: 'Bearer nd_wrong' }), 401)
+    assert.equal(await connect({ authorization: `Bearer ${key}` }), 101)
+  })
+
   it('works with the real clients given credentials', async () => {
     const key = (await call(d, 'POST', '/api/v1/auth/keys', admin, { name: 'clients', permissions: ['*'] })).body.key as string
     const kubo = create({ url: `${d.url}/api/v0`, headers: { 'x-api-key': key } })
