@@ -35,12 +35,15 @@ async function call (d: TestDaemon, method: string, path: string, headers: Recor
   return { status: res.status, headers: res.headers, body: parsed }
 }
 
+/** Failed authentications an address may make here: more than the tests before the last one make. */
+const FAILED_AUTH = 500
+
 describe('access control on one node', { timeout: 240_000 }, () => {
   let d: TestDaemon
   let admin: Record<string, string>
 
   before(async () => {
-    d = await startTestDaemon({ access: { rateLimits: { enabled: 'auto', endpoints: { '/api/v0/version': { requests: 5, periodMs: 60_000 } }, websocketsPerIp: 10 } } })
+    d = await startTestDaemon({ access: { rateLimits: { enabled: 'auto', endpoints: { '/api/v0/version': { requests: 5, periodMs: 60_000 } }, failedAuth: { requests: FAILED_AUTH, periodMs: 60_000 }, websocketsPerIp: 10 } } })
     admin = { authorization: `Bearer ${(await readFile(join(d.repo, COOKIE_FILE), 'utf8')).trim()}` }
   })
   after(async () => { await d?.cleanup() })
@@ -174,5 +177,19 @@ describe('access control on one node', { timeout: 240_000 }, () => {
     const openai = new OpenAI({ baseURL: `${d.url}/v1`, apiKey: key, maxRetries: 0 })
     assert.deepEqual((await openai.models.list()).data, [])
     await assert.rejects(new OpenAI({ baseURL: `${d.url}/v1`, apiKey: 'nd_wrong', maxRetries: 0 }).models.list(), (err: any) => err.status === 401)
+  })
+
+  it('answers 429 to an address that keeps failing to authenticate, and still takes a good key from it', async () => {
+    let refused: Awaited<ReturnType<typeof call>> | undefined
+    for (let i = 0; i <= FAILED_AUTH && refused == null; i++) {
+      const res = await call(d, 'GET', '/api/tags', { 'x-api-key': `nd_guess-${i}` })
+      if (res.status === 429) refused = res
+      else assert.equal(res.status, 401)
+    }
+    assert.ok(refused != null, `no 429 within ${FAILED_AUTH + 1} failed attempts`)
+    assert.equal(refused.body.error, 'too many failed attempts from this address')
+    assert.ok(Number(refused.headers.get('retry-after')) > 0)
+    const key = (await call(d, 'POST', '/api/v1/auth/keys', admin, { name: 'after-guesses', permissions: ['models:read'] })).body.key as string
+    assert.equal((await call(d, 'GET', '/api/tags', { 'x-api-key': key })).status, 200)
   })
 })

@@ -34,6 +34,8 @@ export interface AccessConfig {
     endpoints: Record<string, Limit>
     /** Replaces the limit of authenticated requests that no other class covers. */
     default?: Limit
+    /** Failed authentications an address may make: a guesser gets 429s, not endless 401s. */
+    failedAuth: Limit
     websocketsPerIp: number
   }
 }
@@ -44,7 +46,7 @@ export function defaultAccessConfig (): AccessConfig {
     credentials: [],
     jwt: { expiryMs: 24 * 3600_000, issuer: 'node-daemon', audience: 'node-daemon', publicKeyFiles: [], jwksFiles: [] },
     cors: { origins: [], methods: ['GET', 'POST', 'PUT', 'DELETE'], headers: ['Authorization', 'Content-Type', 'X-API-Key'] },
-    rateLimits: { enabled: 'auto', endpoints: {}, websocketsPerIp: 10 }
+    rateLimits: { enabled: 'auto', endpoints: {}, failedAuth: { requests: 100, periodMs: 60_000 }, websocketsPerIp: 10 }
   }
 }
 
@@ -177,7 +179,7 @@ export function parseAccessConfig (doc: { auth?: unknown, cors?: unknown, cors_o
       }
     }
     if (doc.rate_limits != null) {
-      const limits = mapping(doc.rate_limits, 'rate_limits', ['enabled', 'default', 'endpoints', 'websockets_per_ip'])
+      const limits = mapping(doc.rate_limits, 'rate_limits', ['enabled', 'default', 'endpoints', 'failed_auth', 'websockets_per_ip'])
       const endpoints = mapping(limits.endpoints, 'rate_limits.endpoints', Object.keys((limits.endpoints as Doc | undefined) ?? {}))
       const websockets = limits.websockets_per_ip == null ? 10 : Number(limits.websockets_per_ip)
       if (!Number.isSafeInteger(websockets) || websockets <= 0) throw new AccessConfigError('rate_limits.websockets_per_ip: expected a positive whole number')
@@ -185,6 +187,7 @@ export function parseAccessConfig (doc: { auth?: unknown, cors?: unknown, cors_o
         enabled: onOff(limits.enabled, 'rate_limits.enabled'),
         default: limits.default == null ? undefined : limit(limits.default, 'rate_limits.default'),
         endpoints: Object.fromEntries(Object.entries(endpoints).map(([path, value]) => [path, limit(value, `rate_limits.endpoints.${path}`)])),
+        failedAuth: limits.failed_auth == null ? defaultAccessConfig().rateLimits.failedAuth : limit(limits.failed_auth, 'rate_limits.failed_auth'),
         websocketsPerIp: websockets
       }
     }

@@ -90,10 +90,19 @@ export class Credentials {
   readonly #now: () => number
   /** sha256 of `user:password` → the user's record as verified, and until when. */
   readonly #basic = new Map<string, { credential: StoredCredential, until: number }>()
+  /**
+   * What each record grants, worked out once: the directories replace a
+   * record when it changes, so a record object always grants the same.
+   */
+  readonly #grants = new WeakMap<StoredCredential, { principal: Principal | undefined, expiresAt: number }>()
+  readonly #cookieHash?: Buffer
+  readonly #adminTokenHash?: Buffer
 
   constructor (init: CredentialsInit) {
     this.#init = init
     this.#now = init.now ?? Date.now
+    if (init.cookieHash != null) this.#cookieHash = Buffer.from(init.cookieHash)
+    if (init.adminTokenHash != null) this.#adminTokenHash = Buffer.from(init.adminTokenHash)
   }
 
   /** Whether any credential exists: a node that has none serves local processes without them. */
@@ -104,11 +113,13 @@ export class Credentials {
   /** Whose a key, bearer token, admin token or cookie is; undefined when it is nobody's or expired. */
   fromSecret (secret: string): Principal | undefined {
     const hash = hashSecret(secret)
-    if (this.#init.cookieHash != null && sameHash(hash, this.#init.cookieHash)) return { id: 'local', name: 'local', kind: 'local', permissions: ALL }
-    if (this.#init.adminTokenHash != null && sameHash(hash, this.#init.adminTokenHash)) return { id: 'admin', name: 'admin', kind: 'admin', permissions: ALL }
+    const bytes = Buffer.from(hash)
+    if (this.#cookieHash != null && sameHash(bytes, this.#cookieHash)) return { id: 'local', name: 'local', kind: 'local', permissions: ALL }
+    if (this.#adminTokenHash != null && sameHash(bytes, this.#adminTokenHash)) return { id: 'admin', name: 'admin', kind: 'admin', permissions: ALL }
     for (const directory of this.#init.directories) {
+      // Found by its hash, so equal to it: the Map's comparison leaks timing only of the hash, which says nothing of the secret.
       const found = directory.bySecretHash(hash)
-      if (found != null && sameHash(found.hash, hash)) return this.#principal(found)
+      if (found != null) return this.#principal(found)
     }
     return undefined
   }
@@ -140,10 +151,16 @@ export class Credentials {
   }
 
   #principal (credential: StoredCredential): Principal | undefined {
-    if (credential.expiresAt != null && Date.parse(credential.expiresAt) <= this.#now()) return undefined
-    const permissions = expandPermissions(credential.permissions)
-    // A record with a permission this version does not know grants nothing rather than guessing.
-    if (typeof permissions === 'string') return undefined
-    return { id: `${credential.kind}:${credential.id}`, name: credential.name, kind: credential.kind, permissions }
+    let grant = this.#grants.get(credential)
+    if (grant == null) {
+      const permissions = expandPermissions(credential.permissions)
+      grant = {
+        // A record with a permission this version does not know grants nothing rather than guessing.
+        principal: typeof permissions === 'string' ? undefined : { id: `${credential.kind}:${credential.id}`, name: credential.name, kind: credential.kind, permissions },
+        expiresAt: credential.expiresAt == null ? Infinity : Date.parse(credential.expiresAt)
+      }
+      this.#grants.set(credential, grant)
+    }
+    return grant.expiresAt <= this.#now() ? undefined : grant.principal
   }
 }

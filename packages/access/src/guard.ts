@@ -162,6 +162,11 @@ export class AccessGuard {
     return { key: `${cls}|${owner}`, limit: cls === 'authenticated' && base != null ? base : DEFAULT_LIMITS[cls] }
   }
 
+  /** The bucket a failed authentication counts against: its address's, or undefined when rate limits are off. */
+  failureBucket (ip: string): LimitBucket | undefined {
+    return this.limited() ? { key: `auth-failure|${ip}`, limit: this.#init.config.rateLimits.failedAuth } : undefined
+  }
+
   #fromSecret (secret: string): Principal {
     const principal = this.#c.credentials.fromSecret(secret)
     if (principal == null) throw new AuthenticationError('invalid API key or token')

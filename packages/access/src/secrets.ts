@@ -3,7 +3,7 @@
  * strings stored as SHA-256 hashes (a key's entropy makes a slow hash
  * pointless), passwords as bcrypt. Comparisons are constant-time.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
+import { hash as digest, randomBytes, timingSafeEqual } from 'node:crypto'
 import { hash, verify } from '@node-rs/bcrypt'
 
 const HASH_PREFIX = 'sha256:'
@@ -15,9 +15,9 @@ export function newSecret (): string {
   return `nd_${randomBytes(32).toString('base64url')}`
 }
 
-/** The stored form of a key or token. */
+/** The stored form of a key or token; hashed on every request that presents one, hence the one-shot hash. */
 export function hashSecret (secret: string): string {
-  return HASH_PREFIX + createHash('sha256').update(secret).digest('hex')
+  return HASH_PREFIX + digest('sha256', secret, 'hex')
 }
 
 export function isSecretHash (value: string): boolean {
@@ -25,10 +25,8 @@ export function isSecretHash (value: string): boolean {
 }
 
 /** Whether two stored hashes are the same, in time that does not depend on where they differ. */
-export function sameHash (a: string, b: string): boolean {
-  const x = Buffer.from(a)
-  const y = Buffer.from(b)
-  return x.byteLength === y.byteLength && timingSafeEqual(x, y)
+export function sameHash (a: Uint8Array, b: Uint8Array): boolean {
+  return a.byteLength === b.byteLength && timingSafeEqual(a, b)
 }
 
 export async function hashPassword (password: string): Promise<string> {

@@ -6,9 +6,8 @@
  * X-API-Version.
  */
 import cors from '@fastify/cors'
-import rateLimit from '@fastify/rate-limit'
-import { RateLimitError } from '@node-daemon/access'
-import type { AccessGuard, LimitBucket, LimitClass, Principal, RoutePermission } from '@node-daemon/access'
+import { RateLimiter, RateLimitError } from '@node-daemon/access'
+import type { AccessGuard, LimitClass, Principal, RoutePermission } from '@node-daemon/access'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 
 declare module 'fastify' {
@@ -25,8 +24,6 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** Who sent the request, once the guard passed it; unset on public routes without credentials. */
     principal?: Principal
-    /** The rate-limit bucket the request counts against. */
-    bucket?: LimitBucket
   }
 }
 
@@ -42,6 +39,8 @@ const SCHEMES = {
 const PUBLIC_PLUGIN_ROUTES = /^\/api\/v0\/docs(\/|$)/
 
 export const API_VERSION = '1'
+
+const secondsUntil = (ms: number): number => Math.max(1, Math.ceil((ms - Date.now()) / 1000))
 
 export interface AccessInit {
   guard: AccessGuard
@@ -67,18 +66,7 @@ export async function registerAccess (app: FastifyInstance, { guard }: AccessIni
     route.schema = { ...route.schema, security: permission === 'public' ? [] : Object.keys(SCHEMES).map(scheme => ({ [scheme]: [permission] })) }
   })
 
-  await app.register(rateLimit, {
-    global: true,
-    // After the guard has said who sent the request, before its body is read.
-    hook: 'preParsing',
-    allowList: (request) => request.bucket == null,
-    keyGenerator: (request) => request.bucket?.key ?? request.ip,
-    max: (request) => request.bucket?.limit.requests ?? 0,
-    timeWindow: (request) => request.bucket?.limit.periodMs ?? 60_000,
-    errorResponseBuilder: (_request, context) => new RateLimitError(`rate limit exceeded: ${context.max} requests per window; retry in ${context.after}`, Math.ceil(context.ttl / 1000))
-  })
-  // Counts requests that fail authentication by address: a guesser gets 429s, not an endless stream of 401s.
-  const failures = app.createRateLimit({ keyGenerator: (request) => `auth-failure|${request.ip}`, max: 100, timeWindow: 60_000 })
+  const limiter = new RateLimiter()
   const websockets = new Map<string, number>()
 
   app.addHook('onRequest', async (request, reply) => {
@@ -90,21 +78,23 @@ export async function registerAccess (app: FastifyInstance, { guard }: AccessIni
     try {
       request.principal = await guard.check(facts)
     } catch (err: any) {
-      if (err.name === 'AuthenticationError' && guard.limited()) {
-        const seen = await failures(request)
-        if (seen != null && !seen.isAllowed && seen.isExceeded) throw new RateLimitError('too many failed attempts from this address', seen.ttlInSeconds)
+      // Counts requests that fail authentication by address: a guesser gets 429s, not an endless stream of 401s.
+      const failureBucket = err.name === 'AuthenticationError' ? guard.failureBucket(request.ip) : undefined
+      if (failureBucket != null) {
+        const failures = limiter.take(failureBucket.key, failureBucket.limit)
+        if (!failures.allowed) throw new RateLimitError('too many failed attempts from this address', secondsUntil(failures.resetAt))
       }
       throw err
     }
-    request.bucket = guard.bucket(facts, request.principal, limitClass)
+    // Counted before the body is read, so that a refused request costs no upload.
+    const bucket = guard.bucket(facts, request.principal, limitClass)
+    if (bucket != null) {
+      const count = limiter.take(bucket.key, bucket.limit)
+      // The documents give X-RateLimit-Reset as the time the window ends, in seconds since the epoch.
+      void reply.header('x-ratelimit-limit', count.limit).header('x-ratelimit-remaining', count.remaining).header('x-ratelimit-reset', Math.ceil(count.resetAt / 1000))
+      if (!count.allowed) throw new RateLimitError(`rate limit exceeded: ${count.limit} requests per ${bucket.limit.periodMs / 1000} s; retry in ${secondsUntil(count.resetAt)} s`, secondsUntil(count.resetAt))
+    }
     if (request.headers.upgrade?.toLowerCase() === 'websocket') countWebsocket(request, websockets, guard)
-  })
-
-  // The documents give X-RateLimit-Reset as the time the window ends, in seconds since the epoch.
-  app.addHook('onSend', async (_request, reply, payload) => {
-    const reset = reply.getHeader('x-ratelimit-reset')
-    if (reset != null) void reply.header('x-ratelimit-reset', Math.ceil(Date.now() / 1000) + Number(reset))
-    return payload
   })
 }
 

@@ -140,8 +140,8 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
     else request.log.info({ status, type, url: request.url.slice(0, 200) }, (err as Error).message)
     if (reply.sent || reply.raw.headersSent) return
     if (status === 413) discardBody(request.raw)
-    // A 429 says when to come back; the rate-limit plugin set it already for its own.
-    if (status === 429 && !reply.hasHeader('retry-after')) void reply.header('retry-after', String((err as { retryAfterSeconds?: number }).retryAfterSeconds ?? 60))
+    // A 429 says when to come back.
+    if (status === 429) void reply.header('retry-after', String((err as { retryAfterSeconds?: number }).retryAfterSeconds ?? 60))
     return reply.code(status).header('content-type', 'application/json; charset=utf-8').send(body)
   })
   // @fastify/websocket hides a `websocket: true` route from the OpenAPI document and answers a plain GET of

@@ -44,7 +44,7 @@ describe('loadConfig', () => {
       '    - type: api_key',
       '      keys: [{ key: plain-key, name: ci, permissions: [cat, ls] }]',
       'cors: { origins: [http://ui.example] }',
-      'rate_limits: { endpoints: { /api/v0/add: { requests: 20, period: 60 } } }',
+      'rate_limits: { endpoints: { /api/v0/add: { requests: 20, period: 60 } }, failed_auth: { requests: 10, period: 5m } }',
       'api: { insecure: true }',
       ''
     ].join('\n'))
@@ -52,6 +52,7 @@ describe('loadConfig', () => {
     assert.deepEqual(config.access.credentials.map(c => [c.name, c.hash]), [['ci', hashSecret('plain-key')]])
     assert.deepEqual(config.access.cors.origins, ['http://ui.example'])
     assert.deepEqual(config.access.rateLimits.endpoints['/api/v0/add'], { requests: 20, periodMs: 60_000 })
+    assert.deepEqual(config.access.rateLimits.failedAuth, { requests: 10, periodMs: 300_000 })
     assert.deepEqual([config.api.insecure, config.api.adminToken, config.api.initAdminKey], [true, 'admin-secret', true])
     await writeFile(join(repo, 'config.yaml'), 'auth:\n  methods:\n    - type: api_key\n      keys: [{ key: k, permissions: [fly] }]\n')
     await assert.rejects(loadConfig({ env: { NODE_DAEMON_REPO: repo } }), { name: 'ConfigError', message: /"fly" is not a permission/ })
