@@ -10,6 +10,10 @@ interface BenchModule {
 }
 
 const areas: Record<string, { describe: string, load: () => Promise<BenchModule> }> = {
+  api: {
+    describe: 'requests/s of /api/tags and /api/v0/id with autocannon, with no auth, an API key and a JWT, in one run',
+    load: async () => import('./api.ts')
+  },
   content: {
     describe: 'add, cat and bitswap transfer through the HTTP API, and daemon RSS, against single-core SHA-256',
     load: async () => import('./content.ts')
