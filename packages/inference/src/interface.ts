@@ -21,6 +21,10 @@ export interface GenerateOptions {
   /** The most tokens to generate; -1 (the default) until the context is full or the model stops. */
   num_predict?: number
   stop?: string[]
+  /** The context, at most the model's; 4096 when unset, as Ollama. */
+  num_ctx?: number
+  /** Tokens kept from the start of a prompt cut to fit the context; -1 keeps it all. */
+  num_keep?: number
 }
 
 export interface GenerateParams {
@@ -37,6 +41,8 @@ export interface GenerateStats {
   /** All generated text; what was streamed, joined. */
   text: string
   promptTokens: number
+  /** Prompt tokens whose keys and values came from the prefix cache. */
+  cachedTokens: number
   evalTokens: number
   /** Nanoseconds, as Ollama reports them. */
   totalNs: number

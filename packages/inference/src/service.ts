@@ -176,6 +176,8 @@ export class InferenceService implements Inference {
     const opts = { ...merged, seed }
     validateSampling(sampling(opts))
     if (opts.num_predict != null && (!Number.isInteger(opts.num_predict) || opts.num_predict < -2)) throw new InvalidInferenceRequestError('num_predict: must be a whole number >= -2')
+    if (opts.num_ctx != null && (!Number.isInteger(opts.num_ctx) || opts.num_ctx < 1)) throw new InvalidInferenceRequestError('num_ctx: must be a whole number >= 1')
+    if (opts.num_keep != null && (!Number.isInteger(opts.num_keep) || opts.num_keep < -1)) throw new InvalidInferenceRequestError('num_keep: must be a whole number >= -1')
     const input = withProfile(params.input, profile?.template, profile?.system)
     if (input.messages == null && input.prompt == null) throw new InvalidInferenceRequestError('a prompt or messages are required')
     const promptText = input.messages != null ? JSON.stringify(input.messages) : input.prompt as string
@@ -337,7 +339,7 @@ export class InferenceService implements Inference {
     const { loadNs, events } = await this.#c.runtime.generate(
       { key: job.modelCid, name: job.modelName, dir },
       input,
-      { sampling: sampling(options), maxTokens: options.num_predict ?? -1, stop: options.stop ?? [] },
+      { sampling: sampling(options), maxTokens: options.num_predict ?? -1, stop: options.stop ?? [], numCtx: options.num_ctx, numKeep: options.num_keep === -1 ? Infinity : options.num_keep },
       { keepAliveMs, signal }
     )
     for await (const event of events) {
@@ -355,6 +357,7 @@ export class InferenceService implements Inference {
         doneReason: s.doneReason,
         text: s.text,
         promptTokens: s.promptTokens,
+        cachedTokens: s.cachedTokens,
         evalTokens: s.tokens.length,
         loadNs,
         promptEvalNs: s.promptEvalNs,

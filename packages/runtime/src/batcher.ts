@@ -6,6 +6,7 @@
  */
 import { pushable } from 'it-pushable'
 import { ContextLengthError } from './errors.ts'
+import { PrefixCache } from './prefix-cache.ts'
 import { createSampler } from './sampling.ts'
 import { IncrementalDecoder } from './text.ts'
 import type { BatchCache, CausalLM } from './model.ts'
@@ -20,6 +21,8 @@ export interface GenerateRequest {
   maxTokens: number
   /** Generation ends before any of these strings, which are not returned. */
   stop: string[]
+  /** The most tokens the sequence may hold, prompt included; the model's context when unset. */
+  contextLength?: number
   signal?: AbortSignal
 }
 
@@ -34,6 +37,8 @@ export interface GenerationStats {
   tokens: number[]
   doneReason: 'stop' | 'length'
   promptTokens: number
+  /** Prompt tokens whose keys and values came from the prefix cache. */
+  cachedTokens: number
   /** Nanoseconds, as Ollama reports them. */
   promptEvalNs: number
   evalNs: number
@@ -55,6 +60,9 @@ interface Sequence {
   output: Pushable<GenerationEvent>
   promptEvalNs: number
   evalStart: number
+  cachedTokens: number
+  /** Set when the sequence ended by failing, so that its cache is not kept. */
+  failed: boolean
   done: boolean
 }
 
@@ -69,18 +77,25 @@ const now = (): number => Number(process.hrtime.bigint())
 export interface BatcherInit {
   /** Most sequences in one decoding step. */
   maxBatch?: number
+  /** Bytes of keys and values kept for prompts to come (PrefixCache); 0 keeps none. */
+  prefixCacheBytes?: number
 }
+
+/** Enough for the recent turns of a few chats on a small model. */
+const PREFIX_CACHE_BYTES = 256 * 1_048_576
 
 export class Batcher {
   readonly #model: CausalLM
   readonly #maxBatch: number
   readonly #waiting: Sequence[] = []
+  readonly #prefixes: PrefixCache
   #batch?: Batch
   #running = false
 
   constructor (model: CausalLM, init: BatcherInit = {}) {
     this.#model = model
     this.#maxBatch = init.maxBatch ?? 16
+    this.#prefixes = new PrefixCache(model, init.prefixCacheBytes ?? PREFIX_CACHE_BYTES)
   }
 
   /** Sequences waiting or decoding. */
@@ -90,7 +105,8 @@ export class Batcher {
 
   /** Streams chunks, then one `done`; ending the iteration early or aborting the signal drops the sequence. */
   generate (request: GenerateRequest): AsyncIterable<GenerationEvent> {
-    const context = this.#model.info.contextLength
+    const context = Math.min(request.contextLength ?? Infinity, this.#model.info.contextLength)
+    request = { ...request, contextLength: context }
     if (request.prompt.length === 0) request = { ...request, prompt: [this.#startToken()] }
     if (request.prompt.length >= context) throw new ContextLengthError(`the prompt of ${request.prompt.length} tokens does not fit the context of ${context}`)
     const sampler = createSampler(request.sampling)
@@ -106,6 +122,8 @@ export class Batcher {
       output: pushable<GenerationEvent>({ objectMode: true, onEnd: () => { seq.done = true } }),
       promptEvalNs: 0,
       evalStart: 0,
+      cachedTokens: 0,
+      failed: false,
       done: false
     }
     request.signal?.addEventListener('abort', onAbort, { once: true })
@@ -125,9 +143,11 @@ export class Batcher {
     void this.#loop().finally(() => { this.#running = false })
   }
 
-  /** Each turn: prompts that wait are prefilled together and join, finished rows leave, and every row decodes one token. */
+  /** Each turn: finished rows leave, prompts that wait are prefilled and join, and every row decodes one token. */
   async #loop (): Promise<void> {
     while (this.size > 0) {
+      // Rows that finished since the last step leave first, so that their prefixes serve the prompts joining now.
+      this.#prune()
       const room = this.#maxBatch - (this.#batch?.seqs.length ?? 0)
       const joining = this.#waiting.splice(0, Math.max(0, room)).filter(s => !s.done)
       if (joining.length > 0) await this.#guard(joining, async () => this.#prefill(joining))
@@ -147,19 +167,44 @@ export class Batcher {
     }
   }
 
+  /**
+   * Prompts with a cached prefix run alone from it; the others run together
+   * from nothing. Then they all join the batch.
+   */
   async #prefill (joining: Sequence[]): Promise<void> {
-    const t0 = now()
-    const { logits, cache } = await this.#model.forward(joining.map(s => s.request.prompt))
-    const elapsed = now() - t0
+    const parts: Array<{ seqs: Sequence[], cache: BatchCache, logits: Float32Array[] }> = []
+    const fresh: Sequence[] = []
+    for (const seq of joining) {
+      const hit = this.#prefixes.take(seq.request.prompt)
+      if (hit == null) {
+        fresh.push(seq)
+        continue
+      }
+      const t0 = now()
+      const { logits, cache } = await this.#model.forward([seq.request.prompt.slice(hit.length)], hit.cache)
+      seq.promptEvalNs = now() - t0
+      seq.cachedTokens = hit.length
+      parts.push({ seqs: [seq], cache, logits })
+    }
+    if (fresh.length > 0) {
+      const t0 = now()
+      const { logits, cache } = await this.#model.forward(fresh.map(s => s.request.prompt))
+      const elapsed = now() - t0
+      for (const seq of fresh) seq.promptEvalNs = elapsed
+      parts.push({ seqs: fresh, cache, logits })
+    }
     const batch = this.#batch
-    this.#batch = batch == null
-      ? { seqs: joining, cache }
-      : { seqs: [...batch.seqs, ...joining], cache: this.#model.regroup([{ cache: batch.cache, rows: batch.seqs.map((_, i) => i) }, { cache, rows: joining.map((_, i) => i) }]) }
-    joining.forEach((seq, i) => {
-      seq.promptEvalNs = elapsed
-      seq.evalStart = now()
-      this.#accept(seq, logits[i])
-    })
+    if (batch != null) parts.unshift({ seqs: batch.seqs, cache: batch.cache, logits: [] })
+    this.#batch = parts.length === 1
+      ? { seqs: parts[0].seqs, cache: parts[0].cache }
+      : { seqs: parts.flatMap(p => p.seqs), cache: this.#model.regroup(parts.map(p => ({ cache: p.cache, rows: p.seqs.map((_, i) => i) }))) }
+    for (const part of parts) {
+      part.logits.forEach((row, i) => {
+        const seq = part.seqs[i]
+        seq.evalStart = now()
+        this.#accept(seq, row)
+      })
+    }
   }
 
   async #decode (batch: Batch): Promise<void> {
@@ -168,10 +213,11 @@ export class Batcher {
     batch.seqs.forEach((s, i) => { if (!s.done) this.#accept(s, logits[i]) })
   }
 
-  /** Drops finished rows from the batch; the cache is copied only then. */
+  /** Drops finished rows from the batch, keeping their prefixes for prompts to come; the cache is copied only then. */
   #prune (): void {
     const batch = this.#batch
     if (batch == null || batch.seqs.every(s => !s.done)) return
+    batch.seqs.forEach((s, i) => { if (s.done && !s.failed) this.#prefixes.store(s.history, batch.cache, i) })
     const rows = batch.seqs.flatMap((s, i) => s.done ? [] : [i])
     this.#batch = rows.length === 0 ? undefined : { seqs: rows.map(i => batch.seqs[i]), cache: this.#model.regroup([{ cache: batch.cache, rows }]) }
   }
@@ -197,7 +243,7 @@ export class Batcher {
     const keep = heldBack(text, request.stop)
     seq.held = text.slice(text.length - keep)
     this.#emit(seq, text.slice(0, text.length - keep), id)
-    const full = request.prompt.length + seq.tokens.length >= this.#model.info.contextLength
+    const full = request.prompt.length + seq.tokens.length >= (request.contextLength ?? this.#model.info.contextLength)
     if (full || (request.maxTokens >= 0 && seq.tokens.length >= request.maxTokens)) this.#complete(seq, 'length')
   }
 
@@ -216,6 +262,7 @@ export class Batcher {
         tokens: seq.tokens,
         doneReason,
         promptTokens: seq.request.prompt.length,
+        cachedTokens: seq.cachedTokens,
         promptEvalNs: seq.promptEvalNs,
         evalNs: now() - seq.evalStart
       }
@@ -226,6 +273,7 @@ export class Batcher {
   #finish (seq: Sequence, err?: Error): void {
     if (seq.done) return
     seq.done = true
+    seq.failed = err != null
     seq.unlisten()
     seq.output.end(err)
   }

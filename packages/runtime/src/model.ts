@@ -235,11 +235,11 @@ function withCapacity (t: ort.Tensor, length: number, capacity: number): ort.Ten
   return new ort.Tensor('float32', data, [rows, heads, capacity, size])
 }
 
-/** Writes one step's keys or values, [rows, heads, 1, headDim], at position `at` of every row. */
-function put (t: ort.Tensor, added: Float32Array, at: number): void {
+/** Writes one step's keys or values, [rows, heads, n, headDim], at positions `at`… of every row. */
+function put (t: ort.Tensor, added: Float32Array, at: number, n: number): void {
   const [rows, heads, capacity, size] = t.dims
   const data = t.data as Float32Array
-  for (let plane = 0; plane < rows * heads; plane++) data.set(added.subarray(plane * size, (plane + 1) * size), (plane * capacity + at) * size)
+  for (let plane = 0; plane < rows * heads; plane++) data.set(added.subarray(plane * n * size, (plane + 1) * n * size), (plane * capacity + at) * size)
 }
 
 /** A decoder-only LM with a KV cache; `forward` runs one step for a batch of sequences. */
@@ -287,13 +287,14 @@ export class CausalLM {
 
   /**
    * One forward pass. Without a cache, `rows` are prompts, left-padded to the
-   * longest; with one, every row adds one token to its sequence. Returns the
+   * longest; with one, every row adds as many tokens to its sequence (one
+   * when decoding; the rest of a prompt whose prefix was cached). Returns the
    * logits of each row's last token and the grown cache. A rewritten
    * decoder's cache grows in place: the cache given is not valid afterwards.
    */
   async forward (rows: number[][], cache?: BatchCache, signal?: AbortSignal): Promise<{ logits: Float32Array[], cache: BatchCache }> {
     const batch = rows.length
-    const step = cache == null ? Math.max(...rows.map(r => r.length)) : 1
+    const step = cache == null ? Math.max(...rows.map(r => r.length)) : rows[0].length
     const past = cache?.length ?? 0
     // Positions fed as the past: the cache's room included, masked out.
     const room = cache?.capacity ?? 0
@@ -304,7 +305,7 @@ export class CausalLM {
     const mask = new BigInt64Array(batch * total)
     const positions = new BigInt64Array(batch * step)
     rows.forEach((row, b) => {
-      if (cache != null && row.length !== 1) throw new RangeError('a decoding step adds one token per row')
+      if (cache != null && row.length !== step) throw new RangeError('a step on a cache adds as many tokens to every row')
       const offset = step - row.length
       const before = cache == null ? 0 : past - pads[b]
       row.forEach((id, t) => {
@@ -345,14 +346,20 @@ export class CausalLM {
    */
   #append (cache: BatchCache, added: ort.Tensor[]): BatchCache {
     const at = cache.length
+    const n = added[0].dims[2]
     let { capacity, kv } = cache
-    if (at === capacity) {
-      capacity = this.#positionIds ? Math.max(at + 1, Math.min(at + CACHE_ROOM, this.info.contextLength - 1)) : at + 1
+    if (at + n > capacity) {
+      capacity = this.#positionIds ? Math.max(at + n, Math.min(at + n - 1 + CACHE_ROOM, this.info.contextLength - 1)) : at + n
       kv = kv.map(t => withCapacity(t, at, capacity))
     }
-    kv.forEach((t, i) => { put(t, added[i].data as Float32Array, at) })
+    kv.forEach((t, i) => { put(t, added[i].data as Float32Array, at, n) })
     freeOutputs(added)
-    return { length: at + 1, capacity, pads: cache.pads, kv }
+    return { length: at + n, capacity, pads: cache.pads, kv }
+  }
+
+  /** Bytes of keys and values a cache of `rows` × `positions` holds. */
+  cacheBytes (rows: number, positions: number): number {
+    return 2 * this.layers * rows * this.kvHeads * positions * this.headDim * 4
   }
 
   /**

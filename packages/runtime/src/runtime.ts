@@ -4,7 +4,7 @@
  * batcher per causal LM so that concurrent requests share forward passes.
  */
 import { Batcher } from './batcher.ts'
-import { InvalidInferenceRequestError, UnsupportedModelError } from './errors.ts'
+import { ContextLengthError, InvalidInferenceRequestError, UnsupportedModelError } from './errors.ts'
 import { loadModel } from './model.ts'
 import type { GenerateRequest, GenerationEvent } from './batcher.ts'
 import type { CausalLM, Encoder, ExecutionProvider, LoadedModel, ModelInfo } from './model.ts'
@@ -20,6 +20,24 @@ export interface RuntimeInit {
   /** How long an idle model stays loaded when a request does not say; Ollama's default is 5 minutes. */
   keepAliveMs?: number
   maxBatch?: number
+  /** Bytes of keys and values each model keeps for prompts that begin as recent ones did. */
+  prefixCacheBytes?: number
+}
+
+/**
+ * The context of a request that does not set num_ctx, as Ollama's default:
+ * a model's full context can need gigabytes of keys and values.
+ */
+export const DEFAULT_NUM_CTX = 4096
+/** Ollama's default num_keep: the first tokens of a prompt cut to fit. */
+const DEFAULT_NUM_KEEP = 4
+
+/** How the prompt of a generation is fitted to its context. */
+export interface ContextOptions {
+  /** The context to use, at most the model's; DEFAULT_NUM_CTX when unset. */
+  numCtx?: number
+  /** Tokens kept from the start of a single prompt that is cut to fit. */
+  numKeep?: number
 }
 
 /** A model as the caller names it, and where its files are on disk. */
@@ -81,14 +99,14 @@ export interface Lease {
 
 export class Runtime {
   readonly #components: RuntimeComponents
-  readonly #init: Required<Omit<RuntimeInit, 'threads'>> & { threads?: number }
+  readonly #init: Required<Omit<RuntimeInit, 'threads' | 'prefixCacheBytes'>> & { threads?: number, prefixCacheBytes?: number }
   readonly #slots = new Map<string, Slot>()
   #provider: ExecutionProvider = 'cpu'
   #started = false
 
   constructor (components: RuntimeComponents = {}, init: RuntimeInit = {}) {
     this.#components = components
-    this.#init = { keepAliveMs: init.keepAliveMs ?? 5 * 60_000, maxBatch: init.maxBatch ?? 16, threads: init.threads }
+    this.#init = { keepAliveMs: init.keepAliveMs ?? 5 * 60_000, maxBatch: init.maxBatch ?? 16, threads: init.threads, prefixCacheBytes: init.prefixCacheBytes }
   }
 
   get executionProvider (): ExecutionProvider {
@@ -132,7 +150,7 @@ export class Runtime {
         if (s == null) return
         s.model = model
         s.loadNs = Number(process.hrtime.bigint() - t0)
-        if (model.kind === 'causal-lm') s.batcher = new Batcher(model, { maxBatch: this.#init.maxBatch })
+        if (model.kind === 'causal-lm') s.batcher = new Batcher(model, { maxBatch: this.#init.maxBatch, prefixCacheBytes: this.#init.prefixCacheBytes })
       }, () => this.#slots.delete(ref.key))
     }
     slot.inUse++
@@ -188,16 +206,19 @@ export class Runtime {
   }
 
   /**
-   * Generates from a causal LM: tokenizes the prompt, joins the model's batch
-   * and streams the events. The lease ends with the stream.
+   * Generates from a causal LM: tokenizes the prompt, fitted to the context,
+   * joins the model's batch and streams the events. The lease ends with the
+   * stream.
    */
-  async generate (ref: ModelRef, input: PromptInput, request: Omit<GenerateRequest, 'prompt'>, options: UseOptions = {}): Promise<{ loadNs: number, events: AsyncIterable<GenerationEvent> }> {
+  async generate (ref: ModelRef, input: PromptInput, request: Omit<GenerateRequest, 'prompt' | 'contextLength'> & ContextOptions, options: UseOptions = {}): Promise<{ loadNs: number, events: AsyncIterable<GenerationEvent> }> {
     const lease = await this.acquire(ref, options)
     try {
       const model = expectKind(lease.model, 'causal-lm', ref.name)
-      const prompt = model.codec.encode(renderPrompt(model, input))
+      const { numCtx, numKeep, ...rest } = request
+      const contextLength = Math.min(numCtx ?? DEFAULT_NUM_CTX, model.info.contextLength)
+      const prompt = fitPrompt(model, input, { contextLength, maxTokens: request.maxTokens, numKeep })
       const batcher = this.#slots.get(ref.key)?.batcher as Batcher
-      const events = batcher.generate({ ...request, prompt, signal: options.signal })
+      const events = batcher.generate({ ...rest, prompt, contextLength, signal: options.signal })
       return { loadNs: lease.loadNs, events: released(events, lease.release) }
     } catch (err) {
       lease.release()
@@ -228,6 +249,52 @@ export function renderPrompt (model: CausalLM, input: PromptInput): string {
   // Without a template of its own a model continues the prompt as written, which is what a base LM is for.
   if (!model.codec.hasChatTemplate && input.template == null) return (input.system != null && input.system !== '' ? `${input.system}\n\n` : '') + input.prompt
   return model.codec.chat(messages, input.template)
+}
+
+/** Room a prompt that must be cut leaves for the answer: what num_predict asks, at most half the context. */
+function answerRoom (contextLength: number, maxTokens: number): number {
+  return Math.min(maxTokens > 0 ? maxTokens : Math.ceil(contextLength / 4), Math.floor(contextLength / 2))
+}
+
+/**
+ * The prompt's tokens, cut to fit the context as Ollama cuts them: a
+ * conversation loses its oldest turns, keeping its system messages and
+ * its newest message; a single prompt keeps its first `numKeep` tokens and
+ * as many of its last as fit. A prompt is cut only when it does not fit
+ * whole, and then leaves room for the answer.
+ */
+export function fitPrompt (model: CausalLM, input: PromptInput, fit: { contextLength: number, maxTokens: number, numKeep?: number }): number[] {
+  const encode = (i: PromptInput): number[] => model.codec.encode(renderPrompt(model, i))
+  const whole = encode(input)
+  if (whole.length < fit.contextLength) return whole
+  const limit = fit.contextLength - answerRoom(fit.contextLength, fit.maxTokens)
+  const messages = input.messages
+  if (messages != null) {
+    const turns = messages.flatMap((m, i) => m.role === 'system' ? [] : [i])
+    const rendered = new Map<number, number[]>()
+    const keeping = (dropped: number): number[] => {
+      let tokens = rendered.get(dropped)
+      if (tokens == null) {
+        tokens = encode({ ...input, messages: messages.filter((m, i) => m.role === 'system' || i >= turns[dropped]) })
+        rendered.set(dropped, tokens)
+      }
+      return tokens
+    }
+    if (turns.length === 0 || keeping(turns.length - 1).length > limit) {
+      throw new ContextLengthError(`the newest message and the system prompt take ${turns.length === 0 ? whole.length : keeping(turns.length - 1).length} tokens, more than the context of ${fit.contextLength} leaves them (${limit})`)
+    }
+    // The fewest turns dropped that fit; the length falls as more are dropped, so a binary search renders log(n) times.
+    let low = 1
+    let high = turns.length - 1
+    while (low < high) {
+      const middle = (low + high) >> 1
+      if (keeping(middle).length <= limit) high = middle
+      else low = middle + 1
+    }
+    return keeping(low)
+  }
+  const keep = Math.min(fit.numKeep ?? DEFAULT_NUM_KEEP, limit - 1)
+  return [...whole.slice(0, keep), ...whole.slice(whole.length - (limit - keep))]
 }
 
 function expectKind (model: LoadedModel, kind: 'causal-lm', name: string): CausalLM

@@ -3,7 +3,7 @@ import { readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { appendedKeyValues } from '@node-daemon/onnx'
-import { Runtime } from '../src/runtime.ts'
+import { fitPrompt, Runtime } from '../src/runtime.ts'
 import { bareGreedy } from './helpers/bare-greedy.ts'
 import { tinyModels } from './helpers/tiny-models.ts'
 import type { GenerationEvent, GenerationStats } from '../src/batcher.ts'
@@ -161,10 +161,68 @@ describe('Runtime', () => {
     assert.ok(!runtime.loaded().some(m => m.key === 'kept'))
   })
 
-  it('refuses a prompt longer than the context, and embeddings from a decoder', async () => {
-    await assert.rejects(runtime.generate(decoder(), { prompt: 'word '.repeat(700), raw: true }, { sampling: GREEDY, maxTokens: 2, stop: [] }), { name: 'ContextLengthError' })
+  it('cuts a prompt longer than the context as Ollama does, and refuses embeddings from a decoder', async () => {
+    const lease = await runtime.acquire(decoder())
+    const ids = lease.model.codec.encode('word '.repeat(700))
+    lease.release()
+    const { stats } = await collect((await runtime.generate(decoder(), { prompt: 'word '.repeat(700), raw: true }, { sampling: GREEDY, maxTokens: 2, stop: [], numKeep: 4 })).events)
+    // 512 tokens of context less the 2 asked for.
+    assert.equal(stats.promptTokens, 510)
+    assert.ok(ids.length > 510)
+    const small = await collect((await runtime.generate(decoder(), { prompt: 'word '.repeat(700), raw: true }, { sampling: GREEDY, maxTokens: 8, stop: [], numCtx: 64 })).events)
+    assert.equal(small.stats.promptTokens, 56, 'num_ctx bounds the context')
+    assert.ok(small.stats.promptTokens + small.stats.tokens.length <= 64)
     await assert.rejects(runtime.embed(decoder(), ['x']), { name: 'UnsupportedModelError' })
   })
+
+  it('drops the oldest turns of a long chat, keeping the system prompt, and refuses only a newest message that cannot fit', async () => {
+    const lease = await runtime.acquire(decoder())
+    const model = lease.model
+    lease.release()
+    assert.equal(model.kind, 'causal-lm')
+    if (model.kind !== 'causal-lm') return
+    const turn = (i: number): Array<{ role: string, content: string }> => [{ role: 'user', content: `question ${i} ${'about the weather in Bath '.repeat(3)}` }, { role: 'assistant', content: `answer ${i} ${'it rained again '.repeat(3)}` }]
+    const messages = [{ role: 'system', content: 'You are Jane.' }, ...Array.from({ length: 30 }, (_, i) => turn(i)).flat(), { role: 'user', content: 'and today?' }]
+    const whole = model.codec.encode(model.codec.chat(messages))
+    assert.ok(whole.length > 512)
+    const fitted = fitPrompt(model, { messages }, { contextLength: 512, maxTokens: 32 })
+    assert.ok(fitted.length <= 480, `${fitted.length} tokens`)
+    const text = model.codec.decode(fitted)
+    assert.match(text, /You are Jane\./)
+    assert.match(text, /and today\?/)
+    assert.doesNotMatch(text, /question 0 /, 'the oldest turn went first')
+    assert.match(text, /answer 29 /)
+    // One turn more would not have fitted.
+    const kept = messages.filter(m => text.includes(m.content))
+    assert.ok(model.codec.encode(model.codec.chat([messages[0], messages[messages.indexOf(kept[1]) - 1], ...kept.slice(1)])).length > 480)
+    assert.throws(() => fitPrompt(model, { messages: [{ role: 'system', content: 'hi' }, { role: 'user', content: 'word '.repeat(600) }] }, { contextLength: 512, maxTokens: 32 }), { name: 'ContextLengthError' })
+  })
+
+  for (const variant of ['decoder', 'unrewritten'] as const) {
+    it(`prefills only past the longest cached prefix (${variant}), and decodes as without the cache`, async () => {
+      const ref = { key: `prefix-${variant}`, name: variant, dir: models[variant] }
+      const first = 'It is a truth universally acknowledged, that a single man in possession of a good fortune'
+      const one = await collect((await runtime.generate(ref, { prompt: first, raw: true }, { sampling: GREEDY, maxTokens: 6, stop: [] })).events)
+      assert.equal(one.stats.cachedTokens, 0)
+      const second = `${first}${one.stats.text}, must be in want of a wife.`
+      const two = await collect((await runtime.generate(ref, { prompt: second, raw: true }, { sampling: GREEDY, maxTokens: 12, stop: [] })).events)
+      const lease = await runtime.acquire(ref)
+      const ids = lease.model.codec.encode(second)
+      lease.release()
+      assert.ok(two.stats.cachedTokens >= lease.model.codec.encode(first).length - 1, `${two.stats.cachedTokens} cached`)
+      assert.ok(two.stats.cachedTokens < ids.length)
+      assert.deepEqual(two.stats.tokens, (await bareGreedy(models[variant], ids, two.stats.tokens.length)).slice(0, two.stats.tokens.length))
+      // Two at once from the same cached prefix, each in its own copy.
+      const both = await Promise.all([second, `${first}, and so on`].map(async prompt => (await collect((await runtime.generate(ref, { prompt, raw: true }, { sampling: GREEDY, maxTokens: 8, stop: [] })).events)).stats))
+      for (const [i, prompt] of [second, `${first}, and so on`].entries()) {
+        assert.ok(both[i].cachedTokens > 0)
+        const l = await runtime.acquire(ref)
+        const p = l.model.codec.encode(prompt)
+        l.release()
+        assert.deepEqual(both[i].tokens, (await bareGreedy(models[variant], p, both[i].tokens.length)).slice(0, both[i].tokens.length))
+      }
+    })
+  }
 
   it('embeds: unit vectors, the same for the same text alone or in a batch', async () => {
     const ref = { key: 'encoder', name: 'embed', dir: models.encoder }

@@ -30,9 +30,9 @@ const Options = Type.Object({
   presence_penalty: Type.Optional(Type.Number()),
   frequency_penalty: Type.Optional(Type.Number()),
   mirostat: Type.Optional(Type.Integer()),
-  // How a runner uses the machine, which the node decides itself; the context length is the model's, fixed by its export.
   num_ctx: Type.Optional(Type.Integer()),
   num_keep: Type.Optional(Type.Integer()),
+  // How a runner uses the machine, which the node decides itself.
   num_batch: Type.Optional(Type.Integer()),
   num_gpu: Type.Optional(Type.Integer()),
   main_gpu: Type.Optional(Type.Integer()),
@@ -152,7 +152,7 @@ function generateOptions (options: Static<typeof Options> | undefined): Generate
   if (options == null) return undefined
   requireNeutral(options, NEUTRAL_OPTIONS, { prefix: 'options.' })
   const { temperature, seed, stop } = options
-  return defined({ temperature, top_k: options.top_k, top_p: options.top_p, repeat_penalty: options.repeat_penalty, repeat_last_n: options.repeat_last_n, seed, num_predict: options.num_predict, stop })
+  return defined({ temperature, top_k: options.top_k, top_p: options.top_p, repeat_penalty: options.repeat_penalty, repeat_last_n: options.repeat_last_n, seed, num_predict: options.num_predict, stop, num_ctx: options.num_ctx, num_keep: options.num_keep })
 }
 
 function nameOf (body: { model?: string, name?: string }): string {

@@ -102,7 +102,12 @@ function chatInput (messages: Static<typeof ChatBody>['messages']): PromptInput 
 }
 
 function usage (stats: GenerateStats): object {
-  return { prompt_tokens: stats.promptTokens, completion_tokens: stats.evalTokens, total_tokens: stats.promptTokens + stats.evalTokens }
+  return {
+    prompt_tokens: stats.promptTokens,
+    completion_tokens: stats.evalTokens,
+    total_tokens: stats.promptTokens + stats.evalTokens,
+    prompt_tokens_details: { cached_tokens: stats.cachedTokens }
+  }
 }
 
 const unixTime = (date: Date): number => Math.floor(date.getTime() / 1000)

@@ -122,6 +122,7 @@ export function fakeInference (): FakeInference {
           doneReason: sent.length < words.length ? 'length' : 'stop',
           text: sent.join(''),
           promptTokens: prompt.split(' ').length,
+          cachedTokens: 0,
           evalTokens: sent.length,
           totalNs: 5_000_000,
           loadNs: 1_000_000,

@@ -64,7 +64,7 @@ describe('Ollama API', () => {
     assert.equal(res.response, 'Echo: one')
     assert.equal(res.done_reason, 'length')
     assert.deepEqual(lastGenerate().input, { prompt: 'one two three', system: 'be brief', raw: false })
-    assert.deepEqual(lastGenerate().options, { temperature: 0.5, top_k: 20, top_p: 0.9, repeat_penalty: 1.1, repeat_last_n: 32, seed: 7, num_predict: 2, stop: ['\n'] })
+    assert.deepEqual(lastGenerate().options, { temperature: 0.5, top_k: 20, top_p: 0.9, repeat_penalty: 1.1, repeat_last_n: 32, seed: 7, num_predict: 2, stop: ['\n'], num_ctx: 4096 })
   })
 
   it("parses keep_alive's forms into keepAliveMs", async () => {

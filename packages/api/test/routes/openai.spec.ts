@@ -53,7 +53,7 @@ describe('OpenAI API', () => {
     assert.match(res.id, /^chatcmpl-/)
     assert.equal(res.model, 'tiny-gpt')
     assert.deepEqual(res.choices, [{ index: 0, message: { role: 'assistant', content: 'Echo: how are you', refusal: null }, logprobs: null, finish_reason: 'stop' }])
-    assert.deepEqual(res.usage, { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 })
+    assert.deepEqual(res.usage, { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7, prompt_tokens_details: { cached_tokens: 0 } })
     assert.deepEqual(lastGenerate().input, { messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'how are you' }] })
     assert.deepEqual(lastGenerate().options, { num_predict: 10, temperature: 0.3, top_p: 0.9, seed: 42, stop: ['END'] })
 
@@ -74,7 +74,7 @@ describe('OpenAI API', () => {
     assert.equal(chunks.slice(1, -2).map(c => c.choices[0].delta.content).join(''), 'Echo: hi there')
     assert.deepEqual(chunks.at(-2)?.choices, [{ index: 0, delta: {}, logprobs: null, finish_reason: 'stop' }])
     assert.deepEqual(chunks.at(-1)?.choices, [])
-    assert.deepEqual(chunks.at(-1)?.usage, { prompt_tokens: 2, completion_tokens: 3, total_tokens: 5 })
+    assert.deepEqual(chunks.at(-1)?.usage, { prompt_tokens: 2, completion_tokens: 3, total_tokens: 5, prompt_tokens_details: { cached_tokens: 0 } })
     assert.ok(chunks.slice(0, -1).every(c => c.usage === null))
 
     const res = await post('/v1/chat/completions', { model: 'tiny-gpt', messages: [{ role: 'user', content: 'hi' }], stream: true })
@@ -90,7 +90,7 @@ describe('OpenAI API', () => {
     assert.equal(res.object, 'text_completion')
     assert.match(res.id, /^cmpl-/)
     assert.deepEqual(res.choices, [{ index: 0, text: 'Echo: once upon', logprobs: null, finish_reason: 'stop' }])
-    assert.deepEqual(res.usage, { prompt_tokens: 2, completion_tokens: 3, total_tokens: 5 })
+    assert.deepEqual(res.usage, { prompt_tokens: 2, completion_tokens: 3, total_tokens: 5, prompt_tokens_details: { cached_tokens: 0 } })
     assert.deepEqual(lastGenerate().input, { prompt: 'once upon', raw: true })
 
     const chunks = []

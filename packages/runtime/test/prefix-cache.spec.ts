@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict'
+import { rm } from 'node:fs/promises'
+import { after, before, describe, it } from 'node:test'
+import { loadModel } from '../src/model.ts'
+import { PrefixCache } from '../src/prefix-cache.ts'
+import { tinyModels } from './helpers/tiny-models.ts'
+import type { CausalLM } from '../src/model.ts'
+import type { TinyModels } from './helpers/tiny-models.ts'
+
+describe('PrefixCache', () => {
+  let models: TinyModels
+  let model: CausalLM
+
+  before(async () => {
+    models = await tinyModels()
+    model = await loadModel(models.decoder) as CausalLM
+  })
+  after(async () => {
+    await model.release()
+    await rm(models.root, { recursive: true, force: true })
+  })
+
+  const sequence = (start: number, length: number): number[] => Array.from({ length }, (_, i) => (start + i * 7) % 300)
+
+  it('finds the longest shared prefix, leaves the last prompt token to run, and hands out copies', async () => {
+    const prefixes = new PrefixCache(model, 1 << 30)
+    const tokens = sequence(1, 20)
+    const { cache } = await model.forward([tokens])
+    prefixes.store(tokens, cache, 0)
+    assert.equal(prefixes.take(sequence(2, 20)), undefined, 'nothing shared')
+    assert.equal(prefixes.take(tokens.slice(0, 5)), undefined, 'shorter than worth copying')
+    const same = prefixes.take(tokens)
+    assert.equal(same?.length, 19, 'the last token still runs')
+    const longer = prefixes.take([...tokens.slice(0, 12), 299, 298])
+    assert.equal(longer?.length, 12)
+    assert.equal(longer?.cache.length, 12)
+    assert.notEqual(longer?.cache.kv[0], cache.kv[0])
+  })
+
+  it('keeps its bytes under the bound, dropping the least recently used, and one entry per line of a chat', async () => {
+    const rows = [sequence(1, 30), sequence(50, 30), sequence(100, 30)]
+    const { cache } = await model.forward(rows)
+    const one = model.cacheBytes(1, 30)
+    const prefixes = new PrefixCache(model, 2 * one)
+    prefixes.store(rows[0], cache, 0)
+    prefixes.store(rows[1], cache, 1)
+    assert.ok(prefixes.take(rows[0]) != null, 'the first is now the most recently used')
+    prefixes.store(rows[2], cache, 2)
+    assert.equal(prefixes.bytes, 2 * one)
+    assert.ok(prefixes.take(rows[0]) != null)
+    assert.equal(prefixes.take(rows[1]), undefined, 'the least recently used went')
+    assert.ok(prefixes.take(rows[2]) != null)
+    // A later turn supersedes the entry it extends, rather than sitting beside it.
+    const extended = [...rows[2], 5, 6, 7, 8]
+    const { cache: grown } = await model.forward([extended])
+    prefixes.store(extended, grown, 0)
+    assert.equal(prefixes.take(extended)?.length, 33)
+    assert.equal(prefixes.bytes, model.cacheBytes(1, 34), 'the longer entry pushed out the older one to stay under the bound')
+    assert.equal(prefixes.take(rows[0]), undefined)
+  })
+})
