@@ -6,9 +6,9 @@
  */
 import type { AbortOptions } from '@libp2p/interface'
 import type { JobRecord } from '@node-daemon/cluster'
-import type { ChatMessage, PromptInput } from '@node-daemon/runtime'
+import type { ChatMessage, EmbedInput, PromptInput } from '@node-daemon/runtime'
 
-export type { ChatMessage, PromptInput }
+export type { ChatMessage, EmbedInput, PromptInput }
 
 /** Generation options with Ollama's names and meanings; unset ones come from the model, then Ollama's defaults. */
 export interface GenerateOptions {
@@ -56,9 +56,12 @@ export type InferenceEvent =
 
 export interface EmbedParams {
   model: string
-  input: string[]
+  /** Texts, or the token ids of one text each; ids get the special tokens the model's tokenizer adds around a text. */
+  input: EmbedInput[]
   /** Cut inputs longer than the context instead of failing; default true, as Ollama. */
   truncate?: boolean
+  /** Keep the first this many components of each embedding, normalized again; at most the model's size. */
+  dimensions?: number
   keepAliveMs?: number
 }
 

@@ -22,7 +22,7 @@ import * as errors from './errors.ts'
 import { ModelLibrary } from './library.ts'
 import { parseModelfile } from './modelfile.ts'
 import { InferenceProtocol, reportedByWorker } from './protocol.ts'
-import type { EmbedParams, EmbedResult, GenerateOptions, GenerateParams, GenerateStats, ImportParams, Inference, InferenceEvent, LoadedModelView, ModelDetails, ModelSummary, ProgressEvent, PromptInput, TaskEvent, TaskParams, TaskStatus, TaskView } from './interface.ts'
+import type { EmbedInput, EmbedParams, EmbedResult, GenerateOptions, GenerateParams, GenerateStats, ImportParams, Inference, InferenceEvent, LoadedModelView, ModelDetails, ModelSummary, ProgressEvent, PromptInput, TaskEvent, TaskParams, TaskStatus, TaskView } from './interface.ts'
 import type { ResolvedModel } from './library.ts'
 import type { ErrorClasses, Job, WorkerEvent } from './protocol.ts'
 import type { AbortOptions, Libp2p, Logger } from '@libp2p/interface'
@@ -382,7 +382,7 @@ export class InferenceService implements Inference {
     const startNs = now()
     const model = await this.library.resolve(params.model, options)
     if (model.profile != null && model.profile.kind !== 'encoder') throw new UnsupportedModelError(`"${params.model}" does not support embeddings`)
-    const job: Job = { kind: 'embed', jobId: 0, modelCid: model.cid, modelName: model.name, body: { input: params.input, truncate: params.truncate ?? true, keepAliveMs: params.keepAliveMs } }
+    const job: Job = { kind: 'embed', jobId: 0, modelCid: model.cid, modelName: model.name, body: { input: params.input, truncate: params.truncate ?? true, dimensions: params.dimensions, keepAliveMs: params.keepAliveMs } }
     const results = this.#failover(model, options.signal, async function * (this: InferenceService, worker: string, watched: AbortSignal): AsyncIterable<Omit<EmbedResult, 'totalNs'>> {
       if (worker === this.#c.peerId) {
         yield await this.#embedHere(job, options.signal)
@@ -398,9 +398,9 @@ export class InferenceService implements Inference {
   }
 
   async #embedHere (job: Job, signal?: AbortSignal): Promise<Omit<EmbedResult, 'totalNs'>> {
-    const { input, truncate, keepAliveMs } = job.body as { input: string[], truncate: boolean, keepAliveMs?: number }
+    const { input, truncate, dimensions, keepAliveMs } = job.body as { input: EmbedInput[], truncate: boolean, dimensions?: number, keepAliveMs?: number }
     const dir = await this.library.unpack(job.modelCid, { signal })
-    const out = await this.#c.runtime.embed({ key: job.modelCid, name: job.modelName, dir }, input, { truncate, keepAliveMs, signal })
+    const out = await this.#c.runtime.embed({ key: job.modelCid, name: job.modelName, dir }, input, { truncate, dimensions, keepAliveMs, signal })
     return { model: job.modelName, embeddings: out.embeddings.map(e => Array.from(e)), promptTokens: out.promptTokens, loadNs: out.loadNs }
   }
 

@@ -80,9 +80,11 @@ const ChatBody = Type.Object({
 
 const EmbedBody = Type.Object({
   model: Type.String({ minLength: 1 }),
-  input: Type.Union([Type.Array(Type.String()), Type.String()]),
-  truncate: Type.Optional(Type.Boolean()),
-  dimensions: Type.Optional(Type.Integer()),
+  // The string first: coercion would make "" the list [""], one empty input.
+  input: Type.Optional(Type.Union([Type.String(), Type.Array(Type.String())], { description: 'None, or empty: only load the model, as Ollama does' })),
+  prompt: Type.Optional(Type.String({ description: 'Document 002\'s name for one input, taken when `input` is absent' })),
+  truncate: Type.Optional(Type.Boolean({ description: 'false: an input longer than the context is refused instead of cut' })),
+  dimensions: Type.Optional(Type.Integer({ description: 'Keep the first this many components, normalized again; at most the model\'s size' })),
   // Sampling and runner options mean nothing to an embedding; Ollama takes and ignores them too.
   options: Type.Optional(Options),
   keep_alive: Type.Optional(KeepAlive)
@@ -90,7 +92,7 @@ const EmbedBody = Type.Object({
 
 const EmbeddingsBody = Type.Object({
   model: Type.String({ minLength: 1 }),
-  prompt: Type.String(),
+  prompt: Type.Optional(Type.String({ description: 'None, or empty: only load the model, as Ollama does' })),
   options: Type.Optional(Options),
   keep_alive: Type.Optional(KeepAlive)
 })
@@ -136,7 +138,6 @@ const REASONS: Record<string, string> = {
   tool_calls: 'tool calls are not supported',
   suffix: 'suffix (fill in the middle) is not supported',
   context: 'context is not supported: send the conversation to /api/chat instead',
-  dimensions: 'dimensions is not supported: embeddings have the model\'s size',
   files: 'files are not supported: create FROM a model the cluster has, or upload a model directory to /api/models/upload',
   adapters: 'adapters are not supported',
   quantize: 'quantization is not supported',
@@ -324,11 +325,13 @@ export const ollamaRoutes: Routes = (app, ctx) => {
 
     scope.post('/api/embed', { permission: 'inference', schema: { body: EmbedBody, tags, summary: 'Embeddings of one text or many' } }, async (request, reply) => {
       const body = request.body as Static<typeof EmbedBody>
-      refuse(body, { dimensions: null })
+      const input = body.input ?? body.prompt ?? []
       const result = await node.inference.embed(defined({
         model: body.model,
-        input: typeof body.input === 'string' ? [body.input] : body.input,
+        // An empty string is no input, as Ollama reads it.
+        input: typeof input === 'string' ? (input === '' ? [] : [input]) : input,
         truncate: body.truncate,
+        dimensions: body.dimensions,
         keepAliveMs: keepAliveMs(body.keep_alive)
       }), { signal: requestSignal(reply) })
       return {
@@ -340,14 +343,15 @@ export const ollamaRoutes: Routes = (app, ctx) => {
       }
     })
 
+    // An empty prompt loads the model and answers an empty embedding, as Ollama does.
     scope.post('/api/embeddings', { permission: 'inference', schema: { body: EmbeddingsBody, tags, summary: 'The embedding of one prompt (the older form of /api/embed)' } }, async (request, reply) => {
       const body = request.body as Static<typeof EmbeddingsBody>
       const result = await node.inference.embed(defined({
         model: body.model,
-        input: [body.prompt],
+        input: body.prompt == null || body.prompt === '' ? [] : [body.prompt],
         keepAliveMs: keepAliveMs(body.keep_alive)
       }), { signal: requestSignal(reply) })
-      return { embedding: result.embeddings[0] }
+      return { embedding: result.embeddings[0] ?? [] }
     })
 
     scope.get('/api/tags', { permission: 'models:read', schema: { tags, summary: 'Models of the cluster' } }, async (_request, reply) => {

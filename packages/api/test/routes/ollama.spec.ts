@@ -185,8 +185,32 @@ describe('Ollama API', () => {
     assert.deepEqual(legacy.embedding, [3, 2, 0.5, -0.25])
     const generator = await post('/api/embed', { model: 'tiny-gpt', input: 'x' })
     assert.equal(generator.status, 400)
-    const dims = await post('/api/embed', { model: 'tiny-embed', input: 'x', dimensions: 2 })
-    assert.equal(dims.status, 400)
+  })
+
+  it('embeds with dimensions and truncate, document 002\'s prompt, and loads the model for an empty input', async () => {
+    const dims = await ollama.embed({ model: 'tiny-embed', input: 'x y', dimensions: 2, truncate: false })
+    assert.deepEqual(dims.embeddings, [[3, 2]])
+    assert.deepEqual(server.inference.calls.at(-1)?.args[0], { model: 'tiny-embed', input: ['x y'], truncate: false, dimensions: 2 })
+    const tooMany = await post('/api/embed', { model: 'tiny-embed', input: 'x', dimensions: 5 })
+    assert.equal(tooMany.status, 400)
+    assert.match((await tooMany.json()).error, /^dimensions: tiny-embed:latest makes embeddings of 4 dimensions/)
+
+    const long = 'word '.repeat(200)
+    const refused = await post('/api/embed', { model: 'tiny-embed', input: ['a', long], truncate: false })
+    assert.equal(refused.status, 400)
+    assert.deepEqual(await refused.json(), { error: 'input exceeds maximum context length' })
+    assert.equal((await ollama.embed({ model: 'tiny-embed', input: long })).embeddings.length, 1, 'cut by default')
+
+    const prompt = await (await post('/api/embed', { model: 'tiny-embed', prompt: 'The sky is blue' })).json()
+    assert.deepEqual(prompt.embeddings, [[15, 4, 0.5, -0.25]])
+    for (const body of [{ model: 'tiny-embed' }, { model: 'tiny-embed', input: '' }, { model: 'tiny-embed', input: [] }]) {
+      const empty = await (await post('/api/embed', body)).json()
+      assert.deepEqual(empty.embeddings, [], JSON.stringify(body))
+      assert.deepEqual(server.inference.calls.at(-1)?.args[0], { model: 'tiny-embed', input: [] }, 'the model is loaded all the same')
+    }
+    assert.deepEqual(await (await post('/api/embeddings', { model: 'tiny-embed', prompt: '' })).json(), { embedding: [] })
+    assert.deepEqual(await (await post('/api/embeddings', { model: 'tiny-embed' })).json(), { embedding: [] })
+    assert.equal((await post('/api/embeddings', { model: 'nope', prompt: '' })).status, 404)
   })
 
   it('lists, shows and reports loaded models', async () => {
