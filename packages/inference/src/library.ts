@@ -171,15 +171,17 @@ export class ModelLibrary {
   async #unpackOnce (cid: string, dir: string, options: AbortOptions & { onProgress?: (event: ProgressEvent) => void }): Promise<string> {
     const tmp = `${dir}${PART}${process.pid}-${Date.now()}`
     await rm(tmp, { recursive: true, force: true })
+    // Only the signal goes to the reads: Helia calls an onProgress it is given with its own block events, which are not Ollama's lines.
+    const reads = { signal: options.signal }
     try {
-      for (const file of await this.files(cid, options)) {
+      for (const file of await this.files(cid, reads)) {
         const target = normalize(join(tmp, file.path))
         if (!target.startsWith(tmp)) throw new InvalidModelError(`unsafe path ${file.path} in model ${cid}`)
         await mkdir(dirname(target), { recursive: true })
         const handle = await open(target, 'w')
         let completed = 0
         try {
-          for await (const chunk of this.#content.cat(`${cid}/${file.path}`, options)) {
+          for await (const chunk of this.#content.cat(`${cid}/${file.path}`, reads)) {
             await handle.write(chunk)
             completed += chunk.byteLength
             options.onProgress?.({ status: `pulling ${file.cid}`, digest: file.cid, total: file.size, completed })

@@ -441,11 +441,20 @@ export class InferenceService implements Inference {
   async * pull (name: string, options: AbortOptions = {}): AsyncIterable<ProgressEvent> {
     // Resolved before the first line, so that an unknown model is a 404 rather than an error line.
     const model = await this.library.resolve(name, options)
-    // A CID outside the registry is checked before it is fetched and pinned.
-    if (model.record == null) await this.library.files(model.cid, options)
+    // Every file is a layer, whose size the DAG tells up front; a CID outside the registry is checked here before it is fetched and pinned.
+    const files = await this.library.files(model.cid, options)
     yield { status: 'pulling manifest' }
     yield * progress(async emit => {
-      await this.library.unpack(model.cid, { ...options, onProgress: emit })
+      const reported = new Set<string>()
+      await this.library.unpack(model.cid, {
+        ...options,
+        onProgress: event => {
+          if (event.digest != null) reported.add(event.digest)
+          emit(event)
+        }
+      })
+      // A file already on this node is reported whole.
+      for (const file of files) if (!reported.has(file.cid)) emit({ status: `pulling ${file.cid}`, digest: file.cid, total: file.size, completed: file.size })
       emit({ status: 'verifying sha256 digest' })
       await this.#c.content.pinAdd(model.cid, true, options)
       emit({ status: 'writing manifest' })
