@@ -89,7 +89,22 @@ export interface ModelSummary {
   modifiedAt: Date
   /** Parameter count, from the weights. */
   parameters: number
+  /** The weights' type as Ollama names it (F32, F16, Q8_0, Q4_0); empty when unknown. */
+  quantization: string
   contextLength: number
+}
+
+/** A transformer's shape as config.json gives it, by Ollama's model_info names; unset where the config does not say. */
+export interface ModelArchitecture {
+  /** hidden_size or n_embd. */
+  embeddingLength?: number
+  /** num_hidden_layers or n_layer. */
+  blockCount?: number
+  /** num_attention_heads or n_head. */
+  headCount?: number
+  /** num_key_value_heads; as many as headCount in a model without grouped-query attention. */
+  headCountKv?: number
+  vocabSize?: number
 }
 
 export interface ModelDetails extends ModelSummary {
@@ -100,6 +115,9 @@ export interface ModelDetails extends ModelSummary {
   modelfile: string
   /** config.json as the model ships it. */
   config: Record<string, unknown>
+  architecture: ModelArchitecture
+  /** The model directory's LICENSE file, else config.json's `license`; empty when neither says. */
+  license: string
 }
 
 export interface LoadedModelView {
@@ -111,6 +129,9 @@ export interface LoadedModelView {
   executionProvider: string
   expiresAt?: Date
   contextLength: number
+  /** Elements of the weights, and their type as Ollama names it. */
+  parameters: number
+  quantization: string
 }
 
 /** Ollama's pull and create progress lines. */

@@ -434,7 +434,9 @@ export class InferenceService implements Inference {
       family: m.info.family,
       executionProvider: m.info.executionProvider,
       expiresAt: m.expiresAt,
-      contextLength: m.info.contextLength
+      contextLength: m.info.contextLength,
+      parameters: m.info.parameters,
+      quantization: m.info.quantization
     }))
   }
 

@@ -7,7 +7,7 @@
  */
 import { lstat, readFile, stat } from 'node:fs/promises'
 import { isAbsolute, join, relative, resolve, sep } from 'node:path'
-import { appendedKeyValues, externalDataLocations } from '@node-daemon/onnx'
+import { appendedKeyValues, externalDataLocations, weightsSummary } from '@node-daemon/onnx'
 import * as ort from 'onnxruntime-node'
 import { ContextLengthError, InvalidInferenceRequestError, InvalidModelError, UnsupportedModelError } from './errors.ts'
 import { TextCodec } from './text.ts'
@@ -152,6 +152,10 @@ export interface ModelInfo {
   executionProvider: ExecutionProvider
   /** Bytes of model.onnx and its external data. */
   size: number
+  /** Elements of the weights. */
+  parameters: number
+  /** The weights' type as Ollama names it: F32, F16, Q8_0, Q4_0. */
+  quantization: string
   /** The most tokens a sequence may hold. */
   contextLength: number
   config: Record<string, any>
@@ -164,6 +168,8 @@ export async function loadModel (dir: string, options: LoadOptions = {}): Promis
   const files = await readModelFiles(dir)
   options.signal?.throwIfAborted()
   const { session, appended } = await createSession(dir, files.size, options)
+  // createSession checked the file already: what onnxruntime loads, this reads.
+  const weights = await weightsSummary(join(dir, 'model.onnx')).catch(() => ({ parameters: 0, quantization: '' }))
   if (options.signal?.aborted === true) {
     await session.release()
     options.signal.throwIfAborted()
@@ -173,6 +179,7 @@ export async function loadModel (dir: string, options: LoadOptions = {}): Promis
     family: String(files.config.model_type ?? 'unknown'),
     executionProvider: options.executionProvider ?? 'cpu',
     size: files.size,
+    ...weights,
     contextLength: contextLength(files.config),
     config: files.config,
     generation: files.generation

@@ -5,7 +5,7 @@ import { BadRequestError } from '../errors.ts'
 import { defined, familyRoutes, finished, keepAliveMs, requireNeutral, workSignal } from '../inference.ts'
 import { requestSignal, sendNdjson } from '../stream.ts'
 import type { ApiContext, Routes } from '../server.ts'
-import type { GenerateOptions, GenerateStats, InferenceEvent, LoadedModelView, ModelSummary, ProgressEvent } from '@node-daemon/inference'
+import type { GenerateOptions, GenerateStats, InferenceEvent, LoadedModelView, ModelDetails, ModelSummary, ProgressEvent } from '@node-daemon/inference'
 import type { FastifyReply } from 'fastify'
 import type { Static } from 'typebox'
 
@@ -184,14 +184,30 @@ function parameterSize (count: number): string {
   return `${(count / 1e3).toFixed(0)}K`
 }
 
-function details (model: { family: string, parameters?: number }): object {
-  return defined({
+function details (model: { family: string, parameters: number, quantization: string }): object {
+  return {
     parent_model: '',
     format: 'onnx',
     family: model.family,
     families: [model.family],
-    parameter_size: model.parameters == null ? undefined : parameterSize(model.parameters),
-    quantization_level: ''
+    parameter_size: parameterSize(model.parameters),
+    quantization_level: model.quantization
+  }
+}
+
+/** Ollama's model_info: GGUF's keys, the shape ones under the architecture's name, for what config.json says. */
+function modelInfo (model: ModelDetails): object {
+  const arch = model.family
+  const { embeddingLength, blockCount, headCount, headCountKv, vocabSize } = model.architecture
+  return defined({
+    'general.architecture': arch,
+    'general.parameter_count': model.parameters,
+    [`${arch}.context_length`]: model.contextLength,
+    [`${arch}.embedding_length`]: embeddingLength,
+    [`${arch}.block_count`]: blockCount,
+    [`${arch}.attention.head_count`]: headCount,
+    [`${arch}.attention.head_count_kv`]: headCountKv,
+    [`${arch}.vocab_size`]: vocabSize
   })
 }
 
@@ -366,12 +382,10 @@ export const ollamaRoutes: Routes = (app, ctx) => {
         parameters: parametersText(model.options),
         template: model.template,
         system: model.system === '' ? undefined : model.system,
+        // Omitted when the model has none, as Ollama does.
+        license: model.license === '' ? undefined : model.license,
         details: details(model),
-        model_info: {
-          'general.architecture': model.family,
-          'general.parameter_count': model.parameters,
-          [`${model.family}.context_length`]: model.contextLength
-        },
+        model_info: modelInfo(model),
         capabilities: model.kind === 'causal-lm' ? ['completion'] : ['embedding'],
         modified_at: model.modifiedAt.toISOString()
       })

@@ -45,6 +45,7 @@ function summary (name: string, cid: string, kind: ModelSummary['kind']): ModelS
     version: 1,
     modifiedAt: MODIFIED,
     parameters: 2_500_000,
+    quantization: 'F32',
     contextLength: 128
   }
 }
@@ -161,7 +162,17 @@ export function fakeInference (): FakeInference {
     async show (name: string): Promise<ModelDetails> {
       record('show', name)
       const model = resolve(name)
-      return { ...model, template: '{{ messages }}', system: '', options: { temperature: 0.8, stop: ['</s>'] }, modelfile: `FROM ${model.cid}`, config: { model_type: model.family } }
+      return {
+        ...model,
+        template: '{{ messages }}',
+        system: '',
+        options: { temperature: 0.8, stop: ['</s>'] },
+        modelfile: `FROM ${model.cid}`,
+        config: { model_type: model.family },
+        // The generator's config says all; the encoder's leaves the heads out.
+        architecture: model.kind === 'causal-lm' ? { embeddingLength: 192, blockCount: 4, headCount: 4, headCountKv: 4, vocabSize: 2048 } : { embeddingLength: 4, blockCount: 2, vocabSize: 2048 },
+        license: model.kind === 'causal-lm' ? 'MIT License' : ''
+      }
     },
 
     async load (name: string, options?: { keepAliveMs?: number }) {
@@ -171,7 +182,7 @@ export function fakeInference (): FakeInference {
 
     loaded (): LoadedModelView[] {
       const model = resolve('tiny-gpt')
-      return [{ name: model.name, cid: model.cid, size: model.size, kind: model.kind, family: model.family, executionProvider: 'cpu', expiresAt: MODIFIED, contextLength: model.contextLength }]
+      return [{ name: model.name, cid: model.cid, size: model.size, kind: model.kind, family: model.family, executionProvider: 'cpu', expiresAt: MODIFIED, contextLength: model.contextLength, parameters: model.parameters, quantization: model.quantization }]
     },
 
     // Ends without a success line: the API adds Ollama's.
