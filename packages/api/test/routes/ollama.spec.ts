@@ -249,7 +249,7 @@ describe('Ollama API', () => {
     assert.equal(ps.models[0].name, 'tiny-gpt:latest')
     assert.deepEqual(Object.keys(ps.models[0]).sort(), ['context_length', 'details', 'digest', 'expires_at', 'model', 'name', 'size', 'size_vram'])
     assert.deepEqual(ps.models[0].details, { parent_model: '', format: 'onnx', family: 'gpt2', families: ['gpt2'], parameter_size: '2.50M', quantization_level: 'F32' })
-    assert.equal(ps.models[0].context_length, 128)
+    assert.equal((ps.models[0] as unknown as { context_length: number }).context_length, 128)
     assert.equal(ps.models[0].size_vram, 0)
     assert.equal(new Date(ps.models[0].expires_at).toISOString(), '2025-01-01T00:00:00.000Z')
 
