@@ -11,6 +11,10 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { Tokenizer } from '@huggingface/tokenizers'
 import { DEFAULT_MODELS, assetDir } from '@node-daemon/models'
+import { createOpenAICompatible } from '@ai-sdk/openai-compatible'
+import { OllamaEmbeddings } from '@langchain/ollama'
+import { OpenAIEmbeddings } from '@langchain/openai'
+import { embedMany } from 'ai'
 import { Ollama } from 'ollama'
 import OpenAI from 'openai'
 import { bareGreedy } from '../../packages/runtime/test/helpers/bare-greedy.ts'
@@ -113,6 +117,70 @@ describe('inference on one daemon, with the real clients', () => {
     legacy.embedding.forEach((v, i) => assert.ok(Math.abs(v - embeddings[0][i]) < 1e-5))
     const loaded = await ollama.ps()
     assert.ok(loaded.models.some(m => m.name === `${DEFAULT_MODELS.embed}:latest`))
+  })
+
+  it('embeds token ids and shorter embeddings through OpenAI, LangChain and the AI SDK, and refuses what does not fit', async () => {
+    const text = 'the rain at Uppercross'
+    const tokenizer = new Tokenizer(JSON.parse(await readFile(join(assetDir(DEFAULT_MODELS.embed), 'tokenizer.json'), 'utf8')), JSON.parse(await readFile(join(assetDir(DEFAULT_MODELS.embed), 'tokenizer_config.json'), 'utf8')))
+    const ids = tokenizer.encode(text, { add_special_tokens: false }).ids
+    const [byText, byIds] = (await openai.embeddings.create({ model: DEFAULT_MODELS.embed, input: [text, text] })).data.map(d => d.embedding)
+    const tokens = await openai.embeddings.create({ model: DEFAULT_MODELS.embed, input: ids })
+    assert.equal(tokens.data.length, 1, 'one array of ids is one input')
+    tokens.data[0].embedding.forEach((v, i) => assert.ok(Math.abs(v - byText[i]) < 1e-5))
+    assert.deepEqual(byIds, byText)
+
+    const short = (await openai.embeddings.create({ model: DEFAULT_MODELS.embed, input: text, dimensions: 16 })).data[0].embedding
+    assert.equal(short.length, 16)
+    assert.ok(Math.abs(Math.hypot(...short) - 1) < 1e-4)
+    const { embeddings: [viaOllama] } = await ollama.embed({ model: DEFAULT_MODELS.embed, input: text, dimensions: 16 })
+    viaOllama.forEach((v, i) => assert.ok(Math.abs(v - short[i]) < 1e-5))
+
+    const langchain = [
+      new OpenAIEmbeddings({ model: DEFAULT_MODELS.embed, dimensions: 16, apiKey: 'unused', configuration: { baseURL: `${daemon.url}/v1` } }),
+      new OllamaEmbeddings({ model: DEFAULT_MODELS.embed, dimensions: 16, baseUrl: daemon.url })
+    ]
+    for (const embeddings of langchain) {
+      const [vector] = await embeddings.embedDocuments([text])
+      vector.forEach((v, i) => assert.ok(Math.abs(v - short[i]) < 1e-5), embeddings.constructor.name)
+    }
+    const provider = createOpenAICompatible({ name: 'node', baseURL: `${daemon.url}/v1` })
+    const many = await embedMany({ model: provider.embeddingModel(DEFAULT_MODELS.embed), values: [text, 'a ball at Netherfield'], providerOptions: { node: { dimensions: 16 } } })
+    assert.equal(many.embeddings.length, 2)
+    many.embeddings[0].forEach((v, i) => assert.ok(Math.abs(v - short[i]) < 1e-5))
+
+    await assert.rejects(openai.embeddings.create({ model: DEFAULT_MODELS.embed, input: text, dimensions: 129 }), (err: any) => err.status === 400 && err.param === 'dimensions' && /128 dimensions/.test(err.message))
+    await assert.rejects(openai.embeddings.create({ model: DEFAULT_MODELS.embed, input: [1, 999_999] }), (err: any) => err.status === 400 && err.param === 'input')
+    await assert.rejects(ollama.embed({ model: DEFAULT_MODELS.embed, input: 'word '.repeat(600), truncate: false }), (err: any) => err.status_code === 400 && /^input exceeds maximum context length/.test(err.error))
+    assert.equal((await ollama.embed({ model: DEFAULT_MODELS.embed, input: 'word '.repeat(600) })).embeddings.length, 1)
+    assert.deepEqual(await ollama.embeddings({ model: DEFAULT_MODELS.embed, prompt: '' }), { embedding: [] })
+  })
+
+  it("shows a model's architecture, its loaded details and pull progress as Ollama does, and answers /v1 errors as OpenAI does", async () => {
+    const shown = await ollama.show({ model: DEFAULT_MODELS.generate })
+    const info = shown.model_info as unknown as Record<string, unknown>
+    assert.equal(info['general.architecture'], 'gpt2')
+    assert.deepEqual([info['gpt2.embedding_length'], info['gpt2.block_count'], info['gpt2.attention.head_count'], info['gpt2.attention.head_count_kv'], info['gpt2.vocab_size'], info['gpt2.context_length']], [192, 4, 4, 4, 2048, 512])
+    assert.ok(Number(info['general.parameter_count']) > 1_000_000)
+    assert.equal(shown.details.quantization_level, 'F32')
+
+    await ollama.generate({ model: DEFAULT_MODELS.generate, prompt: 'Hi', stream: false, options: { num_predict: 1 } })
+    const loaded = (await ollama.ps()).models.find(m => m.name === GPT)
+    assert.ok(loaded != null)
+    assert.equal(loaded.details.quantization_level, 'F32')
+    assert.match(loaded.details.parameter_size, /^\d+(\.\d+)?M$/)
+    assert.equal((loaded as unknown as { context_length: number }).context_length, 512)
+
+    const lines = []
+    for await (const line of await ollama.pull({ model: DEFAULT_MODELS.generate, stream: true })) lines.push(line)
+    assert.equal(lines[0].status, 'pulling manifest')
+    assert.deepEqual(lines.slice(-3).map(l => l.status), ['verifying sha256 digest', 'writing manifest', 'success'])
+    const layers = lines.filter(l => l.status.startsWith('pulling ') && l.status !== 'pulling manifest')
+    assert.ok(layers.length >= 3 && layers.every(l => l.digest != null && l.total != null && l.completed === l.total), JSON.stringify(layers))
+
+    const nope = await fetch(`${daemon.url}/v1/nope`, { method: 'POST' })
+    assert.equal(nope.status, 404)
+    assert.deepEqual(await nope.json(), { error: { message: 'Invalid URL (POST /v1/nope)', type: 'invalid_request_error', param: null, code: null } })
+    await assert.rejects(openai.chat.completions.create({ model: DEFAULT_MODELS.generate } as any), (err: any) => err.status === 400 && err.param === 'messages' && err.code === 'missing_required_parameter' && /Missing required parameter: 'messages'\./.test(err.message))
   })
 
   it("runs document 001's tasks as jobs whose response CID holds exactly the response, told on the WebSocket", async () => {

@@ -81,23 +81,111 @@ function openaiType (status: number): string {
   return status >= 500 ? 'server_error' : 'invalid_request_error'
 }
 
-/** The request field an error is about: an unsupported one, or the first that broke the schema. */
+/** The request field an error is about: an unsupported one, one an inference error names first ("dimensions: …"), or the first that broke the schema. */
 function paramOf (err: Partial<FastifyError> & { param?: string }): string | null {
   if (err.param != null) return err.param
+  // The runtime's messages lead with the field; the error's class is all that crosses the cluster with them.
+  if (err.name === 'InvalidInferenceRequestError') return /^([a-z_]+(?:\.[a-z0-9_]+)*): /.exec(err.message ?? '')?.[1] ?? null
   const first = err.validation?.[0]
   if (first == null) return null
-  const path = first.instancePath.split('/').filter(p => p !== '')
-  if (typeof first.params.missingProperty === 'string') path.push(first.params.missingProperty)
+  return pathOf(first, typeof first.params.missingProperty === 'string' ? first.params.missingProperty : undefined)
+}
+
+type SchemaError = NonNullable<FastifyError['validation']>[number]
+
+function pathOf (error: SchemaError, child?: string): string | null {
+  const path = error.instancePath.split('/').filter(p => p !== '')
+  if (child != null) path.push(child)
   return path.length > 0 ? path.join('.') : null
+}
+
+/** The value at a JSON pointer of the body, to say what a client sent. */
+function valueAt (body: unknown, pointer: string): unknown {
+  return pointer.split('/').slice(1).reduce<unknown>((at, key) => (at as Record<string, unknown> | undefined)?.[key.replace(/~1/g, '/').replace(/~0/g, '~')], body)
+}
+
+const TYPE_WORDS: Record<string, string> = { integer: 'an integer', number: 'a decimal', string: 'a string', boolean: 'a boolean', array: 'an array', object: 'an object', null: 'null' }
+
+function typeOf (value: unknown): string {
+  if (Array.isArray(value)) return 'an array'
+  if (value === null) return 'null'
+  if (typeof value === 'number') return Number.isInteger(value) ? 'an integer' : 'a decimal'
+  return TYPE_WORDS[typeof value] ?? typeof value
+}
+
+const listed = (items: string[], and = 'or'): string => items.length < 2 ? items.join('') : `${items.slice(0, -1).join(', ')} ${and} ${items.at(-1) as string}`
+
+/**
+ * OpenAI's words for a body that breaks the schema, its `param` and `code`,
+ * instead of the validator's ("body/messages must have required property"),
+ * which openai-node hands to the app as the error's message. Of a union's
+ * failed branches, the one the value had the type of says what is wrong.
+ */
+function openaiSchemaError (errors: SchemaError[], body: unknown): { message: string, param: string | null, code: string | null } {
+  const union = errors.find(e => e.keyword === 'anyOf' || e.keyword === 'oneOf')
+  const branches = union == null ? errors : errors.filter(e => e !== union && e.instancePath.startsWith(union.instancePath))
+  const typed = branches.filter(e => e.keyword !== 'type' && e.keyword !== 'const' && e.keyword !== 'enum')
+  const error = typed[0] ?? branches[0] ?? errors[0]
+  const param = pathOf(error)
+  const value = valueAt(body, error.instancePath)
+  const p = error.params as Record<string, any>
+  switch (error.keyword) {
+    case 'required':
+      return { message: `Missing required parameter: '${pathOf(error, p.missingProperty) ?? ''}'.`, param: pathOf(error, p.missingProperty), code: 'missing_required_parameter' }
+    case 'const':
+    case 'enum': {
+      const allowed = branches.filter(e => e.instancePath === error.instancePath).flatMap(e => e.keyword === 'const' ? [(e.params as any).allowedValue] : (e.params as any).allowedValues ?? [])
+      const given = typeof value === 'string' ? `'${value}'` : JSON.stringify(value)
+      return { message: `Invalid value: ${given}. Supported values are: ${listed(allowed.map(v => `'${String(v)}'`), 'and')}.`, param, code: 'invalid_value' }
+    }
+    case 'type': {
+      // The deepest place a branch failed at is where the value went wrong.
+      const depth = Math.max(...branches.map(e => e.instancePath.length))
+      const at = branches.filter(e => e.keyword === 'type' && e.instancePath.length === depth)
+      const expected = [...new Set((at.length > 0 ? at : [error]).flatMap(e => [(e.params as any).type].flat().map((t: string) => TYPE_WORDS[t] ?? t)))]
+      const where = at[0] ?? error
+      return { message: `Invalid type for '${pathOf(where) ?? 'body'}': expected ${expected.length > 1 ? 'one of ' : ''}${listed(expected)}, but got ${typeOf(valueAt(body, where.instancePath))} instead.`, param: pathOf(where), code: 'invalid_type' }
+    }
+    case 'minimum':
+    case 'exclusiveMinimum':
+    case 'maximum':
+    case 'exclusiveMaximum': {
+      const kind = Number.isInteger(value) ? 'integer' : 'decimal'
+      const below = error.keyword.toLowerCase().includes('min')
+      return { message: `Invalid '${param ?? 'body'}': ${kind} ${below ? 'below minimum' : 'above maximum'} value. Expected a value ${p.comparison} ${String(p.limit)}, but got ${String(value)} instead.`, param, code: `${kind}_${below ? 'below_min' : 'above_max'}_value` }
+    }
+    case 'minItems':
+    case 'maxItems': {
+      const length = Array.isArray(value) ? value.length : 0
+      if (error.keyword === 'minItems' && length === 0) return { message: `Invalid '${param ?? 'body'}': empty array. Expected an array with minimum length ${String(p.limit)}, but got an empty array instead.`, param, code: 'empty_array' }
+      const short = error.keyword === 'minItems'
+      return { message: `Invalid '${param ?? 'body'}': array too ${short ? 'short' : 'long'}. Expected an array with ${short ? 'minimum' : 'maximum'} length ${String(p.limit)}, but got an array with length ${length} instead.`, param, code: `array_${short ? 'below_min' : 'above_max'}_length` }
+    }
+    case 'minLength':
+    case 'maxLength': {
+      const short = error.keyword === 'minLength'
+      return { message: `Invalid '${param ?? 'body'}': string too ${short ? 'short' : 'long'}. Expected a string with ${short ? 'minimum' : 'maximum'} length ${String(p.limit)}, but got ${value === '' ? 'an empty string' : `a string with length ${String(value).length}`} instead.`, param, code: `string_${short ? 'below_min' : 'above_max'}_length` }
+    }
+    case 'additionalProperties':
+      return { message: `Unrecognized request argument supplied: ${pathOf(error, p.additionalProperty) ?? ''}`, param: null, code: null }
+    default:
+      return { message: `Invalid '${param ?? 'body'}': ${error.message ?? 'not a value the parameter takes'}.`, param, code: null }
+  }
 }
 
 /** OpenAI's `{"error": {message, type, param, code}}`, also the last event of a stream that failed. */
 export function openaiError (err: Partial<FastifyError>, request: FastifyRequest): { error: object } {
   const { status, message } = classifyFamily(err)
   const name = err.name ?? ''
+  if (err.validation != null && err.validation.length > 0 && err.validationContext === 'body') {
+    const { message, param, code } = openaiSchemaError(err.validation, request.body)
+    return { error: { message, type: openaiType(status), param, code } }
+  }
   return {
     error: {
-      message: name === 'ModelNotFoundError' ? `The model \`${requestedModel(request)}\` does not exist or you do not have access to it.` : message,
+      message: name === 'ModelNotFoundError'
+        ? `The model \`${requestedModel(request)}\` does not exist or you do not have access to it.`
+        : name === 'RouteNotFoundError' ? `Invalid URL (${request.method} ${request.url.split('?')[0]})` : message,
       type: openaiType(status),
       param: paramOf(err),
       code: OPENAI_CODES[name] ?? null
@@ -108,6 +196,17 @@ export function openaiError (err: Partial<FastifyError>, request: FastifyRequest
 export const openaiShape: ErrorShape = (err, request) => {
   const { status, type } = classifyFamily(err)
   return { status, type, body: openaiError(err, request) }
+}
+
+/**
+ * The shape of errors no route answers (an unknown path, a wrong method, a
+ * URL that does not decode), by the family whose paths they are under: an
+ * OpenAI client reads `/v1/nope`'s 404 as it reads every other error.
+ */
+const PATH_SHAPES: Array<[prefix: string, shape: ErrorShape]> = [['/v1/', openaiShape]]
+
+export function shapeOfPath (url: string): ErrorShape {
+  return PATH_SHAPES.find(([prefix]) => url.startsWith(prefix))?.[1] ?? envelopeShape
 }
 
 type Coded = [code: string, message: string]

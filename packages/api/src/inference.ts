@@ -1,4 +1,6 @@
 import { DEFAULT_MODELS } from '@node-daemon/models'
+import { Ajv } from 'ajv'
+import addFormats from 'ajv-formats'
 import { duration } from './args.ts'
 import { BadRequestError, UnsupportedParameterError } from './errors.ts'
 import { requestSignal } from './stream.ts'
@@ -11,14 +13,22 @@ export const DEFAULT_GENERATE_MODEL = DEFAULT_MODELS.generate
 /** The model of routes where `model` is optional: document 000's embeddings. */
 export const DEFAULT_EMBED_MODEL = DEFAULT_MODELS.embed
 
+/** Validates bodies as they are typed, without the server's coercion. */
+const strictAjv = new Ajv({ coerceTypes: false, useDefaults: true, removeAdditional: false, strict: false })
+addFormats.default(strictAjv)
+
 /**
  * Registers the routes of one API family in a scope of their own, where every
  * route shapes its errors the family's way (a route may name another shape).
  * `anyContentType` reads every body as JSON, whatever its Content-Type, as
  * Ollama does: its documented `curl -d` examples send form-urlencoded.
+ * `strictTypes` turns off the coercion of types, for a family that refuses
+ * a string where a number belongs (OpenAI's), and where coercion would take
+ * token ids [1, 2] for the texts "1" and "2".
  */
-export function familyRoutes (app: FastifyInstance, errorShape: ErrorShape, register: (scope: FastifyInstance) => void, init: { anyContentType?: boolean } = {}): void {
+export function familyRoutes (app: FastifyInstance, errorShape: ErrorShape, register: (scope: FastifyInstance) => void, init: { anyContentType?: boolean, strictTypes?: boolean } = {}): void {
   app.register(async (scope) => {
+    if (init.strictTypes === true) scope.setValidatorCompiler(({ schema }) => strictAjv.compile(schema))
     if (init.anyContentType === true) {
       // fetch() sends a string body as text/plain, which fastify would otherwise hand over unparsed.
       scope.removeContentTypeParser('text/plain')

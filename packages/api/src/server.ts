@@ -7,7 +7,7 @@ import swaggerUi from '@fastify/swagger-ui'
 import websocket from '@fastify/websocket'
 import Fastify, { LogController } from 'fastify'
 import { registerAccess, registerCors, securitySchemes } from './access.ts'
-import { envelopeShape } from './error-shapes.ts'
+import { envelopeShape, shapeOfPath } from './error-shapes.ts'
 import { BadRequestError, envelope, MethodNotAllowedError, RouteNotFoundError, UpgradeRequiredError } from './errors.ts'
 import { registerHttpMetrics } from './metrics.ts'
 import { aiRoutes } from './routes/ai.ts'
@@ -102,9 +102,9 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
     routerOptions: { ignoreTrailingSlash: true },
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false } },
     // A URL that does not decode is bad input like any other, in the same envelope.
-    frameworkErrors: (err, _request, reply) => {
-      const body = envelope(err)
-      void (reply as FastifyReply).code(body.status_code).send(body)
+    frameworkErrors: (err, request, reply) => {
+      const { status, body } = shapeOfPath(request.url)(err, request)
+      void (reply as FastifyReply).code(status).send(body)
     },
     clientErrorHandler: answerClientError,
     // Each answer's X-Request-Id, unique across the cluster's nodes; a client's own is not taken.
@@ -166,9 +166,9 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
       ? new MethodNotAllowedError(`${request.method} is not allowed on ${url}; use ${other.join(' or ')}`)
       : new RouteNotFoundError(`no route ${request.method} ${url}`)
     if (other.length > 0) reply.header('allow', other.join(', '))
-    const body = envelope(err)
-    countError(body.error_type)
-    return reply.code(body.status_code).send(body)
+    const { status, type, body } = shapeOfPath(url)(err, request)
+    countError(type)
+    return reply.code(status).send(body)
   })
 
   await registerAccess(app, { guard: node.access.guard })

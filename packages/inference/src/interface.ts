@@ -6,9 +6,9 @@
  */
 import type { AbortOptions } from '@libp2p/interface'
 import type { JobRecord } from '@node-daemon/cluster'
-import type { ChatMessage, PromptInput } from '@node-daemon/runtime'
+import type { ChatMessage, EmbedInput, PromptInput } from '@node-daemon/runtime'
 
-export type { ChatMessage, PromptInput }
+export type { ChatMessage, EmbedInput, PromptInput }
 
 /** Generation options with Ollama's names and meanings; unset ones come from the model, then Ollama's defaults. */
 export interface GenerateOptions {
@@ -62,9 +62,12 @@ export type InferenceEvent =
 
 export interface EmbedParams {
   model: string
-  input: string[]
+  /** Texts, or the token ids of one text each; ids get the special tokens the model's tokenizer adds around a text. */
+  input: EmbedInput[]
   /** Cut inputs longer than the context instead of failing; default true, as Ollama. */
   truncate?: boolean
+  /** Keep the first this many components of each embedding, normalized again; at most the model's size. */
+  dimensions?: number
   keepAliveMs?: number
 }
 
@@ -92,7 +95,22 @@ export interface ModelSummary {
   modifiedAt: Date
   /** Parameter count, from the weights. */
   parameters: number
+  /** The weights' type as Ollama names it (F32, F16, Q8_0, Q4_0); empty when unknown. */
+  quantization: string
   contextLength: number
+}
+
+/** A transformer's shape as config.json gives it, by Ollama's model_info names; unset where the config does not say. */
+export interface ModelArchitecture {
+  /** hidden_size or n_embd. */
+  embeddingLength?: number
+  /** num_hidden_layers or n_layer. */
+  blockCount?: number
+  /** num_attention_heads or n_head. */
+  headCount?: number
+  /** num_key_value_heads; as many as headCount in a model without grouped-query attention. */
+  headCountKv?: number
+  vocabSize?: number
 }
 
 export interface ModelDetails extends ModelSummary {
@@ -103,6 +121,9 @@ export interface ModelDetails extends ModelSummary {
   modelfile: string
   /** config.json as the model ships it. */
   config: Record<string, unknown>
+  architecture: ModelArchitecture
+  /** The model directory's LICENSE file, else config.json's `license`; empty when neither says. */
+  license: string
 }
 
 export interface LoadedModelView {
@@ -114,6 +135,9 @@ export interface LoadedModelView {
   executionProvider: string
   expiresAt?: Date
   contextLength: number
+  /** Elements of the weights, and their type as Ollama names it. */
+  parameters: number
+  quantization: string
 }
 
 /** Ollama's pull and create progress lines. */

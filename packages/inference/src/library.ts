@@ -13,7 +13,7 @@ import { raceSignal } from 'race-signal'
 import { InvalidModelfileError } from './errors.ts'
 import { renderModelfile } from './modelfile.ts'
 import { asCID, fullName } from './names.ts'
-import type { GenerateOptions, ImportParams, ModelDetails, ModelSummary, ProgressEvent } from './interface.ts'
+import type { GenerateOptions, ImportParams, ModelArchitecture, ModelDetails, ModelSummary, ProgressEvent } from './interface.ts'
 import type { Modelfile } from './modelfile.ts'
 import type { AbortOptions } from '@libp2p/interface'
 import type { Cluster, ModelRecord } from '@node-daemon/cluster'
@@ -25,8 +25,10 @@ export interface ModelProfile {
   kind: 'causal-lm' | 'encoder'
   family: string
   contextLength: number
-  /** Estimated from the weights' bytes at 4 per parameter. */
+  /** Elements of the weights; in records made before they were counted, their bytes / 4. */
   parameters: number
+  /** The weights' type as Ollama names it; unset in records made before it was read. */
+  quantization?: string
   /** Bytes of all files. */
   size: number
   /** What the model was created from, for the Modelfile /api/show gives. */
@@ -125,8 +127,18 @@ export class ModelLibrary {
       system: profile.system ?? '',
       options: profile.options,
       modelfile: renderModelfile({ from: profile.from ?? model.cid, options: profile.options, template: profile.template, system: profile.system }),
-      config
+      config,
+      architecture: architectureOf(config),
+      license: await this.#license(model.cid, config, options)
     }
+  }
+
+  /** The text of the directory's LICENSE file, as Ollama shows a model's license layer; else what config.json says. */
+  async #license (cid: string, config: Record<string, unknown>, options: AbortOptions): Promise<string> {
+    const { entries } = await this.#content.ls(cid, options)
+    const file = entries.find(e => e.type === 'file' && /^licen[cs]e(\.md|\.txt)?$/i.test(e.name))
+    if (file != null) return this.readText(`${cid}/${file.name}`, options)
+    return typeof config.license === 'string' ? config.license : ''
   }
 
   /** A small file of the content store as text: a config, a prompt, a response. */
@@ -171,15 +183,17 @@ export class ModelLibrary {
   async #unpackOnce (cid: string, dir: string, options: AbortOptions & { onProgress?: (event: ProgressEvent) => void }): Promise<string> {
     const tmp = `${dir}${PART}${process.pid}-${Date.now()}`
     await rm(tmp, { recursive: true, force: true })
+    // Only the signal goes to the reads: Helia calls an onProgress it is given with its own block events, which are not Ollama's lines.
+    const reads = { signal: options.signal }
     try {
-      for (const file of await this.files(cid, options)) {
+      for (const file of await this.files(cid, reads)) {
         const target = normalize(join(tmp, file.path))
         if (!target.startsWith(tmp)) throw new InvalidModelError(`unsafe path ${file.path} in model ${cid}`)
         await mkdir(dirname(target), { recursive: true })
         const handle = await open(target, 'w')
         let completed = 0
         try {
-          for await (const chunk of this.#content.cat(`${cid}/${file.path}`, options)) {
+          for await (const chunk of this.#content.cat(`${cid}/${file.path}`, reads)) {
             await handle.write(chunk)
             completed += chunk.byteLength
             options.onProgress?.({ status: `pulling ${file.cid}`, digest: file.cid, total: file.size, completed })
@@ -231,7 +245,8 @@ export class ModelLibrary {
         kind: model.kind,
         family: model.info.family,
         contextLength: model.info.contextLength,
-        parameters: Math.round(weights / 4),
+        parameters: model.info.parameters > 0 ? model.info.parameters : Math.round(weights / 4),
+        quantization: model.info.quantization,
         size: files.reduce((n, f) => n + f.size, 0),
         options: {}
       }
@@ -296,6 +311,26 @@ export class ModelLibrary {
   }
 }
 
+/** The first of `keys` config.json sets to a positive whole number: GPT-2's names and the newer ones differ. */
+function configNumber (config: Record<string, unknown>, ...keys: string[]): number | undefined {
+  for (const key of keys) {
+    const value = config[key]
+    if (typeof value === 'number' && Number.isInteger(value) && value > 0) return value
+  }
+  return undefined
+}
+
+function architectureOf (config: Record<string, unknown>): ModelArchitecture {
+  const headCount = configNumber(config, 'num_attention_heads', 'n_head')
+  return {
+    embeddingLength: configNumber(config, 'hidden_size', 'n_embd', 'd_model'),
+    blockCount: configNumber(config, 'num_hidden_layers', 'n_layer', 'num_layers'),
+    headCount,
+    headCountKv: configNumber(config, 'num_key_value_heads') ?? headCount,
+    vocabSize: configNumber(config, 'vocab_size')
+  }
+}
+
 function view (record: ModelRecord): ResolvedModel {
   const profile = record.metadata.format === 'hf-onnx' ? record.metadata as unknown as ModelProfile : undefined
   return { name: record.modelId, cid: record.modelCID, record, profile }
@@ -314,6 +349,7 @@ function summary (model: ResolvedModel): ModelSummary {
     version: model.record?.version ?? 1,
     modifiedAt: new Date((model.record?.timestamp ?? 0) * 1000),
     parameters: p?.parameters ?? 0,
+    quantization: p?.quantization ?? '',
     contextLength: p?.contextLength ?? 0
   }
 }

@@ -22,7 +22,7 @@ import * as errors from './errors.ts'
 import { ModelLibrary } from './library.ts'
 import { parseModelfile } from './modelfile.ts'
 import { InferenceProtocol, reportedByWorker } from './protocol.ts'
-import type { EmbedParams, EmbedResult, GenerateOptions, GenerateParams, GenerateStats, ImportParams, Inference, InferenceEvent, LoadedModelView, ModelDetails, ModelSummary, ProgressEvent, PromptInput, TaskEvent, TaskParams, TaskStatus, TaskView } from './interface.ts'
+import type { EmbedInput, EmbedParams, EmbedResult, GenerateOptions, GenerateParams, GenerateStats, ImportParams, Inference, InferenceEvent, LoadedModelView, ModelDetails, ModelSummary, ProgressEvent, PromptInput, TaskEvent, TaskParams, TaskStatus, TaskView } from './interface.ts'
 import type { ResolvedModel } from './library.ts'
 import type { ErrorClasses, Job, WorkerEvent } from './protocol.ts'
 import type { AbortOptions, Libp2p, Logger } from '@libp2p/interface'
@@ -385,7 +385,7 @@ export class InferenceService implements Inference {
     const startNs = now()
     const model = await this.library.resolve(params.model, options)
     if (model.profile != null && model.profile.kind !== 'encoder') throw new UnsupportedModelError(`"${params.model}" does not support embeddings`)
-    const job: Job = { kind: 'embed', jobId: 0, modelCid: model.cid, modelName: model.name, body: { input: params.input, truncate: params.truncate ?? true, keepAliveMs: params.keepAliveMs } }
+    const job: Job = { kind: 'embed', jobId: 0, modelCid: model.cid, modelName: model.name, body: { input: params.input, truncate: params.truncate ?? true, dimensions: params.dimensions, keepAliveMs: params.keepAliveMs } }
     const results = this.#failover(model, options.signal, async function * (this: InferenceService, worker: string, watched: AbortSignal): AsyncIterable<Omit<EmbedResult, 'totalNs'>> {
       if (worker === this.#c.peerId) {
         yield await this.#embedHere(job, options.signal)
@@ -401,9 +401,9 @@ export class InferenceService implements Inference {
   }
 
   async #embedHere (job: Job, signal?: AbortSignal): Promise<Omit<EmbedResult, 'totalNs'>> {
-    const { input, truncate, keepAliveMs } = job.body as { input: string[], truncate: boolean, keepAliveMs?: number }
+    const { input, truncate, dimensions, keepAliveMs } = job.body as { input: EmbedInput[], truncate: boolean, dimensions?: number, keepAliveMs?: number }
     const dir = await this.library.unpack(job.modelCid, { signal })
-    const out = await this.#c.runtime.embed({ key: job.modelCid, name: job.modelName, dir }, input, { truncate, keepAliveMs, signal })
+    const out = await this.#c.runtime.embed({ key: job.modelCid, name: job.modelName, dir }, input, { truncate, dimensions, keepAliveMs, signal })
     return { model: job.modelName, embeddings: out.embeddings.map(e => Array.from(e)), promptTokens: out.promptTokens, loadNs: out.loadNs }
   }
 
@@ -437,18 +437,29 @@ export class InferenceService implements Inference {
       family: m.info.family,
       executionProvider: m.info.executionProvider,
       expiresAt: m.expiresAt,
-      contextLength: m.info.contextLength
+      contextLength: m.info.contextLength,
+      parameters: m.info.parameters,
+      quantization: m.info.quantization
     }))
   }
 
   async * pull (name: string, options: AbortOptions = {}): AsyncIterable<ProgressEvent> {
     // Resolved before the first line, so that an unknown model is a 404 rather than an error line.
     const model = await this.library.resolve(name, options)
-    // A CID outside the registry is checked before it is fetched and pinned.
-    if (model.record == null) await this.library.files(model.cid, options)
+    // Every file is a layer, whose size the DAG tells up front; a CID outside the registry is checked here before it is fetched and pinned.
+    const files = await this.library.files(model.cid, options)
     yield { status: 'pulling manifest' }
     yield * progress(async emit => {
-      await this.library.unpack(model.cid, { ...options, onProgress: emit })
+      const reported = new Set<string>()
+      await this.library.unpack(model.cid, {
+        ...options,
+        onProgress: event => {
+          if (event.digest != null) reported.add(event.digest)
+          emit(event)
+        }
+      })
+      // A file already on this node is reported whole.
+      for (const file of files) if (!reported.has(file.cid)) emit({ status: `pulling ${file.cid}`, digest: file.cid, total: file.size, completed: file.size })
       emit({ status: 'verifying sha256 digest' })
       await this.#c.content.pinAdd(model.cid, true, options)
       emit({ status: 'writing manifest' })

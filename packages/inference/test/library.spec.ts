@@ -59,4 +59,35 @@ describe('ModelLibrary', () => {
     assert.ok(seen.length >= files.length, 'the caller that stayed saw the progress')
     library.stop()
   })
+
+  it("reports an unpack as Ollama's layer lines, bytes growing to each file's size, and passes none of the store's own events", async () => {
+    const cid = 'QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o'
+    const sizes: Record<string, number> = { 'config.json': 2, 'tokenizer.json': 2, 'model.onnx': 6 }
+    // As Helia does, the store calls an onProgress it is given with its block events.
+    const helia = (options?: { onProgress?: (event: unknown) => void }): void => { options?.onProgress?.({ type: 'blocks:get:blockstore:get', detail: cid }) }
+    const content = {
+      ls: async (_path: string, options?: { onProgress?: (event: unknown) => void }) => {
+        helia(options)
+        return { entries: Object.entries(sizes).map(([name, size]) => ({ name, type: 'file', cid: { toString: () => `${cid}-${name}` }, size })) }
+      },
+      cat: async function * (path: string, options?: { onProgress?: (event: unknown) => void }) {
+        helia(options)
+        if (path.endsWith('.json')) yield new TextEncoder().encode('{}')
+        else for (let i = 0; i < 3; i++) yield new TextEncoder().encode('xx')
+      }
+    }
+    const library = new ModelLibrary({ content: content as never, cluster: undefined as never }, { dir: join(dir, 'progress') })
+    await library.start()
+    const events: unknown[] = []
+    await library.unpack(cid, { onProgress: event => { events.push(event) } })
+    const model = events.filter(e => (e as { digest?: string }).digest === `${cid}-model.onnx`)
+    assert.deepEqual(model.map(e => (e as { completed: number }).completed), [2, 4, 6, 6])
+    for (const event of events) {
+      assert.deepEqual(Object.keys(event as object), ['status', 'digest', 'total', 'completed'], JSON.stringify(event))
+      const { status, digest, total } = event as { status: string, digest: string, total: number }
+      assert.equal(status, `pulling ${digest}`)
+      assert.equal(total, sizes[digest.slice(cid.length + 1)])
+    }
+    library.stop()
+  })
 })

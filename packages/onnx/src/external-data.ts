@@ -28,7 +28,7 @@ const MAX_DEPTH = 64
 const WINDOW = 65_536
 
 /** Reads a file through one window, so that walking many small fields costs few reads. */
-class Reader {
+export class Reader {
   readonly #handle: FileHandle
   readonly size: number
   #window = Buffer.alloc(0)

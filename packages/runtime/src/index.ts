@@ -8,7 +8,7 @@
 export { Runtime, renderPrompt, fitPrompt, DEFAULT_NUM_CTX } from './runtime.ts'
 export type { ContextOptions, RuntimeComponents, RuntimeInit, ModelRef, UseOptions, LoadedEntry, PromptInput, Lease } from './runtime.ts'
 export { loadModel, freeOutputs, CausalLM, Encoder, REQUIRED_MODEL_FILES } from './model.ts'
-export type { BatchCache, ExecutionProvider, LoadedModel, ModelInfo } from './model.ts'
+export type { BatchCache, EmbedInput, ExecutionProvider, LoadedModel, ModelInfo } from './model.ts'
 export { Batcher } from './batcher.ts'
 export { PrefixCache } from './prefix-cache.ts'
 export type { GenerateRequest, GenerationEvent, GenerationStats } from './batcher.ts'

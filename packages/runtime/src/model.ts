@@ -7,9 +7,9 @@
  */
 import { lstat, readFile, stat } from 'node:fs/promises'
 import { isAbsolute, join, relative, resolve, sep } from 'node:path'
-import { appendedKeyValues, externalDataLocations } from '@node-daemon/onnx'
+import { appendedKeyValues, externalDataLocations, weightsSummary } from '@node-daemon/onnx'
 import * as ort from 'onnxruntime-node'
-import { ContextLengthError, InvalidModelError, UnsupportedModelError } from './errors.ts'
+import { ContextLengthError, InvalidInferenceRequestError, InvalidModelError, UnsupportedModelError } from './errors.ts'
 import { TextCodec } from './text.ts'
 
 export type ExecutionProvider = 'cpu' | 'cuda'
@@ -152,6 +152,10 @@ export interface ModelInfo {
   executionProvider: ExecutionProvider
   /** Bytes of model.onnx and its external data. */
   size: number
+  /** Elements of the weights. */
+  parameters: number
+  /** The weights' type as Ollama names it: F32, F16, Q8_0, Q4_0. */
+  quantization: string
   /** The most tokens a sequence may hold. */
   contextLength: number
   config: Record<string, any>
@@ -164,6 +168,8 @@ export async function loadModel (dir: string, options: LoadOptions = {}): Promis
   const files = await readModelFiles(dir)
   options.signal?.throwIfAborted()
   const { session, appended } = await createSession(dir, files.size, options)
+  // createSession checked the file already: what onnxruntime loads, this reads.
+  const weights = await weightsSummary(join(dir, 'model.onnx')).catch(() => ({ parameters: 0, quantization: '' }))
   if (options.signal?.aborted === true) {
     await session.release()
     options.signal.throwIfAborted()
@@ -173,6 +179,7 @@ export async function loadModel (dir: string, options: LoadOptions = {}): Promis
     family: String(files.config.model_type ?? 'unknown'),
     executionProvider: options.executionProvider ?? 'cpu',
     size: files.size,
+    ...weights,
     contextLength: contextLength(files.config),
     config: files.config,
     generation: files.generation
@@ -392,17 +399,22 @@ export class CausalLM {
   }
 }
 
-/** A BERT-style encoder; embeddings are its last hidden states, mean-pooled over the real tokens and L2-normalized. */
 /** Most texts in one encoder run. */
 const EMBED_RUN_ROWS = 32
 /** Most tokens, padding included, in one encoder run: 4 texts of 512 tokens. */
 const EMBED_RUN_TOKENS = 2048
 
+/** What an encoder embeds: a text, or the ids of its tokens as the client tokenized it. */
+export type EmbedInput = string | number[]
+
+/** A BERT-style encoder; embeddings are its last hidden states, mean-pooled over the real tokens and L2-normalized. */
 export class Encoder {
   readonly kind = 'encoder'
   readonly session: ort.InferenceSession
   readonly codec: TextCodec
   readonly info: ModelInfo
+  /** Components of an embedding: the width of last_hidden_state. */
+  readonly dimensions: number
   readonly #typeIds: boolean
 
   constructor (session: ort.InferenceSession, codec: TextCodec, info: ModelInfo) {
@@ -410,16 +422,37 @@ export class Encoder {
     this.codec = codec
     this.info = info
     this.#typeIds = session.inputNames.includes('token_type_ids')
+    const meta = session.outputMetadata.find(m => m.name === 'last_hidden_state')
+    const width = meta?.isTensor === true ? meta.shape[2] : undefined
+    this.dimensions = typeof width === 'number' ? width : Number(info.config.hidden_size ?? info.config.n_embd)
+    if (!Number.isInteger(this.dimensions) || this.dimensions < 1) throw new InvalidModelError('config.json: cannot tell the width of the hidden states (hidden_size)')
   }
 
-  /** Token counts of each text after truncation to the context, for usage reports. */
-  tokenize (texts: string[], truncate: boolean): number[][] {
-    return texts.map(text => {
-      const ids = this.codec.encodeForModel(text)
-      if (ids.length <= this.info.contextLength) return ids
-      if (!truncate) throw new ContextLengthError(`input of ${ids.length} tokens exceeds the context length ${this.info.contextLength}`)
-      return ids.slice(0, this.info.contextLength)
+  /**
+   * The token ids of each input as the model takes them, cut to the context
+   * when `truncate` allows. Given ids are taken as the exact tokens of the
+   * text and get the special tokens the tokenizer would add around a text
+   * (a BERT's [CLS] and [SEP]): the model was trained with them, and a
+   * client that tokenized with tiktoken-like tools never adds them.
+   * Truncation keeps the closing special tokens, as the tokenizer's own does.
+   */
+  tokenize (inputs: EmbedInput[], truncate: boolean): number[][] {
+    const { prefix, suffix } = this.codec.wrapping
+    const limit = this.info.contextLength
+    return inputs.map(input => {
+      const ids = typeof input === 'string' ? this.codec.encodeForModel(input) : [...prefix, ...this.#checked(input), ...suffix]
+      if (ids.length <= limit) return ids
+      if (!truncate) throw new ContextLengthError(`input exceeds maximum context length: ${ids.length} tokens, and the model takes ${limit}`)
+      return [...ids.slice(0, limit - suffix.length), ...ids.slice(ids.length - suffix.length)]
     })
+  }
+
+  #checked (ids: number[]): number[] {
+    const size = this.info.config.vocab_size
+    for (const id of ids) {
+      if (!this.codec.hasToken(id) || (typeof size === 'number' && id >= size)) throw new InvalidInferenceRequestError(`input: token ${id} is not in the model's vocabulary${typeof size === 'number' ? ` of ${size} tokens` : ''}`)
+    }
+    return ids
   }
 
   /**

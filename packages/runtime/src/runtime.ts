@@ -7,7 +7,7 @@ import { Batcher } from './batcher.ts'
 import { ContextLengthError, InvalidInferenceRequestError, UnsupportedModelError } from './errors.ts'
 import { loadModel } from './model.ts'
 import type { GenerateRequest, GenerationEvent } from './batcher.ts'
-import type { CausalLM, Encoder, ExecutionProvider, LoadedModel, ModelInfo } from './model.ts'
+import type { CausalLM, EmbedInput, Encoder, ExecutionProvider, LoadedModel, ModelInfo } from './model.ts'
 import type { ChatMessage } from './text.ts'
 
 export interface RuntimeComponents {
@@ -226,17 +226,37 @@ export class Runtime {
     }
   }
 
-  async embed (ref: ModelRef, texts: string[], options: UseOptions & { truncate?: boolean } = {}): Promise<{ embeddings: Float32Array[], promptTokens: number, loadNs: number }> {
+  /**
+   * Embeds texts or token ids. `dimensions` keeps the first components of
+   * each embedding, normalized again: Matryoshka-trained models put the most
+   * of their meaning there, as OpenAI's `dimensions` and Ollama's assume.
+   */
+  async embed (ref: ModelRef, inputs: EmbedInput[], options: UseOptions & { truncate?: boolean, dimensions?: number } = {}): Promise<{ embeddings: Float32Array[], promptTokens: number, loadNs: number }> {
     const lease = await this.acquire(ref, options)
     try {
       const model = expectKind(lease.model, 'encoder', ref.name)
-      const tokenized = model.tokenize(texts, options.truncate ?? true)
-      const embeddings = texts.length === 0 ? [] : await model.embed(tokenized, options.signal)
-      return { embeddings, promptTokens: tokenized.reduce((n, t) => n + t.length, 0), loadNs: lease.loadNs }
+      const { dimensions } = options
+      if (dimensions != null && (!Number.isInteger(dimensions) || dimensions < 1)) throw new InvalidInferenceRequestError(`dimensions: must be a whole number of at least 1, not ${dimensions}`)
+      if (dimensions != null && dimensions > model.dimensions) throw new InvalidInferenceRequestError(`dimensions: ${ref.name} makes embeddings of ${model.dimensions} dimensions, fewer than the ${dimensions} asked for`)
+      const tokenized = model.tokenize(inputs, options.truncate ?? true)
+      const embeddings = inputs.length === 0 ? [] : await model.embed(tokenized, options.signal)
+      return {
+        embeddings: dimensions == null || dimensions === model.dimensions ? embeddings : embeddings.map(e => normalized(e.subarray(0, dimensions))),
+        promptTokens: tokenized.reduce((n, t) => n + t.length, 0),
+        loadNs: lease.loadNs
+      }
     } finally {
       lease.release()
     }
   }
+}
+
+/** A copy of `v` scaled to unit length. */
+function normalized (v: Float32Array): Float32Array {
+  let norm = 0
+  for (const x of v) norm += x * x
+  norm = Math.sqrt(norm) || 1
+  return v.map(x => x / norm)
 }
 
 export function renderPrompt (model: CausalLM, input: PromptInput): string {

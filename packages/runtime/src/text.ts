@@ -17,6 +17,7 @@ interface HfTokenizer {
   encode (text: string, options?: { add_special_tokens?: boolean }): { ids: number[] }
   decode (ids: number[], options?: { skip_special_tokens?: boolean }): string
   token_to_id (token: string): number | undefined
+  id_to_token (id: number): string | undefined
 }
 
 export class TextCodec {
@@ -26,6 +27,7 @@ export class TextCodec {
   /** Token ids that end a generation: the eos token and the chat template's end of turn. */
   readonly stopIds: ReadonlySet<number>
   readonly templateSource?: string
+  #wrapping?: { prefix: number[], suffix: number[] }
 
   constructor (tokenizerJson: object, tokenizerConfig: Record<string, unknown>, eosIds: number[] = []) {
     try {
@@ -59,6 +61,27 @@ export class TextCodec {
   /** Encodes with the tokenizer's own special tokens, e.g. BERT's [CLS] and [SEP]. */
   encodeForModel (text: string): number[] {
     return this.#tokenizer.encode(text).ids
+  }
+
+  /** Whether `id` is a token of the vocabulary. */
+  hasToken (id: number): boolean {
+    return Number.isSafeInteger(id) && id >= 0 && this.#tokenizer.id_to_token(id) != null
+  }
+
+  /**
+   * The special tokens the tokenizer's post-processor puts around one
+   * sequence (BERT's [CLS] before and [SEP] after, a Llama's BOS before),
+   * found once by encoding a probe with and without them: the post-processor
+   * itself is not exposed.
+   */
+  get wrapping (): { prefix: number[], suffix: number[] } {
+    if (this.#wrapping == null) {
+      const bare = this.encode('a')
+      const full = this.encodeForModel('a')
+      const at = full.findIndex((_, i) => bare.length > 0 && bare.every((id, k) => full[i + k] === id))
+      this.#wrapping = at < 0 ? { prefix: [], suffix: [] } : { prefix: full.slice(0, at), suffix: full.slice(at + bare.length) }
+    }
+    return this.#wrapping
   }
 
   decode (ids: readonly number[]): string {

@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { appendedKeyValues } from '@node-daemon/onnx'
 import { fitPrompt, Runtime } from '../src/runtime.ts'
+import { TextCodec } from '../src/text.ts'
 import { bareGreedy } from './helpers/bare-greedy.ts'
 import { tinyModels } from './helpers/tiny-models.ts'
 import type { GenerationEvent, GenerationStats } from '../src/batcher.ts'
@@ -237,5 +238,35 @@ describe('Runtime', () => {
     }
     assert.notDeepEqual(embeddings[0], embeddings[1])
     await assert.rejects(runtime.generate(ref, { prompt: 'x', raw: true }, { sampling: GREEDY, maxTokens: 1, stop: [] }), { name: 'UnsupportedModelError' })
+  })
+
+  it('embeds token ids as the text they encode, and keeps the first dimensions of each embedding, normalized', async () => {
+    const ref = { key: 'encoder', name: 'embed', dir: models.encoder }
+    const dir = models.encoder
+    const codec = new TextCodec(JSON.parse(await readFile(join(dir, 'tokenizer.json'), 'utf8')), JSON.parse(await readFile(join(dir, 'tokenizer_config.json'), 'utf8')))
+    const ids = codec.encode('The rain fell')
+    const [text, tokens] = (await runtime.embed(ref, ['The rain fell', ids])).embeddings
+    assert.deepEqual(tokens, text)
+
+    const full = (await runtime.embed(ref, ['The rain fell'])).embeddings[0]
+    const short = await runtime.embed(ref, ['The rain fell'], { dimensions: 8 })
+    assert.equal(short.embeddings[0].length, 8)
+    assert.ok(Math.abs(Math.hypot(...short.embeddings[0]) - 1) < 1e-5)
+    const norm = Math.hypot(...full.subarray(0, 8))
+    short.embeddings[0].forEach((v, i) => assert.ok(Math.abs(v - full[i] / norm) < 1e-5))
+    assert.equal((await runtime.embed(ref, ['x'], { dimensions: 32 })).embeddings[0].length, 32)
+
+    await assert.rejects(runtime.embed(ref, ['x'], { dimensions: 33 }), { name: 'InvalidInferenceRequestError', message: /^dimensions: embed makes embeddings of 32 dimensions/ })
+    await assert.rejects(runtime.embed(ref, ['x'], { dimensions: 0 }), { name: 'InvalidInferenceRequestError', message: /^dimensions:/ })
+    await assert.rejects(runtime.embed(ref, [[1, 384]]), { name: 'InvalidInferenceRequestError', message: /^input: token 384 is not in the model's vocabulary of 384 tokens/ })
+    await assert.rejects(runtime.embed(ref, [[-1]]), { name: 'InvalidInferenceRequestError' })
+  })
+
+  it('cuts an input longer than the context, or refuses it when told not to', async () => {
+    const ref = { key: 'encoder', name: 'embed', dir: models.encoder }
+    const long = Array.from({ length: 100 }, () => 5)
+    const cut = await runtime.embed(ref, [long, 'word '.repeat(200)])
+    assert.equal(cut.promptTokens, 128, 'each cut to the 64 tokens of the context')
+    await assert.rejects(runtime.embed(ref, [long], { truncate: false }), { name: 'ContextLengthError', message: /^input exceeds maximum context length: 100 tokens, and the model takes 64/ })
   })
 })

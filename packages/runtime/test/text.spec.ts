@@ -29,4 +29,23 @@ describe('TextCodec', () => {
     assert.equal(deltas.join(''), text)
     assert.ok(deltas.every(d => !d.includes('\uFFFD')))
   })
+
+  it('finds the special tokens a post-processor puts around a sequence, as BERT\'s [CLS] and [SEP]', () => {
+    assert.deepEqual(codec.wrapping, { prefix: [], suffix: [] }, 'a byte-level post-processor adds none')
+    const { tokenizerJson, tokenizerConfig } = trainBpe('It is a truth universally acknowledged. '.repeat(20), { vocabSize: 300 })
+    const [start, end] = ['<|im_start|>', '<|im_end|>'].map(token => codec.encode(token)[0])
+    const special = (token: string, id: number): object => ({ id: token, ids: [id], tokens: [token] })
+    const bert = new TextCodec({
+      ...tokenizerJson,
+      post_processor: {
+        type: 'TemplateProcessing',
+        single: [{ SpecialToken: { id: '<|im_start|>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '<|im_end|>', type_id: 0 } }],
+        pair: [{ Sequence: { id: 'A', type_id: 0 } }, { Sequence: { id: 'B', type_id: 1 } }],
+        special_tokens: { '<|im_start|>': special('<|im_start|>', start), '<|im_end|>': special('<|im_end|>', end) }
+      }
+    }, { ...tokenizerConfig })
+    assert.deepEqual(bert.wrapping, { prefix: [start], suffix: [end] })
+    assert.deepEqual(bert.encodeForModel('a truth'), [start, ...bert.encode('a truth'), end])
+    assert.ok(bert.hasToken(start) && !bert.hasToken(300) && !bert.hasToken(-1) && !bert.hasToken(1.5))
+  })
 })

@@ -5,7 +5,7 @@ import { BadRequestError } from '../errors.ts'
 import { defined, familyRoutes, finished, keepAliveMs, requireNeutral, workSignal } from '../inference.ts'
 import { requestSignal, sendNdjson } from '../stream.ts'
 import type { ApiContext, Routes } from '../server.ts'
-import type { GenerateOptions, GenerateStats, InferenceEvent, LoadedModelView, ModelSummary, ProgressEvent } from '@node-daemon/inference'
+import type { GenerateOptions, GenerateStats, InferenceEvent, LoadedModelView, ModelDetails, ModelSummary, ProgressEvent } from '@node-daemon/inference'
 import type { FastifyReply } from 'fastify'
 import type { Static } from 'typebox'
 
@@ -80,9 +80,11 @@ const ChatBody = Type.Object({
 
 const EmbedBody = Type.Object({
   model: Type.String({ minLength: 1 }),
-  input: Type.Union([Type.Array(Type.String()), Type.String()]),
-  truncate: Type.Optional(Type.Boolean()),
-  dimensions: Type.Optional(Type.Integer()),
+  // The string first: coercion would make "" the list [""], one empty input.
+  input: Type.Optional(Type.Union([Type.String(), Type.Array(Type.String())], { description: 'None, or empty: only load the model, as Ollama does' })),
+  prompt: Type.Optional(Type.String({ description: 'Document 002\'s name for one input, taken when `input` is absent' })),
+  truncate: Type.Optional(Type.Boolean({ description: 'false: an input longer than the context is refused instead of cut' })),
+  dimensions: Type.Optional(Type.Integer({ description: 'Keep the first this many components, normalized again; at most the model\'s size' })),
   // Sampling and runner options mean nothing to an embedding; Ollama takes and ignores them too.
   options: Type.Optional(Options),
   keep_alive: Type.Optional(KeepAlive)
@@ -90,7 +92,7 @@ const EmbedBody = Type.Object({
 
 const EmbeddingsBody = Type.Object({
   model: Type.String({ minLength: 1 }),
-  prompt: Type.String(),
+  prompt: Type.Optional(Type.String({ description: 'None, or empty: only load the model, as Ollama does' })),
   options: Type.Optional(Options),
   keep_alive: Type.Optional(KeepAlive)
 })
@@ -136,7 +138,6 @@ const REASONS: Record<string, string> = {
   tool_calls: 'tool calls are not supported',
   suffix: 'suffix (fill in the middle) is not supported',
   context: 'context is not supported: send the conversation to /api/chat instead',
-  dimensions: 'dimensions is not supported: embeddings have the model\'s size',
   files: 'files are not supported: create FROM a model the cluster has, or upload a model directory to /api/models/upload',
   adapters: 'adapters are not supported',
   quantize: 'quantization is not supported',
@@ -183,14 +184,30 @@ function parameterSize (count: number): string {
   return `${(count / 1e3).toFixed(0)}K`
 }
 
-function details (model: { family: string, parameters?: number }): object {
-  return defined({
+function details (model: { family: string, parameters: number, quantization: string }): object {
+  return {
     parent_model: '',
     format: 'onnx',
     family: model.family,
     families: [model.family],
-    parameter_size: model.parameters == null ? undefined : parameterSize(model.parameters),
-    quantization_level: ''
+    parameter_size: parameterSize(model.parameters),
+    quantization_level: model.quantization
+  }
+}
+
+/** Ollama's model_info: GGUF's keys, the shape ones under the architecture's name, for what config.json says. */
+function modelInfo (model: ModelDetails): object {
+  const arch = model.family
+  const { embeddingLength, blockCount, headCount, headCountKv, vocabSize } = model.architecture
+  return defined({
+    'general.architecture': arch,
+    'general.parameter_count': model.parameters,
+    [`${arch}.context_length`]: model.contextLength,
+    [`${arch}.embedding_length`]: embeddingLength,
+    [`${arch}.block_count`]: blockCount,
+    [`${arch}.attention.head_count`]: headCount,
+    [`${arch}.attention.head_count_kv`]: headCountKv,
+    [`${arch}.vocab_size`]: vocabSize
   })
 }
 
@@ -324,11 +341,13 @@ export const ollamaRoutes: Routes = (app, ctx) => {
 
     scope.post('/api/embed', { permission: 'inference', schema: { body: EmbedBody, tags, summary: 'Embeddings of one text or many' } }, async (request, reply) => {
       const body = request.body as Static<typeof EmbedBody>
-      refuse(body, { dimensions: null })
+      const input = body.input ?? body.prompt ?? []
       const result = await node.inference.embed(defined({
         model: body.model,
-        input: typeof body.input === 'string' ? [body.input] : body.input,
+        // An empty string is no input, as Ollama reads it.
+        input: typeof input === 'string' ? (input === '' ? [] : [input]) : input,
         truncate: body.truncate,
+        dimensions: body.dimensions,
         keepAliveMs: keepAliveMs(body.keep_alive)
       }), { signal: requestSignal(reply) })
       return {
@@ -340,14 +359,15 @@ export const ollamaRoutes: Routes = (app, ctx) => {
       }
     })
 
+    // An empty prompt loads the model and answers an empty embedding, as Ollama does.
     scope.post('/api/embeddings', { permission: 'inference', schema: { body: EmbeddingsBody, tags, summary: 'The embedding of one prompt (the older form of /api/embed)' } }, async (request, reply) => {
       const body = request.body as Static<typeof EmbeddingsBody>
       const result = await node.inference.embed(defined({
         model: body.model,
-        input: [body.prompt],
+        input: body.prompt == null || body.prompt === '' ? [] : [body.prompt],
         keepAliveMs: keepAliveMs(body.keep_alive)
       }), { signal: requestSignal(reply) })
-      return { embedding: result.embeddings[0] }
+      return { embedding: result.embeddings[0] ?? [] }
     })
 
     scope.get('/api/tags', { permission: 'models:read', schema: { tags, summary: 'Models of the cluster' } }, async (_request, reply) => {
@@ -362,12 +382,10 @@ export const ollamaRoutes: Routes = (app, ctx) => {
         parameters: parametersText(model.options),
         template: model.template,
         system: model.system === '' ? undefined : model.system,
+        // Omitted when the model has none, as Ollama does.
+        license: model.license === '' ? undefined : model.license,
         details: details(model),
-        model_info: {
-          'general.architecture': model.family,
-          'general.parameter_count': model.parameters,
-          [`${model.family}.context_length`]: model.contextLength
-        },
+        model_info: modelInfo(model),
         capabilities: model.kind === 'causal-lm' ? ['completion'] : ['embedding'],
         modified_at: model.modifiedAt.toISOString()
       })

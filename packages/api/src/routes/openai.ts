@@ -5,7 +5,7 @@ import { UnsupportedParameterError } from '../errors.ts'
 import { defined, familyRoutes, finished, requireNeutral, workSignal } from '../inference.ts'
 import { peek, requestSignal, sendSse } from '../stream.ts'
 import type { ApiContext, Routes } from '../server.ts'
-import type { GenerateOptions, GenerateParams, GenerateStats, ModelSummary, PromptInput } from '@node-daemon/inference'
+import type { EmbedInput, GenerateOptions, GenerateParams, GenerateStats, ModelSummary, PromptInput } from '@node-daemon/inference'
 import type { FastifyReply } from 'fastify'
 import type { Static } from 'typebox'
 
@@ -64,12 +64,23 @@ const CompletionBody = Type.Object({
   suffix: Type.Optional(Type.String())
 })
 
+const TokenIds = Type.Array(Type.Integer({ minimum: 0 }), { minItems: 1 })
+
 const EmbeddingsBody = Type.Object({
   model: Type.String({ minLength: 1 }),
-  input: Type.Union([Type.Array(Type.String(), { minItems: 1 }), Type.String()], { description: 'Text or texts; token arrays are not supported' }),
+  input: Type.Union([Type.String(), Type.Array(Type.String(), { minItems: 1 }), TokenIds, Type.Array(TokenIds, { minItems: 1 })], {
+    description: 'A text, texts, the token ids of one text, or of several; ids get the special tokens the model\'s tokenizer adds around a text (a BERT\'s [CLS] and [SEP])'
+  }),
   encoding_format: Type.Optional(Type.Union([Type.Literal('float'), Type.Literal('base64')])),
-  dimensions: Type.Optional(Type.Integer({ description: 'Not supported: embeddings have the model\'s size' }))
+  dimensions: Type.Optional(Type.Integer({ minimum: 1, description: 'Keep the first this many components, normalized again; at most the model\'s size' })),
+  user: Type.Optional(Type.String())
 })
+
+/** One text or one list of token ids is one input; a list of either, several. */
+function embedInputs (input: Static<typeof EmbeddingsBody>['input']): EmbedInput[] {
+  if (typeof input === 'string' || typeof input[0] === 'number') return [input as EmbedInput]
+  return input as EmbedInput[]
+}
 
 type SamplingBody = Static<typeof ChatBody> | Static<typeof CompletionBody>
 
@@ -219,8 +230,8 @@ export const openaiRoutes: Routes = (app, ctx) => {
 
     scope.post('/v1/embeddings', { permission: 'inference', schema: { body: EmbeddingsBody, tags, summary: 'Embeddings of a text or texts, as floats or base64 little-endian float32' } }, async (request, reply) => {
       const body = request.body as Static<typeof EmbeddingsBody>
-      if (body.dimensions != null) throw new UnsupportedParameterError('dimensions', 'dimensions is not supported: embeddings have the model\'s size')
-      const result = await node.inference.embed({ model: body.model, input: typeof body.input === 'string' ? [body.input] : body.input }, { signal: requestSignal(reply) })
+      // OpenAI refuses an input longer than the context rather than embedding part of it.
+      const result = await node.inference.embed(defined({ model: body.model, input: embedInputs(body.input), truncate: false, dimensions: body.dimensions }), { signal: requestSignal(reply) })
       const encode = (embedding: number[]): number[] | string => body.encoding_format === 'base64' ? Buffer.from(new Float32Array(embedding).buffer).toString('base64') : embedding
       return {
         object: 'list',
@@ -229,5 +240,5 @@ export const openaiRoutes: Routes = (app, ctx) => {
         usage: { prompt_tokens: result.promptTokens, total_tokens: result.promptTokens }
       }
     })
-  }, { anyContentType: true })
+  }, { anyContentType: true, strictTypes: true })
 }

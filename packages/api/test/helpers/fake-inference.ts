@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { AccessService, defaultAccessConfig } from '@node-daemon/access'
 import { JobNotFoundError, JobStateError, ModelExistsError, ModelNotFoundError } from '@node-daemon/cluster'
-import { InvalidInferenceRequestError, UnsupportedModelError } from '@node-daemon/runtime'
+import { ContextLengthError, InvalidInferenceRequestError, UnsupportedModelError } from '@node-daemon/runtime'
 import { Registry } from 'prom-client'
 import { createApiServer } from '../../src/server.ts'
 import { nodeView } from './node-view.ts'
@@ -12,7 +12,7 @@ import type { JobQuery, JobRecord, JobStatus, NodeView } from '@node-daemon/clus
 import type { Node } from '@node-daemon/daemon'
 import type { FastifyInstance } from 'fastify'
 import type {
-  EmbedParams, EmbedResult, GenerateParams, ImportFile, ImportParams, Inference, InferenceEvent, LoadedModelView,
+  EmbedInput, EmbedParams, EmbedResult, GenerateParams, ImportFile, ImportParams, Inference, InferenceEvent, LoadedModelView,
   ModelDetails, ModelSummary, ProgressEvent, TaskEvent, TaskParams, TaskView
 } from '@node-daemon/inference'
 
@@ -45,6 +45,7 @@ function summary (name: string, cid: string, kind: ModelSummary['kind']): ModelS
     version: 1,
     modifiedAt: MODIFIED,
     parameters: 2_500_000,
+    quantization: 'F32',
     contextLength: 128
   }
 }
@@ -136,14 +137,19 @@ export function fakeInference (): FakeInference {
       }
     },
 
+    // A text's vector is its length and word count; token ids', their count and first id. Texts past the context length in characters are too long.
     async embed (params: EmbedParams): Promise<EmbedResult> {
       record('embed', params)
       const model = resolve(params.model)
       if (model.kind !== 'encoder') throw new UnsupportedModelError(`"${params.model}" does not support embeddings`)
+      const { dimensions } = params
+      if (dimensions != null && (dimensions < 1 || dimensions > 4)) throw new InvalidInferenceRequestError(`dimensions: ${model.name} makes embeddings of 4 dimensions, fewer than the ${dimensions} asked for`)
+      const tokens = (input: EmbedInput): number => typeof input === 'string' ? input.split(' ').length : input.length
+      if (params.truncate === false && params.input.some(input => tokens(input) > model.contextLength)) throw new ContextLengthError('input exceeds maximum context length')
       return {
         model: model.name,
-        embeddings: params.input.map(text => [text.length, text.split(' ').length, 0.5, -0.25]),
-        promptTokens: params.input.reduce((sum, text) => sum + text.split(' ').length, 0),
+        embeddings: params.input.map(input => (typeof input === 'string' ? [input.length, tokens(input), 0.5, -0.25] : [input.length, input[0], 0.5, -0.25]).slice(0, dimensions)),
+        promptTokens: params.input.reduce((sum, input) => sum + tokens(input), 0),
         totalNs: 3_000_000,
         loadNs: 1_000_000
       }
@@ -157,7 +163,17 @@ export function fakeInference (): FakeInference {
     async show (name: string): Promise<ModelDetails> {
       record('show', name)
       const model = resolve(name)
-      return { ...model, template: '{{ messages }}', system: '', options: { temperature: 0.8, stop: ['</s>'] }, modelfile: `FROM ${model.cid}`, config: { model_type: model.family } }
+      return {
+        ...model,
+        template: '{{ messages }}',
+        system: '',
+        options: { temperature: 0.8, stop: ['</s>'] },
+        modelfile: `FROM ${model.cid}`,
+        config: { model_type: model.family },
+        // The generator's config says all; the encoder's leaves the heads out.
+        architecture: model.kind === 'causal-lm' ? { embeddingLength: 192, blockCount: 4, headCount: 4, headCountKv: 4, vocabSize: 2048 } : { embeddingLength: 4, blockCount: 2, vocabSize: 2048 },
+        license: model.kind === 'causal-lm' ? 'MIT License' : ''
+      }
     },
 
     async load (name: string, options?: { keepAliveMs?: number }) {
@@ -167,7 +183,7 @@ export function fakeInference (): FakeInference {
 
     loaded (): LoadedModelView[] {
       const model = resolve('tiny-gpt')
-      return [{ name: model.name, cid: model.cid, size: model.size, kind: model.kind, family: model.family, executionProvider: 'cpu', expiresAt: MODIFIED, contextLength: model.contextLength }]
+      return [{ name: model.name, cid: model.cid, size: model.size, kind: model.kind, family: model.family, executionProvider: 'cpu', expiresAt: MODIFIED, contextLength: model.contextLength, parameters: model.parameters, quantization: model.quantization }]
     },
 
     // Ends without a success line: the API adds Ollama's.

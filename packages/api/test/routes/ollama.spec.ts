@@ -185,8 +185,32 @@ describe('Ollama API', () => {
     assert.deepEqual(legacy.embedding, [3, 2, 0.5, -0.25])
     const generator = await post('/api/embed', { model: 'tiny-gpt', input: 'x' })
     assert.equal(generator.status, 400)
-    const dims = await post('/api/embed', { model: 'tiny-embed', input: 'x', dimensions: 2 })
-    assert.equal(dims.status, 400)
+  })
+
+  it('embeds with dimensions and truncate, document 002\'s prompt, and loads the model for an empty input', async () => {
+    const dims = await ollama.embed({ model: 'tiny-embed', input: 'x y', dimensions: 2, truncate: false })
+    assert.deepEqual(dims.embeddings, [[3, 2]])
+    assert.deepEqual(server.inference.calls.at(-1)?.args[0], { model: 'tiny-embed', input: ['x y'], truncate: false, dimensions: 2 })
+    const tooMany = await post('/api/embed', { model: 'tiny-embed', input: 'x', dimensions: 5 })
+    assert.equal(tooMany.status, 400)
+    assert.match((await tooMany.json()).error, /^dimensions: tiny-embed:latest makes embeddings of 4 dimensions/)
+
+    const long = 'word '.repeat(200)
+    const refused = await post('/api/embed', { model: 'tiny-embed', input: ['a', long], truncate: false })
+    assert.equal(refused.status, 400)
+    assert.deepEqual(await refused.json(), { error: 'input exceeds maximum context length' })
+    assert.equal((await ollama.embed({ model: 'tiny-embed', input: long })).embeddings.length, 1, 'cut by default')
+
+    const prompt = await (await post('/api/embed', { model: 'tiny-embed', prompt: 'The sky is blue' })).json()
+    assert.deepEqual(prompt.embeddings, [[15, 4, 0.5, -0.25]])
+    for (const body of [{ model: 'tiny-embed' }, { model: 'tiny-embed', input: '' }, { model: 'tiny-embed', input: [] }]) {
+      const empty = await (await post('/api/embed', body)).json()
+      assert.deepEqual(empty.embeddings, [], JSON.stringify(body))
+      assert.deepEqual(server.inference.calls.at(-1)?.args[0], { model: 'tiny-embed', input: [] }, 'the model is loaded all the same')
+    }
+    assert.deepEqual(await (await post('/api/embeddings', { model: 'tiny-embed', prompt: '' })).json(), { embedding: [] })
+    assert.deepEqual(await (await post('/api/embeddings', { model: 'tiny-embed' })).json(), { embedding: [] })
+    assert.equal((await post('/api/embeddings', { model: 'nope', prompt: '' })).status, 404)
   })
 
   it('lists, shows and reports loaded models', async () => {
@@ -197,19 +221,35 @@ describe('Ollama API', () => {
     assert.equal(gpt.digest, 'bafytinygpt')
     assert.equal(gpt.size, 1234)
     assert.equal(new Date(gpt.modified_at).toISOString(), '2025-01-01T00:00:00.000Z')
-    assert.deepEqual(gpt.details, { parent_model: '', format: 'onnx', family: 'gpt2', families: ['gpt2'], parameter_size: '2.50M', quantization_level: '' })
+    assert.deepEqual(gpt.details, { parent_model: '', format: 'onnx', family: 'gpt2', families: ['gpt2'], parameter_size: '2.50M', quantization_level: 'F32' })
 
     const show = await ollama.show({ model: 'tiny-gpt' })
     assert.equal(show.modelfile, 'FROM bafytinygpt')
     assert.equal(show.template, '{{ messages }}')
     assert.match(show.parameters, /^temperature\s+0\.8\nstop\s+"<\/s>"$/)
     assert.deepEqual(show.capabilities, ['completion'])
-    assert.equal((show.model_info as unknown as Record<string, unknown>)['gpt2.context_length'], 128)
-    const legacy = await post('/api/show', { name: 'tiny-embed' })
-    assert.deepEqual((await legacy.json()).capabilities, ['embedding'])
+    assert.deepEqual(show.model_info, {
+      'general.architecture': 'gpt2',
+      'general.parameter_count': 2_500_000,
+      'gpt2.context_length': 128,
+      'gpt2.embedding_length': 192,
+      'gpt2.block_count': 4,
+      'gpt2.attention.head_count': 4,
+      'gpt2.attention.head_count_kv': 4,
+      'gpt2.vocab_size': 2048
+    })
+    assert.equal(show.license, 'MIT License')
+    assert.equal(show.details.quantization_level, 'F32')
+    const legacy = await (await post('/api/show', { name: 'tiny-embed' })).json()
+    assert.deepEqual(legacy.capabilities, ['embedding'])
+    assert.ok(!('license' in legacy), 'no license is no field, as Ollama answers')
+    assert.deepEqual(legacy.model_info, { 'general.architecture': 'bert', 'general.parameter_count': 2_500_000, 'bert.context_length': 128, 'bert.embedding_length': 4, 'bert.block_count': 2, 'bert.vocab_size': 2048 })
 
     const ps = await ollama.ps()
     assert.equal(ps.models[0].name, 'tiny-gpt:latest')
+    assert.deepEqual(Object.keys(ps.models[0]).sort(), ['context_length', 'details', 'digest', 'expires_at', 'model', 'name', 'size', 'size_vram'])
+    assert.deepEqual(ps.models[0].details, { parent_model: '', format: 'onnx', family: 'gpt2', families: ['gpt2'], parameter_size: '2.50M', quantization_level: 'F32' })
+    assert.equal((ps.models[0] as unknown as { context_length: number }).context_length, 128)
     assert.equal(ps.models[0].size_vram, 0)
     assert.equal(new Date(ps.models[0].expires_at).toISOString(), '2025-01-01T00:00:00.000Z')
 

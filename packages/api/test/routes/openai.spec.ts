@@ -112,6 +112,38 @@ describe('OpenAI API', () => {
     assert.equal(raw.data[0].embedding, Buffer.from(new Float32Array([2, 1, 0.5, -0.25]).buffer).toString('base64'))
   })
 
+  it('embeds token ids, one array as one input, and keeps the dimensions asked for', async () => {
+    const one = await openai.embeddings.create({ model: 'tiny-embed', input: [5, 6, 7], encoding_format: 'float' })
+    assert.deepEqual(one.data.map(d => d.embedding), [[3, 5, 0.5, -0.25]])
+    assert.deepEqual(server.inference.calls.at(-1)?.args[0], { model: 'tiny-embed', input: [[5, 6, 7]], truncate: false })
+    const many = await openai.embeddings.create({ model: 'tiny-embed', input: [[5], [1, 2]], encoding_format: 'float' })
+    assert.deepEqual(many.data.map(d => d.embedding), [[1, 5, 0.5, -0.25], [2, 1, 0.5, -0.25]])
+    const texts = await openai.embeddings.create({ model: 'tiny-embed', input: ['1', '2'], encoding_format: 'float' })
+    assert.deepEqual(texts.data.map(d => d.embedding), [[1, 1, 0.5, -0.25], [1, 1, 0.5, -0.25]], 'digits in strings stay texts')
+
+    const short = await openai.embeddings.create({ model: 'tiny-embed', input: 'a b', dimensions: 2 })
+    assert.deepEqual(short.data[0].embedding, [3, 2])
+    await assert.rejects(openai.embeddings.create({ model: 'tiny-embed', input: 'a', dimensions: 5 }), (err: any) => {
+      assert.equal(err.status, 400)
+      assert.equal(err.param, 'dimensions')
+      assert.match(err.message, /tiny-embed:latest makes embeddings of 4 dimensions/)
+      return true
+    })
+    await assert.rejects(openai.embeddings.create({ model: 'tiny-embed', input: 'a', dimensions: 0 }), { status: 400, param: 'dimensions' })
+    await assert.rejects(openai.embeddings.create({ model: 'tiny-embed', input: 'word '.repeat(200) }), { status: 400, code: 'context_length_exceeded' })
+    const refused: Array<[unknown, string, string]> = [
+      [[[]], 'input.0', "Invalid 'input.0': empty array. Expected an array with minimum length 1, but got an empty array instead."],
+      [[-1], 'input.0', "Invalid 'input.0': integer below minimum value. Expected a value >= 0, but got -1 instead."],
+      [[1.5], 'input.0', "Invalid type for 'input.0': expected one of a string, an integer or an array, but got a decimal instead."],
+      [7, 'input', "Invalid type for 'input': expected one of a string or an array, but got an integer instead."]
+    ]
+    for (const [input, param, message] of refused) {
+      const res = await post('/v1/embeddings', { model: 'tiny-embed', input })
+      assert.equal(res.status, 400, JSON.stringify(input))
+      assert.deepEqual((await res.json()).error, { message, type: 'invalid_request_error', param, code: message.startsWith('Invalid type') ? 'invalid_type' : message.includes('empty array') ? 'empty_array' : 'integer_below_min_value' })
+    }
+  })
+
   it("answers bad requests with 400 in OpenAI's shape, naming the field", async () => {
     const chat = { model: 'tiny-gpt', messages: [{ role: 'user', content: 'hi' }] }
     const cases: Array<[object, string | null, string | null]> = [
@@ -120,9 +152,9 @@ describe('OpenAI API', () => {
       [{ ...chat, response_format: { type: 'json_object' } }, 'response_format', 'unsupported_parameter'],
       [{ ...chat, tools: [{ type: 'function', function: { name: 'f' } }] }, 'tools', 'unsupported_parameter'],
       [{ ...chat, messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'x' } }] }] }, 'messages.0.content.0', 'unsupported_parameter'],
-      [{ ...chat, temperature: 'hot' }, 'temperature', null],
-      [{ ...chat, stop: ['a', 'b', 'c', 'd', 'e'] }, 'stop', null],
-      [{ messages: chat.messages }, 'model', null],
+      [{ ...chat, temperature: 'hot' }, 'temperature', 'invalid_type'],
+      [{ ...chat, stop: ['a', 'b', 'c', 'd', 'e'] }, 'stop', 'array_above_max_length'],
+      [{ messages: chat.messages }, 'model', 'missing_required_parameter'],
       [{ ...chat, temperature: -1 }, null, null]
     ]
     for (const [body, param, code] of cases) {
@@ -136,11 +168,48 @@ describe('OpenAI API', () => {
     }
     await assert.rejects(openai.chat.completions.create({ ...chat, model: 'tiny-gpt', n: 3 } as any), { status: 400, param: 'n' })
 
+    // In OpenAI's words, not the validator's, and with no coercion: "10" is a string.
+    const worded: Array<[string, object, string, string, string]> = [
+      ['/v1/chat/completions', { model: 'tiny-gpt' }, 'messages', 'missing_required_parameter', "Missing required parameter: 'messages'."],
+      ['/v1/chat/completions', { ...chat, max_tokens: '10' }, 'max_tokens', 'invalid_type', "Invalid type for 'max_tokens': expected an integer, but got a string instead."],
+      ['/v1/chat/completions', { ...chat, max_tokens: 0 }, 'max_tokens', 'integer_below_min_value', "Invalid 'max_tokens': integer below minimum value. Expected a value >= 1, but got 0 instead."],
+      ['/v1/chat/completions', { ...chat, messages: [] }, 'messages', 'empty_array', "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead."],
+      ['/v1/chat/completions', { ...chat, stop: 5 }, 'stop', 'invalid_type', "Invalid type for 'stop': expected one of an array or a string, but got an integer instead."],
+      ['/v1/embeddings', { model: 'tiny-embed', input: 'x', encoding_format: 'xyz' }, 'encoding_format', 'invalid_value', "Invalid value: 'xyz'. Supported values are: 'float' and 'base64'."],
+      ['/v1/completions', { model: 'tiny-gpt' }, 'prompt', 'missing_required_parameter', "Missing required parameter: 'prompt'."]
+    ]
+    for (const [path, body, param, code, message] of worded) {
+      const res = await post(path, body)
+      assert.equal(res.status, 400, JSON.stringify(body))
+      assert.deepEqual((await res.json()).error, { message, type: 'invalid_request_error', param, code })
+    }
+    await assert.rejects(openai.chat.completions.create({ model: 'tiny-gpt', max_tokens: 'ten' } as any), (err: any) => {
+      assert.equal(err.status, 400)
+      assert.equal(err.type, 'invalid_request_error')
+      assert.equal(err.code, 'missing_required_parameter')
+      assert.equal(err.param, 'messages')
+      assert.match(err.message, /^400 Missing required parameter: 'messages'\.$/)
+      return true
+    })
+
     const malformed = await post('/v1/completions', '{"model"')
     assert.equal(malformed.status, 400)
     assert.equal((await malformed.json()).error.type, 'invalid_request_error')
-    assert.equal((await post('/v1/embeddings', { model: 'tiny-embed', input: 'x', dimensions: 2 })).status, 400)
-    assert.equal((await post('/v1/embeddings', { model: 'tiny-embed', input: [[1, 2]] })).status, 400)
+  })
+
+  it("answers an unknown path and a wrong method under /v1 in OpenAI's shape", async () => {
+    const nope = await post('/v1/nope?x=1', {})
+    assert.equal(nope.status, 404)
+    assert.deepEqual(await nope.json(), { error: { message: 'Invalid URL (POST /v1/nope)', type: 'invalid_request_error', param: null, code: null } })
+    const method = await fetch(`${server.url}/v1/chat/completions`)
+    assert.equal(method.status, 405)
+    assert.equal(method.headers.get('allow'), 'POST')
+    const { error } = await method.json()
+    assert.deepEqual(Object.keys(error), ['message', 'type', 'param', 'code'])
+    assert.equal(error.type, 'invalid_request_error')
+    await assert.rejects(openai.post('/nope', { body: {} }), { status: 404, type: 'invalid_request_error', message: /Invalid URL/ })
+    const elsewhere = await post('/api/v0/nope', {})
+    assert.equal((await elsewhere.json()).error_type, 'RouteNotFoundError', 'other paths keep document 000\'s envelope')
   })
 
   it('takes null as unset, as the SDKs send it', async () => {
