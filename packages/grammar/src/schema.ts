@@ -13,8 +13,9 @@
  */
 import { alt, call, EMPTY, lit, NEVER, opt, rep, seq } from './expr.ts'
 import type { Expr, ObjItem } from './expr.ts'
+import { Dfa, Nfa } from './automaton.ts'
 import { UnsupportedSchemaError } from './errors.ts'
-import { JSON_RULE, mapOf, OBJECT_RULE } from './json.ts'
+import { addJsonRules, JSON_RULE, mapOf, OBJECT_RULE } from './json.ts'
 import { integerBounds, integerExpr, numberExpr } from './numbers.ts'
 import type { Bound, NumberRange } from './numbers.ts'
 import { compileRegex, RegexError } from './regex.ts'
@@ -44,6 +45,17 @@ export const FORMATS: Record<string, string> = {
   ipv6: '^[0-9a-f]{1,4}(?::[0-9a-f]{1,4}){7}$',
   uri: '^https?://[a-z0-9]+(?:\\.[a-z0-9]+)*(?:/[a-z0-9._~-]*)*$',
   hostname: '^[a-z0-9]{1,60}(?:\\.[a-z0-9]{1,60}){0,3}$'
+}
+
+const ALL_BYTES = new Uint8Array(256).fill(1)
+
+function accepts (dfa: Dfa, text: string): boolean {
+  let s = dfa.start
+  for (const b of new TextEncoder().encode(text)) {
+    if (s < 0) return false
+    s = dfa.step(s, b)
+  }
+  return s >= 0 && dfa.accept[s]
 }
 
 const isObj = (x: unknown): x is Obj => x != null && typeof x === 'object' && !Array.isArray(x)
@@ -80,6 +92,7 @@ export class SchemaCompiler {
     if (typeof root !== 'boolean' && !isObj(root)) throw new UnsupportedSchemaError('type', '', 'a schema is an object or a boolean')
     this.root = root
     this.rules = rules
+    if (!rules.has(JSON_RULE)) addJsonRules(rules)
     this.prefix = prefix
   }
 
@@ -125,7 +138,6 @@ export class SchemaCompiler {
       const list = schema[key]
       if (!Array.isArray(list) || list.length === 0) throw new UnsupportedSchemaError(key, path, 'not a non-empty array')
       const { [key]: _list, ...rest } = schema
-      if (key === 'anyOf' && rest.oneOf !== undefined) throw new UnsupportedSchemaError('oneOf', path, 'anyOf and oneOf together')
       const branches: Schema[] = constraints(rest).length === 0 ? list as Schema[] : (list as Schema[]).map((b, i) => this.merge([rest, b], `${path}/${key}/${i}`))
       if (key === 'oneOf') {
         for (let i = 0; i < branches.length; i++) {
@@ -178,10 +190,14 @@ export class SchemaCompiler {
     } else {
       values = [schema.const]
     }
-    const other = constraints(schema).find(k => k !== 'enum' && k !== 'const' && k !== 'type')
-    if (other != null) throw new UnsupportedSchemaError(other, path, 'alongside enum or const')
     if (types != null) values = values.filter(v => types.some(t => hasType(v, t) || (t === 'number' && hasType(v, 'integer'))))
-    const texts = [...new Set(values.map(v => JSON.stringify(v)))].filter(t => t !== undefined)
+    let texts = [...new Set(values.map(v => JSON.stringify(v)))].filter(t => t !== undefined)
+    const { enum: _e, const: _c, type: _t, ...rest } = schema
+    if (constraints(rest).length > 0) {
+      // keep the values that the rest of the schema, as compiled here, would generate itself: valid, then
+      const dfa = new Dfa(new Nfa(this.compile(rest, path), this.rules), ALL_BYTES)
+      texts = texts.filter(t => accepts(dfa, t))
+    }
     return alt(...texts.map(lit))
   }
 
@@ -379,6 +395,7 @@ export class SchemaCompiler {
             out[key] = Math.min(cur as number, value as number); break
           case 'enum': out.enum = (cur as unknown[]).filter(v => (value as unknown[]).some(w => JSON.stringify(w) === JSON.stringify(v))); break
           case 'items': out.items = { allOf: [cur, value] }; break
+          case 'const': if (JSON.stringify(cur) !== JSON.stringify(value)) return false; break
           case 'additionalProperties':
             if (value === false) closed.push(s)
             if (cur === false || value === false) { out.additionalProperties = false; break }
