@@ -110,6 +110,7 @@ const BY_NAME: Record<string, Mapping> = {
   PinNotFoundError: [404, 'PinNotFoundError'],
   ModelNotFoundError: [404, 'ModelNotFoundError'],
   JobNotFoundError: [404, 'JobNotFoundError'],
+  ResponseNotFoundError: [404, 'ResponseNotFoundError'],
   ModelExistsError: [409, 'ModelExistsError'],
   JobStateError: [409, 'JobStateError'],
   // The cluster has too few eligible nodes for the request as made: retrying it unchanged will not help.
@@ -129,6 +130,8 @@ const BY_NAME: Record<string, Mapping> = {
   WorkerConflictError: [409, 'IPFSError'],
   InvalidInferenceRequestError: [400, 'IPFSValidationError'],
   ContextLengthError: [400, 'IPFSValidationError'],
+  // A JSON Schema (format, response_format, a tool's parameters) that constrained decoding cannot compile.
+  UnsupportedSchemaError: [400, 'IPFSValidationError'],
   // Mostly met on import, where the client sent the broken directory.
   InvalidModelError: [400, 'IPFSValidationError'],
   UnsupportedModelError: [400, 'UnsupportedModelError'],

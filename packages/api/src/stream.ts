@@ -90,6 +90,12 @@ export async function sendSse (reply: FastifyReply, source: AsyncIterable<object
   return sendFramed(reply, source, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' }, value => `data: ${JSON.stringify(value)}\n\n`, errorEvent, 'data: [DONE]\n\n')
 }
 
+/** Server-sent events named by their `type`, as OpenAI's Responses API streams them: no [DONE] at the end. */
+export async function sendTypedSse (reply: FastifyReply, source: AsyncIterable<{ type: string }>, errorEvent: (err: Error) => { type: string }): Promise<FastifyReply> {
+  const frame = (value: object): string => `event: ${(value as { type: string }).type}\ndata: ${JSON.stringify(value)}\n\n`
+  return sendFramed(reply, source, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' }, frame, errorEvent)
+}
+
 /** Raw bytes, streamed with backpressure; the Content-Type may depend on the first chunk. */
 export async function sendBytes (reply: FastifyReply, source: AsyncIterable<Uint8Array>, contentType: (first?: Uint8Array) => string | Promise<string>): Promise<FastifyReply> {
   const { first, items } = await peek(source)

@@ -16,6 +16,12 @@ export class NoWorkerError extends Error {
   name = 'NoWorkerError'
 }
 
+/** No stored response has that id, or it was deleted. */
+export class ResponseNotFoundError extends Error {
+  static name = 'ResponseNotFoundError'
+  name = 'ResponseNotFoundError'
+}
+
 /** The inference protocol broke: a malformed message, or a stream that ended without a result. */
 export class InferenceProtocolError extends Error {
   static name = 'InferenceProtocolError'

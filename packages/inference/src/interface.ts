@@ -6,9 +6,9 @@
  */
 import type { AbortOptions } from '@libp2p/interface'
 import type { JobRecord } from '@node-daemon/cluster'
-import type { ChatMessage, EmbedInput, PromptInput } from '@node-daemon/runtime'
+import type { ChatMessage, EmbedInput, OutputFormat, PromptInput, ToolCall, ToolChoice, ToolSpec } from '@node-daemon/runtime'
 
-export type { ChatMessage, EmbedInput, PromptInput }
+export type { ChatMessage, EmbedInput, OutputFormat, PromptInput, ToolCall, ToolChoice, ToolSpec }
 
 /** Generation options with Ollama's names and meanings; unset ones come from the model, then Ollama's defaults. */
 export interface GenerateOptions {
@@ -34,12 +34,19 @@ export interface GenerateParams {
   options?: GenerateOptions
   /** How long the model stays loaded after this request, in ms; see the runtime's keep-alive. */
   keepAliveMs?: number
+  /** Constrains the output to JSON or to a JSON Schema. */
+  format?: OutputFormat
+  /** With `input.tools`: whether and which tools the model must call; 'auto' by default. */
+  toolChoice?: ToolChoice
+  parallelToolCalls?: boolean
 }
 
 export interface GenerateStats {
   doneReason: 'stop' | 'length'
-  /** All generated text; what was streamed, joined. */
+  /** All generated text but the tool calls; what was streamed, joined. */
   text: string
+  /** The tools the model called, when it was given some. */
+  toolCalls?: ToolCall[]
   promptTokens: number
   /** Prompt tokens whose keys and values came from the prefix cache. */
   cachedTokens: number
@@ -169,6 +176,12 @@ export interface TaskParams {
 
 export type TaskStatus = 'pending' | 'running' | 'completed' | 'failed'
 
+/** A response of OpenAI's Responses API as stored: the object as answered, and the conversation through it for `previous_response_id`. */
+export interface StoredResponse {
+  response: Record<string, unknown>
+  messages: ChatMessage[]
+}
+
 /** Document 001's task, over one job of the cluster's job table. */
 export interface TaskView {
   taskId: string
@@ -218,6 +231,16 @@ export interface Inference {
   create(name: string, modelfile: string, options?: AbortOptions): AsyncIterable<ProgressEvent>
   /** Adds a model directory in the Hugging Face ONNX layout and registers it. */
   import(params: ImportParams, options?: AbortOptions): Promise<ModelSummary>
+
+  /**
+   * OpenAI's stored responses: the record is content, pinned in the cluster
+   * under a name made of its id, so that any node reads it and a delete is
+   * one decision through Raft. Returns the record's CID.
+   */
+  saveResponse(id: string, record: StoredResponse, options?: AbortOptions): Promise<string>
+  /** A stored response by its id; ResponseNotFoundError once deleted or never stored. */
+  response(id: string, options?: AbortOptions): Promise<StoredResponse>
+  deleteResponse(id: string, options?: AbortOptions): Promise<void>
 
   /** Document 001: submits a generation that runs in the background. */
   submitTask(params: TaskParams, options?: AbortOptions): Promise<TaskView>

@@ -17,18 +17,19 @@ import { raceSignal } from 'race-signal'
 import { taskIdOf } from '@node-daemon/cluster'
 import * as runtimeErrors from '@node-daemon/runtime'
 import { DEFAULT_SAMPLING, InvalidInferenceRequestError, UnsupportedModelError, validateSampling } from '@node-daemon/runtime'
+import { checkSchema } from '@node-daemon/grammar'
 import { rankWorkers } from '@node-daemon/scheduler'
 import * as errors from './errors.ts'
 import { ModelLibrary } from './library.ts'
 import { parseModelfile } from './modelfile.ts'
 import { InferenceProtocol, reportedByWorker } from './protocol.ts'
-import type { EmbedInput, EmbedParams, EmbedResult, GenerateOptions, GenerateParams, GenerateStats, ImportParams, Inference, InferenceEvent, LoadedModelView, ModelDetails, ModelSummary, ProgressEvent, PromptInput, TaskEvent, TaskParams, TaskStatus, TaskView } from './interface.ts'
+import type { EmbedInput, EmbedParams, EmbedResult, GenerateOptions, GenerateParams, GenerateStats, ImportParams, Inference, InferenceEvent, LoadedModelView, ModelDetails, ModelSummary, ProgressEvent, PromptInput, StoredResponse, TaskEvent, TaskParams, TaskStatus, TaskView } from './interface.ts'
 import type { ResolvedModel } from './library.ts'
 import type { ErrorClasses, Job, WorkerEvent } from './protocol.ts'
 import type { AbortOptions, Libp2p, Logger } from '@libp2p/interface'
 import type { Cluster, JobRecord, JobStatus } from '@node-daemon/cluster'
 import type { Content } from '@node-daemon/content'
-import type { Runtime, SamplingOptions } from '@node-daemon/runtime'
+import type { OutputOptions, Runtime, SamplingOptions } from '@node-daemon/runtime'
 
 export interface InferenceComponents {
   content: Content
@@ -59,6 +60,8 @@ const STATUS: Record<JobStatus, TaskStatus> = { requested: 'pending', running: '
 const now = (): number => Number(process.hrtime.bigint())
 /** How long a task's view waits for its prompt or response text before it leaves it out. */
 const TEXT_READ_TIMEOUT_MS = 5000
+/** The cluster pin name of OpenAI's stored responses, which tells them from other content. */
+const RESPONSE_PIN = 'openai-response:'
 /** Workers a job is tried on before it fails with NoWorkerError. */
 const MAX_ATTEMPTS = 8
 
@@ -66,6 +69,7 @@ interface Prepared {
   model: ResolvedModel
   input: PromptInput
   options: GenerateOptions & { seed: number }
+  output: OutputOptions
   keepAliveMs?: number
   /**
    * Resolves once the job is recorded; the generation does not wait for it.
@@ -180,6 +184,9 @@ export class InferenceService implements Inference {
     if (opts.num_keep != null && (!Number.isInteger(opts.num_keep) || opts.num_keep < -1)) throw new InvalidInferenceRequestError('num_keep: must be a whole number >= -1')
     const input = withProfile(params.input, profile?.template, profile?.system)
     if (input.messages == null && input.prompt == null) throw new InvalidInferenceRequestError('a prompt or messages are required')
+    // A schema the grammar cannot compile is refused here, before a job exists.
+    if (params.format?.type === 'json-schema') checkSchema(params.format.schema)
+    for (const tool of input.tools ?? []) checkSchema(tool.parameters)
     const promptText = input.messages != null ? JSON.stringify(input.messages) : input.prompt as string
     const job = this.#storeText(promptText, options).then(async promptCID => {
       // No job for a client gone already; once proposed, the record is awaited to its end, or the job could not be ended.
@@ -193,7 +200,8 @@ export class InferenceService implements Inference {
     })
     // Unobserved until the run awaits it; a failure then ends the stream.
     job.catch(() => {})
-    return { model, input, options: opts, keepAliveMs: params.keepAliveMs, job, startNs }
+    const output = definedOnly({ format: params.format, toolChoice: params.toolChoice, parallelToolCalls: params.parallelToolCalls })
+    return { model, input, options: opts, output, keepAliveMs: params.keepAliveMs, job, startNs }
   }
 
   /**
@@ -203,7 +211,7 @@ export class InferenceService implements Inference {
    * does a consumer that stops reading.
    */
   async * #run (p: Prepared, signal?: AbortSignal): AsyncIterable<InferenceEvent> {
-    const job: Job = { kind: 'generate', jobId: 0, modelCid: p.model.cid, modelName: p.model.name, body: { input: p.input, options: p.options, keepAliveMs: p.keepAliveMs } }
+    const job: Job = { kind: 'generate', jobId: 0, modelCid: p.model.cid, modelName: p.model.name, body: { input: p.input, options: p.options, output: p.output, keepAliveMs: p.keepAliveMs } }
     let streamed = ''
     let ended = false
     const end = (outcome: 'failed' | 'cancelled', reason: string): void => {
@@ -332,14 +340,14 @@ export class InferenceService implements Inference {
    * the response as content and completes the job with the measured timings.
    */
   async * #execute (job: Job, recorded: Promise<Pick<JobRecord, 'jobId' | 'promptCID'>>, signal?: AbortSignal): AsyncIterable<WorkerEvent> {
-    const { input, options, keepAliveMs } = job.body as { input: PromptInput, options: GenerateOptions & { seed: number }, keepAliveMs?: number }
+    const { input, options, output, keepAliveMs } = job.body as { input: PromptInput, options: GenerateOptions & { seed: number }, output?: OutputOptions, keepAliveMs?: number }
     const dir = await this.library.unpack(job.modelCid, { signal })
     const started = recorded.then(async ({ jobId }) => this.#c.cluster.startJob(jobId, { signal }))
     started.catch(() => {})
     const { loadNs, events } = await this.#c.runtime.generate(
       { key: job.modelCid, name: job.modelName, dir },
       input,
-      { sampling: sampling(options), maxTokens: options.num_predict ?? -1, stop: options.stop ?? [], numCtx: options.num_ctx, numKeep: options.num_keep === -1 ? Infinity : options.num_keep },
+      { sampling: sampling(options), maxTokens: options.num_predict ?? -1, stop: options.stop ?? [], numCtx: options.num_ctx, numKeep: options.num_keep === -1 ? Infinity : options.num_keep, ...output },
       { keepAliveMs, signal }
     )
     for await (const event of events) {
@@ -350,12 +358,14 @@ export class InferenceService implements Inference {
       const s = event.stats
       const { jobId, promptCID } = await recorded
       await started
-      const responseCID = await this.#storeText(s.text, { signal })
+      // A response that called tools is kept whole: its text and its calls.
+      const responseCID = await this.#storeText(s.toolCalls == null ? s.text : JSON.stringify({ content: s.text, tool_calls: s.toolCalls }), { signal })
       const metrics = { promptTokens: s.promptTokens, evalTokens: s.tokens.length, loadNs, promptEvalNs: s.promptEvalNs, evalNs: s.evalNs }
       await this.#c.cluster.submitResponse(jobId, responseCID, { signal, metrics })
       const result: Omit<GenerateStats, 'totalNs'> = {
         doneReason: s.doneReason,
         text: s.text,
+        ...(s.toolCalls != null ? { toolCalls: s.toolCalls } : {}),
         promptTokens: s.promptTokens,
         cachedTokens: s.cachedTokens,
         evalTokens: s.tokens.length,
@@ -495,6 +505,30 @@ export class InferenceService implements Inference {
 
   async import (params: ImportParams, options?: AbortOptions): Promise<ModelSummary> {
     return this.library.import(params, options)
+  }
+
+  // ---- OpenAI's stored responses
+
+  async saveResponse (id: string, record: StoredResponse, options: AbortOptions = {}): Promise<string> {
+    const cid = await this.#storeText(JSON.stringify(record), options)
+    await this.#c.cluster.pinAdd(cid, { ...options, name: `${RESPONSE_PIN}${id}` })
+    return cid
+  }
+
+  async response (id: string, options: AbortOptions = {}): Promise<StoredResponse> {
+    return JSON.parse(await this.library.readText(await this.#responseCid(id, options), options))
+  }
+
+  async deleteResponse (id: string, options: AbortOptions = {}): Promise<void> {
+    await this.#c.cluster.pinRm(await this.#responseCid(id, options), options)
+  }
+
+  /** The pin of a stored response, found by its name: the id is known before the response's CID is. */
+  async #responseCid (id: string, options: AbortOptions): Promise<string> {
+    const name = `${RESPONSE_PIN}${id}`
+    const pin = (await this.#c.cluster.pins(options)).find(p => p.name === name)
+    if (pin == null) throw new errors.ResponseNotFoundError(`no stored response with id ${id}`)
+    return pin.cid
   }
 
   // ---- document 001's tasks

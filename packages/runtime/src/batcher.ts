@@ -7,11 +7,32 @@
 import { pushable } from 'it-pushable'
 import { ContextLengthError } from './errors.ts'
 import { PrefixCache } from './prefix-cache.ts'
-import { createSampler } from './sampling.ts'
+import { argmax, createSampler } from './sampling.ts'
 import { IncrementalDecoder } from './text.ts'
 import type { BatchCache, CausalLM } from './model.ts'
 import type { Sampler, SamplingOptions } from './sampling.ts'
+import type { ToolCall } from './tools.ts'
 import type { Pushable } from 'it-pushable'
+
+/** What constrained decoding needs of a grammar's matcher (packages/grammar). */
+export interface TokenConstraint {
+  /** Masks the tokens that cannot come next; with a budget, those that cannot finish in time. */
+  mask: (logits: Float32Array, budget?: number) => void
+  accept: (token: number) => void
+  /** Nothing more may follow: the sequence ends here. */
+  readonly finished: boolean
+}
+
+/**
+ * Constrains a sequence's tokens (structured output, tool calls): from the
+ * first one, or from where its text reaches `trigger`.
+ */
+export interface Constraint {
+  start: () => TokenConstraint
+  trigger?: string
+  /** The constrained text is not content (a tool call): it is not streamed as chunks. */
+  hidden?: boolean
+}
 
 export interface GenerateRequest {
   /** The prompt as token ids, chat template applied. */
@@ -23,6 +44,7 @@ export interface GenerateRequest {
   stop: string[]
   /** The most tokens the sequence may hold, prompt included; the model's context when unset. */
   contextLength?: number
+  constraint?: Constraint
   signal?: AbortSignal
 }
 
@@ -36,6 +58,8 @@ export interface GenerationStats {
   text: string
   tokens: number[]
   doneReason: 'stop' | 'length'
+  /** Calls of tools the text made, read from it (the text then holds only the rest). */
+  toolCalls?: ToolCall[]
   promptTokens: number
   /** Prompt tokens whose keys and values came from the prefix cache. */
   cachedTokens: number
@@ -63,6 +87,8 @@ interface Sequence {
   cachedTokens: number
   /** Set when the sequence ended by failing, so that its cache is not kept. */
   failed: boolean
+  /** Active once the constraint applies; until then the text is free. */
+  matcher?: TokenConstraint
   done: boolean
 }
 
@@ -124,6 +150,7 @@ export class Batcher {
       evalStart: 0,
       cachedTokens: 0,
       failed: false,
+      matcher: request.constraint?.trigger == null ? request.constraint?.start() : undefined,
       done: false
     }
     request.signal?.addEventListener('abort', onAbort, { once: true })
@@ -225,14 +252,37 @@ export class Batcher {
   /** Samples the next token of a sequence and decides whether it ends there. */
   #accept (seq: Sequence, logits: Float32Array): void {
     const { request } = seq
-    const id = seq.sampler(logits, seq.history)
+    const context = request.contextLength ?? this.#model.info.contextLength
+    const matcher = seq.matcher
+    if (matcher != null) {
+      const left = context - request.prompt.length - seq.tokens.length
+      matcher.mask(logits, request.maxTokens >= 0 ? Math.min(left, request.maxTokens - seq.tokens.length) : left)
+    }
+    let id = seq.sampler(logits, seq.history)
+    // A sampler's rounding may land on a masked token when nearly all are masked.
+    if (matcher != null && logits[id] === -Infinity) id = argmax(logits)
     if (this.#model.codec.stopIds.has(id)) {
       this.#complete(seq, 'stop')
       return
     }
+    matcher?.accept(id)
     seq.tokens.push(id)
     seq.history.push(id)
+    if (matcher != null) {
+      this.#acceptConstrained(seq, id, matcher)
+      return
+    }
     const text = seq.held + seq.decoder.push(id)
+    const trigger = request.constraint?.trigger
+    const begins = trigger == null ? -1 : text.indexOf(trigger)
+    // The text up to the trigger is content; from it on, the constraint holds.
+    if (begins >= 0 && text.endsWith(trigger as string)) {
+      seq.held = ''
+      this.#emit(seq, text.slice(0, begins), id)
+      seq.matcher = request.constraint?.start()
+      if (this.#full(seq)) this.#complete(seq, 'length')
+      return
+    }
     const at = firstStop(text, request.stop)
     if (at >= 0) {
       seq.held = ''
@@ -240,11 +290,24 @@ export class Batcher {
       this.#complete(seq, 'stop', text.length - at)
       return
     }
-    const keep = heldBack(text, request.stop)
+    const keep = heldBack(text, trigger == null ? request.stop : [...request.stop, trigger])
     seq.held = text.slice(text.length - keep)
     this.#emit(seq, text.slice(0, text.length - keep), id)
-    const full = request.prompt.length + seq.tokens.length >= (request.contextLength ?? this.#model.info.contextLength)
-    if (full || (request.maxTokens >= 0 && seq.tokens.length >= request.maxTokens)) this.#complete(seq, 'length')
+    if (this.#full(seq)) this.#complete(seq, 'length')
+  }
+
+  /** Constrained text ends where its grammar does; stop strings do not cut it. */
+  #acceptConstrained (seq: Sequence, id: number, matcher: TokenConstraint): void {
+    const text = seq.decoder.push(id)
+    if (seq.request.constraint?.hidden !== true) this.#emit(seq, text, id)
+    if (matcher.finished) this.#complete(seq, 'stop')
+    else if (this.#full(seq)) this.#complete(seq, 'length')
+  }
+
+  #full (seq: Sequence): boolean {
+    const { request } = seq
+    const context = request.contextLength ?? this.#model.info.contextLength
+    return request.prompt.length + seq.tokens.length >= context || (request.maxTokens >= 0 && seq.tokens.length >= request.maxTokens)
   }
 
   #emit (seq: Sequence, text: string, token: number): void {

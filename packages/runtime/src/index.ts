@@ -6,14 +6,16 @@
  * cancellation) with continuous batching, and embeddings.
  */
 export { Runtime, renderPrompt, fitPrompt, DEFAULT_NUM_CTX } from './runtime.ts'
-export type { ContextOptions, RuntimeComponents, RuntimeInit, ModelRef, UseOptions, LoadedEntry, PromptInput, Lease } from './runtime.ts'
+export type { ContextOptions, OutputFormat, OutputOptions, RuntimeComponents, RuntimeInit, ModelRef, UseOptions, LoadedEntry, PromptInput, Lease } from './runtime.ts'
 export { loadModel, freeOutputs, CausalLM, Encoder, REQUIRED_MODEL_FILES } from './model.ts'
 export type { BatchCache, EmbedInput, ExecutionProvider, LoadedModel, ModelInfo } from './model.ts'
 export { Batcher } from './batcher.ts'
 export { PrefixCache } from './prefix-cache.ts'
-export type { GenerateRequest, GenerationEvent, GenerationStats } from './batcher.ts'
+export type { Constraint, GenerateRequest, GenerationEvent, GenerationStats, TokenConstraint } from './batcher.ts'
 export { createSampler, argmax, DEFAULT_SAMPLING, validateSampling } from './sampling.ts'
 export type { Sampler, SamplingOptions } from './sampling.ts'
 export { TextCodec, IncrementalDecoder } from './text.ts'
 export type { ChatMessage } from './text.ts'
 export * from './errors.ts'
+export { parseToolCalls, toolSyntax, callsGrammar, newCallId } from './tools.ts'
+export type { ToolSpec, ToolChoice, ToolCall, ToolSyntax } from './tools.ts'

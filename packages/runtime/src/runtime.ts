@@ -5,9 +5,13 @@
  */
 import { Batcher } from './batcher.ts'
 import { ContextLengthError, InvalidInferenceRequestError, UnsupportedModelError } from './errors.ts'
+import { compileGrammar } from '@node-daemon/grammar'
 import { loadModel } from './model.ts'
-import type { GenerateRequest, GenerationEvent } from './batcher.ts'
+import { callsGrammar, callTrigger, parseToolCalls, templateTakesTools, templateTools, toolSyntax, withTools } from './tools.ts'
+import type { Constraint, GenerateRequest, GenerationEvent } from './batcher.ts'
 import type { CausalLM, EmbedInput, Encoder, ExecutionProvider, LoadedModel, ModelInfo } from './model.ts'
+import type { ToolChoice, ToolSpec, ToolSyntax } from './tools.ts'
+import type { GrammarSpec } from '@node-daemon/grammar'
 import type { ChatMessage } from './text.ts'
 
 export interface RuntimeComponents {
@@ -31,6 +35,18 @@ export interface RuntimeInit {
 export const DEFAULT_NUM_CTX = 4096
 /** Ollama's default num_keep: the first tokens of a prompt cut to fit. */
 const DEFAULT_NUM_KEEP = 4
+
+/** What the output must be: any JSON value, a JSON object, or JSON valid against a schema. */
+export type OutputFormat = { type: 'json' } | { type: 'json-object' } | { type: 'json-schema', schema: Record<string, unknown> }
+
+/** How the output is constrained: a format, or the calls of tools. */
+export interface OutputOptions {
+  format?: OutputFormat
+  /** 'auto' when tools are given and this is not. */
+  toolChoice?: ToolChoice
+  /** Whether a required call may be several; default true. */
+  parallelToolCalls?: boolean
+}
 
 /** How the prompt of a generation is fitted to its context. */
 export interface ContextOptions {
@@ -68,6 +84,8 @@ export interface LoadedEntry {
 export interface PromptInput {
   /** A conversation rendered with the chat template. */
   messages?: ChatMessage[]
+  /** Tools the conversation may call, rendered as the template or the tools prompt has them. */
+  tools?: ToolSpec[]
   /** A single prompt; with `system`, rendered as a two-message conversation unless `raw`. */
   prompt?: string
   system?: string
@@ -210,16 +228,19 @@ export class Runtime {
    * joins the model's batch and streams the events. The lease ends with the
    * stream.
    */
-  async generate (ref: ModelRef, input: PromptInput, request: Omit<GenerateRequest, 'prompt' | 'contextLength'> & ContextOptions, options: UseOptions = {}): Promise<{ loadNs: number, events: AsyncIterable<GenerationEvent> }> {
+  async generate (ref: ModelRef, input: PromptInput, request: Omit<GenerateRequest, 'prompt' | 'contextLength' | 'constraint'> & ContextOptions & OutputOptions, options: UseOptions = {}): Promise<{ loadNs: number, events: AsyncIterable<GenerationEvent> }> {
     const lease = await this.acquire(ref, options)
     try {
       const model = expectKind(lease.model, 'causal-lm', ref.name)
-      const { numCtx, numKeep, ...rest } = request
+      const { numCtx, numKeep, format, toolChoice, parallelToolCalls, ...rest } = request
       const contextLength = Math.min(numCtx ?? DEFAULT_NUM_CTX, model.info.contextLength)
       const prompt = fitPrompt(model, input, { contextLength, maxTokens: request.maxTokens, numKeep })
+      const output = outputOf(model, input, { format, toolChoice, parallelToolCalls })
+      const budget = Math.min(contextLength - prompt.length, request.maxTokens >= 0 ? request.maxTokens : Infinity)
+      if (output.minTokens > budget) throw new InvalidInferenceRequestError(`the output format needs at least ${output.minTokens} tokens, and this request leaves ${budget}`)
       const batcher = this.#slots.get(ref.key)?.batcher as Batcher
-      const events = batcher.generate({ ...rest, prompt, contextLength, signal: options.signal })
-      return { loadNs: lease.loadNs, events: released(events, lease.release) }
+      const events = batcher.generate({ ...rest, prompt, contextLength, constraint: output.constraint, signal: options.signal })
+      return { loadNs: lease.loadNs, events: released(withToolCalls(events, output), lease.release) }
     } catch (err) {
       lease.release()
       throw err
@@ -260,7 +281,12 @@ function normalized (v: Float32Array): Float32Array {
 }
 
 export function renderPrompt (model: CausalLM, input: PromptInput): string {
-  if (input.messages != null) return model.codec.chat(input.messages, input.template)
+  if (input.messages != null) {
+    const template = input.template ?? model.codec.templateSource
+    const tools = input.tools ?? []
+    const messages = tools.length > 0 || input.messages.some(m => m.role === 'tool' || m.tool_calls != null) ? withTools(input.messages, tools, template) : input.messages
+    return model.codec.chat(messages, input.template, templateTakesTools(template) ? templateTools(tools) : undefined)
+  }
   if (input.prompt == null) throw new InvalidInferenceRequestError('a prompt or messages are required')
   if (input.raw === true) return input.prompt
   const messages: ChatMessage[] = []
@@ -269,6 +295,54 @@ export function renderPrompt (model: CausalLM, input: PromptInput): string {
   // Without a template of its own a model continues the prompt as written, which is what a base LM is for.
   if (!model.codec.hasChatTemplate && input.template == null) return (input.system != null && input.system !== '' ? `${input.system}\n\n` : '') + input.prompt
   return model.codec.chat(messages, input.template)
+}
+
+interface Output {
+  constraint?: Constraint
+  /** Tokens the shortest output takes. */
+  minTokens: number
+  /** Where the calls are read from the text, when tools may be called. */
+  tools?: { syntax: ToolSyntax, specs: ToolSpec[] }
+}
+
+/**
+ * The constraint of a request's output. A required or named tool call is
+ * constrained from the first token; a format, from the first token too; with
+ * tools the model may call, the text is free until it begins a call, which is
+ * then constrained to the tools' schemas.
+ */
+function outputOf (model: CausalLM, input: PromptInput, o: OutputOptions): Output {
+  const specs = input.messages != null ? input.tools ?? [] : []
+  const choice = specs.length === 0 ? 'none' : o.toolChoice ?? 'auto'
+  const syntax = toolSyntax(input.template ?? model.codec.templateSource)
+  const compiled = (spec: GrammarSpec): ReturnType<typeof compileGrammar> => compileGrammar(spec, model.codec.vocabulary)
+  if (choice !== 'none' && choice !== 'auto') {
+    const chosen = typeof choice === 'object' ? specs.filter(t => t.name === choice.name) : specs
+    if (chosen.length === 0) throw new InvalidInferenceRequestError(`tool_choice names the function ${JSON.stringify((choice as { name: string }).name)}, which is not among the tools`)
+    const grammar = compiled(callsGrammar(chosen, syntax, { parallel: typeof choice !== 'object' && o.parallelToolCalls !== false, triggered: false }))
+    return { constraint: { start: () => grammar.matcher(), hidden: true }, minTokens: grammar.minTokens, tools: { syntax, specs } }
+  }
+  if (o.format != null) {
+    const grammar = compiled(o.format.type === 'json-schema' ? { type: 'json-schema', schema: o.format.schema } : o.format)
+    return { constraint: { start: () => grammar.matcher() }, minTokens: grammar.minTokens }
+  }
+  if (choice === 'none') return { minTokens: 0 }
+  const trigger = callTrigger(syntax)
+  if (trigger == null) return { minTokens: 0, tools: { syntax, specs } }
+  const grammar = compiled(callsGrammar(specs, syntax, { parallel: o.parallelToolCalls !== false, triggered: true }))
+  return { constraint: { start: () => grammar.matcher(), trigger, hidden: true }, minTokens: 0, tools: { syntax, specs } }
+}
+
+/** The done event with the calls the text made, and the text without them. */
+async function * withToolCalls (events: AsyncIterable<GenerationEvent>, output: Output): AsyncIterable<GenerationEvent> {
+  for await (const event of events) {
+    if (event.type !== 'done' || output.tools == null) {
+      yield event
+      continue
+    }
+    const { content, calls } = parseToolCalls(event.stats.text, output.tools.syntax, output.tools.specs)
+    yield calls.length === 0 ? event : { type: 'done', stats: { ...event.stats, text: content, toolCalls: calls } }
+  }
 }
 
 /** Room a prompt that must be cut leaves for the answer: what num_predict asks, at most half the context. */

@@ -5,11 +5,19 @@
  */
 import { Template } from '@huggingface/jinja'
 import { Tokenizer } from '@huggingface/tokenizers'
+import { vocabularyFromTokenizer } from '@node-daemon/grammar'
 import { InvalidModelError } from './errors.ts'
+import type { Vocabulary } from '@node-daemon/grammar'
 
 export interface ChatMessage {
   role: string
   content: string
+  /** An assistant's calls of tools. */
+  tool_calls?: Array<{ id?: string, name: string, arguments: Record<string, unknown> }>
+  /** Which call a `tool` message answers. */
+  tool_call_id?: string
+  /** The tool that answered, on a `tool` message. */
+  name?: string
 }
 
 /** What the runtime uses of @huggingface/tokenizers' Tokenizer, whose published types do not resolve under NodeNext. */
@@ -24,6 +32,9 @@ export class TextCodec {
   readonly #tokenizer: HfTokenizer
   readonly #template?: Template
   readonly #config: Record<string, unknown>
+  /** Kept until the vocabulary is first asked for: only constrained decoding needs it. */
+  #tokenizerJson?: object
+  #vocabulary?: Vocabulary
   /** Token ids that end a generation: the eos token and the chat template's end of turn. */
   readonly stopIds: ReadonlySet<number>
   readonly templateSource?: string
@@ -36,6 +47,7 @@ export class TextCodec {
       throw new InvalidModelError(`tokenizer.json: ${err.message}`)
     }
     this.#config = tokenizerConfig
+    this.#tokenizerJson = tokenizerJson
     const template = chatTemplate(tokenizerConfig.chat_template)
     if (template != null) {
       this.templateSource = template
@@ -89,6 +101,15 @@ export class TextCodec {
     return ids.length === 0 ? '' : this.#tokenizer.decode([...ids], { skip_special_tokens: true })
   }
 
+  /** The bytes of every token, for grammars to mask by. */
+  get vocabulary (): Vocabulary {
+    if (this.#vocabulary == null) {
+      this.#vocabulary = vocabularyFromTokenizer(this.#tokenizerJson as object, [...this.stopIds])
+      this.#tokenizerJson = undefined
+    }
+    return this.#vocabulary
+  }
+
   get hasChatTemplate (): boolean {
     return this.#template != null
   }
@@ -97,12 +118,13 @@ export class TextCodec {
    * Renders a conversation with the model's chat template, or a plain
    * "role: content" transcript when the model has none, as Ollama does.
    */
-  chat (messages: ChatMessage[], template?: string): string {
+  chat (messages: ChatMessage[], template?: string, tools?: object[]): string {
     if (template != null && isGoTemplate(template)) return renderGoTemplate(template, messages)
     const compiled = template != null ? new Template(template) : this.#template
     if (compiled == null) return messages.map(m => `${m.role}: ${m.content}\n`).join('') + 'assistant: '
     return compiled.render({
       messages,
+      ...(tools != null && tools.length > 0 ? { tools } : {}),
       add_generation_prompt: true,
       bos_token: tokenName(this.#config.bos_token) ?? '',
       eos_token: tokenName(this.#config.eos_token) ?? ''

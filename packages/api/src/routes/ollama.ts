@@ -5,7 +5,7 @@ import { BadRequestError } from '../errors.ts'
 import { defined, familyRoutes, finished, keepAliveMs, requireNeutral, workSignal } from '../inference.ts'
 import { requestSignal, sendNdjson } from '../stream.ts'
 import type { ApiContext, Routes } from '../server.ts'
-import type { GenerateOptions, GenerateStats, InferenceEvent, LoadedModelView, ModelDetails, ModelSummary, ProgressEvent } from '@node-daemon/inference'
+import type { ChatMessage, GenerateOptions, GenerateStats, InferenceEvent, LoadedModelView, ModelDetails, ModelSummary, OutputFormat, ProgressEvent, ToolCall } from '@node-daemon/inference'
 import type { FastifyReply } from 'fastify'
 import type { Static } from 'typebox'
 
@@ -50,7 +50,7 @@ const Inference = {
   stream: Type.Optional(Type.Boolean({ default: true })),
   options: Type.Optional(Options),
   keep_alive: Type.Optional(KeepAlive),
-  format: Type.Optional(Type.Unknown({ description: 'Not supported: refused when set' })),
+  format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal(''), Type.Record(Type.String(), Type.Unknown())], { description: '"json", or a JSON Schema the output is constrained to' })),
   think: Type.Optional(Type.Union([Type.Boolean(), Type.String()], { description: 'Not supported: refused unless false' }))
 }
 
@@ -65,17 +65,32 @@ const GenerateBody = Type.Object({
   context: Type.Optional(Type.Array(Type.Integer()))
 })
 
+const ToolCallJson = Type.Object({
+  function: Type.Object({ name: Type.String({ minLength: 1 }), arguments: Type.Record(Type.String(), Type.Unknown(), { default: {} }) })
+})
+
 const Message = Type.Object({
   role: Type.String(),
   content: Type.String({ default: '' }),
   images: Type.Optional(Type.Array(Type.String())),
-  tool_calls: Type.Optional(Type.Array(Type.Unknown()))
+  tool_calls: Type.Optional(Type.Array(ToolCallJson)),
+  // Which tool answered, on a `tool` message.
+  tool_name: Type.Optional(Type.String())
+})
+
+const Tool = Type.Object({
+  type: Type.Optional(Type.Literal('function')),
+  function: Type.Object({
+    name: Type.String({ minLength: 1 }),
+    description: Type.Optional(Type.String()),
+    parameters: Type.Optional(Type.Record(Type.String(), Type.Unknown()))
+  })
 })
 
 const ChatBody = Type.Object({
   ...Inference,
   messages: Type.Optional(Type.Array(Message)),
-  tools: Type.Optional(Type.Array(Type.Unknown()))
+  tools: Type.Optional(Type.Array(Tool, { maxItems: 128 }))
 })
 
 const EmbedBody = Type.Object({
@@ -131,11 +146,8 @@ const CopyBody = Type.Object({ source: Type.String({ minLength: 1 }), destinatio
 
 /** Why Ollama fields that the node cannot honour are refused, rather than answered differently. */
 const REASONS: Record<string, string> = {
-  format: 'format (JSON mode and structured outputs) is not supported',
   think: 'thinking is not supported by these models',
   images: 'images are not supported: the models read text only',
-  tools: 'tools are not supported',
-  tool_calls: 'tool calls are not supported',
   suffix: 'suffix (fill in the middle) is not supported',
   context: 'context is not supported: send the conversation to /api/chat instead',
   files: 'files are not supported: create FROM a model the cluster has, or upload a model directory to /api/models/upload',
@@ -283,19 +295,45 @@ async function progress (reply: FastifyReply, events: AsyncIterable<ProgressEven
  * A generation as Ollama answers it: NDJSON lines carrying `part(text)`, the
  * last with the stats; with `stream: false`, one object with all the text.
  */
-async function answer (reply: FastifyReply, model: string, stream: boolean | undefined, events: AsyncIterable<InferenceEvent>, part: (text: string) => object): Promise<object> {
+async function answer (reply: FastifyReply, model: string, stream: boolean | undefined, events: AsyncIterable<InferenceEvent>, part: (text: string, calls?: ToolCall[]) => object): Promise<object> {
   if (stream === false) {
     const stats = await finished(events)
-    return { model, created_at: now(), ...part(stats.text), ...doneFields(stats) }
+    return { model, created_at: now(), ...part(stats.text, stats.toolCalls), ...doneFields(stats) }
   }
   const lines = (async function * () {
     for await (const evt of events) {
-      yield evt.type === 'chunk'
-        ? { model, created_at: now(), ...part(evt.text), done: false }
-        : { model, created_at: now(), ...part(''), ...doneFields(evt.stats) }
+      if (evt.type === 'chunk') {
+        yield { model, created_at: now(), ...part(evt.text), done: false }
+        continue
+      }
+      // Ollama streams the calls in a line of their own before the last.
+      if (evt.stats.toolCalls != null && evt.stats.toolCalls.length > 0) yield { model, created_at: now(), ...part('', evt.stats.toolCalls), done: false }
+      yield { model, created_at: now(), ...part(''), ...doneFields(evt.stats) }
     }
   })()
   return sendNdjson(reply, lines, err => ollamaError(err, reply.request))
+}
+
+/** Ollama's `format`: "json" or a JSON Schema; an empty string is none. */
+function formatOf (format: Static<typeof GenerateBody>['format']): OutputFormat | undefined {
+  if (format == null || format === '') return undefined
+  return format === 'json' ? { type: 'json' } : { type: 'json-schema', schema: format }
+}
+
+/** Ollama's messages as the template takes them: calls with their arguments, a tool's answer with its name. */
+function chatMessages (messages: Static<typeof Message>[]): ChatMessage[] {
+  return messages.map(m => {
+    const message: ChatMessage = { role: m.role, content: m.content }
+    if (m.tool_calls != null && m.tool_calls.length > 0) message.tool_calls = m.tool_calls.map(c => ({ name: c.function.name, arguments: c.function.arguments }))
+    if (m.tool_name != null) message.name = m.tool_name
+    return message
+  })
+}
+
+/** The message of a chat's answer: the text, and the calls the model made. */
+function assistantMessage (text: string, calls?: ToolCall[]): object {
+  if (calls == null || calls.length === 0) return { message: { role: 'assistant', content: text } }
+  return { message: { role: 'assistant', content: text, tool_calls: calls.map(c => ({ function: { name: c.name, arguments: c.arguments } })) } }
 }
 
 /** Ollama takes a request with no prompt (or no messages) as one to load the model, or with keep_alive 0 to unload it. */
@@ -311,32 +349,34 @@ export const ollamaRoutes: Routes = (app, ctx) => {
   familyRoutes(app, ollamaShape, (scope) => {
     scope.post('/api/generate', { permission: 'inference', schema: { body: GenerateBody, tags, summary: 'Generate a completion of a prompt; NDJSON unless stream is false' } }, async (request, reply) => {
       const body = request.body as Static<typeof GenerateBody>
-      refuse(body, { format: '', think: false, images: [], suffix: '', context: [] })
+      refuse(body, { think: false, images: [], suffix: '', context: [] })
       const signal = workSignal(reply, shutdown)
       if (body.prompt == null || body.prompt === '') return loadOnly(ctx, body, { response: '' }, signal)
       const events = node.inference.generate(defined({
         model: body.model,
         input: defined({ prompt: body.prompt, system: body.system, template: body.template, raw: body.raw }),
         options: generateOptions(body.options),
-        keepAliveMs: keepAliveMs(body.keep_alive)
+        keepAliveMs: keepAliveMs(body.keep_alive),
+        format: formatOf(body.format)
       }), { signal })
       return answer(reply, body.model, body.stream, events, text => ({ response: text }))
     })
 
     scope.post('/api/chat', { permission: 'inference', schema: { body: ChatBody, tags, summary: 'Generate the next message of a conversation; NDJSON unless stream is false' } }, async (request, reply) => {
       const body = request.body as Static<typeof ChatBody>
-      refuse(body, { format: '', think: false, tools: [] })
-      for (const message of body.messages ?? []) refuse(message, { images: [], tool_calls: [] })
+      refuse(body, { think: false })
+      for (const message of body.messages ?? []) refuse(message, { images: [] })
       const signal = workSignal(reply, shutdown)
-      const assistant = (text: string): object => ({ message: { role: 'assistant', content: text } })
-      if (body.messages == null || body.messages.length === 0) return loadOnly(ctx, body, assistant(''), signal)
+      if (body.messages == null || body.messages.length === 0) return loadOnly(ctx, body, assistantMessage(''), signal)
+      const tools = body.tools?.map(t => ({ name: t.function.name, description: t.function.description, parameters: t.function.parameters ?? {} }))
       const events = node.inference.generate(defined({
         model: body.model,
-        input: { messages: body.messages.map(({ role, content }) => ({ role, content })) },
+        input: defined({ messages: chatMessages(body.messages), tools: tools != null && tools.length > 0 ? tools : undefined }),
         options: generateOptions(body.options),
-        keepAliveMs: keepAliveMs(body.keep_alive)
+        keepAliveMs: keepAliveMs(body.keep_alive),
+        format: formatOf(body.format)
       }), { signal })
-      return answer(reply, body.model, body.stream, events, assistant)
+      return answer(reply, body.model, body.stream, events, assistantMessage)
     })
 
     scope.post('/api/embed', { permission: 'inference', schema: { body: EmbedBody, tags, summary: 'Embeddings of one text or many' } }, async (request, reply) => {

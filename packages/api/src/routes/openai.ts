@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto'
 import { Type } from 'typebox'
 import { openaiError, openaiShape } from '../error-shapes.ts'
-import { UnsupportedParameterError } from '../errors.ts'
+import { BadRequestError, UnsupportedParameterError } from '../errors.ts'
 import { defined, familyRoutes, finished, requireNeutral, workSignal } from '../inference.ts'
 import { peek, requestSignal, sendSse } from '../stream.ts'
+import { responsesRoutes } from './responses.ts'
 import type { ApiContext, Routes } from '../server.ts'
-import type { EmbedInput, GenerateOptions, GenerateParams, GenerateStats, ModelSummary, PromptInput } from '@node-daemon/inference'
+import type { ChatMessage, EmbedInput, GenerateOptions, GenerateParams, GenerateStats, ModelSummary, OutputFormat, ToolCall, ToolSpec } from '@node-daemon/inference'
 import type { FastifyReply } from 'fastify'
 import type { Static } from 'typebox'
 
@@ -13,12 +14,50 @@ const tags = ['openai']
 
 const ContentPart = Type.Object({ type: Type.String(), text: Type.Optional(Type.String()) })
 
+const ToolCallJson = Type.Object({
+  id: Type.Optional(Type.String()),
+  type: Type.Optional(Type.Literal('function')),
+  function: Type.Object({ name: Type.String({ minLength: 1 }), arguments: Type.String() })
+})
+
 const Message = Type.Object({
   role: Type.String(),
   // The array first: coercion would turn a one-part array into a string.
-  content: Type.Union([Type.Array(ContentPart), Type.String()], { default: '' }),
-  tool_calls: Type.Optional(Type.Array(Type.Unknown()))
+  // null on an assistant message that only called tools.
+  content: Type.Union([Type.Array(ContentPart), Type.String(), Type.Null()], { default: '' }),
+  tool_calls: Type.Optional(Type.Array(ToolCallJson)),
+  tool_call_id: Type.Optional(Type.String()),
+  name: Type.Optional(Type.String())
 })
+
+const Tool = Type.Object({
+  type: Type.Literal('function'),
+  function: Type.Object({
+    name: Type.String({ minLength: 1, maxLength: 64 }),
+    description: Type.Optional(Type.String()),
+    parameters: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    strict: Type.Optional(Type.Boolean())
+  })
+})
+
+const ToolChoiceJson = Type.Union([
+  Type.Union([Type.Literal('none'), Type.Literal('auto'), Type.Literal('required')]),
+  Type.Object({ type: Type.Literal('function'), function: Type.Object({ name: Type.String() }) })
+])
+
+const ResponseFormat = Type.Union([
+  Type.Object({ type: Type.Literal('text') }),
+  Type.Object({ type: Type.Literal('json_object') }),
+  Type.Object({
+    type: Type.Literal('json_schema'),
+    json_schema: Type.Object({
+      name: Type.String(),
+      description: Type.Optional(Type.String()),
+      schema: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+      strict: Type.Optional(Type.Boolean())
+    })
+  })
+])
 
 /** The fields both completion routes share, with OpenAI's names. */
 const Sampling = {
@@ -44,7 +83,7 @@ const Sampling = {
  * scales logits, OpenAI's subtract), so they are not mapped.
  */
 const NEUTRAL = { n: 1, frequency_penalty: 0, presence_penalty: 0, logprobs: false, logit_bias: {} }
-const NEUTRAL_CHAT = { ...NEUTRAL, top_logprobs: 0, response_format: { type: 'text' }, tools: [] }
+const NEUTRAL_CHAT = { ...NEUTRAL, top_logprobs: 0 }
 const NEUTRAL_COMPLETION = { ...NEUTRAL, echo: false, best_of: 1, suffix: '' }
 
 const ChatBody = Type.Object({
@@ -52,8 +91,10 @@ const ChatBody = Type.Object({
   messages: Type.Array(Message, { minItems: 1 }),
   max_completion_tokens: Type.Optional(Type.Integer({ minimum: 1 })),
   top_logprobs: Type.Optional(Type.Integer()),
-  response_format: Type.Optional(Type.Object({ type: Type.String() }, { description: 'Only text: JSON modes are not supported' })),
-  tools: Type.Optional(Type.Array(Type.Unknown(), { description: 'Not supported' }))
+  response_format: Type.Optional(ResponseFormat),
+  tools: Type.Optional(Type.Array(Tool, { maxItems: 128 })),
+  tool_choice: Type.Optional(ToolChoiceJson),
+  parallel_tool_calls: Type.Optional(Type.Boolean())
 })
 
 const CompletionBody = Type.Object({
@@ -96,20 +137,62 @@ function generateOptions (body: SamplingBody & { max_completion_tokens?: number 
   })
 }
 
-/** Chat messages as the template takes them: text parts joined, `developer` as the `system` it replaced. */
-function chatInput (messages: Static<typeof ChatBody>['messages']): PromptInput {
-  return {
-    messages: messages.map((m, i) => {
-      if (m.tool_calls != null && m.tool_calls.length > 0) throw new UnsupportedParameterError(`messages.${i}.tool_calls`, 'tool calls are not supported')
-      const content = typeof m.content === 'string'
-        ? m.content
-        : m.content.map((part, j) => {
-          if (part.type !== 'text') throw new UnsupportedParameterError(`messages.${i}.content.${j}`, `content parts of type ${part.type} are not supported: the models read text only`)
-          return part.text ?? ''
-        }).join('')
-      return { role: m.role === 'developer' ? 'system' : m.role, content }
-    })
+/** Chat messages as the template takes them: text parts joined, `developer` as the `system` it replaced, calls with their arguments parsed. */
+export function chatMessages (messages: Static<typeof ChatBody>['messages']): ChatMessage[] {
+  return messages.map((m, i) => {
+    const content = m.content == null || typeof m.content === 'string'
+      ? m.content ?? ''
+      : m.content.map((part, j) => {
+        if (part.type !== 'text') throw new UnsupportedParameterError(`messages.${i}.content.${j}`, `content parts of type ${part.type} are not supported: the models read text only`)
+        return part.text ?? ''
+      }).join('')
+    const message: ChatMessage = { role: m.role === 'developer' ? 'system' : m.role, content }
+    if (m.tool_calls != null && m.tool_calls.length > 0) {
+      message.tool_calls = m.tool_calls.map((call, j) => ({ id: call.id, name: call.function.name, arguments: argumentsObject(call.function.arguments, `messages[${i}].tool_calls[${j}].function.arguments`) }))
+    }
+    if (m.tool_call_id != null) message.tool_call_id = m.tool_call_id
+    if (m.name != null) message.name = m.name
+    return message
+  })
+}
+
+/** A call's arguments, which OpenAI sends as a JSON string of an object. */
+function argumentsObject (text: string, param: string): Record<string, unknown> {
+  let value: unknown
+  try {
+    value = JSON.parse(text === '' ? '{}' : text)
+  } catch {
+    throw new BadRequestError(`${param}: not valid JSON`)
   }
+  if (value == null || typeof value !== 'object' || Array.isArray(value)) throw new BadRequestError(`${param}: not a JSON object`)
+  return value as Record<string, unknown>
+}
+
+/** A chat body's tools, tool choice and response format, as the node's generate takes them. */
+function chatOutput (body: Static<typeof ChatBody>): Pick<GenerateParams, 'format' | 'toolChoice' | 'parallelToolCalls'> & { tools?: ToolSpec[] } {
+  const tools = body.tools?.map(t => ({ name: t.function.name, description: t.function.description, parameters: t.function.parameters ?? {} }))
+  const choice = body.tool_choice
+  return defined({
+    tools: tools != null && tools.length > 0 ? tools : undefined,
+    toolChoice: choice == null ? undefined : typeof choice === 'string' ? choice : { name: choice.function.name },
+    parallelToolCalls: body.parallel_tool_calls,
+    format: responseFormat(body.response_format)
+  })
+}
+
+function responseFormat (format: Static<typeof ResponseFormat> | undefined): OutputFormat | undefined {
+  if (format == null || format.type === 'text') return undefined
+  if (format.type === 'json_object') return { type: 'json-object' }
+  return format.json_schema.schema == null ? { type: 'json' } : { type: 'json-schema', schema: format.json_schema.schema }
+}
+
+/** OpenAI's form of the calls a model made: arguments as a JSON string. */
+function toolCallsJson (calls: ToolCall[]): object[] {
+  return calls.map(c => ({ id: c.id, type: 'function', function: { name: c.name, arguments: JSON.stringify(c.arguments) } }))
+}
+
+function finishReason (stats: GenerateStats): string {
+  return stats.toolCalls != null && stats.toolCalls.length > 0 ? 'tool_calls' : stats.doneReason
 }
 
 function usage (stats: GenerateStats): object {
@@ -133,9 +216,11 @@ interface Framing {
   object: string
   chunkObject: string
   /** The choice of a whole answer. */
-  choice: (text: string, finishReason: string) => object
+  choice: (stats: GenerateStats) => object
   /** A streamed choice: some text, or at the end no text and the finish reason. */
   delta: (text: string | undefined, finishReason: string | null) => object
+  /** The streamed choice that carries the calls the model made. */
+  calls?: (calls: ToolCall[]) => object
   /** The choice of a chunk sent before any text. */
   opening?: object
 }
@@ -144,8 +229,15 @@ const chatFraming = (): Framing => ({
   id: `chatcmpl-${randomUUID()}`,
   object: 'chat.completion',
   chunkObject: 'chat.completion.chunk',
-  choice: (text, finishReason) => ({ index: 0, message: { role: 'assistant', content: text, refusal: null }, logprobs: null, finish_reason: finishReason }),
+  choice: (stats) => {
+    const calls = stats.toolCalls ?? []
+    const message = calls.length === 0
+      ? { role: 'assistant', content: stats.text, refusal: null }
+      : { role: 'assistant', content: stats.text === '' ? null : stats.text, tool_calls: toolCallsJson(calls), refusal: null }
+    return { index: 0, message, logprobs: null, finish_reason: finishReason(stats) }
+  },
   delta: (text, finishReason) => ({ index: 0, delta: text == null ? {} : { content: text }, logprobs: null, finish_reason: finishReason }),
+  calls: (calls) => ({ index: 0, delta: { tool_calls: toolCallsJson(calls).map((call, index) => ({ index, ...call })) }, logprobs: null, finish_reason: null }),
   opening: { index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }
 })
 
@@ -153,7 +245,7 @@ const completionFraming = (): Framing => ({
   id: `cmpl-${randomUUID()}`,
   object: 'text_completion',
   chunkObject: 'text_completion',
-  choice: (text, finishReason) => ({ index: 0, text, logprobs: null, finish_reason: finishReason }),
+  choice: (stats) => ({ index: 0, text: stats.text, logprobs: null, finish_reason: stats.doneReason }),
   delta: (text, finishReason) => ({ index: 0, text: text ?? '', logprobs: null, finish_reason: finishReason })
 })
 
@@ -168,7 +260,7 @@ async function complete ({ node, shutdown }: ApiContext, reply: FastifyReply, bo
   const base = { id: framing.id, object: framing.object, created, model: body.model }
   if (body.stream !== true) {
     const stats = await finished(node.inference.generate(params, { signal }))
-    return { ...base, choices: [framing.choice(stats.text, stats.doneReason)], usage: usage(stats) }
+    return { ...base, choices: [framing.choice(stats)], usage: usage(stats) }
   }
   // The first event is awaited before the role chunk, so that a missing model is a 404, not a broken stream.
   const { items } = await peek(node.inference.generate(params, { signal }))
@@ -186,7 +278,9 @@ async function complete ({ node, shutdown }: ApiContext, reply: FastifyReply, bo
         yield chunk([framing.delta(evt.text, null)])
         continue
       }
-      yield chunk([framing.delta(undefined, evt.stats.doneReason)])
+      const calls = evt.stats.toolCalls ?? []
+      if (calls.length > 0 && framing.calls != null) yield chunk([framing.calls(calls)])
+      yield chunk([framing.delta(undefined, finishReason(evt.stats))])
       if (includeUsage) yield chunk([], evt.stats)
     }
   })()
@@ -216,7 +310,8 @@ export const openaiRoutes: Routes = (app, ctx) => {
 
     scope.post('/v1/chat/completions', { permission: 'inference', schema: { body: ChatBody, tags, summary: 'Chat completion; SSE chunks when stream is true' } }, async (request, reply) => {
       const body = request.body as Static<typeof ChatBody>
-      const params = { model: body.model, input: chatInput(body.messages), options: generateOptions(body, NEUTRAL_CHAT) }
+      const { tools, ...output } = chatOutput(body)
+      const params = { model: body.model, input: defined({ messages: chatMessages(body.messages), tools }), options: generateOptions(body, NEUTRAL_CHAT), ...output }
       return complete(ctx, reply, body, params, chatFraming())
     })
 
@@ -227,6 +322,8 @@ export const openaiRoutes: Routes = (app, ctx) => {
       const params = { model: body.model, input: { prompt, raw: true }, options: generateOptions(body, NEUTRAL_COMPLETION) }
       return complete(ctx, reply, body, params, completionFraming())
     })
+
+    responsesRoutes(scope, ctx)
 
     scope.post('/v1/embeddings', { permission: 'inference', schema: { body: EmbeddingsBody, tags, summary: 'Embeddings of a text or texts, as floats or base64 little-endian float32' } }, async (request, reply) => {
       const body = request.body as Static<typeof EmbeddingsBody>

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { AccessService, defaultAccessConfig } from '@node-daemon/access'
 import { JobNotFoundError, JobStateError, ModelExistsError, ModelNotFoundError } from '@node-daemon/cluster'
+import { ResponseNotFoundError } from '@node-daemon/inference'
 import { ContextLengthError, InvalidInferenceRequestError, UnsupportedModelError } from '@node-daemon/runtime'
 import { Registry } from 'prom-client'
 import { createApiServer } from '../../src/server.ts'
@@ -13,7 +14,7 @@ import type { Node } from '@node-daemon/daemon'
 import type { FastifyInstance } from 'fastify'
 import type {
   EmbedInput, EmbedParams, EmbedResult, GenerateParams, ImportFile, ImportParams, Inference, InferenceEvent, LoadedModelView,
-  ModelDetails, ModelSummary, ProgressEvent, TaskEvent, TaskParams, TaskView
+  ModelDetails, ModelSummary, ProgressEvent, StoredResponse, TaskEvent, TaskParams, TaskView
 } from '@node-daemon/inference'
 
 /** Prompts that make the fake generation misbehave on purpose. */
@@ -73,6 +74,7 @@ export function fakeInference (): FakeInference {
     ['tiny-embed:latest', summary('tiny-embed:latest', 'bafytinyembed', 'encoder')]
   ])
   const tasks: TaskView[] = []
+  const responses = new Map<string, StoredResponse>()
   const listeners = new Set<(event: TaskEvent) => void>()
   const abortWaiters: Array<(reason: unknown) => void> = []
   let jobs = 0
@@ -99,7 +101,13 @@ export function fakeInference (): FakeInference {
       if ((params.options?.temperature ?? 0) < 0) throw new InvalidInferenceRequestError('temperature must not be negative')
       const input = params.input
       const prompt = input.prompt ?? input.messages?.at(-1)?.content ?? ''
-      const words = replyWords(prompt)
+      // A required or named tool choice calls the named (or the first) tool, as a grammar-bound model would, and writes no text.
+      const tools = input.tools ?? []
+      const choice = params.toolChoice
+      const called = tools.length > 0 && choice != null && choice !== 'auto' && choice !== 'none'
+        ? [{ id: 'call_fake', name: typeof choice === 'object' ? choice.name : tools[0].name, arguments: { city: 'Bath' } }]
+        : undefined
+      const words = called != null ? [] : replyWords(prompt)
       const limit = params.options?.num_predict ?? -1
       const sent = limit >= 0 ? words.slice(0, limit) : words
       for (const [i, text] of sent.entries()) {
@@ -122,6 +130,7 @@ export function fakeInference (): FakeInference {
         stats: {
           doneReason: sent.length < words.length ? 'length' : 'stop',
           text: sent.join(''),
+          ...(called != null ? { toolCalls: called } : {}),
           promptTokens: prompt.split(' ').length,
           cachedTokens: 0,
           evalTokens: sent.length,
@@ -231,6 +240,21 @@ export function fakeInference (): FakeInference {
       const model = { ...summary(params.name, `bafyimported${fake.imported.length}`, 'causal-lm'), description: params.description ?? '' }
       models.set(model.name, model)
       return model
+    },
+
+    async saveResponse (id: string, record: StoredResponse): Promise<string> {
+      responses.set(id, record)
+      return `bafyresponse${responses.size}`
+    },
+
+    async response (id: string): Promise<StoredResponse> {
+      const record = responses.get(id)
+      if (record == null) throw new ResponseNotFoundError(`no stored response with id ${id}`)
+      return record
+    },
+
+    async deleteResponse (id: string): Promise<void> {
+      if (!responses.delete(id)) throw new ResponseNotFoundError(`no stored response with id ${id}`)
     },
 
     async submitTask (params: TaskParams): Promise<TaskView> {
