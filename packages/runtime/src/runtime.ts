@@ -374,9 +374,11 @@ export function fitPrompt (model: CausalLM, input: PromptInput, fit: { contextLe
       }
       return tokens
     }
-    if (turns.length === 0 || keeping(turns.length - 1).length > limit) {
-      throw new ContextLengthError(`the newest message and the system prompt take ${turns.length === 0 ? whole.length : keeping(turns.length - 1).length} tokens, more than the context of ${fit.contextLength} leaves them (${limit})`)
+    if (turns.length === 0 || keeping(turns.length - 1).length >= fit.contextLength) {
+      throw new ContextLengthError(`the newest message and the system prompt take ${turns.length === 0 ? whole.length : keeping(turns.length - 1).length} tokens, more than the context of ${fit.contextLength}`)
     }
+    // They fit, but leave the answer less room than it would like.
+    if (keeping(turns.length - 1).length > limit) return keeping(turns.length - 1)
     // The fewest turns dropped that fit; the length falls as more are dropped, so a binary search renders log(n) times.
     let low = 1
     let high = turns.length - 1

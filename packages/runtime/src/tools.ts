@@ -70,21 +70,14 @@ export function withTools (messages: ChatMessage[], tools: ToolSpec[], template?
   return written.map((m, i) => i === system ? { ...m, content: `${m.content}\n\n${prompt}` } : m)
 }
 
+/** Hermes' tools prompt, cut to its substance: small models have little context to spare. */
 function toolsPrompt (tools: ToolSpec[]): string {
   return [
-    '# Tools',
-    '',
-    'You may call one or more functions to assist with the user query.',
-    '',
-    'You are provided with function signatures within <tools></tools> XML tags:',
+    'You may call these functions:',
     '<tools>',
-    ...templateTools(tools).map(t => JSON.stringify(t)),
+    ...tools.map(t => JSON.stringify({ name: t.name, description: t.description, parameters: t.parameters })),
     '</tools>',
-    '',
-    'For each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:',
-    '<tool_call>',
-    '{"name": <function-name>, "arguments": <args-json-object>}',
-    '</tool_call>'
+    'To call one, write <tool_call>{"name": <function-name>, "arguments": <args-json-object>}</tool_call>'
   ].join('\n')
 }
 

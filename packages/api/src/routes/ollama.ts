@@ -314,10 +314,10 @@ async function answer (reply: FastifyReply, model: string, stream: boolean | und
   return sendNdjson(reply, lines, err => ollamaError(err, reply.request))
 }
 
-/** Ollama's `format`: "json" or a JSON Schema; an empty string is none. */
+/** Ollama's `format`: "json" (an object, as llama.cpp's JSON grammar has it) or a JSON Schema; an empty string is none. */
 function formatOf (format: Static<typeof GenerateBody>['format']): OutputFormat | undefined {
   if (format == null || format === '') return undefined
-  return format === 'json' ? { type: 'json' } : { type: 'json-schema', schema: format }
+  return format === 'json' ? { type: 'json-object' } : { type: 'json-schema', schema: format }
 }
 
 /** Ollama's messages as the template takes them: calls with their arguments, a tool's answer with its name. */

@@ -119,8 +119,7 @@ describe('Ollama API', () => {
 
     const cases: Array<[object, RegExp]> = [
       [{ prompt: 'hi' }, /model/],
-      [{ model: 'tiny-gpt', prompt: 'hi', format: 'json' }, /format/],
-      [{ model: 'tiny-gpt', prompt: 'hi', format: { type: 'object' } }, /format/],
+      [{ model: 'tiny-gpt', prompt: 'hi', format: 'yaml' }, /format/],
       [{ model: 'tiny-gpt', prompt: 'hi', images: ['aGk='] }, /images/],
       [{ model: 'tiny-gpt', prompt: 'hi', think: true }, /thinking/],
       [{ model: 'tiny-gpt', prompt: 'hi', options: { min_p: 0.1 } }, /options\.min_p/],

@@ -149,8 +149,6 @@ describe('OpenAI API', () => {
     const cases: Array<[object, string | null, string | null]> = [
       [{ ...chat, n: 2 }, 'n', 'unsupported_parameter'],
       [{ ...chat, frequency_penalty: 0.5 }, 'frequency_penalty', 'unsupported_parameter'],
-      [{ ...chat, response_format: { type: 'json_object' } }, 'response_format', 'unsupported_parameter'],
-      [{ ...chat, tools: [{ type: 'function', function: { name: 'f' } }] }, 'tools', 'unsupported_parameter'],
       [{ ...chat, messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'x' } }] }] }, 'messages.0.content.0', 'unsupported_parameter'],
       [{ ...chat, temperature: 'hot' }, 'temperature', 'invalid_type'],
       [{ ...chat, stop: ['a', 'b', 'c', 'd', 'e'] }, 'stop', 'array_above_max_length'],

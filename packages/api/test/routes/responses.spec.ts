@@ -64,7 +64,7 @@ describe('tool calls, structured output and the Responses API', () => {
   it('passes Ollama format and tools down, and answers tool_calls as Ollama does', async () => {
     const ollama = new Ollama({ host: server.url })
     await ollama.generate({ model: 'tiny-gpt', prompt: 'hi', format: 'json', stream: false })
-    assert.deepEqual(lastGenerate().format, { type: 'json' })
+    assert.deepEqual(lastGenerate().format, { type: 'json-object' })
     await ollama.chat({ model: 'tiny-gpt', messages: [{ role: 'user', content: 'hi' }], format: { type: 'object', properties: { a: { type: 'integer' } } }, stream: false })
     assert.deepEqual(lastGenerate().format, { type: 'json-schema', schema: { type: 'object', properties: { a: { type: 'integer' } } } })
     const history = [
