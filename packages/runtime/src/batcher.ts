@@ -9,7 +9,7 @@ import { ContextLengthError } from './errors.ts'
 import { createSampler } from './sampling.ts'
 import { IncrementalDecoder } from './text.ts'
 import type { BatchCache, CausalLM } from './model.ts'
-import type { Sampler, SamplingOptions } from './sampling.ts'
+import type { Sampled, Sampler, SamplingOptions, TokenLogprob } from './sampling.ts'
 import type { Pushable } from 'it-pushable'
 
 export interface GenerateRequest {
@@ -20,6 +20,8 @@ export interface GenerateRequest {
   maxTokens: number
   /** Generation ends before any of these strings, which are not returned. */
   stop: string[]
+  /** Report each token's log-probability and this many likeliest alternatives (0–20); unset for none. */
+  logprobs?: number
   signal?: AbortSignal
 }
 
@@ -27,6 +29,9 @@ export interface GenerationChunk {
   /** Text since the previous chunk; may be empty when a token is still part of a character or of a possible stop string. */
   text: string
   token: number
+  /** With `logprobs` asked: the token's log-probability, and the likeliest tokens of the row it was drawn from. */
+  logprob?: number
+  top?: TokenLogprob[]
 }
 
 export interface GenerationStats {
@@ -179,7 +184,8 @@ export class Batcher {
   /** Samples the next token of a sequence and decides whether it ends there. */
   #accept (seq: Sequence, logits: Float32Array): void {
     const { request } = seq
-    const id = seq.sampler(logits, seq.history)
+    const sampled = seq.sampler(logits, seq.history, request.logprobs)
+    const id = sampled.token
     if (this.#model.codec.stopIds.has(id)) {
       this.#complete(seq, 'stop')
       return
@@ -190,24 +196,25 @@ export class Batcher {
     const at = firstStop(text, request.stop)
     if (at >= 0) {
       seq.held = ''
-      this.#emit(seq, text.slice(0, at), id)
+      this.#emit(seq, text.slice(0, at), sampled)
       this.#complete(seq, 'stop', text.length - at)
       return
     }
     const keep = heldBack(text, request.stop)
     seq.held = text.slice(text.length - keep)
-    this.#emit(seq, text.slice(0, text.length - keep), id)
+    this.#emit(seq, text.slice(0, text.length - keep), sampled)
     const full = request.prompt.length + seq.tokens.length >= this.#model.info.contextLength
     if (full || (request.maxTokens >= 0 && seq.tokens.length >= request.maxTokens)) this.#complete(seq, 'length')
   }
 
-  #emit (seq: Sequence, text: string, token: number): void {
-    seq.output.push({ type: 'chunk', chunk: { text, token } })
+  /** Held-back text is emitted again with its token, without `logprob`: the token was reported when it was drawn. */
+  #emit (seq: Sequence, text: string, sampled: Sampled): void {
+    seq.output.push({ type: 'chunk', chunk: { text, ...sampled } })
   }
 
   /** `cut` characters of a matched stop string are dropped from the returned text. */
   #complete (seq: Sequence, doneReason: 'stop' | 'length', cut = 0): void {
-    if (seq.held !== '') this.#emit(seq, seq.held, seq.tokens[seq.tokens.length - 1])
+    if (seq.held !== '') this.#emit(seq, seq.held, { token: seq.tokens[seq.tokens.length - 1] })
     const text = seq.decoder.text
     seq.output.push({
       type: 'done',

@@ -7,8 +7,9 @@ import { Batcher } from './batcher.ts'
 import { InvalidInferenceRequestError, UnsupportedModelError } from './errors.ts'
 import { loadModel } from './model.ts'
 import type { GenerateRequest, GenerationEvent } from './batcher.ts'
+import { MAX_TOP_LOGPROBS } from './sampling.ts'
 import type { CausalLM, Encoder, ExecutionProvider, LoadedModel, ModelInfo } from './model.ts'
-import type { ChatMessage } from './text.ts'
+import type { ChatMessage, TextCodec } from './text.ts'
 
 export interface RuntimeComponents {
   /** Which execution provider this node uses, asked once at start; the CPU without it. */
@@ -57,6 +58,12 @@ export interface PromptInput {
   raw?: boolean
   /** A jinja chat template that replaces the model's. */
   template?: string
+  /** The prompt as token ids, used as they are: no template, no tokenizer. */
+  tokens?: number[]
+  /** Text after the gap that `prompt` comes before: the prompt becomes a fill-in-the-middle one, raw. */
+  suffix?: string
+  /** Token ids of an earlier exchange (Ollama's `context`), put before the prompt's. */
+  context?: number[]
 }
 
 interface Slot {
@@ -189,16 +196,18 @@ export class Runtime {
 
   /**
    * Generates from a causal LM: tokenizes the prompt, joins the model's batch
-   * and streams the events. The lease ends with the stream.
+   * and streams the events. The lease ends with the stream. Also returns the
+   * prompt's ids and the model's codec, which tells what tokens are.
    */
-  async generate (ref: ModelRef, input: PromptInput, request: Omit<GenerateRequest, 'prompt'>, options: UseOptions = {}): Promise<{ loadNs: number, events: AsyncIterable<GenerationEvent> }> {
+  async generate (ref: ModelRef, input: PromptInput, request: Omit<GenerateRequest, 'prompt'>, options: UseOptions = {}): Promise<{ loadNs: number, events: AsyncIterable<GenerationEvent>, prompt: number[], codec: TextCodec }> {
     const lease = await this.acquire(ref, options)
     try {
       const model = expectKind(lease.model, 'causal-lm', ref.name)
-      const prompt = model.codec.encode(renderPrompt(model, input))
+      const prompt = promptTokens(model, input)
+      checkRequest(model, request)
       const batcher = this.#slots.get(ref.key)?.batcher as Batcher
       const events = batcher.generate({ ...request, prompt, signal: options.signal })
-      return { loadNs: lease.loadNs, events: released(events, lease.release) }
+      return { loadNs: lease.loadNs, events: released(events, lease.release), prompt, codec: model.codec }
     } catch (err) {
       lease.release()
       throw err
@@ -216,6 +225,40 @@ export class Runtime {
       lease.release()
     }
   }
+}
+
+/** The prompt's token ids: given as they are, a fill-in-the-middle prompt, or the rendered text tokenized; after the context. */
+export function promptTokens (model: CausalLM, input: PromptInput): number[] {
+  const vocab = vocabSize(model)
+  const ids = input.tokens ?? (input.suffix != null && input.suffix !== '' ? fillInTheMiddle(model, input.prompt ?? '', input.suffix) : model.codec.encode(renderPrompt(model, input)))
+  for (const [what, list] of [['prompt', input.tokens], ['context', input.context]] as const) {
+    const bad = list?.find(id => !Number.isInteger(id) || id < 0 || id >= vocab)
+    if (bad != null) throw new InvalidInferenceRequestError(`${what}: token id ${bad} is not in the vocabulary of ${vocab} tokens`)
+  }
+  return [...(input.context ?? []), ...ids]
+}
+
+/** The prefix-suffix-middle order that FIM-trained models (StarCoder, Qwen coder, CodeLlama) take. */
+function fillInTheMiddle (model: CausalLM, prefix: string, suffix: string): number[] {
+  const fim = model.codec.fim
+  if (fim == null) throw new InvalidInferenceRequestError('suffix: this model has no fill-in-the-middle tokens')
+  return [fim.prefix, ...model.codec.encode(prefix), fim.suffix, ...model.codec.encode(suffix), fim.middle]
+}
+
+/** The logits' width: config.json's vocab_size, else the tokenizer's. */
+function vocabSize (model: CausalLM): number {
+  const size = model.info.config.vocab_size
+  return typeof size === 'number' && size > 0 ? size : model.codec.vocabSize
+}
+
+/** What only the model can check of a request: the token ids of its logit bias, and how many alternatives it asks for. */
+function checkRequest (model: CausalLM, request: Omit<GenerateRequest, 'prompt'>): void {
+  const vocab = vocabSize(model)
+  for (const id of Object.keys(request.sampling.logitBias ?? {})) {
+    if (Number(id) >= vocab) throw new InvalidInferenceRequestError(`logit_bias: token id ${id} is not in the vocabulary of ${vocab} tokens`)
+  }
+  const n = request.logprobs
+  if (n != null && (!Number.isInteger(n) || n < 0 || n > MAX_TOP_LOGPROBS)) throw new InvalidInferenceRequestError(`top_logprobs: must be a whole number from 0 to ${MAX_TOP_LOGPROBS}`)
 }
 
 export function renderPrompt (model: CausalLM, input: PromptInput): string {
