@@ -51,7 +51,8 @@ export declare namespace InferenceResponse {
     enum Type {
         CHUNK = "CHUNK",
         DONE = "DONE",
-        ERROR = "ERROR"
+        ERROR = "ERROR",
+        START = "START"
     }
     namespace Type {
         const codec: () => Codec<Type>;

@@ -156,12 +156,14 @@ export var InferenceResponse;
         Type["CHUNK"] = "CHUNK";
         Type["DONE"] = "DONE";
         Type["ERROR"] = "ERROR";
+        Type["START"] = "START";
     })(Type = InferenceResponse.Type || (InferenceResponse.Type = {}));
     let __TypeValues;
     (function (__TypeValues) {
         __TypeValues[__TypeValues["CHUNK"] = 0] = "CHUNK";
         __TypeValues[__TypeValues["DONE"] = 1] = "DONE";
         __TypeValues[__TypeValues["ERROR"] = 2] = "ERROR";
+        __TypeValues[__TypeValues["START"] = 3] = "START";
     })(__TypeValues || (__TypeValues = {}));
     (function (Type) {
         Type.codec = () => {

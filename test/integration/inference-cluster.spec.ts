@@ -40,7 +40,7 @@ describe('inference across a three-node cluster', () => {
   let cid: string
   let holder: Member
   let other: Member
-  let reference: { response?: string, done_reason: string }
+  let reference: { response?: string, done_reason: string, context: number[] }
 
   before(async () => {
     models = await tinyModels()
@@ -66,8 +66,15 @@ describe('inference across a three-node cluster', () => {
   })
 
   it('runs a request made at a node without the model on the node that holds it, with the same greedy output', async () => {
-    const res = await new Ollama({ host: other.api }).generate({ model: MODEL, prompt: PROMPT, raw: true, stream: false, options: LONG })
+    const res = await new Ollama({ host: other.api }).generate({ model: MODEL, prompt: PROMPT, raw: true, stream: false, options: LONG, logprobs: true, top_logprobs: 2 })
     assert.equal(res.response, reference.response)
+    // The worker's log-probabilities and tokens come back over the inference protocol.
+    const logprobs = res.logprobs ?? []
+    assert.equal(logprobs.length, res.eval_count)
+    // ollama-js does not type Ollama's bytes, which the node sends.
+    assert.ok(logprobs.every(l => Array.isArray((l as { bytes?: number[] }).bytes)))
+    assert.ok(logprobs.every(l => l.top_logprobs?.length === 2))
+    assert.deepEqual(res.context, reference.context)
     assert.equal(await lastWorker(other), holder.peerId)
     const local = await readdir(join(other.repo, 'models')).catch((): string[] => [])
     assert.ok(!local.includes(cid), 'the node without the model did not fetch it')
@@ -77,7 +84,9 @@ describe('inference across a three-node cluster', () => {
     let text = ''
     let done: any
     let killed = false
-    for await (const part of await new Ollama({ host: other.api }).generate({ model: MODEL, prompt: PROMPT, raw: true, stream: true, options: LONG })) {
+    let tokens = 0
+    for await (const part of await new Ollama({ host: other.api }).generate({ model: MODEL, prompt: PROMPT, raw: true, stream: true, options: LONG, logprobs: true })) {
+      tokens += part.logprobs?.length ?? 0
       if (!killed && (part.response ?? '') !== '') {
         killed = true
         await cluster.kill(holder)
@@ -88,6 +97,7 @@ describe('inference across a three-node cluster', () => {
     assert.ok(killed)
     assert.equal(done?.done_reason, 'length')
     assert.equal(text, reference.response, 'the replacement replays the same tokens, and only the new ones reach the client')
+    assert.equal(tokens, done?.eval_count, 'and only the new tokens\' log-probabilities')
     const worker = await waitFor('the job completed by the replacement', async () => {
       const w = await lastWorker(other)
       return w !== holder.peerId ? w : undefined

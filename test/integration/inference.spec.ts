@@ -109,6 +109,103 @@ describe('inference on one daemon, with the real clients', () => {
     assert.ok(Math.abs(Math.hypot(...embedding.data[0].embedding) - 1) < 1e-4)
   })
 
+  it('answers logprobs to the OpenAI client, streamed and not, of the tokens it wrote', async () => {
+    const request = { model: DEFAULT_MODELS.generate, messages: [{ role: 'user' as const, content: 'Hello' }], max_tokens: 8, temperature: 0, logprobs: true, top_logprobs: 3 }
+    const whole = await openai.chat.completions.create(request)
+    const content = whole.choices[0].logprobs?.content ?? []
+    assert.equal(content.length, whole.usage?.completion_tokens)
+    assert.equal(Buffer.from(content.flatMap(c => c.bytes ?? [])).toString(), whole.choices[0].message.content, 'the tokens\' bytes make the text')
+    for (const c of content) {
+      assert.ok(c.logprob <= 0)
+      assert.equal(c.top_logprobs.length, 3)
+      // Greedy: the token written is the likeliest.
+      assert.equal(c.top_logprobs[0].token, c.token)
+      assert.ok(c.top_logprobs[1].logprob <= c.top_logprobs[0].logprob)
+    }
+    assert.match(whole.system_fingerprint ?? '', /^fp_[0-9a-f]{10}$/)
+    const streamed: typeof content = []
+    for await (const chunk of await openai.chat.completions.create({ ...request, stream: true })) streamed.push(...chunk.choices[0]?.logprobs?.content ?? [])
+    assert.deepEqual(streamed, content)
+  })
+
+  it('answers n choices at once, sampled with different seeds', async () => {
+    const res = await openai.chat.completions.create({ model: DEFAULT_MODELS.generate, messages: [{ role: 'user', content: 'Tell me of Bath.' }], max_tokens: 12, temperature: 1.5, top_p: 1, seed: 3, n: 2 })
+    assert.deepEqual(res.choices.map(c => c.index), [0, 1])
+    assert.notEqual(res.choices[0].message.content, res.choices[1].message.content, 'two seeds, two answers')
+    const again = await openai.chat.completions.create({ model: DEFAULT_MODELS.generate, messages: [{ role: 'user', content: 'Tell me of Bath.' }], max_tokens: 12, temperature: 1.5, top_p: 1, seed: 3, n: 2, stream: true, stream_options: { include_usage: true } })
+    const texts = ['', '']
+    let usage: OpenAI.CompletionUsage | undefined
+    for await (const chunk of again) {
+      for (const choice of chunk.choices) texts[choice.index] += choice.delta.content ?? ''
+      if (chunk.usage != null) usage = chunk.usage
+    }
+    assert.deepEqual(texts, res.choices.map(c => c.message.content), 'the same seeds write the same choices, streamed')
+    assert.equal(usage?.completion_tokens, res.usage?.completion_tokens)
+  })
+
+  it('completes a prompt of token ids as its text, echoing it', async () => {
+    const dir = assetDir(DEFAULT_MODELS.generate)
+    const tokenizer = new Tokenizer(JSON.parse(await readFile(join(dir, 'tokenizer.json'), 'utf8')), JSON.parse(await readFile(join(dir, 'tokenizer_config.json'), 'utf8')))
+    const prompt = 'It was a fine morning, and Elizabeth'
+    const ids = tokenizer.encode(prompt, { add_special_tokens: false }).ids
+    const byText = await openai.completions.create({ model: DEFAULT_MODELS.generate, prompt, max_tokens: 10, temperature: 0 })
+    const byIds = await openai.completions.create({ model: DEFAULT_MODELS.generate, prompt: ids, max_tokens: 10, temperature: 0, echo: true })
+    assert.equal(byIds.choices[0].text, prompt + byText.choices[0].text)
+    assert.equal(byIds.usage?.prompt_tokens, ids.length)
+    const two = await openai.completions.create({ model: DEFAULT_MODELS.generate, prompt: [ids, ids.slice(0, 3)], max_tokens: 4, temperature: 0 })
+    assert.equal(two.choices.length, 2)
+    await assert.rejects(openai.completions.create({ model: DEFAULT_MODELS.generate, prompt: [1, 10_000_000], max_tokens: 2 }), (err: any) => err.status === 400 && /vocabulary/.test(err.message))
+    await assert.rejects(openai.completions.create({ model: DEFAULT_MODELS.generate, prompt: 'def f(', suffix: 'return x' }), (err: any) => err.status === 400 && /fill-in-the-middle/.test(err.message))
+  })
+
+  it("takes Ollama's documented full options example, the older options included", async () => {
+    const options = {
+      num_keep: 5,
+      seed: 42,
+      num_predict: 100,
+      top_k: 20,
+      top_p: 0.9,
+      min_p: 0.0,
+      typical_p: 0.7,
+      repeat_last_n: 33,
+      temperature: 0.8,
+      repeat_penalty: 1.2,
+      presence_penalty: 1.5,
+      frequency_penalty: 1.0,
+      penalize_newline: true,
+      stop: ['\n', 'user:'],
+      numa: false,
+      num_ctx: 1024,
+      num_batch: 2,
+      num_gpu: 1,
+      main_gpu: 0,
+      use_mmap: true,
+      num_thread: 8
+    }
+    const first = await ollama.generate({ model: DEFAULT_MODELS.generate, prompt: 'Why is the sky blue?', stream: false, options })
+    const second = await ollama.generate({ model: DEFAULT_MODELS.generate, prompt: 'Why is the sky blue?', stream: false, options })
+    assert.ok(first.done && first.eval_count <= 100)
+    assert.equal(second.response, first.response, 'seeded')
+    assert.ok(!(first.response ?? '').includes('\n'))
+    const older = { ...options, tfs_z: 0.5, mirostat: 1, mirostat_tau: 0.8, mirostat_eta: 0.6, low_vram: false, vocab_only: false, use_mlock: false }
+    const mirostat = await ollama.generate({ model: DEFAULT_MODELS.generate, prompt: 'Why is the sky blue?', stream: false, options: older })
+    assert.ok(mirostat.done)
+    assert.equal((await ollama.generate({ model: DEFAULT_MODELS.generate, prompt: 'Why is the sky blue?', stream: false, options: older })).response, mirostat.response, 'mirostat is seeded too')
+  })
+
+  it("answers generate's context and continues from it as from the same tokens", async () => {
+    const first = await ollama.generate({ model: DEFAULT_MODELS.generate, prompt: 'It was a fine morning', raw: true, stream: false, options: { temperature: 0, num_predict: 6 } })
+    assert.equal(first.context.length, first.prompt_eval_count + first.eval_count)
+    const next = await ollama.generate({ model: DEFAULT_MODELS.generate, prompt: ' and', raw: true, context: first.context, stream: false, options: { temperature: 0, num_predict: 6 } })
+    const and = (await openai.completions.create({ model: DEFAULT_MODELS.generate, prompt: ' and', max_tokens: 1, echo: true })).usage?.prompt_tokens ?? 0
+    assert.equal(next.prompt_eval_count, first.context.length + and)
+    const same = await openai.completions.create({ model: DEFAULT_MODELS.generate, prompt: next.context.slice(0, next.prompt_eval_count), max_tokens: 6, temperature: 0 })
+    assert.equal(next.response, same.choices[0].text)
+    const streamed = []
+    for await (const part of await ollama.generate({ model: DEFAULT_MODELS.generate, prompt: 'It was a fine morning', raw: true, stream: true, options: { temperature: 0, num_predict: 6 } })) streamed.push(part)
+    assert.deepEqual(streamed.at(-1)?.context, first.context)
+  })
+
   it('embeds with /api/embed and /api/embeddings alike', async () => {
     const { embeddings } = await ollama.embed({ model: DEFAULT_MODELS.embed, input: ['the rain at Uppercross', 'the rain at Uppercross', 'a ball at Netherfield'] })
     assert.deepEqual(embeddings[0], embeddings[1])

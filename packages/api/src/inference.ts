@@ -6,7 +6,10 @@ import { BadRequestError, UnsupportedParameterError } from './errors.ts'
 import { requestSignal } from './stream.ts'
 import type { ErrorShape } from './error-shapes.ts'
 import type { FastifyInstance, FastifyReply } from 'fastify'
-import type { GenerateStats, InferenceEvent } from '@node-daemon/inference'
+import type { GenerateStats, InferenceEvent, TokenLogprobs } from '@node-daemon/inference'
+
+/** The most alternatives per token a request may ask for, as OpenAI's top_logprobs allows. */
+export const MAX_TOP_LOGPROBS = 20
 
 /** The model of routes where `model` is optional: document 001's tasks. */
 export const DEFAULT_GENERATE_MODEL = DEFAULT_MODELS.generate
@@ -44,9 +47,13 @@ export function workSignal (reply: FastifyReply, shutdown: AbortSignal): AbortSi
   return AbortSignal.any([requestSignal(reply), shutdown])
 }
 
-/** The stats of a generation run to its end, for replies that are not streamed. */
-export async function finished (events: AsyncIterable<InferenceEvent>): Promise<GenerateStats> {
-  for await (const evt of events) if (evt.type === 'done') return evt.stats
+/** The stats of a generation run to its end, for replies that are not streamed, with its tokens' log-probabilities when asked. */
+export async function finished (events: AsyncIterable<InferenceEvent>): Promise<GenerateStats & { logprobs: TokenLogprobs[] }> {
+  const logprobs: TokenLogprobs[] = []
+  for await (const evt of events) {
+    if (evt.type === 'chunk') logprobs.push(...evt.logprobs ?? [])
+    if (evt.type === 'done') return { ...evt.stats, logprobs }
+  }
   throw new Error('the generation ended without its stats')
 }
 

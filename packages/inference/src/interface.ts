@@ -21,6 +21,18 @@ export interface GenerateOptions {
   /** The most tokens to generate; -1 (the default) until the context is full or the model stops. */
   num_predict?: number
   stop?: string[]
+  /** Subtracted from the logits of tokens in the repeat_last_n window: once (presence), once per occurrence (frequency). */
+  presence_penalty?: number
+  frequency_penalty?: number
+  /** Token id (as a string, as OpenAI's JSON has it) to the bias added to its logit; -100 bans the token. */
+  logit_bias?: Record<string, number>
+  min_p?: number
+  typical_p?: number
+  tfs_z?: number
+  /** 0 off, 1 or 2 for Mirostat's versions, with their target surprise and learning rate. */
+  mirostat?: number
+  mirostat_tau?: number
+  mirostat_eta?: number
   /** The context, at most the model's; 4096 when unset, as Ollama. */
   num_ctx?: number
   /** Tokens kept from the start of a prompt cut to fit the context; -1 keeps it all. */
@@ -39,6 +51,10 @@ export interface GenerateParams {
   /** With `input.tools`: whether and which tools the model must call; 'auto' by default. */
   toolChoice?: ToolChoice
   parallelToolCalls?: boolean
+  /** Report each generated token's log-probability and this many likeliest alternatives (0–20); unset for none. */
+  logprobs?: number
+  /** Have the `start` event carry the prompt's text, as OpenAI's completions echo it. */
+  echo?: boolean
 }
 
 export interface GenerateStats {
@@ -61,10 +77,31 @@ export interface GenerateStats {
   worker: string
   promptCID: string
   responseCID: string
+  /** The token ids of the prompt and the response, which Ollama answers as `context`. */
+  context: number[]
 }
 
+/** A token as OpenAI's and Ollama's logprobs show it: its text, its bytes (which may be part of a character) and its log-probability. */
+export interface TokenLogprob {
+  token: string
+  bytes: number[]
+  logprob: number
+}
+
+/** A generated token's log-probability and the likeliest tokens of the distribution it was drawn from. */
+export interface TokenLogprobs extends TokenLogprob {
+  top: TokenLogprob[]
+}
+
+/**
+ * A generation's events: `start` once a worker accepted it (the model's CID,
+ * and the prompt's text when `echo` asked), text chunks (with the
+ * log-probabilities of the tokens they hold when asked; a chunk may carry
+ * those alone), then `done`.
+ */
 export type InferenceEvent =
-  | { type: 'chunk', text: string }
+  | { type: 'start', modelCID: string, promptText?: string }
+  | { type: 'chunk', text: string, logprobs?: TokenLogprobs[] }
   | { type: 'done', stats: GenerateStats }
 
 export interface EmbedParams {

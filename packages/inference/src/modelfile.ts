@@ -20,7 +20,17 @@ const NUMERIC: Record<string, 'float' | 'int'> = {
   top_k: 'int',
   repeat_last_n: 'int',
   seed: 'int',
-  num_predict: 'int'
+  num_predict: 'int',
+  min_p: 'float',
+  typical_p: 'float',
+  tfs_z: 'float',
+  presence_penalty: 'float',
+  frequency_penalty: 'float',
+  mirostat: 'int',
+  mirostat_tau: 'float',
+  mirostat_eta: 'float',
+  num_ctx: 'int',
+  num_keep: 'int'
 }
 
 export function parseModelfile (text: string): Modelfile {

@@ -9,6 +9,7 @@ import { pbStream } from '@libp2p/utils'
 import { messageStreamOptions, openStream } from '@node-daemon/swarm'
 import { InferenceRequest, InferenceResponse } from '../../../protocols/inference.js'
 import { InferenceProtocolError } from './errors.ts'
+import type { TokenLogprobs } from './interface.ts'
 import type { Libp2p, Logger } from '@libp2p/interface'
 
 export const INFERENCE_PROTOCOL = '/node-daemon/inference/1.0.0'
@@ -23,8 +24,11 @@ export interface Job {
   body: any
 }
 
-/** What a worker streams back: text, then one result. */
-export type WorkerEvent = { type: 'chunk', text: string } | { type: 'done', result: any }
+/** What a worker streams back: a generation's start, text (with its tokens' log-probabilities when asked), then one result. */
+export type WorkerEvent =
+  | { type: 'start', promptText?: string }
+  | { type: 'chunk', text: string, logprobs?: TokenLogprobs[] }
+  | { type: 'done', result: any }
 
 /** Runs a job on this node for a remote caller. */
 export type JobHandler = (from: string, job: Job, signal: AbortSignal) => AsyncIterable<WorkerEvent>
@@ -84,10 +88,7 @@ export class InferenceProtocol {
           body: JSON.parse(decoder.decode(request.body))
         }
         for await (const event of this.#init.handler(from, job, signal)) {
-          const message: InferenceResponse = event.type === 'chunk'
-            ? { type: InferenceResponse.Type.CHUNK, text: event.text, body: new Uint8Array(0), errorName: '', errorMessage: '' }
-            : { type: InferenceResponse.Type.DONE, text: '', body: json(event.result), errorName: '', errorMessage: '' }
-          await pb.write(message, InferenceResponse, { signal })
+          await pb.write(responseOf(event), InferenceResponse, { signal })
         }
       } catch (err: any) {
         // A caller that went away ends the job; the write of its error fails too and is dropped.
@@ -121,8 +122,11 @@ export class InferenceProtocol {
       }, InferenceRequest, { signal })
       while (true) {
         const response = await pb.read(InferenceResponse, { signal })
-        if (response.type === InferenceResponse.Type.CHUNK) {
-          yield { type: 'chunk', text: response.text }
+        if (response.type === InferenceResponse.Type.START) {
+          yield { type: 'start', ...JSON.parse(decoder.decode(response.body)) }
+        } else if (response.type === InferenceResponse.Type.CHUNK) {
+          const extra = response.body.byteLength === 0 ? {} : JSON.parse(decoder.decode(response.body))
+          yield { type: 'chunk', text: response.text, ...extra }
         } else if (response.type === InferenceResponse.Type.DONE) {
           yield { type: 'done', result: JSON.parse(decoder.decode(response.body)) }
           await stream.close({ signal }).catch(() => {})
@@ -140,5 +144,20 @@ export class InferenceProtocol {
     } finally {
       signal?.removeEventListener('abort', onAbort)
     }
+  }
+}
+
+/** A worker's event as its message: extras beside a chunk's text travel as JSON in the body, left empty without them. */
+function responseOf (event: WorkerEvent): InferenceResponse {
+  const message = { text: '', body: new Uint8Array(0), errorName: '', errorMessage: '' }
+  switch (event.type) {
+    case 'start': {
+      const { type, ...rest } = event
+      return { ...message, type: InferenceResponse.Type.START, body: json(rest) }
+    }
+    case 'chunk':
+      return { ...message, type: InferenceResponse.Type.CHUNK, text: event.text, body: event.logprobs == null ? message.body : json({ logprobs: event.logprobs }) }
+    case 'done':
+      return { ...message, type: InferenceResponse.Type.DONE, body: json(event.result) }
   }
 }

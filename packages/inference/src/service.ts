@@ -23,13 +23,13 @@ import * as errors from './errors.ts'
 import { ModelLibrary } from './library.ts'
 import { parseModelfile } from './modelfile.ts'
 import { InferenceProtocol, reportedByWorker } from './protocol.ts'
-import type { EmbedInput, EmbedParams, EmbedResult, GenerateOptions, GenerateParams, GenerateStats, ImportParams, Inference, InferenceEvent, LoadedModelView, ModelDetails, ModelSummary, ProgressEvent, PromptInput, StoredResponse, TaskEvent, TaskParams, TaskStatus, TaskView } from './interface.ts'
+import type { EmbedInput, EmbedParams, EmbedResult, GenerateOptions, GenerateParams, GenerateStats, ImportParams, Inference, InferenceEvent, LoadedModelView, ModelDetails, ModelSummary, ProgressEvent, PromptInput, StoredResponse, TaskEvent, TaskParams, TaskStatus, TaskView, TokenLogprob, TokenLogprobs } from './interface.ts'
 import type { ResolvedModel } from './library.ts'
 import type { ErrorClasses, Job, WorkerEvent } from './protocol.ts'
 import type { AbortOptions, Libp2p, Logger } from '@libp2p/interface'
 import type { Cluster, JobRecord, JobStatus } from '@node-daemon/cluster'
 import type { Content } from '@node-daemon/content'
-import type { OutputOptions, Runtime, SamplingOptions } from '@node-daemon/runtime'
+import type { OutputOptions, Runtime, SamplingOptions, TextCodec } from '@node-daemon/runtime'
 
 export interface InferenceComponents {
   content: Content
@@ -71,6 +71,8 @@ interface Prepared {
   options: GenerateOptions & { seed: number }
   output: OutputOptions
   keepAliveMs?: number
+  logprobs?: number
+  echo?: boolean
   /**
    * Resolves once the job is recorded; the generation does not wait for it.
    * Once proposed, it is awaited whatever the client does, so that a client
@@ -183,11 +185,11 @@ export class InferenceService implements Inference {
     if (opts.num_ctx != null && (!Number.isInteger(opts.num_ctx) || opts.num_ctx < 1)) throw new InvalidInferenceRequestError('num_ctx: must be a whole number >= 1')
     if (opts.num_keep != null && (!Number.isInteger(opts.num_keep) || opts.num_keep < -1)) throw new InvalidInferenceRequestError('num_keep: must be a whole number >= -1')
     const input = withProfile(params.input, profile?.template, profile?.system)
-    if (input.messages == null && input.prompt == null) throw new InvalidInferenceRequestError('a prompt or messages are required')
+    if (input.messages == null && input.prompt == null && input.tokens == null) throw new InvalidInferenceRequestError('a prompt or messages are required')
     // A schema the grammar cannot compile is refused here, before a job exists.
     if (params.format?.type === 'json-schema') checkSchema(params.format.schema)
     for (const tool of input.tools ?? []) checkSchema(tool.parameters)
-    const promptText = input.messages != null ? JSON.stringify(input.messages) : input.prompt as string
+    const promptText = input.messages != null ? JSON.stringify(input.messages) : input.prompt ?? JSON.stringify(input.tokens)
     const job = this.#storeText(promptText, options).then(async promptCID => {
       // No job for a client gone already; once proposed, the record is awaited to its end, or the job could not be ended.
       options.signal?.throwIfAborted()
@@ -201,7 +203,7 @@ export class InferenceService implements Inference {
     // Unobserved until the run awaits it; a failure then ends the stream.
     job.catch(() => {})
     const output = definedOnly({ format: params.format, toolChoice: params.toolChoice, parallelToolCalls: params.parallelToolCalls })
-    return { model, input, options: opts, output, keepAliveMs: params.keepAliveMs, job, startNs }
+    return { model, input, options: opts, output, keepAliveMs: params.keepAliveMs, logprobs: params.logprobs, echo: params.echo, job, startNs }
   }
 
   /**
@@ -211,8 +213,10 @@ export class InferenceService implements Inference {
    * does a consumer that stops reading.
    */
   async * #run (p: Prepared, signal?: AbortSignal): AsyncIterable<InferenceEvent> {
-    const job: Job = { kind: 'generate', jobId: 0, modelCid: p.model.cid, modelName: p.model.name, body: { input: p.input, options: p.options, output: p.output, keepAliveMs: p.keepAliveMs } }
+    const job: Job = { kind: 'generate', jobId: 0, modelCid: p.model.cid, modelName: p.model.name, body: { input: p.input, options: p.options, output: p.output, keepAliveMs: p.keepAliveMs, logprobs: p.logprobs, echo: p.echo } }
     let streamed = ''
+    let streamedLogprobs = 0
+    let started = false
     let ended = false
     const end = (outcome: 'failed' | 'cancelled', reason: string): void => {
       if (ended) return
@@ -225,6 +229,7 @@ export class InferenceService implements Inference {
     try {
       yield * this.#failover(p.model, signal, async function * (this: InferenceService, worker: string, watched: AbortSignal): AsyncIterable<InferenceEvent> {
         let skip = streamed.length
+        let skipLogprobs = streamedLogprobs
         const events = worker === this.#c.peerId
           ? this.#execute(job, p.job, signal)
           : this.#protocol.call(worker, { ...job, jobId: (await p.job).jobId }, ERROR_CLASSES, watched)
@@ -235,12 +240,20 @@ export class InferenceService implements Inference {
             yield { type: 'done', stats: { ...event.result, promptCID: (await p.job).promptCID, totalNs: now() - p.startNs } }
             return
           }
+          if (event.type === 'start') {
+            if (!started) yield { type: 'start', modelCID: p.model.cid, ...(event.promptText != null ? { promptText: event.promptText } : {}) }
+            started = true
+            continue
+          }
           // A replacement worker replays the same tokens: pass on only what is new.
           const text = skip > 0 ? event.text.slice(skip) : event.text
           skip = Math.max(0, skip - event.text.length)
-          if (text === '') continue
+          const logprobs = event.logprobs?.slice(skipLogprobs) ?? []
+          skipLogprobs = Math.max(0, skipLogprobs - (event.logprobs?.length ?? 0))
+          if (text === '' && logprobs.length === 0) continue
           streamed += text
-          yield { type: 'chunk', text }
+          streamedLogprobs += logprobs.length
+          yield { type: 'chunk', text, ...(logprobs.length > 0 ? { logprobs } : {}) }
         }
         throw new errors.InferenceProtocolError(`worker ${worker} ended the job without a result`)
       }.bind(this))
@@ -340,21 +353,29 @@ export class InferenceService implements Inference {
    * the response as content and completes the job with the measured timings.
    */
   async * #execute (job: Job, recorded: Promise<Pick<JobRecord, 'jobId' | 'promptCID'>>, signal?: AbortSignal): AsyncIterable<WorkerEvent> {
-    const { input, options, output, keepAliveMs } = job.body as { input: PromptInput, options: GenerateOptions & { seed: number }, output?: OutputOptions, keepAliveMs?: number }
+    const { input, options, output, keepAliveMs, logprobs, echo } = job.body as { input: PromptInput, options: GenerateOptions & { seed: number }, output?: OutputOptions, keepAliveMs?: number, logprobs?: number, echo?: boolean }
     const dir = await this.library.unpack(job.modelCid, { signal })
     const started = recorded.then(async ({ jobId }) => this.#c.cluster.startJob(jobId, { signal }))
     started.catch(() => {})
-    const { loadNs, events } = await this.#c.runtime.generate(
+    const { loadNs, events, prompt, codec } = await this.#c.runtime.generate(
       { key: job.modelCid, name: job.modelName, dir },
       input,
-      { sampling: sampling(options), maxTokens: options.num_predict ?? -1, stop: options.stop ?? [], numCtx: options.num_ctx, numKeep: options.num_keep === -1 ? Infinity : options.num_keep, ...output },
+      { sampling: sampling(options), maxTokens: options.num_predict ?? -1, stop: options.stop ?? [], logprobs, numCtx: options.num_ctx, numKeep: options.num_keep === -1 ? Infinity : options.num_keep, ...output },
       { keepAliveMs, signal }
     )
+    yield { type: 'start', ...(echo === true ? { promptText: codec.decode(prompt) } : {}) }
+    // Log-probabilities of tokens whose text is still held back go with the next text.
+    let pending: TokenLogprobs[] = []
     for await (const event of events) {
       if (event.type === 'chunk') {
-        if (event.chunk.text !== '') yield { type: 'chunk', text: event.chunk.text }
+        const { chunk } = event
+        if (chunk.logprob != null) pending.push({ ...tokenLogprob(codec, chunk.token, chunk.logprob), top: (chunk.top ?? []).map(t => tokenLogprob(codec, t.token, t.logprob)) })
+        if (chunk.text === '') continue
+        yield { type: 'chunk', text: chunk.text, ...(pending.length > 0 ? { logprobs: pending } : {}) }
+        pending = []
         continue
       }
+      if (pending.length > 0) yield { type: 'chunk', text: '', logprobs: pending }
       const s = event.stats
       const { jobId, promptCID } = await recorded
       await started
@@ -375,7 +396,8 @@ export class InferenceService implements Inference {
         jobId,
         worker: this.#c.peerId,
         promptCID,
-        responseCID
+        responseCID,
+        context: [...prompt, ...s.tokens]
       }
       yield { type: 'done', result }
     }
@@ -630,8 +652,25 @@ function sampling (o: GenerateOptions & { seed?: number }): SamplingOptions {
     topP: o.top_p ?? DEFAULT_SAMPLING.topP,
     repeatPenalty: o.repeat_penalty ?? DEFAULT_SAMPLING.repeatPenalty,
     repeatLastN: o.repeat_last_n ?? DEFAULT_SAMPLING.repeatLastN,
-    seed: o.seed
+    seed: o.seed,
+    presencePenalty: o.presence_penalty,
+    frequencyPenalty: o.frequency_penalty,
+    logitBias: o.logit_bias,
+    minP: o.min_p,
+    typicalP: o.typical_p,
+    tfsZ: o.tfs_z,
+    mirostat: o.mirostat,
+    mirostatTau: o.mirostat_tau,
+    mirostatEta: o.mirostat_eta
   }
+}
+
+const utf8 = new TextDecoder()
+
+/** A token as the APIs show it; a log-probability of -Infinity (a banned token) as OpenAI's floor of -9999, which JSON can carry. */
+function tokenLogprob (codec: TextCodec, id: number, logprob: number): TokenLogprob {
+  const bytes = codec.tokenBytes(id)
+  return { token: utf8.decode(Uint8Array.from(bytes)), bytes, logprob: Number.isFinite(logprob) ? logprob : -9999 }
 }
 
 /** Why a signal aborted, in words for the job record. */

@@ -25,10 +25,17 @@ describe('Modelfile', () => {
     assert.deepEqual(parseModelfile(renderModelfile(parsed)), parsed, 'what /api/show renders reads back the same')
   })
 
+  it("takes the sampler's parameters and the context's", () => {
+    const parameters = { min_p: 0.05, typical_p: 0.7, tfs_z: 0.9, presence_penalty: 1.5, frequency_penalty: 1, mirostat: 2, mirostat_tau: 4, mirostat_eta: 0.2, num_ctx: 4096, num_keep: 5 }
+    const parsed = parseModelfile(['FROM x', ...Object.entries(parameters).map(([k, v]) => `PARAMETER ${k} ${v}`)].join('\n'))
+    assert.deepEqual(parsed.options, parameters)
+  })
+
   it('refuses what it cannot honour, naming it', () => {
     assert.throws(() => parseModelfile('PARAMETER temperature 1'), { name: 'InvalidModelfileError', message: /FROM/ })
     assert.throws(() => parseModelfile('FROM x\nADAPTER ./lora.bin'), { name: 'InvalidModelfileError', message: /ADAPTER/ })
-    assert.throws(() => parseModelfile('FROM x\nPARAMETER mirostat 1'), { message: /mirostat/ })
+    assert.throws(() => parseModelfile('FROM x\nPARAMETER use_mmap true'), { message: /use_mmap/ })
+    assert.throws(() => parseModelfile('FROM x\nPARAMETER mirostat 1.5'), { message: /integer/ })
     assert.throws(() => parseModelfile('FROM x\nPARAMETER top_k 1.5'), { message: /integer/ })
     assert.throws(() => parseModelfile('FROM x\nSYSTEM """never closed'), { message: /unterminated/ })
     assert.throws(() => parseModelfile('FROM x\nPARAMETER'), { name: 'InvalidModelfileError', message: /needs a name/ })

@@ -15,6 +15,14 @@ async function collect (events: AsyncIterable<WorkerEvent>): Promise<WorkerEvent
   return all
 }
 
+/** A generation's events with every optional part: the start with the echoed prompt, chunks with and without logprobs. */
+const GENERATION: WorkerEvent[] = [
+  { type: 'start', promptText: 'Once' },
+  { type: 'chunk', text: ' upon', logprobs: [{ token: ' upon', bytes: [32, 117, 112, 111, 110], logprob: -0.25, top: [{ token: ' upon', bytes: [32, 117, 112, 111, 110], logprob: -0.25 }, { token: ' a', bytes: [32, 97], logprob: -2 }] }] },
+  { type: 'chunk', text: ' a' },
+  { type: 'done', result: { text: ' upon a', context: [1, 2, 3] } }
+]
+
 describe('the inference protocol', () => {
   let caller: Libp2p
   let worker: Libp2p
@@ -31,6 +39,10 @@ describe('the inference protocol', () => {
       jobTimeoutMs: 30_000,
       // Echoes the inputs' count, so that the request's size is checked too.
       handler: async function * (_from, job) {
+        if (job.kind === 'generate') {
+          yield * GENERATION
+          return
+        }
         yield { type: 'chunk', text: 'embedding' }
         yield { type: 'done', result: { inputs: job.body.input.length, embeddings } }
       }
@@ -53,6 +65,12 @@ describe('the inference protocol', () => {
     const events = await collect(calling.call(worker.peerId.toString(), job(input), {}, AbortSignal.timeout(60_000)))
     assert.deepEqual(events[0], { type: 'chunk', text: 'embedding' })
     assert.deepEqual(events[1], { type: 'done', result: { inputs: input.length, embeddings } })
+  })
+
+  it("carries a generation's start, and its chunks' log-probabilities when there are some", async () => {
+    allowed.add(caller.peerId.toString())
+    const events = await collect(calling.call(worker.peerId.toString(), { kind: 'generate', jobId: 2, modelCid: 'bafy', modelName: 'gpt', body: {} }, {}, AbortSignal.timeout(30_000)))
+    assert.deepEqual(events, GENERATION)
   })
 
   it('refuses a caller that is not a member', async () => {

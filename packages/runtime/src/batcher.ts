@@ -10,7 +10,7 @@ import { PrefixCache } from './prefix-cache.ts'
 import { argmax, createSampler } from './sampling.ts'
 import { IncrementalDecoder } from './text.ts'
 import type { BatchCache, CausalLM } from './model.ts'
-import type { Sampler, SamplingOptions } from './sampling.ts'
+import type { Sampled, Sampler, SamplingOptions, TokenLogprob } from './sampling.ts'
 import type { ToolCall } from './tools.ts'
 import type { Pushable } from 'it-pushable'
 
@@ -45,6 +45,8 @@ export interface GenerateRequest {
   /** The most tokens the sequence may hold, prompt included; the model's context when unset. */
   contextLength?: number
   constraint?: Constraint
+  /** Report each token's log-probability and this many likeliest alternatives (0–20); unset for none. */
+  logprobs?: number
   signal?: AbortSignal
 }
 
@@ -52,6 +54,9 @@ export interface GenerationChunk {
   /** Text since the previous chunk; may be empty when a token is still part of a character or of a possible stop string. */
   text: string
   token: number
+  /** With `logprobs` asked: the token's log-probability, and the likeliest tokens of the row it was drawn from. */
+  logprob?: number
+  top?: TokenLogprob[]
 }
 
 export interface GenerationStats {
@@ -258,9 +263,10 @@ export class Batcher {
       const left = context - request.prompt.length - seq.tokens.length
       matcher.mask(logits, request.maxTokens >= 0 ? Math.min(left, request.maxTokens - seq.tokens.length) : left)
     }
-    let id = seq.sampler(logits, seq.history)
+    let sampled = seq.sampler(logits, seq.history, request.logprobs)
     // A sampler's rounding may land on a masked token when nearly all are masked.
-    if (matcher != null && logits[id] === -Infinity) id = argmax(logits)
+    if (matcher != null && logits[sampled.token] === -Infinity) sampled = { token: argmax(logits) }
+    const id = sampled.token
     if (this.#model.codec.stopIds.has(id)) {
       this.#complete(seq, 'stop')
       return
@@ -269,7 +275,7 @@ export class Batcher {
     seq.tokens.push(id)
     seq.history.push(id)
     if (matcher != null) {
-      this.#acceptConstrained(seq, id, matcher)
+      this.#acceptConstrained(seq, sampled, matcher)
       return
     }
     const text = seq.held + seq.decoder.push(id)
@@ -278,7 +284,7 @@ export class Batcher {
     // The text up to the trigger is content; from it on, the constraint holds.
     if (begins >= 0 && text.endsWith(trigger as string)) {
       seq.held = ''
-      this.#emit(seq, text.slice(0, begins), id)
+      this.#emit(seq, text.slice(0, begins), sampled)
       seq.matcher = request.constraint?.start()
       if (this.#full(seq)) this.#complete(seq, 'length')
       return
@@ -286,20 +292,20 @@ export class Batcher {
     const at = firstStop(text, request.stop)
     if (at >= 0) {
       seq.held = ''
-      this.#emit(seq, text.slice(0, at), id)
+      this.#emit(seq, text.slice(0, at), sampled)
       this.#complete(seq, 'stop', text.length - at)
       return
     }
     const keep = heldBack(text, trigger == null ? request.stop : [...request.stop, trigger])
     seq.held = text.slice(text.length - keep)
-    this.#emit(seq, text.slice(0, text.length - keep), id)
+    this.#emit(seq, text.slice(0, text.length - keep), sampled)
     if (this.#full(seq)) this.#complete(seq, 'length')
   }
 
   /** Constrained text ends where its grammar does; stop strings do not cut it. */
-  #acceptConstrained (seq: Sequence, id: number, matcher: TokenConstraint): void {
-    const text = seq.decoder.push(id)
-    if (seq.request.constraint?.hidden !== true) this.#emit(seq, text, id)
+  #acceptConstrained (seq: Sequence, sampled: Sampled, matcher: TokenConstraint): void {
+    const text = seq.decoder.push(sampled.token)
+    if (seq.request.constraint?.hidden !== true) this.#emit(seq, text, sampled)
     if (matcher.finished) this.#complete(seq, 'stop')
     else if (this.#full(seq)) this.#complete(seq, 'length')
   }
@@ -310,13 +316,14 @@ export class Batcher {
     return request.prompt.length + seq.tokens.length >= context || (request.maxTokens >= 0 && seq.tokens.length >= request.maxTokens)
   }
 
-  #emit (seq: Sequence, text: string, token: number): void {
-    seq.output.push({ type: 'chunk', chunk: { text, token } })
+  /** Held-back text is emitted again with its token, without `logprob`: the token was reported when it was drawn. */
+  #emit (seq: Sequence, text: string, sampled: Sampled): void {
+    seq.output.push({ type: 'chunk', chunk: { text, ...sampled } })
   }
 
   /** `cut` characters of a matched stop string are dropped from the returned text. */
   #complete (seq: Sequence, doneReason: 'stop' | 'length', cut = 0): void {
-    if (seq.held !== '') this.#emit(seq, seq.held, seq.tokens[seq.tokens.length - 1])
+    if (seq.held !== '') this.#emit(seq, seq.held, { token: seq.tokens[seq.tokens.length - 1] })
     const text = seq.decoder.text
     seq.output.push({
       type: 'done',

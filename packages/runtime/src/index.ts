@@ -5,15 +5,15 @@
  * and runs the generation loop (KV cache, sampling, stop strings, streaming,
  * cancellation) with continuous batching, and embeddings.
  */
-export { Runtime, renderPrompt, fitPrompt, DEFAULT_NUM_CTX } from './runtime.ts'
+export { Runtime, renderPrompt, fitPrompt, promptTokens, DEFAULT_NUM_CTX } from './runtime.ts'
 export type { ContextOptions, OutputFormat, OutputOptions, RuntimeComponents, RuntimeInit, ModelRef, UseOptions, LoadedEntry, PromptInput, Lease } from './runtime.ts'
 export { loadModel, freeOutputs, CausalLM, Encoder, REQUIRED_MODEL_FILES } from './model.ts'
 export type { BatchCache, EmbedInput, ExecutionProvider, LoadedModel, ModelInfo } from './model.ts'
 export { Batcher } from './batcher.ts'
 export { PrefixCache } from './prefix-cache.ts'
-export type { Constraint, GenerateRequest, GenerationEvent, GenerationStats, TokenConstraint } from './batcher.ts'
-export { createSampler, argmax, DEFAULT_SAMPLING, validateSampling } from './sampling.ts'
-export type { Sampler, SamplingOptions } from './sampling.ts'
+export type { Constraint, GenerateRequest, GenerationChunk, GenerationEvent, GenerationStats, TokenConstraint } from './batcher.ts'
+export { createSampler, argmax, DEFAULT_SAMPLING, MAX_TOP_LOGPROBS, validateSampling } from './sampling.ts'
+export type { Sampled, Sampler, SamplingOptions, TokenLogprob } from './sampling.ts'
 export { TextCodec, IncrementalDecoder } from './text.ts'
 export type { ChatMessage } from './text.ts'
 export * from './errors.ts'

@@ -8,11 +8,12 @@ import { ContextLengthError, InvalidInferenceRequestError, UnsupportedModelError
 import { compileGrammar } from '@node-daemon/grammar'
 import { loadModel } from './model.ts'
 import { callsGrammar, callTrigger, parseToolCalls, templateTakesTools, templateTools, toolSyntax, withTools } from './tools.ts'
+import { MAX_TOP_LOGPROBS } from './sampling.ts'
 import type { Constraint, GenerateRequest, GenerationEvent } from './batcher.ts'
 import type { CausalLM, EmbedInput, Encoder, ExecutionProvider, LoadedModel, ModelInfo } from './model.ts'
 import type { ToolChoice, ToolSpec, ToolSyntax } from './tools.ts'
 import type { GrammarSpec } from '@node-daemon/grammar'
-import type { ChatMessage } from './text.ts'
+import type { ChatMessage, TextCodec } from './text.ts'
 
 export interface RuntimeComponents {
   /** Which execution provider this node uses, asked once at start; the CPU without it. */
@@ -93,6 +94,12 @@ export interface PromptInput {
   raw?: boolean
   /** A jinja chat template that replaces the model's. */
   template?: string
+  /** The prompt as token ids, used as they are: no template, no tokenizer. */
+  tokens?: number[]
+  /** Text after the gap that `prompt` comes before: the prompt becomes a fill-in-the-middle one, raw. */
+  suffix?: string
+  /** Token ids of an earlier exchange (Ollama's `context`), put before the prompt's. */
+  context?: number[]
 }
 
 interface Slot {
@@ -226,13 +233,15 @@ export class Runtime {
   /**
    * Generates from a causal LM: tokenizes the prompt, fitted to the context,
    * joins the model's batch and streams the events. The lease ends with the
-   * stream.
+   * stream. Also returns the prompt's ids and the model's codec, which tells
+   * what tokens are.
    */
-  async generate (ref: ModelRef, input: PromptInput, request: Omit<GenerateRequest, 'prompt' | 'contextLength' | 'constraint'> & ContextOptions & OutputOptions, options: UseOptions = {}): Promise<{ loadNs: number, events: AsyncIterable<GenerationEvent> }> {
+  async generate (ref: ModelRef, input: PromptInput, request: Omit<GenerateRequest, 'prompt' | 'contextLength' | 'constraint'> & ContextOptions & OutputOptions, options: UseOptions = {}): Promise<{ loadNs: number, events: AsyncIterable<GenerationEvent>, prompt: number[], codec: TextCodec }> {
     const lease = await this.acquire(ref, options)
     try {
       const model = expectKind(lease.model, 'causal-lm', ref.name)
       const { numCtx, numKeep, format, toolChoice, parallelToolCalls, ...rest } = request
+      checkRequest(model, rest)
       const contextLength = Math.min(numCtx ?? DEFAULT_NUM_CTX, model.info.contextLength)
       const prompt = fitPrompt(model, input, { contextLength, maxTokens: request.maxTokens, numKeep })
       const output = outputOf(model, input, { format, toolChoice, parallelToolCalls })
@@ -240,7 +249,7 @@ export class Runtime {
       if (output.minTokens > budget) throw new InvalidInferenceRequestError(`the output format needs at least ${output.minTokens} tokens, and this request leaves ${budget}`)
       const batcher = this.#slots.get(ref.key)?.batcher as Batcher
       const events = batcher.generate({ ...rest, prompt, contextLength, constraint: output.constraint, signal: options.signal })
-      return { loadNs: lease.loadNs, events: released(withToolCalls(events, output), lease.release) }
+      return { loadNs: lease.loadNs, events: released(withToolCalls(events, output), lease.release), prompt, codec: model.codec }
     } catch (err) {
       lease.release()
       throw err
@@ -278,6 +287,40 @@ function normalized (v: Float32Array): Float32Array {
   for (const x of v) norm += x * x
   norm = Math.sqrt(norm) || 1
   return v.map(x => x / norm)
+}
+
+/** The prompt's token ids: given as they are, a fill-in-the-middle prompt, or the rendered text tokenized; after the context. */
+export function promptTokens (model: CausalLM, input: PromptInput): number[] {
+  const vocab = vocabSize(model)
+  const ids = input.tokens ?? (input.suffix != null && input.suffix !== '' ? fillInTheMiddle(model, input.prompt ?? '', input.suffix) : model.codec.encode(renderPrompt(model, input)))
+  for (const [what, list] of [['prompt', input.tokens], ['context', input.context]] as const) {
+    const bad = list?.find(id => !Number.isInteger(id) || id < 0 || id >= vocab)
+    if (bad != null) throw new InvalidInferenceRequestError(`${what}: token id ${bad} is not in the vocabulary of ${vocab} tokens`)
+  }
+  return [...(input.context ?? []), ...ids]
+}
+
+/** The prefix-suffix-middle order that FIM-trained models (StarCoder, Qwen coder, CodeLlama) take. */
+function fillInTheMiddle (model: CausalLM, prefix: string, suffix: string): number[] {
+  const fim = model.codec.fim
+  if (fim == null) throw new InvalidInferenceRequestError('suffix: this model has no fill-in-the-middle tokens')
+  return [fim.prefix, ...model.codec.encode(prefix), fim.suffix, ...model.codec.encode(suffix), fim.middle]
+}
+
+/** The logits' width: config.json's vocab_size, else the tokenizer's. */
+function vocabSize (model: CausalLM): number {
+  const size = model.info.config.vocab_size
+  return typeof size === 'number' && size > 0 ? size : model.codec.vocabSize
+}
+
+/** What only the model can check of a request: the token ids of its logit bias, and how many alternatives it asks for. */
+function checkRequest (model: CausalLM, request: Omit<GenerateRequest, 'prompt'>): void {
+  const vocab = vocabSize(model)
+  for (const id of Object.keys(request.sampling.logitBias ?? {})) {
+    if (Number(id) >= vocab) throw new InvalidInferenceRequestError(`logit_bias: token id ${id} is not in the vocabulary of ${vocab} tokens`)
+  }
+  const n = request.logprobs
+  if (n != null && (!Number.isInteger(n) || n < 0 || n > MAX_TOP_LOGPROBS)) throw new InvalidInferenceRequestError(`top_logprobs: must be a whole number from 0 to ${MAX_TOP_LOGPROBS}`)
 }
 
 export function renderPrompt (model: CausalLM, input: PromptInput): string {
@@ -358,7 +401,7 @@ function answerRoom (contextLength: number, maxTokens: number): number {
  * whole, and then leaves room for the answer.
  */
 export function fitPrompt (model: CausalLM, input: PromptInput, fit: { contextLength: number, maxTokens: number, numKeep?: number }): number[] {
-  const encode = (i: PromptInput): number[] => model.codec.encode(renderPrompt(model, i))
+  const encode = (i: PromptInput): number[] => promptTokens(model, i)
   const whole = encode(input)
   if (whole.length < fit.contextLength) return whole
   const limit = fit.contextLength - answerRoom(fit.contextLength, fit.maxTokens)

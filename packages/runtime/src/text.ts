@@ -26,7 +26,31 @@ interface HfTokenizer {
   decode (ids: number[], options?: { skip_special_tokens?: boolean }): string
   token_to_id (token: string): number | undefined
   id_to_token (id: number): string | undefined
+  get_added_tokens_decoder (): Map<number, unknown>
+  get_vocab (withAddedTokens?: boolean): Map<string, number>
 }
+
+/** The fill-in-the-middle tokens of the tokenizers that have them: StarCoder's and Qwen's, SantaCoder's, CodeLlama's. */
+const FIM_TOKENS = [
+  ['<|fim_prefix|>', '<|fim_suffix|>', '<|fim_middle|>'],
+  ['<fim_prefix>', '<fim_suffix>', '<fim_middle>'],
+  ['<fim-prefix>', '<fim-suffix>', '<fim-middle>'],
+  ['▁<PRE>', '▁<SUF>', '▁<MID>']
+]
+
+/**
+ * GPT-2's byte-level BPE writes each byte as a printable character; this is
+ * the way back (bytes_to_unicode, inverted).
+ */
+const BYTE_OF_CHAR: ReadonlyMap<string, number> = (() => {
+  const printable = (b: number): boolean => (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255)
+  const map = new Map<string, number>()
+  let extra = 0
+  for (let b = 0; b < 256; b++) map.set(String.fromCodePoint(printable(b) ? b : 256 + extra++), b)
+  return map
+})()
+
+const utf8 = new TextEncoder()
 
 export class TextCodec {
   readonly #tokenizer: HfTokenizer
@@ -39,6 +63,11 @@ export class TextCodec {
   readonly stopIds: ReadonlySet<number>
   readonly templateSource?: string
   #wrapping?: { prefix: number[], suffix: number[] }
+  /** The ids of the fill-in-the-middle prefix, suffix and middle tokens, when the tokenizer has them. */
+  readonly fim?: { prefix: number, suffix: number, middle: number }
+  readonly #byteLevel: boolean
+  readonly #added: ReadonlySet<number>
+  #vocabSize?: number
 
   constructor (tokenizerJson: object, tokenizerConfig: Record<string, unknown>, eosIds: number[] = []) {
     try {
@@ -64,6 +93,37 @@ export class TextCodec {
       if (id != null) stops.add(id)
     }
     this.stopIds = stops
+    for (const names of FIM_TOKENS) {
+      const [prefix, suffix, middle] = names.map(name => this.#tokenizer.token_to_id(name))
+      if (prefix != null && suffix != null && middle != null) {
+        this.fim = { prefix, suffix, middle }
+        break
+      }
+    }
+    this.#added = new Set(this.#tokenizer.get_added_tokens_decoder().keys())
+    this.#byteLevel = JSON.stringify((tokenizerJson as { decoder?: unknown }).decoder ?? null).includes('"ByteLevel"')
+  }
+
+  /** Tokens in the vocabulary, added ones included. */
+  get vocabSize (): number {
+    this.#vocabSize ??= this.#tokenizer.get_vocab(true).size
+    return this.#vocabSize
+  }
+
+  /**
+   * The bytes one token stands for, as OpenAI's logprobs report them: a
+   * byte-level token may hold part of a UTF-8 character, which no text of
+   * its own can show.
+   */
+  tokenBytes (id: number): number[] {
+    const piece = this.#tokenizer.id_to_token(id)
+    if (piece == null) return []
+    if (this.#added.has(id)) return [...utf8.encode(piece)]
+    if (this.#byteLevel && [...piece].every(ch => BYTE_OF_CHAR.has(ch))) return [...piece].map(ch => BYTE_OF_CHAR.get(ch) as number)
+    // SentencePiece's byte fallback and its word-start marker.
+    const byte = /^<0x([0-9A-Fa-f]{2})>$/.exec(piece)
+    if (byte != null) return [Number.parseInt(byte[1], 16)]
+    return [...utf8.encode(piece.replaceAll('▁', ' '))]
   }
 
   encode (text: string): number[] {

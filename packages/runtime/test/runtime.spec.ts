@@ -162,6 +162,42 @@ describe('Runtime', () => {
     assert.ok(!runtime.loaded().some(m => m.key === 'kept'))
   })
 
+  it('takes the prompt as token ids, after an earlier context, and checks them against the vocabulary', async () => {
+    const text = await runtime.generate(decoder(), { prompt: 'She said', raw: true }, { sampling: GREEDY, maxTokens: 6, stop: [] })
+    const expected = (await collect(text.events)).stats
+    const ids = await runtime.generate(decoder(), { tokens: text.prompt }, { sampling: GREEDY, maxTokens: 6, stop: [] })
+    assert.deepEqual(ids.prompt, text.prompt)
+    assert.deepEqual((await collect(ids.events)).stats.tokens, expected.tokens)
+    // The context of 'She' followed by the prompt ' said' is the same prompt.
+    const she = text.codec.encode('She')
+    const continued = await runtime.generate(decoder(), { prompt: text.codec.decode(text.prompt.slice(she.length)), raw: true, context: she }, { sampling: GREEDY, maxTokens: 6, stop: [] })
+    assert.deepEqual(continued.prompt, text.prompt)
+    assert.deepEqual((await collect(continued.events)).stats.tokens, expected.tokens)
+    for (const input of [{ tokens: [1, 1e6] }, { tokens: [-1] }, { tokens: [0.5] }, { prompt: 'x', raw: true, context: [1e6] }]) {
+      await assert.rejects(runtime.generate(decoder(), input, { sampling: GREEDY, maxTokens: 1, stop: [] }), { name: 'InvalidInferenceRequestError', message: /not in the vocabulary/ })
+    }
+    await assert.rejects(runtime.generate(decoder(), { prompt: 'x', raw: true }, { sampling: { ...GREEDY, logitBias: { 1000000: 1 } }, maxTokens: 1, stop: [] }), { name: 'InvalidInferenceRequestError', message: /logit_bias/ })
+    await assert.rejects(runtime.generate(decoder(), { prompt: 'x', suffix: 'y' }, { sampling: GREEDY, maxTokens: 1, stop: [] }), { name: 'InvalidInferenceRequestError', message: /fill-in-the-middle/ })
+    await assert.rejects(runtime.generate(decoder(), { prompt: 'x', raw: true }, { sampling: GREEDY, maxTokens: 1, stop: [], logprobs: 21 }), { name: 'InvalidInferenceRequestError', message: /top_logprobs/ })
+  })
+
+  it("reports each drawn token's log-probability and alternatives when asked, and biases logits", async () => {
+    const { events } = await runtime.generate(decoder(), { prompt: 'She said', raw: true }, { sampling: GREEDY, maxTokens: 6, stop: [], logprobs: 3 })
+    const chunks = []
+    for await (const e of events) if (e.type === 'chunk') chunks.push(e.chunk)
+    assert.equal(chunks.length, 6)
+    for (const c of chunks) {
+      assert.equal(c.top?.length, 3)
+      // Greedy: the drawn token is the likeliest, so first among the alternatives.
+      assert.equal(c.top?.[0].token, c.token)
+      assert.equal(c.top?.[0].logprob, c.logprob)
+      assert.ok((c.logprob as number) < 0 && (c.top as any)[2].logprob <= (c.top as any)[1].logprob)
+    }
+    const banned = chunks[0].token
+    const { events: biased } = await runtime.generate(decoder(), { prompt: 'She said', raw: true }, { sampling: { ...GREEDY, logitBias: { [banned]: -100 } }, maxTokens: 1, stop: [] })
+    assert.notEqual((await collect(biased)).stats.tokens[0], banned)
+  })
+
   it('cuts a prompt longer than the context as Ollama does, and refuses embeddings from a decoder', async () => {
     const lease = await runtime.acquire(decoder())
     const ids = lease.model.codec.encode('word '.repeat(700))

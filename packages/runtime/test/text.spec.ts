@@ -48,4 +48,25 @@ describe('TextCodec', () => {
     assert.deepEqual(bert.encodeForModel('a truth'), [start, ...bert.encode('a truth'), end])
     assert.ok(bert.hasToken(start) && !bert.hasToken(300) && !bert.hasToken(-1) && !bert.hasToken(1.5))
   })
+
+  it('tells the bytes of a token, a piece of a character included', () => {
+    const text = 'café 東京 🎉'
+    const ids = codec.encode(text)
+    const bytes = ids.flatMap(id => codec.tokenBytes(id))
+    assert.deepEqual(Buffer.from(bytes), Buffer.from(text))
+    assert.ok(ids.some(id => Buffer.from(codec.tokenBytes(id)).toString().includes('\uFFFD')), 'some token holds part of a character')
+    const eos = codec.encode('<|endoftext|>')[0]
+    assert.deepEqual(Buffer.from(codec.tokenBytes(eos)).toString(), '<|endoftext|>')
+    assert.equal(codec.vocabSize >= 300, true)
+  })
+
+  it('finds fill-in-the-middle tokens where the tokenizer has them', () => {
+    assert.equal(codec.fim, undefined)
+    const { tokenizerJson, tokenizerConfig } = trainBpe('def f(x): return x. '.repeat(20), { vocabSize: 280 })
+    const added = tokenizerJson.added_tokens
+    const next = Math.max(...added.map(t => t.id), ...Object.values((tokenizerJson as any).model.vocab as Record<string, number>)) + 1
+    const fim = ['<fim_prefix>', '<fim_suffix>', '<fim_middle>'].map((content, i) => ({ id: next + i, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }))
+    const withFim = new TextCodec({ ...tokenizerJson, added_tokens: [...added, ...fim] }, { ...tokenizerConfig })
+    assert.deepEqual(withFim.fim, { prefix: next, suffix: next + 1, middle: next + 2 })
+  })
 })

@@ -2,11 +2,11 @@ import { Type } from 'typebox'
 import { quoteModelfileValue } from '@node-daemon/inference'
 import { ollamaError, ollamaShape } from '../error-shapes.ts'
 import { BadRequestError } from '../errors.ts'
-import { defined, familyRoutes, finished, keepAliveMs, requireNeutral, workSignal } from '../inference.ts'
+import { defined, familyRoutes, finished, keepAliveMs, MAX_TOP_LOGPROBS, requireNeutral, workSignal } from '../inference.ts'
 import { requestSignal, sendNdjson } from '../stream.ts'
 import type { ApiContext, Routes } from '../server.ts'
-import type { ChatMessage, GenerateOptions, GenerateStats, InferenceEvent, LoadedModelView, ModelDetails, ModelSummary, OutputFormat, ProgressEvent, ToolCall } from '@node-daemon/inference'
-import type { FastifyReply } from 'fastify'
+import type { ChatMessage, GenerateOptions, GenerateStats, InferenceEvent, LoadedModelView, ModelDetails, ModelSummary, OutputFormat, ProgressEvent, TokenLogprobs, ToolCall } from '@node-daemon/inference'
+import type { FastifyBaseLogger, FastifyReply } from 'fastify'
 import type { Static } from 'typebox'
 
 const tags = ['ollama']
@@ -15,35 +15,30 @@ const KeepAlive = Type.Union([Type.Number(), Type.String()], {
   description: 'How long the model stays loaded after the request: seconds, or a duration such as 5m or 1h30m; 0 unloads it, negative keeps it'
 })
 
-const Options = Type.Object({
+/** Ollama's sampling options, which the runtime implements; num_ctx and num_keep are passed on too. */
+const SamplingOptions = {
   temperature: Type.Optional(Type.Number()),
   top_k: Type.Optional(Type.Integer()),
   top_p: Type.Optional(Type.Number()),
-  repeat_penalty: Type.Optional(Type.Number()),
-  repeat_last_n: Type.Optional(Type.Integer()),
-  seed: Type.Optional(Type.Integer()),
-  num_predict: Type.Optional(Type.Integer()),
-  stop: Type.Optional(Type.Array(Type.String())),
-  // Sampling the runtime does not implement: taken only at the value that changes nothing (NEUTRAL_OPTIONS).
   min_p: Type.Optional(Type.Number()),
   typical_p: Type.Optional(Type.Number()),
+  tfs_z: Type.Optional(Type.Number()),
+  repeat_penalty: Type.Optional(Type.Number()),
+  repeat_last_n: Type.Optional(Type.Integer()),
   presence_penalty: Type.Optional(Type.Number()),
   frequency_penalty: Type.Optional(Type.Number()),
   mirostat: Type.Optional(Type.Integer()),
+  mirostat_tau: Type.Optional(Type.Number()),
+  mirostat_eta: Type.Optional(Type.Number()),
+  seed: Type.Optional(Type.Integer()),
+  num_predict: Type.Optional(Type.Integer()),
+  stop: Type.Optional(Type.Array(Type.String())),
   num_ctx: Type.Optional(Type.Integer()),
-  num_keep: Type.Optional(Type.Integer()),
-  // How a runner uses the machine, which the node decides itself.
-  num_batch: Type.Optional(Type.Integer()),
-  num_gpu: Type.Optional(Type.Integer()),
-  main_gpu: Type.Optional(Type.Integer()),
-  num_thread: Type.Optional(Type.Integer()),
-  use_mmap: Type.Optional(Type.Boolean()),
-  use_mlock: Type.Optional(Type.Boolean()),
-  numa: Type.Optional(Type.Boolean()),
-  low_vram: Type.Optional(Type.Boolean())
-}, { additionalProperties: false, description: "Ollama's model options; unknown ones are refused" })
+  num_keep: Type.Optional(Type.Integer())
+}
 
-const NEUTRAL_OPTIONS = { min_p: 0, typical_p: 1, presence_penalty: 0, frequency_penalty: 0, mirostat: 0 }
+// Other names, runner options (num_gpu, use_mmap, numa…) and unknown ones alike, are ignored with a warning, as Ollama ignores them.
+const Options = Type.Object(SamplingOptions, { additionalProperties: true, description: "Ollama's model options; runner options and unknown ones are ignored" })
 
 const Inference = {
   model: Type.String({ minLength: 1 }),
@@ -51,7 +46,9 @@ const Inference = {
   options: Type.Optional(Options),
   keep_alive: Type.Optional(KeepAlive),
   format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal(''), Type.Record(Type.String(), Type.Unknown())], { description: '"json", or a JSON Schema the output is constrained to' })),
-  think: Type.Optional(Type.Union([Type.Boolean(), Type.String()], { description: 'Not supported: refused unless false' }))
+  think: Type.Optional(Type.Union([Type.Boolean(), Type.String()], { description: 'Not supported: refused unless false' })),
+  logprobs: Type.Optional(Type.Boolean({ description: "Each token's log-probability, on each line" })),
+  top_logprobs: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_TOP_LOGPROBS, description: 'With logprobs, this many likeliest alternatives per token' }))
 }
 
 const GenerateBody = Type.Object({
@@ -60,9 +57,9 @@ const GenerateBody = Type.Object({
   system: Type.Optional(Type.String()),
   template: Type.Optional(Type.String({ description: 'A jinja chat template, the language of the models\' own' })),
   raw: Type.Optional(Type.Boolean()),
-  suffix: Type.Optional(Type.String()),
+  suffix: Type.Optional(Type.String({ description: 'Fill in the middle, on models whose tokenizer has FIM tokens' })),
   images: Type.Optional(Type.Array(Type.String())),
-  context: Type.Optional(Type.Array(Type.Integer()))
+  context: Type.Optional(Type.Array(Type.Integer(), { description: 'The context of an earlier answer, put before the prompt' }))
 })
 
 const ToolCallJson = Type.Object({
@@ -148,8 +145,6 @@ const CopyBody = Type.Object({ source: Type.String({ minLength: 1 }), destinatio
 const REASONS: Record<string, string> = {
   think: 'thinking is not supported by these models',
   images: 'images are not supported: the models read text only',
-  suffix: 'suffix (fill in the middle) is not supported',
-  context: 'context is not supported: send the conversation to /api/chat instead',
   files: 'files are not supported: create FROM a model the cluster has, or upload a model directory to /api/models/upload',
   adapters: 'adapters are not supported',
   quantize: 'quantization is not supported',
@@ -161,11 +156,22 @@ function refuse (fields: object, neutral: Record<string, unknown>): void {
   requireNeutral(fields, neutral, { reasons: REASONS })
 }
 
-function generateOptions (options: Static<typeof Options> | undefined): GenerateOptions | undefined {
+/** The sampling options; the others are named in one warning. */
+function generateOptions (options: Static<typeof Options> | undefined, log: FastifyBaseLogger): GenerateOptions | undefined {
   if (options == null) return undefined
-  requireNeutral(options, NEUTRAL_OPTIONS, { prefix: 'options.' })
-  const { temperature, seed, stop } = options
-  return defined({ temperature, top_k: options.top_k, top_p: options.top_p, repeat_penalty: options.repeat_penalty, repeat_last_n: options.repeat_last_n, seed, num_predict: options.num_predict, stop, num_ctx: options.num_ctx, num_keep: options.num_keep })
+  const ignored = Object.keys(options).filter(name => !(name in SamplingOptions))
+  if (ignored.length > 0) log.warn({ ignored }, `options ignored: ${ignored.join(', ')}`)
+  const known = Object.keys(SamplingOptions) as Array<keyof typeof SamplingOptions>
+  return defined(Object.fromEntries(known.map(name => [name, options[name]])) as GenerateOptions)
+}
+
+/** Ollama's `logprobs`: the number of alternatives per token when asked. */
+function logprobsOf (body: { logprobs?: boolean, top_logprobs?: number }): number | undefined {
+  return body.logprobs === true ? body.top_logprobs ?? 0 : undefined
+}
+
+function logprobsJson (logprobs: TokenLogprobs[]): object[] {
+  return logprobs.map(l => ({ token: l.token, logprob: l.logprob, bytes: l.bytes, top_logprobs: l.top.map(t => ({ token: t.token, logprob: t.logprob, bytes: t.bytes })) }))
 }
 
 function nameOf (body: { model?: string, name?: string }): string {
@@ -292,23 +298,25 @@ async function progress (reply: FastifyReply, events: AsyncIterable<ProgressEven
 }
 
 /**
- * A generation as Ollama answers it: NDJSON lines carrying `part(text)`, the
- * last with the stats; with `stream: false`, one object with all the text.
+ * A generation as Ollama answers it: NDJSON lines carrying `part(text)` (and
+ * the tokens' logprobs when asked), the last with the stats and `final`'s
+ * fields; with `stream: false`, one object with all the text.
  */
-async function answer (reply: FastifyReply, model: string, stream: boolean | undefined, events: AsyncIterable<InferenceEvent>, part: (text: string, calls?: ToolCall[]) => object): Promise<object> {
+async function answer (reply: FastifyReply, model: string, stream: boolean | undefined, events: AsyncIterable<InferenceEvent>, part: (text: string, calls?: ToolCall[]) => object, final: (stats: GenerateStats) => object = () => ({})): Promise<object> {
   if (stream === false) {
-    const stats = await finished(events)
-    return { model, created_at: now(), ...part(stats.text, stats.toolCalls), ...doneFields(stats) }
+    const { logprobs, ...stats } = await finished(events)
+    return { model, created_at: now(), ...part(stats.text, stats.toolCalls), ...(logprobs.length > 0 ? { logprobs: logprobsJson(logprobs) } : {}), ...doneFields(stats), ...final(stats) }
   }
   const lines = (async function * () {
     for await (const evt of events) {
+      if (evt.type === 'start') continue
       if (evt.type === 'chunk') {
-        yield { model, created_at: now(), ...part(evt.text), done: false }
+        yield { model, created_at: now(), ...part(evt.text), ...(evt.logprobs != null ? { logprobs: logprobsJson(evt.logprobs) } : {}), done: false }
         continue
       }
       // Ollama streams the calls in a line of their own before the last.
       if (evt.stats.toolCalls != null && evt.stats.toolCalls.length > 0) yield { model, created_at: now(), ...part('', evt.stats.toolCalls), done: false }
-      yield { model, created_at: now(), ...part(''), ...doneFields(evt.stats) }
+      yield { model, created_at: now(), ...part(''), ...doneFields(evt.stats), ...final(evt.stats) }
     }
   })()
   return sendNdjson(reply, lines, err => ollamaError(err, reply.request))
@@ -349,17 +357,19 @@ export const ollamaRoutes: Routes = (app, ctx) => {
   familyRoutes(app, ollamaShape, (scope) => {
     scope.post('/api/generate', { permission: 'inference', schema: { body: GenerateBody, tags, summary: 'Generate a completion of a prompt; NDJSON unless stream is false' } }, async (request, reply) => {
       const body = request.body as Static<typeof GenerateBody>
-      refuse(body, { think: false, images: [], suffix: '', context: [] })
+      refuse(body, { think: false, images: [] })
       const signal = workSignal(reply, shutdown)
       if (body.prompt == null || body.prompt === '') return loadOnly(ctx, body, { response: '' }, signal)
+      const suffix = body.suffix != null && body.suffix !== '' ? body.suffix : undefined
       const events = node.inference.generate(defined({
         model: body.model,
-        input: defined({ prompt: body.prompt, system: body.system, template: body.template, raw: body.raw }),
-        options: generateOptions(body.options),
+        input: defined({ prompt: body.prompt, system: body.system, template: body.template, raw: body.raw, suffix, context: body.context != null && body.context.length > 0 ? body.context : undefined }),
+        options: generateOptions(body.options, request.log),
         keepAliveMs: keepAliveMs(body.keep_alive),
+        logprobs: logprobsOf(body),
         format: formatOf(body.format)
       }), { signal })
-      return answer(reply, body.model, body.stream, events, text => ({ response: text }))
+      return answer(reply, body.model, body.stream, events, text => ({ response: text }), stats => ({ context: stats.context }))
     })
 
     scope.post('/api/chat', { permission: 'inference', schema: { body: ChatBody, tags, summary: 'Generate the next message of a conversation; NDJSON unless stream is false' } }, async (request, reply) => {
@@ -372,8 +382,9 @@ export const ollamaRoutes: Routes = (app, ctx) => {
       const events = node.inference.generate(defined({
         model: body.model,
         input: defined({ messages: chatMessages(body.messages), tools: tools != null && tools.length > 0 ? tools : undefined }),
-        options: generateOptions(body.options),
+        options: generateOptions(body.options, request.log),
         keepAliveMs: keepAliveMs(body.keep_alive),
+        logprobs: logprobsOf(body),
         format: formatOf(body.format)
       }), { signal })
       return answer(reply, body.model, body.stream, events, assistantMessage)

@@ -1,12 +1,13 @@
-import { randomUUID } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
+import { pushable } from 'it-pushable'
 import { Type } from 'typebox'
 import { openaiError, openaiShape } from '../error-shapes.ts'
 import { BadRequestError, UnsupportedParameterError } from '../errors.ts'
-import { defined, familyRoutes, finished, requireNeutral, workSignal } from '../inference.ts'
+import { defined, familyRoutes, MAX_TOP_LOGPROBS, workSignal } from '../inference.ts'
 import { peek, requestSignal, sendSse } from '../stream.ts'
-import { responsesRoutes } from './responses.ts'
 import type { ApiContext, Routes } from '../server.ts'
-import type { ChatMessage, EmbedInput, GenerateOptions, GenerateParams, GenerateStats, ModelSummary, OutputFormat, ToolCall, ToolSpec } from '@node-daemon/inference'
+import { responsesRoutes } from './responses.ts'
+import type { ChatMessage, EmbedInput, GenerateOptions, GenerateParams, GenerateStats, InferenceEvent, ModelSummary, OutputFormat, PromptInput, TokenLogprobs, ToolCall, ToolSpec } from '@node-daemon/inference'
 import type { FastifyReply } from 'fastify'
 import type { Static } from 'typebox'
 
@@ -59,6 +60,9 @@ const ResponseFormat = Type.Union([
   })
 ])
 
+/** The most choices one request may ask for: n, times the prompts of a legacy completion. */
+const MAX_CHOICES = 16
+
 /** The fields both completion routes share, with OpenAI's names. */
 const Sampling = {
   model: Type.String({ minLength: 1 }),
@@ -69,28 +73,18 @@ const Sampling = {
   top_p: Type.Optional(Type.Number()),
   seed: Type.Optional(Type.Integer()),
   stop: Type.Optional(Type.Union([Type.Array(Type.String(), { maxItems: 4 }), Type.String()])),
-  // Refused unless they ask for what the node does anyway (NEUTRAL).
-  n: Type.Optional(Type.Integer()),
-  frequency_penalty: Type.Optional(Type.Number()),
-  presence_penalty: Type.Optional(Type.Number()),
-  logprobs: Type.Optional(Type.Unknown()),
-  logit_bias: Type.Optional(Type.Record(Type.String(), Type.Number()))
+  n: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_CHOICES })),
+  frequency_penalty: Type.Optional(Type.Number({ minimum: -2, maximum: 2 })),
+  presence_penalty: Type.Optional(Type.Number({ minimum: -2, maximum: 2 })),
+  logit_bias: Type.Optional(Type.Record(Type.String(), Type.Number({ minimum: -100, maximum: 100 }), { description: 'Token id to a bias added to its logit; -100 bans the token' }))
 }
-
-/**
- * Fields the node does not implement, at the values that change nothing.
- * Penalties have no exact counterpart among Ollama's options (repeat_penalty
- * scales logits, OpenAI's subtract), so they are not mapped.
- */
-const NEUTRAL = { n: 1, frequency_penalty: 0, presence_penalty: 0, logprobs: false, logit_bias: {} }
-const NEUTRAL_CHAT = { ...NEUTRAL, top_logprobs: 0 }
-const NEUTRAL_COMPLETION = { ...NEUTRAL, echo: false, best_of: 1, suffix: '' }
 
 const ChatBody = Type.Object({
   ...Sampling,
   messages: Type.Array(Message, { minItems: 1 }),
   max_completion_tokens: Type.Optional(Type.Integer({ minimum: 1 })),
-  top_logprobs: Type.Optional(Type.Integer()),
+  logprobs: Type.Optional(Type.Boolean()),
+  top_logprobs: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_TOP_LOGPROBS })),
   response_format: Type.Optional(ResponseFormat),
   tools: Type.Optional(Type.Array(Tool, { maxItems: 128 })),
   tool_choice: Type.Optional(ToolChoiceJson),
@@ -99,10 +93,12 @@ const ChatBody = Type.Object({
 
 const CompletionBody = Type.Object({
   ...Sampling,
-  prompt: Type.Union([Type.Array(Type.String(), { minItems: 1, maxItems: 1 }), Type.String()], { description: 'One prompt; token arrays are not supported' }),
+  // Checked by hand: the schema's type coercion would read [10] as the text "10".
+  prompt: Type.Unknown({ description: 'A string, an array of strings (a choice each), an array of token ids, or an array of token id arrays' }),
+  logprobs: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_TOP_LOGPROBS })),
   echo: Type.Optional(Type.Boolean()),
-  best_of: Type.Optional(Type.Integer()),
-  suffix: Type.Optional(Type.String())
+  best_of: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_CHOICES, description: 'Only equal to n' })),
+  suffix: Type.Optional(Type.String({ description: 'Fill in the middle, on models whose tokenizer has FIM tokens' }))
 })
 
 const TokenIds = Type.Array(Type.Integer({ minimum: 0 }), { minItems: 1 })
@@ -126,14 +122,16 @@ function embedInputs (input: Static<typeof EmbeddingsBody>['input']): EmbedInput
 type SamplingBody = Static<typeof ChatBody> | Static<typeof CompletionBody>
 
 /** max_tokens and max_completion_tokens are num_predict; stop may be one string. */
-function generateOptions (body: SamplingBody & { max_completion_tokens?: number }, neutral: Record<string, unknown>): GenerateOptions {
-  requireNeutral(body, neutral)
+function generateOptions (body: SamplingBody & { max_completion_tokens?: number }): GenerateOptions {
   return defined({
     num_predict: body.max_completion_tokens ?? body.max_tokens,
     temperature: body.temperature,
     top_p: body.top_p,
     seed: body.seed,
-    stop: typeof body.stop === 'string' ? [body.stop] : body.stop
+    stop: typeof body.stop === 'string' ? [body.stop] : body.stop,
+    presence_penalty: body.presence_penalty,
+    frequency_penalty: body.frequency_penalty,
+    logit_bias: body.logit_bias
   })
 }
 
@@ -195,13 +193,56 @@ function finishReason (stats: GenerateStats): string {
   return stats.toolCalls != null && stats.toolCalls.length > 0 ? 'tool_calls' : stats.doneReason
 }
 
-function usage (stats: GenerateStats): object {
-  return {
-    prompt_tokens: stats.promptTokens,
-    completion_tokens: stats.evalTokens,
-    total_tokens: stats.promptTokens + stats.evalTokens,
-    prompt_tokens_details: { cached_tokens: stats.cachedTokens }
+const isTokenId = (value: unknown): value is number => Number.isInteger(value)
+
+/** The legacy API's prompts, raw: its four forms, one prompt (a choice) each. */
+function completionPrompts (prompt: unknown): PromptInput[] {
+  if (typeof prompt === 'string') return [{ prompt, raw: true }]
+  if (Array.isArray(prompt) && prompt.length > 0) {
+    if (prompt.every(p => typeof p === 'string')) return prompt.map(p => ({ prompt: p, raw: true }))
+    if (prompt.every(isTokenId)) return [{ tokens: prompt }]
+    if (prompt.every(p => Array.isArray(p) && p.length > 0 && p.every(isTokenId))) return prompt.map(tokens => ({ tokens }))
   }
+  throw new BadRequestError('prompt: must be a string, an array of strings, an array of token ids or an array of arrays of token ids')
+}
+
+/** The runs of one request: each prompt `n` times, the choice index prompt × n + i, each run with its own seed. */
+function runsOf (base: Omit<GenerateParams, 'input'>, inputs: PromptInput[], n: number): GenerateParams[] {
+  if (inputs.length * n > MAX_CHOICES) throw new UnsupportedParameterError('n', `at most ${MAX_CHOICES} choices per request: ${inputs.length} prompts × n = ${n} is more`)
+  const seed = base.options?.seed
+  return inputs.flatMap(input => Array.from({ length: n }, (_, i) => ({
+    ...base,
+    input,
+    // Unseeded runs each get a random seed; seeded ones differ from each other yet repeat.
+    options: seed == null || n === 1 ? base.options : { ...base.options, seed: seed + i }
+  })))
+}
+
+/** What one choice came to. */
+interface Outcome {
+  text: string
+  logprobs: TokenLogprobs[]
+  stats: GenerateStats
+  promptText?: string
+}
+
+/** Usage summed over the choices; a prompt's tokens count once however many choices it has. */
+function usage (outcomes: Array<Pick<Outcome, 'stats'>>, n: number): object {
+  const prompt = outcomes.reduce((sum, o, i) => i % n === 0 ? sum + o.stats.promptTokens : sum, 0)
+  const completion = outcomes.reduce((sum, o) => sum + o.stats.evalTokens, 0)
+  const cached = outcomes.reduce((sum, o, i) => i % n === 0 ? sum + o.stats.cachedTokens : sum, 0)
+  return {
+    prompt_tokens: prompt,
+    completion_tokens: completion,
+    total_tokens: prompt + completion,
+    prompt_tokens_details: { cached_tokens: cached },
+    completion_tokens_details: { reasoning_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 }
+  }
+}
+
+/** OpenAI's system_fingerprint: what decides the answers besides the request, the node's version and the model's weights. */
+function fingerprint (version: string, modelCID: string): string {
+  return `fp_${createHash('sha256').update(`${version}\n${modelCID}`).digest('hex').slice(0, 10)}`
 }
 
 const unixTime = (date: Date): number => Math.floor(date.getTime() / 1000)
@@ -215,74 +256,153 @@ interface Framing {
   id: string
   object: string
   chunkObject: string
-  /** The choice of a whole answer. */
-  choice: (stats: GenerateStats) => object
+  /** The choice of a whole answer; `logprobs` when they were asked for. */
+  choice: (index: number, outcome: Outcome, logprobs?: TokenLogprobs[]) => object
   /** A streamed choice: some text, or at the end no text and the finish reason. */
-  delta: (text: string | undefined, finishReason: string | null) => object
-  /** The streamed choice that carries the calls the model made. */
-  calls?: (calls: ToolCall[]) => object
+  delta: (index: number, text: string | undefined, finishReason: string | null, logprobs?: TokenLogprobs[]) => object
   /** The choice of a chunk sent before any text. */
-  opening?: object
+  opening?: (index: number) => object
+  /** Text that comes before a choice's answer: the echoed prompt. */
+  prefix?: (index: number, promptText: string) => string
+  /** The streamed choice that carries the calls the model made. */
+  calls?: (index: number, calls: ToolCall[]) => object
 }
+
+const chatLogprobs = (logprobs?: TokenLogprobs[]): object | null => logprobs == null
+  ? null
+  : {
+      content: logprobs.map(l => ({ token: l.token, logprob: l.logprob, bytes: l.bytes, top_logprobs: l.top.map(t => ({ token: t.token, logprob: t.logprob, bytes: t.bytes })) })),
+      refusal: null
+    }
 
 const chatFraming = (): Framing => ({
   id: `chatcmpl-${randomUUID()}`,
   object: 'chat.completion',
   chunkObject: 'chat.completion.chunk',
-  choice: (stats) => {
-    const calls = stats.toolCalls ?? []
+  choice: (index, outcome, logprobs) => {
+    const calls = outcome.stats.toolCalls ?? []
     const message = calls.length === 0
-      ? { role: 'assistant', content: stats.text, refusal: null }
-      : { role: 'assistant', content: stats.text === '' ? null : stats.text, tool_calls: toolCallsJson(calls), refusal: null }
-    return { index: 0, message, logprobs: null, finish_reason: finishReason(stats) }
+      ? { role: 'assistant', content: outcome.text, refusal: null }
+      : { role: 'assistant', content: outcome.text === '' ? null : outcome.text, tool_calls: toolCallsJson(calls), refusal: null }
+    return { index, message, logprobs: chatLogprobs(logprobs), finish_reason: finishReason(outcome.stats) }
   },
-  delta: (text, finishReason) => ({ index: 0, delta: text == null ? {} : { content: text }, logprobs: null, finish_reason: finishReason }),
-  calls: (calls) => ({ index: 0, delta: { tool_calls: toolCallsJson(calls).map((call, index) => ({ index, ...call })) }, logprobs: null, finish_reason: null }),
-  opening: { index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }
-})
-
-const completionFraming = (): Framing => ({
-  id: `cmpl-${randomUUID()}`,
-  object: 'text_completion',
-  chunkObject: 'text_completion',
-  choice: (stats) => ({ index: 0, text: stats.text, logprobs: null, finish_reason: stats.doneReason }),
-  delta: (text, finishReason) => ({ index: 0, text: text ?? '', logprobs: null, finish_reason: finishReason })
+  delta: (index, text, finishReason, logprobs) => ({ index, delta: text == null ? {} : { content: text }, logprobs: chatLogprobs(logprobs), finish_reason: finishReason }),
+  calls: (index, calls) => ({ index, delta: { tool_calls: toolCallsJson(calls).map((call, i) => ({ index: i, ...call })) }, logprobs: null, finish_reason: null }),
+  opening: index => ({ index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null })
 })
 
 /**
- * Runs a completion and answers it as OpenAI does: one object, or SSE chunks
- * (a first one with the role, the deltas, a last one with the finish reason,
- * with include_usage one more with the usage) ending with `data: [DONE]`.
+ * The legacy API's text, after the echoed prompt when asked; its logprobs
+ * are parallel lists, with each token's offset in the choice's text.
  */
-async function complete ({ node, shutdown }: ApiContext, reply: FastifyReply, body: SamplingBody, params: GenerateParams, framing: Framing): Promise<object> {
-  const signal = workSignal(reply, shutdown)
+const completionFraming = (inputs: PromptInput[], n: number, echo: boolean): Framing => {
+  const offsets = new Map<number, number>()
+  const logprobsAt = (index: number, logprobs?: TokenLogprobs[]): object | null => {
+    if (logprobs == null) return null
+    let offset = offsets.get(index) ?? 0
+    const textOffset = logprobs.map(l => { const at = offset; offset += l.token.length; return at })
+    offsets.set(index, offset)
+    return {
+      tokens: logprobs.map(l => l.token),
+      token_logprobs: logprobs.map(l => l.logprob),
+      top_logprobs: logprobs.map(l => Object.fromEntries(l.top.map(t => [t.token, t.logprob]))),
+      text_offset: textOffset
+    }
+  }
+  const echoed = (index: number, promptText = ''): string => echo ? inputs[Math.floor(index / n)].prompt ?? promptText : ''
+  return {
+    id: `cmpl-${randomUUID()}`,
+    object: 'text_completion',
+    chunkObject: 'text_completion',
+    choice: (index, outcome, logprobs) => {
+      const prefix = echoed(index, outcome.promptText)
+      offsets.set(index, prefix.length)
+      return { index, text: prefix + outcome.text, logprobs: logprobsAt(index, logprobs), finish_reason: outcome.stats.doneReason }
+    },
+    delta: (index, text, finishReason, logprobs) => ({ index, text: text ?? '', logprobs: logprobsAt(index, logprobs), finish_reason: finishReason }),
+    prefix: (index, promptText) => {
+      const prefix = echoed(index, promptText)
+      offsets.set(index, prefix.length)
+      return prefix
+    }
+  }
+}
+
+/**
+ * Interleaves the choices' events as they come, each with its index. An
+ * error in one ends all; `stop` is called when the merged stream ends, to
+ * end the generations still running.
+ */
+function merged (runs: Array<AsyncIterable<InferenceEvent>>, stop: () => void): AsyncIterable<{ index: number, evt: InferenceEvent }> {
+  const out = pushable<{ index: number, evt: InferenceEvent }>({ objectMode: true, onEnd: stop })
+  let open = runs.length
+  runs.forEach((run, index) => {
+    void (async () => {
+      for await (const evt of run) out.push({ index, evt })
+      if (--open === 0) out.end()
+    })().catch((err: Error) => { out.end(err) })
+  })
+  return out
+}
+
+/**
+ * Runs a completion's choices together (so that they share the model's
+ * batches) and answers as OpenAI does: one object, or SSE chunks (per
+ * choice a first one with the role, the deltas, a last one with the finish
+ * reason; with include_usage one more with the usage) ending with
+ * `data: [DONE]`. `logprobs`: whether they were asked for.
+ */
+async function complete ({ node, shutdown }: ApiContext, reply: FastifyReply, body: SamplingBody, runs: GenerateParams[], n: number, framing: Framing, logprobs: boolean): Promise<object> {
+  const stopAll = new AbortController()
+  const signal = AbortSignal.any([workSignal(reply, shutdown), stopAll.signal])
+  const events = merged(runs.map(params => node.inference.generate(params, { signal })), () => { stopAll.abort(new Error('the request ended')) })
   const created = unixTime(new Date())
   const base = { id: framing.id, object: framing.object, created, model: body.model }
+  const version = node.version().version
+  // The first event is awaited before anything is sent, so that a missing model or a bad prompt is a 4xx, not a broken stream.
+  const { first, items } = await peek(events)
+  const systemFingerprint = first?.evt.type === 'start' ? fingerprint(version, first.evt.modelCID) : null
   if (body.stream !== true) {
-    const stats = await finished(node.inference.generate(params, { signal }))
-    return { ...base, choices: [framing.choice(stats)], usage: usage(stats) }
+    const outcomes = runs.map((): Partial<Outcome> & { text: string, logprobs: TokenLogprobs[] } => ({ text: '', logprobs: [] }))
+    for await (const { index, evt } of items) {
+      const outcome = outcomes[index]
+      if (evt.type === 'start') outcome.promptText = evt.promptText
+      else if (evt.type === 'chunk') outcome.logprobs.push(...evt.logprobs ?? [])
+      else outcome.stats = evt.stats
+    }
+    const done = outcomes.map(o => ({ ...o, text: o.stats?.text ?? '' }) as Outcome)
+    return {
+      ...base,
+      system_fingerprint: systemFingerprint,
+      choices: done.map((o, index) => framing.choice(index, o, logprobs ? o.logprobs : undefined)),
+      usage: usage(done, n)
+    }
   }
-  // The first event is awaited before the role chunk, so that a missing model is a 404, not a broken stream.
-  const { items } = await peek(node.inference.generate(params, { signal }))
   const includeUsage = body.stream_options?.include_usage === true
-  const chunk = (choices: object[], stats?: GenerateStats): object => ({
+  const chunk = (choices: object[], stats?: Array<Pick<Outcome, 'stats'>>): object => ({
     ...base,
     object: framing.chunkObject,
+    system_fingerprint: systemFingerprint,
     choices,
-    ...(includeUsage ? { usage: stats == null ? null : usage(stats) } : {})
+    ...(includeUsage ? { usage: stats == null ? null : usage(stats, n) } : {})
   })
   const chunks = (async function * () {
-    if (framing.opening != null) yield chunk([framing.opening])
-    for await (const evt of items) {
-      if (evt.type === 'chunk') {
-        yield chunk([framing.delta(evt.text, null)])
-        continue
+    const finished: Array<Pick<Outcome, 'stats'>> = []
+    for await (const { index, evt } of items) {
+      if (evt.type === 'start') {
+        if (framing.opening != null) yield chunk([framing.opening(index)])
+        const prefix = framing.prefix?.(index, evt.promptText ?? '') ?? ''
+        if (prefix !== '') yield chunk([framing.delta(index, prefix, null)])
+      } else if (evt.type === 'chunk') {
+        yield chunk([framing.delta(index, evt.text, null, logprobs ? evt.logprobs ?? [] : undefined)])
+      } else {
+        finished[index] = { stats: evt.stats }
+        const calls = evt.stats.toolCalls ?? []
+        if (calls.length > 0 && framing.calls != null) yield chunk([framing.calls(index, calls)])
+        yield chunk([framing.delta(index, undefined, finishReason(evt.stats))])
       }
-      const calls = evt.stats.toolCalls ?? []
-      if (calls.length > 0 && framing.calls != null) yield chunk([framing.calls(calls)])
-      yield chunk([framing.delta(undefined, finishReason(evt.stats))])
-      if (includeUsage) yield chunk([], evt.stats)
     }
+    if (includeUsage) yield chunk([], finished)
   })()
   return sendSse(reply, chunks, err => openaiError(err, reply.request))
 }
@@ -310,17 +430,27 @@ export const openaiRoutes: Routes = (app, ctx) => {
 
     scope.post('/v1/chat/completions', { permission: 'inference', schema: { body: ChatBody, tags, summary: 'Chat completion; SSE chunks when stream is true' } }, async (request, reply) => {
       const body = request.body as Static<typeof ChatBody>
+      const logprobs = body.logprobs === true ? body.top_logprobs ?? 0 : undefined
+      const n = body.n ?? 1
       const { tools, ...output } = chatOutput(body)
-      const params = { model: body.model, input: defined({ messages: chatMessages(body.messages), tools }), options: generateOptions(body, NEUTRAL_CHAT), ...output }
-      return complete(ctx, reply, body, params, chatFraming())
+      const runs = runsOf(defined({ model: body.model, options: generateOptions(body), logprobs, ...output }), [defined({ messages: chatMessages(body.messages), tools })], n)
+      return complete(ctx, reply, body, runs, n, chatFraming(), logprobs != null)
     })
 
     // The legacy API continues text as it is written, without the chat template.
     scope.post('/v1/completions', { permission: 'inference', schema: { body: CompletionBody, tags, summary: 'Text completion; SSE chunks when stream is true' } }, async (request, reply) => {
       const body = request.body as Static<typeof CompletionBody>
-      const prompt = typeof body.prompt === 'string' ? body.prompt : body.prompt[0]
-      const params = { model: body.model, input: { prompt, raw: true }, options: generateOptions(body, NEUTRAL_COMPLETION) }
-      return complete(ctx, reply, body, params, completionFraming())
+      const n = body.n ?? 1
+      if (body.best_of != null && body.best_of !== n) throw new UnsupportedParameterError('best_of', 'best_of is supported only equal to n: every choice generated is returned')
+      const suffix = body.suffix != null && body.suffix !== '' ? body.suffix : undefined
+      const inputs = completionPrompts(body.prompt).map(input => {
+        if (suffix == null) return input
+        if (input.prompt == null) throw new UnsupportedParameterError('suffix', 'suffix needs a text prompt')
+        return { prompt: input.prompt, suffix }
+      })
+      const echo = body.echo === true
+      const runs = runsOf(defined({ model: body.model, options: generateOptions(body), logprobs: body.logprobs, echo: echo || undefined }), inputs, n)
+      return complete(ctx, reply, body, runs, n, completionFraming(inputs, n, echo), body.logprobs != null)
     })
 
     responsesRoutes(scope, ctx)

@@ -242,6 +242,7 @@ export function responsesRoutes (scope: FastifyInstance, { node, shutdown }: Api
       let text = ''
       const at = { item_id: draft.messageId, output_index: 0, content_index: 0 }
       for await (const evt of items) {
+        if (evt.type === 'start') continue
         if (evt.type === 'chunk') {
           if (!opened) {
             opened = true

@@ -8,13 +8,14 @@ import { ContextLengthError, InvalidInferenceRequestError, UnsupportedModelError
 import { Registry } from 'prom-client'
 import { createApiServer } from '../../src/server.ts'
 import { nodeView } from './node-view.ts'
+import type { ApiInit } from '../../src/server.ts'
 import type { CredentialStore } from '@node-daemon/access'
 import type { JobQuery, JobRecord, JobStatus, NodeView } from '@node-daemon/cluster'
 import type { Node } from '@node-daemon/daemon'
 import type { FastifyInstance } from 'fastify'
 import type {
   EmbedInput, EmbedParams, EmbedResult, GenerateParams, ImportFile, ImportParams, Inference, InferenceEvent, LoadedModelView,
-  ModelDetails, ModelSummary, ProgressEvent, StoredResponse, TaskEvent, TaskParams, TaskView
+  ModelDetails, ModelSummary, ProgressEvent, StoredResponse, TaskEvent, TaskParams, TaskView, TokenLogprobs
 } from '@node-daemon/inference'
 
 /** Prompts that make the fake generation misbehave on purpose. */
@@ -49,6 +50,19 @@ function summary (name: string, cid: string, kind: ModelSummary['kind']): ModelS
     quantization: 'F32',
     contextLength: 128
   }
+}
+
+/** Token ids at or past this are out of the fake models' vocabulary. */
+export const FAKE_VOCAB = 1000
+
+/** The text the fake reads a prompt of token ids as. */
+export const tokensText = (ids: number[]): string => `ids ${ids.join(' ')}`
+
+/** A chunk's token, said to have log-probability -(i + 1)/10, with `top` made-up alternatives below it. */
+export function fakeLogprobs (text: string, i: number, top: number): TokenLogprobs {
+  const bytes = [...Buffer.from(text)]
+  const logprob = -(i + 1) / 10
+  return { token: text, bytes, logprob, top: Array.from({ length: top }, (_, j) => j === 0 ? { token: text, bytes, logprob } : { token: `alt${j}`, bytes: [...Buffer.from(`alt${j}`)], logprob: logprob - j }) }
 }
 
 /** The reply to a prompt: "Echo:" and its words, one chunk per word. */
@@ -100,7 +114,9 @@ export function fakeInference (): FakeInference {
       resolve(params.model)
       if ((params.options?.temperature ?? 0) < 0) throw new InvalidInferenceRequestError('temperature must not be negative')
       const input = params.input
-      const prompt = input.prompt ?? input.messages?.at(-1)?.content ?? ''
+      if ([...input.tokens ?? [], ...input.context ?? []].some(id => id >= FAKE_VOCAB)) throw new InvalidInferenceRequestError(`token id out of the vocabulary of ${FAKE_VOCAB}`)
+      const prompt = input.prompt ?? (input.tokens != null ? tokensText(input.tokens) : undefined) ?? input.messages?.at(-1)?.content ?? ''
+      yield { type: 'start', modelCID: resolve(params.model).cid, ...(params.echo === true ? { promptText: prompt } : {}) }
       // A required or named tool choice calls the named (or the first) tool, as a grammar-bound model would, and writes no text.
       const tools = input.tools ?? []
       const choice = params.toolChoice
@@ -111,7 +127,7 @@ export function fakeInference (): FakeInference {
       const limit = params.options?.num_predict ?? -1
       const sent = limit >= 0 ? words.slice(0, limit) : words
       for (const [i, text] of sent.entries()) {
-        yield { type: 'chunk', text }
+        yield { type: 'chunk', text, ...(params.logprobs != null ? { logprobs: [fakeLogprobs(text, i, params.logprobs)] } : {}) }
         if (i > 0) continue
         if (prompt === FAIL_MIDWAY) throw new Error('the worker went away')
         if (prompt === WAIT_FOR_ABORT) {
@@ -141,7 +157,8 @@ export function fakeInference (): FakeInference {
           jobId: ++jobs,
           worker: 'peer-fake',
           promptCID: 'bafyprompt',
-          responseCID: 'bafyresponse'
+          responseCID: 'bafyresponse',
+          context: [...input.context ?? [], ...prompt.split(' ').map((_, i) => i + 1), ...sent.map((_, i) => 100 + i)]
         }
       }
     },
@@ -407,9 +424,9 @@ export interface TestServer {
 /**
  * The API server over a stub Node: the fake inference, the job table of its
  * tasks, a metrics registry, a version, content for `files`, and no external
- * training workers. Listens on 127.0.0.1 on a free port.
+ * training workers, with `init` as the API's. Listens on 127.0.0.1 on a free port.
  */
-export async function startServer (files: FakeFiles = {}): Promise<TestServer> {
+export async function startServer (files: FakeFiles = {}, init: ApiInit = {}): Promise<TestServer> {
   const inference = fakeInference()
   // Access control as a node without credentials has it, on a repo of its own for the JWT key and the cookie.
   const repo = await mkdtemp(join(tmpdir(), 'api-test-'))
@@ -425,7 +442,7 @@ export async function startServer (files: FakeFiles = {}): Promise<TestServer> {
     cluster: fakeCluster(inference),
     training: { externalWorkers: () => [] }
   } as unknown as Node
-  const app = await createApiServer(node)
+  const app = await createApiServer(node, init)
   app.addHook('onClose', async () => { await rm(repo, { recursive: true, force: true }) })
   const url = await app.listen({ host: '127.0.0.1', port: 0 })
   return { app, url, inference }

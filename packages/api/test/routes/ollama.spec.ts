@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { Ollama } from 'ollama'
-import { FAIL_MIDWAY, startServer, WAIT_FOR_ABORT } from '../helpers/fake-inference.ts'
+import { FAIL_MIDWAY, fakeLogprobs, startServer, WAIT_FOR_ABORT } from '../helpers/fake-inference.ts'
 import type { TestServer } from '../helpers/fake-inference.ts'
 import type { GenerateParams } from '@node-daemon/inference'
 
@@ -10,6 +10,9 @@ const DONE_FIELDS = ['done', 'done_reason', 'total_duration', 'load_duration', '
 describe('Ollama API', () => {
   let server: TestServer
   let ollama: Ollama
+  /** What the API logged as warnings: [fields, message]. */
+  const warnings: unknown[][] = []
+  const logger: any = { level: 'warn', silent () {}, trace () {}, debug () {}, info () {}, error () {}, fatal () {}, warn (...args: unknown[]) { warnings.push(args) }, child: () => logger }
 
   const post = async (path: string, body: unknown, headers: Record<string, string> = { 'content-type': 'application/json' }): Promise<Response> =>
     await fetch(`${server.url}${path}`, { method: 'POST', headers, body: typeof body === 'string' ? body : JSON.stringify(body) })
@@ -17,7 +20,7 @@ describe('Ollama API', () => {
   const lastGenerate = (): GenerateParams => server.inference.calls.filter(c => c.method === 'generate').at(-1)?.args[0] as GenerateParams
 
   before(async () => {
-    server = await startServer()
+    server = await startServer({}, { logger })
     ollama = new Ollama({ host: server.url })
   })
   after(async () => { await server.app.close() })
@@ -52,19 +55,50 @@ describe('Ollama API', () => {
     assert.deepEqual(lines.map(line => JSON.parse(line).response), ['Echo:', ' hi', ''])
   })
 
-  it('passes system, template and raw through, and the supported options', async () => {
-    const res = await ollama.generate({
-      model: 'tiny-gpt',
-      prompt: 'one two three',
-      system: 'be brief',
-      raw: false,
-      stream: false,
-      options: { temperature: 0.5, top_k: 20, top_p: 0.9, seed: 7, num_predict: 2, stop: ['\n'], repeat_penalty: 1.1, repeat_last_n: 32, num_ctx: 4096, num_thread: 2, min_p: 0, presence_penalty: 0 }
-    })
+  it('passes system, template and raw through, and the sampling options; runner and unknown options are ignored with one warning', async () => {
+    const sampling = { temperature: 0.5, top_k: 20, top_p: 0.9, min_p: 0.05, typical_p: 0.7, tfs_z: 0.95, seed: 7, num_predict: 2, stop: ['\n'], repeat_penalty: 1.1, repeat_last_n: 32, presence_penalty: 1.5, frequency_penalty: 1, mirostat: 2, mirostat_tau: 4, mirostat_eta: 0.2, num_ctx: 4096, num_keep: 5 }
+    const ignored = { num_thread: 2, numa: false, num_batch: 2, num_gpu: 1, main_gpu: 0, use_mmap: true, use_mlock: false, low_vram: false, vocab_only: false, penalize_newline: true, mystery: 'x' }
+    warnings.length = 0
+    const res = await ollama.generate({ model: 'tiny-gpt', prompt: 'one two three', system: 'be brief', raw: false, stream: false, options: { ...sampling, ...ignored } as any })
     assert.equal(res.response, 'Echo: one')
     assert.equal(res.done_reason, 'length')
     assert.deepEqual(lastGenerate().input, { prompt: 'one two three', system: 'be brief', raw: false })
-    assert.deepEqual(lastGenerate().options, { temperature: 0.5, top_k: 20, top_p: 0.9, repeat_penalty: 1.1, repeat_last_n: 32, seed: 7, num_predict: 2, stop: ['\n'], num_ctx: 4096 })
+    assert.deepEqual(lastGenerate().options, sampling)
+    assert.equal(warnings.length, 1)
+    assert.deepEqual((warnings[0][0] as { ignored: string[] }).ignored, Object.keys(ignored))
+    await ollama.chat({ model: 'tiny-gpt', messages: [{ role: 'user', content: 'hi' }], stream: false, options: { min_p: 0.1 } })
+    assert.deepEqual(lastGenerate().options, { min_p: 0.1 })
+    assert.equal(warnings.length, 1, 'no warning without ignored options')
+  })
+
+  it("answers logprobs on every streamed line and on the whole answer, as Ollama 0.12's", async () => {
+    const json = (text: string, i: number, top: number): object => {
+      const l = fakeLogprobs(text, i, top)
+      return { token: l.token, logprob: l.logprob, bytes: l.bytes, top_logprobs: l.top.map(t => ({ token: t.token, logprob: t.logprob, bytes: t.bytes })) }
+    }
+    const whole = await post('/api/generate', { model: 'tiny-gpt', prompt: 'a b', stream: false, logprobs: true, top_logprobs: 2 })
+    assert.deepEqual((await whole.json()).logprobs, ['Echo:', ' a', ' b'].map((t, i) => json(t, i, 2)))
+    assert.equal(lastGenerate().logprobs, 2)
+    const lines = (await (await post('/api/chat', { model: 'tiny-gpt', messages: [{ role: 'user', content: 'a' }], logprobs: true })).text()).trim().split('\n').map(line => JSON.parse(line))
+    assert.deepEqual(lines.map(l => l.logprobs), [[json('Echo:', 0, 0)], [json(' a', 1, 0)], undefined])
+    const none = await (await post('/api/generate', { model: 'tiny-gpt', prompt: 'a', stream: false })).json()
+    assert.equal('logprobs' in none, false)
+    assert.equal(lastGenerate().logprobs, undefined)
+  })
+
+  it('answers context with the final generate line, and continues from a context given back', async () => {
+    const first = await ollama.generate({ model: 'tiny-gpt', prompt: 'a b', stream: false })
+    assert.deepEqual(first.context, [1, 2, 100, 101, 102])
+    const next = await ollama.generate({ model: 'tiny-gpt', prompt: 'c', stream: false, context: first.context })
+    assert.deepEqual(lastGenerate().input, { prompt: 'c', context: first.context })
+    assert.deepEqual(next.context, [...first.context, 1, 100, 101])
+    const parts = []
+    for await (const part of await ollama.generate({ model: 'tiny-gpt', prompt: 'a', stream: true })) parts.push(part)
+    assert.deepEqual(parts.map(p => p.context), [undefined, undefined, [1, 100, 101]])
+    const chat = await ollama.chat({ model: 'tiny-gpt', messages: [{ role: 'user', content: 'a' }], stream: false })
+    assert.equal('context' in chat, false)
+    await ollama.generate({ model: 'tiny-gpt', prompt: 'def f(', suffix: 'return x', stream: false })
+    assert.deepEqual(lastGenerate().input, { prompt: 'def f(', suffix: 'return x' })
   })
 
   it("parses keep_alive's forms into keepAliveMs", async () => {
@@ -122,8 +156,9 @@ describe('Ollama API', () => {
       [{ model: 'tiny-gpt', prompt: 'hi', format: 'yaml' }, /format/],
       [{ model: 'tiny-gpt', prompt: 'hi', images: ['aGk='] }, /images/],
       [{ model: 'tiny-gpt', prompt: 'hi', think: true }, /thinking/],
-      [{ model: 'tiny-gpt', prompt: 'hi', options: { min_p: 0.1 } }, /options\.min_p/],
-      [{ model: 'tiny-gpt', prompt: 'hi', options: { mystery: 1 } }, /mystery/],
+      [{ model: 'tiny-gpt', prompt: 'hi', context: [1, 5000] }, /token id/],
+      [{ model: 'tiny-gpt', prompt: 'hi', logprobs: true, top_logprobs: 21 }, /top_logprobs/],
+      [{ model: 'tiny-gpt', prompt: 'hi', options: { top_k: 1.5 } }, /top_k/],
       [{ model: 'tiny-gpt', prompt: 'hi', options: { temperature: 'hot' } }, /temperature/],
       [{ model: 'tiny-gpt', prompt: 'hi', options: { temperature: -1 } }, /temperature/]
     ]

@@ -1,9 +1,18 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import OpenAI from 'openai'
-import { FAIL_MIDWAY, startServer, WAIT_FOR_ABORT } from '../helpers/fake-inference.ts'
+import { FAIL_MIDWAY, fakeLogprobs, startServer, tokensText, WAIT_FOR_ABORT } from '../helpers/fake-inference.ts'
 import type { TestServer } from '../helpers/fake-inference.ts'
 import type { GenerateParams } from '@node-daemon/inference'
+
+/** OpenAI's usage with the details the node has nothing to put in yet. */
+const usageOf = (prompt: number, completion: number): object => ({
+  prompt_tokens: prompt,
+  completion_tokens: completion,
+  total_tokens: prompt + completion,
+  prompt_tokens_details: { cached_tokens: 0 },
+  completion_tokens_details: { reasoning_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 }
+})
 
 describe('OpenAI API', () => {
   let server: TestServer
@@ -45,17 +54,20 @@ describe('OpenAI API', () => {
       top_p: 0.9,
       seed: 42,
       stop: 'END',
-      frequency_penalty: 0,
-      presence_penalty: 0,
+      frequency_penalty: 0.5,
+      presence_penalty: -0.25,
+      logit_bias: { 50256: -100, 7: 2.5 },
       n: 1
     })
     assert.equal(res.object, 'chat.completion')
     assert.match(res.id, /^chatcmpl-/)
     assert.equal(res.model, 'tiny-gpt')
     assert.deepEqual(res.choices, [{ index: 0, message: { role: 'assistant', content: 'Echo: how are you', refusal: null }, logprobs: null, finish_reason: 'stop' }])
-    assert.deepEqual(res.usage, { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7, prompt_tokens_details: { cached_tokens: 0 } })
+    assert.deepEqual(res.usage, usageOf(3, 4))
+    assert.match(res.system_fingerprint ?? '', /^fp_[0-9a-f]{10}$/)
     assert.deepEqual(lastGenerate().input, { messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'how are you' }] })
-    assert.deepEqual(lastGenerate().options, { num_predict: 10, temperature: 0.3, top_p: 0.9, seed: 42, stop: ['END'] })
+    assert.deepEqual(lastGenerate().options, { num_predict: 10, temperature: 0.3, top_p: 0.9, seed: 42, stop: ['END'], frequency_penalty: 0.5, presence_penalty: -0.25, logit_bias: { 50256: -100, 7: 2.5 } })
+    assert.equal(lastGenerate().logprobs, undefined)
 
     const cut = await openai.chat.completions.create({ model: 'tiny-gpt', messages: [{ role: 'user', content: 'a b c' }], max_completion_tokens: 2, stop: ['x', 'y'] })
     assert.equal(cut.choices[0].finish_reason, 'length')
@@ -74,7 +86,8 @@ describe('OpenAI API', () => {
     assert.equal(chunks.slice(1, -2).map(c => c.choices[0].delta.content).join(''), 'Echo: hi there')
     assert.deepEqual(chunks.at(-2)?.choices, [{ index: 0, delta: {}, logprobs: null, finish_reason: 'stop' }])
     assert.deepEqual(chunks.at(-1)?.choices, [])
-    assert.deepEqual(chunks.at(-1)?.usage, { prompt_tokens: 2, completion_tokens: 3, total_tokens: 5, prompt_tokens_details: { cached_tokens: 0 } })
+    assert.deepEqual(chunks.at(-1)?.usage, usageOf(2, 3))
+    assert.ok(chunks.every(c => c.system_fingerprint === chunks[0].system_fingerprint && /^fp_/.test(c.system_fingerprint ?? '')))
     assert.ok(chunks.slice(0, -1).every(c => c.usage === null))
 
     const res = await post('/v1/chat/completions', { model: 'tiny-gpt', messages: [{ role: 'user', content: 'hi' }], stream: true })
@@ -90,7 +103,7 @@ describe('OpenAI API', () => {
     assert.equal(res.object, 'text_completion')
     assert.match(res.id, /^cmpl-/)
     assert.deepEqual(res.choices, [{ index: 0, text: 'Echo: once upon', logprobs: null, finish_reason: 'stop' }])
-    assert.deepEqual(res.usage, { prompt_tokens: 2, completion_tokens: 3, total_tokens: 5, prompt_tokens_details: { cached_tokens: 0 } })
+    assert.deepEqual(res.usage, usageOf(2, 3))
     assert.deepEqual(lastGenerate().input, { prompt: 'once upon', raw: true })
 
     const chunks = []
@@ -147,8 +160,11 @@ describe('OpenAI API', () => {
   it("answers bad requests with 400 in OpenAI's shape, naming the field", async () => {
     const chat = { model: 'tiny-gpt', messages: [{ role: 'user', content: 'hi' }] }
     const cases: Array<[object, string | null, string | null]> = [
-      [{ ...chat, n: 2 }, 'n', 'unsupported_parameter'],
-      [{ ...chat, frequency_penalty: 0.5 }, 'frequency_penalty', 'unsupported_parameter'],
+      [{ ...chat, n: 17 }, 'n', 'integer_above_max_value'],
+      [{ ...chat, n: 0 }, 'n', 'integer_below_min_value'],
+      [{ ...chat, frequency_penalty: 2.5 }, 'frequency_penalty', 'decimal_above_max_value'],
+      [{ ...chat, logit_bias: { 5: -101 } }, 'logit_bias.5', 'integer_below_min_value'],
+      [{ ...chat, logprobs: true, top_logprobs: 21 }, 'top_logprobs', 'integer_above_max_value'],
       [{ ...chat, messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'x' } }] }] }, 'messages.0.content.0', 'unsupported_parameter'],
       [{ ...chat, temperature: 'hot' }, 'temperature', 'invalid_type'],
       [{ ...chat, stop: ['a', 'b', 'c', 'd', 'e'] }, 'stop', 'array_above_max_length'],
@@ -164,7 +180,24 @@ describe('OpenAI API', () => {
       assert.equal(error.code, code)
       assert.equal(typeof error.message, 'string')
     }
-    await assert.rejects(openai.chat.completions.create({ ...chat, model: 'tiny-gpt', n: 3 } as any), { status: 400, param: 'n' })
+    await assert.rejects(openai.chat.completions.create({ ...chat, model: 'tiny-gpt', n: 30 } as any), { status: 400, param: 'n' })
+    const completion = { model: 'tiny-gpt', prompt: 'x' }
+    for (const [body, param] of [
+      [{ ...completion, best_of: 2 }, 'best_of'],
+      [{ ...completion, prompt: ['a', 'b', 'c', 'd', 'e'], n: 4 }, 'n'],
+      [{ ...completion, prompt: [1, 2], suffix: 'y' }, 'suffix'],
+      [{ ...completion, prompt: [1, 'a'] }, null],
+      [{ ...completion, prompt: [] }, null],
+      [{ ...completion, prompt: [[1], []] }, null],
+      [{ ...completion, prompt: { text: 'x' } }, null],
+      [{ model: 'tiny-gpt' }, 'prompt'],
+      [{ ...completion, prompt: [1, 5000] }, null],
+      [{ ...completion, logprobs: 21 }, 'logprobs']
+    ] as Array<[object, string | null]>) {
+      const res = await post('/v1/completions', body)
+      assert.equal(res.status, 400, JSON.stringify(body))
+      assert.equal((await res.json()).error.param, param, JSON.stringify(body))
+    }
 
     // In OpenAI's words, not the validator's, and with no coercion: "10" is a string.
     const worded: Array<[string, object, string, string, string]> = [
@@ -208,6 +241,82 @@ describe('OpenAI API', () => {
     await assert.rejects(openai.post('/nope', { body: {} }), { status: 404, type: 'invalid_request_error', message: /Invalid URL/ })
     const elsewhere = await post('/api/v0/nope', {})
     assert.equal((await elsewhere.json()).error_type, 'RouteNotFoundError', 'other paths keep document 000\'s envelope')
+  })
+
+  it('answers logprobs on chat, with top alternatives, whole and streamed', async () => {
+    const res = await openai.chat.completions.create({ model: 'tiny-gpt', messages: [{ role: 'user', content: 'a b' }], logprobs: true, top_logprobs: 2 })
+    assert.equal(lastGenerate().logprobs, 2)
+    const expected = ['Echo:', ' a', ' b'].map((text, i) => {
+      const l = fakeLogprobs(text, i, 2)
+      return { token: l.token, logprob: l.logprob, bytes: l.bytes, top_logprobs: l.top.map(t => ({ token: t.token, logprob: t.logprob, bytes: t.bytes })) }
+    })
+    assert.deepEqual(res.choices[0].logprobs, { content: expected, refusal: null })
+    const plain = await openai.chat.completions.create({ model: 'tiny-gpt', messages: [{ role: 'user', content: 'a' }], logprobs: true })
+    assert.equal(lastGenerate().logprobs, 0)
+    assert.deepEqual(plain.choices[0].logprobs?.content?.map(c => c.top_logprobs), [[], []])
+    await openai.chat.completions.create({ model: 'tiny-gpt', messages: [{ role: 'user', content: 'a' }], logprobs: false, top_logprobs: 3 })
+    assert.equal(lastGenerate().logprobs, undefined)
+
+    const chunks = []
+    for await (const chunk of await openai.chat.completions.create({ model: 'tiny-gpt', messages: [{ role: 'user', content: 'a b' }], logprobs: true, top_logprobs: 2, stream: true })) chunks.push(chunk)
+    const deltas = chunks.filter(c => c.choices[0]?.delta.content != null && c.choices[0].delta.content !== '')
+    assert.deepEqual(deltas.map(c => c.choices[0].logprobs?.content), expected.map(e => [e]))
+    assert.equal(chunks[0].choices[0].logprobs, null)
+  })
+
+  it('answers n choices of one chat, each with its own seed, streamed with their index', async () => {
+    const before = server.inference.calls.length
+    const res = await openai.chat.completions.create({ model: 'tiny-gpt', messages: [{ role: 'user', content: 'a b' }], n: 3, seed: 10 })
+    const runs = server.inference.calls.slice(before).filter(c => c.method === 'generate').map(c => c.args[0] as GenerateParams)
+    assert.deepEqual(runs.map(r => r.options?.seed), [10, 11, 12])
+    assert.deepEqual(res.choices.map(c => c.index), [0, 1, 2])
+    assert.ok(res.choices.every(c => c.message.content === 'Echo: a b'))
+    // The prompt counts once, the completions of every choice.
+    assert.deepEqual(res.usage, usageOf(2, 9))
+    const unseeded = server.inference.calls.length
+    await openai.chat.completions.create({ model: 'tiny-gpt', messages: [{ role: 'user', content: 'a' }], n: 2 })
+    assert.ok(server.inference.calls.slice(unseeded).every(c => (c.args[0] as GenerateParams).options?.seed == null), 'the service seeds each run itself')
+
+    const chunks: OpenAI.Chat.Completions.ChatCompletionChunk[] = []
+    for await (const chunk of await openai.chat.completions.create({ model: 'tiny-gpt', messages: [{ role: 'user', content: 'a b' }], n: 2, stream: true, stream_options: { include_usage: true } })) chunks.push(chunk)
+    for (const index of [0, 1]) {
+      const mine = chunks.flatMap(c => c.choices.filter(choice => choice.index === index))
+      assert.deepEqual(mine[0].delta, { role: 'assistant', content: '' })
+      assert.equal(mine.map(c => c.delta.content ?? '').join(''), 'Echo: a b')
+      assert.equal(mine.at(-1)?.finish_reason, 'stop')
+    }
+    assert.deepEqual(chunks.at(-1)?.usage, usageOf(2, 6))
+  })
+
+  it('completes prompts given as token ids, as several strings, with echo, logprobs and suffix', async () => {
+    const ids = await openai.completions.create({ model: 'tiny-gpt', prompt: [10, 20, 30] })
+    assert.deepEqual(lastGenerate().input, { tokens: [10, 20, 30] })
+    assert.equal(ids.choices[0].text, `Echo: ${tokensText([10, 20, 30])}`)
+    const batch = await openai.completions.create({ model: 'tiny-gpt', prompt: [[1, 2], [3]], n: 2, seed: 1 })
+    assert.deepEqual(batch.choices.map(c => [c.index, c.text]), [[0, `Echo: ${tokensText([1, 2])}`], [1, `Echo: ${tokensText([1, 2])}`], [2, `Echo: ${tokensText([3])}`], [3, `Echo: ${tokensText([3])}`]])
+    assert.equal(batch.usage?.prompt_tokens, 2 * tokensText([1]).split(' ').length + 1)
+    const strings = await openai.completions.create({ model: 'tiny-gpt', prompt: ['a', 'b c'] })
+    assert.deepEqual(strings.choices.map(c => c.text), ['Echo: a', 'Echo: b c'])
+
+    const echoed = await openai.completions.create({ model: 'tiny-gpt', prompt: 'once upon', echo: true, logprobs: 1, best_of: 1 })
+    assert.equal(lastGenerate().echo, true)
+    assert.equal(echoed.choices[0].text, 'once uponEcho: once upon')
+    assert.deepEqual(echoed.choices[0].logprobs, {
+      tokens: ['Echo:', ' once', ' upon'],
+      token_logprobs: [-0.1, -0.2, -0.3],
+      top_logprobs: [{ 'Echo:': -0.1 }, { ' once': -0.2 }, { ' upon': -0.3 }],
+      text_offset: [9, 14, 19]
+    })
+    const echoedIds = await openai.completions.create({ model: 'tiny-gpt', prompt: [7, 8], echo: true })
+    assert.equal(echoedIds.choices[0].text, `${tokensText([7, 8])}Echo: ${tokensText([7, 8])}`)
+
+    const chunks = []
+    for await (const chunk of await openai.completions.create({ model: 'tiny-gpt', prompt: 'a b', echo: true, logprobs: 0, stream: true })) chunks.push(chunk)
+    assert.equal(chunks.map(c => c.choices[0].text).join(''), 'a bEcho: a b')
+    assert.deepEqual(chunks.flatMap(c => c.choices[0].logprobs?.text_offset ?? []), [3, 8, 10])
+
+    await openai.completions.create({ model: 'tiny-gpt', prompt: 'def f(', suffix: '\n  return x' })
+    assert.deepEqual(lastGenerate().input, { prompt: 'def f(', suffix: '\n  return x' })
   })
 
   it('takes null as unset, as the SDKs send it', async () => {
