@@ -17,7 +17,12 @@
  *    continuous batching), each against one stream, beside the bare loop
  *    decoding as many sequences in one batch against its one sequence;
  * 4. the daemon's idle RSS with the model registered but not loaded, and its
- *    peak RSS (VmHWM) while it generates, against the model's bytes on disk.
+ *    peak RSS (VmHWM) while it generates, against the model's bytes on disk;
+ * 5. constrained decoding (a JSON Schema) against free decoding, one stream,
+ *    and the schema's compile time;
+ * 6. the time to first token of a chat's 10th turn with its earlier turns in
+ *    the prefix cache, against the same turn with none of it cached;
+ * 7. 16 streams of which 8 are constrained against 16 free ones.
  *
  * The prompt is the first of a few candidates whose greedy continuation, run
  * in the bare loop, reaches num_predict without an end token, so that every
@@ -48,6 +53,7 @@ import { cpus, loadavg, tmpdir } from 'node:os'
 import { basename, dirname, join, resolve } from 'node:path'
 import { DEFAULT_MODELS, assetDir } from '@node-daemon/models'
 import { buildGptDecoder, gptHfConfig, initGptWeights, writeModel } from '@node-daemon/onnx'
+import { compileGrammar, vocabularyFromTokenizer } from '@node-daemon/grammar'
 import { TextCodec, argmax } from '@node-daemon/runtime'
 import * as ort from 'onnxruntime-node'
 import { withCleanup } from './lib/cleanup.ts'
@@ -265,20 +271,25 @@ interface Stream {
 }
 
 /** One streaming `/api/generate`, read line by line as a client would; `t0` is when it was sent. */
-async function generate (d: DaemonProcess, model: string, prompt: string, tokens: number): Promise<Stream> {
+async function generate (d: DaemonProcess, model: string, prompt: string, tokens: number, format?: object): Promise<Stream> {
+  return ollamaStream(d, '/api/generate', { model, prompt, raw: true, stream: true, keep_alive: KEEP_ALIVE, options: { ...GREEDY, num_predict: tokens }, ...(format != null ? { format } : {}) })
+}
+
+/** Times a streamed Ollama request, generate or chat, from the request sent to its done line. */
+async function ollamaStream (d: DaemonProcess, path: string, body: object): Promise<Stream> {
   const t0 = performance.now()
   let res: Response
   try {
-    res = await fetch(`${d.url}/api/generate`, {
+    res = await fetch(`${d.url}${path}`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model, prompt, raw: true, stream: true, keep_alive: KEEP_ALIVE, options: { ...GREEDY, num_predict: tokens } }),
+      body: JSON.stringify(body),
       signal: AbortSignal.any([AbortSignal.timeout(REQUEST_TIMEOUT_MS), interrupted])
     })
   } catch (err: any) {
-    throw new Error(`${d.label}: /api/generate failed: ${err.cause?.message ?? err.message}${d.exited() ? `\n--- ${d.label} output ---\n${d.tail()}` : ''}`)
+    throw new Error(`${d.label}: ${path} failed: ${err.cause?.message ?? err.message}${d.exited() ? `\n--- ${d.label} output ---\n${d.tail()}` : ''}`)
   }
-  if (!res.ok || res.body == null) throw new Error(`${d.label}: /api/generate answered ${res.status}: ${await res.text().catch(() => '')}`)
+  if (!res.ok || res.body == null) throw new Error(`${d.label}: ${path} answered ${res.status}: ${await res.text().catch(() => '')}`)
   let ttftMs = -1
   let lastChunkMs = -1
   let text = ''
@@ -296,7 +307,7 @@ async function generate (d: DaemonProcess, model: string, prompt: string, tokens
     for (const line of lines) {
       if (line.trim() === '') continue
       const msg = JSON.parse(line)
-      if (msg.error != null) throw new Error(`${d.label}: /api/generate failed mid-stream: ${msg.error}`)
+      if (msg.error != null) throw new Error(`${d.label}: ${path} failed mid-stream: ${msg.error}`)
       if (msg.done === true) {
         return {
           ttftMs,
@@ -311,13 +322,14 @@ async function generate (d: DaemonProcess, model: string, prompt: string, tokens
           doneReason: msg.done_reason
         }
       }
-      if (msg.response === '') continue
+      const part: string = msg.response ?? msg.message?.content ?? ''
+      if (part === '') continue
       if (ttftMs < 0) ttftMs = now
       lastChunkMs = now
-      text += msg.response
+      text += part
     }
   }
-  throw new Error(`${d.label}: /api/generate ended without a done line`)
+  throw new Error(`${d.label}: ${path} ended without a done line`)
 }
 
 /** ms of one GET /api/ps: the HTTP round trip of a request that does no work, the floor of any time to first token. */
@@ -388,6 +400,86 @@ async function startDaemon (cleanup: Cleanup, root: string, s: Settings): Promis
 }
 
 interface Result { name: string, ok: boolean, figure: string }
+
+const TARGET_CONSTRAINED = 0.9
+const TARGET_PREFIX_TTFT = 0.3
+/** A schema whose output is long, so that a constrained run decodes as many tokens as a free one. */
+const WORDS = { type: 'object', properties: { words: { type: 'array', items: { type: 'string', maxLength: 10 }, minItems: 20, maxItems: 20 } }, required: ['words'], additionalProperties: false }
+const rate = (r: Stream): number => r.evalCount / (r.evalNs / 1e9)
+
+/**
+ * 5 and 7: constrained decoding (a JSON Schema) against free decoding of the
+ * same model and prompt, one stream at a time in alternation; the schema's
+ * compile time here, and its first use in the daemon; then 16 streams of
+ * which 8 are constrained against 16 free ones.
+ */
+async function constrained (d: DaemonProcess, name: string, prompt: string, s: Settings): Promise<Result[]> {
+  const tokenizer = JSON.parse(await readFile(join(s.modelDir, 'tokenizer.json'), 'utf8'))
+  const config = JSON.parse(await readFile(join(s.modelDir, 'config.json'), 'utf8'))
+  const t0 = performance.now()
+  const vocabulary = vocabularyFromTokenizer(tokenizer, idsOf(config.eos_token_id))
+  const vocabMs = performance.now() - t0
+  compileGrammar({ type: 'json-schema', schema: WORDS }, vocabulary)
+  const compileMs = performance.now() - t0 - vocabMs
+  const first = await generate(d, name, prompt, s.tokens, WORDS)
+  const free: Stream[] = []
+  const bound: Stream[] = []
+  for (let i = 0; i < s.runs; i++) {
+    interrupted.throwIfAborted()
+    bound.push(await generate(d, name, prompt, s.tokens, WORDS))
+    free.push(await generate(d, name, prompt, s.tokens))
+  }
+  for (const run of [first, ...bound]) {
+    const words = JSON.parse(run.text).words
+    if (!Array.isArray(words) || words.length !== 20) throw new Error(`a constrained output does not follow its schema: ${run.text}`)
+  }
+  const ratio = median(bound.map(rate)) / median(free.map(rate))
+  say(`constrained decoding (a JSON Schema of 20 strings), 1 stream: ${fmt(median(bound.map(rate)))} tokens/s = ${ratio.toFixed(2)} x free decoding's ${fmt(median(free.map(rate)))} (target >= ${TARGET_CONSTRAINED})  [medians of ${s.runs} alternating runs; ${median(bound.map(r => r.evalCount))} tokens constrained, ${median(free.map(r => r.evalCount))} free; every output parsed and followed the schema; compile here ${fmt(compileMs, 1)} ms for ${vocabulary.tokens.length} tokens (+ ${fmt(vocabMs, 1)} ms to read the vocabulary's bytes); the daemon's first constrained request took ${fmt(first.wallMs - median(bound.map(r => r.wallMs)), 1)} ms more than later ones]`)
+  const out: Result[] = [{ name: 'constrained', ok: ratio >= TARGET_CONSTRAINED, figure: `constrained ${ratio.toFixed(2)} x free (target >= ${TARGET_CONSTRAINED}), compile ${fmt(compileMs, 1)} ms` }]
+
+  const mixed: number[] = []
+  const all: number[] = []
+  for (let r = 0; r < s.batchRuns; r++) {
+    interrupted.throwIfAborted()
+    for (const half of [false, true]) {
+      const t = performance.now()
+      const runs = await Promise.all(Array.from({ length: 16 }, async (_, i) => generate(d, name, prompt, s.tokens, half && i % 2 === 0 ? WORDS : undefined)))
+      const tokensPerSecond = runs.reduce((n, x) => n + x.evalCount, 0) / ((performance.now() - t) / 1000)
+      ;(half ? mixed : all).push(tokensPerSecond)
+    }
+  }
+  const mixedRatio = median(mixed) / median(all)
+  say(`16 streams of which 8 constrained: ${fmt(median(mixed))} tokens/s aggregate = ${mixedRatio.toFixed(2)} x 16 free streams' ${fmt(median(all))} (target >= ${TARGET_CONSTRAINED})  [medians of ${s.batchRuns} rounds, first send to last done line]`)
+  out.push({ name: 'constrained-mixed', ok: mixedRatio >= TARGET_CONSTRAINED, figure: `8 of 16 constrained ${mixedRatio.toFixed(2)} x 16 free (target >= ${TARGET_CONSTRAINED})` })
+  return out
+}
+
+/**
+ * 6: time to first token of a chat's 10th turn with its earlier turns in
+ * the prefix cache, against the same turn whose system prompt begins
+ * differently, which no cached prefix shares.
+ */
+async function prefixCache (d: DaemonProcess, name: string, s: Settings): Promise<Result> {
+  const turn = async (messages: Array<{ role: string, content: string }>): Promise<Stream> =>
+    ollamaStream(d, '/api/chat', { model: name, messages, stream: true, keep_alive: KEEP_ALIVE, options: { ...GREEDY, num_predict: 8 } })
+  const cached: Stream[] = []
+  const uncached: Stream[] = []
+  for (let run = 0; run < s.runs; run++) {
+    interrupted.throwIfAborted()
+    const messages = [{ role: 'system', content: `Conversation ${run}. You are Elizabeth Bennet, and you answer as she would, with wit.` }]
+    let last: Stream | undefined
+    for (let t = 1; t <= 10; t++) {
+      messages.push({ role: 'user', content: `Pray, what do you think of Mr. Darcy now, on the ${t}th day at Netherfield?` })
+      last = await turn(messages)
+      if (t < 10) messages.push({ role: 'assistant', content: last.text })
+    }
+    cached.push(last as Stream)
+    uncached.push(await turn([{ role: 'system', content: `${run} ${Math.random()}: ${messages[0].content}` }, ...messages.slice(1)]))
+  }
+  const ratio = median(cached.map(r => r.ttftMs)) / median(uncached.map(r => r.ttftMs))
+  say(`prefix cache, 10th turn of a chat: time to first token ${fmt(median(cached.map(r => r.ttftMs)), 1)} ms = ${ratio.toFixed(2)} x ${fmt(median(uncached.map(r => r.ttftMs)), 1)} ms without a cached prefix (target <= ${TARGET_PREFIX_TTFT})  [medians of ${s.runs} chats; ${median(cached.map(r => r.promptEvalCount))} prompt tokens; prompt_eval ${fmt(median(cached.map(r => r.promptEvalNs)) / 1e6, 2)} ms against ${fmt(median(uncached.map(r => r.promptEvalNs)) / 1e6, 2)} ms]`)
+  return { name: 'prefix-cache', ok: ratio <= TARGET_PREFIX_TTFT, figure: `10th-turn ttft ${ratio.toFixed(2)} x uncached (target <= ${TARGET_PREFIX_TTFT})` }
+}
 
 export async function main (): Promise<number> {
   const s = settingsFromEnv()
@@ -483,6 +575,9 @@ export async function main (): Promise<number> {
         say(`${streams} concurrent stream${streams === 1 ? '' : 's'}: ${fmt(rate)} tokens/s aggregate = ${ratio.toFixed(2)} x one stream${streams === TARGET_STREAMS ? ` (target >= ${TARGET_BATCH})` : ''}  [median of ${all.length} rounds of ${all[0].tokens} tokens, first send to last done line; ${(rate / bareRate).toFixed(2)} x the bare loop's one-sequence decode${batchedBare}; median ttft ${fmt(median(all.map(r => r.ttft)), 0)} ms; daemon cpu ${cores(median(all.map(r => r.cores)))} cores]`)
         if (streams === TARGET_STREAMS) results.push({ name: 'batch', ok: ratio >= TARGET_BATCH, figure: `${streams} streams ${ratio.toFixed(2)} x one (target >= ${TARGET_BATCH})` })
       }
+
+      results.push(...await constrained(d, name, pick.prompt, s))
+      results.push(await prefixCache(d, name, s))
       return afterLoad
     }, RSS_SAMPLE_MS)
 

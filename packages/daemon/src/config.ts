@@ -52,6 +52,8 @@ export interface InferenceConfig {
   threads?: number
   /** Register the embedded default models on start when the cluster lacks them. */
   defaultModels: boolean
+  /** Bytes of keys and values each loaded model keeps for prompts that begin as recent ones did; 0 keeps none; unset, 256 MiB. */
+  prefixCacheBytes?: number
 }
 
 export interface ClusterConfig {
@@ -167,6 +169,11 @@ function byteSize (value: unknown, source: string): number | undefined {
   return n
 }
 
+/** A size, or 0 for none. */
+function sizeOrZero (value: unknown, source: string): number | undefined {
+  return value === 0 || value === '0' ? 0 : byteSize(value, source)
+}
+
 function percent (value: unknown, source: string): number | undefined {
   const n = positive(value, source)
   if (n != null && n > 100) throw new ConfigError(`${source}: ${n} is not a percentage from 1 to 100`)
@@ -248,7 +255,7 @@ export function layerFromObject (doc: unknown, source: string): ConfigLayer {
   for (const key of Object.keys(d)) if (!known.has(key)) throw new ConfigError(`${source}: unknown setting ${JSON.stringify(key)}`)
   const swarm = d.swarm ?? {}
   const cluster = section(d.cluster, 'cluster', ['secret', 'voters', 'heartbeat_ms', 'node_timeout_ms', 'voter_timeout_ms', 'tick_ms', 'snapshot_every', 'trusted_peers', 'join_token'], source)
-  const inference = section(d.inference, 'inference', ['keep_alive_ms', 'execution_provider', 'threads', 'default_models'], source)
+  const inference = section(d.inference, 'inference', ['keep_alive_ms', 'execution_provider', 'threads', 'default_models', 'prefix_cache'], source)
   const content = section(d.content, 'content', ['timeout_ms', 'auto_gc', 'storage_max', 'storage_gc_watermark', 'gc_period_ms'], source)
   return {
     repo: text(d.repo, `${source} repo`),
@@ -275,7 +282,8 @@ export function layerFromObject (doc: unknown, source: string): ConfigLayer {
       keepAliveMs: positive(inference.keep_alive_ms, `${source} inference.keep_alive_ms`),
       executionProvider: provider(inference.execution_provider, `${source} inference.execution_provider`),
       threads: positive(inference.threads, `${source} inference.threads`),
-      defaultModels: bool(inference.default_models, `${source} inference.default_models`)
+      defaultModels: bool(inference.default_models, `${source} inference.default_models`),
+      prefixCacheBytes: sizeOrZero(inference.prefix_cache, `${source} inference.prefix_cache`)
     },
     content: {
       timeoutMs: positive(content.timeout_ms, `${source} content.timeout_ms`),
@@ -363,6 +371,7 @@ export function merge (base: Config, ...layers: ConfigLayer[]): Config {
     out.inference.executionProvider = layer.inference?.executionProvider ?? out.inference.executionProvider
     if (layer.inference?.threads != null) out.inference.threads = layer.inference.threads
     out.inference.defaultModels = layer.inference?.defaultModels ?? out.inference.defaultModels
+    if (layer.inference?.prefixCacheBytes != null) out.inference.prefixCacheBytes = layer.inference.prefixCacheBytes
     out.content = { ...out.content, ...defined(layer.content ?? {}) }
     out.log.level = layer.log?.level ?? out.log.level
   }

@@ -115,7 +115,7 @@ export async function createNode (config: Config, components: NodeComponents): P
   })
   const runtime = new Runtime({
     executionProvider: async () => (await cluster.resources()).executionProvider === 'cuda' ? 'cuda' : 'cpu'
-  }, { keepAliveMs: config.inference.keepAliveMs, threads: config.inference.threads })
+  }, { keepAliveMs: config.inference.keepAliveMs, threads: config.inference.threads, prefixCacheBytes: config.inference.prefixCacheBytes })
   const peerId = peerIdFromPrivateKey(repo.privateKey).toString()
   const inference = createInference({
     get libp2p () { return content.swarm },

@@ -78,9 +78,14 @@ describe('loadConfig', () => {
   it('reads the inference settings from YAML, env and flags, and rejects bad ones', async () => {
     await rm(repo, { recursive: true, force: true })
     await mkdir(repo, { recursive: true })
-    await writeFile(join(repo, 'config.yaml'), 'inference:\n  keep_alive_ms: 60000\n  execution_provider: cpu\n  threads: 2\n  default_models: false\n')
+    await writeFile(join(repo, 'config.yaml'), 'inference:\n  keep_alive_ms: 60000\n  execution_provider: cpu\n  threads: 2\n  default_models: false\n  prefix_cache: 64MiB\n')
     const env = { NODE_DAEMON_REPO: repo }
-    assert.deepEqual((await loadConfig({ env })).inference, { keepAliveMs: 60_000, executionProvider: 'cpu', threads: 2, defaultModels: false })
+    assert.deepEqual((await loadConfig({ env })).inference, { keepAliveMs: 60_000, executionProvider: 'cpu', threads: 2, defaultModels: false, prefixCacheBytes: 64 * 2 ** 20 })
+    await writeFile(join(repo, 'config.yaml'), 'inference:\n  prefix_cache: 0\n')
+    assert.equal((await loadConfig({ env })).inference.prefixCacheBytes, 0)
+    await writeFile(join(repo, 'config.yaml'), 'inference:\n  prefix_cache: lots\n')
+    await assert.rejects(loadConfig({ env }), { name: 'ConfigError', message: /inference.prefix_cache/ })
+    await writeFile(join(repo, 'config.yaml'), 'inference:\n  keep_alive_ms: 60000\n  execution_provider: cpu\n  threads: 2\n  default_models: false\n')
     const fromEnv = await loadConfig({ env: { ...env, NODE_DAEMON_EXECUTION_PROVIDER: 'cuda', NODE_DAEMON_DEFAULT_MODELS: 'true' } })
     assert.equal(fromEnv.inference.executionProvider, 'cuda')
     assert.equal(fromEnv.inference.defaultModels, true)
