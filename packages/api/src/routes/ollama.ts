@@ -437,7 +437,8 @@ export const ollamaRoutes: Routes = (app, ctx) => {
         license: model.license === '' ? undefined : model.license,
         details: details(model),
         model_info: modelInfo(model),
-        capabilities: model.kind === 'causal-lm' ? ['completion'] : ['embedding'],
+        // Every decoder calls tools: constrained decoding holds a call to its schema.
+        capabilities: model.kind === 'causal-lm' ? ['completion', 'tools'] : ['embedding'],
         modified_at: model.modifiedAt.toISOString()
       })
     })

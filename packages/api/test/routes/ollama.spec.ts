@@ -261,7 +261,7 @@ describe('Ollama API', () => {
     assert.equal(show.modelfile, 'FROM bafytinygpt')
     assert.equal(show.template, '{{ messages }}')
     assert.match(show.parameters, /^temperature\s+0\.8\nstop\s+"<\/s>"$/)
-    assert.deepEqual(show.capabilities, ['completion'])
+    assert.deepEqual(show.capabilities, ['completion', 'tools'])
     assert.deepEqual(show.model_info, {
       'general.architecture': 'gpt2',
       'general.parameter_count': 2_500_000,
