@@ -12,6 +12,9 @@ import { waitFor } from './cluster.ts'
 /** A long generation, so that most aborts land mid-stream; a seed, so that a failing run can be replayed. */
 const OPTIONS = { num_predict: 300, temperature: 0.9, seed: 7 }
 
+const LONG_SCHEMA = { type: 'array', items: { type: 'string', maxLength: 12 }, minItems: 40, maxItems: 40 }
+const LOOKUP = { type: 'function', function: { name: 'lookup', parameters: { type: 'object', properties: { query: { type: 'string', minLength: 200, maxLength: 400 } }, required: ['query'] } } }
+
 interface Variant {
   path: string
   body: (stream: boolean) => object
@@ -20,7 +23,11 @@ interface Variant {
 export const VARIANTS: Variant[] = [
   { path: '/api/generate', body: stream => ({ model: DEFAULT_MODELS.generate, prompt: 'It was a truth universally acknowledged', stream, options: OPTIONS }) },
   { path: '/api/chat', body: stream => ({ model: DEFAULT_MODELS.generate, messages: [{ role: 'user', content: 'Tell me of Bath.' }], stream, options: OPTIONS }) },
-  { path: '/v1/chat/completions', body: stream => ({ model: DEFAULT_MODELS.generate, messages: [{ role: 'user', content: 'Tell me of Bath.' }], stream, max_tokens: OPTIONS.num_predict, seed: OPTIONS.seed }) }
+  { path: '/v1/chat/completions', body: stream => ({ model: DEFAULT_MODELS.generate, messages: [{ role: 'user', content: 'Tell me of Bath.' }], stream, max_tokens: OPTIONS.num_predict, seed: OPTIONS.seed }) },
+  // Constrained decoding, a required tool call and the Responses API end their jobs the same way.
+  { path: '/api/chat', body: stream => ({ model: DEFAULT_MODELS.generate, messages: [{ role: 'user', content: 'List them.' }], stream, format: LONG_SCHEMA, options: OPTIONS }) },
+  { path: '/v1/chat/completions', body: stream => ({ model: DEFAULT_MODELS.generate, messages: [{ role: 'user', content: 'Look it up.' }], stream, tools: [LOOKUP], tool_choice: 'required', max_tokens: OPTIONS.num_predict }) },
+  { path: '/v1/responses', body: stream => ({ model: DEFAULT_MODELS.generate, input: 'Tell me of Bath.', stream, max_output_tokens: OPTIONS.num_predict, store: false }) }
 ]
 
 export interface AbortPlan {

@@ -1,6 +1,7 @@
 /**
  * Clients that go away leave no job behind. Generations of every family
- * (Ollama's generate and chat, OpenAI's chat completions), streamed and not,
+ * (Ollama's generate and chat, OpenAI's chat completions and responses,
+ * constrained to a schema or to a tool call or free), streamed and not,
  * are aborted at seeded random points: before the first token, during the
  * prefill, mid-stream. Five seconds later every job the cluster recorded is
  * completed, failed or cancelled. On one daemon the node runs the jobs
