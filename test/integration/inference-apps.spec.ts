@@ -13,13 +13,12 @@ import { ChatOllama } from '@langchain/ollama'
 import { ChatOpenAI } from '@langchain/openai'
 import { DEFAULT_MODELS } from '@node-daemon/models'
 import { generateObject, generateText, Output, stepCountIs, tool } from 'ai'
-import { Ollama } from 'ollama'
+import type { Ollama } from 'ollama'
 import { createOllama } from 'ollama-ai-provider-v2'
 import OpenAI from 'openai'
 import { zodResponseFormat } from 'openai/helpers/zod'
 import { z } from 'zod'
-import { waitFor } from '../helpers/cluster.ts'
-import { startTestDaemon } from '../helpers/daemon.ts'
+import { startWithClients } from '../helpers/clients.ts'
 import type { TestDaemon } from '../helpers/daemon.ts'
 
 const GPT = `${DEFAULT_MODELS.generate}:latest`
@@ -32,12 +31,7 @@ describe('inference for apps, with the real clients', () => {
   let ollama: Ollama
   let openai: OpenAI
 
-  before(async () => {
-    daemon = await startTestDaemon({ inference: { defaultModels: true } })
-    ollama = new Ollama({ host: daemon.url })
-    openai = new OpenAI({ baseURL: `${daemon.url}/v1`, apiKey: 'unused', maxRetries: 0 })
-    await waitFor('the default models', async () => (await ollama.list()).models.some(m => m.name === GPT), 120_000)
-  })
+  before(async () => { ({ daemon, ollama, openai } = await startWithClients()) })
   after(async () => { await daemon?.cleanup() })
 
   it('constrains output to a schema in every form the clients send: Ollama format, response_format, parse with zod', async () => {

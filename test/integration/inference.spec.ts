@@ -15,12 +15,12 @@ import { createOpenAICompatible } from '@ai-sdk/openai-compatible'
 import { OllamaEmbeddings } from '@langchain/ollama'
 import { OpenAIEmbeddings } from '@langchain/openai'
 import { embedMany } from 'ai'
-import { Ollama } from 'ollama'
-import OpenAI from 'openai'
 import { bareGreedy } from '../../packages/runtime/test/helpers/bare-greedy.ts'
+import { startWithClients } from '../helpers/clients.ts'
 import { waitFor } from '../helpers/cluster.ts'
-import { startTestDaemon } from '../helpers/daemon.ts'
 import type { TestDaemon } from '../helpers/daemon.ts'
+import type { Ollama } from 'ollama'
+import type OpenAI from 'openai'
 
 const GREEDY = { temperature: 0, repeat_penalty: 1, num_predict: 24 }
 const GPT = `${DEFAULT_MODELS.generate}:latest`
@@ -38,15 +38,7 @@ describe('inference on one daemon, with the real clients', () => {
   let ollama: Ollama
   let openai: OpenAI
 
-  before(async () => {
-    daemon = await startTestDaemon({ inference: { defaultModels: true } })
-    ollama = new Ollama({ host: daemon.url })
-    openai = new OpenAI({ baseURL: `${daemon.url}/v1`, apiKey: 'unused', maxRetries: 0 })
-    await waitFor('the default models', async () => {
-      const names = (await ollama.list()).models.map(m => m.name)
-      return names.includes(GPT) && names.includes(`${DEFAULT_MODELS.embed}:latest`)
-    }, 120_000)
-  })
+  before(async () => { ({ daemon, ollama, openai } = await startWithClients()) })
   after(async () => { await daemon?.cleanup() })
 
   it('lists the default models with their details', async () => {

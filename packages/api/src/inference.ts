@@ -93,3 +93,15 @@ export function keepAliveMs (value: number | string | undefined): number | undef
   if (ms == null) throw new BadRequestError(`keep_alive: ${JSON.stringify(value)} is not a duration such as 5m or a number of seconds`)
   return negative && ms > 0 ? -1 : ms
 }
+
+/** A call's arguments, which OpenAI sends as a JSON string of an object. */
+export function argumentsObject (text: string, param: string): Record<string, unknown> {
+  let value: unknown
+  try {
+    value = JSON.parse(text === '' ? '{}' : text)
+  } catch {
+    throw new BadRequestError(`${param}: not valid JSON`)
+  }
+  if (value == null || typeof value !== 'object' || Array.isArray(value)) throw new BadRequestError(`${param}: not a JSON object`)
+  return value as Record<string, unknown>
+}

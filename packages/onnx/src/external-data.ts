@@ -79,35 +79,48 @@ export async function externalDataLocations (path: string): Promise<string[]> {
   }
 }
 
-async function walk (reader: Reader, message: Message, start: number, end: number, depth: number, locations: Set<string>): Promise<void> {
-  if (depth > MAX_DEPTH) throw new ModelFormatError(`not an ONNX model: messages nest deeper than ${MAX_DEPTH}`)
-  let key: string | undefined
-  let value: string | undefined
+export interface Field { field: number, wire: number, start: number, end: number, value: number }
+
+/** The fields of the message in [start, end): varints by value, length-delimited ones by their span. */
+export async function * fields (reader: Reader, start: number, end: number): AsyncGenerator<Field> {
   let at = start
   while (at < end) {
     const [tag, tagLength] = await reader.varint(at)
     at += tagLength
     const field = Math.floor(tag / 8)
     const wire = tag % 8
-    if (wire === 0) at += (await reader.varint(at))[1]
-    else if (wire === 1) at += 8
-    else if (wire === 5) at += 4
-    else if (wire === 2) {
+    if (wire === 0) {
+      const [value, length] = await reader.varint(at)
+      yield { field, wire, start: at, end: at + length, value }
+      at += length
+    } else if (wire === 1 || wire === 5) {
+      at += wire === 1 ? 8 : 4
+    } else if (wire === 2) {
       const [length, lengthLength] = await reader.varint(at)
       at += lengthLength
       if (at + length > end) throw new ModelFormatError('not an ONNX model: a field runs past its message')
-      const inner = FIELDS[message][field]
-      if (inner != null) await walk(reader, inner, at, at + length, depth + 1, locations)
-      else if (message === 'entry' && (field === 1 || field === 2)) {
-        const text = (await reader.bytes(at, length)).toString('utf8')
-        if (field === 1) key = text
-        else value = text
-      }
+      yield { field, wire, start: at, end: at + length, value: length }
       at += length
     } else {
       throw new ModelFormatError(`not an ONNX model: wire type ${wire}`)
     }
   }
   if (at !== end) throw new ModelFormatError('not an ONNX model: a field runs past its message')
+}
+
+async function walk (reader: Reader, message: Message, start: number, end: number, depth: number, locations: Set<string>): Promise<void> {
+  if (depth > MAX_DEPTH) throw new ModelFormatError(`not an ONNX model: messages nest deeper than ${MAX_DEPTH}`)
+  let key: string | undefined
+  let value: string | undefined
+  for await (const { field, wire, start: at, end: until } of fields(reader, start, end)) {
+    if (wire !== 2) continue
+    const inner = FIELDS[message][field]
+    if (inner != null) await walk(reader, inner, at, until, depth + 1, locations)
+    else if (message === 'entry' && (field === 1 || field === 2)) {
+      const text = (await reader.bytes(at, until - at)).toString('utf8')
+      if (field === 1) key = text
+      else value = text
+    }
+  }
   if (message === 'entry' && key === 'location' && value != null) locations.add(value)
 }

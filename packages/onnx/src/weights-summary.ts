@@ -5,8 +5,7 @@
  * headers. Ollama's /api/show and /api/ps report both.
  */
 import { open } from 'node:fs/promises'
-import { ModelFormatError } from './errors.ts'
-import { Reader } from './external-data.ts'
+import { fields, Reader } from './external-data.ts'
 
 export interface WeightsSummary {
   /** Elements of the floating-point and quantized initializers. */
@@ -19,34 +18,6 @@ export interface WeightsSummary {
 const WEIGHT_TYPES: Record<number, string> = { 1: 'F32', 10: 'F16', 16: 'BF16', 11: 'F64', 2: 'Q8_0', 3: 'Q8_0', 17: 'F8', 18: 'F8', 19: 'F8', 20: 'F8', 21: 'Q4_0', 22: 'Q4_0' }
 /** onnxruntime's 4-bit block-quantized MatMul, whose packed weights are stored as bytes. */
 const FOUR_BIT_OPS = new Set(['MatMulNBits'])
-
-interface Field { field: number, wire: number, start: number, end: number, value: number }
-
-/** The fields of the message in [start, end): varints by value, length-delimited ones by their span. */
-async function * fields (reader: Reader, start: number, end: number): AsyncGenerator<Field> {
-  let at = start
-  while (at < end) {
-    const [tag, tagLength] = await reader.varint(at)
-    at += tagLength
-    const field = Math.floor(tag / 8)
-    const wire = tag % 8
-    if (wire === 0) {
-      const [value, length] = await reader.varint(at)
-      yield { field, wire, start: at, end: at + length, value }
-      at += length
-    } else if (wire === 1 || wire === 5) {
-      at += wire === 1 ? 8 : 4
-    } else if (wire === 2) {
-      const [length, lengthLength] = await reader.varint(at)
-      at += lengthLength
-      if (at + length > end) throw new ModelFormatError('not an ONNX model: a field runs past its message')
-      yield { field, wire, start: at, end: at + length, value: length }
-      at += length
-    } else {
-      throw new ModelFormatError(`not an ONNX model: wire type ${wire}`)
-    }
-  }
-}
 
 export async function weightsSummary (path: string): Promise<WeightsSummary> {
   const handle = await open(path, 'r')

@@ -1,13 +1,10 @@
 import assert from 'node:assert/strict'
-import { rm } from 'node:fs/promises'
-import { after, before, describe, it } from 'node:test'
+import { describe, it } from 'node:test'
 import { Ajv } from 'ajv'
-import { Runtime } from '../src/runtime.ts'
 import { parseToolCalls } from '../src/tools.ts'
-import { tinyModels } from './helpers/tiny-models.ts'
+import { withTinyRuntime } from './helpers/tiny-models.ts'
 import type { GenerationEvent, GenerationStats } from '../src/batcher.ts'
 import type { SamplingOptions } from '../src/sampling.ts'
-import type { TinyModels } from './helpers/tiny-models.ts'
 
 const HOT: SamplingOptions = { temperature: 1, topK: 0, topP: 1, repeatPenalty: 1, repeatLastN: 0 }
 const GREEDY: SamplingOptions = { temperature: 0, topK: 0, topP: 1, repeatPenalty: 1, repeatLastN: 0 }
@@ -38,35 +35,24 @@ const WEATHER = { name: 'weather', description: 'The weather in a city', paramet
 const TIME = { name: 'time', parameters: {} }
 
 describe('constrained decoding in the runtime', () => {
-  let models: TinyModels
-  let runtime: Runtime
-  const ref = (): { key: string, name: string, dir: string } => ({ key: 'decoder', name: 'tiny', dir: models.decoder })
-
-  before(async () => {
-    models = await tinyModels()
-    runtime = new Runtime()
-    await runtime.start()
-  })
-  after(async () => {
-    await runtime.stop()
-    await rm(models.root, { recursive: true, force: true })
-  })
+  const tiny = withTinyRuntime()
+  const ref = (): { key: string, name: string, dir: string } => ({ key: 'decoder', name: 'tiny', dir: tiny.models.decoder })
 
   it('writes JSON that validates against its schema, whatever an untrained model would say, streamed as it goes', async () => {
     const validate = new Ajv({ strict: false }).compile(PERSON)
     for (let seed = 0; seed < 12; seed++) {
-      const { streamed, stats } = await collect((await runtime.generate(ref(), { prompt: 'Who?', raw: true }, { sampling: { ...HOT, seed }, maxTokens: 60, stop: ['}'], format: { type: 'json-schema', schema: PERSON } })).events)
+      const { streamed, stats } = await collect((await tiny.runtime.generate(ref(), { prompt: 'Who?', raw: true }, { sampling: { ...HOT, seed }, maxTokens: 60, stop: ['}'], format: { type: 'json-schema', schema: PERSON } })).events)
       assert.equal(streamed, stats.text)
       const value = JSON.parse(stats.text)
       assert.ok(validate(value), `${stats.text}: ${JSON.stringify(validate.errors)}`)
     }
-    const { stats } = await collect((await runtime.generate(ref(), { messages: [{ role: 'user', content: 'hi' }] }, { sampling: HOT, maxTokens: 40, stop: [], format: { type: 'json' } })).events)
+    const { stats } = await collect((await tiny.runtime.generate(ref(), { messages: [{ role: 'user', content: 'hi' }] }, { sampling: HOT, maxTokens: 40, stop: [], format: { type: 'json' } })).events)
     JSON.parse(stats.text)
   })
 
   it('refuses a format that cannot fit the tokens the request allows', async () => {
     const schema = { type: 'array', items: { type: 'integer' }, minItems: 50 }
-    await assert.rejects(runtime.generate(ref(), { prompt: 'x', raw: true }, { sampling: GREEDY, maxTokens: 10, stop: [], format: { type: 'json-schema', schema } }), { name: 'InvalidInferenceRequestError' })
+    await assert.rejects(tiny.runtime.generate(ref(), { prompt: 'x', raw: true }, { sampling: GREEDY, maxTokens: 10, stop: [], format: { type: 'json-schema', schema } }), { name: 'InvalidInferenceRequestError' })
   })
 
   it('makes valid calls when a call is required or named, even from a model never trained for tools', async () => {
@@ -74,7 +60,7 @@ describe('constrained decoding in the runtime', () => {
     // A template that names the tools briefly: the tools prompt would not fit this model's context.
     const template = '{% for t in tools %}{{ t.function.name }} {% endfor %}\n{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}assistant: '
     for (let seed = 0; seed < 6; seed++) {
-      const { streamed, stats } = await collect((await runtime.generate(ref(), { messages, tools: [WEATHER, TIME], template }, { sampling: { ...HOT, seed }, maxTokens: 80, stop: [], toolChoice: 'required', parallelToolCalls: false })).events)
+      const { streamed, stats } = await collect((await tiny.runtime.generate(ref(), { messages, tools: [WEATHER, TIME], template }, { sampling: { ...HOT, seed }, maxTokens: 80, stop: [], toolChoice: 'required', parallelToolCalls: false })).events)
       assert.equal(streamed, '', 'calls are not content')
       assert.equal(stats.toolCalls?.length, 1, stats.text)
       const call = stats.toolCalls?.[0]
@@ -82,18 +68,18 @@ describe('constrained decoding in the runtime', () => {
       if (call.name === 'weather') assert.equal(typeof call.arguments.city, 'string')
       else assert.deepEqual(call.arguments, {})
     }
-    const named = await collect((await runtime.generate(ref(), { messages, tools: [WEATHER, TIME], template }, { sampling: HOT, maxTokens: 80, stop: [], toolChoice: { name: 'time' } })).events)
+    const named = await collect((await tiny.runtime.generate(ref(), { messages, tools: [WEATHER, TIME], template }, { sampling: HOT, maxTokens: 80, stop: [], toolChoice: { name: 'time' } })).events)
     assert.deepEqual(named.stats.toolCalls?.map(c => [c.name, c.arguments]), [['time', {}]])
-    await assert.rejects(runtime.generate(ref(), { messages, tools: [WEATHER], template }, { sampling: HOT, maxTokens: 80, stop: [], toolChoice: { name: 'nope' } }), { name: 'InvalidInferenceRequestError' })
+    await assert.rejects(tiny.runtime.generate(ref(), { messages, tools: [WEATHER], template }, { sampling: HOT, maxTokens: 80, stop: [], toolChoice: { name: 'nope' } }), { name: 'InvalidInferenceRequestError' })
   })
 
   it('lets constrained and free sequences share a batch without changing what the free ones get', async () => {
     const prompts = ['Elizabeth walked', 'Mr. Darcy said', 'The morning was']
     const alone = []
-    for (const prompt of prompts) alone.push((await collect((await runtime.generate(ref(), { prompt, raw: true }, { sampling: GREEDY, maxTokens: 16, stop: [] })).events)).stats.tokens)
+    for (const prompt of prompts) alone.push((await collect((await tiny.runtime.generate(ref(), { prompt, raw: true }, { sampling: GREEDY, maxTokens: 16, stop: [] })).events)).stats.tokens)
     const together = await Promise.all([
-      ...prompts.map(async prompt => (await collect((await runtime.generate(ref(), { prompt, raw: true }, { sampling: GREEDY, maxTokens: 16, stop: [] })).events)).stats),
-      ...prompts.map(async prompt => (await collect((await runtime.generate(ref(), { prompt, raw: true }, { sampling: { ...HOT, seed: 3 }, maxTokens: 40, stop: [], format: { type: 'json-schema', schema: PERSON } })).events)).stats)
+      ...prompts.map(async prompt => (await collect((await tiny.runtime.generate(ref(), { prompt, raw: true }, { sampling: GREEDY, maxTokens: 16, stop: [] })).events)).stats),
+      ...prompts.map(async prompt => (await collect((await tiny.runtime.generate(ref(), { prompt, raw: true }, { sampling: { ...HOT, seed: 3 }, maxTokens: 40, stop: [], format: { type: 'json-schema', schema: PERSON } })).events)).stats)
     ])
     assert.deepEqual(together.slice(0, 3).map(s => s.tokens), alone)
     for (const stats of together.slice(3)) JSON.parse(stats.text)

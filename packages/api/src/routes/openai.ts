@@ -3,7 +3,7 @@ import { pushable } from 'it-pushable'
 import { Type } from 'typebox'
 import { openaiError, openaiShape } from '../error-shapes.ts'
 import { BadRequestError, UnsupportedParameterError } from '../errors.ts'
-import { defined, familyRoutes, MAX_TOP_LOGPROBS, workSignal } from '../inference.ts'
+import { argumentsObject, defined, familyRoutes, MAX_TOP_LOGPROBS, workSignal } from '../inference.ts'
 import { peek, requestSignal, sendSse } from '../stream.ts'
 import type { ApiContext, Routes } from '../server.ts'
 import { responsesRoutes } from './responses.ts'
@@ -152,18 +152,6 @@ export function chatMessages (messages: Static<typeof ChatBody>['messages']): Ch
     if (m.name != null) message.name = m.name
     return message
   })
-}
-
-/** A call's arguments, which OpenAI sends as a JSON string of an object. */
-function argumentsObject (text: string, param: string): Record<string, unknown> {
-  let value: unknown
-  try {
-    value = JSON.parse(text === '' ? '{}' : text)
-  } catch {
-    throw new BadRequestError(`${param}: not valid JSON`)
-  }
-  if (value == null || typeof value !== 'object' || Array.isArray(value)) throw new BadRequestError(`${param}: not a JSON object`)
-  return value as Record<string, unknown>
 }
 
 /** A chat body's tools, tool choice and response format, as the node's generate takes them. */

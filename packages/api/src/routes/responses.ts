@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto'
 import { Type } from 'typebox'
 import { openaiError } from '../error-shapes.ts'
 import { BadRequestError, UnsupportedParameterError } from '../errors.ts'
-import { defined, finished, workSignal } from '../inference.ts'
+import { argumentsObject, defined, finished, workSignal } from '../inference.ts'
 import { peek, requestSignal, sendTypedSse } from '../stream.ts'
 import type { ApiContext } from '../server.ts'
 import type { ChatMessage, GenerateParams, GenerateStats, OutputFormat, ToolCall, ToolSpec } from '@node-daemon/inference'
@@ -101,7 +101,7 @@ export function inputMessages (input: ResponsesBody['input']): ChatMessage[] {
       messages.push({ role: item.role === 'developer' ? 'system' : item.role, content: partsText(item.content, `input[${i}].content`) })
     } else if (type === 'function_call') {
       if (item.call_id == null || item.name == null) throw new BadRequestError(`input[${i}]: a function_call needs call_id and name`)
-      const call = { id: item.call_id, name: item.name, arguments: argumentsOf(item.arguments ?? '{}', `input[${i}].arguments`) }
+      const call = { id: item.call_id, name: item.name, arguments: argumentsObject(item.arguments ?? '{}', `input[${i}].arguments`) }
       const last = messages.at(-1)
       if (last?.role === 'assistant') last.tool_calls = [...(last.tool_calls ?? []), call]
       else messages.push({ role: 'assistant', content: '', tool_calls: [call] })
@@ -113,17 +113,6 @@ export function inputMessages (input: ResponsesBody['input']): ChatMessage[] {
     }
   })
   return messages
-}
-
-function argumentsOf (text: string, param: string): Record<string, unknown> {
-  let value: unknown
-  try {
-    value = JSON.parse(text === '' ? '{}' : text)
-  } catch {
-    throw new BadRequestError(`${param}: not valid JSON`)
-  }
-  if (value == null || typeof value !== 'object' || Array.isArray(value)) throw new BadRequestError(`${param}: not a JSON object`)
-  return value as Record<string, unknown>
 }
 
 function toolsOf (tools: ResponsesBody['tools']): ToolSpec[] | undefined {

@@ -3,11 +3,13 @@
  * trained on part of the corpus: enough to test the runtime's mechanics
  * (KV cache, batching, sampling, embeddings) in milliseconds.
  */
-import { cp, mkdtemp, writeFile } from 'node:fs/promises'
+import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { after, before } from 'node:test'
 import { readCorpus, trainBpe, writeDecoderDirectory, writeEncoderDirectory } from '@node-daemon/models'
 import { buildGptDecoder, initEncoderWeights, initGptWeights, writeModel } from '@node-daemon/onnx'
+import { Runtime } from '../../src/runtime.ts'
 import type { Model } from '@node-daemon/onnx'
 import type { EncoderConfig, GptConfig } from '@node-daemon/onnx'
 
@@ -57,4 +59,22 @@ export async function tinyModels (): Promise<TinyModels> {
   const external = await variant(decoder, join(root, 'external'), model, { location: 'model.onnx_data', threshold: 1024 })
   const unrewritten = await variant(decoder, join(root, 'unrewritten'), withIdentities(model))
   return { root, decoder, external, unrewritten, encoder }
+}
+
+/** The tiny models and a started Runtime for the tests of one describe block: made before them, stopped and removed after. */
+export function withTinyRuntime (): { readonly models: TinyModels, readonly runtime: Runtime } {
+  const made: { models?: TinyModels, runtime?: Runtime } = {}
+  before(async () => {
+    made.models = await tinyModels()
+    made.runtime = new Runtime()
+    await made.runtime.start()
+  })
+  after(async () => {
+    await made.runtime?.stop()
+    if (made.models != null) await rm(made.models.root, { recursive: true, force: true })
+  })
+  return {
+    get models () { return made.models as TinyModels },
+    get runtime () { return made.runtime as Runtime }
+  }
 }
