@@ -83,3 +83,10 @@ export function concat (parts: Uint8Array[]): Uint8Array {
   for (const p of parts) { out.set(p, o); o += p.length }
   return out
 }
+
+let bytes: Vocabulary | undefined
+/** One token per byte (ids 0..255) and EOS (256): the automaton's language, byte by byte. */
+export function byteVocabulary (): Vocabulary {
+  bytes ??= { tokens: [...Array.from({ length: 256 }, (_, i) => Uint8Array.of(i)), new Uint8Array(0)], eos: [256] }
+  return bytes
+}
