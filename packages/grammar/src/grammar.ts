@@ -271,10 +271,12 @@ function specExpr (spec: GrammarSpec, rules: Map<string, Expr>, counter: { n: nu
   }
 }
 
-function canonical (x: unknown): string {
-  if (Array.isArray(x)) return `[${x.map(canonical).join(',')}]`
+/** JSON with sorted keys, except under "properties", whose order is the output's order. */
+function canonical (x: unknown, keepOrder = false): string {
+  if (Array.isArray(x)) return `[${x.map(y => canonical(y)).join(',')}]`
   if (x != null && typeof x === 'object') {
-    return `{${Object.keys(x).sort().map(k => `${JSON.stringify(k)}:${canonical((x as Record<string, unknown>)[k])}`).join(',')}}`
+    const keys = keepOrder ? Object.keys(x) : Object.keys(x).sort()
+    return `{${keys.map(k => `${JSON.stringify(k)}:${canonical((x as Record<string, unknown>)[k], k === 'properties')}`).join(',')}}`
   }
   return JSON.stringify(x) ?? 'null'
 }
