@@ -127,17 +127,14 @@ export function tokenTrie (vocab: Vocabulary): TokenTrie {
   return trie
 }
 
-function compareBytes (a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length)
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] - b[i]
-  return a.length - b.length
-}
-
 function buildTrie (vocab: Vocabulary): TokenTrie {
   const eos = new Set(vocab.eos)
   const order: number[] = []
   vocab.tokens.forEach((t, id) => { if (t.length > 0 && !eos.has(id)) order.push(id) })
-  order.sort((a, b) => compareBytes(vocab.tokens[a], vocab.tokens[b]) || a - b)
+  // latin1 strings compare in byte order, natively
+  const keys: string[] = new Array(vocab.tokens.length)
+  for (const id of order) keys[id] = Buffer.from(vocab.tokens[id].buffer, vocab.tokens[id].byteOffset, vocab.tokens[id].length).toString('latin1')
+  order.sort((a, b) => keys[a] < keys[b] ? -1 : keys[a] > keys[b] ? 1 : a - b)
   let nodes = 1
   let prev: Uint8Array = EMPTY
   for (const id of order) {
