@@ -335,14 +335,20 @@ export class Nfa {
   /** One code point of class y, from a to b: raw UTF-8 where JSON allows it, escaped otherwise. */
   private char (y: Expr, a: number, b: number, m: number): void {
     const ranges = y.k === 'any' ? [0, 0x10ffff] : (y as { r: number[] }).r
-    for (const s of rawSequences(ranges)) {
-      let from = a
-      for (let i = 0; i < s.length; i += 2) {
-        const to = i === s.length - 2 ? b : this.node(m)
-        this.edge(from, s[i], s[i + 1], to)
-        from = to
+    // sequences share their common suffixes (continuation bytes), so a code point class costs few nodes
+    const suffixes = new Map<string, number>()
+    const suffixNode = (s: number[], i: number): number => {
+      if (i === s.length) return b
+      const key = s.slice(i).join(',')
+      let node = suffixes.get(key)
+      if (node == null) {
+        node = this.node(m)
+        suffixes.set(key, node)
+        this.edge(node, s[i], s[i + 1], suffixNode(s, i + 2))
       }
+      return node
     }
+    for (const s of rawSequences(ranges)) this.edge(a, s[0], s[1], suffixNode(s, 2))
     const backslash = this.node(m)
     let used = false
     if (y.k === 'any') {

@@ -6,7 +6,7 @@
  * rounds monotonically, a decimal ≥ a double bound parses to a value ≥ it;
  * an exclusive bound b becomes the inclusive bound nextUp(b).
  */
-import { alt, cls, DIGIT, EMPTY, lit, NEVER, rep, seq } from './expr.ts'
+import { alt, cls, DIGIT, EMPTY, lit, NEVER, opt, rep, seq } from './expr.ts'
 import type { Expr } from './expr.ts'
 
 export const MAX_FRACTION_DIGITS = 6
@@ -115,6 +115,9 @@ function scaledRange (lo: bigint, hi: bigint, k: number): Expr {
   return alt(...parts)
 }
 
+/** Unbounded: up to 15 integer digits and 6 fraction digits (the same set as the bounded form, written compactly). */
+const FREE_NUMBER: Expr = seq(opt(lit('-')), alt(lit('0'), seq(cls(0x31, 0x39), rep(DIGIT, 0, 14))), opt(seq(lit('.'), rep(DIGIT, 1, MAX_FRACTION_DIGITS))))
+
 export interface NumberRange { lower?: Bound, upper?: Bound }
 
 /** Integers (written without fraction or exponent) within the bounds and the safe range. */
@@ -144,6 +147,7 @@ const minBig = (a: bigint, b: bigint): bigint => a < b ? a : b
 
 /** Numbers with 0..6 fraction digits within the bounds, at most 15 significant digits. */
 export function numberExpr (range: NumberRange): Expr {
+  if (range.lower == null && range.upper == null) return FREE_NUMBER
   const parts: Expr[] = []
   for (let k = 0; k <= MAX_FRACTION_DIGITS; k++) {
     let lo = -MAX_DECIMAL

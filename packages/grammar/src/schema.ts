@@ -11,7 +11,7 @@
  * additionalProperties schema a map of that schema. `{}` / `true` is any
  * JSON value.
  */
-import { alt, call, EMPTY, lit, NEVER, opt, rep, seq } from './expr.ts'
+import { alt, call, EMPTY, exprSize, lit, NEVER, opt, rep, seq } from './expr.ts'
 import type { Expr, ObjItem } from './expr.ts'
 import { Dfa, Nfa } from './automaton.ts'
 import { UnsupportedSchemaError } from './errors.ts'
@@ -310,7 +310,14 @@ export class SchemaCompiler {
     }
     if (min > max) return NEVER
     const prefixExprs = prefix.slice(0, max === Infinity ? prefix.length : max).map((s, i) => this.compile(s, `${path}/prefixItems/${i}`))
-    const rest = items === false ? null : this.compile(items === undefined ? true : items, `${path}/items`)
+    let rest = items === false ? null : this.compile(items === undefined ? true : items, `${path}/items`)
+    const copies = max === Infinity ? min + 1 : max
+    if (rest != null && copies > 4 && exprSize(rest) * copies > 20_000) {
+      // many copies of a large item: one shared rule, called from each position
+      const name = `${this.prefix}:items#${this.rules.size}`
+      this.rules.set(name, rest)
+      rest = call(name)
+    }
     return seq(lit('['), list(prefixExprs, rest, min, max), lit(']'))
   }
 
@@ -454,6 +461,12 @@ export class SchemaCompiler {
     const kb = this.kinds(b, path)
     if (![...ka].some(k => kb.has(k))) return true
     if (!isObj(a) || !isObj(b)) return false
+    const ca = this.constValues(a, path)
+    const cb = this.constValues(b, path)
+    if (ca != null && cb != null && constraints(a).every(k => ['const', 'enum', 'type', '$ref'].includes(k)) && constraints(b).every(k => ['const', 'enum', 'type', '$ref'].includes(k))) {
+      // constants: ajv compares deeply, JSON texts of distinct values differ unless key order does
+      return !ca.some(v => cb.includes(v)) && [...ca, ...cb].every(v => !v.startsWith('{'))
+    }
     if ([...ka, ...kb].some(k => k !== 'object')) return false
     const ra = (a.required ?? []) as string[]
     const rb = (b.required ?? []) as string[]

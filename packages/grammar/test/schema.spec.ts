@@ -136,6 +136,8 @@ describe('schema: enum, const, composition', () => {
       ]
     }
     outputs(union)
+    outputs({ oneOf: [{ const: 'a', description: 'the first' }, { const: 'b' }, { enum: [1, [2]] }] })
+    refuses({ oneOf: [{ const: 'a' }, { enum: ['b', 'a'] }] }, 'oneOf')
     const merged = { allOf: [{ type: 'object', properties: { a: { type: 'integer' } }, required: ['a'] }, { properties: { b: { type: 'string' } }, required: ['b'] }] }
     assert.ok(accepts(merged, '{"a":1,"b":"x"}'))
     assert.ok(!accepts(merged, '{"a":1}'))
