@@ -22,6 +22,7 @@ const STACK_SHIFT = 67108864 // 2^26: thread key = node * 2^26 + stack
 const RAW = [0x20, 0x21, 0x23, 0x5b, 0x5d, 0xd7ff, 0xe000, 0x10ffff]
 const SHORT_ESCAPES = new Map<number, string>([[0x22, '\\"'], [0x5c, '\\\\'], [8, '\\b'], [9, '\\t'], [10, '\\n'], [12, '\\f'], [13, '\\r']])
 const HEX = [0x30, 0x39, 0x41, 0x46, 0x61, 0x66]
+const textEncoder = new TextEncoder()
 
 export function intersectRanges (a: number[], b: number[]): number[] {
   const out: number[] = []
@@ -265,7 +266,7 @@ export class Nfa {
 
   private atom (x: Expr, a: number, b: number, m: number): void {
     switch (x.k) {
-      case 'lit': this.bytes(a, new TextEncoder().encode(x.s), b, m); return
+      case 'lit': this.bytes(a, textEncoder.encode(x.s), b, m); return
       case 'cls': for (let i = 0; i < x.r.length; i += 2) this.edge(a, x.r[i], x.r[i + 1], b); return
       case 'call': this.calls[a].push(this.ruleMachine(x.rule), b); return
       case 'str': this.str(x.x, x.min, x.max, a, b, m); return
@@ -375,8 +376,8 @@ export class Nfa {
       for (let i = 0; i < special.length; i += 2) {
         for (let cp = special[i]; cp <= special[i + 1]; cp++) {
           const short = SHORT_ESCAPES.get(cp)
-          if (short != null) this.bytes(backslash, new TextEncoder().encode(short.slice(1)), b, m)
-          if (cp < 0x20) this.bytes(backslash, new TextEncoder().encode('u' + cp.toString(16).padStart(4, '0')), b, m)
+          if (short != null) this.bytes(backslash, textEncoder.encode(short.slice(1)), b, m)
+          if (cp < 0x20) this.bytes(backslash, textEncoder.encode('u' + cp.toString(16).padStart(4, '0')), b, m)
           used = true
         }
       }

@@ -70,6 +70,8 @@ export function vocabularyFromTokenizer (tokenizerJson: object, eos: number[]): 
   const wordPiece = model.type === 'WordPiece'
   const prefix = typeof model.continuing_subword_prefix === 'string' ? model.continuing_subword_prefix : '##'
   const byteMap = byteLevel ? byteLevelDecoder() : null
+  const metaspace = [...decoders, ...pre].find(c => c.type === 'Metaspace' && typeof c.replacement === 'string')
+  const space = typeof metaspace?.replacement === 'string' ? metaspace.replacement : '\u2581'
   let size = 0
   for (const id of pieces.keys()) size = Math.max(size, id + 1)
   const added = Array.isArray(json.added_tokens) ? json.added_tokens as Json[] : []
@@ -97,7 +99,7 @@ export function vocabularyFromTokenizer (tokenizerJson: object, eos: number[]): 
     const fallback = /^<0x([0-9A-Fa-f]{2})>$/.exec(piece)
     if (fallback != null) return Uint8Array.of(parseInt(fallback[1], 16))
     if (wordPiece) return encoder.encode(piece.startsWith(prefix) ? piece.slice(prefix.length) : piece)
-    return encoder.encode(piece.replaceAll('\u2581', ' '))
+    return encoder.encode(piece.replaceAll(space, ' '))
   }
 }
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { compileGrammar, UnsatisfiableGrammarError } from '../src/index.ts'
+import { compileGrammar, MAX_DEPTH, UnsatisfiableGrammarError } from '../src/index.ts'
 import type { GrammarSpec, Vocabulary } from '../src/index.ts'
 import { byteVocabulary, defaultVocabulary, generate, newAjv, random, sample } from './helpers.ts'
 
@@ -102,6 +102,19 @@ describe('matcher', () => {
     generate(g, 1, 60)
     assert.equal(g.states, grown, 'the same walk builds no new state')
     assert.ok(grown >= states)
+  })
+})
+
+describe('nesting', () => {
+  it('bounds free-form JSON and recursive $ref nesting at MAX_DEPTH', () => {
+    for (const spec of [{ type: 'json' }, { type: 'json-schema', schema: { type: 'array', items: { $ref: '#' } } }] as GrammarSpec[]) {
+      const m = compileGrammar(spec, byteVocabulary()).matcher()
+      let depth = 0
+      while (m.tokenMask().has(0x5b)) { m.accept(0x5b); depth++ }
+      assert.ok(depth >= MAX_DEPTH && depth <= MAX_DEPTH + 1, `${depth}`)
+      for (let i = 0; i < depth; i++) m.accept(0x5d)
+      assert.ok(m.finished)
+    }
   })
 })
 
