@@ -142,7 +142,8 @@ export class SchemaCompiler {
       if (key === 'oneOf') {
         for (let i = 0; i < branches.length; i++) {
           for (let j = i + 1; j < branches.length; j++) {
-            if (!this.disjoint(branches[i], branches[j], path)) throw new UnsupportedSchemaError('oneOf', `${path}/oneOf/${j}`, `cannot guarantee that an output matches only one branch (branches ${i} and ${j} may overlap); use anyOf, or distinct types, or a required property with distinct const values`)
+            // disjoint as written, or once the sibling keywords are merged in
+            if (!this.disjoint(list[i] as Schema, list[j] as Schema, path) && !this.disjoint(branches[i], branches[j], path)) throw new UnsupportedSchemaError('oneOf', `${path}/oneOf/${j}`, `cannot guarantee that an output matches only one branch (branches ${i} and ${j} may overlap); use anyOf, or distinct types, or a required property with distinct const values`)
           }
         }
       }
@@ -263,7 +264,8 @@ export class SchemaCompiler {
     const m = schema.multipleOf
     if (m === undefined) return integer ? integerExpr(range) : numberExpr(range)
     if (typeof m !== 'number' || !(m > 0) || !Number.isFinite(m)) throw new UnsupportedSchemaError('multipleOf', path, 'not a positive number')
-    if (m === 1) return integerExpr(range)
+    // 1, or for integers 1/2^k: every (safe) integer passes ajv's check, v / m being exact
+    if (m === 1 || (integer && m < 1 && Number.isInteger(Math.log2(m)))) return integerExpr(range)
     // enumerate the multiples in range, each checked the way ajv checks it
     const ok = (v: number): boolean => {
       const r = v / m
@@ -283,7 +285,7 @@ export class SchemaCompiler {
     }
     const first = Math.ceil(lo / m)
     const last = Math.floor(hi / m)
-    if (!(last - first <= 1000)) throw new UnsupportedSchemaError('multipleOf', path, 'only with minimum and maximum that leave at most 1000 multiples (or multipleOf 1)')
+    if (!(last - first <= 5000)) throw new UnsupportedSchemaError('multipleOf', path, 'only with minimum and maximum that leave at most 5000 multiples (or multipleOf 1)')
     const texts: string[] = []
     for (let q = first; q <= last; q++) {
       const v = q * m
@@ -358,7 +360,7 @@ export class SchemaCompiler {
       if (s === false) return false
       if (!isObj(s)) throw new UnsupportedSchemaError('allOf', path, 'a subschema is not a schema')
       for (const key of Object.keys(s)) if (!ANNOTATIONS.has(key) && !SUPPORTED.has(key)) throw new UnsupportedSchemaError(key, path)
-      const { $ref, allOf, ...rest } = s
+      const { $ref, allOf, ...rest } = { ...s }
       if ($ref !== undefined) {
         if (typeof $ref !== 'string') throw new UnsupportedSchemaError('$ref', path, 'not a string')
         if (seenRefs.has($ref)) throw new UnsupportedSchemaError('$ref', path, `recursive ${$ref} inside allOf or beside other keywords`)
@@ -368,10 +370,32 @@ export class SchemaCompiler {
         if (!Array.isArray(allOf)) throw new UnsupportedSchemaError('allOf', path, 'not an array')
         for (const a of allOf) if (!add(a, seenRefs)) return false
       }
+      if (Array.isArray(rest.oneOf) && flat.some(f => f.oneOf !== undefined)) {
+        // a second oneOf: with pairwise disjoint branches it is an anyOf, which merges
+        const branches = rest.oneOf
+        if (branches.every((b, i) => branches.every((c, j) => j <= i || this.disjoint(b as Schema, c as Schema, path)))) {
+          delete rest.oneOf
+          flat.push({ anyOf: branches })
+        }
+      }
       flat.push(rest)
       return true
     }
     for (const p of parts) if (!add(p, seen)) return false
+    // arrays: each part constrains position i by its prefixItems[i], else its items; so does the merge
+    const arrays = flat.filter(f => f.items !== undefined || f.prefixItems !== undefined)
+    if (arrays.length > 1) {
+      const shape = arrays.map(f => {
+        if (Array.isArray(f.items)) return { prefix: f.items as unknown[], items: true as unknown }
+        return { prefix: Array.isArray(f.prefixItems) ? f.prefixItems : [], items: f.items ?? true }
+      })
+      const length = Math.max(...shape.map(a => a.prefix.length))
+      const at = (a: { prefix: unknown[], items: unknown }, i: number): unknown => i < a.prefix.length ? a.prefix[i] : a.items
+      const prefixItems = Array.from({ length }, (_, i) => ({ allOf: shape.map(a => at(a, i)) }))
+      const items = { allOf: shape.map(a => a.items) }
+      for (const f of arrays) { delete f.items; delete f.prefixItems }
+      flat.push(length > 0 ? { prefixItems, items } : { items })
+    }
     const out: Obj = {}
     const closed: Obj[] = []
     for (const s of flat) {
@@ -403,6 +427,14 @@ export class SchemaCompiler {
           case 'enum': out.enum = (cur as unknown[]).filter(v => (value as unknown[]).some(w => JSON.stringify(w) === JSON.stringify(v))); break
           case 'items': out.items = { allOf: [cur, value] }; break
           case 'const': if (JSON.stringify(cur) !== JSON.stringify(value)) return false; break
+          case 'anyOf': {
+            // (a1 ∨ a2) ∧ (b1 ∨ b2) = (a1 ∧ b1) ∨ (a1 ∧ b2) ∨ …
+            const a = cur as unknown[]
+            const b = value as unknown[]
+            if (!Array.isArray(a) || !Array.isArray(b) || a.length * b.length > 64) throw new UnsupportedSchemaError('anyOf', path, 'too many combinations of anyOf in allOf')
+            out.anyOf = a.flatMap(x => b.map(y => ({ allOf: [x, y] })))
+            break
+          }
           case 'additionalProperties':
             if (value === false) closed.push(s)
             if (cur === false || value === false) { out.additionalProperties = false; break }

@@ -38,9 +38,10 @@ export interface Generation { text: string, tokens: number[], complete: boolean,
 
 /**
  * Generates with random logits (scale `spread`, sampled at temperature 1
- * after masking) until EOS, `finished`, or the budget is spent.
+ * after masking) until EOS, `finished`, or the budget is spent; tokens from
+ * id `favourFrom` on get a head start.
  */
-export function generate (grammar: CompiledGrammar, seed: number, budget: number, spread = 4): Generation {
+export function generate (grammar: CompiledGrammar, seed: number, budget: number, spread = 4, favourFrom?: number): Generation {
   const vocab = grammar.vocab
   const rnd = random(seed)
   const m = grammar.matcher()
@@ -48,7 +49,7 @@ export function generate (grammar: CompiledGrammar, seed: number, budget: number
   const logits = new Float32Array(vocab.tokens.length)
   let steps = 0
   for (let used = 0; used < budget && !m.finished; used++) {
-    for (let j = 0; j < logits.length; j++) logits[j] = rnd() * spread
+    for (let j = 0; j < logits.length; j++) logits[j] = rnd() * spread + (favourFrom != null && j >= favourFrom ? 5 : 0)
     m.mask(logits, budget - used)
     steps++
     const token = sample(logits, rnd)
