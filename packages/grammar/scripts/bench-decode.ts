@@ -29,14 +29,15 @@ function sample (logits: Float32Array): number {
   return logits.length - 1
 }
 
-async function run (spec?: GrammarSpec): Promise<{ tps: number, text: string, valid: boolean }> {
+/** Decodes up to `steps` tokens (constrained: until the output is finished); returns the tokens and the time spent. */
+async function run (steps: number, spec?: GrammarSpec): Promise<{ tokens: number, ms: number, text: string, valid: boolean }> {
   const matcher = spec == null ? null : compileGrammar(spec, vocab).matcher()
   let { logits, cache } = await model.forward([[1, 300, 301]])
   const ids: number[] = []
   const t = performance.now()
-  for (let i = 0; i < STEPS; i++) {
+  for (let i = 0; i < steps; i++) {
     const l = logits[0]
-    matcher?.mask(l, STEPS - i)
+    matcher?.mask(l, steps - i)
     const token = sample(l)
     matcher?.accept(token)
     if (vocab.eos.includes(token) && matcher != null) break
@@ -44,18 +45,27 @@ async function run (spec?: GrammarSpec): Promise<{ tps: number, text: string, va
     if (matcher?.finished === true) break
     ;({ logits, cache } = await model.forward([[token]], cache))
   }
-  const tps = ids.length / ((performance.now() - t) / 1000)
+  const ms = performance.now() - t
   const text = new TextDecoder().decode(Buffer.concat(ids.map(id => vocab.tokens[id])))
   let valid = true
   if (spec != null) { try { JSON.parse(text) } catch { valid = false } }
-  return { tps, text, valid }
+  return { tokens: ids.length, ms, text, valid }
 }
 
 const schema = { type: 'object', properties: { name: { type: 'string' }, age: { type: 'integer', minimum: 0 }, tags: { type: 'array', items: { type: 'string' } } }, required: ['name', 'age', 'tags'] }
-for (let round = 0; round < 2; round++) {
-  const free = await run()
-  const constrained = await run({ type: 'json-schema', schema })
-  const json = await run({ type: 'json' })
-  console.log(`round ${round}: unconstrained ${free.tps.toFixed(0)} tok/s; schema ${constrained.tps.toFixed(0)} tok/s (${(constrained.tps / free.tps).toFixed(2)}x, valid ${constrained.valid}); json ${json.tps.toFixed(0)} tok/s (${(json.tps / free.tps).toFixed(2)}x, valid ${json.valid})`)
-  if (round === 1) console.log(constrained.text.slice(0, 200))
+// each constrained run against an unconstrained run of the same length (a forward pass costs more as the sequence grows)
+for (const [label, spec] of [['schema', { type: 'json-schema', schema }], ['json', { type: 'json' }]] as Array<[string, GrammarSpec]>) {
+  let c = { tokens: 0, ms: 0 }
+  let u = { tokens: 0, ms: 0 }
+  let valid = true
+  for (let round = 0; round < 8; round++) {
+    const constrained = await run(STEPS, spec)
+    const free = await run(constrained.tokens)
+    valid &&= constrained.valid
+    c = { tokens: c.tokens + constrained.tokens, ms: c.ms + constrained.ms }
+    u = { tokens: u.tokens + free.tokens, ms: u.ms + free.ms }
+  }
+  const ct = c.tokens / c.ms * 1000
+  const ut = u.tokens / u.ms * 1000
+  console.log(`${label}: constrained ${ct.toFixed(0)} tok/s, unconstrained ${ut.toFixed(0)} tok/s over the same lengths (${c.tokens} tokens): ${(ct / ut).toFixed(2)}x; all outputs parse: ${valid}`)
 }

@@ -58,7 +58,7 @@ function measure (label: string, vocab: Vocabulary): void {
     t = performance.now()
     for (let i = 0; i < n; i++) logits.fill(1)
     const fill = (performance.now() - t) / n
-    results.push(`${label} ${name}: compile ${compile.toFixed(1)} ms (first token trie walk incl.: start-state mask ${startMask.toFixed(1)} ms), in-string mask ${stringMask.toFixed(1)} ms (${mask.allowed.length} allowed), cached mask applied ${(apply - fill).toFixed(3)} ms/step, states ${g.states}`)
+    results.push(`${label} ${name}: compile ${compile.toFixed(1)} ms (first token trie walk incl.: start-state mask ${startMask.toFixed(1)} ms), in-string mask ${stringMask.toFixed(1)} ms (${mask.count} allowed), cached mask applied ${(apply - fill).toFixed(3)} ms/step, states ${g.states}`)
   }
   // per-step overhead of the grammar (mask + accept) over whole generations, warm-up included
   const g = compileGrammar({ type: 'json-schema', schema: { ...SCHEMA, description: label } }, vocab)
