@@ -187,6 +187,64 @@ class CharNfa {
   }
 }
 
+/** The code-point NFA of x; an `and` at the top is the product of its operands' NFAs (patterns and formats together). */
+function charNfa (x: Expr): [CharNfa, number, number] {
+  if (x.k !== 'and') {
+    const cn = new CharNfa()
+    const [s, f] = cn.build(x)
+    return [cn, s, f]
+  }
+  let acc = charNfa(x.xs[0])
+  for (const y of x.xs.slice(1)) acc = intersect(acc, charNfa(y))
+  return acc
+}
+
+const ALL_CODE_POINTS = [0, 0x10ffff]
+
+function closureOf (cn: CharNfa, n: number): number[] {
+  const out = [n]
+  const seen = new Set(out)
+  for (let i = 0; i < out.length; i++) {
+    for (const t of cn.eps[out[i]]) if (!seen.has(t)) { seen.add(t); out.push(t) }
+  }
+  return out
+}
+
+/** The product automaton: strings both accept. */
+function intersect ([a, as, af]: [CharNfa, number, number], [b, bs, bf]: [CharNfa, number, number]): [CharNfa, number, number] {
+  const out = new CharNfa()
+  const final = out.node()
+  const ids = new Map<number, number>()
+  const queue: Array<[number, number]> = []
+  const width = b.eps.length
+  const get = (p: number, q: number): number => {
+    let id = ids.get(p * width + q)
+    if (id == null) { id = out.node(); ids.set(p * width + q, id); queue.push([p, q]) }
+    return id
+  }
+  const start = get(as, bs)
+  for (let i = 0; i < queue.length; i++) {
+    const [p, q] = queue[i]
+    const u = get(p, q)
+    const cp = closureOf(a, p)
+    const cq = closureOf(b, q)
+    if (cp.includes(af) && cq.includes(bf)) out.eps[u].push(final)
+    for (const p2 of cp) {
+      for (const [x, t1] of a.edges[p2]) {
+        for (const q2 of cq) {
+          for (const [y, t2] of b.edges[q2]) {
+            if (x.k === 'any' && y.k === 'any') { out.edges[u].push([x, get(t1, t2)]); continue }
+            const r = intersectRanges(x.k === 'cls' ? x.r : ALL_CODE_POINTS, y.k === 'cls' ? y.r : ALL_CODE_POINTS)
+            if (r.length > 0) out.edges[u].push([{ k: 'cls', r }, get(t1, t2)])
+          }
+        }
+      }
+    }
+    if (out.eps.length > 200_000) throw new RangeError('the intersection of string constraints is too large')
+  }
+  return [out, start, final]
+}
+
 export class Nfa {
   /** Per node: lo, hi, target, … */
   edges: number[][] = []
@@ -302,8 +360,7 @@ export class Nfa {
 
   /** A JSON string: the code-point NFA times a counter of code points, each code point encoded raw in UTF-8 or escaped. */
   private str (x: Expr, min: number, max: number, a: number, b: number, m: number): void {
-    const cn = new CharNfa()
-    const [cs, cf] = cn.build(x)
+    const [cn, cs, cf] = charNfa(x)
     const cap = max === Infinity ? min : max
     const ids = new Map<number, number>()
     const queue: number[] = []

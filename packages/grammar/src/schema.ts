@@ -24,7 +24,7 @@ type Schema = boolean | Record<string, unknown>
 type Obj = Record<string, unknown>
 
 const ANNOTATIONS = new Set(['description', 'title', 'default', 'examples', '$schema', '$id', '$comment', 'deprecated', 'readOnly', 'writeOnly', '$defs', 'definitions'])
-const OBJECT_KEYWORDS = ['properties', 'required', 'additionalProperties']
+const OBJECT_KEYWORDS = ['properties', 'required', 'additionalProperties', 'propertyNames']
 const ARRAY_KEYWORDS = ['items', 'prefixItems', 'minItems', 'maxItems', 'uniqueItems']
 const STRING_KEYWORDS = ['minLength', 'maxLength', 'format', 'pattern']
 const NUMBER_KEYWORDS = ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'multipleOf']
@@ -57,6 +57,14 @@ function accepts (dfa: Dfa, text: string): boolean {
   }
   return s >= 0 && dfa.accept[s]
 }
+
+/**
+ * Format names that validate nothing: ajv-formats accepts anything for
+ * password and binary, and the names zod writes beside the pattern that does
+ * the work (starts_with, ends_with, includes, regex) are unknown to ajv,
+ * which ignores them when not strict.
+ */
+const NON_VALIDATING_FORMATS = new Set(['password', 'binary', 'starts_with', 'ends_with', 'includes', 'regex'])
 
 const isObj = (x: unknown): x is Obj => x != null && typeof x === 'object' && !Array.isArray(x)
 
@@ -226,15 +234,23 @@ export class SchemaCompiler {
     const max = this.count(schema, 'maxLength', path) ?? Infinity
     if (min > 100_000) throw new UnsupportedSchemaError('minLength', path, 'too large')
     let x: Expr = rep({ k: 'any' }, 0)
-    if (schema.pattern !== undefined && schema.format !== undefined) throw new UnsupportedSchemaError('format', path, 'together with pattern')
+    // several patterns (allOf merges them into a list) and a format: the string matches them all
+    const parts: Expr[] = []
     if (schema.pattern !== undefined) {
-      if (typeof schema.pattern !== 'string') throw new UnsupportedSchemaError('pattern', path, 'not a string')
-      x = this.regex(schema.pattern, 'pattern', path)
-    } else if (schema.format !== undefined) {
-      const re = FORMATS[schema.format as string]
-      if (re == null) throw new UnsupportedSchemaError('format', path, `format ${JSON.stringify(schema.format)} is not supported`)
-      x = this.regex(re, 'format', path)
+      const patterns = Array.isArray(schema.pattern) ? schema.pattern : [schema.pattern]
+      for (const p of patterns) {
+        if (typeof p !== 'string') throw new UnsupportedSchemaError('pattern', path, 'not a string')
+        parts.push(this.regex(p, 'pattern', path))
+      }
     }
+    if (schema.format !== undefined) {
+      const format = schema.format as string
+      const re = FORMATS[format]
+      if (re != null) parts.push(this.regex(re, 'format', path))
+      else if (!NON_VALIDATING_FORMATS.has(format)) throw new UnsupportedSchemaError('format', path, `format ${JSON.stringify(format)} is not supported`)
+    }
+    if (parts.length === 1) x = parts[0]
+    else if (parts.length > 1) x = { k: 'and', xs: parts }
     if (min > max) return NEVER
     if (x.k === 'rep' && max !== Infinity && max > 100_000) throw new UnsupportedSchemaError('maxLength', path, 'too large')
     return { k: 'str', x, min, max }
@@ -329,10 +345,21 @@ export class SchemaCompiler {
     const required = schema.required ?? []
     if (!Array.isArray(required) || required.some(r => typeof r !== 'string')) throw new UnsupportedSchemaError('required', path, 'not an array of strings')
     const ap = schema.additionalProperties
-    const names = Object.keys(props)
+    let names = Object.keys(props)
+    // propertyNames: every key is a string that matches it
+    let keyOk = (_name: string): boolean => true
+    let keyExpr: Expr | null = null
+    if (schema.propertyNames !== undefined) {
+      const keys = this.merge([{ type: 'string' }, schema.propertyNames], `${path}/propertyNames`)
+      keyExpr = this.compile(keys, `${path}/propertyNames`)
+      const dfa = new Dfa(new Nfa(keyExpr, this.rules), ALL_BYTES)
+      keyOk = name => accepts(dfa, JSON.stringify(name))
+      if ((required as string[]).some(r => !keyOk(r))) return NEVER
+      names = names.filter(keyOk)
+    }
     if (names.length === 0 && required.length === 0 && ap !== false) {
-      if (ap === undefined || ap === true) return call(OBJECT_RULE)
-      return mapOf(this.compile(ap, `${path}/additionalProperties`))
+      if ((ap === undefined || ap === true) && keyExpr == null) return call(OBJECT_RULE)
+      return mapOf(ap === undefined ? call(JSON_RULE) : this.compile(ap, `${path}/additionalProperties`), keyExpr ?? undefined)
     }
     const items: ObjItem[] = []
     for (const name of names) {
@@ -427,6 +454,7 @@ export class SchemaCompiler {
           case 'enum': out.enum = (cur as unknown[]).filter(v => (value as unknown[]).some(w => JSON.stringify(w) === JSON.stringify(v))); break
           case 'items': out.items = { allOf: [cur, value] }; break
           case 'const': if (JSON.stringify(cur) !== JSON.stringify(value)) return false; break
+          case 'pattern': out.pattern = [...new Set([cur, value].flat())]; break
           case 'anyOf': {
             // (a1 ∨ a2) ∧ (b1 ∨ b2) = (a1 ∧ b1) ∨ (a1 ∧ b2) ∨ …
             const a = cur as unknown[]

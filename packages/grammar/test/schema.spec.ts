@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
+import { z } from 'zod'
 import { checkSchema, compileGrammar, UnsatisfiableGrammarError, UnsupportedSchemaError } from '../src/index.ts'
 import { byteVocabulary, defaultVocabulary, generate, newAjv } from './helpers.ts'
 
@@ -82,6 +83,18 @@ describe('schema: objects', () => {
     assert.ok(accepts(map, '{"x":1,"y":2}'))
     assert.ok(!accepts(map, '{"x":"1"}'))
     outputs(map, 10)
+  })
+
+  it('propertyNames constrains the keys of maps and filters declared properties', () => {
+    const map = { type: 'object', propertyNames: { pattern: '^[a-z]{1,3}$' }, additionalProperties: { type: 'integer' } }
+    assert.ok(accepts(map, '{"ab":1,"c":2}'))
+    assert.ok(!accepts(map, '{"AB":1}'))
+    outputs(map, 10)
+    outputs({ type: 'object', propertyNames: { type: 'string' }, additionalProperties: { type: 'number' } }, 5)
+    outputs({ type: 'object', propertyNames: { enum: ['x', 'y'] } }, 10)
+    const declared = { type: 'object', properties: { ok: { type: 'null' }, NO: { type: 'null' } }, propertyNames: { pattern: '^[a-z]+$' } }
+    assert.ok(!accepts(declared, '{"ok":null,"NO":null}'))
+    assert.ok(accepts(declared, '{"ok":null}'))
   })
 
   it('escapes property names', () => {
@@ -230,12 +243,19 @@ describe('schema: strings', () => {
     for (const pattern of ['^[a-f0-9]{4,8}$', '^(foo|bar)baz?$', '^\\w+\\s\\w+$', '^.{2}$', '^[\\u0100-\\u017f]+$']) outputs({ type: 'string', pattern }, 10)
   })
 
-  it('refuses backreferences, lookaround, unknown formats, pattern with format', () => {
+  it('a format and patterns together (as zod writes them, and allOf merges them) match all of them', () => {
+    const s = { type: 'string', format: 'date', allOf: [{ pattern: '^2024-' }, { pattern: '-1[0-9]$' }] }
+    for (const v of outputs(s, 15)) assert.match(v as string, /^2024-\d\d-1\d$/)
+    assert.ok(!accepts(s, '"2024-02-30"'))
+    outputs({ type: 'string', format: 'email', maxLength: 30, pattern: "^(?:[A-Za-z0-9_'+\\-]+\\.)*[A-Za-z0-9_'+\\-]*[A-Za-z0-9_+-]@(?:[A-Za-z0-9][A-Za-z0-9\\-]*\\.)+[A-Za-z]{2,}$" }, 10)
+    outputs({ type: 'string', format: 'ends_with', allOf: [{ pattern: '^ab.*' }, { pattern: '.*z$' }] }, 10)
+  })
+
+  it('refuses backreferences, lookaround, unknown formats', () => {
     refuses({ type: 'string', pattern: '(a)\\1' }, 'pattern')
     refuses({ type: 'string', pattern: '(?=a)a' }, 'pattern')
     refuses({ type: 'string', pattern: 'a\\bb' }, 'pattern')
     refuses({ type: 'string', format: 'iri' }, 'format')
-    refuses({ type: 'string', format: 'date', pattern: 'x' }, 'format')
   })
 })
 
@@ -248,11 +268,43 @@ describe('schema: refusals name the keyword', () => {
     refuses({ not: { type: 'string' } }, 'not')
     refuses({ if: {}, then: {} }, 'if')
     refuses({ $ref: 'http://example.com/s.json' }, '$ref')
-    refuses({ allOf: [{ type: 'string', pattern: 'a' }, { pattern: 'b' }] }, 'pattern')
+    refuses({ allOf: [{ type: 'string', format: 'date' }, { format: 'email' }] }, 'format')
     assert.throws(() => checkSchema({ type: 'object', properties: { a: { nullable: true } } }), /unsupported JSON Schema keyword "nullable" at \/properties\/a/)
   })
 
   it('ignores annotations', () => {
     checkSchema({ $schema: 'https://json-schema.org/draft/2020-12/schema', $id: 'x', title: 't', description: 'd', default: 1, examples: [1], type: 'integer' })
+  })
+})
+
+describe('schema: as zod 4 writes them', () => {
+  it('objects with formats, patterns, unions, records, tuples and recursion', () => {
+    const shape = z.object({
+      email: z.email(),
+      url: z.url(),
+      id: z.uuid(),
+      when: z.iso.datetime(),
+      day: z.iso.date(),
+      time: z.iso.time(),
+      ip: z.ipv4(),
+      ip6: z.ipv6(),
+      n: z.number().int().positive(),
+      f: z.number().min(0).max(1),
+      tags: z.array(z.string()).max(3),
+      maybe: z.string().nullable().optional(),
+      kind: z.enum(['a', 'b']),
+      union: z.union([z.object({ t: z.literal('x') }), z.object({ t: z.literal('y') })]),
+      tagged: z.discriminatedUnion('k', [z.object({ k: z.literal('p'), v: z.number() }), z.object({ k: z.literal('q') })]),
+      record: z.record(z.string(), z.number()),
+      tuple: z.tuple([z.string(), z.number()]),
+      short: z.string().min(2).max(5).regex(/^[a-z]+$/),
+      affixed: z.string().startsWith('ab').endsWith('z'),
+      five: z.literal(5)
+    })
+    const schema = z.toJSONSchema(shape) as object
+    checkSchema(schema)
+    for (const v of outputs(schema, 10, 600)) assert.deepEqual(shape.safeParse(v).success, true, JSON.stringify(v))
+    const node: z.ZodType = z.lazy(() => z.object({ name: z.string().max(4), kids: z.array(node).max(2) }))
+    outputs(z.toJSONSchema(node) as object, 10, 200)
   })
 })
