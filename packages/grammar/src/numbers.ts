@@ -166,3 +166,44 @@ export function numberExpr (range: NumberRange): Expr {
   }
   return alt(...parts)
 }
+
+/**
+ * Integers in [lo, hi] that are multiples of m, for an integer m dividing
+ * 1000 (2, 4, 5, 8, 10, 20, 25, …): a multiple is any number whose last j
+ * digits (10^j a multiple of m) form a multiple of m. Null for other m.
+ */
+export function multiplesExpr (lo: bigint, hi: bigint, m: number): Expr | null {
+  let j = 0
+  while (j <= 3 && 10 ** j % m !== 0) j++
+  if (j === 0 || j > 3 || !Number.isInteger(m) || m < 1) return null
+  const mb = BigInt(m)
+  const p = 10n ** BigInt(j)
+  const residues = (from: bigint, to: bigint): Expr => {
+    const out: Expr[] = []
+    for (let r = ((from + mb - 1n) / mb) * mb; r <= to; r += mb) out.push(lit(r.toString().padStart(j, '0')))
+    return alt(...out)
+  }
+  const magnitudes = (a: bigint, b: bigint): Expr => {
+    if (a > b) return NEVER
+    const parts: Expr[] = []
+    for (let v = ((a + mb - 1n) / mb) * mb; v <= b && v < p; v += mb) parts.push(lit(v.toString()))
+    const a2 = a > p ? a : p
+    if (b >= a2) {
+      const qa = a2 / p
+      const ra = a2 % p
+      const qb = b / p
+      const rb = b % p
+      if (qa === qb) parts.push(seq(naturals(qa, qa), residues(ra, rb)))
+      else {
+        parts.push(seq(naturals(qa, qa), residues(ra, p - 1n)))
+        if (qa + 1n <= qb - 1n) parts.push(seq(naturals(qa + 1n, qb - 1n), residues(0n, p - 1n)))
+        parts.push(seq(naturals(qb, qb), residues(0n, rb)))
+      }
+    }
+    return alt(...parts)
+  }
+  const parts: Expr[] = []
+  if (lo <= -1n) parts.push(seq(lit('-'), magnitudes(hi < -1n ? -hi : 1n, -lo)))
+  if (hi >= 0n) parts.push(magnitudes(lo > 0n ? lo : 0n, hi))
+  return alt(...parts)
+}

@@ -16,7 +16,7 @@ import type { Expr, ObjItem } from './expr.ts'
 import { Dfa, Nfa } from './automaton.ts'
 import { UnsupportedSchemaError } from './errors.ts'
 import { addJsonRules, JSON_RULE, mapOf, OBJECT_RULE } from './json.ts'
-import { integerBounds, integerExpr, numberExpr } from './numbers.ts'
+import { integerBounds, integerExpr, multiplesExpr, numberExpr } from './numbers.ts'
 import type { Bound, NumberRange } from './numbers.ts'
 import { compileRegex, RegexError } from './regex.ts'
 
@@ -301,7 +301,12 @@ export class SchemaCompiler {
     }
     const first = Math.ceil(lo / m)
     const last = Math.floor(hi / m)
-    if (!(last - first <= 5000)) throw new UnsupportedSchemaError('multipleOf', path, 'only with minimum and maximum that leave at most 5000 multiples (or multipleOf 1)')
+    if (!(last - first <= 5000) && (integer || Number.isInteger(m))) {
+      const [a, b] = integerBounds(range)
+      const multiples = multiplesExpr(a, b, m)
+      if (multiples != null) return multiples
+    }
+    if (!(last - first <= 5000)) throw new UnsupportedSchemaError('multipleOf', path, 'only an integer dividing 1000, 1/2^k for integers, or with minimum and maximum that leave at most 5000 multiples')
     const texts: string[] = []
     for (let q = first; q <= last; q++) {
       const v = q * m

@@ -212,6 +212,13 @@ describe('schema: numbers', () => {
     outputs(s)
     outputs({ type: 'integer', minimum: -20, maximum: 40, multipleOf: 7 })
     refuses({ type: 'integer', multipleOf: 3 }, 'multipleOf')
+    // unbounded, for divisors of 1000: the last digits decide
+    const fives = { type: 'number', minimum: -7, multipleOf: 5 }
+    for (let n = -30; n <= 2000; n++) assert.equal(accepts(fives, String(n)), n >= -7 && n % 5 === 0, String(n))
+    const eights = { type: 'integer', minimum: 12345, maximum: 99999, multipleOf: 8 }
+    for (let n = 12000; n <= 13000; n++) assert.equal(accepts(eights, String(n)), n >= 12345 && n % 8 === 0, String(n))
+    assert.ok(accepts(eights, '99992') && !accepts(eights, '100000'))
+    outputs({ type: 'integer', multipleOf: 25 })
   })
 })
 
