@@ -323,7 +323,7 @@ function canonical (x: unknown, keepOrder = false): string {
 }
 
 const CACHE_SIZE = 64
-const MAX_CACHED_STATES = 20_000
+const MAX_CACHED_STATES = 5000
 const cache = new WeakMap<Vocabulary, Map<string, CompiledGrammar>>()
 
 /** Compiles a grammar for a vocabulary; the same spec (by canonical JSON) and the same Vocabulary object give the same CompiledGrammar (a bounded LRU per vocabulary). */
@@ -332,7 +332,7 @@ export function compileGrammar (spec: GrammarSpec, vocab: Vocabulary): CompiledG
   if (byKey == null) { byKey = new Map(); cache.set(vocab, byKey) }
   const key = canonical(spec)
   let compiled = byKey.get(key)
-  // a grammar's automaton only grows (free-form JSON meets new nesting paths): past a bound, later requests start afresh
+  // a grammar's automaton only grows (free-form JSON meets new nesting paths): past a bound (5000 states, ~70 MB of masks on a 100k vocabulary), later requests start afresh
   if (compiled != null && compiled.states > MAX_CACHED_STATES) { byKey.delete(key); compiled = undefined }
   if (compiled != null) {
     byKey.delete(key)
