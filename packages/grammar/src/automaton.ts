@@ -22,6 +22,7 @@ const STACK_SHIFT = 67108864 // 2^26: thread key = node * 2^26 + stack
 const RAW = [0x20, 0x21, 0x23, 0x5b, 0x5d, 0xd7ff, 0xe000, 0x10ffff]
 const SHORT_ESCAPES = new Map<number, string>([[0x22, '\\"'], [0x5c, '\\\\'], [8, '\\b'], [9, '\\t'], [10, '\\n'], [12, '\\f'], [13, '\\r']])
 const HEX = [0x30, 0x39, 0x41, 0x46, 0x61, 0x66]
+const textEncoder = new TextEncoder()
 
 export function intersectRanges (a: number[], b: number[]): number[] {
   const out: number[] = []
@@ -186,6 +187,64 @@ class CharNfa {
   }
 }
 
+/** The code-point NFA of x; an `and` at the top is the product of its operands' NFAs (patterns and formats together). */
+function charNfa (x: Expr): [CharNfa, number, number] {
+  if (x.k !== 'and') {
+    const cn = new CharNfa()
+    const [s, f] = cn.build(x)
+    return [cn, s, f]
+  }
+  let acc = charNfa(x.xs[0])
+  for (const y of x.xs.slice(1)) acc = intersect(acc, charNfa(y))
+  return acc
+}
+
+const ALL_CODE_POINTS = [0, 0x10ffff]
+
+function closureOf (cn: CharNfa, n: number): number[] {
+  const out = [n]
+  const seen = new Set(out)
+  for (let i = 0; i < out.length; i++) {
+    for (const t of cn.eps[out[i]]) if (!seen.has(t)) { seen.add(t); out.push(t) }
+  }
+  return out
+}
+
+/** The product automaton: strings both accept. */
+function intersect ([a, as, af]: [CharNfa, number, number], [b, bs, bf]: [CharNfa, number, number]): [CharNfa, number, number] {
+  const out = new CharNfa()
+  const final = out.node()
+  const ids = new Map<number, number>()
+  const queue: Array<[number, number]> = []
+  const width = b.eps.length
+  const get = (p: number, q: number): number => {
+    let id = ids.get(p * width + q)
+    if (id == null) { id = out.node(); ids.set(p * width + q, id); queue.push([p, q]) }
+    return id
+  }
+  const start = get(as, bs)
+  for (let i = 0; i < queue.length; i++) {
+    const [p, q] = queue[i]
+    const u = get(p, q)
+    const cp = closureOf(a, p)
+    const cq = closureOf(b, q)
+    if (cp.includes(af) && cq.includes(bf)) out.eps[u].push(final)
+    for (const p2 of cp) {
+      for (const [x, t1] of a.edges[p2]) {
+        for (const q2 of cq) {
+          for (const [y, t2] of b.edges[q2]) {
+            if (x.k === 'any' && y.k === 'any') { out.edges[u].push([x, get(t1, t2)]); continue }
+            const r = intersectRanges(x.k === 'cls' ? x.r : ALL_CODE_POINTS, y.k === 'cls' ? y.r : ALL_CODE_POINTS)
+            if (r.length > 0) out.edges[u].push([{ k: 'cls', r }, get(t1, t2)])
+          }
+        }
+      }
+    }
+    if (out.eps.length > 200_000) throw new RangeError('the intersection of string constraints is too large')
+  }
+  return [out, start, final]
+}
+
 export class Nfa {
   /** Per node: lo, hi, target, … */
   edges: number[][] = []
@@ -265,7 +324,7 @@ export class Nfa {
 
   private atom (x: Expr, a: number, b: number, m: number): void {
     switch (x.k) {
-      case 'lit': this.bytes(a, new TextEncoder().encode(x.s), b, m); return
+      case 'lit': this.bytes(a, textEncoder.encode(x.s), b, m); return
       case 'cls': for (let i = 0; i < x.r.length; i += 2) this.edge(a, x.r[i], x.r[i + 1], b); return
       case 'call': this.calls[a].push(this.ruleMachine(x.rule), b); return
       case 'str': this.str(x.x, x.min, x.max, a, b, m); return
@@ -301,8 +360,7 @@ export class Nfa {
 
   /** A JSON string: the code-point NFA times a counter of code points, each code point encoded raw in UTF-8 or escaped. */
   private str (x: Expr, min: number, max: number, a: number, b: number, m: number): void {
-    const cn = new CharNfa()
-    const [cs, cf] = cn.build(x)
+    const [cn, cs, cf] = charNfa(x)
     const cap = max === Infinity ? min : max
     const ids = new Map<number, number>()
     const queue: number[] = []
@@ -335,14 +393,20 @@ export class Nfa {
   /** One code point of class y, from a to b: raw UTF-8 where JSON allows it, escaped otherwise. */
   private char (y: Expr, a: number, b: number, m: number): void {
     const ranges = y.k === 'any' ? [0, 0x10ffff] : (y as { r: number[] }).r
-    for (const s of rawSequences(ranges)) {
-      let from = a
-      for (let i = 0; i < s.length; i += 2) {
-        const to = i === s.length - 2 ? b : this.node(m)
-        this.edge(from, s[i], s[i + 1], to)
-        from = to
+    // sequences share their common suffixes (continuation bytes), so a code point class costs few nodes
+    const suffixes = new Map<string, number>()
+    const suffixNode = (s: number[], i: number): number => {
+      if (i === s.length) return b
+      const key = s.slice(i).join(',')
+      let node = suffixes.get(key)
+      if (node == null) {
+        node = this.node(m)
+        suffixes.set(key, node)
+        this.edge(node, s[i], s[i + 1], suffixNode(s, i + 2))
       }
+      return node
     }
+    for (const s of rawSequences(ranges)) this.edge(a, s[0], s[1], suffixNode(s, 2))
     const backslash = this.node(m)
     let used = false
     if (y.k === 'any') {
@@ -369,8 +433,8 @@ export class Nfa {
       for (let i = 0; i < special.length; i += 2) {
         for (let cp = special[i]; cp <= special[i + 1]; cp++) {
           const short = SHORT_ESCAPES.get(cp)
-          if (short != null) this.bytes(backslash, new TextEncoder().encode(short.slice(1)), b, m)
-          if (cp < 0x20) this.bytes(backslash, new TextEncoder().encode('u' + cp.toString(16).padStart(4, '0')), b, m)
+          if (short != null) this.bytes(backslash, textEncoder.encode(short.slice(1)), b, m)
+          if (cp < 0x20) this.bytes(backslash, textEncoder.encode('u' + cp.toString(16).padStart(4, '0')), b, m)
           used = true
         }
       }

@@ -17,6 +17,8 @@ export type Expr =
   | { k: 'call', rule: string }
   /** A JSON string whose decoded text matches the code-point expression x and has min..max code points. */
   | { k: 'str', x: Expr, min: number, max: number }
+  /** Inside `str`, at the top: text that every operand matches. */
+  | { k: 'and', xs: Expr[] }
   /** `{"key":value,…}` with the members in this order; optional ones may be left out. */
   | { k: 'obj', items: ObjItem[] }
 
@@ -36,4 +38,16 @@ export const DIGIT = cls(0x30, 0x39)
 /** Language is certainly empty (structurally). */
 export function isNever (x: Expr): boolean {
   return x.k === 'alt' && x.xs.every(isNever)
+}
+
+/** A rough count of the automaton nodes an expression becomes (capped), to decide when to share it through a rule. */
+export function exprSize (x: Expr, cap = 1e6): number {
+  switch (x.k) {
+    case 'lit': return x.s.length + 1
+    case 'cls': case 'call': case 'any': return 2
+    case 'seq': case 'alt': case 'and': return Math.min(cap, x.xs.reduce((n, y) => n + exprSize(y, cap), 1))
+    case 'rep': return Math.min(cap, exprSize(x.x, cap) * (x.max === Infinity ? x.min + 1 : x.max) + 2)
+    case 'str': return Math.min(cap, 12 * exprSize(x.x, cap) * (x.max === Infinity ? x.min + 1 : x.max + 1))
+    case 'obj': return Math.min(cap, x.items.reduce((n, i) => n + exprSize(i.key, cap) + exprSize(i.value, cap) + 4, 4))
+  }
 }

@@ -24,44 +24,58 @@ export type GrammarSpec =
   | { type: 'choice', options: GrammarSpec[] }
   | { type: 'repeat', item: GrammarSpec, separator?: string, min: number, max?: number }
 
-/** The tokens allowed in one automaton state; cached, so the same state gives the same object. */
+/**
+ * The tokens allowed in one automaton state, as a bitset over token ids
+ * (end-of-sequence tokens apart); cached, so the same state gives the same
+ * object. 150k tokens take 19 KB.
+ */
 export class TokenMask {
-  /** Allowed token ids, ascending, end-of-sequence tokens not included. */
-  readonly allowed: Int32Array
-  /** For each allowed token, the upper bound on tokens still needed after it. */
-  readonly after: Float64Array
-  readonly maxAfter: number
-  readonly minAfter: number
+  readonly bits: Uint32Array
+  /** How many tokens are allowed (end-of-sequence tokens not counted). */
+  readonly count: number
   /** Whether end-of-sequence tokens are allowed: the output is complete. */
   readonly eos: boolean
-  /** When fewer than the allowed: the ids to set to -Infinity (below the vocabulary size). */
-  readonly denied: Int32Array | null
-  /** Allow-lists under a tight budget, by threshold. */
-  readonly tight = new Map<number, Int32Array>()
+  /** Over the allowed tokens, the least and greatest upper bound on tokens still needed after one. */
+  readonly minAfter: number
+  readonly maxAfter: number
+  /** The bound most allowed tokens share, and the tokens (with their bounds) that differ from it, for masking under a tight budget. */
+  readonly base: number
+  readonly exceptions: Int32Array
+  readonly exceptionAfter: Float64Array
+  /** The allowed ids, kept when they are few. */
+  sparse: Int32Array | null = null
 
-  constructor (allowed: Int32Array, after: Float64Array, eos: boolean, denied: Int32Array | null) {
-    this.allowed = allowed
-    this.after = after
+  constructor (bits: Uint32Array, count: number, eos: boolean, base: number, exceptions: Int32Array, exceptionAfter: Float64Array) {
+    this.bits = bits
+    this.count = count
     this.eos = eos
-    this.denied = denied
-    let max = 0
-    let min = Infinity
-    for (const a of after) { if (a > max) max = a; if (a < min) min = a }
-    this.maxAfter = max
+    this.base = base
+    this.exceptions = exceptions
+    this.exceptionAfter = exceptionAfter
+    let min = count > exceptions.length ? base : Infinity
+    let max = count > exceptions.length ? base : 0
+    for (const a of exceptionAfter) { if (a < min) min = a; if (a > max) max = a }
     this.minAfter = min
+    this.maxAfter = max
   }
 
   has (token: number): boolean {
-    const a = this.allowed
-    let lo = 0
-    let hi = a.length - 1
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1
-      if (a[mid] === token) return true
-      if (a[mid] < token) lo = mid + 1
-      else hi = mid - 1
+    return token >= 0 && ((this.bits[token >>> 5] >>> (token & 31)) & 1) === 1
+  }
+
+  /** The allowed token ids, ascending (made on demand). */
+  get allowed (): Int32Array {
+    const out = new Int32Array(this.count)
+    let n = 0
+    for (let w = 0; w < this.bits.length; w++) {
+      let word = this.bits[w]
+      while (word !== 0) {
+        const bit = 31 - Math.clz32(word & -word)
+        out[n++] = w * 32 + bit
+        word &= word - 1
+      }
     }
-    return false
+    return out
   }
 }
 
@@ -74,10 +88,10 @@ export class CompiledGrammar {
   private readonly trie: TokenTrie
   private readonly masks: Array<TokenMask | undefined> = []
   private readonly eosIds: Int32Array
-  private readonly isEos: Uint8Array
-  private readonly flags: Uint8Array
-  private readonly ubs: Float64Array
-  private scratch: Float32Array
+  private readonly size: number
+  private eosKeep: Float32Array
+  private readonly scratchIds: Int32Array
+  private readonly scratchAfter: Float64Array
 
   constructor (spec: GrammarSpec, vocab: Vocabulary) {
     this.spec = spec
@@ -89,13 +103,11 @@ export class CompiledGrammar {
     this.dfa = new Dfa(new Nfa(expr, rules), this.trie.singleByte)
     if (this.dfa.start < 0) throw new UnsatisfiableGrammarError('the grammar admits no output (within nesting depth 32)')
     this.minTokens = this.dfa.ub[this.dfa.start]
-    const size = vocab.tokens.length
-    this.eosIds = Int32Array.from(vocab.eos.filter(id => id >= 0 && id < size))
-    this.isEos = new Uint8Array(size)
-    for (const id of this.eosIds) this.isEos[id] = 1
-    this.flags = new Uint8Array(size)
-    this.ubs = new Float64Array(size)
-    this.scratch = new Float32Array(64)
+    this.size = vocab.tokens.length
+    this.eosIds = Int32Array.from(vocab.eos.filter(id => id >= 0 && id < this.size))
+    this.eosKeep = new Float32Array(this.eosIds.length)
+    this.scratchIds = new Int32Array(this.size)
+    this.scratchAfter = new Float64Array(this.size)
   }
 
   /** A matcher for one generated sequence, at the start. */
@@ -111,14 +123,12 @@ export class CompiledGrammar {
     return mask
   }
 
-  private computeMask (s: number): TokenMask {
+  /** Walks the vocabulary's trie through the automaton from state s: every token whose bytes are all accepted, with the bound on tokens needed after it. */
+  private walk (s: number, onToken: (id: number, after: number) => void): void {
     const { byte, depth, end, first, ids, size } = this.trie
     const dfa = this.dfa
     const st = new Int32Array(this.trie.maxDepth + 1)
     st[0] = s
-    const flags = this.flags
-    const ubs = this.ubs
-    let count = 0
     for (let j = 1; j < size;) {
       const d = depth[j]
       const from = st[d - 1]
@@ -126,63 +136,94 @@ export class CompiledGrammar {
       if (t === -2) t = dfa.step(from, byte[j])
       if (t < 0) { j = end[j]; continue }
       st[d] = t
-      for (let x = first[j]; x < first[j + 1]; x++) { flags[ids[x]] = 1; ubs[ids[x]] = dfa.ub[t]; count++ }
+      for (let x = first[j]; x < first[j + 1]; x++) onToken(ids[x], dfa.ub[t])
       j++
     }
-    const allowed = new Int32Array(count)
-    const after = new Float64Array(count)
-    const vocabSize = flags.length
+  }
+
+  private computeMask (s: number): TokenMask {
+    const bits = new Uint32Array((this.size + 31) >>> 5)
+    const ids = this.scratchIds
+    const afters = this.scratchAfter
     let n = 0
-    for (let id = 0; id < vocabSize; id++) {
-      if (flags[id] === 1) { allowed[n] = id; after[n] = ubs[id]; n++ }
-    }
-    const eos = dfa.accept[s]
-    let denied: Int32Array | null = null
-    if (count > vocabSize / 2) {
-      denied = new Int32Array(vocabSize - count - (eos ? this.eosIds.length : 0))
-      let k = 0
-      for (let id = 0; id < vocabSize; id++) if (flags[id] === 0 && !(eos && this.isEos[id] === 1)) denied[k++] = id
-      denied = denied.subarray(0, k)
-    }
-    for (let i = 0; i < count; i++) flags[allowed[i]] = 0
-    return new TokenMask(allowed, after, eos, denied)
+    // the most common bound, counted by runs (neighbours in the trie mostly share it)
+    const freq = new Map<number, number>()
+    let run = NaN
+    let runLength = 0
+    this.walk(s, (id, after) => {
+      bits[id >>> 5] |= 1 << (id & 31)
+      ids[n] = id
+      afters[n] = after
+      n++
+      if (after === run) { runLength++; return }
+      if (runLength > 0) freq.set(run, (freq.get(run) ?? 0) + runLength)
+      run = after
+      runLength = 1
+    })
+    if (runLength > 0) freq.set(run, (freq.get(run) ?? 0) + runLength)
+    let base = 0
+    let best = -1
+    for (const [after, k] of freq) if (k > best) { best = k; base = after }
+    let e = 0
+    for (let i = 0; i < n; i++) if (afters[i] !== base) e++
+    const exceptions = new Int32Array(e)
+    const exceptionAfter = new Float64Array(e)
+    e = 0
+    for (let i = 0; i < n; i++) if (afters[i] !== base) { exceptions[e] = ids[i]; exceptionAfter[e] = afters[i]; e++ }
+    const mask = new TokenMask(bits, n, this.dfa.accept[s], base, exceptions, exceptionAfter)
+    if (n <= this.size / 8) mask.sparse = ids.slice(0, n).sort()
+    return mask
   }
 
   /** Sets -Infinity on every logit whose token is not in the mask (or, under a tight budget, would not leave enough tokens to finish). */
-  applyMask (logits: Float32Array, mask: TokenMask, budget?: number): void {
-    if (mask.allowed.length === 0 && !mask.eos) throw new UnsatisfiableGrammarError('no token of this vocabulary can continue the output')
-    if (budget != null && mask.maxAfter > budget - 1 && mask.allowed.length > 0) {
-      let threshold = Math.max(budget - 1, 0)
-      if (!mask.eos && mask.minAfter > threshold) threshold = mask.minAfter // the budget is already too small: head for the end anyway
-      let list = mask.tight.get(threshold)
-      if (list == null) {
-        const out: number[] = []
-        for (let i = 0; i < mask.allowed.length; i++) if (mask.after[i] <= threshold) out.push(mask.allowed[i])
-        list = Int32Array.from(out)
-        if (mask.tight.size < 64) mask.tight.set(threshold, list)
-      }
-      this.allowOnly(logits, list, mask.eos)
-      return
-    }
-    if (mask.denied != null) {
-      const denied = mask.denied
-      for (let i = 0; i < denied.length; i++) logits[denied[i]] = -Infinity
-      if (logits.length > this.flags.length) logits.fill(-Infinity, this.flags.length)
-      return
-    }
-    this.allowOnly(logits, mask.allowed, mask.eos)
-  }
-
-  private allowOnly (logits: Float32Array, allowed: Int32Array, eos: boolean): void {
-    const need = allowed.length + this.eosIds.length
-    if (this.scratch.length < need) this.scratch = new Float32Array(need)
-    const keep = this.scratch
-    for (let i = 0; i < allowed.length; i++) keep[i] = logits[allowed[i]]
+  applyMask (logits: Float32Array, s: number, budget?: number): void {
+    const mask = this.maskOf(s)
+    if (mask.count === 0 && !mask.eos) throw new UnsatisfiableGrammarError('no token of this vocabulary can continue the output')
     const eosIds = this.eosIds
-    if (eos) for (let i = 0; i < eosIds.length; i++) keep[allowed.length + i] = logits[eosIds[i]]
-    logits.fill(-Infinity)
-    for (let i = 0; i < allowed.length; i++) logits[allowed[i]] = keep[i]
-    if (eos) for (let i = 0; i < eosIds.length; i++) logits[eosIds[i]] = keep[allowed.length + i]
+    const keep = this.eosKeep
+    for (let i = 0; i < eosIds.length; i++) keep[i] = logits[eosIds[i]]
+    const tight = budget != null && mask.count > 0 && mask.maxAfter > budget - 1
+    let threshold = Infinity
+    if (tight) {
+      threshold = Math.max(budget - 1, 0)
+      if (!mask.eos && mask.minAfter > threshold) threshold = mask.minAfter // the budget is already too small: head for the end anyway
+    }
+    const ex = mask.exceptions
+    const exAfter = mask.exceptionAfter
+    if (mask.base > threshold) {
+      // only some exceptions remain
+      const kept: number[] = []
+      for (let i = 0; i < ex.length; i++) if (exAfter[i] <= threshold) kept.push(ex[i], logits[ex[i]])
+      logits.fill(-Infinity)
+      for (let i = 0; i < kept.length; i += 2) logits[kept[i]] = kept[i + 1]
+    } else {
+      const list = mask.sparse
+      if (list != null) {
+        // few allowed: keep them, clear everything
+        const values = this.scratchAfter
+        for (let i = 0; i < list.length; i++) values[i] = logits[list[i]]
+        logits.fill(-Infinity)
+        for (let i = 0; i < list.length; i++) logits[list[i]] = values[i]
+      } else {
+        // many allowed: clear the zero bits
+        const bits = mask.bits
+        const size = this.size
+        for (let w = 0; w < bits.length; w++) {
+          let zeros = ~bits[w]
+          const base = w * 32
+          while (zeros !== 0) {
+            const low = zeros & -zeros
+            const id = base + 31 - Math.clz32(low)
+            if (id >= size) break
+            logits[id] = -Infinity
+            zeros ^= low
+          }
+        }
+        if (logits.length > size) logits.fill(-Infinity, size)
+      }
+      if (tight) for (let i = 0; i < ex.length; i++) if (exAfter[i] > threshold) logits[ex[i]] = -Infinity
+    }
+    for (let i = 0; i < eosIds.length; i++) logits[eosIds[i]] = mask.eos ? keep[i] : -Infinity
   }
 }
 
@@ -207,7 +248,7 @@ export class Matcher {
   get finished (): boolean {
     if (this.#ended) return true
     if (!this.grammar.dfa.accept[this.#state]) return false
-    return !this.grammar.dfa.canContinue(this.#state) || this.grammar.maskOf(this.#state).allowed.length === 0
+    return !this.grammar.dfa.canContinue(this.#state) || this.grammar.maskOf(this.#state).count === 0
   }
 
   /** The cached allowed-token set of the current state. */
@@ -226,7 +267,7 @@ export class Matcher {
       eos.forEach((id, i) => { logits[id] = keep[i] })
       return
     }
-    this.grammar.applyMask(logits, this.grammar.maskOf(this.#state), budget)
+    this.grammar.applyMask(logits, this.#state, budget)
   }
 
   /** Advances by one token; throws if the token is not allowed here. */
@@ -271,15 +312,18 @@ function specExpr (spec: GrammarSpec, rules: Map<string, Expr>, counter: { n: nu
   }
 }
 
-function canonical (x: unknown): string {
-  if (Array.isArray(x)) return `[${x.map(canonical).join(',')}]`
+/** JSON with sorted keys, except under "properties", whose order is the output's order. */
+function canonical (x: unknown, keepOrder = false): string {
+  if (Array.isArray(x)) return `[${x.map(y => canonical(y)).join(',')}]`
   if (x != null && typeof x === 'object') {
-    return `{${Object.keys(x).sort().map(k => `${JSON.stringify(k)}:${canonical((x as Record<string, unknown>)[k])}`).join(',')}}`
+    const keys = keepOrder ? Object.keys(x) : Object.keys(x).sort()
+    return `{${keys.map(k => `${JSON.stringify(k)}:${canonical((x as Record<string, unknown>)[k], k === 'properties')}`).join(',')}}`
   }
   return JSON.stringify(x) ?? 'null'
 }
 
 const CACHE_SIZE = 64
+const MAX_CACHED_STATES = 5000
 const cache = new WeakMap<Vocabulary, Map<string, CompiledGrammar>>()
 
 /** Compiles a grammar for a vocabulary; the same spec (by canonical JSON) and the same Vocabulary object give the same CompiledGrammar (a bounded LRU per vocabulary). */
@@ -288,6 +332,8 @@ export function compileGrammar (spec: GrammarSpec, vocab: Vocabulary): CompiledG
   if (byKey == null) { byKey = new Map(); cache.set(vocab, byKey) }
   const key = canonical(spec)
   let compiled = byKey.get(key)
+  // a grammar's automaton only grows (free-form JSON meets new nesting paths): past a bound (5000 states, ~70 MB of masks on a 100k vocabulary), later requests start afresh
+  if (compiled != null && compiled.states > MAX_CACHED_STATES) { byKey.delete(key); compiled = undefined }
   if (compiled != null) {
     byKey.delete(key)
     byKey.set(key, compiled)

@@ -6,7 +6,7 @@
  * rounds monotonically, a decimal ≥ a double bound parses to a value ≥ it;
  * an exclusive bound b becomes the inclusive bound nextUp(b).
  */
-import { alt, cls, DIGIT, EMPTY, lit, NEVER, rep, seq } from './expr.ts'
+import { alt, cls, DIGIT, EMPTY, lit, NEVER, opt, rep, seq } from './expr.ts'
 import type { Expr } from './expr.ts'
 
 export const MAX_FRACTION_DIGITS = 6
@@ -115,6 +115,9 @@ function scaledRange (lo: bigint, hi: bigint, k: number): Expr {
   return alt(...parts)
 }
 
+/** Unbounded: up to 15 integer digits and 6 fraction digits (the same set as the bounded form, written compactly). */
+const FREE_NUMBER: Expr = seq(opt(lit('-')), alt(lit('0'), seq(cls(0x31, 0x39), rep(DIGIT, 0, 14))), opt(seq(lit('.'), rep(DIGIT, 1, MAX_FRACTION_DIGITS))))
+
 export interface NumberRange { lower?: Bound, upper?: Bound }
 
 /** Integers (written without fraction or exponent) within the bounds and the safe range. */
@@ -144,6 +147,7 @@ const minBig = (a: bigint, b: bigint): bigint => a < b ? a : b
 
 /** Numbers with 0..6 fraction digits within the bounds, at most 15 significant digits. */
 export function numberExpr (range: NumberRange): Expr {
+  if (range.lower == null && range.upper == null) return FREE_NUMBER
   const parts: Expr[] = []
   for (let k = 0; k <= MAX_FRACTION_DIGITS; k++) {
     let lo = -MAX_DECIMAL
@@ -160,5 +164,46 @@ export function numberExpr (range: NumberRange): Expr {
     }
     if (lo <= hi) parts.push(scaledRange(lo, hi, k))
   }
+  return alt(...parts)
+}
+
+/**
+ * Integers in [lo, hi] that are multiples of m, for an integer m dividing
+ * 1000 (2, 4, 5, 8, 10, 20, 25, …): a multiple is any number whose last j
+ * digits (10^j a multiple of m) form a multiple of m. Null for other m.
+ */
+export function multiplesExpr (lo: bigint, hi: bigint, m: number): Expr | null {
+  let j = 0
+  while (j <= 3 && 10 ** j % m !== 0) j++
+  if (j === 0 || j > 3 || !Number.isInteger(m) || m < 1) return null
+  const mb = BigInt(m)
+  const p = 10n ** BigInt(j)
+  const residues = (from: bigint, to: bigint): Expr => {
+    const out: Expr[] = []
+    for (let r = ((from + mb - 1n) / mb) * mb; r <= to; r += mb) out.push(lit(r.toString().padStart(j, '0')))
+    return alt(...out)
+  }
+  const magnitudes = (a: bigint, b: bigint): Expr => {
+    if (a > b) return NEVER
+    const parts: Expr[] = []
+    for (let v = ((a + mb - 1n) / mb) * mb; v <= b && v < p; v += mb) parts.push(lit(v.toString()))
+    const a2 = a > p ? a : p
+    if (b >= a2) {
+      const qa = a2 / p
+      const ra = a2 % p
+      const qb = b / p
+      const rb = b % p
+      if (qa === qb) parts.push(seq(naturals(qa, qa), residues(ra, rb)))
+      else {
+        parts.push(seq(naturals(qa, qa), residues(ra, p - 1n)))
+        if (qa + 1n <= qb - 1n) parts.push(seq(naturals(qa + 1n, qb - 1n), residues(0n, p - 1n)))
+        parts.push(seq(naturals(qb, qb), residues(0n, rb)))
+      }
+    }
+    return alt(...parts)
+  }
+  const parts: Expr[] = []
+  if (lo <= -1n) parts.push(seq(lit('-'), magnitudes(hi < -1n ? -hi : 1n, -lo)))
+  if (hi >= 0n) parts.push(magnitudes(lo > 0n ? lo : 0n, hi))
   return alt(...parts)
 }

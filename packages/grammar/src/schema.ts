@@ -11,12 +11,12 @@
  * additionalProperties schema a map of that schema. `{}` / `true` is any
  * JSON value.
  */
-import { alt, call, EMPTY, lit, NEVER, opt, rep, seq } from './expr.ts'
+import { alt, call, EMPTY, exprSize, lit, NEVER, opt, rep, seq } from './expr.ts'
 import type { Expr, ObjItem } from './expr.ts'
 import { Dfa, Nfa } from './automaton.ts'
 import { UnsupportedSchemaError } from './errors.ts'
 import { addJsonRules, JSON_RULE, mapOf, OBJECT_RULE } from './json.ts'
-import { integerBounds, integerExpr, numberExpr } from './numbers.ts'
+import { integerBounds, integerExpr, multiplesExpr, numberExpr } from './numbers.ts'
 import type { Bound, NumberRange } from './numbers.ts'
 import { compileRegex, RegexError } from './regex.ts'
 
@@ -24,7 +24,7 @@ type Schema = boolean | Record<string, unknown>
 type Obj = Record<string, unknown>
 
 const ANNOTATIONS = new Set(['description', 'title', 'default', 'examples', '$schema', '$id', '$comment', 'deprecated', 'readOnly', 'writeOnly', '$defs', 'definitions'])
-const OBJECT_KEYWORDS = ['properties', 'required', 'additionalProperties']
+const OBJECT_KEYWORDS = ['properties', 'required', 'additionalProperties', 'propertyNames']
 const ARRAY_KEYWORDS = ['items', 'prefixItems', 'minItems', 'maxItems', 'uniqueItems']
 const STRING_KEYWORDS = ['minLength', 'maxLength', 'format', 'pattern']
 const NUMBER_KEYWORDS = ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'multipleOf']
@@ -57,6 +57,14 @@ function accepts (dfa: Dfa, text: string): boolean {
   }
   return s >= 0 && dfa.accept[s]
 }
+
+/**
+ * Format names that validate nothing: ajv-formats accepts anything for
+ * password and binary, and the names zod writes beside the pattern that does
+ * the work (starts_with, ends_with, includes, regex) are unknown to ajv,
+ * which ignores them when not strict.
+ */
+const NON_VALIDATING_FORMATS = new Set(['password', 'binary', 'starts_with', 'ends_with', 'includes', 'regex'])
 
 const isObj = (x: unknown): x is Obj => x != null && typeof x === 'object' && !Array.isArray(x)
 
@@ -142,7 +150,8 @@ export class SchemaCompiler {
       if (key === 'oneOf') {
         for (let i = 0; i < branches.length; i++) {
           for (let j = i + 1; j < branches.length; j++) {
-            if (!this.disjoint(branches[i], branches[j], path)) throw new UnsupportedSchemaError('oneOf', `${path}/oneOf/${j}`, `cannot guarantee that an output matches only one branch (branches ${i} and ${j} may overlap); use anyOf, or distinct types, or a required property with distinct const values`)
+            // disjoint as written, or once the sibling keywords are merged in
+            if (!this.disjoint(list[i] as Schema, list[j] as Schema, path) && !this.disjoint(branches[i], branches[j], path)) throw new UnsupportedSchemaError('oneOf', `${path}/oneOf/${j}`, `cannot guarantee that an output matches only one branch (branches ${i} and ${j} may overlap); use anyOf, or distinct types, or a required property with distinct const values`)
           }
         }
       }
@@ -225,15 +234,23 @@ export class SchemaCompiler {
     const max = this.count(schema, 'maxLength', path) ?? Infinity
     if (min > 100_000) throw new UnsupportedSchemaError('minLength', path, 'too large')
     let x: Expr = rep({ k: 'any' }, 0)
-    if (schema.pattern !== undefined && schema.format !== undefined) throw new UnsupportedSchemaError('format', path, 'together with pattern')
+    // several patterns (allOf merges them into a list) and a format: the string matches them all
+    const parts: Expr[] = []
     if (schema.pattern !== undefined) {
-      if (typeof schema.pattern !== 'string') throw new UnsupportedSchemaError('pattern', path, 'not a string')
-      x = this.regex(schema.pattern, 'pattern', path)
-    } else if (schema.format !== undefined) {
-      const re = FORMATS[schema.format as string]
-      if (re == null) throw new UnsupportedSchemaError('format', path, `format ${JSON.stringify(schema.format)} is not supported`)
-      x = this.regex(re, 'format', path)
+      const patterns = Array.isArray(schema.pattern) ? schema.pattern : [schema.pattern]
+      for (const p of patterns) {
+        if (typeof p !== 'string') throw new UnsupportedSchemaError('pattern', path, 'not a string')
+        parts.push(this.regex(p, 'pattern', path))
+      }
     }
+    if (schema.format !== undefined) {
+      const format = schema.format as string
+      const re = FORMATS[format]
+      if (re != null) parts.push(this.regex(re, 'format', path))
+      else if (!NON_VALIDATING_FORMATS.has(format)) throw new UnsupportedSchemaError('format', path, `format ${JSON.stringify(format)} is not supported`)
+    }
+    if (parts.length === 1) x = parts[0]
+    else if (parts.length > 1) x = { k: 'and', xs: parts }
     if (min > max) return NEVER
     if (x.k === 'rep' && max !== Infinity && max > 100_000) throw new UnsupportedSchemaError('maxLength', path, 'too large')
     return { k: 'str', x, min, max }
@@ -263,7 +280,8 @@ export class SchemaCompiler {
     const m = schema.multipleOf
     if (m === undefined) return integer ? integerExpr(range) : numberExpr(range)
     if (typeof m !== 'number' || !(m > 0) || !Number.isFinite(m)) throw new UnsupportedSchemaError('multipleOf', path, 'not a positive number')
-    if (m === 1) return integerExpr(range)
+    // 1, or for integers 1/2^k: every (safe) integer passes ajv's check, v / m being exact
+    if (m === 1 || (integer && m < 1 && Number.isInteger(Math.log2(m)))) return integerExpr(range)
     // enumerate the multiples in range, each checked the way ajv checks it
     const ok = (v: number): boolean => {
       const r = v / m
@@ -283,7 +301,12 @@ export class SchemaCompiler {
     }
     const first = Math.ceil(lo / m)
     const last = Math.floor(hi / m)
-    if (!(last - first <= 1000)) throw new UnsupportedSchemaError('multipleOf', path, 'only with minimum and maximum that leave at most 1000 multiples (or multipleOf 1)')
+    if (!(last - first <= 5000) && (integer || Number.isInteger(m))) {
+      const [a, b] = integerBounds(range)
+      const multiples = multiplesExpr(a, b, m)
+      if (multiples != null) return multiples
+    }
+    if (!(last - first <= 5000)) throw new UnsupportedSchemaError('multipleOf', path, 'only an integer dividing 1000, 1/2^k for integers, or with minimum and maximum that leave at most 5000 multiples')
     const texts: string[] = []
     for (let q = first; q <= last; q++) {
       const v = q * m
@@ -310,7 +333,14 @@ export class SchemaCompiler {
     }
     if (min > max) return NEVER
     const prefixExprs = prefix.slice(0, max === Infinity ? prefix.length : max).map((s, i) => this.compile(s, `${path}/prefixItems/${i}`))
-    const rest = items === false ? null : this.compile(items === undefined ? true : items, `${path}/items`)
+    let rest = items === false ? null : this.compile(items === undefined ? true : items, `${path}/items`)
+    const copies = max === Infinity ? min + 1 : max
+    if (rest != null && copies > 4 && exprSize(rest) * copies > 20_000) {
+      // many copies of a large item: one shared rule, called from each position
+      const name = `${this.prefix}:items#${this.rules.size}`
+      this.rules.set(name, rest)
+      rest = call(name)
+    }
     return seq(lit('['), list(prefixExprs, rest, min, max), lit(']'))
   }
 
@@ -320,10 +350,21 @@ export class SchemaCompiler {
     const required = schema.required ?? []
     if (!Array.isArray(required) || required.some(r => typeof r !== 'string')) throw new UnsupportedSchemaError('required', path, 'not an array of strings')
     const ap = schema.additionalProperties
-    const names = Object.keys(props)
+    let names = Object.keys(props)
+    // propertyNames: every key is a string that matches it
+    let keyOk = (_name: string): boolean => true
+    let keyExpr: Expr | null = null
+    if (schema.propertyNames !== undefined) {
+      const keys = this.merge([{ type: 'string' }, schema.propertyNames], `${path}/propertyNames`)
+      keyExpr = this.compile(keys, `${path}/propertyNames`)
+      const dfa = new Dfa(new Nfa(keyExpr, this.rules), ALL_BYTES)
+      keyOk = name => accepts(dfa, JSON.stringify(name))
+      if ((required as string[]).some(r => !keyOk(r))) return NEVER
+      names = names.filter(keyOk)
+    }
     if (names.length === 0 && required.length === 0 && ap !== false) {
-      if (ap === undefined || ap === true) return call(OBJECT_RULE)
-      return mapOf(this.compile(ap, `${path}/additionalProperties`))
+      if ((ap === undefined || ap === true) && keyExpr == null) return call(OBJECT_RULE)
+      return mapOf(ap === undefined ? call(JSON_RULE) : this.compile(ap, `${path}/additionalProperties`), keyExpr ?? undefined)
     }
     const items: ObjItem[] = []
     for (const name of names) {
@@ -351,7 +392,7 @@ export class SchemaCompiler {
       if (s === false) return false
       if (!isObj(s)) throw new UnsupportedSchemaError('allOf', path, 'a subschema is not a schema')
       for (const key of Object.keys(s)) if (!ANNOTATIONS.has(key) && !SUPPORTED.has(key)) throw new UnsupportedSchemaError(key, path)
-      const { $ref, allOf, ...rest } = s
+      const { $ref, allOf, ...rest } = { ...s }
       if ($ref !== undefined) {
         if (typeof $ref !== 'string') throw new UnsupportedSchemaError('$ref', path, 'not a string')
         if (seenRefs.has($ref)) throw new UnsupportedSchemaError('$ref', path, `recursive ${$ref} inside allOf or beside other keywords`)
@@ -361,10 +402,32 @@ export class SchemaCompiler {
         if (!Array.isArray(allOf)) throw new UnsupportedSchemaError('allOf', path, 'not an array')
         for (const a of allOf) if (!add(a, seenRefs)) return false
       }
+      if (Array.isArray(rest.oneOf) && flat.some(f => f.oneOf !== undefined)) {
+        // a second oneOf: with pairwise disjoint branches it is an anyOf, which merges
+        const branches = rest.oneOf
+        if (branches.every((b, i) => branches.every((c, j) => j <= i || this.disjoint(b as Schema, c as Schema, path)))) {
+          delete rest.oneOf
+          flat.push({ anyOf: branches })
+        }
+      }
       flat.push(rest)
       return true
     }
     for (const p of parts) if (!add(p, seen)) return false
+    // arrays: each part constrains position i by its prefixItems[i], else its items; so does the merge
+    const arrays = flat.filter(f => f.items !== undefined || f.prefixItems !== undefined)
+    if (arrays.length > 1) {
+      const shape = arrays.map(f => {
+        if (Array.isArray(f.items)) return { prefix: f.items as unknown[], items: true as unknown }
+        return { prefix: Array.isArray(f.prefixItems) ? f.prefixItems : [], items: f.items ?? true }
+      })
+      const length = Math.max(...shape.map(a => a.prefix.length))
+      const at = (a: { prefix: unknown[], items: unknown }, i: number): unknown => i < a.prefix.length ? a.prefix[i] : a.items
+      const prefixItems = Array.from({ length }, (_, i) => ({ allOf: shape.map(a => at(a, i)) }))
+      const items = { allOf: shape.map(a => a.items) }
+      for (const f of arrays) { delete f.items; delete f.prefixItems }
+      flat.push(length > 0 ? { prefixItems, items } : { items })
+    }
     const out: Obj = {}
     const closed: Obj[] = []
     for (const s of flat) {
@@ -396,6 +459,15 @@ export class SchemaCompiler {
           case 'enum': out.enum = (cur as unknown[]).filter(v => (value as unknown[]).some(w => JSON.stringify(w) === JSON.stringify(v))); break
           case 'items': out.items = { allOf: [cur, value] }; break
           case 'const': if (JSON.stringify(cur) !== JSON.stringify(value)) return false; break
+          case 'pattern': out.pattern = [...new Set([cur, value].flat())]; break
+          case 'anyOf': {
+            // (a1 ∨ a2) ∧ (b1 ∨ b2) = (a1 ∧ b1) ∨ (a1 ∧ b2) ∨ …
+            const a = cur as unknown[]
+            const b = value as unknown[]
+            if (!Array.isArray(a) || !Array.isArray(b) || a.length * b.length > 64) throw new UnsupportedSchemaError('anyOf', path, 'too many combinations of anyOf in allOf')
+            out.anyOf = a.flatMap(x => b.map(y => ({ allOf: [x, y] })))
+            break
+          }
           case 'additionalProperties':
             if (value === false) closed.push(s)
             if (cur === false || value === false) { out.additionalProperties = false; break }
@@ -454,6 +526,12 @@ export class SchemaCompiler {
     const kb = this.kinds(b, path)
     if (![...ka].some(k => kb.has(k))) return true
     if (!isObj(a) || !isObj(b)) return false
+    const ca = this.constValues(a, path)
+    const cb = this.constValues(b, path)
+    if (ca != null && cb != null && constraints(a).every(k => ['const', 'enum', 'type', '$ref'].includes(k)) && constraints(b).every(k => ['const', 'enum', 'type', '$ref'].includes(k))) {
+      // constants: ajv compares deeply, JSON texts of distinct values differ unless key order does
+      return !ca.some(v => cb.includes(v)) && [...ca, ...cb].every(v => !v.startsWith('{'))
+    }
     if ([...ka, ...kb].some(k => k !== 'object')) return false
     const ra = (a.required ?? []) as string[]
     const rb = (b.required ?? []) as string[]

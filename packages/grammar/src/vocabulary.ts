@@ -70,6 +70,8 @@ export function vocabularyFromTokenizer (tokenizerJson: object, eos: number[]): 
   const wordPiece = model.type === 'WordPiece'
   const prefix = typeof model.continuing_subword_prefix === 'string' ? model.continuing_subword_prefix : '##'
   const byteMap = byteLevel ? byteLevelDecoder() : null
+  const metaspace = [...decoders, ...pre].find(c => c.type === 'Metaspace' && typeof c.replacement === 'string')
+  const space = typeof metaspace?.replacement === 'string' ? metaspace.replacement : '\u2581'
   let size = 0
   for (const id of pieces.keys()) size = Math.max(size, id + 1)
   const added = Array.isArray(json.added_tokens) ? json.added_tokens as Json[] : []
@@ -97,7 +99,7 @@ export function vocabularyFromTokenizer (tokenizerJson: object, eos: number[]): 
     const fallback = /^<0x([0-9A-Fa-f]{2})>$/.exec(piece)
     if (fallback != null) return Uint8Array.of(parseInt(fallback[1], 16))
     if (wordPiece) return encoder.encode(piece.startsWith(prefix) ? piece.slice(prefix.length) : piece)
-    return encoder.encode(piece.replaceAll('\u2581', ' '))
+    return encoder.encode(piece.replaceAll(space, ' '))
   }
 }
 
@@ -127,17 +129,14 @@ export function tokenTrie (vocab: Vocabulary): TokenTrie {
   return trie
 }
 
-function compareBytes (a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length)
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] - b[i]
-  return a.length - b.length
-}
-
 function buildTrie (vocab: Vocabulary): TokenTrie {
   const eos = new Set(vocab.eos)
   const order: number[] = []
   vocab.tokens.forEach((t, id) => { if (t.length > 0 && !eos.has(id)) order.push(id) })
-  order.sort((a, b) => compareBytes(vocab.tokens[a], vocab.tokens[b]) || a - b)
+  // latin1 strings compare in byte order, natively
+  const keys: string[] = new Array(vocab.tokens.length)
+  for (const id of order) keys[id] = Buffer.from(vocab.tokens[id].buffer, vocab.tokens[id].byteOffset, vocab.tokens[id].length).toString('latin1')
+  order.sort((a, b) => keys[a] < keys[b] ? -1 : keys[a] > keys[b] ? 1 : a - b)
   let nodes = 1
   let prev: Uint8Array = EMPTY
   for (const id of order) {

@@ -38,9 +38,10 @@ export interface Generation { text: string, tokens: number[], complete: boolean,
 
 /**
  * Generates with random logits (scale `spread`, sampled at temperature 1
- * after masking) until EOS, `finished`, or the budget is spent.
+ * after masking) until EOS, `finished`, or the budget is spent; tokens from
+ * id `favourFrom` on get a head start.
  */
-export function generate (grammar: CompiledGrammar, seed: number, budget: number, spread = 4): Generation {
+export function generate (grammar: CompiledGrammar, seed: number, budget: number, spread = 4, favourFrom?: number): Generation {
   const vocab = grammar.vocab
   const rnd = random(seed)
   const m = grammar.matcher()
@@ -48,7 +49,7 @@ export function generate (grammar: CompiledGrammar, seed: number, budget: number
   const logits = new Float32Array(vocab.tokens.length)
   let steps = 0
   for (let used = 0; used < budget && !m.finished; used++) {
-    for (let j = 0; j < logits.length; j++) logits[j] = rnd() * spread
+    for (let j = 0; j < logits.length; j++) logits[j] = rnd() * spread + (favourFrom != null && j >= favourFrom ? 5 : 0)
     m.mask(logits, budget - used)
     steps++
     const token = sample(logits, rnd)
@@ -82,4 +83,11 @@ export function concat (parts: Uint8Array[]): Uint8Array {
   let o = 0
   for (const p of parts) { out.set(p, o); o += p.length }
   return out
+}
+
+let bytes: Vocabulary | undefined
+/** One token per byte (ids 0..255) and EOS (256): the automaton's language, byte by byte. */
+export function byteVocabulary (): Vocabulary {
+  bytes ??= { tokens: [...Array.from({ length: 256 }, (_, i) => Uint8Array.of(i)), new Uint8Array(0)], eos: [256] }
+  return bytes
 }

@@ -2,15 +2,19 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import fc from 'fast-check'
 import { compileGrammar, UnsatisfiableGrammarError, UnsupportedSchemaError } from '../src/index.ts'
-import type { GrammarSpec } from '../src/index.ts'
+import type { GrammarSpec, Vocabulary } from '../src/index.ts'
 import { defaultVocabulary, generate, newAjv, random } from './helpers.ts'
 
+/** GRAMMAR_RUNS and GRAMMAR_SEED explore further than the default run. */
+const RUNS = Number(process.env.GRAMMAR_RUNS ?? 300)
+const SEED = Number(process.env.GRAMMAR_SEED ?? 42)
 const PATTERNS = ['^[a-z]+$', '^\\d{3}-\\d{2}$', 'ab', '^(foo|bar)+$', '^[^"\\\\]{2,5}$', '\\w+@\\w+', '^.{0,3}$', '^[\\u00e0-\\u00ff]+$', '^\\s?x$', '^(?:[A-F0-9]{2}:)*[A-F0-9]{2}$', 'z$', '^a|b$']
 const FORMATS = ['date', 'time', 'date-time', 'email', 'uuid', 'ipv4', 'ipv6', 'uri', 'hostname']
 const NAMES = ['a', 'b', 'name', 'x y', 'q"uote', 'ü', 'back\\slash', 'n1']
 
 const bound = fc.oneof(fc.integer({ min: -1000, max: 1000 }), fc.double({ min: -1000, max: 1000, noNaN: true, noDefaultInfinity: true }))
-const json = fc.jsonValue({ maxDepth: 2 }).map(v => JSON.parse(JSON.stringify(v)) as unknown)
+// fast-deep-equal, which ajv's const and enum use, breaks on own keys such as toString
+const json = fc.jsonValue({ maxDepth: 2 }).map(v => JSON.parse(JSON.stringify(v)) as unknown).filter(v => !/"(toString|valueOf|__proto__|constructor|hasOwnProperty)"/.test(JSON.stringify(v)))
 
 function optional<T> (arb: fc.Arbitrary<T>): fc.Arbitrary<T | undefined> {
   return fc.option(arb, { nil: undefined })
@@ -96,19 +100,21 @@ describe('property: every output validates', () => {
   const ajv = newAjv()
   const skipped = { unsatisfiable: 0, refused: 0 }
 
-  function check (spec: GrammarSpec, schema: unknown, seed: number): void {
+  function check (spec: GrammarSpec, schema: unknown, seed: number, v: Vocabulary = vocab, favour?: number): void {
     let grammar
     try {
-      grammar = compileGrammar(spec, vocab)
+      grammar = compileGrammar(spec, v)
     } catch (err) {
       if (err instanceof UnsatisfiableGrammarError) { skipped.unsatisfiable++; if (process.env.SHOW_UNSAT != null) console.log('UNSAT', JSON.stringify(schema)); return }
       // allOf of two different patterns or formats is a legitimate refusal
       if (err instanceof UnsupportedSchemaError && ['pattern', 'format', 'multipleOf', 'prefixItems'].includes(err.keyword) && err.message.includes('allOf')) { skipped.refused++; return }
+      // so is a pattern and a format on one string, which allOf can bring together
+      if (err instanceof UnsupportedSchemaError && err.keyword === 'format' && err.message.endsWith('together with pattern')) { skipped.refused++; return }
       throw err
     }
     const rnd = random(seed)
     const budget = grammar.minTokens + Math.floor(rnd() * 48)
-    const out = generate(grammar, seed, budget)
+    const out = generate(grammar, seed, budget, 4, favour)
     assert.ok(out.complete, `incomplete within ${budget} tokens (minTokens ${grammar.minTokens}): ${out.text} for ${JSON.stringify(schema)}`)
     let value: unknown
     assert.doesNotThrow(() => { value = JSON.parse(out.text) }, `not JSON: ${out.text} for ${JSON.stringify(schema)}`)
@@ -123,10 +129,19 @@ describe('property: every output validates', () => {
     fc.assert(fc.property(withRefs, fc.integer({ min: 1, max: 2 ** 30 }), (schema, seed) => {
       runs++
       check({ type: 'json-schema', schema: schema as object }, schema, seed)
-    }), { numRuns: 300, seed: 42 })
-    assert.equal(runs, 300)
+    }), { numRuns: RUNS, seed: SEED })
+    assert.equal(runs, RUNS)
     // some generated combinations contradict themselves (allOf of different types, items: false before minItems…)
-    assert.ok(skipped.unsatisfiable + skipped.refused < 75, `too many skipped: ${JSON.stringify(skipped)}`)
+    assert.ok(skipped.unsatisfiable + skipped.refused < RUNS / 4, `too many skipped: ${JSON.stringify(skipped)}`)
+  })
+
+  it('holds on a vocabulary full of tokens that span JSON punctuation, which the model prefers', () => {
+    const pieces = ['":"', '","', '"},{"', '":[', ']}', '":{"', 'null,', 'true}', 'false]', '[{"', '"}]', '{"', '"}', '":', ',"', '],"', '0,', '1}', '-1', '.5', 'a"', '"a', '\\n', '\\u00', 'é"', '@a.', '-0', '00', 'T1', ':0']
+    const tokens = [...Array.from({ length: 256 }, (_, i) => Uint8Array.of(i)), ...pieces.map(p => new TextEncoder().encode(p)), new Uint8Array(0)]
+    const spanning = { tokens, eos: [tokens.length - 1] }
+    fc.assert(fc.property(withRefs, fc.integer({ min: 1, max: 2 ** 30 }), (schema, seed) => {
+      check({ type: 'json-schema', schema: schema as object }, schema, seed, spanning, 256)
+    }), { numRuns: 100, seed: 7 })
   })
 
   it('holds for recursive schemas', () => {
