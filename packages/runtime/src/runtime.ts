@@ -358,7 +358,14 @@ function outputOf (model: CausalLM, input: PromptInput, o: OutputOptions): Outpu
   const specs = input.messages != null ? input.tools ?? [] : []
   const choice = specs.length === 0 ? 'none' : o.toolChoice ?? 'auto'
   const syntax = toolSyntax(input.template ?? model.codec.templateSource)
-  const compiled = (spec: GrammarSpec): ReturnType<typeof compileGrammar> => compileGrammar(spec, model.codec.vocabulary)
+  const compiled = (spec: GrammarSpec): ReturnType<typeof compileGrammar> => {
+    try {
+      return compileGrammar(spec, model.codec.vocabulary)
+    } catch (err: any) {
+      // A schema that passed checkSchema can still have no output, or an automaton past any reasonable size: the request's fault either way.
+      throw new InvalidInferenceRequestError(`the output format cannot be generated: ${err.message}`)
+    }
+  }
   if (choice !== 'none' && choice !== 'auto') {
     const chosen = typeof choice === 'object' ? specs.filter(t => t.name === choice.name) : specs
     if (chosen.length === 0) throw new InvalidInferenceRequestError(`tool_choice names the function ${JSON.stringify((choice as { name: string }).name)}, which is not among the tools`)

@@ -53,6 +53,8 @@ describe('constrained decoding in the runtime', () => {
   it('refuses a format that cannot fit the tokens the request allows', async () => {
     const schema = { type: 'array', items: { type: 'integer' }, minItems: 50 }
     await assert.rejects(tiny.runtime.generate(ref(), { prompt: 'x', raw: true }, { sampling: GREEDY, maxTokens: 10, stop: [], format: { type: 'json-schema', schema } }), { name: 'InvalidInferenceRequestError' })
+    // No value at all: a 400 for the request, not a failure of the node.
+    await assert.rejects(tiny.runtime.generate(ref(), { prompt: 'x', raw: true }, { sampling: GREEDY, maxTokens: 10, stop: [], format: { type: 'json-schema', schema: { type: 'integer', minimum: 5, maximum: 3 } } }), { name: 'InvalidInferenceRequestError', message: /cannot be generated/ })
   })
 
   it('makes valid calls when a call is required or named, even from a model never trained for tools', async () => {
