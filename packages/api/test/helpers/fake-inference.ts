@@ -21,6 +21,8 @@ import type {
 /** Prompts that make the fake generation misbehave on purpose. */
 export const FAIL_MIDWAY = 'fail midway'
 export const WAIT_FOR_ABORT = 'wait for abort'
+/** A prompt on which the fake model chooses, under `auto`, to call its first tool. */
+export const CALL_A_TOOL = 'call a tool'
 
 export interface FakeInference extends Inference {
   /** Every call with its arguments, for asserting what the API passed down. */
@@ -119,7 +121,7 @@ export function fakeInference (): FakeInference {
       yield { type: 'start', modelCID: resolve(params.model).cid, ...(params.echo === true ? { promptText: prompt } : {}) }
       // A required or named tool choice calls the named (or the first) tool, as a grammar-bound model would, and writes no text.
       const tools = input.tools ?? []
-      const choice = params.toolChoice
+      const choice = params.toolChoice ?? (prompt === CALL_A_TOOL ? 'required' : undefined)
       const called = tools.length > 0 && choice != null && choice !== 'auto' && choice !== 'none'
         ? [{ id: 'call_fake', name: typeof choice === 'object' ? choice.name : tools[0].name, arguments: { city: 'Bath' } }]
         : undefined

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { Ollama } from 'ollama'
 import OpenAI from 'openai'
-import { startServer } from '../helpers/fake-inference.ts'
+import { CALL_A_TOOL, startServer } from '../helpers/fake-inference.ts'
 import type { TestServer } from '../helpers/fake-inference.ts'
 import type { GenerateParams } from '@node-daemon/inference'
 
@@ -79,6 +79,13 @@ describe('tool calls, structured output and the Responses API', () => {
       { role: 'assistant', content: '', tool_calls: [{ name: 'weather', arguments: { city: 'Bath' } }] },
       { role: 'tool', content: 'rain', name: 'weather' }
     ])
+    // A model that chooses to call: the calls come in a line of their own before the last, streamed or not.
+    const asked = [{ role: 'user', content: CALL_A_TOOL }]
+    const whole = await ollama.chat({ model: 'tiny-gpt', messages: asked, tools: [WEATHER], stream: false })
+    assert.deepEqual(whole.message.tool_calls, [{ function: { name: 'weather', arguments: { city: 'Bath' } } }])
+    const lines = []
+    for await (const part of await ollama.chat({ model: 'tiny-gpt', messages: asked, tools: [WEATHER], stream: true })) lines.push(part)
+    assert.deepEqual(lines.map(l => [l.done, l.message.tool_calls?.map(c => c.function.name)]), [[false, ['weather']], [true, undefined]])
   })
 
   it('answers the Responses API: text, stored, chained by previous_response_id, read and deleted', async () => {
