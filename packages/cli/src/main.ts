@@ -173,6 +173,7 @@ async function modelImport (dir: string, opts: Record<string, any>): Promise<voi
   const boundary = `node-daemon-${randomUUID()}`
   const fields: Record<string, string> = { modelId: opts.name }
   if (opts.description != null) fields.description = opts.description
+  if (opts.dtype != null) fields.dtype = opts.dtype
   const res = await post(api, new URL(`${api.base}/api/models/upload`), {
     headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
     body: multipartBody(files, boundary, progress.sent, fields),
@@ -263,6 +264,7 @@ export function program (): Command {
     .argument('<dir>')
     .requiredOption('--name <name>', 'the name to register it under, e.g. my-model or my-model:v2')
     .option('--description <text>', 'what the model is')
+    .option('--dtype <variant>', 'the ONNX variant to run, of a repository with several: fp32, fp16, q4, q4f16, int8, uint8, quantized, bnb4 (default: the best each node runs)')
     .addOption(repoOption()).addOption(apiOption()).addOption(apiKeyOption())
     .option('--no-progress', 'no progress bar')
     .action(modelImport)

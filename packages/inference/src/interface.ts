@@ -201,6 +201,8 @@ export interface ImportFile {
 export interface ImportParams {
   name: string
   description?: string
+  /** The ONNX variant the model loads, of a repository with several: fp32, fp16, q4… (see the README's model layouts). */
+  dtype?: string
   files: ImportFile[] | AsyncIterable<ImportFile>
 }
 

@@ -8,7 +8,7 @@
 import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { dirname, join, normalize } from 'node:path'
 import { ModelNotFoundError } from '@node-daemon/cluster'
-import { InvalidModelError, loadModel, REQUIRED_MODEL_FILES } from '@node-daemon/runtime'
+import { InvalidModelError, loadModel, missingModelFiles } from '@node-daemon/runtime'
 import { raceSignal } from 'race-signal'
 import { InvalidModelfileError } from './errors.ts'
 import { renderModelfile } from './modelfile.ts'
@@ -29,6 +29,11 @@ export interface ModelProfile {
   parameters: number
   /** The weights' type as Ollama names it; unset in records made before it was read. */
   quantization?: string
+  /**
+   * The ONNX variant (fp32, fp16, q4…) an import or a Modelfile asked for;
+   * unset, each node loads the best its execution provider runs.
+   */
+  dtype?: string
   /** Bytes of all files. */
   size: number
   /** What the model was created from, for the Modelfile /api/show gives. */
@@ -126,7 +131,7 @@ export class ModelLibrary {
       template: profile.template ?? await this.#chatTemplate(model.cid, options),
       system: profile.system ?? '',
       options: profile.options,
-      modelfile: renderModelfile({ from: profile.from ?? model.cid, options: profile.options, template: profile.template, system: profile.system }),
+      modelfile: renderModelfile({ from: profile.from ?? model.cid, options: profile.options, template: profile.template, system: profile.system, dtype: profile.dtype }),
       config,
       architecture: architectureOf(config),
       license: await this.#license(model.cid, config, options)
@@ -216,7 +221,7 @@ export class ModelLibrary {
   /** The files of the model directory `cid`, refusing a CID that is no such directory and names no file could have on disk. */
   async files (cid: string, options: AbortOptions = {}): Promise<Array<{ path: string, cid: string, size: number }>> {
     const files = await this.#filesUnder(cid, '', options)
-    const missing = REQUIRED_MODEL_FILES.filter(name => !files.some(f => f.path === name))
+    const missing = missingModelFiles(files.map(f => f.path))
     if (missing.length > 0) throw new InvalidModelError(`${cid} is not a model directory in the Hugging Face ONNX layout: it has no ${missing.join(', ')}`)
     return files
   }
@@ -233,20 +238,24 @@ export class ModelLibrary {
     return out
   }
 
-  /** Reads what the registry records of a model from its files, loading it once to see its inputs and outputs. */
-  async profileOf (cid: string, options: AbortOptions = {}): Promise<ModelProfile> {
+  /**
+   * Reads what the registry records of a model from its files, loading it
+   * once to see its inputs and outputs; with `dtype`, of that variant, which
+   * the record then keeps.
+   */
+  async profileOf (cid: string, options: AbortOptions & { dtype?: string } = {}): Promise<ModelProfile> {
     const dir = await this.unpack(cid, options)
-    const model = await loadModel(dir, { signal: options.signal })
+    const model = await loadModel(dir, { signal: options.signal, dtype: options.dtype })
     try {
       const files = await this.files(cid, options)
-      const weights = files.filter(f => /^model\.onnx(_data|\.data)?$/.test(f.path)).reduce((n, f) => n + f.size, 0)
       return {
         format: 'hf-onnx',
         kind: model.kind,
         family: model.info.family,
         contextLength: model.info.contextLength,
-        parameters: model.info.parameters > 0 ? model.info.parameters : Math.round(weights / 4),
+        parameters: model.info.parameters > 0 ? model.info.parameters : Math.round(model.info.size / 4),
         quantization: model.info.quantization,
+        ...(options.dtype != null ? { dtype: options.dtype } : {}),
         size: files.reduce((n, f) => n + f.size, 0),
         options: {}
       }
@@ -260,7 +269,7 @@ export class ModelLibrary {
     const id = fullName(params.name)
     const root = (await this.#content.addDirectory(candidates(params.files), { pin: true, signal: options.signal }))?.toString()
     if (root == null) throw new InvalidModelError('no files were given')
-    const profile = await this.profileOf(root, options)
+    const profile = await this.profileOf(root, { ...options, dtype: params.dtype })
     return summary(view(await this.#save(id, root, profile, params.description ?? '', options)))
   }
 
@@ -298,7 +307,8 @@ export class ModelLibrary {
       throw err
     }
     options.onProgress?.({ status: 'using existing layer', digest: base.cid })
-    const inherited = base.profile ?? await this.profileOf(base.cid, options)
+    // Another variant of the same bytes is read again: its size, parameters and quantization are its own.
+    const inherited = modelfile.dtype == null || modelfile.dtype === base.profile?.dtype ? base.profile ?? await this.profileOf(base.cid, options) : await this.profileOf(base.cid, { ...options, dtype: modelfile.dtype })
     const profile: ModelProfile = {
       ...inherited,
       from: modelfile.from,

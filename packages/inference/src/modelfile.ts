@@ -3,12 +3,15 @@
  * as /api/create takes it. A created model shares its base's bytes and
  * records only what the Modelfile changes.
  */
+import { DTYPES } from '@node-daemon/runtime'
 import { InvalidModelfileError } from './errors.ts'
 import type { GenerateOptions } from './interface.ts'
 
 export interface Modelfile {
   from: string
   options: GenerateOptions
+  /** `PARAMETER dtype q4`: the ONNX variant the model loads; a property of the model, not of sampling. */
+  dtype?: string
   template?: string
   system?: string
 }
@@ -39,6 +42,7 @@ export function parseModelfile (text: string): Modelfile {
   let from: string | undefined
   let template: string | undefined
   let system: string | undefined
+  let dtype: string | undefined
   const lines = text.split(/\r?\n/)
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i].trim()
@@ -64,7 +68,10 @@ export function parseModelfile (text: string): Modelfile {
       case 'FROM': from = rest.trim(); break
       case 'TEMPLATE': template = rest; break
       case 'SYSTEM': system = rest; break
-      case 'PARAMETER': parameter(options, stops, key, rest); break
+      case 'PARAMETER':
+        if (key === 'dtype') dtype = checkedDtype(rest.trim())
+        else parameter(options, stops, key, rest)
+        break
       default: throw new InvalidModelfileError(`${instruction.slice(0, 40)} is not supported; use FROM, PARAMETER, TEMPLATE or SYSTEM`)
     }
   }
@@ -73,7 +80,13 @@ export function parseModelfile (text: string): Modelfile {
   const out: Modelfile = { from, options }
   if (template != null) out.template = template
   if (system != null) out.system = system
+  if (dtype != null) out.dtype = dtype
   return out
+}
+
+function checkedDtype (value: string): string {
+  if (!(DTYPES as readonly string[]).includes(value)) throw new InvalidModelfileError(`PARAMETER dtype: ${JSON.stringify(value.slice(0, 40))} is none of ${DTYPES.join(', ')}`)
+  return value
 }
 
 function parameter (options: GenerateOptions, stops: string[], key: string, value: string): void {
@@ -104,6 +117,7 @@ export function renderModelfile (model: Modelfile): string {
   const lines = [`FROM ${model.from}`]
   if (model.template != null) lines.push(`TEMPLATE """${model.template}"""`)
   if (model.system != null) lines.push(`SYSTEM """${model.system}"""`)
+  if (model.dtype != null) lines.push(`PARAMETER dtype ${model.dtype}`)
   for (const [key, value] of Object.entries(model.options)) {
     if (key === 'stop') for (const s of value as string[]) lines.push(`PARAMETER stop ${quoteModelfileValue(s)}`)
     else lines.push(`PARAMETER ${key} ${String(value)}`)

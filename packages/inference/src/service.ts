@@ -29,7 +29,7 @@ import type { ErrorClasses, Job, WorkerEvent } from './protocol.ts'
 import type { AbortOptions, Libp2p, Logger } from '@libp2p/interface'
 import type { Cluster, JobRecord, JobStatus } from '@node-daemon/cluster'
 import type { Content } from '@node-daemon/content'
-import type { OutputOptions, Runtime, SamplingOptions, TextCodec } from '@node-daemon/runtime'
+import type { ModelRef, OutputOptions, Runtime, SamplingOptions, TextCodec } from '@node-daemon/runtime'
 
 export interface InferenceComponents {
   content: Content
@@ -213,7 +213,7 @@ export class InferenceService implements Inference {
    * does a consumer that stops reading.
    */
   async * #run (p: Prepared, signal?: AbortSignal): AsyncIterable<InferenceEvent> {
-    const job: Job = { kind: 'generate', jobId: 0, modelCid: p.model.cid, modelName: p.model.name, body: { input: p.input, options: p.options, output: p.output, keepAliveMs: p.keepAliveMs, logprobs: p.logprobs, echo: p.echo } }
+    const job: Job = { kind: 'generate', jobId: 0, modelCid: p.model.cid, modelName: p.model.name, body: { dtype: p.model.profile?.dtype, input: p.input, options: p.options, output: p.output, keepAliveMs: p.keepAliveMs, logprobs: p.logprobs, echo: p.echo } }
     let streamed = ''
     let streamedLogprobs = 0
     let started = false
@@ -334,7 +334,7 @@ export class InferenceService implements Inference {
       this.#c.cluster.pin(cid, { local: true, signal }).catch(() => undefined)
     ])
     const holders = new Set(pin?.allocations ?? [])
-    if (this.#c.runtime.loaded().some(m => m.key === cid)) holders.add(this.#c.peerId)
+    if (this.#c.runtime.loaded().some(m => cidOfSession(m.key) === cid)) holders.add(this.#c.peerId)
     return rankWorkers(nodes, { self: this.#c.peerId, holders, exclude })
   }
 
@@ -358,7 +358,7 @@ export class InferenceService implements Inference {
     const started = recorded.then(async ({ jobId }) => this.#c.cluster.startJob(jobId, { signal }))
     started.catch(() => {})
     const { loadNs, events, prompt, codec } = await this.#c.runtime.generate(
-      { key: job.modelCid, name: job.modelName, dir },
+      modelRef(job, dir),
       input,
       { sampling: sampling(options), maxTokens: options.num_predict ?? -1, stop: options.stop ?? [], logprobs, numCtx: options.num_ctx, numKeep: options.num_keep === -1 ? Infinity : options.num_keep, ...output },
       { keepAliveMs, signal }
@@ -417,7 +417,7 @@ export class InferenceService implements Inference {
     const startNs = now()
     const model = await this.library.resolve(params.model, options)
     if (model.profile != null && model.profile.kind !== 'encoder') throw new UnsupportedModelError(`"${params.model}" does not support embeddings`)
-    const job: Job = { kind: 'embed', jobId: 0, modelCid: model.cid, modelName: model.name, body: { input: params.input, truncate: params.truncate ?? true, dimensions: params.dimensions, keepAliveMs: params.keepAliveMs } }
+    const job: Job = { kind: 'embed', jobId: 0, modelCid: model.cid, modelName: model.name, body: { dtype: model.profile?.dtype, input: params.input, truncate: params.truncate ?? true, dimensions: params.dimensions, keepAliveMs: params.keepAliveMs } }
     const results = this.#failover(model, options.signal, async function * (this: InferenceService, worker: string, watched: AbortSignal): AsyncIterable<Omit<EmbedResult, 'totalNs'>> {
       if (worker === this.#c.peerId) {
         yield await this.#embedHere(job, options.signal)
@@ -435,7 +435,7 @@ export class InferenceService implements Inference {
   async #embedHere (job: Job, signal?: AbortSignal): Promise<Omit<EmbedResult, 'totalNs'>> {
     const { input, truncate, dimensions, keepAliveMs } = job.body as { input: EmbedInput[], truncate: boolean, dimensions?: number, keepAliveMs?: number }
     const dir = await this.library.unpack(job.modelCid, { signal })
-    const out = await this.#c.runtime.embed({ key: job.modelCid, name: job.modelName, dir }, input, { truncate, dimensions, keepAliveMs, signal })
+    const out = await this.#c.runtime.embed(modelRef(job, dir), input, { truncate, dimensions, keepAliveMs, signal })
     return { model: job.modelName, embeddings: out.embeddings.map(e => Array.from(e)), promptTokens: out.promptTokens, loadNs: out.loadNs }
   }
 
@@ -452,18 +452,18 @@ export class InferenceService implements Inference {
   async load (name: string, options: AbortOptions & { keepAliveMs?: number } = {}): Promise<void> {
     const model = await this.library.resolve(name, options)
     if (options.keepAliveMs === 0) {
-      await this.#c.runtime.unload(model.cid)
+      await this.#c.runtime.unload(sessionKey(model.cid, model.profile?.dtype))
       return
     }
     const dir = await this.library.unpack(model.cid, options)
-    const lease = await this.#c.runtime.acquire({ key: model.cid, name: model.name, dir }, options)
+    const lease = await this.#c.runtime.acquire(modelRef({ modelCid: model.cid, modelName: model.name, body: { dtype: model.profile?.dtype } }, dir), options)
     lease.release()
   }
 
   loaded (): LoadedModelView[] {
     return this.#c.runtime.loaded().map(m => ({
       name: m.name,
-      cid: m.key,
+      cid: cidOfSession(m.key),
       size: m.info.size,
       kind: m.info.kind,
       family: m.info.family,
@@ -677,6 +677,24 @@ function tokenLogprob (codec: TextCodec, id: number, logprob: number): TokenLogp
 function abortReason (signal?: AbortSignal): string {
   const reason = signal?.reason
   return reason instanceof Error ? reason.message : String(reason ?? 'aborted')
+}
+
+/**
+ * A record's ONNX variant keys its session apart from other variants of the
+ * same bytes: `<cid>#<dtype>`; without one, the CID.
+ */
+function sessionKey (cid: string, dtype?: string): string {
+  return dtype == null ? cid : `${cid}#${dtype}`
+}
+
+function cidOfSession (key: string): string {
+  return key.split('#')[0]
+}
+
+/** The runtime's reference to a job's model, of the variant its record names (in the job's body, which travels between nodes). */
+function modelRef (job: Pick<Job, 'modelCid' | 'modelName' | 'body'>, dir: string): ModelRef {
+  const dtype: string | undefined = job.body.dtype ?? undefined
+  return { key: sessionKey(job.modelCid, dtype), name: job.modelName, dir, dtype }
 }
 
 function definedOnly<T extends object> (o: T): Partial<T> {

@@ -58,6 +58,14 @@ describe('model names', () => {
     assert.throws(() => fullName(':tag'), { name: 'InvalidModelfileError' })
   })
 
+  it('keeps PARAMETER dtype as the model\'s variant, apart from the sampling options, and refuses an unknown one', () => {
+    const parsed = parseModelfile('FROM tiny-gpt\nPARAMETER dtype "q4"\nPARAMETER temperature 0.5')
+    assert.equal(parsed.dtype, 'q4')
+    assert.deepEqual(parsed.options, { temperature: 0.5 })
+    assert.match(renderModelfile(parsed), /^PARAMETER dtype q4$/m)
+    assert.throws(() => parseModelfile('FROM tiny-gpt\nPARAMETER dtype fp8'), { name: 'InvalidModelfileError', message: /fp8" is none of fp32, fp16/ })
+  })
+
   it('tells CIDs from names', () => {
     assert.equal(asCID('QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o')?.version, 0)
     assert.equal(asCID('tiny-gpt'), undefined)

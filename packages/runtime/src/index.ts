@@ -7,8 +7,8 @@
  */
 export { Runtime, renderPrompt, fitPrompt, promptTokens, DEFAULT_NUM_CTX } from './runtime.ts'
 export type { ContextOptions, OutputFormat, OutputOptions, RuntimeComponents, RuntimeInit, ModelRef, UseOptions, LoadedEntry, PromptInput, Lease } from './runtime.ts'
-export { loadModel, freeOutputs, CausalLM, Encoder, REQUIRED_MODEL_FILES } from './model.ts'
-export type { BatchCache, EmbedInput, ExecutionProvider, LoadedModel, ModelInfo } from './model.ts'
+export { loadModel, freeOutputs, CausalLM, Encoder, missingModelFiles, DTYPES, chooseModelFile, findModelFile } from './model.ts'
+export type { BatchCache, Dtype, EmbedInput, ExecutionProvider, LoadedModel, ModelFile, ModelInfo } from './model.ts'
 export { Batcher } from './batcher.ts'
 export { PrefixCache } from './prefix-cache.ts'
 export type { Constraint, GenerateRequest, GenerationChunk, GenerationEvent, GenerationStats, TokenConstraint } from './batcher.ts'

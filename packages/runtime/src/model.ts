@@ -5,8 +5,8 @@
  * one is read from the graph's inputs and outputs, not from the config's
  * name, so that any export with those names runs.
  */
-import { lstat, readFile, stat } from 'node:fs/promises'
-import { isAbsolute, join, relative, resolve, sep } from 'node:path'
+import { lstat, readdir, readFile, stat } from 'node:fs/promises'
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path'
 import { appendedKeyValues, externalDataLocations, weightsSummary } from '@node-daemon/onnx'
 import * as ort from 'onnxruntime-node'
 import { ContextLengthError, InvalidInferenceRequestError, InvalidModelError, UnsupportedModelError } from './errors.ts'
@@ -18,6 +18,8 @@ export interface LoadOptions {
   executionProvider?: ExecutionProvider
   /** onnxruntime's intra-op threads; unset, one for models under 64 MB and all cores for larger ones. */
   threads?: number
+  /** The variant of a repository with several (findModelFile); unset, the best the execution provider runs. */
+  dtype?: string
   signal?: AbortSignal
 }
 
@@ -51,28 +53,149 @@ function ids (value: unknown): number[] {
   return []
 }
 
-/** The files a model directory must have; the others (generation_config.json, tokenizer_config.json, external data) are optional. */
-export const REQUIRED_MODEL_FILES = ['config.json', 'tokenizer.json', 'model.onnx']
+/**
+ * What a model directory holding `paths` lacks to be one: tokenizer.json,
+ * config.json (or an onnxruntime-genai build's genai_config.json) and a
+ * graph findModelFile knows.
+ */
+export function missingModelFiles (paths: readonly string[]): string[] {
+  const present = new Set(paths)
+  const missing: string[] = []
+  if (!present.has('config.json') && !present.has('genai_config.json')) missing.push('config.json')
+  if (!present.has('tokenizer.json')) missing.push('tokenizer.json')
+  // genai_config.json names its graph, which the load checks.
+  if (!present.has('genai_config.json') && !GRAPH_DIRS.some(dir => GRAPH_NAMES.some(name => DTYPES.some(d => present.has(`${dir}${name}${SUFFIXES[d]}.onnx`))))) missing.push('model.onnx')
+  return missing
+}
 
-async function readModelFiles (dir: string): Promise<ModelFiles> {
-  const [config, generation, tokenizer, tokenizerConfig] = await Promise.all([
-    readJson(dir, 'config.json', true),
+/** The ONNX variants a repository may hold, by the suffix onnx-community and Transformers.js give their files. */
+export const DTYPES = ['fp32', 'fp16', 'q4', 'q4f16', 'int8', 'uint8', 'quantized', 'bnb4'] as const
+export type Dtype = typeof DTYPES[number]
+const SUFFIXES: Record<Dtype, string> = { fp32: '', fp16: '_fp16', q4: '_q4', q4f16: '_q4f16', int8: '_int8', uint8: '_uint8', quantized: '_quantized', bnb4: '_bnb4' }
+
+/**
+ * The variant a node takes when none is asked for, best first. On CPU, fp32
+ * is exact and its MatMuls have onnxruntime's fastest CPU kernels; then the
+ * 8-bit exports (MatMulInteger, a quarter of the bytes), then the 4-bit ones
+ * (MatMulNBits), and fp16 last: most CPU kernels lack fp16 and onnxruntime
+ * casts around them. On CUDA, fp16 runs natively at half the bytes, then
+ * fp32, then the 4-bit fp16 variant; 8-bit MatMulInteger has no CUDA kernel.
+ */
+const PREFERENCE: Record<ExecutionProvider, readonly Dtype[]> = {
+  cpu: ['fp32', 'quantized', 'int8', 'uint8', 'q4', 'bnb4', 'fp16', 'q4f16'],
+  cuda: ['fp16', 'fp32', 'q4f16', 'q4', 'bnb4', 'quantized', 'int8', 'uint8']
+}
+
+/**
+ * Graph names, in the order they are taken: optimum's encoder or decoder,
+ * its merged decoder, and its decoder with a past, which also takes a
+ * prompt on an empty past (its decoder_model.onnx has no cache, so is not).
+ */
+const GRAPH_NAMES = ['model', 'decoder_model_merged', 'decoder_with_past_model']
+/** Where exports put their graphs: optimum at the root, onnx-community and Transformers.js under onnx/. */
+const GRAPH_DIRS = ['', 'onnx/']
+
+export interface ModelFile {
+  /** The graph's path inside the model directory, e.g. onnx/model_q4.onnx. */
+  path: string
+  dtype: Dtype
+}
+
+/**
+ * The graph a model directory holding `paths` runs, of the variant `dtype`
+ * or else of the first the execution provider prefers. An onnxruntime-genai
+ * build names its graph in genai_config.json (model.decoder.filename). The
+ * one place the choice is made: the library records what an import asked
+ * for, and every node loads the graph this picks.
+ */
+export function chooseModelFile (paths: readonly string[], options: { dtype?: string, executionProvider?: ExecutionProvider, genai?: Record<string, any> } = {}): ModelFile {
+  const { dtype } = options
+  if (dtype != null && !(DTYPES as readonly string[]).includes(dtype)) throw new InvalidInferenceRequestError(`dtype: ${JSON.stringify(dtype)} is none of ${DTYPES.join(', ')}`)
+  const present = new Set(paths)
+  const named = options.genai?.model?.decoder?.filename
+  if (typeof named === 'string') {
+    if (!present.has(named)) throw new InvalidModelError(`genai_config.json names ${JSON.stringify(named)}, which the model directory lacks`)
+    const genaiDtype: Dtype = /int4|q4/i.test(named) ? 'q4' : /fp16|f16/i.test(named) ? 'fp16' : 'fp32'
+    if (dtype != null && dtype !== genaiDtype) throw new InvalidModelError(`dtype ${dtype}: this onnxruntime-genai build has only ${genaiDtype}`)
+    return { path: named, dtype: genaiDtype }
+  }
+  const order = dtype != null ? [dtype as Dtype] : PREFERENCE[options.executionProvider ?? 'cpu']
+  for (const variant of order) {
+    for (const dir of GRAPH_DIRS) {
+      for (const name of GRAPH_NAMES) {
+        const path = `${dir}${name}${SUFFIXES[variant]}.onnx`
+        if (present.has(path)) return { path, dtype: variant }
+      }
+    }
+  }
+  if (dtype != null) {
+    const offered = DTYPES.filter(d => GRAPH_DIRS.some(dir => GRAPH_NAMES.some(name => present.has(`${dir}${name}${SUFFIXES[d]}.onnx`))))
+    throw new InvalidModelError(`dtype ${dtype}: the model has no such variant${offered.length > 0 ? ` (it has ${offered.join(', ')})` : ''}`)
+  }
+  throw new InvalidModelError('no model graph: neither model.onnx, decoder_model_merged.onnx nor onnx/model*.onnx, and no genai_config.json naming one')
+}
+
+/** The files of a model directory that findModelFile looks at: its root and onnx/. */
+async function graphCandidates (dir: string): Promise<string[]> {
+  const lists = await Promise.all(GRAPH_DIRS.map(async sub => (await readdir(join(dir, sub)).catch(() => [])).map(name => sub + name)))
+  return lists.flat().filter(path => path.endsWith('.onnx'))
+}
+
+/** The graph of the model directory `dir` (chooseModelFile over its files). */
+export async function findModelFile (dir: string, options: { dtype?: string, executionProvider?: ExecutionProvider } = {}): Promise<ModelFile> {
+  const genai = await readJson(dir, 'genai_config.json', false)
+  return chooseModelFile(await graphCandidates(dir), { ...options, genai })
+}
+
+/**
+ * config.json's fields from an onnxruntime-genai build's genai_config.json,
+ * for builds that ship without config.json: the builder writes the shape of
+ * the model there under its own names.
+ */
+function configFromGenai (genai: Record<string, any>): Record<string, any> {
+  const m = genai.model ?? {}
+  const d = m.decoder ?? {}
+  const config: Record<string, any> = {
+    model_type: m.type,
+    vocab_size: m.vocab_size,
+    max_position_embeddings: m.context_length,
+    bos_token_id: m.bos_token_id,
+    eos_token_id: m.eos_token_id,
+    pad_token_id: m.pad_token_id,
+    hidden_size: d.hidden_size,
+    num_attention_heads: d.num_attention_heads,
+    num_key_value_heads: d.num_key_value_heads,
+    num_hidden_layers: d.num_hidden_layers,
+    head_dim: d.head_size
+  }
+  return Object.fromEntries(Object.entries(config).filter(([, v]) => v != null))
+}
+
+async function readModelFiles (dir: string, file: ModelFile): Promise<ModelFiles> {
+  const [genai, generation, tokenizer, tokenizerConfig] = await Promise.all([
+    readJson(dir, 'genai_config.json', false),
     readJson(dir, 'generation_config.json', false),
     readJson(dir, 'tokenizer.json', true),
     readJson(dir, 'tokenizer_config.json', false)
   ])
+  const config = Object.keys(genai).length > 0 && !(await exists(join(dir, 'config.json'))) ? configFromGenai(genai) : await readJson(dir, 'config.json', true)
   let codec: TextCodec
   try {
     codec = new TextCodec(tokenizer, tokenizerConfig, [...ids(generation.eos_token_id), ...ids(config.eos_token_id)])
   } catch (err: any) {
     throw new InvalidModelError(`tokenizer.json: ${err.message}`)
   }
+  const path = join(dir, file.path)
+  const data = await externalDataLocations(path).catch(() => [])
   let size = 0
-  for (const name of ['model.onnx', 'model.onnx_data', 'model.onnx.data']) {
-    size += await stat(join(dir, name)).then(s => s.size, () => 0)
+  for (const name of [path, ...new Set(data.map(location => resolve(dirname(path), location)))]) {
+    size += await stat(name).then(s => s.size, () => 0)
   }
-  if (size === 0) throw new InvalidModelError('model.onnx: missing from the model directory')
   return { config, generation, codec, size }
+}
+
+async function exists (path: string): Promise<boolean> {
+  return stat(path).then(() => true, () => false)
 }
 
 /**
@@ -100,27 +223,29 @@ interface Session {
  * behind a symbolic link: onnxruntime would read whatever file it names,
  * such as the node's identity key, into a tensor.
  */
-async function checkExternalData (dir: string): Promise<void> {
+async function checkExternalData (dir: string, file: string): Promise<void> {
   let locations: string[]
   try {
-    locations = await externalDataLocations(join(dir, 'model.onnx'))
+    locations = await externalDataLocations(join(dir, file))
   } catch (err: any) {
-    throw new InvalidModelError(`model.onnx: ${err.name === 'ModelFormatError' ? err.message : 'cannot be read'}`)
+    throw new InvalidModelError(`${file}: ${err.name === 'ModelFormatError' ? err.message : 'cannot be read'}`)
   }
+  // onnxruntime reads external data beside the graph, which may be in onnx/.
+  const beside = dirname(join(dir, file))
   for (const location of locations) {
-    const path = relative(dir, resolve(dir, location))
-    if (isAbsolute(location) || path === '' || path.split(sep)[0] === '..') throw new InvalidModelError(`model.onnx names external data outside the model directory: ${JSON.stringify(location)}`)
+    const path = relative(dir, resolve(beside, location))
+    if (isAbsolute(location) || path === '' || path.split(sep)[0] === '..') throw new InvalidModelError(`${file} names external data outside the model directory: ${JSON.stringify(location)}`)
     let at = dir
     for (const part of path.split(sep)) {
       at = join(at, part)
       const entry = await lstat(at).catch(() => undefined)
-      if (entry == null) throw new InvalidModelError(`model.onnx names external data ${JSON.stringify(location)}, which the model directory lacks`)
-      if (entry.isSymbolicLink()) throw new InvalidModelError(`model.onnx names external data ${JSON.stringify(location)} through a symbolic link`)
+      if (entry == null) throw new InvalidModelError(`${file} names external data ${JSON.stringify(location)}, which the model directory lacks`)
+      if (entry.isSymbolicLink()) throw new InvalidModelError(`${file} names external data ${JSON.stringify(location)} through a symbolic link`)
     }
   }
 }
 
-async function createSession (dir: string, size: number, options: LoadOptions): Promise<Session> {
+async function createSession (dir: string, file: string, size: number, options: LoadOptions): Promise<Session> {
   // Spinning threads burn the cores that other sessions and the event loop need between runs.
   const config: Record<string, unknown> = { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } }
   const session: ort.InferenceSession.SessionOptions = {
@@ -131,17 +256,17 @@ async function createSession (dir: string, size: number, options: LoadOptions): 
   }
   const threads = options.threads ?? (size < SMALL_MODEL_BYTES ? 1 : undefined)
   if (threads != null) session.intraOpNumThreads = threads
-  const path = join(dir, 'model.onnx')
-  await checkExternalData(dir)
+  const path = join(dir, file)
+  await checkExternalData(dir, file)
   try {
     const rewritten = (await stat(path)).size <= REWRITE_MAX_BYTES ? appendedKeyValues(await readFile(path)) : undefined
     if (rewritten == null) return { session: await ort.InferenceSession.create(path, session) }
     // Loaded from bytes, onnxruntime would look for external data in the working directory.
-    config.model_external_initializers_file_folder_path = dir
+    config.model_external_initializers_file_folder_path = dirname(path)
     return { session: await ort.InferenceSession.create(rewritten.model, session), appended: rewritten.outputs }
   } catch (err: any) {
     // onnxruntime names the files it could not read by their full paths.
-    throw new InvalidModelError(`model.onnx: ${String(err.message).replaceAll(dir + sep, '').replaceAll(dir, '.')}`)
+    throw new InvalidModelError(`${file}: ${String(err.message).replaceAll(dir + sep, '').replaceAll(dir, '.')}`)
   }
 }
 
@@ -150,7 +275,10 @@ export interface ModelInfo {
   /** config.json's model_type, e.g. gpt2 or bert. */
   family: string
   executionProvider: ExecutionProvider
-  /** Bytes of model.onnx and its external data. */
+  /** The graph run, inside the model directory (findModelFile). */
+  file: string
+  dtype: Dtype
+  /** Bytes of the graph and its external data. */
   size: number
   /** Elements of the weights. */
   parameters: number
@@ -165,11 +293,12 @@ export interface ModelInfo {
 export type LoadedModel = CausalLM | Encoder
 
 export async function loadModel (dir: string, options: LoadOptions = {}): Promise<LoadedModel> {
-  const files = await readModelFiles(dir)
+  const file = await findModelFile(dir, options)
+  const files = await readModelFiles(dir, file)
   options.signal?.throwIfAborted()
-  const { session, appended } = await createSession(dir, files.size, options)
+  const { session, appended } = await createSession(dir, file.path, files.size, options)
   // createSession checked the file already: what onnxruntime loads, this reads.
-  const weights = await weightsSummary(join(dir, 'model.onnx')).catch(() => ({ parameters: 0, quantization: '' }))
+  const weights = await weightsSummary(join(dir, file.path)).catch(() => ({ parameters: 0, quantization: '' }))
   if (options.signal?.aborted === true) {
     await session.release()
     options.signal.throwIfAborted()
@@ -178,6 +307,8 @@ export async function loadModel (dir: string, options: LoadOptions = {}): Promis
     kind,
     family: String(files.config.model_type ?? 'unknown'),
     executionProvider: options.executionProvider ?? 'cpu',
+    file: file.path,
+    dtype: file.dtype,
     size: files.size,
     ...weights,
     contextLength: contextLength(files.config),
@@ -259,6 +390,8 @@ export class CausalLM {
   readonly kvHeads: number
   readonly headDim: number
   readonly #positionIds: boolean
+  /** A merged decoder's flag, true once there is a past: its If node picks the branch that reads it. */
+  readonly #cacheBranch: boolean
   /** present.0.key, present.0.value, present.1.key…: the order of a cache's `kv`. */
   readonly #presents: string[]
   /**
@@ -280,6 +413,7 @@ export class CausalLM {
     }
     this.layers = pasts.length
     this.#positionIds = session.inputNames.includes('position_ids')
+    this.#cacheBranch = session.inputNames.includes('use_cache_branch')
     this.#presents = Array.from({ length: 2 * this.layers }, (_, i) => `present.${i >> 1}.${i % 2 === 0 ? 'key' : 'value'}`)
     const meta = session.inputMetadata.find(m => m.name === 'past_key_values.0.key')
     const shape = meta?.isTensor === true ? meta.shape : []
@@ -327,6 +461,7 @@ export class CausalLM {
       attention_mask: new ort.Tensor('int64', mask, [batch, total])
     }
     if (this.#positionIds) feeds.position_ids = new ort.Tensor('int64', positions, [batch, step])
+    if (this.#cacheBranch) feeds.use_cache_branch = new ort.Tensor('bool', [room > 0], [1])
     const empty = new Float32Array(0)
     for (let l = 0; l < this.layers; l++) {
       feeds[`past_key_values.${l}.key`] = cache?.kv[2 * l] ?? new ort.Tensor('float32', empty, [batch, this.kvHeads, 0, this.headDim])

@@ -63,6 +63,8 @@ export interface ModelRef {
   key: string
   name: string
   dir: string
+  /** The variant to load of a repository with several (findModelFile); the key should tell variants apart. */
+  dtype?: string
 }
 
 export interface UseOptions {
@@ -167,7 +169,7 @@ export class Runtime {
     let loadNs = 0
     if (slot == null) {
       const t0 = process.hrtime.bigint()
-      const loading = loadModel(ref.dir, { executionProvider: this.#provider, threads: this.#init.threads })
+      const loading = loadModel(ref.dir, { executionProvider: this.#provider, threads: this.#init.threads, dtype: ref.dtype })
       slot = { ref, loading, loadedAt: new Date(), loadNs: 0, inUse: 0, keepAliveMs: this.#init.keepAliveMs }
       this.#slots.set(ref.key, slot)
       loading.then(model => {

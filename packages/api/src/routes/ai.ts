@@ -41,7 +41,7 @@ function modelMetadata (model: ModelSummary): object {
 }
 
 /** The `metadata` form field: a JSON object, of which the registry keeps the name and description. */
-function metadataField (text: string | undefined): { name?: unknown, description?: unknown } {
+function metadataField (text: string | undefined): { name?: unknown, description?: unknown, dtype?: unknown } {
   if (text == null) return {}
   let value: unknown
   try {
@@ -61,13 +61,13 @@ export const aiRoutes: Routes = (app, { node, shutdown }) => {
     path: 'ai/model/add',
     permission: 'models:write',
     tags,
-    summary: 'Add a model directory (Hugging Face ONNX layout) from a multipart body: fields name, description or metadata (JSON) first, then one file part per file, named by its path',
+    summary: 'Add a model directory (Hugging Face ONNX layout) from a multipart body: fields name, description, dtype (the ONNX variant to run) or metadata (JSON) first, then one file part per file, named by its path',
     handler: async (request, reply) => {
       const { fields, files } = await modelDirectory(request)
       const metadata = metadataField(fields.metadata)
       const name = text(fields.name) ?? text(metadata.name)
       if (name == null) throw new BadRequestError('a model name is required, as the form field name or in metadata, before the files')
-      const model = await node.inference.import(defined({ name, description: text(fields.description) ?? text(metadata.description), files }), { signal: workSignal(reply, shutdown) })
+      const model = await node.inference.import(defined({ name, description: text(fields.description) ?? text(metadata.description), dtype: text(fields.dtype) ?? text(metadata.dtype), files }), { signal: workSignal(reply, shutdown) })
       return { success: true, cid: model.cid, metadata: modelMetadata(model) }
     }
   })

@@ -245,12 +245,12 @@ export const taskRoutes: Routes = (app, { node, shutdown }) => {
       permission: 'models:write',
       schema: {
         tags: ['tasks'],
-        summary: 'Upload a model directory in the Hugging Face ONNX layout: form fields modelId and description first, then one file part per file, named by its path in the directory'
+        summary: 'Upload a model directory in the Hugging Face ONNX layout: form fields modelId, description and dtype (the ONNX variant to run: fp32, fp16, q4…) first, then one file part per file, named by its path in the directory'
       }
     }, async (request, reply) => {
       const { fields, files } = await modelDirectory(request)
       if (fields.modelId == null || fields.modelId === '') throw new BadRequestError('the form field modelId is required, before the files')
-      const model = await node.inference.import(defined({ name: fields.modelId, description: fields.description, files }), { signal: workSignal(reply, shutdown) })
+      const model = await node.inference.import(defined({ name: fields.modelId, description: fields.description, dtype: fields.dtype, files }), { signal: workSignal(reply, shutdown) })
       return reply.code(201).send({ success: true, model: modelJson(model) })
     })
 
