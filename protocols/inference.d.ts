@@ -10,7 +10,8 @@ export interface InferenceRequest {
 export declare namespace InferenceRequest {
     enum Kind {
         GENERATE = "GENERATE",
-        EMBED = "EMBED"
+        EMBED = "EMBED",
+        RERANK = "RERANK"
     }
     namespace Kind {
         const codec: () => Codec<Kind>;

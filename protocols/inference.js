@@ -6,11 +6,13 @@ export var InferenceRequest;
     (function (Kind) {
         Kind["GENERATE"] = "GENERATE";
         Kind["EMBED"] = "EMBED";
+        Kind["RERANK"] = "RERANK";
     })(Kind = InferenceRequest.Kind || (InferenceRequest.Kind = {}));
     let __KindValues;
     (function (__KindValues) {
         __KindValues[__KindValues["GENERATE"] = 0] = "GENERATE";
         __KindValues[__KindValues["EMBED"] = 1] = "EMBED";
+        __KindValues[__KindValues["RERANK"] = 2] = "RERANK";
     })(__KindValues || (__KindValues = {}));
     (function (Kind) {
         Kind.codec = () => {

@@ -1,4 +1,5 @@
 import { DEFAULT_MODELS } from '@node-daemon/models'
+import { Type } from 'typebox'
 import { Ajv } from 'ajv'
 import addFormats from 'ajv-formats'
 import { duration } from './args.ts'
@@ -15,6 +16,15 @@ export const MAX_TOP_LOGPROBS = 20
 export const DEFAULT_GENERATE_MODEL = DEFAULT_MODELS.generate
 /** The model of routes where `model` is optional: document 000's embeddings. */
 export const DEFAULT_EMBED_MODEL = DEFAULT_MODELS.embed
+
+/**
+ * `input_type` of an embeddings request, beside each family's own fields (as
+ * vLLM and NVIDIA's OpenAI-compatible servers take it): the prefix a model's
+ * sentence-transformers config gives queries or documents. Default document.
+ */
+export const InputTypeField = Type.Optional(Type.Union([Type.Literal('query'), Type.Literal('document')], {
+  description: "query or document (the default): the prefix the model's config_sentence_transformers.json gives each, e.g. E5's \"query: \" and \"passage: \""
+}))
 
 /** Validates bodies as they are typed, without the server's coercion. */
 const strictAjv = new Ajv({ coerceTypes: false, useDefaults: true, removeAdditional: false, strict: false })

@@ -6,7 +6,7 @@
  */
 import type { AbortOptions } from '@libp2p/interface'
 import type { JobRecord } from '@node-daemon/cluster'
-import type { ChatMessage, EmbedInput, OutputFormat, PromptInput, ToolCall, ToolChoice, ToolSpec } from '@node-daemon/runtime'
+import type { ChatMessage, EmbedInput, InputType, OutputFormat, PromptInput, ToolCall, ToolChoice, ToolSpec } from '@node-daemon/runtime'
 
 export type { ChatMessage, EmbedInput, OutputFormat, PromptInput, ToolCall, ToolChoice, ToolSpec }
 
@@ -112,7 +112,34 @@ export interface EmbedParams {
   truncate?: boolean
   /** Keep the first this many components of each embedding, normalized again; at most the model's size. */
   dimensions?: number
+  /**
+   * Whether the texts are search queries or documents, for models whose
+   * config gives each a prefix (E5's `query: `, nomic-embed's
+   * `search_query: `); default `document`.
+   */
+  inputType?: InputType
   keepAliveMs?: number
+}
+
+export interface RerankParams {
+  /** A cross-encoder reranker. */
+  model: string
+  query: string
+  documents: string[]
+  /** Return the best this many; default all. */
+  topN?: number
+  /** Cut documents longer than the context instead of failing; default true. */
+  truncate?: boolean
+  keepAliveMs?: number
+}
+
+export interface RerankResult {
+  model: string
+  /** Best first: each document's index in the request and its relevance score, in [0, 1]. */
+  results: Array<{ index: number, score: number }>
+  promptTokens: number
+  totalNs: number
+  loadNs: number
 }
 
 export interface EmbedResult {
@@ -128,7 +155,7 @@ export interface ModelSummary {
   /** The registry id, which is the name, e.g. `tiny-gpt:latest`. */
   name: string
   cid: string
-  kind: 'causal-lm' | 'encoder'
+  kind: 'causal-lm' | 'encoder' | 'reranker'
   /** config.json's model_type, e.g. gpt2 or bert. */
   family: string
   description: string
@@ -174,7 +201,7 @@ export interface LoadedModelView {
   name: string
   cid: string
   size: number
-  kind: 'causal-lm' | 'encoder'
+  kind: 'causal-lm' | 'encoder' | 'reranker'
   family: string
   executionProvider: string
   expiresAt?: Date
@@ -250,6 +277,8 @@ export interface Inference {
    */
   generate(params: GenerateParams, options?: AbortOptions): AsyncIterable<InferenceEvent>
   embed(params: EmbedParams, options?: AbortOptions): Promise<EmbedResult>
+  /** Scores documents against a query with a cross-encoder, on a node that has the model, this one first. */
+  rerank(params: RerankParams, options?: AbortOptions): Promise<RerankResult>
 
   models(options?: AbortOptions): Promise<ModelSummary[]>
   show(name: string, options?: AbortOptions): Promise<ModelDetails>

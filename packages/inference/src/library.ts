@@ -22,7 +22,7 @@ import type { Content } from '@node-daemon/content'
 /** What a registry record's metadata says of a model. */
 export interface ModelProfile {
   format: 'hf-onnx'
-  kind: 'causal-lm' | 'encoder'
+  kind: 'causal-lm' | 'encoder' | 'reranker'
   family: string
   contextLength: number
   /** Elements of the weights; in records made before they were counted, their bytes / 4. */

@@ -16,8 +16,11 @@ export const INFERENCE_PROTOCOL = '/node-daemon/inference/1.0.0'
 /** A whole result is one message: the embeddings of a large batch, as JSON, run to tens of MB. */
 const STREAM_OPTIONS = messageStreamOptions(64 * 1024 * 1024)
 
+const KINDS: Record<Job['kind'], InferenceRequest.Kind> = { generate: InferenceRequest.Kind.GENERATE, embed: InferenceRequest.Kind.EMBED, rerank: InferenceRequest.Kind.RERANK }
+const KIND_NAMES: Record<InferenceRequest.Kind, Job['kind']> = { [InferenceRequest.Kind.GENERATE]: 'generate', [InferenceRequest.Kind.EMBED]: 'embed', [InferenceRequest.Kind.RERANK]: 'rerank' }
+
 export interface Job {
-  kind: 'generate' | 'embed'
+  kind: 'generate' | 'embed' | 'rerank'
   jobId: number
   modelCid: string
   modelName: string
@@ -80,8 +83,10 @@ export class InferenceProtocol {
       try {
         const request = await pb.read(InferenceRequest, { signal })
         if (!this.#init.allow(from)) throw new InferenceProtocolError(`${from} is not a member of this cluster`)
+        const kind = KIND_NAMES[request.kind] as Job['kind'] | undefined
+        if (kind == null) throw new InferenceProtocolError(`${from} asked for a kind of job this node does not know`)
         const job: Job = {
-          kind: request.kind === InferenceRequest.Kind.EMBED ? 'embed' : 'generate',
+          kind,
           jobId: Number(request.jobId),
           modelCid: request.modelCid,
           modelName: request.modelName,
@@ -114,7 +119,7 @@ export class InferenceProtocol {
     try {
       const pb = pbStream(stream, STREAM_OPTIONS)
       await pb.write({
-        kind: job.kind === 'embed' ? InferenceRequest.Kind.EMBED : InferenceRequest.Kind.GENERATE,
+        kind: KINDS[job.kind],
         jobId: BigInt(job.jobId),
         modelCid: job.modelCid,
         modelName: job.modelName,

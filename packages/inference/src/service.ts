@@ -23,13 +23,13 @@ import * as errors from './errors.ts'
 import { ModelLibrary } from './library.ts'
 import { parseModelfile } from './modelfile.ts'
 import { InferenceProtocol, reportedByWorker } from './protocol.ts'
-import type { EmbedInput, EmbedParams, EmbedResult, GenerateOptions, GenerateParams, GenerateStats, ImportParams, Inference, InferenceEvent, LoadedModelView, ModelDetails, ModelSummary, ProgressEvent, PromptInput, StoredResponse, TaskEvent, TaskParams, TaskStatus, TaskView, TokenLogprob, TokenLogprobs } from './interface.ts'
+import type { EmbedInput, EmbedParams, EmbedResult, RerankParams, RerankResult, GenerateOptions, GenerateParams, GenerateStats, ImportParams, Inference, InferenceEvent, LoadedModelView, ModelDetails, ModelSummary, ProgressEvent, PromptInput, StoredResponse, TaskEvent, TaskParams, TaskStatus, TaskView, TokenLogprob, TokenLogprobs } from './interface.ts'
 import type { ResolvedModel } from './library.ts'
 import type { ErrorClasses, Job, WorkerEvent } from './protocol.ts'
 import type { AbortOptions, Libp2p, Logger } from '@libp2p/interface'
 import type { Cluster, JobRecord, JobStatus } from '@node-daemon/cluster'
 import type { Content } from '@node-daemon/content'
-import type { ModelRef, OutputOptions, Runtime, SamplingOptions, TextCodec } from '@node-daemon/runtime'
+import type { InputType, ModelRef, OutputOptions, Runtime, SamplingOptions, TextCodec } from '@node-daemon/runtime'
 
 export interface InferenceComponents {
   content: Content
@@ -174,7 +174,7 @@ export class InferenceService implements Inference {
   async #prepare (params: GenerateParams, options: AbortOptions): Promise<Prepared> {
     const startNs = now()
     const model = await this.library.resolve(params.model, options)
-    if (model.profile?.kind === 'encoder') throw new UnsupportedModelError(`"${params.model}" does not support generate`)
+    if (model.profile != null && model.profile.kind !== 'causal-lm') throw new UnsupportedModelError(`"${params.model}" does not support generate`)
     const profile = model.profile
     const merged = { ...profile?.options, ...definedOnly(params.options ?? {}) }
     // A fixed seed lets a replacement worker replay what the first one streamed.
@@ -340,8 +340,8 @@ export class InferenceService implements Inference {
 
   /** A job from another node. */
   async * #serve (job: Job, signal: AbortSignal): AsyncIterable<WorkerEvent> {
-    if (job.kind === 'embed') {
-      yield { type: 'done', result: await this.#embedHere(job, signal) }
+    if (job.kind !== 'generate') {
+      yield { type: 'done', result: await this.#runHere(job, signal) }
       return
     }
     // The caller knows the prompt's CID and puts it in the stats it passes on.
@@ -417,26 +417,54 @@ export class InferenceService implements Inference {
     const startNs = now()
     const model = await this.library.resolve(params.model, options)
     if (model.profile != null && model.profile.kind !== 'encoder') throw new UnsupportedModelError(`"${params.model}" does not support embeddings`)
-    const job: Job = { kind: 'embed', jobId: 0, modelCid: model.cid, modelName: model.name, body: { dtype: model.profile?.dtype, input: params.input, truncate: params.truncate ?? true, dimensions: params.dimensions, keepAliveMs: params.keepAliveMs } }
-    const results = this.#failover(model, options.signal, async function * (this: InferenceService, worker: string, watched: AbortSignal): AsyncIterable<Omit<EmbedResult, 'totalNs'>> {
-      if (worker === this.#c.peerId) {
-        yield await this.#embedHere(job, options.signal)
-        return
-      }
-      for await (const event of this.#protocol.call(worker, job, ERROR_CLASSES, watched)) if (event.type === 'done') yield event.result
-      throw new errors.InferenceProtocolError(`worker ${worker} ended without embeddings`)
-    }.bind(this))
-    // The failover yields one result or throws.
-    const result = await first(results)
-    if (result == null) throw new errors.InferenceProtocolError(`no embeddings for ${model.name}`)
+    const job: Job = { kind: 'embed', jobId: 0, modelCid: model.cid, modelName: model.name, body: { dtype: model.profile?.dtype, input: params.input, truncate: params.truncate ?? true, dimensions: params.dimensions, inputType: params.inputType, keepAliveMs: params.keepAliveMs } }
+    const result = await this.#oneResult<Omit<EmbedResult, 'totalNs'>>(model, job, options.signal)
     return { ...result, totalNs: now() - startNs }
   }
 
   async #embedHere (job: Job, signal?: AbortSignal): Promise<Omit<EmbedResult, 'totalNs'>> {
-    const { input, truncate, dimensions, keepAliveMs } = job.body as { input: EmbedInput[], truncate: boolean, dimensions?: number, keepAliveMs?: number }
+    const { input, truncate, dimensions, inputType, keepAliveMs } = job.body as { input: EmbedInput[], truncate: boolean, dimensions?: number, inputType?: InputType, keepAliveMs?: number }
     const dir = await this.library.unpack(job.modelCid, { signal })
-    const out = await this.#c.runtime.embed(modelRef(job, dir), input, { truncate, dimensions, keepAliveMs, signal })
+    const out = await this.#c.runtime.embed(modelRef(job, dir), input, { truncate, dimensions, inputType, keepAliveMs, signal })
     return { model: job.modelName, embeddings: out.embeddings.map(e => Array.from(e)), promptTokens: out.promptTokens, loadNs: out.loadNs }
+  }
+
+  async rerank (params: RerankParams, options: AbortOptions = {}): Promise<RerankResult> {
+    const startNs = now()
+    if (params.topN != null && (!Number.isInteger(params.topN) || params.topN < 1)) throw new InvalidInferenceRequestError(`top_n: must be a whole number of at least 1, not ${params.topN}`)
+    const model = await this.library.resolve(params.model, options)
+    if (model.profile != null && model.profile.kind !== 'reranker') throw new UnsupportedModelError(`"${params.model}" does not support reranking`)
+    const job: Job = { kind: 'rerank', jobId: 0, modelCid: model.cid, modelName: model.name, body: { dtype: model.profile?.dtype, query: params.query, documents: params.documents, truncate: params.truncate ?? true, keepAliveMs: params.keepAliveMs } }
+    const { scores, ...rest } = await this.#oneResult<{ model: string, scores: number[], promptTokens: number, loadNs: number }>(model, job, options.signal)
+    const results = scores.map((score, index) => ({ index, score })).sort((a, b) => b.score - a.score).slice(0, params.topN)
+    return { ...rest, results, totalNs: now() - startNs }
+  }
+
+  async #rerankHere (job: Job, signal?: AbortSignal): Promise<{ model: string, scores: number[], promptTokens: number, loadNs: number }> {
+    const { query, documents, truncate, keepAliveMs } = job.body as { query: string, documents: string[], truncate: boolean, keepAliveMs?: number }
+    const dir = await this.library.unpack(job.modelCid, { signal })
+    const out = await this.#c.runtime.rerank(modelRef(job, dir), query, documents, { truncate, keepAliveMs, signal })
+    return { model: job.modelName, scores: out.scores, promptTokens: out.promptTokens, loadNs: out.loadNs }
+  }
+
+  /** A job that one result answers (embeddings, scores), run here or on a worker that holds the model, the next one if it fails. */
+  async #oneResult<T> (model: ResolvedModel, job: Job, signal?: AbortSignal): Promise<T> {
+    const results = this.#failover(model, signal, async function * (this: InferenceService, worker: string, watched: AbortSignal): AsyncIterable<T> {
+      if (worker === this.#c.peerId) {
+        yield await this.#runHere(job, signal) as T
+        return
+      }
+      for await (const event of this.#protocol.call(worker, job, ERROR_CLASSES, watched)) if (event.type === 'done') yield event.result
+      throw new errors.InferenceProtocolError(`worker ${worker} ended without a result`)
+    }.bind(this))
+    // The failover yields one result or throws.
+    const result = await first(results)
+    if (result == null) throw new errors.InferenceProtocolError(`no result from ${model.name}`)
+    return result
+  }
+
+  async #runHere (job: Job, signal?: AbortSignal): Promise<unknown> {
+    return job.kind === 'rerank' ? this.#rerankHere(job, signal) : this.#embedHere(job, signal)
   }
 
   // ---- the model library

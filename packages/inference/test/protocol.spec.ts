@@ -43,6 +43,10 @@ describe('the inference protocol', () => {
           yield * GENERATION
           return
         }
+        if (job.kind === 'rerank') {
+          yield { type: 'done', result: { kind: job.kind, documents: job.body.documents.length } }
+          return
+        }
         yield { type: 'chunk', text: 'embedding' }
         yield { type: 'done', result: { inputs: job.body.input.length, embeddings } }
       }
@@ -65,6 +69,12 @@ describe('the inference protocol', () => {
     const events = await collect(calling.call(worker.peerId.toString(), job(input), {}, AbortSignal.timeout(60_000)))
     assert.deepEqual(events[0], { type: 'chunk', text: 'embedding' })
     assert.deepEqual(events[1], { type: 'done', result: { inputs: input.length, embeddings } })
+  })
+
+  it('carries a rerank as a rerank, not as the embedding it is answered like', async () => {
+    allowed.add(caller.peerId.toString())
+    const events = await collect(calling.call(worker.peerId.toString(), { kind: 'rerank', jobId: 0, modelCid: 'bafy', modelName: 'rr', body: { query: 'q', documents: ['a', 'b'] } }, {}, AbortSignal.timeout(30_000)))
+    assert.deepEqual(events, [{ type: 'done', result: { kind: 'rerank', documents: 2 } }])
   })
 
   it("carries a generation's start, and its chunks' log-probabilities when there are some", async () => {

@@ -3,12 +3,12 @@
  * onnxruntime sessions kept alive between requests, tokenizes with
  * @huggingface/tokenizers and renders chat templates with @huggingface/jinja,
  * and runs the generation loop (KV cache, sampling, stop strings, streaming,
- * cancellation) with continuous batching, and embeddings.
+ * cancellation) with continuous batching, embeddings and reranking.
  */
 export { Runtime, renderPrompt, fitPrompt, promptTokens, DEFAULT_NUM_CTX } from './runtime.ts'
 export type { ContextOptions, OutputFormat, OutputOptions, RuntimeComponents, RuntimeInit, ModelRef, UseOptions, LoadedEntry, PromptInput, Lease } from './runtime.ts'
-export { loadModel, freeOutputs, CausalLM, Encoder, missingModelFiles, DTYPES, chooseModelFile, findModelFile } from './model.ts'
-export type { BatchCache, Dtype, EmbedInput, ExecutionProvider, LoadedModel, ModelFile, ModelInfo } from './model.ts'
+export { loadModel, freeOutputs, CausalLM, Encoder, CrossEncoder, readSentenceConfig, missingModelFiles, DTYPES, chooseModelFile, findModelFile } from './model.ts'
+export type { BatchCache, Dtype, EmbedInput, ExecutionProvider, InputType, LoadedModel, ModelFile, ModelInfo, PoolingMode, SentenceConfig } from './model.ts'
 export { Batcher } from './batcher.ts'
 export { PrefixCache } from './prefix-cache.ts'
 export type { Constraint, GenerateRequest, GenerationChunk, GenerationEvent, GenerationStats, TokenConstraint } from './batcher.ts'

@@ -271,7 +271,7 @@ async function createSession (dir: string, file: string, size: number, options: 
 }
 
 export interface ModelInfo {
-  kind: 'causal-lm' | 'encoder'
+  kind: 'causal-lm' | 'encoder' | 'reranker'
   /** config.json's model_type, e.g. gpt2 or bert. */
   family: string
   executionProvider: ExecutionProvider
@@ -290,7 +290,7 @@ export interface ModelInfo {
   generation: Record<string, any>
 }
 
-export type LoadedModel = CausalLM | Encoder
+export type LoadedModel = CausalLM | Encoder | CrossEncoder
 
 export async function loadModel (dir: string, options: LoadOptions = {}): Promise<LoadedModel> {
   const file = await findModelFile(dir, options)
@@ -315,10 +315,18 @@ export async function loadModel (dir: string, options: LoadOptions = {}): Promis
     config: files.config,
     generation: files.generation
   })
-  if (session.outputNames.includes('logits')) return new CausalLM(session, files.codec, info('causal-lm'), appended)
-  if (session.outputNames.includes('last_hidden_state')) return new Encoder(session, files.codec, info('encoder'))
+  try {
+    // A sequence classifier's logits are [batch, labels]; a causal LM's, [batch, sequence, vocabulary].
+    const logits = session.outputMetadata.find(m => m.name === 'logits')
+    if (logits?.isTensor === true && logits.shape.length === 2) return new CrossEncoder(session, files.codec, info('reranker'))
+    if (logits != null) return new CausalLM(session, files.codec, info('causal-lm'), appended)
+    if (['sentence_embedding', 'last_hidden_state', 'token_embeddings'].some(name => session.outputNames.includes(name))) return new Encoder(session, files.codec, info('encoder'), await readSentenceConfig(dir))
+  } catch (err) {
+    await session.release()
+    throw err
+  }
   await session.release()
-  throw new UnsupportedModelError(`model.onnx has neither logits nor last_hidden_state among its outputs (${session.outputNames.join(', ')})`)
+  throw new UnsupportedModelError(`${file.path} has neither logits, last_hidden_state nor sentence_embedding among its outputs (${session.outputNames.join(', ')})`)
 }
 
 function contextLength (config: Record<string, any>): number {
@@ -542,14 +550,242 @@ const EMBED_RUN_TOKENS = 2048
 /** What an encoder embeds: a text, or the ids of its tokens as the client tokenized it. */
 export type EmbedInput = string | number[]
 
-/** A BERT-style encoder; embeddings are its last hidden states, mean-pooled over the real tokens and L2-normalized. */
+/** Whether a text is a search query or a document searched, for models trained with a prefix for each (E5, BGE, nomic-embed). */
+export type InputType = 'query' | 'document'
+
+/** sentence-transformers' pooling modes, in the order it concatenates them when a config sets several. */
+const POOLING_MODES = [
+  ['cls', 'pooling_mode_cls_token'],
+  ['max', 'pooling_mode_max_tokens'],
+  ['mean', 'pooling_mode_mean_tokens'],
+  ['mean_sqrt_len', 'pooling_mode_mean_sqrt_len_tokens'],
+  ['weightedmean', 'pooling_mode_weightedmean_tokens'],
+  ['lasttoken', 'pooling_mode_lasttoken']
+] as const
+export type PoolingMode = typeof POOLING_MODES[number][0]
+
+/** Prompt names sentence-transformers configs give each input type: E5's, BGE's and nomic-embed's. */
+const PROMPT_NAMES: Record<InputType, string[]> = {
+  query: ['query', 'search_query'],
+  document: ['document', 'passage', 'search_document', 'doc']
+}
+
+/** How token states become one embedding, and the prefix of each input type, as a sentence-transformers model directory says. */
+export interface SentenceConfig {
+  pooling: PoolingMode[]
+  normalize: boolean
+  prefixes: Partial<Record<InputType, string>>
+}
+
+/** A name of a module directory in modules.json: one path segment, as sentence-transformers writes them (1_Pooling). */
+const MODULE_DIR = /^[\w-][\w.-]*$/
+
+/**
+ * Reads sentence-transformers' modules.json (its Pooling module's
+ * config.json; a Normalize module), and config_sentence_transformers.json's
+ * prompts. Without them: mean pooling, normalized, no prefixes.
+ */
+export async function readSentenceConfig (dir: string): Promise<SentenceConfig> {
+  const [modules, st] = await Promise.all([readJson(dir, 'modules.json', false), readJson(dir, 'config_sentence_transformers.json', false)])
+  const list: Array<Record<string, unknown>> | undefined = Array.isArray(modules) ? modules.filter(m => m != null && typeof m === 'object') : undefined
+  const path = list?.find(m => String(m.type).endsWith('.Pooling'))?.path
+  const poolingDir = typeof path === 'string' && MODULE_DIR.test(path) && path !== '..' ? path : '1_Pooling'
+  const pooling = await readJson(dir, `${poolingDir}/config.json`, false)
+  const modes = POOLING_MODES.filter(([, key]) => pooling[key] === true).map(([mode]) => mode)
+  const prompts: Record<string, unknown> = st.prompts != null && typeof st.prompts === 'object' ? st.prompts : {}
+  const prefix = (type: InputType): string | undefined => PROMPT_NAMES[type].map(name => prompts[name]).find((p): p is string => typeof p === 'string' && p !== '')
+  const prefixes: SentenceConfig['prefixes'] = {}
+  for (const type of ['query', 'document'] as const) {
+    const found = prefix(type)
+    if (found != null) prefixes[type] = found
+  }
+  return {
+    pooling: modes.length > 0 ? modes : ['mean'],
+    // A sentence-transformers model normalizes only through a Normalize module; a bare export is normalized, as before these configs were read.
+    normalize: list == null || list.some(m => String(m.type).endsWith('.Normalize')),
+    prefixes
+  }
+}
+
+/** Token states of one sequence, [length, width] from `at` in `data`, pooled by `mode` over its `n` real tokens (right-padded). */
+function pool (mode: PoolingMode, data: Float32Array, at: number, n: number, width: number, out: Float32Array, offset: number): void {
+  const v = out.subarray(offset, offset + width)
+  if (mode === 'cls' || mode === 'lasttoken') {
+    v.set(data.subarray(at + (mode === 'cls' ? 0 : n - 1) * width, at + (mode === 'cls' ? 1 : n) * width))
+    return
+  }
+  if (mode === 'max') v.fill(-Infinity)
+  let weights = 0
+  for (let t = 0; t < n; t++) {
+    const row = at + t * width
+    // weightedmean weighs position t by t + 1, as sentence-transformers does.
+    const w = mode === 'weightedmean' ? t + 1 : 1
+    weights += w
+    if (mode === 'max') for (let i = 0; i < width; i++) v[i] = Math.max(v[i], data[row + i])
+    else for (let i = 0; i < width; i++) v[i] += w * data[row + i]
+  }
+  if (mode === 'max') return
+  const scale = mode === 'mean_sqrt_len' ? Math.sqrt(n) : weights
+  for (let i = 0; i < width; i++) v[i] /= scale || 1
+}
+
+function normalizeInPlace (v: Float32Array): void {
+  let norm = 0
+  for (let i = 0; i < v.length; i++) norm += v[i] * v[i]
+  norm = Math.sqrt(norm) || 1
+  for (let i = 0; i < v.length; i++) v[i] /= norm
+}
+
+/** The width of a graph output's last axis, when the graph says it. */
+function outputWidth (session: ort.InferenceSession, name: string): number | undefined {
+  const meta = session.outputMetadata.find(m => m.name === name)
+  const width = meta?.isTensor === true ? meta.shape.at(-1) : undefined
+  return typeof width === 'number' ? width : undefined
+}
+
+/** Input ids, attention mask and token types of right-padded rows, as BERT-style graphs take them. */
+function encoderFeeds (tokenized: number[][], typeIds: number[][] | undefined, withTypes: boolean): Record<string, ort.Tensor> {
+  const batch = tokenized.length
+  const length = Math.max(1, ...tokenized.map(t => t.length))
+  const ids = new Array<number>(batch * length).fill(0)
+  const mask = new Array<number>(batch * length).fill(0)
+  const types = new Array<number>(batch * length).fill(0)
+  tokenized.forEach((tokens, b) => tokens.forEach((id, t) => {
+    ids[b * length + t] = id
+    mask[b * length + t] = 1
+    types[b * length + t] = typeIds?.[b][t] ?? 0
+  }))
+  const feeds: Record<string, ort.Tensor> = { input_ids: int64(ids, [batch, length]), attention_mask: int64(mask, [batch, length]) }
+  if (withTypes) feeds.token_type_ids = int64(types, [batch, length])
+  return feeds
+}
+
+/** Runs of similar length, each bounded in rows and padded tokens: one run over every input would hold attention scores of rows × heads × length² floats. */
+async function inRuns<T> (lengths: number[], run: (indices: number[]) => Promise<T[]>): Promise<T[]> {
+  const order = lengths.map((_, i) => i).sort((a, b) => lengths[a] - lengths[b])
+  const out = new Array<T>(lengths.length)
+  for (let start = 0; start < order.length;) {
+    // Sorted by length, so a run's last text is its longest.
+    let end = start + 1
+    while (end < order.length && end - start < EMBED_RUN_ROWS && (end - start + 1) * lengths[order[end]] <= EMBED_RUN_TOKENS) end++
+    const indices = order.slice(start, end)
+    const results = await run(indices)
+    indices.forEach((i, k) => { out[i] = results[k] })
+    start = end
+  }
+  return out
+}
+
+/**
+ * A BERT-style encoder (BERT, MiniLM, BGE, E5, nomic-embed exports).
+ * Embeddings are the graph's own `sentence_embedding` when an export has it
+ * pooled already; else its `last_hidden_state` (or `token_embeddings`)
+ * pooled as the model's sentence-transformers config says (mean by default),
+ * and L2-normalized when it says so.
+ */
 export class Encoder {
   readonly kind = 'encoder'
   readonly session: ort.InferenceSession
   readonly codec: TextCodec
   readonly info: ModelInfo
-  /** Components of an embedding: the width of last_hidden_state. */
+  readonly sentence: SentenceConfig
+  /** Components of an embedding. */
   readonly dimensions: number
+  readonly #typeIds: boolean
+  /** The output read: pooled already, or token states to pool. */
+  readonly #output: string
+  readonly #pooled: boolean
+
+  constructor (session: ort.InferenceSession, codec: TextCodec, info: ModelInfo, sentence: SentenceConfig) {
+    this.session = session
+    this.codec = codec
+    this.info = info
+    this.sentence = sentence
+    this.#typeIds = session.inputNames.includes('token_type_ids')
+    this.#pooled = session.outputNames.includes('sentence_embedding')
+    this.#output = this.#pooled ? 'sentence_embedding' : ['last_hidden_state', 'token_embeddings'].find(name => session.outputNames.includes(name)) as string
+    const width = outputWidth(session, this.#output) ?? Number(info.config.hidden_size ?? info.config.n_embd)
+    this.dimensions = this.#pooled ? width : width * sentence.pooling.length
+    if (!Number.isInteger(this.dimensions) || this.dimensions < 1) throw new InvalidModelError('config.json: cannot tell the width of the hidden states (hidden_size)')
+  }
+
+  /**
+   * The token ids of each input as the model takes them, cut to the context
+   * when `truncate` allows. A text gets the prefix of its input type (a
+   * document's by default) when the model's config gives one. Given ids are
+   * taken as the exact tokens of the text and get the special tokens the
+   * tokenizer would add around a text (a BERT's [CLS] and [SEP]): the model
+   * was trained with them, and a client that tokenized with tiktoken-like
+   * tools never adds them. Truncation keeps the closing special tokens, as
+   * the tokenizer's own does.
+   */
+  tokenize (inputs: EmbedInput[], truncate: boolean, inputType: InputType = 'document'): number[][] {
+    const { prefix, suffix } = this.codec.wrapping
+    const limit = this.info.contextLength
+    const textPrefix = this.sentence.prefixes[inputType] ?? ''
+    return inputs.map(input => {
+      const ids = typeof input === 'string' ? this.codec.encodeForModel(textPrefix + input) : [...prefix, ...checkedIds(this, input), ...suffix]
+      return fitted(ids, limit, suffix.length, truncate)
+    })
+  }
+
+  /** Embeds texts in runs of similar length, each bounded in rows and padded tokens. */
+  async embed (tokenized: number[][], signal?: AbortSignal): Promise<Float32Array[]> {
+    return inRuns(tokenized.map(t => t.length), async run => this.#embedRun(run.map(i => tokenized[i]), signal))
+  }
+
+  async #embedRun (tokenized: number[][], signal?: AbortSignal): Promise<Float32Array[]> {
+    const feeds = encoderFeeds(tokenized, undefined, this.#typeIds)
+    signal?.throwIfAborted()
+    const out = await this.session.run(feeds)
+    const states = out[this.#output]
+    const data = states.data as Float32Array
+    const width = states.dims.at(-1) as number
+    const length = feeds.input_ids.dims[1]
+    const vectors = tokenized.map((tokens, b) => {
+      if (this.#pooled) return data.slice(b * width, (b + 1) * width)
+      const v = new Float32Array(width * this.sentence.pooling.length)
+      this.sentence.pooling.forEach((mode, k) => { pool(mode, data, b * length * width, Math.max(1, tokens.length), width, v, k * width) })
+      return v
+    })
+    if (this.sentence.normalize) vectors.forEach(normalizeInPlace)
+    freeOutputs([...Object.values(out), ...Object.values(feeds)])
+    return vectors
+  }
+
+  async release (): Promise<void> {
+    await this.session.release()
+  }
+}
+
+/** Ids a client gave, each a token of the model's vocabulary. */
+function checkedIds (model: Encoder, ids: number[]): number[] {
+  const size = model.info.config.vocab_size
+  for (const id of ids) {
+    if (!model.codec.hasToken(id) || (typeof size === 'number' && id >= size)) throw new InvalidInferenceRequestError(`input: token ${id} is not in the model's vocabulary${typeof size === 'number' ? ` of ${size} tokens` : ''}`)
+  }
+  return ids
+}
+
+/** `ids` within `limit` tokens, cut before its closing special tokens when `truncate` allows. */
+function fitted (ids: number[], limit: number, closing: number, truncate: boolean): number[] {
+  if (ids.length <= limit) return ids
+  if (!truncate) throw new ContextLengthError(`input exceeds maximum context length: ${ids.length} tokens, and the model takes ${limit}`)
+  return [...ids.slice(0, limit - closing), ...ids.slice(ids.length - closing)]
+}
+
+/**
+ * A cross-encoder reranker: a BERT-style sequence classifier (`logits` of
+ * [batch, 1] or [batch, 2]) over a query and a document tokenized together
+ * with the tokenizer's pair template ([CLS] query [SEP] document [SEP]).
+ * A score is the sigmoid of a single logit, as sentence-transformers'
+ * CrossEncoder gives it, or the softmax probability of the second label.
+ */
+export class CrossEncoder {
+  readonly kind = 'reranker'
+  readonly session: ort.InferenceSession
+  readonly codec: TextCodec
+  readonly info: ModelInfo
   readonly #typeIds: boolean
 
   constructor (session: ort.InferenceSession, codec: TextCodec, info: ModelInfo) {
@@ -557,88 +793,33 @@ export class Encoder {
     this.codec = codec
     this.info = info
     this.#typeIds = session.inputNames.includes('token_type_ids')
-    const meta = session.outputMetadata.find(m => m.name === 'last_hidden_state')
-    const width = meta?.isTensor === true ? meta.shape[2] : undefined
-    this.dimensions = typeof width === 'number' ? width : Number(info.config.hidden_size ?? info.config.n_embd)
-    if (!Number.isInteger(this.dimensions) || this.dimensions < 1) throw new InvalidModelError('config.json: cannot tell the width of the hidden states (hidden_size)')
+    const labels = outputWidth(session, 'logits')
+    if (labels != null && labels !== 1 && labels !== 2) throw new UnsupportedModelError(`a reranker's logits score one or two labels, not ${labels}`)
   }
 
-  /**
-   * The token ids of each input as the model takes them, cut to the context
-   * when `truncate` allows. Given ids are taken as the exact tokens of the
-   * text and get the special tokens the tokenizer would add around a text
-   * (a BERT's [CLS] and [SEP]): the model was trained with them, and a
-   * client that tokenized with tiktoken-like tools never adds them.
-   * Truncation keeps the closing special tokens, as the tokenizer's own does.
-   */
-  tokenize (inputs: EmbedInput[], truncate: boolean): number[][] {
-    const { prefix, suffix } = this.codec.wrapping
+  /** Each document paired with the query, as ids and token types, the document cut to fit the context when `truncate` allows. */
+  tokenize (query: string, documents: string[], truncate: boolean): Array<{ ids: number[], types: number[] }> {
     const limit = this.info.contextLength
-    return inputs.map(input => {
-      const ids = typeof input === 'string' ? this.codec.encodeForModel(input) : [...prefix, ...this.#checked(input), ...suffix]
-      if (ids.length <= limit) return ids
-      if (!truncate) throw new ContextLengthError(`input exceeds maximum context length: ${ids.length} tokens, and the model takes ${limit}`)
-      return [...ids.slice(0, limit - suffix.length), ...ids.slice(ids.length - suffix.length)]
+    const closing = this.codec.wrapping.suffix.length
+    return documents.map(document => {
+      const pair = this.codec.encodePair(query, document)
+      const ids = fitted(pair.ids, limit, closing, truncate)
+      return { ids, types: ids === pair.ids ? pair.types : [...pair.types.slice(0, limit - closing), ...pair.types.slice(pair.types.length - closing)] }
     })
   }
 
-  #checked (ids: number[]): number[] {
-    const size = this.info.config.vocab_size
-    for (const id of ids) {
-      if (!this.codec.hasToken(id) || (typeof size === 'number' && id >= size)) throw new InvalidInferenceRequestError(`input: token ${id} is not in the model's vocabulary${typeof size === 'number' ? ` of ${size} tokens` : ''}`)
-    }
-    return ids
-  }
-
-  /**
-   * Embeds texts in runs of similar length, each bounded in rows and padded
-   * tokens: one run over every input would hold attention scores of
-   * rows × heads × length² floats, gigabytes for a few hundred long inputs.
-   */
-  async embed (tokenized: number[][], signal?: AbortSignal): Promise<Float32Array[]> {
-    const order = tokenized.map((_, i) => i).sort((a, b) => tokenized[a].length - tokenized[b].length)
-    const out = new Array<Float32Array>(tokenized.length)
-    for (let start = 0; start < order.length;) {
-      // Sorted by length, so a run's last text is its longest.
-      let end = start + 1
-      while (end < order.length && end - start < EMBED_RUN_ROWS && (end - start + 1) * tokenized[order[end]].length <= EMBED_RUN_TOKENS) end++
-      const run = order.slice(start, end)
-      const vectors = await this.#embedRun(run.map(i => tokenized[i]), signal)
-      run.forEach((i, k) => { out[i] = vectors[k] })
-      start = end
-    }
-    return out
-  }
-
-  async #embedRun (tokenized: number[][], signal?: AbortSignal): Promise<Float32Array[]> {
-    const batch = tokenized.length
-    const length = Math.max(1, ...tokenized.map(t => t.length))
-    const ids = new Array<number>(batch * length).fill(0)
-    const mask = new Array<number>(batch * length).fill(0)
-    tokenized.forEach((tokens, b) => tokens.forEach((id, t) => {
-      ids[b * length + t] = id
-      mask[b * length + t] = 1
-    }))
-    const feeds: Record<string, ort.Tensor> = { input_ids: int64(ids, [batch, length]), attention_mask: int64(mask, [batch, length]) }
-    if (this.#typeIds) feeds.token_type_ids = int64(new Array(batch * length).fill(0), [batch, length])
-    signal?.throwIfAborted()
-    const out = await this.session.run(feeds)
-    const hidden = out.last_hidden_state.data as Float32Array
-    const width = out.last_hidden_state.dims[2]
-    const vectors = tokenized.map((tokens, b) => {
-      const v = new Float32Array(width)
-      for (let t = 0; t < tokens.length; t++) {
-        const at = (b * length + t) * width
-        for (let i = 0; i < width; i++) v[i] += hidden[at + i]
-      }
-      let norm = 0
-      for (let i = 0; i < width; i++) norm += v[i] * v[i]
-      norm = Math.sqrt(norm) || 1
-      for (let i = 0; i < width; i++) v[i] /= norm
-      return v
+  /** The score of each pair, in runs as the encoder embeds. */
+  async score (pairs: Array<{ ids: number[], types: number[] }>, signal?: AbortSignal): Promise<number[]> {
+    return inRuns(pairs.map(p => p.ids.length), async run => {
+      const feeds = encoderFeeds(run.map(i => pairs[i].ids), run.map(i => pairs[i].types), this.#typeIds)
+      signal?.throwIfAborted()
+      const out = await this.session.run(feeds)
+      const logits = out.logits.data as Float32Array
+      const labels = out.logits.dims.at(-1) as number
+      const scores = run.map((_, b) => labels === 1 ? 1 / (1 + Math.exp(-logits[b])) : 1 / (1 + Math.exp(logits[2 * b] - logits[2 * b + 1])))
+      freeOutputs([...Object.values(out), ...Object.values(feeds)])
+      return scores
     })
-    freeOutputs([...Object.values(out), ...Object.values(feeds)])
-    return vectors
   }
 
   async release (): Promise<void> {

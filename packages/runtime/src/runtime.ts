@@ -10,7 +10,7 @@ import { loadModel } from './model.ts'
 import { callsGrammar, callTrigger, parseToolCalls, templateTakesTools, templateTools, toolSyntax, withTools } from './tools.ts'
 import { MAX_TOP_LOGPROBS } from './sampling.ts'
 import type { Constraint, GenerateRequest, GenerationEvent } from './batcher.ts'
-import type { CausalLM, EmbedInput, Encoder, ExecutionProvider, LoadedModel, ModelInfo } from './model.ts'
+import type { CausalLM, CrossEncoder, EmbedInput, Encoder, ExecutionProvider, InputType, LoadedModel, ModelInfo } from './model.ts'
 import type { ToolChoice, ToolSpec, ToolSyntax } from './tools.ts'
 import type { GrammarSpec } from '@node-daemon/grammar'
 import type { ChatMessage, TextCodec } from './text.ts'
@@ -263,20 +263,33 @@ export class Runtime {
    * each embedding, normalized again: Matryoshka-trained models put the most
    * of their meaning there, as OpenAI's `dimensions` and Ollama's assume.
    */
-  async embed (ref: ModelRef, inputs: EmbedInput[], options: UseOptions & { truncate?: boolean, dimensions?: number } = {}): Promise<{ embeddings: Float32Array[], promptTokens: number, loadNs: number }> {
+  async embed (ref: ModelRef, inputs: EmbedInput[], options: UseOptions & { truncate?: boolean, dimensions?: number, inputType?: InputType } = {}): Promise<{ embeddings: Float32Array[], promptTokens: number, loadNs: number }> {
     const lease = await this.acquire(ref, options)
     try {
       const model = expectKind(lease.model, 'encoder', ref.name)
       const { dimensions } = options
       if (dimensions != null && (!Number.isInteger(dimensions) || dimensions < 1)) throw new InvalidInferenceRequestError(`dimensions: must be a whole number of at least 1, not ${dimensions}`)
       if (dimensions != null && dimensions > model.dimensions) throw new InvalidInferenceRequestError(`dimensions: ${ref.name} makes embeddings of ${model.dimensions} dimensions, fewer than the ${dimensions} asked for`)
-      const tokenized = model.tokenize(inputs, options.truncate ?? true)
+      const tokenized = model.tokenize(inputs, options.truncate ?? true, options.inputType)
       const embeddings = inputs.length === 0 ? [] : await model.embed(tokenized, options.signal)
       return {
         embeddings: dimensions == null || dimensions === model.dimensions ? embeddings : embeddings.map(e => normalized(e.subarray(0, dimensions))),
         promptTokens: tokenized.reduce((n, t) => n + t.length, 0),
         loadNs: lease.loadNs
       }
+    } finally {
+      lease.release()
+    }
+  }
+
+  /** Scores how well each document answers the query, in the documents' order, with a cross-encoder. */
+  async rerank (ref: ModelRef, query: string, documents: string[], options: UseOptions & { truncate?: boolean } = {}): Promise<{ scores: number[], promptTokens: number, loadNs: number }> {
+    const lease = await this.acquire(ref, options)
+    try {
+      const model = expectKind(lease.model, 'reranker', ref.name)
+      const pairs = model.tokenize(query, documents, options.truncate ?? true)
+      const scores = pairs.length === 0 ? [] : await model.score(pairs, options.signal)
+      return { scores, promptTokens: pairs.reduce((n, p) => n + p.ids.length, 0), loadNs: lease.loadNs }
     } finally {
       lease.release()
     }
@@ -447,8 +460,10 @@ export function fitPrompt (model: CausalLM, input: PromptInput, fit: { contextLe
 
 function expectKind (model: LoadedModel, kind: 'causal-lm', name: string): CausalLM
 function expectKind (model: LoadedModel, kind: 'encoder', name: string): Encoder
+function expectKind (model: LoadedModel, kind: 'reranker', name: string): CrossEncoder
 function expectKind (model: LoadedModel, kind: LoadedModel['kind'], name: string): LoadedModel {
-  if (model.kind !== kind) throw new UnsupportedModelError(kind === 'encoder' ? `"${name}" does not support embeddings` : `"${name}" does not support generate`)
+  const does = { 'causal-lm': 'generate', encoder: 'embeddings', reranker: 'reranking' }
+  if (model.kind !== kind) throw new UnsupportedModelError(`"${name}" does not support ${does[kind]}`)
   return model
 }
 

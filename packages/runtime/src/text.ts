@@ -22,7 +22,7 @@ export interface ChatMessage {
 
 /** What the runtime uses of @huggingface/tokenizers' Tokenizer, whose published types do not resolve under NodeNext. */
 interface HfTokenizer {
-  encode (text: string, options?: { add_special_tokens?: boolean }): { ids: number[] }
+  encode (text: string, options?: { add_special_tokens?: boolean, text_pair?: string, return_token_type_ids?: boolean }): { ids: number[], token_type_ids?: number[] }
   decode (ids: number[], options?: { skip_special_tokens?: boolean }): string
   token_to_id (token: string): number | undefined
   id_to_token (id: number): string | undefined
@@ -133,6 +133,12 @@ export class TextCodec {
   /** Encodes with the tokenizer's own special tokens, e.g. BERT's [CLS] and [SEP]. */
   encodeForModel (text: string): number[] {
     return this.#tokenizer.encode(text).ids
+  }
+
+  /** Two texts with the tokenizer's pair template (a BERT's [CLS] a [SEP] b [SEP]), and each token's type: 0 in the first, 1 in the second. */
+  encodePair (text: string, pair: string): { ids: number[], types: number[] } {
+    const { ids, token_type_ids: types } = this.#tokenizer.encode(text, { text_pair: pair, return_token_type_ids: true })
+    return { ids, types: types ?? new Array<number>(ids.length).fill(0) }
   }
 
   /** Whether `id` is a token of the vocabulary. */

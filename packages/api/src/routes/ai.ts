@@ -1,7 +1,7 @@
 import { Type } from 'typebox'
 import { option } from '../args.ts'
 import { BadRequestError } from '../errors.ts'
-import { DEFAULT_EMBED_MODEL, defined, workSignal } from '../inference.ts'
+import { DEFAULT_EMBED_MODEL, defined, InputTypeField, workSignal } from '../inference.ts'
 import { modelDirectory } from '../multipart.ts'
 import { sniffContentType, SNIFF_BYTES } from '../sniff.ts'
 import { requestSignal, sendBytes } from '../stream.ts'
@@ -20,7 +20,8 @@ const ModelGetQuery = Type.Object({
 
 const EmbeddingsBody = Type.Object({
   texts: Type.Array(Type.String(), { minItems: 1 }),
-  model: Type.Optional(Type.String({ minLength: 1, description: `Default ${DEFAULT_EMBED_MODEL}` }))
+  model: Type.Optional(Type.String({ minLength: 1, description: `Default ${DEFAULT_EMBED_MODEL}` })),
+  input_type: InputTypeField
 })
 
 /** A registry entry as document 000's metadata. */
@@ -115,7 +116,7 @@ export const aiRoutes: Routes = (app, { node, shutdown }) => {
     handler: async (request, reply) => {
       const body = request.body as Static<typeof EmbeddingsBody>
       const model = body.model ?? DEFAULT_EMBED_MODEL
-      const result = await node.inference.embed({ model, input: body.texts }, { signal: requestSignal(reply) })
+      const result = await node.inference.embed(defined({ model, input: body.texts, inputType: body.input_type }), { signal: requestSignal(reply) })
       return { success: true, model, embeddings: result.embeddings, dimensions: result.embeddings[0]?.length ?? 0 }
     }
   })

@@ -2,7 +2,7 @@ import { Type } from 'typebox'
 import { quoteModelfileValue } from '@node-daemon/inference'
 import { ollamaError, ollamaShape } from '../error-shapes.ts'
 import { BadRequestError } from '../errors.ts'
-import { defined, familyRoutes, finished, keepAliveMs, MAX_TOP_LOGPROBS, requireNeutral, workSignal } from '../inference.ts'
+import { defined, familyRoutes, finished, InputTypeField, keepAliveMs, MAX_TOP_LOGPROBS, requireNeutral, workSignal } from '../inference.ts'
 import { requestSignal, sendNdjson } from '../stream.ts'
 import type { ApiContext, Routes } from '../server.ts'
 import type { ChatMessage, GenerateOptions, GenerateStats, InferenceEvent, LoadedModelView, ModelDetails, ModelSummary, OutputFormat, ProgressEvent, TokenLogprobs, ToolCall } from '@node-daemon/inference'
@@ -97,6 +97,7 @@ const EmbedBody = Type.Object({
   prompt: Type.Optional(Type.String({ description: 'Document 002\'s name for one input, taken when `input` is absent' })),
   truncate: Type.Optional(Type.Boolean({ description: 'false: an input longer than the context is refused instead of cut' })),
   dimensions: Type.Optional(Type.Integer({ description: 'Keep the first this many components, normalized again; at most the model\'s size' })),
+  input_type: InputTypeField,
   // Sampling and runner options mean nothing to an embedding; Ollama takes and ignores them too.
   options: Type.Optional(Options),
   keep_alive: Type.Optional(KeepAlive)
@@ -399,6 +400,7 @@ export const ollamaRoutes: Routes = (app, ctx) => {
         input: typeof input === 'string' ? (input === '' ? [] : [input]) : input,
         truncate: body.truncate,
         dimensions: body.dimensions,
+        inputType: body.input_type,
         keepAliveMs: keepAliveMs(body.keep_alive)
       }), { signal: requestSignal(reply) })
       return {
@@ -438,7 +440,8 @@ export const ollamaRoutes: Routes = (app, ctx) => {
         details: details(model),
         model_info: modelInfo(model),
         // Every decoder calls tools: constrained decoding holds a call to its schema.
-        capabilities: model.kind === 'causal-lm' ? ['completion', 'tools'] : ['embedding'],
+        // A reranker has none of Ollama's capabilities: only the node's rerank operation runs it.
+        capabilities: { 'causal-lm': ['completion', 'tools'], encoder: ['embedding'], reranker: [] }[model.kind],
         modified_at: model.modifiedAt.toISOString()
       })
     })

@@ -3,7 +3,7 @@ import { pushable } from 'it-pushable'
 import { Type } from 'typebox'
 import { openaiError, openaiShape } from '../error-shapes.ts'
 import { BadRequestError, UnsupportedParameterError } from '../errors.ts'
-import { argumentsObject, defined, familyRoutes, MAX_TOP_LOGPROBS, workSignal } from '../inference.ts'
+import { argumentsObject, defined, familyRoutes, InputTypeField, MAX_TOP_LOGPROBS, workSignal } from '../inference.ts'
 import { peek, requestSignal, sendSse } from '../stream.ts'
 import type { ApiContext, Routes } from '../server.ts'
 import { responsesRoutes } from './responses.ts'
@@ -110,6 +110,7 @@ const EmbeddingsBody = Type.Object({
   }),
   encoding_format: Type.Optional(Type.Union([Type.Literal('float'), Type.Literal('base64')])),
   dimensions: Type.Optional(Type.Integer({ minimum: 1, description: 'Keep the first this many components, normalized again; at most the model\'s size' })),
+  input_type: InputTypeField,
   user: Type.Optional(Type.String())
 })
 
@@ -446,7 +447,7 @@ export const openaiRoutes: Routes = (app, ctx) => {
     scope.post('/v1/embeddings', { permission: 'inference', schema: { body: EmbeddingsBody, tags, summary: 'Embeddings of a text or texts, as floats or base64 little-endian float32' } }, async (request, reply) => {
       const body = request.body as Static<typeof EmbeddingsBody>
       // OpenAI refuses an input longer than the context rather than embedding part of it.
-      const result = await node.inference.embed(defined({ model: body.model, input: embedInputs(body.input), truncate: false, dimensions: body.dimensions }), { signal: requestSignal(reply) })
+      const result = await node.inference.embed(defined({ model: body.model, input: embedInputs(body.input), truncate: false, dimensions: body.dimensions, inputType: body.input_type }), { signal: requestSignal(reply) })
       const encode = (embedding: number[]): number[] | string => body.encoding_format === 'base64' ? Buffer.from(new Float32Array(embedding).buffer).toString('base64') : embedding
       return {
         object: 'list',

@@ -14,7 +14,7 @@ import type { JobQuery, JobRecord, JobStatus, NodeView } from '@node-daemon/clus
 import type { Node } from '@node-daemon/daemon'
 import type { FastifyInstance } from 'fastify'
 import type {
-  EmbedInput, EmbedParams, EmbedResult, GenerateParams, ImportFile, ImportParams, Inference, InferenceEvent, LoadedModelView,
+  EmbedInput, EmbedParams, EmbedResult, GenerateParams, ImportFile, ImportParams, Inference, RerankResult, InferenceEvent, LoadedModelView,
   ModelDetails, ModelSummary, ProgressEvent, StoredResponse, TaskEvent, TaskParams, TaskView, TokenLogprobs
 } from '@node-daemon/inference'
 
@@ -250,6 +250,10 @@ export function fakeInference (): FakeInference {
       yield { status: 'reading model metadata' }
       models.set(name, { ...base, name })
       yield { status: 'success' }
+    },
+
+    async rerank (): Promise<RerankResult> {
+      throw new Error('no route reranks: the search issue calls Inference.rerank directly')
     },
 
     async import (params: ImportParams): Promise<ModelSummary> {

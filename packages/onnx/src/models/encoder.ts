@@ -6,6 +6,7 @@
  * embedding, exists only in the training graph.
  */
 import { GraphBuilder } from '../builder.ts'
+import { attr } from '../graph.ts'
 import type { ParameterShape } from '../builder.ts'
 import type { Model } from '../graph.ts'
 import {
@@ -109,6 +110,41 @@ export function buildEncoder (config: EncoderConfig, weights: Record<string, Flo
   const positions = b.op('Range', [b.scalar(0, 'int64'), sequenceLength(b, ids), b.scalar(1, 'int64')])
   const hidden = encoderBody(b, config, ids, positions, types, attentionMask)
   b.output(hidden, 'last_hidden_state', 'float32', [...dims, config.hiddenSize])
+  return b.build()
+}
+
+const POOLER = affine('pooler.dense')
+const CLASSIFIER = affine('classifier')
+
+/** The pooler and classifier of a sequence classifier with `labels` outputs, as BertForSequenceClassification has them. */
+export function classifierParameterShapes (config: EncoderConfig, labels: number): ParameterShape[] {
+  const e = config.hiddenSize
+  return [...affineShapes(POOLER, [e, e], e), ...affineShapes(CLASSIFIER, [e, labels], labels)]
+}
+
+/** The pooler's and classifier's initial weights: N(0, std), biases 0. */
+export function initClassifierWeights (config: EncoderConfig, labels: number, seed: number, std = 0.02): Record<string, Float32Array> {
+  return initParameters(classifierParameterShapes(config, labels), seed, name => name.endsWith('bias') ? 'zeros' : std)
+}
+
+/**
+ * A cross-encoder as optimum exports BertForSequenceClassification (the
+ * ms-marco and BGE rerankers): the encoder, then BERT's pooler (tanh of a
+ * dense layer on the first token's state) and a linear classifier, `logits`
+ * [batch, labels]. The pair's token types come in as token_type_ids.
+ */
+export function buildSequenceClassifier (config: EncoderConfig, weights: Record<string, Float32Array>, labels: number): Model {
+  const b = new GraphBuilder({ name: 'sequence_classifier', opset: TRANSFORMER_OPSET })
+  const dims = ['batch_size', 'sequence_length']
+  const ids = b.input('input_ids', 'int64', dims)
+  const attentionMask = b.input('attention_mask', 'int64', dims)
+  const types = b.input('token_type_ids', 'int64', dims)
+  b.parameters([...encoderParameterShapes(config).filter(p => !p.name.startsWith('cls.')), ...classifierParameterShapes(config, labels)], weights)
+  const positions = b.op('Range', [b.scalar(0, 'int64'), sequenceLength(b, ids), b.scalar(1, 'int64')])
+  const hidden = encoderBody(b, config, ids, positions, types, attentionMask)
+  const first = b.op('Gather', [hidden, b.scalar(0, 'int64')], { axis: attr.int(1) })
+  const pooled = b.op('Tanh', [linear(b, first, POOLER)])
+  b.output(linear(b, pooled, CLASSIFIER), 'logits', 'float32', ['batch_size', labels])
   return b.build()
 }
 

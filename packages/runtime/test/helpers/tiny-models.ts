@@ -3,12 +3,12 @@
  * trained on part of the corpus: enough to test the runtime's mechanics
  * (KV cache, batching, sampling, embeddings) in milliseconds.
  */
-import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before } from 'node:test'
 import { readCorpus, trainBpe, writeDecoderDirectory, writeEncoderDirectory } from '@node-daemon/models'
-import { buildGptDecoder, initEncoderWeights, initGptWeights, writeModel } from '@node-daemon/onnx'
+import { buildGptDecoder, buildSequenceClassifier, initClassifierWeights, initEncoderWeights, initGptWeights, writeModel } from '@node-daemon/onnx'
 import { Runtime } from '../../src/runtime.ts'
 import type { Model } from '@node-daemon/onnx'
 import type { EncoderConfig, GptConfig } from '@node-daemon/onnx'
@@ -59,6 +59,33 @@ export async function tinyModels (): Promise<TinyModels> {
   const external = await variant(decoder, join(root, 'external'), model, { location: 'model.onnx_data', threshold: 1024 })
   const unrewritten = await variant(decoder, join(root, 'unrewritten'), withIdentities(model))
   return { root, decoder, external, unrewritten, encoder }
+}
+
+/**
+ * A cross-encoder reranker in `dir`, as optimum exports a
+ * BertForSequenceClassification: the tiny encoder's files, a classifier of
+ * `labels` outputs, and BERT's pair template in the tokenizer
+ * ([CLS] a [SEP] b [SEP], with <|im_start|> as [CLS] and <|endoftext|> as
+ * [SEP]). Returns those two tokens' ids.
+ */
+export async function writeReranker (encoder: string, dir: string, labels: number): Promise<{ cls: number, sep: number }> {
+  await cp(encoder, dir, { recursive: true })
+  const tokenizer = JSON.parse(await readFile(join(dir, 'tokenizer.json'), 'utf8'))
+  const id = (content: string): number => tokenizer.added_tokens.find((t: { content: string }) => t.content === content).id
+  const [CLS, SEP] = ['<|im_start|>', '<|endoftext|>']
+  const special = (token: string, typeId: number): unknown => ({ SpecialToken: { id: token, type_id: typeId } })
+  tokenizer.post_processor = {
+    type: 'TemplateProcessing',
+    single: [special(CLS, 0), { Sequence: { id: 'A', type_id: 0 } }, special(SEP, 0)],
+    pair: [special(CLS, 0), { Sequence: { id: 'A', type_id: 0 } }, special(SEP, 0), { Sequence: { id: 'B', type_id: 1 } }, special(SEP, 1)],
+    special_tokens: Object.fromEntries([CLS, SEP].map(t => [t, { id: t, ids: [id(t)], tokens: [t] }]))
+  }
+  await writeFile(join(dir, 'tokenizer.json'), JSON.stringify(tokenizer))
+  // Larger weights than a fresh init, so that the first token's state, and the scores, differ between documents.
+  const weights = initEncoderWeights(ENCODER, 7)
+  for (const [name, w] of Object.entries(weights)) if (!name.includes('LayerNorm')) for (let i = 0; i < w.length; i++) w[i] *= 8
+  await writeFile(join(dir, 'model.onnx'), writeModel(buildSequenceClassifier(ENCODER, { ...weights, ...initClassifierWeights(ENCODER, labels, 3, 0.2) }, labels)).model)
+  return { cls: id(CLS), sep: id(SEP) }
 }
 
 /** The tiny models and a started Runtime for the tests of one describe block: made before them, stopped and removed after. */
