@@ -1,14 +1,12 @@
 import assert from 'node:assert/strict'
-import { cp, mkdir, rm, writeFile } from 'node:fs/promises'
+import { cp, mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { after, before, describe, it } from 'node:test'
+import { describe, it } from 'node:test'
 import { buildEncoder, initEncoderWeights, writeModel } from '@node-daemon/onnx'
 import * as ort from 'onnxruntime-node'
 import { loadModel } from '../src/model.ts'
-import { Runtime } from '../src/runtime.ts'
-import { ENCODER, tinyModels, writeReranker } from './helpers/tiny-models.ts'
+import { ENCODER, withTinyRuntime, writeReranker } from './helpers/tiny-models.ts'
 import type { Encoder } from '../src/model.ts'
-import type { TinyModels } from './helpers/tiny-models.ts'
 import type { Model } from '@node-daemon/onnx'
 
 /** Texts of different lengths, so that a run pads all but the longest. */
@@ -58,24 +56,13 @@ function close (actual: ArrayLike<number>, expected: number[], what: string): vo
 }
 
 describe('encoders', { timeout: 180_000 }, () => {
-  let models: TinyModels
-  let runtime: Runtime
+  const tiny = withTinyRuntime()
   let n = 0
-
-  before(async () => {
-    models = await tinyModels()
-    runtime = new Runtime()
-    await runtime.start()
-  })
-  after(async () => {
-    await runtime.stop()
-    await rm(models.root, { recursive: true, force: true })
-  })
 
   /** A copy of the tiny encoder with sentence-transformers' files. */
   async function variant (files: Record<string, unknown>, model?: Model): Promise<string> {
-    const dir = join(models.root, `variant-${n++}`)
-    await cp(models.encoder, dir, { recursive: true })
+    const dir = join(tiny.models.root, `variant-${n++}`)
+    await cp(tiny.models.encoder, dir, { recursive: true })
     for (const [path, value] of Object.entries(files)) {
       await mkdir(join(dir, path, '..'), { recursive: true })
       await writeFile(join(dir, path), JSON.stringify(value))
@@ -85,7 +72,7 @@ describe('encoders', { timeout: 180_000 }, () => {
   }
 
   async function embed (dir: string, inputs: string[], inputType?: 'query' | 'document'): Promise<Float32Array[]> {
-    return (await runtime.embed({ key: dir, name: 'tiny', dir }, inputs, { inputType })).embeddings
+    return (await tiny.runtime.embed({ key: dir, name: 'tiny', dir }, inputs, { inputType })).embeddings
   }
 
   const modules = (normalize: boolean): unknown => [
@@ -117,7 +104,7 @@ describe('encoders', { timeout: 180_000 }, () => {
   }
 
   it('mean-pools and normalizes without a sentence-transformers config, as before', async () => {
-    await check(models.encoder, ['mean'], true)
+    await check(tiny.models.encoder, ['mean'], true)
   })
 
   it('pools as 1_Pooling/config.json says, normalized only with a Normalize module', async () => {
@@ -138,7 +125,7 @@ describe('encoders', { timeout: 180_000 }, () => {
   it('puts the config\'s query or document prefix before a text, the document\'s by default', async () => {
     const dir = await variant({ 'config_sentence_transformers.json': { prompts: { query: 'query: ', passage: 'passage: ' }, default_prompt_name: null } })
     const [query, document] = [(await embed(dir, [TEXTS[1]], 'query'))[0], (await embed(dir, [TEXTS[1]]))[0]]
-    const [prefixedQuery, prefixedDocument, bare] = await embed(models.encoder, ['query: ' + TEXTS[1], 'passage: ' + TEXTS[1], TEXTS[1]])
+    const [prefixedQuery, prefixedDocument, bare] = await embed(tiny.models.encoder, ['query: ' + TEXTS[1], 'passage: ' + TEXTS[1], TEXTS[1]])
     close(query, Array.from(prefixedQuery), 'query')
     close(document, Array.from(prefixedDocument), 'document')
     assert.notDeepEqual(Array.from(document), Array.from(bare))
@@ -161,22 +148,11 @@ describe('encoders', { timeout: 180_000 }, () => {
 })
 
 describe('cross-encoder rerankers', { timeout: 180_000 }, () => {
-  let models: TinyModels
-  let runtime: Runtime
-
-  before(async () => {
-    models = await tinyModels()
-    runtime = new Runtime()
-    await runtime.start()
-  })
-  after(async () => {
-    await runtime.stop()
-    await rm(models.root, { recursive: true, force: true })
-  })
+  const tiny = withTinyRuntime()
 
   async function reranker (labels: number): Promise<{ dir: string, cls: number, sep: number }> {
-    const dir = join(models.root, `reranker-${labels}`)
-    return { dir, ...await writeReranker(models.encoder, dir, labels) }
+    const dir = join(tiny.models.root, `reranker-${labels}`)
+    return { dir, ...await writeReranker(tiny.models.encoder, dir, labels) }
   }
 
   const QUERY = 'Who is the youngest daughter?'
@@ -210,16 +186,16 @@ describe('cross-encoder rerankers', { timeout: 180_000 }, () => {
       const model = await loadModel(dir)
       assert.equal(model.kind, 'reranker')
       await model.release()
-      const { scores, promptTokens } = await runtime.rerank({ key: dir, name: 'rr', dir }, QUERY, DOCUMENTS)
+      const { scores, promptTokens } = await tiny.runtime.rerank({ key: dir, name: 'rr', dir }, QUERY, DOCUMENTS)
       const want = await expected(dir, cls, sep)
       close(scores, want, 'scores')
       assert.ok(Math.max(...want) - Math.min(...want) > 1e-3, `the scores differ between documents: ${want.join(', ')}`)
       assert.ok(promptTokens > DOCUMENTS.length * 3)
-      await assert.rejects(runtime.embed({ key: dir, name: 'rr', dir }, ['x']), { name: 'UnsupportedModelError', message: /does not support embeddings/ })
+      await assert.rejects(tiny.runtime.embed({ key: dir, name: 'rr', dir }, ['x']), { name: 'UnsupportedModelError', message: /does not support embeddings/ })
     })
   }
 
   it('refuses to rerank with an embedding model', async () => {
-    await assert.rejects(runtime.rerank({ key: 'enc', name: 'enc', dir: models.encoder }, 'q', ['d']), { name: 'UnsupportedModelError', message: /does not support reranking/ })
+    await assert.rejects(tiny.runtime.rerank({ key: 'enc', name: 'enc', dir: tiny.models.encoder }, 'q', ['d']), { name: 'UnsupportedModelError', message: /does not support reranking/ })
   })
 })

@@ -1,15 +1,13 @@
 import assert from 'node:assert/strict'
 import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { after, before, describe, it } from 'node:test'
+import { before, describe, it } from 'node:test'
 import { attr, buildGptDecoder, initGptWeights, writeModel } from '@node-daemon/onnx'
 import { chooseModelFile, loadModel } from '../src/model.ts'
-import { Runtime } from '../src/runtime.ts'
 import { bareGreedy } from './helpers/bare-greedy.ts'
-import { GPT, tinyModels } from './helpers/tiny-models.ts'
+import { GPT, withTinyRuntime } from './helpers/tiny-models.ts'
 import type { GenerationStats } from '../src/batcher.ts'
 import type { SamplingOptions } from '../src/sampling.ts'
-import type { TinyModels } from './helpers/tiny-models.ts'
 import type { Model } from '@node-daemon/onnx'
 
 const GREEDY: SamplingOptions = { temperature: 0, topK: 0, topP: 1, repeatPenalty: 1, repeatLastN: 0 }
@@ -22,33 +20,25 @@ const PROMPT = 'It is a truth universally acknowledged'
  * found and loaded, not of quantized arithmetic.
  */
 describe('model layouts', { timeout: 180_000 }, () => {
-  let models: TinyModels
-  let runtime: Runtime
+  const tiny = withTinyRuntime()
   let reference: number[]
 
   before(async () => {
-    models = await tinyModels()
-    runtime = new Runtime()
-    await runtime.start()
-    const model = await loadModel(models.decoder)
-    reference = await bareGreedy(models.decoder, model.codec.encode(PROMPT), 16)
+    const model = await loadModel(tiny.models.decoder)
+    reference = await bareGreedy(tiny.models.decoder, model.codec.encode(PROMPT), 16)
     await model.release()
-  })
-  after(async () => {
-    await runtime.stop()
-    await rm(models.root, { recursive: true, force: true })
   })
 
   async function greedy (key: string, dir: string, dtype?: string): Promise<GenerationStats> {
-    const { events } = await runtime.generate({ key, name: key, dir, dtype }, { prompt: PROMPT, raw: true }, { sampling: GREEDY, maxTokens: 16, stop: [] })
+    const { events } = await tiny.runtime.generate({ key, name: key, dir, dtype }, { prompt: PROMPT, raw: true }, { sampling: GREEDY, maxTokens: 16, stop: [] })
     for await (const event of events) if (event.type === 'done') return event.stats
     throw new Error('no done event')
   }
 
   /** The decoder's directory without model.onnx, with `graphs` written at the given paths (weights external, beside each). */
   async function layout (name: string, graphs: Record<string, Model>, data: (path: string) => string = path => `${path.split('/').pop() as string}_data`): Promise<string> {
-    const dir = join(models.root, name)
-    await cp(models.decoder, dir, { recursive: true })
+    const dir = join(tiny.models.root, name)
+    await cp(tiny.models.decoder, dir, { recursive: true })
     await rm(join(dir, 'model.onnx'))
     for (const [path, model] of Object.entries(graphs)) {
       const location = data(path)
@@ -68,7 +58,7 @@ describe('model layouts', { timeout: 180_000 }, () => {
   }
 
   it('runs an optimum export with its weights in model.onnx_data', async () => {
-    const stats = await greedy('optimum', models.external)
+    const stats = await greedy('optimum', tiny.models.external)
     assert.deepEqual(stats.tokens, reference)
   })
 
