@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { access, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { promisify } from 'node:util'
 import { after, before, describe, it } from 'node:test'
 import { tinyModels } from '../../packages/runtime/test/helpers/tiny-models.ts'
 import { runCli, spawnDaemon, stopDaemon } from '../helpers/process.ts'
@@ -105,6 +107,14 @@ describe('node-daemon as a process', () => {
       assert.ok(tags.models.some(m => m.name === name && m.digest === cid))
       const gen = await fetch(`${daemon?.api}/api/generate`, { method: 'POST', body: JSON.stringify({ model: 'cli-model', prompt: 'Hi', stream: false, options: { num_predict: 3 } }) })
       assert.equal(gen.status, 200, await gen.text())
+      // The same directory as a tarball with its top directory, and a variant named: the same files, the same CID.
+      await promisify(execFile)('tar', ['czf', join(dir, 'decoder.tgz'), '-C', join(models.decoder, '..'), 'decoder'])
+      const tarball = await runCli(['model', 'import', join(dir, 'decoder.tgz'), '--name', 'cli-tarball', '--dtype', 'fp32', '--repo', repo])
+      assert.equal(tarball.code, 0, tarball.stderr)
+      assert.equal(/^imported \S+ (Qm\w{44})\n$/.exec(tarball.stdout)?.[1], cid)
+      const variant = await runCli(['model', 'import', models.decoder, '--name', 'cli-q4', '--dtype', 'q4', '--repo', repo])
+      assert.notEqual(variant.code, 0)
+      assert.match(variant.stderr, /dtype q4: the model has no such variant \(it has fp32\)/)
       const missing = await runCli(['model', 'import', join(dir, 'no-such-dir'), '--name', 'x', '--repo', repo])
       assert.notEqual(missing.code, 0)
       const bad = await runCli(['model', 'import', dir, '--name', 'not a name!', '--repo', repo])

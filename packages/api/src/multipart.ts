@@ -1,5 +1,6 @@
 import { MultipartError } from './errors.ts'
 import { peek } from './stream.ts'
+import { readTar } from './tar.ts'
 import type { FastifyRequest } from 'fastify'
 import type { Multipart } from '@fastify/multipart'
 import type { ImportFile } from '@node-daemon/inference'
@@ -51,11 +52,15 @@ export async function * candidates (request: FastifyRequest, fields: Record<stri
   if (count === 0) throw new MultipartError('the multipart body has no file part')
 }
 
+/** A part that is a whole model directory as a tar archive, as `ai/model/get` gives it: its entries are the files. */
+const ARCHIVE = /\.(tar|tar\.gz|tgz)$/
+
 /**
  * A model directory from a multipart body: the form fields sent before the
  * first file (which name and describe the model, so that the import can start
  * at once) and the files, streamed in order under their paths in the
- * directory. Fields sent after the files are not seen.
+ * directory; a part named as a tarball stands for the files it holds.
+ * Fields sent after the files are not seen.
  */
 export async function modelDirectory (request: FastifyRequest): Promise<{ fields: Record<string, string>, files: AsyncGenerator<ImportFile> }> {
   const fields: Record<string, string> = {}
@@ -64,6 +69,10 @@ export async function modelDirectory (request: FastifyRequest): Promise<{ fields
     for await (const candidate of items) {
       if (candidate.content == null) continue
       if (candidate.path == null) throw new MultipartError('every file of a model needs its path in the directory as its file name')
+      if (ARCHIVE.test(candidate.path)) {
+        for await (const entry of readTar(candidate.content)) if (entry.type === 'file') yield { path: entry.path, content: entry.content }
+        continue
+      }
       yield { path: candidate.path, content: candidate.content }
     }
   })()

@@ -1,3 +1,5 @@
+import { Readable } from 'node:stream'
+import { createGunzip } from 'node:zlib'
 import { BadRequestError } from './errors.ts'
 import type { Content } from '@node-daemon/content'
 
@@ -61,4 +63,145 @@ async function * entries (content: Pick<Content, 'ls' | 'cat'>, cid: string, dir
 export async function * tarDirectory (content: Pick<Content, 'ls' | 'cat'>, cid: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<Uint8Array> {
   yield * entries(content, cid, '', options)
   yield new Uint8Array(2 * BLOCK)
+}
+
+/** An entry of an archive: a directory, or a file whose bytes must be read to their end before the next entry is. */
+export interface TarEntry {
+  path: string
+  type: 'file' | 'directory'
+  content: AsyncIterable<Uint8Array>
+}
+
+/** Reads exactly `n` bytes at a time from a stream of chunks, or fewer at its end. */
+class ByteReader {
+  readonly #source: AsyncIterator<Uint8Array>
+  #pending: Uint8Array = new Uint8Array(0)
+
+  constructor (source: AsyncIterable<Uint8Array>) {
+    this.#source = source[Symbol.asyncIterator]()
+  }
+
+  /** Up to `n` bytes, at most what one chunk holds: the bytes of a large file pass through without being gathered. */
+  async some (n: number): Promise<Uint8Array> {
+    while (this.#pending.byteLength === 0) {
+      const next = await this.#source.next().catch((err: any) => {
+        // zlib's errors are the archive's: its codes start with Z_.
+        throw String(err.code).startsWith('Z_') ? new BadRequestError(`the archive is not valid gzip: ${err.message}`) : err
+      })
+      if (next.done === true) return new Uint8Array(0)
+      this.#pending = next.value
+    }
+    const out = this.#pending.subarray(0, n)
+    this.#pending = this.#pending.subarray(out.byteLength)
+    return out
+  }
+
+  async exactly (n: number): Promise<Uint8Array> {
+    const out = new Uint8Array(n)
+    for (let at = 0; at < n;) {
+      const part = await this.some(n - at)
+      if (part.byteLength === 0) throw new BadRequestError('the tar archive ends inside an entry')
+      out.set(part, at)
+      at += part.byteLength
+    }
+    return out
+  }
+}
+
+const field = (block: Uint8Array, start: number, length: number): string => {
+  const bytes = block.subarray(start, start + length)
+  const end = bytes.indexOf(0)
+  return Buffer.from(end < 0 ? bytes : bytes.subarray(0, end)).toString('utf8')
+}
+
+function entrySize (block: Uint8Array): number {
+  // GNU's base-256 form, for sizes past 8 GiB, as `header` writes it.
+  if ((block[124] & 0x80) !== 0) return block.subarray(125, 136).reduce((n, byte) => n * 256 + byte, 0)
+  const size = Number.parseInt(field(block, 124, 12).trim() || '0', 8)
+  if (!Number.isSafeInteger(size) || size < 0) throw new BadRequestError('the tar archive has an entry of no readable size')
+  return size
+}
+
+/** pax's `path` record, of the records `<length> <key>=<value>\n`. */
+function paxPath (records: Uint8Array): string | undefined {
+  const text = Buffer.from(records).toString('utf8')
+  return /(?:^|\n)\d+ path=([^\n]*)\n/.exec(text)?.[1]
+}
+
+/**
+ * The entries of a ustar, GNU or pax archive (gzip-compressed or not), read
+ * as it streams: ustar's prefix, GNU's long names and pax's `path` are
+ * honoured, and an archive of one top directory (`tar czf m.tgz my-model/`)
+ * gives the paths inside it. Links and devices are refused: a model is files.
+ */
+export async function * readTar (source: AsyncIterable<Uint8Array>): AsyncGenerator<TarEntry> {
+  const reader = new ByteReader(await gunzipped(source))
+  let longName: string | undefined
+  let top: string | undefined
+  let first = true
+  while (true) {
+    const block = await reader.some(BLOCK).then(async part => part.byteLength === BLOCK || part.byteLength === 0 ? part : concat(part, await reader.exactly(BLOCK - part.byteLength)))
+    if (block.byteLength === 0 || block.every(byte => byte === 0)) return
+    const size = entrySize(block)
+    const type = String.fromCharCode(block[156] || 48)
+    const padding = (BLOCK - size % BLOCK) % BLOCK
+    if (type === 'L' || type === 'x') {
+      const data = await reader.exactly(size)
+      await reader.exactly(padding)
+      longName = type === 'L' ? field(data, 0, data.byteLength) : paxPath(data) ?? longName
+      continue
+    }
+    const prefix = field(block, 345, 155)
+    let path = (longName ?? (prefix === '' ? field(block, 0, 100) : `${prefix}/${field(block, 0, 100)}`)).replace(/^(\.\/)+/, '')
+    longName = undefined
+    if (type === 'g') {
+      await reader.exactly(size + padding)
+      continue
+    }
+    if (type !== '0' && type !== '5' && type !== '7') throw new BadRequestError(`the tar archive's entry ${JSON.stringify(path.slice(0, 100))} is a link or a device, which a model directory may not hold`)
+    if (first && type === '5' && /^[^/]+\/?$/.test(path)) top = path.replace(/\/$/, '') + '/'
+    first = false
+    if (top != null && path.startsWith(top)) path = path.slice(top.length)
+    path = path.replace(/\/$/, '')
+    if (type === '5') {
+      if (path !== '' && path !== '.') yield { path, type: 'directory', content: (async function * () {})() }
+      continue
+    }
+    let left = size
+    const content = (async function * () {
+      while (left > 0) {
+        const part = await reader.some(left)
+        if (part.byteLength === 0) throw new BadRequestError('the tar archive ends inside an entry')
+        left -= part.byteLength
+        yield part
+      }
+    })()
+    yield { path, type: 'file', content }
+    // Whatever the consumer left of this file is skipped to reach the next header.
+    while (left > 0) left -= (await reader.exactly(Math.min(left, 65_536))).byteLength
+    await reader.exactly(padding)
+  }
+}
+
+function concat (a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.byteLength + b.byteLength)
+  out.set(a)
+  out.set(b, a.byteLength)
+  return out
+}
+
+/** The stream, gunzipped when it starts with gzip's magic bytes. */
+async function gunzipped (source: AsyncIterable<Uint8Array>): Promise<AsyncIterable<Uint8Array>> {
+  const iterator = source[Symbol.asyncIterator]()
+  const head = await iterator.next()
+  const rest = (async function * () {
+    if (head.done !== true) yield head.value
+    while (true) {
+      const next = await iterator.next()
+      if (next.done === true) return
+      yield next.value
+    }
+  })()
+  if (head.done === true || head.value[0] !== 0x1f || head.value[1] !== 0x8b) return rest
+  return Readable.from(rest).pipe(createGunzip())
 }

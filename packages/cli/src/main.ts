@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { stat } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
@@ -167,8 +168,9 @@ async function tokenCreate (opts: Record<string, any>): Promise<void> {
 /** Imports a model directory in the Hugging Face ONNX layout through document 001's upload route. */
 async function modelImport (dir: string, opts: Record<string, any>): Promise<void> {
   const api = await resolveApi(opts, repoOf(opts))
-  // Paths inside the model directory: the directory's own name is not part of the model.
-  const files = (await listUpload(dir, true)).filter(e => e.file != null).map(e => ({ ...e, path: e.path.split('/').slice(1).join('/') }))
+  // A tarball goes as it is, under its own name, and the node reads its entries; a directory's paths are inside it, without its own name.
+  const archive = (await stat(dir)).isFile()
+  const files = (await listUpload(dir, true)).filter(e => e.file != null).map(e => archive ? e : { ...e, path: e.path.split('/').slice(1).join('/') })
   const progress = uploadProgress('importing', files.reduce((sum, e) => sum + e.size, 0), opts.progress !== false)
   const boundary = `node-daemon-${randomUUID()}`
   const fields: Record<string, string> = { modelId: opts.name }
@@ -260,8 +262,8 @@ export function program (): Command {
 
   const model = cmd.command('model').description('models of the cluster')
   model.command('import')
-    .description('add a model directory in the Hugging Face ONNX layout (config.json, tokenizer.json, model.onnx, ...) and register it')
-    .argument('<dir>')
+    .description('add a model directory in the Hugging Face ONNX layout (config.json, tokenizer.json, model.onnx, ...), or its tarball (.tar, .tar.gz, .tgz), and register it')
+    .argument('<dir>', 'the directory, or a tarball of it')
     .requiredOption('--name <name>', 'the name to register it under, e.g. my-model or my-model:v2')
     .option('--description <text>', 'what the model is')
     .option('--dtype <variant>', 'the ONNX variant to run, of a repository with several: fp32, fp16, q4, q4f16, int8, uint8, quantized, bnb4 (default: the best each node runs)')
