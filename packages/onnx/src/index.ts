@@ -2,7 +2,8 @@
  * ONNX graphs without Python. A plain-data graph form (graph.ts), a writer
  * that encodes it as an ONNX ModelProto over onnx-proto and a reader that
  * decodes one, the project's own models built in the Hugging Face ONNX
- * layout, the external data files a model names (read without decoding it),
+ * layout, Llama-family decoders as optimum exports them (for tests of what
+ * cannot be downloaded), the external data files a model names (read without decoding it),
  * a rewrite that lets a decoder return only the keys and values a
  * step adds, and reverse-mode autodiff that turns a loss graph into a training
  * graph.
@@ -24,6 +25,8 @@ export { GraphBuilder } from './builder.ts'
 export type { GraphBuilderOptions, ParameterShape } from './builder.ts'
 export { buildGptDecoder, buildGptLoss, gptHfConfig, gptParameterShapes, initGptWeights } from './models/gpt.ts'
 export type { GptConfig } from './models/gpt.ts'
+export { buildLlamaDecoder, initLlamaWeights, llamaHfConfig, llamaParameterShapes, ropeInverseFrequencies, slidingLayer } from './models/llama.ts'
+export type { LlamaConfig, LlamaFamily, RopeScaling } from './models/llama.ts'
 export { buildEncoder, buildEncoderLoss, encoderHfConfig, encoderParameterShapes, initEncoderWeights } from './models/encoder.ts'
 export type { EncoderConfig } from './models/encoder.ts'
 export { buildMlpClassifier, buildMlpLoss, initMlpWeights, mlpConfigFromHf, mlpHfConfig, mlpParameterShapes } from './models/mlp.ts'
