@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { readCorpus, trainBpe, trainSentencePiece } from '@node-daemon/models'
 import { buildLlamaDecoder, initLlamaWeights, llamaHfConfig, writeModel } from '@node-daemon/onnx'
 import type { LlamaConfig } from '@node-daemon/onnx'
+import { withIdentities } from './tiny-models.ts'
 import { GEMMA_2, LLAMA_3, MISTRAL, PHI_3, QWEN_2_5, SMOLLM } from './chat-templates.ts'
 
 type Tokenizer = { tokenizerJson: Record<string, any>, tokenizerConfig: Record<string, any> }
@@ -24,6 +25,8 @@ export interface Family {
   bos?: string
   /** The random weights' standard deviation, where the default leaves greedy decoding on one token. */
   std?: number
+  /** An Identity after each present output, so that the runtime's cache rewrite does not apply: the fallback path. */
+  unrewritten?: boolean
 }
 
 const base = { hiddenSize: 64, intermediateSize: 128, layers: 2, heads: 4, kvHeads: 2, headDim: 16, maxPositions: 512, rmsNormEps: 1e-6, ropeTheta: 10_000 }
@@ -152,6 +155,15 @@ export const FAMILIES: Family[] = [
     tokenizer: llama3Tokenizer,
     eos: ['<|end_of_text|>', '<|eom_id|>', '<|eot_id|>'],
     bos: '<|begin_of_text|>'
+  },
+  {
+    name: 'llama3-fp16-cache-unrewritten',
+    mirrors: 'the same float16 export where the cache rewrite does not apply, so that each step returns the whole present',
+    config: { ...base, modelType: 'llama', ropeTheta: 500_000, tieEmbeddings: true, ioType: 'float16' },
+    tokenizer: llama3Tokenizer,
+    eos: ['<|end_of_text|>', '<|eom_id|>', '<|eot_id|>'],
+    bos: '<|begin_of_text|>',
+    unrewritten: true
   }
 ]
 
@@ -175,7 +187,8 @@ export async function writeFamilyModel (dir: string, family: Family, seed = 7): 
   const bos = family.bos == null ? eos[0] : id(family.bos)
   await mkdir(dir, { recursive: true })
   const json = (value: unknown): string => JSON.stringify(value, null, 2) + '\n'
-  await writeFile(join(dir, 'model.onnx'), writeModel(buildLlamaDecoder(config, initLlamaWeights(config, seed, family.std ?? WEIGHT_STD))).model)
+  const model = buildLlamaDecoder(config, initLlamaWeights(config, seed, family.std ?? WEIGHT_STD))
+  await writeFile(join(dir, 'model.onnx'), writeModel(family.unrewritten === true ? withIdentities(model) : model).model)
   await writeFile(join(dir, 'config.json'), json(llamaHfConfig(config, { bosTokenId: bos, eosTokenId: eos.length === 1 ? eos[0] : eos })))
   await writeFile(join(dir, 'generation_config.json'), json({ bos_token_id: bos, eos_token_id: eos.length === 1 ? eos[0] : eos }))
   await writeFile(join(dir, 'tokenizer.json'), json(tokenizer.tokenizerJson))
