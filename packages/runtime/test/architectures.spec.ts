@@ -7,6 +7,7 @@ import { appendedKeyValues } from '@node-daemon/onnx'
 import { Runtime } from '../src/runtime.ts'
 import { bareGreedy } from './helpers/bare-greedy.ts'
 import { FAMILIES, writeFamilyModel } from './helpers/family-models.ts'
+import { withIdentities } from './helpers/tiny-models.ts'
 import type { GenerationEvent, GenerationStats } from '../src/batcher.ts'
 import type { SamplingOptions } from '../src/sampling.ts'
 import type { ChatMessage } from '../src/text.ts'
@@ -44,9 +45,10 @@ describe('decoder architectures, as their exporters write them', () => {
 
   for (const family of FAMILIES) {
     it(`${family.name}, as ${family.mirrors}: greedy tokens with the KV cache, batched, equal a loop that recomputes the whole sequence`, async () => {
-      assert.equal(appendedKeyValues(await readFile(join(dir(family.name), 'model.onnx'))) != null, family.unrewritten !== true, 'the in-place cache rewrite applies to the export, unless made not to')
+      assert.equal(appendedKeyValues(await readFile(join(dir(family.name), 'model.onnx'))) != null, family.transform !== withIdentities, 'the in-place cache rewrite applies to the export, unless made not to')
       const lease = await runtime.acquire(ref(family.name))
       const { codec } = lease.model
+      assert.equal(lease.model.info.quantization, family.quantization ?? 'F32')
       const chat = codec.hasChatTemplate
       lease.release()
       // Past 32 tokens a cache with room outgrows it; past 12, Mistral's window slides.

@@ -341,6 +341,7 @@ function fromNum (n: Num): TensorValue {
     case 'float16': throw new Error('float16 values are not folded')
     case 'int64': return { type: n.type, dims: n.dims, data: BigInt64Array.from(n.data, toInt64) }
     case 'int32': return { type: n.type, dims: n.dims, data: Int32Array.from(n.data) }
+    case 'uint8': return { type: n.type, dims: n.dims, data: Uint8Array.from(n.data) }
     case 'bool': return { type: n.type, dims: n.dims, data: Uint8Array.from(n.data, v => v !== 0 ? 1 : 0) }
   }
 }

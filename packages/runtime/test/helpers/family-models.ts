@@ -7,8 +7,8 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { readCorpus, trainBpe, trainSentencePiece } from '@node-daemon/models'
-import { buildLlamaDecoder, initLlamaWeights, llamaHfConfig, writeModel } from '@node-daemon/onnx'
-import type { LlamaConfig } from '@node-daemon/onnx'
+import { buildLlamaDecoder, initLlamaWeights, llamaHfConfig, withFloat16Weights, withMatMulNBits, writeModel } from '@node-daemon/onnx'
+import type { LlamaConfig, Model } from '@node-daemon/onnx'
 import { withIdentities } from './tiny-models.ts'
 import { GEMMA_2, LLAMA_3, MISTRAL, PHI_3, QWEN_2_5, SMOLLM } from './chat-templates.ts'
 
@@ -25,8 +25,10 @@ export interface Family {
   bos?: string
   /** The random weights' standard deviation, where the default leaves greedy decoding on one token. */
   std?: number
-  /** An Identity after each present output, so that the runtime's cache rewrite does not apply: the fallback path. */
-  unrewritten?: boolean
+  /** A change to the built graph: a quantization, or Identities after the presents, which the cache rewrite does not take. */
+  transform?: (model: Model) => Model
+  /** ModelInfo's quantization, when not F32. */
+  quantization?: string
 }
 
 const base = { hiddenSize: 64, intermediateSize: 128, layers: 2, heads: 4, kvHeads: 2, headDim: 16, maxPositions: 512, rmsNormEps: 1e-6, ropeTheta: 10_000 }
@@ -163,7 +165,36 @@ export const FAMILIES: Family[] = [
     tokenizer: llama3Tokenizer,
     eos: ['<|end_of_text|>', '<|eom_id|>', '<|eot_id|>'],
     bos: '<|begin_of_text|>',
-    unrewritten: true
+    transform: withIdentities
+  },
+  {
+    name: 'llama3-q4',
+    mirrors: 'onnx-community model_q4.onnx exports: MatMulNBits with 4-bit blocks of 32 for every projection and an untied head',
+    config: { ...base, modelType: 'llama', ropeTheta: 500_000, tieEmbeddings: false },
+    tokenizer: llama3Tokenizer,
+    eos: ['<|end_of_text|>', '<|eom_id|>', '<|eot_id|>'],
+    bos: '<|begin_of_text|>',
+    transform: model => withMatMulNBits(model, 32),
+    quantization: 'Q4_0'
+  },
+  {
+    name: 'qwen2-q4f16',
+    mirrors: 'onnx-community model_q4f16.onnx exports: MatMulNBits with blocks of 128, float16 cache and logits',
+    config: { ...base, modelType: 'qwen2', ropeTheta: 1_000_000, tieEmbeddings: true, ioType: 'float16' },
+    tokenizer: qwenTokenizer,
+    eos: ['<|im_end|>', '<|endoftext|>'],
+    std: 0.2,
+    transform: model => withMatMulNBits(model, 128),
+    quantization: 'Q4_0'
+  },
+  {
+    name: 'phi3-fp16-weights',
+    mirrors: 'an fp16 export run with float32 inputs and outputs: float16 weights, each cast where used',
+    config: { ...base, modelType: 'phi3', kvHeads: 4, tieEmbeddings: false, rmsNormEps: 1e-5 },
+    tokenizer: sentencePiece([...LLAMA_2_SPECIALS, '<|endoftext|>', '<|assistant|>', '<|end|>', '<|system|>', '<|user|>'], { bos: '<s>', eos: '<|endoftext|>', prependSpace: true, addBos: false, chatTemplate: PHI_3 }),
+    eos: ['<|endoftext|>', '<|assistant|>', '<|end|>'],
+    transform: model => withFloat16Weights(model),
+    quantization: 'F16'
   }
 ]
 
@@ -188,7 +219,7 @@ export async function writeFamilyModel (dir: string, family: Family, seed = 7): 
   await mkdir(dir, { recursive: true })
   const json = (value: unknown): string => JSON.stringify(value, null, 2) + '\n'
   const model = buildLlamaDecoder(config, initLlamaWeights(config, seed, family.std ?? WEIGHT_STD))
-  await writeFile(join(dir, 'model.onnx'), writeModel(family.unrewritten === true ? withIdentities(model) : model).model)
+  await writeFile(join(dir, 'model.onnx'), writeModel(family.transform?.(model) ?? model).model)
   await writeFile(join(dir, 'config.json'), json(llamaHfConfig(config, { bosTokenId: bos, eosTokenId: eos.length === 1 ? eos[0] : eos })))
   await writeFile(join(dir, 'generation_config.json'), json({ bos_token_id: bos, eos_token_id: eos.length === 1 ? eos[0] : eos }))
   await writeFile(join(dir, 'tokenizer.json'), json(tokenizer.tokenizerJson))
