@@ -68,14 +68,24 @@ const sentencePiece = (specials: string[], extra: { bos: string, eos: string, pr
   (text: string): Tokenizer => trainSentencePiece(text, { vocabSize: 480, specials, unk: specials.includes('<unk>') ? '<unk>' : specials[0], ...extra })
 const GEMMA_SPECIALS = ['<pad>', '<eos>', '<bos>', '<unk>', '<start_of_turn>', '<end_of_turn>']
 
+/** Each tokenizer kind with its end-of-sequence and bos tokens, as the families' generation_config.json name them. */
+const LLAMA_3_TOKENS = { tokenizer: llama3Tokenizer, eos: ['<|end_of_text|>', '<|eom_id|>', '<|eot_id|>'], bos: '<|begin_of_text|>' }
+const QWEN_TOKENS = { tokenizer: qwenTokenizer, eos: ['<|im_end|>', '<|endoftext|>'] }
+const PHI_3_TOKENS = { tokenizer: sentencePiece([...LLAMA_2_SPECIALS, '<|endoftext|>', '<|assistant|>', '<|end|>', '<|system|>', '<|user|>'], { bos: '<s>', eos: '<|endoftext|>', prependSpace: true, addBos: false, chatTemplate: PHI_3 }), eos: ['<|endoftext|>', '<|assistant|>', '<|end|>'] }
+const GEMMA_TOKENS = {
+  tokenizer: sentencePiece(GEMMA_SPECIALS, { bos: '<bos>', eos: '<eos>', prependSpace: false, addBos: true, chatTemplate: GEMMA_2 }),
+  eos: ['<eos>', '<end_of_turn>'],
+  bos: '<bos>',
+  // Sandwich norms hold each block's output near unit size, and the embedding, √hidden times larger, would drown them.
+  std: 0.05
+}
+
 export const FAMILIES: Family[] = [
   {
     name: 'llama3',
     mirrors: 'onnx-community/Llama-3.2-1B-Instruct (llama3 RoPE scaling, GQA, tied embeddings)',
     config: { ...base, modelType: 'llama', ropeTheta: 500_000, ropeScaling: { rope_type: 'llama3', factor: 32, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 }, tieEmbeddings: true, rmsNormEps: 1e-5 },
-    tokenizer: llama3Tokenizer,
-    eos: ['<|end_of_text|>', '<|eom_id|>', '<|eot_id|>'],
-    bos: '<|begin_of_text|>'
+    ...LLAMA_3_TOKENS
   },
   {
     name: 'llama2',
@@ -97,42 +107,32 @@ export const FAMILIES: Family[] = [
     name: 'qwen2',
     mirrors: 'onnx-community/Qwen2.5-0.5B-Instruct (q/k/v biases, GQA, tied)',
     config: { ...base, modelType: 'qwen2', ropeTheta: 1_000_000, tieEmbeddings: true },
-    tokenizer: qwenTokenizer,
-    eos: ['<|im_end|>', '<|endoftext|>'],
+    ...QWEN_TOKENS,
     std: 0.2
   },
   {
     name: 'qwen3',
     mirrors: 'onnx-community/Qwen3-0.6B-ONNX (q/k RMSNorm, head_dim apart from hidden/heads), with the Qwen2.5 template',
     config: { ...base, modelType: 'qwen3', hiddenSize: 48, ropeTheta: 1_000_000, tieEmbeddings: true },
-    tokenizer: qwenTokenizer,
-    eos: ['<|im_end|>', '<|endoftext|>']
+    ...QWEN_TOKENS
   },
   {
     name: 'phi3',
     mirrors: 'microsoft/Phi-3-mini-4k-instruct-onnx (fused qkv_proj and gate_up_proj, untied)',
     config: { ...base, modelType: 'phi3', kvHeads: 4, tieEmbeddings: false, rmsNormEps: 1e-5 },
-    tokenizer: sentencePiece([...LLAMA_2_SPECIALS, '<|endoftext|>', '<|assistant|>', '<|end|>', '<|system|>', '<|user|>'], { bos: '<s>', eos: '<|endoftext|>', prependSpace: true, addBos: false, chatTemplate: PHI_3 }),
-    eos: ['<|endoftext|>', '<|assistant|>', '<|end|>']
+    ...PHI_3_TOKENS
   },
   {
     name: 'gemma2',
     mirrors: 'onnx-community/gemma-2-2b-it (soft-capping, sandwich norms, alternating sliding layers)',
     config: { ...base, modelType: 'gemma2', slidingWindow: 8, attnLogitSoftcapping: 50, finalLogitSoftcapping: 30, queryPreAttnScalar: 16, tieEmbeddings: true },
-    tokenizer: sentencePiece(GEMMA_SPECIALS, { bos: '<bos>', eos: '<eos>', prependSpace: false, addBos: true, chatTemplate: GEMMA_2 }),
-    eos: ['<eos>', '<end_of_turn>'],
-    bos: '<bos>',
-    // Sandwich norms hold each block's output near unit size, and the embedding, √hidden times larger, would drown them.
-    std: 0.05
+    ...GEMMA_TOKENS
   },
   {
     name: 'gemma3',
     mirrors: 'onnx-community/gemma-3-1b-it-ONNX (q/k norms, local RoPE base, one global layer in `sliding_window_pattern`), with the Gemma 2 template',
     config: { ...base, modelType: 'gemma3_text', slidingWindow: 8, slidingWindowPattern: 2, localRopeTheta: 10_000, ropeTheta: 1_000_000, ropeScaling: { rope_type: 'linear', factor: 8 }, queryPreAttnScalar: 16, tieEmbeddings: true },
-    tokenizer: sentencePiece(GEMMA_SPECIALS, { bos: '<bos>', eos: '<eos>', prependSpace: false, addBos: true, chatTemplate: GEMMA_2 }),
-    eos: ['<eos>', '<end_of_turn>'],
-    bos: '<bos>',
-    // Sandwich norms hold each block's output near unit size, and the embedding, √hidden times larger, would drown them.
+    ...GEMMA_TOKENS,
     std: 0.08
   },
   {
@@ -154,26 +154,20 @@ export const FAMILIES: Family[] = [
     name: 'llama3-fp16-cache',
     mirrors: 'the float16 inputs and outputs (KV cache, logits) of onnx-community model_fp16.onnx / model_q4f16.onnx exports, on Llama 3.2',
     config: { ...base, modelType: 'llama', ropeTheta: 500_000, tieEmbeddings: true, ioType: 'float16' },
-    tokenizer: llama3Tokenizer,
-    eos: ['<|end_of_text|>', '<|eom_id|>', '<|eot_id|>'],
-    bos: '<|begin_of_text|>'
+    ...LLAMA_3_TOKENS
   },
   {
     name: 'llama3-fp16-cache-unrewritten',
     mirrors: 'the same float16 export where the cache rewrite does not apply, so that each step returns the whole present',
     config: { ...base, modelType: 'llama', ropeTheta: 500_000, tieEmbeddings: true, ioType: 'float16' },
-    tokenizer: llama3Tokenizer,
-    eos: ['<|end_of_text|>', '<|eom_id|>', '<|eot_id|>'],
-    bos: '<|begin_of_text|>',
+    ...LLAMA_3_TOKENS,
     transform: withIdentities
   },
   {
     name: 'llama3-q4',
     mirrors: 'onnx-community model_q4.onnx exports: MatMulNBits with 4-bit blocks of 32 for every projection and an untied head',
     config: { ...base, modelType: 'llama', ropeTheta: 500_000, tieEmbeddings: false },
-    tokenizer: llama3Tokenizer,
-    eos: ['<|end_of_text|>', '<|eom_id|>', '<|eot_id|>'],
-    bos: '<|begin_of_text|>',
+    ...LLAMA_3_TOKENS,
     transform: model => withMatMulNBits(model, 32),
     quantization: 'Q4_0'
   },
@@ -181,8 +175,7 @@ export const FAMILIES: Family[] = [
     name: 'qwen2-q4f16',
     mirrors: 'onnx-community model_q4f16.onnx exports: MatMulNBits with blocks of 128, float16 cache and logits',
     config: { ...base, modelType: 'qwen2', ropeTheta: 1_000_000, tieEmbeddings: true, ioType: 'float16' },
-    tokenizer: qwenTokenizer,
-    eos: ['<|im_end|>', '<|endoftext|>'],
+    ...QWEN_TOKENS,
     std: 0.2,
     transform: model => withMatMulNBits(model, 128),
     quantization: 'Q4_0'
@@ -191,8 +184,7 @@ export const FAMILIES: Family[] = [
     name: 'phi3-fp16-weights',
     mirrors: 'an fp16 export run with float32 inputs and outputs: float16 weights, each cast where used',
     config: { ...base, modelType: 'phi3', kvHeads: 4, tieEmbeddings: false, rmsNormEps: 1e-5 },
-    tokenizer: sentencePiece([...LLAMA_2_SPECIALS, '<|endoftext|>', '<|assistant|>', '<|end|>', '<|system|>', '<|user|>'], { bos: '<s>', eos: '<|endoftext|>', prependSpace: true, addBos: false, chatTemplate: PHI_3 }),
-    eos: ['<|endoftext|>', '<|assistant|>', '<|end|>'],
+    ...PHI_3_TOKENS,
     transform: model => withFloat16Weights(model),
     quantization: 'F16'
   }
