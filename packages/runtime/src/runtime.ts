@@ -308,7 +308,10 @@ export function promptTokens (model: CausalLM, input: PromptInput): number[] {
     const bad = list?.find(id => !Number.isInteger(id) || id < 0 || id >= vocab)
     if (bad != null) throw new InvalidInferenceRequestError(`${what}: token id ${bad} is not in the vocabulary of ${vocab} tokens`)
   }
-  return [...(input.context ?? []), ...ids]
+  if (input.context != null && input.context.length > 0) return [...input.context, ...ids]
+  // Given ids are taken as they are; a text gets the bos its tokenizer would add, once (a template may have written it).
+  const bos = input.tokens == null ? model.codec.bos : undefined
+  return bos != null && ids[0] !== bos ? [bos, ...ids] : ids
 }
 
 /** The prefix-suffix-middle order that FIM-trained models (StarCoder, Qwen coder, CodeLlama) take. */
