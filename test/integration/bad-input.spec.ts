@@ -116,7 +116,7 @@ describe('bad input gets a 4xx that names no path', { timeout: 180_000 }, () => 
 
   it('still serves after all of it', async () => {
     assert.equal((await fetch(`${d.url}/health`)).status, 200)
-    const { status } = await call('/api/generate', json({ model: DEFAULT_MODELS.generate, prompt: 'It is', stream: false, options: { num_predict: 2 } }))
-    assert.equal(status, 200)
+    const { status, body } = await call('/api/generate', json({ model: DEFAULT_MODELS.generate, prompt: 'It is', stream: false, options: { num_predict: 2 } }))
+    assert.equal(status, 200, JSON.stringify(body))
   })
 })

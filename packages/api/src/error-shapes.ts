@@ -217,6 +217,7 @@ const TASK_CODES: Record<string, Coded> = {
   JoinError: ['E001', 'Bootstrap node unreachable'],
   NoQuorumError: ['E001', 'Bootstrap node unreachable'],
   InsufficientPeersError: ['E002', 'Insufficient resources'],
+  InsufficientMemoryError: ['E002', 'Insufficient resources'],
   ModelNotFoundError: ['E003', 'Model not found'],
   TimeoutError: ['E004', 'Task timeout'],
   DeadlineExceededError: ['E004', 'Task timeout'],

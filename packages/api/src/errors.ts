@@ -127,6 +127,8 @@ const BY_NAME: Record<string, Mapping> = {
   ExternalDataError: [400, 'IPFSValidationError'],
   InferenceProtocolError: [502, 'ClusterProtocolError'],
   NoWorkerError: [503, 'IPFSConnectionError'],
+  // The model is fine; no node the job could go to has the memory for it now.
+  InsufficientMemoryError: [503, 'InsufficientPeersError'],
   WorkerConflictError: [409, 'IPFSError'],
   InvalidInferenceRequestError: [400, 'IPFSValidationError'],
   ContextLengthError: [400, 'IPFSValidationError'],

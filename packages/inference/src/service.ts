@@ -290,7 +290,8 @@ export class InferenceService implements Inference {
     const failed = new Set<string>()
     let lastError: Error | undefined
     for (let i = 0; i < MAX_ATTEMPTS; i++) {
-      const [worker] = await this.#candidates(model.cid, failed, signal)
+      // The weights are a lower bound of what loading takes; the worker checks the rest itself.
+      const [worker] = await this.#candidates(model.cid, failed, model.profile?.size, signal)
       // No node takes work at all (every one drained or offline): the cluster as it is cannot run the job.
       if (worker == null && i === 0) throw new clusterErrors.InsufficientPeersError(`no node can run ${model.name}: every node is drained or offline`)
       if (worker == null) break
@@ -299,7 +300,9 @@ export class InferenceService implements Inference {
         yield * attempt(worker, watch.signal)
         return
       } catch (err: any) {
-        if (signal?.aborted === true || worker === this.#c.peerId || reportedByWorker(err)) throw err
+        // A node short of memory for the model is no reason to give up on the others.
+        const elsewhere = err.name === runtimeErrors.InsufficientMemoryError.name
+        if (signal?.aborted === true || (!elsewhere && (worker === this.#c.peerId || reportedByWorker(err)))) throw err
         this.#c.log('worker %s failed a job of %s, trying another - %e', worker, model.name, err)
         failed.add(worker)
         lastError = err
@@ -328,14 +331,15 @@ export class InferenceService implements Inference {
   }
 
   /** Workers for a model, best first: where its replicas are allocated, by load, and this node, which can pull it. */
-  async #candidates (cid: string, exclude: Set<string>, signal?: AbortSignal): Promise<string[]> {
+  async #candidates (cid: string, exclude: Set<string>, needBytes: number | undefined, signal?: AbortSignal): Promise<string[]> {
     const [nodes, pin] = await Promise.all([
       this.#c.cluster.nodes({ local: true, signal }),
       this.#c.cluster.pin(cid, { local: true, signal }).catch(() => undefined)
     ])
     const holders = new Set(pin?.allocations ?? [])
-    if (this.#c.runtime.loaded().some(m => cidOfSession(m.key) === cid)) holders.add(this.#c.peerId)
-    return rankWorkers(nodes, { self: this.#c.peerId, holders, exclude })
+    const loaded = new Set(this.#c.runtime.loaded().some(m => cidOfSession(m.key) === cid) ? [this.#c.peerId] : [])
+    for (const id of loaded) holders.add(id)
+    return rankWorkers(nodes, { self: this.#c.peerId, holders, exclude, needBytes, loaded })
   }
 
   /** A job from another node. */

@@ -1,9 +1,12 @@
 /**
  * The embedded default models: a small GPT-style decoder that writes text
  * and a small embedding encoder, in the Hugging Face ONNX layout, with the
- * byte-level BPE tokenizer the project trains, the public-domain corpus they
+ * byte-level BPE tokenizer the project trains (and a SentencePiece-style one
+ * for tests of models that use those), the public-domain corpus they
  * learn from, and the scripts that reproduce the committed weights.
  */
+export { trainSentencePiece } from './tokenizer/sentencepiece.ts'
+export type { SentencePieceOptions } from './tokenizer/sentencepiece.ts'
 export { trainBpe, CHAT_TEMPLATE, END_OF_TEXT, IM_START, IM_END } from './tokenizer/train-bpe.ts'
 export type { TrainBpeOptions, TrainedTokenizer, TokenizerJson, TokenizerConfig } from './tokenizer/train-bpe.ts'
 export { readCorpus, CORPUS_FILES } from './corpus.ts'

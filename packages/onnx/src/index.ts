@@ -2,10 +2,11 @@
  * ONNX graphs without Python. A plain-data graph form (graph.ts), a writer
  * that encodes it as an ONNX ModelProto over onnx-proto and a reader that
  * decodes one, the project's own models built in the Hugging Face ONNX
- * layout, the external data files a model names (read without decoding it),
- * a rewrite that lets a decoder return only the keys and values a
- * step adds, and reverse-mode autodiff that turns a loss graph into a training
- * graph.
+ * layout, Llama-family decoders as optimum exports them (for tests of what
+ * cannot be downloaded), the external data files a model names (read
+ * without decoding it), a rewrite that lets a decoder return only the keys
+ * and values a step adds, weight quantizations (float16, MatMulNBits int4),
+ * and reverse-mode autodiff that turns a loss graph into a training graph.
  */
 export type * from './graph.ts'
 export { attr } from './graph.ts'
@@ -15,6 +16,8 @@ export type { WriteOptions, WrittenModel } from './writer.ts'
 export { readModel, readWeights } from './reader.ts'
 export type { ReadOptions } from './reader.ts'
 export { appendedKeyValues } from './kv-outputs.ts'
+export { dequantizeBlocks4, quantizeBlocks4, toFloat16Bits, withFloat16Weights, withMatMulNBits } from './quantize.ts'
+export type { BlockQuantized } from './quantize.ts'
 export { externalDataLocations } from './external-data.ts'
 export { weightsSummary } from './weights-summary.ts'
 export type { WeightsSummary } from './weights-summary.ts'
@@ -24,6 +27,8 @@ export { GraphBuilder } from './builder.ts'
 export type { GraphBuilderOptions, ParameterShape } from './builder.ts'
 export { buildGptDecoder, buildGptLoss, gptHfConfig, gptParameterShapes, initGptWeights } from './models/gpt.ts'
 export type { GptConfig } from './models/gpt.ts'
+export { buildLlamaDecoder, initLlamaWeights, llamaHfConfig, llamaParameterShapes, ropeInverseFrequencies, slidingLayer } from './models/llama.ts'
+export type { LlamaConfig, LlamaFamily, RopeScaling } from './models/llama.ts'
 export { buildEncoder, buildEncoderLoss, buildSequenceClassifier, classifierParameterShapes, encoderHfConfig, encoderParameterShapes, initClassifierWeights, initEncoderWeights } from './models/encoder.ts'
 export type { EncoderConfig } from './models/encoder.ts'
 export { buildMlpClassifier, buildMlpLoss, initMlpWeights, mlpConfigFromHf, mlpHfConfig, mlpParameterShapes } from './models/mlp.ts'

@@ -17,7 +17,7 @@ export interface ReadOptions {
 }
 
 const TYPES = new Map(Object.entries(DATA_TYPES).map(([type, code]) => [code, type as DataType]))
-const ELEMENT_BYTES: Record<DataType, number> = { float32: 4, int64: 8, int32: 4, bool: 1 }
+const ELEMENT_BYTES: Record<DataType, number> = { float32: 4, float16: 2, int64: 8, int32: 4, uint8: 1, bool: 1 }
 
 /** protobufjs decodes 64-bit integers as Long objects (or numbers); both print as their decimal value. */
 type Int64 = number | { toString: () => string }
@@ -157,8 +157,10 @@ function fromBytes (type: DataType, bytes: Uint8Array, count: number, what: stri
   const { buffer } = new Uint8Array(bytes)
   switch (type) {
     case 'float32': return new Float32Array(buffer)
+    case 'float16': return new Uint16Array(buffer)
     case 'int64': return new BigInt64Array(buffer)
     case 'int32': return new Int32Array(buffer)
+    case 'uint8':
     case 'bool': return new Uint8Array(buffer)
   }
 }
@@ -169,8 +171,11 @@ function fromFields (type: DataType, t: onnxProto.onnx.ITensorProto, count: numb
   if ((field?.length ?? 0) !== count) throw new ModelFormatError(`${what}: ${count} elements expected, ${field?.length ?? 0} stored`)
   switch (type) {
     case 'float32': return Float32Array.from(t.floatData ?? [])
+    // Older exporters put float16 bits, one per element, in int32_data.
+    case 'float16': return Uint16Array.from(t.int32Data ?? [])
     case 'int64': return BigInt64Array.from(t.int64Data ?? [], toBigInt)
     case 'int32': return Int32Array.from(t.int32Data ?? [])
+    case 'uint8': return Uint8Array.from(t.int32Data ?? [])
     case 'bool': return Uint8Array.from(t.int32Data ?? [], v => v !== 0 ? 1 : 0)
   }
 }

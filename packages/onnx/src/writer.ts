@@ -15,8 +15,10 @@ const IR_VERSION = 8
 /** TensorProto.DataType codes of the types graph.ts holds; the reader inverts it. */
 export const DATA_TYPES: Record<DataType, number> = {
   float32: onnx.TensorProto.DataType.FLOAT,
+  float16: onnx.TensorProto.DataType.FLOAT16,
   int64: onnx.TensorProto.DataType.INT64,
   int32: onnx.TensorProto.DataType.INT32,
+  uint8: onnx.TensorProto.DataType.UINT8,
   bool: onnx.TensorProto.DataType.BOOL
 }
 

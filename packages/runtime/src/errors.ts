@@ -21,6 +21,12 @@ export class InvalidInferenceRequestError extends Error {
   name = 'InvalidInferenceRequestError'
 }
 
+/** Loading the model would take more memory than the node has free. */
+export class InsufficientMemoryError extends Error {
+  static name = 'InsufficientMemoryError'
+  name = 'InsufficientMemoryError'
+}
+
 /** The prompt does not fit the model's context. */
 export class ContextLengthError extends Error {
   static name = 'ContextLengthError'

@@ -1,9 +1,11 @@
 /**
  * Inference on this node. Loads models in the Hugging Face ONNX layout into
- * onnxruntime sessions kept alive between requests, tokenizes with
- * @huggingface/tokenizers and renders chat templates with @huggingface/jinja,
- * and runs the generation loop (KV cache, sampling, stop strings, streaming,
- * cancellation) with continuous batching, embeddings and reranking.
+ * onnxruntime sessions kept alive between requests (when they fit the
+ * memory left), tokenizes with @huggingface/tokenizers and renders chat
+ * templates with @huggingface/jinja, and runs the generation loop (KV cache,
+ * prefix cache, sampling, stop strings, constrained decoding for structured
+ * output and tool calls, streaming, cancellation) with continuous batching,
+ * embeddings and reranking.
  */
 export { Runtime, renderPrompt, fitPrompt, promptTokens, DEFAULT_NUM_CTX } from './runtime.ts'
 export type { ContextOptions, OutputFormat, OutputOptions, RuntimeComponents, RuntimeInit, ModelRef, UseOptions, LoadedEntry, PromptInput, Lease } from './runtime.ts'

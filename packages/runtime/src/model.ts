@@ -185,13 +185,18 @@ async function readModelFiles (dir: string, file: ModelFile): Promise<ModelFiles
   } catch (err: any) {
     throw new InvalidModelError(`tokenizer.json: ${err.message}`)
   }
-  const path = join(dir, file.path)
+  return { config, generation, codec, size: await graphBytes(dir, file.path) }
+}
+
+/** Bytes of a graph and of the external data it names: what a session holds of a model. */
+export async function graphBytes (dir: string, file: string): Promise<number> {
+  const path = join(dir, file)
   const data = await externalDataLocations(path).catch(() => [])
   let size = 0
   for (const name of [path, ...new Set(data.map(location => resolve(dirname(path), location)))]) {
     size += await stat(name).then(s => s.size, () => 0)
   }
-  return { config, generation, codec, size }
+  return size
 }
 
 async function exists (path: string): Promise<boolean> {
@@ -372,19 +377,62 @@ export function freeOutputs (tensors: Iterable<ort.Tensor>): void {
   }
 }
 
+/** The types a KV cache may be kept in, as the graph declares it. */
+export type CacheType = 'float32' | 'float16'
+
+/** A cache's data: float32 values, or float16 bits (keys and values are only ever copied). */
+type CacheArray = Float32Array | Uint16Array
+const CACHE_ARRAYS: Record<CacheType, new (length: number) => CacheArray> = { float32: Float32Array, float16: Uint16Array }
+const CACHE_BYTES: Record<CacheType, number> = { float32: 4, float16: 2 }
+
+/** The data of a cache tensor, float16 as its bits. */
+function cacheData (t: ort.Tensor): CacheArray {
+  const data = t.data as CacheArray
+  return t.type === 'float16' && !(data instanceof Uint16Array) ? new Uint16Array(data.buffer, data.byteOffset, data.length) : data
+}
+
+/**
+ * A tensor onnxruntime-node can take. Its binding reads a Float16Array as
+ * no bytes (N-API has no float16 arrays), but onnxruntime-common makes every
+ * float16 tensor's data a Float16Array where the platform has one, outputs
+ * included; so a float16 tensor gets its bits back as a Uint16Array.
+ */
+function fed (t: ort.Tensor): ort.Tensor {
+  if (t.type === 'float16' && !(t.data instanceof Uint16Array)) (t as unknown as { cpuData: Uint16Array }).cpuData = cacheData(t) as Uint16Array
+  return t
+}
+
+function cacheTensor (type: CacheType, data: CacheArray, dims: number[]): ort.Tensor {
+  return fed(new ort.Tensor(type, data, dims))
+}
+
+/** float16 logits, as fp16 exports return them, as the float32 that sampling reads. */
+function float32 (t: ort.Tensor): Float32Array {
+  if (t.type === 'float32') return t.data as Float32Array
+  const data = t.data as ArrayLike<number> & ArrayBufferView
+  return Float32Array.from(data instanceof Uint16Array ? new Float16Array(data.buffer, data.byteOffset, data.length) : data)
+}
+
+/** A new cache tensor of the same type as `like`, zeroed. */
+function cacheLike (like: ort.Tensor, dims: number[]): ort.Tensor {
+  const type = like.type as CacheType
+  return cacheTensor(type, new CACHE_ARRAYS[type](dims.reduce((a, b) => a * b, 1)), dims)
+}
+
 /** Keys or values, [rows, heads, capacity, headDim], moved to a larger capacity; the first `length` positions are kept. */
 function withCapacity (t: ort.Tensor, length: number, capacity: number): ort.Tensor {
   const [rows, heads, room, size] = t.dims
-  const from = t.data as Float32Array
-  const data = new Float32Array(rows * heads * capacity * size)
+  const from = cacheData(t)
+  const moved = cacheLike(t, [rows, heads, capacity, size])
+  const data = cacheData(moved)
   for (let plane = 0; plane < rows * heads; plane++) data.set(from.subarray(plane * room * size, (plane * room + length) * size), plane * capacity * size)
-  return new ort.Tensor('float32', data, [rows, heads, capacity, size])
+  return moved
 }
 
 /** Writes one step's keys or values, [rows, heads, n, headDim], at positions `at`… of every row. */
-function put (t: ort.Tensor, added: Float32Array, at: number, n: number): void {
+function put (t: ort.Tensor, added: CacheArray, at: number, n: number): void {
   const [rows, heads, capacity, size] = t.dims
-  const data = t.data as Float32Array
+  const data = cacheData(t)
   for (let plane = 0; plane < rows * heads; plane++) data.set(added.subarray(plane * n * size, (plane + 1) * n * size), (plane * capacity + at) * size)
 }
 
@@ -397,9 +445,18 @@ export class CausalLM {
   readonly layers: number
   readonly kvHeads: number
   readonly headDim: number
+  /** The type the graph declares its keys and values in. */
+  readonly cacheType: CacheType
   readonly #positionIds: boolean
   /** A merged decoder's flag, true once there is a past: its If node picks the branch that reads it. */
   readonly #cacheBranch: boolean
+  /**
+   * Whether a full cache may be given room past its length. The room sits
+   * between the past and a step's tokens, so it needs positions given
+   * apart from the mask (position_ids) and no sliding window, which graphs
+   * measure in indices of the fed sequence, room included.
+   */
+  readonly #room: boolean
   /** present.0.key, present.0.value, present.1.key…: the order of a cache's `kv`. */
   readonly #presents: string[]
   /**
@@ -425,8 +482,12 @@ export class CausalLM {
     this.#presents = Array.from({ length: 2 * this.layers }, (_, i) => `present.${i >> 1}.${i % 2 === 0 ? 'key' : 'value'}`)
     const meta = session.inputMetadata.find(m => m.name === 'past_key_values.0.key')
     const shape = meta?.isTensor === true ? meta.shape : []
-    if (meta?.isTensor === true && meta.type !== 'float32') throw new UnsupportedModelError(`KV cache of type ${meta.type}: only float32 models are supported`)
+    const type = meta?.isTensor === true ? meta.type : 'float32'
+    if (type !== 'float32' && type !== 'float16') throw new UnsupportedModelError(`KV cache of type ${type}: only float32 and float16 caches are supported`)
+    this.cacheType = type
     const c = info.config
+    const window = c.use_sliding_window === false ? undefined : c.sliding_window
+    this.#room = this.#positionIds && !(typeof window === 'number' && window < info.contextLength)
     const heads = c.num_key_value_heads ?? c.num_attention_heads ?? c.n_head
     const hidden = c.hidden_size ?? c.n_embd
     this.kvHeads = typeof shape[1] === 'number' ? shape[1] : heads
@@ -470,14 +531,14 @@ export class CausalLM {
     }
     if (this.#positionIds) feeds.position_ids = new ort.Tensor('int64', positions, [batch, step])
     if (this.#cacheBranch) feeds.use_cache_branch = new ort.Tensor('bool', [room > 0], [1])
-    const empty = new Float32Array(0)
+    const empty = new CACHE_ARRAYS[this.cacheType](0)
     for (let l = 0; l < this.layers; l++) {
-      feeds[`past_key_values.${l}.key`] = cache?.kv[2 * l] ?? new ort.Tensor('float32', empty, [batch, this.kvHeads, 0, this.headDim])
-      feeds[`past_key_values.${l}.value`] = cache?.kv[2 * l + 1] ?? new ort.Tensor('float32', empty, [batch, this.kvHeads, 0, this.headDim])
+      feeds[`past_key_values.${l}.key`] = cache != null ? fed(cache.kv[2 * l]) : cacheTensor(this.cacheType, empty, [batch, this.kvHeads, 0, this.headDim])
+      feeds[`past_key_values.${l}.value`] = cache != null ? fed(cache.kv[2 * l + 1]) : cacheTensor(this.cacheType, empty, [batch, this.kvHeads, 0, this.headDim])
     }
     signal?.throwIfAborted()
     const out = await this.session.run(feeds)
-    const logits = out.logits.data as Float32Array
+    const logits = float32(out.logits)
     const vocab = out.logits.dims[2]
     const appended = this.#appended
     return {
@@ -491,25 +552,25 @@ export class CausalLM {
 
   /**
    * The cache grown by one step's keys and values, written in place. When it
-   * is full it moves to buffers with room for more, masked out until used;
-   * that needs position_ids, since the positions no longer follow the mask.
+   * is full it moves to buffers with room for more, masked out until used,
+   * where the graph allows it (#room).
    */
   #append (cache: BatchCache, added: ort.Tensor[]): BatchCache {
     const at = cache.length
     const n = added[0].dims[2]
     let { capacity, kv } = cache
     if (at + n > capacity) {
-      capacity = this.#positionIds ? Math.max(at + n, Math.min(at + n - 1 + CACHE_ROOM, this.info.contextLength - 1)) : at + n
+      capacity = this.#room ? Math.max(at + n, Math.min(at + n - 1 + CACHE_ROOM, this.info.contextLength - 1)) : at + n
       kv = kv.map(t => withCapacity(t, at, capacity))
     }
-    kv.forEach((t, i) => { put(t, added[i].data as Float32Array, at, n) })
+    kv.forEach((t, i) => { put(t, cacheData(added[i]), at, n) })
     freeOutputs(added)
     return { length: at + n, capacity, pads: cache.pads, kv }
   }
 
   /** Bytes of keys and values a cache of `rows` × `positions` holds. */
   cacheBytes (rows: number, positions: number): number {
-    return 2 * this.layers * rows * this.kvHeads * positions * this.headDim * 4
+    return 2 * this.layers * rows * this.kvHeads * positions * this.headDim * CACHE_BYTES[this.cacheType]
   }
 
   /**
@@ -524,15 +585,16 @@ export class CausalLM {
     const plane = length * d
     const kv: ort.Tensor[] = []
     for (let i = 0; i < 2 * this.layers; i++) {
-      const data = new Float32Array(kept.length * this.kvHeads * plane)
+      const tensor = cacheLike(kept[0].cache.kv[i], [kept.length, this.kvHeads, length, d])
+      const data = cacheData(tensor)
       kept.forEach(({ cache, row, size }, b) => {
-        const src = cache.kv[i].data as Float32Array
+        const src = cacheData(cache.kv[i])
         for (let h = 0; h < this.kvHeads; h++) {
           const from = ((row * this.kvHeads + h) * cache.capacity + cache.length - size) * d
           data.set(src.subarray(from, from + size * d), (b * this.kvHeads + h) * plane + (length - size) * d)
         }
       })
-      kv.push(new ort.Tensor('float32', data, [kept.length, this.kvHeads, length, d]))
+      kv.push(tensor)
     }
     return { length, capacity: length, pads: kept.map(k => length - k.size), kv }
   }

@@ -4,7 +4,8 @@
  * batcher per causal LM so that concurrent requests share forward passes.
  */
 import { Batcher } from './batcher.ts'
-import { ContextLengthError, InvalidInferenceRequestError, UnsupportedModelError } from './errors.ts'
+import { ContextLengthError, InsufficientMemoryError, InvalidInferenceRequestError, UnsupportedModelError } from './errors.ts'
+import { gib, memoryNeed } from './memory.ts'
 import { compileGrammar } from '@node-daemon/grammar'
 import { loadModel } from './model.ts'
 import { callsGrammar, callTrigger, parseToolCalls, templateTakesTools, templateTools, toolSyntax, withTools } from './tools.ts'
@@ -18,6 +19,8 @@ import type { ChatMessage, TextCodec } from './text.ts'
 export interface RuntimeComponents {
   /** Which execution provider this node uses, asked once at start; the CPU without it. */
   executionProvider?: () => Promise<ExecutionProvider>
+  /** Bytes this process may still take (cgroup-aware); process.availableMemory() without it. */
+  availableMemory?: () => number
 }
 
 export interface RuntimeInit {
@@ -169,7 +172,7 @@ export class Runtime {
     let loadNs = 0
     if (slot == null) {
       const t0 = process.hrtime.bigint()
-      const loading = loadModel(ref.dir, { executionProvider: this.#provider, threads: this.#init.threads, dtype: ref.dtype })
+      const loading = this.#checkMemory(ref).then(async () => loadModel(ref.dir, { executionProvider: this.#provider, threads: this.#init.threads, dtype: ref.dtype }))
       slot = { ref, loading, loadedAt: new Date(), loadNs: 0, inUse: 0, keepAliveMs: this.#init.keepAliveMs }
       this.#slots.set(ref.key, slot)
       loading.then(model => {
@@ -204,6 +207,14 @@ export class Runtime {
         this.#release(slot)
       }
     }
+  }
+
+  /** Refuses a model whose weights and one full context of keys and values do not fit the memory left. */
+  async #checkMemory (ref: ModelRef): Promise<void> {
+    const need = await memoryNeed(ref.dir, DEFAULT_NUM_CTX, { dtype: ref.dtype, executionProvider: this.#provider })
+    const free = (this.#components.availableMemory ?? (() => process.availableMemory()))()
+    if (need.weights + need.cache <= free) return
+    throw new InsufficientMemoryError(`${ref.name} needs about ${gib(need.weights + need.cache)} (${gib(need.weights)} of weights and ${gib(need.cache)} of keys and values for ${need.tokens} tokens), and this node has ${gib(free)} free`)
   }
 
   #release (slot: Slot): void {
@@ -312,7 +323,10 @@ export function promptTokens (model: CausalLM, input: PromptInput): number[] {
     const bad = list?.find(id => !Number.isInteger(id) || id < 0 || id >= vocab)
     if (bad != null) throw new InvalidInferenceRequestError(`${what}: token id ${bad} is not in the vocabulary of ${vocab} tokens`)
   }
-  return [...(input.context ?? []), ...ids]
+  if (input.context != null && input.context.length > 0) return [...input.context, ...ids]
+  // Given ids are taken as they are; a text gets the bos its tokenizer would add, once (a template may have written it).
+  const bos = input.tokens == null ? model.codec.bos : undefined
+  return bos != null && ids[0] !== bos ? [bos, ...ids] : ids
 }
 
 /** The prefix-suffix-middle order that FIM-trained models (StarCoder, Qwen coder, CodeLlama) take. */

@@ -162,6 +162,22 @@ export class TextCodec {
     return this.#wrapping
   }
 
+  /**
+   * The bos token a prompt starts with where the tokenizer's own encoding
+   * adds one: tokenizer_config.json's add_bos_token says, else its
+   * post-processor (Llama 3's adds <|begin_of_text|>); GPT-2's and Qwen's
+   * add none. Prompts are encoded without special tokens, as chat
+   * templates write the bos themselves.
+   */
+  get bos (): number | undefined {
+    const add = this.#config.add_bos_token
+    if (add === false) return undefined
+    const name = tokenName(this.#config.bos_token)
+    if (add === true) return name == null ? undefined : this.#tokenizer.token_to_id(name)
+    const { prefix } = this.wrapping
+    return prefix.length === 1 ? prefix[0] : undefined
+  }
+
   decode (ids: readonly number[]): string {
     // tokenizers.js refuses an empty list.
     return ids.length === 0 ? '' : this.#tokenizer.decode([...ids], { skip_special_tokens: true })

@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { before, describe, it } from 'node:test'
 import { attr, buildGptDecoder, initGptWeights, writeModel } from '@node-daemon/onnx'
 import { chooseModelFile, loadModel } from '../src/model.ts'
+import { Runtime } from '../src/runtime.ts'
 import { bareGreedy } from './helpers/bare-greedy.ts'
 import { GPT, withTinyRuntime } from './helpers/tiny-models.ts'
 import type { GenerationStats } from '../src/batcher.ts'
@@ -74,6 +75,14 @@ describe('model layouts', { timeout: 180_000 }, () => {
     assert.deepEqual((await greedy('community-q4', dir, 'q4')).tokens, reference)
     await assert.rejects(loadModel(dir, { dtype: 'fp16' }), { name: 'InvalidModelError', message: /no such variant \(it has fp32, q4, int8\)/ })
     await assert.rejects(loadModel(dir, { dtype: 'fp8' }), { name: 'InvalidInferenceRequestError' })
+    // The memory check weighs the graph loaded, under onnx/ too: room for the cache alone (2 layers × key and value × 4 heads × 8 × 4 bytes × 512 tokens) is not enough.
+    const short = new Runtime({ availableMemory: () => 2 * 2 * 4 * 8 * 4 * 512 + 1024 })
+    await short.start()
+    try {
+      await assert.rejects(short.acquire({ key: 'short', name: 'short', dir, dtype: 'q4' }), { name: 'InsufficientMemoryError' })
+    } finally {
+      await short.stop()
+    }
     // Without fp32, the CPU takes the 8-bit variant before the 4-bit one.
     await rm(join(dir, 'onnx', 'model.onnx'))
     const int8 = await loadModel(dir)

@@ -261,6 +261,25 @@ describe('Runtime', () => {
     })
   }
 
+  it('refuses to load a model that does not fit the memory left, with the figures, and loads it where it fits', async () => {
+    const short = new Runtime({ availableMemory: () => 64 * 1024 })
+    await short.start()
+    try {
+      await assert.rejects(short.acquire(decoder()), { name: 'InsufficientMemoryError', message: /tiny needs about .* GiB \(.* of weights and .* of keys and values for 512 tokens\), and this node has 0\.00 GiB free/ })
+      assert.deepEqual(short.loaded(), [], 'nothing half loaded stays')
+    } finally {
+      await short.stop()
+    }
+    const roomy = new Runtime({ availableMemory: () => 2 ** 40 })
+    await roomy.start()
+    try {
+      const lease = await roomy.acquire(decoder())
+      lease.release()
+    } finally {
+      await roomy.stop()
+    }
+  })
+
   it('embeds: unit vectors, the same for the same text alone or in a batch', async () => {
     const ref = { key: 'encoder', name: 'embed', dir: models.encoder }
     const { embeddings, promptTokens } = await runtime.embed(ref, ['The rain fell', 'on the old house at Kellynch', 'The rain fell'])

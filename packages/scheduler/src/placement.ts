@@ -12,6 +12,10 @@ export interface PlacementRequest {
   holders: ReadonlySet<string>
   /** Nodes that already failed this job, or are to be avoided. */
   exclude?: ReadonlySet<string>
+  /** Bytes the model takes to load: nodes whose gossiped free memory is less come after the others. */
+  needBytes?: number
+  /** Nodes that have the model loaded already, which need no more memory for it. */
+  loaded?: ReadonlySet<string>
 }
 
 /** A node's CPU load per core, from its latest heartbeat; Infinity when unknown, so unknown nodes come last. */
@@ -34,5 +38,9 @@ export function rankWorkers (nodes: NodeView[], request: PlacementRequest): stri
     .sort((a, b) => loadOf(a) - loadOf(b) || a.pins.pending - b.pins.pending || (a.id < b.id ? -1 : 1))
   order.push(...others.map(n => n.id))
   if (selfUsable && !request.holders.has(request.self)) order.push(request.self)
-  return order
+  const need = request.needBytes
+  if (need == null) return order
+  const byId = new Map(nodes.map(n => [n.id, n]))
+  const fits = (id: string): boolean => request.loaded?.has(id) === true || (byId.get(id)?.resources?.memory.free ?? Infinity) >= need
+  return [...order.filter(fits), ...order.filter(id => !fits(id))]
 }

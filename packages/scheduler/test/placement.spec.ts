@@ -48,4 +48,16 @@ describe('rankWorkers', () => {
   it('never offers an excluded self', () => {
     assert.deepEqual(rankWorkers(nodes, { self: 'a', holders: new Set(['a', 'b']), exclude: new Set(['a']) }), ['b'])
   })
+
+  it('puts the nodes without the free memory a model needs last, unless they have it loaded already', () => {
+    const withFree = (id: string, load1: number, free: number): NodeView => {
+      const n = node(id, load1)
+      return { ...n, resources: { ...n.resources as NonNullable<NodeView['resources']>, memory: { total: 16e9, free } } }
+    }
+    const cluster = [withFree('a', 0.1, 1e9), withFree('b', 0.9, 8e9), withFree('c', 0.5, 2e9)]
+    const holders = new Set(['a', 'b', 'c'])
+    assert.deepEqual(rankWorkers(cluster, { self: 'a', holders }), ['a', 'c', 'b'], 'without a need, by load')
+    assert.deepEqual(rankWorkers(cluster, { self: 'a', holders, needBytes: 4e9 }), ['b', 'a', 'c'])
+    assert.deepEqual(rankWorkers(cluster, { self: 'a', holders, needBytes: 4e9, loaded: new Set(['a']) }), ['a', 'b', 'c'])
+  })
 })

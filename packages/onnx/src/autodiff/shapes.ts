@@ -338,8 +338,10 @@ function toNum (t: TensorValue): Num {
 function fromNum (n: Num): TensorValue {
   switch (n.type) {
     case 'float32': return { type: n.type, dims: n.dims, data: Float32Array.from(n.data) }
+    case 'float16': throw new Error('float16 values are not folded')
     case 'int64': return { type: n.type, dims: n.dims, data: BigInt64Array.from(n.data, toInt64) }
     case 'int32': return { type: n.type, dims: n.dims, data: Int32Array.from(n.data) }
+    case 'uint8': return { type: n.type, dims: n.dims, data: Uint8Array.from(n.data) }
     case 'bool': return { type: n.type, dims: n.dims, data: Uint8Array.from(n.data, v => v !== 0 ? 1 : 0) }
   }
 }
@@ -404,7 +406,8 @@ const RESHAPING = new Set(['Identity', 'Reshape', 'Flatten', 'Squeeze', 'Unsquee
 
 function fold (node: Node, s: Shapes, outShape: number[] | undefined, type: DataType | undefined): TensorValue | undefined {
   if (node.op === 'Constant') return constantValue(node)
-  if (outShape === undefined || type === undefined || product(outShape) > FOLD_LIMIT) return undefined
+  // float16 values are held as bits, which no arithmetic here reads right.
+  if (outShape === undefined || type === undefined || type === 'float16' || product(outShape) > FOLD_LIMIT) return undefined
   if (node.op === 'Shape') {
     const x = s.shape(node.inputs[0])
     const start = intAttr(node, 'start', 0)
@@ -415,7 +418,7 @@ function fold (node: Node, s: Shapes, outShape: number[] | undefined, type: Data
   const inputs = node.inputs.map(name => name === '' ? undefined : s.value(name))
   if (inputs.some((v, i) => v === undefined && node.inputs[i] !== '')) return undefined
   // A small slice of a large weight is no shape arithmetic, and copying the weight into numbers would be slow.
-  if (inputs.some(v => v !== undefined && v.data.length > FOLD_LIMIT)) return undefined
+  if (inputs.some(v => v !== undefined && (v.data.length > FOLD_LIMIT || v.type === 'float16'))) return undefined
   const args = inputs.map(v => v === undefined ? undefined : toNum(v))
   const x = args[0]
   const compute = (): Num | undefined => {

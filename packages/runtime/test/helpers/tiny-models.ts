@@ -35,7 +35,8 @@ async function variant (decoder: string, dir: string, model: Model, externalData
   return dir
 }
 
-function withIdentities (model: Model): Model {
+/** The model with an Identity after each `present.*` output's op: the graph rewrite no longer applies. */
+export function withIdentities (model: Model): Model {
   const nodes = model.graph.nodes.flatMap(node => {
     const present = node.outputs[0]
     if (!present.startsWith('present.')) return [node]

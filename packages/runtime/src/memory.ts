@@ -1,0 +1,36 @@
+/**
+ * What a model will take of the node's memory, checked before it is loaded:
+ * a model that cannot fit is refused with the figures, rather than loaded
+ * until the kernel kills the daemon.
+ */
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { findModelFile, graphBytes } from './model.ts'
+import type { ExecutionProvider } from './model.ts'
+
+export interface MemoryNeed {
+  /** Bytes of the weights, as the model's files hold them. */
+  weights: number
+  /** Bytes of the keys and values of one sequence of `tokens`. */
+  cache: number
+  tokens: number
+}
+
+const count = (...values: unknown[]): number | undefined => values.find((v): v is number => typeof v === 'number' && v > 0)
+
+/** What the graph a node would load of `dir` takes (findModelFile's, of `dtype` when given); a directory without one needs nothing, and fails its load. */
+export async function memoryNeed (dir: string, contextTokens: number, options: { dtype?: string, executionProvider?: ExecutionProvider } = {}): Promise<MemoryNeed> {
+  const file = await findModelFile(dir, options).catch(() => undefined)
+  const weights = file == null ? 0 : await graphBytes(dir, file.path)
+  const config = await readFile(join(dir, 'config.json'), 'utf8').then(text => JSON.parse(text), () => ({}))
+  const layers = count(config.num_hidden_layers, config.n_layer) ?? 0
+  const heads = count(config.num_attention_heads, config.n_head)
+  const kvHeads = count(config.num_key_value_heads, heads) ?? 0
+  const hidden = count(config.hidden_size, config.n_embd)
+  const headDim = count(config.head_dim, hidden != null && heads != null ? hidden / heads : undefined) ?? 0
+  const tokens = Math.min(contextTokens, count(config.max_position_embeddings, config.n_positions, config.n_ctx) ?? contextTokens)
+  return { weights, cache: 2 * layers * kvHeads * headDim * 4 * tokens, tokens }
+}
+
+export const GIB = 2 ** 30
+export const gib = (bytes: number): string => `${(bytes / GIB).toFixed(bytes < GIB ? 2 : 1)} GiB`
