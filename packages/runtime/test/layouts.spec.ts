@@ -2,12 +2,13 @@ import assert from 'node:assert/strict'
 import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { before, describe, it } from 'node:test'
-import { attr, buildGptDecoder, initGptWeights, writeModel } from '@node-daemon/onnx'
+import { attr, buildGptDecoder, initGptWeights, withFloat16Weights, withMatMulNBits, writeModel } from '@node-daemon/onnx'
 import { chooseModelFile, loadModel } from '../src/model.ts'
 import { Runtime } from '../src/runtime.ts'
 import { bareGreedy } from './helpers/bare-greedy.ts'
 import { GPT, withTinyRuntime } from './helpers/tiny-models.ts'
 import type { GenerationStats } from '../src/batcher.ts'
+import type { CausalLM } from '../src/model.ts'
 import type { SamplingOptions } from '../src/sampling.ts'
 import type { Model } from '@node-daemon/onnx'
 
@@ -18,7 +19,8 @@ const PROMPT = 'It is a truth universally acknowledged'
  * The layouts exporters write, each holding the tiny decoder. The variants of
  * an onnx-community repository (model_fp16.onnx, model_q4.onnx…) are the same
  * fp32 graph saved under the variant's name: these tests are of which file is
- * found and loaded, not of quantized arithmetic.
+ * found and loaded, not of quantized arithmetic; one test runs real fp16 and
+ * q4 conversions (packages/onnx's withFloat16Weights, withMatMulNBits).
  */
 describe('model layouts', { timeout: 180_000 }, () => {
   const tiny = withTinyRuntime()
@@ -88,6 +90,27 @@ describe('model layouts', { timeout: 180_000 }, () => {
     const int8 = await loadModel(dir)
     assert.equal(int8.info.dtype, 'int8')
     await int8.release()
+  })
+
+  it('runs real fp16 and q4 variants (float16 weights, MatMulNBits) of an onnx-community repository, each near its fp32 source', async () => {
+    const dir = await layout('converted', { 'onnx/model.onnx': decoder(), 'onnx/model_fp16.onnx': withFloat16Weights(decoder()), 'onnx/model_q4.onnx': withMatMulNBits(decoder(), 32) })
+    const logits: Record<string, Float32Array> = {}
+    for (const dtype of ['fp32', 'fp16', 'q4']) {
+      const model = await loadModel(dir, { dtype }) as CausalLM
+      try {
+        assert.equal(model.info.dtype, dtype)
+        assert.equal(model.info.quantization, { fp32: 'F32', fp16: 'F16', q4: 'Q4_0' }[dtype])
+        logits[dtype] = (await model.forward([model.codec.encode(PROMPT)])).logits[0].slice()
+      } finally {
+        await model.release()
+      }
+    }
+    const worst = (dtype: string): number => logits.fp32.reduce((max, x, i) => Math.max(max, Math.abs(x - logits[dtype][i])), 0)
+    const range = Math.max(...logits.fp32) - Math.min(...logits.fp32)
+    // float16 weights round at 2^-11 relative; 4-bit blocks at a sixteenth of each block's range.
+    assert.ok(worst('fp16') < 0.01 * range, `fp16: ${worst('fp16')} of a range of ${range}`)
+    assert.ok(worst('q4') < 0.25 * range, `q4: ${worst('q4')} of a range of ${range}`)
+    assert.ok(worst('q4') > 0, 'q4 is quantized')
   })
 
   it('prefers on CUDA fp16, and reads fp32 before quantized variants on CPU', () => {
