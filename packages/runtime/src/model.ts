@@ -801,7 +801,8 @@ export class Encoder {
     signal?.throwIfAborted()
     const out = await this.session.run(feeds)
     const states = out[this.#output]
-    const data = states.data as Float32Array
+    // fp16 exports give their states in float16.
+    const data = float32(states)
     const width = states.dims.at(-1) as number
     const length = feeds.input_ids.dims[1]
     const vectors = tokenized.map((tokens, b) => {
@@ -876,7 +877,7 @@ export class CrossEncoder {
       const feeds = encoderFeeds(run.map(i => pairs[i].ids), run.map(i => pairs[i].types), this.#typeIds)
       signal?.throwIfAborted()
       const out = await this.session.run(feeds)
-      const logits = out.logits.data as Float32Array
+      const logits = float32(out.logits)
       const labels = out.logits.dims.at(-1) as number
       const scores = run.map((_, b) => labels === 1 ? 1 / (1 + Math.exp(-logits[b])) : 1 / (1 + Math.exp(logits[2 * b] - logits[2 * b + 1])))
       freeOutputs([...Object.values(out), ...Object.values(feeds)])

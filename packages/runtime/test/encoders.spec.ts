@@ -50,9 +50,9 @@ const unit = (v: number[]): number[] => {
   return v.map(x => x / norm)
 }
 
-function close (actual: ArrayLike<number>, expected: number[], what: string): void {
+function close (actual: ArrayLike<number>, expected: number[], what: string, tolerance = 1e-4): void {
   assert.equal(actual.length, expected.length, `${what}: length`)
-  for (let i = 0; i < expected.length; i++) assert.ok(Math.abs(actual[i] - expected[i]) < 1e-4, `${what}: component ${i} is ${actual[i]}, expected ${expected[i]}`)
+  for (let i = 0; i < expected.length; i++) assert.ok(Math.abs(actual[i] - expected[i]) < tolerance, `${what}: component ${i} is ${actual[i]}, expected ${expected[i]}`)
 }
 
 describe('encoders', { timeout: 180_000 }, () => {
@@ -129,6 +129,19 @@ describe('encoders', { timeout: 180_000 }, () => {
     close(query, Array.from(prefixedQuery), 'query')
     close(document, Array.from(prefixedDocument), 'document')
     assert.notDeepEqual(Array.from(document), Array.from(bare))
+  })
+
+  it('reads an fp16 export\'s float16 states as float32', async () => {
+    // The encoder with its output cast to float16, as an fp16 conversion without keep_io_types leaves it.
+    const model = buildEncoder(ENCODER, initEncoderWeights(ENCODER, 7))
+    model.graph.nodes = model.graph.nodes.map(node => ({ ...node, outputs: node.outputs.map(o => o === 'last_hidden_state' ? 'states32' : o) }))
+    model.graph.nodes.push({ op: 'Cast', inputs: ['states32'], outputs: ['last_hidden_state'], attributes: { to: { type: 'int', value: 10 } } })
+    model.graph.outputs = model.graph.outputs.map(o => o.name === 'last_hidden_state' ? { ...o, type: 'float16' } : o)
+    const dir = await variant({}, model)
+    const [half, full] = [await embed(dir, TEXTS), await embed(tiny.models.encoder, TEXTS)]
+    // float16 keeps 11 bits: about 5e-4 of each state, less once pooled and normalized.
+    for (const [k, v] of half.entries()) close(v, Array.from(full[k]), `float16 states of ${JSON.stringify(TEXTS[k])}`, 1e-3)
+    assert.ok(half.some((v, k) => v.some((x, i) => x !== full[k][i])), 'the states were rounded to float16')
   })
 
   it('takes an export\'s sentence_embedding as it is, pooled already', async () => {
