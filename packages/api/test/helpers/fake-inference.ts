@@ -257,7 +257,7 @@ export function fakeInference (): FakeInference {
     },
 
     async import (params: ImportParams): Promise<ModelSummary> {
-      record('import', { name: params.name, description: params.description })
+      record('import', { name: params.name, description: params.description, dtype: params.dtype })
       fake.imported = []
       for await (const file of params.files) fake.imported.push({ path: file.path, size: await bytesOf(file.content) })
       const model = { ...summary(params.name, `bafyimported${fake.imported.length}`, 'causal-lm'), description: params.description ?? '' }

@@ -38,7 +38,7 @@ describe('document 000: AI model registry and embeddings', () => {
 
   it('adds a model directory from a multipart body with its metadata', async () => {
     const form = new FormData()
-    form.append('metadata', JSON.stringify({ name: 'my-model', description: 'from metadata', framework: 'onnx' }))
+    form.append('metadata', JSON.stringify({ name: 'my-model', description: 'from metadata', framework: 'onnx', dtype: 'q4' }))
     form.append('file', new Blob([CONFIG]), 'config.json')
     form.append('file', new Blob([WEIGHTS]), encodeURIComponent('onnx/model.onnx'))
     const res = await fetch(`${server.url}/api/v0/ai/model/add`, { method: 'POST', body: form })
@@ -50,6 +50,7 @@ describe('document 000: AI model registry and embeddings', () => {
     assert.equal(body.metadata.description, 'from metadata')
     assert.equal(body.metadata.kind, 'causal-lm')
     assert.deepEqual(server.inference.imported, [{ path: 'config.json', size: CONFIG.length }, { path: 'onnx/model.onnx', size: 700 }])
+    assert.deepEqual(server.inference.calls.findLast(c => c.method === 'import')?.args[0], { name: 'my-model', description: 'from metadata', dtype: 'q4' })
 
     const nameless = new FormData()
     nameless.append('file', new Blob([CONFIG]), 'config.json')

@@ -206,6 +206,7 @@ describe('documents 001 and 004: tasks, models, events and metrics', () => {
     form.append('modelId', 'custom-model')
     form.append('name', 'My Custom Model')
     form.append('description', 'Fine-tuned')
+    form.append('dtype', 'fp16')
     form.append('file', new Blob(['{"model_type":"gpt2"}']), 'config.json')
     form.append('file', new Blob([new Uint8Array(300)]), encodeURIComponent('onnx/model.onnx'))
     const res = await fetch(`${server.url}/api/models/upload`, { method: 'POST', body: form })
@@ -215,6 +216,7 @@ describe('documents 001 and 004: tasks, models, events and metrics', () => {
     assert.equal(body.model.id, 'custom-model')
     assert.equal(body.model.description, 'Fine-tuned')
     assert.deepEqual(server.inference.imported, [{ path: 'config.json', size: 21 }, { path: 'onnx/model.onnx', size: 300 }])
+    assert.equal((server.inference.calls.findLast(c => c.method === 'import')?.args[0] as { dtype?: string }).dtype, 'fp16')
 
     const late = new FormData()
     late.append('file', new Blob(['{}']), 'config.json')
