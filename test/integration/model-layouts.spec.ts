@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { buildGptDecoder, initGptWeights, writeModel } from '@node-daemon/onnx'
 import { bareGreedy } from '../../packages/runtime/test/helpers/bare-greedy.ts'
-import { GPT, tinyModels } from '../../packages/runtime/test/helpers/tiny-models.ts'
+import { asGenaiBuild, GPT, tinyModels } from '../../packages/runtime/test/helpers/tiny-models.ts'
 import { loadModel } from '../../packages/runtime/src/model.ts'
 import { startTestDaemon } from '../helpers/daemon.ts'
 import type { TinyModels } from '../../packages/runtime/test/helpers/tiny-models.ts'
@@ -90,6 +90,21 @@ describe('model layouts through the API', { timeout: 240_000 }, () => {
     assert.match(shown.body.modelfile, /^PARAMETER dtype q4$/m)
     const ps = await (await fetch(`${daemon.url}/api/ps`)).json()
     assert.ok(ps.models.every((m: { digest: string }) => m.digest === plain.body.model.cid), 'both variants are the same model to /api/ps')
+  })
+
+  it('imports an onnxruntime-genai build without config.json, and shows its shape from genai_config.json', async () => {
+    const dir = join(models.root, 'genai')
+    await cp(models.decoder, dir, { recursive: true })
+    await asGenaiBuild(dir)
+    const form = new FormData()
+    form.append('modelId', 'genai')
+    for (const file of await readdir(dir)) form.append('file', new Blob([await readFile(join(dir, file))]), file)
+    const uploaded = await fetch(`${daemon.url}/api/models/upload`, { method: 'POST', body: form, signal: AbortSignal.timeout(60_000) })
+    assert.equal(uploaded.status, 201, await uploaded.text())
+    assert.deepEqual(await greedy('genai'), expected.fp32)
+    const shown = await call(daemon, '/api/show', { model: 'genai' })
+    assert.equal(shown.status, 200, JSON.stringify(shown.body))
+    assert.equal(shown.body.model_info['gpt2.block_count'], GPT.layers)
   })
 
   it('creates a variant from a CID with PARAMETER dtype, and refuses one the repository lacks', async () => {

@@ -8,7 +8,7 @@
 import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { dirname, join, normalize } from 'node:path'
 import { ModelNotFoundError } from '@node-daemon/cluster'
-import { InvalidModelError, loadModel, missingModelFiles } from '@node-daemon/runtime'
+import { configFromGenai, InvalidModelError, loadModel, missingModelFiles } from '@node-daemon/runtime'
 import { raceSignal } from 'race-signal'
 import { InvalidModelfileError } from './errors.ts'
 import { renderModelfile } from './modelfile.ts'
@@ -125,7 +125,7 @@ export class ModelLibrary {
   async details (name: string, options: AbortOptions = {}): Promise<ModelDetails> {
     const model = await this.resolve(name, options)
     const profile = model.profile ?? await this.profileOf(model.cid, options)
-    const config = JSON.parse(await this.readText(`${model.cid}/config.json`, options))
+    const config = await this.#config(model.cid, options)
     return {
       ...summary({ ...model, profile }),
       template: profile.template ?? await this.#chatTemplate(model.cid, options),
@@ -136,6 +136,13 @@ export class ModelLibrary {
       architecture: architectureOf(config),
       license: await this.#license(model.cid, config, options)
     }
+  }
+
+  /** config.json, or what an onnxruntime-genai build without one says of the model in genai_config.json. */
+  async #config (cid: string, options: AbortOptions): Promise<Record<string, any>> {
+    const { entries } = await this.#content.ls(cid, options)
+    if (!entries.some(e => e.name === 'config.json') && entries.some(e => e.name === 'genai_config.json')) return configFromGenai(JSON.parse(await this.readText(`${cid}/genai_config.json`, options)))
+    return JSON.parse(await this.readText(`${cid}/config.json`, options))
   }
 
   /** The text of the directory's LICENSE file, as Ollama shows a model's license layer; else what config.json says. */

@@ -9,7 +9,7 @@
  */
 export { Runtime, renderPrompt, fitPrompt, promptTokens, DEFAULT_NUM_CTX } from './runtime.ts'
 export type { ContextOptions, OutputFormat, OutputOptions, RuntimeComponents, RuntimeInit, ModelRef, UseOptions, LoadedEntry, PromptInput, Lease } from './runtime.ts'
-export { loadModel, freeOutputs, CausalLM, Encoder, CrossEncoder, readSentenceConfig, missingModelFiles, DTYPES, chooseModelFile, findModelFile } from './model.ts'
+export { loadModel, freeOutputs, CausalLM, Encoder, CrossEncoder, readSentenceConfig, configFromGenai, missingModelFiles, DTYPES, chooseModelFile, findModelFile } from './model.ts'
 export type { BatchCache, Dtype, EmbedInput, ExecutionProvider, InputType, LoadedModel, ModelFile, ModelInfo, PoolingMode, SentenceConfig } from './model.ts'
 export { Batcher } from './batcher.ts'
 export { PrefixCache } from './prefix-cache.ts'

@@ -152,7 +152,7 @@ export async function findModelFile (dir: string, options: { dtype?: string, exe
  * for builds that ship without config.json: the builder writes the shape of
  * the model there under its own names.
  */
-function configFromGenai (genai: Record<string, any>): Record<string, any> {
+export function configFromGenai (genai: Record<string, any>): Record<string, any> {
   const m = genai.model ?? {}
   const d = m.decoder ?? {}
   const config: Record<string, any> = {

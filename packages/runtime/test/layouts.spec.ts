@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict'
-import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { cp, mkdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { before, describe, it } from 'node:test'
 import { attr, buildGptDecoder, initGptWeights, withFloat16Weights, withMatMulNBits, writeModel } from '@node-daemon/onnx'
 import { chooseModelFile, loadModel } from '../src/model.ts'
 import { Runtime } from '../src/runtime.ts'
 import { bareGreedy } from './helpers/bare-greedy.ts'
-import { GPT, withTinyRuntime } from './helpers/tiny-models.ts'
+import { asGenaiBuild, GPT, withTinyRuntime } from './helpers/tiny-models.ts'
 import type { GenerationStats } from '../src/batcher.ts'
 import type { CausalLM } from '../src/model.ts'
 import type { SamplingOptions } from '../src/sampling.ts'
@@ -124,21 +124,7 @@ describe('model layouts', { timeout: 180_000 }, () => {
 
   it('runs an onnxruntime-genai build named by genai_config.json, without config.json', async () => {
     const dir = await layout('genai', { 'model.onnx': decoder() }, () => 'model.onnx.data')
-    const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8'))
-    await rm(join(dir, 'config.json'))
-    // The fields onnxruntime-genai's builder writes, for a GPT-2 shape.
-    await writeFile(join(dir, 'genai_config.json'), JSON.stringify({
-      model: {
-        type: 'gpt2',
-        context_length: config.n_positions,
-        vocab_size: config.vocab_size,
-        bos_token_id: config.bos_token_id,
-        eos_token_id: config.eos_token_id,
-        pad_token_id: config.eos_token_id,
-        decoder: { filename: 'model.onnx', hidden_size: GPT.hiddenSize, num_attention_heads: GPT.heads, num_key_value_heads: GPT.heads, num_hidden_layers: GPT.layers, head_size: GPT.hiddenSize / GPT.heads }
-      },
-      search: { max_length: config.n_positions }
-    }))
+    const config = await asGenaiBuild(dir)
     const model = await loadModel(dir)
     assert.equal(model.info.contextLength, config.n_positions)
     assert.ok(model.info.size > 4 * GPT.vocabSize * GPT.hiddenSize, 'the size counts model.onnx.data')

@@ -89,6 +89,30 @@ export async function writeReranker (encoder: string, dir: string, labels: numbe
   return { cls: id(CLS), sep: id(SEP) }
 }
 
+/**
+ * Turns the tiny decoder's directory `dir` into an onnxruntime-genai build's
+ * layout: genai_config.json with the fields its builder writes for a GPT-2
+ * shape, naming model.onnx, and no config.json. Returns the config.json it
+ * replaced.
+ */
+export async function asGenaiBuild (dir: string): Promise<Record<string, any>> {
+  const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8'))
+  await rm(join(dir, 'config.json'))
+  await writeFile(join(dir, 'genai_config.json'), JSON.stringify({
+    model: {
+      type: 'gpt2',
+      context_length: config.n_positions,
+      vocab_size: config.vocab_size,
+      bos_token_id: config.bos_token_id,
+      eos_token_id: config.eos_token_id,
+      pad_token_id: config.eos_token_id,
+      decoder: { filename: 'model.onnx', hidden_size: GPT.hiddenSize, num_attention_heads: GPT.heads, num_key_value_heads: GPT.heads, num_hidden_layers: GPT.layers, head_size: GPT.hiddenSize / GPT.heads }
+    },
+    search: { max_length: config.n_positions }
+  }))
+  return config
+}
+
 /** The tiny models and a started Runtime for the tests of one describe block: made before them, stopped and removed after. */
 export function withTinyRuntime (): { readonly models: TinyModels, readonly runtime: Runtime } {
   const made: { models?: TinyModels, runtime?: Runtime } = {}
