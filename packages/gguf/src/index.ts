@@ -4,7 +4,7 @@
  * tokenizer metadata and tokenizer.json, and a converter of the project's
  * GPT-2-style decoders into GGUF files llama.cpp runs.
  */
-export { readGguf, summarize } from './reader.ts'
+export { configOf, readGguf, summarize } from './reader.ts'
 export type { GgufFile, GgufSummary, GgufTensorInfo, GgufValue } from './reader.ts'
 export { writeGguf, tensorBytes } from './writer.ts'
 export type { TensorToWrite, TypedValue } from './writer.ts'

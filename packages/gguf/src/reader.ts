@@ -191,3 +191,31 @@ export function summarize (gguf: GgufFile): GgufSummary {
     ...(typeof template === 'string' ? { chatTemplate: template } : {})
   }
 }
+
+/**
+ * A GGUF file's metadata as a config.json would say it: the shape under
+ * Hugging Face's names (what /api/show reads), and the scalar GGUF keys as
+ * they are. The tokenizer's arrays are left out: they are megabytes.
+ */
+export function configOf (gguf: GgufFile): Record<string, unknown> {
+  const m = gguf.metadata
+  const architecture = String(m['general.architecture'] ?? 'unknown')
+  const n = (key: string): number | undefined => {
+    const v = m[`${architecture}.${key}`]
+    return typeof v === 'number' ? v : undefined
+  }
+  const tokens = m['tokenizer.ggml.tokens']
+  const config: Record<string, unknown> = Object.fromEntries(Object.entries(m).filter(([, v]) => !Array.isArray(v)).map(([k, v]) => [k, typeof v === 'bigint' ? v.toString() : v]))
+  const shape: Record<string, number | undefined> = {
+    hidden_size: n('embedding_length'),
+    num_hidden_layers: n('block_count'),
+    num_attention_heads: n('attention.head_count'),
+    num_key_value_heads: n('attention.head_count_kv'),
+    intermediate_size: n('feed_forward_length'),
+    max_position_embeddings: n('context_length'),
+    vocab_size: Array.isArray(tokens) ? tokens.length : n('vocab_size')
+  }
+  for (const [k, v] of Object.entries(shape)) if (v != null) config[k] = v
+  config.model_type = architecture
+  return config
+}

@@ -10,7 +10,7 @@
  */
 import { stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import { hfTokenizer, readGguf, summarize } from '@node-daemon/gguf'
+import { configOf, hfTokenizer, readGguf, summarize } from '@node-daemon/gguf'
 import { getLlama, LlamaLogLevel } from 'node-llama-cpp'
 import { InvalidModelError, UnsupportedModelError } from './errors.ts'
 import { sharedLength } from './prefix-cache.ts'
@@ -89,7 +89,7 @@ export async function loadGguf (dir: string, options: GgufLoadOptions = {}): Pro
     parameters: summary.parameters,
     quantization: summary.quantization,
     contextLength: Math.min(contextLength, context.contextSize),
-    config: { model_type: summary.architecture, vocab_size: vocabSize },
+    config: { ...configOf(file), vocab_size: vocabSize },
     generation: {}
   }
   return new GgufLM(model, context, codec, info, vocabSize)

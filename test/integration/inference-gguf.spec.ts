@@ -1,0 +1,81 @@
+/**
+ * A GGUF model as a user brings one: the default decoder converted to GGUF,
+ * uploaded as a single .gguf file to a real daemon, then driven by the real
+ * ollama and openai clients. Its answers equal the ONNX default model's,
+ * the same weights in the other engine.
+ */
+import assert from 'node:assert/strict'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { Ajv } from 'ajv'
+import { convertDecoder } from '@node-daemon/gguf'
+import { DEFAULT_MODELS, assetDir } from '@node-daemon/models'
+import { startWithClients } from '../helpers/clients.ts'
+import type { TestDaemon } from '../helpers/daemon.ts'
+import type { Ollama } from 'ollama'
+import type OpenAI from 'openai'
+
+const GREEDY = { temperature: 0, repeat_penalty: 1, num_predict: 24 }
+const GGUF = 'tiny-gguf:f32'
+
+describe('a GGUF model in a daemon', () => {
+  let daemon: TestDaemon
+  let ollama: Ollama
+  let openai: OpenAI
+  let dir: string
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'inference-gguf-'))
+    await convertDecoder(assetDir('tiny-gpt'), join(dir, 'tiny-gpt.F32.gguf'))
+    ;({ daemon, ollama, openai } = await startWithClients())
+  })
+  after(async () => {
+    await daemon?.cleanup()
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('imports a .gguf file by upload, registered with what its header says', async () => {
+    const form = new FormData()
+    form.append('modelId', GGUF)
+    form.append('file', new Blob([await readFile(join(dir, 'tiny-gpt.F32.gguf'))]), 'tiny-gpt.F32.gguf')
+    const res = await fetch(`${daemon.url}/api/models/upload`, { method: 'POST', body: form, signal: AbortSignal.timeout(120_000) })
+    assert.equal(res.status, 201, await res.clone().text())
+    const listed = (await ollama.list()).models.find(m => m.name === GGUF)
+    assert.deepEqual(listed && { family: listed.details.family, quantization: listed.details.quantization_level }, { family: 'gpt2', quantization: 'F32' })
+    const shown = await ollama.show({ model: GGUF })
+    assert.match(shown.template, /<\|im_start\|>/, 'the template is the file\'s')
+    assert.equal((shown.model_info as unknown as Record<string, unknown>)['gpt2.context_length'], 512)
+  })
+
+  it('generates the ONNX model\'s greedy text, streamed and not, and shows in /api/ps', async () => {
+    const prompt = 'It was a fine morning, and Elizabeth'
+    const onnx = await ollama.generate({ model: DEFAULT_MODELS.generate, prompt, raw: true, stream: false, options: GREEDY })
+    const whole = await ollama.generate({ model: GGUF, prompt, raw: true, stream: false, options: GREEDY })
+    assert.equal(whole.response, onnx.response)
+    assert.ok(whole.eval_count > 0)
+    let streamed = ''
+    for await (const part of await ollama.generate({ model: GGUF, prompt, raw: true, stream: true, options: GREEDY })) streamed += part.response
+    assert.equal(streamed, onnx.response)
+    const ps = (await ollama.ps()).models.find(m => m.name === GGUF)
+    assert.ok(ps != null, 'the model is loaded')
+  })
+
+  it('answers /v1/chat/completions with the file\'s chat template, streamed and not', async () => {
+    const messages = [{ role: 'user' as const, content: 'Tell me about the weather.' }]
+    const ask = { messages, temperature: 0, max_tokens: 16 }
+    const onnx = await openai.chat.completions.create({ ...ask, model: DEFAULT_MODELS.generate })
+    const whole = await openai.chat.completions.create({ ...ask, model: GGUF })
+    assert.equal(whole.choices[0].message.content, onnx.choices[0].message.content)
+    let streamed = ''
+    for await (const chunk of await openai.chat.completions.create({ ...ask, model: GGUF, stream: true })) streamed += chunk.choices[0]?.delta.content ?? ''
+    assert.equal(streamed, whole.choices[0].message.content)
+  })
+
+  it('keeps structured output to the format\'s schema', async () => {
+    const schema = { type: 'object', properties: { city: { type: 'string', maxLength: 12 }, days: { type: 'integer', minimum: 1, maximum: 7 } }, required: ['city', 'days'], additionalProperties: false }
+    const res = await ollama.chat({ model: GGUF, messages: [{ role: 'user', content: 'The forecast?' }], format: schema, stream: false, options: { temperature: 1, seed: 5, num_predict: 80 } })
+    assert.ok(new Ajv().validate(schema, JSON.parse(res.message.content)), res.message.content)
+  })
+})
