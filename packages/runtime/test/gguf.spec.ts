@@ -7,22 +7,12 @@ import { Ajv } from 'ajv'
 import { convertDecoder } from '@node-daemon/gguf'
 import { assetDir } from '@node-daemon/models'
 import { Runtime } from '../src/runtime.ts'
-import type { GenerationEvent, GenerationStats } from '../src/batcher.ts'
+import { collect } from './helpers/collect.ts'
+import type { GenerationStats } from '../src/batcher.ts'
 import type { SamplingOptions } from '../src/sampling.ts'
 
 const GREEDY: SamplingOptions = { temperature: 0, topK: 0, topP: 1, repeatPenalty: 1, repeatLastN: 0 }
 const PROMPTS = ['It is a truth universally acknowledged', 'The old man and', 'Call me']
-
-async function collect (events: AsyncIterable<GenerationEvent>): Promise<{ streamed: string, stats: GenerationStats }> {
-  let streamed = ''
-  let stats: GenerationStats | undefined
-  for await (const e of events) {
-    if (e.type === 'chunk') streamed += e.chunk.text
-    else stats = e.stats
-  }
-  assert.ok(stats != null, 'the stream ends with done')
-  return { streamed, stats }
-}
 
 /** The default decoder run by the runtime as ONNX and, converted, as GGUF through llama.cpp. */
 describe('a GGUF model in the runtime', () => {
