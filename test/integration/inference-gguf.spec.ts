@@ -46,7 +46,7 @@ describe('a GGUF model in a daemon', () => {
     const res = await fetch(`${daemon.url}/api/models/upload`, { method: 'POST', body: form, signal: AbortSignal.timeout(120_000) })
     assert.equal(res.status, 201, await res.clone().text())
     const listed = (await ollama.list()).models.find(m => m.name === GGUF)
-    assert.deepEqual(listed && { family: listed.details.family, quantization: listed.details.quantization_level }, { family: 'gpt2', quantization: 'F32' })
+    assert.deepEqual(listed && { format: listed.details.format, family: listed.details.family, quantization: listed.details.quantization_level }, { format: 'gguf', family: 'gpt2', quantization: 'F32' })
     const shown = await ollama.show({ model: GGUF })
     assert.match(shown.template, /<\|im_start\|>/, 'the template is the file\'s')
     assert.equal((shown.model_info as unknown as Record<string, unknown>)['gpt2.context_length'], 512)

@@ -375,7 +375,8 @@ function summary (model: ResolvedModel): ModelSummary {
     modifiedAt: new Date((model.record?.timestamp ?? 0) * 1000),
     parameters: p?.parameters ?? 0,
     quantization: p?.quantization ?? '',
-    contextLength: p?.contextLength ?? 0
+    contextLength: p?.contextLength ?? 0,
+    format: p?.format === 'gguf' ? 'gguf' : 'onnx'
   }
 }
 
