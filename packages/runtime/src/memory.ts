@@ -15,7 +15,7 @@ export interface MemoryNeed {
 }
 
 /** The files whose bytes a session holds in memory. */
-const WEIGHT_FILES = ['model.onnx', 'model.onnx_data', 'model.onnx.data']
+const WEIGHT_FILES = ['model.onnx', 'model.onnx_data', 'model.onnx.data', 'model.gguf']
 
 const count = (...values: unknown[]): number | undefined => values.find((v): v is number => typeof v === 'number' && v > 0)
 
