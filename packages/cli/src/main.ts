@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto'
-import { stat } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
@@ -10,10 +9,14 @@ import { createWorker } from '@node-daemon/worker'
 import { Command, Option } from 'commander'
 import cliProgress from 'cli-progress'
 import { createLogger, defaultRepo, formatSwarmKey, initRepo, loadConfig, OPEN_SWARM, parsePort, parseSecret, parseTrustedPeers, readSwarmKey, REPO_VERSION, SWARM_KEY_FILE, versionInfo, writeDefaultConfig } from '@node-daemon/daemon'
+import { GGUF_FILE } from '@node-daemon/runtime'
 import { call, ndjson, post, resolveApi } from './client.ts'
+import { defaultOllamaModels, readOllamaModels } from './ollama.ts'
 import { authCommand } from './auth.ts'
 import { startDaemon } from './daemon.ts'
 import { listUpload, multipartBody } from './upload.ts'
+import type { Api } from './client.ts'
+import type { UploadEntry } from './upload.ts'
 import type { ConfigLayer } from '@node-daemon/daemon'
 
 /** Progress bars only pay off on big uploads. */
@@ -165,15 +168,11 @@ async function tokenCreate (opts: Record<string, any>): Promise<void> {
   process.stderr.write(`a ${role} token, valid until ${expiresAt}: start a new node with --join-token <token> --bootstrap <a multiaddr of this node>\n`)
 }
 
-/** Imports a model directory in the Hugging Face ONNX layout through document 001's upload route. */
-async function modelImport (dir: string, opts: Record<string, any>): Promise<void> {
-  const api = await resolveApi(opts, repoOf(opts))
-  // A tarball goes as it is, under its own name, and the node reads its entries; a directory's paths are inside it, without its own name.
-  const archive = (await stat(dir)).isFile()
-  const files = (await listUpload(dir, true)).filter(e => e.file != null).map(e => archive ? e : { ...e, path: e.path.split('/').slice(1).join('/') })
+/** Uploads a model's files through document 001's upload route and registers them under `name`; returns the registered name and CID. */
+async function uploadModel (api: Api, name: string, files: UploadEntry[], opts: Record<string, any>): Promise<{ id: string, cid: string }> {
   const progress = uploadProgress('importing', files.reduce((sum, e) => sum + e.size, 0), opts.progress !== false)
   const boundary = `node-daemon-${randomUUID()}`
-  const fields: Record<string, string> = { modelId: opts.name }
+  const fields: Record<string, string> = { modelId: name }
   if (opts.description != null) fields.description = opts.description
   if (opts.dtype != null) fields.dtype = opts.dtype
   const res = await post(api, new URL(`${api.base}/api/models/upload`), {
@@ -183,7 +182,38 @@ async function modelImport (dir: string, opts: Record<string, any>): Promise<voi
   } as RequestInit)
   progress.stop()
   const { model } = await res.json() as { model: { id: string, cid: string } }
+  return model
+}
+
+/** Imports a model directory in the Hugging Face ONNX layout, or a GGUF file. */
+async function modelImport (dir: string, opts: Record<string, any>): Promise<void> {
+  const api = await resolveApi(opts, repoOf(opts))
+  const listed = await listUpload(dir, true)
+  // Paths inside the model directory: the directory's own name is not part of the model; a lone file is the model.
+  const files = listed.length === 1 && listed[0].file != null ? listed : listed.filter(e => e.file != null).map(e => ({ ...e, path: e.path.split('/').slice(1).join('/') }))
+  const model = await uploadModel(api, opts.name, files, opts)
   process.stdout.write(`imported ${model.id} ${model.cid}\n`)
+}
+
+/**
+ * Imports every model of an Ollama installation under its Ollama name: the
+ * GGUF blob as the model, the license blob as its LICENSE, and the template,
+ * system prompt and parameters as a Modelfile would set them.
+ */
+async function modelImportOllama (opts: Record<string, any>): Promise<void> {
+  const api = await resolveApi(opts, repoOf(opts))
+  const models = await readOllamaModels(opts.modelsDir ?? defaultOllamaModels())
+  if (models.length === 0) process.stderr.write('no Ollama models found\n')
+  for (const m of models) {
+    const files: UploadEntry[] = [{ path: GGUF_FILE, file: m.model.file, size: m.model.size }]
+    if (m.license != null) files.push({ path: 'LICENSE', file: m.license.file, size: m.license.size })
+    const model = await uploadModel(api, m.name, files, opts)
+    if (m.template != null || m.system != null || m.parameters != null) {
+      const body = { model: m.name, from: m.name, template: m.template, system: m.system, parameters: m.parameters, stream: false }
+      await post(api, new URL(`${api.base}/api/create`), { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+    }
+    process.stdout.write(`imported ${model.id} ${model.cid}\n`)
+  }
 }
 
 /** The `node-daemon` command: `start` runs a daemon; the rest are thin clients of its HTTP API. */
@@ -262,14 +292,20 @@ export function program (): Command {
 
   const model = cmd.command('model').description('models of the cluster')
   model.command('import')
-    .description('add a model directory in the Hugging Face ONNX layout (config.json, tokenizer.json, model.onnx, ...), or its tarball (.tar, .tar.gz, .tgz), and register it')
-    .argument('<dir>', 'the directory, or a tarball of it')
+    .description('add a model directory in the Hugging Face ONNX layout (config.json, tokenizer.json, model.onnx, ...), its tarball (.tar, .tar.gz, .tgz) or a .gguf file, and register it')
+    .argument('<dir-or-file>', 'the directory, a tarball of it, or a .gguf file')
     .requiredOption('--name <name>', 'the name to register it under, e.g. my-model or my-model:v2')
     .option('--description <text>', 'what the model is')
     .option('--dtype <variant>', 'the ONNX variant to run, of a repository with several: fp32, fp16, q4, q4f16, int8, uint8, quantized, bnb4 (default: the best each node runs)')
     .addOption(repoOption()).addOption(apiOption()).addOption(apiKeyOption())
     .option('--no-progress', 'no progress bar')
     .action(modelImport)
+  model.command('import-ollama')
+    .description('import every model of an Ollama installation under its Ollama name, with its template, system prompt, parameters and license')
+    .option('--models-dir <dir>', 'the Ollama models directory (default $OLLAMA_MODELS or ~/.ollama/models)')
+    .addOption(repoOption()).addOption(apiOption()).addOption(apiKeyOption())
+    .option('--no-progress', 'no progress bar')
+    .action(modelImportOllama)
 
   cmd.addCommand(authCommand(() => [repoOption(), apiOption(), apiKeyOption()], repoOf))
 

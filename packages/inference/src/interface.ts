@@ -169,6 +169,8 @@ export interface ModelSummary {
   /** The weights' type as Ollama names it (F32, F16, Q8_0, Q4_0); empty when unknown. */
   quantization: string
   contextLength: number
+  /** Ollama's details.format: gguf for a GGUF model; onnx, or unset, for the rest. */
+  format?: 'onnx' | 'gguf'
 }
 
 /** A transformer's shape as config.json gives it, by Ollama's model_info names; unset where the config does not say. */

@@ -1,14 +1,15 @@
 /**
  * The model library: names in the cluster's model registry, bytes in IPFS as
- * directory DAGs in the Hugging Face ONNX layout, and a copy on this node's
- * disk for onnxruntime to load. A record's metadata holds what inference
+ * directory DAGs in the Hugging Face ONNX layout or holding a GGUF file, and
+ * a copy on this node's disk for onnxruntime or llama.cpp to load. A record's metadata holds what inference
  * needs without the bytes (kind, family, context) and what a Modelfile set
  * (template, system prompt, parameters).
  */
 import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { dirname, join, normalize } from 'node:path'
 import { ModelNotFoundError } from '@node-daemon/cluster'
-import { configFromGenai, InvalidModelError, loadModel, missingModelFiles } from '@node-daemon/runtime'
+import { configOf, readGguf, summarize as ggufSummary } from '@node-daemon/gguf'
+import { configFromGenai, GGUF_FILE, InvalidModelError, isGgufModel, loadModel, missingModelFiles } from '@node-daemon/runtime'
 import { raceSignal } from 'race-signal'
 import { InvalidModelfileError } from './errors.ts'
 import { renderModelfile } from './modelfile.ts'
@@ -21,7 +22,7 @@ import type { Content } from '@node-daemon/content'
 
 /** What a registry record's metadata says of a model. */
 export interface ModelProfile {
-  format: 'hf-onnx'
+  format: 'hf-onnx' | 'gguf'
   kind: 'causal-lm' | 'encoder' | 'reranker'
   family: string
   contextLength: number
@@ -119,16 +120,17 @@ export class ModelLibrary {
 
   async list (options: AbortOptions = {}): Promise<ModelSummary[]> {
     const models = await this.#cluster.getAllModels(options)
-    return models.filter(m => m.kind === 'model' && m.metadata.format === 'hf-onnx').map(m => summary(view(m)))
+    return models.filter(m => m.kind === 'model' && isProfile(m.metadata)).map(m => summary(view(m)))
   }
 
   async details (name: string, options: AbortOptions = {}): Promise<ModelDetails> {
     const model = await this.resolve(name, options)
     const profile = model.profile ?? await this.profileOf(model.cid, options)
-    const config = await this.#config(model.cid, options)
+    const gguf = profile.format === 'gguf' ? await readGguf(join(await this.unpack(model.cid, options), GGUF_FILE)) : undefined
+    const config = gguf != null ? configOf(gguf) : await this.#config(model.cid, options)
     return {
       ...summary({ ...model, profile }),
-      template: profile.template ?? await this.#chatTemplate(model.cid, options),
+      template: profile.template ?? (gguf != null ? ggufSummary(gguf).chatTemplate ?? '' : await this.#chatTemplate(model.cid, options)),
       system: profile.system ?? '',
       options: profile.options,
       modelfile: renderModelfile({ from: profile.from ?? model.cid, options: profile.options, template: profile.template, system: profile.system, dtype: profile.dtype }),
@@ -150,7 +152,8 @@ export class ModelLibrary {
     const { entries } = await this.#content.ls(cid, options)
     const file = entries.find(e => e.type === 'file' && /^licen[cs]e(\.md|\.txt)?$/i.test(e.name))
     if (file != null) return this.readText(`${cid}/${file.name}`, options)
-    return typeof config.license === 'string' ? config.license : ''
+    const license = config.license ?? config['general.license']
+    return typeof license === 'string' ? license : ''
   }
 
   /** A small file of the content store as text: a config, a prompt, a response. */
@@ -229,7 +232,7 @@ export class ModelLibrary {
   async files (cid: string, options: AbortOptions = {}): Promise<Array<{ path: string, cid: string, size: number }>> {
     const files = await this.#filesUnder(cid, '', options)
     const missing = missingModelFiles(files.map(f => f.path))
-    if (missing.length > 0) throw new InvalidModelError(`${cid} is not a model directory in the Hugging Face ONNX layout: it has no ${missing.join(', ')}`)
+    if (missing.length > 0 && !files.some(f => f.path === GGUF_FILE)) throw new InvalidModelError(`${cid} is not a model directory in the Hugging Face ONNX layout, nor one with a ${GGUF_FILE}: it has no ${missing.join(', ')}`)
     return files
   }
 
@@ -252,6 +255,7 @@ export class ModelLibrary {
    */
   async profileOf (cid: string, options: AbortOptions & { dtype?: string } = {}): Promise<ModelProfile> {
     const dir = await this.unpack(cid, options)
+    if (await isGgufModel(dir)) return this.#ggufProfile(cid, dir, options)
     const model = await loadModel(dir, { signal: options.signal, dtype: options.dtype })
     try {
       const files = await this.files(cid, options)
@@ -268,6 +272,27 @@ export class ModelLibrary {
       }
     } finally {
       await model.release()
+    }
+  }
+
+  /** A GGUF model's profile, from its file's header: llama.cpp is not loaded for it, as a file of gigabytes would take long. */
+  async #ggufProfile (cid: string, dir: string, options: AbortOptions): Promise<ModelProfile> {
+    let facts: ReturnType<typeof ggufSummary>
+    try {
+      facts = ggufSummary(await readGguf(join(dir, GGUF_FILE)))
+    } catch (err: any) {
+      throw new InvalidModelError(`${GGUF_FILE}: ${err.name === 'GgufFormatError' ? err.message : 'cannot be read'}`)
+    }
+    const files = await this.files(cid, options)
+    return {
+      format: 'gguf',
+      kind: 'causal-lm',
+      family: facts.architecture,
+      contextLength: facts.contextLength ?? 0,
+      parameters: facts.parameters,
+      quantization: facts.quantization,
+      size: files.reduce((n, f) => n + f.size, 0),
+      options: {}
     }
   }
 
@@ -349,7 +374,7 @@ function architectureOf (config: Record<string, unknown>): ModelArchitecture {
 }
 
 function view (record: ModelRecord): ResolvedModel {
-  const profile = record.metadata.format === 'hf-onnx' ? record.metadata as unknown as ModelProfile : undefined
+  const profile = isProfile(record.metadata) ? record.metadata as unknown as ModelProfile : undefined
   return { name: record.modelId, cid: record.modelCID, record, profile }
 }
 
@@ -367,15 +392,25 @@ function summary (model: ResolvedModel): ModelSummary {
     modifiedAt: new Date((model.record?.timestamp ?? 0) * 1000),
     parameters: p?.parameters ?? 0,
     quantization: p?.quantization ?? '',
-    contextLength: p?.contextLength ?? 0
+    contextLength: p?.contextLength ?? 0,
+    format: p?.format === 'gguf' ? 'gguf' : 'onnx'
   }
 }
 
+function isProfile (metadata: Record<string, unknown>): boolean {
+  return metadata.format === 'hf-onnx' || metadata.format === 'gguf'
+}
+
 async function * candidates (files: ImportParams['files']): AsyncIterable<{ path: string, content: AsyncIterable<Uint8Array> | Uint8Array }> {
+  let ggufSeen = false
   for await (const file of files) {
     const path = normalize(file.path).replace(/^(\.\/)+/, '')
     if (path.startsWith('..') || path.startsWith('/') || !path.split('/').every(name => SAFE_NAME.test(name))) throw new InvalidModelError(`unsafe path ${JSON.stringify(file.path.slice(0, 256))}`)
-    yield { path, content: file.content }
+    // A GGUF file imported as it was downloaded (llama-3.2-1b.Q4_K_M.gguf) is the directory's model.gguf.
+    const gguf = !path.includes('/') && path.endsWith('.gguf')
+    if (gguf && ggufSeen) throw new InvalidModelError('a model directory holds one GGUF file')
+    ggufSeen ||= gguf
+    yield { path: gguf ? GGUF_FILE : path, content: file.content }
   }
 }
 

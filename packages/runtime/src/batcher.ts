@@ -9,7 +9,7 @@ import { ContextLengthError } from './errors.ts'
 import { PrefixCache } from './prefix-cache.ts'
 import { argmax, createSampler } from './sampling.ts'
 import { IncrementalDecoder } from './text.ts'
-import type { BatchCache, CausalLM } from './model.ts'
+import type { Decoder, DecoderCache } from './decoder.ts'
 import type { Sampled, Sampler, SamplingOptions, TokenLogprob } from './sampling.ts'
 import type { ToolCall } from './tools.ts'
 import type { Pushable } from 'it-pushable'
@@ -100,7 +100,7 @@ interface Sequence {
 /** The sequences decoding together, in the order of their rows in the cache. */
 interface Batch {
   seqs: Sequence[]
-  cache: BatchCache
+  cache: DecoderCache
 }
 
 const now = (): number => Number(process.hrtime.bigint())
@@ -116,14 +116,14 @@ export interface BatcherInit {
 const PREFIX_CACHE_BYTES = 256 * 1_048_576
 
 export class Batcher {
-  readonly #model: CausalLM
+  readonly #model: Decoder
   readonly #maxBatch: number
   readonly #waiting: Sequence[] = []
   readonly #prefixes: PrefixCache
   #batch?: Batch
   #running = false
 
-  constructor (model: CausalLM, init: BatcherInit = {}) {
+  constructor (model: Decoder, init: BatcherInit = {}) {
     this.#model = model
     this.#maxBatch = init.maxBatch ?? 16
     this.#prefixes = new PrefixCache(model, init.prefixCacheBytes ?? PREFIX_CACHE_BYTES)
@@ -204,7 +204,7 @@ export class Batcher {
    * from nothing. Then they all join the batch.
    */
   async #prefill (joining: Sequence[]): Promise<void> {
-    const parts: Array<{ seqs: Sequence[], cache: BatchCache, logits: Float32Array[] }> = []
+    const parts: Array<{ seqs: Sequence[], cache: DecoderCache, logits: Float32Array[] }> = []
     const fresh: Sequence[] = []
     for (const seq of joining) {
       const hit = this.#prefixes.take(seq.request.prompt)
@@ -251,6 +251,7 @@ export class Batcher {
     if (batch == null || batch.seqs.every(s => !s.done)) return
     batch.seqs.forEach((s, i) => { if (s.done && !s.failed) this.#prefixes.store(s.history, batch.cache, i) })
     const rows = batch.seqs.flatMap((s, i) => s.done ? [] : [i])
+    if (rows.length === 0) this.#model.free?.(batch.cache)
     this.#batch = rows.length === 0 ? undefined : { seqs: rows.map(i => batch.seqs[i]), cache: this.#model.regroup([{ cache: batch.cache, rows }]) }
   }
 

@@ -1,16 +1,20 @@
 /**
  * Inference on this node. Loads models in the Hugging Face ONNX layout into
- * onnxruntime sessions kept alive between requests (when they fit the
- * memory left), tokenizes with @huggingface/tokenizers and renders chat
- * templates with @huggingface/jinja, and runs the generation loop (KV cache,
- * prefix cache, sampling, stop strings, constrained decoding for structured
- * output and tool calls, streaming, cancellation) with continuous batching,
- * embeddings and reranking.
+ * onnxruntime sessions, and GGUF files into llama.cpp, kept alive between
+ * requests (when they fit the memory left), tokenizes with
+ * @huggingface/tokenizers and renders chat templates with @huggingface/jinja,
+ * and runs the generation loop (KV cache, prefix cache, sampling, stop
+ * strings, constrained decoding for structured output and tool calls,
+ * streaming, cancellation) with continuous batching, embeddings and
+ * reranking.
  */
 export { Runtime, renderPrompt, fitPrompt, promptTokens, DEFAULT_NUM_CTX } from './runtime.ts'
-export type { ContextOptions, OutputFormat, OutputOptions, RuntimeComponents, RuntimeInit, ModelRef, UseOptions, LoadedEntry, PromptInput, Lease } from './runtime.ts'
+export type { Loaded, ContextOptions, OutputFormat, OutputOptions, RuntimeComponents, RuntimeInit, ModelRef, UseOptions, LoadedEntry, PromptInput, Lease } from './runtime.ts'
 export { loadModel, freeOutputs, CausalLM, Encoder, CrossEncoder, readSentenceConfig, configFromGenai, missingModelFiles, DTYPES, chooseModelFile, findModelFile } from './model.ts'
 export type { BatchCache, Dtype, EmbedInput, ExecutionProvider, InputType, LoadedModel, ModelFile, ModelInfo, PoolingMode, SentenceConfig } from './model.ts'
+export { GgufLM, GGUF_FILE, isGgufModel, loadGguf } from './gguf.ts'
+export type { GgufCache } from './gguf.ts'
+export type { Decoder, DecoderCache } from './decoder.ts'
 export { Batcher } from './batcher.ts'
 export { PrefixCache } from './prefix-cache.ts'
 export type { Constraint, GenerateRequest, GenerationChunk, GenerationEvent, GenerationStats, TokenConstraint } from './batcher.ts'

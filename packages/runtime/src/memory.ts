@@ -3,7 +3,7 @@
  * a model that cannot fit is refused with the figures, rather than loaded
  * until the kernel kills the daemon.
  */
-import { readFile } from 'node:fs/promises'
+import { readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { findModelFile, graphBytes } from './model.ts'
 import type { ExecutionProvider } from './model.ts'
@@ -18,10 +18,11 @@ export interface MemoryNeed {
 
 const count = (...values: unknown[]): number | undefined => values.find((v): v is number => typeof v === 'number' && v > 0)
 
-/** What the graph a node would load of `dir` takes (findModelFile's, of `dtype` when given); a directory without one needs nothing, and fails its load. */
+/** What the graph a node would load of `dir` takes (findModelFile's, of `dtype` when given), or its GGUF file. */
 export async function memoryNeed (dir: string, contextTokens: number, options: { dtype?: string, executionProvider?: ExecutionProvider } = {}): Promise<MemoryNeed> {
   const file = await findModelFile(dir, options).catch(() => undefined)
-  const weights = file == null ? 0 : await graphBytes(dir, file.path)
+  // A directory without an ONNX graph holds a GGUF file, or nothing and fails its load.
+  const weights = file != null ? await graphBytes(dir, file.path) : await stat(join(dir, 'model.gguf')).then(s => s.size, () => 0)
   const config = await readFile(join(dir, 'config.json'), 'utf8').then(text => JSON.parse(text), () => ({}))
   const layers = count(config.num_hidden_layers, config.n_layer) ?? 0
   const heads = count(config.num_attention_heads, config.n_head)

@@ -280,9 +280,9 @@ export interface ModelInfo {
   /** config.json's model_type, e.g. gpt2 or bert. */
   family: string
   executionProvider: ExecutionProvider
-  /** The graph run, inside the model directory (findModelFile). */
-  file: string
-  dtype: Dtype
+  /** The ONNX graph run, inside the model directory (findModelFile); unset for a GGUF model. */
+  file?: string
+  dtype?: Dtype
   /** Bytes of the graph and its external data. */
   size: number
   /** Elements of the weights. */

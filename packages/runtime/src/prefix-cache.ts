@@ -5,33 +5,33 @@
  * caching and llama.cpp's prompt cache do. Bounded in bytes, least recently
  * used first out.
  */
-import type { BatchCache, CausalLM } from './model.ts'
+import type { Decoder, DecoderCache } from './decoder.ts'
 
-interface Entry {
+interface Entry<C extends DecoderCache> {
   /** The tokens whose keys and values the cache holds, in order. */
   tokens: number[]
   /** One row, no padding. */
-  cache: BatchCache
+  cache: C
   bytes: number
 }
 
 /** Shorter shared prefixes are cheaper to prefill again than to copy. */
 const MIN_PREFIX = 8
 
-export interface PrefixHit {
+export interface PrefixHit<C extends DecoderCache = DecoderCache> {
   /** A copy of the cached keys and values of the prompt's first `length` tokens, for this sequence alone. */
-  cache: BatchCache
+  cache: C
   length: number
 }
 
-export class PrefixCache {
-  readonly #model: CausalLM
+export class PrefixCache<C extends DecoderCache = DecoderCache> {
+  readonly #model: Decoder<C>
   readonly #maxBytes: number
   /** Least recently used first. */
-  #entries: Entry[] = []
+  #entries: Array<Entry<C>> = []
   #bytes = 0
 
-  constructor (model: CausalLM, maxBytes: number) {
+  constructor (model: Decoder<C>, maxBytes: number) {
     this.#model = model
     this.#maxBytes = maxBytes
   }
@@ -41,8 +41,8 @@ export class PrefixCache {
   }
 
   /** The longest cached prefix of `prompt`, leaving at least its last token to run: a step must return logits. */
-  take (prompt: readonly number[]): PrefixHit | undefined {
-    let best: Entry | undefined
+  take (prompt: readonly number[]): PrefixHit<C> | undefined {
+    let best: Entry<C> | undefined
     let length = 0
     for (const entry of this.#entries) {
       const shared = sharedLength(entry.tokens, prompt, prompt.length - 1)
@@ -59,7 +59,7 @@ export class PrefixCache {
   }
 
   /** Keeps row `row` of `cache`, which holds the keys and values of `tokens`. */
-  store (tokens: readonly number[], cache: BatchCache, row: number): void {
+  store (tokens: readonly number[], cache: C, row: number): void {
     const size = cache.length - cache.pads[row]
     if (size < MIN_PREFIX || this.#maxBytes <= 0) return
     const bytes = this.#model.cacheBytes(1, size)
@@ -81,7 +81,7 @@ export class PrefixCache {
     this.#entries.push({ tokens: kept, cache: copy, bytes })
     this.#bytes += bytes
     while (this.#bytes > this.#maxBytes) {
-      const evicted = this.#entries.shift() as Entry
+      const evicted = this.#entries.shift() as Entry<C>
       this.#bytes -= evicted.bytes
     }
   }
@@ -91,12 +91,13 @@ export class PrefixCache {
     this.#bytes = 0
   }
 
-  #touch (entry: Entry): void {
+  #touch (entry: Entry<C>): void {
     this.#entries = [...this.#entries.filter(e => e !== entry), entry]
   }
 }
 
-function sharedLength (a: readonly number[], b: readonly number[], limit: number): number {
+/** How many first items `a` and `b` share, at most `limit`. */
+export function sharedLength (a: readonly number[], b: readonly number[], limit: number): number {
   const end = Math.min(a.length, b.length, limit)
   let n = 0
   while (n < end && a[n] === b[n]) n++

@@ -8,10 +8,13 @@ import { ContextLengthError, InsufficientMemoryError, InvalidInferenceRequestErr
 import { gib, memoryNeed } from './memory.ts'
 import { compileGrammar } from '@node-daemon/grammar'
 import { loadModel } from './model.ts'
+import { isGgufModel, loadGguf } from './gguf.ts'
 import { callsGrammar, callTrigger, parseToolCalls, templateTakesTools, templateTools, toolSyntax, withTools } from './tools.ts'
 import { MAX_TOP_LOGPROBS } from './sampling.ts'
 import type { Constraint, GenerateRequest, GenerationEvent } from './batcher.ts'
-import type { CausalLM, CrossEncoder, EmbedInput, Encoder, ExecutionProvider, InputType, LoadedModel, ModelInfo } from './model.ts'
+import type { CrossEncoder, EmbedInput, Encoder, ExecutionProvider, InputType, LoadedModel, LoadOptions, ModelInfo } from './model.ts'
+import type { Decoder } from './decoder.ts'
+import type { GgufLM } from './gguf.ts'
 import type { ToolChoice, ToolSpec, ToolSyntax } from './tools.ts'
 import type { GrammarSpec } from '@node-daemon/grammar'
 import type { ChatMessage, TextCodec } from './text.ts'
@@ -109,8 +112,8 @@ export interface PromptInput {
 
 interface Slot {
   ref: ModelRef
-  loading: Promise<LoadedModel>
-  model?: LoadedModel
+  loading: Promise<Loaded>
+  model?: Loaded
   batcher?: Batcher
   loadedAt: Date
   loadNs: number
@@ -121,10 +124,18 @@ interface Slot {
 }
 
 export interface Lease {
-  model: LoadedModel
+  model: Loaded
   /** ns spent loading the model for this request; 0 when it was loaded already. */
   loadNs: number
   release: () => void
+}
+
+/** A model of either engine: onnxruntime's, or llama.cpp's for a GGUF file. */
+export type Loaded = LoadedModel | GgufLM
+
+/** The engine a model directory asks for: llama.cpp for a model.gguf, onnxruntime for the rest. */
+async function load (dir: string, options: LoadOptions & { sequences: number }): Promise<Loaded> {
+  return await isGgufModel(dir) ? loadGguf(dir, options) : loadModel(dir, options)
 }
 
 export class Runtime {
@@ -158,7 +169,7 @@ export class Runtime {
     return [...this.#slots.values()].filter(s => s.model != null).map(s => ({
       key: s.ref.key,
       name: s.ref.name,
-      info: (s.model as LoadedModel).info,
+      info: (s.model as Loaded).info,
       loadedAt: s.loadedAt,
       expiresAt: s.expiresAt,
       inUse: s.inUse
@@ -172,7 +183,7 @@ export class Runtime {
     let loadNs = 0
     if (slot == null) {
       const t0 = process.hrtime.bigint()
-      const loading = this.#checkMemory(ref).then(async () => loadModel(ref.dir, { executionProvider: this.#provider, threads: this.#init.threads, dtype: ref.dtype }))
+      const loading = this.#checkMemory(ref).then(async () => load(ref.dir, { executionProvider: this.#provider, threads: this.#init.threads, sequences: this.#init.maxBatch, dtype: ref.dtype }))
       slot = { ref, loading, loadedAt: new Date(), loadNs: 0, inUse: 0, keepAliveMs: this.#init.keepAliveMs }
       this.#slots.set(ref.key, slot)
       loading.then(model => {
@@ -189,7 +200,7 @@ export class Runtime {
     if (options.keepAliveMs != null) slot.keepAliveMs = options.keepAliveMs
     // Requests that waited for the load report its time, as Ollama's load_duration does.
     const waited = slot.model == null
-    let model: LoadedModel
+    let model: Loaded
     try {
       model = await abortable(slot.loading, options.signal)
       if (waited) loadNs = slot.loadNs
@@ -316,7 +327,7 @@ function normalized (v: Float32Array): Float32Array {
 }
 
 /** The prompt's token ids: given as they are, a fill-in-the-middle prompt, or the rendered text tokenized; after the context. */
-export function promptTokens (model: CausalLM, input: PromptInput): number[] {
+export function promptTokens (model: Decoder, input: PromptInput): number[] {
   const vocab = vocabSize(model)
   const ids = input.tokens ?? (input.suffix != null && input.suffix !== '' ? fillInTheMiddle(model, input.prompt ?? '', input.suffix) : model.codec.encode(renderPrompt(model, input)))
   for (const [what, list] of [['prompt', input.tokens], ['context', input.context]] as const) {
@@ -330,20 +341,20 @@ export function promptTokens (model: CausalLM, input: PromptInput): number[] {
 }
 
 /** The prefix-suffix-middle order that FIM-trained models (StarCoder, Qwen coder, CodeLlama) take. */
-function fillInTheMiddle (model: CausalLM, prefix: string, suffix: string): number[] {
+function fillInTheMiddle (model: Decoder, prefix: string, suffix: string): number[] {
   const fim = model.codec.fim
   if (fim == null) throw new InvalidInferenceRequestError('suffix: this model has no fill-in-the-middle tokens')
   return [fim.prefix, ...model.codec.encode(prefix), fim.suffix, ...model.codec.encode(suffix), fim.middle]
 }
 
 /** The logits' width: config.json's vocab_size, else the tokenizer's. */
-function vocabSize (model: CausalLM): number {
+function vocabSize (model: Decoder): number {
   const size = model.info.config.vocab_size
   return typeof size === 'number' && size > 0 ? size : model.codec.vocabSize
 }
 
 /** What only the model can check of a request: the token ids of its logit bias, and how many alternatives it asks for. */
-function checkRequest (model: CausalLM, request: Omit<GenerateRequest, 'prompt'>): void {
+function checkRequest (model: Decoder, request: Omit<GenerateRequest, 'prompt'>): void {
   const vocab = vocabSize(model)
   for (const id of Object.keys(request.sampling.logitBias ?? {})) {
     if (Number(id) >= vocab) throw new InvalidInferenceRequestError(`logit_bias: token id ${id} is not in the vocabulary of ${vocab} tokens`)
@@ -352,7 +363,7 @@ function checkRequest (model: CausalLM, request: Omit<GenerateRequest, 'prompt'>
   if (n != null && (!Number.isInteger(n) || n < 0 || n > MAX_TOP_LOGPROBS)) throw new InvalidInferenceRequestError(`top_logprobs: must be a whole number from 0 to ${MAX_TOP_LOGPROBS}`)
 }
 
-export function renderPrompt (model: CausalLM, input: PromptInput): string {
+export function renderPrompt (model: Decoder, input: PromptInput): string {
   if (input.messages != null) {
     const template = input.template ?? model.codec.templateSource
     const tools = input.tools ?? []
@@ -383,7 +394,7 @@ interface Output {
  * tools the model may call, the text is free until it begins a call, which is
  * then constrained to the tools' schemas.
  */
-function outputOf (model: CausalLM, input: PromptInput, o: OutputOptions): Output {
+function outputOf (model: Decoder, input: PromptInput, o: OutputOptions): Output {
   const specs = input.messages != null ? input.tools ?? [] : []
   const choice = specs.length === 0 ? 'none' : o.toolChoice ?? 'auto'
   const syntax = toolSyntax(input.template ?? model.codec.templateSource)
@@ -436,7 +447,7 @@ function answerRoom (contextLength: number, maxTokens: number): number {
  * as many of its last as fit. A prompt is cut only when it does not fit
  * whole, and then leaves room for the answer.
  */
-export function fitPrompt (model: CausalLM, input: PromptInput, fit: { contextLength: number, maxTokens: number, numKeep?: number }): number[] {
+export function fitPrompt (model: Decoder, input: PromptInput, fit: { contextLength: number, maxTokens: number, numKeep?: number }): number[] {
   const encode = (i: PromptInput): number[] => promptTokens(model, i)
   const whole = encode(input)
   if (whole.length < fit.contextLength) return whole
@@ -472,10 +483,10 @@ export function fitPrompt (model: CausalLM, input: PromptInput, fit: { contextLe
   return [...whole.slice(0, keep), ...whole.slice(whole.length - (limit - keep))]
 }
 
-function expectKind (model: LoadedModel, kind: 'causal-lm', name: string): CausalLM
-function expectKind (model: LoadedModel, kind: 'encoder', name: string): Encoder
-function expectKind (model: LoadedModel, kind: 'reranker', name: string): CrossEncoder
-function expectKind (model: LoadedModel, kind: LoadedModel['kind'], name: string): LoadedModel {
+function expectKind (model: Loaded, kind: 'causal-lm', name: string): Decoder
+function expectKind (model: Loaded, kind: 'encoder', name: string): Encoder
+function expectKind (model: Loaded, kind: 'reranker', name: string): CrossEncoder
+function expectKind (model: Loaded, kind: Loaded['kind'], name: string): Loaded | Decoder {
   const does = { 'causal-lm': 'generate', encoder: 'embeddings', reranker: 'reranking' }
   if (model.kind !== kind) throw new UnsupportedModelError(`"${name}" does not support ${does[kind]}`)
   return model

@@ -3,22 +3,11 @@ import { describe, it } from 'node:test'
 import { Ajv } from 'ajv'
 import { parseToolCalls } from '../src/tools.ts'
 import { withTinyRuntime } from './helpers/tiny-models.ts'
-import type { GenerationEvent, GenerationStats } from '../src/batcher.ts'
+import { collect } from './helpers/collect.ts'
 import type { SamplingOptions } from '../src/sampling.ts'
 
 const HOT: SamplingOptions = { temperature: 1, topK: 0, topP: 1, repeatPenalty: 1, repeatLastN: 0 }
 const GREEDY: SamplingOptions = { temperature: 0, topK: 0, topP: 1, repeatPenalty: 1, repeatLastN: 0 }
-
-async function collect (events: AsyncIterable<GenerationEvent>): Promise<{ streamed: string, stats: GenerationStats }> {
-  let streamed = ''
-  let stats: GenerationStats | undefined
-  for await (const e of events) {
-    if (e.type === 'chunk') streamed += e.chunk.text
-    else stats = e.stats
-  }
-  assert.ok(stats != null)
-  return { streamed, stats }
-}
 
 const PERSON = {
   type: 'object',

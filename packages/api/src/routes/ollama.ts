@@ -203,10 +203,10 @@ function parameterSize (count: number): string {
   return `${(count / 1e3).toFixed(0)}K`
 }
 
-function details (model: { family: string, parameters: number, quantization: string }): object {
+function details (model: { family: string, parameters: number, quantization: string, format?: string }): object {
   return {
     parent_model: '',
-    format: 'onnx',
+    format: model.format ?? 'onnx',
     family: model.family,
     families: [model.family],
     parameter_size: parameterSize(model.parameters),

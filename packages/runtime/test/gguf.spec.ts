@@ -1,0 +1,100 @@
+import assert from 'node:assert/strict'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { Ajv } from 'ajv'
+import { convertDecoder } from '@node-daemon/gguf'
+import { assetDir } from '@node-daemon/models'
+import { Runtime } from '../src/runtime.ts'
+import { collect } from './helpers/collect.ts'
+import type { GenerationStats } from '../src/batcher.ts'
+import type { SamplingOptions } from '../src/sampling.ts'
+
+const GREEDY: SamplingOptions = { temperature: 0, topK: 0, topP: 1, repeatPenalty: 1, repeatLastN: 0 }
+const PROMPTS = ['It is a truth universally acknowledged', 'The old man and', 'Call me']
+
+/** The default decoder run by the runtime as ONNX and, converted, as GGUF through llama.cpp. */
+describe('a GGUF model in the runtime', () => {
+  let dir: string
+  let runtime: Runtime
+  const onnx = { key: 'onnx', name: 'tiny-gpt', dir: assetDir('tiny-gpt') }
+  const gguf = (): { key: string, name: string, dir: string } => ({ key: 'gguf', name: 'tiny-gpt-gguf', dir })
+  const greedy = async (ref: { key: string, name: string, dir: string }, prompt: string, maxTokens = 24): Promise<GenerationStats> => {
+    const { events } = await runtime.generate(ref, { prompt, raw: true }, { sampling: GREEDY, maxTokens, stop: [] })
+    return (await collect(events)).stats
+  }
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'runtime-gguf-'))
+    await convertDecoder(assetDir('tiny-gpt'), join(dir, 'model.gguf'))
+    runtime = new Runtime()
+    await runtime.start()
+  })
+  after(async () => {
+    await runtime.stop()
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('decodes greedily to the ONNX model\'s text, streaming it, and shows in the loaded models with what the file says', async () => {
+    for (const prompt of PROMPTS) {
+      const { events } = await runtime.generate(gguf(), { prompt, raw: true }, { sampling: GREEDY, maxTokens: 24, stop: [] })
+      const { streamed, stats } = await collect(events)
+      assert.equal(streamed, stats.text)
+      assert.equal(stats.text, (await greedy(onnx, prompt)).text, prompt)
+    }
+    const loaded = runtime.loaded().find(m => m.key === 'gguf')
+    assert.deepEqual(loaded && { family: loaded.info.family, quantization: loaded.info.quantization, parameters: loaded.info.parameters, contextLength: loaded.info.contextLength }, { family: 'gpt2', quantization: 'F32', parameters: 2_664_576, contextLength: 512 })
+  })
+
+  it('decodes concurrent requests together to the text each has alone, reusing what an earlier prompt left in a sequence', async () => {
+    const alone = await Promise.all(PROMPTS.map(async p => greedy(onnx, p + ' and so', 40)))
+    for (let round = 0; round < 2; round++) {
+      const together = await Promise.all(PROMPTS.map(async p => greedy(gguf(), p + ' and so', 40)))
+      assert.deepEqual(together.map(s => s.text), alone.map(s => s.text))
+    }
+  })
+
+  it('renders the chat template the file carries', async () => {
+    const messages = [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Who are you?' }]
+    const a = await runtime.generate(gguf(), { messages }, { sampling: GREEDY, maxTokens: 8, stop: [] })
+    const b = await runtime.generate(onnx, { messages }, { sampling: GREEDY, maxTokens: 8, stop: [] })
+    assert.deepEqual(a.prompt, b.prompt)
+    assert.equal((await collect(a.events)).stats.text, (await collect(b.events)).stats.text)
+  })
+
+  it('samples with the runtime\'s sampler: a seed gives the same text again', async () => {
+    const sampling: SamplingOptions = { temperature: 0.9, topK: 40, topP: 0.9, repeatPenalty: 1.1, repeatLastN: 64, seed: 7 }
+    const run = async (): Promise<string> => (await collect((await runtime.generate(gguf(), { prompt: 'Once upon a time', raw: true }, { sampling, maxTokens: 30, stop: [] })).events)).stats.text
+    const first = await run()
+    assert.equal(await run(), first)
+    assert.notEqual(first, (await greedy(gguf(), 'Once upon a time', 30)).text)
+  })
+
+  it('keeps structured output to its schema', async () => {
+    const schema = { type: 'object', properties: { name: { type: 'string', maxLength: 10 }, age: { type: 'integer', minimum: 0, maximum: 120 } }, required: ['name', 'age'], additionalProperties: false }
+    const { events } = await runtime.generate(gguf(), { prompt: 'A person:', raw: true }, { sampling: { ...GREEDY, temperature: 1, seed: 3 }, maxTokens: 60, stop: [], format: { type: 'json-schema', schema } })
+    const { stats } = await collect(events)
+    assert.equal(stats.doneReason, 'stop')
+    assert.ok(new Ajv().validate(schema, JSON.parse(stats.text)), stats.text)
+  })
+
+  it('ends a request whose signal aborts, and serves the next', async () => {
+    const controller = new AbortController()
+    const { events } = await runtime.generate(gguf(), { prompt: 'The old man and', raw: true }, { sampling: GREEDY, maxTokens: 400, stop: [] }, { signal: controller.signal })
+    let chunks = 0
+    await assert.rejects(async () => {
+      for await (const e of events) if (e.type === 'chunk' && ++chunks === 3) controller.abort()
+    })
+    assert.equal(chunks, 3)
+    assert.equal((await greedy(gguf(), 'The old man and')).text, (await greedy(onnx, 'The old man and')).text)
+  })
+
+  it('unloads at the end of its keep-alive', async () => {
+    const { events } = await runtime.generate(gguf(), { prompt: 'Call me', raw: true }, { sampling: GREEDY, maxTokens: 2, stop: [] }, { keepAliveMs: 0 })
+    await collect(events)
+    const deadline = Date.now() + 5000
+    while (runtime.loaded().some(m => m.key === 'gguf') && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 20))
+    assert.equal(runtime.loaded().some(m => m.key === 'gguf'), false)
+  })
+})
