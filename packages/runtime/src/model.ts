@@ -7,10 +7,11 @@
  */
 import { lstat, readFile, stat } from 'node:fs/promises'
 import { isAbsolute, join, relative, resolve, sep } from 'node:path'
-import { appendedKeyValues, externalDataLocations, weightsSummary } from '@node-daemon/onnx'
+import { externalDataLocations, weightsSummary } from '@node-daemon/onnx'
 import * as ort from 'onnxruntime-node'
 import { ContextLengthError, InvalidInferenceRequestError, InvalidModelError, UnsupportedModelError } from './errors.ts'
 import { TextCodec } from './text.ts'
+import { WorkerSession } from './worker-session.ts'
 
 export type ExecutionProvider = 'cpu' | 'cuda'
 
@@ -89,12 +90,6 @@ const SMALL_MODEL_BYTES = 64 * 1_048_576
  */
 const REWRITE_MAX_BYTES = 512 * 1_048_576
 
-interface Session {
-  session: ort.InferenceSession
-  /** From appendedKeyValues, when the graph was rewritten. */
-  appended?: Record<string, string>
-}
-
 /**
  * Refuses a model whose external data lies outside its own directory or
  * behind a symbolic link: onnxruntime would read whatever file it names,
@@ -120,7 +115,7 @@ async function checkExternalData (dir: string): Promise<void> {
   }
 }
 
-async function createSession (dir: string, size: number, options: LoadOptions): Promise<Session> {
+async function createSession (dir: string, size: number, options: LoadOptions): Promise<WorkerSession> {
   // Spinning threads burn the cores that other sessions and the event loop need between runs.
   const config: Record<string, unknown> = { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } }
   const session: ort.InferenceSession.SessionOptions = {
@@ -131,15 +126,11 @@ async function createSession (dir: string, size: number, options: LoadOptions): 
   }
   const threads = options.threads ?? (size < SMALL_MODEL_BYTES ? 1 : undefined)
   if (threads != null) session.intraOpNumThreads = threads
-  const path = join(dir, 'model.onnx')
   await checkExternalData(dir)
   try {
-    const rewritten = (await stat(path)).size <= REWRITE_MAX_BYTES ? appendedKeyValues(await readFile(path)) : undefined
-    if (rewritten == null) return { session: await ort.InferenceSession.create(path, session) }
-    // Loaded from bytes, onnxruntime would look for external data in the working directory.
-    config.model_external_initializers_file_folder_path = dir
-    return { session: await ort.InferenceSession.create(rewritten.model, session), appended: rewritten.outputs }
+    return await WorkerSession.open({ dir, path: join(dir, 'model.onnx'), rewriteMaxBytes: REWRITE_MAX_BYTES, options: session })
   } catch (err: any) {
+    if (err.name === 'ModelWorkerError') throw err
     // onnxruntime names the files it could not read by their full paths.
     throw new InvalidModelError(`model.onnx: ${String(err.message).replaceAll(dir + sep, '').replaceAll(dir, '.')}`)
   }
@@ -167,7 +158,7 @@ export type LoadedModel = CausalLM | Encoder
 export async function loadModel (dir: string, options: LoadOptions = {}): Promise<LoadedModel> {
   const files = await readModelFiles(dir)
   options.signal?.throwIfAborted()
-  const { session, appended } = await createSession(dir, files.size, options)
+  const session = await createSession(dir, files.size, options)
   // createSession checked the file already: what onnxruntime loads, this reads.
   const weights = await weightsSummary(join(dir, 'model.onnx')).catch(() => ({ parameters: 0, quantization: '' }))
   if (options.signal?.aborted === true) {
@@ -184,7 +175,7 @@ export async function loadModel (dir: string, options: LoadOptions = {}): Promis
     config: files.config,
     generation: files.generation
   })
-  if (session.outputNames.includes('logits')) return new CausalLM(session, files.codec, info('causal-lm'), appended)
+  if (session.outputNames.includes('logits')) return new CausalLM(session, files.codec, info('causal-lm'))
   if (session.outputNames.includes('last_hidden_state')) return new Encoder(session, files.codec, info('encoder'))
   await session.release()
   throw new UnsupportedModelError(`model.onnx has neither logits nor last_hidden_state among its outputs (${session.outputNames.join(', ')})`)
@@ -229,15 +220,21 @@ export function freeOutputs (tensors: Iterable<ort.Tensor>): void {
   for (const t of tensors) {
     const data = t.data as ArrayBufferView
     // Only a buffer the tensor has to itself, as onnxruntime-node makes them.
-    if (data.buffer instanceof ArrayBuffer && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength) data.buffer.transfer(0)
+    if (data.buffer instanceof ArrayBuffer && !data.buffer.detached && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength) data.buffer.transfer(0)
   }
 }
+
+/**
+ * Keys or values: in shared memory, which the session's worker reads in
+ * place, so that a step sends none of the cache to the worker.
+ */
+const cacheFloats = (length: number): Float32Array => new Float32Array(new SharedArrayBuffer(length * Float32Array.BYTES_PER_ELEMENT))
 
 /** Keys or values, [rows, heads, capacity, headDim], moved to a larger capacity; the first `length` positions are kept. */
 function withCapacity (t: ort.Tensor, length: number, capacity: number): ort.Tensor {
   const [rows, heads, room, size] = t.dims
   const from = t.data as Float32Array
-  const data = new Float32Array(rows * heads * capacity * size)
+  const data = cacheFloats(rows * heads * capacity * size)
   for (let plane = 0; plane < rows * heads; plane++) data.set(from.subarray(plane * room * size, (plane * room + length) * size), plane * capacity * size)
   return new ort.Tensor('float32', data, [rows, heads, capacity, size])
 }
@@ -252,7 +249,7 @@ function put (t: ort.Tensor, added: Float32Array, at: number, n: number): void {
 /** A decoder-only LM with a KV cache; `forward` runs one step for a batch of sequences. */
 export class CausalLM {
   readonly kind = 'causal-lm'
-  readonly session: ort.InferenceSession
+  readonly session: WorkerSession
   readonly codec: TextCodec
   readonly info: ModelInfo
   readonly layers: number
@@ -269,11 +266,11 @@ export class CausalLM {
    */
   readonly #appended?: Record<string, string>
 
-  constructor (session: ort.InferenceSession, codec: TextCodec, info: ModelInfo, appended?: Record<string, string>) {
+  constructor (session: WorkerSession, codec: TextCodec, info: ModelInfo) {
     this.session = session
     this.codec = codec
     this.info = info
-    this.#appended = appended
+    this.#appended = session.appended
     const pasts = session.inputNames.filter(n => /^past_key_values\.\d+\.key$/.test(n))
     if (pasts.length === 0 || !session.inputNames.includes('input_ids')) {
       throw new UnsupportedModelError('a causal LM needs input_ids and past_key_values.N.key/value inputs (an export with a KV cache)')
@@ -333,14 +330,16 @@ export class CausalLM {
       feeds[`past_key_values.${l}.value`] = cache?.kv[2 * l + 1] ?? new ort.Tensor('float32', empty, [batch, this.kvHeads, 0, this.headDim])
     }
     signal?.throwIfAborted()
-    const out = await this.session.run(feeds)
+    const appended = this.#appended
+    // The outputs that become the cache (all of it without a cache, or when the graph was not rewritten) come back in shared memory.
+    const grown = appended != null && cache != null
+    const out = await this.session.run(feeds, { shared: grown ? [] : this.#presents.map(name => appended?.[name] ?? name) })
     const logits = out.logits.data as Float32Array
     const vocab = out.logits.dims[2]
-    const appended = this.#appended
     return {
       logits: rows.map((_, b) => logits.subarray((b * step + step - 1) * vocab, (b * step + step) * vocab)),
       // Without a cache, what a step adds is the whole present.
-      cache: appended != null && cache != null
+      cache: grown
         ? this.#append(cache, this.#presents.map(name => out[appended[name]]))
         : { length: total, capacity: total, pads, kv: this.#presents.map(name => out[appended?.[name] ?? name]) }
     }
@@ -381,7 +380,7 @@ export class CausalLM {
     const plane = length * d
     const kv: ort.Tensor[] = []
     for (let i = 0; i < 2 * this.layers; i++) {
-      const data = new Float32Array(kept.length * this.kvHeads * plane)
+      const data = cacheFloats(kept.length * this.kvHeads * plane)
       kept.forEach(({ cache, row, size }, b) => {
         const src = cache.kv[i].data as Float32Array
         for (let h = 0; h < this.kvHeads; h++) {
@@ -410,14 +409,14 @@ export type EmbedInput = string | number[]
 /** A BERT-style encoder; embeddings are its last hidden states, mean-pooled over the real tokens and L2-normalized. */
 export class Encoder {
   readonly kind = 'encoder'
-  readonly session: ort.InferenceSession
+  readonly session: WorkerSession
   readonly codec: TextCodec
   readonly info: ModelInfo
   /** Components of an embedding: the width of last_hidden_state. */
   readonly dimensions: number
   readonly #typeIds: boolean
 
-  constructor (session: ort.InferenceSession, codec: TextCodec, info: ModelInfo) {
+  constructor (session: WorkerSession, codec: TextCodec, info: ModelInfo) {
     this.session = session
     this.codec = codec
     this.info = info
@@ -502,7 +501,7 @@ export class Encoder {
       for (let i = 0; i < width; i++) v[i] /= norm
       return v
     })
-    freeOutputs([...Object.values(out), ...Object.values(feeds)])
+    freeOutputs(Object.values(out))
     return vectors
   }
 
