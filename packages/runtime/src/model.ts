@@ -224,17 +224,11 @@ export function freeOutputs (tensors: Iterable<ort.Tensor>): void {
   }
 }
 
-/**
- * Keys or values: in shared memory, which the session's worker reads in
- * place, so that a step sends none of the cache to the worker.
- */
-const cacheFloats = (length: number): Float32Array => new Float32Array(new SharedArrayBuffer(length * Float32Array.BYTES_PER_ELEMENT))
-
 /** Keys or values, [rows, heads, capacity, headDim], moved to a larger capacity; the first `length` positions are kept. */
 function withCapacity (t: ort.Tensor, length: number, capacity: number): ort.Tensor {
   const [rows, heads, room, size] = t.dims
   const from = t.data as Float32Array
-  const data = cacheFloats(rows * heads * capacity * size)
+  const data = new Float32Array(rows * heads * capacity * size)
   for (let plane = 0; plane < rows * heads; plane++) data.set(from.subarray(plane * room * size, (plane * room + length) * size), plane * capacity * size)
   return new ort.Tensor('float32', data, [rows, heads, capacity, size])
 }
@@ -258,6 +252,8 @@ export class CausalLM {
   readonly #positionIds: boolean
   /** present.0.key, present.0.value, present.1.key…: the order of a cache's `kv`. */
   readonly #presents: string[]
+  /** past_key_values.0.key, past_key_values.0.value…: the inputs they are fed back as, in the same order. */
+  readonly #pasts: string[]
   /**
    * For each `present.*` output, the output that holds only what a step adds
    * (appendedKeyValues), when the graph was rewritten so: the cache then
@@ -278,6 +274,7 @@ export class CausalLM {
     this.layers = pasts.length
     this.#positionIds = session.inputNames.includes('position_ids')
     this.#presents = Array.from({ length: 2 * this.layers }, (_, i) => `present.${i >> 1}.${i % 2 === 0 ? 'key' : 'value'}`)
+    this.#pasts = this.#presents.map(name => name.replace('present.', 'past_key_values.'))
     const meta = session.inputMetadata.find(m => m.name === 'past_key_values.0.key')
     const shape = meta?.isTensor === true ? meta.shape : []
     if (meta?.isTensor === true && meta.type !== 'float32') throw new UnsupportedModelError(`KV cache of type ${meta.type}: only float32 models are supported`)
@@ -331,16 +328,16 @@ export class CausalLM {
     }
     signal?.throwIfAborted()
     const appended = this.#appended
-    // The outputs that become the cache (all of it without a cache, or when the graph was not rewritten) come back in shared memory.
+    // A rewritten decoder's cache moves to the session's worker and back, to grow here in place; any other feed is freed there.
     const grown = appended != null && cache != null
-    const out = await this.session.run(feeds, { shared: grown ? [] : this.#presents.map(name => appended?.[name] ?? name) })
+    const { outputs: out, kept } = await this.session.runKeeping(feeds, grown ? this.#pasts : [])
     const logits = out.logits.data as Float32Array
     const vocab = out.logits.dims[2]
     return {
       logits: rows.map((_, b) => logits.subarray((b * step + step - 1) * vocab, (b * step + step) * vocab)),
       // Without a cache, what a step adds is the whole present.
       cache: grown
-        ? this.#append(cache, this.#presents.map(name => out[appended[name]]))
+        ? this.#append({ ...cache, kv: this.#pasts.map(name => kept[name]) }, this.#presents.map(name => out[appended[name]]))
         : { length: total, capacity: total, pads, kv: this.#presents.map(name => out[appended?.[name] ?? name]) }
     }
   }
@@ -356,7 +353,9 @@ export class CausalLM {
     let { capacity, kv } = cache
     if (at + n > capacity) {
       capacity = this.#positionIds ? Math.max(at + n, Math.min(at + n - 1 + CACHE_ROOM, this.info.contextLength - 1)) : at + n
+      const full = kv
       kv = kv.map(t => withCapacity(t, at, capacity))
+      freeOutputs(full)
     }
     kv.forEach((t, i) => { put(t, added[i].data as Float32Array, at, n) })
     freeOutputs(added)
@@ -380,7 +379,7 @@ export class CausalLM {
     const plane = length * d
     const kv: ort.Tensor[] = []
     for (let i = 0; i < 2 * this.layers; i++) {
-      const data = cacheFloats(kept.length * this.kvHeads * plane)
+      const data = new Float32Array(kept.length * this.kvHeads * plane)
       kept.forEach(({ cache, row, size }, b) => {
         const src = cache.kv[i].data as Float32Array
         for (let h = 0; h < this.kvHeads; h++) {

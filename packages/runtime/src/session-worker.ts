@@ -24,29 +24,24 @@ async function load (): Promise<{ session: ort.InferenceSession, appended?: Reco
   return { session: await ort.InferenceSession.create(rewritten.model, { ...options, extra }), appended: rewritten.outputs }
 }
 
-/** An output as it goes back: moved, or copied into shared memory when asked (here, off the main thread). */
-function outgoing (t: ort.Tensor, shared: boolean): WireTensor {
-  const data = t.data as Float32Array
-  if (!shared && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength) return { type: t.type, dims: t.dims, data }
-  const Typed = data.constructor as Float32ArrayConstructor
-  const copy = new Typed(shared ? new SharedArrayBuffer(data.byteLength) : new ArrayBuffer(data.byteLength))
-  copy.set(data)
-  return { type: t.type, dims: t.dims, data: copy }
-}
-
 async function run (session: ort.InferenceSession, request: Extract<WorkerRequest, { type: 'run' }>): Promise<void> {
+  const kept: Record<string, WireTensor> = {}
+  for (const name of request.keep) kept[name] = request.feeds[name]
   let reply: WorkerReply
   try {
     const feeds: Record<string, ort.Tensor> = {}
     for (const [name, t] of Object.entries(request.feeds)) feeds[name] = new ort.Tensor(t.type, t.data as any, t.dims)
     const out = await session.run(feeds)
-    const outputs: Record<string, WireTensor> = {}
-    for (const [name, t] of Object.entries(out)) outputs[name] = outgoing(t, request.shared.includes(name))
-    reply = { type: 'result', id: request.id, outputs }
+    // onnxruntime-node gives every output an ArrayBuffer of its own.
+    const outputs = Object.fromEntries(Object.entries(out).map(([name, t]) => [name, { type: t.type, dims: t.dims, data: t.data }]))
+    reply = { type: 'result', id: request.id, outputs, kept }
   } catch (err) {
     reply = { type: 'result', id: request.id, error: toWire(err) }
   }
-  port.postMessage(reply, reply.outputs == null ? [] : movable(Object.values(reply.outputs)))
+  const moving = movable([...Object.values(reply.outputs ?? {}), ...Object.values(reply.kept ?? {})])
+  port.postMessage(reply, moving)
+  // What did not go back is freed now: left to this thread's collector, it could pile up for thousands of steps.
+  for (const buffer of movable(Object.values(request.feeds))) if (!buffer.detached) buffer.transfer(0)
 }
 
 try {

@@ -19,7 +19,7 @@ export interface SessionSource {
   options: ort.InferenceSession.SessionOptions
 }
 
-/** A tensor as it crosses: its data moved (ArrayBuffer) or shared (SharedArrayBuffer), never copied. */
+/** A tensor as it crosses: its ArrayBuffer moved (transferred), not copied. */
 export interface WireTensor {
   type: ort.Tensor.Type
   dims: readonly number[]
@@ -29,21 +29,18 @@ export interface WireTensor {
 export interface WireError { name: string, message: string }
 
 export type WorkerRequest =
-  | { type: 'run', id: number, feeds: Record<string, WireTensor>, shared: readonly string[] }
+  | { type: 'run', id: number, feeds: Record<string, WireTensor>, keep: readonly string[] }
   | { type: 'release' }
 
 export type WorkerReply =
   | { type: 'ready', inputNames: string[], outputNames: string[], inputMetadata: ort.InferenceSession.ValueMetadata[], outputMetadata: ort.InferenceSession.ValueMetadata[], appended?: Record<string, string> }
   | { type: 'failed', error: WireError }
-  | { type: 'result', id: number, outputs?: Record<string, WireTensor>, error?: WireError }
+  | { type: 'result', id: number, outputs?: Record<string, WireTensor>, kept?: Record<string, WireTensor>, error?: WireError }
 
-export interface RunOptions {
-  /**
-   * Outputs to return in SharedArrayBuffers, for those fed back at the next
-   * steps (a KV cache): the worker's tensors then read the main thread's
-   * memory with no copy either way. The others come back moved.
-   */
-  shared?: readonly string[]
+export interface RunResult {
+  outputs: Record<string, ort.Tensor>
+  /** The feeds asked back, their buffers as they went. */
+  kept: Record<string, ort.Tensor>
 }
 
 /** Rebuilds an error from the worker with its class, so that its `name` still maps to its status. */
@@ -69,6 +66,10 @@ export function movable (tensors: Iterable<WireTensor>): ArrayBuffer[] {
   return [...buffers]
 }
 
+function tensors (wire: Record<string, WireTensor> = {}): Record<string, ort.Tensor> {
+  return Object.fromEntries(Object.entries(wire).map(([name, t]) => [name, new ort.Tensor(t.type, t.data as any, t.dims)]))
+}
+
 /** How long a released worker has to free its session before it is terminated. */
 const RELEASE_TIMEOUT_MS = 5000
 
@@ -80,7 +81,7 @@ export class WorkerSession {
   /** From appendedKeyValues, when the worker rewrote the graph. */
   readonly appended?: Record<string, string>
   readonly #worker: Worker
-  readonly #pending = new Map<number, { resolve: (outputs: Record<string, ort.Tensor>) => void, reject: (err: Error) => void }>()
+  readonly #pending = new Map<number, { resolve: (result: RunResult) => void, reject: (err: Error) => void }>()
   readonly #exited: Promise<void>
   #nextId = 0
   /** Set once the worker is gone: every run after fails with it. */
@@ -125,17 +126,22 @@ export class WorkerSession {
     this.#onExit = listener
   }
 
+  async run (feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
+    return (await this.runKeeping(feeds, [])).outputs
+  }
+
   /**
-   * Runs the session in the worker. Feeds over an ArrayBuffer are moved
-   * there and unusable here afterwards; feeds over a SharedArrayBuffer are
-   * read in place, and must not be written until the run settles.
+   * Runs the session in the worker. The feeds' buffers move there, unusable
+   * here afterwards: those named in `keep` (a KV cache, fed again at the
+   * next step) come back with the outputs; the worker frees the others at
+   * once, as its own heap, which allocates little, would rarely collect them.
    */
-  async run (feeds: Record<string, ort.Tensor>, options: RunOptions = {}): Promise<Record<string, ort.Tensor>> {
+  async runKeeping (feeds: Record<string, ort.Tensor>, keep: readonly string[]): Promise<RunResult> {
     if (this.#gone != null) throw this.#gone
     const id = this.#nextId++
     const wire: Record<string, WireTensor> = {}
     for (const [name, t] of Object.entries(feeds)) wire[name] = { type: t.type, dims: t.dims, data: t.data }
-    const request: WorkerRequest = { type: 'run', id, feeds: wire, shared: options.shared ?? [] }
+    const request: WorkerRequest = { type: 'run', id, feeds: wire, keep }
     return await new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject })
       this.#worker.postMessage(request, movable(Object.values(wire)))
@@ -159,7 +165,7 @@ export class WorkerSession {
     if (pending == null) return
     this.#pending.delete(reply.id)
     if (reply.error != null) pending.reject(fromWire(reply.error))
-    else pending.resolve(Object.fromEntries(Object.entries(reply.outputs ?? {}).map(([name, t]) => [name, new ort.Tensor(t.type, t.data as any, t.dims)])))
+    else pending.resolve({ outputs: tensors(reply.outputs), kept: tensors(reply.kept) })
   }
 
   #fail (err: Error): void {
