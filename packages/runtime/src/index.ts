@@ -1,6 +1,7 @@
 /**
  * Inference on this node. Loads models in the Hugging Face ONNX layout into
- * onnxruntime sessions kept alive between requests, tokenizes with
+ * onnxruntime sessions kept alive between requests, each in a worker thread
+ * of its own so that no step blocks the event loop, tokenizes with
  * @huggingface/tokenizers and renders chat templates with @huggingface/jinja,
  * and runs the generation loop (KV cache, sampling, stop strings, streaming,
  * cancellation) with continuous batching, and embeddings.

@@ -109,7 +109,8 @@ export class WorkerSession {
         if (reply.type === 'ready') resolve(reply)
         else if (reply.type === 'failed') reject(fromWire(reply.error))
       })
-      void exited.then(() => { reject(failure ?? new errors.ModelWorkerError('the model\'s worker thread stopped while loading')) })
+      // An exception the worker did not catch is the node's failure, not the model's.
+      void exited.then(code => { reject(new errors.ModelWorkerError(`the model's worker thread stopped while loading (exit code ${code})${failure == null ? '' : `: ${failure.message}`}`)) })
     }).catch(async (err: Error) => {
       await worker.terminate()
       throw err
