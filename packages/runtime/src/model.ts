@@ -7,10 +7,11 @@
  */
 import { lstat, readFile, stat } from 'node:fs/promises'
 import { isAbsolute, join, relative, resolve, sep } from 'node:path'
-import { appendedKeyValues, externalDataLocations, weightsSummary } from '@node-daemon/onnx'
+import { externalDataLocations, weightsSummary } from '@node-daemon/onnx'
 import * as ort from 'onnxruntime-node'
 import { ContextLengthError, InvalidInferenceRequestError, InvalidModelError, UnsupportedModelError } from './errors.ts'
 import { TextCodec } from './text.ts'
+import { WorkerSession } from './worker-session.ts'
 
 export type ExecutionProvider = 'cpu' | 'cuda'
 
@@ -89,12 +90,6 @@ const SMALL_MODEL_BYTES = 64 * 1_048_576
  */
 const REWRITE_MAX_BYTES = 512 * 1_048_576
 
-interface Session {
-  session: ort.InferenceSession
-  /** From appendedKeyValues, when the graph was rewritten. */
-  appended?: Record<string, string>
-}
-
 /**
  * Refuses a model whose external data lies outside its own directory or
  * behind a symbolic link: onnxruntime would read whatever file it names,
@@ -120,7 +115,7 @@ async function checkExternalData (dir: string): Promise<void> {
   }
 }
 
-async function createSession (dir: string, size: number, options: LoadOptions): Promise<Session> {
+async function createSession (dir: string, size: number, options: LoadOptions): Promise<WorkerSession> {
   // Spinning threads burn the cores that other sessions and the event loop need between runs.
   const config: Record<string, unknown> = { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } }
   const session: ort.InferenceSession.SessionOptions = {
@@ -131,15 +126,11 @@ async function createSession (dir: string, size: number, options: LoadOptions): 
   }
   const threads = options.threads ?? (size < SMALL_MODEL_BYTES ? 1 : undefined)
   if (threads != null) session.intraOpNumThreads = threads
-  const path = join(dir, 'model.onnx')
   await checkExternalData(dir)
   try {
-    const rewritten = (await stat(path)).size <= REWRITE_MAX_BYTES ? appendedKeyValues(await readFile(path)) : undefined
-    if (rewritten == null) return { session: await ort.InferenceSession.create(path, session) }
-    // Loaded from bytes, onnxruntime would look for external data in the working directory.
-    config.model_external_initializers_file_folder_path = dir
-    return { session: await ort.InferenceSession.create(rewritten.model, session), appended: rewritten.outputs }
+    return await WorkerSession.open({ dir, path: join(dir, 'model.onnx'), rewriteMaxBytes: REWRITE_MAX_BYTES, options: session })
   } catch (err: any) {
+    if (err.name === 'ModelWorkerError') throw err
     // onnxruntime names the files it could not read by their full paths.
     throw new InvalidModelError(`model.onnx: ${String(err.message).replaceAll(dir + sep, '').replaceAll(dir, '.')}`)
   }
@@ -167,7 +158,7 @@ export type LoadedModel = CausalLM | Encoder
 export async function loadModel (dir: string, options: LoadOptions = {}): Promise<LoadedModel> {
   const files = await readModelFiles(dir)
   options.signal?.throwIfAborted()
-  const { session, appended } = await createSession(dir, files.size, options)
+  const session = await createSession(dir, files.size, options)
   // createSession checked the file already: what onnxruntime loads, this reads.
   const weights = await weightsSummary(join(dir, 'model.onnx')).catch(() => ({ parameters: 0, quantization: '' }))
   if (options.signal?.aborted === true) {
@@ -184,7 +175,7 @@ export async function loadModel (dir: string, options: LoadOptions = {}): Promis
     config: files.config,
     generation: files.generation
   })
-  if (session.outputNames.includes('logits')) return new CausalLM(session, files.codec, info('causal-lm'), appended)
+  if (session.outputNames.includes('logits')) return new CausalLM(session, files.codec, info('causal-lm'))
   if (session.outputNames.includes('last_hidden_state')) return new Encoder(session, files.codec, info('encoder'))
   await session.release()
   throw new UnsupportedModelError(`model.onnx has neither logits nor last_hidden_state among its outputs (${session.outputNames.join(', ')})`)
@@ -229,7 +220,7 @@ export function freeOutputs (tensors: Iterable<ort.Tensor>): void {
   for (const t of tensors) {
     const data = t.data as ArrayBufferView
     // Only a buffer the tensor has to itself, as onnxruntime-node makes them.
-    if (data.buffer instanceof ArrayBuffer && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength) data.buffer.transfer(0)
+    if (data.buffer instanceof ArrayBuffer && !data.buffer.detached && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength) data.buffer.transfer(0)
   }
 }
 
@@ -295,7 +286,7 @@ function put (t: ort.Tensor, added: CacheArray, at: number, n: number): void {
 /** A decoder-only LM with a KV cache; `forward` runs one step for a batch of sequences. */
 export class CausalLM {
   readonly kind = 'causal-lm'
-  readonly session: ort.InferenceSession
+  readonly session: WorkerSession
   readonly codec: TextCodec
   readonly info: ModelInfo
   readonly layers: number
@@ -313,6 +304,8 @@ export class CausalLM {
   readonly #room: boolean
   /** present.0.key, present.0.value, present.1.key…: the order of a cache's `kv`. */
   readonly #presents: string[]
+  /** past_key_values.0.key, past_key_values.0.value…: the inputs they are fed back as, in the same order. */
+  readonly #pasts: string[]
   /**
    * For each `present.*` output, the output that holds only what a step adds
    * (appendedKeyValues), when the graph was rewritten so: the cache then
@@ -321,11 +314,11 @@ export class CausalLM {
    */
   readonly #appended?: Record<string, string>
 
-  constructor (session: ort.InferenceSession, codec: TextCodec, info: ModelInfo, appended?: Record<string, string>) {
+  constructor (session: WorkerSession, codec: TextCodec, info: ModelInfo) {
     this.session = session
     this.codec = codec
     this.info = info
-    this.#appended = appended
+    this.#appended = session.appended
     const pasts = session.inputNames.filter(n => /^past_key_values\.\d+\.key$/.test(n))
     if (pasts.length === 0 || !session.inputNames.includes('input_ids')) {
       throw new UnsupportedModelError('a causal LM needs input_ids and past_key_values.N.key/value inputs (an export with a KV cache)')
@@ -333,6 +326,7 @@ export class CausalLM {
     this.layers = pasts.length
     this.#positionIds = session.inputNames.includes('position_ids')
     this.#presents = Array.from({ length: 2 * this.layers }, (_, i) => `present.${i >> 1}.${i % 2 === 0 ? 'key' : 'value'}`)
+    this.#pasts = this.#presents.map(name => name.replace('present.', 'past_key_values.'))
     const meta = session.inputMetadata.find(m => m.name === 'past_key_values.0.key')
     const shape = meta?.isTensor === true ? meta.shape : []
     const type = meta?.isTensor === true ? meta.type : 'float32'
@@ -389,15 +383,17 @@ export class CausalLM {
       feeds[`past_key_values.${l}.value`] = cache != null ? fed(cache.kv[2 * l + 1]) : cacheTensor(this.cacheType, empty, [batch, this.kvHeads, 0, this.headDim])
     }
     signal?.throwIfAborted()
-    const out = await this.session.run(feeds)
+    const appended = this.#appended
+    // A rewritten decoder's cache moves to the session's worker and back, to grow here in place; any other feed is freed there.
+    const grown = appended != null && cache != null
+    const { outputs: out, kept } = await this.session.runKeeping(feeds, grown ? this.#pasts : [])
     const logits = float32(out.logits)
     const vocab = out.logits.dims[2]
-    const appended = this.#appended
     return {
       logits: rows.map((_, b) => logits.subarray((b * step + step - 1) * vocab, (b * step + step) * vocab)),
       // Without a cache, what a step adds is the whole present.
-      cache: appended != null && cache != null
-        ? this.#append(cache, this.#presents.map(name => out[appended[name]]))
+      cache: grown
+        ? this.#append({ ...cache, kv: this.#pasts.map(name => kept[name]) }, this.#presents.map(name => out[appended[name]]))
         : { length: total, capacity: total, pads, kv: this.#presents.map(name => out[appended?.[name] ?? name]) }
     }
   }
@@ -413,7 +409,9 @@ export class CausalLM {
     let { capacity, kv } = cache
     if (at + n > capacity) {
       capacity = this.#room ? Math.max(at + n, Math.min(at + n - 1 + CACHE_ROOM, this.info.contextLength - 1)) : at + n
+      const full = kv
       kv = kv.map(t => withCapacity(t, at, capacity))
+      freeOutputs(full)
     }
     kv.forEach((t, i) => { put(t, cacheData(added[i]), at, n) })
     freeOutputs(added)
@@ -467,14 +465,14 @@ export type EmbedInput = string | number[]
 /** A BERT-style encoder; embeddings are its last hidden states, mean-pooled over the real tokens and L2-normalized. */
 export class Encoder {
   readonly kind = 'encoder'
-  readonly session: ort.InferenceSession
+  readonly session: WorkerSession
   readonly codec: TextCodec
   readonly info: ModelInfo
   /** Components of an embedding: the width of last_hidden_state. */
   readonly dimensions: number
   readonly #typeIds: boolean
 
-  constructor (session: ort.InferenceSession, codec: TextCodec, info: ModelInfo) {
+  constructor (session: WorkerSession, codec: TextCodec, info: ModelInfo) {
     this.session = session
     this.codec = codec
     this.info = info
@@ -559,7 +557,7 @@ export class Encoder {
       for (let i = 0; i < width; i++) v[i] /= norm
       return v
     })
-    freeOutputs([...Object.values(out), ...Object.values(feeds)])
+    freeOutputs(Object.values(out))
     return vectors
   }
 
