@@ -10,6 +10,7 @@ import { isAbsolute, join, relative, resolve, sep } from 'node:path'
 import { externalDataLocations, weightsSummary } from '@node-daemon/onnx'
 import * as ort from 'onnxruntime-node'
 import { ContextLengthError, InvalidInferenceRequestError, InvalidModelError, UnsupportedModelError } from './errors.ts'
+import { bitsOf, fed } from './float16.ts'
 import { TextCodec } from './text.ts'
 import { WorkerSession } from './worker-session.ts'
 
@@ -234,19 +235,7 @@ const CACHE_BYTES: Record<CacheType, number> = { float32: 4, float16: 2 }
 
 /** The data of a cache tensor, float16 as its bits. */
 function cacheData (t: ort.Tensor): CacheArray {
-  const data = t.data as CacheArray
-  return t.type === 'float16' && !(data instanceof Uint16Array) ? new Uint16Array(data.buffer, data.byteOffset, data.length) : data
-}
-
-/**
- * A tensor onnxruntime-node can take. Its binding reads a Float16Array as
- * no bytes (N-API has no float16 arrays), but onnxruntime-common makes every
- * float16 tensor's data a Float16Array where the platform has one, outputs
- * included; so a float16 tensor gets its bits back as a Uint16Array.
- */
-function fed (t: ort.Tensor): ort.Tensor {
-  if (t.type === 'float16' && !(t.data instanceof Uint16Array)) (t as unknown as { cpuData: Uint16Array }).cpuData = cacheData(t) as Uint16Array
-  return t
+  return bitsOf(t) as CacheArray
 }
 
 function cacheTensor (type: CacheType, data: CacheArray, dims: number[]): ort.Tensor {

@@ -9,6 +9,7 @@ import { readFile, stat } from 'node:fs/promises'
 import { parentPort, workerData } from 'node:worker_threads'
 import { appendedKeyValues } from '@node-daemon/onnx'
 import * as ort from 'onnxruntime-node'
+import { bitsOf, fed } from './float16.ts'
 import { movable, toWire } from './worker-session.ts'
 import type { SessionSource, WireTensor, WorkerReply, WorkerRequest } from './worker-session.ts'
 
@@ -30,10 +31,10 @@ async function run (session: ort.InferenceSession, request: Extract<WorkerReques
   let reply: WorkerReply
   try {
     const feeds: Record<string, ort.Tensor> = {}
-    for (const [name, t] of Object.entries(request.feeds)) feeds[name] = new ort.Tensor(t.type, t.data as any, t.dims)
+    for (const [name, t] of Object.entries(request.feeds)) feeds[name] = fed(new ort.Tensor(t.type, t.data as any, t.dims))
     const out = await session.run(feeds)
     // onnxruntime-node gives every output an ArrayBuffer of its own.
-    const outputs = Object.fromEntries(Object.entries(out).map(([name, t]) => [name, { type: t.type, dims: t.dims, data: t.data }]))
+    const outputs = Object.fromEntries(Object.entries(out).map(([name, t]) => [name, { type: t.type, dims: t.dims, data: bitsOf(t) }]))
     reply = { type: 'result', id: request.id, outputs, kept }
   } catch (err) {
     reply = { type: 'result', id: request.id, error: toWire(err) }
