@@ -137,6 +137,8 @@ const BY_NAME: Record<string, Mapping> = {
   // Mostly met on import, where the client sent the broken directory.
   InvalidModelError: [400, 'IPFSValidationError'],
   UnsupportedModelError: [400, 'UnsupportedModelError'],
+  // The thread running the model's session went away; the next request loads the model again.
+  ModelWorkerError: [503, 'IPFSConnectionError'],
   InvalidTrainingRequestError: [400, 'IPFSValidationError'],
   InvalidDatasetError: [400, 'IPFSValidationError'],
   InvalidTensorFileError: [400, 'IPFSValidationError'],

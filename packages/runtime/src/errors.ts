@@ -32,3 +32,9 @@ export class ContextLengthError extends Error {
   static name = 'ContextLengthError'
   name = 'ContextLengthError'
 }
+
+/** The worker thread running a model's session stopped: its runs in flight fail, and the model loads again on the next request. */
+export class ModelWorkerError extends Error {
+  static name = 'ModelWorkerError'
+  name = 'ModelWorkerError'
+}

@@ -7,10 +7,12 @@
  */
 import { lstat, readdir, readFile, stat } from 'node:fs/promises'
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path'
-import { appendedKeyValues, externalDataLocations, weightsSummary } from '@node-daemon/onnx'
+import { externalDataLocations, weightsSummary } from '@node-daemon/onnx'
 import * as ort from 'onnxruntime-node'
 import { ContextLengthError, InvalidInferenceRequestError, InvalidModelError, UnsupportedModelError } from './errors.ts'
+import { bitsOf, fed } from './float16.ts'
 import { TextCodec } from './text.ts'
+import { WorkerSession } from './worker-session.ts'
 
 export type ExecutionProvider = 'cpu' | 'cuda'
 
@@ -217,12 +219,6 @@ const SMALL_MODEL_BYTES = 64 * 1_048_576
  */
 const REWRITE_MAX_BYTES = 512 * 1_048_576
 
-interface Session {
-  session: ort.InferenceSession
-  /** From appendedKeyValues, when the graph was rewritten. */
-  appended?: Record<string, string>
-}
-
 /**
  * Refuses a model whose external data lies outside its own directory or
  * behind a symbolic link: onnxruntime would read whatever file it names,
@@ -250,7 +246,7 @@ async function checkExternalData (dir: string, file: string): Promise<void> {
   }
 }
 
-async function createSession (dir: string, file: string, size: number, options: LoadOptions): Promise<Session> {
+async function createSession (dir: string, file: string, size: number, options: LoadOptions): Promise<WorkerSession> {
   // Spinning threads burn the cores that other sessions and the event loop need between runs.
   const config: Record<string, unknown> = { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } }
   const session: ort.InferenceSession.SessionOptions = {
@@ -264,12 +260,10 @@ async function createSession (dir: string, file: string, size: number, options: 
   const path = join(dir, file)
   await checkExternalData(dir, file)
   try {
-    const rewritten = (await stat(path)).size <= REWRITE_MAX_BYTES ? appendedKeyValues(await readFile(path)) : undefined
-    if (rewritten == null) return { session: await ort.InferenceSession.create(path, session) }
-    // Loaded from bytes, onnxruntime would look for external data in the working directory.
-    config.model_external_initializers_file_folder_path = dirname(path)
-    return { session: await ort.InferenceSession.create(rewritten.model, session), appended: rewritten.outputs }
+    // External data lies beside the graph, which may be in onnx/.
+    return await WorkerSession.open({ dir: dirname(path), path, rewriteMaxBytes: REWRITE_MAX_BYTES, options: session })
   } catch (err: any) {
+    if (err.name === 'ModelWorkerError') throw err
     // onnxruntime names the files it could not read by their full paths.
     throw new InvalidModelError(`${file}: ${String(err.message).replaceAll(dir + sep, '').replaceAll(dir, '.')}`)
   }
@@ -301,7 +295,7 @@ export async function loadModel (dir: string, options: LoadOptions = {}): Promis
   const file = await findModelFile(dir, options)
   const files = await readModelFiles(dir, file)
   options.signal?.throwIfAborted()
-  const { session, appended } = await createSession(dir, file.path, files.size, options)
+  const session = await createSession(dir, file.path, files.size, options)
   // createSession checked the file already: what onnxruntime loads, this reads.
   const weights = await weightsSummary(join(dir, file.path)).catch(() => ({ parameters: 0, quantization: '' }))
   if (options.signal?.aborted === true) {
@@ -324,7 +318,7 @@ export async function loadModel (dir: string, options: LoadOptions = {}): Promis
     // A sequence classifier's logits are [batch, labels]; a causal LM's, [batch, sequence, vocabulary].
     const logits = session.outputMetadata.find(m => m.name === 'logits')
     if (logits?.isTensor === true && logits.shape.length === 2) return new CrossEncoder(session, files.codec, info('reranker'))
-    if (logits != null) return new CausalLM(session, files.codec, info('causal-lm'), appended)
+    if (logits != null) return new CausalLM(session, files.codec, info('causal-lm'))
     if (['sentence_embedding', 'last_hidden_state', 'token_embeddings'].some(name => session.outputNames.includes(name))) return new Encoder(session, files.codec, info('encoder'), await readSentenceConfig(dir))
   } catch (err) {
     await session.release()
@@ -373,7 +367,7 @@ export function freeOutputs (tensors: Iterable<ort.Tensor>): void {
   for (const t of tensors) {
     const data = t.data as ArrayBufferView
     // Only a buffer the tensor has to itself, as onnxruntime-node makes them.
-    if (data.buffer instanceof ArrayBuffer && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength) data.buffer.transfer(0)
+    if (data.buffer instanceof ArrayBuffer && !data.buffer.detached && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength) data.buffer.transfer(0)
   }
 }
 
@@ -387,19 +381,7 @@ const CACHE_BYTES: Record<CacheType, number> = { float32: 4, float16: 2 }
 
 /** The data of a cache tensor, float16 as its bits. */
 function cacheData (t: ort.Tensor): CacheArray {
-  const data = t.data as CacheArray
-  return t.type === 'float16' && !(data instanceof Uint16Array) ? new Uint16Array(data.buffer, data.byteOffset, data.length) : data
-}
-
-/**
- * A tensor onnxruntime-node can take. Its binding reads a Float16Array as
- * no bytes (N-API has no float16 arrays), but onnxruntime-common makes every
- * float16 tensor's data a Float16Array where the platform has one, outputs
- * included; so a float16 tensor gets its bits back as a Uint16Array.
- */
-function fed (t: ort.Tensor): ort.Tensor {
-  if (t.type === 'float16' && !(t.data instanceof Uint16Array)) (t as unknown as { cpuData: Uint16Array }).cpuData = cacheData(t) as Uint16Array
-  return t
+  return bitsOf(t) as CacheArray
 }
 
 function cacheTensor (type: CacheType, data: CacheArray, dims: number[]): ort.Tensor {
@@ -439,7 +421,7 @@ function put (t: ort.Tensor, added: CacheArray, at: number, n: number): void {
 /** A decoder-only LM with a KV cache; `forward` runs one step for a batch of sequences. */
 export class CausalLM {
   readonly kind = 'causal-lm'
-  readonly session: ort.InferenceSession
+  readonly session: WorkerSession
   readonly codec: TextCodec
   readonly info: ModelInfo
   readonly layers: number
@@ -459,6 +441,8 @@ export class CausalLM {
   readonly #room: boolean
   /** present.0.key, present.0.value, present.1.key…: the order of a cache's `kv`. */
   readonly #presents: string[]
+  /** past_key_values.0.key, past_key_values.0.value…: the inputs they are fed back as, in the same order. */
+  readonly #pasts: string[]
   /**
    * For each `present.*` output, the output that holds only what a step adds
    * (appendedKeyValues), when the graph was rewritten so: the cache then
@@ -467,11 +451,11 @@ export class CausalLM {
    */
   readonly #appended?: Record<string, string>
 
-  constructor (session: ort.InferenceSession, codec: TextCodec, info: ModelInfo, appended?: Record<string, string>) {
+  constructor (session: WorkerSession, codec: TextCodec, info: ModelInfo) {
     this.session = session
     this.codec = codec
     this.info = info
-    this.#appended = appended
+    this.#appended = session.appended
     const pasts = session.inputNames.filter(n => /^past_key_values\.\d+\.key$/.test(n))
     if (pasts.length === 0 || !session.inputNames.includes('input_ids')) {
       throw new UnsupportedModelError('a causal LM needs input_ids and past_key_values.N.key/value inputs (an export with a KV cache)')
@@ -480,6 +464,7 @@ export class CausalLM {
     this.#positionIds = session.inputNames.includes('position_ids')
     this.#cacheBranch = session.inputNames.includes('use_cache_branch')
     this.#presents = Array.from({ length: 2 * this.layers }, (_, i) => `present.${i >> 1}.${i % 2 === 0 ? 'key' : 'value'}`)
+    this.#pasts = this.#presents.map(name => name.replace('present.', 'past_key_values.'))
     const meta = session.inputMetadata.find(m => m.name === 'past_key_values.0.key')
     const shape = meta?.isTensor === true ? meta.shape : []
     const type = meta?.isTensor === true ? meta.type : 'float32'
@@ -537,15 +522,17 @@ export class CausalLM {
       feeds[`past_key_values.${l}.value`] = cache != null ? fed(cache.kv[2 * l + 1]) : cacheTensor(this.cacheType, empty, [batch, this.kvHeads, 0, this.headDim])
     }
     signal?.throwIfAborted()
-    const out = await this.session.run(feeds)
+    const appended = this.#appended
+    // A rewritten decoder's cache moves to the session's worker and back, to grow here in place; any other feed is freed there.
+    const grown = appended != null && cache != null
+    const { outputs: out, kept } = await this.session.runKeeping(feeds, grown ? this.#pasts : [])
     const logits = float32(out.logits)
     const vocab = out.logits.dims[2]
-    const appended = this.#appended
     return {
       logits: rows.map((_, b) => logits.subarray((b * step + step - 1) * vocab, (b * step + step) * vocab)),
       // Without a cache, what a step adds is the whole present.
-      cache: appended != null && cache != null
-        ? this.#append(cache, this.#presents.map(name => out[appended[name]]))
+      cache: grown
+        ? this.#append({ ...cache, kv: this.#pasts.map(name => kept[name]) }, this.#presents.map(name => out[appended[name]]))
         : { length: total, capacity: total, pads, kv: this.#presents.map(name => out[appended?.[name] ?? name]) }
     }
   }
@@ -561,7 +548,9 @@ export class CausalLM {
     let { capacity, kv } = cache
     if (at + n > capacity) {
       capacity = this.#room ? Math.max(at + n, Math.min(at + n - 1 + CACHE_ROOM, this.info.contextLength - 1)) : at + n
+      const full = kv
       kv = kv.map(t => withCapacity(t, at, capacity))
+      freeOutputs(full)
     }
     kv.forEach((t, i) => { put(t, cacheData(added[i]), at, n) })
     freeOutputs(added)
@@ -699,7 +688,7 @@ function normalizeInPlace (v: Float32Array): void {
 }
 
 /** The width of a graph output's last axis, when the graph says it. */
-function outputWidth (session: ort.InferenceSession, name: string): number | undefined {
+function outputWidth (session: Pick<WorkerSession, 'outputMetadata'>, name: string): number | undefined {
   const meta = session.outputMetadata.find(m => m.name === name)
   const width = meta?.isTensor === true ? meta.shape.at(-1) : undefined
   return typeof width === 'number' ? width : undefined
@@ -747,7 +736,7 @@ async function inRuns<T> (lengths: number[], run: (indices: number[]) => Promise
  */
 export class Encoder {
   readonly kind = 'encoder'
-  readonly session: ort.InferenceSession
+  readonly session: WorkerSession
   readonly codec: TextCodec
   readonly info: ModelInfo
   readonly sentence: SentenceConfig
@@ -758,7 +747,7 @@ export class Encoder {
   readonly #output: string
   readonly #pooled: boolean
 
-  constructor (session: ort.InferenceSession, codec: TextCodec, info: ModelInfo, sentence: SentenceConfig) {
+  constructor (session: WorkerSession, codec: TextCodec, info: ModelInfo, sentence: SentenceConfig) {
     this.session = session
     this.codec = codec
     this.info = info
@@ -812,7 +801,7 @@ export class Encoder {
       return v
     })
     if (this.sentence.normalize) vectors.forEach(normalizeInPlace)
-    freeOutputs([...Object.values(out), ...Object.values(feeds)])
+    freeOutputs(Object.values(out))
     return vectors
   }
 
@@ -846,12 +835,12 @@ function fitted (ids: number[], limit: number, closing: number, truncate: boolea
  */
 export class CrossEncoder {
   readonly kind = 'reranker'
-  readonly session: ort.InferenceSession
+  readonly session: WorkerSession
   readonly codec: TextCodec
   readonly info: ModelInfo
   readonly #typeIds: boolean
 
-  constructor (session: ort.InferenceSession, codec: TextCodec, info: ModelInfo) {
+  constructor (session: WorkerSession, codec: TextCodec, info: ModelInfo) {
     this.session = session
     this.codec = codec
     this.info = info
@@ -880,7 +869,7 @@ export class CrossEncoder {
       const logits = float32(out.logits)
       const labels = out.logits.dims.at(-1) as number
       const scores = run.map((_, b) => labels === 1 ? 1 / (1 + Math.exp(-logits[b])) : 1 / (1 + Math.exp(logits[2 * b] - logits[2 * b + 1])))
-      freeOutputs([...Object.values(out), ...Object.values(feeds)])
+      freeOutputs(Object.values(out))
       return scores
     })
   }

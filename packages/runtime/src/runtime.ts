@@ -192,6 +192,14 @@ export class Runtime {
         s.model = model
         s.loadNs = Number(process.hrtime.bigint() - t0)
         if (model.kind === 'causal-lm') s.batcher = new Batcher(model, { maxBatch: this.#init.maxBatch, prefixCacheBytes: this.#init.prefixCacheBytes })
+        // A worker that died took the session with it: the next request loads the model again. llama.cpp runs in this thread.
+        if ('session' in model) {
+          model.session.onExit(() => {
+            if (this.#slots.get(ref.key) !== s) return
+            clearTimeout(s.timer)
+            this.#slots.delete(ref.key)
+          })
+        }
       }, () => this.#slots.delete(ref.key))
     }
     slot.inUse++

@@ -8,9 +8,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before } from 'node:test'
 import { readCorpus, trainBpe, writeDecoderDirectory, writeEncoderDirectory } from '@node-daemon/models'
-import { buildGptDecoder, buildSequenceClassifier, initClassifierWeights, initEncoderWeights, initGptWeights, writeModel } from '@node-daemon/onnx'
+import { attr, buildGptDecoder, buildSequenceClassifier, initClassifierWeights, initEncoderWeights, initGptWeights, readModel, writeModel } from '@node-daemon/onnx'
 import { Runtime } from '../../src/runtime.ts'
-import type { Model } from '@node-daemon/onnx'
+import type { Model, Node, TensorValue } from '@node-daemon/onnx'
 import type { EncoderConfig, GptConfig } from '@node-daemon/onnx'
 
 export const GPT: GptConfig = { vocabSize: 384, hiddenSize: 32, layers: 2, heads: 4, maxPositions: 512, layerNormEps: 1e-5 }
@@ -43,6 +43,39 @@ export function withIdentities (model: Model): Model {
     return [{ ...node, outputs: [`${present}.concat`] }, { op: 'Identity', inputs: [`${present}.concat`], outputs: [present] }]
   })
   return { ...model, graph: { ...model.graph, nodes } }
+}
+
+/**
+ * `model` with `repeats` products of two `size` × `size` matrices added to
+ * every step, a step of seconds for a file of kilobytes. The matrix is made
+ * from the attention mask, so that onnxruntime cannot fold it at load; the
+ * products are added to the logits times zero, which leaves the tokens as
+ * they were.
+ */
+function slowed (model: Model, size: number, repeats: number): Model {
+  const nodes = model.graph.nodes.map(node => node.outputs[0] === 'logits' ? { ...node, outputs: ['logits.fast'] } : node)
+  const constant = (name: string, value: TensorValue): Node => ({ op: 'Constant', inputs: [], outputs: [name], attributes: { value: attr.tensor(value) } })
+  nodes.push(
+    constant('slow.shape', { type: 'int64', dims: [2], data: BigInt64Array.from([BigInt(size), BigInt(size)]) }),
+    constant('slow.scale', { type: 'float32', dims: [], data: Float32Array.of(1 / size) }),
+    constant('slow.zero', { type: 'float32', dims: [], data: Float32Array.of(0) }),
+    { op: 'Cast', inputs: ['attention_mask'], outputs: ['slow.mask'], attributes: { to: attr.int(1) } },
+    { op: 'ReduceMax', inputs: ['slow.mask'], outputs: ['slow.one'], attributes: { keepdims: attr.int(0) } },
+    { op: 'Mul', inputs: ['slow.one', 'slow.scale'], outputs: ['slow.entry'] },
+    // Every entry 1/size, and so every product's: the chain stays finite.
+    { op: 'Expand', inputs: ['slow.entry', 'slow.shape'], outputs: ['slow.0'] })
+  for (let i = 1; i <= repeats; i++) nodes.push({ op: 'MatMul', inputs: [`slow.${i - 1}`, 'slow.0'], outputs: [`slow.${i}`] })
+  nodes.push(
+    { op: 'ReduceSum', inputs: [`slow.${repeats}`], outputs: ['slow.sum'], attributes: { keepdims: attr.int(0) } },
+    { op: 'Mul', inputs: ['slow.sum', 'slow.zero'], outputs: ['slow.nothing'] },
+    { op: 'Add', inputs: ['logits.fast', 'slow.nothing'], outputs: ['logits'] })
+  return { ...model, graph: { ...model.graph, nodes } }
+}
+
+/** A copy of the tiny decoder at `dir` whose every step does `repeats` products of `size` × `size` matrices more. */
+export async function writeSlowDecoder (models: TinyModels, dir: string, size: number, repeats: number): Promise<string> {
+  const model = readModel(await readFile(join(models.decoder, 'model.onnx')))
+  return variant(models.decoder, dir, slowed(model, size, repeats))
 }
 
 export async function tinyModels (): Promise<TinyModels> {

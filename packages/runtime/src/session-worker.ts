@@ -1,0 +1,64 @@
+/**
+ * The worker thread that holds one loaded model's onnxruntime session
+ * (worker-session.ts starts it). It loads the model, rewriting the graph so
+ * that a step returns only the keys and values it adds, then runs steps as
+ * they come. Loading happens here too: reading and rewriting a large model
+ * takes seconds of its own.
+ */
+import { readFile, stat } from 'node:fs/promises'
+import { parentPort, workerData } from 'node:worker_threads'
+import { appendedKeyValues } from '@node-daemon/onnx'
+import * as ort from 'onnxruntime-node'
+import { bitsOf, fed } from './float16.ts'
+import { movable, toWire } from './worker-session.ts'
+import type { SessionSource, WireTensor, WorkerReply, WorkerRequest } from './worker-session.ts'
+
+const port = parentPort as NonNullable<typeof parentPort>
+const source = workerData as SessionSource
+
+async function load (): Promise<{ session: ort.InferenceSession, appended?: Record<string, string> }> {
+  const { dir, path, rewriteMaxBytes, options } = source
+  const rewritten = (await stat(path)).size <= rewriteMaxBytes ? appendedKeyValues(await readFile(path)) : undefined
+  if (rewritten == null) return { session: await ort.InferenceSession.create(path, options) }
+  // Loaded from bytes, onnxruntime would look for external data in the working directory.
+  const extra = { ...options.extra, session: { ...(options.extra?.session as Record<string, unknown>), model_external_initializers_file_folder_path: dir } }
+  return { session: await ort.InferenceSession.create(rewritten.model, { ...options, extra }), appended: rewritten.outputs }
+}
+
+async function run (session: ort.InferenceSession, request: Extract<WorkerRequest, { type: 'run' }>): Promise<void> {
+  const kept: Record<string, WireTensor> = {}
+  for (const name of request.keep) kept[name] = request.feeds[name]
+  let reply: WorkerReply
+  try {
+    const feeds: Record<string, ort.Tensor> = {}
+    for (const [name, t] of Object.entries(request.feeds)) feeds[name] = fed(new ort.Tensor(t.type, t.data as any, t.dims))
+    const out = await session.run(feeds)
+    // onnxruntime-node gives every output an ArrayBuffer of its own.
+    const outputs = Object.fromEntries(Object.entries(out).map(([name, t]) => [name, { type: t.type, dims: t.dims, data: bitsOf(t) }]))
+    reply = { type: 'result', id: request.id, outputs, kept }
+  } catch (err) {
+    reply = { type: 'result', id: request.id, error: toWire(err) }
+  }
+  const moving = movable([...Object.values(reply.outputs ?? {}), ...Object.values(reply.kept ?? {})])
+  port.postMessage(reply, moving)
+  // What did not go back is freed now: left to this thread's collector, it could pile up for thousands of steps.
+  for (const buffer of movable(Object.values(request.feeds))) if (!buffer.detached) buffer.transfer(0)
+}
+
+try {
+  const { session, appended } = await load()
+  port.on('message', (request: WorkerRequest) => {
+    if (request.type === 'run') {
+      void run(session, request)
+      return
+    }
+    // Closing the port lets the thread end once the session is freed.
+    void session.release().finally(() => { port.close() })
+  })
+  const ready: WorkerReply = { type: 'ready', inputNames: [...session.inputNames], outputNames: [...session.outputNames], inputMetadata: [...session.inputMetadata], outputMetadata: [...session.outputMetadata], appended }
+  port.postMessage(ready)
+} catch (err) {
+  const failed: WorkerReply = { type: 'failed', error: toWire(err) }
+  port.postMessage(failed)
+  port.close()
+}

@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { describe, it } from 'node:test'
+import { Tensor } from 'onnxruntime-node'
+import { loadModel } from '../src/model.ts'
+import { GPT, withTinyRuntime, writeSlowDecoder } from './helpers/tiny-models.ts'
+import type { CausalLM } from '../src/model.ts'
+
+describe('a model in a worker thread', () => {
+  const tiny = withTinyRuntime()
+  const decoder = (): { key: string, name: string, dir: string } => ({ key: 'decoder', name: 'tiny', dir: tiny.models.decoder })
+
+  it('keeps the event loop turning while a step runs', async () => {
+    const model = await loadModel(await writeSlowDecoder(tiny.models, join(tiny.models.root, 'slow'), 1024, 8)) as CausalLM
+    try {
+      let ticks = 0
+      const timer = setInterval(() => { ticks++ }, 5)
+      const t0 = performance.now()
+      await model.forward([[1, 2, 3]])
+      const ms = performance.now() - t0
+      clearInterval(timer)
+      // On the main thread, the step would let no timer fire.
+      assert.ok(ticks >= ms / 5 / 4, `${ticks} ticks of 5 ms in a step of ${ms.toFixed(0)} ms`)
+    } finally {
+      await model.release()
+    }
+  })
+
+  it('moves the KV cache to the worker and back, and the fresh feeds there, with no copy', async () => {
+    const model = await loadModel(tiny.models.decoder) as CausalLM
+    try {
+      const first = await model.forward([[1, 2, 3]])
+      const ids = new BigInt64Array([1n])
+      await model.session.run({ input_ids: new Tensor('int64', ids, [1, 1]) }).catch(() => {})
+      assert.equal(ids.buffer.detached, true, 'a feed is moved, not copied')
+      const kv = first.cache.kv[0].data as Float32Array
+      const second = await model.forward([[4]], first.cache)
+      assert.equal((kv.buffer as ArrayBuffer).detached, true, 'the cache went to the worker')
+      const third = await model.forward([[5]], second.cache)
+      assert.equal(third.cache.length, 5)
+      // The cache came back from the worker and grew in place: the next step reads what this one wrote.
+      const reference = await model.forward([[1, 2, 3, 4, 5]])
+      assert.deepEqual(Array.from(third.logits[0]).map(x => x.toFixed(3)), Array.from(reference.logits[0]).map(x => x.toFixed(3)))
+    } finally {
+      await model.release()
+    }
+  })
+
+  it('rejects a run with onnxruntime\'s error and goes on running', async () => {
+    const model = await loadModel(tiny.models.decoder) as CausalLM
+    try {
+      await assert.rejects(model.session.run({ input_ids: new Tensor('int64', new BigInt64Array(1), [1, 1]) }), /input/i)
+      const { logits } = await model.forward([[1, 2]])
+      assert.equal(logits[0].length, GPT.vocabSize)
+    } finally {
+      await model.release()
+    }
+  })
+
+  it('fails a run in flight when the worker ends, with ModelWorkerError', async () => {
+    const model = await loadModel(await writeSlowDecoder(tiny.models, join(tiny.models.root, 'slower'), 1024, 8)) as CausalLM
+    const step = assert.rejects(model.forward([[1, 2, 3]]), { name: 'ModelWorkerError', message: /unloaded/ })
+    await model.release()
+    await step
+    await assert.rejects(model.forward([[1]]), { name: 'ModelWorkerError' })
+  })
+
+  it('loads a model again after its worker went away', async () => {
+    const lease = await tiny.runtime.acquire(decoder())
+    await (lease.model as CausalLM).session.release()
+    lease.release()
+    const again = await tiny.runtime.acquire(decoder())
+    try {
+      assert.notEqual(again.model, lease.model)
+      assert.ok(again.loadNs > 0, 'loaded anew')
+      const { logits } = await (again.model as CausalLM).forward([[1, 2]])
+      assert.equal(logits[0].length, GPT.vocabSize)
+    } finally {
+      again.release()
+    }
+  })
+
+  it('refuses a broken model.onnx in the worker with InvalidModelError', async () => {
+    const dir = join(tiny.models.root, 'slower')
+    await writeFile(join(dir, 'model.onnx'), 'not a model')
+    await assert.rejects(loadModel(dir), { name: 'InvalidModelError', message: /^model\.onnx: / })
+  })
+})
