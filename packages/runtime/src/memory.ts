@@ -5,7 +5,7 @@
  */
 import { readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import { findModelFile, graphBytes } from './model.ts'
+import { configFromGenai, findModelFile, graphBytes } from './model.ts'
 import type { ExecutionProvider } from './model.ts'
 
 export interface MemoryNeed {
@@ -23,7 +23,9 @@ export async function memoryNeed (dir: string, contextTokens: number, options: {
   const file = await findModelFile(dir, options).catch(() => undefined)
   // A directory without an ONNX graph holds a GGUF file, or nothing and fails its load.
   const weights = file != null ? await graphBytes(dir, file.path) : await stat(join(dir, 'model.gguf')).then(s => s.size, () => 0)
-  const config = await readFile(join(dir, 'config.json'), 'utf8').then(text => JSON.parse(text), () => ({}))
+  const json = async (name: string): Promise<Record<string, any> | undefined> => readFile(join(dir, name), 'utf8').then(text => JSON.parse(text), () => undefined)
+  // An onnxruntime-genai build may say its shape only in genai_config.json.
+  const config = await json('config.json') ?? configFromGenai(await json('genai_config.json') ?? {})
   const layers = count(config.num_hidden_layers, config.n_layer) ?? 0
   const heads = count(config.num_attention_heads, config.n_head)
   const kvHeads = count(config.num_key_value_heads, heads) ?? 0

@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { before, describe, it } from 'node:test'
 import { attr, buildGptDecoder, initGptWeights, withFloat16Weights, withMatMulNBits, writeModel } from '@node-daemon/onnx'
 import { chooseModelFile, loadModel } from '../src/model.ts'
+import { memoryNeed } from '../src/memory.ts'
 import { Runtime } from '../src/runtime.ts'
 import { bareGreedy } from './helpers/bare-greedy.ts'
 import { asGenaiBuild, GPT, withTinyRuntime } from './helpers/tiny-models.ts'
@@ -125,6 +126,8 @@ describe('model layouts', { timeout: 180_000 }, () => {
   it('runs an onnxruntime-genai build named by genai_config.json, without config.json', async () => {
     const dir = await layout('genai', { 'model.onnx': decoder() }, () => 'model.onnx.data')
     const config = await asGenaiBuild(dir)
+    // The memory check counts the cache genai_config.json's shape needs: 2 layers × key and value × 4 heads × 8 × 4 bytes × 512 tokens.
+    assert.equal((await memoryNeed(dir, 512)).cache, 2 * 2 * 4 * 8 * 4 * 512)
     const model = await loadModel(dir)
     assert.equal(model.info.contextLength, config.n_positions)
     assert.ok(model.info.size > 4 * GPT.vocabSize * GPT.hiddenSize, 'the size counts model.onnx.data')
