@@ -62,6 +62,9 @@ const now = (): number => Number(process.hrtime.bigint())
 const TEXT_READ_TIMEOUT_MS = 5000
 /** The cluster pin name of OpenAI's stored responses, which tells them from other content. */
 const RESPONSE_PIN = 'openai-response:'
+/** Tries to record that a job ended, and the first wait between them, doubled each time. */
+const END_ATTEMPTS = 5
+const END_RETRY_MS = 200
 /** Workers a job is tried on before it fails with NoWorkerError. */
 const MAX_ATTEMPTS = 8
 
@@ -270,10 +273,21 @@ export class InferenceService implements Inference {
   #end (recorded: Promise<JobRecord>, outcome: 'failed' | 'cancelled', reason: string): void {
     const options = { signal: this.#lifetime.signal }
     const ending = recorded.then(async ({ jobId }) => {
-      await (outcome === 'cancelled' ? this.#c.cluster.cancelJob(jobId, reason, options) : this.#c.cluster.failJob(jobId, reason, options)).catch((err: Error) => {
-        // Its worker completed it, or another path ended it first.
-        if (err.name !== clusterErrors.JobStateError.name) this.#c.log.error('recording that job %d %s failed - %e', jobId, outcome, err)
-      })
+      // A write refused while the cluster is busy or electing is tried again: a job left open would wait for no one.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await (outcome === 'cancelled' ? this.#c.cluster.cancelJob(jobId, reason, options) : this.#c.cluster.failJob(jobId, reason, options))
+          return
+        } catch (err: any) {
+          // Its worker completed it, or another path ended it first.
+          if (err.name === clusterErrors.JobStateError.name || this.#lifetime.signal.aborted) return
+          if (attempt === END_ATTEMPTS) {
+            this.#c.log.error('recording that job %d %s failed - %e', jobId, outcome, err)
+            return
+          }
+          await sleep(END_RETRY_MS * 2 ** (attempt - 1), undefined, options).catch(() => {})
+        }
+      }
     }, () => {
       // Never recorded: nothing to end.
     }).finally(() => { this.#ending.delete(ending) })
