@@ -5,12 +5,12 @@
  */
 
 /** float16 data is held as its raw bits, in a Uint16Array; uint8 holds packed quantized weights. */
-export type DataType = 'float32' | 'float16' | 'int64' | 'int32' | 'uint8' | 'bool'
+export type DataType = 'float32' | 'float16' | 'int64' | 'int32' | 'uint8' | 'int8' | 'bool'
 
 /** A dimension: a size, or a symbolic name such as 'batch' or 'sequence'. */
 export type Dim = number | string
 
-export type TensorData = Float32Array | Uint16Array | BigInt64Array | Int32Array | Uint8Array
+export type TensorData = Float32Array | Uint16Array | BigInt64Array | Int32Array | Uint8Array | Int8Array
 
 export interface TensorValue {
   type: DataType

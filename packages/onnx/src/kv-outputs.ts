@@ -10,6 +10,13 @@
  * thread while it decoded. The caller appends the new keys and values to a
  * cache it keeps in reused buffers, which is the same copy without the
  * allocation.
+ *
+ * The graph also takes each past with room past its end (the caller's
+ * buffers, grown now and then rather than at each token) and slices it to
+ * the length the attention mask gives, total minus the step's tokens: so
+ * the graph sees an exact past, and what it measures in indices of the
+ * sequence (a sliding window, positions counted along the mask) is right
+ * whatever room the buffers have.
  */
 import onnxProto from 'onnx-proto'
 import { decodeModelProto } from './reader.ts'
@@ -23,11 +30,17 @@ export interface AppendedKeyValues {
   outputs: Record<string, string>
 }
 
+/** Names of the nodes and constants the rewrite adds, apart from the graph's own. */
+const PREFIX = 'appended_kv/'
+
+const int64 = (name: string, value: number): onnxProto.onnx.ITensorProto => ({ name: PREFIX + name, dataType: onnx.TensorProto.DataType.INT64, dims: [1], int64Data: [value] })
+
 /**
  * The rewrite applies when every output named `present.*` is a Concat of the
  * matching `past_key_values.*` input and the step's new part along the
  * sequence axis (axis 2 of [batch, heads, length, head size]), as optimum
- * exports GPT-2, Llama, Qwen or Phi. Anything else (fused attention ops that
+ * exports GPT-2, Llama, Qwen or Phi, and the graph takes input_ids and
+ * attention_mask (whose lengths give the past's). Anything else (fused attention ops that
  * own their cache, say) gives `undefined`: the model runs as exported.
  */
 export function appendedKeyValues (bytes: Uint8Array): AppendedKeyValues | undefined {
@@ -48,7 +61,32 @@ export function appendedKeyValues (bytes: Uint8Array): AppendedKeyValues | undef
     if (node?.opType !== 'Concat' || (node.domain ?? '') !== '' || node.input?.length !== 2 || first !== past || !inputs.has(past) || (axis !== 2 && axis !== -2) || added == null || inputs.has(added)) return undefined
     outputs[name] = added
   }
-  if (Object.keys(outputs).length === 0) return undefined
+  if (Object.keys(outputs).length === 0 || !inputs.has('input_ids') || !inputs.has('attention_mask')) return undefined
+  const opset = proto.opsetImport.find(o => (o.domain ?? '') === '' || o.domain === 'ai.onnx')
+  // Slice takes its bounds as inputs from opset 10.
+  if (opset == null || Number(opset.version) < 10) return undefined
+
+  // past[:, :, :mask length − step length]: Sub of the two shapes is [0, past length, …].
+  const op = (opType: string, input: string[], output: string): onnxProto.onnx.INodeProto => ({ opType, input, output: [PREFIX + output], name: PREFIX + output })
+  const pastLength = PREFIX + 'past_length'
+  const sliced = (past: string): string => `${PREFIX}${past}`
+  const pasts = Object.keys(outputs).map(name => name.replace(/^present\./, 'past_key_values.'))
+  const renamed = new Set(pasts)
+  for (const input of graph.input ?? []) {
+    // Fed with room, a past's length is no longer the mask's past length.
+    const length = renamed.has(input.name ?? '') ? input.type?.tensorType?.shape?.dim?.[2] : undefined
+    if (length != null) Object.assign(length, { dimValue: undefined, dimParam: 'past_capacity' })
+  }
+  for (const n of graph.node ?? []) n.input = (n.input ?? []).map(i => renamed.has(i) ? sliced(i) : i)
+  graph.initializer = [...(graph.initializer ?? []), int64('0', 0), int64('1', 1), int64('2', 2)]
+  graph.node = [
+    op('Shape', ['attention_mask'], 'mask_shape'),
+    op('Shape', ['input_ids'], 'ids_shape'),
+    op('Sub', [PREFIX + 'mask_shape', PREFIX + 'ids_shape'], 'lengths'),
+    op('Slice', [PREFIX + 'lengths', PREFIX + '1', PREFIX + '2', PREFIX + '0'], 'past_length'),
+    ...pasts.map(past => ({ opType: 'Slice', input: [past, PREFIX + '0', pastLength, PREFIX + '2'], output: [sliced(past)], name: sliced(past) })),
+    ...(graph.node ?? [])
+  ]
 
   graph.output = graphOutputs.map(output => {
     const added = outputs[output.name ?? '']

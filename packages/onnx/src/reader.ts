@@ -17,7 +17,7 @@ export interface ReadOptions {
 }
 
 const TYPES = new Map(Object.entries(DATA_TYPES).map(([type, code]) => [code, type as DataType]))
-const ELEMENT_BYTES: Record<DataType, number> = { float32: 4, float16: 2, int64: 8, int32: 4, uint8: 1, bool: 1 }
+const ELEMENT_BYTES: Record<DataType, number> = { float32: 4, float16: 2, int64: 8, int32: 4, uint8: 1, int8: 1, bool: 1 }
 
 /** protobufjs decodes 64-bit integers as Long objects (or numbers); both print as their decimal value. */
 type Int64 = number | { toString: () => string }
@@ -162,6 +162,7 @@ function fromBytes (type: DataType, bytes: Uint8Array, count: number, what: stri
     case 'int32': return new Int32Array(buffer)
     case 'uint8':
     case 'bool': return new Uint8Array(buffer)
+    case 'int8': return new Int8Array(buffer)
   }
 }
 
@@ -176,6 +177,7 @@ function fromFields (type: DataType, t: onnxProto.onnx.ITensorProto, count: numb
     case 'int64': return BigInt64Array.from(t.int64Data ?? [], toBigInt)
     case 'int32': return Int32Array.from(t.int32Data ?? [])
     case 'uint8': return Uint8Array.from(t.int32Data ?? [])
+    case 'int8': return Int8Array.from(t.int32Data ?? [])
     case 'bool': return Uint8Array.from(t.int32Data ?? [], v => v !== 0 ? 1 : 0)
   }
 }

@@ -69,6 +69,31 @@ describe('appendedKeyValues', () => {
     }
   })
 
+  it('takes each past with room past its end, sliced off by the length the attention mask gives', async () => {
+    const rewritten = appendedKeyValues(gpt)
+    assert.ok(rewritten != null)
+    const original = await InferenceSession.create(gpt)
+    const appended = await InferenceSession.create(rewritten.model)
+    try {
+      const a = await step(original, [5, 9, 2], undefined)
+      const exact = await step(original, [7], presents.map(p => a[p] as Tensor))
+      // Three positions of the past, then two of room holding anything: the mask covers the three.
+      const roomy = presents.map(p => {
+        const t = a[p] as Tensor
+        const data = new Float32Array(GPT.heads * 5 * HEAD).fill(1e3)
+        for (let h = 0; h < GPT.heads; h++) data.set((t.data as Float32Array).subarray(h * 3 * HEAD, (h + 1) * 3 * HEAD), h * 5 * HEAD)
+        return new Tensor('float32', data, [1, GPT.heads, 5, HEAD])
+      })
+      const feeds: Record<string, Tensor> = { input_ids: int64([7], [1, 1]), attention_mask: int64([1, 1, 1, 1], [1, 4]), position_ids: int64([3], [1, 1]) }
+      presents.forEach((name, i) => { feeds[name.replace('present', 'past_key_values')] = roomy[i] })
+      const d = await appended.run(feeds)
+      assert.deepEqual(d.logits.data, exact.logits.data)
+    } finally {
+      await original.release()
+      await appended.release()
+    }
+  })
+
   it('leaves alone a model without a cache, and a decoder whose cache is not grown by a Concat on the sequence axis', () => {
     assert.equal(appendedKeyValues(writeModel(buildEncoder(ENCODER, initEncoderWeights(ENCODER, 3))).model), undefined)
     const proto = onnx.ModelProto.decode(gpt)

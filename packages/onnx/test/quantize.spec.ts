@@ -3,7 +3,7 @@ import { describe, it } from 'node:test'
 import { InferenceSession, Tensor } from 'onnxruntime-node'
 import { buildLlamaDecoder, initLlamaWeights } from '../src/models/llama.ts'
 import type { LlamaConfig } from '../src/models/llama.ts'
-import { dequantizeBlocks4, quantizeBlocks4, withFloat16Weights, withMatMulNBits } from '../src/quantize.ts'
+import { dequantize8, dequantizeBlocks4, dequantizeRowBlocks8, quantize8, quantizeBlocks4, quantizeRowBlocks8, withFloat16Weights, withGatherBlockQuantized, withMatMulInteger, withMatMulNBits } from '../src/quantize.ts'
 import { seededRandom } from '../src/random.ts'
 import { writeModel } from '../src/writer.ts'
 import type { Model } from '../src/graph.ts'
@@ -74,6 +74,66 @@ describe('weight quantization', () => {
       }
     })
   }
+
+  it('quantizes weights to 8 bits within half a step, int8 symmetric and uint8 over a range that holds 0', () => {
+    const random = seededRandom(2)
+    const w = Float32Array.from({ length: 500 }, () => random() * 2 - 0.7)
+    for (const type of ['int8', 'uint8'] as const) {
+      const q = quantize8(w, type)
+      if (type === 'int8') assert.equal(q.zeroPoint, 0)
+      const back = dequantize8(q)
+      for (let i = 0; i < w.length; i++) assert.ok(Math.abs(back[i] - w[i]) <= q.scale / 2 + 1e-6, `${type} weight ${i}`)
+      assert.ok(dequantize8(quantize8(new Float32Array(4), type)).every(x => x === 0))
+    }
+    const [rows, columns, blockSize] = [5, 48, 32]
+    const table = Float32Array.from({ length: rows * columns }, () => random() - 0.3)
+    const q = quantizeRowBlocks8(table, rows, columns, blockSize)
+    const back = dequantizeRowBlocks8(q, rows, columns, blockSize)
+    for (let i = 0; i < table.length; i++) {
+      const scale = q.scales[Math.floor(i / columns) * 2 + Math.floor((i % columns) / blockSize)]
+      assert.ok(Math.abs(back[i] - table[i]) <= scale / 2 + 1e-6, `embedding ${i}`)
+    }
+  })
+
+  for (const type of ['int8', 'uint8'] as const) {
+    it(`runs ${type} weights as quantize_dynamic writes them (DynamicQuantizeLinear, MatMulInteger), near the float32 source`, async () => {
+      const source = buildLlamaDecoder(config, weights)
+      const quantized = withMatMulInteger(source, type)
+      const ops = (op: string): number => quantized.graph.nodes.filter(n => n.op === op).length
+      assert.equal(ops('MatMulInteger'), config.layers * 7 + 1, 'every projection and the head')
+      // q, k and v read one normed input, gate and up another: one DynamicQuantizeLinear each.
+      assert.equal(ops('DynamicQuantizeLinear'), config.layers * 4 + 1)
+      assert.equal(ops('MatMul') - source.graph.nodes.filter(n => n.op === 'MatMul').length, -(config.layers * 7 + 1))
+      assert.ok(writeModel(quantized).model.byteLength < 0.4 * writeModel(source).model.byteLength)
+      const [int8, fp32] = await Promise.all([logits(quantized), logits(source)])
+      // The stated tolerance of 8-bit weights and activations, per tensor: an error under 5% of the logits' RMS,
+      // and each position's logits pointing the same way (cosine ≥ 0.99).
+      const error = rms(int8.map((x, i) => x - fp32[i]))
+      assert.ok(error < 0.05 * rms(fp32), `an error of RMS ${error} against logits of RMS ${rms(fp32)}`)
+      for (let row = 0; row < IDS.length; row++) {
+        const at = (a: Float32Array): Float32Array => a.subarray(row * config.vocabSize, (row + 1) * config.vocabSize)
+        assert.ok(cosine(at(int8), at(fp32)) >= 0.99, `position ${row}: cosine ${cosine(at(int8), at(fp32))}`)
+      }
+    })
+  }
+
+  it('gathers 8-bit embeddings with GatherBlockQuantized as the float32 model of its dequantized table, near its source', async () => {
+    const source = buildLlamaDecoder(config, weights)
+    const quantized = withGatherBlockQuantized(source, 32)
+    assert.equal(quantized.graph.nodes.filter(n => n.op === 'GatherBlockQuantized').length, 1)
+    assert.equal(quantized.graph.initializers.some(i => i.name === 'model.embed_tokens.weight'), false, 'an untied table is stored quantized only')
+    const table = weights['model.embed_tokens.weight']
+    const dequantized = { ...weights, 'model.embed_tokens.weight': dequantizeRowBlocks8(quantizeRowBlocks8(table, config.vocabSize, config.hiddenSize, 32), config.vocabSize, config.hiddenSize, 32) }
+    const [q8, reference, fp32] = await Promise.all([logits(quantized), logits(buildLlamaDecoder(config, dequantized)), logits(source)])
+    assert.ok(maxDifference(q8, reference) < 1e-4, `GatherBlockQuantized gathers the dequantized rows: ${maxDifference(q8, reference)}`)
+    // The stated tolerance of 8-bit embeddings: an error under 2% of the logits' RMS, the same greedy tokens.
+    assert.ok(rms(q8.map((x, i) => x - fp32[i])) < 0.02 * rms(fp32))
+    assert.deepEqual(argmaxRows(q8), argmaxRows(fp32))
+    // A tied table keeps its float32 copy for the head.
+    const tied: LlamaConfig = { ...config, tieEmbeddings: true }
+    const tiedModel = withGatherBlockQuantized(buildLlamaDecoder(tied, initLlamaWeights(tied, 5, 0.1)), 32)
+    assert.ok(tiedModel.graph.initializers.some(i => i.name === 'model.embed_tokens.weight'))
+  })
 
   it('stores float16 weights at half the bytes, within float16 rounding of the float32 logits', async () => {
     const source = buildLlamaDecoder(config, weights)

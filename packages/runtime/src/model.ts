@@ -339,7 +339,7 @@ function contextLength (config: Record<string, any>): number {
  * The keys and values of a batch of sequences: per layer, [rows, heads,
  * capacity, headDim], each row right-aligned to `length` behind `pads[row]`
  * masked positions. A rewritten decoder's cache has room past `length`,
- * masked out too, where each step's keys and values go in place.
+ * where each step's keys and values go in place; the graph slices it off.
  */
 export interface BatchCache {
   length: number
@@ -350,8 +350,9 @@ export interface BatchCache {
 }
 
 /**
- * Positions a rewritten decoder's cache is given room for when it is full:
- * the cache is then copied once per this many tokens instead of at each.
+ * Positions a rewritten decoder's cache is given room for when it is full,
+ * at least: the cache is then copied once per this many tokens instead of at
+ * each, and as it grows, once per a quarter of its length (amortised).
  */
 const CACHE_ROOM = 32
 
@@ -432,13 +433,6 @@ export class CausalLM {
   readonly #positionIds: boolean
   /** A merged decoder's flag, true once there is a past: its If node picks the branch that reads it. */
   readonly #cacheBranch: boolean
-  /**
-   * Whether a full cache may be given room past its length. The room sits
-   * between the past and a step's tokens, so it needs positions given
-   * apart from the mask (position_ids) and no sliding window, which graphs
-   * measure in indices of the fed sequence, room included.
-   */
-  readonly #room: boolean
   /** present.0.key, present.0.value, present.1.key…: the order of a cache's `kv`. */
   readonly #presents: string[]
   /** past_key_values.0.key, past_key_values.0.value…: the inputs they are fed back as, in the same order. */
@@ -471,8 +465,6 @@ export class CausalLM {
     if (type !== 'float32' && type !== 'float16') throw new UnsupportedModelError(`KV cache of type ${type}: only float32 and float16 caches are supported`)
     this.cacheType = type
     const c = info.config
-    const window = c.use_sliding_window === false ? undefined : c.sliding_window
-    this.#room = this.#positionIds && !(typeof window === 'number' && window < info.contextLength)
     const heads = c.num_key_value_heads ?? c.num_attention_heads ?? c.n_head
     const hidden = c.hidden_size ?? c.n_embd
     this.kvHeads = typeof shape[1] === 'number' ? shape[1] : heads
@@ -491,9 +483,8 @@ export class CausalLM {
     const batch = rows.length
     const step = cache == null ? Math.max(...rows.map(r => r.length)) : rows[0].length
     const past = cache?.length ?? 0
-    // Positions fed as the past: the cache's room included, masked out.
-    const room = cache?.capacity ?? 0
-    const total = room + step
+    // The mask covers the past without the cache's room, which the rewritten graph slices off by its length.
+    const total = past + step
     const pads = cache?.pads ?? rows.map(r => step - r.length)
     // Filled in place: a decoding step runs per token, and boxed BigInts per mask position were most of its garbage.
     const ids = new BigInt64Array(batch * step)
@@ -508,14 +499,14 @@ export class CausalLM {
         positions[b * step + offset + t] = BigInt(before + t)
       })
       mask.fill(1n, b * total + pads[b], b * total + past)
-      mask.fill(1n, b * total + room + (cache == null ? pads[b] : 0), (b + 1) * total)
+      mask.fill(1n, b * total + past + (cache == null ? pads[b] : 0), (b + 1) * total)
     })
     const feeds: Record<string, ort.Tensor> = {
       input_ids: new ort.Tensor('int64', ids, [batch, step]),
       attention_mask: new ort.Tensor('int64', mask, [batch, total])
     }
     if (this.#positionIds) feeds.position_ids = new ort.Tensor('int64', positions, [batch, step])
-    if (this.#cacheBranch) feeds.use_cache_branch = new ort.Tensor('bool', [room > 0], [1])
+    if (this.#cacheBranch) feeds.use_cache_branch = new ort.Tensor('bool', [past > 0], [1])
     const empty = new CACHE_ARRAYS[this.cacheType](0)
     for (let l = 0; l < this.layers; l++) {
       feeds[`past_key_values.${l}.key`] = cache != null ? fed(cache.kv[2 * l]) : cacheTensor(this.cacheType, empty, [batch, this.kvHeads, 0, this.headDim])
@@ -539,15 +530,14 @@ export class CausalLM {
 
   /**
    * The cache grown by one step's keys and values, written in place. When it
-   * is full it moves to buffers with room for more, masked out until used,
-   * where the graph allows it (#room).
+   * is full it moves to buffers with room for more.
    */
   #append (cache: BatchCache, added: ort.Tensor[]): BatchCache {
     const at = cache.length
     const n = added[0].dims[2]
     let { capacity, kv } = cache
     if (at + n > capacity) {
-      capacity = this.#room ? Math.max(at + n, Math.min(at + n - 1 + CACHE_ROOM, this.info.contextLength - 1)) : at + n
+      capacity = Math.max(at + n, Math.min(at + n + Math.max(CACHE_ROOM, (at + n) >> 2), this.info.contextLength))
       const full = kv
       kv = kv.map(t => withCapacity(t, at, capacity))
       freeOutputs(full)

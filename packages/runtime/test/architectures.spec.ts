@@ -5,6 +5,8 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { appendedKeyValues } from '@node-daemon/onnx'
 import { Runtime } from '../src/runtime.ts'
+import { CausalLM } from '../src/model.ts'
+import { argmax } from '../src/sampling.ts'
 import { bareGreedy } from './helpers/bare-greedy.ts'
 import { FAMILIES, writeFamilyModel } from './helpers/family-models.ts'
 import { withIdentities } from './helpers/tiny-models.ts'
@@ -63,6 +65,32 @@ describe('decoder architectures, as their exporters write them', () => {
       assert.ok(runs.some(r => new Set(r.stats.tokens).size > 3), `the model writes more than a token or two over and over: ${JSON.stringify(runs.map(r => r.stats.tokens))}`)
     })
   }
+
+  it('grows the cache of sliding-window models and of graphs without position_ids in place, not copied at each token, with the reference\'s tokens', async () => {
+    for (const name of ['mistral', 'gemma2', 'gemma3', 'no-position-ids']) {
+      const lease = await runtime.acquire(ref(name))
+      try {
+        const model = lease.model
+        assert.ok(model instanceof CausalLM)
+        const prompt = model.codec.encode(PROMPTS[1])
+        let { logits, cache } = await model.forward([prompt])
+        const tokens: number[] = []
+        let moves = 0
+        for (let s = 0; s < 40; s++) {
+          const next = argmax(logits[0])
+          tokens.push(next)
+          const capacity = cache.capacity
+          ;({ logits, cache } = await model.forward([[next]], cache))
+          // The capacity changes only when the cache moves to larger buffers (withCapacity): once per many tokens.
+          if (cache.capacity !== capacity) moves++
+        }
+        assert.ok(moves <= 3, `${name}: the cache moved ${moves} times in 40 tokens`)
+        assert.deepEqual(tokens, await bareGreedy(dir(name), prompt, 40), name)
+      } finally {
+        lease.release()
+      }
+    }
+  })
 
   it('puts the bos token its tokenizer adds before a prompt, once, whether the chat template writes it or not', async () => {
     // Phi-3's post-processor adds <s>, but its tokenizer_config.json's add_bos_token is false.

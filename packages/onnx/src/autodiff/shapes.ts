@@ -342,6 +342,7 @@ function fromNum (n: Num): TensorValue {
     case 'int64': return { type: n.type, dims: n.dims, data: BigInt64Array.from(n.data, toInt64) }
     case 'int32': return { type: n.type, dims: n.dims, data: Int32Array.from(n.data) }
     case 'uint8': return { type: n.type, dims: n.dims, data: Uint8Array.from(n.data) }
+    case 'int8': return { type: n.type, dims: n.dims, data: Int8Array.from(n.data) }
     case 'bool': return { type: n.type, dims: n.dims, data: Uint8Array.from(n.data, v => v !== 0 ? 1 : 0) }
   }
 }

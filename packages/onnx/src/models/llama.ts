@@ -54,6 +54,15 @@ export interface LlamaConfig {
   positionIds?: boolean
   /** The KV cache's and logits' type, float16 as fp16 and q4f16 exports declare them; compute stays float32. */
   ioType?: 'float32' | 'float16'
+  /**
+   * Attention as onnxruntime-genai's builder writes it for CPU: one
+   * com.microsoft GroupQueryAttention per layer, which rotates q and k itself
+   * (do_rotary, from cos and sin caches of every position), owns the causal
+   * mask and appends to the cache; seqlens_k and total_sequence_length are
+   * computed from attention_mask, and there is no position_ids input.
+   * float32, without sliding windows or dynamic RoPE.
+   */
+  gqa?: boolean
 }
 
 const isGemma = (c: LlamaConfig): boolean => c.modelType === 'gemma2' || c.modelType === 'gemma3_text'
@@ -180,11 +189,37 @@ const softcap = (b: GraphBuilder, x: string, cap: number): string => b.op('Mul',
 /** `to` codes of Cast: TensorProto's FLOAT and FLOAT16. */
 const CAST_TO = { float32: 1, float16: 10 }
 
+/** What every GroupQueryAttention node of the graph takes besides q, k, v and the past. */
+interface GqaInputs {
+  /** int32 [batch]: each row's count of keys, minus one. */
+  seqlens: string
+  /** int32 scalar: the attention mask's length. */
+  total: string
+  /** [max positions, head_dim / 2]. */
+  cos: string
+  sin: string
+}
+
 interface Layer {
   index: number
   mask: string
   rope: Rope
   past: { key: string, value: string }
+  gqa?: GqaInputs
+}
+
+/** GroupQueryAttention over q, k, v [batch, sequence, n · head_dim]: the output [batch, sequence, heads · head_dim] and the presents. */
+function groupQueryAttention (b: GraphBuilder, c: LlamaConfig, q: string, k: string, v: string, l: Layer, g: GqaInputs): { output: string, key: string, value: string } {
+  const attributes = {
+    num_heads: attr.int(c.heads),
+    kv_num_heads: attr.int(c.kvHeads),
+    scale: attr.float(1 / Math.sqrt(c.queryPreAttnScalar ?? c.headDim)),
+    do_rotary: attr.int(1),
+    rotary_interleaved: attr.int(0),
+    ...(c.attnLogitSoftcapping != null ? { softcap: attr.float(c.attnLogitSoftcapping) } : {})
+  }
+  const [output, key, value] = b.op('GroupQueryAttention', [q, k, v, l.past.key, l.past.value, g.seqlens, g.total, g.cos, g.sin], attributes, 3)
+  return { output, key, value }
 }
 
 /** Self-attention of one layer over x [batch, sequence, hidden]; returns the output and the grown keys and values (the presents). */
@@ -207,13 +242,23 @@ function attention (b: GraphBuilder, c: LlamaConfig, x: string, l: Layer): { out
     k = project('k')
     v = project('v')
   }
+  const qkNorm = hasQkNorm(c)
+  if (l.gqa != null) {
+    // Per-head norms before GroupQueryAttention rotates: [batch, sequence, n · d] → [batch, sequence, n, d] and back.
+    const normed = (y: string, n: number, norm: string): string => b.op('Reshape', [rmsNorm(b, c, b.op('Reshape', [y, b.ints([0, 0, n, d])]), norm), b.ints([0, 0, n * d])])
+    if (qkNorm) {
+      q = normed(q, heads, `${p}.q_norm.weight`)
+      k = normed(k, kvHeads, `${p}.k_norm.weight`)
+    }
+    const a = groupQueryAttention(b, c, q, k, v, l, l.gqa)
+    return { output: b.op('MatMul', [a.output, `${p}.o_proj.weight`]), key: a.key, value: a.value }
+  }
   // [batch, sequence, n · d] → [batch, n, sequence, d], normed per head first where the family does.
   const split = (y: string, n: number, norm?: string): string => {
     let heads = b.op('Reshape', [y, b.ints([0, 0, n, d])])
     if (norm != null) heads = rmsNorm(b, c, heads, norm)
     return b.op('Transpose', [heads], { perm: attr.ints([0, 2, 1, 3]) })
   }
-  const qkNorm = hasQkNorm(c)
   const query = rotate(b, split(q, heads, qkNorm ? `${p}.q_norm.weight` : undefined), l.rope, d)
   let key = rotate(b, split(k, kvHeads, qkNorm ? `${p}.k_norm.weight` : undefined), l.rope, d)
   let value = split(v, kvHeads)
@@ -266,13 +311,14 @@ function mlp (b: GraphBuilder, c: LlamaConfig, x: string, i: number): string {
  * does; sliding layers also hide keys `slidingWindow` or more behind.
  */
 export function buildLlamaDecoder (c: LlamaConfig, weights: Record<string, Float32Array>): Model {
+  if (c.gqa === true && (c.slidingWindow != null || c.ropeScaling?.rope_type === 'dynamic' || (c.ioType ?? 'float32') !== 'float32')) throw new RangeError('the GroupQueryAttention graph is float32, without sliding windows or dynamic RoPE')
   const b = new GraphBuilder({ name: c.modelType, opset: TRANSFORMER_OPSET })
   const io = c.ioType ?? 'float32'
   const total = 'past_sequence_length + sequence_length'
   const ids = b.input('input_ids', 'int64', ['batch_size', 'sequence_length'])
   const attentionMask = b.input('attention_mask', 'int64', ['batch_size', total])
   let positions: string
-  if (c.positionIds !== false) positions = b.input('position_ids', 'int64', ['batch_size', 'sequence_length'])
+  if (c.positionIds !== false && c.gqa !== true) positions = b.input('position_ids', 'int64', ['batch_size', 'sequence_length'])
   else {
     // The count of real tokens before each position: left padding and masked gaps shift nothing.
     const counted = b.op('Sub', [b.op('CumSum', [attentionMask, b.scalar(1, 'int64')]), b.scalar(1, 'int64')])
@@ -301,13 +347,28 @@ export function buildLlamaDecoder (c: LlamaConfig, weights: Record<string, Float
   const globalRope = rope(b, c, positions, c.ropeTheta, c.ropeScaling)
   const localRope = c.localRopeTheta != null ? rope(b, c, positions, c.localRopeTheta) : globalRope
 
+  let gqa: GqaInputs | undefined
+  if (c.gqa === true) {
+    const int32 = (t: string): string => b.op('Cast', [t], { to: attr.int(6) })
+    const angles = (f: (x: number) => number): string => {
+      const inv = ropeInverseFrequencies(c.headDim, c.ropeTheta, c.ropeScaling)
+      return b.constant({ type: 'float32', dims: [c.maxPositions, inv.length], data: Float32Array.from({ length: c.maxPositions * inv.length }, (_, i) => f(Math.floor(i / inv.length) * inv[i % inv.length])) })
+    }
+    gqa = {
+      seqlens: int32(b.op('Sub', [b.op('ReduceSum', [attentionMask, b.ints([1])], { keepdims: attr.int(0) }), one])),
+      total: int32(totalLength),
+      cos: angles(Math.cos),
+      sin: angles(Math.sin)
+    }
+  }
+
   let x = b.op('Gather', [EMBED, ids])
   if (isGemma(c)) x = b.op('Mul', [x, b.scalar(Math.sqrt(c.hiddenSize))])
   const presents: Array<{ key: string, value: string }> = []
   for (let i = 0; i < c.layers; i++) {
     const p = layer(i)
     const sliding = slidingLayer(c, i)
-    const a = attention(b, c, rmsNorm(b, c, x, `${p}.input_layernorm.weight`), { index: i, mask: sliding ? slidingMask : globalMask, rope: sliding ? localRope : globalRope, past: past[i] })
+    const a = attention(b, c, rmsNorm(b, c, x, `${p}.input_layernorm.weight`), { index: i, mask: sliding ? slidingMask : globalMask, rope: sliding ? localRope : globalRope, past: past[i], gqa })
     presents.push({ key: a.key, value: a.value })
     if (isGemma(c)) {
       x = b.op('Add', [x, rmsNorm(b, c, a.output, `${p}.post_attention_layernorm.weight`)])
@@ -327,7 +388,10 @@ export function buildLlamaDecoder (c: LlamaConfig, weights: Record<string, Float
     b.output(key, `present.${i}.key`, io, presentShape)
     b.output(value, `present.${i}.value`, io, presentShape)
   })
-  return b.build()
+  const model = b.build()
+  // The builder writes ops of the default domain.
+  for (const node of model.graph.nodes) if (node.op === 'GroupQueryAttention') node.domain = 'com.microsoft'
+  return model
 }
 
 const ARCHITECTURES: Record<LlamaFamily, string> = {

@@ -61,4 +61,54 @@ describe('Llama-family decoder', () => {
       assert.equal(Object.keys(rewritten?.outputs ?? {}).length, 2 * config.layers, modelType)
     }
   })
+
+  it('builds GroupQueryAttention layers as onnxruntime-genai does, with the logits of the plain graph, whether the past and present share a buffer or not', async () => {
+    // head_dim a multiple of 16, as onnxruntime's CPU kernel wants to rotate; Qwen3 for the per-head norms, llama3 RoPE scaling for the caches.
+    for (const config of [{ ...base, headDim: 16, ropeScaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 16 } }, { ...base, headDim: 16, modelType: 'qwen3' }] as LlamaConfig[]) {
+      const weights = initLlamaWeights(config, 3, 0.2)
+      const plain = await InferenceSession.create(writeModel(buildLlamaDecoder(config, weights)).model)
+      const gqaModel = buildLlamaDecoder({ ...config, gqa: true }, weights)
+      assert.equal(gqaModel.graph.nodes.filter(n => n.op === 'GroupQueryAttention' && n.domain === 'com.microsoft').length, config.layers)
+      const fused = await InferenceSession.create(writeModel(gqaModel).model)
+      try {
+        assert.equal(fused.inputNames.includes('position_ids'), false)
+        const names = Array.from({ length: config.layers }, (_, l) => [`present.${l}.key`, `present.${l}.value`]).flat()
+        const int64 = (values: number[]): Tensor => new Tensor('int64', BigInt64Array.from(values, BigInt), [1, values.length])
+        const run = async (session: InferenceSession, ids: number[], past: number, kv: (name: string) => Tensor, fetches?: Record<string, Tensor | null>): Promise<InferenceSession.OnnxValueMapType> => {
+          const feeds: Record<string, Tensor> = { input_ids: int64(ids), attention_mask: int64(Array(past + ids.length).fill(1)) }
+          if (session.inputNames.includes('position_ids')) feeds.position_ids = int64(ids.map((_, i) => past + i))
+          for (const name of names) feeds[name.replace('present', 'past_key_values')] = kv(name)
+          return fetches == null ? await session.run(feeds) : await session.run(feeds, fetches)
+        }
+        const empty = (): Tensor => new Tensor('float32', new Float32Array(0), [1, config.kvHeads, 0, config.headDim])
+        const prompt = [5, 9, 13, 17, 21]
+        const [a, b] = await Promise.all([run(plain, prompt, 0, empty), run(fused, prompt, 0, empty)])
+        const close = (x: Tensor, y: Tensor, what: string): void => {
+          const d = (x.data as Float32Array).reduce((m, v, i) => Math.max(m, Math.abs(v - (y.data as Float32Array)[i])), 0)
+          assert.ok(d < 1e-4, `${what}: ${d}`)
+        }
+        close(b.logits as Tensor, a.logits as Tensor, 'prompt')
+        // A step on the presents, each of the exact length.
+        const [c, d] = await Promise.all([run(plain, [25], 5, n => a[n] as Tensor), run(fused, [25], 5, n => b[n] as Tensor)])
+        close(d.logits as Tensor, c.logits as Tensor, 'step')
+        // The same step with past and present one buffer of max length, the step's keys and values written in place.
+        const max = 16
+        const shared = Object.fromEntries(names.map(n => {
+          const t = b[n] as Tensor
+          const data = new Float32Array(config.kvHeads * max * config.headDim)
+          for (let h = 0; h < config.kvHeads; h++) data.set((t.data as Float32Array).subarray(h * 5 * config.headDim, (h + 1) * 5 * config.headDim), h * max * config.headDim)
+          return [n, new Tensor('float32', data, [1, config.kvHeads, max, config.headDim])]
+        }))
+        const e = await run(fused, [25], 5, n => shared[n], { logits: null, ...shared })
+        close(e.logits as Tensor, c.logits as Tensor, 'shared step')
+        // Head 0's keys at position 5, written into the shared buffer, are the plain graph's.
+        const written = (shared['present.0.key'].data as Float32Array).subarray(5 * config.headDim, 6 * config.headDim)
+        const expected = ((c['present.0.key'] as Tensor).data as Float32Array).subarray(5 * config.headDim, 6 * config.headDim)
+        assert.ok(written.every((v, i) => Math.abs(v - expected[i]) < 1e-5), 'the step\'s keys are written in place')
+      } finally {
+        await plain.release()
+        await fused.release()
+      }
+    }
+  })
 })
