@@ -7,7 +7,7 @@
 import { pushable } from 'it-pushable'
 import { ContextLengthError } from './errors.ts'
 import { PrefixCache } from './prefix-cache.ts'
-import { argmax, createSampler } from './sampling.ts'
+import { argmax, createSampler, plainGreedy } from './sampling.ts'
 import { IncrementalDecoder } from './text.ts'
 import type { Decoder, DecoderCache } from './decoder.ts'
 import type { Sampled, Sampler, SamplingOptions, TokenLogprob } from './sampling.ts'
@@ -240,7 +240,18 @@ export class Batcher {
   }
 
   async #decode (batch: Batch): Promise<void> {
-    const { logits, cache } = await this.#model.forward(batch.seqs.map(s => [s.tokens[s.tokens.length - 1]]), batch.cache)
+    const rows = batch.seqs.map(s => [s.tokens[s.tokens.length - 1]])
+    const greedy = batch.seqs.map(s => s.matcher == null && s.request.logprobs == null && plainGreedy(s.request.sampling))
+    if (this.#model.forwardGreedy != null && greedy.some(g => g)) {
+      const { next, cache } = await this.#model.forwardGreedy(rows, greedy, batch.cache)
+      batch.cache = cache
+      batch.seqs.forEach((s, i) => {
+        const row = next[i]
+        if (!s.done) typeof row === 'number' ? this.#take(s, { token: row }) : this.#accept(s, row)
+      })
+      return
+    }
+    const { logits, cache } = await this.#model.forward(rows, batch.cache)
     batch.cache = cache
     batch.seqs.forEach((s, i) => { if (!s.done) this.#accept(s, logits[i]) })
   }
@@ -255,7 +266,7 @@ export class Batcher {
     this.#batch = rows.length === 0 ? undefined : { seqs: rows.map(i => batch.seqs[i]), cache: this.#model.regroup([{ cache: batch.cache, rows }]) }
   }
 
-  /** Samples the next token of a sequence and decides whether it ends there. */
+  /** Samples the next token of a sequence from its logits. */
   #accept (seq: Sequence, logits: Float32Array): void {
     const { request } = seq
     const context = request.contextLength ?? this.#model.info.contextLength
@@ -267,6 +278,13 @@ export class Batcher {
     let sampled = seq.sampler(logits, seq.history, request.logprobs)
     // A sampler's rounding may land on a masked token when nearly all are masked.
     if (matcher != null && logits[sampled.token] === -Infinity) sampled = { token: argmax(logits) }
+    this.#take(seq, sampled)
+  }
+
+  /** Appends a sampled token to a sequence, streams its text and decides whether the sequence ends there. */
+  #take (seq: Sequence, sampled: Sampled): void {
+    const { request } = seq
+    const matcher = seq.matcher
     const id = sampled.token
     if (this.#model.codec.stopIds.has(id)) {
       this.#complete(seq, 'stop')

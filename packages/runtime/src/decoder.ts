@@ -20,6 +20,13 @@ export interface Decoder<C extends DecoderCache = DecoderCache> {
   readonly info: ModelInfo
   /** Runs `rows` (prompts without a cache; else one step's tokens per row) and returns each row's last logits and the grown cache. */
   forward (rows: number[][], cache?: C, signal?: AbortSignal): Promise<{ logits: Float32Array[], cache: C }>
+  /**
+   * As forward, but the rows flagged in `greedy` come back as their argmax
+   * (the first of equals), which the engine finds itself without handing the
+   * row's logits over; the others as their logits. Engines whose logits are
+   * dear to fetch (llama.cpp's) offer it.
+   */
+  forwardGreedy? (rows: number[][], greedy: boolean[], cache?: C, signal?: AbortSignal): Promise<{ next: Array<Float32Array | number>, cache: C }>
   /** One cache of the given rows of several, in order; the caches given are not used afterwards. */
   regroup (parts: Array<{ cache: C, rows: number[] }>): C
   /** Bytes a cache of `rows` × `positions` holds; Infinity when a cache cannot be kept apart from its batch. */

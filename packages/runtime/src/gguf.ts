@@ -120,6 +120,16 @@ export class GgufLM implements Decoder<GgufCache> {
   }
 
   async forward (rows: number[][], cache?: GgufCache, signal?: AbortSignal): Promise<{ logits: Float32Array[], cache: GgufCache }> {
+    const { next, cache: grown } = await this.#step(rows, rows.map(() => false), cache, signal)
+    return { logits: next as Float32Array[], cache: grown }
+  }
+
+  /** A greedy row's token is llama.cpp's own pick: its logits never cross to JavaScript, where node-llama-cpp would hand them over as a Map sorted by logit. */
+  async forwardGreedy (rows: number[][], greedy: boolean[], cache?: GgufCache, signal?: AbortSignal): Promise<{ next: Array<Float32Array | number>, cache: GgufCache }> {
+    return this.#step(rows, greedy, cache, signal)
+  }
+
+  async #step (rows: number[][], greedy: boolean[], cache?: GgufCache, signal?: AbortSignal): Promise<{ next: Array<Float32Array | number>, cache: GgufCache }> {
     signal?.throwIfAborted()
     const taken: LlamaContextSequence[] = []
     try {
@@ -129,13 +139,13 @@ export class GgufLM implements Decoder<GgufCache> {
         return s
       }))
       // Evaluated together: node-llama-cpp puts the evaluations of one tick into one llama.cpp batch.
-      const logits = await Promise.all(rows.map(async (row, i) => {
+      const next = await Promise.all(rows.map(async (row, i) => {
         const s = sequences[i]
         const [sequence, tokens] = 'sequence' in s ? [s.sequence, row.slice(s.reused)] : [s, row]
-        return this.#evaluate(sequence, tokens)
+        return this.#evaluate(sequence, tokens, greedy[i])
       }))
       const kept = sequences.map(s => 'sequence' in s ? s.sequence : s)
-      return { logits, cache: this.#cache(kept) }
+      return { next, cache: this.#cache(kept) }
     } catch (err) {
       this.#idle.push(...taken)
       throw err
@@ -165,11 +175,18 @@ export class GgufLM implements Decoder<GgufCache> {
     return { sequence, reused: shared }
   }
 
-  async #evaluate (sequence: LlamaContextSequence, tokens: number[]): Promise<Float32Array> {
+  /** The row's logits; greedy, its argmax as llama.cpp's greedy sampler (no other in its chain: temperature 0, no penalties) picks it, the first of equals. */
+  async #evaluate (sequence: LlamaContextSequence, tokens: number[], greedy: boolean): Promise<Float32Array | number> {
     const last = tokens.length - 1
-    const input = tokens.map((t, i) => i === last ? [t as Token, { generateNext: { logits: true } }] as const : t as Token)
+    const generateNext = greedy ? { token: true, options: { temperature: 0 } } : { logits: true }
+    const input = tokens.map((t, i) => i === last ? [t as Token, { generateNext }] as const : t as Token)
     const out = await sequence.controlledEvaluate(input as Parameters<LlamaContextSequence['controlledEvaluate']>[0])
-    const map = out[last]?.next.logits
+    const next = out[last]?.next
+    if (greedy) {
+      if (next?.token == null) throw new Error('llama.cpp picked no token')
+      return next.token
+    }
+    const map = next?.logits
     if (map == null) throw new Error('llama.cpp returned no logits')
     const logits = new Float32Array(this.#vocabSize).fill(-Infinity)
     for (const [token, logit] of map) if (token < logits.length) logits[token] = logit

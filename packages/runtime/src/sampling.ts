@@ -113,12 +113,21 @@ export function createSampler (options: SamplingOptions): Sampler {
   }
 }
 
+/** Whether a row's token is its plain argmax: greedy, without bias or penalties, so that an engine may pick it without handing its logits over. */
+export function plainGreedy (o: SamplingOptions): boolean {
+  return o.temperature === 0 && Object.keys(o.logitBias ?? {}).length === 0 && !penalizes(o)
+}
+
+function penalizes (o: SamplingOptions): boolean {
+  return (o.repeatPenalty !== 1 || (o.presencePenalty ?? 0) !== 0 || (o.frequencyPenalty ?? 0) !== 0) && o.repeatLastN !== 0
+}
+
 /** Logit bias and llama.cpp's penalties: repeat scales a logit, frequency and presence subtract from it. */
 function penalize (logits: Float32Array, history: readonly number[], o: SamplingOptions): Float32Array {
   const bias = Object.entries(o.logitBias ?? {})
   const presence = o.presencePenalty ?? 0
   const frequency = o.frequencyPenalty ?? 0
-  const penalties = (o.repeatPenalty !== 1 || presence !== 0 || frequency !== 0) && o.repeatLastN !== 0 && history.length > 0
+  const penalties = penalizes(o) && history.length > 0
   if (bias.length === 0 && !penalties) return logits
   const row = logits.slice()
   for (const [id, b] of bias) {

@@ -6,9 +6,14 @@ import { after, before, describe, it } from 'node:test'
 import { Ajv } from 'ajv'
 import { convertDecoder } from '@node-daemon/gguf'
 import { assetDir } from '@node-daemon/models'
+import { Batcher } from '../src/batcher.ts'
+import { loadGguf } from '../src/gguf.ts'
 import { Runtime } from '../src/runtime.ts'
+import { argmax } from '../src/sampling.ts'
 import { collect } from './helpers/collect.ts'
 import type { GenerationStats } from '../src/batcher.ts'
+import type { Decoder } from '../src/decoder.ts'
+import type { GgufCache } from '../src/gguf.ts'
 import type { SamplingOptions } from '../src/sampling.ts'
 
 const GREEDY: SamplingOptions = { temperature: 0, topK: 0, topP: 1, repeatPenalty: 1, repeatLastN: 0 }
@@ -88,6 +93,55 @@ describe('a GGUF model in the runtime', () => {
     })
     assert.equal(chunks, 3)
     assert.equal((await greedy(gguf(), 'The old man and')).text, (await greedy(onnx, 'The old man and')).text)
+  })
+
+  it('picks a greedy row\'s token in llama.cpp as the argmax of the logits it would hand over, rows with logits beside it', async () => {
+    const lm = await loadGguf(dir, { sequences: 2 * PROMPTS.length })
+    try {
+      const prompts = PROMPTS.map(p => lm.codec.encode(p))
+      const a = await lm.forward(prompts)
+      const b = await lm.forwardGreedy(prompts, [true, false, true])
+      let [viaLogits, viaEngine] = [a, { logits: b.next, cache: b.cache }]
+      for (let step = 0; step < 12; step++) {
+        const picked = viaLogits.logits.map(argmax)
+        assert.deepEqual(viaEngine.logits.map(row => typeof row === 'number' ? row : argmax(row)), picked, `step ${step}`)
+        assert.equal(typeof viaEngine.logits[1], 'object')
+        viaLogits = await lm.forward(picked.map(t => [t]), viaLogits.cache)
+        const next = await lm.forwardGreedy(picked.map(t => [t]), [true, false, true], viaEngine.cache)
+        viaEngine = { logits: next.next, cache: next.cache }
+      }
+    } finally {
+      await lm.release()
+    }
+  })
+
+  it('lets llama.cpp pick the tokens of plain greedy requests, and not of those that ask for logprobs', async () => {
+    const lm = await loadGguf(dir, { sequences: 4 })
+    const calls = { forward: 0, forwardGreedy: 0 }
+    const counted: Decoder<GgufCache> = {
+      kind: lm.kind,
+      codec: lm.codec,
+      info: lm.info,
+      forward: async (...args) => { calls.forward++; return lm.forward(...args) },
+      forwardGreedy: async (...args) => { calls.forwardGreedy++; return lm.forwardGreedy(...args) },
+      regroup: parts => lm.regroup(parts),
+      cacheBytes: () => lm.cacheBytes(),
+      free: cache => { lm.free(cache) },
+      release: async () => {}
+    }
+    try {
+      const batcher = new Batcher(counted, { prefixCacheBytes: 0 })
+      const prompt = lm.codec.encode(PROMPTS[0])
+      const plain = await collect(batcher.generate({ prompt, sampling: GREEDY, maxTokens: 16, stop: [] }))
+      assert.deepEqual(calls, { forward: 1, forwardGreedy: plain.stats.tokens.length - 1 })
+      const withLogprobs = await collect(batcher.generate({ prompt, sampling: GREEDY, maxTokens: 16, stop: [], logprobs: 0 }))
+      assert.equal(calls.forwardGreedy, plain.stats.tokens.length - 1)
+      assert.equal(calls.forward, 1 + withLogprobs.stats.tokens.length)
+      assert.equal(withLogprobs.stats.text, plain.stats.text)
+      assert.equal(plain.stats.text, (await greedy(onnx, PROMPTS[0], 16)).text)
+    } finally {
+      await lm.release()
+    }
   })
 
   it('unloads at the end of its keep-alive', async () => {
