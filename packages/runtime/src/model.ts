@@ -129,7 +129,7 @@ async function createSession (dir: string, size: number, options: LoadOptions): 
   if (threads != null) session.intraOpNumThreads = threads
   await checkExternalData(dir)
   try {
-    return await WorkerSession.open({ dir, path: join(dir, 'model.onnx'), rewriteMaxBytes: REWRITE_MAX_BYTES, options: session })
+    return await WorkerSession.open({ dir, path: join(dir, 'model.onnx'), size, rewriteMaxBytes: REWRITE_MAX_BYTES, options: session })
   } catch (err: any) {
     if (err.name === 'ModelWorkerError') throw err
     // onnxruntime names the files it could not read by their full paths.
