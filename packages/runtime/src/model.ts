@@ -261,7 +261,7 @@ async function createSession (dir: string, file: string, size: number, options: 
   await checkExternalData(dir, file)
   try {
     // External data lies beside the graph, which may be in onnx/.
-    return await WorkerSession.open({ dir: dirname(path), path, rewriteMaxBytes: REWRITE_MAX_BYTES, options: session })
+    return await WorkerSession.open({ dir: dirname(path), path, size, rewriteMaxBytes: REWRITE_MAX_BYTES, options: session })
   } catch (err: any) {
     if (err.name === 'ModelWorkerError') throw err
     // onnxruntime names the files it could not read by their full paths.

@@ -10,19 +10,20 @@ import { parentPort, workerData } from 'node:worker_threads'
 import { appendedKeyValues } from '@node-daemon/onnx'
 import * as ort from 'onnxruntime-node'
 import { bitsOf, fed } from './float16.ts'
-import { movable, toWire } from './worker-session.ts'
+import { createSession, movable, toWire } from './worker-session.ts'
 import type { SessionSource, WireTensor, WorkerReply, WorkerRequest } from './worker-session.ts'
 
 const port = parentPort as NonNullable<typeof parentPort>
 const source = workerData as SessionSource
 
+async function rewrite (): Promise<ReturnType<typeof appendedKeyValues> | undefined> {
+  const { path, rewriteMaxBytes } = source
+  return (await stat(path)).size <= rewriteMaxBytes ? appendedKeyValues(await readFile(path)) : undefined
+}
+
 async function load (): Promise<{ session: ort.InferenceSession, appended?: Record<string, string> }> {
-  const { dir, path, rewriteMaxBytes, options } = source
-  const rewritten = (await stat(path)).size <= rewriteMaxBytes ? appendedKeyValues(await readFile(path)) : undefined
-  if (rewritten == null) return { session: await ort.InferenceSession.create(path, options) }
-  // Loaded from bytes, onnxruntime would look for external data in the working directory.
-  const extra = { ...options.extra, session: { ...(options.extra?.session as Record<string, unknown>), model_external_initializers_file_folder_path: dir } }
-  return { session: await ort.InferenceSession.create(rewritten.model, { ...options, extra }), appended: rewritten.outputs }
+  const rewritten = await rewrite()
+  return { session: await createSession(source, rewritten?.model), appended: rewritten?.outputs }
 }
 
 async function run (session: ort.InferenceSession, request: Extract<WorkerRequest, { type: 'run' }>): Promise<void> {
@@ -32,10 +33,12 @@ async function run (session: ort.InferenceSession, request: Extract<WorkerReques
   try {
     const feeds: Record<string, ort.Tensor> = {}
     for (const [name, t] of Object.entries(request.feeds)) feeds[name] = fed(new ort.Tensor(t.type, t.data as any, t.dims))
+    const t0 = performance.now()
     const out = await session.run(feeds)
+    const ms = performance.now() - t0
     // onnxruntime-node gives every output an ArrayBuffer of its own.
     const outputs = Object.fromEntries(Object.entries(out).map(([name, t]) => [name, { type: t.type, dims: t.dims, data: bitsOf(t) }]))
-    reply = { type: 'result', id: request.id, outputs, kept }
+    reply = { type: 'result', id: request.id, outputs, kept, ms }
   } catch (err) {
     reply = { type: 'result', id: request.id, error: toWire(err) }
   }
@@ -50,6 +53,18 @@ try {
   port.on('message', (request: WorkerRequest) => {
     if (request.type === 'run') {
       void run(session, request)
+      return
+    }
+    if (request.type === 'model') {
+      // Rewritten again rather than kept since the load: most models never move.
+      void rewrite().then(rewritten => {
+        const reply: WorkerReply = { type: 'model', model: rewritten?.model }
+        const { buffer, byteLength } = rewritten?.model ?? {}
+        port.postMessage(reply, buffer instanceof ArrayBuffer && buffer.byteLength === byteLength ? [buffer] : [])
+      }, err => {
+        const reply: WorkerReply = { type: 'model', error: toWire(err) }
+        port.postMessage(reply)
+      })
       return
     }
     // Closing the port lets the thread end once the session is freed.

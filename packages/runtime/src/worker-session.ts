@@ -5,16 +5,24 @@
  * on the main thread a real model's step of seconds would stop HTTP,
  * heartbeats and Raft for as long, and a leader that infers would lose its
  * leadership. session-worker.ts is the other side.
+ *
+ * A small model whose steps are measured short (a test or default model)
+ * moves to the main thread, though: there a step of a millisecond stops
+ * nothing, while the messages to the worker and back cost a fifth of its
+ * decoding speed.
  */
 import { Worker } from 'node:worker_threads'
 import * as ort from 'onnxruntime-node'
 import * as errors from './errors.ts'
+import { fed } from './float16.ts'
 
 /** What the worker loads: model.onnx, rewritten by appendedKeyValues when it is at most `rewriteMaxBytes`. */
 export interface SessionSource {
   /** The model directory, where external data is looked for. */
   dir: string
   path: string
+  /** Bytes of model.onnx and its external data. */
+  size: number
   rewriteMaxBytes: number
   options: ort.InferenceSession.SessionOptions
 }
@@ -30,12 +38,16 @@ export interface WireError { name: string, message: string }
 
 export type WorkerRequest =
   | { type: 'run', id: number, feeds: Record<string, WireTensor>, keep: readonly string[] }
+  /** The graph as the worker loaded it, for the main thread to load in turn. */
+  | { type: 'model' }
   | { type: 'release' }
 
 export type WorkerReply =
   | { type: 'ready', inputNames: string[], outputNames: string[], inputMetadata: ort.InferenceSession.ValueMetadata[], outputMetadata: ort.InferenceSession.ValueMetadata[], appended?: Record<string, string> }
   | { type: 'failed', error: WireError }
-  | { type: 'result', id: number, outputs?: Record<string, WireTensor>, kept?: Record<string, WireTensor>, error?: WireError }
+  | { type: 'result', id: number, outputs?: Record<string, WireTensor>, kept?: Record<string, WireTensor>, error?: WireError, ms?: number }
+  /** `model` absent: loaded from its path. */
+  | { type: 'model', model?: Uint8Array, error?: WireError }
 
 export interface RunResult {
   outputs: Record<string, ort.Tensor>
@@ -56,6 +68,15 @@ export function toWire (err: any): WireError {
   return { name: typeof err?.name === 'string' ? err.name : 'Error', message: String(err?.message ?? err) }
 }
 
+/** Loads `source`'s model, or the graph rewritten from it, on the calling thread. */
+export async function createSession (source: SessionSource, rewritten?: Uint8Array): Promise<ort.InferenceSession> {
+  const { dir, path, options } = source
+  if (rewritten == null) return await ort.InferenceSession.create(path, options)
+  // Loaded from bytes, onnxruntime would look for external data in the working directory.
+  const extra = { ...options.extra, session: { ...(options.extra?.session as Record<string, unknown>), model_external_initializers_file_folder_path: dir } }
+  return await ort.InferenceSession.create(rewritten, { ...options, extra })
+}
+
 /** The ArrayBuffers under `tensors`, once each: postMessage refuses a transfer list with duplicates. */
 export function movable (tensors: Iterable<WireTensor>): ArrayBuffer[] {
   const buffers = new Set<ArrayBuffer>()
@@ -72,6 +93,17 @@ function tensors (wire: Record<string, WireTensor> = {}): Record<string, ort.Ten
 
 /** How long a released worker has to free its session before it is terminated. */
 const RELEASE_TIMEOUT_MS = 5000
+/** Steps measured together: a model moves to the main thread after such a run of short steps. */
+const MEASURED_STEPS = 8
+/** Steps up to this long (median) stop the event loop no longer than a collection of the heap does. */
+const MAIN_THREAD_STEP_MS = 2
+/** Loading a model on the main thread stops it: for tens of milliseconds at this size. */
+const MAIN_THREAD_MAX_BYTES = 32 * 1_048_576
+
+function median (values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[sorted.length >> 1]
+}
 
 export class WorkerSession {
   readonly inputNames: readonly string[]
@@ -80,17 +112,28 @@ export class WorkerSession {
   readonly outputMetadata: readonly ort.InferenceSession.ValueMetadata[]
   /** From appendedKeyValues, when the worker rewrote the graph. */
   readonly appended?: Record<string, string>
+  readonly #source: SessionSource
   readonly #worker: Worker
   readonly #pending = new Map<number, { resolve: (result: RunResult) => void, reject: (err: Error) => void }>()
   readonly #exited: Promise<void>
+  #workerExited = false
+  #stopping?: Promise<void>
   #nextId = 0
   /** Set once the worker is gone: every run after fails with it. */
   #gone?: Error
   #onExit?: (err: Error) => void
+  /** How long the last steps took in the worker; none are measured for a model too large to move. */
+  #stepMs?: number[]
+  /** The session on the main thread, once the model moved there. */
+  #local?: ort.InferenceSession
+  readonly #localRuns = new Set<Promise<unknown>>()
+  #onModel?: (reply: Extract<WorkerReply, { type: 'model' }>) => void
 
-  private constructor (worker: Worker, ready: Extract<WorkerReply, { type: 'ready' }>, exited: Promise<void>) {
+  private constructor (source: SessionSource, worker: Worker, ready: Extract<WorkerReply, { type: 'ready' }>, exited: Promise<void>) {
+    this.#source = source
     this.#worker = worker
     this.#exited = exited
+    if (source.size <= MAIN_THREAD_MAX_BYTES) this.#stepMs = []
     this.inputNames = ready.inputNames
     this.outputNames = ready.outputNames
     this.inputMetadata = ready.inputMetadata
@@ -115,14 +158,14 @@ export class WorkerSession {
       await worker.terminate()
       throw err
     })
-    const session = new WorkerSession(worker, ready, exited.then(() => {}))
+    const session = new WorkerSession(source, worker, ready, exited.then(() => {}))
     worker.removeAllListeners('message')
     worker.on('message', (reply: WorkerReply) => { session.#settle(reply) })
-    void exited.then(code => { session.#fail(new errors.ModelWorkerError(`the model's worker thread stopped (exit code ${code})${failure == null ? '' : `: ${failure.message}`}`)) })
+    void exited.then(code => { session.#workerGone(new errors.ModelWorkerError(`the model's worker thread stopped (exit code ${code})${failure == null ? '' : `: ${failure.message}`}`)) })
     return session
   }
 
-  /** Called once, when the worker stops (released, or died): a model that still had to run must be loaded again. */
+  /** Called once, when the session stops (released, or its worker died): a model that still had to run must be loaded again. */
   onExit (listener: (err: Error) => void): void {
     this.#onExit = listener
   }
@@ -136,9 +179,11 @@ export class WorkerSession {
    * here afterwards: those named in `keep` (a KV cache, fed again at the
    * next step) come back with the outputs; the worker frees the others at
    * once, as its own heap, which allocates little, would rarely collect them.
+   * Once the model moved to the main thread, the feeds stay where they are.
    */
   async runKeeping (feeds: Record<string, ort.Tensor>, keep: readonly string[]): Promise<RunResult> {
     if (this.#gone != null) throw this.#gone
+    if (this.#local != null) return await this.#runHere(this.#local, feeds, keep)
     const id = this.#nextId++
     const wire: Record<string, WireTensor> = {}
     for (const [name, t] of Object.entries(feeds)) wire[name] = { type: t.type, dims: t.dims, data: t.data }
@@ -153,20 +198,90 @@ export class WorkerSession {
   async release (): Promise<void> {
     if (this.#gone != null) return
     this.#fail(new errors.ModelWorkerError('the model was unloaded'))
-    const request: WorkerRequest = { type: 'release' }
-    this.#worker.postMessage(request)
-    const timer = setTimeout(() => { void this.#worker.terminate() }, RELEASE_TIMEOUT_MS)
-    await this.#exited
-    clearTimeout(timer)
+    await Promise.allSettled(this.#localRuns)
+    await this.#local?.release()
+    await this.#stopWorker()
+  }
+
+  async #runHere (session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, keep: readonly string[]): Promise<RunResult> {
+    for (const t of Object.values(feeds)) fed(t)
+    const running = session.run(feeds)
+    this.#localRuns.add(running)
+    try {
+      const outputs = await running
+      return { outputs, kept: Object.fromEntries(keep.map(name => [name, feeds[name]])) }
+    } finally {
+      this.#localRuns.delete(running)
+    }
   }
 
   #settle (reply: WorkerReply): void {
+    if (reply.type === 'model') {
+      this.#onModel?.(reply)
+      return
+    }
     if (reply.type !== 'result') return
     const pending = this.#pending.get(reply.id)
     if (pending == null) return
     this.#pending.delete(reply.id)
     if (reply.error != null) pending.reject(fromWire(reply.error))
     else pending.resolve({ outputs: tensors(reply.outputs), kept: tensors(reply.kept) })
+    if (reply.ms != null) this.#measured(reply.ms)
+    // The worker's last runs, sent before the model moved, are done.
+    if (this.#local != null && this.#pending.size === 0) void this.#stopWorker()
+  }
+
+  #measured (ms: number): void {
+    const steps = this.#stepMs
+    if (steps == null) return
+    steps.push(ms)
+    if (steps.length < MEASURED_STEPS) return
+    // A loaded machine slows some runs of steps: the next run is measured anew.
+    if (median(steps) >= MAIN_THREAD_STEP_MS) {
+      this.#stepMs = []
+      return
+    }
+    this.#stepMs = undefined
+    void this.#moveHere().catch(() => {})
+  }
+
+  /** Loads the model on the main thread and ends the worker once its runs are done; on failure the model stays in the worker. */
+  async #moveHere (): Promise<void> {
+    const reply = await new Promise<Extract<WorkerReply, { type: 'model' }>>(resolve => {
+      this.#onModel = resolve
+      const request: WorkerRequest = { type: 'model' }
+      this.#worker.postMessage(request)
+    })
+    this.#onModel = undefined
+    if (reply.error != null || this.#gone != null) return
+    const session = await createSession(this.#source, reply.model)
+    if (this.#gone != null) {
+      await session.release()
+      return
+    }
+    this.#local = session
+    if (this.#pending.size === 0) await this.#stopWorker()
+  }
+
+  async #stopWorker (): Promise<void> {
+    if (this.#workerExited) return
+    this.#stopping ??= (async () => {
+      const request: WorkerRequest = { type: 'release' }
+      this.#worker.postMessage(request)
+      const timer = setTimeout(() => { void this.#worker.terminate() }, RELEASE_TIMEOUT_MS)
+      await this.#exited
+      clearTimeout(timer)
+    })()
+    await this.#stopping
+  }
+
+  /** The worker stopped: its runs fail, and so does the session unless the model moved to the main thread. */
+  #workerGone (err: Error): void {
+    this.#workerExited = true
+    this.#onModel?.({ type: 'model', error: toWire(err) })
+    for (const { reject } of this.#pending.values()) reject(err)
+    this.#pending.clear()
+    if (this.#local == null) this.#fail(err)
   }
 
   #fail (err: Error): void {

@@ -47,6 +47,45 @@ describe('a model in a worker thread', () => {
     }
   })
 
+  it('moves a model whose first steps are short to the main thread, where the cache stays and grows', async () => {
+    const model = await loadModel(tiny.models.decoder) as CausalLM
+    try {
+      let { cache } = await model.forward([[1, 2, 3]])
+      const tokens = [1, 2, 3]
+      let moved = false
+      // The first 8 steps are measured in the worker; loading the model here takes a few more.
+      for (let step = 0; step < 200 && !moved; step++) {
+        const kv = cache.kv[0].data as Float32Array
+        tokens.push(4 + step % 50)
+        cache = (await model.forward([[tokens.at(-1) as number]], cache)).cache
+        moved = !(kv.buffer as ArrayBuffer).detached
+      }
+      assert.ok(moved, 'the cache was still moving to the worker after 200 steps')
+      tokens.push(7)
+      const last = await model.forward([[7]], cache)
+      const reference = await model.forward([tokens])
+      assert.deepEqual(Array.from(last.logits[0]).map(x => x.toFixed(3)), Array.from(reference.logits[0]).map(x => x.toFixed(3)))
+    } finally {
+      await model.release()
+    }
+    await assert.rejects(model.forward([[1]]), { name: 'ModelWorkerError', message: /unloaded/ })
+  })
+
+  it('keeps a model whose steps are long in the worker', async () => {
+    const model = await loadModel(await writeSlowDecoder(tiny.models, join(tiny.models.root, 'slowish'), 1024, 1)) as CausalLM
+    try {
+      let { cache } = await model.forward([[1, 2, 3]])
+      for (let step = 0; step < 12; step++) cache = (await model.forward([[4]], cache)).cache
+      // Were the model to move, it would have by now (the fast one above moves within a few steps of the 8 measured).
+      await new Promise(resolve => setTimeout(resolve, 500))
+      const kv = cache.kv[0].data as Float32Array
+      await model.forward([[5]], cache)
+      assert.equal((kv.buffer as ArrayBuffer).detached, true, 'the cache still goes to the worker')
+    } finally {
+      await model.release()
+    }
+  })
+
   it('rejects a run with onnxruntime\'s error and goes on running', async () => {
     const model = await loadModel(tiny.models.decoder) as CausalLM
     try {
