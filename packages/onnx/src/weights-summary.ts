@@ -12,6 +12,8 @@ export interface WeightsSummary {
   parameters: number
   /** Ollama's name of the weights' type: F32, F16, BF16, Q8_0, Q4_0; empty when the model has no weights. */
   quantization: string
+  /** The graph's op types, each once, for what a runtime must handle apart (GroupQueryAttention). */
+  ops: string[]
 }
 
 /** onnx.proto's TensorProto.DataType codes of weights, by the name Ollama gives their type. */
@@ -24,14 +26,14 @@ export async function weightsSummary (path: string): Promise<WeightsSummary> {
   try {
     const reader = new Reader(handle, (await handle.stat()).size)
     const elements = new Map<string, number>()
-    let fourBit = false
+    const ops = new Set<string>()
     for await (const model of fields(reader, 0, reader.size)) {
       if (model.field !== 7 || model.wire !== 2) continue
       for await (const graph of fields(reader, model.start, model.end)) {
         if (graph.wire !== 2) continue
         if (graph.field === 1) {
           for await (const node of fields(reader, graph.start, graph.end)) {
-            if (node.field === 4 && node.wire === 2 && FOUR_BIT_OPS.has((await reader.bytes(node.start, node.value)).toString('utf8'))) fourBit = true
+            if (node.field === 4 && node.wire === 2) ops.add((await reader.bytes(node.start, node.value)).toString('utf8'))
           }
         } else if (graph.field === 5) {
           let count = 1
@@ -56,7 +58,8 @@ export async function weightsSummary (path: string): Promise<WeightsSummary> {
     const dominant = [...elements].sort((a, b) => b[1] - a[1])[0]?.[0] ?? ''
     return {
       parameters: [...elements.values()].reduce((n, c) => n + c, 0),
-      quantization: fourBit ? 'Q4_0' : dominant
+      quantization: [...ops].some(op => FOUR_BIT_OPS.has(op)) ? 'Q4_0' : dominant,
+      ops: [...ops].sort()
     }
   } finally {
     await handle.close()

@@ -283,6 +283,8 @@ export interface ModelInfo {
   parameters: number
   /** The weights' type as Ollama names it: F32, F16, Q8_0, Q4_0. */
   quantization: string
+  /** The graph's op types, where known. */
+  ops?: string[]
   /** The most tokens a sequence may hold. */
   contextLength: number
   config: Record<string, any>
@@ -297,7 +299,7 @@ export async function loadModel (dir: string, options: LoadOptions = {}): Promis
   options.signal?.throwIfAborted()
   const session = await createSession(dir, file.path, files.size, options)
   // createSession checked the file already: what onnxruntime loads, this reads.
-  const weights = await weightsSummary(join(dir, file.path)).catch(() => ({ parameters: 0, quantization: '' }))
+  const weights = await weightsSummary(join(dir, file.path)).catch(() => ({ parameters: 0, quantization: '', ops: [] }))
   if (options.signal?.aborted === true) {
     await session.release()
     options.signal.throwIfAborted()

@@ -191,7 +191,9 @@ export class Runtime {
         if (s == null) return
         s.model = model
         s.loadNs = Number(process.hrtime.bigint() - t0)
-        if (model.kind === 'causal-lm') s.batcher = new Batcher(model, { maxBatch: this.#init.maxBatch, prefixCacheBytes: this.#init.prefixCacheBytes })
+        // GroupQueryAttention reads each row's keys from its first position, where a batch's left-padded rows hold padding: such a graph decodes one sequence at a time.
+        const maxBatch = model.info.ops?.includes('GroupQueryAttention') === true ? 1 : this.#init.maxBatch
+        if (model.kind === 'causal-lm') s.batcher = new Batcher(model, { maxBatch, prefixCacheBytes: this.#init.prefixCacheBytes })
         // A worker that died took the session with it: the next request loads the model again. llama.cpp runs in this thread.
         if ('session' in model) {
           model.session.onExit(() => {

@@ -88,6 +88,12 @@ export const FAMILIES: Family[] = [
     ...LLAMA_3_TOKENS
   },
   {
+    name: 'llama3-gqa',
+    mirrors: 'an onnxruntime-genai build of Llama 3.2 (com.microsoft GroupQueryAttention, which rotates q and k itself and reads each row from its first position)',
+    config: { ...base, modelType: 'llama', ropeTheta: 500_000, ropeScaling: { rope_type: 'llama3', factor: 32, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 }, tieEmbeddings: true, rmsNormEps: 1e-5, gqa: true },
+    ...LLAMA_3_TOKENS
+  },
+  {
     name: 'llama2',
     mirrors: 'optimum export of meta-llama/Llama-2-7b-hf (multi-head, untied), with linear RoPE scaling as its long-context fine-tunes',
     config: { ...base, modelType: 'llama', kvHeads: 4, ropeScaling: { rope_type: 'linear', factor: 2 }, tieEmbeddings: false, rmsNormEps: 1e-5 },
