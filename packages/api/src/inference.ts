@@ -7,7 +7,7 @@ import { BadRequestError, UnsupportedParameterError } from './errors.ts'
 import { requestSignal } from './stream.ts'
 import type { ErrorShape } from './error-shapes.ts'
 import type { FastifyInstance, FastifyReply } from 'fastify'
-import type { GenerateStats, InferenceEvent, TokenLogprobs } from '@node-daemon/inference'
+import type { GenerateStats, InferenceEvent, TokenLogprobs, ToolSpec } from '@node-daemon/inference'
 
 /** The most alternatives per token a request may ask for, as OpenAI's top_logprobs allows. */
 export const MAX_TOP_LOGPROBS = 20
@@ -102,6 +102,12 @@ export function keepAliveMs (value: number | string | undefined): number | undef
   const ms = /^\d+(\.\d+)?$/.test(magnitude) ? Number(magnitude) * 1000 : duration(magnitude, 'keep_alive')
   if (ms == null) throw new BadRequestError(`keep_alive: ${JSON.stringify(value)} is not a duration such as 5m or a number of seconds`)
   return negative && ms > 0 ? -1 : ms
+}
+
+/** Function tools as Ollama and OpenAI both send them; none when the list is empty. */
+export function toolSpecs (tools: Array<{ function: { name: string, description?: string, parameters?: Record<string, unknown> } }> | undefined): ToolSpec[] | undefined {
+  if (tools == null || tools.length === 0) return undefined
+  return tools.map(t => ({ name: t.function.name, description: t.function.description, parameters: t.function.parameters ?? {} }))
 }
 
 /** A call's arguments, which OpenAI sends as a JSON string of an object. */

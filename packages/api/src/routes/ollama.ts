@@ -2,7 +2,7 @@ import { Type } from 'typebox'
 import { quoteModelfileValue } from '@node-daemon/inference'
 import { ollamaError, ollamaShape } from '../error-shapes.ts'
 import { BadRequestError } from '../errors.ts'
-import { defined, familyRoutes, finished, InputTypeField, keepAliveMs, MAX_TOP_LOGPROBS, requireNeutral, workSignal } from '../inference.ts'
+import { defined, familyRoutes, finished, InputTypeField, keepAliveMs, MAX_TOP_LOGPROBS, requireNeutral, toolSpecs, workSignal } from '../inference.ts'
 import { requestSignal, sendNdjson } from '../stream.ts'
 import type { ApiContext, Routes } from '../server.ts'
 import type { ChatMessage, GenerateOptions, GenerateStats, InferenceEvent, LoadedModelView, ModelDetails, ModelSummary, OutputFormat, ProgressEvent, TokenLogprobs, ToolCall } from '@node-daemon/inference'
@@ -379,10 +379,9 @@ export const ollamaRoutes: Routes = (app, ctx) => {
       for (const message of body.messages ?? []) refuse(message, { images: [] })
       const signal = workSignal(reply, shutdown)
       if (body.messages == null || body.messages.length === 0) return loadOnly(ctx, body, assistantMessage(''), signal)
-      const tools = body.tools?.map(t => ({ name: t.function.name, description: t.function.description, parameters: t.function.parameters ?? {} }))
       const events = node.inference.generate(defined({
         model: body.model,
-        input: defined({ messages: chatMessages(body.messages), tools: tools != null && tools.length > 0 ? tools : undefined }),
+        input: defined({ messages: chatMessages(body.messages), tools: toolSpecs(body.tools) }),
         options: generateOptions(body.options, request.log),
         keepAliveMs: keepAliveMs(body.keep_alive),
         logprobs: logprobsOf(body),

@@ -3,7 +3,7 @@ import { pushable } from 'it-pushable'
 import { Type } from 'typebox'
 import { openaiError, openaiShape } from '../error-shapes.ts'
 import { BadRequestError, UnsupportedParameterError } from '../errors.ts'
-import { argumentsObject, defined, familyRoutes, InputTypeField, MAX_TOP_LOGPROBS, workSignal } from '../inference.ts'
+import { argumentsObject, defined, familyRoutes, InputTypeField, MAX_TOP_LOGPROBS, toolSpecs, workSignal } from '../inference.ts'
 import { peek, requestSignal, sendSse } from '../stream.ts'
 import type { ApiContext, Routes } from '../server.ts'
 import { responsesRoutes } from './responses.ts'
@@ -157,10 +157,9 @@ export function chatMessages (messages: Static<typeof ChatBody>['messages']): Ch
 
 /** A chat body's tools, tool choice and response format, as the node's generate takes them. */
 function chatOutput (body: Static<typeof ChatBody>): Pick<GenerateParams, 'format' | 'toolChoice' | 'parallelToolCalls'> & { tools?: ToolSpec[] } {
-  const tools = body.tools?.map(t => ({ name: t.function.name, description: t.function.description, parameters: t.function.parameters ?? {} }))
   const choice = body.tool_choice
   return defined({
-    tools: tools != null && tools.length > 0 ? tools : undefined,
+    tools: toolSpecs(body.tools),
     toolChoice: choice == null ? undefined : typeof choice === 'string' ? choice : { name: choice.function.name },
     parallelToolCalls: body.parallel_tool_calls,
     format: responseFormat(body.response_format)
