@@ -5,7 +5,7 @@
  */
 import { readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import { configFromGenai, findModelFile, graphBytes } from './model.ts'
+import { configCacheShape, configFromGenai, contextLength, findModelFile, graphBytes } from './model.ts'
 import type { ExecutionProvider } from './model.ts'
 
 export interface MemoryNeed {
@@ -16,7 +16,8 @@ export interface MemoryNeed {
   tokens: number
 }
 
-const count = (...values: unknown[]): number | undefined => values.find((v): v is number => typeof v === 'number' && v > 0)
+/** A size the config states, or 0 where it does not. */
+const stated = (n: number): number => Number.isFinite(n) && n > 0 ? n : 0
 
 /** What the graph a node would load of `dir` takes (findModelFile's, of `dtype` when given), or its GGUF file. */
 export async function memoryNeed (dir: string, contextTokens: number, options: { dtype?: string, executionProvider?: ExecutionProvider } = {}): Promise<MemoryNeed> {
@@ -26,13 +27,10 @@ export async function memoryNeed (dir: string, contextTokens: number, options: {
   const json = async (name: string): Promise<Record<string, any> | undefined> => readFile(join(dir, name), 'utf8').then(text => JSON.parse(text), () => undefined)
   // An onnxruntime-genai build may say its shape only in genai_config.json.
   const config = await json('config.json') ?? configFromGenai(await json('genai_config.json') ?? {})
-  const layers = count(config.num_hidden_layers, config.n_layer) ?? 0
-  const heads = count(config.num_attention_heads, config.n_head)
-  const kvHeads = count(config.num_key_value_heads, heads) ?? 0
-  const hidden = count(config.hidden_size, config.n_embd)
-  const headDim = count(config.head_dim, hidden != null && heads != null ? hidden / heads : undefined) ?? 0
-  const tokens = Math.min(contextTokens, count(config.max_position_embeddings, config.n_positions, config.n_ctx) ?? contextTokens)
-  return { weights, cache: 2 * layers * kvHeads * headDim * 4 * tokens, tokens }
+  const { layers, kvHeads, headDim } = configCacheShape(config)
+  // The context the runtime will give a sequence: the model's, at most contextTokens.
+  const tokens = Math.min(contextTokens, contextLength(config))
+  return { weights, cache: 2 * stated(layers) * stated(kvHeads) * stated(headDim) * 4 * tokens, tokens }
 }
 
 export const GIB = 2 ** 30

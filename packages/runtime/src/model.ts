@@ -330,7 +330,17 @@ export async function loadModel (dir: string, options: LoadOptions = {}): Promis
   throw new UnsupportedModelError(`${file.path} has neither logits, last_hidden_state nor sentence_embedding among its outputs (${session.outputNames.join(', ')})`)
 }
 
-function contextLength (config: Record<string, any>): number {
+/** The KV cache's shape as config.json states it, in Hugging Face's names or GPT-2's; NaN where it does not say. */
+export function configCacheShape (c: Record<string, any>): { layers: number, kvHeads: number, headDim: number } {
+  const heads = c.num_attention_heads ?? c.n_head
+  return {
+    layers: c.num_hidden_layers ?? c.n_layer ?? NaN,
+    kvHeads: c.num_key_value_heads ?? heads ?? NaN,
+    headDim: c.head_dim ?? (c.hidden_size ?? c.n_embd) / heads
+  }
+}
+
+export function contextLength (config: Record<string, any>): number {
   for (const key of ['max_position_embeddings', 'n_positions', 'n_ctx', 'max_sequence_length']) {
     if (typeof config[key] === 'number' && config[key] > 0) return config[key]
   }
@@ -466,11 +476,9 @@ export class CausalLM {
     const type = meta?.isTensor === true ? meta.type : 'float32'
     if (type !== 'float32' && type !== 'float16') throw new UnsupportedModelError(`KV cache of type ${type}: only float32 and float16 caches are supported`)
     this.cacheType = type
-    const c = info.config
-    const heads = c.num_key_value_heads ?? c.num_attention_heads ?? c.n_head
-    const hidden = c.hidden_size ?? c.n_embd
-    this.kvHeads = typeof shape[1] === 'number' ? shape[1] : heads
-    this.headDim = typeof shape[3] === 'number' ? shape[3] : (c.head_dim ?? hidden / (c.num_attention_heads ?? c.n_head))
+    const stated = configCacheShape(info.config)
+    this.kvHeads = typeof shape[1] === 'number' ? shape[1] : stated.kvHeads
+    this.headDim = typeof shape[3] === 'number' ? shape[3] : stated.headDim
     if (!Number.isInteger(this.kvHeads) || !Number.isInteger(this.headDim)) throw new InvalidModelError('config.json: cannot tell the KV cache shape (num_attention_heads, hidden_size)')
   }
 
