@@ -86,11 +86,6 @@ export class PrefixCache<C extends DecoderCache = DecoderCache> {
     }
   }
 
-  clear (): void {
-    this.#entries = []
-    this.#bytes = 0
-  }
-
   #touch (entry: Entry<C>): void {
     this.#entries = [...this.#entries.filter(e => e !== entry), entry]
   }
