@@ -179,7 +179,7 @@ async function startNode (b: Bench, label: string, bootstrap?: DaemonProcess): P
   const extra = [b.s.daemonNodeOptions ?? '']
   if (b.s.profileDir != null) extra.push('--cpu-prof', `--cpu-prof-dir=${b.s.profileDir}`, `--cpu-prof-name=${label}-${process.pid}.cpuprofile`)
   // Over an open swarm a node joins with a token, of role voter so that any of them may take a voter's place.
-  const token = bootstrap == null || !b.s.openSwarm ? [] : ['--join-token', (await ok(bootstrap, 'POST', '/api/v1/cluster/tokens', { role: 'voter' })).token]
+  const token = bootstrap == null || !b.s.openSwarm ? [] : ['--join', (await ok(bootstrap, 'POST', '/api/v1/cluster/tokens', { role: 'voter' })).token]
   const spawning = spawnDaemon({
     label,
     repo: join(b.root, `repo-${label}`),

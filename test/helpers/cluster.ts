@@ -52,14 +52,15 @@ export class ProcessCluster {
 
   /**
    * Starts a daemon: the first founds the cluster, later ones join through
-   * `bootstrap` (default the first). `options` adds flags and variables of
-   * its own, such as `--secret off` and `--join-token`.
+   * `bootstrap` (default the first), unless `join` says it joins by the
+   * addresses of its join token alone. `options` adds flags and variables
+   * of its own, such as `--secret off` and `--join`.
    */
-  async add (bootstrap?: Member, options: SpawnOptions & { args?: string[] } = {}): Promise<Member> {
+  async add (bootstrap?: Member, options: SpawnOptions & { args?: string[], join?: 'token' } = {}): Promise<Member> {
     const repo = await mkdtemp(join(tmpdir(), 'node-daemon-cluster-'))
     const t = this.timing
     await writeFile(join(repo, 'config.yaml'), `cluster:\n${Object.entries(t).map(([k, v]) => `  ${k}: ${v}`).join('\n')}\ninference:\n  default_models: ${this.options.defaultModels === true}\n`)
-    const via = bootstrap ?? this.members[0]
+    const via = options.join === 'token' ? undefined : bootstrap ?? this.members[0]
     const proc = await spawnDaemon(repo, [...via == null ? [] : ['--bootstrap', via.swarmAddr], ...options.args ?? []], undefined, options)
     const member = memberOf(repo, proc)
     this.members.push(member)

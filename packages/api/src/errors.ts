@@ -103,6 +103,7 @@ const BY_NAME: Record<string, Mapping> = {
   TimeoutError: [504, 'IPFSTimeoutError'],
   DeadlineExceededError: [504, 'IPFSTimeoutError'],
   DialError: [503, 'IPFSConnectionError'],
+  HandshakeFailedError: [503, 'IPFSConnectionError'],
   ConfigError: [500, 'IPFSConfigurationError'],
   RepoError: [500, 'IPFSConfigurationError'],
   InvalidClusterRequestError: [400, 'IPFSValidationError'],

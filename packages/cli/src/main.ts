@@ -55,8 +55,8 @@ async function init (opts: Record<string, any>): Promise<void> {
   }
   process.stderr.write([
     `swarm key: ${keyFile}${swarmKeyCreated ? ' (created)' : ''}`,
-    'every node of the cluster needs the same key: copy this file into their repos,',
-    `or start them with --secret <hex>, the last line of the file (tail -n 1 ${keyFile})`,
+    'every node of the cluster needs the same key: once this node runs, `node-daemon cluster invite` prints a join token',
+    'that carries it, and a new machine joins with `node-daemon start --join <token>` alone (on a fresh repo: no init there)',
     ''
   ].join('\n'))
 }
@@ -66,7 +66,7 @@ async function start (opts: Record<string, any>): Promise<void> {
     repo: opts.repo,
     api: { host: opts.apiHost, port: opts.apiPort, insecure: opts.apiInsecure === true ? true : undefined, initAdminKey: opts.initAdminKey === true ? true : undefined },
     swarm: { port: opts.swarmPort, bootstrap: opts.bootstrap, mdns: opts.mdns },
-    cluster: { secret: opts.secret, trustedPeers: opts.trustedPeer, joinToken: opts.joinToken },
+    cluster: { secret: opts.secret, trustedPeers: opts.trustedPeer, joinToken: opts.join },
     // Only the flag's "no" is a setting; without it the config decides.
     inference: { defaultModels: opts.defaultModels === false ? false : undefined },
     content: { autoGc: opts.enableGc === true ? true : undefined },
@@ -156,16 +156,21 @@ async function add (paths: string[], opts: Record<string, any>): Promise<void> {
   }
 }
 
-/** Asks the running daemon for a join token and prints it alone on stdout, what it grants on stderr. */
-async function tokenCreate (opts: Record<string, any>): Promise<void> {
+/** Asks the running daemon for a join token and prints it alone on stdout; what it grants, and that it is a secret, on stderr. */
+async function invite (opts: Record<string, any>): Promise<void> {
   const api = await resolveApi(opts, repoOf(opts))
   const res = await post(api, new URL(`${api.base}/api/v1/cluster/tokens`), {
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ expires: opts.expires, role: opts.role })
+    body: JSON.stringify({ expires: opts.expires, role: opts.voter === true ? 'voter' : 'learner' })
   })
-  const { token, role, expires_at: expiresAt } = await res.json() as { token: string, role: string, expires_at: string }
+  const { token, role, expires_at: expiresAt, addresses } = await res.json() as { token: string, role: string, expires_at: string, addresses: string[] }
   process.stdout.write(`${token}\n`)
-  process.stderr.write(`a ${role} token, valid until ${expiresAt}: start a new node with --join-token <token> --bootstrap <a multiaddr of this node>\n`)
+  process.stderr.write([
+    `a join token for a ${role}, valid until ${expiresAt}, naming ${addresses.length} member address${addresses.length === 1 ? '' : 'es'}.`,
+    'It is a secret: it holds the cluster\'s private-network key and lets whoever has it join. Pass it on privately.',
+    'On the new machine: node-daemon start --join <token>   (or NODE_DAEMON_JOIN_TOKEN=<token> node-daemon start)',
+    ''
+  ].join('\n'))
 }
 
 /** Uploads a model's files through document 001's upload route and registers them under `name`; returns the registered name and CID. */
@@ -240,9 +245,9 @@ export function program (): Command {
     .option('--api-insecure', 'serve the API beyond loopback without credentials (env NODE_DAEMON_API_INSECURE)')
     .option('--init-admin-key', 'with no credential in the cluster yet, make an admin key and print it once (env NODE_DAEMON_INIT_ADMIN_KEY)')
     .option('--swarm-port <port>', 'libp2p TCP port (default 4001)', (v) => parsePort(v, '--swarm-port'))
-    .option('--bootstrap <multiaddr>', 'peer to join through; repeatable', collect)
+    .option('--bootstrap <multiaddr>', 'peer to join through, besides those of --join; repeatable (a fresh repo also needs --join or --secret)', collect)
     .addOption(secretOption())
-    .option('--join-token <token>', 'join token from `node-daemon cluster token create`, needed to join over an open swarm (env NODE_DAEMON_JOIN_TOKEN)')
+    .option('--join <token>', 'join the cluster of this token, from `node-daemon cluster invite`: it names the members, the key and the admission (env NODE_DAEMON_JOIN_TOKEN)')
     .option('--trusted-peer <peer-id>', "a peer that may vote and call admin operations, or '*' for all; repeatable (env NODE_DAEMON_CLUSTER_TRUSTED_PEERS; default '*' with a private-network key, else none but the founder)",
       (v: string, previous: string[] = []) => [...previous, ...parseTrustedPeers(v, '--trusted-peer') ?? []])
     .option('--mdns', 'find peers on the LAN by multicast DNS (env NODE_DAEMON_MDNS)')
@@ -310,13 +315,12 @@ export function program (): Command {
   cmd.addCommand(authCommand(() => [repoOption(), apiOption(), apiKeyOption()], repoOf))
 
   const cluster = cmd.command('cluster').description('the cluster')
-  const token = cluster.command('token').description('join tokens, which let nodes into the cluster')
-  token.command('create')
-    .description('print a join token signed by the running node, which must be a trusted peer')
+  cluster.command('invite')
+    .description('print a join token (a secret) that `node-daemon start --join <token>` joins this cluster with: the members\' addresses, the private-network key and an admission signed by the running node, which must be a trusted peer')
     .addOption(repoOption()).addOption(apiOption()).addOption(apiKeyOption())
-    .option('--expires <duration>', 'how long it admits nodes: 30m, 1h, 24h (at most 720h)', '1h')
-    .addOption(new Option('--role <role>', 'voter: a trusted peer, which may vote and call admin operations; learner: one that stores and serves only').choices(['voter', 'learner']).default('learner'))
-    .action(tokenCreate)
+    .option('--expires <duration>', 'how long it admits nodes: 30m, 1h, 24h (at most 720h)', '24h')
+    .option('--voter', 'admit a trusted peer, which may vote and call admin operations (default: a learner, which stores and serves only)')
+    .action(invite)
 
   const pin = cmd.command('pin').description('pins')
   pin.command('ls')

@@ -15,18 +15,18 @@ import { createRaftNode, createRaftTransport, NotLeaderError, openRaftStorage, P
 import { ConfChangeError } from '@node-daemon/raft'
 import { checkCID, encodeCommand, encodeJoinContext } from './commands.ts'
 import { InvalidClusterRequestError, JoinError, NodeNotFoundError, NoQuorumError, NotTrustedError, PinNotFoundError, JobNotFoundError, ModelNotFoundError } from './errors.ts'
-import { readJoinToken, signJoinToken, verifyJoinToken } from './join-token.ts'
+import { encodeInvite, readInvite, signJoinToken, verifyJoinToken } from './join-token.ts'
 import { MembershipManager } from './membership.ts'
 import { PinTracker } from './pin-tracker.ts'
 import { measureResources } from './resources.ts'
 import { ClusterRpc } from './rpc.ts'
 import { ClusterState, workedOn } from './state.ts'
 import { untrustedMay, untrustedMayPropose } from './trust.ts'
-import { connect } from '@node-daemon/swarm'
+import { connect, parseSwarmKey } from '@node-daemon/swarm'
 import type { Command, CommandBody, JoinContext, TrainingChange } from './commands.ts'
 import type { MembershipView } from './membership.ts'
 import type { CredentialStore } from '@node-daemon/access'
-import type { Cluster, ClusterProblem, ConsensusStatus, DiscoveryResult, HistoryQuery, JobQuery, JoinToken, JoinTokenOptions, NodeView, PeerPinStatus, PinAddOptions, PinStatus, PinStatusReport, ReadOptions, RegisterModelInput, SubmitJobInput, UpdateModelOptions, WriteOptions } from './interface.ts'
+import type { Cluster, ClusterProblem, JoinFailure, ConsensusStatus, DiscoveryResult, HistoryQuery, JobQuery, JoinToken, JoinTokenOptions, NodeView, PeerPinStatus, PinAddOptions, PinStatus, PinStatusReport, ReadOptions, RegisterModelInput, SubmitJobInput, UpdateModelOptions, WriteOptions } from './interface.ts'
 import type { Allocation, ClusterEvents, Decision, JobRecord, ModelRecord, NodeRecord, PinRecord, Resources } from './types.ts'
 import type { ComponentLogger, Logger, PeerInfo, PrivateKey } from '@libp2p/interface'
 import type { Message } from '@libp2p/gossipsub'
@@ -47,6 +47,8 @@ export interface ClusterComponents {
   logger: ComponentLogger
   /** The node's peer key, which signs the join tokens it makes. */
   privateKey: PrivateKey
+  /** The daemon's log, which an operator reads without DEBUG set: why joining fails goes there. */
+  operatorLog?: { warn: (fields: object, message: string) => void, info: (fields: object, message: string) => void }
 }
 
 export interface ClusterInit {
@@ -72,11 +74,12 @@ export interface ClusterInit {
   /** This node's HTTP API, announced to the others. */
   apiUrl?: () => string | undefined
   /**
-   * Whether the swarm is behind a private-network key. Holding the key then
-   * lets a node join without a join token, and every member is trusted
-   * unless `trustedPeers` says otherwise. Default false: an open swarm.
+   * The swarm's private-network key, as a swarm.key file holds it; none for
+   * an open swarm. Holding the key lets a node join without a join token,
+   * and every member is trusted unless `trustedPeers` says otherwise. Join
+   * tokens carry it, so that the invited node can connect at all.
    */
-  privateNetwork?: boolean
+  swarmKey?: Uint8Array
   /**
    * IPFS Cluster's trusted peers: the members that may become voters and
    * propose admin commands (peer ids; `*` for every member). The founder, nodes
@@ -84,9 +87,24 @@ export interface ClusterInit {
    * in a private network, else none.
    */
   trustedPeers?: string[]
-  /** Presented when joining; needed where the swarm is open. */
+  /**
+   * The join token (`node-daemon cluster invite`) this node joins with: its
+   * admission is presented to the members, needed where the swarm is open.
+   * Its addresses and key are the daemon's to use: they are in `bootstrap`
+   * and the swarm by now.
+   */
   joinToken?: string
 }
+
+/** Join failures, most telling last: a member's refusal says more than a failed handshake, which says more than silence. */
+const FAILURE_ORDER: Array<JoinFailure['kind']> = ['unreachable', 'failed', 'secret', 'refused']
+/** How often a node that cannot join says so again in the daemon's log. */
+const JOIN_WARN_MS = 5_000
+/** Longest pause between rounds of asking to join. */
+const JOIN_RETRY_MAX_MS = 5_000
+/** Members and addresses of each that a join token names: enough to find one that answers, short enough to paste. */
+const INVITE_MEMBERS = 5
+const INVITE_ADDRS = 4
 
 /** How long a join token admits nodes unless told otherwise, and at most. */
 const TOKEN_EXPIRY_MS = 3_600_000
@@ -133,7 +151,13 @@ type Events = { [K in keyof ClusterEvents]: CustomEvent<ClusterEvents[K]> }
 export class ClusterService extends TypedEventEmitter<Events> implements Cluster {
   readonly state: ClusterState
   private readonly components: ClusterComponents
-  private readonly init: Required<Omit<ClusterInit, 'apiUrl' | 'joinToken' | 'trustedPeers'>> & Pick<ClusterInit, 'apiUrl' | 'joinToken'>
+  private readonly init: Required<Omit<ClusterInit, 'apiUrl' | 'joinToken' | 'trustedPeers' | 'swarmKey'>> & Pick<ClusterInit, 'apiUrl'>
+  /** The private-network key as hex, which join tokens carry; none in an open swarm. */
+  private readonly networkKey?: string
+  /** The signed join token of the invite this node joins with. */
+  private readonly admission?: string
+  private joinFailure?: JoinFailure
+  private lastJoinWarning = 0
   /** The configured trusted peers; `*` trusts every member. */
   private readonly trustedPeers: ReadonlySet<string>
   private readonly log: Logger
@@ -179,11 +203,12 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
       voterTimeoutMs: 30_000,
       reportMs: 60_000,
       snapshotEvery: 10_000,
-      privateNetwork: false,
       ...init,
       executionProvider: init.executionProvider ?? 'auto'
     }
-    this.trustedPeers = new Set(init.trustedPeers ?? (this.init.privateNetwork ? ['*'] : []))
+    this.networkKey = init.swarmKey == null ? undefined : Buffer.from(parseSwarmKey(init.swarmKey)).toString('hex')
+    this.admission = init.joinToken == null ? undefined : readInvite(init.joinToken).admission
+    this.trustedPeers = new Set(init.trustedPeers ?? (this.networkKey != null ? ['*'] : []))
     this.log = components.logger.forComponent('node-daemon:cluster')
     this.manager = new MembershipManager(this.init)
     this.state = new ClusterState((type, detail) => {
@@ -220,12 +245,6 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
     await mkdir(this.init.dir, { recursive: true })
     this.membership = await this.readMembership()
     for (const id of this.membership?.members ?? []) this.introduced.add(id)
-    const token = this.init.joinToken
-    if (this.membership == null && this.init.bootstrap.length > 0 && token != null) {
-      // Asking with a token that cannot work would go on for ever: say so now.
-      const { claims } = readJoinToken(token)
-      if (claims.expires <= Date.now()) throw new JoinError(`the join token expired at ${new Date(claims.expires).toISOString()}: make a new one on a trusted member with \`node-daemon cluster token create\``)
-    }
     this.running = true
     await this.rpc.start()
     const pubsub = this.components.libp2p.services.pubsub
@@ -310,32 +329,64 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
 
   // ---- joining
 
-  /** Asks the bootstrap peers in turn to admit this node, with backoff, until one does. */
+  /**
+   * Asks the bootstrap peers in turn to admit this node, with backoff, until
+   * one does. Each round that fails leaves its most telling failure for
+   * /health and says it in the daemon's log: at once, and again every few
+   * seconds, for a node that cannot join would otherwise sit there silently.
+   */
   private async joinLoop (): Promise<void> {
     let delay = 500
     const signal = this.shutdown.signal
     while (this.running) {
+      let worst: Omit<JoinFailure, 'since'> | undefined
       for (const addr of this.init.bootstrap) {
         if (!this.running) return
         try {
           const peer = await connect(this.components.libp2p, addr, { signal: AbortSignal.any([signal, AbortSignal.timeout(10_000)]) })
-          const request = { ...this.joinContext(), token: this.init.joinToken }
+          const request = { ...this.joinContext(), token: this.admission }
           const result = await this.rpc.call<JoinResult>(peer, 'join', request, AbortSignal.any([signal, AbortSignal.timeout(RPC_TIMEOUT_MS)]))
           await this.learnPeers(result.members)
           this.membership = { genesis: result.genesis, members: result.members.map(m => m.id), vouched: result.members.filter(m => m.trusted === true).map(m => m.id) }
           await this.writeMembership(this.membership)
           if (!this.running) return
           await this.startRaft(this.membership)
+          this.joinFailure = undefined
           this.log('joined the cluster through %s', addr)
+          this.components.operatorLog?.info({ addr }, 'joined the cluster')
           return
         } catch (err: any) {
           if (!this.running) return
-          this.log.error('joining through %s failed - %s', addr, err.message)
+          const failure = this.explainJoinFailure(addr, err)
+          if (worst == null || FAILURE_ORDER.indexOf(failure.kind) > FAILURE_ORDER.indexOf(worst.kind)) worst = failure
         }
       }
+      if (worst != null) this.noteJoinFailure(worst)
       await new Promise(resolve => setTimeout(resolve, delay))
-      delay = Math.min(delay * 2, 10_000)
+      delay = Math.min(delay * 2, JOIN_RETRY_MAX_MS)
     }
+  }
+
+  /** What a failed attempt to join through `addr` means, and what to do about it. */
+  private explainJoinFailure (addr: string, err: Error): Omit<JoinFailure, 'since'> {
+    const invite = '`node-daemon start --join <token>` with a token from `node-daemon cluster invite` on a member'
+    if (err.name === 'HandshakeFailedError') {
+      return { kind: 'secret', addr, message: `${err.message}: this node's cluster secret is wrong or missing; start it with ${invite}, or with the cluster's --secret` }
+    }
+    if (err.name === 'DialError') return { kind: 'unreachable', addr, message: `the bootstrap address is unreachable: ${err.message}` }
+    if (err.name === 'JoinError') return { kind: 'refused', addr, message: `${addr} refused to admit this node: ${err.message}; start it with ${invite}` }
+    return { kind: 'failed', addr, message: `joining through ${addr} failed: ${err.message}` }
+  }
+
+  /** Keeps the failure for /health and logs it when it is new, or again once JOIN_WARN_MS have passed. */
+  private noteJoinFailure (failure: Omit<JoinFailure, 'since'>): void {
+    const previous = this.joinFailure
+    const same = previous?.kind === failure.kind && previous.message === failure.message
+    this.joinFailure = { ...failure, since: previous?.kind === failure.kind ? previous.since : Date.now() }
+    this.log.error('%s', failure.message)
+    if (same && Date.now() - this.lastJoinWarning < JOIN_WARN_MS) return
+    this.lastJoinWarning = Date.now()
+    this.components.operatorLog?.warn({ reason: failure.kind, addr: failure.addr }, `cannot join the cluster: ${failure.message}`)
   }
 
   private joinContext (): { addrs: string[], apiUrl?: string } {
@@ -378,8 +429,8 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
       this.log('admitting %s with a %s token of %s', from, claims.role, claims.issuer)
       return { issuer: claims.issuer, role: claims.role, nonce: claims.nonce }
     }
-    if (this.init.privateNetwork) return undefined
-    throw new JoinError('joining a cluster over an open swarm takes a join token: make one on a trusted member with `node-daemon cluster token create` and start with --join-token')
+    if (this.networkKey != null) return undefined
+    throw new JoinError('joining a cluster over an open swarm takes a join token')
   }
 
   /** The founder of the cluster, which names it in join tokens. */
@@ -603,6 +654,10 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
     return this.state.appliedIndex >= raft.status().hardState.commit && this.state.nodes.has(this.id)
   }
 
+  lastJoinFailure (): JoinFailure | undefined {
+    return this.membership == null ? this.joinFailure : undefined
+  }
+
   problems (): ClusterProblem[] {
     if (this.membership?.removed === true) return ['removed']
     const raft = this.raft
@@ -713,8 +768,24 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
     const cluster = this.clusterId()
     if (!this.trusts(this.id)) throw new NotTrustedError('this node is not a trusted peer of the cluster: the tokens it signed would be refused')
     const expires = Date.now() + Math.ceil(expiresInMs)
-    const token = await signJoinToken(this.components.privateKey, { cluster, issuer: this.id, role, expires, nonce: randomBytes(16).toString('base64url') })
-    return { token, role, issuer: this.id, expiresAt: new Date(expires).toISOString() }
+    const admission = await signJoinToken(this.components.privateKey, { cluster, issuer: this.id, role, expires, nonce: randomBytes(16).toString('base64url') })
+    const addrs = this.inviteAddrs()
+    return { token: encodeInvite({ addrs, admission, key: this.networkKey }), role, issuer: this.id, expiresAt: new Date(expires).toISOString(), addrs }
+  }
+
+  /**
+   * Where an invited node can reach members that may admit it: this node
+   * first, then the other trusted members this node knows. Loopback
+   * addresses go last, since they reach another machine's own daemon.
+   */
+  private inviteAddrs (): string[] {
+    const own = { id: this.id, addrs: this.joinContext().addrs }
+    const others = [...this.state.nodes.values()].filter(n => n.id !== this.id && this.trusts(n.id) && this.isMember(n.id))
+    return [own, ...others].slice(0, INVITE_MEMBERS).flatMap(m => {
+      const loopback = (a: string): boolean => /^\/(ip4\/127\.|ip6\/::1\/)/.test(a)
+      const ordered = [...m.addrs.filter(a => !loopback(a)), ...m.addrs.filter(loopback)]
+      return ordered.slice(0, INVITE_ADDRS).map(a => `${a}/p2p/${m.id}`)
+    })
   }
 
   async resources (): Promise<Resources> {

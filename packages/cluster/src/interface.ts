@@ -93,12 +93,31 @@ export interface JoinTokenOptions {
   role?: JoinRole
 }
 
+/**
+ * Why this node has not joined yet, from its last round of asking: a wrong
+ * or missing private-network key (`secret`), no member reachable
+ * (`unreachable`), the member refused the join token or its absence
+ * (`refused`), or anything else (`failed`).
+ */
+export interface JoinFailure {
+  kind: 'secret' | 'unreachable' | 'refused' | 'failed'
+  /** The bootstrap address it was about. */
+  addr: string
+  /** What an operator reads: what failed and what to pass instead. */
+  message: string
+  /** When this kind of failure was first seen, in milliseconds since the epoch. */
+  since: number
+}
+
 export interface JoinToken {
+  /** The invite: the admission, the members' addresses and the private-network key. A secret. */
   token: string
   role: JoinRole
   /** The member that signed it. */
   issuer: string
   expiresAt: string
+  /** The members' multiaddrs it names. */
+  addrs: string[]
 }
 
 export interface ConsensusStatus {
@@ -158,6 +177,8 @@ export interface Cluster extends TypedEventTarget<{ [K in keyof ClusterEvents]: 
   isReady (): boolean
   /** Why this node cannot take its part in the cluster now, for /health; empty when it can. */
   problems (): ClusterProblem[]
+  /** Why the last round of asking to join failed, while this node is not a member yet. */
+  lastJoinFailure (): JoinFailure | undefined
 
   nodes (options?: ReadOptions): Promise<NodeView[]>
   node (id: string, options?: ReadOptions): Promise<NodeView>
@@ -172,7 +193,7 @@ export interface Cluster extends TypedEventTarget<{ [K in keyof ClusterEvents]: 
   resources (): Promise<Resources>
   /** Dials the members this node is not connected to, at their known addresses. */
   discover (options?: WriteOptions): Promise<DiscoveryResult>
-  /** A join token signed by this node, which must be trusted: `node-daemon start --join-token` lets a node in with it until it expires. */
+  /** A join token (an invite) admitted by this node, which must be trusted: `node-daemon start --join` joins with it alone until it expires. */
   createJoinToken (options?: JoinTokenOptions): Promise<JoinToken>
 
   pinAdd (cid: string, options?: PinAddOptions): Promise<PinRecord>

@@ -9,8 +9,17 @@
  * every member that admits, and anyone holding it could mint tokens.
  *
  * Form: `ndjt1.<claims>.<signature>`, both base64url; the claims are JSON.
+ *
+ * An invite is what `node-daemon cluster invite` prints and `start --join`
+ * takes: such a token (the admission), where the cluster's members listen,
+ * and the private-network key, without which a node cannot even complete a
+ * handshake with them. It is a secret: it holds that key. Form:
+ * `ndji1.<base64url of JSON { addrs, admission, key? }>`; no key is an open
+ * swarm. It needs no signature of its own: the admission is signed, and
+ * forging the rest gains nothing the holder of the key did not have.
  */
 import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
 import { JoinError } from './errors.ts'
 import type { PrivateKey } from '@libp2p/interface'
 
@@ -89,4 +98,46 @@ export async function verifyJoinToken (token: string, check: JoinTokenCheck): Pr
   if (!check.trusts(claims.issuer)) throw new JoinError(`the join token was made by ${claims.issuer}, which is not a trusted member of this cluster`)
   if (claims.expires <= check.now) throw new JoinError(`the join token expired at ${new Date(claims.expires).toISOString()}`)
   return claims
+}
+
+export interface Invite {
+  /** Multiaddrs with /p2p/ of members that can admit, the inviting one first. */
+  addrs: string[]
+  /** The signed join token presented to them. */
+  admission: string
+  /** The private-network key as 64 hex digits; none for an open swarm. */
+  key?: string
+}
+
+const INVITE_PREFIX = 'ndji1'
+/** Room for the admission and a few members' addresses; longer input is refused before decoding. */
+const MAX_INVITE_LENGTH = 8192
+
+export function encodeInvite (invite: Invite): string {
+  return `${INVITE_PREFIX}.${Buffer.from(JSON.stringify(invite)).toString('base64url')}`
+}
+
+/** The invite and its admission's claims, checked for form only (members check the admission); JoinError for anything else. */
+export function readInvite (token: string): Invite & { claims: JoinTokenClaims } {
+  const parts = token.length > MAX_INVITE_LENGTH ? [] : token.trim().split('.')
+  if (parts.length !== 2 || parts[0] !== INVITE_PREFIX) throw new JoinError(`not a join token: expected ${INVITE_PREFIX}.<…>, as \`node-daemon cluster invite\` prints`)
+  let invite: Invite
+  try {
+    invite = JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8'))
+  } catch {
+    throw new JoinError('not a join token: it does not decode')
+  }
+  if (typeof invite !== 'object' || invite == null || !Array.isArray(invite.addrs) || invite.addrs.length === 0 || typeof invite.admission !== 'string' ||
+    (invite.key !== undefined && (typeof invite.key !== 'string' || !/^[0-9a-f]{64}$/.test(invite.key)))) {
+    throw new JoinError('not a join token: it lacks the addresses, the admission or a well-formed key')
+  }
+  for (const addr of invite.addrs) {
+    try {
+      if (typeof addr !== 'string' || multiaddr(addr).getComponents().at(-1)?.name !== 'p2p') throw new Error('no /p2p/ peer id at its end')
+    } catch (err: any) {
+      throw new JoinError(`not a join token: ${JSON.stringify(addr)} is not a member's multiaddr (${err.message})`)
+    }
+  }
+  const { claims } = readJoinToken(invite.admission)
+  return { addrs: invite.addrs, admission: invite.admission, key: invite.key, claims }
 }

@@ -10,6 +10,7 @@ import { createTraining } from '@node-daemon/training'
 import { connect, describePeer, listPeers, pingPeers, swarmOptions } from '@node-daemon/swarm'
 import { Gauge, Registry } from 'prom-client'
 import { registerDefaultModels } from './default-models.ts'
+import { joinSettings } from './join.ts'
 import { openRepo, repoBlockBytes, REPO_VERSION } from './repo.ts'
 import { versionInfo } from './version.ts'
 import type { Config } from './config.ts'
@@ -64,7 +65,8 @@ export interface NodeComponents {
  * closes the stores, after the API has stopped taking requests.
  */
 export async function createNode (config: Config, components: NodeComponents): Promise<DaemonNode> {
-  const repo: Repo = await openRepo(config.repo, { secret: config.cluster.secret })
+  const joining = await joinSettings(config)
+  const repo: Repo = await openRepo(config.repo, { secret: joining.secret })
   const metrics = new Registry()
   const blocksDir = repo.blockstore.path
   metrics.registerMetric(new Gauge({
@@ -84,7 +86,7 @@ export async function createNode (config: Config, components: NodeComponents): P
       privateKey: repo.privateKey,
       host: config.swarm.host,
       port: config.swarm.port,
-      bootstrap: config.swarm.bootstrap,
+      bootstrap: joining.bootstrap,
       metricsRegistry: metrics,
       dhtRecords,
       swarmKey: repo.swarmKey,
@@ -96,11 +98,12 @@ export async function createNode (config: Config, components: NodeComponents): P
     content,
     datastore: repo.datastore,
     logger: prefixLogger(peerIdFromPrivateKey(repo.privateKey).toString()),
-    privateKey: repo.privateKey
+    privateKey: repo.privateKey,
+    operatorLog: components.logger
   }, {
     dir: join(config.repo, 'cluster'),
     repoDir: config.repo,
-    bootstrap: config.swarm.bootstrap,
+    bootstrap: joining.bootstrap,
     voters: config.cluster.voters,
     tickMs: config.cluster.tickMs,
     heartbeatMs: config.cluster.heartbeatMs,
@@ -109,7 +112,7 @@ export async function createNode (config: Config, components: NodeComponents): P
     snapshotEvery: config.cluster.snapshotEvery,
     executionProvider: config.inference.executionProvider,
     apiUrl: () => apiAddress,
-    privateNetwork: repo.swarmKey != null,
+    swarmKey: repo.swarmKey,
     trustedPeers: config.cluster.trustedPeers,
     joinToken: config.cluster.joinToken
   })

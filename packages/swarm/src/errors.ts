@@ -27,3 +27,13 @@ export class InvalidSwarmKeyError extends Error {
   static name = 'InvalidSwarmKeyError'
   name = 'InvalidSwarmKeyError'
 }
+
+/**
+ * A peer answered, but the connection's handshake failed: the private-network
+ * exchange or the encryption after it. Between nodes of a cluster that means
+ * the two do not hold the same private-network key (or one holds none).
+ */
+export class HandshakeFailedError extends DialError {
+  static name = 'HandshakeFailedError'
+  name = 'HandshakeFailedError'
+}

@@ -1,5 +1,5 @@
 import { multiaddr } from '@multiformats/multiaddr'
-import { DialError, InvalidMultiaddrError, PeerNotFoundError } from './errors.ts'
+import { DialError, HandshakeFailedError, InvalidMultiaddrError, PeerNotFoundError } from './errors.ts'
 import { parsePeerId } from './identity.ts'
 import type { Swarm } from './options.ts'
 import type { AbortOptions } from '@libp2p/interface'
@@ -14,6 +14,14 @@ export interface PeerConnection {
   /** Round-trip time of the last identify/ping, in ms, when known. */
   latencyMs?: number
 }
+
+/**
+ * Errors of a connection that reached the peer and failed in the upgrade: a
+ * private-network key on one side only (the other reads its nonce as a
+ * multistream header, or waits for one), or two different keys (noise then
+ * reads noise).
+ */
+const HANDSHAKE_ERRORS = new Set([HandshakeFailedError.name, 'EncryptionFailedError'])
 
 /** How long a dial may take, address lookup included. */
 const DIAL_TIMEOUT_MS = 30_000
@@ -51,6 +59,7 @@ export async function connect (swarm: Swarm, addr: string, options: AbortOptions
     const conn = await swarm.dial(ma, { signal: options.signal == null ? deadline : AbortSignal.any([options.signal, deadline]) })
     return conn.remotePeer.toString()
   } catch (err: any) {
+    if (HANDSHAKE_ERRORS.has(err.name)) throw new HandshakeFailedError(`could not connect to ${addr}: the peer answered but the handshake failed (${err.message}); the two nodes do not hold the same private-network key, or one holds none`)
     throw new DialError(`could not connect to ${addr}: ${err.message}`)
   }
 }

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { InvalidParametersError } from '@libp2p/interface'
 import { AbstractMultiaddrConnection, byteStream } from '@libp2p/utils'
 import sodium from 'sodium-native'
-import { InvalidSwarmKeyError } from './errors.ts'
+import { HandshakeFailedError, InvalidSwarmKeyError } from './errors.ts'
 import type { AbortOptions, ConnectionProtector, Logger, MessageStream, MultiaddrConnection } from '@libp2p/interface'
 import type { SendResult } from '@libp2p/utils'
 import type { Uint8ArrayList } from 'uint8arraylist'
@@ -117,10 +117,16 @@ export function privateNetwork (init: { psk: Uint8Array }): () => ConnectionProt
       if (!isMultiaddrConnection(connection)) throw new InvalidParametersError('a private network protects connections, not streams')
       const localNonce = randomBytes(NONCE_BYTES)
       const bytes = byteStream(connection)
-      const [remote] = await Promise.all([
-        bytes.read({ ...options, bytes: NONCE_BYTES }),
-        bytes.write(localNonce, options)
-      ])
+      let remote: Uint8ArrayList
+      try {
+        [remote] = await Promise.all([
+          bytes.read({ ...options, bytes: NONCE_BYTES }),
+          bytes.write(localNonce, options)
+        ])
+      } catch (err: any) {
+        // A peer outside any private network waits for the multistream header and sends no nonce: say what that means, not just "timeout".
+        throw new HandshakeFailedError(`no private-network nonce from the peer (${err.message}): it is not in a private network`, { cause: err })
+      }
       return new XSalsa20Connection(bytes.unwrap(), key, localNonce, remote.subarray(), connection.log.newScope('pnet'))
     }
   })

@@ -24,8 +24,8 @@ const TokenBody = Type.Optional(Type.Object({
   role: Type.Optional(Type.Union([Type.Literal('voter'), Type.Literal('learner')], { description: 'voter: a trusted peer, which may vote and call admin operations; learner (default): one that stores and serves only' }))
 }))
 
-const JOIN_BY_START = 'a node cannot be created over HTTP: run `node-daemon start --bootstrap <multiaddr of a member>` on the new machine to join it ' +
-  '(with --join-token <token> from POST /api/v1/cluster/tokens over an open swarm). ' +
+const JOIN_BY_START = 'a node cannot be created over HTTP: run `node-daemon start --join <token>` on the new machine to join it, ' +
+  'with a token from `node-daemon cluster invite` (POST /api/v1/cluster/tokens). ' +
   "POST /api/v1/nodes registers this node's resource limits and takes max_ram, max_vram and max_cpu_percent"
 
 /**
@@ -53,7 +53,7 @@ export const nodeRoutes: Routes = (app, { node }) => {
 
   app.post('/api/v1/nodes', {
     permission: 'cluster:admin',
-    schema: { body: RegisterBody, tags: ['nodes'], summary: "Register this node's resource limits (NodeProfileRegistry.registerNode); nodes join by `node-daemon start --bootstrap`" }
+    schema: { body: RegisterBody, tags: ['nodes'], summary: "Register this node's resource limits (NodeProfileRegistry.registerNode); nodes join by `node-daemon start --join <token>`" }
   }, async (request, reply) => {
     const body = request.body as Static<typeof RegisterBody>
     if (body.config !== undefined || body.max_ram == null || body.max_vram == null || body.max_cpu_percent == null) throw new BadRequestError(JOIN_BY_START)
@@ -65,11 +65,16 @@ export const nodeRoutes: Routes = (app, { node }) => {
 
   app.post('/api/v1/cluster/tokens', {
     permission: 'cluster:admin',
-    schema: { body: TokenBody, tags: ['nodes'], summary: 'A join token signed by this node (a trusted peer) that lets a node into the cluster until it expires: `node-daemon start --join-token`' }
+    schema: {
+      body: TokenBody,
+      tags: ['nodes'],
+      summary: 'A join token (`node-daemon cluster invite`): the members\' addresses, an admission signed by this node (a trusted peer) and the cluster\'s private-network key. ' +
+        '`node-daemon start --join <token>` joins with it alone until it expires. It is a secret: whoever holds it can join and connect to the cluster'
+    }
   }, async (request, reply) => {
     const body = (request.body ?? {}) as NonNullable<Static<typeof TokenBody>>
     const made = await node.cluster.createJoinToken({ expiresInMs: duration(body.expires, 'expires'), role: body.role })
-    return reply.code(201).send({ success: true, token: made.token, role: made.role, issuer: made.issuer, expires_at: made.expiresAt })
+    return reply.code(201).send({ success: true, token: made.token, role: made.role, issuer: made.issuer, expires_at: made.expiresAt, addresses: made.addrs })
   })
 
   app.get('/api/v1/nodes/:id', {

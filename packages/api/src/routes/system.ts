@@ -31,7 +31,7 @@ export const systemRoutes: Routes = (app, { node }) => {
     const problems = node.cluster.problems()
     return {
       status: problems.length === 0 ? 'healthy' : 'degraded',
-      ...(problems.length === 0 ? {} : { reasons: problems.map(p => PROBLEMS[p]) }),
+      ...(problems.length === 0 ? {} : { reasons: problems.map(p => p === 'joining' ? node.cluster.lastJoinFailure()?.message ?? PROBLEMS[p] : PROBLEMS[p]) }),
       timestamp: new Date().toISOString(),
       version: node.version().version,
       node_id: node.peerId,
@@ -50,10 +50,17 @@ export const systemRoutes: Routes = (app, { node }) => {
   })
 
   // Document 003's Kubernetes probes: ready once the node knows a leader and has caught up.
-  app.get('/health/ready', { permission: 'public', schema: { tags: ['system'], summary: 'Readiness: 200 once the node knows a Raft leader and has caught up, else 503' } }, async (_request, reply) => {
+  // Not ready, it says why, as the log does: a node that cannot join is otherwise only a 503.
+  app.get('/health/ready', { permission: 'public', schema: { tags: ['system'], summary: 'Readiness: 200 once the node knows a Raft leader and has caught up, else 503 with the reason' } }, async (_request, reply) => {
     const ready = node.cluster.isReady()
     const { leader, term, role } = node.cluster.status()
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', ready, leader, term, role })
+    if (ready) return reply.code(200).send({ status: 'ready', ready, leader, term, role })
+    const failure = node.cluster.lastJoinFailure()
+    const problem = node.cluster.problems()[0]
+    const why = failure != null
+      ? { reason: failure.message, join_failure: { kind: failure.kind, address: failure.addr, since: new Date(failure.since).toISOString() } }
+      : { reason: problem == null ? PROBLEMS.catching_up : PROBLEMS[problem] }
+    return reply.code(503).send({ status: 'not_ready', ready, leader, term, role, ...why })
   })
 
   app.get('/health/live', { permission: 'public', schema: { tags: ['system'], summary: 'Liveness: 200 while the process serves requests' } }, async () => {

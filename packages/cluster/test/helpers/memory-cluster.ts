@@ -6,7 +6,7 @@
  * of its own. Node 0 founds the cluster; later nodes join in waves, each
  * through random members, so that no node is a hot spot.
  */
-import { randomUUID } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -16,11 +16,14 @@ import { memory } from '@libp2p/memory'
 import { plaintext } from '@libp2p/plaintext'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { Content } from '@node-daemon/content'
-import { swarmOptions } from '@node-daemon/swarm'
+import { formatSwarmKey, swarmOptions } from '@node-daemon/swarm'
 import { MemoryBlockstore } from 'blockstore-core/memory'
 import { MemoryDatastore } from 'datastore-core/memory'
 import { createCluster } from '../../src/cluster.ts'
 import type { ClusterInit, ClusterService } from '../../src/cluster.ts'
+
+/** Told to the cluster service only, which then admits by it as it does by a swarm key; the swarm itself stays unprotected. */
+const SWARM_KEY = formatSwarmKey(randomBytes(32))
 
 export type ClusterTimings = Pick<ClusterInit, 'voters' | 'tickMs' | 'electionTick' | 'heartbeatMs' | 'nodeTimeoutMs' | 'voterTimeoutMs'>
 
@@ -76,7 +79,7 @@ export async function startMemoryNode (root: string, bootstrap: string[], timing
     repoDir,
     bootstrap,
     // The in-memory transport reaches the nodes of this process only, as a private network would.
-    privateNetwork: true,
+    swarmKey: SWARM_KEY,
     ...timings
   })
   let running = false
