@@ -105,6 +105,8 @@ const JOIN_RETRY_MAX_MS = 5_000
 /** Members and addresses of each that a join token names: enough to find one that answers, short enough to paste. */
 const INVITE_MEMBERS = 5
 const INVITE_ADDRS = 4
+/** Discovered addresses a joining node asks besides its bootstrap peers: a LAN full of IPFS nodes does not make each round endless. */
+const JOIN_CANDIDATES = 16
 
 /** How long a join token admits nodes unless told otherwise, and at most. */
 const TOKEN_EXPIRY_MS = 3_600_000
@@ -340,7 +342,7 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
     const signal = this.shutdown.signal
     while (this.running) {
       let worst: Omit<JoinFailure, 'since'> | undefined
-      for (const addr of this.init.bootstrap) {
+      for (const addr of [...this.init.bootstrap, ...await this.foundAddrs()]) {
         if (!this.running) return
         try {
           const peer = await connect(this.components.libp2p, addr, { signal: AbortSignal.any([signal, AbortSignal.timeout(10_000)]) })
@@ -365,6 +367,27 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
       await new Promise(resolve => setTimeout(resolve, delay))
       delay = Math.min(delay * 2, JOIN_RETRY_MAX_MS)
     }
+  }
+
+  /**
+   * Addresses of the peers this node found (mDNS on a LAN), which a node
+   * still joining asks after its bootstrap peers, since the addresses a join
+   * token names may have changed since. It joins through them only with the
+   * credential it has, as through any bootstrap peer. Read from the peer
+   * store each round: libp2p reports a discovery once, and perhaps before
+   * this service started.
+   */
+  private async foundAddrs (): Promise<string[]> {
+    const peers = await this.components.libp2p.peerStore.all().catch(() => [])
+    const out = new Set<string>()
+    for (const peer of peers) {
+      for (const { multiaddr: ma } of peer.addresses.slice(0, INVITE_ADDRS)) {
+        const addr = ma.getComponents().some(c => c.name === 'p2p') ? ma.toString() : `${ma.toString()}/p2p/${peer.id.toString()}`
+        if (!this.init.bootstrap.includes(addr)) out.add(addr)
+      }
+      if (out.size >= JOIN_CANDIDATES) break
+    }
+    return [...out].slice(0, JOIN_CANDIDATES)
   }
 
   /** What a failed attempt to join through `addr` means, and what to do about it. */
