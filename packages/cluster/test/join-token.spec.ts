@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { readJoinToken, signJoinToken, verifyJoinToken } from '../src/join-token.ts'
+import { encodeInvite, readInvite, readJoinToken, signJoinToken, verifyJoinToken } from '../src/join-token.ts'
 import type { JoinTokenCheck, JoinTokenClaims } from '../src/join-token.ts'
 import type { PrivateKey } from '@libp2p/interface'
 
@@ -60,4 +60,22 @@ describe('join tokens', () => {
       await assert.rejects(verifyJoinToken(bad, check), { name: 'JoinError' }, bad.slice(0, 40))
     }
   })
+
+  it('reads an invite: the members\' addresses, the key and the admission with its claims; anything else is a JoinError', async () => {
+    const admission = await signJoinToken(founder, claims)
+    const addrs = [`/ip4/192.168.1.10/tcp/4001/p2p/${founderId}`, `/ip4/127.0.0.1/tcp/4001/p2p/${founderId}`]
+    const key = 'ab'.repeat(32)
+    const invite = encodeInvite({ addrs, admission, key })
+    assert.match(invite, /^ndji1\.[\w-]+$/)
+    assert.deepEqual(readInvite(invite), { addrs, admission, key, claims })
+    assert.equal(readInvite(encodeInvite({ addrs, admission })).key, undefined, 'an open swarm has no key')
+    const encode = (value: unknown): string => `ndji1.${Buffer.from(JSON.stringify(value)).toString('base64url')}`
+    for (const bad of ['', admission, 'ndji1', `ndji1.${Buffer.from('not json').toString('base64url')}`, `${invite}.x`, `ndji1.${'A'.repeat(9000)}`,
+      encode({ addrs: [], admission, key }), encode({ addrs, key }), encode({ addrs, admission, key: 'short' }), encode({ addrs, admission, key: 'AB'.repeat(32) }),
+      encode({ addrs: ['/ip4/1.2.3.4/tcp/1'], admission }), encode({ addrs: ['not a multiaddr'], admission }), encode({ addrs: [42], admission }),
+      encode({ addrs, admission: 'ndjt1.x.y' })]) {
+      assert.throws(() => readInvite(bad), { name: 'JoinError', message: /^not a join token/ }, bad.slice(0, 60))
+    }
+  })
 })
+

@@ -1,15 +1,18 @@
 import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { createLibp2p } from 'libp2p'
+import { DialError } from '../src/errors.ts'
 import { describePeer } from '../src/identity.ts'
 import { connect, listPeers } from '../src/peers.ts'
 import { swarmOptions } from '../src/options.ts'
+import { formatSwarmKey } from '../src/private-network.ts'
 import type { Swarm } from '../src/options.ts'
 
-async function startSwarm (): Promise<Swarm> {
-  return createLibp2p(swarmOptions({ privateKey: await generateKeyPair('Ed25519'), host: '127.0.0.1', port: 0 }))
+async function startSwarm (swarmKey?: Uint8Array): Promise<Swarm> {
+  return createLibp2p(swarmOptions({ privateKey: await generateKeyPair('Ed25519'), host: '127.0.0.1', port: 0, swarmKey }))
 }
 
 describe('swarm', () => {
@@ -73,5 +76,21 @@ describe('swarm', () => {
     const nobody = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
     await assert.rejects(connect(b, `/ip4/127.0.0.1/tcp/1/p2p/${nobody.toString()}`, { signal: AbortSignal.timeout(5000) }), { name: 'DialError' })
     await assert.rejects(describePeer(b, 'test/1', 'nope'), { name: 'InvalidPeerIdError' })
+  })
+
+  it('tells a failed private-network handshake from an unreachable peer, whichever side holds a key', async () => {
+    const key = (): Uint8Array => formatSwarmKey(randomBytes(32))
+    const cases: Array<[string, Uint8Array | undefined, Uint8Array | undefined]> = [['another key', key(), key()], ['no key here', key(), undefined], ['no key there', undefined, key()]]
+    for (const [what, theirs, ours] of cases) {
+      const [there, here] = await Promise.all([startSwarm(theirs), startSwarm(ours)])
+      try {
+        await assert.rejects(connect(here, there.getMultiaddrs()[0].toString(), { signal: AbortSignal.timeout(20_000) }),
+          (err: Error) => err.name === 'HandshakeFailedError' && err instanceof DialError && /handshake failed/.test(err.message), what)
+      } finally {
+        await Promise.allSettled([there.stop(), here.stop()])
+      }
+    }
+    const closed = `/ip4/127.0.0.1/tcp/1/p2p/${peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()}`
+    await assert.rejects(connect(b, closed), (err: Error) => err.name === 'DialError' && /ECONNREFUSED/.test(err.message))
   })
 })
