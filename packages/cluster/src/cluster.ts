@@ -396,7 +396,7 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
     if (err.name === 'HandshakeFailedError') {
       return { kind: 'secret', addr, message: `${err.message}: this node's cluster secret is wrong or missing; start it with ${invite}, or with the cluster's --secret` }
     }
-    if (err.name === 'DialError') return { kind: 'unreachable', addr, message: `the bootstrap address is unreachable: ${err.message}` }
+    if (err.name === 'DialError') return { kind: 'unreachable', addr, message: `unreachable: ${err.message}` }
     if (err.name === 'JoinError') return { kind: 'refused', addr, message: `${addr} refused to admit this node: ${err.message}; start it with ${invite}` }
     return { kind: 'failed', addr, message: `joining through ${addr} failed: ${err.message}` }
   }
