@@ -3,6 +3,7 @@
  * ports and a temporary repo, for the multi-node tests. Timings are shortened
  * through each repo's config.yaml so that failures are noticed in seconds.
  */
+import assert from 'node:assert/strict'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -171,4 +172,26 @@ export async function pinnedOn (m: Member, cid: string, replicas: number, timeou
     const pinned = Object.entries(s.peer_map).filter(([, p]) => p.status === 'pinned').map(([peer]) => peer)
     return s.status === 'pinned' && pinned.length === replicas ? pinned : undefined
   }, timeoutMs)
+}
+
+/**
+ * How long `probes` requests of /health took, 100 ms apart, and a check
+ * that a node whose steps take `stepMs` answered them at once: a loaded
+ * machine delays an answer now and then, never by a step.
+ */
+export async function healthLatencies (m: Member, probes: number): Promise<{ latencies: number[], assertQuick: (stepMs: number) => void }> {
+  const latencies: number[] = []
+  for (let i = 0; i < probes; i++) {
+    const t0 = performance.now()
+    const health = await fetch(`${m.api}/health`, { signal: AbortSignal.timeout(30_000) })
+    await health.arrayBuffer()
+    latencies.push(performance.now() - t0)
+    assert.equal(health.status, 200)
+    await new Promise(resolve => setTimeout(resolve, 100))
+  }
+  const assertQuick = (stepMs: number): void => {
+    const quick = latencies.filter(ms => ms < 50).length
+    assert.ok(quick >= probes - 2 && Math.max(...latencies) < stepMs / 2, `/health took ${latencies.map(ms => ms.toFixed(0)).join(', ')} ms while steps took ${stepMs.toFixed(0)} ms`)
+  }
+  return { latencies, assertQuick }
 }

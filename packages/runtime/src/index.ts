@@ -9,9 +9,11 @@
  * streaming, cancellation) with continuous batching, embeddings and
  * reranking.
  */
+export { WorkerSession, freeOutputs } from './worker-session.ts'
+export type { GraphSource, RunOptions, RunResult } from './worker-session.ts'
 export { Runtime, renderPrompt, fitPrompt, promptTokens, DEFAULT_NUM_CTX } from './runtime.ts'
 export type { Loaded, ContextOptions, OutputFormat, OutputOptions, RuntimeComponents, RuntimeInit, ModelRef, UseOptions, LoadedEntry, PromptInput, Lease } from './runtime.ts'
-export { loadModel, freeOutputs, CausalLM, Encoder, CrossEncoder, readSentenceConfig, configFromGenai, missingModelFiles, DTYPES, chooseModelFile, findModelFile } from './model.ts'
+export { loadModel, CausalLM, Encoder, CrossEncoder, readSentenceConfig, configFromGenai, missingModelFiles, DTYPES, chooseModelFile, findModelFile } from './model.ts'
 export type { BatchCache, Dtype, EmbedInput, ExecutionProvider, InputType, LoadedModel, ModelFile, ModelInfo, PoolingMode, SentenceConfig } from './model.ts'
 export { GgufLM, GGUF_FILE, isGgufModel, loadGguf } from './gguf.ts'
 export type { GgufCache } from './gguf.ts'

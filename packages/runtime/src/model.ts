@@ -12,7 +12,7 @@ import * as ort from 'onnxruntime-node'
 import { ContextLengthError, InvalidInferenceRequestError, InvalidModelError, UnsupportedModelError } from './errors.ts'
 import { bitsOf, fed } from './float16.ts'
 import { TextCodec } from './text.ts'
-import { WorkerSession } from './worker-session.ts'
+import { freeOutputs, WorkerSession } from './worker-session.ts'
 
 export type ExecutionProvider = 'cpu' | 'cuda'
 
@@ -369,20 +369,6 @@ export interface BatchCache {
 const CACHE_ROOM = 32
 
 const int64 = (values: ArrayLike<number>, dims: number[]): ort.Tensor => new ort.Tensor('int64', BigInt64Array.from(Array.from(values, BigInt)), dims)
-
-/**
- * Frees now the ArrayBuffers of onnxruntime outputs that are done with.
- * onnxruntime-node copies every output into an ArrayBuffer of its own, even
- * one it also wrote into a tensor the caller gave; left to V8, megabytes of
- * them per run bring on full collections by their external size alone.
- */
-export function freeOutputs (tensors: Iterable<ort.Tensor>): void {
-  for (const t of tensors) {
-    const data = t.data as ArrayBufferView
-    // Only a buffer the tensor has to itself, as onnxruntime-node makes them.
-    if (data.buffer instanceof ArrayBuffer && !data.buffer.detached && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength) data.buffer.transfer(0)
-  }
-}
 
 /** The types a KV cache may be kept in, as the graph declares it. */
 export type CacheType = 'float32' | 'float16'
