@@ -1,13 +1,14 @@
 /**
- * Converts a GPT-2-style decoder in the Hugging Face ONNX layout (the
- * project's own default decoder) into a GGUF file that llama.cpp runs as its
- * `gpt2` architecture: the weights under llama.cpp's tensor names, the
+ * Converts the project's own models in the Hugging Face ONNX layout into GGUF
+ * files llama.cpp runs: a GPT-2-style decoder (the default decoder) as its
+ * `gpt2` architecture, and a BERT-style encoder (the default embedding model)
+ * as its `bert` one; the weights under llama.cpp's tensor names, the
  * tokenizer and the chat template.
  */
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { readModel, readWeights } from '@node-daemon/onnx'
-import { F32, fileTypeCode } from './format.ts'
+import { F32, POOLING_TYPES, fileTypeCode } from './format.ts'
 import { GgufConversionError } from './errors.ts'
 import { ggufTokenizer } from './tokenizer.ts'
 import { writeGguf } from './writer.ts'
@@ -23,6 +24,21 @@ function transposed (m: Float32Array, rows: number, cols: number): Float32Array 
 }
 
 const bytes = (a: Float32Array): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength)
+
+/** Columns [from, to) of a [rows, cols] row-major matrix, as ggml's [rows, to - from]: a part of a fused projection, transposed. */
+function columns (m: Float32Array, rows: number, cols: number, from: number, to: number): Float32Array {
+  const out = new Float32Array(rows * (to - from))
+  for (let r = 0; r < rows; r++) for (let c = from; c < to; c++) out[(c - from) * rows + r] = m[r * cols + c]
+  return out
+}
+
+/** The tensors of a file being written, F32 as the sources' are. */
+function tensorList (): { tensors: TensorToWrite[], add: (name: string, dims: number[], data: Float32Array) => void } {
+  const tensors: TensorToWrite[] = []
+  return { tensors, add: (name, dims, data) => { tensors.push({ name, dims, type: F32, data: bytes(data) }) } }
+}
+
+const first = (v: unknown): number | undefined => typeof v === 'number' ? v : Array.isArray(v) && typeof v[0] === 'number' ? v[0] : undefined
 
 /** Writes `out`, the GGUF form of the decoder in `dir`; the weights stay F32, as the source's are. */
 export async function convertDecoder (dir: string, out: string, options: { name?: string } = {}): Promise<void> {
@@ -41,8 +57,7 @@ export async function convertDecoder (dir: string, out: string, options: { name?
   }
   const weights = readWeights(readModel(await readFile(join(dir, 'model.onnx'))), names)
 
-  const tensors: TensorToWrite[] = []
-  const add = (name: string, dims: number[], data: Float32Array): void => { tensors.push({ name, dims, type: F32, data: bytes(data) }) }
+  const { tensors, add } = tensorList()
   // ggml lists dimensions contiguous first: a [rows, cols] matrix is [cols, rows].
   add('token_embd.weight', [e, vocab], weights['transformer.wte.weight'])
   add('position_embd.weight', [e, positions], weights['transformer.wpe.weight'])
@@ -65,7 +80,6 @@ export async function convertDecoder (dir: string, out: string, options: { name?
   // The head is tied to the embedding; llama.cpp's gpt2 reads it as a tensor of its own.
   add('output.weight', [e, vocab], weights['transformer.wte.weight'])
 
-  const first = (v: unknown): number | undefined => typeof v === 'number' ? v : Array.isArray(v) && typeof v[0] === 'number' ? v[0] : undefined
   const eosIds: number[] = [generation.eos_token_id, config.eos_token_id].flatMap(v => typeof v === 'number' ? [v] : Array.isArray(v) ? v : [])
   const eos = first(generation.eos_token_id) ?? first(config.eos_token_id)
   const metadata: Record<string, TypedValue> = {
@@ -84,6 +98,79 @@ export async function convertDecoder (dir: string, out: string, options: { name?
       // A second end-of-sequence id is the end of a chat turn.
       eot: eosIds.find(id => id !== eos)
     }, typeof tokenizerConfig.chat_template === 'string' ? tokenizerConfig.chat_template : undefined)
+  }
+  await writeGguf(out, metadata, tensors)
+}
+
+/**
+ * Writes `out`, the GGUF form of the BERT-style encoder in `dir` (packages/onnx's
+ * buildEncoder: BERT's names, q, k and v fused into one `qkv`), as llama.cpp's
+ * `bert` architecture with q, k and v apart. `pooling` is how its embeddings
+ * pool the token states, mean unless said. No chat template: it does not chat.
+ */
+export async function convertEncoder (dir: string, out: string, options: { name?: string, pooling?: 'mean' | 'cls' | 'lasttoken' } = {}): Promise<void> {
+  const [config, tokenizerJson] = await Promise.all(['config.json', 'tokenizer.json'].map(async n => readJson(dir, n)))
+  if (config.model_type !== 'bert') throw new GgufConversionError(`only bert encoders convert to GGUF as encoders, not ${JSON.stringify(config.model_type ?? null)}`)
+  const e: number = config.hidden_size
+  const layers: number = config.num_hidden_layers
+  const vocab: number = config.vocab_size
+  const positions: number = config.max_position_embeddings
+  const types: number = config.type_vocab_size ?? 2
+  const inner: number = config.intermediate_size ?? 4 * e
+
+  const l = (i: number, name: string): string => `encoder.layer.${i}.${name}`
+  const names = ['embeddings.word_embeddings.weight', 'embeddings.position_embeddings.weight', 'embeddings.token_type_embeddings.weight', 'embeddings.LayerNorm.weight', 'embeddings.LayerNorm.bias']
+  for (let i = 0; i < layers; i++) {
+    for (const p of ['attention.self.qkv', 'attention.output.dense', 'attention.output.LayerNorm', 'intermediate.dense', 'output.dense', 'output.LayerNorm']) names.push(l(i, `${p}.weight`), l(i, `${p}.bias`))
+  }
+  const weights = readWeights(readModel(await readFile(join(dir, 'model.onnx'))), names)
+
+  const { tensors, add } = tensorList()
+  add('token_embd.weight', [e, vocab], weights['embeddings.word_embeddings.weight'])
+  add('position_embd.weight', [e, positions], weights['embeddings.position_embeddings.weight'])
+  add('token_types.weight', [e, types], weights['embeddings.token_type_embeddings.weight'])
+  add('token_embd_norm.weight', [e], weights['embeddings.LayerNorm.weight'])
+  add('token_embd_norm.bias', [e], weights['embeddings.LayerNorm.bias'])
+  for (let i = 0; i < layers; i++) {
+    const qkv = weights[l(i, 'attention.self.qkv.weight')]
+    const qkvBias = weights[l(i, 'attention.self.qkv.bias')]
+    for (const [k, part] of ['attn_q', 'attn_k', 'attn_v'].entries()) {
+      add(`blk.${i}.${part}.weight`, [e, e], columns(qkv, e, 3 * e, k * e, (k + 1) * e))
+      add(`blk.${i}.${part}.bias`, [e], qkvBias.slice(k * e, (k + 1) * e))
+    }
+    const matrix = (to: string, from: string, inDim: number, outDim: number): void => {
+      add(`blk.${i}.${to}.weight`, [inDim, outDim], transposed(weights[l(i, `${from}.weight`)], inDim, outDim))
+      add(`blk.${i}.${to}.bias`, [outDim], weights[l(i, `${from}.bias`)])
+    }
+    const norm = (to: string, from: string): void => {
+      add(`blk.${i}.${to}.weight`, [e], weights[l(i, `${from}.weight`)])
+      add(`blk.${i}.${to}.bias`, [e], weights[l(i, `${from}.bias`)])
+    }
+    matrix('attn_output', 'attention.output.dense', e, e)
+    norm('attn_output_norm', 'attention.output.LayerNorm')
+    matrix('ffn_up', 'intermediate.dense', e, inner)
+    matrix('ffn_down', 'output.dense', inner, e)
+    norm('layer_output_norm', 'output.LayerNorm')
+  }
+
+  const metadata: Record<string, TypedValue> = {
+    'general.architecture': { type: 'string', value: 'bert' },
+    'general.name': { type: 'string', value: options.name ?? 'bert' },
+    'general.file_type': { type: 'uint32', value: fileTypeCode('F32') },
+    'bert.context_length': { type: 'uint32', value: positions },
+    'bert.embedding_length': { type: 'uint32', value: e },
+    'bert.feed_forward_length': { type: 'uint32', value: inner },
+    'bert.block_count': { type: 'uint32', value: layers },
+    'bert.attention.head_count': { type: 'uint32', value: config.num_attention_heads },
+    'bert.attention.layer_norm_epsilon': { type: 'float32', value: config.layer_norm_eps ?? 1e-12 },
+    'bert.attention.causal': { type: 'bool', value: false },
+    'bert.pooling_type': { type: 'uint32', value: POOLING_TYPES.indexOf(options.pooling ?? 'mean') },
+    'tokenizer.ggml.token_type_count': { type: 'uint32', value: types },
+    ...ggufTokenizer(tokenizerJson, vocab, {
+      bos: first(config.bos_token_id),
+      eos: first(config.eos_token_id),
+      padding: first(config.pad_token_id)
+    })
   }
   await writeGguf(out, metadata, tensors)
 }
