@@ -3,7 +3,7 @@
  * ports and a temporary repo, for the multi-node tests. Timings are shortened
  * through each repo's config.yaml so that failures are noticed in seconds.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { spawnDaemon, stopDaemon } from './process.ts'
@@ -171,4 +171,14 @@ export async function pinnedOn (m: Member, cid: string, replicas: number, timeou
     const pinned = Object.entries(s.peer_map).filter(([, p]) => p.status === 'pinned').map(([peer]) => peer)
     return s.status === 'pinned' && pinned.length === replicas ? pinned : undefined
   }, timeoutMs)
+}
+
+/** Imports the model directory `dir` at `m` under `name` (/api/models/upload) and returns its CID. */
+export async function upload (m: Member, name: string, dir: string): Promise<string> {
+  const form = new FormData()
+  form.append('modelId', name)
+  for (const file of await readdir(dir)) form.append('file', new Blob([await readFile(join(dir, file))]), file)
+  const { status, body } = await call(m, '/api/models/upload', { method: 'POST', body: form })
+  if (status !== 201) throw new Error(`upload of ${name}: ${status} ${JSON.stringify(body)}`)
+  return body.model.cid
 }
