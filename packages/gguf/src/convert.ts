@@ -229,6 +229,7 @@ export async function convertEncoder (dir: string, out: string, options: { name?
   }
   const weights = readWeights(readModel(await readFile(join(dir, 'model.onnx'))), names)
 
+  const special = (token: string): number | undefined => tokenizerJson.model?.type === 'WordPiece' ? tokenizerJson.model.vocab?.[token] : undefined
   const { tensors, add } = tensorList()
   add('token_embd.weight', [e, vocab], weights['embeddings.word_embeddings.weight'])
   add('position_embd.weight', [e, positions], weights['embeddings.position_embeddings.weight'])
@@ -271,9 +272,12 @@ export async function convertEncoder (dir: string, out: string, options: { name?
     'bert.pooling_type': { type: 'uint32', value: POOLING_TYPES.indexOf(options.pooling ?? 'mean') },
     'tokenizer.ggml.token_type_count': { type: 'uint32', value: types },
     ...ggufTokenizer(tokenizerJson, vocab, {
-      bos: first(config.bos_token_id),
+      // A WordPiece tokenizer's [CLS] begins a text, as llama.cpp's bert takes a bos.
+      bos: special('[CLS]') ?? first(config.bos_token_id),
       eos: first(config.eos_token_id),
-      padding: first(config.pad_token_id)
+      padding: special('[PAD]') ?? first(config.pad_token_id),
+      separator: special('[SEP]'),
+      mask: special('[MASK]')
     })
   }
   await writeGguf(out, metadata, tensors)

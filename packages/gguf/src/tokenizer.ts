@@ -4,7 +4,8 @@
  * code as an ONNX one, and the project's own tokenizers go into the GGUF
  * files it converts: byte-level BPE (llama.cpp's `gpt2` tokenizer model) and
  * SentencePiece's BPE with byte fallback as transformers converts Llama 2's,
- * Mistral's and Gemma's (llama.cpp's `llama`).
+ * Mistral's and Gemma's (llama.cpp's `llama`), and BERT's WordPiece
+ * (llama.cpp's `bert`).
  */
 import { GgufConversionError } from './errors.ts'
 import type { GgufValue } from './reader.ts'
@@ -26,7 +27,7 @@ interface AddedToken { id: number, content: string, special?: boolean }
 
 interface TokenizerJsonBpe {
   added_tokens?: AddedToken[]
-  model: { type: string, vocab: Record<string, number>, merges: Array<string | [string, string]>, byte_fallback?: boolean, unk_token?: string | null }
+  model: { type: string, vocab: Record<string, number>, merges: Array<string | [string, string]>, byte_fallback?: boolean, unk_token?: string | null, continuing_subword_prefix?: string }
   normalizer?: unknown
   pre_tokenizer?: unknown
 }
@@ -38,6 +39,9 @@ export interface SpecialTokens {
   /** End of a chat turn, e.g. <|im_end|>. */
   eot?: number
   padding?: number
+  /** A BERT's [SEP] and [MASK]. */
+  separator?: number
+  mask?: number
 }
 
 /** Llama 3's split of text into words before byte-level BPE, as its tokenizer.json writes it: llama.cpp's `llama-bpe`. */
@@ -85,9 +89,9 @@ function prependsSpace (t: TokenizerJsonBpe): boolean {
  */
 export function ggufTokenizer (tokenizerJson: object, vocabSize: number, special: SpecialTokens, chatTemplate?: string, addBos = false): Record<string, TypedValue> {
   const t = tokenizerJson as TokenizerJsonBpe
-  if (t.model?.type !== 'BPE') throw new GgufConversionError('only BPE tokenizers (byte-level, or SentencePiece\'s with byte fallback) convert to GGUF')
-  const metadata = isSentencePiece(t) ? sentencePieceMetadata(t, vocabSize, addBos) : byteLevelMetadata(t, vocabSize)
-  for (const [key, id] of [['bos', special.bos], ['eos', special.eos], ['eot', special.eot], ['padding', special.padding]] as const) {
+  if (t.model?.type !== 'BPE' && t.model?.type !== 'WordPiece') throw new GgufConversionError('only BPE tokenizers (byte-level, or SentencePiece\'s with byte fallback) and WordPiece convert to GGUF')
+  const metadata = t.model.type === 'WordPiece' ? wordPieceMetadata(t, vocabSize) : isSentencePiece(t) ? sentencePieceMetadata(t, vocabSize, addBos) : byteLevelMetadata(t, vocabSize)
+  for (const [key, id] of [['bos', special.bos], ['eos', special.eos], ['eot', special.eot], ['padding', special.padding], ['seperator', special.separator], ['mask', special.mask]] as const) {
     if (id != null) metadata[`tokenizer.ggml.${key}_token_id`] = { type: 'uint32', value: id }
   }
   if (chatTemplate != null) metadata['tokenizer.chat_template'] = { type: 'string', value: chatTemplate }
@@ -153,6 +157,28 @@ function sentencePieceMetadata (t: TokenizerJsonBpe, vocabSize: number, addBos: 
   return metadata
 }
 
+/** A WordPiece token as llama.cpp's `bert` tokenizer spells it (convert_hf_to_gguf.py's "phantom space"): '▁' before a word's start, no ## before its continuation, [SPECIAL] as it is. */
+function phantomSpace (piece: string): string {
+  if (piece.startsWith('[') && piece.endsWith(']')) return piece
+  return piece.startsWith('##') ? piece.slice(2) : SPACE + piece
+}
+
+function wordPieceMetadata (t: TokenizerJsonBpe, vocabSize: number): Record<string, TypedValue> {
+  if ((t.model.continuing_subword_prefix ?? '##') !== '##') throw new GgufConversionError('only WordPiece with ## continuations converts to GGUF')
+  const { tokens, types } = tokenTable(t, vocabSize, () => NORMAL)
+  const unk = t.model.unk_token == null ? undefined : t.model.vocab[t.model.unk_token]
+  return {
+    'tokenizer.ggml.model': { type: 'string', value: 'bert' },
+    'tokenizer.ggml.pre': { type: 'string', value: 'default' },
+    'tokenizer.ggml.tokens': { type: 'array', of: 'string', value: tokens.map((piece, id) => types[id] === NORMAL ? phantomSpace(piece) : piece) },
+    'tokenizer.ggml.token_type': { type: 'array', of: 'int32', value: types },
+    // llama.cpp's bert puts [CLS] before a text and [SEP] after it, as the tokenizer's post-processor does.
+    'tokenizer.ggml.add_bos_token': { type: 'bool', value: true },
+    'tokenizer.ggml.add_sep_token': { type: 'bool', value: true },
+    ...(unk != null ? { 'tokenizer.ggml.unknown_token_id': { type: 'uint32', value: unk } } : {})
+  }
+}
+
 export interface HfTokenizerFiles {
   tokenizerJson: Record<string, unknown>
   tokenizerConfig: Record<string, unknown>
@@ -167,20 +193,22 @@ export interface HfTokenizerFiles {
  */
 export function hfTokenizer (metadata: Record<string, GgufValue>): HfTokenizerFiles {
   const model = metadata['tokenizer.ggml.model']
-  if (model !== 'gpt2' && model !== 'llama') throw new GgufConversionError(`the GGUF tokenizer ${JSON.stringify(model ?? null)} is not supported: only byte-level BPE (gpt2) and SentencePiece (llama)`)
+  if (model !== 'gpt2' && model !== 'llama' && model !== 'bert') throw new GgufConversionError(`the GGUF tokenizer ${JSON.stringify(model ?? null)} is not supported: only byte-level BPE (gpt2), SentencePiece (llama) and WordPiece (bert)`)
   const tokens = metadata['tokenizer.ggml.tokens']
   if (!Array.isArray(tokens)) throw new GgufConversionError('the GGUF file lacks tokenizer.ggml.tokens')
   const types = metadata['tokenizer.ggml.token_type']
   const typeOf = (id: number): number => Array.isArray(types) ? Number(types[id]) : NORMAL
   const vocab: Record<string, number> = {}
   const added: Array<AddedToken & Record<string, unknown>> = []
+  // WordPiece's pieces as tokenizer.json spells them: ## before a continuation, none before a word's start.
+  const spelled = (piece: string): string => model !== 'bert' || (piece.startsWith('[') && piece.endsWith(']')) ? piece : piece.startsWith(SPACE) ? piece.slice(1) : `##${piece}`
   tokens.forEach((piece, id) => {
     const type = typeOf(id)
     if (type === CONTROL || type === USER_DEFINED) {
       added.push({ id, content: String(piece), single_word: false, lstrip: false, rstrip: false, normalized: false, special: type === CONTROL })
-    } else if (type !== UNUSED) {
-      vocab[String(piece)] = id
     }
+    // A BERT's vocabulary holds its special tokens too: WordPiece finds [UNK] there.
+    if (type !== UNUSED && (model === 'bert' || (type !== CONTROL && type !== USER_DEFINED))) vocab[spelled(String(piece))] = id
   })
   const id = (key: string): number | undefined => {
     const v = metadata[`tokenizer.ggml.${key}_token_id`]
@@ -189,7 +217,11 @@ export function hfTokenizer (metadata: Record<string, GgufValue>): HfTokenizerFi
   const name = (n: number | undefined): string | null => n == null ? null : String(tokens[n])
   const template = metadata['tokenizer.chat_template']
   const addBos = metadata['tokenizer.ggml.add_bos_token'] === true
-  const tokenizerJson = model === 'gpt2' ? byteLevelJson(metadata, vocab) : sentencePieceJson(metadata, tokens.map(String), typeOf, vocab, addBos ? name(id('bos')) : null, name(id('unknown')))
+  const tokenizerJson = model === 'gpt2'
+    ? byteLevelJson(metadata, vocab)
+    : model === 'llama'
+      ? sentencePieceJson(metadata, tokens.map(String), typeOf, vocab, addBos ? name(id('bos')) : null, name(id('unknown')))
+      : wordPieceJson(vocab, name(id('bos')), name(id('seperator')), name(id('unknown')))
   return {
     tokenizerJson: { version: '1.0', truncation: null, padding: null, added_tokens: added, ...tokenizerJson },
     tokenizerConfig: {
@@ -264,5 +296,29 @@ function sentencePieceJson (metadata: Record<string, GgufValue>, tokens: string[
       ]
     },
     model: { type: 'BPE', dropout: null, unk_token: unk, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: true, byte_fallback: true, ignore_merges: false, vocab, merges: merges.map(m => [m.left, m.right]) }
+  }
+}
+
+/**
+ * BERT's uncased WordPiece as its tokenizer.json has it: lower-cased,
+ * accents stripped (llama.cpp's own tokenizer keeps them, as combining
+ * marks), split at spaces and punctuation, [CLS] before a text and [SEP]
+ * after it, and between the two of a pair.
+ */
+function wordPieceJson (vocab: Record<string, number>, cls: string | null, sep: string | null, unk: string | null): Record<string, unknown> {
+  const special = (token: string): object => ({ [token]: { id: token, ids: [vocab[token] ?? -1], tokens: [token] } })
+  return {
+    normalizer: { type: 'BertNormalizer', clean_text: true, handle_chinese_chars: true, strip_accents: null, lowercase: true },
+    pre_tokenizer: { type: 'BertPreTokenizer' },
+    post_processor: cls == null || sep == null
+      ? null
+      : {
+          type: 'TemplateProcessing',
+          single: [{ SpecialToken: { id: cls, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: sep, type_id: 0 } }],
+          pair: [{ SpecialToken: { id: cls, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: sep, type_id: 0 } }, { Sequence: { id: 'B', type_id: 1 } }, { SpecialToken: { id: sep, type_id: 1 } }],
+          special_tokens: { ...special(cls), ...special(sep) }
+        },
+    decoder: { type: 'WordPiece', prefix: '##', cleanup: true },
+    model: { type: 'WordPiece', unk_token: unk ?? '[UNK]', continuing_subword_prefix: '##', max_input_chars_per_word: 100, vocab }
   }
 }

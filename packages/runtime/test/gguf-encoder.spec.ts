@@ -1,16 +1,54 @@
 import assert from 'node:assert/strict'
-import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { convertEncoder } from '@node-daemon/gguf'
+import { convertEncoder, hfTokenizer, readGguf } from '@node-daemon/gguf'
 import { assetDir } from '@node-daemon/models'
+import { getLlama, LlamaLogLevel } from 'node-llama-cpp'
 import { Runtime } from '../src/runtime.ts'
 import { DEFAULT_SAMPLING } from '../src/sampling.ts'
+import { TextCodec } from '../src/text.ts'
 
 /** The least cosine between llama.cpp's embedding and onnxruntime's of the same weights: llama.cpp's GELU is tanh's approximation of the graph's erf. */
 const MIN_COSINE = 0.999
 const TEXTS = ['The old man and the sea', 'It is a truth universally acknowledged, that a single man in possession of a good fortune', 'x']
+
+const WORDPIECE_SPECIALS = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]']
+
+/**
+ * An uncased WordPiece tokenizer.json as BERT's (normalizer, pre-tokenizer,
+ * [CLS] … [SEP] template) over the words of the default embedding model's
+ * byte-level vocabulary, so that its weights serve a BERT tokenizer of the
+ * same size: the kind of tokenizer BERT, MiniLM, BGE and E5 have.
+ */
+function wordPieceTokenizer (bpe: { model: { vocab: Record<string, number> } }, size: number): Record<string, unknown> {
+  const pieces = new Set<string>(WORDPIECE_SPECIALS)
+  for (const c of 'abcdefghijklmnopqrstuvwxyz0123456789') pieces.add(c).add(`##${c}`)
+  for (const c of '.,;:!?\'"()-') pieces.add(c)
+  for (const piece of Object.keys(bpe.model.vocab)) {
+    const word = piece.startsWith('Ġ') ? piece.slice(1).toLowerCase() : piece.toLowerCase()
+    if (/^[a-z0-9]+$/.test(word) && pieces.size < size) pieces.add(piece.startsWith('Ġ') ? word : `##${word}`)
+  }
+  const vocab = Object.fromEntries([...pieces].map((p, id) => [p, id]))
+  const special = (t: string): object => ({ [t]: { id: t, ids: [vocab[t]], tokens: [t] } })
+  return {
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: WORDPIECE_SPECIALS.map(content => ({ id: vocab[content], content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+    normalizer: { type: 'BertNormalizer', clean_text: true, handle_chinese_chars: true, strip_accents: null, lowercase: true },
+    pre_tokenizer: { type: 'BertPreTokenizer' },
+    post_processor: {
+      type: 'TemplateProcessing',
+      single: [{ SpecialToken: { id: '[CLS]', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '[SEP]', type_id: 0 } }],
+      pair: [{ SpecialToken: { id: '[CLS]', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '[SEP]', type_id: 0 } }, { Sequence: { id: 'B', type_id: 1 } }, { SpecialToken: { id: '[SEP]', type_id: 1 } }],
+      special_tokens: { ...special('[CLS]'), ...special('[SEP]') }
+    },
+    decoder: { type: 'WordPiece', prefix: '##', cleanup: true },
+    model: { type: 'WordPiece', unk_token: '[UNK]', continuing_subword_prefix: '##', max_input_chars_per_word: 100, vocab }
+  }
+}
 
 function cosine (a: Float32Array, b: Float32Array): number {
   let dot = 0
@@ -37,6 +75,13 @@ describe('a GGUF embedding model in the runtime', () => {
     await writeFile(join(dir, 'onnx-cls', 'modules.json'), JSON.stringify([{ idx: 0, name: '0', path: '', type: 'sentence_transformers.models.Transformer' }, { idx: 1, name: '1', path: '1_Pooling', type: 'sentence_transformers.models.Pooling' }, { idx: 2, name: '2', path: '2_Normalize', type: 'sentence_transformers.models.Normalize' }]))
     await mkdir(join(dir, 'onnx-cls', '1_Pooling'))
     await writeFile(join(dir, 'onnx-cls', '1_Pooling', 'config.json'), JSON.stringify({ word_embedding_dimension: 128, pooling_mode_cls_token: true, pooling_mode_mean_tokens: false }))
+    // The same weights with a BERT tokenizer, and its GGUF.
+    await cp(assetDir('tiny-embed'), join(dir, 'onnx-wordpiece'), { recursive: true })
+    const bpe = JSON.parse(await readFile(join(dir, 'onnx-wordpiece', 'tokenizer.json'), 'utf8'))
+    await writeFile(join(dir, 'onnx-wordpiece', 'tokenizer.json'), JSON.stringify(wordPieceTokenizer(bpe, 2048)))
+    await writeFile(join(dir, 'onnx-wordpiece', 'tokenizer_config.json'), JSON.stringify({ tokenizer_class: 'BertTokenizer', do_lower_case: true, cls_token: '[CLS]', sep_token: '[SEP]', unk_token: '[UNK]', pad_token: '[PAD]', mask_token: '[MASK]', model_max_length: 512 }))
+    await mkdir(join(dir, 'wordpiece'))
+    await convertEncoder(join(dir, 'onnx-wordpiece'), join(dir, 'wordpiece', 'model.gguf'))
     runtime = new Runtime()
     await runtime.start()
   })
@@ -60,6 +105,34 @@ describe('a GGUF embedding model in the runtime', () => {
     assert.ok(cosine(mean.embeddings[1], cls.embeddings[1]) < MIN_COSINE)
     const loaded = runtime.loaded().find(m => m.key === 'mean')
     assert.deepEqual(loaded && { kind: loaded.info.kind, family: loaded.info.family, contextLength: loaded.info.contextLength }, { kind: 'encoder', family: 'bert', contextLength: 511 })
+  })
+
+  it('writes a WordPiece tokenizer as llama.cpp\'s bert one, which tokenizes as BERT\'s does, and embeds with it as the ONNX encoder does', async () => {
+    const texts = [...TEXTS, 'Hello, World! It\'s 2024 (again).', 'zzzqqq unknownish words', '']
+    const { metadata } = await readGguf(join(dir, 'wordpiece', 'model.gguf'))
+    assert.equal(metadata['tokenizer.ggml.model'], 'bert')
+    const lease = await runtime.acquire(ref('onnx-wordpiece'))
+    const onnx = lease.model.codec
+    lease.release()
+    const { tokenizerJson, tokenizerConfig } = hfTokenizer(metadata)
+    const back = new TextCodec(tokenizerJson, tokenizerConfig)
+    const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error })
+    const model = await llama.loadModel({ modelPath: join(dir, 'wordpiece', 'model.gguf'), vocabOnly: true })
+    try {
+      for (const text of texts) {
+        const ids = onnx.encodeForModel(text)
+        assert.deepEqual(back.encodeForModel(text), ids, `read back: ${JSON.stringify(text)}`)
+        assert.deepEqual([...model.tokenize(text, true)], onnx.encode(text), `llama.cpp: ${JSON.stringify(text)}`)
+      }
+      assert.equal(onnx.encodeForModel('Hello')[0], 2, 'the [CLS] first')
+    } finally {
+      await model.dispose()
+      await llama.dispose()
+    }
+    const expected = await runtime.embed(ref('onnx-wordpiece'), TEXTS)
+    const got = await runtime.embed(ref('wordpiece'), TEXTS)
+    assert.equal(got.promptTokens, expected.promptTokens)
+    TEXTS.forEach((text, i) => assert.ok(cosine(got.embeddings[i], expected.embeddings[i]) >= MIN_COSINE, `${text}: ${cosine(got.embeddings[i], expected.embeddings[i])}`))
   })
 
   it('takes token ids, truncates to the context or refuses, and refuses to generate', async () => {
