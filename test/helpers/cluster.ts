@@ -182,3 +182,9 @@ export async function upload (m: Member, name: string, dir: string): Promise<str
   if (status !== 201) throw new Error(`upload of ${name}: ${status} ${JSON.stringify(body)}`)
   return body.model.cid
 }
+
+/** The worker of the newest job that `m` knows of. */
+export async function lastWorker (m: Member): Promise<string> {
+  const { body } = await call(m, '/api/tasks?limit=1')
+  return body.tasks[0].worker
+}

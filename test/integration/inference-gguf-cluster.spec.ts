@@ -12,19 +12,13 @@ import { after, before, describe, it } from 'node:test'
 import { Ollama } from 'ollama'
 import { convertDecoder } from '@node-daemon/gguf'
 import { assetDir } from '@node-daemon/models'
-import { FAST, ProcessCluster, agreedLeader, call, pinnedOn, upload } from '../helpers/cluster.ts'
+import { FAST, ProcessCluster, agreedLeader, call, lastWorker, pinnedOn, upload } from '../helpers/cluster.ts'
 import type { Member } from '../helpers/cluster.ts'
 
 const MODEL = 'tiny-gguf:f32'
 const GREEDY = { temperature: 0, repeat_penalty: 1, num_predict: 24 }
 const PROMPT = 'It was a fine morning, and Elizabeth'
 const MESSAGES = [{ role: 'user', content: 'Tell me about the weather.' }]
-
-/** The worker of the newest job that `m` knows of. */
-async function lastWorker (m: Member): Promise<string> {
-  const { body } = await call(m, '/api/tasks?limit=1')
-  return body.tasks[0].worker
-}
 
 describe('a GGUF model across a three-node cluster', () => {
   const cluster = new ProcessCluster(FAST)

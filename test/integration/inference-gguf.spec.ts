@@ -16,6 +16,7 @@ import { program } from '@node-daemon/cli'
 import { convertDecoder, convertEncoder } from '@node-daemon/gguf'
 import { DEFAULT_MODELS, assetDir } from '@node-daemon/models'
 import { writeOllamaTree } from '../../packages/cli/test/helpers/ollama-tree.ts'
+import { MIN_COSINE, cosine } from '../../packages/runtime/test/helpers/embeddings.ts'
 import { startWithClients } from '../helpers/clients.ts'
 import type { TestDaemon } from '../helpers/daemon.ts'
 import type { Ollama } from 'ollama'
@@ -24,16 +25,6 @@ import type OpenAI from 'openai'
 const GREEDY = { temperature: 0, repeat_penalty: 1, num_predict: 24 }
 const GGUF = 'tiny-gguf:f32'
 const GGUF_EMBED = 'tiny-embed-gguf:f32'
-/** The least cosine between an embedding by llama.cpp and onnxruntime's of the same weights: llama.cpp's GELU is tanh's approximation of the ONNX graph's erf. */
-const MIN_COSINE = 0.999
-
-const cosine = (a: number[], b: number[]): number => {
-  let dot = 0
-  let na = 0
-  let nb = 0
-  a.forEach((x, i) => { dot += x * b[i]; na += x * x; nb += b[i] * b[i] })
-  return dot / Math.sqrt(na * nb)
-}
 
 describe('a GGUF model in a daemon', () => {
   let daemon: TestDaemon
@@ -52,12 +43,17 @@ describe('a GGUF model in a daemon', () => {
     await rm(dir, { recursive: true, force: true })
   })
 
-  it('imports a .gguf file by upload, registered with what its header says', async () => {
+  /** Imports one .gguf file of `dir` under `name`, as /api/models/upload takes a file. */
+  const uploadFile = async (name: string, file: string): Promise<void> => {
     const form = new FormData()
-    form.append('modelId', GGUF)
-    form.append('file', new Blob([await readFile(join(dir, 'tiny-gpt.F32.gguf'))]), 'tiny-gpt.F32.gguf')
+    form.append('modelId', name)
+    form.append('file', new Blob([await readFile(join(dir, file))]), file)
     const res = await fetch(`${daemon.url}/api/models/upload`, { method: 'POST', body: form, signal: AbortSignal.timeout(120_000) })
     assert.equal(res.status, 201, await res.clone().text())
+  }
+
+  it('imports a .gguf file by upload, registered with what its header says', async () => {
+    await uploadFile(GGUF, 'tiny-gpt.F32.gguf')
     const listed = (await ollama.list()).models.find(m => m.name === GGUF)
     assert.deepEqual(listed && { format: listed.details.format, family: listed.details.family, quantization: listed.details.quantization_level }, { format: 'gguf', family: 'gpt2', quantization: 'F32' })
     const shown = await ollama.show({ model: GGUF })
@@ -96,11 +92,7 @@ describe('a GGUF model in a daemon', () => {
   })
 
   it('embeds with a GGUF embedding model as the ONNX encoder of the same weights does, on /api/embed, /api/embeddings and /v1/embeddings', async () => {
-    const form = new FormData()
-    form.append('modelId', GGUF_EMBED)
-    form.append('file', new Blob([await readFile(join(dir, 'tiny-embed.F32.gguf'))]), 'tiny-embed.F32.gguf')
-    const res = await fetch(`${daemon.url}/api/models/upload`, { method: 'POST', body: form, signal: AbortSignal.timeout(120_000) })
-    assert.equal(res.status, 201, await res.clone().text())
+    await uploadFile(GGUF_EMBED, 'tiny-embed.F32.gguf')
     const texts = ['The old man and the sea', 'It is a truth universally acknowledged, that a single man in possession of a good fortune', 'x', 'Ünïcödé and\nnewlines']
     const onnx = await ollama.embed({ model: DEFAULT_MODELS.embed, input: texts })
     const gguf = await ollama.embed({ model: GGUF_EMBED, input: texts })

@@ -7,6 +7,7 @@
  * Mistral's and Gemma's (llama.cpp's `llama`), and BERT's WordPiece
  * (llama.cpp's `bert`).
  */
+import { sentencePieceFrame } from '@node-daemon/models'
 import { GgufConversionError } from './errors.ts'
 import type { GgufValue } from './reader.ts'
 import type { TypedValue } from './writer.ts'
@@ -276,25 +277,7 @@ function sentencePieceJson (metadata: Record<string, GgufValue>, tokens: string[
   merges.sort((a, b) => b.score - a.score || a.id - b.id || a.l - b.l || a.r - b.r)
   const prepend = metadata['tokenizer.ggml.add_space_prefix'] !== false
   return {
-    normalizer: { type: 'Sequence', normalizers: [...(prepend ? [{ type: 'Prepend', prepend: SPACE }] : []), { type: 'Replace', pattern: { String: ' ' }, content: SPACE }] },
-    pre_tokenizer: null,
-    post_processor: bos == null
-      ? null
-      : {
-          type: 'TemplateProcessing',
-          single: [{ SpecialToken: { id: bos, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
-          pair: [{ SpecialToken: { id: bos, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: bos, type_id: 1 } }, { Sequence: { id: 'B', type_id: 1 } }],
-          special_tokens: { [bos]: { id: bos, ids: [tokens.indexOf(bos)], tokens: [bos] } }
-        },
-    decoder: {
-      type: 'Sequence',
-      decoders: [
-        { type: 'Replace', pattern: { String: SPACE }, content: ' ' },
-        { type: 'ByteFallback' },
-        { type: 'Fuse' },
-        ...(prepend ? [{ type: 'Strip', content: ' ', start: 1, stop: 0 }] : [])
-      ]
-    },
+    ...sentencePieceFrame(prepend, bos == null ? undefined : { token: bos, id: tokens.indexOf(bos) }),
     model: { type: 'BPE', dropout: null, unk_token: unk, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: true, byte_fallback: true, ignore_merges: false, vocab, merges: merges.map(m => [m.left, m.right]) }
   }
 }

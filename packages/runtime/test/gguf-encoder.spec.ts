@@ -9,9 +9,8 @@ import { getLlama, LlamaLogLevel } from 'node-llama-cpp'
 import { Runtime } from '../src/runtime.ts'
 import { DEFAULT_SAMPLING } from '../src/sampling.ts'
 import { TextCodec } from '../src/text.ts'
+import { MIN_COSINE, cosine } from './helpers/embeddings.ts'
 
-/** The least cosine between llama.cpp's embedding and onnxruntime's of the same weights: llama.cpp's GELU is tanh's approximation of the graph's erf. */
-const MIN_COSINE = 0.999
 const TEXTS = ['The old man and the sea', 'It is a truth universally acknowledged, that a single man in possession of a good fortune', 'x']
 
 const WORDPIECE_SPECIALS = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]']
@@ -48,14 +47,6 @@ function wordPieceTokenizer (bpe: { model: { vocab: Record<string, number> } }, 
     decoder: { type: 'WordPiece', prefix: '##', cleanup: true },
     model: { type: 'WordPiece', unk_token: '[UNK]', continuing_subword_prefix: '##', max_input_chars_per_word: 100, vocab }
   }
-}
-
-function cosine (a: Float32Array, b: Float32Array): number {
-  let dot = 0
-  let na = 0
-  let nb = 0
-  a.forEach((x, i) => { dot += x * b[i]; na += x * x; nb += b[i] * b[i] })
-  return dot / Math.sqrt(na * nb)
 }
 
 /** The default embedding model converted to GGUF, embedding in llama.cpp as onnxruntime embeds its ONNX form. */
