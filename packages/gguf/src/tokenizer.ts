@@ -222,7 +222,8 @@ export function hfTokenizer (metadata: Record<string, GgufValue>): HfTokenizerFi
     ? byteLevelJson(metadata, vocab)
     : model === 'llama'
       ? sentencePieceJson(metadata, tokens.map(String), typeOf, vocab, addBos ? name(id('bos')) : null, name(id('unknown')))
-      : wordPieceJson(vocab, name(id('bos')), name(id('seperator')), name(id('unknown')))
+      // convert_hf_to_gguf.py names [CLS] as the cls token, or as the bos in older files; [SEP] under llama.cpp's spelling.
+      : wordPieceJson(vocab, name(id('cls') ?? id('bos')), name(id('seperator')), name(id('unknown')))
   return {
     tokenizerJson: { version: '1.0', truncation: null, padding: null, added_tokens: added, ...tokenizerJson },
     tokenizerConfig: {
