@@ -4,7 +4,7 @@
  * through each repo's config.yaml so that failures are noticed in seconds.
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { spawnDaemon, stopDaemon } from './process.ts'
@@ -194,4 +194,20 @@ export async function healthLatencies (m: Member, probes: number): Promise<{ lat
     assert.ok(quick >= probes - 2 && Math.max(...latencies) < stepMs / 2, `/health took ${latencies.map(ms => ms.toFixed(0)).join(', ')} ms while steps took ${stepMs.toFixed(0)} ms`)
   }
   return { latencies, assertQuick }
+}
+
+/** Imports the model directory `dir` at `m` under `name` (/api/models/upload) and returns its CID. */
+export async function upload (m: Member, name: string, dir: string): Promise<string> {
+  const form = new FormData()
+  form.append('modelId', name)
+  for (const file of await readdir(dir)) form.append('file', new Blob([await readFile(join(dir, file))]), file)
+  const { status, body } = await call(m, '/api/models/upload', { method: 'POST', body: form })
+  if (status !== 201) throw new Error(`upload of ${name}: ${status} ${JSON.stringify(body)}`)
+  return body.model.cid
+}
+
+/** The worker of the newest job that `m` knows of. */
+export async function lastWorker (m: Member): Promise<string> {
+  const { body } = await call(m, '/api/tasks?limit=1')
+  return body.tasks[0].worker
 }

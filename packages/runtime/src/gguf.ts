@@ -15,6 +15,7 @@ import { getLlama, LlamaLogLevel } from 'node-llama-cpp'
 import { InvalidModelError, UnsupportedModelError } from './errors.ts'
 import { sharedLength } from './prefix-cache.ts'
 import { TextCodec } from './text.ts'
+import type { GgufFile, GgufSummary } from '@node-daemon/gguf'
 import type { Decoder, DecoderCache } from './decoder.ts'
 import type { LoadOptions, ModelInfo } from './model.ts'
 import type { Llama, LlamaContext, LlamaContextSequence, LlamaModel, Token } from 'node-llama-cpp'
@@ -26,12 +27,12 @@ export const GGUF_FILE = 'model.gguf'
 const MAX_SEQUENCE_CONTEXT = 4096
 
 /** Below this size, one thread decodes fastest: several spin-wait for each other on a busy machine (300× slower on the default model). */
-const SMALL_MODEL_BYTES = 64 * 1_048_576
+export const SMALL_MODEL_BYTES = 64 * 1_048_576
 
 let llama: Promise<Llama> | undefined
 
 /** llama.cpp, loaded once per process from the prebuilt binaries: never built, never downloaded. */
-async function runtime (): Promise<Llama> {
+export async function runtime (): Promise<Llama> {
   llama ??= getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error })
   return llama
 }
@@ -50,12 +51,22 @@ export interface GgufLoadOptions extends LoadOptions {
   sequences?: number
 }
 
-export async function loadGguf (dir: string, options: GgufLoadOptions = {}): Promise<GgufLM> {
+/** What a GGUF model's header tells, read before llama.cpp loads it: the metadata, and the tokenizer as the TextCodec takes it. */
+export interface GgufHeader {
+  path: string
+  file: GgufFile
+  summary: GgufSummary
+  codec: TextCodec
+  vocabSize: number
+  /** Bytes of the file. */
+  size: number
+}
+
+export async function readGgufHeader (dir: string): Promise<GgufHeader> {
   const path = join(dir, GGUF_FILE)
   const file = await readGguf(path).catch((err: Error) => {
     throw new InvalidModelError(`${GGUF_FILE}: ${err.name === 'GgufFormatError' ? err.message : 'cannot be read'}`)
   })
-  const summary = summarize(file)
   let codec: TextCodec
   try {
     const tokenizer = hfTokenizer(file.metadata)
@@ -65,7 +76,11 @@ export async function loadGguf (dir: string, options: GgufLoadOptions = {}): Pro
   }
   const tokens = file.metadata['tokenizer.ggml.tokens']
   const vocabSize = Array.isArray(tokens) ? tokens.length : codec.vocabSize
-  const size = (await stat(path)).size
+  return { path, file, summary: summarize(file), codec, vocabSize, size: (await stat(path)).size }
+}
+
+export async function loadGguf (dir: string, options: GgufLoadOptions = {}, header?: GgufHeader): Promise<GgufLM> {
+  const { path, file, summary, codec, vocabSize, size } = header ?? await readGgufHeader(dir)
   options.signal?.throwIfAborted()
   const lib = await runtime()
   const model = await lib.loadModel({ modelPath: path })

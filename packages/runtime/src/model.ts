@@ -666,7 +666,7 @@ function pool (mode: PoolingMode, data: Float32Array, at: number, n: number, wid
   for (let i = 0; i < width; i++) v[i] /= scale || 1
 }
 
-function normalizeInPlace (v: Float32Array): void {
+export function normalizeInPlace (v: Float32Array): void {
   let norm = 0
   for (let i = 0; i < v.length; i++) norm += v[i] * v[i]
   norm = Math.sqrt(norm) || 1
@@ -746,24 +746,8 @@ export class Encoder {
     if (!Number.isInteger(this.dimensions) || this.dimensions < 1) throw new InvalidModelError('config.json: cannot tell the width of the hidden states (hidden_size)')
   }
 
-  /**
-   * The token ids of each input as the model takes them, cut to the context
-   * when `truncate` allows. A text gets the prefix of its input type (a
-   * document's by default) when the model's config gives one. Given ids are
-   * taken as the exact tokens of the text and get the special tokens the
-   * tokenizer would add around a text (a BERT's [CLS] and [SEP]): the model
-   * was trained with them, and a client that tokenized with tiktoken-like
-   * tools never adds them. Truncation keeps the closing special tokens, as
-   * the tokenizer's own does.
-   */
   tokenize (inputs: EmbedInput[], truncate: boolean, inputType: InputType = 'document'): number[][] {
-    const { prefix, suffix } = this.codec.wrapping
-    const limit = this.info.contextLength
-    const textPrefix = this.sentence.prefixes[inputType] ?? ''
-    return inputs.map(input => {
-      const ids = typeof input === 'string' ? this.codec.encodeForModel(textPrefix + input) : [...prefix, ...checkedIds(this, input), ...suffix]
-      return fitted(ids, limit, suffix.length, truncate)
-    })
+    return embeddingTokens(this, inputs, truncate, inputType)
   }
 
   /** Embeds texts in runs of similar length, each bounded in rows and padded tokens. */
@@ -796,8 +780,31 @@ export class Encoder {
   }
 }
 
+/** What an embedding model of either engine tokenizes its inputs with. */
+type Embedder = Pick<Encoder, 'codec' | 'info' | 'sentence'>
+
+/**
+ * The token ids of each input as the model takes them, cut to the context
+ * when `truncate` allows. A text gets the prefix of its input type (a
+ * document's by default) when the model's config gives one. Given ids are
+ * taken as the exact tokens of the text and get the special tokens the
+ * tokenizer would add around a text (a BERT's [CLS] and [SEP]): the model
+ * was trained with them, and a client that tokenized with tiktoken-like
+ * tools never adds them. Truncation keeps the closing special tokens, as
+ * the tokenizer's own does.
+ */
+export function embeddingTokens (model: Embedder, inputs: EmbedInput[], truncate: boolean, inputType: InputType = 'document'): number[][] {
+  const { prefix, suffix } = model.codec.wrapping
+  const limit = model.info.contextLength
+  const textPrefix = model.sentence.prefixes[inputType] ?? ''
+  return inputs.map(input => {
+    const ids = typeof input === 'string' ? model.codec.encodeForModel(textPrefix + input) : [...prefix, ...checkedIds(model, input), ...suffix]
+    return fitted(ids, limit, suffix.length, truncate)
+  })
+}
+
 /** Ids a client gave, each a token of the model's vocabulary. */
-function checkedIds (model: Encoder, ids: number[]): number[] {
+function checkedIds (model: Embedder, ids: number[]): number[] {
   const size = model.info.config.vocab_size
   for (const id of ids) {
     if (!model.codec.hasToken(id) || (typeof size === 'number' && id >= size)) throw new InvalidInferenceRequestError(`input: token ${id} is not in the model's vocabulary${typeof size === 'number' ? ` of ${size} tokens` : ''}`)
