@@ -12,6 +12,7 @@ import { GGUF_FILE } from '@node-daemon/runtime'
 import { call, ndjson, post, resolveApi } from './client.ts'
 import { defaultOllamaModels, readOllamaModels } from './ollama.ts'
 import { authCommand } from './auth.ts'
+import { ollamaCommands } from './commands/ollama.ts'
 import { clientOptions, progressBar, repoOf, repoOption } from './command.ts'
 import { startDaemon } from './daemon.ts'
 import { listUpload, multipartBody } from './upload.ts'
@@ -298,6 +299,7 @@ export function program (): Command {
         process.stdout.write(`${line.Cid} ${line.Type}\n`)
       }
     })
+  ollamaCommands(cmd)
   return cmd
 }
 
