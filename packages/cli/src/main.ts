@@ -13,6 +13,7 @@ import { call, ndjson, post, resolveApi } from './client.ts'
 import { defaultOllamaModels, readOllamaModels } from './ollama.ts'
 import { authCommand } from './auth.ts'
 import { ollamaCommands } from './commands/ollama.ts'
+import { trainCommands } from './commands/train.ts'
 import { clientOptions, progressBar, repoOf, repoOption } from './command.ts'
 import { startDaemon } from './daemon.ts'
 import { listUpload, multipartBody } from './upload.ts'
@@ -300,6 +301,7 @@ export function program (): Command {
       }
     })
   ollamaCommands(cmd)
+  trainCommands(cmd)
   return cmd
 }
 
