@@ -12,6 +12,7 @@ import { GGUF_FILE } from '@node-daemon/runtime'
 import { call, ndjson, post, resolveApi } from './client.ts'
 import { defaultOllamaModels, readOllamaModels } from './ollama.ts'
 import { authCommand } from './auth.ts'
+import { completionCommand } from './commands/completion.ts'
 import { ollamaCommands } from './commands/ollama.ts'
 import { trainCommands } from './commands/train.ts'
 import { clientOptions, progressBar, repoOf, repoOption } from './command.ts'
@@ -302,6 +303,7 @@ export function program (): Command {
     })
   ollamaCommands(cmd)
   trainCommands(cmd)
+  completionCommand(cmd)
   return cmd
 }
 
