@@ -441,8 +441,8 @@ export function ollamaCommands (program: Command): void {
       await showProgress(await postJson(await apiOf(opts), '/api/pull', { model, stream: true }), opts)
     })
 
+  // No `ls` alias, as Ollama has: `ls` is Kubo's verb, which lists a directory.
   clientCommand(program, 'list')
-    .alias('ls')
     .description('the models of the cluster')
     .action(async (opts: ClientOptions) => {
       const { models } = await request<{ models: ModelEntry[] }>(await apiOf(opts), 'GET', '/api/tags')
