@@ -12,6 +12,9 @@ import { GGUF_FILE } from '@node-daemon/runtime'
 import { call, ndjson, post, resolveApi } from './client.ts'
 import { defaultOllamaModels, readOllamaModels } from './ollama.ts'
 import { authCommand } from './auth.ts'
+import { completionCommand } from './commands/completion.ts'
+import { ollamaCommands } from './commands/ollama.ts'
+import { trainCommands } from './commands/train.ts'
 import { clientOptions, progressBar, repoOf, repoOption } from './command.ts'
 import { startDaemon } from './daemon.ts'
 import { listUpload, multipartBody } from './upload.ts'
@@ -298,6 +301,9 @@ export function program (): Command {
         process.stdout.write(`${line.Cid} ${line.Type}\n`)
       }
     })
+  ollamaCommands(cmd)
+  trainCommands(cmd)
+  completionCommand(cmd)
   return cmd
 }
 
