@@ -50,6 +50,19 @@ export interface GgufLoadOptions extends LoadOptions {
   sequences?: number
 }
 
+/**
+ * The llama.cpp context a GGUF file of `size` bytes gets, whose trained
+ * context is `trained` positions: what a bare llama.cpp loop must take to be
+ * compared with the runtime's.
+ */
+export function ggufContextOptions (size: number, trained: number | undefined, options: { sequences?: number, threads?: number } = {}): { contextSize: number, sequences: number, threads: number } {
+  return {
+    contextSize: Math.min(trained ?? MAX_SEQUENCE_CONTEXT, MAX_SEQUENCE_CONTEXT),
+    sequences: options.sequences ?? 16,
+    threads: options.threads ?? (size < SMALL_MODEL_BYTES ? 1 : 0)
+  }
+}
+
 export async function loadGguf (dir: string, options: GgufLoadOptions = {}): Promise<GgufLM> {
   const path = join(dir, GGUF_FILE)
   const file = await readGguf(path).catch((err: Error) => {
@@ -69,14 +82,11 @@ export async function loadGguf (dir: string, options: GgufLoadOptions = {}): Pro
   options.signal?.throwIfAborted()
   const lib = await runtime()
   const model = await lib.loadModel({ modelPath: path })
-  const contextLength = Math.min(summary.contextLength ?? MAX_SEQUENCE_CONTEXT, MAX_SEQUENCE_CONTEXT)
+  const contextOptions = ggufContextOptions(size, summary.contextLength, options)
+  const contextLength = contextOptions.contextSize
   let context: LlamaContext
   try {
-    context = await model.createContext({
-      contextSize: contextLength,
-      sequences: options.sequences ?? 16,
-      threads: options.threads ?? (size < SMALL_MODEL_BYTES ? 1 : 0)
-    })
+    context = await model.createContext(contextOptions)
   } catch (err) {
     await model.dispose()
     throw err

@@ -11,9 +11,10 @@
  */
 export { Runtime, renderPrompt, fitPrompt, promptTokens, DEFAULT_NUM_CTX } from './runtime.ts'
 export type { Loaded, ContextOptions, OutputFormat, OutputOptions, RuntimeComponents, RuntimeInit, ModelRef, UseOptions, LoadedEntry, PromptInput, Lease } from './runtime.ts'
-export { loadModel, freeOutputs, CausalLM, Encoder, CrossEncoder, readSentenceConfig, configFromGenai, missingModelFiles, DTYPES, chooseModelFile, findModelFile } from './model.ts'
+export { asFloat32, fed } from './float16.ts'
+export { loadModel, freeOutputs, CausalLM, Encoder, CrossEncoder, readSentenceConfig, configCacheShape, configFromGenai, missingModelFiles, DTYPES, chooseModelFile, findModelFile } from './model.ts'
 export type { BatchCache, Dtype, EmbedInput, ExecutionProvider, InputType, LoadedModel, ModelFile, ModelInfo, PoolingMode, SentenceConfig } from './model.ts'
-export { GgufLM, GGUF_FILE, isGgufModel, loadGguf } from './gguf.ts'
+export { GgufLM, GGUF_FILE, ggufContextOptions, isGgufModel, loadGguf } from './gguf.ts'
 export type { GgufCache } from './gguf.ts'
 export type { Decoder, DecoderCache } from './decoder.ts'
 export { Batcher } from './batcher.ts'
