@@ -10,7 +10,7 @@ import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path'
 import { externalDataLocations, weightsSummary } from '@node-daemon/onnx'
 import * as ort from 'onnxruntime-node'
 import { ContextLengthError, InvalidInferenceRequestError, InvalidModelError, UnsupportedModelError } from './errors.ts'
-import { bitsOf, fed } from './float16.ts'
+import { asFloat32, bitsOf, fed } from './float16.ts'
 import { TextCodec } from './text.ts'
 import { freeOutputs, WorkerSession } from './worker-session.ts'
 
@@ -387,13 +387,6 @@ function cacheTensor (type: CacheType, data: CacheArray, dims: number[]): ort.Te
   return fed(new ort.Tensor(type, data, dims))
 }
 
-/** float16 logits, as fp16 exports return them, as the float32 that sampling reads. */
-function float32 (t: ort.Tensor): Float32Array {
-  if (t.type === 'float32') return t.data as Float32Array
-  const data = t.data as ArrayLike<number> & ArrayBufferView
-  return Float32Array.from(data instanceof Uint16Array ? new Float16Array(data.buffer, data.byteOffset, data.length) : data)
-}
-
 /** A new cache tensor of the same type as `like`, zeroed. */
 function cacheLike (like: ort.Tensor, dims: number[]): ort.Tensor {
   const type = like.type as CacheType
@@ -513,7 +506,7 @@ export class CausalLM {
     // A rewritten decoder's cache moves to the session's worker and back, to grow here in place; any other feed is freed there.
     const grown = appended != null && cache != null
     const { outputs: out, kept } = await this.session.runKeeping(feeds, grown ? this.#pasts : [])
-    const logits = float32(out.logits)
+    const logits = asFloat32(out.logits)
     const vocab = out.logits.dims[2]
     return {
       logits: rows.map((_, b) => logits.subarray((b * step + step - 1) * vocab, (b * step + step) * vocab)),
@@ -761,7 +754,7 @@ export class Encoder {
     const out = await this.session.run(feeds)
     const states = out[this.#output]
     // fp16 exports give their states in float16.
-    const data = float32(states)
+    const data = asFloat32(states)
     const width = states.dims.at(-1) as number
     const length = feeds.input_ids.dims[1]
     const vectors = tokenized.map((tokens, b) => {
@@ -859,7 +852,7 @@ export class CrossEncoder {
       const feeds = encoderFeeds(run.map(i => pairs[i].ids), run.map(i => pairs[i].types), this.#typeIds)
       signal?.throwIfAborted()
       const out = await this.session.run(feeds)
-      const logits = float32(out.logits)
+      const logits = asFloat32(out.logits)
       const labels = out.logits.dims.at(-1) as number
       const scores = run.map((_, b) => labels === 1 ? 1 / (1 + Math.exp(-logits[b])) : 1 / (1 + Math.exp(logits[2 * b] - logits[2 * b + 1])))
       freeOutputs(Object.values(out))

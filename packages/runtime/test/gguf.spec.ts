@@ -115,6 +115,43 @@ describe('a GGUF model in the runtime', () => {
     }
   })
 
+  it('evaluates a greedy row\'s token before the next step asks for it, and takes it back when the row goes on with logits', async () => {
+    const lm = await loadGguf(dir, { sequences: 2 })
+    try {
+      const prompt = lm.codec.encode(PROMPTS[1])
+      let ref = await lm.forward([prompt])
+      const expected: number[] = []
+      for (let step = 0; step < 8; step++) {
+        expected.push(argmax(ref.logits[0]))
+        ref = await lm.forward([[expected[step]]], ref.cache)
+      }
+      lm.free(ref.cache)
+
+      let greedy = await lm.forwardGreedy([prompt], [true])
+      const tokens = [greedy.next[0] as number]
+      const sequence = greedy.cache.rows[0]
+      const known = greedy.cache.length
+      // Looked ahead: llama.cpp evaluates the token while the caller is busy with it, bounded in time.
+      for (const deadline = Date.now() + 10_000; sequence.nextTokenIndex === known && Date.now() < deadline;) await new Promise(resolve => setTimeout(resolve, 5))
+      assert.equal(sequence.nextTokenIndex, known + 1)
+      assert.equal(greedy.cache.length, known, 'the cache counts only the tokens the caller gave')
+      for (let step = 1; step < 4; step++) {
+        greedy = await lm.forwardGreedy([[tokens[step - 1]]], [true], greedy.cache)
+        tokens.push(greedy.next[0] as number)
+      }
+      let withLogits = await lm.forward([[tokens[3]]], greedy.cache)
+      for (let step = 4; step < 8; step++) {
+        tokens.push(argmax(withLogits.logits[0]))
+        withLogits = await lm.forward([[tokens[step]]], withLogits.cache)
+      }
+      assert.deepEqual(tokens, expected)
+      assert.equal(sequence.nextTokenIndex, prompt.length + 8)
+      lm.free(withLogits.cache)
+    } finally {
+      await lm.release()
+    }
+  })
+
   it('lets llama.cpp pick the tokens of plain greedy requests, and not of those that ask for logprobs', async () => {
     const lm = await loadGguf(dir, { sequences: 4 })
     const calls = { forward: 0, forwardGreedy: 0 }
