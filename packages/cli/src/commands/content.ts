@@ -21,6 +21,12 @@ async function kubo<T = any> (opts: ClientOptions, path: string, params: Record<
   return await (await call(await apiOf(opts), path, params, init)).json() as T
 }
 
+/** Writes the bytes a Kubo route answers to stdout, as they come. */
+async function toStdout (opts: ClientOptions, path: string, params: Record<string, string>): Promise<void> {
+  const res = await call(await apiOf(opts), path, params)
+  await pipeline(Readable.fromWeb(res.body as any), process.stdout)
+}
+
 /**
  * The lines of a streamed answer: with --json each as the API sent it, else
  * what `human` makes of it. Kubo's error line ({Message, Type: "error"})
@@ -229,8 +235,7 @@ function blockCommands (program: Command): void {
     .description('write the raw bytes of a block to stdout')
     .argument('<cid>')
     .action(async (cid: string, opts) => {
-      const res = await call(await apiOf(opts), 'block/get', { arg: cid })
-      await pipeline(Readable.fromWeb(res.body as any), process.stdout)
+      await toStdout(opts, 'block/get', { arg: cid })
     })
   clientCommand(block, 'put')
     .description('store a block from a file (or stdin) and print its CID')
@@ -273,8 +278,7 @@ function blockCommands (program: Command): void {
     .argument('<ref>', 'CID with an optional path')
     .option('--output-codec <codec>', 'dag-json, dag-cbor, json, raw...', 'dag-json')
     .action(async (ref: string, opts) => {
-      const res = await call(await apiOf(opts), 'dag/get', { arg: ref, 'output-codec': opts.outputCodec })
-      await pipeline(Readable.fromWeb(res.body as any), process.stdout)
+      await toStdout(opts, 'dag/get', { arg: ref, 'output-codec': opts.outputCodec })
     })
   clientCommand(dag, 'put')
     .description('store an IPLD node from a file (or stdin) and print its CID')
@@ -353,8 +357,7 @@ export function contentCommands (program: Command): void {
     .description('write the bytes of a file to stdout')
     .argument('<path>', 'CID or /ipfs/ path')
     .action(async (path: string, opts) => {
-      const res = await call(await apiOf(opts), 'cat', { arg: path })
-      await pipeline(Readable.fromWeb(res.body as any), process.stdout)
+      await toStdout(opts, 'cat', { arg: path })
     })
 
   clientCommand(program, 'get')
