@@ -1,15 +1,13 @@
 import { randomUUID } from 'node:crypto'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
-import { Readable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { logger } from '@libp2p/logger'
 import { createWorker } from '@node-daemon/worker'
 import { Command, Option } from 'commander'
 import { createLogger, formatSwarmKey, initRepo, loadConfig, OPEN_SWARM, parsePort, parseSecret, parseTrustedPeers, readSwarmKey, REPO_VERSION, SWARM_KEY_FILE, versionInfo, writeDefaultConfig } from '@node-daemon/daemon'
 import { GGUF_FILE } from '@node-daemon/runtime'
-import { call, ndjson, post, resolveApi } from './client.ts'
+import { post, resolveApi } from './client.ts'
 import { defaultOllamaModels, readOllamaModels } from './ollama.ts'
 import { authCommand } from './auth.ts'
 import { completionCommand } from './commands/completion.ts'
@@ -17,6 +15,8 @@ import { ollamaCommands } from './commands/ollama.ts'
 import { trainCommands } from './commands/train.ts'
 import { clientOptions, progressBar, repoOf, repoOption } from './command.ts'
 import { startDaemon } from './daemon.ts'
+import { clusterCommands } from './commands/cluster.ts'
+import { contentCommands } from './commands/content.ts'
 import { listUpload, multipartBody } from './upload.ts'
 import type { Api } from './client.ts'
 import type { UploadEntry } from './upload.ts'
@@ -108,31 +108,6 @@ async function worker (opts: Record<string, any>): Promise<void> {
   const onSignal = (): void => { void farm.stop().then(() => process.exit(0)) }
   process.once('SIGINT', onSignal)
   process.once('SIGTERM', onSignal)
-}
-
-async function add (paths: string[], opts: Record<string, any>): Promise<void> {
-  const api = await resolveApi(opts, repoOf(opts))
-  const entries = (await Promise.all(paths.map(async p => listUpload(p, opts.recursive === true)))).flat()
-  const progress = progressBar('adding', entries.reduce((sum, e) => sum + e.size, 0), opts)
-  const boundary = `node-daemon-${randomUUID()}`
-  const params: Record<string, string> = { pin: String(opts.pin !== false) }
-  if (opts.cidVersion != null) params['cid-version'] = String(opts.cidVersion)
-  if (opts.wrapWithDirectory === true) params['wrap-with-directory'] = 'true'
-  if (opts.onlyHash === true) params['only-hash'] = 'true'
-  const res = await call(api, 'add', params, {
-    headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
-    body: multipartBody(entries, boundary, progress.add),
-    duplex: 'half'
-  } as RequestInit)
-  const results: Array<{ Hash: string, Name: string }> = []
-  for await (const line of ndjson<{ Hash?: string, Name: string, Message?: string }>(res)) {
-    if (line.Message != null) throw new Error(line.Message)
-    if (line.Hash != null) results.push({ Hash: line.Hash, Name: line.Name })
-  }
-  progress.stop()
-  for (const r of opts.quiet === true ? results.slice(-1) : results) {
-    process.stdout.write(opts.quiet === true ? `${r.Hash}\n` : `added ${r.Hash} ${r.Name}\n`)
-  }
 }
 
 /** Asks the running daemon for a join token and prints it alone on stdout, what it grants on stderr. */
@@ -237,34 +212,6 @@ export function program (): Command {
     .option('--id <client-id>', 'the client id, unique among the workers of the node', `${hostname()}-${process.pid}`)
     .action(worker)
 
-  withClient(cmd.command('id'))
-    .description("print the node's identity")
-    .action(async (opts) => {
-      const res = await call(await resolveApi(opts, repoOf(opts)), 'id')
-      const { ID, PublicKey, Addresses, AgentVersion, ProtocolVersion, Protocols } = await res.json() as Record<string, unknown>
-      process.stdout.write(`${JSON.stringify({ ID, PublicKey, Addresses, AgentVersion, ProtocolVersion, Protocols }, null, 2)}\n`)
-    })
-
-  withClient(cmd.command('add'))
-    .description('add files or directories (-r) and print their CIDs')
-    .argument('<path...>')
-    .option('-r, --recursive', 'add directories recursively')
-    .option('-w, --wrap-with-directory', 'wrap the files in a directory')
-    .option('-q, --quiet', 'print only the root CID')
-    .option('-n, --only-hash', 'compute CIDs without storing')
-    .option('--cid-version <n>', 'CID version: 0 (default) or 1')
-    .option('--no-pin', 'do not pin')
-    .option('--no-progress', 'no progress bar')
-    .action(add)
-
-  withClient(cmd.command('cat'))
-    .description('write the bytes of a file to stdout')
-    .argument('<cid>')
-    .action(async (cid, opts) => {
-      const res = await call(await resolveApi(opts, repoOf(opts)), 'cat', { arg: cid })
-      await pipeline(Readable.fromWeb(res.body as any), process.stdout)
-    })
-
   const model = cmd.command('model').description('models of the cluster')
   withClient(model.command('import'))
     .description('add a model directory in the Hugging Face ONNX layout (config.json, tokenizer.json, model.onnx, ...), its tarball (.tar, .tar.gz, .tgz) or a .gguf file, and register it')
@@ -289,18 +236,9 @@ export function program (): Command {
     .option('--expires <duration>', 'how long it admits nodes: 30m, 1h, 24h (at most 720h)', '1h')
     .addOption(new Option('--role <role>', 'voter: a trusted peer, which may vote and call admin operations; learner: one that stores and serves only').choices(['voter', 'learner']).default('learner'))
     .action(tokenCreate)
+  clusterCommands(cluster)
+  contentCommands(cmd)
 
-  const pin = cmd.command('pin').description('pins')
-  withClient(pin.command('ls'))
-    .description('list pins')
-    .option('--type <type>', 'all, recursive, direct or indirect', 'all')
-    .action(async (opts) => {
-      const res = await call(await resolveApi(opts, repoOf(opts)), 'pin/ls', { type: opts.type, stream: 'true' })
-      for await (const line of ndjson<{ Cid: string, Type: string, Message?: string }>(res)) {
-        if (line.Message != null) throw new Error(line.Message)
-        process.stdout.write(`${line.Cid} ${line.Type}\n`)
-      }
-    })
   ollamaCommands(cmd)
   trainCommands(cmd)
   completionCommand(cmd)
