@@ -31,7 +31,7 @@ function Topology ({ nodes }: { nodes: ClusterNode[] }): ComponentChildren {
   const leader = nodes.find(n => n.is_leader)
   const others = nodes.filter(n => n !== leader)
   const at = (i: number): [number, number] => {
-    const angle = (2 * Math.PI * i) / Math.max(1, others.length) - Math.PI / 2
+    const angle = (2 * Math.PI * i) / Math.max(1, others.length) - Math.PI / 3
     return [centre + 115 * Math.cos(angle), centre + 115 * Math.sin(angle)]
   }
   const dot = (n: ClusterNode, x: number, y: number): ComponentChildren => (

@@ -15,14 +15,16 @@ export function EventsPage (): ComponentChildren {
   const [paused, setPaused] = useState(false)
   const [hideSteps, setHideSteps] = useState(true)
   const [error, setError] = useState<string>()
+  const [connected, setConnected] = useState(0)
   useEffect(() => {
     if (paused) return
-    const sockets = SOURCES.map(source => {
+    const sockets: WebSocket[] = SOURCES.map(source => {
       const ws = socket(source)
       ws.onmessage = (e) => {
         const event = JSON.parse(e.data as string) as Omit<Event, 'source'>
         setEvents(list => [{ ...event, timestamp: event.timestamp ?? new Date().toISOString(), source }, ...list].slice(0, KEEP))
       }
+      ws.onopen = ws.onclose = () => { setConnected(sockets.filter(w => w.readyState === WebSocket.OPEN).length) }
       ws.onerror = () => { setError(`the event socket ${source} failed`) }
       return ws
     })
@@ -31,6 +33,7 @@ export function EventsPage (): ComponentChildren {
   const shown = hideSteps ? events.filter(e => e.type !== 'training_progress') : events
   return (
     <Section title='Events'>
+      <p data-connected={connected}>{connected} of {SOURCES.length} event sockets open</p>
       <form>
         <button type='button' class='secondary' onClick={() => setPaused(p => !p)}>{paused ? 'Resume' : 'Pause'}</button>
         <button type='button' class='secondary' onClick={() => setEvents([])}>Clear</button>

@@ -69,7 +69,7 @@ export function JobsPage (): ComponentChildren {
                 <td><span class={`badge ${t.status}`}>{t.status}</span></td><td>{t.model}</td>
                 <td><code title={t.promptCID}>{short(t.promptCID)}</code></td><td><code title={t.responseCID}>{short(t.responseCID)}</code></td>
                 <td><code title={t.worker}>{short(t.worker, 4)}</code></td>
-                <td>{t.timing?.totalTime != null ? `${Math.round(t.timing.totalTime)} ms` : '–'}</td>
+                <td>{t.timing?.totalTime != null ? `${t.timing.totalTime.toFixed(2)} s` : '–'}</td>
                 <td>{new Date(t.created_at).toLocaleString()}</td>
               </tr>
             ))}

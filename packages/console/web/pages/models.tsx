@@ -75,7 +75,7 @@ export function ModelsPage (): ComponentChildren {
                 <td>{tag == null ? '–' : `${tag.details.format} ${tag.details.family} ${tag.details.parameter_size} ${tag.details.quantization_level}`}</td>
                 <td>{bytes(tag?.size)}</td>
                 <td>{m.replicas} ({m.replication_factor_min}–{m.replication_factor_max})</td>
-                <td>{m.nodes.map(n => <div key={n}><code title={n}>{short(n, 4)}</code></div>)}</td>
+                <td>{m.nodes.map(n => <div key={n} data-holder={n}><code title={n}>{short(n, 4)}</code></div>)}</td>
                 <td><span class='badge'>{m.status}</span></td>
                 <td>
                   <a href={`#/chat?model=${encodeURIComponent(m.name)}`}>Try it</a>{' '}

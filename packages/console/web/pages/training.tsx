@@ -20,6 +20,8 @@ function Chart ({ name, color, steps, values }: { name: string, color: string, s
       height: 200,
       title: name,
       scales: { x: { time: false } },
+      // Room for the labels of thousands of samples a second.
+      axes: [{}, { size: 70 }],
       series: [{ label: 'step' }, { label: name, stroke: color, width: 2 }]
     }, [[], []], box.current as HTMLDivElement)
     return () => { plot.current?.destroy() }
