@@ -11,6 +11,7 @@
  * therefore a dependency, not a devDependency.
  */
 import { existsSync } from 'node:fs'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 /** The console was not built (an install with --ignore-scripts, or a checkout without `npm install`). */
@@ -22,8 +23,8 @@ export class ConsoleNotBuiltError extends Error {
 /** The directory of the built console: index.html, and its scripts and styles under assets/. */
 export const CONSOLE_DIR = fileURLToPath(new URL('../dist/', import.meta.url))
 
-/** The built console's directory; throws ConsoleNotBuiltError, saying how to build it, when there is none. */
-export function consoleDir (): string {
-  if (!existsSync(`${CONSOLE_DIR}index.html`)) throw new ConsoleNotBuiltError('the web console is not built: run `npm run build -w @node-daemon/console` (npm install does it) and reload')
-  return CONSOLE_DIR
+/** The built console's directory (`dir`, default CONSOLE_DIR); throws ConsoleNotBuiltError, saying how to build it, when it has no index.html. */
+export function consoleDir (dir = CONSOLE_DIR): string {
+  if (!existsSync(join(dir, 'index.html'))) throw new ConsoleNotBuiltError('the web console is not built: run `npm run build -w @node-daemon/console` (npm install does it) and reload')
+  return dir
 }
