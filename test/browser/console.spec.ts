@@ -153,9 +153,11 @@ describe('the web console in a real browser', { skip, timeout: 300_000 }, () => 
     await shot(page, 'training')
   })
 
-  it('lists the inference tasks and the training session; the events page saw them live', async () => {
+  it('lists the inference tasks and the training session; the events page saw them live; models import and delete', async () => {
     await open('jobs')
     await page.waitForSelector('tr[data-session][data-status="completed"]')
+    // The chat, with the CIDs of its prompt and response.
+    await page.waitForSelector('tr[data-task] [data-response-cid^="Qm"]')
     await shot(page, 'jobs')
     await events.waitForSelector('tr[data-event="model_update"]', { timeout: 10_000 })
     await shot(events, 'events')
@@ -163,7 +165,16 @@ describe('the web console in a real browser', { skip, timeout: 300_000 }, () => 
     await open('models')
     await page.waitForSelector('tr[data-model="tiny-gpt:latest"]')
     assert.equal(await page.locator('tr[data-model="tiny-gpt:latest"] [data-holder]').count(), 3)
+    // An import of a model directory as a tar (the API hands one out), then its removal.
+    const tar = Buffer.from(await (await fetch(`${a.api}/api/v0/ai/model/get?cid=tiny-embed:latest`, { method: 'POST' })).arrayBuffer())
+    await page.fill('input[name=model-name]', 'copied-embed:latest')
+    await page.setInputFiles('input[name=model-tar]', { name: 'copied-embed.tar', mimeType: 'application/x-tar', buffer: tar })
+    await page.click('button:has-text("Import")')
+    await page.waitForSelector('tr[data-model="copied-embed:latest"]', { timeout: 30_000 })
     await shot(page, 'models')
+    page.once('dialog', dialog => { void dialog.accept() })
+    await page.click('tr[data-model="copied-embed:latest"] button:has-text("Delete")')
+    await page.waitForSelector('tr[data-model="copied-embed:latest"]', { state: 'detached', timeout: 30_000 })
     await open('keys')
     await shot(page, 'keys')
     assert.deepEqual(await page.locator('[role=alert]').allTextContents(), [])

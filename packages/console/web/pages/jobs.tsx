@@ -67,7 +67,7 @@ export function JobsPage (): ComponentChildren {
               <tr key={t.id} data-task={t.id}>
                 <td><a href='#/jobs' onClick={e => { e.preventDefault(); setPicked(t.id) }}>{short(t.id)}</a></td>
                 <td><span class={`badge ${t.status}`}>{t.status}</span></td><td>{t.model}</td>
-                <td><code title={t.promptCID}>{short(t.promptCID)}</code></td><td><code title={t.responseCID}>{short(t.responseCID)}</code></td>
+                <td><code title={t.promptCID}>{short(t.promptCID)}</code></td><td><code title={t.responseCID} data-response-cid={t.responseCID}>{short(t.responseCID)}</code></td>
                 <td><code title={t.worker}>{short(t.worker, 4)}</code></td>
                 <td>{t.timing?.totalTime != null ? `${t.timing.totalTime.toFixed(2)} s` : '–'}</td>
                 <td>{new Date(t.created_at).toLocaleString()}</td>

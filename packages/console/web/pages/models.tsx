@@ -4,7 +4,7 @@ import { bytes, call, get, lines, short, upload } from '../api.ts'
 import { Section, Status, useAction, usePoll } from '../ui.tsx'
 import type { ComponentChildren } from 'preact'
 
-interface RegistryModel { name: string, cid: string, version: number, replicas: number, nodes: string[], replication_factor_min: number, replication_factor_max: number, status: string }
+export interface RegistryModel { name: string, kind: 'model' | 'dataset', cid: string, version: number, replicas: number, nodes: string[], replication_factor_min: number, replication_factor_max: number, status: string }
 interface Tag { name: string, size: number, details: { format: string, family: string, parameter_size: string, quantization_level: string } }
 
 function Import ({ onImported }: { onImported: () => void }): ComponentChildren {
@@ -39,7 +39,8 @@ function Import ({ onImported }: { onImported: () => void }): ComponentChildren 
 }
 
 export function ModelsPage (): ComponentChildren {
-  const registry = usePoll(async () => (await get<{ models: RegistryModel[] }>('/api/distributed/models')).models, 5000)
+  // The registry holds datasets too: the training page lists those.
+  const registry = usePoll(async () => (await get<{ models: RegistryModel[] }>('/api/distributed/models')).models.filter(m => m.kind === 'model'), 5000)
   const tags = usePoll(async () => new Map((await get<{ models: Tag[] }>('/api/tags')).models.map(t => [t.name, t])), 5000)
   const loaded = usePoll(async () => new Set((await get<{ models: Array<{ name: string }> }>('/api/ps')).models.map(m => m.name)), 5000)
   const [pullName, setPullName] = useState('')

@@ -5,6 +5,7 @@ import 'uplot/dist/uPlot.min.css'
 import { call, get, socket, upload } from '../api.ts'
 import { Section, Status, useAction, usePoll } from '../ui.tsx'
 import { SessionsTable } from './jobs.tsx'
+import type { RegistryModel } from './models.tsx'
 import type { Session } from './jobs.tsx'
 import type { ComponentChildren } from 'preact'
 
@@ -31,27 +32,33 @@ function Chart ({ name, color, steps, values }: { name: string, color: string, s
 }
 
 function Datasets ({ onAdded }: { onAdded: (cid: string) => void }): ComponentChildren {
+  const registered = usePoll(async () => (await get<{ models: RegistryModel[] }>('/api/distributed/models')).models.filter(m => m.kind === 'dataset'), 5000)
   const [name, setName] = useState('')
   const [file, setFile] = useState<File>()
   const action = useAction()
+  const add = async (): Promise<void> => action.run(async () => {
+    const form = new FormData()
+    form.append('name', name.trim() !== '' ? name.trim() : file?.name ?? 'dataset')
+    form.append('file', file as File, file?.name)
+    const { cid } = JSON.parse(await upload('/api/v0/ai/dataset/add', form, () => {})) as { cid: string }
+    onAdded(cid)
+    registered.reload()
+    return `dataset ${cid}`
+  })
   return (
-    <form onSubmit={e => {
-      e.preventDefault()
-      void action.run(async () => {
-        const form = new FormData()
-        form.append('name', name.trim() !== '' ? name.trim() : file?.name ?? 'dataset')
-        form.append('file', file as File, file?.name)
-        const { cid } = JSON.parse(await upload('/api/v0/ai/dataset/add', form, () => {})) as { cid: string }
-        onAdded(cid)
-        return `dataset ${cid}`
-      })
-    }}
-    >
-      <label>Dataset name <input name='dataset-name' value={name} onInput={e => setName(e.currentTarget.value)} /></label>
-      <label>File (JSONL with a text field, or safetensors of features and labels) <input type='file' name='dataset-file' onChange={e => setFile(e.currentTarget.files?.[0])} /></label>
-      <button type='submit' disabled={action.busy || file == null}>Add dataset</button>
-      <Status error={action.error} message={action.message} />
-    </form>
+    <>
+      <form onSubmit={e => { e.preventDefault(); void add() }}>
+        <label>Dataset name <input name='dataset-name' value={name} onInput={e => setName(e.currentTarget.value)} /></label>
+        <label>File (JSONL with a text field, or safetensors of features and labels) <input type='file' name='dataset-file' onChange={e => setFile(e.currentTarget.files?.[0])} /></label>
+        <button type='submit' disabled={action.busy || file == null}>Add dataset</button>
+      </form>
+      <Status error={action.error ?? registered.error} message={action.message} />
+      <ul>
+        {(registered.data ?? []).map(d => (
+          <li key={d.name}>{d.name} <code>{d.cid}</code> on {d.replicas} node{d.replicas === 1 ? '' : 's'} <button class='secondary' onClick={() => onAdded(d.cid)}>Use</button></li>
+        ))}
+      </ul>
+    </>
   )
 }
 
