@@ -34,6 +34,7 @@ describe('the web console in a real browser', { skip, timeout: 300_000 }, () => 
   /** The events page, open from the start in a tab of its own: it shows only what happens while it is open. */
   let events: Page
   let shots: string
+  const pageErrors: string[] = []
   const shot = async (p: Page, name: string): Promise<void> => { await p.screenshot({ path: join(shots, `${name}.png`), fullPage: true }) }
   const open = async (route: string): Promise<void> => {
     await page.goto(`${a.api}/#/${route}`)
@@ -48,6 +49,11 @@ describe('the web console in a real browser', { skip, timeout: 300_000 }, () => 
     browser = await launchChromium()
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
     events = await browser.newPage({ viewport: { width: 1280, height: 900 } })
+    // Uncaught errors and what the page's Content-Security-Policy refused, on either page.
+    for (const p of [page, events]) {
+      p.on('pageerror', err => { pageErrors.push(err.message) })
+      p.on('console', message => { if (/Content Security Policy/.test(message.text())) pageErrors.push(message.text()) })
+    }
     await events.goto(`${a.api}/#/events`)
   })
 
@@ -61,6 +67,7 @@ describe('the web console in a real browser', { skip, timeout: 300_000 }, () => 
     const root = await fetch(`${a.api}/`)
     assert.equal(root.status, 200)
     assert.match(await root.text(), /<div id="app">/)
+    assert.match(root.headers.get('content-security-policy') ?? '', /default-src 'self'.*frame-ancestors 'none'/)
     const webui = await fetch(`${a.api}/webui`, { redirect: 'manual' })
     assert.equal(webui.status, 302)
     assert.equal(webui.headers.get('location'), '/')
@@ -177,6 +184,7 @@ describe('the web console in a real browser', { skip, timeout: 300_000 }, () => 
     await page.waitForSelector('tr[data-model="copied-embed:latest"]', { state: 'detached', timeout: 30_000 })
     await open('keys')
     await shot(page, 'keys')
+    assert.deepEqual(pageErrors, [])
     assert.deepEqual(await page.locator('[role=alert]').allTextContents(), [])
   })
 })

@@ -6,6 +6,9 @@ import type { Routes } from '../server.ts'
 const tags = ['console']
 
 /** Vite's output names: one flat directory of name-hash.ext files, so nothing with a slash or a `..`. */
+/** Preact and uPlot set styles inline; the favicon is a data: URL; the API, its WebSockets included, is 'self'. */
+const CSP = "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+
 const AssetParams = Type.Object({ '*': Type.String({ pattern: '^[\\w-]+(\\.[\\w-]+)*$', maxLength: 200 }) })
 
 /**
@@ -17,7 +20,8 @@ export const consoleRoutes: Routes = (app) => {
   // Only reply.sendFile: the plugin's own routes would name no permission.
   void app.register(fastifyStatic, { root: CONSOLE_DIR, serve: false })
   app.get('/', { permission: 'public', schema: { tags, summary: 'The web console' } }, async (_request, reply) => {
-    return reply.sendFile('index.html', consoleDir())
+    // The page holds an API key: no script but its own, and no other site may frame it (clickjacking).
+    return reply.header('content-security-policy', CSP).header('x-frame-options', 'DENY').sendFile('index.html', consoleDir())
   })
   app.get('/webui', { permission: 'public', schema: { tags, summary: 'The web console, where Kubo serves its own' } }, async (_request, reply) => reply.redirect('/', 302))
   app.get('/assets/*', { permission: 'public', schema: { tags, summary: 'Scripts and styles of the web console', params: AssetParams } }, async (request, reply) => {
