@@ -6,13 +6,13 @@
  * Screenshots of every page go to a temporary folder, printed at the end.
  */
 import assert from 'node:assert/strict'
-import { mkdtemp } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { launchChromium, skipWithoutChromium as skip } from '../helpers/browser.ts'
 import { addBytes, agreedLeader, FAST, pinStatus, ProcessCluster } from '../helpers/cluster.ts'
-import { startTestDaemon } from '../helpers/daemon.ts'
+import { formOf, startTestDaemon } from '../helpers/daemon.ts'
 import { blobs } from '../helpers/training.ts'
 import type { Member } from '../helpers/cluster.ts'
 import type { TestDaemon } from '../helpers/daemon.ts'
@@ -87,7 +87,7 @@ describe('the web console in a real browser', { skip, timeout: 300_000 }, () => 
     await shot(page, 'cluster')
   })
 
-  it('adds files, picked and dropped, with the CIDs that add gives on another node; a cluster pin reaches pinned on every node', async () => {
+  it('adds files, picked and dropped, with the CIDs that add gives on another node; a cluster pin reaches pinned on every node; adds a folder, browses it, downloads a file of it', async () => {
     await open('content')
     const big = fileBytes(700_000)
     await page.setInputFiles('input[name=files]', { name: 'big.bin', mimeType: 'application/octet-stream', buffer: big })
@@ -103,8 +103,19 @@ describe('the web console in a real browser', { skip, timeout: 300_000 }, () => 
     }
     const b = cluster.members[1]
     assert.equal(await cidOf('big.bin'), await addBytes(b, big))
-    assert.equal(await cidOf('hello.txt'), 'QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o')
+    assert.equal(await cidOf('hello.txt'), 'QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o', 'Kubo\'s CID of "hello world\\n"')
     const cid = await cidOf('big.bin') as string
+
+    // Added pinned; unpinned and pinned again from the page.
+    const hello = 'QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o'
+    const pinnedHere = async (): Promise<boolean> => Object.keys((await (await fetch(`${a.api}/api/v0/pin/ls?type=recursive`, { method: 'POST' })).json()).Keys).includes(hello)
+    assert.equal(await pinnedHere(), true)
+    await page.click('tr[data-added="hello.txt"] button:text-is("Unpin")')
+    await page.waitForSelector('tr[data-added="hello.txt"] button:text-is("Pin")')
+    assert.equal(await pinnedHere(), false)
+    await page.click('tr[data-added="hello.txt"] button:text-is("Pin")')
+    await page.waitForSelector('tr[data-added="hello.txt"] button:text-is("Unpin")')
+    assert.equal(await pinnedHere(), true)
 
     await page.click('tr[data-added="big.bin"] >> text=Cluster pin…')
     await page.fill('input[name=replication]', '3')
@@ -119,8 +130,27 @@ describe('the web console in a real browser', { skip, timeout: 300_000 }, () => 
       const status = await pinStatus(m, cid)
       assert.deepEqual(Object.values(status.peer_map).map(p => p.status), ['pinned', 'pinned', 'pinned'])
     }
-    await page.fill('input[name=browse]', cid)
-    await page.click('button:has-text("Open")')
+
+    // A folder: one directory with the CID add gives it, browsed into, and a file of it downloaded.
+    const files = [{ path: 'site/index.html', content: '<h1>hi</h1>\n' }, { path: 'site/sub/b.txt', content: 'bbb\n' }]
+    const folder = await mkdtemp(join(tmpdir(), 'console-folder-'))
+    try {
+      for (const file of files) {
+        await mkdir(dirname(join(folder, file.path)), { recursive: true })
+        await writeFile(join(folder, file.path), file.content)
+      }
+      // The browser reads the files when it uploads them: they stay until then.
+      await page.setInputFiles('input[name=folder]', join(folder, 'site'))
+      const added = (await (await fetch(`${b.api}/api/v0/add?pin=false`, { method: 'POST', body: formOf(files) })).text()).trim().split('\n')
+      assert.equal(await cidOf('site'), JSON.parse(added.at(-1) as string).Hash)
+    } finally {
+      await rm(folder, { recursive: true, force: true })
+    }
+    await page.click('tr[data-added="site"] >> text=Open')
+    await page.click('a:has-text("sub/")')
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('button:has-text("Download")')])
+    assert.equal(download.suggestedFilename(), 'b.txt')
+    assert.equal(await readFile(await download.path(), 'utf8'), 'bbb\n')
     await shot(page, 'content')
   })
 

@@ -12,18 +12,26 @@ function AddFiles ({ onAdded }: { onAdded: (file: Added) => void }): ComponentCh
   const [over, setOver] = useState(false)
   const [progress, setProgress] = useState<{ name: string, fraction: number }>()
   const action = useAction()
+  /** Uploads one file, or a folder's files (named by their paths in it) as one directory; the root's line comes last. */
+  const send = async (name: string, files: File[]): Promise<void> => {
+    setProgress({ name, fraction: 0 })
+    const form = new FormData()
+    for (const file of files) form.append('file', file, encodeURIComponent(file.webkitRelativePath !== '' ? file.webkitRelativePath : file.name))
+    const answer = await upload('/api/v0/add?pin=true', form, fraction => { setProgress({ name, fraction }) })
+    const root = JSON.parse(answer.trim().split('\n').at(-1) as string) as { Name: string, Hash: string, Size: string }
+    onAdded({ name, cid: root.Hash, size: Number(root.Size) })
+  }
   const add = async (files: File[]): Promise<void> => action.run(async () => {
-    for (const file of files) {
-      setProgress({ name: file.name, fraction: 0 })
-      const form = new FormData()
-      form.append('file', file, encodeURIComponent(file.name))
-      const answer = await upload('/api/v0/add?pin=true', form, fraction => { setProgress({ name: file.name, fraction }) })
-      // NDJSON, one line per file and directory, the root last.
-      const root = JSON.parse(answer.trim().split('\n').at(-1) as string) as { Name: string, Hash: string, Size: string }
-      onAdded({ name: file.name, cid: root.Hash, size: Number(root.Size) })
-    }
+    for (const file of files) await send(file.name, [file])
     setProgress(undefined)
     return `added ${files.length} file${files.length === 1 ? '' : 's'}`
+  })
+  const addFolder = async (files: File[]): Promise<void> => action.run(async () => {
+    if (files.length === 0) return
+    const name = files[0].webkitRelativePath.split('/')[0]
+    await send(name, files)
+    setProgress(undefined)
+    return `added ${name}/, ${files.length} file${files.length === 1 ? '' : 's'}`
   })
   return (
     <>
@@ -34,6 +42,7 @@ function AddFiles ({ onAdded }: { onAdded: (file: Added) => void }): ComponentCh
         onDrop={e => { e.preventDefault(); setOver(false); void add([...e.dataTransfer?.files ?? []]) }}
       >
         Drop files here, or <input type='file' multiple name='files' onChange={e => { void add([...e.currentTarget.files ?? []]); e.currentTarget.value = '' }} />
+        {' '}or a folder: <input type='file' name='folder' {...{ webkitdirectory: true }} onChange={e => { void addFolder([...e.currentTarget.files ?? []]); e.currentTarget.value = '' }} />
       </div>
       {progress != null && <p>{progress.name}: <progress value={progress.fraction} max={1} /> {Math.round(progress.fraction * 100)}%</p>}
       <Status error={action.error} message={action.message} />
@@ -125,7 +134,7 @@ export function ContentPage (): ComponentChildren {
   return (
     <>
       <Section title='Add'>
-        <AddFiles onAdded={file => setAdded(list => [file, ...list])} />
+        <AddFiles onAdded={file => { setAdded(list => [file, ...list]); pins.reload() }} />
         {added.length > 0 && (
           <table>
             <thead><tr><th>File</th><th>CID</th><th>Size</th><th /></tr></thead>

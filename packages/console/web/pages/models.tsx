@@ -29,7 +29,7 @@ function Import ({ onImported }: { onImported: () => void }): ComponentChildren 
   return (
     <form onSubmit={e => { e.preventDefault(); void send() }}>
       <label>Name <input name='model-name' value={name} onInput={e => setName(e.currentTarget.value)} placeholder='my-model:latest' /></label>
-      <label>Model directory (Hugging Face ONNX layout) <input type='file' name='model-dir' {...{ webkitdirectory: '' }} onChange={e => setFiles([...e.currentTarget.files ?? []])} /></label>
+      <label>Model directory (Hugging Face ONNX layout) <input type='file' name='model-dir' {...{ webkitdirectory: true }} onChange={e => setFiles([...e.currentTarget.files ?? []])} /></label>
       <label>or a .tar of it <input type='file' name='model-tar' accept='.tar,.tar.gz,.tgz' onChange={e => setFiles([...e.currentTarget.files ?? []])} /></label>
       <button type='submit' disabled={action.busy || name.trim() === '' || files.length === 0}>Import</button>
       {progress != null && <progress value={progress} max={1} />}
