@@ -8,6 +8,7 @@ COPY package.json package-lock.json ./
 COPY packages ./packages
 COPY bin ./bin
 COPY protocols ./protocols
+# npm ci runs the root prepare script, which builds the web console (Vite is a dependency, so --omit=dev keeps it).
 RUN npm ci --omit=dev --no-audit --no-fund
 ENV NODE_DAEMON_REPO=/data \
     NODE_DAEMON_API_HOST=0.0.0.0 \
