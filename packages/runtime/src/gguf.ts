@@ -68,7 +68,7 @@ export async function loadGguf (dir: string, options: GgufLoadOptions = {}): Pro
   const size = (await stat(path)).size
   options.signal?.throwIfAborted()
   const lib = await runtime()
-  const model = await lib.loadModel({ modelPath: path })
+  const model = await lib.loadModel({ modelPath: path, useMmap: true }) // the weights stay in the file, in the page cache, rather than in the heap
   const contextLength = Math.min(summary.contextLength ?? MAX_SEQUENCE_CONTEXT, MAX_SEQUENCE_CONTEXT)
   let context: LlamaContext
   try {

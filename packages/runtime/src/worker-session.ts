@@ -68,7 +68,12 @@ export function toWire (err: any): WireError {
   return { name: typeof err?.name === 'string' ? err.name : 'Error', message: String(err?.message ?? err) }
 }
 
-/** Loads `source`'s model, or the graph rewritten from it, on the calling thread. */
+/**
+ * Loads `source`'s model, or the graph rewritten from it, on the calling
+ * thread. Either way onnxruntime maps the external data file in place
+ * rather than reading it, where no prepacking op copies it; handing it
+ * `externalData` as buffers instead would put all of it in the heap.
+ */
 export async function createSession (source: SessionSource, rewritten?: Uint8Array): Promise<ort.InferenceSession> {
   const { dir, path, options } = source
   if (rewritten == null) return await ort.InferenceSession.create(path, options)
