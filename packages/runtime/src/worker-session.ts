@@ -24,6 +24,8 @@ export interface SessionSource {
   /** Bytes of model.onnx and its external data. */
   size: number
   rewriteMaxBytes: number
+  /** appendedKeyValues' roomMasked: the model's config says nothing reads a sequence's length but its positions and mask. */
+  roomMasked: boolean
   options: ort.InferenceSession.SessionOptions
 }
 
@@ -43,7 +45,7 @@ export type WorkerRequest =
   | { type: 'release' }
 
 export type WorkerReply =
-  | { type: 'ready', inputNames: string[], outputNames: string[], inputMetadata: ort.InferenceSession.ValueMetadata[], outputMetadata: ort.InferenceSession.ValueMetadata[], appended?: Record<string, string> }
+  | { type: 'ready', inputNames: string[], outputNames: string[], inputMetadata: ort.InferenceSession.ValueMetadata[], outputMetadata: ort.InferenceSession.ValueMetadata[], appended?: Record<string, string>, sliced?: boolean }
   | { type: 'failed', error: WireError }
   | { type: 'result', id: number, outputs?: Record<string, WireTensor>, kept?: Record<string, WireTensor>, error?: WireError, ms?: number }
   /** `model` absent: loaded from its path. */
@@ -117,6 +119,8 @@ export class WorkerSession {
   readonly outputMetadata: readonly ort.InferenceSession.ValueMetadata[]
   /** From appendedKeyValues, when the worker rewrote the graph. */
   readonly appended?: Record<string, string>
+  /** The rewritten graph slices each past to the mask's past length: the room past its end needs no masking. */
+  readonly sliced: boolean
   readonly #source: SessionSource
   readonly #worker: Worker
   readonly #pending = new Map<number, { resolve: (result: RunResult) => void, reject: (err: Error) => void }>()
@@ -144,6 +148,7 @@ export class WorkerSession {
     this.inputMetadata = ready.inputMetadata
     this.outputMetadata = ready.outputMetadata
     this.appended = ready.appended
+    this.sliced = ready.sliced === true
   }
 
   /** Starts a worker and loads the model in it; the main thread reads no weights. */
