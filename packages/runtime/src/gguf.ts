@@ -96,7 +96,7 @@ export async function loadGguf (dir: string, options: GgufLoadOptions = {}, head
   const { path, file, summary, codec, vocabSize, size } = header ?? await readGgufHeader(dir)
   options.signal?.throwIfAborted()
   const lib = await runtime()
-  const model = await lib.loadModel({ modelPath: path })
+  const model = await lib.loadModel({ modelPath: path, useMmap: true }) // the weights stay in the file, in the page cache, rather than in the heap
   const contextOptions = ggufContextOptions(size, summary.contextLength, options)
   const contextLength = contextOptions.contextSize
   let context: LlamaContext

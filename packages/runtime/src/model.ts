@@ -246,7 +246,19 @@ async function checkExternalData (dir: string, file: string): Promise<void> {
   }
 }
 
-async function createSession (dir: string, file: string, size: number, options: LoadOptions): Promise<WorkerSession> {
+/**
+ * Whether a decoder of `config` reads a sequence's length only through its
+ * position_ids and mask: then the room fed past its cache's end can simply
+ * be masked out. A sliding window counts in indices of the sequence, and
+ * dynamic or long RoPE scaling may measure its length.
+ */
+function roomMaskable (config: Record<string, any>): boolean {
+  const window = config.use_sliding_window === false ? undefined : config.sliding_window
+  const rope = config.rope_scaling?.rope_type ?? config.rope_scaling?.type
+  return !(typeof window === 'number' && window < contextLength(config)) && (rope == null || ['default', 'linear', 'llama3'].includes(rope))
+}
+
+async function createSession (dir: string, file: string, size: number, modelConfig: Record<string, any>, options: LoadOptions): Promise<WorkerSession> {
   // Spinning threads burn the cores that other sessions and the event loop need between runs.
   const config: Record<string, unknown> = { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } }
   const session: ort.InferenceSession.SessionOptions = {
@@ -261,7 +273,7 @@ async function createSession (dir: string, file: string, size: number, options: 
   await checkExternalData(dir, file)
   try {
     // External data lies beside the graph, which may be in onnx/.
-    return await WorkerSession.open({ dir: dirname(path), path, size, rewriteMaxBytes: REWRITE_MAX_BYTES, options: session })
+    return await WorkerSession.open({ dir: dirname(path), path, size, rewriteMaxBytes: REWRITE_MAX_BYTES, roomMasked: roomMaskable(modelConfig), options: session })
   } catch (err: any) {
     if (err.name === 'ModelWorkerError') throw err
     // onnxruntime names the files it could not read by their full paths.
@@ -297,7 +309,7 @@ export async function loadModel (dir: string, options: LoadOptions = {}): Promis
   const file = await findModelFile(dir, options)
   const files = await readModelFiles(dir, file)
   options.signal?.throwIfAborted()
-  const session = await createSession(dir, file.path, files.size, options)
+  const session = await createSession(dir, file.path, files.size, files.config, options)
   // createSession checked the file already: what onnxruntime loads, this reads.
   const weights = await weightsSummary(join(dir, file.path)).catch(() => ({ parameters: 0, quantization: '', ops: [] }))
   if (options.signal?.aborted === true) {
@@ -435,12 +447,15 @@ export class CausalLM {
    * which in a daemon's large heap cost more in GC than the step itself.
    */
   readonly #appended?: Record<string, string>
+  /** The rewritten graph takes the cache's room as it is (appendedKeyValues' roomMasked), for the mask to hide. */
+  readonly #roomMasked: boolean
 
   constructor (session: WorkerSession, codec: TextCodec, info: ModelInfo) {
     this.session = session
     this.codec = codec
     this.info = info
     this.#appended = session.appended
+    this.#roomMasked = session.appended != null && !session.sliced
     const pasts = session.inputNames.filter(n => /^past_key_values\.\d+\.key$/.test(n))
     if (pasts.length === 0 || !session.inputNames.includes('input_ids')) {
       throw new UnsupportedModelError('a causal LM needs input_ids and past_key_values.N.key/value inputs (an export with a KV cache)')
@@ -468,12 +483,14 @@ export class CausalLM {
    * logits of each row's last token and the grown cache. A rewritten
    * decoder's cache grows in place: the cache given is not valid afterwards.
    */
-  async forward (rows: number[][], cache?: BatchCache, signal?: AbortSignal): Promise<{ logits: Float32Array[], cache: BatchCache }> {
+  async forward (rows: number[][], given?: BatchCache, signal?: AbortSignal): Promise<{ logits: Float32Array[], cache: BatchCache }> {
     const batch = rows.length
-    const step = cache == null ? Math.max(...rows.map(r => r.length)) : rows[0].length
+    const step = given == null ? Math.max(...rows.map(r => r.length)) : rows[0].length
+    const cache = given == null ? undefined : this.#fitted(given, step)
     const past = cache?.length ?? 0
-    // The mask covers the past without the cache's room, which the rewritten graph slices off by its length.
-    const total = past + step
+    // The mask covers what the graph is fed of the past: the cache's room too, masked out, unless the rewritten graph slices it off by the mask's length.
+    const fedPast = cache != null && this.#roomMasked ? cache.capacity : past
+    const total = fedPast + step
     const pads = cache?.pads ?? rows.map(r => step - r.length)
     // Filled in place: a decoding step runs per token, and boxed BigInts per mask position were most of its garbage.
     const ids = new BigInt64Array(batch * step)
@@ -488,7 +505,7 @@ export class CausalLM {
         positions[b * step + offset + t] = BigInt(before + t)
       })
       mask.fill(1n, b * total + pads[b], b * total + past)
-      mask.fill(1n, b * total + past + (cache == null ? pads[b] : 0), (b + 1) * total)
+      mask.fill(1n, b * total + fedPast + (cache == null ? pads[b] : 0), (b + 1) * total)
     })
     const feeds: Record<string, ort.Tensor> = {
       input_ids: new ort.Tensor('int64', ids, [batch, step]),
@@ -518,6 +535,20 @@ export class CausalLM {
   }
 
   /**
+   * The cache, moved to buffers without room when, fed whole with its room
+   * masked, it and a step of several tokens (a prompt's rest after a cached
+   * prefix) would outrun the context, which some graphs' position tables
+   * bound.
+   */
+  #fitted (cache: BatchCache, step: number): BatchCache {
+    if (!this.#roomMasked || cache.capacity + step <= this.info.contextLength) return cache
+    const full = cache.kv
+    const kv = full.map(t => withCapacity(t, cache.length, cache.length))
+    freeOutputs(full)
+    return { ...cache, capacity: cache.length, kv }
+  }
+
+  /**
    * The cache grown by one step's keys and values, written in place. When it
    * is full it moves to buffers with room for more.
    */
@@ -526,7 +557,8 @@ export class CausalLM {
     const n = added[0].dims[2]
     let { capacity, kv } = cache
     if (at + n > capacity) {
-      capacity = Math.max(at + n, Math.min(at + n + Math.max(CACHE_ROOM, (at + n) >> 2), this.info.contextLength))
+      // Fed whole, the room and the next token must fit in the context, which some graphs' position tables bound.
+      capacity = Math.max(at + n, Math.min(at + n + Math.max(CACHE_ROOM, (at + n) >> 2), this.info.contextLength - (this.#roomMasked ? 1 : 0)))
       const full = kv
       kv = kv.map(t => withCapacity(t, at, capacity))
       freeOutputs(full)

@@ -19,13 +19,13 @@ const source = workerData as SessionSource
 async function rewrite (): Promise<ReturnType<typeof appendedKeyValues> | undefined> {
   // A graph the node built is loaded as it is.
   if ('model' in source) return undefined
-  const { path, rewriteMaxBytes } = source
-  return (await stat(path)).size <= rewriteMaxBytes ? appendedKeyValues(await readFile(path)) : undefined
+  const { path, rewriteMaxBytes, roomMasked } = source
+  return (await stat(path)).size <= rewriteMaxBytes ? appendedKeyValues(await readFile(path), { roomMasked }) : undefined
 }
 
-async function load (): Promise<{ session: ort.InferenceSession, appended?: Record<string, string> }> {
+async function load (): Promise<{ session: ort.InferenceSession, appended?: Record<string, string>, sliced?: boolean }> {
   const rewritten = await rewrite()
-  return { session: await createSession(source, rewritten?.model), appended: rewritten?.outputs }
+  return { session: await createSession(source, rewritten?.model), appended: rewritten?.outputs, sliced: rewritten?.sliced }
 }
 
 async function run (session: ort.InferenceSession, request: Extract<WorkerRequest, { type: 'run' }>): Promise<void> {
@@ -51,7 +51,7 @@ async function run (session: ort.InferenceSession, request: Extract<WorkerReques
 }
 
 try {
-  const { session, appended } = await load()
+  const { session, appended, sliced } = await load()
   port.on('message', (request: WorkerRequest) => {
     if (request.type === 'run') {
       void run(session, request)
@@ -72,7 +72,7 @@ try {
     // Closing the port lets the thread end once the session is freed.
     void session.release().finally(() => { port.close() })
   })
-  const ready: WorkerReply = { type: 'ready', inputNames: [...session.inputNames], outputNames: [...session.outputNames], inputMetadata: [...session.inputMetadata], outputMetadata: [...session.outputMetadata], appended }
+  const ready: WorkerReply = { type: 'ready', inputNames: [...session.inputNames], outputNames: [...session.outputNames], inputMetadata: [...session.inputMetadata], outputMetadata: [...session.outputMetadata], appended, sliced }
   port.postMessage(ready)
 } catch (err) {
   const failed: WorkerReply = { type: 'failed', error: toWire(err) }

@@ -27,6 +27,8 @@ export interface FileSource {
   /** Bytes of model.onnx and its external data. */
   size: number
   rewriteMaxBytes: number
+  /** appendedKeyValues' roomMasked: the model's config says nothing reads a sequence's length but its positions and mask. */
+  roomMasked: boolean
   options: ort.InferenceSession.SessionOptions
 }
 
@@ -52,7 +54,7 @@ export type WorkerRequest =
   | { type: 'release' }
 
 export type WorkerReply =
-  | { type: 'ready', inputNames: string[], outputNames: string[], inputMetadata: ort.InferenceSession.ValueMetadata[], outputMetadata: ort.InferenceSession.ValueMetadata[], appended?: Record<string, string> }
+  | { type: 'ready', inputNames: string[], outputNames: string[], inputMetadata: ort.InferenceSession.ValueMetadata[], outputMetadata: ort.InferenceSession.ValueMetadata[], appended?: Record<string, string>, sliced?: boolean }
   | { type: 'failed', error: WireError }
   | { type: 'result', id: number, outputs?: Record<string, WireTensor>, kept?: Record<string, WireTensor>, error?: WireError, ms?: number }
   /** `model` absent: loaded from its path. */
@@ -86,7 +88,12 @@ export function toWire (err: any): WireError {
   return { name: typeof err?.name === 'string' ? err.name : 'Error', message: String(err?.message ?? err) }
 }
 
-/** Loads `source`'s model, or the graph rewritten from it, on the calling thread. */
+/**
+ * Loads `source`'s model, or the graph rewritten from it, on the calling
+ * thread. Either way onnxruntime maps the external data file in place
+ * rather than reading it, where no prepacking op copies it; handing it
+ * `externalData` as buffers instead would put all of it in the heap.
+ */
 export async function createSession (source: SessionSource, rewritten?: Uint8Array): Promise<ort.InferenceSession> {
   if ('model' in source) return await ort.InferenceSession.create(source.model, source.options)
   const { dir, path, options } = source
@@ -163,6 +170,8 @@ export class WorkerSession {
   readonly outputMetadata: readonly ort.InferenceSession.ValueMetadata[]
   /** From appendedKeyValues, when the worker rewrote the graph. */
   readonly appended?: Record<string, string>
+  /** The rewritten graph slices each past to the mask's past length: the room past its end needs no masking. */
+  readonly sliced: boolean
   readonly #source: SessionSource
   readonly #worker: Worker
   readonly #pending = new Map<number, { resolve: (result: RunResult) => void, reject: (err: Error) => void }>()
@@ -197,6 +206,7 @@ export class WorkerSession {
     this.inputMetadata = ready.inputMetadata
     this.outputMetadata = ready.outputMetadata
     this.appended = ready.appended
+    this.sliced = ready.sliced === true
   }
 
   /** Starts a worker and loads the model in it; the main thread reads no weights. */

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -11,6 +11,7 @@ import { loadGguf } from '../src/gguf.ts'
 import { Runtime } from '../src/runtime.ts'
 import { argmax } from '../src/sampling.ts'
 import { collect } from './helpers/collect.ts'
+import { mappedBytes } from './helpers/mapped.ts'
 import type { GenerationStats } from '../src/batcher.ts'
 import type { Decoder } from '../src/decoder.ts'
 import type { GgufCache } from '../src/gguf.ts'
@@ -179,6 +180,14 @@ describe('a GGUF model in the runtime', () => {
     } finally {
       await lm.release()
     }
+  })
+
+  it('maps the file\'s weights in place rather than reading them into the heap', async () => {
+    await greedy(gguf(), 'Call me', 1)
+    const file = join(dir, 'model.gguf')
+    // llama.cpp unmaps what lies before the first tensor and after the last: the metadata, here the tokenizer's tens of kB.
+    const { size } = await stat(file)
+    assert.ok(await mappedBytes(file) >= size * 0.9, `${await mappedBytes(file)} bytes of the ${size} of model.gguf mapped`)
   })
 
   it('unloads at the end of its keep-alive', async () => {
