@@ -4,10 +4,11 @@
 # prints it once (docker logs), or set NODE_DAEMON_ADMIN_TOKEN to a secret of your own.
 FROM node:24-bookworm-slim
 WORKDIR /app
-COPY package.json package-lock.json .npmrc ./
+COPY package.json package-lock.json ./
 COPY packages ./packages
 COPY bin ./bin
 COPY protocols ./protocols
+# npm ci runs the root prepare script, which builds the web console (Vite is a dependency, so --omit=dev keeps it).
 RUN npm ci --omit=dev --no-audit --no-fund
 ENV NODE_DAEMON_REPO=/data \
     NODE_DAEMON_API_HOST=0.0.0.0 \
@@ -17,6 +18,6 @@ ENV NODE_DAEMON_REPO=/data \
 VOLUME ["/data"]
 EXPOSE 8000 4001
 STOPSIGNAL SIGTERM
-# The shebang of bin/node-daemon.ts carries the Node flags the daemon runs with.
-ENTRYPOINT ["/app/bin/node-daemon.ts"]
+# bin/node-daemon runs bin/node-daemon.ts with the Node flags of its shebang.
+ENTRYPOINT ["/app/bin/node-daemon"]
 CMD ["start"]

@@ -4,10 +4,10 @@ import neostandard, { plugins } from 'neostandard'
 export default [
   ...neostandard({
     ts: true,
-    ignores: ['protocols/*.js', 'protocols/*.d.ts', '**/node_modules/**']
+    ignores: ['protocols/*.js', 'protocols/*.d.ts', '**/node_modules/**', 'packages/console/dist/**']
   }),
   {
-    files: ['**/*.ts'],
+    files: ['**/*.ts', '**/*.tsx'],
     plugins: { '@typescript-eslint': plugins['typescript-eslint'].plugin },
     rules: {
       // `void promise()` marks a call whose promise is deliberately not awaited.

@@ -1,8 +1,9 @@
 /**
  * Inference benchmark: Ollama's `/api/generate` on a real daemon (its own
  * process on 127.0.0.1, temp repo, ephemeral ports), each figure as a ratio to
- * a bare onnxruntime greedy loop over the same model.onnx, run in this process
- * in the same run: the ceiling of any generation loop on this machine.
+ * a bare onnxruntime greedy loop over the same model.onnx (part 8: a bare
+ * llama.cpp loop), run in this process in the same run: the ceiling of any
+ * generation loop on this machine.
  * Prints:
  *
  * 1. single-stream decode rate, greedy (temperature 0, repeat_penalty 1) for
@@ -22,7 +23,15 @@
  *    and the schema's compile time;
  * 6. the time to first token of a chat's 10th turn with its earlier turns in
  *    the prefix cache, against the same turn with none of it cached;
- * 7. 16 streams of which 8 are constrained against 16 free ones.
+ * 7. 16 streams of which 8 are constrained against 16 free ones;
+ * 8. the same weights on both engines: the model as ONNX in the daemon, and
+ *    converted to GGUF by packages/gguf and uploaded to the daemon, each
+ *    against a bare llama.cpp loop over that file in this process
+ *    (node-llama-cpp, one context with the options the runtime gives it,
+ *    threads included; sequences stepped in lockstep), one stream and 16;
+ *    and where llama.cpp's greedy tokens leave onnxruntime's, how far apart
+ *    onnxruntime's logits put the two picks (a near-tie, or a fault). Only
+ *    for GPT-2-style models, which the converter takes.
  *
  * The prompt is the first of a few candidates whose greedy continuation, run
  * in the bare loop, reaches num_predict without an end token, so that every
@@ -34,16 +43,25 @@
  * Env: BENCH_INFERENCE_MODEL_DIR (the embedded tiny-gpt) a model directory in
  * the Hugging Face ONNX layout, uploaded through /api/models/upload unless it
  * is the default, which the daemon registers itself;
- * BENCH_INFERENCE_SYNTHETIC=<width>x<layers> instead benchmarks an untrained
- * decoder of that shape (64-wide heads) with the default's tokenizer, built
- * for the run: wide enough, reading its weights dominates a decoding step,
- * which is where batching pays; BENCH_INFERENCE_TOKENS
+ * BENCH_INFERENCE_SYNTHETIC=[<arch>:]<width>x<layers>[:<dtype>] instead
+ * benchmarks an untrained decoder of that shape (64-wide heads) built for the
+ * run: wide enough, reading its weights dominates a decoding step, which is
+ * where batching pays. The arch is gpt2 (the default, with the default
+ * model's tokenizer) or one of the runtime tests' families
+ * (packages/runtime/test/helpers/family-models.ts, with its tokenizer and
+ * template; `llama` is llama3); the dtype (fp32 by default) is an
+ * onnx-community variant's: fp16 (float16 weights, cache and logits), q4
+ * (MatMulNBits, blocks of 32), q4f16 (blocks of 128, float16 cache and
+ * logits), int8 or uint8 (MatMulInteger). The bare loop feeds what the graph
+ * takes: position_ids or not, the cache in its declared type;
+ * BENCH_INFERENCE_TOKENS
  * (128) num_predict; BENCH_INFERENCE_RUNS (5) single-stream requests and bare
  * runs, of which the medians count; BENCH_INFERENCE_STREAMS (1,4,16) the
  * concurrency levels, 1 always among them as the ratios' base;
  * BENCH_INFERENCE_BATCH_RUNS (3) rounds per level;
- * BENCH_INFERENCE_THREADS onnxruntime's intra-op threads in the daemon and the
- * bare loop alike (unset: onnxruntime's default, as the daemon's config);
+ * BENCH_INFERENCE_THREADS onnxruntime's and llama.cpp's threads in the daemon
+ * and the bare loops alike (unset: the runtime's defaults, as the daemon's
+ * config);
  * BENCH_PROFILE_DIR=<dir> writes a --cpu-prof profile of the daemon there;
  * BENCH_DAEMON_NODE_OPTIONS adds Node flags to the daemon only.
  */
@@ -52,9 +70,13 @@ import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { basename, dirname, join, resolve } from 'node:path'
 import { DEFAULT_MODELS, assetDir } from '@node-daemon/models'
-import { buildGptDecoder, gptHfConfig, initGptWeights, writeModel } from '@node-daemon/onnx'
+import { buildGptDecoder, gptHfConfig, initGptWeights, withFloat16Weights, withMatMulInteger, withMatMulNBits, writeModel } from '@node-daemon/onnx'
+import type { Model } from '@node-daemon/onnx'
 import { compileGrammar, vocabularyFromTokenizer } from '@node-daemon/grammar'
-import { TextCodec, argmax } from '@node-daemon/runtime'
+import { convertDecoder, readGguf, summarize } from '@node-daemon/gguf'
+import { TextCodec, argmax, asFloat32, configCacheShape, fed, ggufContextOptions } from '@node-daemon/runtime'
+import { getLlama, LlamaLogLevel } from 'node-llama-cpp'
+import type { LlamaContext, LlamaContextSequence, LlamaModel, Token } from 'node-llama-cpp'
 import * as ort from 'onnxruntime-node'
 import { withCleanup } from './lib/cleanup.ts'
 import { numberFromEnv, profileDirFromEnv, say } from './lib/cli.ts'
@@ -62,8 +84,11 @@ import { memoryOf, resetPeakRss, sampleRssDuring, spawnDaemon, untilModelsListed
 import { MB } from './lib/files.ts'
 import { createPhaseLog } from './lib/phases.ts'
 import { percentile } from './lib/raft-load.ts'
+import { FAMILIES, writeFamilyModel } from '../packages/runtime/test/helpers/family-models.ts'
+import type { Family } from '../packages/runtime/test/helpers/family-models.ts'
 import type { Cleanup } from './lib/cleanup.ts'
 import type { DaemonProcess } from './lib/daemon.ts'
+import type { PhaseLog } from './lib/phases.ts'
 
 const TARGET_DECODE = 0.9
 const TARGET_BATCH = 4
@@ -89,9 +114,37 @@ const REQUEST_TIMEOUT_MS = 300_000
 const REGISTER_TIMEOUT_MS = 120_000
 const RSS_SAMPLE_MS = 50
 
+/** The synthetic decoders' weights and inputs, by the names onnx-community gives its variants (model_<dtype>.onnx). */
+const SYNTHETIC_DTYPES: Record<string, { ioType?: 'float16', transform?: (model: Model) => Model }> = {
+  fp32: {},
+  // An fp16 export: float16 weights, cache and logits.
+  fp16: { ioType: 'float16', transform: model => withFloat16Weights(model) },
+  q4: { transform: model => withMatMulNBits(model, 32) },
+  q4f16: { ioType: 'float16', transform: model => withMatMulNBits(model, 128) },
+  int8: { transform: model => withMatMulInteger(model, 'int8') },
+  uint8: { transform: model => withMatMulInteger(model, 'uint8') }
+}
+/** The architectures a synthetic decoder takes: GPT-2 and the runtime tests' families that are not a dtype variant of another. */
+const SYNTHETIC_ARCHS = ['gpt2', ...FAMILIES.filter(f => f.transform == null && f.config.ioType == null).map(f => f.name)]
+/** Short names for the families whose test names carry a version. */
+const ARCH_ALIASES: Record<string, string> = { llama: 'llama3', 'llama-gqa': 'llama3-gqa' }
+
+interface Synthetic { arch: string, width: number, layers: number, dtype: string }
+
+/** `[<arch>:]<width>x<layers>[:<dtype>]`, the bare shape meaning gpt2 in fp32. */
+function parseSynthetic (spec: string): Synthetic {
+  const m = /^(?:([a-z0-9-]+):)?(\d+)x(\d+)(?::([a-z0-9]+))?$/.exec(spec)
+  const arch = ARCH_ALIASES[m?.[1] ?? ''] ?? m?.[1] ?? 'gpt2'
+  const [width, layers, dtype] = [Number(m?.[2]), Number(m?.[3]), m?.[4] ?? 'fp32']
+  if (m == null || !(width > 0 && width % 64 === 0 && width <= 4096 && layers > 0 && layers <= 64) || !SYNTHETIC_ARCHS.includes(arch) || !(dtype in SYNTHETIC_DTYPES) || (arch === 'gpt2' && SYNTHETIC_DTYPES[dtype].ioType != null)) {
+    throw new Error(`BENCH_INFERENCE_SYNTHETIC=${spec}: expected [<arch>:]<width>x<layers>[:<dtype>], the width a multiple of 64 up to 4096, at most 64 layers, arch one of ${[...SYNTHETIC_ARCHS, ...Object.keys(ARCH_ALIASES)].join(', ')}, dtype one of ${Object.keys(SYNTHETIC_DTYPES).join(', ')} (gpt2: float32 inputs and outputs, so not fp16 or q4f16)`)
+  }
+  return { arch, width, layers, dtype }
+}
+
 interface Settings {
   modelDir: string
-  synthetic?: { width: number, layers: number }
+  synthetic?: Synthetic
   /** The embedded default, which the daemon registers itself. */
   isDefault: boolean
   tokens: number
@@ -112,13 +165,9 @@ function settingsFromEnv (): Settings {
   // Ratios are to one stream, so one stream is always measured first.
   const levels = [...new Set([1, ...streams])].sort((a, b) => a - b)
   const shape = process.env.BENCH_INFERENCE_SYNTHETIC
-  const [width, layers] = (shape ?? '').split('x').map(Number)
-  if (shape != null && shape !== '' && !(width > 0 && width % 64 === 0 && width <= 4096 && Number.isInteger(layers) && layers > 0 && layers <= 64)) {
-    throw new Error(`BENCH_INFERENCE_SYNTHETIC=${shape}: expected <width>x<layers>, the width a multiple of 64 up to 4096, at most 64 layers`)
-  }
   return {
     modelDir,
-    synthetic: shape != null && shape !== '' ? { width, layers } : undefined,
+    synthetic: shape != null && shape !== '' ? parseSynthetic(shape) : undefined,
     isDefault: modelDir === resolve(fallback),
     tokens: numberFromEnv('BENCH_INFERENCE_TOKENS', 128, 100_000, { whole: true }),
     runs: numberFromEnv('BENCH_INFERENCE_RUNS', 5, 1000, { whole: true }),
@@ -146,6 +195,8 @@ interface Bare {
   layers: number
   kvHeads: number
   headDim: number
+  /** The cache's type as the graph declares it: fp16 exports keep it in float16. */
+  cacheType: 'float32' | 'float16'
   positionIds: boolean
 }
 
@@ -165,13 +216,17 @@ async function openBare (dir: string, threads?: number): Promise<Bare> {
   if (layers === 0) throw new Error(`${dir}/model.onnx has no past_key_values inputs: not a causal LM with a KV cache`)
   const meta = session.inputMetadata.find(m => m.name === 'past_key_values.0.key')
   const shape = meta?.isTensor === true ? meta.shape : []
-  const heads = config.num_key_value_heads ?? config.num_attention_heads ?? config.n_head
+  const stated = configCacheShape(config)
+  const cacheType = meta?.isTensor === true ? meta.type : 'float32'
+  if (cacheType !== 'float32' && cacheType !== 'float16') throw new Error(`${dir}/model.onnx keeps its cache in ${cacheType}`)
   return {
     session,
     codec,
     layers,
-    kvHeads: typeof shape[1] === 'number' ? shape[1] : heads,
-    headDim: typeof shape[3] === 'number' ? shape[3] : (config.head_dim ?? (config.hidden_size ?? config.n_embd) / (config.num_attention_heads ?? config.n_head)),
+    kvHeads: typeof shape[1] === 'number' ? shape[1] : stated.kvHeads,
+    headDim: typeof shape[3] === 'number' ? shape[3] : stated.headDim,
+    cacheType,
+    // GroupQueryAttention graphs and some exports count positions along the attention mask themselves.
     positionIds: session.inputNames.includes('position_ids')
   }
 }
@@ -201,8 +256,8 @@ function rowsOf (values: BigInt64Array, rows: number): BigInt64Array {
  * the same prompt decodes as that many sequences in one batch: batching's
  * gain for this model, with no scheduling around it.
  */
-async function greedy (bare: Bare, prompt: number[], n: number, untilStop = false, rows = 1): Promise<Greedy> {
-  const empty = new ort.Tensor('float32', new Float32Array(0), [rows, bare.kvHeads, 0, bare.headDim])
+async function greedy (bare: Bare, prompt: number[], n: number, untilStop = false, rows = 1, observe?: (logits: Float32Array) => void): Promise<Greedy> {
+  const empty = fed(new ort.Tensor(bare.cacheType, bare.cacheType === 'float16' ? new Uint16Array(0) : new Float32Array(0), [rows, bare.kvHeads, 0, bare.headDim]))
   const past: Record<string, ort.Tensor> = {}
   for (let l = 0; l < bare.layers; l++) {
     past[`past_key_values.${l}.key`] = empty
@@ -225,11 +280,13 @@ async function greedy (bare: Bare, prompt: number[], n: number, untilStop = fals
     if (bare.positionIds) feeds.position_ids = int64(rowsOf(BigInt64Array.from({ length: input.length }, (_, i) => BigInt(cached + i)), rows), [rows, input.length])
     const out = await bare.session.run(feeds)
     for (let l = 0; l < bare.layers; l++) {
-      past[`past_key_values.${l}.key`] = out[`present.${l}.key`]
-      past[`past_key_values.${l}.value`] = out[`present.${l}.value`]
+      past[`past_key_values.${l}.key`] = fed(out[`present.${l}.key`])
+      past[`past_key_values.${l}.value`] = fed(out[`present.${l}.value`])
     }
     const vocab = out.logits.dims[2]
-    const id = argmax((out.logits.data as Float32Array).subarray((input.length - 1) * vocab, input.length * vocab))
+    const last = asFloat32(out.logits).subarray((input.length - 1) * vocab, input.length * vocab)
+    observe?.(last)
+    const id = argmax(last)
     if (tokens.length === 0) firstMs = performance.now() - t0
     if (bare.codec.stopIds.has(id)) {
       ended = true
@@ -241,11 +298,19 @@ async function greedy (bare: Bare, prompt: number[], n: number, untilStop = fals
   return { tokens, firstMs, decodeMs: performance.now() - t0 - firstMs, ended }
 }
 
+/** The text of greedy tokens up to the first end token, where the daemon stops. */
+function textOf (bare: Bare, tokens: number[]): string {
+  const end = tokens.findIndex(id => bare.codec.stopIds.has(id))
+  return bare.codec.decode(end < 0 ? tokens : tokens.slice(0, end))
+}
+
 /** The first candidate prompt that greedy decoding carries to `n` tokens; else the one that goes furthest. */
 async function pickPrompt (bare: Bare, n: number): Promise<{ prompt: string, ids: number[], reaches: number }> {
   let best = { prompt: '', ids: [] as number[], reaches: -1 }
   for (const prompt of PROMPTS) {
-    const ids = bare.codec.encode(prompt)
+    // With the bos its tokenizer adds, as the runtime feeds a raw prompt (promptTokens).
+    const text = bare.codec.encode(prompt)
+    const ids = bare.codec.bos != null && text[0] !== bare.codec.bos ? [bare.codec.bos, ...text] : text
     const run = await greedy(bare, ids, n, true)
     if (run.tokens.length > best.reaches) best = { prompt, ids, reaches: run.tokens.length }
     if (!run.ended) break
@@ -362,14 +427,40 @@ async function upload (d: DaemonProcess, dir: string, name: string): Promise<voi
   if (res.status !== 201) throw new Error(`${d.label}: /api/models/upload answered ${res.status}: ${await res.text().catch(() => '')}`)
 }
 
-/** An untrained GPT of the given shape with the default model's tokenizer and token ids, written to `dir`. */
-async function writeSynthetic (dir: string, { width, layers }: { width: number, layers: number }): Promise<void> {
-  const base = assetDir(DEFAULT_MODELS.generate)
-  await cp(base, dir, { recursive: true })
-  const hf = JSON.parse(await readFile(join(base, 'config.json'), 'utf8'))
-  const config = { vocabSize: hf.vocab_size, hiddenSize: width, layers, heads: width / 64, maxPositions: hf.n_positions, layerNormEps: hf.layer_norm_epsilon }
-  await writeFile(join(dir, 'model.onnx'), writeModel(buildGptDecoder(config, initGptWeights(config, 1))).model)
-  await writeFile(join(dir, 'config.json'), JSON.stringify({ ...gptHfConfig(config, { bosTokenId: hf.bos_token_id, eosTokenId: hf.eos_token_id[0] }), eos_token_id: hf.eos_token_id }, null, 2))
+/**
+ * An untrained decoder of the given shape, written to `dir`: a GPT with the
+ * default model's tokenizer and token ids, or one of the runtime tests'
+ * families (their builder, tokenizer and template) widened to 64-wide heads,
+ * its key-value heads in the family's proportion and its MLP 8/3 of the
+ * width (rounded up to 64), which weighs as a GPT's of the same shape.
+ */
+async function writeSynthetic (dir: string, { arch, width, layers, dtype }: Synthetic): Promise<void> {
+  const { ioType, transform } = SYNTHETIC_DTYPES[dtype]
+  if (arch === 'gpt2') {
+    const base = assetDir(DEFAULT_MODELS.generate)
+    await cp(base, dir, { recursive: true })
+    const hf = JSON.parse(await readFile(join(base, 'config.json'), 'utf8'))
+    const config = { vocabSize: hf.vocab_size, hiddenSize: width, layers, heads: width / 64, maxPositions: hf.n_positions, layerNormEps: hf.layer_norm_epsilon }
+    const model = buildGptDecoder(config, initGptWeights(config, 1))
+    await writeFile(join(dir, 'model.onnx'), writeModel(transform?.(model) ?? model).model)
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ ...gptHfConfig(config, { bosTokenId: hf.bos_token_id, eosTokenId: hf.eos_token_id[0] }), eos_token_id: hf.eos_token_id }, null, 2))
+    return
+  }
+  const family = FAMILIES.find(f => f.name === arch) as Family
+  const heads = width / 64
+  const group = family.config.heads / family.config.kvHeads
+  const config = {
+    ...family.config,
+    hiddenSize: width,
+    layers,
+    heads,
+    kvHeads: heads % group === 0 ? heads / group : heads,
+    headDim: 64,
+    intermediateSize: Math.ceil(width * 8 / 3 / 64) * 64,
+    ...(family.config.queryPreAttnScalar != null ? { queryPreAttnScalar: 64 } : {}),
+    ...(ioType != null ? { ioType } : {})
+  }
+  await writeFamilyModel(dir, { ...family, config, transform }, 1)
 }
 
 /** Bytes of model.onnx and its external data, as the runtime counts a model's size. */
@@ -481,10 +572,150 @@ async function prefixCache (d: DaemonProcess, name: string, s: Settings): Promis
   return { name: 'prefix-cache', ok: ratio <= TARGET_PREFIX_TTFT, figure: `10th-turn ttft ${ratio.toFixed(2)} x uncached (target <= ${TARGET_PREFIX_TTFT})` }
 }
 
+const TARGET_GGUF = 0.9
+const TARGET_ONNX_VS_LLAMA = 0.8
+
+// ---- the bare llama.cpp loop: node-llama-cpp alone, one context with the options the runtime gives the same file
+
+interface BareLlama {
+  model: LlamaModel
+  context: LlamaContext
+  sequences: LlamaContextSequence[]
+  threads: number
+}
+
+async function openBareLlama (file: string, threads?: number): Promise<BareLlama> {
+  const { contextLength } = summarize(await readGguf(file))
+  const options = ggufContextOptions((await stat(file)).size, contextLength, { sequences: TARGET_STREAMS, threads })
+  const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error })
+  const model = await llama.loadModel({ modelPath: file })
+  const context = await model.createContext(options)
+  return { model, context, sequences: Array.from({ length: options.sequences }, () => context.getSequence()), threads: context.currentThreads }
+}
+
+/**
+ * Greedy generation of `n` tokens on `rows` sequences at once, each from an
+ * empty cache: llama.cpp's own evaluate loop (one sampler per sequence,
+ * temperature 0, no penalties, end tokens yielded like any), the sequences
+ * stepped in lockstep so that node-llama-cpp decodes each step of all of
+ * them in one batch.
+ */
+async function llamaGreedy (bare: BareLlama, prompt: number[], n: number, rows = 1): Promise<Greedy & { totalMs: number }> {
+  const sequences = bare.sequences.slice(0, rows)
+  await Promise.all(sequences.map(async seq => seq.clearHistory()))
+  const t0 = performance.now()
+  const loops = sequences.map(seq => seq.evaluate(prompt as Token[], { temperature: 0, yieldEogToken: true }))
+  const tokens: number[] = []
+  let firstMs = 0
+  try {
+    while (tokens.length < n) {
+      const steps = await Promise.all(loops.map(async loop => loop.next()))
+      if (steps[0].done === true) throw new Error('llama.cpp picked no token')
+      if (tokens.length === 0) firstMs = performance.now() - t0
+      tokens.push(steps[0].value)
+    }
+  } finally {
+    await Promise.all(loops.map(async loop => loop.return()))
+  }
+  const totalMs = performance.now() - t0
+  return { tokens, firstMs, decodeMs: totalMs - firstMs, ended: false, totalMs }
+}
+
+/** Where two token lists first differ, or -1. */
+const divergence = (a: number[], b: number[]): number => {
+  for (let i = 0; i < Math.max(a.length, b.length); i++) if (a[i] !== b[i]) return i
+  return -1
+}
+
+/**
+ * 8: the same weights on both engines, in one run: the model as ONNX in the
+ * daemon, converted to GGUF (packages/gguf) and uploaded to the daemon, and a
+ * bare llama.cpp loop over that file here; one stream (eval_count /
+ * eval_duration against the loop's first to last token) and 16 (aggregate,
+ * first send to last done line, against the loop's 16 sequences from the
+ * prompt to the last token). Each run takes all three in turn.
+ */
+async function sameWeights (d: DaemonProcess, cleanup: Cleanup, phases: PhaseLog, root: string, name: string, pick: { prompt: string, ids: number[] }, bare: Bare, s: Settings): Promise<Result[]> {
+  const config = JSON.parse(await readFile(join(s.modelDir, 'config.json'), 'utf8'))
+  if (config.model_type !== 'gpt2') {
+    say(`same weights on llama.cpp: skipped, packages/gguf converts only gpt2 decoders and this one is ${config.model_type}`)
+    return []
+  }
+  const ggufName = `${name}-gguf`
+  const dir = join(root, 'gguf')
+  await mkdir(dir, { recursive: true })
+  const file = join(dir, `${ggufName}.F32.gguf`)
+  await convertDecoder(s.modelDir, file, { name })
+  const bareLlama = await openBareLlama(file, s.threads)
+  cleanup.defer(async () => { await bareLlama.context.dispose(); await bareLlama.model.dispose() })
+  await upload(d, dir, ggufName)
+
+  // Warm-up: the daemon loads the GGUF model, and both loops run once.
+  const warm = await generate(d, ggufName, pick.prompt, s.tokens)
+  await llamaGreedy(bareLlama, pick.ids, s.tokens)
+  // Each run takes all three in turn, and each daemon figure counts against the bare run beside it, so that the shared machine's load, which drifts from run to run, falls on both sides of a ratio.
+  const single: Array<{ bare: number, onnx: Stream, gguf: Stream }> = []
+  for (let i = 0; i < s.runs; i++) {
+    interrupted.throwIfAborted()
+    const run = await llamaGreedy(bareLlama, pick.ids, s.tokens)
+    const onnx = (await phases.timed('onnx-single', [d], async () => generate(d, name, pick.prompt, s.tokens))).value
+    const gguf = (await phases.timed('gguf-single', [d], async () => generate(d, ggufName, pick.prompt, s.tokens))).value
+    single.push({ bare: s.tokens / (run.decodeMs / 1000), onnx, gguf })
+  }
+  const streams = TARGET_STREAMS
+  const many: Array<{ bare: number, onnx: number, gguf: number }> = []
+  const manyTexts = { onnx: [] as string[], gguf: [] as string[] }
+  for (let r = 0; r < s.batchRuns; r++) {
+    interrupted.throwIfAborted()
+    const b = await llamaGreedy(bareLlama, pick.ids, s.tokens, streams)
+    const round = { bare: streams * s.tokens / (b.totalMs / 1000), onnx: 0, gguf: 0 }
+    for (const [key, model] of [['onnx', name], ['gguf', ggufName]] as const) {
+      const all = await phases.timed(`${key}-streams-${streams}`, [d], async () => Promise.all(Array.from({ length: streams }, async () => generate(d, model, pick.prompt, s.tokens))))
+      round[key] = all.value.reduce((n, x) => n + x.evalCount, 0) / all.seconds
+      manyTexts[key].push(...all.value.map(x => x.text))
+    }
+    many.push(round)
+  }
+
+  const range = (xs: number[], digits = 1): string => `${fmt(Math.min(...xs), digits)}-${fmt(Math.max(...xs), digits)}`
+  const ratios = <T extends { bare: number }>(runs: T[], of: (run: T) => number): { median: number, range: string } => {
+    const xs = runs.map(run => of(run) / run.bare)
+    return { median: median(xs), range: range(xs, 2) }
+  }
+  const figures = {
+    ggufOne: ratios(single, r => rate(r.gguf)),
+    onnxOne: ratios(single, r => rate(r.onnx)),
+    ggufMany: ratios(many, r => r.gguf),
+    onnxMany: ratios(many, r => r.onnx)
+  }
+
+  // The texts: llama.cpp's greedy tokens against onnxruntime's (the bare ONNX loop's), which agree where the maths do; a near-tie may tip either way.
+  const llamaRun = await llamaGreedy(bareLlama, pick.ids, s.tokens)
+  const onnxTokens = (await greedy(bare, pick.ids, s.tokens)).tokens
+  const split = divergence(llamaRun.tokens, onnxTokens)
+  let gap = 0
+  if (split >= 0) await greedy(bare, [...pick.ids, ...onnxTokens.slice(0, split)], 1, false, 1, logits => { gap = logits[onnxTokens[split]] - logits[llamaRun.tokens[split]] })
+  const [llamaText, onnxText] = [textOf(bare, llamaRun.tokens), textOf(bare, onnxTokens)]
+  const agree = (texts: string[], to: string): string => `${texts.filter(t => t === to).length} of ${texts.length}`
+  const bareOne = single.map(r => r.bare)
+  say(`same weights, llama.cpp (${ggufName}, F32 GGUF converted by packages/gguf; node-llama-cpp ${bareLlama.threads} thread${bareLlama.threads === 1 ? '' : 's'}, as the daemon's context): bare llama.cpp loop (this process, one context, sequence.evaluate at temperature 0) decodes ${fmt(median(bareOne))} tokens/s for one sequence [${range(bareOne)}], ${fmt(median(many.map(r => r.bare)))} tokens/s aggregate for ${streams} sequences in one context [${range(many.map(r => r.bare))}, prompt to last token]`)
+  say(`  1 stream: daemon GGUF ${fmt(median(single.map(r => rate(r.gguf))))} tokens/s = ${figures.ggufOne.median.toFixed(2)} x bare llama.cpp (target >= ${TARGET_GGUF}; ${figures.ggufOne.range}); daemon ONNX ${fmt(median(single.map(r => rate(r.onnx))))} tokens/s = ${figures.onnxOne.median.toFixed(2)} x (target >= ${TARGET_ONNX_VS_LLAMA}; ${figures.onnxOne.range})  [medians of ${s.runs} runs taking each in turn, each against its run's bare loop; eval_count/eval_duration against the loop's first to last token]`)
+  say(`  ${streams} streams: daemon GGUF ${fmt(median(many.map(r => r.gguf)))} tokens/s = ${figures.ggufMany.median.toFixed(2)} x bare llama.cpp's ${streams} sequences (target >= ${TARGET_GGUF}; ${figures.ggufMany.range}); daemon ONNX ${fmt(median(many.map(r => r.onnx)))} tokens/s = ${figures.onnxMany.median.toFixed(2)} x (target >= ${TARGET_ONNX_VS_LLAMA}; ${figures.onnxMany.range})  [medians of ${s.batchRuns} rounds, aggregate from the first send to the last done line]`)
+  say(`  texts: llama.cpp's greedy tokens ${split < 0 ? 'are onnxruntime\'s' : `leave onnxruntime's at token ${split} of ${s.tokens}, where onnxruntime's logits put its pick ${gap.toExponential(1)} above llama.cpp's (${gap < 1e-3 ? 'a near-tie: F32 sums in another order' : 'MORE than a near-tie'})`}; the daemon's GGUF texts equal the bare llama.cpp loop's in ${agree([warm, ...single.map(r => r.gguf)].map(r => r.text), llamaText)} single requests and ${agree(manyTexts.gguf, llamaText)} concurrent ones; its ONNX texts equal the bare onnxruntime loop's in ${agree(single.map(r => r.onnx.text), onnxText)} and ${agree(manyTexts.onnx, onnxText)}`)
+  const { ggufOne, onnxOne, ggufMany, onnxMany } = figures
+  return [
+    { name: 'gguf-1', ok: ggufOne.median >= TARGET_GGUF, figure: `GGUF 1 stream ${ggufOne.median.toFixed(2)} x bare llama.cpp (target >= ${TARGET_GGUF})` },
+    { name: `gguf-${streams}`, ok: ggufMany.median >= TARGET_GGUF, figure: `GGUF ${streams} streams ${ggufMany.median.toFixed(2)} x bare llama.cpp (target >= ${TARGET_GGUF})` },
+    { name: 'onnx-vs-llama-1', ok: onnxOne.median >= TARGET_ONNX_VS_LLAMA, figure: `ONNX 1 stream ${onnxOne.median.toFixed(2)} x bare llama.cpp (target >= ${TARGET_ONNX_VS_LLAMA})` },
+    { name: `onnx-vs-llama-${streams}`, ok: onnxMany.median >= TARGET_ONNX_VS_LLAMA, figure: `ONNX ${streams} streams ${onnxMany.median.toFixed(2)} x bare llama.cpp (target >= ${TARGET_ONNX_VS_LLAMA})` }
+  ]
+}
+
 export async function main (): Promise<number> {
   const s = settingsFromEnv()
   if (s.synthetic != null) {
-    const dir = join(await mkdtemp(join(tmpdir(), 'node-daemon-bench-synthetic-')), `synthetic-${s.synthetic.width}x${s.synthetic.layers}`)
+    const { arch, width, layers, dtype } = s.synthetic
+    const dir = join(await mkdtemp(join(tmpdir(), 'node-daemon-bench-synthetic-')), `synthetic-${arch}-${width}x${layers}-${dtype}`)
     await writeSynthetic(dir, s.synthetic)
     s.modelDir = dir
     s.isDefault = false
@@ -538,7 +769,7 @@ export async function main (): Promise<number> {
       const bareRates = bareRuns.map(r => s.tokens / (r.decodeMs / 1000))
       const bareRate = median(bareRates)
       const bareFirst = median(bareRuns.map(r => r.firstMs))
-      const bareText = bare.codec.decode(bareRuns[0].tokens)
+      const bareText = textOf(bare, bareRuns[0].tokens)
       say(`bare onnxruntime loop (this process, InferenceSession on the same model.onnx, present.* fed back as past_key_values.*, argmax): decode ${fmt(bareRate)} tokens/s (${s.tokens} tokens over the time from the first token to the last), prefill + first token ${fmt(bareFirst, 2)} ms  [medians of ${s.runs} runs; decode min ${fmt(Math.min(...bareRates))} max ${fmt(Math.max(...bareRates))} tokens/s]`)
 
       const evalRate = median(runs.map(r => r.evalCount / (r.evalNs / 1e9)))
@@ -547,8 +778,10 @@ export async function main (): Promise<number> {
       const ttft = median(runs.map(r => r.ttftMs))
       const counts = [...new Set(runs.map(r => r.evalCount))].join(',')
       const same = runs.every(r => r.text === bareText)
+      // Where a text first differs: late, it is a near-tie that another thread count's sums tip; early, a fault.
+      const differs = Math.min(...runs.map(r => [...r.text, ''].findIndex((ch, i) => ch !== ([...bareText, ''][i] ?? ''))).filter(i => i >= 0))
       const decodeRatio = evalRate / bareRate
-      say(`decode, 1 stream: ${fmt(evalRate)} tokens/s (eval_count/eval_duration) = ${decodeRatio.toFixed(2)} x the bare loop (target >= ${TARGET_DECODE}); client wall ${fmt(wallRate)} tokens/s = ${(wallRate / bareRate).toFixed(2)} x (eval_count over request sent to done line)  [medians of ${s.runs}; eval_count ${counts} of num_predict ${s.tokens}, done_reason ${runs[0].doneReason}; ${fmt(streamRate)} tokens/s between the first and last chunk; prompt_eval ${fmt(median(runs.map(r => r.promptEvalNs)) / 1e6, 2)} ms for ${runs[0].promptEvalCount} tokens; text ${same ? 'identical to' : 'DIFFERENT from'} the bare loop's; daemon cpu ${cores(median(runs.map(r => r.cores)))} cores]`)
+      say(`decode, 1 stream: ${fmt(evalRate)} tokens/s (eval_count/eval_duration) = ${decodeRatio.toFixed(2)} x the bare loop (target >= ${TARGET_DECODE}); client wall ${fmt(wallRate)} tokens/s = ${(wallRate / bareRate).toFixed(2)} x (eval_count over request sent to done line)  [medians of ${s.runs}; eval_count ${counts} of num_predict ${s.tokens}, done_reason ${runs[0].doneReason}; ${fmt(streamRate)} tokens/s between the first and last chunk; prompt_eval ${fmt(median(runs.map(r => r.promptEvalNs)) / 1e6, 2)} ms for ${runs[0].promptEvalCount} tokens; text ${same ? 'identical to the bare loop\'s' : `DIFFERENT from the bare loop's from character ${differs} of ${bareText.length}`}; daemon cpu ${cores(median(runs.map(r => r.cores)))} cores]`)
       results.push({ name: 'decode', ok: decodeRatio >= TARGET_DECODE, figure: `decode ${decodeRatio.toFixed(2)} x bare (target >= ${TARGET_DECODE})` })
       say(`time to first token: ${fmt(ttft, 1)} ms = ${(ttft / bareFirst).toFixed(1)} x the bare loop's prefill + first token (${fmt(bareFirst, 2)} ms)  [median of ${s.runs}, request sent to first non-empty NDJSON chunk, model loaded; min ${fmt(Math.min(...runs.map(r => r.ttftMs)), 1)} max ${fmt(Math.max(...runs.map(r => r.ttftMs)), 1)} ms; an HTTP round trip to /api/ps ${fmt(median(trips), 1)} ms; the done line came ${fmt(median(runs.map(r => r.wallMs - r.lastChunkMs)), 1)} ms after the last chunk]`)
       results.push({ name: 'ttft', ok: true, figure: `ttft ${fmt(ttft, 1)} ms (${(ttft / bareFirst).toFixed(1)} x bare)` })
@@ -585,6 +818,8 @@ export async function main (): Promise<number> {
     const peak = Math.max(rss.peak, rss.hwm)
     say(`rss: peak ${fmt(peak / MB, 0)} MB with the model loaded and generating = ${(peak / size).toFixed(1)} x the model's ${fmt(size / MB)} MB on disk; idle ${fmt(idle.rss / MB, 0)} MB before the model was loaded  [VmHWM ${canReset ? 'since idle' : 'since start (not resettable)'} and VmRSS sampled every ${RSS_SAMPLE_MS} ms; rss after the load ${fmt(loaded.rss / MB, 0)} MB; idle is after the model was ${s.isDefault ? 'registered by the daemon' : 'uploaded'}, a step that loads it once to check it: VmHWM then ${fmt(idle.hwm / MB, 0)} MB]`)
     results.push({ name: 'rss', ok: true, figure: `peak rss ${fmt(peak / MB, 0)} MB (${(peak / size).toFixed(1)} x model)` })
+
+    results.push(...await sameWeights(d, cleanup, phases, root, name, pick, bare, s))
 
     if (s.profileDir != null) {
       const file = await phases.write(s.profileDir)

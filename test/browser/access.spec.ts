@@ -5,17 +5,13 @@
  * can; and a DNS-rebinding Host is refused.
  */
 import assert from 'node:assert/strict'
-import { existsSync } from 'node:fs'
 import { createServer } from 'node:http'
 import { after, before, describe, it } from 'node:test'
-import { chromium } from 'playwright-core'
+import { launchChromium, skipWithoutChromium as skip } from '../helpers/browser.ts'
 import { startTestDaemon } from '../helpers/daemon.ts'
 import type { TestDaemon } from '../helpers/daemon.ts'
 import type { Server } from 'node:http'
 import type { Browser } from 'playwright-core'
-
-const CHROMIUM = '/usr/bin/chromium'
-const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing (apt-get install -y chromium)`
 
 /** Serves one HTML page on loopback: the site of another origin. */
 async function site (html: (api: string) => string, api: string): Promise<{ server: Server, url: string }> {
@@ -72,11 +68,7 @@ describe('the API in a real browser', { skip, timeout: 180_000 }, () => {
     d = await startTestDaemon({ access: { cors: { origins: [origin], methods: ['GET', 'POST'], headers: ['Content-Type'] } } })
     allowed.server.removeAllListeners('request')
     allowed.server.on('request', (_req, res) => { res.writeHead(200, { 'content-type': 'text/html' }).end(READER(d.url)) })
-    // playwright gives the browser a fresh profile of its own, and removes it.
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--host-resolver-rules=MAP rebind.test 127.0.0.1']
-    })
+    browser = await launchChromium(['--host-resolver-rules=MAP rebind.test 127.0.0.1'])
   })
 
   after(async () => {

@@ -3,7 +3,8 @@
  * ports and a temporary repo, for the multi-node tests. Timings are shortened
  * through each repo's config.yaml so that failures are noticed in seconds.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import assert from 'node:assert/strict'
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { spawnDaemon, stopDaemon } from './process.ts'
@@ -172,4 +173,42 @@ export async function pinnedOn (m: Member, cid: string, replicas: number, timeou
     const pinned = Object.entries(s.peer_map).filter(([, p]) => p.status === 'pinned').map(([peer]) => peer)
     return s.status === 'pinned' && pinned.length === replicas ? pinned : undefined
   }, timeoutMs)
+}
+
+/**
+ * How long `probes` requests of /health took, 100 ms apart, and a check
+ * that a node whose steps take `stepMs` answered them at once: a loaded
+ * machine delays an answer now and then, never by a step.
+ */
+export async function healthLatencies (m: Member, probes: number): Promise<{ latencies: number[], assertQuick: (stepMs: number) => void }> {
+  const latencies: number[] = []
+  for (let i = 0; i < probes; i++) {
+    const t0 = performance.now()
+    const health = await fetch(`${m.api}/health`, { signal: AbortSignal.timeout(30_000) })
+    await health.arrayBuffer()
+    latencies.push(performance.now() - t0)
+    assert.equal(health.status, 200)
+    await new Promise(resolve => setTimeout(resolve, 100))
+  }
+  const assertQuick = (stepMs: number): void => {
+    const quick = latencies.filter(ms => ms < 50).length
+    assert.ok(quick >= probes - 2 && Math.max(...latencies) < stepMs / 2, `/health took ${latencies.map(ms => ms.toFixed(0)).join(', ')} ms while steps took ${stepMs.toFixed(0)} ms`)
+  }
+  return { latencies, assertQuick }
+}
+
+/** Imports the model directory `dir` at `m` under `name` (/api/models/upload) and returns its CID. */
+export async function upload (m: Member, name: string, dir: string): Promise<string> {
+  const form = new FormData()
+  form.append('modelId', name)
+  for (const file of await readdir(dir)) form.append('file', new Blob([await readFile(join(dir, file))]), file)
+  const { status, body } = await call(m, '/api/models/upload', { method: 'POST', body: form })
+  if (status !== 201) throw new Error(`upload of ${name}: ${status} ${JSON.stringify(body)}`)
+  return body.model.cid
+}
+
+/** The worker of the newest job that `m` knows of. */
+export async function lastWorker (m: Member): Promise<string> {
+  const { body } = await call(m, '/api/tasks?limit=1')
+  return body.tasks[0].worker
 }

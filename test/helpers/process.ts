@@ -77,9 +77,10 @@ export async function stopDaemon (daemon: DaemonProcess, signal: NodeJS.Signals 
   return code as number | null
 }
 
-/** Runs a CLI command to completion, bounded in time. */
-export async function runCli (args: string[], timeoutMs = 60_000): Promise<{ code: number | null, stdout: string, stderr: string }> {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+/** Runs a CLI command to completion, bounded in time, with `input` (default none) on its stdin. */
+export async function runCli (args: string[], timeoutMs = 60_000, input = ''): Promise<{ code: number | null, stdout: string, stderr: string }> {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'] })
+  child.stdin.end(input)
   let stdout = ''
   let stderr = ''
   child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })

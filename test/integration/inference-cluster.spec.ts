@@ -6,33 +6,18 @@
  * goes on to the same text.
  */
 import assert from 'node:assert/strict'
-import { cp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { cp, readdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { Ollama } from 'ollama'
 import { tinyModels } from '../../packages/runtime/test/helpers/tiny-models.ts'
-import { FAST, ProcessCluster, agreedLeader, call, pinnedOn, waitFor } from '../helpers/cluster.ts'
+import { FAST, ProcessCluster, agreedLeader, call, lastWorker, pinnedOn, upload, waitFor } from '../helpers/cluster.ts'
 import type { TinyModels } from '../../packages/runtime/test/helpers/tiny-models.ts'
 import type { Member } from '../helpers/cluster.ts'
 
 const MODEL = 'tiny-test'
 const LONG = { temperature: 0, repeat_penalty: 1, num_predict: 400 }
 const PROMPT = 'The Musgroves came back'
-
-async function upload (m: Member, name: string, dir: string): Promise<string> {
-  const form = new FormData()
-  form.append('modelId', name)
-  for (const file of await readdir(dir)) form.append('file', new Blob([await readFile(join(dir, file))]), file)
-  const { status, body } = await call(m, '/api/models/upload', { method: 'POST', body: form })
-  assert.equal(status, 201, JSON.stringify(body))
-  return body.model.cid
-}
-
-/** The worker of the newest job that `m` knows of. */
-async function lastWorker (m: Member): Promise<string> {
-  const { body } = await call(m, '/api/tasks?limit=1')
-  return body.tasks[0].worker
-}
 
 describe('inference across a three-node cluster', () => {
   const cluster = new ProcessCluster(FAST)

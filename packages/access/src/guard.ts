@@ -146,7 +146,8 @@ export class AccessGuard {
       if (/^basic$/i.test(scheme) && value !== '') return this.#fromBasic(value)
       throw new AuthenticationError('the Authorization header must be Bearer <token> or Basic <credentials>')
     }
-    if (apiKey != null) return this.#fromSecret(apiKey)
+    // A JWT as api_key too: a browser's WebSocket cannot send it in a header.
+    if (apiKey != null) return JWT.test(apiKey) ? this.#fromJwt(apiKey) : this.#fromSecret(apiKey)
     return undefined
   }
 

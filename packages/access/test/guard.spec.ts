@@ -68,6 +68,8 @@ describe('the access guard', () => {
     const { token } = await jwt.issue('ada', ['*'])
     const principal = await g.check(facts({ headers: { authorization: `Bearer ${token}` }, permission: 'inference' }))
     assert.equal(principal?.kind, 'jwt')
+    // A browser's WebSocket (the web console's) can send no header: its JWT comes as api_key.
+    assert.equal((await g.check(facts({ query: { api_key: token }, permission: 'inference' })))?.kind, 'jwt')
     await assert.rejects(g.check(facts({ headers: { authorization: `Bearer ${token}` }, permission: 'pins' })), { name: 'AuthorizationError' }, "the user's permissions, not the claim's")
     const withoutAda = guard([{ id: 'k', kind: 'api_key', name: 'k', permissions: ['*'], hash: hashSecret('nd_k') }])
     await assert.rejects(withoutAda.check(facts({ headers: { authorization: `Bearer ${token}` } })), { name: 'AuthenticationError', message: /no longer exists/ })

@@ -147,7 +147,9 @@ const BY_NAME: Record<string, Mapping> = {
   ModelFormatError: [400, 'IPFSValidationError'],
   TrainingInProgressError: [409, 'TrainingInProgressError', 1002],
   TrainingNotFoundError: [404, 'TrainingNotFoundError'],
-  CheckpointError: [422, 'CheckpointError', 1004]
+  CheckpointError: [422, 'CheckpointError', 1004],
+  // The install skipped the console's build: the daemon works, its web console is not there.
+  ConsoleNotBuiltError: [503, 'ConsoleNotBuiltError']
 }
 
 /** Fastify's and @fastify/multipart's own errors, by code. */

@@ -8,4 +8,8 @@ export { createApiServer } from './server.ts'
 export type { ApiInit, ApiContext } from './server.ts'
 export { envelope, classify } from './errors.ts'
 export type { ErrorEnvelope } from './errors.ts'
+// The command line unpacks what `get` archives.
+export { readTar } from './tar.ts'
+export type { TarEntry } from './tar.ts'
 export { DEFAULT_GENERATE_MODEL, DEFAULT_EMBED_MODEL } from './inference.ts'
+export { humanSize } from './cluster-views.ts'

@@ -16,6 +16,7 @@ import { blockRoutes } from './routes/blocks.ts'
 import { clientRoutes } from './routes/clients.ts'
 import { clusterRoutes } from './routes/cluster.ts'
 import { consensusRoutes } from './routes/consensus.ts'
+import { consoleRoutes } from './routes/console.ts'
 import { contentRoutes } from './routes/content.ts'
 import { distributedRoutes } from './routes/distributed.ts'
 import { nameRoutes } from './routes/names.ts'
@@ -193,7 +194,7 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
   for (const routes of [
     systemRoutes, authRoutes, contentRoutes, pinRoutes, nameRoutes, peerRoutes, pubsubRoutes, blockRoutes,
     clusterRoutes, distributedRoutes, nodeRoutes, networkRoutes, consensusRoutes, resourceRoutes, clientRoutes,
-    ollamaRoutes, openaiRoutes, taskRoutes, taskMetricRoutes, aiRoutes, trainingRoutes, workerRoutes
+    ollamaRoutes, openaiRoutes, taskRoutes, taskMetricRoutes, aiRoutes, trainingRoutes, workerRoutes, consoleRoutes
   ]) {
     routes(app, ctx)
   }

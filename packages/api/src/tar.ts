@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream'
 import { createGunzip } from 'node:zlib'
 import { BadRequestError } from './errors.ts'
-import type { Content } from '@node-daemon/content'
+import type { Content, ReadOptions } from '@node-daemon/content'
 
 const BLOCK = 512
 
@@ -39,30 +39,65 @@ function header (path: string, size: number, type: 'file' | 'directory'): Uint8A
   return block
 }
 
-async function * entries (content: Pick<Content, 'ls' | 'cat'>, cid: string, dir: string, options: { signal?: AbortSignal }): AsyncGenerator<Uint8Array> {
-  const listing = await content.ls(dir === '' ? cid : `${cid}/${dir}`, options)
-  for (const entry of listing.entries) {
-    const path = dir === '' ? entry.name : `${dir}/${entry.name}`
+/** What an archive holds: its path inside the archive, and the content path it is read from. */
+interface ArchiveEntry {
+  path: string
+  source: string
+  type: 'file' | 'directory'
+  size: number
+}
+
+/** The entries under the directory at `source`, as paths under `path`, each directory before what it holds. */
+async function listTree (content: Pick<Content, 'ls'>, source: string, path: string, options: ReadOptions): Promise<ArchiveEntry[]> {
+  const listed: ArchiveEntry[] = []
+  for (const entry of (await content.ls(source, options)).entries) {
+    const child = { path: path === '' ? entry.name : `${path}/${entry.name}`, source: `${source}/${entry.name}`, type: entry.type, size: entry.size }
+    listed.push(child)
+    if (entry.type === 'directory') listed.push(...await listTree(content, child.source, child.path, options))
+  }
+  return listed
+}
+
+/** A ustar archive of the entries, streamed: one header per entry, then its bytes padded to 512, then two empty blocks. */
+async function * archive (content: Pick<Content, 'cat'>, entries: ArchiveEntry[], options: ReadOptions): AsyncGenerator<Uint8Array> {
+  for (const entry of entries) {
     if (entry.type === 'directory') {
-      yield header(`${path}/`, 0, 'directory')
-      yield * entries(content, cid, path, options)
+      yield header(`${entry.path}/`, 0, 'directory')
       continue
     }
-    yield header(path, entry.size, 'file')
-    yield * content.cat(`${cid}/${path}`, options)
+    yield header(entry.path, entry.size, 'file')
+    yield * content.cat(entry.source, options)
     const padding = (BLOCK - entry.size % BLOCK) % BLOCK
     if (padding > 0) yield new Uint8Array(padding)
   }
+  yield new Uint8Array(2 * BLOCK)
 }
 
 /**
- * A directory of content as a ustar archive, streamed: one header per entry,
- * then its bytes padded to 512, then two empty blocks. Paths are relative to
- * the directory, so the archive unpacks where the client chooses.
+ * A directory of content as a ustar archive. Paths are relative to the
+ * directory, so the archive unpacks where the client chooses.
  */
 export async function * tarDirectory (content: Pick<Content, 'ls' | 'cat'>, cid: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<Uint8Array> {
-  yield * entries(content, cid, '', options)
-  yield new Uint8Array(2 * BLOCK)
+  yield * archive(content, await listTree(content, cid, '', options), options)
+}
+
+/**
+ * A file or a directory as Kubo's `get` archives it, under the last segment
+ * of its path, and the bytes of its files in total, for a progress bar. The
+ * tree is listed before the first byte, so that a missing path is an error
+ * status rather than a cut archive.
+ */
+export async function archiveOf (content: Pick<Content, 'ls' | 'cat' | 'stat'>, path: string, options: ReadOptions = {}): Promise<{ size: number, tar: AsyncGenerator<Uint8Array> }> {
+  const name = path.split('/').filter(s => s !== '').at(-1) ?? path
+  let entries: ArchiveEntry[]
+  try {
+    entries = [{ path: name, source: path, type: 'file', size: (await content.stat(path, options)).size }]
+  } catch (err: any) {
+    // stat takes files only: a directory is listed instead, anything else keeps stat's error.
+    if (err.name !== 'WrongContentTypeError' || !(await content.ls(path, options)).directory) throw err
+    entries = [{ path: name, source: path, type: 'directory', size: 0 }, ...await listTree(content, path, name, options)]
+  }
+  return { size: entries.reduce((sum, e) => sum + e.size, 0), tar: archive(content, entries, options) }
 }
 
 /** An entry of an archive: a directory, or a file whose bytes must be read to their end before the next entry is. */
@@ -132,9 +167,10 @@ function paxPath (records: Uint8Array): string | undefined {
  * The entries of a ustar, GNU or pax archive (gzip-compressed or not), read
  * as it streams: ustar's prefix, GNU's long names and pax's `path` are
  * honoured, and an archive of one top directory (`tar czf m.tgz my-model/`)
- * gives the paths inside it. Links and devices are refused: a model is files.
+ * gives the paths inside it, unless `keepTop`. Links and devices are refused:
+ * a model is files, and so is what `get` archives.
  */
-export async function * readTar (source: AsyncIterable<Uint8Array>): AsyncGenerator<TarEntry> {
+export async function * readTar (source: AsyncIterable<Uint8Array>, options: { keepTop?: boolean } = {}): AsyncGenerator<TarEntry> {
   const reader = new ByteReader(await gunzipped(source))
   let longName: string | undefined
   let top: string | undefined
@@ -159,7 +195,7 @@ export async function * readTar (source: AsyncIterable<Uint8Array>): AsyncGenera
       continue
     }
     if (type !== '0' && type !== '5' && type !== '7') throw new BadRequestError(`the tar archive's entry ${JSON.stringify(path.slice(0, 100))} is a link or a device, which a model directory may not hold`)
-    if (first && type === '5' && /^[^/]+\/?$/.test(path)) top = path.replace(/\/$/, '') + '/'
+    if (options.keepTop !== true && first && type === '5' && /^[^/]+\/?$/.test(path)) top = path.replace(/\/$/, '') + '/'
     first = false
     if (top != null && path.startsWith(top)) path = path.slice(top.length)
     path = path.replace(/\/$/, '')

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { after, before, describe, it } from 'node:test'
-import { readTar, tarDirectory } from '../src/tar.ts'
+import { archiveOf, readTar, tarDirectory } from '../src/tar.ts'
 
 const run = promisify(execFile)
 const LONG = `weights/${'a'.repeat(60)}/${'b'.repeat(60)}/model.onnx_data`
@@ -70,5 +70,48 @@ describe('readTar', () => {
     const whole = await readFile(join(dir, 'whole.tar'))
     await assert.rejects(files(whole.subarray(0, 2000)), { name: 'BadRequestError', message: /ends inside an entry/ })
     await assert.rejects(files(Buffer.from([0x1f, 0x8b, 8, 0, 1, 2, 3, 4, 5, 6, 7, 8])), { name: 'BadRequestError', message: /not valid gzip/ })
+  })
+
+  it('archiveOf archives a file or a directory under its name, as Kubo\'s get, and counts the bytes of its files', async () => {
+    // A directory bafydir holding a.txt and sub/b.txt, as the content's ls, stat and cat see it.
+    const files: Record<string, string> = { 'bafydir/a.txt': 'a\n', 'bafydir/sub/b.txt': 'bb\n' }
+    const dirs = new Set(['bafydir', 'bafydir/sub'])
+    const bare = (path: string): string => path.replace(/^\/ipfs\//, '')
+    const content = {
+      stat: async (ipfsPath: string) => {
+        const path = bare(ipfsPath)
+        if (dirs.has(path)) throw Object.assign(new Error(`${path} is a directory, not a file`), { name: 'WrongContentTypeError' })
+        if (files[path] == null) throw Object.assign(new Error(`no ${path}`), { name: 'NotFoundError' })
+        return { size: files[path].length }
+      },
+      ls: async (ipfsPath: string) => {
+        const path = bare(ipfsPath)
+        return {
+          directory: dirs.has(path),
+          entries: [...Object.keys(files), ...dirs].filter(p => p.startsWith(`${path}/`) && !p.slice(path.length + 1).includes('/')).sort()
+            .map(p => ({ name: p.slice(path.length + 1), type: dirs.has(p) ? 'directory' : 'file', size: files[p]?.length ?? 0 }))
+        }
+      },
+      cat: async function * (path: string) { yield Buffer.from(files[bare(path)]) }
+    }
+    const unpack = async (path: string): Promise<{ size: number, entries: Array<[string, string]> }> => {
+      const { size, tar } = await archiveOf(content as never, path)
+      const chunks: Uint8Array[] = []
+      for await (const chunk of tar) chunks.push(chunk)
+      await writeFile(join(dir, 'get.tar'), Buffer.concat(chunks))
+      // The system's tar reads it as it reads Kubo's.
+      const listed = (await run('tar', ['tf', 'get.tar'], { cwd: dir })).stdout.trim().split('\n')
+      const entries: Array<[string, string]> = []
+      for await (const entry of readTar((async function * () { yield * chunks })(), { keepTop: true })) {
+        const bytes: Buffer[] = []
+        for await (const chunk of entry.content) bytes.push(Buffer.from(chunk))
+        entries.push([entry.path, entry.type === 'directory' ? '<dir>' : Buffer.concat(bytes).toString()])
+      }
+      assert.deepEqual(listed, entries.map(([p, t]) => t === '<dir>' ? `${p}/` : p))
+      return { size, entries }
+    }
+    assert.deepEqual(await unpack('/ipfs/bafydir'), { size: 5, entries: [['bafydir', '<dir>'], ['bafydir/a.txt', 'a\n'], ['bafydir/sub', '<dir>'], ['bafydir/sub/b.txt', 'bb\n']] })
+    assert.deepEqual(await unpack('bafydir/sub/b.txt'), { size: 3, entries: [['b.txt', 'bb\n']] })
+    await assert.rejects(archiveOf(content as never, 'bafydir/none'), { name: 'NotFoundError' })
   })
 })

@@ -5,8 +5,7 @@
  */
 import { createInterface } from 'node:readline'
 import { Command } from 'commander'
-import { post, resolveApi } from './client.ts'
-import type { Option } from 'commander'
+import { apiOf, clientOptions, request as call } from './command.ts'
 
 interface CredentialJson { id: string, kind: string, name: string, permissions: string[], created_at: string | null, expires_at: string | null }
 
@@ -33,22 +32,14 @@ async function readPassword (prompt: string): Promise<string> {
 
 const line = (c: CredentialJson): string => `${c.id}  ${c.kind.padEnd(12)} ${c.name.padEnd(20)} ${c.permissions.join(',')}${c.expires_at == null ? '' : `  expires ${c.expires_at}`}`
 
-/** The `auth` command; `clientOptions` adds --repo, --api and --api-key to a subcommand. */
-export function authCommand (clientOptions: () => Option[], repoOf: (opts: Record<string, any>) => string): Command {
+/** The `auth` command. */
+export function authCommand (): Command {
   const auth = new Command('auth').description('API keys, users and tokens of the cluster')
   const withClient = (cmd: Command): Command => {
     for (const option of clientOptions()) cmd.addOption(option)
     return cmd
   }
-  const request = async (opts: Record<string, any>, method: string, path: string, body?: object): Promise<any> => {
-    const api = await resolveApi(opts, repoOf(opts))
-    const res = await post(api, new URL(`${api.base}${path}`), {
-      method,
-      headers: body == null ? {} : { 'content-type': 'application/json' },
-      body: body == null ? undefined : JSON.stringify(body)
-    })
-    return res.json()
-  }
+  const request = async (opts: Record<string, any>, method: string, path: string, body?: object): Promise<any> => call(await apiOf(opts), method, path, body)
   const key = auth.command('key').description('API keys')
 
   withClient(key.command('create'))

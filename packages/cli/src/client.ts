@@ -11,19 +11,24 @@ export interface Api {
 }
 
 /**
- * Finds a running daemon: --api, else the address it wrote into the repo,
- * else the default port. It authenticates with --api-key (or
- * NODE_DAEMON_API_KEY), else, talking to the daemon of its own repo, with the
- * cookie that daemon wrote there for its user.
+ * Finds a running daemon: --api (or NODE_DAEMON_API), else the address it
+ * wrote into the repo, else the default port. It authenticates with --token
+ * (NODE_DAEMON_TOKEN): an API key or a login's JWT, or --api-key
+ * (NODE_DAEMON_API_KEY); else, talking to the daemon of its own repo, with
+ * the cookie that daemon wrote there for its user.
  */
-export async function resolveApi (opts: { api?: string, apiKey?: string }, repo: string): Promise<Api> {
+export async function resolveApi (opts: { api?: string, apiKey?: string, token?: string }, repo: string): Promise<Api> {
   const own = await readApiAddress(repo)
-  const base = (opts.api ?? own ?? 'http://127.0.0.1:8000').replace(/\/$/, '')
-  const key = opts.apiKey ?? process.env.NODE_DAEMON_API_KEY
-  if (key != null && key !== '') return { base, headers: { 'x-api-key': key } }
+  const base = (opts.api ?? nonEmpty(process.env.NODE_DAEMON_API) ?? own ?? 'http://127.0.0.1:8000').replace(/\/$/, '')
+  const token = opts.token ?? nonEmpty(process.env.NODE_DAEMON_TOKEN)
+  if (token != null) return { base, headers: { authorization: `Bearer ${token}` } }
+  const key = opts.apiKey ?? nonEmpty(process.env.NODE_DAEMON_API_KEY)
+  if (key != null) return { base, headers: { 'x-api-key': key } }
   const cookie = base === own ? await readFile(join(repo, COOKIE_FILE), 'utf8').catch(() => undefined) : undefined
   return { base, headers: cookie == null ? {} : { authorization: `Bearer ${cookie.trim()}` } }
 }
+
+const nonEmpty = (v: string | undefined): string | undefined => v === '' ? undefined : v
 
 export class ApiError extends Error {
   static name = 'ApiError'

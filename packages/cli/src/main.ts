@@ -1,33 +1,29 @@
 import { randomUUID } from 'node:crypto'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
-import { Readable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { logger } from '@libp2p/logger'
 import { createWorker } from '@node-daemon/worker'
 import { Command, Option } from 'commander'
-import cliProgress from 'cli-progress'
-import { createLogger, defaultRepo, formatSwarmKey, initRepo, loadConfig, OPEN_SWARM, parsePort, parseSecret, parseTrustedPeers, readSwarmKey, REPO_VERSION, SWARM_KEY_FILE, versionInfo, writeDefaultConfig } from '@node-daemon/daemon'
+import { createLogger, formatSwarmKey, initRepo, loadConfig, OPEN_SWARM, parsePort, parseSecret, parseTrustedPeers, readSwarmKey, REPO_VERSION, SWARM_KEY_FILE, versionInfo, writeDefaultConfig } from '@node-daemon/daemon'
 import { GGUF_FILE } from '@node-daemon/runtime'
-import { call, ndjson, post, resolveApi } from './client.ts'
+import { post, resolveApi } from './client.ts'
 import { defaultOllamaModels, readOllamaModels } from './ollama.ts'
 import { authCommand } from './auth.ts'
+import { completionCommand } from './commands/completion.ts'
+import { ollamaCommands } from './commands/ollama.ts'
+import { trainCommands } from './commands/train.ts'
+import { clientOptions, progressBar, repoOf, repoOption } from './command.ts'
 import { startDaemon } from './daemon.ts'
+import { clusterCommands } from './commands/cluster.ts'
+import { contentCommands } from './commands/content.ts'
 import { listUpload, multipartBody } from './upload.ts'
 import type { Api } from './client.ts'
 import type { UploadEntry } from './upload.ts'
 import type { ConfigLayer } from '@node-daemon/daemon'
 
-/** Progress bars only pay off on big uploads. */
-const PROGRESS_MIN_BYTES = 8 * 1_048_576
-
 function collect (value: string, previous: string[] = []): string[] {
   return [...previous, value]
-}
-
-function repoOf (opts: { repo?: string }): string {
-  return opts.repo ?? defaultRepo()
 }
 
 const secretOption = (): Option => new Option('--secret <hex|off>', `the cluster's private-network key: 64 hex digits, or '${OPEN_SWARM}' for an open swarm (env NODE_DAEMON_CLUSTER_SECRET; default: the repo's ${SWARM_KEY_FILE})`)
@@ -102,7 +98,7 @@ async function start (opts: Record<string, any>): Promise<void> {
 
 async function worker (opts: Record<string, any>): Promise<void> {
   const { base: api } = await resolveApi(opts, repoOf(opts))
-  const farm = createWorker({ log: logger('node-daemon:worker') }, { api, clientId: opts.id, token: opts.token })
+  const farm = createWorker({ log: logger('node-daemon:worker') }, { api, clientId: opts.id, token: opts.token ?? process.env.NODE_DAEMON_TOKEN })
   const say = (line: string): void => { process.stderr.write(`${new Date().toISOString()} ${line}\n`) }
   farm.addEventListener('task', (e) => { say(`task ${e.detail.id}: rank ${e.detail.config.rank} of ${e.detail.config.world_size}, model ${e.detail.config.name}`) })
   farm.addEventListener('control', (e) => { say(`task ${e.detail.task}: ${e.detail.action}`) })
@@ -112,48 +108,6 @@ async function worker (opts: Record<string, any>): Promise<void> {
   const onSignal = (): void => { void farm.stop().then(() => process.exit(0)) }
   process.once('SIGINT', onSignal)
   process.once('SIGTERM', onSignal)
-}
-
-/** A progress bar on stderr for uploads big enough to need one; `sent` advances it. */
-function uploadProgress (verb: string, total: number, enabled: boolean): { sent: (n: number) => void, stop: () => void } {
-  const bar = process.stderr.isTTY === true && total >= PROGRESS_MIN_BYTES && enabled
-    ? new cliProgress.SingleBar({ stream: process.stderr, format: `${verb} [{bar}] {percentage}% {value_mb}/{total_mb} MiB` }, cliProgress.Presets.shades_classic)
-    : undefined
-  let sent = 0
-  const mb = (n: number): string => (n / 1_048_576).toFixed(1)
-  bar?.start(total, 0, { value_mb: mb(0), total_mb: mb(total) })
-  return {
-    sent: (n) => {
-      sent += n
-      bar?.update(sent, { value_mb: mb(sent) })
-    },
-    stop: () => bar?.stop()
-  }
-}
-
-async function add (paths: string[], opts: Record<string, any>): Promise<void> {
-  const api = await resolveApi(opts, repoOf(opts))
-  const entries = (await Promise.all(paths.map(async p => listUpload(p, opts.recursive === true)))).flat()
-  const progress = uploadProgress('adding', entries.reduce((sum, e) => sum + e.size, 0), opts.progress !== false)
-  const boundary = `node-daemon-${randomUUID()}`
-  const params: Record<string, string> = { pin: String(opts.pin !== false) }
-  if (opts.cidVersion != null) params['cid-version'] = String(opts.cidVersion)
-  if (opts.wrapWithDirectory === true) params['wrap-with-directory'] = 'true'
-  if (opts.onlyHash === true) params['only-hash'] = 'true'
-  const res = await call(api, 'add', params, {
-    headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
-    body: multipartBody(entries, boundary, progress.sent),
-    duplex: 'half'
-  } as RequestInit)
-  const results: Array<{ Hash: string, Name: string }> = []
-  for await (const line of ndjson<{ Hash?: string, Name: string, Message?: string }>(res)) {
-    if (line.Message != null) throw new Error(line.Message)
-    if (line.Hash != null) results.push({ Hash: line.Hash, Name: line.Name })
-  }
-  progress.stop()
-  for (const r of opts.quiet === true ? results.slice(-1) : results) {
-    process.stdout.write(opts.quiet === true ? `${r.Hash}\n` : `added ${r.Hash} ${r.Name}\n`)
-  }
 }
 
 /** Asks the running daemon for a join token and prints it alone on stdout; what it grants, and that it is a secret, on stderr. */
@@ -175,14 +129,14 @@ async function invite (opts: Record<string, any>): Promise<void> {
 
 /** Uploads a model's files through document 001's upload route and registers them under `name`; returns the registered name and CID. */
 async function uploadModel (api: Api, name: string, files: UploadEntry[], opts: Record<string, any>): Promise<{ id: string, cid: string }> {
-  const progress = uploadProgress('importing', files.reduce((sum, e) => sum + e.size, 0), opts.progress !== false)
+  const progress = progressBar('importing', files.reduce((sum, e) => sum + e.size, 0), opts)
   const boundary = `node-daemon-${randomUUID()}`
   const fields: Record<string, string> = { modelId: name }
   if (opts.description != null) fields.description = opts.description
   if (opts.dtype != null) fields.dtype = opts.dtype
   const res = await post(api, new URL(`${api.base}/api/models/upload`), {
     headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
-    body: multipartBody(files, boundary, progress.sent, fields),
+    body: multipartBody(files, boundary, progress.add, fields),
     duplex: 'half'
   } as RequestInit)
   progress.stop()
@@ -227,9 +181,10 @@ export function program (): Command {
     .description('A peer-to-peer node daemon: IPFS content, a Raft-replicated cluster state, inference and training')
     .version(versionInfo(REPO_VERSION).version)
     .showHelpAfterError()
-  const repoOption = (): Option => new Option('--repo <dir>', 'repo directory (env NODE_DAEMON_REPO)')
-  const apiOption = (): Option => new Option('--api <url>', 'API of a running daemon (default: the one the repo names)')
-  const apiKeyOption = (): Option => new Option('--api-key <key>', "API key for the daemon (env NODE_DAEMON_API_KEY; default: the daemon of the repo takes the repo's cookie)")
+  const withClient = (c: Command): Command => {
+    for (const option of clientOptions()) c.addOption(option)
+    return c
+  }
 
   cmd.command('init')
     .description(`create a repo with a new identity, a private-network key (${SWARM_KEY_FILE}) and a default config.yaml`)
@@ -257,83 +212,40 @@ export function program (): Command {
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent')
     .action(start)
 
-  cmd.command('worker')
+  withClient(cmd.command('worker'))
     .description('run an external training worker: connect to a node and compute a share of its training jobs (document 004)')
-    .addOption(repoOption()).addOption(apiOption()).addOption(apiKeyOption())
     .option('--id <client-id>', 'the client id, unique among the workers of the node', `${hostname()}-${process.pid}`)
-    .option('--token <token>', 'bearer token, for a node that requires one')
     .action(worker)
 
-  cmd.command('id')
-    .description("print the node's identity")
-    .addOption(repoOption()).addOption(apiOption()).addOption(apiKeyOption())
-    .action(async (opts) => {
-      const res = await call(await resolveApi(opts, repoOf(opts)), 'id')
-      const { ID, PublicKey, Addresses, AgentVersion, ProtocolVersion, Protocols } = await res.json() as Record<string, unknown>
-      process.stdout.write(`${JSON.stringify({ ID, PublicKey, Addresses, AgentVersion, ProtocolVersion, Protocols }, null, 2)}\n`)
-    })
-
-  cmd.command('add')
-    .description('add files or directories (-r) and print their CIDs')
-    .argument('<path...>')
-    .addOption(repoOption()).addOption(apiOption()).addOption(apiKeyOption())
-    .option('-r, --recursive', 'add directories recursively')
-    .option('-w, --wrap-with-directory', 'wrap the files in a directory')
-    .option('-q, --quiet', 'print only the root CID')
-    .option('-n, --only-hash', 'compute CIDs without storing')
-    .option('--cid-version <n>', 'CID version: 0 (default) or 1')
-    .option('--no-pin', 'do not pin')
-    .option('--no-progress', 'no progress bar')
-    .action(add)
-
-  cmd.command('cat')
-    .description('write the bytes of a file to stdout')
-    .argument('<cid>')
-    .addOption(repoOption()).addOption(apiOption()).addOption(apiKeyOption())
-    .action(async (cid, opts) => {
-      const res = await call(await resolveApi(opts, repoOf(opts)), 'cat', { arg: cid })
-      await pipeline(Readable.fromWeb(res.body as any), process.stdout)
-    })
-
   const model = cmd.command('model').description('models of the cluster')
-  model.command('import')
+  withClient(model.command('import'))
     .description('add a model directory in the Hugging Face ONNX layout (config.json, tokenizer.json, model.onnx, ...), its tarball (.tar, .tar.gz, .tgz) or a .gguf file, and register it')
     .argument('<dir-or-file>', 'the directory, a tarball of it, or a .gguf file')
     .requiredOption('--name <name>', 'the name to register it under, e.g. my-model or my-model:v2')
     .option('--description <text>', 'what the model is')
     .option('--dtype <variant>', 'the ONNX variant to run, of a repository with several: fp32, fp16, q4, q4f16, int8, uint8, quantized, bnb4 (default: the best each node runs)')
-    .addOption(repoOption()).addOption(apiOption()).addOption(apiKeyOption())
     .option('--no-progress', 'no progress bar')
     .action(modelImport)
-  model.command('import-ollama')
+  withClient(model.command('import-ollama'))
     .description('import every model of an Ollama installation under its Ollama name, with its template, system prompt, parameters and license')
     .option('--models-dir <dir>', 'the Ollama models directory (default $OLLAMA_MODELS or ~/.ollama/models)')
-    .addOption(repoOption()).addOption(apiOption()).addOption(apiKeyOption())
     .option('--no-progress', 'no progress bar')
     .action(modelImportOllama)
 
-  cmd.addCommand(authCommand(() => [repoOption(), apiOption(), apiKeyOption()], repoOf))
+  cmd.addCommand(authCommand())
 
   const cluster = cmd.command('cluster').description('the cluster')
-  cluster.command('invite')
+  withClient(cluster.command('invite'))
     .description('print a join token (a secret) that `node-daemon start --join <token>` joins this cluster with: the members\' addresses, the private-network key and an admission signed by the running node, which must be a trusted peer')
-    .addOption(repoOption()).addOption(apiOption()).addOption(apiKeyOption())
     .option('--expires <duration>', 'how long it admits nodes: 30m, 1h, 24h (at most 720h)', '24h')
     .option('--voter', 'admit a trusted peer, which may vote and call admin operations (default: a learner, which stores and serves only)')
     .action(invite)
+  clusterCommands(cluster)
+  contentCommands(cmd)
 
-  const pin = cmd.command('pin').description('pins')
-  pin.command('ls')
-    .description('list pins')
-    .addOption(repoOption()).addOption(apiOption()).addOption(apiKeyOption())
-    .option('--type <type>', 'all, recursive, direct or indirect', 'all')
-    .action(async (opts) => {
-      const res = await call(await resolveApi(opts, repoOf(opts)), 'pin/ls', { type: opts.type, stream: 'true' })
-      for await (const line of ndjson<{ Cid: string, Type: string, Message?: string }>(res)) {
-        if (line.Message != null) throw new Error(line.Message)
-        process.stdout.write(`${line.Cid} ${line.Type}\n`)
-      }
-    })
+  ollamaCommands(cmd)
+  trainCommands(cmd)
+  completionCommand(cmd)
   return cmd
 }
 

@@ -15,7 +15,7 @@ import type { BlockPutOptions, DagPutOptions, ReadOptions } from './blocks.ts'
 import type { BlockRmOptions, BlockRmResult, GcComponents, GcResult } from './gc.ts'
 import type { DhtRecords } from './names.ts'
 import type { PinEntry, PinFilter } from './pins.ts'
-import type { CatOptions, FileStat, LsEntry } from './read.ts'
+import type { CatOptions, FileStat, Listing } from './read.ts'
 import type { Blocks } from '@helia/interface'
 import type { HeliaWithLibp2p } from '@helia/libp2p'
 import type { AbortOptions } from '@libp2p/interface'
@@ -141,7 +141,7 @@ export class Content {
     return stat(this.reads, path, options)
   }
 
-  ls (path: string, options?: ReadOptions): Promise<{ cid: CID, entries: LsEntry[] }> {
+  ls (path: string, options?: ReadOptions): Promise<Listing> {
     return ls(this.reads, path, options)
   }
 

@@ -28,6 +28,13 @@ export interface LsEntry {
   type: LinkType
 }
 
+export interface Listing {
+  cid: CID
+  /** Whether the path is a directory; else its entries are a file's chunks, or none. */
+  directory: boolean
+  entries: LsEntry[]
+}
+
 /** Resolves a path to its UnixFS entry, mapping the exporter's errors to ours. */
 export async function resolveEntry (blockstore: ReadableStorage, path: string, options: ReadOptions = {}): Promise<UnixFSEntry> {
   const parsed = parsePath(path)
@@ -85,7 +92,7 @@ export async function * cat (blockstore: ReadableStorage, path: string, options:
  * Lists a directory; a file lists its chunks, unnamed, and a one-block file
  * nothing, as in Kubo.
  */
-export async function ls (blockstore: ReadableStorage, path: string, options: ReadOptions = {}): Promise<{ cid: CID, entries: LsEntry[] }> {
+export async function ls (blockstore: ReadableStorage, path: string, options: ReadOptions = {}): Promise<Listing> {
   const entry = await resolveEntry(blockstore, path, options)
   const children = entry.type === 'directory'
     ? entry.entries(options)
@@ -96,5 +103,5 @@ export async function ls (blockstore: ReadableStorage, path: string, options: Re
     const type: LinkType = resolved.type === 'directory' ? 'directory' : 'file'
     entries.push({ name: child.name, cid: child.cid, size: type === 'file' ? Number(resolved.size) : 0, type })
   }
-  return { cid: entry.cid, entries }
+  return { cid: entry.cid, directory: entry.type === 'directory', entries }
 }

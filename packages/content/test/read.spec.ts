@@ -151,6 +151,7 @@ describe('read', () => {
       ])
       const byPath = await content.ls(`/ipfs/${TEST_DATA}/d1`)
       assert.equal(byPath.cid.toString(), D1)
+      assert.equal(byPath.directory, true)
       assert.deepEqual(byPath.entries.map(e => [e.cid.toString(), e.size, e.name]), [
         ['QmQNd6ubRXaNG6Prov8o6vk3bn6eWsj9FxLGrAVDUAGkGe', 128, '128'],
         ['QmZULkCELmmk5XNfCgTnCyFgAVxBRBXyDHGGMVoLFLiXEN', 6, 'a']
@@ -167,7 +168,7 @@ describe('read', () => {
     })
 
     it('lists a one-block file as nothing', async () => {
-      assert.deepEqual(await content.ls(HELLO), { cid: CID.parse(HELLO), entries: [] })
+      assert.deepEqual(await content.ls(HELLO), { cid: CID.parse(HELLO), directory: false, entries: [] })
     })
 
     it('fails on a missing link with NotFoundError', async () => {

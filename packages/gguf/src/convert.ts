@@ -1,13 +1,15 @@
 /**
- * Converts a GPT-2-style decoder in the Hugging Face ONNX layout (the
- * project's own default decoder) into a GGUF file that llama.cpp runs as its
- * `gpt2` architecture: the weights under llama.cpp's tensor names, the
+ * Converts the project's own models in the Hugging Face ONNX layout into GGUF
+ * files llama.cpp runs: a GPT-2-style decoder (the default decoder) as its
+ * `gpt2` architecture, a Llama one (packages/onnx's Llama builder) as its
+ * `llama`, and a BERT-style encoder (the default embedding model) as its
+ * `bert`; the weights under llama.cpp's tensor names, the
  * tokenizer and the chat template.
  */
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { readModel, readWeights } from '@node-daemon/onnx'
-import { F32, fileTypeCode } from './format.ts'
+import { F32, POOLING_TYPES, fileTypeCode } from './format.ts'
 import { GgufConversionError } from './errors.ts'
 import { ggufTokenizer } from './tokenizer.ts'
 import { writeGguf } from './writer.ts'
@@ -24,10 +26,31 @@ function transposed (m: Float32Array, rows: number, cols: number): Float32Array 
 
 const bytes = (a: Float32Array): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength)
 
-/** Writes `out`, the GGUF form of the decoder in `dir`; the weights stay F32, as the source's are. */
-export async function convertDecoder (dir: string, out: string, options: { name?: string } = {}): Promise<void> {
-  const [config, generation, tokenizerJson, tokenizerConfig] = await Promise.all(['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json'].map(async n => readJson(dir, n)))
-  if (config.model_type !== 'gpt2') throw new GgufConversionError(`only gpt2 decoders convert to GGUF, not ${JSON.stringify(config.model_type ?? null)}`)
+/** Columns [from, to) of a [rows, cols] row-major matrix, as ggml's [rows, to - from]: a part of a fused projection, transposed. */
+function columns (m: Float32Array, rows: number, cols: number, from: number, to: number): Float32Array {
+  const out = new Float32Array(rows * (to - from))
+  for (let r = 0; r < rows; r++) for (let c = from; c < to; c++) out[(c - from) * rows + r] = m[r * cols + c]
+  return out
+}
+
+/** The tensors of a file being written, F32 as the sources' are. */
+function tensorList (): { tensors: TensorToWrite[], add: (name: string, dims: number[], data: Float32Array) => void } {
+  const tensors: TensorToWrite[] = []
+  return { tensors, add: (name, dims, data) => { tensors.push({ name, dims, type: F32, data: bytes(data) }) } }
+}
+
+const first = (v: unknown): number | undefined => typeof v === 'number' ? v : Array.isArray(v) && typeof v[0] === 'number' ? v[0] : undefined
+
+type Weights = (names: string[]) => Promise<Record<string, Float32Array>>
+
+/** A decoder's architecture in llama.cpp: its name, its hyperparameters' metadata and its tensors, from config.json and the graph's weights. */
+type DecoderBody = (config: Record<string, any>, weights: Weights) => Promise<{ architecture: string, metadata: Record<string, TypedValue>, tensors: TensorToWrite[] }>
+
+const u32 = (value: number): TypedValue => ({ type: 'uint32', value })
+const f32 = (value: number): TypedValue => ({ type: 'float32', value })
+
+/** GPT-2 (the project's default decoder), as llama.cpp's `gpt2`. */
+const gpt2: DecoderBody = async (config, weightsOf) => {
   const e: number = config.n_embd
   const layers: number = config.n_layer
   const vocab: number = config.vocab_size
@@ -39,10 +62,9 @@ export async function convertDecoder (dir: string, out: string, options: { name?
   for (let i = 0; i < layers; i++) {
     for (const p of ['ln_1', 'attn.c_attn', 'attn.c_proj', 'ln_2', 'mlp.c_fc', 'mlp.c_proj']) names.push(h(i, `${p}.weight`), h(i, `${p}.bias`))
   }
-  const weights = readWeights(readModel(await readFile(join(dir, 'model.onnx'))), names)
+  const weights = await weightsOf(names)
 
-  const tensors: TensorToWrite[] = []
-  const add = (name: string, dims: number[], data: Float32Array): void => { tensors.push({ name, dims, type: F32, data: bytes(data) }) }
+  const { tensors, add } = tensorList()
   // ggml lists dimensions contiguous first: a [rows, cols] matrix is [cols, rows].
   add('token_embd.weight', [e, vocab], weights['transformer.wte.weight'])
   add('position_embd.weight', [e, positions], weights['transformer.wpe.weight'])
@@ -64,26 +86,199 @@ export async function convertDecoder (dir: string, out: string, options: { name?
   add('output_norm.bias', [e], weights['transformer.ln_f.bias'])
   // The head is tied to the embedding; llama.cpp's gpt2 reads it as a tensor of its own.
   add('output.weight', [e, vocab], weights['transformer.wte.weight'])
+  return {
+    architecture: 'gpt2',
+    metadata: {
+      'gpt2.context_length': u32(positions),
+      'gpt2.embedding_length': u32(e),
+      'gpt2.feed_forward_length': u32(inner),
+      'gpt2.block_count': u32(layers),
+      'gpt2.attention.head_count': u32(config.n_head),
+      'gpt2.attention.layer_norm_epsilon': f32(config.layer_norm_epsilon ?? 1e-5)
+    },
+    tensors
+  }
+}
 
-  const first = (v: unknown): number | undefined => typeof v === 'number' ? v : Array.isArray(v) && typeof v[0] === 'number' ? v[0] : undefined
+/**
+ * The rows of a [heads × d, in] projection (ggml's [in, heads × d]) with each
+ * head's two halves interleaved: transformers rotates the halves of a head
+ * (rotate_half), llama.cpp's `llama` rotates adjacent pairs, so
+ * convert_hf_to_gguf.py permutes q and k this way.
+ */
+function interleavedHeads (m: Float32Array, heads: number, d: number, cols: number): Float32Array {
+  const out = new Float32Array(m.length)
+  for (let h = 0; h < heads; h++) {
+    for (let j = 0; j < d / 2; j++) {
+      for (const [half, to] of [[0, 2 * j], [1, 2 * j + 1]]) {
+        const from = (h * d + half * d / 2 + j) * cols
+        out.set(m.subarray(from, from + cols), (h * d + to) * cols)
+      }
+    }
+  }
+  return out
+}
+
+/** Llama 1–2 and SmolLM (transformers' LlamaForCausalLM as optimum exports it), as llama.cpp's `llama`; RoPE unscaled or linearly scaled. */
+const llama: DecoderBody = async (config, weightsOf) => {
+  const e: number = config.hidden_size
+  const layers: number = config.num_hidden_layers
+  const vocab: number = config.vocab_size
+  const inner: number = config.intermediate_size
+  const heads: number = config.num_attention_heads
+  const kvHeads: number = config.num_key_value_heads ?? heads
+  const d: number = config.head_dim ?? e / heads
+  const scaling = config.rope_scaling as { rope_type?: string, type?: string, factor?: number } | null | undefined
+  const scalingType = scaling?.rope_type ?? scaling?.type
+  if (scaling != null && scalingType !== 'linear') throw new GgufConversionError(`RoPE scaling ${JSON.stringify(scalingType ?? null)} does not convert to GGUF: only linear`)
+  const tied = config.tie_word_embeddings === true
+
+  const l = (i: number, name: string): string => `model.layers.${i}.${name}`
+  const names = ['model.embed_tokens.weight', 'model.norm.weight', ...(tied ? [] : ['lm_head.weight'])]
+  for (let i = 0; i < layers; i++) {
+    for (const p of ['input_layernorm', 'self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj', 'post_attention_layernorm', 'mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj']) names.push(l(i, `${p}.weight`))
+  }
+  const weights = await weightsOf(names)
+
+  const { tensors, add } = tensorList()
+  add('token_embd.weight', [e, vocab], weights['model.embed_tokens.weight'])
+  for (let i = 0; i < layers; i++) {
+    // The graph's MatMul weights are [in, out]; ggml's [in, out] is [out][in] in memory.
+    const matrix = (to: string, from: string, inDim: number, outDim: number, rotary?: number): void => {
+      const m = transposed(weights[l(i, `${from}.weight`)], inDim, outDim)
+      add(`blk.${i}.${to}.weight`, [inDim, outDim], rotary == null ? m : interleavedHeads(m, rotary, d, inDim))
+    }
+    add(`blk.${i}.attn_norm.weight`, [e], weights[l(i, 'input_layernorm.weight')])
+    matrix('attn_q', 'self_attn.q_proj', e, heads * d, heads)
+    matrix('attn_k', 'self_attn.k_proj', e, kvHeads * d, kvHeads)
+    matrix('attn_v', 'self_attn.v_proj', e, kvHeads * d)
+    matrix('attn_output', 'self_attn.o_proj', heads * d, e)
+    add(`blk.${i}.ffn_norm.weight`, [e], weights[l(i, 'post_attention_layernorm.weight')])
+    matrix('ffn_gate', 'mlp.gate_proj', e, inner)
+    matrix('ffn_up', 'mlp.up_proj', e, inner)
+    matrix('ffn_down', 'mlp.down_proj', inner, e)
+  }
+  add('output_norm.weight', [e], weights['model.norm.weight'])
+  // A tied head has no tensor of its own: llama.cpp then reads the embedding.
+  if (!tied) add('output.weight', [e, vocab], transposed(weights['lm_head.weight'], e, vocab))
+  return {
+    architecture: 'llama',
+    metadata: {
+      'llama.context_length': u32(config.max_position_embeddings),
+      'llama.embedding_length': u32(e),
+      'llama.feed_forward_length': u32(inner),
+      'llama.block_count': u32(layers),
+      'llama.attention.head_count': u32(heads),
+      'llama.attention.head_count_kv': u32(kvHeads),
+      'llama.attention.key_length': u32(d),
+      'llama.attention.value_length': u32(d),
+      'llama.attention.layer_norm_rms_epsilon': f32(config.rms_norm_eps ?? 1e-6),
+      'llama.rope.dimension_count': u32(d),
+      'llama.rope.freq_base': f32(config.rope_theta ?? 10_000),
+      ...(scaling != null ? { 'llama.rope.scaling.type': { type: 'string', value: 'linear' }, 'llama.rope.scaling.factor': f32(scaling.factor ?? 1) } : {})
+    },
+    tensors
+  }
+}
+
+const DECODERS: Record<string, DecoderBody> = { gpt2, llama }
+
+/** Writes `out`, the GGUF form of the decoder in `dir` (GPT-2 or Llama); the weights stay F32, as the source's are. */
+export async function convertDecoder (dir: string, out: string, options: { name?: string } = {}): Promise<void> {
+  const [config, generation, tokenizerJson, tokenizerConfig] = await Promise.all(['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json'].map(async n => readJson(dir, n)))
+  const body = DECODERS[config.model_type]
+  if (body == null) throw new GgufConversionError(`only ${Object.keys(DECODERS).join(' and ')} decoders convert to GGUF, not ${JSON.stringify(config.model_type ?? null)}`)
+  const { architecture, metadata: shape, tensors } = await body(config, async names => readWeights(readModel(await readFile(join(dir, 'model.onnx'))), names))
   const eosIds: number[] = [generation.eos_token_id, config.eos_token_id].flatMap(v => typeof v === 'number' ? [v] : Array.isArray(v) ? v : [])
   const eos = first(generation.eos_token_id) ?? first(config.eos_token_id)
   const metadata: Record<string, TypedValue> = {
-    'general.architecture': { type: 'string', value: 'gpt2' },
-    'general.name': { type: 'string', value: options.name ?? 'gpt2' },
-    'general.file_type': { type: 'uint32', value: fileTypeCode('F32') },
-    'gpt2.context_length': { type: 'uint32', value: positions },
-    'gpt2.embedding_length': { type: 'uint32', value: e },
-    'gpt2.feed_forward_length': { type: 'uint32', value: inner },
-    'gpt2.block_count': { type: 'uint32', value: layers },
-    'gpt2.attention.head_count': { type: 'uint32', value: config.n_head },
-    'gpt2.attention.layer_norm_epsilon': { type: 'float32', value: config.layer_norm_epsilon ?? 1e-5 },
-    ...ggufTokenizer(tokenizerJson, vocab, {
+    'general.architecture': { type: 'string', value: architecture },
+    'general.name': { type: 'string', value: options.name ?? architecture },
+    'general.file_type': u32(fileTypeCode('F32')),
+    ...shape,
+    ...ggufTokenizer(tokenizerJson, config.vocab_size, {
       bos: first(generation.bos_token_id) ?? first(config.bos_token_id),
       eos,
       // A second end-of-sequence id is the end of a chat turn.
       eot: eosIds.find(id => id !== eos)
-    }, typeof tokenizerConfig.chat_template === 'string' ? tokenizerConfig.chat_template : undefined)
+    }, typeof tokenizerConfig.chat_template === 'string' ? tokenizerConfig.chat_template : undefined, tokenizerConfig.add_bos_token === true)
+  }
+  await writeGguf(out, metadata, tensors)
+}
+
+/**
+ * Writes `out`, the GGUF form of the BERT-style encoder in `dir` (packages/onnx's
+ * buildEncoder: BERT's names, q, k and v fused into one `qkv`), as llama.cpp's
+ * `bert` architecture with q, k and v apart. `pooling` is how its embeddings
+ * pool the token states, mean unless said. No chat template: it does not chat.
+ */
+export async function convertEncoder (dir: string, out: string, options: { name?: string, pooling?: 'mean' | 'cls' | 'lasttoken' } = {}): Promise<void> {
+  const [config, tokenizerJson] = await Promise.all(['config.json', 'tokenizer.json'].map(async n => readJson(dir, n)))
+  if (config.model_type !== 'bert') throw new GgufConversionError(`only bert encoders convert to GGUF as encoders, not ${JSON.stringify(config.model_type ?? null)}`)
+  const e: number = config.hidden_size
+  const layers: number = config.num_hidden_layers
+  const vocab: number = config.vocab_size
+  const positions: number = config.max_position_embeddings
+  const types: number = config.type_vocab_size ?? 2
+  const inner: number = config.intermediate_size ?? 4 * e
+
+  const l = (i: number, name: string): string => `encoder.layer.${i}.${name}`
+  const names = ['embeddings.word_embeddings.weight', 'embeddings.position_embeddings.weight', 'embeddings.token_type_embeddings.weight', 'embeddings.LayerNorm.weight', 'embeddings.LayerNorm.bias']
+  for (let i = 0; i < layers; i++) {
+    for (const p of ['attention.self.qkv', 'attention.output.dense', 'attention.output.LayerNorm', 'intermediate.dense', 'output.dense', 'output.LayerNorm']) names.push(l(i, `${p}.weight`), l(i, `${p}.bias`))
+  }
+  const weights = readWeights(readModel(await readFile(join(dir, 'model.onnx'))), names)
+
+  const special = (token: string): number | undefined => tokenizerJson.model?.type === 'WordPiece' ? tokenizerJson.model.vocab?.[token] : undefined
+  const { tensors, add } = tensorList()
+  add('token_embd.weight', [e, vocab], weights['embeddings.word_embeddings.weight'])
+  add('position_embd.weight', [e, positions], weights['embeddings.position_embeddings.weight'])
+  add('token_types.weight', [e, types], weights['embeddings.token_type_embeddings.weight'])
+  add('token_embd_norm.weight', [e], weights['embeddings.LayerNorm.weight'])
+  add('token_embd_norm.bias', [e], weights['embeddings.LayerNorm.bias'])
+  for (let i = 0; i < layers; i++) {
+    const qkv = weights[l(i, 'attention.self.qkv.weight')]
+    const qkvBias = weights[l(i, 'attention.self.qkv.bias')]
+    for (const [k, part] of ['attn_q', 'attn_k', 'attn_v'].entries()) {
+      add(`blk.${i}.${part}.weight`, [e, e], columns(qkv, e, 3 * e, k * e, (k + 1) * e))
+      add(`blk.${i}.${part}.bias`, [e], qkvBias.slice(k * e, (k + 1) * e))
+    }
+    const matrix = (to: string, from: string, inDim: number, outDim: number): void => {
+      add(`blk.${i}.${to}.weight`, [inDim, outDim], transposed(weights[l(i, `${from}.weight`)], inDim, outDim))
+      add(`blk.${i}.${to}.bias`, [outDim], weights[l(i, `${from}.bias`)])
+    }
+    const norm = (to: string, from: string): void => {
+      add(`blk.${i}.${to}.weight`, [e], weights[l(i, `${from}.weight`)])
+      add(`blk.${i}.${to}.bias`, [e], weights[l(i, `${from}.bias`)])
+    }
+    matrix('attn_output', 'attention.output.dense', e, e)
+    norm('attn_output_norm', 'attention.output.LayerNorm')
+    matrix('ffn_up', 'intermediate.dense', e, inner)
+    matrix('ffn_down', 'output.dense', inner, e)
+    norm('layer_output_norm', 'output.LayerNorm')
+  }
+
+  const metadata: Record<string, TypedValue> = {
+    'general.architecture': { type: 'string', value: 'bert' },
+    'general.name': { type: 'string', value: options.name ?? 'bert' },
+    'general.file_type': { type: 'uint32', value: fileTypeCode('F32') },
+    'bert.context_length': { type: 'uint32', value: positions },
+    'bert.embedding_length': { type: 'uint32', value: e },
+    'bert.feed_forward_length': { type: 'uint32', value: inner },
+    'bert.block_count': { type: 'uint32', value: layers },
+    'bert.attention.head_count': { type: 'uint32', value: config.num_attention_heads },
+    'bert.attention.layer_norm_epsilon': { type: 'float32', value: config.layer_norm_eps ?? 1e-12 },
+    'bert.attention.causal': { type: 'bool', value: false },
+    'bert.pooling_type': { type: 'uint32', value: POOLING_TYPES.indexOf(options.pooling ?? 'mean') },
+    'tokenizer.ggml.token_type_count': { type: 'uint32', value: types },
+    ...ggufTokenizer(tokenizerJson, vocab, {
+      // A WordPiece tokenizer's [CLS] begins a text, as llama.cpp's bert takes a bos.
+      bos: special('[CLS]') ?? first(config.bos_token_id),
+      eos: first(config.eos_token_id),
+      padding: special('[PAD]') ?? first(config.pad_token_id),
+      separator: special('[SEP]'),
+      mask: special('[MASK]')
+    })
   }
   await writeGguf(out, metadata, tensors)
 }

@@ -70,3 +70,7 @@ export function fileTypeCode (name: string): number {
   if (code < 0) throw new RangeError(`unknown GGUF file type ${name}`)
   return code
 }
+
+/** llama.cpp's pooling types (<arch>.pooling_type) by number: how an embedding model pools its token states, or `rank` for a reranker's score. */
+export const POOLING_TYPES = ['none', 'mean', 'cls', 'lasttoken', 'rank'] as const
+export type PoolingType = typeof POOLING_TYPES[number]

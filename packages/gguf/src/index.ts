@@ -1,15 +1,17 @@
 /**
  * The GGUF file format of llama.cpp and Ollama: a reader of a file's header
  * (metadata and tensor infos, not the data), a writer, a bridge between its
- * tokenizer metadata and tokenizer.json, and a converter of the project's
- * GPT-2-style decoders into GGUF files llama.cpp runs.
+ * tokenizer metadata and tokenizer.json (byte-level BPE, SentencePiece,
+ * WordPiece), and a converter of the project's GPT-2 and Llama decoders and
+ * BERT-style encoders into GGUF files llama.cpp runs.
  */
-export { configOf, readGguf, summarize } from './reader.ts'
+export { configOf, poolingOf, readGguf, summarize } from './reader.ts'
 export type { GgufFile, GgufSummary, GgufTensorInfo, GgufValue } from './reader.ts'
 export { writeGguf, tensorBytes } from './writer.ts'
 export type { TensorToWrite, TypedValue } from './writer.ts'
 export { ggufTokenizer, hfTokenizer } from './tokenizer.ts'
 export type { HfTokenizerFiles, SpecialTokens } from './tokenizer.ts'
-export { convertDecoder } from './convert.ts'
-export { F16, F32, GGUF_MAGIC, TENSOR_TYPES, fileTypeCode, fileTypeName } from './format.ts'
+export { convertDecoder, convertEncoder } from './convert.ts'
+export { F16, F32, GGUF_MAGIC, POOLING_TYPES, TENSOR_TYPES, fileTypeCode, fileTypeName } from './format.ts'
+export type { PoolingType } from './format.ts'
 export { GgufConversionError, GgufFormatError } from './errors.ts'

@@ -5,7 +5,8 @@
  */
 import { open } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
-import { DEFAULT_ALIGNMENT, GGUF_MAGIC, TENSOR_TYPES, fileTypeName } from './format.ts'
+import { DEFAULT_ALIGNMENT, GGUF_MAGIC, POOLING_TYPES, TENSOR_TYPES, fileTypeName } from './format.ts'
+import type { PoolingType } from './format.ts'
 import { GgufFormatError } from './errors.ts'
 
 export type GgufValue = number | bigint | boolean | string | GgufValue[]
@@ -218,4 +219,15 @@ export function configOf (gguf: GgufFile): Record<string, unknown> {
   for (const [k, v] of Object.entries(shape)) if (v != null) config[k] = v
   config.model_type = architecture
   return config
+}
+
+/**
+ * How an embedding model's file pools its token states (<arch>.pooling_type);
+ * undefined for a model that generates, whose file has no pooling or `none`.
+ */
+export function poolingOf (gguf: GgufFile): Exclude<PoolingType, 'none'> | undefined {
+  const architecture = String(gguf.metadata['general.architecture'] ?? 'unknown')
+  const type = gguf.metadata[`${architecture}.pooling_type`]
+  const pooling = typeof type === 'number' ? POOLING_TYPES[type] : undefined
+  return pooling === 'none' ? undefined : pooling
 }

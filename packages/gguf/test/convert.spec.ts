@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test'
 import { assetDir } from '@node-daemon/models'
 import { Runtime } from '@node-daemon/runtime'
 import { getLlama } from 'node-llama-cpp'
-import { convertDecoder, hfTokenizer, readGguf, summarize } from '../src/index.ts'
+import { convertDecoder, convertEncoder, hfTokenizer, poolingOf, readGguf, summarize } from '../src/index.ts'
 import type { Llama, LlamaModel } from 'node-llama-cpp'
 
 const PROMPTS = ['It is a truth universally acknowledged', 'The old man and', '<|im_start|>user\nWho are you?<|im_end|>\n<|im_start|>assistant\n']
@@ -74,6 +74,32 @@ describe('convertDecoder', () => {
     } finally {
       await context.dispose()
       await runtime.stop()
+    }
+  })
+})
+
+describe('convertEncoder', () => {
+  it('writes llama.cpp bert metadata, q, k and v apart, and the pooling asked for', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'gguf-encoder-'))
+    try {
+      await convertEncoder(assetDir('tiny-embed'), join(dir, 'mean.gguf'))
+      await convertEncoder(assetDir('tiny-embed'), join(dir, 'cls.gguf'), { pooling: 'cls' })
+      const file = await readGguf(join(dir, 'mean.gguf'))
+      assert.deepEqual(summarize(file), { architecture: 'bert', parameters: 724_736, quantization: 'F32', contextLength: 512 })
+      assert.equal(poolingOf(file), 'mean')
+      assert.equal(poolingOf(await readGguf(join(dir, 'cls.gguf'))), 'cls')
+      assert.equal(file.metadata['bert.attention.causal'], false)
+      assert.deepEqual(file.tensors.filter(t => t.name.startsWith('blk.0.attn_')).map(t => [t.name, t.dims]), [
+        ['blk.0.attn_q.weight', [128, 128]], ['blk.0.attn_q.bias', [128]], ['blk.0.attn_k.weight', [128, 128]], ['blk.0.attn_k.bias', [128]],
+        ['blk.0.attn_v.weight', [128, 128]], ['blk.0.attn_v.bias', [128]], ['blk.0.attn_output.weight', [128, 128]], ['blk.0.attn_output.bias', [128]],
+        ['blk.0.attn_output_norm.weight', [128]], ['blk.0.attn_output_norm.bias', [128]]
+      ])
+      // A decoder's file pools nothing: it generates.
+      await convertDecoder(assetDir('tiny-gpt'), join(dir, 'gpt.gguf'))
+      assert.equal(poolingOf(await readGguf(join(dir, 'gpt.gguf'))), undefined)
+      await assert.rejects(convertEncoder(assetDir('tiny-gpt'), join(dir, 'x.gguf')), { name: 'GgufConversionError' })
+    } finally {
+      await rm(dir, { recursive: true, force: true })
     }
   })
 })

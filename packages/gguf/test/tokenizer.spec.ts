@@ -77,4 +77,20 @@ describe('the tokenizer in GGUF metadata', () => {
       await rm(dir, { recursive: true, force: true })
     }
   })
+
+  it('reads a BERT GGUF\'s WordPiece tokenizer as convert_hf_to_gguf.py writes it: phantom spaces, [CLS] as its cls token', () => {
+    const tokens = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', '\u2581hello', '\u2581world', 'ing', '\u2581,', '\u2581sing']
+    const { tokenizerJson, tokenizerConfig } = hfTokenizer({
+      'tokenizer.ggml.model': 'bert',
+      'tokenizer.ggml.tokens': tokens,
+      'tokenizer.ggml.token_type': [3, 3, 3, 3, 3, 1, 1, 1, 1, 1],
+      'tokenizer.ggml.cls_token_id': 2,
+      'tokenizer.ggml.seperator_token_id': 3,
+      'tokenizer.ggml.unknown_token_id': 1,
+      'tokenizer.ggml.padding_token_id': 0
+    })
+    const codec = new TextCodec(tokenizerJson, tokenizerConfig)
+    assert.deepEqual(codec.encodeForModel('Hello, WORLD singing zzz'), [2, 5, 8, 6, 9, 7, 1, 3])
+    assert.equal(codec.decode([5, 8, 6, 9, 7]), 'hello, world singing')
+  })
 })

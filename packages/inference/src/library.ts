@@ -8,7 +8,7 @@
 import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { dirname, join, normalize } from 'node:path'
 import { ModelNotFoundError } from '@node-daemon/cluster'
-import { configOf, readGguf, summarize as ggufSummary } from '@node-daemon/gguf'
+import { configOf, poolingOf, readGguf, summarize as ggufSummary } from '@node-daemon/gguf'
 import { configFromGenai, GGUF_FILE, InvalidModelError, isGgufModel, loadModel, missingModelFiles } from '@node-daemon/runtime'
 import { raceSignal } from 'race-signal'
 import { InvalidModelfileError } from './errors.ts'
@@ -278,15 +278,19 @@ export class ModelLibrary {
   /** A GGUF model's profile, from its file's header: llama.cpp is not loaded for it, as a file of gigabytes would take long. */
   async #ggufProfile (cid: string, dir: string, options: AbortOptions): Promise<ModelProfile> {
     let facts: ReturnType<typeof ggufSummary>
+    let pooling: ReturnType<typeof poolingOf>
     try {
-      facts = ggufSummary(await readGguf(join(dir, GGUF_FILE)))
+      const file = await readGguf(join(dir, GGUF_FILE))
+      facts = ggufSummary(file)
+      pooling = poolingOf(file)
     } catch (err: any) {
       throw new InvalidModelError(`${GGUF_FILE}: ${err.name === 'GgufFormatError' ? err.message : 'cannot be read'}`)
     }
     const files = await this.files(cid, options)
     return {
       format: 'gguf',
-      kind: 'causal-lm',
+      // An embedding model's file says how it pools; a reranker's pools by rank.
+      kind: pooling == null ? 'causal-lm' : pooling === 'rank' ? 'reranker' : 'encoder',
       family: facts.architecture,
       contextLength: facts.contextLength ?? 0,
       parameters: facts.parameters,

@@ -5,7 +5,7 @@
  * for tests of models that use those), the public-domain corpus they
  * learn from, and the scripts that reproduce the committed weights.
  */
-export { trainSentencePiece } from './tokenizer/sentencepiece.ts'
+export { sentencePieceFrame, trainSentencePiece } from './tokenizer/sentencepiece.ts'
 export type { SentencePieceOptions } from './tokenizer/sentencepiece.ts'
 export { trainBpe, CHAT_TEMPLATE, END_OF_TEXT, IM_START, IM_END } from './tokenizer/train-bpe.ts'
 export type { TrainBpeOptions, TrainedTokenizer, TokenizerJson, TokenizerConfig } from './tokenizer/train-bpe.ts'

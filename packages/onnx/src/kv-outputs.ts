@@ -16,7 +16,10 @@
  * the length the attention mask gives, total minus the step's tokens: so
  * the graph sees an exact past, and what it measures in indices of the
  * sequence (a sliding window, positions counted along the mask) is right
- * whatever room the buffers have.
+ * whatever room the buffers have. The slices copy each past at every step,
+ * though: a graph that reads the sequence's length only through its
+ * position_ids and mask takes the room as it is instead, masked out by the
+ * caller (roomMasked).
  */
 import onnxProto from 'onnx-proto'
 import { decodeModelProto } from './reader.ts'
@@ -28,6 +31,19 @@ export interface AppendedKeyValues {
   model: Uint8Array
   /** For each `present.*` output of the original, the name of the output that now holds only what a step adds. */
   outputs: Record<string, string>
+  /** Each past is sliced to the mask's past length; otherwise the caller masks the room itself. */
+  sliced: boolean
+}
+
+export interface AppendedKeyValuesOptions {
+  /**
+   * The graph reads nothing from a sequence's length but through its
+   * position_ids and mask (no sliding window, no length-dependent RoPE), so
+   * the room fed past the cache's end, masked out, changes no token: the
+   * pasts are then fed as they are, without the slices, which copy each
+   * past at every step (a tenth of the default model's step).
+   */
+  roomMasked?: boolean
 }
 
 /** Names of the nodes and constants the rewrite adds, apart from the graph's own. */
@@ -43,7 +59,7 @@ const int64 = (name: string, value: number): onnxProto.onnx.ITensorProto => ({ n
  * attention_mask (whose lengths give the past's). Anything else (fused attention ops that
  * own their cache, say) gives `undefined`: the model runs as exported.
  */
-export function appendedKeyValues (bytes: Uint8Array): AppendedKeyValues | undefined {
+export function appendedKeyValues (bytes: Uint8Array, options: AppendedKeyValuesOptions = {}): AppendedKeyValues | undefined {
   const { proto, graph } = decodeModelProto(bytes)
   const inputs = new Set((graph.input ?? []).map(i => i.name))
   const producers = new Map<string, onnxProto.onnx.INodeProto>()
@@ -65,12 +81,25 @@ export function appendedKeyValues (bytes: Uint8Array): AppendedKeyValues | undef
   const opset = proto.opsetImport.find(o => (o.domain ?? '') === '' || o.domain === 'ai.onnx')
   // Slice takes its bounds as inputs from opset 10.
   if (opset == null || Number(opset.version) < 10) return undefined
+  const sliced = options.roomMasked !== true || !inputs.has('position_ids')
+  if (sliced) slicePasts(graph, Object.keys(outputs))
 
+  graph.output = graphOutputs.map(output => {
+    const added = outputs[output.name ?? '']
+    if (added == null) return output
+    // Same element type; the length is the step's, so no shape is promised.
+    return onnx.ValueInfoProto.create({ name: added, type: { tensorType: { elemType: output.type?.tensorType?.elemType } } })
+  })
+  return { model: onnx.ModelProto.encode(proto).finish(), outputs, sliced }
+}
+
+/** Feeds each past through a slice to the mask's past length, total minus the step's tokens, so that the graph sees an exact past whatever room it is fed with. */
+function slicePasts (graph: onnxProto.onnx.IGraphProto, presents: string[]): void {
   // past[:, :, :mask length − step length]: Sub of the two shapes is [0, past length, …].
   const op = (opType: string, input: string[], output: string): onnxProto.onnx.INodeProto => ({ opType, input, output: [PREFIX + output], name: PREFIX + output })
   const pastLength = PREFIX + 'past_length'
   const sliced = (past: string): string => `${PREFIX}${past}`
-  const pasts = Object.keys(outputs).map(name => name.replace(/^present\./, 'past_key_values.'))
+  const pasts = presents.map(name => name.replace(/^present\./, 'past_key_values.'))
   const renamed = new Set(pasts)
   for (const input of graph.input ?? []) {
     // Fed with room, a past's length is no longer the mask's past length.
@@ -87,12 +116,4 @@ export function appendedKeyValues (bytes: Uint8Array): AppendedKeyValues | undef
     ...pasts.map(past => ({ opType: 'Slice', input: [past, PREFIX + '0', pastLength, PREFIX + '2'], output: [sliced(past)], name: sliced(past) })),
     ...(graph.node ?? [])
   ]
-
-  graph.output = graphOutputs.map(output => {
-    const added = outputs[output.name ?? '']
-    if (added == null) return output
-    // Same element type; the length is the step's, so no shape is promised.
-    return onnx.ValueInfoProto.create({ name: added, type: { tensorType: { elemType: output.type?.tensorType?.elemType } } })
-  })
-  return { model: onnx.ModelProto.encode(proto).finish(), outputs }
 }

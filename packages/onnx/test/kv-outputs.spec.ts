@@ -69,29 +69,50 @@ describe('appendedKeyValues', () => {
     }
   })
 
-  it('takes each past with room past its end, sliced off by the length the attention mask gives', async () => {
-    const rewritten = appendedKeyValues(gpt)
-    assert.ok(rewritten != null)
+  /**
+   * The logits of token 7 after [5, 9, 2], run by `rewritten` on a past of
+   * those three positions and then two of room holding anything, under
+   * `mask`, beside the original's on the exact past.
+   */
+  async function afterRoom (rewritten: Uint8Array, mask: number[]): Promise<{ got: Float32Array, want: Float32Array }> {
     const original = await InferenceSession.create(gpt)
-    const appended = await InferenceSession.create(rewritten.model)
+    const appended = await InferenceSession.create(rewritten)
     try {
       const a = await step(original, [5, 9, 2], undefined)
       const exact = await step(original, [7], presents.map(p => a[p] as Tensor))
-      // Three positions of the past, then two of room holding anything: the mask covers the three.
-      const roomy = presents.map(p => {
-        const t = a[p] as Tensor
+      const feeds: Record<string, Tensor> = { input_ids: int64([7], [1, 1]), attention_mask: int64(mask, [1, mask.length]), position_ids: int64([3], [1, 1]) }
+      for (const p of presents) {
         const data = new Float32Array(GPT.heads * 5 * HEAD).fill(1e3)
-        for (let h = 0; h < GPT.heads; h++) data.set((t.data as Float32Array).subarray(h * 3 * HEAD, (h + 1) * 3 * HEAD), h * 5 * HEAD)
-        return new Tensor('float32', data, [1, GPT.heads, 5, HEAD])
-      })
-      const feeds: Record<string, Tensor> = { input_ids: int64([7], [1, 1]), attention_mask: int64([1, 1, 1, 1], [1, 4]), position_ids: int64([3], [1, 1]) }
-      presents.forEach((name, i) => { feeds[name.replace('present', 'past_key_values')] = roomy[i] })
+        for (let h = 0; h < GPT.heads; h++) data.set(((a[p] as Tensor).data as Float32Array).subarray(h * 3 * HEAD, (h + 1) * 3 * HEAD), h * 5 * HEAD)
+        feeds[p.replace('present', 'past_key_values')] = new Tensor('float32', data, [1, GPT.heads, 5, HEAD])
+      }
       const d = await appended.run(feeds)
-      assert.deepEqual(d.logits.data, exact.logits.data)
+      return { got: d.logits.data as Float32Array, want: exact.logits.data as Float32Array }
     } finally {
       await original.release()
       await appended.release()
     }
+  }
+
+  it('takes each past with room past its end, sliced off by the length the attention mask gives', async () => {
+    const rewritten = appendedKeyValues(gpt)
+    assert.equal(rewritten?.sliced, true)
+    // The mask covers the three positions of the past and the step's.
+    const { got, want } = await afterRoom(rewritten.model, [1, 1, 1, 1])
+    assert.deepEqual(got, want)
+  })
+
+  it('with roomMasked, takes each past as it is fed, room and all, for the mask to hide: no slice copies it at each step', async () => {
+    const rewritten = appendedKeyValues(gpt, { roomMasked: true })
+    assert.equal(rewritten?.sliced, false)
+    assert.deepEqual(onnx.ModelProto.decode(rewritten.model).graph?.node?.filter(n => n.opType === 'Slice' && n.name?.startsWith('appended_kv/')), [])
+    const { got, want } = await afterRoom(rewritten.model, [1, 1, 1, 0, 0, 1])
+    got.forEach((x, i) => { assert.ok(Math.abs(x - want[i]) < 1e-5, `logit ${i}: ${x} against ${want[i]}`) })
+    // A graph that takes no position_ids counts positions along the mask: its pasts are sliced still.
+    const proto = onnx.ModelProto.decode(gpt)
+    for (const input of proto.graph?.input ?? []) if (input.name === 'position_ids') input.name = 'positions'
+    for (const node of proto.graph?.node ?? []) node.input = (node.input ?? []).map(i => i === 'position_ids' ? 'positions' : i)
+    assert.equal(appendedKeyValues(onnx.ModelProto.encode(proto).finish(), { roomMasked: true })?.sliced, true)
   })
 
   it('leaves alone a model without a cache, and a decoder whose cache is not grown by a Concat on the sequence axis', () => {

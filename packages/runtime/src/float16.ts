@@ -18,3 +18,10 @@ export function fed (t: ort.Tensor): ort.Tensor {
   if (t.type === 'float16' && !(t.data instanceof Uint16Array)) (t as unknown as { cpuData: Uint16Array }).cpuData = bitsOf(t) as Uint16Array
   return t
 }
+
+/** float16 logits, as fp16 exports return them, as the float32 that sampling reads. */
+export function asFloat32 (t: ort.Tensor): Float32Array {
+  if (t.type === 'float32') return t.data as Float32Array
+  const data = t.data as ArrayLike<number> & ArrayBufferView
+  return Float32Array.from(data instanceof Uint16Array ? new Float16Array(data.buffer, data.byteOffset, data.length) : data)
+}

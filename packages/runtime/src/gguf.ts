@@ -15,6 +15,7 @@ import { getLlama, LlamaLogLevel } from 'node-llama-cpp'
 import { InvalidModelError, UnsupportedModelError } from './errors.ts'
 import { sharedLength } from './prefix-cache.ts'
 import { TextCodec } from './text.ts'
+import type { GgufFile, GgufSummary } from '@node-daemon/gguf'
 import type { Decoder, DecoderCache } from './decoder.ts'
 import type { LoadOptions, ModelInfo } from './model.ts'
 import type { Llama, LlamaContext, LlamaContextSequence, LlamaModel, Token } from 'node-llama-cpp'
@@ -26,12 +27,12 @@ export const GGUF_FILE = 'model.gguf'
 const MAX_SEQUENCE_CONTEXT = 4096
 
 /** Below this size, one thread decodes fastest: several spin-wait for each other on a busy machine (300× slower on the default model). */
-const SMALL_MODEL_BYTES = 64 * 1_048_576
+export const SMALL_MODEL_BYTES = 64 * 1_048_576
 
 let llama: Promise<Llama> | undefined
 
 /** llama.cpp, loaded once per process from the prebuilt binaries: never built, never downloaded. */
-async function runtime (): Promise<Llama> {
+export async function runtime (): Promise<Llama> {
   llama ??= getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error })
   return llama
 }
@@ -50,12 +51,35 @@ export interface GgufLoadOptions extends LoadOptions {
   sequences?: number
 }
 
-export async function loadGguf (dir: string, options: GgufLoadOptions = {}): Promise<GgufLM> {
+/**
+ * The llama.cpp context a GGUF file of `size` bytes gets, whose trained
+ * context is `trained` positions: what a bare llama.cpp loop must take to be
+ * compared with the runtime's.
+ */
+export function ggufContextOptions (size: number, trained: number | undefined, options: { sequences?: number, threads?: number } = {}): { contextSize: number, sequences: number, threads: number } {
+  return {
+    contextSize: Math.min(trained ?? MAX_SEQUENCE_CONTEXT, MAX_SEQUENCE_CONTEXT),
+    sequences: options.sequences ?? 16,
+    threads: options.threads ?? (size < SMALL_MODEL_BYTES ? 1 : 0)
+  }
+}
+
+/** What a GGUF model's header tells, read before llama.cpp loads it: the metadata, and the tokenizer as the TextCodec takes it. */
+export interface GgufHeader {
+  path: string
+  file: GgufFile
+  summary: GgufSummary
+  codec: TextCodec
+  vocabSize: number
+  /** Bytes of the file. */
+  size: number
+}
+
+export async function readGgufHeader (dir: string): Promise<GgufHeader> {
   const path = join(dir, GGUF_FILE)
   const file = await readGguf(path).catch((err: Error) => {
     throw new InvalidModelError(`${GGUF_FILE}: ${err.name === 'GgufFormatError' ? err.message : 'cannot be read'}`)
   })
-  const summary = summarize(file)
   let codec: TextCodec
   try {
     const tokenizer = hfTokenizer(file.metadata)
@@ -65,18 +89,19 @@ export async function loadGguf (dir: string, options: GgufLoadOptions = {}): Pro
   }
   const tokens = file.metadata['tokenizer.ggml.tokens']
   const vocabSize = Array.isArray(tokens) ? tokens.length : codec.vocabSize
-  const size = (await stat(path)).size
+  return { path, file, summary: summarize(file), codec, vocabSize, size: (await stat(path)).size }
+}
+
+export async function loadGguf (dir: string, options: GgufLoadOptions = {}, header?: GgufHeader): Promise<GgufLM> {
+  const { path, file, summary, codec, vocabSize, size } = header ?? await readGgufHeader(dir)
   options.signal?.throwIfAborted()
   const lib = await runtime()
-  const model = await lib.loadModel({ modelPath: path })
-  const contextLength = Math.min(summary.contextLength ?? MAX_SEQUENCE_CONTEXT, MAX_SEQUENCE_CONTEXT)
+  const model = await lib.loadModel({ modelPath: path, useMmap: true }) // the weights stay in the file, in the page cache, rather than in the heap
+  const contextOptions = ggufContextOptions(size, summary.contextLength, options)
+  const contextLength = contextOptions.contextSize
   let context: LlamaContext
   try {
-    context = await model.createContext({
-      contextSize: contextLength,
-      sequences: options.sequences ?? 16,
-      threads: options.threads ?? (size < SMALL_MODEL_BYTES ? 1 : 0)
-    })
+    context = await model.createContext(contextOptions)
   } catch (err) {
     await model.dispose()
     throw err
@@ -95,6 +120,21 @@ export async function loadGguf (dir: string, options: GgufLoadOptions = {}): Pro
   return new GgufLM(model, context, codec, info, vocabSize)
 }
 
+/**
+ * A greedy row's decoding as llama.cpp's own loop runs it: one sampler for
+ * the row's life (node-llama-cpp's evaluate), where a controlled evaluation
+ * would make and free one at each token.
+ */
+interface GreedyLoop {
+  steps: AsyncGenerator<Token, void, void | Token | Token[]>
+  /**
+   * The evaluation of the token last returned, started as soon as it was
+   * known, so that llama.cpp decodes while the batcher streams the token;
+   * `known` is the sequence's length without it.
+   */
+  ahead?: { token: number, next: Promise<IteratorResult<Token, void>>, known: number }
+}
+
 /** A GGUF causal LM in a llama.cpp context whose sequences are the rows of the batch. */
 export class GgufLM implements Decoder<GgufCache> {
   readonly kind = 'causal-lm'
@@ -110,6 +150,9 @@ export class GgufLM implements Decoder<GgufCache> {
    * slot's cache.
    */
   #idle: LlamaContextSequence[] = []
+  readonly #loops = new Map<LlamaContextSequence, GreedyLoop>()
+  /** Loops being ended, which their sequence waits for before it serves another row. */
+  readonly #ending = new Map<LlamaContextSequence, Promise<void>>()
 
   constructor (model: LlamaModel, context: LlamaContext, codec: TextCodec, info: ModelInfo, vocabSize: number) {
     this.#model = model
@@ -142,18 +185,72 @@ export class GgufLM implements Decoder<GgufCache> {
       const next = await Promise.all(rows.map(async (row, i) => {
         const s = sequences[i]
         const [sequence, tokens] = 'sequence' in s ? [s.sequence, row.slice(s.reused)] : [s, row]
-        return this.#evaluate(sequence, tokens, greedy[i])
+        return greedy[i] ? this.#greedy(sequence, tokens) : this.#evaluate(sequence, tokens)
       }))
       const kept = sequences.map(s => 'sequence' in s ? s.sequence : s)
-      return { next, cache: this.#cache(kept) }
+      const grown = this.#cache(kept)
+      // The greedy rows' next step starts now, together (one llama.cpp batch), so that it overlaps the batcher's work on this one's tokens.
+      kept.forEach((sequence, i) => { if (greedy[i]) this.#lookAhead(sequence, next[i] as number) })
+      return { next, cache: grown }
     } catch (err) {
-      this.#idle.push(...taken)
+      this.#retire(taken)
       throw err
     }
   }
 
+  /** The row's next token, llama.cpp's argmax; from the step looked ahead when the batcher asks for the token that step evaluates, as it does. */
+  async #greedy (sequence: LlamaContextSequence, tokens: number[]): Promise<number> {
+    const loop = this.#loops.get(sequence)
+    const ahead = loop?.ahead
+    let step: IteratorResult<Token, void>
+    if (loop != null && ahead != null && tokens.length === 1 && tokens[0] === ahead.token) {
+      loop.ahead = undefined
+      step = await ahead.next
+    } else {
+      await this.#endLoop(sequence)
+      const steps = sequence.evaluate(tokens as Token[], { temperature: 0, yieldEogToken: true })
+      this.#loops.set(sequence, { steps })
+      step = await steps.next()
+    }
+    if (step.done === true) throw new Error('llama.cpp picked no token')
+    return step.value
+  }
+
+  /** Starts evaluating `token` on the row's loop, unless it ends the row or the sequence is full (llama.cpp would shift its context). */
+  #lookAhead (sequence: LlamaContextSequence, token: number): void {
+    const loop = this.#loops.get(sequence)
+    if (loop == null || this.codec.stopIds.has(token) || sequence.nextTokenIndex + 1 >= sequence.contextSize) return
+    const next = loop.steps.next([token as Token])
+    // A failed look-ahead fails the step that takes it; unasked for, it is only dropped.
+    next.catch(() => {})
+    loop.ahead = { token, next, known: sequence.nextTokenIndex }
+  }
+
+  /** Ends the row's greedy loop; a token looked ahead and never asked for leaves the sequence again. */
+  async #endLoop (sequence: LlamaContextSequence): Promise<void> {
+    await this.#ending.get(sequence)
+    const loop = this.#loops.get(sequence)
+    if (loop == null) return
+    this.#loops.delete(sequence)
+    const landed = loop.ahead == null ? false : await loop.ahead.next.then(step => step.done !== true, () => false)
+    await loop.steps.return()
+    if (landed && loop.ahead != null) await sequence.eraseContextTokenRanges([{ start: loop.ahead.known, end: sequence.nextTokenIndex }])
+  }
+
+  /** Sequences no batch holds any more become idle once their loops ended. */
+  #retire (sequences: LlamaContextSequence[]): void {
+    for (const sequence of sequences) {
+      if (!this.#loops.has(sequence)) continue
+      const ending = this.#endLoop(sequence).catch(() => {}).finally(() => { this.#ending.delete(sequence) })
+      this.#ending.set(sequence, ending)
+    }
+    this.#idle.push(...sequences)
+  }
+
   /** An idle sequence with the longest prefix of `prompt`, cut to it; else a new one, or the least recently used. */
   async #sequenceFor (prompt: number[]): Promise<{ sequence: LlamaContextSequence, reused: number }> {
+    // Idle sequences hold their rows' tokens only once their loops ended.
+    await Promise.all(this.#ending.values())
     let best = -1
     let shared = 0
     this.#idle.forEach((s, i) => {
@@ -175,38 +272,35 @@ export class GgufLM implements Decoder<GgufCache> {
     return { sequence, reused: shared }
   }
 
-  /** The row's logits; greedy, its argmax as llama.cpp's greedy sampler (no other in its chain: temperature 0, no penalties) picks it, the first of equals. */
-  async #evaluate (sequence: LlamaContextSequence, tokens: number[], greedy: boolean): Promise<Float32Array | number> {
+  /** The row's logits. */
+  async #evaluate (sequence: LlamaContextSequence, tokens: number[]): Promise<Float32Array> {
+    await this.#endLoop(sequence)
     const last = tokens.length - 1
-    const generateNext = greedy ? { token: true, options: { temperature: 0 } } : { logits: true }
-    const input = tokens.map((t, i) => i === last ? [t as Token, { generateNext }] as const : t as Token)
+    const input = tokens.map((t, i) => i === last ? [t as Token, { generateNext: { logits: true } }] as const : t as Token)
     const out = await sequence.controlledEvaluate(input as Parameters<LlamaContextSequence['controlledEvaluate']>[0])
-    const next = out[last]?.next
-    if (greedy) {
-      if (next?.token == null) throw new Error('llama.cpp picked no token')
-      return next.token
-    }
-    const map = next?.logits
+    const map = out[last]?.next?.logits
     if (map == null) throw new Error('llama.cpp returned no logits')
     const logits = new Float32Array(this.#vocabSize).fill(-Infinity)
     for (const [token, logit] of map) if (token < logits.length) logits[token] = logit
     return logits
   }
 
+  /** The rows' lengths as the batcher knows them: without a token looked ahead. */
   #cache (rows: LlamaContextSequence[]): GgufCache {
-    const length = Math.max(0, ...rows.map(s => s.nextTokenIndex))
-    return { rows, length, pads: rows.map(s => length - s.nextTokenIndex) }
+    const lengths = rows.map(s => this.#loops.get(s)?.ahead?.known ?? s.nextTokenIndex)
+    const length = Math.max(0, ...lengths)
+    return { rows, length, pads: lengths.map(n => length - n) }
   }
 
   /** llama.cpp's sequences cannot be copied: the rows move, and those left out become idle. */
   regroup (parts: Array<{ cache: GgufCache, rows: number[] }>): GgufCache {
     const kept = parts.flatMap(({ cache, rows }) => rows.map(r => cache.rows[r]))
-    for (const { cache } of parts) this.#idle.push(...cache.rows.filter(s => !kept.includes(s)))
+    for (const { cache } of parts) this.#retire(cache.rows.filter(s => !kept.includes(s)))
     return this.#cache(kept)
   }
 
   free (cache: GgufCache): void {
-    this.#idle.push(...cache.rows)
+    this.#retire(cache.rows)
   }
 
   /** The batcher's prefix cache copies rows apart from their batch, which llama.cpp cannot: the idle sequences serve instead. */
@@ -215,6 +309,7 @@ export class GgufLM implements Decoder<GgufCache> {
   }
 
   async release (): Promise<void> {
+    await Promise.all([...this.#loops.keys()].map(async s => this.#endLoop(s).catch(() => {})))
     await this.#context.dispose()
     await this.#model.dispose()
   }

@@ -9,12 +9,16 @@
  * streaming, cancellation) with continuous batching, embeddings and
  * reranking.
  */
+export { WorkerSession, freeOutputs } from './worker-session.ts'
+export type { GraphSource, RunOptions, RunResult } from './worker-session.ts'
 export { Runtime, renderPrompt, fitPrompt, promptTokens, DEFAULT_NUM_CTX } from './runtime.ts'
 export type { Loaded, ContextOptions, OutputFormat, OutputOptions, RuntimeComponents, RuntimeInit, ModelRef, UseOptions, LoadedEntry, PromptInput, Lease } from './runtime.ts'
-export { loadModel, freeOutputs, CausalLM, Encoder, CrossEncoder, readSentenceConfig, configFromGenai, missingModelFiles, DTYPES, chooseModelFile, findModelFile } from './model.ts'
+export { asFloat32, fed } from './float16.ts'
+export { loadModel, CausalLM, Encoder, CrossEncoder, readSentenceConfig, configCacheShape, configFromGenai, missingModelFiles, DTYPES, chooseModelFile, findModelFile } from './model.ts'
 export type { BatchCache, Dtype, EmbedInput, ExecutionProvider, InputType, LoadedModel, ModelFile, ModelInfo, PoolingMode, SentenceConfig } from './model.ts'
-export { GgufLM, GGUF_FILE, isGgufModel, loadGguf } from './gguf.ts'
-export type { GgufCache } from './gguf.ts'
+export { GgufLM, GGUF_FILE, ggufContextOptions, isGgufModel, loadGguf, readGgufHeader } from './gguf.ts'
+export type { GgufCache, GgufHeader } from './gguf.ts'
+export { GgufEncoder, isGgufEncoder, loadGgufEncoder } from './gguf-encoder.ts'
 export type { Decoder, DecoderCache } from './decoder.ts'
 export { Batcher } from './batcher.ts'
 export type { Constraint, GenerateRequest, GenerationChunk, GenerationEvent, GenerationStats, TokenConstraint } from './batcher.ts'

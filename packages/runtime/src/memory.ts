@@ -9,7 +9,14 @@ import { configCacheShape, configFromGenai, contextLength, findModelFile, graphB
 import type { ExecutionProvider } from './model.ts'
 
 export interface MemoryNeed {
-  /** Bytes of the weights, as the model's files hold them. */
+  /**
+   * Bytes of the weights, as the model's files hold them. Mapped weights (a
+   * GGUF file, external data that onnxruntime does not prepack) sit in the
+   * page cache rather than the heap, but every step reads them all, so they
+   * must stay resident to run at speed; the weights onnxruntime prepacks
+   * (MatMul's) are copied to the heap at load. Either way a byte on disk
+   * takes a byte of memory.
+   */
   weights: number
   /** Bytes of the keys and values of one sequence of `tokens`. */
   cache: number

@@ -10,9 +10,9 @@ import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path'
 import { externalDataLocations, weightsSummary } from '@node-daemon/onnx'
 import * as ort from 'onnxruntime-node'
 import { ContextLengthError, InvalidInferenceRequestError, InvalidModelError, UnsupportedModelError } from './errors.ts'
-import { bitsOf, fed } from './float16.ts'
+import { asFloat32, bitsOf, fed } from './float16.ts'
 import { TextCodec } from './text.ts'
-import { WorkerSession } from './worker-session.ts'
+import { freeOutputs, WorkerSession } from './worker-session.ts'
 
 export type ExecutionProvider = 'cpu' | 'cuda'
 
@@ -246,7 +246,19 @@ async function checkExternalData (dir: string, file: string): Promise<void> {
   }
 }
 
-async function createSession (dir: string, file: string, size: number, options: LoadOptions): Promise<WorkerSession> {
+/**
+ * Whether a decoder of `config` reads a sequence's length only through its
+ * position_ids and mask: then the room fed past its cache's end can simply
+ * be masked out. A sliding window counts in indices of the sequence, and
+ * dynamic or long RoPE scaling may measure its length.
+ */
+function roomMaskable (config: Record<string, any>): boolean {
+  const window = config.use_sliding_window === false ? undefined : config.sliding_window
+  const rope = config.rope_scaling?.rope_type ?? config.rope_scaling?.type
+  return !(typeof window === 'number' && window < contextLength(config)) && (rope == null || ['default', 'linear', 'llama3'].includes(rope))
+}
+
+async function createSession (dir: string, file: string, size: number, modelConfig: Record<string, any>, options: LoadOptions): Promise<WorkerSession> {
   // Spinning threads burn the cores that other sessions and the event loop need between runs.
   const config: Record<string, unknown> = { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } }
   const session: ort.InferenceSession.SessionOptions = {
@@ -261,7 +273,7 @@ async function createSession (dir: string, file: string, size: number, options: 
   await checkExternalData(dir, file)
   try {
     // External data lies beside the graph, which may be in onnx/.
-    return await WorkerSession.open({ dir: dirname(path), path, size, rewriteMaxBytes: REWRITE_MAX_BYTES, options: session })
+    return await WorkerSession.open({ dir: dirname(path), path, size, rewriteMaxBytes: REWRITE_MAX_BYTES, roomMasked: roomMaskable(modelConfig), options: session })
   } catch (err: any) {
     if (err.name === 'ModelWorkerError') throw err
     // onnxruntime names the files it could not read by their full paths.
@@ -297,7 +309,7 @@ export async function loadModel (dir: string, options: LoadOptions = {}): Promis
   const file = await findModelFile(dir, options)
   const files = await readModelFiles(dir, file)
   options.signal?.throwIfAborted()
-  const session = await createSession(dir, file.path, files.size, options)
+  const session = await createSession(dir, file.path, files.size, files.config, options)
   // createSession checked the file already: what onnxruntime loads, this reads.
   const weights = await weightsSummary(join(dir, file.path)).catch(() => ({ parameters: 0, quantization: '', ops: [] }))
   if (options.signal?.aborted === true) {
@@ -370,20 +382,6 @@ const CACHE_ROOM = 32
 
 const int64 = (values: ArrayLike<number>, dims: number[]): ort.Tensor => new ort.Tensor('int64', BigInt64Array.from(Array.from(values, BigInt)), dims)
 
-/**
- * Frees now the ArrayBuffers of onnxruntime outputs that are done with.
- * onnxruntime-node copies every output into an ArrayBuffer of its own, even
- * one it also wrote into a tensor the caller gave; left to V8, megabytes of
- * them per run bring on full collections by their external size alone.
- */
-export function freeOutputs (tensors: Iterable<ort.Tensor>): void {
-  for (const t of tensors) {
-    const data = t.data as ArrayBufferView
-    // Only a buffer the tensor has to itself, as onnxruntime-node makes them.
-    if (data.buffer instanceof ArrayBuffer && !data.buffer.detached && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength) data.buffer.transfer(0)
-  }
-}
-
 /** The types a KV cache may be kept in, as the graph declares it. */
 export type CacheType = 'float32' | 'float16'
 
@@ -399,13 +397,6 @@ function cacheData (t: ort.Tensor): CacheArray {
 
 function cacheTensor (type: CacheType, data: CacheArray, dims: number[]): ort.Tensor {
   return fed(new ort.Tensor(type, data, dims))
-}
-
-/** float16 logits, as fp16 exports return them, as the float32 that sampling reads. */
-function float32 (t: ort.Tensor): Float32Array {
-  if (t.type === 'float32') return t.data as Float32Array
-  const data = t.data as ArrayLike<number> & ArrayBufferView
-  return Float32Array.from(data instanceof Uint16Array ? new Float16Array(data.buffer, data.byteOffset, data.length) : data)
 }
 
 /** A new cache tensor of the same type as `like`, zeroed. */
@@ -456,12 +447,15 @@ export class CausalLM {
    * which in a daemon's large heap cost more in GC than the step itself.
    */
   readonly #appended?: Record<string, string>
+  /** The rewritten graph takes the cache's room as it is (appendedKeyValues' roomMasked), for the mask to hide. */
+  readonly #roomMasked: boolean
 
   constructor (session: WorkerSession, codec: TextCodec, info: ModelInfo) {
     this.session = session
     this.codec = codec
     this.info = info
     this.#appended = session.appended
+    this.#roomMasked = session.appended != null && !session.sliced
     const pasts = session.inputNames.filter(n => /^past_key_values\.\d+\.key$/.test(n))
     if (pasts.length === 0 || !session.inputNames.includes('input_ids')) {
       throw new UnsupportedModelError('a causal LM needs input_ids and past_key_values.N.key/value inputs (an export with a KV cache)')
@@ -489,12 +483,14 @@ export class CausalLM {
    * logits of each row's last token and the grown cache. A rewritten
    * decoder's cache grows in place: the cache given is not valid afterwards.
    */
-  async forward (rows: number[][], cache?: BatchCache, signal?: AbortSignal): Promise<{ logits: Float32Array[], cache: BatchCache }> {
+  async forward (rows: number[][], given?: BatchCache, signal?: AbortSignal): Promise<{ logits: Float32Array[], cache: BatchCache }> {
     const batch = rows.length
-    const step = cache == null ? Math.max(...rows.map(r => r.length)) : rows[0].length
+    const step = given == null ? Math.max(...rows.map(r => r.length)) : rows[0].length
+    const cache = given == null ? undefined : this.#fitted(given, step)
     const past = cache?.length ?? 0
-    // The mask covers the past without the cache's room, which the rewritten graph slices off by its length.
-    const total = past + step
+    // The mask covers what the graph is fed of the past: the cache's room too, masked out, unless the rewritten graph slices it off by the mask's length.
+    const fedPast = cache != null && this.#roomMasked ? cache.capacity : past
+    const total = fedPast + step
     const pads = cache?.pads ?? rows.map(r => step - r.length)
     // Filled in place: a decoding step runs per token, and boxed BigInts per mask position were most of its garbage.
     const ids = new BigInt64Array(batch * step)
@@ -509,7 +505,7 @@ export class CausalLM {
         positions[b * step + offset + t] = BigInt(before + t)
       })
       mask.fill(1n, b * total + pads[b], b * total + past)
-      mask.fill(1n, b * total + past + (cache == null ? pads[b] : 0), (b + 1) * total)
+      mask.fill(1n, b * total + fedPast + (cache == null ? pads[b] : 0), (b + 1) * total)
     })
     const feeds: Record<string, ort.Tensor> = {
       input_ids: new ort.Tensor('int64', ids, [batch, step]),
@@ -527,7 +523,7 @@ export class CausalLM {
     // A rewritten decoder's cache moves to the session's worker and back, to grow here in place; any other feed is freed there.
     const grown = appended != null && cache != null
     const { outputs: out, kept } = await this.session.runKeeping(feeds, grown ? this.#pasts : [])
-    const logits = float32(out.logits)
+    const logits = asFloat32(out.logits)
     const vocab = out.logits.dims[2]
     return {
       logits: rows.map((_, b) => logits.subarray((b * step + step - 1) * vocab, (b * step + step) * vocab)),
@@ -539,6 +535,20 @@ export class CausalLM {
   }
 
   /**
+   * The cache, moved to buffers without room when, fed whole with its room
+   * masked, it and a step of several tokens (a prompt's rest after a cached
+   * prefix) would outrun the context, which some graphs' position tables
+   * bound.
+   */
+  #fitted (cache: BatchCache, step: number): BatchCache {
+    if (!this.#roomMasked || cache.capacity + step <= this.info.contextLength) return cache
+    const full = cache.kv
+    const kv = full.map(t => withCapacity(t, cache.length, cache.length))
+    freeOutputs(full)
+    return { ...cache, capacity: cache.length, kv }
+  }
+
+  /**
    * The cache grown by one step's keys and values, written in place. When it
    * is full it moves to buffers with room for more.
    */
@@ -547,7 +557,8 @@ export class CausalLM {
     const n = added[0].dims[2]
     let { capacity, kv } = cache
     if (at + n > capacity) {
-      capacity = Math.max(at + n, Math.min(at + n + Math.max(CACHE_ROOM, (at + n) >> 2), this.info.contextLength))
+      // Fed whole, the room and the next token must fit in the context, which some graphs' position tables bound.
+      capacity = Math.max(at + n, Math.min(at + n + Math.max(CACHE_ROOM, (at + n) >> 2), this.info.contextLength - (this.#roomMasked ? 1 : 0)))
       const full = kv
       kv = kv.map(t => withCapacity(t, at, capacity))
       freeOutputs(full)
@@ -680,7 +691,7 @@ function pool (mode: PoolingMode, data: Float32Array, at: number, n: number, wid
   for (let i = 0; i < width; i++) v[i] /= scale || 1
 }
 
-function normalizeInPlace (v: Float32Array): void {
+export function normalizeInPlace (v: Float32Array): void {
   let norm = 0
   for (let i = 0; i < v.length; i++) norm += v[i] * v[i]
   norm = Math.sqrt(norm) || 1
@@ -760,24 +771,8 @@ export class Encoder {
     if (!Number.isInteger(this.dimensions) || this.dimensions < 1) throw new InvalidModelError('config.json: cannot tell the width of the hidden states (hidden_size)')
   }
 
-  /**
-   * The token ids of each input as the model takes them, cut to the context
-   * when `truncate` allows. A text gets the prefix of its input type (a
-   * document's by default) when the model's config gives one. Given ids are
-   * taken as the exact tokens of the text and get the special tokens the
-   * tokenizer would add around a text (a BERT's [CLS] and [SEP]): the model
-   * was trained with them, and a client that tokenized with tiktoken-like
-   * tools never adds them. Truncation keeps the closing special tokens, as
-   * the tokenizer's own does.
-   */
   tokenize (inputs: EmbedInput[], truncate: boolean, inputType: InputType = 'document'): number[][] {
-    const { prefix, suffix } = this.codec.wrapping
-    const limit = this.info.contextLength
-    const textPrefix = this.sentence.prefixes[inputType] ?? ''
-    return inputs.map(input => {
-      const ids = typeof input === 'string' ? this.codec.encodeForModel(textPrefix + input) : [...prefix, ...checkedIds(this, input), ...suffix]
-      return fitted(ids, limit, suffix.length, truncate)
-    })
+    return embeddingTokens(this, inputs, truncate, inputType)
   }
 
   /** Embeds texts in runs of similar length, each bounded in rows and padded tokens. */
@@ -791,7 +786,7 @@ export class Encoder {
     const out = await this.session.run(feeds)
     const states = out[this.#output]
     // fp16 exports give their states in float16.
-    const data = float32(states)
+    const data = asFloat32(states)
     const width = states.dims.at(-1) as number
     const length = feeds.input_ids.dims[1]
     const vectors = tokenized.map((tokens, b) => {
@@ -810,8 +805,31 @@ export class Encoder {
   }
 }
 
+/** What an embedding model of either engine tokenizes its inputs with. */
+type Embedder = Pick<Encoder, 'codec' | 'info' | 'sentence'>
+
+/**
+ * The token ids of each input as the model takes them, cut to the context
+ * when `truncate` allows. A text gets the prefix of its input type (a
+ * document's by default) when the model's config gives one. Given ids are
+ * taken as the exact tokens of the text and get the special tokens the
+ * tokenizer would add around a text (a BERT's [CLS] and [SEP]): the model
+ * was trained with them, and a client that tokenized with tiktoken-like
+ * tools never adds them. Truncation keeps the closing special tokens, as
+ * the tokenizer's own does.
+ */
+export function embeddingTokens (model: Embedder, inputs: EmbedInput[], truncate: boolean, inputType: InputType = 'document'): number[][] {
+  const { prefix, suffix } = model.codec.wrapping
+  const limit = model.info.contextLength
+  const textPrefix = model.sentence.prefixes[inputType] ?? ''
+  return inputs.map(input => {
+    const ids = typeof input === 'string' ? model.codec.encodeForModel(textPrefix + input) : [...prefix, ...checkedIds(model, input), ...suffix]
+    return fitted(ids, limit, suffix.length, truncate)
+  })
+}
+
 /** Ids a client gave, each a token of the model's vocabulary. */
-function checkedIds (model: Encoder, ids: number[]): number[] {
+function checkedIds (model: Embedder, ids: number[]): number[] {
   const size = model.info.config.vocab_size
   for (const id of ids) {
     if (!model.codec.hasToken(id) || (typeof size === 'number' && id >= size)) throw new InvalidInferenceRequestError(`input: token ${id} is not in the model's vocabulary${typeof size === 'number' ? ` of ${size} tokens` : ''}`)
@@ -866,7 +884,7 @@ export class CrossEncoder {
       const feeds = encoderFeeds(run.map(i => pairs[i].ids), run.map(i => pairs[i].types), this.#typeIds)
       signal?.throwIfAborted()
       const out = await this.session.run(feeds)
-      const logits = float32(out.logits)
+      const logits = asFloat32(out.logits)
       const labels = out.logits.dims.at(-1) as number
       const scores = run.map((_, b) => labels === 1 ? 1 / (1 + Math.exp(-logits[b])) : 1 / (1 + Math.exp(logits[2 * b] - logits[2 * b + 1])))
       freeOutputs(Object.values(out))

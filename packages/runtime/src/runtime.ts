@@ -8,13 +8,15 @@ import { ContextLengthError, InsufficientMemoryError, InvalidInferenceRequestErr
 import { gib, memoryNeed } from './memory.ts'
 import { compileGrammar } from '@node-daemon/grammar'
 import { loadModel } from './model.ts'
-import { isGgufModel, loadGguf } from './gguf.ts'
+import { isGgufModel, loadGguf, readGgufHeader } from './gguf.ts'
+import { isGgufEncoder, loadGgufEncoder } from './gguf-encoder.ts'
 import { callsGrammar, callTrigger, parseToolCalls, templateTakesTools, templateTools, toolSyntax, withTools } from './tools.ts'
 import { MAX_TOP_LOGPROBS } from './sampling.ts'
 import type { Constraint, GenerateRequest, GenerationEvent } from './batcher.ts'
 import type { CrossEncoder, EmbedInput, Encoder, ExecutionProvider, InputType, LoadedModel, LoadOptions, ModelInfo } from './model.ts'
 import type { Decoder } from './decoder.ts'
 import type { GgufLM } from './gguf.ts'
+import type { GgufEncoder } from './gguf-encoder.ts'
 import type { ToolChoice, ToolSpec, ToolSyntax } from './tools.ts'
 import type { GrammarSpec } from '@node-daemon/grammar'
 import type { ChatMessage, TextCodec } from './text.ts'
@@ -131,11 +133,13 @@ export interface Lease {
 }
 
 /** A model of either engine: onnxruntime's, or llama.cpp's for a GGUF file. */
-export type Loaded = LoadedModel | GgufLM
+export type Loaded = LoadedModel | GgufLM | GgufEncoder
 
-/** The engine a model directory asks for: llama.cpp for a model.gguf, onnxruntime for the rest. */
+/** The engine a model directory asks for: llama.cpp for a model.gguf (an embedding model's context, or a decoder's), onnxruntime for the rest. */
 async function load (dir: string, options: LoadOptions & { sequences: number }): Promise<Loaded> {
-  return await isGgufModel(dir) ? loadGguf(dir, options) : loadModel(dir, options)
+  if (!await isGgufModel(dir)) return loadModel(dir, options)
+  const header = await readGgufHeader(dir)
+  return isGgufEncoder(header) ? loadGgufEncoder(header, options) : loadGguf(dir, options, header)
 }
 
 export class Runtime {
@@ -494,7 +498,7 @@ export function fitPrompt (model: Decoder, input: PromptInput, fit: { contextLen
 }
 
 function expectKind (model: Loaded, kind: 'causal-lm', name: string): Decoder
-function expectKind (model: Loaded, kind: 'encoder', name: string): Encoder
+function expectKind (model: Loaded, kind: 'encoder', name: string): Encoder | GgufEncoder
 function expectKind (model: Loaded, kind: 'reranker', name: string): CrossEncoder
 function expectKind (model: Loaded, kind: Loaded['kind'], name: string): Loaded | Decoder {
   const does = { 'causal-lm': 'generate', encoder: 'embeddings', reranker: 'reranking' }

@@ -10,20 +10,22 @@ import { parentPort, workerData } from 'node:worker_threads'
 import { appendedKeyValues } from '@node-daemon/onnx'
 import * as ort from 'onnxruntime-node'
 import { bitsOf, fed } from './float16.ts'
-import { createSession, movable, toWire } from './worker-session.ts'
+import { createSession, movable, tensors, toWire, withFetched } from './worker-session.ts'
 import type { SessionSource, WireTensor, WorkerReply, WorkerRequest } from './worker-session.ts'
 
 const port = parentPort as NonNullable<typeof parentPort>
 const source = workerData as SessionSource
 
 async function rewrite (): Promise<ReturnType<typeof appendedKeyValues> | undefined> {
-  const { path, rewriteMaxBytes } = source
-  return (await stat(path)).size <= rewriteMaxBytes ? appendedKeyValues(await readFile(path)) : undefined
+  // A graph the node built is loaded as it is.
+  if ('model' in source) return undefined
+  const { path, rewriteMaxBytes, roomMasked } = source
+  return (await stat(path)).size <= rewriteMaxBytes ? appendedKeyValues(await readFile(path), { roomMasked }) : undefined
 }
 
-async function load (): Promise<{ session: ort.InferenceSession, appended?: Record<string, string> }> {
+async function load (): Promise<{ session: ort.InferenceSession, appended?: Record<string, string>, sliced?: boolean }> {
   const rewritten = await rewrite()
-  return { session: await createSession(source, rewritten?.model), appended: rewritten?.outputs }
+  return { session: await createSession(source, rewritten?.model), appended: rewritten?.outputs, sliced: rewritten?.sliced }
 }
 
 async function run (session: ort.InferenceSession, request: Extract<WorkerRequest, { type: 'run' }>): Promise<void> {
@@ -31,13 +33,13 @@ async function run (session: ort.InferenceSession, request: Extract<WorkerReques
   for (const name of request.keep) kept[name] = request.feeds[name]
   let reply: WorkerReply
   try {
-    const feeds: Record<string, ort.Tensor> = {}
-    for (const [name, t] of Object.entries(request.feeds)) feeds[name] = fed(new ort.Tensor(t.type, t.data as any, t.dims))
+    const feeds = tensors(request.feeds)
+    for (const t of Object.values(feeds)) fed(t)
     const t0 = performance.now()
-    const out = await session.run(feeds)
+    const out = await session.run(feeds, tensors(request.fetches))
     const ms = performance.now() - t0
-    // onnxruntime-node gives every output an ArrayBuffer of its own.
-    const outputs = Object.fromEntries(Object.entries(out).map(([name, t]) => [name, { type: t.type, dims: t.dims, data: bitsOf(t) }]))
+    // onnxruntime-node gives every output an ArrayBuffer of its own; the fetches go back as they came.
+    const outputs = Object.fromEntries(Object.entries(withFetched(out, request.fetches)).map(([name, t]) => [name, { type: t.type, dims: t.dims, data: t instanceof ort.Tensor ? bitsOf(t) : t.data }]))
     reply = { type: 'result', id: request.id, outputs, kept, ms }
   } catch (err) {
     reply = { type: 'result', id: request.id, error: toWire(err) }
@@ -49,7 +51,7 @@ async function run (session: ort.InferenceSession, request: Extract<WorkerReques
 }
 
 try {
-  const { session, appended } = await load()
+  const { session, appended, sliced } = await load()
   port.on('message', (request: WorkerRequest) => {
     if (request.type === 'run') {
       void run(session, request)
@@ -70,7 +72,7 @@ try {
     // Closing the port lets the thread end once the session is freed.
     void session.release().finally(() => { port.close() })
   })
-  const ready: WorkerReply = { type: 'ready', inputNames: [...session.inputNames], outputNames: [...session.outputNames], inputMetadata: [...session.inputMetadata], outputMetadata: [...session.outputMetadata], appended }
+  const ready: WorkerReply = { type: 'ready', inputNames: [...session.inputNames], outputNames: [...session.outputNames], inputMetadata: [...session.inputMetadata], outputMetadata: [...session.outputMetadata], appended, sliced }
   port.postMessage(ready)
 } catch (err) {
   const failed: WorkerReply = { type: 'failed', error: toWire(err) }

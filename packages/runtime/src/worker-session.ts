@@ -16,14 +16,25 @@ import * as ort from 'onnxruntime-node'
 import * as errors from './errors.ts'
 import { fed } from './float16.ts'
 
-/** What the worker loads: model.onnx, rewritten by appendedKeyValues when it is at most `rewriteMaxBytes`. */
-export interface SessionSource {
+/** What the worker loads: a model file, or a graph built in memory. */
+export type SessionSource = FileSource | GraphSource
+
+/** model.onnx, rewritten by appendedKeyValues when it is at most `rewriteMaxBytes`. */
+export interface FileSource {
   /** The model directory, where external data is looked for. */
   dir: string
   path: string
   /** Bytes of model.onnx and its external data. */
   size: number
   rewriteMaxBytes: number
+  /** appendedKeyValues' roomMasked: the model's config says nothing reads a sequence's length but its positions and mask. */
+  roomMasked: boolean
+  options: ort.InferenceSession.SessionOptions
+}
+
+/** A graph the node built (a training graph, whose weights are inputs): loaded as it is, from a copy of its bytes. */
+export interface GraphSource {
+  model: Uint8Array
   options: ort.InferenceSession.SessionOptions
 }
 
@@ -37,17 +48,26 @@ export interface WireTensor {
 export interface WireError { name: string, message: string }
 
 export type WorkerRequest =
-  | { type: 'run', id: number, feeds: Record<string, WireTensor>, keep: readonly string[] }
+  | { type: 'run', id: number, feeds: Record<string, WireTensor>, keep: readonly string[], fetches?: Record<string, WireTensor | null> }
   /** The graph as the worker loaded it, for the main thread to load in turn. */
   | { type: 'model' }
   | { type: 'release' }
 
 export type WorkerReply =
-  | { type: 'ready', inputNames: string[], outputNames: string[], inputMetadata: ort.InferenceSession.ValueMetadata[], outputMetadata: ort.InferenceSession.ValueMetadata[], appended?: Record<string, string> }
+  | { type: 'ready', inputNames: string[], outputNames: string[], inputMetadata: ort.InferenceSession.ValueMetadata[], outputMetadata: ort.InferenceSession.ValueMetadata[], appended?: Record<string, string>, sliced?: boolean }
   | { type: 'failed', error: WireError }
   | { type: 'result', id: number, outputs?: Record<string, WireTensor>, kept?: Record<string, WireTensor>, error?: WireError, ms?: number }
   /** `model` absent: loaded from its path. */
   | { type: 'model', model?: Uint8Array, error?: WireError }
+
+export interface RunOptions {
+  /** Feeds to have back with the outputs (a KV cache, fed again at the next step). */
+  keep?: readonly string[]
+  /** Outputs to write into (gradients, straight into their place in an array that holds them all): they come back among the outputs, their buffers as they went. */
+  fetches?: Record<string, ort.Tensor | null>
+  /** Gives up waiting for the run; the worker finishes it all the same, and its outputs are dropped. */
+  signal?: AbortSignal
+}
 
 export interface RunResult {
   outputs: Record<string, ort.Tensor>
@@ -68,8 +88,14 @@ export function toWire (err: any): WireError {
   return { name: typeof err?.name === 'string' ? err.name : 'Error', message: String(err?.message ?? err) }
 }
 
-/** Loads `source`'s model, or the graph rewritten from it, on the calling thread. */
+/**
+ * Loads `source`'s model, or the graph rewritten from it, on the calling
+ * thread. Either way onnxruntime maps the external data file in place
+ * rather than reading it, where no prepacking op copies it; handing it
+ * `externalData` as buffers instead would put all of it in the heap.
+ */
 export async function createSession (source: SessionSource, rewritten?: Uint8Array): Promise<ort.InferenceSession> {
+  if ('model' in source) return await ort.InferenceSession.create(source.model, source.options)
   const { dir, path, options } = source
   if (rewritten == null) return await ort.InferenceSession.create(path, options)
   // Loaded from bytes, onnxruntime would look for external data in the working directory.
@@ -78,17 +104,49 @@ export async function createSession (source: SessionSource, rewritten?: Uint8Arr
 }
 
 /** The ArrayBuffers under `tensors`, once each: postMessage refuses a transfer list with duplicates. */
-export function movable (tensors: Iterable<WireTensor>): ArrayBuffer[] {
+export function movable (tensors: Iterable<WireTensor | null>): ArrayBuffer[] {
   const buffers = new Set<ArrayBuffer>()
   for (const t of tensors) {
-    const { buffer } = t.data as ArrayBufferView
+    const buffer = (t?.data as ArrayBufferView | undefined)?.buffer
     if (buffer instanceof ArrayBuffer) buffers.add(buffer)
   }
   return [...buffers]
 }
 
-function tensors (wire: Record<string, WireTensor> = {}): Record<string, ort.Tensor> {
-  return Object.fromEntries(Object.entries(wire).map(([name, t]) => [name, new ort.Tensor(t.type, t.data as any, t.dims)]))
+export function tensors<T extends WireTensor | null> (wire: Record<string, T> = {}): Record<string, ort.Tensor | (T & null)> {
+  return Object.fromEntries(Object.entries(wire).map(([name, t]) => [name, t == null ? null : new ort.Tensor(t.type, t.data as any, t.dims)])) as Record<string, ort.Tensor | (T & null)>
+}
+
+function wire<T extends ort.Tensor | null> (tensors: Record<string, T>): Record<string, WireTensor | (T & null)> {
+  const out: Record<string, WireTensor | (T & null)> = {}
+  for (const [name, t] of Object.entries(tensors)) out[name] = t == null ? null as T & null : { type: t.type, dims: t.dims, data: t.data }
+  return out
+}
+
+/** The outputs of a run, those written into `fetches` as the fetches themselves, onnxruntime-node's copies of them freed. */
+export function withFetched<T extends ort.Tensor | WireTensor> (outputs: Record<string, ort.Tensor>, fetches?: Record<string, T | null>): Record<string, ort.Tensor | T> {
+  if (fetches == null) return outputs
+  const result: Record<string, ort.Tensor | T> = { ...outputs }
+  for (const [name, t] of Object.entries(fetches)) {
+    if (t == null) continue
+    freeOutputs([outputs[name]])
+    result[name] = t
+  }
+  return result
+}
+
+/**
+ * Frees now the ArrayBuffers of onnxruntime outputs that are done with.
+ * onnxruntime-node copies every output into an ArrayBuffer of its own, even
+ * one it also wrote into a tensor the caller gave; left to V8, megabytes of
+ * them per run bring on full collections by their external size alone.
+ */
+export function freeOutputs (tensors: Iterable<ort.Tensor | undefined>): void {
+  for (const t of tensors) {
+    const data = t?.data as ArrayBufferView | undefined
+    // Only a buffer the tensor has to itself, as onnxruntime-node makes them.
+    if (data?.buffer instanceof ArrayBuffer && !data.buffer.detached && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength) data.buffer.transfer(0)
+  }
 }
 
 /** How long a released worker has to free its session before it is terminated. */
@@ -112,6 +170,8 @@ export class WorkerSession {
   readonly outputMetadata: readonly ort.InferenceSession.ValueMetadata[]
   /** From appendedKeyValues, when the worker rewrote the graph. */
   readonly appended?: Record<string, string>
+  /** The rewritten graph slices each past to the mask's past length: the room past its end needs no masking. */
+  readonly sliced: boolean
   readonly #source: SessionSource
   readonly #worker: Worker
   readonly #pending = new Map<number, { resolve: (result: RunResult) => void, reject: (err: Error) => void }>()
@@ -119,6 +179,13 @@ export class WorkerSession {
   #workerExited = false
   #stopping?: Promise<void>
   #nextId = 0
+  /**
+   * Runs sent to the worker and not answered yet, given up on or not. The
+   * worker is terminated only once it runs none: onnxruntime-node aborts the
+   * whole process when a thread is terminated in the middle of a run.
+   */
+  #inWorker = 0
+  #idle?: () => void
   /** Set once the worker is gone: every run after fails with it. */
   #gone?: Error
   #onExit?: (err: Error) => void
@@ -133,12 +200,13 @@ export class WorkerSession {
     this.#source = source
     this.#worker = worker
     this.#exited = exited
-    if (source.size <= MAIN_THREAD_MAX_BYTES) this.#stepMs = []
+    if (('model' in source ? source.model.byteLength : source.size) <= MAIN_THREAD_MAX_BYTES) this.#stepMs = []
     this.inputNames = ready.inputNames
     this.outputNames = ready.outputNames
     this.inputMetadata = ready.inputMetadata
     this.outputMetadata = ready.outputMetadata
     this.appended = ready.appended
+    this.sliced = ready.sliced === true
   }
 
   /** Starts a worker and loads the model in it; the main thread reads no weights. */
@@ -170,27 +238,39 @@ export class WorkerSession {
     this.#onExit = listener
   }
 
-  async run (feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
-    return (await this.runKeeping(feeds, [])).outputs
+  async run (feeds: Record<string, ort.Tensor>, options: Omit<RunOptions, 'keep'> = {}): Promise<Record<string, ort.Tensor>> {
+    return (await this.runKeeping(feeds, [], options)).outputs
   }
 
   /**
-   * Runs the session in the worker. The feeds' buffers move there, unusable
-   * here afterwards: those named in `keep` (a KV cache, fed again at the
-   * next step) come back with the outputs; the worker frees the others at
-   * once, as its own heap, which allocates little, would rarely collect them.
-   * Once the model moved to the main thread, the feeds stay where they are.
+   * Runs the session in the worker. The feeds' and fetches' ArrayBuffers
+   * move there, unusable here afterwards (those on a SharedArrayBuffer, such
+   * as a replica's weights, are shared instead): the feeds named in `keep`
+   * come back with the outputs, and so do the fetches; the worker frees the
+   * other feeds at once, as its own heap, which allocates little, would
+   * rarely collect them. Once the model moved to the main thread, the feeds
+   * stay where they are.
    */
-  async runKeeping (feeds: Record<string, ort.Tensor>, keep: readonly string[]): Promise<RunResult> {
+  async runKeeping (feeds: Record<string, ort.Tensor>, keep: readonly string[], options: Omit<RunOptions, 'keep'> = {}): Promise<RunResult> {
+    const { fetches, signal } = options
+    signal?.throwIfAborted()
     if (this.#gone != null) throw this.#gone
-    if (this.#local != null) return await this.#runHere(this.#local, feeds, keep)
+    if (this.#local != null) return await this.#runHere(this.#local, feeds, keep, fetches)
     const id = this.#nextId++
-    const wire: Record<string, WireTensor> = {}
-    for (const [name, t] of Object.entries(feeds)) wire[name] = { type: t.type, dims: t.dims, data: t.data }
-    const request: WorkerRequest = { type: 'run', id, feeds: wire, keep }
+    const request: WorkerRequest = { type: 'run', id, feeds: wire(feeds), keep, fetches: fetches == null ? undefined : wire(fetches) }
     return await new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject })
-      this.#worker.postMessage(request, movable(Object.values(wire)))
+      const abandon = (): void => {
+        this.#pending.delete(id)
+        reject(signal?.reason)
+      }
+      signal?.addEventListener('abort', abandon, { once: true })
+      const settled = (): void => { signal?.removeEventListener('abort', abandon) }
+      this.#pending.set(id, {
+        resolve: result => { settled(); resolve(result) },
+        reject: err => { settled(); reject(err) }
+      })
+      this.#inWorker++
+      this.#worker.postMessage(request, movable([...Object.values(request.feeds), ...Object.values(request.fetches ?? {})]))
     })
   }
 
@@ -203,12 +283,12 @@ export class WorkerSession {
     await this.#stopWorker()
   }
 
-  async #runHere (session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, keep: readonly string[]): Promise<RunResult> {
+  async #runHere (session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, keep: readonly string[], fetches?: Record<string, ort.Tensor | null>): Promise<RunResult> {
     for (const t of Object.values(feeds)) fed(t)
-    const running = session.run(feeds)
+    const running = fetches == null ? session.run(feeds) : session.run(feeds, fetches)
     this.#localRuns.add(running)
     try {
-      const outputs = await running
+      const outputs = withFetched(await running, fetches)
       return { outputs, kept: Object.fromEntries(keep.map(name => [name, feeds[name]])) }
     } finally {
       this.#localRuns.delete(running)
@@ -221,6 +301,7 @@ export class WorkerSession {
       return
     }
     if (reply.type !== 'result') return
+    if (--this.#inWorker === 0) this.#idle?.()
     const pending = this.#pending.get(reply.id)
     if (pending == null) return
     this.#pending.delete(reply.id)
@@ -268,6 +349,8 @@ export class WorkerSession {
     this.#stopping ??= (async () => {
       const request: WorkerRequest = { type: 'release' }
       this.#worker.postMessage(request)
+      // The worker reads the release after the runs it has, which may take seconds each (a training step).
+      if (this.#inWorker > 0) await Promise.race([this.#exited, new Promise<void>(resolve => { this.#idle = resolve })])
       const timer = setTimeout(() => { void this.#worker.terminate() }, RELEASE_TIMEOUT_MS)
       await this.#exited
       clearTimeout(timer)

@@ -3,7 +3,9 @@ import { cp, mkdir, rm, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { buildGptDecoder, initGptWeights, writeModel } from '@node-daemon/onnx'
+import type { GptConfig } from '@node-daemon/onnx'
 import { loadModel } from '../src/index.ts'
+import { mappedBytes } from './helpers/mapped.ts'
 import { GPT, tinyModels } from './helpers/tiny-models.ts'
 import type { TinyModels } from './helpers/tiny-models.ts'
 
@@ -13,10 +15,10 @@ describe('external data', { timeout: 120_000 }, () => {
   after(async () => { await rm(models.root, { recursive: true, force: true }) })
 
   /** A copy of the decoder whose weights go to `location`; `place` puts the bytes where the test wants them. */
-  async function decoderWith (name: string, location: string, place: (dir: string, bytes: Uint8Array) => Promise<void>): Promise<string> {
+  async function decoderWith (name: string, location: string, place: (dir: string, bytes: Uint8Array) => Promise<void>, config: GptConfig = GPT): Promise<string> {
     const dir = join(models.root, name, 'model')
     await cp(models.decoder, dir, { recursive: true })
-    const written = writeModel(buildGptDecoder(GPT, initGptWeights(GPT, 7)), { externalData: { location, threshold: 1024 } })
+    const written = writeModel(buildGptDecoder(config, initGptWeights(config, 7)), { externalData: { location, threshold: 1024 } })
     await writeFile(join(dir, 'model.onnx'), written.model)
     await place(dir, written.externalData as Uint8Array)
     return dir
@@ -29,6 +31,21 @@ describe('external data', { timeout: 120_000 }, () => {
     })
     const model = await loadModel(dir)
     await model.release()
+  })
+
+  it('maps the weights in place, in the model\'s worker, rather than reading them into the heap', async () => {
+    // A position table of 64 MiB: a Gather reads it, which onnxruntime runs on the mapped bytes (it copies the weights of the ops that prepack them, MatMul's).
+    const config = { ...GPT, maxPositions: 1 << 19 }
+    const table = config.maxPositions * config.hiddenSize * 4
+    const dir = await decoderWith('mapped', 'model.onnx_data', async (dir, bytes) => { await writeFile(join(dir, 'model.onnx_data'), bytes) }, config)
+    const data = join(dir, 'model.onnx_data')
+    const model = await loadModel(dir)
+    try {
+      assert.ok(await mappedBytes(data) >= table, `${await mappedBytes(data)} bytes of model.onnx_data mapped, fewer than the table's ${table}`)
+    } finally {
+      await model.release()
+    }
+    assert.equal(await mappedBytes(data), 0, 'the mapping outlives the model')
   })
 
   it('refuses a location outside the directory, and names no path of the host', async () => {

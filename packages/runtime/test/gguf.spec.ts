@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -11,6 +11,7 @@ import { loadGguf } from '../src/gguf.ts'
 import { Runtime } from '../src/runtime.ts'
 import { argmax } from '../src/sampling.ts'
 import { collect } from './helpers/collect.ts'
+import { mappedBytes } from './helpers/mapped.ts'
 import type { GenerationStats } from '../src/batcher.ts'
 import type { Decoder } from '../src/decoder.ts'
 import type { GgufCache } from '../src/gguf.ts'
@@ -115,6 +116,43 @@ describe('a GGUF model in the runtime', () => {
     }
   })
 
+  it('evaluates a greedy row\'s token before the next step asks for it, and takes it back when the row goes on with logits', async () => {
+    const lm = await loadGguf(dir, { sequences: 2 })
+    try {
+      const prompt = lm.codec.encode(PROMPTS[1])
+      let ref = await lm.forward([prompt])
+      const expected: number[] = []
+      for (let step = 0; step < 8; step++) {
+        expected.push(argmax(ref.logits[0]))
+        ref = await lm.forward([[expected[step]]], ref.cache)
+      }
+      lm.free(ref.cache)
+
+      let greedy = await lm.forwardGreedy([prompt], [true])
+      const tokens = [greedy.next[0] as number]
+      const sequence = greedy.cache.rows[0]
+      const known = greedy.cache.length
+      // Looked ahead: llama.cpp evaluates the token while the caller is busy with it, bounded in time.
+      for (const deadline = Date.now() + 10_000; sequence.nextTokenIndex === known && Date.now() < deadline;) await new Promise(resolve => setTimeout(resolve, 5))
+      assert.equal(sequence.nextTokenIndex, known + 1)
+      assert.equal(greedy.cache.length, known, 'the cache counts only the tokens the caller gave')
+      for (let step = 1; step < 4; step++) {
+        greedy = await lm.forwardGreedy([[tokens[step - 1]]], [true], greedy.cache)
+        tokens.push(greedy.next[0] as number)
+      }
+      let withLogits = await lm.forward([[tokens[3]]], greedy.cache)
+      for (let step = 4; step < 8; step++) {
+        tokens.push(argmax(withLogits.logits[0]))
+        withLogits = await lm.forward([[tokens[step]]], withLogits.cache)
+      }
+      assert.deepEqual(tokens, expected)
+      assert.equal(sequence.nextTokenIndex, prompt.length + 8)
+      lm.free(withLogits.cache)
+    } finally {
+      await lm.release()
+    }
+  })
+
   it('lets llama.cpp pick the tokens of plain greedy requests, and not of those that ask for logprobs', async () => {
     const lm = await loadGguf(dir, { sequences: 4 })
     const calls = { forward: 0, forwardGreedy: 0 }
@@ -142,6 +180,14 @@ describe('a GGUF model in the runtime', () => {
     } finally {
       await lm.release()
     }
+  })
+
+  it('maps the file\'s weights in place rather than reading them into the heap', async () => {
+    await greedy(gguf(), 'Call me', 1)
+    const file = join(dir, 'model.gguf')
+    // llama.cpp unmaps what lies before the first tensor and after the last: the metadata, here the tokenizer's tens of kB.
+    const { size } = await stat(file)
+    assert.ok(await mappedBytes(file) >= size * 0.9, `${await mappedBytes(file)} bytes of the ${size} of model.gguf mapped`)
   })
 
   it('unloads at the end of its keep-alive', async () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import * as ort from 'onnxruntime-node'
-import { freeOutputs } from '../src/model.ts'
+import { freeOutputs } from '../src/worker-session.ts'
 
 describe('freeOutputs', () => {
   it('frees at once a buffer a tensor has to itself, and leaves views of shared buffers alone', () => {

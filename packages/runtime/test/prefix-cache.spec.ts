@@ -37,6 +37,19 @@ describe('PrefixCache', () => {
     assert.notEqual(longer?.cache.kv[0], cache.kv[0])
   })
 
+  it('runs a prompt\'s rest on a cache whose room reaches the end of the context, to the logits of the whole prompt run at once', async () => {
+    const tokens = sequence(3, 509)
+    const first = await model.forward([tokens.slice(0, 505)])
+    const { cache } = await model.forward([[tokens[505]]], first.cache)
+    // The room fed with three more tokens would outrun the context: the cache moves to buffers without room first.
+    assert.ok(cache.capacity + 3 > model.info.contextLength, `capacity ${cache.capacity} of ${model.info.contextLength}`)
+    const rest = await model.forward([tokens.slice(506)], cache)
+    const whole = await model.forward([tokens])
+    assert.equal(rest.cache.length, 509)
+    const want = whole.logits[0]
+    rest.logits[0].forEach((x, i) => { assert.ok(Math.abs(x - want[i]) < 1e-4, `logit ${i}: ${x} against ${want[i]}`) })
+  })
+
   it('keeps its bytes under the bound, dropping the least recently used, and one entry per line of a chat', async () => {
     const rows = [sequence(1, 30), sequence(50, 30), sequence(100, 30)]
     const { cache } = await model.forward(rows)

@@ -225,9 +225,15 @@ export class Coordinator {
     let ownMs = 0
     const results = await Promise.all(active.map(async (m, i): Promise<SliceResult | undefined> => {
       if (m.worker.id === this.#c.self) {
-        const r = await replica.compute(samples, slices[i])
-        ownMs = performance.now() - t0
-        return r
+        try {
+          return await replica.compute(samples, slices[i], AbortSignal.any([signal, control]))
+        } catch (err) {
+          // Its own step is cut short like the others', its slice skipped; the replica's weights are as they were.
+          if (signal.aborted || !control.aborted) throw err
+          return undefined
+        } finally {
+          ownMs = performance.now() - t0
+        }
       }
       const fresh = m.sync != null || !m.sizes.has(slices[i].length)
       const deadline = AbortSignal.any([signal, control, AbortSignal.timeout(fresh ? this.#init.firstRoundTimeoutMs : usual)])

@@ -4,10 +4,17 @@
  * applies the same averaged gradients with the same optimizer, whose steps
  * are computed in a fixed order in double precision, so replicas stay
  * bit-identical without ever sending weights.
+ *
+ * The sessions run in worker threads (the runtime's WorkerSession), since a
+ * real model's step takes seconds that the node's HTTP, heartbeats and Raft
+ * cannot wait. The weights lie in one SharedArrayBuffer that the threads
+ * read and the optimizer, here, writes between steps; each step's gradient
+ * array moves to the thread and back. The optimizer stays here: a step of
+ * it is a pass over the parameters, milliseconds for millions of them.
  */
 import * as ort from 'onnxruntime-node'
 import { buildTrainingGraph, clipScale, constantSchedule, createAdamW, createSgd, decaysMatrices, gradientName, warmupCosineSchedule, writeModel } from '@node-daemon/onnx'
-import { freeOutputs } from '@node-daemon/runtime'
+import { WorkerSession } from '@node-daemon/runtime'
 import type { Architecture, Samples } from './architecture.ts'
 import type { TrainingSpec } from './spec.ts'
 import type { Optimizer, OptimizerState, Schedule } from '@node-daemon/onnx'
@@ -67,17 +74,19 @@ export class Replica {
   readonly #optimizer: Optimizer
   readonly #schedule: Schedule
   /** Sessions by batch size: slices differ in size when a batch does not divide evenly, and at an epoch's end. */
-  readonly #sessions = new Map<number, Promise<ort.InferenceSession>>()
+  readonly #sessions = new Map<number, Promise<WorkerSession>>()
   readonly #size: number
   #version: number
 
+  /** `state`'s weights are copied into memory the session threads share. */
   constructor (architecture: Architecture, spec: TrainingSpec, totalSteps: number, state: ReplicaState) {
     this.architecture = architecture
     this.spec = spec
-    this.weights = state.weights
+    this.#size = architecture.parameters.reduce((n, p) => n + p.dims.reduce((a, b) => a * b, 1), 0)
+    this.weights = this.#parts(new Float32Array(new SharedArrayBuffer(this.#size * 4)))
+    for (const p of architecture.parameters) this.weights[p.name].set(state.weights[p.name])
     this.#schedule = scheduleOf(spec, totalSteps)
     this.#optimizer = optimizerOf(spec, this.#schedule, architecture, state.optimizer)
-    this.#size = architecture.parameters.reduce((n, p) => n + p.dims.reduce((a, b) => a * b, 1), 0)
     this.#version = state.optimizer?.step ?? 0
   }
 
@@ -101,11 +110,13 @@ export class Replica {
     return { weights: this.weights, optimizer: this.#optimizer.state() }
   }
 
-  async #session (batchSize: number): Promise<ort.InferenceSession> {
+  async #session (batchSize: number): Promise<WorkerSession> {
     let session = this.#sessions.get(batchSize)
     if (session == null) {
       const graph = buildTrainingGraph(this.architecture.lossGraph(batchSize), { loss: 'loss', params: this.architecture.parameters.map(p => p.name), keep: ['correct'] })
-      session = ort.InferenceSession.create(writeModel(graph).model, { graphOptimizationLevel: 'all' })
+      // Spinning threads would burn the cores the event loop needs between steps.
+      const options = { graphOptimizationLevel: 'all' as const, extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } }
+      session = WorkerSession.open({ model: writeModel(graph).model, options })
       this.#sessions.set(batchSize, session)
       session.catch(() => this.#sessions.delete(batchSize))
     }
@@ -113,8 +124,8 @@ export class Replica {
   }
 
   /** Each parameter's part of a flat array that holds them all in order: views, not copies. */
-  #parts (flat: Float32Array): Record<string, Float32Array> {
-    const parts: Record<string, Float32Array> = {}
+  #parts<T extends ArrayBufferLike> (flat: Float32Array<T>): Record<string, Float32Array<T>> {
+    const parts: Record<string, Float32Array<T>> = {}
     let at = 0
     for (const p of this.architecture.parameters) {
       const length = p.dims.reduce((a, b) => a * b, 1)
@@ -124,27 +135,30 @@ export class Replica {
     return parts
   }
 
-  /** The loss sum and the mean gradient over `indices` of the samples, at the current weights. */
-  async compute (samples: Samples, indices: ArrayLike<number>): Promise<SliceResult> {
+  /**
+   * The loss sum and the mean gradient over `indices` of the samples, at the
+   * current weights, which must not change until it returns. On `signal`, it
+   * gives up the step, which its thread finishes unread.
+   */
+  async compute (samples: Samples, indices: ArrayLike<number>, signal?: AbortSignal): Promise<SliceResult> {
     const t0 = performance.now()
-    const gradient = new Float32Array(this.#size)
-    if (indices.length === 0) return { gradient, count: 0, lossSum: 0, correct: 0, labels: 0, computeMs: 0 }
+    if (indices.length === 0) return { gradient: new Float32Array(this.#size), count: 0, lossSum: 0, correct: 0, labels: 0, computeMs: 0 }
     const session = await this.#session(indices.length)
     const { feeds, labels } = this.architecture.feeds(samples, indices)
     // onnxruntime writes each parameter's gradient straight into its place in the one array that is sent.
     const fetches: Record<string, ort.Tensor | null> = { loss: null, correct: null }
-    const parts = this.#parts(gradient)
+    const parts = this.#parts(new Float32Array(this.#size))
     for (const p of this.architecture.parameters) {
       feeds[p.name] = new ort.Tensor('float32', this.weights[p.name], p.dims)
       fetches[gradientName(p.name)] = new ort.Tensor('float32', parts[p.name], p.dims)
     }
-    const out = await session.run(feeds, fetches)
+    const out = await session.run(feeds, { fetches, signal })
+    // The gradients came back in the one buffer they went in, moved to the session's thread and back.
+    const { buffer } = out[gradientName(this.architecture.parameters[0].name)].data as Float32Array
     const n = indices.length
     const lossSum = (out.loss.data as Float32Array)[0] * n
     const correct = Number((out.correct.data as Float32Array)[0])
-    // The gradients are in `gradient` already: onnxruntime's copies of them are garbage.
-    freeOutputs(Object.values(out))
-    return { gradient, count: n, lossSum, correct, labels, computeMs: performance.now() - t0 }
+    return { gradient: new Float32Array(buffer, 0, this.#size), count: n, lossSum, correct, labels, computeMs: performance.now() - t0 }
   }
 
   /** Applies the mean gradient of a step: clipping, then one optimizer step. Returns the learning rate used. `mean` is left as it is. */

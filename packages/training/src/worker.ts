@@ -66,7 +66,7 @@ export class StepWorker {
         work.replica.apply(bytesToFloats(request.update))
       }
       if (work == null || work.replica.version !== Number(request.version)) return stepFailure(request.round, StepResponse.Status.OUT_OF_SYNC)
-      return stepResult(request.round, await work.replica.compute(work.prepared.samples, request.samples))
+      return stepResult(request.round, await work.replica.compute(work.prepared.samples, request.samples, signal))
     } catch (err: any) {
       this.#c.log('step %d of job %d failed - %e', Number(request.round), jobId, err)
       return stepFailure(request.round, StepResponse.Status.ERROR, { name: err.name ?? 'Error', message: err.message ?? String(err) })

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
+import type { Worker } from 'node:worker_threads'
 import { seededRandom } from '@node-daemon/onnx'
 import { architectureOf } from '../src/architecture.ts'
 import { Batches, split, totalSteps } from '../src/batches.ts'
@@ -76,6 +77,81 @@ describe('data-parallel replicas', () => {
   it('learns with AdamW too', async () => {
     const { accuracy } = await train(2, 'adamw')
     assert.ok(accuracy > 0.8, `accuracy ${accuracy}`)
+  })
+})
+
+/** A replica whose step takes a second or so: 8192 samples through 300k parameters. */
+function wide (): { replica: Replica, data: ReturnType<ReturnType<typeof architectureOf>['samples']>, all: number[] } {
+  const rows = 8192
+  const architecture = architectureOf({ model_type: 'mlp-classifier', inputs: 64, hidden: [512, 512], classes: C })
+  const random = seededRandom(3)
+  const features = new Float32Array(rows * 64).map(() => random())
+  const labels = new Int32Array(rows).map((_, i) => i % C)
+  const data = architecture.samples(parseDataset(encodeTensorDataset({ features, labels, featureCount: 64 })))
+  const replica = new Replica(architecture, trainingSpec({ batchSize: rows }), 4, { weights: architecture.initialWeights(1) })
+  return { replica, data, all: Array.from({ length: rows }, (_, i) => i) }
+}
+
+describe('a replica\'s steps in a worker thread', () => {
+  it('keep the event loop turning, reading weights shared with the thread and moving the gradient there and back', async () => {
+    const { replica, data, all } = wide()
+    try {
+      assert.ok(Object.values(replica.weights).every(w => w.buffer instanceof SharedArrayBuffer))
+      let ticks = 0
+      const timer = setInterval(() => { ticks++ }, 5)
+      const t0 = performance.now()
+      const { gradient } = await replica.compute(data, all)
+      const ms = performance.now() - t0
+      clearInterval(timer)
+      // On the main thread, the step would let no timer fire.
+      assert.ok(ticks >= ms / 5 / 4, `${ticks} ticks of 5 ms in a step of ${ms.toFixed(0)} ms`)
+      assert.equal(gradient.length, replica.size)
+      assert.ok(gradient.some(g => g !== 0))
+      const before = Float32Array.from(replica.weights['layers.0.weight'])
+      replica.apply(gradient)
+      assert.notDeepEqual(replica.weights['layers.0.weight'], before)
+    } finally {
+      await replica.release()
+    }
+  })
+
+  it('gives up a step on its signal at once', async () => {
+    const { replica, data, all } = wide()
+    try {
+      const { computeMs } = await replica.compute(data, all)
+      const controller = new AbortController()
+      const step = replica.compute(data, all, controller.signal)
+      let abortedAt = 0
+      setTimeout(() => {
+        abortedAt = performance.now()
+        controller.abort(new Error('paused'))
+      }, 50)
+      await assert.rejects(step, { message: 'paused' })
+      assert.ok(performance.now() - abortedAt < computeMs / 2, `gave up ${(performance.now() - abortedAt).toFixed(0)} ms after the signal, in a step of ${computeMs.toFixed(0)} ms`)
+      // The thread finishes the step given up, and the next one after it.
+      const { count } = await replica.compute(data, all.slice(0, 8))
+      assert.equal(count, 8)
+    } finally {
+      await replica.release()
+    }
+  })
+
+  it('fails its steps with ModelWorkerError once its thread died', async () => {
+    const { replica, data, all } = wide()
+    const threads: Worker[] = []
+    const started = (worker: Worker): void => { threads.push(worker) }
+    process.on('worker', started)
+    try {
+      await replica.compute(data, all)
+      assert.equal(threads.length, 1, 'one session thread started')
+      // Between steps: onnxruntime-node aborts the process when its thread is terminated mid-run.
+      await threads[0].terminate()
+      await assert.rejects(replica.compute(data, all), { name: 'ModelWorkerError' })
+      await assert.rejects(replica.compute(data, all), { name: 'ModelWorkerError' })
+    } finally {
+      process.off('worker', started)
+      await replica.release()
+    }
   })
 })
 

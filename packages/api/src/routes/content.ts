@@ -4,6 +4,7 @@ import { pushable } from 'it-pushable'
 import { BadRequestError, envelope, RangeNotSatisfiableError } from '../errors.ts'
 import { candidates, untilAborted } from '../multipart.ts'
 import { sniffContentType, SNIFF_BYTES } from '../sniff.ts'
+import { archiveOf } from '../tar.ts'
 import { requestDeadline, requestSignal, sendBytes, sendNdjson } from '../stream.ts'
 import { kuboRoute, readOptions, ReadQuery, withDeadline } from './route.ts'
 import type { Routes } from '../server.ts'
@@ -187,6 +188,20 @@ export const contentRoutes: Routes = (app, { node, shutdown }) => {
         entries.push(...listing.entries.map(e => ({ name: e.name, cid: e.cid.toString(), size: e.size, type: e.type })))
       }
       return { success: true, entries, Objects: objects }
+    }
+  })
+
+  kuboRoute(app, {
+    path: 'get',
+    permission: 'content:read',
+    tags: ['content'],
+    summary: 'A file or directory as a tar archive under its name, as Kubo; X-Content-Length is the bytes of its files',
+    schema: { querystring: PathQuery },
+    handler: async (request, reply) => {
+      const read = readOptions(reply)
+      const { size, tar } = await archiveOf(content, firstArg(request, 'ipfs-path', 'cid'), { ...read, signal: AbortSignal.any([read.signal, shutdown]) })
+      reply.header('x-content-length', size)
+      return sendBytes(reply, tar, () => 'application/x-tar')
     }
   })
 

@@ -25,6 +25,36 @@ export interface SentencePieceOptions {
 
 const SPACE = '▁'
 
+/**
+ * What surrounds a SentencePiece BPE model in its tokenizer.json, as
+ * transformers writes Llama 2's (prependSpace) and Gemma's: spaces as '▁',
+ * the bos added before a text when given, and decoding back through the byte
+ * tokens.
+ */
+export function sentencePieceFrame (prependSpace: boolean, bos?: { token: string, id: number }): Record<'normalizer' | 'pre_tokenizer' | 'post_processor' | 'decoder', unknown> {
+  return {
+    normalizer: { type: 'Sequence', normalizers: [...(prependSpace ? [{ type: 'Prepend', prepend: SPACE }] : []), { type: 'Replace', pattern: { String: ' ' }, content: SPACE }] },
+    pre_tokenizer: null,
+    post_processor: bos == null
+      ? null
+      : {
+          type: 'TemplateProcessing',
+          single: [{ SpecialToken: { id: bos.token, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+          pair: [{ SpecialToken: { id: bos.token, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: bos.token, type_id: 1 } }, { Sequence: { id: 'B', type_id: 1 } }],
+          special_tokens: { [bos.token]: { id: bos.token, ids: [bos.id], tokens: [bos.token] } }
+        },
+    decoder: {
+      type: 'Sequence',
+      decoders: [
+        { type: 'Replace', pattern: { String: SPACE }, content: ' ' },
+        { type: 'ByteFallback' },
+        { type: 'Fuse' },
+        ...(prependSpace ? [{ type: 'Strip', content: ' ', start: 1, stop: 0 }] : [])
+      ]
+    }
+  }
+}
+
 export function trainSentencePiece (text: string, options: SentencePieceOptions): { tokenizerJson: Record<string, unknown>, tokenizerConfig: Record<string, unknown> } {
   const { specials, bos } = options
   const bytes = Array.from({ length: 256 }, (_, b) => `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`)
@@ -35,30 +65,12 @@ export function trainSentencePiece (text: string, options: SentencePieceOptions)
   const { symbols, merges } = learnMerges(words, alphabet, Math.max(0, options.vocabSize - base - alphabet.length))
   const vocab = Object.fromEntries([...specials, ...bytes, ...symbols].map((token, id) => [token, id]))
   const addedTokens: AddedTokenJson[] = specials.map((content, id) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }))
-  const normalizers = [...(options.prependSpace ? [{ type: 'Prepend', prepend: SPACE }] : []), { type: 'Replace', pattern: { String: ' ' }, content: SPACE }]
-  const bosId = vocab[bos]
   const tokenizerJson = {
     version: '1.0',
     truncation: null,
     padding: null,
     added_tokens: addedTokens,
-    normalizer: { type: 'Sequence', normalizers },
-    pre_tokenizer: null,
-    post_processor: {
-      type: 'TemplateProcessing',
-      single: [{ SpecialToken: { id: bos, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
-      pair: [{ SpecialToken: { id: bos, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: bos, type_id: 1 } }, { Sequence: { id: 'B', type_id: 1 } }],
-      special_tokens: { [bos]: { id: bos, ids: [bosId], tokens: [bos] } }
-    },
-    decoder: {
-      type: 'Sequence',
-      decoders: [
-        { type: 'Replace', pattern: { String: SPACE }, content: ' ' },
-        { type: 'ByteFallback' },
-        { type: 'Fuse' },
-        ...(options.prependSpace ? [{ type: 'Strip', content: ' ', start: 1, stop: 0 }] : [])
-      ]
-    },
+    ...sentencePieceFrame(options.prependSpace, { token: bos, id: vocab[bos] }),
     model: { type: 'BPE', dropout: null, unk_token: options.unk, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: true, byte_fallback: true, ignore_merges: false, vocab, merges }
   }
   const tokenizerConfig: Record<string, unknown> = {
