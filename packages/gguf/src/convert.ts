@@ -201,7 +201,7 @@ export async function convertDecoder (dir: string, out: string, options: { name?
       eos,
       // A second end-of-sequence id is the end of a chat turn.
       eot: eosIds.find(id => id !== eos)
-    }, typeof tokenizerConfig.chat_template === 'string' ? tokenizerConfig.chat_template : undefined, tokenizerConfig.add_bos_token === true)
+    }, typeof tokenizerConfig.chat_template === 'string' ? tokenizerConfig.chat_template : undefined, typeof tokenizerConfig.add_bos_token === 'boolean' ? tokenizerConfig.add_bos_token : undefined)
   }
   await writeGguf(out, metadata, tensors)
 }
