@@ -31,6 +31,7 @@ interface TokenizerJsonBpe {
   model: { type: string, vocab: Record<string, number>, merges: Array<string | [string, string]>, byte_fallback?: boolean, unk_token?: string | null, continuing_subword_prefix?: string }
   normalizer?: unknown
   pre_tokenizer?: unknown
+  post_processor?: unknown
 }
 
 /** The ids a converted file names as its special tokens. */
@@ -83,15 +84,23 @@ function prependsSpace (t: TokenizerJsonBpe): boolean {
   return JSON.stringify(t.normalizer ?? null).includes('"Prepend"') || (pre.includes('"Metaspace"') && !pre.includes('"never"') && !pre.includes('"add_prefix_space":false'))
 }
 
+/** Whether the post-processor puts a special token before a text, as Llama 3's puts <|begin_of_text|>. */
+function postProcessorAddsBos (t: TokenizerJsonBpe): boolean {
+  const parts = (p: any): any[] => p == null ? [] : p.type === 'Sequence' ? (p.processors ?? []).flatMap(parts) : [p]
+  return parts(t.post_processor).some(p => p.type === 'TemplateProcessing' && p.single?.[0]?.SpecialToken != null)
+}
+
 /**
  * tokenizer.ggml.* for a tokenizer.json, padded to `vocabSize` entries as the
  * embedding's rows are: byte-level BPE, or SentencePiece's BPE with byte
- * fallback. `addBos` is tokenizer_config.json's add_bos_token.
+ * fallback. `addBos` is tokenizer_config.json's add_bos_token; where it says
+ * nothing, the post-processor tells, as gguf-py's SpecialVocab reads it.
  */
-export function ggufTokenizer (tokenizerJson: object, vocabSize: number, special: SpecialTokens, chatTemplate?: string, addBos = false): Record<string, TypedValue> {
+export function ggufTokenizer (tokenizerJson: object, vocabSize: number, special: SpecialTokens, chatTemplate?: string, addBos?: boolean): Record<string, TypedValue> {
   const t = tokenizerJson as TokenizerJsonBpe
   if (t.model?.type !== 'BPE' && t.model?.type !== 'WordPiece') throw new GgufConversionError('only BPE tokenizers (byte-level, or SentencePiece\'s with byte fallback) and WordPiece convert to GGUF')
-  const metadata = t.model.type === 'WordPiece' ? wordPieceMetadata(t, vocabSize) : isSentencePiece(t) ? sentencePieceMetadata(t, vocabSize, addBos) : byteLevelMetadata(t, vocabSize)
+  const bos = addBos ?? postProcessorAddsBos(t)
+  const metadata = t.model.type === 'WordPiece' ? wordPieceMetadata(t, vocabSize) : isSentencePiece(t) ? sentencePieceMetadata(t, vocabSize, bos) : byteLevelMetadata(t, vocabSize, bos)
   for (const [key, id] of [['bos', special.bos], ['eos', special.eos], ['eot', special.eot], ['padding', special.padding], ['seperator', special.separator], ['mask', special.mask]] as const) {
     if (id != null) metadata[`tokenizer.ggml.${key}_token_id`] = { type: 'uint32', value: id }
   }
@@ -115,7 +124,7 @@ function tokenTable (t: TokenizerJsonBpe, vocabSize: number, typeOf: (piece: str
   return { tokens: Array.from(tokens, (piece, id) => piece ?? `[PAD${id}]`), types }
 }
 
-function byteLevelMetadata (t: TokenizerJsonBpe, vocabSize: number): Record<string, TypedValue> {
+function byteLevelMetadata (t: TokenizerJsonBpe, vocabSize: number, addBos: boolean): Record<string, TypedValue> {
   const pre = preName(t.pre_tokenizer)
   const { tokens, types } = tokenTable(t, vocabSize, () => NORMAL)
   return {
@@ -124,7 +133,7 @@ function byteLevelMetadata (t: TokenizerJsonBpe, vocabSize: number): Record<stri
     'tokenizer.ggml.tokens': { type: 'array', of: 'string', value: tokens },
     'tokenizer.ggml.token_type': { type: 'array', of: 'int32', value: types },
     'tokenizer.ggml.merges': { type: 'array', of: 'string', value: t.model.merges.map(m => typeof m === 'string' ? m : m.join(' ')) },
-    'tokenizer.ggml.add_bos_token': { type: 'bool', value: false }
+    'tokenizer.ggml.add_bos_token': { type: 'bool', value: addBos }
   }
 }
 
