@@ -30,8 +30,8 @@
  *    (node-llama-cpp, one context with the options the runtime gives it,
  *    threads included; sequences stepped in lockstep), one stream and 16;
  *    and where llama.cpp's greedy tokens leave onnxruntime's, how far apart
- *    onnxruntime's logits put the two picks (a near-tie, or a fault). Only
- *    for GPT-2-style models, which the converter takes.
+ *    onnxruntime's logits put the two picks (a near-tie, or a fault). Skipped
+ *    for a model the converter refuses (a quantized export, say).
  *
  * The prompt is the first of a few candidates whose greedy continuation, run
  * in the bare loop, reaches num_predict without an end token, so that every
@@ -636,16 +636,18 @@ const divergence = (a: number[], b: number[]): number => {
  * prompt to the last token). Each run takes all three in turn.
  */
 async function sameWeights (d: DaemonProcess, cleanup: Cleanup, phases: PhaseLog, root: string, name: string, pick: { prompt: string, ids: number[] }, bare: Bare, s: Settings): Promise<Result[]> {
-  const config = JSON.parse(await readFile(join(s.modelDir, 'config.json'), 'utf8'))
-  if (config.model_type !== 'gpt2') {
-    say(`same weights on llama.cpp: skipped, packages/gguf converts only gpt2 decoders and this one is ${config.model_type}`)
-    return []
-  }
   const ggufName = `${name}-gguf`
   const dir = join(root, 'gguf')
   await mkdir(dir, { recursive: true })
   const file = join(dir, `${ggufName}.F32.gguf`)
-  await convertDecoder(s.modelDir, file, { name })
+  try {
+    await convertDecoder(s.modelDir, file, { name })
+  } catch (err: any) {
+    // What llama.cpp would compute otherwise (a quantized export, a sliding window it lacks) is refused by the converter.
+    if (err.name !== 'GgufConversionError') throw err
+    say(`same weights on llama.cpp: skipped, ${err.message as string}`)
+    return []
+  }
   const bareLlama = await openBareLlama(file, s.threads)
   cleanup.defer(async () => { await bareLlama.context.dispose(); await bareLlama.model.dispose() })
   await upload(d, dir, ggufName)
