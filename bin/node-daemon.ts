@@ -3,6 +3,7 @@
 // gigabytes near 300 MB of RSS (the default lets it grow by ~100 MB); measured
 // with `npm run bench -- content`. Runners that start Node themselves pass the
 // flags of this line (see daemonNodeFlags in bench/lib/daemon.ts).
-import { main } from '@node-daemon/cli'
+// The command alone, not the index, which also exports startDaemon and so loads a whole node.
+import { main } from '@node-daemon/cli/main'
 
 await main(process.argv)

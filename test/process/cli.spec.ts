@@ -68,6 +68,12 @@ describe('node-daemon as a process', () => {
     assert.equal(quiet.stdout.trim(), lines[3].split(' ')[1])
   })
 
+  it('start checks --trusted-peer before it starts a node', async () => {
+    const res = await runCli(['start', '--repo', join(dir, 'unused'), '--trusted-peer', 'not-a-peer-id'])
+    assert.equal(res.code, 1)
+    assert.match(res.stderr, /^Error: --trusted-peer: invalid peer id "not-a-peer-id"\n$/)
+  })
+
   it('prints its version', async () => {
     const res = await runCli(['--version'])
     assert.equal(res.stdout, `${JSON.parse(await readFile(new URL('../../packages/daemon/package.json', import.meta.url), 'utf8')).version}\n`)

@@ -1,12 +1,11 @@
 import { randomUUID } from 'node:crypto'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
-import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { logger } from '@libp2p/logger'
-import { createWorker } from '@node-daemon/worker'
 import { Command, Option } from 'commander'
-import { createLogger, formatSwarmKey, initRepo, loadConfig, OPEN_SWARM, parsePort, parseSecret, parseTrustedPeers, readSwarmKey, REPO_VERSION, SWARM_KEY_FILE, versionInfo, writeDefaultConfig } from '@node-daemon/daemon'
-import { GGUF_FILE } from '@node-daemon/runtime'
+import { SWARM_KEY_FILE } from '@node-daemon/daemon/layout'
+import { OPEN_SWARM, parsePort, parseSecret } from '@node-daemon/daemon/settings'
+import { VERSION } from '@node-daemon/daemon/version'
+import { GGUF_FILE } from '@node-daemon/runtime/files'
 import { post, resolveApi } from './client.ts'
 import { defaultOllamaModels, readOllamaModels } from './ollama.ts'
 import { authCommand } from './auth.ts'
@@ -14,7 +13,6 @@ import { completionCommand } from './commands/completion.ts'
 import { ollamaCommands } from './commands/ollama.ts'
 import { trainCommands } from './commands/train.ts'
 import { clientOptions, progressBar, repoOf, repoOption } from './command.ts'
-import { startDaemon } from './daemon.ts'
 import { clusterCommands } from './commands/cluster.ts'
 import { contentCommands } from './commands/content.ts'
 import { listUpload, multipartBody } from './upload.ts'
@@ -29,7 +27,10 @@ function collect (value: string, previous: string[] = []): string[] {
 const secretOption = (): Option => new Option('--secret <hex|off>', `the cluster's private-network key: 64 hex digits, or '${OPEN_SWARM}' for an open swarm (env NODE_DAEMON_CLUSTER_SECRET; default: the repo's ${SWARM_KEY_FILE})`)
   .argParser((v) => parseSecret(v, '--secret'))
 
+// Only init, start and worker load the node's packages, when they run: a client starts in a fraction of the time (packages/cli/test/startup.spec.ts).
+
 async function init (opts: Record<string, any>): Promise<void> {
+  const [{ formatSwarmKey, initRepo, loadConfig, readSwarmKey, writeDefaultConfig }, { peerIdFromPrivateKey }] = await Promise.all([import('@node-daemon/daemon'), import('@libp2p/peer-id')])
   const repo = repoOf(opts)
   const config = await loadConfig({ flags: { repo, cluster: { secret: opts.secret } } })
   const secret = config.cluster.secret
@@ -58,11 +59,12 @@ async function init (opts: Record<string, any>): Promise<void> {
 }
 
 async function start (opts: Record<string, any>): Promise<void> {
+  const [{ createLogger, loadConfig, parseTrustedPeers }, { startDaemon }] = await Promise.all([import('@node-daemon/daemon'), import('./daemon.ts')])
   const flags: ConfigLayer = {
     repo: opts.repo,
     api: { host: opts.apiHost, port: opts.apiPort, insecure: opts.apiInsecure === true ? true : undefined, initAdminKey: opts.initAdminKey === true ? true : undefined },
     swarm: { port: opts.swarmPort, bootstrap: opts.bootstrap, mdns: opts.mdns },
-    cluster: { secret: opts.secret, trustedPeers: opts.trustedPeer, joinToken: opts.joinToken },
+    cluster: { secret: opts.secret, trustedPeers: opts.trustedPeer?.flatMap((v: string) => parseTrustedPeers(v, '--trusted-peer') ?? []), joinToken: opts.joinToken },
     // Only the flag's "no" is a setting; without it the config decides.
     inference: { defaultModels: opts.defaultModels === false ? false : undefined },
     content: { autoGc: opts.enableGc === true ? true : undefined },
@@ -97,6 +99,7 @@ async function start (opts: Record<string, any>): Promise<void> {
 }
 
 async function worker (opts: Record<string, any>): Promise<void> {
+  const [{ createWorker }, { logger }] = await Promise.all([import('@node-daemon/worker'), import('@libp2p/logger')])
   const { base: api } = await resolveApi(opts, repoOf(opts))
   const farm = createWorker({ log: logger('node-daemon:worker') }, { api, clientId: opts.id, token: opts.token ?? process.env.NODE_DAEMON_TOKEN })
   const say = (line: string): void => { process.stderr.write(`${new Date().toISOString()} ${line}\n`) }
@@ -174,7 +177,7 @@ async function modelImportOllama (opts: Record<string, any>): Promise<void> {
 export function program (): Command {
   const cmd = new Command('node-daemon')
     .description('A peer-to-peer node daemon: IPFS content, a Raft-replicated cluster state, inference and training')
-    .version(versionInfo(REPO_VERSION).version)
+    .version(VERSION)
     .showHelpAfterError()
   const withClient = (c: Command): Command => {
     for (const option of clientOptions()) c.addOption(option)
@@ -198,8 +201,7 @@ export function program (): Command {
     .option('--bootstrap <multiaddr>', 'peer to join through; repeatable', collect)
     .addOption(secretOption())
     .option('--join-token <token>', 'join token from `node-daemon cluster token create`, needed to join over an open swarm (env NODE_DAEMON_JOIN_TOKEN)')
-    .option('--trusted-peer <peer-id>', "a peer that may vote and call admin operations, or '*' for all; repeatable (env NODE_DAEMON_CLUSTER_TRUSTED_PEERS; default '*' with a private-network key, else none but the founder)",
-      (v: string, previous: string[] = []) => [...previous, ...parseTrustedPeers(v, '--trusted-peer') ?? []])
+    .option('--trusted-peer <peer-id>', "a peer that may vote and call admin operations, or '*' for all; repeatable (env NODE_DAEMON_CLUSTER_TRUSTED_PEERS; default '*' with a private-network key, else none but the founder)", collect)
     .option('--mdns', 'find peers on the LAN by multicast DNS (env NODE_DAEMON_MDNS)')
     .option('--no-default-models', 'do not register the embedded default models (env NODE_DAEMON_DEFAULT_MODELS=false)')
     .option('--enable-gc', "run a GC every content.gc_period_ms while the blocks are past the watermark, as Kubo's flag (env NODE_DAEMON_ENABLE_GC)")
