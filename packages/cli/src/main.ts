@@ -12,7 +12,7 @@ import { authCommand } from './auth.ts'
 import { completionCommand } from './commands/completion.ts'
 import { ollamaCommands } from './commands/ollama.ts'
 import { trainCommands } from './commands/train.ts'
-import { clientOptions, progressBar, repoOf, repoOption } from './command.ts'
+import { clientCommand, print, progressBar, repoOf, repoOption } from './command.ts'
 import { clusterCommands } from './commands/cluster.ts'
 import { contentCommands } from './commands/content.ts'
 import { listUpload, multipartBody } from './upload.ts'
@@ -98,16 +98,20 @@ async function start (opts: Record<string, any>): Promise<void> {
   process.on('SIGTERM', onSignal)
 }
 
+/** Runs a training worker until a signal: what it does on stderr, or with --json a JSON line per event on stdout. */
 async function worker (opts: Record<string, any>): Promise<void> {
   const [{ createWorker }, { logger }] = await Promise.all([import('@node-daemon/worker'), import('@libp2p/logger')])
   const { base: api } = await resolveApi(opts, repoOf(opts))
   const farm = createWorker({ log: logger('node-daemon:worker') }, { api, clientId: opts.id, token: opts.token ?? process.env.NODE_DAEMON_TOKEN })
-  const say = (line: string): void => { process.stderr.write(`${new Date().toISOString()} ${line}\n`) }
-  farm.addEventListener('task', (e) => { say(`task ${e.detail.id}: rank ${e.detail.config.rank} of ${e.detail.config.world_size}, model ${e.detail.config.name}`) })
-  farm.addEventListener('control', (e) => { say(`task ${e.detail.task}: ${e.detail.action}`) })
-  farm.addEventListener('result', (e) => { say(`task ${e.detail.task} ${e.detail.status} after ${e.detail.steps} steps here${e.detail.checkpointPath == null ? '' : `, checkpoint ${e.detail.checkpointPath}`}`) })
+  const say = (event: object, line: string): void => {
+    if (opts.json === true) process.stdout.write(`${JSON.stringify(event)}\n`)
+    else process.stderr.write(`${new Date().toISOString()} ${line}\n`)
+  }
+  farm.addEventListener('task', (e) => { say({ event: 'task', ...e.detail }, `task ${e.detail.id}: rank ${e.detail.config.rank} of ${e.detail.config.world_size}, model ${e.detail.config.name}`) })
+  farm.addEventListener('control', (e) => { say({ event: 'control', ...e.detail }, `task ${e.detail.task}: ${e.detail.action}`) })
+  farm.addEventListener('result', (e) => { say({ event: 'result', ...e.detail }, `task ${e.detail.task} ${e.detail.status} after ${e.detail.steps} steps here${e.detail.checkpointPath == null ? '' : `, checkpoint ${e.detail.checkpointPath}`}`) })
   await farm.start()
-  say(`worker ${opts.id as string} connected to ${api}; waiting for a task`)
+  say({ event: 'connected', id: opts.id, api }, `worker ${opts.id as string} connected to ${api}; waiting for a task`)
   const onSignal = (): void => { void farm.stop().then(() => process.exit(0)) }
   process.once('SIGINT', onSignal)
   process.once('SIGTERM', onSignal)
@@ -120,12 +124,13 @@ async function tokenCreate (opts: Record<string, any>): Promise<void> {
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ expires: opts.expires, role: opts.role })
   })
-  const { token, role, expires_at: expiresAt } = await res.json() as { token: string, role: string, expires_at: string }
-  process.stdout.write(`${token}\n`)
+  const created = await res.json() as { token: string, role: string, expires_at: string }
+  const { role, expires_at: expiresAt } = created
+  print(opts, created, c => c.token)
   process.stderr.write(`a ${role} token, valid until ${expiresAt}: start a new node with --join-token <token> --bootstrap <a multiaddr of this node>\n`)
 }
 
-/** Uploads a model's files through document 001's upload route and registers them under `name`; returns the registered name and CID. */
+/** Uploads a model's files through document 001's upload route and registers them under `name`; returns the model as registered. */
 async function uploadModel (api: Api, name: string, files: UploadEntry[], opts: Record<string, any>): Promise<{ id: string, cid: string }> {
   const progress = progressBar('importing', files.reduce((sum, e) => sum + e.size, 0), opts)
   const boundary = `node-daemon-${randomUUID()}`
@@ -148,8 +153,7 @@ async function modelImport (dir: string, opts: Record<string, any>): Promise<voi
   const listed = await listUpload(dir, true)
   // Paths inside the model directory: the directory's own name is not part of the model; a lone file is the model.
   const files = listed.length === 1 && listed[0].file != null ? listed : listed.filter(e => e.file != null).map(e => ({ ...e, path: e.path.split('/').slice(1).join('/') }))
-  const model = await uploadModel(api, opts.name, files, opts)
-  process.stdout.write(`imported ${model.id} ${model.cid}\n`)
+  print(opts, { model: await uploadModel(api, opts.name, files, opts) }, ({ model }) => `imported ${model.id} ${model.cid}`)
 }
 
 /**
@@ -161,6 +165,7 @@ async function modelImportOllama (opts: Record<string, any>): Promise<void> {
   const api = await resolveApi(opts, repoOf(opts))
   const models = await readOllamaModels(opts.modelsDir ?? defaultOllamaModels())
   if (models.length === 0) process.stderr.write('no Ollama models found\n')
+  const imported = []
   for (const m of models) {
     const files: UploadEntry[] = [{ path: GGUF_FILE, file: m.model.file, size: m.model.size }]
     if (m.license != null) files.push({ path: 'LICENSE', file: m.license.file, size: m.license.size })
@@ -169,8 +174,11 @@ async function modelImportOllama (opts: Record<string, any>): Promise<void> {
       const body = { model: m.name, from: m.name, template: m.template, system: m.system, parameters: m.parameters, stream: false }
       await post(api, new URL(`${api.base}/api/create`), { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
     }
-    process.stdout.write(`imported ${model.id} ${model.cid}\n`)
+    // A line as each is imported; --json, one document at the end.
+    if (opts.json !== true) process.stdout.write(`imported ${model.id} ${model.cid}\n`)
+    imported.push(model)
   }
+  if (opts.json === true) print(opts, { models: imported }, () => [])
 }
 
 /** The `node-daemon` command: `start` runs a daemon; the rest are thin clients of its HTTP API. */
@@ -179,10 +187,6 @@ export function program (): Command {
     .description('A peer-to-peer node daemon: IPFS content, a Raft-replicated cluster state, inference and training')
     .version(VERSION)
     .showHelpAfterError()
-  const withClient = (c: Command): Command => {
-    for (const option of clientOptions()) c.addOption(option)
-    return c
-  }
 
   cmd.command('init')
     .description(`create a repo with a new identity, a private-network key (${SWARM_KEY_FILE}) and a default config.yaml`)
@@ -209,13 +213,13 @@ export function program (): Command {
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent')
     .action(start)
 
-  withClient(cmd.command('worker'))
+  clientCommand(cmd, 'worker')
     .description('run an external training worker: connect to a node and compute a share of its training jobs (document 004)')
     .option('--id <client-id>', 'the client id, unique among the workers of the node', `${hostname()}-${process.pid}`)
     .action(worker)
 
   const model = cmd.command('model').description('models of the cluster')
-  withClient(model.command('import'))
+  clientCommand(model, 'import')
     .description('add a model directory in the Hugging Face ONNX layout (config.json, tokenizer.json, model.onnx, ...), its tarball (.tar, .tar.gz, .tgz) or a .gguf file, and register it')
     .argument('<dir-or-file>', 'the directory, a tarball of it, or a .gguf file')
     .requiredOption('--name <name>', 'the name to register it under, e.g. my-model or my-model:v2')
@@ -223,7 +227,7 @@ export function program (): Command {
     .option('--dtype <variant>', 'the ONNX variant to run, of a repository with several: fp32, fp16, q4, q4f16, int8, uint8, quantized, bnb4 (default: the best each node runs)')
     .option('--no-progress', 'no progress bar')
     .action(modelImport)
-  withClient(model.command('import-ollama'))
+  clientCommand(model, 'import-ollama')
     .description('import every model of an Ollama installation under its Ollama name, with its template, system prompt, parameters and license')
     .option('--models-dir <dir>', 'the Ollama models directory (default $OLLAMA_MODELS or ~/.ollama/models)')
     .option('--no-progress', 'no progress bar')
@@ -233,7 +237,7 @@ export function program (): Command {
 
   const cluster = cmd.command('cluster').description('the cluster')
   const token = cluster.command('token').description('join tokens, which let nodes into the cluster')
-  withClient(token.command('create'))
+  clientCommand(token, 'create')
     .description('print a join token signed by the running node, which must be a trusted peer')
     .option('--expires <duration>', 'how long it admits nodes: 30m, 1h, 24h (at most 720h)', '1h')
     .addOption(new Option('--role <role>', 'voter: a trusted peer, which may vote and call admin operations; learner: one that stores and serves only').choices(['voter', 'learner']).default('learner'))
