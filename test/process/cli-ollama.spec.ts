@@ -32,6 +32,8 @@ describe('the command line\'s Ollama, training and completion verbs', () => {
     dir = await mkdtemp(join(tmpdir(), 'node-daemon-verbs-'))
     repo = join(dir, 'repo')
     daemon = await spawnDaemon(repo)
+    // The daemon registers its default models after it is ready: a command that starts at once would not find them.
+    await waitFor('the default models', async () => JSON.parse((await cli(['list', '--json'])).stdout).models.length >= 2, 120_000)
   })
 
   after(async () => {
@@ -194,7 +196,7 @@ describe('the command line\'s Ollama, training and completion verbs', () => {
       return (await promisify(execFile)('bash', ['-c', line])).stdout.trim()
     }
     assert.equal(await complete(['node-daemon', 'train', 'st']), 'start status stop')
-    assert.equal(await complete(['node-daemon', '--repo', 'x', 'pu']), 'pull')
+    assert.equal(await complete(['node-daemon', '--repo', 'x', 'pul']), 'pull')
     assert.equal(await complete(['node-daemon', 'run', '--format', '']), 'json')
     assert.match(await complete(['node-daemon', 'train', 'status', '--f']), /^--follow$/)
     const { stdout: defined } = await promisify(execFile)('bash', ['-c', `source ${script}; complete -p node-daemon`])

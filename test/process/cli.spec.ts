@@ -68,6 +68,24 @@ describe('node-daemon as a process', () => {
     assert.equal(quiet.stdout.trim(), lines[3].split(' ')[1])
   })
 
+  it('auth makes, lists and revokes keys, with the API\'s JSON under --json', async () => {
+    const made = await runCli(['auth', 'key', 'create', '--name', 'cli-key', '--permissions', 'content:read', '--repo', repo])
+    assert.equal(made.code, 0, made.stderr)
+    assert.match(made.stdout, /^nd_\S+\n$/)
+    const { keys } = JSON.parse((await runCli(['auth', 'key', 'list', '--json', '--repo', repo])).stdout) as { keys: Array<{ id: string, name: string, permissions: string[] }> }
+    const key = keys.find(k => k.name === 'cli-key')
+    assert.deepEqual(key?.permissions, ['content:read'])
+    assert.match((await runCli(['auth', 'key', 'list', '--repo', repo])).stdout, new RegExp(`^${key?.id as string} .*cli-key .*content:read$`, 'm'))
+    const revoked = await runCli(['auth', 'key', 'revoke', key?.id as string, '--json', '--repo', repo])
+    assert.equal(JSON.parse(revoked.stdout).revoked.id, key?.id)
+  })
+
+  it('start checks --trusted-peer before it starts a node', async () => {
+    const res = await runCli(['start', '--repo', join(dir, 'unused'), '--trusted-peer', 'not-a-peer-id'])
+    assert.equal(res.code, 1)
+    assert.match(res.stderr, /^Error: --trusted-peer: invalid peer id "not-a-peer-id"\n$/)
+  })
+
   it('prints its version', async () => {
     const res = await runCli(['--version'])
     assert.equal(res.stdout, `${JSON.parse(await readFile(new URL('../../packages/daemon/package.json', import.meta.url), 'utf8')).version}\n`)
@@ -109,9 +127,10 @@ describe('node-daemon as a process', () => {
       assert.equal(gen.status, 200, await gen.text())
       // The same directory as a tarball with its top directory, and a variant named: the same files, the same CID.
       await promisify(execFile)('tar', ['czf', join(dir, 'decoder.tgz'), '-C', join(models.decoder, '..'), 'decoder'])
-      const tarball = await runCli(['model', 'import', join(dir, 'decoder.tgz'), '--name', 'cli-tarball', '--dtype', 'fp32', '--repo', repo])
+      const tarball = await runCli(['model', 'import', join(dir, 'decoder.tgz'), '--name', 'cli-tarball', '--dtype', 'fp32', '--json', '--repo', repo])
       assert.equal(tarball.code, 0, tarball.stderr)
-      assert.equal(/^imported \S+ (Qm\w{44})\n$/.exec(tarball.stdout)?.[1], cid)
+      // --json: the model as registered.
+      assert.equal(JSON.parse(tarball.stdout).model.cid, cid)
       const variant = await runCli(['model', 'import', models.decoder, '--name', 'cli-q4', '--dtype', 'q4', '--repo', repo])
       assert.notEqual(variant.code, 0)
       assert.match(variant.stderr, /dtype q4: the model has no such variant \(it has fp32\)/)

@@ -3,6 +3,7 @@
  * the API documents write them: document 000's auth methods, cors_origins
  * and rate limits, document 003's cors and JWT expiry.
  */
+import { parseDuration } from './duration.ts'
 import { AccessConfigError } from './errors.ts'
 import { expandPermissions } from './permissions.ts'
 import { hashSecret, isPasswordHash, isSecretHash } from './secrets.ts'
@@ -48,19 +49,6 @@ export function defaultAccessConfig (): AccessConfig {
     cors: { origins: [], methods: ['GET', 'POST', 'PUT', 'DELETE'], headers: ['Authorization', 'Content-Type', 'X-API-Key'] },
     rateLimits: { enabled: 'auto', endpoints: {}, failedAuth: { requests: 100, periodMs: 60_000 }, websocketsPerIp: 10 }
   }
-}
-
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3600_000, d: 86_400_000, w: 7 * 86_400_000 }
-
-/** `24h`, `30d`, `1h30m`, `90s`, or a number of seconds. */
-export function parseDuration (value: unknown, what: string): number {
-  if (typeof value === 'number' && Number.isFinite(value) && value > 0) return value * 1000
-  const text = String(value ?? '').trim()
-  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d|w)/g)]
-  if (text === '' || parts.map(p => p[0]).join('') !== text) throw new AccessConfigError(`${what}: ${JSON.stringify(value)} is not a duration such as 30s, 24h or 30d`)
-  const ms = parts.reduce((sum, p) => sum + Number(p[1]) * UNITS[p[2]], 0)
-  if (!Number.isSafeInteger(Math.round(ms)) || ms <= 0) throw new AccessConfigError(`${what}: ${JSON.stringify(value)} is not a positive duration`)
-  return Math.round(ms)
 }
 
 type Doc = Record<string, unknown>

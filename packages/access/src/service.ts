@@ -10,6 +10,7 @@ import { chmod, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { AccessConfigError, AuthenticationError, CredentialNotFoundError, InvalidCredentialError } from './errors.ts'
 import { Credentials, StaticDirectory } from './credentials.ts'
+import { COOKIE_FILE, JWT_KEY_FILE } from './files.ts'
 import { AccessGuard } from './guard.ts'
 import { JwtAuthority } from './jwt.ts'
 import { expandPermissions } from './permissions.ts'
@@ -48,9 +49,6 @@ export interface AccessServiceInit {
 
 /** A credential as the API shows it: never its hash. */
 export type CredentialView = Omit<StoredCredential, 'hash'>
-
-export const COOKIE_FILE = 'api.cookie'
-export const JWT_KEY_FILE = 'jwt.key'
 
 export class AccessService {
   readonly #c: AccessComponents

@@ -4,6 +4,7 @@
  * decides anything.
  */
 import { usageOf, workedOn } from '@node-daemon/cluster'
+import { humanSize } from './size.ts'
 import type { ConsensusStatus, Decision, JobRecord, ModelRecord, NodeView, PinRecord, PinStatusReport, Resources } from '@node-daemon/cluster'
 import type { PeerConnection } from '@node-daemon/swarm'
 import type { ExternalWorkerView } from '@node-daemon/training'
@@ -26,18 +27,6 @@ export { usageOf as usage } from '@node-daemon/cluster'
 export function usagePercent (r: Resources): { cpu: number, memory: number, gpu: number | null, storage: number } {
   const u = usageOf(r)
   return { cpu: percent(u.cpu), memory: percent(u.memory), gpu: u.gpu == null ? null : percent(u.gpu), storage: percent(u.disk) }
-}
-
-/** Sizes as Ollama prints them (document 002's `total_size`): decimal units, one decimal. */
-export function humanSize (bytes: number): string {
-  const units = ['B', 'KB', 'MB', 'GB', 'TB', 'PB']
-  let value = bytes
-  let unit = 0
-  while (value >= 1000 && unit < units.length - 1) {
-    value /= 1000
-    unit++
-  }
-  return unit === 0 ? `${bytes}B` : `${Math.round(value * 10) / 10}${units[unit]}`
 }
 
 export type NodeStatus = 'active' | 'drained' | 'offline'

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import {
-  clientJson, clientWork, externalClientJson, humanSize, latencies, modelJson, modelsOn, nodeJson, nodeStatus, peersJson,
+  clientJson, clientWork, externalClientJson, latencies, modelJson, modelsOn, nodeJson, nodeStatus, peersJson,
   pinStatusJson, replicasJson, replicationState, topologyJson, trafficJson, usage, usagePercent
 } from '../src/cluster-views.ts'
+import { humanSize } from '../src/size.ts'
 import type { JobRecord, ModelRecord, NodeView, PinRecord, PinStatusReport, Resources } from '@node-daemon/cluster'
 import type { PeerConnection } from '@node-daemon/swarm'
 import { nodeView } from './helpers/node-view.ts'

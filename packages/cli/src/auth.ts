@@ -5,7 +5,7 @@
  */
 import { createInterface } from 'node:readline'
 import { Command } from 'commander'
-import { apiOf, clientOptions, request as call } from './command.ts'
+import { apiOf, clientCommand, print, request as call } from './command.ts'
 
 interface CredentialJson { id: string, kind: string, name: string, permissions: string[], created_at: string | null, expires_at: string | null }
 
@@ -35,73 +35,65 @@ const line = (c: CredentialJson): string => `${c.id}  ${c.kind.padEnd(12)} ${c.n
 /** The `auth` command. */
 export function authCommand (): Command {
   const auth = new Command('auth').description('API keys, users and tokens of the cluster')
-  const withClient = (cmd: Command): Command => {
-    for (const option of clientOptions()) cmd.addOption(option)
-    return cmd
-  }
   const request = async (opts: Record<string, any>, method: string, path: string, body?: object): Promise<any> => call(await apiOf(opts), method, path, body)
   const key = auth.command('key').description('API keys')
 
-  withClient(key.command('create'))
+  clientCommand(key, 'create')
     .description('create an API key and print it, once: only its hash is kept')
     .requiredOption('--name <name>', 'what the key is for')
     .requiredOption('--permissions <list>', 'comma-separated: content:read, content:write, pins, names, swarm, cluster:read, cluster:admin, models:read, models:write, inference, training, tasks, auth:admin, or *')
     .option('--expires <duration>', 'how long it is valid, e.g. 30d or 12h (default: for ever)')
     .action(async (opts) => {
       const made = await request(opts, 'POST', '/api/v1/auth/keys', { name: opts.name, permissions: String(opts.permissions).split(',').map(p => p.trim()).filter(Boolean), expires: opts.expires })
-      process.stdout.write(`${made.key as string}\n`)
+      print(opts, made, m => m.key as string)
       process.stderr.write(`key ${made.id as string} (${made.name as string}): shown this once, keep it\n`)
     })
 
-  withClient(key.command('list'))
+  clientCommand(key, 'list')
     .description('list API keys, without their secrets')
     .action(async (opts) => {
-      const { keys } = await request(opts, 'GET', '/api/v1/auth/keys') as { keys: CredentialJson[] }
-      for (const k of keys) process.stdout.write(`${line(k)}\n`)
+      print(opts, await request(opts, 'GET', '/api/v1/auth/keys') as { keys: CredentialJson[] }, ({ keys }) => keys.map(line))
     })
 
-  withClient(key.command('revoke'))
+  clientCommand(key, 'revoke')
     .description('revoke an API key on every node')
     .argument('<id>')
     .action(async (id, opts) => {
-      await request(opts, 'DELETE', `/api/v1/auth/keys/${encodeURIComponent(id)}`)
-      process.stdout.write(`revoked ${id as string}\n`)
+      print(opts, await request(opts, 'DELETE', `/api/v1/auth/keys/${encodeURIComponent(id)}`), () => `revoked ${id as string}`)
     })
 
   const user = auth.command('user').description('users, for basic auth and JWT login')
-  withClient(user.command('add'))
+  clientCommand(user, 'add')
     .description('add a user (the password is asked for, or read from stdin), or give one a new password')
     .argument('<name>')
     .option('--permissions <list>', 'comma-separated permissions, as for keys', '*')
     .action(async (name, opts) => {
       const password = await readPassword(`password for ${name as string}: `)
       const added = await request(opts, 'POST', '/api/v1/auth/users', { username: name, password, permissions: String(opts.permissions).split(',').map(p => p.trim()).filter(Boolean) })
-      process.stdout.write(`${line(added as CredentialJson)}\n`)
+      print(opts, added as CredentialJson, line)
     })
 
-  withClient(user.command('list'))
+  clientCommand(user, 'list')
     .description('list users')
     .action(async (opts) => {
-      const { users } = await request(opts, 'GET', '/api/v1/auth/users') as { users: CredentialJson[] }
-      for (const u of users) process.stdout.write(`${line(u)}\n`)
+      print(opts, await request(opts, 'GET', '/api/v1/auth/users') as { users: CredentialJson[] }, ({ users }) => users.map(line))
     })
 
-  withClient(user.command('remove'))
+  clientCommand(user, 'remove')
     .description('remove a user: its tokens stop working')
     .argument('<name>')
     .action(async (name, opts) => {
-      await request(opts, 'DELETE', `/api/v1/auth/users/${encodeURIComponent(name)}`)
-      process.stdout.write(`removed ${name as string}\n`)
+      print(opts, await request(opts, 'DELETE', `/api/v1/auth/users/${encodeURIComponent(name)}`), () => `removed ${name as string}`)
     })
 
-  withClient(auth.command('token'))
+  clientCommand(auth, 'token')
     .description("a JWT for a user (document 003's login); the password is asked for, or read from stdin")
     .requiredOption('--user <name>')
     .action(async (opts) => {
       const password = await readPassword(`password for ${opts.user as string}: `)
-      const { token, expires_at: expiresAt } = await request(opts, 'POST', '/api/v1/auth/login', { username: opts.user, password })
-      process.stdout.write(`${token as string}\n`)
-      process.stderr.write(`valid until ${expiresAt as string}\n`)
+      const login = await request(opts, 'POST', '/api/v1/auth/login', { username: opts.user, password })
+      print(opts, login, l => l.token as string)
+      process.stderr.write(`valid until ${login.expires_at as string}\n`)
     })
   return auth
 }

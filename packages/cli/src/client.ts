@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
-import { COOKIE_FILE } from '@node-daemon/access'
-import { readApiAddress } from '@node-daemon/daemon'
+import { COOKIE_FILE } from '@node-daemon/access/files'
+import { readApiAddress } from '@node-daemon/daemon/layout'
 
 /** A running daemon's API, and the headers that authenticate the command line to it. */
 export interface Api {

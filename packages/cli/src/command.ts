@@ -6,7 +6,7 @@
  */
 import cliProgress from 'cli-progress'
 import { Option } from 'commander'
-import { defaultRepo } from '@node-daemon/daemon'
+import { defaultRepo } from '@node-daemon/daemon/settings'
 import { post, resolveApi } from './client.ts'
 import type { Api } from './client.ts'
 import type { Command } from 'commander'

@@ -1,20 +1,18 @@
 import { randomUUID } from 'node:crypto'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
-import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { logger } from '@libp2p/logger'
-import { createWorker } from '@node-daemon/worker'
 import { Command, Option } from 'commander'
-import { createLogger, formatSwarmKey, initRepo, loadConfig, OPEN_SWARM, parsePort, parseSecret, parseTrustedPeers, readSwarmKey, REPO_VERSION, SWARM_KEY_FILE, versionInfo, writeDefaultConfig } from '@node-daemon/daemon'
-import { GGUF_FILE } from '@node-daemon/runtime'
+import { SWARM_KEY_FILE } from '@node-daemon/daemon/layout'
+import { OPEN_SWARM, parsePort, parseSecret } from '@node-daemon/daemon/settings'
+import { VERSION } from '@node-daemon/daemon/version'
+import { GGUF_FILE } from '@node-daemon/runtime/files'
 import { post, resolveApi } from './client.ts'
 import { defaultOllamaModels, readOllamaModels } from './ollama.ts'
 import { authCommand } from './auth.ts'
 import { completionCommand } from './commands/completion.ts'
 import { ollamaCommands } from './commands/ollama.ts'
 import { trainCommands } from './commands/train.ts'
-import { clientOptions, progressBar, repoOf, repoOption } from './command.ts'
-import { startDaemon } from './daemon.ts'
+import { clientCommand, print, progressBar, repoOf, repoOption } from './command.ts'
 import { clusterCommands } from './commands/cluster.ts'
 import { contentCommands } from './commands/content.ts'
 import { listUpload, multipartBody } from './upload.ts'
@@ -29,7 +27,10 @@ function collect (value: string, previous: string[] = []): string[] {
 const secretOption = (): Option => new Option('--secret <hex|off>', `the cluster's private-network key: 64 hex digits, or '${OPEN_SWARM}' for an open swarm (env NODE_DAEMON_CLUSTER_SECRET; default: the repo's ${SWARM_KEY_FILE})`)
   .argParser((v) => parseSecret(v, '--secret'))
 
+// Only init, start and worker load the node's packages, when they run: a client starts in a fraction of the time (packages/cli/test/startup.spec.ts).
+
 async function init (opts: Record<string, any>): Promise<void> {
+  const [{ formatSwarmKey, initRepo, loadConfig, readSwarmKey, writeDefaultConfig }, { peerIdFromPrivateKey }] = await Promise.all([import('@node-daemon/daemon'), import('@libp2p/peer-id')])
   const repo = repoOf(opts)
   const config = await loadConfig({ flags: { repo, cluster: { secret: opts.secret } } })
   const secret = config.cluster.secret
@@ -58,11 +59,12 @@ async function init (opts: Record<string, any>): Promise<void> {
 }
 
 async function start (opts: Record<string, any>): Promise<void> {
+  const [{ createLogger, loadConfig, parseTrustedPeers }, { startDaemon }] = await Promise.all([import('@node-daemon/daemon'), import('./daemon.ts')])
   const flags: ConfigLayer = {
     repo: opts.repo,
     api: { host: opts.apiHost, port: opts.apiPort, insecure: opts.apiInsecure === true ? true : undefined, initAdminKey: opts.initAdminKey === true ? true : undefined },
     swarm: { port: opts.swarmPort, bootstrap: opts.bootstrap, mdns: opts.mdns },
-    cluster: { secret: opts.secret, trustedPeers: opts.trustedPeer, joinToken: opts.join },
+    cluster: { secret: opts.secret, trustedPeers: opts.trustedPeer?.flatMap((v: string) => parseTrustedPeers(v, '--trusted-peer') ?? []), joinToken: opts.join },
     // Only the flag's "no" is a setting; without it the config decides.
     inference: { defaultModels: opts.defaultModels === false ? false : undefined },
     content: { autoGc: opts.enableGc === true ? true : undefined },
@@ -96,15 +98,20 @@ async function start (opts: Record<string, any>): Promise<void> {
   process.on('SIGTERM', onSignal)
 }
 
+/** Runs a training worker until a signal: what it does on stderr, or with --json a JSON line per event on stdout. */
 async function worker (opts: Record<string, any>): Promise<void> {
+  const [{ createWorker }, { logger }] = await Promise.all([import('@node-daemon/worker'), import('@libp2p/logger')])
   const { base: api } = await resolveApi(opts, repoOf(opts))
   const farm = createWorker({ log: logger('node-daemon:worker') }, { api, clientId: opts.id, token: opts.token ?? process.env.NODE_DAEMON_TOKEN })
-  const say = (line: string): void => { process.stderr.write(`${new Date().toISOString()} ${line}\n`) }
-  farm.addEventListener('task', (e) => { say(`task ${e.detail.id}: rank ${e.detail.config.rank} of ${e.detail.config.world_size}, model ${e.detail.config.name}`) })
-  farm.addEventListener('control', (e) => { say(`task ${e.detail.task}: ${e.detail.action}`) })
-  farm.addEventListener('result', (e) => { say(`task ${e.detail.task} ${e.detail.status} after ${e.detail.steps} steps here${e.detail.checkpointPath == null ? '' : `, checkpoint ${e.detail.checkpointPath}`}`) })
+  const say = (event: object, line: string): void => {
+    if (opts.json === true) process.stdout.write(`${JSON.stringify(event)}\n`)
+    else process.stderr.write(`${new Date().toISOString()} ${line}\n`)
+  }
+  farm.addEventListener('task', (e) => { say({ event: 'task', ...e.detail }, `task ${e.detail.id}: rank ${e.detail.config.rank} of ${e.detail.config.world_size}, model ${e.detail.config.name}`) })
+  farm.addEventListener('control', (e) => { say({ event: 'control', ...e.detail }, `task ${e.detail.task}: ${e.detail.action}`) })
+  farm.addEventListener('result', (e) => { say({ event: 'result', ...e.detail }, `task ${e.detail.task} ${e.detail.status} after ${e.detail.steps} steps here${e.detail.checkpointPath == null ? '' : `, checkpoint ${e.detail.checkpointPath}`}`) })
   await farm.start()
-  say(`worker ${opts.id as string} connected to ${api}; waiting for a task`)
+  say({ event: 'connected', id: opts.id, api }, `worker ${opts.id as string} connected to ${api}; waiting for a task`)
   const onSignal = (): void => { void farm.stop().then(() => process.exit(0)) }
   process.once('SIGINT', onSignal)
   process.once('SIGTERM', onSignal)
@@ -117,8 +124,9 @@ async function invite (opts: Record<string, any>): Promise<void> {
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ expires: opts.expires, role: opts.voter === true ? 'voter' : 'learner' })
   })
-  const { token, role, expires_at: expiresAt, addresses } = await res.json() as { token: string, role: string, expires_at: string, addresses: string[] }
-  process.stdout.write(`${token}\n`)
+  const created = await res.json() as { token: string, role: string, expires_at: string, addresses: string[] }
+  const { role, expires_at: expiresAt, addresses } = created
+  print(opts, created, c => c.token)
   process.stderr.write([
     `a join token for a ${role}, valid until ${expiresAt}, naming ${addresses.length} member address${addresses.length === 1 ? '' : 'es'}.`,
     'It is a secret: it holds the cluster\'s private-network key and lets whoever has it join. Pass it on privately.',
@@ -127,7 +135,7 @@ async function invite (opts: Record<string, any>): Promise<void> {
   ].join('\n'))
 }
 
-/** Uploads a model's files through document 001's upload route and registers them under `name`; returns the registered name and CID. */
+/** Uploads a model's files through document 001's upload route and registers them under `name`; returns the model as registered. */
 async function uploadModel (api: Api, name: string, files: UploadEntry[], opts: Record<string, any>): Promise<{ id: string, cid: string }> {
   const progress = progressBar('importing', files.reduce((sum, e) => sum + e.size, 0), opts)
   const boundary = `node-daemon-${randomUUID()}`
@@ -150,8 +158,7 @@ async function modelImport (dir: string, opts: Record<string, any>): Promise<voi
   const listed = await listUpload(dir, true)
   // Paths inside the model directory: the directory's own name is not part of the model; a lone file is the model.
   const files = listed.length === 1 && listed[0].file != null ? listed : listed.filter(e => e.file != null).map(e => ({ ...e, path: e.path.split('/').slice(1).join('/') }))
-  const model = await uploadModel(api, opts.name, files, opts)
-  process.stdout.write(`imported ${model.id} ${model.cid}\n`)
+  print(opts, { model: await uploadModel(api, opts.name, files, opts) }, ({ model }) => `imported ${model.id} ${model.cid}`)
 }
 
 /**
@@ -163,6 +170,7 @@ async function modelImportOllama (opts: Record<string, any>): Promise<void> {
   const api = await resolveApi(opts, repoOf(opts))
   const models = await readOllamaModels(opts.modelsDir ?? defaultOllamaModels())
   if (models.length === 0) process.stderr.write('no Ollama models found\n')
+  const imported = []
   for (const m of models) {
     const files: UploadEntry[] = [{ path: GGUF_FILE, file: m.model.file, size: m.model.size }]
     if (m.license != null) files.push({ path: 'LICENSE', file: m.license.file, size: m.license.size })
@@ -171,20 +179,19 @@ async function modelImportOllama (opts: Record<string, any>): Promise<void> {
       const body = { model: m.name, from: m.name, template: m.template, system: m.system, parameters: m.parameters, stream: false }
       await post(api, new URL(`${api.base}/api/create`), { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
     }
-    process.stdout.write(`imported ${model.id} ${model.cid}\n`)
+    // A line as each is imported; --json, one document at the end.
+    if (opts.json !== true) process.stdout.write(`imported ${model.id} ${model.cid}\n`)
+    imported.push(model)
   }
+  if (opts.json === true) print(opts, { models: imported }, () => [])
 }
 
 /** The `node-daemon` command: `start` runs a daemon; the rest are thin clients of its HTTP API. */
 export function program (): Command {
   const cmd = new Command('node-daemon')
     .description('A peer-to-peer node daemon: IPFS content, a Raft-replicated cluster state, inference and training')
-    .version(versionInfo(REPO_VERSION).version)
+    .version(VERSION)
     .showHelpAfterError()
-  const withClient = (c: Command): Command => {
-    for (const option of clientOptions()) c.addOption(option)
-    return c
-  }
 
   cmd.command('init')
     .description(`create a repo with a new identity, a private-network key (${SWARM_KEY_FILE}) and a default config.yaml`)
@@ -203,8 +210,7 @@ export function program (): Command {
     .option('--bootstrap <multiaddr>', 'peer to join through, besides those of --join; repeatable (a fresh repo also needs --join or --secret)', collect)
     .addOption(secretOption())
     .option('--join <token>', 'join the cluster of this token, from `node-daemon cluster invite`: it names the members, the key and the admission (env NODE_DAEMON_JOIN_TOKEN)')
-    .option('--trusted-peer <peer-id>', "a peer that may vote and call admin operations, or '*' for all; repeatable (env NODE_DAEMON_CLUSTER_TRUSTED_PEERS; default '*' with a private-network key, else none but the founder)",
-      (v: string, previous: string[] = []) => [...previous, ...parseTrustedPeers(v, '--trusted-peer') ?? []])
+    .option('--trusted-peer <peer-id>', "a peer that may vote and call admin operations, or '*' for all; repeatable (env NODE_DAEMON_CLUSTER_TRUSTED_PEERS; default '*' with a private-network key, else none but the founder)", collect)
     .option('--mdns', 'find peers on the LAN by multicast DNS (env NODE_DAEMON_MDNS)')
     .option('--no-default-models', 'do not register the embedded default models (env NODE_DAEMON_DEFAULT_MODELS=false)')
     .option('--enable-gc', "run a GC every content.gc_period_ms while the blocks are past the watermark, as Kubo's flag (env NODE_DAEMON_ENABLE_GC)")
@@ -212,13 +218,13 @@ export function program (): Command {
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent')
     .action(start)
 
-  withClient(cmd.command('worker'))
+  clientCommand(cmd, 'worker')
     .description('run an external training worker: connect to a node and compute a share of its training jobs (document 004)')
     .option('--id <client-id>', 'the client id, unique among the workers of the node', `${hostname()}-${process.pid}`)
     .action(worker)
 
   const model = cmd.command('model').description('models of the cluster')
-  withClient(model.command('import'))
+  clientCommand(model, 'import')
     .description('add a model directory in the Hugging Face ONNX layout (config.json, tokenizer.json, model.onnx, ...), its tarball (.tar, .tar.gz, .tgz) or a .gguf file, and register it')
     .argument('<dir-or-file>', 'the directory, a tarball of it, or a .gguf file')
     .requiredOption('--name <name>', 'the name to register it under, e.g. my-model or my-model:v2')
@@ -226,7 +232,7 @@ export function program (): Command {
     .option('--dtype <variant>', 'the ONNX variant to run, of a repository with several: fp32, fp16, q4, q4f16, int8, uint8, quantized, bnb4 (default: the best each node runs)')
     .option('--no-progress', 'no progress bar')
     .action(modelImport)
-  withClient(model.command('import-ollama'))
+  clientCommand(model, 'import-ollama')
     .description('import every model of an Ollama installation under its Ollama name, with its template, system prompt, parameters and license')
     .option('--models-dir <dir>', 'the Ollama models directory (default $OLLAMA_MODELS or ~/.ollama/models)')
     .option('--no-progress', 'no progress bar')
@@ -235,7 +241,7 @@ export function program (): Command {
   cmd.addCommand(authCommand())
 
   const cluster = cmd.command('cluster').description('the cluster')
-  withClient(cluster.command('invite'))
+  clientCommand(cluster, 'invite')
     .description('print a join token (a secret) that `node-daemon start --join <token>` joins this cluster with: the members\' addresses, the private-network key and an admission signed by the running node, which must be a trusted peer')
     .option('--expires <duration>', 'how long it admits nodes: 30m, 1h, 24h (at most 720h)', '24h')
     .option('--voter', 'admit a trusted peer, which may vote and call admin operations (default: a learner, which stores and serves only)')

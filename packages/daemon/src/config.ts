@@ -1,10 +1,10 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import envPaths from 'env-paths'
 import { parsePeerId } from '@node-daemon/swarm'
 import { parse as parseYaml } from 'yaml'
 import { defaultAccessConfig, mergeAccessConfig, parseAccessConfig } from '@node-daemon/access'
 import { ConfigError } from './errors.ts'
+import { defaultRepo, parseSecret, port, text } from './settings.ts'
 import type { AccessConfig } from '@node-daemon/access'
 
 export interface Config {
@@ -98,14 +98,6 @@ export interface ConfigLayer {
 
 export const CONFIG_FILE = 'config.yaml'
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
-/** The value of cluster.secret that turns the private network off. */
-export const OPEN_SWARM = 'off'
-const SECRET = /^[0-9a-f]{64}$/i
-
-export function defaultRepo (env: NodeJS.ProcessEnv = process.env): string {
-  return env.NODE_DAEMON_REPO ?? envPaths('node-daemon', { suffix: '' }).data
-}
-
 export function defaults (env: NodeJS.ProcessEnv = process.env): Config {
   return {
     repo: defaultRepo(env),
@@ -117,19 +109,6 @@ export function defaults (env: NodeJS.ProcessEnv = process.env): Config {
     content: { timeoutMs: 2 * 60_000, autoGc: false, storageMax: 10_000_000_000, storageGcWatermark: 90, gcPeriodMs: 60 * 60_000 },
     log: { level: 'info' }
   }
-}
-
-function port (value: unknown, source: string): number | undefined {
-  if (value == null || value === '') return undefined
-  const n = typeof value === 'number' ? value : Number(value)
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new ConfigError(`${source}: ${JSON.stringify(value)} is not a TCP port`)
-  return n
-}
-
-function text (value: unknown, source: string): string | undefined {
-  if (value == null || value === '') return undefined
-  if (typeof value !== 'string') throw new ConfigError(`${source}: expected a string, got ${JSON.stringify(value)}`)
-  return value
 }
 
 function list (value: unknown, source: string): string[] | undefined {
@@ -201,15 +180,6 @@ export function parseTrustedPeers (value: unknown, source: string): string[] | u
     }
   }
   return ids
-}
-
-/** Checks a private-network key; hex is lower-cased so that equal keys compare equal. */
-export function parseSecret (value: unknown, source: string): string | undefined {
-  const s = text(value, source)?.trim()
-  if (s == null || s === '') return undefined
-  if (s.toLowerCase() === OPEN_SWARM) return OPEN_SWARM
-  if (!SECRET.test(s)) throw new ConfigError(`${source}: the cluster secret must be 64 hex digits or '${OPEN_SWARM}'`)
-  return s.toLowerCase()
 }
 
 /** A YAML section: a mapping with known keys only, so a misspelt key is not silently ignored. */
@@ -411,11 +381,4 @@ export function checkConfig (config: Config): Config {
   if (nodeTimeoutMs <= heartbeatMs) throw new ConfigError(`cluster.node_timeout_ms (${nodeTimeoutMs}) must be longer than cluster.heartbeat_ms (${heartbeatMs})`)
   if (voterTimeoutMs < nodeTimeoutMs) throw new ConfigError(`cluster.voter_timeout_ms (${voterTimeoutMs}) must not be shorter than cluster.node_timeout_ms (${nodeTimeoutMs})`)
   return config
-}
-
-/** Parses a port given on the command line. */
-export function parsePort (value: string, name: string): number {
-  const n = port(value, name)
-  if (n == null) throw new ConfigError(`${name} needs a value`)
-  return n
 }

@@ -6,9 +6,11 @@
  */
 export { createNode, isLoopback } from './node.ts'
 export type { Node, DaemonNode, NodeComponents } from './node.ts'
-export { loadConfig, defaults, defaultRepo, merge, checkConfig, parsePort, parseSecret, parseTrustedPeers, CONFIG_FILE, OPEN_SWARM } from './config.ts'
+export { loadConfig, defaults, merge, checkConfig, parseTrustedPeers, CONFIG_FILE } from './config.ts'
+export { defaultRepo, parsePort, parseSecret, OPEN_SWARM } from './settings.ts'
 export type { Config, ClusterConfig, ConfigLayer, LoadConfigOptions } from './config.ts'
-export { initRepo, readApiAddress, repoBlockBytes, writeDefaultConfig, formatSwarmKey, parseSwarmKey, readSwarmKey, REPO_VERSION, SWARM_KEY_FILE } from './repo.ts'
+export { initRepo, repoBlockBytes, writeDefaultConfig, formatSwarmKey, parseSwarmKey, readSwarmKey } from './repo.ts'
+export { readApiAddress, REPO_VERSION, SWARM_KEY_FILE } from './layout.ts'
 export type { InitRepoOptions, InitRepoResult } from './repo.ts'
 export { createLogger } from './logger.ts'
 export type { Logger } from './logger.ts'

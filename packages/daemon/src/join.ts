@@ -1,7 +1,8 @@
 import { readInvite } from '@node-daemon/cluster'
-import { OPEN_SWARM } from './config.ts'
 import { ConfigError } from './errors.ts'
-import { formatSwarmKey, readSwarmKey, SWARM_KEY_FILE, writeDefaultConfig } from './repo.ts'
+import { SWARM_KEY_FILE } from './layout.ts'
+import { formatSwarmKey, readSwarmKey, writeDefaultConfig } from './repo.ts'
+import { OPEN_SWARM } from './settings.ts'
 import type { Config } from './config.ts'
 
 /** What `start --join` and `start --bootstrap` amount to: the key the swarm runs with and the peers it joins through. */

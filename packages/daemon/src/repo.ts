@@ -7,21 +7,13 @@ import { Level } from 'level'
 import { stringify as toYaml } from 'yaml'
 import { formatSwarmKey as swarmKeyFile, parseSwarmKey as swarmKeyOf } from '@node-daemon/swarm'
 import { FlatfsBlockstore } from './blockstore.ts'
-import { CONFIG_FILE, OPEN_SWARM, parseSecret } from './config.ts'
+import { CONFIG_FILE } from './config.ts'
+import { API_FILE, REPO_VERSION, SWARM_KEY_FILE } from './layout.ts'
+import { OPEN_SWARM, parseSecret } from './settings.ts'
 import { ConfigError, RepoError } from './errors.ts'
 import type { PrivateKey } from '@libp2p/interface'
 
-/**
- * The on-disk state of a node:
- *   identity.key   the Ed25519 key behind the peer id (libp2p protobuf, mode 0600)
- *   swarm.key      the private-network key shared by the cluster, in Kubo's format (mode 0600)
- *   config.yaml    optional settings
- *   blocks/        one file per block in Kubo's flatfs layout, written to a temp file and renamed
- *   datastore/     LevelDB: pins, keychain, IPNS records, peer store
- *   api            the URL of the running daemon's HTTP API, for the CLI
- * Every file is written atomically, so a kill -9 leaves either the old or the new state.
- */
-export const REPO_VERSION = '1'
+// Opens, creates and reads a node's repo, laid out as layout.ts says.
 
 export interface Repo {
   path: string
@@ -49,8 +41,6 @@ export async function writeFileAtomic (file: string, data: string | Uint8Array, 
   }
   await rename(tmp, file)
 }
-
-export const SWARM_KEY_FILE = 'swarm.key'
 
 /** A 32-byte private-network key, given as hex, as Kubo's swarm.key file holds it. */
 export function formatSwarmKey (hex: string): Uint8Array {
@@ -195,7 +185,7 @@ export async function openRepo (path: string, options: InitRepoOptions = {}): Pr
   await datastore.open()
   await blockstore.open()
   await blockstore.sweep()
-  const apiFile = join(path, 'api')
+  const apiFile = join(path, API_FILE)
   return {
     path,
     privateKey,
@@ -215,12 +205,6 @@ function causes (err: any): any[] {
   const chain = []
   for (let e = err; e != null && chain.length < 10; e = e.cause) chain.push(e)
   return chain
-}
-
-/** The API URL a running daemon wrote into the repo, if any. */
-export async function readApiAddress (path: string): Promise<string | undefined> {
-  const url = await readFile(join(path, 'api'), 'utf8').catch(() => undefined)
-  return url?.trim()
 }
 
 /** Total size of the block files, for the blockstore gauge. */

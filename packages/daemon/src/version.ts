@@ -23,15 +23,17 @@ function gitCommit (): string {
   }
 }
 
+/** This build's version, from package.json: what `--version` prints, without asking git. */
+export const VERSION: string = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version
+
 let cached: VersionInfo | undefined
 
 /** What this build is: read once, from package.json and git when the source is a checkout. */
 export function versionInfo (repoVersion: string): VersionInfo {
   if (cached != null) return cached
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'))
   const [commit, date] = gitCommit().split(' ')
   cached = {
-    version: pkg.version,
+    version: VERSION,
     commit,
     buildDate: process.env.NODE_DAEMON_BUILD_DATE ?? date ?? 'unknown',
     node: process.version,

@@ -3,7 +3,7 @@
  * as /api/create takes it. A created model shares its base's bytes and
  * records only what the Modelfile changes.
  */
-import { DTYPES } from '@node-daemon/runtime'
+import { DTYPES } from '@node-daemon/runtime/files'
 import { InvalidModelfileError } from './errors.ts'
 import type { GenerateOptions } from './interface.ts'
 

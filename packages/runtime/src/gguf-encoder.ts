@@ -8,7 +8,8 @@
  */
 import { configOf, poolingOf } from '@node-daemon/gguf'
 import { UnsupportedModelError } from './errors.ts'
-import { GGUF_FILE, runtime, SMALL_MODEL_BYTES } from './gguf.ts'
+import { GGUF_FILE } from './files.ts'
+import { runtime, SMALL_MODEL_BYTES } from './gguf.ts'
 import { embeddingTokens, normalizeInPlace } from './model.ts'
 import type { GgufHeader } from './gguf.ts'
 import type { EmbedInput, InputType, LoadOptions, ModelInfo, SentenceConfig } from './model.ts'

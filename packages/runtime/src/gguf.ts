@@ -13,15 +13,13 @@ import { join } from 'node:path'
 import { configOf, hfTokenizer, readGguf, summarize } from '@node-daemon/gguf'
 import { getLlama, LlamaLogLevel } from 'node-llama-cpp'
 import { InvalidModelError, UnsupportedModelError } from './errors.ts'
+import { GGUF_FILE } from './files.ts'
 import { sharedLength } from './prefix-cache.ts'
 import { TextCodec } from './text.ts'
 import type { GgufFile, GgufSummary } from '@node-daemon/gguf'
 import type { Decoder, DecoderCache } from './decoder.ts'
 import type { LoadOptions, ModelInfo } from './model.ts'
 import type { Llama, LlamaContext, LlamaContextSequence, LlamaModel, Token } from 'node-llama-cpp'
-
-/** The file a GGUF model directory holds its weights in. */
-export const GGUF_FILE = 'model.gguf'
 
 /** A GGUF model's context per sequence when its trained one is longer: each of the context's sequences holds this many positions. */
 const MAX_SEQUENCE_CONTEXT = 4096

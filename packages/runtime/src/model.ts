@@ -9,10 +9,12 @@ import { lstat, readdir, readFile, stat } from 'node:fs/promises'
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path'
 import { externalDataLocations, weightsSummary } from '@node-daemon/onnx'
 import * as ort from 'onnxruntime-node'
+import { DTYPES } from './files.ts'
 import { ContextLengthError, InvalidInferenceRequestError, InvalidModelError, UnsupportedModelError } from './errors.ts'
 import { asFloat32, bitsOf, fed } from './float16.ts'
 import { TextCodec } from './text.ts'
 import { freeOutputs, WorkerSession } from './worker-session.ts'
+import type { Dtype } from './files.ts'
 
 export type ExecutionProvider = 'cpu' | 'cuda'
 
@@ -70,9 +72,6 @@ export function missingModelFiles (paths: readonly string[]): string[] {
   return missing
 }
 
-/** The ONNX variants a repository may hold, by the suffix onnx-community and Transformers.js give their files. */
-export const DTYPES = ['fp32', 'fp16', 'q4', 'q4f16', 'int8', 'uint8', 'quantized', 'bnb4'] as const
-export type Dtype = typeof DTYPES[number]
 const SUFFIXES: Record<Dtype, string> = { fp32: '', fp16: '_fp16', q4: '_q4', q4f16: '_q4f16', int8: '_int8', uint8: '_uint8', quantized: '_quantized', bnb4: '_bnb4' }
 
 /**

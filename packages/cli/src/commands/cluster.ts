@@ -4,7 +4,7 @@
  * --json.
  */
 import { InvalidArgumentError } from 'commander'
-import { parseDuration } from '@node-daemon/access'
+import { parseDuration } from '@node-daemon/access/duration'
 import { apiOf, clientCommand, print, progressBar, request, table } from '../command.ts'
 import type { Api } from '../client.ts'
 import type { ClientOptions } from '../command.ts'
