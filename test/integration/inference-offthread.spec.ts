@@ -96,7 +96,7 @@ describe('a model whose step takes seconds, on the leader', () => {
     assert.equal(chunks, 4, 'three tokens and the done line')
     const stepMs = last.eval_duration / last.eval_count / 1e6
     assert.ok(stepMs >= 1000, `a step of the slow model took ${stepMs.toFixed(0)} ms, not the ≥ 1 s this test needs`)
-    health.assertQuick(stepMs)
+    health.assertQuick(stepMs / 4)
     assert.ok(slowStillGoing, 'the slow generation was still running when the other model answered')
     assert.ok(fastMs < stepMs, `the other model answered in ${fastMs.toFixed(0)} ms, while a step took ${stepMs.toFixed(0)} ms`)
     const ending = await agreedLeader(cluster.members)

@@ -272,9 +272,10 @@ export class Coordinator {
     const lossSum = answered.reduce((n, r) => n + r.lossSum, 0)
     const correct = answered.reduce((n, r) => n + r.correct, 0)
     const labels = answered.reduce((n, r) => n + r.labels, 0)
-    this.#update = floatBytes(mean)
     const exchangeMs = Math.max(0, performance.now() - t0 - ownMs)
-    const learningRate = replica.apply(mean)
+    // The mean moves to the optimizer's thread and comes back, to be sent to the workers with the next step.
+    const { learningRate, gradient } = await replica.apply(mean, signal)
+    this.#update = floatBytes(gradient)
     const stepMs = performance.now() - t0
     this.#roundMs.push(stepMs)
     if (this.#roundMs.length > 20) this.#roundMs.shift()
@@ -323,7 +324,7 @@ export class Coordinator {
 
   async #saveCheckpoint (signal: AbortSignal): Promise<string> {
     const { replica, architecture, manifest } = this.#init
-    const cid = await writeCheckpoint(this.#c.content, { ...manifest, step: replica.version }, replica.state(), architecture.parameters, { signal })
+    const cid = await writeCheckpoint(this.#c.content, { ...manifest, step: replica.version }, await replica.state(signal), architecture.parameters, { signal })
     if (cid !== this.#checkpoint || this.#pinned.length === 0) {
       await this.#c.cluster.pinAdd(cid, { name: `training job ${this.#init.job.jobId} step ${replica.version}`, replicationFactorMin: 1, replicationFactorMax: this.#init.replication, signal })
       this.#pinned.push(cid)

@@ -39,7 +39,7 @@ export function floatBytes (values: Float32Array): Uint8Array<ArrayBuffer> {
 }
 
 /** A float32 array of message bytes; copied, since a message's bytes need not be 4-byte aligned. */
-export function bytesToFloats (bytes: Uint8Array): Float32Array {
+export function bytesToFloats (bytes: Uint8Array): Float32Array<ArrayBuffer> {
   const out = new Float32Array(bytes.byteLength / 4)
   new Uint8Array(out.buffer).set(bytes)
   return out

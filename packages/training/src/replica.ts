@@ -5,24 +5,27 @@
  * are computed in a fixed order in double precision, so replicas stay
  * bit-identical without ever sending weights.
  *
- * The sessions run in worker threads (the runtime's WorkerSession), since a
- * real model's step takes seconds that the node's HTTP, heartbeats and Raft
- * cannot wait. The weights lie in one SharedArrayBuffer that the threads
- * read and the optimizer, here, writes between steps; each step's gradient
- * array moves to the thread and back. The optimizer stays here: a step of
- * it is a pass over the parameters, milliseconds for millions of them.
+ * The sessions run in worker threads (the runtime's WorkerSession), and so
+ * does the optimizer (OptimizerThread), since a real model's step takes
+ * seconds, and its optimizer's step hundreds of milliseconds, that the
+ * node's HTTP, heartbeats and Raft cannot wait. The weights lie in one
+ * SharedArrayBuffer that the session threads read and the optimizer's
+ * thread writes between steps; each step's gradient array moves to the
+ * threads and back.
  */
 import * as ort from 'onnxruntime-node'
-import { buildTrainingGraph, clipScale, constantSchedule, createAdamW, createSgd, decaysMatrices, gradientName, warmupCosineSchedule, writeModel } from '@node-daemon/onnx'
+import { buildTrainingGraph, gradientName, writeModel } from '@node-daemon/onnx'
 import { WorkerSession } from '@node-daemon/runtime'
+import { partsOf, scheduleOf } from './optimizer.ts'
+import { OptimizerThread } from './optimizer-thread.ts'
 import type { Architecture, Samples } from './architecture.ts'
 import type { TrainingSpec } from './spec.ts'
-import type { Optimizer, OptimizerState, Schedule } from '@node-daemon/onnx'
+import type { OptimizerState, Schedule } from '@node-daemon/onnx'
 
 /** What a replica reports for a slice of a batch. */
 export interface SliceResult {
   /** Mean over the samples of each sample's gradient, parameters concatenated in order. */
-  gradient: Float32Array
+  gradient: Float32Array<ArrayBuffer>
   count: number
   lossSum: number
   correct: number
@@ -35,23 +38,12 @@ export interface ReplicaState {
   optimizer?: OptimizerState
 }
 
-/** The learning-rate schedule of a spec, over a run of `total` steps. */
-export function scheduleOf (spec: TrainingSpec, total: number): Schedule {
-  if (spec.schedule === 'constant') return constantSchedule(spec.learningRate)
-  return warmupCosineSchedule({ peak: spec.learningRate, warmupSteps: spec.warmupSteps, totalSteps: total, final: spec.learningRate / 10 })
-}
-
-function optimizerOf (spec: TrainingSpec, schedule: Schedule, architecture: Architecture, resume?: OptimizerState): Optimizer {
-  if (spec.optimizer === 'sgd') return createSgd({ lr: schedule, momentum: spec.momentum, weightDecay: spec.weightDecay }, resume)
-  return createAdamW({ lr: schedule, weightDecay: spec.weightDecay, decays: decaysMatrices(architecture.parameters) }, resume)
-}
-
 /**
  * The mean gradient of a global batch from the mean gradients of its slices,
  * each weighted by its share of the samples. The first slice's array becomes
  * the result: one slice, the whole batch on one node, costs nothing.
  */
-export function meanOfSlices (slices: Array<Pick<SliceResult, 'gradient' | 'count'>>): Float32Array {
+export function meanOfSlices (slices: Array<Pick<SliceResult, 'gradient' | 'count'>>): Float32Array<ArrayBuffer> {
   const [first, ...rest] = slices.filter(s => s.count > 0)
   if (first == null) throw new RangeError('no slice has samples')
   if (rest.length === 0) return first.gradient
@@ -71,7 +63,7 @@ export class Replica {
   readonly architecture: Architecture
   readonly spec: TrainingSpec
   readonly weights: Record<string, Float32Array>
-  readonly #optimizer: Optimizer
+  readonly #optimizer: OptimizerThread
   readonly #schedule: Schedule
   /** Sessions by batch size: slices differ in size when a batch does not divide evenly, and at an epoch's end. */
   readonly #sessions = new Map<number, Promise<WorkerSession>>()
@@ -83,14 +75,15 @@ export class Replica {
     this.architecture = architecture
     this.spec = spec
     this.#size = architecture.parameters.reduce((n, p) => n + p.dims.reduce((a, b) => a * b, 1), 0)
-    this.weights = this.#parts(new Float32Array(new SharedArrayBuffer(this.#size * 4)))
+    const shared = new SharedArrayBuffer(this.#size * 4)
+    this.weights = partsOf(architecture.parameters, new Float32Array(shared))
     for (const p of architecture.parameters) this.weights[p.name].set(state.weights[p.name])
     this.#schedule = scheduleOf(spec, totalSteps)
-    this.#optimizer = optimizerOf(spec, this.#schedule, architecture, state.optimizer)
+    this.#optimizer = new OptimizerThread({ spec, totalSteps, parameters: architecture.parameters, weights: shared, resume: state.optimizer })
     this.#version = state.optimizer?.step ?? 0
   }
 
-  /** Optimizer steps applied so far: the version of the weights. */
+  /** Optimizer steps applied so far, or sent to be: the version of the weights. */
   get version (): number {
     return this.#version
   }
@@ -105,9 +98,11 @@ export class Replica {
     return this.#size
   }
 
-  /** The weights as they are (not copied) and a copy of the optimizer's state. */
-  state (): ReplicaState {
-    return { weights: this.weights, optimizer: this.#optimizer.state() }
+  /** The weights as they are once the steps sent are done (not copied), and a copy of the optimizer's state. */
+  async state (signal?: AbortSignal): Promise<ReplicaState> {
+    // The thread answers after the steps sent before, and the weights are then theirs.
+    const optimizer = await this.#optimizer.state(signal)
+    return { weights: this.weights, optimizer }
   }
 
   async #session (batchSize: number): Promise<WorkerSession> {
@@ -123,18 +118,6 @@ export class Replica {
     return session
   }
 
-  /** Each parameter's part of a flat array that holds them all in order: views, not copies. */
-  #parts<T extends ArrayBufferLike> (flat: Float32Array<T>): Record<string, Float32Array<T>> {
-    const parts: Record<string, Float32Array<T>> = {}
-    let at = 0
-    for (const p of this.architecture.parameters) {
-      const length = p.dims.reduce((a, b) => a * b, 1)
-      parts[p.name] = flat.subarray(at, at + length)
-      at += length
-    }
-    return parts
-  }
-
   /**
    * The loss sum and the mean gradient over `indices` of the samples, at the
    * current weights, which must not change until it returns. On `signal`, it
@@ -144,10 +127,12 @@ export class Replica {
     const t0 = performance.now()
     if (indices.length === 0) return { gradient: new Float32Array(this.#size), count: 0, lossSum: 0, correct: 0, labels: 0, computeMs: 0 }
     const session = await this.#session(indices.length)
+    // A step given up on may still be writing the weights.
+    await this.#optimizer.settled(signal)
     const { feeds, labels } = this.architecture.feeds(samples, indices)
     // onnxruntime writes each parameter's gradient straight into its place in the one array that is sent.
     const fetches: Record<string, ort.Tensor | null> = { loss: null, correct: null }
-    const parts = this.#parts(new Float32Array(this.#size))
+    const parts = partsOf(this.architecture.parameters, new Float32Array(this.#size))
     for (const p of this.architecture.parameters) {
       feeds[p.name] = new ort.Tensor('float32', this.weights[p.name], p.dims)
       fetches[gradientName(p.name)] = new ort.Tensor('float32', parts[p.name], p.dims)
@@ -158,22 +143,26 @@ export class Replica {
     const n = indices.length
     const lossSum = (out.loss.data as Float32Array)[0] * n
     const correct = Number((out.correct.data as Float32Array)[0])
-    return { gradient: new Float32Array(buffer, 0, this.#size), count: n, lossSum, correct, labels, computeMs: performance.now() - t0 }
+    return { gradient: new Float32Array(buffer as ArrayBuffer, 0, this.#size), count: n, lossSum, correct, labels, computeMs: performance.now() - t0 }
   }
 
-  /** Applies the mean gradient of a step: clipping, then one optimizer step. Returns the learning rate used. `mean` is left as it is. */
-  apply (mean: Float32Array): number {
-    const grads = this.#parts(mean)
-    // Clipping scales as the optimizer reads: the caller's copy may still be sent to other replicas.
-    const gradientScale = this.spec.clipNorm > 0 ? clipScale(grads, this.spec.clipNorm) : 1
-    const lr = this.#optimizer.step(this.weights, grads, { gradientScale })
+  /**
+   * Applies the mean gradient of a step in the optimizer's thread: clipping,
+   * then one optimizer step. `mean` moves there; the learning rate used and
+   * the gradient, unchanged, come back. On `signal` it stops waiting: the
+   * step is made all the same, and the next compute or state waits for it.
+   */
+  async apply (mean: Float32Array<ArrayBuffer>, signal?: AbortSignal): Promise<{ learningRate: number, gradient: Float32Array<ArrayBuffer> }> {
+    // Refused before it goes: a step that failed halfway would leave the replica neither at this version nor the last.
+    if (mean.length !== this.#size) throw new RangeError(`a gradient of ${mean.length} values for ${this.#size} parameters`)
+    const step = this.#optimizer.step(mean, signal)
     this.#version++
-    return lr
+    return await step
   }
 
   async release (): Promise<void> {
     const sessions = [...this.#sessions.values()]
     this.#sessions.clear()
-    await Promise.all(sessions.map(async s => (await s.catch(() => undefined))?.release()))
+    await Promise.all([this.#optimizer.release(), ...sessions.map(async s => (await s.catch(() => undefined))?.release())])
   }
 }

@@ -63,7 +63,7 @@ export class StepWorker {
         work = await this.replicaOf(await readCheckpoint(this.#c.content, request.syncCid, undefined, { signal }), signal)
         this.#working.set(jobId, work)
       } else if (work != null && request.update.byteLength > 0) {
-        work.replica.apply(bytesToFloats(request.update))
+        await work.replica.apply(bytesToFloats(request.update), signal)
       }
       if (work == null || work.replica.version !== Number(request.version)) return stepFailure(request.round, StepResponse.Status.OUT_OF_SYNC)
       return stepResult(request.round, await work.replica.compute(work.prepared.samples, request.samples, signal))

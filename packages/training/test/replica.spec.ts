@@ -1,10 +1,14 @@
 import assert from 'node:assert/strict'
+import { once } from 'node:events'
 import { describe, it } from 'node:test'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Worker } from 'node:worker_threads'
-import { seededRandom } from '@node-daemon/onnx'
+import { clipScale, seededRandom } from '@node-daemon/onnx'
 import { architectureOf } from '../src/architecture.ts'
 import { Batches, split, totalSteps } from '../src/batches.ts'
 import { encodeTensorDataset, parseDataset } from '../src/dataset.ts'
+import { optimizerOf, partsOf } from '../src/optimizer.ts'
 import { meanOfSlices, Replica } from '../src/replica.ts'
 import { trainingSpec } from '../src/spec.ts'
 
@@ -40,7 +44,7 @@ async function train (parts: number, optimizer: 'sgd' | 'adamw'): Promise<{ weig
           labels += r.labels
         }
       }
-      replica.apply(meanOfSlices(results))
+      await replica.apply(meanOfSlices(results))
     }
   } finally {
     await replica.release()
@@ -108,8 +112,10 @@ describe('a replica\'s steps in a worker thread', () => {
       assert.equal(gradient.length, replica.size)
       assert.ok(gradient.some(g => g !== 0))
       const before = Float32Array.from(replica.weights['layers.0.weight'])
-      replica.apply(gradient)
+      const applied = await replica.apply(gradient)
       assert.notDeepEqual(replica.weights['layers.0.weight'], before)
+      assert.equal(gradient.buffer.detached, true, 'moved to the optimizer\'s thread')
+      assert.equal(applied.gradient.length, replica.size, 'and back')
     } finally {
       await replica.release()
     }
@@ -137,7 +143,9 @@ describe('a replica\'s steps in a worker thread', () => {
   })
 
   it('fails its steps with ModelWorkerError once its thread died', async () => {
+    const optimizerThread = once(process, 'worker')
     const { replica, data, all } = wide()
+    await optimizerThread
     const threads: Worker[] = []
     const started = (worker: Worker): void => { threads.push(worker) }
     process.on('worker', started)
@@ -150,6 +158,85 @@ describe('a replica\'s steps in a worker thread', () => {
       await assert.rejects(replica.compute(data, all), { name: 'ModelWorkerError' })
     } finally {
       process.off('worker', started)
+      await replica.release()
+    }
+  })
+})
+
+/** A replica of `hidden` units a layer whose weights come from `seed`, and a gradient stream for it. */
+function mlp (optimizer: 'sgd' | 'adamw', hidden: number[]): { replica: Replica, gradient: (seed: number) => Float32Array<ArrayBuffer>, copy: () => Record<string, Float32Array> } {
+  const architecture = architectureOf({ model_type: 'mlp-classifier', inputs: 64, hidden, classes: C })
+  const replica = new Replica(architecture, trainingSpec({ optimizer, clipNorm: 0.5 }), 10, { weights: architecture.initialWeights(1) })
+  const gradient = (seed: number): Float32Array<ArrayBuffer> => {
+    const random = seededRandom(seed)
+    return new Float32Array(replica.size).map(() => random() - 0.5)
+  }
+  const copy = (): Record<string, Float32Array> => Object.fromEntries(Object.entries(replica.weights).map(([name, w]) => [name, Float32Array.from(w)]))
+  return { replica, gradient, copy }
+}
+
+describe('a replica\'s optimizer in a worker thread', () => {
+  for (const optimizer of ['sgd', 'adamw'] as const) {
+    it(`makes the same bits as ${optimizer} on the calling thread, and hands its state over to resume from`, async () => {
+      const { replica, gradient, copy } = mlp(optimizer, [32])
+      const { architecture, spec } = replica
+      const here = optimizerOf({ spec, totalSteps: 10, parameters: architecture.parameters })
+      const weights = copy()
+      let resumed: Replica | undefined
+      try {
+        for (let step = 0; step < 3; step++) {
+          const grads = partsOf(architecture.parameters, gradient(step))
+          const learningRate = here.step(weights, grads, { gradientScale: clipScale(grads, spec.clipNorm) })
+          assert.equal((await replica.apply(gradient(step))).learningRate, learningRate)
+        }
+        assert.deepEqual(replica.weights, weights)
+        const state = await replica.state()
+        assert.deepEqual(state.optimizer, here.state())
+        resumed = new Replica(architecture, spec, 10, { weights: copy(), optimizer: state.optimizer })
+        assert.equal(resumed.version, 3)
+        await Promise.all([replica.apply(gradient(3)), resumed.apply(gradient(3))])
+        assert.deepEqual(resumed.weights, replica.weights)
+      } finally {
+        await Promise.all([replica.release(), resumed?.release()])
+      }
+    })
+  }
+
+  it('keeps the event loop turning through a step of millions of parameters', async () => {
+    // 4.8M parameters: a first AdamW step, which makes its moments, took 50 ms and more on the main thread.
+    const { replica, gradient } = mlp('adamw', [1536, 1536, 1536])
+    try {
+      const g = gradient(1)
+      const delay = monitorEventLoopDelay({ resolution: 1 })
+      delay.enable()
+      // The histogram measures from its timer's first turn.
+      await sleep(10)
+      const t0 = performance.now()
+      await replica.apply(g)
+      const ms = performance.now() - t0
+      // The histogram records a wait when its timer fires at last.
+      await sleep(10)
+      delay.disable()
+      const longest = delay.max / 1e6
+      // On the main thread, the step would hold the event loop for all of it.
+      assert.ok(longest < Math.max(50, ms / 2), `the event loop waited ${longest.toFixed(0)} ms in a step of ${ms.toFixed(0)} ms`)
+    } finally {
+      await replica.release()
+    }
+  })
+
+  it('refuses a gradient of the wrong size before it goes, and fails with ModelWorkerError once its thread died', async () => {
+    const started = once(process, 'worker') as Promise<[Worker]>
+    const { replica, gradient } = mlp('adamw', [8])
+    try {
+      await assert.rejects(replica.apply(new Float32Array(3)), RangeError)
+      assert.equal(replica.version, 0)
+      const [thread] = await started
+      await thread.terminate()
+      await assert.rejects(replica.apply(gradient(1)), { name: 'ModelWorkerError' })
+      await assert.rejects(replica.state(), { name: 'ModelWorkerError' })
+      await assert.rejects(replica.compute(samples(), [0, 1]), { name: 'ModelWorkerError' })
+    } finally {
       await replica.release()
     }
   })
