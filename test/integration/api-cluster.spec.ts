@@ -263,7 +263,7 @@ describe('API cluster routes on a cluster of one', { timeout: 180_000 }, () => {
       assert.equal(created.node.registered, true)
       assert.equal(created.node.allocation.cpu, 50)
       const refused = await expectError(await call(d, 'POST', '/api/v1/nodes', { config: { network_config: { port: 8080 } } }), 400, 'IPFSValidationError')
-      assert.match(refused.error, /node-daemon start --bootstrap/)
+      assert.match(refused.error, /node-daemon start --join <token>/)
       await expectError(await call(d, 'POST', '/api/v1/nodes', { max_ram: -1, max_vram: 0, max_cpu_percent: 50 }), 422, 'ValidationError')
     })
 

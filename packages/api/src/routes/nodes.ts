@@ -16,7 +16,7 @@ const RegisterBody = Type.Object({
   max_ram: Type.Optional(Type.Integer({ minimum: 0, description: 'Bytes of RAM the cluster may use on this node' })),
   max_vram: Type.Optional(Type.Integer({ minimum: 0, description: 'Bytes of GPU memory the cluster may use on this node' })),
   max_cpu_percent: Type.Optional(Type.Number({ minimum: 0, maximum: 100, description: 'Share of the CPU the cluster may use' })),
-  config: Type.Optional(Type.Unknown({ description: "Document 003's config of a new node: refused, since a node joins by running `node-daemon start --bootstrap`" }))
+  config: Type.Optional(Type.Unknown({ description: "Document 003's config of a new node: refused, since a node joins by running `node-daemon start --join <token>`" }))
 })
 
 const TokenBody = Type.Optional(Type.Object({
