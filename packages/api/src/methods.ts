@@ -187,8 +187,8 @@ export const publish = defineOperation({
   input: Type.Object({
     cid: Type.String({ minLength: 1, description: '/ipfs/ path or CID to publish' }),
     key: Type.Optional(Type.String({ default: 'self' })),
-    lifetime: Type.Optional(Type.String({ default: '24h' })),
-    ttl: Type.Optional(Type.String({ default: '1h' }))
+    lifetime: Type.Optional(Type.String({ description: 'Kubo duration; 24h when missing' })),
+    ttl: Type.Optional(Type.String({ description: 'Kubo duration, the caching hint' }))
   }, { additionalProperties: false }),
   args: ['cid', 'key', 'lifetime', 'ttl'],
   output: Type.Object({ ipns_name: Type.String(), name: Type.String(), value: Type.String() }),
@@ -250,11 +250,11 @@ export const peers = defineOperation({
   }
 })
 
-const ClusterPinOptions = {
+export const ClusterPinOptions = {
   name: Type.Optional(Type.String()),
   replication_factor: Type.Optional(Type.Integer({ minimum: -1, description: 'Both factors at once; -1 is every node' })),
-  replication_factor_min: Type.Optional(Type.Integer({ minimum: -1 })),
-  replication_factor_max: Type.Optional(Type.Integer({ minimum: -1 }))
+  replication_factor_min: Type.Optional(Type.Integer({ minimum: -1, description: 'Fewest nodes that must hold the content; -1 is every node' })),
+  replication_factor_max: Type.Optional(Type.Integer({ minimum: -1, description: 'Most nodes that hold the content; -1 is every node' }))
 }
 
 type ClusterPinInput = { name?: string, replication_factor?: number, replication_factor_min?: number, replication_factor_max?: number }

@@ -12,12 +12,18 @@ import type { Node } from '@node-daemon/daemon'
 import type { FastifyInstance } from 'fastify'
 import type { TObject } from 'typebox'
 
-/** The kwargs as documented: the operation's input without its defaults, which the operation fills in once positional args are placed. */
-const withoutDefaults = (schema: TObject): object => JSON.parse(JSON.stringify(schema, (key, value: unknown) => key === 'default' ? undefined : value))
+/**
+ * The kwargs as documented and checked before the call: the operation's input without its defaults and
+ * required fields, which the operation fills in and checks once positional args are placed.
+ */
+function kwargsSchema (schema: TObject): object {
+  const { required: _required, ...rest } = JSON.parse(JSON.stringify(schema, (key, value: unknown) => key === 'default' ? undefined : value))
+  return rest
+}
 
 const callBody = (op: Operation): TObject => Type.Object({
   args: Type.Optional(Type.Array(Type.Unknown(), { description: `Positional arguments, in this order: ${op.args.join(', ')}` })),
-  kwargs: Type.Optional(Type.Unsafe<Record<string, unknown>>({ ...withoutDefaults(op.input), description: 'Keyword arguments' }))
+  kwargs: Type.Optional(Type.Unsafe<Record<string, unknown>>({ ...kwargsSchema(op.input), description: 'Keyword arguments' }))
 })
 
 /** POST /api/<name>: the call's args and kwargs as the operation's input, its output with `success`. */
