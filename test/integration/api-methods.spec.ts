@@ -109,9 +109,13 @@ describe("document 000's method caller and events socket on real nodes", { timeo
 
     const connected = await call(b, 'connect', { args: [a.swarmAddr] })
     assert.deepEqual([connected.status, connected.body.peers], [200, [a.node.peerId]])
-    const peers = await call(b, 'peers', { kwargs: { verbose: true } })
-    assert.ok(peers.body.peers.some((p: { peer: string }) => p.peer === a.node.peerId))
-    assert.equal(peers.body.count, peers.body.peers.length)
+    const verbose = await call(b, 'peers', { kwargs: { verbose: true } })
+    const toA = verbose.body.peers.find((p: { peer: string }) => p.peer === a.node.peerId)
+    assert.deepEqual(Object.keys(toA).sort(), ['addr', 'direction', 'latency_ms', 'muxer', 'peer', 'streams'])
+    assert.equal(toA.direction, 'outbound')
+    assert.equal(verbose.body.count, verbose.body.peers.length)
+    const plain = await call(b, 'peers', { args: [false, false, true] })
+    assert.deepEqual(Object.keys(plain.body.peers.find((p: { peer: string }) => p.peer === a.node.peerId)).sort(), ['addr', 'direction', 'peer'])
   })
 
   it('adds and pins in the cluster and tells its status and peers', async () => {

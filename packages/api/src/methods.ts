@@ -244,9 +244,16 @@ export const peers = defineOperation({
   }, { additionalProperties: false }),
   args: ['verbose', 'latency', 'direction'],
   output: Type.Object({ peers: Type.Array(Loose), count: Type.Integer() }),
-  run: async (node) => {
+  run: async (node, input) => {
     const connected = node.peers()
-    return { peers: connected.map(p => ({ peer: p.peer, addr: p.addr, direction: p.direction, latency_ms: p.latencyMs ?? null, streams: p.streams, muxer: p.muxer })), count: connected.length }
+    const peers = connected.map(p => ({
+      peer: p.peer,
+      addr: p.addr,
+      ...input.direction === true || input.verbose === true ? { direction: p.direction } : {},
+      ...input.latency === true || input.verbose === true ? { latency_ms: p.latencyMs ?? null } : {},
+      ...input.verbose === true ? { streams: p.streams, muxer: p.muxer } : {}
+    }))
+    return { peers, count: connected.length }
   }
 })
 
@@ -274,15 +281,15 @@ const ClusterPinOutput = Type.Object({ cid: Type.String(), peers: Type.Array(Typ
 
 export const clusterAdd = defineOperation({
   name: 'cluster_add',
-  summary: 'Add content given in the call and pin it in the cluster',
+  summary: 'Add content given in the call (pinned here, as add pins) and pin it in the cluster',
   tags: ['cluster'],
   permission: 'pins',
   input: Type.Object({ ...AddInput, ...ClusterPinOptions }, { additionalProperties: false }),
   args: ['content', 'replication_factor', 'name'],
   output: ClusterPinOutput,
   run: async (node, input, signal) => {
-    // Not pinned here by the add: the cluster's allocation decides which nodes hold it.
-    const added = await addContent(node, input, { pin: false, signal })
+    // Pinned here too, as add pins: until the nodes the cluster allocates have fetched it, this node holds its only copy.
+    const added = await addContent(node, input, { pin: true, signal })
     return await clusterPin(node, added.cid, input, signal) as { cid: string, peers: string[] }
   }
 })

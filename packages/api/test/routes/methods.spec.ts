@@ -9,13 +9,13 @@ const WEIGHTS = new Uint8Array(300).map((_, i) => i % 251)
 
 describe("document 000's method caller over the operation table", () => {
   let server: TestServer
-  const call = async (name: string, body?: unknown): Promise<{ status: number, body: any }> => {
+  const call = async (name: string, body?: unknown): Promise<{ status: number, headers: Headers, body: any }> => {
     const res = await fetch(`${server.url}/api/${name}`, {
       method: 'POST',
       headers: body == null ? {} : { 'content-type': 'application/json' },
       body: body == null ? undefined : JSON.stringify(body)
     })
-    return { status: res.status, body: await res.json() }
+    return { status: res.status, headers: res.headers, body: await res.json() }
   }
 
   before(async () => {
@@ -26,6 +26,7 @@ describe("document 000's method caller over the operation table", () => {
   it('takes args in the declared order and kwargs, and answers with success', async () => {
     const positional = await call('generate_embeddings', { args: [['one', 'two'], 'tiny-embed'] })
     assert.equal(positional.status, 200)
+    assert.equal(positional.headers.get('x-api-version'), '1', 'once, by the access hook, as on every answer')
     assert.equal(positional.body.success, true)
     assert.equal(positional.body.model, 'tiny-embed')
     assert.equal(positional.body.embeddings.length, 2)
