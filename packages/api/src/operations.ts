@@ -43,9 +43,13 @@ export class InvalidArgumentsError extends Error {
   name = 'InvalidArgumentsError'
 }
 
-/** An input with the schema's defaults filled in, checked against it; the first problem is the message. */
+/**
+ * An input with the schema's defaults filled in (in place: callers pass what they built from the request),
+ * checked against it; the first problem is the message. Nothing here walks the value deeper than the
+ * schema goes, so a value nested thousands deep is refused rather than overflowing the stack.
+ */
 export function parseInput<I extends TObject> (op: Operation<I, TObject>, value: unknown): Static<I> {
-  const input = Value.Default(op.input, Value.Clone(value))
+  const input = Value.Default(op.input, value)
   if (Value.Check(op.input, input)) return input
   const [first] = Value.Errors(op.input, input)
   const where = first?.instancePath === '' || first == null ? 'its input' : first.instancePath.slice(1).replaceAll('/', '.')

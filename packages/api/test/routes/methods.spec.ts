@@ -55,6 +55,7 @@ describe("document 000's method caller over the operation table", () => {
       { kwargs: { texts: ['a'], unknown_option: true } },
       { args: [['a']], kwargs: { texts: ['b'] } },
       { args: 'not a list' },
+      { args: [JSON.parse('['.repeat(3000) + ']'.repeat(3000))] },
       {}
     ]) {
       const { status, body: answer } = await call('generate_embeddings', body)
