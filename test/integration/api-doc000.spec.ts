@@ -213,7 +213,7 @@ describe('document 000 examples with plain fetch', { timeout: 60_000 }, () => {
     it('connects with JSON {"addr"} and lists with GET swarm/peers', async () => {
       const res = await fetch(`${b.url}/api/v0/swarm/connect`, json({ addr: a.swarmAddr }))
       assert.equal(res.status, 200)
-      assert.deepEqual(await res.json(), { success: true, added: [a.swarmAddr], Strings: [`connect ${a.node.peerId} success`] })
+      assert.deepEqual(await res.json(), { success: true, added: [a.swarmAddr], peers: [a.node.peerId], Strings: [`connect ${a.node.peerId} success`] })
 
       const peers = await (await get(b, '/api/v0/swarm/peers')).json() as { success: boolean, peers: Array<{ peer: string, addr: string, direction: string }>, count: number }
       assert.equal(peers.success, true)

@@ -123,6 +123,8 @@ const BY_NAME: Record<string, Mapping> = {
   NotTrustedError: [403, 'NotTrustedError'],
   ClusterProtocolError: [502, 'ClusterProtocolError'],
   UnsupportedParameterError: [400, 'IPFSValidationError'],
+  // A method caller's args and kwargs that do not fit the operation, as a schema failure is.
+  InvalidArgumentsError: [422, 'ValidationError'],
   InvalidModelfileError: [400, 'IPFSValidationError'],
   // A model whose files onnxruntime cannot read: the client named or sent a broken model.
   ExternalDataError: [400, 'IPFSValidationError'],

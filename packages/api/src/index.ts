@@ -2,7 +2,8 @@
  * The HTTP and WebSocket API of a node: a thin adapter from the documented
  * routes (Kubo RPC and the API documents in shared/seeds) to the `Node` of
  * @node-daemon/daemon. Schemas validate input and produce the OpenAPI
- * document; one mapper turns typed errors into the documented envelope.
+ * document; one mapper turns typed errors into the documented envelope. An
+ * operation several APIs reach is defined once (operations.ts, methods.ts).
  */
 export { createApiServer } from './server.ts'
 export type { ApiInit, ApiContext } from './server.ts'

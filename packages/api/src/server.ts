@@ -26,6 +26,8 @@ import { ollamaRoutes } from './routes/ollama.ts'
 import { openaiRoutes } from './routes/openai.ts'
 import { peerRoutes } from './routes/peers.ts'
 import { pinRoutes } from './routes/pins.ts'
+import { methodRoutes } from './routes/methods.ts'
+import { eventRoutes } from './routes/events.ts'
 import { pubsubRoutes } from './routes/pubsub.ts'
 import { resourceRoutes } from './routes/resources.ts'
 import { systemRoutes } from './routes/system.ts'
@@ -48,6 +50,13 @@ export interface ApiContext {
   node: Node
   /** Aborted when the server starts closing: long-lived reads and subscriptions end with it. */
   shutdown: AbortSignal
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** A parametric route that answers what no other route does: its path tells no 405. */
+    catchAll?: boolean
+  }
 }
 
 export type Routes = (app: FastifyInstance, ctx: ApiContext) => void
@@ -156,6 +165,8 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
   // Every route's methods by the pattern of its path, to tell a wrong method (405) from a wrong path (404).
   const patterns: Array<{ path: RegExp, methods: string[] }> = []
   app.addHook('onRoute', (route) => {
+    // The method caller's POST /api/:method_name would make every unknown /api/ path a 405.
+    if (route.config?.catchAll === true) return
     const pattern = route.url.split('/').map(part => part.startsWith(':') ? '[^/]+' : part === '*' ? '.*' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('/')
     patterns.push({ path: new RegExp(`^${pattern}/?$`), methods: [route.method].flat() })
   })
@@ -194,7 +205,8 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
   for (const routes of [
     systemRoutes, authRoutes, contentRoutes, pinRoutes, nameRoutes, peerRoutes, pubsubRoutes, blockRoutes,
     clusterRoutes, distributedRoutes, nodeRoutes, networkRoutes, consensusRoutes, resourceRoutes, clientRoutes,
-    ollamaRoutes, openaiRoutes, taskRoutes, taskMetricRoutes, aiRoutes, trainingRoutes, workerRoutes, consoleRoutes
+    ollamaRoutes, openaiRoutes, taskRoutes, taskMetricRoutes, aiRoutes, trainingRoutes, workerRoutes, consoleRoutes,
+    methodRoutes, eventRoutes
   ]) {
     routes(app, ctx)
   }

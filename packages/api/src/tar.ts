@@ -73,6 +73,11 @@ async function * archive (content: Pick<Content, 'cat'>, entries: ArchiveEntry[]
   yield new Uint8Array(2 * BLOCK)
 }
 
+/** The files under a directory of content, as paths relative to it with their bytes read on demand: a model directory to import. */
+export async function filesOf (content: Pick<Content, 'ls' | 'cat'>, cid: string, options: ReadOptions = {}): Promise<Array<{ path: string, content: AsyncIterable<Uint8Array> }>> {
+  return (await listTree(content, cid, '', options)).filter(e => e.type === 'file').map(e => ({ path: e.path, content: content.cat(e.source, options) }))
+}
+
 /**
  * A directory of content as a ustar archive. Paths are relative to the
  * directory, so the archive unpacks where the client chooses.

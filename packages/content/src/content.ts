@@ -9,6 +9,7 @@ import { parsePath } from './paths.ts'
 import { pinAdd, pinLs, pinRm } from './pins.ts'
 import { Topics } from './pubsub.ts'
 import { cat, ls, resolveEntry, stat } from './read.ts'
+import { TypedEventEmitter } from '@libp2p/interface'
 import type { AddEvent, AddOptions } from './add.ts'
 import type { BlockStreamInit } from './block-stream.ts'
 import type { BlockPutOptions, DagPutOptions, ReadOptions } from './blocks.ts'
@@ -47,12 +48,20 @@ export interface ContentInit {
   keep?: () => Iterable<string>
 }
 
+/** What the content of a node tells listeners (the events WebSocket): adds that stored, and pins made or removed here. */
+export interface ContentEvents {
+  /** A top-level entry of an add (a file, a directory, or the wrapping directory), once stored. */
+  add: CustomEvent<{ cid: string, name: string, size: number }>
+  pin: CustomEvent<{ cid: string, recursive: boolean }>
+  unpin: CustomEvent<{ cid: string, recursive: boolean }>
+}
+
 /**
  * The IPFS content of one node: a Helia stack (blockstore, pins, bitswap, IPNS)
  * on the node's swarm. Each method is one Kubo RPC operation; the work lives in
  * one file per concern beside this class.
  */
-export class Content {
+export class Content extends TypedEventEmitter<ContentEvents> {
   readonly helia: HeliaWithLibp2p<SwarmServices>
   /** Block transfer between daemons; bitswap, for other IPFS nodes, is asked only for what no daemon has. */
   readonly blockStream: BlockStream
@@ -67,6 +76,7 @@ export class Content {
   private readonly fetchTimeoutMs?: number
 
   constructor (init: ContentInit) {
+    super()
     this.helia = createHeliaNode({
       blockstore: init.blockstore,
       datastore: init.datastore,
@@ -109,8 +119,14 @@ export class Content {
     await this.helia.stop()
   }
 
-  addAll (source: AsyncIterable<ImportCandidate> | Iterable<ImportCandidate>, options?: AddOptions): AsyncGenerator<AddEvent> {
-    return addAll({ blockstore: this.helia.blockstore, pins: this.helia.pins, guard: this.guard }, source, options)
+  async * addAll (source: AsyncIterable<ImportCandidate> | Iterable<ImportCandidate>, options?: AddOptions): AsyncGenerator<AddEvent> {
+    for await (const event of addAll({ blockstore: this.helia.blockstore, pins: this.helia.pins, guard: this.guard }, source, options)) {
+      // Entries under a directory are told by their top-level one; an only-hash add stored nothing.
+      if (event.type === 'entry' && !event.name.includes('/') && options?.onlyHash !== true) {
+        this.safeDispatchEvent('add', { detail: { cid: event.cid.toString(), name: event.name, size: event.size } })
+      }
+      yield event
+    }
   }
 
   /**
@@ -154,6 +170,7 @@ export class Content {
   async pinAdd (path: string, recursive = true, options?: ReadOptions): Promise<CID> {
     const cid = await this.resolve(path, options)
     await this.pinHeld(cid, recursive, options)
+    this.safeDispatchEvent('pin', { detail: { cid: cid.toString(), recursive } })
     return cid
   }
 
@@ -169,6 +186,7 @@ export class Content {
   async pinRm (path: string, recursive = true, options?: AbortOptions): Promise<CID> {
     const cid = await this.resolve(path, options)
     await pinRm(this.helia, cid, recursive, options)
+    this.safeDispatchEvent('unpin', { detail: { cid: cid.toString(), recursive } })
     return cid
   }
 

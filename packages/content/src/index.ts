@@ -7,7 +7,7 @@
 export { Content } from './content.ts'
 export { AutoGc } from './auto-gc.ts'
 export type { AutoGcComponents, AutoGcInit } from './auto-gc.ts'
-export type { ContentInit } from './content.ts'
+export type { ContentEvents, ContentInit } from './content.ts'
 export type { AddEvent, AddOptions } from './add.ts'
 export type { BlockPutOptions, DagPutOptions, ReadOptions } from './blocks.ts'
 export type { BlockRmOptions, BlockRmResult, GcResult } from './gc.ts'

@@ -1,14 +1,15 @@
 import { Type } from 'typebox'
 import { option } from '../args.ts'
 import { BadRequestError } from '../errors.ts'
-import { DEFAULT_EMBED_MODEL, defined, InputTypeField, workSignal } from '../inference.ts'
+import { defined, workSignal } from '../inference.ts'
+import { aiModelList, generateEmbeddings, modelMetadata } from '../methods.ts'
+import { kuboOperation } from '../operations.ts'
 import { modelDirectory } from '../multipart.ts'
 import { sniffContentType, SNIFF_BYTES } from '../sniff.ts'
-import { requestSignal, sendBytes } from '../stream.ts'
+import { sendBytes } from '../stream.ts'
 import { tarDirectory } from '../tar.ts'
 import { kuboRoute } from './route.ts'
 import type { Routes } from '../server.ts'
-import type { ModelSummary } from '@node-daemon/inference'
 import type { Static } from 'typebox'
 
 const tags = ['ai']
@@ -17,29 +18,6 @@ const ModelGetQuery = Type.Object({
   cid: Type.Optional(Type.String({ description: "The model's CID, or its registry name" })),
   path: Type.Optional(Type.String({ description: 'A file of the model directory, e.g. config.json or model.onnx; without it, the whole directory as a tar archive' }))
 })
-
-const EmbeddingsBody = Type.Object({
-  texts: Type.Array(Type.String(), { minItems: 1 }),
-  model: Type.Optional(Type.String({ minLength: 1, description: `Default ${DEFAULT_EMBED_MODEL}` })),
-  input_type: InputTypeField
-})
-
-/** A registry entry as document 000's metadata. */
-function modelMetadata (model: ModelSummary): object {
-  return {
-    name: model.name,
-    cid: model.cid,
-    kind: model.kind,
-    family: model.family,
-    description: model.description,
-    size: model.size,
-    parameters: model.parameters,
-    context_length: model.contextLength,
-    active: model.active,
-    version: model.version,
-    modified_at: model.modifiedAt.toISOString()
-  }
-}
 
 /** The `metadata` form field: a JSON object, of which the registry keeps the name and description. */
 function metadataField (text: string | undefined): { name?: unknown, description?: unknown, dtype?: unknown } {
@@ -95,29 +73,12 @@ export const aiRoutes: Routes = (app, { node, shutdown }) => {
     }
   })
 
-  kuboRoute(app, {
-    path: 'ai/model/list',
-    permission: 'models:read',
-    get: true,
-    tags,
-    summary: 'Registered models with their metadata',
-    handler: async (_request, reply) => {
-      const models = await node.inference.models({ signal: requestSignal(reply) })
-      return { success: true, models: models.map(modelMetadata) }
-    }
-  })
+  kuboOperation(app, node, aiModelList, { path: 'ai/model/list', get: true, summary: aiModelList.summary, input: () => ({}) })
 
-  kuboRoute(app, {
+  kuboOperation(app, node, generateEmbeddings, {
     path: 'embeddings/generate',
-    permission: 'inference',
-    tags: ['embeddings'],
-    summary: `Embeddings of texts, by default with ${DEFAULT_EMBED_MODEL}`,
-    schema: { body: EmbeddingsBody },
-    handler: async (request, reply) => {
-      const body = request.body as Static<typeof EmbeddingsBody>
-      const model = body.model ?? DEFAULT_EMBED_MODEL
-      const result = await node.inference.embed(defined({ model, input: body.texts, inputType: body.input_type }), { signal: requestSignal(reply) })
-      return { success: true, model, embeddings: result.embeddings, dimensions: result.embeddings[0]?.length ?? 0 }
-    }
+    summary: generateEmbeddings.summary,
+    schema: { body: generateEmbeddings.input },
+    input: (request) => request.body
   })
 }

@@ -1,20 +1,16 @@
 import { Type } from 'typebox'
 import { args, firstArg, option } from '../args.ts'
-import { peerJson, pinJson, pinStatusJson } from '../cluster-views.ts'
+import { pinJson } from '../cluster-views.ts'
+import { defined } from '../inference.ts'
+import { ClusterPinOptions, clusterPeers, clusterPinOp, clusterStatus } from '../methods.ts'
+import { kuboOperation } from '../operations.ts'
 import { LocalQuery, local, readOptions } from '../reads.ts'
 import { requestSignal } from '../stream.ts'
 import { kuboRoute } from './route.ts'
 import type { Routes } from '../server.ts'
 
-const PinOptions = {
-  name: Type.Optional(Type.String()),
-  replication_factor: Type.Optional(Type.Integer({ minimum: -1, description: 'Both factors at once; -1 is every node' })),
-  replication_factor_min: Type.Optional(Type.Integer({ minimum: -1, description: 'Fewest nodes that must hold the content; -1 is every node' })),
-  replication_factor_max: Type.Optional(Type.Integer({ minimum: -1, description: 'Most nodes that hold the content; -1 is every node' }))
-}
-
-const PinAddQuery = Type.Object({ arg: Type.Optional(Type.Array(Type.String(), { description: 'CID' })), ...PinOptions })
-const PinAddBody = Type.Optional(Type.Object({ cid: Type.Optional(Type.String()), ...PinOptions }))
+const PinAddQuery = Type.Object({ arg: Type.Optional(Type.Array(Type.String(), { description: 'CID' })), ...ClusterPinOptions })
+const PinAddBody = Type.Optional(Type.Object({ cid: Type.Optional(Type.String()), ...ClusterPinOptions }))
 
 const PinRmQuery = Type.Object({ arg: Type.Optional(Type.Array(Type.String(), { description: 'CID' })) })
 const PinRmBody = Type.Optional(Type.Object({ cid: Type.Optional(Type.String()) }))
@@ -36,22 +32,17 @@ export const clusterRoutes: Routes = (app, { node }) => {
     }
   })
 
-  kuboRoute(app, {
+  kuboOperation(app, node, clusterPinOp, {
     path: 'cluster/pin/add',
-    permission: 'pins',
-    tags: ['cluster'],
-    summary: 'Pin a CID in the cluster; answers the nodes it is allocated to',
+    summary: clusterPinOp.summary,
     schema: { querystring: PinAddQuery, body: PinAddBody },
-    handler: async (request, reply) => {
-      const pin = await node.cluster.pinAdd(firstArg(request, 'cid', 'cid'), {
-        name: option(request, 'name'),
-        replicationFactor: option(request, 'replication_factor'),
-        replicationFactorMin: option(request, 'replication_factor_min'),
-        replicationFactorMax: option(request, 'replication_factor_max'),
-        signal: requestSignal(reply)
-      })
-      return { success: true, ...pinJson(pin), peers: pin.allocations }
-    }
+    input: (request) => defined({
+      cid: firstArg(request, 'cid', 'cid'),
+      name: option(request, 'name'),
+      replication_factor: option(request, 'replication_factor'),
+      replication_factor_min: option(request, 'replication_factor_min'),
+      replication_factor_max: option(request, 'replication_factor_max')
+    })
   })
 
   kuboRoute(app, {
@@ -67,29 +58,19 @@ export const clusterRoutes: Routes = (app, { node }) => {
     }
   })
 
-  kuboRoute(app, {
+  kuboOperation(app, node, clusterStatus, {
     path: 'cluster/status',
-    permission: 'cluster:read',
     get: true,
-    tags: ['cluster'],
-    summary: 'Status of one pin (arg) or of all, on every node, keyed by CID',
+    summary: clusterStatus.summary,
     schema: { querystring: StatusQuery },
-    handler: async (request, reply) => {
-      const reports = await node.cluster.pinStatus(args(request, 'cid')[0], readOptions(reply))
-      return { success: true, status: Object.fromEntries(reports.map(r => [r.cid, pinStatusJson(r)])) }
-    }
+    input: (request) => defined({ cid: args(request, 'cid')[0], local: option(request, 'local') })
   })
 
-  kuboRoute(app, {
+  kuboOperation(app, node, clusterPeers, {
     path: 'cluster/peers',
-    permission: 'cluster:read',
     get: true,
-    tags: ['cluster'],
-    summary: 'Members of the cluster',
+    summary: clusterPeers.summary,
     schema: { querystring: LocalQuery },
-    handler: async (_request, reply) => {
-      const nodes = await node.cluster.nodes(readOptions(reply))
-      return { success: true, peers: nodes.map(peerJson), count: nodes.length }
-    }
+    input: (request) => defined({ local: option(request, 'local') })
   })
 }

@@ -1,5 +1,8 @@
 import { Type } from 'typebox'
-import { args, firstArg, flag } from '../args.ts'
+import { args, firstArg, flag, option } from '../args.ts'
+import { defined } from '../inference.ts'
+import { ls } from '../methods.ts'
+import { kuboOperation } from '../operations.ts'
 import { pushable } from 'it-pushable'
 import { BadRequestError, envelope, RangeNotSatisfiableError } from '../errors.ts'
 import { candidates, untilAborted } from '../multipart.ts'
@@ -167,28 +170,19 @@ export const contentRoutes: Routes = (app, { node, shutdown }) => {
     }
   })
 
-  kuboRoute(app, {
+  kuboOperation(app, node, ls, {
     path: 'ls',
-    permission: 'content:read',
     get: true,
-    tags: ['content'],
     summary: 'List directory entries',
     schema: { querystring: PathQuery },
-    handler: async (request, reply) => {
+    input: (request) => {
       const paths = args(request, 'cid')
       if (paths.length === 0) throw new BadRequestError('argument "ipfs-path" is required')
-      const objects = []
-      const entries = []
-      for (const path of paths) {
-        const listing = await content.ls(path, readOptions(reply))
-        objects.push({
-          Hash: path,
-          Links: listing.entries.map(e => ({ Name: e.name, Hash: e.cid.toString(), Size: e.size, Type: e.type === 'directory' ? 1 : 2, Target: '' }))
-        })
-        entries.push(...listing.entries.map(e => ({ name: e.name, cid: e.cid.toString(), size: e.size, type: e.type })))
-      }
-      return { success: true, entries, Objects: objects }
-    }
+      return defined({ cid: paths, offline: option(request, 'offline') })
+    },
+    answer: (output) => ({
+      Objects: output.objects.map(o => ({ Hash: o.cid, Links: o.entries.map(e => ({ Name: e.name, Hash: e.cid, Size: e.size, Type: e.type === 'directory' ? 1 : 2, Target: '' })) }))
+    })
   })
 
   kuboRoute(app, {

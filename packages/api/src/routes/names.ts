@@ -1,5 +1,8 @@
 import { Type } from 'typebox'
-import { duration, firstArg, flag, option } from '../args.ts'
+import { firstArg, option } from '../args.ts'
+import { defined } from '../inference.ts'
+import { publish, resolve } from '../methods.ts'
+import { invoke, kuboOperation } from '../operations.ts'
 import { requestSignal, sendNdjson } from '../stream.ts'
 import { kuboRoute } from './route.ts'
 import type { Routes } from '../server.ts'
@@ -33,35 +36,24 @@ const KeyQuery = Type.Object({
 export const nameRoutes: Routes = (app, { node }) => {
   const names = node.content.names
 
-  kuboRoute(app, {
+  kuboOperation(app, node, publish, {
     path: 'name/publish',
-    permission: 'names',
-    tags: ['ipns'],
-    summary: 'Publish an IPNS record for a path, signed with a named key',
+    summary: publish.summary,
     schema: { querystring: PublishQuery, body: PublishBody },
-    handler: async (request, reply) => {
-      const path = firstArg(request, 'ipfs-path', 'path')
-      const published = await names.publish(path, {
-        key: option<string>(request, 'key'),
-        lifetime: duration(option(request, 'lifetime'), 'lifetime'),
-        ttl: duration(option(request, 'ttl'), 'ttl'),
-        signal: requestSignal(reply)
-      })
-      return { success: true, name: published.name, value: published.value, Name: published.name, Value: published.value }
-    }
+    input: (request) => defined({ cid: firstArg(request, 'ipfs-path', 'path'), key: option(request, 'key'), lifetime: option(request, 'lifetime'), ttl: option(request, 'ttl') }),
+    answer: (output) => ({ Name: output.name, Value: output.value })
   })
 
   kuboRoute(app, {
     path: 'name/resolve',
-    permission: 'names',
+    permission: resolve.permission,
     get: true,
-    tags: ['ipns'],
-    summary: 'Resolve an IPNS name to a path',
+    tags: resolve.tags,
+    summary: resolve.summary,
     schema: { querystring: ResolveQuery },
     handler: async (request, reply) => {
       const q = request.query as { arg?: string[], stream?: boolean, recursive?: boolean, nocache?: boolean }
-      const name = q.arg?.[0] ?? node.peerId
-      const path = await names.resolve(name, { recursive: flag(q.recursive, true), nocache: q.nocache, signal: requestSignal(reply) })
+      const { path } = await invoke(node, resolve, defined({ ipns_name: q.arg?.[0], recursive: q.recursive, nocache: q.nocache }), requestSignal(reply))
       const body = { success: true, path, Path: path }
       if (q.stream === true) return sendNdjson(reply, (async function * () { yield body })())
       return body

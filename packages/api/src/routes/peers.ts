@@ -1,5 +1,7 @@
 import { Type } from 'typebox'
-import { args, option } from '../args.ts'
+import { args } from '../args.ts'
+import { connect } from '../methods.ts'
+import { kuboOperation } from '../operations.ts'
 import { BadRequestError } from '../errors.ts'
 import { requestSignal } from '../stream.ts'
 import { kuboRoute } from './route.ts'
@@ -68,19 +70,15 @@ export const peerRoutes: Routes = (app, { node }) => {
     }
   })
 
-  kuboRoute(app, {
+  kuboOperation(app, node, connect, {
     path: 'swarm/connect',
-    permission: 'swarm',
-    tags: ['peers'],
-    summary: 'Connect to peers by multiaddr',
+    summary: connect.summary,
     schema: { querystring: ConnectQuery, body: ConnectBody },
-    handler: async (request, reply) => {
+    input: (request) => {
       const addrs = args(request, 'addr')
-      if (addrs.length === 0 && option(request, 'addr') == null) throw new BadRequestError('argument "address" is required')
-      const signal = requestSignal(reply)
-      const strings: string[] = []
-      for (const addr of addrs) strings.push(`connect ${await node.connect(addr, { signal })} success`)
-      return { success: true, added: addrs, Strings: strings }
-    }
+      if (addrs.length === 0) throw new BadRequestError('argument "address" is required')
+      return { peer_addr: addrs }
+    },
+    answer: (output) => ({ Strings: output.peers.map(peer => `connect ${peer} success`) })
   })
 }

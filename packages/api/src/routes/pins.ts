@@ -2,7 +2,10 @@ import { Type } from 'typebox'
 import { args, flag, option } from '../args.ts'
 import { BadRequestError } from '../errors.ts'
 import { requestSignal, sendNdjson } from '../stream.ts'
-import { kuboRoute, readOptions, ReadQuery } from './route.ts'
+import { defined } from '../inference.ts'
+import { pin, unpin } from '../methods.ts'
+import { kuboOperation } from '../operations.ts'
+import { kuboRoute, ReadQuery } from './route.ts'
 import type { Routes } from '../server.ts'
 import type { PinFilter } from '@node-daemon/content'
 
@@ -33,35 +36,15 @@ function pinArgs (request: Parameters<typeof args>[0]): string[] {
 export const pinRoutes: Routes = (app, { node }) => {
   const content = node.content
 
-  kuboRoute(app, {
-    path: 'pin/add',
-    permission: 'pins',
-    tags: ['pins'],
-    summary: 'Pin content recursively (default) or directly, fetching what is missing',
-    schema: { querystring: PinQuery, body: PinBody },
-    handler: async (request, reply) => {
-      const recursive = flag(option(request, 'recursive'), true)
-      const read = readOptions(reply)
-      const pins: string[] = []
-      for (const path of pinArgs(request)) pins.push((await content.pinAdd(path, recursive, read)).toString())
-      return { success: true, pins, Pins: pins }
-    }
-  })
-
-  kuboRoute(app, {
-    path: 'pin/rm',
-    permission: 'pins',
-    tags: ['pins'],
-    summary: 'Remove pins',
-    schema: { querystring: PinQuery, body: PinBody },
-    handler: async (request, reply) => {
-      const recursive = flag(option(request, 'recursive'), true)
-      const signal = requestSignal(reply)
-      const pins: string[] = []
-      for (const path of pinArgs(request)) pins.push((await content.pinRm(path, recursive, { signal })).toString())
-      return { success: true, pins, Pins: pins }
-    }
-  })
+  for (const [path, op] of [['pin/add', pin], ['pin/rm', unpin]] as const) {
+    kuboOperation(app, node, op, {
+      path,
+      summary: op.summary,
+      schema: { querystring: PinQuery, body: PinBody },
+      input: (request) => defined({ cid: pinArgs(request), recursive: flag(option(request, 'recursive'), true), offline: op === pin ? option(request, 'offline') : undefined }),
+      answer: (output) => ({ Pins: output.pins })
+    })
+  }
 
   kuboRoute(app, {
     path: 'pin/ls',
