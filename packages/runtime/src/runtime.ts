@@ -459,7 +459,12 @@ function answerRoom (contextLength: number, maxTokens: number): number {
  * conversation loses its oldest turns, keeping its system messages and
  * its newest message; a single prompt keeps its first `numKeep` tokens and
  * as many of its last as fit. A prompt is cut only when it does not fit
- * whole, and then leaves room for the answer.
+ * whole, and then leaves room for the answer. A conversation loses a whole
+ * number of halves of that room, as llama.cpp's context shift discards half
+ * the context: its next turns, each longer, lose the same first turns until
+ * another half is due, so their prompts begin as this one does and the
+ * prefix cache serves them, where cutting to the least that fits would cut
+ * a little more each turn and miss it every time.
  */
 export function fitPrompt (model: Decoder, input: PromptInput, fit: { contextLength: number, maxTokens: number, numKeep?: number }): number[] {
   const encode = (i: PromptInput): number[] => promptTokens(model, i)
@@ -468,6 +473,9 @@ export function fitPrompt (model: Decoder, input: PromptInput, fit: { contextLen
   const limit = fit.contextLength - answerRoom(fit.contextLength, fit.maxTokens)
   const messages = input.messages
   if (messages != null) {
+    const half = Math.max(1, Math.floor(limit / 2))
+    // The fewest tokens to drop, rounded up to whole halves; counted in the whole prompt, in which earlier turns keep their tokens as turns are added.
+    const cut = Math.ceil((whole.length - limit) / half) * half
     const turns = messages.flatMap((m, i) => m.role === 'system' ? [] : [i])
     const rendered = new Map<number, number[]>()
     const keeping = (dropped: number): number[] => {
@@ -483,12 +491,12 @@ export function fitPrompt (model: Decoder, input: PromptInput, fit: { contextLen
     }
     // They fit, but leave the answer less room than it would like.
     if (keeping(turns.length - 1).length > limit) return keeping(turns.length - 1)
-    // The fewest turns dropped that fit; the length falls as more are dropped, so a binary search renders log(n) times.
+    // The fewest turns dropped that take `cut` tokens away; the length falls as more are dropped, so a binary search renders log(n) times.
     let low = 1
     let high = turns.length - 1
     while (low < high) {
       const middle = (low + high) >> 1
-      if (keeping(middle).length <= limit) high = middle
+      if (keeping(middle).length <= whole.length - cut) high = middle
       else low = middle + 1
     }
     return keeping(low)

@@ -1,10 +1,16 @@
 import assert from 'node:assert/strict'
-import { rm } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { loadModel } from '../src/model.ts'
 import { PrefixCache } from '../src/prefix-cache.ts'
+import { Runtime } from '../src/runtime.ts'
+import { collect } from './helpers/collect.ts'
+import { FAMILIES, writeFamilyModel } from './helpers/family-models.ts'
 import { tinyModels } from './helpers/tiny-models.ts'
 import type { CausalLM } from '../src/model.ts'
+import type { ChatMessage } from '../src/text.ts'
 import type { TinyModels } from './helpers/tiny-models.ts'
 
 describe('PrefixCache', () => {
@@ -70,5 +76,42 @@ describe('PrefixCache', () => {
     assert.equal(prefixes.take(extended)?.length, 33)
     assert.equal(prefixes.bytes, model.cacheBytes(1, 34), 'the longer entry pushed out the older one to stay under the bound')
     assert.equal(prefixes.take(rows[0]), undefined)
+  })
+})
+
+describe('the prefix cache in a chat longer than the context', () => {
+  let root: string
+  let runtime: Runtime
+
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), 'prefix-chat-'))
+    await writeFamilyModel(join(root, 'llama3'), FAMILIES.find(f => f.name === 'llama3') as (typeof FAMILIES)[number])
+    runtime = new Runtime()
+    await runtime.start()
+  })
+  after(async () => {
+    await runtime?.stop()
+    await rm(root, { recursive: true, force: true })
+  })
+
+  it('serves each turn of a Llama chat from the last, also once its oldest turns are dropped to fit', async () => {
+    const ref = { key: 'llama3', name: 'llama3', dir: join(root, 'llama3') }
+    const messages: ChatMessage[] = [{ role: 'system', content: 'You are Elizabeth Bennet, and you answer as she would, with wit.' }]
+    const GREEDY = { temperature: 0, topK: 0, topP: 1, repeatPenalty: 1, repeatLastN: 0 }
+    const turns: Array<{ prompt: number[], cached: number, cut: boolean }> = []
+    for (let t = 1; t <= 12; t++) {
+      messages.push({ role: 'user', content: `Pray, what do you think of Mr. Darcy now, on day ${t} at Netherfield?` })
+      const started = await runtime.generate(ref, { messages }, { sampling: GREEDY, maxTokens: 8, stop: [], numCtx: 256 })
+      const { stats } = await collect(started.events)
+      const before = turns.at(-1)
+      turns.push({ prompt: started.prompt, cached: stats.cachedTokens, cut: before != null && started.prompt.length < before.prompt.length })
+      messages.push({ role: 'assistant', content: stats.text })
+    }
+    const cuts = turns.filter(t => t.cut).length
+    assert.ok(cuts >= 1, `the chat outgrew the context of 256: ${turns.map(t => t.prompt.length).join(', ')} prompt tokens`)
+    // Every turn but those that lose more of the oldest takes the whole previous prompt from the cache.
+    const missed = turns.slice(1).filter((t, i) => t.cached < turns[i].prompt.length)
+    assert.ok(missed.length <= cuts, `${missed.length} turns missed, ${cuts} cut: prompts ${turns.map(t => t.prompt.length).join(', ')}, cached ${turns.map(t => t.cached).join(', ')}`)
+    assert.ok(cuts < turns.length - turns.findIndex(t => t.cut), `every turn past the context cut more: ${turns.map(t => t.prompt.length).join(', ')} prompt tokens`)
   })
 })
