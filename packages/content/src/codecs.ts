@@ -28,7 +28,7 @@ export const codecs: Record<string, BlockCodec<number, any>> = {
 }
 
 const noble = (name: string, code: number, hash: (bytes: Uint8Array) => Uint8Array): MultihashHasher =>
-  from({ name, code, encode: hash })
+  from({ name, code, encode: bytes => hash(bytes) as Uint8Array<ArrayBuffer> })
 
 /** The multihash functions Kubo accepts for add, block/put and dag/put (it refuses insecure ones such as sha1 and md5). */
 export const hashers: Record<string, MultihashHasher> = {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
+import { createPrivateKey, generateKeyPairSync } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
-import { generateKeyPair } from '@libp2p/crypto/keys'
+import { generateKeyPair, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { base36 } from 'multiformats/bases/base36'
 import { CID } from 'multiformats/cid'
@@ -153,6 +154,74 @@ describe('names', () => {
       const before = await content.names.listKeys()
       await content.start()
       assert.deepEqual(await content.names.listKeys(), before)
+    })
+
+    it('makes an RSA key of 2048 bits by default, or of the size asked, and publishes with it', async () => {
+      const rsa = await content.names.generateKey('rsa-key', { type: 'rsa' })
+      try {
+        // Kubo's base36 names of RSA keys start k2k4r8: their multihash is a sha2-256 of the public key.
+        assert.match(rsa.id, /^k2k4r8/)
+        const pem = await content.names.exportKey('rsa-key', 'pem-pkcs8-cleartext')
+        assert.equal(createPrivateKey(Buffer.from(pem)).asymmetricKeyDetails?.modulusLength, 2048)
+        assert.deepEqual(await content.names.publish(HELLO, { key: 'rsa-key' }), { name: rsa.id, value: `/ipfs/${HELLO}` })
+        assert.match(await content.names.resolve(rsa.id), /^\/ipfs\//)
+        await assert.rejects(content.names.generateKey('small', { type: 'rsa', size: 1024 }), { name: 'InvalidParameterError' })
+        await assert.rejects(content.names.generateKey('sized', { type: 'ed25519', size: 2048 }), { name: 'InvalidParameterError' })
+        await assert.rejects(content.names.generateKey('dsa', { type: 'dsa' }), { name: 'InvalidParameterError' })
+      } finally {
+        await content.names.removeKey('rsa-key')
+      }
+      const big = await content.names.generateKey('rsa-3072', { type: 'rsa', size: 3072 })
+      const pem = await content.names.exportKey('rsa-3072', 'pem-pkcs8-cleartext')
+      assert.equal(createPrivateKey(Buffer.from(pem)).asymmetricKeyDetails?.modulusLength, 3072)
+      assert.equal((await content.names.removeKey('rsa-3072')).id, big.id)
+    })
+
+    it('renames a key, keeping its id, and replaces an existing one only with force', async () => {
+      const a = await content.names.generateKey('ren-a')
+      const b = await content.names.generateKey('ren-b')
+      assert.deepEqual(await content.names.renameKey('ren-a', 'ren-c'), { was: 'ren-a', now: 'ren-c', id: a.id, overwrite: false })
+      await assert.rejects(content.names.renameKey('ren-c', 'ren-b'), { name: 'KeyExistsError' })
+      assert.deepEqual(await content.names.renameKey('ren-c', 'ren-b', { force: true }), { was: 'ren-c', now: 'ren-b', id: a.id, overwrite: true })
+      assert.deepEqual((await content.names.listKeys()).filter(k => k.name.startsWith('ren-')), [{ name: 'ren-b', id: a.id }])
+      assert.notEqual(a.id, b.id)
+      await assert.rejects(content.names.renameKey('self', 'x'), { name: 'InvalidParameterError' })
+      await assert.rejects(content.names.renameKey('ren-b', 'self', { force: true }), { name: 'InvalidParameterError' })
+      await assert.rejects(content.names.renameKey('no-such-key', 'x'), { name: 'NotFoundError' })
+      await content.names.removeKey('ren-b')
+    })
+
+    it('exports and imports keys in both of Kubo\'s formats, and reads keys made elsewhere', async () => {
+      const made = await content.names.generateKey('exported')
+      try {
+        for (const format of ['libp2p-protobuf-cleartext', 'pem-pkcs8-cleartext'] as const) {
+          const bytes = await content.names.exportKey('exported', format)
+          assert.deepEqual(await content.names.importKey(`copy-${format}`, bytes, { format }), { name: `copy-${format}`, id: made.id })
+          await content.names.removeKey(`copy-${format}`)
+        }
+        await assert.rejects(content.names.exportKey('self'), { name: 'InvalidParameterError' })
+        await assert.rejects(content.names.importKey('exported', await content.names.exportKey('exported')), { name: 'KeyExistsError' })
+      } finally {
+        await content.names.removeKey('exported')
+      }
+      // A libp2p key's id is its peer id; a PEM from OpenSSL (node:crypto here) gives the same key.
+      const libp2pKey = await generateKeyPair('Ed25519')
+      const imported = await content.names.importKey('from-libp2p', privateKeyToProtobuf(libp2pKey))
+      assert.equal(imported.id, peerIdFromPrivateKey(libp2pKey).toCID().toString(base36))
+      await content.names.removeKey('from-libp2p')
+      const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 })
+      const rsaPem = Buffer.from(privateKey.export({ type: 'pkcs8', format: 'pem' }))
+      const rsa = await content.names.importKey('from-pem', rsaPem, { format: 'pem-pkcs8-cleartext' })
+      assert.deepEqual(Buffer.from(await content.names.exportKey('from-pem', 'pem-pkcs8-cleartext')), rsaPem)
+      assert.match(rsa.id, /^k2k4r8/)
+      await content.names.removeKey('from-pem')
+      // ECDSA only with allowAnyKeyType, as Kubo's --allow-any-key-type; garbage is refused.
+      const ec = Buffer.from(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }))
+      await assert.rejects(content.names.importKey('ec', ec, { format: 'pem-pkcs8-cleartext' }), { name: 'InvalidParameterError', message: /only RSA or Ed25519/ })
+      await content.names.importKey('ec', ec, { format: 'pem-pkcs8-cleartext', allowAnyKeyType: true })
+      await content.names.removeKey('ec')
+      await assert.rejects(content.names.importKey('junk', bytes('not a key')), { name: 'InvalidParameterError' })
+      await assert.rejects(content.names.importKey('junk', bytes('not a key'), { format: 'pem-pkcs8-cleartext' }), { name: 'InvalidParameterError' })
     })
   })
 })
