@@ -183,10 +183,10 @@ describe('kubo-rpc-client against the daemon', { timeout: 90_000 }, () => {
       return text.trim().split('\n').map(line => JSON.parse(line))
     }
 
-    /** How a CID is pinned: recursive, direct, indirect, or undefined when it is not. */
+    /** How a CID is pinned: recursive, direct, indirect (Kubo's "indirect through <root>"), or undefined when it is not. */
     async function pinType (cid: string): Promise<string | undefined> {
       const pins = await collect(client.pin.ls({ paths: [CID.parse(cid)] })).catch(() => [])
-      return pins[0]?.type
+      return pins[0]?.type.replace(/^indirect through \S+$/, 'indirect')
     }
 
     async function pinTypes (lines: Array<{ Name: string, Hash: string }>): Promise<Array<[string, string | undefined]>> {
@@ -325,7 +325,7 @@ describe('kubo-rpc-client against the daemon', { timeout: 90_000 }, () => {
       for (const child of children) assert.equal(all.get(child), 'indirect')
 
       const one = await collect(client.pin.ls({ paths: [children[0]] }))
-      assert.deepEqual(one.map(p => [p.cid.toString(), p.type]), [[children[0], 'indirect']])
+      assert.deepEqual(one.map(p => [p.cid.toString(), p.type]), [[children[0], `indirect through ${root.cid}`]])
 
       assert.equal((await client.pin.rm(root.cid)).toString(), root.cid.toString())
       assert.equal((await client.pin.rm(direct, { recursive: false })).toString(), direct.toString())

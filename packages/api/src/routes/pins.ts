@@ -4,11 +4,22 @@ import { BadRequestError } from '../errors.ts'
 import { requestSignal, sendNdjson } from '../stream.ts'
 import { kuboRoute, readOptions, ReadQuery } from './route.ts'
 import type { Routes } from '../server.ts'
-import type { PinFilter } from '@node-daemon/content'
+import type { PinEntry, PinFilter } from '@node-daemon/content'
 
 const PinQuery = Type.Object({
   arg: Type.Optional(Type.Array(Type.String(), { description: 'CIDs or /ipfs/ paths' })),
   recursive: Type.Optional(Type.Boolean({ default: true })),
+  ...ReadQuery
+})
+
+const PinAddQuery = Type.Object({
+  ...PinQuery.properties,
+  name: Type.Optional(Type.String({ maxLength: 255, description: 'A name for the pin, which pin/ls --name finds' }))
+})
+
+const PinUpdateQuery = Type.Object({
+  arg: Type.Optional(Type.Array(Type.String(), { description: 'The recursively pinned path, then the path to pin instead' })),
+  unpin: Type.Optional(Type.Boolean({ default: true, description: 'Remove the old pin' })),
   ...ReadQuery
 })
 
@@ -21,7 +32,9 @@ const PinLsQuery = Type.Object({
   arg: Type.Optional(Type.Array(Type.String())),
   type: Type.Optional(Type.Union([Type.Literal('all'), Type.Literal('recursive'), Type.Literal('direct'), Type.Literal('indirect')], { default: 'all' })),
   quiet: Type.Optional(Type.Boolean()),
-  stream: Type.Optional(Type.Boolean({ description: 'One NDJSON line per pin, as kubo-rpc-client asks' }))
+  stream: Type.Optional(Type.Boolean({ description: 'One NDJSON line per pin, as kubo-rpc-client asks' })),
+  names: Type.Optional(Type.Boolean({ default: false, description: 'Give each pin\'s name, when it has one' })),
+  name: Type.Optional(Type.String({ minLength: 1, description: 'Only pins whose name contains this (case-sensitive); implies names' }))
 })
 
 function pinArgs (request: Parameters<typeof args>[0]): string[] {
@@ -38,13 +51,29 @@ export const pinRoutes: Routes = (app, { node }) => {
     permission: 'pins',
     tags: ['pins'],
     summary: 'Pin content recursively (default) or directly, fetching what is missing',
-    schema: { querystring: PinQuery, body: PinBody },
+    schema: { querystring: PinAddQuery, body: PinBody },
     handler: async (request, reply) => {
       const recursive = flag(option(request, 'recursive'), true)
-      const read = readOptions(reply)
+      const options = { ...readOptions(reply), name: (request.query as { name?: string }).name }
       const pins: string[] = []
-      for (const path of pinArgs(request)) pins.push((await content.pinAdd(path, recursive, read)).toString())
+      for (const path of pinArgs(request)) pins.push((await content.pinAdd(path, recursive, options)).toString())
       return { success: true, pins, Pins: pins }
+    }
+  })
+
+  kuboRoute(app, {
+    path: 'pin/update',
+    permission: 'pins',
+    tags: ['pins'],
+    summary: 'Move a recursive pin to another path, keeping its name; {"Pins": [from, to]} as Kubo',
+    schema: { querystring: PinUpdateQuery },
+    handler: async (request, reply) => {
+      const [from, to] = args(request)
+      if (from == null || from === '') throw new BadRequestError('argument "from-path" is required')
+      if (to == null || to === '') throw new BadRequestError('argument "to-path" is required')
+      const unpin = flag((request.query as { unpin?: boolean }).unpin, true)
+      const pins = (await content.pinUpdate(from, to, { ...readOptions(reply), unpin })).map(cid => cid.toString())
+      return { Pins: pins }
     }
   })
 
@@ -71,15 +100,21 @@ export const pinRoutes: Routes = (app, { node }) => {
     summary: 'List pins of type all, recursive, direct or indirect',
     schema: { querystring: PinLsQuery },
     handler: async (request, reply) => {
-      const q = request.query as { type?: PinFilter, stream?: boolean }
-      const pins = content.pinLs(q.type ?? 'all', args(request, 'cid'), { signal: requestSignal(reply) })
+      const q = request.query as { type?: PinFilter, stream?: boolean, names?: boolean, name?: string }
+      const pins = content.pinLs(q.type ?? 'all', args(request, 'cid'), { name: q.name, signal: requestSignal(reply) })
+      // Kubo gives names only when asked (--names, or a --name filter), and omits an empty one.
+      const names = flag(q.names, false) || q.name != null
+      const shape = (pin: PinEntry): { Type: string, Name?: string } => {
+        const Type = pin.through == null ? pin.type : `indirect through ${pin.through}`
+        return names && pin.name != null ? { Type, Name: pin.name } : { Type }
+      }
       if (q.stream === true) {
         return sendNdjson(reply, (async function * () {
-          for await (const pin of pins) yield { Cid: pin.cid.toString(), Type: pin.type }
+          for await (const pin of pins) yield { Cid: pin.cid.toString(), ...shape(pin) }
         })())
       }
-      const keys: Record<string, { Type: string }> = {}
-      for await (const pin of pins) keys[pin.cid.toString()] = { Type: pin.type }
+      const keys: Record<string, { Type: string, Name?: string }> = {}
+      for await (const pin of pins) keys[pin.cid.toString()] = shape(pin)
       return { success: true, pins: keys, Keys: keys }
     }
   })

@@ -1,0 +1,164 @@
+import assert from 'node:assert/strict'
+import { createHash, createPrivateKey } from 'node:crypto'
+import { after, before, describe, it } from 'node:test'
+import * as dagPb from '@ipld/dag-pb'
+import * as dagJose from 'dag-jose'
+import { CompactSign, generateKeyPair } from 'jose'
+import { create } from 'kubo-rpc-client'
+import { CID } from 'multiformats/cid'
+import { rpc, startTestDaemon } from '../helpers/daemon.ts'
+import type { TestDaemon } from '../helpers/daemon.ts'
+import type { KuboRPCClient } from 'kubo-rpc-client'
+
+// The Kubo RPC commands as kubo-rpc-client's interface tests call them, and the
+// fields of Kubo's RPC reference (docs.ipfs.tech/reference/kubo/rpc) that the
+// client hides, over raw HTTP.
+
+const encoder = new TextEncoder()
+
+async function collect<T> (source: AsyncIterable<T>, max = 10_000): Promise<T[]> {
+  const out: T[] = []
+  for await (const item of source) {
+    out.push(item)
+    if (out.length >= max) break
+  }
+  return out
+}
+
+function fileForm (bytes: Uint8Array): FormData {
+  const form = new FormData()
+  form.append('file', new Blob([bytes as BlobPart]))
+  return form
+}
+
+describe('Kubo RPC conformance', { timeout: 120_000 }, () => {
+  let d: TestDaemon
+  let client: KuboRPCClient
+
+  before(async () => {
+    d = await startTestDaemon()
+    client = create({ url: `${d.url}/api/v0`, timeout: 30_000 })
+  })
+
+  after(async () => {
+    await d?.cleanup()
+  })
+
+  describe('block and dag', () => {
+    it('stores bytes that are not dag-pb under a dag-pb CID, as Kubo', async () => {
+      const bytes = encoder.encode('not a protobuf')
+      const cid = await client.block.put(bytes, { format: 'dag-pb' })
+      assert.equal(cid.code, dagPb.code)
+      assert.equal(Buffer.from(cid.multihash.digest).toString('hex'), createHash('sha256').update(bytes).digest('hex'))
+      assert.deepEqual(await client.block.get(cid), bytes)
+    })
+
+    it('refuses a block over 1 MiB with a 400 unless allow-big-block', async () => {
+      const big = new Uint8Array(1_048_577).fill(1)
+      const refused = await rpc(d, 'block/put', {}, { body: fileForm(big) })
+      assert.equal(refused.status, 400)
+      assert.match((await refused.json()).Message, /over 1MiB.*allow-big-block/)
+      const stored = await rpc(d, 'block/put', { 'allow-big-block': 'true' }, { body: fileForm(big) })
+      assert.equal(stored.status, 200)
+      assert.equal((await stored.json()).Size, 1_048_577)
+    })
+
+    it('stores and reads a dag-jose node', async () => {
+      const payload = await client.dag.put({ hello: 'jose' })
+      const { privateKey } = await generateKeyPair('ES256')
+      const jws = await new CompactSign(payload.bytes).setProtectedHeader({ alg: 'ES256' }).sign(privateKey)
+      const cid = await client.dag.put(dagJose.toGeneral(jws), { storeCodec: 'dag-jose', hashAlg: 'sha2-256' })
+      assert.equal(cid.code, dagJose.code)
+      const { value } = await client.dag.get(cid)
+      assert.equal(CID.asCID((value as { link: unknown }).link)?.toString(), payload.toString())
+      const res = await rpc(d, 'dag/get', { arg: `${cid}/link` })
+      assert.deepEqual(await res.json(), { hello: 'jose' })
+    })
+
+    it('refuses git-raw, for which no maintained codec exists, with a 400 naming the codecs it has', async () => {
+      const res = await rpc(d, 'block/put', { 'cid-codec': 'git-raw' }, { body: fileForm(encoder.encode('blob 0\0')) })
+      assert.equal(res.status, 400)
+      assert.match((await res.json()).Message, /unsupported codec "git-raw"; use one of .*dag-jose/)
+    })
+  })
+
+  describe('keys', () => {
+    it('generates an RSA key, lists, renames, publishes with and removes it', async () => {
+      const key = await client.key.gen('rsa-conf', { type: 'rsa', size: 2048 })
+      assert.match(key.id, /^k2k4r8/)
+      assert.ok((await client.key.list()).some(k => k.name === 'rsa-conf' && k.id === key.id))
+      const renamed = await client.key.rename('rsa-conf', 'rsa-renamed')
+      assert.deepEqual(renamed, { was: 'rsa-conf', now: 'rsa-renamed', id: key.id, overwrite: false })
+      const cid = await client.block.put(encoder.encode('published with rsa'))
+      const published = await client.name.publish(cid, { key: 'rsa-renamed', allowOffline: true })
+      assert.equal(published.name, key.id)
+      assert.deepEqual((await client.key.rm('rsa-renamed')).id, key.id)
+    })
+
+    it('refuses key/gen with an unknown type or too small an RSA key, as a request that breaks the schema (422)', async () => {
+      assert.equal((await rpc(d, 'key/gen', { arg: 'k', type: 'dsa' })).status, 422)
+      assert.equal((await rpc(d, 'key/gen', { arg: 'k', type: 'rsa', size: '1024' })).status, 422)
+      assert.equal((await rpc(d, 'key/gen', { arg: 'k', size: '2048' })).status, 400)
+    })
+
+    it('exports a key and imports it back in both of Kubo\'s formats', async () => {
+      const key = await client.key.gen('to-export')
+      for (const format of ['libp2p-protobuf-cleartext', 'pem-pkcs8-cleartext']) {
+        const exported = await rpc(d, 'key/export', { arg: 'to-export', format })
+        assert.equal(exported.status, 200)
+        const bytes = new Uint8Array(await exported.arrayBuffer())
+        if (format === 'pem-pkcs8-cleartext') assert.equal(createPrivateKey(Buffer.from(bytes)).asymmetricKeyType, 'ed25519')
+        const imported = await rpc(d, 'key/import', { arg: `imported-${format}`, format }, { body: fileForm(bytes) })
+        assert.deepEqual(await imported.json(), { Name: `imported-${format}`, Id: key.id })
+        await client.key.rm(`imported-${format}`)
+      }
+      assert.equal((await rpc(d, 'key/export', { arg: 'self' })).status, 400)
+      assert.equal((await rpc(d, 'key/export', { arg: 'to-export', format: 'pem-pkcs1' })).status, 422)
+      await client.key.rm('to-export')
+    })
+  })
+
+  describe('pins', () => {
+    it('adds named pins, filters by name, and gives names only when asked', async () => {
+      const [one, two] = await Promise.all([client.block.put(encoder.encode('named one')), client.block.put(encoder.encode('named two'))])
+      await client.pin.add(one, { name: 'conf-file-one' })
+      await client.pin.add(two, { name: 'conf-file-two', recursive: false })
+      try {
+        const named = await collect(client.pin.ls({ name: 'conf-file' }))
+        assert.deepEqual(named.map(p => [p.cid.toString(), p.type, p.name]).sort(), [[one.toString(), 'recursive', 'conf-file-one'], [two.toString(), 'direct', 'conf-file-two']].sort())
+        assert.deepEqual(await collect(client.pin.ls({ name: 'conf-file-one' })), [{ cid: one, type: 'recursive', name: 'conf-file-one' }])
+        // Without names, no Name field, as Kubo.
+        assert.ok((await collect(client.pin.ls())).some(p => p.cid.equals(one) && p.name === undefined))
+        const body = await (await rpc(d, 'pin/ls', { names: 'true', type: 'direct' })).json()
+        assert.deepEqual(body.Keys[two.toString()], { Type: 'direct', Name: 'conf-file-two' })
+      } finally {
+        await client.pin.rm(one)
+        await client.pin.rm(two, { recursive: false })
+      }
+    })
+
+    it('says "indirect through <cid>", names the path asked for in errors, and finds a direct pin under a recursive one as both', async () => {
+      const file = await client.add('under a directory\n', { pin: false })
+      const root = await client.dag.put({ Data: new Uint8Array([8, 1]), Links: [{ Name: 'f.txt', Hash: file.cid, Tsize: file.size }] }, { storeCodec: 'dag-pb' })
+      await client.pin.add(file.cid, { recursive: false })
+      await client.pin.add(root)
+      try {
+        assert.deepEqual(await collect(client.pin.ls({ paths: `/ipfs/${root}/f.txt`, type: 'indirect' })), [{ cid: file.cid, type: `indirect through ${root}` }])
+        assert.deepEqual(await collect(client.pin.ls({ paths: file.cid, type: 'direct' })), [{ cid: file.cid, type: 'direct' }])
+        await assert.rejects(collect(client.pin.ls({ paths: `/ipfs/${root}/f.txt`, type: 'recursive' })), { message: `path '/ipfs/${root}/f.txt' is not pinned` })
+      } finally {
+        await client.pin.rm(root)
+        await client.pin.rm(file.cid, { recursive: false })
+      }
+    })
+
+    it('updates a recursive pin, keeping its name', async () => {
+      const [a, b] = await Promise.all([client.block.put(encoder.encode('update from')), client.block.put(encoder.encode('update to'))])
+      await client.pin.add(a, { name: 'conf-update' })
+      assert.deepEqual((await client.pin.update(a, b)).map(String), [a.toString(), b.toString()])
+      assert.deepEqual(await collect(client.pin.ls({ name: 'conf-update' })), [{ cid: b, type: 'recursive', name: 'conf-update' }])
+      await assert.rejects(client.pin.update(a, b), /not recursively pinned/)
+      await client.pin.rm(b)
+    })
+  })
+})
