@@ -3,9 +3,11 @@ import { createHash, createPrivateKey } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import * as dagPb from '@ipld/dag-pb'
 import * as dagJose from 'dag-jose'
+import { UnixFS } from 'ipfs-unixfs'
 import { CompactSign, generateKeyPair } from 'jose'
 import { create } from 'kubo-rpc-client'
 import { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
 import { rpc, startTestDaemon } from '../helpers/daemon.ts'
 import type { TestDaemon } from '../helpers/daemon.ts'
 import type { KuboRPCClient } from 'kubo-rpc-client'
@@ -79,6 +81,52 @@ describe('Kubo RPC conformance', { timeout: 120_000 }, () => {
       const res = await rpc(d, 'block/put', { 'cid-codec': 'git-raw' }, { body: fileForm(encoder.encode('blob 0\0')) })
       assert.equal(res.status, 400)
       assert.match((await res.json()).Message, /unsupported codec "git-raw"; use one of .*dag-jose/)
+    })
+  })
+
+  describe('add options', () => {
+    it('hashes with sha2-512 [Kubo add_test shortStringCidV1Sha512]', async () => {
+      const { cid } = await client.add('hello world', { hashAlg: 'sha2-512', pin: false })
+      assert.equal(cid.toString(), 'bafkrgqbqt3gerhas23vuzrapkdeqf4vu2dwxp3srdj6hvg6nhsug2tgyn6mj3u23yx7utftq3i2ckw2fwdh5qmhid5qf3t35yvkc5e5ottlw6')
+    })
+
+    it('stores a file\'s mode and mtime sent per part, and reports them as Mode and Mtime', async () => {
+      const added = await client.add({ content: 'with metadata\n', mode: 0o600, mtime: { secs: 1_700_000_000n, nsecs: 5 } }, { pin: false })
+      assert.deepEqual([added.mode, added.mtime], [0o600, { secs: 1_700_000_000, nsecs: 5 }])
+      const node = dagPb.encode({ Data: new UnixFS({ type: 'file', data: encoder.encode('with metadata\n'), mode: 0o600, mtime: { secs: 1_700_000_000n, nsecs: 5 } }).marshal(), Links: [] })
+      assert.equal(added.cid.toString(), CID.createV0(await sha256.digest(node)).toString())
+      // The query's mode applies to every part that brings none; raw HTTP shows Kubo's fields.
+      const form = new FormData()
+      form.append('file', new Blob([encoder.encode('query mode\n')]), 'q.txt')
+      const res = await rpc(d, 'add', { mode: '0640', mtime: '1700000001', pin: 'false' }, { body: form })
+      const line = JSON.parse((await res.text()).trim())
+      assert.deepEqual([line.Mode, line.Mtime, line.MtimeNsecs], ['0640', 1_700_000_001, undefined])
+    })
+
+    it('lays a file out as a trickle DAG, and inlines small blocks with inline', async () => {
+      const data = new Uint8Array(200 * 16).fill(5)
+      const balanced = await client.add(data, { chunker: 'size-16', pin: false })
+      const trickled = await client.add(data, { chunker: 'size-16', trickle: true, pin: false })
+      assert.notEqual(trickled.cid.toString(), balanced.cid.toString())
+      assert.equal(dagPb.decode(await client.block.get(trickled.cid)).Links.length, 175)
+      // kubo-rpc-client has no inline option: raw HTTP.
+      const form = new FormData()
+      form.append('file', new Blob([encoder.encode('tiny')]), 'tiny.txt')
+      const line = JSON.parse((await (await rpc(d, 'add', { inline: 'true', pin: 'false' }, { body: form })).text()).trim())
+      assert.equal(CID.parse(line.Hash).multihash.code, 0)
+    })
+
+    it('refuses with a 400 the options it cannot honour: to-files without MFS, nocopy without a filestore', async () => {
+      const refused: Array<Record<string, string>> = [{ 'to-files': '/x' }, { nocopy: 'true' }]
+      for (const params of refused) {
+        const form = new FormData()
+        form.append('file', new Blob([encoder.encode('refused\n')]), 'r.txt')
+        const res = await rpc(d, 'add', params, { body: form })
+        assert.equal(res.status, 400, JSON.stringify(params))
+      }
+      const form = new FormData()
+      form.append('file', new Blob([encoder.encode('refused\n')]), 'r.txt')
+      assert.equal((await rpc(d, 'add', { hash: 'md5' }, { body: form })).status, 400)
     })
   })
 

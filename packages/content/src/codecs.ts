@@ -50,7 +50,7 @@ export const hashers: Record<string, MultihashHasher> = {
 }
 
 /** Kubo (boxo's verifcid) refuses identity CIDs whose digest is longer than this. */
-const MAX_IDENTITY_DIGEST = 128
+export const MAX_IDENTITY_DIGEST = 128
 
 export function codecByName (name: string): BlockCodec<number, any> {
   const codec = codecs[name]
