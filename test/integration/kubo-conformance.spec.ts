@@ -5,6 +5,7 @@ import * as dagPb from '@ipld/dag-pb'
 import * as dagJose from 'dag-jose'
 import { UnixFS } from 'ipfs-unixfs'
 import { CompactSign, generateKeyPair } from 'jose'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { create } from 'kubo-rpc-client'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
@@ -127,6 +128,41 @@ describe('Kubo RPC conformance', { timeout: 120_000 }, () => {
       const form = new FormData()
       form.append('file', new Blob([encoder.encode('refused\n')]), 'r.txt')
       assert.equal((await rpc(d, 'add', { hash: 'md5' }, { body: form })).status, 400)
+    })
+  })
+
+  describe('two daemons: swarm/peers and id', () => {
+    let b: TestDaemon
+
+    before(async () => {
+      b = await startTestDaemon()
+      await b.node.connect(d.swarmAddr)
+    })
+
+    after(async () => {
+      await b?.cleanup()
+    })
+
+    it('gives Latency, Direction and Streams only when asked, or with verbose, as Kubo', async () => {
+      const peerOf = async (params: Record<string, string>): Promise<Record<string, unknown>> => {
+        const body = await (await rpc(b, 'swarm/peers', params)).json()
+        return body.Peers.find((p: { Peer: string }) => p.Peer === d.node.peerId)
+      }
+      assert.deepEqual(Object.keys(await peerOf({})).sort(), ['Addr', 'Peer'])
+      assert.deepEqual(Object.keys(await peerOf({ direction: 'true' })).sort(), ['Addr', 'Direction', 'Peer'])
+      assert.equal((await peerOf({ direction: 'true' })).Direction, 2)
+      assert.match(String((await peerOf({ latency: 'true' })).Latency), /^(n\/a|[\d.]+ms)$/)
+      assert.ok(Array.isArray((await peerOf({ streams: 'true' })).Streams))
+      const verbose = await peerOf({ verbose: 'true' })
+      assert.deepEqual(Object.keys(verbose).sort(), ['Addr', 'Direction', 'Identify', 'Latency', 'Muxer', 'Peer', 'Streams'])
+      assert.equal((verbose.Identify as { AgentVersion: string }).AgentVersion, `node-daemon/${d.node.version().version}`)
+      const viaClient = (await create({ url: `${b.url}/api/v0` }).swarm.peers({ direction: true })).find(p => p.peer.toString() === d.node.peerId)
+      assert.equal(viaClient?.direction, 'outbound')
+    })
+
+    it('says node-daemon/<version> as the AgentVersion of another daemon, learnt through identify', async () => {
+      const id = await create({ url: `${b.url}/api/v0` }).id({ peerId: peerIdFromString(d.node.peerId) })
+      assert.equal(id.agentVersion, `node-daemon/${d.node.version().version}`)
     })
   })
 

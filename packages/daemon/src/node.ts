@@ -68,6 +68,8 @@ export async function createNode (config: Config, components: NodeComponents): P
   const joining = await joinSettings(config)
   const repo: Repo = await openRepo(config.repo, { secret: joining.secret })
   const metrics = new Registry()
+  /** What `id` says this node runs, here and to peers through identify. */
+  const agentVersion = `node-daemon/${versionInfo(REPO_VERSION).version}`
   const blocksDir = repo.blockstore.path
   metrics.registerMetric(new Gauge({
     name: 'node_daemon_blockstore_bytes',
@@ -90,7 +92,8 @@ export async function createNode (config: Config, components: NodeComponents): P
       metricsRegistry: metrics,
       dhtRecords,
       swarmKey: repo.swarmKey,
-      mdns: config.swarm.mdns
+      mdns: config.swarm.mdns,
+      agentVersion
     })
   })
   const cluster = createCluster({
@@ -170,7 +173,7 @@ export async function createNode (config: Config, components: NodeComponents): P
     peerId,
     get startedAt () { return startedAt },
     version: () => versionInfo(REPO_VERSION),
-    identity: async (peerId, options) => describePeer(content.swarm, `node-daemon/${node.version().version}`, peerId, options),
+    identity: async (peerId, options) => describePeer(content.swarm, agentVersion, peerId, options),
     peers: () => listPeers(content.swarm),
     pingPeers: async (options) => pingPeers(content.swarm, options),
     setApiAddress: async (url) => {
