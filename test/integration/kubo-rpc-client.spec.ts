@@ -384,9 +384,9 @@ describe('kubo-rpc-client against the daemon', { timeout: 90_000 }, () => {
       const published = await client.name.publish(`/ipfs/${cid}`)
       assert.equal(published.value, `/ipfs/${cid}`)
       assert.equal(published.name, id.id.toCID().toString(base36))
-      // Helia stores /ipfs/ values as CIDv1 (Kubo keeps the CID as given): the same content, another spelling.
-      assert.deepEqual(await collect(client.name.resolve(published.name)), [`/ipfs/${cid.toV1()}`])
-      assert.deepEqual(await collect(client.name.resolve(`/ipns/${id.id.toString()}`)), [`/ipfs/${cid.toV1()}`])
+      // The path as published, CIDv0 and all, as Kubo gives it back.
+      assert.deepEqual(await collect(client.name.resolve(published.name)), [`/ipfs/${cid}`])
+      assert.deepEqual(await collect(client.name.resolve(`/ipns/${id.id.toString()}`)), [`/ipfs/${cid}`])
       const keys = await client.key.list()
       assert.deepEqual(keys.find(k => k.name === 'self'), { name: 'self', id: published.name })
     })
@@ -402,8 +402,8 @@ describe('kubo-rpc-client against the daemon', { timeout: 90_000 }, () => {
       const published = await client.name.publish(cid, { key: name, lifetime: '1h' })
       assert.equal(published.name, key.id)
       assert.equal(published.value, `/ipfs/${cid}`)
-      assert.deepEqual(await collect(client.name.resolve(key.id)), [`/ipfs/${cid.toV1()}`])
-      assert.deepEqual(await collect(client.name.resolve(`/ipns/${key.id}`)), [`/ipfs/${cid.toV1()}`])
+      assert.deepEqual(await collect(client.name.resolve(key.id)), [`/ipfs/${cid}`])
+      assert.deepEqual(await collect(client.name.resolve(`/ipns/${key.id}`)), [`/ipfs/${cid}`])
 
       const listed = await client.key.list()
       assert.equal(listed[0].name, 'self')

@@ -13,7 +13,7 @@ import type { AddEvent, AddOptions } from './add.ts'
 import type { BlockStreamInit } from './block-stream.ts'
 import type { BlockPutOptions, DagPutOptions, ReadOptions } from './blocks.ts'
 import type { BlockRmOptions, BlockRmResult, GcComponents, GcResult } from './gc.ts'
-import type { DhtRecords } from './names.ts'
+import type { DhtRecords, NameComponents } from './names.ts'
 import type { PinEntry, PinFilter, PinLsOptions } from './pins.ts'
 import type { CatOptions, FileStat, Listing } from './read.ts'
 import type { Blocks } from '@helia/interface'
@@ -45,6 +45,8 @@ export interface ContentInit {
    * the cluster's allocations to this node, pins still being fetched included.
    */
   keep?: () => Iterable<string>
+  /** DNS TXT lookups for DNSLink names; node:dns unless given. */
+  resolveTxt?: NameComponents['resolveTxt']
 }
 
 /**
@@ -80,7 +82,7 @@ export class Content {
       logger: this.helia.logger
     }, init.blockStream)
     const { datastore, routing, logger, keychain, events, getCrypto } = this.helia
-    this.names = new Names({ datastore, routing, logger, keychain, events, getCrypto, hasPeers: () => this.helia.libp2p.getConnections().length > 0 })
+    this.names = new Names({ datastore, routing, logger, keychain, events, getCrypto, hasPeers: () => this.helia.libp2p.getConnections().length > 0, resolveTxt: init.resolveTxt })
     this.topics = new Topics(() => this.helia.libp2p.services.pubsub)
     this.identity = init.identity
     this.fetchTimeoutMs = init.fetchTimeoutMs

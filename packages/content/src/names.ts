@@ -1,4 +1,6 @@
+import { Resolver } from 'node:dns/promises'
 import { ipns as createIPNS, ipnsSelector, ipnsValidator, multihashToIPNSRoutingKey, IPNSEntry } from '@helia/ipns'
+import { Key } from 'interface-datastore'
 import first from 'it-first'
 import { base36 } from 'multiformats/bases/base36'
 import { CID } from 'multiformats/cid'
@@ -49,6 +51,37 @@ export interface ResolveOptions extends AbortOptions {
 export type NameComponents = Pick<Helia, 'datastore' | 'routing' | 'logger' | 'keychain' | 'events' | 'getCrypto'> & {
   /** With no peers, a lookup can only be answered from the local store: do not wait on the network. */
   hasPeers(): boolean
+  /** DNS TXT lookups for DNSLink names; node:dns by default, a stub in tests. */
+  resolveTxt?: (hostname: string, options: AbortOptions) => Promise<string[][]>
+}
+
+/** How long a DNSLink lookup may wait on DNS. */
+const DNS_TIMEOUT_MS = 5_000
+
+/** node:dns's TXT lookup, bounded in time and cancelled with the signal. */
+async function systemResolveTxt (hostname: string, options: AbortOptions): Promise<string[][]> {
+  const resolver = new Resolver({ timeout: DNS_TIMEOUT_MS, tries: 2 })
+  const cancel = (): void => { resolver.cancel() }
+  options.signal?.addEventListener('abort', cancel, { once: true })
+  try {
+    return await resolver.resolveTxt(hostname)
+  } finally {
+    options.signal?.removeEventListener('abort', cancel)
+  }
+}
+
+/** A DNS name as DNSLink takes it: labels of letters, digits and hyphens, at least one dot. */
+const DOMAIN = /^(?=.{1,253}$)([a-z0-9_]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}$/i
+/** DNS answers that say the name has no such record, as opposed to DNS not answering. */
+const NO_RECORD = new Set(['ENOTFOUND', 'ENODATA', 'ENONAME', 'NXDOMAIN'])
+
+/** Helia stores an /ipfs/ value with its CID made v1; what a name published here was given, keyed by the name. */
+const publishedKey = (multihash: MultihashDigest): Key => new Key(`/node-daemon/ipns-published/${base36.baseEncode(multihash.bytes)}`)
+
+/** The value Helia signs for a path: its CID as v1, as @helia/ipns normalizes it. */
+function asSigned (path: string): string {
+  const [, ns, cid, ...rest] = path.split('/')
+  return ns === 'ipfs' ? ['', ns, CID.parse(cid).toV1().toString(), ...rest].join('/') : path
 }
 
 const MAX_RECURSION = 32
@@ -132,6 +165,8 @@ export class Names {
     const path = toValuePath(value)
     const result = await this.ipns.publish(keyName, path, { lifetime: options.lifetime, ttl: options.ttl, offline: true, signal: options.signal })
     // The record is valid and resolvable here now; spreading it on the DHT is best effort.
+    // Kept so that resolving here gives back the path as published (a CIDv0 stays v0), as Kubo does.
+    await this.components.datastore.put(publishedKey(key.publicKey.toMultihash()), new TextEncoder().encode(path), options)
     const routingKey = multihashToIPNSRoutingKey(key.publicKey.toMultihash())
     this.components.routing.put(routingKey, IPNSEntry.encode(result.record), { signal: AbortSignal.timeout(ROUTING_PUT_TIMEOUT_MS) })
       .catch((err: Error) => { this.log('could not put IPNS record for %s on the DHT: %s', keyName, err.message) })
@@ -141,23 +176,60 @@ export class Names {
   async resolve (name: string, options: ResolveOptions = {}): Promise<string> {
     let current = name.startsWith('/ipns/') ? name : `/ipns/${name}`
     for (let depth = 0; depth < MAX_RECURSION; depth++) {
-      const rest = current.split('/').slice(3).join('/')
-      let value: string | undefined
-      try {
-        const signal = AbortSignal.any([options.signal ?? new AbortController().signal, AbortSignal.timeout(RESOLVE_TIMEOUT_MS)])
-        // Offline the local store is the only source, which nocache would skip.
-        const offline = !this.components.hasPeers()
-        value = (await first(this.ipns.resolve(parseName(current), { nocache: options.nocache === true && !offline, offline, signal })))?.value
-      } catch (err: any) {
-        if (err instanceof InvalidParameterError) throw err
-        throw new NotFoundError(`could not resolve name ${current}: ${err.message}`)
-      }
-      if (value == null) throw new NotFoundError(`could not resolve name ${current}`)
+      const [, , label, ...segments] = current.split('/')
+      const rest = segments.join('/')
+      const value = DOMAIN.test(label) ? await this.resolveDnsLink(label, options) : await this.resolveRecord(current, options)
       const resolved = rest === '' ? value : `${value.replace(/\/$/, '')}/${rest}`
       if (!resolved.startsWith('/ipns/') || options.recursive === false) return resolved
       current = resolved
     }
     throw new NotFoundError(`name ${name} did not resolve within ${MAX_RECURSION} steps`)
+  }
+
+  /** The value of the IPNS record of a name, as it was published when it was published here. */
+  private async resolveRecord (current: string, options: ResolveOptions): Promise<string> {
+    const multihash = parseName(current)
+    let value: string | undefined
+    try {
+      const signal = AbortSignal.any([options.signal ?? new AbortController().signal, AbortSignal.timeout(RESOLVE_TIMEOUT_MS)])
+      // Offline the local store is the only source, which nocache would skip.
+      const offline = !this.components.hasPeers()
+      value = (await first(this.ipns.resolve(multihash, { nocache: options.nocache === true && !offline, offline, signal })))?.value
+    } catch (err: any) {
+      throw new NotFoundError(`could not resolve name ${current}: ${err.message}`)
+    }
+    if (value == null) throw new NotFoundError(`could not resolve name ${current}`)
+    const published = await Promise.resolve()
+      .then(async () => this.components.datastore.get(publishedKey(multihash)))
+      .then(bytes => new TextDecoder().decode(bytes), () => undefined)
+    return published != null && asSigned(published) === value ? published : value
+  }
+
+  /**
+   * A DNSLink name: the `dnslink=` TXT record of `_dnslink.<domain>`, else of
+   * the domain itself, as Kubo looks them up.
+   */
+  private async resolveDnsLink (domain: string, options: ResolveOptions): Promise<string> {
+    const lookup = this.components.resolveTxt ?? systemResolveTxt
+    let unreachable: Error | undefined
+    for (const hostname of [`_dnslink.${domain}`, domain]) {
+      let records: string[][]
+      try {
+        records = await lookup(hostname, options)
+      } catch (err: any) {
+        if (options.signal?.aborted === true) throw err
+        if (!NO_RECORD.has(err.code)) unreachable = err
+        continue
+      }
+      const link = records.map(chunks => chunks.join('')).find(text => text.startsWith('dnslink='))
+      if (link != null) {
+        const value = link.slice('dnslink='.length).trim()
+        if (!/^\/(ipfs|ipns)\/[^/]+/.test(value)) throw new NotFoundError(`the DNSLink record of ${domain} holds no /ipfs/ or /ipns/ path: ${JSON.stringify(value.slice(0, 100))}`)
+        return value
+      }
+    }
+    if (unreachable != null) throw new NotFoundError(`could not resolve DNSLink name ${domain}: DNS did not answer (${unreachable.message})`)
+    throw new NotFoundError(`could not resolve DNSLink name ${domain}: no dnslink= TXT record at _dnslink.${domain} or ${domain}`)
   }
 
   async generateKey (name: string, options: GenerateKeyOptions = {}): Promise<KeyEntry> {

@@ -9,13 +9,9 @@ import { bytes, rootOf, startContent } from './fixtures/node.ts'
 import type { Content } from '../src/content.ts'
 
 const HELLO = 'QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o' // "hello world\n", as Kubo adds it
-// Helia signs /ipfs/ values with the CID made v1, so a name resolves to the CIDv1 of
-// what was published (Kubo would give back the CIDv0 as published): the same content.
+// Helia signs /ipfs/ values with the CID made v1; the node keeps what it published, so that
+// resolving here gives the path back as published, CIDv0 and all, as Kubo does.
 const HELLO_V1 = 'bafybeicg2rebjoofv4kbyovkw7af3rpiitvnl6i7ckcywaq6xjcxnc2mby'
-
-function v1 (cid: string): string {
-  return CID.parse(cid).toV1().toString()
-}
 
 describe('names', () => {
   let content: Content
@@ -37,23 +33,26 @@ describe('names', () => {
       assert.match(selfName, /^k51qzi5uqu5d/)
       const published = await content.names.publish(HELLO)
       assert.deepEqual(published, { name: selfName, value: `/ipfs/${HELLO}` })
-      assert.equal(v1(HELLO), HELLO_V1)
+      assert.equal(await content.names.resolve(selfName), `/ipfs/${HELLO}`)
+      assert.equal(await content.names.resolve(`/ipns/${selfName}`), `/ipfs/${HELLO}`)
+      // Published as CIDv1, it resolves as CIDv1.
+      await content.names.publish(HELLO_V1)
       assert.equal(await content.names.resolve(selfName), `/ipfs/${HELLO_V1}`)
-      assert.equal(await content.names.resolve(`/ipns/${selfName}`), `/ipfs/${HELLO_V1}`)
+      await content.names.publish(HELLO)
     })
 
     it('resolves the node by its peer id and by a base32 name too', async () => {
-      assert.equal(await content.names.resolve(content.swarm.peerId.toString()), `/ipfs/${HELLO_V1}`)
-      assert.equal(await content.names.resolve(content.swarm.peerId.toCID().toString()), `/ipfs/${HELLO_V1}`)
+      assert.equal(await content.names.resolve(content.swarm.peerId.toString()), `/ipfs/${HELLO}`)
+      assert.equal(await content.names.resolve(content.swarm.peerId.toCID().toString()), `/ipfs/${HELLO}`)
     })
 
     it('publishes a path, kept as given, and appends what follows the name when resolving', async () => {
       const dir = await rootOf(content, [{ path: 'site/index.html', content: bytes('<h1>hi</h1>\n') }])
       assert.deepEqual(await content.names.publish(`/ipfs/${dir}/`), { name: selfName, value: `/ipfs/${dir}` })
-      assert.equal(await content.names.resolve(`/ipns/${selfName}/index.html`), `/ipfs/${v1(dir)}/index.html`)
+      assert.equal(await content.names.resolve(`/ipns/${selfName}/index.html`), `/ipfs/${dir}/index.html`)
       const published = await content.names.publish(`${dir}/index.html`)
       assert.equal(published.value, `/ipfs/${dir}/index.html`)
-      assert.equal(await content.names.resolve(selfName), `/ipfs/${v1(dir)}/index.html`)
+      assert.equal(await content.names.resolve(selfName), `/ipfs/${dir}/index.html`)
     })
 
     it('publishes under a generated key, under that key\'s name', async () => {
@@ -63,11 +62,11 @@ describe('names', () => {
         assert.match(key.id, /^k51qzi5uqu5d/)
         const published = await content.names.publish(HELLO, { key: 'site-key' })
         assert.deepEqual(published, { name: key.id, value: `/ipfs/${HELLO}` })
-        assert.equal(await content.names.resolve(key.id), `/ipfs/${HELLO_V1}`)
+        assert.equal(await content.names.resolve(key.id), `/ipfs/${HELLO}`)
         // A republish replaces the value.
         const other = await rootOf(content, [{ content: bytes('second version\n') }])
         await content.names.publish(`/ipfs/${other}`, { key: 'site-key' })
-        assert.equal(await content.names.resolve(key.id, { nocache: true }), `/ipfs/${v1(other)}`)
+        assert.equal(await content.names.resolve(key.id, { nocache: true }), `/ipfs/${other}`)
       } finally {
         await content.names.removeKey('site-key')
       }
@@ -78,7 +77,7 @@ describe('names', () => {
       try {
         await content.names.publish(HELLO)
         assert.deepEqual(await content.names.publish(`/ipns/${selfName}`, { key: 'alias' }), { name: key.id, value: `/ipns/${selfName}` })
-        assert.equal(await content.names.resolve(key.id), `/ipfs/${HELLO_V1}`)
+        assert.equal(await content.names.resolve(key.id), `/ipfs/${HELLO}`)
         assert.equal(await content.names.resolve(key.id, { recursive: false }), `/ipns/${selfName}`)
       } finally {
         await content.names.removeKey('alias')
@@ -93,6 +92,41 @@ describe('names', () => {
     it('refuses what is not an IPNS name with InvalidParameterError', async () => {
       await assert.rejects(content.names.resolve('not-a-name'), { name: 'InvalidParameterError' })
       await assert.rejects(content.names.resolve(`/ipns/${HELLO.slice(0, 10)}`), { name: 'InvalidParameterError' })
+    })
+
+    it('resolves DNSLink names through the TXT record of _dnslink.<domain>, then of the domain', async () => {
+      const asked: string[] = []
+      const txt: Record<string, string[][]> = {
+        '_dnslink.example.com': [['v=spf1 -all'], ['dnslink=/ipfs/', HELLO]],
+        'bare.example.org': [['dnslink=/ipns/example.com']],
+        '_dnslink.bad.example.net': [['dnslink=not a path']]
+      }
+      const dns = await startContent({
+        resolveTxt: async (hostname) => {
+          asked.push(hostname)
+          const records = txt[hostname]
+          if (records == null) throw Object.assign(new Error(`queryTxt ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' })
+          return records
+        }
+      })
+      try {
+        // A record may come in chunks; they are joined, as DNS TXT strings are.
+        assert.equal(await dns.names.resolve('/ipns/example.com'), `/ipfs/${HELLO}`)
+        assert.equal(await dns.names.resolve('example.com/a/b'), `/ipfs/${HELLO}/a/b`)
+        assert.equal(await dns.names.resolve('/ipns/bare.example.org'), `/ipfs/${HELLO}`)
+        assert.equal(await dns.names.resolve('/ipns/bare.example.org', { recursive: false }), '/ipns/example.com')
+        assert.deepEqual(asked.slice(-2), ['_dnslink.bare.example.org', 'bare.example.org'])
+        await assert.rejects(dns.names.resolve('/ipns/bad.example.net'), { name: 'NotFoundError', message: /no \/ipfs\/ or \/ipns\/ path/ })
+        await assert.rejects(dns.names.resolve('/ipns/none.example.net'), { name: 'NotFoundError', message: /no dnslink= TXT record at _dnslink.none.example.net/ })
+      } finally {
+        await dns.stop()
+      }
+      const offline = await startContent({ resolveTxt: async () => { throw Object.assign(new Error('queryTxt ECONNREFUSED example.com'), { code: 'ECONNREFUSED' }) } })
+      try {
+        await assert.rejects(offline.names.resolve('/ipns/example.com'), { name: 'NotFoundError', message: /DNS did not answer \(queryTxt ECONNREFUSED/ })
+      } finally {
+        await offline.stop()
+      }
     })
 
     it('refuses to publish under a key it does not have, or a value that is no path', async () => {
