@@ -166,6 +166,20 @@ describe('Kubo RPC conformance', { timeout: 120_000 }, () => {
     })
   })
 
+  describe('name/resolve', () => {
+    it('gives back a CIDv0 path as published', async () => {
+      const { cid } = await client.add('published as v0\n')
+      const published = await client.name.publish(cid, { allowOffline: true })
+      assert.deepEqual(await collect(client.name.resolve(published.name)), [`/ipfs/${cid}`])
+    })
+
+    it('takes a DNSLink name, and says why it cannot resolve it (404) rather than calling it invalid', async () => {
+      const res = await rpc(d, 'name/resolve', { arg: '/ipns/example.invalid' })
+      assert.equal(res.status, 404)
+      assert.match((await res.json()).Message, /could not resolve DNSLink name example\.invalid: (no dnslink= TXT record|DNS did not answer)/)
+    })
+  })
+
   describe('keys', () => {
     it('generates an RSA key, lists, renames, publishes with and removes it', async () => {
       const key = await client.key.gen('rsa-conf', { type: 'rsa', size: 2048 })
@@ -243,6 +257,36 @@ describe('Kubo RPC conformance', { timeout: 120_000 }, () => {
       assert.deepEqual(await collect(client.pin.ls({ name: 'conf-update' })), [{ cid: b, type: 'recursive', name: 'conf-update' }])
       await assert.rejects(client.pin.update(a, b), /not recursively pinned/)
       await client.pin.rm(b)
+    })
+  })
+
+  describe('a fresh node with the default models', () => {
+    let fresh: TestDaemon | undefined
+
+    after(async () => {
+      await fresh?.cleanup()
+    })
+
+    it('answers ready only once the default models\' pins are made, so that pin/ls right after is stable', async () => {
+      fresh = await startTestDaemon({ inference: { defaultModels: true } })
+      const deadline = Date.now() + 90_000
+      let status = 0
+      for (let i = 0; i < 900 && status !== 200 && Date.now() < deadline; i++) {
+        const res = await fetch(`${fresh.url}/health/ready`)
+        status = res.status
+        if (status !== 200) {
+          await res.arrayBuffer()
+          await new Promise(resolve => setTimeout(resolve, 100))
+        }
+      }
+      assert.equal(status, 200)
+      const pins = async (): Promise<string[]> => Object.keys((await (await rpc(fresh as TestDaemon, 'pin/ls', { type: 'recursive' })).json()).Keys).sort()
+      const first = await pins()
+      const models = (await fresh.node.cluster.getAllModels()).map(m => m.modelCID)
+      assert.ok(models.length >= 2)
+      for (const cid of models) assert.ok(first.includes(cid), `${cid} is not pinned yet at ready`)
+      await new Promise(resolve => setTimeout(resolve, 1000))
+      assert.deepEqual(await pins(), first)
     })
   })
 })

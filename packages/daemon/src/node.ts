@@ -38,6 +38,8 @@ export interface Node {
   readonly access: AccessService
   readonly peerId: string
   readonly startedAt: Date
+  /** What the node still does before it is ready (registering the default models), or undefined once done. */
+  starting(): string | undefined
   /** Prometheus registry of this node: libp2p, repo and API metrics. */
   readonly metrics: Registry
   version(): VersionInfo
@@ -158,6 +160,7 @@ export async function createNode (config: Config, components: NodeComponents): P
     })
     : undefined
   let startedAt = new Date()
+  let startup: string | undefined
   let started = false
   let background = new AbortController()
 
@@ -172,6 +175,7 @@ export async function createNode (config: Config, components: NodeComponents): P
     get swarm () { return content.swarm },
     peerId,
     get startedAt () { return startedAt },
+    starting: () => startup,
     version: () => versionInfo(REPO_VERSION),
     identity: async (peerId, options) => describePeer(content.swarm, agentVersion, peerId, options),
     peers: () => listPeers(content.swarm),
@@ -211,9 +215,11 @@ export async function createNode (config: Config, components: NodeComponents): P
       autoGc?.start()
       publishSigningKey(access, log, background.signal)
       if (config.inference.defaultModels) {
+        // Not ready until then, so that a client that waits for ready sees the defaults' pins already made.
+        startup = 'registering the default models'
         registerDefaultModels(cluster, inference, log, background.signal).catch(err => {
           if (!background.signal.aborted) log.warn({ err }, 'registering the default models failed')
-        })
+        }).finally(() => { startup = undefined })
       }
       log.info({ peerId: node.peerId }, 'node started')
     },
