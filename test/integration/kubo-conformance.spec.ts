@@ -9,7 +9,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { create } from 'kubo-rpc-client'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
-import { rpc, startTestDaemon } from '../helpers/daemon.ts'
+import { collect, rpc, startTestDaemon } from '../helpers/daemon.ts'
 import type { TestDaemon } from '../helpers/daemon.ts'
 import type { KuboRPCClient } from 'kubo-rpc-client'
 
@@ -18,15 +18,6 @@ import type { KuboRPCClient } from 'kubo-rpc-client'
 // client hides, over raw HTTP.
 
 const encoder = new TextEncoder()
-
-async function collect<T> (source: AsyncIterable<T>, max = 10_000): Promise<T[]> {
-  const out: T[] = []
-  for await (const item of source) {
-    out.push(item)
-    if (out.length >= max) break
-  }
-  return out
-}
 
 function fileForm (bytes: Uint8Array): FormData {
   const form = new FormData()

@@ -8,7 +8,7 @@ import { create } from 'kubo-rpc-client'
 import { base36 } from 'multiformats/bases/base36'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
-import { rpc, startTestDaemon } from '../helpers/daemon.ts'
+import { collect, rpc, startTestDaemon } from '../helpers/daemon.ts'
 import type { TestDaemon } from '../helpers/daemon.ts'
 import type { KuboRPCClient } from 'kubo-rpc-client'
 
@@ -38,15 +38,6 @@ async function dir (links: Array<{ name: string, cid: string, tsize: number }>):
 
 async function dirCid (links: Array<{ name: string, cid: string, tsize: number }>): Promise<string> {
   return (await dir(links)).cid
-}
-
-async function collect<T> (source: AsyncIterable<T>, max = 10_000): Promise<T[]> {
-  const out: T[] = []
-  for await (const item of source) {
-    out.push(item)
-    if (out.length >= max) break
-  }
-  return out
 }
 
 async function catString (client: KuboRPCClient, path: string, options: { offset?: number, length?: number } = {}): Promise<string> {

@@ -157,20 +157,6 @@ describe('blocks', () => {
       await assert.rejects(getBlock(content.helia.blockstore, CID.parse(missing), { signal: AbortSignal.timeout(200) }), { name: 'LoadBlockFailedError' })
     })
 
-    it('stores a dag-jose JWS and reads it back, through its link too', async () => {
-      const payloadCid = await content.dagPut(bytes('{"hello":"jose"}'))
-      const { privateKey } = await generateKeyPair('ES256')
-      const jws = await new CompactSign(payloadCid.bytes).setProtectedHeader({ alg: 'ES256' }).sign(privateKey)
-      const encoded = dagJose.encode(jws)
-      const cid = await content.dagPut(encoded, { inputCodec: 'dag-jose', storeCodec: 'dag-jose' })
-      assert.equal(cid.code, 0x85)
-      assert.deepEqual(await content.blockGet(cid.toString()), encoded)
-      assert.equal(decoder.decode(await content.dagGet(`${cid}/link`)), '{"hello":"jose"}')
-      const asJson = JSON.parse(decoder.decode(await content.dagGet(cid.toString())))
-      assert.deepEqual([asJson.link['/'], asJson.signatures.length], [payloadCid.toString(), 1])
-      assert.equal((await content.blockPut(encoded, { cidCodec: 'dag-jose' })).toString(), cid.toString())
-    })
-
     it('puts and gets through a stub of exactly get, put and has', async () => {
       const { blocks, store } = mapBlocks()
       const cid = await putBlock(store, bytes('Hello Venus!\n'))
