@@ -76,7 +76,8 @@ export const get = defineOperation({
 const PinInput = Type.Object({
   cid: Cids,
   recursive: Type.Optional(Type.Boolean({ default: true })),
-  offline: Type.Optional(Type.Boolean({ description: 'Pin only what is on this node already' }))
+  offline: Type.Optional(Type.Boolean({ description: 'Pin only what is on this node already' })),
+  name: Type.Optional(Type.String({ maxLength: 255, description: 'A name for the pin, which pin/ls --name finds' }))
 }, { additionalProperties: false })
 
 const PinOutput = Type.Object({ pins: Type.Array(Type.String()) })
@@ -91,7 +92,7 @@ export const pin = defineOperation({
   output: PinOutput,
   run: async (node, input, signal) => {
     const pins: string[] = []
-    for (const path of listOf(input.cid)) pins.push((await node.content.pinAdd(path, input.recursive, { signal, offline: input.offline })).toString())
+    for (const path of listOf(input.cid)) pins.push((await node.content.pinAdd(path, input.recursive, { signal, offline: input.offline, name: input.name })).toString())
     return { pins }
   }
 })
@@ -101,7 +102,7 @@ export const unpin = defineOperation({
   summary: 'Remove pins',
   tags: ['pins'],
   permission: 'pins',
-  input: Type.Omit(PinInput, ['offline'], { additionalProperties: false }),
+  input: Type.Omit(PinInput, ['offline', 'name'], { additionalProperties: false }),
   args: ['cid', 'recursive'],
   output: PinOutput,
   run: async (node, input, signal) => {

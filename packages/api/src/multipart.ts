@@ -5,8 +5,39 @@ import type { FastifyRequest } from 'fastify'
 import type { Multipart } from '@fastify/multipart'
 import type { ImportFile } from '@node-daemon/inference'
 
+/** UnixFS metadata a part brings. */
+interface PartMetadata { mode?: number, mtime?: { secs: bigint, nsecs?: number } }
+
 /** A directory, or a file; a file sent without a name has no path, and Kubo names it by its CID. */
-export type Candidate = { path: string, content?: undefined } | { path?: string, content: AsyncIterable<Uint8Array> }
+export type Candidate = PartMetadata & ({ path: string, content?: undefined } | { path?: string, content: AsyncIterable<Uint8Array> })
+
+/** Kubo's mode: octal with a leading 0 (as kubo-rpc-client sends it), else decimal. */
+export function parseMode (mode: string): number {
+  return /^0o?[0-7]*$/.test(mode) ? Number.parseInt(mode.replace(/^0o?/, '') || '0', 8) : Number(mode)
+}
+
+/**
+ * kubo-rpc-client sends a part's mode and mtime in its field name, as a query
+ * string: `file-1?mode=0644&mtime=1700000000&mtime-nsecs=5`.
+ */
+function partMetadata (fieldname: string): PartMetadata {
+  const query = fieldname.indexOf('?')
+  if (query < 0) return {}
+  const params = new URLSearchParams(fieldname.slice(query + 1))
+  const out: PartMetadata = {}
+  const mode = params.get('mode')
+  if (mode != null) {
+    if (!/^(0o?[0-7]*|[1-9][0-9]*)$/.test(mode) || parseMode(mode) > 0o7777) throw new MultipartError(`invalid mode ${JSON.stringify(mode)} in part ${JSON.stringify(fieldname)}`)
+    out.mode = parseMode(mode)
+  }
+  const mtime = params.get('mtime')
+  const nsecs = params.get('mtime-nsecs')
+  if (mtime != null) {
+    if (!/^-?\d{1,15}$/.test(mtime) || (nsecs != null && !/^\d{1,9}$/.test(nsecs))) throw new MultipartError(`invalid mtime in part ${JSON.stringify(fieldname)}`)
+    out.mtime = { secs: BigInt(mtime), nsecs: nsecs == null ? undefined : Number(nsecs) }
+  }
+  return out
+}
 
 /**
  * Turns a multipart body into import candidates, one part at a time, as Kubo
@@ -41,13 +72,14 @@ export async function * candidates (request: FastifyRequest, fields: Record<stri
     }
     count++
     const path = decodePath(part.filename)
+    const metadata = partMetadata(part.fieldname)
     if (part.mimetype === 'application/x-directory') {
       part.file.resume()
       if (path == null) throw new MultipartError('a directory part needs a name')
-      yield { path }
+      yield { path, ...metadata }
       continue
     }
-    yield { path, content: guard(part.file, signal) }
+    yield { path, content: guard(part.file, signal), ...metadata }
   }
   if (count === 0) throw new MultipartError('the multipart body has no file part')
 }

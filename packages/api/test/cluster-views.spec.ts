@@ -56,7 +56,7 @@ function report (summary: PinStatusReport['summary'], peers: PinStatusReport['pe
 }
 
 function conn (peer: string, latencyMs?: number): PeerConnection {
-  return { peer, addr: `/ip4/10.0.0.9/tcp/4001/p2p/${peer}`, direction: 'outbound', muxer: '/yamux/1.0.0', streams: 1, latencyMs }
+  return { peer, addr: `/ip4/10.0.0.9/tcp/4001/p2p/${peer}`, direction: 'outbound', muxer: '/yamux/1.0.0', streams: 1, protocols: ['/ipfs/id/1.0.0'], latencyMs }
 }
 
 function job (jobId: number, worker: string, status: JobRecord['status'], seconds?: number): JobRecord {

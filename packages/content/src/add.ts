@@ -2,17 +2,21 @@ import * as dagPb from '@ipld/dag-pb'
 import { UnixFS } from 'ipfs-unixfs'
 import { fixedSize } from 'ipfs-unixfs-importer/chunker'
 import { importer } from 'ipfs-unixfs-importer'
+import { trickle } from 'ipfs-unixfs-importer/layout'
 import { pushable } from 'it-pushable'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
+import { hasherByName, MAX_IDENTITY_DIGEST } from './codecs.ts'
 import { InvalidParameterError } from './errors.ts'
 import { heldPut } from './gc.ts'
 import { beside } from './helia-node.ts'
 import { fileLeafImporter } from './leaf-importer.ts'
 import { pinAdd } from './pins.ts'
+import { Rehasher } from './rehash.ts'
 import type { BlockGuard } from './gc.ts'
 import type { PinComponents } from './pins.ts'
 import type { AbortOptions } from '@libp2p/interface'
+import type { Mtime } from 'ipfs-unixfs'
 import type { ImportCandidate, ImporterOptions, WritableStorage } from 'ipfs-unixfs-importer'
 import type { Version } from 'multiformats/cid'
 
@@ -50,11 +54,26 @@ export interface AddOptions extends AbortOptions {
   wrapWithDirectory?: boolean
   /** Emit `progress` events while files are read. */
   progress?: boolean
+  /** Kubo's `hash`: the multihash of every block; one other than sha2-256 means CIDv1, as Kubo. */
+  hash?: string
+  /** Kubo's `trickle`: the trickle DAG layout instead of the balanced one. */
+  trickle?: boolean
+  /** Kubo's `inline`: blocks of at most `inlineLimit` bytes (default 32) get identity CIDs. */
+  inline?: boolean
+  inlineLimit?: number
+  /** POSIX mode and modification time stored in every entry that does not bring its own. */
+  mode?: number
+  mtime?: Mtime
+  /** Kubo's `pin-name`: the name of the roots' pins. */
+  pinName?: string
 }
 
 export type AddEvent =
   | { type: 'progress', name: string, bytes: number }
-  | { type: 'entry', name: string, cid: CID, size: number }
+  | { type: 'entry', name: string, cid: CID, size: number, mode?: number, mtime?: Mtime }
+
+/** Kubo's default `inline-limit`. */
+const INLINE_LIMIT = 32
 
 /** Kubo caps chunks at 1 MiB + 256 KiB so that a leaf fits in a bitswap message. */
 const MAX_CHUNK_SIZE = 1_048_576 + 262_144
@@ -83,6 +102,17 @@ async function emptyDirectory (candidate: ImportCandidate, cidVersion: Version):
   return { cid: cidVersion === 0 ? CID.createV0(digest) : CID.createV1(dagPb.code, digest), size: block.length }
 }
 
+/** Kubo's bounds: a mode is 12 bits of permissions and type flags; nanoseconds are below a second. */
+function checkMetadata (options: AddOptions): void {
+  if (options.mode != null && (!Number.isInteger(options.mode) || options.mode < 0 || options.mode > 0o7777)) {
+    throw new InvalidParameterError(`mode must be an octal number up to 7777, not ${options.mode.toString(8)}`)
+  }
+  const nsecs = options.mtime?.nsecs
+  if (nsecs != null && (!Number.isInteger(nsecs) || nsecs < 0 || nsecs > 999_999_999)) {
+    throw new InvalidParameterError(`mtime-nsecs must be 0 to 999999999, not ${nsecs}`)
+  }
+}
+
 const parentOf = (path: string): string => path.includes('/') ? path.slice(0, path.lastIndexOf('/')) : ''
 
 export interface AddComponents extends PinComponents {
@@ -97,10 +127,18 @@ export interface AddComponents extends PinComponents {
  * progress while reading and one entry per file and directory, root last.
  */
 export async function * addAll (components: AddComponents, source: AsyncIterable<ImportCandidate> | Iterable<ImportCandidate>, options: AddOptions = {}): AsyncGenerator<AddEvent> {
-  const cidVersion = options.cidVersion ?? 0
+  const hasher = hasherByName(options.hash ?? 'sha2-256')
+  const sha256Only = hasher.code === sha256.code
+  if (options.cidVersion === 0 && !sha256Only) throw new InvalidParameterError('CIDv0 only supports sha2-256')
+  const cidVersion = options.cidVersion ?? (sha256Only ? 0 : 1)
   if (cidVersion !== 0 && cidVersion !== 1) {
     throw new InvalidParameterError(`cid-version must be 0 or 1, not ${String(cidVersion)}`)
   }
+  const inlineLimit = options.inline === true ? (options.inlineLimit ?? INLINE_LIMIT) : undefined
+  if (inlineLimit != null && (!Number.isInteger(inlineLimit) || inlineLimit < 0 || inlineLimit > MAX_IDENTITY_DIGEST)) {
+    throw new InvalidParameterError(`inline-limit must be 0 to ${MAX_IDENTITY_DIGEST}, not ${inlineLimit}`)
+  }
+  checkMetadata(options)
   const chunkSize = parseChunker(options.chunker)
   const wrap = options.wrapWithDirectory ?? false
   const events = pushable<AddEvent>({ objectMode: true })
@@ -108,11 +146,20 @@ export async function * addAll (components: AddComponents, source: AsyncIterable
 
   // The importer builds empty directories into their parents but reports none
   // of them; Kubo reports each, so they are noted here and told before their parent.
+  // The metadata of each entry is noted too, for Kubo's Mode and Mtime output fields.
   const emptyDirs = new Map<string, ImportCandidate>()
+  // A nameless file is reported under its CID, so its metadata is kept in order instead.
+  const metadata = new Map<string, { mode?: number, mtime?: Mtime }>()
+  const nameless: Array<{ mode?: number, mtime?: Mtime }> = []
   const noted = (async function * () {
-    for await (const candidate of source) {
-      if (!('content' in candidate && candidate.content != null) && candidate.path != null) {
-        emptyDirs.set(candidate.path.split('/').filter(p => p !== '' && p !== '.').join('/'), candidate)
+    for await (const given of source) {
+      const candidate = { ...given, mode: given.mode ?? options.mode, mtime: given.mtime ?? options.mtime }
+      const path = candidate.path?.split('/').filter(p => p !== '' && p !== '.').join('/')
+      const meta = candidate.mode != null || candidate.mtime != null ? { mode: candidate.mode, mtime: candidate.mtime } : {}
+      if (path == null || path === '') nameless.push(meta)
+      else {
+        if (!('content' in candidate && candidate.content != null)) emptyDirs.set(path, candidate)
+        metadata.set(path, meta)
       }
       yield candidate
     }
@@ -121,15 +168,20 @@ export async function * addAll (components: AddComponents, source: AsyncIterable
   // Each block is held before it is written, so that a GC running beside the add keeps it.
   const hold = components.guard.hold()
   const held: WritableStorage = { put: heldPut(components.blockstore, hold) }
+  const sink = options.onlyHash === true ? hashOnly : held
+  const rehasher = sha256Only && inlineLimit == null ? undefined : new Rehasher(sink, { hasher, inlineLimit })
+  const cidOf = (cid: CID): CID => rehasher?.cidOf(cid) ?? cid
+  const sizeOf = (cid: CID, size: number): number => rehasher?.sizeOf(cid, size) ?? size
   const run = async (): Promise<void> => {
     const rawLeaves = options.rawLeaves ?? cidVersion === 1
-    const entries = importer(noted, options.onlyHash === true ? hashOnly : held, {
+    const entries = importer(noted, rehasher?.store ?? sink, {
       profile: 'unixfs-v0-2015',
       cidVersion,
       rawLeaves,
       bufferImporter: rawLeaves ? undefined : fileLeafImporter(cidVersion),
       fileBuilder: namedByCid,
       chunker: fixedSize({ chunkSize }),
+      layout: options.trickle === true ? trickle() : undefined,
       wrapWithDirectory: wrap,
       // Multipart parts arrive one after another, so files are read in order.
       fileImportConcurrency: 1,
@@ -149,15 +201,18 @@ export async function * addAll (components: AddComponents, source: AsyncIterable
         for (const [path, candidate] of emptyDirs) {
           if (parentOf(path) !== (entry.path ?? '')) continue
           emptyDirs.delete(path)
-          events.push({ type: 'entry', name: path, ...await emptyDirectory(candidate, cidVersion) })
+          const empty = await emptyDirectory(candidate, cidVersion)
+          events.push({ type: 'entry', name: path, cid: cidOf(empty.cid), size: sizeOf(empty.cid, empty.size), ...metadata.get(path) })
         }
       }
-      if (isTopLevel(entry.path, wrap)) roots.push(entry.cid)
-      events.push({ type: 'entry', name: entry.path ?? '', cid: entry.cid, size: Number(entry.size) })
+      const cid = cidOf(entry.cid)
+      if (isTopLevel(entry.path, wrap)) roots.push(cid)
+      const meta = metadata.get(entry.path ?? '') ?? (entry.path === entry.cid.toString() ? nameless.shift() : undefined)
+      events.push({ type: 'entry', name: entry.path ?? '', cid, size: sizeOf(entry.cid, Number(entry.size)), ...meta })
     }
     const pin = typeof options.pin === 'function' ? options.pin() : options.pin
     if (pin !== false && options.onlyHash !== true) {
-      for (const cid of roots) await pinAdd(components, cid, true, { ...options, hold })
+      for (const cid of roots) await pinAdd(components, cid, true, { ...options, hold, name: options.pinName })
     }
   }
 

@@ -1,6 +1,6 @@
 import { base64 } from 'multiformats/bases/base64'
 import { CID } from 'multiformats/cid'
-import { codecByCode, codecByName, hasherByName } from './codecs.ts'
+import { codecByCode, codecByName, digestOf, hasherByName } from './codecs.ts'
 import { InvalidParameterError, NotFoundError, TimeoutError } from './errors.ts'
 import { parsePath } from './paths.ts'
 import type { Blocks } from '@helia/interface'
@@ -13,12 +13,24 @@ export interface BlockPutOptions extends AbortOptions {
   mhtype?: string
   /** Legacy Kubo option: `v0` means dag-pb with a CIDv0. */
   format?: string
+  /** Kubo's `allow-big-block`: store a block over 1 MiB, which bitswap peers will not exchange. */
+  allowBigBlock?: boolean
 }
 
 export interface DagPutOptions extends AbortOptions {
   storeCodec?: string
   inputCodec?: string
   hash?: string
+  allowBigBlock?: boolean
+}
+
+/** Kubo's soft block limit: the largest block bitswap peers exchange. */
+export const SOFT_BLOCK_LIMIT = 1_048_576
+
+function checkBlockSize (bytes: Uint8Array, allowBigBlock = false): void {
+  if (!allowBigBlock && bytes.byteLength > SOFT_BLOCK_LIMIT) {
+    throw new InvalidParameterError('produced block is over 1MiB: big blocks can\'t be exchanged with other peers. consider using UnixFS for automatic chunking of bigger files, or pass --allow-big-block to override')
+  }
 }
 
 type BlockComponents = Pick<Blocks, 'get' | 'put' | 'has'>
@@ -81,15 +93,18 @@ function decodeOrThrow (codecName: string, bytes: Uint8Array): unknown {
   }
 }
 
-/** Stores raw bytes as one block; the bytes must decode with the chosen codec. */
+/**
+ * Stores bytes as one block under a CID of the chosen codec. As Kubo's block
+ * put, the bytes are not decoded: a block is what its hash says it is.
+ */
 export async function putBlock (blocks: BlockComponents, bytes: Uint8Array, options: BlockPutOptions = {}): Promise<CID> {
   const v0 = options.format === 'v0'
   const codecName = v0 ? 'dag-pb' : (options.cidCodec ?? options.format ?? 'raw')
   const codec = codecByName(codecName === 'protobuf' ? 'dag-pb' : codecName === 'cbor' ? 'dag-cbor' : codecName)
-  if (codec.name !== 'raw') decodeOrThrow(codec.name, bytes)
   const hasher = hasherByName(options.mhtype ?? 'sha2-256')
   if (v0 && hasher.name !== 'sha2-256') throw new InvalidParameterError('CIDv0 needs sha2-256')
-  const digest = await hasher.digest(bytes)
+  checkBlockSize(bytes, options.allowBigBlock)
+  const digest = await digestOf(hasher, bytes)
   const cid = v0 ? CID.createV0(digest as any) : CID.createV1(codec.code, digest)
   await blocks.put(cid, bytes, options)
   return cid
@@ -111,7 +126,8 @@ export async function dagPut (blocks: BlockComponents, bytes: Uint8Array, option
   } catch (err: any) {
     throw new InvalidParameterError(`cannot encode the node as ${store.name}: ${err.message}`)
   }
-  const digest = await hasherByName(options.hash ?? 'sha2-256').digest(encoded)
+  checkBlockSize(encoded, options.allowBigBlock)
+  const digest = await digestOf(hasherByName(options.hash ?? 'sha2-256'), encoded)
   const cid = CID.createV1(store.code, digest)
   await blocks.put(cid, encoded, options)
   return cid
@@ -127,8 +143,10 @@ export async function dagGet (blocks: Pick<Blocks, 'get'>, path: string, outputC
   let current: CID = cid
   let node: unknown = codecByCode(cid.code).decode(await getBlock(blocks, cid, options))
   for (const segment of rest) {
-    if (node instanceof CID) {
-      current = node
+    // asCID, not instanceof: dag-jose's links come from its own copy of multiformats.
+    const link = CID.asCID(node)
+    if (link != null) {
+      current = link
       node = codecByCode(current.code).decode(await getBlock(blocks, current, options))
     }
     const next = dagPbLink(node, segment) ?? (node != null && typeof node === 'object' ? (node as Record<string, unknown>)[segment] : undefined)
@@ -136,8 +154,9 @@ export async function dagGet (blocks: Pick<Blocks, 'get'>, path: string, outputC
     node = next
   }
   // A path that ends on a link prints the node linked to, as Kubo's dag get does.
-  if (rest.length > 0 && node instanceof CID) {
-    node = codecByCode(node.code).decode(await getBlock(blocks, node, options))
+  const last = rest.length > 0 ? CID.asCID(node) : null
+  if (last != null) {
+    node = codecByCode(last.code).decode(await getBlock(blocks, last, options))
   }
   if (output.name === 'raw') {
     if (rest.length > 0) throw new InvalidParameterError('output-codec raw can only print whole blocks')

@@ -6,7 +6,7 @@ import { BlockGuard, collectGarbage, heldPut, removeBlocks } from './gc.ts'
 import { createHeliaNode } from './helia-node.ts'
 import { ipnsDhtRecords, Names } from './names.ts'
 import { parsePath } from './paths.ts'
-import { pinAdd, pinLs, pinRm } from './pins.ts'
+import { pinAdd, pinLs, pinRm, pinUpdate } from './pins.ts'
 import { Topics } from './pubsub.ts'
 import { cat, ls, resolveEntry, stat } from './read.ts'
 import { TypedEventEmitter } from '@libp2p/interface'
@@ -14,8 +14,8 @@ import type { AddEvent, AddOptions } from './add.ts'
 import type { BlockStreamInit } from './block-stream.ts'
 import type { BlockPutOptions, DagPutOptions, ReadOptions } from './blocks.ts'
 import type { BlockRmOptions, BlockRmResult, GcComponents, GcResult } from './gc.ts'
-import type { DhtRecords } from './names.ts'
-import type { PinEntry, PinFilter } from './pins.ts'
+import type { DhtRecords, NameComponents } from './names.ts'
+import type { PinEntry, PinFilter, PinLsOptions } from './pins.ts'
 import type { CatOptions, FileStat, Listing } from './read.ts'
 import type { Blocks } from '@helia/interface'
 import type { HeliaWithLibp2p } from '@helia/libp2p'
@@ -46,6 +46,8 @@ export interface ContentInit {
    * the cluster's allocations to this node, pins still being fetched included.
    */
   keep?: () => Iterable<string>
+  /** DNS TXT lookups for DNSLink names; node:dns unless given. */
+  resolveTxt?: NameComponents['resolveTxt']
 }
 
 /** What the content of a node tells listeners (the events WebSocket): adds that stored, and pins made or removed here. */
@@ -90,7 +92,7 @@ export class Content extends TypedEventEmitter<ContentEvents> {
       logger: this.helia.logger
     }, init.blockStream)
     const { datastore, routing, logger, keychain, events, getCrypto } = this.helia
-    this.names = new Names({ datastore, routing, logger, keychain, events, getCrypto, hasPeers: () => this.helia.libp2p.getConnections().length > 0 })
+    this.names = new Names({ datastore, routing, logger, keychain, events, getCrypto, hasPeers: () => this.helia.libp2p.getConnections().length > 0, resolveTxt: init.resolveTxt })
     this.topics = new Topics(() => this.helia.libp2p.services.pubsub)
     this.identity = init.identity
     this.fetchTimeoutMs = init.fetchTimeoutMs
@@ -167,7 +169,8 @@ export class Content extends TypedEventEmitter<ContentEvents> {
     return rest.length === 0 ? cid : (await resolveEntry(this.reads, path, options)).cid
   }
 
-  async pinAdd (path: string, recursive = true, options?: ReadOptions): Promise<CID> {
+  /** Pins what a path names; `name` labels the pin, as Kubo's `pin add --name`. */
+  async pinAdd (path: string, recursive = true, options?: ReadOptions & { name?: string }): Promise<CID> {
     const cid = await this.resolve(path, options)
     await this.pinHeld(cid, recursive, options)
     this.safeDispatchEvent('pin', { detail: { cid: cid.toString(), recursive } })
@@ -175,12 +178,25 @@ export class Content extends TypedEventEmitter<ContentEvents> {
   }
 
   /** Pins with every block it reads held from GC until the pin is made. */
-  private async pinHeld (cid: CID, recursive: boolean, options?: ReadOptions, hold = this.guard.hold()): Promise<void> {
+  private async pinHeld (cid: CID, recursive: boolean, options?: ReadOptions & { name?: string }, hold = this.guard.hold()): Promise<void> {
     try {
       await pinAdd(this.helia, cid, recursive, { ...options, hold, fetchTimeoutMs: this.fetchTimeoutMs })
     } finally {
       hold.release()
     }
+  }
+
+  /** Kubo's pin update: moves a recursive pin (and its name) from one path to another, unpinning the first unless `unpin` is false. */
+  async pinUpdate (from: string, to: string, options: ReadOptions & { unpin?: boolean } = {}): Promise<[CID, CID]> {
+    const fromCid = await this.resolve(from, options)
+    const toCid = await this.resolve(to, options)
+    const hold = this.guard.hold()
+    try {
+      await pinUpdate(this.helia, fromCid, toCid, { ...options, hold, fetchTimeoutMs: this.fetchTimeoutMs })
+    } finally {
+      hold.release()
+    }
+    return [fromCid, toCid]
   }
 
   async pinRm (path: string, recursive = true, options?: AbortOptions): Promise<CID> {
@@ -190,10 +206,11 @@ export class Content extends TypedEventEmitter<ContentEvents> {
     return cid
   }
 
-  async * pinLs (filter?: PinFilter, paths: string[] = [], options?: AbortOptions): AsyncGenerator<PinEntry> {
-    const cids: CID[] = []
-    for (const path of paths) cids.push(await this.resolve(path, options))
-    yield * pinLs(this.helia, filter, cids, options)
+  async * pinLs (filter?: PinFilter, paths: string[] = [], options?: PinLsOptions): AsyncGenerator<PinEntry> {
+    const targets = []
+    // Kubo's errors name the path as asked for, a bare CID as its /ipfs/ path.
+    for (const path of paths) targets.push({ cid: await this.resolve(path, options), path: path.startsWith('/') ? path : `/ipfs/${path}` })
+    yield * pinLs(this.helia, filter, targets, options)
   }
 
   async blockGet (path: string, options?: ReadOptions): Promise<Uint8Array> {

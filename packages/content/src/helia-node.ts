@@ -42,7 +42,9 @@ export function createHeliaNode<S extends ServiceMap> (init: HeliaInit, libp2p: 
   helia.addMixin({
     name: 'libp2p',
     start: async () => {
-      node ??= await createLibp2p({ ...libp2p(helia), datastore: init.datastore, nodeInfo: { name, version, userAgent: `${name}/${version}` }, start: false })
+      const options = libp2p(helia)
+      // Helia's name unless the swarm names the node itself (identify's agent version).
+      node ??= await createLibp2p({ ...options, datastore: init.datastore, nodeInfo: { name, version, userAgent: `${name}/${version}`, ...options.nodeInfo }, start: false })
       if (!helia.hasRouter('libp2p-router')) helia.addRouter(libp2pRouting(node))
       await beforeListen?.(helia as HeliaWithLibp2p<S>)
       await node.start()

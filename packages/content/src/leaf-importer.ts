@@ -50,7 +50,10 @@ export function fileLeafImporter (cidVersion: Version): BufferImporter {
         // The layout keeps every leaf of a parent until it builds the parent, and it
         // only needs each leaf's file size: recorded as a block size, it does not
         // hold on to the chunk (174 × 256 KiB per level otherwise).
-        return { cid, unixfs: new UnixFS({ type: 'file', blockSizes: [BigInt(chunk.byteLength)] }), size: BigInt(block.byteLength), block }
+        // `block` is the chunk, not the leaf: the importer reads it only for a one-chunk
+        // file with a mode or mtime, which it rebuilds as one node with the chunk as its
+        // data (Kubo's form), where the encoded leaf would be wrapped in it.
+        return { cid, unixfs: new UnixFS({ type: 'file', blockSizes: [BigInt(chunk.byteLength)] }), size: BigInt(block.byteLength), block: chunk }
       }
     }
   }

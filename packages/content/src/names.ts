@@ -1,10 +1,14 @@
+import { Resolver } from 'node:dns/promises'
 import { ipns as createIPNS, ipnsSelector, ipnsValidator, multihashToIPNSRoutingKey, IPNSEntry } from '@helia/ipns'
+import { Key } from 'interface-datastore'
 import first from 'it-first'
 import { base36 } from 'multiformats/bases/base36'
 import { CID } from 'multiformats/cid'
 import { parsePeerId } from '@node-daemon/swarm'
 import { InvalidParameterError, KeyExistsError, NotFoundError } from './errors.ts'
+import { decodeKey, encodeKey } from './key-formats.ts'
 import { MAX_CID_LENGTH, parsePath } from './paths.ts'
+import type { KeyFormat } from './key-formats.ts'
 import type { IPNS } from '@helia/ipns'
 import type { Helia, Keychain, PrivateKey, PublicKey } from '@helia/interface'
 import type { AbortOptions, Logger } from '@libp2p/interface'
@@ -14,6 +18,21 @@ export interface KeyEntry {
   name: string
   /** The IPNS name of the key: a base36 CIDv1 with the libp2p-key codec, as Kubo prints it. */
   id: string
+}
+
+export interface GenerateKeyOptions extends AbortOptions {
+  /** Kubo's key types: ed25519 (the default) or rsa. */
+  type?: string
+  /** RSA modulus bits; Kubo's default is 2048. */
+  size?: number
+}
+
+export interface RenamedKey {
+  was: string
+  now: string
+  id: string
+  /** A key named `now` was replaced. */
+  overwrite: boolean
 }
 
 export interface PublishOptions extends AbortOptions {
@@ -32,9 +51,43 @@ export interface ResolveOptions extends AbortOptions {
 export type NameComponents = Pick<Helia, 'datastore' | 'routing' | 'logger' | 'keychain' | 'events' | 'getCrypto'> & {
   /** With no peers, a lookup can only be answered from the local store: do not wait on the network. */
   hasPeers(): boolean
+  /** DNS TXT lookups for DNSLink names; node:dns by default, a stub in tests. */
+  resolveTxt?: (hostname: string, options: AbortOptions) => Promise<string[][]>
+}
+
+/** How long a DNSLink lookup may wait on DNS. */
+const DNS_TIMEOUT_MS = 5_000
+
+/** node:dns's TXT lookup, bounded in time and cancelled with the signal. */
+async function systemResolveTxt (hostname: string, options: AbortOptions): Promise<string[][]> {
+  const resolver = new Resolver({ timeout: DNS_TIMEOUT_MS, tries: 2 })
+  const cancel = (): void => { resolver.cancel() }
+  options.signal?.addEventListener('abort', cancel, { once: true })
+  try {
+    return await resolver.resolveTxt(hostname)
+  } finally {
+    options.signal?.removeEventListener('abort', cancel)
+  }
+}
+
+/** A DNS name as DNSLink takes it: labels of letters, digits and hyphens, at least one dot. */
+const DOMAIN = /^(?=.{1,253}$)([a-z0-9_]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}$/i
+/** DNS answers that say the name has no such record, as opposed to DNS not answering. */
+const NO_RECORD = new Set(['ENOTFOUND', 'ENODATA', 'ENONAME', 'NXDOMAIN'])
+
+/** Helia stores an /ipfs/ value with its CID made v1; what a name published here was given, keyed by the name. */
+const publishedKey = (multihash: MultihashDigest): Key => new Key(`/node-daemon/ipns-published/${base36.baseEncode(multihash.bytes)}`)
+
+/** The value Helia signs for a path: its CID as v1, as @helia/ipns normalizes it. */
+function asSigned (path: string): string {
+  const [, ns, cid, ...rest] = path.split('/')
+  return ns === 'ipfs' ? ['', ns, CID.parse(cid).toV1().toString(), ...rest].join('/') : path
 }
 
 const MAX_RECURSION = 32
+/** libp2p's bounds on RSA keys: smaller ones are refused as unsafe, larger ones as too slow. */
+const MIN_RSA_BITS = 2048
+const MAX_RSA_BITS = 8192
 /** How long the DHT may take to store a record after the local publish returned. */
 const ROUTING_PUT_TIMEOUT_MS = 60_000
 /** How long a lookup may search the network when the caller sets no deadline. */
@@ -97,7 +150,7 @@ export class Names {
     await this.components.keychain.importKey('self', key, options)
   }
 
-  private async exportKey (name: string, options: AbortOptions): Promise<PrivateKey> {
+  private async loadKey (name: string, options: AbortOptions): Promise<PrivateKey> {
     checkKeyName(name)
     try {
       return await this.components.keychain.exportKey(name, options)
@@ -108,10 +161,12 @@ export class Names {
 
   async publish (value: string, options: PublishOptions = {}): Promise<{ name: string, value: string }> {
     const keyName = options.key ?? 'self'
-    const key = await this.exportKey(keyName, options)
+    const key = await this.loadKey(keyName, options)
     const path = toValuePath(value)
     const result = await this.ipns.publish(keyName, path, { lifetime: options.lifetime, ttl: options.ttl, offline: true, signal: options.signal })
     // The record is valid and resolvable here now; spreading it on the DHT is best effort.
+    // Kept so that resolving here gives back the path as published (a CIDv0 stays v0), as Kubo does.
+    await this.components.datastore.put(publishedKey(key.publicKey.toMultihash()), new TextEncoder().encode(path), options)
     const routingKey = multihashToIPNSRoutingKey(key.publicKey.toMultihash())
     this.components.routing.put(routingKey, IPNSEntry.encode(result.record), { signal: AbortSignal.timeout(ROUTING_PUT_TIMEOUT_MS) })
       .catch((err: Error) => { this.log('could not put IPNS record for %s on the DHT: %s', keyName, err.message) })
@@ -121,18 +176,9 @@ export class Names {
   async resolve (name: string, options: ResolveOptions = {}): Promise<string> {
     let current = name.startsWith('/ipns/') ? name : `/ipns/${name}`
     for (let depth = 0; depth < MAX_RECURSION; depth++) {
-      const rest = current.split('/').slice(3).join('/')
-      let value: string | undefined
-      try {
-        const signal = AbortSignal.any([options.signal ?? new AbortController().signal, AbortSignal.timeout(RESOLVE_TIMEOUT_MS)])
-        // Offline the local store is the only source, which nocache would skip.
-        const offline = !this.components.hasPeers()
-        value = (await first(this.ipns.resolve(parseName(current), { nocache: options.nocache === true && !offline, offline, signal })))?.value
-      } catch (err: any) {
-        if (err instanceof InvalidParameterError) throw err
-        throw new NotFoundError(`could not resolve name ${current}: ${err.message}`)
-      }
-      if (value == null) throw new NotFoundError(`could not resolve name ${current}`)
+      const [, , label, ...segments] = current.split('/')
+      const rest = segments.join('/')
+      const value = DOMAIN.test(label) ? await this.resolveDnsLink(label, options) : await this.resolveRecord(current, options)
       const resolved = rest === '' ? value : `${value.replace(/\/$/, '')}/${rest}`
       if (!resolved.startsWith('/ipns/') || options.recursive === false) return resolved
       current = resolved
@@ -140,20 +186,109 @@ export class Names {
     throw new NotFoundError(`name ${name} did not resolve within ${MAX_RECURSION} steps`)
   }
 
-  async generateKey (name: string, options: AbortOptions = {}): Promise<KeyEntry> {
+  /** The value of the IPNS record of a name, as it was published when it was published here. */
+  private async resolveRecord (current: string, options: ResolveOptions): Promise<string> {
+    const multihash = parseName(current)
+    let value: string | undefined
+    try {
+      const signal = AbortSignal.any([options.signal ?? new AbortController().signal, AbortSignal.timeout(RESOLVE_TIMEOUT_MS)])
+      // Offline the local store is the only source, which nocache would skip.
+      const offline = !this.components.hasPeers()
+      value = (await first(this.ipns.resolve(multihash, { nocache: options.nocache === true && !offline, offline, signal })))?.value
+    } catch (err: any) {
+      throw new NotFoundError(`could not resolve name ${current}: ${err.message}`)
+    }
+    if (value == null) throw new NotFoundError(`could not resolve name ${current}`)
+    const published = await Promise.resolve()
+      .then(async () => this.components.datastore.get(publishedKey(multihash)))
+      .then(bytes => new TextDecoder().decode(bytes), () => undefined)
+    return published != null && asSigned(published) === value ? published : value
+  }
+
+  /**
+   * A DNSLink name: the `dnslink=` TXT record of `_dnslink.<domain>`, else of
+   * the domain itself, as Kubo looks them up.
+   */
+  private async resolveDnsLink (domain: string, options: ResolveOptions): Promise<string> {
+    const lookup = this.components.resolveTxt ?? systemResolveTxt
+    let unreachable: Error | undefined
+    for (const hostname of [`_dnslink.${domain}`, domain]) {
+      let records: string[][]
+      try {
+        records = await lookup(hostname, options)
+      } catch (err: any) {
+        if (options.signal?.aborted === true) throw err
+        if (!NO_RECORD.has(err.code)) unreachable = err
+        continue
+      }
+      const link = records.map(chunks => chunks.join('')).find(text => text.startsWith('dnslink='))
+      if (link != null) {
+        const value = link.slice('dnslink='.length).trim()
+        if (!/^\/(ipfs|ipns)\/[^/]+/.test(value)) throw new NotFoundError(`the DNSLink record of ${domain} holds no /ipfs/ or /ipns/ path: ${JSON.stringify(value.slice(0, 100))}`)
+        return value
+      }
+    }
+    if (unreachable != null) throw new NotFoundError(`could not resolve DNSLink name ${domain}: DNS did not answer (${unreachable.message})`)
+    throw new NotFoundError(`could not resolve DNSLink name ${domain}: no dnslink= TXT record at _dnslink.${domain} or ${domain}`)
+  }
+
+  async generateKey (name: string, options: GenerateKeyOptions = {}): Promise<KeyEntry> {
+    const type = options.type ?? 'ed25519'
+    if (type !== 'ed25519' && type !== 'rsa') throw new InvalidParameterError(`unrecognized key type ${JSON.stringify(type)}; use ed25519 or rsa`)
+    if (type === 'ed25519' && options.size != null) throw new InvalidParameterError('ed25519 keys have a fixed size; size is for rsa keys')
+    const bits = options.size ?? MIN_RSA_BITS
+    if (type === 'rsa' && (!Number.isInteger(bits) || bits < MIN_RSA_BITS || bits > MAX_RSA_BITS)) {
+      throw new InvalidParameterError(`rsa keys must be ${MIN_RSA_BITS} to ${MAX_RSA_BITS} bits, not ${bits}`)
+    }
+    await this.checkNewName(name, false, options)
+    const key = await this.components.keychain.generateKey(name, { ...options, type: type === 'rsa' ? 'RSA' : 'Ed25519', bits })
+    return { name, id: ipnsName(key.publicKey) }
+  }
+
+  /** Kubo's key import: a private key in one of its export formats, stored under a new name. */
+  async importKey (name: string, bytes: Uint8Array, options: AbortOptions & { format?: KeyFormat, allowAnyKeyType?: boolean } = {}): Promise<KeyEntry> {
+    await this.checkNewName(name, false, options)
+    const key = await decodeKey(bytes, options.format ?? 'libp2p-protobuf-cleartext', this.components.getCrypto, options.allowAnyKeyType)
+    await this.components.keychain.importKey(name, key, options)
+    return { name, id: ipnsName(key.publicKey) }
+  }
+
+  /**
+   * A named key in one of Kubo's export formats. The node's own `self` key is
+   * not given out: it is the node's identity in the swarm and the cluster,
+   * and Kubo too exports keys only offline, never over its API.
+   */
+  async exportKey (name: string, format: KeyFormat = 'libp2p-protobuf-cleartext', options: AbortOptions = {}): Promise<Uint8Array> {
+    if (name === 'self') throw new InvalidParameterError('the self key is the node\'s identity and is not exported over the API')
+    return encodeKey(await this.loadKey(name, options), format)
+  }
+
+  /** Kubo's key rename; with `force` an existing key of the new name is replaced. */
+  async renameKey (was: string, now: string, options: AbortOptions & { force?: boolean } = {}): Promise<RenamedKey> {
+    if (was === 'self') throw new InvalidParameterError('cannot rename key with name \'self\'')
+    if (now === 'self') throw new InvalidParameterError('cannot overwrite key with name \'self\'')
+    const key = await this.loadKey(was, options)
+    const id = ipnsName(key.publicKey)
+    if (was === now) return { was, now, id, overwrite: false }
+    const overwrite = await this.checkNewName(now, options.force === true, options)
+    if (overwrite) await this.components.keychain.removeKey(now, options)
+    await this.components.keychain.renameKey(was, now, options)
+    return { was, now, id, overwrite }
+  }
+
+  /** Checks that `name` may name a new key; true when a key of that name exists and `replace` allows replacing it. */
+  private async checkNewName (name: string, replace: boolean, options: AbortOptions): Promise<boolean> {
     if (name === 'self') throw new InvalidParameterError('a key named self exists: it is the node\'s own')
     checkKeyName(name)
-    if (await this.components.keychain.exportKey(name, options).then(() => true, () => false)) {
-      throw new KeyExistsError(`key with name ${JSON.stringify(name)} already exists`)
-    }
-    const key = await this.components.keychain.generateKey(name, { ...options, type: 'Ed25519' })
-    return { name, id: ipnsName(key.publicKey) }
+    const exists = await this.components.keychain.exportKey(name, options).then(() => true, () => false)
+    if (exists && !replace) throw new KeyExistsError(`key with name ${JSON.stringify(name)} already exists`)
+    return exists
   }
 
   async listKeys (options: AbortOptions = {}): Promise<KeyEntry[]> {
     const keys: KeyEntry[] = []
     for await (const info of this.components.keychain.listKeys(options)) {
-      const key = await this.exportKey(info.name, options)
+      const key = await this.loadKey(info.name, options)
       keys.push({ name: info.name, id: ipnsName(key.publicKey) })
     }
     return keys.sort((a, b) => a.name === 'self' ? -1 : b.name === 'self' ? 1 : a.name.localeCompare(b.name))
@@ -161,7 +296,7 @@ export class Names {
 
   async removeKey (name: string, options: AbortOptions = {}): Promise<KeyEntry> {
     if (name === 'self') throw new InvalidParameterError('the self key cannot be removed')
-    const key = await this.exportKey(name, options)
+    const key = await this.loadKey(name, options)
     await this.components.keychain.removeKey(name, options)
     return { name, id: ipnsName(key.publicKey) }
   }

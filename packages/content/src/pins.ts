@@ -3,7 +3,7 @@ import { CID } from 'multiformats/cid'
 import { blockKey, getBlock } from './blocks.ts'
 import { codecByCode } from './codecs.ts'
 import { windowedWalker } from './dag-walker.ts'
-import { NotFoundError, PinError } from './errors.ts'
+import { InvalidParameterError, NotFoundError, PinError } from './errors.ts'
 import { createUnsafe } from 'multiformats/block'
 import type { ReadOptions } from './blocks.ts'
 import type { Hold } from './gc.ts'
@@ -16,7 +16,25 @@ export type PinFilter = PinType | 'all'
 export interface PinEntry {
   cid: CID
   type: PinType
+  /** The name a recursive or direct pin was given. */
+  name?: string
+  /** For an indirect pin asked for by path: the recursive pin it is under, as Kubo's "indirect through <cid>". */
+  through?: CID
 }
+
+export interface PinLsOptions extends AbortOptions {
+  /** Only pins whose name contains this (case-sensitive), as Kubo's `pin ls --name`; indirect pins have none. */
+  name?: string
+}
+
+/** A CID asked for by pin ls, with the path it came from, which Kubo's errors name. */
+export interface PinTarget {
+  cid: CID
+  path: string
+}
+
+/** Pin names are kept in the pin's metadata; Kubo's datastore keys limit them the same way. */
+const MAX_PIN_NAME_BYTES = 255
 
 export interface PinComponents {
   pins: Pins
@@ -32,12 +50,15 @@ export interface PinAddOptions extends ReadOptions {
   hold?: Hold
   /** How long a block that is not local may take to arrive (see boundedFetches). */
   fetchTimeoutMs?: number
+  /** A name for the pin, as Kubo's `pin add --name`. */
+  name?: string
 }
 
 /** Pins recursively (the whole DAG, fetched if missing) or directly (the one block). */
 export async function pinAdd (components: PinComponents, cid: CID, recursive: boolean, options: PinAddOptions = {}): Promise<void> {
   const depth = recursive ? Infinity : 0
-  const { hold, fetchTimeoutMs, ...rest } = options
+  const { hold, fetchTimeoutMs, name, ...rest } = options
+  if (name != null && Buffer.byteLength(name) > MAX_PIN_NAME_BYTES) throw new InvalidParameterError(`a pin name is at most ${MAX_PIN_NAME_BYTES} bytes`)
   // Held before a direct pin is replaced, so that the block stays between the two.
   await hold?.keep(cid)
   const existing = await components.pins.get(cid, rest).catch(() => undefined)
@@ -47,7 +68,26 @@ export async function pinAdd (components: PinComponents, cid: CID, recursive: bo
     await drain(components.pins.rm(cid, { ...rest, walker }))
   }
   // Helia keys pins by CIDv1; the metadata keeps the CID as the user gave it, as Kubo lists it.
-  await drain(components.pins.add(cid, { ...rest, depth, walker: windowedWalker({ keep: hold?.keep, fetchTimeoutMs }), metadata: { cid: cid.toString() } }))
+  const metadata: Record<string, string> = { cid: cid.toString() }
+  if (name != null && name !== '') metadata.name = name
+  await drain(components.pins.add(cid, { ...rest, depth, walker: windowedWalker({ keep: hold?.keep, fetchTimeoutMs }), metadata }))
+}
+
+/**
+ * Kubo's pin update: pins `to` recursively with the name `from` had, then
+ * unpins `from` unless told to keep it. Blocks the two share are read once.
+ */
+export async function pinUpdate (components: PinComponents, from: CID, to: CID, options: PinAddOptions & { unpin?: boolean } = {}): Promise<void> {
+  const existing = await components.pins.get(from, options).catch(() => undefined)
+  if (existing?.depth !== Infinity) throw new PinError('\'from\' cid was not recursively pinned already')
+  // Helia keys pins by multihash: the same block under another CID is the same pin.
+  if (blockKey(from) === blockKey(to)) return
+  await pinAdd(components, to, true, { ...options, name: pinName(existing) })
+  if (options.unpin !== false) await pinRm(components, from, true, options)
+}
+
+function pinName (pin: Pin): string | undefined {
+  return typeof pin.metadata.name === 'string' ? pin.metadata.name : undefined
 }
 
 /** The CID of a pin as it was given (Helia keeps CIDv1). */
@@ -74,19 +114,17 @@ export async function pinRm (components: PinComponents, cid: CID, recursive: boo
 /**
  * Lists pins as Kubo does: recursive and direct pins from the pin store, and
  * indirect ones (blocks under a recursive pin) by walking the local DAGs.
- * With `cids`, tells how each is pinned and fails on one that is not.
+ * With `targets`, tells how each is pinned and fails on one that is not; as
+ * Kubo's IsPinnedWithType, a type asked for is checked alone, so a block
+ * pinned directly under a recursive pin is found as direct and as indirect.
  */
-export async function * pinLs (components: PinComponents, filter: PinFilter = 'all', cids: CID[] = [], options: AbortOptions = {}): AsyncGenerator<PinEntry> {
-  if (cids.length > 0) {
-    for (const cid of cids) {
-      const pin = await components.pins.get(cid, options).catch(() => undefined)
-      const type: PinType | undefined = pin != null
-        ? (pin.depth === Infinity ? 'recursive' : 'direct')
-        : (await components.pins.isPinned(cid, options) ? 'indirect' : undefined)
-      if (type == null || (filter !== 'all' && filter !== type)) {
-        throw new PinError(`path '${cid}' is not pinned${filter === 'all' ? '' : ` with type ${filter}`}`)
-      }
-      yield { cid, type }
+export async function * pinLs (components: PinComponents, filter: PinFilter = 'all', targets: PinTarget[] = [], options: PinLsOptions = {}): AsyncGenerator<PinEntry> {
+  const named = (entry: PinEntry): boolean => options.name == null || (entry.name?.includes(options.name) ?? false)
+  if (targets.length > 0) {
+    for (const { cid, path } of targets) {
+      const entry = await pinnedAs(components, cid, filter, options)
+      if (entry == null) throw new PinError(`path '${path}' is not pinned`)
+      if (named(entry)) yield entry
     }
     return
   }
@@ -94,13 +132,13 @@ export async function * pinLs (components: PinComponents, filter: PinFilter = 'a
   const listed = new Set<string>()
   for await (const pin of components.pins.ls(options)) {
     const type: PinType = pin.depth === Infinity ? 'recursive' : 'direct'
-    const cid = pinnedCID(pin)
-    if (type === 'recursive') roots.push(cid)
+    const entry: PinEntry = { cid: pinnedCID(pin), type, ...nameOf(pin) }
+    if (type === 'recursive') roots.push(entry.cid)
     // Listed or not, a direct pin is never also listed as indirect, as in Kubo.
-    listed.add(cid.toString())
-    if (filter === 'all' || filter === type) yield { cid, type }
+    listed.add(entry.cid.toString())
+    if ((filter === 'all' || filter === type) && named(entry)) yield entry
   }
-  if (filter !== 'all' && filter !== 'indirect') return
+  if ((filter !== 'all' && filter !== 'indirect') || options.name != null) return
   for (const root of roots) {
     for await (const cid of descendants(components.blockstore, root, options)) {
       const key = cid.toString()
@@ -109,6 +147,31 @@ export async function * pinLs (components: PinComponents, filter: PinFilter = 'a
       yield { cid, type: 'indirect' }
     }
   }
+}
+
+function nameOf (pin: Pin): { name?: string } {
+  const name = pinName(pin)
+  return name == null ? {} : { name }
+}
+
+/** How `cid` is pinned, among the types `filter` allows, in Kubo's order: recursive, direct, indirect. */
+async function pinnedAs (components: PinComponents, cid: CID, filter: PinFilter, options: AbortOptions): Promise<PinEntry | undefined> {
+  const pin = await components.pins.get(cid, options).catch(() => undefined)
+  if (pin != null) {
+    const type: PinType = pin.depth === Infinity ? 'recursive' : 'direct'
+    if (filter === 'all' || filter === type) return { cid, type, ...nameOf(pin) }
+  }
+  if (filter !== 'all' && filter !== 'indirect') return undefined
+  if (!await components.pins.isPinned(cid, options)) return undefined
+  // isPinned also holds for a pin's own root: only a recursive pin above it makes it indirect.
+  const key = blockKey(cid)
+  for await (const root of components.pins.ls(options)) {
+    if (root.depth !== Infinity || blockKey(root.cid) === key) continue
+    for await (const child of descendants(components.blockstore, root.cid, { ...options, skipMissing: true })) {
+      if (blockKey(child) === key) return { cid, type: 'indirect', through: pinnedCID(root) }
+    }
+  }
+  return undefined
 }
 
 export interface DescendantsOptions extends AbortOptions {

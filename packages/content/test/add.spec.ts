@@ -1,12 +1,18 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
+import * as dagPb from '@ipld/dag-pb'
+import { UnixFS } from 'ipfs-unixfs'
 import { CID } from 'multiformats/cid'
+import { identity } from 'multiformats/hashes/identity'
+import { sha256 } from 'multiformats/hashes/sha2'
 import { addAll, parseChunker } from '../src/add.ts'
+import { hashers } from '../src/codecs.ts'
+import { encodeFileLeaf } from '../src/leaf-importer.ts'
 import { BlockGuard } from '../src/gc.ts'
 import { deterministicRandom, KiB, MiB } from './fixtures/deterministic-random.ts'
 import { goRandom, goRandomBytes, testDataTree } from './fixtures/go-random.ts'
-import { added, bytes, collect, rootOf, startContent } from './fixtures/node.ts'
+import { added, bytes, collect, decoder, rootOf, startContent } from './fixtures/node.ts'
 import type { AddEvent } from '../src/add.ts'
 import type { Content } from '../src/content.ts'
 
@@ -237,6 +243,88 @@ describe('add', () => {
       const file = (await content.ls(root)).entries[0].cid.toString()
       const pins = await collect(content.pinLs('all', [root, file]))
       assert.deepEqual(pins.map(p => [p.cid.toString(), p.type]), [[root, 'recursive'], [file, 'indirect']])
+    })
+  })
+
+  describe('hash, inline, trickle, mode and mtime', () => {
+    /** Every block under `root`, read back and checked against its own CID, and the DAG's total size. */
+    async function walk (root: CID): Promise<{ blocks: CID[], size: number }> {
+      const blocks: CID[] = []
+      let size = 0
+      const stack = [root]
+      while (stack.length > 0) {
+        const cid = stack.pop() as CID
+        blocks.push(cid)
+        const block = await content.blockGet(cid.toString())
+        size += block.byteLength
+        const hasher = hashers[Object.keys(hashers).find(name => hashers[name].code === cid.multihash.code) ?? '']
+        assert.deepEqual((await hasher.digest(block)).digest, cid.multihash.digest, `${cid} holds other bytes`)
+        if (cid.code === dagPb.code) stack.push(...dagPb.decode(block).Links.map(l => l.Hash))
+      }
+      return { blocks, size }
+    }
+
+    it('hashes with sha2-512, as CIDv1 with raw leaves [add_test shortStringCidV1Sha512]', async () => {
+      const [[cid]] = await added(content.addAll([{ content: bytes('hello world') }], { hash: 'sha2-512', pin: false }))
+      assert.equal(cid, 'bafkrgqbqt3gerhas23vuzrapkdeqf4vu2dwxp3srdj6hvg6nhsug2tgyn6mj3u23yx7utftq3i2ckw2fwdh5qmhid5qf3t35yvkc5e5ottlw6')
+    })
+
+    it('hashes every block of a DAG with the hash asked, links and sizes included', async () => {
+      for (const hash of ['sha2-512', 'blake2b-256', 'sha3-256']) {
+        const events = await collect(content.addAll([{ path: 'd/big.bin', content: new Uint8Array(300_000).fill(3) }, { path: 'd/small.txt', content: bytes('small\n') }], { hash, chunker: 'size-65536', pin: false }))
+        const root = events.at(-1)
+        assert.ok(root?.type === 'entry' && root.name === 'd')
+        const { blocks, size } = await walk(root.cid)
+        assert.equal(blocks.length, 1 + 1 + 5 + 1, hash)
+        assert.ok(blocks.every(cid => cid.version === 1 && cid.multihash.code === hashers[hash].code), hash)
+        // The size Kubo reports is that of the whole DAG, its longer CIDs included.
+        assert.equal(root.size, size, hash)
+      }
+      await assert.rejects(collect(content.addAll([{ content: bytes('x') }], { hash: 'sha2-512', cidVersion: 0 })), { name: 'InvalidParameterError', message: /CIDv0 only supports sha2-256/ })
+      await assert.rejects(collect(content.addAll([{ content: bytes('x') }], { hash: 'md5' })), { name: 'InvalidParameterError' })
+    })
+
+    it('inlines blocks of at most inline-limit bytes as identity CIDs, as Kubo\'s --inline', async () => {
+      const [[small]] = await added(content.addAll([{ content: bytes('hello') }], { inline: true, pin: false }))
+      const leaf = encodeFileLeaf(bytes('hello'))
+      assert.equal(small, CID.createV1(dagPb.code, identity.digest(leaf)).toString())
+      const [[big]] = await added(content.addAll([{ content: bytes('x'.repeat(40)) }], { inline: true, pin: false }))
+      assert.equal(CID.parse(big).version, 0)
+      const [[limit]] = await added(content.addAll([{ content: bytes('x'.repeat(40)) }], { inline: true, inlineLimit: 64, pin: false }))
+      assert.equal(CID.parse(limit).multihash.code, identity.code)
+      // A directory of inlined files links to them by their identity CIDs.
+      const [, [dir]] = await added(content.addAll([{ path: 'w/a', content: bytes('a') }], { inline: true, pin: false }))
+      assert.equal(dagPb.decode(await content.blockGet(dir)).Links[0].Hash.multihash.code, identity.code)
+      await assert.rejects(collect(content.addAll([{ content: bytes('x') }], { inline: true, inlineLimit: 129 })), { name: 'InvalidParameterError' })
+    })
+
+    it('lays a file out as a trickle DAG with trickle, as Kubo\'s --trickle', async () => {
+      // 200 chunks: balanced puts 174 under one node and 26 under another; trickle puts
+      // 174 leaves right under the root, then a subtree holding the other 26.
+      const data = new Uint8Array(200 * 16).fill(9)
+      const [[balanced]] = await added(content.addAll([{ content: data }], { chunker: 'size-16', pin: false }))
+      const [[trickled]] = await added(content.addAll([{ content: data }], { chunker: 'size-16', trickle: true, pin: false }))
+      assert.equal(dagPb.decode(await content.blockGet(balanced)).Links.length, 2)
+      const links = dagPb.decode(await content.blockGet(trickled)).Links
+      assert.equal(links.length, 175)
+      assert.equal(decoder.decode(await content.readFile(trickled)), decoder.decode(data))
+    })
+
+    it('stores mode and mtime in the UnixFS node, a one-chunk file as one node with its data, and reports them', async () => {
+      const mtime = { secs: 1_700_000_000n, nsecs: 5 }
+      const events = await collect(content.addAll([{ path: 'm.txt', content: bytes('with metadata\n') }], { mode: 0o600, mtime, pin: false }))
+      const entry = events.at(-1)
+      assert.ok(entry?.type === 'entry')
+      const expected = dagPb.encode({ Data: new UnixFS({ type: 'file', data: bytes('with metadata\n'), mode: 0o600, mtime }).marshal(), Links: [] })
+      assert.equal(entry.cid.toString(), CID.createV0(await sha256.digest(expected)).toString())
+      assert.deepEqual([entry.mode, entry.mtime], [0o600, mtime])
+      // A file's own mode wins over the option's; directories sent take the option's too.
+      const dir = await collect(content.addAll([{ path: 'md' }, { path: 'md/own.txt', content: bytes('own\n'), mode: 0o640 }], { mode: 0o700, pin: false }))
+      const [file, parent] = dir.filter(e => e.type === 'entry')
+      assert.ok(file.type === 'entry' && parent.type === 'entry')
+      assert.deepEqual([file.mode, parent.mode], [0o640, 0o700])
+      assert.equal(UnixFS.unmarshal(dagPb.decode(await content.blockGet(parent.cid.toString())).Data as Uint8Array).mode, 0o700)
+      await assert.rejects(collect(content.addAll([{ content: bytes('x') }], { mode: 0o17777 })), { name: 'InvalidParameterError' })
     })
   })
 

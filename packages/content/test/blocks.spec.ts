@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
+import * as dagJose from 'dag-jose'
+import { CompactSign, generateKeyPair } from 'jose'
 import { CID } from 'multiformats/cid'
 import { base32 } from 'multiformats/bases/base32'
 import { dagGet, dagPut, getBlock, putBlock } from '../src/blocks.ts'
@@ -104,16 +106,44 @@ describe('blocks', () => {
       await assert.rejects(content.blockPut(new Uint8Array(0), { format: 'v0', mhtype: 'sha2-512' }), { name: 'InvalidParameterError' })
     })
 
-    it('refuses bytes that do not decode with the chosen codec', async () => {
-      await assert.rejects(content.blockPut(Uint8Array.of(0xff), { cidCodec: 'dag-cbor' }), { name: 'InvalidParameterError' })
-      await assert.rejects(content.blockPut(Uint8Array.of(0xa1, 0x61), { cidCodec: 'dag-cbor' }), { name: 'InvalidParameterError' })
-      await assert.rejects(content.blockPut(bytes('Hello Mars!\n'), { format: 'v0' }), { name: 'InvalidParameterError' })
-      await assert.rejects(content.blockPut(bytes('{"a":'), { cidCodec: 'dag-json' }), { name: 'InvalidParameterError' })
+    it('stores bytes that do not decode with the chosen codec, as Kubo does: a block is what its CID says', async () => {
+      const bad = bytes('Hello Mars!\n')
+      for (const options of [{ cidCodec: 'dag-cbor' }, { cidCodec: 'dag-pb' }, { cidCodec: 'dag-json' }, { format: 'v0' }]) {
+        const cid = await content.blockPut(bad, options)
+        assert.equal(Buffer.from(cid.multihash.digest).toString('hex'), createHash('sha256').update(bad).digest('hex'))
+        assert.deepEqual(await content.blockGet(cid.toString()), bad)
+      }
     })
 
-    it('refuses an unknown codec or hash', async () => {
+    it('refuses a block over 1 MiB unless allowBigBlock, as Kubo\'s block put and dag put', async () => {
+      const limit = new Uint8Array(1_048_576).fill(7)
+      assert.equal((await content.blockStat((await content.blockPut(limit)).toString())).size, 1_048_576)
+      const big = new Uint8Array(1_048_577).fill(7)
+      await assert.rejects(content.blockPut(big), { name: 'InvalidParameterError', message: /over 1MiB.*allow-big-block/ })
+      assert.equal((await content.blockStat((await content.blockPut(big, { allowBigBlock: true })).toString())).size, 1_048_577)
+      const bigNode = bytes(JSON.stringify({ s: 'x'.repeat(1_048_576) }))
+      await assert.rejects(content.dagPut(bigNode), { name: 'InvalidParameterError', message: /over 1MiB/ })
+      assert.equal((await content.dagPut(bigNode, { allowBigBlock: true })).code, 0x71)
+    })
+
+    it('hashes with the sha3, keccak, blake2 and blake3 functions Kubo takes', async () => {
+      const input = bytes('hello world')
+      for (const [mhtype, code, nodeHash] of [['sha3-256', 0x16, 'sha3-256'], ['sha3-512', 0x14, 'sha3-512'], ['blake2b-512', 0xb240, 'blake2b512'], ['blake2s-256', 0xb260, 'blake2s256']] as const) {
+        const cid = await content.blockPut(input, { mhtype })
+        assert.equal(cid.multihash.code, code)
+        assert.equal(Buffer.from(cid.multihash.digest).toString('hex'), createHash(nodeHash).update(input).digest('hex'), mhtype)
+      }
+      // Known answers: keccak-256 of "hello world" (Ethereum's hash) and BLAKE3's.
+      assert.equal(Buffer.from((await content.blockPut(input, { mhtype: 'keccak-256' })).multihash.digest).toString('hex'), '47173285a8d7341e5e972fc677286384f802f8ef42a5ec5f03bbfa254cb01fad')
+      assert.equal(Buffer.from((await content.blockPut(input, { mhtype: 'blake3' })).multihash.digest).toString('hex'), 'd74981efa70a0c880b8d8c1985d075dbcbf679b99a5f9914e5aaf96b831a9e24')
+      const inline = await content.blockPut(input, { mhtype: 'identity' })
+      assert.deepEqual([inline.multihash.code, decoder.decode(inline.multihash.digest)], [0, 'hello world'])
+      await assert.rejects(content.blockPut(new Uint8Array(129), { mhtype: 'identity' }), { name: 'InvalidParameterError' })
+    })
+
+    it('refuses an unknown codec or hash, git-raw and md5 among them', async () => {
       await assert.rejects(content.blockPut(bytes('x'), { cidCodec: 'git-raw' }), { name: 'InvalidParameterError' })
-      await assert.rejects(content.blockPut(bytes('x'), { mhtype: 'sha3-256' }), { name: 'InvalidParameterError' })
+      await assert.rejects(content.blockPut(bytes('x'), { mhtype: 'md5' }), { name: 'InvalidParameterError' })
     })
 
     it('refuses a bad CID with InvalidCIDError', async () => {
@@ -245,6 +275,20 @@ describe('blocks', () => {
       await assert.rejects(content.dagPut(bytes('{"hello":"world"}'), { storeCodec: 'dag-pb' }), { name: 'InvalidParameterError' })
       const cid = (await content.dagPut(bytes('{}'))).toString()
       await assert.rejects(content.dagGet(cid, 'yaml'), { name: 'InvalidParameterError' })
+    })
+
+    it('stores a dag-jose JWS and reads it back, through its link too', async () => {
+      const payloadCid = await content.dagPut(bytes('{"hello":"jose"}'))
+      const { privateKey } = await generateKeyPair('ES256')
+      const jws = await new CompactSign(payloadCid.bytes).setProtectedHeader({ alg: 'ES256' }).sign(privateKey)
+      const encoded = dagJose.encode(jws)
+      const cid = await content.dagPut(encoded, { inputCodec: 'dag-jose', storeCodec: 'dag-jose' })
+      assert.equal(cid.code, 0x85)
+      assert.deepEqual(await content.blockGet(cid.toString()), encoded)
+      assert.equal(decoder.decode(await content.dagGet(`${cid}/link`)), '{"hello":"jose"}')
+      const asJson = JSON.parse(decoder.decode(await content.dagGet(cid.toString())))
+      assert.deepEqual([asJson.link['/'], asJson.signatures.length], [payloadCid.toString(), 1])
+      assert.equal((await content.blockPut(encoded, { cidCodec: 'dag-jose' })).toString(), cid.toString())
     })
 
     it('puts and gets through a stub of exactly get, put and has', async () => {

@@ -118,6 +118,73 @@ describe('pins', () => {
     }
   })
 
+  it('finds a direct pin under a recursive one as direct and as indirect when asked for each, as Kubo\'s IsPinnedWithType', async () => {
+    await content.pinAdd(F1, false)
+    await content.pinAdd(TEST_DATA)
+    try {
+      assert.deepEqual(entries(await collect(content.pinLs('direct', [F1]))), [[F1, 'direct']])
+      const [indirect] = await collect(content.pinLs('indirect', [F1]))
+      assert.deepEqual([indirect.type, indirect.through?.toString()], ['indirect', TEST_DATA])
+      // With no type asked, the first that holds: direct.
+      assert.deepEqual(entries(await collect(content.pinLs('all', [F1]))), [[F1, 'direct']])
+      // The indirect pin tells which recursive pin it is under; a root is not indirect through itself.
+      assert.equal((await collect(content.pinLs('all', [`${TEST_DATA}/d1/a`])))[0].through?.toString(), TEST_DATA)
+      await assert.rejects(collect(content.pinLs('indirect', [TEST_DATA])), { name: 'PinError' })
+    } finally {
+      await unpinAll()
+    }
+  })
+
+  it('names in its errors the path asked for, a bare CID as its /ipfs/ path, as Kubo', async () => {
+    await content.pinAdd(TEST_DATA)
+    try {
+      await assert.rejects(collect(content.pinLs('direct', [`/ipfs/${TEST_DATA}/d1/a`])), { name: 'PinError', message: `path '/ipfs/${TEST_DATA}/d1/a' is not pinned` })
+      await assert.rejects(collect(content.pinLs('direct', [D1])), { name: 'PinError', message: `path '/ipfs/${D1}' is not pinned` })
+      await assert.rejects(collect(content.pinLs('all', [`/ipfs/${TEST_DATA}/nope`])), { name: 'NotFoundError', message: `no link named "nope" under ${TEST_DATA}` })
+    } finally {
+      await unpinAll()
+    }
+  })
+
+  it('keeps the name a pin was given, and lists only pins whose name contains a filter', async () => {
+    await content.pinAdd(D1, true, { name: 'file one' })
+    await content.pinAdd(F2, false, { name: 'file two' })
+    await content.pinAdd(D2)
+    try {
+      const all = await collect(content.pinLs('all'))
+      assert.deepEqual(all.filter(p => p.type !== 'indirect').map(p => [p.cid.toString(), p.name]).sort(), [[D1, 'file one'], [D2, undefined], [F2, 'file two']].sort())
+      assert.deepEqual(entries(await collect(content.pinLs('all', [], { name: 'file' }))).sort(), [[D1, 'recursive'], [F2, 'direct']].sort())
+      assert.deepEqual(entries(await collect(content.pinLs('all', [], { name: 'two' }))), [[F2, 'direct']])
+      assert.deepEqual(await collect(content.pinLs('all', [], { name: 'File' })), [])
+      assert.deepEqual(entries(await collect(content.pinLs('recursive', [D1, D2], { name: 'one' }))), [[D1, 'recursive']])
+      await assert.rejects(content.pinAdd(F1, true, { name: 'x'.repeat(256) }), { name: 'InvalidParameterError' })
+    } finally {
+      await unpinAll()
+    }
+  })
+
+  it('moves a recursive pin with its name, unpinning the old one unless told not to, as Kubo\'s pin update', async () => {
+    await content.pinAdd(D1, true, { name: 'moving' })
+    try {
+      assert.deepEqual((await content.pinUpdate(D1, D2)).map(String), [D1, D2])
+      assert.deepEqual((await collect(content.pinLs('recursive'))).map(p => [p.cid.toString(), p.name]), [[D2, 'moving']])
+      await assert.rejects(collect(content.pinLs('all', [D1_A])), { name: 'PinError' })
+    } catch (err) {
+      await unpinAll()
+      throw err
+    }
+    await assert.rejects(collect(content.pinLs('all', [D1])), { name: 'PinError' })
+    try {
+      await content.pinUpdate(D2, TEST_DATA, { unpin: false })
+      assert.deepEqual(entries(await collect(content.pinLs('recursive'))).sort(), [[D2, 'recursive'], [TEST_DATA, 'recursive']].sort())
+      await content.pinAdd(F1, false)
+      await assert.rejects(content.pinUpdate(F1, F2), { name: 'PinError', message: /not recursively pinned/ })
+      await assert.rejects(content.pinUpdate(D1, F2), { name: 'PinError', message: /not recursively pinned/ })
+    } finally {
+      await unpinAll()
+    }
+  })
+
   it('turns a direct pin into a recursive one, and refuses the reverse', async () => {
     await content.pinAdd(D2, false)
     try {

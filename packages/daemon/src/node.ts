@@ -39,6 +39,8 @@ export interface Node {
   readonly access: AccessService
   readonly peerId: string
   readonly startedAt: Date
+  /** What the node still does before it is ready (registering the default models), or undefined once done. */
+  starting(): string | undefined
   /** Prometheus registry of this node: libp2p, repo and API metrics. */
   readonly metrics: Registry
   version(): VersionInfo
@@ -69,6 +71,8 @@ export async function createNode (config: Config, components: NodeComponents): P
   const joining = await joinSettings(config)
   const repo: Repo = await openRepo(config.repo, { secret: joining.secret })
   const metrics = new Registry()
+  /** What `id` says this node runs, here and to peers through identify. */
+  const agentVersion = `node-daemon/${versionInfo(REPO_VERSION).version}`
   const blocksDir = repo.blockstore.path
   metrics.registerMetric(new Gauge({
     name: 'node_daemon_blockstore_bytes',
@@ -91,7 +95,8 @@ export async function createNode (config: Config, components: NodeComponents): P
       metricsRegistry: metrics,
       dhtRecords,
       swarmKey: repo.swarmKey,
-      mdns: config.swarm.mdns
+      mdns: config.swarm.mdns,
+      agentVersion
     })
   })
   const cluster = createCluster({
@@ -156,6 +161,7 @@ export async function createNode (config: Config, components: NodeComponents): P
     })
     : undefined
   let startedAt = new Date()
+  let startup: string | undefined
   let started = false
   let background = new AbortController()
 
@@ -170,8 +176,9 @@ export async function createNode (config: Config, components: NodeComponents): P
     get swarm () { return content.swarm },
     peerId,
     get startedAt () { return startedAt },
+    starting: () => startup,
     version: () => versionInfo(REPO_VERSION),
-    identity: async (peerId, options) => describePeer(content.swarm, `node-daemon/${node.version().version}`, peerId, options),
+    identity: async (peerId, options) => describePeer(content.swarm, agentVersion, peerId, options),
     peers: () => listPeers(content.swarm),
     pingPeers: async (options) => pingPeers(content.swarm, options),
     setApiAddress: async (url) => {
@@ -209,9 +216,11 @@ export async function createNode (config: Config, components: NodeComponents): P
       autoGc?.start()
       publishSigningKey(access, log, background.signal)
       if (config.inference.defaultModels) {
+        // Not ready until then, so that a client that waits for ready sees the defaults' pins already made.
+        startup = 'registering the default models'
         registerDefaultModels(cluster, inference, log, background.signal).catch(err => {
           if (!background.signal.aborted) log.warn({ err }, 'registering the default models failed')
-        })
+        }).finally(() => { startup = undefined })
       }
       log.info({ peerId: node.peerId }, 'node started')
     },

@@ -47,6 +47,8 @@ export interface SwarmInit {
    * where no byte leaves memory, may use plaintext to spare its one thread.
    */
   connectionEncrypters?: Libp2pOptions['connectionEncrypters']
+  /** What identify tells peers this node runs (Kubo's AgentVersion), e.g. `node-daemon/0.1.0`. */
+  agentVersion?: string
 }
 
 /** The DHT of a private cluster: public Amino peers could not reach it anyway, so it gets its own protocol. */
@@ -92,6 +94,7 @@ export function swarmOptions (init: SwarmInit): Libp2pOptions<SwarmServices> {
   const dhtProtocol: Pick<KadDHTInit, 'protocol'> = init.swarmKey == null ? {} : { protocol: PRIVATE_DHT_PROTOCOL }
   return {
     privateKey: init.privateKey,
+    nodeInfo: init.agentVersion == null ? undefined : { userAgent: init.agentVersion },
     addresses: { listen: init.listen ?? [`/ip4/${host}/tcp/${init.port}`] },
     transports: init.transports ?? [tcp()],
     connectionEncrypters: init.connectionEncrypters ?? [noise({ crypto: noiseCrypto })],

@@ -11,6 +11,8 @@ export interface PeerConnection {
   direction: 'inbound' | 'outbound'
   muxer: string
   streams: number
+  /** The protocol of each open stream, as Kubo's `swarm peers --streams` lists them. */
+  protocols: string[]
   /** Round-trip time of the last identify/ping, in ms, when known. */
   latencyMs?: number
 }
@@ -71,6 +73,7 @@ export function listPeers (swarm: Swarm): PeerConnection[] {
     direction: conn.direction,
     muxer: conn.multiplexer ?? '',
     streams: conn.streams.length,
+    protocols: conn.streams.map(stream => stream.protocol ?? '').sort(),
     latencyMs: conn.rtt
   }))
 }

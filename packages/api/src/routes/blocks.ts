@@ -10,14 +10,16 @@ const BlockPutQuery = Type.Object({
   'cid-codec': Type.Optional(Type.String({ default: 'raw' })),
   mhtype: Type.Optional(Type.String({ default: 'sha2-256' })),
   format: Type.Optional(Type.String({ description: 'Deprecated: v0, dag-pb, dag-cbor' })),
-  pin: Type.Optional(Type.Boolean({ default: false }))
+  pin: Type.Optional(Type.Boolean({ default: false })),
+  'allow-big-block': Type.Optional(Type.Boolean({ default: false, description: 'Store a block over 1 MiB, which bitswap peers will not exchange' }))
 })
 
 const DagPutQuery = Type.Object({
   'store-codec': Type.Optional(Type.String({ default: 'dag-cbor' })),
   'input-codec': Type.Optional(Type.String({ default: 'dag-json' })),
   hash: Type.Optional(Type.String({ default: 'sha2-256' })),
-  pin: Type.Optional(Type.Boolean({ default: false }))
+  pin: Type.Optional(Type.Boolean({ default: false })),
+  'allow-big-block': Type.Optional(Type.Boolean({ default: false, description: 'Store a block over 1 MiB, which bitswap peers will not exchange' }))
 })
 
 const CidQuery = Type.Object({
@@ -42,8 +44,11 @@ const RepoGcQuery = Type.Object({
   quiet: Type.Optional(Type.Boolean({ default: false, description: "Kubo's flag for its text output; the lines are the same" }))
 })
 
-/** Kubo caps blocks at 2 MiB, so a block/put or dag/put body is read into memory. */
-const MAX_BLOCK_BYTES = 2 * 1_048_576
+/**
+ * A block/put or dag/put body is read into memory, so it has a hard cap even
+ * with allow-big-block; without it the content package refuses over 1 MiB, as Kubo.
+ */
+const MAX_BLOCK_BYTES = 4 * 1_048_576
 
 export const blockRoutes: Routes = (app, { node, shutdown }) => {
   const content = node.content
@@ -55,8 +60,8 @@ export const blockRoutes: Routes = (app, { node, shutdown }) => {
     summary: 'Store one raw block from a multipart body',
     schema: { querystring: BlockPutQuery },
     handler: async (request) => {
-      const q = request.query as { 'cid-codec'?: string, mhtype?: string, format?: string, pin?: boolean }
-      const cid = await content.blockPut(await firstPartBytes(request, MAX_BLOCK_BYTES), { cidCodec: q.format == null ? q['cid-codec'] : undefined, mhtype: q.mhtype, format: q.format, pin: flag(q.pin, false) })
+      const q = request.query as { 'cid-codec'?: string, mhtype?: string, format?: string, pin?: boolean, 'allow-big-block'?: boolean }
+      const cid = await content.blockPut(await firstPartBytes(request, MAX_BLOCK_BYTES), { cidCodec: q.format == null ? q['cid-codec'] : undefined, mhtype: q.mhtype, format: q.format, pin: flag(q.pin, false), allowBigBlock: flag(q['allow-big-block'], false) })
       const size = (await content.blockStat(cid.toString())).size
       return { success: true, cid: cid.toString(), size, Key: cid.toString(), Size: size }
     }
@@ -93,8 +98,8 @@ export const blockRoutes: Routes = (app, { node, shutdown }) => {
     summary: 'Store an IPLD node given in input-codec, encoded with store-codec',
     schema: { querystring: DagPutQuery },
     handler: async (request) => {
-      const q = request.query as { 'store-codec'?: string, 'input-codec'?: string, hash?: string, pin?: boolean }
-      const cid = await content.dagPut(await firstPartBytes(request, MAX_BLOCK_BYTES), { storeCodec: q['store-codec'], inputCodec: q['input-codec'], hash: q.hash, pin: flag(q.pin, false) })
+      const q = request.query as { 'store-codec'?: string, 'input-codec'?: string, hash?: string, pin?: boolean, 'allow-big-block'?: boolean }
+      const cid = await content.dagPut(await firstPartBytes(request, MAX_BLOCK_BYTES), { storeCodec: q['store-codec'], inputCodec: q['input-codec'], hash: q.hash, pin: flag(q.pin, false), allowBigBlock: flag(q['allow-big-block'], false) })
       return { success: true, cid: cid.toString(), Cid: { '/': cid.toString() } }
     }
   })

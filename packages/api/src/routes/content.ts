@@ -5,7 +5,7 @@ import { ls } from '../methods.ts'
 import { kuboOperation } from '../operations.ts'
 import { pushable } from 'it-pushable'
 import { BadRequestError, envelope, RangeNotSatisfiableError } from '../errors.ts'
-import { candidates, untilAborted } from '../multipart.ts'
+import { candidates, parseMode, untilAborted } from '../multipart.ts'
 import { sniffContentType, SNIFF_BYTES } from '../sniff.ts'
 import { archiveOf } from '../tar.ts'
 import { requestDeadline, requestSignal, sendBytes, sendNdjson } from '../stream.ts'
@@ -24,6 +24,17 @@ const AddQuery = Type.Object({
   'wrap-with-directory': Type.Optional(Type.Boolean()),
   progress: Type.Optional(Type.Boolean()),
   quieter: Type.Optional(Type.Boolean({ description: 'Only the root entry' })),
+  hash: Type.Optional(Type.String({ default: 'sha2-256', description: 'Multihash of every block; another than sha2-256 means CIDv1' })),
+  trickle: Type.Optional(Type.Boolean({ default: false, description: 'Trickle DAG layout instead of the balanced one' })),
+  inline: Type.Optional(Type.Boolean({ default: false, description: 'Identity CIDs for blocks of at most inline-limit bytes' })),
+  'inline-limit': Type.Optional(Type.Integer({ minimum: 0, maximum: 128, default: 32 })),
+  mode: Type.Optional(Type.String({ pattern: '^(0o?[0-7]*|[1-9][0-9]*)$', description: 'POSIX mode for every entry, octal with a leading 0 (0644) or decimal' })),
+  mtime: Type.Optional(Type.Integer({ description: 'Modification time for every entry, seconds since the epoch' })),
+  'mtime-nsecs': Type.Optional(Type.Integer({ minimum: 0, maximum: 999_999_999 })),
+  'pin-name': Type.Optional(Type.String({ maxLength: 255, description: 'Name of the pins of the roots' })),
+  'to-files': Type.Optional(Type.String({ description: 'Refused: needs MFS (files/*)' })),
+  nocopy: Type.Optional(Type.Boolean({ description: 'Refused: no filestore' })),
+  fscache: Type.Optional(Type.Boolean({ description: 'Refused: no filestore' })),
   timeout: ReadQuery.timeout
 })
 
@@ -56,17 +67,52 @@ interface AddQueryType {
   'wrap-with-directory'?: boolean
   progress?: boolean
   quieter?: boolean
+  hash?: string
+  trickle?: boolean
+  inline?: boolean
+  'inline-limit'?: number
+  mode?: string
+  mtime?: number
+  'mtime-nsecs'?: number
+  'pin-name'?: string
+  'to-files'?: string
+  nocopy?: boolean
+  fscache?: boolean
 }
 
 function importOptions (q: AddQueryType): AddOptions {
   return { cidVersion: q['cid-version'], rawLeaves: q['raw-leaves'], chunker: q.chunker, onlyHash: q['only-hash'], wrapWithDirectory: q['wrap-with-directory'] }
 }
 
+/** Kubo's add options beyond the importer's basics; those the daemon cannot honour are refused, never ignored. */
+function kuboAddOptions (q: AddQueryType): AddOptions {
+  if (q['to-files'] != null) throw new BadRequestError('to-files needs MFS (files/*), which this daemon does not serve yet')
+  if (q.nocopy === true || q.fscache === true) throw new BadRequestError('nocopy and fscache need a filestore, which this daemon does not have')
+  const mtime = q.mtime == null ? undefined : { secs: BigInt(q.mtime), nsecs: q['mtime-nsecs'] }
+  if (mtime == null && q['mtime-nsecs'] != null) throw new BadRequestError('mtime-nsecs needs mtime')
+  const metadata = q.mode != null || mtime != null
+  return {
+    hash: q.hash,
+    trickle: q.trickle,
+    inline: q.inline,
+    inlineLimit: q['inline-limit'],
+    mode: q.mode == null ? undefined : parseMode(q.mode),
+    mtime,
+    pinName: q['pin-name'],
+    // As Kubo: metadata needs a UnixFS node, so leaves are dag-pb unless raw-leaves says otherwise.
+    rawLeaves: q['raw-leaves'] ?? (metadata ? false : undefined)
+  }
+}
+
 /** One add result line, with Kubo's fields and document 000's together. */
 function addLine (evt: AddEvent): object {
   if (evt.type === 'progress') return { Name: evt.name, Bytes: evt.bytes }
   const cid = evt.cid.toString()
-  return { Name: evt.name, Hash: cid, Size: String(evt.size), success: true, cid, name: evt.name, size: evt.size }
+  const metadata = {
+    ...(evt.mode == null ? {} : { Mode: evt.mode.toString(8).padStart(4, '0') }),
+    ...(evt.mtime == null ? {} : { Mtime: Number(evt.mtime.secs), ...(evt.mtime.nsecs == null || evt.mtime.nsecs === 0 ? {} : { MtimeNsecs: evt.mtime.nsecs }) })
+  }
+  return { Name: evt.name, Hash: cid, Size: String(evt.size), ...metadata, success: true, cid, name: evt.name, size: evt.size }
 }
 
 async function * onlyLast (events: AsyncIterable<AddEvent>): AsyncGenerator<AddEvent> {
@@ -144,6 +190,7 @@ export const contentRoutes: Routes = (app, { node, shutdown }) => {
       const signal = requestSignal(reply)
       const events = content.addAll(candidates(request, fields, signal), {
         ...importOptions(q),
+        ...kuboAddOptions(q),
         progress: q.progress,
         // Read after the files, so that a `pin` form field sent after them still counts.
         pin: () => flag(fields.pin ?? q.pin, true),

@@ -1,7 +1,10 @@
 import { Type } from 'typebox'
-import { firstArg, option } from '../args.ts'
+import { checkKeyFormat, KEY_FORMATS } from '@node-daemon/content'
+import { args, firstArg, flag, option } from '../args.ts'
+import { BadRequestError } from '../errors.ts'
 import { defined } from '../inference.ts'
 import { publish, resolve } from '../methods.ts'
+import { firstPartBytes } from '../multipart.ts'
 import { invoke, kuboOperation } from '../operations.ts'
 import { requestSignal, sendNdjson } from '../stream.ts'
 import { kuboRoute } from './route.ts'
@@ -29,9 +32,35 @@ const ResolveQuery = Type.Object({
 })
 
 const KeyQuery = Type.Object({
-  arg: Type.Optional(Type.Array(Type.String(), { description: 'Key name' })),
-  type: Type.Optional(Type.Literal('ed25519', { default: 'ed25519' }))
+  arg: Type.Optional(Type.Array(Type.String(), { description: 'Key name' }))
 })
+
+const KeyGenQuery = Type.Object({
+  arg: Type.Optional(Type.Array(Type.String(), { description: 'Key name' })),
+  type: Type.Optional(Type.Union([Type.Literal('ed25519'), Type.Literal('rsa')], { default: 'ed25519' })),
+  size: Type.Optional(Type.Integer({ minimum: 2048, maximum: 8192, description: 'RSA modulus bits; 2048 unless given' }))
+})
+
+const KeyRenameQuery = Type.Object({
+  arg: Type.Optional(Type.Array(Type.String(), { description: 'The key\'s name, then its new name' })),
+  force: Type.Optional(Type.Boolean({ default: false, description: 'Replace a key that has the new name' }))
+})
+
+const KeyFormat = Type.Optional(Type.Union(KEY_FORMATS.map(f => Type.Literal(f)), { default: 'libp2p-protobuf-cleartext' }))
+
+const KeyImportQuery = Type.Object({
+  arg: Type.Optional(Type.Array(Type.String(), { description: 'Name of the new key' })),
+  format: KeyFormat,
+  'allow-any-key-type': Type.Optional(Type.Boolean({ default: false, description: 'Import key types other than RSA and Ed25519' }))
+})
+
+const KeyExportQuery = Type.Object({
+  arg: Type.Optional(Type.Array(Type.String(), { description: 'Key name' })),
+  format: KeyFormat
+})
+
+/** A private key file is a few KiB at most (an 8192-bit RSA key in PEM is under 7 KiB). */
+const MAX_KEY_BYTES = 64 * 1024
 
 export const nameRoutes: Routes = (app, { node }) => {
   const names = node.content.names
@@ -64,11 +93,57 @@ export const nameRoutes: Routes = (app, { node }) => {
     path: 'key/gen',
     permission: 'names',
     tags: ['ipns'],
-    summary: 'Create a named Ed25519 key',
-    schema: { querystring: KeyQuery },
+    summary: 'Create a named Ed25519 or RSA key',
+    schema: { querystring: KeyGenQuery },
     handler: async (request) => {
-      const key = await names.generateKey(firstArg(request, 'name', 'name'))
+      const q = request.query as { type?: string, size?: number }
+      const key = await names.generateKey(firstArg(request, 'name', 'name'), { type: q.type, size: q.size })
       return { success: true, name: key.name, id: key.id, Name: key.name, Id: key.id }
+    }
+  })
+
+  kuboRoute(app, {
+    path: 'key/rename',
+    permission: 'names',
+    tags: ['ipns'],
+    summary: 'Rename a named key; {"Was", "Now", "Id", "Overwrite"} as Kubo',
+    schema: { querystring: KeyRenameQuery },
+    handler: async (request) => {
+      const [was, now] = args(request)
+      if (was == null || was === '') throw new BadRequestError('argument "name" is required')
+      if (now == null || now === '') throw new BadRequestError('argument "newName" is required')
+      const renamed = await names.renameKey(was, now, { force: flag((request.query as { force?: boolean }).force, false) })
+      return { Was: renamed.was, Now: renamed.now, Id: renamed.id, Overwrite: renamed.overwrite }
+    }
+  })
+
+  kuboRoute(app, {
+    path: 'key/import',
+    permission: 'names',
+    tags: ['ipns'],
+    summary: 'Import a private key sent as a multipart file, in one of Kubo\'s export formats',
+    schema: { querystring: KeyImportQuery },
+    handler: async (request) => {
+      const q = request.query as { format?: string, 'allow-any-key-type'?: boolean }
+      const name = firstArg(request, 'name')
+      const key = await names.importKey(name, await firstPartBytes(request, MAX_KEY_BYTES), {
+        format: checkKeyFormat(q.format ?? 'libp2p-protobuf-cleartext'),
+        allowAnyKeyType: flag(q['allow-any-key-type'], false)
+      })
+      return { Name: key.name, Id: key.id }
+    }
+  })
+
+  kuboRoute(app, {
+    path: 'key/export',
+    permission: 'names',
+    tags: ['ipns'],
+    summary: 'A named key\'s private key, in one of Kubo\'s export formats; the node\'s own self key is refused',
+    schema: { querystring: KeyExportQuery },
+    handler: async (request, reply) => {
+      const format = checkKeyFormat((request.query as { format?: string }).format ?? 'libp2p-protobuf-cleartext')
+      const bytes = await names.exportKey(firstArg(request, 'name'), format)
+      return reply.header('content-type', 'application/octet-stream').send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength))
     }
   })
 

@@ -51,10 +51,12 @@ export const systemRoutes: Routes = (app, { node }) => {
 
   // Document 003's Kubernetes probes: ready once the node knows a leader and has caught up.
   // Not ready, it says why, as the log does: a node that cannot join is otherwise only a 503.
-  app.get('/health/ready', { permission: 'public', schema: { tags: ['system'], summary: 'Readiness: 200 once the node knows a Raft leader and has caught up, else 503 with the reason' } }, async (_request, reply) => {
-    const ready = node.cluster.isReady()
+  app.get('/health/ready', { permission: 'public', schema: { tags: ['system'], summary: 'Readiness: 200 once the node knows a Raft leader, has caught up and has registered the default models, else 503 with the reason' } }, async (_request, reply) => {
+    const starting = node.starting()
+    const ready = node.cluster.isReady() && starting == null
     const { leader, term, role } = node.cluster.status()
     if (ready) return reply.code(200).send({ status: 'ready', ready, leader, term, role })
+    if (node.cluster.isReady()) return reply.code(503).send({ status: 'not_ready', ready, leader, term, role, reason: `the node is ${starting ?? 'starting'}` })
     const failure = node.cluster.lastJoinFailure()
     const problem = node.cluster.problems()[0]
     const why = failure != null
