@@ -19,6 +19,7 @@ import { consensusRoutes } from './routes/consensus.ts'
 import { consoleRoutes } from './routes/console.ts'
 import { contentRoutes } from './routes/content.ts'
 import { distributedRoutes } from './routes/distributed.ts'
+import { filesRoutes } from './routes/files.ts'
 import { nameRoutes } from './routes/names.ts'
 import { networkRoutes } from './routes/network.ts'
 import { nodeRoutes } from './routes/nodes.ts'
@@ -194,7 +195,8 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
   for (const routes of [
     systemRoutes, authRoutes, contentRoutes, pinRoutes, nameRoutes, peerRoutes, pubsubRoutes, blockRoutes,
     clusterRoutes, distributedRoutes, nodeRoutes, networkRoutes, consensusRoutes, resourceRoutes, clientRoutes,
-    ollamaRoutes, openaiRoutes, taskRoutes, taskMetricRoutes, aiRoutes, trainingRoutes, workerRoutes, consoleRoutes
+    ollamaRoutes, openaiRoutes, taskRoutes, taskMetricRoutes, aiRoutes, trainingRoutes, workerRoutes, consoleRoutes,
+    filesRoutes
   ]) {
     routes(app, ctx)
   }

@@ -4,6 +4,7 @@ import { boundedFetches, dagGet, dagPut, getBlock, putBlock, statBlock } from '.
 import { codecs, hashers } from './codecs.ts'
 import { BlockGuard, collectGarbage, heldPut, removeBlocks } from './gc.ts'
 import { createHeliaNode } from './helia-node.ts'
+import { Mfs } from './mfs.ts'
 import { ipnsDhtRecords, Names } from './names.ts'
 import { parsePath } from './paths.ts'
 import { pinAdd, pinLs, pinRm } from './pins.ts'
@@ -58,6 +59,8 @@ export class Content {
   readonly blockStream: BlockStream
   readonly names: Names
   readonly topics: Topics
+  /** Kubo's files/* tree, whose root GC keeps as it keeps a pin. */
+  readonly mfs: Mfs
   private readonly identity: Uint8Array
   /** The in-flight set of adds and pulls, which GC leaves alone. */
   private readonly guard = new BlockGuard()
@@ -85,7 +88,8 @@ export class Content {
     this.identity = init.identity
     this.fetchTimeoutMs = init.fetchTimeoutMs
     this.reads = boundedFetches(this.helia.blockstore, init.fetchTimeoutMs)
-    this.gcComponents = { blockstore: init.blockstore, pins: this.helia.pins, guard: this.guard, keep: init.keep, log: logger.forComponent('node-daemon:gc') }
+    this.mfs = new Mfs({ reads: this.reads, blockstore: this.helia.blockstore, datastore, pins: this.helia.pins, guard: this.guard })
+    this.gcComponents = { blockstore: init.blockstore, pins: this.helia.pins, guard: this.guard, keep: init.keep, mfsRoot: () => this.mfs.root, log: logger.forComponent('node-daemon:gc') }
   }
 
   get swarm (): Swarm {
@@ -97,6 +101,7 @@ export class Content {
     try {
       this.topics.start()
       await this.names.setSelfKey(this.identity)
+      await this.mfs.start()
     } catch (err) {
       await this.stop()
       throw err
