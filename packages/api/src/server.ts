@@ -18,6 +18,7 @@ import { clusterRoutes } from './routes/cluster.ts'
 import { consensusRoutes } from './routes/consensus.ts'
 import { consoleRoutes } from './routes/console.ts'
 import { contentRoutes } from './routes/content.ts'
+import { dagCarRoutes } from './routes/dag-car.ts'
 import { distributedRoutes } from './routes/distributed.ts'
 import { filesRoutes } from './routes/files.ts'
 import { nameRoutes } from './routes/names.ts'
@@ -196,7 +197,8 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
     systemRoutes, authRoutes, contentRoutes, pinRoutes, nameRoutes, peerRoutes, pubsubRoutes, blockRoutes,
     clusterRoutes, distributedRoutes, nodeRoutes, networkRoutes, consensusRoutes, resourceRoutes, clientRoutes,
     ollamaRoutes, openaiRoutes, taskRoutes, taskMetricRoutes, aiRoutes, trainingRoutes, workerRoutes, consoleRoutes,
-    filesRoutes
+    filesRoutes,
+    dagCarRoutes
   ]) {
     routes(app, ctx)
   }

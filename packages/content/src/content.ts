@@ -1,5 +1,6 @@
 import { addAll } from './add.ts'
 import { BlockStream, startBrokers } from './block-stream.ts'
+import { exportCar, importCars } from './car.ts'
 import { boundedFetches, dagGet, dagPut, getBlock, putBlock, statBlock } from './blocks.ts'
 import { codecs, hashers } from './codecs.ts'
 import { BlockGuard, collectGarbage, heldPut, removeBlocks } from './gc.ts'
@@ -12,6 +13,7 @@ import { Topics } from './pubsub.ts'
 import { cat, ls, resolveEntry, stat } from './read.ts'
 import type { AddEvent, AddOptions } from './add.ts'
 import type { BlockStreamInit } from './block-stream.ts'
+import type { CarImportEvent, CarImportOptions } from './car.ts'
 import type { BlockPutOptions, DagPutOptions, ReadOptions } from './blocks.ts'
 import type { BlockRmOptions, BlockRmResult, GcComponents, GcResult } from './gc.ts'
 import type { DhtRecords } from './names.ts'
@@ -227,6 +229,24 @@ export class Content {
     const cids: CID[] = []
     for (const path of paths) cids.push(await this.resolve(path, options))
     yield * removeBlocks(this.gcComponents, cids, options)
+  }
+
+  /** Kubo's dag/export: the DAG under a path as a CAR stream; a root that cannot be read fails before the first byte. */
+  async dagExport (path: string, options: ReadOptions = {}): Promise<AsyncGenerator<Uint8Array>> {
+    const cid = await this.resolve(path, options)
+    await getBlock(this.reads, cid, options)
+    const { blockstore, getCodec, logger } = this.helia
+    return exportCar({ blockstore, getCodec, logger }, cid, options)
+  }
+
+  /** Kubo's dag/import: CAR files into the blockstore, their roots pinned unless `pinRoots` is false. */
+  async * dagImport (cars: AsyncIterable<AsyncIterable<Uint8Array>>, options?: CarImportOptions): AsyncGenerator<CarImportEvent> {
+    const hold = this.guard.hold()
+    try {
+      yield * importCars({ blockstore: this.helia.blockstore, pins: this.helia.pins, hold }, cars, options)
+    } finally {
+      hold.release()
+    }
   }
 
   dagGet (path: string, outputCodec?: string, options?: ReadOptions): Promise<Uint8Array> {
