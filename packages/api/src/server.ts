@@ -29,6 +29,7 @@ import { openaiRoutes } from './routes/openai.ts'
 import { peerRoutes } from './routes/peers.ts'
 import { pinRoutes } from './routes/pins.ts'
 import { pubsubRoutes } from './routes/pubsub.ts'
+import { refsRoutes } from './routes/refs.ts'
 import { resourceRoutes } from './routes/resources.ts'
 import { systemRoutes } from './routes/system.ts'
 import { taskMetricRoutes } from './routes/task-metrics.ts'
@@ -198,7 +199,8 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
     clusterRoutes, distributedRoutes, nodeRoutes, networkRoutes, consensusRoutes, resourceRoutes, clientRoutes,
     ollamaRoutes, openaiRoutes, taskRoutes, taskMetricRoutes, aiRoutes, trainingRoutes, workerRoutes, consoleRoutes,
     filesRoutes,
-    dagCarRoutes
+    dagCarRoutes,
+    refsRoutes
   ]) {
     routes(app, ctx)
   }

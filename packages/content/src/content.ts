@@ -1,6 +1,9 @@
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
 import { addAll } from './add.ts'
 import { BlockStream, startBrokers } from './block-stream.ts'
 import { exportCar, importCars } from './car.ts'
+import { dagResolve } from './dag-resolve.ts'
 import { boundedFetches, dagGet, dagPut, getBlock, putBlock, statBlock } from './blocks.ts'
 import { codecs, hashers } from './codecs.ts'
 import { BlockGuard, collectGarbage, heldPut, removeBlocks } from './gc.ts'
@@ -9,15 +12,18 @@ import { Mfs } from './mfs.ts'
 import { ipnsDhtRecords, Names } from './names.ts'
 import { parsePath } from './paths.ts'
 import { pinAdd, pinLs, pinRm } from './pins.ts'
+import { refs } from './refs.ts'
 import { Topics } from './pubsub.ts'
 import { cat, ls, resolveEntry, stat } from './read.ts'
 import type { AddEvent, AddOptions } from './add.ts'
 import type { BlockStreamInit } from './block-stream.ts'
 import type { CarImportEvent, CarImportOptions } from './car.ts'
+import type { DagResolution } from './dag-resolve.ts'
 import type { BlockPutOptions, DagPutOptions, ReadOptions } from './blocks.ts'
 import type { BlockRmOptions, BlockRmResult, GcComponents, GcResult } from './gc.ts'
 import type { DhtRecords } from './names.ts'
 import type { PinEntry, PinFilter } from './pins.ts'
+import type { Ref, RefsOptions } from './refs.ts'
 import type { CatOptions, FileStat, Listing } from './read.ts'
 import type { Blocks } from '@helia/interface'
 import type { HeliaWithLibp2p } from '@helia/libp2p'
@@ -27,7 +33,6 @@ import type { Blockstore } from 'interface-blockstore'
 import type { Datastore } from 'interface-datastore'
 import type { ImportCandidate } from 'ipfs-unixfs-importer'
 import type { Libp2pOptions } from 'libp2p'
-import type { CID } from 'multiformats/cid'
 
 export interface ContentInit {
   blockstore: Blockstore
@@ -247,6 +252,21 @@ export class Content {
     } finally {
       hold.release()
     }
+  }
+
+  /** Kubo's dag/resolve: the block an IPLD path reaches, and what is left of the path inside it. */
+  dagResolve (path: string, options?: ReadOptions): Promise<DagResolution> {
+    return dagResolve(this.reads, path, options)
+  }
+
+  /** Kubo's refs: the links under a path, depth first. */
+  async * refs (path: string, options?: RefsOptions): AsyncGenerator<Ref> {
+    yield * refs(this.reads, await this.resolve(path, options), options)
+  }
+
+  /** Kubo's refs/local: every block here, as a raw CIDv1, since blocks are kept by multihash. */
+  async * refsLocal (options?: AbortOptions): AsyncGenerator<CID> {
+    for await (const { cid } of this.gcComponents.blockstore.getAll(options)) yield CID.createV1(raw.code, cid.multihash)
   }
 
   dagGet (path: string, outputCodec?: string, options?: ReadOptions): Promise<Uint8Array> {
