@@ -30,7 +30,9 @@ import { peerRoutes } from './routes/peers.ts'
 import { pinRoutes } from './routes/pins.ts'
 import { pubsubRoutes } from './routes/pubsub.ts'
 import { refsRoutes } from './routes/refs.ts'
+import { repoRoutes } from './routes/repo.ts'
 import { resourceRoutes } from './routes/resources.ts'
+import { swarmOpsRoutes } from './routes/swarm-ops.ts'
 import { systemRoutes } from './routes/system.ts'
 import { taskMetricRoutes } from './routes/task-metrics.ts'
 import { taskRoutes } from './routes/tasks.ts'
@@ -200,7 +202,9 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
     ollamaRoutes, openaiRoutes, taskRoutes, taskMetricRoutes, aiRoutes, trainingRoutes, workerRoutes, consoleRoutes,
     filesRoutes,
     dagCarRoutes,
-    refsRoutes
+    refsRoutes,
+    repoRoutes,
+    swarmOpsRoutes
   ]) {
     routes(app, ctx)
   }

@@ -35,7 +35,8 @@ export function exportCar (components: CarComponents, root: CID, options: AbortO
   return car(components).export(root, options)
 }
 
-async function verify (cid: CID, bytes: Uint8Array): Promise<void> {
+/** Checks a block against its CID's multihash; an InvalidParameterError says why it does not match. */
+export async function verifyBlock (cid: CID, bytes: Uint8Array): Promise<void> {
   const code = cid.multihash.code
   const hasher = code === identity.code ? identity : Object.values(hashers).find(h => h.code === code)
   if (hasher == null) throw new InvalidParameterError(`block ${cid} uses a hash function the node does not verify (0x${code.toString(16)})`)
@@ -65,7 +66,7 @@ export async function * importCars (components: CarImportComponents, cars: Async
         if (block.bytes.length > BLOCK_LIMIT && options.allowBigBlock !== true) {
           throw new InvalidParameterError(`block ${block.cid} is ${block.bytes.length} bytes, over the ${BLOCK_LIMIT}-byte limit: allow-big-block takes it`)
         }
-        await verify(block.cid, block.bytes)
+        await verifyBlock(block.cid, block.bytes)
         await components.hold.keep(block.cid)
         await components.blockstore.put(block.cid, block.bytes, options)
         blocks++

@@ -2,7 +2,7 @@ import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { addAll } from './add.ts'
 import { BlockStream, startBrokers } from './block-stream.ts'
-import { exportCar, importCars } from './car.ts'
+import { exportCar, importCars, verifyBlock } from './car.ts'
 import { dagResolve } from './dag-resolve.ts'
 import { boundedFetches, dagGet, dagPut, getBlock, putBlock, statBlock } from './blocks.ts'
 import { codecs, hashers } from './codecs.ts'
@@ -267,6 +267,20 @@ export class Content {
   /** Kubo's refs/local: every block here, as a raw CIDv1, since blocks are kept by multihash. */
   async * refsLocal (options?: AbortOptions): AsyncGenerator<CID> {
     for await (const { cid } of this.gcComponents.blockstore.getAll(options)) yield CID.createV1(raw.code, cid.multihash)
+  }
+
+  /** Kubo's repo/verify: each local block checked against its CID, with why one does not match. */
+  async * verifyBlocks (options?: AbortOptions): AsyncGenerator<{ cid: CID, error?: string }> {
+    for await (const { cid, bytes } of this.gcComponents.blockstore.getAll(options)) {
+      const chunks: Uint8Array[] = []
+      for await (const chunk of bytes) chunks.push(chunk)
+      try {
+        await verifyBlock(cid, Buffer.concat(chunks))
+        yield { cid }
+      } catch (err: any) {
+        yield { cid, error: err.message }
+      }
+    }
   }
 
   dagGet (path: string, outputCodec?: string, options?: ReadOptions): Promise<Uint8Array> {

@@ -5,7 +5,7 @@
  * services; nothing below it knows about config files.
  */
 export { createNode, isLoopback } from './node.ts'
-export type { Node, DaemonNode, NodeComponents } from './node.ts'
+export type { Node, DaemonNode, NodeComponents, RepoStat } from './node.ts'
 export { loadConfig, defaults, defaultRepo, merge, checkConfig, parsePort, parseSecret, parseTrustedPeers, CONFIG_FILE, OPEN_SWARM } from './config.ts'
 export type { Config, ClusterConfig, ConfigLayer, LoadConfigOptions } from './config.ts'
 export { initRepo, readApiAddress, repoBlockBytes, writeDefaultConfig, formatSwarmKey, parseSwarmKey, readSwarmKey, REPO_VERSION, SWARM_KEY_FILE } from './repo.ts'

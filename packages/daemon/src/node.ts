@@ -46,6 +46,16 @@ export interface Node {
   /** Round-trip time to each connected peer by the ping protocol; null for one that did not answer within `timeoutMs`. */
   pingPeers(options?: AbortOptions & { timeoutMs?: number }): Promise<Array<{ peer: string, latencyMs: number | null, error?: string }>>
   connect(addr: string, options?: AbortOptions): Promise<string>
+  /** Kubo's repo/stat: bytes of blocks, the GC limit, and (unless `sizeOnly`) how many blocks there are. */
+  repoStat(options?: AbortOptions & { sizeOnly?: boolean }): Promise<RepoStat>
+}
+
+export interface RepoStat {
+  repoSize: number
+  storageMax: number
+  numObjects?: number
+  repoPath: string
+  version: string
 }
 
 export interface DaemonNode extends Node {
@@ -178,6 +188,14 @@ export async function createNode (config: Config, components: NodeComponents): P
       await repo.setApiAddress(url)
     },
     connect: async (addr, options) => connect(content.swarm, addr, options),
+    repoStat: async (options = {}) => {
+      let numObjects: number | undefined
+      if (options.sizeOnly !== true) {
+        numObjects = 0
+        for await (const _ of content.refsLocal(options)) numObjects++
+      }
+      return { repoSize: await repoBlockBytes(blocksDir), storageMax: config.content.storageMax, numObjects, repoPath: config.repo, version: `fs-repo@${REPO_VERSION}` }
+    },
     async start () {
       if (started) return
       try {
