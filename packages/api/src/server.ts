@@ -32,6 +32,7 @@ import { pubsubRoutes } from './routes/pubsub.ts'
 import { refsRoutes } from './routes/refs.ts'
 import { repoRoutes } from './routes/repo.ts'
 import { resourceRoutes } from './routes/resources.ts'
+import { settingsRoutes } from './routes/settings.ts'
 import { swarmOpsRoutes } from './routes/swarm-ops.ts'
 import { systemRoutes } from './routes/system.ts'
 import { taskMetricRoutes } from './routes/task-metrics.ts'
@@ -47,12 +48,16 @@ export interface ApiInit {
   /** Largest JSON or text body; files go through multipart or raw streams, unbounded. */
   bodyLimit?: number
   logger?: Logger
+  /** Stops the daemon, as Kubo's `shutdown` asks; without it, that route is refused. */
+  requestStop?: () => void
 }
 
 export interface ApiContext {
   node: Node
   /** Aborted when the server starts closing: long-lived reads and subscriptions end with it. */
   shutdown: AbortSignal
+  /** Stops the daemon once the current answer is out (Kubo's `shutdown`). */
+  requestStop?: () => void
 }
 
 export type Routes = (app: FastifyInstance, ctx: ApiContext) => void
@@ -195,7 +200,7 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
   })
   await app.register(swaggerUi, { routePrefix: '/api/v0/docs' })
 
-  const ctx: ApiContext = { node, shutdown: shutdown.signal }
+  const ctx: ApiContext = { node, shutdown: shutdown.signal, requestStop: init.requestStop }
   for (const routes of [
     systemRoutes, authRoutes, contentRoutes, pinRoutes, nameRoutes, peerRoutes, pubsubRoutes, blockRoutes,
     clusterRoutes, distributedRoutes, nodeRoutes, networkRoutes, consensusRoutes, resourceRoutes, clientRoutes,
@@ -204,7 +209,8 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
     dagCarRoutes,
     refsRoutes,
     repoRoutes,
-    swarmOpsRoutes
+    swarmOpsRoutes,
+    settingsRoutes
   ]) {
     routes(app, ctx)
   }

@@ -94,6 +94,11 @@ async function start (opts: Record<string, any>): Promise<void> {
   }
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
+  daemon.stoppedByApi.then(() => { logger.info('stopped by the API\'s shutdown'); logger.flush(); process.exit(0) }, (err) => {
+    logger.error({ err }, 'unclean stop')
+    logger.flush()
+    process.exit(1)
+  })
 }
 
 async function worker (opts: Record<string, any>): Promise<void> {
