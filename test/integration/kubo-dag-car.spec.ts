@@ -6,17 +6,9 @@ import { create } from 'kubo-rpc-client'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { rpc, startTestDaemon } from '../helpers/daemon.ts'
+import { collect } from '../helpers/streams.ts'
 import type { TestDaemon } from '../helpers/daemon.ts'
 import type { KuboRPCClient } from 'kubo-rpc-client'
-
-async function collect<T> (source: AsyncIterable<T>, max = 10_000): Promise<T[]> {
-  const out: T[] = []
-  for await (const item of source) {
-    out.push(item)
-    if (out.length >= max) break
-  }
-  return out
-}
 
 async function cborBlock (value: unknown): Promise<{ cid: CID, bytes: Uint8Array }> {
   const bytes = dagCbor.encode(value)

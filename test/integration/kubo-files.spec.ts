@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { create } from 'kubo-rpc-client'
 import { formOf, rpc, startTestDaemon } from '../helpers/daemon.ts'
+import { collect } from '../helpers/streams.ts'
 import type { TestDaemon } from '../helpers/daemon.ts'
 import type { KuboRPCClient } from 'kubo-rpc-client'
 
@@ -12,15 +13,6 @@ const HELLO = 'hello world\n'
 /** Kubo's CIDs for the same content: `ipfs add` of HELLO, and the empty directory Kubo's MFS starts from. */
 const HELLO_CID = 'QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o'
 const EMPTY_DIR_CID = 'QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn'
-
-async function collect<T> (source: AsyncIterable<T>, max = 10_000): Promise<T[]> {
-  const out: T[] = []
-  for await (const item of source) {
-    out.push(item)
-    if (out.length >= max) break
-  }
-  return out
-}
 
 async function readString (client: KuboRPCClient, path: string, options: { offset?: number, length?: number } = {}): Promise<string> {
   return Buffer.concat(await collect(client.files.read(path, options))).toString()

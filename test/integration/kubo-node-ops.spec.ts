@@ -2,22 +2,9 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { create } from 'kubo-rpc-client'
 import { rpc, startPair } from '../helpers/daemon.ts'
+import { collect, ndjson } from '../helpers/streams.ts'
 import type { TestDaemon } from '../helpers/daemon.ts'
 import type { KuboRPCClient } from 'kubo-rpc-client'
-
-async function collect<T> (source: AsyncIterable<T>, max = 10_000): Promise<T[]> {
-  const out: T[] = []
-  for await (const item of source) {
-    out.push(item)
-    if (out.length >= max) break
-  }
-  return out
-}
-
-async function ndjson (res: Response): Promise<any[]> {
-  assert.equal(res.status, 200)
-  return (await res.text()).trim().split('\n').filter(l => l !== '').map(l => JSON.parse(l))
-}
 
 describe('repo, stats, swarm addresses and ping', { timeout: 120_000 }, () => {
   let a: TestDaemon

@@ -3,22 +3,9 @@ import { after, before, describe, it } from 'node:test'
 import { create } from 'kubo-rpc-client'
 import { CID } from 'multiformats/cid'
 import { rpc, startTestDaemon } from '../helpers/daemon.ts'
+import { collect, ndjson } from '../helpers/streams.ts'
 import type { TestDaemon } from '../helpers/daemon.ts'
 import type { KuboRPCClient } from 'kubo-rpc-client'
-
-async function collect<T> (source: AsyncIterable<T>, max = 10_000): Promise<T[]> {
-  const out: T[] = []
-  for await (const item of source) {
-    out.push(item)
-    if (out.length >= max) break
-  }
-  return out
-}
-
-async function ndjson (res: Response): Promise<any[]> {
-  assert.equal(res.status, 200)
-  return (await res.text()).trim().split('\n').filter(l => l !== '').map(l => JSON.parse(l))
-}
 
 describe('refs, refs/local, dag/resolve and resolve', { timeout: 120_000 }, () => {
   let d: TestDaemon
