@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { create } from 'kubo-rpc-client'
-import { rpc, startPair } from '../helpers/daemon.ts'
+import { rpc, startPair, startTestDaemon } from '../helpers/daemon.ts'
 import { collect, ndjson } from '../helpers/streams.ts'
 import type { TestDaemon } from '../helpers/daemon.ts'
 import type { KuboRPCClient } from 'kubo-rpc-client'
@@ -70,6 +70,20 @@ describe('repo, stats, swarm addresses and ping', { timeout: 120_000 }, () => {
     const self = await rpc(a, 'ping', { arg: a.node.peerId })
     assert.equal(self.status, 400)
     assert.equal((await rpc(a, 'ping', { arg: b.node.peerId, count: '0' })).status, 400)
+  })
+
+  it('lists the bootstrap peers it started with, and refuses to change them at run time', async () => {
+    assert.deepEqual(await client.bootstrap.list(), { Peers: [] })
+    const c = await startTestDaemon({ swarm: { bootstrap: [a.swarmAddr] } })
+    try {
+      const listed = await create({ url: `${c.url}/api/v0`, timeout: 30_000 }).bootstrap.list()
+      assert.deepEqual(listed.Peers.map(String), [a.swarmAddr])
+    } finally {
+      await c.cleanup()
+    }
+    const res = await rpc(a, 'bootstrap/add', { arg: b.swarmAddr })
+    assert.equal(res.status, 400)
+    assert.match((await res.json()).Message, /restart/)
   })
 
   it('disconnects a peer, and says so of one not connected', async () => {

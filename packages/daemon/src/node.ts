@@ -37,6 +37,8 @@ export interface Node {
   /** Who may use the node: credentials, permissions, origins, rate limits. */
   readonly access: AccessService
   readonly peerId: string
+  /** The peers the swarm was told to join through at start: the configured ones and a join token's. */
+  readonly bootstrap: readonly string[]
   readonly startedAt: Date
   /** Prometheus registry of this node: libp2p, repo and API metrics. */
   readonly metrics: Registry
@@ -178,6 +180,7 @@ export async function createNode (config: Config, components: NodeComponents): P
     metrics,
     get swarm () { return content.swarm },
     peerId,
+    bootstrap: joining.bootstrap,
     get startedAt () { return startedAt },
     version: () => versionInfo(REPO_VERSION),
     identity: async (peerId, options) => describePeer(content.swarm, `node-daemon/${node.version().version}`, peerId, options),

@@ -12,7 +12,7 @@ const PING_INTERVAL_MS = 1000
 /** More pings than anyone waits for are refused rather than left running. */
 const MAX_PINGS = 1000
 
-/** The swarm's addresses and connections, and pings: Kubo's swarm/addrs, swarm/addrs/local, swarm/disconnect and ping. */
+/** The swarm's addresses, connections and bootstrap peers, and pings: Kubo's swarm/addrs, swarm/addrs/local, swarm/disconnect, bootstrap and ping. */
 export const swarmOpsRoutes: Routes = (app, { node, shutdown }) => {
   kuboRoute(app, {
     path: 'swarm/addrs',
@@ -49,6 +49,28 @@ export const swarmOpsRoutes: Routes = (app, { node, shutdown }) => {
       return { Strings: strings }
     }
   })
+
+  for (const path of ['bootstrap', 'bootstrap/list']) {
+    kuboRoute(app, {
+      path,
+      permission: 'swarm',
+      tags: ['peers'],
+      summary: 'The peers this node joined through at start: the configured ones and a join token\'s',
+      handler: async () => ({ Peers: [...node.bootstrap] })
+    })
+  }
+
+  for (const path of ['bootstrap/add', 'bootstrap/rm']) {
+    kuboRoute(app, {
+      path,
+      permission: 'swarm',
+      tags: ['peers'],
+      summary: 'Refused: the bootstrap list is read at start (swarm.bootstrap in config.yaml, --bootstrap or --join); swarm/connect dials a peer now',
+      handler: async () => {
+        throw new BadRequestError(`${path} is not supported: the bootstrap list is read at start; set swarm.bootstrap in config.yaml (or pass --bootstrap) and restart, or use swarm/connect to dial a peer now`)
+      }
+    })
+  }
 
   kuboRoute(app, {
     path: 'ping',
