@@ -18,7 +18,9 @@ import { clusterRoutes } from './routes/cluster.ts'
 import { consensusRoutes } from './routes/consensus.ts'
 import { consoleRoutes } from './routes/console.ts'
 import { contentRoutes } from './routes/content.ts'
+import { dagCarRoutes } from './routes/dag-car.ts'
 import { distributedRoutes } from './routes/distributed.ts'
+import { filesRoutes } from './routes/files.ts'
 import { nameRoutes } from './routes/names.ts'
 import { networkRoutes } from './routes/network.ts'
 import { nodeRoutes } from './routes/nodes.ts'
@@ -29,7 +31,11 @@ import { pinRoutes } from './routes/pins.ts'
 import { methodRoutes } from './routes/methods.ts'
 import { eventRoutes } from './routes/events.ts'
 import { pubsubRoutes } from './routes/pubsub.ts'
+import { refsRoutes } from './routes/refs.ts'
+import { repoRoutes } from './routes/repo.ts'
 import { resourceRoutes } from './routes/resources.ts'
+import { settingsRoutes } from './routes/settings.ts'
+import { swarmOpsRoutes } from './routes/swarm-ops.ts'
 import { systemRoutes } from './routes/system.ts'
 import { taskMetricRoutes } from './routes/task-metrics.ts'
 import { taskRoutes } from './routes/tasks.ts'
@@ -44,12 +50,16 @@ export interface ApiInit {
   /** Largest JSON or text body; files go through multipart or raw streams, unbounded. */
   bodyLimit?: number
   logger?: Logger
+  /** Stops the daemon, as Kubo's `shutdown` asks; without it, that route is refused. */
+  requestStop?: () => void
 }
 
 export interface ApiContext {
   node: Node
   /** Aborted when the server starts closing: long-lived reads and subscriptions end with it. */
   shutdown: AbortSignal
+  /** Stops the daemon once the current answer is out (Kubo's `shutdown`). */
+  requestStop?: () => void
 }
 
 declare module 'fastify' {
@@ -201,12 +211,19 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
   })
   await app.register(swaggerUi, { routePrefix: '/api/v0/docs' })
 
-  const ctx: ApiContext = { node, shutdown: shutdown.signal }
+  const ctx: ApiContext = { node, shutdown: shutdown.signal, requestStop: init.requestStop }
   for (const routes of [
     systemRoutes, authRoutes, contentRoutes, pinRoutes, nameRoutes, peerRoutes, pubsubRoutes, blockRoutes,
     clusterRoutes, distributedRoutes, nodeRoutes, networkRoutes, consensusRoutes, resourceRoutes, clientRoutes,
     ollamaRoutes, openaiRoutes, taskRoutes, taskMetricRoutes, aiRoutes, trainingRoutes, workerRoutes, consoleRoutes,
-    methodRoutes, eventRoutes
+    methodRoutes,
+    eventRoutes,
+    filesRoutes,
+    dagCarRoutes,
+    refsRoutes,
+    repoRoutes,
+    swarmOpsRoutes,
+    settingsRoutes
   ]) {
     routes(app, ctx)
   }

@@ -10,16 +10,27 @@ export interface RunningDaemon {
   url: string
   /** Stops taking requests, lets in-flight writes finish, then closes the node and its stores. */
   stop(): Promise<void>
+  /** Settles once a stop asked through the API (Kubo's `shutdown`) has finished. */
+  stoppedByApi: Promise<void>
 }
 
 /** Starts a node and its API: what `node-daemon start` runs, and what tests run in-process. */
 export async function startDaemon (config: Config, logger: Logger): Promise<RunningDaemon> {
   const node = await createNode(config, { logger })
+  const stoppedByApi = Promise.withResolvers<void>()
+  let stopping: Promise<void> | undefined
+  const stop = async (): Promise<void> => {
+    stopping ??= (async () => {
+      await api.close()
+      await node.stop()
+    })()
+    return stopping
+  }
   await node.start()
   let api: FastifyInstance
   try {
     await guardOpenAddress(node, config, logger)
-    api = await createApiServer(node, { logger })
+    api = await createApiServer(node, { logger, requestStop: () => { stoppedByApi.resolve(stop()) } })
     await api.listen({ host: config.api.host, port: config.api.port })
   } catch (err) {
     await node.stop()
@@ -30,19 +41,7 @@ export async function startDaemon (config: Config, logger: Logger): Promise<Runn
   const host = config.api.host.includes(':') ? `[${config.api.host}]` : config.api.host
   const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`
   await node.setApiAddress(url)
-  let stopping: Promise<void> | undefined
-  return {
-    node,
-    api,
-    url,
-    stop: async () => {
-      stopping ??= (async () => {
-        await api.close()
-        await node.stop()
-      })()
-      return stopping
-    }
-  }
+  return { node, api, url, stop, stoppedByApi: stoppedByApi.promise }
 }
 
 /** How long a first start waits for its cluster to take the admin key it makes. */

@@ -96,6 +96,11 @@ async function start (opts: Record<string, any>): Promise<void> {
   }
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
+  daemon.stoppedByApi.then(() => { logger.info('stopped by the API\'s shutdown'); logger.flush(); process.exit(0) }, (err) => {
+    logger.error({ err }, 'unclean stop')
+    logger.flush()
+    process.exit(1)
+  })
 }
 
 /** Runs a training worker until a signal: what it does on stderr, or with --json a JSON line per event on stdout. */

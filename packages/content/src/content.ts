@@ -1,21 +1,30 @@
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
 import { addAll } from './add.ts'
 import { BlockStream, startBrokers } from './block-stream.ts'
+import { exportCar, importCars, verifyBlock } from './car.ts'
+import { dagResolve } from './dag-resolve.ts'
 import { boundedFetches, dagGet, dagPut, getBlock, putBlock, statBlock } from './blocks.ts'
 import { codecs, hashers } from './codecs.ts'
 import { BlockGuard, collectGarbage, heldPut, removeBlocks } from './gc.ts'
 import { createHeliaNode } from './helia-node.ts'
+import { Mfs } from './mfs.ts'
 import { ipnsDhtRecords, Names } from './names.ts'
 import { parsePath } from './paths.ts'
 import { pinAdd, pinLs, pinRm, pinUpdate } from './pins.ts'
+import { refs } from './refs.ts'
 import { Topics } from './pubsub.ts'
 import { cat, ls, resolveEntry, stat } from './read.ts'
 import { TypedEventEmitter } from '@libp2p/interface'
 import type { AddEvent, AddOptions } from './add.ts'
 import type { BlockStreamInit } from './block-stream.ts'
+import type { CarImportEvent, CarImportOptions } from './car.ts'
+import type { DagResolution } from './dag-resolve.ts'
 import type { BlockPutOptions, DagPutOptions, ReadOptions } from './blocks.ts'
 import type { BlockRmOptions, BlockRmResult, GcComponents, GcResult } from './gc.ts'
 import type { DhtRecords, NameComponents } from './names.ts'
 import type { PinEntry, PinFilter, PinLsOptions } from './pins.ts'
+import type { Ref, RefsOptions } from './refs.ts'
 import type { CatOptions, FileStat, Listing } from './read.ts'
 import type { Blocks } from '@helia/interface'
 import type { HeliaWithLibp2p } from '@helia/libp2p'
@@ -25,7 +34,6 @@ import type { Blockstore } from 'interface-blockstore'
 import type { Datastore } from 'interface-datastore'
 import type { ImportCandidate } from 'ipfs-unixfs-importer'
 import type { Libp2pOptions } from 'libp2p'
-import type { CID } from 'multiformats/cid'
 
 export interface ContentInit {
   blockstore: Blockstore
@@ -69,6 +77,8 @@ export class Content extends TypedEventEmitter<ContentEvents> {
   readonly blockStream: BlockStream
   readonly names: Names
   readonly topics: Topics
+  /** Kubo's files/* tree, whose root GC keeps as it keeps a pin. */
+  readonly mfs: Mfs
   private readonly identity: Uint8Array
   /** The in-flight set of adds and pulls, which GC leaves alone. */
   private readonly guard = new BlockGuard()
@@ -97,7 +107,8 @@ export class Content extends TypedEventEmitter<ContentEvents> {
     this.identity = init.identity
     this.fetchTimeoutMs = init.fetchTimeoutMs
     this.reads = boundedFetches(this.helia.blockstore, init.fetchTimeoutMs)
-    this.gcComponents = { blockstore: init.blockstore, pins: this.helia.pins, guard: this.guard, keep: init.keep, log: logger.forComponent('node-daemon:gc') }
+    this.mfs = new Mfs({ reads: this.reads, blockstore: this.helia.blockstore, datastore, pins: this.helia.pins, guard: this.guard })
+    this.gcComponents = { blockstore: init.blockstore, pins: this.helia.pins, guard: this.guard, keep: init.keep, mfsRoot: () => this.mfs.root, log: logger.forComponent('node-daemon:gc') }
   }
 
   get swarm (): Swarm {
@@ -109,6 +120,7 @@ export class Content extends TypedEventEmitter<ContentEvents> {
     try {
       this.topics.start()
       await this.names.setSelfKey(this.identity)
+      await this.mfs.start()
     } catch (err) {
       await this.stop()
       throw err
@@ -257,6 +269,53 @@ export class Content extends TypedEventEmitter<ContentEvents> {
     const cids: CID[] = []
     for (const path of paths) cids.push(await this.resolve(path, options))
     yield * removeBlocks(this.gcComponents, cids, options)
+  }
+
+  /** Kubo's dag/export: the DAG under a path as a CAR stream; a root that cannot be read fails before the first byte. */
+  async dagExport (path: string, options: ReadOptions = {}): Promise<AsyncGenerator<Uint8Array>> {
+    const cid = await this.resolve(path, options)
+    await getBlock(this.reads, cid, options)
+    const { blockstore, getCodec, logger } = this.helia
+    return exportCar({ blockstore, getCodec, logger }, cid, options)
+  }
+
+  /** Kubo's dag/import: CAR files into the blockstore, their roots pinned unless `pinRoots` is false. */
+  async * dagImport (cars: AsyncIterable<AsyncIterable<Uint8Array>>, options?: CarImportOptions): AsyncGenerator<CarImportEvent> {
+    const hold = this.guard.hold()
+    try {
+      yield * importCars({ blockstore: this.helia.blockstore, pins: this.helia.pins, hold }, cars, options)
+    } finally {
+      hold.release()
+    }
+  }
+
+  /** Kubo's dag/resolve: the block an IPLD path reaches, and what is left of the path inside it. */
+  dagResolve (path: string, options?: ReadOptions): Promise<DagResolution> {
+    return dagResolve(this.reads, path, options)
+  }
+
+  /** Kubo's refs: the links under a path, depth first. */
+  async * refs (path: string, options?: RefsOptions): AsyncGenerator<Ref> {
+    yield * refs(this.reads, await this.resolve(path, options), options)
+  }
+
+  /** Kubo's refs/local: every block here, as a raw CIDv1, since blocks are kept by multihash. */
+  async * refsLocal (options?: AbortOptions): AsyncGenerator<CID> {
+    for await (const { cid } of this.gcComponents.blockstore.getAll(options)) yield CID.createV1(raw.code, cid.multihash)
+  }
+
+  /** Kubo's repo/verify: each local block checked against its CID, with why one does not match. */
+  async * verifyBlocks (options?: AbortOptions): AsyncGenerator<{ cid: CID, error?: string }> {
+    for await (const { cid, bytes } of this.gcComponents.blockstore.getAll(options)) {
+      const chunks: Uint8Array[] = []
+      for await (const chunk of bytes) chunks.push(chunk)
+      try {
+        await verifyBlock(cid, Buffer.concat(chunks))
+        yield { cid }
+      } catch (err: any) {
+        yield { cid, error: err.message }
+      }
+    }
   }
 
   dagGet (path: string, outputCodec?: string, options?: ReadOptions): Promise<Uint8Array> {

@@ -45,3 +45,9 @@ export class GcError extends Error {
   static name = 'GcError'
   name = 'GcError'
 }
+
+/** An MFS path is already taken. */
+export class FileExistsError extends Error {
+  static name = 'FileExistsError'
+  name = 'FileExistsError'
+}

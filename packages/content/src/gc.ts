@@ -117,8 +117,8 @@ export class BlockGuard {
   }
 }
 
-/** Why a block is kept: pinned itself, under a recursive pin (the root), or allocated to this node by the cluster. */
-export type Keeper = 'recursive' | 'direct' | 'allocated' | CID
+/** Why a block is kept: pinned itself, under a recursive pin (the root), allocated to this node by the cluster, or in the files/* tree. */
+export type Keeper = 'recursive' | 'direct' | 'allocated' | 'mfs' | CID
 
 export interface GcComponents {
   /** The local store itself: GC neither fetches nor goes through Helia's lock. */
@@ -127,6 +127,8 @@ export interface GcComponents {
   guard: BlockGuard
   /** Roots kept with everything under them though not pinned here (yet): the cluster's allocations. */
   keep?: () => Iterable<string>
+  /** The root of the files/* tree, kept with everything under it, as Kubo's GC keeps it. */
+  mfsRoot?: () => CID | undefined
   log?: Logger
 }
 
@@ -149,6 +151,11 @@ export async function markLive (components: GcComponents, options: AbortOptions 
     const cid = CID.parse(text)
     if (!live.has(blockKey(cid))) live.set(blockKey(cid), 'allocated')
     roots.push({ cid, depth: Infinity, keeper: 'allocated' })
+  }
+  const mfs = components.mfsRoot?.()
+  if (mfs != null) {
+    if (!live.has(blockKey(mfs))) live.set(blockKey(mfs), 'mfs')
+    roots.push({ cid: mfs, depth: Infinity, keeper: 'mfs' })
   }
   // Blocks walked under some root: a walk that meets one again need not go below it.
   const seen = new Set<string>()
@@ -212,6 +219,7 @@ export interface BlockRmResult {
 
 function pinnedMessage (keeper: Keeper): string {
   if (keeper instanceof CID) return `pinned via ${keeper}`
+  if (keeper === 'mfs') return 'in use by the files (MFS) tree'
   return keeper === 'allocated' ? 'pinned: allocated to this node by the cluster' : `pinned: ${keeper}`
 }
 

@@ -5,7 +5,7 @@
  * services; nothing below it knows about config files.
  */
 export { createNode, isLoopback } from './node.ts'
-export type { Node, DaemonNode, NodeComponents } from './node.ts'
+export type { Node, DaemonNode, NodeComponents, RepoStat } from './node.ts'
 export { loadConfig, defaults, merge, checkConfig, parseTrustedPeers, CONFIG_FILE } from './config.ts'
 export { defaultRepo, parsePort, parseSecret, OPEN_SWARM } from './settings.ts'
 export type { Config, ClusterConfig, ConfigLayer, LoadConfigOptions } from './config.ts'

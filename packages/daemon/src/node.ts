@@ -38,6 +38,8 @@ export interface Node {
   /** Who may use the node: credentials, permissions, origins, rate limits. */
   readonly access: AccessService
   readonly peerId: string
+  /** The peers the swarm was told to join through at start: the configured ones and a join token's. */
+  readonly bootstrap: readonly string[]
   readonly startedAt: Date
   /** What the node still does before it is ready (registering the default models), or undefined once done. */
   starting(): string | undefined
@@ -49,6 +51,16 @@ export interface Node {
   /** Round-trip time to each connected peer by the ping protocol; null for one that did not answer within `timeoutMs`. */
   pingPeers(options?: AbortOptions & { timeoutMs?: number }): Promise<Array<{ peer: string, latencyMs: number | null, error?: string }>>
   connect(addr: string, options?: AbortOptions): Promise<string>
+  /** Kubo's repo/stat: bytes of blocks, the GC limit, and (unless `sizeOnly`) how many blocks there are. */
+  repoStat(options?: AbortOptions & { sizeOnly?: boolean }): Promise<RepoStat>
+}
+
+export interface RepoStat {
+  repoSize: number
+  storageMax: number
+  numObjects?: number
+  repoPath: string
+  version: string
 }
 
 export interface DaemonNode extends Node {
@@ -175,6 +187,7 @@ export async function createNode (config: Config, components: NodeComponents): P
     metrics,
     get swarm () { return content.swarm },
     peerId,
+    bootstrap: joining.bootstrap,
     get startedAt () { return startedAt },
     starting: () => startup,
     version: () => versionInfo(REPO_VERSION),
@@ -186,6 +199,14 @@ export async function createNode (config: Config, components: NodeComponents): P
       await repo.setApiAddress(url)
     },
     connect: async (addr, options) => connect(content.swarm, addr, options),
+    repoStat: async (options = {}) => {
+      let numObjects: number | undefined
+      if (options.sizeOnly !== true) {
+        numObjects = 0
+        for await (const _ of content.refsLocal(options)) numObjects++
+      }
+      return { repoSize: await repoBlockBytes(blocksDir), storageMax: config.content.storageMax, numObjects, repoPath: config.repo, version: `fs-repo@${REPO_VERSION}` }
+    },
     async start () {
       if (started) return
       try {

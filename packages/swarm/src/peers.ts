@@ -1,5 +1,5 @@
 import { multiaddr } from '@multiformats/multiaddr'
-import { DialError, HandshakeFailedError, InvalidMultiaddrError, PeerNotFoundError } from './errors.ts'
+import { DialError, HandshakeFailedError, InvalidMultiaddrError, InvalidPeerIdError, PeerNotFoundError } from './errors.ts'
 import { parsePeerId } from './identity.ts'
 import type { Swarm } from './options.ts'
 import type { AbortOptions } from '@libp2p/interface'
@@ -90,4 +90,37 @@ export async function pingPeers (swarm: Swarm, options: AbortOptions & { timeout
       return { peer: id, latencyMs: null, error: err.message }
     }
   }))
+}
+
+/** The addresses the peer store holds for each peer it knows, as Kubo's swarm/addrs. */
+export async function knownAddrs (swarm: Swarm): Promise<Record<string, string[]>> {
+  const out: Record<string, string[]> = {}
+  for (const peer of await swarm.peerStore.all()) {
+    if (peer.addresses.length > 0) out[peer.id.toString()] = peer.addresses.map(a => a.multiaddr.toString())
+  }
+  return out
+}
+
+/** Closes every connection to the peer a multiaddr (or a bare peer id) names; returns its id. */
+export async function disconnect (swarm: Swarm, addr: string, options: AbortOptions = {}): Promise<string> {
+  const peer = addr.startsWith('/') ? parseMultiaddr(addr).getComponents().find(c => c.name === 'p2p')?.value ?? '' : addr
+  const id = parsePeerId(peer)
+  if (swarm.getConnections(id).length === 0) throw new PeerNotFoundError(`not connected to ${peer}`)
+  await swarm.hangUp(id, options)
+  return id.toString()
+}
+
+/**
+ * One round trip by the ping protocol to a peer by id or multiaddr, dialling
+ * it if need be, in milliseconds; the peer's id comes with it.
+ */
+export async function pingPeer (swarm: Swarm, target: string, options: AbortOptions = {}): Promise<number> {
+  const to = target.startsWith('/') ? parseMultiaddr(target) : parsePeerId(target)
+  if (!target.startsWith('/') && swarm.peerId.equals(to as ReturnType<typeof parsePeerId>)) throw new InvalidPeerIdError('peer ID refers to self')
+  try {
+    return await swarm.services.ping.ping(to, options)
+  } catch (err: any) {
+    options.signal?.throwIfAborted()
+    throw new DialError(`ping ${target}: ${err.message}`)
+  }
 }

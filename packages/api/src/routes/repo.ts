@@ -1,0 +1,121 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Type } from 'typebox'
+import { duration } from '../args.ts'
+import { trafficJson } from '../cluster-views.ts'
+import { BadRequestError } from '../errors.ts'
+import { requestSignal, sendNdjson } from '../stream.ts'
+import { kuboRoute } from './route.ts'
+import type { Routes } from '../server.ts'
+import type { Node } from '@node-daemon/daemon'
+
+const StatQuery = Type.Object({
+  'size-only': Type.Optional(Type.Boolean({ description: 'Leave out the count of blocks, which reads them all' })),
+  human: Type.Optional(Type.Boolean({ description: 'Kubo formats sizes in its text output only; the JSON answer is the same' }))
+})
+
+const BwQuery = Type.Object({
+  proto: Type.Optional(Type.String({ description: 'One libp2p protocol, e.g. /ipfs/bitswap/1.2.0' })),
+  peer: Type.Optional(Type.String()),
+  poll: Type.Optional(Type.Boolean({ description: 'A line every interval, until the client goes away' })),
+  interval: Type.Optional(Type.String({ description: 'Kubo duration; default 1s' }))
+})
+
+interface Sample { at: number, in: number, out: number }
+
+/** Bytes in and out so far, over every connection or one protocol. */
+async function transferred (node: Node, proto: string | undefined): Promise<Sample> {
+  const values = (await node.metrics.getSingleMetric('libp2p_data_transfer_bytes_total')?.get())?.values ?? []
+  const traffic = trafficJson(values)
+  const counts = proto == null ? traffic : traffic.protocols[proto] ?? { sent: 0, received: 0 }
+  return { at: Date.now(), in: counts.received, out: counts.sent }
+}
+
+function bwLine (now: Sample, before: Sample): object {
+  const seconds = Math.max((now.at - before.at) / 1000, 0.001)
+  return { TotalIn: now.in, TotalOut: now.out, RateIn: (now.in - before.in) / seconds, RateOut: (now.out - before.out) / seconds }
+}
+
+/** Kubo's repo/stat and stats/repo answer. */
+function repoStatJson (stat: Awaited<ReturnType<Node['repoStat']>>): object {
+  return { RepoSize: stat.repoSize, StorageMax: stat.storageMax, ...stat.numObjects == null ? {} : { NumObjects: stat.numObjects }, RepoPath: stat.repoPath, Version: stat.version }
+}
+
+/** The repo and the node's traffic: Kubo's repo/stat, stats/repo, repo/verify and stats/bw. */
+export const repoRoutes: Routes = (app, { node, shutdown }) => {
+  for (const path of ['repo/stat', 'stats/repo']) {
+    kuboRoute(app, {
+      path,
+      permission: 'cluster:read',
+      tags: ['repo'],
+      summary: 'Bytes of blocks in the repo (RepoSize), the GC limit (StorageMax), and how many blocks (NumObjects)',
+      schema: { querystring: StatQuery },
+      handler: async (request, reply) => {
+        const sizeOnly = (request.query as { 'size-only'?: boolean })['size-only'] === true
+        return repoStatJson(await node.repoStat({ sizeOnly, signal: requestSignal(reply) }))
+      }
+    })
+  }
+
+  kuboRoute(app, {
+    path: 'repo/verify',
+    permission: 'cluster:read',
+    tags: ['repo'],
+    summary: 'Check every local block against its CID; NDJSON progress, each corrupt block named, then the verdict',
+    handler: async (_request, reply) => {
+      const signal = AbortSignal.any([requestSignal(reply), shutdown])
+      return sendNdjson(reply, (async function * () {
+        let checked = 0
+        let corrupt = 0
+        for await (const block of node.content.verifyBlocks({ signal })) {
+          checked++
+          if (block.error != null) {
+            corrupt++
+            yield { Msg: `block ${block.cid} was corrupt (${block.error})`, Progress: checked }
+          } else {
+            yield { Msg: '', Progress: checked }
+          }
+        }
+        // Kubo ends a failed verify with an error after the lines; the stream's last line says it here.
+        if (corrupt > 0) throw new BadRequestError(`verify complete, ${corrupt} blocks were corrupt`)
+        yield { Msg: 'verify complete, all blocks validated.', Progress: 0 }
+      })())
+    }
+  })
+
+  // The rates of a stats/bw without `poll` are over the time since the one before it for the same protocol (or since the start).
+  const last = new Map<string, Sample>()
+  kuboRoute(app, {
+    path: 'stats/bw',
+    permission: 'cluster:read',
+    tags: ['repo'],
+    summary: 'Bytes in and out over libp2p, and rates (bytes/s) since the previous call, or each interval with poll',
+    schema: { querystring: BwQuery },
+    handler: async (request, reply) => {
+      const q = request.query as { proto?: string, peer?: string, poll?: boolean, interval?: string }
+      if (q.peer != null) throw new BadRequestError('stats/bw by peer is not supported: traffic is counted by protocol only')
+      if (q.poll !== true) {
+        const now = await transferred(node, q.proto)
+        const before = last.get(q.proto ?? '') ?? { at: node.startedAt.getTime(), in: 0, out: 0 }
+        // Only protocols that moved bytes are remembered, so that made-up names cannot grow the map.
+        if (q.proto == null || now.in + now.out > 0) last.set(q.proto ?? '', now)
+        return bwLine(now, before)
+      }
+      const intervalMs = duration(q.interval, 'interval') ?? 1000
+      if (intervalMs <= 0) throw new BadRequestError('interval must be positive')
+      const signal = AbortSignal.any([requestSignal(reply), shutdown])
+      return sendNdjson(reply, (async function * () {
+        let before = await transferred(node, q.proto)
+        while (!signal.aborted) {
+          try {
+            await sleep(intervalMs, undefined, { signal })
+          } catch {
+            return
+          }
+          const now = await transferred(node, q.proto)
+          yield bwLine(now, before)
+          before = now
+        }
+      })())
+    }
+  })
+}

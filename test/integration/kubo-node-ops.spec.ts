@@ -1,0 +1,96 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { create } from 'kubo-rpc-client'
+import { rpc, startPair, startTestDaemon } from '../helpers/daemon.ts'
+import { collect, ndjson } from '../helpers/streams.ts'
+import type { TestDaemon } from '../helpers/daemon.ts'
+import type { KuboRPCClient } from 'kubo-rpc-client'
+
+describe('repo, stats, swarm addresses and ping', { timeout: 120_000 }, () => {
+  let a: TestDaemon
+  let b: TestDaemon
+  let client: KuboRPCClient
+
+  before(async () => {
+    ;[a, b] = await startPair()
+    client = create({ url: `${a.url}/api/v0`, timeout: 30_000 })
+  })
+
+  after(async () => {
+    await Promise.allSettled([a?.cleanup(), b?.cleanup()])
+  })
+
+  it('counts the repo\'s blocks and bytes with repo/stat and stats/repo', async () => {
+    const before = await client.repo.stat()
+    await client.add('a block of its own for repo/stat\n')
+    const after = await client.repo.stat()
+    assert.equal(after.numObjects, before.numObjects + 1n)
+    assert.ok(after.repoSize > before.repoSize)
+    assert.equal(after.storageMax, BigInt(a.node.config.content.storageMax))
+    assert.match(after.version, /^fs-repo@/)
+    const sizeOnly = await (await rpc(a, 'stats/repo', { 'size-only': 'true' })).json()
+    assert.equal(sizeOnly.NumObjects, undefined)
+    assert.equal(sizeOnly.RepoSize, Number(after.repoSize))
+  })
+
+  it('verifies every block with repo/verify', async () => {
+    const lines = await ndjson(await rpc(a, 'repo/verify'))
+    const blocks = Number((await client.repo.stat()).numObjects)
+    assert.equal(lines.length, blocks + 1)
+    assert.deepEqual(lines.at(-1), { Msg: 'verify complete, all blocks validated.', Progress: 0 })
+  })
+
+  it('counts the bytes moved with stats/bw', async () => {
+    const added = await client.add('bytes that cross the swarm for stats/bw\n')
+    const clientB = create({ url: `${b.url}/api/v0`, timeout: 30_000 })
+    await collect(clientB.cat(added.cid))
+    const [bw] = await collect(client.stats.bw())
+    assert.ok(bw.totalIn > 0n && bw.totalOut > 0n, JSON.stringify({ in: String(bw.totalIn), out: String(bw.totalOut) }))
+    assert.equal(typeof bw.rateIn, 'number')
+    const polled = await collect(client.stats.bw({ poll: true, interval: '100ms' }), 2)
+    assert.equal(polled.length, 2)
+    assert.equal((await rpc(a, 'stats/bw', { peer: b.node.peerId })).status, 400)
+  })
+
+  it('lists known and local addresses', async () => {
+    const known = await client.swarm.addrs()
+    assert.ok(known.some(p => p.id.toString() === b.node.peerId), 'b is in the peer store')
+    const local = await client.swarm.localAddrs()
+    assert.ok(local.some(ma => a.swarmAddr.startsWith(ma.toString())))
+    const withId = await (await rpc(a, 'swarm/addrs/local', { id: 'true' })).json()
+    assert.ok(withId.Strings.includes(a.swarmAddr))
+  })
+
+  it('pings a peer in Kubo\'s lines, and refuses itself', async () => {
+    const lines = await collect(client.ping(b.node.peerId as any, { count: 2 }))
+    assert.equal(lines.length, 4)
+    assert.equal(lines[0].text, `PING ${b.node.peerId}.`)
+    assert.ok(lines[1].success && lines[1].time > 0)
+    assert.match(lines[3].text, /^Average latency: [\d.]+ms$/)
+    const self = await rpc(a, 'ping', { arg: a.node.peerId })
+    assert.equal(self.status, 400)
+    assert.equal((await rpc(a, 'ping', { arg: b.node.peerId, count: '0' })).status, 400)
+  })
+
+  it('lists the bootstrap peers it started with, and refuses to change them at run time', async () => {
+    assert.deepEqual(await client.bootstrap.list(), { Peers: [] })
+    const c = await startTestDaemon({ swarm: { bootstrap: [a.swarmAddr] } })
+    try {
+      const listed = await create({ url: `${c.url}/api/v0`, timeout: 30_000 }).bootstrap.list()
+      assert.deepEqual(listed.Peers.map(String), [a.swarmAddr])
+    } finally {
+      await c.cleanup()
+    }
+    const res = await rpc(a, 'bootstrap/add', { arg: b.swarmAddr })
+    assert.equal(res.status, 400)
+    assert.match((await res.json()).Message, /restart/)
+  })
+
+  it('disconnects a peer, and says so of one not connected', async () => {
+    await client.swarm.disconnect(b.swarmAddr as any)
+    assert.equal(a.node.swarm.getConnections().filter(c => c.remotePeer.toString() === b.node.peerId).length, 0)
+    const again = await rpc(a, 'swarm/disconnect', { arg: b.swarmAddr })
+    assert.equal(again.status, 404)
+    assert.equal((await rpc(a, 'swarm/disconnect', { arg: '/not/an/addr' })).status, 400)
+  })
+})
