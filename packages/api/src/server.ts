@@ -28,6 +28,7 @@ import { peerRoutes } from './routes/peers.ts'
 import { pinRoutes } from './routes/pins.ts'
 import { methodRoutes } from './routes/methods.ts'
 import { eventRoutes } from './routes/events.ts'
+import { graphqlRoutes } from './routes/graphql.ts'
 import { pubsubRoutes } from './routes/pubsub.ts'
 import { resourceRoutes } from './routes/resources.ts'
 import { systemRoutes } from './routes/system.ts'
@@ -206,7 +207,7 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
     systemRoutes, authRoutes, contentRoutes, pinRoutes, nameRoutes, peerRoutes, pubsubRoutes, blockRoutes,
     clusterRoutes, distributedRoutes, nodeRoutes, networkRoutes, consensusRoutes, resourceRoutes, clientRoutes,
     ollamaRoutes, openaiRoutes, taskRoutes, taskMetricRoutes, aiRoutes, trainingRoutes, workerRoutes, consoleRoutes,
-    methodRoutes, eventRoutes
+    methodRoutes, eventRoutes, graphqlRoutes
   ]) {
     routes(app, ctx)
   }

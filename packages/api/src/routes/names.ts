@@ -1,7 +1,7 @@
 import { Type } from 'typebox'
 import { firstArg, option } from '../args.ts'
 import { defined } from '../inference.ts'
-import { publish, resolve } from '../methods.ts'
+import { keyGen, publish, resolve } from '../methods.ts'
 import { invoke, kuboOperation } from '../operations.ts'
 import { requestSignal, sendNdjson } from '../stream.ts'
 import { kuboRoute } from './route.ts'
@@ -60,16 +60,12 @@ export const nameRoutes: Routes = (app, { node }) => {
     }
   })
 
-  kuboRoute(app, {
+  kuboOperation(app, node, keyGen, {
     path: 'key/gen',
-    permission: 'names',
-    tags: ['ipns'],
-    summary: 'Create a named Ed25519 key',
+    summary: keyGen.summary,
     schema: { querystring: KeyQuery },
-    handler: async (request) => {
-      const key = await names.generateKey(firstArg(request, 'name', 'name'))
-      return { success: true, name: key.name, id: key.id, Name: key.name, Id: key.id }
-    }
+    input: (request) => ({ name: firstArg(request, 'name', 'name') }),
+    answer: (key) => ({ Name: key.name, Id: key.id })
   })
 
   kuboRoute(app, {
