@@ -8,10 +8,14 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { COOKIE_FILE } from '@node-daemon/access'
+import { WebSocket } from 'ws'
 import { startTestDaemon } from '../helpers/daemon.ts'
 import type { TestDaemon } from '../helpers/daemon.ts'
 
-async function graphql (d: TestDaemon, query: string, headers: Record<string, string> = {}): Promise<{ status: number, body: any }> {
+/** The node's own credential: once the permission test made a key, credentials are needed. */
+let admin: Record<string, string> = {}
+
+async function graphql (d: TestDaemon, query: string, headers: Record<string, string> = admin): Promise<{ status: number, body: any }> {
   const res = await fetch(`${d.url}/api/v0/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ query }), signal: AbortSignal.timeout(60_000) })
   return { status: res.status, body: await res.json() }
 }
@@ -19,7 +23,10 @@ async function graphql (d: TestDaemon, query: string, headers: Record<string, st
 describe("document 000's GraphQL on a real node", { timeout: 180_000 }, () => {
   let a: TestDaemon
 
-  before(async () => { a = await startTestDaemon() })
+  before(async () => {
+    a = await startTestDaemon()
+    admin = { authorization: `Bearer ${(await readFile(join(a.repo, COOKIE_FILE), 'utf8')).trim()}` }
+  })
   after(async () => { await a?.cleanup() })
 
   it("answers the document's first example query as written", async () => {
@@ -78,7 +85,6 @@ mutation {
   })
 
   it('gives a field the key lacks permission for as an error with its code, and the fields it may see', async () => {
-    const admin = { authorization: `Bearer ${(await readFile(join(a.repo, COOKIE_FILE), 'utf8')).trim()}` }
     const made = await fetch(`${a.url}/api/v1/auth/keys`, { method: 'POST', headers: { ...admin, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'reader', permissions: ['content:read'] }) })
     const key = (await made.json() as { key: string }).key
     const added = await graphql(a, 'mutation { add(content: "for the reader") { cid } }', admin)
@@ -90,7 +96,7 @@ mutation {
     assert.deepEqual(body.errors.map((e: any) => [e.path, e.extensions.code, e.extensions.status]), [[['node'], 'AuthorizationError', 403]])
     const allowed = await graphql(a, `{ exists(cid: "${cid}") }`, { 'x-api-key': key })
     assert.deepEqual([allowed.status, allowed.body.data], [200, { exists: true }])
-    const anonymous = await graphql(a, `{ exists(cid: "${cid}") }`)
+    const anonymous = await graphql(a, `{ exists(cid: "${cid}") }`, {})
     assert.equal(anonymous.body.errors[0].extensions.code, 'AuthenticationError')
     const mutation = await graphql(a, 'mutation { pin(cid: "bafkqaaa") { success } }', { 'x-api-key': key })
     assert.equal(mutation.body.errors[0].extensions.code, 'AuthorizationError')
@@ -102,12 +108,74 @@ mutation {
       assert.equal(status, 400, `${query}: ${JSON.stringify(body)}`)
       assert.ok(Array.isArray(body.errors) && body.errors.length > 0 && typeof body.errors[0].message === 'string', JSON.stringify(body))
     }
-    const notJson = await fetch(`${a.url}/api/v0/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{', signal: AbortSignal.timeout(30_000) })
+    const notJson = await fetch(`${a.url}/api/v0/graphql`, { method: 'POST', headers: { ...admin, 'content-type': 'application/json' }, body: '{', signal: AbortSignal.timeout(30_000) })
     assert.ok(notJson.status >= 400 && notJson.status < 500, String(notJson.status))
     const bad = await graphql(a, '{ content(cid: "not-a-cid") { data } }')
     assert.equal(bad.status, 200)
-    assert.match(bad.body.errors[0].extensions.code, /Error$/)
-    assert.ok(bad.body.errors[0].extensions.status >= 400 && bad.body.errors[0].extensions.status < 500, JSON.stringify(bad.body.errors))
+    assert.deepEqual([bad.body.errors[0].extensions.code, bad.body.errors[0].extensions.status], ['InvalidCIDError', 400], JSON.stringify(bad.body.errors))
+  })
+
+  it('sends the events a subscription names over a WebSocket, and refuses unknown ones', async () => {
+    const ws = new WebSocket(`${a.url.replace(/^http/, 'ws')}/api/v0/graphql`, 'graphql-transport-ws', { headers: admin })
+    const messages: any[] = []
+    let arrived: (() => void) | undefined
+    ws.on('message', (data) => { messages.push(JSON.parse(data.toString())); arrived?.() })
+    /** The next message of `type` (at most 20 read), within a bounded wait. */
+    const next = async (type: string): Promise<any> => {
+      const deadline = Date.now() + 15_000
+      for (let i = 0; i < 20; i++) {
+        const index = messages.findIndex(m => m.type === type)
+        if (index >= 0) return messages.splice(index, 1)[0]
+        await new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(() => { reject(new Error(`no ${type} message in time`)) }, Math.max(1, deadline - Date.now()))
+          arrived = () => { clearTimeout(timer); resolve() }
+        })
+      }
+      throw new Error(`no ${type} among 20 messages`)
+    }
+    try {
+      await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
+      ws.send(JSON.stringify({ type: 'connection_init' }))
+      await next('connection_ack')
+      ws.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query: 'subscription { events(names: ["add", "pin"]) { event data } }' } }))
+      // The subscription is registered once its first message is handled; give it a bounded moment before adding.
+      await new Promise(resolve => setTimeout(resolve, 200))
+      const added = await graphql(a, 'mutation { add(content: "an event for the subscriber") { cid } }')
+      assert.equal(added.body.errors, undefined, JSON.stringify(added.body))
+      const cid = added.body.data.add.cid as string
+      const event = await next('next')
+      assert.equal(event.id, '1')
+      assert.ok(['add', 'pin'].includes(event.payload.data.events.event), JSON.stringify(event))
+      assert.ok(JSON.stringify(event.payload.data.events.data).includes(cid), JSON.stringify(event))
+
+      ws.send(JSON.stringify({ id: '2', type: 'subscribe', payload: { query: 'subscription { events(names: ["nosuch"]) { event } }' } }))
+      const refused = await next('error')
+      assert.equal(refused.id, '2')
+      assert.match(JSON.stringify(refused.payload), /unknown events nosuch/)
+    } finally {
+      ws.close()
+    }
+
+    const made = await fetch(`${a.url}/api/v1/auth/keys`, { method: 'POST', headers: { ...admin, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'pinner', permissions: ['pins'] }) })
+    const key = (await made.json() as { key: string }).key
+    const pinner = new WebSocket(`${a.url.replace(/^http/, 'ws')}/api/v0/graphql`, 'graphql-transport-ws', { headers: { 'x-api-key': key } })
+    const answers: any[] = []
+    try {
+      const refused = new Promise<any>((resolve, reject) => {
+        const timer = setTimeout(() => { reject(new Error(`no error within 15 s: ${JSON.stringify(answers)}`)) }, 15_000)
+        pinner.on('message', (data) => {
+          const message = JSON.parse(data.toString())
+          answers.push(message)
+          if (message.type === 'connection_ack') pinner.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query: 'subscription { events(names: ["pin"]) { event } }' } }))
+          if (message.type === 'error') { clearTimeout(timer); resolve(message) }
+        })
+      })
+      await new Promise((resolve, reject) => { pinner.once('open', resolve); pinner.once('error', reject) })
+      pinner.send(JSON.stringify({ type: 'connection_init' }))
+      assert.match(JSON.stringify((await refused).payload), /pinner lacks the content:read permission/)
+    } finally {
+      pinner.close()
+    }
   })
 
   it('serves GraphiQL at /api/v0/graphql/playground', async () => {

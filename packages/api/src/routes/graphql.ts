@@ -1,6 +1,7 @@
 import { GraphQLScalarType } from 'graphql'
 import mercurius from 'mercurius'
-import { classify, messageOf } from '../errors.ts'
+import { pushable } from 'it-pushable'
+import { BadRequestError, classify, messageOf } from '../errors.ts'
 import { defined } from '../inference.ts'
 import {
   add, aiModelAdd, aiModelGet, aiModelList, clusterPeers, clusterPinOp, clusterStatus, contentSize, exists, get,
@@ -8,10 +9,12 @@ import {
 } from '../methods.ts'
 import { invoke } from '../operations.ts'
 import { requestSignal } from '../stream.ts'
+import { EVENT_NAMES, listenEvents } from './events.ts'
 import type { Operation } from '../operations.ts'
 import type { Routes } from '../server.ts'
 import type { Node } from '@node-daemon/daemon'
-import type { FastifyReply } from 'fastify'
+import type { RoutePermission } from '@node-daemon/access'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { GraphQLError } from 'graphql'
 import type { Static, TObject } from 'typebox'
 
@@ -40,6 +43,14 @@ const SCHEMA = `
   type IPNSRecord { name: String!, value: String! }
   type Key { name: String!, id: String! }
 
+  "An event of /ws/v0/events: its name and data"
+  type Event { event: String!, data: JSON }
+
+  type Subscription {
+    "The node's content and the cluster's events named, as /ws/v0/events sends them"
+    events(names: [String!]!): Event!
+  }
+
   type Query {
     node: NodeInfo!
     pins(type: String = "all"): [PinInfo!]!
@@ -66,25 +77,54 @@ const SCHEMA = `
 
 interface Context { reply: FastifyReply }
 
+/** What a subscription's context holds: the WebSocket's upgrade request. */
+interface SubscriptionContext { request: FastifyRequest }
+
 /**
- * The field's operation for the request's principal: the guard checks the
- * operation's permission as it checks a route's (once per permission and
- * request), then the operation validates and runs.
+ * The guard's check of a permission for the request's principal, as on a
+ * route: once per permission and request, however many fields need it.
  */
-function caller (node: Node): <I extends TObject, O extends TObject>(ctx: Context, op: Operation<I, O>, input: unknown) => Promise<Static<O>> {
+function authoriser (node: Node): (request: FastifyRequest, permission: RoutePermission) => Promise<unknown> {
   const checked = new WeakMap<object, Map<string, Promise<unknown>>>()
-  return async (ctx, op, input) => {
-    const request = ctx.reply.request
+  return async (request, permission) => {
     let byPermission = checked.get(request)
     if (byPermission == null) checked.set(request, byPermission = new Map())
-    let check = byPermission.get(op.permission)
+    let check = byPermission.get(permission)
     if (check == null) {
-      check = node.access.guard.check({ method: request.method, route: request.routeOptions.url ?? request.url, headers: request.headers, query: (request.query ?? {}) as Record<string, unknown>, ip: request.ip, permission: op.permission })
-      byPermission.set(op.permission, check)
+      check = node.access.guard.check({ method: request.method, route: request.routeOptions.url ?? request.url, headers: request.headers, query: (request.query ?? {}) as Record<string, unknown>, ip: request.ip, permission })
+      byPermission.set(permission, check)
     }
-    await check
+    return check
+  }
+}
+
+/** A field's operation for the request's principal: its permission checked, then the operation validates and runs. */
+function caller (node: Node, authorise: ReturnType<typeof authoriser>): <I extends TObject, O extends TObject>(ctx: Context, op: Operation<I, O>, input: unknown) => Promise<Static<O>> {
+  return async (ctx, op, input) => {
+    await authorise(ctx.reply.request, op.permission)
     return invoke(node, op, input, requestSignal(ctx.reply))
   }
+}
+
+/** Queued events past which a subscriber that does not read is dropped rather than held in memory. */
+const MAX_QUEUED_EVENTS = 1000
+
+/** The events of /ws/v0/events named in `names`, as an iterator that stops listening when the subscription ends. */
+function eventStream (node: Node, names: string[]): AsyncIterable<{ events: { event: string, data: unknown } }> {
+  const unknown = names.filter(n => !EVENT_NAMES.includes(n))
+  if (unknown.length > 0) throw new BadRequestError(`unknown events ${unknown.join(', ')}; known events: ${EVENT_NAMES.join(', ')}`)
+  const wanted = new Set(names)
+  const stream = pushable<{ events: { event: string, data: unknown } }>({ objectMode: true, onEnd: () => { unlisten() } })
+  let dropped = false
+  const unlisten = listenEvents(node, (event, data) => {
+    if (!wanted.has(event) || dropped) return
+    if (stream.readableLength < MAX_QUEUED_EVENTS) stream.push({ events: { event, data } })
+    else {
+      dropped = true
+      stream.end(new BadRequestError(`more than ${MAX_QUEUED_EVENTS} events were waiting for this subscriber`))
+    }
+  })
+  return stream
 }
 
 const modelOf = (output: { cid: string, metadata: Record<string, unknown> }): object => ({ ...output.metadata, cid: output.cid, metadata: output.metadata })
@@ -110,7 +150,8 @@ function errorFormatter (execution: any, ctx: any): { statusCode: number, respon
  * with its code for the rest.
  */
 export const graphqlRoutes: Routes = (app, { node }) => {
-  const run = caller(node)
+  const authorise = authoriser(node)
+  const run = caller(node, authorise)
   const resolvers = {
     Query: {
       node: async (_: unknown, _a: unknown, ctx: Context) => {
@@ -163,6 +204,15 @@ export const graphqlRoutes: Routes = (app, { node }) => {
       addModel: async (_: unknown, a: { model: string, name: string, description?: string, dtype?: string }, ctx: Context) =>
         modelOf(await run(ctx, aiModelAdd, { model: a.model, metadata: defined({ name: a.name, description: a.description, dtype: a.dtype }) }) as any)
     },
+    Subscription: {
+      events: {
+        // The permission of /ws/v0/events, checked against the WebSocket's upgrade request.
+        subscribe: async (_: unknown, { names }: { names: string[] }, ctx: SubscriptionContext) => {
+          await authorise(ctx.request, 'content:read')
+          return eventStream(node, names)
+        }
+      }
+    },
     JSON: new GraphQLScalarType({ name: 'JSON', serialize: (value) => value })
   }
   // mercurius registers its routes on the instance it is given: a prefixed scope puts GraphiQL under /api/v0/graphql.
@@ -173,6 +223,7 @@ export const graphqlRoutes: Routes = (app, { node }) => {
       path: '/',
       graphiql: true,
       errorFormatter,
+      subscription: { context: (_socket: unknown, request: FastifyRequest) => ({ request }) },
       additionalRouteOptions: { permission: 'public' } as any
     })
     scope.get('/playground', { permission: 'public', schema: { tags: ['graphql'], summary: 'GraphiQL, the GraphQL IDE' } }, async (_request, reply) => reply.redirect('/api/v0/graphql/graphiql'))
