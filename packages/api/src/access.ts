@@ -35,8 +35,8 @@ const SCHEMES = {
   basic: { type: 'http', scheme: 'basic' }
 } as const
 
-/** Routes of plugins (the docs UI, CORS preflights) that say nothing of access: public. */
-const PUBLIC_PLUGIN_ROUTES = /^\/api\/v0\/docs(\/|$)/
+/** Routes of plugins (the docs UI, GraphiQL, CORS preflights) that say nothing of access: public. */
+const PUBLIC_PLUGIN_ROUTES = /^\/api\/v0\/(docs|graphql\/graphiql)(\/|$)/
 
 export const API_VERSION = '1'
 

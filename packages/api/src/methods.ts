@@ -419,6 +419,59 @@ export const generateEmbeddings = defineOperation({
   }
 })
 
+/** The operations GraphQL reaches that are not methods of document 000's caller. */
+
+export const nodeInfo = defineOperation({
+  name: 'node_info',
+  summary: "This node's identity and version",
+  tags: ['peers'],
+  permission: 'swarm',
+  input: Type.Object({}, { additionalProperties: false }),
+  args: [],
+  output: Type.Object({ id: Type.String(), version: Type.String(), addresses: Type.Array(Type.String()), agent_version: Type.String() }),
+  run: async (node, _input, signal) => {
+    const id = await node.identity(undefined, { signal })
+    return { id: id.id, version: node.version().version, addresses: id.addresses, agent_version: id.agentVersion }
+  }
+})
+
+export const contentSize = defineOperation({
+  name: 'content_size',
+  summary: "A file's size, or the sum of a directory's entries' sizes",
+  tags: ['content'],
+  permission: 'content:read',
+  input: Type.Object({ cid: Cid }, { additionalProperties: false }),
+  args: ['cid'],
+  output: Type.Object({ cid: Type.String(), size: Type.Integer() }),
+  run: async (node, { cid }, signal) => {
+    try {
+      return { cid, size: (await node.content.stat(cid, { signal })).size }
+    } catch (err: any) {
+      if (err.name !== 'WrongContentTypeError') throw err
+      const listing = await node.content.ls(cid, { signal })
+      return { cid, size: listing.entries.reduce((sum, e) => sum + e.size, 0) }
+    }
+  }
+})
+
+export const keyGen = defineOperation({
+  name: 'key_gen',
+  summary: 'Create a named Ed25519 or RSA key, to publish IPNS records with',
+  tags: ['ipns'],
+  permission: 'names',
+  input: Type.Object({
+    name: Type.String({ minLength: 1 }),
+    type: Type.Optional(Type.Union([Type.Literal('ed25519'), Type.Literal('rsa')], { default: 'ed25519' })),
+    size: Type.Optional(Type.Integer({ minimum: 2048, maximum: 8192, description: 'RSA modulus bits; 2048 unless given' }))
+  }, { additionalProperties: false }),
+  args: ['name', 'type', 'size'],
+  output: Type.Object({ name: Type.String(), id: Type.String() }),
+  run: async (node, { name, type, size }, signal) => {
+    const key = await node.content.names.generateKey(name, { type, size, signal })
+    return { name: key.name, id: key.id }
+  }
+})
+
 /** Every method of the caller, by name. */
 export const METHODS: ReadonlyMap<string, Operation<any, any>> = new Map([
   add, get, pin, unpin, listPins, ls, exists, publish, resolve, connect, peers,

@@ -30,6 +30,7 @@ import { peerRoutes } from './routes/peers.ts'
 import { pinRoutes } from './routes/pins.ts'
 import { methodRoutes } from './routes/methods.ts'
 import { eventRoutes } from './routes/events.ts'
+import { graphqlRoutes } from './routes/graphql.ts'
 import { pubsubRoutes } from './routes/pubsub.ts'
 import { refsRoutes } from './routes/refs.ts'
 import { repoRoutes } from './routes/repo.ts'
@@ -218,6 +219,7 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
     ollamaRoutes, openaiRoutes, taskRoutes, taskMetricRoutes, aiRoutes, trainingRoutes, workerRoutes, consoleRoutes,
     methodRoutes,
     eventRoutes,
+    graphqlRoutes,
     filesRoutes,
     dagCarRoutes,
     refsRoutes,

@@ -2,6 +2,7 @@ import { BadRequestError, envelope } from '../errors.ts'
 import type { Routes } from '../server.ts'
 import type { ClusterEvents } from '@node-daemon/cluster'
 import type { ContentEvents } from '@node-daemon/content'
+import type { Node } from '@node-daemon/daemon'
 
 /** The node's content events, under their own names: document 000's `add`, `pin` and `unpin`. */
 const CONTENT_EVENTS: ReadonlyArray<keyof ContentEvents> = ['add', 'pin', 'unpin']
@@ -25,6 +26,19 @@ const CLUSTER_EVENTS: Record<keyof ClusterEvents, string> = {
 
 export const EVENT_NAMES: readonly string[] = [...CONTENT_EVENTS, ...Object.values(CLUSTER_EVENTS)]
 
+/**
+ * Calls `onEvent` with each event of the node's content and of the cluster, by its socket name, until the
+ * returned function is called. Listeners on the node's own event targets: nothing is polled.
+ */
+export function listenEvents (node: Node, onEvent: (name: string, data: unknown) => void): () => void {
+  const listeners = [
+    ...CONTENT_EVENTS.map(type => ({ target: node.content as EventTarget, type, name: type as string })),
+    ...Object.entries(CLUSTER_EVENTS).map(([type, name]) => ({ target: node.cluster as EventTarget, type, name }))
+  ].map(({ target, type, name }) => ({ target, type, listener: (e: Event) => { onEvent(name, (e as CustomEvent).detail) } }))
+  for (const { target, type, listener } of listeners) target.addEventListener(type, listener)
+  return () => { for (const { target, type, listener } of listeners) target.removeEventListener(type, listener) }
+}
+
 /** The names of a subscription message, checked: anything else is answered with what can be asked for. */
 function subscription (text: string): string[] {
   let message: unknown
@@ -44,7 +58,6 @@ function subscription (text: string): string[] {
  * Document 000's event socket: the client sends {"events": [...]} (again, to
  * change what it gets), is told {"event": "subscribed"}, then receives
  * {"event", "data"} as the node's content and the cluster's state change.
- * Listeners on the node's own event targets: nothing is polled.
  */
 export const eventRoutes: Routes = (app, { node, shutdown }) => {
   app.get('/ws/v0/events', {
@@ -56,11 +69,7 @@ export const eventRoutes: Routes = (app, { node, shutdown }) => {
     const send = (event: string, data: unknown): void => {
       if (socket.readyState === socket.OPEN) socket.send(JSON.stringify({ event, data }))
     }
-    const listeners: Array<{ target: EventTarget, type: string, listener: (e: Event) => void }> = [
-      ...CONTENT_EVENTS.map(type => ({ target: node.content as EventTarget, type, name: type })),
-      ...Object.entries(CLUSTER_EVENTS).map(([type, name]) => ({ target: node.cluster as EventTarget, type, name }))
-    ].map(({ target, type, name }) => ({ target, type, listener: (e: Event) => { if (wanted.has(name)) send(name, (e as CustomEvent).detail) } }))
-    for (const { target, type, listener } of listeners) target.addEventListener(type, listener)
+    const unlisten = listenEvents(node, (name, data) => { if (wanted.has(name)) send(name, data) })
 
     socket.on('message', (data, isBinary) => {
       try {
@@ -74,7 +83,7 @@ export const eventRoutes: Routes = (app, { node, shutdown }) => {
     const stop = (): void => { socket.close(1001, 'the daemon is stopping') }
     shutdown.addEventListener('abort', stop, { once: true })
     socket.once('close', () => {
-      for (const { target, type, listener } of listeners) target.removeEventListener(type, listener)
+      unlisten()
       shutdown.removeEventListener('abort', stop)
     })
   })

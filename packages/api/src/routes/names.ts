@@ -3,7 +3,7 @@ import { checkKeyFormat, KEY_FORMATS } from '@node-daemon/content'
 import { args, firstArg, flag, option } from '../args.ts'
 import { BadRequestError } from '../errors.ts'
 import { defined } from '../inference.ts'
-import { publish, resolve } from '../methods.ts'
+import { keyGen, publish, resolve } from '../methods.ts'
 import { firstPartBytes } from '../multipart.ts'
 import { invoke, kuboOperation } from '../operations.ts'
 import { requestSignal, sendNdjson } from '../stream.ts'
@@ -89,17 +89,15 @@ export const nameRoutes: Routes = (app, { node }) => {
     }
   })
 
-  kuboRoute(app, {
+  kuboOperation(app, node, keyGen, {
     path: 'key/gen',
-    permission: 'names',
-    tags: ['ipns'],
-    summary: 'Create a named Ed25519 or RSA key',
+    summary: keyGen.summary,
     schema: { querystring: KeyGenQuery },
-    handler: async (request) => {
-      const q = request.query as { type?: string, size?: number }
-      const key = await names.generateKey(firstArg(request, 'name', 'name'), { type: q.type, size: q.size })
-      return { success: true, name: key.name, id: key.id, Name: key.name, Id: key.id }
-    }
+    input: (request) => {
+      const q = request.query as { type?: 'ed25519' | 'rsa', size?: number }
+      return defined({ name: firstArg(request, 'name', 'name'), type: q.type, size: q.size })
+    },
+    answer: (key) => ({ Name: key.name, Id: key.id })
   })
 
   kuboRoute(app, {

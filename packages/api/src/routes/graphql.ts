@@ -1,0 +1,231 @@
+import { GraphQLScalarType } from 'graphql'
+import mercurius from 'mercurius'
+import { pushable } from 'it-pushable'
+import { BadRequestError, classify, messageOf } from '../errors.ts'
+import { defined } from '../inference.ts'
+import {
+  add, aiModelAdd, aiModelGet, aiModelList, clusterPeers, clusterPinOp, clusterStatus, contentSize, exists, get,
+  keyGen, listPins, ls, nodeInfo, peers, pin, publish, resolve, unpin
+} from '../methods.ts'
+import { invoke } from '../operations.ts'
+import { requestSignal } from '../stream.ts'
+import { EVENT_NAMES, listenEvents } from './events.ts'
+import type { Operation } from '../operations.ts'
+import type { Routes } from '../server.ts'
+import type { Node } from '@node-daemon/daemon'
+import type { RoutePermission } from '@node-daemon/access'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { GraphQLError } from 'graphql'
+import type { Static, TObject } from 'typebox'
+
+/** Document 000's types; each field is one operation of methods.ts. */
+const SCHEMA = `
+  "Any JSON value: the node's own views, as the REST routes give them"
+  scalar JSON
+
+  type NodeInfo { id: String!, version: String!, addresses: [String!]!, agentVersion: String! }
+  type PinResult { success: Boolean!, pins: [String!]! }
+  type PinInfo { cid: String!, type: String!, "A file's size, or the sum of a directory's entries'" size: Int }
+  type IPFSContent {
+    cid: String!
+    name: String
+    size: Int
+    type: String
+    "The bytes, base64 (up to 16 MiB)"
+    data: String
+    "Whether it is pinned on this node"
+    pin: PinResult
+  }
+  type PeerInfo { peer: String!, addr: String, direction: String, latency_ms: Float, streams: Int, muxer: String }
+  type ClusterPin { cid: String!, peers: [String!]!, info: JSON! }
+  type Cluster { peers: [JSON!]!, status(cid: String): JSON! }
+  type AIModel { cid: String!, name: String!, kind: String, family: String, description: String, size: Float, version: String, metadata: JSON! }
+  type IPNSRecord { name: String!, value: String! }
+  type Key { name: String!, id: String! }
+
+  "An event of /ws/v0/events: its name and data"
+  type Event { event: String!, data: JSON }
+
+  type Subscription {
+    "The node's content and the cluster's events named, as /ws/v0/events sends them"
+    events(names: [String!]!): Event!
+  }
+
+  type Query {
+    node: NodeInfo!
+    pins(type: String = "all"): [PinInfo!]!
+    content(cid: String!): IPFSContent!
+    ls(cid: String!): [IPFSContent!]!
+    exists(cid: String!): Boolean!
+    resolve(name: String): String!
+    peers(verbose: Boolean = false): [PeerInfo!]!
+    cluster: Cluster!
+    models: [AIModel!]!
+    model(ref: String!): AIModel!
+  }
+
+  type Mutation {
+    add(content: String!, encoding: String, name: String, pin: Boolean = true, wrapWithDirectory: Boolean = false): IPFSContent!
+    pin(cid: String!, recursive: Boolean = true): PinResult!
+    unpin(cid: String!, recursive: Boolean = true): PinResult!
+    publish(cid: String!, key: String, lifetime: String, ttl: String): IPNSRecord!
+    generateKey(name: String!): Key!
+    clusterPin(cid: String!, replicationFactor: Int, name: String): ClusterPin!
+    addModel(model: String!, name: String!, description: String, dtype: String): AIModel!
+  }
+`
+
+interface Context { reply: FastifyReply }
+
+/** What a subscription's context holds: the WebSocket's upgrade request. */
+interface SubscriptionContext { request: FastifyRequest }
+
+/**
+ * The guard's check of a permission for the request's principal, as on a
+ * route: once per permission and request, however many fields need it.
+ */
+function authoriser (node: Node): (request: FastifyRequest, permission: RoutePermission) => Promise<unknown> {
+  const checked = new WeakMap<object, Map<string, Promise<unknown>>>()
+  return async (request, permission) => {
+    let byPermission = checked.get(request)
+    if (byPermission == null) checked.set(request, byPermission = new Map())
+    let check = byPermission.get(permission)
+    if (check == null) {
+      check = node.access.guard.check({ method: request.method, route: request.routeOptions.url ?? request.url, headers: request.headers, query: (request.query ?? {}) as Record<string, unknown>, ip: request.ip, permission })
+      byPermission.set(permission, check)
+    }
+    return check
+  }
+}
+
+/** A field's operation for the request's principal: its permission checked, then the operation validates and runs. */
+function caller (node: Node, authorise: ReturnType<typeof authoriser>): <I extends TObject, O extends TObject>(ctx: Context, op: Operation<I, O>, input: unknown) => Promise<Static<O>> {
+  return async (ctx, op, input) => {
+    await authorise(ctx.reply.request, op.permission)
+    return invoke(node, op, input, requestSignal(ctx.reply))
+  }
+}
+
+/** Queued events past which a subscriber that does not read is dropped rather than held in memory. */
+const MAX_QUEUED_EVENTS = 1000
+
+/** The events of /ws/v0/events named in `names`, as an iterator that stops listening when the subscription ends. */
+function eventStream (node: Node, names: string[]): AsyncIterable<{ events: { event: string, data: unknown } }> {
+  const unknown = names.filter(n => !EVENT_NAMES.includes(n))
+  if (unknown.length > 0) throw new BadRequestError(`unknown events ${unknown.join(', ')}; known events: ${EVENT_NAMES.join(', ')}`)
+  const wanted = new Set(names)
+  const stream = pushable<{ events: { event: string, data: unknown } }>({ objectMode: true, onEnd: () => { unlisten() } })
+  let dropped = false
+  const unlisten = listenEvents(node, (event, data) => {
+    if (!wanted.has(event) || dropped) return
+    if (stream.readableLength < MAX_QUEUED_EVENTS) stream.push({ events: { event, data } })
+    else {
+      dropped = true
+      stream.end(new BadRequestError(`more than ${MAX_QUEUED_EVENTS} events were waiting for this subscriber`))
+    }
+  })
+  return stream
+}
+
+const modelOf = (output: { cid: string, metadata: Record<string, unknown> }): object => ({ ...output.metadata, cid: output.cid, metadata: output.metadata })
+
+/** Each error with `extensions.code`, the error's name, and the status the REST route would answer; messages as errors.ts gives them. */
+function errorFormatter (execution: any, ctx: any): { statusCode: number, response: any } {
+  const formatted = mercurius.defaultErrorFormatter(execution, ctx)
+  const originals: Array<GraphQLError | undefined> = execution.errors ?? []
+  formatted.response.errors = (formatted.response.errors ?? []).map((error: any, i: number) => {
+    const original = originals[i]?.originalError as (Error & { code?: string }) | undefined
+    // GraphQL's own errors (syntax, validation) have no original error, or mercurius's with a code.
+    if (original == null || original.name === 'GraphQLError' || original.code?.startsWith('MER_ERR') === true) return error
+    const { status, type } = classify(original)
+    return { ...error, message: messageOf(original, type), extensions: { ...error.extensions, code: original.name, type, status } }
+  })
+  return formatted
+}
+
+/**
+ * Document 000's GraphQL endpoint at /api/v0/graphql and its GraphiQL at
+ * /api/v0/graphql/playground. The route is public; each field checks its
+ * own operation's permission, so a key sees what it may and gets an error
+ * with its code for the rest.
+ */
+export const graphqlRoutes: Routes = (app, { node }) => {
+  const authorise = authoriser(node)
+  const run = caller(node, authorise)
+  const resolvers = {
+    Query: {
+      node: async (_: unknown, _a: unknown, ctx: Context) => {
+        const info = await run(ctx, nodeInfo, {})
+        return { ...info, agentVersion: info.agent_version }
+      },
+      pins: async (_: unknown, { type }: { type: string }, ctx: Context) => {
+        const { pins } = await run(ctx, listPins, { type })
+        return Object.entries(pins as Record<string, { Type: string }>).map(([cid, p]) => ({ cid, type: p.Type }))
+      },
+      content: (_: unknown, { cid }: { cid: string }) => ({ cid }),
+      ls: async (_: unknown, { cid }: { cid: string }, ctx: Context) => (await run(ctx, ls, { cid })).objects.flatMap(o => o.entries),
+      exists: async (_: unknown, { cid }: { cid: string }, ctx: Context) => (await run(ctx, exists, { cid })).exists,
+      resolve: async (_: unknown, { name }: { name?: string }, ctx: Context) => (await run(ctx, resolve, defined({ ipns_name: name }))).path,
+      peers: async (_: unknown, { verbose }: { verbose: boolean }, ctx: Context) => (await run(ctx, peers, { verbose })).peers,
+      cluster: () => ({}),
+      models: async (_: unknown, _a: unknown, ctx: Context) => (await run(ctx, aiModelList, {})).models.map(m => ({ ...m, metadata: m })),
+      model: async (_: unknown, { ref }: { ref: string }, ctx: Context) => modelOf(await run(ctx, aiModelGet, { model_cid: ref }) as any)
+    },
+    PinInfo: {
+      size: async ({ cid }: { cid: string }, _a: unknown, ctx: Context) => (await run(ctx, contentSize, { cid })).size
+    },
+    IPFSContent: {
+      size: async (parent: { cid: string, size?: number }, _a: unknown, ctx: Context) => parent.size ?? (await run(ctx, contentSize, { cid: parent.cid })).size,
+      data: async ({ cid }: { cid: string }, _a: unknown, ctx: Context) => (await run(ctx, get, { cid })).data,
+      pin: async (parent: { cid: string, pin?: object }, _a: unknown, ctx: Context) => {
+        if (parent.pin != null) return parent.pin
+        const { pins } = await run(ctx, listPins, {})
+        const pinned = Object.hasOwn(pins as object, parent.cid)
+        return { success: pinned, pins: pinned ? [parent.cid] : [] }
+      }
+    },
+    Cluster: {
+      peers: async (_: unknown, _a: unknown, ctx: Context) => (await run(ctx, clusterPeers, {})).peers,
+      status: async (_: unknown, { cid }: { cid?: string }, ctx: Context) => (await run(ctx, clusterStatus, defined({ cid }))).status
+    },
+    Mutation: {
+      add: async (_: unknown, a: { content: string, encoding?: 'utf8' | 'base64', name?: string, pin: boolean, wrapWithDirectory: boolean }, ctx: Context) => {
+        const added = await run(ctx, add, defined({ content: a.content, encoding: a.encoding, name: a.name, pin: a.pin, wrap_with_directory: a.wrapWithDirectory }))
+        return { ...added, pin: { success: a.pin, pins: a.pin ? [added.cid] : [] } }
+      },
+      pin: async (_: unknown, { cid, recursive }: { cid: string, recursive: boolean }, ctx: Context) => ({ success: true, ...await run(ctx, pin, { cid, recursive }) }),
+      unpin: async (_: unknown, { cid, recursive }: { cid: string, recursive: boolean }, ctx: Context) => ({ success: true, ...await run(ctx, unpin, { cid, recursive }) }),
+      publish: async (_: unknown, a: { cid: string, key?: string, lifetime?: string, ttl?: string }, ctx: Context) => await run(ctx, publish, defined(a)),
+      generateKey: async (_: unknown, { name }: { name: string }, ctx: Context) => await run(ctx, keyGen, { name }),
+      clusterPin: async (_: unknown, a: { cid: string, replicationFactor?: number, name?: string }, ctx: Context) => {
+        const pinned = await run(ctx, clusterPinOp, defined({ cid: a.cid, replication_factor: a.replicationFactor, name: a.name }))
+        return { cid: pinned.cid, peers: pinned.peers, info: pinned }
+      },
+      addModel: async (_: unknown, a: { model: string, name: string, description?: string, dtype?: string }, ctx: Context) =>
+        modelOf(await run(ctx, aiModelAdd, { model: a.model, metadata: defined({ name: a.name, description: a.description, dtype: a.dtype }) }) as any)
+    },
+    Subscription: {
+      events: {
+        // The permission of /ws/v0/events, checked against the WebSocket's upgrade request.
+        subscribe: async (_: unknown, { names }: { names: string[] }, ctx: SubscriptionContext) => {
+          await authorise(ctx.request, 'content:read')
+          return eventStream(node, names)
+        }
+      }
+    },
+    JSON: new GraphQLScalarType({ name: 'JSON', serialize: (value) => value })
+  }
+  // mercurius registers its routes on the instance it is given: a prefixed scope puts GraphiQL under /api/v0/graphql.
+  app.register(async (scope) => {
+    await scope.register(mercurius, {
+      schema: SCHEMA,
+      resolvers: resolvers as any,
+      path: '/',
+      graphiql: true,
+      errorFormatter,
+      subscription: { context: (_socket: unknown, request: FastifyRequest) => ({ request }) },
+      additionalRouteOptions: { permission: 'public' } as any
+    })
+    scope.get('/playground', { permission: 'public', schema: { tags: ['graphql'], summary: 'GraphiQL, the GraphQL IDE' } }, async (_request, reply) => reply.redirect('/api/v0/graphql/graphiql'))
+  }, { prefix: '/api/v0/graphql' })
+}
