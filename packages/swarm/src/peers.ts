@@ -118,7 +118,10 @@ export async function pingPeer (swarm: Swarm, target: string, options: AbortOpti
   const to = target.startsWith('/') ? parseMultiaddr(target) : parsePeerId(target)
   if (!target.startsWith('/') && swarm.peerId.equals(to as ReturnType<typeof parsePeerId>)) throw new InvalidPeerIdError('peer ID refers to self')
   try {
-    return await swarm.services.ping.ping(to, options)
+    // libp2p's ping counts whole milliseconds, 0 on loopback; Kubo reports nanoseconds.
+    const start = performance.now()
+    await swarm.services.ping.ping(to, options)
+    return performance.now() - start
   } catch (err: any) {
     options.signal?.throwIfAborted()
     throw new DialError(`ping ${target}: ${err.message}`)
