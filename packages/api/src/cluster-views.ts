@@ -67,9 +67,14 @@ export function latencies (peers: PeerConnection[]): Map<string, number> {
   return rtt
 }
 
-/** Ids of the models whose pins are allocated to a node. */
-export function modelsOn (pins: PinRecord[], nodeId: string): string[] {
-  return [...new Set(pins.filter(p => p.modelId != null && p.allocations.includes(nodeId)).map(p => p.modelId as string))]
+/**
+ * Ids of the registered models whose content is allocated to a node. By the
+ * registry, not the pins' `modelId`: a pin names one of the models that share
+ * its CID (a copy, a default) and outlives a deleted one that shared it.
+ */
+export function modelsOn (models: ModelRecord[], pins: PinRecord[], nodeId: string): string[] {
+  const held = new Set(pins.filter(p => p.allocations.includes(nodeId)).map(p => p.cid))
+  return models.filter(m => held.has(m.modelCID)).map(m => m.modelId)
 }
 
 /** A cluster member as IPFS Cluster lists its peers (document 000's `/cluster/peers`). */

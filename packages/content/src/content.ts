@@ -6,7 +6,7 @@ import { BlockGuard, collectGarbage, heldPut, removeBlocks } from './gc.ts'
 import { createHeliaNode } from './helia-node.ts'
 import { ipnsDhtRecords, Names } from './names.ts'
 import { parsePath } from './paths.ts'
-import { pinAdd, pinLs, pinRm } from './pins.ts'
+import { dagSize, pinAdd, pinLs, pinRm } from './pins.ts'
 import { Topics } from './pubsub.ts'
 import { cat, ls, resolveEntry, stat } from './read.ts'
 import type { AddEvent, AddOptions } from './add.ts'
@@ -164,6 +164,11 @@ export class Content {
     } finally {
       hold.release()
     }
+  }
+
+  /** The bytes of the DAG a path names, from local blocks only (see dagSize). */
+  async dagSize (path: string, options?: AbortOptions): Promise<number> {
+    return dagSize(this.reads, await this.resolve(path, { ...options, offline: true }), options)
   }
 
   async pinRm (path: string, recursive = true, options?: AbortOptions): Promise<CID> {

@@ -1,3 +1,4 @@
+import * as dagPb from '@ipld/dag-pb'
 import drain from 'it-drain'
 import { CID } from 'multiformats/cid'
 import { blockKey, getBlock } from './blocks.ts'
@@ -142,4 +143,18 @@ export async function * descendants (blockstore: Pick<Blocks, 'get'>, root: CID,
       stack.push([child, level + 1])
     }
   }
+}
+
+/**
+ * The bytes of the DAG under `root` as Kubo's CumulativeSize counts them: a
+ * dag-pb node's own bytes and the sizes its links carry, so that a unixfs
+ * model or file costs one block read; a DAG of another codec is walked.
+ * Local blocks only: a DAG this node lacks is a NotFoundError at once.
+ */
+export async function dagSize (blockstore: Pick<Blocks, 'get'>, root: CID, options: AbortOptions = {}): Promise<number> {
+  const bytes = await getBlock(blockstore, root, { ...options, offline: true })
+  if (root.code === dagPb.code) return dagPb.decode(bytes).Links.reduce((sum, link) => sum + (link.Tsize ?? 0), bytes.byteLength)
+  let size = bytes.byteLength
+  for await (const cid of descendants(blockstore, root, options)) size += (await getBlock(blockstore, cid, { ...options, offline: true })).byteLength
+  return size
 }

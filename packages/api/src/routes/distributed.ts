@@ -1,5 +1,6 @@
 import { Type } from 'typebox'
 import { consensusJson, jobJson, modelJson, nodeStatus, peerCount, pinJson, pinStatusJson, replicasJson, uptimeSeconds, usage } from '../cluster-views.ts'
+import { registeredModel } from '../models.ts'
 import { LocalQuery, readOptions } from '../reads.ts'
 import { requestSignal } from '../stream.ts'
 import type { Routes } from '../server.ts'
@@ -7,7 +8,7 @@ import type { Cluster, JobRecord, ReadOptions } from '@node-daemon/cluster'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Static } from 'typebox'
 
-const ModelParams = Type.Object({ name: Type.String({ description: 'Model id' }) })
+const ModelParams = Type.Object({ name: Type.String({ description: 'Model id; a bare name means name:latest, as in Ollama' }) })
 
 const MigrateBody = Type.Object({
   model_name: Type.String({ minLength: 1, description: 'Model id' }),
@@ -57,7 +58,7 @@ export const distributedRoutes: Routes = (app, { node }) => {
     schema: { params: ModelParams, querystring: LocalQuery, tags: ['distributed'], summary: "A model's replicas and their pin status on each node" }
   }, async (request, reply) => {
     const options = readOptions(reply)
-    const model = await node.cluster.getModel((request.params as Static<typeof ModelParams>).name, options)
+    const model = await registeredModel(node.cluster, (request.params as Static<typeof ModelParams>).name, options)
     const [pin, reports] = await Promise.all([node.cluster.pin(model.modelCID, options), node.cluster.pinStatus(model.modelCID, options)])
     return replicasJson(model, pin, reports[0])
   })
@@ -121,7 +122,7 @@ export const distributedRoutes: Routes = (app, { node }) => {
   }, async (request, reply) => {
     const body = request.body as Static<typeof MigrateBody>
     const signal = requestSignal(reply)
-    const model = await node.cluster.getModel(body.model_name, { signal })
+    const model = await registeredModel(node.cluster, body.model_name, { signal })
     const pin = await node.cluster.migrate(model.modelCID, body.from_node, body.to_node, { signal })
     return { success: true, model_name: model.modelId, cid: pin.cid, from_node: body.from_node, to_node: body.to_node, nodes: pin.allocations }
   })
