@@ -914,6 +914,10 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
     return this.propose<PinRecord>({ op: 'pin.migrate', cid: checkCID(cid), from, to }, options)
   }
 
+  async allocate (cid: string, to: string, options?: WriteOptions): Promise<PinRecord> {
+    return this.propose<PinRecord>({ op: 'pin.allocate', cid: checkCID(cid), to }, options)
+  }
+
   // ---- Cluster: models
 
   async registerModel (input: RegisterModelInput, options?: WriteOptions): Promise<ModelRecord> {

@@ -208,6 +208,8 @@ export interface Cluster extends TypedEventTarget<{ [K in keyof ClusterEvents]: 
   rebalance (options?: WriteOptions): Promise<PinRecord[]>
   /** Moves one pin's replica from a node to another. */
   migrate (cid: string, from: string, to: string, options?: WriteOptions): Promise<PinRecord>
+  /** Adds a replica of one pin on a node, which then fetches it: a download to that node. */
+  allocate (cid: string, to: string, options?: WriteOptions): Promise<PinRecord>
 
   registerModel (input: RegisterModelInput, options?: WriteOptions): Promise<ModelRecord>
   /** A new version of the model's CID (or metadata); with `expectedVersion`, rejected unless that is still the current version. */

@@ -321,6 +321,17 @@ export class ClusterState implements StateMachine {
         this.setAllocations(pin, pin.allocations.map(id => id === c.from ? c.to : id), index, c.at)
         return { result: clone(pin), summary: `moved ${c.cid} from ${c.from} to ${c.to}` }
       }
+      case 'pin.allocate': {
+        const pin = this.pins.get(c.cid)
+        if (pin == null) throw new PinNotFoundError(`${c.cid} is not pinned in the cluster`)
+        const to = this.requireNode(c.to)
+        if (pin.allocations.includes(c.to)) return { result: clone(pin), summary: `${c.cid} is already allocated to ${c.to}` }
+        if (!eligible(to)) throw new InvalidClusterRequestError(`${c.to} cannot take pins now (offline, drained or deregistered)`)
+        // The replica asked for is one more wanted, so that no rebalance takes it away again.
+        if (pin.replicationFactorMax !== -1) pin.replicationFactorMax = Math.max(pin.replicationFactorMax, pin.allocations.length + 1)
+        this.setAllocations(pin, [...pin.allocations, c.to], index, c.at)
+        return { result: clone(pin), summary: `allocated ${c.cid} to ${c.to}` }
+      }
       case 'model.register': {
         if (this.models.has(c.modelId)) throw new ModelExistsError(`model ${c.modelId} is registered already`)
         const model: ModelRecord = {

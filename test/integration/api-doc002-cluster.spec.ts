@@ -1,0 +1,78 @@
+/**
+ * Document 002's model management across two nodes: a model downloaded to a
+ * given node becomes its replica there, and a deleted model is gone.
+ */
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { after, before, describe, it } from 'node:test'
+import { waitFor } from '../helpers/cluster.ts'
+import { formOf, rpc, startTestDaemon } from '../helpers/daemon.ts'
+import type { TestDaemon } from '../helpers/daemon.ts'
+
+async function json (d: TestDaemon, path: string, init: RequestInit & { json?: unknown } = {}): Promise<{ status: number, body: any }> {
+  const { json: body, ...rest } = init
+  const res = await fetch(`${d.url}${path}`, {
+    ...rest,
+    ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+    signal: AbortSignal.timeout(60_000)
+  })
+  const text = await res.text()
+  return { status: res.status, body: text === '' ? undefined : JSON.parse(text) }
+}
+
+describe('document 002 model management on two nodes', { timeout: 180_000 }, () => {
+  const daemons: TestDaemon[] = []
+  let cid: string
+  const bytes = randomBytes(600_000)
+
+  before(async () => {
+    daemons.push(await startTestDaemon())
+    daemons.push(await startTestDaemon({ swarm: { bootstrap: [daemons[0].swarmAddr] } }))
+    await waitFor('two members', async () => (await daemons[0].node.cluster.nodes()).length === 2 && daemons[1].node.cluster.isReady(), 60_000)
+    const added = await (await rpc(daemons[0], 'add', { pin: 'false' }, { body: formOf([{ path: 'weights.bin', content: bytes }]) })).json() as { Hash: string }
+    cid = added.Hash
+    await daemons[0].node.cluster.registerModel({ modelId: 'dl:latest', modelCID: cid, replicationFactor: 1 })
+  })
+  after(async () => { await Promise.allSettled(daemons.map(async d => d.cleanup())) })
+
+  it('lists and shows a model by its bare name, with its size', async () => {
+    const { body: list } = await json(daemons[1], '/api/v1/models')
+    assert.equal(list.total, list.models.length)
+    assert.ok(list.models.some((m: any) => m.name === 'dl:latest'), JSON.stringify(list))
+    const { status, body } = await json(daemons[1], '/api/v1/models/dl')
+    assert.equal(status, 200, JSON.stringify(body))
+    assert.equal(body.name, 'dl:latest')
+    assert.equal(body.cid, cid)
+    assert.ok(body.size >= bytes.length, `size ${String(body.size)}`)
+    assert.equal(body.replicas, 1)
+    assert.equal(body.versions.length, 1)
+  })
+
+  it('downloads a model to the node it names, which then holds a replica', async () => {
+    const { body: before } = await json(daemons[0], '/api/v1/models/dl')
+    const target = daemons.find(d => !before.nodes.includes(d.node.peerId)) as TestDaemon
+    const { status, body } = await json(daemons[0], '/api/v1/models/dl/download', { method: 'POST', json: { node_id: target.node.peerId } })
+    assert.equal(status, 202, JSON.stringify(body))
+    assert.ok(body.nodes.includes(target.node.peerId))
+    await waitFor('the replica pinned on the target', async () => {
+      const { body } = await json(daemons[0], '/api/v1/models/dl')
+      return body.replica_status.find((r: any) => r.node === target.node.peerId)?.status === 'pinned'
+    }, 60_000)
+    const cat = await rpc(target, 'cat', { arg: cid, offline: 'true' })
+    assert.equal(cat.status, 200)
+    assert.deepEqual(Buffer.from(await cat.arrayBuffer()), bytes)
+  })
+
+  it('refuses a download to a node that is not a member', async () => {
+    const { status, body } = await json(daemons[0], '/api/v1/models/dl/download', { method: 'POST', json: { node_id: '12D3KooWNotANode' } })
+    assert.equal(status, 404, JSON.stringify(body))
+  })
+
+  it('deletes a model from the cluster', async () => {
+    const { status, body } = await json(daemons[1], '/api/v1/models/dl', { method: 'DELETE' })
+    assert.equal(status, 200, JSON.stringify(body))
+    assert.equal(body.model_id, 'dl:latest')
+    assert.equal((await json(daemons[0], '/api/v1/models/dl:latest')).status, 404)
+    assert.equal((await json(daemons[0], '/api/v1/models/dl', { method: 'DELETE' })).status, 404)
+  })
+})
