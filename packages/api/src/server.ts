@@ -30,6 +30,7 @@ import { pubsubRoutes } from './routes/pubsub.ts'
 import { resourceRoutes } from './routes/resources.ts'
 import { systemRoutes } from './routes/system.ts'
 import { taskMetricRoutes } from './routes/task-metrics.ts'
+import { transferRoutes } from './routes/transfers.ts'
 import { taskRoutes } from './routes/tasks.ts'
 import { trainingRoutes } from './routes/training.ts'
 import { workerRoutes } from './routes/workers.ts'
@@ -194,7 +195,7 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
   for (const routes of [
     systemRoutes, authRoutes, contentRoutes, pinRoutes, nameRoutes, peerRoutes, pubsubRoutes, blockRoutes,
     clusterRoutes, distributedRoutes, nodeRoutes, networkRoutes, consensusRoutes, resourceRoutes, clientRoutes,
-    ollamaRoutes, openaiRoutes, taskRoutes, taskMetricRoutes, aiRoutes, trainingRoutes, workerRoutes, consoleRoutes
+    ollamaRoutes, openaiRoutes, taskRoutes, taskMetricRoutes, transferRoutes, aiRoutes, trainingRoutes, workerRoutes, consoleRoutes
   ]) {
     routes(app, ctx)
   }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import {
-  clientJson, clientWork, externalClientJson, humanSize, latencies, modelJson, modelsOn, nodeJson, nodeStatus, peersJson,
+  clientJson, clientWork, externalClientJson, humanSize, latencies, modelJson, modelsOn, nodeJson, nodeStatus, peersJson, transferId, transfersJson,
   pinStatusJson, replicasJson, replicationState, topologyJson, trafficJson, usage, usagePercent
 } from '../src/cluster-views.ts'
 import type { JobRecord, ModelRecord, NodeView, PinRecord, PinStatusReport, Resources } from '@node-daemon/cluster'
@@ -102,6 +102,25 @@ describe('cluster views', () => {
     const models = [{ ...model, modelId: 'm1', modelCID: CID }, { ...model, modelId: 'm2', modelCID: 'x' }, { ...model, modelId: 'm3', modelCID: CID }]
     assert.deepEqual(modelsOn(models, pins, 'a'), ['m1', 'm3'])
     assert.deepEqual(modelsOn(models, pins, 'b'), ['m1', 'm2', 'm3'])
+  })
+
+  it('gives each replica still arriving as a transfer, with its rate and time left', () => {
+    const now = Date.parse('2026-01-01T00:00:10Z')
+    const peers: PinStatusReport['peers'] = [
+      { peer: 'a', status: 'pinned', updatedAt: 't' },
+      { peer: 'b', status: 'pinning', updatedAt: 't', bytes: 1_000_000_000, startedAt: '2026-01-01T00:00:00Z', attempts: 1 },
+      { peer: 'c', status: 'queued', updatedAt: 't' }
+    ]
+    const [b, c, ...rest] = transfersJson([pin(CID, ['a', 'b', 'c'])], [report('pinning', peers)], [model], now) as any[]
+    assert.equal(rest.length, 0, 'a pinned replica is no transfer')
+    assert.equal(b.id, transferId(CID, 'b'))
+    assert.equal(b.model, 'llama2:7b')
+    assert.equal(b.rate, 100_000_000)
+    assert.equal(b.eta_seconds, 28)
+    assert.equal(b.bytes_total, 3_800_000_000)
+    assert.equal(c.rate, 0)
+    assert.equal(c.eta_seconds, null)
+    assert.notEqual(transferId(CID, 'b'), transferId(CID, 'c'))
   })
 
   it('gives a node the fields of documents 002 and 003', () => {

@@ -40,7 +40,7 @@ export const HEARTBEAT_TOPIC = '/node-daemon/cluster/heartbeat/1.0.0'
 export interface ClusterComponents {
   libp2p: Swarm
   content: {
-    pinAdd (path: string, recursive?: boolean, options?: { signal?: AbortSignal }): Promise<unknown>
+    pinAdd (path: string, recursive?: boolean, options?: { signal?: AbortSignal, onBlock?: (bytes: number) => void }): Promise<unknown>
     pinRm (path: string, recursive?: boolean, options?: { signal?: AbortSignal }): Promise<unknown>
     /** The bytes of a DAG from local blocks; fails when they are not here. */
     dagSize (path: string, options?: { signal?: AbortSignal }): Promise<number>
@@ -916,6 +916,10 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
 
   async allocate (cid: string, to: string, options?: WriteOptions): Promise<PinRecord> {
     return this.propose<PinRecord>({ op: 'pin.allocate', cid: checkCID(cid), to }, options)
+  }
+
+  async deallocate (cid: string, from: string, options?: WriteOptions): Promise<PinRecord> {
+    return this.propose<PinRecord>({ op: 'pin.deallocate', cid: checkCID(cid), from }, options)
   }
 
   // ---- Cluster: models

@@ -332,6 +332,18 @@ export class ClusterState implements StateMachine {
         this.setAllocations(pin, [...pin.allocations, c.to], index, c.at)
         return { result: clone(pin), summary: `allocated ${c.cid} to ${c.to}` }
       }
+      case 'pin.deallocate': {
+        const pin = this.pins.get(c.cid)
+        if (pin == null) throw new PinNotFoundError(`${c.cid} is not pinned in the cluster`)
+        if (!pin.allocations.includes(c.from)) throw new PinNotFoundError(`${c.cid} is not allocated to ${c.from}`)
+        if (pin.allocations.length === 1) throw new InvalidClusterRequestError(`${c.from} holds the only replica of ${c.cid}: unpin it instead`)
+        // One replica fewer wanted, so that filling under-replicated pins does not give it back.
+        const left = pin.allocations.length - 1
+        if (pin.replicationFactorMax === -1 || pin.replicationFactorMax > left) pin.replicationFactorMax = left
+        pin.replicationFactorMin = Math.min(pin.replicationFactorMin === -1 ? left : pin.replicationFactorMin, left)
+        this.setAllocations(pin, pin.allocations.filter(id => id !== c.from), index, c.at)
+        return { result: clone(pin), summary: `took ${c.cid} from ${c.from}` }
+      }
       case 'model.register': {
         if (this.models.has(c.modelId)) throw new ModelExistsError(`model ${c.modelId} is registered already`)
         const model: ModelRecord = {

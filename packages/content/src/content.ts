@@ -14,7 +14,7 @@ import type { BlockStreamInit } from './block-stream.ts'
 import type { BlockPutOptions, DagPutOptions, ReadOptions } from './blocks.ts'
 import type { BlockRmOptions, BlockRmResult, GcComponents, GcResult } from './gc.ts'
 import type { DhtRecords } from './names.ts'
-import type { PinEntry, PinFilter } from './pins.ts'
+import type { PinAddOptions, PinEntry, PinFilter } from './pins.ts'
 import type { CatOptions, FileStat, Listing } from './read.ts'
 import type { Blocks } from '@helia/interface'
 import type { HeliaWithLibp2p } from '@helia/libp2p'
@@ -151,14 +151,14 @@ export class Content {
     return rest.length === 0 ? cid : (await resolveEntry(this.reads, path, options)).cid
   }
 
-  async pinAdd (path: string, recursive = true, options?: ReadOptions): Promise<CID> {
+  async pinAdd (path: string, recursive = true, options?: ReadOptions & Pick<PinAddOptions, 'onBlock'>): Promise<CID> {
     const cid = await this.resolve(path, options)
     await this.pinHeld(cid, recursive, options)
     return cid
   }
 
   /** Pins with every block it reads held from GC until the pin is made. */
-  private async pinHeld (cid: CID, recursive: boolean, options?: ReadOptions, hold = this.guard.hold()): Promise<void> {
+  private async pinHeld (cid: CID, recursive: boolean, options?: ReadOptions & Pick<PinAddOptions, 'onBlock'>, hold = this.guard.hold()): Promise<void> {
     try {
       await pinAdd(this.helia, cid, recursive, { ...options, hold, fetchTimeoutMs: this.fetchTimeoutMs })
     } finally {

@@ -33,12 +33,14 @@ export interface PinAddOptions extends ReadOptions {
   hold?: Hold
   /** How long a block that is not local may take to arrive (see boundedFetches). */
   fetchTimeoutMs?: number
+  /** Called with the bytes of each block the pin takes, local or fetched. */
+  onBlock?: (bytes: number) => void
 }
 
 /** Pins recursively (the whole DAG, fetched if missing) or directly (the one block). */
 export async function pinAdd (components: PinComponents, cid: CID, recursive: boolean, options: PinAddOptions = {}): Promise<void> {
   const depth = recursive ? Infinity : 0
-  const { hold, fetchTimeoutMs, ...rest } = options
+  const { hold, fetchTimeoutMs, onBlock, ...rest } = options
   // Held before a direct pin is replaced, so that the block stays between the two.
   await hold?.keep(cid)
   const existing = await components.pins.get(cid, rest).catch(() => undefined)
@@ -48,7 +50,7 @@ export async function pinAdd (components: PinComponents, cid: CID, recursive: bo
     await drain(components.pins.rm(cid, { ...rest, walker }))
   }
   // Helia keys pins by CIDv1; the metadata keeps the CID as the user gave it, as Kubo lists it.
-  await drain(components.pins.add(cid, { ...rest, depth, walker: windowedWalker({ keep: hold?.keep, fetchTimeoutMs }), metadata: { cid: cid.toString() } }))
+  await drain(components.pins.add(cid, { ...rest, depth, walker: windowedWalker({ keep: hold?.keep, fetchTimeoutMs, onBlock }), metadata: { cid: cid.toString() } }))
 }
 
 /** The CID of a pin as it was given (Helia keeps CIDv1). */
