@@ -45,8 +45,23 @@ describe('document 002 admin API', { timeout: 120_000 }, () => {
     assert.equal(stats.body.node_id, d.node.peerId)
     assert.equal(stats.body.nodes.total, 1)
     assert.ok(stats.body.process.rss > 0)
-    assert.equal((await call('/admin/mode', { mode: 'both' })).status, 422)
+    const bad = await call('/admin/mode', { mode: 'both' })
+    assert.equal(bad.status, 400)
+    assert.equal(bad.body.code, 'INVALID_REQUEST')
+    assert.equal(typeof bad.body.request_id, 'string')
     assert.equal((await call('/admin/mode', { mode: 'distributed' })).body.mode, 'distributed')
+  })
+
+  it("answers document 002's routes with its error form, and document 004's clients with that one's", async () => {
+    const res = await fetch(`${d.url}/api/v1/nodes/12D3KooWNoSuchNode`, { headers: { authorization: `Bearer ${TOKEN}` } })
+    const body = await res.json() as any
+    assert.equal(res.status, 404)
+    assert.equal(body.code, 'NODE_NOT_FOUND')
+    assert.equal(body.Code, 1001)
+    assert.equal(body.request_id, res.headers.get('x-request-id'))
+    const client = await fetch(`${d.url}/api/clients/12D3KooWNoSuchNode`, { headers: { authorization: `Bearer ${TOKEN}` } })
+    assert.equal(client.status, 404)
+    assert.deepEqual(await client.json(), { error: { code: 'NODE_NOT_FOUND', message: body.error, details: { type: 'NodeNotFoundError' } } })
   })
 
   it('re-runs pin allocation', async () => {
