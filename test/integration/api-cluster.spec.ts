@@ -373,7 +373,10 @@ describe('API cluster routes on a cluster of one', { timeout: 180_000 }, () => {
       assert.equal(one.id, self)
       assert.ok(Array.isArray(one.tasks))
       assert.equal(typeof one.performance.completed_tasks, 'number')
-      await expectError(await call(d, 'GET', `/api/clients/${STRANGER}`), 404, 'NodeNotFoundError', 1001)
+      // Document 004's error form, details an object.
+      const missing = await expectJson(await call(d, 'GET', `/api/clients/${STRANGER}`), 404) as { error: { code: string, details: object } }
+      assert.equal(missing.error.code, 'NODE_NOT_FOUND')
+      assert.deepEqual(missing.error.details, { type: 'NodeNotFoundError' })
     })
   })
 

@@ -4,7 +4,7 @@
  * decides anything.
  */
 import { createHash } from 'node:crypto'
-import { usageOf, workedOn } from '@node-daemon/cluster'
+import { usageOf } from '@node-daemon/cluster'
 import type { ConsensusStatus, Decision, JobRecord, ModelRecord, NodeView, PinRecord, PinStatusReport, Resources } from '@node-daemon/cluster'
 import type { PeerConnection } from '@node-daemon/swarm'
 import type { ExternalWorkerView } from '@node-daemon/training'
@@ -335,23 +335,6 @@ export function externalClientJson (w: ExternalWorkerView, via: string): object 
     last_seen: w.lastSeen,
     job_id: w.jobId ?? null,
     steps: w.steps
-  }
-}
-
-/** Document 004's `tasks` and `performance` of a client, from the jobs it worked on. */
-export function clientWork (jobs: JobRecord[], clientId: string): { tasks: object[], performance: object } {
-  const mine = jobs.filter(j => workedOn(j, clientId))
-  const completed = mine.filter(j => j.status === 'completed')
-  const failed = mine.filter(j => j.status === 'failed').length
-  const timed = completed.filter(j => j.startedAt != null && j.completedAt != null)
-  const seconds = timed.reduce((sum, j) => sum + (Date.parse(j.completedAt as string) - Date.parse(j.startedAt as string)) / 1000, 0)
-  return {
-    tasks: mine.map(j => ({ id: j.jobId, type: j.kind, status: j.status })),
-    performance: {
-      completed_tasks: completed.length,
-      average_time: timed.length > 0 ? seconds / timed.length : null,
-      success_rate: completed.length + failed > 0 ? completed.length / (completed.length + failed) : null
-    }
   }
 }
 

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import {
-  clientJson, clientWork, externalClientJson, humanSize, latencies, modelJson, modelsOn, nodeJson, nodeStatus, peersJson, transferId, transfersJson,
+  clientJson, externalClientJson, humanSize, latencies, modelJson, modelsOn, nodeJson, nodeStatus, peersJson, transferId, transfersJson,
   pinStatusJson, replicasJson, replicationState, topologyJson, trafficJson, usage, usagePercent
 } from '../src/cluster-views.ts'
+import { clientWork } from '../src/task-views.ts'
+import { taskIdOf } from '@node-daemon/cluster'
 import type { JobRecord, ModelRecord, NodeView, PinRecord, PinStatusReport, Resources } from '@node-daemon/cluster'
 import type { PeerConnection } from '@node-daemon/swarm'
 import { nodeView } from './helpers/node-view.ts'
@@ -214,14 +216,15 @@ describe('cluster views', () => {
 
   it("counts a client's tasks and performance from the jobs it worked on", () => {
     const work = clientWork([job(1, 'a', 'completed', 10), job(2, 'a', 'completed', 30), job(3, 'a', 'failed'), job(4, 'b', 'completed', 5), job(5, 'a', 'running')], 'a')
-    assert.deepEqual(work.tasks.map((t: any) => t.id), [1, 2, 3, 5])
+    assert.deepEqual(work.tasks.map((t: any) => t.id), [1, 2, 3, 5].map(taskIdOf))
+    assert.deepEqual(work.tasks.map((t: any) => t.progress), [100, 100, 0, 0])
     assert.deepEqual(work.performance, { completed_tasks: 2, average_time: 20, success_rate: 2 / 3 })
     assert.deepEqual(clientWork([], 'a').performance, { completed_tasks: 0, average_time: null, success_rate: null })
   })
 
   it('counts a training job among the tasks of every worker that took a rank of it', () => {
     const training = { ...job(6, 'a', 'completed', 10), training: { workers: [{ id: 'a', rank: 0, status: 'training' }, { id: 'w1', via: 'b', rank: 1, status: 'left' }] } } as unknown as JobRecord
-    assert.deepEqual(clientWork([training, job(7, 'b', 'completed', 5)], 'w1').tasks.map((t: any) => t.id), [6])
+    assert.deepEqual(clientWork([training, job(7, 'b', 'completed', 5)], 'w1').tasks.map((t: any) => t.id), [taskIdOf(6)])
   })
 
   it('shows an external worker with the figures of its last heartbeat and the node it is connected to', () => {
