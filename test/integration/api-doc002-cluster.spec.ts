@@ -9,19 +9,13 @@ import * as dagPb from '@ipld/dag-pb'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { after, before, describe, it } from 'node:test'
-import { waitFor } from '../helpers/cluster.ts'
+import { call, waitFor } from '../helpers/cluster.ts'
 import { formOf, rpc, startTestDaemon } from '../helpers/daemon.ts'
 import type { TestDaemon } from '../helpers/daemon.ts'
 
+/** The daemon's API answer, parsed. */
 async function json (d: TestDaemon, path: string, init: RequestInit & { json?: unknown } = {}): Promise<{ status: number, body: any }> {
-  const { json: body, ...rest } = init
-  const res = await fetch(`${d.url}${path}`, {
-    ...rest,
-    ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
-    signal: AbortSignal.timeout(60_000)
-  })
-  const text = await res.text()
-  return { status: res.status, body: text === '' ? undefined : JSON.parse(text) }
+  return call({ api: d.url }, path, init)
 }
 
 describe('document 002 model management on two nodes', { timeout: 180_000 }, () => {

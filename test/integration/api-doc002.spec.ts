@@ -7,22 +7,16 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { DEFAULT_MODELS } from '@node-daemon/models'
 import { defaultModelReady } from '../helpers/aborts.ts'
-import { waitFor } from '../helpers/cluster.ts'
+import { call, waitFor } from '../helpers/cluster.ts'
 import { startTestDaemon } from '../helpers/daemon.ts'
 import type { TestDaemon } from '../helpers/daemon.ts'
 
 const LATEST = `${DEFAULT_MODELS.generate}:latest`
 const EMBED = `${DEFAULT_MODELS.embed}:latest`
 
+/** The daemon's API answer, parsed. */
 async function json (d: TestDaemon, path: string, init: RequestInit & { json?: unknown } = {}): Promise<{ status: number, body: any }> {
-  const { json: body, ...rest } = init
-  const res = await fetch(`${d.url}${path}`, {
-    ...rest,
-    ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
-    signal: AbortSignal.timeout(60_000)
-  })
-  const text = await res.text()
-  return { status: res.status, body: text === '' ? undefined : JSON.parse(text) }
+  return call({ api: d.url }, path, init)
 }
 
 describe('document 002 views', { timeout: 240_000 }, () => {
