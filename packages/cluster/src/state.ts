@@ -379,7 +379,7 @@ export class ClusterState implements StateMachine {
           model.version++
           model.timestamp = Math.floor(c.at / 1000)
           model.versions.push({ version: model.version, cid: c.modelCID, at: iso(c.at), by: c.by })
-          this.emit('ModelUpdated', { modelId: c.modelId, modelCID: c.modelCID, version: model.version })
+          this.emit('ModelUpdated', { modelId: c.modelId, modelCID: c.modelCID, version: model.version, by: c.by })
           return { result: clone(model), summary: `model ${c.modelId} v${model.version}: metadata` }
         }
         const old = model.modelCID
@@ -391,7 +391,7 @@ export class ClusterState implements StateMachine {
         model.versions.push({ version: model.version, cid: c.modelCID, at: iso(c.at), by: c.by })
         this.pinModel(model, rf, index, c.at)
         if (this.pins.get(old)?.modelId === c.modelId && !this.cidInUse(old, c.modelId)) this.removePin(old)
-        this.emit('ModelUpdated', { modelId: c.modelId, modelCID: c.modelCID, version: model.version })
+        this.emit('ModelUpdated', { modelId: c.modelId, modelCID: c.modelCID, version: model.version, by: c.by })
         return { result: clone(model), summary: `model ${c.modelId} v${model.version} = ${c.modelCID}` }
       }
       case 'model.active': {
