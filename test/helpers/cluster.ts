@@ -107,7 +107,7 @@ function memberOf (repo: string, proc: DaemonProcess): Member {
 }
 
 /** Calls the member's API and parses the JSON answer, whatever the status. */
-export async function call (m: Member, path: string, init: RequestInit & { json?: unknown } = {}): Promise<{ status: number, body: any }> {
+export async function call (m: Pick<Member, 'api'>, path: string, init: RequestInit & { json?: unknown } = {}): Promise<{ status: number, body: any }> {
   const { json, ...rest } = init
   const res = await fetch(`${m.api}${path}`, {
     signal: AbortSignal.timeout(30_000),

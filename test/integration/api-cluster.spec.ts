@@ -239,7 +239,7 @@ describe('API cluster routes on a cluster of one', { timeout: 180_000 }, () => {
       assert.equal(rebalanced.moved, rebalanced.pins.length)
       await expectError(await call(d, 'POST', '/api/distributed/migrate', { model_name: 'nope', from_node: self, to_node: STRANGER }), 404, 'ModelNotFoundError')
       await expectError(await call(d, 'POST', '/api/distributed/migrate', { model_name: 'tiny:1', from_node: self, to_node: STRANGER }), 404, 'NodeNotFoundError', 1001)
-      await expectError(await call(d, 'POST', '/api/distributed/migrate', { model_name: 'tiny:1' }), 422, 'ValidationError')
+      await expectError(await call(d, 'POST', '/api/distributed/migrate', { model_name: 'tiny:1' }), 400, 'ValidationError')
     })
 
     it('gets, drains and undrains a node', async () => {
@@ -264,7 +264,7 @@ describe('API cluster routes on a cluster of one', { timeout: 180_000 }, () => {
       assert.equal(created.node.allocation.cpu, 50)
       const refused = await expectError(await call(d, 'POST', '/api/v1/nodes', { config: { network_config: { port: 8080 } } }), 400, 'IPFSValidationError')
       assert.match(refused.error, /node-daemon start --join <token>/)
-      await expectError(await call(d, 'POST', '/api/v1/nodes', { max_ram: -1, max_vram: 0, max_cpu_percent: 50 }), 422, 'ValidationError')
+      await expectError(await call(d, 'POST', '/api/v1/nodes', { max_ram: -1, max_vram: 0, max_cpu_percent: 50 }), 400, 'ValidationError')
     })
 
     it('refuses to delete an unknown node or the only voter', async () => {
@@ -373,7 +373,10 @@ describe('API cluster routes on a cluster of one', { timeout: 180_000 }, () => {
       assert.equal(one.id, self)
       assert.ok(Array.isArray(one.tasks))
       assert.equal(typeof one.performance.completed_tasks, 'number')
-      await expectError(await call(d, 'GET', `/api/clients/${STRANGER}`), 404, 'NodeNotFoundError', 1001)
+      // Document 004's error form, details an object.
+      const missing = await expectJson(await call(d, 'GET', `/api/clients/${STRANGER}`), 404) as { error: { code: string, details: object } }
+      assert.equal(missing.error.code, 'NODE_NOT_FOUND')
+      assert.deepEqual(missing.error.details, { type: 'NodeNotFoundError' })
     })
   })
 

@@ -3,7 +3,8 @@
  * the API documents give them. Routes fetch, these shape; nothing here
  * decides anything.
  */
-import { usageOf, workedOn } from '@node-daemon/cluster'
+import { createHash } from 'node:crypto'
+import { usageOf } from '@node-daemon/cluster'
 import { humanSize } from './size.ts'
 import type { ConsensusStatus, Decision, JobRecord, ModelRecord, NodeView, PinRecord, PinStatusReport, Resources } from '@node-daemon/cluster'
 import type { PeerConnection } from '@node-daemon/swarm'
@@ -56,9 +57,14 @@ export function latencies (peers: PeerConnection[]): Map<string, number> {
   return rtt
 }
 
-/** Ids of the models whose pins are allocated to a node. */
-export function modelsOn (pins: PinRecord[], nodeId: string): string[] {
-  return [...new Set(pins.filter(p => p.modelId != null && p.allocations.includes(nodeId)).map(p => p.modelId as string))]
+/**
+ * Ids of the registered models whose content is allocated to a node. By the
+ * registry, not the pins' `modelId`: a pin names one of the models that share
+ * its CID (a copy, a default) and outlives a deleted one that shared it.
+ */
+export function modelsOn (models: ModelRecord[], pins: PinRecord[], nodeId: string): string[] {
+  const held = new Set(pins.filter(p => p.allocations.includes(nodeId)).map(p => p.cid))
+  return models.filter(m => held.has(m.modelCID)).map(m => m.modelId)
 }
 
 /** A cluster member as IPFS Cluster lists its peers (document 000's `/cluster/peers`). */
@@ -321,19 +327,42 @@ export function externalClientJson (w: ExternalWorkerView, via: string): object 
   }
 }
 
-/** Document 004's `tasks` and `performance` of a client, from the jobs it worked on. */
-export function clientWork (jobs: JobRecord[], clientId: string): { tasks: object[], performance: object } {
-  const mine = jobs.filter(j => workedOn(j, clientId))
-  const completed = mine.filter(j => j.status === 'completed')
-  const failed = mine.filter(j => j.status === 'failed').length
-  const timed = completed.filter(j => j.startedAt != null && j.completedAt != null)
-  const seconds = timed.reduce((sum, j) => sum + (Date.parse(j.completedAt as string) - Date.parse(j.startedAt as string)) / 1000, 0)
-  return {
-    tasks: mine.map(j => ({ id: j.jobId, type: j.kind, status: j.status })),
-    performance: {
-      completed_tasks: completed.length,
-      average_time: timed.length > 0 ? seconds / timed.length : null,
-      success_rate: completed.length + failed > 0 ? completed.length / (completed.length + failed) : null
+/** Statuses of a replica that is still to arrive: the node is fetching it, will, or will try again. */
+const IN_TRANSFER = new Set(['queued', 'pinning', 'error'])
+
+/** A transfer's id, short enough for a path segment: a digest of the pin and the node fetching it. */
+export function transferId (cid: string, peer: string): string {
+  return createHash('sha256').update(`${cid}/${peer}`).digest('hex').slice(0, 20)
+}
+
+/**
+ * Document 002's transfers: each replica of a pin that its node is fetching,
+ * with the bytes taken so far out of the pin's size, the rate since the
+ * attempt began, and the time left at that rate.
+ */
+export function transfersJson (pins: PinRecord[], reports: PinStatusReport[], models: ModelRecord[], now = Date.now()): object[] {
+  const pinOf = new Map(pins.map(p => [p.cid, p]))
+  const modelOf = new Map(models.map(m => [m.modelCID, m.modelId]))
+  return reports.flatMap(r => r.peers.filter(p => IN_TRANSFER.has(p.status)).map(p => {
+    const total = pinOf.get(r.cid)?.size ?? 0
+    const done = p.bytes ?? 0
+    const seconds = p.startedAt == null ? 0 : (now - Date.parse(p.startedAt)) / 1000
+    const rate = p.status === 'pinning' && seconds > 0 ? done / seconds : 0
+    return {
+      id: transferId(r.cid, p.peer),
+      cid: r.cid,
+      name: r.name,
+      model: modelOf.get(r.cid) ?? null,
+      node: p.peer,
+      status: p.status,
+      bytes_done: done,
+      bytes_total: total > 0 ? total : null,
+      progress: total > 0 ? Math.min(1, done / total) : null,
+      rate,
+      eta_seconds: rate > 0 && total > 0 ? Math.max(0, (total - done) / rate) : null,
+      started_at: p.startedAt ?? null,
+      attempts: p.attempts ?? 0,
+      error: p.error ?? null
     }
-  }
+  }))
 }

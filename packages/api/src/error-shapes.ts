@@ -233,6 +233,38 @@ function genericCode (status: number): string {
   return codes[status] ?? (status >= 500 ? 'INTERNAL_ERROR' : 'INVALID_REQUEST')
 }
 
+/** Document 003's names of its numbered errors (errors.ts gives the numbers). */
+const SWARM_CODES: Record<number, string> = { 1001: 'NODE_NOT_FOUND', 1002: 'TRAINING_IN_PROGRESS', 1003: 'CONSENSUS_FAILED', 1004: 'MODEL_CORRUPT', 1005: 'NETWORK_PARTITION' }
+
+/** An error's code word: document 003's name where it numbers the error, else document 004's by status. */
+function codeWord (err: Partial<FastifyError>, status: number): string {
+  return SWARM_CODES[classify(err).code] ?? genericCode(status)
+}
+
+/**
+ * Document 002's `{error, code, timestamp, request_id}`, added to document
+ * 000's envelope, whose `error` is the same message and whose numeric `Code`
+ * document 003 shares these routes with; `request_id` is the X-Request-Id.
+ */
+export const distributedShape: ErrorShape = (err, request) => {
+  const body = envelope(err)
+  // Document 002 answers bad parameters with 400, not document 000's 422.
+  const status = body.status_code === 422 ? 400 : body.status_code
+  const type = body.error_type
+  return { status, type, body: { ...body, status_code: status, code: codeWord(err, status), timestamp: new Date().toISOString(), request_id: request.id } }
+}
+
+/**
+ * Document 004's `{"error": {code, message, details}}`, `details` an object:
+ * the error's type and, for a request that broke the schema, where.
+ */
+export const farmShape: ErrorShape = (err) => {
+  const { status, type, message } = classifyFamily(err)
+  const field = err.validation?.[0]
+  const details = { type, ...(field == null ? {} : { field: pathOf(field, typeof field.params.missingProperty === 'string' ? field.params.missingProperty : undefined), reason: field.message ?? field.keyword }) }
+  return { status, type, body: { error: { code: codeWord(err, status), message, details } } }
+}
+
 /**
  * Document 001's `{"error": {code, message, details, timestamp}}`. `badInput`
  * numbers the route's schema and argument errors, for a route whose only

@@ -25,6 +25,12 @@ export class MethodNotAllowedError extends Error {
   name = 'MethodNotAllowedError'
 }
 
+/** No node is fetching what a transfer id names: never allocated, pinned already, or cancelled. */
+export class TransferNotFoundError extends Error {
+  static name = 'TransferNotFoundError'
+  name = 'TransferNotFoundError'
+}
+
 /** The request's Kubo `timeout` option ran out before the work finished. */
 export class DeadlineExceededError extends Error {
   static name = 'DeadlineExceededError'
@@ -110,6 +116,7 @@ const BY_NAME: Record<string, Mapping> = {
   InvalidClusterRequestError: [400, 'IPFSValidationError'],
   NodeNotFoundError: [404, 'NodeNotFoundError', 1001],
   PinNotFoundError: [404, 'PinNotFoundError'],
+  TransferNotFoundError: [404, 'TransferNotFoundError'],
   ModelNotFoundError: [404, 'ModelNotFoundError'],
   JobNotFoundError: [404, 'JobNotFoundError'],
   ResponseNotFoundError: [404, 'ResponseNotFoundError'],

@@ -7,9 +7,11 @@ import swaggerUi from '@fastify/swagger-ui'
 import websocket from '@fastify/websocket'
 import Fastify, { LogController } from 'fastify'
 import { registerAccess, registerCors, securitySchemes } from './access.ts'
-import { envelopeShape, shapeOfPath } from './error-shapes.ts'
+import { distributedShape, envelopeShape, farmShape, shapeOfPath } from './error-shapes.ts'
+import { familyRoutes } from './inference.ts'
 import { BadRequestError, envelope, MethodNotAllowedError, RouteNotFoundError, UpgradeRequiredError } from './errors.ts'
 import { registerHttpMetrics } from './metrics.ts'
+import { adminRoutes } from './routes/admin.ts'
 import { aiRoutes } from './routes/ai.ts'
 import { authRoutes } from './routes/auth.ts'
 import { blockRoutes } from './routes/blocks.ts'
@@ -39,10 +41,12 @@ import { settingsRoutes } from './routes/settings.ts'
 import { swarmOpsRoutes } from './routes/swarm-ops.ts'
 import { systemRoutes } from './routes/system.ts'
 import { taskMetricRoutes } from './routes/task-metrics.ts'
+import { transferRoutes } from './routes/transfers.ts'
 import { taskRoutes } from './routes/tasks.ts'
 import { trainingRoutes } from './routes/training.ts'
 import { workerRoutes } from './routes/workers.ts'
 import type { Duplex } from 'node:stream'
+import type { ErrorShape } from './error-shapes.ts'
 import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply } from 'fastify'
 import type { Node } from '@node-daemon/daemon'
 import type { Logger } from 'pino'
@@ -213,21 +217,20 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
   await app.register(swaggerUi, { routePrefix: '/api/v0/docs' })
 
   const ctx: ApiContext = { node, shutdown: shutdown.signal, requestStop: init.requestStop }
+  // The error bodies of the families whose route files serve one document (the inference families name theirs in their files).
+  const shapes = new Map<Routes, ErrorShape>([
+    [distributedRoutes, distributedShape], [nodeRoutes, distributedShape], [transferRoutes, distributedShape], [adminRoutes, distributedShape],
+    [clientRoutes, farmShape]
+  ])
   for (const routes of [
     systemRoutes, authRoutes, contentRoutes, pinRoutes, nameRoutes, peerRoutes, pubsubRoutes, blockRoutes,
     clusterRoutes, distributedRoutes, nodeRoutes, networkRoutes, consensusRoutes, resourceRoutes, clientRoutes,
-    ollamaRoutes, openaiRoutes, taskRoutes, taskMetricRoutes, aiRoutes, trainingRoutes, workerRoutes, consoleRoutes,
-    methodRoutes,
-    eventRoutes,
-    graphqlRoutes,
-    filesRoutes,
-    dagCarRoutes,
-    refsRoutes,
-    repoRoutes,
-    swarmOpsRoutes,
-    settingsRoutes
+    ollamaRoutes, openaiRoutes, taskRoutes, taskMetricRoutes, transferRoutes, adminRoutes, aiRoutes, trainingRoutes, workerRoutes, consoleRoutes,
+    methodRoutes, eventRoutes, graphqlRoutes, filesRoutes, dagCarRoutes, refsRoutes, repoRoutes, swarmOpsRoutes, settingsRoutes
   ]) {
-    routes(app, ctx)
+    const shape = shapes.get(routes)
+    if (shape == null) routes(app, ctx)
+    else familyRoutes(app, shape, scope => { routes(scope, ctx) })
   }
   // Raw uploads take any content type as a stream, in a context of their own.
   return app

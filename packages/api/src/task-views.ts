@@ -3,7 +3,7 @@
  * metrics. Inference and training jobs are both tasks there; routes fetch,
  * these shape and count.
  */
-import { JobNotFoundError, taskIdOf } from '@node-daemon/cluster'
+import { JobNotFoundError, taskIdOf, workedOn } from '@node-daemon/cluster'
 import { nodeStatus, percent, usage } from './cluster-views.ts'
 import type { JobKind, JobRecord, JobStatus, NodeView } from '@node-daemon/cluster'
 import type { TaskView } from '@node-daemon/inference'
@@ -192,5 +192,22 @@ export function taskMetricsJson (job: JobRecord, nodes: NodeView[]): object {
     progress: progressOf(job),
     metrics: job.kind === 'training' ? trainingMetrics(job) : { ...job.metrics },
     resources: meanUsage(nodes.filter(n => workers.has(n.id)))
+  }
+}
+
+/** Document 004's `tasks` and `performance` of a client, from the jobs it worked on. */
+export function clientWork (jobs: JobRecord[], clientId: string): { tasks: object[], performance: object } {
+  const mine = jobs.filter(j => workedOn(j, clientId))
+  const completed = mine.filter(j => j.status === 'completed')
+  const failed = mine.filter(j => j.status === 'failed').length
+  const timed = completed.filter(j => j.startedAt != null && j.completedAt != null)
+  const seconds = timed.reduce((sum, j) => sum + (Date.parse(j.completedAt as string) - Date.parse(j.startedAt as string)) / 1000, 0)
+  return {
+    tasks: mine.map(j => ({ id: taskIdOf(j.jobId), type: j.kind, status: TASK_STATUS[j.status], progress: progressOf(j) })),
+    performance: {
+      completed_tasks: completed.length,
+      average_time: timed.length > 0 ? seconds / timed.length : null,
+      success_rate: completed.length + failed > 0 ? completed.length / (completed.length + failed) : null
+    }
   }
 }

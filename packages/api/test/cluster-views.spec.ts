@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import {
-  clientJson, clientWork, externalClientJson, latencies, modelJson, modelsOn, nodeJson, nodeStatus, peersJson,
+  clientJson, externalClientJson, latencies, modelJson, modelsOn, nodeJson, nodeStatus, peersJson, transferId, transfersJson,
   pinStatusJson, replicasJson, replicationState, topologyJson, trafficJson, usage, usagePercent
 } from '../src/cluster-views.ts'
 import { humanSize } from '../src/size.ts'
+import { clientWork } from '../src/task-views.ts'
+import { taskIdOf } from '@node-daemon/cluster'
 import type { JobRecord, ModelRecord, NodeView, PinRecord, PinStatusReport, Resources } from '@node-daemon/cluster'
 import type { PeerConnection } from '@node-daemon/swarm'
 import { nodeView } from './helpers/node-view.ts'
@@ -98,9 +100,30 @@ describe('cluster views', () => {
 
   it('keeps the lowest latency of each peer and the models allocated to a node', () => {
     assert.deepEqual([...latencies([conn('a', 9), conn('a', 4), conn('b')])], [['a', 4]])
-    const pins = [pin(CID, ['a', 'b'], 'm1'), pin('x', ['b'], 'm2'), pin('y', ['a'])]
-    assert.deepEqual(modelsOn(pins, 'a'), ['m1'])
-    assert.deepEqual(modelsOn(pins, 'b'), ['m1', 'm2'])
+    const pins = [pin(CID, ['a', 'b'], 'm1'), pin('x', ['b'], 'm2'), pin('y', ['a'], 'gone')]
+    // m3 shares m1's CID, and its pin names m1 only; the model of pin y was deleted.
+    const models = [{ ...model, modelId: 'm1', modelCID: CID }, { ...model, modelId: 'm2', modelCID: 'x' }, { ...model, modelId: 'm3', modelCID: CID }]
+    assert.deepEqual(modelsOn(models, pins, 'a'), ['m1', 'm3'])
+    assert.deepEqual(modelsOn(models, pins, 'b'), ['m1', 'm2', 'm3'])
+  })
+
+  it('gives each replica still arriving as a transfer, with its rate and time left', () => {
+    const now = Date.parse('2026-01-01T00:00:10Z')
+    const peers: PinStatusReport['peers'] = [
+      { peer: 'a', status: 'pinned', updatedAt: 't' },
+      { peer: 'b', status: 'pinning', updatedAt: 't', bytes: 1_000_000_000, startedAt: '2026-01-01T00:00:00Z', attempts: 1 },
+      { peer: 'c', status: 'queued', updatedAt: 't' }
+    ]
+    const [b, c, ...rest] = transfersJson([pin(CID, ['a', 'b', 'c'])], [report('pinning', peers)], [model], now) as any[]
+    assert.equal(rest.length, 0, 'a pinned replica is no transfer')
+    assert.equal(b.id, transferId(CID, 'b'))
+    assert.equal(b.model, 'llama2:7b')
+    assert.equal(b.rate, 100_000_000)
+    assert.equal(b.eta_seconds, 28)
+    assert.equal(b.bytes_total, 3_800_000_000)
+    assert.equal(c.rate, 0)
+    assert.equal(c.eta_seconds, null)
+    assert.notEqual(transferId(CID, 'b'), transferId(CID, 'c'))
   })
 
   it('gives a node the fields of documents 002 and 003', () => {
@@ -194,14 +217,15 @@ describe('cluster views', () => {
 
   it("counts a client's tasks and performance from the jobs it worked on", () => {
     const work = clientWork([job(1, 'a', 'completed', 10), job(2, 'a', 'completed', 30), job(3, 'a', 'failed'), job(4, 'b', 'completed', 5), job(5, 'a', 'running')], 'a')
-    assert.deepEqual(work.tasks.map((t: any) => t.id), [1, 2, 3, 5])
+    assert.deepEqual(work.tasks.map((t: any) => t.id), [1, 2, 3, 5].map(taskIdOf))
+    assert.deepEqual(work.tasks.map((t: any) => t.progress), [100, 100, 0, 0])
     assert.deepEqual(work.performance, { completed_tasks: 2, average_time: 20, success_rate: 2 / 3 })
     assert.deepEqual(clientWork([], 'a').performance, { completed_tasks: 0, average_time: null, success_rate: null })
   })
 
   it('counts a training job among the tasks of every worker that took a rank of it', () => {
     const training = { ...job(6, 'a', 'completed', 10), training: { workers: [{ id: 'a', rank: 0, status: 'training' }, { id: 'w1', via: 'b', rank: 1, status: 'left' }] } } as unknown as JobRecord
-    assert.deepEqual(clientWork([training, job(7, 'b', 'completed', 5)], 'w1').tasks.map((t: any) => t.id), [6])
+    assert.deepEqual(clientWork([training, job(7, 'b', 'completed', 5)], 'w1').tasks.map((t: any) => t.id), [taskIdOf(6)])
   })
 
   it('shows an external worker with the figures of its last heartbeat and the node it is connected to', () => {

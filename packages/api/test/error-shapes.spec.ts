@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { ContextLengthError, InvalidInferenceRequestError, InvalidModelError, UnsupportedModelError } from '@node-daemon/runtime'
-import { ModelNotFoundError, NoQuorumError } from '@node-daemon/cluster'
-import { envelopeShape, INVALID_PROMPT, ollamaShape, openaiShape, taskShape } from '../src/error-shapes.ts'
+import { ModelNotFoundError, NodeNotFoundError, NoQuorumError } from '@node-daemon/cluster'
+import { distributedShape, envelopeShape, farmShape, INVALID_PROMPT, ollamaShape, openaiShape, taskShape } from '../src/error-shapes.ts'
 import { classify, UnsupportedParameterError } from '../src/errors.ts'
 import type { FastifyError, FastifyRequest } from 'fastify'
 
-const request = { body: { model: 'ghost' }, params: {} } as unknown as FastifyRequest
+const request = { body: { model: 'ghost' }, params: {}, id: 'req-1' } as unknown as FastifyRequest
 const validation = Object.assign(new Error('body/temperature must be number'), {
   code: 'FST_ERR_VALIDATION',
   validation: [{ keyword: 'type', instancePath: '/temperature', schemaPath: '', params: {}, message: 'must be number' }]
@@ -51,5 +51,27 @@ describe('error shapes', () => {
     const body = (taskShape()(new ModelNotFoundError("model 'ghost' is not registered"), request).body as any).error
     assert.equal(body.message, 'Model not found')
     assert.equal(body.details, "model 'ghost' is not registered")
+  })
+
+  it("adds document 002's code, timestamp and request id to document 000's envelope, with 400 for schema errors", () => {
+    const shaped = distributedShape(new NodeNotFoundError('no node x'), request)
+    const body = shaped.body as any
+    assert.equal(shaped.status, 404)
+    assert.equal(body.error, 'no node x')
+    assert.equal(body.code, 'NODE_NOT_FOUND')
+    assert.equal(body.Code, 1001)
+    assert.equal(body.request_id, 'req-1')
+    assert.ok(!Number.isNaN(Date.parse(body.timestamp)))
+    const bad = distributedShape(validation, request)
+    assert.equal(bad.status, 400)
+    assert.equal((bad.body as any).code, 'INVALID_REQUEST')
+    assert.equal((bad.body as any).status_code, 400)
+  })
+
+  it("gives document 004's errors details as an object", () => {
+    assert.deepEqual(farmShape(new NodeNotFoundError('no node x'), request).body, { error: { code: 'NODE_NOT_FOUND', message: 'no node x', details: { type: 'NodeNotFoundError' } } })
+    const bad = farmShape(validation, request)
+    assert.equal(bad.status, 400)
+    assert.deepEqual((bad.body as any).error.details, { type: 'ValidationError', field: 'temperature', reason: 'must be number' })
   })
 })

@@ -40,8 +40,10 @@ export const HEARTBEAT_TOPIC = '/node-daemon/cluster/heartbeat/1.0.0'
 export interface ClusterComponents {
   libp2p: Swarm
   content: {
-    pinAdd (path: string, recursive?: boolean, options?: { signal?: AbortSignal }): Promise<unknown>
+    pinAdd (path: string, recursive?: boolean, options?: { signal?: AbortSignal, onBlock?: (bytes: number) => void }): Promise<unknown>
     pinRm (path: string, recursive?: boolean, options?: { signal?: AbortSignal }): Promise<unknown>
+    /** The bytes of a DAG from local blocks; fails when they are not here. */
+    dagSize (path: string, options?: { signal?: AbortSignal }): Promise<number>
   }
   datastore: Pick<Datastore, 'get' | 'put' | 'delete' | 'query'>
   logger: ComponentLogger
@@ -822,7 +824,21 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
     const rf = options.replicationFactor
     const rmin = options.replicationFactorMin ?? rf ?? 1
     const rmax = options.replicationFactorMax ?? rf ?? (rmin === -1 ? -1 : Math.max(rmin, this.init.voters))
-    return this.propose<PinRecord>({ op: 'pin.add', cid: canonical, name: options.name ?? '', rmin, rmax, size: 0 }, options)
+    return this.propose<PinRecord>({ op: 'pin.add', cid: canonical, name: options.name ?? '', rmin, rmax, size: await this.localSize(canonical, options) }, options)
+  }
+
+  /**
+   * A DAG's size for the record the proposer writes: the proposer usually
+   * holds what it pins or registers (it just added it). When it does not, 0
+   * says unknown, and a later proposal that knows it fills it in.
+   */
+  private async localSize (cid: string, options?: WriteOptions): Promise<number> {
+    try {
+      return await this.components.content.dagSize(cid, { signal: options?.signal })
+    } catch (err: any) {
+      if (options?.signal?.aborted === true) throw err
+      return 0
+    }
   }
 
   async pinRm (cid: string, options?: WriteOptions): Promise<void> {
@@ -898,6 +914,14 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
     return this.propose<PinRecord>({ op: 'pin.migrate', cid: checkCID(cid), from, to }, options)
   }
 
+  async allocate (cid: string, to: string, options?: WriteOptions): Promise<PinRecord> {
+    return this.propose<PinRecord>({ op: 'pin.allocate', cid: checkCID(cid), to }, options)
+  }
+
+  async deallocate (cid: string, from: string, options?: WriteOptions): Promise<PinRecord> {
+    return this.propose<PinRecord>({ op: 'pin.deallocate', cid: checkCID(cid), from }, options)
+  }
+
   // ---- Cluster: models
 
   async registerModel (input: RegisterModelInput, options?: WriteOptions): Promise<ModelRecord> {
@@ -910,7 +934,7 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
       description: input.description ?? '',
       kind: input.kind ?? 'model',
       metadata: input.metadata ?? {},
-      size: 0,
+      size: await this.localSize(input.modelCID, options),
       replicationFactor: input.replicationFactor ?? 3
     }, options)
   }
@@ -920,7 +944,7 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
       op: 'model.update',
       modelId,
       modelCID: checkCID(modelCID, 'modelCID'),
-      size: 0,
+      size: await this.localSize(modelCID, options),
       expectedVersion: options.expectedVersion,
       description: options.description,
       metadata: options.metadata

@@ -34,6 +34,8 @@ export type Command = Base & (
   | { op: 'pin.rm', cid: string }
   | { op: 'pin.rebalance' }
   | { op: 'pin.migrate', cid: string, from: string, to: string }
+  | { op: 'pin.allocate', cid: string, to: string }
+  | { op: 'pin.deallocate', cid: string, from: string }
   | { op: 'model.register', modelId: string, modelCID: string, name: string, description: string, kind: ModelKind, metadata: Record<string, unknown>, size: number, replicationFactor: number }
   | { op: 'model.update', modelId: string, modelCID: string, size: number, expectedVersion?: number, description?: string, metadata?: Record<string, unknown> }
   | { op: 'model.active', modelId: string, active: boolean }

@@ -24,6 +24,10 @@ export interface PeerPinStatus {
   /** Attempts so far, for queued/pinning/error. */
   attempts?: number
   updatedAt: string
+  /** Bytes of the DAG the node has taken in its current or last attempt. */
+  bytes?: number
+  /** When that attempt began. */
+  startedAt?: string
 }
 
 export interface PinStatusReport {
@@ -208,6 +212,10 @@ export interface Cluster extends TypedEventTarget<{ [K in keyof ClusterEvents]: 
   rebalance (options?: WriteOptions): Promise<PinRecord[]>
   /** Moves one pin's replica from a node to another. */
   migrate (cid: string, from: string, to: string, options?: WriteOptions): Promise<PinRecord>
+  /** Adds a replica of one pin on a node, which then fetches it: a download to that node. */
+  allocate (cid: string, to: string, options?: WriteOptions): Promise<PinRecord>
+  /** Takes one node's replica of a pin away, which stops its fetch there: a cancelled transfer. */
+  deallocate (cid: string, from: string, options?: WriteOptions): Promise<PinRecord>
 
   registerModel (input: RegisterModelInput, options?: WriteOptions): Promise<ModelRecord>
   /** A new version of the model's CID (or metadata); with `expectedVersion`, rejected unless that is still the current version. */

@@ -13,7 +13,7 @@ import type { Datastore } from 'interface-datastore'
 
 export interface PinTrackerComponents {
   content: {
-    pinAdd (path: string, recursive?: boolean, options?: { signal?: AbortSignal }): Promise<unknown>
+    pinAdd (path: string, recursive?: boolean, options?: { signal?: AbortSignal, onBlock?: (bytes: number) => void }): Promise<unknown>
     pinRm (path: string, recursive?: boolean, options?: { signal?: AbortSignal }): Promise<unknown>
   }
   datastore: Pick<Datastore, 'put' | 'delete' | 'query'>
@@ -39,6 +39,9 @@ interface Tracked {
   updatedAt: number
   retryAt: number
   abort?: AbortController
+  /** Bytes of the DAG taken so far by the current attempt, and when it began: a transfer's progress and rate. */
+  bytes: number
+  startedAt?: number
 }
 
 const OWNED = '/cluster/pinned'
@@ -101,7 +104,7 @@ export class PinTracker {
   status (cid: string): PeerPinStatus | undefined {
     const t = this.tracked.get(cid)
     if (t == null) return undefined
-    return { peer: '', status: t.status, error: t.error, attempts: t.attempts, updatedAt: new Date(t.updatedAt).toISOString() }
+    return { peer: '', status: t.status, error: t.error, attempts: t.attempts, updatedAt: new Date(t.updatedAt).toISOString(), bytes: t.bytes, ...(t.startedAt == null ? {} : { startedAt: new Date(t.startedAt).toISOString() }) }
   }
 
   /** Allocated pins not pinned yet: the node's pin queue. */
@@ -116,7 +119,7 @@ export class PinTracker {
     const allocated = new Set<string>()
     for (const pin of this.init.allocated()) {
       allocated.add(pin.cid)
-      if (!this.tracked.has(pin.cid)) this.tracked.set(pin.cid, { status: 'queued', attempts: 0, updatedAt: now, retryAt: 0 })
+      if (!this.tracked.has(pin.cid)) this.tracked.set(pin.cid, { status: 'queued', attempts: 0, updatedAt: now, retryAt: 0, bytes: 0 })
     }
     for (const [cid, t] of this.tracked) {
       if (allocated.has(cid)) continue
@@ -145,10 +148,12 @@ export class PinTracker {
     t.status = 'pinning'
     t.attempts++
     t.updatedAt = Date.now()
+    t.startedAt = t.updatedAt
+    t.bytes = 0
     t.abort = new AbortController()
     const signal = AbortSignal.any([t.abort.signal, AbortSignal.timeout(this.init.pinTimeoutMs)])
     try {
-      await this.components.content.pinAdd(cid, true, { signal })
+      await this.components.content.pinAdd(cid, true, { signal, onBlock: bytes => { t.bytes += bytes } })
       if (!this.owned.has(cid)) {
         await this.components.datastore.put(new Key(`${OWNED}/${cid}`), new Uint8Array(0))
         this.owned.add(cid)

@@ -321,6 +321,29 @@ export class ClusterState implements StateMachine {
         this.setAllocations(pin, pin.allocations.map(id => id === c.from ? c.to : id), index, c.at)
         return { result: clone(pin), summary: `moved ${c.cid} from ${c.from} to ${c.to}` }
       }
+      case 'pin.allocate': {
+        const pin = this.pins.get(c.cid)
+        if (pin == null) throw new PinNotFoundError(`${c.cid} is not pinned in the cluster`)
+        const to = this.requireNode(c.to)
+        if (pin.allocations.includes(c.to)) return { result: clone(pin), summary: `${c.cid} is already allocated to ${c.to}` }
+        if (!eligible(to)) throw new InvalidClusterRequestError(`${c.to} cannot take pins now (offline, drained or deregistered)`)
+        // The replica asked for is one more wanted, so that no rebalance takes it away again.
+        if (pin.replicationFactorMax !== -1) pin.replicationFactorMax = Math.max(pin.replicationFactorMax, pin.allocations.length + 1)
+        this.setAllocations(pin, [...pin.allocations, c.to], index, c.at)
+        return { result: clone(pin), summary: `allocated ${c.cid} to ${c.to}` }
+      }
+      case 'pin.deallocate': {
+        const pin = this.pins.get(c.cid)
+        if (pin == null) throw new PinNotFoundError(`${c.cid} is not pinned in the cluster`)
+        if (!pin.allocations.includes(c.from)) throw new PinNotFoundError(`${c.cid} is not allocated to ${c.from}`)
+        if (pin.allocations.length === 1) throw new InvalidClusterRequestError(`${c.from} holds the only replica of ${c.cid}: unpin it instead`)
+        // One replica fewer wanted, so that filling under-replicated pins does not give it back.
+        const left = pin.allocations.length - 1
+        if (pin.replicationFactorMax === -1 || pin.replicationFactorMax > left) pin.replicationFactorMax = left
+        pin.replicationFactorMin = Math.min(pin.replicationFactorMin === -1 ? left : pin.replicationFactorMin, left)
+        this.setAllocations(pin, pin.allocations.filter(id => id !== c.from), index, c.at)
+        return { result: clone(pin), summary: `took ${c.cid} from ${c.from}` }
+      }
       case 'model.register': {
         if (this.models.has(c.modelId)) throw new ModelExistsError(`model ${c.modelId} is registered already`)
         const model: ModelRecord = {
@@ -356,7 +379,7 @@ export class ClusterState implements StateMachine {
           model.version++
           model.timestamp = Math.floor(c.at / 1000)
           model.versions.push({ version: model.version, cid: c.modelCID, at: iso(c.at), by: c.by })
-          this.emit('ModelUpdated', { modelId: c.modelId, modelCID: c.modelCID, version: model.version })
+          this.emit('ModelUpdated', { modelId: c.modelId, modelCID: c.modelCID, version: model.version, by: c.by })
           return { result: clone(model), summary: `model ${c.modelId} v${model.version}: metadata` }
         }
         const old = model.modelCID
@@ -368,7 +391,7 @@ export class ClusterState implements StateMachine {
         model.versions.push({ version: model.version, cid: c.modelCID, at: iso(c.at), by: c.by })
         this.pinModel(model, rf, index, c.at)
         if (this.pins.get(old)?.modelId === c.modelId && !this.cidInUse(old, c.modelId)) this.removePin(old)
-        this.emit('ModelUpdated', { modelId: c.modelId, modelCID: c.modelCID, version: model.version })
+        this.emit('ModelUpdated', { modelId: c.modelId, modelCID: c.modelCID, version: model.version, by: c.by })
         return { result: clone(model), summary: `model ${c.modelId} v${model.version} = ${c.modelCID}` }
       }
       case 'model.active': {

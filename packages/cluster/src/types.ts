@@ -211,7 +211,8 @@ export interface ClusterEvents {
   /** A training job was submitted, changed status or coordinator, or recorded a checkpoint. */
   TrainingUpdated: { jobId: number, status: JobStatus, coordinator: string, step: number, checkpoint?: string }
   ModelRegistered: { modelId: string, modelCID: string }
-  ModelUpdated: { modelId: string, modelCID: string, version: number }
+  /** `by`: the peer that proposed the new version. */
+  ModelUpdated: { modelId: string, modelCID: string, version: number, by: string }
   NodeJoined: { id: string, role: 'voter' | 'learner' }
   NodeLeft: { id: string }
   NodeStatus: { id: string, online: boolean }

@@ -158,6 +158,33 @@ describe('ClusterState', () => {
     assert.throws(() => log.apply({ op: 'pin.migrate', cid: CID_A, from: 'n9', to }), { name: 'InvalidClusterRequestError' })
   })
 
+  it('allocates a pin to one more node, which a rebalance keeps', () => {
+    const log = cluster(3)
+    const pin = log.apply({ op: 'pin.add', cid: CID_A, name: 'a', rmin: 1, rmax: 1, size: 10 })
+    const to = ['n1', 'n2', 'n3'].find(id => !pin.allocations.includes(id)) as string
+    const after = log.apply({ op: 'pin.allocate', cid: CID_A, to })
+    assert.deepEqual(after.allocations, [...pin.allocations, to])
+    assert.equal(after.replicationFactorMax, 2)
+    log.apply({ op: 'pin.rebalance' })
+    assert.ok(log.state.pins.get(CID_A)?.allocations.includes(to))
+    assert.deepEqual(log.apply({ op: 'pin.allocate', cid: CID_A, to }).allocations, after.allocations, 'allocating again changes nothing')
+    assert.throws(() => log.apply({ op: 'pin.allocate', cid: CID_B, to }), { name: 'PinNotFoundError' })
+    assert.throws(() => log.apply({ op: 'pin.allocate', cid: CID_A, to: 'n9' }), { name: 'NodeNotFoundError' })
+  })
+
+  it('takes one node\'s replica of a pin away, and not the last one', () => {
+    const log = cluster(3)
+    const pin = log.apply({ op: 'pin.add', cid: CID_A, name: 'a', rmin: -1, rmax: -1, size: 10 })
+    assert.equal(pin.allocations.length, 3)
+    const after = log.apply({ op: 'pin.deallocate', cid: CID_A, from: 'n2' })
+    assert.deepEqual(after.allocations, pin.allocations.filter((id: string) => id !== 'n2'))
+    log.apply({ op: 'pin.rebalance' })
+    assert.ok(!(log.state.pins.get(CID_A)?.allocations.includes('n2') ?? true), 'a rebalance does not give it back')
+    assert.throws(() => log.apply({ op: 'pin.deallocate', cid: CID_A, from: 'n2' }), { name: 'PinNotFoundError' })
+    log.apply({ op: 'pin.deallocate', cid: CID_A, from: 'n1' })
+    assert.throws(() => log.apply({ op: 'pin.deallocate', cid: CID_A, from: 'n3' }), { name: 'InvalidClusterRequestError' })
+  })
+
   it('registers versioned models, pins them, and rejects a stale update', () => {
     const log = cluster(3)
     const model = log.apply({ op: 'model.register', modelId: 'm', modelCID: CID_A, name: 'M', description: 'd', kind: 'model', metadata: {}, size: 0, replicationFactor: 2 })

@@ -11,7 +11,7 @@ import { createHeliaNode } from './helia-node.ts'
 import { Mfs } from './mfs.ts'
 import { ipnsDhtRecords, Names } from './names.ts'
 import { parsePath } from './paths.ts'
-import { pinAdd, pinLs, pinRm, pinUpdate } from './pins.ts'
+import { dagSize, pinAdd, pinLs, pinRm, pinUpdate } from './pins.ts'
 import { refs } from './refs.ts'
 import { Topics } from './pubsub.ts'
 import { cat, ls, resolveEntry, stat } from './read.ts'
@@ -23,7 +23,7 @@ import type { DagResolution } from './dag-resolve.ts'
 import type { BlockPutOptions, DagPutOptions, ReadOptions } from './blocks.ts'
 import type { BlockRmOptions, BlockRmResult, GcComponents, GcResult } from './gc.ts'
 import type { DhtRecords, NameComponents } from './names.ts'
-import type { PinEntry, PinFilter, PinLsOptions } from './pins.ts'
+import type { PinAddOptions, PinEntry, PinFilter, PinLsOptions } from './pins.ts'
 import type { Ref, RefsOptions } from './refs.ts'
 import type { CatOptions, FileStat, Listing } from './read.ts'
 import type { Blocks } from '@helia/interface'
@@ -182,7 +182,7 @@ export class Content extends TypedEventEmitter<ContentEvents> {
   }
 
   /** Pins what a path names; `name` labels the pin, as Kubo's `pin add --name`. */
-  async pinAdd (path: string, recursive = true, options?: ReadOptions & { name?: string }): Promise<CID> {
+  async pinAdd (path: string, recursive = true, options?: ReadOptions & Pick<PinAddOptions, 'name' | 'onBlock'>): Promise<CID> {
     const cid = await this.resolve(path, options)
     await this.pinHeld(cid, recursive, options)
     this.safeDispatchEvent('pin', { detail: { cid: cid.toString(), recursive } })
@@ -190,7 +190,7 @@ export class Content extends TypedEventEmitter<ContentEvents> {
   }
 
   /** Pins with every block it reads held from GC until the pin is made. */
-  private async pinHeld (cid: CID, recursive: boolean, options?: ReadOptions & { name?: string }, hold = this.guard.hold()): Promise<void> {
+  private async pinHeld (cid: CID, recursive: boolean, options?: ReadOptions & Pick<PinAddOptions, 'name' | 'onBlock'>, hold = this.guard.hold()): Promise<void> {
     try {
       await pinAdd(this.helia, cid, recursive, { ...options, hold, fetchTimeoutMs: this.fetchTimeoutMs })
     } finally {
@@ -209,6 +209,11 @@ export class Content extends TypedEventEmitter<ContentEvents> {
       hold.release()
     }
     return [fromCid, toCid]
+  }
+
+  /** The bytes of the DAG a path names, from local blocks only (see dagSize). */
+  async dagSize (path: string, options?: AbortOptions): Promise<number> {
+    return dagSize(this.reads, await this.resolve(path, { ...options, offline: true }), options)
   }
 
   async pinRm (path: string, recursive = true, options?: AbortOptions): Promise<CID> {

@@ -20,6 +20,8 @@ export interface WindowedWalkerInit {
   keep?: (cid: CID) => Promise<void>
   /** How long a block that is not local may take to arrive (see boundedFetches). */
   fetchTimeoutMs?: number
+  /** Called with each block's bytes as the walk hands it on: how far a pin that fetches has come. */
+  onBlock?: (bytes: number) => void
 }
 
 /**
@@ -135,6 +137,7 @@ export function windowedWalker (init: WindowedWalkerInit = {}): GraphWalkerFacto
           if (failure != null) throw failure.error
           const { node, size } = ready.shift() as { node: GraphNode<T>, size: number }
           yield node
+          init.onBlock?.(node.block.bytes.byteLength)
           // The pinner asks for the next block once done with this one: its slot is free.
           blocks--
           bytes -= size

@@ -1,3 +1,4 @@
+import * as dagPb from '@ipld/dag-pb'
 import drain from 'it-drain'
 import { CID } from 'multiformats/cid'
 import { blockKey, getBlock } from './blocks.ts'
@@ -52,12 +53,14 @@ export interface PinAddOptions extends ReadOptions {
   fetchTimeoutMs?: number
   /** A name for the pin, as Kubo's `pin add --name`. */
   name?: string
+  /** Called with the bytes of each block the pin takes, local or fetched. */
+  onBlock?: (bytes: number) => void
 }
 
 /** Pins recursively (the whole DAG, fetched if missing) or directly (the one block). */
 export async function pinAdd (components: PinComponents, cid: CID, recursive: boolean, options: PinAddOptions = {}): Promise<void> {
   const depth = recursive ? Infinity : 0
-  const { hold, fetchTimeoutMs, name, ...rest } = options
+  const { hold, fetchTimeoutMs, name, onBlock, ...rest } = options
   if (name != null && Buffer.byteLength(name) > MAX_PIN_NAME_BYTES) throw new InvalidParameterError(`a pin name is at most ${MAX_PIN_NAME_BYTES} bytes`)
   // Held before a direct pin is replaced, so that the block stays between the two.
   await hold?.keep(cid)
@@ -70,7 +73,7 @@ export async function pinAdd (components: PinComponents, cid: CID, recursive: bo
   // Helia keys pins by CIDv1; the metadata keeps the CID as the user gave it, as Kubo lists it.
   const metadata: Record<string, string> = { cid: cid.toString() }
   if (name != null && name !== '') metadata.name = name
-  await drain(components.pins.add(cid, { ...rest, depth, walker: windowedWalker({ keep: hold?.keep, fetchTimeoutMs }), metadata }))
+  await drain(components.pins.add(cid, { ...rest, depth, walker: windowedWalker({ keep: hold?.keep, fetchTimeoutMs, onBlock }), metadata }))
 }
 
 /**
@@ -205,4 +208,18 @@ export async function * descendants (blockstore: Pick<Blocks, 'get'>, root: CID,
       stack.push([child, level + 1])
     }
   }
+}
+
+/**
+ * The bytes of the DAG under `root` as Kubo's CumulativeSize counts them: a
+ * dag-pb node's own bytes and the sizes its links carry, so that a unixfs
+ * model or file costs one block read; a DAG of another codec is walked.
+ * Local blocks only: a DAG this node lacks is a NotFoundError at once.
+ */
+export async function dagSize (blockstore: Pick<Blocks, 'get'>, root: CID, options: AbortOptions = {}): Promise<number> {
+  const bytes = await getBlock(blockstore, root, { ...options, offline: true })
+  if (root.code === dagPb.code) return dagPb.decode(bytes).Links.reduce((sum, link) => sum + (link.Tsize ?? 0), bytes.byteLength)
+  let size = bytes.byteLength
+  for await (const cid of descendants(blockstore, root, options)) size += (await getBlock(blockstore, cid, { ...options, offline: true })).byteLength
+  return size
 }

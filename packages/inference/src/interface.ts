@@ -271,7 +271,22 @@ export type TaskEvent =
   | { type: 'task_completed', data: { taskId: string, jobId: number, response: string, worker: string, timing: { totalTime: number } } }
   | { type: 'task_failed', data: { taskId: string, jobId: number, error: string } }
 
+/**
+ * Where this node's jobs may run (document 002's /admin/mode and /admin/fallback).
+ * `local`: on this node only. `fallback`: this node runs, as the last resort,
+ * a job of a model it holds no replica of, pulling it; off, such a job fails
+ * when no holder can run it. A setting of this node, not of the cluster, and
+ * not kept across restarts.
+ */
+export interface Placement {
+  mode: 'distributed' | 'local'
+  fallback: boolean
+}
+
 export interface Inference {
+  /** This node's placement settings. */
+  placement(): Placement
+  setPlacement(change: Partial<Placement>): Placement
   /**
    * Runs one generation on a node that has the model, this one first; the
    * stream ends with a `done` event. Validation and a missing model throw

@@ -23,7 +23,7 @@ import * as errors from './errors.ts'
 import { ModelLibrary } from './library.ts'
 import { parseModelfile } from './modelfile.ts'
 import { InferenceProtocol, reportedByWorker } from './protocol.ts'
-import type { EmbedInput, EmbedParams, EmbedResult, RerankParams, RerankResult, GenerateOptions, GenerateParams, GenerateStats, ImportParams, Inference, InferenceEvent, LoadedModelView, ModelDetails, ModelSummary, ProgressEvent, PromptInput, StoredResponse, TaskEvent, TaskParams, TaskStatus, TaskView, TokenLogprob, TokenLogprobs } from './interface.ts'
+import type { EmbedInput, EmbedParams, EmbedResult, RerankParams, RerankResult, GenerateOptions, GenerateParams, GenerateStats, ImportParams, Inference, InferenceEvent, LoadedModelView, ModelDetails, ModelSummary, Placement, ProgressEvent, PromptInput, StoredResponse, TaskEvent, TaskParams, TaskStatus, TaskView, TokenLogprob, TokenLogprobs } from './interface.ts'
 import type { ResolvedModel } from './library.ts'
 import type { ErrorClasses, Job, WorkerEvent } from './protocol.ts'
 import type { AbortOptions, Libp2p, Logger } from '@libp2p/interface'
@@ -96,6 +96,7 @@ export class InferenceService implements Inference {
   readonly #ending = new Set<Promise<void>>()
   /** Aborts only when the service stops: the writes that record a job and its end outlive the request. */
   #lifetime = new AbortController()
+  #placement: Placement = { mode: 'distributed', fallback: true }
   /** Jobs this node controls were submitted since; older ones it controlled lost their clients when it restarted. */
   #startedAt = Date.now()
 
@@ -160,6 +161,15 @@ export class InferenceService implements Inference {
     } catch (err: any) {
       if (!this.#lifetime.signal.aborted) this.#c.log('reaping the jobs of nodes that went away failed - %e', err)
     }
+  }
+
+  placement (): Placement {
+    return { ...this.#placement }
+  }
+
+  setPlacement (change: Partial<Placement>): Placement {
+    this.#placement = { ...this.#placement, ...change }
+    return this.placement()
   }
 
   #isMember (peer: string): boolean {
@@ -353,7 +363,9 @@ export class InferenceService implements Inference {
     const holders = new Set(pin?.allocations ?? [])
     const loaded = new Set(this.#c.runtime.loaded().some(m => cidOfSession(m.key) === cid) ? [this.#c.peerId] : [])
     for (const id of loaded) holders.add(id)
-    return rankWorkers(nodes, { self: this.#c.peerId, holders, exclude, needBytes, loaded })
+    const { mode, fallback } = this.#placement
+    const eligible = mode === 'local' ? nodes.filter(n => n.id === this.#c.peerId) : nodes
+    return rankWorkers(eligible, { self: this.#c.peerId, holders, exclude, needBytes, loaded, fallback: mode === 'local' || fallback })
   }
 
   /** A job from another node. */

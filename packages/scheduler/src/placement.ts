@@ -16,6 +16,12 @@ export interface PlacementRequest {
   needBytes?: number
   /** Nodes that have the model loaded already, which need no more memory for it. */
   loaded?: ReadonlySet<string>
+  /**
+   * Whether this node, when it holds no replica, comes last as the worker of
+   * last resort (it pulls the model). Default true; false leaves a job that
+   * no holder can run to fail.
+   */
+  fallback?: boolean
 }
 
 /** A node's CPU load per core, from its latest heartbeat; Infinity when unknown, so unknown nodes come last. */
@@ -37,7 +43,7 @@ export function rankWorkers (nodes: NodeView[], request: PlacementRequest): stri
     .filter(n => n.id !== request.self && usable(n) && request.holders.has(n.id) && n.connected)
     .sort((a, b) => loadOf(a) - loadOf(b) || a.pins.pending - b.pins.pending || (a.id < b.id ? -1 : 1))
   order.push(...others.map(n => n.id))
-  if (selfUsable && !request.holders.has(request.self)) order.push(request.self)
+  if (selfUsable && !request.holders.has(request.self) && request.fallback !== false) order.push(request.self)
   const need = request.needBytes
   if (need == null) return order
   const byId = new Map(nodes.map(n => [n.id, n]))

@@ -34,6 +34,11 @@ describe('rankWorkers', () => {
     assert.deepEqual(rankWorkers(nodes, { self: 'd', holders: new Set(['a', 'b', 'c']) }), ['b', 'c', 'a', 'd'])
   })
 
+  it('leaves this node out, when it holds no replica, without fallback', () => {
+    assert.deepEqual(rankWorkers(nodes, { self: 'd', holders: new Set(['a', 'b', 'c']), fallback: false }), ['b', 'c', 'a'])
+    assert.deepEqual(rankWorkers(nodes, { self: 'a', holders: new Set(['a', 'b']), fallback: false }), ['a', 'b'])
+  })
+
   it('skips offline, drained, unreachable and excluded holders', () => {
     const view = [node('a', 0), node('b', 0, { online: false }), node('c', 0, { drained: true }), node('e', 0, { connected: false }), node('f', 0.5), node('g', 0.1)]
     assert.deepEqual(rankWorkers(view, { self: 'a', holders: new Set(['b', 'c', 'e', 'f', 'g']), exclude: new Set(['g']) }), ['f', 'a'])

@@ -1,5 +1,6 @@
 import { Type } from 'typebox'
-import { clientJson, clientWork, externalClientJson } from '../cluster-views.ts'
+import { clientJson, externalClientJson } from '../cluster-views.ts'
+import { clientWork } from '../task-views.ts'
 import { LocalQuery, readOptions } from '../reads.ts'
 import type { Routes } from '../server.ts'
 import type { Static } from 'typebox'

@@ -1,13 +1,14 @@
 import { Type } from 'typebox'
 import { consensusJson, decisionJson } from '../cluster-views.ts'
 import { BadRequestError } from '../errors.ts'
+import { registeredModel } from '../models.ts'
 import { local, readOptions } from '../reads.ts'
 import { requestSignal } from '../stream.ts'
 import type { Routes } from '../server.ts'
 import type { Static } from 'typebox'
 
 const VoteBody = Type.Object({
-  model_id: Type.String({ minLength: 1 }),
+  model_id: Type.String({ minLength: 1, description: 'Model id; a bare name means name:latest, as in Ollama' }),
   model_cid: Type.Optional(Type.String({ description: 'CID of the new version' })),
   model_hash: Type.Optional(Type.String({ description: "Document 003's name for model_cid" })),
   expected_version: Type.Optional(Type.Integer({ minimum: 0, description: 'Rejected (409, code 1003) unless this is still the current version' }))
@@ -37,7 +38,9 @@ export const consensusRoutes: Routes = (app, { node }) => {
     const body = request.body as Static<typeof VoteBody>
     const cid = body.model_cid ?? body.model_hash
     if (cid == null) throw new BadRequestError('model_cid (or model_hash) is required')
-    const model = await node.cluster.updateModel(body.model_id, cid, { expectedVersion: body.expected_version, signal: requestSignal(reply) })
+    const signal = requestSignal(reply)
+    const { modelId } = await registeredModel(node.cluster, body.model_id, { signal })
+    const model = await node.cluster.updateModel(modelId, cid, { expectedVersion: body.expected_version, signal })
     return { success: true, accepted: true, model_id: model.modelId, model_cid: model.modelCID, version: model.version, timestamp: model.timestamp }
   })
 

@@ -1,5 +1,6 @@
 import { Type } from 'typebox'
 import { consensusJson, jobJson, modelJson, nodeStatus, peerCount, pinJson, pinStatusJson, replicasJson, uptimeSeconds, usage } from '../cluster-views.ts'
+import { registeredModel } from '../models.ts'
 import { LocalQuery, readOptions } from '../reads.ts'
 import { requestSignal } from '../stream.ts'
 import type { Routes } from '../server.ts'
@@ -7,7 +8,11 @@ import type { Cluster, JobRecord, ReadOptions } from '@node-daemon/cluster'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Static } from 'typebox'
 
-const ModelParams = Type.Object({ name: Type.String({ description: 'Model id' }) })
+const ModelParams = Type.Object({ name: Type.String({ description: 'Model id; a bare name means name:latest, as in Ollama' }) })
+
+const DownloadBody = Type.Optional(Type.Object({
+  node_id: Type.Optional(Type.String({ minLength: 1, description: 'Peer id of the node to download to; default this node' }))
+}))
 
 const MigrateBody = Type.Object({
   model_name: Type.String({ minLength: 1, description: 'Model id' }),
@@ -41,15 +46,51 @@ export const distributedRoutes: Routes = (app, { node }) => {
     app.get(url, { permission: 'cluster:read', schema: { querystring: LocalQuery, tags: ['distributed'], summary: 'Cluster size, active nodes, leader and term' } }, status)
   }
 
-  app.get('/api/distributed/models', {
+  // Document 003's model list is document 002's distributed one.
+  for (const url of ['/api/distributed/models', '/api/v1/models']) {
+    app.get(url, {
+      permission: 'models:read',
+      schema: { querystring: LocalQuery, tags: ['distributed'], summary: 'Registered models: replicas, the nodes holding them, size and readiness' }
+    }, async (_request, reply) => {
+      const options = readOptions(reply)
+      const [models, pins, reports] = await Promise.all([node.cluster.getAllModels(options), node.cluster.pins(options), node.cluster.pinStatus(undefined, options)])
+      const pinOf = new Map(pins.map(p => [p.cid, p]))
+      const reportOf = new Map(reports.map(r => [r.cid, r]))
+      return { models: models.map(m => modelJson(m, pinOf.get(m.modelCID), reportOf.get(m.modelCID))), total: models.length }
+    })
+  }
+
+  /** A model with its replicas and the registry's record: description, metadata, owner and versions. */
+  const modelDetail = async (name: string, options: ReadOptions): Promise<object> => {
+    const model = await registeredModel(node.cluster, name, options)
+    const [pin, reports] = await Promise.all([node.cluster.pin(model.modelCID, options), node.cluster.pinStatus(model.modelCID, options)])
+    return { ...replicasJson(model, pin, reports[0]), description: model.description, metadata: model.metadata, owner: model.owner, versions: model.versions }
+  }
+
+  app.get('/api/v1/models/:name', {
     permission: 'models:read',
-    schema: { querystring: LocalQuery, tags: ['distributed'], summary: 'Registered models: replicas, the nodes holding them, size and readiness' }
-  }, async (_request, reply) => {
-    const options = readOptions(reply)
-    const [models, pins, reports] = await Promise.all([node.cluster.getAllModels(options), node.cluster.pins(options), node.cluster.pinStatus(undefined, options)])
-    const pinOf = new Map(pins.map(p => [p.cid, p]))
-    const reportOf = new Map(reports.map(r => [r.cid, r]))
-    return { models: models.map(m => modelJson(m, pinOf.get(m.modelCID), reportOf.get(m.modelCID))) }
+    schema: { params: ModelParams, querystring: LocalQuery, tags: ['distributed'], summary: 'One model in detail: its replicas and their status on each node, description, metadata and versions' }
+  }, async (request, reply) => modelDetail((request.params as Static<typeof ModelParams>).name, readOptions(reply)))
+
+  app.delete('/api/v1/models/:name', {
+    permission: 'models:write',
+    schema: { params: ModelParams, tags: ['distributed'], summary: 'Remove a model from the cluster: its registration, and its pin unless another model shares the content' }
+  }, async (request, reply) => {
+    const signal = requestSignal(reply)
+    const model = await registeredModel(node.cluster, (request.params as Static<typeof ModelParams>).name, { signal })
+    await node.cluster.removeModel(model.modelId, { signal })
+    return { success: true, model_id: model.modelId, cid: model.modelCID, deleted: true }
+  })
+
+  app.post('/api/v1/models/:name/download', {
+    permission: 'models:write',
+    schema: { params: ModelParams, body: DownloadBody, tags: ['distributed'], summary: "Have a node fetch and pin a model: it becomes one of the model's replicas (202; follow it in the node's transfers or the model's replica_status)" }
+  }, async (request, reply) => {
+    const signal = requestSignal(reply)
+    const target = (request.body as Static<typeof DownloadBody> | undefined)?.node_id ?? node.peerId
+    const model = await registeredModel(node.cluster, (request.params as Static<typeof ModelParams>).name, { signal })
+    const pin = await node.cluster.allocate(model.modelCID, target, { signal })
+    return reply.code(202).send({ success: true, model_id: model.modelId, cid: model.modelCID, node_id: target, nodes: pin.allocations })
   })
 
   app.get('/api/distributed/models/:name/replicas', {
@@ -57,7 +98,7 @@ export const distributedRoutes: Routes = (app, { node }) => {
     schema: { params: ModelParams, querystring: LocalQuery, tags: ['distributed'], summary: "A model's replicas and their pin status on each node" }
   }, async (request, reply) => {
     const options = readOptions(reply)
-    const model = await node.cluster.getModel((request.params as Static<typeof ModelParams>).name, options)
+    const model = await registeredModel(node.cluster, (request.params as Static<typeof ModelParams>).name, options)
     const [pin, reports] = await Promise.all([node.cluster.pin(model.modelCID, options), node.cluster.pinStatus(model.modelCID, options)])
     return replicasJson(model, pin, reports[0])
   })
@@ -121,7 +162,7 @@ export const distributedRoutes: Routes = (app, { node }) => {
   }, async (request, reply) => {
     const body = request.body as Static<typeof MigrateBody>
     const signal = requestSignal(reply)
-    const model = await node.cluster.getModel(body.model_name, { signal })
+    const model = await registeredModel(node.cluster, body.model_name, { signal })
     const pin = await node.cluster.migrate(model.modelCID, body.from_node, body.to_node, { signal })
     return { success: true, model_name: model.modelId, cid: pin.cid, from_node: body.from_node, to_node: body.to_node, nodes: pin.allocations }
   })

@@ -33,9 +33,9 @@ const JOIN_BY_START = 'a node cannot be created over HTTP: run `node-daemon star
  * the models a node holds come from the pinset, its latency from the swarm.
  */
 async function nodesJson (node: Node, views: NodeView[], options: ReadOptions): Promise<object[]> {
-  const pins = await node.cluster.pins(options)
+  const [models, pins] = await Promise.all([node.cluster.getAllModels(options), node.cluster.pins(options)])
   const rtt = latencies(node.peers())
-  return views.map(v => nodeJson(v, { models: modelsOn(pins, v.id), latencyMs: rtt.get(v.id) }))
+  return views.map(v => nodeJson(v, { models: modelsOn(models, pins, v.id), latencyMs: rtt.get(v.id) }))
 }
 
 /** Cluster nodes: document 002's list, get, drain and undrain, and document 003's CRUD. */

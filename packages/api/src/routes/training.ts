@@ -194,8 +194,15 @@ export const trainingRoutes: Routes = (app, { node, shutdown }) => {
     }
     const onModel = (e: CustomEvent<{ modelId: string, modelCID: string }>): void => { send({ type: 'model_update', data: { model_id: e.detail.modelId, cid: e.detail.modelCID } }) }
     const onJoined = (e: CustomEvent<{ id: string, role: string }>): void => { send({ type: 'node_joined', data: { id: e.detail.id, role: e.detail.role } }) }
-    const onLeft = (e: CustomEvent<{ id: string }>): void => { send({ type: 'node_left', data: { id: e.detail.id } }) }
-    const listeners: Array<[string, (e: any) => void]> = [['TrainingUpdated', onTraining], ['ModelRegistered', onModel], ['ModelUpdated', onModel], ['NodeJoined', onJoined], ['NodeLeft', onLeft]]
+    const onLeft = (e: CustomEvent<{ id: string }>): void => { send({ type: 'node_left', data: { id: e.detail.id, reason: 'removed' } }) }
+    // A node that died or was marked offline has left too, as document 003's clients see it, though it is still a member.
+    const onStatus = (e: CustomEvent<{ id: string, online: boolean }>): void => { if (!e.detail.online) send({ type: 'node_left', data: { id: e.detail.id, reason: 'offline' } }) }
+    // A committed model version is a vote the cluster accepted (POST /api/v1/consensus/vote, or any update of a model).
+    const onVote = (e: CustomEvent<{ modelId: string, modelCID: string, version: number, by: string }>): void => {
+      onModel(e)
+      send({ type: 'consensus_vote', data: { model_id: e.detail.modelId, model_cid: e.detail.modelCID, version: e.detail.version, proposer: e.detail.by, accepted: true } })
+    }
+    const listeners: Array<[string, (e: any) => void]> = [['TrainingUpdated', onTraining], ['ModelRegistered', onModel], ['ModelUpdated', onVote], ['NodeJoined', onJoined], ['NodeLeft', onLeft], ['NodeStatus', onStatus]]
     training.addEventListener('step', onStep)
     for (const [type, listener] of listeners) node.cluster.addEventListener(type as any, listener)
     const stop = (): void => { socket.close(1001, 'the daemon is stopping') }

@@ -14,6 +14,7 @@ import type { JobQuery, JobRecord, JobStatus, NodeView } from '@node-daemon/clus
 import type { Node } from '@node-daemon/daemon'
 import type { FastifyInstance } from 'fastify'
 import type {
+  Placement,
   EmbedInput, EmbedParams, EmbedResult, GenerateParams, ImportFile, ImportParams, Inference, RerankResult, InferenceEvent, LoadedModelView,
   ModelDetails, ModelSummary, ProgressEvent, StoredResponse, TaskEvent, TaskParams, TaskView, TokenLogprobs
 } from '@node-daemon/inference'
@@ -105,11 +106,18 @@ export function fakeInference (): FakeInference {
     return model
   }
 
+  const placement: Placement = { mode: 'distributed', fallback: true }
   const fake: FakeInference = {
     calls,
     imported: [],
     submitted: tasks,
     nextAbort: async () => await new Promise(resolve => abortWaiters.push(resolve)),
+
+    placement: () => ({ ...placement }),
+    setPlacement (change) {
+      Object.assign(placement, change)
+      return { ...placement }
+    },
 
     async * generate (params: GenerateParams, options = {}): AsyncGenerator<InferenceEvent> {
       record('generate', params)

@@ -1,0 +1,70 @@
+/**
+ * Document 002's views say what is there: a model's and a pin's size in
+ * bytes, the models a node holds (the defaults included, deleted ones not),
+ * and model names with Ollama's `:latest` when the tag is left out.
+ */
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { DEFAULT_MODELS } from '@node-daemon/models'
+import { defaultModelReady } from '../helpers/aborts.ts'
+import { call, waitFor } from '../helpers/cluster.ts'
+import { startTestDaemon } from '../helpers/daemon.ts'
+import type { TestDaemon } from '../helpers/daemon.ts'
+
+const LATEST = `${DEFAULT_MODELS.generate}:latest`
+const EMBED = `${DEFAULT_MODELS.embed}:latest`
+
+/** The daemon's API answer, parsed. */
+async function json (d: TestDaemon, path: string, init: RequestInit & { json?: unknown } = {}): Promise<{ status: number, body: any }> {
+  return call({ api: d.url }, path, init)
+}
+
+describe('document 002 views', { timeout: 240_000 }, () => {
+  let d: TestDaemon
+  before(async () => {
+    d = await startTestDaemon({ inference: { defaultModels: true } })
+    await defaultModelReady(d.url)
+    await waitFor('the default embedding model', async () => (await json(d, `/api/distributed/models/${EMBED}/replicas`)).status === 200, 120_000)
+  })
+  after(async () => { await d?.cleanup() })
+
+  it('gives models and their pins their size in bytes', async () => {
+    const { body } = await json(d, '/api/distributed/models')
+    const model = body.models.find((m: any) => m.name === LATEST)
+    assert.ok(model != null, JSON.stringify(body))
+    assert.ok(model.size > 100_000, `size ${String(model.size)}`)
+    assert.notEqual(model.total_size, '0B')
+    const { body: status } = await json(d, '/api/distributed/replication/status')
+    const pin = status.pins.find((p: any) => p.cid === model.cid)
+    assert.equal(pin.size, model.size)
+  })
+
+  it("lists the default models among a node's models, and not a deleted one", async () => {
+    const copied = await json(d, '/api/copy', { method: 'POST', json: { source: LATEST, destination: 'doomed:v1' } })
+    assert.equal(copied.status, 200, JSON.stringify(copied.body))
+    let { body: self } = await json(d, `/api/v1/nodes/${d.node.peerId}`)
+    assert.ok(self.models.includes(LATEST), JSON.stringify(self.models))
+    assert.ok(self.models.includes(EMBED), JSON.stringify(self.models))
+    assert.ok(self.models.includes('doomed:v1'), JSON.stringify(self.models))
+    const deleted = await json(d, '/api/delete', { method: 'DELETE', json: { model: 'doomed:v1' } })
+    assert.equal(deleted.status, 200, JSON.stringify(deleted.body))
+    ;({ body: self } = await json(d, `/api/v1/nodes/${d.node.peerId}`))
+    assert.ok(!self.models.includes('doomed:v1'), JSON.stringify(self.models))
+    assert.ok(self.models.includes(LATEST), JSON.stringify(self.models))
+  })
+
+  it('takes a bare model name as :latest for replicas', async () => {
+    const { status, body } = await json(d, `/api/distributed/models/${DEFAULT_MODELS.generate}/replicas`)
+    assert.equal(status, 200, JSON.stringify(body))
+    assert.equal(body.name, LATEST)
+  })
+
+  it('takes a bare model name as :latest in a vote', async () => {
+    assert.equal((await json(d, '/api/copy', { method: 'POST', json: { source: LATEST, destination: 'voted' } })).status, 200)
+    const { body: embed } = await json(d, `/api/distributed/models/${EMBED}/replicas`)
+    const { status, body } = await json(d, '/api/v1/consensus/vote', { method: 'POST', json: { model_id: 'voted', model_cid: embed.cid } })
+    assert.equal(status, 200, JSON.stringify(body))
+    assert.equal(body.model_id, 'voted:latest')
+    assert.equal(body.version, 2)
+  })
+})
