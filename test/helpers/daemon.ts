@@ -66,13 +66,3 @@ export async function startPair (): Promise<[TestDaemon, TestDaemon]> {
   await b.node.connect(a.swarmAddr)
   return [a, b]
 }
-
-/** The items of an async iterable, at most `max` of them: a client's stream of results. */
-export async function collect<T> (source: AsyncIterable<T>, max = 10_000): Promise<T[]> {
-  const out: T[] = []
-  for await (const item of source) {
-    out.push(item)
-    if (out.length >= max) break
-  }
-  return out
-}

@@ -6,14 +6,9 @@ import { repoBlockBytes } from '@node-daemon/daemon'
 import { create } from 'kubo-rpc-client'
 import { CID } from 'multiformats/cid'
 import { formOf, rpc, startTestDaemon } from '../helpers/daemon.ts'
+import { collect } from '../helpers/streams.ts'
 import type { TestDaemon } from '../helpers/daemon.ts'
 import type { KuboRPCClient } from 'kubo-rpc-client'
-
-async function collect<T> (source: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = []
-  for await (const item of source) out.push(item)
-  return out
-}
 
 const blockBytes = async (daemon: TestDaemon): Promise<number> => repoBlockBytes(join(daemon.repo, 'blocks'))
 
