@@ -99,6 +99,8 @@ const BY_NAME: Record<string, Mapping> = {
   PinError: [400, 'IPFSPinningError'],
   NotFoundError: [404, 'IPFSContentNotFoundError'],
   PeerNotFoundError: [404, 'IPFSContentNotFoundError'],
+  // Helia's: no blockstore or peer gave the block (a CID that no node holds).
+  LoadBlockFailedError: [404, 'IPFSContentNotFoundError'],
   RouteNotFoundError: [404, 'RouteNotFoundError'],
   MethodNotAllowedError: [405, 'MethodNotAllowedError'],
   AuthenticationError: [401, 'AuthenticationError'],

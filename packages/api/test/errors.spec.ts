@@ -7,6 +7,7 @@ describe('error mapping', () => {
   it('maps typed errors by name to document 000 types and statuses', () => {
     assert.deepEqual(classify({ name: 'InvalidCIDError' }), { status: 400, type: 'IPFSValidationError', code: 0 })
     assert.deepEqual(classify({ name: 'NotFoundError' }), { status: 404, type: 'IPFSContentNotFoundError', code: 0 })
+    assert.deepEqual(classify({ name: 'LoadBlockFailedError' }), { status: 404, type: 'IPFSContentNotFoundError', code: 0 })
     assert.deepEqual(classify({ name: 'PinError' }), { status: 400, type: 'IPFSPinningError', code: 0 })
     assert.deepEqual(classify({ name: 'DialError' }), { status: 503, type: 'IPFSConnectionError', code: 0 })
     assert.deepEqual(classify({ name: 'ConfigError' }), { status: 500, type: 'IPFSConfigurationError', code: 0 })
