@@ -164,8 +164,10 @@ describe('document 000 examples with plain fetch', { timeout: 60_000 }, () => {
       const listed = await (await get(a, '/api/v0/pin/ls')).json() as { success: boolean, pins: Record<string, { Type: string }> }
       assert.equal(listed.success, true)
       assert.deepEqual(listed.pins[cid], { Type: 'recursive' })
-      const recursive = await (await get(a, '/api/v0/pin/ls?type=recursive&quiet=true')).json() as { pins: Record<string, { Type: string }> }
-      assert.deepEqual(recursive.pins[cid], { Type: 'recursive' })
+      const recursive = await (await get(a, '/api/v0/pin/ls?type=recursive&quiet=true')).json() as { pins: string[], Keys: Record<string, { Type: string }> }
+      assert.ok(recursive.pins.includes(cid), 'quiet lists the CIDs alone')
+      assert.ok(recursive.pins.every(p => typeof p === 'string'))
+      assert.deepEqual(recursive.Keys[cid], { Type: 'recursive' })
 
       const removed = await fetch(`${a.url}/api/v0/pin/rm`, json({ cid }))
       assert.equal(removed.status, 200)

@@ -87,7 +87,7 @@ export const pinRoutes: Routes = (app, { node }) => {
     summary: 'List pins of type all, recursive, direct or indirect',
     schema: { querystring: PinLsQuery },
     handler: async (request, reply) => {
-      const q = request.query as { type?: PinFilter, stream?: boolean, names?: boolean, name?: string }
+      const q = request.query as { type?: PinFilter, stream?: boolean, names?: boolean, name?: string, quiet?: boolean }
       const pins = content.pinLs(q.type ?? 'all', args(request, 'cid'), { name: q.name, signal: requestSignal(reply) })
       // Kubo gives names only when asked (--names, or a --name filter), and omits an empty one.
       const names = flag(q.names, false) || q.name != null
@@ -102,7 +102,8 @@ export const pinRoutes: Routes = (app, { node }) => {
       }
       const keys: Record<string, { Type: string, Name?: string }> = {}
       for await (const pin of pins) keys[pin.cid.toString()] = shape(pin)
-      return { success: true, pins: keys, Keys: keys }
+      // Document 000's quiet gives the CIDs alone; Kubo's Keys stay whole for its clients.
+      return { success: true, pins: flag(q.quiet, false) ? Object.keys(keys) : keys, Keys: keys }
     }
   })
 }
