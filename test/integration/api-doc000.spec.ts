@@ -197,6 +197,18 @@ describe('document 000 examples with plain fetch', { timeout: 60_000 }, () => {
       const self = await (await get(a, '/api/v0/name/resolve')).json() as { path: string }
       assert.equal(self.path, resolved.path)
     })
+
+    it('publishes under a named key given in the JSON body', async () => {
+      const keyName = `doc000-${Date.now()}`
+      const key = await (await rpc(a, 'key/gen', { arg: keyName })).json() as { Id: string }
+      const cid = await addBytes(a, `ipns key ${Date.now()}`)
+      const res = await fetch(`${a.url}/api/v0/name/publish`, json({ path: `/ipfs/${cid}`, key: keyName }))
+      assert.equal(res.status, 200)
+      const published = await res.json() as { name: string }
+      assert.equal(published.name, key.Id, 'the name is the key\'s, not the node\'s')
+      const resolved = await (await get(a, `/api/v0/name/resolve?arg=${published.name}`)).json() as { path: string }
+      assert.equal(resolved.path, `/ipfs/${cid}`)
+    })
   })
 
   describe('peers', () => {

@@ -188,7 +188,7 @@ export const publish = defineOperation({
   input: Type.Object({
     cid: Type.String({ minLength: 1, description: '/ipfs/ path or CID to publish' }),
     key: Type.Optional(Type.String({ default: 'self' })),
-    lifetime: Type.Optional(Type.String({ description: 'Kubo duration; 24h when missing' })),
+    lifetime: Type.Optional(Type.String({ description: 'Kubo duration; 48h when missing' })),
     ttl: Type.Optional(Type.String({ description: 'Kubo duration, the caching hint' }))
   }, { additionalProperties: false }),
   args: ['cid', 'key', 'lifetime', 'ttl'],

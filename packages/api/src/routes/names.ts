@@ -12,8 +12,9 @@ import type { Routes } from '../server.ts'
 
 const PublishQuery = Type.Object({
   arg: Type.Optional(Type.Array(Type.String(), { description: '/ipfs/ path or CID to publish' })),
-  key: Type.Optional(Type.String({ default: 'self' })),
-  lifetime: Type.Optional(Type.String({ default: '48h' })),
+  // No defaults here: a default in the query would shadow the same field of a JSON body (the operation has them).
+  key: Type.Optional(Type.String({ description: 'A key of key/list; self when missing' })),
+  lifetime: Type.Optional(Type.String({ description: 'Kubo duration; 48h when missing' })),
   ttl: Type.Optional(Type.String())
 })
 
