@@ -103,10 +103,12 @@ export function errorShapeOf (body: unknown, status: number): string | undefined
   if (b.success === false && typeof b.error === 'string' && typeof b.error_type === 'string' && b.status_code === status &&
     b.Message === b.error && typeof b.Code === 'number' && b.Type === 'error') return 'envelope'
   if (Object.keys(b).length === 1 && typeof b.error === 'string' && b.error !== '') return 'ollama'
+  if (Array.isArray(b.errors) && b.errors.length > 0 && b.errors.every((e: any) => typeof e?.message === 'string')) return 'graphql'
   const e = b.error
   if (typeof e === 'object' && e !== null) {
     if (typeof e.message === 'string' && typeof e.type === 'string' && 'param' in e && 'code' in e) return 'openai'
     if (typeof e.code === 'string' && typeof e.message === 'string' && typeof e.timestamp === 'string') return 'task'
+    if (typeof e.code === 'string' && typeof e.message === 'string' && typeof e.details === 'object' && e.details !== null) return 'farm'
   }
   return undefined
 }

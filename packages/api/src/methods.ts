@@ -462,7 +462,7 @@ export const keyGen = defineOperation({
   input: Type.Object({
     name: Type.String({ minLength: 1 }),
     type: Type.Optional(Type.Union([Type.Literal('ed25519'), Type.Literal('rsa')], { default: 'ed25519' })),
-    size: Type.Optional(Type.Integer({ minimum: 2048, maximum: 8192, description: 'RSA modulus bits; 2048 unless given' }))
+    size: Type.Optional(Type.Integer({ minimum: 2048, maximum: 4096, description: 'RSA modulus bits, 2048 unless given; at most 4096, whose key takes about a second to make (8192 bits would hold a request for tens of seconds)' }))
   }, { additionalProperties: false }),
   args: ['name', 'type', 'size'],
   output: Type.Object({ name: Type.String(), id: Type.String() }),

@@ -85,9 +85,9 @@ function asSigned (path: string): string {
 }
 
 const MAX_RECURSION = 32
-/** libp2p's bounds on RSA keys: smaller ones are refused as unsafe, larger ones as too slow. */
+/** Smaller RSA keys are refused as unsafe; making one of more than 4096 bits holds the request for tens of seconds (4096 takes about one). */
 const MIN_RSA_BITS = 2048
-const MAX_RSA_BITS = 8192
+const MAX_GENERATED_RSA_BITS = 4096
 /** How long the DHT may take to store a record after the local publish returned. */
 const ROUTING_PUT_TIMEOUT_MS = 60_000
 /** How long a lookup may search the network when the caller sets no deadline. */
@@ -237,8 +237,8 @@ export class Names {
     if (type !== 'ed25519' && type !== 'rsa') throw new InvalidParameterError(`unrecognized key type ${JSON.stringify(type)}; use ed25519 or rsa`)
     if (type === 'ed25519' && options.size != null) throw new InvalidParameterError('ed25519 keys have a fixed size; size is for rsa keys')
     const bits = options.size ?? MIN_RSA_BITS
-    if (type === 'rsa' && (!Number.isInteger(bits) || bits < MIN_RSA_BITS || bits > MAX_RSA_BITS)) {
-      throw new InvalidParameterError(`rsa keys must be ${MIN_RSA_BITS} to ${MAX_RSA_BITS} bits, not ${bits}`)
+    if (type === 'rsa' && (!Number.isInteger(bits) || bits < MIN_RSA_BITS || bits > MAX_GENERATED_RSA_BITS)) {
+      throw new InvalidParameterError(`rsa keys made here are ${MIN_RSA_BITS} to ${MAX_GENERATED_RSA_BITS} bits, not ${bits}`)
     }
     await this.checkNewName(name, false, options)
     const key = await this.components.keychain.generateKey(name, { ...options, type: type === 'rsa' ? 'RSA' : 'Ed25519', bits })

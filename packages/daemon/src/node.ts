@@ -59,7 +59,6 @@ export interface RepoStat {
   repoSize: number
   storageMax: number
   numObjects?: number
-  repoPath: string
   version: string
 }
 
@@ -205,7 +204,7 @@ export async function createNode (config: Config, components: NodeComponents): P
         numObjects = 0
         for await (const _ of content.refsLocal(options)) numObjects++
       }
-      return { repoSize: await repoBlockBytes(blocksDir), storageMax: config.content.storageMax, numObjects, repoPath: config.repo, version: `fs-repo@${REPO_VERSION}` }
+      return { repoSize: await repoBlockBytes(blocksDir), storageMax: config.content.storageMax, numObjects, version: `fs-repo@${REPO_VERSION}` }
     },
     async start () {
       if (started) return

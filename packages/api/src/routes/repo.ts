@@ -35,9 +35,9 @@ function bwLine (now: Sample, before: Sample): object {
   return { TotalIn: now.in, TotalOut: now.out, RateIn: (now.in - before.in) / seconds, RateOut: (now.out - before.out) / seconds }
 }
 
-/** Kubo's repo/stat and stats/repo answer. */
+/** Kubo's repo/stat and stats/repo answer, without Kubo's RepoPath: no answer names a path on the node's disk. */
 function repoStatJson (stat: Awaited<ReturnType<Node['repoStat']>>): object {
-  return { RepoSize: stat.repoSize, StorageMax: stat.storageMax, ...stat.numObjects == null ? {} : { NumObjects: stat.numObjects }, RepoPath: stat.repoPath, Version: stat.version }
+  return { RepoSize: stat.repoSize, StorageMax: stat.storageMax, ...stat.numObjects == null ? {} : { NumObjects: stat.numObjects }, Version: stat.version }
 }
 
 /** The repo and the node's traffic: Kubo's repo/stat, stats/repo, repo/verify and stats/bw. */
