@@ -110,7 +110,8 @@ describe('external training workers (document 004)', () => {
     assert.equal(clients.body.total, 3)
     const client = await call(b, '/api/clients/relayed')
     assert.equal(client.status, 200, JSON.stringify(client.body))
-    assert.ok(client.body.tasks.some((t: any) => `training_${String(t.id)}` === session), JSON.stringify(client.body.tasks))
+    // Document 004's form names a job by its task id.
+    assert.ok(client.body.tasks.some((t: any) => t.id === session.replace('training_', 'task_')), JSON.stringify(client.body.tasks))
     assert.equal((await call(a, '/api/clients/relayed')).status, 404)
   })
 
