@@ -6,13 +6,13 @@ import { SWARM_KEY_FILE } from '@node-daemon/daemon/layout'
 import { OPEN_SWARM, parsePort, parseSecret } from '@node-daemon/daemon/settings'
 import { VERSION } from '@node-daemon/daemon/version'
 import { GGUF_FILE } from '@node-daemon/runtime/files'
-import { post, resolveApi } from './client.ts'
+import { post } from './client.ts'
 import { defaultOllamaModels, readOllamaModels } from './ollama.ts'
 import { authCommand } from './auth.ts'
 import { completionCommand } from './commands/completion.ts'
 import { ollamaCommands } from './commands/ollama.ts'
 import { trainCommands } from './commands/train.ts'
-import { clientCommand, print, progressBar, repoOf, repoOption } from './command.ts'
+import { apiOf, clientCommand, print, progressBar, repoOf, repoOption, request } from './command.ts'
 import { clusterCommands } from './commands/cluster.ts'
 import { contentCommands } from './commands/content.ts'
 import { listUpload, multipartBody } from './upload.ts'
@@ -106,7 +106,7 @@ async function start (opts: Record<string, any>): Promise<void> {
 /** Runs a training worker until a signal: what it does on stderr, or with --json a JSON line per event on stdout. */
 async function worker (opts: Record<string, any>): Promise<void> {
   const [{ createWorker }, { logger }] = await Promise.all([import('@node-daemon/worker'), import('@libp2p/logger')])
-  const { base: api } = await resolveApi(opts, repoOf(opts))
+  const { base: api } = await apiOf(opts)
   const farm = createWorker({ log: logger('node-daemon:worker') }, { api, clientId: opts.id, token: opts.token ?? process.env.NODE_DAEMON_TOKEN })
   const say = (event: object, line: string): void => {
     if (opts.json === true) process.stdout.write(`${JSON.stringify(event)}\n`)
@@ -124,12 +124,8 @@ async function worker (opts: Record<string, any>): Promise<void> {
 
 /** Asks the running daemon for a join token and prints it alone on stdout; what it grants, and that it is a secret, on stderr. */
 async function invite (opts: Record<string, any>): Promise<void> {
-  const api = await resolveApi(opts, repoOf(opts))
-  const res = await post(api, new URL(`${api.base}/api/v1/cluster/tokens`), {
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ expires: opts.expires, role: opts.voter === true ? 'voter' : 'learner' })
-  })
-  const created = await res.json() as { token: string, role: string, expires_at: string, addresses: string[] }
+  const api = await apiOf(opts)
+  const created = await request<{ token: string, role: string, expires_at: string, addresses: string[] }>(api, 'POST', '/api/v1/cluster/tokens', { expires: opts.expires, role: opts.voter === true ? 'voter' : 'learner' })
   const { role, expires_at: expiresAt, addresses } = created
   print(opts, created, c => c.token)
   process.stderr.write([
@@ -159,7 +155,7 @@ async function uploadModel (api: Api, name: string, files: UploadEntry[], opts: 
 
 /** Imports a model directory in the Hugging Face ONNX layout, or a GGUF file. */
 async function modelImport (dir: string, opts: Record<string, any>): Promise<void> {
-  const api = await resolveApi(opts, repoOf(opts))
+  const api = await apiOf(opts)
   const listed = await listUpload(dir, true)
   // Paths inside the model directory: the directory's own name is not part of the model; a lone file is the model.
   const files = listed.length === 1 && listed[0].file != null ? listed : listed.filter(e => e.file != null).map(e => ({ ...e, path: e.path.split('/').slice(1).join('/') }))
@@ -172,7 +168,7 @@ async function modelImport (dir: string, opts: Record<string, any>): Promise<voi
  * system prompt and parameters as a Modelfile would set them.
  */
 async function modelImportOllama (opts: Record<string, any>): Promise<void> {
-  const api = await resolveApi(opts, repoOf(opts))
+  const api = await apiOf(opts)
   const models = await readOllamaModels(opts.modelsDir ?? defaultOllamaModels())
   if (models.length === 0) process.stderr.write('no Ollama models found\n')
   const imported = []
@@ -182,7 +178,7 @@ async function modelImportOllama (opts: Record<string, any>): Promise<void> {
     const model = await uploadModel(api, m.name, files, opts)
     if (m.template != null || m.system != null || m.parameters != null) {
       const body = { model: m.name, from: m.name, template: m.template, system: m.system, parameters: m.parameters, stream: false }
-      await post(api, new URL(`${api.base}/api/create`), { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+      await request(api, 'POST', '/api/create', body)
     }
     // A line as each is imported; --json, one document at the end.
     if (opts.json !== true) process.stdout.write(`imported ${model.id} ${model.cid}\n`)
