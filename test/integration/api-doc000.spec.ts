@@ -172,6 +172,12 @@ describe('document 000 examples with plain fetch', { timeout: 60_000 }, () => {
       const removed = await fetch(`${a.url}/api/v0/pin/rm`, json({ cid }))
       assert.equal(removed.status, 200)
       assert.deepEqual(await removed.json(), { success: true, pins: [cid], Pins: [cid] })
+
+      // The body's recursive, not the query schema's default, decides.
+      assert.equal((await fetch(`${a.url}/api/v0/pin/add`, json({ cid, recursive: false }))).status, 200)
+      const direct = await (await get(a, `/api/v0/pin/ls?arg=${cid}`)).json() as { pins: Record<string, { Type: string }> }
+      assert.deepEqual(direct.pins[cid], { Type: 'direct' })
+      assert.equal((await fetch(`${a.url}/api/v0/pin/rm`, json({ cid, recursive: false }))).status, 200)
       const after = await (await get(a, '/api/v0/pin/ls')).json() as { pins: Record<string, unknown> }
       assert.equal(after.pins[cid], undefined)
     })

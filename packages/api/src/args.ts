@@ -27,13 +27,17 @@ export function firstArg (request: FastifyRequest, what: string, ...bodyKeys: st
   return arg
 }
 
-/** An option from the query string, else from a JSON body. */
+/**
+ * An option from the query string, else from a JSON body. A value the query
+ * schema filled in as its default does not hide the same field of the body:
+ * only a parameter the URL itself carries comes first.
+ */
 export function option<T> (request: FastifyRequest, name: string): T | undefined {
   const query = (request.query as Record<string, unknown> | undefined)?.[name]
-  if (query !== undefined) return query as T
   const body = request.body as Record<string, unknown> | undefined
-  if (body != null && typeof body === 'object' && !Buffer.isBuffer(body)) return body[name] as T | undefined
-  return undefined
+  const fromBody = body != null && typeof body === 'object' && !Buffer.isBuffer(body) ? body[name] : undefined
+  if (fromBody !== undefined && !new URLSearchParams(request.url.split('?')[1] ?? '').has(name)) return fromBody as T
+  return query as T | undefined
 }
 
 /** Kubo's booleans: `true`, `false`, or the bare flag. */
