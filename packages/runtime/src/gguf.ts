@@ -54,12 +54,24 @@ export interface GgufLoadOptions extends LoadOptions {
  * context is `trained` positions: what a bare llama.cpp loop must take to be
  * compared with the runtime's.
  */
-export function ggufContextOptions (size: number, trained: number | undefined, options: { sequences?: number, threads?: number } = {}): { contextSize: number, sequences: number, threads: number } {
+export function ggufContextOptions (size: number, trained: number | undefined, options: { sequences?: number, threads?: number } = {}): { contextSize: number, sequences: number, threads: number, batching: { dispatchSchedule: (dispatch: () => void) => void } } {
   return {
     contextSize: Math.min(trained ?? MAX_SEQUENCE_CONTEXT, MAX_SEQUENCE_CONTEXT),
     sequences: options.sequences ?? 16,
-    threads: options.threads ?? (size < SMALL_MODEL_BYTES ? 1 : 0)
+    threads: options.threads ?? (size < SMALL_MODEL_BYTES ? 1 : 0),
+    batching: { dispatchSchedule: dispatchAfterQueued }
   }
+}
+
+/**
+ * node-llama-cpp gathers the evaluations queued before a batch goes out; by
+ * default it sends the batch at the next turn of the event loop, behind
+ * whatever the process does meanwhile (a stream's HTTP writes, in a daemon).
+ * The rows of one step queue theirs in the same round of promise jobs, so
+ * the batch goes out once that round has run.
+ */
+function dispatchAfterQueued (dispatch: () => void): void {
+  queueMicrotask(dispatch)
 }
 
 /** What a GGUF model's header tells, read before llama.cpp loads it: the metadata, and the tokenizer as the TextCodec takes it. */

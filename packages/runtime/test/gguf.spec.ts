@@ -153,6 +153,40 @@ describe('a GGUF model in the runtime', () => {
     }
   })
 
+  it('sends the next token of every greedy row to llama.cpp as one batch as soon as the rows have it, not at the event loop\'s next turn', async () => {
+    // More sequences than rows: node-llama-cpp sends a batch at once only when every sequence of the context has queued.
+    const lm = await loadGguf(dir, { sequences: 8 })
+    try {
+      const prompts = [...PROMPTS, 'Once upon a time'].map(p => lm.codec.encode(p))
+      let step = await lm.forwardGreedy(prompts, prompts.map(() => true))
+      // The prompts' look-ahead goes out before counting starts.
+      await new Promise(resolve => setImmediate(resolve))
+      // node-llama-cpp's native context starts a batch with initBatch: counted here, the only window into how it batches.
+      const context = step.cache.rows[0].context as unknown as { _ctx: Record<string, unknown> }
+      const native = context._ctx
+      let batches = 0
+      context._ctx = new Proxy(native, {
+        get: (target, key) => {
+          const value = Reflect.get(target, key)
+          if (typeof value !== 'function') return value
+          return (...args: unknown[]) => {
+            if (key === 'initBatch') batches++
+            return value.apply(target, args)
+          }
+        }
+      })
+      for (let n = 1; n <= 6; n++) {
+        step = await lm.forwardGreedy(step.next.map(token => [token as number]), prompts.map(() => true), step.cache)
+        // Promise jobs only: a batch waiting for the event loop's next turn would not have gone out yet.
+        for (let hop = 0; hop < 20; hop++) await null
+        assert.equal(batches, n, `step ${n}: the rows' look-ahead went out in one batch`)
+      }
+      lm.free(step.cache)
+    } finally {
+      await lm.release()
+    }
+  })
+
   it('lets llama.cpp pick the tokens of plain greedy requests, and not of those that ask for logprobs', async () => {
     const lm = await loadGguf(dir, { sequences: 4 })
     const calls = { forward: 0, forwardGreedy: 0 }
