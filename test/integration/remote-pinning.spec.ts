@@ -15,7 +15,7 @@ import { CONFIG_FILE } from '@node-daemon/daemon'
 import { create } from 'kubo-rpc-client'
 import { CID } from 'multiformats/cid'
 import { identity } from 'multiformats/hashes/identity'
-import { rpc, startTestDaemon } from '../helpers/daemon.ts'
+import { call, rpc, startTestDaemon } from '../helpers/daemon.ts'
 import type { TestDaemon } from '../helpers/daemon.ts'
 import type { KuboRPCClient } from 'kubo-rpc-client'
 
@@ -23,17 +23,6 @@ const API = '/api/pinning/v1'
 
 /** A raw-leaf identity CID: pinned at once, since its block is inside it. */
 const inline = (text: string): string => CID.createV1(0x55, identity.digest(new TextEncoder().encode(text))).toString()
-
-async function call (d: TestDaemon, method: string, path: string, headers: Record<string, string> = {}, body?: unknown): Promise<{ status: number, body: any }> {
-  const res = await fetch(`${d.url}${path}`, {
-    method,
-    headers: body == null ? headers : { 'content-type': 'application/json', ...headers },
-    body: body == null ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(30_000)
-  })
-  const text = await res.text()
-  return { status: res.status, body: text === '' ? undefined : JSON.parse(text) }
-}
 
 /** The spec's Failure, with the reason expected. */
 function assertFailure (answer: { status: number, body: any }, status: number, reason: string): void {

@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { LevelDatastore } from 'datastore-level'
 import { Level } from 'level'
-import { parseDocument, stringify as toYaml } from 'yaml'
+import { isMap, parseDocument, stringify as toYaml } from 'yaml'
 import { formatSwarmKey as swarmKeyFile, parseSwarmKey as swarmKeyOf } from '@node-daemon/swarm'
 import { FlatfsBlockstore } from './blockstore.ts'
 import { CONFIG_FILE } from './config.ts'
@@ -182,9 +182,20 @@ export async function saveRemoteServices (path: string, services: Record<string,
   })
   const doc = parseDocument(text)
   if (doc.errors.length > 0) throw new ConfigError(`${CONFIG_FILE} is not valid YAML: ${doc.errors[0].message}`)
-  if (Object.keys(services).length > 0) doc.setIn(['pinning', 'remote_services'], services)
-  else doc.deleteIn(['pinning', 'remote_services'])
-  await writeFileAtomic(file, doc.toString(), 0o600)
+  let out: string
+  if (Object.keys(services).length === 0) {
+    if (doc.hasIn(['pinning', 'remote_services'])) doc.deleteIn(['pinning', 'remote_services'])
+    out = doc.toString()
+  } else if (!isMap(doc.contents)) {
+    // An empty file, or one of comments only: yaml has no mapping to set a key in.
+    out = `${text}${text === '' || text.endsWith('\n') ? '' : '\n'}${toYaml({ pinning: { remote_services: services } })}`
+  } else {
+    // An empty `pinning:` reads as null, which yaml cannot set a key in either.
+    if (doc.get('pinning') == null) doc.set('pinning', doc.createNode({ remote_services: services }))
+    else doc.setIn(['pinning', 'remote_services'], services)
+    out = doc.toString()
+  }
+  await writeFileAtomic(file, out, 0o600)
 }
 
 /** Opens (creating if needed) the repo; `secret` is cluster.secret, as for `initRepo`. */

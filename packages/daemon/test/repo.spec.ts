@@ -33,6 +33,12 @@ describe('repo', () => {
     assert.equal((await stat(join(repo, 'config.yaml'))).mode & 0o777, 0o600)
     await saveRemoteServices(repo, {})
     assert.doesNotMatch(await readFile(join(repo, 'config.yaml'), 'utf8'), /remote_services|secret/)
+    for (const text of ['api: { port: 9000 }\n', 'pinning:\n', '', '# only a comment\n']) {
+      await writeFile(join(repo, 'config.yaml'), text)
+      await saveRemoteServices(repo, {})
+      await saveRemoteServices(repo, { b: { endpoint: 'https://b.example', key: 'k' } })
+      assert.match(await readFile(join(repo, 'config.yaml'), 'utf8'), /pinning:\n {2}remote_services:\n {4}b:/)
+    }
     await writeFile(join(repo, 'config.yaml'), 'api: [\n')
     await assert.rejects(saveRemoteServices(repo, {}), { name: 'ConfigError' })
   })

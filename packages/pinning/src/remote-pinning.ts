@@ -139,6 +139,7 @@ export class RemotePinning {
 
   /** Removes a service; one that is not there is no error, as in Kubo. */
   async removeService (name: string): Promise<void> {
+    if (!this.#services.has(name)) return
     await this.#change(services => { services.delete(name) })
   }
 

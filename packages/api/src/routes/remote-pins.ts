@@ -43,7 +43,8 @@ export const remotePinRoutes: Routes = (app, { node }) => {
 
   kuboRoute(app, {
     path: 'pin/remote/service/add',
-    permission: 'pins',
+    // It writes the daemon's settings and points the node at a URL, as config would: an admin's.
+    permission: 'cluster:admin',
     tags,
     summary: "Add a remote pinning service (name, endpoint, key) to the daemon's settings",
     schema: { querystring: Type.Object({ arg: Type.Optional(Type.Array(Type.String(), { description: 'Service name, endpoint and key' })) }) },
@@ -69,7 +70,8 @@ export const remotePinRoutes: Routes = (app, { node }) => {
 
   kuboRoute(app, {
     path: 'pin/remote/service/rm',
-    permission: 'pins',
+    // It writes the daemon's settings and points the node at a URL, as config would: an admin's.
+    permission: 'cluster:admin',
     tags,
     summary: "Remove a remote pinning service from the daemon's settings",
     schema: { querystring: Type.Object({ arg: Type.Optional(Type.Array(Type.String(), { description: 'Service name' })) }) },
