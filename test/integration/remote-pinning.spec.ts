@@ -1,10 +1,11 @@
 /**
- * Remote pinning between two daemons that are not connected: node A serves
- * the Pinning Service API over its cluster's pinset, with credentials; node
- * B keeps A as a remote service (Kubo's pin/remote/service) and pins what it
- * holds there (pin/remote add, through kubo-rpc-client). A dials B through
- * the origins B offers and fetches the blocks from it. Bad tokens and bad
- * input get the spec's Failure shape with a 4xx.
+ * Remote pinning between a two-node cluster A and a node B that is not
+ * connected to it: A serves the Pinning Service API over its pinset, with
+ * credentials; B keeps A as a remote service (Kubo's pin/remote/service) and
+ * pins what it holds there (pin/remote add, through kubo-rpc-client). A's
+ * nodes dial B through the origins and fetch the blocks from it, and a pin
+ * is `pinned` once both hold it. Bad tokens and bad input get the spec's
+ * Failure shape with a 4xx.
  */
 import assert from 'node:assert/strict'
 import { readFile, stat } from 'node:fs/promises'
@@ -15,6 +16,7 @@ import { CONFIG_FILE } from '@node-daemon/daemon'
 import { create } from 'kubo-rpc-client'
 import { CID } from 'multiformats/cid'
 import { identity } from 'multiformats/hashes/identity'
+import { waitFor } from '../helpers/cluster.ts'
 import { call, rpc, startTestDaemon } from '../helpers/daemon.ts'
 import type { TestDaemon } from '../helpers/daemon.ts'
 import type { KuboRPCClient } from 'kubo-rpc-client'
@@ -32,8 +34,9 @@ function assertFailure (answer: { status: number, body: any }, status: number, r
   assert.equal(typeof answer.body.error.details, 'string')
 }
 
-describe('remote pinning: one daemon is the other\'s pinning service', { timeout: 240_000 }, () => {
+describe('remote pinning: a two-node cluster is a node\'s pinning service', { timeout: 240_000 }, () => {
   let a: TestDaemon
+  let a2: TestDaemon
   let b: TestDaemon
   let clientB: KuboRPCClient
   let bearer: Record<string, string>
@@ -42,17 +45,21 @@ describe('remote pinning: one daemon is the other\'s pinning service', { timeout
 
   before(async () => {
     a = await startTestDaemon()
-    b = await startTestDaemon().catch(async (err) => { await a.cleanup(); throw err })
+    a2 = await startTestDaemon({ swarm: { bootstrap: [a.swarmAddr] } }).catch(async (err) => { await a.cleanup(); throw err })
+    b = await startTestDaemon().catch(async (err) => { await Promise.all([a.cleanup(), a2.cleanup()]); throw err })
+    await waitFor('A\'s two nodes as voters', async () => a.node.cluster.status().voters.length === 2, 60_000)
     admin = { authorization: `Bearer ${(await readFile(join(a.repo, COOKIE_FILE), 'utf8')).trim()}` }
     // Once A has a credential, every request to it needs one.
     const made = await call(a, 'POST', '/api/v1/auth/keys', admin, { name: 'remote-pinner', permissions: ['pins'] })
     assert.equal(made.status, 201, JSON.stringify(made.body))
     token = made.body.key
     bearer = { authorization: `Bearer ${token}` }
+    await waitFor('the key on A\'s second node', async () => a2.node.access.credentials.fromSecret(token) != null, 30_000)
     clientB = create({ url: `${b.url}/api/v0`, timeout: 60_000 })
   })
   after(async () => {
     await b?.cleanup()
+    await a2?.cleanup()
     await a?.cleanup()
   })
 
@@ -82,7 +89,7 @@ describe('remote pinning: one daemon is the other\'s pinning service', { timeout
   })
 
   it('dials the origins of a pin request, and fetches the content from them', async () => {
-    assert.ok(!a.node.peers().some(p => p.peer === b.node.peerId), 'the two are not connected yet')
+    for (const d of [a, a2]) assert.ok(!d.node.peers().some(p => p.peer === b.node.peerId), 'A and B are not connected yet')
     const { cid } = await clientB.add(`from the origins ${Date.now()} ${Math.random()}`)
     const added = await call(a, 'POST', `${API}/pins`, bearer, { cid: cid.toString(), origins: [b.swarmAddr] })
     assert.equal(added.status, 202, JSON.stringify(added.body))
@@ -92,7 +99,9 @@ describe('remote pinning: one daemon is the other\'s pinning service', { timeout
       status = (await call(a, 'GET', `${API}/pins/${cid.toString()}`, bearer)).body.status
     }
     assert.equal(status, 'pinned')
-    assert.ok(a.node.peers().some(p => p.peer === b.node.peerId), 'A dialled B')
+    for (const d of [a, a2]) assert.ok(d.node.peers().some(p => p.peer === b.node.peerId), 'each of A\'s nodes dialled B')
+    const [report] = await a.node.cluster.pinStatus(cid.toString())
+    assert.deepEqual(report.peers.map(p => p.status), ['pinned', 'pinned'])
     assert.equal((await call(a, 'GET', `${API}/pins/${cid.toString()}`, bearer)).body.pin.origins[0], b.swarmAddr)
     assert.equal((await fetch(`${a.url}${API}/pins/${cid.toString()}`, { method: 'DELETE', headers: bearer })).status, 202)
   })
@@ -104,17 +113,18 @@ describe('remote pinning: one daemon is the other\'s pinning service', { timeout
 
     // A's cluster holds it: its record, its own pin and the blocks.
     const [report] = await a.node.cluster.pinStatus(cid.toString())
-    assert.equal(report.summary, 'pinned')
+    assert.deepEqual(report.peers.map(p => p.status), ['pinned', 'pinned'])
     const local = await rpc(a, 'pin/ls', { arg: cid.toString(), offline: 'true' }, { headers: admin })
     assert.equal((await local.json()).Keys[cid.toString()].Type, 'recursive')
 
-    const status = await call(a, 'GET', `${API}/pins/${cid.toString()}`, bearer)
+    // Any node of the cluster answers for its pinset.
+    const status = await call(a2, 'GET', `${API}/pins/${cid.toString()}`, bearer)
     assert.equal(status.status, 200)
     assert.equal(status.body.requestid, cid.toString())
     assert.equal(status.body.status, 'pinned')
     assert.deepEqual(status.body.pin.name, 'from-b')
     assert.ok(status.body.pin.origins.some((o: string) => o.endsWith(`/p2p/${b.node.peerId}`)), 'B offered itself as an origin')
-    assert.ok(status.body.delegates.length > 0 && status.body.delegates.every((d: string) => d.endsWith(`/p2p/${a.node.peerId}`)))
+    assert.ok(status.body.delegates.length > 0 && status.body.delegates.every((d: string) => d.endsWith(`/p2p/${a2.node.peerId}`)))
     assert.ok(!Number.isNaN(Date.parse(status.body.created)))
 
     const listed = []
