@@ -1,6 +1,6 @@
 /**
- * A client of the IPFS Pinning Service API: POST/GET /pins and
- * GET/POST/DELETE /pins/{requestid} with a bearer token. Answers are checked
+ * A client of the IPFS Pinning Service API, the calls Kubo's pin/remote
+ * makes: POST/GET /pins and GET/DELETE /pins/{requestid} with a bearer token. Answers are checked
  * against the spec's shapes, so that a service that answers something else
  * fails here with a clear error instead of further on.
  */
@@ -111,10 +111,6 @@ export class PinningServiceClient {
     return checkStatus(await this.#request('GET', `/pins/${encodeURIComponent(requestid)}`, undefined, options.signal), this.#endpoint)
   }
 
-  async replace (requestid: string, pin: Pin, options: { signal?: AbortSignal } = {}): Promise<PinStatus> {
-    return checkStatus(await this.#request('POST', `/pins/${encodeURIComponent(requestid)}`, pin, options.signal), this.#endpoint)
-  }
-
   async remove (requestid: string, options: { signal?: AbortSignal } = {}): Promise<void> {
     await this.#request('DELETE', `/pins/${encodeURIComponent(requestid)}`, undefined, options.signal)
   }
@@ -159,7 +155,7 @@ export class PinningServiceClient {
     const reason = typeof error.reason === 'string' ? error.reason : `HTTP ${res.status}`
     const details = typeof error.details === 'string' && error.details !== '' ? `: ${error.details}` : ''
     const message = `${method} ${this.#endpoint}${path.split('?')[0]}: ${reason}${details}`
-    if (res.status >= 400 && res.status < 500) throw new RemotePinningRefusedError(res.status, reason, message)
+    if (res.status >= 400 && res.status < 500) throw new RemotePinningRefusedError(message)
     throw new RemotePinningFailedError(message)
   }
 }

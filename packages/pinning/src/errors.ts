@@ -18,19 +18,11 @@ export class InvalidRemotePinningError extends Error {
 
 /**
  * The remote service refused the request (a 4xx): a wrong key, a bad CID, a
- * pin it does not know. `reason` and `details` are its Failure object's.
+ * pin it does not know. The message carries its Failure's `reason` and `details`.
  */
 export class RemotePinningRefusedError extends Error {
   static name = 'RemotePinningRefusedError'
   name = 'RemotePinningRefusedError'
-  readonly status: number
-  readonly reason: string
-
-  constructor (status: number, reason: string, message: string) {
-    super(message)
-    this.status = status
-    this.reason = reason
-  }
 }
 
 /** The remote service could not be reached, failed (a 5xx), or answered something that is not the API's. */

@@ -100,7 +100,12 @@ function requestCid (requestid: string): string {
   }
 }
 
-function view (node: Node, pin: PinRecord, report: PinStatusReport | undefined): PinStatus {
+/** Where the service fetches pins from: the answering node's swarm addresses. */
+function delegatesOf (node: Node): string[] {
+  return node.swarm.getMultiaddrs().map(String).slice(0, MAX_DELEGATES)
+}
+
+function view (pin: PinRecord, report: PinStatusReport | undefined, delegates: string[]): PinStatus {
   const errors = (report?.peers ?? []).filter(p => p.status === 'error' && p.error != null).map(p => `${p.peer}: ${p.error as string}`)
   const info: Record<string, string> = {}
   if (errors.length > 0) info.status_details = errors.join('; ')
@@ -115,7 +120,7 @@ function view (node: Node, pin: PinRecord, report: PinStatusReport | undefined):
       ...(pin.origins == null || pin.origins.length === 0 ? {} : { origins: pin.origins }),
       ...(pin.meta == null ? {} : { meta: pin.meta })
     },
-    delegates: node.swarm.getMultiaddrs().map(String).slice(0, MAX_DELEGATES),
+    delegates,
     ...(Object.keys(info).length === 0 ? {} : { info })
   }
 }
@@ -124,7 +129,7 @@ function view (node: Node, pin: PinRecord, report: PinStatusReport | undefined):
 async function current (node: Node, cid: string, signal: AbortSignal): Promise<PinStatus> {
   try {
     const [pin, [report]] = await Promise.all([node.cluster.pin(cid, { signal }), node.cluster.pinStatus(cid, { signal })])
-    return view(node, pin, report)
+    return view(pin, report, delegatesOf(node))
   } catch (err: any) {
     if (err.name === 'PinNotFoundError') throw new PinRequestNotFoundError(`no pin request ${cid}`)
     throw err
@@ -156,12 +161,13 @@ export const pinningServiceRoutes: Routes = (app, { node }) => {
     const signal = requestSignal(reply)
     const [pins, reports] = await Promise.all([node.cluster.pins({ signal }), node.cluster.pinStatus(undefined, { signal })])
     const byCid = new Map(reports.map(r => [r.cid, r]))
+    const delegates = delegatesOf(node)
     const matching = pins
       .filter(p => wanted == null || wanted.has(p.cid))
       .filter(p => q.name == null || nameMatches(p.name, q.name, q.match ?? 'exact'))
       .filter(p => meta == null || Object.entries(meta).every(([k, v]) => p.meta?.[k] === v))
       .filter(p => { const t = Date.parse(p.createdAt); return t < before && t > after })
-      .map(p => view(node, p, byCid.get(p.cid)))
+      .map(p => view(p, byCid.get(p.cid), delegates))
       .filter(s => statuses.includes(s.status))
       .sort((a, b) => b.created.localeCompare(a.created) || a.requestid.localeCompare(b.requestid))
     return { count: matching.length, results: matching.slice(0, q.limit ?? 10) }
