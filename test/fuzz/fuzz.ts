@@ -109,6 +109,7 @@ export function errorShapeOf (body: unknown, status: number): string | undefined
     if (typeof e.message === 'string' && typeof e.type === 'string' && 'param' in e && 'code' in e) return 'openai'
     if (typeof e.code === 'string' && typeof e.message === 'string' && typeof e.timestamp === 'string') return 'task'
     if (typeof e.code === 'string' && typeof e.message === 'string' && typeof e.details === 'object' && e.details !== null) return 'farm'
+    if (Object.keys(b).length === 1 && typeof e.reason === 'string' && e.reason !== '' && (e.details == null || typeof e.details === 'string')) return 'pinning'
   }
   return undefined
 }

@@ -46,6 +46,20 @@ export async function rpc (daemon: { url: string }, path: string, params: Record
   return fetch(url, { method: 'POST', signal: AbortSignal.timeout(60_000), ...init })
 }
 
+/** Sends a request to a daemon, a JSON body as JSON, and reads the answer as JSON where it is JSON, else as text. */
+export async function call (d: { url: string }, method: string, path: string, headers: Record<string, string> = {}, body?: unknown): Promise<{ status: number, headers: Headers, body: any }> {
+  const res = await fetch(`${d.url}${path}`, {
+    method,
+    headers: body == null ? headers : { 'content-type': 'application/json', ...headers },
+    body: body == null ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(30_000)
+  })
+  const text = await res.text()
+  let parsed: unknown = text
+  try { parsed = JSON.parse(text) } catch {}
+  return { status: res.status, headers: res.headers, body: parsed }
+}
+
 /** A multipart body of named files, as curl -F or kubo-rpc-client sends them. */
 export function formOf (files: Array<{ path: string, content?: Uint8Array | string }>): FormData {
   const form = new FormData()

@@ -18,22 +18,8 @@ import OpenAI from 'openai'
 import { WebSocket } from 'ws'
 import { errorShapeOf } from '../fuzz/fuzz.ts'
 import { fetchOperations } from '../fuzz/openapi.ts'
-import { startTestDaemon } from '../helpers/daemon.ts'
+import { call, startTestDaemon } from '../helpers/daemon.ts'
 import type { TestDaemon } from '../helpers/daemon.ts'
-
-/** Sends a request to the daemon and reads the answer as JSON where it is JSON. */
-async function call (d: TestDaemon, method: string, path: string, headers: Record<string, string> = {}, body?: unknown): Promise<{ status: number, headers: Headers, body: any }> {
-  const res = await fetch(`${d.url}${path}`, {
-    method,
-    headers: body == null ? headers : { 'content-type': 'application/json', ...headers },
-    body: body == null ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(30_000)
-  })
-  const text = await res.text()
-  let parsed: unknown = text
-  try { parsed = JSON.parse(text) } catch {}
-  return { status: res.status, headers: res.headers, body: parsed }
-}
 
 /** Failed authentications an address may make here: more than the tests before the last one make. */
 const FAILED_AUTH = 500

@@ -1,3 +1,4 @@
+import { parseCID } from '@node-daemon/content'
 import { BadRequestError } from './errors.ts'
 import type { FastifyRequest } from 'fastify'
 
@@ -63,4 +64,18 @@ export function duration (value: unknown, name: string): number | undefined {
     rest = rest.slice(match[0].length)
   }
   return total
+}
+
+/** Values of an option given repeated, or comma-separated in one value (Kubo's delimited options, the Pinning Service API's arrays). */
+export function delimited (values: string[] | undefined): string[] | undefined {
+  return values?.flatMap(v => v.split(',')).map(v => v.trim()).filter(v => v !== '')
+}
+
+/** A CID given as an option, in its canonical form. */
+export function cidOption (raw: string, name = 'cid'): string {
+  try {
+    return parseCID(raw).toString()
+  } catch {
+    throw new BadRequestError(`${name} ${JSON.stringify(raw.slice(0, 100))} is not a valid CID`)
+  }
 }

@@ -198,12 +198,25 @@ export const openaiShape: ErrorShape = (err, request) => {
   return { status, type, body: openaiError(err, request) }
 }
 
+/** The Pinning Service API's `reason`, by status: the spec's examples where it has them. */
+const PINNING_REASONS: Record<number, string> = { 400: 'BAD_REQUEST', 401: 'UNAUTHORIZED', 403: 'FORBIDDEN', 404: 'NOT_FOUND', 405: 'METHOD_NOT_ALLOWED', 409: 'CONFLICT', 413: 'PAYLOAD_TOO_LARGE', 415: 'UNSUPPORTED_MEDIA_TYPE', 429: 'RATE_LIMITED', 503: 'SERVICE_UNAVAILABLE', 504: 'TIMEOUT' }
+
+/** The Pinning Service API's Failure: `{"error": {"reason", "details"}}`; bad input is a 400 there, not document 000's 422. */
+export const pinningShape: ErrorShape = (err) => {
+  const { status, type, message } = classifyFamily(err)
+  const reason = PINNING_REASONS[status] ?? (status >= 500 ? 'INTERNAL_SERVER_ERROR' : 'BAD_REQUEST')
+  return { status, type, body: { error: { reason, details: message } } }
+}
+
+/** Where the Pinning Service API is mounted. */
+export const PINNING_PREFIX = '/api/pinning/v1'
+
 /**
  * The shape of errors no route answers (an unknown path, a wrong method, a
  * URL that does not decode), by the family whose paths they are under: an
  * OpenAI client reads `/v1/nope`'s 404 as it reads every other error.
  */
-const PATH_SHAPES: Array<[prefix: string, shape: ErrorShape]> = [['/v1/', openaiShape]]
+const PATH_SHAPES: Array<[prefix: string, shape: ErrorShape]> = [['/v1/', openaiShape], [`${PINNING_PREFIX}/`, pinningShape]]
 
 export function shapeOfPath (url: string): ErrorShape {
   return PATH_SHAPES.find(([prefix]) => url.startsWith(prefix))?.[1] ?? envelopeShape

@@ -31,6 +31,12 @@ export class TransferNotFoundError extends Error {
   name = 'TransferNotFoundError'
 }
 
+/** A Pinning Service API request id that names no pin of the cluster. */
+export class PinRequestNotFoundError extends Error {
+  static name = 'PinRequestNotFoundError'
+  name = 'PinRequestNotFoundError'
+}
+
 /** The request's Kubo `timeout` option ran out before the work finished. */
 export class DeadlineExceededError extends Error {
   static name = 'DeadlineExceededError'
@@ -119,6 +125,15 @@ const BY_NAME: Record<string, Mapping> = {
   NodeNotFoundError: [404, 'NodeNotFoundError', 1001],
   PinNotFoundError: [404, 'PinNotFoundError'],
   TransferNotFoundError: [404, 'TransferNotFoundError'],
+  PinRequestNotFoundError: [404, 'PinNotFoundError'],
+  // Kubo's pin/remote: the node's remote pinning services, and what the remote one answered.
+  RemoteServiceNotFoundError: [404, 'RemoteServiceNotFoundError'],
+  RemoteServiceExistsError: [409, 'RemoteServiceExistsError'],
+  InvalidRemotePinningError: [400, 'IPFSValidationError'],
+  // The remote service refused the request as made (a wrong key, a pin it does not have): change the request or the service.
+  RemotePinningRefusedError: [400, 'IPFSPinningError'],
+  RemotePinningFailedError: [502, 'IPFSConnectionError'],
+  RemotePinFailedError: [502, 'IPFSPinningError'],
   ModelNotFoundError: [404, 'ModelNotFoundError'],
   JobNotFoundError: [404, 'JobNotFoundError'],
   ResponseNotFoundError: [404, 'ResponseNotFoundError'],

@@ -7,7 +7,7 @@ import swaggerUi from '@fastify/swagger-ui'
 import websocket from '@fastify/websocket'
 import Fastify, { LogController } from 'fastify'
 import { registerAccess, registerCors, securitySchemes } from './access.ts'
-import { distributedShape, envelopeShape, farmShape, shapeOfPath } from './error-shapes.ts'
+import { distributedShape, envelopeShape, farmShape, PINNING_PREFIX, pinningShape, shapeOfPath } from './error-shapes.ts'
 import { familyRoutes } from './inference.ts'
 import { BadRequestError, envelope, MethodNotAllowedError, RouteNotFoundError, UpgradeRequiredError } from './errors.ts'
 import { registerHttpMetrics } from './metrics.ts'
@@ -30,6 +30,8 @@ import { ollamaRoutes } from './routes/ollama.ts'
 import { openaiRoutes } from './routes/openai.ts'
 import { peerRoutes } from './routes/peers.ts'
 import { pinRoutes } from './routes/pins.ts'
+import { pinningServiceRoutes } from './routes/pinning-service.ts'
+import { remotePinRoutes } from './routes/remote-pins.ts'
 import { methodRoutes } from './routes/methods.ts'
 import { eventRoutes } from './routes/events.ts'
 import { graphqlRoutes } from './routes/graphql.ts'
@@ -211,7 +213,8 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
         description: 'Kubo-compatible content API and the documented APIs of node-daemon. See README.md for the API families.',
         version: node.version().version
       },
-      components: { securitySchemes: securitySchemes as any }
+      components: { securitySchemes: securitySchemes as any },
+      tags: [{ name: 'pinning service', description: `The IPFS Pinning Service API (github.com/ipfs/pinning-services-api-spec) over the cluster's pinset: a Pinning Service endpoint is ${PINNING_PREFIX}; requestid is the pin's CID, and access is a bearer token with the pins permission` }]
     }
   })
   await app.register(swaggerUi, { routePrefix: '/api/v0/docs' })
@@ -220,10 +223,10 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
   // The error bodies of the families whose route files serve one document (the inference families name theirs in their files).
   const shapes = new Map<Routes, ErrorShape>([
     [distributedRoutes, distributedShape], [nodeRoutes, distributedShape], [transferRoutes, distributedShape], [adminRoutes, distributedShape],
-    [clientRoutes, farmShape]
+    [clientRoutes, farmShape], [pinningServiceRoutes, pinningShape]
   ])
   for (const routes of [
-    systemRoutes, authRoutes, contentRoutes, pinRoutes, nameRoutes, peerRoutes, pubsubRoutes, blockRoutes,
+    systemRoutes, authRoutes, contentRoutes, pinRoutes, remotePinRoutes, pinningServiceRoutes, nameRoutes, peerRoutes, pubsubRoutes, blockRoutes,
     clusterRoutes, distributedRoutes, nodeRoutes, networkRoutes, consensusRoutes, resourceRoutes, clientRoutes,
     ollamaRoutes, openaiRoutes, taskRoutes, taskMetricRoutes, transferRoutes, adminRoutes, aiRoutes, trainingRoutes, workerRoutes, consoleRoutes,
     methodRoutes, eventRoutes, graphqlRoutes, filesRoutes, dagCarRoutes, refsRoutes, repoRoutes, swarmOpsRoutes, settingsRoutes

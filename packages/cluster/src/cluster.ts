@@ -232,7 +232,12 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
         'pin-status': async (_from, body) => this.localStatuses(body?.cids)
       }
     })
-    this.tracker = new PinTracker({ content: components.content, datastore: components.datastore, log: this.log }, {
+    this.tracker = new PinTracker({
+      content: components.content,
+      datastore: components.datastore,
+      log: this.log,
+      dial: async (addr, signal) => connect(components.libp2p, addr, { signal })
+    }, {
       allocated: () => this.state.pinsAllocatedTo(this.id)
     })
   }
@@ -824,7 +829,9 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
     const rf = options.replicationFactor
     const rmin = options.replicationFactorMin ?? rf ?? 1
     const rmax = options.replicationFactorMax ?? rf ?? (rmin === -1 ? -1 : Math.max(rmin, this.init.voters))
-    return this.propose<PinRecord>({ op: 'pin.add', cid: canonical, name: options.name ?? '', rmin, rmax, size: await this.localSize(canonical, options) }, options)
+    const meta = options.meta == null ? undefined : checkMeta(options.meta)
+    const origins = options.origins == null ? undefined : checkOrigins(options.origins)
+    return this.propose<PinRecord>({ op: 'pin.add', cid: canonical, name: options.name ?? '', rmin, rmax, size: await this.localSize(canonical, options), meta, origins }, options)
   }
 
   /**
@@ -1047,6 +1054,34 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
 const SEVERITY: PinStatus[] = ['error', 'unreachable', 'unpinning', 'queued', 'pinning', 'pinned', 'remote']
 
 /** The weakest status among the allocated nodes'. */
+/** Keys of a pin's metadata, at most, as the Pinning Service API bounds them. */
+const MAX_META_KEYS = 1000
+/** Origins of a pin, at most, as the Pinning Service API bounds them. */
+const MAX_ORIGINS = 20
+
+/** A pin's metadata: string keys and string values only, so that every node applies the same record. */
+function checkMeta (meta: Record<string, string>): Record<string, string> {
+  const entries = Object.entries(meta)
+  if (entries.length > MAX_META_KEYS) throw new InvalidClusterRequestError(`meta has ${entries.length} keys; at most ${MAX_META_KEYS} are kept`)
+  for (const [key, value] of entries) {
+    if (typeof value !== 'string') throw new InvalidClusterRequestError(`meta ${JSON.stringify(key.slice(0, 100))}: values must be strings`)
+  }
+  return Object.fromEntries(entries)
+}
+
+/** Origins as the Pinning Service API gives them: multiaddrs that end in /p2p/<peer id>. */
+function checkOrigins (origins: string[]): string[] {
+  if (origins.length > MAX_ORIGINS) throw new InvalidClusterRequestError(`${origins.length} origins given; at most ${MAX_ORIGINS} are taken`)
+  return [...new Set(origins)].map(addr => {
+    let last: string | undefined
+    try {
+      last = multiaddr(addr).getComponents().at(-1)?.name
+    } catch {}
+    if (last !== 'p2p') throw new InvalidClusterRequestError(`origin ${JSON.stringify(String(addr).slice(0, 200))} is not a multiaddr ending in /p2p/<peer id>`)
+    return addr
+  })
+}
+
 function summarize (statuses: PinStatus[]): PinStatus {
   let worst: PinStatus = 'pinned'
   for (const s of statuses) if (SEVERITY.indexOf(s) < SEVERITY.indexOf(worst)) worst = s

@@ -30,7 +30,7 @@ export type Command = Base & (
   | { op: 'node.status', id: string, online: boolean }
   | { op: 'node.drain', id: string, drained: boolean }
   | { op: 'node.allocation', id: string, allocation: Partial<Allocation>, registered?: boolean }
-  | { op: 'pin.add', cid: string, name: string, rmin: number, rmax: number, size: number }
+  | { op: 'pin.add', cid: string, name: string, rmin: number, rmax: number, size: number, meta?: Record<string, string>, origins?: string[] }
   | { op: 'pin.rm', cid: string }
   | { op: 'pin.rebalance' }
   | { op: 'pin.migrate', cid: string, from: string, to: string }

@@ -45,6 +45,10 @@ export interface PinAddOptions extends WriteOptions {
   replicationFactor?: number
   replicationFactorMin?: number
   replicationFactorMax?: number
+  /** Replaces the pin's metadata (IPFS Cluster's and the Pinning Service API's `meta`). */
+  meta?: Record<string, string>
+  /** Replaces the pin's origins: multiaddrs ending in /p2p/<peer> that the allocated nodes dial before fetching. */
+  origins?: string[]
 }
 
 export interface RegisterModelInput {

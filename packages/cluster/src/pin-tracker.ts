@@ -17,6 +17,8 @@ export interface PinTrackerComponents {
     pinRm (path: string, recursive?: boolean, options?: { signal?: AbortSignal }): Promise<unknown>
   }
   datastore: Pick<Datastore, 'put' | 'delete' | 'query'>
+  /** Connects to a pin's origin (a multiaddr with /p2p/), so that the fetch finds the blocks there. */
+  dial: (addr: string, signal: AbortSignal) => Promise<unknown>
   log: Logger
 }
 
@@ -42,6 +44,8 @@ interface Tracked {
   /** Bytes of the DAG taken so far by the current attempt, and when it began: a transfer's progress and rate. */
   bytes: number
   startedAt?: number
+  /** The pin's origins, dialled before each attempt. */
+  origins: string[]
 }
 
 const OWNED = '/cluster/pinned'
@@ -119,7 +123,9 @@ export class PinTracker {
     const allocated = new Set<string>()
     for (const pin of this.init.allocated()) {
       allocated.add(pin.cid)
-      if (!this.tracked.has(pin.cid)) this.tracked.set(pin.cid, { status: 'queued', attempts: 0, updatedAt: now, retryAt: 0, bytes: 0 })
+      const t = this.tracked.get(pin.cid)
+      if (t == null) this.tracked.set(pin.cid, { status: 'queued', attempts: 0, updatedAt: now, retryAt: 0, bytes: 0, origins: pin.origins ?? [] })
+      else t.origins = pin.origins ?? []
     }
     for (const [cid, t] of this.tracked) {
       if (allocated.has(cid)) continue
@@ -153,6 +159,7 @@ export class PinTracker {
     t.abort = new AbortController()
     const signal = AbortSignal.any([t.abort.signal, AbortSignal.timeout(this.init.pinTimeoutMs)])
     try {
+      await this.dialOrigins(cid, t.origins, signal)
       await this.components.content.pinAdd(cid, true, { signal, onBlock: bytes => { t.bytes += bytes } })
       if (!this.owned.has(cid)) {
         await this.components.datastore.put(new Key(`${OWNED}/${cid}`), new Uint8Array(0))
@@ -171,6 +178,18 @@ export class PinTracker {
       this.active--
       this.sync()
     }
+  }
+
+  /**
+   * Best effort, as the Pinning Service API asks: an origin that cannot be
+   * dialled does not fail the pin, which other providers may still give.
+   */
+  private async dialOrigins (cid: string, origins: string[], signal: AbortSignal): Promise<void> {
+    await Promise.all(origins.map(async (addr) => {
+      await this.components.dial(addr, signal).catch((err: Error) => {
+        this.components.log('dialling origin %s of %s failed - %e', addr, cid, err)
+      })
+    }))
   }
 
   private async unpin (cid: string): Promise<void> {

@@ -300,6 +300,9 @@ export class ClusterState implements StateMachine {
       }
       case 'pin.add': {
         const pin = this.addPin(c.cid, c.name, c.rmin, c.rmax, c.size, index, c.at)
+        // Given, they replace what the pin had, as a new pin request with its own meta and origins does.
+        if (c.meta != null) pin.meta = c.meta
+        if (c.origins != null) pin.origins = c.origins
         return { result: clone(pin), summary: `pin ${c.cid} on ${pin.allocations.length} node(s)` }
       }
       case 'pin.rm': {

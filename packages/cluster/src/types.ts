@@ -68,6 +68,10 @@ export interface PinRecord {
   size: number
   /** The model or dataset this pin belongs to, if any. */
   modelId?: string
+  /** The Pinning Service API's `meta`: string keys and values kept with the pin, which lists filter on. */
+  meta?: Record<string, string>
+  /** Multiaddrs (with /p2p/) known to provide the content: the allocated nodes dial them before fetching. */
+  origins?: string[]
   createdAt: string
   updatedAt: string
   /** Raft index of the last change. */

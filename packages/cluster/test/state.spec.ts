@@ -74,6 +74,19 @@ describe('ClusterState', () => {
     assert.ok(log.events.some(e => e.type === 'NodeJoined' && e.detail.id === 'n4' && e.detail.role === 'learner'))
   })
 
+  it('keeps a pin\'s meta and origins, replaced only by a pin request that gives them, and through a snapshot', () => {
+    const log = cluster(2)
+    const origin = '/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWGC6TvWhfapngX6wvJHMYvKpDMXPb3ZnCZ6dMoaMtimQ5'
+    log.apply({ op: 'pin.add', cid: CID_A, name: 'a', rmin: 1, rmax: 2, size: 0, meta: { app: 'x' }, origins: [origin] })
+    const again = log.apply({ op: 'pin.add', cid: CID_A, name: '', rmin: 1, rmax: 2, size: 0 })
+    assert.deepEqual([again.name, again.meta, again.origins], ['a', { app: 'x' }, [origin]])
+    const replaced = log.apply({ op: 'pin.add', cid: CID_A, name: 'b', rmin: 1, rmax: 2, size: 0, meta: { app: 'y' }, origins: [] })
+    assert.deepEqual([replaced.name, replaced.meta, replaced.origins], ['b', { app: 'y' }, []])
+    const restored = new ClusterState(() => {})
+    restored.restore(log.state.snapshot())
+    assert.deepEqual(restored.pins.get(CID_A)?.meta, { app: 'y' })
+  })
+
   it('allocates replicas up to the maximum factor, spread by queue length', () => {
     const log = cluster(3)
     const a = log.apply({ op: 'pin.add', cid: CID_A, name: 'a', rmin: 2, rmax: 2, size: 0 })

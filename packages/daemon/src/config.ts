@@ -16,7 +16,13 @@ export interface Config {
   cluster: ClusterConfig
   inference: InferenceConfig
   content: ContentConfig
+  pinning: PinningConfig
   log: { level: string }
+}
+
+export interface PinningConfig {
+  /** Kubo's Pinning.RemoteServices: remote Pinning Service APIs by name, which `pin remote service add|rm` edit. */
+  remoteServices: Record<string, { endpoint: string, key: string }>
 }
 
 export interface ApiConfig {
@@ -93,6 +99,7 @@ export interface ConfigLayer {
   cluster?: Partial<ClusterConfig>
   inference?: Partial<InferenceConfig>
   content?: Partial<ContentConfig>
+  pinning?: Partial<PinningConfig>
   log?: { level?: string }
 }
 
@@ -107,6 +114,7 @@ export function defaults (env: NodeJS.ProcessEnv = process.env): Config {
     cluster: { voters: 3, heartbeatMs: 1000, nodeTimeoutMs: 10_000, voterTimeoutMs: 30_000, tickMs: 100, snapshotEvery: 10_000 },
     inference: { keepAliveMs: 5 * 60_000, executionProvider: 'auto', defaultModels: true },
     content: { timeoutMs: 2 * 60_000, autoGc: false, storageMax: 10_000_000_000, storageGcWatermark: 90, gcPeriodMs: 60 * 60_000 },
+    pinning: { remoteServices: {} },
     log: { level: 'info' }
   }
 }
@@ -182,6 +190,21 @@ export function parseTrustedPeers (value: unknown, source: string): string[] | u
   return ids
 }
 
+/** Remote pinning services by name, each with its endpoint and key, as `pin remote service add` writes them. */
+function remoteServices (value: unknown, source: string): PinningConfig['remoteServices'] | undefined {
+  if (value == null) return undefined
+  if (typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(`${source}: expected a mapping of service names`)
+  const out: PinningConfig['remoteServices'] = {}
+  for (const [name, service] of Object.entries(value)) {
+    const s = section(service, name, ['endpoint', 'key'], `${source}`)
+    const endpoint = text(s.endpoint, `${source}.${name}.endpoint`)
+    const key = text(s.key, `${source}.${name}.key`)
+    if (endpoint == null || key == null) throw new ConfigError(`${source}.${name}: needs an endpoint and a key`)
+    out[name] = { endpoint, key }
+  }
+  return out
+}
+
 /** A YAML section: a mapping with known keys only, so a misspelt key is not silently ignored. */
 function section (value: unknown, name: string, keys: string[], source: string): Record<string, unknown> {
   if (value == null) return {}
@@ -221,12 +244,13 @@ export function layerFromObject (doc: unknown, source: string): ConfigLayer {
   if (doc == null) return {}
   if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError(`${source}: expected a mapping at the top level`)
   const d = doc as Record<string, any>
-  const known = new Set(['repo', 'api', 'swarm', 'cluster', 'inference', 'content', 'log', 'auth', 'cors', 'cors_origins', 'rate_limits'])
+  const known = new Set(['repo', 'api', 'swarm', 'cluster', 'inference', 'content', 'pinning', 'log', 'auth', 'cors', 'cors_origins', 'rate_limits'])
   for (const key of Object.keys(d)) if (!known.has(key)) throw new ConfigError(`${source}: unknown setting ${JSON.stringify(key)}`)
   const swarm = d.swarm ?? {}
   const cluster = section(d.cluster, 'cluster', ['secret', 'voters', 'heartbeat_ms', 'node_timeout_ms', 'voter_timeout_ms', 'tick_ms', 'snapshot_every', 'trusted_peers', 'join_token'], source)
   const inference = section(d.inference, 'inference', ['keep_alive_ms', 'execution_provider', 'threads', 'default_models', 'prefix_cache'], source)
   const content = section(d.content, 'content', ['timeout_ms', 'auto_gc', 'storage_max', 'storage_gc_watermark', 'gc_period_ms'], source)
+  const pinning = section(d.pinning, 'pinning', ['remote_services'], source)
   return {
     repo: text(d.repo, `${source} repo`),
     api: { host: text(d.api?.host, `${source} api.host`), port: port(d.api?.port, `${source} api.port`), insecure: bool(d.api?.insecure, `${source} api.insecure`) },
@@ -262,6 +286,7 @@ export function layerFromObject (doc: unknown, source: string): ConfigLayer {
       storageGcWatermark: percent(content.storage_gc_watermark, `${source} content.storage_gc_watermark`),
       gcPeriodMs: positive(content.gc_period_ms, `${source} content.gc_period_ms`)
     },
+    pinning: { remoteServices: remoteServices(pinning.remote_services, `${source} pinning.remote_services`) },
     log: { level: level(d.log?.level, `${source} log.level`) }
   }
 }
@@ -343,6 +368,8 @@ export function merge (base: Config, ...layers: ConfigLayer[]): Config {
     out.inference.defaultModels = layer.inference?.defaultModels ?? out.inference.defaultModels
     if (layer.inference?.prefixCacheBytes != null) out.inference.prefixCacheBytes = layer.inference.prefixCacheBytes
     out.content = { ...out.content, ...defined(layer.content ?? {}) }
+    // Services by name: a later file adds to or replaces those of an earlier one.
+    out.pinning.remoteServices = { ...out.pinning.remoteServices, ...layer.pinning?.remoteServices }
     out.log.level = layer.log?.level ?? out.log.level
   }
   return out

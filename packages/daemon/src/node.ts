@@ -3,8 +3,9 @@ import { prefixLogger } from '@libp2p/logger'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { AccessService } from '@node-daemon/access'
 import { createCluster } from '@node-daemon/cluster'
-import { AutoGc, Content } from '@node-daemon/content'
+import { AutoGc, Content, parseCID } from '@node-daemon/content'
 import { createInference } from '@node-daemon/inference'
+import { RemotePinning } from '@node-daemon/pinning'
 import { Runtime } from '@node-daemon/runtime'
 import { createTraining } from '@node-daemon/training'
 import { connect, describePeer, listPeers, pingPeers, swarmOptions } from '@node-daemon/swarm'
@@ -12,7 +13,7 @@ import { Gauge, Registry } from 'prom-client'
 import { registerDefaultModels } from './default-models.ts'
 import { joinSettings } from './join.ts'
 import { REPO_VERSION } from './layout.ts'
-import { openRepo, repoBlockBytes } from './repo.ts'
+import { openRepo, repoBlockBytes, saveRemoteServices } from './repo.ts'
 import { versionInfo } from './version.ts'
 import type { Config } from './config.ts'
 import type { Logger } from './logger.ts'
@@ -37,6 +38,8 @@ export interface Node {
   readonly training: TrainingService
   /** Who may use the node: credentials, permissions, origins, rate limits. */
   readonly access: AccessService
+  /** Kubo's pin/remote: the remote pinning services in the settings, and pins on them. */
+  readonly remotePinning: RemotePinning
   readonly peerId: string
   /** The peers the swarm was told to join through at start: the configured ones and a join token's. */
   readonly bootstrap: readonly string[]
@@ -164,6 +167,22 @@ export async function createNode (config: Config, components: NodeComponents): P
   })
   let apiAddress: string | undefined
   const log = components.logger
+  const remotePinning = new RemotePinning({
+    services: config.pinning.remoteServices,
+    save: async (services) => {
+      await saveRemoteServices(config.repo, services)
+      // config/show tells what the settings are now, as Kubo's does after a service add.
+      config.pinning.remoteServices = services
+    },
+    resolve: async (path, options) => {
+      const ipfs = path.startsWith('/ipns/') ? await content.names.resolve(path, { recursive: true, signal: options.signal }) : path
+      return (await content.dagResolve(ipfs, options)).cid.toString()
+    },
+    has: async (cid) => repo.blockstore.has(parseCID(cid)),
+    addrs: () => content.swarm.getMultiaddrs().map(String),
+    connect: async (addr, options) => connect(content.swarm, addr, options),
+    log
+  })
   const autoGc = config.content.autoGc
     ? new AutoGc({ usage: async () => repoBlockBytes(blocksDir), gc: (options) => content.gc(options), log }, {
       storageMax: config.content.storageMax,
@@ -183,6 +202,7 @@ export async function createNode (config: Config, components: NodeComponents): P
     inference,
     training,
     access,
+    remotePinning,
     metrics,
     get swarm () { return content.swarm },
     peerId,

@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { LevelDatastore } from 'datastore-level'
 import { Level } from 'level'
-import { stringify as toYaml } from 'yaml'
+import { isMap, parseDocument, stringify as toYaml } from 'yaml'
 import { formatSwarmKey as swarmKeyFile, parseSwarmKey as swarmKeyOf } from '@node-daemon/swarm'
 import { FlatfsBlockstore } from './blockstore.ts'
 import { CONFIG_FILE } from './config.ts'
@@ -167,6 +167,35 @@ export async function writeDefaultConfig (path: string, settings: object): Promi
   const file = join(path, CONFIG_FILE)
   if (await readFile(file).then(() => true, () => false)) return
   await writeFileAtomic(file, `# node-daemon settings; flags and NODE_DAEMON_* env vars override them.\n${toYaml(settings)}`)
+}
+
+/**
+ * Writes the remote pinning services into the repo's config.yaml, keeping the
+ * rest of the file and its comments; readable by its owner only from then on,
+ * since it holds the services' keys, as Kubo's config does.
+ */
+export async function saveRemoteServices (path: string, services: Record<string, { endpoint: string, key: string }>): Promise<void> {
+  const file = join(path, CONFIG_FILE)
+  const text = await readFile(file, 'utf8').catch((err) => {
+    if (err.code === 'ENOENT') return ''
+    throw new RepoError(`cannot read ${CONFIG_FILE}: ${err.message}`)
+  })
+  const doc = parseDocument(text)
+  if (doc.errors.length > 0) throw new ConfigError(`${CONFIG_FILE} is not valid YAML: ${doc.errors[0].message}`)
+  let out: string
+  if (Object.keys(services).length === 0) {
+    if (doc.hasIn(['pinning', 'remote_services'])) doc.deleteIn(['pinning', 'remote_services'])
+    out = doc.toString()
+  } else if (!isMap(doc.contents)) {
+    // An empty file, or one of comments only: yaml has no mapping to set a key in.
+    out = `${text}${text === '' || text.endsWith('\n') ? '' : '\n'}${toYaml({ pinning: { remote_services: services } })}`
+  } else {
+    // An empty `pinning:` reads as null, which yaml cannot set a key in either.
+    if (doc.get('pinning') == null) doc.set('pinning', doc.createNode({ remote_services: services }))
+    else doc.setIn(['pinning', 'remote_services'], services)
+    out = doc.toString()
+  }
+  await writeFileAtomic(file, out, 0o600)
 }
 
 /** Opens (creating if needed) the repo; `secret` is cluster.secret, as for `initRepo`. */

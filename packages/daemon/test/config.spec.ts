@@ -31,6 +31,7 @@ describe('loadConfig', () => {
       cluster: { voters: 3, heartbeatMs: 1000, nodeTimeoutMs: 10_000, voterTimeoutMs: 30_000, tickMs: 100, snapshotEvery: 10_000 },
       inference: { keepAliveMs: 300_000, executionProvider: 'auto', defaultModels: true },
       content: { timeoutMs: 120_000, autoGc: false, storageMax: 10_000_000_000, storageGcWatermark: 90, gcPeriodMs: 3_600_000 },
+      pinning: { remoteServices: {} },
       log: { level: 'info' }
     })
   })
@@ -73,6 +74,25 @@ describe('loadConfig', () => {
     await assert.rejects(loadConfig({ env }), { name: 'ConfigError', message: /percentage/ })
     await writeFile(join(repo, 'config.yaml'), 'content:\n  gc: true\n')
     await assert.rejects(loadConfig({ env }), { name: 'ConfigError', message: /unknown setting "content.gc"/ })
+  })
+
+  it('reads the remote pinning services from the repo\'s YAML and a --config file, and rejects bad ones', async () => {
+    await rm(repo, { recursive: true, force: true })
+    await mkdir(repo, { recursive: true })
+    await writeFile(join(repo, 'config.yaml'), 'pinning:\n  remote_services:\n    a: { endpoint: "https://pins.example/api", key: k1 }\n    b: { endpoint: "https://b.example", key: k2 }\n')
+    const explicit = join(dir, 'explicit.yaml')
+    await writeFile(explicit, 'pinning:\n  remote_services:\n    b: { endpoint: "https://other.example", key: k3 }\n')
+    const env = { NODE_DAEMON_REPO: repo }
+    assert.deepEqual((await loadConfig({ env, configFile: explicit })).pinning.remoteServices, {
+      a: { endpoint: 'https://pins.example/api', key: 'k1' },
+      b: { endpoint: 'https://other.example', key: 'k3' }
+    })
+    await writeFile(join(repo, 'config.yaml'), 'pinning:\n  remote_services:\n    a: { endpoint: "https://pins.example" }\n')
+    await assert.rejects(loadConfig({ env }), { name: 'ConfigError', message: /needs an endpoint and a key/ })
+    await writeFile(join(repo, 'config.yaml'), 'pinning:\n  remote_services:\n    a: { endpoint: "https://pins.example", key: k, policy: x }\n')
+    await assert.rejects(loadConfig({ env }), { name: 'ConfigError', message: /unknown setting "a.policy"/ })
+    await writeFile(join(repo, 'config.yaml'), 'pinning:\n  remote_services: [a]\n')
+    await assert.rejects(loadConfig({ env }), { name: 'ConfigError', message: /mapping of service names/ })
   })
 
   it('reads the inference settings from YAML, env and flags, and rejects bad ones', async () => {

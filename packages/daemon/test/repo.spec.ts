@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { formatSwarmKey, initRepo, openRepo, parseSwarmKey } from '../src/repo.ts'
+import { formatSwarmKey, initRepo, openRepo, parseSwarmKey, saveRemoteServices } from '../src/repo.ts'
 
 describe('repo', () => {
   let dir: string
@@ -20,6 +20,27 @@ describe('repo', () => {
     const second = await initRepo(repo)
     assert.equal(second.created, false)
     assert.ok(second.privateKey.equals(first.privateKey))
+  })
+
+  it('saves the remote pinning services into config.yaml, keeping its other settings and comments, readable by its owner only', async () => {
+    const repo = join(dir, 'pinning')
+    await initRepo(repo)
+    await writeFile(join(repo, 'config.yaml'), '# my settings\napi:\n  port: 9000 # not the default\n', { mode: 0o644 })
+    await saveRemoteServices(repo, { a: { endpoint: 'https://pins.example', key: 'secret' } })
+    const saved = await readFile(join(repo, 'config.yaml'), 'utf8')
+    assert.match(saved, /^# my settings\napi:\n {2}port: 9000 # not the default\n/)
+    assert.match(saved, /pinning:\n {2}remote_services:\n {4}a:\n {6}endpoint: https:\/\/pins.example\n {6}key: secret\n/)
+    assert.equal((await stat(join(repo, 'config.yaml'))).mode & 0o777, 0o600)
+    await saveRemoteServices(repo, {})
+    assert.doesNotMatch(await readFile(join(repo, 'config.yaml'), 'utf8'), /remote_services|secret/)
+    for (const text of ['api: { port: 9000 }\n', 'pinning:\n', '', '# only a comment\n']) {
+      await writeFile(join(repo, 'config.yaml'), text)
+      await saveRemoteServices(repo, {})
+      await saveRemoteServices(repo, { b: { endpoint: 'https://b.example', key: 'k' } })
+      assert.match(await readFile(join(repo, 'config.yaml'), 'utf8'), /pinning:\n {2}remote_services:\n {4}b:/)
+    }
+    await writeFile(join(repo, 'config.yaml'), 'api: [\n')
+    await assert.rejects(saveRemoteServices(repo, {}), { name: 'ConfigError' })
   })
 
   it('refuses a repo of another version and a corrupt key', async () => {

@@ -12,7 +12,12 @@ const SECRET_KEYS = new Set(['adminToken', 'secret', 'joinToken', 'credentials']
 function redact (value: unknown): unknown {
   if (Array.isArray(value)) return value.map(redact)
   if (value == null || typeof value !== 'object') return value
-  return Object.fromEntries(Object.entries(value).map(([key, v]) => [key, SECRET_KEYS.has(key) && v != null ? REDACTED : redact(v)]))
+  return Object.fromEntries(Object.entries(value).map(([key, v]) => [key, SECRET_KEYS.has(key) && v != null ? REDACTED : key === 'remoteServices' ? withoutKeys(v) : redact(v)]))
+}
+
+/** Remote pinning services without their keys, which Kubo's config leaves out rather than marks. */
+function withoutKeys (services: Record<string, { endpoint: string }>): Record<string, { endpoint: string }> {
+  return Object.fromEntries(Object.entries(services).map(([name, { endpoint }]) => [name, { endpoint }]))
 }
 
 interface Command { Name: string, Options: Array<{ Names: string[] }>, Subcommands: Command[] }
