@@ -123,6 +123,9 @@ const BY_NAME: Record<string, Mapping> = {
   JobNotFoundError: [404, 'JobNotFoundError'],
   ResponseNotFoundError: [404, 'ResponseNotFoundError'],
   ModelExistsError: [409, 'ModelExistsError'],
+  DocumentNotFoundError: [404, 'DocumentNotFoundError'],
+  // A stored chain's or index's version names one CID for good: store a new version instead.
+  DocumentVersionExistsError: [409, 'DocumentVersionExistsError'],
   JobStateError: [409, 'JobStateError'],
   // The cluster has too few eligible nodes for the request as made: retrying it unchanged will not help.
   InsufficientPeersError: [409, 'InsufficientPeersError'],
