@@ -162,6 +162,10 @@ const BY_NAME: Record<string, Mapping> = {
   ModelFormatError: [400, 'IPFSValidationError'],
   TrainingInProgressError: [409, 'TrainingInProgressError', 1002],
   TrainingNotFoundError: [404, 'TrainingNotFoundError'],
+  LoaderNotFoundError: [404, 'LoaderNotFoundError'],
+  // One pass of a data loader streams at a time: the client waits for it, or makes another loader.
+  LoaderBusyError: [409, 'LoaderBusyError'],
+  TooManyLoadersError: [429, 'RateLimitError'],
   CheckpointError: [422, 'CheckpointError', 1004],
   // The install skipped the console's build: the daemon works, its web console is not there.
   ConsoleNotBuiltError: [503, 'ConsoleNotBuiltError']

@@ -12,6 +12,7 @@ import { duration } from './args.ts'
 import { filesOf } from './tar.ts'
 import { addContent } from './add-content.ts'
 import { loadChain, loadIndex, storeChain, storeIndex } from './documents.ts'
+import { closeDataLoader, dataLoader } from './loaders.ts'
 import type { Operation } from './operations.ts'
 import type { ModelSummary } from '@node-daemon/inference'
 import type { Node } from '@node-daemon/daemon'
@@ -466,5 +467,5 @@ export const keyGen = defineOperation({
 export const METHODS: ReadonlyMap<string, Operation<any, any>> = new Map([
   add, get, pin, unpin, listPins, ls, exists, publish, resolve, connect, peers,
   clusterAdd, clusterPinOp, clusterStatus, clusterPeers, aiModelAdd, aiModelGet, aiModelList, generateEmbeddings,
-  storeChain, loadChain, storeIndex, loadIndex
+  storeChain, loadChain, storeIndex, loadIndex, dataLoader, closeDataLoader
 ].map(op => [op.name, op as Operation<any, any>]))

@@ -21,6 +21,7 @@ import { consensusRoutes } from './routes/consensus.ts'
 import { consoleRoutes } from './routes/console.ts'
 import { contentRoutes } from './routes/content.ts'
 import { dagCarRoutes } from './routes/dag-car.ts'
+import { dataLoaderRoutes } from './routes/dataloader.ts'
 import { distributedRoutes } from './routes/distributed.ts'
 import { documentRoutes } from './routes/documents.ts'
 import { filesRoutes } from './routes/files.ts'
@@ -226,7 +227,7 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
   for (const routes of [
     systemRoutes, authRoutes, contentRoutes, pinRoutes, nameRoutes, peerRoutes, pubsubRoutes, blockRoutes,
     clusterRoutes, distributedRoutes, nodeRoutes, networkRoutes, consensusRoutes, resourceRoutes, clientRoutes,
-    ollamaRoutes, openaiRoutes, taskRoutes, taskMetricRoutes, transferRoutes, adminRoutes, aiRoutes, documentRoutes, trainingRoutes, workerRoutes, consoleRoutes,
+    ollamaRoutes, openaiRoutes, taskRoutes, taskMetricRoutes, transferRoutes, adminRoutes, aiRoutes, documentRoutes, dataLoaderRoutes, trainingRoutes, workerRoutes, consoleRoutes,
     methodRoutes, eventRoutes, graphqlRoutes, filesRoutes, dagCarRoutes, refsRoutes, repoRoutes, swarmOpsRoutes, settingsRoutes
   ]) {
     const shape = shapes.get(routes)
