@@ -151,6 +151,18 @@ describe('document 000 data loader on two nodes', { timeout: 180_000 }, () => {
     assert.match(lines.at(-1).error, /line 3/)
   })
 
+  it('is reached through GraphQL', async () => {
+    const query = async (text: string): Promise<any> => (await json(daemons[1], '/api/v0/graphql', { json: { query: text } })).body
+    const made = await query(`mutation { createDataLoader(datasetCid: "${cid}", batchSize: 7, dropLast: true) { loaderId status } }`)
+    assert.equal(made.errors, undefined, JSON.stringify(made))
+    assert.deepEqual([made.data.createDataLoader.status.batch_size, made.data.createDataLoader.status.drop_last], [7, true])
+    const id = made.data.createDataLoader.loaderId
+    assert.equal((await query(`{ dataLoader(loaderId: "${id}") { status } }`)).data.dataLoader.status.state, 'idle')
+    await query(`mutation { closeDataLoader(loaderId: "${id}") { loaderId } }`)
+    const gone = await query(`{ dataLoader(loaderId: "${id}") { status } }`)
+    assert.equal(gone.errors[0].extensions.code, 'LoaderNotFoundError')
+  })
+
   it('is reached through the method caller', async () => {
     const { status, body } = await json(daemons[0], '/api/ai_data_loader', { json: { args: [cid], kwargs: { batch_size: 100, shuffle: false } } })
     assert.equal(status, 200, JSON.stringify(body))
