@@ -95,6 +95,8 @@ interface Loader {
   status: LoaderStatus
   ttlMs: number
   timer?: NodeJS.Timeout
+  /** Stops the pass that streams, when the loader is closed. */
+  pass?: AbortController
 }
 
 const iso = (ms: number): string => new Date(ms).toISOString()
@@ -150,9 +152,11 @@ export class DataLoaders {
     return structuredClone(this.#get(id).status)
   }
 
+  /** Forgets a loader, stopping the pass it streams. */
   close (id: string): LoaderStatus {
     const loader = this.#get(id)
     clearTimeout(loader.timer)
+    loader.pass?.abort(new LoaderNotFoundError(`data loader ${id} was closed`))
     this.#loaders.delete(id)
     return structuredClone(loader.status)
   }
@@ -172,13 +176,16 @@ export class DataLoaders {
     s.error = undefined
     const epoch = options.epoch ?? s.epochs
     s.epochs++
-    const signal = AbortSignal.any([this.#shutdown.signal, ...options.signal == null ? [] : [options.signal]])
+    loader.pass = new AbortController()
+    const signal = AbortSignal.any([this.#shutdown.signal, loader.pass.signal, ...options.signal == null ? [] : [options.signal]])
     try {
       let records: AsyncIterable<LoadedRecord> = readRecords(this.#c.content, s.dataset.cid, s.dataset.format, { signal })
       // The seed of each epoch's order, as training's batches mix the seed and the epoch.
       if (s.shuffle) records = shuffled(records, s.shuffleBuffer, seededRandom(s.seed * 1_000_003 + epoch))
       let batch = 0
       for await (const values of ahead(batched(records, s.batchSize, s.dropLast), s.prefetch)) {
+        // What the shuffle or the read-ahead holds already needs no more reading: the signal is asked here too.
+        signal.throwIfAborted()
         s.batches++
         s.records += values.length
         s.lastUsedAt = iso(Date.now())
@@ -188,6 +195,7 @@ export class DataLoaders {
       if (!signal.aborted) s.error = err.message
       throw err
     } finally {
+      loader.pass = undefined
       s.state = 'idle'
       s.lastUsedAt = iso(Date.now())
       if (this.#loaders.get(id) === loader) this.#arm(loader)

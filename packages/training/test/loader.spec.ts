@@ -130,6 +130,16 @@ describe('DataLoaders', () => {
     assert.fail('the loader did not expire')
   })
 
+  it('stops the pass of a loader that is closed', async () => {
+    const l = loaders({ d: JSONL })
+    const { id } = await l.create('d', { batchSize: 1, prefetch: 0 })
+    const stream = l.batches(id)
+    await stream.next()
+    l.close(id)
+    await assert.rejects(async () => { for (let i = 0; i < 200; i++) await stream.next() }, { name: 'LoaderNotFoundError' })
+    await assert.rejects(l.batches(id).next(), { name: 'LoaderNotFoundError' })
+  })
+
   it('refuses a dataset it cannot find, and a loader it does not have', async () => {
     const l = loaders({ d: JSONL })
     await assert.rejects(l.create('missing'), /missing/)
