@@ -142,6 +142,7 @@ describe('stored LangChain chains and LlamaIndex indexes on two nodes', { timeou
       ['/api/v0/ai/langchain/chain/store', { json: { chain: {}, name: '', version: '1' } }],
       ['/api/v0/ai/langchain/chain/store', { json: { chain: 'not json {', name: 'x', version: '1' } }],
       ['/api/v0/ai/llamaindex/index/store', { json: { index: {}, name: 'x', version: '1', extra: 1 } }],
+      ['/api/v0/ai/llamaindex/index/store', { json: { index: {}, name: 'x', version: '1', metadata: { note: 'x'.repeat(20_000) } } }],
       ['/api/v0/ai/langchain/chain/load', {}],
       ['/api/v0/ai/langchain/chain/load?cid=not-a-cid', {}],
       ['/api/v0/ai/langchain/chain/load?version=1', {}]

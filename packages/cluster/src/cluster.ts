@@ -20,7 +20,7 @@ import { MembershipManager } from './membership.ts'
 import { PinTracker } from './pin-tracker.ts'
 import { measureResources } from './resources.ts'
 import { ClusterRpc } from './rpc.ts'
-import { ClusterState, documentKey, workedOn } from './state.ts'
+import { checkDocumentName, ClusterState, documentKey, workedOn } from './state.ts'
 import { untrustedMay, untrustedMayPropose } from './trust.ts'
 import { connect, parseSwarmKey } from '@node-daemon/swarm'
 import type { Command, CommandBody, JoinContext, TrainingChange } from './commands.ts'
@@ -978,16 +978,19 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
   // ---- Cluster: stored documents
 
   async putDocument (input: PutDocumentInput, options?: WriteOptions): Promise<DocumentRecord> {
-    return this.propose<DocumentRecord>({
-      op: 'document.put',
+    const command = {
+      op: 'document.put' as const,
       family: input.family,
       name: input.name,
       version: input.version,
       cid: checkCID(input.cid),
       metadata: input.metadata ?? {},
-      size: await this.localSize(input.cid, options),
+      size: 0,
       replicationFactor: input.replicationFactor ?? 3
-    }, options)
+    }
+    // Refused here rather than after the log carried it.
+    checkDocumentName(command)
+    return this.propose<DocumentRecord>({ ...command, size: await this.localSize(command.cid, options) }, options)
   }
 
   async getDocument (family: string, name: string, options?: ReadOptions): Promise<DocumentRecord> {

@@ -804,13 +804,17 @@ export function documentKey (family: string, name: string): string {
   return `${family}/${name}`
 }
 
+/** A stored document's metadata, as JSON: the log carries names and CIDs, not documents. */
+export const MAX_DOCUMENT_METADATA_CHARS = 16_384
+
 /** Names, versions and metadata as the log must carry them, whoever proposed the command. */
-function checkDocumentName (c: { family: unknown, name: unknown, version: unknown, metadata: unknown, replicationFactor: unknown }): void {
+export function checkDocumentName (c: { family: unknown, name: unknown, version: unknown, metadata: unknown, replicationFactor: unknown }): void {
   for (const [field, max] of [['family', 64], ['name', 256], ['version', 128]] as const) {
     const value = c[field]
     if (typeof value !== 'string' || value === '' || value.length > max) throw new InvalidClusterRequestError(`a document's ${field} must be a string of 1 to ${max} characters`)
   }
   if (typeof c.metadata !== 'object' || c.metadata == null || Array.isArray(c.metadata)) throw new InvalidClusterRequestError("a document's metadata must be an object")
+  if (JSON.stringify(c.metadata).length > MAX_DOCUMENT_METADATA_CHARS) throw new InvalidClusterRequestError(`a document's metadata must be at most ${MAX_DOCUMENT_METADATA_CHARS} characters of JSON`)
   if (!Number.isInteger(c.replicationFactor)) throw new InvalidClusterRequestError("a document's replication factor must be an integer")
 }
 

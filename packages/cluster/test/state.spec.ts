@@ -367,7 +367,7 @@ describe('ClusterState: stored documents', () => {
 
   it('refuses malformed names and leaves the state as it was', () => {
     const log = cluster(1)
-    for (const bad of [{ name: '' }, { version: 'v'.repeat(129) }, { family: 7 }, { metadata: [] }, { replicationFactor: 'two' }]) {
+    for (const bad of [{ name: '' }, { version: 'v'.repeat(129) }, { family: 7 }, { metadata: [] }, { metadata: { note: 'x'.repeat(20_000) } }, { replicationFactor: 'two' }]) {
       assert.throws(() => put(log, '1', CID_A, bad), { name: 'InvalidClusterRequestError' }, JSON.stringify(bad))
     }
     assert.equal(log.state.documents.size, 0)
