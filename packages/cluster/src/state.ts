@@ -60,7 +60,7 @@ export class ClusterState implements StateMachine {
   readonly pins = new Map<string, PinRecord>()
   readonly models = new Map<string, ModelRecord>()
   readonly jobs = new Map<number, JobRecord>()
-  /** Stored documents by `family/name`. */
+  /** Stored documents by documentKey(family, name). */
   readonly documents = new Map<string, DocumentRecord>()
   /** API keys, bearer tokens and users made through any node, by id; hashes only. */
   readonly credentials = new Map<string, StoredCredential>()
@@ -799,9 +799,9 @@ function clone<T> (value: T): T {
   return structuredClone(value)
 }
 
-/** The key of a stored document in the state. */
+/** The key of a stored document in the state: unambiguous whatever characters the family and the name hold. */
 export function documentKey (family: string, name: string): string {
-  return `${family}/${name}`
+  return JSON.stringify([family, name])
 }
 
 /** A stored document's metadata, as JSON: the log carries names and CIDs, not documents. */

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { encodeCommand, encodeJoinContext } from '../src/commands.ts'
-import { ClusterState, JOB_LIMIT } from '../src/state.ts'
+import { ClusterState, documentKey, JOB_LIMIT } from '../src/state.ts'
 import type { Command } from '../src/commands.ts'
 import type { Resources } from '../src/types.ts'
 import type { ConfState } from '@node-daemon/raft'
@@ -360,9 +360,11 @@ describe('ClusterState: stored documents', () => {
     assert.equal(put(log, '1.0', CID_A).versions.length, 2, 'the same version and CID again is no change')
     assert.throws(() => put(log, '1.0', CID_C), { name: 'DocumentVersionExistsError' })
     assert.equal(log.state.pins.has(CID_C), false)
-    // another family keeps its own names
+    // another family keeps its own names, whatever its name and theirs hold
     log.apply({ op: 'document.put', family: 'llamaindex/index', name: 'qa', version: '1.0', cid: CID_C, metadata: {}, size: 0, replicationFactor: 1 })
-    assert.equal(log.state.documents.size, 2)
+    log.apply({ op: 'document.put', family: 'langchain', name: 'chain/qa', version: '1.0', cid: CID_C, metadata: {}, size: 0, replicationFactor: 1 })
+    assert.equal(log.state.documents.size, 3)
+    assert.equal(log.state.documents.get(documentKey('langchain/chain', 'qa'))?.versions.length, 2)
   })
 
   it('refuses malformed names and leaves the state as it was', () => {
@@ -380,7 +382,7 @@ describe('ClusterState: stored documents', () => {
     const restored = new ClusterState()
     restored.restore(log.state.snapshot())
     assert.deepEqual(restored.snapshot(), log.state.snapshot())
-    assert.equal(restored.documents.get('langchain/chain/qa')?.versions[0].cid, CID_A)
+    assert.equal(restored.documents.get(documentKey('langchain/chain', 'qa'))?.versions[0].cid, CID_A)
     const { documents: _documents, ...older } = JSON.parse(new TextDecoder().decode(log.state.snapshot()))
     restored.restore(new TextEncoder().encode(JSON.stringify(older)))
     assert.equal(restored.documents.size, 0)
