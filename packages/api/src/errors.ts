@@ -138,6 +138,9 @@ const BY_NAME: Record<string, Mapping> = {
   JobNotFoundError: [404, 'JobNotFoundError'],
   ResponseNotFoundError: [404, 'ResponseNotFoundError'],
   ModelExistsError: [409, 'ModelExistsError'],
+  DocumentNotFoundError: [404, 'DocumentNotFoundError'],
+  // A stored chain's or index's version names one CID for good: store a new version instead.
+  DocumentVersionExistsError: [409, 'DocumentVersionExistsError'],
   JobStateError: [409, 'JobStateError'],
   // The cluster has too few eligible nodes for the request as made: retrying it unchanged will not help.
   InsufficientPeersError: [409, 'InsufficientPeersError'],
@@ -174,6 +177,10 @@ const BY_NAME: Record<string, Mapping> = {
   ModelFormatError: [400, 'IPFSValidationError'],
   TrainingInProgressError: [409, 'TrainingInProgressError', 1002],
   TrainingNotFoundError: [404, 'TrainingNotFoundError'],
+  LoaderNotFoundError: [404, 'LoaderNotFoundError'],
+  // One pass of a data loader streams at a time: the client waits for it, or makes another loader.
+  LoaderBusyError: [409, 'LoaderBusyError'],
+  TooManyLoadersError: [429, 'RateLimitError'],
   CheckpointError: [422, 'CheckpointError', 1004],
   // The install skipped the console's build: the daemon works, its web console is not there.
   ConsoleNotBuiltError: [503, 'ConsoleNotBuiltError']

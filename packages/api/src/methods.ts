@@ -10,8 +10,10 @@ import { DEFAULT_EMBED_MODEL, defined, InputTypeField } from './inference.ts'
 import { defineOperation, Loose } from './operations.ts'
 import { duration } from './args.ts'
 import { filesOf } from './tar.ts'
+import { addContent } from './add-content.ts'
+import { loadChain, loadIndex, storeChain, storeIndex } from './documents.ts'
+import { closeDataLoader, dataLoader } from './loaders.ts'
 import type { Operation } from './operations.ts'
-import type { AddOptions } from '@node-daemon/content'
 import type { ModelSummary } from '@node-daemon/inference'
 import type { Node } from '@node-daemon/daemon'
 
@@ -30,17 +32,6 @@ const AddInput = {
 }
 
 const AddOutput = Type.Object({ cid: Type.String(), name: Type.String(), size: Type.Integer() })
-
-/** Adds one file from a call's `content`, and answers its root (the wrapping directory when asked for one). */
-async function addContent (node: Node, input: { content: string, encoding?: 'utf8' | 'base64', name?: string, cid_version?: 0 | 1 }, options: AddOptions): Promise<{ cid: string, name: string, size: number }> {
-  const bytes = Buffer.from(input.content, input.encoding === 'base64' ? 'base64' : 'utf8')
-  let root: { cid: string, name: string, size: number } | undefined
-  for await (const event of node.content.addAll([{ path: input.name, content: bytes }], { ...options, cidVersion: input.cid_version })) {
-    if (event.type === 'entry') root = { cid: event.cid.toString(), name: event.name === '' ? event.cid.toString() : event.name, size: event.size }
-  }
-  if (root == null) throw new BadRequestError('nothing was added')
-  return root
-}
 
 export const add = defineOperation({
   name: 'add',
@@ -475,5 +466,6 @@ export const keyGen = defineOperation({
 /** Every method of the caller, by name. */
 export const METHODS: ReadonlyMap<string, Operation<any, any>> = new Map([
   add, get, pin, unpin, listPins, ls, exists, publish, resolve, connect, peers,
-  clusterAdd, clusterPinOp, clusterStatus, clusterPeers, aiModelAdd, aiModelGet, aiModelList, generateEmbeddings
+  clusterAdd, clusterPinOp, clusterStatus, clusterPeers, aiModelAdd, aiModelGet, aiModelList, generateEmbeddings,
+  storeChain, loadChain, storeIndex, loadIndex, dataLoader, closeDataLoader
 ].map(op => [op.name, op as Operation<any, any>]))

@@ -21,7 +21,9 @@ import { consensusRoutes } from './routes/consensus.ts'
 import { consoleRoutes } from './routes/console.ts'
 import { contentRoutes } from './routes/content.ts'
 import { dagCarRoutes } from './routes/dag-car.ts'
+import { dataLoaderRoutes } from './routes/dataloader.ts'
 import { distributedRoutes } from './routes/distributed.ts'
+import { documentRoutes } from './routes/documents.ts'
 import { filesRoutes } from './routes/files.ts'
 import { nameRoutes } from './routes/names.ts'
 import { networkRoutes } from './routes/network.ts'
@@ -228,7 +230,7 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
   for (const routes of [
     systemRoutes, authRoutes, contentRoutes, pinRoutes, remotePinRoutes, pinningServiceRoutes, nameRoutes, peerRoutes, pubsubRoutes, blockRoutes,
     clusterRoutes, distributedRoutes, nodeRoutes, networkRoutes, consensusRoutes, resourceRoutes, clientRoutes,
-    ollamaRoutes, openaiRoutes, taskRoutes, taskMetricRoutes, transferRoutes, adminRoutes, aiRoutes, trainingRoutes, workerRoutes, consoleRoutes,
+    ollamaRoutes, openaiRoutes, taskRoutes, taskMetricRoutes, transferRoutes, adminRoutes, aiRoutes, documentRoutes, dataLoaderRoutes, trainingRoutes, workerRoutes, consoleRoutes,
     methodRoutes, eventRoutes, graphqlRoutes, filesRoutes, dagCarRoutes, refsRoutes, repoRoutes, swarmOpsRoutes, settingsRoutes
   ]) {
     const shape = shapes.get(routes)

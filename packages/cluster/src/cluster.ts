@@ -14,20 +14,20 @@ import { Key } from 'interface-datastore'
 import { createRaftNode, createRaftTransport, NotLeaderError, openRaftStorage, ProposalLostError, ProposalTimeoutError, ReadTimeoutError } from '@node-daemon/raft-node'
 import { ConfChangeError } from '@node-daemon/raft'
 import { checkCID, encodeCommand, encodeJoinContext } from './commands.ts'
-import { InvalidClusterRequestError, JoinError, NodeNotFoundError, NoQuorumError, NotTrustedError, PinNotFoundError, JobNotFoundError, ModelNotFoundError } from './errors.ts'
+import { DocumentNotFoundError, InvalidClusterRequestError, JoinError, NodeNotFoundError, NoQuorumError, NotTrustedError, PinNotFoundError, JobNotFoundError, ModelNotFoundError } from './errors.ts'
 import { encodeInvite, readInvite, signJoinToken, verifyJoinToken } from './join-token.ts'
 import { MembershipManager } from './membership.ts'
 import { PinTracker } from './pin-tracker.ts'
 import { measureResources } from './resources.ts'
 import { ClusterRpc } from './rpc.ts'
-import { ClusterState, workedOn } from './state.ts'
+import { checkDocumentName, ClusterState, documentKey, workedOn } from './state.ts'
 import { untrustedMay, untrustedMayPropose } from './trust.ts'
 import { connect, parseSwarmKey } from '@node-daemon/swarm'
 import type { Command, CommandBody, JoinContext, TrainingChange } from './commands.ts'
 import type { MembershipView } from './membership.ts'
 import type { CredentialStore } from '@node-daemon/access'
-import type { Cluster, ClusterProblem, JoinFailure, ConsensusStatus, DiscoveryResult, HistoryQuery, JobQuery, JoinToken, JoinTokenOptions, NodeView, PeerPinStatus, PinAddOptions, PinStatus, PinStatusReport, ReadOptions, RegisterModelInput, SubmitJobInput, UpdateModelOptions, WriteOptions } from './interface.ts'
-import type { Allocation, ClusterEvents, Decision, JobRecord, ModelRecord, NodeRecord, PinRecord, Resources } from './types.ts'
+import type { Cluster, ClusterProblem, JoinFailure, ConsensusStatus, DiscoveryResult, HistoryQuery, JobQuery, JoinToken, JoinTokenOptions, NodeView, PeerPinStatus, PinAddOptions, PinStatus, PinStatusReport, PutDocumentInput, ReadOptions, RegisterModelInput, SubmitJobInput, UpdateModelOptions, WriteOptions } from './interface.ts'
+import type { Allocation, ClusterEvents, Decision, DocumentRecord, JobRecord, ModelRecord, NodeRecord, PinRecord, Resources } from './types.ts'
 import type { ComponentLogger, Logger, PeerInfo, PrivateKey } from '@libp2p/interface'
 import type { Message } from '@libp2p/gossipsub'
 import type { Swarm } from '@node-daemon/swarm'
@@ -980,6 +980,36 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
 
   async getActiveModels (options?: ReadOptions): Promise<ModelRecord[]> {
     return (await this.getAllModels(options)).filter(m => m.isActive)
+  }
+
+  // ---- Cluster: stored documents
+
+  async putDocument (input: PutDocumentInput, options?: WriteOptions): Promise<DocumentRecord> {
+    const command = {
+      op: 'document.put' as const,
+      family: input.family,
+      name: input.name,
+      version: input.version,
+      cid: checkCID(input.cid),
+      metadata: input.metadata ?? {},
+      size: 0,
+      replicationFactor: input.replicationFactor ?? 3
+    }
+    // Refused here rather than after the log carried it.
+    checkDocumentName(command)
+    return this.propose<DocumentRecord>({ ...command, size: await this.localSize(command.cid, options) }, options)
+  }
+
+  async getDocument (family: string, name: string, options?: ReadOptions): Promise<DocumentRecord> {
+    await this.barrier(options)
+    const record = this.state.documents.get(documentKey(family, name))
+    if (record == null) throw new DocumentNotFoundError(`no ${family} is stored under the name ${JSON.stringify(name)}`)
+    return structuredClone(record)
+  }
+
+  async documents (family: string, options?: ReadOptions): Promise<DocumentRecord[]> {
+    await this.barrier(options)
+    return [...this.state.documents.values()].filter(d => d.family === family).map(d => structuredClone(d))
   }
 
   // ---- Cluster: jobs

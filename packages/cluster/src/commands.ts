@@ -40,6 +40,7 @@ export type Command = Base & (
   | { op: 'model.update', modelId: string, modelCID: string, size: number, expectedVersion?: number, description?: string, metadata?: Record<string, unknown> }
   | { op: 'model.active', modelId: string, active: boolean }
   | { op: 'model.remove', modelId: string }
+  | { op: 'document.put', family: string, name: string, version: string, cid: string, metadata: Record<string, unknown>, size: number, replicationFactor: number }
   | { op: 'job.submit', kind: 'inference' | 'training', promptCID: string, modelId?: string, modelCID?: string, params: Record<string, unknown> }
   | { op: 'job.start', jobId: number }
   | { op: 'job.complete', jobId: number, responseCID: string, metrics?: Record<string, number> }

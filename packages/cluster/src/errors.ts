@@ -33,6 +33,18 @@ export class ModelExistsError extends Error {
   name = 'ModelExistsError'
 }
 
+/** No stored document (a LangChain chain, a LlamaIndex index) has this name, or this version. */
+export class DocumentNotFoundError extends Error {
+  static name = 'DocumentNotFoundError'
+  name = 'DocumentNotFoundError'
+}
+
+/** A document's version is recorded already with other content: versions never change. */
+export class DocumentVersionExistsError extends Error {
+  static name = 'DocumentVersionExistsError'
+  name = 'DocumentVersionExistsError'
+}
+
 export class JobNotFoundError extends Error {
   static name = 'JobNotFoundError'
   name = 'JobNotFoundError'

@@ -1,5 +1,5 @@
 import type { CredentialStore } from '@node-daemon/access'
-import type { Allocation, ClusterEvents, Decision, JobRecord, JobStatus, ModelKind, ModelRecord, NodeRecord, PinRecord, Resources } from './types.ts'
+import type { Allocation, ClusterEvents, Decision, DocumentRecord, JobRecord, JobStatus, ModelKind, ModelRecord, NodeRecord, PinRecord, Resources } from './types.ts'
 import type { TrainingChange } from './commands.ts'
 import type { JoinRole } from './join-token.ts'
 import type { TypedEventTarget } from '@libp2p/interface'
@@ -67,6 +67,18 @@ export interface UpdateModelOptions extends WriteOptions {
   /** Replaces the description and the metadata; the same CID with new metadata is a new version. */
   description?: string
   metadata?: Record<string, unknown>
+}
+
+export interface PutDocumentInput {
+  /** What kind of document, e.g. `langchain/chain`. */
+  family: string
+  name: string
+  version: string
+  /** The document's content, added already. */
+  cid: string
+  metadata?: Record<string, unknown>
+  /** Copies of the content in the cluster. Default 3 (or every node if fewer). */
+  replicationFactor?: number
 }
 
 export interface SubmitJobInput {
@@ -229,6 +241,13 @@ export interface Cluster extends TypedEventTarget<{ [K in keyof ClusterEvents]: 
   getModel (modelId: string, options?: ReadOptions): Promise<ModelRecord>
   getAllModels (options?: ReadOptions): Promise<ModelRecord[]>
   getActiveModels (options?: ReadOptions): Promise<ModelRecord[]>
+
+  /** Records a new version of a named document, pinned with replication; the same version again with the same CID is no change. */
+  putDocument (input: PutDocumentInput, options?: WriteOptions): Promise<DocumentRecord>
+  /** A stored document with its versions, oldest first. */
+  getDocument (family: string, name: string, options?: ReadOptions): Promise<DocumentRecord>
+  /** The stored documents of a family. */
+  documents (family: string, options?: ReadOptions): Promise<DocumentRecord[]>
 
   submitJob (input: SubmitJobInput, options?: WriteOptions): Promise<JobRecord>
   /** The calling node takes the job as its worker; again after a worker died, by the one that runs it instead. */

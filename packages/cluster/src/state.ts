@@ -7,11 +7,11 @@
 import { allocate, eligible } from './allocate.ts'
 import { decodeCommand, decodeJoinContext } from './commands.ts'
 import { CredentialNotFoundError } from '@node-daemon/access'
-import { ConsensusRejectedError, InvalidClusterRequestError, JobNotFoundError, JobStateError, ModelExistsError, ModelNotFoundError, NodeNotFoundError, PinNotFoundError } from './errors.ts'
+import { ConsensusRejectedError, DocumentVersionExistsError, InvalidClusterRequestError, JobNotFoundError, JobStateError, ModelExistsError, ModelNotFoundError, NodeNotFoundError, PinNotFoundError } from './errors.ts'
 import type { Candidate } from './allocate.ts'
 import type { Command } from './commands.ts'
 import { FINAL_JOB_STATUSES } from './types.ts'
-import type { Allocation, ClusterEvents, Decision, JobRecord, ModelRecord, NodeRecord, PinRecord, SigningKey, TrainingRecord } from './types.ts'
+import type { Allocation, ClusterEvents, Decision, DocumentRecord, JobRecord, ModelRecord, NodeRecord, PinRecord, SigningKey, TrainingRecord } from './types.ts'
 import type { StoredCredential } from '@node-daemon/access'
 import type { StateMachine } from '@node-daemon/raft-node'
 import type { ConfChange, ConfState } from '@node-daemon/raft'
@@ -43,6 +43,8 @@ interface Snapshot {
   queues: Array<[string, Queue]>
   pins: PinRecord[]
   models: ModelRecord[]
+  /** Absent in snapshots made before documents were stored. */
+  documents?: DocumentRecord[]
   jobs: JobRecord[]
   nextJobId: number
   history: Decision[]
@@ -58,6 +60,8 @@ export class ClusterState implements StateMachine {
   readonly pins = new Map<string, PinRecord>()
   readonly models = new Map<string, ModelRecord>()
   readonly jobs = new Map<number, JobRecord>()
+  /** Stored documents by documentKey(family, name). */
+  readonly documents = new Map<string, DocumentRecord>()
   /** API keys, bearer tokens and users made through any node, by id; hashes only. */
   readonly credentials = new Map<string, StoredCredential>()
   readonly #bySecretHash = new Map<string, StoredCredential>()
@@ -164,6 +168,7 @@ export class ClusterState implements StateMachine {
       queues: [...this.queues],
       pins: [...this.pins.values()],
       models: [...this.models.values()],
+      documents: [...this.documents.values()],
       jobs: [...this.jobs.values()],
       nextJobId: this.nextJobId,
       history: this.history,
@@ -188,6 +193,8 @@ export class ClusterState implements StateMachine {
     }
     this.models.clear()
     for (const m of snap.models) this.models.set(m.modelId, m)
+    this.documents.clear()
+    for (const d of snap.documents ?? []) this.documents.set(documentKey(d.family, d.name), d)
     this.jobs.clear()
     for (const j of snap.jobs) this.jobs.set(j.jobId, j)
     this.nextJobId = snap.nextJobId
@@ -407,6 +414,21 @@ export class ClusterState implements StateMachine {
         this.models.delete(c.modelId)
         if (this.pins.get(model.modelCID)?.modelId === c.modelId && !this.cidInUse(model.modelCID, c.modelId)) this.removePin(model.modelCID)
         return { result: undefined, summary: `model ${c.modelId} removed` }
+      }
+      case 'document.put': {
+        checkDocumentName(c)
+        const key = documentKey(c.family, c.name)
+        const record = this.documents.get(key) ?? { family: c.family, name: c.name, versions: [] }
+        const known = record.versions.find(v => v.version === c.version)
+        if (known != null) {
+          if (known.cid !== c.cid) throw new DocumentVersionExistsError(`${c.family} ${c.name} version ${c.version} is stored already as ${known.cid}`)
+          return { result: clone(record), summary: `${c.family} ${c.name}@${c.version} unchanged` }
+        }
+        // Pinned first: a pin refused leaves the record as it was.
+        this.pinReplicated(c.cid, `${c.family}:${c.name}@${c.version}`, c.replicationFactor, c.size, index, c.at)
+        record.versions.push({ version: c.version, cid: c.cid, at: iso(c.at), by: c.by, metadata: c.metadata })
+        this.documents.set(key, record)
+        return { result: clone(record), summary: `${c.family} ${c.name}@${c.version} = ${c.cid}` }
       }
       case 'job.submit': {
         let modelId = c.modelId ?? ''
@@ -759,9 +781,14 @@ export class ClusterState implements StateMachine {
   }
 
   private pinModel (model: ModelRecord, replicationFactor: number, index: number, at: number): void {
+    this.pinReplicated(model.modelCID, `${model.kind}:${model.modelId}@${model.version}`, replicationFactor, model.size, index, at, model.modelId)
+  }
+
+  /** Pins content the state records, on as many nodes as wanted and as exist now (-1: every node); more nodes fill it up later. */
+  private pinReplicated (cid: string, name: string, replicationFactor: number, size: number, index: number, at: number, modelId?: string): void {
     const eligibleCount = this.candidates().length
     const rmax = replicationFactor === -1 ? -1 : Math.max(1, replicationFactor)
-    this.addPin(model.modelCID, `${model.kind}:${model.modelId}@${model.version}`, rmax === -1 ? 1 : Math.min(rmax, Math.max(1, eligibleCount)), rmax, model.size, index, at, model.modelId)
+    this.addPin(cid, name, rmax === -1 ? 1 : Math.min(rmax, Math.max(1, eligibleCount)), rmax, size, index, at, modelId)
   }
 
   /** Whether any model other than `exceptModel` still points at `cid`. */
@@ -773,6 +800,25 @@ export class ClusterState implements StateMachine {
 
 function clone<T> (value: T): T {
   return structuredClone(value)
+}
+
+/** The key of a stored document in the state: unambiguous whatever characters the family and the name hold. */
+export function documentKey (family: string, name: string): string {
+  return JSON.stringify([family, name])
+}
+
+/** A stored document's metadata, as JSON: the log carries names and CIDs, not documents. */
+export const MAX_DOCUMENT_METADATA_CHARS = 16_384
+
+/** Names, versions and metadata as the log must carry them, whoever proposed the command. */
+export function checkDocumentName (c: { family: unknown, name: unknown, version: unknown, metadata: unknown, replicationFactor: unknown }): void {
+  for (const [field, max] of [['family', 64], ['name', 256], ['version', 128]] as const) {
+    const value = c[field]
+    if (typeof value !== 'string' || value === '' || value.length > max) throw new InvalidClusterRequestError(`a document's ${field} must be a string of 1 to ${max} characters`)
+  }
+  if (typeof c.metadata !== 'object' || c.metadata == null || Array.isArray(c.metadata)) throw new InvalidClusterRequestError("a document's metadata must be an object")
+  if (JSON.stringify(c.metadata).length > MAX_DOCUMENT_METADATA_CHARS) throw new InvalidClusterRequestError(`a document's metadata must be at most ${MAX_DOCUMENT_METADATA_CHARS} characters of JSON`)
+  if (!Number.isInteger(c.replicationFactor)) throw new InvalidClusterRequestError("a document's replication factor must be an integer")
 }
 
 /** Documents 001 and 004 name a job `task_<jobId>`. */

@@ -3,7 +3,8 @@
  * (IPFS Cluster's trusted peers) may become voters and propose anything; the
  * others are learners that store and serve content and run the cluster's
  * work. They may propose their own node records, pins they add and the
- * records of jobs and training runs; never a change to the model registry,
+ * records of jobs and training runs, and new versions of stored documents
+ * (which never replace a version); never a change to the model registry,
  * to another node, to membership or to credentials, nor a pin's removal, rebalance
  * or migration. An op not listed here, one added later too, needs trust.
  */
@@ -13,7 +14,7 @@ import type { Proposed } from '@node-daemon/raft-node'
 
 /** Workload anyone in the cluster may propose. */
 const WORK: ReadonlySet<Op> = new Set<Op>([
-  'pin.add',
+  'pin.add', 'document.put',
   'job.submit', 'job.start', 'job.complete', 'job.fail', 'job.cancel', 'job.remove',
   'training.submit', 'training.progress', 'training.control', 'training.finish', 'training.handover', 'training.saved', 'training.join', 'training.leave'
 ])

@@ -105,6 +105,29 @@ export interface ModelRecord {
   metadata: Record<string, unknown>
 }
 
+/** One stored version of a named document: its CID, never changed once recorded. */
+export interface DocumentVersion {
+  /** The name the client gave it, e.g. `1.0.0`. */
+  version: string
+  cid: string
+  at: string
+  by: PeerIdString
+  metadata: Record<string, unknown>
+}
+
+/**
+ * A named document kept as content with its versions (document 000's stored
+ * LangChain chains and LlamaIndex indexes): the state holds CIDs and names
+ * only, the JSON itself is content, pinned with replication.
+ */
+export interface DocumentRecord {
+  /** What kind of document, e.g. `langchain/chain`; names are unique within a family. */
+  family: string
+  name: string
+  /** Oldest first: the last is the latest. */
+  versions: DocumentVersion[]
+}
+
 export type JobKind = 'inference' | 'training'
 export type JobStatus = 'requested' | 'running' | 'paused' | 'completed' | 'failed' | 'cancelled' | 'stopped'
 

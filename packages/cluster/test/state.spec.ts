@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { encodeCommand, encodeJoinContext } from '../src/commands.ts'
-import { ClusterState, JOB_LIMIT } from '../src/state.ts'
+import { ClusterState, documentKey, JOB_LIMIT } from '../src/state.ts'
 import type { Command } from '../src/commands.ts'
 import type { Resources } from '../src/types.ts'
 import type { ConfState } from '@node-daemon/raft'
@@ -356,5 +356,49 @@ describe('ClusterState', () => {
     assert.equal(pins[0].term, 1)
     assert.equal(pins[0].proposer, 'n1')
     assert.equal(log.state.decisions(log.index + 1).length, 0)
+  })
+})
+
+describe('ClusterState: stored documents', () => {
+  const put = (log: Log, version: string, cid: string, extra: Record<string, unknown> = {}): any =>
+    log.apply({ op: 'document.put', family: 'langchain/chain', name: 'qa', version, cid, metadata: {}, size: 10, replicationFactor: 2, ...extra })
+
+  it('records versions in order, pins each, and never changes one', () => {
+    const log = cluster(3)
+    put(log, '1.0', CID_A)
+    const record = put(log, '2.0', CID_B)
+    assert.deepEqual(record.versions.map((v: any) => [v.version, v.cid, v.by]), [['1.0', CID_A, 'n1'], ['2.0', CID_B, 'n1']])
+    assert.equal(log.state.pins.get(CID_A)?.allocations.length, 2)
+    assert.equal(log.state.pins.get(CID_B)?.name, 'langchain/chain:qa@2.0')
+    assert.equal(put(log, '1.0', CID_A).versions.length, 2, 'the same version and CID again is no change')
+    assert.throws(() => put(log, '1.0', CID_C), { name: 'DocumentVersionExistsError' })
+    assert.equal(log.state.pins.has(CID_C), false)
+    // another family keeps its own names, whatever its name and theirs hold
+    log.apply({ op: 'document.put', family: 'llamaindex/index', name: 'qa', version: '1.0', cid: CID_C, metadata: {}, size: 0, replicationFactor: 1 })
+    log.apply({ op: 'document.put', family: 'langchain', name: 'chain/qa', version: '1.0', cid: CID_C, metadata: {}, size: 0, replicationFactor: 1 })
+    assert.equal(log.state.documents.size, 3)
+    assert.equal(log.state.documents.get(documentKey('langchain/chain', 'qa'))?.versions.length, 2)
+  })
+
+  it('refuses malformed names and leaves the state as it was', () => {
+    const log = cluster(1)
+    for (const bad of [{ name: '' }, { version: 'v'.repeat(129) }, { family: 7 }, { metadata: [] }, { metadata: { note: 'x'.repeat(20_000) } }, { replicationFactor: 'two' }]) {
+      assert.throws(() => put(log, '1', CID_A, bad), { name: 'InvalidClusterRequestError' }, JSON.stringify(bad))
+    }
+    assert.equal(log.state.documents.size, 0)
+    assert.equal(log.state.pins.size, 0)
+  })
+
+  it('restores documents from a snapshot, and a snapshot made before them', () => {
+    const log = cluster(2)
+    put(log, '1.0', CID_A)
+    const restored = new ClusterState()
+    restored.restore(log.state.snapshot())
+    assert.deepEqual(restored.snapshot(), log.state.snapshot())
+    assert.equal(restored.documents.get(documentKey('langchain/chain', 'qa'))?.versions[0].cid, CID_A)
+    const { documents: _documents, ...older } = JSON.parse(new TextDecoder().decode(log.state.snapshot()))
+    restored.restore(new TextEncoder().encode(JSON.stringify(older)))
+    assert.equal(restored.documents.size, 0)
+    assert.equal(restored.pins.size, 1)
   })
 })

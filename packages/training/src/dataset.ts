@@ -250,7 +250,7 @@ export class DatasetScanner {
       if (this.#header.byteLength < 8 + length) return
       const header = this.#header.take()
       const { infos, metadata } = tensorFile(() => readSafetensorsHeader(header.subarray(8, 8 + length)))
-      this.#layout = tensorLayout(infos, metadata)
+      this.#layout = datasetTensorLayout(infos, metadata)
       piece = header.subarray(8 + length)
     }
     const { regions } = this.#layout
@@ -305,7 +305,7 @@ function tensorFile<T> (check: () => T): T {
 }
 
 /** What a header must say for the file to be a tensor dataset. */
-function tensorLayout (infos: TensorInfo[], metadata: Record<string, string>): TensorLayout {
+export function datasetTensorLayout (infos: TensorInfo[], metadata: Record<string, string>): TensorLayout {
   if (Object.hasOwn(metadata, 'format') && metadata.format !== TENSOR_DATASET_FORMAT) {
     throw new InvalidDatasetError(`__metadata__ "format" is ${JSON.stringify(metadata.format)}, not ${JSON.stringify(TENSOR_DATASET_FORMAT)}`)
   }
@@ -444,7 +444,7 @@ function checkTensorDataset (features: Float32Array, labels: Int32Array, feature
  * the reference's cap, then `{"`. JSONL never does: its first 8 bytes are
  * text, which read as a length is far over the cap.
  */
-function opensSafetensors (head: Uint8Array): boolean {
+export function opensSafetensors (head: Uint8Array): boolean {
   if (head.length < 10 || head[8] !== 0x7b || head[9] !== 0x22) return false
   return new DataView(head.buffer, head.byteOffset, 8).getBigUint64(0, true) <= BigInt(MAX_SAFETENSORS_HEADER_BYTES)
 }

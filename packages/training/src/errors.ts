@@ -50,3 +50,21 @@ export class WorkerConflictError extends Error {
   static name = 'WorkerConflictError'
   name = 'WorkerConflictError'
 }
+
+/** No data loader has this id on this node: it was never made here, was closed, or expired. */
+export class LoaderNotFoundError extends Error {
+  static name = 'LoaderNotFoundError'
+  name = 'LoaderNotFoundError'
+}
+
+/** A data loader streams one pass at a time. */
+export class LoaderBusyError extends Error {
+  static name = 'LoaderBusyError'
+  name = 'LoaderBusyError'
+}
+
+/** The node keeps so many data loaders open at most. */
+export class TooManyLoadersError extends Error {
+  static name = 'TooManyLoadersError'
+  name = 'TooManyLoadersError'
+}

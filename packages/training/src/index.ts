@@ -22,4 +22,8 @@ export type { ExternalWorker, ExternalWorkerView, TaskAssignment, WorkerNotice }
 export { parseDataset, describeDataset, encodeTextDataset, encodeTensorDataset } from './dataset.ts'
 export type { Dataset, DatasetInfo, TextDataset, TensorDataset } from './dataset.ts'
 export { encodeSafetensors, decodeSafetensors } from './safetensors.ts'
+export { DataLoaders, LOADER_LIMITS } from './loader.ts'
+export type { Batch, LoaderOptions, LoaderStatus } from './loader.ts'
+export { RECORD_FORMATS } from './records.ts'
+export type { RecordFormat } from './records.ts'
 export * from './errors.ts'

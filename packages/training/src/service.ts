@@ -16,6 +16,7 @@ import { StepResponse, stepFailure, TrainingProtocol } from './protocol.ts'
 import { trainingSpec } from './spec.ts'
 import { StepWorker } from './worker.ts'
 import { ExternalWorkers } from './external.ts'
+import { DataLoaders } from './loader.ts'
 import type { ExternalWorker, ExternalWorkerView } from './external.ts'
 import type { Checkpoint, CheckpointManifest } from './checkpoint.ts'
 import type { StepMetrics } from './coordinator.ts'
@@ -106,6 +107,8 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
   readonly #coordinating = new Map<number, AbortController>()
   readonly #worker: StepWorker
   readonly #external: ExternalWorkers
+  /** Document 000's data loaders: batches of datasets streamed to clients. */
+  readonly loaders: DataLoaders
   #shutdown = new AbortController()
   #running = false
 
@@ -120,6 +123,16 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
       checkpointReadTimeoutMs: init.checkpointReadTimeoutMs ?? 120_000
     }
     this.#worker = new StepWorker({ content: components.content, log: components.log })
+    this.loaders = new DataLoaders({
+      content: components.content,
+      resolve: async (name, options = {}) => {
+        const { record, cid } = await this.#lookup(name, options)
+        // A CID the registry does not list must at least be a file this node can reach.
+        if (record == null) await components.content.stat(cid, options)
+        const records = record?.metadata.records
+        return { cid, ...(record == null ? {} : { name: record.modelId }), ...(typeof records === 'number' ? { records } : {}) }
+      }
+    })
     this.#external = new ExternalWorkers({ cluster: components.cluster, self: () => this.#self, log: components.log })
     // The swarm exists once the node has started: read it when the protocol starts, not now.
     this.#protocol = new TrainingProtocol({ get libp2p () { return components.libp2p }, log: components.log }, {
@@ -136,6 +149,7 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
     if (this.#running) return
     this.#running = true
     this.#shutdown = new AbortController()
+    this.loaders.start()
     await this.#protocol.start()
     this.#c.cluster.addEventListener('TrainingUpdated', this.#onChange)
     this.#c.cluster.addEventListener('NodeStatus', this.#onChange)
@@ -151,6 +165,7 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
     this.#c.cluster.removeEventListener('NodeStatus', this.#onChange)
     for (const controller of this.#coordinating.values()) controller.abort(new Error('the training service is stopping'))
     this.#coordinating.clear()
+    this.loaders.stop()
     await this.#protocol.stop()
     await this.#worker.release()
   }
@@ -313,16 +328,20 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
 
   /** What a dataset holds, by CID or registered name: as its registration recorded it, or read as it streams. */
   async dataset (name: string, options: AbortOptions = {}): Promise<DatasetRecord> {
-    let record = await this.#c.cluster.getModel(name, { ...options, local: true }).catch(() => undefined)
-    if (record?.kind !== 'dataset') {
-      const cid = checkCID(name, 'dataset')
-      record = (await this.datasets(options)).find(d => d.modelCID === cid)
-      if (record == null) return { ...await this.#scan(cid, options), cid, name: cid }
-    }
+    const { record, cid } = await this.#lookup(name, options)
+    if (record == null) return { ...await this.#scan(cid, options), cid, name: cid }
     const { format, records, features, classes, characters } = record.metadata as Partial<DatasetInfo>
     const recorded = Object.fromEntries(Object.entries({ format, records, features, classes, characters }).filter(([, v]) => v != null)) as unknown as DatasetInfo
     const info = format == null || records == null ? await this.#scan(record.modelCID, options) : recorded
     return { ...info, cid: record.modelCID, name: record.modelId }
+  }
+
+  /** A dataset's registration, by name or CID, and its CID; a CID the registry does not list has none. */
+  async #lookup (name: string, options: AbortOptions): Promise<{ record?: ModelRecord, cid: string }> {
+    const named = await this.#c.cluster.getModel(name, { ...options, local: true }).catch(() => undefined)
+    if (named?.kind === 'dataset') return { record: named, cid: named.modelCID }
+    const cid = checkCID(name, 'dataset')
+    return { record: (await this.datasets(options)).find(d => d.modelCID === cid), cid }
   }
 
   /** A dataset and its bytes, streamed from the content store. */

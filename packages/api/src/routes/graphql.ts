@@ -8,6 +8,9 @@ import {
   keyGen, listPins, ls, nodeInfo, peers, pin, publish, resolve, unpin
 } from '../methods.ts'
 import { invoke } from '../operations.ts'
+import { CHAIN, INDEX, loadChain, loadIndex, storeChain, storeIndex } from '../documents.ts'
+import { closeDataLoader, dataLoader } from '../loaders.ts'
+import type { DocumentFamily } from '../documents.ts'
 import { requestSignal } from '../stream.ts'
 import { EVENT_NAMES, listenEvents } from './events.ts'
 import type { Operation } from '../operations.ts'
@@ -42,6 +45,11 @@ const SCHEMA = `
   type AIModel { cid: String!, name: String!, kind: String, family: String, description: String, size: Float, version: String, metadata: JSON! }
   type IPNSRecord { name: String!, value: String! }
   type Key { name: String!, id: String! }
+  "A stored LangChain chain or LlamaIndex index: the document as its framework serialised it"
+  type StoredDocument { cid: String!, name: String, version: String, createdAt: String, metadata: JSON, document: JSON! }
+  type StoredVersion { cid: String!, name: String!, version: String! }
+  "A data loader of a dataset; its batches stream from /api/v0/ai/dataloader/batches and /ws/v0/dataloader/{id}"
+  type DataLoader { loaderId: String!, status: JSON! }
 
   "An event of /ws/v0/events: its name and data"
   type Event { event: String!, data: JSON }
@@ -62,6 +70,10 @@ const SCHEMA = `
     cluster: Cluster!
     models: [AIModel!]!
     model(ref: String!): AIModel!
+    "By name (the latest version), name and version, or CID"
+    chain(name: String, version: String, cid: String): StoredDocument!
+    llamaIndex(name: String, version: String, cid: String): StoredDocument!
+    dataLoader(loaderId: String!): DataLoader!
   }
 
   type Mutation {
@@ -72,6 +84,10 @@ const SCHEMA = `
     generateKey(name: String!): Key!
     clusterPin(cid: String!, replicationFactor: Int, name: String): ClusterPin!
     addModel(model: String!, name: String!, description: String, dtype: String): AIModel!
+    storeChain(chain: JSON!, name: String!, version: String!, metadata: JSON): StoredVersion!
+    storeLlamaIndex(index: JSON!, name: String!, version: String!, metadata: JSON): StoredVersion!
+    createDataLoader(datasetCid: String, datasetName: String, batchSize: Int, shuffle: Boolean, seed: Int, prefetch: Int, dropLast: Boolean, shuffleBuffer: Int, format: String, ttlSeconds: Int): DataLoader!
+    closeDataLoader(loaderId: String!): DataLoader!
   }
 `
 
@@ -127,6 +143,18 @@ function eventStream (node: Node, names: string[]): AsyncIterable<{ events: { ev
   return stream
 }
 
+interface DocumentRef { name?: string, version?: string, cid?: string }
+
+/** A load's output as the StoredDocument type: the family's field is `document`. */
+function storedOf (f: DocumentFamily, output: Record<string, unknown>): object {
+  return { ...output, createdAt: output.created_at, document: output[f.field] }
+}
+
+const loaderOf = (output: { loader_id: string, loader_status: object }): object => ({ loaderId: output.loader_id, status: output.loader_status })
+
+/** GraphQL's camelCase arguments as the operation's snake_case fields. */
+const snakeCase = (name: string): string => name.replace(/[A-Z]/g, c => `_${c.toLowerCase()}`)
+
 const modelOf = (output: { cid: string, metadata: Record<string, unknown> }): object => ({ ...output.metadata, cid: output.cid, metadata: output.metadata })
 
 /** Each error with `extensions.code`, the error's name, and the status the REST route would answer; messages as errors.ts gives them. */
@@ -169,7 +197,10 @@ export const graphqlRoutes: Routes = (app, { node }) => {
       peers: async (_: unknown, { verbose }: { verbose: boolean }, ctx: Context) => (await run(ctx, peers, { verbose })).peers,
       cluster: () => ({}),
       models: async (_: unknown, _a: unknown, ctx: Context) => (await run(ctx, aiModelList, {})).models.map(m => ({ ...m, metadata: m })),
-      model: async (_: unknown, { ref }: { ref: string }, ctx: Context) => modelOf(await run(ctx, aiModelGet, { model_cid: ref }) as any)
+      model: async (_: unknown, { ref }: { ref: string }, ctx: Context) => modelOf(await run(ctx, aiModelGet, { model_cid: ref }) as any),
+      chain: async (_: unknown, a: DocumentRef, ctx: Context) => storedOf(CHAIN, await run(ctx, loadChain, defined(a))),
+      llamaIndex: async (_: unknown, a: DocumentRef, ctx: Context) => storedOf(INDEX, await run(ctx, loadIndex, defined(a))),
+      dataLoader: async (_: unknown, { loaderId }: { loaderId: string }, ctx: Context) => loaderOf(await run(ctx, dataLoader, { loader_id: loaderId }))
     },
     PinInfo: {
       size: async ({ cid }: { cid: string }, _a: unknown, ctx: Context) => (await run(ctx, contentSize, { cid })).size
@@ -201,6 +232,11 @@ export const graphqlRoutes: Routes = (app, { node }) => {
         const pinned = await run(ctx, clusterPinOp, defined({ cid: a.cid, replication_factor: a.replicationFactor, name: a.name }))
         return { cid: pinned.cid, peers: pinned.peers, info: pinned }
       },
+      storeChain: async (_: unknown, a: object, ctx: Context) => await run(ctx, storeChain, defined(a)),
+      storeLlamaIndex: async (_: unknown, a: object, ctx: Context) => await run(ctx, storeIndex, defined(a)),
+      createDataLoader: async (_: unknown, a: Record<string, unknown>, ctx: Context) =>
+        loaderOf(await run(ctx, dataLoader, defined(Object.fromEntries(Object.entries(a).map(([k, v]) => [snakeCase(k), v ?? undefined]))))),
+      closeDataLoader: async (_: unknown, { loaderId }: { loaderId: string }, ctx: Context) => loaderOf(await run(ctx, closeDataLoader, { loader_id: loaderId })),
       addModel: async (_: unknown, a: { model: string, name: string, description?: string, dtype?: string }, ctx: Context) =>
         modelOf(await run(ctx, aiModelAdd, { model: a.model, metadata: defined({ name: a.name, description: a.description, dtype: a.dtype }) }) as any)
     },

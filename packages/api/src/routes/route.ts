@@ -14,6 +14,8 @@ export interface KuboRoute {
   tags: string[]
   summary: string
   schema?: Omit<FastifySchema, 'tags' | 'summary'>
+  /** A JSON body larger than the server's limit that this route takes. */
+  bodyLimit?: number
   handler: (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>
 }
 
@@ -48,6 +50,7 @@ export function kuboRoute (app: FastifyInstance, route: KuboRoute): void {
     method: route.get === true ? ['GET', 'POST'] : ['POST'],
     url: `/api/v0/${route.path}`,
     permission: route.permission,
+    bodyLimit: route.bodyLimit,
     schema: { ...route.schema, tags: route.tags, summary: route.summary },
     // Kubo clients POST with no body; the JSON body of the API documents is optional.
     preValidation: async (request) => { request.body ??= {} },
