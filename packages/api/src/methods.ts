@@ -347,8 +347,16 @@ export function modelMetadata (model: ModelSummary): object {
     context_length: model.contextLength,
     active: model.active,
     version: model.version,
-    modified_at: model.modifiedAt.toISOString()
+    modified_at: model.modifiedAt.toISOString(),
+    framework: model.framework,
+    license: model.license
   }
+}
+
+/** What a registration of a model or dataset may say of it, kept in its registry record. */
+export const RegisteredInfoFields = {
+  framework: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'The framework it was made with or for: onnx, pytorch…' })),
+  license: Type.Optional(Type.String({ minLength: 1, maxLength: 1000, description: 'Its license: an SPDX id or a name' }))
 }
 
 const ModelOutput = Type.Object({ cid: Type.String(), metadata: Loose })
@@ -363,14 +371,15 @@ export const aiModelAdd = defineOperation({
     metadata: Type.Object({
       name: Type.String({ minLength: 1 }),
       description: Type.Optional(Type.String()),
-      dtype: Type.Optional(Type.String({ description: 'The ONNX variant to run: fp32, fp16, q4…' }))
+      dtype: Type.Optional(Type.String({ description: 'The ONNX variant to run: fp32, fp16, q4…' })),
+      ...RegisteredInfoFields
     }, { additionalProperties: false })
   }, { additionalProperties: false }),
   args: ['model', 'metadata'],
   output: ModelOutput,
   run: async (node, { model, metadata }, signal) => {
     const files = await filesOf(node.content, model, { signal })
-    const imported = await node.inference.import(defined({ name: metadata.name, description: metadata.description, dtype: metadata.dtype, files }), { signal })
+    const imported = await node.inference.import(defined({ ...metadata, files }), { signal })
     return { cid: imported.cid, metadata: modelMetadata(imported) }
   }
 })

@@ -3,8 +3,9 @@ import { option } from '../args.ts'
 import { trainingShape } from '../error-shapes.ts'
 import { BadRequestError } from '../errors.ts'
 import { DEFAULT_GENERATE_MODEL, workSignal } from '../inference.ts'
-import { fieldsAndFile } from '../multipart.ts'
+import { fieldsAndFile, formMetadata } from '../multipart.ts'
 import { requestSignal, sendBytes } from '../stream.ts'
+import { registeredModel } from '../models.ts'
 import { kuboRoute } from './route.ts'
 import type { Routes } from '../server.ts'
 import type { JobRecord, JobStatus } from '@node-daemon/cluster'
@@ -132,6 +133,34 @@ function stepEvent (m: StepMetrics): object {
   }
 }
 
+const MetricsQuery = Type.Object({
+  model_id: Type.Optional(Type.String({ description: 'A registered model (a bare name is name:latest) or a CID: its inference jobs, and the sessions that trained from it or saved it' })),
+  task_id: Type.Optional(Type.String({ description: 'One training session' })),
+  metrics_type: Type.Optional(Type.Union([Type.Literal('all'), Type.Literal('training'), Type.Literal('inference')], { default: 'all' }))
+})
+
+/** Inference jobs by model: how many, how they ended, tokens in and out, and the generation speed the workers measured. */
+function inferenceMetrics (jobs: JobRecord[]): object[] {
+  const byModel = new Map<string, JobRecord[]>()
+  for (const job of jobs) {
+    const id = job.modelId === '' ? job.modelCID : job.modelId
+    byModel.set(id, [...byModel.get(id) ?? [], job])
+  }
+  return [...byModel].map(([modelId, of]) => {
+    const sum = (key: string): number => of.reduce((total, j) => total + (j.metrics?.[key] ?? 0), 0)
+    const evalSeconds = sum('evalNs') / 1e9
+    return {
+      model_id: modelId,
+      requests: of.length,
+      completed: of.filter(j => j.status === 'completed').length,
+      failed: of.filter(j => j.status === 'failed').length,
+      prompt_tokens: sum('promptTokens'),
+      eval_tokens: sum('evalTokens'),
+      tokens_per_second: evalSeconds > 0 ? sum('evalTokens') / evalSeconds : null
+    }
+  })
+}
+
 /** Document 003's training, model and event routes, and document 000's datasets and distributed jobs, over the node's training service. */
 export const trainingRoutes: Routes = (app, { node, shutdown }) => {
   const { training } = node
@@ -220,21 +249,12 @@ export const trainingRoutes: Routes = (app, { node, shutdown }) => {
     path: 'ai/dataset/add',
     permission: 'training',
     tags: ['ai'],
-    summary: 'Add a dataset (JSONL with a text field per line, or a safetensors file of features and labels) from a multipart body: fields name, description or metadata (JSON), and one file',
+    summary: 'Add a dataset (JSONL with a text field per line, or a safetensors file of features and labels) from a multipart body: fields name, description, framework and license, or them in metadata (JSON), and one file',
     handler: async (request, reply) => {
       const { fields, file } = await fieldsAndFile(request, MAX_DATASET_BYTES)
       if (file == null) throw new BadRequestError('the multipart body has no dataset file')
-      let metadata: Record<string, unknown> = {}
-      if (fields.metadata != null) {
-        try {
-          metadata = JSON.parse(fields.metadata)
-        } catch {
-          throw new BadRequestError('the metadata field must be a JSON object')
-        }
-      }
-      const name = fields.name ?? (typeof metadata.name === 'string' ? metadata.name : undefined)
-      const description = fields.description ?? (typeof metadata.description === 'string' ? metadata.description : undefined)
-      const dataset = await training.addDataset(file, { name, description }, { signal: workSignal(reply, shutdown) })
+      const { name, description, framework, license } = formMetadata(fields)
+      const dataset = await training.addDataset(file, { name, description, framework, license }, { signal: workSignal(reply, shutdown) })
       const { cid, ...info } = dataset
       return { success: true, cid, metadata: info }
     }
@@ -306,14 +326,23 @@ export const trainingRoutes: Routes = (app, { node, shutdown }) => {
     permission: 'training',
     get: true,
     tags: ['ai'],
-    summary: 'Training metrics of every session, or of one model (model_id) or session (task_id)',
-    schema: { querystring: Type.Object({ model_id: Type.Optional(Type.String()), task_id: Type.Optional(Type.String()) }) },
+    summary: 'Metrics of the training sessions (loss, accuracy, throughput) and of the inference jobs by model (requests, tokens, tokens per second), of every model or one (model_id), or of one session (task_id)',
+    schema: { querystring: MetricsQuery },
     handler: async (request, reply) => {
       const modelId = option<string>(request, 'model_id')
       const taskId = jobIdOf(option<string>(request, 'task_id'))
-      const jobs = (await training.jobs({ signal: requestSignal(reply) }))
-        .filter(j => (taskId == null || j.jobId === taskId) && (modelId == null || j.training?.modelId === modelId || j.modelId === modelId))
-      return { success: true, metrics: { training: jobs.map(j => ({ task_id: sessionId(j), status: STATUS[j.status], model_id: j.training?.modelId ?? null, ...j.training?.progress })) } }
+      const type = option<Static<typeof MetricsQuery>['metrics_type']>(request, 'metrics_type') ?? 'all'
+      const options = { signal: requestSignal(reply), local: true }
+      // A bare name means the registry's name:latest, as everywhere else; an unregistered one (a deleted model's, a CID) matches as given.
+      const ids = new Set(modelId == null ? [] : [modelId, (await registeredModel(node.cluster, modelId, options).catch(() => undefined))?.modelId ?? modelId])
+      const ofModel = (j: JobRecord): boolean => ids.size === 0 || ids.has(j.modelId) || ids.has(j.modelCID) || (j.training?.modelId != null && ids.has(j.training.modelId))
+      const jobs = (await node.cluster.jobs({ limit: Infinity }, options)).filter(j => ofModel(j) && (taskId == null || j.jobId === taskId))
+      const metrics: Record<string, unknown> = {}
+      if (type !== 'inference') {
+        metrics.training = jobs.filter(j => j.kind === 'training').map(j => ({ task_id: sessionId(j), status: STATUS[j.status], model_id: j.training?.modelId ?? null, ...j.training?.progress }))
+      }
+      if (type !== 'training') metrics.inference = inferenceMetrics(jobs.filter(j => j.kind === 'inference'))
+      return { success: true, metrics }
     }
   })
 }
