@@ -9,6 +9,7 @@ import { BadRequestError } from './errors.ts'
 import { DEFAULT_EMBED_MODEL, defined, InputTypeField } from './inference.ts'
 import { defineOperation, Loose } from './operations.ts'
 import { duration } from './args.ts'
+import { aiDatasetAdd, aiDatasetGet, RegisteredInfoFields } from './job-operations.ts'
 import { filesOf } from './tar.ts'
 import type { Operation } from './operations.ts'
 import type { AddOptions } from '@node-daemon/content'
@@ -353,12 +354,6 @@ export function modelMetadata (model: ModelSummary): object {
   }
 }
 
-/** What a registration of a model or dataset may say of it, kept in its registry record. */
-export const RegisteredInfoFields = {
-  framework: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'The framework it was made with or for: onnx, pytorch…' })),
-  license: Type.Optional(Type.String({ minLength: 1, maxLength: 1000, description: 'Its license: an SPDX id or a name' }))
-}
-
 const ModelOutput = Type.Object({ cid: Type.String(), metadata: Loose })
 
 export const aiModelAdd = defineOperation({
@@ -484,5 +479,5 @@ export const keyGen = defineOperation({
 /** Every method of the caller, by name. */
 export const METHODS: ReadonlyMap<string, Operation<any, any>> = new Map([
   add, get, pin, unpin, listPins, ls, exists, publish, resolve, connect, peers,
-  clusterAdd, clusterPinOp, clusterStatus, clusterPeers, aiModelAdd, aiModelGet, aiModelList, generateEmbeddings
+  clusterAdd, clusterPinOp, clusterStatus, clusterPeers, aiModelAdd, aiModelGet, aiModelList, aiDatasetAdd, aiDatasetGet, generateEmbeddings
 ].map(op => [op.name, op as Operation<any, any>]))

@@ -2,10 +2,13 @@ import { Type } from 'typebox'
 import { option } from '../args.ts'
 import { trainingShape } from '../error-shapes.ts'
 import { BadRequestError } from '../errors.ts'
-import { DEFAULT_GENERATE_MODEL, workSignal } from '../inference.ts'
+import { DEFAULT_GENERATE_MODEL, defined, workSignal } from '../inference.ts'
 import { fieldsAndFile, formMetadata } from '../multipart.ts'
 import { requestSignal, sendBytes } from '../stream.ts'
+import { datasetAnswer, trainingSessions, trainingStatus } from '../job-operations.ts'
 import { registeredModel } from '../models.ts'
+import { invoke } from '../operations.ts'
+import { sessionJobIdOf, sessionId, STATUS, stepEvent, trainingJson } from '../training-views.ts'
 import { kuboRoute } from './route.ts'
 import type { Routes } from '../server.ts'
 import type { JobRecord, JobStatus } from '@node-daemon/cluster'
@@ -15,64 +18,6 @@ import type { Static } from 'typebox'
 
 /** Datasets up to this size come through the API in one request. */
 const MAX_DATASET_BYTES = 1024 * 1024 * 1024
-
-/** Document 003 names sessions `training_…`; the job table numbers them. */
-const sessionId = (job: JobRecord): string => `training_${job.jobId}`
-
-function jobIdOf (value: unknown): number | undefined {
-  if (value == null || value === '') return undefined
-  const match = /^(?:training_)?(\d+)$/.exec(String(value))
-  if (match == null) throw new BadRequestError(`session ${JSON.stringify(value)} is not a training session id`)
-  return Number(match[1])
-}
-
-/** Document 003's statuses, with `pending` before the coordinator starts and `paused`. */
-const STATUS: Record<JobStatus, string> = { requested: 'pending', running: 'running', paused: 'paused', completed: 'completed', failed: 'failed', cancelled: 'stopped', stopped: 'stopped' }
-
-/** A training job as document 003's status. */
-export function trainingJson (job: JobRecord): object {
-  const t = job.training
-  const p = t?.progress
-  const last = t?.checkpoints.at(-1)
-  return {
-    session_id: sessionId(job),
-    task_id: sessionId(job),
-    status: STATUS[job.status],
-    progress: {
-      epoch: p?.epoch ?? 0,
-      total_epochs: p?.totalEpochs ?? Number(job.params.epochs ?? 0),
-      loss: p?.loss ?? null,
-      accuracy: p?.accuracy ?? null,
-      step: p?.step ?? 0,
-      total_steps: p?.totalSteps ?? null,
-      samples_per_second: p?.samplesPerSecond ?? null,
-      learning_rate: p?.learningRate ?? null
-    },
-    nodes: (t?.workers ?? []).map(w => ({
-      id: w.id,
-      rank: w.rank,
-      // dropped, joining (an external worker not yet taken in) and left say more than the job's status.
-      status: w.status !== 'training' ? w.status : job.status === 'running' ? 'training' : STATUS[job.status],
-      coordinator: w.id === t?.coordinator,
-      ...(w.via == null ? {} : { external: true, via: w.via }),
-      drops: w.drops ?? 0,
-      ...(w.error == null ? {} : { last_error: w.error }),
-      batch_progress: p?.totalSteps != null && p.totalSteps > 0 ? p.step / p.totalSteps : 0
-    })),
-    model_id: t?.modelId ?? null,
-    model: job.modelId === '' ? job.modelCID : job.modelId,
-    model_cid: job.modelCID,
-    dataset: job.promptCID,
-    coordinator: t?.coordinator ?? null,
-    checkpoint_cid: last?.cid ?? null,
-    checkpoints: t?.checkpoints ?? [],
-    config: job.params,
-    error: job.error ?? null,
-    created_at: job.submittedAt,
-    started_at: job.startedAt ?? null,
-    completed_at: job.completedAt ?? null
-  }
-}
 
 const StartBody = Type.Object({
   dataset: Type.String({ minLength: 1, description: 'CID of a dataset (see /api/v0/ai/dataset/add) or its registered name' }),
@@ -126,13 +71,6 @@ async function trainingRequest (training: TrainingService, body: Static<typeof S
 const SessionQuery = Type.Object({ session_id: Type.Optional(Type.String()), task_id: Type.Optional(Type.String()) })
 const SessionBody = Type.Object({ session_id: Type.Optional(Type.String()), name: Type.Optional(Type.String({ minLength: 1 })) })
 
-function stepEvent (m: StepMetrics): object {
-  return {
-    type: 'training_progress',
-    data: { session_id: `training_${m.jobId}`, step: m.step, total_steps: m.totalSteps, epoch: m.epoch, total_epochs: m.totalEpochs, loss: m.loss, accuracy: m.accuracy ?? null, samples_per_second: m.samplesPerSecond, learning_rate: m.learningRate, workers: m.workers, step_ms: m.stepMs, exchange_ms: m.exchangeMs }
-  }
-}
-
 const MetricsQuery = Type.Object({
   model_id: Type.Optional(Type.String({ description: 'A registered model (a bare name is name:latest) or a CID: its inference jobs, and the sessions that trained from it or saved it' })),
   task_id: Type.Optional(Type.String({ description: 'One training session' })),
@@ -164,7 +102,7 @@ function inferenceMetrics (jobs: JobRecord[]): object[] {
 /** Document 003's training, model and event routes, and document 000's datasets and distributed jobs, over the node's training service. */
 export const trainingRoutes: Routes = (app, { node, shutdown }) => {
   const { training } = node
-  const job = async (id: unknown, reply: FastifyReply): Promise<JobRecord> => training.job(jobIdOf(id), { signal: requestSignal(reply) })
+  const job = async (id: unknown, reply: FastifyReply): Promise<JobRecord> => training.job(sessionJobIdOf(id), { signal: requestSignal(reply) })
 
   app.post('/api/v1/training/start', { permission: 'training', schema: { body: StartBody, tags: ['training'], summary: 'Start data-parallel training of a model on a dataset across nodes' }, config: { errorShape: trainingShape } }, async (request, reply) => {
     const signal = workSignal(reply, shutdown)
@@ -174,11 +112,11 @@ export const trainingRoutes: Routes = (app, { node, shutdown }) => {
 
   app.get('/api/v1/training/status', { permission: 'training', schema: { querystring: SessionQuery, tags: ['training'], summary: 'A training session (default the latest): status, progress, nodes, model_id' } }, async (request, reply) => {
     const q = request.query as Static<typeof SessionQuery>
-    return trainingJson(await job(q.session_id ?? q.task_id, reply))
+    return (await invoke(node, trainingStatus, defined({ session_id: q.session_id ?? q.task_id }), requestSignal(reply))).session
   })
 
   app.get('/api/v1/training/sessions', { permission: 'training', schema: { tags: ['training'], summary: 'Every training session, newest first' } }, async (_request, reply) => {
-    return { sessions: (await training.jobs({ signal: requestSignal(reply) })).map(trainingJson) }
+    return await invoke(node, trainingSessions, {}, requestSignal(reply))
   })
 
   for (const action of ['stop', 'pause', 'resume'] as const) {
@@ -254,9 +192,7 @@ export const trainingRoutes: Routes = (app, { node, shutdown }) => {
       const { fields, file } = await fieldsAndFile(request, MAX_DATASET_BYTES)
       if (file == null) throw new BadRequestError('the multipart body has no dataset file')
       const { name, description, framework, license } = formMetadata(fields)
-      const dataset = await training.addDataset(file, { name, description, framework, license }, { signal: workSignal(reply, shutdown) })
-      const { cid, ...info } = dataset
-      return { success: true, cid, metadata: info }
+      return { success: true, ...datasetAnswer(await training.addDataset(file, { name, description, framework, license }, { signal: workSignal(reply, shutdown) })) }
     }
   })
 
@@ -330,7 +266,7 @@ export const trainingRoutes: Routes = (app, { node, shutdown }) => {
     schema: { querystring: MetricsQuery },
     handler: async (request, reply) => {
       const modelId = option<string>(request, 'model_id')
-      const taskId = jobIdOf(option<string>(request, 'task_id'))
+      const taskId = sessionJobIdOf(option<string>(request, 'task_id'))
       const type = option<Static<typeof MetricsQuery>['metrics_type']>(request, 'metrics_type') ?? 'all'
       const options = { signal: requestSignal(reply), local: true }
       // A bare name means the registry's name:latest, as everywhere else; an unregistered one (a deleted model's, a CID) matches as given.
