@@ -73,6 +73,14 @@ describe("document 000's model and dataset registry on a real node", { timeout: 
 
     const bad = await call(node, '/api/v0/ai/dataset/add', { method: 'POST', body: datasetForm({ metadata: '[1]' }, bytes) })
     assert.equal(bad.status, 400, JSON.stringify(bad.body))
+
+    // Document 000's methods: ai_dataset_get reads the registration, ai_dataset_add takes a dataset in the call.
+    const got = await call(node, '/api/ai_dataset_get', { json: { args: ['described-blobs'] } })
+    assert.deepEqual([got.status, got.body.cid, got.body.metadata.license], [200, added.body.cid, 'CC-BY-4.0'], JSON.stringify(got.body))
+    const text = '{"text": "one"}\n{"text": "two"}\n'
+    const called = await call(node, '/api/ai_dataset_add', { json: { args: [text, { name: 'called-text', license: 'MIT' }] } })
+    assert.equal(called.status, 200, JSON.stringify(called.body))
+    assert.deepEqual([called.body.metadata.name, called.body.metadata.format, called.body.metadata.records, called.body.metadata.license], ['called-text', 'text', 2, 'MIT'])
   })
 
   it('filters ai/metrics by model_id (a bare name meaning :latest) and metrics_type', async () => {
