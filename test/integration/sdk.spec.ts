@@ -7,12 +7,13 @@
  */
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { promisify } from 'node:util'
+import { COOKIE_FILE } from '@node-daemon/access'
 import { rpc, startTestDaemon } from '../helpers/daemon.ts'
 import { runCli } from '../helpers/process.ts'
 import type { TestDaemon } from '../helpers/daemon.ts'
@@ -21,10 +22,10 @@ const run = promisify(execFile)
 const TSC = createRequire(import.meta.url).resolve('typescript/bin/tsc')
 
 /** The CIDv0 Kubo gives `text`, from the node's own add. */
-async function kuboCid (d: TestDaemon, text: string): Promise<string> {
+async function kuboCid (d: TestDaemon, text: string, headers: Record<string, string> = {}): Promise<string> {
   const form = new FormData()
   form.append('file', new Blob([text]), 'file')
-  const res = await rpc(d, 'add', { 'only-hash': 'true' }, { body: form })
+  const res = await rpc(d, 'add', { 'only-hash': 'true' }, { body: form, headers })
   return ((await res.json()) as { Hash: string }).Hash
 }
 
@@ -108,6 +109,26 @@ export const c = client.get('/api/v1/models/{name}')
     assert.ok(failed != null, 'tsc takes calls the API does not')
     const lines = failed.split('\n').filter(line => line.includes('wrong.ts(')).map(line => /wrong\.ts\((\d+),/.exec(line)?.[1])
     assert.deepEqual([...new Set(lines)], ['4', '5', '6'], failed)
+  })
+
+  it("sends the Python client's token, which a node with credentials needs", async () => {
+    const admin = { authorization: `Bearer ${(await readFile(join(d.repo, COOKIE_FILE), 'utf8')).trim()}` }
+    const made = await fetch(`${d.url}/api/v1/auth/keys`, { method: 'POST', headers: { ...admin, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'sdk', permissions: ['content:write'] }), signal: AbortSignal.timeout(30_000) })
+    const { key } = await made.json() as { key: string }
+    const script = `
+import json, sys
+sys.path.insert(0, ${JSON.stringify(join(dir, 'python'))})
+from node_daemon_client import ApiError, Client
+added = Client(${JSON.stringify(d.url)}, token=sys.argv[1], timeout=30).api_add(body={"kwargs": {"content": "with a key"}})
+try:
+    Client(${JSON.stringify(d.url)}, timeout=30).api_add(body={"kwargs": {"content": "without one"}})
+    refused = None
+except ApiError as err:
+    refused = [err.status, err.body["error_type"]]
+print(json.dumps({"cid": added["cid"], "refused": refused}))
+`
+    const { stdout } = await run('python3', ['-c', script, key], { timeout: 60_000 })
+    assert.deepEqual(JSON.parse(stdout), { cid: await kuboCid(d, 'with a key', admin), refused: [401, 'AuthenticationError'] })
   })
 
   it('refuses a language it does not write', async () => {
