@@ -107,12 +107,17 @@ function memberOf (repo: string, proc: DaemonProcess): Member {
 }
 
 /** Calls the member's API and parses the JSON answer, whatever the status. */
-export async function call (m: Pick<Member, 'api'>, path: string, init: RequestInit & { json?: unknown } = {}): Promise<{ status: number, body: any }> {
-  const { json, ...rest } = init
+export async function call (m: Pick<Member, 'api'> & { headers?: Record<string, string> }, path: string, init: RequestInit & { json?: unknown } = {}): Promise<{ status: number, body: any }> {
+  const { json, headers, ...rest } = init
+  // The member's credential, if it needs one, on every call.
+  const merged = new Headers(m.headers)
+  if (json !== undefined) merged.set('content-type', 'application/json')
+  new Headers(headers).forEach((value, name) => { merged.set(name, value) })
   const res = await fetch(`${m.api}${path}`, {
     signal: AbortSignal.timeout(30_000),
-    ...(json === undefined ? {} : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(json) }),
-    ...rest
+    ...(json === undefined ? {} : { method: 'POST', body: JSON.stringify(json) }),
+    ...rest,
+    headers: merged
   })
   const text = await res.text()
   return { status: res.status, body: text === '' ? undefined : JSON.parse(text) }

@@ -37,13 +37,13 @@ export async function addDataset (m: Member, name: string, bytes: Uint8Array): P
   return body.cid
 }
 
-export async function train (m: Member, request: Record<string, unknown>): Promise<string> {
+export async function train (m: Parameters<typeof call>[0], request: Record<string, unknown>): Promise<string> {
   const { status, body } = await call(m, '/api/v1/training/start', { json: request })
   assert.equal(status, 200, JSON.stringify(body))
   return body.session_id
 }
 
-export async function finished (m: Member, session: string, timeoutMs = 180_000): Promise<any> {
+export async function finished (m: Parameters<typeof call>[0], session: string, timeoutMs = 180_000): Promise<any> {
   return waitFor(`training ${session} to finish`, async () => {
     const { body } = await call(m, `/api/v1/training/status?session_id=${session}`)
     if (body.status === 'failed') assert.fail(`training failed: ${body.error}`)

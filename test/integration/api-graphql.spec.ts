@@ -4,12 +4,15 @@
  * bad queries answered in GraphQL's error shape.
  */
 import assert from 'node:assert/strict'
-import { readFile } from 'node:fs/promises'
+import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { COOKIE_FILE } from '@node-daemon/access'
+import { assetDir, DEFAULT_MODELS } from '@node-daemon/models'
 import { WebSocket } from 'ws'
+import { call } from '../helpers/cluster.ts'
 import { startTestDaemon } from '../helpers/daemon.ts'
+import { blobs, CLASSES, CLASSIFIER, FEATURES, finished, train } from '../helpers/training.ts'
 import type { TestDaemon } from '../helpers/daemon.ts'
 
 /** The node's own credential: once the permission test made a key, credentials are needed. */
@@ -18,6 +21,30 @@ let admin: Record<string, string> = {}
 async function graphql (d: TestDaemon, query: string, headers: Record<string, string> = admin): Promise<{ status: number, body: any }> {
   const res = await fetch(`${d.url}/api/v0/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ query }), signal: AbortSignal.timeout(60_000) })
   return { status: res.status, body: await res.json() }
+}
+
+/** A graphql-transport-ws connection, acknowledged, and the next message of a type (at most 50 read, within a bounded wait). */
+async function subscriber (d: TestDaemon, headers: Record<string, string> = admin): Promise<{ ws: WebSocket, next: (type: string, timeoutMs?: number) => Promise<any> }> {
+  const ws = new WebSocket(`${d.url.replace(/^http/, 'ws')}/api/v0/graphql`, 'graphql-transport-ws', { headers })
+  const messages: any[] = []
+  let arrived: (() => void) | undefined
+  ws.on('message', (data) => { messages.push(JSON.parse(data.toString())); arrived?.() })
+  const next = async (type: string, timeoutMs = 15_000): Promise<any> => {
+    const deadline = Date.now() + timeoutMs
+    for (let i = 0; i < 50; i++) {
+      const index = messages.findIndex(m => m.type === type)
+      if (index >= 0) return messages.splice(index, 1)[0]
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => { reject(new Error(`no ${type} message in time: ${JSON.stringify(messages)}`)) }, Math.max(1, deadline - Date.now()))
+        arrived = () => { clearTimeout(timer); resolve() }
+      })
+    }
+    throw new Error(`no ${type} among 50 messages`)
+  }
+  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
+  ws.send(JSON.stringify({ type: 'connection_init' }))
+  await next('connection_ack')
+  return { ws, next }
 }
 
 describe("document 000's GraphQL on a real node", { timeout: 180_000 }, () => {
@@ -116,27 +143,8 @@ mutation {
   })
 
   it('sends the events a subscription names over a WebSocket, and refuses unknown ones', async () => {
-    const ws = new WebSocket(`${a.url.replace(/^http/, 'ws')}/api/v0/graphql`, 'graphql-transport-ws', { headers: admin })
-    const messages: any[] = []
-    let arrived: (() => void) | undefined
-    ws.on('message', (data) => { messages.push(JSON.parse(data.toString())); arrived?.() })
-    /** The next message of `type` (at most 20 read), within a bounded wait. */
-    const next = async (type: string): Promise<any> => {
-      const deadline = Date.now() + 15_000
-      for (let i = 0; i < 20; i++) {
-        const index = messages.findIndex(m => m.type === type)
-        if (index >= 0) return messages.splice(index, 1)[0]
-        await new Promise<void>((resolve, reject) => {
-          const timer = setTimeout(() => { reject(new Error(`no ${type} message in time`)) }, Math.max(1, deadline - Date.now()))
-          arrived = () => { clearTimeout(timer); resolve() }
-        })
-      }
-      throw new Error(`no ${type} among 20 messages`)
-    }
+    const { ws, next } = await subscriber(a)
     try {
-      await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
-      ws.send(JSON.stringify({ type: 'connection_init' }))
-      await next('connection_ack')
       ws.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query: 'subscription { events(names: ["add", "pin"]) { event data } }' } }))
       // The subscription is registered once its first message is handled; give it a bounded moment before adding.
       await new Promise(resolve => setTimeout(resolve, 200))
@@ -158,31 +166,99 @@ mutation {
 
     const made = await fetch(`${a.url}/api/v1/auth/keys`, { method: 'POST', headers: { ...admin, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'pinner', permissions: ['pins'] }) })
     const key = (await made.json() as { key: string }).key
-    const pinner = new WebSocket(`${a.url.replace(/^http/, 'ws')}/api/v0/graphql`, 'graphql-transport-ws', { headers: { 'x-api-key': key } })
-    const answers: any[] = []
+    const { ws: pinner, next: answer } = await subscriber(a, { 'x-api-key': key })
     try {
-      const refused = new Promise<any>((resolve, reject) => {
-        const timer = setTimeout(() => { reject(new Error(`no error within 15 s: ${JSON.stringify(answers)}`)) }, 15_000)
-        pinner.on('message', (data) => {
-          const message = JSON.parse(data.toString())
-          answers.push(message)
-          if (message.type === 'connection_ack') pinner.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query: 'subscription { events(names: ["pin"]) { event } }' } }))
-          if (message.type === 'error') { clearTimeout(timer); resolve(message) }
-        })
-      })
-      await new Promise((resolve, reject) => { pinner.once('open', resolve); pinner.once('error', reject) })
-      pinner.send(JSON.stringify({ type: 'connection_init' }))
-      assert.match(JSON.stringify((await refused).payload), /pinner lacks the content:read permission/)
+      pinner.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query: 'subscription { events(names: ["pin"]) { event } }' } }))
+      assert.match(JSON.stringify((await answer('error')).payload), /pinner lacks the content:read permission/)
     } finally {
       pinner.close()
     }
   })
 
-  it('serves GraphiQL at /api/v0/graphql/playground', async () => {
+  it('gives datasets, training sessions and tasks through the operations of their REST routes, with subscriptions to their events', async () => {
+    const bytes = blobs(60, 5)
+    const added = await graphql(a, `mutation { addDataset(content: "${Buffer.from(bytes).toString('base64')}", encoding: "base64", name: "gql-blobs", description: "blobs", framework: "pytorch", license: "MIT") { cid name format records features classes description framework license } }`)
+    assert.equal(added.body.errors, undefined, JSON.stringify(added.body.errors))
+    const dataset = added.body.data.addDataset
+    assert.deepEqual({ ...dataset, cid: undefined }, { cid: undefined, name: 'gql-blobs', format: 'tensors', records: 60, features: FEATURES, classes: CLASSES, description: 'blobs', framework: 'pytorch', license: 'MIT' })
+    const rest = await fetch(`${a.url}/api/v0/ai/dataset/get?cid=gql-blobs`, { headers: admin, signal: AbortSignal.timeout(30_000) })
+    assert.deepEqual(new Uint8Array(await rest.arrayBuffer()), bytes, 'the REST route gives the bytes GraphQL added')
+    const read = await graphql(a, '{ datasets { name records } dataset(ref: "gql-blobs") { cid license } }')
+    assert.equal(read.body.errors, undefined, JSON.stringify(read.body.errors))
+    assert.deepEqual(read.body.data.dataset, { cid: dataset.cid, license: 'MIT' })
+    assert.ok(read.body.data.datasets.some((d: { name: string, records: number }) => d.name === 'gql-blobs' && d.records === 60), JSON.stringify(read.body.data))
+
+    const { ws, next } = await subscriber(a)
+    try {
+      ws.send(JSON.stringify({ id: 'steps', type: 'subscribe', payload: { query: 'subscription { trainingProgress { session_id step total_steps loss } }' } }))
+      // The subscription is registered once its message is handled; give it a bounded moment before training starts.
+      await new Promise(resolve => setTimeout(resolve, 200))
+      const session = await train({ api: a.url, headers: admin }, { dataset: 'gql-blobs', model: CLASSIFIER, epochs: 1, batch_size: 20 })
+      const step = await next('next', 60_000)
+      assert.equal(step.id, 'steps')
+      assert.equal(step.payload.data.trainingProgress.session_id, session, JSON.stringify(step))
+      assert.ok(step.payload.data.trainingProgress.step >= 1 && Number.isFinite(step.payload.data.trainingProgress.loss), JSON.stringify(step))
+      const done = await finished({ api: a.url, headers: admin }, session)
+
+      const sessions = await graphql(a, `{ trainingSession(id: "${session}") { session_id status dataset progress { step total_steps loss } } trainingSessions { session_id } tasks(type: "training") { id type status details } }`)
+      assert.equal(sessions.body.errors, undefined, JSON.stringify(sessions.body.errors))
+      const { trainingSession, trainingSessions, tasks } = sessions.body.data
+      assert.deepEqual([trainingSession.session_id, trainingSession.status, trainingSession.dataset], [session, done.status, dataset.cid])
+      assert.deepEqual(trainingSession.progress, { step: done.progress.step, total_steps: done.progress.total_steps, loss: done.progress.loss }, 'the REST route and GraphQL agree')
+      assert.ok(trainingSessions.some((t: { session_id: string }) => t.session_id === session))
+      const task = tasks.find((t: { details: { jobId: number } }) => `training_${t.details.jobId}` === session)
+      assert.ok(task != null, JSON.stringify(tasks))
+      const one = await graphql(a, `{ task(id: "${task.id}") { id type status } }`)
+      assert.deepEqual(one.body.data?.task, { id: task.id, type: 'training', status: task.status }, JSON.stringify(one.body))
+      const missing = await graphql(a, '{ task(id: "task_999999") { id } }')
+      assert.equal(missing.body.errors[0].extensions.status, 404, JSON.stringify(missing.body))
+    } finally {
+      ws.close()
+    }
+  })
+
+  it('registers a model with its framework and license, and sends task events to a subscription', async () => {
+    const form = new FormData()
+    const dir = assetDir(DEFAULT_MODELS.generate)
+    for (const file of await readdir(dir)) form.append('file', new Blob([await readFile(join(dir, file))]), file)
+    const directory = await fetch(`${a.url}/api/v0/add?wrap-with-directory=true&quieter=true`, { method: 'POST', headers: admin, body: form, signal: AbortSignal.timeout(60_000) })
+    const root = (await directory.text()).trim().split('\n').map(line => JSON.parse(line)).at(-1).Hash as string
+    const model = await graphql(a, `mutation { addModel(model: "${root}", name: "gql-gpt", framework: "onnx", license: "Apache-2.0") { cid name framework license } }`)
+    assert.equal(model.body.errors, undefined, JSON.stringify(model.body.errors))
+    assert.deepEqual(model.body.data.addModel, { cid: root, name: 'gql-gpt:latest', framework: 'onnx', license: 'Apache-2.0' })
+    const listed = await graphql(a, '{ model(ref: "gql-gpt") { framework license } }')
+    assert.deepEqual(listed.body.data?.model, { framework: 'onnx', license: 'Apache-2.0' }, JSON.stringify(listed.body))
+
+    const { ws, next } = await subscriber(a)
+    try {
+      ws.send(JSON.stringify({ id: 'tasks', type: 'subscribe', payload: { query: 'subscription { taskEvents { type data } }' } }))
+      await new Promise(resolve => setTimeout(resolve, 200))
+      const submitted = await call({ api: a.url, headers: admin }, '/api/tasks/submit', { json: { prompt: 'Once upon a time', modelId: 'gql-gpt', maxTokens: 3 } })
+      assert.equal(submitted.status, 200, JSON.stringify(submitted.body))
+      const types: string[] = []
+      for (let i = 0; i < 5 && !types.includes('task_completed'); i++) {
+        const event = await next('next', 60_000)
+        assert.equal(event.payload.data.taskEvents.data.taskId, submitted.body.taskId, JSON.stringify(event))
+        types.push(event.payload.data.taskEvents.type)
+      }
+      assert.deepEqual(types, ['task_submitted', 'task_completed'])
+    } finally {
+      ws.close()
+    }
+  })
+
+  it('serves its own playground at /api/v0/graphql/playground, which loads nothing from elsewhere', async () => {
     const res = await fetch(`${a.url}/api/v0/graphql/playground`, { signal: AbortSignal.timeout(30_000) })
     assert.equal(res.status, 200)
-    assert.match(await res.text(), /GraphiQL/)
-    const config = await (await fetch(`${a.url}/api/v0/graphql/graphiql/config.js`, { signal: AbortSignal.timeout(30_000) })).text()
-    assert.match(config, /GRAPHQL_ENDPOINT = '\/api\/v0\/graphql\/?'/)
+    assert.match(res.headers.get('content-type') ?? '', /^text\/html/)
+    assert.match(res.headers.get('content-security-policy') ?? '', /default-src 'self'/)
+    const html = await res.text()
+    assert.match(html, /<script type="module" src="playground.js">/)
+    const script = await fetch(`${a.url}/api/v0/graphql/playground.js`, { signal: AbortSignal.timeout(30_000) })
+    assert.equal(script.status, 200)
+    const js = await script.text()
+    assert.match(js, /graphql-transport-ws/)
+    for (const text of [html, js]) assert.doesNotMatch(text, /https?:\/\/|unpkg/, 'nothing comes from another site')
+    assert.equal((await fetch(`${a.url}/api/v0/graphql/graphiql`, { signal: AbortSignal.timeout(30_000) })).status, 404, "mercurius's GraphiQL, which loads unpkg.com, is off")
   })
 })

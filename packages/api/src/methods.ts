@@ -9,6 +9,7 @@ import { BadRequestError } from './errors.ts'
 import { DEFAULT_EMBED_MODEL, defined, InputTypeField } from './inference.ts'
 import { defineOperation, Loose } from './operations.ts'
 import { duration } from './args.ts'
+import { aiDatasetAdd, aiDatasetGet, RegisteredInfoFields } from './job-operations.ts'
 import { filesOf } from './tar.ts'
 import { addContent } from './add-content.ts'
 import { loadChain, loadIndex, storeChain, storeIndex } from './documents.ts'
@@ -338,7 +339,9 @@ export function modelMetadata (model: ModelSummary): object {
     context_length: model.contextLength,
     active: model.active,
     version: model.version,
-    modified_at: model.modifiedAt.toISOString()
+    modified_at: model.modifiedAt.toISOString(),
+    framework: model.framework,
+    license: model.license
   }
 }
 
@@ -354,14 +357,15 @@ export const aiModelAdd = defineOperation({
     metadata: Type.Object({
       name: Type.String({ minLength: 1 }),
       description: Type.Optional(Type.String()),
-      dtype: Type.Optional(Type.String({ description: 'The ONNX variant to run: fp32, fp16, q4…' }))
+      dtype: Type.Optional(Type.String({ description: 'The ONNX variant to run: fp32, fp16, q4…' })),
+      ...RegisteredInfoFields
     }, { additionalProperties: false })
   }, { additionalProperties: false }),
   args: ['model', 'metadata'],
   output: ModelOutput,
   run: async (node, { model, metadata }, signal) => {
     const files = await filesOf(node.content, model, { signal })
-    const imported = await node.inference.import(defined({ name: metadata.name, description: metadata.description, dtype: metadata.dtype, files }), { signal })
+    const imported = await node.inference.import(defined({ ...metadata, files }), { signal })
     return { cid: imported.cid, metadata: modelMetadata(imported) }
   }
 })
@@ -466,6 +470,6 @@ export const keyGen = defineOperation({
 /** Every method of the caller, by name. */
 export const METHODS: ReadonlyMap<string, Operation<any, any>> = new Map([
   add, get, pin, unpin, listPins, ls, exists, publish, resolve, connect, peers,
-  clusterAdd, clusterPinOp, clusterStatus, clusterPeers, aiModelAdd, aiModelGet, aiModelList, generateEmbeddings,
+  clusterAdd, clusterPinOp, clusterStatus, clusterPeers, aiModelAdd, aiModelGet, aiModelList, aiDatasetAdd, aiDatasetGet, generateEmbeddings,
   storeChain, loadChain, storeIndex, loadIndex, dataLoader, closeDataLoader
 ].map(op => [op.name, op as Operation<any, any>]))

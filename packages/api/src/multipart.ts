@@ -1,4 +1,4 @@
-import { MultipartError } from './errors.ts'
+import { BadRequestError, MultipartError } from './errors.ts'
 import { peek } from './stream.ts'
 import { readTar } from './tar.ts'
 import type { FastifyRequest } from 'fastify'
@@ -223,4 +223,30 @@ async function * capped (stream: AsyncIterable<Uint8Array>, max: number): AsyncG
     if (size > max) throw Object.assign(new MultipartError(`the payload may hold at most ${max} bytes`), { code: 'FST_REQ_FILE_TOO_LARGE' })
     yield chunk
   }
+}
+
+/** The fields of a registration form that describe what it adds (document 000's `metadata`). */
+const DESCRIBING_FIELDS = ['name', 'description', 'dtype', 'framework', 'license'] as const
+
+/**
+ * What a registration form (ai/model/add, ai/dataset/add) says of what it
+ * adds: each of its describing fields as a form field, else from the
+ * `metadata` field's JSON object; empty and non-string values are left out.
+ */
+export function formMetadata (fields: Record<string, string>): Partial<Record<typeof DESCRIBING_FIELDS[number], string>> {
+  let metadata: unknown = {}
+  if (fields.metadata != null) {
+    try {
+      metadata = JSON.parse(fields.metadata)
+    } catch {
+      metadata = undefined
+    }
+    if (metadata == null || typeof metadata !== 'object' || Array.isArray(metadata)) throw new BadRequestError('the metadata field must be a JSON object')
+  }
+  const described: Partial<Record<typeof DESCRIBING_FIELDS[number], string>> = {}
+  for (const key of DESCRIBING_FIELDS) {
+    const value = fields[key] ?? (metadata as Record<string, unknown>)[key]
+    if (typeof value === 'string' && value !== '') described[key] = value
+  }
+  return described
 }

@@ -6,7 +6,8 @@
 import { JobNotFoundError, taskIdOf, workedOn } from '@node-daemon/cluster'
 import { nodeStatus, percent, usage } from './cluster-views.ts'
 import type { JobKind, JobRecord, JobStatus, NodeView } from '@node-daemon/cluster'
-import type { TaskView } from '@node-daemon/inference'
+import type { Inference, TaskView } from '@node-daemon/inference'
+import type { AbortOptions } from '@libp2p/interface'
 
 /** Document 004's statuses: document 001's four, and what a training job can also be. */
 export const TASK_STATUSES = ['pending', 'running', 'paused', 'completed', 'failed', 'stopped', 'cancelled'] as const
@@ -55,6 +56,11 @@ export interface TaskFields {
 /** The fields document 004 gives every task, in its list and its details. */
 export function taskFields (job: JobRecord): TaskFields {
   return { id: taskIdOf(job.jobId), type: job.kind, status: TASK_STATUS[job.status], progress: progressOf(job), created_at: job.submittedAt, updated_at: updatedAt(job) }
+}
+
+/** A task as document 004 shows it; an inference task with document 001's fields, read from its prompt and response. */
+export async function taskJson (inference: Pick<Inference, 'task'>, job: JobRecord, options: AbortOptions): Promise<object> {
+  return job.kind === 'training' ? trainingTaskJson(job) : inferenceTaskJson(job, await inference.task(job, options))
 }
 
 /** An inference task: document 001's view (prompt, response, CIDs, worker, timing) with document 004's fields. */

@@ -10,6 +10,7 @@ import { post } from './client.ts'
 import { defaultOllamaModels, readOllamaModels } from './ollama.ts'
 import { authCommand } from './auth.ts'
 import { completionCommand } from './commands/completion.ts'
+import { sdkCommand } from './commands/sdk.ts'
 import { ollamaCommands } from './commands/ollama.ts'
 import { trainCommands } from './commands/train.ts'
 import { apiOf, clientCommand, print, progressBar, repoOf, repoOption, request } from './command.ts'
@@ -252,6 +253,7 @@ export function program (): Command {
 
   ollamaCommands(cmd)
   trainCommands(cmd)
+  sdkCommand(cmd)
   completionCommand(cmd)
   return cmd
 }

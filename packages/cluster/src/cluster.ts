@@ -941,6 +941,8 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
       description: input.description ?? '',
       kind: input.kind ?? 'model',
       metadata: input.metadata ?? {},
+      framework: input.framework,
+      license: input.license,
       size: await this.localSize(input.modelCID, options),
       replicationFactor: input.replicationFactor ?? 3
     }, options)
@@ -954,7 +956,9 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
       size: await this.localSize(modelCID, options),
       expectedVersion: options.expectedVersion,
       description: options.description,
-      metadata: options.metadata
+      metadata: options.metadata,
+      framework: options.framework,
+      license: options.license
     }, options)
   }
 

@@ -7,7 +7,7 @@
 import { parseCID } from '@node-daemon/content'
 import { InvalidClusterRequestError } from './errors.ts'
 import type { JoinRole } from './join-token.ts'
-import type { Allocation, ModelKind, Resources, SigningKey, TrainingProgress, TrainingWorker } from './types.ts'
+import type { Allocation, ModelKind, RegisteredInfo, Resources, SigningKey, TrainingProgress, TrainingWorker } from './types.ts'
 import type { StoredCredential } from '@node-daemon/access'
 
 interface Base {
@@ -36,8 +36,8 @@ export type Command = Base & (
   | { op: 'pin.migrate', cid: string, from: string, to: string }
   | { op: 'pin.allocate', cid: string, to: string }
   | { op: 'pin.deallocate', cid: string, from: string }
-  | { op: 'model.register', modelId: string, modelCID: string, name: string, description: string, kind: ModelKind, metadata: Record<string, unknown>, size: number, replicationFactor: number }
-  | { op: 'model.update', modelId: string, modelCID: string, size: number, expectedVersion?: number, description?: string, metadata?: Record<string, unknown> }
+  | { op: 'model.register', modelId: string, modelCID: string, name: string, description: string, kind: ModelKind, metadata: Record<string, unknown>, size: number, replicationFactor: number } & RegisteredInfo
+  | { op: 'model.update', modelId: string, modelCID: string, size: number, expectedVersion?: number, description?: string, metadata?: Record<string, unknown> } & RegisteredInfo
   | { op: 'model.active', modelId: string, active: boolean }
   | { op: 'model.remove', modelId: string }
   | { op: 'document.put', family: string, name: string, version: string, cid: string, metadata: Record<string, unknown>, size: number, replicationFactor: number }

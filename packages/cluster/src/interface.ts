@@ -1,5 +1,5 @@
 import type { CredentialStore } from '@node-daemon/access'
-import type { Allocation, ClusterEvents, Decision, DocumentRecord, JobRecord, JobStatus, ModelKind, ModelRecord, NodeRecord, PinRecord, Resources } from './types.ts'
+import type { Allocation, ClusterEvents, Decision, DocumentRecord, JobRecord, JobStatus, ModelKind, ModelRecord, NodeRecord, PinRecord, RegisteredInfo, Resources } from './types.ts'
 import type { TrainingChange } from './commands.ts'
 import type { JoinRole } from './join-token.ts'
 import type { TypedEventTarget } from '@libp2p/interface'
@@ -51,7 +51,7 @@ export interface PinAddOptions extends WriteOptions {
   origins?: string[]
 }
 
-export interface RegisterModelInput {
+export interface RegisterModelInput extends RegisteredInfo {
   modelId: string
   modelCID: string
   name?: string
@@ -62,9 +62,9 @@ export interface RegisterModelInput {
   replicationFactor?: number
 }
 
-export interface UpdateModelOptions extends WriteOptions {
+export interface UpdateModelOptions extends WriteOptions, RegisteredInfo {
   expectedVersion?: number
-  /** Replaces the description and the metadata; the same CID with new metadata is a new version. */
+  /** Replace the description, the metadata, and the framework and license given; the same CID with any of them new is a new version. */
   description?: string
   metadata?: Record<string, unknown>
 }

@@ -11,7 +11,7 @@ import { ConsensusRejectedError, DocumentVersionExistsError, InvalidClusterReque
 import type { Candidate } from './allocate.ts'
 import type { Command } from './commands.ts'
 import { FINAL_JOB_STATUSES } from './types.ts'
-import type { Allocation, ClusterEvents, Decision, DocumentRecord, JobRecord, ModelRecord, NodeRecord, PinRecord, SigningKey, TrainingRecord } from './types.ts'
+import type { Allocation, ClusterEvents, Decision, DocumentRecord, JobRecord, ModelRecord, NodeRecord, PinRecord, RegisteredInfo, SigningKey, TrainingRecord } from './types.ts'
 import type { StoredCredential } from '@node-daemon/access'
 import type { StateMachine } from '@node-daemon/raft-node'
 import type { ConfChange, ConfState } from '@node-daemon/raft'
@@ -368,7 +368,8 @@ export class ClusterState implements StateMachine {
           versions: [{ version: 1, cid: c.modelCID, at: iso(c.at), by: c.by }],
           owner: c.by,
           size: c.size,
-          metadata: c.metadata
+          metadata: c.metadata,
+          ...registeredInfo(c)
         }
         this.pinModel(model, c.replicationFactor, index, c.at)
         this.models.set(c.modelId, model)
@@ -380,9 +381,11 @@ export class ClusterState implements StateMachine {
         if (c.expectedVersion != null && c.expectedVersion !== model.version) {
           throw new ConsensusRejectedError(`model ${c.modelId} is at version ${model.version}, not ${c.expectedVersion}`)
         }
-        const described = c.description != null || c.metadata != null
+        const info = registeredInfo(c)
+        const described = c.description != null || c.metadata != null || Object.keys(info).length > 0
         if (c.description != null) model.description = c.description
         if (c.metadata != null) model.metadata = c.metadata
+        Object.assign(model, info)
         if (model.modelCID === c.modelCID) {
           if (!described) return { result: clone(model), summary: `model ${c.modelId} unchanged` }
           // New metadata on the same bytes (a Modelfile's parameters, say) is a new version too.
@@ -796,6 +799,14 @@ export class ClusterState implements StateMachine {
     for (const m of this.models.values()) if (m.modelId !== exceptModel && m.modelCID === cid) return true
     return false
   }
+}
+
+/** The framework and license a command gives, as strings: a field it leaves out stays as the record has it. */
+function registeredInfo (c: RegisteredInfo): RegisteredInfo {
+  const info: RegisteredInfo = {}
+  if (typeof c.framework === 'string') info.framework = c.framework
+  if (typeof c.license === 'string') info.license = c.license
+  return info
 }
 
 function clone<T> (value: T): T {

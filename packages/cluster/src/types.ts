@@ -87,8 +87,19 @@ export interface ModelVersion {
   by: PeerIdString
 }
 
+/**
+ * What whoever registered a model or dataset said of it, kept as given
+ * (document 000's metadata). Unset in records made before they were kept.
+ */
+export interface RegisteredInfo {
+  /** The framework it was made with or for, e.g. onnx, pytorch. */
+  framework?: string
+  /** Its license, as an SPDX id or a name. */
+  license?: string
+}
+
 /** Document 001's ModelInfo, versioned. */
-export interface ModelRecord {
+export interface ModelRecord extends RegisteredInfo {
   modelId: string
   kind: ModelKind
   modelCID: string

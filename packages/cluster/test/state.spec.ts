@@ -218,6 +218,28 @@ describe('ClusterState', () => {
     assert.throws(() => log.apply({ op: 'job.submit', kind: 'inference', promptCID: CID_C, modelId: 'm', params: {} }), { name: 'ModelNotFoundError' })
   })
 
+  it("keeps a registration's framework and license, replaces them on an update that gives them, and reads records made without them", () => {
+    const log = cluster(1)
+    const model = log.apply({ op: 'model.register', modelId: 'm', modelCID: CID_A, name: 'M', description: 'd', kind: 'model', metadata: {}, size: 0, replicationFactor: 1, framework: 'onnx', license: 'MIT' })
+    assert.deepEqual([model.framework, model.license], ['onnx', 'MIT'])
+    const relicensed = log.apply({ op: 'model.update', modelId: 'm', modelCID: CID_A, size: 0, license: 'Apache-2.0' })
+    assert.deepEqual([relicensed.version, relicensed.framework, relicensed.license], [2, 'onnx', 'Apache-2.0'], 'a new license on the same bytes is a new version; the framework stays')
+    const moved = log.apply({ op: 'model.update', modelId: 'm', modelCID: CID_B, size: 0 })
+    assert.deepEqual([moved.version, moved.framework, moved.license], [3, 'onnx', 'Apache-2.0'], 'an update that gives neither keeps both')
+
+    // A snapshot taken before the fields existed: its records have neither, and restore as they were.
+    const old = new ClusterState()
+    old.restore(log.state.snapshot())
+    const bare = old.models.get('m')
+    assert.ok(bare != null)
+    delete bare.framework
+    delete bare.license
+    const restored = new ClusterState()
+    restored.restore(old.snapshot())
+    assert.deepEqual([restored.models.get('m')?.framework, restored.models.get('m')?.license], [undefined, undefined])
+    assert.ok(!('framework' in (restored.models.get('m') ?? {})), 'nothing is made up for an old record')
+  })
+
   it('numbers jobs monotonically and emits the coordinator events', () => {
     const log = cluster(1)
     log.apply({ op: 'model.register', modelId: 'm', modelCID: CID_A, name: 'M', description: '', kind: 'model', metadata: {}, size: 0, replicationFactor: 1 })

@@ -171,6 +171,9 @@ export interface ModelSummary {
   contextLength: number
   /** Ollama's details.format: gguf for a GGUF model; onnx, or unset, for the rest. */
   format?: 'onnx' | 'gguf'
+  /** As its registration gave them; unset when it did not. */
+  framework?: string
+  license?: string
 }
 
 /** A transformer's shape as config.json gives it, by Ollama's model_info names; unset where the config does not say. */
@@ -195,7 +198,7 @@ export interface ModelDetails extends ModelSummary {
   /** config.json as the model ships it. */
   config: Record<string, unknown>
   architecture: ModelArchitecture
-  /** The model directory's LICENSE file, else config.json's `license`; empty when neither says. */
+  /** The license its registration gave, else the model directory's LICENSE file, else config.json's `license`; empty when none says. */
   license: string
 }
 
@@ -232,6 +235,9 @@ export interface ImportParams {
   description?: string
   /** The ONNX variant the model loads, of a repository with several: fp32, fp16, q4… (see the README's model layouts). */
   dtype?: string
+  /** What the registrant says of the model, kept in its registry record. */
+  framework?: string
+  license?: string
   files: ImportFile[] | AsyncIterable<ImportFile>
 }
 

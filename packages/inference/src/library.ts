@@ -17,7 +17,7 @@ import { asCID, fullName } from './names.ts'
 import type { GenerateOptions, ImportParams, ModelArchitecture, ModelDetails, ModelSummary, ProgressEvent } from './interface.ts'
 import type { Modelfile } from './modelfile.ts'
 import type { AbortOptions } from '@libp2p/interface'
-import type { Cluster, ModelRecord } from '@node-daemon/cluster'
+import type { Cluster, ModelRecord, RegisteredInfo } from '@node-daemon/cluster'
 import type { Content } from '@node-daemon/content'
 
 /** What a registry record's metadata says of a model. */
@@ -136,7 +136,7 @@ export class ModelLibrary {
       modelfile: renderModelfile({ from: profile.from ?? model.cid, options: profile.options, template: profile.template, system: profile.system, dtype: profile.dtype }),
       config,
       architecture: architectureOf(config),
-      license: await this.#license(model.cid, config, options)
+      license: model.record?.license ?? await this.#license(model.cid, config, options)
     }
   }
 
@@ -306,24 +306,24 @@ export class ModelLibrary {
     const root = (await this.#content.addDirectory(candidates(params.files), { pin: true, signal: options.signal }))?.toString()
     if (root == null) throw new InvalidModelError('no files were given')
     const profile = await this.profileOf(root, { ...options, dtype: params.dtype })
-    return summary(view(await this.#save(id, root, profile, params.description ?? '', options)))
+    return summary(view(await this.#save(id, root, profile, { description: params.description ?? '', framework: params.framework, license: params.license }, options)))
   }
 
   /** Registers or updates `id` to point at `cid` with `profile`; an update makes a new version. */
-  async #save (id: string, cid: string, profile: ModelProfile, description: string, options: AbortOptions): Promise<ModelRecord> {
+  async #save (id: string, cid: string, profile: ModelProfile, about: Described, options: AbortOptions): Promise<ModelRecord> {
     const existing = (await this.#cluster.getAllModels(options)).find(m => m.modelId === id)
     const metadata = profile as unknown as Record<string, unknown>
     if (existing == null) {
-      return this.#cluster.registerModel({ modelId: id, modelCID: cid, name: id, description, kind: 'model', metadata, replicationFactor: this.#replication }, options)
+      return this.#cluster.registerModel({ modelId: id, modelCID: cid, name: id, ...about, kind: 'model', metadata, replicationFactor: this.#replication }, options)
     }
-    const updated = await this.#cluster.updateModel(id, cid, { ...options, description, metadata })
+    const updated = await this.#cluster.updateModel(id, cid, { ...options, ...about, metadata })
     return updated.isActive ? updated : this.#cluster.setModelActive(id, true, options)
   }
 
   async copy (source: string, destination: string, options: AbortOptions = {}): Promise<void> {
     const model = await this.resolve(source, options)
     const profile = model.profile ?? await this.profileOf(model.cid, options)
-    await this.#save(fullName(destination), model.cid, profile, model.record?.description ?? '', options)
+    await this.#save(fullName(destination), model.cid, profile, describedBy(model.record), options)
   }
 
   async delete (name: string, options: AbortOptions = {}): Promise<void> {
@@ -353,7 +353,7 @@ export class ModelLibrary {
       options: { ...inherited.options, ...modelfile.options }
     }
     options.onProgress?.({ status: 'writing manifest' })
-    return summary(view(await this.#save(id, base.cid, profile, base.record?.description ?? '', options)))
+    return summary(view(await this.#save(id, base.cid, profile, describedBy(base.record), options)))
   }
 }
 
@@ -377,6 +377,12 @@ function architectureOf (config: Record<string, unknown>): ModelArchitecture {
   }
 }
 
+/** What a registration says of a model besides its bytes and profile. */
+type Described = { description: string } & RegisteredInfo
+
+/** A copy, or a model made from another, is described as its source was. */
+const describedBy = (record: ModelRecord | undefined): Described => ({ description: record?.description ?? '', framework: record?.framework, license: record?.license })
+
 function view (record: ModelRecord): ResolvedModel {
   const profile = isProfile(record.metadata) ? record.metadata as unknown as ModelProfile : undefined
   return { name: record.modelId, cid: record.modelCID, record, profile }
@@ -390,6 +396,8 @@ function summary (model: ResolvedModel): ModelSummary {
     kind: p?.kind ?? 'causal-lm',
     family: p?.family ?? 'unknown',
     description: model.record?.description ?? '',
+    framework: model.record?.framework,
+    license: model.record?.license,
     size: p?.size ?? 0,
     active: model.record?.isActive ?? true,
     version: model.record?.version ?? 1,

@@ -7,7 +7,7 @@
  * Datasets, checkpoints and trained models are content, named by CID.
  */
 export { createTraining, TrainingService } from './service.ts'
-export type { DatasetRecord, ModelStore, NodeRequirements, TrainingComponents, TrainingEvents, TrainingInit, TrainingRequest } from './service.ts'
+export type { DatasetParams, DatasetRecord, ModelStore, NodeRequirements, TrainingComponents, TrainingEvents, TrainingInit, TrainingRequest } from './service.ts'
 export type { StepMetrics } from './coordinator.ts'
 export { trainingSpec, STRATEGIES, SPEC_DEFAULTS } from './spec.ts'
 export type { TrainingSpec } from './spec.ts'

@@ -26,7 +26,7 @@ import type { Replica } from './replica.ts'
 import type { TrainingSpec } from './spec.ts'
 import { checkCID, InsufficientPeersError, workedOn } from '@node-daemon/cluster'
 import { loadOf } from '@node-daemon/scheduler'
-import type { Cluster, JobRecord, ModelKind, ModelRecord, NodeView, TrainingWorker } from '@node-daemon/cluster'
+import type { Cluster, JobRecord, ModelKind, ModelRecord, NodeView, RegisteredInfo, TrainingWorker } from '@node-daemon/cluster'
 import type { Content } from '@node-daemon/content'
 import type { AbortOptions, Libp2p, Logger } from '@libp2p/interface'
 
@@ -92,9 +92,18 @@ export interface TrainingEvents {
   step: CustomEvent<StepMetrics>
 }
 
-export interface DatasetRecord extends DatasetInfo {
+export interface DatasetRecord extends DatasetInfo, RegisteredInfo {
   cid: string
   name: string
+  /** As its registration gave it; unset for a dataset named by CID alone, or registered without one. */
+  description?: string
+}
+
+/** What a dataset's registration says of it besides its bytes. */
+export interface DatasetParams extends RegisteredInfo {
+  /** The registry name; the CID when unset. */
+  name?: string
+  description?: string
 }
 
 const OPEN = ['requested', 'running', 'paused'] as const
@@ -306,7 +315,7 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
    * replicated. A dataset found bad is refused before its add completes, so
    * it is never pinned; what it wrote is garbage for the next GC.
    */
-  async addDataset (source: Uint8Array | AsyncIterable<Uint8Array>, params: { name?: string, description?: string } = {}, options: AbortOptions = {}): Promise<DatasetRecord> {
+  async addDataset (source: Uint8Array | AsyncIterable<Uint8Array>, params: DatasetParams = {}, options: AbortOptions = {}): Promise<DatasetRecord> {
     const scanner = new DatasetScanner()
     let info: DatasetInfo | undefined
     const checked = async function * (): AsyncGenerator<Uint8Array> {
@@ -321,9 +330,9 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
       if (event.type === 'entry') cid = event.cid.toString()
     }
     if (cid == null || info == null) throw new InvalidTrainingRequestError('the dataset could not be added')
-    const name = params.name ?? cid
-    await this.#register({ id: name, cid, kind: 'dataset', description: params.description, metadata: { ...info, dataset: true } }, options)
-    return { ...info, cid, name }
+    const { name = cid, ...described } = params
+    const record = await this.#register({ id: name, cid, kind: 'dataset', ...described, metadata: { ...info, dataset: true } }, options)
+    return { ...info, cid, name, ...describedBy(record) }
   }
 
   /** What a dataset holds, by CID or registered name: as its registration recorded it, or read as it streams. */
@@ -333,7 +342,7 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
     const { format, records, features, classes, characters } = record.metadata as Partial<DatasetInfo>
     const recorded = Object.fromEntries(Object.entries({ format, records, features, classes, characters }).filter(([, v]) => v != null)) as unknown as DatasetInfo
     const info = format == null || records == null ? await this.#scan(record.modelCID, options) : recorded
-    return { ...info, cid: record.modelCID, name: record.modelId }
+    return { ...info, cid: record.modelCID, name: record.modelId, ...describedBy(record) }
   }
 
   /** A dataset's registration, by name or CID, and its CID; a CID the registry does not list has none. */
@@ -364,17 +373,20 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
 
   /**
    * Registers `cid` under `id`, replicated, or makes it the entry's new
-   * version; an entry that already holds this CID and metadata has nothing
-   * new to record. Without a description an update keeps the entry's own.
+   * version; an entry that already holds this CID, metadata and description
+   * has nothing new to record. Without a description (framework, license) an
+   * update keeps the entry's own. Answers the record as it stands.
    */
-  async #register (entry: { id: string, cid: string, kind: ModelKind, description?: string, metadata: object }, options: AbortOptions): Promise<void> {
+  async #register (entry: { id: string, cid: string, kind: ModelKind, description?: string, metadata: object } & RegisteredInfo, options: AbortOptions): Promise<ModelRecord> {
     const metadata = entry.metadata as Record<string, unknown>
+    const { description, framework, license } = entry
     const existing = await this.#c.cluster.getModel(entry.id, { ...options, local: true }).catch(() => undefined)
     if (existing == null) {
-      await this.#c.cluster.registerModel({ modelId: entry.id, modelCID: entry.cid, name: entry.id, description: entry.description ?? '', kind: entry.kind, metadata, replicationFactor: this.#init.replication }, options)
-    } else if (existing.modelCID !== entry.cid || JSON.stringify(existing.metadata) !== JSON.stringify(metadata)) {
-      await this.#c.cluster.updateModel(entry.id, entry.cid, { ...options, metadata, description: entry.description ?? existing.description })
+      return this.#c.cluster.registerModel({ modelId: entry.id, modelCID: entry.cid, name: entry.id, description: description ?? '', framework, license, kind: entry.kind, metadata, replicationFactor: this.#init.replication }, options)
     }
+    const redescribed = (description != null && description !== existing.description) || (framework != null && framework !== existing.framework) || (license != null && license !== existing.license)
+    if (existing.modelCID === entry.cid && JSON.stringify(existing.metadata) === JSON.stringify(metadata) && !redescribed) return existing
+    return this.#c.cluster.updateModel(entry.id, entry.cid, { ...options, metadata, description: description ?? existing.description, framework, license })
   }
 
   /** The model to train, as a directory CID with its config; a fresh architecture is written out first. */
@@ -560,4 +572,13 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
 
 export function createTraining (components: TrainingComponents, init?: TrainingInit): TrainingService {
   return new TrainingService(components, init)
+}
+
+/** A registration's description, framework and license, each where it has one. */
+function describedBy (record: ModelRecord): Pick<DatasetRecord, 'description' | 'framework' | 'license'> {
+  const described: Pick<DatasetRecord, 'description' | 'framework' | 'license'> = {}
+  if (record.description !== '') described.description = record.description
+  if (record.framework != null) described.framework = record.framework
+  if (record.license != null) described.license = record.license
+  return described
 }

@@ -1,10 +1,10 @@
 import { Type } from 'typebox'
 import { option } from '../args.ts'
 import { BadRequestError } from '../errors.ts'
-import { defined, workSignal } from '../inference.ts'
+import { workSignal } from '../inference.ts'
 import { aiModelList, generateEmbeddings, modelMetadata } from '../methods.ts'
 import { kuboOperation } from '../operations.ts'
-import { modelDirectory } from '../multipart.ts'
+import { formMetadata, modelDirectory } from '../multipart.ts'
 import { sniffContentType, SNIFF_BYTES } from '../sniff.ts'
 import { sendBytes } from '../stream.ts'
 import { tarDirectory } from '../tar.ts'
@@ -19,34 +19,18 @@ const ModelGetQuery = Type.Object({
   path: Type.Optional(Type.String({ description: 'A file of the model directory, e.g. config.json or model.onnx; without it, the whole directory as a tar archive' }))
 })
 
-/** The `metadata` form field: a JSON object, of which the registry keeps the name and description. */
-function metadataField (text: string | undefined): { name?: unknown, description?: unknown, dtype?: unknown } {
-  if (text == null) return {}
-  let value: unknown
-  try {
-    value = JSON.parse(text)
-  } catch {
-    throw new BadRequestError('the metadata field must be a JSON object')
-  }
-  if (value == null || typeof value !== 'object' || Array.isArray(value)) throw new BadRequestError('the metadata field must be a JSON object')
-  return value
-}
-
-const text = (value: unknown): string | undefined => typeof value === 'string' && value !== '' ? value : undefined
-
 /** Document 000's model registry and embeddings, over the node's inference. */
 export const aiRoutes: Routes = (app, { node, shutdown }) => {
   kuboRoute(app, {
     path: 'ai/model/add',
     permission: 'models:write',
     tags,
-    summary: 'Add a model directory (Hugging Face ONNX layout) from a multipart body: fields name, description, dtype (the ONNX variant to run) or metadata (JSON) first, then one file part per file, named by its path',
+    summary: 'Add a model directory (Hugging Face ONNX layout) from a multipart body: fields name, description, dtype (the ONNX variant to run), framework and license, or them in metadata (JSON), first; then one file part per file, named by its path',
     handler: async (request, reply) => {
       const { fields, files } = await modelDirectory(request)
-      const metadata = metadataField(fields.metadata)
-      const name = text(fields.name) ?? text(metadata.name)
+      const { name, ...described } = formMetadata(fields)
       if (name == null) throw new BadRequestError('a model name is required, as the form field name or in metadata, before the files')
-      const model = await node.inference.import(defined({ name, description: text(fields.description) ?? text(metadata.description), dtype: text(fields.dtype) ?? text(metadata.dtype), files }), { signal: workSignal(reply, shutdown) })
+      const model = await node.inference.import({ name, ...described, files }, { signal: workSignal(reply, shutdown) })
       return { success: true, cid: model.cid, metadata: modelMetadata(model) }
     }
   })

@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises'
 import { GraphQLScalarType } from 'graphql'
 import mercurius from 'mercurius'
 import { pushable } from 'it-pushable'
@@ -7,15 +8,19 @@ import {
   add, aiModelAdd, aiModelGet, aiModelList, clusterPeers, clusterPinOp, clusterStatus, contentSize, exists, get,
   keyGen, listPins, ls, nodeInfo, peers, pin, publish, resolve, unpin
 } from '../methods.ts'
+import { aiDatasetAdd, aiDatasetGet, aiDatasetList, taskGet, taskList, trainingSessions, trainingStatus } from '../job-operations.ts'
 import { invoke } from '../operations.ts'
 import { CHAIN, INDEX, loadChain, loadIndex, storeChain, storeIndex } from '../documents.ts'
 import { closeDataLoader, dataLoader } from '../loaders.ts'
 import type { DocumentFamily } from '../documents.ts'
+import { sessionJobIdOf, stepEvent } from '../training-views.ts'
 import { requestSignal } from '../stream.ts'
 import { EVENT_NAMES, listenEvents } from './events.ts'
 import type { Operation } from '../operations.ts'
 import type { Routes } from '../server.ts'
 import type { Node } from '@node-daemon/daemon'
+import type { TaskEvent } from '@node-daemon/inference'
+import type { StepMetrics } from '@node-daemon/training'
 import type { RoutePermission } from '@node-daemon/access'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { GraphQLError } from 'graphql'
@@ -42,7 +47,47 @@ const SCHEMA = `
   type PeerInfo { peer: String!, addr: String, direction: String, latency_ms: Float, streams: Int, muxer: String }
   type ClusterPin { cid: String!, peers: [String!]!, info: JSON! }
   type Cluster { peers: [JSON!]!, status(cid: String): JSON! }
-  type AIModel { cid: String!, name: String!, kind: String, family: String, description: String, size: Float, version: String, metadata: JSON! }
+  type AIModel { cid: String!, name: String!, kind: String, family: String, description: String, framework: String, license: String, size: Float, version: String, metadata: JSON! }
+  "A registered dataset: what its bytes hold, and what its registration said of it"
+  type AIDataset {
+    cid: String!
+    name: String!
+    "text (JSONL) or tensors (safetensors)"
+    format: String!
+    records: Int!
+    features: Int
+    classes: Int
+    characters: Float
+    description: String
+    framework: String
+    license: String
+  }
+  "A task of the job table, as /api/tasks/{id} gives it: details holds the whole view"
+  type Task { id: String!, type: String!, status: String!, progress: Float!, created_at: String!, updated_at: String!, details: JSON! }
+  type TrainingProgress { epoch: Int!, total_epochs: Int!, step: Int!, total_steps: Int, loss: Float, accuracy: Float, samples_per_second: Float, learning_rate: Float }
+  "A training session, as /api/v1/training/status gives it"
+  type TrainingSession {
+    session_id: String!
+    status: String!
+    progress: TrainingProgress!
+    model: String
+    model_id: String
+    model_cid: String
+    dataset: String!
+    coordinator: String
+    checkpoint_cid: String
+    error: String
+    created_at: String!
+    started_at: String
+    completed_at: String
+    nodes: [JSON!]!
+    checkpoints: [JSON!]!
+    config: JSON!
+  }
+  "A step of a session this node coordinates, as /api/v1/ws's training_progress"
+  type TrainingStep { session_id: String!, step: Int!, total_steps: Int!, epoch: Int!, total_epochs: Int!, loss: Float!, accuracy: Float, samples_per_second: Float!, learning_rate: Float!, workers: Int!, step_ms: Float!, exchange_ms: Float! }
+  "An event of /api/ws: task_submitted, task_completed or task_failed"
+  type TaskEvent { type: String!, data: JSON! }
   type IPNSRecord { name: String!, value: String! }
   type Key { name: String!, id: String! }
   "A stored LangChain chain or LlamaIndex index: the document as its framework serialised it"
@@ -57,6 +102,10 @@ const SCHEMA = `
   type Subscription {
     "The node's content and the cluster's events named, as /ws/v0/events sends them"
     events(names: [String!]!): Event!
+    "Inference tasks submitted, completed and failed anywhere in the cluster"
+    taskEvents: TaskEvent!
+    "The steps of the training sessions this node coordinates, or of one"
+    trainingProgress(session_id: String): TrainingStep!
   }
 
   type Query {
@@ -74,6 +123,13 @@ const SCHEMA = `
     chain(name: String, version: String, cid: String): StoredDocument!
     llamaIndex(name: String, version: String, cid: String): StoredDocument!
     dataLoader(loaderId: String!): DataLoader!
+    datasets: [AIDataset!]!
+    dataset(ref: String!): AIDataset!
+    tasks(type: String, status: String, limit: Int = 100): [Task!]!
+    task(id: String!): Task!
+    trainingSessions: [TrainingSession!]!
+    "The latest session when no id is given"
+    trainingSession(id: String): TrainingSession!
   }
 
   type Mutation {
@@ -83,7 +139,9 @@ const SCHEMA = `
     publish(cid: String!, key: String, lifetime: String, ttl: String): IPNSRecord!
     generateKey(name: String!): Key!
     clusterPin(cid: String!, replicationFactor: Int, name: String): ClusterPin!
-    addModel(model: String!, name: String!, description: String, dtype: String): AIModel!
+    addModel(model: String!, name: String!, description: String, dtype: String, framework: String, license: String): AIModel!
+    "A dataset given as JSONL text, or a safetensors file in base64 with encoding base64"
+    addDataset(content: String!, encoding: String, name: String, description: String, framework: String, license: String): AIDataset!
     storeChain(chain: JSON!, name: String!, version: String!, metadata: JSON): StoredVersion!
     storeLlamaIndex(index: JSON!, name: String!, version: String!, metadata: JSON): StoredVersion!
     createDataLoader(datasetCid: String, datasetName: String, batchSize: Int, shuffle: Boolean, seed: Int, prefetch: Int, dropLast: Boolean, shuffleBuffer: Int, format: String, ttlSeconds: Int): DataLoader!
@@ -125,16 +183,17 @@ function caller (node: Node, authorise: ReturnType<typeof authoriser>): <I exten
 /** Queued events past which a subscriber that does not read is dropped rather than held in memory. */
 const MAX_QUEUED_EVENTS = 1000
 
-/** The events of /ws/v0/events named in `names`, as an iterator that stops listening when the subscription ends. */
-function eventStream (node: Node, names: string[]): AsyncIterable<{ events: { event: string, data: unknown } }> {
-  const unknown = names.filter(n => !EVENT_NAMES.includes(n))
-  if (unknown.length > 0) throw new BadRequestError(`unknown events ${unknown.join(', ')}; known events: ${EVENT_NAMES.join(', ')}`)
-  const wanted = new Set(names)
-  const stream = pushable<{ events: { event: string, data: unknown } }>({ objectMode: true, onEnd: () => { unlisten() } })
+/**
+ * What `listen` pushes, as a subscription's iterator: `listen` returns the
+ * function that stops it, called when the subscription ends. A subscriber
+ * that does not read is dropped rather than held in memory.
+ */
+function subscriptionStream<T> (listen: (push: (value: T) => void) => () => void): AsyncIterable<T> {
+  const stream = pushable<T>({ objectMode: true, onEnd: () => { unlisten() } })
   let dropped = false
-  const unlisten = listenEvents(node, (event, data) => {
-    if (!wanted.has(event) || dropped) return
-    if (stream.readableLength < MAX_QUEUED_EVENTS) stream.push({ events: { event, data } })
+  const unlisten = listen((value) => {
+    if (dropped) return
+    if (stream.readableLength < MAX_QUEUED_EVENTS) stream.push(value)
     else {
       dropped = true
       stream.end(new BadRequestError(`more than ${MAX_QUEUED_EVENTS} events were waiting for this subscriber`))
@@ -155,7 +214,17 @@ const loaderOf = (output: { loader_id: string, loader_status: object }): object 
 /** GraphQL's camelCase arguments as the operation's snake_case fields. */
 const snakeCase = (name: string): string => name.replace(/[A-Z]/g, c => `_${c.toLowerCase()}`)
 
+/** The events of /ws/v0/events named in `names`. */
+function eventStream (node: Node, names: string[]): AsyncIterable<{ events: { event: string, data: unknown } }> {
+  const unknown = names.filter(n => !EVENT_NAMES.includes(n))
+  if (unknown.length > 0) throw new BadRequestError(`unknown events ${unknown.join(', ')}; known events: ${EVENT_NAMES.join(', ')}`)
+  const wanted = new Set(names)
+  return subscriptionStream(push => listenEvents(node, (event, data) => { if (wanted.has(event)) push({ events: { event, data } }) }))
+}
+
 const modelOf = (output: { cid: string, metadata: Record<string, unknown> }): object => ({ ...output.metadata, cid: output.cid, metadata: output.metadata })
+const datasetOf = (output: { cid: string, metadata: object }): object => ({ ...output.metadata, cid: output.cid })
+const taskOf = (task: any): object => ({ ...task, details: task })
 
 /** Each error with `extensions.code`, the error's name, and the status the REST route would answer; messages as errors.ts gives them. */
 function errorFormatter (execution: any, ctx: any): { statusCode: number, response: any } {
@@ -171,8 +240,20 @@ function errorFormatter (execution: any, ctx: any): { statusCode: number, respon
   return formatted
 }
 
+/** The page may hold a credential: no script but its own, and no other site may frame it. */
+const PLAYGROUND_CSP = "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
+const playgroundFiles = new Map<string, Promise<string>>()
+
+/** A file of the playground, read once: it ships with the package, so nothing is fetched at run time. */
+async function playgroundFile (name: string): Promise<string> {
+  let text = playgroundFiles.get(name)
+  if (text == null) playgroundFiles.set(name, text = readFile(new URL(`../../static/${name}`, import.meta.url), 'utf8'))
+  return text
+}
+
 /**
- * Document 000's GraphQL endpoint at /api/v0/graphql and its GraphiQL at
+ * Document 000's GraphQL endpoint at /api/v0/graphql and its playground at
  * /api/v0/graphql/playground. The route is public; each field checks its
  * own operation's permission, so a key sees what it may and gets an error
  * with its code for the rest.
@@ -200,7 +281,13 @@ export const graphqlRoutes: Routes = (app, { node }) => {
       model: async (_: unknown, { ref }: { ref: string }, ctx: Context) => modelOf(await run(ctx, aiModelGet, { model_cid: ref }) as any),
       chain: async (_: unknown, a: DocumentRef, ctx: Context) => storedOf(CHAIN, await run(ctx, loadChain, defined(a))),
       llamaIndex: async (_: unknown, a: DocumentRef, ctx: Context) => storedOf(INDEX, await run(ctx, loadIndex, defined(a))),
-      dataLoader: async (_: unknown, { loaderId }: { loaderId: string }, ctx: Context) => loaderOf(await run(ctx, dataLoader, { loader_id: loaderId }))
+      dataLoader: async (_: unknown, { loaderId }: { loaderId: string }, ctx: Context) => loaderOf(await run(ctx, dataLoader, { loader_id: loaderId })),
+      datasets: async (_: unknown, _a: unknown, ctx: Context) => (await run(ctx, aiDatasetList, {})).datasets.map(datasetOf),
+      dataset: async (_: unknown, { ref }: { ref: string }, ctx: Context) => datasetOf(await run(ctx, aiDatasetGet, { dataset_cid: ref })),
+      tasks: async (_: unknown, a: { type?: string, status?: string, limit: number }, ctx: Context) => (await run(ctx, taskList, defined(a))).tasks.map(taskOf),
+      task: async (_: unknown, { id }: { id: string }, ctx: Context) => taskOf((await run(ctx, taskGet, { task_id: id })).task),
+      trainingSessions: async (_: unknown, _a: unknown, ctx: Context) => (await run(ctx, trainingSessions, {})).sessions,
+      trainingSession: async (_: unknown, { id }: { id?: string }, ctx: Context) => (await run(ctx, trainingStatus, defined({ session_id: id }))).session
     },
     PinInfo: {
       size: async ({ cid }: { cid: string }, _a: unknown, ctx: Context) => (await run(ctx, contentSize, { cid })).size
@@ -237,8 +324,10 @@ export const graphqlRoutes: Routes = (app, { node }) => {
       createDataLoader: async (_: unknown, a: Record<string, unknown>, ctx: Context) =>
         loaderOf(await run(ctx, dataLoader, defined(Object.fromEntries(Object.entries(a).map(([k, v]) => [snakeCase(k), v ?? undefined]))))),
       closeDataLoader: async (_: unknown, { loaderId }: { loaderId: string }, ctx: Context) => loaderOf(await run(ctx, closeDataLoader, { loader_id: loaderId })),
-      addModel: async (_: unknown, a: { model: string, name: string, description?: string, dtype?: string }, ctx: Context) =>
-        modelOf(await run(ctx, aiModelAdd, { model: a.model, metadata: defined({ name: a.name, description: a.description, dtype: a.dtype }) }) as any)
+      addModel: async (_: unknown, { model, ...metadata }: { model: string, name: string, description?: string, dtype?: string, framework?: string, license?: string }, ctx: Context) =>
+        modelOf(await run(ctx, aiModelAdd, { model, metadata: defined(metadata) }) as any),
+      addDataset: async (_: unknown, { content, encoding, ...metadata }: { content: string, encoding?: string, name?: string, description?: string, framework?: string, license?: string }, ctx: Context) =>
+        datasetOf(await run(ctx, aiDatasetAdd, defined({ dataset: content, encoding, metadata: defined(metadata) })))
     },
     Subscription: {
       events: {
@@ -246,6 +335,24 @@ export const graphqlRoutes: Routes = (app, { node }) => {
         subscribe: async (_: unknown, { names }: { names: string[] }, ctx: SubscriptionContext) => {
           await authorise(ctx.request, 'content:read')
           return eventStream(node, names)
+        }
+      },
+      // The permissions of /api/ws and /api/v1/ws.
+      taskEvents: {
+        subscribe: async (_: unknown, _a: unknown, ctx: SubscriptionContext) => {
+          await authorise(ctx.request, 'tasks')
+          return subscriptionStream<{ taskEvents: TaskEvent }>(push => node.inference.subscribe(event => { push({ taskEvents: event }) }))
+        }
+      },
+      trainingProgress: {
+        subscribe: async (_: unknown, { session_id: session }: { session_id?: string }, ctx: SubscriptionContext) => {
+          await authorise(ctx.request, 'training')
+          const jobId = sessionJobIdOf(session)
+          return subscriptionStream<{ trainingProgress: unknown }>(push => {
+            const onStep = (e: CustomEvent<StepMetrics>): void => { if (jobId == null || e.detail.jobId === jobId) push({ trainingProgress: stepEvent(e.detail).data }) }
+            node.training.addEventListener('step', onStep)
+            return () => { node.training.removeEventListener('step', onStep) }
+          })
         }
       }
     },
@@ -257,11 +364,16 @@ export const graphqlRoutes: Routes = (app, { node }) => {
       schema: SCHEMA,
       resolvers: resolvers as any,
       path: '/',
-      graphiql: true,
+      // mercurius's GraphiQL loads React and GraphiQL from unpkg.com: the node serves its own playground instead.
+      graphiql: false,
       errorFormatter,
       subscription: { context: (_socket: unknown, request: FastifyRequest) => ({ request }) },
       additionalRouteOptions: { permission: 'public' } as any
     })
-    scope.get('/playground', { permission: 'public', schema: { tags: ['graphql'], summary: 'GraphiQL, the GraphQL IDE' } }, async (_request, reply) => reply.redirect('/api/v0/graphql/graphiql'))
+    // Public, as the console's files are: what the page then asks is checked per field.
+    scope.get('/playground', { permission: 'public', schema: { tags: ['graphql'], summary: 'The GraphQL playground: queries, mutations and subscriptions, and the schema' } }, async (_request, reply) =>
+      reply.type('text/html; charset=utf-8').header('content-security-policy', PLAYGROUND_CSP).header('x-frame-options', 'DENY').send(await playgroundFile('graphql-playground.html')))
+    scope.get('/playground.js', { permission: 'public', schema: { tags: ['graphql'], summary: "The playground's script" } }, async (_request, reply) =>
+      reply.type('text/javascript; charset=utf-8').send(await playgroundFile('graphql-playground.js')))
   }, { prefix: '/api/v0/graphql' })
 }

@@ -7,7 +7,7 @@ import { modelDirectory } from '../multipart.ts'
 import { local, LocalQuery, readOptions } from '../reads.ts'
 import { requestSignal } from '../stream.ts'
 import { defaultTrainingModel } from './training.ts'
-import { inferenceTaskJson, jobIdOf, matches, pageLinks, pageOf, TASK_STATUS, TASK_STATUSES, trainingTaskJson } from '../task-views.ts'
+import { jobIdOf, matches, pageLinks, pageOf, TASK_STATUS, TASK_STATUSES, taskJson } from '../task-views.ts'
 import type { Routes } from '../server.ts'
 import type { JobRecord, ReadOptions } from '@node-daemon/cluster'
 import type { ModelSummary, TaskEvent, TaskParams, TaskView } from '@node-daemon/inference'
@@ -149,10 +149,6 @@ export const taskRoutes: Routes = (app, { node, shutdown }) => {
   const submitInference = async (params: Omit<TaskParams, 'model'> & { model?: string }, reply: FastifyReply): Promise<TaskView> =>
     node.inference.submitTask(defined({ ...params, model: params.model ?? DEFAULT_GENERATE_MODEL }), { signal: requestSignal(reply) })
 
-  /** A task as document 004 shows it; an inference task with document 001's fields, read from its prompt and response. */
-  const taskJson = async (job: JobRecord, options: ReadOptions): Promise<object> =>
-    job.kind === 'training' ? trainingTaskJson(job) : inferenceTaskJson(job, await node.inference.task(job, options))
-
   const taskJob = async (taskId: string, options: ReadOptions): Promise<JobRecord> => node.cluster.job(jobIdOf(taskId), options)
 
   familyRoutes(app, taskShape(), (scope) => {
@@ -192,7 +188,7 @@ export const taskRoutes: Routes = (app, { node, shutdown }) => {
       schema: { params: TaskIdParams, querystring: LocalQuery, tags: ['tasks'], summary: "A task: an inference task's prompt, response, CIDs, worker and timing; a training task's progress, metrics, config, workers and checkpoints" }
     }, async (request, reply) => {
       const options = readOptions(reply)
-      return taskJson(await taskJob((request.params as Static<typeof TaskIdParams>).taskId, options), options)
+      return taskJson(node.inference, await taskJob((request.params as Static<typeof TaskIdParams>).taskId, options), options)
     })
 
     scope.put('/api/tasks/:taskId/status', {
@@ -231,7 +227,7 @@ export const taskRoutes: Routes = (app, { node, shutdown }) => {
       const jobs = (await node.cluster.jobs({ limit: Infinity }, options))
         .filter(job => matches(job, { type: query.type, status: query.status, since: query.since == null ? undefined : new Date(query.since) }))
       const { items, total, page, pageCount } = pageOf(jobs, query.page, query.limit)
-      const tasks = await Promise.all(items.map(async job => taskJson(job, options)))
+      const tasks = await Promise.all(items.map(async job => taskJson(node.inference, job, options)))
       reply.header('x-total-count', total).header('x-page-count', pageCount).header('link', pageLinks(listUrl(request), page, pageCount))
       return { tasks, total, page }
     })

@@ -2,9 +2,13 @@ import { Type } from 'typebox'
 import { option } from '../args.ts'
 import { trainingShape } from '../error-shapes.ts'
 import { BadRequestError } from '../errors.ts'
-import { DEFAULT_GENERATE_MODEL, workSignal } from '../inference.ts'
-import { fieldsAndFile } from '../multipart.ts'
+import { DEFAULT_GENERATE_MODEL, defined, workSignal } from '../inference.ts'
+import { fieldsAndFile, formMetadata } from '../multipart.ts'
 import { requestSignal, sendBytes } from '../stream.ts'
+import { datasetAnswer, trainingSessions, trainingStatus } from '../job-operations.ts'
+import { registeredModel } from '../models.ts'
+import { invoke } from '../operations.ts'
+import { sessionJobIdOf, sessionId, STATUS, stepEvent, trainingJson } from '../training-views.ts'
 import { kuboRoute } from './route.ts'
 import type { Routes } from '../server.ts'
 import type { JobRecord, JobStatus } from '@node-daemon/cluster'
@@ -14,64 +18,6 @@ import type { Static } from 'typebox'
 
 /** Datasets up to this size come through the API in one request. */
 const MAX_DATASET_BYTES = 1024 * 1024 * 1024
-
-/** Document 003 names sessions `training_…`; the job table numbers them. */
-const sessionId = (job: JobRecord): string => `training_${job.jobId}`
-
-function jobIdOf (value: unknown): number | undefined {
-  if (value == null || value === '') return undefined
-  const match = /^(?:training_)?(\d+)$/.exec(String(value))
-  if (match == null) throw new BadRequestError(`session ${JSON.stringify(value)} is not a training session id`)
-  return Number(match[1])
-}
-
-/** Document 003's statuses, with `pending` before the coordinator starts and `paused`. */
-const STATUS: Record<JobStatus, string> = { requested: 'pending', running: 'running', paused: 'paused', completed: 'completed', failed: 'failed', cancelled: 'stopped', stopped: 'stopped' }
-
-/** A training job as document 003's status. */
-export function trainingJson (job: JobRecord): object {
-  const t = job.training
-  const p = t?.progress
-  const last = t?.checkpoints.at(-1)
-  return {
-    session_id: sessionId(job),
-    task_id: sessionId(job),
-    status: STATUS[job.status],
-    progress: {
-      epoch: p?.epoch ?? 0,
-      total_epochs: p?.totalEpochs ?? Number(job.params.epochs ?? 0),
-      loss: p?.loss ?? null,
-      accuracy: p?.accuracy ?? null,
-      step: p?.step ?? 0,
-      total_steps: p?.totalSteps ?? null,
-      samples_per_second: p?.samplesPerSecond ?? null,
-      learning_rate: p?.learningRate ?? null
-    },
-    nodes: (t?.workers ?? []).map(w => ({
-      id: w.id,
-      rank: w.rank,
-      // dropped, joining (an external worker not yet taken in) and left say more than the job's status.
-      status: w.status !== 'training' ? w.status : job.status === 'running' ? 'training' : STATUS[job.status],
-      coordinator: w.id === t?.coordinator,
-      ...(w.via == null ? {} : { external: true, via: w.via }),
-      drops: w.drops ?? 0,
-      ...(w.error == null ? {} : { last_error: w.error }),
-      batch_progress: p?.totalSteps != null && p.totalSteps > 0 ? p.step / p.totalSteps : 0
-    })),
-    model_id: t?.modelId ?? null,
-    model: job.modelId === '' ? job.modelCID : job.modelId,
-    model_cid: job.modelCID,
-    dataset: job.promptCID,
-    coordinator: t?.coordinator ?? null,
-    checkpoint_cid: last?.cid ?? null,
-    checkpoints: t?.checkpoints ?? [],
-    config: job.params,
-    error: job.error ?? null,
-    created_at: job.submittedAt,
-    started_at: job.startedAt ?? null,
-    completed_at: job.completedAt ?? null
-  }
-}
 
 const StartBody = Type.Object({
   dataset: Type.String({ minLength: 1, description: 'CID of a dataset (see /api/v0/ai/dataset/add) or its registered name' }),
@@ -125,17 +71,38 @@ async function trainingRequest (training: TrainingService, body: Static<typeof S
 const SessionQuery = Type.Object({ session_id: Type.Optional(Type.String()), task_id: Type.Optional(Type.String()) })
 const SessionBody = Type.Object({ session_id: Type.Optional(Type.String()), name: Type.Optional(Type.String({ minLength: 1 })) })
 
-function stepEvent (m: StepMetrics): object {
-  return {
-    type: 'training_progress',
-    data: { session_id: `training_${m.jobId}`, step: m.step, total_steps: m.totalSteps, epoch: m.epoch, total_epochs: m.totalEpochs, loss: m.loss, accuracy: m.accuracy ?? null, samples_per_second: m.samplesPerSecond, learning_rate: m.learningRate, workers: m.workers, step_ms: m.stepMs, exchange_ms: m.exchangeMs }
+const MetricsQuery = Type.Object({
+  model_id: Type.Optional(Type.String({ description: 'A registered model (a bare name is name:latest) or a CID: its inference jobs, and the sessions that trained from it or saved it' })),
+  task_id: Type.Optional(Type.String({ description: 'One training session' })),
+  metrics_type: Type.Optional(Type.Union([Type.Literal('all'), Type.Literal('training'), Type.Literal('inference')], { default: 'all' }))
+})
+
+/** Inference jobs by model: how many, how they ended, tokens in and out, and the generation speed the workers measured. */
+function inferenceMetrics (jobs: JobRecord[]): object[] {
+  const byModel = new Map<string, JobRecord[]>()
+  for (const job of jobs) {
+    const id = job.modelId === '' ? job.modelCID : job.modelId
+    byModel.set(id, [...byModel.get(id) ?? [], job])
   }
+  return [...byModel].map(([modelId, of]) => {
+    const sum = (key: string): number => of.reduce((total, j) => total + (j.metrics?.[key] ?? 0), 0)
+    const evalSeconds = sum('evalNs') / 1e9
+    return {
+      model_id: modelId,
+      requests: of.length,
+      completed: of.filter(j => j.status === 'completed').length,
+      failed: of.filter(j => j.status === 'failed').length,
+      prompt_tokens: sum('promptTokens'),
+      eval_tokens: sum('evalTokens'),
+      tokens_per_second: evalSeconds > 0 ? sum('evalTokens') / evalSeconds : null
+    }
+  })
 }
 
 /** Document 003's training, model and event routes, and document 000's datasets and distributed jobs, over the node's training service. */
 export const trainingRoutes: Routes = (app, { node, shutdown }) => {
   const { training } = node
-  const job = async (id: unknown, reply: FastifyReply): Promise<JobRecord> => training.job(jobIdOf(id), { signal: requestSignal(reply) })
+  const job = async (id: unknown, reply: FastifyReply): Promise<JobRecord> => training.job(sessionJobIdOf(id), { signal: requestSignal(reply) })
 
   app.post('/api/v1/training/start', { permission: 'training', schema: { body: StartBody, tags: ['training'], summary: 'Start data-parallel training of a model on a dataset across nodes' }, config: { errorShape: trainingShape } }, async (request, reply) => {
     const signal = workSignal(reply, shutdown)
@@ -145,11 +112,11 @@ export const trainingRoutes: Routes = (app, { node, shutdown }) => {
 
   app.get('/api/v1/training/status', { permission: 'training', schema: { querystring: SessionQuery, tags: ['training'], summary: 'A training session (default the latest): status, progress, nodes, model_id' } }, async (request, reply) => {
     const q = request.query as Static<typeof SessionQuery>
-    return trainingJson(await job(q.session_id ?? q.task_id, reply))
+    return (await invoke(node, trainingStatus, defined({ session_id: q.session_id ?? q.task_id }), requestSignal(reply))).session
   })
 
   app.get('/api/v1/training/sessions', { permission: 'training', schema: { tags: ['training'], summary: 'Every training session, newest first' } }, async (_request, reply) => {
-    return { sessions: (await training.jobs({ signal: requestSignal(reply) })).map(trainingJson) }
+    return await invoke(node, trainingSessions, {}, requestSignal(reply))
   })
 
   for (const action of ['stop', 'pause', 'resume'] as const) {
@@ -220,23 +187,12 @@ export const trainingRoutes: Routes = (app, { node, shutdown }) => {
     path: 'ai/dataset/add',
     permission: 'training',
     tags: ['ai'],
-    summary: 'Add a dataset (JSONL with a text field per line, or a safetensors file of features and labels) from a multipart body: fields name, description or metadata (JSON), and one file',
+    summary: 'Add a dataset (JSONL with a text field per line, or a safetensors file of features and labels) from a multipart body: fields name, description, framework and license, or them in metadata (JSON), and one file',
     handler: async (request, reply) => {
       const { fields, file } = await fieldsAndFile(request, MAX_DATASET_BYTES)
       if (file == null) throw new BadRequestError('the multipart body has no dataset file')
-      let metadata: Record<string, unknown> = {}
-      if (fields.metadata != null) {
-        try {
-          metadata = JSON.parse(fields.metadata)
-        } catch {
-          throw new BadRequestError('the metadata field must be a JSON object')
-        }
-      }
-      const name = fields.name ?? (typeof metadata.name === 'string' ? metadata.name : undefined)
-      const description = fields.description ?? (typeof metadata.description === 'string' ? metadata.description : undefined)
-      const dataset = await training.addDataset(file, { name, description }, { signal: workSignal(reply, shutdown) })
-      const { cid, ...info } = dataset
-      return { success: true, cid, metadata: info }
+      const { name, description, framework, license } = formMetadata(fields)
+      return { success: true, ...datasetAnswer(await training.addDataset(file, { name, description, framework, license }, { signal: workSignal(reply, shutdown) })) }
     }
   })
 
@@ -306,14 +262,23 @@ export const trainingRoutes: Routes = (app, { node, shutdown }) => {
     permission: 'training',
     get: true,
     tags: ['ai'],
-    summary: 'Training metrics of every session, or of one model (model_id) or session (task_id)',
-    schema: { querystring: Type.Object({ model_id: Type.Optional(Type.String()), task_id: Type.Optional(Type.String()) }) },
+    summary: 'Metrics of the training sessions (loss, accuracy, throughput) and of the inference jobs by model (requests, tokens, tokens per second), of every model or one (model_id), or of one session (task_id)',
+    schema: { querystring: MetricsQuery },
     handler: async (request, reply) => {
       const modelId = option<string>(request, 'model_id')
-      const taskId = jobIdOf(option<string>(request, 'task_id'))
-      const jobs = (await training.jobs({ signal: requestSignal(reply) }))
-        .filter(j => (taskId == null || j.jobId === taskId) && (modelId == null || j.training?.modelId === modelId || j.modelId === modelId))
-      return { success: true, metrics: { training: jobs.map(j => ({ task_id: sessionId(j), status: STATUS[j.status], model_id: j.training?.modelId ?? null, ...j.training?.progress })) } }
+      const taskId = sessionJobIdOf(option<string>(request, 'task_id'))
+      const type = option<Static<typeof MetricsQuery>['metrics_type']>(request, 'metrics_type') ?? 'all'
+      const options = { signal: requestSignal(reply), local: true }
+      // A bare name means the registry's name:latest, as everywhere else; an unregistered one (a deleted model's, a CID) matches as given.
+      const ids = new Set(modelId == null ? [] : [modelId, (await registeredModel(node.cluster, modelId, options).catch(() => undefined))?.modelId ?? modelId])
+      const ofModel = (j: JobRecord): boolean => ids.size === 0 || ids.has(j.modelId) || ids.has(j.modelCID) || (j.training?.modelId != null && ids.has(j.training.modelId))
+      const jobs = (await node.cluster.jobs({ limit: Infinity }, options)).filter(j => ofModel(j) && (taskId == null || j.jobId === taskId))
+      const metrics: Record<string, unknown> = {}
+      if (type !== 'inference') {
+        metrics.training = jobs.filter(j => j.kind === 'training').map(j => ({ task_id: sessionId(j), status: STATUS[j.status], model_id: j.training?.modelId ?? null, ...j.training?.progress }))
+      }
+      if (type !== 'training') metrics.inference = inferenceMetrics(jobs.filter(j => j.kind === 'inference'))
+      return { success: true, metrics }
     }
   })
 }
