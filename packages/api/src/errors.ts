@@ -112,6 +112,8 @@ const BY_NAME: Record<string, Mapping> = {
   TimeoutError: [504, 'IPFSTimeoutError'],
   DeadlineExceededError: [504, 'IPFSTimeoutError'],
   DialError: [503, 'IPFSConnectionError'],
+  // libp2p's: the peer took the stream but speaks no such protocol.
+  UnsupportedProtocolError: [404, 'UnsupportedProtocolError'],
   HandshakeFailedError: [503, 'IPFSConnectionError'],
   ConfigError: [500, 'IPFSConfigurationError'],
   RepoError: [500, 'IPFSConfigurationError'],
@@ -215,4 +217,13 @@ export function envelope (err: Partial<FastifyError>): ErrorEnvelope {
   const { status, type, code } = classify(err)
   const message = messageOf(err, type)
   return { success: false, error: message, error_type: type, status_code: status, Message: message, Code: code, Type: 'error' }
+}
+
+/**
+ * The WebSocket close code of an error after the upgrade: 4000 plus its HTTP
+ * status (4400, 4403, 4404, 4503…), in the range RFC 6455 leaves to
+ * applications, so a browser, which sees no HTTP status, still tells them apart.
+ */
+export function closeCodeOf (err: Partial<FastifyError>): number {
+  return 4000 + classify(err).status
 }

@@ -26,6 +26,7 @@ import { filesRoutes } from './routes/files.ts'
 import { nameRoutes } from './routes/names.ts'
 import { networkRoutes } from './routes/network.ts'
 import { nodeRoutes } from './routes/nodes.ts'
+import { p2pStreamRoutes } from './routes/p2p-stream.ts'
 import { ollamaRoutes } from './routes/ollama.ts'
 import { openaiRoutes } from './routes/openai.ts'
 import { peerRoutes } from './routes/peers.ts'
@@ -226,7 +227,7 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
     systemRoutes, authRoutes, contentRoutes, pinRoutes, nameRoutes, peerRoutes, pubsubRoutes, blockRoutes,
     clusterRoutes, distributedRoutes, nodeRoutes, networkRoutes, consensusRoutes, resourceRoutes, clientRoutes,
     ollamaRoutes, openaiRoutes, taskRoutes, taskMetricRoutes, transferRoutes, adminRoutes, aiRoutes, trainingRoutes, workerRoutes, consoleRoutes,
-    methodRoutes, eventRoutes, graphqlRoutes, filesRoutes, dagCarRoutes, refsRoutes, repoRoutes, swarmOpsRoutes, settingsRoutes
+    methodRoutes, eventRoutes, p2pStreamRoutes, graphqlRoutes, filesRoutes, dagCarRoutes, refsRoutes, repoRoutes, swarmOpsRoutes, settingsRoutes
   ]) {
     const shape = shapes.get(routes)
     if (shape == null) routes(app, ctx)
