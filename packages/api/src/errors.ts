@@ -121,6 +121,10 @@ const BY_NAME: Record<string, Mapping> = {
   NodeNotFoundError: [404, 'NodeNotFoundError', 1001],
   PinNotFoundError: [404, 'PinNotFoundError'],
   TransferNotFoundError: [404, 'TransferNotFoundError'],
+  // The WebRTC signaling socket's (signaling.ts).
+  RoomFullError: [409, 'RoomFullError'],
+  SignalTooLargeError: [413, 'PayloadTooLargeError'],
+  SignalPeerNotFoundError: [404, 'SignalPeerNotFoundError'],
   ModelNotFoundError: [404, 'ModelNotFoundError'],
   JobNotFoundError: [404, 'JobNotFoundError'],
   ResponseNotFoundError: [404, 'ResponseNotFoundError'],

@@ -45,6 +45,7 @@ import { taskMetricRoutes } from './routes/task-metrics.ts'
 import { transferRoutes } from './routes/transfers.ts'
 import { taskRoutes } from './routes/tasks.ts'
 import { trainingRoutes } from './routes/training.ts'
+import { webrtcRoutes } from './routes/webrtc.ts'
 import { workerRoutes } from './routes/workers.ts'
 import type { Duplex } from 'node:stream'
 import type { ErrorShape } from './error-shapes.ts'
@@ -227,7 +228,7 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
     systemRoutes, authRoutes, contentRoutes, pinRoutes, nameRoutes, peerRoutes, pubsubRoutes, blockRoutes,
     clusterRoutes, distributedRoutes, nodeRoutes, networkRoutes, consensusRoutes, resourceRoutes, clientRoutes,
     ollamaRoutes, openaiRoutes, taskRoutes, taskMetricRoutes, transferRoutes, adminRoutes, aiRoutes, trainingRoutes, workerRoutes, consoleRoutes,
-    methodRoutes, eventRoutes, p2pStreamRoutes, graphqlRoutes, filesRoutes, dagCarRoutes, refsRoutes, repoRoutes, swarmOpsRoutes, settingsRoutes
+    methodRoutes, eventRoutes, p2pStreamRoutes, webrtcRoutes, graphqlRoutes, filesRoutes, dagCarRoutes, refsRoutes, repoRoutes, swarmOpsRoutes, settingsRoutes
   ]) {
     const shape = shapes.get(routes)
     if (shape == null) routes(app, ctx)
