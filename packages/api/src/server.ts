@@ -34,6 +34,7 @@ import { pinRoutes } from './routes/pins.ts'
 import { methodRoutes } from './routes/methods.ts'
 import { eventRoutes } from './routes/events.ts'
 import { graphqlRoutes } from './routes/graphql.ts'
+import { liveRoutes } from './routes/live.ts'
 import { pubsubRoutes } from './routes/pubsub.ts'
 import { refsRoutes } from './routes/refs.ts'
 import { repoRoutes } from './routes/repo.ts'
@@ -221,13 +222,13 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
   const ctx: ApiContext = { node, shutdown: shutdown.signal, requestStop: init.requestStop }
   // The error bodies of the families whose route files serve one document (the inference families name theirs in their files).
   const shapes = new Map<Routes, ErrorShape>([
-    [distributedRoutes, distributedShape], [nodeRoutes, distributedShape], [transferRoutes, distributedShape], [adminRoutes, distributedShape],
+    [distributedRoutes, distributedShape], [nodeRoutes, distributedShape], [transferRoutes, distributedShape], [adminRoutes, distributedShape], [liveRoutes, distributedShape],
     [clientRoutes, farmShape]
   ])
   for (const routes of [
     systemRoutes, authRoutes, contentRoutes, pinRoutes, nameRoutes, peerRoutes, pubsubRoutes, blockRoutes,
     clusterRoutes, distributedRoutes, nodeRoutes, networkRoutes, consensusRoutes, resourceRoutes, clientRoutes,
-    ollamaRoutes, openaiRoutes, taskRoutes, taskMetricRoutes, transferRoutes, adminRoutes, aiRoutes, trainingRoutes, workerRoutes, consoleRoutes,
+    ollamaRoutes, openaiRoutes, taskRoutes, taskMetricRoutes, transferRoutes, adminRoutes, liveRoutes, aiRoutes, trainingRoutes, workerRoutes, consoleRoutes,
     methodRoutes, eventRoutes, p2pStreamRoutes, webrtcRoutes, graphqlRoutes, filesRoutes, dagCarRoutes, refsRoutes, repoRoutes, swarmOpsRoutes, settingsRoutes
   ]) {
     const shape = shapes.get(routes)
