@@ -7,7 +7,7 @@
  */
 import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { dirname, join, normalize } from 'node:path'
-import { ModelNotFoundError } from '@node-daemon/cluster'
+import { ModelExistsError, ModelNotFoundError } from '@node-daemon/cluster'
 import { configOf, poolingOf, readGguf, summarize as ggufSummary } from '@node-daemon/gguf'
 import { configFromGenai, GGUF_FILE, InvalidModelError, isGgufModel, loadModel, missingModelFiles } from '@node-daemon/runtime'
 import { raceSignal } from 'race-signal'
@@ -306,16 +306,18 @@ export class ModelLibrary {
     const root = (await this.#content.addDirectory(candidates(params.files), { pin: true, signal: options.signal }))?.toString()
     if (root == null) throw new InvalidModelError('no files were given')
     const profile = await this.profileOf(root, { ...options, dtype: params.dtype })
-    return summary(view(await this.#save(id, root, profile, params.description ?? '', options)))
+    return summary(view(await this.#save(id, root, profile, params.description ?? '', options, params.displayName)))
   }
 
   /** Registers or updates `id` to point at `cid` with `profile`; an update makes a new version. */
-  async #save (id: string, cid: string, profile: ModelProfile, description: string, options: AbortOptions): Promise<ModelRecord> {
+  async #save (id: string, cid: string, profile: ModelProfile, description: string, options: AbortOptions, displayName?: string): Promise<ModelRecord> {
     const existing = (await this.#cluster.getAllModels(options)).find(m => m.modelId === id)
     const metadata = profile as unknown as Record<string, unknown>
     if (existing == null) {
-      return this.#cluster.registerModel({ modelId: id, modelCID: cid, name: id, description, kind: 'model', metadata, replicationFactor: this.#replication }, options)
+      return this.#cluster.registerModel({ modelId: id, modelCID: cid, name: displayName ?? id, description, kind: 'model', metadata, replicationFactor: this.#replication }, options)
     }
+    // The registry keeps a model's display name from its registration; a new version cannot change it, so a different one is refused rather than dropped.
+    if (displayName != null && displayName !== existing.name) throw new ModelExistsError(`${id} is registered with the name ${JSON.stringify(existing.name)}, which a new version does not change`)
     const updated = await this.#cluster.updateModel(id, cid, { ...options, description, metadata })
     return updated.isActive ? updated : this.#cluster.setModelActive(id, true, options)
   }
@@ -389,6 +391,7 @@ function summary (model: ResolvedModel): ModelSummary {
     cid: model.cid,
     kind: p?.kind ?? 'causal-lm',
     family: p?.family ?? 'unknown',
+    displayName: model.record?.name ?? model.name,
     description: model.record?.description ?? '',
     size: p?.size ?? 0,
     active: model.record?.isActive ?? true,

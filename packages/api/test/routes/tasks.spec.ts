@@ -38,7 +38,8 @@ describe('documents 001 and 004: tasks, models, events and metrics', () => {
     const res = await submit({ prompt: 'What is AI?', modelId: 'tiny-gpt', maxTokens: 100, temperature: 0.7 })
     assert.equal(res.status, 200)
     const submitted = await res.json()
-    assert.deepEqual(submitted, { taskId: 'task_1', jobId: submitted.jobId, status: 'submitted', estimatedTime: null, promptCID: 'bafyprompt1', model: 'tiny-gpt:latest' })
+    // Nothing measured yet: no figure, and the answer says so.
+    assert.deepEqual(submitted, { taskId: 'task_1', jobId: submitted.jobId, status: 'submitted', estimatedTime: null, estimate: { worker: 'peer-fake', basis: 'no task of this model has completed on this worker yet', tasks: 0 }, promptCID: 'bafyprompt1', model: 'tiny-gpt:latest' })
     assert.deepEqual(server.inference.calls.at(-1)?.args[0], { prompt: 'What is AI?', model: 'tiny-gpt', maxTokens: 100, temperature: 0.7 })
 
     await twoEvents
