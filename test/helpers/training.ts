@@ -28,7 +28,7 @@ export function blobs (rows: number, seed: number): Uint8Array {
   return encodeTensorDataset({ features, labels, featureCount: FEATURES })
 }
 
-export async function addDataset (m: Member, name: string, bytes: Uint8Array): Promise<string> {
+export async function addDataset (m: Pick<Member, 'api'>, name: string, bytes: Uint8Array): Promise<string> {
   const form = new FormData()
   form.append('name', name)
   form.append('file', new Blob([bytes as Uint8Array<ArrayBuffer>]), name)
@@ -37,7 +37,7 @@ export async function addDataset (m: Member, name: string, bytes: Uint8Array): P
   return body.cid
 }
 
-export async function train (m: Member, request: Record<string, unknown>): Promise<string> {
+export async function train (m: Pick<Member, 'api'>, request: Record<string, unknown>): Promise<string> {
   const { status, body } = await call(m, '/api/v1/training/start', { json: request })
   assert.equal(status, 200, JSON.stringify(body))
   return body.session_id
