@@ -1,6 +1,6 @@
 import { JobStateError, taskIdOf } from '@node-daemon/cluster'
 import { Type } from 'typebox'
-import { INVALID_PROMPT, taskShape } from '../error-shapes.ts'
+import { farmTaskShape, INVALID_PROMPT, taskShape } from '../error-shapes.ts'
 import { BadRequestError } from '../errors.ts'
 import { DEFAULT_GENERATE_MODEL, defined, familyRoutes, workSignal } from '../inference.ts'
 import { modelDirectory } from '../multipart.ts'
@@ -169,7 +169,8 @@ export const taskRoutes: Routes = (app, { node, shutdown }) => {
 
   const taskJob = async (taskId: string, options: ReadOptions): Promise<JobRecord> => node.cluster.job(jobIdOf(taskId), options)
 
-  familyRoutes(app, taskShape(), (scope) => {
+  // Document 004's routes in its form; document 001's own (submit, models, upload) name theirs.
+  familyRoutes(app, farmTaskShape, (scope) => {
     scope.post('/api/tasks/submit', {
       permission: 'inference',
       schema: { body: SubmitBody, tags: ['tasks'], summary: 'Submit a generation that runs in the background; poll /api/tasks/:taskId or watch /api/ws' },
@@ -249,13 +250,14 @@ export const taskRoutes: Routes = (app, { node, shutdown }) => {
       return { tasks, total, page }
     })
 
-    scope.get('/api/models', { permission: 'models:read', schema: { tags: ['tasks'], summary: 'Registered models' } }, async (_request, reply) => {
+    scope.get('/api/models', { permission: 'models:read', schema: { tags: ['tasks'], summary: 'Registered models' }, config: { errorShape: taskShape() } }, async (_request, reply) => {
       const models = await node.inference.models({ signal: requestSignal(reply) })
       return { models: models.map(modelJson) }
     })
 
     scope.post('/api/models/upload', {
       permission: 'models:write',
+      config: { errorShape: taskShape() },
       schema: {
         tags: ['tasks'],
         summary: 'Upload a model directory in the Hugging Face ONNX layout: form fields modelId, name (a display name, kept from the first upload), description and dtype (the ONNX variant to run: fp32, fp16, q4…) first, then one file part per file, named by its path in the directory'

@@ -197,6 +197,20 @@ describe('documents 001 and 004: tasks, models, events and metrics', () => {
     assert.equal(await errorCode(missing, 404), 'NOT_FOUND')
   })
 
+  it("answers document 004's routes with its form, details an object, and document 001's submission with a message in details", async () => {
+    const detailsOf = async (res: Response): Promise<unknown> => ((await res.json()) as { error: { details: unknown } }).error.details
+    const json = { method: 'POST', headers: { 'content-type': 'application/json' } }
+    assert.deepEqual(await detailsOf(await fetch(`${server.url}/api/tasks/task_999`)), { type: 'JobNotFoundError' })
+    assert.deepEqual(await detailsOf(await fetch(`${server.url}/api/metrics/tasks/task_999`)), { type: 'JobNotFoundError' })
+    assert.deepEqual(await detailsOf(await fetch(`${server.url}/api/tasks?limit=5000`)), { type: 'ValidationError', field: 'limit', reason: 'must be <= 1000' })
+    const created = await fetch(`${server.url}/api/tasks`, { ...json, body: JSON.stringify({ type: 'inference', prompt: 'x', model: 'nope' }) })
+    assert.equal(created.status, 404)
+    const { error } = await created.json()
+    assert.equal(error.code, 'E003', 'document 001 numbers a missing model')
+    assert.deepEqual(error.details, { type: 'ModelNotFoundError' })
+    assert.equal(typeof await detailsOf(await submit({ prompt: 'hi', modelId: 'nope' })), 'string')
+  })
+
   it("lists models in document 001's shape", async () => {
     const { models } = await (await fetch(`${server.url}/api/models`)).json()
     assert.deepEqual(models[0], { id: 'tiny-gpt:latest', name: 'tiny-gpt:latest', description: 'fake causal-lm', cid: 'bafytinygpt', active: true, timestamp: '2025-01-01T00:00:00.000Z' })
