@@ -70,6 +70,16 @@ describe('document 001: estimates, errors at submission, uploads and resource ev
     }
   })
 
+  it('answers E005 at submission for a prompt longer than the model\'s context, and records no task', async () => {
+    const before = (await d.node.cluster.jobs({ limit: Infinity })).length
+    const { status, body } = await submit({ prompt: 'the quick brown fox jumps over the lazy dog '.repeat(300), modelId: 'custom-model' })
+    assert.equal(status, 400, JSON.stringify(body))
+    assert.equal(body.error.code, 'E005')
+    assert.equal(body.error.message, 'Invalid prompt')
+    assert.match(body.error.details, /the prompt takes \d+ tokens, and custom-model:latest takes 512/)
+    assert.equal((await d.node.cluster.jobs({ limit: Infinity })).length, before)
+  })
+
   it('sends resource_updated on /api/ws when this node\'s allocation changes', async () => {
     const socket = openSocket(wsUrl(d, '/api/ws'))
     await socket.opened

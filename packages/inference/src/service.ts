@@ -619,6 +619,10 @@ export class InferenceService implements Inference {
   async submitTask (params: TaskParams, options: AbortOptions = {}): Promise<TaskView> {
     // The worker the scheduler would choose now: none is document 001's E002 at submission, not a task that fails later.
     const model = await this.library.resolve(params.model, options)
+    // Document 001's E005 at submission: a prompt the model cannot take whole, where a generation would cut it silently.
+    const context = model.profile?.contextLength ?? 0
+    const tokens = context > 0 ? await this.library.tokenCount(model, params.prompt, options) : undefined
+    if (tokens != null && tokens >= context) throw new runtimeErrors.ContextLengthError(`the prompt takes ${tokens} tokens, and ${model.name} takes ${context} with its answer`)
     const [worker] = await this.#candidates(model.cid, new Set(), model.profile?.size, options.signal)
     if (worker == null) throw new clusterErrors.InsufficientPeersError(`no node can run ${model.name}: every node is drained or offline`)
     const completed = await this.#c.cluster.jobs({ status: 'completed', worker, limit: THROUGHPUT_JOBS }, { local: true, signal: options.signal })
