@@ -276,13 +276,13 @@ export const farmShape: ErrorShape = (err) => {
  * Document 004's form on its task and metrics routes, with document 001's
  * `timestamp` (GET /api/tasks and /api/tasks/{id} are both documents') and
  * its E-codes where it numbers the error, since an inference task is
- * document 001's submission: `{"error": {code, message, details, timestamp}}`
- * with `details` an object.
+ * document 001's submission, else document 004's own codes by status:
+ * `{"error": {code, message, details, timestamp}}` with `details` an object.
  */
 export const farmTaskShape: ErrorShape = (err, request) => {
   const { status, type, body } = farmShape(err, request)
-  const { error } = body as { error: { code: string } }
-  return { status, type, body: { error: { ...error, code: TASK_CODES[err.name ?? '']?.[0] ?? error.code, timestamp: new Date().toISOString() } } }
+  const { error } = body as { error: object }
+  return { status, type, body: { error: { ...error, code: TASK_CODES[err.name ?? '']?.[0] ?? genericCode(status), timestamp: new Date().toISOString() } } }
 }
 
 /**
