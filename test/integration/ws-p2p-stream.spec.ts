@@ -22,6 +22,8 @@ import type { Stream } from '@libp2p/interface'
 
 const ECHO = '/test/echo/1.0.0'
 const BYE = Buffer.from('bye')
+/** A test protocol whose handler resets the stream at the first bytes it reads. */
+const RESET = '/test/reset/1.0.0'
 
 /**
  * The test protocol: a greeting naming the serving node, then every chunk
@@ -75,6 +77,9 @@ describe('/ws/v0/stream/bidirectional', { timeout: 120_000 }, () => {
     ;[a, b] = await startPair()
     await serveEcho(a, endedOnA)
     await serveEcho(b, endedOnB)
+    await b.node.swarm.handle(RESET, (stream: Stream) => {
+      stream.addEventListener('message', () => { stream.abort(new Error('the test resets the stream')) }, { once: true })
+    })
     const key = await generateKeyPair('Ed25519')
     unreachable = peerIdFromPrivateKey(key).toString()
     await a.node.swarm.peerStore.merge(peerIdFromPrivateKey(key), { multiaddrs: [multiaddr('/ip4/127.0.0.1/tcp/1')] })
@@ -134,6 +139,15 @@ describe('/ws/v0/stream/bidirectional', { timeout: 120_000 }, () => {
     const error = await s.json()
     assert.equal(error.status_code, 503, JSON.stringify(error))
     assert.equal((await s.closed).code, 4503)
+  })
+
+  it('closes with 4502 and an envelope when the peer resets the stream', async () => {
+    const s = stream(a, b.node.peerId, RESET)
+    await s.opened
+    s.ws.send(Buffer.from('anything'))
+    const error = await s.json()
+    assert.equal(error.status_code, 502, JSON.stringify(error))
+    assert.equal((await s.closed).code, 4502)
   })
 
   it('refuses a text frame other than {"end": true} with 4400', async () => {

@@ -112,8 +112,9 @@ const BY_NAME: Record<string, Mapping> = {
   TimeoutError: [504, 'IPFSTimeoutError'],
   DeadlineExceededError: [504, 'IPFSTimeoutError'],
   DialError: [503, 'IPFSConnectionError'],
-  // libp2p's: the peer took the stream but speaks no such protocol.
+  // libp2p's: the peer took the stream but speaks no such protocol; the peer reset a stream.
   UnsupportedProtocolError: [404, 'UnsupportedProtocolError'],
+  StreamResetError: [502, 'IPFSConnectionError'],
   HandshakeFailedError: [503, 'IPFSConnectionError'],
   ConfigError: [500, 'IPFSConfigurationError'],
   RepoError: [500, 'IPFSConfigurationError'],

@@ -89,7 +89,7 @@ function pipe (socket: WebSocket, stream: Stream, shutdown: AbortSignal): void {
   })
   stream.addEventListener('drain', () => { socket.resume() })
   stream.addEventListener('close', (evt) => {
-    if (evt.error != null && !evt.local) fail(evt.error)
+    if (evt.error != null) fail(evt.error)
     else if (socket.readyState === socket.OPEN && !(remoteEnded && localEnded)) socket.close(1000, 'the stream closed')
   })
 
