@@ -232,3 +232,10 @@ export function envelope (err: Partial<FastifyError>): ErrorEnvelope {
 export function closeCodeOf (err: Partial<FastifyError>): number {
   return 4000 + classify(err).status
 }
+
+/** A WebSocket close reason from a message: RFC 6455 allows 123 bytes, and ws throws past them. */
+export function closeReason (message: string): string {
+  let reason = message.slice(0, 123)
+  while (Buffer.byteLength(reason) > 123) reason = reason.slice(0, -1)
+  return reason
+}

@@ -1,7 +1,7 @@
 import { Type } from 'typebox'
 import { AuthorizationError } from '@node-daemon/access'
 import { isReservedProtocol, MAX_PEER_ID_LENGTH, openStream, parsePeerId } from '@node-daemon/swarm'
-import { BadRequestError, closeCodeOf, envelope } from '../errors.ts'
+import { BadRequestError, closeCodeOf, closeReason, envelope } from '../errors.ts'
 import type { Routes } from '../server.ts'
 import type { Stream } from '@libp2p/interface'
 import type { FastifyRequest } from 'fastify'
@@ -63,13 +63,19 @@ function pipe (socket: WebSocket, stream: Stream, shutdown: AbortSignal): void {
   let remoteEnded = false
   let localEnded = false
   const sendText = (value: object): void => { if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(value)) }
+  const close = (code: number, reason: string): void => {
+    if (socket.readyState !== socket.OPEN) return
+    // Paused, the socket would not read the client's answer to the close: the close would wait out ws's 30 s.
+    socket.resume()
+    socket.close(code, closeReason(reason))
+  }
   const fail = (err: Error): void => {
     sendText(envelope(err))
-    if (socket.readyState === socket.OPEN) socket.close(closeCodeOf(err), err.message.slice(0, 120))
+    close(closeCodeOf(err), err.message)
     stream.abort(err)
   }
   const finishIfDone = (): void => {
-    if (remoteEnded && localEnded && queued === 0 && socket.readyState === socket.OPEN) socket.close(1000, 'both sides ended')
+    if (remoteEnded && localEnded && queued === 0) close(1000, 'both sides ended')
   }
 
   stream.addEventListener('message', (evt) => {
@@ -90,7 +96,7 @@ function pipe (socket: WebSocket, stream: Stream, shutdown: AbortSignal): void {
   stream.addEventListener('drain', () => { socket.resume() })
   stream.addEventListener('close', (evt) => {
     if (evt.error != null) fail(evt.error)
-    else if (socket.readyState === socket.OPEN && !(remoteEnded && localEnded)) socket.close(1000, 'the stream closed')
+    else if (!(remoteEnded && localEnded)) close(1000, 'the stream closed')
   })
 
   socket.on('message', (data, isBinary) => {
@@ -110,9 +116,7 @@ function pipe (socket: WebSocket, stream: Stream, shutdown: AbortSignal): void {
       fail(err)
     }
   })
-  const stop = (): void => {
-    if (socket.readyState === socket.OPEN) socket.close(1001, 'the daemon is stopping')
-  }
+  const stop = (): void => { close(1001, 'the daemon is stopping') }
   shutdown.addEventListener('abort', stop, { once: true })
   socket.once('close', () => {
     shutdown.removeEventListener('abort', stop)
@@ -157,7 +161,7 @@ export const p2pStreamRoutes: Routes = (app, { node, shutdown }) => {
       // Paused, the socket would not read the client's answer to the close: the close would wait out ws's 30 s.
       socket.resume()
       socket.send(JSON.stringify(envelope(err)))
-      socket.close(closeCodeOf(err), err.message.slice(0, 120))
+      socket.close(closeCodeOf(err), closeReason(err.message))
     })
   })
 }

@@ -1,5 +1,5 @@
 import { Type } from 'typebox'
-import { BadRequestError, closeCodeOf, envelope } from '../errors.ts'
+import { BadRequestError, closeCodeOf, closeReason, envelope } from '../errors.ts'
 import { MAX_ROOM_SIZE, MAX_SIGNAL_BYTES, parseSignal, SIGNAL_TYPES, SignalingRooms } from '../signaling.ts'
 import type { Routes } from '../server.ts'
 import type { Static } from 'typebox'
@@ -31,7 +31,7 @@ export const webrtcRoutes: Routes = (app, { shutdown }) => {
       request.log.info({ room }, `signaling: ${err.message}`)
       if (socket.readyState !== socket.OPEN) return
       socket.send(JSON.stringify({ type: 'error', ...envelope(err) }))
-      socket.close(closeCodeOf(err), err.message.slice(0, 120))
+      socket.close(closeCodeOf(err), closeReason(err.message))
     }
     let id: string
     try {
