@@ -210,10 +210,11 @@ export function assertQuick (latencies: number[], limitMs: number): void {
   assert.ok(median < 50 && sorted[sorted.length - 1] < limitMs, `/health took ${latencies.map(ms => ms.toFixed(0)).join(', ')} ms (median ${median.toFixed(0)}), each to be under ${limitMs.toFixed(0)} ms`)
 }
 
-/** Imports the model directory `dir` at `m` under `name` (/api/models/upload) and returns its CID. */
-export async function upload (m: Member, name: string, dir: string): Promise<string> {
+/** Imports the model directory `dir` at `m` under `name` (/api/models/upload), with more form `fields` if given, and returns its CID. */
+export async function upload (m: Pick<Member, 'api'>, name: string, dir: string, fields: Record<string, string> = {}): Promise<string> {
   const form = new FormData()
   form.append('modelId', name)
+  for (const [field, value] of Object.entries(fields)) form.append(field, value)
   for (const file of await readdir(dir)) form.append('file', new Blob([await readFile(join(dir, file))]), file)
   const { status, body } = await call(m, '/api/models/upload', { method: 'POST', body: form })
   if (status !== 201) throw new Error(`upload of ${name}: ${status} ${JSON.stringify(body)}`)

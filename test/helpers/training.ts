@@ -28,7 +28,7 @@ export function blobs (rows: number, seed: number): Uint8Array {
   return encodeTensorDataset({ features, labels, featureCount: FEATURES })
 }
 
-export async function addDataset (m: Member, name: string, bytes: Uint8Array): Promise<string> {
+export async function addDataset (m: Pick<Member, 'api'>, name: string, bytes: Uint8Array): Promise<string> {
   const form = new FormData()
   form.append('name', name)
   form.append('file', new Blob([bytes as Uint8Array<ArrayBuffer>]), name)

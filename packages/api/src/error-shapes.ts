@@ -1,5 +1,6 @@
 import { classify, envelope, messageOf } from './errors.ts'
 import type { FastifyError, FastifyRequest } from 'fastify'
+import type { ErrorEnvelope } from './errors.ts'
 
 /**
  * The error bodies of the API families. The status always comes from the one
@@ -30,9 +31,15 @@ export const envelopeShape: ErrorShape = (err) => {
 /** Errors that say a model's files cannot be read. */
 const UNREADABLE_MODEL = new Set(['InvalidModelError', 'ModelFormatError', 'ExternalDataError'])
 
-/** Document 003's training and model routes: a model that cannot be read is its 1004 MODEL_CORRUPT. */
+/**
+ * Document 003's training and model routes: a model that cannot be read is
+ * its 1004 MODEL_CORRUPT, and an error it numbers carries its name as `code`
+ * beside the number in `Code` (1001 NODE_NOT_FOUND for a node id no node has).
+ */
 export const trainingShape: ErrorShape = (err, request) => {
-  return envelopeShape(UNREADABLE_MODEL.has(err.name ?? '') ? { name: 'CheckpointError', message: err.message } : err, request)
+  const shaped = envelopeShape(UNREADABLE_MODEL.has(err.name ?? '') ? { name: 'CheckpointError', message: err.message } : err, request)
+  const code = SWARM_CODES[(shaped.body as ErrorEnvelope).Code]
+  return code == null ? shaped : { ...shaped, body: { ...shaped.body, code } }
 }
 
 /** Ollama, OpenAI and document 001 answer a request that breaks the schema with 400, not document 000's 422. */
@@ -276,6 +283,19 @@ export const farmShape: ErrorShape = (err) => {
   const field = err.validation?.[0]
   const details = { type, ...(field == null ? {} : { field: pathOf(field, typeof field.params.missingProperty === 'string' ? field.params.missingProperty : undefined), reason: field.message ?? field.keyword }) }
   return { status, type, body: { error: { code: codeWord(err, status), message, details } } }
+}
+
+/**
+ * Document 004's form on its task and metrics routes, with document 001's
+ * `timestamp` (GET /api/tasks and /api/tasks/{id} are both documents') and
+ * its E-codes where it numbers the error, since an inference task is
+ * document 001's submission, else document 004's own codes by status:
+ * `{"error": {code, message, details, timestamp}}` with `details` an object.
+ */
+export const farmTaskShape: ErrorShape = (err, request) => {
+  const { status, type, body } = farmShape(err, request)
+  const { error } = body as { error: object }
+  return { status, type, body: { error: { ...error, code: TASK_CODES[err.name ?? '']?.[0] ?? genericCode(status), timestamp: new Date().toISOString() } } }
 }
 
 /**

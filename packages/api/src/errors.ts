@@ -118,6 +118,9 @@ const BY_NAME: Record<string, Mapping> = {
   TimeoutError: [504, 'IPFSTimeoutError'],
   DeadlineExceededError: [504, 'IPFSTimeoutError'],
   DialError: [503, 'IPFSConnectionError'],
+  // libp2p's: the peer took the stream but speaks no such protocol; the peer reset a stream.
+  UnsupportedProtocolError: [404, 'UnsupportedProtocolError'],
+  StreamResetError: [502, 'IPFSConnectionError'],
   HandshakeFailedError: [503, 'IPFSConnectionError'],
   ConfigError: [500, 'IPFSConfigurationError'],
   RepoError: [500, 'IPFSConfigurationError'],
@@ -134,6 +137,10 @@ const BY_NAME: Record<string, Mapping> = {
   RemotePinningRefusedError: [400, 'IPFSPinningError'],
   RemotePinningFailedError: [502, 'IPFSConnectionError'],
   RemotePinFailedError: [502, 'IPFSPinningError'],
+  // The WebRTC signaling socket's (signaling.ts).
+  RoomFullError: [409, 'RoomFullError'],
+  SignalTooLargeError: [413, 'PayloadTooLargeError'],
+  SignalPeerNotFoundError: [404, 'SignalPeerNotFoundError'],
   ModelNotFoundError: [404, 'ModelNotFoundError'],
   JobNotFoundError: [404, 'JobNotFoundError'],
   ResponseNotFoundError: [404, 'ResponseNotFoundError'],
@@ -237,4 +244,20 @@ export function envelope (err: Partial<FastifyError>): ErrorEnvelope {
   const { status, type, code } = classify(err)
   const message = messageOf(err, type)
   return { success: false, error: message, error_type: type, status_code: status, Message: message, Code: code, Type: 'error' }
+}
+
+/**
+ * The WebSocket close code of an error after the upgrade: 4000 plus its HTTP
+ * status (4400, 4403, 4404, 4503…), in the range RFC 6455 leaves to
+ * applications, so a browser, which sees no HTTP status, still tells them apart.
+ */
+export function closeCodeOf (err: Partial<FastifyError>): number {
+  return 4000 + classify(err).status
+}
+
+/** A WebSocket close reason from a message: RFC 6455 allows 123 bytes, and ws throws past them. */
+export function closeReason (message: string): string {
+  let reason = message.slice(0, 123)
+  while (Buffer.byteLength(reason) > 123) reason = reason.slice(0, -1)
+  return reason
 }

@@ -28,6 +28,7 @@ import { filesRoutes } from './routes/files.ts'
 import { nameRoutes } from './routes/names.ts'
 import { networkRoutes } from './routes/network.ts'
 import { nodeRoutes } from './routes/nodes.ts'
+import { p2pStreamRoutes } from './routes/p2p-stream.ts'
 import { ollamaRoutes } from './routes/ollama.ts'
 import { openaiRoutes } from './routes/openai.ts'
 import { peerRoutes } from './routes/peers.ts'
@@ -37,6 +38,7 @@ import { remotePinRoutes } from './routes/remote-pins.ts'
 import { methodRoutes } from './routes/methods.ts'
 import { eventRoutes } from './routes/events.ts'
 import { graphqlRoutes } from './routes/graphql.ts'
+import { liveRoutes } from './routes/live.ts'
 import { pubsubRoutes } from './routes/pubsub.ts'
 import { refsRoutes } from './routes/refs.ts'
 import { repoRoutes } from './routes/repo.ts'
@@ -48,6 +50,7 @@ import { taskMetricRoutes } from './routes/task-metrics.ts'
 import { transferRoutes } from './routes/transfers.ts'
 import { taskRoutes } from './routes/tasks.ts'
 import { trainingRoutes } from './routes/training.ts'
+import { webrtcRoutes } from './routes/webrtc.ts'
 import { workerRoutes } from './routes/workers.ts'
 import type { Duplex } from 'node:stream'
 import type { ErrorShape } from './error-shapes.ts'
@@ -224,14 +227,14 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
   const ctx: ApiContext = { node, shutdown: shutdown.signal, requestStop: init.requestStop }
   // The error bodies of the families whose route files serve one document (the inference families name theirs in their files).
   const shapes = new Map<Routes, ErrorShape>([
-    [distributedRoutes, distributedShape], [nodeRoutes, distributedShape], [transferRoutes, distributedShape], [adminRoutes, distributedShape],
+    [distributedRoutes, distributedShape], [nodeRoutes, distributedShape], [transferRoutes, distributedShape], [adminRoutes, distributedShape], [liveRoutes, distributedShape],
     [clientRoutes, farmShape], [pinningServiceRoutes, pinningShape]
   ])
   for (const routes of [
     systemRoutes, authRoutes, contentRoutes, pinRoutes, remotePinRoutes, pinningServiceRoutes, nameRoutes, peerRoutes, pubsubRoutes, blockRoutes,
     clusterRoutes, distributedRoutes, nodeRoutes, networkRoutes, consensusRoutes, resourceRoutes, clientRoutes,
-    ollamaRoutes, openaiRoutes, taskRoutes, taskMetricRoutes, transferRoutes, adminRoutes, aiRoutes, documentRoutes, dataLoaderRoutes, trainingRoutes, workerRoutes, consoleRoutes,
-    methodRoutes, eventRoutes, graphqlRoutes, filesRoutes, dagCarRoutes, refsRoutes, repoRoutes, swarmOpsRoutes, settingsRoutes
+    ollamaRoutes, openaiRoutes, taskRoutes, taskMetricRoutes, transferRoutes, adminRoutes, liveRoutes, aiRoutes, documentRoutes, dataLoaderRoutes, trainingRoutes, workerRoutes, consoleRoutes,
+    methodRoutes, eventRoutes, p2pStreamRoutes, webrtcRoutes, graphqlRoutes, filesRoutes, dagCarRoutes, refsRoutes, repoRoutes, swarmOpsRoutes, settingsRoutes
   ]) {
     const shape = shapes.get(routes)
     if (shape == null) routes(app, ctx)

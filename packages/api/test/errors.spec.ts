@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { tmpdir } from 'node:os'
-import { classify, envelope, withoutPaths } from '../src/errors.ts'
+import { classify, closeCodeOf, closeReason, envelope, withoutPaths } from '../src/errors.ts'
 
 describe('error mapping', () => {
   it('maps typed errors by name to document 000 types and statuses', () => {
@@ -65,5 +65,13 @@ describe('error mapping', () => {
     for (const kept of ['/ipfs/QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o/a/b', '/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWE2nw', '/api/v0/add', 'a/tmp/b']) {
       assert.equal(withoutPaths(`could not reach ${kept}`), `could not reach ${kept}`)
     }
+  })
+
+  it('closes WebSockets with 4000 + the status, and a reason within 123 bytes whatever the message', () => {
+    assert.equal(closeCodeOf({ name: 'UnsupportedProtocolError' }), 4404)
+    assert.equal(closeCodeOf({ name: 'StreamResetError' }), 4502)
+    assert.equal(closeReason('short'), 'short')
+    const long = closeReason('é'.repeat(200))
+    assert.ok(Buffer.byteLength(long) <= 123 && long.length === 61, `${Buffer.byteLength(long)} bytes`)
   })
 })

@@ -9,6 +9,7 @@ import { RemotePinning } from '@node-daemon/pinning'
 import { Runtime } from '@node-daemon/runtime'
 import { createTraining } from '@node-daemon/training'
 import { connect, describePeer, listPeers, pingPeers, swarmOptions } from '@node-daemon/swarm'
+import { registerSwarmMetrics } from './swarm-metrics.ts'
 import { Gauge, Registry } from 'prom-client'
 import { registerDefaultModels } from './default-models.ts'
 import { joinSettings } from './join.ts'
@@ -158,6 +159,7 @@ export async function createNode (config: Config, components: NodeComponents): P
     },
     log: prefixLogger(peerId).forComponent('node-daemon:training')
   })
+  registerSwarmMetrics(metrics, { cluster, pingPeers: async (options) => pingPeers(content.swarm, options) })
   const access = new AccessService({ store: cluster.credentials }, {
     config: config.access,
     repo: config.repo,

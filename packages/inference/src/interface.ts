@@ -158,6 +158,8 @@ export interface ModelSummary {
   kind: 'causal-lm' | 'encoder' | 'reranker'
   /** config.json's model_type, e.g. gpt2 or bert. */
   family: string
+  /** The name the model was registered with for display (document 001's `name`); the registry id unless one was given. */
+  displayName?: string
   description: string
   /** Bytes of the model's DAG. */
   size: number
@@ -232,6 +234,8 @@ export interface ImportFile {
 
 export interface ImportParams {
   name: string
+  /** A name to show, as document 001's upload form's `name`; the registry id (`name` here) unless given. Set when the model is first registered. */
+  displayName?: string
   description?: string
   /** The ONNX variant the model loads, of a repository with several: fp32, fp16, q4… (see the README's model layouts). */
   dtype?: string
@@ -249,6 +253,21 @@ export interface TaskParams {
 }
 
 export type TaskStatus = 'pending' | 'running' | 'completed' | 'failed'
+
+/**
+ * How long a submitted task should take on the worker chosen for it, from
+ * that worker's measured rate with the model (throughput.ts); every figure
+ * null while no task of the model completed there.
+ */
+export interface TaskEstimate {
+  worker: string
+  /** Completed tasks the rate was measured over. */
+  tasks: number
+  tokensPerSecond: number | null
+  /** Tokens expected: the mean of those tasks' answers, at most the task's maxTokens. */
+  tokens: number | null
+  seconds: number | null
+}
 
 /** A response of OpenAI's Responses API as stored: the object as answered, and the conversation through it for `previous_response_id`. */
 export interface StoredResponse {
@@ -269,6 +288,8 @@ export interface TaskView {
   worker?: string
   error?: string
   timing: { submitted: string, started?: string, completed?: string, totalTime?: number }
+  /** At submission only. */
+  estimate?: TaskEstimate
 }
 
 /** Document 001's WebSocket events, for jobs submitted anywhere in the cluster. */

@@ -7,9 +7,9 @@
  */
 import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { dirname, join, normalize } from 'node:path'
-import { ModelNotFoundError } from '@node-daemon/cluster'
+import { ModelExistsError, ModelNotFoundError } from '@node-daemon/cluster'
 import { configOf, poolingOf, readGguf, summarize as ggufSummary } from '@node-daemon/gguf'
-import { configFromGenai, GGUF_FILE, InvalidModelError, isGgufModel, loadModel, missingModelFiles } from '@node-daemon/runtime'
+import { configFromGenai, GGUF_FILE, InvalidModelError, isGgufModel, loadModel, missingModelFiles, TextCodec } from '@node-daemon/runtime'
 import { raceSignal } from 'race-signal'
 import { InvalidModelfileError } from './errors.ts'
 import { renderModelfile } from './modelfile.ts'
@@ -67,6 +67,8 @@ export interface LibraryInit {
 const COMPLETE = '.complete'
 /** Marks a directory still being unpacked: `<cid>.part-<pid>-<time>`. */
 const PART = '.part-'
+/** Tokenizers kept for counting prompts: a real one holds megabytes. */
+const MAX_CODECS = 8
 /** A name a directory entry may have on this node's disk: no separators, no control characters. */
 // eslint-disable-next-line no-control-regex -- control characters are what it refuses
 const SAFE_NAME = /^[^/\\\u0000-\u001f\u007f]{1,255}$/
@@ -78,6 +80,8 @@ export class ModelLibrary {
   readonly #replication: number
   /** One unpacking per CID at a time, with the progress listeners of everyone waiting for it. */
   readonly #unpacking = new Map<string, { done: Promise<string>, listeners: Set<(event: ProgressEvent) => void> }>()
+  /** Tokenizers of the latest models whose prompts were counted, by CID, newest last. */
+  readonly #codecs = new Map<string, Promise<TextCodec>>()
   /** Unpacks run for the library, not for whoever asked first: aborted when it stops. */
   #lifetime = new AbortController()
 
@@ -159,6 +163,31 @@ export class ModelLibrary {
   /** A small file of the content store as text: a config, a prompt, a response. */
   async readText (path: string, options: AbortOptions = {}): Promise<string> {
     return Buffer.from(await this.#content.readFile(path, options)).toString('utf8')
+  }
+
+  /**
+   * How many tokens the model's own tokenizer makes of `text`, before any
+   * template adds its own: a lower bound of what the prompt takes, read from
+   * the model's tokenizer.json without loading its weights. Undefined for a
+   * GGUF model, whose tokenizer is inside the weights file.
+   */
+  async tokenCount (model: ResolvedModel, text: string, options: AbortOptions = {}): Promise<number | undefined> {
+    if (model.profile?.format !== 'hf-onnx') return undefined
+    let codec = this.#codecs.get(model.cid)
+    if (codec == null) {
+      codec = (async () => {
+        const [tokenizer, config] = await Promise.all([
+          this.readText(`${model.cid}/tokenizer.json`, options),
+          this.readText(`${model.cid}/tokenizer_config.json`, options).catch(() => '{}')
+        ])
+        return new TextCodec(JSON.parse(tokenizer), JSON.parse(config))
+      })()
+      this.#codecs.set(model.cid, codec)
+      // A read that failed is tried again by the next caller.
+      codec.catch(() => { this.#codecs.delete(model.cid) })
+      if (this.#codecs.size > MAX_CODECS) this.#codecs.delete(this.#codecs.keys().next().value as string)
+    }
+    return (await codec).encode(text).length
   }
 
   async #chatTemplate (cid: string, options: AbortOptions): Promise<string> {
@@ -306,16 +335,18 @@ export class ModelLibrary {
     const root = (await this.#content.addDirectory(candidates(params.files), { pin: true, signal: options.signal }))?.toString()
     if (root == null) throw new InvalidModelError('no files were given')
     const profile = await this.profileOf(root, { ...options, dtype: params.dtype })
-    return summary(view(await this.#save(id, root, profile, { description: params.description ?? '', framework: params.framework, license: params.license }, options)))
+    return summary(view(await this.#save(id, root, profile, { description: params.description ?? '', framework: params.framework, license: params.license }, options, params.displayName)))
   }
 
   /** Registers or updates `id` to point at `cid` with `profile`; an update makes a new version. */
-  async #save (id: string, cid: string, profile: ModelProfile, about: Described, options: AbortOptions): Promise<ModelRecord> {
+  async #save (id: string, cid: string, profile: ModelProfile, about: Described, options: AbortOptions, displayName?: string): Promise<ModelRecord> {
     const existing = (await this.#cluster.getAllModels(options)).find(m => m.modelId === id)
     const metadata = profile as unknown as Record<string, unknown>
     if (existing == null) {
-      return this.#cluster.registerModel({ modelId: id, modelCID: cid, name: id, ...about, kind: 'model', metadata, replicationFactor: this.#replication }, options)
+      return this.#cluster.registerModel({ modelId: id, modelCID: cid, name: displayName ?? id, ...about, kind: 'model', metadata, replicationFactor: this.#replication }, options)
     }
+    // The registry keeps a model's display name from its registration; a new version cannot change it, so a different one is refused rather than dropped.
+    if (displayName != null && displayName !== existing.name) throw new ModelExistsError(`${id} is registered with the name ${JSON.stringify(existing.name)}, which a new version does not change`)
     const updated = await this.#cluster.updateModel(id, cid, { ...options, ...about, metadata })
     return updated.isActive ? updated : this.#cluster.setModelActive(id, true, options)
   }
@@ -395,6 +426,7 @@ function summary (model: ResolvedModel): ModelSummary {
     cid: model.cid,
     kind: p?.kind ?? 'causal-lm',
     family: p?.family ?? 'unknown',
+    displayName: model.record?.name ?? model.name,
     description: model.record?.description ?? '',
     framework: model.record?.framework,
     license: model.record?.license,

@@ -21,6 +21,7 @@ import { checkSchema } from '@node-daemon/grammar'
 import { rankWorkers } from '@node-daemon/scheduler'
 import * as errors from './errors.ts'
 import { ModelLibrary } from './library.ts'
+import { estimateTask } from './throughput.ts'
 import { parseModelfile } from './modelfile.ts'
 import { InferenceProtocol, reportedByWorker } from './protocol.ts'
 import type { EmbedInput, EmbedParams, EmbedResult, RerankParams, RerankResult, GenerateOptions, GenerateParams, GenerateStats, ImportParams, Inference, InferenceEvent, LoadedModelView, ModelDetails, ModelSummary, Placement, ProgressEvent, PromptInput, StoredResponse, TaskEvent, TaskParams, TaskStatus, TaskView, TokenLogprob, TokenLogprobs } from './interface.ts'
@@ -67,6 +68,8 @@ const END_ATTEMPTS = 5
 const END_RETRY_MS = 200
 /** Workers a job is tried on before it fails with NoWorkerError. */
 const MAX_ATTEMPTS = 8
+/** A worker's completed jobs read for a task's estimate: of every model, of which the latest of the task's are measured. */
+const THROUGHPUT_JOBS = 500
 
 interface Prepared {
   model: ResolvedModel
@@ -614,6 +617,16 @@ export class InferenceService implements Inference {
   // ---- document 001's tasks
 
   async submitTask (params: TaskParams, options: AbortOptions = {}): Promise<TaskView> {
+    // The worker the scheduler would choose now: none is document 001's E002 at submission, not a task that fails later.
+    const model = await this.library.resolve(params.model, options)
+    // Document 001's E005 at submission: a prompt the model cannot take whole, where a generation would cut it silently.
+    const context = model.profile?.contextLength ?? 0
+    const tokens = context > 0 ? await this.library.tokenCount(model, params.prompt, options) : undefined
+    if (tokens != null && tokens >= context) throw new runtimeErrors.ContextLengthError(`the prompt takes ${tokens} tokens, and ${model.name} takes ${context} with its answer`)
+    const [worker] = await this.#candidates(model.cid, new Set(), model.profile?.size, options.signal)
+    if (worker == null) throw new clusterErrors.InsufficientPeersError(`no node can run ${model.name}: every node is drained or offline`)
+    const completed = await this.#c.cluster.jobs({ status: 'completed', worker, limit: THROUGHPUT_JOBS }, { local: true, signal: options.signal })
+    const estimate = estimateTask(completed, worker, model.cid, params.maxTokens ?? model.profile?.options.num_predict)
     const prepared = await this.#prepare({
       model: params.model,
       input: { prompt: params.prompt },
@@ -638,7 +651,7 @@ export class InferenceService implements Inference {
         this.#tasks.delete(controller)
       }
     })()
-    return this.#taskView(job, params.prompt, options)
+    return { ...await this.#taskView(job, params.prompt, options), estimate }
   }
 
   async task (job: JobRecord, options: AbortOptions = {}): Promise<TaskView> {

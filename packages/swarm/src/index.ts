@@ -7,7 +7,7 @@
 export { swarmOptions } from './options.ts'
 export type { SwarmInit, SwarmServices, Swarm } from './options.ts'
 export { connect, disconnect, knownAddrs, listPeers, pingPeer, pingPeers } from './peers.ts'
-export { messageStreamOptions, openStream } from './streams.ts'
+export { isReservedProtocol, messageStreamOptions, openStream } from './streams.ts'
 export { formatSwarmKey, parseSwarmKey } from './private-network.ts'
 export type { PeerConnection } from './peers.ts'
 export { describePeer, MAX_PEER_ID_LENGTH, parsePeerId } from './identity.ts'

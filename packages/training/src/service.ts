@@ -24,7 +24,7 @@ import type { DatasetInfo } from './dataset.ts'
 import type { StepRequest, WorkerChannel } from './protocol.ts'
 import type { Replica } from './replica.ts'
 import type { TrainingSpec } from './spec.ts'
-import { checkCID, InsufficientPeersError, workedOn } from '@node-daemon/cluster'
+import { checkCID, InsufficientPeersError, NodeNotFoundError, workedOn } from '@node-daemon/cluster'
 import { loadOf } from '@node-daemon/scheduler'
 import type { Cluster, JobRecord, ModelKind, ModelRecord, NodeView, RegisteredInfo, TrainingWorker } from '@node-daemon/cluster'
 import type { Content } from '@node-daemon/content'
@@ -419,7 +419,8 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
       if (nodes.length === 0) throw new InvalidTrainingRequestError('nodes must name at least one node')
       for (const id of nodes) {
         const member = members.find(n => n.id === id)
-        if (typeof id !== 'string' || member == null) throw new InvalidTrainingRequestError(`node ${String(id)} is not in the cluster`)
+        if (typeof id !== 'string') throw new InvalidTrainingRequestError(`nodes must be node ids, not ${JSON.stringify(id)}`)
+        if (member == null) throw new NodeNotFoundError(`node ${id} is not in the cluster`)
         if (!meets(member, requirements)) throw new InvalidTrainingRequestError(`node ${id} does not meet the requirements`)
       }
       return [...new Set(nodes)]

@@ -5,6 +5,7 @@ import { LocalQuery, readOptions } from '../reads.ts'
 import { requestSignal } from '../stream.ts'
 import type { Routes } from '../server.ts'
 import type { Cluster, JobRecord, ReadOptions } from '@node-daemon/cluster'
+import type { Node } from '@node-daemon/daemon'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Static } from 'typebox'
 
@@ -23,6 +24,25 @@ const MigrateBody = Type.Object({
 /** Jobs that are not finished: document 002's active requests. */
 async function activeJobs (cluster: Cluster, options: ReadOptions): Promise<JobRecord[]> {
   return cluster.jobs({ status: ['requested', 'running'], limit: 1000 }, options)
+}
+
+/** Document 002's system metrics: this node's view of the cluster (peers, leadership, nodes) and its own load. */
+export async function distributedMetrics (node: Node, options: ReadOptions): Promise<object> {
+  const [nodes, resources] = await Promise.all([node.cluster.nodes(options), node.cluster.resources()])
+  const load = usage(resources)
+  return {
+    timestamp: new Date().toISOString(),
+    node_id: node.peerId,
+    connected_peers: peerCount(node.peers()),
+    is_leader: node.cluster.status().role === 'leader',
+    nodes_total: nodes.length,
+    nodes_online: nodes.filter(n => n.online).length,
+    uptime: uptimeSeconds(node.startedAt),
+    cpu_usage: load.cpu,
+    memory_usage: load.memory,
+    gpu_usage: load.gpu,
+    disk_usage: load.disk
+  }
 }
 
 /** Document 002's distributed API, answered from the replicated cluster state. */
@@ -106,23 +126,7 @@ export const distributedRoutes: Routes = (app, { node }) => {
   app.get('/api/distributed/metrics', {
     permission: 'cluster:read',
     schema: { querystring: LocalQuery, tags: ['distributed'], summary: "This node's view of the cluster: peers, leadership, nodes and its own load" }
-  }, async (_request, reply) => {
-    const [nodes, resources] = await Promise.all([node.cluster.nodes(readOptions(reply)), node.cluster.resources()])
-    const load = usage(resources)
-    return {
-      timestamp: new Date().toISOString(),
-      node_id: node.peerId,
-      connected_peers: peerCount(node.peers()),
-      is_leader: node.cluster.status().role === 'leader',
-      nodes_total: nodes.length,
-      nodes_online: nodes.filter(n => n.online).length,
-      uptime: uptimeSeconds(node.startedAt),
-      cpu_usage: load.cpu,
-      memory_usage: load.memory,
-      gpu_usage: load.gpu,
-      disk_usage: load.disk
-    }
-  })
+  }, async (_request, reply) => distributedMetrics(node, readOptions(reply)))
 
   app.get('/api/distributed/requests', {
     permission: 'cluster:read',

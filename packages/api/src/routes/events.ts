@@ -24,7 +24,10 @@ const CLUSTER_EVENTS: Record<keyof ClusterEvents, string> = {
   TrainingUpdated: 'training_updated'
 }
 
-export const EVENT_NAMES: readonly string[] = [...CONTENT_EVENTS, ...Object.values(CLUSTER_EVENTS)]
+/** The names of the cluster's events, as listenEvents gives them. */
+export const CLUSTER_EVENT_NAMES: readonly string[] = Object.values(CLUSTER_EVENTS)
+
+export const EVENT_NAMES: readonly string[] = [...CONTENT_EVENTS, ...CLUSTER_EVENT_NAMES]
 
 /**
  * Calls `onEvent` with each event of the node's content and of the cluster, by its socket name, until the

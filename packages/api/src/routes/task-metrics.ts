@@ -1,4 +1,4 @@
-import { taskShape } from '../error-shapes.ts'
+import { farmTaskShape } from '../error-shapes.ts'
 import { familyRoutes } from '../inference.ts'
 import { LocalQuery, readOptions } from '../reads.ts'
 import { jobIdOf, systemMetricsJson, taskMetricsJson } from '../task-views.ts'
@@ -8,7 +8,7 @@ import type { Static } from 'typebox'
 
 /** Document 004's metrics: its clients are the cluster's nodes and its tasks the jobs of the job table. */
 export const taskMetricRoutes: Routes = (app, { node }) => {
-  familyRoutes(app, taskShape(), (scope) => {
+  familyRoutes(app, farmTaskShape, (scope) => {
     scope.get('/api/metrics', {
       permission: 'tasks',
       schema: { querystring: LocalQuery, tags: ['tasks'], summary: 'Clients (cluster nodes and the workers connected to this node), tasks by status, and the mean usage of the online nodes in percent' }

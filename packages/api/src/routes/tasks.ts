@@ -1,6 +1,6 @@
 import { JobStateError, taskIdOf } from '@node-daemon/cluster'
 import { Type } from 'typebox'
-import { INVALID_PROMPT, taskShape } from '../error-shapes.ts'
+import { farmTaskShape, INVALID_PROMPT, taskShape } from '../error-shapes.ts'
 import { BadRequestError } from '../errors.ts'
 import { DEFAULT_GENERATE_MODEL, defined, familyRoutes, workSignal } from '../inference.ts'
 import { modelDirectory } from '../multipart.ts'
@@ -9,8 +9,8 @@ import { requestSignal } from '../stream.ts'
 import { defaultTrainingModel } from './training.ts'
 import { jobIdOf, matches, pageLinks, pageOf, TASK_STATUS, TASK_STATUSES, taskJson } from '../task-views.ts'
 import type { Routes } from '../server.ts'
-import type { JobRecord, ReadOptions } from '@node-daemon/cluster'
-import type { ModelSummary, TaskEvent, TaskParams, TaskView } from '@node-daemon/inference'
+import type { Allocation, JobRecord, ReadOptions } from '@node-daemon/cluster'
+import type { ModelSummary, TaskEstimate, TaskEvent, TaskParams, TaskView } from '@node-daemon/inference'
 import type { TrainingRequest, TrainingService } from '@node-daemon/training'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Static } from 'typebox'
@@ -134,9 +134,23 @@ function listUrl (request: FastifyRequest): URL {
   return url
 }
 
-/** Document 001's model entry; the registry id serves as the display name, which the registry does not keep apart. */
+/** Document 001's model entry: `id` the registry id, `name` the display name given at upload (else the id). */
 function modelJson (model: ModelSummary): object {
-  return { id: model.name, name: model.name, description: model.description, cid: model.cid, active: model.active, timestamp: model.modifiedAt.toISOString() }
+  return { id: model.name, name: model.displayName ?? model.name, description: model.description, cid: model.cid, active: model.active, timestamp: model.modifiedAt.toISOString() }
+}
+
+/**
+ * Document 001's estimatedTime, in seconds, with what it rests on: the rate
+ * the chosen worker measured with the model. Before any task of the model
+ * completed there, null, and `estimate` says it has nothing to go on.
+ */
+function estimateJson (estimate: TaskEstimate | undefined): object {
+  if (estimate == null) return { estimatedTime: null }
+  if (estimate.seconds == null) return { estimatedTime: null, estimate: { worker: estimate.worker, basis: 'no task of this model has completed on this worker yet', tasks: 0 } }
+  return {
+    estimatedTime: Math.round(estimate.seconds * 10) / 10,
+    estimate: { worker: estimate.worker, basis: 'measured', tasks: estimate.tasks, tokensPerSecond: estimate.tokensPerSecond, tokens: estimate.tokens }
+  }
 }
 
 /**
@@ -151,7 +165,8 @@ export const taskRoutes: Routes = (app, { node, shutdown }) => {
 
   const taskJob = async (taskId: string, options: ReadOptions): Promise<JobRecord> => node.cluster.job(jobIdOf(taskId), options)
 
-  familyRoutes(app, taskShape(), (scope) => {
+  // Document 004's routes in its form; document 001's own (submit, models, upload) name theirs.
+  familyRoutes(app, farmTaskShape, (scope) => {
     scope.post('/api/tasks/submit', {
       permission: 'inference',
       schema: { body: SubmitBody, tags: ['tasks'], summary: 'Submit a generation that runs in the background; poll /api/tasks/:taskId or watch /api/ws' },
@@ -160,8 +175,7 @@ export const taskRoutes: Routes = (app, { node, shutdown }) => {
     }, async (request, reply) => {
       const body = request.body as Static<typeof SubmitBody>
       const task = await submitInference({ prompt: body.prompt, model: body.modelId, maxTokens: body.maxTokens, temperature: body.temperature }, reply)
-      // The node has no estimate of a task's duration yet.
-      return { taskId: task.taskId, jobId: task.jobId, status: 'submitted', estimatedTime: null, promptCID: task.promptCID, model: task.model }
+      return { taskId: task.taskId, jobId: task.jobId, status: 'submitted', ...estimateJson(task.estimate), promptCID: task.promptCID, model: task.model }
     })
 
     scope.post('/api/tasks', {
@@ -232,33 +246,40 @@ export const taskRoutes: Routes = (app, { node, shutdown }) => {
       return { tasks, total, page }
     })
 
-    scope.get('/api/models', { permission: 'models:read', schema: { tags: ['tasks'], summary: 'Registered models' } }, async (_request, reply) => {
+    scope.get('/api/models', { permission: 'models:read', schema: { tags: ['tasks'], summary: 'Registered models' }, config: { errorShape: taskShape() } }, async (_request, reply) => {
       const models = await node.inference.models({ signal: requestSignal(reply) })
       return { models: models.map(modelJson) }
     })
 
     scope.post('/api/models/upload', {
       permission: 'models:write',
+      config: { errorShape: taskShape() },
       schema: {
         tags: ['tasks'],
-        summary: 'Upload a model directory in the Hugging Face ONNX layout: form fields modelId, description and dtype (the ONNX variant to run: fp32, fp16, q4…) first, then one file part per file, named by its path in the directory'
+        summary: 'Upload a model directory in the Hugging Face ONNX layout: form fields modelId, name (a display name, kept from the first upload), description and dtype (the ONNX variant to run: fp32, fp16, q4…) first, then one file part per file, named by its path in the directory'
       }
     }, async (request, reply) => {
       const { fields, files } = await modelDirectory(request)
       if (fields.modelId == null || fields.modelId === '') throw new BadRequestError('the form field modelId is required, before the files')
-      const model = await node.inference.import(defined({ name: fields.modelId, description: fields.description, dtype: fields.dtype, files }), { signal: workSignal(reply, shutdown) })
+      const model = await node.inference.import(defined({ name: fields.modelId, displayName: fields.name, description: fields.description, dtype: fields.dtype, files }), { signal: workSignal(reply, shutdown) })
       return reply.code(201).send({ success: true, model: modelJson(model) })
     })
 
     // Document 001 serves its events on a port of their own; here they have a path that no other document uses.
-    scope.get('/api/ws', { permission: 'tasks', websocket: true, schema: { tags: ['tasks'], summary: 'WebSocket: task_submitted, task_completed and task_failed events as {type, data, timestamp}' } }, (socket) => {
-      const send = (event: TaskEvent): void => {
+    scope.get('/api/ws', { permission: 'tasks', websocket: true, schema: { tags: ['tasks'], summary: 'WebSocket: task_submitted, task_completed, task_failed and resource_updated (this node\'s allocation) events as {type, data, timestamp}' } }, (socket) => {
+      const send = (event: TaskEvent | { type: 'resource_updated', data: Allocation }): void => {
         if (socket.readyState === socket.OPEN) socket.send(JSON.stringify({ ...event, timestamp: new Date().toISOString() }))
       }
       const unsubscribe = node.inference.subscribe(send)
+      // Document 001's resource_updated: this node's allocation (POST /api/resources), as the cluster applied it.
+      const onResources = (e: CustomEvent<{ id: string, allocation: Allocation }>): void => {
+        if (e.detail.id === node.peerId) send({ type: 'resource_updated', data: e.detail.allocation })
+      }
+      node.cluster.addEventListener('ResourcesUpdated', onResources)
       const stop = (): void => { socket.close(1001, 'the daemon is stopping') }
       shutdown.addEventListener('abort', stop, { once: true })
       socket.once('close', () => {
+        node.cluster.removeEventListener('ResourcesUpdated', onResources)
         unsubscribe()
         shutdown.removeEventListener('abort', stop)
       })

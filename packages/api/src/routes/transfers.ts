@@ -10,7 +10,8 @@ import type { Static } from 'typebox'
 
 const TransferParams = Type.Object({ id: Type.String({ description: 'Transfer id, as the list gives it' }) })
 
-async function transfers (node: Node, options: ReadOptions): Promise<Array<{ id: string, cid: string, node: string }>> {
+/** Document 002's transfers: every replica a node is fetching now. */
+export async function transfers (node: Node, options: ReadOptions): Promise<Array<{ id: string, cid: string, node: string }>> {
   const [pins, reports, models] = await Promise.all([node.cluster.pins(options), node.cluster.pinStatus(undefined, options), node.cluster.getAllModels(options)])
   return transfersJson(pins, reports, models) as Array<{ id: string, cid: string, node: string }>
 }

@@ -309,7 +309,7 @@ export function fakeInference (): FakeInference {
         task.timing = { ...task.timing, started: task.timing.submitted, completed: new Date().toISOString(), totalTime: 0.01 }
         emit({ type: 'task_completed', data: { taskId: task.taskId, jobId: task.jobId, response: task.response ?? '', worker: 'peer-fake', timing: { totalTime: 0.01 } } })
       })
-      return { ...task }
+      return { ...task, estimate: { worker: 'peer-fake', tasks: 0, tokensPerSecond: null, tokens: null, seconds: null } }
     },
 
     async task (job: JobRecord): Promise<TaskView> {
@@ -367,7 +367,8 @@ function fakeCluster (inference: FakeInference): object {
     if (task == null) throw new JobNotFoundError(`job ${jobId} does not exist`)
     return task
   }
-  return {
+  // An event target as the real cluster is, whose events no one here dispatches.
+  return Object.assign(new EventTarget(), {
     async job (jobId: number) { return jobOf(find(jobId)) },
     async jobs (query: JobQuery = {}) {
       const statuses = [query.status ?? []].flat()
@@ -380,7 +381,7 @@ function fakeCluster (inference: FakeInference): object {
       return jobOf(task)
     },
     async nodes () { return [FAKE_NODE] }
-  }
+  })
 }
 
 /** Files of content by path, under a directory CID, for the routes that read a model's bytes. */

@@ -38,7 +38,8 @@ describe('documents 001 and 004: tasks, models, events and metrics', () => {
     const res = await submit({ prompt: 'What is AI?', modelId: 'tiny-gpt', maxTokens: 100, temperature: 0.7 })
     assert.equal(res.status, 200)
     const submitted = await res.json()
-    assert.deepEqual(submitted, { taskId: 'task_1', jobId: submitted.jobId, status: 'submitted', estimatedTime: null, promptCID: 'bafyprompt1', model: 'tiny-gpt:latest' })
+    // Nothing measured yet: no figure, and the answer says so.
+    assert.deepEqual(submitted, { taskId: 'task_1', jobId: submitted.jobId, status: 'submitted', estimatedTime: null, estimate: { worker: 'peer-fake', basis: 'no task of this model has completed on this worker yet', tasks: 0 }, promptCID: 'bafyprompt1', model: 'tiny-gpt:latest' })
     assert.deepEqual(server.inference.calls.at(-1)?.args[0], { prompt: 'What is AI?', model: 'tiny-gpt', maxTokens: 100, temperature: 0.7 })
 
     await twoEvents
@@ -194,6 +195,20 @@ describe('documents 001 and 004: tasks, models, events and metrics', () => {
     assert.equal(await errorCode(malformed, 400), 'E005')
     const missing = await fetch(`${server.url}/api/tasks/task_999`)
     assert.equal(await errorCode(missing, 404), 'NOT_FOUND')
+  })
+
+  it("answers document 004's routes with its form, details an object, and document 001's submission with a message in details", async () => {
+    const detailsOf = async (res: Response): Promise<unknown> => ((await res.json()) as { error: { details: unknown } }).error.details
+    const json = { method: 'POST', headers: { 'content-type': 'application/json' } }
+    assert.deepEqual(await detailsOf(await fetch(`${server.url}/api/tasks/task_999`)), { type: 'JobNotFoundError' })
+    assert.deepEqual(await detailsOf(await fetch(`${server.url}/api/metrics/tasks/task_999`)), { type: 'JobNotFoundError' })
+    assert.deepEqual(await detailsOf(await fetch(`${server.url}/api/tasks?limit=5000`)), { type: 'ValidationError', field: 'limit', reason: 'must be <= 1000' })
+    const created = await fetch(`${server.url}/api/tasks`, { ...json, body: JSON.stringify({ type: 'inference', prompt: 'x', model: 'nope' }) })
+    assert.equal(created.status, 404)
+    const { error } = await created.json()
+    assert.equal(error.code, 'E003', 'document 001 numbers a missing model')
+    assert.deepEqual(error.details, { type: 'ModelNotFoundError' })
+    assert.equal(typeof await detailsOf(await submit({ prompt: 'hi', modelId: 'nope' })), 'string')
   })
 
   it("lists models in document 001's shape", async () => {
