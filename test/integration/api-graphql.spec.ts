@@ -5,7 +5,8 @@
  */
 import assert from 'node:assert/strict'
 import { readdir, readFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { COOKIE_FILE } from '@node-daemon/access'
 import { assetDir, DEFAULT_MODELS } from '@node-daemon/models'
@@ -247,18 +248,38 @@ mutation {
     }
   })
 
-  it('serves its own playground at /api/v0/graphql/playground, which loads nothing from elsewhere', async () => {
-    const res = await fetch(`${a.url}/api/v0/graphql/playground`, { signal: AbortSignal.timeout(30_000) })
+  it('serves GraphiQL at /api/v0/graphql/playground with React and GraphiQL from the node, nothing from elsewhere', async () => {
+    const get = async (path: string): Promise<Response> => fetch(`${a.url}${path}`, { signal: AbortSignal.timeout(30_000) })
+    const res = await get('/api/v0/graphql/playground')
     assert.equal(res.status, 200)
     assert.match(res.headers.get('content-type') ?? '', /^text\/html/)
-    assert.match(res.headers.get('content-security-policy') ?? '', /default-src 'self'/)
+    const csp = res.headers.get('content-security-policy') ?? ''
+    assert.match(csp, /default-src 'self'/)
+    assert.match(csp, /frame-ancestors 'none'/)
+    assert.doesNotMatch(csp, /unsafe-eval|script-src/, "scripts only from 'self', none evaluated")
+    assert.equal(res.headers.get('x-frame-options'), 'DENY')
     const html = await res.text()
-    assert.match(html, /<script type="module" src="playground.js">/)
-    const script = await fetch(`${a.url}/api/v0/graphql/playground.js`, { signal: AbortSignal.timeout(30_000) })
-    assert.equal(script.status, 200)
-    const js = await script.text()
-    assert.match(js, /graphql-transport-ws/)
-    for (const text of [html, js]) assert.doesNotMatch(text, /https?:\/\/|unpkg/, 'nothing comes from another site')
-    assert.equal((await fetch(`${a.url}/api/v0/graphql/graphiql`, { signal: AbortSignal.timeout(30_000) })).status, 404, "mercurius's GraphiQL, which loads unpkg.com, is off")
+    assert.doesNotMatch(html, /https?:\/\/|unpkg/, 'nothing comes from another site')
+    const files = [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map(m => m[1])
+    assert.equal(files.length, 5, html)
+    // GraphiQL's own build, as the installed package has it, gzipped for a browser that takes it.
+    const graphiql = files.find(f => /\/graphiql-\w+\.js$/.test(f))
+    assert.ok(graphiql != null, html)
+    const served = await get(graphiql)
+    assert.equal(served.headers.get('content-encoding'), 'gzip')
+    assert.equal(served.headers.get('cache-control'), 'public, max-age=31536000, immutable')
+    assert.ok(Buffer.from(await served.arrayBuffer()).equals(await readFile(join(dirname(createRequire(import.meta.url).resolve('graphiql/package.json')), 'graphiql.min.js'))))
+    for (const file of files) {
+      const asset = await fetch(`${a.url}${file}`, { headers: { 'accept-encoding': 'identity' }, signal: AbortSignal.timeout(30_000) })
+      assert.equal(asset.status, 200, file)
+      assert.equal(asset.headers.get('content-encoding'), null, file)
+      assert.match(asset.headers.get('content-type') ?? '', file.endsWith('.css') ? /^text\/css/ : /^text\/javascript/)
+      const text = await asset.text()
+      if (/\/init-/.test(file)) assert.doesNotMatch(text, /https?:\/\//, "the page's own script names no other site")
+    }
+    assert.equal((await get('/api/v0/graphql/playground/graphiql-0000000000000000.js')).status, 404, 'only the files the page names')
+    const outside = await get('/api/v0/graphql/playground/..%2f..%2fpackage.json')
+    assert.ok(outside.status >= 400 && outside.status < 500, String(outside.status))
+    assert.equal((await get('/api/v0/graphql/graphiql')).status, 404, "mercurius's GraphiQL, which loads unpkg.com, is off")
   })
 })

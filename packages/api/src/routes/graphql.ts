@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises'
 import { GraphQLScalarType } from 'graphql'
 import mercurius from 'mercurius'
 import { pushable } from 'it-pushable'
@@ -16,6 +15,7 @@ import type { DocumentFamily } from '../documents.ts'
 import { sessionJobIdOf, stepEvent } from '../training-views.ts'
 import { requestSignal } from '../stream.ts'
 import { EVENT_NAMES, listenEvents } from './events.ts'
+import { playgroundRoutes } from './graphiql.ts'
 import type { Operation } from '../operations.ts'
 import type { Routes } from '../server.ts'
 import type { Node } from '@node-daemon/daemon'
@@ -240,18 +240,6 @@ function errorFormatter (execution: any, ctx: any): { statusCode: number, respon
   return formatted
 }
 
-/** The page may hold a credential: no script but its own, and no other site may frame it. */
-const PLAYGROUND_CSP = "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-
-const playgroundFiles = new Map<string, Promise<string>>()
-
-/** A file of the playground, read once: it ships with the package, so nothing is fetched at run time. */
-async function playgroundFile (name: string): Promise<string> {
-  let text = playgroundFiles.get(name)
-  if (text == null) playgroundFiles.set(name, text = readFile(new URL(`../../static/${name}`, import.meta.url), 'utf8'))
-  return text
-}
-
 /**
  * Document 000's GraphQL endpoint at /api/v0/graphql and its playground at
  * /api/v0/graphql/playground. The route is public; each field checks its
@@ -364,16 +352,12 @@ export const graphqlRoutes: Routes = (app, { node }) => {
       schema: SCHEMA,
       resolvers: resolvers as any,
       path: '/',
-      // mercurius's GraphiQL loads React and GraphiQL from unpkg.com: the node serves its own playground instead.
+      // mercurius's GraphiQL loads React and GraphiQL from unpkg.com: the node serves them itself (graphiql.ts).
       graphiql: false,
       errorFormatter,
       subscription: { context: (_socket: unknown, request: FastifyRequest) => ({ request }) },
       additionalRouteOptions: { permission: 'public' } as any
     })
-    // Public, as the console's files are: what the page then asks is checked per field.
-    scope.get('/playground', { permission: 'public', schema: { tags: ['graphql'], summary: 'The GraphQL playground: queries, mutations and subscriptions, and the schema' } }, async (_request, reply) =>
-      reply.type('text/html; charset=utf-8').header('content-security-policy', PLAYGROUND_CSP).header('x-frame-options', 'DENY').send(await playgroundFile('graphql-playground.html')))
-    scope.get('/playground.js', { permission: 'public', schema: { tags: ['graphql'], summary: "The playground's script" } }, async (_request, reply) =>
-      reply.type('text/javascript; charset=utf-8').send(await playgroundFile('graphql-playground.js')))
+    playgroundRoutes(scope)
   }, { prefix: '/api/v0/graphql' })
 }
