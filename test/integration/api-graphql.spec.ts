@@ -141,6 +141,9 @@ mutation {
     const bad = await graphql(a, '{ content(cid: "not-a-cid") { data } }')
     assert.equal(bad.status, 200)
     assert.deepEqual([bad.body.errors[0].extensions.code, bad.body.errors[0].extensions.status], ['InvalidCIDError', 400], JSON.stringify(bad.body.errors))
+    const subscription = await graphql(a, 'subscription { events(names: ["add"]) { event } }')
+    assert.equal(subscription.status, 400, JSON.stringify(subscription.body))
+    assert.match(subscription.body.errors[0].message, /WebSocket/)
   })
 
   it('sends the events a subscription names over a WebSocket, and refuses unknown ones', async () => {

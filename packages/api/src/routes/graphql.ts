@@ -23,7 +23,7 @@ import type { TaskEvent } from '@node-daemon/inference'
 import type { StepMetrics } from '@node-daemon/training'
 import type { RoutePermission } from '@node-daemon/access'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { GraphQLError } from 'graphql'
+import type { GraphQLError, OperationDefinitionNode } from 'graphql'
 import type { Static, TObject } from 'typebox'
 
 /** Document 000's types; each field is one operation of methods.ts. */
@@ -357,6 +357,13 @@ export const graphqlRoutes: Routes = (app, { node }) => {
       errorFormatter,
       subscription: { context: (_socket: unknown, request: FastifyRequest) => ({ request }) },
       additionalRouteOptions: { permission: 'public' } as any
+    })
+    // Over HTTP a subscription would run once as a query and fail on its null field: it is a client's mistake, said as one.
+    scope.graphql.addHook('preExecution', async (_schema, document, context) => {
+      const operations = document.definitions.filter((d): d is OperationDefinitionNode => d.kind === 'OperationDefinition')
+      const named = (context.reply.request.body as { operationName?: unknown } | undefined)?.operationName
+      const operation = operations.length === 1 ? operations[0] : operations.find(d => d.name?.value === named)
+      if (operation?.operation === 'subscription') throw new mercurius.ErrorWithProps('subscriptions are served over the WebSocket at /api/v0/graphql, not over HTTP', { code: 'BadRequestError' }, 400)
     })
     playgroundRoutes(scope)
   }, { prefix: '/api/v0/graphql' })
