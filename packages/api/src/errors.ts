@@ -123,6 +123,8 @@ const BY_NAME: Record<string, Mapping> = {
   JobNotFoundError: [404, 'JobNotFoundError'],
   ResponseNotFoundError: [404, 'ResponseNotFoundError'],
   ModelExistsError: [409, 'ModelExistsError'],
+  CollectionNotFoundError: [404, 'CollectionNotFoundError'],
+  CollectionExistsError: [409, 'CollectionExistsError'],
   JobStateError: [409, 'JobStateError'],
   // The cluster has too few eligible nodes for the request as made: retrying it unchanged will not help.
   InsufficientPeersError: [409, 'InsufficientPeersError'],

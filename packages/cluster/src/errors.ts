@@ -33,6 +33,18 @@ export class ModelExistsError extends Error {
   name = 'ModelExistsError'
 }
 
+/** No search collection of this name. */
+export class CollectionNotFoundError extends Error {
+  static name = 'CollectionNotFoundError'
+  name = 'CollectionNotFoundError'
+}
+
+/** A collection name is taken already. */
+export class CollectionExistsError extends Error {
+  static name = 'CollectionExistsError'
+  name = 'CollectionExistsError'
+}
+
 export class JobNotFoundError extends Error {
   static name = 'JobNotFoundError'
   name = 'JobNotFoundError'

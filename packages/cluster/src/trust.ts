@@ -2,8 +2,8 @@
  * What a member the cluster does not trust may propose. Trusted members
  * (IPFS Cluster's trusted peers) may become voters and propose anything; the
  * others are learners that store and serve content and run the cluster's
- * work. They may propose their own node records, pins they add and the
- * records of jobs and training runs; never a change to the model registry,
+ * work. They may propose their own node records, pins they add, the
+ * records of jobs and training runs and new heads of search collections; never a change to the model registry,
  * to another node, to membership or to credentials, nor a pin's removal, rebalance
  * or migration. An op not listed here, one added later too, needs trust.
  */
@@ -14,6 +14,8 @@ import type { Proposed } from '@node-daemon/raft-node'
 /** Workload anyone in the cluster may propose. */
 const WORK: ReadonlySet<Op> = new Set<Op>([
   'pin.add',
+  // Indexing is work: any node that embeds a collection's documents moves its head.
+  'collection.head',
   'job.submit', 'job.start', 'job.complete', 'job.fail', 'job.cancel', 'job.remove',
   'training.submit', 'training.progress', 'training.control', 'training.finish', 'training.handover', 'training.saved', 'training.join', 'training.leave'
 ])

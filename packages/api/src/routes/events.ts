@@ -21,7 +21,8 @@ const CLUSTER_EVENTS: Record<keyof ClusterEvents, string> = {
   JobStarted: 'job_started',
   InferenceCompleted: 'inference_completed',
   JobFailed: 'job_failed',
-  TrainingUpdated: 'training_updated'
+  TrainingUpdated: 'training_updated',
+  CollectionChanged: 'collection_changed'
 }
 
 export const EVENT_NAMES: readonly string[] = [...CONTENT_EVENTS, ...Object.values(CLUSTER_EVENTS)]
