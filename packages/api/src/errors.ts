@@ -125,6 +125,9 @@ const BY_NAME: Record<string, Mapping> = {
   ModelExistsError: [409, 'ModelExistsError'],
   CollectionNotFoundError: [404, 'CollectionNotFoundError'],
   CollectionExistsError: [409, 'CollectionExistsError'],
+  InvalidSearchRequestError: [400, 'IPFSValidationError'],
+  UnsupportedDocumentError: [400, 'IPFSValidationError'],
+  IndexJobNotFoundError: [404, 'IndexJobNotFoundError'],
   JobStateError: [409, 'JobStateError'],
   // The cluster has too few eligible nodes for the request as made: retrying it unchanged will not help.
   InsufficientPeersError: [409, 'InsufficientPeersError'],
