@@ -39,7 +39,7 @@ export interface HopResult {
 }
 
 export interface HopComponents {
-  content: Pick<Content, 'ls' | 'stat'>
+  content: Pick<Content, 'ls'>
   cluster: Pick<Cluster, 'getAllModels' | 'jobs'>
 }
 
@@ -157,6 +157,6 @@ async function parentOf (e: Entity, components: HopComponents, signal?: AbortSig
   if (e.root_cid == null || e.path == null || e.path === '' || e.root_cid === e.cid) return undefined
   const cut = e.path.lastIndexOf('/')
   const path = cut < 0 ? '' : e.path.slice(0, cut)
-  const cid = path === '' ? e.root_cid : (await components.content.stat(`${e.root_cid}/${path}`, { signal }).catch(() => undefined))?.cid.toString()
+  const cid = path === '' ? e.root_cid : (await components.content.ls(`${e.root_cid}/${path}`, { signal }).catch(() => undefined))?.cid.toString()
   return cid == null ? undefined : { type: 'directory', id: cid, cid, path, root_cid: e.root_cid }
 }

@@ -64,6 +64,8 @@ const JOB_HISTORY = 100
 /** The most results a query returns, of each kind. */
 export const MAX_TOP_K = 1000
 export const MAX_HOPS = 3
+/** Entities hops may return, per chunk asked for. */
+const HOP_RESULTS_PER_CHUNK = 10
 
 interface Doc {
   docId: string
@@ -142,7 +144,7 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
     if ('documents' in source) {
       if (source.documents.length === 0) throw new InvalidSearchRequestError('no documents to index')
     } else {
-      await this.#c.content.stat(source.cid, options)
+      await this.#c.content.ls(source.cid, options)
     }
     const job: IndexJob = { id: `index_${randomUUID()}`, collection: name, status: 'running', documents: 0, skipped: 0, chunks: 0, batches: 0, startedAt: new Date().toISOString() }
     const controller = new AbortController()
@@ -279,8 +281,8 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
       }
       return
     }
-    const root = (await this.#c.content.stat(source.cid, { signal })).cid.toString()
-    const listing = await this.#c.content.ls(root, { signal })
+    const listing = await this.#c.content.ls(source.cid, { signal })
+    const root = listing.cid.toString()
     if (!listing.directory) {
       yield { docId: root, sourceCid: root, rootCid: root, path: '', bytes: await this.#read(root, signal), metadata: source.metadata ?? {} }
       return
@@ -428,7 +430,8 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
     if (hopCount > 0 && chunks.length > 0 && [...wanted].some(t => t !== 'chunk')) {
       const starts: HopResult[] = chunks.map(c => ({ entity: { type: 'chunk', id: c.id, cid: c.source_cid, path: c.path, root_cid: c.root_cid }, score: c.score, hops: [] }))
       const found = await expandHops(starts, hopCount, this.#c, { signal: options.signal, limit: topK * 4 })
-      const hops = found.filter(r => wanted.has(r.entity.type)).sort((a, b) => b.score - a.score).slice(0, topK)
+      // Each chunk may lead to several entities a hop: a file, its directory, the directory's files.
+      const hops = found.filter(r => wanted.has(r.entity.type)).sort((a, b) => b.score - a.score).slice(0, topK * HOP_RESULTS_PER_CHUNK)
       for (const { entity, score, hops: path } of hops) {
         out.push({ entity_type: entity.type, id: entity.id, score, cid: entity.cid, path: entity.path, root_cid: entity.root_cid, name: entity.name, hop_path: path })
       }
