@@ -7,11 +7,15 @@
  * node stopped, the others still answer from their replicas of the head.
  */
 import assert from 'node:assert/strict'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { readCorpus } from '@node-daemon/models'
 import { minimalPdf } from '../../packages/search/test/helpers/pdf.ts'
 import { waitFor } from '../helpers/cluster.ts'
 import { startTestDaemon } from '../helpers/daemon.ts'
+import { runCli } from '../helpers/process.ts'
 import type { TestDaemon } from '../helpers/daemon.ts'
 
 const BOOKS = ['pride', 'sense', 'persuasion']
@@ -154,6 +158,27 @@ describe('search across a three-node cluster', { timeout: 180_000 }, () => {
     assert.equal((await post(b, '/api/v0/search/hybrid', { collection: 'novels', query_vector: [1, 2, 3] })).status, 400)
     assert.equal((await post(b, '/api/v0/search/collection/create', { name: 'novels' })).status, 409)
     assert.equal((await post(b, '/api/v0/search/index', { collection: 'novels' })).status, 400)
+  })
+
+  it('is driven by the CLI: create, index with progress lines, list and query', async () => {
+    const b = daemons[1]
+    const dir = await mkdtemp(join(tmpdir(), 'search-cli-'))
+    try {
+      const file = join(dir, 'docs.json')
+      await writeFile(file, JSON.stringify([{ page_content: 'The orchard keeper counts the quinces in autumn.', metadata: { kind: 'note' } }, { text: 'Ferries cross the strait twice a day.' }]))
+      const cli = async (...args: string[]): Promise<string> => {
+        const res = await runCli([...args, '--api', b.url])
+        assert.equal(res.code, 0, res.stderr)
+        return res.stdout
+      }
+      assert.match(await cli('search', 'collection', 'create', 'cli', '--chunk-tokens', '32', '--field', 'kind:string'), /^created cli: tiny-embed:latest, 32 tokens per chunk, 4 overlapping\n$/)
+      assert.match(await cli('search', 'index', 'cli', '--documents', file), /completed: 2 documents, 2 chunks, 1 batches head \S+ \(v1\)/)
+      assert.match(await cli('search', 'collection', 'ls'), /\ncli\s+1\s+2\s+tiny-embed:latest/)
+      const results = JSON.parse(await cli('search', 'query', 'quinces orchard', '--collection', 'cli', '--top-k', '1', '--filter', '{"kind": "note"}', '--json'))
+      assert.match(results.results[0].text, /orchard keeper/)
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 
   it('still answers from the replicas when the indexing node is gone', async () => {

@@ -12,6 +12,7 @@ import { authCommand } from './auth.ts'
 import { completionCommand } from './commands/completion.ts'
 import { ollamaCommands } from './commands/ollama.ts'
 import { trainCommands } from './commands/train.ts'
+import { searchCommands } from './commands/search.ts'
 import { apiOf, clientCommand, print, progressBar, repoOf, repoOption, request } from './command.ts'
 import { clusterCommands } from './commands/cluster.ts'
 import { contentCommands } from './commands/content.ts'
@@ -252,6 +253,7 @@ export function program (): Command {
 
   ollamaCommands(cmd)
   trainCommands(cmd)
+  searchCommands(cmd)
   completionCommand(cmd)
   return cmd
 }
