@@ -27,6 +27,7 @@ import * as lancedb from '@lancedb/lancedb'
 import { startDaemon } from '@node-daemon/cli'
 import { createLogger, defaults, merge } from '@node-daemon/daemon'
 import { DEFAULT_MODELS, readCorpus } from '@node-daemon/models'
+import { seededRandom } from '@node-daemon/onnx'
 import { ChunkTable, snapshotDirectory, TABLE } from '@node-daemon/search'
 import { numberFromEnv, say } from './lib/cli.ts'
 import { withCleanup } from './lib/cleanup.ts'
@@ -37,18 +38,6 @@ const TARGET_RECALL = 0.95
 const TARGET_QPS = 0.7
 const EMBED_BATCH = 32
 const CONCURRENCY = 4
-
-/** A deterministic generator, so that every run perturbs the same way. */
-function random (seed: number): () => number {
-  let s = seed >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let t = s
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 function percentile (sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]
@@ -114,7 +103,8 @@ export async function main (): Promise<number> {
     const seedRows = await source.rows('chunk_index >= 0', docCount)
     source.close()
     const seeds = (await node.inference.embed({ model: DEFAULT_MODELS.embed, input: seedRows.slice(0, 256).map(r => r.text) })).embeddings
-    const rand = random(42)
+    // A seeded generator, so that every run perturbs the same way.
+    const rand = seededRandom(42)
     const dir = join(repo, 'bench-large')
     const large = await ChunkTable.open(dir, {})
     const tBuild = performance.now()
