@@ -213,10 +213,10 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
   }
 
   async #run (job: IndexJob, collection: CollectionRecord, source: IndexSource, signal: AbortSignal): Promise<IndexJob> {
+    const dir = this.#workDir(collection.name)
     try {
       const codec = await this.#codec(collection.embeddingModel, { signal })
       let head = (await this.#c.cluster.collection(collection.name, { signal })).headCID
-      const dir = this.#workDir(collection.name)
       await this.#checkout(dir, head, signal)
       const table = await ChunkTable.open(dir, collection.metadataSchema)
       // A batch is stored and snapshotted while the next one is embedded: the model never waits for the disk.
@@ -277,6 +277,8 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
     } catch (err: any) {
       job.status = signal.aborted ? 'cancelled' : 'failed'
       job.error = err.message
+      // The table may hold rows no snapshot has: the next job starts again from the head.
+      await rm(dir, { recursive: true, force: true }).catch(() => {})
       this.#c.log('indexing into %s failed - %s', collection.name, err.message)
     }
     job.completedAt = new Date().toISOString()

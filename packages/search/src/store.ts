@@ -6,9 +6,16 @@
  * large enough that a scan no longer pays. Old versions are dropped before a
  * snapshot, so that a snapshot holds one version.
  */
+import { availableParallelism } from 'node:os'
 import * as lancedb from '@lancedb/lancedb'
 import { Bool, Field, FixedSizeList, Float32, Float64, Int32, Schema, Utf8 } from 'apache-arrow'
 import type { MetadataFieldType } from '@node-daemon/cluster'
+
+// LanceDB 0.31 sizes its compute pool by the cores, and on two cores its
+// full-text index builder stalls for good once a table passes about 90,000
+// rows (every thread waits on another). A pool of at least 8 threads builds
+// it; the pool is made at its first use, after this runs.
+process.env.LANCE_CPU_THREADS ??= String(Math.max(8, availableParallelism()))
 
 export const TABLE = 'chunks'
 
