@@ -148,6 +148,11 @@ const BY_NAME: Record<string, Mapping> = {
   DocumentNotFoundError: [404, 'DocumentNotFoundError'],
   // A stored chain's or index's version names one CID for good: store a new version instead.
   DocumentVersionExistsError: [409, 'DocumentVersionExistsError'],
+  CollectionNotFoundError: [404, 'CollectionNotFoundError'],
+  CollectionExistsError: [409, 'CollectionExistsError'],
+  InvalidSearchRequestError: [400, 'IPFSValidationError'],
+  UnsupportedDocumentError: [400, 'IPFSValidationError'],
+  IndexJobNotFoundError: [404, 'IndexJobNotFoundError'],
   JobStateError: [409, 'JobStateError'],
   // The cluster has too few eligible nodes for the request as made: retrying it unchanged will not help.
   InsufficientPeersError: [409, 'InsufficientPeersError'],

@@ -8,6 +8,7 @@ import { peerJson, pinJson, pinStatusJson } from './cluster-views.ts'
 import { BadRequestError } from './errors.ts'
 import { DEFAULT_EMBED_MODEL, defined, InputTypeField } from './inference.ts'
 import { defineOperation, Loose } from './operations.ts'
+import { SEARCH_OPERATIONS } from './search.ts'
 import { duration } from './args.ts'
 import { aiDatasetAdd, aiDatasetGet, RegisteredInfoFields } from './job-operations.ts'
 import { filesOf } from './tar.ts'
@@ -471,5 +472,5 @@ export const keyGen = defineOperation({
 export const METHODS: ReadonlyMap<string, Operation<any, any>> = new Map([
   add, get, pin, unpin, listPins, ls, exists, publish, resolve, connect, peers,
   clusterAdd, clusterPinOp, clusterStatus, clusterPeers, aiModelAdd, aiModelGet, aiModelList, aiDatasetAdd, aiDatasetGet, generateEmbeddings,
-  storeChain, loadChain, storeIndex, loadIndex, dataLoader, closeDataLoader
+  storeChain, loadChain, storeIndex, loadIndex, dataLoader, closeDataLoader, ...SEARCH_OPERATIONS
 ].map(op => [op.name, op as Operation<any, any>]))

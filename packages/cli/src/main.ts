@@ -13,6 +13,7 @@ import { completionCommand } from './commands/completion.ts'
 import { sdkCommand } from './commands/sdk.ts'
 import { ollamaCommands } from './commands/ollama.ts'
 import { trainCommands } from './commands/train.ts'
+import { searchCommands } from './commands/search.ts'
 import { apiOf, clientCommand, print, progressBar, repoOf, repoOption, request } from './command.ts'
 import { clusterCommands } from './commands/cluster.ts'
 import { contentCommands } from './commands/content.ts'
@@ -254,6 +255,7 @@ export function program (): Command {
   ollamaCommands(cmd)
   trainCommands(cmd)
   sdkCommand(cmd)
+  searchCommands(cmd)
   completionCommand(cmd)
   return cmd
 }

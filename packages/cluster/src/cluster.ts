@@ -14,7 +14,7 @@ import { Key } from 'interface-datastore'
 import { createRaftNode, createRaftTransport, NotLeaderError, openRaftStorage, ProposalLostError, ProposalTimeoutError, ReadTimeoutError } from '@node-daemon/raft-node'
 import { ConfChangeError } from '@node-daemon/raft'
 import { checkCID, encodeCommand, encodeJoinContext } from './commands.ts'
-import { DocumentNotFoundError, InvalidClusterRequestError, JoinError, NodeNotFoundError, NoQuorumError, NotTrustedError, PinNotFoundError, JobNotFoundError, ModelNotFoundError } from './errors.ts'
+import { CollectionNotFoundError, DocumentNotFoundError, InvalidClusterRequestError, JoinError, NodeNotFoundError, NoQuorumError, NotTrustedError, PinNotFoundError, JobNotFoundError, ModelNotFoundError } from './errors.ts'
 import { encodeInvite, readInvite, signJoinToken, verifyJoinToken } from './join-token.ts'
 import { MembershipManager } from './membership.ts'
 import { PinTracker } from './pin-tracker.ts'
@@ -26,8 +26,8 @@ import { connect, parseSwarmKey } from '@node-daemon/swarm'
 import type { Command, CommandBody, JoinContext, TrainingChange } from './commands.ts'
 import type { MembershipView } from './membership.ts'
 import type { CredentialStore } from '@node-daemon/access'
-import type { Cluster, ClusterProblem, JoinFailure, ConsensusStatus, DiscoveryResult, HistoryQuery, JobQuery, JoinToken, JoinTokenOptions, NodeView, PeerPinStatus, PinAddOptions, PinStatus, PinStatusReport, PutDocumentInput, ReadOptions, RegisterModelInput, SubmitJobInput, UpdateModelOptions, WriteOptions } from './interface.ts'
-import type { Allocation, ClusterEvents, Decision, DocumentRecord, JobRecord, ModelRecord, NodeRecord, PinRecord, Resources } from './types.ts'
+import type { Cluster, ClusterProblem, CreateCollectionInput, SetCollectionHeadInput, JoinFailure, ConsensusStatus, DiscoveryResult, HistoryQuery, JobQuery, JoinToken, JoinTokenOptions, NodeView, PeerPinStatus, PinAddOptions, PinStatus, PinStatusReport, PutDocumentInput, ReadOptions, RegisterModelInput, SubmitJobInput, UpdateModelOptions, WriteOptions } from './interface.ts'
+import type { Allocation, ClusterEvents, CollectionRecord, Decision, DocumentRecord, JobRecord, ModelRecord, NodeRecord, PinRecord, Resources } from './types.ts'
 import type { ComponentLogger, Logger, PeerInfo, PrivateKey } from '@libp2p/interface'
 import type { Message } from '@libp2p/gossipsub'
 import type { Swarm } from '@node-daemon/swarm'
@@ -1014,6 +1014,40 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
   async documents (family: string, options?: ReadOptions): Promise<DocumentRecord[]> {
     await this.barrier(options)
     return [...this.state.documents.values()].filter(d => d.family === family).map(d => structuredClone(d))
+  }
+
+  // ---- Cluster: search collections
+
+  async createCollection (input: CreateCollectionInput, options?: WriteOptions): Promise<CollectionRecord> {
+    return this.propose<CollectionRecord>({
+      op: 'collection.create',
+      name: input.name,
+      embeddingModel: input.embeddingModel,
+      chunking: input.chunking,
+      metadataSchema: input.metadataSchema ?? {},
+      replicationFactor: input.replicationFactor ?? 3
+    }, options)
+  }
+
+  async setCollectionHead (name: string, input: SetCollectionHeadInput, options?: WriteOptions): Promise<CollectionRecord> {
+    const headCID = checkCID(input.headCID, 'headCID')
+    return this.propose<CollectionRecord>({ op: 'collection.head', name, headCID, expectedHead: input.expectedHead, chunks: input.chunks, size: await this.localSize(headCID, options) }, options)
+  }
+
+  async removeCollection (name: string, options?: WriteOptions): Promise<CollectionRecord> {
+    return this.propose<CollectionRecord>({ op: 'collection.remove', name }, options)
+  }
+
+  async collection (name: string, options?: ReadOptions): Promise<CollectionRecord> {
+    await this.barrier(options)
+    const collection = this.state.collections.get(name)
+    if (collection == null) throw new CollectionNotFoundError(`collection ${JSON.stringify(name)} does not exist`)
+    return structuredClone(collection)
+  }
+
+  async collections (options?: ReadOptions): Promise<CollectionRecord[]> {
+    await this.barrier(options)
+    return [...this.state.collections.values()].map(c => structuredClone(c))
   }
 
   // ---- Cluster: jobs

@@ -7,7 +7,7 @@
 import { parseCID } from '@node-daemon/content'
 import { InvalidClusterRequestError } from './errors.ts'
 import type { JoinRole } from './join-token.ts'
-import type { Allocation, ModelKind, RegisteredInfo, Resources, SigningKey, TrainingProgress, TrainingWorker } from './types.ts'
+import type { Allocation, ChunkingPolicy, MetadataFieldType, ModelKind, RegisteredInfo, Resources, SigningKey, TrainingProgress, TrainingWorker } from './types.ts'
 import type { StoredCredential } from '@node-daemon/access'
 
 interface Base {
@@ -47,6 +47,10 @@ export type Command = Base & (
   | { op: 'job.fail', jobId: number, error: string }
   | { op: 'job.cancel', jobId: number, reason: string }
   | { op: 'job.remove', jobId: number }
+  | { op: 'collection.create', name: string, embeddingModel: string, chunking: ChunkingPolicy, metadataSchema: Record<string, MetadataFieldType>, replicationFactor: number }
+  /** Moves the head if it still is `expectedHead`, so that two writers cannot lose each other's chunks. */
+  | { op: 'collection.head', name: string, headCID: string, expectedHead: string, chunks: number, size: number }
+  | { op: 'collection.remove', name: string }
   | { op: 'credential.put', credential: StoredCredential }
   | { op: 'credential.remove', id: string }
   | { op: 'signing-key.put', kid: string, jwk: SigningKey }

@@ -45,6 +45,18 @@ export class DocumentVersionExistsError extends Error {
   name = 'DocumentVersionExistsError'
 }
 
+/** No search collection of this name. */
+export class CollectionNotFoundError extends Error {
+  static name = 'CollectionNotFoundError'
+  name = 'CollectionNotFoundError'
+}
+
+/** A collection name is taken already. */
+export class CollectionExistsError extends Error {
+  static name = 'CollectionExistsError'
+  name = 'CollectionExistsError'
+}
+
 export class JobNotFoundError extends Error {
   static name = 'JobNotFoundError'
   name = 'JobNotFoundError'

@@ -1,5 +1,5 @@
 import type { CredentialStore } from '@node-daemon/access'
-import type { Allocation, ClusterEvents, Decision, DocumentRecord, JobRecord, JobStatus, ModelKind, ModelRecord, NodeRecord, PinRecord, RegisteredInfo, Resources } from './types.ts'
+import type { Allocation, ChunkingPolicy, ClusterEvents, CollectionRecord, Decision, DocumentRecord, MetadataFieldType, JobRecord, JobStatus, ModelKind, ModelRecord, NodeRecord, PinRecord, RegisteredInfo, Resources } from './types.ts'
 import type { TrainingChange } from './commands.ts'
 import type { JoinRole } from './join-token.ts'
 import type { TypedEventTarget } from '@libp2p/interface'
@@ -79,6 +79,22 @@ export interface PutDocumentInput {
   metadata?: Record<string, unknown>
   /** Copies of the content in the cluster. Default 3 (or every node if fewer). */
   replicationFactor?: number
+}
+
+export interface CreateCollectionInput {
+  name: string
+  embeddingModel: string
+  chunking: ChunkingPolicy
+  metadataSchema?: Record<string, MetadataFieldType>
+  /** Copies of each snapshot. Default 3 (or every node if fewer); -1 is every node. */
+  replicationFactor?: number
+}
+
+export interface SetCollectionHeadInput {
+  headCID: string
+  /** The head the new snapshot was made from, '' for the first: the move is rejected if another writer moved it since. */
+  expectedHead: string
+  chunks: number
 }
 
 export interface SubmitJobInput {
@@ -248,6 +264,13 @@ export interface Cluster extends TypedEventTarget<{ [K in keyof ClusterEvents]: 
   getDocument (family: string, name: string, options?: ReadOptions): Promise<DocumentRecord>
   /** The stored documents of a family. */
   documents (family: string, options?: ReadOptions): Promise<DocumentRecord[]>
+  /** Search collections: their settings and the CID of their current snapshot. */
+  createCollection (input: CreateCollectionInput, options?: WriteOptions): Promise<CollectionRecord>
+  /** Moves a collection to a new snapshot, pinned with its replication factor; the old one is unpinned. */
+  setCollectionHead (name: string, input: SetCollectionHeadInput, options?: WriteOptions): Promise<CollectionRecord>
+  removeCollection (name: string, options?: WriteOptions): Promise<CollectionRecord>
+  collection (name: string, options?: ReadOptions): Promise<CollectionRecord>
+  collections (options?: ReadOptions): Promise<CollectionRecord[]>
 
   submitJob (input: SubmitJobInput, options?: WriteOptions): Promise<JobRecord>
   /** The calling node takes the job as its worker; again after a worker died, by the one that runs it instead. */

@@ -7,11 +7,11 @@
 import { allocate, eligible } from './allocate.ts'
 import { decodeCommand, decodeJoinContext } from './commands.ts'
 import { CredentialNotFoundError } from '@node-daemon/access'
-import { ConsensusRejectedError, DocumentVersionExistsError, InvalidClusterRequestError, JobNotFoundError, JobStateError, ModelExistsError, ModelNotFoundError, NodeNotFoundError, PinNotFoundError } from './errors.ts'
+import { CollectionExistsError, CollectionNotFoundError, ConsensusRejectedError, DocumentVersionExistsError, InvalidClusterRequestError, JobNotFoundError, JobStateError, ModelExistsError, ModelNotFoundError, NodeNotFoundError, PinNotFoundError } from './errors.ts'
 import type { Candidate } from './allocate.ts'
 import type { Command } from './commands.ts'
 import { FINAL_JOB_STATUSES } from './types.ts'
-import type { Allocation, ClusterEvents, Decision, DocumentRecord, JobRecord, ModelRecord, NodeRecord, PinRecord, RegisteredInfo, SigningKey, TrainingRecord } from './types.ts'
+import type { Allocation, ClusterEvents, CollectionRecord, Decision, DocumentRecord, JobRecord, ModelRecord, NodeRecord, PinRecord, RegisteredInfo, SigningKey, TrainingRecord } from './types.ts'
 import type { StoredCredential } from '@node-daemon/access'
 import type { StateMachine } from '@node-daemon/raft-node'
 import type { ConfChange, ConfState } from '@node-daemon/raft'
@@ -39,6 +39,8 @@ interface Snapshot {
   /** Absent in snapshots made before credentials were replicated. */
   credentials?: StoredCredential[]
   signingKeys?: Array<[string, SigningKey]>
+  /** Absent in snapshots made before search collections existed. */
+  collections?: CollectionRecord[]
   nodes: NodeRecord[]
   queues: Array<[string, Queue]>
   pins: PinRecord[]
@@ -62,6 +64,8 @@ export class ClusterState implements StateMachine {
   readonly jobs = new Map<number, JobRecord>()
   /** Stored documents by documentKey(family, name). */
   readonly documents = new Map<string, DocumentRecord>()
+  /** Search collections by name. */
+  readonly collections = new Map<string, CollectionRecord>()
   /** API keys, bearer tokens and users made through any node, by id; hashes only. */
   readonly credentials = new Map<string, StoredCredential>()
   readonly #bySecretHash = new Map<string, StoredCredential>()
@@ -174,7 +178,8 @@ export class ClusterState implements StateMachine {
       history: this.history,
       appliedIndex: this.appliedIndex,
       credentials: [...this.credentials.values()],
-      signingKeys: [...this.signingKeys]
+      signingKeys: [...this.signingKeys],
+      collections: [...this.collections.values()]
     }
     return new TextEncoder().encode(JSON.stringify(snap))
   }
@@ -204,6 +209,8 @@ export class ClusterState implements StateMachine {
     for (const c of snap.credentials ?? []) this.#putCredential(c)
     this.signingKeys.clear()
     for (const [kid, jwk] of snap.signingKeys ?? []) this.signingKeys.set(kid, jwk)
+    this.collections.clear()
+    for (const c of snap.collections ?? []) this.collections.set(c.name, c)
     this.history = snap.history
     this.appliedIndex = snap.appliedIndex
     this.onApplied?.(this.appliedIndex)
@@ -608,6 +615,47 @@ export class ClusterState implements StateMachine {
         this.#removeCredential(credential)
         return { result: { ...credential, hash: '' }, summary: `${credential.kind} ${credential.name} (${credential.id}) revoked` }
       }
+      case 'collection.create': {
+        if (this.collections.has(c.name)) throw new CollectionExistsError(`collection ${c.name} exists already`)
+        const collection: CollectionRecord = {
+          name: checkCollectionName(c.name),
+          version: 0,
+          embeddingModel: c.embeddingModel,
+          chunking: checkChunking(c.chunking),
+          metadataSchema: checkMetadataSchema(c.metadataSchema),
+          headCID: '',
+          replicationFactor: checkReplication(c.replicationFactor),
+          chunks: 0,
+          createdAt: iso(c.at),
+          updatedAt: iso(c.at),
+          owner: c.by
+        }
+        this.collections.set(c.name, collection)
+        this.emit('CollectionChanged', { name: c.name, version: 0 })
+        return { result: clone(collection), summary: `collection ${c.name} created, embedded with ${c.embeddingModel}` }
+      }
+      case 'collection.head': {
+        const collection = this.requireCollection(c.name)
+        if (collection.headCID !== c.expectedHead) {
+          throw new ConsensusRejectedError(`collection ${c.name} moved to ${collection.headCID === '' ? 'no head' : collection.headCID} (version ${collection.version}) since ${c.expectedHead === '' ? 'it was empty' : c.expectedHead}`)
+        }
+        const old = collection.headCID
+        collection.headCID = c.headCID
+        collection.version++
+        collection.chunks = c.chunks
+        collection.updatedAt = iso(c.at)
+        this.pinCollection(collection, c.size, index, c.at)
+        if (old !== '' && old !== c.headCID) this.unpinCollection(old, c.name)
+        this.emit('CollectionChanged', { name: c.name, version: collection.version, headCID: c.headCID })
+        return { result: clone(collection), summary: `collection ${c.name} v${collection.version} = ${c.headCID} (${c.chunks} chunks)` }
+      }
+      case 'collection.remove': {
+        const collection = this.requireCollection(c.name)
+        this.collections.delete(c.name)
+        if (collection.headCID !== '') this.unpinCollection(collection.headCID, c.name)
+        this.emit('CollectionChanged', { name: c.name, version: collection.version })
+        return { result: clone(collection), summary: `collection ${c.name} removed` }
+      }
       case 'signing-key.put': {
         this.signingKeys.set(c.kid, c.jwk)
         return { result: c.kid, summary: `JWT signing key ${c.kid} of ${c.by}` }
@@ -632,6 +680,12 @@ export class ClusterState implements StateMachine {
     const model = this.models.get(id)
     if (model == null) throw new ModelNotFoundError(`model ${id} is not registered`)
     return model
+  }
+
+  private requireCollection (name: string): CollectionRecord {
+    const collection = this.collections.get(name)
+    if (collection == null) throw new CollectionNotFoundError(`collection ${JSON.stringify(name)} does not exist`)
+    return collection
   }
 
   /** Keeps the job table bounded: past JOB_LIMIT jobs, the oldest finished ones go, as the history does. */
@@ -794,6 +848,19 @@ export class ClusterState implements StateMachine {
     this.addPin(cid, name, rmax === -1 ? 1 : Math.min(rmax, Math.max(1, eligibleCount)), rmax, size, index, at, modelId)
   }
 
+  private pinCollection (collection: CollectionRecord, size: number, index: number, at: number): void {
+    const rmax = collection.replicationFactor
+    const rmin = rmax === -1 ? 1 : Math.min(rmax, Math.max(1, this.candidates().length))
+    const pin = this.addPin(collection.headCID, `collection:${collection.name}@${collection.version}`, rmin, rmax, size, index, at)
+    pin.collection = collection.name
+  }
+
+  /** An old snapshot of a collection is unpinned, unless something else pinned the same CID. */
+  private unpinCollection (cid: string, name: string): void {
+    const pin = this.pins.get(cid)
+    if (pin?.collection === name && pin.modelId == null) this.removePin(cid)
+  }
+
   /** Whether any model other than `exceptModel` still points at `cid`. */
   private cidInUse (cid: string, exceptModel: string): boolean {
     for (const m of this.models.values()) if (m.modelId !== exceptModel && m.modelCID === cid) return true
@@ -846,6 +913,35 @@ export function jobIdOfTask (task: string): number | undefined {
 /** Whether a node or an external worker worked on a job: ran it, or took a rank of its training. */
 export function workedOn (job: JobRecord, id: string): boolean {
   return job.worker === id || job.training?.workers.some(w => w.id === id) === true
+}
+
+/** Collection names go into pin names, paths and URLs: a short word of letters, digits, `.`, `_` and `-`. */
+function checkCollectionName (name: string): string {
+  if (typeof name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(name)) throw new InvalidClusterRequestError(`collection name ${JSON.stringify(String(name).slice(0, 100))} must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit`)
+  return name
+}
+
+function checkChunking (chunking: CollectionRecord['chunking']): CollectionRecord['chunking'] {
+  const { chunkTokens, overlapTokens } = chunking ?? {}
+  if (!Number.isInteger(chunkTokens) || chunkTokens < 8 || !Number.isInteger(overlapTokens) || overlapTokens < 0 || overlapTokens >= chunkTokens) {
+    throw new InvalidClusterRequestError(`chunking needs at least 8 tokens per chunk and an overlap from 0 to fewer than that, got ${chunkTokens} and ${overlapTokens}`)
+  }
+  return { chunkTokens, overlapTokens }
+}
+
+function checkMetadataSchema (schema: CollectionRecord['metadataSchema']): CollectionRecord['metadataSchema'] {
+  const out: CollectionRecord['metadataSchema'] = {}
+  for (const [field, type] of Object.entries(schema ?? {})) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(field)) throw new InvalidClusterRequestError(`metadata field ${JSON.stringify(field.slice(0, 100))} must be a word of letters, digits and '_'`)
+    if (!['string', 'number', 'boolean'].includes(type)) throw new InvalidClusterRequestError(`metadata field ${field} must be of type string, number or boolean, not ${JSON.stringify(type)}`)
+    out[field] = type
+  }
+  return out
+}
+
+function checkReplication (rf: number): number {
+  if (!(rf === -1 || (Number.isInteger(rf) && rf >= 1))) throw new InvalidClusterRequestError(`replication factor must be -1 or at least 1, got ${rf}`)
+  return rf
 }
 
 /** A credential as a command carries it: the fields access control reads, of the right types. */

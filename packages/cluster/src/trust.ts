@@ -2,9 +2,9 @@
  * What a member the cluster does not trust may propose. Trusted members
  * (IPFS Cluster's trusted peers) may become voters and propose anything; the
  * others are learners that store and serve content and run the cluster's
- * work. They may propose their own node records, pins they add and the
- * records of jobs and training runs, and new versions of stored documents
- * (which never replace a version); never a change to the model registry,
+ * work. They may propose their own node records, pins they add, the
+ * records of jobs and training runs, new versions of stored documents
+ * (which never replace a version) and new heads of search collections; never a change to the model registry,
  * to another node, to membership or to credentials, nor a pin's removal, rebalance
  * or migration. An op not listed here, one added later too, needs trust.
  */
@@ -15,6 +15,8 @@ import type { Proposed } from '@node-daemon/raft-node'
 /** Workload anyone in the cluster may propose. */
 const WORK: ReadonlySet<Op> = new Set<Op>([
   'pin.add', 'document.put',
+  // Indexing is work: any node that embeds a collection's documents moves its head.
+  'collection.head',
   'job.submit', 'job.start', 'job.complete', 'job.fail', 'job.cancel', 'job.remove',
   'training.submit', 'training.progress', 'training.control', 'training.finish', 'training.handover', 'training.saved', 'training.join', 'training.leave'
 ])

@@ -72,6 +72,8 @@ export interface PinRecord {
   meta?: Record<string, string>
   /** Multiaddrs (with /p2p/) known to provide the content: the allocated nodes dial them before fetching. */
   origins?: string[]
+  /** The search collection whose snapshot this pin is, if any. */
+  collection?: string
   createdAt: string
   updatedAt: string
   /** Raft index of the last change. */
@@ -224,6 +226,42 @@ export interface JobRecord {
   training?: TrainingRecord
 }
 
+/** How a collection cuts text into chunks: windows of the embedding model's tokens, overlapping. */
+export interface ChunkingPolicy {
+  /** Tokens per chunk, at most the model's context less its special tokens. */
+  chunkTokens: number
+  /** Tokens each chunk repeats of the one before, fewer than `chunkTokens`. */
+  overlapTokens: number
+}
+
+/** The type of a metadata field a collection filters on. */
+export type MetadataFieldType = 'string' | 'number' | 'boolean'
+
+/**
+ * A search collection: documents cut into chunks, embedded with one model,
+ * stored as a LanceDB table whose snapshot (a directory DAG) is `headCID`.
+ * Each new snapshot is a new version; readers open the head they see.
+ */
+export interface CollectionRecord {
+  name: string
+  /** Bumped at each new head. */
+  version: number
+  /** The registry name of the embedding model, e.g. `tiny-embed:latest`. */
+  embeddingModel: string
+  chunking: ChunkingPolicy
+  /** Metadata fields that filters may name, and their types. */
+  metadataSchema: Record<string, MetadataFieldType>
+  /** The snapshot of the current version; '' while the collection is empty. */
+  headCID: string
+  /** Copies of each snapshot in the cluster; -1 is every node. */
+  replicationFactor: number
+  /** Chunks in the head snapshot. */
+  chunks: number
+  createdAt: string
+  updatedAt: string
+  owner: PeerIdString
+}
+
 /** A node's public JWT signing key, as a JWK: published so that every node verifies the tokens any node issues. */
 export type SigningKey = Record<string, string>
 
@@ -256,5 +294,7 @@ export interface ClusterEvents {
   NodeStatus: { id: string, online: boolean }
   ResourcesUpdated: { id: string, allocation: Allocation }
   PinChanged: { cid: string, allocations: string[] }
+  /** A collection was created, moved to a new head, or removed (`headCID` absent). */
+  CollectionChanged: { name: string, version: number, headCID?: string }
   PinRemoved: { cid: string }
 }

@@ -379,6 +379,57 @@ describe('ClusterState', () => {
     assert.equal(pins[0].proposer, 'n1')
     assert.equal(log.state.decisions(log.index + 1).length, 0)
   })
+
+  describe('search collections', () => {
+    const create = { op: 'collection.create' as const, name: 'novels', embeddingModel: 'tiny-embed:latest', chunking: { chunkTokens: 64, overlapTokens: 8 }, metadataSchema: { year: 'number' }, replicationFactor: 2 }
+
+    it('records a collection, pins each head with its replication factor and unpins the head it replaces', () => {
+      const log = cluster(3)
+      assert.equal(log.apply(create).version, 0)
+      assert.throws(() => log.apply(create), { name: 'CollectionExistsError' })
+      const v1 = log.apply({ op: 'collection.head', name: 'novels', headCID: CID_A, expectedHead: '', chunks: 10, size: 100 })
+      assert.equal(v1.version, 1)
+      assert.equal(log.state.pins.get(CID_A)?.allocations.length, 2)
+      assert.equal(log.state.pins.get(CID_A)?.collection, 'novels')
+      log.apply({ op: 'collection.head', name: 'novels', headCID: CID_B, expectedHead: CID_A, chunks: 20, size: 200 })
+      assert.equal(log.state.pins.has(CID_A), false, 'the old snapshot is no longer pinned')
+      assert.equal(log.state.collections.get('novels')?.chunks, 20)
+      assert.ok(log.events.some(e => e.type === 'CollectionChanged' && e.detail.headCID === CID_B && e.detail.version === 2))
+    })
+
+    it('rejects a head made from a version that is no longer the head, so concurrent writers lose nothing', () => {
+      const log = cluster(3)
+      log.apply(create)
+      log.apply({ op: 'collection.head', name: 'novels', headCID: CID_A, expectedHead: '', chunks: 1, size: 1 })
+      assert.throws(() => log.apply({ op: 'collection.head', name: 'novels', headCID: CID_B, expectedHead: '', chunks: 1, size: 1 }), { name: 'ConsensusRejectedError' })
+      assert.equal(log.state.collections.get('novels')?.headCID, CID_A)
+    })
+
+    it('refuses bad names, chunking and metadata schemas, and removes a collection with its pin', () => {
+      const log = cluster(3)
+      assert.throws(() => log.apply({ ...create, name: '../x' }), { name: 'InvalidClusterRequestError' })
+      assert.throws(() => log.apply({ ...create, chunking: { chunkTokens: 16, overlapTokens: 16 } }), { name: 'InvalidClusterRequestError' })
+      assert.throws(() => log.apply({ ...create, metadataSchema: { year: 'date' } }), { name: 'InvalidClusterRequestError' })
+      assert.throws(() => log.apply({ op: 'collection.remove', name: 'novels' }), { name: 'CollectionNotFoundError' })
+      log.apply(create)
+      log.apply({ op: 'collection.head', name: 'novels', headCID: CID_C, expectedHead: '', chunks: 1, size: 1 })
+      log.apply({ op: 'collection.remove', name: 'novels' })
+      assert.equal(log.state.collections.size, 0)
+      assert.equal(log.state.pins.has(CID_C), false)
+    })
+
+    it('keeps collections through a snapshot, and restores a snapshot made before they existed', () => {
+      const log = cluster(3)
+      log.apply(create)
+      const restored = new ClusterState()
+      restored.restore(log.state.snapshot())
+      assert.deepEqual(restored.collections.get('novels'), log.state.collections.get('novels'))
+      const old = JSON.parse(new TextDecoder().decode(log.state.snapshot()))
+      delete old.collections
+      restored.restore(new TextEncoder().encode(JSON.stringify(old)))
+      assert.equal(restored.collections.size, 0)
+    })
+  })
 })
 
 describe('ClusterState: stored documents', () => {

@@ -8,6 +8,8 @@ import { createInference } from '@node-daemon/inference'
 import { RemotePinning } from '@node-daemon/pinning'
 import { Runtime } from '@node-daemon/runtime'
 import { createTraining } from '@node-daemon/training'
+import { createSearch } from '@node-daemon/search'
+import { DEFAULT_MODELS } from '@node-daemon/models'
 import { connect, describePeer, listPeers, pingPeers, swarmOptions } from '@node-daemon/swarm'
 import { registerSwarmMetrics } from './swarm-metrics.ts'
 import { Gauge, Registry } from 'prom-client'
@@ -25,6 +27,7 @@ import type { PeerConnection, PeerIdentity, Swarm } from '@node-daemon/swarm'
 import type { Cluster } from '@node-daemon/cluster'
 import type { Inference } from '@node-daemon/inference'
 import type { TrainingService } from '@node-daemon/training'
+import type { SearchService } from '@node-daemon/search'
 
 /** What the HTTP API sees of a node: one object per concern, plus the node's own facts. */
 export interface Node {
@@ -37,6 +40,8 @@ export interface Node {
   readonly inference: Inference
   /** Data-parallel training jobs, datasets and trained models. */
   readonly training: TrainingService
+  /** Search collections over the cluster's content, and hybrid queries of them. */
+  readonly search: SearchService
   /** Who may use the node: credentials, permissions, origins, rate limits. */
   readonly access: AccessService
   /** Kubo's pin/remote: the remote pinning services in the settings, and pins on them. */
@@ -160,6 +165,12 @@ export async function createNode (config: Config, components: NodeComponents): P
     log: prefixLogger(peerId).forComponent('node-daemon:training')
   })
   registerSwarmMetrics(metrics, { cluster, pingPeers: async (options) => pingPeers(content.swarm, options) })
+  const search = createSearch({
+    content,
+    cluster,
+    inference,
+    log: prefixLogger(peerId).forComponent('node-daemon:search')
+  }, { dir: join(config.repo, 'search'), defaultModel: DEFAULT_MODELS.embed })
   const access = new AccessService({ store: cluster.credentials }, {
     config: config.access,
     repo: config.repo,
@@ -203,6 +214,7 @@ export async function createNode (config: Config, components: NodeComponents): P
     cluster,
     inference,
     training,
+    search,
     access,
     remotePinning,
     metrics,
@@ -242,7 +254,9 @@ export async function createNode (config: Config, components: NodeComponents): P
         await runtime.start()
         await inference.start()
         await training.start()
+        await search.start()
       } catch (err) {
+        await search.stop().catch(() => {})
         await training.stop().catch(() => {})
         await inference.stop().catch(() => {})
         await runtime.stop().catch(() => {})
@@ -274,6 +288,7 @@ export async function createNode (config: Config, components: NodeComponents): P
       started = false
       background.abort(new Error('the node is stopping'))
       await autoGc?.stop()
+      await search.stop()
       await training.stop()
       await inference.stop()
       await runtime.stop()

@@ -3,6 +3,7 @@ import type { Routes } from '../server.ts'
 import type { ClusterEvents } from '@node-daemon/cluster'
 import type { ContentEvents } from '@node-daemon/content'
 import type { Node } from '@node-daemon/daemon'
+import type { SearchEvents } from '@node-daemon/search'
 
 /** The node's content events, under their own names: document 000's `add`, `pin` and `unpin`. */
 const CONTENT_EVENTS: ReadonlyArray<keyof ContentEvents> = ['add', 'pin', 'unpin']
@@ -21,13 +22,17 @@ const CLUSTER_EVENTS: Record<keyof ClusterEvents, string> = {
   JobStarted: 'job_started',
   InferenceCompleted: 'inference_completed',
   JobFailed: 'job_failed',
-  TrainingUpdated: 'training_updated'
+  TrainingUpdated: 'training_updated',
+  CollectionChanged: 'collection_changed'
 }
 
 /** The names of the cluster's events, as listenEvents gives them. */
 export const CLUSTER_EVENT_NAMES: readonly string[] = Object.values(CLUSTER_EVENTS)
 
-export const EVENT_NAMES: readonly string[] = [...CONTENT_EVENTS, ...CLUSTER_EVENT_NAMES]
+/** This node's indexing jobs: a line per batch taken in, and their end. */
+const SEARCH_EVENTS: Record<keyof SearchEvents, string> = { IndexProgress: 'index_progress' }
+
+export const EVENT_NAMES: readonly string[] = [...CONTENT_EVENTS, ...CLUSTER_EVENT_NAMES, ...Object.values(SEARCH_EVENTS)]
 
 /**
  * Calls `onEvent` with each event of the node's content and of the cluster, by its socket name, until the
@@ -36,7 +41,8 @@ export const EVENT_NAMES: readonly string[] = [...CONTENT_EVENTS, ...CLUSTER_EVE
 export function listenEvents (node: Node, onEvent: (name: string, data: unknown) => void): () => void {
   const listeners = [
     ...CONTENT_EVENTS.map(type => ({ target: node.content as EventTarget, type, name: type as string })),
-    ...Object.entries(CLUSTER_EVENTS).map(([type, name]) => ({ target: node.cluster as EventTarget, type, name }))
+    ...Object.entries(CLUSTER_EVENTS).map(([type, name]) => ({ target: node.cluster as EventTarget, type, name })),
+    ...Object.entries(SEARCH_EVENTS).map(([type, name]) => ({ target: node.search as EventTarget, type, name }))
   ].map(({ target, type, name }) => ({ target, type, listener: (e: Event) => { onEvent(name, (e as CustomEvent).detail) } }))
   for (const { target, type, listener } of listeners) target.addEventListener(type, listener)
   return () => { for (const { target, type, listener } of listeners) target.removeEventListener(type, listener) }

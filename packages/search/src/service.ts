@@ -1,0 +1,537 @@
+/**
+ * The search service of a node: collections (recorded in the cluster through
+ * Raft), indexing jobs that extract, chunk, embed and store documents, and
+ * hybrid queries over a replica of each collection's head snapshot.
+ *
+ * Indexing works in a directory of its own per collection, made from the
+ * head it starts from; after each batch it seals the table, adds it as a
+ * snapshot and moves the head through Raft, only from the head it started
+ * from. Queries open the head's snapshot, written to disk under its CID
+ * (fetched from the cluster where this node lacks the blocks), so that every
+ * node answers from the same version, the indexing node gone or not.
+ */
+import { randomUUID } from 'node:crypto'
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { TypedEventEmitter } from '@libp2p/interface'
+import { TextCodec } from '@node-daemon/runtime'
+import { raceSignal } from 'race-signal'
+import { chunkText } from './chunk.ts'
+import { IndexJobNotFoundError, InvalidSearchRequestError, UnsupportedDocumentError } from './errors.ts'
+import { extractText } from './extract.ts'
+import { compileFilters, hasType } from './filters.ts'
+import { reciprocalRankFusion } from './fusion.ts'
+import { ENTITY_TYPES, expandHops } from './hops.ts'
+import { hasReplica, snapshotDirectory, writeReplica } from './snapshot.ts'
+import { ChunkTable, metadataColumn } from './store.ts'
+import type { ChunkHit, ChunkRow } from './store.ts'
+import type { HopResult } from './hops.ts'
+import type { CreateCollectionParams, HybridQuery, IndexJob, IndexSource, RawDocument, SearchResult } from './interface.ts'
+import type { AbortOptions, Logger } from '@libp2p/interface'
+import type { Cluster, CollectionRecord, MetadataFieldType } from '@node-daemon/cluster'
+import type { Content } from '@node-daemon/content'
+import type { Inference } from '@node-daemon/inference'
+
+export interface SearchComponents {
+  content: Pick<Content, 'addAll' | 'addDirectory' | 'ls' | 'cat' | 'readFile' | 'stat'>
+  cluster: Pick<Cluster, 'createCollection' | 'setCollectionHead' | 'removeCollection' | 'collection' | 'collections' | 'getAllModels' | 'jobs'>
+  inference: Pick<Inference, 'embed' | 'rerank' | 'show'>
+  log: Logger
+}
+
+export interface SearchInit {
+  /** Where the working tables and the replicas live. */
+  dir: string
+  /** The embedding model of a collection created without one. */
+  defaultModel: string
+  /** Texts per embedding request. Default 32. */
+  embedBatch?: number
+  /** Chunks per snapshot: the head moves after each such batch. Default 512. */
+  batchChunks?: number
+  /** Bytes of one file read for indexing, at most. Default 64 MiB. */
+  maxFileBytes?: number
+}
+
+export interface SearchEvents {
+  /** An indexing job took in a batch, ended or failed. */
+  IndexProgress: CustomEvent<IndexJob>
+}
+
+/** Replicas kept open; the least recently used beyond this are closed and deleted. */
+const OPEN_REPLICAS = 8
+/** Jobs remembered after they end. */
+const JOB_HISTORY = 100
+/** The most results a query returns, of each kind. */
+export const MAX_TOP_K = 1000
+export const MAX_HOPS = 3
+/** Entities hops may return, per chunk asked for. */
+const HOP_RESULTS_PER_CHUNK = 10
+
+interface Doc {
+  docId: string
+  sourceCid: string
+  rootCid: string
+  path: string
+  bytes: Uint8Array
+  metadata: Record<string, unknown>
+}
+
+export class SearchService extends TypedEventEmitter<SearchEvents> {
+  readonly #c: SearchComponents
+  readonly #init: Required<SearchInit>
+  readonly #jobs = new Map<string, { job: IndexJob, controller: AbortController, done: Promise<IndexJob> }>()
+  /** One indexing job at a time per collection on this node: they share its working directory. */
+  readonly #writers = new Map<string, Promise<unknown>>()
+  readonly #replicas = new Map<string, Promise<ChunkTable>>()
+  readonly #codecs = new Map<string, Promise<TextCodec>>()
+  #lifetime = new AbortController()
+
+  constructor (components: SearchComponents, init: SearchInit) {
+    super()
+    this.#c = components
+    this.#init = { embedBatch: 32, batchChunks: 512, maxFileBytes: 64 * 1_048_576, ...init }
+  }
+
+  async start (): Promise<void> {
+    this.#lifetime = new AbortController()
+    // Replicas are copies of snapshots whose blocks stay in the blockstore: what an earlier run left is written again when asked for.
+    await rm(join(this.#init.dir, 'replicas'), { recursive: true, force: true })
+  }
+
+  async stop (): Promise<void> {
+    this.#lifetime.abort(new Error('the node is stopping'))
+    await Promise.allSettled([...this.#jobs.values()].map(async j => j.done))
+    for (const replica of this.#replicas.values()) (await replica.catch(() => undefined))?.close()
+    this.#replicas.clear()
+  }
+
+  // ---- collections
+
+  async createCollection (params: CreateCollectionParams, options: AbortOptions = {}): Promise<CollectionRecord> {
+    const embeddingModel = params.embeddingModel ?? this.#init.defaultModel
+    const model = await this.#c.inference.show(embeddingModel, options)
+    if (model.kind !== 'encoder') throw new InvalidSearchRequestError(`${embeddingModel} is a ${model.kind}, not an embedding model`)
+    // The model's special tokens ([CLS], [SEP]) take part of its context.
+    const fits = Math.max(8, model.contextLength - 2)
+    const chunkTokens = params.chunkTokens ?? Math.min(256, fits)
+    if (chunkTokens > fits) throw new InvalidSearchRequestError(`chunks of ${chunkTokens} tokens do not fit the ${model.contextLength}-token context of ${embeddingModel}; at most ${fits}`)
+    return this.#c.cluster.createCollection({
+      name: params.name,
+      embeddingModel: model.name,
+      chunking: { chunkTokens, overlapTokens: params.overlapTokens ?? Math.floor(chunkTokens / 8) },
+      metadataSchema: params.metadataSchema,
+      replicationFactor: params.replicationFactor
+    }, options)
+  }
+
+  async collections (options: AbortOptions = {}): Promise<CollectionRecord[]> {
+    return this.#c.cluster.collections(options)
+  }
+
+  async collection (name: string, options: AbortOptions = {}): Promise<CollectionRecord> {
+    return this.#c.cluster.collection(name, options)
+  }
+
+  async removeCollection (name: string, options: AbortOptions = {}): Promise<CollectionRecord> {
+    const removed = await this.#c.cluster.removeCollection(name, options)
+    await rm(this.#workDir(name), { recursive: true, force: true })
+    return removed
+  }
+
+  // ---- indexing
+
+  /** Starts indexing into a collection; the job runs on after this returns. Bad input and a missing collection fail here. */
+  async index (name: string, source: IndexSource, options: AbortOptions = {}): Promise<IndexJob> {
+    const collection = await this.#c.cluster.collection(name, options)
+    if ('documents' in source) {
+      if (source.documents.length === 0) throw new InvalidSearchRequestError('no documents to index')
+    } else {
+      await this.#c.content.ls(source.cid, options)
+    }
+    const job: IndexJob = { id: `index_${randomUUID()}`, collection: name, status: 'running', documents: 0, skipped: 0, chunks: 0, batches: 0, startedAt: new Date().toISOString() }
+    const controller = new AbortController()
+    const signal = AbortSignal.any([controller.signal, this.#lifetime.signal])
+    const previous = this.#writers.get(name) ?? Promise.resolve()
+    const done = previous.catch(() => {}).then(async () => this.#run(job, collection, source, signal))
+    this.#writers.set(name, done)
+    void done.finally(() => { if (this.#writers.get(name) === done) this.#writers.delete(name) })
+    this.#jobs.set(job.id, { job, controller, done })
+    this.#forgetOldJobs()
+    return { ...job }
+  }
+
+  /**
+   * A collection made from inline documents at once, as LangChain's vector
+   * store and LlamaIndex's index are: the metadata schema is what the
+   * documents' metadata holds (each field whose values share one scalar
+   * type), and the answer waits for the indexing to end.
+   */
+  async createFromDocuments (params: CreateCollectionParams, documents: RawDocument[], options: AbortOptions = {}): Promise<{ collection: CollectionRecord, job: IndexJob }> {
+    if (documents.length === 0) throw new InvalidSearchRequestError('no documents to index')
+    await this.createCollection({ metadataSchema: schemaOf(documents), ...params }, options)
+    const started = await this.index(params.name, { documents }, options)
+    const job = await this.wait(started.id, options)
+    if (job.status !== 'completed') throw new InvalidSearchRequestError(`indexing the documents ${job.status}: ${job.error ?? ''}`)
+    return { collection: await this.#c.cluster.collection(params.name, options), job }
+  }
+
+  job (id: string): IndexJob {
+    const entry = this.#jobs.get(id)
+    if (entry == null) throw new IndexJobNotFoundError(`no indexing job ${JSON.stringify(id.slice(0, 100))} on this node`)
+    return { ...entry.job }
+  }
+
+  jobs (): IndexJob[] {
+    return [...this.#jobs.values()].map(e => ({ ...e.job })).reverse()
+  }
+
+  /** The job once it ended; the wait stops at `signal`, the job does not. */
+  async wait (id: string, options: AbortOptions = {}): Promise<IndexJob> {
+    const entry = this.#jobs.get(id)
+    if (entry == null) throw new IndexJobNotFoundError(`no indexing job ${JSON.stringify(id.slice(0, 100))} on this node`)
+    const aborted = new Promise<never>((_resolve, reject) => {
+      options.signal?.addEventListener('abort', () => { reject(options.signal?.reason) }, { once: true })
+    })
+    options.signal?.throwIfAborted()
+    return Promise.race([entry.done, aborted])
+  }
+
+  cancel (id: string): IndexJob {
+    const entry = this.#jobs.get(id)
+    if (entry == null) throw new IndexJobNotFoundError(`no indexing job ${JSON.stringify(id.slice(0, 100))} on this node`)
+    entry.controller.abort(new Error('cancelled'))
+    return { ...entry.job }
+  }
+
+  #forgetOldJobs (): void {
+    const ended = [...this.#jobs.entries()].filter(([, e]) => e.job.status !== 'running')
+    for (const [id] of ended.slice(0, Math.max(0, ended.length - JOB_HISTORY))) this.#jobs.delete(id)
+  }
+
+  #progress (job: IndexJob): void {
+    this.safeDispatchEvent('IndexProgress', { detail: { ...job } })
+  }
+
+  async #run (job: IndexJob, collection: CollectionRecord, source: IndexSource, signal: AbortSignal): Promise<IndexJob> {
+    const dir = this.#workDir(collection.name)
+    try {
+      const codec = await this.#codec(collection.embeddingModel, { signal })
+      let head = (await this.#c.cluster.collection(collection.name, { signal })).headCID
+      await this.#checkout(dir, head, signal)
+      const table = await ChunkTable.open(dir, collection.metadataSchema)
+      // A batch is stored and snapshotted while the next one is embedded: the model never waits for the disk.
+      let storing: Promise<void> = Promise.resolve()
+      try {
+        let pending: ChunkRow[] = []
+        const store = async (rows: ChunkRow[]): Promise<void> => {
+          if (inline != null) rows.forEach(await inline.sources)
+          await table.add(rows)
+          await table.seal()
+          const cid = await snapshotDirectory(this.#c.content, dir, { signal })
+          const moved = await this.#c.cluster.setCollectionHead(collection.name, { headCID: cid, expectedHead: head, chunks: await table.count() }, { signal })
+          await writeFile(join(dir, HEAD_FILE), cid)
+          head = cid
+          job.chunks += rows.length
+          job.batches++
+          job.headCID = cid
+          job.version = moved.version
+          this.#progress(job)
+        }
+        const flush = async (): Promise<void> => {
+          const rows = pending
+          pending = []
+          await this.#embedRows(rows, collection.embeddingModel, signal)
+          await storing
+          storing = store(rows)
+          // Seen at the next flush or at the end; until then no rejection goes unhandled.
+          storing.catch(() => {})
+        }
+        const inline = 'documents' in source ? this.#inline(source.documents, signal) : undefined
+        for await (const doc of inline?.docs ?? this.#documents(source as { cid: string }, signal)) {
+          let text: string
+          let extracted: Record<string, unknown>
+          let format: string
+          try {
+            ({ text, metadata: extracted, format } = await extractText(doc.path, doc.bytes, { signal }))
+          } catch (err: any) {
+            // A directory may hold images and the like; a file asked for by itself must have text.
+            if (err.name !== UnsupportedDocumentError.name || !('cid' in source) || doc.sourceCid === doc.rootCid) throw err
+            job.skipped++
+            continue
+          }
+          const metadata = { ...extracted, ...doc.metadata }
+          const chunks = chunkText(text, codec, collection.chunking)
+          chunks.forEach((chunk, i) => {
+            pending.push(rowOf(doc, chunk, i, format, metadata, collection.metadataSchema))
+          })
+          job.documents++
+          if (pending.length >= this.#init.batchChunks) await flush()
+        }
+        if (pending.length > 0) await flush()
+        await storing
+      } finally {
+        await storing.catch(() => {})
+        table.close()
+      }
+      job.status = 'completed'
+    } catch (err: any) {
+      job.status = signal.aborted ? 'cancelled' : 'failed'
+      job.error = err.message
+      // The table may hold rows no snapshot has: the next job starts again from the head.
+      await rm(dir, { recursive: true, force: true }).catch(() => {})
+      this.#c.log('indexing into %s failed - %s', collection.name, err.message)
+    }
+    job.completedAt = new Date().toISOString()
+    this.#progress(job)
+    return { ...job }
+  }
+
+  /** Makes the working directory hold the head, from a replica of its snapshot unless it holds it already. */
+  async #checkout (dir: string, head: string, signal: AbortSignal): Promise<void> {
+    const at = await readFile(join(dir, HEAD_FILE), 'utf8').catch(() => undefined)
+    if (at === head && head !== '') return
+    await rm(dir, { recursive: true, force: true })
+    if (head !== '') await writeReplica(this.#c.content, head, dir, { signal })
+    await mkdir(dir, { recursive: true })
+    await writeFile(join(dir, HEAD_FILE), head)
+  }
+
+  /**
+   * Inline documents become content too, a directory of one file each, so
+   * that their chunks name a CID and hops reach them. The directory is added
+   * while the documents are chunked and embedded: rows take their CIDs from
+   * `sources` before they are stored.
+   */
+  #inline (documents: RawDocument[], signal: AbortSignal): { docs: Doc[], sources: Promise<(row: ChunkRow) => void> } {
+    const files = documents.map((d, i) => ({ path: `${String(i).padStart(6, '0')}.txt`, content: new TextEncoder().encode(d.text) }))
+    const docs = files.map((file, i) => ({ docId: documents[i].id ?? file.path, sourceCid: '', rootCid: '', path: file.path, bytes: file.content, metadata: documents[i].metadata ?? {} }))
+    const sources = (async () => {
+      const cids = new Map<string, string>()
+      let root = ''
+      for await (const event of this.#c.content.addAll(files, { wrapWithDirectory: true, cidVersion: 1, rawLeaves: true, signal })) {
+        if (event.type !== 'entry') continue
+        if (event.name === '') root = event.cid.toString()
+        else cids.set(event.name, event.cid.toString())
+      }
+      return (row: ChunkRow) => {
+        row.source_cid = cids.get(row.path) ?? root
+        row.root_cid = root
+        row.id = `${row.source_cid}:${row.path}#${row.chunk_index}`
+      }
+    })()
+    sources.catch(() => {})
+    return { docs, sources }
+  }
+
+  async * #documents (source: { cid: string, metadata?: Record<string, unknown> }, signal: AbortSignal): AsyncGenerator<Doc> {
+    const listing = await this.#c.content.ls(source.cid, { signal })
+    const root = listing.cid.toString()
+    if (!listing.directory) {
+      yield { docId: root, sourceCid: root, rootCid: root, path: '', bytes: await this.#read(root, signal), metadata: source.metadata ?? {} }
+      return
+    }
+    for await (const file of this.#filesOf(root, '', signal)) {
+      yield { docId: `${root}/${file.path}`, sourceCid: file.cid, rootCid: root, path: file.path, bytes: await this.#read(file.cid, signal), metadata: source.metadata ?? {} }
+    }
+  }
+
+  async * #filesOf (root: string, prefix: string, signal: AbortSignal): AsyncGenerator<{ path: string, cid: string }> {
+    const { entries } = await this.#c.content.ls(prefix === '' ? root : `${root}/${prefix}`, { signal })
+    for (const entry of entries) {
+      const path = prefix === '' ? entry.name : `${prefix}/${entry.name}`
+      if (entry.type === 'directory') yield * this.#filesOf(root, path, signal)
+      else yield { path, cid: entry.cid.toString() }
+    }
+  }
+
+  async #read (cid: string, signal: AbortSignal): Promise<Uint8Array> {
+    const { size } = await this.#c.content.stat(cid, { signal })
+    if (size > this.#init.maxFileBytes) throw new InvalidSearchRequestError(`${cid} has ${size} bytes, more than the ${this.#init.maxFileBytes} a file may have to be indexed`)
+    return this.#c.content.readFile(cid, { signal })
+  }
+
+  /** Embeds the rows' texts in batches, two requests in flight: the next batch is on its way while the model runs one. */
+  async #embedRows (rows: ChunkRow[], model: string, signal: AbortSignal): Promise<void> {
+    const batches: ChunkRow[][] = []
+    for (let i = 0; i < rows.length; i += this.#init.embedBatch) batches.push(rows.slice(i, i + this.#init.embedBatch))
+    let next = 0
+    const worker = async (): Promise<void> => {
+      while (next < batches.length) {
+        const batch = batches[next++]
+        const { embeddings } = await this.#c.inference.embed({ model, input: batch.map(r => r.text), inputType: 'document' }, { signal })
+        batch.forEach((row, k) => { row.vector = embeddings[k] })
+      }
+    }
+    await Promise.all([worker(), worker()])
+  }
+
+  /** The embedding model's tokenizer, read from its directory once. */
+  async #codec (model: string, options: AbortOptions): Promise<TextCodec> {
+    const { cid } = await this.#c.inference.show(model, options)
+    let codec = this.#codecs.get(cid)
+    if (codec == null) {
+      codec = (async () => {
+        const read = async (file: string): Promise<Record<string, unknown>> => JSON.parse(Buffer.from(await this.#c.content.readFile(`${cid}/${file}`, options)).toString('utf8'))
+        return new TextCodec(await read('tokenizer.json'), await read('tokenizer_config.json').catch(() => ({})))
+      })()
+      codec.catch(() => this.#codecs.delete(cid))
+      this.#codecs.set(cid, codec)
+    }
+    return codec
+  }
+
+  #workDir (name: string): string {
+    return join(this.#init.dir, 'work', name)
+  }
+
+  // ---- queries
+
+  /** The table of a collection's head, from a replica on this node's disk, written from the snapshot first if needed. */
+  async #open (collection: CollectionRecord, options: AbortOptions): Promise<ChunkTable> {
+    const cid = collection.headCID
+    let replica = this.#replicas.get(cid)
+    if (replica == null) {
+      const dir = join(this.#init.dir, 'replicas', cid)
+      replica = (async () => {
+        if (!(await hasReplica(dir))) await writeReplica(this.#c.content, cid, dir, { signal: this.#lifetime.signal })
+        return ChunkTable.open(dir, collection.metadataSchema)
+      })()
+      replica.catch(() => this.#replicas.delete(cid))
+      this.#replicas.set(cid, replica)
+      this.#evictReplicas()
+    } else {
+      // Most recently used last.
+      this.#replicas.delete(cid)
+      this.#replicas.set(cid, replica)
+    }
+    return raceSignal(replica, options.signal)
+  }
+
+  #evictReplicas (): void {
+    for (const [cid, replica] of [...this.#replicas].slice(0, Math.max(0, this.#replicas.size - OPEN_REPLICAS))) {
+      this.#replicas.delete(cid)
+      void replica.then(async table => {
+        table.close()
+        await rm(join(this.#init.dir, 'replicas', cid), { recursive: true, force: true })
+      }, () => {})
+    }
+  }
+
+  async search (query: HybridQuery, options: AbortOptions = {}): Promise<SearchResult[]> {
+    const topK = query.topK ?? 10
+    const hopCount = query.hopCount ?? 1
+    if (!Number.isInteger(topK) || topK < 1 || topK > MAX_TOP_K) throw new InvalidSearchRequestError(`top_k must be from 1 to ${MAX_TOP_K}`)
+    if (!Number.isInteger(hopCount) || hopCount < 0 || hopCount > MAX_HOPS) throw new InvalidSearchRequestError(`hop_count must be from 0 to ${MAX_HOPS}`)
+    const text = query.queryText?.trim() ?? ''
+    if (text === '' && query.queryVector == null) throw new InvalidSearchRequestError('a search needs query_text, query_vector or both')
+    if (query.queryVector?.some(v => !Number.isFinite(v)) === true) throw new InvalidSearchRequestError('query_vector must hold finite numbers')
+    const wanted = new Set(query.entityTypes ?? ENTITY_TYPES)
+    const collections = query.collection != null
+      ? [await this.#c.cluster.collection(query.collection, { ...options, local: true })]
+      : (await this.#c.cluster.collections({ ...options, local: true })).filter(c => c.headCID !== '')
+    // Filters are checked against every collection before any search runs.
+    const filters = collections.map(c => compileFilters(query.metadataFilters, c.metadataSchema))
+    const candidates = Math.max(topK * 3, 30)
+    const fused: Array<{ hit: ChunkHit, collection: string, score: number, ranks: Record<string, number> }> = []
+    const queryVectors = new Map<string, number[]>()
+    for (const [i, collection] of collections.entries()) {
+      if (collection.headCID === '') continue
+      const table = await this.#open(collection, options)
+      const dims = await table.dimensions()
+      let vector = query.queryVector
+      if (vector != null && vector.length !== dims) {
+        if (query.collection != null) throw new InvalidSearchRequestError(`query_vector has ${vector.length} dimensions; collection ${collection.name} has ${dims}`)
+        continue
+      }
+      if (vector == null && text !== '') {
+        vector = queryVectors.get(collection.embeddingModel)
+        if (vector == null) {
+          vector = (await this.#c.inference.embed({ model: collection.embeddingModel, input: [text], inputType: 'query' }, options)).embeddings[0]
+          queryVectors.set(collection.embeddingModel, vector)
+        }
+      }
+      const lists: Record<string, ChunkHit[]> = {}
+      if (vector != null) lists.vector = await table.nearest(vector, candidates, filters[i])
+      if (text !== '') lists.bm25 = await table.matching(text, candidates, filters[i])
+      for (const { item, score, ranks } of reciprocalRankFusion(lists, hit => hit.id)) fused.push({ hit: item, collection: collection.name, score, ranks })
+    }
+    fused.sort((a, b) => b.score - a.score)
+    let best = fused.slice(0, query.rerankModel == null ? topK : candidates)
+    if (query.rerankModel != null && best.length > 0) {
+      const reranked = await this.#c.inference.rerank({ model: query.rerankModel, query: text === '' ? '' : text, documents: best.map(b => b.hit.text), topN: topK }, options)
+      best = reranked.results.map(r => ({ ...best[r.index], score: r.score }))
+    }
+    best = best.slice(0, topK)
+    const chunks: SearchResult[] = best.map(({ hit, collection, score, ranks }) => ({
+      entity_type: 'chunk',
+      id: hit.id,
+      score,
+      collection,
+      text: hit.text,
+      source_cid: hit.source_cid,
+      root_cid: hit.root_cid,
+      doc_id: hit.doc_id,
+      path: hit.path,
+      byte_range: [hit.byte_start, hit.byte_end],
+      metadata: JSON.parse(hit.metadata),
+      ranks,
+      hop_path: []
+    }))
+    const out = chunks.filter(() => wanted.has('chunk'))
+    if (hopCount > 0 && chunks.length > 0 && [...wanted].some(t => t !== 'chunk')) {
+      const starts: HopResult[] = chunks.map(c => ({ entity: { type: 'chunk', id: c.id, cid: c.source_cid, path: c.path, root_cid: c.root_cid }, score: c.score, hops: [] }))
+      const found = await expandHops(starts, hopCount, this.#c, { signal: options.signal, limit: topK * 4 })
+      // Each chunk may lead to several entities a hop: a file, its directory, the directory's files.
+      const hops = found.filter(r => wanted.has(r.entity.type)).sort((a, b) => b.score - a.score).slice(0, topK * HOP_RESULTS_PER_CHUNK)
+      for (const { entity, score, hops: path } of hops) {
+        out.push({ entity_type: entity.type, id: entity.id, score, cid: entity.cid, path: entity.path, root_cid: entity.root_cid, name: entity.name, hop_path: path })
+      }
+    }
+    return out
+  }
+}
+
+/** The metadata fields of documents that filters can name: identifiers whose values are all of one scalar type. */
+function schemaOf (documents: RawDocument[]): Record<string, MetadataFieldType> {
+  const types = new Map<string, MetadataFieldType | null>()
+  for (const doc of documents) {
+    for (const [key, value] of Object.entries(doc.metadata ?? {})) {
+      if (value == null) continue
+      const type = typeof value
+      const scalar = type === 'string' || type === 'number' || type === 'boolean' ? type : null
+      const known = types.get(key)
+      types.set(key, known === undefined || known === scalar ? scalar : null)
+    }
+  }
+  return Object.fromEntries([...types].filter((e): e is [string, MetadataFieldType] => e[1] != null && /^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(e[0])))
+}
+
+/** In the working directory: the head its table holds. */
+const HEAD_FILE = '.head'
+
+function rowOf (doc: Doc, chunk: { text: string, start: number, end: number }, index: number, format: string, metadata: Record<string, unknown>, schema: Record<string, MetadataFieldType>): ChunkRow {
+  const row: ChunkRow = {
+    id: `${doc.sourceCid}:${doc.path}#${index}`,
+    text: chunk.text,
+    vector: [],
+    doc_id: doc.docId,
+    source_cid: doc.sourceCid,
+    root_cid: doc.rootCid,
+    path: doc.path,
+    format,
+    byte_start: chunk.start,
+    byte_end: chunk.end,
+    chunk_index: index,
+    metadata: JSON.stringify(metadata)
+  }
+  // A value of another type than the schema's is kept in the JSON only, not in the column filters read.
+  for (const [field, type] of Object.entries(schema)) {
+    const value = metadata[field]
+    row[metadataColumn(field)] = hasType(value, type) ? value : null
+  }
+  return row
+}
+
+export function createSearch (components: SearchComponents, init: SearchInit): SearchService {
+  return new SearchService(components, init)
+}

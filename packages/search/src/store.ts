@@ -1,0 +1,154 @@
+/**
+ * A collection's chunks as a LanceDB table in a directory: text, vector,
+ * where each chunk came from, its metadata as JSON and, for the fields of
+ * the collection's metadata schema, typed columns that filters compile to
+ * SQL over. A full-text (BM25) index always; an ANN index (IVF) once the table is
+ * large enough that a scan no longer pays. Old versions are dropped before a
+ * snapshot, so that a snapshot holds one version.
+ */
+import { availableParallelism } from 'node:os'
+import * as lancedb from '@lancedb/lancedb'
+import { Bool, Field, FixedSizeList, Float32, Float64, Int32, Schema, Utf8 } from 'apache-arrow'
+import type { MetadataFieldType } from '@node-daemon/cluster'
+
+// LanceDB 0.31 sizes its compute pool by the cores, and on two cores its
+// full-text index builder stalls for good once a table passes about 90,000
+// rows (every thread waits on another). A pool of at least 8 threads builds
+// it; the pool is made at its first use, after this runs.
+process.env.LANCE_CPU_THREADS ??= String(Math.max(8, availableParallelism()))
+
+export const TABLE = 'chunks'
+
+/** Below this many chunks a brute-force scan is fast and exact; above it an IVF index answers. */
+export const ANN_MIN_ROWS = 20_000
+
+export interface ChunkRow {
+  id: string
+  text: string
+  vector: number[]
+  doc_id: string
+  source_cid: string
+  /** The CID the chunk's document was indexed under: the file itself, or the directory it is in. */
+  root_cid: string
+  path: string
+  format: string
+  byte_start: number
+  byte_end: number
+  chunk_index: number
+  /** The document's metadata as JSON. */
+  metadata: string
+  [column: `m_${string}`]: string | number | boolean | null
+}
+
+/** A row as a search returns it: no vector, and the search's own score. */
+export type ChunkHit = Omit<ChunkRow, 'vector'> & { _distance?: number, _score?: number }
+
+/** The column of a metadata field. */
+export const metadataColumn = (field: string): `m_${string}` => `m_${field}`
+
+const BUILTIN = ['id', 'text', 'doc_id', 'source_cid', 'root_cid', 'path', 'format', 'byte_start', 'byte_end', 'chunk_index', 'metadata']
+
+function schemaOf (dimensions: number, metadataSchema: Record<string, MetadataFieldType>): Schema {
+  const types = { string: () => new Utf8(), number: () => new Float64(), boolean: () => new Bool() }
+  return new Schema([
+    new Field('id', new Utf8(), false),
+    new Field('text', new Utf8(), false),
+    new Field('vector', new FixedSizeList(dimensions, new Field('item', new Float32(), true)), false),
+    new Field('doc_id', new Utf8(), false),
+    new Field('source_cid', new Utf8(), false),
+    new Field('root_cid', new Utf8(), false),
+    new Field('path', new Utf8(), false),
+    new Field('format', new Utf8(), false),
+    new Field('byte_start', new Float64(), false),
+    new Field('byte_end', new Float64(), false),
+    new Field('chunk_index', new Int32(), false),
+    new Field('metadata', new Utf8(), false),
+    ...Object.entries(metadataSchema).map(([name, type]) => new Field(metadataColumn(name), types[type](), true))
+  ])
+}
+
+export class ChunkTable {
+  readonly #db: lancedb.Connection
+  #table?: lancedb.Table
+  readonly #metadataSchema: Record<string, MetadataFieldType>
+  #dimensions?: number
+
+  private constructor (db: lancedb.Connection, table: lancedb.Table | undefined, metadataSchema: Record<string, MetadataFieldType>) {
+    this.#db = db
+    this.#table = table
+    this.#metadataSchema = metadataSchema
+  }
+
+  /** The table in `dir`, if there is one yet; it is made at the first add, when the vectors' size is known. */
+  static async open (dir: string, metadataSchema: Record<string, MetadataFieldType>): Promise<ChunkTable> {
+    const db = await lancedb.connect(dir)
+    const table = (await db.tableNames()).includes(TABLE) ? await db.openTable(TABLE) : undefined
+    return new ChunkTable(db, table, metadataSchema)
+  }
+
+  async count (): Promise<number> {
+    return this.#table == null ? 0 : this.#table.countRows()
+  }
+
+  /** The size of the vectors, once there are any. */
+  async dimensions (): Promise<number | undefined> {
+    if (this.#table == null) return undefined
+    // Fixed when the table is made; every query asks.
+    this.#dimensions ??= ((await this.#table.schema()).fields.find(f => f.name === 'vector')?.type as FixedSizeList | undefined)?.listSize
+    return this.#dimensions
+  }
+
+  async add (rows: ChunkRow[]): Promise<void> {
+    if (rows.length === 0) return
+    if (this.#table == null) {
+      const schema = schemaOf(rows[0].vector.length, this.#metadataSchema)
+      this.#table = await this.#db.createEmptyTable(TABLE, schema, { mode: 'create' })
+    }
+    await this.#table.add(rows as unknown as Array<Record<string, unknown>>)
+  }
+
+  /** Indexes what was added and drops older versions: the state a snapshot takes. */
+  async seal (): Promise<void> {
+    const table = this.#table
+    if (table == null) return
+    const indices = await table.listIndices()
+    if (!indices.some(i => i.columns.includes('text'))) await table.createIndex('text', { config: lancedb.Index.fts() })
+    const rows = await table.countRows()
+    if (!indices.some(i => i.columns.includes('vector')) && rows >= ANN_MIN_ROWS) {
+      // IVF without quantization: distances stay exact within the partitions probed, and it builds in seconds where HNSW takes minutes here.
+      await table.createIndex('vector', { config: lancedb.Index.ivfFlat({ distanceType: 'cosine', numPartitions: Math.round(Math.sqrt(rows)) }) })
+    }
+    // Compacts the batches' files, brings the indexes up to date, and keeps the current version only.
+    await table.optimize({ cleanupOlderThan: new Date(), deleteUnverified: true })
+  }
+
+  async nearest (vector: number[], limit: number, where?: string): Promise<ChunkHit[]> {
+    if (this.#table == null) return []
+    let query = this.#table.vectorSearch(vector).distanceType('cosine').limit(limit).select([...this.#columns(), '_distance'])
+    if (where != null) query = query.where(where)
+    return await query.toArray() as ChunkHit[]
+  }
+
+  /** BM25 over the chunks' text. */
+  async matching (text: string, limit: number, where?: string): Promise<ChunkHit[]> {
+    if (this.#table == null) return []
+    let query = this.#table.search(text, 'fts', 'text').limit(limit).select([...this.#columns(), '_score'])
+    if (where != null) query = query.where(where)
+    return await query.toArray() as ChunkHit[]
+  }
+
+  /** Rows by a filter alone, for hops that look for a file's chunks. */
+  async rows (where: string, limit: number): Promise<ChunkHit[]> {
+    if (this.#table == null) return []
+    return await this.#table.query().where(where).limit(limit).select(this.#columns()).toArray() as ChunkHit[]
+  }
+
+  #columns (): string[] {
+    return [...BUILTIN, ...Object.keys(this.#metadataSchema).map(metadataColumn)]
+  }
+
+  close (): void {
+    this.#table?.close()
+    this.#db.close()
+  }
+}
