@@ -90,6 +90,7 @@ const BY_NAME: Record<string, Mapping> = {
   InvalidParameterError: [400, 'IPFSValidationError'],
   InvalidMultiaddrError: [400, 'IPFSValidationError'],
   InvalidPeerIdError: [400, 'IPFSValidationError'],
+  InvalidRoutingRequestError: [400, 'IPFSValidationError'],
   BadRequestError: [400, 'IPFSValidationError'],
   MultipartError: [400, 'IPFSValidationError'],
   RangeNotSatisfiableError: [416, 'IPFSValidationError'],
@@ -113,6 +114,8 @@ const BY_NAME: Record<string, Mapping> = {
   DeadlineExceededError: [504, 'IPFSTimeoutError'],
   DialError: [503, 'IPFSConnectionError'],
   HandshakeFailedError: [503, 'IPFSConnectionError'],
+  // The DHT has nobody to ask until the node connects to a peer.
+  NoPeersError: [503, 'IPFSConnectionError'],
   ConfigError: [500, 'IPFSConfigurationError'],
   RepoError: [500, 'IPFSConfigurationError'],
   InvalidClusterRequestError: [400, 'IPFSValidationError'],

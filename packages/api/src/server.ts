@@ -14,6 +14,7 @@ import { registerHttpMetrics } from './metrics.ts'
 import { adminRoutes } from './routes/admin.ts'
 import { aiRoutes } from './routes/ai.ts'
 import { authRoutes } from './routes/auth.ts'
+import { bitswapRoutes } from './routes/bitswap.ts'
 import { blockRoutes } from './routes/blocks.ts'
 import { clientRoutes } from './routes/clients.ts'
 import { clusterRoutes } from './routes/cluster.ts'
@@ -37,6 +38,7 @@ import { pubsubRoutes } from './routes/pubsub.ts'
 import { refsRoutes } from './routes/refs.ts'
 import { repoRoutes } from './routes/repo.ts'
 import { resourceRoutes } from './routes/resources.ts'
+import { routingRoutes } from './routes/routing.ts'
 import { settingsRoutes } from './routes/settings.ts'
 import { swarmOpsRoutes } from './routes/swarm-ops.ts'
 import { systemRoutes } from './routes/system.ts'
@@ -226,7 +228,8 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
     systemRoutes, authRoutes, contentRoutes, pinRoutes, nameRoutes, peerRoutes, pubsubRoutes, blockRoutes,
     clusterRoutes, distributedRoutes, nodeRoutes, networkRoutes, consensusRoutes, resourceRoutes, clientRoutes,
     ollamaRoutes, openaiRoutes, taskRoutes, taskMetricRoutes, transferRoutes, adminRoutes, aiRoutes, trainingRoutes, workerRoutes, consoleRoutes,
-    methodRoutes, eventRoutes, graphqlRoutes, filesRoutes, dagCarRoutes, refsRoutes, repoRoutes, swarmOpsRoutes, settingsRoutes
+    methodRoutes, eventRoutes, graphqlRoutes, filesRoutes, dagCarRoutes, refsRoutes, repoRoutes, swarmOpsRoutes, settingsRoutes,
+    bitswapRoutes, routingRoutes
   ]) {
     const shape = shapes.get(routes)
     if (shape == null) routes(app, ctx)

@@ -17,6 +17,7 @@ import { Topics } from './pubsub.ts'
 import { cat, ls, resolveEntry, stat } from './read.ts'
 import { TypedEventEmitter } from '@libp2p/interface'
 import type { AddEvent, AddOptions } from './add.ts'
+import type { CountedBitswap } from './bitswap.ts'
 import type { BlockStreamInit } from './block-stream.ts'
 import type { CarImportEvent, CarImportOptions } from './car.ts'
 import type { DagResolution } from './dag-resolve.ts'
@@ -77,6 +78,8 @@ export class Content extends TypedEventEmitter<ContentEvents> {
   readonly blockStream: BlockStream
   readonly names: Names
   readonly topics: Topics
+  /** Bitswap, with Kubo's bitswap/stat counted; set as the node starts. */
+  private exchange?: CountedBitswap
   /** Kubo's files/* tree, whose root GC keeps as it keeps a pin. */
   readonly mfs: Mfs
   private readonly identity: Uint8Array
@@ -94,7 +97,7 @@ export class Content extends TypedEventEmitter<ContentEvents> {
       datastore: init.datastore,
       codecs: Object.values(codecs),
       hashers: Object.values(hashers)
-    }, (helia) => init.libp2p(ipnsDhtRecords(helia.keychain)), async (helia) => { await startBrokers(helia, this.blockStream) })
+    }, (helia) => init.libp2p(ipnsDhtRecords(helia.keychain)), async (helia) => { this.exchange = await startBrokers(helia, this.blockStream) ?? this.exchange })
     this.blockStream = new BlockStream({
       libp2p: () => this.helia.libp2p,
       blockstore: this.helia.blockstore,
@@ -113,6 +116,12 @@ export class Content extends TypedEventEmitter<ContentEvents> {
 
   get swarm (): Swarm {
     return this.helia.libp2p
+  }
+
+  /** Helia's bitswap, as Kubo's bitswap/* commands show it. */
+  get bitswap (): CountedBitswap {
+    if (this.exchange == null) throw new Error('bitswap exists once the node has started')
+    return this.exchange
   }
 
   async start (): Promise<void> {

@@ -1,0 +1,106 @@
+import { Type } from 'typebox'
+import { args, firstArg } from '../args.ts'
+import { BadRequestError } from '../errors.ts'
+import { requestSignal, sendNdjson } from '../stream.ts'
+import { kuboRoute } from './route.ts'
+import { NotFoundError, parsePath } from '@node-daemon/content'
+import { closestPeers, findPeer, findProviders, provide } from '@node-daemon/swarm'
+import type { Routes } from '../server.ts'
+import type { Content } from '@node-daemon/content'
+import type { RoutingEvent } from '@node-daemon/swarm'
+import type { CID } from 'multiformats/cid'
+
+/** Kubo's routing.QueryEvent as its RPC encodes it: empty strings and a null list where a field says nothing. */
+function queryEvent (event: RoutingEvent): object {
+  return {
+    Extra: event.error ?? '',
+    ID: event.peer ?? '',
+    Responses: event.responses?.map(r => ({ ID: r.id, Addrs: r.addrs })) ?? null,
+    Type: event.type
+  }
+}
+
+async function * queryEvents (events: AsyncIterable<RoutingEvent>): AsyncGenerator<object> {
+  for await (const event of events) yield queryEvent(event)
+}
+
+const Verbose = { verbose: Type.Optional(Type.Boolean({ description: "Kubo's flag for its text output; the lines are the same" })) }
+const ArgQuery = (what: string): ReturnType<typeof Type.Object> => Type.Object({ arg: Type.Optional(Type.Array(Type.String(), { description: what })), ...Verbose })
+
+/** The CIDs to provide: each must be here, as Kubo requires; with `recursive`, every block under each too. */
+async function * localCids (content: Content, paths: string[], recursive: boolean, signal: AbortSignal): AsyncGenerator<CID> {
+  for (const path of paths) {
+    const { cid } = parsePath(path)
+    try {
+      await content.blockStat(cid.toString(), { offline: true, signal })
+    } catch (err: any) {
+      if (err.name === 'NotFoundError') throw new NotFoundError(`block ${cid} not found locally, cannot provide`)
+      throw err
+    }
+    yield cid
+    if (recursive) {
+      for await (const ref of content.refs(cid.toString(), { offline: true, signal, unique: true, maxDepth: -1 })) yield ref.dst
+    }
+  }
+}
+
+/** The DHT from the API: Kubo's routing/findprovs, routing/findpeer, routing/provide and dht/query, as NDJSON query events. */
+export const routingRoutes: Routes = (app, { node }) => {
+  kuboRoute(app, {
+    path: 'routing/findprovs',
+    permission: 'swarm',
+    tags: ['routing'],
+    summary: 'Peers that provide a CID, found in the DHT: NDJSON query events, a Provider event (Type 4) for each provider',
+    schema: {
+      querystring: Type.Object({
+        arg: Type.Optional(Type.Array(Type.String(), { description: 'CID' })),
+        'num-providers': Type.Optional(Type.Integer({ default: 20, description: 'Stop after this many providers' })),
+        ...Verbose
+      })
+    },
+    handler: async (request, reply) => {
+      const { cid } = parsePath(firstArg(request, 'key'))
+      const count = (request.query as { 'num-providers'?: number })['num-providers'] ?? 20
+      return sendNdjson(reply, queryEvents(findProviders(node.swarm, cid, { count, signal: requestSignal(reply) })))
+    }
+  })
+
+  kuboRoute(app, {
+    path: 'routing/findpeer',
+    permission: 'swarm',
+    tags: ['routing'],
+    summary: "A peer's addresses, from the peer store or the DHT: NDJSON query events ending with a FinalPeer event (Type 2)",
+    schema: { querystring: ArgQuery('Peer ID') },
+    handler: async (request, reply) => sendNdjson(reply, queryEvents(findPeer(node.swarm, firstArg(request, 'peerID'), { signal: requestSignal(reply) })))
+  })
+
+  kuboRoute(app, {
+    path: 'routing/provide',
+    permission: 'swarm',
+    tags: ['routing'],
+    summary: 'Announce to the DHT that this node provides local blocks (with recursive, every block under them): NDJSON query events',
+    schema: {
+      querystring: Type.Object({
+        arg: Type.Optional(Type.Array(Type.String(), { description: 'CIDs of local blocks' })),
+        recursive: Type.Optional(Type.Boolean({ default: false })),
+        ...Verbose
+      })
+    },
+    handler: async (request, reply) => {
+      const paths = args(request)
+      if (paths.length === 0) throw new BadRequestError('argument "key" is required')
+      const recursive = (request.query as { recursive?: boolean }).recursive === true
+      const signal = requestSignal(reply)
+      return sendNdjson(reply, queryEvents(provide(node.swarm, localCids(node.content, paths, recursive, signal), { signal })))
+    }
+  })
+
+  kuboRoute(app, {
+    path: 'dht/query',
+    permission: 'swarm',
+    tags: ['routing'],
+    summary: 'The peers closest to a peer ID in the DHT: NDJSON query events, a FinalPeer event (Type 2) naming each',
+    schema: { querystring: ArgQuery('Peer ID') },
+    handler: async (request, reply) => sendNdjson(reply, queryEvents(closestPeers(node.swarm, firstArg(request, 'peerID'), { signal: requestSignal(reply) })))
+  })
+}
