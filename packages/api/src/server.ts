@@ -27,6 +27,7 @@ import { filesRoutes } from './routes/files.ts'
 import { nameRoutes } from './routes/names.ts'
 import { networkRoutes } from './routes/network.ts'
 import { nodeRoutes } from './routes/nodes.ts'
+import { objectRoutes } from './routes/objects.ts'
 import { ollamaRoutes } from './routes/ollama.ts'
 import { openaiRoutes } from './routes/openai.ts'
 import { peerRoutes } from './routes/peers.ts'
@@ -229,7 +230,7 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
     clusterRoutes, distributedRoutes, nodeRoutes, networkRoutes, consensusRoutes, resourceRoutes, clientRoutes,
     ollamaRoutes, openaiRoutes, taskRoutes, taskMetricRoutes, transferRoutes, adminRoutes, aiRoutes, trainingRoutes, workerRoutes, consoleRoutes,
     methodRoutes, eventRoutes, graphqlRoutes, filesRoutes, dagCarRoutes, refsRoutes, repoRoutes, swarmOpsRoutes, settingsRoutes,
-    bitswapRoutes, routingRoutes
+    bitswapRoutes, routingRoutes, objectRoutes
   ]) {
     const shape = shapes.get(routes)
     if (shape == null) routes(app, ctx)

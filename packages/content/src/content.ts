@@ -9,6 +9,7 @@ import { codecs, hashers } from './codecs.ts'
 import { BlockGuard, collectGarbage, heldPut, removeBlocks } from './gc.ts'
 import { createHeliaNode } from './helia-node.ts'
 import { Mfs } from './mfs.ts'
+import { addLink, diff, rmLink } from './object.ts'
 import { ipnsDhtRecords, Names } from './names.ts'
 import { parsePath } from './paths.ts'
 import { dagSize, pinAdd, pinLs, pinRm, pinUpdate } from './pins.ts'
@@ -24,6 +25,7 @@ import type { DagResolution } from './dag-resolve.ts'
 import type { BlockPutOptions, DagPutOptions, ReadOptions } from './blocks.ts'
 import type { BlockRmOptions, BlockRmResult, GcComponents, GcResult } from './gc.ts'
 import type { DhtRecords, NameComponents } from './names.ts'
+import type { ObjectChange, ObjectPatchOptions } from './object.ts'
 import type { PinAddOptions, PinEntry, PinFilter, PinLsOptions } from './pins.ts'
 import type { Ref, RefsOptions } from './refs.ts'
 import type { CatOptions, FileStat, Listing } from './read.ts'
@@ -306,6 +308,23 @@ export class Content extends TypedEventEmitter<ContentEvents> {
   /** Kubo's dag/resolve: the block an IPLD path reaches, and what is left of the path inside it. */
   dagResolve (path: string, options?: ReadOptions): Promise<DagResolution> {
     return dagResolve(this.reads, path, options)
+  }
+
+  /** Kubo's object/diff: the links added, removed and changed from one dag-pb DAG to another. */
+  async objectDiff (a: string, b: string, options?: ReadOptions): Promise<ObjectChange[]> {
+    return diff(this.reads, await this.resolve(a, options), await this.resolve(b, options), options)
+  }
+
+  /** Kubo's object/patch/add-link: a copy of the root with one more link, stored (not pinned). */
+  async objectAddLink (root: string, name: string, child: string, options?: ObjectPatchOptions): Promise<CID> {
+    const [rootCid, childCid] = [await this.resolve(root, options), await this.resolve(child, options)]
+    return this.store(async blocks => addLink(blocks, rootCid, name, childCid, options), {})
+  }
+
+  /** Kubo's object/patch/rm-link: a copy of the root without one link, stored (not pinned). */
+  async objectRmLink (root: string, name: string, options?: ObjectPatchOptions): Promise<CID> {
+    const rootCid = await this.resolve(root, options)
+    return this.store(async blocks => rmLink(blocks, rootCid, name, options), {})
   }
 
   /** Kubo's refs: the links under a path, depth first. */

@@ -16,6 +16,8 @@ export type { MfsEntry, MfsStat, MfsType, MfsWriteOptions, MfsMkdirOptions } fro
 export type { CarImportEvent, CarImportOptions } from './car.ts'
 export type { DagResolution } from './dag-resolve.ts'
 export type { Ref, RefsOptions } from './refs.ts'
+export { ChangeType } from './object.ts'
+export type { ObjectChange, ObjectPatchOptions } from './object.ts'
 export type { PinEntry, PinFilter, PinLsOptions, PinType } from './pins.ts'
 export type { CatOptions, FileStat, Listing, LsEntry, LinkType } from './read.ts'
 export type { DhtRecords, GenerateKeyOptions, KeyEntry, PublishOptions, RenamedKey, ResolveOptions } from './names.ts'
