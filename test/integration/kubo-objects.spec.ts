@@ -39,7 +39,7 @@ describe('Kubo object/diff and object/patch', { timeout: 120_000 }, () => {
     const wrapped = await collect(client.addAll([{ path: 'hello', content: 'hello world\n' }], { wrapWithDirectory: true }))
     assert.equal(added.toString(), wrapped.at(-1)?.cid.toString(), 'the same directory node, Tsize and all')
     assert.equal(await cat(`/ipfs/${added}/hello`), 'hello world\n')
-    const removed = await client.object.patch.rmLink(added, { Name: 'hello' })
+    const removed = await client.object.patch.rmLink(added, { Name: 'hello', Hash: CID.parse(HELLO) })
     assert.equal(removed.toString(), EMPTY_DIR)
   })
 

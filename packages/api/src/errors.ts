@@ -91,6 +91,8 @@ const BY_NAME: Record<string, Mapping> = {
   InvalidMultiaddrError: [400, 'IPFSValidationError'],
   InvalidPeerIdError: [400, 'IPFSValidationError'],
   InvalidRoutingRequestError: [400, 'IPFSValidationError'],
+  InvalidLogLevelError: [400, 'IPFSValidationError'],
+  UnknownSubsystemError: [400, 'IPFSValidationError'],
   BadRequestError: [400, 'IPFSValidationError'],
   MultipartError: [400, 'IPFSValidationError'],
   RangeNotSatisfiableError: [416, 'IPFSValidationError'],

@@ -22,6 +22,8 @@ import { consensusRoutes } from './routes/consensus.ts'
 import { consoleRoutes } from './routes/console.ts'
 import { contentRoutes } from './routes/content.ts'
 import { dagCarRoutes } from './routes/dag-car.ts'
+import { diagnosticsRoutes } from './routes/diagnostics.ts'
+import { RequestLog } from './request-log.ts'
 import { distributedRoutes } from './routes/distributed.ts'
 import { filesRoutes } from './routes/files.ts'
 import { nameRoutes } from './routes/names.ts'
@@ -219,6 +221,9 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
   })
   await app.register(swaggerUi, { routePrefix: '/api/v0/docs' })
 
+  // After the access hooks: a request they refuse never ran, so Kubo's request log does not list it.
+  const requests = new RequestLog()
+  requests.register(app)
   const ctx: ApiContext = { node, shutdown: shutdown.signal, requestStop: init.requestStop }
   // The error bodies of the families whose route files serve one document (the inference families name theirs in their files).
   const shapes = new Map<Routes, ErrorShape>([
@@ -230,7 +235,7 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
     clusterRoutes, distributedRoutes, nodeRoutes, networkRoutes, consensusRoutes, resourceRoutes, clientRoutes,
     ollamaRoutes, openaiRoutes, taskRoutes, taskMetricRoutes, transferRoutes, adminRoutes, aiRoutes, trainingRoutes, workerRoutes, consoleRoutes,
     methodRoutes, eventRoutes, graphqlRoutes, filesRoutes, dagCarRoutes, refsRoutes, repoRoutes, swarmOpsRoutes, settingsRoutes,
-    bitswapRoutes, routingRoutes, objectRoutes
+    bitswapRoutes, routingRoutes, objectRoutes, diagnosticsRoutes(requests)
   ]) {
     const shape = shapes.get(routes)
     if (shape == null) routes(app, ctx)

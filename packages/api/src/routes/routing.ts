@@ -27,8 +27,9 @@ async function * queryEvents (events: AsyncIterable<RoutingEvent>): AsyncGenerat
 const Verbose = { verbose: Type.Optional(Type.Boolean({ description: "Kubo's flag for its text output; the lines are the same" })) }
 const ArgQuery = (what: string): ReturnType<typeof Type.Object> => Type.Object({ arg: Type.Optional(Type.Array(Type.String(), { description: what })), ...Verbose })
 
-/** The CIDs to provide: each must be here, as Kubo requires; with `recursive`, every block under each too. */
-async function * localCids (content: Content, paths: string[], recursive: boolean, signal: AbortSignal): AsyncGenerator<CID> {
+/** The roots to provide, each checked to be here, as Kubo requires, before anything is announced. */
+async function localRoots (content: Content, paths: string[], signal: AbortSignal): Promise<CID[]> {
+  const roots: CID[] = []
   for (const path of paths) {
     const { cid } = parsePath(path)
     try {
@@ -37,9 +38,17 @@ async function * localCids (content: Content, paths: string[], recursive: boolea
       if (err.name === 'NotFoundError') throw new NotFoundError(`block ${cid} not found locally, cannot provide`)
       throw err
     }
-    yield cid
+    roots.push(cid)
+  }
+  return roots
+}
+
+/** The roots, and with `recursive` every block under each (those that are here). */
+async function * withDescendants (content: Content, roots: CID[], recursive: boolean, signal: AbortSignal): AsyncGenerator<CID> {
+  for (const root of roots) {
+    yield root
     if (recursive) {
-      for await (const ref of content.refs(cid.toString(), { offline: true, signal, unique: true, maxDepth: -1 })) yield ref.dst
+      for await (const ref of content.refs(root.toString(), { offline: true, signal, unique: true, maxDepth: -1 })) yield ref.dst
     }
   }
 }
@@ -91,7 +100,8 @@ export const routingRoutes: Routes = (app, { node }) => {
       if (paths.length === 0) throw new BadRequestError('argument "key" is required')
       const recursive = (request.query as { recursive?: boolean }).recursive === true
       const signal = requestSignal(reply)
-      return sendNdjson(reply, queryEvents(provide(node.swarm, localCids(node.content, paths, recursive, signal), { signal })))
+      const roots = await localRoots(node.content, paths, signal)
+      return sendNdjson(reply, queryEvents(provide(node.swarm, withDescendants(node.content, roots, recursive, signal), { signal })))
     }
   })
 
