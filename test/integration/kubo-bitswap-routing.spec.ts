@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
+import { IPNSEntry } from '@helia/ipns'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { create } from 'kubo-rpc-client'
@@ -8,7 +9,7 @@ import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { waitFor } from '../helpers/cluster.ts'
-import { rpc, startPair } from '../helpers/daemon.ts'
+import { formOf, rpc, startPair } from '../helpers/daemon.ts'
 import { startHeliaPeer } from '../helpers/helia-peer.ts'
 import { collect, ndjson } from '../helpers/streams.ts'
 import type { TestDaemon } from '../helpers/daemon.ts'
@@ -140,6 +141,30 @@ describe('Kubo bitswap, routing and dht commands', { timeout: 180_000 }, () => {
     assert.ok(last?.name === 'FINAL_PEER' && last.peer.id.equals(target) && last.peer.multiaddrs.length > 0)
     const self = await rpc(a, 'routing/findpeer', { arg: a.node.peerId })
     assert.equal(self.status, 400)
+  })
+
+  it('gets a name\'s IPNS record from the DHT and puts it elsewhere with routing/get and routing/put', async () => {
+    const { cid } = await client.add('published for routing/get\n')
+    await client.name.publish(cid)
+    const key = `/ipns/${a.node.peerId}`
+    const clientB = create({ url: `${b.url}/api/v0`, timeout: 60_000 })
+    const [event] = await waitFor('the record in the DHT', async () => {
+      const events = await collect(clientB.routing.get(key)).catch(() => [])
+      return events.length > 0 ? events : undefined
+    })
+    assert.equal(event.name, 'VALUE')
+    const record = event.name === 'VALUE' ? event.value : new Uint8Array()
+    assert.equal(IPNSEntry.decode(record).value != null, true)
+    assert.ok(new TextDecoder().decode(IPNSEntry.decode(record).value).includes(cid.toV1().toString()))
+    const [put] = await collect(clientB.routing.put(key, record))
+    assert.equal(put.name, 'VALUE')
+    const rawPut = await ndjson(await rpc(b, 'routing/put', { arg: key }, { body: formOf([{ path: 'record', content: record }]) }))
+    assert.deepEqual(rawPut, [{ Extra: '', ID: a.node.peerId, Responses: null, Type: 5 }])
+    const tampered = Uint8Array.from(record)
+    tampered[tampered.length - 5] ^= 0xff
+    assert.equal((await rpc(b, 'routing/put', { arg: key }, { body: formOf([{ path: 'record', content: tampered }]) })).status, 400)
+    assert.equal((await rpc(b, 'routing/put', { arg: `/ipns/${b.node.peerId}` }, { body: formOf([{ path: 'record', content: record }]) })).status, 400, 'a record under another name')
+    assert.equal((await rpc(b, 'routing/get', { arg: '/pk/whatever' })).status, 400)
   })
 
   it('streams the closest peers to a peer id with dht/query', async () => {

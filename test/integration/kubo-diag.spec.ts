@@ -2,7 +2,8 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { create } from 'kubo-rpc-client'
 import { waitFor } from '../helpers/cluster.ts'
-import { rpc, startTestDaemon } from '../helpers/daemon.ts'
+import { formOf, rpc, startTestDaemon } from '../helpers/daemon.ts'
+import { ndjson } from '../helpers/streams.ts'
 import type { TestDaemon } from '../helpers/daemon.ts'
 import type { KuboRPCClient } from 'kubo-rpc-client'
 
@@ -21,7 +22,7 @@ async function lineMatching (res: Response, match: (line: any) => boolean): Prom
   throw new Error('the stream ended without a matching line')
 }
 
-describe('Kubo commands of a node without peers: name/pubsub, routing/provide, diag and log', { timeout: 120_000 }, () => {
+describe('Kubo commands of a node without peers: name/pubsub, routing/provide|put, diag and log', { timeout: 120_000 }, () => {
   let daemon: TestDaemon
   let client: KuboRPCClient
 
@@ -42,12 +43,32 @@ describe('Kubo commands of a node without peers: name/pubsub, routing/provide, d
     assert.equal((await cancel.json()).Type, 'error')
   })
 
-  it('cannot provide without peers, once the blocks are found to be here', async () => {
+  it('cannot provide or query the DHT without peers, once the input is found good', async () => {
     const { cid } = await client.add('provided by nobody\n')
     const res = await rpc(daemon, 'routing/provide', { arg: cid.toString() })
-    assert.equal(res.status, 503)
+    assert.equal(res.status, 409)
     assert.match((await res.json()).Message, /no connected peers/)
+    // kad-dht would hold these until a peer came; they are refused at once.
+    for (const [path, arg] of [['dht/query', daemon.node.peerId], ['routing/findprovs', cid.toString()], ['routing/findpeer', '12D3KooWJWoaqZhDaoEFshF7Rh1bpY9ohihFhzcW6d69Lr2NASuq']]) {
+      const started = Date.now()
+      assert.equal((await rpc(daemon, path, { arg })).status, 409, path)
+      assert.ok(Date.now() - started < 5000, `${path} answered at once`)
+    }
     assert.equal((await rpc(daemon, 'routing/provide', { arg: 'bafkqaaa-not' })).status, 400)
+  })
+
+  it('puts an IPNS record without peers only with allow-offline', async () => {
+    const { cid } = await client.add('published by a node alone\n')
+    await client.name.publish(cid)
+    const key = `/ipns/${daemon.node.peerId}`
+    const [value] = await ndjson(await rpc(daemon, 'routing/get', { arg: key }))
+    assert.equal(value.Type, 5)
+    const record = Buffer.from(value.Extra, 'base64')
+    const offline = await rpc(daemon, 'routing/put', { arg: key }, { body: formOf([{ path: 'record', content: record }]) })
+    assert.equal(offline.status, 400)
+    assert.match((await offline.json()).Message, /can't put while offline/)
+    const allowed = await rpc(daemon, 'routing/put', { arg: key, 'allow-offline': 'true' }, { body: formOf([{ path: 'record', content: record }]) })
+    assert.deepEqual(await ndjson(allowed), [{ Extra: '', ID: daemon.node.peerId, Responses: null, Type: 5 }])
   })
 
   it('describes the system with diag/sys, naming no path of the host', async () => {

@@ -116,8 +116,6 @@ const BY_NAME: Record<string, Mapping> = {
   DeadlineExceededError: [504, 'IPFSTimeoutError'],
   DialError: [503, 'IPFSConnectionError'],
   HandshakeFailedError: [503, 'IPFSConnectionError'],
-  // The DHT has nobody to ask until the node connects to a peer.
-  NoPeersError: [503, 'IPFSConnectionError'],
   ConfigError: [500, 'IPFSConfigurationError'],
   RepoError: [500, 'IPFSConfigurationError'],
   InvalidClusterRequestError: [400, 'IPFSValidationError'],
@@ -131,6 +129,8 @@ const BY_NAME: Record<string, Mapping> = {
   JobStateError: [409, 'JobStateError'],
   // The cluster has too few eligible nodes for the request as made: retrying it unchanged will not help.
   InsufficientPeersError: [409, 'InsufficientPeersError'],
+  // The DHT has nobody to ask: the request conflicts with the node as it is, until it connects to a peer.
+  NoPeersError: [409, 'InsufficientPeersError'],
   ConsensusRejectedError: [409, 'ConsensusRejectedError', 1003],
   NoQuorumError: [503, 'NoQuorumError', 1005],
   JoinError: [503, 'JoinError'],

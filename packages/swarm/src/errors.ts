@@ -44,7 +44,7 @@ export class InvalidRoutingRequestError extends Error {
   name = 'InvalidRoutingRequestError'
 }
 
-/** The DHT has no peer to ask: the node is connected to none. */
+/** The DHT has no peer to ask: the node is connected to none that speaks it. */
 export class NoPeersError extends Error {
   static name = 'NoPeersError'
   name = 'NoPeersError'

@@ -2,7 +2,7 @@ import { parsePeerId } from './identity.ts'
 import { InvalidRoutingRequestError, NoPeersError, PeerNotFoundError } from './errors.ts'
 import type { Swarm } from './options.ts'
 import type { AbortOptions, PeerInfo } from '@libp2p/interface'
-import type { QueryEvent } from '@libp2p/kad-dht'
+import type { QueryEvent, SingleKadDHT } from '@libp2p/kad-dht'
 import type { CID } from 'multiformats/cid'
 
 /**
@@ -20,6 +20,17 @@ export interface RoutingEvent {
   responses?: Array<{ id: string, addrs: string[] }>
   /** Why a step failed. */
   error?: string
+  /** A record found. */
+  value?: Uint8Array
+}
+
+/**
+ * kad-dht holds a query until its routing table has a peer, which on a node
+ * without DHT peers is forever: such a query is refused at once instead.
+ */
+function needPeers (swarm: Swarm, what: string): void {
+  // kadDHT() makes a single DHT, whose routing table the KadDHT interface leaves out.
+  if ((swarm.services.dht as SingleKadDHT).routingTable.size === 0) throw new NoPeersError(`${what}: the DHT has no peers to ask`)
 }
 
 const addrInfo = (info: PeerInfo): { id: string, addrs: string[] } => ({ id: info.id.toString(), addrs: info.multiaddrs.map(ma => ma.toString()) })
@@ -32,7 +43,7 @@ function routingEvent (event: QueryEvent): RoutingEvent | undefined {
     case 'FINAL_PEER': return { type: QueryEventType.FinalPeer, peer: event.from.toString(), responses: [addrInfo(event.peer)] }
     case 'QUERY_ERROR': return { type: QueryEventType.QueryError, peer: event.from.toString(), error: event.error.message }
     case 'PROVIDER': return { type: QueryEventType.Provider, peer: event.from.toString(), responses: event.providers.map(addrInfo) }
-    case 'VALUE': return { type: QueryEventType.Value, peer: event.from.toString() }
+    case 'VALUE': return { type: QueryEventType.Value, peer: event.from.toString(), value: event.value }
     case 'ADD_PEER': return { type: QueryEventType.AddingPeer, responses: [{ id: event.peer.toString(), addrs: [] }] }
     case 'DIAL_PEER': return { type: QueryEventType.DialingPeer, peer: event.peer.toString() }
     default: return undefined
@@ -45,6 +56,7 @@ function routingEvent (event: QueryEvent): RoutingEvent | undefined {
  */
 export async function * findProviders (swarm: Swarm, cid: CID, options: AbortOptions & { count: number }): AsyncGenerator<RoutingEvent> {
   if (options.count < 1) throw new InvalidRoutingRequestError('number of providers must be greater than 0')
+  needPeers(swarm, 'cannot find providers')
   const seen = new Set<string>()
   for await (const event of swarm.services.dht.findProviders(cid, options)) {
     if (event.name !== 'PROVIDER') {
@@ -75,6 +87,7 @@ export async function * findPeer (swarm: Swarm, peer: string, options: AbortOpti
     yield { type: QueryEventType.FinalPeer, responses: [{ id: id.toString(), addrs: known.addresses.map(a => a.multiaddr.toString()) }] }
     return
   }
+  needPeers(swarm, 'routing: not found')
   for await (const event of swarm.services.dht.findPeer(id, options)) {
     const step = routingEvent(event)
     if (step == null) continue
@@ -87,6 +100,7 @@ export async function * findPeer (swarm: Swarm, peer: string, options: AbortOpti
 /** Kubo's dht/query: the query's steps, then each of the peers closest to a peer id as a FinalPeer event naming it. */
 export async function * closestPeers (swarm: Swarm, peer: string, options: AbortOptions = {}): AsyncGenerator<RoutingEvent> {
   const id = parsePeerId(peer)
+  needPeers(swarm, 'failed to find any peer in table')
   for await (const event of swarm.services.dht.getClosestPeers(id.toMultihash().bytes, options)) {
     if (event.name === 'FINAL_PEER') {
       yield { type: QueryEventType.FinalPeer, peer: event.peer.id.toString() }
@@ -99,7 +113,7 @@ export async function * closestPeers (swarm: Swarm, peer: string, options: Abort
 
 /** Kubo's routing/provide: announces this node as a provider of each CID to the DHT, with the query's steps. */
 export async function * provide (swarm: Swarm, cids: AsyncIterable<CID> | Iterable<CID>, options: AbortOptions = {}): AsyncGenerator<RoutingEvent> {
-  if (swarm.getConnections().length === 0) throw new NoPeersError('cannot provide, no connected peers')
+  needPeers(swarm, 'cannot provide, no connected peers')
   for await (const cid of cids) {
     for await (const event of swarm.services.dht.provide(cid, options)) {
       const step = routingEvent(event)

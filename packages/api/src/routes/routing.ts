@@ -2,9 +2,10 @@ import { Type } from 'typebox'
 import { args, firstArg } from '../args.ts'
 import { BadRequestError } from '../errors.ts'
 import { requestSignal, sendNdjson } from '../stream.ts'
-import { kuboRoute } from './route.ts'
+import { firstPartBytes } from '../multipart.ts'
+import { kuboRoute, ReadQuery } from './route.ts'
 import { NotFoundError, parsePath } from '@node-daemon/content'
-import { closestPeers, findPeer, findProviders, provide } from '@node-daemon/swarm'
+import { closestPeers, findPeer, findProviders, provide, QueryEventType } from '@node-daemon/swarm'
 import type { Routes } from '../server.ts'
 import type { Content } from '@node-daemon/content'
 import type { RoutingEvent } from '@node-daemon/swarm'
@@ -13,16 +14,20 @@ import type { CID } from 'multiformats/cid'
 /** Kubo's routing.QueryEvent as its RPC encodes it: empty strings and a null list where a field says nothing. */
 function queryEvent (event: RoutingEvent): object {
   return {
-    Extra: event.error ?? '',
+    // Go's standard base64, as Kubo's routing/get gives a record.
+    Extra: event.error ?? (event.value == null ? '' : Buffer.from(event.value).toString('base64')),
     ID: event.peer ?? '',
     Responses: event.responses?.map(r => ({ ID: r.id, Addrs: r.addrs })) ?? null,
     Type: event.type
   }
 }
 
-async function * queryEvents (events: AsyncIterable<RoutingEvent>): AsyncGenerator<object> {
+async function * queryEvents (events: AsyncIterable<RoutingEvent> | Iterable<RoutingEvent>): AsyncGenerator<object> {
   for await (const event of events) yield queryEvent(event)
 }
+
+/** The IPNS specification's cap on a record. */
+const MAX_RECORD_BYTES = 10 * 1024
 
 const Verbose = { verbose: Type.Optional(Type.Boolean({ description: "Kubo's flag for its text output; the lines are the same" })) }
 const ArgQuery = (what: string): ReturnType<typeof Type.Object> => Type.Object({ arg: Type.Optional(Type.Array(Type.String(), { description: what })), ...Verbose })
@@ -53,7 +58,7 @@ async function * withDescendants (content: Content, roots: CID[], recursive: boo
   }
 }
 
-/** The DHT from the API: Kubo's routing/findprovs, routing/findpeer, routing/provide and dht/query, as NDJSON query events. */
+/** The DHT from the API: Kubo's routing/findprovs, findpeer, provide, get and put, and dht/query, as NDJSON query events. */
 export const routingRoutes: Routes = (app, { node }) => {
   kuboRoute(app, {
     path: 'routing/findprovs',
@@ -112,5 +117,37 @@ export const routingRoutes: Routes = (app, { node }) => {
     summary: 'The peers closest to a peer ID in the DHT: NDJSON query events, a FinalPeer event (Type 2) naming each',
     schema: { querystring: ArgQuery('Peer ID') },
     handler: async (request, reply) => sendNdjson(reply, queryEvents(closestPeers(node.swarm, firstArg(request, 'peerID'), { signal: requestSignal(reply) })))
+  })
+
+  kuboRoute(app, {
+    path: 'routing/get',
+    permission: 'names',
+    tags: ['routing'],
+    summary: 'The best IPNS record the routing has for /ipns/<name>: one NDJSON Value event (Type 5), the record base64 in Extra',
+    schema: { querystring: Type.Object({ arg: Type.Optional(Type.Array(Type.String(), { description: '/ipns/<name>' })), ...ReadQuery }) },
+    handler: async (request, reply) => {
+      const record = await node.content.names.getRecord(firstArg(request, 'key'), { signal: requestSignal(reply) })
+      return sendNdjson(reply, queryEvents([{ type: QueryEventType.Value, value: record }]))
+    }
+  })
+
+  kuboRoute(app, {
+    path: 'routing/put',
+    permission: 'names',
+    tags: ['routing'],
+    summary: 'Store a signed IPNS record (a multipart file) at /ipns/<name>, here and at the DHT\'s closest peers: one NDJSON Value event naming the peer',
+    schema: {
+      querystring: Type.Object({
+        arg: Type.Optional(Type.Array(Type.String(), { description: '/ipns/<name>' })),
+        'allow-offline': Type.Optional(Type.Boolean({ default: false, description: 'Store the record here only when no peer is connected, instead of failing' }))
+      })
+    },
+    handler: async (request, reply) => {
+      const key = firstArg(request, 'key')
+      const record = await firstPartBytes(request, MAX_RECORD_BYTES)
+      const allowOffline = (request.query as { 'allow-offline'?: boolean })['allow-offline'] === true
+      const peer = await node.content.names.putRecord(key, record, { allowOffline, signal: requestSignal(reply) })
+      return sendNdjson(reply, queryEvents([{ type: QueryEventType.Value, peer }]))
+    }
   })
 }
