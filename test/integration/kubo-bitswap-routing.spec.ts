@@ -99,6 +99,22 @@ describe('Kubo bitswap, routing and dht commands', { timeout: 180_000 }, () => {
     assert.deepEqual(await (await rpc(a, 'bitswap/wantlist', { peer: b.node.peerId })).json(), { Keys: [] })
   })
 
+  it('keeps a want two requests share until both gave up', async () => {
+    const cid = await rawBlock(randomBytes(32))
+    const first = new AbortController()
+    const second = new AbortController()
+    const requests = [first, second].map(async c => client.block.get(cid, { signal: c.signal }).catch(() => undefined))
+    await waitFor('the want', async () => (await client.bitswap.wantlist()).some(c => c.equals(cid)))
+    first.abort()
+    await requests[0]
+    // Helia's bitswap alone withdrew the want at the first abort.
+    await new Promise(resolve => setTimeout(resolve, 500))
+    assert.ok((await client.bitswap.wantlist()).some(c => c.equals(cid)), 'still wanted for the second request')
+    second.abort()
+    await requests[1]
+    await waitFor('the want withdrawn', async () => !(await client.bitswap.wantlist()).some(c => c.equals(cid)))
+  })
+
   it('answers a ledger without bytes for a peer it exchanged no block with, and refuses a bad peer id', async () => {
     // Daemons move blocks over the block-stream protocol; bitswap only traded (empty) wantlists with b.
     const ledger = await (await rpc(a, 'bitswap/ledger', { arg: b.node.peerId })).json()

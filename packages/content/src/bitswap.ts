@@ -41,6 +41,23 @@ interface BitswapComponents {
   metrics: Metrics
 }
 
+interface SharedWant { block: Promise<Uint8Array>, controller: AbortController, waiting: number }
+
+/** The promise, or the signal's reason once it aborts first. */
+async function untilAborted<T> (promise: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (signal == null) return promise
+  let stop: (() => void) | undefined
+  const aborted = new Promise<never>((_resolve, reject) => {
+    stop = () => { reject(signal.reason) }
+    signal.addEventListener('abort', stop, { once: true })
+  })
+  try {
+    return await Promise.race([promise, aborted])
+  } finally {
+    if (stop != null) signal.removeEventListener('abort', stop)
+  }
+}
+
 interface BlockEvent { detail: { cid: CID, block: Uint8Array } }
 interface PeerLedger { value: number, sent: number, received: number, exchanged: number }
 
@@ -70,12 +87,41 @@ export class CountedBitswap {
   readonly bitswap: HeliaBitswap
   private readonly blockstore: Pick<Blockstore, 'has'>
   private readonly counts = { blocksReceived: 0, dataReceived: 0, dupBlksReceived: 0, dupDataReceived: 0, messagesReceived: 0, blocksSent: 0, dataSent: 0 }
+  private readonly wants = new Map<string, SharedWant>()
 
   constructor (components: Omit<BitswapComponents, 'metrics'>, init: BitswapOptions = {}) {
     this.blockstore = components.blockstore
     this.bitswap = new Bitswap({ ...components, metrics: this.metrics() }, init)
     this.bitswap.network.addEventListener('bitswap:message', () => { this.counts.messagesReceived++ })
     this.bitswap.wantList.addEventListener('block', (event) => { this.received(event.detail.cid, event.detail.block.byteLength) })
+  }
+
+  /**
+   * A block from bitswap peers. Callers that want the same block share one
+   * want, withdrawn only once every one of them gave up: Helia's bitswap
+   * withdraws a want shared by several callers at the first one's abort.
+   */
+  async want (cid: CID, options: AbortOptions = {}): Promise<Uint8Array> {
+    options.signal?.throwIfAborted()
+    const key = Buffer.from(cid.multihash.bytes).toString('base64')
+    let shared = this.wants.get(key)
+    if (shared == null) {
+      const controller = new AbortController()
+      const created: SharedWant = { block: this.bitswap.want(cid, { ...options, signal: controller.signal }), controller, waiting: 0 }
+      created.block.then(() => { this.wants.delete(key) }, () => { if (this.wants.get(key) === created) this.wants.delete(key) })
+      this.wants.set(key, created)
+      shared = created
+    }
+    shared.waiting++
+    try {
+      return await untilAborted(shared.block, options.signal)
+    } finally {
+      shared.waiting--
+      if (shared.waiting === 0) {
+        shared.controller.abort()
+        if (this.wants.get(key) === shared) this.wants.delete(key)
+      }
+    }
   }
 
   /** A block from a peer: a duplicate when it was here already (checked before bitswap stores it, as Kubo does). */

@@ -707,7 +707,7 @@ export async function startBrokers<S extends ServiceMap> (helia: HeliaWithLibp2p
         return await stream.retrieve(cid, options)
       } catch (err) {
         options.signal?.throwIfAborted()
-        return bitswap.want(cid, options)
+        return counted.want(cid, options)
       }
     },
     announce: async (cid, options) => { await bitswap.notify(cid, options) }
