@@ -157,6 +157,11 @@ describe('Kubo bitswap, routing and dht commands', { timeout: 180_000 }, () => {
     assert.ok(last?.name === 'FINAL_PEER' && last.peer.id.equals(target) && last.peer.multiaddrs.length > 0)
     const self = await rpc(a, 'routing/findpeer', { arg: a.node.peerId })
     assert.equal(self.status, 400)
+    // As Kubo: a peer the DHT does not know ends the events with a query error.
+    const missing = await collect(client.routing.findPeer(peerIdFromString('Qmd7qZS4T7xXtsNFdRoK1trfMs5zU94EpokQ9WFtxdPxsZ')))
+    assert.deepEqual(missing.filter(e => e.name === 'FINAL_PEER'), [])
+    const error = missing.at(-1)
+    assert.ok(error?.name === 'QUERY_ERROR' && error.error.message === 'routing: not found', JSON.stringify(missing.map(e => e.name)))
   })
 
   it('gets a name\'s IPNS record from the DHT and puts it elsewhere with routing/get and routing/put', async () => {

@@ -1,5 +1,5 @@
 import { parsePeerId } from './identity.ts'
-import { InvalidRoutingRequestError, NoPeersError, PeerNotFoundError } from './errors.ts'
+import { InvalidRoutingRequestError, NoPeersError } from './errors.ts'
 import type { Swarm } from './options.ts'
 import type { AbortOptions, PeerInfo } from '@libp2p/interface'
 import type { QueryEvent, SingleKadDHT } from '@libp2p/kad-dht'
@@ -26,11 +26,12 @@ export interface RoutingEvent {
 
 /**
  * kad-dht holds a query until its routing table has a peer, which on a node
- * without DHT peers is forever: such a query is refused at once instead.
+ * connected to none is forever: such a query is refused at once instead. A
+ * node with connections gets its DHT peers from them within moments.
  */
 function needPeers (swarm: Swarm, what: string): void {
   // kadDHT() makes a single DHT, whose routing table the KadDHT interface leaves out.
-  if ((swarm.services.dht as SingleKadDHT).routingTable.size === 0) throw new NoPeersError(`${what}: the DHT has no peers to ask`)
+  if ((swarm.services.dht as SingleKadDHT).routingTable.size === 0 && swarm.getConnections().length === 0) throw new NoPeersError(`${what}: the DHT has no peers to ask`)
 }
 
 const addrInfo = (info: PeerInfo): { id: string, addrs: string[] } => ({ id: info.id.toString(), addrs: info.multiaddrs.map(ma => ma.toString()) })
@@ -77,7 +78,8 @@ export async function * findProviders (swarm: Swarm, cid: CID, options: AbortOpt
 /**
  * Kubo's routing/findpeer: a peer's addresses, from the peer store when they
  * are known (as Kubo answers for a connected peer), else from a DHT query.
- * Its last event is the peer found; a peer not found is an error after the steps.
+ * Its last event is the peer found, or for a peer not found, as Kubo's, a
+ * query error event (which Kubo's clients read; Kubo also sets a trailer).
  */
 export async function * findPeer (swarm: Swarm, peer: string, options: AbortOptions = {}): AsyncGenerator<RoutingEvent> {
   const id = parsePeerId(peer)
@@ -88,13 +90,18 @@ export async function * findPeer (swarm: Swarm, peer: string, options: AbortOpti
     return
   }
   needPeers(swarm, 'routing: not found')
-  for await (const event of swarm.services.dht.findPeer(id, options)) {
-    const step = routingEvent(event)
-    if (step == null) continue
-    yield step
-    if (event.name === 'FINAL_PEER' && event.peer.id.equals(id)) return
+  try {
+    for await (const event of swarm.services.dht.findPeer(id, options)) {
+      const step = routingEvent(event)
+      if (step == null) continue
+      yield step
+      if (event.name === 'FINAL_PEER' && event.peer.id.equals(id)) return
+    }
+  } catch (err: any) {
+    // kad-dht's way to say the query ended without the peer.
+    if (err.name !== 'NotFoundError') throw err
   }
-  throw new PeerNotFoundError(`routing: not found: ${peer}`)
+  yield { type: QueryEventType.QueryError, error: 'routing: not found' }
 }
 
 /** Kubo's dht/query: the query's steps, then each of the peers closest to a peer id as a FinalPeer event naming it. */
