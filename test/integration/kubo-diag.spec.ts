@@ -82,6 +82,8 @@ describe('Kubo commands of a node without peers: name/pubsub, routing/provide|pu
     assert.equal(sys.net.online, true)
     assert.equal(sys.ipfs_version, daemon.node.version().version)
     assert.ok(!JSON.stringify(sys).includes(daemon.repo), 'the repo path is not shown')
+    const version = await client.repo.version()
+    assert.equal(`fs-repo@${version}`, (await client.repo.stat()).version, 'repo/version is the version repo/stat names')
   })
 
   it('lists running requests with diag/cmds, and ended ones for the time set-time keeps them', async () => {
