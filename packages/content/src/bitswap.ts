@@ -1,4 +1,5 @@
 import { peerIdFromString } from '@libp2p/peer-id'
+import { raceSignal } from 'race-signal'
 import { beside } from './helia-node.ts'
 import type { BitswapOptions, PeerWantListEntry, WantListEntry } from '@helia/bitswap'
 import type { HasherLoader, Routing } from '@helia/interface'
@@ -42,21 +43,6 @@ interface BitswapComponents {
 }
 
 interface SharedWant { block: Promise<Uint8Array>, controller: AbortController, waiting: number }
-
-/** The promise, or the signal's reason once it aborts first. */
-async function untilAborted<T> (promise: Promise<T>, signal?: AbortSignal): Promise<T> {
-  if (signal == null) return promise
-  let stop: (() => void) | undefined
-  const aborted = new Promise<never>((_resolve, reject) => {
-    stop = () => { reject(signal.reason) }
-    signal.addEventListener('abort', stop, { once: true })
-  })
-  try {
-    return await Promise.race([promise, aborted])
-  } finally {
-    if (stop != null) signal.removeEventListener('abort', stop)
-  }
-}
 
 interface BlockEvent { detail: { cid: CID, block: Uint8Array } }
 interface PeerLedger { value: number, sent: number, received: number, exchanged: number }
@@ -114,7 +100,7 @@ export class CountedBitswap {
     }
     shared.waiting++
     try {
-      return await untilAborted(shared.block, options.signal)
+      return await raceSignal(shared.block, options.signal)
     } finally {
       shared.waiting--
       if (shared.waiting === 0) {

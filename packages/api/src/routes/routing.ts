@@ -30,7 +30,6 @@ async function * queryEvents (events: AsyncIterable<RoutingEvent> | Iterable<Rou
 const MAX_RECORD_BYTES = 10 * 1024
 
 const Verbose = { verbose: Type.Optional(Type.Boolean({ description: "Kubo's flag for its text output; the lines are the same" })) }
-const ArgQuery = (what: string): ReturnType<typeof Type.Object> => Type.Object({ arg: Type.Optional(Type.Array(Type.String(), { description: what })), ...Verbose })
 
 /** The roots to provide, each checked to be here, as Kubo requires, before anything is announced. */
 async function localRoots (content: Content, paths: string[], signal: AbortSignal): Promise<CID[]> {
@@ -80,15 +79,6 @@ export const routingRoutes: Routes = (app, { node }) => {
   })
 
   kuboRoute(app, {
-    path: 'routing/findpeer',
-    permission: 'swarm',
-    tags: ['routing'],
-    summary: "A peer's addresses, from the peer store or the DHT: NDJSON query events ending with a FinalPeer event (Type 2)",
-    schema: { querystring: ArgQuery('Peer ID') },
-    handler: async (request, reply) => sendNdjson(reply, queryEvents(findPeer(node.swarm, firstArg(request, 'peerID'), { signal: requestSignal(reply) })))
-  })
-
-  kuboRoute(app, {
     path: 'routing/provide',
     permission: 'swarm',
     tags: ['routing'],
@@ -110,14 +100,21 @@ export const routingRoutes: Routes = (app, { node }) => {
     }
   })
 
-  kuboRoute(app, {
-    path: 'dht/query',
-    permission: 'swarm',
-    tags: ['routing'],
-    summary: 'The peers closest to a peer ID in the DHT: NDJSON query events, a FinalPeer event (Type 2) naming each',
-    schema: { querystring: ArgQuery('Peer ID') },
-    handler: async (request, reply) => sendNdjson(reply, queryEvents(closestPeers(node.swarm, firstArg(request, 'peerID'), { signal: requestSignal(reply) })))
-  })
+  // Both take a peer ID and stream a query's events.
+  const peerQueries = [
+    { path: 'routing/findpeer', query: findPeer, summary: "A peer's addresses, from the peer store or the DHT: NDJSON query events ending with a FinalPeer event (Type 2), or a QueryError (Type 3) for a peer not found" },
+    { path: 'dht/query', query: closestPeers, summary: 'The peers closest to a peer ID in the DHT: NDJSON query events, a FinalPeer event (Type 2) naming each' }
+  ]
+  for (const { path, query, summary } of peerQueries) {
+    kuboRoute(app, {
+      path,
+      permission: 'swarm',
+      tags: ['routing'],
+      summary,
+      schema: { querystring: Type.Object({ arg: Type.Optional(Type.Array(Type.String(), { description: 'Peer ID' })), ...Verbose }) },
+      handler: async (request, reply) => sendNdjson(reply, queryEvents(query(node.swarm, firstArg(request, 'peerID'), { signal: requestSignal(reply) })))
+    })
+  }
 
   kuboRoute(app, {
     path: 'routing/get',
