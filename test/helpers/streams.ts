@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 
 /** The items of a stream, at most `max` of them, so that a stream that does not end cannot hang a test. */
-export async function collect<T> (source: AsyncIterable<T>, max = 10_000): Promise<T[]> {
+export async function collect<T> (source: AsyncIterable<T> | Iterable<T>, max = 10_000): Promise<T[]> {
   const out: T[] = []
   for await (const item of source) {
     out.push(item)

@@ -122,6 +122,11 @@ describe('files/* (MFS) with kubo-rpc-client', { timeout: 120_000 }, () => {
     assert.deepEqual(ls.Entries.find((e: { Name: string }) => e.Name === 'f.txt'), { Name: 'f.txt', Type: 0, Size: 0, Hash: '' })
     const stat = await (await rpc(d, 'files/stat', { arg: '/hello.txt' })).json()
     assert.deepEqual(stat, { Hash: HELLO_CID, Size: 12, CumulativeSize: 20, Blocks: 0, Type: 'file', WithLocality: false })
+    // As Kubo, an /ipfs/ path too: kubo-rpc-client's ls stats an empty directory so.
+    assert.deepEqual(await (await rpc(d, 'files/stat', { arg: `/ipfs/${HELLO_CID}` })).json(), stat)
+    const emptyDir = await client.add({ path: 'empty' }, { wrapWithDirectory: false })
+    const listed = await collect(client.ls(`/ipfs/${emptyDir.cid}`))
+    assert.deepEqual(listed.map(e => e.cid.toString()), [emptyDir.cid.toString()])
     const bad = await rpc(d, 'files/stat', { arg: 'relative' })
     assert.equal(bad.status, 400)
     const body = await bad.json()

@@ -96,6 +96,9 @@ const BY_NAME: Record<string, Mapping> = {
   InvalidParameterError: [400, 'IPFSValidationError'],
   InvalidMultiaddrError: [400, 'IPFSValidationError'],
   InvalidPeerIdError: [400, 'IPFSValidationError'],
+  InvalidRoutingRequestError: [400, 'IPFSValidationError'],
+  InvalidLogLevelError: [400, 'IPFSValidationError'],
+  UnknownSubsystemError: [400, 'IPFSValidationError'],
   BadRequestError: [400, 'IPFSValidationError'],
   MultipartError: [400, 'IPFSValidationError'],
   RangeNotSatisfiableError: [416, 'IPFSValidationError'],
@@ -156,6 +159,8 @@ const BY_NAME: Record<string, Mapping> = {
   JobStateError: [409, 'JobStateError'],
   // The cluster has too few eligible nodes for the request as made: retrying it unchanged will not help.
   InsufficientPeersError: [409, 'InsufficientPeersError'],
+  // The DHT has nobody to ask: the request conflicts with the node as it is, until it connects to a peer.
+  NoPeersError: [409, 'InsufficientPeersError'],
   ConsensusRejectedError: [409, 'ConsensusRejectedError', 1003],
   NoQuorumError: [503, 'NoQuorumError', 1005],
   JoinError: [503, 'JoinError'],

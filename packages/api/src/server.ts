@@ -14,6 +14,7 @@ import { registerHttpMetrics } from './metrics.ts'
 import { adminRoutes } from './routes/admin.ts'
 import { aiRoutes } from './routes/ai.ts'
 import { authRoutes } from './routes/auth.ts'
+import { bitswapRoutes } from './routes/bitswap.ts'
 import { blockRoutes } from './routes/blocks.ts'
 import { clientRoutes } from './routes/clients.ts'
 import { clusterRoutes } from './routes/cluster.ts'
@@ -22,6 +23,8 @@ import { consoleRoutes } from './routes/console.ts'
 import { contentRoutes } from './routes/content.ts'
 import { dagCarRoutes } from './routes/dag-car.ts'
 import { dataLoaderRoutes } from './routes/dataloader.ts'
+import { diagnosticsRoutes } from './routes/diagnostics.ts'
+import { RequestLog } from './request-log.ts'
 import { distributedRoutes } from './routes/distributed.ts'
 import { documentRoutes } from './routes/documents.ts'
 import { filesRoutes } from './routes/files.ts'
@@ -29,6 +32,7 @@ import { nameRoutes } from './routes/names.ts'
 import { networkRoutes } from './routes/network.ts'
 import { nodeRoutes } from './routes/nodes.ts'
 import { p2pStreamRoutes } from './routes/p2p-stream.ts'
+import { objectRoutes } from './routes/objects.ts'
 import { ollamaRoutes } from './routes/ollama.ts'
 import { openaiRoutes } from './routes/openai.ts'
 import { peerRoutes } from './routes/peers.ts'
@@ -44,6 +48,7 @@ import { refsRoutes } from './routes/refs.ts'
 import { repoRoutes } from './routes/repo.ts'
 import { resourceRoutes } from './routes/resources.ts'
 import { searchRoutes } from './routes/search.ts'
+import { routingRoutes } from './routes/routing.ts'
 import { settingsRoutes } from './routes/settings.ts'
 import { swarmOpsRoutes } from './routes/swarm-ops.ts'
 import { systemRoutes } from './routes/system.ts'
@@ -225,6 +230,9 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
   })
   await app.register(swaggerUi, { routePrefix: '/api/v0/docs' })
 
+  // After the access hooks: a request they refuse never ran, so Kubo's request log does not list it.
+  const requests = new RequestLog()
+  requests.register(app)
   const ctx: ApiContext = { node, shutdown: shutdown.signal, requestStop: init.requestStop }
   // The error bodies of the families whose route files serve one document (the inference families name theirs in their files).
   const shapes = new Map<Routes, ErrorShape>([
@@ -235,7 +243,8 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
     systemRoutes, authRoutes, contentRoutes, pinRoutes, remotePinRoutes, pinningServiceRoutes, nameRoutes, peerRoutes, pubsubRoutes, blockRoutes,
     clusterRoutes, distributedRoutes, nodeRoutes, networkRoutes, consensusRoutes, resourceRoutes, clientRoutes,
     ollamaRoutes, openaiRoutes, taskRoutes, taskMetricRoutes, transferRoutes, adminRoutes, liveRoutes, aiRoutes, searchRoutes, documentRoutes, dataLoaderRoutes, trainingRoutes, workerRoutes, consoleRoutes,
-    methodRoutes, eventRoutes, p2pStreamRoutes, webrtcRoutes, graphqlRoutes, filesRoutes, dagCarRoutes, refsRoutes, repoRoutes, swarmOpsRoutes, settingsRoutes
+    methodRoutes, eventRoutes, p2pStreamRoutes, webrtcRoutes, graphqlRoutes, filesRoutes, dagCarRoutes, refsRoutes, repoRoutes, swarmOpsRoutes, settingsRoutes,
+    bitswapRoutes, routingRoutes, objectRoutes, diagnosticsRoutes(requests)
   ]) {
     const shape = shapes.get(routes)
     if (shape == null) routes(app, ctx)

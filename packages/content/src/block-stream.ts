@@ -7,10 +7,11 @@ import { Uint8ArrayList } from 'uint8arraylist'
 import { equals } from 'uint8arrays/equals'
 import { BlockRequest, BlockResponse } from '../../../protocols/blocks.js'
 import { getBlock } from './blocks.ts'
-import { beside } from './helia-node.ts'
-import type { BitswapBlockBrokerInit } from '@helia/bitswap'
-import type { Blocks, BlockBroker, BlockRetrievalOptions, Helia, SessionBlockBroker } from '@helia/interface'
-import type { ComponentLogger, Connection, Libp2p, Logger, PeerId, Startable, Stream } from '@libp2p/interface'
+import { CountedBitswap } from './bitswap.ts'
+import type { BitswapOptions } from '@helia/bitswap'
+import type { HeliaWithLibp2p } from '@helia/libp2p'
+import type { Blocks, BlockBroker, BlockRetrievalOptions, SessionBlockBroker } from '@helia/interface'
+import type { ComponentLogger, Connection, Libp2p, Logger, PeerId, ServiceMap, Startable, Stream } from '@libp2p/interface'
 import type { MultihashHasher } from 'multiformats/hashes/interface'
 
 /** Versioned id of the block-stream protocol; the wire format is protocols/blocks.proto. */
@@ -690,11 +691,11 @@ export class BlockStream implements BlockBroker, Startable {
  * before libp2p exists, and both must handle their protocols before a peer
  * can connect.
  */
-export async function startBrokers<H extends Helia> (helia: H, stream: BlockStream, bitswapInit: BitswapBlockBrokerInit = {}): Promise<void> {
+export async function startBrokers<S extends ServiceMap> (helia: HeliaWithLibp2p<S>, stream: BlockStream, bitswapInit: BitswapOptions = {}): Promise<CountedBitswap | undefined> {
   if (helia.hasBlockBroker('cluster-first')) return
   // @helia/bitswap exports only withBitswap, which would add bitswap to the race.
-  const { BitswapBlockBroker } = await beside<{ BitswapBlockBroker: new (components: H, init: BitswapBlockBrokerInit) => Required<Pick<BlockBroker, 'retrieve' | 'announce'>> & Startable }>('@helia/bitswap', 'block-broker.js')
-  const bitswap = new BitswapBlockBroker(helia, bitswapInit)
+  const counted = new CountedBitswap({ libp2p: helia.libp2p, blockstore: helia.blockstore, routing: helia.routing, logger: helia.logger, getHasher: helia.getHasher }, bitswapInit)
+  const bitswap = counted.bitswap
   await bitswap.start()
   await stream.start()
   const clusterFirst: BlockBroker & Startable = {
@@ -706,10 +707,11 @@ export async function startBrokers<H extends Helia> (helia: H, stream: BlockStre
         return await stream.retrieve(cid, options)
       } catch (err) {
         options.signal?.throwIfAborted()
-        return bitswap.retrieve(cid, options)
+        return counted.want(cid, options)
       }
     },
-    announce: async (cid, options) => { await bitswap.announce(cid, options) }
+    announce: async (cid, options) => { await bitswap.notify(cid, options) }
   }
   helia.addBlockBroker(clusterFirst)
+  return counted
 }

@@ -9,6 +9,7 @@ import { codecs, hashers } from './codecs.ts'
 import { BlockGuard, collectGarbage, heldPut, removeBlocks } from './gc.ts'
 import { createHeliaNode } from './helia-node.ts'
 import { Mfs } from './mfs.ts'
+import { addLink, diff, rmLink } from './object.ts'
 import { ipnsDhtRecords, Names } from './names.ts'
 import { parsePath } from './paths.ts'
 import { dagSize, pinAdd, pinLs, pinRm, pinUpdate } from './pins.ts'
@@ -17,12 +18,14 @@ import { Topics } from './pubsub.ts'
 import { cat, ls, resolveEntry, stat } from './read.ts'
 import { TypedEventEmitter } from '@libp2p/interface'
 import type { AddEvent, AddOptions } from './add.ts'
+import type { CountedBitswap } from './bitswap.ts'
 import type { BlockStreamInit } from './block-stream.ts'
 import type { CarImportEvent, CarImportOptions } from './car.ts'
 import type { DagResolution } from './dag-resolve.ts'
 import type { BlockPutOptions, DagPutOptions, ReadOptions } from './blocks.ts'
 import type { BlockRmOptions, BlockRmResult, GcComponents, GcResult } from './gc.ts'
 import type { DhtRecords, NameComponents } from './names.ts'
+import type { ObjectChange, ObjectPatchOptions } from './object.ts'
 import type { PinAddOptions, PinEntry, PinFilter, PinLsOptions } from './pins.ts'
 import type { Ref, RefsOptions } from './refs.ts'
 import type { CatOptions, FileStat, Listing } from './read.ts'
@@ -77,6 +80,8 @@ export class Content extends TypedEventEmitter<ContentEvents> {
   readonly blockStream: BlockStream
   readonly names: Names
   readonly topics: Topics
+  /** Bitswap, with Kubo's bitswap/stat counted; set as the node starts. */
+  private exchange?: CountedBitswap
   /** Kubo's files/* tree, whose root GC keeps as it keeps a pin. */
   readonly mfs: Mfs
   private readonly identity: Uint8Array
@@ -94,7 +99,7 @@ export class Content extends TypedEventEmitter<ContentEvents> {
       datastore: init.datastore,
       codecs: Object.values(codecs),
       hashers: Object.values(hashers)
-    }, (helia) => init.libp2p(ipnsDhtRecords(helia.keychain)), async (helia) => { await startBrokers(helia, this.blockStream) })
+    }, (helia) => init.libp2p(ipnsDhtRecords(helia.keychain)), async (helia) => { this.exchange = await startBrokers(helia, this.blockStream) ?? this.exchange })
     this.blockStream = new BlockStream({
       libp2p: () => this.helia.libp2p,
       blockstore: this.helia.blockstore,
@@ -113,6 +118,12 @@ export class Content extends TypedEventEmitter<ContentEvents> {
 
   get swarm (): Swarm {
     return this.helia.libp2p
+  }
+
+  /** Helia's bitswap, as Kubo's bitswap/* commands show it. */
+  get bitswap (): CountedBitswap {
+    if (this.exchange == null) throw new Error('bitswap exists once the node has started')
+    return this.exchange
   }
 
   async start (): Promise<void> {
@@ -297,6 +308,23 @@ export class Content extends TypedEventEmitter<ContentEvents> {
   /** Kubo's dag/resolve: the block an IPLD path reaches, and what is left of the path inside it. */
   dagResolve (path: string, options?: ReadOptions): Promise<DagResolution> {
     return dagResolve(this.reads, path, options)
+  }
+
+  /** Kubo's object/diff: the links added, removed and changed from one dag-pb DAG to another. */
+  async objectDiff (a: string, b: string, options?: ReadOptions): Promise<ObjectChange[]> {
+    return diff(this.reads, await this.resolve(a, options), await this.resolve(b, options), options)
+  }
+
+  /** Kubo's object/patch/add-link: a copy of the root with one more link, stored (not pinned). */
+  async objectAddLink (root: string, name: string, child: string, options?: ObjectPatchOptions): Promise<CID> {
+    const [rootCid, childCid] = [await this.resolve(root, options), await this.resolve(child, options)]
+    return this.store(async blocks => addLink(blocks, rootCid, name, childCid, options), {})
+  }
+
+  /** Kubo's object/patch/rm-link: a copy of the root without one link, stored (not pinned). */
+  async objectRmLink (root: string, name: string, options?: ObjectPatchOptions): Promise<CID> {
+    const rootCid = await this.resolve(root, options)
+    return this.store(async blocks => rmLink(blocks, rootCid, name, options), {})
   }
 
   /** Kubo's refs: the links under a path, depth first. */

@@ -201,9 +201,10 @@ export class Mfs {
     return this.#relink(fs, root, parts.slice(0, have + 1), built, options)
   }
 
+  /** An MFS path, or as Kubo's files/stat also takes, an /ipfs/ path (kubo-rpc-client's ls asks it so of an empty directory). */
   async stat (path: string, options?: AbortOptions): Promise<MfsStat> {
     const fs = this.#fs()
-    const cid = await this.#existing(fs, this.#current(), segments(path), options)
+    const cid = path.startsWith('/ipfs/') ? (await resolveEntry(this.#components.reads, path, options)).cid : await this.#existing(fs, this.#current(), segments(path), options)
     const stat = await fs.stat(cid, options)
     const block = await getBlock(this.#components.reads, cid, options)
     if (cid.code !== dagPb.code) return { cid, type: 'file', size: block.length, cumulativeSize: block.length, blocks: 0 }

@@ -1,15 +1,16 @@
 import { Resolver } from 'node:dns/promises'
-import { ipns as createIPNS, ipnsSelector, ipnsValidator, multihashToIPNSRoutingKey, IPNSEntry } from '@helia/ipns'
+import { ipns as createIPNS, ipnsSelector, ipnsValidator, multihashFromIPNSRoutingKey, multihashToIPNSRoutingKey, IPNSEntry } from '@helia/ipns'
 import { Key } from 'interface-datastore'
 import first from 'it-first'
 import { base36 } from 'multiformats/bases/base36'
 import { CID } from 'multiformats/cid'
+import { peerIdFromMultihash } from '@libp2p/peer-id'
 import { parsePeerId } from '@node-daemon/swarm'
 import { InvalidParameterError, KeyExistsError, NotFoundError } from './errors.ts'
 import { decodeKey, encodeKey } from './key-formats.ts'
 import { MAX_CID_LENGTH, parsePath } from './paths.ts'
 import type { KeyFormat } from './key-formats.ts'
-import type { IPNS } from '@helia/ipns'
+import type { IPNS, IPNSRouting } from '@helia/ipns'
 import type { Helia, Keychain, PrivateKey, PublicKey } from '@helia/interface'
 import type { AbortOptions, Logger } from '@libp2p/interface'
 import type { MultihashDigest } from 'multiformats/hashes/interface'
@@ -110,6 +111,12 @@ function ipnsName (publicKey: PublicKey): string {
   return publicKey.toCID().toString(base36)
 }
 
+/** The DHT key of an /ipns/ routing key, the only key type the daemon's routing takes. */
+function ipnsRoutingKey (key: string): Uint8Array {
+  if (!key.startsWith('/ipns/')) throw new InvalidParameterError(`invalid key ${JSON.stringify(key.slice(0, 100))}: only /ipns/<name> keys are supported`)
+  return multihashToIPNSRoutingKey(parseName(key))
+}
+
 /** An IPNS name is a base36 or base32 libp2p-key CID, or a peer id. */
 function parseName (name: string): MultihashDigest {
   const bare = name.replace(/^\/ipns\//, '').split('/')[0]
@@ -184,6 +191,52 @@ export class Names {
       current = resolved
     }
     throw new NotFoundError(`name ${name} did not resolve within ${MAX_RECURSION} steps`)
+  }
+
+  /**
+   * Kubo's routing/get of an /ipns/ key: the best record the routing has for
+   * the name, as its protobuf bytes; with no peers, the record kept here.
+   */
+  async getRecord (key: string, options: AbortOptions = {}): Promise<Uint8Array> {
+    const routingKey = ipnsRoutingKey(key)
+    const signal = AbortSignal.any([options.signal ?? new AbortController().signal, AbortSignal.timeout(RESOLVE_TIMEOUT_MS)])
+    try {
+      // The DHT would wait for a peer; the local store is all a node alone has.
+      if (!this.components.hasPeers()) {
+        const local = await first(this.ipns.resolve(multihashFromIPNSRoutingKey(routingKey), { offline: true, signal }))
+        if (local != null) return IPNSEntry.encode(local.record)
+      } else {
+        return await this.components.routing.get(routingKey, { ...options, signal })
+      }
+    } catch (err: any) {
+      if (options.signal?.aborted === true) throw err
+    }
+    throw new NotFoundError(`routing: not found: ${key}`)
+  }
+
+  /**
+   * Kubo's routing/put of an /ipns/ key: the record is checked against the name
+   * (signature, key, validity), then stored here and sent to the DHT's closest peers.
+   */
+  async putRecord (key: string, record: Uint8Array, options: AbortOptions & { allowOffline?: boolean } = {}): Promise<string> {
+    const routingKey = ipnsRoutingKey(key)
+    if (options.allowOffline !== true && !this.components.hasPeers()) throw new InvalidParameterError("can't put while offline: pass allow-offline to override")
+    try {
+      await ipnsValidator(routingKey, record, this.components.keychain, options)
+    } catch (err: any) {
+      throw new InvalidParameterError(`invalid IPNS record for ${key}: ${err.message}`)
+    }
+    // Kept here first, where resolve finds it (kad-dht would otherwise hold the put until a peer came).
+    await this.localRecords().put(routingKey, record, options)
+    if (this.components.hasPeers()) await this.components.routing.put(routingKey, record, { ...options, signal: AbortSignal.any([options.signal ?? new AbortController().signal, AbortSignal.timeout(ROUTING_PUT_TIMEOUT_MS)]) })
+    return peerIdFromMultihash(parseName(key)).toString()
+  }
+
+  /** @helia/ipns's local record store, among its routers. */
+  private localRecords (): IPNSRouting {
+    const local = this.ipns.routers.find(router => router.toString() === 'LocalStoreRouting()')
+    if (local == null) throw new Error('@helia/ipns has no local store router: has it changed?')
+    return local
   }
 
   /** The value of the IPNS record of a name, as it was published when it was published here. */

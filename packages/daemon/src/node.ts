@@ -14,12 +14,15 @@ import { connect, describePeer, listPeers, pingPeers, swarmOptions } from '@node
 import { registerSwarmMetrics } from './swarm-metrics.ts'
 import { Gauge, Registry } from 'prom-client'
 import { registerDefaultModels } from './default-models.ts'
+import { systemDiagnostics } from './diagnostics.ts'
 import { joinSettings } from './join.ts'
+import { logControlOf } from './logger.ts'
 import { REPO_VERSION } from './layout.ts'
 import { openRepo, repoBlockBytes, saveRemoteServices } from './repo.ts'
 import { versionInfo } from './version.ts'
 import type { Config } from './config.ts'
-import type { Logger } from './logger.ts'
+import type { SystemDiagnostics } from './diagnostics.ts'
+import type { LogControl, Logger } from './logger.ts'
 import type { Repo } from './repo.ts'
 import type { VersionInfo } from './version.ts'
 import type { AbortOptions } from '@libp2p/interface'
@@ -62,6 +65,10 @@ export interface Node {
   connect(addr: string, options?: AbortOptions): Promise<string>
   /** Kubo's repo/stat: bytes of blocks, the GC limit, and (unless `sizeOnly`) how many blocks there are. */
   repoStat(options?: AbortOptions & { sizeOnly?: boolean }): Promise<RepoStat>
+  /** Kubo's diag/sys: the runtime, the repo's disk, memory and network interfaces. */
+  diagnostics(): Promise<SystemDiagnostics>
+  /** Kubo's log/*: levels of the operator log and its components, and its lines as they are logged. */
+  readonly logs: LogControl
 }
 
 export interface RepoStat {
@@ -88,6 +95,8 @@ export interface NodeComponents {
  * closes the stores, after the API has stopped taking requests.
  */
 export async function createNode (config: Config, components: NodeComponents): Promise<DaemonNode> {
+  const logs = logControlOf(components.logger)
+  if (logs == null) throw new Error('the node\'s logger must come from createLogger, which makes it controllable')
   const joining = await joinSettings(config)
   const repo: Repo = await openRepo(config.repo, { secret: joining.secret })
   const metrics = new Registry()
@@ -232,6 +241,8 @@ export async function createNode (config: Config, components: NodeComponents): P
       await repo.setApiAddress(url)
     },
     connect: async (addr, options) => connect(content.swarm, addr, options),
+    diagnostics: async () => systemDiagnostics(config.repo, versionInfo(REPO_VERSION), started),
+    logs,
     repoStat: async (options = {}) => {
       let numObjects: number | undefined
       if (options.sizeOnly !== true) {

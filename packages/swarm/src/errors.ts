@@ -37,3 +37,15 @@ export class HandshakeFailedError extends DialError {
   static name = 'HandshakeFailedError'
   name = 'HandshakeFailedError'
 }
+
+/** A routing request that cannot be made as asked: a lookup of this node itself, a count below one. */
+export class InvalidRoutingRequestError extends Error {
+  static name = 'InvalidRoutingRequestError'
+  name = 'InvalidRoutingRequestError'
+}
+
+/** The DHT has no peer to ask: the node is connected to none that speaks it. */
+export class NoPeersError extends Error {
+  static name = 'NoPeersError'
+  name = 'NoPeersError'
+}

@@ -168,4 +168,24 @@ export const nameRoutes: Routes = (app, { node }) => {
       return { success: true, keys: [{ name: key.name, id: key.id }], Keys: [{ Name: key.name, Id: key.id }] }
     }
   })
+
+  // The daemon resolves and publishes IPNS over the DHT only, as Kubo without --enable-namesys-pubsub: its answers are those of that Kubo.
+  kuboRoute(app, {
+    path: 'name/pubsub/state',
+    permission: 'names',
+    tags: ['ipns'],
+    summary: 'Whether IPNS over pubsub is on: never here, names go over the DHT',
+    handler: async () => ({ Enabled: false })
+  })
+
+  for (const path of ['name/pubsub/subs', 'name/pubsub/cancel']) {
+    kuboRoute(app, {
+      path,
+      permission: 'names',
+      tags: ['ipns'],
+      summary: 'Refused as Kubo refuses it without IPNS over pubsub: there are no name subscriptions',
+      schema: { querystring: Type.Object({ arg: Type.Optional(Type.Array(Type.String())), 'ipns-base': Type.Optional(Type.String()) }) },
+      handler: async () => { throw new BadRequestError('IPNS pubsub subsystem is not enabled') }
+    })
+  }
 }

@@ -40,7 +40,7 @@ function repoStatJson (stat: Awaited<ReturnType<Node['repoStat']>>): object {
   return { RepoSize: stat.repoSize, StorageMax: stat.storageMax, ...stat.numObjects == null ? {} : { NumObjects: stat.numObjects }, Version: stat.version }
 }
 
-/** The repo and the node's traffic: Kubo's repo/stat, stats/repo, repo/verify and stats/bw. */
+/** The repo and the node's traffic: Kubo's repo/stat, stats/repo, repo/version, repo/verify and stats/bw. */
 export const repoRoutes: Routes = (app, { node, shutdown }) => {
   for (const path of ['repo/stat', 'stats/repo']) {
     kuboRoute(app, {
@@ -55,6 +55,15 @@ export const repoRoutes: Routes = (app, { node, shutdown }) => {
       }
     })
   }
+
+  kuboRoute(app, {
+    path: 'repo/version',
+    permission: 'cluster:read',
+    tags: ['repo'],
+    summary: "The version of the repo's layout, as Kubo's fs-repo version",
+    schema: { querystring: Type.Object({ quiet: Type.Optional(Type.Boolean({ description: "Kubo's flag for its text output; the JSON answer is the same" })) }) },
+    handler: async () => ({ Version: node.version().repo })
+  })
 
   kuboRoute(app, {
     path: 'repo/verify',
