@@ -7,11 +7,12 @@
  * and the real clients work with credentials.
  */
 import assert from 'node:assert/strict'
-import { readFile } from 'node:fs/promises'
+import { readdir, readFile } from 'node:fs/promises'
 import { request } from 'node:http'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { COOKIE_FILE, PERMISSIONS } from '@node-daemon/access'
+import { assetDir } from '@node-daemon/models'
 import { create } from 'kubo-rpc-client'
 import { Ollama } from 'ollama'
 import OpenAI from 'openai'
@@ -163,6 +164,26 @@ describe('access control on one node', { timeout: 240_000 }, () => {
     const openai = new OpenAI({ baseURL: `${d.url}/v1`, apiKey: key, maxRetries: 0 })
     assert.deepEqual((await openai.models.list()).data, [])
     await assert.rejects(new OpenAI({ baseURL: `${d.url}/v1`, apiKey: 'nd_wrong', maxRetries: 0 }).models.list(), (err: any) => err.status === 401)
+  })
+
+  it("keeps a model to the account that uploaded it: another account's upload of it is refused, an admin's is not", async () => {
+    for (const username of ['owner', 'other']) assert.equal((await call(d, 'POST', '/api/v1/auth/users', admin, { username, password: `${username} secret`, permissions: ['models:write'] })).status, 201)
+    const uploadAs = async (headers: Record<string, string>): Promise<{ status: number, body: any }> => {
+      const form = new FormData()
+      form.append('modelId', 'owned-model')
+      const dir = assetDir('tiny-gpt')
+      for (const file of await readdir(dir)) form.append('file', new Blob([await readFile(join(dir, file))]), file)
+      const res = await fetch(`${d.url}/api/models/upload`, { method: 'POST', headers, body: form, signal: AbortSignal.timeout(120_000) })
+      return { status: res.status, body: await res.json() }
+    }
+    const basic = (username: string): Record<string, string> => ({ authorization: `Basic ${Buffer.from(`${username}:${username} secret`).toString('base64')}` })
+    assert.equal((await uploadAs(basic('owner'))).status, 201)
+    const refused = await uploadAs(basic('other'))
+    assert.deepEqual([refused.status, refused.body.error?.code], [403, 'FORBIDDEN'], JSON.stringify(refused.body))
+    assert.equal((await uploadAs(basic('owner'))).status, 201, 'the owner uploads a new version')
+    assert.equal((await uploadAs(admin)).status, 201, 'so does an admin')
+    const model = await d.node.cluster.getModel('owned-model:latest')
+    assert.deepEqual([model.account, model.version], ['owner', 3])
   })
 
   it('answers 429 to an address that keeps failing to authenticate, and still takes a good key from it', async () => {

@@ -148,6 +148,7 @@ const BY_NAME: Record<string, Mapping> = {
   JobNotFoundError: [404, 'JobNotFoundError'],
   ResponseNotFoundError: [404, 'ResponseNotFoundError'],
   ModelExistsError: [409, 'ModelExistsError'],
+  ModelOwnershipError: [403, 'ModelOwnershipError'],
   DocumentNotFoundError: [404, 'DocumentNotFoundError'],
   // A stored chain's or index's version names one CID for good: store a new version instead.
   DocumentVersionExistsError: [409, 'DocumentVersionExistsError'],

@@ -943,6 +943,7 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
       metadata: input.metadata ?? {},
       framework: input.framework,
       license: input.license,
+      account: input.account,
       size: await this.localSize(input.modelCID, options),
       replicationFactor: input.replicationFactor ?? 3
     }, options)

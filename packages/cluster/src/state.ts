@@ -873,6 +873,7 @@ function registeredInfo (c: RegisteredInfo): RegisteredInfo {
   const info: RegisteredInfo = {}
   if (typeof c.framework === 'string') info.framework = c.framework
   if (typeof c.license === 'string') info.license = c.license
+  if (typeof c.account === 'string') info.account = c.account
   return info
 }
 

@@ -98,6 +98,8 @@ export interface RegisteredInfo {
   framework?: string
   /** Its license, as an SPDX id or a name. */
   license?: string
+  /** The user account that registered it, the only one (besides admins) whose uploads update it; unset for a node's or an admin's registration. */
+  account?: string
 }
 
 /** Document 001's ModelInfo, versioned. */

@@ -10,6 +10,12 @@ export class InvalidModelfileError extends Error {
   name = 'InvalidModelfileError'
 }
 
+/** A model registered by one user account is updated only by that account (or an admin). */
+export class ModelOwnershipError extends Error {
+  static name = 'ModelOwnershipError'
+  name = 'ModelOwnershipError'
+}
+
 /** No node could run the job: every candidate failed or none is reachable. */
 export class NoWorkerError extends Error {
   static name = 'NoWorkerError'

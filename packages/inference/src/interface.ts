@@ -242,6 +242,8 @@ export interface ImportParams {
   /** What the registrant says of the model, kept in its registry record. */
   framework?: string
   license?: string
+  /** The user account uploading it: it owns a model it registers, and may not update one another account owns. */
+  account?: string
   files: ImportFile[] | AsyncIterable<ImportFile>
 }
 

@@ -8,6 +8,7 @@
 import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { dirname, join, normalize } from 'node:path'
 import { ModelExistsError, ModelNotFoundError } from '@node-daemon/cluster'
+import { ModelOwnershipError } from './errors.ts'
 import { configOf, poolingOf, readGguf, summarize as ggufSummary } from '@node-daemon/gguf'
 import { configFromGenai, GGUF_FILE, InvalidModelError, isGgufModel, loadModel, missingModelFiles, TextCodec } from '@node-daemon/runtime'
 import { raceSignal } from 'race-signal'
@@ -332,10 +333,13 @@ export class ModelLibrary {
   /** Adds a model directory as content (Kubo's CIDs), checks that it loads, and registers it under `name`. */
   async import (params: ImportParams, options: AbortOptions = {}): Promise<ModelSummary> {
     const id = fullName(params.name)
+    // Checked before the files are taken in, so that a refused upload stores nothing.
+    const owner = (await this.#cluster.getAllModels(options)).find(m => m.modelId === id)?.account
+    if (owner != null && params.account != null && params.account !== owner) throw new ModelOwnershipError(`${id} belongs to another account: only its owner or an admin uploads new versions of it`)
     const root = (await this.#content.addDirectory(candidates(params.files), { pin: true, signal: options.signal }))?.toString()
     if (root == null) throw new InvalidModelError('no files were given')
     const profile = await this.profileOf(root, { ...options, dtype: params.dtype })
-    return summary(view(await this.#save(id, root, profile, { description: params.description ?? '', framework: params.framework, license: params.license }, options, params.displayName)))
+    return summary(view(await this.#save(id, root, profile, { description: params.description ?? '', framework: params.framework, license: params.license, account: params.account }, options, params.displayName)))
   }
 
   /** Registers or updates `id` to point at `cid` with `profile`; an update makes a new version. */
@@ -347,7 +351,8 @@ export class ModelLibrary {
     }
     // The registry keeps a model's display name from its registration; a new version cannot change it, so a different one is refused rather than dropped.
     if (displayName != null && displayName !== existing.name) throw new ModelExistsError(`${id} is registered with the name ${JSON.stringify(existing.name)}, which a new version does not change`)
-    const updated = await this.#cluster.updateModel(id, cid, { ...options, ...about, metadata })
+    // Ownership stays with the registration.
+    const updated = await this.#cluster.updateModel(id, cid, { ...options, description: about.description, framework: about.framework, license: about.license, metadata })
     return updated.isActive ? updated : this.#cluster.setModelActive(id, true, options)
   }
 

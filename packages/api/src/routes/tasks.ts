@@ -261,7 +261,10 @@ export const taskRoutes: Routes = (app, { node, shutdown }) => {
     }, async (request, reply) => {
       const { fields, files } = await modelDirectory(request)
       if (fields.modelId == null || fields.modelId === '') throw new BadRequestError('the form field modelId is required, before the files')
-      const model = await node.inference.import(defined({ name: fields.modelId, displayName: fields.name, description: fields.description, dtype: fields.dtype, files }), { signal: workSignal(reply, shutdown) })
+      // A user's upload owns what it registers; keys, admins and the loopback user are no account, and update any model.
+      const principal = request.principal
+      const account = principal != null && (principal.kind === 'user' || principal.kind === 'jwt') ? principal.name : undefined
+      const model = await node.inference.import(defined({ name: fields.modelId, displayName: fields.name, description: fields.description, dtype: fields.dtype, account, files }), { signal: workSignal(reply, shutdown) })
       return reply.code(201).send({ success: true, model: modelJson(model) })
     })
 
