@@ -34,6 +34,10 @@ const areas: Record<string, { describe: string, load: () => Promise<BenchModule>
     describe: 'tokens/s and time to first token of /api/generate, 1 to 16 concurrent streams, and daemon RSS, against a bare onnxruntime greedy loop on the same model',
     load: async () => import('./inference.ts')
   },
+  search: {
+    describe: 'indexing chunks/s through a daemon against the embedding model alone, search/hybrid p50/p99 and queries/s against direct LanceDB queries, and Recall@10 of the ANN index against an exact scan',
+    load: async () => import('./search.ts')
+  },
   training: {
     describe: 'samples/s of a one-node job against a plain onnxruntime training loop, the share of step time spent exchanging gradients for 1M and 10M parameters on two daemons, and the time to go on after kill -9 of a worker',
     load: async () => import('./training.ts')
