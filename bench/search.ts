@@ -48,7 +48,7 @@ import { ANN_MIN_ROWS, reciprocalRankFusion } from '@node-daemon/search'
 import type { Encoder } from '@node-daemon/runtime'
 import { withCleanup } from './lib/cleanup.ts'
 import { numberFromEnv, onlyFromEnv, profileDirFromEnv, say } from './lib/cli.ts'
-import { spawnDaemon, untilModelsListed } from './lib/daemon.ts'
+import { postJson, spawnDaemon, untilModelsListed } from './lib/daemon.ts'
 import { createPhaseLog } from './lib/phases.ts'
 import { percentile } from './lib/raft-load.ts'
 import type { Cleanup } from './lib/cleanup.ts'
@@ -62,6 +62,8 @@ const TOP_K = 10
 const CANDIDATES = Math.max(TOP_K * 3, 30)
 /** Texts per embedding request of the search service (its embedBatch). */
 const EMBED_BATCH = 32
+/** Chunks per snapshot of the search service (its batchChunks): a progress line each. */
+const BATCH_CHUNKS = 512
 /** Under the API's 1 MiB body limit, with room for the JSON around the texts. */
 const JOB_BYTES = 900_000
 const COLLECTION = 'bench'
@@ -152,17 +154,7 @@ function queryTexts (words: string[], count: number): string[] {
 // ---- the daemon's API
 
 async function post (d: DaemonProcess, path: string, body: unknown, signal: AbortSignal): Promise<any> {
-  let res: Response
-  try {
-    res = await fetch(`${d.url}${path}`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-      signal: AbortSignal.any([AbortSignal.timeout(REQUEST_TIMEOUT_MS), signal])
-    })
-  } catch (err: any) {
-    throw new Error(`${d.label}: ${path} failed: ${err.cause?.message ?? err.message}${d.exited() ? `\n--- ${d.label} output ---\n${d.tail()}` : ''}`)
-  }
+  const res = await postJson(d, path, body, AbortSignal.any([AbortSignal.timeout(REQUEST_TIMEOUT_MS), signal]))
   const text = await res.text()
   if (!res.ok) throw new Error(`${d.label}: ${path} answered ${res.status}: ${text.slice(0, 500)}`)
   return JSON.parse(text)
@@ -326,14 +318,19 @@ async function run (cleanup: Cleanup, s: Settings): Promise<number> {
   const jobs = jobsOf(docs)
   say(`ingest: ${thousands(docs.length)} chunks in ${jobs.length} jobs; the embedding model alone: ${fmt(peerBefore, 0)} chunks/s over ${thousands(sample.length)} texts`)
   let reported = 0
+  /** Time between two batches' progress lines, the first batch's counted from the submission of the jobs. */
+  const batchMs: number[] = []
   const ingest = await phases.timed('ingest', [d], async () => {
     const ids: string[] = []
     for (const job of jobs) ids.push((await post(d, '/api/v0/search/index', { collection: COLLECTION, documents: job.map(text => ({ page_content: text })) }, signal)).job.id)
     let before = 0
     const t0 = performance.now()
     let last: IndexJob | undefined
+    let batchAt = t0
     for (const id of ids) {
       last = await follow(d, id, signal, job => {
+        const now = performance.now()
+        if (job.status === 'running' && job.batches > 0) { batchMs.push(now - batchAt); batchAt = now }
         const total = before + job.chunks
         if (total - reported >= PROGRESS_EVERY * docs.length) {
           reported = total
@@ -353,6 +350,8 @@ async function run (cleanup: Cleanup, s: Settings): Promise<number> {
   const ingestRate = docs.length / ingest.seconds
   say(`ingest: ${thousands(docs.length)} chunks in ${fmt(ingest.seconds)} s (${fmt(ingest.seconds / 60)} min), daemon ${fmt(ingest.daemonCores[0], 2)} cores; head ${ingest.value.head}, version ${collection.version}`)
   say(`  ${fmt(ingestRate, 0)} chunks/s against the embedding model's ${fmt(peer, 0)} (before ${fmt(peerBefore, 0)}, after ${fmt(peerAfter, 0)}): ${fmt(ingestRate / peer, 2)}× ${verdict(ingestRate / peer, TARGET_INGEST)}`)
+  const [early, late] = [batchMs.slice(1, 6), batchMs.slice(-5)]
+  say(`  a batch (${BATCH_CHUNKS} chunks: embedding, LanceDB add and seal, snapshot, head move): median ${fmt(median(batchMs) / 1000, 2)} s, the first ones ${fmt(median(early) / 1000, 2)} s, the last ones ${fmt(median(late) / 1000, 2)} s; the embedding model alone takes ${fmt(BATCH_CHUNKS / peer, 2)} s for as many`)
   if (ingestRate / peer < TARGET_INGEST) missed.push('ingest')
 
   // ---- queries: the replica the daemon answers from, opened here too
@@ -395,12 +394,14 @@ async function run (cleanup: Cleanup, s: Settings): Promise<number> {
     const readSeconds = (performance.now() - t) / 1000
     let found = 0
     let exactMs = 0
+    const exacts: string[][] = []
     let annMs = 0
     for (const vector of vectors) {
       const t1 = performance.now()
       const ann = await hybrid({ query_vector: vector })
       const t2 = performance.now()
       const exact = exactTopK(all, vector, TOP_K)
+      exacts.push(exact)
       annMs += t2 - t1
       exactMs += performance.now() - t2
       found += exact.filter(id => ann.includes(id)).length
@@ -409,6 +410,30 @@ async function run (cleanup: Cleanup, s: Settings): Promise<number> {
     say(`recall@${TOP_K} of search/hybrid's vector list (query_vector alone) against an exact scan of all ${thousands(all.ids.length)} vectors (read in ${fmt(readSeconds)} s): ${fmt(recall, 3)} ${verdict(recall, TARGET_RECALL, '')}${annIndex ? '' : ' (no ANN index: a flat scan)'}`)
     say(`  mean per query: search/hybrid ${fmt(annMs / vectors.length)} ms, the exact scan in this process ${fmt(exactMs / vectors.length)} ms`)
     if (recall < TARGET_RECALL) missed.push('recall')
+    if (annIndex) {
+      // What LanceDB's query options would give over the same index, asking for the service's CANDIDATES: where to turn for more recall.
+      const variants: Array<[string, (q: lancedb.VectorQuery) => lancedb.VectorQuery]> = [
+        ['as the service asks', q => q],
+        ['refineFactor(2)', q => q.refineFactor(2)],
+        ['nprobes(40)', q => q.nprobes(40)],
+        ['ef(300)', q => q.ef(300)],
+        ['nprobes(40), refineFactor(2)', q => q.nprobes(40).refineFactor(2)]
+      ]
+      say('  direct LanceDB queries of the same index, recall@10 and mean ms:')
+      for (const [name, option] of variants) {
+        let hits = 0
+        const t = performance.now()
+        try {
+          for (const [i, vector] of vectors.entries()) {
+            const rows = await option(direct.table.vectorSearch(vector).distanceType('cosine').limit(CANDIDATES)).select(['id']).toArray() as Array<{ id: string }>
+            hits += exacts[i].filter(id => rows.slice(0, TOP_K).some(r => r.id === id)).length
+          }
+          say(`    ${name.padEnd(30)} ${fmt(hits / (vectors.length * TOP_K), 3)}  ${fmt((performance.now() - t) / vectors.length)} ms`)
+        } catch (err: any) {
+          say(`    ${name.padEnd(30)} failed: ${err.message}`)
+        }
+      }
+    }
   }
 
   if (s.only.has('qps')) {
