@@ -11,14 +11,80 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import { Document } from '@langchain/core/documents'
+import { Embeddings } from '@langchain/core/embeddings'
+import { VectorStore } from '@langchain/core/vectorstores'
 import { readCorpus } from '@node-daemon/models'
 import { minimalPdf } from '../../packages/search/test/helpers/pdf.ts'
 import { waitFor } from '../helpers/cluster.ts'
 import { startTestDaemon } from '../helpers/daemon.ts'
 import { runCli } from '../helpers/process.ts'
 import type { TestDaemon } from '../helpers/daemon.ts'
+import type { EmbeddingsInterface } from '@langchain/core/embeddings'
 
 const BOOKS = ['pride', 'sense', 'persuasion']
+
+async function callJson (url: string, body: unknown): Promise<any> {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(60_000) })
+  const json = await res.json()
+  if (res.status !== 200) throw new Error(`${url}: ${res.status} ${JSON.stringify(json)}`)
+  return json
+}
+
+/** LangChain's Embeddings over the node's embeddings route. */
+class NodeEmbeddings extends Embeddings {
+  readonly url: string
+  constructor (url: string) {
+    super({})
+    this.url = url
+  }
+
+  async embedDocuments (texts: string[]): Promise<number[][]> {
+    return (await callJson(`${this.url}/api/v0/embeddings/generate`, { texts })).embeddings
+  }
+
+  async embedQuery (text: string): Promise<number[]> {
+    return (await callJson(`${this.url}/api/v0/embeddings/generate`, { texts: [text], input_type: 'query' })).embeddings[0]
+  }
+}
+
+/** A LangChain.js vector store whose collection lives in the cluster: the node embeds, indexes and searches. */
+class NodeVectorStore extends VectorStore {
+  declare FilterType: Record<string, unknown>
+  readonly url: string
+  readonly collectionName: string
+  cid = ''
+
+  constructor (embeddings: EmbeddingsInterface, args: { url: string, collectionName: string }) {
+    super(embeddings, args)
+    this.url = args.url
+    this.collectionName = args.collectionName
+  }
+
+  _vectorstoreType (): string {
+    return 'node-daemon'
+  }
+
+  async addVectors (): Promise<void> {
+    throw new Error('the node embeds documents itself: use addDocuments')
+  }
+
+  async addDocuments (documents: Document[]): Promise<void> {
+    const body = { collection_name: this.collectionName, documents: documents.map(d => ({ page_content: d.pageContent, metadata: d.metadata })) }
+    this.cid = (await callJson(`${this.url}/api/v0/ai/langchain/vectorstore/create`, body)).cid
+  }
+
+  async similaritySearchVectorWithScore (query: number[], k: number, filter?: this['FilterType']): Promise<Array<[Document, number]>> {
+    const { results } = await callJson(`${this.url}/api/v0/ai/langchain/vectorstore/search`, { collection_name: this.collectionName, query_vector: query, k, filter })
+    return results.map((r: any) => [new Document({ pageContent: r.page_content, metadata: r.metadata, id: r.id }), r.score])
+  }
+
+  static async fromDocuments (docs: Document[], embeddings: EmbeddingsInterface, args: { url: string, collectionName: string }): Promise<NodeVectorStore> {
+    const store = new NodeVectorStore(embeddings, args)
+    await store.addDocuments(docs)
+    return store
+  }
+}
 
 /** Documents of a few paragraphs each, in order through each novel: about a hundred a novel. */
 async function corpus (): Promise<Array<{ book: string, part: number, text: string }>> {
@@ -179,6 +245,30 @@ describe('search across a three-node cluster', { timeout: 180_000 }, () => {
     } finally {
       await rm(dir, { recursive: true, force: true })
     }
+  })
+
+  it('round-trips LangChain documents through a VectorStore subclass, and LlamaIndex documents through index/create', async () => {
+    const b = daemons[1]
+    const embeddings = new NodeEmbeddings(b.url)
+    const docs = [
+      new Document({ pageContent: 'The miller grinds barley at the water mill.', metadata: { topic: 'mill', year: 1801 } }),
+      new Document({ pageContent: 'Swallows nest under the eaves of the barn.', metadata: { topic: 'birds', year: 1802 } }),
+      new Document({ pageContent: 'The blacksmith shoes the grey mare at the forge.', metadata: { topic: 'forge', year: 1803 } })
+    ]
+    const store = await NodeVectorStore.fromDocuments(docs, embeddings, { url: b.url, collectionName: 'lc-village' })
+    assert.match(store.cid, /^(Qm|baf)/)
+    const [[best, score]] = await store.similaritySearchWithScore('grinding barley at the mill', 1)
+    assert.equal(best.pageContent, docs[0].pageContent)
+    assert.deepEqual(best.metadata, { topic: 'mill', year: 1801 })
+    assert.ok(score > 0)
+    const filtered = await store.similaritySearch('grinding barley at the mill', 3, { year: { $gte: 1802 } })
+    assert.deepEqual(filtered.map(d => d.metadata.topic).sort(), ['birds', 'forge'])
+
+    const created = await ok(b, '/api/v0/ai/llamaindex/index/create', { index_name: 'li-village', documents: [{ text: 'The shepherd counts his flock at dusk.', metadata: { kind: 'pastoral' }, id_: 'doc-shepherd' }] })
+    assert.equal(created.index_name, 'li-village')
+    assert.equal(created.cid, (await ok(b, '/api/v0/search/collection/list', {})).collections.find((c: any) => c.name === 'li-village').head_cid)
+    const found = await ok(b, '/api/v0/search/hybrid', { collection: 'li-village', query_text: 'shepherd flock', top_k: 1, entity_types: ['chunk'] })
+    assert.deepEqual([found.results[0].doc_id, found.results[0].metadata], ['doc-shepherd', { kind: 'pastoral' }])
   })
 
   it('still answers from the replicas when the indexing node is gone', async () => {

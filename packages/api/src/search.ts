@@ -3,6 +3,7 @@
  * (start, status) and document 000's `hybrid_search`, each one call of the
  * node's search service, for the REST routes and the method caller alike.
  */
+import { randomBytes } from 'node:crypto'
 import { Type } from 'typebox'
 import { ENTITY_TYPES, MAX_HOPS, MAX_TOP_K } from '@node-daemon/search'
 import { BadRequestError } from './errors.ts'
@@ -190,4 +191,91 @@ export const hybridSearch = defineOperation({
   }
 })
 
-export const SEARCH_OPERATIONS = [searchCollectionCreate, searchCollectionList, searchCollectionDelete, searchIndex, searchIndexStatus, hybridSearch]
+/** A framework's embedding setting: a model name, or an object naming one as LangChain (`model`, `model_name`) or LlamaIndex (`embed_model`) do. */
+const EmbeddingConfig = Type.Union([Type.String({ minLength: 1 }), Type.Object({
+  model: Type.Optional(Type.String({ minLength: 1 })),
+  model_name: Type.Optional(Type.String({ minLength: 1 })),
+  embed_model: Type.Optional(Type.String({ minLength: 1 }))
+}, { additionalProperties: true })])
+
+function modelOf (config: string | { model?: string, model_name?: string, embed_model?: string } | undefined): string | undefined {
+  return typeof config === 'string' ? config : config?.model ?? config?.model_name ?? config?.embed_model
+}
+
+/** A name for a collection made without one, as the frameworks make theirs. */
+const generatedName = (prefix: string): string => `${prefix}-${randomBytes(6).toString('hex')}`
+
+const FrameworkOptions = {
+  chunk_tokens: Type.Optional(Type.Integer({ minimum: 8, maximum: 8192 })),
+  overlap_tokens: Type.Optional(Type.Integer({ minimum: 0, maximum: 8191 })),
+  replication_factor: Type.Optional(Type.Integer({ minimum: -1 }))
+}
+
+export const langchainCreateVectorstore = defineOperation({
+  name: 'ai_langchain_create_vectorstore',
+  summary: 'Make a collection (a LangChain vector store) from LangChain documents: embedded, indexed and snapshotted; answers its head CID',
+  tags: ['search', 'ai'],
+  permission: 'content:write',
+  input: Type.Object({
+    documents: Type.Array(RawDoc, { minItems: 1, maxItems: 100_000 }),
+    embedding_model: Type.Optional(EmbeddingConfig),
+    collection_name: Type.Optional(Name),
+    ...FrameworkOptions
+  }, { additionalProperties: false }),
+  args: ['documents', 'embedding_model', 'collection_name'],
+  output: Type.Object({ cid: Type.String(), collection_name: Type.String(), collection: Loose, job: Loose }),
+  run: async (node, input, signal) => {
+    const name = input.collection_name ?? generatedName('langchain')
+    const { collection, job } = await node.search.createFromDocuments(defined({
+      name, embeddingModel: modelOf(input.embedding_model), chunkTokens: input.chunk_tokens, overlapTokens: input.overlap_tokens, replicationFactor: input.replication_factor
+    }), rawDocuments(input.documents), { signal })
+    return { cid: collection.headCID, collection_name: name, collection: collectionJson(collection), job: indexJobJson(job) }
+  }
+})
+
+export const llamaIndexCreateIndex = defineOperation({
+  name: 'ai_llama_index_create_index',
+  summary: 'Make a collection (a LlamaIndex vector index) from LlamaIndex documents: embedded, indexed and snapshotted; answers its head CID',
+  tags: ['search', 'ai'],
+  permission: 'content:write',
+  input: Type.Object({
+    documents: Type.Array(RawDoc, { minItems: 1, maxItems: 100_000 }),
+    service_context: Type.Optional(EmbeddingConfig),
+    embedding_model: Type.Optional(EmbeddingConfig),
+    index_name: Type.Optional(Name),
+    ...FrameworkOptions
+  }, { additionalProperties: false }),
+  args: ['documents', 'service_context'],
+  output: Type.Object({ cid: Type.String(), index_name: Type.String(), collection: Loose, job: Loose }),
+  run: async (node, input, signal) => {
+    const name = input.index_name ?? generatedName('llamaindex')
+    const { collection, job } = await node.search.createFromDocuments(defined({
+      name, embeddingModel: modelOf(input.embedding_model) ?? modelOf(input.service_context), chunkTokens: input.chunk_tokens, overlapTokens: input.overlap_tokens, replicationFactor: input.replication_factor
+    }), rawDocuments(input.documents), { signal })
+    return { cid: collection.headCID, index_name: name, collection: collectionJson(collection), job: indexJobJson(job) }
+  }
+})
+
+export const langchainSimilaritySearch = defineOperation({
+  name: 'ai_langchain_similarity_search',
+  summary: 'A LangChain vector store\'s similarity search: the k chunks nearest a query (text, or its vector), as documents with their scores',
+  tags: ['search', 'ai'],
+  permission: 'content:read',
+  input: Type.Object({
+    collection_name: Name,
+    query: Type.Optional(Type.String({ maxLength: 10_000 })),
+    query_vector: Type.Optional(Type.Array(Type.Number(), { minItems: 1, maxItems: 65_536 })),
+    k: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_TOP_K, default: 4 })),
+    filter: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'Metadata filters, as hybrid_search\'s metadata_filters' }))
+  }, { additionalProperties: false }),
+  args: ['collection_name', 'query', 'k'],
+  output: Type.Object({ results: Type.Array(Type.Object({ page_content: Type.String(), metadata: Loose, score: Type.Number(), id: Type.String() })) }),
+  run: async (node, input, signal) => {
+    const results = await node.search.search(defined({
+      collection: input.collection_name, queryText: input.query, queryVector: input.query_vector, metadataFilters: input.filter, topK: input.k, entityTypes: ['chunk' as const], hopCount: 0
+    }), { signal })
+    return { results: results.map(r => ({ page_content: r.text ?? '', metadata: r.metadata ?? {}, score: r.score, id: r.id })) }
+  }
+})
+
+export const SEARCH_OPERATIONS = [searchCollectionCreate, searchCollectionList, searchCollectionDelete, searchIndex, searchIndexStatus, hybridSearch, langchainCreateVectorstore, llamaIndexCreateIndex, langchainSimilaritySearch]

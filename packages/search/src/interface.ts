@@ -71,6 +71,8 @@ export interface SearchResult {
   cid?: string
   source_cid?: string
   root_cid?: string
+  /** A chunk's document: the id it was given (LangChain's id, LlamaIndex's id_), else its path under the CID indexed. */
+  doc_id?: string
   path?: string
   /** A chunk's bytes in its file (or in the text extracted from it, for HTML, JSON, CSV and PDF), end exclusive. */
   byte_range?: [number, number]

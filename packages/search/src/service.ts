@@ -94,6 +94,8 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
 
   async start (): Promise<void> {
     this.#lifetime = new AbortController()
+    // Replicas are copies of snapshots whose blocks stay in the blockstore: what an earlier run left is written again when asked for.
+    await rm(join(this.#init.dir, 'replicas'), { recursive: true, force: true })
   }
 
   async stop (): Promise<void> {
@@ -152,9 +154,25 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
     const previous = this.#writers.get(name) ?? Promise.resolve()
     const done = previous.catch(() => {}).then(async () => this.#run(job, collection, source, signal))
     this.#writers.set(name, done)
+    void done.finally(() => { if (this.#writers.get(name) === done) this.#writers.delete(name) })
     this.#jobs.set(job.id, { job, controller, done })
     this.#forgetOldJobs()
     return { ...job }
+  }
+
+  /**
+   * A collection made from inline documents at once, as LangChain's vector
+   * store and LlamaIndex's index are: the metadata schema is what the
+   * documents' metadata holds (each field whose values share one scalar
+   * type), and the answer waits for the indexing to end.
+   */
+  async createFromDocuments (params: CreateCollectionParams, documents: RawDocument[], options: AbortOptions = {}): Promise<{ collection: CollectionRecord, job: IndexJob }> {
+    if (documents.length === 0) throw new InvalidSearchRequestError('no documents to index')
+    await this.createCollection({ metadataSchema: schemaOf(documents), ...params }, options)
+    const started = await this.index(params.name, { documents }, options)
+    const job = await this.wait(started.id, options)
+    if (job.status !== 'completed') throw new InvalidSearchRequestError(`indexing the documents ${job.status}: ${job.error ?? ''}`)
+    return { collection: await this.#c.cluster.collection(params.name, options), job }
   }
 
   job (id: string): IndexJob {
@@ -420,6 +438,7 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
       text: hit.text,
       source_cid: hit.source_cid,
       root_cid: hit.root_cid,
+      doc_id: hit.doc_id,
       path: hit.path,
       byte_range: [hit.byte_start, hit.byte_end],
       metadata: JSON.parse(hit.metadata),
@@ -438,6 +457,21 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
     }
     return out
   }
+}
+
+/** The metadata fields of documents that filters can name: identifiers whose values are all of one scalar type. */
+function schemaOf (documents: RawDocument[]): Record<string, MetadataFieldType> {
+  const types = new Map<string, MetadataFieldType | null>()
+  for (const doc of documents) {
+    for (const [key, value] of Object.entries(doc.metadata ?? {})) {
+      if (value == null) continue
+      const type = typeof value
+      const scalar = type === 'string' || type === 'number' || type === 'boolean' ? type : null
+      const known = types.get(key)
+      types.set(key, known === undefined || known === scalar ? scalar : null)
+    }
+  }
+  return Object.fromEntries([...types].filter((e): e is [string, MetadataFieldType] => e[1] != null && /^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(e[0])))
 }
 
 /** In the working directory: the head its table holds. */

@@ -2,11 +2,19 @@ import { Type } from 'typebox'
 import { args, option } from '../args.ts'
 import { defined, workSignal } from '../inference.ts'
 import { kuboOperation } from '../operations.ts'
-import { hybridSearch, indexJobJson, searchCollectionCreate, searchCollectionDelete, searchCollectionList, searchIndex, searchIndexStatus } from '../search.ts'
+import { hybridSearch, indexJobJson, langchainCreateVectorstore, langchainSimilaritySearch, llamaIndexCreateIndex, searchCollectionCreate, searchCollectionDelete, searchCollectionList, searchIndex, searchIndexStatus } from '../search.ts'
 import type { Routes } from '../server.ts'
 
-/** Document 000's `/api/v0/search/hybrid`, and the collections and indexing jobs it searches. */
+/**
+ * Document 000's `/api/v0/search/hybrid`, the collections and indexing jobs
+ * it searches, and the framework routes that make a collection from
+ * LangChain or LlamaIndex documents, with the similarity search a LangChain
+ * vector store calls.
+ */
 export const searchRoutes: Routes = (app, { node, shutdown }) => {
+  kuboOperation(app, node, langchainCreateVectorstore, { path: 'ai/langchain/vectorstore/create', summary: langchainCreateVectorstore.summary, schema: { body: langchainCreateVectorstore.input }, input: (request) => request.body })
+  kuboOperation(app, node, langchainSimilaritySearch, { path: 'ai/langchain/vectorstore/search', summary: langchainSimilaritySearch.summary, schema: { body: langchainSimilaritySearch.input }, input: (request) => request.body })
+  kuboOperation(app, node, llamaIndexCreateIndex, { path: 'ai/llamaindex/index/create', summary: llamaIndexCreateIndex.summary, schema: { body: llamaIndexCreateIndex.input }, input: (request) => request.body })
   kuboOperation(app, node, hybridSearch, { path: 'search/hybrid', summary: hybridSearch.summary, schema: { body: hybridSearch.input }, input: (request) => request.body })
   kuboOperation(app, node, searchCollectionCreate, { path: 'search/collection/create', summary: searchCollectionCreate.summary, schema: { body: searchCollectionCreate.input }, input: (request) => request.body })
   kuboOperation(app, node, searchCollectionList, { path: 'search/collection/list', get: true, summary: searchCollectionList.summary, input: () => ({}) })
