@@ -10,7 +10,10 @@
  *    per batch) against the embedding model's own throughput: the runtime's
  *    Encoder in this process, tokenizing and embedding the same texts in the
  *    batches the search service uses (target ≥ 0.8×). The peer runs before
- *    and after the ingest; the ratio is to the faster of the two;
+ *    and after the ingest; the ratio is to the faster of the two. Since the
+ *    shared machine's load moves both, the CPU time per chunk of the daemon
+ *    and of the peer is compared too, and the time a batch takes against the
+ *    peer's time for as many chunks;
  * 2. query latency: p50 and p99 of `search/hybrid` with query_text, top_k 10,
  *    no hops, one request at a time, against the same query done directly in
  *    this process (the Encoder embeds the text, then LanceDB's vector and
@@ -19,7 +22,9 @@
  *    (so that its results are the vector list's order) against an exact
  *    brute-force cosine search over every vector of the table, in this
  *    process (target ≥ 0.95). Below the search package's ANN_MIN_ROWS the
- *    table has no ANN index and the figure is of a flat scan: the bench says so;
+ *    table has no ANN index and the figure is of a flat scan: the bench says so.
+ *    Then the recall LanceDB's query options (refine factor, probes, ef) give
+ *    over the same index, queried directly: where to turn for more;
  * 4. queries/s of `search/hybrid` (query_vector and query_text, top_k 10, no
  *    hops: vector and BM25 lists fused) against the same two LanceDB queries
  *    and the fusion run directly in this process on the daemon's replica,
@@ -262,13 +267,15 @@ function exactTopK (all: { ids: string[], vectors: Float32Array, dims: number },
 
 // ---- the peer of the ingest
 
-/** Chunks/s of the Encoder alone over `texts`: tokenized and embedded in the search service's batches. */
-async function embedRate (encoder: Encoder, texts: string[]): Promise<number> {
+/** Chunks/s of the Encoder alone over `texts`, tokenized and embedded in the search service's batches, and the CPU time it used per chunk (ms). */
+async function embedRate (encoder: Encoder, texts: string[]): Promise<{ rate: number, cpuMs: number }> {
   const t0 = performance.now()
+  const cpu0 = process.cpuUsage()
   for (let i = 0; i < texts.length; i += EMBED_BATCH) {
     await encoder.embed(encoder.tokenize(texts.slice(i, i + EMBED_BATCH), true, 'document'))
   }
-  return texts.length / ((performance.now() - t0) / 1000)
+  const cpu = process.cpuUsage(cpu0)
+  return { rate: texts.length / ((performance.now() - t0) / 1000), cpuMs: (cpu.user + cpu.system) / 1000 / texts.length }
 }
 
 /** Queries/s of `query` run by `connections` clients, each taking the next query, for `seconds`. */
@@ -318,7 +325,8 @@ async function run (cleanup: Cleanup, s: Settings): Promise<number> {
   // ---- 1. ingest
   const sample = docs.filter((_, i) => i % Math.max(1, Math.floor(docs.length / s.embedSample)) === 0).slice(0, s.embedSample)
   await embedRate(encoder, sample.slice(0, EMBED_BATCH * 4))
-  const peerBefore = await embedRate(encoder, sample)
+  const before = await embedRate(encoder, sample)
+  const peerBefore = before.rate
   const jobs = jobsOf(docs)
   say(`ingest: ${thousands(docs.length)} chunks in ${jobs.length} jobs; the embedding model alone: ${fmt(peerBefore, 0)} chunks/s over ${thousands(sample.length)} texts`)
   let reported = 0
@@ -346,7 +354,8 @@ async function run (cleanup: Cleanup, s: Settings): Promise<number> {
     }
     return { chunks: before, head: last?.head_cid as string }
   })
-  const peerAfter = await embedRate(encoder, sample)
+  const after = await embedRate(encoder, sample)
+  const peerAfter = after.rate
   const peer = Math.max(peerBefore, peerAfter)
   const { collections } = await post(d, '/api/v0/search/collection/list', {}, signal)
   const collection = collections.find((c: { name: string }) => c.name === COLLECTION)
@@ -354,6 +363,10 @@ async function run (cleanup: Cleanup, s: Settings): Promise<number> {
   const ingestRate = docs.length / ingest.seconds
   say(`ingest: ${thousands(docs.length)} chunks in ${fmt(ingest.seconds)} s (${fmt(ingest.seconds / 60)} min), daemon ${fmt(ingest.daemonCores[0], 2)} cores; head ${ingest.value.head}, version ${collection.version}`)
   say(`  ${fmt(ingestRate, 0)} chunks/s against the embedding model's ${fmt(peer, 0)}, the faster of before and after the ingest (${fmt(peerBefore, 0)}, ${fmt(peerAfter, 0)}): ${fmt(ingestRate / peer, 2)}× ${verdict(ingestRate / peer, TARGET_INGEST)} (${fmt(ingestRate / Math.min(peerBefore, peerAfter), 2)}× the slower)`)
+  // CPU time is what the machine's changing load disturbs least: the daemon's per chunk against the model's alone.
+  const daemonCpuMs = ingest.daemonCores[0] * ingest.seconds * 1000 / docs.length
+  const modelCpuMs = Math.min(before.cpuMs, after.cpuMs)
+  say(`  CPU per chunk: the daemon ${fmt(daemonCpuMs, 2)} ms, the embedding model alone ${fmt(modelCpuMs, 2)} ms (${fmt(modelCpuMs / daemonCpuMs, 2)}× the daemon's: its share of the daemon's work)`)
   const [early, late] = [batchMs.slice(1, 6), batchMs.slice(-5)]
   say(`  a batch (${BATCH_CHUNKS} chunks: embedding, LanceDB add and seal, snapshot, head move): median ${fmt(median(batchMs) / 1000, 2)} s, the first ones ${fmt(median(early) / 1000, 2)} s, the last ones ${fmt(median(late) / 1000, 2)} s; the embedding model alone takes ${fmt(BATCH_CHUNKS / peer, 2)} s for as many`)
   if (ingestRate / peer < TARGET_INGEST) missed.push('ingest')
