@@ -88,4 +88,19 @@ describe('encoders through a daemon', { timeout: 240_000 }, () => {
     const bad = await post(daemon, '/api/embed', { model: 'tiny-e5', input: text, input_type: 'passage' })
     assert.equal(bad.status, 400)
   })
+
+  it('reorders a hybrid search\'s chunks by the cross-encoder given as rerank_model', async () => {
+    const created = await post(daemon, '/api/v0/search/collection/create', { name: 'reranked', embedding_model: 'tiny-bare', chunk_tokens: 48 })
+    assert.equal(created.status, 200, JSON.stringify(created.body))
+    const indexed = await post(daemon, '/api/v0/search/index', { collection: 'reranked', wait: true, documents: DOCUMENTS.map(text => ({ text })) })
+    assert.equal(indexed.body.job.status, 'completed', JSON.stringify(indexed.body))
+    const query = { collection: 'reranked', query_text: QUERY, top_k: 3, entity_types: ['chunk'] }
+    const reranked = await post(daemon, '/api/v0/search/hybrid', { ...query, rerank_model: 'tiny-rerank' })
+    assert.equal(reranked.status, 200, JSON.stringify(reranked.body))
+    const expected = await daemon.node.inference.rerank({ model: 'tiny-rerank', query: QUERY, documents: DOCUMENTS })
+    assert.deepEqual(reranked.body.results.map((r: any) => r.text), expected.results.map(r => DOCUMENTS[r.index]))
+    for (const [k, r] of reranked.body.results.entries()) assert.ok(Math.abs(r.score - expected.results[k].score) < 1e-6)
+    const bad = await post(daemon, '/api/v0/search/hybrid', { ...query, rerank_model: 'tiny-bare' })
+    assert.equal(bad.status, 400, JSON.stringify(bad.body))
+  })
 })

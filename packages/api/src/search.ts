@@ -10,6 +10,8 @@ import { BadRequestError } from './errors.ts'
 import { defined } from './inference.ts'
 import { defineOperation, Loose } from './operations.ts'
 import type { CollectionRecord } from '@node-daemon/cluster'
+import type { Node } from '@node-daemon/daemon'
+import type { Static } from 'typebox'
 import type { IndexJob, IndexSource, RawDocument } from '@node-daemon/search'
 
 /** A collection as the API shows it, in document 000's snake case. */
@@ -115,7 +117,9 @@ const RawDoc = Type.Object({
   doc_id: Type.Optional(Type.String())
 })
 
-export function rawDocuments (docs: Array<{ page_content?: string, text?: string, metadata?: Record<string, unknown>, id?: string, id_?: string, doc_id?: string }>): RawDocument[] {
+type RawDocInput = Static<typeof RawDoc>
+
+export function rawDocuments (docs: RawDocInput[]): RawDocument[] {
   return docs.map((d, i) => {
     const text = d.page_content ?? d.text
     if (text == null) throw new BadRequestError(`documents[${i}] needs page_content (LangChain) or text (LlamaIndex)`)
@@ -211,6 +215,14 @@ const FrameworkOptions = {
   replication_factor: Type.Optional(Type.Integer({ minimum: -1 }))
 }
 
+/** What both frameworks' create routes do: a collection from the documents, indexed; its head CID and records. */
+async function fromDocuments (node: Node, name: string, embeddingModel: string | undefined, input: { documents: RawDocInput[], chunk_tokens?: number, overlap_tokens?: number, replication_factor?: number }, signal: AbortSignal): Promise<{ name: string, cid: string, collection: Record<string, unknown>, job: Record<string, unknown> }> {
+  const { collection, job } = await node.search.createFromDocuments(defined({
+    name, embeddingModel, chunkTokens: input.chunk_tokens, overlapTokens: input.overlap_tokens, replicationFactor: input.replication_factor
+  }), rawDocuments(input.documents), { signal })
+  return { name, cid: collection.headCID, collection: collectionJson(collection), job: indexJobJson(job) }
+}
+
 export const langchainCreateVectorstore = defineOperation({
   name: 'ai_langchain_create_vectorstore',
   summary: 'Make a collection (a LangChain vector store) from LangChain documents: embedded, indexed and snapshotted; answers its head CID',
@@ -225,11 +237,8 @@ export const langchainCreateVectorstore = defineOperation({
   args: ['documents', 'embedding_model', 'collection_name'],
   output: Type.Object({ cid: Type.String(), collection_name: Type.String(), collection: Loose, job: Loose }),
   run: async (node, input, signal) => {
-    const name = input.collection_name ?? generatedName('langchain')
-    const { collection, job } = await node.search.createFromDocuments(defined({
-      name, embeddingModel: modelOf(input.embedding_model), chunkTokens: input.chunk_tokens, overlapTokens: input.overlap_tokens, replicationFactor: input.replication_factor
-    }), rawDocuments(input.documents), { signal })
-    return { cid: collection.headCID, collection_name: name, collection: collectionJson(collection), job: indexJobJson(job) }
+    const { name, ...made } = await fromDocuments(node, input.collection_name ?? generatedName('langchain'), modelOf(input.embedding_model), input, signal)
+    return { ...made, collection_name: name }
   }
 })
 
@@ -248,11 +257,8 @@ export const llamaIndexCreateIndex = defineOperation({
   args: ['documents', 'service_context'],
   output: Type.Object({ cid: Type.String(), index_name: Type.String(), collection: Loose, job: Loose }),
   run: async (node, input, signal) => {
-    const name = input.index_name ?? generatedName('llamaindex')
-    const { collection, job } = await node.search.createFromDocuments(defined({
-      name, embeddingModel: modelOf(input.embedding_model) ?? modelOf(input.service_context), chunkTokens: input.chunk_tokens, overlapTokens: input.overlap_tokens, replicationFactor: input.replication_factor
-    }), rawDocuments(input.documents), { signal })
-    return { cid: collection.headCID, index_name: name, collection: collectionJson(collection), job: indexJobJson(job) }
+    const { name, ...made } = await fromDocuments(node, input.index_name ?? generatedName('llamaindex'), modelOf(input.embedding_model) ?? modelOf(input.service_context), input, signal)
+    return { ...made, index_name: name }
   }
 })
 

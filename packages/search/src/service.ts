@@ -213,30 +213,41 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
   }
 
   async #run (job: IndexJob, collection: CollectionRecord, source: IndexSource, signal: AbortSignal): Promise<IndexJob> {
+    const dir = this.#workDir(collection.name)
     try {
       const codec = await this.#codec(collection.embeddingModel, { signal })
       let head = (await this.#c.cluster.collection(collection.name, { signal })).headCID
-      const dir = this.#workDir(collection.name)
       await this.#checkout(dir, head, signal)
       const table = await ChunkTable.open(dir, collection.metadataSchema)
+      // A batch is stored and snapshotted while the next one is embedded: the model never waits for the disk.
+      let storing: Promise<void> = Promise.resolve()
       try {
         let pending: ChunkRow[] = []
-        const flush = async (): Promise<void> => {
-          await this.#embedRows(pending, collection.embeddingModel, signal)
-          await table.add(pending)
+        const store = async (rows: ChunkRow[]): Promise<void> => {
+          if (inline != null) rows.forEach(await inline.sources)
+          await table.add(rows)
           await table.seal()
           const cid = await snapshotDirectory(this.#c.content, dir, { signal })
           const moved = await this.#c.cluster.setCollectionHead(collection.name, { headCID: cid, expectedHead: head, chunks: await table.count() }, { signal })
           await writeFile(join(dir, HEAD_FILE), cid)
           head = cid
-          job.chunks += pending.length
+          job.chunks += rows.length
           job.batches++
           job.headCID = cid
           job.version = moved.version
-          pending = []
           this.#progress(job)
         }
-        for await (const doc of this.#documents(source, signal)) {
+        const flush = async (): Promise<void> => {
+          const rows = pending
+          pending = []
+          await this.#embedRows(rows, collection.embeddingModel, signal)
+          await storing
+          storing = store(rows)
+          // Seen at the next flush or at the end; until then no rejection goes unhandled.
+          storing.catch(() => {})
+        }
+        const inline = 'documents' in source ? this.#inline(source.documents, signal) : undefined
+        for await (const doc of inline?.docs ?? this.#documents(source as { cid: string }, signal)) {
           let text: string
           let extracted: Record<string, unknown>
           let format: string
@@ -257,13 +268,17 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
           if (pending.length >= this.#init.batchChunks) await flush()
         }
         if (pending.length > 0) await flush()
+        await storing
       } finally {
+        await storing.catch(() => {})
         table.close()
       }
       job.status = 'completed'
     } catch (err: any) {
       job.status = signal.aborted ? 'cancelled' : 'failed'
       job.error = err.message
+      // The table may hold rows no snapshot has: the next job starts again from the head.
+      await rm(dir, { recursive: true, force: true }).catch(() => {})
       this.#c.log('indexing into %s failed - %s', collection.name, err.message)
     }
     job.completedAt = new Date().toISOString()
@@ -281,24 +296,34 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
     await writeFile(join(dir, HEAD_FILE), head)
   }
 
-  async * #documents (source: IndexSource, signal: AbortSignal): AsyncGenerator<Doc> {
-    if ('documents' in source) {
-      // Inline documents become content too, a directory of one file each, so that their chunks name a CID and hops reach them.
-      const files = source.documents.map((d, i) => ({ path: `${String(i).padStart(6, '0')}.txt`, content: new TextEncoder().encode(d.text) }))
-      const entries = new Map<string, string>()
+  /**
+   * Inline documents become content too, a directory of one file each, so
+   * that their chunks name a CID and hops reach them. The directory is added
+   * while the documents are chunked and embedded: rows take their CIDs from
+   * `sources` before they are stored.
+   */
+  #inline (documents: RawDocument[], signal: AbortSignal): { docs: Doc[], sources: Promise<(row: ChunkRow) => void> } {
+    const files = documents.map((d, i) => ({ path: `${String(i).padStart(6, '0')}.txt`, content: new TextEncoder().encode(d.text) }))
+    const docs = files.map((file, i) => ({ docId: documents[i].id ?? file.path, sourceCid: '', rootCid: '', path: file.path, bytes: file.content, metadata: documents[i].metadata ?? {} }))
+    const sources = (async () => {
+      const cids = new Map<string, string>()
       let root = ''
       for await (const event of this.#c.content.addAll(files, { wrapWithDirectory: true, cidVersion: 1, rawLeaves: true, signal })) {
-        if (event.type === 'entry') {
-          if (event.name === '') root = event.cid.toString()
-          else entries.set(event.name, event.cid.toString())
-        }
+        if (event.type !== 'entry') continue
+        if (event.name === '') root = event.cid.toString()
+        else cids.set(event.name, event.cid.toString())
       }
-      for (const [i, file] of files.entries()) {
-        const doc: RawDocument = source.documents[i]
-        yield { docId: doc.id ?? file.path, sourceCid: entries.get(file.path) ?? root, rootCid: root, path: file.path, bytes: file.content, metadata: doc.metadata ?? {} }
+      return (row: ChunkRow) => {
+        row.source_cid = cids.get(row.path) ?? root
+        row.root_cid = root
+        row.id = `${row.source_cid}:${row.path}#${row.chunk_index}`
       }
-      return
-    }
+    })()
+    sources.catch(() => {})
+    return { docs, sources }
+  }
+
+  async * #documents (source: { cid: string, metadata?: Record<string, unknown> }, signal: AbortSignal): AsyncGenerator<Doc> {
     const listing = await this.#c.content.ls(source.cid, { signal })
     const root = listing.cid.toString()
     if (!listing.directory) {
@@ -325,12 +350,19 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
     return this.#c.content.readFile(cid, { signal })
   }
 
+  /** Embeds the rows' texts in batches, two requests in flight: the next batch is on its way while the model runs one. */
   async #embedRows (rows: ChunkRow[], model: string, signal: AbortSignal): Promise<void> {
-    for (let i = 0; i < rows.length; i += this.#init.embedBatch) {
-      const batch = rows.slice(i, i + this.#init.embedBatch)
-      const { embeddings } = await this.#c.inference.embed({ model, input: batch.map(r => r.text), inputType: 'document' }, { signal })
-      batch.forEach((row, k) => { row.vector = embeddings[k] })
+    const batches: ChunkRow[][] = []
+    for (let i = 0; i < rows.length; i += this.#init.embedBatch) batches.push(rows.slice(i, i + this.#init.embedBatch))
+    let next = 0
+    const worker = async (): Promise<void> => {
+      while (next < batches.length) {
+        const batch = batches[next++]
+        const { embeddings } = await this.#c.inference.embed({ model, input: batch.map(r => r.text), inputType: 'document' }, { signal })
+        batch.forEach((row, k) => { row.vector = embeddings[k] })
+      }
     }
+    await Promise.all([worker(), worker()])
   }
 
   /** The embedding model's tokenizer, read from its directory once. */

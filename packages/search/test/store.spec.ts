@@ -3,6 +3,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import { readCorpus } from '@node-daemon/models'
 import { compileFilters } from '../src/filters.ts'
 import { ChunkTable } from '../src/store.ts'
 import type { ChunkRow } from '../src/store.ts'
@@ -54,5 +55,22 @@ describe('ChunkTable', () => {
     const reopened = await ChunkTable.open(dir, schema)
     assert.equal(await reopened.count(), 100)
     reopened.close()
+  })
+
+  it('builds the full-text index of a table past 90,000 rows, where LanceDB\'s default pool on two cores stalls', { timeout: 120_000 }, async () => {
+    const big = await mkdtemp(join(tmpdir(), 'search-store-big-'))
+    try {
+      const table = await ChunkTable.open(big, schema)
+      // Paragraphs of the novels, as many chunks hold: the stall needs postings of that volume.
+      const paragraphs = (await readCorpus()).flatMap(novel => novel.split(/\n\s*\n/).filter(p => p.length > 80 && p.length < 400))
+      for (let start = 0; start < 100_000; start += 20_000) {
+        await table.add(Array.from({ length: 20_000 }, (_, k) => ({ ...row(start + k), text: `${paragraphs[(start + k) % paragraphs.length]} row${start + k}`, vector: [1, 0, 0] })))
+      }
+      await table.seal()
+      assert.equal((await table.matching('row99999', 1))[0]?.id, 'c99999')
+      table.close()
+    } finally {
+      await rm(big, { recursive: true, force: true })
+    }
   })
 })
