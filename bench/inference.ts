@@ -80,7 +80,7 @@ import type { LlamaContext, LlamaContextSequence, LlamaModel, Token } from 'node
 import * as ort from 'onnxruntime-node'
 import { withCleanup } from './lib/cleanup.ts'
 import { numberFromEnv, profileDirFromEnv, say } from './lib/cli.ts'
-import { memoryOf, resetPeakRss, sampleRssDuring, spawnDaemon, untilModelsListed } from './lib/daemon.ts'
+import { memoryOf, postJson, resetPeakRss, sampleRssDuring, spawnDaemon, untilModelsListed } from './lib/daemon.ts'
 import { MB } from './lib/files.ts'
 import { createPhaseLog } from './lib/phases.ts'
 import { percentile } from './lib/raft-load.ts'
@@ -343,17 +343,7 @@ async function generate (d: DaemonProcess, model: string, prompt: string, tokens
 /** Times a streamed Ollama request, generate or chat, from the request sent to its done line. */
 async function ollamaStream (d: DaemonProcess, path: string, body: object): Promise<Stream> {
   const t0 = performance.now()
-  let res: Response
-  try {
-    res = await fetch(`${d.url}${path}`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-      signal: AbortSignal.any([AbortSignal.timeout(REQUEST_TIMEOUT_MS), interrupted])
-    })
-  } catch (err: any) {
-    throw new Error(`${d.label}: ${path} failed: ${err.cause?.message ?? err.message}${d.exited() ? `\n--- ${d.label} output ---\n${d.tail()}` : ''}`)
-  }
+  const res = await postJson(d, path, body, AbortSignal.any([AbortSignal.timeout(REQUEST_TIMEOUT_MS), interrupted]))
   if (!res.ok || res.body == null) throw new Error(`${d.label}: ${path} answered ${res.status}: ${await res.text().catch(() => '')}`)
   let ttftMs = -1
   let lastChunkMs = -1

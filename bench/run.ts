@@ -35,7 +35,7 @@ const areas: Record<string, { describe: string, load: () => Promise<BenchModule>
     load: async () => import('./inference.ts')
   },
   search: {
-    describe: 'ingest chunks/s against the embedding model alone, query p50/p99 over 100,000 chunks, recall@10 of the ANN index against an exact scan, and search/hybrid queries/s against LanceDB queried directly, in one process',
+    describe: 'indexing chunks/s through a daemon against the embedding model alone, search/hybrid p50/p99 and queries/s against direct LanceDB queries, and Recall@10 of the ANN index against an exact scan',
     load: async () => import('./search.ts')
   },
   training: {

@@ -207,6 +207,15 @@ export async function spawnDaemon (options: SpawnOptions): Promise<DaemonProcess
   }
 }
 
+/** POSTs `body` as JSON to the daemon; a request that gets no answer names the daemon, and its output if it exited. */
+export async function postJson (d: DaemonProcess, path: string, body: unknown, signal: AbortSignal): Promise<Response> {
+  try {
+    return await fetch(`${d.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal })
+  } catch (err: any) {
+    throw new Error(`${d.label}: ${path} failed: ${err.cause?.message ?? err.message}${d.exited() ? `\n--- ${d.label} output ---\n${d.tail()}` : ''}`)
+  }
+}
+
 const LIST_POLL_MS = 200
 
 /**

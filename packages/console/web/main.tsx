@@ -8,6 +8,7 @@ import { ContentPage } from './pages/content.tsx'
 import { EventsPage } from './pages/events.tsx'
 import { JobsPage } from './pages/jobs.tsx'
 import { KeysPage } from './pages/keys.tsx'
+import { SearchPage } from './pages/search.tsx'
 import { ModelsPage } from './pages/models.tsx'
 import { TrainingPage } from './pages/training.tsx'
 import { route, Status, useAction } from './ui.tsx'
@@ -18,6 +19,7 @@ const PAGES: Array<{ path: string, title: string, page: () => ComponentChildren 
   { path: 'cluster', title: 'Cluster', page: ClusterPage },
   { path: 'models', title: 'Models', page: ModelsPage },
   { path: 'content', title: 'Content', page: ContentPage },
+  { path: 'search', title: 'Search', page: SearchPage },
   { path: 'jobs', title: 'Jobs', page: JobsPage },
   { path: 'training', title: 'Training', page: TrainingPage },
   { path: 'chat', title: 'Chat', page: ChatPage },
