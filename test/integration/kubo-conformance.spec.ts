@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict'
 import { createHash, createPrivateKey } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
+import { gunzipSync } from 'node:zlib'
 import * as dagPb from '@ipld/dag-pb'
 import * as dagJose from 'dag-jose'
 import { UnixFS } from 'ipfs-unixfs'
 import { CompactSign, generateKeyPair } from 'jose'
+import { readTar } from '@node-daemon/api'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { create } from 'kubo-rpc-client'
 import { CID } from 'multiformats/cid'
@@ -120,6 +122,25 @@ describe('Kubo RPC conformance', { timeout: 120_000 }, () => {
       const form = new FormData()
       form.append('file', new Blob([encoder.encode('refused\n')]), 'r.txt')
       assert.equal((await rpc(d, 'add', { hash: 'md5' }, { body: form })).status, 400)
+    })
+  })
+
+  describe('get', () => {
+    it('gzips a file alone, or its tar with archive, at the level asked; refuses a directory without archive and a level past 9', async () => {
+      const bytes = encoder.encode('Plz add me!\n'.repeat(100))
+      const { cid } = await client.add(bytes)
+      const alone = gunzipSync(Buffer.concat(await collect(client.get(cid, { compress: true, compressionLevel: 5 }))))
+      assert.deepEqual(new Uint8Array(alone), bytes)
+      const tarred = gunzipSync(Buffer.concat(await collect(client.get(cid, { archive: true, compress: true }))))
+      const entries: Array<{ path: string, bytes: Buffer }> = []
+      // An entry's bytes are read before the next entry is.
+      for await (const entry of readTar((async function * () { yield new Uint8Array(tarred) })())) entries.push({ path: entry.path, bytes: Buffer.concat(await collect(entry.content)) })
+      assert.deepEqual(entries, [{ path: cid.toString(), bytes: Buffer.from(bytes) }])
+      await assert.rejects(collect(client.get(cid, { compress: true, compressionLevel: 10 as 9 })), /between 1 and 9/)
+      const dir = await client.add({ path: 'd/a.txt', content: bytes }, { wrapWithDirectory: true })
+      await assert.rejects(collect(client.get(dir.cid, { compress: true })), /file is not regular/)
+      const plain = await collect(client.get(dir.cid))
+      assert.ok(plain.length > 0, 'a directory without compress is a tar, as before')
     })
   })
 

@@ -92,7 +92,7 @@ export async function * tarDirectory (content: Pick<Content, 'ls' | 'cat'>, cid:
  * tree is listed before the first byte, so that a missing path is an error
  * status rather than a cut archive.
  */
-export async function archiveOf (content: Pick<Content, 'ls' | 'cat' | 'stat'>, path: string, options: ReadOptions = {}): Promise<{ size: number, tar: AsyncGenerator<Uint8Array> }> {
+export async function archiveOf (content: Pick<Content, 'ls' | 'cat' | 'stat'>, path: string, options: ReadOptions = {}): Promise<{ size: number, directory: boolean, tar: AsyncGenerator<Uint8Array> }> {
   const name = path.split('/').filter(s => s !== '').at(-1) ?? path
   let entries: ArchiveEntry[]
   try {
@@ -102,7 +102,7 @@ export async function archiveOf (content: Pick<Content, 'ls' | 'cat' | 'stat'>, 
     if (err.name !== 'WrongContentTypeError' || !(await content.ls(path, options)).directory) throw err
     entries = [{ path: name, source: path, type: 'directory', size: 0 }, ...await listTree(content, path, name, options)]
   }
-  return { size: entries.reduce((sum, e) => sum + e.size, 0), tar: archive(content, entries, options) }
+  return { size: entries.reduce((sum, e) => sum + e.size, 0), directory: entries[0].type === 'directory', tar: archive(content, entries, options) }
 }
 
 /** An entry of an archive: a directory, or a file whose bytes must be read to their end before the next entry is. */

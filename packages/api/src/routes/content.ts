@@ -1,3 +1,5 @@
+import { Readable } from 'node:stream'
+import { constants as zlibConstants, createGzip } from 'node:zlib'
 import { Type } from 'typebox'
 import { args, firstArg, flag, option } from '../args.ts'
 import { defined } from '../inference.ts'
@@ -13,6 +15,7 @@ import { kuboRoute, readOptions, ReadQuery, withDeadline } from './route.ts'
 import type { Routes } from '../server.ts'
 import type { AddEvent, AddOptions, Content, ReadOptions } from '@node-daemon/content'
 import type { FastifyInstance, FastifyReply } from 'fastify'
+import type { Static } from 'typebox'
 import type { WebSocket } from 'ws'
 
 const AddQuery = Type.Object({
@@ -49,6 +52,22 @@ const PathQuery = Type.Object({
   arg: Type.Optional(Type.Array(Type.String(), { description: 'CID or /ipfs/ path' })),
   ...ReadQuery
 })
+
+const GetQuery = Type.Object({
+  ...PathQuery.properties,
+  archive: Type.Optional(Type.Boolean({ description: 'With compress: gzip the tar rather than a file alone' })),
+  compress: Type.Optional(Type.Boolean({ description: 'Gzip the output' })),
+  'compression-level': Type.Optional(Type.Integer({ description: '1 to 9, with compress' }))
+})
+
+/** Kubo's gzip level for get: none without compress, zlib's default without a level, else 1 to 9. */
+function gzipLevel (q: Static<typeof GetQuery>): number | undefined {
+  if (q.compress !== true) return undefined
+  const level = q['compression-level']
+  if (level == null) return zlibConstants.Z_DEFAULT_COMPRESSION
+  if (level < 1 || level > 9) throw new BadRequestError('compression level must be between 1 and 9')
+  return level
+}
 
 const UploadQuery = Type.Object({
   pin: Type.Optional(Type.Boolean({ default: true })),
@@ -236,13 +255,20 @@ export const contentRoutes: Routes = (app, { node, shutdown }) => {
     path: 'get',
     permission: 'content:read',
     tags: ['content'],
-    summary: 'A file or directory as a tar archive under its name, as Kubo; X-Content-Length is the bytes of its files',
-    schema: { querystring: PathQuery },
+    summary: 'A file or directory as a tar archive under its name, as Kubo; X-Content-Length is the bytes of its files. With compress, gzipped: the tar with archive, else a file\'s bytes alone',
+    schema: { querystring: GetQuery },
     handler: async (request, reply) => {
+      const q = request.query as Static<typeof GetQuery>
+      const level = gzipLevel(q)
       const read = readOptions(reply)
-      const { size, tar } = await archiveOf(content, firstArg(request, 'ipfs-path', 'cid'), { ...read, signal: AbortSignal.any([read.signal, shutdown]) })
+      const path = firstArg(request, 'ipfs-path', 'cid')
+      const { size, directory, tar } = await archiveOf(content, path, { ...read, signal: AbortSignal.any([read.signal, shutdown]) })
       reply.header('x-content-length', size)
-      return sendBytes(reply, tar, () => 'application/x-tar')
+      if (level == null) return sendBytes(reply, tar, () => 'application/x-tar')
+      // As Kubo's: without archive, only a regular file is gzipped on its own.
+      if (q.archive !== true && directory) throw new BadRequestError('file is not regular')
+      const source = q.archive === true ? tar : content.cat(path, { ...read, signal: AbortSignal.any([read.signal, shutdown]) })
+      return sendBytes(reply, Readable.from(source).pipe(createGzip({ level })), () => 'application/x-gzip')
     }
   })
 
