@@ -73,7 +73,12 @@ export async function pinAdd (components: PinComponents, cid: CID, recursive: bo
   // Helia keys pins by CIDv1; the metadata keeps the CID as the user gave it, as Kubo lists it.
   const metadata: Record<string, string> = { cid: cid.toString() }
   if (name != null && name !== '') metadata.name = name
-  await drain(components.pins.add(cid, { ...rest, depth, walker: windowedWalker({ keep: hold?.keep, fetchTimeoutMs, onBlock }), metadata }))
+  try {
+    await drain(components.pins.add(cid, { ...rest, depth, walker: windowedWalker({ keep: hold?.keep, fetchTimeoutMs, onBlock }), metadata }))
+  } catch (err: any) {
+    // A concurrent call (two requests storing the same prompt) pinned it since this one looked: the same pin is no failure.
+    if (err.name !== 'AlreadyPinnedError' || (await components.pins.get(cid, rest).catch(() => undefined))?.depth !== depth) throw err
+  }
 }
 
 /**

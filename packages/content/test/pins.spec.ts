@@ -185,6 +185,21 @@ describe('pins', () => {
     }
   })
 
+  it('pins the same CID from concurrent calls once, each of them succeeding, also one that looked before another pinned it', async () => {
+    try {
+      // Both look for an existing pin before either makes it: the second to add it must not fail.
+      await Promise.all([content.pinAdd(D2, true), content.pinAdd(D2, true), content.pinAdd(D2, true)])
+      assert.deepEqual(entries(await collect(content.pinLs('recursive'))), [[D2, 'recursive']])
+      // The race itself, made certain: a call that looked for the pin before another one made it.
+      const { pins, blockstore } = content.helia
+      let looked = false
+      const late = { blockstore, pins: Object.assign(Object.create(pins), { get: async (...args: Parameters<typeof pins.get>) => { if (looked) return pins.get(...args); looked = true; throw new Error('not pinned yet') } }) }
+      await pinAdd(late, CID.parse(D2), true)
+    } finally {
+      await unpinAll()
+    }
+  })
+
   it('turns a direct pin into a recursive one, and refuses the reverse', async () => {
     await content.pinAdd(D2, false)
     try {
