@@ -2,6 +2,8 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import { formOf, rpc, startTestDaemon } from '../helpers/daemon.ts'
+import { openSocket, wsUrl } from '../helpers/sockets.ts'
+import type { Frame } from '../helpers/sockets.ts'
 import type { TestDaemon } from '../helpers/daemon.ts'
 
 /** Kubo's CID of "Hello IPFS", the content of document 000's JavaScript example. */
@@ -42,36 +44,6 @@ async function addBytes (daemon: TestDaemon, content: Uint8Array | string, name 
   const res = await rpc(daemon, 'add', {}, { body: formOf([{ path: name, content }]) })
   assert.equal(res.status, 200)
   return ((await res.json()) as { Hash: string }).Hash
-}
-
-/** A WebSocket and a bounded queue of what it receives. */
-function openSocket (url: string): { ws: WebSocket, opened: Promise<void>, next: (ms?: number) => Promise<string | ArrayBuffer>, closed: Promise<{ code: number }> } {
-  const ws = new WebSocket(url)
-  ws.binaryType = 'arraybuffer'
-  const queue: Array<string | ArrayBuffer> = []
-  const waiters: Array<(value: string | ArrayBuffer) => void> = []
-  ws.addEventListener('message', (evt) => {
-    const data = evt.data as string | ArrayBuffer
-    const waiter = waiters.shift()
-    if (waiter != null) waiter(data)
-    else queue.push(data)
-  })
-  const opened = new Promise<void>((resolve, reject) => {
-    ws.addEventListener('open', () => { resolve() }, { once: true })
-    ws.addEventListener('error', () => { reject(new Error(`could not open ${url}`)) }, { once: true })
-  })
-  const closed = new Promise<{ code: number }>((resolve) => {
-    ws.addEventListener('close', (evt) => { resolve({ code: evt.code }) }, { once: true })
-  })
-  const next = async (ms = 10_000): Promise<string | ArrayBuffer> => {
-    const queued = queue.shift()
-    if (queued !== undefined) return queued
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => { reject(new Error(`no message on ${url} within ${ms} ms`)) }, ms)
-      waiters.push((value) => { clearTimeout(timer); resolve(value) })
-    })
-  }
-  return { ws, opened, next, closed }
 }
 
 async function withDeadline<T> (promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -296,14 +268,12 @@ describe('document 000 examples with plain fetch', { timeout: 60_000 }, () => {
   })
 
   describe('WebSockets', () => {
-    const wsUrl = (d: TestDaemon, path: string): string => `${d.url.replace(/^http/, 'ws')}${path}`
-
     it('delivers pubsub messages published with POST pubsub/pub JSON to /ws/v0/pubsub/:topic', async () => {
       const topic = `my-topic-${Date.now()}`
       const socket = openSocket(wsUrl(a, `/ws/v0/pubsub/${topic}`))
       try {
         await withDeadline(socket.opened, 10_000, 'opening the socket')
-        let message: string | ArrayBuffer | undefined
+        let message: Frame | undefined
         // The subscription is live once the socket is open; publish again a few times in case a message was early.
         for (let attempt = 0; attempt < 5 && message === undefined; attempt++) {
           const res = await fetch(`${a.url}/api/v0/pubsub/pub`, json({ topic, data: Buffer.from('Hello WebSocket').toString('base64') }))
@@ -311,8 +281,8 @@ describe('document 000 examples with plain fetch', { timeout: 60_000 }, () => {
           assert.deepEqual(await res.json(), { success: true })
           message = await socket.next(2000).catch(() => undefined)
         }
-        assert.equal(typeof message, 'string')
-        const parsed = JSON.parse(message as string) as { topic: string, data: string, from: string }
+        assert.equal(message?.binary, false)
+        const parsed = JSON.parse(message.data.toString()) as { topic: string, data: string, from: string }
         assert.equal(parsed.topic, topic)
         assert.equal(Buffer.from(parsed.data, 'base64').toString(), 'Hello WebSocket')
         assert.equal(parsed.from, a.node.peerId)
@@ -338,9 +308,9 @@ describe('document 000 examples with plain fetch', { timeout: 60_000 }, () => {
       let received = 0
       for (let i = 0; i < 100 && received < data.length; i++) {
         const frame = await socket.next()
-        assert.ok(frame instanceof ArrayBuffer, `expected a binary frame, got ${String(frame)}`)
-        chunks.push(Buffer.from(frame))
-        received += frame.byteLength
+        assert.ok(frame.binary, `expected a binary frame, got ${frame.data.toString()}`)
+        chunks.push(frame.data)
+        received += frame.data.byteLength
       }
       assert.ok(chunks.length > 1)
       assert.deepEqual(Buffer.concat(chunks), data)
@@ -355,8 +325,8 @@ describe('document 000 examples with plain fetch', { timeout: 60_000 }, () => {
       for (let offset = 0; offset < data.length; offset += 100_000) socket.ws.send(data.subarray(offset, offset + 100_000))
       socket.ws.send(JSON.stringify({ done: true }))
       const reply = await socket.next(30_000)
-      assert.equal(typeof reply, 'string')
-      const body = JSON.parse(reply as string) as { success: boolean, cid: string }
+      assert.equal(reply.binary, false)
+      const body = JSON.parse(reply.data.toString()) as { success: boolean, cid: string }
       assert.equal(body.success, true)
       assert.equal(body.cid, expected)
       assert.equal((await withDeadline(socket.closed, 10_000, 'the close')).code, 1000)
