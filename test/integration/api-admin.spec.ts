@@ -93,7 +93,11 @@ describe('local mode on two nodes', { timeout: 180_000 }, () => {
     const request = { model: 'tiny-gpt', prompt: 'Emma', stream: false, options: { num_predict: 1 } }
     const distributed = await post(a, '/api/generate', request)
     assert.equal(distributed.status, 200, JSON.stringify(distributed.body))
-    const [job] = await a.node.cluster.jobs({ status: ['completed'], limit: 1 })
+    // The job completes in the cluster's state just after the answer.
+    const [job] = await waitFor('the job to complete', async () => {
+      const done = await a.node.cluster.jobs({ status: ['completed'], limit: 1 })
+      return done.length > 0 ? done : undefined
+    })
     assert.equal(job.worker, b.node.peerId)
     assert.equal((await post(a, '/admin/mode', { mode: 'local' })).status, 200)
     const local = await post(a, '/api/generate', request)

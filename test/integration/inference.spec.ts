@@ -306,6 +306,38 @@ describe('inference on one daemon, with the real clients', () => {
     }
   })
 
+  it('sends the done line with the last token, and then stores the response and completes the job', async () => {
+    const cluster = daemon.node.cluster
+    const submit = cluster.submitResponse.bind(cluster)
+    let release = (): void => {}
+    const held = new Promise<void>(resolve => { release = resolve })
+    const submitted: Array<{ jobId: number, cid: string }> = []
+    // The job's completion, a Raft commit, is held back until the client has its answer.
+    cluster.submitResponse = async (jobId, cid, options) => {
+      submitted.push({ jobId, cid })
+      await held
+      return submit(jobId, cid, options)
+    }
+    let answer: any
+    try {
+      const res = await fetch(`${daemon.url}/api/generate`, { method: 'POST', body: JSON.stringify({ model: GPT, prompt: 'What is a barouche?', stream: false, options: GREEDY }), signal: AbortSignal.timeout(20_000) })
+      answer = await res.json()
+      assert.equal(res.status, 200)
+      assert.equal(answer.done, true)
+      await waitFor('the response to be submitted', async () => submitted.length > 0 ? true : undefined)
+      assert.equal((await cluster.job(submitted[0].jobId)).status, 'running', 'answered before the job completed')
+    } finally {
+      release()
+      cluster.submitResponse = submit
+    }
+    const job = await waitFor('the job to complete', async () => {
+      const j = await cluster.job(submitted[0].jobId)
+      return j.status === 'completed' ? j : undefined
+    })
+    assert.equal(job.responseCID, submitted[0].cid)
+    assert.equal(await (await fetch(`${daemon.url}/api/v0/cat?arg=${job.responseCID as string}`, { method: 'POST' })).text(), answer.response)
+  })
+
   it('creates, copies and deletes models, and a Modelfile sets parameters and the system prompt', async () => {
     await ollama.create({ model: 'austen', from: DEFAULT_MODELS.generate, system: 'You write as Jane Austen.', parameters: { temperature: 0, num_predict: 5 } })
     const shown = await ollama.show({ model: 'austen' })

@@ -76,7 +76,6 @@ export interface GenerateStats {
   /** Peer id of the node that ran the model. */
   worker: string
   promptCID: string
-  responseCID: string
   /** The token ids of the prompt and the response, which Ollama answers as `context`. */
   context: number[]
 }

@@ -95,7 +95,7 @@ export class InferenceService implements Inference {
   readonly #jobTimeoutMs: number
   /** Background tasks, so that stop() can end them. */
   readonly #tasks = new Set<AbortController>()
-  /** Jobs being recorded as ended, so that stop() lets them reach the log. */
+  /** Writes recording a job's end or its response, so that stop() lets them reach the log. */
   readonly #ending = new Set<Promise<void>>()
   /** Aborts only when the service stops: the writes that record a job and its end outlive the request. */
   #lifetime = new AbortController()
@@ -283,19 +283,39 @@ export class InferenceService implements Inference {
   }
 
   /** Records in the background that a job ended without a result, once it is recorded; one that ended already stays as it is. */
-  #end (recorded: Promise<JobRecord>, outcome: 'failed' | 'cancelled', reason: string): void {
+  #end (recorded: Promise<Pick<JobRecord, 'jobId'>>, outcome: 'failed' | 'cancelled', reason: string): void {
+    this.#record(recorded, `job %d ${outcome}`, async (jobId, options) => {
+      await (outcome === 'cancelled' ? this.#c.cluster.cancelJob(jobId, reason, options) : this.#c.cluster.failJob(jobId, reason, options))
+    })
+  }
+
+  /**
+   * Stores a generation's response and completes its job in the background:
+   * the client's done line goes out with the last token, as Ollama's and
+   * llama-server's do, rather than after a block write and a Raft commit.
+   */
+  #complete (recorded: Promise<Pick<JobRecord, 'jobId'>>, started: Promise<unknown>, response: string, metrics: Record<string, number>): void {
+    let responseCID: string | undefined
+    this.#record(recorded, 'the response of job %d', async (jobId, options) => {
+      await started
+      responseCID ??= await this.#storeText(response, options)
+      await this.#c.cluster.submitResponse(jobId, responseCID, { ...options, metrics })
+    })
+  }
+
+  /** Runs a write about a job once it is recorded, until it lands: one refused while the cluster is busy or electing is tried again, since a job left open would wait for no one. stop() lets it finish. */
+  #record (recorded: Promise<Pick<JobRecord, 'jobId'>>, what: string, write: (jobId: number, options: AbortOptions) => Promise<void>): void {
     const options = { signal: this.#lifetime.signal }
-    const ending = recorded.then(async ({ jobId }) => {
-      // A write refused while the cluster is busy or electing is tried again: a job left open would wait for no one.
+    const recording = recorded.then(async ({ jobId }) => {
       for (let attempt = 1; ; attempt++) {
         try {
-          await (outcome === 'cancelled' ? this.#c.cluster.cancelJob(jobId, reason, options) : this.#c.cluster.failJob(jobId, reason, options))
+          await write(jobId, options)
           return
         } catch (err: any) {
           // Its worker completed it, or another path ended it first.
           if (err.name === clusterErrors.JobStateError.name || this.#lifetime.signal.aborted) return
           if (attempt === END_ATTEMPTS) {
-            this.#c.log.error('recording that job %d %s failed - %e', jobId, outcome, err)
+            this.#c.log.error(`recording ${what} failed - %e`, jobId, err)
             return
           }
           await sleep(END_RETRY_MS * 2 ** (attempt - 1), undefined, options).catch(() => {})
@@ -303,8 +323,8 @@ export class InferenceService implements Inference {
       }
     }, () => {
       // Never recorded: nothing to end.
-    }).finally(() => { this.#ending.delete(ending) })
-    this.#ending.add(ending)
+    }).finally(() => { this.#ending.delete(recording) })
+    this.#ending.add(recording)
   }
 
   /**
@@ -411,11 +431,8 @@ export class InferenceService implements Inference {
       if (pending.length > 0) yield { type: 'chunk', text: '', logprobs: pending }
       const s = event.stats
       const { jobId, promptCID } = await recorded
-      await started
       // A response that called tools is kept whole: its text and its calls.
-      const responseCID = await this.#storeText(s.toolCalls == null ? s.text : JSON.stringify({ content: s.text, tool_calls: s.toolCalls }), { signal })
-      const metrics = { promptTokens: s.promptTokens, evalTokens: s.tokens.length, loadNs, promptEvalNs: s.promptEvalNs, evalNs: s.evalNs }
-      await this.#c.cluster.submitResponse(jobId, responseCID, { signal, metrics })
+      this.#complete(recorded, started, s.toolCalls == null ? s.text : JSON.stringify({ content: s.text, tool_calls: s.toolCalls }), { promptTokens: s.promptTokens, evalTokens: s.tokens.length, loadNs, promptEvalNs: s.promptEvalNs, evalNs: s.evalNs })
       const result: Omit<GenerateStats, 'totalNs'> = {
         doneReason: s.doneReason,
         text: s.text,
@@ -429,7 +446,6 @@ export class InferenceService implements Inference {
         jobId,
         worker: this.#c.peerId,
         promptCID,
-        responseCID,
         context: [...prompt, ...s.tokens]
       }
       yield { type: 'done', result }

@@ -167,7 +167,6 @@ export function fakeInference (): FakeInference {
           jobId: ++jobs,
           worker: 'peer-fake',
           promptCID: 'bafyprompt',
-          responseCID: 'bafyresponse',
           context: [...input.context ?? [], ...prompt.split(' ').map((_, i) => i + 1), ...sent.map((_, i) => 100 + i)]
         }
       }
