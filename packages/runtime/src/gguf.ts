@@ -74,6 +74,18 @@ function dispatchAfterQueued (dispatch: () => void): void {
   queueMicrotask(dispatch)
 }
 
+/**
+ * node-llama-cpp asks its native binding whether the model's architecture is
+ * hybrid or recurrent after every decoded batch, to know whether to take a
+ * checkpoint; on a small model those two lookups were a tenth of the event
+ * loop's work per token. A loaded file's architecture never changes: the
+ * answers are kept on the model's insights.
+ */
+function keepArchitectureKind (model: LlamaModel): void {
+  const insights = model.fileInsights
+  for (const key of ['isHybrid', 'isRecurrent'] as const) Object.defineProperty(insights, key, { value: insights[key] })
+}
+
 /** What a GGUF model's header tells, read before llama.cpp loads it: the metadata, and the tokenizer as the TextCodec takes it. */
 export interface GgufHeader {
   path: string
@@ -107,6 +119,7 @@ export async function loadGguf (dir: string, options: GgufLoadOptions = {}, head
   options.signal?.throwIfAborted()
   const lib = await runtime()
   const model = await lib.loadModel({ modelPath: path, useMmap: true }) // the weights stay in the file, in the page cache, rather than in the heap
+  keepArchitectureKind(model)
   const contextOptions = ggufContextOptions(size, summary.contextLength, options)
   const contextLength = contextOptions.contextSize
   let context: LlamaContext

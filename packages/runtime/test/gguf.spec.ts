@@ -7,7 +7,7 @@ import { Ajv } from 'ajv'
 import { convertDecoder } from '@node-daemon/gguf'
 import { assetDir } from '@node-daemon/models'
 import { Batcher } from '../src/batcher.ts'
-import { loadGguf } from '../src/gguf.ts'
+import { loadGguf, runtime as llamaCpp } from '../src/gguf.ts'
 import { Runtime } from '../src/runtime.ts'
 import { argmax } from '../src/sampling.ts'
 import { collect } from './helpers/collect.ts'
@@ -181,6 +181,32 @@ describe('a GGUF model in the runtime', () => {
         for (let hop = 0; hop < 20; hop++) await null
         assert.equal(batches, n, `step ${n}: the rows' look-ahead went out in one batch`)
       }
+      lm.free(step.cache)
+    } finally {
+      await lm.release()
+    }
+  })
+
+  it('asks llama.cpp what kind of architecture the model has once, not at every token', async () => {
+    const lm = await loadGguf(dir, { sequences: 1 })
+    try {
+      let step = await lm.forwardGreedy([lm.codec.encode(PROMPTS[0])], [true])
+      // node-llama-cpp reaches its native binding through the Llama object's _bindings: counted here.
+      const llama = (await llamaCpp()) as unknown as { _bindings: Record<string, unknown> }
+      const native = llama._bindings
+      const asked: string[] = []
+      llama._bindings = new Proxy(native, {
+        get: (target, key) => {
+          if (key === 'getIsArchHybrid' || key === 'getIsArchRecurrent') asked.push(key)
+          return Reflect.get(target, key)
+        }
+      })
+      try {
+        for (let n = 0; n < 8; n++) step = await lm.forwardGreedy([[step.next[0] as number]], [true], step.cache)
+      } finally {
+        llama._bindings = native
+      }
+      assert.deepEqual(asked, [])
       lm.free(step.cache)
     } finally {
       await lm.release()
