@@ -74,7 +74,7 @@ import { buildGptDecoder, gptHfConfig, initGptWeights, withFloat16Weights, withM
 import type { Model } from '@node-daemon/onnx'
 import { compileGrammar, vocabularyFromTokenizer } from '@node-daemon/grammar'
 import { convertDecoder, readGguf, summarize } from '@node-daemon/gguf'
-import { TextCodec, argmax, asFloat32, configCacheShape, fed, ggufContextOptions } from '@node-daemon/runtime'
+import { TextCodec, argmax, asFloat32, configCacheShape, fed, ggufContextOptions, onnxSessionOptions } from '@node-daemon/runtime'
 import { getLlama, LlamaLogLevel } from 'node-llama-cpp'
 import type { LlamaContext, LlamaContextSequence, LlamaModel, Token } from 'node-llama-cpp'
 import * as ort from 'onnxruntime-node'
@@ -151,7 +151,7 @@ interface Settings {
   runs: number
   streams: number[]
   batchRuns: number
-  /** onnxruntime's intra-op threads, in the daemon's config and the bare session alike; unset, its default. */
+  /** onnxruntime's intra-op threads, in the daemon's config and the bare session alike; unset, the runtime's default for the model's size. */
   threads?: number
   profileDir?: string
   daemonNodeOptions?: string
@@ -209,9 +209,9 @@ async function openBare (dir: string, threads?: number): Promise<Bare> {
   const [config, generation, tokenizer, tokenizerConfig] = await Promise.all([json('config.json'), json('generation_config.json', false), json('tokenizer.json'), json('tokenizer_config.json', false)])
   // The runtime's own tokenizer wrapper, so that both loops see the same token ids and the same end tokens; it is outside the timed loop.
   const codec = new TextCodec(tokenizer, tokenizerConfig, [...idsOf(generation.eos_token_id), ...idsOf(config.eos_token_id)])
-  const options: ort.InferenceSession.SessionOptions = { executionProviders: ['cpu'], graphOptimizationLevel: 'all' }
-  if (threads != null) options.intraOpNumThreads = threads
-  const session = await ort.InferenceSession.create(join(dir, 'model.onnx'), options)
+  // The runtime's options for a file of this size: unset, its threads are the runtime's (one for a small model), not onnxruntime's default of every core.
+  const file = join(dir, 'model.onnx')
+  const session = await ort.InferenceSession.create(file, onnxSessionOptions((await stat(file)).size, { threads }))
   const layers = session.inputNames.filter(n => /^past_key_values\.\d+\.key$/.test(n)).length
   if (layers === 0) throw new Error(`${dir}/model.onnx has no past_key_values inputs: not a causal LM with a KV cache`)
   const meta = session.inputMetadata.find(m => m.name === 'past_key_values.0.key')
@@ -718,7 +718,7 @@ export async function main (): Promise<number> {
   if (s.profileDir != null) await mkdir(s.profileDir, { recursive: true })
   const name = s.isDefault ? DEFAULT_MODELS.generate : `bench-${basename(s.modelDir).toLowerCase().replace(/[^a-z0-9._-]/g, '-')}`
   const size = await modelBytes(s.modelDir)
-  say(`inference bench: model ${name} from ${s.modelDir} (${fmt(size / MB)} MB on disk), greedy num_predict ${s.tokens}, ${s.runs} runs, streams ${s.streams.join(',')} x ${s.batchRuns} rounds, onnxruntime threads ${s.threads ?? 'default (all cores)'}; node ${process.version}, ${cpus().length} cpus, load average ${loadavg().map(l => l.toFixed(2)).join(' ')}${s.profileDir != null ? `; cpu profile in ${s.profileDir}` : ''}`)
+  say(`inference bench: model ${name} from ${s.modelDir} (${fmt(size / MB)} MB on disk), greedy num_predict ${s.tokens}, ${s.runs} runs, streams ${s.streams.join(',')} x ${s.batchRuns} rounds, onnxruntime threads ${s.threads ?? 'the runtime\'s default (one below 64 MB), in the daemon and the bare loop alike'}; node ${process.version}, ${cpus().length} cpus, load average ${loadavg().map(l => l.toFixed(2)).join(' ')}${s.profileDir != null ? `; cpu profile in ${s.profileDir}` : ''}`)
   const started = performance.now()
   return withCleanup(async (cleanup) => {
     interrupted = cleanup.signal

@@ -14,6 +14,7 @@ import { configOf, hfTokenizer, readGguf, summarize } from '@node-daemon/gguf'
 import { getLlama, LlamaLogLevel } from 'node-llama-cpp'
 import { InvalidModelError, UnsupportedModelError } from './errors.ts'
 import { GGUF_FILE } from './files.ts'
+import { SMALL_MODEL_BYTES } from './model.ts'
 import { sharedLength } from './prefix-cache.ts'
 import { TextCodec } from './text.ts'
 import type { GgufFile, GgufSummary } from '@node-daemon/gguf'
@@ -23,9 +24,6 @@ import type { Llama, LlamaContext, LlamaContextSequence, LlamaModel, Token } fro
 
 /** A GGUF model's context per sequence when its trained one is longer: each of the context's sequences holds this many positions. */
 const MAX_SEQUENCE_CONTEXT = 4096
-
-/** Below this size, one thread decodes fastest: several spin-wait for each other on a busy machine (300× slower on the default model). */
-export const SMALL_MODEL_BYTES = 64 * 1_048_576
 
 let llama: Promise<Llama> | undefined
 
@@ -58,6 +56,7 @@ export function ggufContextOptions (size: number, trained: number | undefined, o
   return {
     contextSize: Math.min(trained ?? MAX_SEQUENCE_CONTEXT, MAX_SEQUENCE_CONTEXT),
     sequences: options.sequences ?? 16,
+    // A small model on several threads spin-waits for them on a busy machine: 300x slower on the default model.
     threads: options.threads ?? (size < SMALL_MODEL_BYTES ? 1 : 0),
     batching: { dispatchSchedule: dispatchAfterQueued }
   }

@@ -209,7 +209,7 @@ async function exists (path: string): Promise<boolean> {
  * thread decodes as fast as several (measured on the default model, 9 MB)
  * and leaves the other cores to the event loop and other sessions.
  */
-const SMALL_MODEL_BYTES = 64 * 1_048_576
+export const SMALL_MODEL_BYTES = 64 * 1_048_576
 
 /**
  * A model.onnx up to this size is rewritten to return only the keys and
@@ -257,7 +257,8 @@ function roomMaskable (config: Record<string, any>): boolean {
   return !(typeof window === 'number' && window < contextLength(config)) && (rope == null || ['default', 'linear', 'llama3'].includes(rope))
 }
 
-async function createSession (dir: string, file: string, size: number, modelConfig: Record<string, any>, options: LoadOptions): Promise<WorkerSession> {
+/** The onnxruntime session options a model file of `size` bytes gets: what a bare onnxruntime loop must take to be compared with the runtime. */
+export function onnxSessionOptions (size: number, options: Pick<LoadOptions, 'executionProvider' | 'threads'> = {}): ort.InferenceSession.SessionOptions {
   // Spinning threads burn the cores that other sessions and the event loop need between runs.
   const config: Record<string, unknown> = { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } }
   const session: ort.InferenceSession.SessionOptions = {
@@ -268,6 +269,11 @@ async function createSession (dir: string, file: string, size: number, modelConf
   }
   const threads = options.threads ?? (size < SMALL_MODEL_BYTES ? 1 : undefined)
   if (threads != null) session.intraOpNumThreads = threads
+  return session
+}
+
+async function createSession (dir: string, file: string, size: number, modelConfig: Record<string, any>, options: LoadOptions): Promise<WorkerSession> {
+  const session = onnxSessionOptions(size, options)
   const path = join(dir, file)
   await checkExternalData(dir, file)
   try {
