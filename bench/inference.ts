@@ -646,13 +646,17 @@ async function sameWeights (d: DaemonProcess, cleanup: Cleanup, phases: PhaseLog
   const warm = await generate(d, ggufName, pick.prompt, s.tokens)
   await llamaGreedy(bareLlama, pick.ids, s.tokens)
   // Each run takes all three in turn, and each daemon figure counts against the bare run beside it, so that the shared machine's load, which drifts from run to run, falls on both sides of a ratio.
-  const single: Array<{ bare: number, onnx: Stream, gguf: Stream }> = []
+  const single: Array<{ bare: number, onnx: Stream, gguf: Stream, cpuUs: { bare: number, daemon: number, client: number } }> = []
   for (let i = 0; i < s.runs; i++) {
     interrupted.throwIfAborted()
+    const cpu0 = process.cpuUsage()
     const run = await llamaGreedy(bareLlama, pick.ids, s.tokens)
+    const bareCpu = process.cpuUsage(cpu0)
     const onnx = (await phases.timed('onnx-single', [d], async () => generate(d, name, pick.prompt, s.tokens))).value
-    const gguf = (await phases.timed('gguf-single', [d], async () => generate(d, ggufName, pick.prompt, s.tokens))).value
-    single.push({ bare: s.tokens / (run.decodeMs / 1000), onnx, gguf })
+    const gguf = await phases.timed('gguf-single', [d], async () => generate(d, ggufName, pick.prompt, s.tokens))
+    // CPU per token, prompt included on both sides: what the load of a shared machine changes least.
+    const perToken = (cores: number): number => cores * gguf.seconds * 1e6 / gguf.value.evalCount
+    single.push({ bare: s.tokens / (run.decodeMs / 1000), onnx, gguf: gguf.value, cpuUs: { bare: (bareCpu.user + bareCpu.system) / s.tokens, daemon: perToken(gguf.daemonCores[0]), client: perToken(gguf.benchCores) } })
   }
   const streams = TARGET_STREAMS
   const many: Array<{ bare: number, onnx: number, gguf: number }> = []
@@ -691,7 +695,7 @@ async function sameWeights (d: DaemonProcess, cleanup: Cleanup, phases: PhaseLog
   const agree = (texts: string[], to: string): string => `${texts.filter(t => t === to).length} of ${texts.length}`
   const bareOne = single.map(r => r.bare)
   say(`same weights, llama.cpp (${ggufName}, F32 GGUF converted by packages/gguf; node-llama-cpp ${bareLlama.threads} thread${bareLlama.threads === 1 ? '' : 's'}, as the daemon's context): bare llama.cpp loop (this process, one context, sequence.evaluate at temperature 0) decodes ${fmt(median(bareOne))} tokens/s for one sequence [${range(bareOne)}], ${fmt(median(many.map(r => r.bare)))} tokens/s aggregate for ${streams} sequences in one context [${range(many.map(r => r.bare))}, prompt to last token]`)
-  say(`  1 stream: daemon GGUF ${fmt(median(single.map(r => rate(r.gguf))))} tokens/s = ${figures.ggufOne.median.toFixed(2)} x bare llama.cpp (target >= ${TARGET_GGUF}; ${figures.ggufOne.range}); daemon ONNX ${fmt(median(single.map(r => rate(r.onnx))))} tokens/s = ${figures.onnxOne.median.toFixed(2)} x (target >= ${TARGET_ONNX_VS_LLAMA}; ${figures.onnxOne.range})  [medians of ${s.runs} runs taking each in turn, each against its run's bare loop; eval_count/eval_duration against the loop's first to last token]`)
+  say(`  1 stream: daemon GGUF ${fmt(median(single.map(r => rate(r.gguf))))} tokens/s = ${figures.ggufOne.median.toFixed(2)} x bare llama.cpp (target >= ${TARGET_GGUF}; ${figures.ggufOne.range}); daemon ONNX ${fmt(median(single.map(r => rate(r.onnx))))} tokens/s = ${figures.onnxOne.median.toFixed(2)} x (target >= ${TARGET_ONNX_VS_LLAMA}; ${figures.onnxOne.range})  [medians of ${s.runs} runs taking each in turn, each against its run's bare loop; eval_count/eval_duration against the loop's first to last token; cpu per token: bare loop ${fmt(median(single.map(r => r.cpuUs.bare)), 0)} us, daemon GGUF ${fmt(median(single.map(r => r.cpuUs.daemon)), 0)} us + its client ${fmt(median(single.map(r => r.cpuUs.client)), 0)} us]`)
   say(`  ${streams} streams: daemon GGUF ${fmt(median(many.map(r => r.gguf)))} tokens/s = ${figures.ggufMany.median.toFixed(2)} x bare llama.cpp's ${streams} sequences (target >= ${TARGET_GGUF}; ${figures.ggufMany.range}); daemon ONNX ${fmt(median(many.map(r => r.onnx)))} tokens/s = ${figures.onnxMany.median.toFixed(2)} x (target >= ${TARGET_ONNX_VS_LLAMA}; ${figures.onnxMany.range})  [medians of ${s.batchRuns} rounds, aggregate from the first send to the last done line]`)
   say(`  texts: llama.cpp's greedy tokens ${split < 0 ? 'are onnxruntime\'s' : `leave onnxruntime's at token ${split} of ${s.tokens}, where onnxruntime's logits put its pick ${gap.toExponential(1)} above llama.cpp's (${gap < 1e-3 ? 'a near-tie: F32 sums in another order' : 'MORE than a near-tie'})`}; the daemon's GGUF texts equal the bare llama.cpp loop's in ${agree([warm, ...single.map(r => r.gguf)].map(r => r.text), llamaText)} single requests and ${agree(manyTexts.gguf, llamaText)} concurrent ones; its ONNX texts equal the bare onnxruntime loop's in ${agree(single.map(r => r.onnx.text), onnxText)} and ${agree(manyTexts.onnx, onnxText)}`)
   const { ggufOne, onnxOne, ggufMany, onnxMany } = figures
