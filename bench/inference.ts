@@ -31,7 +31,12 @@
  *    threads included; sequences stepped in lockstep), one stream and 16;
  *    and where llama.cpp's greedy tokens leave onnxruntime's, how far apart
  *    onnxruntime's logits put the two picks (a near-tie, or a fault). Skipped
- *    for a model the converter refuses (a quantized export, say).
+ *    for a model the converter refuses (a quantized export, say);
+ * 9. in the same runs, llama.cpp's own llama-server on that file (the peer a
+ *    user would pick; bench/lib/llama-server.ts builds it once from the
+ *    llama.cpp node-llama-cpp ships, when git, cmake and a compiler are
+ *    there): one stream by each server's own decode time, 16 by aggregate,
+ *    and how long after the last token each sends its end.
  *
  * The prompt is the first of a few candidates whose greedy continuation, run
  * in the bare loop, reaches num_predict without an end token, so that every
@@ -79,6 +84,7 @@ import { getLlama, LlamaLogLevel } from 'node-llama-cpp'
 import type { LlamaContext, LlamaContextSequence, LlamaModel, Token } from 'node-llama-cpp'
 import * as ort from 'onnxruntime-node'
 import { withCleanup } from './lib/cleanup.ts'
+import { llamaServerBinary, serverCompletion, startLlamaServer } from './lib/llama-server.ts'
 import { numberFromEnv, profileDirFromEnv, say } from './lib/cli.ts'
 import { memoryOf, postJson, resetPeakRss, sampleRssDuring, spawnDaemon, untilModelsListed } from './lib/daemon.ts'
 import { MB } from './lib/files.ts'
@@ -87,6 +93,7 @@ import { percentile } from './lib/raft-load.ts'
 import { FAMILIES, writeFamilyModel } from '../packages/runtime/test/helpers/family-models.ts'
 import type { Family } from '../packages/runtime/test/helpers/family-models.ts'
 import type { Cleanup } from './lib/cleanup.ts'
+import type { ServerStream } from './lib/llama-server.ts'
 import type { DaemonProcess } from './lib/daemon.ts'
 import type { PhaseLog } from './lib/phases.ts'
 
@@ -572,6 +579,8 @@ interface BareLlama {
   context: LlamaContext
   sequences: LlamaContextSequence[]
   threads: number
+  /** Positions each sequence holds. */
+  contextSize: number
 }
 
 async function openBareLlama (file: string, threads?: number): Promise<BareLlama> {
@@ -580,7 +589,7 @@ async function openBareLlama (file: string, threads?: number): Promise<BareLlama
   const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error })
   const model = await llama.loadModel({ modelPath: file })
   const context = await model.createContext(options)
-  return { model, context, sequences: Array.from({ length: options.sequences }, () => context.getSequence()), threads: context.currentThreads }
+  return { model, context, sequences: Array.from({ length: options.sequences }, () => context.getSequence()), threads: context.currentThreads, contextSize: options.contextSize }
 }
 
 /**
@@ -609,6 +618,32 @@ async function llamaGreedy (bare: BareLlama, prompt: number[], n: number, rows =
   }
   const totalMs = performance.now() - t0
   return { tokens, firstMs, decodeMs: totalMs - firstMs, ended: false, totalMs }
+}
+
+const TARGET_VS_SERVER_ONE = 1.0
+const TARGET_VS_SERVER_MANY = 2.0
+const TARGET_DONE_LAG_MS = 0.5
+
+/**
+ * The daemon against llama-server on the same GGUF file, threads and
+ * sequences: one stream by each server's own decode time (eval_duration,
+ * timings.predicted_ms), many by the aggregate from the first send to the
+ * last final event; and how long after its last token each sends its end.
+ */
+function vsLlamaServer (single: Array<{ onnx: Stream, gguf: Stream, server: ServerStream }>, many: Array<{ onnx: number, gguf: number, server: number }>, streams: number, threads: number): Result[] {
+  const one = (r: { onnx: Stream, gguf: Stream, server: ServerStream }, key: 'onnx' | 'gguf'): number => rate(r[key]) / (r.server.evalCount / (r.server.evalMs / 1000))
+  const best = (xs: Array<[string, number]>): [string, number] => xs.reduce((a, b) => (b[1] > a[1] ? b : a))
+  const [oneEngine, oneRatio] = best([['ONNX', median(single.map(r => one(r, 'onnx')))], ['GGUF', median(single.map(r => one(r, 'gguf')))]])
+  const [manyEngine, manyRatio] = best([['ONNX', median(many.map(r => r.onnx / r.server))], ['GGUF', median(many.map(r => r.gguf / r.server))]])
+  const lag = (xs: Array<{ wallMs: number, lastChunkMs: number }>): number => median(xs.map(x => x.wallMs - x.lastChunkMs))
+  const lags = { onnx: lag(single.map(r => r.onnx)), gguf: lag(single.map(r => r.gguf)), server: lag(single.map(r => r.server)) }
+  const daemonLag = Math.max(lags.onnx, lags.gguf)
+  say(`llama-server (node-llama-cpp's llama.cpp, the same file, ${threads} thread${threads === 1 ? '' : 's'}, ${streams} slots): 1 stream ${fmt(median(single.map(r => r.server.evalCount / (r.server.evalMs / 1000))))} tokens/s by its timings; daemon ONNX ${median(single.map(r => one(r, 'onnx'))).toFixed(2)} x, GGUF ${median(single.map(r => one(r, 'gguf'))).toFixed(2)} x (target >= ${TARGET_VS_SERVER_ONE}); ${streams} streams ${fmt(median(many.map(r => r.server)))} tokens/s aggregate, first send to last final event; daemon ONNX ${median(many.map(r => r.onnx / r.server)).toFixed(2)} x, GGUF ${median(many.map(r => r.gguf / r.server)).toFixed(2)} x (target >= ${TARGET_VS_SERVER_MANY}); the end after the last token: daemon ONNX ${fmt(lags.onnx, 2)} ms, GGUF ${fmt(lags.gguf, 2)} ms, llama-server ${fmt(lags.server, 2)} ms (target <= ${TARGET_DONE_LAG_MS} ms)  [medians of ${single.length} runs and ${many.length} rounds, each against the server's run beside it]`)
+  return [
+    { name: 'vs-llama-server-1', ok: oneRatio >= TARGET_VS_SERVER_ONE, figure: `1 stream ${oneRatio.toFixed(2)} x llama-server (${oneEngine}; target >= ${TARGET_VS_SERVER_ONE})` },
+    { name: `vs-llama-server-${streams}`, ok: manyRatio >= TARGET_VS_SERVER_MANY, figure: `${streams} streams ${manyRatio.toFixed(2)} x llama-server (${manyEngine}; target >= ${TARGET_VS_SERVER_MANY})` },
+    { name: 'done-line', ok: daemonLag <= TARGET_DONE_LAG_MS, figure: `done line ${fmt(daemonLag, 2)} ms after the last token (target <= ${TARGET_DONE_LAG_MS})` }
+  ]
 }
 
 /** Where two token lists first differ, or -1. */
@@ -641,12 +676,20 @@ async function sameWeights (d: DaemonProcess, cleanup: Cleanup, phases: PhaseLog
   const bareLlama = await openBareLlama(file, s.threads)
   cleanup.defer(async () => { await bareLlama.context.dispose(); await bareLlama.model.dispose() })
   await upload(d, dir, ggufName)
+  // The peer a user would pick instead: llama.cpp's own server on the same file, threads and sequences.
+  const server = await llamaServerBinary(say, cleanup.signal)
+    .then(async bin => startLlamaServer(bin, file, { threads: bareLlama.threads, slots: TARGET_STREAMS, contextPerSlot: bareLlama.contextSize }))
+    .catch((err: Error) => { say(`llama-server: not run, ${err.message}`); return undefined })
+  if (server != null) cleanup.defer(server.stop)
+  const serverSignal = (): AbortSignal => AbortSignal.any([AbortSignal.timeout(REQUEST_TIMEOUT_MS), interrupted])
+  const peer = async (rows: number): Promise<ServerStream[] | undefined> => server == null ? undefined : Promise.all(Array.from({ length: rows }, async () => serverCompletion(server, pick.ids, s.tokens, serverSignal())))
+  await peer(1)
 
   // Warm-up: the daemon loads the GGUF model, and both loops run once.
   const warm = await generate(d, ggufName, pick.prompt, s.tokens)
   await llamaGreedy(bareLlama, pick.ids, s.tokens)
   // Each run takes all three in turn, and each daemon figure counts against the bare run beside it, so that the shared machine's load, which drifts from run to run, falls on both sides of a ratio.
-  const single: Array<{ bare: number, onnx: Stream, gguf: Stream, cpuUs: { bare: number, daemon: number, client: number } }> = []
+  const single: Array<{ bare: number, onnx: Stream, gguf: Stream, server?: ServerStream, cpuUs: { bare: number, daemon: number, client: number } }> = []
   for (let i = 0; i < s.runs; i++) {
     interrupted.throwIfAborted()
     const cpu0 = process.cpuUsage()
@@ -656,20 +699,24 @@ async function sameWeights (d: DaemonProcess, cleanup: Cleanup, phases: PhaseLog
     const gguf = await phases.timed('gguf-single', [d], async () => generate(d, ggufName, pick.prompt, s.tokens))
     // CPU per token, prompt included on both sides: what the load of a shared machine changes least.
     const perToken = (cores: number): number => cores * gguf.seconds * 1e6 / gguf.value.evalCount
-    single.push({ bare: s.tokens / (run.decodeMs / 1000), onnx, gguf: gguf.value, cpuUs: { bare: (bareCpu.user + bareCpu.system) / s.tokens, daemon: perToken(gguf.daemonCores[0]), client: perToken(gguf.benchCores) } })
+    const server = (await peer(1))?.[0]
+    single.push({ bare: s.tokens / (run.decodeMs / 1000), onnx, gguf: gguf.value, server, cpuUs: { bare: (bareCpu.user + bareCpu.system) / s.tokens, daemon: perToken(gguf.daemonCores[0]), client: perToken(gguf.benchCores) } })
   }
   const streams = TARGET_STREAMS
-  const many: Array<{ bare: number, onnx: number, gguf: number }> = []
+  const many: Array<{ bare: number, onnx: number, gguf: number, server?: number }> = []
   const manyTexts = { onnx: [] as string[], gguf: [] as string[] }
   for (let r = 0; r < s.batchRuns; r++) {
     interrupted.throwIfAborted()
     const b = await llamaGreedy(bareLlama, pick.ids, s.tokens, streams)
-    const round = { bare: streams * s.tokens / (b.totalMs / 1000), onnx: 0, gguf: 0 }
+    const round: { bare: number, onnx: number, gguf: number, server?: number } = { bare: streams * s.tokens / (b.totalMs / 1000), onnx: 0, gguf: 0 }
     for (const [key, model] of [['onnx', name], ['gguf', ggufName]] as const) {
       const all = await phases.timed(`${key}-streams-${streams}`, [d], async () => Promise.all(Array.from({ length: streams }, async () => generate(d, model, pick.prompt, s.tokens))))
       round[key] = all.value.reduce((n, x) => n + x.evalCount, 0) / all.seconds
       manyTexts[key].push(...all.value.map(x => x.text))
     }
+    const t0 = performance.now()
+    const served = await peer(streams)
+    if (served != null) round.server = served.reduce((n, x) => n + x.evalCount, 0) / ((performance.now() - t0) / 1000)
     many.push(round)
   }
 
@@ -699,7 +746,9 @@ async function sameWeights (d: DaemonProcess, cleanup: Cleanup, phases: PhaseLog
   say(`  ${streams} streams: daemon GGUF ${fmt(median(many.map(r => r.gguf)))} tokens/s = ${figures.ggufMany.median.toFixed(2)} x bare llama.cpp's ${streams} sequences (target >= ${TARGET_GGUF}; ${figures.ggufMany.range}); daemon ONNX ${fmt(median(many.map(r => r.onnx)))} tokens/s = ${figures.onnxMany.median.toFixed(2)} x (target >= ${TARGET_ONNX_VS_LLAMA}; ${figures.onnxMany.range})  [medians of ${s.batchRuns} rounds, aggregate from the first send to the last done line]`)
   say(`  texts: llama.cpp's greedy tokens ${split < 0 ? 'are onnxruntime\'s' : `leave onnxruntime's at token ${split} of ${s.tokens}, where onnxruntime's logits put its pick ${gap.toExponential(1)} above llama.cpp's (${gap < 1e-3 ? 'a near-tie: F32 sums in another order' : 'MORE than a near-tie'})`}; the daemon's GGUF texts equal the bare llama.cpp loop's in ${agree([warm, ...single.map(r => r.gguf)].map(r => r.text), llamaText)} single requests and ${agree(manyTexts.gguf, llamaText)} concurrent ones; its ONNX texts equal the bare onnxruntime loop's in ${agree(single.map(r => r.onnx.text), onnxText)} and ${agree(manyTexts.onnx, onnxText)}`)
   const { ggufOne, onnxOne, ggufMany, onnxMany } = figures
+  const versus = server == null ? [] : vsLlamaServer(single as Array<typeof single[number] & { server: ServerStream }>, many as Array<typeof many[number] & { server: number }>, streams, bareLlama.threads)
   return [
+    ...versus,
     { name: 'gguf-1', ok: ggufOne.median >= TARGET_GGUF, figure: `GGUF 1 stream ${ggufOne.median.toFixed(2)} x bare llama.cpp (target >= ${TARGET_GGUF})` },
     { name: `gguf-${streams}`, ok: ggufMany.median >= TARGET_GGUF, figure: `GGUF ${streams} streams ${ggufMany.median.toFixed(2)} x bare llama.cpp (target >= ${TARGET_GGUF})` },
     { name: 'onnx-vs-llama-1', ok: onnxOne.median >= TARGET_ONNX_VS_LLAMA, figure: `ONNX 1 stream ${onnxOne.median.toFixed(2)} x bare llama.cpp (target >= ${TARGET_ONNX_VS_LLAMA})` },

@@ -1,0 +1,153 @@
+/**
+ * llama.cpp's own HTTP server, the inference bench's peer: what a user who
+ * picks llama.cpp over the daemon runs. It is built at bench time, once, from
+ * the llama.cpp source node-llama-cpp ships (its gitRelease.bundle), so that
+ * it is the llama.cpp the daemon's GGUF engine runs, and kept under
+ * ~/.cache for later runs. Never built or run by the test suite.
+ */
+import { execFile, spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { readFile, rm } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { cpus, homedir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import type { ChildProcess } from 'node:child_process'
+
+const run = promisify(execFile)
+const READY_TIMEOUT_MS = 120_000
+/** Compiling llama.cpp on two busy cores: generous. */
+const BUILD_TIMEOUT_MS = 60 * 60_000
+
+/** Where node-llama-cpp keeps the llama.cpp source it was built from, and that source's tag. */
+async function llamaSource (): Promise<{ bundle: string, tag: string }> {
+  const dir = join(dirname(fileURLToPath(import.meta.resolve('node-llama-cpp/package.json'))), 'llama')
+  const { tag } = JSON.parse(await readFile(join(dir, 'llama.cpp.info.json'), 'utf8')) as { tag: string }
+  return { bundle: join(dir, 'gitRelease.bundle'), tag }
+}
+
+/**
+ * The llama-server binary, built from node-llama-cpp's llama.cpp on first use
+ * (git, cmake and a C++ compiler needed; `say` tells that it is building).
+ * Throws with the reason when it cannot be had.
+ */
+export async function llamaServerBinary (say: (line: string) => void, signal?: AbortSignal): Promise<string> {
+  const { bundle, tag } = await llamaSource()
+  const dir = join(homedir(), '.cache', 'node-daemon-bench', `llama.cpp-${tag}`)
+  const bin = join(dir, 'build', 'bin', 'llama-server')
+  if (existsSync(bin)) return bin
+  for (const tool of ['git', 'cmake', 'c++']) {
+    await run('sh', ['-c', `command -v ${tool}`]).catch(() => { throw new Error(`${tool} is missing, which building llama-server needs`) })
+  }
+  if (!existsSync(bundle)) throw new Error('node-llama-cpp ships no llama.cpp source to build llama-server from')
+  say(`building llama-server from node-llama-cpp's llama.cpp ${tag} into ${dir} (once; minutes on two cores)`)
+  const options = { signal, timeout: BUILD_TIMEOUT_MS, maxBuffer: 64 * 1_048_576 }
+  await rm(dir, { recursive: true, force: true })
+  await run('git', ['clone', '-q', bundle, dir], options)
+  await run('cmake', ['-S', dir, '-B', join(dir, 'build'), '-DCMAKE_BUILD_TYPE=Release', '-DLLAMA_CURL=OFF', '-DLLAMA_BUILD_TESTS=OFF', '-DLLAMA_BUILD_EXAMPLES=OFF', '-DLLAMA_BUILD_SERVER=ON'], options)
+  await run('cmake', ['--build', join(dir, 'build'), '--target', 'llama-server', '-j', String(cpus().length)], options)
+  if (!existsSync(bin)) throw new Error(`the llama.cpp build made no ${bin}`)
+  return bin
+}
+
+async function freePort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(0, '127.0.0.1', resolve) })
+  const { port } = server.address() as { port: number }
+  await new Promise<void>(resolve => { server.close(() => { resolve() }) })
+  return port
+}
+
+export interface LlamaServer {
+  url: string
+  pid: number
+  stop (): Promise<void>
+}
+
+/**
+ * llama-server on 127.0.0.1 with `model`: `slots` sequences decoding together
+ * (its continuous batching), each holding `contextPerSlot` positions, on
+ * `threads` threads for decoding and prompts alike, as the daemon's context.
+ */
+export async function startLlamaServer (bin: string, model: string, options: { threads: number, slots: number, contextPerSlot: number }): Promise<LlamaServer> {
+  const port = await freePort()
+  const args = ['-m', model, '--host', '127.0.0.1', '--port', String(port), '-t', String(options.threads), '-tb', String(options.threads),
+    '-np', String(options.slots), '-c', String(options.slots * options.contextPerSlot), '--no-webui', '--log-disable']
+  const child: ChildProcess = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] })
+  let tail = ''
+  child.stderr?.on('data', (chunk: Buffer) => { tail = (tail + chunk.toString()).slice(-4000) })
+  const exited = new Promise<void>(resolve => { child.once('exit', () => { resolve() }) })
+  const stop = async (): Promise<void> => {
+    if (child.exitCode != null || child.signalCode != null) return
+    child.kill('SIGTERM')
+    await Promise.race([exited, sleep(10_000)])
+    if (child.exitCode == null && child.signalCode == null) child.kill('SIGKILL')
+    await exited
+  }
+  const url = `http://127.0.0.1:${port}`
+  const deadline = Date.now() + READY_TIMEOUT_MS
+  while (Date.now() < deadline) {
+    if (child.exitCode != null) throw new Error(`llama-server exited with ${child.exitCode}: ${tail}`)
+    const ok = await fetch(`${url}/health`).then(res => res.ok, () => false)
+    if (ok) return { url, pid: child.pid as number, stop }
+    await sleep(100)
+  }
+  await stop()
+  throw new Error(`llama-server was not ready in ${READY_TIMEOUT_MS} ms: ${tail}`)
+}
+
+export interface ServerStream {
+  /** From the request sent to the first token's text, to the last token's, and to the final event. */
+  ttftMs: number
+  lastChunkMs: number
+  wallMs: number
+  text: string
+  /** The server's own count and time of the decoded tokens (its timings.predicted_n and predicted_ms). */
+  evalCount: number
+  evalMs: number
+}
+
+/**
+ * One streamed /completion of `tokens` tokens from the prompt's token ids,
+ * greedy (temperature 0), past any end token, with no cached prefix: what the
+ * bench asks of the daemon.
+ */
+export async function serverCompletion (server: LlamaServer, prompt: number[], tokens: number, signal: AbortSignal): Promise<ServerStream> {
+  const t0 = performance.now()
+  const body = { prompt, n_predict: tokens, temperature: 0, stream: true, cache_prompt: false, ignore_eos: true, repeat_penalty: 1 }
+  const res = await fetch(`${server.url}/completion`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal })
+  if (!res.ok || res.body == null) throw new Error(`llama-server: /completion answered ${res.status}: ${await res.text().catch(() => '')}`)
+  let ttftMs = -1
+  let lastChunkMs = -1
+  let text = ''
+  let buffered = ''
+  const decoder = new TextDecoder()
+  const reader = res.body.getReader()
+  while (true) {
+    const { value: bytes, done } = await reader.read()
+    if (done) break
+    const now = performance.now() - t0
+    buffered += decoder.decode(bytes, { stream: true })
+    const events = buffered.split('\n\n')
+    buffered = events.pop() as string
+    for (const event of events) {
+      if (!event.startsWith('data: ')) continue
+      const msg = JSON.parse(event.slice(6))
+      if (msg.stop === true) {
+        if (msg.content !== '') {
+          lastChunkMs = now
+          text += msg.content as string
+        }
+        await reader.cancel().catch(() => {})
+        return { ttftMs, lastChunkMs, wallMs: performance.now() - t0, text, evalCount: msg.timings.predicted_n, evalMs: msg.timings.predicted_ms }
+      }
+      if (msg.content === '') continue
+      if (ttftMs < 0) ttftMs = now
+      lastChunkMs = now
+      text += msg.content as string
+    }
+  }
+  throw new Error('llama-server: /completion ended without its final event')
+}
