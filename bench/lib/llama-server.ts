@@ -23,7 +23,10 @@ const BUILD_TIMEOUT_MS = 60 * 60_000
 
 /** Where node-llama-cpp keeps the llama.cpp source it was built from, and that source's tag. */
 async function llamaSource (): Promise<{ bundle: string, tag: string }> {
-  const dir = join(dirname(fileURLToPath(import.meta.resolve('node-llama-cpp/package.json'))), 'llama')
+  // The package exports no package.json: its root is found above its entry point.
+  let root = dirname(fileURLToPath(import.meta.resolve('node-llama-cpp')))
+  while (!existsSync(join(root, 'package.json')) && dirname(root) !== root) root = dirname(root)
+  const dir = join(root, 'llama')
   const { tag } = JSON.parse(await readFile(join(dir, 'llama.cpp.info.json'), 'utf8')) as { tag: string }
   return { bundle: join(dir, 'gitRelease.bundle'), tag }
 }
@@ -46,7 +49,8 @@ export async function llamaServerBinary (say: (line: string) => void, signal?: A
   const options = { signal, timeout: BUILD_TIMEOUT_MS, maxBuffer: 64 * 1_048_576 }
   await rm(dir, { recursive: true, force: true })
   await run('git', ['clone', '-q', bundle, dir], options)
-  await run('cmake', ['-S', dir, '-B', join(dir, 'build'), '-DCMAKE_BUILD_TYPE=Release', '-DLLAMA_CURL=OFF', '-DLLAMA_BUILD_TESTS=OFF', '-DLLAMA_BUILD_EXAMPLES=OFF', '-DLLAMA_BUILD_SERVER=ON'], options)
+  // Static: one binary, which runs wherever the cache goes.
+  await run('cmake', ['-S', dir, '-B', join(dir, 'build'), '-DCMAKE_BUILD_TYPE=Release', '-DLLAMA_CURL=OFF', '-DLLAMA_BUILD_TESTS=OFF', '-DLLAMA_BUILD_EXAMPLES=OFF', '-DLLAMA_BUILD_SERVER=ON', '-DBUILD_SHARED_LIBS=OFF'], options)
   await run('cmake', ['--build', join(dir, 'build'), '--target', 'llama-server', '-j', String(cpus().length)], options)
   if (!existsSync(bin)) throw new Error(`the llama.cpp build made no ${bin}`)
   return bin
