@@ -67,4 +67,11 @@ describe('document 002 views', { timeout: 240_000 }, () => {
     assert.equal(body.model_id, 'voted:latest')
     assert.equal(body.version, 2)
   })
+
+  it('downloads a model to this node on a POST /api/v1/models/{name}/download without a body', async () => {
+    const { status, body } = await json(d, `/api/v1/models/${LATEST}/download`, { method: 'POST' })
+    assert.equal(status, 202, JSON.stringify(body))
+    assert.equal(body.node_id, d.node.peerId)
+    assert.ok(body.nodes.includes(d.node.peerId), JSON.stringify(body))
+  })
 })

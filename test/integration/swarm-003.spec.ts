@@ -68,6 +68,15 @@ describe('document 003: swarm_* metrics and NODE_NOT_FOUND', { timeout: 240_000 
     }
   })
 
+  it('stops the latest session on a POST /api/v1/training/stop without a body, as the document sends it', async () => {
+    const [a] = daemons
+    const session = await train({ api: a.url }, { dataset, model: CLASSIFIER, epochs: 5000, batch_size: 8, nodes: 1 })
+    const { status, body } = await call({ api: a.url }, '/api/v1/training/stop', { method: 'POST' })
+    assert.equal(status, 200, JSON.stringify(body))
+    assert.equal(body.session_id, session)
+    await waitFor('the session to stop', async () => (await call({ api: a.url }, `/api/v1/training/status?session_id=${session}`)).body.status === 'stopped', 60_000)
+  })
+
   it('answers NODE_NOT_FOUND with 1001 for a training start naming a node the cluster lacks', async () => {
     const [a] = daemons
     await waitFor('the session to stop', async () => {
