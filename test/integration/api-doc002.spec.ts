@@ -74,4 +74,19 @@ describe('document 002 views', { timeout: 240_000 }, () => {
     assert.equal(body.node_id, d.node.peerId)
     assert.ok(body.nodes.includes(d.node.peerId), JSON.stringify(body))
   })
+
+  it('says in /api/distributed/status whether /admin/mode and /admin/fallback put this node in distributed and fallback mode', async () => {
+    try {
+      for (const [mode, enabled] of [['local', false], ['distributed', true]] as const) {
+        assert.equal((await json(d, '/admin/mode', { method: 'POST', json: { mode } })).status, 200)
+        assert.equal((await json(d, '/admin/fallback', { method: 'POST', json: { enabled } })).status, 200)
+        const { status, body } = await json(d, '/api/distributed/status')
+        assert.equal(status, 200, JSON.stringify(body))
+        assert.equal(body.distributed_mode, mode === 'distributed', JSON.stringify(body))
+        assert.equal(body.fallback_mode, enabled, JSON.stringify(body))
+      }
+    } finally {
+      await json(d, '/admin/mode', { method: 'POST', json: { mode: 'distributed' } })
+    }
+  })
 })

@@ -50,8 +50,11 @@ export const distributedRoutes: Routes = (app, { node }) => {
   const status = async (_request: FastifyRequest, reply: FastifyReply): Promise<object> => {
     const options = readOptions(reply)
     const [nodes, active] = await Promise.all([node.cluster.nodes(options), activeJobs(node.cluster, options)])
+    // This node's placement, which /admin/mode and /admin/fallback set.
+    const { mode, fallback } = node.inference.placement()
     return {
-      distributed_mode: true,
+      distributed_mode: mode === 'distributed',
+      fallback_mode: fallback,
       node_id: node.peerId,
       cluster_size: nodes.length,
       active_nodes: nodes.filter(n => nodeStatus(n) === 'active').map(n => n.id),
