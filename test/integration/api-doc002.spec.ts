@@ -9,6 +9,7 @@ import { DEFAULT_MODELS } from '@node-daemon/models'
 import { defaultModelReady } from '../helpers/aborts.ts'
 import { call, waitFor } from '../helpers/cluster.ts'
 import { startTestDaemon } from '../helpers/daemon.ts'
+import { openSocket, wsUrl } from '../helpers/sockets.ts'
 import type { TestDaemon } from '../helpers/daemon.ts'
 
 const LATEST = `${DEFAULT_MODELS.generate}:latest`
@@ -87,6 +88,26 @@ describe('document 002 views', { timeout: 240_000 }, () => {
       }
     } finally {
       await json(d, '/admin/mode', { method: 'POST', json: { mode: 'distributed' } })
+    }
+  })
+
+  it('counts in /api/distributed/metrics the requests this node ran, the models it loaded and the open WebSockets, and in /metrics the connections', async () => {
+    const { body: before } = await json(d, '/api/distributed/metrics')
+    const generated = await json(d, '/api/generate', { method: 'POST', json: { model: LATEST, prompt: 'It is', stream: false, options: { num_predict: 2 } } })
+    assert.equal(generated.status, 200, JSON.stringify(generated.body))
+    const socket = openSocket(wsUrl(d, '/ws/v0/events'))
+    try {
+      await socket.opened
+      const { status, body } = await json(d, '/api/distributed/metrics')
+      assert.equal(status, 200, JSON.stringify(body))
+      assert.equal(body.requests_processed, before.requests_processed + 1, JSON.stringify({ before, body }))
+      assert.ok(body.models_loaded >= 1, JSON.stringify(body))
+      assert.ok(body.websocket_connections >= 1, JSON.stringify(body))
+      const text = await (await fetch(`${d.url}/metrics`, { signal: AbortSignal.timeout(30_000) })).text()
+      assert.ok(Number(/^node_daemon_websocket_connections (\d+)$/m.exec(text)?.[1]) >= 1, text.slice(0, 200))
+      assert.ok(Number(/^node_daemon_http_connections (\d+)$/m.exec(text)?.[1]) >= 2, 'the socket and the scrape')
+    } finally {
+      socket.ws.close()
     }
   })
 })

@@ -1,6 +1,7 @@
 import { Type } from 'typebox'
 import { consensusJson, jobJson, modelJson, nodeStatus, peerCount, pinJson, pinStatusJson, replicasJson, uptimeSeconds, usage } from '../cluster-views.ts'
 import { registeredModel } from '../models.ts'
+import { websocketConnections } from '../metrics.ts'
 import { LocalQuery, readOptions } from '../reads.ts'
 import { requestSignal } from '../stream.ts'
 import type { Routes } from '../server.ts'
@@ -26,15 +27,26 @@ async function activeJobs (cluster: Cluster, options: ReadOptions): Promise<JobR
   return cluster.jobs({ status: ['requested', 'running'], limit: 1000 }, options)
 }
 
-/** Document 002's system metrics: this node's view of the cluster (peers, leadership, nodes) and its own load. */
-export async function distributedMetrics (node: Node, options: ReadOptions): Promise<object> {
-  const [nodes, resources] = await Promise.all([node.cluster.nodes(options), node.cluster.resources()])
+/**
+ * Document 002's system metrics: this node's view of the cluster (peers, leadership, nodes), the inference
+ * requests it ran to an end that the job table still holds, the models it has loaded, its own load, and
+ * `websockets`, the API's open WebSocket connections.
+ */
+export async function distributedMetrics (node: Node, options: ReadOptions, websockets: number): Promise<object> {
+  const [nodes, resources, ended] = await Promise.all([
+    node.cluster.nodes(options),
+    node.cluster.resources(),
+    node.cluster.jobs({ status: ['completed', 'failed'], worker: node.peerId, limit: Infinity }, options)
+  ])
   const load = usage(resources)
   return {
     timestamp: new Date().toISOString(),
     node_id: node.peerId,
     connected_peers: peerCount(node.peers()),
     is_leader: node.cluster.status().role === 'leader',
+    requests_processed: ended.filter(j => j.kind === 'inference').length,
+    models_loaded: node.inference.loaded().length,
+    websocket_connections: websockets,
     nodes_total: nodes.length,
     nodes_online: nodes.filter(n => n.online).length,
     uptime: uptimeSeconds(node.startedAt),
@@ -129,7 +141,7 @@ export const distributedRoutes: Routes = (app, { node }) => {
   app.get('/api/distributed/metrics', {
     permission: 'cluster:read',
     schema: { querystring: LocalQuery, tags: ['distributed'], summary: "This node's view of the cluster: peers, leadership, nodes and its own load" }
-  }, async (_request, reply) => distributedMetrics(node, readOptions(reply)))
+  }, async (_request, reply) => distributedMetrics(node, readOptions(reply), websocketConnections(app)))
 
   app.get('/api/distributed/requests', {
     permission: 'cluster:read',
