@@ -351,10 +351,13 @@ describe('API cluster routes on a cluster of one', { timeout: 180_000 }, () => {
       assert.equal(got.allocation.cpu, 15)
       for (const key of ['cpu', 'memory', 'storage']) assert.equal(typeof got.usage[key], 'number', key)
       assert.deepEqual(got.limits, { cpu: 100, memory: 100, gpu: 100, storage: 100 })
-      await expectError(await call(d, 'POST', '/api/resources', { cpu: 150 }), 422, 'ValidationError')
-      await expectError(await call(d, 'POST', '/api/resources', {}), 422, 'ValidationError')
-      await expectError(await call(d, 'POST', '/api/resources', { ram: 5 }), 422, 'ValidationError')
-      await expectError(await call(d, 'POST', '/api/resources', 'cpu=5'), 400, 'IPFSValidationError')
+      // Document 001's error form, as on its task routes.
+      for (const bad of [{ cpu: 150 }, {}, { ram: 5 }, 'cpu=5']) {
+        const { error } = await expectJson(await call(d, 'POST', '/api/resources', bad), 400)
+        assert.equal(error.code, 'INVALID_REQUEST', JSON.stringify(error))
+        assert.ok(error.message.length > 0 && error.details != null, JSON.stringify(error))
+        assert.ok(!Number.isNaN(Date.parse(error.timestamp)), JSON.stringify(error))
+      }
     })
   })
 
