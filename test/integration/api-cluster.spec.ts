@@ -305,7 +305,9 @@ describe('API cluster routes on a cluster of one', { timeout: 180_000 }, () => {
       assert.equal(vote.accepted, true)
       assert.equal(vote.version, 2)
       assert.equal(vote.model_cid, next)
-      await expectError(await call(d, 'POST', '/api/v1/consensus/vote', { model_id: 'tiny:1', model_hash: modelCid, expected_version: 1 }), 409, 'ConsensusRejectedError', 1003)
+      const rejected = await expectError(await call(d, 'POST', '/api/v1/consensus/vote', { model_id: 'tiny:1', model_hash: modelCid, expected_version: 1 }), 409, 'ConsensusRejectedError', 1003)
+      // Document 003's name of the code, as its node and training routes give it.
+      assert.equal((rejected as ErrorEnvelope & { code?: string }).code, 'CONSENSUS_FAILED')
       await expectError(await call(d, 'POST', '/api/v1/consensus/vote', { model_id: 'nope', model_cid: next }), 404, 'ModelNotFoundError')
       await expectError(await call(d, 'POST', '/api/v1/consensus/vote', { model_id: 'tiny:1' }), 400, 'IPFSValidationError')
       await expectError(await call(d, 'POST', '/api/v1/consensus/vote', { model_id: 'tiny:1', model_cid: 'notacid' }), 400, 'IPFSValidationError')

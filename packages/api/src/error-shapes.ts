@@ -32,7 +32,7 @@ export const envelopeShape: ErrorShape = (err) => {
 const UNREADABLE_MODEL = new Set(['InvalidModelError', 'ModelFormatError', 'ExternalDataError'])
 
 /**
- * Document 003's training and model routes: a model that cannot be read is
+ * Document 003's training, model, consensus and network routes: a model that cannot be read is
  * its 1004 MODEL_CORRUPT, and an error it numbers carries its name as `code`
  * beside the number in `Code` (1001 NODE_NOT_FOUND for a node id no node has).
  */

@@ -8,7 +8,7 @@ import websocket from '@fastify/websocket'
 import Fastify, { LogController } from 'fastify'
 import { Type } from 'typebox'
 import { registerAccess, registerCors, securitySchemes } from './access.ts'
-import { distributedShape, envelopeShape, farmShape, PINNING_PREFIX, pinningShape, shapeOfPath, taskShape } from './error-shapes.ts'
+import { distributedShape, envelopeShape, farmShape, PINNING_PREFIX, pinningShape, shapeOfPath, taskShape, trainingShape } from './error-shapes.ts'
 import { familyRoutes } from './inference.ts'
 import { BadRequestError, envelope, MethodNotAllowedError, RouteNotFoundError, UpgradeRequiredError } from './errors.ts'
 import { registerHttpMetrics } from './metrics.ts'
@@ -244,7 +244,8 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
   // The error bodies of the families whose route files serve one document (the inference families name theirs in their files).
   const shapes = new Map<Routes, ErrorShape>([
     [distributedRoutes, distributedShape], [nodeRoutes, distributedShape], [transferRoutes, distributedShape], [adminRoutes, distributedShape], [liveRoutes, distributedShape],
-    [clientRoutes, farmShape], [pinningServiceRoutes, pinningShape], [resourceRoutes, taskShape()]
+    [clientRoutes, farmShape], [pinningServiceRoutes, pinningShape], [resourceRoutes, taskShape()],
+    [consensusRoutes, trainingShape], [networkRoutes, trainingShape]
   ])
   for (const routes of [
     systemRoutes, authRoutes, contentRoutes, pinRoutes, remotePinRoutes, pinningServiceRoutes, nameRoutes, peerRoutes, pubsubRoutes, blockRoutes,
