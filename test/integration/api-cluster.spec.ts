@@ -239,6 +239,8 @@ describe('API cluster routes on a cluster of one', { timeout: 180_000 }, () => {
       assert.equal(rebalanced.moved, rebalanced.pins.length)
       await expectError(await call(d, 'POST', '/api/distributed/migrate', { model_name: 'nope', from_node: self, to_node: STRANGER }), 404, 'ModelNotFoundError')
       await expectError(await call(d, 'POST', '/api/distributed/migrate', { model_name: 'tiny:1', from_node: self, to_node: STRANGER }), 404, 'NodeNotFoundError', 1001)
+      const from = await expectError(await call(d, 'POST', '/api/distributed/migrate', { model_name: 'tiny:1', from_node: STRANGER, to_node: self }), 404, 'NodeNotFoundError', 1001)
+      assert.equal((from as ErrorEnvelope & { code?: string }).code, 'NODE_NOT_FOUND')
       await expectError(await call(d, 'POST', '/api/distributed/migrate', { model_name: 'tiny:1' }), 400, 'ValidationError')
     })
 
