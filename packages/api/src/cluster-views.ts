@@ -61,10 +61,11 @@ export function latencies (peers: PeerConnection[]): Map<string, number> {
  * Ids of the registered models whose content is allocated to a node. By the
  * registry, not the pins' `modelId`: a pin names one of the models that share
  * its CID (a copy, a default) and outlives a deleted one that shared it.
+ * Datasets share the registry, but are no models a node can serve.
  */
 export function modelsOn (models: ModelRecord[], pins: PinRecord[], nodeId: string): string[] {
   const held = new Set(pins.filter(p => p.allocations.includes(nodeId)).map(p => p.cid))
-  return models.filter(m => held.has(m.modelCID)).map(m => m.modelId)
+  return models.filter(m => m.kind === 'model' && held.has(m.modelCID)).map(m => m.modelId)
 }
 
 /** A cluster member as IPFS Cluster lists its peers (document 000's `/cluster/peers`). */

@@ -100,9 +100,12 @@ describe('cluster views', () => {
 
   it('keeps the lowest latency of each peer and the models allocated to a node', () => {
     assert.deepEqual([...latencies([conn('a', 9), conn('a', 4), conn('b')])], [['a', 4]])
-    const pins = [pin(CID, ['a', 'b'], 'm1'), pin('x', ['b'], 'm2'), pin('y', ['a'], 'gone')]
-    // m3 shares m1's CID, and its pin names m1 only; the model of pin y was deleted.
-    const models = [{ ...model, modelId: 'm1', modelCID: CID }, { ...model, modelId: 'm2', modelCID: 'x' }, { ...model, modelId: 'm3', modelCID: CID }]
+    const pins = [pin(CID, ['a', 'b'], 'm1'), pin('x', ['b'], 'm2'), pin('y', ['a'], 'gone'), pin('z', ['a', 'b'], 'd1')]
+    // m3 shares m1's CID, and its pin names m1 only; the model of pin y was deleted; d1 is a dataset, no model.
+    const models = [
+      { ...model, modelId: 'm1', modelCID: CID }, { ...model, modelId: 'm2', modelCID: 'x' }, { ...model, modelId: 'm3', modelCID: CID },
+      { ...model, modelId: 'd1', modelCID: 'z', kind: 'dataset' as const }
+    ]
     assert.deepEqual(modelsOn(models, pins, 'a'), ['m1', 'm3'])
     assert.deepEqual(modelsOn(models, pins, 'b'), ['m1', 'm2', 'm3'])
   })
