@@ -110,4 +110,11 @@ describe('document 002 views', { timeout: 240_000 }, () => {
       socket.ws.close()
     }
   })
+
+  it('refuses a download naming its node by a field it does not take, rather than downloading to this node', async () => {
+    const { status, body } = await json(d, `/api/v1/models/${LATEST}/download`, { method: 'POST', json: { node: d.node.peerId } })
+    assert.equal(status, 400, JSON.stringify(body))
+    assert.equal(body.code, 'INVALID_REQUEST')
+    assert.match(body.error, /node/)
+  })
 })

@@ -267,11 +267,9 @@ function codeWord (err: Partial<FastifyError>, status: number): string {
  * document 003 shares these routes with; `request_id` is the X-Request-Id.
  */
 export const distributedShape: ErrorShape = (err, request) => {
-  const body = envelope(err)
-  // Document 002 answers bad parameters with 400, not document 000's 422.
-  const status = body.status_code === 422 ? 400 : body.status_code
-  const type = body.error_type
-  return { status, type, body: { ...body, status_code: status, code: codeWord(err, status), timestamp: new Date().toISOString(), request_id: request.id } }
+  // Document 002 answers bad parameters with 400, not document 000's 422, and names a field it does not take.
+  const { status, type, message } = classifyFamily(err)
+  return { status, type, body: { ...envelope(err), error: message, Message: message, status_code: status, code: codeWord(err, status), timestamp: new Date().toISOString(), request_id: request.id } }
 }
 
 /**

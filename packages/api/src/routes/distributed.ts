@@ -12,15 +12,16 @@ import type { Static } from 'typebox'
 
 const ModelParams = Type.Object({ name: Type.String({ description: 'Model id; a bare name means name:latest, as in Ollama' }) })
 
+// Unknown fields are refused: a node named by another field would otherwise be this node, silently.
 const DownloadBody = Type.Optional(Type.Object({
   node_id: Type.Optional(Type.String({ minLength: 1, description: 'Peer id of the node to download to; default this node' }))
-}))
+}, { additionalProperties: false }))
 
 const MigrateBody = Type.Object({
   model_name: Type.String({ minLength: 1, description: 'Model id' }),
   from_node: Type.String({ minLength: 1, description: 'Peer id holding a replica' }),
   to_node: Type.String({ minLength: 1, description: 'Peer id to hold it instead' })
-})
+}, { additionalProperties: false })
 
 /** Jobs that are not finished: document 002's active requests. */
 async function activeJobs (cluster: Cluster, options: ReadOptions): Promise<JobRecord[]> {
