@@ -67,9 +67,10 @@ export function ollamaError (err: Partial<FastifyError>, request: FastifyRequest
   return { error: classifyFamily(err).message }
 }
 
+/** An Ollama route's error answer: Ollama's `error`, and beside it document 002's `code`, `timestamp` and `request_id`, which Ollama's clients pass over. */
 export const ollamaShape: ErrorShape = (err, request) => {
   const { status, type } = classifyFamily(err)
-  return { status, type, body: ollamaError(err, request) }
+  return { status, type, body: { ...ollamaError(err, request), code: codeWord(err, status), timestamp: new Date().toISOString(), request_id: request.id } }
 }
 
 const OPENAI_CODES: Record<string, string> = {
