@@ -48,6 +48,7 @@ const CreateBody = Type.Object({
   temperature: Type.Optional(Type.Number()),
   dataset: Type.Optional(Type.String({ minLength: 1, description: 'Training: CID of a dataset (see /api/v0/ai/dataset/add) or its registered name' })),
   name: Type.Optional(Type.String({ minLength: 1, description: 'Training: the name the trained model is registered under' })),
+  version: Type.Optional(Type.String({ minLength: 1, pattern: '^[\\w.-]+$', description: 'Training: the version of the trained model, as its tag: it is registered as name:version' })),
   url: Type.Optional(Type.String({ minLength: 1, description: 'Training: the model as ipfs://<cid> or /ipfs/<cid>; the daemon never downloads from the web' })),
   batch_size: Type.Optional(Type.Integer({ minimum: 1 })),
   learning_rate: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
@@ -68,7 +69,7 @@ type TaskType = CreateTask['type']
 /** The fields of one kind of task only; `type` and `model` are both kinds'. */
 const FIELDS: Record<TaskType, Array<keyof CreateTask>> = {
   inference: ['prompt', 'modelId', 'maxTokens', 'temperature'],
-  training: ['dataset', 'name', 'url', 'batch_size', 'learning_rate', 'epochs', 'optimizer', 'distributed', 'n_clients', 'requirements']
+  training: ['dataset', 'name', 'version', 'url', 'batch_size', 'learning_rate', 'epochs', 'optimizer', 'distributed', 'n_clients', 'requirements']
 }
 
 const StatusBody = Type.Object({
@@ -94,6 +95,14 @@ function trainingModel (body: CreateTask): TrainingRequest['model'] | undefined 
   return cid
 }
 
+/** The name a training task's model is registered under: `name`, tagged with `version` (Ollama's name:tag). */
+function trainedName (body: CreateTask): string | undefined {
+  if (body.version == null) return body.name
+  if (body.name == null) throw new BadRequestError('version is the tag of the trained model\'s name: give name too')
+  if (body.name.includes(':')) throw new BadRequestError(`name ${JSON.stringify(body.name)} has a tag already; give the version as its tag or as version, not both`)
+  return `${body.name}:${body.version}`
+}
+
 /** Nodes of a training task: `distributed: false` is this node alone. */
 function trainingNodes (body: CreateTask): number | undefined {
   if (body.distributed !== false) return body.n_clients
@@ -111,7 +120,7 @@ async function trainingRequest (training: TrainingService, body: CreateTask, sig
   return defined({
     dataset: dataset.cid,
     model: model ?? defaultTrainingModel(dataset),
-    name: body.name,
+    name: trainedName(body),
     batchSize: body.batch_size,
     learningRate: body.learning_rate,
     epochs: body.epochs,
