@@ -63,6 +63,10 @@ describe('document 003: swarm_* metrics and NODE_NOT_FOUND', { timeout: 240_000 
       const exported = await scrape(a)
       assert.ok(exported.has(series), [...exported.keys()].filter(k => k.startsWith('swarm')).join(', '))
       assert.ok(Number.isFinite(exported.get(series)) && loss > 0)
+      // The node that trains says what it holds and how fast it goes.
+      const { body: self } = await call({ api: a.url }, `/api/v1/nodes/${a.node.peerId}`)
+      assert.match(self.model_hash, /^(Qm|baf)/, JSON.stringify(self))
+      assert.ok(self.performance.training_speed > 0, JSON.stringify(self.performance))
     } finally {
       await call({ api: a.url }, '/api/v1/training/stop', { json: { session_id: session } })
     }
