@@ -115,12 +115,13 @@ async function trainingRequest (training: TrainingService, body: CreateTask, sig
   if (body.dataset == null) throw new BadRequestError('a training task needs a dataset: the CID of a dataset (see /api/v0/ai/dataset/add) or its registered name')
   const model = trainingModel(body)
   const nodes = trainingNodes(body)
+  const name = trainedName(body)
   const dataset = await training.dataset(body.dataset, { signal })
   const r = body.requirements
   return defined({
     dataset: dataset.cid,
     model: model ?? defaultTrainingModel(dataset),
-    name: trainedName(body),
+    name,
     batchSize: body.batch_size,
     learningRate: body.learning_rate,
     epochs: body.epochs,
