@@ -45,10 +45,7 @@ export const trainingShape: ErrorShape = (err, request) => {
 /** Ollama, OpenAI and document 001 answer a request that breaks the schema with 400, not document 000's 422. */
 function classifyFamily (err: Partial<FastifyError>): { status: number, type: string, message: string } {
   const { status, type } = classify(err)
-  const first = err.validation?.[0]
-  // Ajv's message does not say which property was unexpected.
-  const message = first?.keyword === 'additionalProperties' ? `${messageOf(err, type)}: ${String(first.params.additionalProperty)}` : messageOf(err, type)
-  return { status: status === 422 ? 400 : status, type, message }
+  return { status: status === 422 ? 400 : status, type, message: messageOf(err, type) }
 }
 
 /** The model a request named, for the not-found messages that the clients of each family know. */
