@@ -65,6 +65,7 @@ export const distributedRoutes: Routes = (app, { node }) => {
     const [nodes, active] = await Promise.all([node.cluster.nodes(options), activeJobs(node.cluster, options)])
     // This node's placement, which /admin/mode and /admin/fallback set.
     const { mode, fallback } = node.inference.placement()
+    const loaded = node.inference.loaded()
     return {
       distributed_mode: mode === 'distributed',
       fallback_mode: fallback,
@@ -75,6 +76,12 @@ export const distributedRoutes: Routes = (app, { node }) => {
       scheduler_stats: {
         requested: active.filter(j => j.status === 'requested').length,
         running: active.filter(j => j.status === 'running').length
+      },
+      // The runtime's sessions on this node: the models loaded, as /api/ps lists them.
+      runner_stats: {
+        models_loaded: loaded.length,
+        bytes_loaded: loaded.reduce((sum, m) => sum + m.size, 0),
+        models: loaded.map(m => ({ name: m.name, cid: m.cid, size: m.size, execution_provider: m.executionProvider, expires_at: m.expiresAt?.toISOString() ?? null }))
       }
     }
   }
