@@ -74,6 +74,8 @@ describe('document 003: swarm_* metrics and NODE_NOT_FOUND', { timeout: 240_000 
 
   it('stops the latest session on a POST /api/v1/training/stop without a body, as the document sends it', async () => {
     const [a] = daemons
+    // The session of the test before stops at its next step.
+    await waitFor('the session before to stop', async () => !['running', 'paused', 'pending'].includes((await call({ api: a.url }, '/api/v1/training/status')).body.status), 60_000)
     const session = await train({ api: a.url }, { dataset, model: CLASSIFIER, epochs: 5000, batch_size: 8, nodes: 1 })
     const { status, body } = await call({ api: a.url }, '/api/v1/training/stop', { method: 'POST' })
     assert.equal(status, 200, JSON.stringify(body))
