@@ -205,6 +205,21 @@ describe("document 004's tasks and metrics, through one daemon", () => {
     await refused('POST', '/api/tasks', { type: 'inference', prompt: 'hi', version: '1.0' }, 400, 'INVALID_REQUEST')
   })
 
+  it('answers a status change once the task is in that state, so that what it says holds at once', async () => {
+    const created = await call('POST', '/api/tasks', { type: 'training', model: CLASSIFIER, dataset, batch_size: 8, epochs: 5000, distributed: false })
+    assert.equal(created.status, 201, JSON.stringify(created.body))
+    const id = created.body.id
+    await inStatus(id, ['running'])
+    const paused = await call('PUT', `/api/tasks/${id}/status`, { status: 'paused' })
+    assert.equal(paused.status, 200, JSON.stringify(paused.body))
+    assert.equal(paused.body.status, 'paused')
+    assert.equal((await task(id)).status, 'paused')
+    const stopped = await call('PUT', `/api/tasks/${id}/status`, { status: 'stopped' })
+    assert.equal(stopped.body.status, 'stopped', JSON.stringify(stopped.body))
+    // Stopped, so removable at once.
+    assert.equal((await call('DELETE', `/api/tasks/${id}`)).status, 204)
+  })
+
   it("refuses bad input in document 004's shape", async () => {
     await refused('POST', '/api/tasks', { type: 'mining' }, 400, 'INVALID_REQUEST')
     assert.match((await refused('POST', '/api/tasks', { type: 'training', dataset, url: 'http://model-server/models/model/1.0' }, 400, 'INVALID_REQUEST')).message, /never downloads/)

@@ -7,7 +7,7 @@ import { modelDirectory } from '../multipart.ts'
 import { local, LocalQuery, readOptions } from '../reads.ts'
 import { requestSignal } from '../stream.ts'
 import { defaultTrainingModel } from './training.ts'
-import { jobIdOf, matches, pageLinks, pageOf, TASK_STATUS, TASK_STATUSES, taskJson } from '../task-views.ts'
+import { jobIdOf, matches, pageLinks, pageOf, TASK_STATUS, TASK_STATUSES, taskJson, updatedAt } from '../task-views.ts'
 import type { Routes } from '../server.ts'
 import type { Allocation, JobRecord, ReadOptions } from '@node-daemon/cluster'
 import type { ModelSummary, TaskEstimate, TaskEvent, TaskParams, TaskView } from '@node-daemon/inference'
@@ -77,13 +77,13 @@ const StatusBody = Type.Object({
   reason: Type.Optional(Type.String())
 }, { additionalProperties: false })
 
-/** What the training service is asked to do for each status, and the state the task goes to; a cancelled training stops. */
+/** What the training service is asked to do for each status; a cancelled training stops. */
 const CONTROL = {
-  paused: ['pause', 'paused'],
-  running: ['resume', 'running'],
-  resumed: ['resume', 'running'],
-  stopped: ['stop', 'stopped'],
-  cancelled: ['stop', 'stopped']
+  paused: 'pause',
+  running: 'resume',
+  resumed: 'resume',
+  stopped: 'stop',
+  cancelled: 'stop'
 } as const
 
 /** The model a training task names: `model`, or `url` if it is an IPFS path. */
@@ -224,10 +224,10 @@ export const taskRoutes: Routes = (app, { node, shutdown }) => {
       const signal = requestSignal(reply)
       const job = await taskJob(taskId, { signal })
       if (job.kind !== 'training') throw new JobStateError(`${taskIdOf(job.jobId)} is an inference task, which cannot be paused, resumed or stopped`)
-      const [action, status] = CONTROL[body.status]
-      await node.training.control(job.jobId, action, { signal })
-      // The coordinator acts on the request at its next step; the answer is the state asked for, as of now.
-      return defined({ id: taskIdOf(job.jobId), status, updated_at: new Date().toISOString(), reason: body.reason })
+      const action = CONTROL[body.status]
+      // The coordinator acts at its next step: the answer waits for it, and says the state the task is then in.
+      const settled = await node.training.control(job.jobId, action, { signal, settle: true })
+      return defined({ id: taskIdOf(job.jobId), status: TASK_STATUS[settled.status], updated_at: updatedAt(settled), reason: body.reason })
     })
 
     scope.delete('/api/tasks/:taskId', {
