@@ -239,6 +239,8 @@ describe('API cluster routes on a cluster of one', { timeout: 180_000 }, () => {
       assert.equal(rebalanced.moved, rebalanced.pins.length)
       await expectError(await call(d, 'POST', '/api/distributed/migrate', { model_name: 'nope', from_node: self, to_node: STRANGER }), 404, 'ModelNotFoundError')
       await expectError(await call(d, 'POST', '/api/distributed/migrate', { model_name: 'tiny:1', from_node: self, to_node: STRANGER }), 404, 'NodeNotFoundError', 1001)
+      const from = await expectError(await call(d, 'POST', '/api/distributed/migrate', { model_name: 'tiny:1', from_node: STRANGER, to_node: self }), 404, 'NodeNotFoundError', 1001)
+      assert.equal((from as ErrorEnvelope & { code?: string }).code, 'NODE_NOT_FOUND')
       await expectError(await call(d, 'POST', '/api/distributed/migrate', { model_name: 'tiny:1' }), 400, 'ValidationError')
     })
 
@@ -305,7 +307,9 @@ describe('API cluster routes on a cluster of one', { timeout: 180_000 }, () => {
       assert.equal(vote.accepted, true)
       assert.equal(vote.version, 2)
       assert.equal(vote.model_cid, next)
-      await expectError(await call(d, 'POST', '/api/v1/consensus/vote', { model_id: 'tiny:1', model_hash: modelCid, expected_version: 1 }), 409, 'ConsensusRejectedError', 1003)
+      const rejected = await expectError(await call(d, 'POST', '/api/v1/consensus/vote', { model_id: 'tiny:1', model_hash: modelCid, expected_version: 1 }), 409, 'ConsensusRejectedError', 1003)
+      // Document 003's name of the code, as its node and training routes give it.
+      assert.equal((rejected as ErrorEnvelope & { code?: string }).code, 'CONSENSUS_FAILED')
       await expectError(await call(d, 'POST', '/api/v1/consensus/vote', { model_id: 'nope', model_cid: next }), 404, 'ModelNotFoundError')
       await expectError(await call(d, 'POST', '/api/v1/consensus/vote', { model_id: 'tiny:1' }), 400, 'IPFSValidationError')
       await expectError(await call(d, 'POST', '/api/v1/consensus/vote', { model_id: 'tiny:1', model_cid: 'notacid' }), 400, 'IPFSValidationError')
@@ -351,10 +355,13 @@ describe('API cluster routes on a cluster of one', { timeout: 180_000 }, () => {
       assert.equal(got.allocation.cpu, 15)
       for (const key of ['cpu', 'memory', 'storage']) assert.equal(typeof got.usage[key], 'number', key)
       assert.deepEqual(got.limits, { cpu: 100, memory: 100, gpu: 100, storage: 100 })
-      await expectError(await call(d, 'POST', '/api/resources', { cpu: 150 }), 422, 'ValidationError')
-      await expectError(await call(d, 'POST', '/api/resources', {}), 422, 'ValidationError')
-      await expectError(await call(d, 'POST', '/api/resources', { ram: 5 }), 422, 'ValidationError')
-      await expectError(await call(d, 'POST', '/api/resources', 'cpu=5'), 400, 'IPFSValidationError')
+      // Document 001's error form, as on its task routes.
+      for (const bad of [{ cpu: 150 }, {}, { ram: 5 }, 'cpu=5']) {
+        const { error } = await expectJson(await call(d, 'POST', '/api/resources', bad), 400)
+        assert.equal(error.code, 'INVALID_REQUEST', JSON.stringify(error))
+        assert.ok(error.message.length > 0 && error.details != null, JSON.stringify(error))
+        assert.ok(!Number.isNaN(Date.parse(error.timestamp)), JSON.stringify(error))
+      }
     })
   })
 

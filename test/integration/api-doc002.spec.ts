@@ -9,6 +9,7 @@ import { DEFAULT_MODELS } from '@node-daemon/models'
 import { defaultModelReady } from '../helpers/aborts.ts'
 import { call, waitFor } from '../helpers/cluster.ts'
 import { startTestDaemon } from '../helpers/daemon.ts'
+import { openSocket, wsUrl } from '../helpers/sockets.ts'
 import type { TestDaemon } from '../helpers/daemon.ts'
 
 const LATEST = `${DEFAULT_MODELS.generate}:latest`
@@ -66,5 +67,57 @@ describe('document 002 views', { timeout: 240_000 }, () => {
     assert.equal(status, 200, JSON.stringify(body))
     assert.equal(body.model_id, 'voted:latest')
     assert.equal(body.version, 2)
+  })
+
+  it('downloads a model to this node on a POST /api/v1/models/{name}/download without a body', async () => {
+    const { status, body } = await json(d, `/api/v1/models/${LATEST}/download`, { method: 'POST' })
+    assert.equal(status, 202, JSON.stringify(body))
+    assert.equal(body.node_id, d.node.peerId)
+    assert.ok(body.nodes.includes(d.node.peerId), JSON.stringify(body))
+  })
+
+  it('says in /api/distributed/status whether /admin/mode and /admin/fallback put this node in distributed and fallback mode', async () => {
+    try {
+      for (const [mode, enabled] of [['local', false], ['distributed', true]] as const) {
+        assert.equal((await json(d, '/admin/mode', { method: 'POST', json: { mode } })).status, 200)
+        assert.equal((await json(d, '/admin/fallback', { method: 'POST', json: { enabled } })).status, 200)
+        const { status, body } = await json(d, '/api/distributed/status')
+        assert.equal(status, 200, JSON.stringify(body))
+        assert.equal(body.distributed_mode, mode === 'distributed', JSON.stringify(body))
+        assert.equal(body.fallback_mode, enabled, JSON.stringify(body))
+      }
+    } finally {
+      await json(d, '/admin/mode', { method: 'POST', json: { mode: 'distributed' } })
+    }
+  })
+
+  it('counts in /api/distributed/metrics the requests this node ran, the models it loaded and the open WebSockets, and in /metrics the connections', async () => {
+    const { body: before } = await json(d, '/api/distributed/metrics')
+    const generated = await json(d, '/api/generate', { method: 'POST', json: { model: LATEST, prompt: 'It is', stream: false, options: { num_predict: 2 } } })
+    assert.equal(generated.status, 200, JSON.stringify(generated.body))
+    const socket = openSocket(wsUrl(d, '/ws/v0/events'))
+    try {
+      await socket.opened
+      const { status, body } = await json(d, '/api/distributed/metrics')
+      assert.equal(status, 200, JSON.stringify(body))
+      assert.equal(body.requests_processed, before.requests_processed + 1, JSON.stringify({ before, body }))
+      assert.ok(body.models_loaded >= 1, JSON.stringify(body))
+      assert.ok(body.websocket_connections >= 1, JSON.stringify(body))
+      const { body: cluster } = await json(d, '/api/distributed/status')
+      assert.equal(cluster.runner_stats.models_loaded, body.models_loaded, JSON.stringify(cluster.runner_stats))
+      assert.ok(cluster.runner_stats.models.some((m: any) => m.name === LATEST && m.size > 0), JSON.stringify(cluster.runner_stats))
+      const text = await (await fetch(`${d.url}/metrics`, { signal: AbortSignal.timeout(30_000) })).text()
+      assert.ok(Number(/^node_daemon_websocket_connections (\d+)$/m.exec(text)?.[1]) >= 1, text.slice(0, 200))
+      assert.ok(Number(/^node_daemon_http_connections (\d+)$/m.exec(text)?.[1]) >= 2, 'the socket and the scrape')
+    } finally {
+      socket.ws.close()
+    }
+  })
+
+  it('refuses a download naming its node by a field it does not take, rather than downloading to this node', async () => {
+    const { status, body } = await json(d, `/api/v1/models/${LATEST}/download`, { method: 'POST', json: { node: d.node.peerId } })
+    assert.equal(status, 400, JSON.stringify(body))
+    assert.equal(body.code, 'INVALID_REQUEST')
+    assert.match(body.error, /node/)
   })
 })

@@ -96,6 +96,10 @@ describe("document 000's method caller and events socket on real nodes", { timeo
 
     const missing = await call(a, 'get', { args: [] })
     assert.deepEqual([missing.status, missing.body.error_type], [422, 'ValidationError'])
+    // An unknown keyword is refused by name, never ignored.
+    const unknown = await call(a, 'add', { args: ['x'], kwargs: { bogus: 1 } })
+    assert.deepEqual([unknown.status, unknown.body.error_type], [422, 'ValidationError'])
+    assert.match(unknown.body.error, /bogus/)
   })
 
   it('publishes and resolves IPNS names, connects and lists peers', async () => {

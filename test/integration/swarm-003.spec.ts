@@ -63,9 +63,26 @@ describe('document 003: swarm_* metrics and NODE_NOT_FOUND', { timeout: 240_000 
       const exported = await scrape(a)
       assert.ok(exported.has(series), [...exported.keys()].filter(k => k.startsWith('swarm')).join(', '))
       assert.ok(Number.isFinite(exported.get(series)) && loss > 0)
+      // The node that trains says what it holds and how fast it goes.
+      const { body: self } = await call({ api: a.url }, `/api/v1/nodes/${a.node.peerId}`)
+      assert.match(self.model_hash, /^(Qm|baf)/, JSON.stringify(self))
+      assert.ok(self.performance.training_speed > 0, JSON.stringify(self.performance))
     } finally {
       await call({ api: a.url }, '/api/v1/training/stop', { json: { session_id: session } })
     }
+  })
+
+  it('stops the latest session on a POST /api/v1/training/stop without a body, as the document sends it', async () => {
+    const [a] = daemons
+    // The session of the test before stops at its next step.
+    await waitFor('the session before to stop', async () => !['running', 'paused', 'pending'].includes((await call({ api: a.url }, '/api/v1/training/status')).body.status), 60_000)
+    const session = await train({ api: a.url }, { dataset, model: CLASSIFIER, epochs: 5000, batch_size: 8, nodes: 1 })
+    const { status, body } = await call({ api: a.url }, '/api/v1/training/stop', { method: 'POST' })
+    assert.equal(status, 200, JSON.stringify(body))
+    assert.equal(body.session_id, session)
+    // The answer comes once the coordinator stopped it.
+    assert.equal(body.status, 'stopped', JSON.stringify(body))
+    assert.equal((await call({ api: a.url }, `/api/v1/training/status?session_id=${session}`)).body.status, 'stopped')
   })
 
   it('answers NODE_NOT_FOUND with 1001 for a training start naming a node the cluster lacks', async () => {

@@ -193,6 +193,33 @@ describe("document 004's tasks and metrics, through one daemon", () => {
     assert.ok((await model.arrayBuffer()).byteLength > 0)
   })
 
+  it("registers the model a task trained as name:version, document 004's version being its tag", async () => {
+    const created = await call('POST', '/api/tasks', { type: 'training', name: 'separable-004', version: '1.0', model: CLASSIFIER, dataset, batch_size: 8, epochs: 1, distributed: false })
+    assert.equal(created.status, 201, JSON.stringify(created.body))
+    const done = await inStatus(created.body.id, ['completed'])
+    assert.equal(done.model_id, 'separable-004:1.0')
+    const model = await call('GET', '/api/v1/models/separable-004:1.0')
+    assert.equal(model.status, 200, JSON.stringify(model.body))
+    assert.match((await refused('POST', '/api/tasks', { type: 'training', version: '1.0', model: CLASSIFIER, dataset }, 400, 'INVALID_REQUEST')).message, /name/)
+    assert.match((await refused('POST', '/api/tasks', { type: 'training', name: 'a:b', version: '1.0', model: CLASSIFIER, dataset }, 400, 'INVALID_REQUEST')).message, /tag/)
+    await refused('POST', '/api/tasks', { type: 'inference', prompt: 'hi', version: '1.0' }, 400, 'INVALID_REQUEST')
+  })
+
+  it('answers a status change once the task is in that state, so that what it says holds at once', async () => {
+    const created = await call('POST', '/api/tasks', { type: 'training', model: CLASSIFIER, dataset, batch_size: 8, epochs: 5000, distributed: false })
+    assert.equal(created.status, 201, JSON.stringify(created.body))
+    const id = created.body.id
+    await inStatus(id, ['running'])
+    const paused = await call('PUT', `/api/tasks/${id}/status`, { status: 'paused' })
+    assert.equal(paused.status, 200, JSON.stringify(paused.body))
+    assert.equal(paused.body.status, 'paused')
+    assert.equal((await task(id)).status, 'paused')
+    const stopped = await call('PUT', `/api/tasks/${id}/status`, { status: 'stopped' })
+    assert.equal(stopped.body.status, 'stopped', JSON.stringify(stopped.body))
+    // Stopped, so removable at once.
+    assert.equal((await call('DELETE', `/api/tasks/${id}`)).status, 204)
+  })
+
   it("refuses bad input in document 004's shape", async () => {
     await refused('POST', '/api/tasks', { type: 'mining' }, 400, 'INVALID_REQUEST')
     assert.match((await refused('POST', '/api/tasks', { type: 'training', dataset, url: 'http://model-server/models/model/1.0' }, 400, 'INVALID_REQUEST')).message, /never downloads/)

@@ -61,10 +61,11 @@ export function latencies (peers: PeerConnection[]): Map<string, number> {
  * Ids of the registered models whose content is allocated to a node. By the
  * registry, not the pins' `modelId`: a pin names one of the models that share
  * its CID (a copy, a default) and outlives a deleted one that shared it.
+ * Datasets share the registry, but are no models a node can serve.
  */
 export function modelsOn (models: ModelRecord[], pins: PinRecord[], nodeId: string): string[] {
   const held = new Set(pins.filter(p => p.allocations.includes(nodeId)).map(p => p.cid))
-  return models.filter(m => held.has(m.modelCID)).map(m => m.modelId)
+  return models.filter(m => m.kind === 'model' && held.has(m.modelCID)).map(m => m.modelId)
 }
 
 /** A cluster member as IPFS Cluster lists its peers (document 000's `/cluster/peers`). */
@@ -83,19 +84,41 @@ export function peerJson (v: NodeView): object {
   }
 }
 
+/** What a node is training, for document 003's node: the weights it holds and its samples per second. */
+export interface NodeTraining {
+  /** The session's latest checkpoint, else the model it started from. */
+  modelHash: string
+  /** Its share of the session's rate: each training rank takes an equal slice of every batch. */
+  samplesPerSecond: number | null
+}
+
+/** The running training session in which the node takes a rank, if any. */
+export function trainingOn (jobs: JobRecord[], nodeId: string): NodeTraining | undefined {
+  for (const job of jobs) {
+    if (job.kind !== 'training' || job.status !== 'running' || job.training == null) continue
+    const ranks = job.training.workers.filter(w => w.status === 'training')
+    if (!ranks.some(w => w.id === nodeId)) continue
+    const rate = job.training.progress?.samplesPerSecond
+    return { modelHash: job.training.checkpoints.at(-1)?.cid ?? job.modelCID, samplesPerSecond: rate == null ? null : rate / ranks.length }
+  }
+  return undefined
+}
+
 /**
  * A node with the fields of document 002 (`status`, `address`, `models`,
- * `resources` as fractions) and of document 003 (`last_seen`, `performance`).
+ * `resources` as fractions) and of document 003 (`last_seen`, `performance`,
+ * and while it trains `model_hash` and `training_speed` in samples per second).
  */
-export function nodeJson (v: NodeView, extra: { models: string[], latencyMs?: number }): object {
+export function nodeJson (v: NodeView, extra: { models: string[], latencyMs?: number, training?: NodeTraining }): object {
   const u = v.resources == null ? undefined : usageOf(v.resources)
   return {
     ...peerJson(v),
     status: nodeStatus(v),
     address: apiAddress(v),
     models: extra.models,
+    model_hash: extra.training?.modelHash ?? null,
     resources: u == null ? null : { cpu: u.cpu, memory: u.memory, disk: u.disk, gpu: u.gpu },
-    performance: { memory_usage: u?.memory ?? null, network_latency: extra.latencyMs ?? null },
+    performance: { training_speed: extra.training?.samplesPerSecond ?? null, memory_usage: u?.memory ?? null, network_latency: extra.latencyMs ?? null },
     registered: v.registered,
     allocation: v.allocation,
     pins: v.pins,

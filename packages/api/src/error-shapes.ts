@@ -32,7 +32,7 @@ export const envelopeShape: ErrorShape = (err) => {
 const UNREADABLE_MODEL = new Set(['InvalidModelError', 'ModelFormatError', 'ExternalDataError'])
 
 /**
- * Document 003's training and model routes: a model that cannot be read is
+ * Document 003's training, model, consensus and network routes: a model that cannot be read is
  * its 1004 MODEL_CORRUPT, and an error it numbers carries its name as `code`
  * beside the number in `Code` (1001 NODE_NOT_FOUND for a node id no node has).
  */
@@ -45,10 +45,7 @@ export const trainingShape: ErrorShape = (err, request) => {
 /** Ollama, OpenAI and document 001 answer a request that breaks the schema with 400, not document 000's 422. */
 function classifyFamily (err: Partial<FastifyError>): { status: number, type: string, message: string } {
   const { status, type } = classify(err)
-  const first = err.validation?.[0]
-  // Ajv's message does not say which property was unexpected.
-  const message = first?.keyword === 'additionalProperties' ? `${messageOf(err, type)}: ${String(first.params.additionalProperty)}` : messageOf(err, type)
-  return { status: status === 422 ? 400 : status, type, message }
+  return { status: status === 422 ? 400 : status, type, message: messageOf(err, type) }
 }
 
 /** The model a request named, for the not-found messages that the clients of each family know. */
@@ -67,9 +64,10 @@ export function ollamaError (err: Partial<FastifyError>, request: FastifyRequest
   return { error: classifyFamily(err).message }
 }
 
+/** An Ollama route's error answer: Ollama's `error`, and beside it document 002's `code`, `timestamp` and `request_id`, which Ollama's clients pass over. */
 export const ollamaShape: ErrorShape = (err, request) => {
   const { status, type } = classifyFamily(err)
-  return { status, type, body: ollamaError(err, request) }
+  return { status, type, body: { ...ollamaError(err, request), code: codeWord(err, status), timestamp: new Date().toISOString(), request_id: request.id } }
 }
 
 const OPENAI_CODES: Record<string, string> = {
@@ -267,11 +265,9 @@ function codeWord (err: Partial<FastifyError>, status: number): string {
  * document 003 shares these routes with; `request_id` is the X-Request-Id.
  */
 export const distributedShape: ErrorShape = (err, request) => {
-  const body = envelope(err)
-  // Document 002 answers bad parameters with 400, not document 000's 422.
-  const status = body.status_code === 422 ? 400 : body.status_code
-  const type = body.error_type
-  return { status, type, body: { ...body, status_code: status, code: codeWord(err, status), timestamp: new Date().toISOString(), request_id: request.id } }
+  // Document 002 answers bad parameters with 400, not document 000's 422, and names a field it does not take.
+  const { status, type, message } = classifyFamily(err)
+  return { status, type, body: { ...envelope(err), error: message, Message: message, status_code: status, code: codeWord(err, status), timestamp: new Date().toISOString(), request_id: request.id } }
 }
 
 /**

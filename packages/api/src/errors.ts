@@ -248,7 +248,11 @@ export function withoutPaths (message: string): string {
 
 /** The message a client sees: an unexpected error says so, the others say what went wrong; neither names a file of the host. */
 export function messageOf (err: Partial<FastifyError>, type: string): string {
-  return withoutPaths(type === 'UnexpectedError' ? `internal error: ${err.message ?? 'unknown'}` : (err.message ?? type))
+  if (type === 'UnexpectedError') return withoutPaths(`internal error: ${err.message ?? 'unknown'}`)
+  const first = err.validation?.[0]
+  // Ajv's message does not say which property was unexpected.
+  const unexpected = first?.keyword === 'additionalProperties' ? `: ${String(first.params.additionalProperty)}` : ''
+  return withoutPaths(`${err.message ?? type}${unexpected}`)
 }
 
 export function envelope (err: Partial<FastifyError>): ErrorEnvelope {

@@ -1,8 +1,13 @@
-import { collectDefaultMetrics, Counter, Histogram } from 'prom-client'
+import { collectDefaultMetrics, Counter, Gauge, Histogram } from 'prom-client'
 import type { FastifyInstance } from 'fastify'
 import type { Registry } from 'prom-client'
 
-/** Request counts and latencies by route, and errors by type, in the node's registry. */
+/** The API's open WebSocket connections, of every route. */
+export function websocketConnections (app: FastifyInstance): number {
+  return app.websocketServer.clients.size
+}
+
+/** Request counts and latencies by route, errors by type, and open connections, in the node's registry. */
 export function registerHttpMetrics (app: FastifyInstance, registry: Registry): { countError: (type: string) => void } {
   collectDefaultMetrics({ register: registry })
   const requests = new Counter({
@@ -24,6 +29,21 @@ export function registerHttpMetrics (app: FastifyInstance, registry: Registry): 
     labelNames: ['error_type'],
     registers: [registry]
   })
+  // Document 000's active connections.
+  registry.registerMetric(new Gauge({
+    name: 'node_daemon_http_connections',
+    help: 'Open TCP connections to the API, WebSockets included',
+    registers: [],
+    async collect () {
+      this.set(await new Promise<number>((resolve, reject) => { app.server.getConnections((err, count) => { if (err == null) resolve(count); else reject(err) }) }))
+    }
+  }))
+  registry.registerMetric(new Gauge({
+    name: 'node_daemon_websocket_connections',
+    help: 'Open WebSocket connections to the API',
+    registers: [],
+    collect () { this.set(websocketConnections(app)) }
+  }))
   app.addHook('onResponse', async (request, reply) => {
     // Unknown paths share one label so that scanners cannot blow up the label set.
     const route = request.routeOptions.url ?? 'unmatched'

@@ -6,8 +6,9 @@ import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import websocket from '@fastify/websocket'
 import Fastify, { LogController } from 'fastify'
+import { Type } from 'typebox'
 import { registerAccess, registerCors, securitySchemes } from './access.ts'
-import { distributedShape, envelopeShape, farmShape, PINNING_PREFIX, pinningShape, shapeOfPath } from './error-shapes.ts'
+import { distributedShape, envelopeShape, farmShape, PINNING_PREFIX, pinningShape, shapeOfPath, taskShape, trainingShape } from './error-shapes.ts'
 import { familyRoutes } from './inference.ts'
 import { BadRequestError, envelope, MethodNotAllowedError, RouteNotFoundError, UpgradeRequiredError } from './errors.ts'
 import { registerHttpMetrics } from './metrics.ts'
@@ -60,7 +61,7 @@ import { webrtcRoutes } from './routes/webrtc.ts'
 import { workerRoutes } from './routes/workers.ts'
 import type { Duplex } from 'node:stream'
 import type { ErrorShape } from './error-shapes.ts'
-import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply } from 'fastify'
+import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Node } from '@node-daemon/daemon'
 import type { Logger } from 'pino'
 
@@ -190,6 +191,12 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
     route.handler = async () => { throw new UpgradeRequiredError(`${route.url} is a WebSocket: connect with an Upgrade request`) }
     delete route.websocket
   })
+  // A body the schema makes optional (TypeBox's Optional) may be left out, as the documents' bare POSTs
+  // (/api/v1/training/stop) leave it: fastify would check the absent body against the object and refuse it.
+  app.addHook('onRoute', (route) => {
+    if (route.schema?.body == null || !Type.IsOptional(route.schema.body)) return
+    route.preValidation = [async (request: FastifyRequest) => { request.body ??= {} }, ...[route.preValidation ?? []].flat()]
+  })
   // Every route's methods by the pattern of its path, to tell a wrong method (405) from a wrong path (404).
   const patterns: Array<{ path: RegExp, methods: string[] }> = []
   app.addHook('onRoute', (route) => {
@@ -237,7 +244,8 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
   // The error bodies of the families whose route files serve one document (the inference families name theirs in their files).
   const shapes = new Map<Routes, ErrorShape>([
     [distributedRoutes, distributedShape], [nodeRoutes, distributedShape], [transferRoutes, distributedShape], [adminRoutes, distributedShape], [liveRoutes, distributedShape],
-    [clientRoutes, farmShape], [pinningServiceRoutes, pinningShape]
+    [clientRoutes, farmShape], [pinningServiceRoutes, pinningShape], [resourceRoutes, taskShape()],
+    [consensusRoutes, trainingShape], [networkRoutes, trainingShape]
   ])
   for (const routes of [
     systemRoutes, authRoutes, contentRoutes, pinRoutes, remotePinRoutes, pinningServiceRoutes, nameRoutes, peerRoutes, pubsubRoutes, blockRoutes,

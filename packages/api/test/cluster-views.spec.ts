@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import {
-  clientJson, externalClientJson, latencies, modelJson, modelsOn, nodeJson, nodeStatus, peersJson, transferId, transfersJson,
+  clientJson, externalClientJson, latencies, modelJson, modelsOn, nodeJson, nodeStatus, peersJson, trainingOn, transferId, transfersJson,
   pinStatusJson, replicasJson, replicationState, topologyJson, trafficJson, usage, usagePercent
 } from '../src/cluster-views.ts'
 import { humanSize } from '../src/size.ts'
@@ -100,9 +100,12 @@ describe('cluster views', () => {
 
   it('keeps the lowest latency of each peer and the models allocated to a node', () => {
     assert.deepEqual([...latencies([conn('a', 9), conn('a', 4), conn('b')])], [['a', 4]])
-    const pins = [pin(CID, ['a', 'b'], 'm1'), pin('x', ['b'], 'm2'), pin('y', ['a'], 'gone')]
-    // m3 shares m1's CID, and its pin names m1 only; the model of pin y was deleted.
-    const models = [{ ...model, modelId: 'm1', modelCID: CID }, { ...model, modelId: 'm2', modelCID: 'x' }, { ...model, modelId: 'm3', modelCID: CID }]
+    const pins = [pin(CID, ['a', 'b'], 'm1'), pin('x', ['b'], 'm2'), pin('y', ['a'], 'gone'), pin('z', ['a', 'b'], 'd1')]
+    // m3 shares m1's CID, and its pin names m1 only; the model of pin y was deleted; d1 is a dataset, no model.
+    const models = [
+      { ...model, modelId: 'm1', modelCID: CID }, { ...model, modelId: 'm2', modelCID: 'x' }, { ...model, modelId: 'm3', modelCID: CID },
+      { ...model, modelId: 'd1', modelCID: 'z', kind: 'dataset' as const }
+    ]
     assert.deepEqual(modelsOn(models, pins, 'a'), ['m1', 'm3'])
     assert.deepEqual(modelsOn(models, pins, 'b'), ['m1', 'm2', 'm3'])
   })
@@ -134,12 +137,37 @@ describe('cluster views', () => {
     assert.deepEqual(json.models, ['m1'])
     assert.deepEqual(json.resources, { cpu: 0.25, memory: 0.75, disk: 0.2, gpu: 0.25 })
     assert.equal(json.last_seen, '2025-01-01T00:01:00.000Z')
-    assert.deepEqual(json.performance, { memory_usage: 0.75, network_latency: 4 })
+    assert.deepEqual(json.performance, { training_speed: null, memory_usage: 0.75, network_latency: 4 })
+    assert.equal(json.model_hash, null)
     const bare = nodeJson(view('b', { apiUrl: undefined, resources: undefined, lastSeen: undefined }), { models: [] }) as Record<string, any>
     assert.equal(bare.address, null)
     assert.equal(bare.resources, null)
     assert.equal(bare.last_seen, null)
-    assert.deepEqual(bare.performance, { memory_usage: null, network_latency: null })
+    assert.deepEqual(bare.performance, { training_speed: null, memory_usage: null, network_latency: null })
+  })
+
+  it("gives a training node document 003's model_hash and training_speed: its latest checkpoint and share of the rate", () => {
+    const training = (status: JobRecord['status'], checkpoints: string[]): JobRecord => ({
+      ...job(7, '', status),
+      kind: 'training',
+      worker: undefined,
+      training: {
+        coordinator: 'a',
+        workers: [{ id: 'a', rank: 0, status: 'training' }, { id: 'b', rank: 1, status: 'training' }, { id: 'c', rank: 2, status: 'dropped' }],
+        desired: 'run',
+        progress: { step: 3, totalSteps: 10, epoch: 1, totalEpochs: 1, loss: 1, samplesPerSecond: 40, learningRate: 0.1 },
+        checkpoints: checkpoints.map((cid, step) => ({ step, cid, at: 't' }))
+      }
+    })
+    const running = [job(1, 'a', 'running'), training('running', ['c1', 'c2'])]
+    assert.deepEqual(trainingOn(running, 'b'), { modelHash: 'c2', samplesPerSecond: 20 })
+    assert.equal(trainingOn(running, 'c'), undefined, 'a dropped rank trains nothing')
+    assert.equal(trainingOn(running, 'z'), undefined)
+    assert.deepEqual(trainingOn([training('running', [])], 'a'), { modelHash: CID, samplesPerSecond: 20 })
+    assert.equal(trainingOn([training('completed', ['c1'])], 'a'), undefined)
+    const json = nodeJson(view('b'), { models: [], training: trainingOn(running, 'b') }) as Record<string, any>
+    assert.equal(json.model_hash, 'c2')
+    assert.equal(json.performance.training_speed, 20)
   })
 
   it("keys a pin's statuses by peer, as IPFS Cluster's peer_map", () => {

@@ -25,10 +25,15 @@ describe('error shapes', () => {
     assert.equal(envelopeShape(validation, request).status, 422)
   })
 
-  it('shapes Ollama errors as {"error"}, schema errors as 400', () => {
-    assert.deepEqual(ollamaShape(new ModelNotFoundError('no model ghost'), request), { status: 404, type: 'ModelNotFoundError', body: { error: 'model "ghost" not found, try pulling it first' } })
+  it('shapes Ollama errors as {"error"} with document 002\'s code, timestamp and request_id, schema errors as 400', () => {
+    const { body, ...rest } = ollamaShape(new ModelNotFoundError('no model ghost'), request)
+    assert.deepEqual(rest, { status: 404, type: 'ModelNotFoundError' })
+    const { timestamp, ...fields } = body as { timestamp: string }
+    assert.deepEqual(fields, { error: 'model "ghost" not found, try pulling it first', code: 'NOT_FOUND', request_id: 'req-1' })
+    assert.ok(!Number.isNaN(Date.parse(timestamp)))
     assert.deepEqual(ollamaShape(validation, request).status, 400)
-    assert.deepEqual(ollamaShape(new TypeError('boom'), request).body, { error: 'internal error: boom' })
+    assert.equal((ollamaShape(validation, request).body as { code: string }).code, 'INVALID_REQUEST')
+    assert.equal((ollamaShape(new TypeError('boom'), request).body as { error: string }).error, 'internal error: boom')
   })
 
   it('shapes OpenAI errors with type, param and code', () => {

@@ -11,6 +11,7 @@
  */
 export type * from './interface.ts'
 export type * from './types.ts'
+export { FINAL_JOB_STATUSES } from './types.ts'
 export * from './errors.ts'
 export { createCluster, ClusterService, HEARTBEAT_TOPIC } from './cluster.ts'
 export { readInvite } from './join-token.ts'

@@ -331,7 +331,10 @@ export class ClusterState implements StateMachine {
       case 'pin.migrate': {
         const pin = this.pins.get(c.cid)
         if (pin == null) throw new PinNotFoundError(`${c.cid} is not pinned in the cluster`)
-        if (!pin.allocations.includes(c.from)) throw new InvalidClusterRequestError(`${c.cid} is not allocated to ${c.from}`)
+        if (!pin.allocations.includes(c.from)) {
+          this.requireNode(c.from)
+          throw new InvalidClusterRequestError(`${c.cid} is not allocated to ${c.from}`)
+        }
         const to = this.requireNode(c.to)
         if (!eligible(to)) throw new InvalidClusterRequestError(`${c.to} cannot take pins now (offline, drained or deregistered)`)
         if (pin.allocations.includes(c.to)) throw new InvalidClusterRequestError(`${c.cid} is already allocated to ${c.to}`)

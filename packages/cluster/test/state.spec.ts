@@ -168,7 +168,10 @@ describe('ClusterState', () => {
     const to = ['n1', 'n2', 'n3'].find(id => !(pin?.allocations.includes(id) ?? false)) as string
     const after = log.apply({ op: 'pin.migrate', cid: CID_A, from: pin?.allocations[0], to })
     assert.deepEqual(after.allocations, [to])
-    assert.throws(() => log.apply({ op: 'pin.migrate', cid: CID_A, from: 'n9', to }), { name: 'InvalidClusterRequestError' })
+    const member = ['n1', 'n2', 'n3'].find(id => id !== to) as string
+    assert.throws(() => log.apply({ op: 'pin.migrate', cid: CID_A, from: member, to: pin?.allocations[0] }), { name: 'InvalidClusterRequestError' })
+    // A node the cluster lacks is named as such, as an unknown `to` is.
+    assert.throws(() => log.apply({ op: 'pin.migrate', cid: CID_A, from: 'n9', to: member }), { name: 'NodeNotFoundError' })
   })
 
   it('allocates a pin to one more node, which a rebalance keeps', () => {

@@ -53,6 +53,7 @@ function parseMultiaddr (addr: string): Multiaddr {
 /** Dials a peer by a multiaddr that ends in /p2p/<peer id>; returns the peer id. */
 export async function connect (swarm: Swarm, addr: string, options: AbortOptions = {}): Promise<string> {
   const ma = parseMultiaddr(addr)
+  if (ma.getComponents().some(c => c.name === 'p2p' && c.value === swarm.peerId.toString())) throw new InvalidMultiaddrError(`multiaddr ${addr} names this node itself`)
   // A bare /p2p/<id> is dialled by asking peers where it is: with none to ask, that is an answer now.
   const bare = ma.getComponents().every(c => c.name === 'p2p' || c.name === 'ipfs')
   if (bare && swarm.getConnections().length === 0) throw new PeerNotFoundError(`could not connect to ${addr}: it names no address, and this node is connected to no peers to ask`)

@@ -73,6 +73,8 @@ describe('swarm', () => {
   it('refuses bad multiaddrs and peer ids with typed errors', async () => {
     await assert.rejects(connect(b, 'not a multiaddr'), { name: 'InvalidMultiaddrError' })
     await assert.rejects(connect(b, '/ip4/127.0.0.1/tcp/1'), { name: 'InvalidMultiaddrError', message: /no \/p2p\// })
+    // The node itself is no peer to connect to: bad input, not a failed dial.
+    await assert.rejects(connect(b, b.getMultiaddrs()[0].toString()), { name: 'InvalidMultiaddrError', message: /this node itself/ })
     const nobody = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
     await assert.rejects(connect(b, `/ip4/127.0.0.1/tcp/1/p2p/${nobody.toString()}`, { signal: AbortSignal.timeout(5000) }), { name: 'DialError' })
     await assert.rejects(describePeer(b, 'test/1', 'nope'), { name: 'InvalidPeerIdError' })

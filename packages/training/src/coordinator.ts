@@ -154,6 +154,8 @@ export class Coordinator {
       // The node's stop must end a paused job's wait, or its process never exits.
       await sleep(200, undefined, { signal })
     }
+    // Resumed: the job table says so now, not after the next round, which a slow worker may hold up.
+    if (await this.#desired(signal) === 'run') await this.#report('running', signal)
   }
 
   #progress (): TrainingProgress & { samplesPerSecond: number } {

@@ -24,9 +24,9 @@ import type { DatasetInfo } from './dataset.ts'
 import type { StepRequest, WorkerChannel } from './protocol.ts'
 import type { Replica } from './replica.ts'
 import type { TrainingSpec } from './spec.ts'
-import { checkCID, InsufficientPeersError, NodeNotFoundError, workedOn } from '@node-daemon/cluster'
+import { checkCID, FINAL_JOB_STATUSES, InsufficientPeersError, NodeNotFoundError, workedOn } from '@node-daemon/cluster'
 import { loadOf } from '@node-daemon/scheduler'
-import type { Cluster, JobRecord, ModelKind, ModelRecord, NodeView, RegisteredInfo, TrainingWorker } from '@node-daemon/cluster'
+import type { Cluster, ClusterEvents, JobRecord, JobStatus, ModelKind, ModelRecord, NodeView, RegisteredInfo, TrainingWorker } from '@node-daemon/cluster'
 import type { Content } from '@node-daemon/content'
 import type { AbortOptions, Libp2p, Logger } from '@libp2p/interface'
 
@@ -107,6 +107,18 @@ export interface DatasetParams extends RegisteredInfo {
 }
 
 const OPEN = ['requested', 'running', 'paused'] as const
+
+type ControlAction = 'pause' | 'resume' | 'stop'
+
+/** How long a settling control waits for the coordinator, which acts at its next step; less than clients commonly wait for an answer. */
+const SETTLE_MS = 15_000
+
+/** The statuses in which each control has been carried out; a job that ended takes none any more. */
+const SETTLED: Record<ControlAction, readonly JobStatus[]> = {
+  pause: ['paused', ...FINAL_JOB_STATUSES],
+  resume: ['running', ...FINAL_JOB_STATUSES],
+  stop: FINAL_JOB_STATUSES
+}
 const encoder = new TextEncoder()
 
 export class TrainingService extends TypedEventEmitter<TrainingEvents> {
@@ -219,9 +231,31 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
     return job
   }
 
-  async control (jobId: number, action: 'pause' | 'resume' | 'stop', options: AbortOptions = {}): Promise<JobRecord> {
+  /**
+   * Asks the job's coordinator to pause, resume or stop it, which it does at
+   * its next step. With `settle`, waits for that (at most SETTLE_MS) and
+   * answers the job as it then is, so that the answer says what happened.
+   */
+  async control (jobId: number, action: ControlAction, options: AbortOptions & { settle?: boolean } = {}): Promise<JobRecord> {
     await this.job(jobId, options)
-    return this.#c.cluster.changeTraining({ op: 'training.control', jobId, action }, options)
+    if (options.settle !== true) return this.#c.cluster.changeTraining({ op: 'training.control', jobId, action }, options)
+    const settled = (status: JobStatus): boolean => SETTLED[action].includes(status)
+    const done = new AbortController()
+    const signal = AbortSignal.any([done.signal, AbortSignal.timeout(SETTLE_MS), ...(options.signal == null ? [] : [options.signal])])
+    // Listening before asking: the coordinator may act before the proposal's answer comes back.
+    const reached = new Promise<void>(resolve => {
+      const listener = (e: CustomEvent<ClusterEvents['TrainingUpdated']>): void => { if (e.detail.jobId === jobId && settled(e.detail.status)) resolve() }
+      this.#c.cluster.addEventListener('TrainingUpdated', listener)
+      signal.addEventListener('abort', () => { this.#c.cluster.removeEventListener('TrainingUpdated', listener); resolve() }, { once: true })
+    })
+    try {
+      const asked = await this.#c.cluster.changeTraining({ op: 'training.control', jobId, action }, options)
+      if (!settled(asked.status)) await reached
+      options.signal?.throwIfAborted()
+      return await this.job(jobId, options)
+    } finally {
+      done.abort()
+    }
   }
 
   /**

@@ -1,6 +1,7 @@
 import { Type } from 'typebox'
 import { consensusJson, jobJson, modelJson, nodeStatus, peerCount, pinJson, pinStatusJson, replicasJson, uptimeSeconds, usage } from '../cluster-views.ts'
 import { registeredModel } from '../models.ts'
+import { websocketConnections } from '../metrics.ts'
 import { LocalQuery, readOptions } from '../reads.ts'
 import { requestSignal } from '../stream.ts'
 import type { Routes } from '../server.ts'
@@ -11,30 +12,42 @@ import type { Static } from 'typebox'
 
 const ModelParams = Type.Object({ name: Type.String({ description: 'Model id; a bare name means name:latest, as in Ollama' }) })
 
+// Unknown fields are refused: a node named by another field would otherwise be this node, silently.
 const DownloadBody = Type.Optional(Type.Object({
   node_id: Type.Optional(Type.String({ minLength: 1, description: 'Peer id of the node to download to; default this node' }))
-}))
+}, { additionalProperties: false }))
 
 const MigrateBody = Type.Object({
   model_name: Type.String({ minLength: 1, description: 'Model id' }),
   from_node: Type.String({ minLength: 1, description: 'Peer id holding a replica' }),
   to_node: Type.String({ minLength: 1, description: 'Peer id to hold it instead' })
-})
+}, { additionalProperties: false })
 
 /** Jobs that are not finished: document 002's active requests. */
 async function activeJobs (cluster: Cluster, options: ReadOptions): Promise<JobRecord[]> {
   return cluster.jobs({ status: ['requested', 'running'], limit: 1000 }, options)
 }
 
-/** Document 002's system metrics: this node's view of the cluster (peers, leadership, nodes) and its own load. */
-export async function distributedMetrics (node: Node, options: ReadOptions): Promise<object> {
-  const [nodes, resources] = await Promise.all([node.cluster.nodes(options), node.cluster.resources()])
+/**
+ * Document 002's system metrics: this node's view of the cluster (peers, leadership, nodes), the inference
+ * requests it ran to an end that the job table still holds, the models it has loaded, its own load, and
+ * `websockets`, the API's open WebSocket connections.
+ */
+export async function distributedMetrics (node: Node, options: ReadOptions, websockets: number): Promise<object> {
+  const [nodes, resources, ended] = await Promise.all([
+    node.cluster.nodes(options),
+    node.cluster.resources(),
+    node.cluster.jobs({ status: ['completed', 'failed'], worker: node.peerId, limit: Infinity }, options)
+  ])
   const load = usage(resources)
   return {
     timestamp: new Date().toISOString(),
     node_id: node.peerId,
     connected_peers: peerCount(node.peers()),
     is_leader: node.cluster.status().role === 'leader',
+    requests_processed: ended.filter(j => j.kind === 'inference').length,
+    models_loaded: node.inference.loaded().length,
+    websocket_connections: websockets,
     nodes_total: nodes.length,
     nodes_online: nodes.filter(n => n.online).length,
     uptime: uptimeSeconds(node.startedAt),
@@ -50,8 +63,12 @@ export const distributedRoutes: Routes = (app, { node }) => {
   const status = async (_request: FastifyRequest, reply: FastifyReply): Promise<object> => {
     const options = readOptions(reply)
     const [nodes, active] = await Promise.all([node.cluster.nodes(options), activeJobs(node.cluster, options)])
+    // This node's placement, which /admin/mode and /admin/fallback set.
+    const { mode, fallback } = node.inference.placement()
+    const loaded = node.inference.loaded()
     return {
-      distributed_mode: true,
+      distributed_mode: mode === 'distributed',
+      fallback_mode: fallback,
       node_id: node.peerId,
       cluster_size: nodes.length,
       active_nodes: nodes.filter(n => nodeStatus(n) === 'active').map(n => n.id),
@@ -59,6 +76,12 @@ export const distributedRoutes: Routes = (app, { node }) => {
       scheduler_stats: {
         requested: active.filter(j => j.status === 'requested').length,
         running: active.filter(j => j.status === 'running').length
+      },
+      // The runtime's sessions on this node: the models loaded, as /api/ps lists them.
+      runner_stats: {
+        models_loaded: loaded.length,
+        bytes_loaded: loaded.reduce((sum, m) => sum + m.size, 0),
+        models: loaded.map(m => ({ name: m.name, cid: m.cid, size: m.size, execution_provider: m.executionProvider, expires_at: m.expiresAt?.toISOString() ?? null }))
       }
     }
   }
@@ -126,7 +149,7 @@ export const distributedRoutes: Routes = (app, { node }) => {
   app.get('/api/distributed/metrics', {
     permission: 'cluster:read',
     schema: { querystring: LocalQuery, tags: ['distributed'], summary: "This node's view of the cluster: peers, leadership, nodes and its own load" }
-  }, async (_request, reply) => distributedMetrics(node, readOptions(reply)))
+  }, async (_request, reply) => distributedMetrics(node, readOptions(reply), websocketConnections(app)))
 
   app.get('/api/distributed/requests', {
     permission: 'cluster:read',

@@ -1,5 +1,6 @@
 import { Type } from 'typebox'
 import { jobJson } from '../cluster-views.ts'
+import { websocketConnections } from '../metrics.ts'
 import { distributedMetrics } from './distributed.ts'
 import { CLUSTER_EVENT_NAMES, listenEvents } from './events.ts'
 import { transfers } from './transfers.ts'
@@ -53,7 +54,7 @@ export const liveRoutes: Routes = (app, { node, shutdown }) => {
       if (ticking) return
       ticking = true
       try {
-        send('metrics', await distributedMetrics(node, options))
+        send('metrics', await distributedMetrics(node, options, websocketConnections(app)))
         const list = await transfers(node, options)
         if (list.length > 0 || transfersShown) send('transfer_progress', { transfers: list, count: list.length })
         transfersShown = list.length > 0

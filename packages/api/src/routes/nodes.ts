@@ -1,5 +1,5 @@
 import { Type } from 'typebox'
-import { latencies, modelsOn, nodeJson, nodeStatus } from '../cluster-views.ts'
+import { latencies, modelsOn, nodeJson, nodeStatus, trainingOn } from '../cluster-views.ts'
 import { duration } from '../args.ts'
 import { BadRequestError } from '../errors.ts'
 import { LocalQuery, readOptions } from '../reads.ts'
@@ -33,9 +33,9 @@ const JOIN_BY_START = 'a node cannot be created over HTTP: run `node-daemon star
  * the models a node holds come from the pinset, its latency from the swarm.
  */
 async function nodesJson (node: Node, views: NodeView[], options: ReadOptions): Promise<object[]> {
-  const [models, pins] = await Promise.all([node.cluster.getAllModels(options), node.cluster.pins(options)])
+  const [models, pins, running] = await Promise.all([node.cluster.getAllModels(options), node.cluster.pins(options), node.cluster.jobs({ status: 'running', limit: Infinity }, options)])
   const rtt = latencies(node.peers())
-  return views.map(v => nodeJson(v, { models: modelsOn(models, pins, v.id), latencyMs: rtt.get(v.id) }))
+  return views.map(v => nodeJson(v, { models: modelsOn(models, pins, v.id), latencyMs: rtt.get(v.id), training: trainingOn(running, v.id) }))
 }
 
 /** Cluster nodes: document 002's list, get, drain and undrain, and document 003's CRUD. */

@@ -7,7 +7,7 @@ import { modelDirectory } from '../multipart.ts'
 import { local, LocalQuery, readOptions } from '../reads.ts'
 import { requestSignal } from '../stream.ts'
 import { defaultTrainingModel } from './training.ts'
-import { jobIdOf, matches, pageLinks, pageOf, TASK_STATUS, TASK_STATUSES, taskJson } from '../task-views.ts'
+import { jobIdOf, matches, pageLinks, pageOf, TASK_STATUS, TASK_STATUSES, taskJson, updatedAt } from '../task-views.ts'
 import type { Routes } from '../server.ts'
 import type { Allocation, JobRecord, ReadOptions } from '@node-daemon/cluster'
 import type { ModelSummary, TaskEstimate, TaskEvent, TaskParams, TaskView } from '@node-daemon/inference'
@@ -48,6 +48,7 @@ const CreateBody = Type.Object({
   temperature: Type.Optional(Type.Number()),
   dataset: Type.Optional(Type.String({ minLength: 1, description: 'Training: CID of a dataset (see /api/v0/ai/dataset/add) or its registered name' })),
   name: Type.Optional(Type.String({ minLength: 1, description: 'Training: the name the trained model is registered under' })),
+  version: Type.Optional(Type.String({ minLength: 1, pattern: '^[\\w.-]+$', description: 'Training: the version of the trained model, as its tag: it is registered as name:version' })),
   url: Type.Optional(Type.String({ minLength: 1, description: 'Training: the model as ipfs://<cid> or /ipfs/<cid>; the daemon never downloads from the web' })),
   batch_size: Type.Optional(Type.Integer({ minimum: 1 })),
   learning_rate: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
@@ -68,7 +69,7 @@ type TaskType = CreateTask['type']
 /** The fields of one kind of task only; `type` and `model` are both kinds'. */
 const FIELDS: Record<TaskType, Array<keyof CreateTask>> = {
   inference: ['prompt', 'modelId', 'maxTokens', 'temperature'],
-  training: ['dataset', 'name', 'url', 'batch_size', 'learning_rate', 'epochs', 'optimizer', 'distributed', 'n_clients', 'requirements']
+  training: ['dataset', 'name', 'version', 'url', 'batch_size', 'learning_rate', 'epochs', 'optimizer', 'distributed', 'n_clients', 'requirements']
 }
 
 const StatusBody = Type.Object({
@@ -76,13 +77,13 @@ const StatusBody = Type.Object({
   reason: Type.Optional(Type.String())
 }, { additionalProperties: false })
 
-/** What the training service is asked to do for each status, and the state the task goes to; a cancelled training stops. */
+/** What the training service is asked to do for each status; a cancelled training stops. */
 const CONTROL = {
-  paused: ['pause', 'paused'],
-  running: ['resume', 'running'],
-  resumed: ['resume', 'running'],
-  stopped: ['stop', 'stopped'],
-  cancelled: ['stop', 'stopped']
+  paused: 'pause',
+  running: 'resume',
+  resumed: 'resume',
+  stopped: 'stop',
+  cancelled: 'stop'
 } as const
 
 /** The model a training task names: `model`, or `url` if it is an IPFS path. */
@@ -92,6 +93,14 @@ function trainingModel (body: CreateTask): TrainingRequest['model'] | undefined 
   const cid = /^(?:ipfs:\/\/|\/ipfs\/)([^/?#]+)\/?$/.exec(body.url)?.[1]
   if (cid == null) throw new BadRequestError(`url ${JSON.stringify(body.url)} is not an ipfs://<cid> or /ipfs/<cid> path: the daemon never downloads models from the web; add the model first (/api/models/upload or /api/v0/ai/model/add) and name its CID`)
   return cid
+}
+
+/** The name a training task's model is registered under: `name`, tagged with `version` (Ollama's name:tag). */
+function trainedName (body: CreateTask): string | undefined {
+  if (body.version == null) return body.name
+  if (body.name == null) throw new BadRequestError('version is the tag of the trained model\'s name: give name too')
+  if (body.name.includes(':')) throw new BadRequestError(`name ${JSON.stringify(body.name)} has a tag already; give the version as its tag or as version, not both`)
+  return `${body.name}:${body.version}`
 }
 
 /** Nodes of a training task: `distributed: false` is this node alone. */
@@ -106,12 +115,13 @@ async function trainingRequest (training: TrainingService, body: CreateTask, sig
   if (body.dataset == null) throw new BadRequestError('a training task needs a dataset: the CID of a dataset (see /api/v0/ai/dataset/add) or its registered name')
   const model = trainingModel(body)
   const nodes = trainingNodes(body)
+  const name = trainedName(body)
   const dataset = await training.dataset(body.dataset, { signal })
   const r = body.requirements
   return defined({
     dataset: dataset.cid,
     model: model ?? defaultTrainingModel(dataset),
-    name: body.name,
+    name,
     batchSize: body.batch_size,
     learningRate: body.learning_rate,
     epochs: body.epochs,
@@ -214,10 +224,10 @@ export const taskRoutes: Routes = (app, { node, shutdown }) => {
       const signal = requestSignal(reply)
       const job = await taskJob(taskId, { signal })
       if (job.kind !== 'training') throw new JobStateError(`${taskIdOf(job.jobId)} is an inference task, which cannot be paused, resumed or stopped`)
-      const [action, status] = CONTROL[body.status]
-      await node.training.control(job.jobId, action, { signal })
-      // The coordinator acts on the request at its next step; the answer is the state asked for, as of now.
-      return defined({ id: taskIdOf(job.jobId), status, updated_at: new Date().toISOString(), reason: body.reason })
+      const action = CONTROL[body.status]
+      // The coordinator acts at its next step: the answer waits for it, and says the state the task is then in.
+      const settled = await node.training.control(job.jobId, action, { signal, settle: true })
+      return defined({ id: taskIdOf(job.jobId), status: TASK_STATUS[settled.status], updated_at: updatedAt(settled), reason: body.reason })
     })
 
     scope.delete('/api/tasks/:taskId', {

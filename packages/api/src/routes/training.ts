@@ -120,9 +120,9 @@ export const trainingRoutes: Routes = (app, { node, shutdown }) => {
   })
 
   for (const action of ['stop', 'pause', 'resume'] as const) {
-    app.post(`/api/v1/training/${action}`, { permission: 'training', schema: { body: Type.Optional(SessionBody), tags: ['training'], summary: `${action[0].toUpperCase()}${action.slice(1)} a training session (default the latest)` } }, async (request, reply) => {
+    app.post(`/api/v1/training/${action}`, { permission: 'training', schema: { body: Type.Optional(SessionBody), tags: ['training'], summary: `${action[0].toUpperCase()}${action.slice(1)} a training session (default the latest); answers once the coordinator did, at its next step (up to 15 s)` } }, async (request, reply) => {
       const target = await job((request.body as Static<typeof SessionBody> | undefined)?.session_id, reply)
-      return trainingJson(await training.control(target.jobId, action, { signal: requestSignal(reply) }))
+      return trainingJson(await training.control(target.jobId, action, { signal: requestSignal(reply), settle: true }))
     })
   }
 

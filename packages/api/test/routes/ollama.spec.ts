@@ -143,7 +143,12 @@ describe('Ollama API', () => {
     await assert.rejects(ollama.chat({ model: 'nope', messages: [{ role: 'user', content: 'hi' }], stream: true }), { status_code: 404 })
     const res = await post('/api/show', { model: 'nope' })
     assert.equal(res.status, 404)
-    assert.deepEqual(await res.json(), { error: 'model "nope" not found, try pulling it first' })
+    const body = await res.json()
+    assert.equal(body.error, 'model "nope" not found, try pulling it first')
+    // Document 002's error fields beside Ollama's.
+    assert.equal(body.code, 'NOT_FOUND')
+    assert.equal(body.request_id, res.headers.get('x-request-id'))
+    assert.ok(!Number.isNaN(Date.parse(body.timestamp)))
   })
 
   it('answers malformed JSON and bad parameters with 400 {"error"}', async () => {
@@ -166,7 +171,7 @@ describe('Ollama API', () => {
       const res = await post('/api/generate', body)
       assert.equal(res.status, 400, JSON.stringify(body))
       const json = await res.json()
-      assert.deepEqual(Object.keys(json), ['error'])
+      assert.deepEqual(Object.keys(json), ['error', 'code', 'timestamp', 'request_id'])
       assert.match(json.error, message)
     }
     const tools = await post('/api/chat', { model: 'tiny-gpt', messages: [{ role: 'user', content: 'hi' }], tools: [{ type: 'function' }] })
@@ -232,7 +237,7 @@ describe('Ollama API', () => {
     const long = 'word '.repeat(200)
     const refused = await post('/api/embed', { model: 'tiny-embed', input: ['a', long], truncate: false })
     assert.equal(refused.status, 400)
-    assert.deepEqual(await refused.json(), { error: 'input exceeds maximum context length' })
+    assert.equal((await refused.json()).error, 'input exceeds maximum context length')
     assert.equal((await ollama.embed({ model: 'tiny-embed', input: long })).embeddings.length, 1, 'cut by default')
 
     const prompt = await (await post('/api/embed', { model: 'tiny-embed', prompt: 'The sky is blue' })).json()

@@ -151,7 +151,7 @@ describe('documents 001 and 004: tasks, models, events and metrics', () => {
     await refused({ type: 'training', dataset: 'd', url: 'http://model-server/models/model/1.0' }, 400, 'INVALID_REQUEST', /never downloads/)
     await refused({ type: 'training', dataset: 'd', url: 'ipfs://bafy', model: 'tiny-gpt' }, 400, 'INVALID_REQUEST', /not both/)
     await refused({ type: 'training', dataset: 'd', distributed: false, n_clients: 3 }, 400, 'INVALID_REQUEST', /one node/)
-    await refused({ type: 'training', dataset: 'd', version: '1.0' }, 400, 'INVALID_REQUEST', /version/)
+    await refused({ type: 'training', dataset: 'd', version: '1.0' }, 400, 'INVALID_REQUEST', /version is the tag of the trained model's name: give name too/)
     await refused({ type: 'training', dataset: 'd', requirements: { min_ram: -1 } }, 400, 'INVALID_REQUEST')
   })
 
