@@ -1,7 +1,7 @@
 /**
  * Search across three in-process nodes: a corpus cut from the public-domain
  * novels the default models learn from is indexed on one node, in two jobs
- * (a snapshot and a head move through Raft per batch); another node finds passages
+ * (a snapshot and a head move through Raft at each job's end); another node finds passages
  * by BM25 and by vector, under metadata filters, and hops from chunks to
  * their files, directories and a dataset of the registry. With the indexing
  * node stopped, the others still answer from their replicas of the head.
@@ -126,8 +126,8 @@ describe('search across a three-node cluster', { timeout: 180_000 }, () => {
     assert.equal(first.job.status, 'completed', JSON.stringify(first.job))
     const second = await ok(a, '/api/v0/search/index', { collection: 'novels', wait: true, documents: docs.filter(d => d.book === 'persuasion').map(d => ({ text: d.text, metadata: { book: d.book, part: d.part }, id_: `persuasion-${d.part}` })) })
     assert.equal(second.job.status, 'completed', JSON.stringify(second.job))
-    // A version per batch: each snapshot moved the head.
-    assert.equal(second.job.version, first.job.batches + second.job.batches)
+    // A version per snapshot: each moved the head.
+    assert.equal(second.job.version, first.job.snapshots + second.job.snapshots)
     novelsHead = second.job.head_cid
 
     const files = [

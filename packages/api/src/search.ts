@@ -42,6 +42,7 @@ export function indexJobJson (j: IndexJob): Record<string, unknown> {
     skipped: j.skipped,
     chunks: j.chunks,
     batches: j.batches,
+    snapshots: j.snapshots,
     head_cid: j.headCID,
     version: j.version,
     error: j.error,

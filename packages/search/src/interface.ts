@@ -36,8 +36,10 @@ export interface IndexJob {
   /** Files of a directory without text to extract, left out. */
   skipped: number
   chunks: number
-  /** Snapshots made, one per batch. */
+  /** Batches of chunks embedded and stored. */
   batches: number
+  /** Snapshots made, each a head move: every few seconds, and at the end. */
+  snapshots: number
   /** The collection's head after the last batch, and its version. */
   headCID?: string
   version?: number

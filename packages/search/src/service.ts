@@ -25,6 +25,7 @@ import { ENTITY_TYPES, expandHops } from './hops.ts'
 import { hasReplica, snapshotDirectory, writeReplica } from './snapshot.ts'
 import { ChunkTable, metadataColumn } from './store.ts'
 import type { ChunkHit, ChunkRow } from './store.ts'
+import type { SnapshotCache } from './snapshot.ts'
 import type { HopResult } from './hops.ts'
 import type { CreateCollectionParams, HybridQuery, IndexJob, IndexSource, RawDocument, SearchResult } from './interface.ts'
 import type { AbortOptions, Logger } from '@libp2p/interface'
@@ -33,7 +34,7 @@ import type { Content } from '@node-daemon/content'
 import type { Inference } from '@node-daemon/inference'
 
 export interface SearchComponents {
-  content: Pick<Content, 'addAll' | 'addDirectory' | 'ls' | 'cat' | 'readFile' | 'stat'>
+  content: Pick<Content, 'addAll' | 'linkDirectory' | 'ls' | 'cat' | 'readFile' | 'stat'>
   cluster: Pick<Cluster, 'createCollection' | 'setCollectionHead' | 'removeCollection' | 'collection' | 'collections' | 'getAllModels' | 'jobs'>
   inference: Pick<Inference, 'embed' | 'rerank' | 'show'>
   log: Logger
@@ -46,8 +47,10 @@ export interface SearchInit {
   defaultModel: string
   /** Texts per embedding request. Default 32. */
   embedBatch?: number
-  /** Chunks per snapshot: the head moves after each such batch. Default 512. */
+  /** Chunks embedded and stored at a time. Default 512. */
   batchChunks?: number
+  /** The head moves mid-job at most this often (ms); always at the job's end. Default 5000. */
+  snapshotMs?: number
   /** Bytes of one file read for indexing, at most. Default 64 MiB. */
   maxFileBytes?: number
 }
@@ -59,6 +62,8 @@ export interface SearchEvents {
 
 /** Replicas kept open; the least recently used beyond this are closed and deleted. */
 const OPEN_REPLICAS = 8
+/** Inline documents' files written at once: each waits on its block's write, not on the CPU. */
+const INLINE_ADD_CONCURRENCY = 32
 /** Jobs remembered after they end. */
 const JOB_HISTORY = 100
 /** The most results a query returns, of each kind. */
@@ -66,6 +71,14 @@ export const MAX_TOP_K = 1000
 export const MAX_HOPS = 3
 /** Entities hops may return, per chunk asked for. */
 const HOP_RESULTS_PER_CHUNK = 10
+
+/** Inline documents of a job, as content: see #inline. */
+interface Inline {
+  docs: Doc[]
+  sources: Promise<(row: ChunkRow) => void>
+  stored: Promise<void>
+  isStored: () => boolean
+}
 
 interface Doc {
   docId: string
@@ -80,16 +93,24 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
   readonly #c: SearchComponents
   readonly #init: Required<SearchInit>
   readonly #jobs = new Map<string, { job: IndexJob, controller: AbortController, done: Promise<IndexJob> }>()
-  /** One indexing job at a time per collection on this node: they share its working directory. */
+  /** One indexing job at a time per collection on this node writes: they share its working directory. */
   readonly #writers = new Map<string, Promise<unknown>>()
+  /** Per collection, the last job's embedding phase: the next job embeds once it ended. */
+  readonly #embedders = new Map<string, Promise<void>>()
+  /** Per running job, ends its embedding phase. */
+  readonly #embedded = new Map<string, () => void>()
   readonly #replicas = new Map<string, Promise<ChunkTable>>()
+  /** Per working directory: the CIDs its files gave, for the next snapshot to link unread. */
+  readonly #snapshotCaches = new Map<string, SnapshotCache>()
+  /** The last add of inline documents as content, for the next to wait on. */
+  #storing: Promise<void> = Promise.resolve()
   readonly #codecs = new Map<string, Promise<TextCodec>>()
   #lifetime = new AbortController()
 
   constructor (components: SearchComponents, init: SearchInit) {
     super()
     this.#c = components
-    this.#init = { embedBatch: 32, batchChunks: 512, maxFileBytes: 64 * 1_048_576, ...init }
+    this.#init = { embedBatch: 32, batchChunks: 512, snapshotMs: 5000, maxFileBytes: 64 * 1_048_576, ...init }
   }
 
   async start (): Promise<void> {
@@ -134,6 +155,7 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
 
   async removeCollection (name: string, options: AbortOptions = {}): Promise<CollectionRecord> {
     const removed = await this.#c.cluster.removeCollection(name, options)
+    this.#snapshotCaches.delete(this.#workDir(name))
     await rm(this.#workDir(name), { recursive: true, force: true })
     return removed
   }
@@ -148,11 +170,17 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
     } else {
       await this.#c.content.ls(source.cid, options)
     }
-    const job: IndexJob = { id: `index_${randomUUID()}`, collection: name, status: 'running', documents: 0, skipped: 0, chunks: 0, batches: 0, startedAt: new Date().toISOString() }
+    const job: IndexJob = { id: `index_${randomUUID()}`, collection: name, status: 'running', documents: 0, skipped: 0, chunks: 0, batches: 0, snapshots: 0, startedAt: new Date().toISOString() }
     const controller = new AbortController()
     const signal = AbortSignal.any([controller.signal, this.#lifetime.signal])
     const previous = this.#writers.get(name) ?? Promise.resolve()
-    const done = previous.catch(() => {}).then(async () => this.#run(job, collection, source, signal))
+    const previousEmbedded = this.#embedders.get(name) ?? Promise.resolve()
+    const embedded = new Promise<void>(resolve => this.#embedded.set(job.id, () => { this.#embedded.delete(job.id); resolve() }))
+    this.#embedders.set(name, embedded)
+    void embedded.then(() => { if (this.#embedders.get(name) === embedded) this.#embedders.delete(name) })
+    // Inline documents are stored as content from now on, while the jobs before this one run.
+    const inline = 'documents' in source ? this.#inline(source.documents, signal) : undefined
+    const done = previousEmbedded.then(async () => this.#run(job, collection, source, inline, previous, signal))
     this.#writers.set(name, done)
     void done.finally(() => { if (this.#writers.get(name) === done) this.#writers.delete(name) })
     this.#jobs.set(job.id, { job, controller, done })
@@ -212,74 +240,127 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
     this.safeDispatchEvent('IndexProgress', { detail: { ...job } })
   }
 
-  async #run (job: IndexJob, collection: CollectionRecord, source: IndexSource, signal: AbortSignal): Promise<IndexJob> {
+  /**
+   * A job in two phases: extracting, chunking and embedding its batches,
+   * which starts once the job before it on this collection embedded its
+   * last batch; and storing them in the working table, which waits for that
+   * job to end (`previous`). The model thus goes on from one job to the next
+   * while the last one seals and snapshots.
+   */
+  async #run (job: IndexJob, collection: CollectionRecord, source: IndexSource, inline: Inline | undefined, previous: Promise<unknown>, signal: AbortSignal): Promise<IndexJob> {
     const dir = this.#workDir(collection.name)
+    let writing = false
+    let table: ChunkTable | undefined
+    let head = ''
+    let cache: SnapshotCache = new Map()
+    // The working directory is this job's once the job before it ended; it starts from the head as it is then.
+    const opened = (async () => {
+      await previous.catch(() => {})
+      signal.throwIfAborted()
+      writing = true
+      head = (await this.#c.cluster.collection(collection.name, { signal })).headCID
+      await this.#checkout(dir, head, signal)
+      cache = this.#snapshotCaches.get(dir) ?? cache
+      this.#snapshotCaches.set(dir, cache)
+      table = await ChunkTable.open(dir, collection.metadataSchema)
+      return table
+    })()
+    opened.catch(() => {})
+    // A batch is stored while the next one is embedded, and the one after that is chunked meanwhile: the model never waits for the disk.
+    let storing: Promise<void> = Promise.resolve()
+    let embedding: Promise<void> = Promise.resolve()
     try {
       const codec = await this.#codec(collection.embeddingModel, { signal })
-      let head = (await this.#c.cluster.collection(collection.name, { signal })).headCID
-      await this.#checkout(dir, head, signal)
-      const table = await ChunkTable.open(dir, collection.metadataSchema)
-      // A batch is stored and snapshotted while the next one is embedded: the model never waits for the disk.
-      let storing: Promise<void> = Promise.resolve()
-      try {
-        let pending: ChunkRow[] = []
-        const store = async (rows: ChunkRow[]): Promise<void> => {
-          if (inline != null) rows.forEach(await inline.sources)
-          await table.add(rows)
-          await table.seal()
-          const cid = await snapshotDirectory(this.#c.content, dir, { signal })
-          const moved = await this.#c.cluster.setCollectionHead(collection.name, { headCID: cid, expectedHead: head, chunks: await table.count() }, { signal })
-          await writeFile(join(dir, HEAD_FILE), cid)
-          head = cid
-          job.chunks += rows.length
-          job.batches++
-          job.headCID = cid
-          job.version = moved.version
-          this.#progress(job)
+      let pending: ChunkRow[] = []
+      let snapshotAt = performance.now()
+      /** Moves the head to a snapshot of the table, only from the head this job last saw. */
+      const snapshot = async (table: ChunkTable): Promise<void> => {
+        const cid = await snapshotDirectory(this.#c.content, dir, { signal, cache })
+        const moved = await this.#c.cluster.setCollectionHead(collection.name, { headCID: cid, expectedHead: head, chunks: await table.count() }, { signal })
+        await writeFile(join(dir, HEAD_FILE), cid)
+        head = cid
+        snapshotAt = performance.now()
+        job.snapshots++
+        job.headCID = cid
+        job.version = moved.version
+      }
+      const store = async (rows: ChunkRow[]): Promise<void> => {
+        if (inline != null) rows.forEach(await inline.sources)
+        const table = await opened
+        await table.add(rows)
+        job.chunks += rows.length
+        job.batches++
+        // Mid-job the head moves by time, so that readers see progress while snapshots stay a small share of the job's cost.
+        if (performance.now() - snapshotAt >= this.#init.snapshotMs && inline?.isStored() !== false) {
+          await table.checkpoint()
+          await snapshot(table)
         }
-        const flush = async (): Promise<void> => {
-          const rows = pending
-          pending = []
-          await this.#embedRows(rows, collection.embeddingModel, signal)
-          await storing
-          storing = store(rows)
-          // Seen at the next flush or at the end; until then no rejection goes unhandled.
-          storing.catch(() => {})
+        this.#progress(job)
+      }
+      const flush = async (): Promise<void> => {
+        const rows = pending
+        pending = []
+        await embedding
+        const embedded = this.#embedRows(rows, collection.embeddingModel, signal)
+        const stored = storing
+        embedding = embedded
+        storing = (async () => {
+          await embedded
+          await stored
+          await store(rows)
+        })()
+        // Seen at the next flush or at the end; until then no rejection goes unhandled.
+        embedding.catch(() => {})
+        storing.catch(() => {})
+      }
+      for await (const doc of inline?.docs ?? this.#documents(source as { cid: string }, signal)) {
+        let text: string
+        let extracted: Record<string, unknown>
+        let format: string
+        try {
+          ({ text, metadata: extracted, format } = await extractText(doc.path, doc.bytes, { signal }))
+        } catch (err: any) {
+          // A directory may hold images and the like; a file asked for by itself must have text.
+          if (err.name !== UnsupportedDocumentError.name || !('cid' in source) || doc.sourceCid === doc.rootCid) throw err
+          job.skipped++
+          continue
         }
-        const inline = 'documents' in source ? this.#inline(source.documents, signal) : undefined
-        for await (const doc of inline?.docs ?? this.#documents(source as { cid: string }, signal)) {
-          let text: string
-          let extracted: Record<string, unknown>
-          let format: string
-          try {
-            ({ text, metadata: extracted, format } = await extractText(doc.path, doc.bytes, { signal }))
-          } catch (err: any) {
-            // A directory may hold images and the like; a file asked for by itself must have text.
-            if (err.name !== UnsupportedDocumentError.name || !('cid' in source) || doc.sourceCid === doc.rootCid) throw err
-            job.skipped++
-            continue
-          }
-          const metadata = { ...extracted, ...doc.metadata }
-          const chunks = chunkText(text, codec, collection.chunking)
-          chunks.forEach((chunk, i) => {
-            pending.push(rowOf(doc, chunk, i, format, metadata, collection.metadataSchema))
-          })
-          job.documents++
-          if (pending.length >= this.#init.batchChunks) await flush()
-        }
-        if (pending.length > 0) await flush()
-        await storing
-      } finally {
-        await storing.catch(() => {})
-        table.close()
+        const metadata = { ...extracted, ...doc.metadata }
+        const chunks = chunkText(text, codec, collection.chunking)
+        chunks.forEach((chunk, i) => {
+          pending.push(rowOf(doc, chunk, i, format, metadata, collection.metadataSchema))
+        })
+        job.documents++
+        if (pending.length >= this.#init.batchChunks) await flush()
+      }
+      if (pending.length > 0) await flush()
+      await embedding
+      this.#embedded.get(job.id)?.()
+      await storing
+      // The indexes are brought up to date once a job, here, not per batch.
+      if (table != null && job.batches > 0) {
+        await inline?.stored
+        await table.seal()
+        await snapshot(table)
       }
       job.status = 'completed'
     } catch (err: any) {
       job.status = signal.aborted ? 'cancelled' : 'failed'
       job.error = err.message
-      // The table may hold rows no snapshot has: the next job starts again from the head.
-      await rm(dir, { recursive: true, force: true }).catch(() => {})
       this.#c.log('indexing into %s failed - %s', collection.name, err.message)
+    } finally {
+      this.#embedded.get(job.id)?.()
+      await Promise.allSettled([embedding, storing])
+      table?.close()
+    }
+    if (job.status !== 'completed') {
+      // Not before the job ahead ended: the directory is its until then.
+      await opened.catch(() => {})
+      // The table may hold rows no snapshot has: the next job starts again from the head.
+      if (writing) {
+        this.#snapshotCaches.delete(dir)
+        await rm(dir, { recursive: true, force: true }).catch(() => {})
+      }
     }
     job.completedAt = new Date().toISOString()
     this.#progress(job)
@@ -290,6 +371,7 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
   async #checkout (dir: string, head: string, signal: AbortSignal): Promise<void> {
     const at = await readFile(join(dir, HEAD_FILE), 'utf8').catch(() => undefined)
     if (at === head && head !== '') return
+    this.#snapshotCaches.delete(dir)
     await rm(dir, { recursive: true, force: true })
     if (head !== '') await writeReplica(this.#c.content, head, dir, { signal })
     await mkdir(dir, { recursive: true })
@@ -298,17 +380,20 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
 
   /**
    * Inline documents become content too, a directory of one file each, so
-   * that their chunks name a CID and hops reach them. The directory is added
-   * while the documents are chunked and embedded: rows take their CIDs from
-   * `sources` before they are stored.
+   * that their chunks name a CID and hops reach them. Rows take their CIDs
+   * from `sources`, the directory hashed in memory; `stored` adds (and pins)
+   * it meanwhile, a file's block at a time, which takes far longer: the
+   * batches are embedded and stored while it runs, and no head that names
+   * its CIDs moves before it is done.
    */
-  #inline (documents: RawDocument[], signal: AbortSignal): { docs: Doc[], sources: Promise<(row: ChunkRow) => void> } {
+  #inline (documents: RawDocument[], signal: AbortSignal): Inline {
     const files = documents.map((d, i) => ({ path: `${String(i).padStart(6, '0')}.txt`, content: new TextEncoder().encode(d.text) }))
     const docs = files.map((file, i) => ({ docId: documents[i].id ?? file.path, sourceCid: '', rootCid: '', path: file.path, bytes: file.content, metadata: documents[i].metadata ?? {} }))
+    const options = { wrapWithDirectory: true, cidVersion: 1, rawLeaves: true, signal } as const
     const sources = (async () => {
       const cids = new Map<string, string>()
       let root = ''
-      for await (const event of this.#c.content.addAll(files, { wrapWithDirectory: true, cidVersion: 1, rawLeaves: true, signal })) {
+      for await (const event of this.#c.content.addAll(files, { ...options, onlyHash: true })) {
         if (event.type !== 'entry') continue
         if (event.name === '') root = event.cid.toString()
         else cids.set(event.name, event.cid.toString())
@@ -319,8 +404,16 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
         row.id = `${row.source_cid}:${row.path}#${row.chunk_index}`
       }
     })()
+    let done = false
+    // One add at a time: the next job's documents are stored while this one's are embedded, not all at once.
+    const stored = this.#storing.catch(() => {}).then(async () => {
+      for await (const _ of this.#c.content.addAll(files, { ...options, fileConcurrency: INLINE_ADD_CONCURRENCY })) ;
+      done = true
+    })
+    this.#storing = stored
     sources.catch(() => {})
-    return { docs, sources }
+    stored.catch(() => {})
+    return { docs, sources, stored, isStored: () => done }
   }
 
   async * #documents (source: { cid: string, metadata?: Record<string, unknown> }, signal: AbortSignal): AsyncGenerator<Doc> {

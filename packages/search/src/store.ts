@@ -107,8 +107,13 @@ export class ChunkTable {
     await this.#table.add(rows as unknown as Array<Record<string, unknown>>)
   }
 
-  /** Indexes what was added and drops older versions: the state a snapshot takes. */
-  async seal (): Promise<void> {
+  /**
+   * Makes the indexes a query needs exist, without bringing them up to date:
+   * rows added since are searched by a scan of their own, so that a
+   * checkpoint mid-job costs nothing per row. The full-text index once; the
+   * ANN index once the table crosses ANN_MIN_ROWS.
+   */
+  async checkpoint (): Promise<void> {
     const table = this.#table
     if (table == null) return
     const indices = await table.listIndices()
@@ -118,7 +123,13 @@ export class ChunkTable {
       // IVF without quantization: distances stay exact within the partitions probed, and it builds in seconds where HNSW takes minutes here.
       await table.createIndex('vector', { config: lancedb.Index.ivfFlat({ distanceType: 'cosine', numPartitions: Math.round(Math.sqrt(rows)) }) })
     }
-    // Compacts the batches' files, brings the indexes up to date, and keeps the current version only.
+  }
+
+  /** The state a job leaves: indexes that cover every row, the batches' files compacted, and the current version only. */
+  async seal (): Promise<void> {
+    const table = this.#table
+    if (table == null) return
+    await this.checkpoint()
     await table.optimize({ cleanupOlderThan: new Date(), deleteUnverified: true })
   }
 
