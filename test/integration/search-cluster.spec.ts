@@ -7,7 +7,7 @@
  * node stopped, the others still answer from their replicas of the head.
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -269,6 +269,29 @@ describe('search across a three-node cluster', { timeout: 180_000 }, () => {
     assert.equal(created.cid, (await ok(b, '/api/v0/search/collection/list', {})).collections.find((c: any) => c.name === 'li-village').head_cid)
     const found = await ok(b, '/api/v0/search/hybrid', { collection: 'li-village', query_text: 'shepherd flock', top_k: 1, entity_types: ['chunk'] })
     assert.deepEqual([found.results[0].doc_id, found.results[0].metadata], ['doc-shepherd', { kind: 'pastoral' }])
+  })
+
+  it('forwards a query from a node without a replica to one that holds it, unless asked for local=true', async () => {
+    const [a] = daemons
+    await ok(a, '/api/v0/search/collection/create', { name: 'single', chunk_tokens: 64, replication_factor: 1 })
+    const indexed = await ok(a, '/api/v0/search/index', { collection: 'single', wait: true, documents: [{ page_content: 'The ferryman rows the pilgrims across the grey river at dawn.' }, { page_content: 'Bakers knead the rye dough before the bells of the abbey ring.' }] })
+    assert.equal(indexed.job.status, 'completed', JSON.stringify(indexed.job))
+    const head = indexed.job.head_cid
+    const { allocations } = await a.node.cluster.pin(head)
+    assert.equal(allocations.length, 1)
+    // A node the head is not pinned on (the indexing node may be one: it still has no replica to answer from).
+    const asker = daemons.find(d => !allocations.includes(d.node.peerId)) as TestDaemon
+    const replica = join(asker.repo, 'search', 'replicas', head)
+    const query = { collection: 'single', query_text: 'ferryman river pilgrims', top_k: 1, entity_types: ['chunk'] }
+    const forwarded = await ok(asker, '/api/v0/search/hybrid', query)
+    assert.match(forwarded.results[0].text, /ferryman rows the pilgrims/)
+    assert.equal(await stat(replica).then(() => true, () => false), false, 'answered without a replica written here')
+    const similar = await ok(asker, '/api/v0/ai/langchain/vectorstore/search', { collection_name: 'single', query: 'bakers knead rye dough', k: 1 })
+    assert.match(similar.results[0].page_content, /Bakers knead/)
+    assert.equal(await stat(replica).then(() => true, () => false), false)
+    const local = await ok(asker, '/api/v0/search/hybrid', { ...query, local: true })
+    assert.deepEqual(local.results.map((r: any) => [r.id, r.score]), forwarded.results.map((r: any) => [r.id, r.score]))
+    assert.ok((await stat(replica)).isDirectory(), 'local=true wrote a replica here')
   })
 
   it('still answers from the replicas when the indexing node is gone', async () => {

@@ -164,6 +164,8 @@ export const searchIndexStatus = defineOperation({
 
 const EntityType = Type.Union(ENTITY_TYPES.map(t => Type.Literal(t)))
 
+const LocalReplica = Type.Optional(Type.Boolean({ description: 'Answer from a replica on this node, written from the head\'s snapshot if it has none; by default a node without one asks a node that holds one' }))
+
 export const hybridSearch = defineOperation({
   name: 'hybrid_search',
   summary: 'Hybrid search: query text (by vector and BM25) or a query vector, fused by reciprocal rank, under metadata filters, with hops from the chunks found to their files, directories and registry entries',
@@ -177,7 +179,8 @@ export const hybridSearch = defineOperation({
     hop_count: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_HOPS, default: 1 })),
     top_k: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_TOP_K, default: 10 })),
     collection: Type.Optional(Name),
-    rerank_model: Type.Optional(Type.String({ minLength: 1, description: 'A cross-encoder that reorders the fused chunks' }))
+    rerank_model: Type.Optional(Type.String({ minLength: 1, description: 'A cross-encoder that reorders the fused chunks' })),
+    local: LocalReplica
   }, { additionalProperties: false }),
   args: ['query_text', 'query_vector', 'metadata_filters', 'entity_types', 'hop_count', 'top_k'],
   output: Type.Object({ results: Type.Array(Loose), count: Type.Integer() }),
@@ -190,7 +193,8 @@ export const hybridSearch = defineOperation({
       entityTypes: input.entity_types,
       hopCount: input.hop_count,
       topK: input.top_k,
-      rerankModel: input.rerank_model
+      rerankModel: input.rerank_model,
+      local: input.local
     }), { signal })
     return { results: results as unknown as Array<Record<string, unknown>>, count: results.length }
   }
@@ -273,13 +277,14 @@ export const langchainSimilaritySearch = defineOperation({
     query: Type.Optional(Type.String({ maxLength: 10_000 })),
     query_vector: Type.Optional(Type.Array(Type.Number(), { minItems: 1, maxItems: 65_536 })),
     k: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_TOP_K, default: 4 })),
-    filter: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'Metadata filters, as hybrid_search\'s metadata_filters' }))
+    filter: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'Metadata filters, as hybrid_search\'s metadata_filters' })),
+    local: LocalReplica
   }, { additionalProperties: false }),
   args: ['collection_name', 'query', 'k'],
   output: Type.Object({ results: Type.Array(Type.Object({ page_content: Type.String(), metadata: Loose, score: Type.Number(), id: Type.String() })) }),
   run: async (node, input, signal) => {
     const results = await node.search.search(defined({
-      collection: input.collection_name, queryText: input.query, queryVector: input.query_vector, metadataFilters: input.filter, topK: input.k, entityTypes: ['chunk' as const], hopCount: 0
+      collection: input.collection_name, queryText: input.query, queryVector: input.query_vector, metadataFilters: input.filter, topK: input.k, entityTypes: ['chunk' as const], hopCount: 0, local: input.local
     }), { signal })
     return { results: results.map(r => ({ page_content: r.text ?? '', metadata: r.metadata ?? {}, score: r.score, id: r.id })) }
   }

@@ -61,6 +61,11 @@ export interface HybridQuery {
   topK?: number
   /** A cross-encoder that reorders the fused chunks. */
   rerankModel?: string
+  /**
+   * Answer from a replica on this node, written from the head's snapshot
+   * if there is none; by default a node without one asks a node that holds it.
+   */
+  local?: boolean
 }
 
 export interface SearchResult {

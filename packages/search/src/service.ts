@@ -35,7 +35,7 @@ import type { Inference } from '@node-daemon/inference'
 
 export interface SearchComponents {
   content: Pick<Content, 'addAll' | 'linkDirectory' | 'ls' | 'cat' | 'readFile' | 'stat'>
-  cluster: Pick<Cluster, 'createCollection' | 'setCollectionHead' | 'removeCollection' | 'collection' | 'collections' | 'getAllModels' | 'jobs'>
+  cluster: Pick<Cluster, 'id' | 'createCollection' | 'setCollectionHead' | 'removeCollection' | 'collection' | 'collections' | 'getAllModels' | 'jobs' | 'pin' | 'serve' | 'ask'>
   inference: Pick<Inference, 'embed' | 'rerank' | 'show'>
   log: Logger
 }
@@ -71,6 +71,21 @@ export const MAX_TOP_K = 1000
 export const MAX_HOPS = 3
 /** Entities hops may return, per chunk asked for. */
 const HOP_RESULTS_PER_CHUNK = 10
+
+/** What one collection's table gives a query: the hits of the vector and the BM25 search. */
+type Lists = Partial<Record<'vector' | 'bm25', ChunkHit[]>>
+
+/** A query of one collection's head, as a node forwards it to one that holds a replica (the cluster protocol's SEARCH). */
+interface ListsRequest {
+  collection: string
+  head: string
+  vector?: number[]
+  text: string
+  filters?: Record<string, unknown>
+  candidates: number
+  /** A query_vector of another size than the collection's is an error, not a collection to leave out. */
+  strict: boolean
+}
 
 /** Inline documents of a job, as content: see #inline. */
 interface Inline {
@@ -115,11 +130,13 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
 
   async start (): Promise<void> {
     this.#lifetime = new AbortController()
+    this.#c.cluster.serve('search', async (_from, body, signal) => this.#answer(body, signal))
     // Replicas are copies of snapshots whose blocks stay in the blockstore: what an earlier run left is written again when asked for.
     await rm(join(this.#init.dir, 'replicas'), { recursive: true, force: true })
   }
 
   async stop (): Promise<void> {
+    this.#c.cluster.serve('search', undefined)
     this.#lifetime.abort(new Error('the node is stopping'))
     await Promise.allSettled([...this.#jobs.values()].map(async j => j.done))
     for (const replica of this.#replicas.values()) (await replica.catch(() => undefined))?.close()
@@ -473,6 +490,10 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
     return codec
   }
 
+  #replicaDir (cid: string): string {
+    return join(this.#init.dir, 'replicas', cid)
+  }
+
   #workDir (name: string): string {
     return join(this.#init.dir, 'work', name)
   }
@@ -484,7 +505,7 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
     const cid = collection.headCID
     let replica = this.#replicas.get(cid)
     if (replica == null) {
-      const dir = join(this.#init.dir, 'replicas', cid)
+      const dir = this.#replicaDir(cid)
       replica = (async () => {
         if (!(await hasReplica(dir))) await writeReplica(this.#c.content, cid, dir, { signal: this.#lifetime.signal })
         return ChunkTable.open(dir, collection.metadataSchema)
@@ -505,9 +526,73 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
       this.#replicas.delete(cid)
       void replica.then(async table => {
         table.close()
-        await rm(join(this.#init.dir, 'replicas', cid), { recursive: true, force: true })
+        await rm(this.#replicaDir(cid), { recursive: true, force: true })
       }, () => {})
     }
+  }
+
+  /**
+   * A collection's vector and BM25 lists: from this node's replica of the
+   * head if it has one (open, on disk, or the head pinned here), else from a
+   * node the head is pinned on, through the cluster protocol; from a replica
+   * written here when none answers, or when the caller asked for `local`.
+   */
+  async #lists (collection: CollectionRecord, request: ListsRequest, where: string | undefined, local: boolean, options: AbortOptions): Promise<Lists | null> {
+    if (!local) {
+      const holders = await this.#holders(collection.headCID, options)
+      if (!holders.includes(this.#c.cluster.id) && !(await this.#hasReplica(collection.headCID))) {
+        for (const peer of holders) {
+          try {
+            return (await this.#c.cluster.ask<{ lists: Lists | null }>(peer, 'search', request, options)).lists
+          } catch (err: any) {
+            options.signal?.throwIfAborted()
+            this.#c.log('searching %s at %s failed - %s', collection.name, peer, err.message)
+          }
+        }
+      }
+    }
+    return this.#listsHere(collection, request, where, options)
+  }
+
+  /** The nodes the head is pinned on, in random order: queries spread over them. */
+  async #holders (head: string, options: AbortOptions): Promise<string[]> {
+    const pin = await this.#c.cluster.pin(head, { ...options, local: true }).catch(() => undefined)
+    const holders = [...pin?.allocations ?? []]
+    for (let i = holders.length - 1; i > 0; i--) {
+      const j = Math.floor(Math.random() * (i + 1));
+      [holders[i], holders[j]] = [holders[j], holders[i]]
+    }
+    return holders
+  }
+
+  async #hasReplica (head: string): Promise<boolean> {
+    return this.#replicas.has(head) || hasReplica(this.#replicaDir(head))
+  }
+
+  async #listsHere (collection: CollectionRecord, request: ListsRequest, where: string | undefined, options: AbortOptions): Promise<Lists | null> {
+    const table = await this.#open(collection, options)
+    const dims = await table.dimensions()
+    const { vector, text, candidates } = request
+    if (vector != null && vector.length !== dims) {
+      if (request.strict) throw new InvalidSearchRequestError(`query_vector has ${vector.length} dimensions; collection ${collection.name} has ${dims}`)
+      return null
+    }
+    const lists: Lists = {}
+    // Plain objects, not Arrow's row proxies: a forwarded query sends them as JSON.
+    if (vector != null) lists.vector = (await table.nearest(vector, candidates, where)).map(hit => ({ ...hit }))
+    if (text !== '') lists.bm25 = (await table.matching(text, candidates, where)).map(hit => ({ ...hit }))
+    return lists
+  }
+
+  /** Another member's query of a head this node holds: checked as a caller's would be, since the body came over the wire. */
+  async #answer (body: ListsRequest, signal: AbortSignal): Promise<{ lists: Lists | null }> {
+    if (typeof body?.collection !== 'string' || typeof body.head !== 'string' || typeof body.text !== 'string' || typeof body.strict !== 'boolean') throw new InvalidSearchRequestError('a forwarded search needs collection, head, text and strict')
+    if (!Number.isInteger(body.candidates) || body.candidates < 1 || body.candidates > MAX_TOP_K * 3) throw new InvalidSearchRequestError(`candidates must be from 1 to ${MAX_TOP_K * 3}`)
+    if (body.vector != null && (!Array.isArray(body.vector) || body.vector.some(v => typeof v !== 'number' || !Number.isFinite(v)))) throw new InvalidSearchRequestError('query_vector must hold finite numbers')
+    const collection = await this.#c.cluster.collection(body.collection, { signal, local: true })
+    // Only the head as this node knows it: a replica is written for no CID a caller names.
+    if (collection.headCID !== body.head) throw new InvalidSearchRequestError(`collection ${collection.name} is at ${collection.headCID === '' ? 'no head' : collection.headCID} here, not ${body.head}`)
+    return { lists: await this.#listsHere(collection, body, compileFilters(body.filters, collection.metadataSchema), { signal }) }
   }
 
   async search (query: HybridQuery, options: AbortOptions = {}): Promise<SearchResult[]> {
@@ -529,13 +614,7 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
     const queryVectors = new Map<string, number[]>()
     for (const [i, collection] of collections.entries()) {
       if (collection.headCID === '') continue
-      const table = await this.#open(collection, options)
-      const dims = await table.dimensions()
       let vector = query.queryVector
-      if (vector != null && vector.length !== dims) {
-        if (query.collection != null) throw new InvalidSearchRequestError(`query_vector has ${vector.length} dimensions; collection ${collection.name} has ${dims}`)
-        continue
-      }
       if (vector == null && text !== '') {
         vector = queryVectors.get(collection.embeddingModel)
         if (vector == null) {
@@ -543,9 +622,9 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
           queryVectors.set(collection.embeddingModel, vector)
         }
       }
-      const lists: Record<string, ChunkHit[]> = {}
-      if (vector != null) lists.vector = await table.nearest(vector, candidates, filters[i])
-      if (text !== '') lists.bm25 = await table.matching(text, candidates, filters[i])
+      const request: ListsRequest = { collection: collection.name, head: collection.headCID, vector, text, filters: query.metadataFilters, candidates, strict: query.collection != null }
+      const lists = await this.#lists(collection, request, filters[i], query.local === true, options)
+      if (lists == null) continue
       for (const { item, score, ranks } of reciprocalRankFusion(lists, hit => hit.id)) fused.push({ hit: item, collection: collection.name, score, ranks })
     }
     fused.sort((a, b) => b.score - a.score)
