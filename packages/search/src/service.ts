@@ -354,10 +354,10 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
       await embedding
       this.#embedded.get(job.id)?.()
       await storing
-      // The indexes are brought up to date once a job, here, not per batch.
+      // The indexes are brought up to date here, not per batch, and only once enough rows were added that it pays.
       if (table != null && job.batches > 0) {
         await inline?.stored
-        await table.seal()
+        await table.settle()
         await snapshot(table)
       }
       job.status = 'completed'
