@@ -224,6 +224,10 @@ describe('search across a three-node cluster', { timeout: 180_000 }, () => {
     assert.equal((await post(b, '/api/v0/search/hybrid', { collection: 'novels', query_vector: [1, 2, 3] })).status, 400)
     assert.equal((await post(b, '/api/v0/search/collection/create', { name: 'novels' })).status, 409)
     assert.equal((await post(b, '/api/v0/search/index', { collection: 'novels' })).status, 400)
+    assert.equal((await post(b, '/api/v0/search/collection/reindex', { name: 'nope', embedding_model: 'tiny-embed' })).status, 404)
+    const same = await post(b, '/api/v0/search/collection/reindex', { name: 'novels', embedding_model: 'tiny-embed' })
+    assert.equal(same.status, 400)
+    assert.match(same.body.error, /embedded with tiny-embed:latest already/)
   })
 
   it('is driven by the CLI: create, index with progress lines, list and query', async () => {

@@ -43,6 +43,7 @@ export function indexJobJson (j: IndexJob): Record<string, unknown> {
     chunks: j.chunks,
     batches: j.batches,
     snapshots: j.snapshots,
+    embedding_model: j.embeddingModel,
     head_cid: j.headCID,
     version: j.version,
     error: j.error,
@@ -146,6 +147,25 @@ export const searchIndex = defineOperation({
     if ((input.cid == null) === (input.documents == null)) throw new BadRequestError('give either cid or documents')
     const source: IndexSource = input.cid != null ? defined({ cid: input.cid, metadata: input.metadata }) : { documents: rawDocuments(input.documents ?? []) }
     let job = await node.search.index(input.collection, source, { signal })
+    if (input.wait === true) job = await node.search.wait(job.id, { signal })
+    return { job: indexJobJson(job) }
+  }
+})
+
+export const searchCollectionReindex = defineOperation({
+  name: 'search_collection_reindex',
+  summary: 'Re-embed a collection\'s chunks with another embedding model: a job on this node, in the background; the collection\'s head and model switch when it is done, and queries use the old ones until then',
+  tags: ['search'],
+  permission: 'content:write',
+  input: Type.Object({
+    name: Name,
+    embedding_model: Type.String({ minLength: 1, description: 'A registered encoder whose context fits the collection\'s chunks' }),
+    wait: Type.Optional(Type.Boolean({ default: false, description: 'Answer when the job has ended instead of at once' }))
+  }, { additionalProperties: false }),
+  args: ['name', 'embedding_model'],
+  output: Type.Object({ job: Loose }),
+  run: async (node, input, signal) => {
+    let job = await node.search.reindex(input.name, input.embedding_model, { signal })
     if (input.wait === true) job = await node.search.wait(job.id, { signal })
     return { job: indexJobJson(job) }
   }
@@ -290,4 +310,4 @@ export const langchainSimilaritySearch = defineOperation({
   }
 })
 
-export const SEARCH_OPERATIONS = [searchCollectionCreate, searchCollectionList, searchCollectionDelete, searchIndex, searchIndexStatus, hybridSearch, langchainCreateVectorstore, llamaIndexCreateIndex, langchainSimilaritySearch]
+export const SEARCH_OPERATIONS = [searchCollectionCreate, searchCollectionList, searchCollectionDelete, searchCollectionReindex, searchIndex, searchIndexStatus, hybridSearch, langchainCreateVectorstore, llamaIndexCreateIndex, langchainSimilaritySearch]

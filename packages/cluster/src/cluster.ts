@@ -1052,7 +1052,7 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
 
   async setCollectionHead (name: string, input: SetCollectionHeadInput, options?: WriteOptions): Promise<CollectionRecord> {
     const headCID = checkCID(input.headCID, 'headCID')
-    return this.propose<CollectionRecord>({ op: 'collection.head', name, headCID, expectedHead: input.expectedHead, chunks: input.chunks, size: await this.localSize(headCID, options) }, options)
+    return this.propose<CollectionRecord>({ op: 'collection.head', name, headCID, expectedHead: input.expectedHead, chunks: input.chunks, size: await this.localSize(headCID, options), ...(input.embeddingModel != null ? { embeddingModel: input.embeddingModel } : {}) }, options)
   }
 
   async removeCollection (name: string, options?: WriteOptions): Promise<CollectionRecord> {

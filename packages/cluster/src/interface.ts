@@ -96,6 +96,8 @@ export interface SetCollectionHeadInput {
   /** The head the new snapshot was made from, '' for the first: the move is rejected if another writer moved it since. */
   expectedHead: string
   chunks: number
+  /** The model the snapshot's vectors were embedded with, when it is not the collection's any more: a re-index switches both at once. */
+  embeddingModel?: string
 }
 
 export interface SubmitJobInput {

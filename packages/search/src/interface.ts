@@ -40,6 +40,8 @@ export interface IndexJob {
   batches: number
   /** Snapshots made, each a head move: every few seconds, and at the end. */
   snapshots: number
+  /** A re-index: the model it embeds the collection's chunks with. */
+  embeddingModel?: string
   /** The collection's head after the last batch, and its version. */
   headCID?: string
   version?: number

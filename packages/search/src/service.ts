@@ -11,7 +11,7 @@
  * node answers from the same version, the indexing node gone or not.
  */
 import { randomUUID } from 'node:crypto'
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { TypedEventEmitter } from '@libp2p/interface'
 import { TextCodec } from '@node-daemon/runtime'
@@ -187,7 +187,35 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
     } else {
       await this.#c.content.ls(source.cid, options)
     }
-    const job: IndexJob = { id: `index_${randomUUID()}`, collection: name, status: 'running', documents: 0, skipped: 0, chunks: 0, batches: 0, snapshots: 0, startedAt: new Date().toISOString() }
+    // Inline documents are stored as content from now on, while the jobs before this one run.
+    let inline: Inline | undefined
+    return this.#queue(name, signal => { inline = 'documents' in source ? this.#inline(source.documents, signal) : undefined }, async (job, previous, signal) => this.#run(job, collection, source, inline, previous, signal))
+  }
+
+  /**
+   * Re-embeds a collection's chunks with another model, in the background:
+   * a job that reads the head's table, embeds every chunk's text again into
+   * a table of its own and, once done, moves the head to it with the new
+   * model in one Raft command, from the head it read (a job that appended
+   * meanwhile fails it). Queries use the old head and model until then.
+   * The chunks stay as they were cut: the new model must fit them.
+   */
+  async reindex (name: string, embeddingModel: string, options: AbortOptions = {}): Promise<IndexJob> {
+    const collection = await this.#c.cluster.collection(name, options)
+    const model = await this.#c.inference.show(embeddingModel, options)
+    if (model.kind !== 'encoder') throw new InvalidSearchRequestError(`${embeddingModel} is a ${model.kind}, not an embedding model`)
+    if (model.name === collection.embeddingModel) throw new InvalidSearchRequestError(`collection ${name} is embedded with ${model.name} already`)
+    if (collection.chunking.chunkTokens > model.contextLength - 2) throw new InvalidSearchRequestError(`the ${collection.chunking.chunkTokens}-token chunks of ${name} do not fit the ${model.contextLength}-token context of ${model.name}`)
+    if (collection.headCID === '') throw new InvalidSearchRequestError(`collection ${name} has no chunks to re-embed`)
+    return this.#queue(name, () => {}, async (job, previous, signal) => this.#reindex(job, collection, model.name, previous, signal), model.name)
+  }
+
+  /**
+   * Starts a job on a collection: it begins once the job before it embedded
+   * its last batch, and writes once that job ended (`previous`).
+   */
+  #queue (name: string, prepare: (signal: AbortSignal) => void, run: (job: IndexJob, previous: Promise<unknown>, signal: AbortSignal) => Promise<IndexJob>, embeddingModel?: string): IndexJob {
+    const job: IndexJob = { id: `index_${randomUUID()}`, collection: name, status: 'running', documents: 0, skipped: 0, chunks: 0, batches: 0, snapshots: 0, startedAt: new Date().toISOString(), ...(embeddingModel != null ? { embeddingModel } : {}) }
     const controller = new AbortController()
     const signal = AbortSignal.any([controller.signal, this.#lifetime.signal])
     const previous = this.#writers.get(name) ?? Promise.resolve()
@@ -195,13 +223,65 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
     const embedded = new Promise<void>(resolve => this.#embedded.set(job.id, () => { this.#embedded.delete(job.id); resolve() }))
     this.#embedders.set(name, embedded)
     void embedded.then(() => { if (this.#embedders.get(name) === embedded) this.#embedders.delete(name) })
-    // Inline documents are stored as content from now on, while the jobs before this one run.
-    const inline = 'documents' in source ? this.#inline(source.documents, signal) : undefined
-    const done = previousEmbedded.then(async () => this.#run(job, collection, source, inline, previous, signal))
+    prepare(signal)
+    const done = previousEmbedded.then(async () => run(job, previous, signal))
     this.#writers.set(name, done)
     void done.finally(() => { if (this.#writers.get(name) === done) this.#writers.delete(name) })
     this.#jobs.set(job.id, { job, controller, done })
     this.#forgetOldJobs()
+    return { ...job }
+  }
+
+  async #reindex (job: IndexJob, collection: CollectionRecord, model: string, previous: Promise<unknown>, signal: AbortSignal): Promise<IndexJob> {
+    const work = this.#workDir(collection.name)
+    const dir = `${work}.reindex`
+    let built: ChunkTable | undefined
+    try {
+      await previous.catch(() => {})
+      const from = await this.#c.cluster.collection(collection.name, { signal })
+      if (from.embeddingModel !== collection.embeddingModel) throw new InvalidSearchRequestError(`collection ${collection.name} was re-embedded with ${from.embeddingModel} meanwhile`)
+      await rm(dir, { recursive: true, force: true })
+      built = await ChunkTable.open(dir, from.metadataSchema)
+      const store = async (rows: ChunkRow[]): Promise<void> => {
+        await this.#embedRows(rows, model, signal)
+        await (built as ChunkTable).add(rows)
+        job.chunks += rows.length
+        job.batches++
+        this.#progress(job)
+      }
+      await this.#withTable(from, { signal }, async source => {
+        const rows: ChunkRow[] = []
+        for await (const row of source.scan()) {
+          rows.push({ ...row, vector: [] })
+          if (rows.length >= this.#init.batchChunks) await store(rows.splice(0))
+        }
+        if (rows.length > 0) await store(rows)
+      })
+      await built.seal()
+      const cid = await snapshotDirectory(this.#c.content, dir, { signal })
+      const moved = await this.#c.cluster.setCollectionHead(collection.name, { headCID: cid, expectedHead: from.headCID, chunks: await built.count(), embeddingModel: model }, { signal })
+      built.close()
+      built = undefined
+      job.snapshots++
+      job.headCID = cid
+      job.version = moved.version
+      // The new table is the working directory now: the next job appends to it.
+      await writeFile(join(dir, HEAD_FILE), cid)
+      this.#snapshotCaches.delete(work)
+      await rm(work, { recursive: true, force: true })
+      await rename(dir, work)
+      job.status = 'completed'
+    } catch (err: any) {
+      job.status = signal.aborted ? 'cancelled' : 'failed'
+      job.error = err.message
+      this.#c.log('re-embedding %s with %s failed - %s', collection.name, model, err.message)
+    } finally {
+      built?.close()
+      this.#embedded.get(job.id)?.()
+      if (job.status !== 'completed') await rm(dir, { recursive: true, force: true }).catch(() => {})
+    }
+    job.completedAt = new Date().toISOString()
+    this.#progress(job)
     return { ...job }
   }
 
@@ -264,8 +344,12 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
    * job to end (`previous`). The model thus goes on from one job to the next
    * while the last one seals and snapshots.
    */
-  async #run (job: IndexJob, collection: CollectionRecord, source: IndexSource, inline: Inline | undefined, previous: Promise<unknown>, signal: AbortSignal): Promise<IndexJob> {
-    const dir = this.#workDir(collection.name)
+  async #run (job: IndexJob, submitted: CollectionRecord, source: IndexSource, inline: Inline | undefined, previous: Promise<unknown>, signal: AbortSignal): Promise<IndexJob> {
+    const dir = this.#workDir(submitted.name)
+    // As it is now: a re-index before this job may have changed its model.
+    const fresh = this.#c.cluster.collection(submitted.name, { signal })
+    fresh.catch(() => {})
+    let collection = submitted
     let writing = false
     let table: ChunkTable | undefined
     let head = ''
@@ -275,7 +359,9 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
       await previous.catch(() => {})
       signal.throwIfAborted()
       writing = true
-      head = (await this.#c.cluster.collection(collection.name, { signal })).headCID
+      const current = await this.#c.cluster.collection(submitted.name, { signal })
+      if (current.embeddingModel !== (await fresh).embeddingModel) throw new InvalidSearchRequestError(`collection ${collection.name} was re-embedded with ${current.embeddingModel} meanwhile`)
+      head = current.headCID
       await this.#checkout(dir, head, signal)
       cache = this.#snapshotCaches.get(dir) ?? cache
       this.#snapshotCaches.set(dir, cache)
@@ -287,6 +373,7 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
     let storing: Promise<void> = Promise.resolve()
     let embedding: Promise<void> = Promise.resolve()
     try {
+      collection = await fresh
       const codec = await this.#codec(collection.embeddingModel, { signal })
       let pending: ChunkRow[] = []
       let snapshotAt = performance.now()
@@ -521,6 +608,11 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
     return raceSignal(replica, options.signal)
   }
 
+  /** Runs `fn` on the table of a collection's head. */
+  async #withTable<T> (collection: CollectionRecord, options: AbortOptions, fn: (table: ChunkTable) => Promise<T>): Promise<T> {
+    return fn(await this.#open(collection, options))
+  }
+
   #evictReplicas (): void {
     for (const [cid, replica] of [...this.#replicas].slice(0, Math.max(0, this.#replicas.size - OPEN_REPLICAS))) {
       this.#replicas.delete(cid)
@@ -570,18 +662,19 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
   }
 
   async #listsHere (collection: CollectionRecord, request: ListsRequest, where: string | undefined, options: AbortOptions): Promise<Lists | null> {
-    const table = await this.#open(collection, options)
-    const dims = await table.dimensions()
-    const { vector, text, candidates } = request
-    if (vector != null && vector.length !== dims) {
-      if (request.strict) throw new InvalidSearchRequestError(`query_vector has ${vector.length} dimensions; collection ${collection.name} has ${dims}`)
-      return null
-    }
-    const lists: Lists = {}
-    // Plain objects, not Arrow's row proxies: a forwarded query sends them as JSON.
-    if (vector != null) lists.vector = (await table.nearest(vector, candidates, where)).map(hit => ({ ...hit }))
-    if (text !== '') lists.bm25 = (await table.matching(text, candidates, where)).map(hit => ({ ...hit }))
-    return lists
+    return this.#withTable(collection, options, async table => {
+      const dims = await table.dimensions()
+      const { vector, text, candidates } = request
+      if (vector != null && vector.length !== dims) {
+        if (request.strict) throw new InvalidSearchRequestError(`query_vector has ${vector.length} dimensions; collection ${collection.name} has ${dims}`)
+        return null
+      }
+      const lists: Lists = {}
+      // Plain objects, not Arrow's row proxies: a forwarded query sends them as JSON.
+      if (vector != null) lists.vector = (await table.nearest(vector, candidates, where)).map(hit => ({ ...hit }))
+      if (text !== '') lists.bm25 = (await table.matching(text, candidates, where)).map(hit => ({ ...hit }))
+      return lists
+    })
   }
 
   /** Another member's query of a head this node holds: checked as a caller's would be, since the body came over the wire. */

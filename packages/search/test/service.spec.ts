@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { logger } from '@libp2p/logger'
-import { waitFor } from '../../../test/helpers/cluster.ts'
+import { tinyModels } from '../../runtime/test/helpers/tiny-models.ts'
+import { upload, waitFor } from '../../../test/helpers/cluster.ts'
 import { startTestDaemon } from '../../../test/helpers/daemon.ts'
 import { createSearch } from '../src/service.ts'
 import type { SearchInit, SearchService } from '../src/service.ts'
@@ -67,5 +68,47 @@ describe('search service', { timeout: 240_000 }, () => {
     assert.deepEqual([second.batches, second.snapshots, second.version], [2, 3, 4])
     const [found] = await often.search({ collection: 'cadence', queryText: 'more15', topK: 1, hopCount: 0 })
     assert.equal(found.doc_id, 'more15')
+  })
+
+  it('re-embeds a collection with another model in the background, and switches its head and model when done', async () => {
+    const models = await tinyModels()
+    try {
+      // The tiny test encoder: 32 dimensions where the default has 128, so the vectors tell which model made them.
+      await upload({ api: daemon.url }, 'tiny-other', models.encoder)
+      const other = (await daemon.node.inference.show('tiny-other')).name
+      const search = await service({ batchChunks: 8 })
+      await search.createCollection({ name: 'swap', chunkTokens: 32, replicationFactor: 1 })
+      const indexed = await search.wait((await search.index('swap', { documents: documents(24, 'swap') })).id)
+      assert.equal(indexed.status, 'completed', indexed.error)
+      const before = await search.collection('swap')
+      await assert.rejects(search.reindex('swap', MODEL), { name: 'InvalidSearchRequestError' })
+
+      const started = await search.reindex('swap', 'tiny-other')
+      assert.deepEqual([started.status, started.embeddingModel], ['running', other])
+      // Until it ends, the collection and its queries stay on the old head and model.
+      const during = await search.collection('swap')
+      assert.deepEqual([during.headCID, during.embeddingModel], [before.headCID, MODEL])
+      const [old] = await search.search({ collection: 'swap', queryText: 'swap7', topK: 1, hopCount: 0 })
+      assert.equal(old.doc_id, 'swap7')
+
+      const job = await search.wait(started.id)
+      assert.equal(job.status, 'completed', job.error)
+      assert.equal(job.chunks, 24)
+      const after = await search.collection('swap')
+      assert.deepEqual([after.embeddingModel, after.headCID, after.version, after.chunks], [other, job.headCID, before.version + 1, 24])
+      const { embeddings: [vector] } = await daemon.node.inference.embed({ model: other, input: [documents(1, 'swap')[0].text], inputType: 'document' })
+      assert.equal(vector.length, 32)
+      const [hit] = await search.search({ collection: 'swap', queryVector: vector, topK: 1, hopCount: 0 })
+      assert.equal(hit.doc_id, 'swap0', 'the chunks hold the new model\'s vectors')
+      await assert.rejects(search.search({ collection: 'swap', queryVector: new Array(128).fill(0.1), topK: 1 }), { name: 'InvalidSearchRequestError' })
+      // A job after it appends to the new table, with the new model.
+      const late = await search.wait((await search.index('swap', { documents: documents(3, 'late') })).id)
+      assert.equal(late.status, 'completed', late.error)
+      assert.equal((await search.collection('swap')).chunks, 27)
+      const [found] = await search.search({ collection: 'swap', queryText: 'late2', topK: 1, hopCount: 0 })
+      assert.equal(found.doc_id, 'late2')
+    } finally {
+      await rm(models.root, { recursive: true, force: true })
+    }
   })
 })
