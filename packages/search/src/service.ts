@@ -53,6 +53,8 @@ export interface SearchInit {
   snapshotMs?: number
   /** Bytes of one file read for indexing, at most. Default 64 MiB. */
   maxFileBytes?: number
+  /** Replicas kept open; the least recently used beyond this are closed and deleted once no query uses them. Default 8. */
+  openReplicas?: number
 }
 
 export interface SearchEvents {
@@ -60,8 +62,6 @@ export interface SearchEvents {
   IndexProgress: CustomEvent<IndexJob>
 }
 
-/** Replicas kept open; the least recently used beyond this are closed and deleted. */
-const OPEN_REPLICAS = 8
 /** Inline documents' files written at once: each waits on its block's write, not on the CPU. */
 const INLINE_ADD_CONCURRENCY = 32
 /** Jobs remembered after they end. */
@@ -85,6 +85,14 @@ interface ListsRequest {
   candidates: number
   /** A query_vector of another size than the collection's is an error, not a collection to leave out. */
   strict: boolean
+}
+
+/** A replica of a head open on this node, and the queries using it. */
+interface Replica {
+  table: Promise<ChunkTable>
+  users: number
+  /** Out of the open set: closed when its last user is done. */
+  evicted: boolean
 }
 
 /** Inline documents of a job, as content: see #inline. */
@@ -114,7 +122,12 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
   readonly #embedders = new Map<string, Promise<void>>()
   /** Per running job, ends its embedding phase. */
   readonly #embedded = new Map<string, () => void>()
-  readonly #replicas = new Map<string, Promise<ChunkTable>>()
+  /** Open replicas by head CID, least recently used first. */
+  readonly #replicas = new Map<string, Replica>()
+  /** Evicted replicas that queries still use, closed when the last is done. */
+  readonly #draining = new Map<string, Replica>()
+  /** Evicted replicas being closed and deleted, by head CID. */
+  readonly #closing = new Map<string, Promise<void>>()
   /** Per working directory: the CIDs its files gave, for the next snapshot to link unread. */
   readonly #snapshotCaches = new Map<string, SnapshotCache>()
   /** The last add of inline documents as content, for the next to wait on. */
@@ -125,7 +138,7 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
   constructor (components: SearchComponents, init: SearchInit) {
     super()
     this.#c = components
-    this.#init = { embedBatch: 32, batchChunks: 512, snapshotMs: 5000, maxFileBytes: 64 * 1_048_576, ...init }
+    this.#init = { embedBatch: 32, batchChunks: 512, snapshotMs: 5000, maxFileBytes: 64 * 1_048_576, openReplicas: 8, ...init }
   }
 
   async start (): Promise<void> {
@@ -139,8 +152,10 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
     this.#c.cluster.serve('search', undefined)
     this.#lifetime.abort(new Error('the node is stopping'))
     await Promise.allSettled([...this.#jobs.values()].map(async j => j.done))
-    for (const replica of this.#replicas.values()) (await replica.catch(() => undefined))?.close()
+    for (const replica of [...this.#replicas.values(), ...this.#draining.values()]) (await replica.table.catch(() => undefined))?.close()
     this.#replicas.clear()
+    this.#draining.clear()
+    await Promise.allSettled(this.#closing.values())
   }
 
   // ---- collections
@@ -587,40 +602,59 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
 
   // ---- queries
 
-  /** The table of a collection's head, from a replica on this node's disk, written from the snapshot first if needed. */
-  async #open (collection: CollectionRecord, options: AbortOptions): Promise<ChunkTable> {
+  /**
+   * Runs `fn` on the table of a collection's head: a replica on this node's
+   * disk, written from the snapshot first if needed. The replica counts its
+   * users, so that evicting it closes the table only once the last is done.
+   */
+  async #withTable<T> (collection: CollectionRecord, options: AbortOptions, fn: (table: ChunkTable) => Promise<T>): Promise<T> {
     const cid = collection.headCID
-    let replica = this.#replicas.get(cid)
-    if (replica == null) {
+    let replica = this.#replicas.get(cid) ?? this.#draining.get(cid)
+    if (replica != null) {
+      // An evicted one still in use is taken back rather than written again beside it.
+      this.#draining.delete(cid)
+      replica.evicted = false
+    } else {
       const dir = this.#replicaDir(cid)
-      replica = (async () => {
+      // After an eviction of the same head has deleted its directory, not while it does.
+      const closing = this.#closing.get(cid) ?? Promise.resolve()
+      const table = closing.then(async () => {
         if (!(await hasReplica(dir))) await writeReplica(this.#c.content, cid, dir, { signal: this.#lifetime.signal })
         return ChunkTable.open(dir, collection.metadataSchema)
-      })()
-      replica.catch(() => this.#replicas.delete(cid))
-      this.#replicas.set(cid, replica)
-      this.#evictReplicas()
-    } else {
-      // Most recently used last.
-      this.#replicas.delete(cid)
-      this.#replicas.set(cid, replica)
+      })
+      const opened: Replica = { table, users: 0, evicted: false }
+      replica = opened
+      table.catch(() => { if (this.#replicas.get(cid) === opened) this.#replicas.delete(cid) })
     }
-    return raceSignal(replica, options.signal)
-  }
-
-  /** Runs `fn` on the table of a collection's head. */
-  async #withTable<T> (collection: CollectionRecord, options: AbortOptions, fn: (table: ChunkTable) => Promise<T>): Promise<T> {
-    return fn(await this.#open(collection, options))
+    // Most recently used last.
+    this.#replicas.delete(cid)
+    this.#replicas.set(cid, replica)
+    replica.users++
+    try {
+      this.#evictReplicas()
+      return await fn(await raceSignal(replica.table, options.signal))
+    } finally {
+      replica.users--
+      if (replica.evicted && replica.users === 0) this.#close(cid, replica)
+    }
   }
 
   #evictReplicas (): void {
-    for (const [cid, replica] of [...this.#replicas].slice(0, Math.max(0, this.#replicas.size - OPEN_REPLICAS))) {
+    for (const [cid, replica] of [...this.#replicas].slice(0, Math.max(0, this.#replicas.size - this.#init.openReplicas))) {
       this.#replicas.delete(cid)
-      void replica.then(async table => {
-        table.close()
-        await rm(this.#replicaDir(cid), { recursive: true, force: true })
-      }, () => {})
+      replica.evicted = true
+      if (replica.users === 0) this.#close(cid, replica)
+      else this.#draining.set(cid, replica)
     }
+  }
+
+  #close (cid: string, replica: Replica): void {
+    if (this.#draining.get(cid) === replica) this.#draining.delete(cid)
+    const closing = replica.table.then(async table => {
+      table.close()
+      await rm(this.#replicaDir(cid), { recursive: true, force: true })
+    }, () => {}).finally(() => { if (this.#closing.get(cid) === closing) this.#closing.delete(cid) })
+    this.#closing.set(cid, closing)
   }
 
   /**

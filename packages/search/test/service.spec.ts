@@ -4,7 +4,7 @@
  * test can reach: small batches, and snapshots far apart.
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -110,5 +110,21 @@ describe('search service', { timeout: 240_000 }, () => {
     } finally {
       await rm(models.root, { recursive: true, force: true })
     }
+  })
+
+  it('closes an evicted replica only once the queries using it are done', async () => {
+    const search = await service({ batchChunks: 8 })
+    // More collections than replicas kept open (8): queries over all of them at once evict replicas others are reading.
+    const names = Array.from({ length: 10 }, (_, i) => `evict${i}`)
+    for (const name of names) {
+      await search.createCollection({ name, chunkTokens: 32, replicationFactor: 1 })
+      const job = await search.wait((await search.index(name, { documents: documents(2, name) })).id)
+      assert.equal(job.status, 'completed', job.error)
+    }
+    const queries = Array.from({ length: 40 }, (_, i) => names[(i * 3) % names.length])
+    const results = await Promise.all(queries.map(async name => search.search({ collection: name, queryText: `${name}1 mill`, topK: 1, hopCount: 0 })))
+    assert.deepEqual(results.map(([top]) => top?.doc_id), queries.map(name => `${name}1`))
+    // The evicted ones are closed and deleted once done with: at most the 8 kept stay on disk.
+    await waitFor('the evicted replicas deleted', async () => (await readdir(join(dir, String(services.length - 1), 'replicas'))).length <= 8, 10_000)
   })
 })
