@@ -6,8 +6,8 @@
  *
  * 1. ingest: chunks/s of indexing through the daemon (inline documents in
  *    jobs under the API's body limit, each document one chunk; extraction,
- *    chunking, embedding, LanceDB, a snapshot and a head move through Raft
- *    per batch) against the embedding model's own throughput: the runtime's
+ *    chunking, embedding, LanceDB, and a snapshot and a head move through
+ *    Raft every few seconds and at each job's end) against the embedding model's own throughput: the runtime's
  *    Encoder in this process, tokenizing and embedding the same texts in the
  *    batches the search service uses (target ≥ 0.8×). The peer runs before
  *    and after the ingest; the ratio is to the faster of the two. Since the
@@ -67,7 +67,7 @@ const TOP_K = 10
 const CANDIDATES = Math.max(TOP_K * 3, 30)
 /** Texts per embedding request of the search service (its embedBatch). */
 const EMBED_BATCH = 32
-/** Chunks per snapshot of the search service (its batchChunks): a progress line each. */
+/** Chunks the search service embeds and stores at a time (its batchChunks): a progress line each. */
 const BATCH_CHUNKS = 512
 /** Under the API's 1 MiB body limit, with room for the JSON around the texts. */
 const JOB_BYTES = 900_000
@@ -368,7 +368,7 @@ async function run (cleanup: Cleanup, s: Settings): Promise<number> {
   const modelCpuMs = Math.min(before.cpuMs, after.cpuMs)
   say(`  CPU per chunk: the daemon ${fmt(daemonCpuMs, 2)} ms, the embedding model alone ${fmt(modelCpuMs, 2)} ms (${fmt(modelCpuMs / daemonCpuMs, 2)}× the daemon's: its share of the daemon's work)`)
   const [early, late] = [batchMs.slice(1, 6), batchMs.slice(-5)]
-  say(`  a batch (${BATCH_CHUNKS} chunks: embedding, LanceDB add and seal, snapshot, head move): median ${fmt(median(batchMs) / 1000, 2)} s, the first ones ${fmt(median(early) / 1000, 2)} s, the last ones ${fmt(median(late) / 1000, 2)} s; the embedding model alone takes ${fmt(BATCH_CHUNKS / peer, 2)} s for as many`)
+  say(`  a batch (${BATCH_CHUNKS} chunks: embedding, LanceDB add, and at times a snapshot and head move): median ${fmt(median(batchMs) / 1000, 2)} s, the first ones ${fmt(median(early) / 1000, 2)} s, the last ones ${fmt(median(late) / 1000, 2)} s; the embedding model alone takes ${fmt(BATCH_CHUNKS / peer, 2)} s for as many`)
   if (ingestRate / peer < TARGET_INGEST) missed.push('ingest')
 
   // ---- queries: the replica the daemon answers from, opened here too

@@ -7,7 +7,8 @@ export interface ClusterRequest {
 export declare namespace ClusterRequest {
     enum Method {
         JOIN = "JOIN",
-        PIN_STATUS = "PIN_STATUS"
+        PIN_STATUS = "PIN_STATUS",
+        SEARCH = "SEARCH"
     }
     namespace Method {
         const codec: () => Codec<Method>;

@@ -6,11 +6,13 @@ export var ClusterRequest;
     (function (Method) {
         Method["JOIN"] = "JOIN";
         Method["PIN_STATUS"] = "PIN_STATUS";
+        Method["SEARCH"] = "SEARCH";
     })(Method = ClusterRequest.Method || (ClusterRequest.Method = {}));
     let __MethodValues;
     (function (__MethodValues) {
         __MethodValues[__MethodValues["JOIN"] = 0] = "JOIN";
         __MethodValues[__MethodValues["PIN_STATUS"] = 1] = "PIN_STATUS";
+        __MethodValues[__MethodValues["SEARCH"] = 2] = "SEARCH";
     })(__MethodValues || (__MethodValues = {}));
     (function (Method) {
         Method.codec = () => {

@@ -1,13 +1,13 @@
 /**
  * Search across three in-process nodes: a corpus cut from the public-domain
  * novels the default models learn from is indexed on one node, in two jobs
- * (a snapshot and a head move through Raft per batch); another node finds passages
+ * (a snapshot and a head move through Raft at each job's end); another node finds passages
  * by BM25 and by vector, under metadata filters, and hops from chunks to
  * their files, directories and a dataset of the registry. With the indexing
  * node stopped, the others still answer from their replicas of the head.
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -126,8 +126,8 @@ describe('search across a three-node cluster', { timeout: 180_000 }, () => {
     assert.equal(first.job.status, 'completed', JSON.stringify(first.job))
     const second = await ok(a, '/api/v0/search/index', { collection: 'novels', wait: true, documents: docs.filter(d => d.book === 'persuasion').map(d => ({ text: d.text, metadata: { book: d.book, part: d.part }, id_: `persuasion-${d.part}` })) })
     assert.equal(second.job.status, 'completed', JSON.stringify(second.job))
-    // A version per batch: each snapshot moved the head.
-    assert.equal(second.job.version, first.job.batches + second.job.batches)
+    // A version per snapshot: each moved the head.
+    assert.equal(second.job.version, first.job.snapshots + second.job.snapshots)
     novelsHead = second.job.head_cid
 
     const files = [
@@ -224,6 +224,10 @@ describe('search across a three-node cluster', { timeout: 180_000 }, () => {
     assert.equal((await post(b, '/api/v0/search/hybrid', { collection: 'novels', query_vector: [1, 2, 3] })).status, 400)
     assert.equal((await post(b, '/api/v0/search/collection/create', { name: 'novels' })).status, 409)
     assert.equal((await post(b, '/api/v0/search/index', { collection: 'novels' })).status, 400)
+    assert.equal((await post(b, '/api/v0/search/collection/reindex', { name: 'nope', embedding_model: 'tiny-embed' })).status, 404)
+    const same = await post(b, '/api/v0/search/collection/reindex', { name: 'novels', embedding_model: 'tiny-embed' })
+    assert.equal(same.status, 400)
+    assert.match(same.body.error, /embedded with tiny-embed:latest already/)
   })
 
   it('is driven by the CLI: create, index with progress lines, list and query', async () => {
@@ -269,6 +273,29 @@ describe('search across a three-node cluster', { timeout: 180_000 }, () => {
     assert.equal(created.cid, (await ok(b, '/api/v0/search/collection/list', {})).collections.find((c: any) => c.name === 'li-village').head_cid)
     const found = await ok(b, '/api/v0/search/hybrid', { collection: 'li-village', query_text: 'shepherd flock', top_k: 1, entity_types: ['chunk'] })
     assert.deepEqual([found.results[0].doc_id, found.results[0].metadata], ['doc-shepherd', { kind: 'pastoral' }])
+  })
+
+  it('forwards a query from a node without a replica to one that holds it, unless asked for local=true', async () => {
+    const [a] = daemons
+    await ok(a, '/api/v0/search/collection/create', { name: 'single', chunk_tokens: 64, replication_factor: 1 })
+    const indexed = await ok(a, '/api/v0/search/index', { collection: 'single', wait: true, documents: [{ page_content: 'The ferryman rows the pilgrims across the grey river at dawn.' }, { page_content: 'Bakers knead the rye dough before the bells of the abbey ring.' }] })
+    assert.equal(indexed.job.status, 'completed', JSON.stringify(indexed.job))
+    const head = indexed.job.head_cid
+    const { allocations } = await a.node.cluster.pin(head)
+    assert.equal(allocations.length, 1)
+    // A node the head is not pinned on (the indexing node may be one: it still has no replica to answer from).
+    const asker = daemons.find(d => !allocations.includes(d.node.peerId)) as TestDaemon
+    const replica = join(asker.repo, 'search', 'replicas', head)
+    const query = { collection: 'single', query_text: 'ferryman river pilgrims', top_k: 1, entity_types: ['chunk'] }
+    const forwarded = await ok(asker, '/api/v0/search/hybrid', query)
+    assert.match(forwarded.results[0].text, /ferryman rows the pilgrims/)
+    assert.equal(await stat(replica).then(() => true, () => false), false, 'answered without a replica written here')
+    const similar = await ok(asker, '/api/v0/ai/langchain/vectorstore/search', { collection_name: 'single', query: 'bakers knead rye dough', k: 1 })
+    assert.match(similar.results[0].page_content, /Bakers knead/)
+    assert.equal(await stat(replica).then(() => true, () => false), false)
+    const local = await ok(asker, '/api/v0/search/hybrid', { ...query, local: true })
+    assert.deepEqual(local.results.map((r: any) => [r.id, r.score]), forwarded.results.map((r: any) => [r.id, r.score]))
+    assert.ok((await stat(replica)).isDirectory(), 'local=true wrote a replica here')
   })
 
   it('still answers from the replicas when the indexing node is gone', async () => {

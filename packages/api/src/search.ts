@@ -42,6 +42,8 @@ export function indexJobJson (j: IndexJob): Record<string, unknown> {
     skipped: j.skipped,
     chunks: j.chunks,
     batches: j.batches,
+    snapshots: j.snapshots,
+    embedding_model: j.embeddingModel,
     head_cid: j.headCID,
     version: j.version,
     error: j.error,
@@ -150,6 +152,25 @@ export const searchIndex = defineOperation({
   }
 })
 
+export const searchCollectionReindex = defineOperation({
+  name: 'search_collection_reindex',
+  summary: 'Re-embed a collection\'s chunks with another embedding model: a job on this node, in the background; the collection\'s head and model switch when it is done, and queries use the old ones until then',
+  tags: ['search'],
+  permission: 'content:write',
+  input: Type.Object({
+    name: Name,
+    embedding_model: Type.String({ minLength: 1, description: 'A registered encoder whose context fits the collection\'s chunks' }),
+    wait: Type.Optional(Type.Boolean({ default: false, description: 'Answer when the job has ended instead of at once' }))
+  }, { additionalProperties: false }),
+  args: ['name', 'embedding_model'],
+  output: Type.Object({ job: Loose }),
+  run: async (node, input, signal) => {
+    let job = await node.search.reindex(input.name, input.embedding_model, { signal })
+    if (input.wait === true) job = await node.search.wait(job.id, { signal })
+    return { job: indexJobJson(job) }
+  }
+})
+
 export const searchIndexStatus = defineOperation({
   name: 'search_index_status',
   summary: 'An indexing job of this node by id, or all of them, newest first',
@@ -162,6 +183,8 @@ export const searchIndexStatus = defineOperation({
 })
 
 const EntityType = Type.Union(ENTITY_TYPES.map(t => Type.Literal(t)))
+
+const LocalReplica = Type.Optional(Type.Boolean({ description: 'Answer from a replica on this node, written from the head\'s snapshot if it has none; by default a node without one asks a node that holds one' }))
 
 export const hybridSearch = defineOperation({
   name: 'hybrid_search',
@@ -176,7 +199,8 @@ export const hybridSearch = defineOperation({
     hop_count: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_HOPS, default: 1 })),
     top_k: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_TOP_K, default: 10 })),
     collection: Type.Optional(Name),
-    rerank_model: Type.Optional(Type.String({ minLength: 1, description: 'A cross-encoder that reorders the fused chunks' }))
+    rerank_model: Type.Optional(Type.String({ minLength: 1, description: 'A cross-encoder that reorders the fused chunks' })),
+    local: LocalReplica
   }, { additionalProperties: false }),
   args: ['query_text', 'query_vector', 'metadata_filters', 'entity_types', 'hop_count', 'top_k'],
   output: Type.Object({ results: Type.Array(Loose), count: Type.Integer() }),
@@ -189,7 +213,8 @@ export const hybridSearch = defineOperation({
       entityTypes: input.entity_types,
       hopCount: input.hop_count,
       topK: input.top_k,
-      rerankModel: input.rerank_model
+      rerankModel: input.rerank_model,
+      local: input.local
     }), { signal })
     return { results: results as unknown as Array<Record<string, unknown>>, count: results.length }
   }
@@ -272,16 +297,17 @@ export const langchainSimilaritySearch = defineOperation({
     query: Type.Optional(Type.String({ maxLength: 10_000 })),
     query_vector: Type.Optional(Type.Array(Type.Number(), { minItems: 1, maxItems: 65_536 })),
     k: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_TOP_K, default: 4 })),
-    filter: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'Metadata filters, as hybrid_search\'s metadata_filters' }))
+    filter: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'Metadata filters, as hybrid_search\'s metadata_filters' })),
+    local: LocalReplica
   }, { additionalProperties: false }),
   args: ['collection_name', 'query', 'k'],
   output: Type.Object({ results: Type.Array(Type.Object({ page_content: Type.String(), metadata: Loose, score: Type.Number(), id: Type.String() })) }),
   run: async (node, input, signal) => {
     const results = await node.search.search(defined({
-      collection: input.collection_name, queryText: input.query, queryVector: input.query_vector, metadataFilters: input.filter, topK: input.k, entityTypes: ['chunk' as const], hopCount: 0
+      collection: input.collection_name, queryText: input.query, queryVector: input.query_vector, metadataFilters: input.filter, topK: input.k, entityTypes: ['chunk' as const], hopCount: 0, local: input.local
     }), { signal })
     return { results: results.map(r => ({ page_content: r.text ?? '', metadata: r.metadata ?? {}, score: r.score, id: r.id })) }
   }
 })
 
-export const SEARCH_OPERATIONS = [searchCollectionCreate, searchCollectionList, searchCollectionDelete, searchIndex, searchIndexStatus, hybridSearch, langchainCreateVectorstore, llamaIndexCreateIndex, langchainSimilaritySearch]
+export const SEARCH_OPERATIONS = [searchCollectionCreate, searchCollectionList, searchCollectionDelete, searchCollectionReindex, searchIndex, searchIndexStatus, hybridSearch, langchainCreateVectorstore, llamaIndexCreateIndex, langchainSimilaritySearch]

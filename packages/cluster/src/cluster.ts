@@ -14,12 +14,14 @@ import { Key } from 'interface-datastore'
 import { createRaftNode, createRaftTransport, NotLeaderError, openRaftStorage, ProposalLostError, ProposalTimeoutError, ReadTimeoutError } from '@node-daemon/raft-node'
 import { ConfChangeError } from '@node-daemon/raft'
 import { checkCID, encodeCommand, encodeJoinContext } from './commands.ts'
-import { CollectionNotFoundError, DocumentNotFoundError, InvalidClusterRequestError, JoinError, NodeNotFoundError, NoQuorumError, NotTrustedError, PinNotFoundError, JobNotFoundError, ModelNotFoundError } from './errors.ts'
+import { ClusterProtocolError, CollectionNotFoundError, DocumentNotFoundError, InvalidClusterRequestError, JoinError, NodeNotFoundError, NoQuorumError, NotTrustedError, PinNotFoundError, JobNotFoundError, ModelNotFoundError } from './errors.ts'
 import { encodeInvite, readInvite, signJoinToken, verifyJoinToken } from './join-token.ts'
 import { MembershipManager } from './membership.ts'
 import { PinTracker } from './pin-tracker.ts'
 import { measureResources } from './resources.ts'
 import { ClusterRpc } from './rpc.ts'
+import type { Handler, ServiceMethod } from './rpc.ts'
+import type { AbortOptions } from '@libp2p/interface'
 import { checkDocumentName, ClusterState, documentKey, workedOn } from './state.ts'
 import { untrustedMay, untrustedMayPropose } from './trust.ts'
 import { connect, parseSwarmKey } from '@node-daemon/swarm'
@@ -166,6 +168,8 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
   private readonly trustedPeers: ReadonlySet<string>
   private readonly log: Logger
   private readonly rpc: ClusterRpc
+  /** What services beside the cluster answer other members (see serve). */
+  private readonly services = new Map<ServiceMethod, Handler>()
   private readonly tracker: PinTracker
   private raft?: RaftNode
   private storage?: RaftStorage
@@ -229,7 +233,12 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
       allow: (peer, method) => method === 'join' || this.isMember(peer),
       handlers: {
         join: async (from, body, signal) => this.admit(from, body, signal),
-        'pin-status': async (_from, body) => this.localStatuses(body?.cids)
+        'pin-status': async (_from, body) => this.localStatuses(body?.cids),
+        search: async (from, body, signal) => {
+          const handler = this.services.get('search')
+          if (handler == null) throw new ClusterProtocolError('this node does not serve search')
+          return handler(from, body, signal)
+        }
       }
     })
     this.tracker = new PinTracker({
@@ -822,6 +831,17 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
     return measureResources(this.init.repoDir, { signal: this.shutdown.signal, executionProvider: this.init.executionProvider })
   }
 
+  // ---- Cluster: services beside it
+
+  serve (method: ServiceMethod, handler: Handler | undefined): void {
+    if (handler == null) this.services.delete(method)
+    else this.services.set(method, handler)
+  }
+
+  async ask<T> (peer: string, method: ServiceMethod, body: unknown, options: AbortOptions = {}): Promise<T> {
+    return this.rpc.call<T>(peer, method, body, options.signal == null ? AbortSignal.timeout(RPC_TIMEOUT_MS) : AbortSignal.any([options.signal, AbortSignal.timeout(RPC_TIMEOUT_MS)]))
+  }
+
   // ---- Cluster: pins
 
   async pinAdd (cid: string, options: PinAddOptions = {}): Promise<PinRecord> {
@@ -1032,7 +1052,7 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
 
   async setCollectionHead (name: string, input: SetCollectionHeadInput, options?: WriteOptions): Promise<CollectionRecord> {
     const headCID = checkCID(input.headCID, 'headCID')
-    return this.propose<CollectionRecord>({ op: 'collection.head', name, headCID, expectedHead: input.expectedHead, chunks: input.chunks, size: await this.localSize(headCID, options) }, options)
+    return this.propose<CollectionRecord>({ op: 'collection.head', name, headCID, expectedHead: input.expectedHead, chunks: input.chunks, size: await this.localSize(headCID, options), ...(input.embeddingModel != null ? { embeddingModel: input.embeddingModel } : {}) }, options)
   }
 
   async removeCollection (name: string, options?: WriteOptions): Promise<CollectionRecord> {

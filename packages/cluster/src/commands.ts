@@ -48,8 +48,8 @@ export type Command = Base & (
   | { op: 'job.cancel', jobId: number, reason: string }
   | { op: 'job.remove', jobId: number }
   | { op: 'collection.create', name: string, embeddingModel: string, chunking: ChunkingPolicy, metadataSchema: Record<string, MetadataFieldType>, replicationFactor: number }
-  /** Moves the head if it still is `expectedHead`, so that two writers cannot lose each other's chunks. */
-  | { op: 'collection.head', name: string, headCID: string, expectedHead: string, chunks: number, size: number }
+  /** Moves the head if it still is `expectedHead`, so that two writers cannot lose each other's chunks; a re-index's head brings its model. */
+  | { op: 'collection.head', name: string, headCID: string, expectedHead: string, chunks: number, size: number, embeddingModel?: string }
   | { op: 'collection.remove', name: string }
   | { op: 'credential.put', credential: StoredCredential }
   | { op: 'credential.remove', id: string }

@@ -2,7 +2,8 @@ import type { CredentialStore } from '@node-daemon/access'
 import type { Allocation, ChunkingPolicy, ClusterEvents, CollectionRecord, Decision, DocumentRecord, MetadataFieldType, JobRecord, JobStatus, ModelKind, ModelRecord, NodeRecord, PinRecord, RegisteredInfo, Resources } from './types.ts'
 import type { TrainingChange } from './commands.ts'
 import type { JoinRole } from './join-token.ts'
-import type { TypedEventTarget } from '@libp2p/interface'
+import type { Handler as ServiceHandler, ServiceMethod } from './rpc.ts'
+import type { AbortOptions, TypedEventTarget } from '@libp2p/interface'
 
 export interface ReadOptions {
   signal?: AbortSignal
@@ -95,6 +96,8 @@ export interface SetCollectionHeadInput {
   /** The head the new snapshot was made from, '' for the first: the move is rejected if another writer moved it since. */
   expectedHead: string
   chunks: number
+  /** The model the snapshot's vectors were embedded with, when it is not the collection's any more: a re-index switches both at once. */
+  embeddingModel?: string
 }
 
 export interface SubmitJobInput {
@@ -231,6 +234,15 @@ export interface Cluster extends TypedEventTarget<{ [K in keyof ClusterEvents]: 
   discover (options?: WriteOptions): Promise<DiscoveryResult>
   /** A join token (an invite) admitted by this node, which must be trusted: `node-daemon start --join` joins with it alone until it expires. */
   createJoinToken (options?: JoinTokenOptions): Promise<JoinToken>
+
+  /**
+   * Answers `method` of the cluster protocol for other members with
+   * `handler` (undefined stops): how a service beside the cluster (search)
+   * serves the others without a protocol of its own.
+   */
+  serve (method: ServiceMethod, handler: ServiceHandler | undefined): void
+  /** Calls `method` on a member; rejects with the member's typed error, or the dial's. */
+  ask<T> (peer: string, method: ServiceMethod, body: unknown, options?: AbortOptions): Promise<T>
 
   pinAdd (cid: string, options?: PinAddOptions): Promise<PinRecord>
   pinRm (cid: string, options?: WriteOptions): Promise<void>

@@ -1,8 +1,10 @@
 /**
  * /node-daemon/cluster/1.0.0: one request and one response per stream
- * (protocols/cluster.proto), for what is not a Raft message: joining, and
- * asking a node for the status of its pins. Handlers run with a deadline;
- * their typed errors travel by name and are raised again at the caller.
+ * (protocols/cluster.proto), for what is not a Raft message: joining,
+ * asking a node for the status of its pins, and what services beside the
+ * cluster answer each other (a search of a replica). Handlers run with a
+ * deadline; their typed errors travel by name and are raised again at the
+ * caller.
  */
 import { peerIdFromString } from '@libp2p/peer-id'
 import { pbStream } from '@libp2p/utils'
@@ -15,11 +17,14 @@ export const CLUSTER_PROTOCOL = '/node-daemon/cluster/1.0.0'
 /** A node's pin statuses are one response, about 100 bytes a pin. */
 const STREAM_OPTIONS = messageStreamOptions(64 * 1024 * 1024)
 
-export type Method = 'join' | 'pin-status'
+export type Method = 'join' | 'pin-status' | ServiceMethod
+/** Methods a service beside the cluster answers (see Cluster.serve). */
+export type ServiceMethod = 'search'
 
 const METHOD_TO_WIRE: Record<Method, ClusterRequest.Method> = {
   join: ClusterRequest.Method.JOIN,
-  'pin-status': ClusterRequest.Method.PIN_STATUS
+  'pin-status': ClusterRequest.Method.PIN_STATUS,
+  search: ClusterRequest.Method.SEARCH
 }
 
 /** A handler gets the caller's peer id and JSON body, and returns the JSON result. */
@@ -31,7 +36,8 @@ export interface RpcComponents {
 }
 
 export interface RpcInit {
-  handlers: Record<Method, Handler>
+  /** The cluster's own methods; a service's only on a node that runs it. */
+  handlers: Record<Exclude<Method, ServiceMethod>, Handler> & Partial<Record<ServiceMethod, Handler>>
   /** Whether a peer may call `method`; others get ClusterProtocolError. */
   allow: (peerId: string, method: Method) => boolean
   /** Deadline of an inbound request. */
@@ -67,7 +73,9 @@ export class ClusterRpc {
         const method = (Object.keys(METHOD_TO_WIRE) as Method[]).find(m => METHOD_TO_WIRE[m] === request.method)
         if (method == null) throw new errors.ClusterProtocolError(`unknown method ${request.method}`)
         if (!this.init.allow(from, method)) throw new errors.ClusterProtocolError(`${from} may not call ${method}`)
-        const result = await this.init.handlers[method](from, parse(request.body), signal)
+        const handler = this.init.handlers[method]
+        if (handler == null) throw new errors.ClusterProtocolError(`this node does not serve ${method}`)
+        const result = await handler(from, parse(request.body), signal)
         response = { ok: true, body: json(result), errorName: '', errorMessage: '' }
       } catch (err: any) {
         response = { ok: false, body: new Uint8Array(0) as Uint8Array<ArrayBuffer>, errorName: err.name ?? 'Error', errorMessage: err.message ?? String(err) }

@@ -642,15 +642,17 @@ export class ClusterState implements StateMachine {
         if (collection.headCID !== c.expectedHead) {
           throw new ConsensusRejectedError(`collection ${c.name} moved to ${collection.headCID === '' ? 'no head' : collection.headCID} (version ${collection.version}) since ${c.expectedHead === '' ? 'it was empty' : c.expectedHead}`)
         }
+        if (c.embeddingModel !== undefined && (typeof c.embeddingModel !== 'string' || c.embeddingModel === '')) throw new InvalidClusterRequestError('a collection\'s embedding model must be a model name')
         const old = collection.headCID
         collection.headCID = c.headCID
         collection.version++
         collection.chunks = c.chunks
+        if (c.embeddingModel !== undefined) collection.embeddingModel = c.embeddingModel
         collection.updatedAt = iso(c.at)
         this.pinCollection(collection, c.size, index, c.at)
         if (old !== '' && old !== c.headCID) this.unpinCollection(old, c.name)
         this.emit('CollectionChanged', { name: c.name, version: collection.version, headCID: c.headCID })
-        return { result: clone(collection), summary: `collection ${c.name} v${collection.version} = ${c.headCID} (${c.chunks} chunks)` }
+        return { result: clone(collection), summary: `collection ${c.name} v${collection.version} = ${c.headCID} (${c.chunks} chunks${c.embeddingModel !== undefined ? `, re-embedded with ${c.embeddingModel}` : ''})` }
       }
       case 'collection.remove': {
         const collection = this.requireCollection(c.name)

@@ -66,6 +66,12 @@ export interface AddOptions extends AbortOptions {
   mtime?: Mtime
   /** Kubo's `pin-name`: the name of the roots' pins. */
   pinName?: string
+  /**
+   * Files imported at once; default 1. Many small files given in memory
+   * add in a fraction of the time with more, since each waits on its block's
+   * write; a multipart upload's parts arrive one after another anyway.
+   */
+  fileConcurrency?: number
 }
 
 export type AddEvent =
@@ -183,8 +189,8 @@ export async function * addAll (components: AddComponents, source: AsyncIterable
       chunker: fixedSize({ chunkSize }),
       layout: options.trickle === true ? trickle() : undefined,
       wrapWithDirectory: wrap,
-      // Multipart parts arrive one after another, so files are read in order.
-      fileImportConcurrency: 1,
+      // Multipart parts arrive one after another, so files are read in order unless the caller holds them all.
+      fileImportConcurrency: options.fileConcurrency ?? 1,
       onProgress: options.progress === true
         ? (evt) => {
             if (evt.type === 'unixfs:importer:progress:file:read') {

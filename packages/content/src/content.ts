@@ -9,7 +9,7 @@ import { codecs, hashers } from './codecs.ts'
 import { BlockGuard, collectGarbage, heldPut, removeBlocks } from './gc.ts'
 import { createHeliaNode } from './helia-node.ts'
 import { Mfs } from './mfs.ts'
-import { addLink, diff, rmLink } from './object.ts'
+import { addLink, diff, linkDirectory, rmLink } from './object.ts'
 import { ipnsDhtRecords, Names } from './names.ts'
 import { parsePath } from './paths.ts'
 import { dagSize, pinAdd, pinLs, pinRm, pinUpdate } from './pins.ts'
@@ -25,7 +25,7 @@ import type { DagResolution } from './dag-resolve.ts'
 import type { BlockPutOptions, DagPutOptions, ReadOptions } from './blocks.ts'
 import type { BlockRmOptions, BlockRmResult, GcComponents, GcResult } from './gc.ts'
 import type { DhtRecords, NameComponents } from './names.ts'
-import type { ObjectChange, ObjectPatchOptions } from './object.ts'
+import type { DirectoryEntry, ObjectChange, ObjectPatchOptions } from './object.ts'
 import type { PinAddOptions, PinEntry, PinFilter, PinLsOptions } from './pins.ts'
 import type { Ref, RefsOptions } from './refs.ts'
 import type { CatOptions, FileStat, Listing } from './read.ts'
@@ -165,6 +165,16 @@ export class Content extends TypedEventEmitter<ContentEvents> {
       if (event.type === 'entry' && event.name === '') root = event.cid
     }
     return root
+  }
+
+  /**
+   * A directory linking to files added before (each with its CID and the
+   * cumulative size an add reported), stored and not pinned: addDirectory's
+   * result for a tree most of whose files are stored already, without
+   * reading them again.
+   */
+  async linkDirectory (entries: DirectoryEntry[], options: AbortOptions & { cidVersion?: 0 | 1 } = {}): Promise<CID> {
+    return this.store(async blocks => (await linkDirectory(blocks, entries, options.cidVersion ?? 1, options)).cid, {})
   }
 
   cat (path: string, options?: CatOptions): AsyncGenerator<Uint8Array> {

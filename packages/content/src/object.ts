@@ -108,6 +108,49 @@ function splitName (name: string): string[] {
   return parts
 }
 
+/** A file (or any DAG) already stored, to be linked at `path` in a directory: `size` is its cumulative size, the link's Tsize. */
+export interface DirectoryEntry {
+  path: string
+  cid: CID
+  size: number
+}
+
+/**
+ * A UnixFS directory, with the directories on the entries' paths, linking to
+ * DAGs already stored, as the importer would have made it from their bytes:
+ * a directory most of whose files did not change since it was last added is
+ * linked again without reading those files.
+ */
+export async function linkDirectory (blocks: Writes, entries: DirectoryEntry[], version: 0 | 1, options: ReadOptions = {}): Promise<{ cid: CID, size: number }> {
+  interface Tree { files: Map<string, DirectoryEntry>, dirs: Map<string, Tree> }
+  const tree = (): Tree => ({ files: new Map(), dirs: new Map() })
+  const root = tree()
+  for (const entry of entries) {
+    const parts = splitName(entry.path)
+    let at = root
+    for (const part of parts.slice(0, -1)) {
+      let next = at.dirs.get(part)
+      if (next == null) at.dirs.set(part, next = tree())
+      at = next
+    }
+    const name = parts[parts.length - 1]
+    if (at.files.has(name) || at.dirs.has(name)) throw new InvalidParameterError(`${entry.path} is named twice`)
+    at.files.set(name, entry)
+  }
+  const write = async (dir: Tree): Promise<{ cid: CID, size: number }> => {
+    const links: PBLink[] = [...dir.files].map(([name, e]) => ({ Name: name, Hash: e.cid, Tsize: e.size }))
+    for (const [name, sub] of dir.dirs) {
+      if (dir.files.has(name)) throw new InvalidParameterError(`${name} is both a file and a directory`)
+      const { cid, size } = await write(sub)
+      links.push({ Name: name, Hash: cid, Tsize: size })
+    }
+    const node = { Data: new UnixFS({ type: 'directory' }).marshal(), Links: links }
+    const cid = await writeNode(blocks, node, version, options)
+    return { cid, size: dagPb.encode(dagPb.prepare(node)).byteLength + links.reduce((sum, l) => sum + (l.Tsize ?? 0), 0) }
+  }
+  return write(root)
+}
+
 const MAX_DIFF_DEPTH = 256
 
 /**

@@ -36,8 +36,12 @@ export interface IndexJob {
   /** Files of a directory without text to extract, left out. */
   skipped: number
   chunks: number
-  /** Snapshots made, one per batch. */
+  /** Batches of chunks embedded and stored. */
   batches: number
+  /** Snapshots made, each a head move: every few seconds, and at the end. */
+  snapshots: number
+  /** A re-index: the model it embeds the collection's chunks with. */
+  embeddingModel?: string
   /** The collection's head after the last batch, and its version. */
   headCID?: string
   version?: number
@@ -59,6 +63,11 @@ export interface HybridQuery {
   topK?: number
   /** A cross-encoder that reorders the fused chunks. */
   rerankModel?: string
+  /**
+   * Answer from a replica on this node, written from the head's snapshot
+   * if there is none; by default a node without one asks a node that holds it.
+   */
+  local?: boolean
 }
 
 export interface SearchResult {

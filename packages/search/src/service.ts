@@ -11,7 +11,7 @@
  * node answers from the same version, the indexing node gone or not.
  */
 import { randomUUID } from 'node:crypto'
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { TypedEventEmitter } from '@libp2p/interface'
 import { TextCodec } from '@node-daemon/runtime'
@@ -25,6 +25,7 @@ import { ENTITY_TYPES, expandHops } from './hops.ts'
 import { hasReplica, snapshotDirectory, writeReplica } from './snapshot.ts'
 import { ChunkTable, metadataColumn } from './store.ts'
 import type { ChunkHit, ChunkRow } from './store.ts'
+import type { SnapshotCache } from './snapshot.ts'
 import type { HopResult } from './hops.ts'
 import type { CreateCollectionParams, HybridQuery, IndexJob, IndexSource, RawDocument, SearchResult } from './interface.ts'
 import type { AbortOptions, Logger } from '@libp2p/interface'
@@ -33,8 +34,8 @@ import type { Content } from '@node-daemon/content'
 import type { Inference } from '@node-daemon/inference'
 
 export interface SearchComponents {
-  content: Pick<Content, 'addAll' | 'addDirectory' | 'ls' | 'cat' | 'readFile' | 'stat'>
-  cluster: Pick<Cluster, 'createCollection' | 'setCollectionHead' | 'removeCollection' | 'collection' | 'collections' | 'getAllModels' | 'jobs'>
+  content: Pick<Content, 'addAll' | 'linkDirectory' | 'ls' | 'cat' | 'readFile' | 'stat'>
+  cluster: Pick<Cluster, 'id' | 'createCollection' | 'setCollectionHead' | 'removeCollection' | 'collection' | 'collections' | 'getAllModels' | 'jobs' | 'pin' | 'serve' | 'ask'>
   inference: Pick<Inference, 'embed' | 'rerank' | 'show'>
   log: Logger
 }
@@ -46,10 +47,14 @@ export interface SearchInit {
   defaultModel: string
   /** Texts per embedding request. Default 32. */
   embedBatch?: number
-  /** Chunks per snapshot: the head moves after each such batch. Default 512. */
+  /** Chunks embedded and stored at a time. Default 512. */
   batchChunks?: number
+  /** The head moves mid-job at most this often (ms); always at the job's end. Default 5000. */
+  snapshotMs?: number
   /** Bytes of one file read for indexing, at most. Default 64 MiB. */
   maxFileBytes?: number
+  /** Replicas kept open; the least recently used beyond this are closed and deleted once no query uses them. Default 8. */
+  openReplicas?: number
 }
 
 export interface SearchEvents {
@@ -57,8 +62,8 @@ export interface SearchEvents {
   IndexProgress: CustomEvent<IndexJob>
 }
 
-/** Replicas kept open; the least recently used beyond this are closed and deleted. */
-const OPEN_REPLICAS = 8
+/** Inline documents' files written at once: each waits on its block's write, not on the CPU. */
+const INLINE_ADD_CONCURRENCY = 32
 /** Jobs remembered after they end. */
 const JOB_HISTORY = 100
 /** The most results a query returns, of each kind. */
@@ -66,6 +71,37 @@ export const MAX_TOP_K = 1000
 export const MAX_HOPS = 3
 /** Entities hops may return, per chunk asked for. */
 const HOP_RESULTS_PER_CHUNK = 10
+
+/** What one collection's table gives a query: the hits of the vector and the BM25 search. */
+type Lists = Partial<Record<'vector' | 'bm25', ChunkHit[]>>
+
+/** A query of one collection's head, as a node forwards it to one that holds a replica (the cluster protocol's SEARCH). */
+interface ListsRequest {
+  collection: string
+  head: string
+  vector?: number[]
+  text: string
+  filters?: Record<string, unknown>
+  candidates: number
+  /** A query_vector of another size than the collection's is an error, not a collection to leave out. */
+  strict: boolean
+}
+
+/** A replica of a head open on this node, and the queries using it. */
+interface Replica {
+  table: Promise<ChunkTable>
+  users: number
+  /** Out of the open set: closed when its last user is done. */
+  evicted: boolean
+}
+
+/** Inline documents of a job, as content: see #inline. */
+interface Inline {
+  docs: Doc[]
+  sources: Promise<(row: ChunkRow) => void>
+  stored: Promise<void>
+  isStored: () => boolean
+}
 
 interface Doc {
   docId: string
@@ -80,29 +116,46 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
   readonly #c: SearchComponents
   readonly #init: Required<SearchInit>
   readonly #jobs = new Map<string, { job: IndexJob, controller: AbortController, done: Promise<IndexJob> }>()
-  /** One indexing job at a time per collection on this node: they share its working directory. */
+  /** One indexing job at a time per collection on this node writes: they share its working directory. */
   readonly #writers = new Map<string, Promise<unknown>>()
-  readonly #replicas = new Map<string, Promise<ChunkTable>>()
+  /** Per collection, the last job's embedding phase: the next job embeds once it ended. */
+  readonly #embedders = new Map<string, Promise<void>>()
+  /** Per running job, ends its embedding phase. */
+  readonly #embedded = new Map<string, () => void>()
+  /** Open replicas by head CID, least recently used first. */
+  readonly #replicas = new Map<string, Replica>()
+  /** Evicted replicas that queries still use, closed when the last is done. */
+  readonly #draining = new Map<string, Replica>()
+  /** Evicted replicas being closed and deleted, by head CID. */
+  readonly #closing = new Map<string, Promise<void>>()
+  /** Per working directory: the CIDs its files gave, for the next snapshot to link unread. */
+  readonly #snapshotCaches = new Map<string, SnapshotCache>()
+  /** The last add of inline documents as content, for the next to wait on. */
+  #storing: Promise<void> = Promise.resolve()
   readonly #codecs = new Map<string, Promise<TextCodec>>()
   #lifetime = new AbortController()
 
   constructor (components: SearchComponents, init: SearchInit) {
     super()
     this.#c = components
-    this.#init = { embedBatch: 32, batchChunks: 512, maxFileBytes: 64 * 1_048_576, ...init }
+    this.#init = { embedBatch: 32, batchChunks: 512, snapshotMs: 5000, maxFileBytes: 64 * 1_048_576, openReplicas: 8, ...init }
   }
 
   async start (): Promise<void> {
     this.#lifetime = new AbortController()
+    this.#c.cluster.serve('search', async (_from, body, signal) => this.#answer(body, signal))
     // Replicas are copies of snapshots whose blocks stay in the blockstore: what an earlier run left is written again when asked for.
     await rm(join(this.#init.dir, 'replicas'), { recursive: true, force: true })
   }
 
   async stop (): Promise<void> {
+    this.#c.cluster.serve('search', undefined)
     this.#lifetime.abort(new Error('the node is stopping'))
     await Promise.allSettled([...this.#jobs.values()].map(async j => j.done))
-    for (const replica of this.#replicas.values()) (await replica.catch(() => undefined))?.close()
+    for (const replica of [...this.#replicas.values(), ...this.#draining.values()]) (await replica.table.catch(() => undefined))?.close()
     this.#replicas.clear()
+    this.#draining.clear()
+    await Promise.allSettled(this.#closing.values())
   }
 
   // ---- collections
@@ -134,6 +187,7 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
 
   async removeCollection (name: string, options: AbortOptions = {}): Promise<CollectionRecord> {
     const removed = await this.#c.cluster.removeCollection(name, options)
+    this.#snapshotCaches.delete(this.#workDir(name))
     await rm(this.#workDir(name), { recursive: true, force: true })
     return removed
   }
@@ -148,15 +202,101 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
     } else {
       await this.#c.content.ls(source.cid, options)
     }
-    const job: IndexJob = { id: `index_${randomUUID()}`, collection: name, status: 'running', documents: 0, skipped: 0, chunks: 0, batches: 0, startedAt: new Date().toISOString() }
+    // Inline documents are stored as content from now on, while the jobs before this one run.
+    let inline: Inline | undefined
+    return this.#queue(name, signal => { inline = 'documents' in source ? this.#inline(source.documents, signal) : undefined }, async (job, previous, signal) => this.#run(job, collection, source, inline, previous, signal))
+  }
+
+  /**
+   * Re-embeds a collection's chunks with another model, in the background:
+   * a job that reads the head's table, embeds every chunk's text again into
+   * a table of its own and, once done, moves the head to it with the new
+   * model in one Raft command, from the head it read (a job that appended
+   * meanwhile fails it). Queries use the old head and model until then.
+   * The chunks stay as they were cut: the new model must fit them.
+   */
+  async reindex (name: string, embeddingModel: string, options: AbortOptions = {}): Promise<IndexJob> {
+    const collection = await this.#c.cluster.collection(name, options)
+    const model = await this.#c.inference.show(embeddingModel, options)
+    if (model.kind !== 'encoder') throw new InvalidSearchRequestError(`${embeddingModel} is a ${model.kind}, not an embedding model`)
+    if (model.name === collection.embeddingModel) throw new InvalidSearchRequestError(`collection ${name} is embedded with ${model.name} already`)
+    if (collection.chunking.chunkTokens > model.contextLength - 2) throw new InvalidSearchRequestError(`the ${collection.chunking.chunkTokens}-token chunks of ${name} do not fit the ${model.contextLength}-token context of ${model.name}`)
+    if (collection.headCID === '') throw new InvalidSearchRequestError(`collection ${name} has no chunks to re-embed`)
+    return this.#queue(name, () => {}, async (job, previous, signal) => this.#reindex(job, collection, model.name, previous, signal), model.name)
+  }
+
+  /**
+   * Starts a job on a collection: it begins once the job before it embedded
+   * its last batch, and writes once that job ended (`previous`).
+   */
+  #queue (name: string, prepare: (signal: AbortSignal) => void, run: (job: IndexJob, previous: Promise<unknown>, signal: AbortSignal) => Promise<IndexJob>, embeddingModel?: string): IndexJob {
+    const job: IndexJob = { id: `index_${randomUUID()}`, collection: name, status: 'running', documents: 0, skipped: 0, chunks: 0, batches: 0, snapshots: 0, startedAt: new Date().toISOString(), ...(embeddingModel != null ? { embeddingModel } : {}) }
     const controller = new AbortController()
     const signal = AbortSignal.any([controller.signal, this.#lifetime.signal])
     const previous = this.#writers.get(name) ?? Promise.resolve()
-    const done = previous.catch(() => {}).then(async () => this.#run(job, collection, source, signal))
+    const previousEmbedded = this.#embedders.get(name) ?? Promise.resolve()
+    const embedded = new Promise<void>(resolve => this.#embedded.set(job.id, () => { this.#embedded.delete(job.id); resolve() }))
+    this.#embedders.set(name, embedded)
+    void embedded.then(() => { if (this.#embedders.get(name) === embedded) this.#embedders.delete(name) })
+    prepare(signal)
+    const done = previousEmbedded.then(async () => run(job, previous, signal))
     this.#writers.set(name, done)
     void done.finally(() => { if (this.#writers.get(name) === done) this.#writers.delete(name) })
     this.#jobs.set(job.id, { job, controller, done })
     this.#forgetOldJobs()
+    return { ...job }
+  }
+
+  async #reindex (job: IndexJob, collection: CollectionRecord, model: string, previous: Promise<unknown>, signal: AbortSignal): Promise<IndexJob> {
+    const work = this.#workDir(collection.name)
+    const dir = `${work}.reindex`
+    let built: ChunkTable | undefined
+    try {
+      await previous.catch(() => {})
+      const from = await this.#c.cluster.collection(collection.name, { signal })
+      if (from.embeddingModel !== collection.embeddingModel) throw new InvalidSearchRequestError(`collection ${collection.name} was re-embedded with ${from.embeddingModel} meanwhile`)
+      await rm(dir, { recursive: true, force: true })
+      built = await ChunkTable.open(dir, from.metadataSchema)
+      const store = async (rows: ChunkRow[]): Promise<void> => {
+        await this.#embedRows(rows, model, signal)
+        await (built as ChunkTable).add(rows)
+        job.chunks += rows.length
+        job.batches++
+        this.#progress(job)
+      }
+      await this.#withTable(from, { signal }, async source => {
+        const rows: ChunkRow[] = []
+        for await (const row of source.scan()) {
+          rows.push({ ...row, vector: [] })
+          if (rows.length >= this.#init.batchChunks) await store(rows.splice(0))
+        }
+        if (rows.length > 0) await store(rows)
+      })
+      await built.seal()
+      const cid = await snapshotDirectory(this.#c.content, dir, { signal })
+      const moved = await this.#c.cluster.setCollectionHead(collection.name, { headCID: cid, expectedHead: from.headCID, chunks: await built.count(), embeddingModel: model }, { signal })
+      built.close()
+      built = undefined
+      job.snapshots++
+      job.headCID = cid
+      job.version = moved.version
+      // The new table is the working directory now: the next job appends to it.
+      await writeFile(join(dir, HEAD_FILE), cid)
+      this.#snapshotCaches.delete(work)
+      await rm(work, { recursive: true, force: true })
+      await rename(dir, work)
+      job.status = 'completed'
+    } catch (err: any) {
+      job.status = signal.aborted ? 'cancelled' : 'failed'
+      job.error = err.message
+      this.#c.log('re-embedding %s with %s failed - %s', collection.name, model, err.message)
+    } finally {
+      built?.close()
+      this.#embedded.get(job.id)?.()
+      if (job.status !== 'completed') await rm(dir, { recursive: true, force: true }).catch(() => {})
+    }
+    job.completedAt = new Date().toISOString()
+    this.#progress(job)
     return { ...job }
   }
 
@@ -212,74 +352,134 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
     this.safeDispatchEvent('IndexProgress', { detail: { ...job } })
   }
 
-  async #run (job: IndexJob, collection: CollectionRecord, source: IndexSource, signal: AbortSignal): Promise<IndexJob> {
-    const dir = this.#workDir(collection.name)
-    try {
-      const codec = await this.#codec(collection.embeddingModel, { signal })
-      let head = (await this.#c.cluster.collection(collection.name, { signal })).headCID
+  /**
+   * A job in two phases: extracting, chunking and embedding its batches,
+   * which starts once the job before it on this collection embedded its
+   * last batch; and storing them in the working table, which waits for that
+   * job to end (`previous`). The model thus goes on from one job to the next
+   * while the last one seals and snapshots.
+   */
+  async #run (job: IndexJob, submitted: CollectionRecord, source: IndexSource, inline: Inline | undefined, previous: Promise<unknown>, signal: AbortSignal): Promise<IndexJob> {
+    const dir = this.#workDir(submitted.name)
+    // As it is now: a re-index before this job may have changed its model.
+    const fresh = this.#c.cluster.collection(submitted.name, { signal })
+    fresh.catch(() => {})
+    let collection = submitted
+    let writing = false
+    let table: ChunkTable | undefined
+    let head = ''
+    let cache: SnapshotCache = new Map()
+    // The working directory is this job's once the job before it ended; it starts from the head as it is then.
+    const opened = (async () => {
+      await previous.catch(() => {})
+      signal.throwIfAborted()
+      writing = true
+      const current = await this.#c.cluster.collection(submitted.name, { signal })
+      if (current.embeddingModel !== (await fresh).embeddingModel) throw new InvalidSearchRequestError(`collection ${collection.name} was re-embedded with ${current.embeddingModel} meanwhile`)
+      head = current.headCID
       await this.#checkout(dir, head, signal)
-      const table = await ChunkTable.open(dir, collection.metadataSchema)
-      // A batch is stored and snapshotted while the next one is embedded: the model never waits for the disk.
-      let storing: Promise<void> = Promise.resolve()
-      try {
-        let pending: ChunkRow[] = []
-        const store = async (rows: ChunkRow[]): Promise<void> => {
-          if (inline != null) rows.forEach(await inline.sources)
-          await table.add(rows)
-          await table.seal()
-          const cid = await snapshotDirectory(this.#c.content, dir, { signal })
-          const moved = await this.#c.cluster.setCollectionHead(collection.name, { headCID: cid, expectedHead: head, chunks: await table.count() }, { signal })
-          await writeFile(join(dir, HEAD_FILE), cid)
-          head = cid
-          job.chunks += rows.length
-          job.batches++
-          job.headCID = cid
-          job.version = moved.version
-          this.#progress(job)
+      cache = this.#snapshotCaches.get(dir) ?? cache
+      this.#snapshotCaches.set(dir, cache)
+      table = await ChunkTable.open(dir, collection.metadataSchema)
+      return table
+    })()
+    opened.catch(() => {})
+    // A batch is stored while the next one is embedded, and the one after that is chunked meanwhile: the model never waits for the disk.
+    let storing: Promise<void> = Promise.resolve()
+    let embedding: Promise<void> = Promise.resolve()
+    try {
+      collection = await fresh
+      const codec = await this.#codec(collection.embeddingModel, { signal })
+      let pending: ChunkRow[] = []
+      let snapshotAt = performance.now()
+      /** Moves the head to a snapshot of the table, only from the head this job last saw. */
+      const snapshot = async (table: ChunkTable): Promise<void> => {
+        const cid = await snapshotDirectory(this.#c.content, dir, { signal, cache })
+        const moved = await this.#c.cluster.setCollectionHead(collection.name, { headCID: cid, expectedHead: head, chunks: await table.count() }, { signal })
+        await writeFile(join(dir, HEAD_FILE), cid)
+        head = cid
+        snapshotAt = performance.now()
+        job.snapshots++
+        job.headCID = cid
+        job.version = moved.version
+      }
+      const store = async (rows: ChunkRow[]): Promise<void> => {
+        if (inline != null) rows.forEach(await inline.sources)
+        const table = await opened
+        await table.add(rows)
+        job.chunks += rows.length
+        job.batches++
+        // Mid-job the head moves by time, so that readers see progress while snapshots stay a small share of the job's cost.
+        if (performance.now() - snapshotAt >= this.#init.snapshotMs && inline?.isStored() !== false) {
+          await table.checkpoint()
+          await snapshot(table)
         }
-        const flush = async (): Promise<void> => {
-          const rows = pending
-          pending = []
-          await this.#embedRows(rows, collection.embeddingModel, signal)
-          await storing
-          storing = store(rows)
-          // Seen at the next flush or at the end; until then no rejection goes unhandled.
-          storing.catch(() => {})
+        this.#progress(job)
+      }
+      const flush = async (): Promise<void> => {
+        const rows = pending
+        pending = []
+        await embedding
+        const embedded = this.#embedRows(rows, collection.embeddingModel, signal)
+        const stored = storing
+        embedding = embedded
+        storing = (async () => {
+          await embedded
+          await stored
+          await store(rows)
+        })()
+        // Seen at the next flush or at the end; until then no rejection goes unhandled.
+        embedding.catch(() => {})
+        storing.catch(() => {})
+      }
+      for await (const doc of inline?.docs ?? this.#documents(source as { cid: string }, signal)) {
+        let text: string
+        let extracted: Record<string, unknown>
+        let format: string
+        try {
+          ({ text, metadata: extracted, format } = await extractText(doc.path, doc.bytes, { signal }))
+        } catch (err: any) {
+          // A directory may hold images and the like; a file asked for by itself must have text.
+          if (err.name !== UnsupportedDocumentError.name || !('cid' in source) || doc.sourceCid === doc.rootCid) throw err
+          job.skipped++
+          continue
         }
-        const inline = 'documents' in source ? this.#inline(source.documents, signal) : undefined
-        for await (const doc of inline?.docs ?? this.#documents(source as { cid: string }, signal)) {
-          let text: string
-          let extracted: Record<string, unknown>
-          let format: string
-          try {
-            ({ text, metadata: extracted, format } = await extractText(doc.path, doc.bytes, { signal }))
-          } catch (err: any) {
-            // A directory may hold images and the like; a file asked for by itself must have text.
-            if (err.name !== UnsupportedDocumentError.name || !('cid' in source) || doc.sourceCid === doc.rootCid) throw err
-            job.skipped++
-            continue
-          }
-          const metadata = { ...extracted, ...doc.metadata }
-          const chunks = chunkText(text, codec, collection.chunking)
-          chunks.forEach((chunk, i) => {
-            pending.push(rowOf(doc, chunk, i, format, metadata, collection.metadataSchema))
-          })
-          job.documents++
-          if (pending.length >= this.#init.batchChunks) await flush()
-        }
-        if (pending.length > 0) await flush()
-        await storing
-      } finally {
-        await storing.catch(() => {})
-        table.close()
+        const metadata = { ...extracted, ...doc.metadata }
+        const chunks = chunkText(text, codec, collection.chunking)
+        chunks.forEach((chunk, i) => {
+          pending.push(rowOf(doc, chunk, i, format, metadata, collection.metadataSchema))
+        })
+        job.documents++
+        if (pending.length >= this.#init.batchChunks) await flush()
+      }
+      if (pending.length > 0) await flush()
+      await embedding
+      this.#embedded.get(job.id)?.()
+      await storing
+      // The indexes are brought up to date here, not per batch, and only once enough rows were added that it pays.
+      if (table != null && job.batches > 0) {
+        await inline?.stored
+        await table.settle()
+        await snapshot(table)
       }
       job.status = 'completed'
     } catch (err: any) {
       job.status = signal.aborted ? 'cancelled' : 'failed'
       job.error = err.message
-      // The table may hold rows no snapshot has: the next job starts again from the head.
-      await rm(dir, { recursive: true, force: true }).catch(() => {})
       this.#c.log('indexing into %s failed - %s', collection.name, err.message)
+    } finally {
+      this.#embedded.get(job.id)?.()
+      await Promise.allSettled([embedding, storing])
+      table?.close()
+    }
+    if (job.status !== 'completed') {
+      // Not before the job ahead ended: the directory is its until then.
+      await opened.catch(() => {})
+      // The table may hold rows no snapshot has: the next job starts again from the head.
+      if (writing) {
+        this.#snapshotCaches.delete(dir)
+        await rm(dir, { recursive: true, force: true }).catch(() => {})
+      }
     }
     job.completedAt = new Date().toISOString()
     this.#progress(job)
@@ -290,6 +490,7 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
   async #checkout (dir: string, head: string, signal: AbortSignal): Promise<void> {
     const at = await readFile(join(dir, HEAD_FILE), 'utf8').catch(() => undefined)
     if (at === head && head !== '') return
+    this.#snapshotCaches.delete(dir)
     await rm(dir, { recursive: true, force: true })
     if (head !== '') await writeReplica(this.#c.content, head, dir, { signal })
     await mkdir(dir, { recursive: true })
@@ -298,17 +499,20 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
 
   /**
    * Inline documents become content too, a directory of one file each, so
-   * that their chunks name a CID and hops reach them. The directory is added
-   * while the documents are chunked and embedded: rows take their CIDs from
-   * `sources` before they are stored.
+   * that their chunks name a CID and hops reach them. Rows take their CIDs
+   * from `sources`, the directory hashed in memory; `stored` adds (and pins)
+   * it meanwhile, a file's block at a time, which takes far longer: the
+   * batches are embedded and stored while it runs, and no head that names
+   * its CIDs moves before it is done.
    */
-  #inline (documents: RawDocument[], signal: AbortSignal): { docs: Doc[], sources: Promise<(row: ChunkRow) => void> } {
+  #inline (documents: RawDocument[], signal: AbortSignal): Inline {
     const files = documents.map((d, i) => ({ path: `${String(i).padStart(6, '0')}.txt`, content: new TextEncoder().encode(d.text) }))
     const docs = files.map((file, i) => ({ docId: documents[i].id ?? file.path, sourceCid: '', rootCid: '', path: file.path, bytes: file.content, metadata: documents[i].metadata ?? {} }))
+    const options = { wrapWithDirectory: true, cidVersion: 1, rawLeaves: true, signal } as const
     const sources = (async () => {
       const cids = new Map<string, string>()
       let root = ''
-      for await (const event of this.#c.content.addAll(files, { wrapWithDirectory: true, cidVersion: 1, rawLeaves: true, signal })) {
+      for await (const event of this.#c.content.addAll(files, { ...options, onlyHash: true })) {
         if (event.type !== 'entry') continue
         if (event.name === '') root = event.cid.toString()
         else cids.set(event.name, event.cid.toString())
@@ -319,8 +523,16 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
         row.id = `${row.source_cid}:${row.path}#${row.chunk_index}`
       }
     })()
+    let done = false
+    // One add at a time: the next job's documents are stored while this one's are embedded, not all at once.
+    const stored = this.#storing.catch(() => {}).then(async () => {
+      for await (const _ of this.#c.content.addAll(files, { ...options, fileConcurrency: INLINE_ADD_CONCURRENCY })) ;
+      done = true
+    })
+    this.#storing = stored
     sources.catch(() => {})
-    return { docs, sources }
+    stored.catch(() => {})
+    return { docs, sources, stored, isStored: () => done }
   }
 
   async * #documents (source: { cid: string, metadata?: Record<string, unknown> }, signal: AbortSignal): AsyncGenerator<Doc> {
@@ -380,41 +592,134 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
     return codec
   }
 
+  #replicaDir (cid: string): string {
+    return join(this.#init.dir, 'replicas', cid)
+  }
+
   #workDir (name: string): string {
     return join(this.#init.dir, 'work', name)
   }
 
   // ---- queries
 
-  /** The table of a collection's head, from a replica on this node's disk, written from the snapshot first if needed. */
-  async #open (collection: CollectionRecord, options: AbortOptions): Promise<ChunkTable> {
+  /**
+   * Runs `fn` on the table of a collection's head: a replica on this node's
+   * disk, written from the snapshot first if needed. The replica counts its
+   * users, so that evicting it closes the table only once the last is done.
+   */
+  async #withTable<T> (collection: CollectionRecord, options: AbortOptions, fn: (table: ChunkTable) => Promise<T>): Promise<T> {
     const cid = collection.headCID
-    let replica = this.#replicas.get(cid)
-    if (replica == null) {
-      const dir = join(this.#init.dir, 'replicas', cid)
-      replica = (async () => {
+    let replica = this.#replicas.get(cid) ?? this.#draining.get(cid)
+    if (replica != null) {
+      // An evicted one still in use is taken back rather than written again beside it.
+      this.#draining.delete(cid)
+      replica.evicted = false
+    } else {
+      const dir = this.#replicaDir(cid)
+      // After an eviction of the same head has deleted its directory, not while it does.
+      const closing = this.#closing.get(cid) ?? Promise.resolve()
+      const table = closing.then(async () => {
         if (!(await hasReplica(dir))) await writeReplica(this.#c.content, cid, dir, { signal: this.#lifetime.signal })
         return ChunkTable.open(dir, collection.metadataSchema)
-      })()
-      replica.catch(() => this.#replicas.delete(cid))
-      this.#replicas.set(cid, replica)
-      this.#evictReplicas()
-    } else {
-      // Most recently used last.
-      this.#replicas.delete(cid)
-      this.#replicas.set(cid, replica)
+      })
+      const opened: Replica = { table, users: 0, evicted: false }
+      replica = opened
+      table.catch(() => { if (this.#replicas.get(cid) === opened) this.#replicas.delete(cid) })
     }
-    return raceSignal(replica, options.signal)
+    // Most recently used last.
+    this.#replicas.delete(cid)
+    this.#replicas.set(cid, replica)
+    replica.users++
+    try {
+      this.#evictReplicas()
+      return await fn(await raceSignal(replica.table, options.signal))
+    } finally {
+      replica.users--
+      if (replica.evicted && replica.users === 0) this.#close(cid, replica)
+    }
   }
 
   #evictReplicas (): void {
-    for (const [cid, replica] of [...this.#replicas].slice(0, Math.max(0, this.#replicas.size - OPEN_REPLICAS))) {
+    for (const [cid, replica] of [...this.#replicas].slice(0, Math.max(0, this.#replicas.size - this.#init.openReplicas))) {
       this.#replicas.delete(cid)
-      void replica.then(async table => {
-        table.close()
-        await rm(join(this.#init.dir, 'replicas', cid), { recursive: true, force: true })
-      }, () => {})
+      replica.evicted = true
+      if (replica.users === 0) this.#close(cid, replica)
+      else this.#draining.set(cid, replica)
     }
+  }
+
+  #close (cid: string, replica: Replica): void {
+    if (this.#draining.get(cid) === replica) this.#draining.delete(cid)
+    const closing = replica.table.then(async table => {
+      table.close()
+      await rm(this.#replicaDir(cid), { recursive: true, force: true })
+    }, () => {}).finally(() => { if (this.#closing.get(cid) === closing) this.#closing.delete(cid) })
+    this.#closing.set(cid, closing)
+  }
+
+  /**
+   * A collection's vector and BM25 lists: from this node's replica of the
+   * head if it has one (open, on disk, or the head pinned here), else from a
+   * node the head is pinned on, through the cluster protocol; from a replica
+   * written here when none answers, or when the caller asked for `local`.
+   */
+  async #lists (collection: CollectionRecord, request: ListsRequest, where: string | undefined, local: boolean, options: AbortOptions): Promise<Lists | null> {
+    if (!local) {
+      const holders = await this.#holders(collection.headCID, options)
+      if (!holders.includes(this.#c.cluster.id) && !(await this.#hasReplica(collection.headCID))) {
+        for (const peer of holders) {
+          try {
+            return (await this.#c.cluster.ask<{ lists: Lists | null }>(peer, 'search', request, options)).lists
+          } catch (err: any) {
+            options.signal?.throwIfAborted()
+            this.#c.log('searching %s at %s failed - %s', collection.name, peer, err.message)
+          }
+        }
+      }
+    }
+    return this.#listsHere(collection, request, where, options)
+  }
+
+  /** The nodes the head is pinned on, in random order: queries spread over them. */
+  async #holders (head: string, options: AbortOptions): Promise<string[]> {
+    const pin = await this.#c.cluster.pin(head, { ...options, local: true }).catch(() => undefined)
+    const holders = [...pin?.allocations ?? []]
+    for (let i = holders.length - 1; i > 0; i--) {
+      const j = Math.floor(Math.random() * (i + 1));
+      [holders[i], holders[j]] = [holders[j], holders[i]]
+    }
+    return holders
+  }
+
+  async #hasReplica (head: string): Promise<boolean> {
+    return this.#replicas.has(head) || hasReplica(this.#replicaDir(head))
+  }
+
+  async #listsHere (collection: CollectionRecord, request: ListsRequest, where: string | undefined, options: AbortOptions): Promise<Lists | null> {
+    return this.#withTable(collection, options, async table => {
+      const dims = await table.dimensions()
+      const { vector, text, candidates } = request
+      if (vector != null && vector.length !== dims) {
+        if (request.strict) throw new InvalidSearchRequestError(`query_vector has ${vector.length} dimensions; collection ${collection.name} has ${dims}`)
+        return null
+      }
+      const lists: Lists = {}
+      // Plain objects, not Arrow's row proxies: a forwarded query sends them as JSON.
+      if (vector != null) lists.vector = (await table.nearest(vector, candidates, where)).map(hit => ({ ...hit }))
+      if (text !== '') lists.bm25 = (await table.matching(text, candidates, where)).map(hit => ({ ...hit }))
+      return lists
+    })
+  }
+
+  /** Another member's query of a head this node holds: checked as a caller's would be, since the body came over the wire. */
+  async #answer (body: ListsRequest, signal: AbortSignal): Promise<{ lists: Lists | null }> {
+    if (typeof body?.collection !== 'string' || typeof body.head !== 'string' || typeof body.text !== 'string' || typeof body.strict !== 'boolean') throw new InvalidSearchRequestError('a forwarded search needs collection, head, text and strict')
+    if (!Number.isInteger(body.candidates) || body.candidates < 1 || body.candidates > MAX_TOP_K * 3) throw new InvalidSearchRequestError(`candidates must be from 1 to ${MAX_TOP_K * 3}`)
+    if (body.vector != null && (!Array.isArray(body.vector) || body.vector.some(v => typeof v !== 'number' || !Number.isFinite(v)))) throw new InvalidSearchRequestError('query_vector must hold finite numbers')
+    const collection = await this.#c.cluster.collection(body.collection, { signal, local: true })
+    // Only the head as this node knows it: a replica is written for no CID a caller names.
+    if (collection.headCID !== body.head) throw new InvalidSearchRequestError(`collection ${collection.name} is at ${collection.headCID === '' ? 'no head' : collection.headCID} here, not ${body.head}`)
+    return { lists: await this.#listsHere(collection, body, compileFilters(body.filters, collection.metadataSchema), { signal }) }
   }
 
   async search (query: HybridQuery, options: AbortOptions = {}): Promise<SearchResult[]> {
@@ -436,13 +741,7 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
     const queryVectors = new Map<string, number[]>()
     for (const [i, collection] of collections.entries()) {
       if (collection.headCID === '') continue
-      const table = await this.#open(collection, options)
-      const dims = await table.dimensions()
       let vector = query.queryVector
-      if (vector != null && vector.length !== dims) {
-        if (query.collection != null) throw new InvalidSearchRequestError(`query_vector has ${vector.length} dimensions; collection ${collection.name} has ${dims}`)
-        continue
-      }
       if (vector == null && text !== '') {
         vector = queryVectors.get(collection.embeddingModel)
         if (vector == null) {
@@ -450,9 +749,9 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
           queryVectors.set(collection.embeddingModel, vector)
         }
       }
-      const lists: Record<string, ChunkHit[]> = {}
-      if (vector != null) lists.vector = await table.nearest(vector, candidates, filters[i])
-      if (text !== '') lists.bm25 = await table.matching(text, candidates, filters[i])
+      const request: ListsRequest = { collection: collection.name, head: collection.headCID, vector, text, filters: query.metadataFilters, candidates, strict: query.collection != null }
+      const lists = await this.#lists(collection, request, filters[i], query.local === true, options)
+      if (lists == null) continue
       for (const { item, score, ranks } of reciprocalRankFusion(lists, hit => hit.id)) fused.push({ hit: item, collection: collection.name, score, ranks })
     }
     fused.sort((a, b) => b.score - a.score)

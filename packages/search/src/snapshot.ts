@@ -1,13 +1,13 @@
 /**
  * A collection's LanceDB directory as content and back: a snapshot is the
  * directory added as a UnixFS DAG (files that did not change since the last
- * snapshot give the same blocks again), and a replica is that DAG written
+ * snapshot are linked by their CIDs, unread), and a replica is that DAG written
  * back to disk under its CID, where LanceDB opens it.
  */
 import { createReadStream } from 'node:fs'
 import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { dirname, join, normalize, relative, sep } from 'node:path'
-import type { Content } from '@node-daemon/content'
+import type { Content, DirectoryEntry } from '@node-daemon/content'
 import type { AbortOptions } from '@libp2p/interface'
 
 /** Written last into a replica's directory: its absence marks one left half-written. */
@@ -21,14 +21,37 @@ async function * filesUnder (root: string, dir = root): AsyncGenerator<string> {
   }
 }
 
-/** Adds the directory as one DAG and answers its CID. Not pinned here: the cluster pins the head with the collection's replication factor. */
-export async function snapshotDirectory (content: Pick<Content, 'addDirectory'>, dir: string, options: AbortOptions = {}): Promise<string> {
-  const source = async function * () {
-    for await (const path of filesUnder(dir)) yield { path: relative(dir, path).split(sep).join('/'), content: createReadStream(path) }
+/** What snapshots of one directory learnt of its files: by path, the file as it was (size, mtime, inode) and the CID and DAG size it gave. */
+export type SnapshotCache = Map<string, { size: number, mtimeMs: number, ino: number, cid: DirectoryEntry['cid'], dagSize: number }>
+
+/**
+ * Adds the directory as one DAG and answers its CID. Not pinned here: the
+ * cluster pins the head with the collection's replication factor. Files the
+ * cache knows unchanged are linked by the CID they gave before, not read
+ * again: LanceDB writes a file once and never changes it, so a snapshot
+ * costs what was written since the last one.
+ */
+export async function snapshotDirectory (content: Pick<Content, 'addAll' | 'linkDirectory'>, dir: string, options: AbortOptions & { cache?: SnapshotCache } = {}): Promise<string> {
+  const cache = options.cache ?? new Map()
+  const entries: DirectoryEntry[] = []
+  const seen = new Set<string>()
+  for await (const file of filesUnder(dir)) {
+    const path = relative(dir, file).split(sep).join('/')
+    const { size, mtimeMs, ino } = await stat(file)
+    let known = cache.get(path)
+    if (known == null || known.size !== size || known.mtimeMs !== mtimeMs || known.ino !== ino) {
+      for await (const event of content.addAll([{ content: createReadStream(file) }], { pin: false, cidVersion: 1, rawLeaves: true, signal: options.signal })) {
+        if (event.type === 'entry') known = { size, mtimeMs, ino, cid: event.cid, dagSize: event.size }
+      }
+      if (known == null) throw new Error(`adding ${path} gave no CID`)
+      cache.set(path, known)
+    }
+    seen.add(path)
+    entries.push({ path, cid: known.cid, size: known.dagSize })
   }
-  const cid = await content.addDirectory(source(), { pin: false, cidVersion: 1, rawLeaves: true, signal: options.signal })
-  if (cid == null) throw new Error('nothing to snapshot in the collection\'s directory')
-  return cid.toString()
+  for (const path of cache.keys()) if (!seen.has(path)) cache.delete(path)
+  if (entries.length === 0) throw new Error('nothing to snapshot in the collection\'s directory')
+  return (await content.linkDirectory(entries, { cidVersion: 1, signal: options.signal })).toString()
 }
 
 /** Whether a replica of the snapshot is complete on disk. */

@@ -19,6 +19,9 @@ process.env.LANCE_CPU_THREADS ??= String(Math.max(8, availableParallelism()))
 
 export const TABLE = 'chunks'
 
+/** The share of a table's rows past which a job's end seals it: the unindexed rows are scanned by every query until then. */
+export const UNINDEXED_SHARE = 0.25
+
 /** Below this many chunks a brute-force scan is fast and exact; above it an IVF index answers. */
 export const ANN_MIN_ROWS = 20_000
 
@@ -107,8 +110,13 @@ export class ChunkTable {
     await this.#table.add(rows as unknown as Array<Record<string, unknown>>)
   }
 
-  /** Indexes what was added and drops older versions: the state a snapshot takes. */
-  async seal (): Promise<void> {
+  /**
+   * Makes the indexes a query needs exist, without bringing them up to date:
+   * rows added since are searched by a scan of their own, so that a
+   * checkpoint mid-job costs nothing per row. The full-text index once; the
+   * ANN index once the table crosses ANN_MIN_ROWS.
+   */
+  async checkpoint (): Promise<void> {
     const table = this.#table
     if (table == null) return
     const indices = await table.listIndices()
@@ -118,8 +126,36 @@ export class ChunkTable {
       // IVF without quantization: distances stay exact within the partitions probed, and it builds in seconds where HNSW takes minutes here.
       await table.createIndex('vector', { config: lancedb.Index.ivfFlat({ distanceType: 'cosine', numPartitions: Math.round(Math.sqrt(rows)) }) })
     }
-    // Compacts the batches' files, brings the indexes up to date, and keeps the current version only.
+  }
+
+  /** Indexes that cover every row, the batches' files compacted, and the current version only. */
+  async seal (): Promise<void> {
+    const table = this.#table
+    if (table == null) return
+    await this.checkpoint()
     await table.optimize({ cleanupOlderThan: new Date(), deleteUnverified: true })
+  }
+
+  /**
+   * The state an indexing job leaves: sealed once the rows its full-text
+   * index does not cover reach a fraction of the table (UNINDEXED_SHARE),
+   * else only checkpointed. Sealing rewrites the whole table, so sealing at
+   * every job's end would cost each job the size of the table; this way the
+   * rewrites add up to a few times what was added.
+   */
+  async settle (): Promise<void> {
+    const table = this.#table
+    if (table == null) return
+    await this.checkpoint()
+    if (await this.unindexed() >= await table.countRows() * UNINDEXED_SHARE) await this.seal()
+  }
+
+  /** Rows the full-text index does not cover yet: queries scan them. */
+  async unindexed (): Promise<number> {
+    const table = this.#table
+    if (table == null) return 0
+    const text = (await table.listIndices()).find(i => i.columns.includes('text'))
+    return text == null ? await table.countRows() : (await table.indexStats(text.name))?.numUnindexedRows ?? 0
   }
 
   async nearest (vector: number[], limit: number, where?: string): Promise<ChunkHit[]> {
@@ -141,6 +177,14 @@ export class ChunkTable {
   async rows (where: string, limit: number): Promise<ChunkHit[]> {
     if (this.#table == null) return []
     return await this.#table.query().where(where).limit(limit).select(this.#columns()).toArray() as ChunkHit[]
+  }
+
+  /** Every row but its vector, a batch of LanceDB's at a time: what a re-index embeds again. */
+  async * scan (): AsyncGenerator<ChunkHit> {
+    if (this.#table == null) return
+    for await (const batch of this.#table.query().select(this.#columns())) {
+      for (const row of batch.toArray()) yield { ...row } as ChunkHit
+    }
   }
 
   #columns (): string[] {

@@ -57,6 +57,28 @@ describe('ChunkTable', () => {
     reopened.close()
   })
 
+  it('finds rows added after a checkpoint by a scan of their own, and seals at a job\'s end only once they are a share of the table', async () => {
+    const at = await mkdtemp(join(tmpdir(), 'search-store-settle-'))
+    try {
+      const table = await ChunkTable.open(at, schema)
+      await table.add(Array.from({ length: 100 }, (_, i) => row(i)))
+      await table.checkpoint()
+      await table.add([{ ...row(100), text: 'a narwhal beyond the index' }])
+      assert.equal((await table.matching('narwhal', 5))[0]?.id, 'c100', 'an unindexed row is found by BM25')
+      assert.equal((await table.nearest(row(100).vector, 1))[0]?.id, 'c100')
+      // One row of 101 unindexed: left as it is.
+      await table.settle()
+      assert.equal(await table.unindexed(), 1, 'not sealed')
+      await table.add(Array.from({ length: 40 }, (_, i) => row(101 + i)))
+      await table.settle()
+      assert.equal(await table.unindexed(), 0, 'sealed once 41 of 141 rows were unindexed')
+      assert.equal((await table.matching('narwhal', 5))[0]?.id, 'c100')
+      table.close()
+    } finally {
+      await rm(at, { recursive: true, force: true })
+    }
+  })
+
   it('builds the full-text index of a table past 90,000 rows, where LanceDB\'s default pool on two cores stalls', { timeout: 120_000 }, async () => {
     const big = await mkdtemp(join(tmpdir(), 'search-store-big-'))
     try {

@@ -2,7 +2,7 @@ import { Type } from 'typebox'
 import { args, option } from '../args.ts'
 import { defined, workSignal } from '../inference.ts'
 import { kuboOperation } from '../operations.ts'
-import { hybridSearch, indexJobJson, langchainCreateVectorstore, langchainSimilaritySearch, llamaIndexCreateIndex, searchCollectionCreate, searchCollectionDelete, searchCollectionList, searchIndex, searchIndexStatus } from '../search.ts'
+import { hybridSearch, indexJobJson, langchainCreateVectorstore, langchainSimilaritySearch, llamaIndexCreateIndex, searchCollectionCreate, searchCollectionDelete, searchCollectionList, searchCollectionReindex, searchIndex, searchIndexStatus } from '../search.ts'
 import type { Routes } from '../server.ts'
 
 /**
@@ -24,6 +24,7 @@ export const searchRoutes: Routes = (app, { node, shutdown }) => {
     schema: { querystring: Type.Object({ arg: Type.Optional(Type.String()) }) },
     input: (request) => ({ name: args(request, 'name')[0] })
   })
+  kuboOperation(app, node, searchCollectionReindex, { path: 'search/collection/reindex', summary: searchCollectionReindex.summary, schema: { body: searchCollectionReindex.input }, input: (request) => request.body })
   kuboOperation(app, node, searchIndex, { path: 'search/index', summary: searchIndex.summary, schema: { body: searchIndex.input }, input: (request) => request.body })
   kuboOperation(app, node, searchIndexStatus, {
     path: 'search/index/status',

@@ -1,0 +1,130 @@
+/**
+ * The search service over a real node's content, cluster and inference (an
+ * in-process daemon with the default models), built here with settings a
+ * test can reach: small batches, and snapshots far apart.
+ */
+import assert from 'node:assert/strict'
+import { mkdtemp, readdir, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { logger } from '@libp2p/logger'
+import { tinyModels } from '../../runtime/test/helpers/tiny-models.ts'
+import { upload, waitFor } from '../../../test/helpers/cluster.ts'
+import { startTestDaemon } from '../../../test/helpers/daemon.ts'
+import { createSearch } from '../src/service.ts'
+import type { SearchInit, SearchService } from '../src/service.ts'
+import type { TestDaemon } from '../../../test/helpers/daemon.ts'
+
+const MODEL = 'tiny-embed:latest'
+const WORDS = ['harbour', 'lantern', 'orchard', 'quarry', 'meadow', 'ferry', 'granary', 'belfry', 'cistern', 'pasture']
+
+/** Short documents of one chunk each, every one with a word of its own. */
+const documents = (n: number, prefix: string): Array<{ text: string, id: string }> =>
+  Array.from({ length: n }, (_, i) => ({ id: `${prefix}${i}`, text: `The ${WORDS[i % WORDS.length]} of ${prefix}${i} lies past the mill.` }))
+
+describe('search service', { timeout: 240_000 }, () => {
+  let daemon: TestDaemon
+  let dir: string
+  const services: SearchService[] = []
+
+  async function service (init: Partial<SearchInit>): Promise<SearchService> {
+    const s = createSearch({ content: daemon.node.content, cluster: daemon.node.cluster, inference: daemon.node.inference, log: logger('test:search') }, { dir: join(dir, String(services.length)), defaultModel: MODEL, ...init })
+    await s.start()
+    services.push(s)
+    return s
+  }
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'search-service-'))
+    daemon = await startTestDaemon({ inference: { defaultModels: true } })
+    await waitFor('the default embedding model', async () => (await daemon.node.cluster.getAllModels()).some(m => m.modelId === MODEL), 120_000)
+  })
+  after(async () => {
+    await Promise.allSettled(services.map(async s => s.stop()))
+    await daemon?.cleanup()
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('moves the head by time, not per batch, and once at the end with the indexes up to date', async () => {
+    const search = await service({ batchChunks: 8, snapshotMs: 600_000 })
+    await search.createCollection({ name: 'cadence', chunkTokens: 32, replicationFactor: 1 })
+    const started = await search.index('cadence', { documents: documents(40, 'doc') })
+    const job = await search.wait(started.id)
+    assert.equal(job.status, 'completed', job.error)
+    assert.equal(job.chunks, 40)
+    assert.equal(job.batches, 5)
+    assert.equal(job.snapshots, 1, 'no snapshot mid-job: the cadence is longer than the job')
+    const collection = await search.collection('cadence')
+    assert.deepEqual([collection.version, collection.headCID, collection.chunks], [1, job.headCID, 40])
+    const [top] = await search.search({ collection: 'cadence', queryText: 'doc37', topK: 1, hopCount: 0 })
+    assert.equal(top.doc_id, 'doc37')
+    assert.equal(top.ranks?.bm25, 1)
+
+    // A cadence of 0 moves the head after every batch, and again at the end once the indexes are up to date.
+    const often = await service({ batchChunks: 8, snapshotMs: 0 })
+    const second = await often.wait((await often.index('cadence', { documents: documents(16, 'more') })).id)
+    assert.equal(second.status, 'completed', second.error)
+    assert.deepEqual([second.batches, second.snapshots, second.version], [2, 3, 4])
+    const [found] = await often.search({ collection: 'cadence', queryText: 'more15', topK: 1, hopCount: 0 })
+    assert.equal(found.doc_id, 'more15')
+  })
+
+  it('re-embeds a collection with another model in the background, and switches its head and model when done', async () => {
+    const models = await tinyModels()
+    try {
+      // The tiny test encoder: 32 dimensions where the default has 128, so the vectors tell which model made them.
+      await upload({ api: daemon.url }, 'tiny-other', models.encoder)
+      const other = (await daemon.node.inference.show('tiny-other')).name
+      const search = await service({ batchChunks: 8 })
+      await search.createCollection({ name: 'swap', chunkTokens: 32, replicationFactor: 1 })
+      const indexed = await search.wait((await search.index('swap', { documents: documents(24, 'swap') })).id)
+      assert.equal(indexed.status, 'completed', indexed.error)
+      const before = await search.collection('swap')
+      await assert.rejects(search.reindex('swap', MODEL), { name: 'InvalidSearchRequestError' })
+
+      const started = await search.reindex('swap', 'tiny-other')
+      assert.deepEqual([started.status, started.embeddingModel], ['running', other])
+      // Until it ends, the collection and its queries stay on the old head and model.
+      const during = await search.collection('swap')
+      assert.deepEqual([during.headCID, during.embeddingModel], [before.headCID, MODEL])
+      const [old] = await search.search({ collection: 'swap', queryText: 'swap7', topK: 1, hopCount: 0 })
+      assert.equal(old.doc_id, 'swap7')
+
+      const job = await search.wait(started.id)
+      assert.equal(job.status, 'completed', job.error)
+      assert.equal(job.chunks, 24)
+      const after = await search.collection('swap')
+      assert.deepEqual([after.embeddingModel, after.headCID, after.version, after.chunks], [other, job.headCID, before.version + 1, 24])
+      const { embeddings: [vector] } = await daemon.node.inference.embed({ model: other, input: [documents(1, 'swap')[0].text], inputType: 'document' })
+      assert.equal(vector.length, 32)
+      const [hit] = await search.search({ collection: 'swap', queryVector: vector, topK: 1, hopCount: 0 })
+      assert.equal(hit.doc_id, 'swap0', 'the chunks hold the new model\'s vectors')
+      await assert.rejects(search.search({ collection: 'swap', queryVector: new Array(128).fill(0.1), topK: 1 }), { name: 'InvalidSearchRequestError' })
+      // A job after it appends to the new table, with the new model.
+      const late = await search.wait((await search.index('swap', { documents: documents(3, 'late') })).id)
+      assert.equal(late.status, 'completed', late.error)
+      assert.equal((await search.collection('swap')).chunks, 27)
+      const [found] = await search.search({ collection: 'swap', queryText: 'late2', topK: 1, hopCount: 0 })
+      assert.equal(found.doc_id, 'late2')
+    } finally {
+      await rm(models.root, { recursive: true, force: true })
+    }
+  })
+
+  it('closes an evicted replica only once the queries using it are done', async () => {
+    const search = await service({ batchChunks: 8 })
+    // More collections than replicas kept open (8): queries over all of them at once evict replicas others are reading.
+    const names = Array.from({ length: 10 }, (_, i) => `evict${i}`)
+    for (const name of names) {
+      await search.createCollection({ name, chunkTokens: 32, replicationFactor: 1 })
+      const job = await search.wait((await search.index(name, { documents: documents(2, name) })).id)
+      assert.equal(job.status, 'completed', job.error)
+    }
+    const queries = Array.from({ length: 40 }, (_, i) => names[(i * 3) % names.length])
+    const results = await Promise.all(queries.map(async name => search.search({ collection: name, queryText: `${name}1 mill`, topK: 1, hopCount: 0 })))
+    assert.deepEqual(results.map(([top]) => top?.doc_id), queries.map(name => `${name}1`))
+    // The evicted ones are closed and deleted once done with: at most the 8 kept stay on disk.
+    await waitFor('the evicted replicas deleted', async () => (await readdir(join(dir, String(services.length - 1), 'replicas'))).length <= 8, 10_000)
+  })
+})
