@@ -86,7 +86,7 @@ import * as ort from 'onnxruntime-node'
 import { withCleanup } from './lib/cleanup.ts'
 import { llamaServerBinary, serverCompletion, startLlamaServer } from './lib/llama-server.ts'
 import { numberFromEnv, profileDirFromEnv, say } from './lib/cli.ts'
-import { memoryOf, postJson, resetPeakRss, sampleRssDuring, spawnDaemon, untilModelsListed } from './lib/daemon.ts'
+import { memoryOf, postJson, resetPeakRss, sampleRssDuring, spawnDaemon, untilIdle, untilModelsListed } from './lib/daemon.ts'
 import { MB } from './lib/files.ts'
 import { createPhaseLog } from './lib/phases.ts'
 import { percentile } from './lib/raft-load.ts'
@@ -692,11 +692,15 @@ async function sameWeights (d: DaemonProcess, cleanup: Cleanup, phases: PhaseLog
   const single: Array<{ bare: number, onnx: Stream, gguf: Stream, server?: ServerStream, cpuUs: { bare: number, daemon: number, client: number } }> = []
   for (let i = 0; i < s.runs; i++) {
     interrupted.throwIfAborted()
+    // Each measurement starts once the daemon finished what the last left in the background.
+    await untilIdle(d.pid)
     const cpu0 = process.cpuUsage()
     const run = await llamaGreedy(bareLlama, pick.ids, s.tokens)
     const bareCpu = process.cpuUsage(cpu0)
     const onnx = (await phases.timed('onnx-single', [d], async () => generate(d, name, pick.prompt, s.tokens))).value
+    await untilIdle(d.pid)
     const gguf = await phases.timed('gguf-single', [d], async () => generate(d, ggufName, pick.prompt, s.tokens))
+    await untilIdle(d.pid)
     // CPU per token, prompt included on both sides: what the load of a shared machine changes least.
     const perToken = (cores: number): number => cores * gguf.seconds * 1e6 / gguf.value.evalCount
     const server = (await peer(1))?.[0]
@@ -707,13 +711,16 @@ async function sameWeights (d: DaemonProcess, cleanup: Cleanup, phases: PhaseLog
   const manyTexts = { onnx: [] as string[], gguf: [] as string[] }
   for (let r = 0; r < s.batchRuns; r++) {
     interrupted.throwIfAborted()
+    await untilIdle(d.pid)
     const b = await llamaGreedy(bareLlama, pick.ids, s.tokens, streams)
     const round: { bare: number, onnx: number, gguf: number, server?: number } = { bare: streams * s.tokens / (b.totalMs / 1000), onnx: 0, gguf: 0 }
     for (const [key, model] of [['onnx', name], ['gguf', ggufName]] as const) {
+      await untilIdle(d.pid)
       const all = await phases.timed(`${key}-streams-${streams}`, [d], async () => Promise.all(Array.from({ length: streams }, async () => generate(d, model, pick.prompt, s.tokens))))
       round[key] = all.value.reduce((n, x) => n + x.evalCount, 0) / all.seconds
       manyTexts[key].push(...all.value.map(x => x.text))
     }
+    await untilIdle(d.pid)
     const t0 = performance.now()
     const served = await peer(streams)
     if (served != null) round.server = served.reduce((n, x) => n + x.evalCount, 0) / ((performance.now() - t0) / 1000)
@@ -806,6 +813,7 @@ export async function main (): Promise<number> {
       const trips: number[] = []
       for (let i = 0; i < s.runs; i++) {
         interrupted.throwIfAborted()
+        await untilIdle(d.pid)
         bareRuns.push(await greedy(bare, pick.ids, s.tokens))
         trips.push(await roundTrip(d))
         const run = await phases.timed('single', [d], async () => generate(d, name, pick.prompt, s.tokens))
@@ -837,6 +845,7 @@ export async function main (): Promise<number> {
       for (let r = 0; r < s.batchRuns; r++) {
         for (const streams of s.streams) {
           interrupted.throwIfAborted()
+          await untilIdle(d.pid)
           const batched = await greedy(bare, pick.ids, s.tokens, false, streams)
           const round = await phases.timed(`streams-${streams}`, [d], async () => Promise.all(Array.from({ length: streams }, async () => generate(d, name, pick.prompt, s.tokens))))
           const tokens = round.value.reduce((n, x) => n + x.evalCount, 0)

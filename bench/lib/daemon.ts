@@ -270,6 +270,21 @@ export async function cpuSecondsOf (pid: number): Promise<number> {
 }
 
 /**
+ * Waits until the process uses under `busy` cores over a window of
+ * `windowMs` (at most `timeoutMs`): what a phase left running in the
+ * background (a job's completion through Raft, say) ends before the next
+ * phase is measured, rather than inside it.
+ */
+export async function untilIdle (pid: number, { busy = 0.15, windowMs = 100, timeoutMs = 3000 } = {}): Promise<void> {
+  const deadline = performance.now() + timeoutMs
+  while (performance.now() < deadline) {
+    const c0 = await cpuSecondsOf(pid)
+    await sleep(windowMs)
+    if ((await cpuSecondsOf(pid) - c0) / (windowMs / 1000) < busy) return
+  }
+}
+
+/**
  * Runs `fn` while sampling the daemon's VmRSS every `everyMs`, and reads VmHWM
  * at the end, so that a peak between two samples still counts. The sampling
  * stops however `fn` ends.
