@@ -102,7 +102,10 @@ export function errorShapeOf (body: unknown, status: number): string | undefined
   const b = body as Record<string, any>
   if (b.success === false && typeof b.error === 'string' && typeof b.error_type === 'string' && b.status_code === status &&
     b.Message === b.error && typeof b.Code === 'number' && b.Type === 'error') return 'envelope'
-  if (Object.keys(b).length === 1 && typeof b.error === 'string' && b.error !== '') return 'ollama'
+  // Ollama's `error`, with document 002's code, timestamp and request_id beside it on Ollama's routes.
+  const ollama = ['error', 'code', 'timestamp', 'request_id']
+  if (typeof b.error === 'string' && b.error !== '' && Object.keys(b).every(key => ollama.includes(key)) &&
+    (Object.keys(b).length === 1 || (typeof b.code === 'string' && typeof b.timestamp === 'string' && typeof b.request_id === 'string'))) return 'ollama'
   if (Array.isArray(b.errors) && b.errors.length > 0 && b.errors.every((e: any) => typeof e?.message === 'string')) return 'graphql'
   const e = b.error
   if (typeof e === 'object' && e !== null) {

@@ -104,7 +104,7 @@ describe('access control on one node', { timeout: 240_000 }, () => {
 
   it("refuses in each family's shape", async () => {
     const ollama = await call(d, 'POST', '/api/generate', {}, { model: 'x' })
-    assert.deepEqual([ollama.status, Object.keys(ollama.body)], [401, ['error']])
+    assert.deepEqual([ollama.status, Object.keys(ollama.body), ollama.body.code], [401, ['error', 'code', 'timestamp', 'request_id'], 'UNAUTHORIZED'])
     const openai = await call(d, 'POST', '/v1/chat/completions', { authorization: 'Bearer nd_wrong' }, { model: 'x', messages: [] })
     assert.deepEqual([openai.status, openai.body.error.type, openai.body.error.code], [401, 'authentication_error', 'invalid_api_key'])
     const task = await call(d, 'GET', '/api/tasks')

@@ -98,7 +98,11 @@ describe('document 002 views', { timeout: 240_000 }, () => {
     const socket = openSocket(wsUrl(d, '/ws/v0/events'))
     try {
       await socket.opened
-      const { status, body } = await json(d, '/api/distributed/metrics')
+      // The job completes in the cluster's state just after its answer.
+      const { status, body } = await waitFor('the request to be counted', async () => {
+        const metrics = await json(d, '/api/distributed/metrics')
+        return metrics.status !== 200 || metrics.body.requests_processed > before.requests_processed ? metrics : undefined
+      })
       assert.equal(status, 200, JSON.stringify(body))
       assert.equal(body.requests_processed, before.requests_processed + 1, JSON.stringify({ before, body }))
       assert.ok(body.models_loaded >= 1, JSON.stringify(body))
