@@ -3,7 +3,12 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import * as dagPb from '@ipld/dag-pb'
+import { UnixFS } from 'ipfs-unixfs'
 import { create } from 'kubo-rpc-client'
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { sha256, sha512 } from 'multiformats/hashes/sha2'
 import { formOf, rpc, startTestDaemon } from '../helpers/daemon.ts'
 import { collect } from '../helpers/streams.ts'
 import type { TestDaemon } from '../helpers/daemon.ts'
@@ -13,6 +18,17 @@ const HELLO = 'hello world\n'
 /** Kubo's CIDs for the same content: `ipfs add` of HELLO, and the empty directory Kubo's MFS starts from. */
 const HELLO_CID = 'QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o'
 const EMPTY_DIR_CID = 'QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn'
+
+/** Kubo's empty directory block, and that block hashed with blake2b-256 as Kubo's sharness test of Import.HashFunction reads it. */
+const EMPTY_DIR_BLOCK = dagPb.encode({ Data: new UnixFS({ type: 'directory' }).marshal(), Links: [] })
+const EMPTY_DIR_BLAKE2B = 'bafykbzacebugfutjir6qie7apo5shpry32ruwfi762uytd5g3u2gk7tpscndq'
+
+/** A directory block holding `links`, and its CID as `version` and `hash` make it: computed here, not by the daemon. */
+async function directoryCid (links: Array<{ Name: string, Hash: CID, Tsize: number }>, version: 0 | 1, hash: typeof sha256 | typeof sha512): Promise<{ cid: CID, size: number }> {
+  const block = dagPb.encode(dagPb.prepare({ Data: new UnixFS({ type: 'directory' }).marshal(), Links: links }))
+  const digest = await hash.digest(block)
+  return { cid: version === 0 ? CID.createV0(digest as Parameters<typeof CID.createV0>[0]) : CID.createV1(dagPb.code, digest), size: block.length + links.reduce((sum, l) => sum + l.Tsize, 0) }
+}
 
 async function readString (client: KuboRPCClient, path: string, options: { offset?: number, length?: number } = {}): Promise<string> {
   return Buffer.concat(await collect(client.files.read(path, options))).toString()
@@ -134,8 +150,10 @@ describe('files/* (MFS) with kubo-rpc-client', { timeout: 120_000 }, () => {
     assert.match(body.Message, /leading slash/)
     const missing = await rpc(d, 'files/read', { arg: '/none' })
     assert.equal(missing.status, 404)
-    const write = await rpc(d, 'files/write', { arg: '/raw.txt', create: 'true', hash: 'sha2-512' }, { body: formOf([{ path: 'data', content: 'x' }]) })
+    const write = await rpc(d, 'files/write', { arg: '/raw.txt', create: 'true', hash: 'md4' }, { body: formOf([{ path: 'data', content: 'x' }]) })
     assert.equal(write.status, 400)
+    const refused = await write.json()
+    assert.deepEqual([refused.Message, refused.Code, refused.Type], ['unrecognized hash function: "md4"', 0, 'error'])
   })
 
   it('keeps the tree from GC, and across a restart', async () => {
@@ -151,5 +169,57 @@ describe('files/* (MFS) with kubo-rpc-client', { timeout: 120_000 }, () => {
     client = create({ url: `${d.url}/api/v0`, timeout: 30_000 })
     assert.equal((await client.files.stat('/')).cid.toString(), root)
     assert.equal(await readString(client, '/a/b/f.txt', { }), HELLO)
+  })
+
+  describe('hash', () => {
+    it('makes a directory with sha2-512 in a CIDv0 parent, which stays CIDv0 with sha2-256', async () => {
+      await client.files.mkdir('/h0', { cidVersion: 0 })
+      await client.files.mkdir('/h0/sub', { hashAlg: 'sha2-512' })
+      const sub = await client.files.stat('/h0/sub')
+      assert.equal(sub.cid.toString(), CID.createV1(dagPb.code, await sha512.digest(EMPTY_DIR_BLOCK)).toString())
+      const parent = await directoryCid([{ Name: 'sub', Hash: sub.cid, Tsize: EMPTY_DIR_BLOCK.length }], 0, sha256)
+      assert.equal((await client.files.stat('/h0')).cid.toString(), parent.cid.toString())
+    })
+
+    it('writes a file with sha2-512 as CIDv1 even when cid-version says 0, and an edit of its directory keeps the directory\'s hash', async () => {
+      const bytes = Uint8Array.from([0, 1, 2, 3])
+      // Kubo's getPrefix: a hash function makes the version 1.
+      await client.files.write('/h0/sub/f', bytes, { create: true, hashAlg: 'sha2-512', cidVersion: 0 })
+      const file = await client.files.stat('/h0/sub/f')
+      // One chunk with raw leaves (the default of CIDv1) is one raw block.
+      assert.equal(file.cid.toString(), CID.createV1(raw.code, await sha512.digest(bytes)).toString())
+      assert.deepEqual(Buffer.concat(await collect(client.files.read('/h0/sub/f'))), Buffer.from(bytes))
+      const sub = await directoryCid([{ Name: 'f', Hash: file.cid, Tsize: bytes.length }], 1, sha512)
+      assert.equal((await client.files.stat('/h0/sub')).cid.toString(), sub.cid.toString())
+      // An existing file keeps its prefix when written again without options, as Kubo's DagModifier.
+      await client.files.write('/h0/sub/f', Uint8Array.from([9]), { offset: 4 })
+      const grown = Uint8Array.from([0, 1, 2, 3, 9])
+      assert.equal((await client.files.stat('/h0/sub/f')).cid.toString(), CID.createV1(raw.code, await sha512.digest(grown)).toString())
+      await client.files.rm('/h0/sub/f')
+      assert.equal((await client.files.stat('/h0/sub')).cid.toString(), CID.createV1(dagPb.code, await sha512.digest(EMPTY_DIR_BLOCK)).toString())
+    })
+
+    it('makes parents with the hash of the directory asked for', async () => {
+      await client.files.mkdir('/h1/a/b', { parents: true, hashAlg: 'sha2-512' })
+      const b = CID.createV1(dagPb.code, await sha512.digest(EMPTY_DIR_BLOCK))
+      const a = await directoryCid([{ Name: 'b', Hash: b, Tsize: EMPTY_DIR_BLOCK.length }], 1, sha512)
+      const h1 = await directoryCid([{ Name: 'a', Hash: a.cid, Tsize: a.size }], 1, sha512)
+      assert.equal((await client.files.stat('/h1')).cid.toString(), h1.cid.toString())
+    })
+
+    it('changes a directory\'s hash with chcid to Kubo\'s CID, refusing the root and files', async () => {
+      await client.files.mkdir('/chcid-test')
+      assert.equal((await rpc(d, 'files/chcid', { arg: '/chcid-test', hash: 'blake2b-256' })).status, 200)
+      assert.equal((await client.files.stat('/chcid-test')).cid.toString(), EMPTY_DIR_BLAKE2B)
+      // Only the version: Kubo's prefix for it hashes with sha2-256 again.
+      assert.equal((await rpc(d, 'files/chcid', { arg: '/chcid-test', 'cid-version': '1' })).status, 200)
+      assert.equal((await client.files.stat('/chcid-test')).cid.toString(), CID.createV1(dagPb.code, await sha256.digest(EMPTY_DIR_BLOCK)).toString())
+      const root = await rpc(d, 'files/chcid', { arg: '/', 'cid-version': '1' })
+      assert.equal(root.status, 400)
+      assert.match((await root.json()).Message, /Import\.CidVersion/)
+      const file = await rpc(d, 'files/chcid', { arg: '/hello.txt', hash: 'sha2-512' })
+      assert.equal(file.status, 400)
+      assert.equal((await file.json()).Message, 'can only update directories')
+    })
   })
 })

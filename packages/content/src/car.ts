@@ -1,8 +1,7 @@
 import { car } from '@helia/car'
 import { CarBlockIterator } from '@ipld/car/iterator'
-import { identity } from 'multiformats/hashes/identity'
 import { SOFT_BLOCK_LIMIT } from './blocks.ts'
-import { hashers } from './codecs.ts'
+import { hasherByCode } from './codecs.ts'
 import { InvalidParameterError } from './errors.ts'
 import { pinAdd } from './pins.ts'
 import type { Hold } from './gc.ts'
@@ -36,7 +35,7 @@ export function exportCar (components: CarComponents, root: CID, options: AbortO
 /** Checks a block against its CID's multihash; an InvalidParameterError says why it does not match. */
 export async function verifyBlock (cid: CID, bytes: Uint8Array): Promise<void> {
   const code = cid.multihash.code
-  const hasher = code === identity.code ? identity : Object.values(hashers).find(h => h.code === code)
+  const hasher = hasherByCode(code)
   if (hasher == null) throw new InvalidParameterError(`block ${cid} uses a hash function the node does not verify (0x${code.toString(16)})`)
   const digest = await hasher.digest(bytes)
   if (!Buffer.from(digest.bytes).equals(cid.multihash.bytes)) throw new InvalidParameterError(`block ${cid} does not match its bytes`)

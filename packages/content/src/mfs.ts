@@ -1,19 +1,25 @@
 import * as dagPb from '@ipld/dag-pb'
 import { unixfs } from '@helia/unixfs'
 import { Key } from 'interface-datastore'
+import { UnixFS as UnixFSData } from 'ipfs-unixfs'
 import { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { concat } from 'uint8arrays/concat'
 import { addAll } from './add.ts'
+import { blockKey, getBlock } from './blocks.ts'
+import { digestOf, hasherByCode, hashers } from './codecs.ts'
 import { FileExistsError, InvalidParameterError, NotFoundError, WrongContentTypeError } from './errors.ts'
-import { getBlock } from './blocks.ts'
 import { heldPut } from './gc.ts'
 import { parsePath } from './paths.ts'
 import { cat, resolveEntry } from './read.ts'
+import { Rehasher } from './rehash.ts'
 import type { BlockGuard, Hold } from './gc.ts'
 import type { Blocks, Pins } from '@helia/interface'
 import type { UnixFS } from '@helia/unixfs'
 import type { AbortOptions } from '@libp2p/interface'
 import type { Datastore } from 'interface-datastore'
 import type { Version } from 'multiformats/cid'
+import type { MultihashHasher } from 'multiformats/hashes/interface'
 
 /** Where Kubo keeps its MFS root, so that a repo reads the same key. */
 const ROOT_KEY = new Key('/local/filesroot')
@@ -55,14 +61,44 @@ export interface MfsWriteOptions extends AbortOptions {
   /** Drop what the file held after the written bytes. */
   truncate?: boolean
   parents?: boolean
+  /** With `hash`, the CID prefix of a new file (an existing one keeps its own, as Kubo) and of the parents made. */
   cidVersion?: Version
+  hash?: string
   rawLeaves?: boolean
 }
 
 export interface MfsMkdirOptions extends AbortOptions {
   parents?: boolean
   cidVersion?: Version
+  hash?: string
 }
+
+/** Kubo's cid.Prefix of an MFS node: the CID version and the hash function it is stored under. */
+interface Prefix {
+  version: Version
+  hasher: MultihashHasher
+}
+
+/**
+ * Kubo's getPrefix: a hash function means CIDv1 whatever cid-version says;
+ * without either option, Kubo's default Import settings (CIDv0, sha2-256).
+ */
+function prefixOf (options: { cidVersion?: Version, hash?: string }): Prefix {
+  if (options.hash == null) return { version: options.cidVersion ?? 0, hasher: sha256 }
+  const hasher = hashers[options.hash.toLowerCase()]
+  if (hasher == null) throw new InvalidParameterError(`unrecognized hash function: ${JSON.stringify(options.hash)}`)
+  return { version: 1, hasher }
+}
+
+/** The prefix a node was stored with, which its next versions keep. */
+function prefixOfCid (cid: CID): Prefix {
+  const hasher = hasherByCode(cid.multihash.code)
+  if (hasher == null) throw new InvalidParameterError(`${cid} uses a hash function the node does not support`)
+  return { version: cid.version, hasher }
+}
+
+/** Kubo's empty directory, `{Data: UnixFS{Type: Directory}}`. */
+const EMPTY_DIRECTORY = dagPb.encode(dagPb.prepare({ Data: new UnixFSData({ type: 'directory' }).marshal() }))
 
 /** `/a/b` as its segments; MFS paths are absolute, as Kubo's. */
 function segments (path: string): string[] {
@@ -73,14 +109,6 @@ function segments (path: string): string[] {
 }
 
 const display = (parts: string[]): string => '/' + parts.join('/')
-
-/** The same dag-pb node under another CID version: its bytes, and so its hash, do not change. */
-function withVersion (cid: CID, version: Version): CID {
-  if (cid.version === version) return cid
-  if (version === 1) return CID.createV1(cid.code, cid.multihash)
-  if (cid.code !== dagPb.code) throw new InvalidParameterError(`${cid} is not dag-pb: it has no CIDv0`)
-  return CID.createV0(cid.multihash as Parameters<typeof CID.createV0>[0])
-}
 
 /**
  * Kubo's mutable file system: a tree of UnixFS directories whose root CID is
@@ -104,7 +132,7 @@ export class Mfs {
       this.#root = CID.decode(await datastore.get(ROOT_KEY))
       return
     }
-    await this.#change(async (fs) => fs.addDirectory({}, { cidVersion: 0 }))
+    await this.#change(async (_fs, hold) => this.#store(hold, EMPTY_DIRECTORY, prefixOf({})))
   }
 
   /** The root as last stored; GC keeps everything under it. */
@@ -117,6 +145,54 @@ export class Mfs {
     const { reads, blockstore } = this.#components
     const put: Blocks['put'] = hold == null ? blockstore.put.bind(blockstore) : heldPut(blockstore, hold)
     return unixfs({ blockstore: { get: reads.get.bind(reads), has: reads.has.bind(reads), put } })
+  }
+
+  /** Stores a dag-pb block under `prefix`, as Kubo's CID builder of the node it is. */
+  async #store (hold: Hold, block: Uint8Array, prefix: Prefix): Promise<CID> {
+    const cid = prefix.version === 0
+      ? CID.createV0(await sha256.digest(block))
+      : CID.createV1(dagPb.code, await digestOf(prefix.hasher, block))
+    await heldPut(this.#components.blockstore, hold)(cid, block)
+    return cid
+  }
+
+  /**
+   * Runs an edit of the directory `dir` through UnixFS, which hashes what it
+   * writes with sha2-256 only: for a directory of another hash function, as
+   * Kubo's directories keep the CID builder they were made with, each block
+   * written is stored rehashed, its links to the others rewritten, and UnixFS
+   * reads back the blocks it wrote (a directory it turned into a shard) under
+   * the CIDs it gave them.
+   */
+  async #edit (hold: Hold, dir: CID, edit: (fs: UnixFS) => Promise<CID>): Promise<CID> {
+    const { hasher } = prefixOfCid(dir)
+    if (hasher.code === sha256.code) return edit(this.#fs(hold))
+    const { reads, blockstore } = this.#components
+    const rehasher = new Rehasher({ put: heldPut(blockstore, hold) }, { hasher })
+    const written = new Map<string, Uint8Array>()
+    const fs = unixfs({
+      blockstore: {
+        get: async function * (cid, options) {
+          const block = written.get(blockKey(cid))
+          if (block != null) yield block
+          else yield * reads.get(cid, options)
+        },
+        has: async (cid, options) => written.has(blockKey(cid)) || reads.has(cid, options),
+        put: async (cid, bytes, options) => {
+          // UnixFS writes whole blocks; the type allows streams of them.
+          let block: Uint8Array
+          if (bytes instanceof Uint8Array) block = bytes
+          else {
+            const chunks: Uint8Array[] = []
+            for await (const chunk of bytes) chunks.push(chunk)
+            block = concat(chunks)
+          }
+          written.set(blockKey(cid), block)
+          return rehasher.store.put(cid, block, options)
+        }
+      }
+    })
+    return rehasher.cidOf(await edit(fs))
   }
 
   /** Runs a change after those before it, then stores the root it returns. */
@@ -167,7 +243,7 @@ export class Mfs {
    * undefined): the parent gets the new link, and each directory above it the
    * new CID of the one below.
    */
-  async #relink (fs: UnixFS, root: CID, parts: string[], cid: CID | undefined, options?: AbortOptions): Promise<CID> {
+  async #relink (fs: UnixFS, hold: Hold, root: CID, parts: string[], cid: CID | undefined, options?: AbortOptions): Promise<CID> {
     if (parts.length === 0) {
       if (cid == null) throw new InvalidParameterError('cannot remove the root')
       return cid
@@ -180,25 +256,32 @@ export class Mfs {
       dirs.push(dir)
     }
     const name = parts[parts.length - 1]
+    const parent = dirs[dirs.length - 1]
     let child = cid == null
-      ? await fs.rm(dirs[dirs.length - 1], name, options)
-      : await fs.cp(cid, dirs[dirs.length - 1], name, { ...options, force: true })
-    for (let i = parts.length - 2; i >= 0; i--) child = await fs.cp(child, dirs[i], parts[i], { ...options, force: true })
+      ? await this.#edit(hold, parent, async (fs) => fs.rm(parent, name, options))
+      : await this.#edit(hold, parent, async (fs) => fs.cp(cid, parent, name, { ...options, force: true }))
+    for (let i = parts.length - 2; i >= 0; i--) {
+      const below = child
+      child = await this.#edit(hold, dirs[i], async (fs) => fs.cp(below, dirs[i], parts[i], { ...options, force: true }))
+    }
     return child
   }
 
   /** The root with the missing directories of `parts` made, as `mkdir -p`. */
-  async #makeParents (fs: UnixFS, root: CID, parts: string[], cidVersion: Version, options?: AbortOptions): Promise<CID> {
+  async #makeParents (fs: UnixFS, hold: Hold, root: CID, parts: string[], prefix: Prefix, options?: AbortOptions): Promise<CID> {
     let have = parts.length
     while (have > 0 && await this.#lookup(fs, root, parts.slice(0, have), options) == null) have--
     if (have === parts.length) {
       if (await this.#type(fs, await this.#existing(fs, root, parts, options), options) !== 'directory') throw new FileExistsError(`file already exists and is not a directory: ${display(parts)}`)
       return root
     }
-    const empty = await fs.addDirectory({}, { cidVersion })
+    const empty = await this.#store(hold, EMPTY_DIRECTORY, prefix)
     let built = empty
-    for (let i = parts.length - 1; i > have; i--) built = await fs.cp(built, empty, parts[i], options)
-    return this.#relink(fs, root, parts.slice(0, have + 1), built, options)
+    for (let i = parts.length - 1; i > have; i--) {
+      const below = built
+      built = await this.#edit(hold, empty, async (fs) => fs.cp(below, empty, parts[i], options))
+    }
+    return this.#relink(fs, hold, root, parts.slice(0, have + 1), built, options)
   }
 
   /** An MFS path, or as Kubo's files/stat also takes, an /ipfs/ path (kubo-rpc-client's ls asks it so of an empty directory). */
@@ -242,34 +325,39 @@ export class Mfs {
     yield * cat(this.#components.reads, cid.toString(), options)
   }
 
+  /** Makes a directory with the prefix the options give (Kubo's default without them, not the parent's). */
   async mkdir (path: string, options: MfsMkdirOptions = {}): Promise<void> {
     const parts = segments(path)
-    const cidVersion = options.cidVersion ?? 0
-    await this.#change(async (fs) => {
+    const prefix = prefixOf(options)
+    await this.#change(async (fs, hold) => {
       const root = this.#current()
-      if (options.parents === true) return this.#makeParents(fs, root, parts, cidVersion, options)
+      if (options.parents === true) return this.#makeParents(fs, hold, root, parts, prefix, options)
       if (parts.length === 0 || await this.#lookup(fs, root, parts, options) != null) throw new FileExistsError(`file already exists: ${display(parts)}`)
-      return this.#relink(fs, root, parts, await fs.addDirectory({}, { cidVersion }), options)
+      return this.#relink(fs, hold, root, parts, await this.#store(hold, EMPTY_DIRECTORY, prefix), options)
     })
   }
 
   /**
    * Writes bytes into a file at `offset`, as Kubo's files/write: the file is
    * imported again from its bytes before the offset, the new bytes and, unless
-   * `truncate`, its bytes after them.
+   * `truncate`, its bytes after them. A new file takes the options' CID
+   * prefix; an existing one keeps its own, as Kubo's DagModifier does.
    */
   async write (path: string, source: AsyncIterable<Uint8Array>, options: MfsWriteOptions = {}): Promise<void> {
     const parts = segments(path)
     if (parts.length === 0) throw new WrongContentTypeError('/ is a directory')
     const offset = options.offset ?? 0
+    const given = prefixOf(options)
     const { reads, pins, guard } = this.#components
     await this.#change(async (fs, hold) => {
       let root = this.#current()
-      if (options.parents === true) root = await this.#makeParents(fs, root, parts.slice(0, -1), options.cidVersion ?? 0, options)
+      if (options.parents === true) root = await this.#makeParents(fs, hold, root, parts.slice(0, -1), given, options)
       const existing = await this.#lookup(fs, root, parts, options)
       if (existing == null && options.create !== true) throw new NotFoundError(`file does not exist: ${display(parts)}`)
       let size = 0
+      let prefix = given
       if (existing != null) {
+        prefix = prefixOfCid(existing)
         const stat = await fs.stat(existing, options)
         if (stat.type === 'directory') throw new WrongContentTypeError(`${display(parts)} is a directory`)
         size = Number(stat.size)
@@ -289,11 +377,12 @@ export class Mfs {
       })()
       const blockstore = { get: reads.get.bind(reads), put: heldPut(this.#components.blockstore, hold) }
       let file: CID | undefined
-      for await (const evt of addAll({ blockstore, pins, guard }, [{ content }], { signal: options.signal, cidVersion: options.cidVersion, rawLeaves: options.rawLeaves, pin: false })) {
+      const add = { signal: options.signal, cidVersion: prefix.version, hash: prefix.hasher.name, rawLeaves: options.rawLeaves, pin: false }
+      for await (const evt of addAll({ blockstore, pins, guard }, [{ content }], add)) {
         if (evt.type === 'entry') file = evt.cid
       }
       if (file == null) throw new Error('the import gave no file')
-      return this.#relink(fs, root, parts, file, options)
+      return this.#relink(fs, hold, root, parts, file, options)
     })
   }
 
@@ -307,12 +396,12 @@ export class Mfs {
     let parts = segments(dest)
     if (dest.endsWith('/')) parts = [...parts, fromIpfs ? parsePath(source).rest.at(-1) ?? parsePath(source).cid.toString() : srcParts[srcParts.length - 1]]
     if (parts.length === 0) throw new InvalidParameterError('cannot copy onto the root')
-    await this.#change(async (fs) => {
+    await this.#change(async (fs, hold) => {
       let root = this.#current()
       const cid = fromIpfs ? (await resolveEntry(this.#components.reads, source, options)).cid : await this.#existing(fs, root, srcParts, options)
-      if (options.parents === true) root = await this.#makeParents(fs, root, parts.slice(0, -1), 0, options)
+      if (options.parents === true) root = await this.#makeParents(fs, hold, root, parts.slice(0, -1), prefixOf({}), options)
       if (options.force !== true && await this.#lookup(fs, root, parts, options) != null) throw new FileExistsError(`directory already has entry by that name: ${display(parts)}`)
-      return this.#relink(fs, root, parts, cid, options)
+      return this.#relink(fs, hold, root, parts, cid, options)
     })
   }
 
@@ -320,7 +409,7 @@ export class Mfs {
   async mv (sources: string[], dest: string, options?: AbortOptions): Promise<void> {
     const destParts = segments(dest)
     const srcs = sources.map(segments)
-    await this.#change(async (fs) => {
+    await this.#change(async (fs, hold) => {
       let root = this.#current()
       const target = await this.#lookup(fs, root, destParts, options)
       const into = target != null && await this.#type(fs, target, options) === 'directory'
@@ -334,7 +423,7 @@ export class Mfs {
         }
         const cid = await this.#existing(fs, root, src, options)
         if (into && await this.#lookup(fs, root, to, options) != null) throw new FileExistsError(`directory already has entry by that name: ${display(to)}`)
-        root = await this.#relink(fs, await this.#relink(fs, root, src, undefined, options), to, cid, options)
+        root = await this.#relink(fs, hold, await this.#relink(fs, hold, root, src, undefined, options), to, cid, options)
       }
       return root
     })
@@ -342,7 +431,7 @@ export class Mfs {
 
   async rm (paths: string[], options: AbortOptions & { recursive?: boolean, force?: boolean } = {}): Promise<void> {
     const all = paths.map(segments)
-    await this.#change(async (fs) => {
+    await this.#change(async (fs, hold) => {
       let root = this.#current()
       for (const parts of all) {
         if (parts.length === 0) throw new InvalidParameterError('cannot delete root')
@@ -354,7 +443,7 @@ export class Mfs {
         if (options.recursive !== true && options.force !== true && await this.#type(fs, cid, options) === 'directory') {
           throw new WrongContentTypeError(`${display(parts)} is a directory, use -r to remove directories`)
         }
-        root = await this.#relink(fs, root, parts, undefined, options)
+        root = await this.#relink(fs, hold, root, parts, undefined, options)
       }
       return root
     })
@@ -365,15 +454,24 @@ export class Mfs {
     return this.#existing(this.#fs(), this.#current(), segments(path), options)
   }
 
-  /** Gives the node at `path` another CID version; what is written under it afterwards takes the same. */
-  async chcid (path: string, options: AbortOptions & { cidVersion?: Version } = {}): Promise<void> {
+  /**
+   * Stores the directory at `path` under another CID prefix, as Kubo's
+   * files/chcid: the version and hash function the options give (the hash
+   * sha2-256 when only the version is given); nothing without either. Its
+   * edits keep that prefix. Kubo's root takes its prefix from the Import
+   * config, not from chcid.
+   */
+  async chcid (path: string, options: AbortOptions & { cidVersion?: Version, hash?: string } = {}): Promise<void> {
     const parts = segments(path)
-    const version = options.cidVersion
-    if (version == null) return
-    await this.#change(async (fs) => {
+    if (parts.length === 0) throw new InvalidParameterError('cannot change CID format of the MFS root; use \'ipfs config Import.CidVersion\' and \'ipfs config Import.HashFunction\' instead')
+    if (options.cidVersion == null && options.hash == null) return
+    const prefix = prefixOf(options)
+    await this.#change(async (fs, hold) => {
       const root = this.#current()
       const cid = await this.#existing(fs, root, parts, options)
-      return this.#relink(fs, root, parts, withVersion(cid, version), options)
+      if (await this.#type(fs, cid, options) !== 'directory') throw new WrongContentTypeError('can only update directories')
+      const block = await getBlock(this.#components.reads, cid, options)
+      return this.#relink(fs, hold, root, parts, await this.#store(hold, block, prefix), options)
     })
   }
 }
