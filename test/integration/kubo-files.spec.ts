@@ -222,4 +222,45 @@ describe('files/* (MFS) with kubo-rpc-client', { timeout: 120_000 }, () => {
       assert.equal((await file.json()).Message, 'can only update directories')
     })
   })
+
+  describe('sharding', () => {
+    /** What a directory block is: Kubo's MFS turns a directory into a HAMT shard and back by its size. */
+    async function kindOf (path: string): Promise<string> {
+      const block = await client.block.get((await client.files.stat(path)).cid)
+      return UnixFS.unmarshal(dagPb.decode(block).Data ?? new Uint8Array()).type
+    }
+
+    it('shards a directory when Kubo\'s size estimate passes 256 KiB, not at a count of entries, and unshards it at or below', async () => {
+      // boxo's BasicDirectory estimates a directory as the sum of each link's name and CID bytes, and
+      // turns it into a HAMT when that passes Import.UnixFSHAMTDirectorySizeThreshold, 262,144 bytes
+      // ("> not >=": a directory exactly at the threshold stays basic). js-ipfs' old rule sharded at
+      // 1,001 entries; here 1,121 entries fill the threshold exactly and the directory stays basic.
+      const file = await client.add('x')
+      const cidLength = file.cid.bytes.length
+      const longName = (i: number): string => i.toString().padStart(4, '0') + 'n'.repeat(196)
+      const links = Array.from({ length: 1120 }, (_, i) => ({ Name: longName(i), Hash: file.cid, Tsize: file.size }))
+      const estimate = (names: string[]): number => names.reduce((sum, name) => sum + Buffer.byteLength(name) + cidLength, 0)
+      const last = 'l'.repeat(262_144 - estimate(links.map(l => l.Name)) - cidLength)
+      const block = dagPb.encode(dagPb.prepare({ Data: new UnixFS({ type: 'directory' }).marshal(), Links: links }))
+      const put = await client.block.put(block, { format: 'dag-pb' })
+      await client.files.cp(`/ipfs/${put}`, '/big')
+      await client.files.cp(`/ipfs/${file.cid}`, `/big/${last}`)
+      assert.equal(estimate([...links.map(l => l.Name), last]), 262_144)
+      assert.equal(await kindOf('/big'), 'directory')
+      const basic = await directoryCid([...links, { Name: last, Hash: file.cid, Tsize: file.size }], put.version, sha256)
+      assert.equal((await client.files.stat('/big')).cid.toString(), basic.cid.toString())
+
+      // One more byte of estimate, and it is a HAMT that lists every entry.
+      await client.files.cp(`/ipfs/${file.cid}`, '/big/z')
+      assert.equal(await kindOf('/big'), 'hamt-sharded-directory')
+      assert.equal((await collect(client.files.ls('/big'))).length, 1122)
+      assert.equal(await readString(client, '/big/z'), 'x')
+
+      // Back at the threshold, it is the same basic directory again.
+      await client.files.rm('/big/z')
+      assert.equal(await kindOf('/big'), 'directory')
+      assert.equal((await client.files.stat('/big')).cid.toString(), basic.cid.toString())
+      await client.files.rm('/big', { recursive: true })
+    })
+  })
 })

@@ -97,6 +97,13 @@ function prefixOfCid (cid: CID): Prefix {
   return { version: cid.version, hasher }
 }
 
+/**
+ * Kubo's Import.UnixFSHAMTDirectorySizeThreshold: a directory whose entries'
+ * names and CIDs add up to more bytes than this is a HAMT shard. UnixFS
+ * shards by the same estimate and threshold.
+ */
+const HAMT_THRESHOLD = 262_144
+
 /** Kubo's empty directory, `{Data: UnixFS{Type: Directory}}`. */
 const EMPTY_DIRECTORY = dagPb.encode(dagPb.prepare({ Data: new UnixFSData({ type: 'directory' }).marshal() }))
 
@@ -257,14 +264,53 @@ export class Mfs {
     }
     const name = parts[parts.length - 1]
     const parent = dirs[dirs.length - 1]
+    // Kubo turns a HAMT back into a basic directory only on an edit that makes its estimate smaller.
+    const shrinks = (old: CID | undefined, next: CID | undefined): boolean => next == null || (old != null && next.bytes.length < old.bytes.length)
     let child = cid == null
       ? await this.#edit(hold, parent, async (fs) => fs.rm(parent, name, options))
       : await this.#edit(hold, parent, async (fs) => fs.cp(cid, parent, name, { ...options, force: true }))
+    if (shrinks(cid == null ? undefined : await this.#lookup(fs, root, parts, options), cid)) child = await this.#unshardIfSmall(hold, child, options)
     for (let i = parts.length - 2; i >= 0; i--) {
       const below = child
       child = await this.#edit(hold, dirs[i], async (fs) => fs.cp(below, dirs[i], parts[i], { ...options, force: true }))
+      if (shrinks(dirs[i + 1], below)) child = await this.#unshardIfSmall(hold, child, options)
     }
     return child
+  }
+
+  /**
+   * A HAMT shard whose entries' estimate is back at or under Kubo's threshold,
+   * as the basic directory Kubo (boxo's HAMTDirectory.needsToSwitchToBasicDir)
+   * turns it into: the same entries, mode and mtime, under the shard's prefix.
+   * UnixFS does the same after a removal, but its estimate also counts the
+   * links to sub-shards, and counts a sub-shard's entries twice, so a
+   * directory Kubo would unshard stayed a HAMT.
+   */
+  async #unshardIfSmall (hold: Hold, dir: CID, options?: AbortOptions): Promise<CID> {
+    const { reads } = this.#components
+    const node = dagPb.decode(await getBlock(reads, dir, options))
+    const data = UnixFSData.unmarshal(node.Data ?? new Uint8Array())
+    if (data.type !== 'hamt-sharded-directory') return dir
+    const prefixLength = (Number(data.fanout ?? 256n) - 1).toString(16).length
+    const links: dagPb.PBLink[] = []
+    let estimate = 0
+    const walk = async (shard: dagPb.PBNode): Promise<boolean> => {
+      for (const link of shard.Links) {
+        const linkName = link.Name ?? ''
+        if (linkName.length === prefixLength) {
+          if (!await walk(dagPb.decode(await getBlock(reads, link.Hash, options)))) return false
+          continue
+        }
+        const entry = linkName.slice(prefixLength)
+        estimate += Buffer.byteLength(entry) + link.Hash.bytes.byteLength
+        if (estimate > HAMT_THRESHOLD) return false
+        links.push({ Name: entry, Hash: link.Hash, Tsize: link.Tsize })
+      }
+      return true
+    }
+    if (!await walk(node)) return dir
+    const basic = dagPb.encode(dagPb.prepare({ Data: new UnixFSData({ type: 'directory', mode: data.mode, mtime: data.mtime }).marshal(), Links: links }))
+    return this.#store(hold, basic, prefixOfCid(dir))
   }
 
   /** The root with the missing directories of `parts` made, as `mkdir -p`. */
