@@ -11,7 +11,7 @@ import type { Blocks } from '@helia/interface'
 export interface DagResolution {
   /** The last block the path reaches. */
   cid: CID
-  /** What is left of the path inside that block's node. */
+  /** What is left of the path inside that block's node, with a leading slash as Kubo's RemPath; empty when none is. */
   remPath: string
 }
 
@@ -43,7 +43,7 @@ export async function dagResolve (blocks: Pick<Blocks, 'get'>, path: string, opt
       if (CID.asCID(value) != null) break
     }
     const link = CID.asCID(value)
-    if (link == null) return { cid, remPath: rest.join('/') }
+    if (link == null) return { cid, remPath: '/' + rest.join('/') }
     cid = link
     rest = rest.slice(used)
   }
