@@ -67,6 +67,10 @@ describe('repo, stats, swarm addresses and ping', { timeout: 120_000 }, () => {
     assert.equal(lines[0].text, `PING ${b.node.peerId}.`)
     assert.ok(lines[1].success && lines[1].time > 0)
     assert.match(lines[3].text, /^Average latency: [\d.]+ms$/)
+    // Kubo's Time is a Go time.Duration: integer nanoseconds (a loopback round trip is well over a microsecond).
+    const raw = (await (await rpc(a, 'ping', { arg: b.node.peerId, count: '1' })).text()).trim().split('\n').map(l => JSON.parse(l))
+    assert.ok(Number.isInteger(raw[1].Time) && raw[1].Time > 1_000 && raw[1].Time < 10e9, String(raw[1].Time))
+    assert.deepEqual(raw.map(l => Number.isInteger(l.Time)), [true, true, true])
     const self = await rpc(a, 'ping', { arg: a.node.peerId })
     assert.equal(self.status, 400)
     assert.equal((await rpc(a, 'ping', { arg: b.node.peerId, count: '0' })).status, 400)
