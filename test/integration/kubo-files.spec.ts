@@ -80,6 +80,22 @@ describe('files/* (MFS) with kubo-rpc-client', { timeout: 120_000 }, () => {
     assert.equal(await readString(client, '/o.txt', { offset: 1, length: 2 }), '12')
   })
 
+  it('fills a write past the end of a file with zeros, as Kubo\'s sparse files', async () => {
+    await client.files.write('/sparse', Uint8Array.from([1, 2]), { create: true, offset: 3 })
+    assert.deepEqual([...Buffer.concat(await collect(client.files.read('/sparse')))], [0, 0, 0, 1, 2])
+    await client.files.write('/sparse', Uint8Array.from([9]), { offset: 7 })
+    assert.deepEqual([...Buffer.concat(await collect(client.files.read('/sparse')))], [0, 0, 0, 1, 2, 0, 0, 9])
+    await client.files.rm('/sparse')
+  })
+
+  it('says a path through a file is not a directory, in Kubo\'s words', async () => {
+    await client.files.write('/plain', 'x', { create: true })
+    await assert.rejects(client.files.write('/plain/inner.txt', 'y', { create: true }), /cannot access plain\/inner\.txt: Not a directory/)
+    await assert.rejects(client.files.stat('/plain/inner.txt/deeper'), /cannot access plain\/inner\.txt: Not a directory/)
+    await assert.rejects(client.files.mkdir('/plain/dir', { parents: true }), /Not a directory/)
+    await client.files.rm('/plain')
+  })
+
   it('makes directories, with parents, and lists them', async () => {
     await client.files.mkdir('/a/b/c', { parents: true })
     await client.files.mkdir('/a/b/c', { parents: true })

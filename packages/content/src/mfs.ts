@@ -104,6 +104,9 @@ function prefixOfCid (cid: CID): Prefix {
  */
 const HAMT_THRESHOLD = 262_144
 
+/** The size of the runs of zeros that fill a write past the end of a file. */
+const ZERO_CHUNK = 262_144
+
 /** Kubo's empty directory, `{Data: UnixFS{Type: Directory}}`. */
 const EMPTY_DIRECTORY = dagPb.encode(dagPb.prepare({ Data: new UnixFSData({ type: 'directory' }).marshal() }))
 
@@ -223,19 +226,37 @@ export class Mfs {
     return this.#root
   }
 
-  /** The CID at a path under `root`, or undefined when nothing is there. */
-  async #lookup (fs: UnixFS, root: CID, parts: string[], options?: AbortOptions): Promise<CID | undefined> {
+  /**
+   * The CID at a path under `root`, or undefined when nothing is there. A
+   * path through a file is an error, as Kubo's lookup says it.
+   */
+  async #lookup (root: CID, parts: string[], options?: AbortOptions): Promise<CID | undefined> {
     if (parts.length === 0) return root
     try {
-      return (await fs.stat(root, { ...options, path: parts.join('/') })).cid
+      // resolveEntry, not UnixFS's stat: the exporter under both reads a/file/x as a/file.
+      return (await resolveEntry(this.#components.reads, `/ipfs/${root}/${parts.join('/')}`, options)).cid
     } catch (err: any) {
-      if (err.name === 'NotFoundError' || err.name === 'NoPropError' || err.name === 'NotADirectoryError') return undefined
-      throw err
+      if (err.name !== 'NotFoundError') throw err
+      await this.#checkNoFileOnPath(root, parts, options)
+      return undefined
     }
   }
 
-  async #existing (fs: UnixFS, root: CID, parts: string[], options?: AbortOptions): Promise<CID> {
-    const cid = await this.#lookup(fs, root, parts, options)
+  /** Kubo's error for a path that goes on past a file, naming the path up to the segment after it. */
+  async #checkNoFileOnPath (root: CID, parts: string[], options?: AbortOptions): Promise<void> {
+    for (let i = 1; i < parts.length; i++) {
+      let type: string
+      try {
+        type = (await resolveEntry(this.#components.reads, `/ipfs/${root}/${parts.slice(0, i).join('/')}`, options)).type
+      } catch {
+        return
+      }
+      if (type !== 'directory') throw new WrongContentTypeError(`cannot access ${parts.slice(0, i + 1).join('/')}: Not a directory`)
+    }
+  }
+
+  async #existing (root: CID, parts: string[], options?: AbortOptions): Promise<CID> {
+    const cid = await this.#lookup(root, parts, options)
     if (cid == null) throw new NotFoundError(`file does not exist: ${display(parts)}`)
     return cid
   }
@@ -257,9 +278,9 @@ export class Mfs {
     }
     const dirs = [root]
     for (let i = 1; i < parts.length; i++) {
-      const dir = await this.#lookup(fs, root, parts.slice(0, i), options)
+      const dir = await this.#lookup(root, parts.slice(0, i), options)
       if (dir == null) throw new NotFoundError(`file does not exist: ${display(parts.slice(0, i))}`)
-      if (await this.#type(fs, dir, options) !== 'directory') throw new WrongContentTypeError(`not a directory: ${display(parts.slice(0, i))}`)
+      if (await this.#type(fs, dir, options) !== 'directory') throw new WrongContentTypeError(`cannot access ${parts.slice(0, i + 1).join('/')}: Not a directory`)
       dirs.push(dir)
     }
     const name = parts[parts.length - 1]
@@ -269,7 +290,7 @@ export class Mfs {
     let child = cid == null
       ? await this.#edit(hold, parent, async (fs) => fs.rm(parent, name, options))
       : await this.#edit(hold, parent, async (fs) => fs.cp(cid, parent, name, { ...options, force: true }))
-    if (shrinks(cid == null ? undefined : await this.#lookup(fs, root, parts, options), cid)) child = await this.#unshardIfSmall(hold, child, options)
+    if (shrinks(cid == null ? undefined : await this.#lookup(root, parts, options), cid)) child = await this.#unshardIfSmall(hold, child, options)
     for (let i = parts.length - 2; i >= 0; i--) {
       const below = child
       child = await this.#edit(hold, dirs[i], async (fs) => fs.cp(below, dirs[i], parts[i], { ...options, force: true }))
@@ -316,9 +337,9 @@ export class Mfs {
   /** The root with the missing directories of `parts` made, as `mkdir -p`. */
   async #makeParents (fs: UnixFS, hold: Hold, root: CID, parts: string[], prefix: Prefix, options?: AbortOptions): Promise<CID> {
     let have = parts.length
-    while (have > 0 && await this.#lookup(fs, root, parts.slice(0, have), options) == null) have--
+    while (have > 0 && await this.#lookup(root, parts.slice(0, have), options) == null) have--
     if (have === parts.length) {
-      if (await this.#type(fs, await this.#existing(fs, root, parts, options), options) !== 'directory') throw new FileExistsError(`file already exists and is not a directory: ${display(parts)}`)
+      if (await this.#type(fs, await this.#existing(root, parts, options), options) !== 'directory') throw new FileExistsError(`file already exists and is not a directory: ${display(parts)}`)
       return root
     }
     const empty = await this.#store(hold, EMPTY_DIRECTORY, prefix)
@@ -333,7 +354,7 @@ export class Mfs {
   /** An MFS path, or as Kubo's files/stat also takes, an /ipfs/ path (kubo-rpc-client's ls asks it so of an empty directory). */
   async stat (path: string, options?: AbortOptions): Promise<MfsStat> {
     const fs = this.#fs()
-    const cid = path.startsWith('/ipfs/') ? (await resolveEntry(this.#components.reads, path, options)).cid : await this.#existing(fs, this.#current(), segments(path), options)
+    const cid = path.startsWith('/ipfs/') ? (await resolveEntry(this.#components.reads, path, options)).cid : await this.#existing(this.#current(), segments(path), options)
     const stat = await fs.stat(cid, options)
     const block = await getBlock(this.#components.reads, cid, options)
     if (cid.code !== dagPb.code) return { cid, type: 'file', size: block.length, cumulativeSize: block.length, blocks: 0 }
@@ -352,7 +373,7 @@ export class Mfs {
   async ls (path: string, options?: AbortOptions): Promise<MfsEntry[]> {
     const fs = this.#fs()
     const parts = segments(path)
-    const cid = await this.#existing(fs, this.#current(), parts, options)
+    const cid = await this.#existing(this.#current(), parts, options)
     const entryOf = async (name: string, cid: CID): Promise<MfsEntry> => {
       const stat = await fs.stat(cid, options)
       const type = stat.type === 'directory' ? 'directory' : 'file'
@@ -366,7 +387,7 @@ export class Mfs {
 
   async * read (path: string, options: AbortOptions & { offset?: number, length?: number } = {}): AsyncGenerator<Uint8Array> {
     const fs = this.#fs()
-    const cid = await this.#existing(fs, this.#current(), segments(path), options)
+    const cid = await this.#existing(this.#current(), segments(path), options)
     if (await this.#type(fs, cid, options) !== 'file') throw new WrongContentTypeError(`${path} is a directory`)
     yield * cat(this.#components.reads, cid.toString(), options)
   }
@@ -378,7 +399,7 @@ export class Mfs {
     await this.#change(async (fs, hold) => {
       const root = this.#current()
       if (options.parents === true) return this.#makeParents(fs, hold, root, parts, prefix, options)
-      if (parts.length === 0 || await this.#lookup(fs, root, parts, options) != null) throw new FileExistsError(`file already exists: ${display(parts)}`)
+      if (parts.length === 0 || await this.#lookup(root, parts, options) != null) throw new FileExistsError(`file already exists: ${display(parts)}`)
       return this.#relink(fs, hold, root, parts, await this.#store(hold, EMPTY_DIRECTORY, prefix), options)
     })
   }
@@ -398,7 +419,7 @@ export class Mfs {
     await this.#change(async (fs, hold) => {
       let root = this.#current()
       if (options.parents === true) root = await this.#makeParents(fs, hold, root, parts.slice(0, -1), given, options)
-      const existing = await this.#lookup(fs, root, parts, options)
+      const existing = await this.#lookup(root, parts, options)
       if (existing == null && options.create !== true) throw new NotFoundError(`file does not exist: ${display(parts)}`)
       let size = 0
       let prefix = given
@@ -408,9 +429,10 @@ export class Mfs {
         if (stat.type === 'directory') throw new WrongContentTypeError(`${display(parts)} is a directory`)
         size = Number(stat.size)
       }
-      if (offset > size) throw new InvalidParameterError(`offset was past end of file (${offset} > ${size})`)
       const content = (async function * () {
         if (existing != null && offset > 0) yield * cat(reads, existing.toString(), { signal: options.signal, length: offset })
+        // Past the end, the gap is zeros, as Kubo's DagModifier expands a sparse file.
+        for (let gap = offset - size; gap > 0; gap -= ZERO_CHUNK) yield new Uint8Array(Math.min(gap, ZERO_CHUNK))
         let written = 0
         for await (const chunk of source) {
           const left = (options.count ?? Infinity) - written
@@ -444,9 +466,9 @@ export class Mfs {
     if (parts.length === 0) throw new InvalidParameterError('cannot copy onto the root')
     await this.#change(async (fs, hold) => {
       let root = this.#current()
-      const cid = fromIpfs ? (await resolveEntry(this.#components.reads, source, options)).cid : await this.#existing(fs, root, srcParts, options)
+      const cid = fromIpfs ? (await resolveEntry(this.#components.reads, source, options)).cid : await this.#existing(root, srcParts, options)
       if (options.parents === true) root = await this.#makeParents(fs, hold, root, parts.slice(0, -1), prefixOf({}), options)
-      if (options.force !== true && await this.#lookup(fs, root, parts, options) != null) throw new FileExistsError(`directory already has entry by that name: ${display(parts)}`)
+      if (options.force !== true && await this.#lookup(root, parts, options) != null) throw new FileExistsError(`directory already has entry by that name: ${display(parts)}`)
       return this.#relink(fs, hold, root, parts, cid, options)
     })
   }
@@ -457,7 +479,7 @@ export class Mfs {
     const srcs = sources.map(segments)
     await this.#change(async (fs, hold) => {
       let root = this.#current()
-      const target = await this.#lookup(fs, root, destParts, options)
+      const target = await this.#lookup(root, destParts, options)
       const into = target != null && await this.#type(fs, target, options) === 'directory'
       if (!into && srcs.length > 1) throw new InvalidParameterError(`moving ${srcs.length} sources needs a directory as the destination: ${dest}`)
       for (const src of srcs) {
@@ -467,8 +489,8 @@ export class Mfs {
           if (to.length === src.length) continue
           throw new InvalidParameterError(`cannot move ${display(src)} into itself`)
         }
-        const cid = await this.#existing(fs, root, src, options)
-        if (into && await this.#lookup(fs, root, to, options) != null) throw new FileExistsError(`directory already has entry by that name: ${display(to)}`)
+        const cid = await this.#existing(root, src, options)
+        if (into && await this.#lookup(root, to, options) != null) throw new FileExistsError(`directory already has entry by that name: ${display(to)}`)
         root = await this.#relink(fs, hold, await this.#relink(fs, hold, root, src, undefined, options), to, cid, options)
       }
       return root
@@ -481,7 +503,7 @@ export class Mfs {
       let root = this.#current()
       for (const parts of all) {
         if (parts.length === 0) throw new InvalidParameterError('cannot delete root')
-        const cid = await this.#lookup(fs, root, parts, options)
+        const cid = await this.#lookup(root, parts, options)
         if (cid == null) {
           if (options.force === true) continue
           throw new NotFoundError(`file does not exist: ${display(parts)}`)
@@ -497,7 +519,7 @@ export class Mfs {
 
   /** Every change is stored as it is made: the CID at the path, as Kubo's flush answers. */
   async flush (path: string, options?: AbortOptions): Promise<CID> {
-    return this.#existing(this.#fs(), this.#current(), segments(path), options)
+    return this.#existing(this.#current(), segments(path), options)
   }
 
   /**
@@ -514,7 +536,7 @@ export class Mfs {
     const prefix = prefixOf(options)
     await this.#change(async (fs, hold) => {
       const root = this.#current()
-      const cid = await this.#existing(fs, root, parts, options)
+      const cid = await this.#existing(root, parts, options)
       if (await this.#type(fs, cid, options) !== 'directory') throw new WrongContentTypeError('can only update directories')
       const block = await getBlock(this.#components.reads, cid, options)
       return this.#relink(fs, hold, root, parts, await this.#store(hold, block, prefix), options)
