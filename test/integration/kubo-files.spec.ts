@@ -17,6 +17,8 @@ import type { KuboRPCClient } from 'kubo-rpc-client'
 const HELLO = 'hello world\n'
 /** Kubo's CIDs for the same content: `ipfs add` of HELLO, and the empty directory Kubo's MFS starts from. */
 const HELLO_CID = 'QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o'
+/** Kubo's files/write of 'Hello world' into a new file, as js-kubo-rpc-client's files.ls test reads it from Kubo. */
+const KUBO_WRITTEN_HELLO = 'Qmetpc7cZmN25Wcc6R27cGCAvCDqCS5GjHG4v7xABEfpmJ'
 const EMPTY_DIR_CID = 'QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn'
 
 /** Kubo's empty directory block, and that block hashed with blake2b-256 as Kubo's sharness test of Import.HashFunction reads it. */
@@ -28,6 +30,23 @@ async function directoryCid (links: Array<{ Name: string, Hash: CID, Tsize: numb
   const block = dagPb.encode(dagPb.prepare({ Data: new UnixFS({ type: 'directory' }).marshal(), Links: links }))
   const digest = await hash.digest(block)
   return { cid: version === 0 ? CID.createV0(digest as Parameters<typeof CID.createV0>[0]) : CID.createV1(dagPb.code, digest), size: block.length + links.reduce((sum, l) => sum + l.Tsize, 0) }
+}
+
+/**
+ * A one-chunk file as Kubo's files/write builds it (its DagModifier appends to
+ * an empty file node with the trickle builder): a root over one leaf, the leaf
+ * a dag-pb node of UnixFS type raw, or with raw leaves a raw block. Built here
+ * from the formats, not by the daemon; returns the root and the bytes of both blocks.
+ */
+async function kuboWrittenFile (bytes: Uint8Array, version: 0 | 1 = 0, hash: typeof sha256 | typeof sha512 = sha256): Promise<{ cid: CID, cumulativeSize: number }> {
+  const cidOf = async (code: number, block: Uint8Array): Promise<CID> => {
+    const digest = await hash.digest(block)
+    return version === 0 ? CID.createV0(digest as Parameters<typeof CID.createV0>[0]) : CID.createV1(code, digest)
+  }
+  const leafBlock = version === 0 ? dagPb.encode(dagPb.prepare({ Data: new UnixFS({ type: 'raw', data: bytes }).marshal() })) : bytes
+  const leaf = await cidOf(version === 0 ? dagPb.code : raw.code, leafBlock)
+  const root = dagPb.encode(dagPb.prepare({ Data: new UnixFS({ type: 'file', blockSizes: [BigInt(bytes.length)] }).marshal(), Links: [{ Name: '', Hash: leaf, Tsize: leafBlock.length }] }))
+  return { cid: await cidOf(dagPb.code, root), cumulativeSize: root.length + leafBlock.length }
 }
 
 async function readString (client: KuboRPCClient, path: string, options: { offset?: number, length?: number } = {}): Promise<string> {
@@ -57,10 +76,15 @@ describe('files/* (MFS) with kubo-rpc-client', { timeout: 120_000 }, () => {
   })
 
   it('writes, reads, and gets Kubo\'s CID for the same bytes', async () => {
+    // Not add's CID: Kubo's files/write puts a root over even one leaf (its stat's cumulative size counts both).
+    await client.files.write('/Hello.txt', 'Hello world', { create: true })
+    assert.equal((await client.files.stat('/Hello.txt')).cid.toString(), KUBO_WRITTEN_HELLO)
+    assert.equal((await kuboWrittenFile(Buffer.from('Hello world'))).cid.toString(), KUBO_WRITTEN_HELLO, 'the helper builds as Kubo')
+    await client.files.rm('/Hello.txt')
     await client.files.write('/hello.txt', HELLO, { create: true })
     assert.equal(await readString(client, '/hello.txt'), HELLO)
     const stat = await client.files.stat('/hello.txt')
-    assert.equal(stat.cid.toString(), HELLO_CID)
+    assert.equal(stat.cid.toString(), (await kuboWrittenFile(Buffer.from(HELLO))).cid.toString())
     assert.equal(stat.size, HELLO.length)
     assert.equal(stat.type, 'file')
   })
@@ -106,7 +130,7 @@ describe('files/* (MFS) with kubo-rpc-client', { timeout: 120_000 }, () => {
     const byName = new Map(entries.map(e => [e.name, e]))
     assert.equal(byName.get('c')?.type, 'directory')
     assert.equal(byName.get('f.txt')?.type, 'file')
-    assert.equal(byName.get('f.txt')?.cid.toString(), HELLO_CID)
+    assert.equal(byName.get('f.txt')?.cid.toString(), (await kuboWrittenFile(Buffer.from(HELLO))).cid.toString())
     assert.equal(byName.get('f.txt')?.size, HELLO.length)
   })
 
@@ -153,9 +177,11 @@ describe('files/* (MFS) with kubo-rpc-client', { timeout: 120_000 }, () => {
     const ls = await (await rpc(d, 'files/ls', { arg: '/a/b' })).json()
     assert.deepEqual(ls.Entries.find((e: { Name: string }) => e.Name === 'f.txt'), { Name: 'f.txt', Type: 0, Size: 0, Hash: '' })
     const stat = await (await rpc(d, 'files/stat', { arg: '/hello.txt' })).json()
-    assert.deepEqual(stat, { Hash: HELLO_CID, Size: 12, CumulativeSize: 20, Blocks: 0, Type: 'file', WithLocality: false })
+    const written = await kuboWrittenFile(Buffer.from(HELLO))
+    assert.deepEqual(stat, { Hash: written.cid.toString(), Size: 12, CumulativeSize: written.cumulativeSize, Blocks: 1, Type: 'file', WithLocality: false })
     // As Kubo, an /ipfs/ path too: kubo-rpc-client's ls stats an empty directory so.
-    assert.deepEqual(await (await rpc(d, 'files/stat', { arg: `/ipfs/${HELLO_CID}` })).json(), stat)
+    await client.add(HELLO)
+    assert.deepEqual(await (await rpc(d, 'files/stat', { arg: `/ipfs/${HELLO_CID}` })).json(), { Hash: HELLO_CID, Size: 12, CumulativeSize: 20, Blocks: 0, Type: 'file', WithLocality: false })
     const emptyDir = await client.add({ path: 'empty' }, { wrapWithDirectory: false })
     const listed = await collect(client.ls(`/ipfs/${emptyDir.cid}`))
     assert.deepEqual(listed.map(e => e.cid.toString()), [emptyDir.cid.toString()])
@@ -202,15 +228,14 @@ describe('files/* (MFS) with kubo-rpc-client', { timeout: 120_000 }, () => {
       // Kubo's getPrefix: a hash function makes the version 1.
       await client.files.write('/h0/sub/f', bytes, { create: true, hashAlg: 'sha2-512', cidVersion: 0 })
       const file = await client.files.stat('/h0/sub/f')
-      // One chunk with raw leaves (the default of CIDv1) is one raw block.
-      assert.equal(file.cid.toString(), CID.createV1(raw.code, await sha512.digest(bytes)).toString())
+      assert.equal(file.cid.toString(), (await kuboWrittenFile(bytes, 1, sha512)).cid.toString())
       assert.deepEqual(Buffer.concat(await collect(client.files.read('/h0/sub/f'))), Buffer.from(bytes))
-      const sub = await directoryCid([{ Name: 'f', Hash: file.cid, Tsize: bytes.length }], 1, sha512)
+      const sub = await directoryCid([{ Name: 'f', Hash: file.cid, Tsize: (await kuboWrittenFile(bytes, 1, sha512)).cumulativeSize }], 1, sha512)
       assert.equal((await client.files.stat('/h0/sub')).cid.toString(), sub.cid.toString())
       // An existing file keeps its prefix when written again without options, as Kubo's DagModifier.
       await client.files.write('/h0/sub/f', Uint8Array.from([9]), { offset: 4 })
       const grown = Uint8Array.from([0, 1, 2, 3, 9])
-      assert.equal((await client.files.stat('/h0/sub/f')).cid.toString(), CID.createV1(raw.code, await sha512.digest(grown)).toString())
+      assert.equal((await client.files.stat('/h0/sub/f')).cid.toString(), (await kuboWrittenFile(grown, 1, sha512)).cid.toString())
       await client.files.rm('/h0/sub/f')
       assert.equal((await client.files.stat('/h0/sub')).cid.toString(), CID.createV1(dagPb.code, await sha512.digest(EMPTY_DIR_BLOCK)).toString())
     })

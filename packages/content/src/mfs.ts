@@ -236,8 +236,10 @@ export class Mfs {
       // resolveEntry, not UnixFS's stat: the exporter under both reads a/file/x as a/file.
       return (await resolveEntry(this.#components.reads, `/ipfs/${root}/${parts.join('/')}`, options)).cid
     } catch (err: any) {
-      if (err.name !== 'NotFoundError') throw err
+      // The exporter fails a path through a file in several ways; Kubo's error names it.
+      if (err.name !== 'NotFoundError' && err.name !== 'WrongContentTypeError') throw err
       await this.#checkNoFileOnPath(root, parts, options)
+      if (err.name !== 'NotFoundError') throw err
       return undefined
     }
   }
@@ -408,7 +410,11 @@ export class Mfs {
    * Writes bytes into a file at `offset`, as Kubo's files/write: the file is
    * imported again from its bytes before the offset, the new bytes and, unless
    * `truncate`, its bytes after them. A new file takes the options' CID
-   * prefix; an existing one keeps its own, as Kubo's DagModifier does.
+   * prefix; an existing one keeps its own, as Kubo's DagModifier does. The
+   * file is built as that DagModifier appends to an empty file, so a new file
+   * gets Kubo's CID; Kubo edits an existing file's leaves in place, so a file
+   * rewritten here has Kubo's bytes but, unless its leaves fall the same way,
+   * not Kubo's CID.
    */
   async write (path: string, source: AsyncIterable<Uint8Array>, options: MfsWriteOptions = {}): Promise<void> {
     const parts = segments(path)
@@ -445,7 +451,7 @@ export class Mfs {
       })()
       const blockstore = { get: reads.get.bind(reads), put: heldPut(this.#components.blockstore, hold) }
       let file: CID | undefined
-      const add = { signal: options.signal, cidVersion: prefix.version, hash: prefix.hasher.name, rawLeaves: options.rawLeaves, pin: false }
+      const add = { signal: options.signal, cidVersion: prefix.version, hash: prefix.hasher.name, rawLeaves: options.rawLeaves, modifierLayout: true, pin: false }
       for await (const evt of addAll({ blockstore, pins, guard }, [{ content }], add)) {
         if (evt.type === 'entry') file = evt.cid
       }
