@@ -442,7 +442,8 @@ export class Mfs {
         let written = 0
         for await (const chunk of source) {
           const left = (options.count ?? Infinity) - written
-          if (left <= 0) break
+          // Past count the input is still read to its end: it may be a request body still arriving.
+          if (left <= 0) continue
           const part = chunk.length > left ? chunk.subarray(0, left) : chunk
           written += part.length
           yield part
