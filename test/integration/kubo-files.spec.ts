@@ -163,7 +163,9 @@ describe('files/* (MFS) with kubo-rpc-client', { timeout: 120_000 }, () => {
 
   it('removes files, and directories only with recursive', async () => {
     await client.files.mkdir('/gone/sub', { parents: true })
-    await assert.rejects(client.files.rm('/gone'), /is a directory/)
+    // Kubo's words (core/commands/files.go).
+    await assert.rejects(client.files.rm('/gone'), /^HTTPError: path is a directory, use -r to remove directories$/)
+    await assert.rejects(collect(client.files.read('/gone')), /^HTTPError: \/gone was not a file$/)
     await client.files.rm('/gone', { recursive: true })
     await assert.rejects(client.files.stat('/gone'), /does not exist/)
     await assert.rejects(client.files.rm('/gone'), /does not exist/)

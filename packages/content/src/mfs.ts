@@ -390,7 +390,7 @@ export class Mfs {
   async * read (path: string, options: AbortOptions & { offset?: number, length?: number } = {}): AsyncGenerator<Uint8Array> {
     const fs = this.#fs()
     const cid = await this.#existing(this.#current(), segments(path), options)
-    if (await this.#type(fs, cid, options) !== 'file') throw new WrongContentTypeError(`${path} is a directory`)
+    if (await this.#type(fs, cid, options) !== 'file') throw new WrongContentTypeError(`${path} was not a file`)
     yield * cat(this.#components.reads, cid.toString(), options)
   }
 
@@ -516,7 +516,7 @@ export class Mfs {
           throw new NotFoundError(`file does not exist: ${display(parts)}`)
         }
         if (options.recursive !== true && options.force !== true && await this.#type(fs, cid, options) === 'directory') {
-          throw new WrongContentTypeError(`${display(parts)} is a directory, use -r to remove directories`)
+          throw new WrongContentTypeError('path is a directory, use -r to remove directories')
         }
         root = await this.#relink(fs, hold, root, parts, undefined, options)
       }
