@@ -313,5 +313,31 @@ describe('files/* (MFS) with kubo-rpc-client', { timeout: 120_000 }, () => {
       assert.equal((await client.files.stat('/big')).cid.toString(), basic.cid.toString())
       await client.files.rm('/big', { recursive: true })
     })
+
+    it('keeps a sha2-512 directory\'s hash in every shard block, and when it unshards', async () => {
+      const file = await client.add('x')
+      // 1,121 entries of 234 bytes of estimate: 262,314, one entry over the threshold.
+      const links = Array.from({ length: 1121 }, (_, i) => ({ Name: i.toString().padStart(4, '0') + 'n'.repeat(196), Hash: file.cid, Tsize: file.size }))
+      const block = dagPb.encode(dagPb.prepare({ Data: new UnixFS({ type: 'directory' }).marshal(), Links: links }))
+      const put = await client.block.put(block, { format: 'dag-pb', mhtype: 'sha2-512' })
+      assert.equal(put.multihash.code, sha512.code)
+      await client.files.cp(`/ipfs/${put}`, '/big512')
+      await client.files.cp(`/ipfs/${file.cid}`, '/big512/z')
+      assert.equal(await kindOf('/big512'), 'hamt-sharded-directory')
+      const root = (await client.files.stat('/big512')).cid
+      assert.equal(root.multihash.code, sha512.code)
+      // Every shard block below is hashed as the directory is; the entries keep their own CIDs.
+      const shards = dagPb.decode(await client.block.get(root)).Links.filter(l => l.Name?.length === 2)
+      assert.ok(shards.length > 0, 'sub-shards')
+      assert.ok(shards.every(l => l.Hash.multihash.code === sha512.code && l.Hash.version === 1), shards.map(l => l.Hash.toString()).join(' '))
+      assert.equal(await readString(client, '/big512/z'), 'x')
+      await client.files.rm('/big512/z')
+      assert.equal(await kindOf('/big512'), 'hamt-sharded-directory')
+      await client.files.rm(`/big512/${links[1120].Name}`)
+      assert.equal(await kindOf('/big512'), 'directory')
+      const basic = dagPb.encode(dagPb.prepare({ Data: new UnixFS({ type: 'directory' }).marshal(), Links: links.slice(0, 1120) }))
+      assert.equal((await client.files.stat('/big512')).cid.toString(), CID.createV1(dagPb.code, await sha512.digest(basic)).toString())
+      await client.files.rm('/big512', { recursive: true })
+    })
   })
 })
