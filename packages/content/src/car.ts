@@ -1,12 +1,16 @@
-import { car } from '@helia/car'
+import * as dagPb from '@ipld/dag-pb'
 import { CarBlockIterator } from '@ipld/car/iterator'
-import { SOFT_BLOCK_LIMIT } from './blocks.ts'
-import { hasherByCode } from './codecs.ts'
+import { CarWriter } from '@ipld/car/writer'
+import { createUnsafe } from 'multiformats/block'
+import * as raw from 'multiformats/codecs/raw'
+import { identity } from 'multiformats/hashes/identity'
+import { getBlock, SOFT_BLOCK_LIMIT } from './blocks.ts'
+import { codecByCode, hasherByCode } from './codecs.ts'
 import { InvalidParameterError } from './errors.ts'
 import { pinAdd } from './pins.ts'
 import type { Hold } from './gc.ts'
 import type { PinComponents } from './pins.ts'
-import type { CarComponents } from '@helia/car'
+import type { ReadOptions } from './blocks.ts'
 import type { Blocks } from '@helia/interface'
 import type { AbortOptions } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
@@ -27,9 +31,46 @@ export interface CarImportComponents extends PinComponents {
   hold: Hold
 }
 
-/** Streams the DAG under `root` as a CARv1, fetching what is not local unless `offline`. */
-export function exportCar (components: CarComponents, root: CID, options: AbortOptions & { offline?: boolean } = {}): AsyncGenerator<Uint8Array> {
-  return car(components).export(root, options)
+/** The links of a block in the order its node holds them, as IPLD's traversal meets them. */
+function linksOf (cid: CID, bytes: Uint8Array): CID[] {
+  if (cid.code === raw.code) return []
+  if (cid.code === dagPb.code) return dagPb.decode(bytes).Links.map(link => link.Hash)
+  const codec = codecByCode(cid.code)
+  return [...createUnsafe({ cid, bytes, value: codec.decode(bytes), codec }).links()].map(([, link]) => link)
+}
+
+/**
+ * Streams the DAG under `root` as a CARv1, fetching what is not local unless
+ * `offline`, in the order of Kubo's dag/export (go-car's TraverseV1 over
+ * ExploreAllRecursively without duplicate puts): depth first, each node's
+ * links in order, every block once, identity blocks too. @helia/car walks
+ * breadth first, writes a block as often as it is linked and leaves identity
+ * blocks out, so a CAR exported again was not the one imported.
+ */
+export async function * exportCar (blocks: Pick<Blocks, 'get'>, root: CID, options: ReadOptions = {}): AsyncGenerator<Uint8Array> {
+  const { writer, out } = CarWriter.create([root])
+  let failure: Error | undefined
+  const writing = (async () => {
+    try {
+      const written = new Set<string>()
+      const stack = [root]
+      for (let cid = stack.pop(); cid != null; cid = stack.pop()) {
+        options.signal?.throwIfAborted()
+        if (written.has(cid.toString())) continue
+        written.add(cid.toString())
+        const bytes = cid.multihash.code === identity.code ? cid.multihash.digest : await getBlock(blocks, cid, options)
+        await writer.put({ cid, bytes })
+        stack.push(...linksOf(cid, bytes).reverse())
+      }
+    } catch (err: any) {
+      failure = err
+    } finally {
+      await writer.close()
+    }
+  })()
+  yield * out
+  await writing
+  if (failure != null) throw failure
 }
 
 /** Checks a block against its CID's multihash; an InvalidParameterError says why it does not match. */
