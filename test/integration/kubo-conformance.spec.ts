@@ -242,6 +242,10 @@ describe('Kubo RPC conformance', { timeout: 120_000 }, () => {
         assert.ok((await collect(client.pin.ls())).some(p => p.cid.equals(one) && p.name === undefined))
         const body = await (await rpc(d, 'pin/ls', { names: 'true', type: 'direct' })).json()
         assert.deepEqual(body.Keys[two.toString()], { Type: 'direct', Name: 'conf-file-two' })
+        // Pinned again under another name, Kubo renames the pin.
+        await client.pin.add(one, { name: 'conf-file-renamed' })
+        assert.deepEqual(await collect(client.pin.ls({ name: 'conf-file-one' })), [])
+        assert.deepEqual(await collect(client.pin.ls({ name: 'conf-file-renamed' })), [{ cid: one, type: 'recursive', name: 'conf-file-renamed' }])
       } finally {
         await client.pin.rm(one)
         await client.pin.rm(two, { recursive: false })
