@@ -50,6 +50,8 @@ describe('repo, stats, swarm addresses and ping', { timeout: 120_000 }, () => {
     const polled = await collect(client.stats.bw({ poll: true, interval: '100ms' }), 2)
     assert.equal(polled.length, 2)
     assert.equal((await rpc(a, 'stats/bw', { peer: b.node.peerId })).status, 400)
+    // Kubo's words for a duration it cannot parse (Go's time.ParseDuration), which its clients match.
+    await assert.rejects(collect(client.stats.bw({ poll: true, interval: 'INVALID INTERVAL' })), /invalid duration "INVALID INTERVAL"/)
   })
 
   it('lists known and local addresses', async () => {

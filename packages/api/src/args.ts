@@ -61,7 +61,7 @@ export function duration (value: unknown, name: string): number | undefined {
   let rest = text
   while (rest.length > 0) {
     const match = /^(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/.exec(rest)
-    if (match == null) throw new BadRequestError(`${name}: ${JSON.stringify(text)} is not a duration such as 24h or 90s`)
+    if (match == null) throw new BadRequestError(`${name}: invalid duration ${JSON.stringify(text)}: use one such as 24h or 90s`)
     total += Number(match[1]) * units[match[2]]
     rest = rest.slice(match[0].length)
   }
