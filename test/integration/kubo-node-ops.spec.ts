@@ -73,6 +73,10 @@ describe('repo, stats, swarm addresses and ping', { timeout: 120_000 }, () => {
     const raw = (await (await rpc(a, 'ping', { arg: b.node.peerId, count: '1' })).text()).trim().split('\n').map(l => JSON.parse(l))
     assert.ok(Number.isInteger(raw[1].Time) && raw[1].Time > 1_000 && raw[1].Time < 10e9, String(raw[1].Time))
     assert.deepEqual(raw.map(l => Number.isInteger(l.Time)), [true, true, true])
+    // A peer no one knows: the request fails before any line, as Kubo's lookup does, and the client rejects.
+    const started = Date.now()
+    await assert.rejects(collect(client.ping('QmUmaEnH1uMmvckMZbh3yShaasvELPW4ZLPWnB4entMTEn' as any, { count: 2 })))
+    assert.ok(Date.now() - started < 30_000)
     const self = await rpc(a, 'ping', { arg: a.node.peerId })
     assert.equal(self.status, 400)
     assert.equal((await rpc(a, 'ping', { arg: b.node.peerId, count: '0' })).status, 400)
