@@ -97,6 +97,10 @@ describe('dag/export and dag/import', { timeout: 120_000 }, () => {
     const lines = await collect(clientB.dag.import([await carOf([parent.cid], [parent])]))
     assert.equal(lines.length, 1)
     assert.notEqual(lines[0].root.pinErrorMsg, '')
+    // A root that is not in the CARs at all, in Kubo's words.
+    const absent = await cborBlock({ absent: true })
+    const [alone] = await collect(clientB.dag.import([await carOf([absent.cid], [])]))
+    assert.equal(alone.root.pinErrorMsg, `ipld: could not find ${absent.cid}`)
   })
 
   it('refuses a block that does not match its CID, and a body that is not a CAR, with 400', async () => {

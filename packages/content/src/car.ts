@@ -27,7 +27,7 @@ export type CarImportEvent =
   | { type: 'stats', blocks: number, bytes: number }
 
 export interface CarImportComponents extends PinComponents {
-  blockstore: PinComponents['blockstore'] & Pick<Blocks, 'put'>
+  blockstore: PinComponents['blockstore'] & Pick<Blocks, 'put' | 'has'>
   hold: Hold
 }
 
@@ -117,7 +117,10 @@ export async function * importCars (components: CarImportComponents, cars: Async
   }
   for (const cid of roots.values()) {
     let pinError = ''
-    if (options.pinRoots !== false) {
+    if (options.pinRoots !== false && !await components.blockstore.has(cid, { signal: options.signal })) {
+      // Kubo reads the root before it pins: its words for one that is not there.
+      pinError = `ipld: could not find ${cid}`
+    } else if (options.pinRoots !== false) {
       try {
         await pinAdd(components, cid, true, { signal: options.signal, offline: true, hold: components.hold })
       } catch (err: any) {
