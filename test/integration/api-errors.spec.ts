@@ -187,8 +187,8 @@ describe('API errors', { timeout: 60_000 }, () => {
   it('maps missing content, a bad timeout and a spent timeout', async () => {
     await expectError(await rpc(d, 'cat', { arg: `${HELLO_CID}/nope` }), 404, 'IPFSContentNotFoundError', /no link named "nope"/)
     const dir = await (await rpc(d, 'add', { 'wrap-with-directory': 'true', quieter: 'true' }, { body: formOf([{ path: 'f', content: 'f' }]) })).json() as { Hash: string }
-    await expectError(await rpc(d, 'cat', { arg: dir.Hash }), 400, 'IPFSError', /is a directory/)
-    await expectError(await rpc(d, 'id', { timeout: 'soon' }), 400, 'IPFSValidationError', /not a duration/)
+    await expectError(await rpc(d, 'cat', { arg: dir.Hash }), 400, 'IPFSError', /this dag node is a directory/)
+    await expectError(await rpc(d, 'id', { timeout: 'soon' }), 400, 'IPFSValidationError', /invalid duration "soon"/)
     await expectError(await rpc(d, 'block/get', { arg: ABSENT_CID, timeout: '200ms' }), 504, 'IPFSTimeoutError', /request timed out after 200ms/)
     await expectError(await rpc(d, 'name/resolve', { arg: 'k51qzi5uqu5dgutdk6i1ynyzgkqngpha5xpgia3a5qqp4jsh0u4csozksxel3r' }), 404, 'IPFSContentNotFoundError')
     await expectError(await rpc(d, 'key/rm', { arg: 'no-such-key' }), 404, 'IPFSContentNotFoundError', /no key named/)

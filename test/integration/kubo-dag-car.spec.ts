@@ -4,6 +4,7 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { CarBlockIterator, CarWriter } from '@ipld/car'
 import { create } from 'kubo-rpc-client'
 import { CID } from 'multiformats/cid'
+import { identity } from 'multiformats/hashes/identity'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { rpc, startTestDaemon } from '../helpers/daemon.ts'
 import { collect } from '../helpers/streams.ts'
@@ -38,6 +39,25 @@ describe('dag/export and dag/import', { timeout: 120_000 }, () => {
 
   after(async () => {
     await Promise.allSettled([a?.cleanup(), b?.cleanup()])
+  })
+
+  it('imports a DAG whose blocks are linked many times over, pinned, and exports the CAR Kubo writes', async () => {
+    // A chain as Lotus exports one: each node links to the one before twice, so there are
+    // 2^40 paths down it. Pinning walked every path; the walk now takes each block once.
+    const chain = [await cborBlock({ genesis: true, tag: CID.createV1(dagCbor.code, identity.digest(dagCbor.encode('id'))) })]
+    for (let i = 1; i <= 40; i++) chain.push(await cborBlock({ height: i, parents: [chain[i - 1].cid, chain[i - 1].cid], state: chain[0].cid }))
+    const root = chain[chain.length - 1]
+    const idBlock = { cid: CID.createV1(dagCbor.code, identity.digest(dagCbor.encode('id'))), bytes: dagCbor.encode('id') }
+    // Kubo's order (go-car's TraverseV1, no duplicate puts): depth first, links in node order, each block
+    // once, identity blocks too. dag-cbor orders keys shortest first: a node's state before its parents.
+    const canonical = await carOf([root.cid], [root, chain[0], idBlock, ...chain.slice(1, -1).reverse()])
+    const shuffled = await carOf([root.cid], [idBlock, ...chain])
+    const started = Date.now()
+    const imported = await collect(client.dag.import((async function * () { yield shuffled })()))
+    assert.deepEqual(imported.map(r => [r.root.cid.toString(), r.root.pinErrorMsg]), [[root.cid.toString(), '']])
+    assert.ok(Date.now() - started < 30_000, 'the pin walks each block once')
+    const exported = Buffer.concat(await collect(client.dag.export(root.cid)))
+    assert.deepEqual(exported, Buffer.from(canonical))
   })
 
   it('exports a DAG that another node imports, roots pinned', async () => {
@@ -77,6 +97,10 @@ describe('dag/export and dag/import', { timeout: 120_000 }, () => {
     const lines = await collect(clientB.dag.import([await carOf([parent.cid], [parent])]))
     assert.equal(lines.length, 1)
     assert.notEqual(lines[0].root.pinErrorMsg, '')
+    // A root that is not in the CARs at all, in Kubo's words.
+    const absent = await cborBlock({ absent: true })
+    const [alone] = await collect(clientB.dag.import([await carOf([absent.cid], [])]))
+    assert.equal(alone.root.pinErrorMsg, `ipld: could not find ${absent.cid}`)
   })
 
   it('refuses a block that does not match its CID, and a body that is not a CAR, with 400', async () => {

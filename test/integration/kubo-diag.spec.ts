@@ -1,5 +1,10 @@
 import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import { promisify } from 'node:util'
 import { create } from 'kubo-rpc-client'
 import { waitFor } from '../helpers/cluster.ts'
 import { formOf, rpc, startTestDaemon } from '../helpers/daemon.ts'
@@ -20,6 +25,20 @@ async function lineMatching (res: Response, match: (line: any) => boolean): Prom
     }
   }
   throw new Error('the stream ended without a matching line')
+}
+
+/** Unpacks a zip with Info-ZIP's unzip, apart from the daemon's zip writer; returns the files by name. */
+async function unzipped (bytes: Uint8Array): Promise<Map<string, Buffer>> {
+  const dir = await mkdtemp(join(tmpdir(), 'node-daemon-profile-'))
+  try {
+    await writeFile(join(dir, 'profile.zip'), bytes)
+    await promisify(execFile)('unzip', ['-q', 'profile.zip', '-d', 'out'], { cwd: dir, timeout: 30_000 })
+    const files = new Map<string, Buffer>()
+    for (const name of await readdir(join(dir, 'out'))) files.set(name, await readFile(join(dir, 'out', name)))
+    return files
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
 }
 
 describe('Kubo commands of a node without peers: name/pubsub, routing/provide|put, diag and log', { timeout: 120_000 }, () => {
@@ -144,5 +163,38 @@ describe('Kubo commands of a node without peers: name/pubsub, routing/provide|pu
       await client.log.level('all', 'silent')
     }
     assert.equal((await rpc(daemon, 'log/tail', { 'log-level': 'loud' })).status, 400)
+  })
+
+  it('collects a zip of V8 profiles and version.json with diag/profile, honouring collectors and profile-time', async () => {
+    const res = await rpc(daemon, 'diag/profile', { 'profile-time': '500ms' })
+    assert.equal(res.status, 200)
+    assert.equal(res.headers.get('content-type'), 'application/zip')
+    const files = await unzipped(new Uint8Array(await res.arrayBuffer()))
+    assert.deepEqual([...files.keys()].sort(), ['cpu.cpuprofile', 'heap.heapprofile', 'version.json'])
+    assert.deepEqual(JSON.parse(files.get('version.json')?.toString() ?? ''), await (await rpc(daemon, 'version')).json())
+    const cpu = JSON.parse(files.get('cpu.cpuprofile')?.toString() ?? '')
+    assert.ok(cpu.nodes.length > 0 && Array.isArray(cpu.samples), 'a V8 CPU profile')
+    // Microseconds: the samplers ran for the profile-time asked.
+    assert.ok(cpu.endTime - cpu.startTime >= 400_000, String(cpu.endTime - cpu.startTime))
+    const heap = JSON.parse(files.get('heap.heapprofile')?.toString() ?? '')
+    assert.ok(heap.head.children.length > 0 && Array.isArray(heap.samples), 'a V8 sampling heap profile')
+
+    // Kubo's collector names pick the files; Go's own (goroutines, mutex...) give none here.
+    const some = await rpc(daemon, 'diag/profile', { 'profile-time': '200ms', collectors: 'cpu,goroutines-stack,mutex' })
+    assert.deepEqual([...(await unzipped(new Uint8Array(await some.arrayBuffer()))).keys()], ['cpu.cpuprofile'])
+    // A profile-time of 0 skips the samplers, as Kubo's.
+    const none = await rpc(daemon, 'diag/profile', { 'profile-time': '0' })
+    assert.deepEqual([...(await unzipped(new Uint8Array(await none.arrayBuffer()))).keys()], ['version.json'])
+
+    const unknown = await rpc(daemon, 'diag/profile', { collectors: 'cpu,bogus', 'profile-time': '0' })
+    assert.equal(unknown.status, 400)
+    assert.equal((await unknown.json()).Message, "unknown collector 'bogus'")
+    assert.equal((await rpc(daemon, 'diag/profile', { 'profile-time': 'soon' })).status, 400)
+    // One profile at a time, as Go's runtime allows one CPU profile.
+    const first = rpc(daemon, 'diag/profile', { 'profile-time': '2s', collectors: 'cpu' })
+    await waitFor('the first profile running', async () => ((await client.diag.cmds()) as any[]).some(e => e.Command === 'diag/profile' && e.Active === true))
+    const second = await rpc(daemon, 'diag/profile', { 'profile-time': '1s', collectors: 'cpu' })
+    // The two overlap: whichever reached the profiler first ran, the other was refused.
+    assert.deepEqual([second.status, (await first).status].sort(), [200, 409])
   })
 })

@@ -50,6 +50,8 @@ describe('repo, stats, swarm addresses and ping', { timeout: 120_000 }, () => {
     const polled = await collect(client.stats.bw({ poll: true, interval: '100ms' }), 2)
     assert.equal(polled.length, 2)
     assert.equal((await rpc(a, 'stats/bw', { peer: b.node.peerId })).status, 400)
+    // Kubo's words for a duration it cannot parse (Go's time.ParseDuration), which its clients match.
+    await assert.rejects(collect(client.stats.bw({ poll: true, interval: 'INVALID INTERVAL' })), /invalid duration "INVALID INTERVAL"/)
   })
 
   it('lists known and local addresses', async () => {
@@ -67,6 +69,14 @@ describe('repo, stats, swarm addresses and ping', { timeout: 120_000 }, () => {
     assert.equal(lines[0].text, `PING ${b.node.peerId}.`)
     assert.ok(lines[1].success && lines[1].time > 0)
     assert.match(lines[3].text, /^Average latency: [\d.]+ms$/)
+    // Kubo's Time is a Go time.Duration: integer nanoseconds (a loopback round trip is well over a microsecond).
+    const raw = (await (await rpc(a, 'ping', { arg: b.node.peerId, count: '1' })).text()).trim().split('\n').map(l => JSON.parse(l))
+    assert.ok(Number.isInteger(raw[1].Time) && raw[1].Time > 1_000 && raw[1].Time < 10e9, String(raw[1].Time))
+    assert.deepEqual(raw.map(l => Number.isInteger(l.Time)), [true, true, true])
+    // A peer no one knows: the request fails before any line, as Kubo's lookup does, and the client rejects.
+    const started = Date.now()
+    await assert.rejects(collect(client.ping('QmUmaEnH1uMmvckMZbh3yShaasvELPW4ZLPWnB4entMTEn' as any, { count: 2 })))
+    assert.ok(Date.now() - started < 30_000)
     const self = await rpc(a, 'ping', { arg: a.node.peerId })
     assert.equal(self.status, 400)
     assert.equal((await rpc(a, 'ping', { arg: b.node.peerId, count: '0' })).status, 400)

@@ -68,7 +68,14 @@ describe('refs, refs/local, dag/resolve and resolve', { timeout: 120_000 }, () =
     const viaLink = await (await rpc(d, 'dag/resolve', { arg: `/ipfs/${node}/file` })).json()
     assert.deepEqual(viaLink, { Cid: { '/': cids.get('root/a.txt') }, RemPath: '' })
     const inside = await (await rpc(d, 'dag/resolve', { arg: `/ipfs/${node}/meta/name` })).json()
-    assert.deepEqual(inside, { Cid: { '/': node.toString() }, RemPath: 'meta/name' })
+    // Kubo answers boxo's path.SegmentsToString of the remainder: with a leading slash.
+    assert.deepEqual(inside, { Cid: { '/': node.toString() }, RemPath: '/meta/name' })
+    assert.deepEqual(await client.dag.resolve(node, { path: '/meta/name' }), { cid: node, remainderPath: '/meta/name' })
+    // A dag-pb node that is not UnixFS resolves by its links' names too.
+    const child = await client.dag.put({ Data: Buffer.from('some other data'), Links: [] }, { storeCodec: 'dag-pb' })
+    const parent = await client.dag.put({ Data: Buffer.from('derp'), Links: [{ Name: 'foo', Tsize: 17, Hash: child }] }, { storeCodec: 'dag-pb' })
+    assert.deepEqual(await client.dag.resolve(parent, { path: '/foo' }), { cid: child, remainderPath: '' })
+    assert.equal((await rpc(d, 'dag/resolve', { arg: `/ipfs/${parent}/bar` })).status, 404)
     const missing = await rpc(d, 'dag/resolve', { arg: `/ipfs/${node}/nope` })
     assert.equal(missing.status, 404)
     const proto = await rpc(d, 'dag/resolve', { arg: `/ipfs/${node}/constructor` })

@@ -49,6 +49,10 @@ describe('config, commands and shutdown', { timeout: 120_000 }, () => {
     const write = files?.Subcommands.find((c: { Name: string }) => c.Name === 'write')
     assert.ok(write?.Options.some((o: { Names: string[] }) => o.Names.includes('offset')))
     assert.ok(tree.Subcommands.some((c: { Name: string }) => c.Name === 'shutdown'))
+    // Kubo's root holds the global options; timeout is the one every route here takes.
+    assert.deepEqual([tree.Name, tree.Options], ['ipfs', [{ Names: ['timeout'] }]])
+    const diag = tree.Subcommands.find((c: { Name: string }) => c.Name === 'diag')
+    assert.deepEqual(diag?.Subcommands.map((c: { Name: string }) => c.Name).sort(), ['cmds', 'profile', 'sys'])
   })
 
   it('stops the daemon on shutdown, once it has answered', async () => {

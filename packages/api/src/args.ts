@@ -55,11 +55,13 @@ export function duration (value: unknown, name: string): number | undefined {
   if (value == null || value === '') return undefined
   const units: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
   const text = String(value)
+  // Go's time.ParseDuration takes a bare 0 (Kubo's profile-time=0).
+  if (text === '0') return 0
   let total = 0
   let rest = text
   while (rest.length > 0) {
     const match = /^(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/.exec(rest)
-    if (match == null) throw new BadRequestError(`${name}: ${JSON.stringify(text)} is not a duration such as 24h or 90s`)
+    if (match == null) throw new BadRequestError(`${name}: invalid duration ${JSON.stringify(text)}: use one such as 24h or 90s`)
     total += Number(match[1]) * units[match[2]]
     rest = rest.slice(match[0].length)
   }

@@ -105,6 +105,7 @@ const BY_NAME: Record<string, Mapping> = {
   WrongContentTypeError: [400, 'IPFSError'],
   KeyExistsError: [409, 'IPFSError'],
   FileExistsError: [409, 'IPFSError'],
+  ProfileBusyError: [409, 'IPFSError'],
   PinError: [400, 'IPFSPinningError'],
   NotFoundError: [404, 'IPFSContentNotFoundError'],
   PeerNotFoundError: [404, 'IPFSContentNotFoundError'],

@@ -62,7 +62,8 @@ async function listTree (content: Pick<Content, 'ls'>, source: string, path: str
 async function * archive (content: Pick<Content, 'cat'>, entries: ArchiveEntry[], options: ReadOptions): AsyncGenerator<Uint8Array> {
   for (const entry of entries) {
     if (entry.type === 'directory') {
-      yield header(`${entry.path}/`, 0, 'directory')
+      // Without a trailing slash, as Go's archive/tar writes Kubo's: the type says it is a directory.
+      yield header(entry.path, 0, 'directory')
       continue
     }
     yield header(entry.path, entry.size, 'file')

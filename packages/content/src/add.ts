@@ -58,6 +58,12 @@ export interface AddOptions extends AbortOptions {
   hash?: string
   /** Kubo's `trickle`: the trickle DAG layout instead of the balanced one. */
   trickle?: boolean
+  /**
+   * A file as Kubo's files/write builds one through its DagModifier: the
+   * trickle layout, dag-pb leaves of UnixFS type raw (not file), and a root
+   * above even a single leaf.
+   */
+  modifierLayout?: boolean
   /** Kubo's `inline`: blocks of at most `inlineLimit` bytes (default 32) get identity CIDs. */
   inline?: boolean
   inlineLimit?: number
@@ -180,14 +186,17 @@ export async function * addAll (components: AddComponents, source: AsyncIterable
   const sizeOf = (cid: CID, size: number): number => rehasher?.sizeOf(cid, size) ?? size
   const run = async (): Promise<void> => {
     const rawLeaves = options.rawLeaves ?? cidVersion === 1
+    const modifier = options.modifierLayout === true
     const entries = importer(noted, rehasher?.store ?? sink, {
       profile: 'unixfs-v0-2015',
       cidVersion,
       rawLeaves,
-      bufferImporter: rawLeaves ? undefined : fileLeafImporter(cidVersion),
+      bufferImporter: rawLeaves || modifier ? undefined : fileLeafImporter(cidVersion),
+      leafType: modifier ? 'raw' : 'file',
+      reduceSingleLeafToSelf: !modifier,
       fileBuilder: namedByCid,
       chunker: fixedSize({ chunkSize }),
-      layout: options.trickle === true ? trickle() : undefined,
+      layout: options.trickle === true || modifier ? trickle() : undefined,
       wrapWithDirectory: wrap,
       // Multipart parts arrive one after another, so files are read in order unless the caller holds them all.
       fileImportConcurrency: options.fileConcurrency ?? 1,

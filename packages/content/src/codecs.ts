@@ -52,6 +52,11 @@ export const hashers: Record<string, MultihashHasher> = {
 /** Kubo (boxo's verifcid) refuses identity CIDs whose digest is longer than this. */
 export const MAX_IDENTITY_DIGEST = 128
 
+/** The hasher of a multihash code, for CIDs the node made or verifies. */
+export function hasherByCode (code: number): MultihashHasher | undefined {
+  return Object.values(hashers).find(h => h.code === code)
+}
+
 export function codecByName (name: string): BlockCodec<number, any> {
   const codec = codecs[name]
   if (codec == null) throw new InvalidParameterError(`unsupported codec ${JSON.stringify(name)}; use one of ${Object.keys(codecs).join(', ')}`)

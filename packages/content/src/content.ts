@@ -301,8 +301,7 @@ export class Content extends TypedEventEmitter<ContentEvents> {
   async dagExport (path: string, options: ReadOptions = {}): Promise<AsyncGenerator<Uint8Array>> {
     const cid = await this.resolve(path, options)
     await getBlock(this.reads, cid, options)
-    const { blockstore, getCodec, logger } = this.helia
-    return exportCar({ blockstore, getCodec, logger }, cid, options)
+    return exportCar(this.reads, cid, options)
   }
 
   /** Kubo's dag/import: CAR files into the blockstore, their roots pinned unless `pinRoots` is false. */

@@ -1,4 +1,5 @@
 import * as dagPb from '@ipld/dag-pb'
+import { UnixFS } from 'ipfs-unixfs'
 import { CID } from 'multiformats/cid'
 import { getBlock } from './blocks.ts'
 import { codecByCode } from './codecs.ts'
@@ -11,8 +12,17 @@ import type { Blocks } from '@helia/interface'
 export interface DagResolution {
   /** The last block the path reaches. */
   cid: CID
-  /** What is left of the path inside that block's node. */
+  /** What is left of the path inside that block's node, with a leading slash as Kubo's RemPath; empty when none is. */
   remPath: string
+}
+
+/** A UnixFS HAMT shard, whose entries' names are spread over its sub-shards. */
+function isShard (node: dagPb.PBNode): boolean {
+  try {
+    return node.Data != null && UnixFS.unmarshal(node.Data).type === 'hamt-sharded-directory'
+  } catch {
+    return false
+  }
 }
 
 /**
@@ -27,7 +37,14 @@ export async function dagResolve (blocks: Pick<Blocks, 'get'>, path: string, opt
   let rest = parsed.rest
   while (rest.length > 0) {
     if (cid.code === dagPb.code) {
-      cid = (await resolveEntry(blocks, `/ipfs/${cid}/${rest[0]}`, options)).cid
+      const node = dagPb.decode(await getBlock(blocks, cid, options))
+      if (isShard(node)) cid = (await resolveEntry(blocks, `/ipfs/${cid}/${rest[0]}`, options)).cid
+      else {
+        // Any dag-pb node, UnixFS or not (Data that is not UnixFS at all), resolves by its links' names.
+        const link = node.Links.find(l => l.Name === rest[0])
+        if (link == null) throw new NotFoundError(`no link named ${JSON.stringify(rest[0])} under ${cid}`)
+        cid = link.Hash
+      }
       rest = rest.slice(1)
       continue
     }
@@ -43,7 +60,7 @@ export async function dagResolve (blocks: Pick<Blocks, 'get'>, path: string, opt
       if (CID.asCID(value) != null) break
     }
     const link = CID.asCID(value)
-    if (link == null) return { cid, remPath: rest.join('/') }
+    if (link == null) return { cid, remPath: '/' + rest.join('/') }
     cid = link
     rest = rest.slice(used)
   }

@@ -69,6 +69,10 @@ export function windowedWalker (init: WindowedWalkerInit = {}): GraphWalkerFacto
       const { offline } = options
       const maxDepth = options.depth ?? Infinity
       const pending: Pending[] = [{ cid: root, depth: 0, path: [root], size: MAX_BLOCK_BYTES }]
+      // A whole DAG is walked once per block, as Kubo's pinner does: a DAG that links to the
+      // same blocks many times over (a chain's parents) was walked once per path, without end.
+      // A walk to a depth takes every path, as a block met deeper first may be met shallower later.
+      const queued = maxDepth === Infinity ? new Set([root.toString()]) : undefined
       const ready: Array<{ node: GraphNode<T>, size: number }> = []
       // Ends the reads in flight with the walk, whether it finished, failed or was abandoned.
       const walking = new AbortController()
@@ -108,7 +112,11 @@ export function windowedWalker (init: WindowedWalkerInit = {}): GraphWalkerFacto
           const block = createUnsafe({ cid, bytes: await read(cid), codec: await components.getCodec(cid.code) })
           if (depth < maxDepth) {
             const children = childrenOf(block, child => options.includeChild?.(child, block) !== false)
-            for (const child of children.reverse()) pending.push({ cid: child.cid, depth: depth + 1, path: [...path, child.cid], size: child.size })
+            for (const child of children.reverse()) {
+              if (queued?.has(child.cid.toString()) === true) continue
+              queued?.add(child.cid.toString())
+              pending.push({ cid: child.cid, depth: depth + 1, path: [...path, child.cid], size: child.size })
+            }
           }
           ready.push({ node: { block, depth, path }, size })
           fill()

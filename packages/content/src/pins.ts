@@ -65,7 +65,11 @@ export async function pinAdd (components: PinComponents, cid: CID, recursive: bo
   // Held before a direct pin is replaced, so that the block stays between the two.
   await hold?.keep(cid)
   const existing = await components.pins.get(cid, rest).catch(() => undefined)
-  if (existing?.depth === depth) return
+  if (existing?.depth === depth) {
+    // Pinned again under another name, Kubo renames the pin.
+    if (name != null && name !== '' && existing.metadata.name !== name) await components.pins.setMetadata(cid, { ...existing.metadata, name }, rest)
+    return
+  }
   if (existing != null) {
     if (!recursive) throw new PinError(`${cid} is already pinned recursively`)
     await drain(components.pins.rm(cid, { ...rest, walker }))

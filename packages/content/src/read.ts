@@ -64,7 +64,8 @@ type FileEntry = Extract<UnixFSEntry, { content: unknown }>
 async function resolveFile (blockstore: ReadableStorage, path: string, options: ReadOptions): Promise<FileEntry> {
   const entry = await resolveEntry(blockstore, path, options)
   if (entry.type !== 'file' && entry.type !== 'raw' && entry.type !== 'identity') {
-    throw new WrongContentTypeError(`${path} is a ${entry.type === 'directory' ? 'directory' : 'non-UnixFS node'}, not a file`)
+    // A directory in Kubo's words (boxo's ErrIsDir), which its clients match.
+    throw new WrongContentTypeError(entry.type === 'directory' ? `${path}: this dag node is a directory` : `${path} is a non-UnixFS node, not a file`)
   }
   return entry
 }

@@ -131,14 +131,18 @@ describe('windowedWalker', () => {
     assert.equal(store.most, 2)
   })
 
-  it('asks once for a block linked many times at once', async () => {
+  it('walks a block linked many times once, as Kubo\'s pinner, and every path only to a depth', async () => {
     const blocks: Blocks = new Map()
     const leaf = await rawLeaf(blocks, new Uint8Array(1000))
     const { cid: root } = await pbNode(blocks, Array(5).fill(leaf))
     const store = slowStore(blocks)
     const nodes = await collect(walk(store, root))
-    assert.equal(nodes.length, 6)
+    assert.deepEqual(nodes.map(n => n.block.cid.toString()), [root.toString(), leaf.cid.toString()])
     assert.deepEqual(store.started, [root.toString(), leaf.cid.toString()])
+    // Bounded by depth, a block met deeper first may be met shallower later: each path is taken.
+    const bounded = slowStore(blocks)
+    assert.equal((await collect(walk(bounded, root, {}, { depth: 1 }))).length, 6)
+    assert.deepEqual(bounded.started, [root.toString(), leaf.cid.toString()])
   })
 
   it('fails with the abort when a block never comes, and ends the other reads', async () => {

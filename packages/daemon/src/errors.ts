@@ -9,3 +9,9 @@ export class RepoError extends Error {
   static name = 'RepoError'
   name = 'RepoError'
 }
+
+/** A diag/profile asked for while another is being collected. */
+export class ProfileBusyError extends Error {
+  static name = 'ProfileBusyError'
+  name = 'ProfileBusyError'
+}

@@ -15,6 +15,7 @@ import { registerSwarmMetrics } from './swarm-metrics.ts'
 import { Gauge, Registry } from 'prom-client'
 import { registerDefaultModels } from './default-models.ts'
 import { systemDiagnostics } from './diagnostics.ts'
+import { collectProfiles } from './profile.ts'
 import { joinSettings } from './join.ts'
 import { logControlOf } from './logger.ts'
 import { REPO_VERSION } from './layout.ts'
@@ -22,6 +23,7 @@ import { openRepo, repoBlockBytes, saveRemoteServices } from './repo.ts'
 import { versionInfo } from './version.ts'
 import type { Config } from './config.ts'
 import type { SystemDiagnostics } from './diagnostics.ts'
+import type { ProfileOptions, Profiles } from './profile.ts'
 import type { LogControl, Logger } from './logger.ts'
 import type { Repo } from './repo.ts'
 import type { VersionInfo } from './version.ts'
@@ -67,6 +69,8 @@ export interface Node {
   repoStat(options?: AbortOptions & { sizeOnly?: boolean }): Promise<RepoStat>
   /** Kubo's diag/sys: the runtime, the repo's disk, memory and network interfaces. */
   diagnostics(): Promise<SystemDiagnostics>
+  /** Kubo's diag/profile: this process's CPU and heap samples over a time; one at a time. */
+  profile(options: ProfileOptions): Promise<Profiles>
   /** Kubo's log/*: levels of the operator log and its components, and its lines as they are logged. */
   readonly logs: LogControl
 }
@@ -242,6 +246,7 @@ export async function createNode (config: Config, components: NodeComponents): P
     },
     connect: async (addr, options) => connect(content.swarm, addr, options),
     diagnostics: async () => systemDiagnostics(config.repo, versionInfo(REPO_VERSION), started),
+    profile: collectProfiles,
     logs,
     repoStat: async (options = {}) => {
       let numObjects: number | undefined

@@ -6,18 +6,11 @@ import { requestSignal, sendBytes, sendNdjson } from '../stream.ts'
 import { kuboRoute } from './route.ts'
 import type { Routes } from '../server.ts'
 import type { MfsEntry } from '@node-daemon/content'
-import type { FastifyRequest } from 'fastify'
 import type { Version } from 'multiformats/cid'
 
 const Arg = { arg: Type.Optional(Type.Array(Type.String(), { description: 'MFS paths, absolute' })) }
 const CidVersion = Type.Optional(Type.Integer({ minimum: 0, maximum: 1 }))
-const Hash = Type.Optional(Type.String({ description: 'Only sha2-256, as the importer hashes' }))
-
-/** Kubo's files/* take `hash`; nodes are hashed with sha2-256 only, so another is refused rather than ignored. */
-function checkHash (request: FastifyRequest): void {
-  const hash = (request.query as { hash?: string }).hash
-  if (hash != null && hash !== '' && hash !== 'sha2-256') throw new BadRequestError(`unsupported hash function ${JSON.stringify(hash)}: only sha2-256`)
-}
+const Hash = Type.Optional(Type.String({ description: 'Multihash function, such as sha2-512; as Kubo, it makes the CID version 1' }))
 
 /** Kubo's ls entry: Type 0 is a file, 1 a directory; without `long`, no hash or size. */
 function lsEntry (entry: MfsEntry, long: boolean): object {
@@ -35,9 +28,8 @@ export const filesRoutes: Routes = (app, { node }) => {
     summary: 'Make a directory; with parents, its missing parents too and no error if it exists',
     schema: { querystring: Type.Object({ ...Arg, parents: Type.Optional(Type.Boolean()), 'cid-version': CidVersion, hash: Hash }) },
     handler: async (request, reply) => {
-      checkHash(request)
-      const q = request.query as { parents?: boolean, 'cid-version'?: Version }
-      await mfs.mkdir(firstArg(request, 'path'), { parents: q.parents, cidVersion: q['cid-version'], signal: requestSignal(reply) })
+      const q = request.query as { parents?: boolean, 'cid-version'?: Version, hash?: string }
+      await mfs.mkdir(firstArg(request, 'path'), { parents: q.parents, cidVersion: q['cid-version'], hash: q.hash, signal: requestSignal(reply) })
       return reply.send('')
     }
   })
@@ -61,15 +53,14 @@ export const filesRoutes: Routes = (app, { node }) => {
       })
     },
     handler: async (request, reply) => {
-      checkHash(request)
-      const q = request.query as { offset?: number, create?: boolean, parents?: boolean, truncate?: boolean, count?: number, 'raw-leaves'?: boolean, 'cid-version'?: Version, mode?: string, mtime?: string }
+      const q = request.query as { offset?: number, create?: boolean, parents?: boolean, truncate?: boolean, count?: number, 'raw-leaves'?: boolean, 'cid-version'?: Version, hash?: string, mode?: string, mtime?: string }
       // The importer could set them, but a file rewritten at an offset would drop them: refused, not ignored.
       if (q.mode != null || q.mtime != null) throw new BadRequestError('files/write does not set mode or mtime')
       const path = firstArg(request, 'path')
       const { file } = await fieldsAndFile(request, Number.MAX_SAFE_INTEGER)
       if (file == null) throw new BadRequestError('argument "data" is required')
       const { offset, create, parents, truncate, count } = q
-      await mfs.write(path, file, { offset, create, parents, truncate, count, rawLeaves: q['raw-leaves'], cidVersion: q['cid-version'], signal: requestSignal(reply) })
+      await mfs.write(path, file, { offset, create, parents, truncate, count, rawLeaves: q['raw-leaves'], cidVersion: q['cid-version'], hash: q.hash, signal: requestSignal(reply) })
       return reply.send('')
     }
   })
@@ -183,12 +174,12 @@ export const filesRoutes: Routes = (app, { node }) => {
     path: 'files/chcid',
     permission: 'content:write',
     tags: ['files'],
-    summary: 'Change the CID version of a path\'s node, which what is written under it then takes',
+    summary: 'Store a directory (not the root) under another CID version or hash function, which its edits keep',
     schema: { querystring: Type.Object({ ...Arg, 'cid-version': CidVersion, hash: Hash }) },
     handler: async (request, reply) => {
-      checkHash(request)
+      const q = request.query as { 'cid-version'?: Version, hash?: string }
       const [path = '/'] = args(request)
-      await mfs.chcid(path, { cidVersion: (request.query as { 'cid-version'?: Version })['cid-version'], signal: requestSignal(reply) })
+      await mfs.chcid(path, { cidVersion: q['cid-version'], hash: q.hash, signal: requestSignal(reply) })
       return reply.send('')
     }
   })

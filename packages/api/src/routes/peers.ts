@@ -67,7 +67,6 @@ export const peerRoutes: Routes = (app, { node }) => {
           Addr: p.addr.endsWith(`/p2p/${p.peer}`) ? p.addr.slice(0, -`/p2p/${p.peer}`.length) : p.addr,
           Peer: p.peer,
           ...(want(q.latency) ? { Latency: p.latencyMs == null ? 'n/a' : `${p.latencyMs}ms` } : {}),
-          ...(verbose ? { Muxer: p.muxer } : {}),
           // Kubo numbers directions as Go's libp2p does: 1 inbound, 2 outbound.
           ...(want(q.direction) ? { Direction: p.direction === 'inbound' ? 1 : 2 } : {}),
           ...(want(q.streams) ? { Streams: p.protocols.map(Protocol => ({ Protocol })) } : {}),

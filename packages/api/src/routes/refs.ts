@@ -25,7 +25,7 @@ async function resolveName (content: Content, name: string, recursive: boolean, 
   const path = name.startsWith('/ipns/') ? await content.names.resolve(name, { recursive, signal }) : name
   if (!path.startsWith('/ipfs/') && path.startsWith('/')) return path
   const { cid, remPath } = await content.dagResolve(path, { signal })
-  return `/ipfs/${cid}${remPath === '' ? '' : `/${remPath}`}`
+  return `/ipfs/${cid}${remPath}`
 }
 
 /** Paths to blocks and the links between them: Kubo's dag/resolve, resolve, refs and refs/local. */

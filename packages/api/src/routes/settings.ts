@@ -22,9 +22,13 @@ function withoutKeys (services: Record<string, { endpoint: string }>): Record<st
 
 interface Command { Name: string, Options: Array<{ Names: string[] }>, Subcommands: Command[] }
 
-/** Kubo's command tree, built from the Kubo routes this API serves, with their query options. */
+/**
+ * Kubo's command tree, built from the Kubo routes this API serves, with their
+ * query options. As Kubo's, the root holds the global options: of Kubo's,
+ * every route here takes `timeout` (kuboRoute); the rest are its CLI's.
+ */
 function commandTree (paths: Record<string, Record<string, { parameters?: Array<{ in: string, name: string }> }>>): Command {
-  const root: Command = { Name: 'ipfs', Options: [], Subcommands: [] }
+  const root: Command = { Name: 'ipfs', Options: [{ Names: ['timeout'] }], Subcommands: [] }
   for (const [path, methods] of Object.entries(paths).sort(([a], [b]) => a.localeCompare(b))) {
     if (!path.startsWith('/api/v0/') || path.includes('{') || path.endsWith('.json') || path.includes('/docs')) continue
     let node = root

@@ -86,13 +86,17 @@ export const swarmOpsRoutes: Routes = (app, { node, shutdown }) => {
       const peer = target.startsWith('/') ? target.split('/p2p/').at(-1) ?? target : parsePeerId(target).toString()
       if (peer === node.peerId) throw new BadRequestError('peer ID refers to self')
       const signal = AbortSignal.any([requestSignal(reply), shutdown])
+      // A peer with no known address is looked up by the first ping; when that fails there is
+      // nothing to stream: the request fails, as Kubo's does with 'peer lookup failed'.
+      const unknown = !target.startsWith('/') && (await knownAddrs(node.swarm))[peer] == null
+      const first = unknown ? await pingPeer(node.swarm, target, { signal }) : undefined
       return sendNdjson(reply, (async function * () {
         yield { Success: true, Time: 0, Text: `PING ${peer}.` }
         const times: number[] = []
         for (let i = 0; i < count && !signal.aborted; i++) {
           if (i > 0) await sleep(PING_INTERVAL_MS, undefined, { signal })
           try {
-            const ms = await pingPeer(node.swarm, target, { signal })
+            const ms = i === 0 && first != null ? first : await pingPeer(node.swarm, target, { signal })
             times.push(ms)
             yield { Success: true, Time: Math.round(ms * 1e6), Text: '' }
           } catch (err: any) {

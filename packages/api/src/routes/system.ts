@@ -2,6 +2,7 @@ import { nodeStatus, peerCount, uptimeSeconds } from '../cluster-views.ts'
 import { kuboRoute } from './route.ts'
 import type { Routes } from '../server.ts'
 import type { ClusterProblem } from '@node-daemon/cluster'
+import type { VersionInfo } from '@node-daemon/daemon'
 
 /** What /health says of each cluster problem. */
 const PROBLEMS: Record<ClusterProblem, string> = {
@@ -11,16 +12,18 @@ const PROBLEMS: Record<ClusterProblem, string> = {
   catching_up: 'catching up with the cluster log'
 }
 
+/** Kubo's version answer (its VersionInfo), which diag/profile's version.json holds too; Golang names the Node runtime. */
+export function kuboVersion (v: VersionInfo): object {
+  return { Version: v.version, Commit: v.commit, Repo: v.repo, System: v.system, Golang: `node ${v.node}` }
+}
+
 export const systemRoutes: Routes = (app, { node }) => {
   kuboRoute(app, {
     path: 'version',
     permission: 'public',
     tags: ['system'],
     summary: 'Daemon version, Kubo style',
-    handler: async () => {
-      const v = node.version()
-      return { Version: v.version, Commit: v.commit, Repo: v.repo, System: v.system, Golang: `node ${v.node}` }
-    }
+    handler: async () => kuboVersion(node.version())
   })
 
   // Documents 000 and 002 both answer /health; 002's richer form wins, with 000's version beside it.
