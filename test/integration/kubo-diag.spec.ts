@@ -27,12 +27,12 @@ async function lineMatching (res: Response, match: (line: any) => boolean): Prom
   throw new Error('the stream ended without a matching line')
 }
 
-/** Unpacks a zip with Info-ZIP's unzip, apart from the daemon's zip writer; returns the files by name. */
+/** Unpacks a zip with Python's zipfile (python3 is among CI's tools), apart from the daemon's zip writer; returns the files by name. */
 async function unzipped (bytes: Uint8Array): Promise<Map<string, Buffer>> {
   const dir = await mkdtemp(join(tmpdir(), 'node-daemon-profile-'))
   try {
     await writeFile(join(dir, 'profile.zip'), bytes)
-    await promisify(execFile)('unzip', ['-q', 'profile.zip', '-d', 'out'], { cwd: dir, timeout: 30_000 })
+    await promisify(execFile)('python3', ['-m', 'zipfile', '-e', 'profile.zip', 'out'], { cwd: dir, timeout: 30_000 })
     const files = new Map<string, Buffer>()
     for (const name of await readdir(join(dir, 'out'))) files.set(name, await readFile(join(dir, 'out', name)))
     return files
