@@ -84,6 +84,7 @@ import { getLlama, LlamaLogLevel } from 'node-llama-cpp'
 import type { LlamaContext, LlamaContextSequence, LlamaModel, Token } from 'node-llama-cpp'
 import * as ort from 'onnxruntime-node'
 import { withCleanup } from './lib/cleanup.ts'
+import { framesOf } from './lib/frames.ts'
 import { llamaServerBinary, serverCompletion, startLlamaServer } from './lib/llama-server.ts'
 import { numberFromEnv, profileDirFromEnv, say } from './lib/cli.ts'
 import { memoryOf, postJson, resetPeakRss, sampleRssDuring, spawnDaemon, untilIdle, untilModelsListed } from './lib/daemon.ts'
@@ -355,41 +356,29 @@ async function ollamaStream (d: DaemonProcess, path: string, body: object): Prom
   let ttftMs = -1
   let lastChunkMs = -1
   let text = ''
-  let buffered = ''
-  const decoder = new TextDecoder()
-  const reader = res.body.getReader()
   // Ends with the done line, or when the request's timeout aborts the body.
-  while (true) {
-    const { value: bytes, done } = await reader.read()
-    if (done) break
-    const now = performance.now() - t0
-    buffered += decoder.decode(bytes, { stream: true })
-    const lines = buffered.split('\n')
-    buffered = lines.pop() as string
-    for (const line of lines) {
-      if (line.trim() === '') continue
-      const msg = JSON.parse(line)
-      if (msg.error != null) throw new Error(`${d.label}: ${path} failed mid-stream: ${msg.error}`)
-      if (msg.done === true) {
-        return {
-          ttftMs,
-          lastChunkMs,
-          wallMs: performance.now() - t0,
-          text,
-          evalCount: msg.eval_count,
-          evalNs: msg.eval_duration,
-          promptEvalCount: msg.prompt_eval_count,
-          promptEvalNs: msg.prompt_eval_duration,
-          loadNs: msg.load_duration,
-          doneReason: msg.done_reason
-        }
+  for await (const { frame, atMs } of framesOf(res.body, '\n', t0)) {
+    const msg = JSON.parse(frame)
+    if (msg.error != null) throw new Error(`${d.label}: ${path} failed mid-stream: ${msg.error}`)
+    if (msg.done === true) {
+      return {
+        ttftMs,
+        lastChunkMs,
+        wallMs: performance.now() - t0,
+        text,
+        evalCount: msg.eval_count,
+        evalNs: msg.eval_duration,
+        promptEvalCount: msg.prompt_eval_count,
+        promptEvalNs: msg.prompt_eval_duration,
+        loadNs: msg.load_duration,
+        doneReason: msg.done_reason
       }
-      const part: string = msg.response ?? msg.message?.content ?? ''
-      if (part === '') continue
-      if (ttftMs < 0) ttftMs = now
-      lastChunkMs = now
-      text += part
     }
+    const part: string = msg.response ?? msg.message?.content ?? ''
+    if (part === '') continue
+    if (ttftMs < 0) ttftMs = atMs
+    lastChunkMs = atMs
+    text += part
   }
   throw new Error(`${d.label}: ${path} ended without a done line`)
 }

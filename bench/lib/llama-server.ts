@@ -14,6 +14,7 @@ import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
+import { framesOf } from './frames.ts'
 import type { ChildProcess } from 'node:child_process'
 
 const run = promisify(execFile)
@@ -126,32 +127,15 @@ export async function serverCompletion (server: LlamaServer, prompt: number[], t
   let ttftMs = -1
   let lastChunkMs = -1
   let text = ''
-  let buffered = ''
-  const decoder = new TextDecoder()
-  const reader = res.body.getReader()
-  while (true) {
-    const { value: bytes, done } = await reader.read()
-    if (done) break
-    const now = performance.now() - t0
-    buffered += decoder.decode(bytes, { stream: true })
-    const events = buffered.split('\n\n')
-    buffered = events.pop() as string
-    for (const event of events) {
-      if (!event.startsWith('data: ')) continue
-      const msg = JSON.parse(event.slice(6))
-      if (msg.stop === true) {
-        if (msg.content !== '') {
-          lastChunkMs = now
-          text += msg.content as string
-        }
-        await reader.cancel().catch(() => {})
-        return { ttftMs, lastChunkMs, wallMs: performance.now() - t0, text, evalCount: msg.timings.predicted_n, evalMs: msg.timings.predicted_ms }
-      }
-      if (msg.content === '') continue
-      if (ttftMs < 0) ttftMs = now
-      lastChunkMs = now
+  for await (const { frame, atMs } of framesOf(res.body, '\n\n', t0)) {
+    if (!frame.startsWith('data: ')) continue
+    const msg = JSON.parse(frame.slice(6))
+    if (msg.content !== '' && msg.content != null) {
+      if (ttftMs < 0) ttftMs = atMs
+      lastChunkMs = atMs
       text += msg.content as string
     }
+    if (msg.stop === true) return { ttftMs, lastChunkMs, wallMs: performance.now() - t0, text, evalCount: msg.timings.predicted_n, evalMs: msg.timings.predicted_ms }
   }
   throw new Error('llama-server: /completion ended without its final event')
 }
