@@ -68,7 +68,7 @@ describe('Kubo commands of a node without peers: name/pubsub, routing/provide|pu
     assert.equal(res.status, 409)
     assert.match((await res.json()).Message, /no connected peers/)
     // kad-dht would hold these until a peer came; they are refused at once.
-    for (const [path, arg] of [['dht/query', daemon.node.peerId], ['routing/findprovs', cid.toString()], ['routing/findpeer', '12D3KooWJWoaqZhDaoEFshF7Rh1bpY9ohihFhzcW6d69Lr2NASuq']]) {
+    for (const [path, arg] of [['dht/query', daemon.node.peerId], ['routing/findprovs', cid.toString()], ['routing/findpeer', '12D3KooWJWoaqZhDaoEFshF7Rh1bpY9ohihFhzcW6d69Lr2NASuq'], ['ping', '12D3KooWJWoaqZhDaoEFshF7Rh1bpY9ohihFhzcW6d69Lr2NASuq']]) {
       const started = Date.now()
       assert.equal((await rpc(daemon, path, { arg })).status, 409, path)
       assert.ok(Date.now() - started < 5000, `${path} answered at once`)

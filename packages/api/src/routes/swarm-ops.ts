@@ -4,7 +4,7 @@ import { args, firstArg } from '../args.ts'
 import { BadRequestError } from '../errors.ts'
 import { requestSignal, sendNdjson } from '../stream.ts'
 import { kuboRoute } from './route.ts'
-import { disconnect, knownAddrs, parsePeerId, pingPeer } from '@node-daemon/swarm'
+import { NoPeersError, disconnect, knownAddrs, parsePeerId, pingPeer } from '@node-daemon/swarm'
 import type { Routes } from '../server.ts'
 
 /** Kubo waits a second between pings. */
@@ -89,6 +89,8 @@ export const swarmOpsRoutes: Routes = (app, { node, shutdown }) => {
       // A peer with no known address is looked up by the first ping; when that fails there is
       // nothing to stream: the request fails, as Kubo's does with 'peer lookup failed'.
       const unknown = !target.startsWith('/') && (await knownAddrs(node.swarm))[peer] == null
+      // With no peer to ask, the DHT would wait for one rather than fail: Kubo's empty routing table fails at once.
+      if (unknown && node.swarm.getConnections().length === 0) throw new NoPeersError(`ping ${peer}: peer lookup failed: routing: not found (no connected peer to ask)`)
       const first = unknown ? await pingPeer(node.swarm, target, { signal }) : undefined
       return sendNdjson(reply, (async function * () {
         yield { Success: true, Time: 0, Text: `PING ${peer}.` }

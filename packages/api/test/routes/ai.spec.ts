@@ -86,7 +86,7 @@ describe('document 000: AI model registry and embeddings', () => {
     assert.equal(tar.headers.get('content-type'), 'application/x-tar')
     assert.equal(tar.headers.get('content-disposition'), 'attachment; filename="bafytinygpt.tar"')
     const entries = untar(new Uint8Array(await tar.arrayBuffer()))
-    assert.deepEqual(entries.map(e => [e.path, e.type]), [['config.json', '0'], ['onnx/', '5'], ['onnx/model.onnx', '0']])
+    assert.deepEqual(entries.map(e => [e.path, e.type]), [['config.json', '0'], ['onnx', '5'], ['onnx/model.onnx', '0']])
     assert.deepEqual(Buffer.from(entries[2].bytes), Buffer.from(WEIGHTS))
 
     const unknown = await fetch(`${server.url}/api/v0/ai/model/get?cid=bafynope`)
