@@ -24,6 +24,16 @@ export const UNINDEXED_SHARE = 0.25
 
 /** Below this many chunks a brute-force scan is fast and exact; above it an IVF index answers. */
 export const ANN_MIN_ROWS = 20_000
+/**
+ * The share of the ANN index's partitions a query probes. The partitions are
+ * set when the index is made (the square root of the rows then) and later
+ * rows join them, so LanceDB's fixed default of 20 probes covers less and
+ * less: 0.90 recall@10 at 100,000 rows on 141 partitions, 0.97 at 40.
+ */
+const PROBED_SHARE = 0.3
+const MIN_PROBES = 20
+/** The vector index's name carries its partition count, which LanceDB does not report. */
+const VECTOR_INDEX = /^vector_ivf_(\d+)$/
 
 export interface ChunkRow {
   id: string
@@ -75,6 +85,7 @@ export class ChunkTable {
   #table?: lancedb.Table
   readonly #metadataSchema: Record<string, MetadataFieldType>
   #dimensions?: number
+  #partitionCount?: number
 
   private constructor (db: lancedb.Connection, table: lancedb.Table | undefined, metadataSchema: Record<string, MetadataFieldType>) {
     this.#db = db
@@ -124,7 +135,8 @@ export class ChunkTable {
     const rows = await table.countRows()
     if (!indices.some(i => i.columns.includes('vector')) && rows >= ANN_MIN_ROWS) {
       // IVF without quantization: distances stay exact within the partitions probed, and it builds in seconds where HNSW takes minutes here.
-      await table.createIndex('vector', { config: lancedb.Index.ivfFlat({ distanceType: 'cosine', numPartitions: Math.round(Math.sqrt(rows)) }) })
+      const partitions = Math.round(Math.sqrt(rows))
+      await table.createIndex('vector', { config: lancedb.Index.ivfFlat({ distanceType: 'cosine', numPartitions: partitions }), name: `vector_ivf_${partitions}` })
     }
   }
 
@@ -161,8 +173,19 @@ export class ChunkTable {
   async nearest (vector: number[], limit: number, where?: string): Promise<ChunkHit[]> {
     if (this.#table == null) return []
     let query = this.#table.vectorSearch(vector).distanceType('cosine').limit(limit).select([...this.#columns(), '_distance'])
+    const partitions = await this.#partitions()
+    if (partitions != null) query = query.nprobes(Math.max(MIN_PROBES, Math.ceil(partitions * PROBED_SHARE)))
     if (where != null) query = query.where(where)
     return await query.toArray() as ChunkHit[]
+  }
+
+  /** The ANN index's partitions, once it exists (an index is made once per table). */
+  async #partitions (): Promise<number | undefined> {
+    if (this.#partitionCount == null && this.#table != null) {
+      const name = (await this.#table.listIndices()).map(i => VECTOR_INDEX.exec(i.name)).find(m => m != null)
+      if (name != null) this.#partitionCount = Number(name[1])
+    }
+    return this.#partitionCount
   }
 
   /** BM25 over the chunks' text. */
