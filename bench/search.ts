@@ -435,7 +435,7 @@ async function run (cleanup: Cleanup, s: Settings): Promise<number> {
     if (annIndex) {
       // What LanceDB's query options would give over the same index, asking for the service's CANDIDATES: where to turn for more recall (the service probes 30% of the partitions).
       const variants: Array<[string, (q: lancedb.VectorQuery) => lancedb.VectorQuery]> = [
-        ['LanceDB'\'s defaults (20 probes)', q => q],
+        ['LanceDB\'s defaults (20 probes)', q => q],
         ['refineFactor(2)', q => q.refineFactor(2)],
         ['nprobes(40)', q => q.nprobes(40)],
         ['ef(300)', q => q.ef(300)],
