@@ -85,7 +85,8 @@ export class ChunkTable {
   #table?: lancedb.Table
   readonly #metadataSchema: Record<string, MetadataFieldType>
   #dimensions?: number
-  #partitionCount?: number
+  /** The ANN index's partitions; null once looked for and not there, until checkpoint() makes the index. */
+  #partitionCount?: number | null
 
   private constructor (db: lancedb.Connection, table: lancedb.Table | undefined, metadataSchema: Record<string, MetadataFieldType>) {
     this.#db = db
@@ -137,6 +138,7 @@ export class ChunkTable {
       // IVF without quantization: distances stay exact within the partitions probed, and it builds in seconds where HNSW takes minutes here.
       const partitions = Math.round(Math.sqrt(rows))
       await table.createIndex('vector', { config: lancedb.Index.ivfFlat({ distanceType: 'cosine', numPartitions: partitions }), name: `vector_ivf_${partitions}` })
+      this.#partitionCount = partitions
     }
   }
 
@@ -179,13 +181,13 @@ export class ChunkTable {
     return await query.toArray() as ChunkHit[]
   }
 
-  /** The ANN index's partitions, once it exists (an index is made once per table). */
+  /** The ANN index's partitions, looked up once: only checkpoint() makes the index, and it records them. */
   async #partitions (): Promise<number | undefined> {
-    if (this.#partitionCount == null && this.#table != null) {
+    if (this.#partitionCount === undefined && this.#table != null) {
       const name = (await this.#table.listIndices()).map(i => VECTOR_INDEX.exec(i.name)).find(m => m != null)
-      if (name != null) this.#partitionCount = Number(name[1])
+      this.#partitionCount = name == null ? null : Number(name[1])
     }
-    return this.#partitionCount
+    return this.#partitionCount ?? undefined
   }
 
   /** BM25 over the chunks' text. */
