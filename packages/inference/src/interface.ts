@@ -105,7 +105,7 @@ export type InferenceEvent =
 
 export interface EmbedParams {
   model: string
-  /** Texts, or the token ids of one text each; ids get the special tokens the model's tokenizer adds around a text. */
+  /** Texts, the token ids of one text each, or texts with their ids from the model's tokenizer; ids get the special tokens the model's tokenizer adds around a text. */
   input: EmbedInput[]
   /** Cut inputs longer than the context instead of failing; default true, as Ollama. */
   truncate?: boolean

@@ -15,7 +15,7 @@ export { Runtime, renderPrompt, fitPrompt, promptTokens, DEFAULT_NUM_CTX } from 
 export type { Loaded, ContextOptions, OutputFormat, OutputOptions, RuntimeComponents, RuntimeInit, ModelRef, UseOptions, LoadedEntry, PromptInput, Lease } from './runtime.ts'
 export { asFloat32, fed } from './float16.ts'
 export { loadModel, onnxSessionOptions, CausalLM, Encoder, CrossEncoder, readSentenceConfig, configCacheShape, configFromGenai, missingModelFiles, chooseModelFile, findModelFile } from './model.ts'
-export type { BatchCache, EmbedInput, ExecutionProvider, InputType, LoadedModel, ModelFile, ModelInfo, PoolingMode, SentenceConfig } from './model.ts'
+export type { BatchCache, EmbedInput, ExecutionProvider, InputType, LoadedModel, ModelFile, ModelInfo, PoolingMode, SentenceConfig, TokenizedText } from './model.ts'
 export { DTYPES, GGUF_FILE } from './files.ts'
 export type { Dtype } from './files.ts'
 export { GgufLM, ggufContextOptions, isGgufModel, loadGguf, readGgufHeader } from './gguf.ts'

@@ -614,8 +614,18 @@ const EMBED_RUN_ROWS = 32
 /** Most tokens, padding included, in one encoder run: 4 texts of 512 tokens. */
 const EMBED_RUN_TOKENS = 2048
 
-/** What an encoder embeds: a text, or the ids of its tokens as the client tokenized it. */
-export type EmbedInput = string | number[]
+/**
+ * What an encoder embeds: a text, the ids of its tokens as the client
+ * tokenized it, or a text with the ids the model's own tokenizer gave it
+ * (no special tokens), which a caller that tokenized it already (search's
+ * chunking) passes so that it is not tokenized twice.
+ */
+export type EmbedInput = string | number[] | TokenizedText
+
+export interface TokenizedText {
+  text: string
+  ids: number[]
+}
 
 /** Whether a text is a search query or a document searched, for models trained with a prefix for each (E5, BGE, nomic-embed). */
 export type InputType = 'query' | 'document'
@@ -827,8 +837,13 @@ export function embeddingTokens (model: Embedder, inputs: EmbedInput[], truncate
   const { prefix, suffix } = model.codec.wrapping
   const limit = model.info.contextLength
   const textPrefix = model.sentence.prefixes[inputType] ?? ''
+  const wrapped = (ids: number[]): number[] => [...prefix, ...checkedIds(model, ids), ...suffix]
   return inputs.map(input => {
-    const ids = typeof input === 'string' ? model.codec.encodeForModel(textPrefix + input) : [...prefix, ...checkedIds(model, input), ...suffix]
+    let ids: number[]
+    if (typeof input === 'string') ids = model.codec.encodeForModel(textPrefix + input)
+    else if (Array.isArray(input)) ids = wrapped(input)
+    // A prefix changes how a text's start tokenizes, so a tokenized text with one is tokenized again.
+    else ids = textPrefix === '' ? wrapped(input.ids) : model.codec.encodeForModel(textPrefix + input.text)
     return fitted(ids, limit, suffix.length, truncate)
   })
 }

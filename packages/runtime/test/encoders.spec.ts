@@ -6,7 +6,7 @@ import { buildEncoder, initEncoderWeights, writeModel } from '@node-daemon/onnx'
 import * as ort from 'onnxruntime-node'
 import { loadModel } from '../src/model.ts'
 import { ENCODER, withTinyRuntime, writeReranker } from './helpers/tiny-models.ts'
-import type { Encoder } from '../src/model.ts'
+import type { EmbedInput, Encoder } from '../src/model.ts'
 import type { Model } from '@node-daemon/onnx'
 
 /** Texts of different lengths, so that a run pads all but the longest. */
@@ -71,7 +71,7 @@ describe('encoders', { timeout: 180_000 }, () => {
     return dir
   }
 
-  async function embed (dir: string, inputs: string[], inputType?: 'query' | 'document'): Promise<Float32Array[]> {
+  async function embed (dir: string, inputs: EmbedInput[], inputType?: 'query' | 'document'): Promise<Float32Array[]> {
     return (await tiny.runtime.embed({ key: dir, name: 'tiny', dir }, inputs, { inputType })).embeddings
   }
 
@@ -129,6 +129,20 @@ describe('encoders', { timeout: 180_000 }, () => {
     close(query, Array.from(prefixedQuery), 'query')
     close(document, Array.from(prefixedDocument), 'document')
     assert.notDeepEqual(Array.from(document), Array.from(bare))
+  })
+
+  it('embeds a text given with its ids from those ids, and again from its text when its input type has a prefix', async () => {
+    const model = await loadModel(tiny.models.encoder) as Encoder
+    const ids = model.codec.encode(TEXTS[2])
+    await model.release()
+    // Ids the text does not spell: only taking them as given can make the embedding theirs.
+    const others = [...ids].reverse()
+    const [given, fromIds, fromText] = await embed(tiny.models.encoder, [{ text: TEXTS[2], ids: others }, others, TEXTS[2]])
+    assert.deepEqual(Array.from(given), Array.from(fromIds))
+    assert.notDeepEqual(Array.from(given), Array.from(fromText))
+    const prefixed = await variant({ 'config_sentence_transformers.json': { prompts: { query: 'query: ', passage: 'passage: ' } } })
+    const [tokenized, text] = await embed(prefixed, [{ text: TEXTS[2], ids: others }, TEXTS[2]])
+    close(tokenized, Array.from(text), 'a prefixed text given with its ids')
   })
 
   it('reads an fp16 export\'s float16 states as float32', async () => {

@@ -20,15 +20,19 @@ export interface TextChunk {
   start: number
   end: number
   tokens: number
+  /** The chunk's tokens as the tokenizer gives its text, where chunking has them: a text that is one chunk. */
+  ids?: number[]
 }
 
 const utf8 = new TextEncoder()
 const decoder = new TextDecoder()
 
 export function chunkText (text: string, tokenizer: ChunkTokenizer, policy: ChunkingPolicy): TextChunk[] {
-  const bytes = utf8.encode(text)
   if (text.trim() === '') return []
   const ids = tokenizer.encode(text)
+  // A text of one chunk needs no token boundaries, and its tokens are the chunk's.
+  if (ids.length <= policy.chunkTokens) return [{ text, start: 0, end: Buffer.byteLength(text), tokens: ids.length, ids }]
+  const bytes = utf8.encode(text)
   const lengths = ids.map(id => tokenizer.tokenBytes(id).length)
   const sum = lengths.reduce((a, b) => a + b, 0)
   // Token boundaries as byte offsets: exact when the tokens spell the bytes out, else from words.

@@ -391,6 +391,8 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
       collection = await fresh
       const codec = await this.#codec(collection.embeddingModel, { signal })
       let pending: ChunkRow[] = []
+      /** The pending chunks' tokens where chunking has them: the model need not tokenize those again. */
+      let pendingIds: Array<number[] | undefined> = []
       let snapshotAt = performance.now()
       /** Moves the head to a snapshot of the table, only from the head this job last saw. */
       const snapshot = async (table: ChunkTable): Promise<void> => {
@@ -418,9 +420,11 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
       }
       const flush = async (): Promise<void> => {
         const rows = pending
+        const ids = pendingIds
         pending = []
+        pendingIds = []
         await embedding
-        const embedded = this.#embedRows(rows, collection.embeddingModel, signal)
+        const embedded = this.#embedRows(rows, collection.embeddingModel, signal, ids)
         const stored = storing
         embedding = embedded
         storing = (async () => {
@@ -448,6 +452,7 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
         const chunks = chunkText(text, codec, collection.chunking)
         chunks.forEach((chunk, i) => {
           pending.push(rowOf(doc, chunk, i, format, metadata, collection.metadataSchema))
+          pendingIds.push(chunk.ids)
         })
         job.documents++
         if (pending.length >= this.#init.batchChunks) await flush()
@@ -562,15 +567,20 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
     return this.#c.content.readFile(cid, { signal })
   }
 
-  /** Embeds the rows' texts in batches, two requests in flight: the next batch is on its way while the model runs one. */
-  async #embedRows (rows: ChunkRow[], model: string, signal: AbortSignal): Promise<void> {
-    const batches: ChunkRow[][] = []
-    for (let i = 0; i < rows.length; i += this.#init.embedBatch) batches.push(rows.slice(i, i + this.#init.embedBatch))
+  /** Embeds the rows' texts, with their tokens where `ids` has them, in batches, two requests in flight: the next batch is on its way while the model runs one. */
+  async #embedRows (rows: ChunkRow[], model: string, signal: AbortSignal, ids: Array<number[] | undefined> = []): Promise<void> {
+    const batches: number[] = []
+    for (let i = 0; i < rows.length; i += this.#init.embedBatch) batches.push(i)
     let next = 0
     const worker = async (): Promise<void> => {
       while (next < batches.length) {
-        const batch = batches[next++]
-        const { embeddings } = await this.#c.inference.embed({ model, input: batch.map(r => r.text), inputType: 'document' }, { signal })
+        const from = batches[next++]
+        const batch = rows.slice(from, from + this.#init.embedBatch)
+        const input = batch.map((row, k) => {
+          const tokens = ids[from + k]
+          return tokens == null ? row.text : { text: row.text, ids: tokens }
+        })
+        const { embeddings } = await this.#c.inference.embed({ model, input, inputType: 'document' }, { signal })
         batch.forEach((row, k) => { row.vector = embeddings[k] })
       }
     }

@@ -37,6 +37,13 @@ describe('chunkText', () => {
     assert.deepEqual(chunks.map(c => c.text.trim()), ['Alpha Beta Gamma', 'Gamma Delta Epsilon', 'Epsilon Zeta Eta', 'Eta Theta'])
   })
 
+  it('gives a text that fits one chunk whole, with its tokens, and no tokens with the chunks of a longer one', async () => {
+    const tokenizer = await codec()
+    const short = 'Ünïcödé — “quotes”, a truth universally acknowledged.'
+    assert.deepEqual(chunkText(short, tokenizer, { chunkTokens: 40, overlapTokens: 10 }), [{ text: short, start: 0, end: Buffer.byteLength(short), tokens: tokenizer.encode(short).length, ids: tokenizer.encode(short) }])
+    assert.ok(chunkText(TEXT, tokenizer, { chunkTokens: 40, overlapTokens: 10 }).every(c => c.ids == null))
+  })
+
   it('gives no chunks of blank text', async () => {
     assert.deepEqual(chunkText(' \n\t ', await codec(), { chunkTokens: 16, overlapTokens: 2 }), [])
   })

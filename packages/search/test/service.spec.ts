@@ -4,17 +4,20 @@
  * test can reach: small batches, and snapshots far apart.
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, readdir, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { logger } from '@libp2p/logger'
+import { assetDir, DEFAULT_MODELS } from '@node-daemon/models'
+import { TextCodec } from '@node-daemon/runtime'
 import { tinyModels } from '../../runtime/test/helpers/tiny-models.ts'
 import { upload, waitFor } from '../../../test/helpers/cluster.ts'
 import { startTestDaemon } from '../../../test/helpers/daemon.ts'
 import { createSearch } from '../src/service.ts'
-import type { SearchInit, SearchService } from '../src/service.ts'
+import type { SearchComponents, SearchInit, SearchService } from '../src/service.ts'
 import type { TestDaemon } from '../../../test/helpers/daemon.ts'
+import type { EmbedInput, EmbedParams } from '@node-daemon/inference'
 
 const MODEL = 'tiny-embed:latest'
 const WORDS = ['harbour', 'lantern', 'orchard', 'quarry', 'meadow', 'ferry', 'granary', 'belfry', 'cistern', 'pasture']
@@ -28,8 +31,8 @@ describe('search service', { timeout: 240_000 }, () => {
   let dir: string
   const services: SearchService[] = []
 
-  async function service (init: Partial<SearchInit>): Promise<SearchService> {
-    const s = createSearch({ content: daemon.node.content, cluster: daemon.node.cluster, inference: daemon.node.inference, log: logger('test:search') }, { dir: join(dir, String(services.length)), defaultModel: MODEL, ...init })
+  async function service (init: Partial<SearchInit>, inference: SearchComponents['inference'] = daemon.node.inference): Promise<SearchService> {
+    const s = createSearch({ content: daemon.node.content, cluster: daemon.node.cluster, inference, log: logger('test:search') }, { dir: join(dir, String(services.length)), defaultModel: MODEL, ...init })
     await s.start()
     services.push(s)
     return s
@@ -68,6 +71,27 @@ describe('search service', { timeout: 240_000 }, () => {
     assert.deepEqual([second.batches, second.snapshots, second.version], [2, 3, 4])
     const [found] = await often.search({ collection: 'cadence', queryText: 'more15', topK: 1, hopCount: 0 })
     assert.equal(found.doc_id, 'more15')
+  })
+
+  it('embeds a document of one chunk from the tokens chunking found, not tokenizing it again', async () => {
+    const real = daemon.node.inference
+    const inputs: EmbedInput[] = []
+    const inference = new Proxy(real, {
+      get: (target, key) => key === 'embed'
+        ? async (params: EmbedParams, options?: object) => { inputs.push(...params.input); return target.embed(params, options) }
+        : (target as any)[key]?.bind?.(target) ?? (target as any)[key]
+    })
+    const search = await service({ batchChunks: 8, snapshotMs: 600_000 }, inference)
+    await search.createCollection({ name: 'tokens', chunkTokens: 32, replicationFactor: 1 })
+    const docs = documents(4, 'tok')
+    const job = await search.wait((await search.index('tokens', { documents: docs })).id)
+    assert.equal(job.status, 'completed', job.error)
+    const model = assetDir(DEFAULT_MODELS.embed)
+    const codec = new TextCodec(JSON.parse(await readFile(join(model, 'tokenizer.json'), 'utf8')), JSON.parse(await readFile(join(model, 'tokenizer_config.json'), 'utf8')))
+    assert.deepEqual(inputs, docs.map(d => ({ text: d.text, ids: codec.encode(d.text) })))
+    const { embeddings: [vector] } = await real.embed({ model: MODEL, input: [docs[2].text], inputType: 'document' })
+    const [top] = await search.search({ collection: 'tokens', queryVector: vector, topK: 1, hopCount: 0 })
+    assert.equal(top.doc_id, 'tok2')
   })
 
   it('re-embeds a collection with another model in the background, and switches its head and model when done', async () => {

@@ -179,11 +179,11 @@ export function fakeInference (): FakeInference {
       if (model.kind !== 'encoder') throw new UnsupportedModelError(`"${params.model}" does not support embeddings`)
       const { dimensions } = params
       if (dimensions != null && (dimensions < 1 || dimensions > 4)) throw new InvalidInferenceRequestError(`dimensions: ${model.name} makes embeddings of 4 dimensions, fewer than the ${dimensions} asked for`)
-      const tokens = (input: EmbedInput): number => typeof input === 'string' ? input.split(' ').length : input.length
+      const tokens = (input: EmbedInput): number => typeof input === 'string' ? input.split(' ').length : Array.isArray(input) ? input.length : input.ids.length
       if (params.truncate === false && params.input.some(input => tokens(input) > model.contextLength)) throw new ContextLengthError('input exceeds maximum context length')
       return {
         model: model.name,
-        embeddings: params.input.map(input => (typeof input === 'string' ? [input.length, tokens(input), 0.5, -0.25] : [input.length, input[0], 0.5, -0.25]).slice(0, dimensions)),
+        embeddings: params.input.map(input => (typeof input === 'string' ? [input.length, tokens(input), 0.5, -0.25] : Array.isArray(input) ? [input.length, input[0], 0.5, -0.25] : [input.text.length, tokens(input), 0.5, -0.25]).slice(0, dimensions)),
         promptTokens: params.input.reduce((sum, input) => sum + tokens(input), 0),
         totalNs: 3_000_000,
         loadNs: 1_000_000
