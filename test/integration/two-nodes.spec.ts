@@ -52,7 +52,8 @@ describe('two daemons on loopback', () => {
       if (res.status === 200) path = ((await res.json()) as { Path: string }).Path
       else await new Promise(resolve => setTimeout(resolve, 250))
     }
-    assert.ok(path?.startsWith('/ipfs/'), `B could not resolve ${published.Name}`)
+    // As published: a CIDv0 stays v0 on every node, as with Kubo.
+    assert.equal(path, `/ipfs/${added.Hash}`, `B could not resolve ${published.Name}`)
     const cat = await rpc(b, 'cat', { arg: path ?? '' })
     assert.equal(await cat.text(), 'named\n')
   })

@@ -1,6 +1,6 @@
 import { Resolver } from 'node:dns/promises'
 import { ipns as createIPNS, ipnsSelector, ipnsValidator, multihashFromIPNSRoutingKey, multihashToIPNSRoutingKey, IPNSEntry } from '@helia/ipns'
-import { Key } from 'interface-datastore'
+import { decode as decodeCbor } from '@ipld/dag-cbor'
 import first from 'it-first'
 import { base36 } from 'multiformats/bases/base36'
 import { CID } from 'multiformats/cid'
@@ -10,7 +10,7 @@ import { InvalidParameterError, KeyExistsError, NotFoundError } from './errors.t
 import { decodeKey, encodeKey } from './key-formats.ts'
 import { MAX_CID_LENGTH, parsePath } from './paths.ts'
 import type { KeyFormat } from './key-formats.ts'
-import type { IPNS, IPNSRouting } from '@helia/ipns'
+import type { IPNS, IPNSResolveResult, IPNSRouting } from '@helia/ipns'
 import type { Helia, Keychain, PrivateKey, PublicKey } from '@helia/interface'
 import type { AbortOptions, Logger } from '@libp2p/interface'
 import type { MultihashDigest } from 'multiformats/hashes/interface'
@@ -76,10 +76,26 @@ const DOMAIN = /^(?=.{1,253}$)([a-z0-9_]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0
 /** DNS answers that say the name has no such record, as opposed to DNS not answering. */
 const NO_RECORD = new Set(['ENOTFOUND', 'ENODATA', 'ENONAME', 'NXDOMAIN'])
 
-/** Helia stores an /ipfs/ value with its CID made v1; what a name published here was given, keyed by the name. */
-const publishedKey = (multihash: MultihashDigest): Key => new Key(`/node-daemon/ipns-published/${base36.baseEncode(multihash.bytes)}`)
+/**
+ * Helia signs an /ipfs/ value with its CID made v1; the path as published
+ * rides in the record's signed extensible data under this field (the spec
+ * keeps names starting with `_` for such use), so that every node resolves
+ * it as published, a CIDv0 staying v0, as Kubo does.
+ */
+const PUBLISHED_FIELD = '_nodeDaemonPath'
 
 /** The value Helia signs for a path: its CID as v1, as @helia/ipns normalizes it. */
+/** The path as published, from a record's extensible data, when the record carries one. */
+function publishedPath (record: IPNSEntry): string | undefined {
+  try {
+    const data = record.data == null ? undefined : decodeCbor<Record<string, unknown>>(record.data)
+    const path = data?.[PUBLISHED_FIELD]
+    return typeof path === 'string' ? path : undefined
+  } catch {
+    return undefined
+  }
+}
+
 function asSigned (path: string): string {
   const [, ns, cid, ...rest] = path.split('/')
   return ns === 'ipfs' ? ['', ns, CID.parse(cid).toV1().toString(), ...rest].join('/') : path
@@ -170,10 +186,9 @@ export class Names {
     const keyName = options.key ?? 'self'
     const key = await this.loadKey(keyName, options)
     const path = toValuePath(value)
-    const result = await this.ipns.publish(keyName, path, { lifetime: options.lifetime, ttl: options.ttl, offline: true, signal: options.signal })
+    const data = asSigned(path) === path ? undefined : { [PUBLISHED_FIELD]: path }
+    const result = await this.ipns.publish(keyName, path, { lifetime: options.lifetime, ttl: options.ttl, offline: true, data, signal: options.signal })
     // The record is valid and resolvable here now; spreading it on the DHT is best effort.
-    // Kept so that resolving here gives back the path as published (a CIDv0 stays v0), as Kubo does.
-    await this.components.datastore.put(publishedKey(key.publicKey.toMultihash()), new TextEncoder().encode(path), options)
     const routingKey = multihashToIPNSRoutingKey(key.publicKey.toMultihash())
     this.components.routing.put(routingKey, IPNSEntry.encode(result.record), { signal: AbortSignal.timeout(ROUTING_PUT_TIMEOUT_MS) })
       .catch((err: Error) => { this.log('could not put IPNS record for %s on the DHT: %s', keyName, err.message) })
@@ -242,20 +257,18 @@ export class Names {
   /** The value of the IPNS record of a name, as it was published when it was published here. */
   private async resolveRecord (current: string, options: ResolveOptions): Promise<string> {
     const multihash = parseName(current)
-    let value: string | undefined
+    let found: IPNSResolveResult | undefined
     try {
       const signal = AbortSignal.any([options.signal ?? new AbortController().signal, AbortSignal.timeout(RESOLVE_TIMEOUT_MS)])
       // Offline the local store is the only source, which nocache would skip.
       const offline = !this.components.hasPeers()
-      value = (await first(this.ipns.resolve(multihash, { nocache: options.nocache === true && !offline, offline, signal })))?.value
+      found = await first(this.ipns.resolve(multihash, { nocache: options.nocache === true && !offline, offline, signal }))
     } catch (err: any) {
       throw new NotFoundError(`could not resolve name ${current}: ${err.message}`)
     }
-    if (value == null) throw new NotFoundError(`could not resolve name ${current}`)
-    const published = await Promise.resolve()
-      .then(async () => this.components.datastore.get(publishedKey(multihash)))
-      .then(bytes => new TextDecoder().decode(bytes), () => undefined)
-    return published != null && asSigned(published) === value ? published : value
+    if (found == null) throw new NotFoundError(`could not resolve name ${current}`)
+    const published = publishedPath(found.record)
+    return published != null && asSigned(published) === found.value ? published : found.value
   }
 
   /**

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict'
 import { createPrivateKey, generateKeyPairSync } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
+import { createIPNSRecord, IPNSEntry } from '@helia/ipns'
+import { ed25519Crypto } from '@ipshipyard/crypto'
 import { generateKeyPair, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { base36 } from 'multiformats/bases/base36'
@@ -9,8 +11,8 @@ import { bytes, rootOf, startContent } from './fixtures/node.ts'
 import type { Content } from '../src/content.ts'
 
 const HELLO = 'QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o' // "hello world\n", as Kubo adds it
-// Helia signs /ipfs/ values with the CID made v1; the node keeps what it published, so that
-// resolving here gives the path back as published, CIDv0 and all, as Kubo does.
+// Helia signs /ipfs/ values with the CID made v1; the record carries the path as published, so that
+// resolving gives it back, CIDv0 and all, as Kubo does.
 const HELLO_V1 = 'bafybeicg2rebjoofv4kbyovkw7af3rpiitvnl6i7ckcywaq6xjcxnc2mby'
 
 describe('names', () => {
@@ -82,6 +84,15 @@ describe('names', () => {
       } finally {
         await content.names.removeKey('alias')
       }
+    })
+
+    it('answers the path a record carries as published only when it names what the record signs', async () => {
+      const key = await ed25519Crypto().generatePrivateKey()
+      const name = key.publicKey.toCID().toString(base36)
+      const other = await rootOf(content, [{ content: bytes('not what was signed\n') }])
+      const record = await createIPNSRecord(key, `/ipfs/${HELLO}`, 1n, 60_000, { data: { _nodeDaemonPath: `/ipfs/${other}` } })
+      await content.names.putRecord(`/ipns/${name}`, IPNSEntry.encode(record), { allowOffline: true })
+      assert.equal(await content.names.resolve(name), `/ipfs/${HELLO_V1}`)
     })
 
     it('fails with NotFoundError on a name that was never published', async () => {
