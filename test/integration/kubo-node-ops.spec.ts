@@ -54,6 +54,20 @@ describe('repo, stats, swarm addresses and ping', { timeout: 120_000 }, () => {
     await assert.rejects(collect(client.stats.bw({ poll: true, interval: 'INVALID INTERVAL' })), /invalid duration "INVALID INTERVAL"/)
   })
 
+  it('answers document 002\'s network_usage as the swarm\'s bytes per second since the previous reading', async () => {
+    const usage = async (): Promise<number> => (await (await fetch(`${a.url}/api/distributed/metrics`)).json() as { network_usage: number }).network_usage
+    const t0 = performance.now()
+    await usage()
+    const added = await client.add(new Uint8Array(300_000).fill(7))
+    const clientB = create({ url: `${b.url}/api/v0`, timeout: 30_000 })
+    await collect(clientB.cat(added.cid))
+    const moving = await usage()
+    const seconds = (performance.now() - t0) / 1000
+    // At least the file's bytes crossed, within the time between the two readings.
+    assert.ok(moving >= 300_000 / seconds, `${moving} bytes/s, ${300_000 / seconds} at least`)
+    assert.ok(await usage() < moving, 'nothing moved since the previous reading')
+  })
+
   it('lists known and local addresses', async () => {
     const known = await client.swarm.addrs()
     assert.ok(known.some(p => p.id.toString() === b.node.peerId), 'b is in the peer store')

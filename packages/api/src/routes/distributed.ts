@@ -4,6 +4,7 @@ import { registeredModel } from '../models.ts'
 import { websocketConnections } from '../metrics.ts'
 import { LocalQuery, readOptions } from '../reads.ts'
 import { requestSignal } from '../stream.ts'
+import { rates, TrafficMeter } from '../traffic.ts'
 import type { Routes } from '../server.ts'
 import type { Cluster, JobRecord, ReadOptions } from '@node-daemon/cluster'
 import type { Node } from '@node-daemon/daemon'
@@ -30,16 +31,19 @@ async function activeJobs (cluster: Cluster, options: ReadOptions): Promise<JobR
 
 /**
  * Document 002's system metrics: this node's view of the cluster (peers, leadership, nodes), the inference
- * requests it ran to an end that the job table still holds, the models it has loaded, its own load, and
- * `websockets`, the API's open WebSocket connections.
+ * requests it ran to an end that the job table still holds, the models it has loaded, its own load,
+ * `websockets`, the API's open WebSocket connections, and the swarm's bytes per second in and out since
+ * `traffic`'s previous reading.
  */
-export async function distributedMetrics (node: Node, options: ReadOptions, websockets: number): Promise<object> {
-  const [nodes, resources, ended] = await Promise.all([
+export async function distributedMetrics (node: Node, options: ReadOptions, websockets: number, traffic: TrafficMeter): Promise<object> {
+  const [nodes, resources, ended, moved] = await Promise.all([
     node.cluster.nodes(options),
     node.cluster.resources(),
-    node.cluster.jobs({ status: ['completed', 'failed'], worker: node.peerId, limit: Infinity }, options)
+    node.cluster.jobs({ status: ['completed', 'failed'], worker: node.peerId, limit: Infinity }, options),
+    traffic.read()
   ])
   const load = usage(resources)
+  const rate = rates(moved.now, moved.before)
   return {
     timestamp: new Date().toISOString(),
     node_id: node.peerId,
@@ -54,12 +58,15 @@ export async function distributedMetrics (node: Node, options: ReadOptions, webs
     cpu_usage: load.cpu,
     memory_usage: load.memory,
     gpu_usage: load.gpu,
-    disk_usage: load.disk
+    disk_usage: load.disk,
+    network_usage: rate.in + rate.out
   }
 }
 
 /** Document 002's distributed API, answered from the replicated cluster state. */
 export const distributedRoutes: Routes = (app, { node }) => {
+  // network_usage is the traffic since the previous call of /api/distributed/metrics, or since start.
+  const traffic = new TrafficMeter(node)
   const status = async (_request: FastifyRequest, reply: FastifyReply): Promise<object> => {
     const options = readOptions(reply)
     const [nodes, active] = await Promise.all([node.cluster.nodes(options), activeJobs(node.cluster, options)])
@@ -149,7 +156,7 @@ export const distributedRoutes: Routes = (app, { node }) => {
   app.get('/api/distributed/metrics', {
     permission: 'cluster:read',
     schema: { querystring: LocalQuery, tags: ['distributed'], summary: "This node's view of the cluster: peers, leadership, nodes and its own load" }
-  }, async (_request, reply) => distributedMetrics(node, readOptions(reply), websocketConnections(app)))
+  }, async (_request, reply) => distributedMetrics(node, readOptions(reply), websocketConnections(app), traffic))
 
   app.get('/api/distributed/requests', {
     permission: 'cluster:read',

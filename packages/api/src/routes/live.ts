@@ -1,6 +1,7 @@
 import { Type } from 'typebox'
 import { jobJson } from '../cluster-views.ts'
 import { websocketConnections } from '../metrics.ts'
+import { TrafficMeter } from '../traffic.ts'
 import { distributedMetrics } from './distributed.ts'
 import { CLUSTER_EVENT_NAMES, listenEvents } from './events.ts'
 import { transfers } from './transfers.ts'
@@ -48,13 +49,15 @@ export const liveRoutes: Routes = (app, { node, shutdown }) => {
     const options = { local: true, signal: shutdown }
 
     let transfersShown = false
+    // Each update's network_usage is the traffic since the one before.
+    const traffic = new TrafficMeter(node)
     let ticking = false
     const tick = async (): Promise<void> => {
       // A tick that outlasts the interval (a slow pin status round) is not stacked on.
       if (ticking) return
       ticking = true
       try {
-        send('metrics', await distributedMetrics(node, options, websocketConnections(app)))
+        send('metrics', await distributedMetrics(node, options, websocketConnections(app), traffic))
         const list = await transfers(node, options)
         if (list.length > 0 || transfersShown) send('transfer_progress', { transfers: list, count: list.length })
         transfersShown = list.length > 0

@@ -1,11 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Type } from 'typebox'
 import { duration } from '../args.ts'
-import { trafficJson } from '../cluster-views.ts'
 import { BadRequestError } from '../errors.ts'
 import { requestSignal, sendNdjson } from '../stream.ts'
+import { rates, TrafficMeter, transferred } from '../traffic.ts'
 import { kuboRoute } from './route.ts'
 import type { Routes } from '../server.ts'
+import type { Sample } from '../traffic.ts'
 import type { Node } from '@node-daemon/daemon'
 
 const StatQuery = Type.Object({
@@ -20,19 +21,9 @@ const BwQuery = Type.Object({
   interval: Type.Optional(Type.String({ description: 'Kubo duration; default 1s' }))
 })
 
-interface Sample { at: number, in: number, out: number }
-
-/** Bytes in and out so far, over every connection or one protocol. */
-async function transferred (node: Node, proto: string | undefined): Promise<Sample> {
-  const values = (await node.metrics.getSingleMetric('libp2p_data_transfer_bytes_total')?.get())?.values ?? []
-  const traffic = trafficJson(values)
-  const counts = proto == null ? traffic : traffic.protocols[proto] ?? { sent: 0, received: 0 }
-  return { at: Date.now(), in: counts.received, out: counts.sent }
-}
-
 function bwLine (now: Sample, before: Sample): object {
-  const seconds = Math.max((now.at - before.at) / 1000, 0.001)
-  return { TotalIn: now.in, TotalOut: now.out, RateIn: (now.in - before.in) / seconds, RateOut: (now.out - before.out) / seconds }
+  const rate = rates(now, before)
+  return { TotalIn: now.in, TotalOut: now.out, RateIn: rate.in, RateOut: rate.out }
 }
 
 /** Kubo's repo/stat and stats/repo answer, without Kubo's RepoPath: no answer names a path on the node's disk. */
@@ -92,7 +83,7 @@ export const repoRoutes: Routes = (app, { node, shutdown }) => {
   })
 
   // The rates of a stats/bw without `poll` are over the time since the one before it for the same protocol (or since the start).
-  const last = new Map<string, Sample>()
+  const meter = new TrafficMeter(node)
   kuboRoute(app, {
     path: 'stats/bw',
     permission: 'cluster:read',
@@ -103,10 +94,7 @@ export const repoRoutes: Routes = (app, { node, shutdown }) => {
       const q = request.query as { proto?: string, peer?: string, poll?: boolean, interval?: string }
       if (q.peer != null) throw new BadRequestError('stats/bw by peer is not supported: traffic is counted by protocol only')
       if (q.poll !== true) {
-        const now = await transferred(node, q.proto)
-        const before = last.get(q.proto ?? '') ?? { at: node.startedAt.getTime(), in: 0, out: 0 }
-        // Only protocols that moved bytes are remembered, so that made-up names cannot grow the map.
-        if (q.proto == null || now.in + now.out > 0) last.set(q.proto ?? '', now)
+        const { now, before } = await meter.read(q.proto)
         return bwLine(now, before)
       }
       const intervalMs = duration(q.interval, 'interval') ?? 1000
