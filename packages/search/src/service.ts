@@ -29,6 +29,7 @@ import type { SnapshotCache } from './snapshot.ts'
 import type { HopResult } from './hops.ts'
 import type { CreateCollectionParams, HybridQuery, IndexJob, IndexSource, RawDocument, SearchResult } from './interface.ts'
 import type { AbortOptions, Logger } from '@libp2p/interface'
+import { ConsensusRejectedError } from '@node-daemon/cluster'
 import type { Cluster, CollectionRecord, MetadataFieldType } from '@node-daemon/cluster'
 import type { Content } from '@node-daemon/content'
 import type { Inference } from '@node-daemon/inference'
@@ -66,6 +67,8 @@ export interface SearchEvents {
 const INLINE_ADD_CONCURRENCY = 32
 /** Jobs remembered after they end. */
 const JOB_HISTORY = 100
+/** How often a re-index catches up with chunks indexed elsewhere meanwhile before it gives up. */
+const REINDEX_CATCH_UPS = 5
 /** The most results a query returns, of each kind. */
 export const MAX_TOP_K = 1000
 export const MAX_HOPS = 3
@@ -253,7 +256,7 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
     let built: ChunkTable | undefined
     try {
       await previous.catch(() => {})
-      const from = await this.#c.cluster.collection(collection.name, { signal })
+      let from = await this.#c.cluster.collection(collection.name, { signal })
       if (from.embeddingModel !== collection.embeddingModel) throw new InvalidSearchRequestError(`collection ${collection.name} was re-embedded with ${from.embeddingModel} meanwhile`)
       await rm(dir, { recursive: true, force: true })
       built = await ChunkTable.open(dir, from.metadataSchema)
@@ -264,17 +267,37 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
         job.batches++
         this.#progress(job)
       }
-      await this.#withTable(from, { signal }, async source => {
+      // Collections only grow, so the chunks a head has that the new table lacks are those whose ids it has not seen.
+      const copied = new Set<string>()
+      const copy = async (source: CollectionRecord): Promise<void> => this.#withTable(source, { signal }, async table => {
         const rows: ChunkRow[] = []
-        for await (const row of source.scan()) {
+        for await (const row of table.scan()) {
+          if (copied.has(row.id)) continue
+          copied.add(row.id)
           rows.push({ ...row, vector: [] })
           if (rows.length >= this.#init.batchChunks) await store(rows.splice(0))
         }
         if (rows.length > 0) await store(rows)
       })
-      await built.seal()
-      const cid = await snapshotDirectory(this.#c.content, dir, { signal })
-      const moved = await this.#c.cluster.setCollectionHead(collection.name, { headCID: cid, expectedHead: from.headCID, chunks: await built.count(), embeddingModel: model }, { signal })
+      await copy(from)
+      let cid: string
+      let moved: CollectionRecord
+      for (let attempt = 1; ; attempt++) {
+        await built.seal()
+        cid = await snapshotDirectory(this.#c.content, dir, { signal })
+        try {
+          moved = await this.#c.cluster.setCollectionHead(collection.name, { headCID: cid, expectedHead: from.headCID, chunks: await built.count(), embeddingModel: model }, { signal })
+          break
+        } catch (err: any) {
+          if (err.name !== ConsensusRejectedError.name || attempt >= REINDEX_CATCH_UPS) throw err
+          // Another node indexed into the collection meanwhile: its chunks are embedded too, and the switch tried again from its head.
+          const now = await this.#c.cluster.collection(collection.name, { signal })
+          if (now.embeddingModel !== collection.embeddingModel) throw new InvalidSearchRequestError(`collection ${collection.name} was re-embedded with ${now.embeddingModel} meanwhile`)
+          if (now.headCID === from.headCID) throw err
+          from = now
+          await copy(from)
+        }
+      }
       built.close()
       built = undefined
       job.snapshots++

@@ -136,6 +136,43 @@ describe('search service', { timeout: 240_000 }, () => {
     }
   })
 
+  it('embeds the chunks another node indexed during a re-index too, and then switches', async () => {
+    const models = await tinyModels()
+    try {
+      await upload({ api: daemon.url }, 'tiny-catchup', models.encoder)
+      const other = (await daemon.node.inference.show('tiny-catchup')).name
+      // The re-index's first embedding waits until the other node's job moved the head.
+      let release!: () => void
+      const gate = new Promise<void>(resolve => { release = resolve })
+      const real = daemon.node.inference
+      const held: SearchComponents['inference'] = {
+        show: async (...args) => real.show(...args),
+        rerank: async (...args) => real.rerank(...args),
+        embed: async (params, options) => {
+          if (params.model === other) await gate
+          return real.embed(params, options)
+        }
+      }
+      const a = await service({ batchChunks: 8 }, held)
+      const b = await service({ batchChunks: 8 })
+      await a.createCollection({ name: 'catchup', chunkTokens: 32, replicationFactor: 1 })
+      assert.equal((await a.wait((await a.index('catchup', { documents: documents(12, 'first') })).id)).status, 'completed')
+      const started = await a.reindex('catchup', 'tiny-catchup')
+      const meanwhile = await b.wait((await b.index('catchup', { documents: documents(5, 'meanwhile') })).id)
+      assert.equal(meanwhile.status, 'completed', meanwhile.error)
+      release()
+      const job = await a.wait(started.id)
+      assert.equal(job.status, 'completed', job.error)
+      const after = await a.collection('catchup')
+      assert.deepEqual([after.embeddingModel, after.headCID, after.chunks], [other, job.headCID, 17])
+      const { embeddings: [vector] } = await real.embed({ model: other, input: [documents(5, 'meanwhile')[3].text], inputType: 'document' })
+      const [hit] = await a.search({ collection: 'catchup', queryVector: vector, topK: 1, hopCount: 0 })
+      assert.equal(hit.doc_id, 'meanwhile3', 'a chunk indexed during the re-index holds the new model\'s vector')
+    } finally {
+      await rm(models.root, { recursive: true, force: true })
+    }
+  })
+
   it('closes an evicted replica only once the queries using it are done', async () => {
     const search = await service({ batchChunks: 8 })
     // More collections than replicas kept open (8): queries over all of them at once evict replicas others are reading.
