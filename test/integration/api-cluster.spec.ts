@@ -66,7 +66,7 @@ describe('API cluster routes on a cluster of one', { timeout: 180_000 }, () => {
   let modelCid: string
 
   before(async () => {
-    d = await startTestDaemon()
+    d = await startTestDaemon({ cluster: { allocationLimits: { cpu: 90, storage: 70 } } })
     self = d.node.peerId
     // A node without bootstrap peers forms a cluster of one and leads it within seconds.
     await eventually(async () => { await expectJson(await call(d, 'GET', '/health/ready')) }, 30_000)
@@ -260,6 +260,7 @@ describe('API cluster routes on a cluster of one', { timeout: 180_000 }, () => {
 
   describe('document 003: nodes, network and consensus', () => {
     it('registers this node by POST /api/v1/nodes and refuses to create one', async () => {
+      await expectError(await call(d, 'POST', '/api/v1/nodes', { max_ram: 1024 * 1024 * 1024, max_vram: 0, max_cpu_percent: 95 }), 400, 'IPFSValidationError')
       const created = await expectJson(await call(d, 'POST', '/api/v1/nodes', { max_ram: 1024 * 1024 * 1024, max_vram: 0, max_cpu_percent: 50 }), 201)
       assert.equal(created.node.id, self)
       assert.equal(created.node.registered, true)
@@ -354,7 +355,10 @@ describe('API cluster routes on a cluster of one', { timeout: 180_000 }, () => {
       const got = await expectJson(await call(d, 'GET', '/api/resources'))
       assert.equal(got.allocation.cpu, 15)
       for (const key of ['cpu', 'memory', 'storage']) assert.equal(typeof got.usage[key], 'number', key)
-      assert.deepEqual(got.limits, { cpu: 100, memory: 100, gpu: 100, storage: 100 })
+      assert.deepEqual(got.limits, { cpu: 90, memory: 100, gpu: 100, storage: 70 }, 'the config\'s limits, 100 where it sets none')
+      const above = await expectJson(await call(d, 'POST', '/api/resources', { cpu: 20, storage: 75 }), 400)
+      assert.match(above.error.message, /storage: 75 % is above this node's limit of 70 %/)
+      assert.equal((await expectJson(await call(d, 'GET', '/api/resources'))).allocation.cpu, 15, 'nothing of a refused allocation was set')
       // Document 001's error form, as on its task routes.
       for (const bad of [{ cpu: 150 }, {}, { ram: 5 }, 'cpu=5']) {
         const { error } = await expectJson(await call(d, 'POST', '/api/resources', bad), 400)

@@ -98,7 +98,11 @@ export interface ClusterInit {
    * and the swarm by now.
    */
   joinToken?: string
+  /** The most of each resource this node's allocation may give, in percent; 100 each by default. */
+  allocationLimits?: Partial<Allocation>
 }
+
+const NO_LIMITS: Allocation = { cpu: 100, memory: 100, gpu: 100, storage: 100 }
 
 /** Join failures, most telling last: a member's refusal says more than a failed handshake, which says more than silence. */
 const FAILURE_ORDER: Array<JoinFailure['kind']> = ['unreachable', 'failed', 'secret', 'refused']
@@ -212,7 +216,8 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
       reportMs: 60_000,
       snapshotEvery: 10_000,
       ...init,
-      executionProvider: init.executionProvider ?? 'auto'
+      executionProvider: init.executionProvider ?? 'auto',
+      allocationLimits: { ...NO_LIMITS, ...init.allocationLimits }
     }
     this.networkKey = init.swarmKey == null ? undefined : Buffer.from(parseSwarmKey(init.swarmKey)).toString('hex')
     this.admission = init.joinToken == null ? undefined : readInvite(init.joinToken).admission
@@ -756,7 +761,21 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
     return this.view(await this.propose<NodeRecord>({ op: 'node.drain', id, drained }, options))
   }
 
+  allocationLimits (): Allocation {
+    return { ...NO_LIMITS, ...this.init.allocationLimits }
+  }
+
+  /** Refuses an allocation above the node's limits, naming the first resource that passes its limit. */
+  private withinLimits (allocation: Partial<Allocation>): void {
+    const limits = this.allocationLimits()
+    for (const k of ['cpu', 'memory', 'gpu', 'storage'] as const) {
+      const v = allocation[k]
+      if (v != null && v > limits[k]) throw new InvalidClusterRequestError(`${k}: ${v} % is above this node's limit of ${limits[k]} % (cluster.allocation_limits)`)
+    }
+  }
+
   async setAllocation (allocation: Partial<Allocation>, options?: WriteOptions): Promise<Allocation> {
+    this.withinLimits(allocation)
     const node = await this.propose<NodeRecord>({ op: 'node.allocation', id: this.id, allocation }, options)
     return node.allocation
   }
@@ -769,6 +788,7 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
     const vram = r.gpus.reduce((sum, g) => sum + g.vram.total, 0)
     const pct = (part: number, whole: number): number => whole <= 0 ? 0 : Math.min(100, Math.round(part / whole * 1000) / 10)
     const allocation = { cpu: Math.min(100, limits.maxCPUPercent), memory: pct(limits.maxRAM, r.memory.total), gpu: pct(limits.maxVRAM, vram) }
+    this.withinLimits(allocation)
     return this.view(await this.propose<NodeRecord>({ op: 'node.allocation', id: this.id, allocation, registered: true }, options))
   }
 

@@ -224,7 +224,9 @@ export interface Cluster extends TypedEventTarget<{ [K in keyof ClusterEvents]: 
   /** Takes a node out of the cluster (Raft membership and state); its pins move elsewhere. */
   removeNode (id: string, options?: WriteOptions): Promise<void>
   setDrained (id: string, drained: boolean, options?: WriteOptions): Promise<NodeView>
-  /** Document 001: this node's allowance, as /api/resources POST and registerNode set it. */
+  /** The most of each resource this node's allocation may give, in percent (cluster.allocation_limits). */
+  allocationLimits (): Allocation
+  /** Document 001: this node's allowance, as /api/resources POST and registerNode set it, within allocationLimits(). */
   setAllocation (allocation: Partial<Allocation>, options?: WriteOptions): Promise<Allocation>
   registerNode (limits: { maxRAM: number, maxVRAM: number, maxCPUPercent: number }, options?: WriteOptions): Promise<NodeView>
   deregisterNode (options?: WriteOptions): Promise<void>

@@ -6,6 +6,7 @@ import { defaultAccessConfig, mergeAccessConfig, parseAccessConfig } from '@node
 import { ConfigError } from './errors.ts'
 import { defaultRepo, parseSecret, port, text } from './settings.ts'
 import type { AccessConfig } from '@node-daemon/access'
+import type { Allocation } from '@node-daemon/cluster'
 
 export interface Config {
   repo: string
@@ -88,6 +89,12 @@ export interface ClusterConfig {
   trustedPeers?: string[]
   /** The join token a new node presents; needed to join over an open swarm. */
   joinToken?: string
+  /**
+   * The most of each resource this node's allocation may give the cluster,
+   * in percent: the operator's ceiling on what /api/resources and node
+   * registration set. 100 each by default.
+   */
+  allocationLimits: Allocation
 }
 
 /** Settings as they come from one source: any of them may be missing. */
@@ -96,7 +103,7 @@ export interface ConfigLayer {
   api?: Partial<ApiConfig>
   access?: Partial<AccessConfig>
   swarm?: { host?: string, port?: number, bootstrap?: string[], mdns?: boolean }
-  cluster?: Partial<ClusterConfig>
+  cluster?: Partial<Omit<ClusterConfig, 'allocationLimits'>> & { allocationLimits?: Partial<Allocation> }
   inference?: Partial<InferenceConfig>
   content?: Partial<ContentConfig>
   pinning?: Partial<PinningConfig>
@@ -111,7 +118,7 @@ export function defaults (env: NodeJS.ProcessEnv = process.env): Config {
     api: { host: '127.0.0.1', port: 8000, insecure: false, initAdminKey: false },
     access: defaultAccessConfig(),
     swarm: { host: '0.0.0.0', port: 4001, bootstrap: [], mdns: false },
-    cluster: { voters: 3, heartbeatMs: 1000, nodeTimeoutMs: 10_000, voterTimeoutMs: 30_000, tickMs: 100, snapshotEvery: 10_000 },
+    cluster: { voters: 3, heartbeatMs: 1000, nodeTimeoutMs: 10_000, voterTimeoutMs: 30_000, tickMs: 100, snapshotEvery: 10_000, allocationLimits: { cpu: 100, memory: 100, gpu: 100, storage: 100 } },
     inference: { keepAliveMs: 5 * 60_000, executionProvider: 'auto', defaultModels: true },
     content: { timeoutMs: 2 * 60_000, autoGc: false, storageMax: 10_000_000_000, storageGcWatermark: 90, gcPeriodMs: 60 * 60_000 },
     pinning: { remoteServices: {} },
@@ -165,6 +172,28 @@ function percent (value: unknown, source: string): number | undefined {
   const n = positive(value, source)
   if (n != null && n > 100) throw new ConfigError(`${source}: ${n} is not a percentage from 1 to 100`)
   return n
+}
+
+/** A share from 0 to 100: a limit of 0 keeps a resource from the cluster. */
+function share (value: unknown, source: string): number | undefined {
+  if (value == null || value === '') return undefined
+  const n = typeof value === 'number' ? value : Number(value)
+  if (!Number.isFinite(n) || n < 0 || n > 100) throw new ConfigError(`${source}: ${JSON.stringify(value)} is not a percentage from 0 to 100`)
+  return n
+}
+
+function allocationLimits (value: unknown, source: string): Partial<Allocation> | undefined {
+  if (value == null) return undefined
+  if (typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(`${source}: expected cpu, memory, gpu and storage percentages`)
+  const known = ['cpu', 'memory', 'gpu', 'storage'] as const
+  const unknown = Object.keys(value).find(k => !(known as readonly string[]).includes(k))
+  if (unknown != null) throw new ConfigError(`${source}: unknown resource ${JSON.stringify(unknown)}; known: ${known.join(', ')}`)
+  const limits: Partial<Allocation> = {}
+  for (const k of known) {
+    const n = share((value as Record<string, unknown>)[k], `${source}.${k}`)
+    if (n != null) limits[k] = n
+  }
+  return limits
 }
 
 function voters (value: unknown, source: string): number | undefined {
@@ -247,7 +276,7 @@ export function layerFromObject (doc: unknown, source: string): ConfigLayer {
   const known = new Set(['repo', 'api', 'swarm', 'cluster', 'inference', 'content', 'pinning', 'log', 'auth', 'cors', 'cors_origins', 'rate_limits'])
   for (const key of Object.keys(d)) if (!known.has(key)) throw new ConfigError(`${source}: unknown setting ${JSON.stringify(key)}`)
   const swarm = d.swarm ?? {}
-  const cluster = section(d.cluster, 'cluster', ['secret', 'voters', 'heartbeat_ms', 'node_timeout_ms', 'voter_timeout_ms', 'tick_ms', 'snapshot_every', 'trusted_peers', 'join_token'], source)
+  const cluster = section(d.cluster, 'cluster', ['secret', 'voters', 'heartbeat_ms', 'node_timeout_ms', 'voter_timeout_ms', 'tick_ms', 'snapshot_every', 'trusted_peers', 'join_token', 'allocation_limits'], source)
   const inference = section(d.inference, 'inference', ['keep_alive_ms', 'execution_provider', 'threads', 'default_models', 'prefix_cache'], source)
   const content = section(d.content, 'content', ['timeout_ms', 'auto_gc', 'storage_max', 'storage_gc_watermark', 'gc_period_ms'], source)
   const pinning = section(d.pinning, 'pinning', ['remote_services'], source)
@@ -270,7 +299,8 @@ export function layerFromObject (doc: unknown, source: string): ConfigLayer {
       tickMs: positive(cluster.tick_ms, `${source} cluster.tick_ms`),
       snapshotEvery: positive(cluster.snapshot_every, `${source} cluster.snapshot_every`),
       trustedPeers: parseTrustedPeers(cluster.trusted_peers, `${source} cluster.trusted_peers`),
-      joinToken: text(cluster.join_token, `${source} cluster.join_token`)
+      joinToken: text(cluster.join_token, `${source} cluster.join_token`),
+      allocationLimits: allocationLimits(cluster.allocation_limits, `${source} cluster.allocation_limits`)
     },
     inference: {
       keepAliveMs: positive(inference.keep_alive_ms, `${source} inference.keep_alive_ms`),
@@ -362,6 +392,7 @@ export function merge (base: Config, ...layers: ConfigLayer[]): Config {
     out.cluster.snapshotEvery = layer.cluster?.snapshotEvery ?? out.cluster.snapshotEvery
     if (layer.cluster?.trustedPeers != null) out.cluster.trustedPeers = layer.cluster.trustedPeers
     if (layer.cluster?.joinToken != null) out.cluster.joinToken = layer.cluster.joinToken
+    out.cluster.allocationLimits = { ...out.cluster.allocationLimits, ...defined(layer.cluster?.allocationLimits ?? {}) }
     out.inference.keepAliveMs = layer.inference?.keepAliveMs ?? out.inference.keepAliveMs
     out.inference.executionProvider = layer.inference?.executionProvider ?? out.inference.executionProvider
     if (layer.inference?.threads != null) out.inference.threads = layer.inference.threads

@@ -153,7 +153,8 @@ export async function createNode (config: Config, components: NodeComponents): P
     apiUrl: () => apiAddress,
     swarmKey: repo.swarmKey,
     trustedPeers: config.cluster.trustedPeers,
-    joinToken: config.cluster.joinToken
+    joinToken: config.cluster.joinToken,
+    allocationLimits: config.cluster.allocationLimits
   })
   const runtime = new Runtime({
     executionProvider: async () => (await cluster.resources()).executionProvider === 'cuda' ? 'cuda' : 'cpu'

@@ -28,7 +28,7 @@ describe('loadConfig', () => {
       api: { host: '127.0.0.1', port: 8000, insecure: false, initAdminKey: false },
       access: defaultAccessConfig(),
       swarm: { host: '0.0.0.0', port: 4001, bootstrap: [], mdns: false },
-      cluster: { voters: 3, heartbeatMs: 1000, nodeTimeoutMs: 10_000, voterTimeoutMs: 30_000, tickMs: 100, snapshotEvery: 10_000 },
+      cluster: { voters: 3, heartbeatMs: 1000, nodeTimeoutMs: 10_000, voterTimeoutMs: 30_000, tickMs: 100, snapshotEvery: 10_000, allocationLimits: { cpu: 100, memory: 100, gpu: 100, storage: 100 } },
       inference: { keepAliveMs: 300_000, executionProvider: 'auto', defaultModels: true },
       content: { timeoutMs: 120_000, autoGc: false, storageMax: 10_000_000_000, storageGcWatermark: 90, gcPeriodMs: 3_600_000 },
       pinning: { remoteServices: {} },
@@ -74,6 +74,19 @@ describe('loadConfig', () => {
     await assert.rejects(loadConfig({ env }), { name: 'ConfigError', message: /percentage/ })
     await writeFile(join(repo, 'config.yaml'), 'content:\n  gc: true\n')
     await assert.rejects(loadConfig({ env }), { name: 'ConfigError', message: /unknown setting "content.gc"/ })
+  })
+
+  it('reads the allocation limits from YAML, 100 where unset, and rejects bad ones', async () => {
+    await rm(repo, { recursive: true, force: true })
+    await mkdir(repo, { recursive: true })
+    const env = { NODE_DAEMON_REPO: repo }
+    assert.deepEqual((await loadConfig({ env })).cluster.allocationLimits, { cpu: 100, memory: 100, gpu: 100, storage: 100 })
+    await writeFile(join(repo, 'config.yaml'), 'cluster:\n  allocation_limits:\n    cpu: 90\n    gpu: 0\n')
+    assert.deepEqual((await loadConfig({ env })).cluster.allocationLimits, { cpu: 90, memory: 100, gpu: 0, storage: 100 })
+    for (const [yaml, message] of [['cpu: 101', /percentage from 0 to 100/], ['ram: 5', /unknown resource "ram"/], ['cpu: lots', /percentage/]] as const) {
+      await writeFile(join(repo, 'config.yaml'), `cluster:\n  allocation_limits:\n    ${yaml}\n`)
+      await assert.rejects(loadConfig({ env }), { name: 'ConfigError', message })
+    }
   })
 
   it('reads the remote pinning services from the repo\'s YAML and a --config file, and rejects bad ones', async () => {
@@ -145,7 +158,7 @@ describe('loadConfig', () => {
     await writeFile(join(repo, 'config.yaml'), `swarm:\n  mdns: true\ncluster:\n  secret: ${yamlSecret}\n  voters: 5\n  heartbeat_ms: 500\n  node_timeout_ms: 4000\n  voter_timeout_ms: 20000\n  tick_ms: 50\n  snapshot_every: 500\n`)
     const fromYaml = await loadConfig({ env: { NODE_DAEMON_REPO: repo } })
     assert.equal(fromYaml.swarm.mdns, true)
-    assert.deepEqual(fromYaml.cluster, { secret: yamlSecret, voters: 5, heartbeatMs: 500, nodeTimeoutMs: 4000, voterTimeoutMs: 20_000, tickMs: 50, snapshotEvery: 500 })
+    assert.deepEqual(fromYaml.cluster, { secret: yamlSecret, voters: 5, heartbeatMs: 500, nodeTimeoutMs: 4000, voterTimeoutMs: 20_000, tickMs: 50, snapshotEvery: 500, allocationLimits: { cpu: 100, memory: 100, gpu: 100, storage: 100 } })
 
     const envSecret = 'CD'.repeat(32)
     const fromEnv = await loadConfig({ env: { NODE_DAEMON_REPO: repo, NODE_DAEMON_MDNS: '0', NODE_DAEMON_CLUSTER_SECRET: envSecret, NODE_DAEMON_CLUSTER_VOTERS: '1' } })

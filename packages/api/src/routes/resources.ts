@@ -3,12 +3,10 @@ import { peerCount, peersJson, uptimeSeconds, usagePercent } from '../cluster-vi
 import { LocalQuery, readOptions } from '../reads.ts'
 import { requestSignal } from '../stream.ts'
 import type { Routes } from '../server.ts'
-import type { Allocation } from '@node-daemon/cluster'
 import type { Static } from 'typebox'
 
-/** An allocation is a share of the machine, so no part of it passes 100 %. */
+/** An allocation is a share of the machine, so no part of it passes 100 %; the node's limits may set less. */
 const MAX_PERCENT = 100
-const LIMITS: Allocation = { cpu: MAX_PERCENT, memory: MAX_PERCENT, gpu: MAX_PERCENT, storage: MAX_PERCENT }
 
 const AllocationBody = Type.Object({
   cpu: Type.Optional(Type.Number({ minimum: 0, maximum: MAX_PERCENT, description: 'Percent of the CPU' })),
@@ -46,13 +44,13 @@ export const resourceRoutes: Routes = (app, { node }) => {
 
   app.get('/api/resources', {
     permission: 'cluster:read',
-    schema: { querystring: LocalQuery, tags: ['node'], summary: "This node's allocation to the cluster, its measured usage, and the limits of an allocation, in percent" }
+    schema: { querystring: LocalQuery, tags: ['node'], summary: "This node's allocation to the cluster, its measured usage, and the limits its operator set on an allocation (cluster.allocation_limits), in percent" }
   }, async (_request, reply) => {
     const [self, measured] = await Promise.all([node.cluster.node(node.cluster.id, readOptions(reply)), node.cluster.resources()])
     return {
       allocation: self.allocation,
       usage: usagePercent(measured),
-      limits: LIMITS,
+      limits: node.cluster.allocationLimits(),
       capacity: {
         cpu_cores: measured.cpu.cores,
         memory_bytes: measured.memory.total,
@@ -65,7 +63,7 @@ export const resourceRoutes: Routes = (app, { node }) => {
 
   app.post('/api/resources', {
     permission: 'cluster:admin',
-    schema: { body: AllocationBody, tags: ['node'], summary: 'Set how much of this machine the cluster may use, in percent' }
+    schema: { body: AllocationBody, tags: ['node'], summary: 'Set how much of this machine the cluster may use, in percent, within the limits GET shows' }
   }, async (request, reply) => {
     const allocation = await node.cluster.setAllocation(request.body as Static<typeof AllocationBody>, { signal: requestSignal(reply) })
     return { success: true, allocation }
