@@ -35,7 +35,7 @@ import type { Content } from '@node-daemon/content'
 import type { Inference } from '@node-daemon/inference'
 
 export interface SearchComponents {
-  content: Pick<Content, 'addAll' | 'linkDirectory' | 'ls' | 'cat' | 'readFile' | 'stat'>
+  content: Pick<Content, 'addAll' | 'linkDirectory' | 'blockStat' | 'ls' | 'cat' | 'readFile' | 'stat'>
   cluster: Pick<Cluster, 'id' | 'createCollection' | 'setCollectionHead' | 'removeCollection' | 'collection' | 'collections' | 'getAllModels' | 'jobs' | 'pin' | 'serve' | 'ask'>
   inference: Pick<Inference, 'embed' | 'rerank' | 'show'>
   log: Logger

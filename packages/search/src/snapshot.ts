@@ -27,11 +27,11 @@ export type SnapshotCache = Map<string, { size: number, mtimeMs: number, ino: nu
 /**
  * Adds the directory as one DAG and answers its CID. Not pinned here: the
  * cluster pins the head with the collection's replication factor. Files the
- * cache knows unchanged are linked by the CID they gave before, not read
- * again: LanceDB writes a file once and never changes it, so a snapshot
- * costs what was written since the last one.
+ * cache knows unchanged, whose root block is still here, are linked by the
+ * CID they gave before, not read again: LanceDB writes a file once and never
+ * changes it, so a snapshot costs what was written since the last one.
  */
-export async function snapshotDirectory (content: Pick<Content, 'addAll' | 'linkDirectory'>, dir: string, options: AbortOptions & { cache?: SnapshotCache } = {}): Promise<string> {
+export async function snapshotDirectory (content: Pick<Content, 'addAll' | 'linkDirectory' | 'blockStat'>, dir: string, options: AbortOptions & { cache?: SnapshotCache } = {}): Promise<string> {
   const cache = options.cache ?? new Map()
   const entries: DirectoryEntry[] = []
   const seen = new Set<string>()
@@ -39,7 +39,8 @@ export async function snapshotDirectory (content: Pick<Content, 'addAll' | 'link
     const path = relative(dir, file).split(sep).join('/')
     const { size, mtimeMs, ino } = await stat(file)
     let known = cache.get(path)
-    if (known == null || known.size !== size || known.mtimeMs !== mtimeMs || known.ino !== ino) {
+    // A file's blocks may have gone since (a GC here, where another node holds the head's pin): it is added again.
+    if (known == null || known.size !== size || known.mtimeMs !== mtimeMs || known.ino !== ino || !(await isLocal(content, known.cid, options))) {
       for await (const event of content.addAll([{ content: createReadStream(file) }], { pin: false, cidVersion: 1, rawLeaves: true, signal: options.signal })) {
         if (event.type === 'entry') known = { size, mtimeMs, ino, cid: event.cid, dagSize: event.size }
       }
@@ -52,6 +53,16 @@ export async function snapshotDirectory (content: Pick<Content, 'addAll' | 'link
   for (const path of cache.keys()) if (!seen.has(path)) cache.delete(path)
   if (entries.length === 0) throw new Error('nothing to snapshot in the collection\'s directory')
   return (await content.linkDirectory(entries, { cidVersion: 1, signal: options.signal })).toString()
+}
+
+async function isLocal (content: Pick<Content, 'blockStat'>, cid: DirectoryEntry['cid'], options: AbortOptions): Promise<boolean> {
+  try {
+    await content.blockStat(cid.toString(), { offline: true, signal: options.signal })
+    return true
+  } catch (err: any) {
+    if (err.name === 'NotFoundError') return false
+    throw err
+  }
 }
 
 /** Whether a replica of the snapshot is complete on disk. */

@@ -44,7 +44,7 @@ describe('snapshotDirectory', () => {
     const table = await ChunkTable.open(work, {})
     let read = 0
     // Counts the bytes of every file the snapshot adds, by wrapping the content it is given.
-    const counting: Pick<Content, 'addAll' | 'linkDirectory'> = {
+    const counting: Pick<Content, 'addAll' | 'linkDirectory' | 'blockStat'> = {
       addAll: async function * (source, options) {
         const counted = async function * () {
           for await (const candidate of source as AsyncIterable<{ content: AsyncIterable<Uint8Array> }>) {
@@ -53,7 +53,8 @@ describe('snapshotDirectory', () => {
         }
         yield * content.addAll(counted(), options)
       },
-      linkDirectory: async (entries, options) => content.linkDirectory(entries, options)
+      linkDirectory: async (entries, options) => content.linkDirectory(entries, options),
+      blockStat: async (path, options) => content.blockStat(path, options)
     }
     try {
       const cache: SnapshotCache = new Map()
@@ -70,6 +71,13 @@ describe('snapshotDirectory', () => {
       assert.ok(written.length >= 3 && written.length < first.size, `${written.length} files written of ${first.size}`)
       assert.equal(read, sum(written.map(([, file]) => file)), 'the second reads what the add wrote, no more')
       assert.equal(second, await snapshotDirectory(content, work), 'linked unread, the directory is the one a full add makes')
+      // A file whose blocks went (a GC) is read and added again, not linked to blocks no longer here.
+      const gone = [...cache.values()][0].cid
+      for await (const _ of content.blockRm([gone.toString()], { force: true })) ;
+      read = 0
+      assert.equal(await snapshotDirectory(counting, work, { cache }), second)
+      assert.ok(read > 0, 'the file was read again')
+      await content.blockStat(gone.toString(), { offline: true })
       // And it is a table LanceDB opens, with every row.
       const replica = join(dir, 'replica')
       await writeReplica(content, second, replica)
