@@ -53,6 +53,9 @@ interface Snapshot {
   appliedIndex: number
 }
 
+/** What applying a batch gives each of its commands: its value, or the error it was rejected with. */
+export type BatchOutcome = { value: unknown } | { error: Error }
+
 export type EmitFn = <K extends keyof ClusterEvents>(type: K, detail: ClusterEvents[K]) => void
 
 const iso = (ms: number): string => new Date(ms).toISOString()
@@ -89,6 +92,7 @@ export class ClusterState implements StateMachine {
 
   // ---- StateMachine
 
+  /** A batch's value is each command's outcome, in order: one command rejected leaves the others applied. */
   apply (bytes: Uint8Array, index: number, term: number): unknown {
     let command: Command
     try {
@@ -97,6 +101,23 @@ export class ClusterState implements StateMachine {
       this.appliedIndex = index
       throw new InvalidClusterRequestError(`entry ${index} is not a cluster command`)
     }
+    try {
+      if (command.op !== 'batch') return this.applyCommand(command, index, term)
+      return command.commands.map((inner): BatchOutcome => {
+        try {
+          return { value: this.applyCommand(inner, index, term) }
+        } catch (err: any) {
+          return { error: err }
+        }
+      })
+    } finally {
+      this.appliedIndex = index
+      this.onApplied?.(index)
+    }
+  }
+
+  /** Applies one command and records the decision, under the index of the entry that carries it. */
+  private applyCommand (command: Command, index: number, term: number): unknown {
     const decision: Decision = { index, term, at: iso(command.at), proposer: command.by, op: command.op, outcome: 'committed', summary: '' }
     try {
       const { result, summary } = this.dispatch(command, index)
@@ -108,8 +129,6 @@ export class ClusterState implements StateMachine {
       throw err
     } finally {
       this.record(decision)
-      this.appliedIndex = index
-      this.onApplied?.(index)
     }
   }
 
@@ -665,6 +684,9 @@ export class ClusterState implements StateMachine {
         this.signingKeys.set(c.kid, c.jwk)
         return { result: c.kid, summary: `JWT signing key ${c.kid} of ${c.by}` }
       }
+      // apply() opens a batch; one inside another is not one.
+      case 'batch':
+        throw new InvalidClusterRequestError('a batch may not hold a batch')
       default:
         throw new InvalidClusterRequestError(`unknown cluster command ${JSON.stringify((c as { op: unknown }).op)}`)
     }
