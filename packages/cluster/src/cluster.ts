@@ -227,10 +227,8 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
       if (type === 'NodeLeft' && (detail as { id: string }).id === this.id) this.noteRemoved()
       this.safeDispatchEvent(type, { detail } as any)
     })
-    this.state.onApplied = () => {
-      this.peersDirty = true
-      this.tracker.sync()
-    }
+    this.state.onApplied = () => { this.peersDirty = true }
+    this.state.onAllocationChange = (cid) => { this.tracker.changed(cid) }
     this.rpc = new ClusterRpc({ get libp2p () { return components.libp2p }, log: this.log }, {
       handlerTimeoutMs: RPC_TIMEOUT_MS,
       // Anyone may ask to join; admit() checks its credential.
@@ -256,7 +254,11 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
       log: this.log,
       dial: async (addr, signal) => connect(components.libp2p, addr, { signal })
     }, {
-      allocated: () => this.state.pinsAllocatedTo(this.id)
+      allocated: () => this.state.pinsAllocatedTo(this.id),
+      allocation: (cid) => {
+        const pin = this.state.pins.get(cid)
+        return pin?.allocations.includes(this.id) === true ? pin : undefined
+      }
     })
   }
 

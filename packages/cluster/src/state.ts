@@ -83,8 +83,10 @@ export class ClusterState implements StateMachine {
   /** Index of the last entry applied, conf changes included. */
   appliedIndex = 0
   private readonly emit: EmitFn
-  /** Called after each applied entry, e.g. to wake the pin tracker. */
+  /** Called after each applied entry. */
   onApplied?: (index: number) => void
+  /** Called when a pin's allocations may have changed, or without a cid when any may have (a snapshot was restored): wakes the pin tracker. */
+  onAllocationChange?: (cid?: string) => void
 
   constructor (emit: EmitFn = () => {}) {
     this.emit = emit
@@ -232,6 +234,7 @@ export class ClusterState implements StateMachine {
     for (const c of snap.collections ?? []) this.collections.set(c.name, c)
     this.history = snap.history
     this.appliedIndex = snap.appliedIndex
+    this.onAllocationChange?.()
     this.onApplied?.(this.appliedIndex)
   }
 
@@ -286,6 +289,7 @@ export class ClusterState implements StateMachine {
       if (set == null) this.allocated.set(id, set = new Set())
       set.add(pin.cid)
     }
+    this.onAllocationChange?.(pin.cid)
   }
 
   // ---- applying commands
