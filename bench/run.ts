@@ -23,7 +23,7 @@ const areas: Record<string, { describe: string, load: () => Promise<BenchModule>
     load: async () => import('./raft.ts')
   },
   cluster: {
-    describe: 'replication of a 200 MB model to factor 3, convergence after kill -9 of a node, and pin ingestion in pins/s, on real daemons, against SHA-256, node_timeout_ms and 500 pins/s',
+    describe: 'replication of a 200 MB model to factor 3, convergence after kill -9 of a node, and pin ingestion in pins/s, on real daemons, against SHA-256, node_timeout_ms and 1,000 pins/s',
     load: async () => import('./cluster.ts')
   },
   'cluster-scale': {

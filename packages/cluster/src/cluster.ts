@@ -16,6 +16,7 @@ import { ConfChangeError } from '@node-daemon/raft'
 import { checkCID, encodeCommand, encodeJoinContext } from './commands.ts'
 import { ClusterProtocolError, CollectionNotFoundError, DocumentNotFoundError, InvalidClusterRequestError, JoinError, NodeNotFoundError, NoQuorumError, NotTrustedError, PinNotFoundError, JobNotFoundError, ModelNotFoundError } from './errors.ts'
 import { encodeInvite, readInvite, signJoinToken, verifyJoinToken } from './join-token.ts'
+import { GroupCommit } from './group-commit.ts'
 import { MembershipManager } from './membership.ts'
 import { PinTracker } from './pin-tracker.ts'
 import { measureResources } from './resources.ts'
@@ -23,6 +24,7 @@ import { ClusterRpc } from './rpc.ts'
 import type { Handler, ServiceMethod } from './rpc.ts'
 import type { AbortOptions } from '@libp2p/interface'
 import { checkDocumentName, ClusterState, documentKey, workedOn } from './state.ts'
+import type { BatchOutcome } from './state.ts'
 import { untrustedMay, untrustedMayPropose } from './trust.ts'
 import { connect, parseSwarmKey } from '@node-daemon/swarm'
 import type { Command, CommandBody, JoinContext, TrainingChange } from './commands.ts'
@@ -175,6 +177,8 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
   /** What services beside the cluster answer other members (see serve). */
   private readonly services = new Map<ServiceMethod, Handler>()
   private readonly tracker: PinTracker
+  /** Pin requests made here, proposed together while earlier ones are in Raft. */
+  private readonly pinRequests: GroupCommit
   private raft?: RaftNode
   private storage?: RaftStorage
   private transport?: Libp2pRaftTransport
@@ -228,10 +232,8 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
       if (type === 'NodeLeft' && (detail as { id: string }).id === this.id) this.noteRemoved()
       this.safeDispatchEvent(type, { detail } as any)
     })
-    this.state.onApplied = () => {
-      this.peersDirty = true
-      this.tracker.sync()
-    }
+    this.state.onApplied = () => { this.peersDirty = true }
+    this.state.onAllocationChange = (cid) => { this.tracker.changed(cid) }
     this.rpc = new ClusterRpc({ get libp2p () { return components.libp2p }, log: this.log }, {
       handlerTimeoutMs: RPC_TIMEOUT_MS,
       // Anyone may ask to join; admit() checks its credential.
@@ -246,13 +248,22 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
         }
       }
     })
+    const unlessStopped = { signal: this.shutdown.signal }
+    this.pinRequests = new GroupCommit({
+      propose: async (command) => this.proposeCommand(command, unlessStopped),
+      proposeBatch: async (commands) => await this.proposeCommand({ op: 'batch', commands, at: Date.now(), by: this.id }, unlessStopped) as BatchOutcome[]
+    })
     this.tracker = new PinTracker({
       content: components.content,
       datastore: components.datastore,
       log: this.log,
       dial: async (addr, signal) => connect(components.libp2p, addr, { signal })
     }, {
-      allocated: () => this.state.pinsAllocatedTo(this.id)
+      allocated: () => this.state.pinsAllocatedTo(this.id),
+      allocation: (cid) => {
+        const pin = this.state.pins.get(cid)
+        return pin?.allocations.includes(this.id) === true ? pin : undefined
+      }
     })
   }
 
@@ -649,12 +660,21 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
   }
 
   private async propose<T = unknown> (body: CommandBody, options: WriteOptions = {}): Promise<T> {
-    const raft = this.requireRaft()
+    return await this.proposeCommand(this.command(body), options) as T
+  }
+
+  /** This node's command; refused here if the leader would drop it, where the caller can be told why. */
+  private command (body: CommandBody): Command {
+    this.requireRaft()
     const command = { ...body, at: Date.now(), by: this.id } as Command
-    // The leader would drop it: refuse it here, where the caller can be told why.
     if (!this.trusts(this.id) && !untrustedMay(this.id, command)) this.refuse(command.op)
+    return command
+  }
+
+  private async proposeCommand (command: Command, options: WriteOptions = {}): Promise<unknown> {
+    const raft = this.requireRaft()
     const bytes = encodeCommand(command)
-    return await this.retrying(async () => raft.propose(bytes, options), options.signal) as T
+    return await this.retrying(async () => raft.propose(bytes, options), options.signal)
   }
 
   private refuse (what: string): never {
@@ -871,7 +891,8 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
     const rmax = options.replicationFactorMax ?? rf ?? (rmin === -1 ? -1 : Math.max(rmin, this.init.voters))
     const meta = options.meta == null ? undefined : checkMeta(options.meta)
     const origins = options.origins == null ? undefined : checkOrigins(options.origins)
-    return this.propose<PinRecord>({ op: 'pin.add', cid: canonical, name: options.name ?? '', rmin, rmax, size: await this.localSize(canonical, options), meta, origins }, options)
+    const size = await this.localSize(canonical, options)
+    return await this.pinRequests.submit(this.command({ op: 'pin.add', cid: canonical, name: options.name ?? '', rmin, rmax, size, meta, origins }), options.signal) as PinRecord
   }
 
   /**

@@ -55,6 +55,8 @@ export type Command = Base & (
   | { op: 'credential.remove', id: string }
   | { op: 'signing-key.put', kid: string, jwk: SigningKey }
   | TrainingChange
+  /** Commands proposed together on one node (group commit), applied in order in one entry, each with its own outcome. */
+  | { op: 'batch', commands: Command[] }
 )
 
 /** The changes a training job goes through; only its coordinator reports progress and the end. */

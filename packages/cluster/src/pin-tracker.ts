@@ -25,6 +25,8 @@ export interface PinTrackerComponents {
 export interface PinTrackerInit {
   /** The pins the state allocates to this node now. */
   allocated: () => Iterable<PinRecord>
+  /** The pin, if the state allocates it to this node now. */
+  allocation: (cid: string) => PinRecord | undefined
   /** Pins fetched at once. Default 8. */
   concurrency?: number
   /** First retry delay; doubles up to maxBackoffMs. Default 1 s. */
@@ -57,6 +59,10 @@ export class PinTracker {
   /** CIDs this node pinned for the cluster, as stored in the datastore. */
   private readonly owned = new Set<string>()
   private readonly unpinning = new Set<string>()
+  /** Tracked pins waiting for an attempt: queued, or failed and waiting out their backoff. */
+  private readonly waiting = new Set<string>()
+  /** Pins whose allocations changed since the last pass; `all` when any may have. */
+  private changes: Set<string> | 'all' = 'all'
   private running = false
   private timer?: ReturnType<typeof setTimeout>
   private syncing = false
@@ -74,6 +80,7 @@ export class PinTracker {
       this.owned.add(key.key.baseNamespace())
     }
     this.running = true
+    this.changes = 'all'
     this.sync()
   }
 
@@ -83,8 +90,21 @@ export class PinTracker {
     for (const t of this.tracked.values()) t.abort?.abort(new Error('the pin tracker stopped'))
   }
 
-  /** Looks at the allocations again; cheap to call often (calls made during a pass coalesce). */
-  sync (): void {
+  /**
+   * Looks again at the allocations of `cid`, or of every pin; cheap to call
+   * often (calls made before a pass coalesce into it). A pass looks only at
+   * what changed, so that a pinset growing one pin at a time costs each
+   * pin once, not once per pin after it.
+   */
+  changed (cid?: string): void {
+    if (!this.running) return
+    if (cid == null) this.changes = 'all'
+    else if (this.changes !== 'all') this.changes.add(cid)
+    this.sync()
+  }
+
+  /** Starts what waits, if it may start now. */
+  private sync (): void {
     if (!this.running) return
     if (this.syncing) {
       this.again = true
@@ -120,33 +140,55 @@ export class PinTracker {
 
   private pass (): void {
     const now = Date.now()
-    const allocated = new Set<string>()
-    for (const pin of this.init.allocated()) {
-      allocated.add(pin.cid)
-      const t = this.tracked.get(pin.cid)
-      if (t == null) this.tracked.set(pin.cid, { status: 'queued', attempts: 0, updatedAt: now, retryAt: 0, bytes: 0, origins: pin.origins ?? [] })
-      else t.origins = pin.origins ?? []
-    }
-    for (const [cid, t] of this.tracked) {
-      if (allocated.has(cid)) continue
-      t.abort?.abort(new Error('no longer allocated'))
-      this.tracked.delete(cid)
-    }
-    for (const cid of this.owned) {
-      if (!allocated.has(cid) && !this.unpinning.has(cid)) void this.unpin(cid)
-    }
+    const changes = this.changes
+    this.changes = new Set()
+    if (changes === 'all') this.resync(now)
+    else for (const cid of changes) this.update(cid, this.init.allocation(cid), now)
     let next = Infinity
-    for (const [cid, t] of this.tracked) {
+    for (const cid of this.waiting) {
       if (this.active >= this.init.concurrency) break
-      if (t.status === 'pinned' || t.status === 'pinning') continue
+      const t = this.tracked.get(cid) as Tracked
       if (t.retryAt > now) {
         next = Math.min(next, t.retryAt)
         continue
       }
+      this.waiting.delete(cid)
       void this.pin(cid, t)
     }
     clearTimeout(this.timer)
     if (next !== Infinity && this.running) this.timer = setTimeout(() => { this.sync() }, next - now)
+  }
+
+  /** Every allocation, after a start or a snapshot: tracks what is allocated, drops and unpins what is not. */
+  private resync (now: number): void {
+    const allocated = new Set<string>()
+    for (const pin of this.init.allocated()) {
+      allocated.add(pin.cid)
+      this.update(pin.cid, pin, now)
+    }
+    for (const cid of [...this.tracked.keys(), ...this.owned]) {
+      if (!allocated.has(cid)) this.update(cid, undefined, now)
+    }
+  }
+
+  /** One pin's allocation here: `pin` when the state allocates it to this node. */
+  private update (cid: string, pin: PinRecord | undefined, now: number): void {
+    const t = this.tracked.get(cid)
+    if (pin != null) {
+      if (t != null) {
+        t.origins = pin.origins ?? []
+        return
+      }
+      this.tracked.set(cid, { status: 'queued', attempts: 0, updatedAt: now, retryAt: 0, bytes: 0, origins: pin.origins ?? [] })
+      this.waiting.add(cid)
+      return
+    }
+    if (t != null) {
+      t.abort?.abort(new Error('no longer allocated'))
+      this.tracked.delete(cid)
+      this.waiting.delete(cid)
+    }
+    if (this.owned.has(cid) && !this.unpinning.has(cid)) void this.unpin(cid)
   }
 
   private async pin (cid: string, t: Tracked): Promise<void> {
@@ -171,6 +213,8 @@ export class PinTracker {
       t.status = 'error'
       t.error = err.message ?? String(err)
       t.retryAt = Date.now() + Math.min(this.init.maxBackoffMs, this.init.backoffMs * 2 ** (t.attempts - 1))
+      // unless it stopped being allocated meanwhile
+      if (this.tracked.get(cid) === t) this.waiting.add(cid)
       this.components.log('pinning %s failed (attempt %d) - %e', cid, t.attempts, err)
     } finally {
       t.updatedAt = Date.now()
@@ -203,6 +247,8 @@ export class PinTracker {
       this.owned.delete(cid)
     } catch (err: any) {
       this.components.log('unpinning %s failed - %e', cid, err)
+      // tried again at the next pass, as every pin's allocation is looked at then
+      this.changes = 'all'
     } finally {
       this.unpinning.delete(cid)
     }

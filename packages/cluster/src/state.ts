@@ -53,6 +53,9 @@ interface Snapshot {
   appliedIndex: number
 }
 
+/** What applying a batch gives each of its commands: its value, or the error it was rejected with. */
+export type BatchOutcome = { value: unknown } | { error: Error }
+
 export type EmitFn = <K extends keyof ClusterEvents>(type: K, detail: ClusterEvents[K]) => void
 
 const iso = (ms: number): string => new Date(ms).toISOString()
@@ -80,8 +83,10 @@ export class ClusterState implements StateMachine {
   /** Index of the last entry applied, conf changes included. */
   appliedIndex = 0
   private readonly emit: EmitFn
-  /** Called after each applied entry, e.g. to wake the pin tracker. */
+  /** Called after each applied entry. */
   onApplied?: (index: number) => void
+  /** Called when a pin's allocations may have changed, or without a cid when any may have (a snapshot was restored): wakes the pin tracker. */
+  onAllocationChange?: (cid?: string) => void
 
   constructor (emit: EmitFn = () => {}) {
     this.emit = emit
@@ -89,6 +94,7 @@ export class ClusterState implements StateMachine {
 
   // ---- StateMachine
 
+  /** A batch's value is each command's outcome, in order: one command rejected leaves the others applied. */
   apply (bytes: Uint8Array, index: number, term: number): unknown {
     let command: Command
     try {
@@ -97,6 +103,23 @@ export class ClusterState implements StateMachine {
       this.appliedIndex = index
       throw new InvalidClusterRequestError(`entry ${index} is not a cluster command`)
     }
+    try {
+      if (command.op !== 'batch') return this.applyCommand(command, index, term)
+      return command.commands.map((inner): BatchOutcome => {
+        try {
+          return { value: this.applyCommand(inner, index, term) }
+        } catch (err: any) {
+          return { error: err }
+        }
+      })
+    } finally {
+      this.appliedIndex = index
+      this.onApplied?.(index)
+    }
+  }
+
+  /** Applies one command and records the decision, under the index of the entry that carries it. */
+  private applyCommand (command: Command, index: number, term: number): unknown {
     const decision: Decision = { index, term, at: iso(command.at), proposer: command.by, op: command.op, outcome: 'committed', summary: '' }
     try {
       const { result, summary } = this.dispatch(command, index)
@@ -108,8 +131,6 @@ export class ClusterState implements StateMachine {
       throw err
     } finally {
       this.record(decision)
-      this.appliedIndex = index
-      this.onApplied?.(index)
     }
   }
 
@@ -213,6 +234,7 @@ export class ClusterState implements StateMachine {
     for (const c of snap.collections ?? []) this.collections.set(c.name, c)
     this.history = snap.history
     this.appliedIndex = snap.appliedIndex
+    this.onAllocationChange?.()
     this.onApplied?.(this.appliedIndex)
   }
 
@@ -267,6 +289,7 @@ export class ClusterState implements StateMachine {
       if (set == null) this.allocated.set(id, set = new Set())
       set.add(pin.cid)
     }
+    this.onAllocationChange?.(pin.cid)
   }
 
   // ---- applying commands
@@ -665,6 +688,9 @@ export class ClusterState implements StateMachine {
         this.signingKeys.set(c.kid, c.jwk)
         return { result: c.kid, summary: `JWT signing key ${c.kid} of ${c.by}` }
       }
+      // apply() opens a batch; one inside another is not one.
+      case 'batch':
+        throw new InvalidClusterRequestError('a batch may not hold a batch')
       default:
         throw new InvalidClusterRequestError(`unknown cluster command ${JSON.stringify((c as { op: unknown }).op)}`)
     }

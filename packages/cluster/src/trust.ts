@@ -24,6 +24,7 @@ const WORK: ReadonlySet<Op> = new Set<Op>([
 /** Whether a member that is not trusted may propose `c`, under its own name. */
 export function untrustedMay (from: string, c: Command): boolean {
   if (c.by !== from) return false
+  if (c.op === 'batch') return c.commands.every(inner => inner.op !== 'batch' && untrustedMay(from, inner))
   if (c.op === 'node.report' || c.op === 'node.allocation') return c.id === from
   return WORK.has(c.op)
 }

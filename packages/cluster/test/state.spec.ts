@@ -383,6 +383,29 @@ describe('ClusterState', () => {
     assert.equal(log.state.decisions(log.index + 1).length, 0)
   })
 
+  it('applies a batch in order as one entry, each command with its own outcome and decision, as the same commands one by one', () => {
+    const pins = [CID_A, CID_B, CID_C].map(cid => ({ op: 'pin.add' as const, cid, name: '', rmin: 1, rmax: 1, size: 0 }))
+    const apart = cluster(3)
+    const oneByOne = pins.map(pin => apart.apply(pin).allocations)
+    const log = cluster(3)
+    const onApplied: number[] = []
+    log.state.onApplied = (index) => { onApplied.push(index) }
+    const commands = [pins[0], { op: 'pin.add', cid: CID_B, name: '', rmin: 2, rmax: 1, size: 0 }, pins[1], { op: 'batch', commands: [] }, pins[2]]
+      .map((body, i) => ({ at: 1_700_000_000_000 + i, by: 'n2', ...body }))
+    const outcomes = log.apply({ op: 'batch', commands }, 'n2')
+    assert.equal(log.state.appliedIndex, log.index)
+    assert.deepEqual(onApplied, [log.index], 'one entry, one wake-up')
+    assert.deepEqual([outcomes[0], outcomes[2], outcomes[4]].map(o => o.value.allocations), oneByOne, 'allocated as one by one')
+    assert.equal(outcomes[1].error.name, 'InvalidClusterRequestError')
+    assert.match(outcomes[3].error.message, /batch/)
+    assert.deepEqual([...log.state.pins.keys()].sort(), [CID_A, CID_B, CID_C].sort())
+    const decisions = log.state.decisions(log.index)
+    assert.deepEqual(decisions.map(d => [d.op, d.outcome, d.proposer, d.index]), [
+      ['pin.add', 'committed', 'n2', log.index], ['pin.add', 'rejected', 'n2', log.index], ['pin.add', 'committed', 'n2', log.index],
+      ['batch', 'rejected', 'n2', log.index], ['pin.add', 'committed', 'n2', log.index]
+    ])
+  })
+
   describe('search collections', () => {
     const create = { op: 'collection.create' as const, name: 'novels', embeddingModel: 'tiny-embed:latest', chunking: { chunkTokens: 64, overlapTokens: 8 }, metadataSchema: { year: 'number' }, replicationFactor: 2 }
 

@@ -54,6 +54,16 @@ describe('what a member the cluster does not trust may propose', () => {
     assert.equal(untrustedMayPropose(me, { type: 'normal', id: new Uint8Array(0), command: new TextEncoder().encode('{not json') }), false)
   })
 
+  it('a batch only of commands it may propose, all under its own name', () => {
+    const pin = by({ op: 'pin.add', cid, name: '', rmin: 1, rmax: 1, size: 0 })
+    const batch = (commands: Command[], from = me): Command => by({ op: 'batch', commands }, from)
+    assert.equal(untrustedMayPropose(me, normal(batch([pin, by({ op: 'job.start', jobId: 1 })]))), true)
+    assert.equal(untrustedMay(me, batch([pin, by({ op: 'pin.rm', cid })])), false, 'with a removal')
+    assert.equal(untrustedMay(me, batch([pin, by({ op: 'pin.add', cid, name: '', rmin: 1, rmax: 1, size: 0 }, other)])), false, 'with another\'s command')
+    assert.equal(untrustedMay(me, batch([pin], other)), false, 'under another\'s name')
+    assert.equal(untrustedMay(me, batch([batch([pin])])), false, 'a batch inside')
+  })
+
   it('of membership changes, only recording itself as a learner, without a token', () => {
     const context = (token?: object): Uint8Array => encodeJoinContext({ addrs: [], at: 0, by: me, ...(token == null ? {} : { token }) } as any)
     assert.equal(untrustedMayPropose(me, confChange({ changes: [{ type: 'add-learner-node', nodeId: me }] }, context())), true)

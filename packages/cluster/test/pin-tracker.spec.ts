@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict'
+import { setImmediate as turn } from 'node:timers/promises'
+import { describe, it } from 'node:test'
+import { logger } from '@libp2p/logger'
+import { MemoryDatastore } from 'datastore-core/memory'
+import { encodeCommand, encodeJoinContext } from '../src/commands.ts'
+import { PinTracker } from '../src/pin-tracker.ts'
+import { ClusterState } from '../src/state.ts'
+import type { Command, CommandBody } from '../src/commands.ts'
+
+const SELF = 'n1'
+const PINS = 50
+
+/** A one-node state whose allocations a tracker follows, with a content that only records what it is asked. */
+async function setup (): Promise<{ state: ClusterState, apply: (body: CommandBody) => unknown, tracker: PinTracker, pinned: Set<string>, unpinned: string[], scans: () => number }> {
+  const state = new ClusterState()
+  let index = 0
+  const apply = (body: CommandBody): unknown => state.apply(encodeCommand({ ...body, at: 0, by: SELF } as Command), ++index, 1)
+  state.applyConfChange({ changes: [{ type: 'add-node', nodeId: SELF }] }, { voters: [SELF], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false },
+    encodeJoinContext({ addrs: [], at: 0, by: SELF }), ++index, 1)
+  const pinned = new Set<string>()
+  const unpinned: string[] = []
+  let scans = 0
+  const tracker = new PinTracker({
+    content: {
+      pinAdd: async (cid) => { pinned.add(cid) },
+      pinRm: async (cid) => { pinned.delete(cid); unpinned.push(cid) }
+    },
+    datastore: new MemoryDatastore(),
+    dial: async () => {},
+    log: logger('test:pin-tracker')
+  }, {
+    allocated: () => {
+      scans++
+      return state.pinsAllocatedTo(SELF)
+    },
+    allocation: (cid) => state.pins.get(cid)?.allocations.includes(SELF) === true ? state.pins.get(cid) : undefined
+  })
+  state.onAllocationChange = (cid) => { tracker.changed(cid) }
+  await tracker.start()
+  return { state, apply, tracker, pinned, unpinned, scans: () => scans }
+}
+
+/** Lets the tracker's passes and pins run, up to a bounded number of turns of the event loop. */
+async function until (what: string, done: () => boolean): Promise<void> {
+  for (let i = 0; i < 1000 && !done(); i++) await turn()
+  assert.ok(done(), what)
+}
+
+describe('PinTracker', () => {
+  it('pins each newly allocated pin without looking at the whole pinset again', async () => {
+    const { apply, tracker, pinned, scans } = await setup()
+    const cids = Array.from({ length: PINS }, (_, i) => `cid-${i}`)
+    for (const cid of cids) {
+      apply({ op: 'pin.add', cid, name: '', rmin: 1, rmax: 1, size: 0 })
+      await turn()
+    }
+    await until('every pin pinned', () => pinned.size === PINS)
+    assert.equal(scans(), 1, 'the pinset was read whole only at start')
+    assert.equal(tracker.queueLength(), 0)
+    await tracker.stop()
+  })
+
+  it('unpins what is no longer allocated, and after a snapshot looks at everything again', async () => {
+    const { state, apply, tracker, pinned, unpinned, scans } = await setup()
+    for (let i = 0; i < 4; i++) apply({ op: 'pin.add', cid: `cid-${i}`, name: '', rmin: 1, rmax: 1, size: 0 })
+    const snapshot = state.snapshot()
+    await until('4 pinned', () => pinned.size === 4)
+    apply({ op: 'pin.rm', cid: 'cid-0' })
+    await until('cid-0 unpinned', () => unpinned.includes('cid-0'))
+    assert.equal(tracker.status('cid-0'), undefined)
+
+    apply({ op: 'pin.add', cid: 'cid-4', name: '', rmin: 1, rmax: 1, size: 0 })
+    await until('cid-4 pinned', () => pinned.has('cid-4'))
+    // back to before cid-0 went and cid-4 came
+    state.restore(snapshot)
+    await until('as the snapshot has it', () => pinned.has('cid-0') && !pinned.has('cid-4'))
+    assert.deepEqual([...pinned].sort(), ['cid-0', 'cid-1', 'cid-2', 'cid-3'])
+    assert.equal(scans(), 2)
+    await tracker.stop()
+  })
+})
