@@ -2,8 +2,9 @@
  * Where a pin's replicas go. Deterministic: it reads only the replicated
  * state, so every node computes the same allocations while applying the log.
  * Balanced as IPFS Cluster's default allocator is: by free space first (in
- * coarse buckets, so that nodes sharing a disk count as equal), then by the
- * length of the node's pin queue, then by id.
+ * coarse buckets counted down from the most any candidate has, so that nodes
+ * sharing a disk count as equal), then by the length of the node's pin
+ * queue, then by id.
  */
 import { InsufficientPeersError } from './errors.ts'
 import type { NodeRecord } from './types.ts'
@@ -33,10 +34,18 @@ export function eligible (node: NodeRecord): boolean {
   return node.online && !node.drained && node.registered
 }
 
-/** Best first. */
+/**
+ * Best first. Buckets are counted from the most free space, not from zero:
+ * two nodes whose free space differs by a few MB but straddles a multiple
+ * of the bucket would otherwise fall in different buckets, and one of them
+ * take every pin.
+ */
 export function rank (candidates: Candidate[]): Candidate[] {
+  const free = new Map(candidates.map(c => [c, freeSpace(c)]))
+  const most = Math.max(0, ...free.values())
+  const bucket = (c: Candidate): number => Math.floor((most - (free.get(c) ?? 0)) / FREE_SPACE_BUCKET)
   return [...candidates].sort((a, b) =>
-    Math.floor(freeSpace(b) / FREE_SPACE_BUCKET) - Math.floor(freeSpace(a) / FREE_SPACE_BUCKET) ||
+    bucket(a) - bucket(b) ||
     a.queue - b.queue ||
     (a.node.id < b.node.id ? -1 : a.node.id > b.node.id ? 1 : 0))
 }

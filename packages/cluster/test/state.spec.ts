@@ -117,6 +117,16 @@ describe('ClusterState', () => {
     assert.deepEqual(pin.allocations, ['n3'])
   })
 
+  it('counts nodes whose free space differs by less than a GiB as equal, even across a multiple of a GiB, and balances them by their queues', () => {
+    const log = cluster(2)
+    // A shared disk, read at two moments: 51.05 and 50.95 GiB.
+    log.report('n1', 51.05)
+    log.report('n2', 50.95)
+    const cids = [CID_A, CID_B, CID_C, 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy']
+    const allocated = cids.map(cid => log.apply({ op: 'pin.add', cid, name: '', rmin: 1, rmax: 1, size: 0 }).allocations[0])
+    assert.deepEqual(allocated.filter(id => id === 'n1').length, 2, allocated.join(', '))
+  })
+
   it('rejects a pin that cannot reach its minimum, and fills a pin up as nodes join', () => {
     const log = cluster(2)
     assert.throws(() => log.apply({ op: 'pin.add', cid: CID_A, name: '', rmin: 3, rmax: 3, size: 0 }), { name: 'InsufficientPeersError' })
