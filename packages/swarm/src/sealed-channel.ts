@@ -37,13 +37,14 @@
  * libp2p. AES-GCM runs on AES-NI through OpenSSL, several times the speed of
  * noise's ChaCha20-Poly1305 on this hardware.
  */
-import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto'
+import { createCipheriv, createDecipheriv, createHmac, createSecretKey, randomBytes } from 'node:crypto'
 import { createServer, connect } from 'node:net'
 import { StreamStateError } from '@libp2p/interface'
 import { AbstractStream } from '@libp2p/utils'
 import { Uint8ArrayList } from 'uint8arraylist'
 import type { AbortOptions, Logger } from '@libp2p/interface'
 import type { SendResult } from '@libp2p/utils'
+import type { KeyObject } from 'node:crypto'
 import type { Server, Socket } from 'node:net'
 
 const TOKEN_BYTES = 16
@@ -71,7 +72,8 @@ export interface SealedOffer {
   key: Uint8Array<ArrayBuffer>
 }
 
-const directionKey = (key: Uint8Array, direction: 'asker' | 'server'): Buffer => createHmac('sha256', key).update(`node-daemon sealed channel ${direction}`).digest()
+/** A direction's key, made a KeyObject once: given as bytes, every frame's cipher would make one. */
+const directionKey = (key: Uint8Array, direction: 'asker' | 'server'): KeyObject => createSecretKey(createHmac('sha256', key).update(`node-daemon sealed channel ${direction}`).digest())
 
 /**
  * One end of a sealed channel: a libp2p Stream over a TCP socket, so that a
@@ -79,8 +81,8 @@ const directionKey = (key: Uint8Array, direction: 'asker' | 'server'): Buffer =>
  */
 export class SealedStream extends AbstractStream {
   private readonly socket: Socket
-  private readonly sendKey: Buffer
-  private readonly receiveKey: Buffer
+  private readonly sendKey: KeyObject
+  private readonly receiveKey: KeyObject
   private readonly sendNonce = Buffer.alloc(NONCE_BYTES)
   private readonly receiveNonce = Buffer.alloc(NONCE_BYTES)
   private readonly pending = new Uint8ArrayList()
