@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
+import { formatSwarmKey } from '@node-daemon/swarm'
 import { BLOCK_STREAM_PROTOCOL, BlockUnavailableError } from '../src/block-stream.ts'
 import { collect, concat, connectContent, rootOf, startConnectedPair, startContent } from './fixtures/node.ts'
 import type { Content } from '../src/content.ts'
@@ -170,6 +171,26 @@ describe('block-stream on sealed channels', () => {
     assert.ok(a.blockStream.stats.blocksServed >= 12)
     const streams = b.swarm.getConnections(a.swarm.peerId).flatMap(c => c.streams).filter(s => s.protocol === BLOCK_STREAM_PROTOCOL)
     assert.equal(streams.length, 0)
+  })
+
+  it('serves members of a private network on sealed channels, and lets a node without the key neither connect nor fetch', async () => {
+    const swarmKey = formatSwarmKey(randomBytes(32))
+    const init = { blockStream: { channelHost: '127.0.0.1' }, swarmKey }
+    const pair = await startConnectedPair(init)
+    nodes.push(pair.a, pair.b)
+    const { a, b } = pair
+    const data = randomBytes(1024 * 1024)
+    const root = await rootOf(a, [{ path: 'members.bin', content: data }])
+    assert.deepEqual(Buffer.from(concat(await collect(b.cat(root, { signal: AbortSignal.timeout(30_000) })))), data)
+    assert.ok(b.blockStream.stats.sealedChannels >= 1)
+    for (const key of [undefined, formatSwarmKey(randomBytes(32))]) {
+      const outsider = await startContent({ ...init, swarmKey: key })
+      nodes.push(outsider)
+      await assert.rejects(outsider.swarm.dial(a.swarm.getMultiaddrs()[0], { signal: AbortSignal.timeout(10_000) }))
+      await assert.rejects(collect(outsider.cat(root, { signal: AbortSignal.timeout(3_000) })))
+      assert.equal(outsider.blockStream.stats.blocksReceived, 0)
+      assert.equal(outsider.blockStream.stats.sealedChannels + outsider.blockStream.stats.libp2pChannels, 0)
+    }
   })
 
   it('falls back to libp2p streams with a peer that offers no channel', async () => {
