@@ -149,6 +149,21 @@ async function * raceAbortIterable<T> (source: AsyncIterable<T>, signal: AbortSi
   }
 }
 
+/**
+ * A length-prefixed BlockResponse of status OK, byte for byte what protons
+ * writes (the id, then the block; OK is the enum's default and is left out),
+ * with the block as a chunk of its own: protons would copy every block served
+ * into the message it makes.
+ */
+export function framedBlock (id: number, block: Uint8Array): Uint8ArrayList {
+  // Protons leaves out fields at their defaults: an id of 0, an empty block.
+  const head = new Uint8ArrayList()
+  if (id !== 0) head.append(Uint8Array.of(0x08), varint.encode(id))
+  if (block.byteLength === 0) return new Uint8ArrayList(varint.encode(head.byteLength), head.subarray())
+  head.append(Uint8Array.of(0x1a), varint.encode(block.byteLength))
+  return new Uint8ArrayList(varint.encode(head.byteLength + block.byteLength), head.subarray(), block)
+}
+
 function lengthPrefixed (message: Uint8Array): Uint8ArrayList {
   return new Uint8ArrayList(varint.encode(message.byteLength), message)
 }
@@ -790,7 +805,7 @@ export class BlockStream implements BlockBroker, Startable {
       }
     }
     if (stream.writeStatus !== 'writable') return
-    if (!stream.send(lengthPrefixed(BlockResponse.encode(response)))) {
+    if (!stream.send(response.status === BlockResponse.Status.OK && response.block != null ? framedBlock(request.id, response.block) : lengthPrefixed(BlockResponse.encode(response)))) {
       await stream.onDrain({ signal: AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(this.init.writeTimeoutMs)]) })
     }
     if (response.status === BlockResponse.Status.OK) {

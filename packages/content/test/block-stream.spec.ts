@@ -4,7 +4,9 @@ import { after, before, describe, it } from 'node:test'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { formatSwarmKey } from '@node-daemon/swarm'
-import { BLOCK_STREAM_PROTOCOL, BlockUnavailableError } from '../src/block-stream.ts'
+import { BLOCK_STREAM_PROTOCOL, BlockUnavailableError, framedBlock } from '../src/block-stream.ts'
+import { BlockResponse } from '../../../protocols/blocks.js'
+import * as varint from 'uint8-varint'
 import { collect, concat, connectContent, rootOf, startConnectedPair, startContent } from './fixtures/node.ts'
 import type { Content } from '../src/content.ts'
 import type { Libp2p, PeerId, Startable } from '@libp2p/interface'
@@ -151,6 +153,18 @@ describe('block-stream between peers that reconnect', () => {
     await b.swarm.dial(a.swarm.getMultiaddrs()[0])
     const got = await b.blockGet(cid.toString(), { signal: AbortSignal.timeout(10_000) })
     assert.deepEqual(Buffer.from(got), Buffer.from(bytes))
+  })
+})
+
+describe('block-stream framing', () => {
+  it('frames a block served as protons does, without copying it', () => {
+    for (const [id, size] of [[1, 0], [0, 10], [127, 1], [128, 300], [0xffffffff, 262_144]]) {
+      const block = randomBytes(size)
+      const framed = framedBlock(id, block)
+      const message = BlockResponse.encode({ id, status: BlockResponse.Status.OK, block })
+      assert.deepEqual(Buffer.from(framed.subarray()), Buffer.concat([varint.encode(message.byteLength), message]))
+      if (size > 0) assert.ok([...framed].some(chunk => chunk === block), 'the block is a chunk of the frame')
+    }
   })
 })
 
