@@ -58,6 +58,13 @@ export const MAX_SEALED_FRAME_BYTES = 4 * 1024 * 1024 + 64 * 1024
 const OFFER_TTL_MS = 30_000
 /** Offers outstanding at once: more means a member asks for channels it does not use. */
 const MAX_OFFERS = 256
+/**
+ * The asker's socket reads into one buffer of this size, reused: a read then
+ * holds several frames (blocks), each deciphered straight out of it into one
+ * buffer of its own, where 64 KiB reads cut every block into pieces that were
+ * deciphered apart and joined again.
+ */
+const ASKER_READ_BYTES = 1024 * 1024
 
 /** A frame failed its tag check, or a connection broke the channel's framing. */
 export class SealedChannelError extends Error {
@@ -95,7 +102,8 @@ export class SealedStream extends AbstractStream {
     this.sendKey = directionKey(key, role)
     this.receiveKey = directionKey(key, role === 'asker' ? 'server' : 'asker')
     socket.setNoDelay(true)
-    socket.on('data', (data: Buffer) => { this.received(data) })
+    // The asker's socket hands its reads to receive() itself (see dialSealed).
+    if (role === 'server') socket.on('data', (data: Buffer) => { this.receive(data, false) })
     socket.on('drain', () => { this.onMuxerDrain() })
     socket.on('end', () => { this.onRemoteCloseWrite() })
     socket.on('error', (err) => { this.abort(err) })
@@ -152,8 +160,12 @@ export class SealedStream extends AbstractStream {
 
   async sendCloseRead (): Promise<void> {}
 
-  /** Opens each whole frame as it arrives; a frame that does not verify ends the channel. */
-  private received (data: Buffer): void {
+  /**
+   * Opens each whole frame as it arrives; a frame that does not verify ends
+   * the channel. `transient` bytes are overwritten once this returns: what is
+   * left of them, a frame not yet whole, is copied.
+   */
+  receive (data: Uint8Array, transient: boolean): void {
     this.pending.append(data)
     while (this.pending.byteLength >= HEADER_BYTES) {
       const length = this.pending.getUint32(0)
@@ -162,7 +174,7 @@ export class SealedStream extends AbstractStream {
         return
       }
       const end = HEADER_BYTES + length + TAG_BYTES
-      if (this.pending.byteLength < end) return
+      if (this.pending.byteLength < end) break
       const decipher = createDecipheriv('aes-256-gcm', this.receiveKey, nextNonce(this.receiveNonce), { authTagLength: TAG_BYTES })
       decipher.setAAD(this.pending.subarray(0, HEADER_BYTES))
       decipher.setAuthTag(this.pending.subarray(HEADER_BYTES + length, end))
@@ -177,6 +189,12 @@ export class SealedStream extends AbstractStream {
       this.pending.consume(end)
       if (this.readStatus === 'closed' || this.readStatus === 'closing') continue
       this.onData(plaintext)
+    }
+    if (transient && this.pending.byteLength > 0) {
+      // A copy (Buffer's slice() would be a view of the read buffer).
+      const rest = new Uint8Array(this.pending.subarray())
+      this.pending.consume(this.pending.byteLength)
+      this.pending.append(rest)
     }
   }
 }
@@ -291,7 +309,16 @@ let dialled = 0
 /** The asking end: connects to `host` at the offer's port, presents the token, and seals with the offer's key. */
 export async function dialSealed (host: string, offer: SealedOffer, log: Logger, options: AbortOptions = {}): Promise<SealedStream> {
   options.signal?.throwIfAborted()
-  const socket = connect({ host, port: offer.port, noDelay: true, allowHalfOpen: true })
+  /** The stream the socket's reads go to, once it exists. */
+  const reader: { stream?: SealedStream } = {}
+  const socket = connect({
+    host,
+    port: offer.port,
+    noDelay: true,
+    allowHalfOpen: true,
+    // Nothing comes before the first request, which the stream below sends; a byte that did would fail the next frame's check.
+    onread: { buffer: Buffer.allocUnsafe(ASKER_READ_BYTES), callback: (bytes, buffer) => { reader.stream?.receive(buffer.subarray(0, bytes), true); return true } }
+  })
   await new Promise<void>((resolve, reject) => {
     const onAbort = (): void => { socket.destroy(); reject(options.signal?.reason) }
     const done = (err?: Error): void => {
@@ -307,5 +334,6 @@ export async function dialSealed (host: string, offer: SealedOffer, log: Logger,
   })
   if (socket.destroyed) throw new StreamStateError('the sealed channel closed as it opened')
   socket.write(offer.token)
-  return new SealedStream(socket, offer.key, 'asker', log, `sealed-out-${++dialled}`)
+  reader.stream = new SealedStream(socket, offer.key, 'asker', log, `sealed-out-${++dialled}`)
+  return reader.stream
 }
