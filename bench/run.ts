@@ -15,7 +15,7 @@ const areas: Record<string, { describe: string, load: () => Promise<BenchModule>
     load: async () => import('./api.ts')
   },
   content: {
-    describe: 'add, cat and bitswap transfer through the HTTP API, and daemon RSS, against single-core SHA-256',
+    describe: 'add, cat and block transfer through the HTTP API, and daemon RSS, against single-core SHA-256; the transfer against a bare libp2p stream and plain TCP',
     load: async () => import('./content.ts')
   },
   raft: {
@@ -23,7 +23,7 @@ const areas: Record<string, { describe: string, load: () => Promise<BenchModule>
     load: async () => import('./raft.ts')
   },
   cluster: {
-    describe: 'replication of a 200 MB model to factor 3, convergence after kill -9 of a node, and pin ingestion in pins/s, on real daemons, against SHA-256, node_timeout_ms and 1,000 pins/s',
+    describe: 'replication of a 200 MB model to factor 3, convergence after kill -9 of a node, and pin ingestion in pins/s, on real daemons, against the transfer rate between two daemons, node_timeout_ms and 1,000 pins/s',
     load: async () => import('./cluster.ts')
   },
   'cluster-scale': {

@@ -50,3 +50,26 @@ export declare namespace BlockResponse {
     function decode(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<BlockResponse>): BlockResponse;
     function stream(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<BlockResponse>): Generator<BlockResponseIdFieldEvent | BlockResponseStatusFieldEvent | BlockResponseBlockFieldEvent>;
 }
+export interface ChannelOffer {
+    port: number;
+    token: Uint8Array<ArrayBuffer>;
+    key: Uint8Array<ArrayBuffer>;
+}
+export declare namespace ChannelOffer {
+    const codec: () => Codec<ChannelOffer>;
+    interface ChannelOfferPortFieldEvent {
+        field: '$.port';
+        value: number;
+    }
+    interface ChannelOfferTokenFieldEvent {
+        field: '$.token';
+        value: Uint8Array<ArrayBuffer>;
+    }
+    interface ChannelOfferKeyFieldEvent {
+        field: '$.key';
+        value: Uint8Array<ArrayBuffer>;
+    }
+    function encode(obj: Partial<ChannelOffer>): Uint8Array<ArrayBuffer>;
+    function decode(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ChannelOffer>): ChannelOffer;
+    function stream(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ChannelOffer>): Generator<ChannelOfferPortFieldEvent | ChannelOfferTokenFieldEvent | ChannelOfferKeyFieldEvent>;
+}

@@ -207,3 +207,105 @@ export var BlockResponse;
     }
     BlockResponse.stream = stream;
 })(BlockResponse || (BlockResponse = {}));
+export var ChannelOffer;
+(function (ChannelOffer) {
+    let _codec;
+    ChannelOffer.codec = () => {
+        if (_codec == null) {
+            _codec = message((obj, w, opts = {}) => {
+                if (opts.lengthDelimited !== false) {
+                    w.fork();
+                }
+                if ((obj.port != null && obj.port !== 0)) {
+                    w.uint32(8);
+                    w.uint32(obj.port);
+                }
+                if ((obj.token != null && obj.token.byteLength > 0)) {
+                    w.uint32(18);
+                    w.bytes(obj.token);
+                }
+                if ((obj.key != null && obj.key.byteLength > 0)) {
+                    w.uint32(26);
+                    w.bytes(obj.key);
+                }
+                if (opts.lengthDelimited !== false) {
+                    w.ldelim();
+                }
+            }, (reader, length, opts = {}) => {
+                const obj = {
+                    port: 0,
+                    token: uint8ArrayAlloc(0),
+                    key: uint8ArrayAlloc(0)
+                };
+                const end = length == null ? reader.len : reader.pos + length;
+                while (reader.pos < end) {
+                    const tag = reader.uint32();
+                    switch (tag >>> 3) {
+                        case 1: {
+                            obj.port = reader.uint32();
+                            break;
+                        }
+                        case 2: {
+                            obj.token = reader.bytes();
+                            break;
+                        }
+                        case 3: {
+                            obj.key = reader.bytes();
+                            break;
+                        }
+                        default: {
+                            reader.skipType(tag & 7);
+                            break;
+                        }
+                    }
+                }
+                return obj;
+            }, function* (reader, length, prefix, opts = {}) {
+                const end = length == null ? reader.len : reader.pos + length;
+                while (reader.pos < end) {
+                    const tag = reader.uint32();
+                    switch (tag >>> 3) {
+                        case 1: {
+                            yield {
+                                field: `${prefix}.port`,
+                                value: reader.uint32()
+                            };
+                            break;
+                        }
+                        case 2: {
+                            yield {
+                                field: `${prefix}.token`,
+                                value: reader.bytes()
+                            };
+                            break;
+                        }
+                        case 3: {
+                            yield {
+                                field: `${prefix}.key`,
+                                value: reader.bytes()
+                            };
+                            break;
+                        }
+                        default: {
+                            reader.skipType(tag & 7);
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+        return _codec;
+    };
+    function encode(obj) {
+        return encodeMessage(obj, ChannelOffer.codec());
+    }
+    ChannelOffer.encode = encode;
+    function decode(buf, opts) {
+        return decodeMessage(buf, ChannelOffer.codec(), opts);
+    }
+    ChannelOffer.decode = decode;
+    function stream(buf, opts) {
+        return streamMessage(buf, ChannelOffer.codec(), opts);
+    }
+    ChannelOffer.stream = stream;
+})(ChannelOffer || (ChannelOffer = {}));

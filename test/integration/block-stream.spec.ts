@@ -40,6 +40,9 @@ describe('block-stream between two daemons', () => {
     // Ten leaves and a root: the leaves at least came by stream (Helia races bitswap for the first blocks).
     assert.ok(b.node.content.blockStream.stats.blocksReceived - received >= 10, `B received ${b.node.content.blockStream.stats.blocksReceived - received} blocks by stream`)
     assert.ok(a.node.content.blockStream.stats.blocksServed - served >= 10)
+    // Daemons give each other sealed channels for block streams, on the swarm's interface.
+    assert.ok(b.node.content.blockStream.stats.sealedChannels >= 1, 'B opened no sealed channel')
+    assert.equal(b.node.content.blockStream.stats.libp2pChannels, 0)
   })
 
   it('answers missing for a block A lacks, at once, and A does not go looking for it', async () => {

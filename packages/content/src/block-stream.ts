@@ -5,7 +5,8 @@ import { CID } from 'multiformats/cid'
 import * as varint from 'uint8-varint'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { equals } from 'uint8arrays/equals'
-import { BlockRequest, BlockResponse } from '../../../protocols/blocks.js'
+import { dialSealed, SealedListener } from '@node-daemon/swarm'
+import { BlockRequest, BlockResponse, ChannelOffer } from '../../../protocols/blocks.js'
 import { getBlock } from './blocks.ts'
 import { CountedBitswap } from './bitswap.ts'
 import type { BitswapOptions } from '@helia/bitswap'
@@ -16,6 +17,10 @@ import type { MultihashHasher } from 'multiformats/hashes/interface'
 
 /** Versioned id of the block-stream protocol; the wire format is protocols/blocks.proto. */
 export const BLOCK_STREAM_PROTOCOL = '/node-daemon/blocks/1.0.0'
+/** Offers of a sealed channel for block streams (ChannelOffer in protocols/blocks.proto). */
+export const BLOCK_CHANNEL_PROTOCOL = '/node-daemon/blocks-channel/1.0.0'
+/** The connection encrypter under which a channel's key may travel: it authenticated the peer's id. */
+const NOISE = '/noise'
 
 /** Largest block served or accepted; bitswap implementations cap blocks at 2-4 MiB too. */
 export const MAX_BLOCK_BYTES = 4 * 1024 * 1024
@@ -35,6 +40,14 @@ export interface BlockStreamInit {
   streamsPerPeer?: number
   /** Requests in flight on one stream before another stream to the same peer is opened. Default 16. */
   pipelineDepth?: number
+  /**
+   * The interface this node's sealed channels listen on (its swarm's host).
+   * Unset, block streams stay on libp2p streams; set, peers reached over TCP
+   * under noise get a sealed channel of their own for them (see
+   * packages/swarm's sealed-channel.ts for why one layer of encryption is
+   * enough there), and libp2p streams remain the fallback.
+   */
+  channelHost?: string
   /** Blocks a server reads from its blockstore at once, per inbound stream. Default 8. */
   serveConcurrency?: number
   /** An inbound stream without requests for this long is closed. Default 60 s. */
@@ -67,6 +80,9 @@ export interface BlockStreamComponents {
 
 /** Counters, for tests and metrics: what this node served and what it received over the protocol. */
 export interface BlockStreamStats {
+  /** Block streams opened to peers on sealed channels, and on libp2p streams. */
+  sealedChannels: number
+  libp2pChannels: number
   blocksServed: number
   bytesServed: number
   missingAnswered: number
@@ -104,6 +120,48 @@ export class BlockStreamProtocolError extends Error {
 export class BlockRequestTimeoutError extends Error {
   static name = 'BlockRequestTimeoutError'
   name = 'BlockRequestTimeoutError'
+}
+
+/** A peer's recent answers, halved past this many so that they follow what it holds now. */
+const ANSWERS_KEPT = 64
+
+/** Counts a peer's answer: whether it held what it was asked for. */
+function answered (peer: PeerEntry, held: boolean): void {
+  if (held) peer.hits++
+  else peer.misses++
+  if (peer.hits + peer.misses > ANSWERS_KEPT) {
+    peer.hits /= 2
+    peer.misses /= 2
+  }
+}
+
+/** Ends iterating `source` when `signal` aborts. */
+async function * raceAbortIterable<T> (source: AsyncIterable<T>, signal: AbortSignal): AsyncGenerator<T> {
+  const iterator = source[Symbol.asyncIterator]()
+  try {
+    for (;;) {
+      const next = await raceAbort(iterator.next(), signal)
+      if (next.done === true) return
+      yield next.value
+    }
+  } finally {
+    void iterator.return?.()
+  }
+}
+
+/**
+ * A length-prefixed BlockResponse of status OK, byte for byte what protons
+ * writes (the id, then the block; OK is the enum's default and is left out),
+ * with the block as a chunk of its own: protons would copy every block served
+ * into the message it makes.
+ */
+export function framedBlock (id: number, block: Uint8Array): Uint8ArrayList {
+  // Protons leaves out fields at their defaults: an id of 0, an empty block.
+  const head = new Uint8ArrayList()
+  if (id !== 0) head.append(Uint8Array.of(0x08), varint.encode(id))
+  if (block.byteLength === 0) return new Uint8ArrayList(varint.encode(head.byteLength), head.subarray())
+  head.append(Uint8Array.of(0x1a), varint.encode(block.byteLength))
+  return new Uint8ArrayList(varint.encode(head.byteLength + block.byteLength), head.subarray(), block)
 }
 
 function lengthPrefixed (message: Uint8Array): Uint8ArrayList {
@@ -211,6 +269,11 @@ interface PeerEntry {
   id: PeerId
   channels: Channel[]
   opening?: Promise<Channel>
+  /** False once the peer could not give a sealed channel: its block streams stay on libp2p. */
+  sealed: boolean
+  /** Recent answers, decayed: how often the peer lacked what it was asked for. */
+  hits: number
+  misses: number
 }
 
 /**
@@ -222,17 +285,16 @@ interface PeerEntry {
  */
 export class BlockStream implements BlockBroker, Startable {
   readonly name = 'block-stream'
-  readonly stats: BlockStreamStats = { blocksServed: 0, bytesServed: 0, missingAnswered: 0, blocksReceived: 0, bytesReceived: 0, prefetchHits: 0 }
+  readonly stats: BlockStreamStats = { sealedChannels: 0, libp2pChannels: 0, blocksServed: 0, bytesServed: 0, missingAnswered: 0, blocksReceived: 0, bytesReceived: 0, prefetchHits: 0 }
   private readonly components: BlockStreamComponents
-  private readonly init: Required<BlockStreamInit>
+  private readonly init: Required<Omit<BlockStreamInit, 'channelHost'>>
   private readonly log: Logger
   /** Connected peers known (from identify) to speak the protocol, by peer id string. */
   private readonly peers = new Map<string, PeerEntry>()
   private readonly inbound = new Set<Stream>()
   /** Connections to peers that do not speak the protocol, as far as the peer store knew when discover looked. */
   private readonly silent = new WeakSet<Connection>()
-  /** The peer that served the last block: a DAG usually lives whole on one peer. */
-  private preferred?: string
+  private readonly channels?: SealedListener
   private topologyId?: string
   /** Blocks being fetched or fetched ahead of their reader, oldest first; unverified until taken. */
   private readonly prefetched = new Map<string, Promise<Uint8Array>>()
@@ -254,6 +316,13 @@ export class BlockStream implements BlockBroker, Startable {
       prefetch: init.prefetch ?? 16
     }
     this.log = components.logger.forComponent('node-daemon:block-stream')
+    if (init.channelHost != null) {
+      this.channels = new SealedListener({
+        host: init.channelHost,
+        log: components.logger.forComponent('node-daemon:block-stream:sealed'),
+        onStream: (stream, offer) => { void this.serve(stream, offer.context as PeerId) }
+      })
+    }
   }
 
   isStarted (): boolean {
@@ -264,11 +333,17 @@ export class BlockStream implements BlockBroker, Startable {
     if (this.started) return
     const libp2p = this.components.libp2p()
     this.shutdown = new AbortController()
-    await libp2p.handle(BLOCK_STREAM_PROTOCOL, (stream, connection) => this.serve(stream, connection), {
+    await libp2p.handle(BLOCK_STREAM_PROTOCOL, (stream, connection) => this.serve(stream, connection.remotePeer), {
       maxInboundStreams: 4 * this.init.streamsPerPeer,
       maxOutboundStreams: 4 * this.init.streamsPerPeer
     })
     try {
+      if (this.channels != null) {
+        await libp2p.handle(BLOCK_CHANNEL_PROTOCOL, (stream, connection) => this.offerChannel(stream, connection), {
+          maxInboundStreams: this.init.streamsPerPeer,
+          maxOutboundStreams: this.init.streamsPerPeer
+        })
+      }
       // Identify tells the topology which peers speak the protocol as they connect (see discover).
       this.topologyId = await libp2p.register(BLOCK_STREAM_PROTOCOL, {
         onConnect: (peerId) => { this.addPeer(peerId) },
@@ -288,12 +363,13 @@ export class BlockStream implements BlockBroker, Startable {
     this.topologyId = undefined
     // Helia stops libp2p before its brokers; a stopped peer store may refuse the update.
     await libp2p.unhandle(BLOCK_STREAM_PROTOCOL).catch((err: Error) => { this.log('unhandle failed - %e', err) })
+    if (this.channels != null) await libp2p.unhandle(BLOCK_CHANNEL_PROTOCOL).catch((err: Error) => { this.log('unhandle failed - %e', err) })
+    await this.channels?.stop()
     for (const peerId of [...this.peers.values()].map(p => p.id)) this.removePeer(peerId)
     for (const stream of this.inbound) stream.abort(new BlockStreamClosedError('the node is stopping'))
     this.inbound.clear()
     this.prefetched.clear()
     this.siblings.clear()
-    this.preferred = undefined
     this.started = false
   }
 
@@ -304,7 +380,7 @@ export class BlockStream implements BlockBroker, Startable {
 
   private addPeer (peerId: PeerId): void {
     const key = peerId.toString()
-    if (!this.peers.has(key)) this.peers.set(key, { id: peerId, channels: [] })
+    if (!this.peers.has(key)) this.peers.set(key, { id: peerId, channels: [], sealed: this.channels != null, hits: 0, misses: 0 })
   }
 
   /**
@@ -333,7 +409,6 @@ export class BlockStream implements BlockBroker, Startable {
     if (peer == null) return
     this.peers.delete(key)
     for (const channel of peer.channels) channel.abort(new BlockStreamClosedError('the peer disconnected'))
-    if (this.preferred === key) this.preferred = undefined
   }
 
   // ---- client ----
@@ -401,9 +476,11 @@ export class BlockStream implements BlockBroker, Startable {
         continue
       }
       if (response.status !== BlockResponse.Status.OK) {
+        if (response.status === BlockResponse.Status.MISSING) answered(peer, false)
         failures.push(`${key}: ${response.status.toLowerCase()}`)
         continue
       }
+      answered(peer, true)
       const block = response.block
       if (block.byteLength > maxSize) {
         failures.push(`${key}: block of ${block.byteLength} bytes exceeds ${maxSize}`)
@@ -417,7 +494,6 @@ export class BlockStream implements BlockBroker, Startable {
         failures.push(`${key}: ${err.message}`)
         continue
       }
-      this.preferred = key
       return block
     }
     throw new BlockUnavailableError(failures.length === 0
@@ -504,20 +580,25 @@ export class BlockStream implements BlockBroker, Startable {
     if (!equals(digest.digest, cid.multihash.digest)) throw new BlockVerificationError(`the bytes received do not hash to ${cid}`)
   }
 
-  /** The preferred peer if untried, else the untried peer with the fewest requests in flight. */
+  /**
+   * The untried peer that should answer soonest: requests go to every peer
+   * that holds blocks at once, each by its requests in flight, so a DAG held
+   * by several peers comes from all of them. A peer that lately lacked what it
+   * was asked for counts as up to pipelineDepth requests busier: a peer
+   * without the DAG is asked only when its holders are that far behind, and
+   * one that is fetching the same DAG (a replica being made beside this one)
+   * is asked again as it gets blocks.
+   */
   private choosePeer (tried: Set<string>): PeerEntry | undefined {
-    if (this.preferred != null && !tried.has(this.preferred)) {
-      const peer = this.peers.get(this.preferred)
-      if (peer != null) return peer
-    }
     let best: PeerEntry | undefined
-    let bestLoad = Infinity
+    let bestCost = Infinity
     for (const [key, peer] of this.peers) {
       if (tried.has(key)) continue
       const load = peer.channels.reduce((sum, c) => sum + c.load, 0)
-      if (load < bestLoad) {
+      const cost = load + this.init.pipelineDepth * peer.misses / (peer.hits + peer.misses + 1)
+      if (cost < bestCost) {
         best = peer
-        bestLoad = load
+        bestCost = cost
       }
     }
     return best
@@ -554,9 +635,23 @@ export class BlockStream implements BlockBroker, Startable {
       this.removePeer(peer.id)
       throw new BlockStreamClosedError(`not connected to ${peer.id}`)
     }
-    const stream = await connection.newStream(BLOCK_STREAM_PROTOCOL, {
-      signal: AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(this.init.requestTimeoutMs)])
-    })
+    const signal = AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(this.init.requestTimeoutMs)])
+    let stream: Stream | undefined
+    if (peer.sealed) {
+      try {
+        stream = await this.openSealed(connection, signal)
+      } catch (err: any) {
+        this.shutdown.signal.throwIfAborted()
+        this.log('no sealed channel to %p, block streams go over libp2p - %e', peer.id, err)
+        peer.sealed = false
+      }
+    }
+    if (stream != null) {
+      this.stats.sealedChannels++
+    } else {
+      stream = await connection.newStream(BLOCK_STREAM_PROTOCOL, { signal })
+      this.stats.libp2pChannels++
+    }
     const channel = new Channel(stream, this.log, (closed) => {
       peer.channels = peer.channels.filter(c => c !== closed)
     })
@@ -568,6 +663,47 @@ export class BlockStream implements BlockBroker, Startable {
     return channel
   }
 
+  /**
+   * A sealed channel to the peer of `connection`: its offer comes over the
+   * libp2p connection, which must be under noise (so the key reaches only the
+   * peer it authenticated) and over TCP (the channel connects to the address
+   * the peer was reached at).
+   */
+  private async openSealed (connection: Connection, signal: AbortSignal): Promise<Stream> {
+    const host = connection.remoteAddr.getComponents().find(c => c.name === 'ip4' || c.name === 'ip6')?.value
+    if (connection.encryption !== NOISE || host == null || !connection.remoteAddr.getComponents().some(c => c.name === 'tcp')) {
+      throw new BlockStreamClosedError(`the connection is not TCP under noise (${connection.remoteAddr.toString()}, ${connection.encryption ?? 'no encryption'})`)
+    }
+    const stream = await connection.newStream(BLOCK_CHANNEL_PROTOCOL, { signal })
+    let offer: ChannelOffer | undefined
+    try {
+      const decoder = new LengthPrefixedDecoder({ maxDataLength: MAX_REQUEST_BYTES, maxBufferSize: MAX_REQUEST_BYTES })
+      for await (const chunk of raceAbortIterable(stream, signal)) {
+        const [message] = decoder.decode(chunk)
+        if (message == null) continue
+        offer = ChannelOffer.decode(message)
+        break
+      }
+    } finally {
+      stream.abort(new BlockStreamClosedError('offer read'))
+    }
+    if (offer == null) throw new BlockStreamClosedError('the peer closed the offer stream without an offer')
+    return dialSealed(host, offer, this.log, { signal })
+  }
+
+  /** Answers one offer stream: a fresh single-use channel offer for the peer of `connection`, then closes. */
+  private async offerChannel (stream: Stream, connection: Connection): Promise<void> {
+    try {
+      if (this.channels == null || connection.encryption !== NOISE) throw new BlockStreamProtocolError('sealed channels are offered only under noise')
+      const offer = await this.channels.offer(connection.remotePeer, { signal: this.shutdown.signal })
+      stream.send(lengthPrefixed(ChannelOffer.encode(offer)))
+      await stream.close({ signal: AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(this.init.writeTimeoutMs)]) })
+    } catch (err: any) {
+      this.log('offering a channel to %p failed - %e', connection.remotePeer, err)
+      stream.abort(err)
+    }
+  }
+
   // ---- server ----
 
   /**
@@ -576,7 +712,7 @@ export class BlockStream implements BlockBroker, Startable {
    * The stream has its own deadlines: it closes after idleTimeoutMs without
    * requests, and ends if the asker leaves an answer unread for writeTimeoutMs.
    */
-  private async serve (stream: Stream, connection: Connection): Promise<void> {
+  private async serve (stream: Stream, remotePeer: PeerId): Promise<void> {
     this.inbound.add(stream)
     const queue: BlockRequest[] = []
     let active = 0
@@ -593,7 +729,7 @@ export class BlockStream implements BlockBroker, Startable {
         active++
         this.answer(stream, request)
           .catch((err: Error) => {
-            this.log('answering %p failed - %e', connection.remotePeer, err)
+            this.log('answering %p failed - %e', remotePeer, err)
             stream.abort(err)
           })
           .finally(() => {
@@ -630,7 +766,7 @@ export class BlockStream implements BlockBroker, Startable {
       await raceAbort(drained(), this.shutdown.signal)
       if (stream.writeStatus === 'writable') await stream.close({ signal: AbortSignal.timeout(this.init.writeTimeoutMs) })
     } catch (err: any) {
-      this.log('inbound block stream from %p ended - %e', connection.remotePeer, err)
+      this.log('inbound block stream from %p ended - %e', remotePeer, err)
       stream.abort(err)
     } finally {
       clearTimeout(timer)
@@ -669,7 +805,7 @@ export class BlockStream implements BlockBroker, Startable {
       }
     }
     if (stream.writeStatus !== 'writable') return
-    if (!stream.send(lengthPrefixed(BlockResponse.encode(response)))) {
+    if (!stream.send(response.status === BlockResponse.Status.OK && response.block != null ? framedBlock(request.id, response.block) : lengthPrefixed(BlockResponse.encode(response)))) {
       await stream.onDrain({ signal: AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(this.init.writeTimeoutMs)]) })
     }
     if (response.status === BlockResponse.Status.OK) {

@@ -112,7 +112,11 @@ export function windowedWalker (init: WindowedWalkerInit = {}): GraphWalkerFacto
           const block = createUnsafe({ cid, bytes: await read(cid), codec: await components.getCodec(cid.code) })
           if (depth < maxDepth) {
             const children = childrenOf(block, child => options.includeChild?.(child, block) !== false)
-            for (const child of children.reverse()) {
+            // Each walk starts each node's children at a random one (and wraps round): nodes that
+            // fetch one DAG at once (a pin replicated to several) then hold different blocks at
+            // any moment and can fetch them from each other, not all from the first holder.
+            const turn = Math.floor(Math.random() * children.length)
+            for (const child of [...children.slice(turn), ...children.slice(0, turn)].reverse()) {
               if (queued?.has(child.cid.toString()) === true) continue
               queued?.add(child.cid.toString())
               pending.push({ cid: child.cid, depth: depth + 1, path: [...path, child.cid], size: child.size })

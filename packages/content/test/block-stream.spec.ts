@@ -3,8 +3,11 @@ import { randomBytes } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
-import { BLOCK_STREAM_PROTOCOL, BlockUnavailableError } from '../src/block-stream.ts'
-import { collect, concat, rootOf, startConnectedPair, startContent } from './fixtures/node.ts'
+import { formatSwarmKey } from '@node-daemon/swarm'
+import { BLOCK_STREAM_PROTOCOL, BlockUnavailableError, framedBlock } from '../src/block-stream.ts'
+import { BlockResponse } from '../../../protocols/blocks.js'
+import * as varint from 'uint8-varint'
+import { collect, concat, connectContent, rootOf, startConnectedPair, startContent } from './fixtures/node.ts'
 import type { Content } from '../src/content.ts'
 import type { Libp2p, PeerId, Startable } from '@libp2p/interface'
 
@@ -150,5 +153,92 @@ describe('block-stream between peers that reconnect', () => {
     await b.swarm.dial(a.swarm.getMultiaddrs()[0])
     const got = await b.blockGet(cid.toString(), { signal: AbortSignal.timeout(10_000) })
     assert.deepEqual(Buffer.from(got), Buffer.from(bytes))
+  })
+})
+
+describe('block-stream framing', () => {
+  it('frames a block served as protons does, without copying it', () => {
+    for (const [id, size] of [[1, 0], [0, 10], [127, 1], [128, 300], [0xffffffff, 262_144]]) {
+      const block = randomBytes(size)
+      const framed = framedBlock(id, block)
+      const message = BlockResponse.encode({ id, status: BlockResponse.Status.OK, block })
+      assert.deepEqual(Buffer.from(framed.subarray()), Buffer.concat([varint.encode(message.byteLength), message]))
+      if (size > 0) assert.ok([...framed].some(chunk => chunk === block), 'the block is a chunk of the frame')
+    }
+  })
+})
+
+describe('block-stream on sealed channels', () => {
+  const nodes: Content[] = []
+  after(async () => { await Promise.allSettled(nodes.map(async node => node.stop())) })
+
+  it('moves a file over a sealed channel when both nodes offer them, and no libp2p block stream', async () => {
+    const pair = await startConnectedPair({ blockStream: { channelHost: '127.0.0.1' } })
+    nodes.push(pair.a, pair.b)
+    const { a, b } = pair
+    const data = randomBytes(3 * 1024 * 1024)
+    const root = await rootOf(a, [{ path: 'sealed.bin', content: data }])
+    const got = concat(await collect(b.cat(root, { signal: AbortSignal.timeout(30_000) })))
+    assert.deepEqual(Buffer.from(got), data)
+    assert.ok(b.blockStream.stats.sealedChannels >= 1, `${b.blockStream.stats.sealedChannels} sealed channels`)
+    assert.equal(b.blockStream.stats.libp2pChannels, 0)
+    assert.ok(a.blockStream.stats.blocksServed >= 12)
+    const streams = b.swarm.getConnections(a.swarm.peerId).flatMap(c => c.streams).filter(s => s.protocol === BLOCK_STREAM_PROTOCOL)
+    assert.equal(streams.length, 0)
+  })
+
+  it('serves members of a private network on sealed channels, and lets a node without the key neither connect nor fetch', async () => {
+    const swarmKey = formatSwarmKey(randomBytes(32))
+    const init = { blockStream: { channelHost: '127.0.0.1' }, swarmKey }
+    const pair = await startConnectedPair(init)
+    nodes.push(pair.a, pair.b)
+    const { a, b } = pair
+    const data = randomBytes(1024 * 1024)
+    const root = await rootOf(a, [{ path: 'members.bin', content: data }])
+    assert.deepEqual(Buffer.from(concat(await collect(b.cat(root, { signal: AbortSignal.timeout(30_000) })))), data)
+    assert.ok(b.blockStream.stats.sealedChannels >= 1)
+    for (const key of [undefined, formatSwarmKey(randomBytes(32))]) {
+      const outsider = await startContent({ ...init, swarmKey: key })
+      nodes.push(outsider)
+      await assert.rejects(outsider.swarm.dial(a.swarm.getMultiaddrs()[0], { signal: AbortSignal.timeout(10_000) }))
+      await assert.rejects(collect(outsider.cat(root, { signal: AbortSignal.timeout(3_000) })))
+      assert.equal(outsider.blockStream.stats.blocksReceived, 0)
+      assert.equal(outsider.blockStream.stats.sealedChannels + outsider.blockStream.stats.libp2pChannels, 0)
+    }
+  })
+
+  it('falls back to libp2p streams with a peer that offers no channel', async () => {
+    const a = await startContent()
+    nodes.push(a)
+    const b = await startContent({ blockStream: { channelHost: '127.0.0.1' } })
+    nodes.push(b)
+    await connectContent(a, b)
+    const data = randomBytes(1024 * 1024)
+    const root = await rootOf(a, [{ path: 'plain.bin', content: data }])
+    const got = concat(await collect(b.cat(root, { signal: AbortSignal.timeout(30_000) })))
+    assert.deepEqual(Buffer.from(got), data)
+    assert.equal(b.blockStream.stats.sealedChannels, 0)
+    assert.ok(b.blockStream.stats.libp2pChannels >= 1)
+  })
+})
+
+describe('block-stream from several holders', () => {
+  const nodes: Content[] = []
+  after(async () => { await Promise.allSettled(nodes.map(async node => node.stop())) })
+
+  it('pulls the blocks of one file from every peer that holds them', async () => {
+    const [a, b, c] = await Promise.all([startContent(), startContent(), startContent()])
+    nodes.push(a, b, c)
+    await connectContent(a, b)
+    await connectContent(c, b)
+    // 8 MiB in 32 leaves, the same DAG on A and on C.
+    const data = randomBytes(8 * 1024 * 1024)
+    const [rootA, rootC] = await Promise.all([a, c].map(async node => rootOf(node, [{ path: 'both.bin', content: data }])))
+    assert.equal(rootA, rootC)
+    const got = concat(await collect(b.cat(rootA, { signal: AbortSignal.timeout(30_000) })))
+    assert.deepEqual(Buffer.from(got), data)
+    const fromA = a.blockStream.stats.blocksServed
+    const fromC = c.blockStream.stats.blocksServed
+    assert.ok(fromA >= 4 && fromC >= 4, `A served ${fromA} blocks, C ${fromC}`)
   })
 })

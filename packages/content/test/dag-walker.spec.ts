@@ -87,6 +87,18 @@ describe('windowedWalker', () => {
     }
   })
 
+  it('starts the children of a node at a random one, so that walks of one DAG on several nodes fetch different blocks first', async () => {
+    const { root, blocks } = await tree(1, 16)
+    const firstLeaves = new Set<string>()
+    for (let i = 0; i < 8; i++) {
+      const nodes = await collect(walk(slowStore(blocks, { delayMs: 0 }), root, { maxBlocks: 1 }))
+      assert.equal(nodes.length, 18)
+      firstLeaves.add(nodes[2].block.cid.toString())
+    }
+    // Eight walks all starting at one of sixteen leaves happen once in 16^7.
+    assert.ok(firstLeaves.size > 1, 'every walk began at the same leaf')
+  })
+
   it('stops at the depth asked for', async () => {
     const { root, blocks } = await tree(3, 20)
     const nodes = await collect(walk(slowStore(blocks), root, {}, { depth: 1 }))

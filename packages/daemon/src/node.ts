@@ -118,6 +118,8 @@ export async function createNode (config: Config, components: NodeComponents): P
     datastore: repo.datastore,
     identity: repo.identity,
     fetchTimeoutMs: config.content.timeoutMs,
+    // Bulk block streams between members get sealed channels on the swarm's interface.
+    blockStream: { channelHost: config.swarm.host },
     // The cluster's pin tracker pins what it allocates here; GC keeps the pins it has not finished too.
     keep: () => cluster.localPins().map(local => local.pin.cid),
     libp2p: (dhtRecords) => swarmOptions({
