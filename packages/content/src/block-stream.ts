@@ -17,6 +17,8 @@ import type { MultihashHasher } from 'multiformats/hashes/interface'
 
 /** Versioned id of the block-stream protocol; the wire format is protocols/blocks.proto. */
 export const BLOCK_STREAM_PROTOCOL = '/node-daemon/blocks/1.0.0'
+/** How long opening a sealed channel may take before block streams go over libp2p instead. */
+const SEALED_OPEN_MS = 3_000
 /** Offers of a sealed channel for block streams (ChannelOffer in protocols/blocks.proto). */
 export const BLOCK_CHANNEL_PROTOCOL = '/node-daemon/blocks-channel/1.0.0'
 /** The connection encrypter under which a channel's key may travel: it authenticated the peer's id. */
@@ -639,7 +641,8 @@ export class BlockStream implements BlockBroker, Startable {
     let stream: Stream | undefined
     if (peer.sealed) {
       try {
-        stream = await this.openSealed(connection, signal)
+        // A port a firewall drops would otherwise hold the first fetch from this peer for the whole request timeout.
+        stream = await this.openSealed(connection, AbortSignal.any([signal, AbortSignal.timeout(SEALED_OPEN_MS)]))
       } catch (err: any) {
         this.shutdown.signal.throwIfAborted()
         this.log('no sealed channel to %p, block streams go over libp2p - %e', peer.id, err)
