@@ -92,16 +92,40 @@ interface Member {
 
 const FAST = { tickMs: 10, electionTick: 10, heartbeatTick: 1 }
 
+/** Storage as a test wants it for member `id`. */
+type Wrap = (storage: RaftStorage, id: string) => RaftStorage
+
+/**
+ * The storage, but saves of entries by `slow()`'s member finish only once
+ * `released` settles, as on a disk whose fsync stalls; what they write is
+ * readable at once, as with the real storage.
+ */
+function stallingWrites (slow: () => string, released: Promise<void>): Wrap {
+  return (storage, id) => new Proxy(storage, {
+    get (target, prop) {
+      if (prop === 'save') {
+        return async (ready: Parameters<RaftStorage['save']>[0], sync: boolean) => {
+          const write = target.save(ready, sync)
+          if (slow() === id && ready.entries.length > 0) await released
+          await write
+        }
+      }
+      const value = Reflect.get(target, prop)
+      return typeof value === 'function' ? value.bind(target) : value
+    }
+  })
+}
+
 describe('raft driver', () => {
   const dirs: string[] = []
   let members: Member[] = []
 
-  async function startMember (hub: Hub, id: string, confState: ConfState | undefined, init: Partial<RaftNodeInit> = {}, dir?: string): Promise<Member> {
+  async function startMember (hub: Hub, id: string, confState: ConfState | undefined, init: Partial<RaftNodeInit> = {}, dir?: string, wrap: Wrap = s => s): Promise<Member> {
     if (dir == null) {
       dir = await mkdtemp(join(tmpdir(), 'raft-driver-'))
       dirs.push(dir)
     }
-    const storage = await openRaftStorage(dir, { confState })
+    const storage = wrap(await openRaftStorage(dir, { confState }), id)
     const machine = new ListMachine()
     const transport = hub.transports.get(id) ?? new HubTransport(hub, id)
     const node = createRaftNode({ transport, storage }, { id, stateMachine: machine, ...FAST, ...init })
@@ -117,10 +141,10 @@ describe('raft driver', () => {
     await m.storage.close()
   }
 
-  async function cluster (ids: string[], init: Partial<RaftNodeInit> = {}): Promise<{ hub: Hub, nodes: Member[] }> {
+  async function cluster (ids: string[], init: Partial<RaftNodeInit> = {}, wrap?: Wrap): Promise<{ hub: Hub, nodes: Member[] }> {
     const hub = new Hub()
     const confState = { voters: ids, learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false }
-    const nodes = await Promise.all(ids.map(async id => startMember(hub, id, confState, init)))
+    const nodes = await Promise.all(ids.map(async id => startMember(hub, id, confState, init, undefined, wrap)))
     return { hub, nodes }
   }
 
@@ -164,6 +188,31 @@ describe('raft driver', () => {
     await until('all apply six', () => nodes.every(n => n.machine.items.length === 6))
     for (const n of nodes) assert.deepEqual(n.machine.items, leader.machine.items)
     assert.equal(leader.node.status().softState.raftState, 'leader')
+  })
+
+  it('a leader whose own disk stalls commits what its followers wrote, and takes new proposals meanwhile', async () => {
+    let slow = ''
+    let release!: () => void
+    const released = new Promise<void>(resolve => { release = resolve })
+    const { nodes } = await cluster(['a', 'b', 'c'], {}, stallingWrites(() => slow, released))
+    nodes[0].node.campaign()
+    const leader = await leaderOf(nodes)
+    await leader.node.propose(text.encode('before'))
+    slow = leader.id
+    try {
+      const outcome = await Promise.race([
+        (async () => {
+          await leader.node.propose(text.encode('one'))
+          await leader.node.propose(text.encode('two'))
+          return 'committed'
+        })(),
+        new Promise(resolve => setTimeout(resolve, 3_000, 'stalled'))
+      ])
+      assert.equal(outcome, 'committed', 'a majority (the followers) wrote both entries')
+      assert.deepEqual(leader.machine.items, ['before', 'one', 'two'])
+    } finally {
+      release()
+    }
   })
 
   it('batches concurrent proposals into few Readies', async () => {

@@ -413,6 +413,65 @@ describe('RawNode contract', () => {
     assert.equal(commitOf(), before + 1, 'with the leader\'s own write, 2 of 3')
   })
 
+  it('a leader advanced before its write takes the next Ready at once, without the entries being written, and counts itself only once they are persisted', () => {
+    const net = cluster(['1', '2', '3'])
+    elect(net, '1')
+    const leader = net.node('1')
+    const commitOf = (): number => leader.raw.status().hardState.commit
+    const before = commitOf()
+    leader.raw.propose(enc('x'))
+    const rd = leader.raw.ready()
+    const written = leader.raw.advanceBeforePersist()
+    assert.deepEqual(written, { index: rd.entries[0].index, term: rd.entries[0].term })
+    // the next proposal goes out while x is still being written, and x is not handed out again
+    leader.raw.propose(enc('y'))
+    assert.ok(leader.raw.hasReady())
+    const rd2 = leader.raw.ready()
+    assert.deepEqual(valuesOf(rd2.entries), ['y'])
+    const y = leader.raw.advanceBeforePersist()
+    // follower 2 acknowledges both: no quorum without the leader's own write
+    const f2 = net.node('2')
+    for (const m of [...rd.messages, ...rd2.messages].filter(m => m.to === '2')) f2.raw.step(m)
+    const acks = f2.raw.ready()
+    f2.storage.append(acks.entries)
+    if (acks.hardState != null) f2.storage.setHardState(acks.hardState)
+    f2.raw.advance()
+    for (const m of acks.messages) leader.raw.step(m)
+    assert.equal(commitOf(), before, 'one follower alone is no quorum')
+    leader.storage.append([...rd.entries, ...rd2.entries])
+    leader.raw.persisted(written?.index ?? 0, written?.term ?? 0)
+    assert.equal(commitOf(), before + 1, 'x is on 2 of 3 disks')
+    leader.raw.persisted(y?.index ?? 0, y?.term ?? 0)
+    assert.equal(commitOf(), before + 2, 'and so is y')
+    assert.deepEqual(valuesOf(leader.raw.ready().committedEntries), ['x', 'y'])
+  })
+
+  it('refuses advanceBeforePersist() for a Ready that must be persisted before it is sent', () => {
+    const net = cluster(['1', '2', '3'])
+    const n = net.node('1').raw
+    n.campaign()
+    n.ready()
+    assert.throws(() => n.advanceBeforePersist(), /must be persisted/)
+  })
+
+  it('hands out again what a leader of a later term wrote over entries still being written', () => {
+    const net = cluster(['1', '2', '3'])
+    elect(net, '1')
+    const old = net.node('1')
+    old.raw.propose(enc('lost'))
+    const rd = old.raw.ready()
+    const lost = old.raw.advanceBeforePersist()
+    const index = rd.entries[0].index
+    // a leader of a later term replaces the entry before the old leader's write finished
+    old.raw.step(msg({ type: 'MsgApp', from: '2', to: '1', term: 5, index: index - 1, logTerm: rd.entries[0].term, entries: [{ term: 5, index, type: 'normal', data: enc('kept') }] }))
+    const rd2 = old.raw.ready()
+    assert.deepEqual(valuesOf(rd2.entries), ['kept'])
+    old.raw.advance()
+    // the old write finishing late acknowledges nothing
+    old.raw.persisted(lost?.index ?? 0, lost?.term ?? 0)
+    assert.equal(old.raw.hasReady(), false)
+  })
+
   it('does not acknowledge entries that a leader of a later term replaced before they were persisted', () => {
     const n = newNode('1', ['1', '2', '3'], DEFAULTS)
     // the leader of term 2 appends 1 and 2; no Ready is taken in between, as when the node is busy writing
