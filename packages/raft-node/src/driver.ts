@@ -167,22 +167,30 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
 
   /**
    * The leader's connection closed, as when its process dies: forget it and
-   * campaign after a short random delay instead of a whole election timeout.
-   * The other followers saw the same close, forgot it too and grant the
-   * pre-vote; the random delay, and standing down for a campaign already
-   * under way (see step), keep two of them from splitting the vote. A
+   * campaign soon instead of after a whole election timeout. The other
+   * followers saw the same close, forgot it too and grant the pre-vote. The
+   * survivors take turns by id, a turn after one tick and each next half an
+   * election timeout later, and stand down for a campaign that reaches them
+   * first (see step): two that campaigned at once would split the vote and
+   * wait out the election timeout, as random delays sometimes did. A later
+   * turn matters only when the first could not win (its log is behind). A
    * leader that is still alive keeps its lease with them, and the pre-vote
    * fails harmlessly.
    */
   private readonly onDisconnect = (evt: CustomEvent<string>): void => {
-    if (evt.detail !== this.leader || this.node?.status().softState.raftState !== 'follower') return
+    const lost = evt.detail
+    if (lost !== this.leader || this.node?.status().softState.raftState !== 'follower') return
     this.node.forgetLeader()
     this.standDown()
-    this.campaignTimer = this.clock.setTimeout(() => {
-      this.campaignTimer = undefined
-      // someone else may have won meanwhile
-      if (this.running && this.leader === '') this.campaign()
-    }, this.settings.tickMs * (1 + this.random() * this.settings.electionTick / 2))
+    const voters = [...new Set([...this.confState?.voters ?? [], ...this.confState?.votersOutgoing ?? []])].filter(id => id !== lost).sort()
+    const turn = voters.indexOf(this.id)
+    if (turn >= 0) {
+      this.campaignTimer = this.clock.setTimeout(() => {
+        this.campaignTimer = undefined
+        // someone else may have won meanwhile
+        if (this.running && this.leader === '') this.campaign()
+      }, this.settings.tickMs * (1 + turn * this.settings.electionTick / 2))
+    }
     this.schedule()
   }
 
@@ -473,8 +481,8 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
 
   private step (m: Message): void {
     if (!this.running || m.to !== this.id) return
-    // another survivor campaigns already: helping it win beats splitting the vote with it
-    if (m.type === 'MsgPreVote' || m.type === 'MsgVote') this.standDown()
+    // another survivor that can win campaigns already: helping it beats splitting the vote with it
+    if ((m.type === 'MsgPreVote' || m.type === 'MsgVote') && this.logNotAhead(m)) this.standDown()
     try {
       this.node?.step(m)
     } catch (err: any) {
@@ -482,6 +490,19 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
       return
     }
     this.schedule()
+  }
+
+  /** Whether a candidate's last entry (m.logTerm, m.index) is at least as recent as this node's stored one: if not, it cannot win here. */
+  private logNotAhead (m: Message): boolean {
+    const last = this.storage.lastIndex()
+    let term: number
+    try {
+      term = this.storage.term(last)
+    } catch {
+      // compacted away meanwhile: no telling, so do as if it could win
+      return true
+    }
+    return m.logTerm > term || (m.logTerm === term && m.index >= last)
   }
 
   /** Runs the loop soon, unless it runs already: what arrives meanwhile goes into the next Ready. */

@@ -52,10 +52,12 @@ class Hub {
     this.cut.clear()
   }
 
-  /** As when `id`'s process dies: its links go, and every other member sees its connection close. */
+  /** As when `id`'s process dies: its links go, and every other member sees its connection close, after what it sent before (as over TCP). */
   disconnect (id: string, others: string[]): void {
     this.isolate(id, others)
-    for (const o of others) if (o !== id) this.transports.get(o)?.safeDispatchEvent('disconnect', { detail: id })
+    setImmediate(() => {
+      for (const o of others) if (o !== id) this.transports.get(o)?.safeDispatchEvent('disconnect', { detail: id })
+    })
   }
 }
 
@@ -95,6 +97,12 @@ const FAST = { tickMs: 10, electionTick: 10, heartbeatTick: 1 }
 /** Storage as a test wants it for member `id`. */
 type Wrap = (storage: RaftStorage, id: string) => RaftStorage
 
+/** What a test changes in a member's components: its storage, its randomness. */
+interface Extra {
+  wrap?: Wrap
+  random?: () => number
+}
+
 /**
  * The storage, but saves of entries by `slow()`'s member finish only once
  * `released` settles, as on a disk whose fsync stalls; what they write is
@@ -120,7 +128,7 @@ describe('raft driver', () => {
   const dirs: string[] = []
   let members: Member[] = []
 
-  async function startMember (hub: Hub, id: string, confState: ConfState | undefined, init: Partial<RaftNodeInit> = {}, dir?: string, wrap: Wrap = s => s): Promise<Member> {
+  async function startMember (hub: Hub, id: string, confState: ConfState | undefined, init: Partial<RaftNodeInit> = {}, dir?: string, { wrap = s => s, random }: Extra = {}): Promise<Member> {
     if (dir == null) {
       dir = await mkdtemp(join(tmpdir(), 'raft-driver-'))
       dirs.push(dir)
@@ -128,7 +136,7 @@ describe('raft driver', () => {
     const storage = wrap(await openRaftStorage(dir, { confState }), id)
     const machine = new ListMachine()
     const transport = hub.transports.get(id) ?? new HubTransport(hub, id)
-    const node = createRaftNode({ transport, storage }, { id, stateMachine: machine, ...FAST, ...init })
+    const node = createRaftNode({ transport, storage, random }, { id, stateMachine: machine, ...FAST, ...init })
     await node.start()
     const m = { id, dir, storage, machine, node }
     members.push(m)
@@ -141,10 +149,10 @@ describe('raft driver', () => {
     await m.storage.close()
   }
 
-  async function cluster (ids: string[], init: Partial<RaftNodeInit> = {}, wrap?: Wrap): Promise<{ hub: Hub, nodes: Member[] }> {
+  async function cluster (ids: string[], init: Partial<RaftNodeInit> = {}, extra?: Extra): Promise<{ hub: Hub, nodes: Member[] }> {
     const hub = new Hub()
     const confState = { voters: ids, learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false }
-    const nodes = await Promise.all(ids.map(async id => startMember(hub, id, confState, init, undefined, wrap)))
+    const nodes = await Promise.all(ids.map(async id => startMember(hub, id, confState, init, undefined, extra)))
     return { hub, nodes }
   }
 
@@ -194,7 +202,7 @@ describe('raft driver', () => {
     let slow = ''
     let release!: () => void
     const released = new Promise<void>(resolve => { release = resolve })
-    const { nodes } = await cluster(['a', 'b', 'c'], {}, stallingWrites(() => slow, released))
+    const { nodes } = await cluster(['a', 'b', 'c'], {}, { wrap: stallingWrites(() => slow, released) })
     nodes[0].node.campaign()
     const leader = await leaderOf(nodes)
     await leader.node.propose(text.encode('before'))
@@ -396,6 +404,38 @@ describe('raft driver', () => {
     assert.ok(took < 900, `re-elected in ${took} ms; an election timeout alone is at least 980 ms`)
     await fresh.node.propose(text.encode('after'))
     assert.deepEqual(fresh.machine.items, ['before', 'after'])
+  })
+
+  it('survivors of a lost leader take turns to campaign, so that two never split the vote, even drawing the same random numbers', async () => {
+    const { hub, nodes } = await cluster(['a', 'b', 'c'], { tickMs: 20, electionTick: 50 }, { random: () => 0.5 })
+    nodes[0].node.campaign()
+    const old = await leaderOf(nodes)
+    const rest = nodes.filter(n => n !== old)
+    await rest[0].node.propose(text.encode('before'))
+    const t0 = Date.now()
+    hub.disconnect(old.id, nodes.map(n => n.id))
+    const fresh = await leaderOf(rest)
+    const took = Date.now() - t0
+    assert.equal(fresh.id, rest.map(n => n.id).sort()[0], 'the first in turn')
+    assert.ok(took < 900, `re-elected in ${took} ms; an election timeout alone is at least 980 ms`)
+  })
+
+  it('a survivor whose log is ahead does not stand down for a campaign it will refuse, and takes its turn', async () => {
+    const { hub, nodes } = await cluster(['a', 'b', 'c'], { tickMs: 20, electionTick: 50 })
+    nodes[0].node.campaign()
+    const old = await leaderOf(nodes)
+    // the first in turn misses the last entry: only the other can win
+    const [first, second] = nodes.filter(n => n !== old).sort((x, y) => x.id.localeCompare(y.id))
+    hub.isolate(first.id, [old.id])
+    await old.node.propose(text.encode('only on the second'))
+    const t0 = Date.now()
+    hub.heal()
+    hub.disconnect(old.id, nodes.map(n => n.id))
+    const fresh = await leaderOf([first, second])
+    const took = Date.now() - t0
+    assert.equal(fresh, second)
+    assert.ok(took < 900, `re-elected in ${took} ms; an election timeout alone is at least 980 ms`)
+    await until('the entry reaches the first', () => first.machine.items.includes('only on the second'))
   })
 
   it('stop rejects what waits with RaftStoppedError', async () => {
