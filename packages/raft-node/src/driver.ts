@@ -173,9 +173,11 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
    * election timeout later, and stand down for a campaign that reaches them
    * first (see step): two that campaigned at once would split the vote and
    * wait out the election timeout, as random delays sometimes did. A later
-   * turn matters only when the first could not win (its log is behind). A
-   * leader that is still alive keeps its lease with them, and the pre-vote
-   * fails harmlessly.
+   * turn comes only when the first could not win, and early when a survivor
+   * sees why: the candidate's log is behind its own, or it refused the
+   * candidate's pre-vote while it still had the leader, its close not seen
+   * yet (see step). A leader that is still alive keeps its lease with them,
+   * and the pre-vote fails harmlessly.
    */
   private readonly onDisconnect = (evt: CustomEvent<string>): void => {
     const lost = evt.detail
@@ -183,15 +185,22 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
     this.node.forgetLeader()
     this.standDown()
     const voters = [...new Set([...this.confState?.voters ?? [], ...this.confState?.votersOutgoing ?? []])].filter(id => id !== lost).sort()
-    const turn = voters.indexOf(this.id)
-    if (turn >= 0) {
-      this.campaignTimer = this.clock.setTimeout(() => {
-        this.campaignTimer = undefined
-        // someone else may have won meanwhile
-        if (this.running && this.leader === '') this.campaign()
-      }, this.settings.tickMs * (1 + turn * this.settings.electionTick / 2))
-    }
+    const refusedLately = this.clock.now() - this.refusedCampaignAt < this.settings.electionTick * this.settings.tickMs
+    const turn = refusedLately ? 0 : voters.indexOf(this.id)
+    if (voters.includes(this.id)) this.campaignIn(this.settings.tickMs * (1 + turn * this.settings.electionTick / 2))
     this.schedule()
+  }
+
+  /** When a (pre-)vote reached this node while it still had a leader: the candidate saw the leader go first and waits on this node. */
+  private refusedCampaignAt = -Infinity
+
+  private campaignIn (ms: number): void {
+    this.standDown()
+    this.campaignTimer = this.clock.setTimeout(() => {
+      this.campaignTimer = undefined
+      // someone else may have won meanwhile
+      if (this.running && this.leader === '') this.campaign()
+    }, ms)
   }
 
   private standDown (): void {
@@ -481,8 +490,17 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
 
   private step (m: Message): void {
     if (!this.running || m.to !== this.id) return
-    // another survivor that can win campaigns already: helping it beats splitting the vote with it
-    if ((m.type === 'MsgPreVote' || m.type === 'MsgVote') && this.logNotAhead(m)) this.standDown()
+    if (m.type === 'MsgPreVote' || m.type === 'MsgVote') {
+      if (!this.logNotAhead(m)) {
+        // it cannot win here, and this node, waiting its turn, can: no need to wait
+        if (this.campaignTimer !== undefined) this.campaignIn(0)
+      } else if (this.leader !== '') {
+        this.refusedCampaignAt = this.clock.now()
+      } else {
+        // another survivor that can win campaigns already: helping it beats splitting the vote with it
+        this.standDown()
+      }
+    }
     try {
       this.node?.step(m)
     } catch (err: any) {

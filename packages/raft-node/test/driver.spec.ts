@@ -416,7 +416,7 @@ describe('raft driver', () => {
     assert.ok(took < 900, `re-elected in ${took} ms; an election timeout alone is at least 980 ms`)
   })
 
-  it('a survivor whose log is ahead does not stand down for a campaign it will refuse, and takes its turn', async () => {
+  it('a survivor whose log is ahead does not stand down for a campaign it will refuse, and campaigns at once', async () => {
     const { hub, nodes } = await cluster(['a', 'b', 'c'], { tickMs: 20, electionTick: 50 })
     nodes[0].node.campaign()
     const old = await leaderOf(nodes)
@@ -430,8 +430,26 @@ describe('raft driver', () => {
     const fresh = await leaderOf([first, second])
     const took = Date.now() - t0
     assert.equal(fresh, second)
-    assert.ok(took < 900, `re-elected in ${took} ms; an election timeout alone is at least 980 ms`)
+    assert.ok(took < 400, `re-elected in ${took} ms; the second's turn comes after 520 ms`)
     await until('the entry reaches the first', () => first.machine.items.includes('only on the second'))
+  })
+
+  it('a survivor that refused a campaign while it still had the leader campaigns early once it sees the leader go', async () => {
+    const { hub, nodes } = await cluster(['a', 'b', 'c'], { tickMs: 20, electionTick: 50 })
+    nodes[0].node.campaign()
+    const old = await leaderOf(nodes)
+    const [first, second] = nodes.filter(n => n !== old).sort((x, y) => x.id.localeCompare(y.id))
+    hub.isolate(old.id, nodes.map(n => n.id))
+    // the first sees the close at once and campaigns after a tick; the second, still holding the leader's lease, refuses it
+    hub.transports.get(first.id)?.safeDispatchEvent('disconnect', { detail: old.id })
+    await new Promise(resolve => setTimeout(resolve, 150))
+    assert.equal(second.node.leaderId, old.id)
+    const t0 = Date.now()
+    hub.transports.get(second.id)?.safeDispatchEvent('disconnect', { detail: old.id })
+    const fresh = await leaderOf([first, second])
+    const took = Date.now() - t0
+    assert.notEqual(fresh, old)
+    assert.ok(took < 400, `re-elected in ${took} ms after the second saw the close; its turn comes after 520 ms`)
   })
 
   it('stop rejects what waits with RaftStoppedError', async () => {
