@@ -57,7 +57,7 @@ export async function llamaServerBinary (say: (line: string) => void, signal?: A
   return bin
 }
 
-async function freePort (): Promise<number> {
+export async function freePort (): Promise<number> {
   const server = createServer()
   await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(0, '127.0.0.1', resolve) })
   const { port } = server.address() as { port: number }

@@ -17,7 +17,7 @@ export interface PeerInfo {
 
 /** What a member answers to, and with what. */
 export interface MemberCommands {
-  /** Learns every member's addresses (its own included), then opens its log and starts Raft with them as the voters. */
+  /** Learns every member's addresses (its own included), then opens its log (or reopens it, after a restart) and starts Raft with them as the voters. */
   join: { params: { peers: PeerInfo[] }, result: null }
   /** The leader it knows, empty when none. */
   status: { params: Record<string, never>, result: { leader: string } }
@@ -37,8 +37,12 @@ export type MemberMessage = { ready: PeerInfo } | { id: number, ok: true, value:
 
 export interface MemberProcess {
   label: string
+  /** Where its log and key live: a member started again on it is the same peer. */
+  dir: string
   pid: number
   peer: PeerInfo
+  /** The TCP port its libp2p listens on. */
+  port: number
   /** Runs a command in the member; rejects after `timeoutMs`, or at once if the member dies. */
   call<K extends keyof MemberCommands>(cmd: K, params: MemberCommands[K]['params'], timeoutMs: number): Promise<MemberCommands[K]['result']>
   /** SIGKILL now, as a crash would end it; returns at once. */
@@ -83,11 +87,12 @@ function exited (child: ChildProcess): boolean {
 }
 
 /**
- * Starts a member with its log in `dir`, with the flags a daemon runs with,
- * and waits until its libp2p listens on 127.0.0.1.
+ * Starts a member with its log and key in `dir`, with the flags a daemon
+ * runs with, and waits until its libp2p listens on 127.0.0.1 at `port` (any
+ * when 0; a restarted member takes its old one, where the others dial it).
  */
-export async function spawnMember (label: string, dir: string): Promise<MemberProcess> {
-  const child = spawn(process.execPath, [...daemonNodeFlags(), ...inheritedFlags(), MEMBER_SCRIPT, dir], {
+export async function spawnMember (label: string, dir: string, port = 0): Promise<MemberProcess> {
+  const child = spawn(process.execPath, [...daemonNodeFlags(), ...inheritedFlags(), MEMBER_SCRIPT, dir, String(port)], {
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     // Its own process group: a Ctrl-C reaches only the bench, which then kills the member itself.
     detached: true
@@ -144,8 +149,10 @@ export async function spawnMember (label: string, dir: string): Promise<MemberPr
     if (child.pid == null) throw failure('has no pid')
     return {
       label,
+      dir,
       pid: child.pid,
       peer,
+      port: Number(peer.addrs[0].split('/')[4]),
       crash,
       kill,
       async call (cmd, params, timeoutMs) {

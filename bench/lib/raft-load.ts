@@ -1,7 +1,8 @@
 /**
- * Load generators of the Raft bench. They run inside the member process that
- * takes the proposals, as co-located clients would, so that a latency is the
- * node's own and not an IPC round trip's.
+ * Load generators of the Raft bench, over any `commit` that resolves once
+ * one write committed: the daemon's run inside the member process that
+ * takes the proposals, as the daemon's own services propose; etcd's in the
+ * bench's process, as etcd's clients (bench/lib/raft-etcd.ts).
  */
 import { NotLeaderError, ProposalLostError, ProposalTimeoutError } from '@node-daemon/raft-node'
 import type { RaftNode } from '@node-daemon/raft-node'
@@ -29,23 +30,26 @@ function summarise (latencies: number[], t0: number): LoadResult {
   }
 }
 
-/** `concurrency` proposers, each proposing its next command once the last committed, for `seconds`. */
-export async function closedLoop (node: RaftNode, concurrency: number, seconds: number, command: Uint8Array): Promise<LoadResult> {
+/** Resolves once one write committed. */
+export type Commit = () => Promise<unknown>
+
+/** `concurrency` writers, each writing once its last write committed, for `seconds`. */
+export async function closedLoop (commit: Commit, concurrency: number, seconds: number): Promise<LoadResult> {
   const latencies: number[] = []
   const t0 = performance.now()
   const end = t0 + seconds * 1000
   await Promise.all(Array.from({ length: concurrency }, async () => {
     while (performance.now() < end) {
       const start = performance.now()
-      await node.propose(command)
+      await commit()
       latencies.push(performance.now() - start)
     }
   }))
   return summarise(latencies, t0)
 }
 
-/** Proposals issued on a fixed schedule, whether or not earlier ones committed; latency counts from the scheduled time. */
-export async function openLoop (node: RaftNode, perSecond: number, seconds: number, command: Uint8Array): Promise<LoadResult> {
+/** Writes issued on a fixed schedule, whether or not earlier ones committed; latency counts from the scheduled time. */
+export async function openLoop (commit: Commit, perSecond: number, seconds: number): Promise<LoadResult> {
   const latencies: number[] = []
   const total = Math.round(perSecond * seconds)
   const t0 = performance.now()
@@ -54,7 +58,7 @@ export async function openLoop (node: RaftNode, perSecond: number, seconds: numb
     const due = Math.min(total, Math.floor((performance.now() - t0) * perSecond / 1000) + 1)
     for (; issued < due; issued++) {
       const scheduled = t0 + issued * 1000 / perSecond
-      inflight.push(node.propose(command).then(() => { latencies.push(performance.now() - scheduled) }))
+      inflight.push(commit().then(() => { latencies.push(performance.now() - scheduled) }))
     }
     await new Promise(resolve => setTimeout(resolve, 1))
   }

@@ -5,14 +5,17 @@
  * driven by bench/lib/raft-cluster.ts over the IPC channel; exits when the
  * channel closes, so that it never outlives the bench.
  */
-import { writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { Session } from 'node:inspector/promises'
+import { join } from 'node:path'
+import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createRaftNode, createRaftTransport, openRaftStorage } from '@node-daemon/raft-node'
 import { startLibp2p } from '../../test/helpers/raft.ts'
 import { closedLoop, openLoop, proposeUntilCommitted } from './raft-load.ts'
 import type { MemberCommands, MemberMessage, MemberRequest } from './raft-cluster.ts'
+import type { PrivateKey } from '@libp2p/interface'
 import type { RaftNode, StateMachine } from '@node-daemon/raft-node'
 
 /** Counts applied commands: the benchmark measures replication, not the state machine. */
@@ -31,14 +34,27 @@ class CountingMachine implements StateMachine {
   }
 }
 
-const dir = process.argv[2]
+const [dir, port] = process.argv.slice(2)
 const send = process.send?.bind(process)
-if (dir == null || send == null) throw new Error('usage: started by bench/lib/raft-cluster.ts, with an IPC channel, as raft-member.ts <log dir>')
+if (dir == null || port == null || send == null) throw new Error('usage: started by bench/lib/raft-cluster.ts, with an IPC channel, as raft-member.ts <log dir> <tcp port, 0 for any>')
 const reply = (m: MemberMessage): void => { send(m) }
 // The bench died or let go of this member: so does the member.
 process.on('disconnect', () => process.exit(1))
 
-const libp2p = await startLibp2p()
+/** The member's key lives beside its log, so that a member restarted after a kill is the same peer. */
+async function peerKey (): Promise<PrivateKey> {
+  const file = join(dir, 'peer.key')
+  try {
+    return privateKeyFromProtobuf(await readFile(file))
+  } catch (err: any) {
+    if (err.code !== 'ENOENT') throw err
+  }
+  const key = await generateKeyPair('Ed25519')
+  await writeFile(file, privateKeyToProtobuf(key))
+  return key
+}
+
+const libp2p = await startLibp2p(await peerKey(), Number(port))
 let node: RaftNode | undefined
 let profiler: Session | undefined
 
@@ -68,10 +84,14 @@ const handlers: { [K in keyof MemberCommands]: (params: MemberCommands[K]['param
     return { leader: node?.leaderId ?? '' }
   },
   async closed ({ concurrency, seconds, bytes }) {
-    return closedLoop(started(), concurrency, seconds, new Uint8Array(bytes).fill(7))
+    const n = started()
+    const command = new Uint8Array(bytes).fill(7)
+    return closedLoop(async () => n.propose(command), concurrency, seconds)
   },
   async open ({ perSecond, seconds, bytes }) {
-    return openLoop(started(), perSecond, seconds, new Uint8Array(bytes).fill(7))
+    const n = started()
+    const command = new Uint8Array(bytes).fill(7)
+    return openLoop(async () => n.propose(command), perSecond, seconds)
   },
   async commit ({ retryMs, deadlineMs }) {
     const n = started()

@@ -10,11 +10,11 @@ import { tcp } from '@libp2p/tcp'
 import { createLibp2p } from 'libp2p'
 import type { Libp2p, PrivateKey } from '@libp2p/interface'
 
-/** A started node; pass the key of a stopped one to bring the same peer back. */
-export async function startLibp2p (privateKey?: PrivateKey): Promise<Libp2p> {
+/** A started node; pass the key (and port) of a stopped one to bring the same peer back (where the others dial it). */
+export async function startLibp2p (privateKey?: PrivateKey, port = 0): Promise<Libp2p> {
   return createLibp2p({
     privateKey: privateKey ?? await generateKeyPair('Ed25519'),
-    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+    addresses: { listen: [`/ip4/127.0.0.1/tcp/${port}`] },
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()]

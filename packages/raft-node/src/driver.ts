@@ -110,8 +110,10 @@ const ID_BYTES = 16
 /**
  * Drives a RawNode: ticks it on a timer, steps messages from the transport,
  * and carries out each Ready in order: persist (fsync when it must), then
- * send, then apply, then advance. While one Ready is being persisted, new
- * proposals and messages accumulate in the RawNode, so the next Ready
+ * send, then apply, then advance. A leader sends and applies while it
+ * persists and takes the next Ready at once, counting itself towards a
+ * commit only once its write is done. While a write is under way, new
+ * proposals and messages accumulate, so the next Ready (and the next fsync)
  * carries them all: that batching is what gives throughput.
  */
 export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Startable {
@@ -126,6 +128,8 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
   private node?: RawNode
   private running = false
   private processing?: Promise<void>
+  /** A leader's saves still being written (see persisting). */
+  private readonly writes = new Set<Promise<void>>()
   private ticker?: unknown
   /** Distinguishes this run's request ids from every other node's and run's. */
   private readonly idPrefix: Uint8Array
@@ -163,23 +167,40 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
 
   /**
    * The leader's connection closed, as when its process dies: forget it and
-   * campaign after a short random delay instead of a whole election timeout.
-   * The other followers saw the same close, forgot it too and grant the
-   * pre-vote; the random delay, and standing down for a campaign already
-   * under way (see step), keep two of them from splitting the vote. A
-   * leader that is still alive keeps its lease with them, and the pre-vote
-   * fails harmlessly.
+   * campaign soon instead of after a whole election timeout. The other
+   * followers saw the same close, forgot it too and grant the pre-vote. The
+   * survivors take turns by id, a turn after one tick and each next half an
+   * election timeout later, and stand down for a campaign that reaches them
+   * first (see step): two that campaigned at once would split the vote and
+   * wait out the election timeout, as random delays sometimes did. A later
+   * turn comes only when the first could not win, and early when a survivor
+   * sees why: the candidate's log is behind its own, or it refused the
+   * candidate's pre-vote while it still had the leader, its close not seen
+   * yet (see step). A leader that is still alive keeps its lease with them,
+   * and the pre-vote fails harmlessly.
    */
   private readonly onDisconnect = (evt: CustomEvent<string>): void => {
-    if (evt.detail !== this.leader || this.node?.status().softState.raftState !== 'follower') return
+    const lost = evt.detail
+    if (lost !== this.leader || this.node?.status().softState.raftState !== 'follower') return
     this.node.forgetLeader()
+    this.standDown()
+    const voters = [...new Set([...this.confState?.voters ?? [], ...this.confState?.votersOutgoing ?? []])].filter(id => id !== lost).sort()
+    const refusedLately = this.clock.now() - this.refusedCampaignAt < this.settings.electionTick * this.settings.tickMs
+    const turn = refusedLately ? 0 : voters.indexOf(this.id)
+    if (voters.includes(this.id)) this.campaignIn(this.settings.tickMs * (1 + turn * this.settings.electionTick / 2))
+    this.schedule()
+  }
+
+  /** When a (pre-)vote reached this node while it still had a leader: the candidate saw the leader go first and waits on this node. */
+  private refusedCampaignAt = -Infinity
+
+  private campaignIn (ms: number): void {
     this.standDown()
     this.campaignTimer = this.clock.setTimeout(() => {
       this.campaignTimer = undefined
       // someone else may have won meanwhile
       if (this.running && this.leader === '') this.campaign()
-    }, this.settings.tickMs * (1 + this.random() * this.settings.electionTick / 2))
-    this.schedule()
+    }, ms)
   }
 
   private standDown (): void {
@@ -259,6 +280,7 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
     if (!this.running && this.processing == null) return
     this.halt()
     await this.processing
+    await Promise.all(this.writes)
     this.rejectAll(new RaftStoppedError('the raft node stopped'))
   }
 
@@ -468,8 +490,17 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
 
   private step (m: Message): void {
     if (!this.running || m.to !== this.id) return
-    // another survivor campaigns already: helping it win beats splitting the vote with it
-    if (m.type === 'MsgPreVote' || m.type === 'MsgVote') this.standDown()
+    if (m.type === 'MsgPreVote' || m.type === 'MsgVote') {
+      if (!this.logNotAhead(m)) {
+        // it cannot win here, and this node, waiting its turn, can: no need to wait
+        if (this.campaignTimer !== undefined) this.campaignIn(0)
+      } else if (this.leader !== '') {
+        this.refusedCampaignAt = this.clock.now()
+      } else {
+        // another survivor that can win campaigns already: helping it beats splitting the vote with it
+        this.standDown()
+      }
+    }
     try {
       this.node?.step(m)
     } catch (err: any) {
@@ -477,6 +508,19 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
       return
     }
     this.schedule()
+  }
+
+  /** Whether a candidate's last entry (m.logTerm, m.index) is at least as recent as this node's stored one: if not, it cannot win here. */
+  private logNotAhead (m: Message): boolean {
+    const last = this.storage.lastIndex()
+    let term: number
+    try {
+      term = this.storage.term(last)
+    } catch {
+      // compacted away meanwhile: no telling, so do as if it could win
+      return true
+    }
+    return m.logTerm > term || (m.logTerm === term && m.index >= last)
   }
 
   /** Runs the loop soon, unless it runs already: what arrives meanwhile goes into the next Ready. */
@@ -499,9 +543,16 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
       if (!node.hasReady()) return
       const rd = node.ready()
       try {
-        await this.carryOut(rd, node)
-        if (!this.running) return
-        node.advance()
+        const write = this.carryOut(rd, node)
+        if (rd.sendBeforePersist) {
+          // a leader takes the next Ready while this one is written: saves queued meanwhile share one fsync
+          this.persisting(write, node.advanceBeforePersist(), node)
+        } else {
+          if (write != null) await write
+          if (!this.running) return
+          this.sendAndApply(rd, node)
+          node.advance()
+        }
       } finally {
         // once the library knows the entries are applied: a conf change proposed by the caller next is not refused as one still pending
         for (const settle of this.applyOutcomes.splice(0)) settle()
@@ -509,6 +560,17 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
       // only now: a log compacted past what the library holds as applied breaks its campaign (it reads the unapplied entries)
       await this.maybeSnapshot()
     }
+  }
+
+  /** Tells the library once the leader's entries up to `last` are written: only then does it count itself towards their commit. */
+  private persisting (write: Promise<void> | undefined, last: { index: number, term: number } | undefined, node: RawNode): void {
+    if (write == null) return
+    const done: Promise<void> = write.then(() => {
+      if (!this.running || this.node !== node) return
+      if (last != null) node.persisted(last.index, last.term)
+      this.schedule()
+    }, (err: Error) => { this.fail(err) }).finally(() => { this.writes.delete(done) })
+    this.writes.add(done)
   }
 
   private issueReads (node: RawNode): void {
@@ -522,7 +584,12 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
     node.readIndex(ctx)
   }
 
-  private async carryOut (rd: Ready, node: RawNode): Promise<void> {
+  /**
+   * Starts persisting the Ready and returns the write; a leader's Ready is
+   * sent and applied at once (rd.sendBeforePersist), anyone else's is the
+   * caller's to send and apply once the write is done.
+   */
+  private carryOut (rd: Ready, node: RawNode): Promise<void> | undefined {
     if (rd.hardState != null) this.term = rd.hardState.term
     if (rd.softState != null && rd.softState.lead !== this.leader) {
       this.leader = rd.softState.lead
@@ -536,19 +603,9 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
     const write = rd.hardState != null || rd.entries.length > 0 || rd.snapshot != null
       ? this.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot }, rd.mustSync)
       : undefined
-    // a leader's followers write while it writes (rd.sendBeforePersist); everyone else sends what is on disk
+    // a leader's followers write while it writes; everyone else sends what is on disk
     if (rd.sendBeforePersist) this.sendAndApply(rd, node)
-    if (write != null) {
-      await write
-      if (!this.running) return
-    }
-    if (!rd.sendBeforePersist) this.sendAndApply(rd, node)
-    for (const rs of rd.readStates) {
-      const key = this.keyOf(rs.requestCtx)
-      const batch = key === undefined ? undefined : this.readBatches.get(key)
-      if (batch != null) batch.index = rs.index
-    }
-    this.releaseReads()
+    return write
   }
 
   private sendAndApply (rd: Ready, node: RawNode): void {
@@ -556,6 +613,12 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
     if (rd.messages.length > 0) this.transport.send(rd.messages.map(m => m.type === 'MsgSnap' ? this.freshSnapshot(m) : m))
     if (rd.snapshot != null) this.restore(rd.snapshot)
     for (const e of rd.committedEntries) this.apply(e, node)
+    for (const rs of rd.readStates) {
+      const key = this.keyOf(rs.requestCtx)
+      const batch = key === undefined ? undefined : this.readBatches.get(key)
+      if (batch != null) batch.index = rs.index
+    }
+    this.releaseReads()
   }
 
   /**

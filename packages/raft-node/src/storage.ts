@@ -392,7 +392,7 @@ class DurableStorage implements RaftStorage {
       if (err !== undefined) throw err
     }
     const bytes = batch.length === 1 ? batch[0].bytes : Buffer.concat(batch.map((job) => job.bytes))
-    await writeAll(this.file, bytes, this.fileSize)
+    for (let done = 0; done < bytes.byteLength;) done += this.file.writeSync(bytes, done, bytes.byteLength - done, this.fileSize + done)
     this.fileSize += bytes.byteLength
     for (const job of batch) job.effect(this.wal)
     const sync = batch.some((job) => job.sync)

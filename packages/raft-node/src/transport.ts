@@ -223,6 +223,10 @@ export class Libp2pRaftTransport extends TypedEventEmitter<RaftTransportEvents> 
       this.dropPeer(peer)
       this.peers.delete(id)
     }
+    // Streams open now, not at the first message: followers send each other nothing until the leader dies, and their votes then should not wait for a dial.
+    for (const id of keep) {
+      if (this.started && !this.peers.has(id)) void this.connect(this.peerFor(id))
+    }
   }
 
   private peerFor (id: string): Peer {
@@ -285,6 +289,22 @@ export class Libp2pRaftTransport extends TypedEventEmitter<RaftTransportEvents> 
     } finally {
       peer.writing = false
     }
+  }
+
+  /** Opens the peer's stream ahead of its first message; one that fails is dialled again when a message comes. */
+  private async connect (peer: Peer): Promise<void> {
+    if (peer.writing) return
+    peer.writing = true
+    try {
+      await this.open(peer)
+    } catch (err: any) {
+      // not unreachable: nothing was dropped, and a message may yet come after redialDelayMs
+      peer.redialAt = 0
+      this.log('opening a stream to %s failed - %e', peer.id, err)
+    } finally {
+      peer.writing = false
+    }
+    if (peer.queue.length > 0) void this.write(peer)
   }
 
   private async open (peer: Peer): Promise<Stream> {

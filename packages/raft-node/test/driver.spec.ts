@@ -52,10 +52,12 @@ class Hub {
     this.cut.clear()
   }
 
-  /** As when `id`'s process dies: its links go, and every other member sees its connection close. */
+  /** As when `id`'s process dies: its links go, and every other member sees its connection close, after what it sent before (as over TCP). */
   disconnect (id: string, others: string[]): void {
     this.isolate(id, others)
-    for (const o of others) if (o !== id) this.transports.get(o)?.safeDispatchEvent('disconnect', { detail: id })
+    setImmediate(() => {
+      for (const o of others) if (o !== id) this.transports.get(o)?.safeDispatchEvent('disconnect', { detail: id })
+    })
   }
 }
 
@@ -92,19 +94,49 @@ interface Member {
 
 const FAST = { tickMs: 10, electionTick: 10, heartbeatTick: 1 }
 
+/** Storage as a test wants it for member `id`. */
+type Wrap = (storage: RaftStorage, id: string) => RaftStorage
+
+/** What a test changes in a member's components: its storage, its randomness. */
+interface Extra {
+  wrap?: Wrap
+  random?: () => number
+}
+
+/**
+ * The storage, but saves of entries by `slow()`'s member finish only once
+ * `released` settles, as on a disk whose fsync stalls; what they write is
+ * readable at once, as with the real storage.
+ */
+function stallingWrites (slow: () => string, released: Promise<void>): Wrap {
+  return (storage, id) => new Proxy(storage, {
+    get (target, prop) {
+      if (prop === 'save') {
+        return async (ready: Parameters<RaftStorage['save']>[0], sync: boolean) => {
+          const write = target.save(ready, sync)
+          if (slow() === id && ready.entries.length > 0) await released
+          await write
+        }
+      }
+      const value = Reflect.get(target, prop)
+      return typeof value === 'function' ? value.bind(target) : value
+    }
+  })
+}
+
 describe('raft driver', () => {
   const dirs: string[] = []
   let members: Member[] = []
 
-  async function startMember (hub: Hub, id: string, confState: ConfState | undefined, init: Partial<RaftNodeInit> = {}, dir?: string): Promise<Member> {
+  async function startMember (hub: Hub, id: string, confState: ConfState | undefined, init: Partial<RaftNodeInit> = {}, dir?: string, { wrap = s => s, random }: Extra = {}): Promise<Member> {
     if (dir == null) {
       dir = await mkdtemp(join(tmpdir(), 'raft-driver-'))
       dirs.push(dir)
     }
-    const storage = await openRaftStorage(dir, { confState })
+    const storage = wrap(await openRaftStorage(dir, { confState }), id)
     const machine = new ListMachine()
     const transport = hub.transports.get(id) ?? new HubTransport(hub, id)
-    const node = createRaftNode({ transport, storage }, { id, stateMachine: machine, ...FAST, ...init })
+    const node = createRaftNode({ transport, storage, random }, { id, stateMachine: machine, ...FAST, ...init })
     await node.start()
     const m = { id, dir, storage, machine, node }
     members.push(m)
@@ -117,10 +149,10 @@ describe('raft driver', () => {
     await m.storage.close()
   }
 
-  async function cluster (ids: string[], init: Partial<RaftNodeInit> = {}): Promise<{ hub: Hub, nodes: Member[] }> {
+  async function cluster (ids: string[], init: Partial<RaftNodeInit> = {}, extra?: Extra): Promise<{ hub: Hub, nodes: Member[] }> {
     const hub = new Hub()
     const confState = { voters: ids, learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false }
-    const nodes = await Promise.all(ids.map(async id => startMember(hub, id, confState, init)))
+    const nodes = await Promise.all(ids.map(async id => startMember(hub, id, confState, init, undefined, extra)))
     return { hub, nodes }
   }
 
@@ -164,6 +196,31 @@ describe('raft driver', () => {
     await until('all apply six', () => nodes.every(n => n.machine.items.length === 6))
     for (const n of nodes) assert.deepEqual(n.machine.items, leader.machine.items)
     assert.equal(leader.node.status().softState.raftState, 'leader')
+  })
+
+  it('a leader whose own disk stalls commits what its followers wrote, and takes new proposals meanwhile', async () => {
+    let slow = ''
+    let release!: () => void
+    const released = new Promise<void>(resolve => { release = resolve })
+    const { nodes } = await cluster(['a', 'b', 'c'], {}, { wrap: stallingWrites(() => slow, released) })
+    nodes[0].node.campaign()
+    const leader = await leaderOf(nodes)
+    await leader.node.propose(text.encode('before'))
+    slow = leader.id
+    try {
+      const outcome = await Promise.race([
+        (async () => {
+          await leader.node.propose(text.encode('one'))
+          await leader.node.propose(text.encode('two'))
+          return 'committed'
+        })(),
+        new Promise(resolve => setTimeout(resolve, 3_000, 'stalled'))
+      ])
+      assert.equal(outcome, 'committed', 'a majority (the followers) wrote both entries')
+      assert.deepEqual(leader.machine.items, ['before', 'one', 'two'])
+    } finally {
+      release()
+    }
   })
 
   it('batches concurrent proposals into few Readies', async () => {
@@ -332,9 +389,9 @@ describe('raft driver', () => {
     await until('d applies the change', () => d.node.status().config.votersOutgoing.length === 0 && d.node.status().config.voters.includes('d'))
   })
 
-  it('elects a new leader well within an election timeout when the leader\'s connection closes', async () => {
-    // a 1 s election timeout, so that waiting it out and not waiting differ plainly
-    const { hub, nodes } = await cluster(['a', 'b', 'c'], { tickMs: 20, electionTick: 50 })
+  /** Three members at a 1 s election timeout (so that waiting it out and not waiting differ plainly) lose their leader's connection once it committed 'before'. */
+  async function loseLeader (extra?: Extra): Promise<{ old: Member, rest: Member[], fresh: Member, took: number }> {
+    const { hub, nodes } = await cluster(['a', 'b', 'c'], { tickMs: 20, electionTick: 50 }, extra)
     nodes[0].node.campaign()
     const old = await leaderOf(nodes)
     const rest = nodes.filter(n => n !== old)
@@ -342,11 +399,57 @@ describe('raft driver', () => {
     const t0 = Date.now()
     hub.disconnect(old.id, nodes.map(n => n.id))
     const fresh = await leaderOf(rest)
-    const took = Date.now() - t0
+    return { old, rest, fresh, took: Date.now() - t0 }
+  }
+
+  it('elects a new leader well within an election timeout when the leader\'s connection closes', async () => {
+    const { old, fresh, took } = await loseLeader()
     assert.notEqual(fresh, old)
     assert.ok(took < 900, `re-elected in ${took} ms; an election timeout alone is at least 980 ms`)
     await fresh.node.propose(text.encode('after'))
     assert.deepEqual(fresh.machine.items, ['before', 'after'])
+  })
+
+  it('survivors of a lost leader take turns to campaign, so that two never split the vote, even drawing the same random numbers', async () => {
+    const { rest, fresh, took } = await loseLeader({ random: () => 0.5 })
+    assert.equal(fresh.id, rest.map(n => n.id).sort()[0], 'the first in turn')
+    assert.ok(took < 900, `re-elected in ${took} ms; an election timeout alone is at least 980 ms`)
+  })
+
+  it('a survivor whose log is ahead does not stand down for a campaign it will refuse, and campaigns at once', async () => {
+    const { hub, nodes } = await cluster(['a', 'b', 'c'], { tickMs: 20, electionTick: 50 })
+    nodes[0].node.campaign()
+    const old = await leaderOf(nodes)
+    // the first in turn misses the last entry: only the other can win
+    const [first, second] = nodes.filter(n => n !== old).sort((x, y) => x.id.localeCompare(y.id))
+    hub.isolate(first.id, [old.id])
+    await old.node.propose(text.encode('only on the second'))
+    const t0 = Date.now()
+    hub.heal()
+    hub.disconnect(old.id, nodes.map(n => n.id))
+    const fresh = await leaderOf([first, second])
+    const took = Date.now() - t0
+    assert.equal(fresh, second)
+    assert.ok(took < 400, `re-elected in ${took} ms; the second's turn comes after 520 ms`)
+    await until('the entry reaches the first', () => first.machine.items.includes('only on the second'))
+  })
+
+  it('a survivor that refused a campaign while it still had the leader campaigns early once it sees the leader go', async () => {
+    const { hub, nodes } = await cluster(['a', 'b', 'c'], { tickMs: 20, electionTick: 50 })
+    nodes[0].node.campaign()
+    const old = await leaderOf(nodes)
+    const [first, second] = nodes.filter(n => n !== old).sort((x, y) => x.id.localeCompare(y.id))
+    hub.isolate(old.id, nodes.map(n => n.id))
+    // the first sees the close at once and campaigns after a tick; the second, still holding the leader's lease, refuses it
+    hub.transports.get(first.id)?.safeDispatchEvent('disconnect', { detail: old.id })
+    await new Promise(resolve => setTimeout(resolve, 150))
+    assert.equal(second.node.leaderId, old.id)
+    const t0 = Date.now()
+    hub.transports.get(second.id)?.safeDispatchEvent('disconnect', { detail: old.id })
+    const fresh = await leaderOf([first, second])
+    const took = Date.now() - t0
+    assert.notEqual(fresh, old)
+    assert.ok(took < 400, `re-elected in ${took} ms after the second saw the close; its turn comes after 520 ms`)
   })
 
   it('stop rejects what waits with RaftStoppedError', async () => {

@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { MemoryStorage, RawNode } from '@node-daemon/raft'
 import { Rng } from '../../raft/test/sim/rng.ts'
+import { nodeFs } from '../src/fs.ts'
 import { openRaftStorage } from '../src/storage.ts'
 import { CRASH_CONF_STATE, entryData, snapshotData } from './fixtures/storage-entries.ts'
 import { SimDisk } from './sim/disk.ts'
@@ -70,6 +71,33 @@ describe('raft storage', () => {
     assert.deepEqual(s.initialState().confState, CONF)
     assert.deepEqual(s.snapshot(), { metadata: { index: 0, term: 0, confState: CONF }, data: new Uint8Array(0) })
     await s.close()
+  })
+
+  it('appends to the log on the calling thread, waiting on the thread pool only for the fsync', async () => {
+    const calls: string[] = []
+    const fs: RaftFs = {
+      ...nodeFs,
+      open: async (path, flags) => {
+        const file = await nodeFs.open(path, flags)
+        return {
+          ...file,
+          write: async (...args) => { calls.push('write'); return await file.write(...args) },
+          writeSync: (...args) => { calls.push('writeSync'); return file.writeSync(...args) },
+          datasync: async () => { calls.push('datasync'); await file.datasync() }
+        }
+      }
+    }
+    const dir = fresh()
+    const s = await openRaftStorage(dir, { confState: CONF }, {}, { fs })
+    calls.length = 0
+    await s.save({ entries: entries(1, 3), hardState: { term: 1, vote: 'a', commit: 0 } }, true)
+    await s.save({ entries: [], hardState: { term: 1, vote: 'a', commit: 3 } }, false)
+    assert.deepEqual(calls, ['writeSync', 'datasync', 'writeSync'])
+    await s.close()
+    const reopened = await openRaftStorage(dir)
+    assert.deepEqual(reopened.entries(1, 4), entries(1, 3))
+    assert.equal(reopened.initialState().hardState.commit, 3)
+    await reopened.close()
   })
 
   it('round-trips entries, hard state and a replaced conflicting suffix across reopen', async () => {

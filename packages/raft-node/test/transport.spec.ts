@@ -226,6 +226,21 @@ describe('raft transport over libp2p', () => {
     await until('the stream is reset', () => stream.status !== 'open')
   })
 
+  it('opens its stream to each peer it is told of, before any message, so that a first vote does not wait for a dial', async () => {
+    const pair = [await startLibp2p(), await startLibp2p()]
+    nodes.push(...pair)
+    await introduce(pair)
+    const ids = new Set(pair.map(n => n.peerId.toString()))
+    const [x, y] = await Promise.all(pair.map(async n => member(n, ids)))
+    transports.push(x.transport, y.transport)
+    x.transport.setPeers([y.id])
+    await until('x holds a raft stream to y', () => raftStreams(x.libp2p, y.libp2p, 'outbound') === 1)
+    assert.equal(x.transport.stats.sent, 0)
+    x.transport.send([message(x.id, y.id)])
+    await until('y receives it', () => y.received.length === 1)
+    assert.equal(raftStreams(x.libp2p, y.libp2p, 'outbound'), 1)
+  })
+
   it('drops what a member that may not lead sends as leader or candidate, and the proposals it may not make, on a stream it keeps', async () => {
     const [leaderNode, learnerNode] = [await startLibp2p(), await startLibp2p()]
     nodes.push(leaderNode, learnerNode)

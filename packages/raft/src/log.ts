@@ -5,14 +5,18 @@ import type { Entry, Snapshot, Storage } from './types.ts'
 /**
  * Entries and a snapshot not yet on stable storage. `entries[i]` has index
  * `offset + i`; a pending snapshot (received from the leader) comes before them.
+ * Entries below `offsetInProgress` are being written already (handed out by a
+ * Ready advanced before its write finished) and are not handed out again.
  */
 class Unstable {
   snapshot?: Snapshot
   entries: Entry[] = []
   offset: number
+  offsetInProgress: number
 
   constructor (offset: number) {
     this.offset = offset
+    this.offsetInProgress = offset
   }
 
   maybeFirstIndex (): number | undefined {
@@ -38,6 +42,13 @@ class Unstable {
     if (i < this.offset || this.maybeTerm(i) !== t) return
     this.entries = this.entries.slice(i + 1 - this.offset)
     this.offset = i + 1
+    this.offsetInProgress = Math.max(this.offsetInProgress, this.offset)
+  }
+
+  /** Entries up to (i, t) are being written, unless a newer leader replaced them meanwhile. */
+  acceptInProgress (i: number, t: number): void {
+    if (i < this.offsetInProgress || this.maybeTerm(i) !== t) return
+    this.offsetInProgress = i + 1
   }
 
   stableSnapTo (i: number): void {
@@ -46,12 +57,15 @@ class Unstable {
 
   restore (s: Snapshot): void {
     this.offset = s.metadata.index + 1
+    this.offsetInProgress = this.offset
     this.entries = []
     this.snapshot = s
   }
 
   truncateAndAppend (ents: Entry[]): void {
     const after = ents[0].index
+    // what replaces entries being written must be written again, after them
+    this.offsetInProgress = Math.min(this.offsetInProgress, after)
     if (after === this.offset + this.entries.length) {
       this.entries = this.entries.concat(ents)
     } else if (after <= this.offset) {
@@ -202,11 +216,17 @@ export class RaftLog {
   }
 
   hasNextUnstableEnts (): boolean {
-    return this.unstable.entries.length > 0
+    return this.unstable.offsetInProgress < this.unstable.offset + this.unstable.entries.length
   }
 
+  /** Unstable entries not being written already. */
   nextUnstableEnts (): Entry[] {
-    return this.unstable.entries
+    const u = this.unstable
+    return u.offsetInProgress === u.offset ? u.entries : u.entries.slice(u.offsetInProgress - u.offset)
+  }
+
+  acceptInProgress (i: number, t: number): void {
+    this.unstable.acceptInProgress(i, t)
   }
 
   hasPendingSnapshot (): boolean {

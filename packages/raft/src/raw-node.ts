@@ -26,6 +26,7 @@ interface Handed {
   applied?: number
   hardState?: HardState
   committedEntries: Ready['committedEntries']
+  sendBeforePersist: boolean
 }
 
 /**
@@ -168,22 +169,51 @@ export class RawNode {
       snapshotIndex: snapshot?.metadata.index,
       applied: lastCommitted?.index ?? snapshot?.metadata.index,
       hardState: rd.hardState,
-      committedEntries
+      committedEntries,
+      sendBeforePersist: rd.sendBeforePersist
     }
     return rd
   }
 
   /** The caller did what the last Ready said: persisted, sent and applied. */
   advance (): void {
-    const h = this.handed
+    const h = this.accept()
     if (h == null) return
+    if (h.lastEntry != null) this.raft.stableTo(h.lastEntry.index, h.lastEntry.term)
+    if (h.snapshotIndex !== undefined) this.raft.log.stableSnapTo(h.snapshotIndex)
+  }
+
+  /**
+   * As advance(), for a Ready with sendBeforePersist (a leader's) whose
+   * write is still under way: the next ready() may come at once, without
+   * these entries, so that a leader need not wait for its own disk to take
+   * and send more (etcd's asynchronous storage writes). Call persisted() with
+   * the entry returned once everything up to it is written; until then the
+   * leader does not count itself towards committing it. Returns undefined
+   * when the Ready had no entries.
+   */
+  advanceBeforePersist (): { index: number, term: number } | undefined {
+    if (this.handed != null && !this.handed.sendBeforePersist) throw new Error('advanceBeforePersist() after a Ready that must be persisted before it is sent')
+    const h = this.accept()
+    if (h?.lastEntry != null) this.raft.log.acceptInProgress(h.lastEntry.index, h.lastEntry.term)
+    return h?.lastEntry
+  }
+
+  /** The entries up to (index, term), handed out by a Ready advanced with advanceBeforePersist(), are on disk. */
+  persisted (index: number, term: number): void {
+    this.raft.stableTo(index, term)
+  }
+
+  /** Takes back the handed Ready: it was sent and applied. */
+  private accept (): Handed | undefined {
+    const h = this.handed
+    if (h == null) return undefined
     this.handed = undefined
     const r = this.raft
     if (h.hardState != null) this.prevHardState = h.hardState
     r.reduceUncommittedSize(h.committedEntries)
     if (h.applied !== undefined) r.appliedTo(h.applied)
-    if (h.lastEntry != null) r.stableTo(h.lastEntry.index, h.lastEntry.term)
-    if (h.snapshotIndex !== undefined) r.log.stableSnapTo(h.snapshotIndex)
+    return h
   }
 
   status (): Status {

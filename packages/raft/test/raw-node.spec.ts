@@ -8,7 +8,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { ProposalDroppedError, ConfChangeError } from '../src/index.ts'
 import { Network, entries, msg, newNode } from './helpers/network.ts'
-import type { Entry, MessageType, NodeId } from '../src/index.ts'
+import type { Entry, Message, MessageType, NodeId, Ready } from '../src/index.ts'
 import type { NodeOptions, TestNode } from './helpers/network.ts'
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s)
@@ -390,27 +390,84 @@ describe('RawNode contract', () => {
     assert.throws(() => { n1.step({ ...rd.messages[0], type: 'MsgHup' }) }, { name: 'StepLocalMessageError' })
   })
 
-  it('a leader may send before it persists, and counts itself only after advance()', () => {
+  /** Three nodes led by 1, which has just taken the Ready of a proposal of 'x'. */
+  function proposedAtLeader (): { net: Network, leader: TestNode, rd: Ready, commitOf: () => number, before: number } {
     const net = cluster(['1', '2', '3'])
     elect(net, '1')
     const leader = net.node('1')
     const commitOf = (): number => leader.raw.status().hardState.commit
     const before = commitOf()
     leader.raw.propose(enc('x'))
-    const rd = leader.raw.ready()
+    return { net, leader, rd: leader.raw.ready(), commitOf, before }
+  }
+
+  /** Follower 2 takes what the leader sent it, persists it and answers. */
+  function ackBy2 (net: Network, sent: Message[]): void {
+    const f2 = net.node('2')
+    for (const m of sent.filter(m => m.to === '2')) f2.raw.step(m)
+    const rd = f2.raw.ready()
+    f2.storage.append(rd.entries)
+    if (rd.hardState != null) f2.storage.setHardState(rd.hardState)
+    f2.raw.advance()
+    for (const m of rd.messages) net.node('1').raw.step(m)
+  }
+
+  it('a leader may send before it persists, and counts itself only after advance()', () => {
+    const { net, leader, rd, commitOf, before } = proposedAtLeader()
     assert.equal(rd.sendBeforePersist, true)
     // only follower 2 gets and acknowledges the entry while the leader is still writing it
-    const f2 = net.node('2')
-    for (const m of rd.messages.filter(m => m.to === '2')) f2.raw.step(m)
-    const rd2 = f2.raw.ready()
-    f2.storage.append(rd2.entries)
-    if (rd2.hardState != null) f2.storage.setHardState(rd2.hardState)
-    f2.raw.advance()
-    for (const m of rd2.messages) leader.raw.step(m)
+    ackBy2(net, rd.messages)
     assert.equal(commitOf(), before, 'one follower alone is no quorum')
     leader.storage.append(rd.entries)
     leader.raw.advance()
     assert.equal(commitOf(), before + 1, 'with the leader\'s own write, 2 of 3')
+  })
+
+  it('a leader advanced before its write takes the next Ready at once, without the entries being written, and counts itself only once they are persisted', () => {
+    const { net, leader, rd, commitOf, before } = proposedAtLeader()
+    const written = leader.raw.advanceBeforePersist()
+    assert.deepEqual(written, { index: rd.entries[0].index, term: rd.entries[0].term })
+    // the next proposal goes out while x is still being written, and x is not handed out again
+    leader.raw.propose(enc('y'))
+    assert.ok(leader.raw.hasReady())
+    const rd2 = leader.raw.ready()
+    assert.deepEqual(valuesOf(rd2.entries), ['y'])
+    const y = leader.raw.advanceBeforePersist()
+    // follower 2 acknowledges both: no quorum without the leader's own write
+    ackBy2(net, [...rd.messages, ...rd2.messages])
+    assert.equal(commitOf(), before, 'one follower alone is no quorum')
+    leader.storage.append([...rd.entries, ...rd2.entries])
+    leader.raw.persisted(written?.index ?? 0, written?.term ?? 0)
+    assert.equal(commitOf(), before + 1, 'x is on 2 of 3 disks')
+    leader.raw.persisted(y?.index ?? 0, y?.term ?? 0)
+    assert.equal(commitOf(), before + 2, 'and so is y')
+    assert.deepEqual(valuesOf(leader.raw.ready().committedEntries), ['x', 'y'])
+  })
+
+  it('refuses advanceBeforePersist() for a Ready that must be persisted before it is sent', () => {
+    const net = cluster(['1', '2', '3'])
+    const n = net.node('1').raw
+    n.campaign()
+    n.ready()
+    assert.throws(() => n.advanceBeforePersist(), /must be persisted/)
+  })
+
+  it('hands out again what a leader of a later term wrote over entries still being written', () => {
+    const net = cluster(['1', '2', '3'])
+    elect(net, '1')
+    const old = net.node('1')
+    old.raw.propose(enc('lost'))
+    const rd = old.raw.ready()
+    const lost = old.raw.advanceBeforePersist()
+    const index = rd.entries[0].index
+    // a leader of a later term replaces the entry before the old leader's write finished
+    old.raw.step(msg({ type: 'MsgApp', from: '2', to: '1', term: 5, index: index - 1, logTerm: rd.entries[0].term, entries: [{ term: 5, index, type: 'normal', data: enc('kept') }] }))
+    const rd2 = old.raw.ready()
+    assert.deepEqual(valuesOf(rd2.entries), ['kept'])
+    old.raw.advance()
+    // the old write finishing late acknowledges nothing
+    old.raw.persisted(lost?.index ?? 0, lost?.term ?? 0)
+    assert.equal(old.raw.hasReady(), false)
   })
 
   it('does not acknowledge entries that a leader of a later term replaced before they were persisted', () => {

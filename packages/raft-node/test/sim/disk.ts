@@ -244,6 +244,11 @@ export class SimDisk {
           this.write(usable('write', true), { kind: 'write', position, bytes: bytes.slice(offset, offset + length) })
           return { bytesWritten: length }
         }),
+        writeSync: (bytes, offset, length, position) => {
+          // a killed process runs no more code of its own, but a continuation may still call here: its write goes nowhere
+          if (proc.alive) this.write(usable('write', true), { kind: 'write', position, bytes: bytes.slice(offset, offset + length) })
+          return length
+        },
         truncate: async (length) => { await call('ftruncate', () => { this.write(usable('ftruncate', true), { kind: 'truncate', length }) }) },
         stat: async () => await call('fstat', () => ({ size: usable('fstat', false).data.size })),
         datasync: async () => {
