@@ -15,7 +15,7 @@ const areas: Record<string, { describe: string, load: () => Promise<BenchModule>
     load: async () => import('./api.ts')
   },
   content: {
-    describe: 'add, cat and bitswap transfer through the HTTP API, and daemon RSS, against single-core SHA-256',
+    describe: 'add through the HTTP API and the CLI against Helia\'s importer into blockstore-fs; cat and bitswap transfer through the HTTP API, and daemon RSS, against single-core SHA-256',
     load: async () => import('./content.ts')
   },
   raft: {
