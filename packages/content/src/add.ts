@@ -131,6 +131,8 @@ export interface AddComponents extends PinComponents {
   blockstore: PinComponents['blockstore'] & WritableStorage
   /** Keeps what the add writes from GC until it is pinned. */
   guard: BlockGuard
+  /** Makes the blocks written durable: called before the add pins and ends. */
+  sync?: () => Promise<void>
 }
 
 /**
@@ -225,6 +227,7 @@ export async function * addAll (components: AddComponents, source: AsyncIterable
       const meta = metadata.get(entry.path ?? '') ?? (entry.path === entry.cid.toString() ? nameless.shift() : undefined)
       events.push({ type: 'entry', name: entry.path ?? '', cid, size: sizeOf(entry.cid, Number(entry.size)), ...meta })
     }
+    if (options.onlyHash !== true) await components.sync?.()
     const pin = typeof options.pin === 'function' ? options.pin() : options.pin
     if (pin !== false && options.onlyHash !== true) {
       for (const cid of roots) await pinAdd(components, cid, true, { ...options, hold, name: options.pinName })
