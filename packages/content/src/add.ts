@@ -5,12 +5,14 @@ import { importer } from 'ipfs-unixfs-importer'
 import { trickle } from 'ipfs-unixfs-importer/layout'
 import { pushable } from 'it-pushable'
 import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
+import { blockKey } from './blocks.ts'
 import { hasherByName, MAX_IDENTITY_DIGEST } from './codecs.ts'
 import { InvalidParameterError } from './errors.ts'
 import { heldPut } from './gc.ts'
 import { beside } from './helia-node.ts'
-import { fileLeafImporter } from './leaf-importer.ts'
+import { fileLeafImporter, leafChunker } from './leaf-importer.ts'
 import { pinAdd } from './pins.ts'
 import { Rehasher } from './rehash.ts'
 import type { BlockGuard } from './gc.ts'
@@ -181,7 +183,15 @@ export async function * addAll (components: AddComponents, source: AsyncIterable
 
   // Each block is held before it is written, so that a GC running beside the add keeps it.
   const hold = components.guard.hold()
-  const held: WritableStorage = { put: heldPut(components.blockstore, hold) }
+  const put = heldPut(components.blockstore, hold)
+  // The blocks written that link to nothing, by multihash, which the pin then need not read back.
+  const leaves = new Set<string>()
+  const held: WritableStorage = {
+    put: async (cid, bytes, options) => {
+      if (cid.code === raw.code || (cid.code === dagPb.code && bytes instanceof Uint8Array && dagPb.decode(bytes).Links.length === 0)) leaves.add(blockKey(cid))
+      return put(cid, bytes, options)
+    }
+  }
   const sink = options.onlyHash === true ? hashOnly : held
   const rehasher = sha256Only && inlineLimit == null ? undefined : new Rehasher(sink, { hasher, inlineLimit })
   const cidOf = (cid: CID): CID => rehasher?.cidOf(cid) ?? cid
@@ -197,7 +207,7 @@ export async function * addAll (components: AddComponents, source: AsyncIterable
       leafType: modifier ? 'raw' : 'file',
       reduceSingleLeafToSelf: !modifier,
       fileBuilder: namedByCid,
-      chunker: fixedSize({ chunkSize }),
+      chunker: rawLeaves || modifier ? fixedSize({ chunkSize }) : leafChunker(chunkSize),
       layout: options.trickle === true || modifier ? trickle() : undefined,
       wrapWithDirectory: wrap,
       // Multipart parts arrive one after another, so files are read in order unless the caller holds them all.
@@ -230,7 +240,7 @@ export async function * addAll (components: AddComponents, source: AsyncIterable
     if (options.onlyHash !== true) await components.sync?.()
     const pin = typeof options.pin === 'function' ? options.pin() : options.pin
     if (pin !== false && options.onlyHash !== true) {
-      for (const cid of roots) await pinAdd(components, cid, true, { ...options, hold, name: options.pinName })
+      for (const cid of roots) await pinAdd(components, cid, true, { ...options, hold, name: options.pinName, linkless: cid => leaves.has(blockKey(cid)) })
     }
   }
 
