@@ -34,6 +34,8 @@ const OPEN_PACKS = 64
  * write out (a 200 MB add's single fdatasync took about a second).
  */
 const SYNC_AHEAD_BYTES = 16 * MiB
+/** Bytes of blocks that may wait in memory for their write before a put waits for its own. */
+const WRITE_BEHIND_BYTES = 32 * MiB
 /** A pack is compacted once at least this share of it is deleted blocks or spent tombstones. */
 const COMPACT_SHARE = 1 / 3
 /** Kubo's flatfs layout: shard directories named by two base32 characters, one `.data` file per block. */
@@ -95,10 +97,13 @@ const packName = (id: number): string => `${String(id).padStart(8, '0')}.pack`
  * queue, in place of a file, a rename and four threadpool round trips per
  * block; a read is one `pread`.
  *
- * Durability: a put resolves once its bytes are written (the page cache), and
- * `sync()` makes everything written so far durable: `fdatasync` on every pack
- * written since the last one, and `fsync` on the directory when a pack file was
- * created. An add syncs before it pins and answers. A crash can cut the last
+ * Durability: a put resolves once its record is queued (the block is served
+ * from memory until it is written; with 32 MiB queued, a put waits for its own
+ * write), and `sync()` makes everything put so far durable: it waits for the
+ * queued writes, fails if one failed, and runs `fdatasync` on every pack
+ * written since the last sync and `fsync` on the directory when a pack file
+ * was created. Packs are also synced in the background every 16 MiB, so the
+ * closing sync has little left to do. An add syncs before it pins and answers. A crash can cut the last
  * records of a pack short: opening truncates a pack at its first record that
  * does not fit in it or has no valid kind. Nothing synced is rewritten in
  * place: deleting appends a tombstone, and `compact()` copies the live blocks
@@ -124,6 +129,10 @@ export class PackBlockstore extends BaseBlockstore {
   private readonly unsynced = new Set<Pack>()
   private dirUnsynced = false
   private syncing?: Promise<void>
+  /** Bytes of blocks queued and not yet written. */
+  private queuedBytes = 0
+  /** A write that failed since the last sync, which that sync reports. */
+  private writeError?: Error
   private compacting?: Promise<void>
 
   constructor (path: string, init: PackBlockstoreInit = {}) {
@@ -261,7 +270,11 @@ export class PackBlockstore extends BaseBlockstore {
       this.unsynced.clear()
       const dir = this.dirUnsynced
       this.dirUnsynced = false
+      const failed = this.writeError
+      this.writeError = undefined
       try {
+        // Its blocks left the index when it failed: the callers that wrote them must hear of it.
+        if (failed != null) throw failed
         for (const pack of packs) {
           if (pack.handle == null || pack.removed === true) continue
           await pack.syncingAhead
@@ -423,14 +436,17 @@ export class PackBlockstore extends BaseBlockstore {
     this.unwritten.set(key, bytes)
     pack.size += recordBytes(key, bytes.byteLength)
     pack.live += recordBytes(key, bytes.byteLength)
-    try {
-      await this.enqueue(pack, position, [header, multihashOf(key), bytes])
-    } catch (err) {
+    this.queuedBytes += bytes.byteLength
+    const written = this.enqueue(pack, position, [header, multihashOf(key), bytes]).then(() => {}, (err: Error) => {
       if (this.index.get(key) === entry) this.forget(key, entry)
-      throw err
-    } finally {
+      this.writeError ??= err
+    }).finally(() => {
+      this.queuedBytes -= bytes.byteLength
       if (this.unwritten.get(key) === bytes) this.unwritten.delete(key)
-    }
+    })
+    // The put returns once the record is queued, so that an add does not wait on the disk
+    // block by block; only when that much is queued does it wait for its own write.
+    if (this.queuedBytes > WRITE_BEHIND_BYTES) await written
   }
 
   private async appendTombstone (key: string, killed: number): Promise<void> {
