@@ -201,6 +201,8 @@ export class PackBlockstore extends BaseBlockstore {
     // What follows the last whole record was being written when the process or the machine stopped.
     if (position < size) await handle.truncate(position)
     pack.size = position
+    // Reopened for reading when a block in it is asked for: a large repo has more packs than it may keep open.
+    await this.closePack(pack)
   }
 
   private forget (key: string, entry: Entry): void {

@@ -156,6 +156,20 @@ describe('pack blockstore', () => {
     await store.close()
   })
 
+  it('reads from more packs than it keeps open', async () => {
+    const dir = fresh()
+    let store = await opened(dir, 100)
+    const blocks = await Promise.all(Array.from({ length: 100 }, async () => block(200)))
+    for (const b of blocks) await store.put(b.cid, b.bytes)
+    await store.close()
+    assert.equal((await readdir(dir)).length, 100)
+    store = await opened(dir, 100)
+    for (const round of [0, 1]) {
+      for (const b of blocks) assert.deepEqual(await bytesOf(store, b.cid), Buffer.from(b.bytes), `round ${round}`)
+    }
+    await store.close()
+  })
+
   it('writes a block put many times at once once, in one record of its own', async () => {
     const dir = fresh()
     let store = await opened(dir)
