@@ -15,7 +15,7 @@ const areas: Record<string, { describe: string, load: () => Promise<BenchModule>
     load: async () => import('./api.ts')
   },
   content: {
-    describe: 'add, cat and block transfer through the HTTP API, and daemon RSS, against single-core SHA-256; the transfer against a bare libp2p stream and plain TCP',
+    describe: 'add through the HTTP API and the CLI against Helia\'s importer into blockstore-fs; cat and daemon RSS against single-core SHA-256; the transfer between two daemons against a bare libp2p stream and plain TCP',
     load: async () => import('./content.ts')
   },
   raft: {

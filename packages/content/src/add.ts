@@ -5,15 +5,18 @@ import { importer } from 'ipfs-unixfs-importer'
 import { trickle } from 'ipfs-unixfs-importer/layout'
 import { pushable } from 'it-pushable'
 import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
+import { blockKey } from './blocks.ts'
 import { hasherByName, MAX_IDENTITY_DIGEST } from './codecs.ts'
 import { InvalidParameterError } from './errors.ts'
 import { heldPut } from './gc.ts'
 import { beside } from './helia-node.ts'
-import { fileLeafImporter } from './leaf-importer.ts'
+import { fileLeafImporter, leafChunker } from './leaf-importer.ts'
 import { pinAdd } from './pins.ts'
 import { Rehasher } from './rehash.ts'
 import type { BlockGuard } from './gc.ts'
+import type { HashThreads } from './hash-threads.ts'
 import type { PinComponents } from './pins.ts'
 import type { AbortOptions } from '@libp2p/interface'
 import type { Mtime } from 'ipfs-unixfs'
@@ -131,6 +134,10 @@ export interface AddComponents extends PinComponents {
   blockstore: PinComponents['blockstore'] & WritableStorage
   /** Keeps what the add writes from GC until it is pinned. */
   guard: BlockGuard
+  /** Makes the blocks written durable: called before the add pins and ends. */
+  sync?: () => Promise<void>
+  /** Threads that hash the leaves; without them, the add hashes on its own thread. */
+  hashThreads?: HashThreads
 }
 
 /**
@@ -179,7 +186,15 @@ export async function * addAll (components: AddComponents, source: AsyncIterable
 
   // Each block is held before it is written, so that a GC running beside the add keeps it.
   const hold = components.guard.hold()
-  const held: WritableStorage = { put: heldPut(components.blockstore, hold) }
+  const put = heldPut(components.blockstore, hold)
+  // The blocks written that link to nothing, by multihash, which the pin then need not read back.
+  const leaves = new Set<string>()
+  const held: WritableStorage = {
+    put: async (cid, bytes, options) => {
+      if (cid.code === raw.code || (cid.code === dagPb.code && bytes instanceof Uint8Array && dagPb.decode(bytes).Links.length === 0)) leaves.add(blockKey(cid))
+      return put(cid, bytes, options)
+    }
+  }
   const sink = options.onlyHash === true ? hashOnly : held
   const rehasher = sha256Only && inlineLimit == null ? undefined : new Rehasher(sink, { hasher, inlineLimit })
   const cidOf = (cid: CID): CID => rehasher?.cidOf(cid) ?? cid
@@ -191,11 +206,11 @@ export async function * addAll (components: AddComponents, source: AsyncIterable
       profile: 'unixfs-v0-2015',
       cidVersion,
       rawLeaves,
-      bufferImporter: rawLeaves || modifier ? undefined : fileLeafImporter(cidVersion),
+      bufferImporter: rawLeaves || modifier ? undefined : fileLeafImporter(cidVersion, components.hashThreads),
       leafType: modifier ? 'raw' : 'file',
       reduceSingleLeafToSelf: !modifier,
       fileBuilder: namedByCid,
-      chunker: fixedSize({ chunkSize }),
+      chunker: rawLeaves || modifier ? fixedSize({ chunkSize }) : leafChunker(chunkSize),
       layout: options.trickle === true || modifier ? trickle() : undefined,
       wrapWithDirectory: wrap,
       // Multipart parts arrive one after another, so files are read in order unless the caller holds them all.
@@ -225,9 +240,10 @@ export async function * addAll (components: AddComponents, source: AsyncIterable
       const meta = metadata.get(entry.path ?? '') ?? (entry.path === entry.cid.toString() ? nameless.shift() : undefined)
       events.push({ type: 'entry', name: entry.path ?? '', cid, size: sizeOf(entry.cid, Number(entry.size)), ...meta })
     }
+    if (options.onlyHash !== true) await components.sync?.()
     const pin = typeof options.pin === 'function' ? options.pin() : options.pin
     if (pin !== false && options.onlyHash !== true) {
-      for (const cid of roots) await pinAdd(components, cid, true, { ...options, hold, name: options.pinName })
+      for (const cid of roots) await pinAdd(components, cid, true, { ...options, hold, name: options.pinName, linkless: cid => leaves.has(blockKey(cid)) })
     }
   }
 

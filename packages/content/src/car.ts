@@ -29,6 +29,8 @@ export type CarImportEvent =
 export interface CarImportComponents extends PinComponents {
   blockstore: PinComponents['blockstore'] & Pick<Blocks, 'put' | 'has'>
   hold: Hold
+  /** Makes the blocks written durable, before their roots are pinned. */
+  sync?: () => Promise<void>
 }
 
 /** The links of a block in the order its node holds them, as IPLD's traversal meets them. */
@@ -115,6 +117,7 @@ export async function * importCars (components: CarImportComponents, cars: Async
       throw new InvalidParameterError(`malformed CAR file: ${err.message}`)
     }
   }
+  await components.sync?.()
   for (const cid of roots.values()) {
     let pinError = ''
     if (options.pinRoots !== false && !await components.blockstore.has(cid, { signal: options.signal })) {

@@ -7,6 +7,7 @@ import { dagResolve } from './dag-resolve.ts'
 import { boundedFetches, dagGet, dagPut, getBlock, putBlock, statBlock } from './blocks.ts'
 import { codecs, hashers } from './codecs.ts'
 import { BlockGuard, collectGarbage, heldPut, removeBlocks } from './gc.ts'
+import { HashThreads } from './hash-threads.ts'
 import { createHeliaNode } from './helia-node.ts'
 import { Mfs } from './mfs.ts'
 import { addLink, diff, linkDirectory, rmLink } from './object.ts'
@@ -38,8 +39,18 @@ import type { Datastore } from 'interface-datastore'
 import type { ImportCandidate } from 'ipfs-unixfs-importer'
 import type { Libp2pOptions } from 'libp2p'
 
+/**
+ * A blockstore that writes durably only when asked (the repo's packs): `sync`
+ * makes what it stored so far durable, `compact` gives back the room of what
+ * it deleted. A store without them is durable at each put.
+ */
+export interface DurableBlockstore extends Blockstore {
+  sync?(): Promise<void>
+  compact?(options?: AbortOptions): Promise<void>
+}
+
 export interface ContentInit {
-  blockstore: Blockstore
+  blockstore: DurableBlockstore
   datastore: Datastore
   /**
    * The swarm's options, given the DHT record rules of IPNS; Helia creates and
@@ -91,6 +102,9 @@ export class Content extends TypedEventEmitter<ContentEvents> {
   /** Helia's blockstore as reads go through it: offline on request, and each fetch bounded. */
   private readonly reads: Pick<Blocks, 'get' | 'has'>
   private readonly fetchTimeoutMs?: number
+  /** Makes what was stored durable; nothing to do for a store durable at each put. */
+  private readonly sync: () => Promise<void>
+  private readonly hashThreads = new HashThreads()
 
   constructor (init: ContentInit) {
     super()
@@ -113,6 +127,7 @@ export class Content extends TypedEventEmitter<ContentEvents> {
     this.fetchTimeoutMs = init.fetchTimeoutMs
     this.reads = boundedFetches(this.helia.blockstore, init.fetchTimeoutMs)
     this.mfs = new Mfs({ reads: this.reads, blockstore: this.helia.blockstore, datastore, pins: this.helia.pins, guard: this.guard })
+    this.sync = async () => { await init.blockstore.sync?.() }
     this.gcComponents = { blockstore: init.blockstore, pins: this.helia.pins, guard: this.guard, keep: init.keep, mfsRoot: () => this.mfs.root, log: logger.forComponent('node-daemon:gc') }
   }
 
@@ -141,11 +156,12 @@ export class Content extends TypedEventEmitter<ContentEvents> {
   async stop (): Promise<void> {
     if (this.helia.status === 'stopped') return
     this.topics.stop()
+    await this.hashThreads.stop()
     await this.helia.stop()
   }
 
   async * addAll (source: AsyncIterable<ImportCandidate> | Iterable<ImportCandidate>, options?: AddOptions): AsyncGenerator<AddEvent> {
-    for await (const event of addAll({ blockstore: this.helia.blockstore, pins: this.helia.pins, guard: this.guard }, source, options)) {
+    for await (const event of addAll({ blockstore: this.helia.blockstore, pins: this.helia.pins, guard: this.guard, sync: this.sync, hashThreads: this.hashThreads }, source, options)) {
       // Entries under a directory are told by their top-level one; an only-hash add stored nothing.
       if (event.type === 'entry' && !event.name.includes('/') && options?.onlyHash !== true) {
         this.safeDispatchEvent('add', { detail: { cid: event.cid.toString(), name: event.name, size: event.size } })
@@ -275,6 +291,7 @@ export class Content extends TypedEventEmitter<ContentEvents> {
     const blockstore = this.helia.blockstore
     try {
       const cid = await write({ get: blockstore.get.bind(blockstore), has: blockstore.has.bind(blockstore), put: heldPut(blockstore, hold) })
+      await this.sync()
       if (options.pin === true) await this.pinHeld(cid, true, options, hold)
       return cid
     } finally {
@@ -308,7 +325,7 @@ export class Content extends TypedEventEmitter<ContentEvents> {
   async * dagImport (cars: AsyncIterable<AsyncIterable<Uint8Array>>, options?: CarImportOptions): AsyncGenerator<CarImportEvent> {
     const hold = this.guard.hold()
     try {
-      yield * importCars({ blockstore: this.helia.blockstore, pins: this.helia.pins, hold }, cars, options)
+      yield * importCars({ blockstore: this.helia.blockstore, pins: this.helia.pins, hold, sync: this.sync }, cars, options)
     } finally {
       hold.release()
     }

@@ -22,7 +22,15 @@ export interface WindowedWalkerInit {
   fetchTimeoutMs?: number
   /** Called with each block's bytes as the walk hands it on: how far a pin that fetches has come. */
   onBlock?: (bytes: number) => void
+  /**
+   * Local blocks known to link to nothing (the leaves an add just wrote): the
+   * walk hands them on without reading them, as nodes with no bytes, since
+   * the pinner only needs their CIDs. Reading them back was 13-19% of an add.
+   */
+  linkless?: (cid: CID) => boolean
 }
+
+const NO_BYTES = new Uint8Array(0)
 
 /**
  * Local blocks read at once. The pinner is slower than the disk, so more would
@@ -109,7 +117,14 @@ export function windowedWalker (init: WindowedWalkerInit = {}): GraphWalkerFacto
       }
       const start = async ({ cid, depth, path, size }: Pending): Promise<void> => {
         try {
-          const block = createUnsafe({ cid, bytes: await read(cid), codec: await components.getCodec(cid.code) })
+          const codec = await components.getCodec(cid.code)
+          let block
+          if (init.linkless?.(cid) === true) {
+            await init.keep?.(cid)
+            block = createUnsafe({ cid, bytes: NO_BYTES, value: cid.code === dagPb.code ? { Links: [] } : NO_BYTES, codec })
+          } else {
+            block = createUnsafe({ cid, bytes: await read(cid), codec })
+          }
           if (depth < maxDepth) {
             const children = childrenOf(block, child => options.includeChild?.(child, block) !== false)
             // Each walk starts each node's children at a random one (and wraps round): nodes that

@@ -121,8 +121,12 @@ export class BlockGuard {
 export type Keeper = 'recursive' | 'direct' | 'allocated' | 'mfs' | CID
 
 export interface GcComponents {
-  /** The local store itself: GC neither fetches nor goes through Helia's lock. */
-  blockstore: Pick<Blockstore, 'get' | 'has' | 'delete' | 'getAll'>
+  /**
+   * The local store itself: GC neither fetches nor goes through Helia's lock.
+   * With `compact`, a store that deletes by appending gives the room back
+   * once a collection ends.
+   */
+  blockstore: Pick<Blockstore, 'get' | 'has' | 'delete' | 'getAll'> & { compact?(options?: AbortOptions): Promise<void> }
   pins: Pick<Pins, 'ls'>
   guard: BlockGuard
   /** Roots kept with everything under them though not pinned here (yet): the cluster's allocations. */
@@ -190,6 +194,7 @@ export async function * collectGarbage (components: GcComponents, options: Abort
         push({ error: new Error(`could not remove ${cid}: ${err.message}`) })
       }
     }
+    await components.blockstore.compact?.(options)
   })
   if (failed > 0) throw new GcError(`garbage collection incomplete: could not remove ${failed} blocks`)
 }
@@ -247,5 +252,6 @@ export async function * removeBlocks (components: GcComponents, cids: CID[], opt
         push({ cid, error: err.message })
       }
     }
+    await components.blockstore.compact?.(options)
   })
 }

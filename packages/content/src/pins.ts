@@ -55,12 +55,14 @@ export interface PinAddOptions extends ReadOptions {
   name?: string
   /** Called with the bytes of each block the pin takes, local or fetched. */
   onBlock?: (bytes: number) => void
+  /** Local blocks known to link to nothing, which the pin need not read (see WindowedWalkerInit). */
+  linkless?: (cid: CID) => boolean
 }
 
 /** Pins recursively (the whole DAG, fetched if missing) or directly (the one block). */
 export async function pinAdd (components: PinComponents, cid: CID, recursive: boolean, options: PinAddOptions = {}): Promise<void> {
   const depth = recursive ? Infinity : 0
-  const { hold, fetchTimeoutMs, name, onBlock, ...rest } = options
+  const { hold, fetchTimeoutMs, name, onBlock, linkless, ...rest } = options
   if (name != null && Buffer.byteLength(name) > MAX_PIN_NAME_BYTES) throw new InvalidParameterError(`a pin name is at most ${MAX_PIN_NAME_BYTES} bytes`)
   // Held before a direct pin is replaced, so that the block stays between the two.
   await hold?.keep(cid)
@@ -78,7 +80,7 @@ export async function pinAdd (components: PinComponents, cid: CID, recursive: bo
   const metadata: Record<string, string> = { cid: cid.toString() }
   if (name != null && name !== '') metadata.name = name
   try {
-    await drain(components.pins.add(cid, { ...rest, depth, walker: windowedWalker({ keep: hold?.keep, fetchTimeoutMs, onBlock }), metadata }))
+    await drain(components.pins.add(cid, { ...rest, depth, walker: windowedWalker({ keep: hold?.keep, fetchTimeoutMs, onBlock, linkless }), metadata }))
   } catch (err: any) {
     // A concurrent call (two requests storing the same prompt) pinned it since this one looked: the same pin is no failure.
     if (err.name !== 'AlreadyPinnedError' || (await components.pins.get(cid, rest).catch(() => undefined))?.depth !== depth) throw err

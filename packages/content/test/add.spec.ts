@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import * as dagPb from '@ipld/dag-pb'
 import { UnixFS } from 'ipfs-unixfs'
+import { MemoryBlockstore } from 'blockstore-core/memory'
 import { CID } from 'multiformats/cid'
 import { identity } from 'multiformats/hashes/identity'
 import { sha256 } from 'multiformats/hashes/sha2'
@@ -424,6 +425,29 @@ describe('add', () => {
       assert.equal(parseChunker('size-262144'), 262_144)
       assert.equal(parseChunker('size-1310720'), 1_310_720)
       assert.throws(() => parseChunker('size-1310721'), { name: 'InvalidParameterError' })
+    })
+  })
+
+  describe('pinning what it added', () => {
+    it('reads back only the nodes with links, not the leaves it wrote, and syncs the store once', async () => {
+      const store = new MemoryBlockstore()
+      const reads: string[] = []
+      const order: string[] = []
+      const get = store.get.bind(store)
+      store.get = (cid, options) => { reads.push(cid.toString()); return get(cid, options) }
+      const sync = async (): Promise<void> => { order.push('sync') }
+      const counted = await startContent({ blockstore: Object.assign(store, { sync }) })
+      try {
+        const events = await collect(counted.addAll([{ path: 'big', content: deterministicRandom(3 * MiB, 'pinning') }], { rawLeaves: false }))
+        const root = (events.at(-1) as { cid: CID }).cid
+        // Twelve leaves of 256 KiB and their parent: only the parent is read, to find the leaves.
+        assert.deepEqual(reads.map(r => CID.parse(r).multihash.bytes.toString()), [root.multihash.bytes.toString()])
+        assert.deepEqual((await collect(counted.pinLs('recursive'))).map(p => p.cid.toString()), [root.toString()])
+        assert.equal((await collect(counted.pinLs('indirect'))).length, 12)
+        assert.deepEqual(order, ['sync'])
+      } finally {
+        await counted.stop()
+      }
     })
   })
 

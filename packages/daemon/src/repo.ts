@@ -6,7 +6,7 @@ import { LevelDatastore } from 'datastore-level'
 import { Level } from 'level'
 import { isMap, parseDocument, stringify as toYaml } from 'yaml'
 import { formatSwarmKey as swarmKeyFile, parseSwarmKey as swarmKeyOf } from '@node-daemon/swarm'
-import { FlatfsBlockstore } from './blockstore.ts'
+import { PackBlockstore } from './blockstore.ts'
 import { CONFIG_FILE } from './config.ts'
 import { API_FILE, REPO_VERSION, SWARM_KEY_FILE } from './layout.ts'
 import { OPEN_SWARM, parseSecret } from './settings.ts'
@@ -20,7 +20,7 @@ export interface Repo {
   privateKey: PrivateKey
   /** The identity in libp2p's protobuf encoding. */
   identity: Uint8Array
-  blockstore: FlatfsBlockstore
+  blockstore: PackBlockstore
   datastore: LevelDatastore
   /** The private-network key in swarm.key format, as the swarm takes it; undefined for an open swarm. */
   swarmKey?: Uint8Array
@@ -201,7 +201,7 @@ export async function saveRemoteServices (path: string, services: Record<string,
 /** Opens (creating if needed) the repo; `secret` is cluster.secret, as for `initRepo`. */
 export async function openRepo (path: string, options: InitRepoOptions = {}): Promise<Repo> {
   const { privateKey, swarmKey } = await initRepo(path, options)
-  const blockstore = new FlatfsBlockstore(join(path, 'blocks'))
+  const blockstore = new PackBlockstore(join(path, 'blocks'))
   // Opened here rather than by LevelDatastore, which drops the cause that tells a lock apart.
   const db = new Level<string, Uint8Array>(join(path, 'datastore'), { keyEncoding: 'utf8', valueEncoding: 'view' })
   try {
@@ -213,7 +213,6 @@ export async function openRepo (path: string, options: InitRepoOptions = {}): Pr
   const datastore = new LevelDatastore(db)
   await datastore.open()
   await blockstore.open()
-  await blockstore.sweep()
   const apiFile = join(path, API_FILE)
   return {
     path,
@@ -225,6 +224,7 @@ export async function openRepo (path: string, options: InitRepoOptions = {}): Pr
     setApiAddress: async (url) => { await writeFileAtomic(apiFile, `${url}\n`) },
     close: async () => {
       await rm(apiFile, { force: true })
+      await blockstore.close()
       await datastore.close()
     }
   }
