@@ -1,10 +1,7 @@
-#!/usr/bin/env -S node --max-semi-space-size=8 --external-memory-accounted-in-global-limit
+#!/usr/bin/env -S node --max-semi-space-size=8
 // A young generation of at most 8 MiB per semi-space keeps a daemon that streams
 // gigabytes near 300 MB of RSS (the default lets it grow by ~100 MB); measured
-// with `npm run bench -- content`. External memory counted in V8's global limit:
-// by default every 64 MB of new buffers (an add's chunks, a socket's reads)
-// started a full mark-compact of the whole heap, 7 per 200 MB add and half its
-// time; counted with the heap, they die in scavenges. Runners that start Node themselves pass the
+// with `npm run bench -- content`. Runners that start Node themselves pass the
 // flags of this line (see daemonNodeFlags in bench/lib/daemon.ts).
 import { enableCompileCache } from 'node:module'
 
