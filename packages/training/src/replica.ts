@@ -33,6 +33,11 @@ export interface SliceResult {
   computeMs: number
 }
 
+export interface ReplicaOptions {
+  /** onnxruntime's intra-op threads for the training graph; unset, its default (all cores). */
+  threads?: number
+}
+
 export interface ReplicaState {
   weights: Record<string, Float32Array>
   optimizer?: OptimizerState
@@ -68,10 +73,11 @@ export class Replica {
   /** Sessions by batch size: slices differ in size when a batch does not divide evenly, and at an epoch's end. */
   readonly #sessions = new Map<number, Promise<WorkerSession>>()
   readonly #size: number
+  readonly #threads?: number
   #version: number
 
   /** `state`'s weights are copied into memory the session threads share. */
-  constructor (architecture: Architecture, spec: TrainingSpec, totalSteps: number, state: ReplicaState) {
+  constructor (architecture: Architecture, spec: TrainingSpec, totalSteps: number, state: ReplicaState, options: ReplicaOptions = {}) {
     this.architecture = architecture
     this.spec = spec
     this.#size = architecture.parameters.reduce((n, p) => n + p.dims.reduce((a, b) => a * b, 1), 0)
@@ -81,6 +87,7 @@ export class Replica {
     this.#schedule = scheduleOf(spec, totalSteps)
     this.#optimizer = new OptimizerThread({ spec, totalSteps, parameters: architecture.parameters, weights: shared, resume: state.optimizer })
     this.#version = state.optimizer?.step ?? 0
+    this.#threads = options.threads
   }
 
   /** Optimizer steps applied so far, or sent to be: the version of the weights. */
@@ -110,7 +117,8 @@ export class Replica {
     if (session == null) {
       const graph = buildTrainingGraph(this.architecture.lossGraph(batchSize), { loss: 'loss', params: this.architecture.parameters.map(p => p.name), keep: ['correct'] })
       // Spinning threads would burn the cores the event loop needs between steps.
-      const options = { graphOptimizationLevel: 'all' as const, extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } }
+      const options: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all', extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } }
+      if (this.#threads != null) options.intraOpNumThreads = this.#threads
       session = WorkerSession.open({ model: writeModel(graph).model, options })
       this.#sessions.set(batchSize, session)
       session.catch(() => this.#sessions.delete(batchSize))
