@@ -275,9 +275,8 @@ export class Coordinator {
     const correct = answered.reduce((n, r) => n + r.correct, 0)
     const labels = answered.reduce((n, r) => n + r.labels, 0)
     const exchangeMs = Math.max(0, performance.now() - t0 - ownMs)
-    // The mean moves to the optimizer's thread and comes back, to be sent to the workers with the next step.
-    const { learningRate, gradient } = await replica.apply(mean, signal)
-    this.#update = floatBytes(gradient)
+    const { learningRate } = await replica.apply(mean, signal)
+    this.#update = floatBytes(mean)
     const stepMs = performance.now() - t0
     this.#roundMs.push(stepMs)
     if (this.#roundMs.length > 20) this.#roundMs.shift()

@@ -4,8 +4,8 @@
  * precision: hundreds of milliseconds for ten million of them, which the
  * node's HTTP, heartbeats and Raft cannot wait. The thread writes the
  * weights in place, in the SharedArrayBuffer the replica's session threads
- * read, and owns the optimizer's moments; each step's mean gradient moves
- * there and back, not copied. Messages are answered in the order they came,
+ * read, and owns the optimizer's moments; it reads each step's mean
+ * gradient from another SharedArrayBuffer. Messages are answered in the order they came,
  * so the state asked for after a step is the state after it.
  */
 import { Worker } from 'node:worker_threads'
@@ -38,14 +38,15 @@ export class OptimizerThread {
   }
 
   /**
-   * One step from the mean gradient, which moves to the thread, unusable
-   * here until it comes back with the learning rate used. On `signal` it
-   * stops waiting; the thread makes the step all the same.
+   * One step from the mean gradient put in the shared gradient buffer, which
+   * must stay as it is until the step is done; answers the learning rate
+   * used. On `signal` it stops waiting; the thread makes the step all the
+   * same.
    */
-  async step (gradient: Float32Array<ArrayBuffer>, signal?: AbortSignal): Promise<{ learningRate: number, gradient: Float32Array<ArrayBuffer> }> {
-    const reply = await this.#call({ type: 'step', id: this.#nextId++, gradient }, [gradient.buffer], signal)
+  async step (signal?: AbortSignal): Promise<number> {
+    const reply = await this.#call({ type: 'step', id: this.#nextId++ }, [], signal)
     if (reply.type !== 'step') throw new Error(`a ${reply.type} reply to a step`)
-    return reply
+    return reply.learningRate
   }
 
   /** A copy of the optimizer's state, after the steps sent before. */
