@@ -21,6 +21,8 @@ export class OptimizerThread {
   readonly #pending = new Map<number, { resolve: (reply: OptimizerReply) => void, reject: (err: Error) => void }>()
   readonly #exited: Promise<void>
   #nextId = 0
+  /** Steps asked for whose reply has not come, including steps whose callers stopped waiting. */
+  #outstanding = 0
   /** Set once the thread is gone: every call after fails with it. */
   #gone?: Error
 
@@ -28,7 +30,10 @@ export class OptimizerThread {
     this.#worker = new Worker(new URL('./optimizer-worker.ts', import.meta.url), { workerData: source })
     let failure: Error | undefined
     this.#worker.on('error', err => { failure ??= err })
-    this.#worker.on('message', (reply: OptimizerReply) => { this.#settle(reply) })
+    this.#worker.on('message', (reply: OptimizerReply) => {
+      if (reply.type === 'step') this.#outstanding--
+      this.#settle(reply)
+    })
     this.#exited = new Promise(resolve => {
       this.#worker.once('exit', code => {
         this.#fail(new ModelWorkerError(`the optimizer's worker thread stopped (exit code ${code})${failure == null ? '' : `: ${failure.message}`}`))
@@ -44,7 +49,7 @@ export class OptimizerThread {
    * same.
    */
   async step (signal?: AbortSignal): Promise<number> {
-    const reply = await this.#call({ type: 'step', id: this.#nextId++ }, [], signal)
+    const reply = await this.#call({ type: 'step', id: this.#nextId++ }, [], signal, () => { this.#outstanding++ })
     if (reply.type !== 'step') throw new Error(`a ${reply.type} reply to a step`)
     return reply.learningRate
   }
@@ -56,8 +61,15 @@ export class OptimizerThread {
     return reply.state
   }
 
-  /** Once the steps sent before are done, and so the weights are theirs. */
+  /**
+   * Once the steps sent before are done, and so the weights are theirs: at
+   * once when every step's reply came, without a message to the thread,
+   * whose wake-up costs each step a scheduling delay on busy cores.
+   */
   async settled (signal?: AbortSignal): Promise<void> {
+    signal?.throwIfAborted()
+    if (this.#gone != null) throw this.#gone
+    if (this.#outstanding === 0) return
     await this.#call({ type: 'settled', id: this.#nextId++ }, [], signal)
   }
 
@@ -72,7 +84,7 @@ export class OptimizerThread {
     clearTimeout(timer)
   }
 
-  async #call (request: OptimizerRequest, transfer: ArrayBuffer[], signal?: AbortSignal): Promise<OptimizerReply> {
+  async #call (request: OptimizerRequest, transfer: ArrayBuffer[], signal?: AbortSignal, sent?: () => void): Promise<OptimizerReply> {
     signal?.throwIfAborted()
     if (this.#gone != null) throw this.#gone
     return await new Promise((resolve, reject) => {
@@ -87,6 +99,7 @@ export class OptimizerThread {
         reject: err => { settled(); reject(err) }
       })
       this.#worker.postMessage(request, transfer)
+      sent?.()
     })
   }
 
