@@ -2,7 +2,11 @@
  * PyTorch as the training bench's peer (torch-training.py): Debian's
  * python3-torch, installed from apt at bench time when missing, with
  * OpenBLAS, since the reference BLAS that python3-torch pulls in by itself
- * makes PyTorch many times slower than it runs anywhere. The python3 on PATH
+ * makes PyTorch many times slower than it runs anywhere. OpenBLAS's OpenMP
+ * build, whose threads are PyTorch's own and wait passively, as the
+ * daemon's onnxruntime threads do: the pthreads build's spin beside
+ * PyTorch's, and on two busy cores its two threads ran 30 times slower
+ * than one. The python3 on PATH
  * may be another one without torch: /usr/bin/python3 is Debian's.
  */
 import { execFile } from 'node:child_process'
@@ -14,7 +18,7 @@ import { ROOT } from './daemon.ts'
 const run = promisify(execFile)
 const PYTHON = '/usr/bin/python3'
 const SCRIPT = join(ROOT, 'bench', 'lib', 'torch-training.py')
-const PACKAGES = ['python3-torch', 'libopenblas0-pthread']
+const PACKAGES = ['python3-torch', 'libopenblas0-openmp']
 
 export interface TorchShape {
   inputs: number
@@ -33,8 +37,7 @@ export async function ensureTorch (): Promise<void> {
 }
 
 async function python (args: Record<string, unknown>, threads: number): Promise<any> {
-  // OpenBLAS starts its own threads unless told; PyTorch's count covers only its OpenMP pool.
-  const env = { ...process.env, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads) }
+  const env = { ...process.env, OMP_NUM_THREADS: String(threads), OMP_WAIT_POLICY: 'PASSIVE' }
   const { stdout } = await run(PYTHON, [SCRIPT, JSON.stringify(args)], { env, timeout: 600_000 })
   return stdout.trim() === '' ? undefined : JSON.parse(stdout.trim().split('\n').at(-1) as string)
 }
