@@ -175,7 +175,7 @@ export async function main (): Promise<number> {
         const ddp = await torchDdp(torchShape(config, PAIR_THREADS))
         const ddpExchange = Math.max(0, ddp.stepMs - ddp.computeMs) / ddp.stepMs
         const ours = median(two.map(s => s.samples_per_second))
-        say(`gradient exchange on two nodes, ${name} (${params(config)} parameters): ${(exchange * 100).toFixed(1)}% of step time = ${(exchange / ddpExchange).toFixed(2)} x DDP's ${(ddpExchange * 100).toFixed(1)}% (target <= 1.2); median step ${median(two.map(s => s.step_ms)).toFixed(0)} ms against DDP's ${ddp.stepMs.toFixed(0)} ms (${ddp.computeMs.toFixed(0)} ms without the all-reduce); ${ours.toFixed(0)} samples/s = ${(ours / ddp.samplesPerSecond).toFixed(2)} x DDP's ${ddp.samplesPerSecond.toFixed(0)}`)
+        say(`gradient exchange on two nodes, ${name} (${params(config)} parameters): ${(exchange * 100).toFixed(1)}% of step time = ${ddpExchange > 0 ? `${(exchange / ddpExchange).toFixed(2)} x` : 'no ratio to'} DDP's ${(ddpExchange * 100).toFixed(1)}% (target <= 1.2); median step ${median(two.map(s => s.step_ms)).toFixed(0)} ms against DDP's ${ddp.stepMs.toFixed(0)} ms (${ddp.computeMs.toFixed(0)} ms without the all-reduce); ${ours.toFixed(0)} samples/s = ${(ours / ddp.samplesPerSecond).toFixed(2)} x DDP's ${ddp.samplesPerSecond.toFixed(0)}`)
       }
     }
 
