@@ -83,7 +83,12 @@ async function job (d: DaemonProcess, request: Record<string, unknown>, during?:
       await during?.(steps)
       const status: any = await (await fetch(`${d.url}/api/v1/training/status?session_id=${session}`)).json()
       if (status.status === 'failed') throw new Error(`training failed: ${status.error}`)
-      if (status.status === 'completed') return steps
+      if (status.status === 'completed') {
+        // A worker dropped is no failure of the job's, but a figure of it would measure fewer nodes.
+        const dropped = status.nodes?.filter((n: any) => n.drops > 0) ?? []
+        if (dropped.length > 0) say(`workers dropped: ${JSON.stringify(dropped)}`)
+        return steps
+      }
       await new Promise(resolve => setTimeout(resolve, 100))
     }
     throw new Error('the job did not finish in 10 minutes')
