@@ -55,7 +55,7 @@ export interface InferenceConfig {
   keepAliveMs: number
   /** `auto` takes CUDA when onnxruntime has it and the node has a GPU, else the CPU. */
   executionProvider: 'auto' | 'cpu' | 'cuda'
-  /** onnxruntime's threads per session; unset, all cores. */
+  /** onnxruntime's threads per session, inference and training alike; unset, all cores. */
   threads?: number
   /** Register the embedded default models on start when the cluster lacks them. */
   defaultModels: boolean

@@ -3,7 +3,10 @@
  * step's global batch is split over the workers in rank order; the
  * coordinator computes its own slice while the others compute theirs,
  * averages the gradients it gets back by their samples, and applies the mean. The mean goes out with
- * the next step's request, so a round costs one message each way. A worker
+ * the next step's request, so a round costs one message each way, and
+ * that request is sent as soon as the mean is ready, before the
+ * coordinator's own optimizer step: the workers' steps are made meanwhile,
+ * not one after the other. A worker
  * that fails or misses the deadline is dropped and its slice skipped, as
  * hivemind does; at the next checkpoint it is brought back with the
  * checkpoint's CID, as is a worker that joins. A pause or stop asked for
@@ -70,6 +73,22 @@ interface Member {
   sync?: string
   /** Slice sizes it has built training graphs for: a new size builds one, which the usual deadline does not allow for. */
   sizes: Set<number>
+  /** It applied the last update already, with a step sent ahead that its round did not use: its next request goes without. */
+  current?: boolean
+}
+
+/**
+ * The next round's steps, sent with the mean before the coordinator's own
+ * optimizer step. The round uses them when it has the same workers; else
+ * their answers are waited for and dropped.
+ */
+interface Ahead {
+  step: number
+  /** The workers of the round they were sent for, in rank order. */
+  ids: string[]
+  results: Map<Member, Promise<SliceResult | undefined>>
+  /** Aborted as the round they are for is: on a pause or stop asked for then. */
+  control: AbortController
 }
 
 /** Checkpoints kept pinned; older ones are unpinned once a newer one is recorded. */
@@ -87,6 +106,7 @@ export class Coordinator {
   readonly #pinned: string[] = []
   #roundMs: number[] = []
   #update: Uint8Array<ArrayBuffer> = new Uint8Array(0)
+  #ahead?: Ahead
   #lastReport = 0
 
   constructor (components: CoordinatorComponents, init: CoordinatorInit) {
@@ -223,7 +243,7 @@ export class Coordinator {
     const step = replica.version
     const active = this.#members.filter(m => m.worker.status === 'training')
     const slices = split(this.#batches.batch(step), active.length)
-    const usual = this.#deadline()
+    const sent = await this.#takeAhead(step, active, control)
     let ownMs = 0
     const results = await Promise.all(active.map(async (m, i): Promise<SliceResult | undefined> => {
       if (m.worker.id === this.#c.self) {
@@ -237,34 +257,7 @@ export class Coordinator {
           ownMs = performance.now() - t0
         }
       }
-      const fresh = m.sync != null || !m.sizes.has(slices[i].length)
-      const deadline = AbortSignal.any([signal, control, AbortSignal.timeout(fresh ? this.#init.firstRoundTimeoutMs : usual)])
-      try {
-        m.channel ??= await this.#c.open(m.worker, deadline)
-        const request: StepRequest = { jobId: BigInt(this.#init.job.jobId), round: BigInt(step), syncCid: m.sync ?? '', update: m.sync == null ? this.#update : new Uint8Array(0), version: BigInt(step), samples: Array.from(slices[i]), client: '' }
-        const response = await m.channel.step(request, deadline)
-        if (response.status !== StepResponse.Status.OK) throw new Error(response.status === StepResponse.Status.OUT_OF_SYNC ? 'out of sync' : `${response.errorName}: ${response.errorMessage}`)
-        // A late answer to a step given up on must not pass for this one.
-        if (response.round !== request.round || response.count !== slices[i].length) throw new Error(`an answer to round ${response.round} of ${response.count} samples in round ${step} of ${slices[i].length}`)
-        if (response.gradient.byteLength !== replica.size * 4) throw new Error(`a gradient of ${response.gradient.byteLength} bytes for ${replica.size} parameters`)
-        m.sync = undefined
-        m.sizes.add(slices[i].length)
-        return sliceOf(response)
-      } catch (err: any) {
-        if (signal.aborted) throw err
-        m.channel?.close()
-        m.channel = undefined
-        m.worker.status = 'dropped'
-        if (control.aborted) {
-          // No failure of the worker's: its step may have applied the last update, so it syncs again all the same.
-          this.#c.log('cutting the step of worker %s in job %d short at step %d - %s', m.worker.id, this.#init.job.jobId, step, control.reason.message)
-          return undefined
-        }
-        this.#c.log('dropping worker %s from job %d at step %d - %s', m.worker.id, this.#init.job.jobId, step, err.message)
-        m.worker.error = `step ${step}: ${String(err.message)}`
-        m.worker.drops = (m.worker.drops ?? 0) + 1
-        return undefined
-      }
+      return await (sent?.get(m) ?? this.#step(m, step, slices[i], signal, control))
     }))
     signal.throwIfAborted()
     const answered = results.filter(r => r != null)
@@ -275,9 +268,11 @@ export class Coordinator {
     const correct = answered.reduce((n, r) => n + r.correct, 0)
     const labels = answered.reduce((n, r) => n + r.labels, 0)
     const exchangeMs = Math.max(0, performance.now() - t0 - ownMs)
-    // The mean moves to the optimizer's thread and comes back, to be sent to the workers with the next step.
-    const { learningRate, gradient } = await replica.apply(mean, signal)
-    this.#update = floatBytes(gradient)
+    this.#update = floatBytes(mean)
+    // The round after a checkpoint may take workers in or back, and its slices are then others.
+    const next = step + 1
+    if (next < this.#total && next % this.#init.manifest.spec.checkpointEvery !== 0 && !control.aborted) this.#sendAhead(next, signal)
+    const { learningRate } = await replica.apply(mean, signal)
     const stepMs = performance.now() - t0
     this.#roundMs.push(stepMs)
     if (this.#roundMs.length > 20) this.#roundMs.shift()
@@ -293,6 +288,73 @@ export class Coordinator {
       learningRate
     }
     this.#c.onStep({ ...this.#last, jobId: this.#init.job.jobId, workers: answered.length, exchangeMs, stepMs })
+  }
+
+  /** One worker's step of a round: its answer, or undefined when it failed or was cut short, and it is then dropped. */
+  async #step (m: Member, step: number, slice: ArrayLike<number>, signal: AbortSignal, control: AbortSignal): Promise<SliceResult | undefined> {
+    const { replica } = this.#init
+    const fresh = m.sync != null || !m.sizes.has(slice.length)
+    const deadline = AbortSignal.any([signal, control, AbortSignal.timeout(fresh ? this.#init.firstRoundTimeoutMs : this.#deadline())])
+    try {
+      m.channel ??= await this.#c.open(m.worker, deadline)
+      const update = m.sync == null && m.current !== true ? this.#update : new Uint8Array(0)
+      m.current = false
+      const request: StepRequest = { jobId: BigInt(this.#init.job.jobId), round: BigInt(step), syncCid: m.sync ?? '', update, version: BigInt(step), samples: Array.from(slice), client: '' }
+      const response = await m.channel.step(request, deadline)
+      if (response.status !== StepResponse.Status.OK) throw new Error(response.status === StepResponse.Status.OUT_OF_SYNC ? 'out of sync' : `${response.errorName}: ${response.errorMessage}`)
+      // A late answer to a step given up on must not pass for this one.
+      if (response.round !== request.round || response.count !== slice.length) throw new Error(`an answer to round ${response.round} of ${response.count} samples in round ${step} of ${slice.length}`)
+      if (response.gradient.byteLength !== replica.size * 4) throw new Error(`a gradient of ${response.gradient.byteLength} bytes for ${replica.size} parameters`)
+      m.sync = undefined
+      m.sizes.add(slice.length)
+      return sliceOf(response)
+    } catch (err: any) {
+      if (signal.aborted) throw err
+      m.channel?.close()
+      m.channel = undefined
+      m.worker.status = 'dropped'
+      if (control.aborted) {
+        // No failure of the worker's: its step may have applied the last update, so it syncs again all the same.
+        this.#c.log('cutting the step of worker %s in job %d short at step %d - %s', m.worker.id, this.#init.job.jobId, step, control.reason.message)
+        return undefined
+      }
+      this.#c.log('dropping worker %s from job %d at step %d - %s', m.worker.id, this.#init.job.jobId, step, err.message)
+      m.worker.error = `step ${step}: ${String(err.message)}`
+      m.worker.drops = (m.worker.drops ?? 0) + 1
+      return undefined
+    }
+  }
+
+  /** Sends the workers their steps of the round after this one, with the mean just made. */
+  #sendAhead (step: number, signal: AbortSignal): void {
+    const active = this.#members.filter(m => m.worker.status === 'training')
+    const slices = split(this.#batches.batch(step), active.length)
+    const control = new AbortController()
+    const results = new Map<Member, Promise<SliceResult | undefined>>()
+    active.forEach((m, i) => {
+      // A job stopped meanwhile leaves these unread: the job's own abort is seen where the run is.
+      if (m.worker.id !== this.#c.self) results.set(m, this.#step(m, step, slices[i], signal, control.signal).catch(() => undefined))
+    })
+    this.#ahead = { step, ids: active.map(m => m.worker.id), results, control }
+  }
+
+  /**
+   * The steps sent ahead for this round, which its control cuts short from
+   * now on, if they went to its workers. Otherwise their answers are waited
+   * for, and the workers that answered have applied the update.
+   */
+  async #takeAhead (step: number, active: Member[], control: AbortSignal): Promise<Map<Member, Promise<SliceResult | undefined>> | undefined> {
+    const ahead = this.#ahead
+    this.#ahead = undefined
+    if (ahead == null) return undefined
+    const cut = (): void => { ahead.control.abort(control.reason) }
+    if (control.aborted) cut()
+    else control.addEventListener('abort', cut, { once: true })
+    if (ahead.step === step && ahead.ids.join() === active.map(m => m.worker.id).join()) return ahead.results
+    for (const [m, result] of ahead.results) {
+      if (await result != null) m.current = true
+    }
+    return undefined
   }
 
   /**

@@ -1,7 +1,7 @@
 /**
  * Data-parallel training across the cluster. A job goes into the Raft job
  * table; its coordinator splits every global batch over the workers, sums
- * their gradients over libp2p (/node-daemon/training/1.0.0) and sends the
+ * their gradients over libp2p (/node-daemon/training/2.0.0) and sends the
  * mean back, so that every replica applies the same update. External
  * worker processes take ranks too, through the node they connect to.
  * Datasets, checkpoints and trained models are content, named by CID.
@@ -17,7 +17,7 @@ export { Batches, split, stepsPerEpoch, totalSteps } from './batches.ts'
 export { Replica } from './replica.ts'
 export { TRAINING_PROTOCOL, StepRequest, StepResponse } from './protocol.ts'
 export { StepWorker } from './worker.ts'
-export type { StepWorkerComponents } from './worker.ts'
+export type { StepWorkerComponents, StepWorkerInit } from './worker.ts'
 export type { ExternalWorker, ExternalWorkerView, TaskAssignment, WorkerNotice } from './external.ts'
 export { parseDataset, describeDataset, encodeTextDataset, encodeTensorDataset } from './dataset.ts'
 export type { Dataset, DatasetInfo, TextDataset, TensorDataset } from './dataset.ts'

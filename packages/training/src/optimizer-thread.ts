@@ -4,8 +4,8 @@
  * precision: hundreds of milliseconds for ten million of them, which the
  * node's HTTP, heartbeats and Raft cannot wait. The thread writes the
  * weights in place, in the SharedArrayBuffer the replica's session threads
- * read, and owns the optimizer's moments; each step's mean gradient moves
- * there and back, not copied. Messages are answered in the order they came,
+ * read, and owns the optimizer's moments; it reads each step's mean
+ * gradient from another SharedArrayBuffer. Messages are answered in the order they came,
  * so the state asked for after a step is the state after it.
  */
 import { Worker } from 'node:worker_threads'
@@ -21,6 +21,8 @@ export class OptimizerThread {
   readonly #pending = new Map<number, { resolve: (reply: OptimizerReply) => void, reject: (err: Error) => void }>()
   readonly #exited: Promise<void>
   #nextId = 0
+  /** Steps asked for whose reply has not come, including steps whose callers stopped waiting. */
+  #outstanding = 0
   /** Set once the thread is gone: every call after fails with it. */
   #gone?: Error
 
@@ -28,7 +30,10 @@ export class OptimizerThread {
     this.#worker = new Worker(new URL('./optimizer-worker.ts', import.meta.url), { workerData: source })
     let failure: Error | undefined
     this.#worker.on('error', err => { failure ??= err })
-    this.#worker.on('message', (reply: OptimizerReply) => { this.#settle(reply) })
+    this.#worker.on('message', (reply: OptimizerReply) => {
+      if (reply.type === 'step') this.#outstanding--
+      this.#settle(reply)
+    })
     this.#exited = new Promise(resolve => {
       this.#worker.once('exit', code => {
         this.#fail(new ModelWorkerError(`the optimizer's worker thread stopped (exit code ${code})${failure == null ? '' : `: ${failure.message}`}`))
@@ -38,14 +43,15 @@ export class OptimizerThread {
   }
 
   /**
-   * One step from the mean gradient, which moves to the thread, unusable
-   * here until it comes back with the learning rate used. On `signal` it
-   * stops waiting; the thread makes the step all the same.
+   * One step from the mean gradient put in the shared gradient buffer, which
+   * must stay as it is until the step is done; answers the learning rate
+   * used. On `signal` it stops waiting; the thread makes the step all the
+   * same.
    */
-  async step (gradient: Float32Array<ArrayBuffer>, signal?: AbortSignal): Promise<{ learningRate: number, gradient: Float32Array<ArrayBuffer> }> {
-    const reply = await this.#call({ type: 'step', id: this.#nextId++, gradient }, [gradient.buffer], signal)
+  async step (signal?: AbortSignal): Promise<number> {
+    const reply = await this.#call({ type: 'step', id: this.#nextId++ }, [], signal, () => { this.#outstanding++ })
     if (reply.type !== 'step') throw new Error(`a ${reply.type} reply to a step`)
-    return reply
+    return reply.learningRate
   }
 
   /** A copy of the optimizer's state, after the steps sent before. */
@@ -55,8 +61,15 @@ export class OptimizerThread {
     return reply.state
   }
 
-  /** Once the steps sent before are done, and so the weights are theirs. */
+  /**
+   * Once the steps sent before are done, and so the weights are theirs: at
+   * once when every step's reply came, without a message to the thread,
+   * whose wake-up costs each step a scheduling delay on busy cores.
+   */
   async settled (signal?: AbortSignal): Promise<void> {
+    signal?.throwIfAborted()
+    if (this.#gone != null) throw this.#gone
+    if (this.#outstanding === 0) return
     await this.#call({ type: 'settled', id: this.#nextId++ }, [], signal)
   }
 
@@ -71,7 +84,7 @@ export class OptimizerThread {
     clearTimeout(timer)
   }
 
-  async #call (request: OptimizerRequest, transfer: ArrayBuffer[], signal?: AbortSignal): Promise<OptimizerReply> {
+  async #call (request: OptimizerRequest, transfer: ArrayBuffer[], signal?: AbortSignal, sent?: () => void): Promise<OptimizerReply> {
     signal?.throwIfAborted()
     if (this.#gone != null) throw this.#gone
     return await new Promise((resolve, reject) => {
@@ -86,6 +99,7 @@ export class OptimizerThread {
         reject: err => { settled(); reject(err) }
       })
       this.#worker.postMessage(request, transfer)
+      sent?.()
     })
   }
 

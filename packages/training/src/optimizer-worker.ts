@@ -15,6 +15,7 @@ const source = workerData as OptimizerSource
 const optimizer = optimizerOf(source)
 
 const weights = partsOf(source.parameters, new Float32Array(source.weights))
+const grads = partsOf(source.parameters, new Float32Array(source.gradient))
 
 function answer (request: OptimizerRequest): { reply: OptimizerReply, transfer: ArrayBuffer[] } {
   if (request.type === 'settled') return { reply: request, transfer: [] }
@@ -24,11 +25,10 @@ function answer (request: OptimizerRequest): { reply: OptimizerReply, transfer: 
     const transfer = Object.values(state.slots).flatMap(slot => Object.values(slot).map(t => t.buffer as ArrayBuffer))
     return { reply: { type: 'state', id: request.id, state }, transfer }
   }
-  const grads = partsOf(source.parameters, request.gradient)
-  // Clipping scales as the optimizer reads: the gradient goes back as it came, to be sent to other replicas.
+  // Clipping scales as the optimizer reads: the shared gradient is not written.
   const gradientScale = source.spec.clipNorm > 0 ? clipScale(grads, source.spec.clipNorm) : 1
   const learningRate = optimizer.step(weights, grads, { gradientScale })
-  return { reply: { type: 'step', id: request.id, learningRate, gradient: request.gradient }, transfer: [request.gradient.buffer] }
+  return { reply: { type: 'step', id: request.id, learningRate }, transfer: [] }
 }
 
 // An exception is a bug that leaves the weights half stepped: it ends the thread, and so fails the job with ModelWorkerError.

@@ -15,17 +15,20 @@ export interface OptimizerSource {
   parameters: ParameterShape[]
   /** The weights, all parameters concatenated in order. */
   weights: SharedArrayBuffer
+  /** Where each step's mean gradient is put before the step is asked for, laid out as the weights. */
+  gradient: SharedArrayBuffer
   resume?: OptimizerState
 }
 
 export type OptimizerRequest =
-  | { type: 'step', id: number, gradient: Float32Array<ArrayBuffer> }
+  /** A step from the gradient in the shared buffer, which stays as it is until the answer. */
+  | { type: 'step', id: number }
   | { type: 'state', id: number }
   /** Answered once the steps sent before are done. */
   | { type: 'settled', id: number }
 
 export type OptimizerReply =
-  | { type: 'step', id: number, learningRate: number, gradient: Float32Array<ArrayBuffer> }
+  | { type: 'step', id: number, learningRate: number }
   | { type: 'state', id: number, state: OptimizerState }
   | { type: 'settled', id: number }
 
@@ -35,7 +38,7 @@ export function scheduleOf (spec: TrainingSpec, total: number): Schedule {
   return warmupCosineSchedule({ peak: spec.learningRate, warmupSteps: spec.warmupSteps, totalSteps: total, final: spec.learningRate / 10 })
 }
 
-export function optimizerOf (source: Omit<OptimizerSource, 'weights'>): Optimizer {
+export function optimizerOf (source: Omit<OptimizerSource, 'weights' | 'gradient'>): Optimizer {
   const { spec, totalSteps, parameters, resume } = source
   const lr = scheduleOf(spec, totalSteps)
   if (spec.optimizer === 'sgd') return createSgd({ lr, momentum: spec.momentum, weightDecay: spec.weightDecay }, resume)

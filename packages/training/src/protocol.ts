@@ -1,17 +1,24 @@
 /**
- * /node-daemon/training/1.0.0 (protocols/training.proto): a coordinator
+ * /node-daemon/training/2.0.0 (protocols/training.proto): a coordinator
  * keeps one stream per worker and job, and each round writes a step and
- * reads the worker's gradient sums back. Gradients travel as raw float32
- * bytes inside the message: one copy in, one out.
+ * reads the worker's gradient back. A message's tensor (a request's update,
+ * a response's gradient) follows it as a raw length-prefixed frame rather
+ * than inside it: sent from the array itself, and copied once on arrival,
+ * into a fresh aligned buffer that the floats are then read from in place.
+ * Through protobuf, tens of MB a step were copied into the encoded message,
+ * joined again from the stream's chunks to decode it, and copied once more
+ * to be aligned.
  */
 import { peerIdFromString } from '@libp2p/peer-id'
-import { pbStream } from '@libp2p/utils'
+import { lpStream } from '@libp2p/utils'
 import { messageStreamOptions, openStream } from '@node-daemon/swarm'
 import { StepRequest, StepResponse } from '../../../protocols/training.js'
 import type { SliceResult } from './replica.ts'
-import type { Libp2p, Logger, Stream } from '@libp2p/interface'
+import type { AbortOptions, Libp2p, Logger, Stream } from '@libp2p/interface'
+import type { LengthPrefixedStream } from '@libp2p/utils'
+import type { Uint8ArrayList } from 'uint8arraylist'
 
-export const TRAINING_PROTOCOL = '/node-daemon/training/1.0.0'
+export const TRAINING_PROTOCOL = '/node-daemon/training/2.0.0'
 /** A float32 gradient of 128M parameters, plus room for the sample list. */
 const STREAM_OPTIONS = messageStreamOptions(512 * 1024 * 1024 + 1024 * 1024)
 /** A worker that hears nothing on a job's stream for this long lets it go. */
@@ -38,11 +45,46 @@ export function floatBytes (values: Float32Array): Uint8Array<ArrayBuffer> {
   return new Uint8Array(values.buffer as ArrayBuffer, values.byteOffset, values.byteLength)
 }
 
-/** A float32 array of message bytes; copied, since a message's bytes need not be 4-byte aligned. */
+/**
+ * A float32 view of tensor bytes: in place when they are 4-byte aligned, as
+ * a frame read here is; copied when not, as bytes inside a decoded message
+ * may be.
+ */
 export function bytesToFloats (bytes: Uint8Array): Float32Array<ArrayBuffer> {
+  if (bytes.byteOffset % 4 === 0 && bytes.buffer instanceof ArrayBuffer) return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4)
   const out = new Float32Array(bytes.byteLength / 4)
   new Uint8Array(out.buffer).set(bytes)
   return out
+}
+
+/** A frame's chunks joined into a fresh, aligned buffer: the one copy a received tensor costs. */
+function joined (list: Uint8ArrayList): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(list.byteLength)
+  let at = 0
+  for (const chunk of list) {
+    out.set(chunk, at)
+    at += chunk.byteLength
+  }
+  return out
+}
+
+interface Codec<T> {
+  encode: (message: T) => Uint8Array
+  decode: (bytes: Uint8Array | Uint8ArrayList) => T
+}
+
+const EMPTY = new Uint8Array(0)
+
+/** Writes a message with its tensor field emptied, then the tensor as a frame of its own, not copied. */
+async function writeFramed<K extends string, T extends Record<K, Uint8Array>> (lp: LengthPrefixedStream<Stream>, codec: Codec<T>, message: T, field: K, options: AbortOptions): Promise<void> {
+  await lp.writeV([codec.encode({ ...message, [field]: EMPTY }), message[field]], options)
+}
+
+/** Reads a message and the tensor frame after it into its tensor field. */
+async function readFramed<K extends string, T extends Record<K, Uint8Array>> (lp: LengthPrefixedStream<Stream>, codec: Codec<T>, field: K, options: AbortOptions): Promise<T> {
+  const message = codec.decode(await lp.read(options))
+  // A frame stays in the stream's chunks until it is whole; they are joined once.
+  return { ...message, [field]: joined(await lp.read(options)) }
 }
 
 /** A slice's result as a worker answers it; the gradient's bytes are not copied. */
@@ -50,7 +92,7 @@ export function stepResult (round: bigint, r: SliceResult): StepResponse {
   return { status: StepResponse.Status.OK, round, gradient: floatBytes(r.gradient), count: r.count, lossSum: r.lossSum, correct: r.correct, labels: r.labels, computeMs: r.computeMs, errorName: '', errorMessage: '' }
 }
 
-/** The result a worker answered, its gradient copied out of the message. */
+/** The result a worker answered; its gradient is copied only if the message's bytes are not aligned. */
 export function sliceOf (response: StepResponse): SliceResult {
   return { gradient: bytesToFloats(response.gradient), count: response.count, lossSum: response.lossSum, correct: response.correct, labels: response.labels, computeMs: response.computeMs }
 }
@@ -88,7 +130,7 @@ export class TrainingProtocol {
   }
 
   async #serve (stream: Stream, from: string): Promise<void> {
-    const pb = pbStream(stream, STREAM_OPTIONS)
+    const lp = lpStream(stream, STREAM_OPTIONS)
     // A coordinator that gave up on a step (its deadline, a pause) closes the stream: the step ends here too.
     const closed = new AbortController()
     stream.addEventListener('close', () => { closed.abort(new Error(`${from} closed the stream`)) }, { once: true })
@@ -97,9 +139,9 @@ export class TrainingProtocol {
       if (!this.#init.allow(from)) throw new Error(`${from} is not a member of this cluster`)
       for (;;) {
         const signal = AbortSignal.any([this.#shutdown.signal, AbortSignal.timeout(IDLE_TIMEOUT_MS)])
-        const request = await pb.read(StepRequest, { signal })
+        const request = await readFramed(lp, StepRequest, 'update', { signal })
         const response = await this.#init.handler(from, request, working)
-        await pb.write(response, StepResponse, { signal: this.#shutdown.signal })
+        await writeFramed(lp, StepResponse, response, 'gradient', { signal: this.#shutdown.signal })
       }
     } catch (err: any) {
       // The coordinator closing its end is how a job's stream normally ends.
@@ -111,14 +153,14 @@ export class TrainingProtocol {
   /** Opens a job's stream to a worker. */
   async open (peer: string, signal: AbortSignal): Promise<WorkerChannel> {
     const stream = await openStream(this.#components.libp2p, peerIdFromString(peer), TRAINING_PROTOCOL, signal)
-    const pb = pbStream(stream, STREAM_OPTIONS)
+    const lp = lpStream(stream, STREAM_OPTIONS)
     return {
       async step (request, signal) {
         const onAbort = (): void => { stream.abort(signal.reason instanceof Error ? signal.reason : new Error('aborted')) }
         signal.addEventListener('abort', onAbort, { once: true })
         try {
-          await pb.write(request, StepRequest, { signal })
-          return await pb.read(StepResponse, { signal })
+          await writeFramed(lp, StepRequest, request, 'update', { signal })
+          return await readFramed(lp, StepResponse, 'gradient', { signal })
         } finally {
           signal.removeEventListener('abort', onAbort)
         }

@@ -11,7 +11,9 @@
  * node's HTTP, heartbeats and Raft cannot wait. The weights lie in one
  * SharedArrayBuffer that the session threads read and the optimizer's
  * thread writes between steps; each step's gradient array moves to the
- * threads and back.
+ * session's thread and back, and the mean gradient is copied into a
+ * SharedArrayBuffer the optimizer's thread reads, so that the caller keeps
+ * it to send on while the step is made.
  */
 import * as ort from 'onnxruntime-node'
 import { buildTrainingGraph, gradientName, writeModel } from '@node-daemon/onnx'
@@ -31,6 +33,11 @@ export interface SliceResult {
   correct: number
   labels: number
   computeMs: number
+}
+
+export interface ReplicaOptions {
+  /** onnxruntime's intra-op threads for the training graph; unset, its default (all cores). */
+  threads?: number
 }
 
 export interface ReplicaState {
@@ -68,10 +75,13 @@ export class Replica {
   /** Sessions by batch size: slices differ in size when a batch does not divide evenly, and at an epoch's end. */
   readonly #sessions = new Map<number, Promise<WorkerSession>>()
   readonly #size: number
+  /** The mean gradient of the step being made, which the optimizer's thread reads. */
+  readonly #gradient: Float32Array<SharedArrayBuffer>
+  readonly #threads?: number
   #version: number
 
   /** `state`'s weights are copied into memory the session threads share. */
-  constructor (architecture: Architecture, spec: TrainingSpec, totalSteps: number, state: ReplicaState) {
+  constructor (architecture: Architecture, spec: TrainingSpec, totalSteps: number, state: ReplicaState, options: ReplicaOptions = {}) {
     this.architecture = architecture
     this.spec = spec
     this.#size = architecture.parameters.reduce((n, p) => n + p.dims.reduce((a, b) => a * b, 1), 0)
@@ -79,8 +89,10 @@ export class Replica {
     this.weights = partsOf(architecture.parameters, new Float32Array(shared))
     for (const p of architecture.parameters) this.weights[p.name].set(state.weights[p.name])
     this.#schedule = scheduleOf(spec, totalSteps)
-    this.#optimizer = new OptimizerThread({ spec, totalSteps, parameters: architecture.parameters, weights: shared, resume: state.optimizer })
+    this.#gradient = new Float32Array(new SharedArrayBuffer(this.#size * 4))
+    this.#optimizer = new OptimizerThread({ spec, totalSteps, parameters: architecture.parameters, weights: shared, gradient: this.#gradient.buffer, resume: state.optimizer })
     this.#version = state.optimizer?.step ?? 0
+    this.#threads = options.threads
   }
 
   /** Optimizer steps applied so far, or sent to be: the version of the weights. */
@@ -110,7 +122,8 @@ export class Replica {
     if (session == null) {
       const graph = buildTrainingGraph(this.architecture.lossGraph(batchSize), { loss: 'loss', params: this.architecture.parameters.map(p => p.name), keep: ['correct'] })
       // Spinning threads would burn the cores the event loop needs between steps.
-      const options = { graphOptimizationLevel: 'all' as const, extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } }
+      const options: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all', extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } }
+      if (this.#threads != null) options.intraOpNumThreads = this.#threads
       session = WorkerSession.open({ model: writeModel(graph).model, options })
       this.#sessions.set(batchSize, session)
       session.catch(() => this.#sessions.delete(batchSize))
@@ -148,16 +161,21 @@ export class Replica {
 
   /**
    * Applies the mean gradient of a step in the optimizer's thread: clipping,
-   * then one optimizer step. `mean` moves there; the learning rate used and
-   * the gradient, unchanged, come back. On `signal` it stops waiting: the
-   * step is made all the same, and the next compute or state waits for it.
+   * then one optimizer step; answers the learning rate used. `mean` is
+   * copied there, and stays the caller's, unchanged, to be sent to other
+   * replicas while the step is made. On `signal` it stops waiting: once
+   * asked for, the step is made all the same, and the next compute or state
+   * waits for it.
    */
-  async apply (mean: Float32Array<ArrayBuffer>, signal?: AbortSignal): Promise<{ learningRate: number, gradient: Float32Array<ArrayBuffer> }> {
+  async apply (mean: Float32Array, signal?: AbortSignal): Promise<{ learningRate: number }> {
     // Refused before it goes: a step that failed halfway would leave the replica neither at this version nor the last.
     if (mean.length !== this.#size) throw new RangeError(`a gradient of ${mean.length} values for ${this.#size} parameters`)
-    const step = this.#optimizer.step(mean, signal)
+    // The thread may still read the last step's gradient, if its caller stopped waiting for it.
+    await this.#optimizer.settled(signal)
+    this.#gradient.set(mean)
+    const step = this.#optimizer.step(signal)
     this.#version++
-    return await step
+    return { learningRate: await step }
   }
 
   async release (): Promise<void> {

@@ -56,6 +56,8 @@ export interface TrainingInit {
   minRoundTimeoutMs?: number
   /** How long a coordinator taking a job over tries to read a checkpoint before it falls back to the one before. Default 2 min. */
   checkpointReadTimeoutMs?: number
+  /** onnxruntime's intra-op threads for a training graph (the node's `inference.threads`); unset, its default, all cores. */
+  threads?: number
 }
 
 /** What a user asks for: the API families map onto this. */
@@ -123,7 +125,7 @@ const encoder = new TextEncoder()
 
 export class TrainingService extends TypedEventEmitter<TrainingEvents> {
   readonly #c: TrainingComponents
-  readonly #init: Required<TrainingInit>
+  readonly #init: Required<Omit<TrainingInit, 'threads'>>
   readonly #protocol: TrainingProtocol
   readonly #coordinating = new Map<number, AbortController>()
   readonly #worker: StepWorker
@@ -143,7 +145,7 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
       minRoundTimeoutMs: init.minRoundTimeoutMs ?? 10_000,
       checkpointReadTimeoutMs: init.checkpointReadTimeoutMs ?? 120_000
     }
-    this.#worker = new StepWorker({ content: components.content, log: components.log })
+    this.#worker = new StepWorker({ content: components.content, log: components.log }, { threads: init.threads })
     this.loaders = new DataLoaders({
       content: components.content,
       resolve: async (name, options = {}) => {

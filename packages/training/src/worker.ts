@@ -37,13 +37,20 @@ export interface StepWorkerComponents {
   log: Logger
 }
 
+export interface StepWorkerInit {
+  /** onnxruntime's intra-op threads for each replica's training graph; unset, its default. */
+  threads?: number
+}
+
 export class StepWorker {
   readonly #c: StepWorkerComponents
+  readonly #init: StepWorkerInit
   readonly #working = new Map<number, WorkerJob>()
   readonly #prepared = new Map<string, Promise<Prepared>>()
 
-  constructor (components: StepWorkerComponents) {
+  constructor (components: StepWorkerComponents, init: StepWorkerInit = {}) {
     this.#c = components
+    this.#init = init
   }
 
   /** How far the replica of a job has come, if this worker holds one. */
@@ -77,7 +84,7 @@ export class StepWorker {
   async replicaOf (checkpoint: Checkpoint, signal: AbortSignal): Promise<WorkerJob> {
     const prepared = await this.prepare(checkpoint.manifest, { signal })
     const total = totalSteps(planOf(checkpoint.manifest.spec, prepared.samples.count))
-    return { replica: new Replica(prepared.architecture, checkpoint.manifest.spec, total, checkpoint.state), prepared, totalSteps: total }
+    return { replica: new Replica(prepared.architecture, checkpoint.manifest.spec, total, checkpoint.state, { threads: this.#init.threads }), prepared, totalSteps: total }
   }
 
   /** Tokenized or decoded samples of a dataset for a model; cached, since every checkpoint of a job shares them. */

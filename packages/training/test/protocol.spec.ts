@@ -2,8 +2,8 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { logger } from '@libp2p/logger'
 import { introduce, startLibp2p } from '../../../test/helpers/raft.ts'
-import { bytesToFloats, floatBytes, stepFailure, StepResponse, stepResult, TrainingProtocol } from '../src/protocol.ts'
-import type { StepRequest } from '../src/protocol.ts'
+import { lpStream } from '@libp2p/utils'
+import { bytesToFloats, floatBytes, StepRequest, stepFailure, StepResponse, stepResult, TRAINING_PROTOCOL, TrainingProtocol } from '../src/protocol.ts'
 import type { Libp2p } from '@libp2p/interface'
 
 /** 2M parameters: 8 MiB each way, twice the 4 MiB a libp2p stream buffers by default. */
@@ -56,6 +56,36 @@ describe('the training protocol', () => {
     } finally {
       channel.close()
     }
+  })
+
+  it('sends each message\'s tensor after it as a raw length-prefixed frame, as protocols/training.proto documents', async () => {
+    allowed.add(coordinator.peerId.toString())
+    const stream = await coordinator.dialProtocol(worker.peerId, TRAINING_PROTOCOL, { signal: AbortSignal.timeout(10_000) })
+    const lp = lpStream(stream)
+    try {
+      const update = new Float32Array([1.5, -2, 3])
+      await lp.writeV([StepRequest.encode({ ...request(new Float32Array(0)), samples: [7] }), floatBytes(update)], { signal: AbortSignal.timeout(10_000) })
+      const response = StepResponse.decode(await lp.read({ signal: AbortSignal.timeout(10_000) }))
+      assert.equal(response.status, StepResponse.Status.OK, response.errorMessage)
+      assert.equal(response.count, 1)
+      assert.equal(response.gradient.byteLength, 0, 'the gradient is not inside the message')
+      const frame = (await lp.read({ signal: AbortSignal.timeout(10_000) })).subarray()
+      assert.deepEqual(bytesToFloats(frame), new Float32Array([3, -4, 6]))
+    } finally {
+      stream.abort(new Error('done'))
+    }
+  })
+
+  it('reads aligned tensor bytes in place and copies only unaligned ones', () => {
+    const floats = new Float32Array([1, 2, 3])
+    const aligned = bytesToFloats(floatBytes(floats))
+    assert.equal(aligned.buffer, floats.buffer)
+    assert.deepEqual(aligned, floats)
+    const bytes = new Uint8Array(13)
+    bytes.set(floatBytes(floats), 1)
+    const unaligned = bytesToFloats(bytes.subarray(1))
+    assert.notEqual(unaligned.buffer, bytes.buffer)
+    assert.deepEqual(unaligned, floats)
   })
 
   it('refuses a peer that is not a member of the cluster', async () => {

@@ -97,7 +97,7 @@ function wide (): { replica: Replica, data: ReturnType<ReturnType<typeof archite
 }
 
 describe('a replica\'s steps in a worker thread', () => {
-  it('keep the event loop turning, reading weights shared with the thread and moving the gradient there and back', async () => {
+  it('keep the event loop turning, reading weights shared with the thread, and leave the applied gradient to the caller', async () => {
     const { replica, data, all } = wide()
     try {
       assert.ok(Object.values(replica.weights).every(w => w.buffer instanceof SharedArrayBuffer))
@@ -112,10 +112,11 @@ describe('a replica\'s steps in a worker thread', () => {
       assert.equal(gradient.length, replica.size)
       assert.ok(gradient.some(g => g !== 0))
       const before = Float32Array.from(replica.weights['layers.0.weight'])
-      const applied = await replica.apply(gradient)
+      const sent = Float32Array.from(gradient)
+      await replica.apply(gradient)
       assert.notDeepEqual(replica.weights['layers.0.weight'], before)
-      assert.equal(gradient.buffer.detached, true, 'moved to the optimizer\'s thread')
-      assert.equal(applied.gradient.length, replica.size, 'and back')
+      // A coordinator sends the mean on to its workers while its own step is made.
+      assert.deepEqual(gradient, sent, 'the caller keeps the gradient as it was')
     } finally {
       await replica.release()
     }

@@ -1,0 +1,92 @@
+/**
+ * The gradient exchange of a two-node job, between two in-process daemons
+ * in one cluster. The second node answers steps with a StepWorker of this
+ * test's, behind the real /node-daemon/training protocol, so that its
+ * replica can be read once the job is done: its weights must be those of
+ * the coordinator's checkpoint at the same step, bit for bit. The next
+ * step's request leaves with the mean, before the coordinator's own
+ * optimizer step: the worker gets it before the coordinator reports the
+ * step it finished.
+ */
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { logger } from '@libp2p/logger'
+import { blobs } from '../../../test/helpers/training.ts'
+import { waitFor } from '../../../test/helpers/cluster.ts'
+import { startTestDaemon } from '../../../test/helpers/daemon.ts'
+import { StepResponse, TrainingProtocol } from '../src/protocol.ts'
+import { StepWorker } from '../src/worker.ts'
+import type { TestDaemon } from '../../../test/helpers/daemon.ts'
+
+const log = logger('node-daemon:test-exchange')
+/** About 1M parameters: an AdamW step in double precision takes the coordinator milliseconds, a message far less. */
+const MODEL = { model_type: 'mlp-classifier', inputs: 4, hidden: [1024, 1024], classes: 3 }
+
+describe('the gradient exchange of two nodes', () => {
+  let a: TestDaemon
+  let b: TestDaemon
+  let steps: StepWorker
+  let protocol: TrainingProtocol
+  /** Per request the second node got: its round, and the steps the coordinator had reported by then. */
+  const arrivals: Array<{ round: number, reported: number }> = []
+  let reported = 0
+
+  before(async () => {
+    a = await startTestDaemon()
+    b = await startTestDaemon({ swarm: { bootstrap: [a.swarmAddr] } })
+    await waitFor('the second node in the cluster', async () => a.node.cluster.status().voters.includes(b.node.peerId) || a.node.cluster.status().learners.includes(b.node.peerId), 60_000)
+    // The second node's own service gives way to a worker this test can read.
+    await b.node.training.stop()
+    steps = new StepWorker({ content: b.node.content, log })
+    protocol = new TrainingProtocol({ libp2p: b.node.swarm, log }, {
+      allow: peer => peer === a.node.peerId,
+      handler: async (_from, request, signal) => {
+        arrivals.push({ round: Number(request.round), reported })
+        return steps.answer(request, signal)
+      }
+    })
+    await protocol.start()
+    a.node.training.addEventListener('step', () => { reported++ })
+  })
+
+  after(async () => {
+    await protocol?.stop()
+    await steps?.release()
+    await b?.cleanup()
+    await a?.cleanup()
+  })
+
+  it('keeps the replicas bit-identical and sends each step with the mean, before the coordinator\'s optimizer step', async () => {
+    const { cid: dataset } = await a.node.training.addDataset(blobs(120, 1), { name: 'blobs' })
+    // 8 steps; the checkpoint at step 7 holds the weights the worker has after the last update it is sent.
+    const job = await a.node.training.submit({ model: MODEL, dataset, batchSize: 30, epochs: 2, learningRate: 1e-3, seed: 1, checkpointEvery: 7, nodes: [a.node.peerId, b.node.peerId] })
+    const done = await waitFor('the job to end', async () => {
+      const j = await a.node.training.job(job.jobId)
+      return ['completed', 'failed', 'stopped'].includes(j.status) ? j : undefined
+    }, 180_000)
+    assert.equal(done.status, 'completed', done.error)
+    assert.ok(done.training?.workers.every(w => w.status === 'training' && (w.drops ?? 0) === 0), JSON.stringify(done.training?.workers))
+    assert.equal(arrivals.length, 8)
+
+    // Rounds 1 to 6 went out with the mean of the round before; round 7 follows the checkpoint.
+    const ahead = arrivals.filter(r => r.round >= 1 && r.round < 7 && r.reported < r.round)
+    assert.ok(ahead.length > 0, `every request came after the coordinator reported the step before it: ${JSON.stringify(arrivals)}`)
+
+    // The worker's replica is at step 7: the mean of round 8 goes out with no next request.
+    const checkpoint = done.training?.checkpoints.find(c => c.step === 7)
+    assert.ok(checkpoint != null, JSON.stringify(done.training?.checkpoints))
+    const probe = { jobId: BigInt(job.jobId), round: 100n, syncCid: '', update: new Uint8Array(0), version: 7n, samples: [0, 1, 2, 3, 4], client: '' }
+    const worker = await steps.answer(probe, AbortSignal.timeout(60_000))
+    assert.equal(worker.status, StepResponse.Status.OK, worker.errorMessage)
+    // The coordinator's weights at step 7, in a replica of their own, give the same gradient only if the weights are the same.
+    const reference = new StepWorker({ content: a.node.content, log })
+    try {
+      const coordinator = await reference.answer({ ...probe, syncCid: checkpoint.cid }, AbortSignal.timeout(60_000))
+      assert.equal(coordinator.status, StepResponse.Status.OK, coordinator.errorMessage)
+      assert.ok(Buffer.from(worker.gradient).equals(Buffer.from(coordinator.gradient)), 'the worker\'s weights differ from the coordinator\'s')
+      assert.equal(worker.lossSum, coordinator.lossSum)
+    } finally {
+      await reference.release()
+    }
+  })
+})
