@@ -84,9 +84,6 @@ interface Figures {
   min: number
   max: number
   rssMB: number
-  /** RSS over that before the first node started, per node, at SMALL_NODES and at `nodes`. */
-  smallPerNodeMB: number
-  perNodeMB: number
   cores: number
 }
 
@@ -132,6 +129,11 @@ async function scenario (size: number, settings: Settings, cleanup: Cleanup): Pr
   const m = membership(cluster.nodes)
   say(`  joined: ${size} nodes members and caught up after ${seconds(joinMs)}, ${m.voters} voters and ${m.learners} learners after ${seconds(votersMs)}`)
   say(`  gossip: every node heard every other's heartbeat after ${seconds(heardMs)}`)
+  // Told here, so that a later step that fails leaves them printed.
+  if (size > SMALL_NODES) {
+    say(`  join against the target: ${seconds(joinMs)} = ${(joinMs / JOIN_TARGET_MS).toFixed(2)} x the ${seconds(JOIN_TARGET_MS)} target`)
+    say(`  memory per node: ${perNodeMB.toFixed(1)} MB at ${size} nodes = ${(perNodeMB / smallPerNodeMB).toFixed(2)} x the ${smallPerNodeMB.toFixed(1)} MB at ${SMALL_NODES} nodes  [RSS after a full GC, over that before the first node started, once every node joined]`)
+  }
 
   const [first] = cluster.nodes
   const cids: string[] = []
@@ -155,8 +157,6 @@ async function scenario (size: number, settings: Settings, cleanup: Cleanup): Pr
     min,
     max,
     rssMB: process.memoryUsage().rss / MB,
-    smallPerNodeMB,
-    perNodeMB,
     cores: (cpu.user + cpu.system) / 1000 / (performance.now() - t0)
   }
   say(`  pins: ${settings.pins} added in ${seconds(ingestMs)} (${(settings.pins / ingestMs * 1000).toFixed(0)} pins/s), all ${settings.pins * REPLICATION} replicas pinned after ${seconds(convergeMs)}, ${min}-${max} per node`)
@@ -187,8 +187,6 @@ export async function main (): Promise<number> {
       say(`time to hear all heartbeats: ${seconds(big.heardMs)} from the first start = ${ratio(big.heardMs, base.heardMs)} the ${BASELINE_NODES}-node cluster's ${seconds(base.heardMs)}  [${seconds(big.heardMs - big.joinMs)} after the last node joined; ${big.nodes * (big.nodes - 1)} node pairs]`)
       say(`pin ingestion: ${seconds(big.ingestMs)} for ${pins} pins = ${ratio(big.ingestMs, base.ingestMs)} the ${BASELINE_NODES}-node cluster's ${seconds(base.ingestMs)}`)
       say(`time to converge the pinset: ${seconds(big.convergeMs)} from the first pinAdd = ${ratio(big.convergeMs, base.convergeMs)} the ${BASELINE_NODES}-node cluster's ${seconds(base.convergeMs)}  [allocations per node ${big.min}-${big.max}, average ${average.toFixed(1)}]`)
-      say(`join against the target: ${seconds(big.joinMs)} = ${(big.joinMs / JOIN_TARGET_MS).toFixed(2)} x the ${seconds(JOIN_TARGET_MS)} target`)
-      if (Number.isFinite(big.smallPerNodeMB)) say(`memory per node: ${big.perNodeMB.toFixed(1)} MB at ${nodes} nodes = ${(big.perNodeMB / big.smallPerNodeMB).toFixed(2)} x the ${big.smallPerNodeMB.toFixed(1)} MB at ${SMALL_NODES} nodes  [RSS after a full GC, over that before the first node started, once every node joined]`)
       say(`process: rss ${big.rssMB.toFixed(0)} MB with ${nodes} nodes (${(big.rssMB / nodes).toFixed(1)} MB per node), ${big.cores.toFixed(2)} cores busy on average over the ${nodes}-node run`)
       return 0
     } catch (err: any) {
