@@ -191,6 +191,8 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
   /** Peers known from a join answer, before the replicated state names them. */
   private readonly introduced = new Set<string>()
   private peersDirty = false
+  /** Discovered members being dialled (see onDiscovery). */
+  private readonly dialling = new Set<string>()
   private joining?: Promise<void>
   private lastReport = 0
   private beating = false
@@ -230,6 +232,7 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
     this.manager = new MembershipManager(this.init)
     this.state = new ClusterState((type, detail) => {
       if (type === 'NodeLeft' && (detail as { id: string }).id === this.id) this.noteRemoved()
+      if (type === 'NodeJoined') this.learnJoined((detail as { id: string }).id)
       this.safeDispatchEvent(type, { detail } as any)
     })
     this.state.onApplied = () => { this.peersDirty = true }
@@ -293,6 +296,7 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
     if (this.membership != null) {
       await this.startRaft(this.membership)
     } else {
+      await this.startTransport()
       this.joining = this.joinLoop()
     }
     await this.tracker.start()
@@ -331,8 +335,15 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
     await this.components.datastore.put(MEMBERSHIP_KEY, new TextEncoder().encode(JSON.stringify(m)))
   }
 
-  private async startRaft (m: Membership): Promise<void> {
-    this.storage = await openRaftStorage(join(this.init.dir, 'raft'), { confState: m.genesis })
+  /**
+   * Raft's protocol is served from the start, before this node asks to join:
+   * the leader writes to a new learner the moment its admission commits, and
+   * a dial that found no handler would hold its messages back for the
+   * transport's redial delay, half a second on every join. Streams from peers
+   * that are not members yet are refused, and messages that come before Raft
+   * starts are lost, as Raft allows; the leader's next heartbeat gets through.
+   */
+  private async startTransport (): Promise<Libp2pRaftTransport> {
     this.transport = createRaftTransport({ libp2p: this.components.libp2p }, {
       isMember: (peer) => this.isMember(peer),
       mayLead: (peer) => this.trusts(peer),
@@ -340,7 +351,13 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
       mayPropose: (peer, proposal) => this.trusts(peer) || untrustedMayPropose(peer, proposal)
     })
     await this.transport.start()
-    this.raft = createRaftNode({ transport: this.transport, storage: this.storage, logger: this.components.logger }, {
+    return this.transport
+  }
+
+  private async startRaft (m: Membership): Promise<void> {
+    this.storage = await openRaftStorage(join(this.init.dir, 'raft'), { confState: m.genesis })
+    const transport = this.transport ?? await this.startTransport()
+    this.raft = createRaftNode({ transport, storage: this.storage, logger: this.components.logger }, {
       id: this.id,
       stateMachine: this.state,
       tickMs: this.init.tickMs,
@@ -529,6 +546,17 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
     }
   }
 
+  /**
+   * A node that joined is put in the peer store as its conf change applies,
+   * not at the next heartbeat: the leader replicates to it at once, and a
+   * dial by peer id with no address known asks the DHT, a lookup per join.
+   */
+  private learnJoined (id: string): void {
+    const node = this.state.nodes.get(id)
+    if (node == null || id === this.id || !this.running) return
+    void this.learnPeers([node])
+  }
+
   private isMember (peer: string): boolean {
     if (this.state.nodes.has(peer) || this.introduced.has(peer)) return true
     if (this.raft == null) return false
@@ -546,11 +574,14 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
   private readonly onDiscovery = (evt: CustomEvent<PeerInfo>): void => {
     const peer = evt.detail.id
     const id = peer.toString()
-    if (!this.running || !this.isMember(id) || this.components.libp2p.getConnections(peer).length > 0) return
+    if (!this.running || !this.isMember(id) || this.dialling.has(id) || this.components.libp2p.getConnections(peer).length > 0) return
     const voter = this.raft?.status().config.voters.includes(id) === true
-    if (!voter && this.components.libp2p.getConnections().length >= GOSSIP_NEIGHBOURS) return
+    // Dials under way count: a join answer names every member at once, and each was dialled before the first connected.
+    if (!voter && this.components.libp2p.getConnections().length + this.dialling.size >= GOSSIP_NEIGHBOURS) return
+    this.dialling.add(id)
     this.components.libp2p.dial(peer, { signal: AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(10_000)]) })
       .catch((err: Error) => { this.log('dialling discovered member %p failed - %e', peer, err) })
+      .finally(() => { this.dialling.delete(id) })
   }
 
   // ---- heartbeats and the leader's duties

@@ -239,9 +239,15 @@ export async function createMemoryCluster (timings: ClusterTimings): Promise<Mem
         options.signal?.throwIfAborted()
         const bootstrap = nodes.length === 0 ? undefined : bootstrapPeers
         const size = nodes.length === 0 ? 1 : Math.min(options.wave, total - nodes.length)
-        await Promise.all(Array.from({ length: size }, async () => {
+        const first = nodes.length
+        const started = Promise.all(Array.from({ length: size }, async () => {
           nodes.push(await startMemoryNode(root, bootstrap?.() ?? [], timings))
         }))
+        // A start that never returns is told at the deadline, as a join that never completes is.
+        let settled = false
+        started.then(() => { settled = true }, () => { settled = true })
+        await waitFor(`starting nodes ${first} to ${first + size - 1}`, () => ({ done: settled, detail: `${nodes.length - first} of ${size} started` }), { timeoutMs: options.joinTimeoutMs, signal: options.signal })
+        await started
         await waitFor(`joining nodes ${nodes.length - size} to ${nodes.length - 1}`, () => membership(nodes), { timeoutMs: options.joinTimeoutMs, signal: options.signal })
         options.onWave?.(nodes.length, membership(nodes).detail)
       }
