@@ -12,7 +12,7 @@ import { CountedBitswap } from './bitswap.ts'
 import type { BitswapOptions } from '@helia/bitswap'
 import type { HeliaWithLibp2p } from '@helia/libp2p'
 import type { Blocks, BlockBroker, BlockRetrievalOptions, SessionBlockBroker } from '@helia/interface'
-import type { ComponentLogger, Connection, Libp2p, Logger, PeerId, ServiceMap, Startable, Stream } from '@libp2p/interface'
+import type { ComponentLogger, Connection, Libp2p, Logger, MultiaddrConnection, PeerId, ServiceMap, Startable, Stream } from '@libp2p/interface'
 import type { MultihashHasher } from 'multiformats/hashes/interface'
 
 /** Versioned id of the block-stream protocol; the wire format is protocols/blocks.proto. */
@@ -69,7 +69,7 @@ export interface BlockStreamInit {
 
 export interface BlockStreamComponents {
   /** Helia creates libp2p when it starts, so the broker asks for it then. */
-  libp2p: () => Pick<Libp2p, 'handle' | 'unhandle' | 'register' | 'unregister' | 'getConnections' | 'peerStore'>
+  libp2p: () => Pick<Libp2p, 'handle' | 'unhandle' | 'register' | 'unregister' | 'getConnections' | 'peerStore' | 'metrics'>
   /**
    * Serving reads go through `get` with `offline: true`: a peer's request never
    * makes this node fetch. `has` keeps read-ahead from fetching what is local.
@@ -322,7 +322,7 @@ export class BlockStream implements BlockBroker, Startable {
       this.channels = new SealedListener({
         host: init.channelHost,
         log: components.logger.forComponent('node-daemon:block-stream:sealed'),
-        onStream: (stream, offer) => { void this.serve(stream, offer.context as PeerId) }
+        onStream: (stream, offer) => { void this.serve(this.counted(stream), offer.context as PeerId) }
       })
     }
   }
@@ -642,7 +642,7 @@ export class BlockStream implements BlockBroker, Startable {
     if (peer.sealed) {
       try {
         // A port a firewall drops would otherwise hold the first fetch from this peer for the whole request timeout.
-        stream = await this.openSealed(connection, AbortSignal.any([signal, AbortSignal.timeout(SEALED_OPEN_MS)]))
+        stream = this.counted(await this.openSealed(connection, AbortSignal.any([signal, AbortSignal.timeout(SEALED_OPEN_MS)])))
       } catch (err: any) {
         this.shutdown.signal.throwIfAborted()
         this.log('no sealed channel to %p, block streams go over libp2p - %e', peer.id, err)
@@ -715,6 +715,20 @@ export class BlockStream implements BlockBroker, Startable {
    * The stream has its own deadlines: it closes after idleTimeoutMs without
    * requests, and ends if the asker leaves an answer unread for writeTimeoutMs.
    */
+  /**
+   * A sealed channel's bytes counted where libp2p counts a connection's and a
+   * block stream's (libp2p_data_transfer_bytes_total), so that stats/bw,
+   * network_usage and /metrics still see the blocks that leave libp2p.
+   */
+  private counted (stream: Stream): Stream {
+    const metrics = this.components.libp2p().metrics
+    stream.protocol = BLOCK_STREAM_PROTOCOL
+    // A channel is a connection of its own: libp2p's count only wraps its send and message events.
+    metrics?.trackMultiaddrConnection(stream as unknown as MultiaddrConnection)
+    metrics?.trackProtocolStream(stream)
+    return stream
+  }
+
   private async serve (stream: Stream, remotePeer: PeerId): Promise<void> {
     this.inbound.add(stream)
     const queue: BlockRequest[] = []
