@@ -166,7 +166,10 @@ describe('Kubo commands of a node without peers: name/pubsub, routing/provide|pu
   })
 
   it('collects a zip of V8 profiles and version.json with diag/profile, honouring collectors and profile-time', async () => {
-    const res = await rpc(daemon, 'diag/profile', { 'profile-time': '500ms' })
+    const profiling = rpc(daemon, 'diag/profile', { 'profile-time': '500ms' })
+    // Work for the samplers: blocks the node keeps (and indexes) while they run.
+    for (let i = 0; i < 20; i++) await rpc(daemon, 'add', {}, { body: formOf([{ path: `p${i}.txt`, content: `kept while profiling ${i}\n` }]) })
+    const res = await profiling
     assert.equal(res.status, 200)
     assert.equal(res.headers.get('content-type'), 'application/zip')
     const files = await unzipped(new Uint8Array(await res.arrayBuffer()))
