@@ -258,7 +258,7 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
       applied: this.applied,
       random: this.settings.raft?.random ?? this.random
     })
-    this.transport.setPeers(this.others(confState))
+    this.transport.setPeers(this.others(confState), this.electors(confState))
     this.transport.addEventListener('message', this.onMessage)
     this.transport.addEventListener('unreachable', this.onUnreachable)
     this.transport.addEventListener('snapshot-status', this.onSnapshotStatus)
@@ -368,6 +368,17 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
   /** Voters and learners other than this node, to whom the transport keeps streams. */
   private others (cs: ConfState): string[] {
     return [...new Set([...cs.voters, ...cs.learners, ...cs.votersOutgoing, ...cs.learnersNext])].filter(id => id !== this.id)
+  }
+
+  /**
+   * The members whose streams open ahead of a message: for a voter, the
+   * other voters, whose votes an election waits on. A learner never
+   * campaigns, and opening streams to every member would mesh a large
+   * cluster (100 nodes joined in 293 s rather than 50-90).
+   */
+  private electors (cs: ConfState): string[] {
+    const voters = new Set([...cs.voters, ...cs.votersOutgoing])
+    return voters.has(this.id) ? [...voters].filter(id => id !== this.id) : []
   }
 
   // ---- waiting
@@ -674,7 +685,7 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
     this.appliedTerm = e.term
     if (proposal?.type === 'conf-change') {
       this.confState = node.applyConfChange(proposal.confChange)
-      this.transport.setPeers(this.others(this.confState))
+      this.transport.setPeers(this.others(this.confState), this.electors(this.confState))
       try {
         this.stateMachine.applyConfChange?.(proposal.confChange, this.confState, proposal.context, e.index, e.term)
       } catch (err: any) {
@@ -704,7 +715,7 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
     this.appliedTerm = snap.metadata.term
     this.snapshotIndex = snap.metadata.index
     this.confState = snap.metadata.confState
-    this.transport.setPeers(this.others(this.confState))
+    this.transport.setPeers(this.others(this.confState), this.electors(this.confState))
     for (const p of [...this.placed.values()]) {
       if ((p.index ?? 0) > snap.metadata.index) continue
       this.forget(p)

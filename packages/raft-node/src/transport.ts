@@ -85,8 +85,12 @@ export interface RaftTransportStats {
 export interface RaftTransport extends TypedEventEmitter<RaftTransportEvents> {
   /** Queues messages for their peers and returns at once; messages may be dropped, as Raft allows. */
   send (messages: Message[]): void
-  /** The other members: streams to anyone else are closed and their queues dropped. */
-  setPeers (peerIds: Iterable<string>): void
+  /**
+   * The other members: streams to anyone else are closed and their queues
+   * dropped. Streams to those in `eager` (by default all) open at once;
+   * to the others, at their first message.
+   */
+  setPeers (peerIds: Iterable<string>, eager?: Iterable<string>): void
 }
 
 interface Queued {
@@ -216,7 +220,7 @@ export class Libp2pRaftTransport extends TypedEventEmitter<RaftTransportEvents> 
     for (const peer of touched) void this.write(peer)
   }
 
-  setPeers (peerIds: Iterable<string>): void {
+  setPeers (peerIds: Iterable<string>, eager: Iterable<string> = peerIds): void {
     const keep = new Set(peerIds)
     for (const [id, peer] of this.peers) {
       if (keep.has(id)) continue
@@ -224,8 +228,8 @@ export class Libp2pRaftTransport extends TypedEventEmitter<RaftTransportEvents> 
       this.peers.delete(id)
     }
     // Streams open now, not at the first message: followers send each other nothing until the leader dies, and their votes then should not wait for a dial.
-    for (const id of keep) {
-      if (this.started && !this.peers.has(id)) void this.connect(this.peerFor(id))
+    for (const id of eager) {
+      if (this.started && keep.has(id) && !this.peers.has(id)) void this.connect(this.peerFor(id))
     }
   }
 

@@ -241,6 +241,20 @@ describe('raft transport over libp2p', () => {
     assert.equal(raftStreams(x.libp2p, y.libp2p, 'outbound'), 1)
   })
 
+  it('opens no stream ahead of a message to a member it is not told to open one to (a learner, which casts no vote)', async () => {
+    const pair = [await startLibp2p(), await startLibp2p()]
+    nodes.push(...pair)
+    await introduce(pair)
+    const ids = new Set(pair.map(n => n.peerId.toString()))
+    const [x, y] = await Promise.all(pair.map(async n => member(n, ids)))
+    transports.push(x.transport, y.transport)
+    x.transport.setPeers([y.id], [])
+    await new Promise(resolve => setTimeout(resolve, 300))
+    assert.equal(raftStreams(x.libp2p, y.libp2p, 'outbound'), 0)
+    x.transport.send([message(x.id, y.id)])
+    await until('y receives it', () => y.received.length === 1)
+  })
+
   it('drops what a member that may not lead sends as leader or candidate, and the proposals it may not make, on a stream it keeps', async () => {
     const [leaderNode, learnerNode] = [await startLibp2p(), await startLibp2p()]
     nodes.push(leaderNode, learnerNode)
