@@ -8,13 +8,13 @@
 import { execFile, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { readFile, rm } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { cpus, homedir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { framesOf } from './frames.ts'
+import { freePort } from './host.ts'
 import type { ChildProcess } from 'node:child_process'
 
 const run = promisify(execFile)
@@ -55,14 +55,6 @@ export async function llamaServerBinary (say: (line: string) => void, signal?: A
   await run('cmake', ['--build', join(dir, 'build'), '--target', 'llama-server', '-j', String(cpus().length)], options)
   if (!existsSync(bin)) throw new Error(`the llama.cpp build made no ${bin}`)
   return bin
-}
-
-export async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(0, '127.0.0.1', resolve) })
-  const { port } = server.address() as { port: number }
-  await new Promise<void>(resolve => { server.close(() => { resolve() }) })
-  return port
 }
 
 export interface LlamaServer {

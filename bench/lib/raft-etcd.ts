@@ -5,20 +5,18 @@
  * (fsync on, heartbeat 100 ms, election timeout 1,000 ms: the driver's own
  * tick and election timeout), written to through etcd's v3 JSON gateway.
  */
-import { execFile, spawn } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdtemp } from 'node:fs/promises'
 import { Agent, request } from 'node:http'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { promisify } from 'node:util'
-import { freePort } from './llama-server.ts'
+import { aptInstall, freePort } from './host.ts'
 import type { Cleanup } from './cleanup.ts'
 import type { Commit } from './raft-load.ts'
 import type { ChildProcess } from 'node:child_process'
 
 const ETCD = '/usr/bin/etcd'
-const INSTALL_TIMEOUT_MS = 15 * 60_000
 const READY_TIMEOUT_MS = 30_000
 const EXIT_TIMEOUT_MS = 5_000
 const TAIL_CHARS = 8_000
@@ -26,7 +24,7 @@ const TAIL_CHARS = 8_000
 /** etcd-server's binary, installed from apt when missing (the bench's only way to get the peer; never the test suite's). */
 export async function ensureEtcd (signal: AbortSignal): Promise<string> {
   if (existsSync(ETCD)) return ETCD
-  await promisify(execFile)('apt-get', ['-o', 'DPkg::Lock::Timeout=600', 'install', '-y', 'etcd-server'], { signal, timeout: INSTALL_TIMEOUT_MS, maxBuffer: 16 * 1_048_576 })
+  await aptInstall(['etcd-server'], { signal })
   if (!existsSync(ETCD)) throw new Error(`apt-get installed etcd-server but there is no ${ETCD}`)
   return ETCD
 }

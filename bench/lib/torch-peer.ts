@@ -10,10 +10,10 @@
  * may be another one without torch: /usr/bin/python3 is Debian's.
  */
 import { execFile } from 'node:child_process'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { ROOT } from './daemon.ts'
+import { aptInstall, freePort } from './host.ts'
 
 const run = promisify(execFile)
 const PYTHON = '/usr/bin/python3'
@@ -33,7 +33,7 @@ export interface TorchShape {
 export async function ensureTorch (): Promise<void> {
   const installed = await run('dpkg', ['-s', ...PACKAGES]).then(({ stdout }) => stdout.split('\n').filter(l => l === 'Status: install ok installed').length === PACKAGES.length, () => false)
   if (installed) return
-  await run('apt-get', ['-o', 'DPkg::Lock::Timeout=600', 'install', '-y', ...PACKAGES], { maxBuffer: 64 * 1024 * 1024 })
+  await aptInstall(PACKAGES)
 }
 
 async function python (args: Record<string, unknown>, threads: number): Promise<any> {
@@ -45,14 +45,6 @@ async function python (args: Record<string, unknown>, threads: number): Promise<
 /** Samples/s of a plain PyTorch training loop on one process. */
 export async function torchSamplesPerSecond (shape: TorchShape): Promise<number> {
   return (await python({ mode: 'one', ...shape }, shape.threads)).samples_per_second
-}
-
-async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise(resolve => server.close(resolve))
-  return port
 }
 
 /** Two DDP ranks over gloo on 127.0.0.1: the mean step with its all-reduce and without, and samples/s of the global batch. */
