@@ -52,6 +52,17 @@ describe('raft transport over libp2p', () => {
     transports.push(a.transport, b.transport, c.transport)
   })
 
+  /** Two members of their own, apart from a, b and c, for a test that counts their streams from the start. */
+  async function twoMembers (): Promise<[Member, Member]> {
+    const pair = [await startLibp2p(), await startLibp2p()]
+    nodes.push(...pair)
+    await introduce(pair)
+    const ids = new Set(pair.map(n => n.peerId.toString()))
+    const [x, y] = await Promise.all(pair.map(async n => member(n, ids)))
+    transports.push(x.transport, y.transport)
+    return [x, y]
+  }
+
   after(async () => {
     await Promise.allSettled(transports.map(async t => t.stop()))
     await Promise.allSettled(nodes.map(async n => n.stop()))
@@ -227,12 +238,7 @@ describe('raft transport over libp2p', () => {
   })
 
   it('opens its stream to each peer it is told of, before any message, so that a first vote does not wait for a dial', async () => {
-    const pair = [await startLibp2p(), await startLibp2p()]
-    nodes.push(...pair)
-    await introduce(pair)
-    const ids = new Set(pair.map(n => n.peerId.toString()))
-    const [x, y] = await Promise.all(pair.map(async n => member(n, ids)))
-    transports.push(x.transport, y.transport)
+    const [x, y] = await twoMembers()
     x.transport.setPeers([y.id])
     await until('x holds a raft stream to y', () => raftStreams(x.libp2p, y.libp2p, 'outbound') === 1)
     assert.equal(x.transport.stats.sent, 0)
@@ -242,12 +248,7 @@ describe('raft transport over libp2p', () => {
   })
 
   it('opens no stream ahead of a message to a member it is not told to open one to (a learner, which casts no vote)', async () => {
-    const pair = [await startLibp2p(), await startLibp2p()]
-    nodes.push(...pair)
-    await introduce(pair)
-    const ids = new Set(pair.map(n => n.peerId.toString()))
-    const [x, y] = await Promise.all(pair.map(async n => member(n, ids)))
-    transports.push(x.transport, y.transport)
+    const [x, y] = await twoMembers()
     x.transport.setPeers([y.id], [])
     await new Promise(resolve => setTimeout(resolve, 300))
     assert.equal(raftStreams(x.libp2p, y.libp2p, 'outbound'), 0)
