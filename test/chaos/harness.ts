@@ -18,7 +18,7 @@ import { ChaosNet, faketimeLibrary, sweepStale } from './net.ts'
 import { DEFAULT_MODEL, OP_KINDS, Workload } from './workload.ts'
 import type { CheckReport, FinalState } from './check.ts'
 import type { ChaosNode } from './cluster.ts'
-import type { Fault, FaultKind } from './nemesis.ts'
+import type { Fault, FaultKind, NemesisOptions } from './nemesis.ts'
 import type { Op, OpKind } from './workload.ts'
 
 export interface ChaosOptions {
@@ -32,6 +32,8 @@ export interface ChaosOptions {
   rate?: number
   /** A directory for the history, the faults and the daemons' logs. */
   out?: string
+  /** How long faults are held and the quiet between them (the nemesis's defaults otherwise). */
+  pace?: Pick<NemesisOptions, 'holdMs' | 'quietMs'>
   log?: (line: string) => void
 }
 
@@ -187,7 +189,7 @@ export async function runChaos (opts: ChaosOptions, signal?: AbortSignal): Promi
 
     const runId = `${process.pid.toString(36)}${Date.now().toString(36).slice(-4)}`
     const workload = new Workload(cluster.nodes, { runId, clients: opts.clients ?? 2 * opts.nodes, rate: opts.rate, firstJobId })
-    const nemesis = new Nemesis(net, cluster, { clock: faketime != null, now: () => workload.now(), log })
+    const nemesis = new Nemesis(net, cluster, { ...opts.pace, clock: faketime != null, now: () => workload.now(), log })
     const stop = new AbortController()
     const timer = setTimeout(() => stop.abort(), opts.seconds * 1000)
     const onAbort = (): void => stop.abort()
