@@ -151,9 +151,22 @@ export interface JoinResult {
   members: Array<{ id: string, addrs: string[], trusted?: boolean }>
 }
 
+/**
+ * A follower's answer to a node that said it follows referrals: ask the
+ * leader. A follower's own proposal of the admission is forwarded, and the
+ * leader drops a forwarded membership change while another is pending
+ * without telling the follower, which then waits out its proposal timeout;
+ * the leader's own proposal is refused at once and retried in a tick.
+ */
+export interface JoinReferral {
+  leader: { id: string, addrs: string[] }
+}
+
 /** What this node keeps of its cluster, in the repo's datastore (written atomically). */
 const MEMBERSHIP_KEY = new Key('/cluster/membership')
 const RPC_TIMEOUT_MS = 30_000
+/** How long a joining node gives the leader it was referred to before it asks the member that referred it to admit it after all. */
+const REFERRAL_TIMEOUT_MS = 10_000
 const STATUS_TIMEOUT_MS = 5_000
 /** Connections past which discovered non-voting members are not dialled: gossipsub's D_hi, the most mesh peers it keeps per topic. */
 const GOSSIP_NEIGHBOURS = 12
@@ -395,8 +408,7 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
         if (!this.running) return
         try {
           const peer = await connect(this.components.libp2p, addr, { signal: AbortSignal.any([signal, AbortSignal.timeout(10_000)]) })
-          const request = { ...this.joinContext(), token: this.admission }
-          const result = await this.rpc.call<JoinResult>(peer, 'join', request, AbortSignal.any([signal, AbortSignal.timeout(RPC_TIMEOUT_MS)]))
+          const result = await this.askToJoin(peer, signal)
           await this.learnPeers(result.members)
           this.membership = { genesis: result.genesis, members: result.members.map(m => m.id), vouched: result.members.filter(m => m.trusted === true).map(m => m.id) }
           await this.writeMembership(this.membership)
@@ -415,6 +427,27 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
       if (worst != null) this.noteJoinFailure(worst)
       await new Promise(resolve => setTimeout(resolve, delay))
       delay = Math.min(delay * 2, JOIN_RETRY_MAX_MS)
+    }
+  }
+
+  /**
+   * Asks `peer` to admit this node. A follower names its leader instead; if
+   * the leader cannot be reached from here in time (it may listen where only
+   * its own network reaches), the follower is asked again and admits it.
+   */
+  private async askToJoin (peer: string, signal: AbortSignal): Promise<JoinResult> {
+    const request = { ...this.joinContext(), token: this.admission }
+    const answer = await this.rpc.call<JoinResult | JoinReferral>(peer, 'join', { ...request, follow: true }, AbortSignal.any([signal, AbortSignal.timeout(RPC_TIMEOUT_MS)]))
+    if (!('leader' in answer)) return answer
+    const { id, addrs } = answer.leader
+    try {
+      await this.components.libp2p.peerStore.merge(peerIdFromString(id), { multiaddrs: addrs.map(a => multiaddr(a)) })
+      return await this.rpc.call<JoinResult>(id, 'join', request, AbortSignal.any([signal, AbortSignal.timeout(REFERRAL_TIMEOUT_MS)]))
+    } catch (err: any) {
+      // The leader's refusal of the credential is the cluster's answer; anything else may be the path to it.
+      if (err.name === 'JoinError' || signal.aborted) throw err
+      this.log('the leader %s it was referred to did not admit it - %e', id, err)
+      return await this.rpc.call<JoinResult>(peer, 'join', request, AbortSignal.any([signal, AbortSignal.timeout(RPC_TIMEOUT_MS)]))
     }
   }
 
@@ -473,11 +506,13 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
    * leader commits it as a learner; the answer says how to start. A member
    * that is already known only has its record made again.
    */
-  private async admit (from: string, body: { addrs?: unknown, apiUrl?: unknown, token?: unknown }, signal: AbortSignal): Promise<JoinResult> {
+  private async admit (from: string, body: { addrs?: unknown, apiUrl?: unknown, token?: unknown, follow?: unknown }, signal: AbortSignal): Promise<JoinResult | JoinReferral> {
     const raft = this.requireRaft()
     const addrs = Array.isArray(body?.addrs) ? body.addrs.filter((a): a is string => typeof a === 'string').slice(0, 32) : []
     const apiUrl = typeof body?.apiUrl === 'string' ? body.apiUrl : undefined
     if (!this.isMember(from) || !this.state.nodes.has(from)) {
+      const leader = body?.follow === true ? this.state.nodes.get(raft.leaderId) : undefined
+      if (leader != null && leader.id !== this.id && leader.addrs.length > 0) return { leader: { id: leader.id, addrs: leader.addrs } }
       const token = this.isMember(from) ? undefined : await this.credential(from, body?.token)
       await this.components.libp2p.peerStore.merge(peerIdFromString(from), { multiaddrs: addrs.map(a => multiaddr(a)) }).catch(() => {})
       const context = encodeJoinContext({ addrs, apiUrl, at: Date.now(), by: from, token })

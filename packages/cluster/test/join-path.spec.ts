@@ -80,4 +80,47 @@ describe('the join path', () => {
     await waitFor('the third node', () => membership(nodes), { timeoutMs: 20_000 })
     assert.deepEqual(lookups.filter(id => id === third.id), [])
   })
+
+  it('refers nodes that join through a follower to the leader, which admits them together without waiting out a dropped proposal', async () => {
+    const founder = await startMemoryNode(root, [], TIMINGS)
+    nodes.push(founder)
+    const second = await startMemoryNode(root, [founder.addr], TIMINGS)
+    nodes.push(second)
+    await waitFor('the second node', () => membership(nodes), { timeoutMs: 20_000 })
+    // A follower's proposal of an admission is forwarded, and dropped by the leader while another admission is pending.
+    const raft = (second.cluster as any).raft
+    const proposeConfChange = raft.proposeConfChange.bind(raft)
+    let proposed = 0
+    raft.proposeConfChange = async (...args: unknown[]) => {
+      proposed++
+      return proposeConfChange(...args)
+    }
+    const started = Date.now()
+    nodes.push(...await Promise.all(Array.from({ length: 4 }, async () => startMemoryNode(root, [second.addr], TIMINGS))))
+    await waitFor('four nodes joining at once', () => membership(nodes), { timeoutMs: 30_000 })
+    assert.equal(proposed, 0, 'the follower proposed admissions itself')
+    // Each admission the leader dropped used to cost its node the proposal timeout, 5 s at these timings.
+    assert.ok(Date.now() - started < 5000, `joined in ${Date.now() - started} ms`)
+  })
+
+  it('is admitted by the follower after all when the leader it was referred to cannot be reached', async () => {
+    const founder = await startMemoryNode(root, [], TIMINGS)
+    nodes.push(founder)
+    const second = await startMemoryNode(root, [founder.addr], TIMINGS)
+    nodes.push(second)
+    await waitFor('the second node', () => membership(nodes), { timeoutMs: 20_000 })
+    // The follower knows the leader by addresses that no one listens on from here, as a leader on another network would be.
+    const record = (second.cluster as any).state.nodes.get(founder.id)
+    record.addrs = [`/memory/${randomUUID()}`]
+    const raft = (second.cluster as any).raft
+    const proposeConfChange = raft.proposeConfChange.bind(raft)
+    let proposed = 0
+    raft.proposeConfChange = async (...args: unknown[]) => {
+      proposed++
+      return proposeConfChange(...args)
+    }
+    nodes.push(await startMemoryNode(root, [second.addr], TIMINGS))
+    await waitFor('the third node', () => membership(nodes), { timeoutMs: 30_000 })
+    assert.equal(proposed, 1)
+  })
 })
