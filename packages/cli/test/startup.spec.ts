@@ -14,6 +14,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { after, before, describe, it } from 'node:test'
+import { spawnDaemon, stopDaemon } from '../../../test/helpers/process.ts'
 
 const BIN = fileURLToPath(new URL('../../../bin/node-daemon.ts', import.meta.url))
 const run = promisify(execFile)
@@ -52,4 +53,28 @@ describe('a client command', () => {
       assert.deepEqual(urls.filter(u => HEAVY.test(u)), [])
     })
   }
+})
+
+/**
+ * Packages a node loads only when asked for what needs them: what a module
+ * loads stays in the heap for the process's life, and every full collection
+ * marks it (the TypeScript compiler alone, brought by the SDK generator, was
+ * 18 MB of source kept twice).
+ */
+const ON_DEMAND = /\/node_modules\/(typescript|openapi-typescript|@redocly\/[^/]+|node-llama-cpp)\//
+
+describe('a node', () => {
+  let dir: string
+
+  before(async () => { dir = await mkdtemp(join(tmpdir(), 'node-daemon-startup-node-')) })
+  after(async () => { await rm(dir, { recursive: true, force: true }) })
+
+  it('loads the GGUF engine and the SDK generator only when asked for them', async () => {
+    const file = join(dir, 'start.txt')
+    const daemon = await spawnDaemon(join(dir, 'repo'), [], 60_000, { env: { NODE_OPTIONS: `--import=${RECORDER}`, RESOLVED: file } })
+    await stopDaemon(daemon)
+    const urls = (await readFile(file, 'utf8')).split('\n')
+    assert.ok(urls.some(u => u.includes('/packages/daemon/src/')), 'the hook saw the node load')
+    assert.deepEqual(urls.filter(u => ON_DEMAND.test(u)), [])
+  })
 })

@@ -11,7 +11,6 @@
 import { stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { configOf, hfTokenizer, readGguf, summarize } from '@node-daemon/gguf'
-import { getLlama, LlamaLogLevel } from 'node-llama-cpp'
 import { InvalidModelError, UnsupportedModelError } from './errors.ts'
 import { GGUF_FILE } from './files.ts'
 import { SMALL_MODEL_BYTES } from './model.ts'
@@ -27,9 +26,14 @@ const MAX_SEQUENCE_CONTEXT = 4096
 
 let llama: Promise<Llama> | undefined
 
-/** llama.cpp, loaded once per process from the prebuilt binaries: never built, never downloaded. */
+/**
+ * llama.cpp, loaded once per process from the prebuilt binaries: never built,
+ * never downloaded. node-llama-cpp (about 750 modules with its downloader) is
+ * imported at the first GGUF model, so a node that runs none keeps it out of
+ * its heap, where every full collection would mark it.
+ */
 export async function runtime (): Promise<Llama> {
-  llama ??= getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error })
+  llama ??= import('node-llama-cpp').then(async ({ getLlama, LlamaLogLevel }) => getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error }))
   return llama
 }
 

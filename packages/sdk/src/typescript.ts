@@ -4,7 +4,6 @@
  * an index that binds the two.
  */
 import { readFile } from 'node:fs/promises'
-import openapiTS, { astToString } from 'openapi-typescript'
 import type { OpenApiDocument } from './operations.ts'
 import type { SdkFile } from './index.ts'
 
@@ -46,6 +45,9 @@ const TSCONFIG = {
 }
 
 export async function typescriptSdk (document: OpenApiDocument, options: { name: string }): Promise<SdkFile[]> {
+  // Loaded here, not with the module: it brings the TypeScript compiler (9 MB of source, kept twice), which a
+  // daemon started by the same command line would otherwise hold in its heap for its whole life.
+  const { default: openapiTS, astToString } = await import('openapi-typescript')
   const schema = astToString(await openapiTS(document as any, { silent: true }))
   const client = await readFile(new URL('./runtime/client.ts', import.meta.url), 'utf8')
   const version = document.info?.version ?? '0.0.0'
