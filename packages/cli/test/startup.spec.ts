@@ -61,7 +61,7 @@ describe('a client command', () => {
  * marks it (the TypeScript compiler alone, brought by the SDK generator, was
  * 18 MB of source kept twice).
  */
-const ON_DEMAND = /\/node_modules\/(typescript|openapi-typescript|@redocly\/[^/]+|node-llama-cpp)\//
+const ON_DEMAND = /\/node_modules\/(typescript|openapi-typescript|@redocly\/[^/]+|node-llama-cpp|@lancedb\/[^/]+|apache-arrow)\//
 
 describe('a node', () => {
   let dir: string
@@ -69,7 +69,7 @@ describe('a node', () => {
   before(async () => { dir = await mkdtemp(join(tmpdir(), 'node-daemon-startup-node-')) })
   after(async () => { await rm(dir, { recursive: true, force: true }) })
 
-  it('loads the GGUF engine and the SDK generator only when asked for them', async () => {
+  it('loads the GGUF engine, the SDK generator and the vector store only when asked for them', async () => {
     const file = join(dir, 'start.txt')
     const daemon = await spawnDaemon(join(dir, 'repo'), [], 60_000, { env: { NODE_OPTIONS: `--import=${RECORDER}`, RESOLVED: file } })
     await stopDaemon(daemon)

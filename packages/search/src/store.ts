@@ -7,9 +7,9 @@
  * snapshot, so that a snapshot holds one version.
  */
 import { availableParallelism } from 'node:os'
-import * as lancedb from '@lancedb/lancedb'
-import { Bool, Field, FixedSizeList, Float32, Float64, Int32, Schema, Utf8 } from 'apache-arrow'
 import type { MetadataFieldType } from '@node-daemon/cluster'
+import type * as Lance from '@lancedb/lancedb'
+import type * as Arrow from 'apache-arrow'
 
 // LanceDB 0.31 sizes its compute pool by the cores, and on two cores its
 // full-text index builder stalls for good once a table passes about 90,000
@@ -18,6 +18,23 @@ import type { MetadataFieldType } from '@node-daemon/cluster'
 process.env.LANCE_CPU_THREADS ??= String(Math.max(8, availableParallelism()))
 
 export const TABLE = 'chunks'
+
+interface Engine {
+  lancedb: typeof Lance
+  arrow: typeof Arrow
+}
+
+let engine: Promise<Engine> | undefined
+
+/**
+ * LanceDB and Apache Arrow, imported at the first table a node opens: over
+ * 500 modules, which a node without collections would otherwise keep in its
+ * heap for its life, marked again by every full collection.
+ */
+async function loadEngine (): Promise<Engine> {
+  engine ??= Promise.all([import('@lancedb/lancedb'), import('apache-arrow')]).then(([lancedb, arrow]) => ({ lancedb, arrow }))
+  return engine
+}
 
 /** The share of a table's rows past which a job's end seals it: the unindexed rows are scanned by every query until then. */
 export const UNINDEXED_SHARE = 0.25
@@ -61,7 +78,8 @@ export const metadataColumn = (field: string): `m_${string}` => `m_${field}`
 
 const BUILTIN = ['id', 'text', 'doc_id', 'source_cid', 'root_cid', 'path', 'format', 'byte_start', 'byte_end', 'chunk_index', 'metadata']
 
-function schemaOf (dimensions: number, metadataSchema: Record<string, MetadataFieldType>): Schema {
+function schemaOf (arrow: typeof Arrow, dimensions: number, metadataSchema: Record<string, MetadataFieldType>): Arrow.Schema {
+  const { Bool, Field, FixedSizeList, Float32, Float64, Int32, Schema, Utf8 } = arrow
   const types = { string: () => new Utf8(), number: () => new Float64(), boolean: () => new Bool() }
   return new Schema([
     new Field('id', new Utf8(), false),
@@ -81,14 +99,16 @@ function schemaOf (dimensions: number, metadataSchema: Record<string, MetadataFi
 }
 
 export class ChunkTable {
-  readonly #db: lancedb.Connection
-  #table?: lancedb.Table
+  readonly #engine: Engine
+  readonly #db: Lance.Connection
+  #table?: Lance.Table
   readonly #metadataSchema: Record<string, MetadataFieldType>
   #dimensions?: number
   /** The ANN index's partitions; null once looked for and not there, until checkpoint() makes the index. */
   #partitionCount?: number | null
 
-  private constructor (db: lancedb.Connection, table: lancedb.Table | undefined, metadataSchema: Record<string, MetadataFieldType>) {
+  private constructor (engine: Engine, db: Lance.Connection, table: Lance.Table | undefined, metadataSchema: Record<string, MetadataFieldType>) {
+    this.#engine = engine
     this.#db = db
     this.#table = table
     this.#metadataSchema = metadataSchema
@@ -96,9 +116,10 @@ export class ChunkTable {
 
   /** The table in `dir`, if there is one yet; it is made at the first add, when the vectors' size is known. */
   static async open (dir: string, metadataSchema: Record<string, MetadataFieldType>): Promise<ChunkTable> {
-    const db = await lancedb.connect(dir)
+    const engine = await loadEngine()
+    const db = await engine.lancedb.connect(dir)
     const table = (await db.tableNames()).includes(TABLE) ? await db.openTable(TABLE) : undefined
-    return new ChunkTable(db, table, metadataSchema)
+    return new ChunkTable(engine, db, table, metadataSchema)
   }
 
   async count (): Promise<number> {
@@ -109,14 +130,14 @@ export class ChunkTable {
   async dimensions (): Promise<number | undefined> {
     if (this.#table == null) return undefined
     // Fixed when the table is made; every query asks.
-    this.#dimensions ??= ((await this.#table.schema()).fields.find(f => f.name === 'vector')?.type as FixedSizeList | undefined)?.listSize
+    this.#dimensions ??= ((await this.#table.schema()).fields.find(f => f.name === 'vector')?.type as Arrow.FixedSizeList | undefined)?.listSize
     return this.#dimensions
   }
 
   async add (rows: ChunkRow[]): Promise<void> {
     if (rows.length === 0) return
     if (this.#table == null) {
-      const schema = schemaOf(rows[0].vector.length, this.#metadataSchema)
+      const schema = schemaOf(this.#engine.arrow, rows[0].vector.length, this.#metadataSchema)
       this.#table = await this.#db.createEmptyTable(TABLE, schema, { mode: 'create' })
     }
     await this.#table.add(rows as unknown as Array<Record<string, unknown>>)
@@ -132,12 +153,12 @@ export class ChunkTable {
     const table = this.#table
     if (table == null) return
     const indices = await table.listIndices()
-    if (!indices.some(i => i.columns.includes('text'))) await table.createIndex('text', { config: lancedb.Index.fts() })
+    if (!indices.some(i => i.columns.includes('text'))) await table.createIndex('text', { config: this.#engine.lancedb.Index.fts() })
     const rows = await table.countRows()
     if (!indices.some(i => i.columns.includes('vector')) && rows >= ANN_MIN_ROWS) {
       // IVF without quantization: distances stay exact within the partitions probed, and it builds in seconds where HNSW takes minutes here.
       const partitions = Math.round(Math.sqrt(rows))
-      await table.createIndex('vector', { config: lancedb.Index.ivfFlat({ distanceType: 'cosine', numPartitions: partitions }), name: `vector_ivf_${partitions}` })
+      await table.createIndex('vector', { config: this.#engine.lancedb.Index.ivfFlat({ distanceType: 'cosine', numPartitions: partitions }), name: `vector_ivf_${partitions}` })
       this.#partitionCount = partitions
     }
   }
