@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
@@ -23,6 +24,15 @@ export function nodeBinary (): string {
 export function daemonNodeFlags (): string[] {
   const shebang = readFileSync(join(ROOT, 'bin', 'node-daemon.ts'), 'utf8').split('\n')[0]
   return shebang.replace(/^#!\S*env\s+(-S\s+)?node\s*/, '').split(/\s+/).filter(flag => flag.startsWith('--'))
+}
+
+/**
+ * The compile cache the installed command (bin/node-daemon) points Node at
+ * before it starts, so that the entry file too loads type-stripped from the
+ * cache: otherwise Node loads its TypeScript stripper for that one file.
+ */
+export function compileCacheEnv (): { NODE_COMPILE_CACHE: string } {
+  return { NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE ?? join(tmpdir(), 'node-compile-cache') }
 }
 
 const READY_TIMEOUT_MS = 60_000
@@ -95,7 +105,7 @@ export async function spawnDaemon (options: SpawnOptions): Promise<DaemonProcess
   await mkdir(options.repo, { recursive: true })
   if (options.config != null) await writeFile(join(options.repo, 'config.yaml'), options.config)
   // The bench's daemons share one private network, or each would keep to itself (or none, when asked).
-  const env: NodeJS.ProcessEnv = { ...process.env, NODE_DAEMON_SWARM_HOST: '127.0.0.1', NODE_DAEMON_CLUSTER_SECRET: options.openSwarm === true ? 'off' : BENCH_SECRET }
+  const env: NodeJS.ProcessEnv = { ...process.env, ...compileCacheEnv(), NODE_DAEMON_SWARM_HOST: '127.0.0.1', NODE_DAEMON_CLUSTER_SECRET: options.openSwarm === true ? 'off' : BENCH_SECRET }
   // Nothing from the caller's environment may point the daemon elsewhere.
   delete env.NODE_DAEMON_BOOTSTRAP
   delete env.NODE_DAEMON_API_HOST

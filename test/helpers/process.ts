@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
-import { daemonNodeFlags } from '../../bench/lib/daemon.ts'
+import { compileCacheEnv, daemonNodeFlags } from '../../bench/lib/daemon.ts'
 import type { ChildProcess } from 'node:child_process'
 
 export const BIN = fileURLToPath(new URL('../../bin/node-daemon.ts', import.meta.url))
@@ -40,7 +40,7 @@ export async function spawnDaemon (repo: string, extraArgs: string[] = [], timeo
   // With the flags of the bin's shebang, as a user's daemon runs.
   const [command, ...args] = [...options.wrap ?? [], process.execPath, ...daemonNodeFlags(), BIN, 'start', '--repo', repo, '--api-host', '127.0.0.1', '--api-port', '0', '--swarm-port', '0', '--log-level', 'warn', ...extraArgs]
   const child = spawn(command, args, {
-    env: { ...process.env, NODE_DAEMON_SWARM_HOST: '127.0.0.1', NODE_DAEMON_CLUSTER_SECRET: TEST_SECRET, ...options.env },
+    env: { ...process.env, ...compileCacheEnv(), NODE_DAEMON_SWARM_HOST: '127.0.0.1', NODE_DAEMON_CLUSTER_SECRET: TEST_SECRET, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   let out = ''
