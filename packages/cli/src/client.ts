@@ -1,8 +1,13 @@
 import { readFile } from 'node:fs/promises'
+import { request as httpRequest } from 'node:http'
+import { request as httpsRequest } from 'node:https'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
 import { COOKIE_FILE } from '@node-daemon/access/files'
 import { readApiAddress } from '@node-daemon/daemon/layout'
+import type { Upload } from './upload.ts'
+import type { IncomingMessage } from 'node:http'
 
 /** A running daemon's API, and the headers that authenticate the command line to it. */
 export interface Api {
@@ -36,7 +41,7 @@ export class ApiError extends Error {
 }
 
 /** POSTs to a Kubo-style route and fails with the envelope's message on an error status. */
-export async function call (api: Api, path: string, params: Record<string, string | string[]> = {}, init: RequestInit = {}): Promise<Response> {
+export async function call (api: Api, path: string, params: Record<string, string | string[]> = {}, init: RequestInit | { upload: Upload } = {}): Promise<Response> {
   const url = new URL(`${api.base}/api/v0/${path}`)
   for (const [key, value] of Object.entries(params)) {
     for (const v of Array.isArray(value) ? value : [value]) url.searchParams.append(key, v)
@@ -48,10 +53,10 @@ export async function call (api: Api, path: string, params: Record<string, strin
  * POSTs to any route of the daemon; an error status fails with the message
  * of whichever error shape its API family uses.
  */
-export async function post (api: Api, url: URL, init: RequestInit = {}): Promise<Response> {
+export async function post (api: Api, url: URL, init: RequestInit | { upload: Upload } = {}): Promise<Response> {
   let res: Response
   try {
-    res = await fetch(url, { method: 'POST', ...init, headers: { ...api.headers, ...init.headers as Record<string, string> } })
+    res = 'upload' in init ? await postUpload(api, url, init.upload) : await fetch(url, { method: 'POST', ...init, headers: { ...api.headers, ...init.headers as Record<string, string> } })
   } catch (err: any) {
     throw new ApiError(`cannot reach the daemon at ${api.base} (${err.cause?.code ?? err.message}); is \`node-daemon start\` running?`)
   }
@@ -61,6 +66,26 @@ export async function post (api: Api, url: URL, init: RequestInit = {}): Promise
     throw new ApiError(message ?? body.Message ?? `${res.status} ${res.statusText}`)
   }
   return res
+}
+
+/**
+ * Sends a body streamed from disk with node:http, not fetch: fetch's web
+ * streams cost the command twice the CPU per byte (0.55 s against 0.27 s for
+ * 200 MB), on the machine where the daemon is hashing the same bytes.
+ */
+async function postUpload (api: Api, url: URL, upload: Upload): Promise<Response> {
+  const send = url.protocol === 'https:' ? httpsRequest : httpRequest
+  const res = await new Promise<IncomingMessage>((resolve, reject) => {
+    const req = send(url, { method: 'POST', headers: { ...api.headers, 'content-type': upload.type, 'content-length': String(upload.length) } }, resolve)
+    req.on('error', reject)
+    // An answer before the whole body (a refusal) ends the upload; the answer tells why.
+    pipeline(upload.stream, req).catch(reject)
+  })
+  const headers = new Headers()
+  for (const [name, value] of Object.entries(res.headers)) {
+    for (const v of Array.isArray(value) ? value : [value ?? '']) headers.append(name, v)
+  }
+  return new Response(Readable.toWeb(res) as ReadableStream<Uint8Array>, { status: res.statusCode, statusText: res.statusMessage, headers })
 }
 
 /** Reads an NDJSON response line by line. */

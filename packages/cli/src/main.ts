@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { Command, Option } from 'commander'
@@ -141,15 +140,10 @@ async function invite (opts: Record<string, any>): Promise<void> {
 /** Uploads a model's files through document 001's upload route and registers them under `name`; returns the model as registered. */
 async function uploadModel (api: Api, name: string, files: UploadEntry[], opts: Record<string, any>): Promise<{ id: string, cid: string }> {
   const progress = progressBar('importing', files.reduce((sum, e) => sum + e.size, 0), opts)
-  const boundary = `node-daemon-${randomUUID()}`
   const fields: Record<string, string> = { modelId: name }
   if (opts.description != null) fields.description = opts.description
   if (opts.dtype != null) fields.dtype = opts.dtype
-  const res = await post(api, new URL(`${api.base}/api/models/upload`), {
-    headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
-    body: multipartBody(files, boundary, progress.add, fields),
-    duplex: 'half'
-  } as RequestInit)
+  const res = await post(api, new URL(`${api.base}/api/models/upload`), { upload: multipartBody(files, progress.add, fields) })
   progress.stop()
   const { model } = await res.json() as { model: { id: string, cid: string } }
   return model

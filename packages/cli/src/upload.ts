@@ -1,6 +1,8 @@
+import { randomUUID } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { readdir, stat } from 'node:fs/promises'
 import { basename, join, relative } from 'node:path'
+import { Readable } from 'node:stream'
 
 export interface UploadEntry {
   /** Path inside the upload, with the top-level name first. */
@@ -35,42 +37,47 @@ export async function listUpload (root: string, recursive: boolean): Promise<Upl
   return entries
 }
 
+/** A body streamed from disk, of a length known before it is sent. */
+export interface Upload {
+  stream: Readable
+  length: number
+  /** Its content type, the multipart boundary included. */
+  type: string
+}
+
 /**
  * A multipart body in Kubo's layout, streamed from disk: form fields first,
  * then one part per file or directory, paths URI-encoded in the filename.
  * `onBytes` sees file bytes as they are read, for a progress bar.
  */
-export function multipartBody (entries: UploadEntry[], boundary: string, onBytes: (n: number) => void, fields: Record<string, string> = {}): ReadableStream<Uint8Array> {
-  const encoder = new TextEncoder()
+export function multipartBody (entries: UploadEntry[], onBytes: (n: number) => void, fields: Record<string, string> = {}): Upload {
+  const boundary = `node-daemon-${randomUUID()}`
+  const heads: Buffer[] = []
+  let first = true
+  const open = (): string => {
+    const prefix = first ? '' : '\r\n'
+    first = false
+    return `${prefix}--${boundary}\r\n`
+  }
+  for (const [name, value] of Object.entries(fields)) heads.push(Buffer.from(`${open()}Content-Disposition: form-data; name="${name}"\r\n\r\n${value}`))
+  const fieldCount = heads.length
+  for (const entry of entries) {
+    const type = entry.file == null ? 'application/x-directory' : 'application/octet-stream'
+    heads.push(Buffer.from(`${open()}Content-Disposition: form-data; name="file"; filename="${encodeURIComponent(entry.path)}"\r\nContent-Type: ${type}\r\n\r\n`))
+  }
+  const end = Buffer.from(`\r\n--${boundary}--\r\n`)
   async function * parts (): AsyncGenerator<Uint8Array> {
-    let first = true
-    const open = (): string => {
-      const prefix = first ? '' : '\r\n'
-      first = false
-      return `${prefix}--${boundary}\r\n`
-    }
-    for (const [name, value] of Object.entries(fields)) {
-      yield encoder.encode(`${open()}Content-Disposition: form-data; name="${name}"\r\n\r\n${value}`)
-    }
-    for (const entry of entries) {
-      const type = entry.file == null ? 'application/x-directory' : 'application/octet-stream'
-      yield encoder.encode(`${open()}Content-Disposition: form-data; name="file"; filename="${encodeURIComponent(entry.path)}"\r\nContent-Type: ${type}\r\n\r\n`)
-      if (entry.file != null) {
-        for await (const chunk of createReadStream(entry.file, { highWaterMark: 1_048_576 })) {
-          onBytes(chunk.length)
-          yield chunk
-        }
+    yield * heads.slice(0, fieldCount)
+    for (const [i, entry] of entries.entries()) {
+      yield heads[fieldCount + i]
+      if (entry.file == null) continue
+      for await (const chunk of createReadStream(entry.file, { highWaterMark: 1_048_576 })) {
+        onBytes(chunk.length)
+        yield chunk
       }
     }
-    yield encoder.encode(`\r\n--${boundary}--\r\n`)
+    yield end
   }
-  const iterator = parts()
-  return new ReadableStream({
-    async pull (controller) {
-      const { value, done } = await iterator.next()
-      if (done === true) controller.close()
-      else controller.enqueue(value)
-    },
-    async cancel () { await iterator.return(undefined) }
-  })
+  const length = heads.reduce((sum, h) => sum + h.byteLength, 0) + entries.reduce((sum, e) => sum + (e.file == null ? 0 : e.size), 0) + end.byteLength
+  return { stream: Readable.from(parts(), { objectMode: false }), length, type: `multipart/form-data; boundary=${boundary}` }
 }

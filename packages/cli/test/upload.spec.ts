@@ -33,11 +33,14 @@ describe('add uploads', () => {
     await assert.rejects(listUpload(join(dir, 'tree'), false), /use -r/)
   })
 
-  it("streams a multipart body in Kubo's layout, counting file bytes", async () => {
+  it("streams a multipart body in Kubo's layout, of the length it says, counting file bytes", async () => {
     const entries = await listUpload(join(dir, 'tree'), true)
     let counted = 0
-    const body = multipartBody(entries, 'xyz', (n) => { counted += n })
-    const form = await new Response(body, { headers: { 'content-type': 'multipart/form-data; boundary=xyz' } }).formData()
+    const body = multipartBody(entries, (n) => { counted += n }, { name: 'x' })
+    const bytes = Buffer.concat(await body.stream.toArray())
+    assert.equal(bytes.byteLength, body.length)
+    const form = await new Response(bytes, { headers: { 'content-type': body.type } }).formData()
+    assert.equal(form.get('name'), 'x')
     const parts = form.getAll('file') as File[]
     assert.deepEqual(parts.map(p => decodeURIComponent(p.name)), entries.map(e => e.path))
     assert.deepEqual(parts.map(p => p.type), ['application/x-directory', 'application/octet-stream', 'application/octet-stream', 'application/x-directory', 'application/octet-stream'])

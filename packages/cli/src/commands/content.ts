@@ -3,7 +3,6 @@
  * `ipfs` prints, or with --json the API's JSON (a line per item for the
  * routes that stream).
  */
-import { randomUUID } from 'node:crypto'
 import { constants } from 'node:fs'
 import { lstat, mkdir, open, readFile } from 'node:fs/promises'
 import { dirname, resolve, sep } from 'node:path'
@@ -62,16 +61,11 @@ async function add (paths: string[], opts: ClientOptions): Promise<void> {
   const api = await apiOf(opts)
   const entries = (await Promise.all(paths.map(async p => listUpload(p, opts.recursive === true)))).flat()
   const progress = progressBar('adding', entries.reduce((sum, e) => sum + e.size, 0), opts)
-  const boundary = `node-daemon-${randomUUID()}`
   const params: Record<string, string> = { pin: String(opts.pin !== false) }
   if (opts.cidVersion != null) params['cid-version'] = String(opts.cidVersion)
   if (opts.wrapWithDirectory === true) params['wrap-with-directory'] = 'true'
   if (opts.onlyHash === true) params['only-hash'] = 'true'
-  const res = await call(api, 'add', params, {
-    headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
-    body: multipartBody(entries, boundary, progress.add),
-    duplex: 'half'
-  } as RequestInit)
+  const res = await call(api, 'add', params, { upload: multipartBody(entries, progress.add) })
   const results: Array<{ Hash: string, Name: string }> = []
   for await (const line of ndjson<{ Hash?: string, Name: string, Message?: string }>(res)) {
     if (line.Message != null) throw new Error(line.Message)
