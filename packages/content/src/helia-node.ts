@@ -1,9 +1,7 @@
 import { createLibp2p } from 'libp2p'
-import { PinStore } from './pin-store.ts'
-import type { Blocks, Helia, Router } from '@helia/interface'
+import type { Helia, Router } from '@helia/interface'
 import type { HeliaWithLibp2p } from '@helia/libp2p'
 import type { Libp2p, ServiceMap } from '@libp2p/interface'
-import type { Blockstore } from 'interface-blockstore'
 import type { HeliaInit } from 'helia'
 import type { Libp2pOptions } from 'libp2p'
 
@@ -33,10 +31,6 @@ const { libp2pRouting } = await beside<{ libp2pRouting: (libp2p: Libp2p) => Rout
  */
 export function createHeliaNode<S extends ServiceMap> (init: HeliaInit, libp2p: (helia: Helia) => Libp2pOptions<S>, beforeListen?: (helia: HeliaWithLibp2p<S>) => Promise<void>): HeliaWithLibp2p<S> {
   const helia = new HeliaClass({ ...init, name, version })
-  // Helia's own Pins write each block's record alone; this store keeps their format and batches them.
-  // It walks what Helia's walked: the storage under Helia's blockstore, which fetches what is missing.
-  const storage = (helia.blockstore as Blocks & { unwrap: () => Blockstore }).unwrap()
-  helia.pins = new PinStore({ datastore: helia.datastore, blockstore: storage, getCodec: helia.getCodec })
   let node: Libp2p<S> | undefined
   Object.defineProperty(helia, 'libp2p', {
     enumerable: true,
