@@ -215,6 +215,19 @@ describe('pins', () => {
     }
   })
 
+  it('finds a block indirectly pinned after other pins over it were removed and made again', async () => {
+    await content.pinAdd(TEST_DATA)
+    await content.pinAdd(D1)
+    try {
+      await content.pinRm(TEST_DATA)
+      await content.pinAdd(TEST_DATA)
+      await content.pinRm(D1)
+      assert.deepEqual(entries(await collect(content.pinLs('indirect', [D1_A]))), [[D1_A, 'indirect']])
+    } finally {
+      await unpinAll()
+    }
+  })
+
   it('turns a direct pin into a recursive one, and refuses the reverse', async () => {
     await content.pinAdd(D2, false)
     try {
