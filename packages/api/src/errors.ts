@@ -107,6 +107,7 @@ const BY_NAME: Record<string, Mapping> = {
   FileExistsError: [409, 'IPFSError'],
   ProfileBusyError: [409, 'IPFSError'],
   PinError: [400, 'IPFSPinningError'],
+  AlreadyPinnedError: [400, 'IPFSPinningError'],
   NotFoundError: [404, 'IPFSContentNotFoundError'],
   PeerNotFoundError: [404, 'IPFSContentNotFoundError'],
   // Helia's: no blockstore or peer gave the block (a CID that no node holds).

@@ -7,7 +7,7 @@
  * (errors.ts) are the operation's, so they cannot differ between callers.
  */
 import { Type } from 'typebox'
-import { Value } from 'typebox/value'
+import { Compile } from 'typebox/compile'
 import { requestSignal } from './stream.ts'
 import { kuboRoute } from './routes/route.ts'
 import type { KuboRoute } from './routes/route.ts'
@@ -15,6 +15,7 @@ import type { RoutePermission } from '@node-daemon/access'
 import type { Node } from '@node-daemon/daemon'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Static, TObject } from 'typebox'
+import type { Validator } from 'typebox/compile'
 
 export interface Operation<I extends TObject = TObject, O extends TObject = TObject> {
   /** Document 000's method name, served at POST /api/<name>. */
@@ -43,15 +44,28 @@ export class InvalidArgumentsError extends Error {
   name = 'InvalidArgumentsError'
 }
 
+/** Each operation's input schema compiled on its first call: checking against the schema itself interpreted it anew on every call. */
+const validators = new WeakMap<TObject, Validator>()
+
+function validatorOf (schema: TObject): Validator {
+  let validator = validators.get(schema)
+  if (validator == null) {
+    validator = Compile(schema)
+    validators.set(schema, validator)
+  }
+  return validator
+}
+
 /**
  * An input with the schema's defaults filled in (in place: callers pass what they built from the request),
  * checked against it; the first problem is the message. Nothing here walks the value deeper than the
  * schema goes, so a value nested thousands deep is refused rather than overflowing the stack.
  */
 export function parseInput<I extends TObject> (op: Operation<I, TObject>, value: unknown): Static<I> {
-  const input = Value.Default(op.input, value)
-  if (Value.Check(op.input, input)) return input
-  const [first] = Value.Errors(op.input, input)
+  const validator = validatorOf(op.input)
+  const input = validator.Default(value)
+  if (validator.Check(input)) return input as Static<I>
+  const [first] = validator.Errors(input)
   const where = first?.instancePath === '' || first == null ? 'its input' : first.instancePath.slice(1).replaceAll('/', '.')
   throw new InvalidArgumentsError(`${op.name}: ${where} ${first?.message ?? 'is not valid'}`)
 }

@@ -13,6 +13,7 @@ import { Mfs } from './mfs.ts'
 import { addLink, diff, linkDirectory, rmLink } from './object.ts'
 import { ipnsDhtRecords, Names } from './names.ts'
 import { parsePath } from './paths.ts'
+import { PinStore } from './pin-store.ts'
 import { dagSize, pinAdd, pinLs, pinRm, pinUpdate } from './pins.ts'
 import { refs } from './refs.ts'
 import { Topics } from './pubsub.ts'
@@ -114,6 +115,10 @@ export class Content extends TypedEventEmitter<ContentEvents> {
       codecs: Object.values(codecs),
       hashers: Object.values(hashers)
     }, (helia) => init.libp2p(ipnsDhtRecords(helia.keychain)), async (helia) => { this.exchange = await startBrokers(helia, this.blockStream) ?? this.exchange })
+    // Helia's own Pins write each block's record alone; this store keeps their format and batches them.
+    // It walks what Helia's walked: the storage under Helia's blockstore, which fetches what is missing.
+    const storage = (this.helia.blockstore as Blocks & { unwrap: () => Blockstore }).unwrap()
+    this.helia.pins = new PinStore({ datastore: init.datastore, blockstore: storage, getCodec: this.helia.getCodec })
     this.blockStream = new BlockStream({
       libp2p: () => this.helia.libp2p,
       blockstore: this.helia.blockstore,

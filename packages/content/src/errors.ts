@@ -28,6 +28,12 @@ export class PinError extends Error {
   name = 'PinError'
 }
 
+/** A pin exists already under the CID being pinned (Helia's error of that name, which pinAdd tells apart). */
+export class AlreadyPinnedError extends Error {
+  static name = 'AlreadyPinnedError'
+  name = 'AlreadyPinnedError'
+}
+
 /** A named key already exists. */
 export class KeyExistsError extends Error {
   static name = 'KeyExistsError'

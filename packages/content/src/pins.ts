@@ -66,6 +66,18 @@ export async function pinAdd (components: PinComponents, cid: CID, recursive: bo
   if (name != null && Buffer.byteLength(name) > MAX_PIN_NAME_BYTES) throw new InvalidParameterError(`a pin name is at most ${MAX_PIN_NAME_BYTES} bytes`)
   // Held before a direct pin is replaced, so that the block stays between the two.
   await hold?.keep(cid)
+  // Helia keys pins by CIDv1; the metadata keeps the CID as the user gave it, as Kubo lists it.
+  const metadata: Record<string, string> = { cid: cid.toString() }
+  if (name != null && name !== '') metadata.name = name
+  const add = async (): Promise<void> => drain(components.pins.add(cid, { ...rest, depth, walker: windowedWalker({ keep: hold?.keep, fetchTimeoutMs, onBlock, linkless }), metadata }))
+  // Most pins are new: the store refuses one that exists before it reads any block, and
+  // only then is the existing pin read, which for a new one was a lookup for nothing.
+  try {
+    await add()
+    return
+  } catch (err: any) {
+    if (err.name !== 'AlreadyPinnedError') throw err
+  }
   const existing = await components.pins.get(cid, rest).catch(() => undefined)
   if (existing?.depth === depth) {
     // Pinned again under another name, Kubo renames the pin.
@@ -76,11 +88,8 @@ export async function pinAdd (components: PinComponents, cid: CID, recursive: bo
     if (!recursive) throw new PinError(`${cid} is already pinned recursively`)
     await drain(components.pins.rm(cid, { ...rest, walker }))
   }
-  // Helia keys pins by CIDv1; the metadata keeps the CID as the user gave it, as Kubo lists it.
-  const metadata: Record<string, string> = { cid: cid.toString() }
-  if (name != null && name !== '') metadata.name = name
   try {
-    await drain(components.pins.add(cid, { ...rest, depth, walker: windowedWalker({ keep: hold?.keep, fetchTimeoutMs, onBlock, linkless }), metadata }))
+    await add()
   } catch (err: any) {
     // A concurrent call (two requests storing the same prompt) pinned it since this one looked: the same pin is no failure.
     if (err.name !== 'AlreadyPinnedError' || (await components.pins.get(cid, rest).catch(() => undefined))?.depth !== depth) throw err

@@ -200,6 +200,34 @@ describe('pins', () => {
     }
   })
 
+  it('pins a new CID without reading the pin store for it first, and one pinned already by reading it once', async () => {
+    const { pins, blockstore } = content.helia
+    let gets = 0
+    const counted = { blockstore, pins: Object.assign(Object.create(pins), { get: async (...args: Parameters<typeof pins.get>) => { gets++; return pins.get(...args) } }) }
+    try {
+      await pinAdd(counted, CID.parse(D1), true)
+      assert.equal(gets, 0)
+      await pinAdd(counted, CID.parse(D1), true, { name: 'renamed' })
+      assert.equal(gets, 1)
+      assert.deepEqual((await collect(content.pinLs('recursive'))).map(p => [p.cid.toString(), p.name]), [[D1, 'renamed']])
+    } finally {
+      await unpinAll()
+    }
+  })
+
+  it('finds a block indirectly pinned after other pins over it were removed and made again', async () => {
+    await content.pinAdd(TEST_DATA)
+    await content.pinAdd(D1)
+    try {
+      await content.pinRm(TEST_DATA)
+      await content.pinAdd(TEST_DATA)
+      await content.pinRm(D1)
+      assert.deepEqual(entries(await collect(content.pinLs('indirect', [D1_A]))), [[D1_A, 'indirect']])
+    } finally {
+      await unpinAll()
+    }
+  })
+
   it('turns a direct pin into a recursive one, and refuses the reverse', async () => {
     await content.pinAdd(D2, false)
     try {
