@@ -39,6 +39,14 @@ const WRITE_BEHIND_BYTES = 32 * MiB
 /** A pack is compacted once at least this share of it is deleted blocks or spent tombstones. */
 const COMPACT_SHARE = 1 / 3
 /** Kubo's flatfs layout: shard directories named by two base32 characters, one `.data` file per block. */
+/**
+ * Small blocks kept in memory once written or read, up to this many bytes in
+ * all: a cluster's pins, directory nodes and a DAG's inner nodes are small and
+ * asked for again soon (the other nodes fetch a block just added), and a read
+ * from a pack is a thread-pool round trip whatever its size.
+ */
+const RECENT_BYTES = 8 * MiB
+const RECENT_BLOCK_BYTES = 16 * 1024
 const FLATFS_SHARD = /^[A-Z2-7]{2}$/
 const PACK_NAME = /^(\d{8})\.pack$/
 
@@ -95,7 +103,8 @@ const packName = (id: number): string => `${String(id).padStart(8, '0')}.pack`
  * records' headers, keyed by multihash (so CIDv0 and CIDv1 of the same bytes
  * are one block). Writes are batched into one `writev` per turn of the pack's
  * queue, in place of a file, a rename and four threadpool round trips per
- * block; a read is one `pread`.
+ * block; a read is one `pread`, or none for a small block written or read
+ * lately (RECENT_BYTES).
  *
  * Durability: a put resolves once its record is queued (the block is served
  * from memory until it is written; with 32 MiB queued, a put waits for its own
@@ -121,6 +130,9 @@ export class PackBlockstore extends BaseBlockstore {
   private readonly index = new Map<string, Entry>()
   /** Blocks whose write is still queued, served from memory meanwhile. */
   private readonly unwritten = new Map<string, Uint8Array>()
+  /** Small blocks written or read lately, oldest first (see RECENT_BYTES). */
+  private readonly recent = new Map<string, Uint8Array>()
+  private recentBytes = 0
   private readonly packs = new Map<number, Pack>()
   private active?: Pack
   private starting?: Promise<Pack>
@@ -207,6 +219,7 @@ export class PackBlockstore extends BaseBlockstore {
 
   private forget (key: string, entry: Entry): void {
     this.index.delete(key)
+    this.unremember(key)
     const pack = this.packs.get(entry.pack)
     if (pack != null) pack.live -= recordBytes(key, entry.length)
   }
@@ -339,7 +352,7 @@ export class PackBlockstore extends BaseBlockstore {
   private async read (key: string, cid?: CID): Promise<Uint8Array> {
     // A block moved by a compaction while it was read is read again where it went.
     for (let attempt = 0; ; attempt++) {
-      const pending = this.unwritten.get(key)
+      const pending = this.unwritten.get(key) ?? this.recent.get(key)
       if (pending != null) return pending
       const entry = this.index.get(key)
       if (entry == null) throw new NotFoundError(`block ${cid ?? 'of that multihash'} is not in the blockstore`)
@@ -355,6 +368,7 @@ export class PackBlockstore extends BaseBlockstore {
           if (bytesRead === 0) throw new Error(`pack ${packName(pack.id)} ends inside a block`)
           done += bytesRead
         }
+        if (this.index.get(key) === entry) this.remember(key, bytes)
         return bytes
       } catch (err) {
         if (attempt > 0 || this.index.get(key) === entry) throw err
@@ -362,6 +376,25 @@ export class PackBlockstore extends BaseBlockstore {
         if (--pack.users === 0 && pack.removed === true) await this.closePack(pack)
       }
     }
+  }
+
+  /** Keeps a small block in memory, dropping the oldest beyond RECENT_BYTES; a copy when it is a view of a larger buffer. */
+  private remember (key: string, bytes: Uint8Array): void {
+    if (bytes.byteLength > RECENT_BLOCK_BYTES || this.recent.has(key)) return
+    this.recent.set(key, bytes.byteLength === bytes.buffer.byteLength ? bytes : Uint8Array.prototype.slice.call(bytes))
+    this.recentBytes += bytes.byteLength
+    for (const [oldest, kept] of this.recent) {
+      if (this.recentBytes <= RECENT_BYTES) break
+      this.recent.delete(oldest)
+      this.recentBytes -= kept.byteLength
+    }
+  }
+
+  private unremember (key: string): void {
+    const kept = this.recent.get(key)
+    if (kept == null) return
+    this.recent.delete(key)
+    this.recentBytes -= kept.byteLength
   }
 
   private async handleOf (pack: Pack): Promise<FileHandle> {
@@ -444,7 +477,10 @@ export class PackBlockstore extends BaseBlockstore {
       this.writeError ??= err
     }).finally(() => {
       this.queuedBytes -= bytes.byteLength
-      if (this.unwritten.get(key) === bytes) this.unwritten.delete(key)
+      if (this.unwritten.get(key) === bytes) {
+        this.unwritten.delete(key)
+        if (this.index.get(key) === entry) this.remember(key, bytes)
+      }
     })
     // The put returns once the record is queued, so that an add does not wait on the disk
     // block by block; only when that much is queued does it wait for its own write.

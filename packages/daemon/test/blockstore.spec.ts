@@ -34,6 +34,11 @@ async function packBytes (dir: string): Promise<number> {
   return total
 }
 
+/** Overwrites every pack with zeros: what a read from the packs gives from then on. */
+async function zeroPacks (dir: string): Promise<void> {
+  for (const name of await readdir(dir)) await writeFile(join(dir, name), Buffer.alloc((await stat(join(dir, name))).size))
+}
+
 async function opened (dir: string, packBytes?: number): Promise<PackBlockstore> {
   const store = new PackBlockstore(dir, { packBytes })
   await store.open()
@@ -180,6 +185,31 @@ describe('pack blockstore', () => {
     assert.equal(await packBytes(dir), records)
     store = await opened(dir)
     for (const b of blocks) assert.deepEqual(await bytesOf(store, b.cid), Buffer.from(b.bytes))
+    await store.close()
+  })
+
+  it('serves small blocks it wrote or read lately from memory, and large ones and deleted ones not', async () => {
+    const dir = fresh()
+    let store = await opened(dir)
+    const [small, large, gone] = await Promise.all([1024, 65_536, 512].map(block))
+    for (const b of [small, large, gone]) await store.put(b.cid, b.bytes)
+    await store.sync()
+    await store.delete(gone.cid)
+    await zeroPacks(dir)
+    assert.deepEqual(await bytesOf(store, small.cid), Buffer.from(small.bytes))
+    assert.deepEqual(await bytesOf(store, large.cid), Buffer.alloc(large.bytes.byteLength))
+    await assert.rejects(bytesOf(store, gone.cid), { name: 'NotFoundError' })
+    await store.close()
+
+    // Read once from its pack, a small block is kept too.
+    const other = fresh()
+    store = await opened(other)
+    await store.put(small.cid, small.bytes)
+    await store.close()
+    store = await opened(other)
+    assert.deepEqual(await bytesOf(store, small.cid), Buffer.from(small.bytes))
+    await zeroPacks(other)
+    assert.deepEqual(await bytesOf(store, small.cid), Buffer.from(small.bytes))
     await store.close()
   })
 })
