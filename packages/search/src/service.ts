@@ -527,40 +527,41 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
 
   /**
    * Inline documents become content too, a directory of one file each, so
-   * that their chunks name a CID and hops reach them. Rows take their CIDs
-   * from `sources`, the directory hashed in memory; `stored` adds (and pins)
-   * it meanwhile, a file's block at a time, which takes far longer: the
-   * batches are embedded and stored while it runs, and no head that names
-   * its CIDs moves before it is done.
+   * that their chunks name a CID and hops reach them. One add stores (and
+   * pins) the directory; rows take their CIDs from `sources`, the add's
+   * entries, which are all there once it reaches the directory, before its
+   * pin. The batches are embedded meanwhile, and no head that names its CIDs
+   * moves before the add is done (`stored`).
    */
   #inline (documents: RawDocument[], signal: AbortSignal): Inline {
     const files = documents.map((d, i) => ({ path: `${String(i).padStart(6, '0')}.txt`, content: new TextEncoder().encode(d.text) }))
     const docs = files.map((file, i) => ({ docId: documents[i].id ?? file.path, sourceCid: '', rootCid: '', path: file.path, bytes: file.content, metadata: documents[i].metadata ?? {} }))
-    const options = { wrapWithDirectory: true, cidVersion: 1, rawLeaves: true, signal } as const
-    const sources = (async () => {
-      const cids = new Map<string, string>()
-      let root = ''
-      for await (const event of this.#c.content.addAll(files, { ...options, onlyHash: true })) {
-        if (event.type !== 'entry') continue
-        if (event.name === '') root = event.cid.toString()
-        else cids.set(event.name, event.cid.toString())
-      }
-      return (row: ChunkRow) => {
-        row.source_cid = cids.get(row.path) ?? root
-        row.root_cid = root
-        row.id = `${row.source_cid}:${row.path}#${row.chunk_index}`
-      }
-    })()
+    const sources = Promise.withResolvers<(row: ChunkRow) => void>()
     let done = false
     // One add at a time: the next job's documents are stored while this one's are embedded, not all at once.
     const stored = this.#storing.catch(() => {}).then(async () => {
-      for await (const _ of this.#c.content.addAll(files, { ...options, fileConcurrency: INLINE_ADD_CONCURRENCY })) ;
+      const cids = new Map<string, string>()
+      for await (const event of this.#c.content.addAll(files, { wrapWithDirectory: true, cidVersion: 1, rawLeaves: true, signal, fileConcurrency: INLINE_ADD_CONCURRENCY })) {
+        if (event.type !== 'entry') continue
+        if (event.name !== '') {
+          cids.set(event.name, event.cid.toString())
+          continue
+        }
+        // The directory comes last, after every file.
+        const root = event.cid.toString()
+        sources.resolve((row: ChunkRow) => {
+          row.source_cid = cids.get(row.path) ?? root
+          row.root_cid = root
+          row.id = `${row.source_cid}:${row.path}#${row.chunk_index}`
+        })
+      }
       done = true
     })
+    // Once resolved this changes nothing: the rows wait on an add that failed before the directory, or gave none, no longer.
+    stored.then(() => { sources.reject(new Error('adding the documents gave no directory')) }, err => { sources.reject(err) })
     this.#storing = stored
-    sources.catch(() => {})
-    stored.catch(() => {})
-    return { docs, sources, stored, isStored: () => done }
+    sources.promise.catch(() => {})
+    return { docs, sources: sources.promise, stored, isStored: () => done }
   }
 
   async * #documents (source: { cid: string, metadata?: Record<string, unknown> }, signal: AbortSignal): AsyncGenerator<Doc> {
