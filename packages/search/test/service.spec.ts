@@ -121,6 +121,44 @@ describe('search service', { timeout: 240_000 }, () => {
     assert.ok(listing.entries.some(e => e.name === hits[0].path && e.cid.toString() === hits[0].source_cid))
   })
 
+  it('stores a queued job\'s documents as content once the job before it started, not all of a queue\'s at once', async () => {
+    const real = daemon.node.content
+    const adds: string[] = []
+    const content = new Proxy(real, {
+      get: (target, key) => key === 'addAll'
+        ? async function * (source: Array<{ path: string }>, options: AddOptions = {}) {
+          if (options.wrapWithDirectory === true) adds.push(source[0].path)
+          yield * target.addAll(source, options)
+          if (options.wrapWithDirectory === true) adds.push(`end of ${source[0].path}`)
+        }
+        : (target as any)[key]?.bind?.(target) ?? (target as any)[key]
+    })
+    // The first job's embedding is held: the second job cannot start, so the third job's documents wait.
+    const gate = Promise.withResolvers<void>()
+    const inference = new Proxy(daemon.node.inference, {
+      get: (target, key) => key === 'embed'
+        ? async (params: EmbedParams, options?: object) => { await gate.promise; return target.embed(params, options) }
+        : (target as any)[key]?.bind?.(target) ?? (target as any)[key]
+    })
+    const s = createSearch({ content, cluster: daemon.node.cluster, inference, log: logger('test:search') }, { dir: join(dir, String(services.length)), defaultModel: MODEL, batchChunks: 4, snapshotMs: 600_000 })
+    await s.start()
+    services.push(s)
+    await s.createCollection({ name: 'paced', chunkTokens: 32, replicationFactor: 1 })
+    const jobs = []
+    for (let j = 0; j < 3; j++) jobs.push(await s.index('paced', { documents: documents(3, `paced${j}-`).map((d, i) => ({ ...d, id: `${j}:${i}` })) }))
+    try {
+      await waitFor('the second job\'s documents stored', async () => adds.length >= 4, 30_000)
+      // Time for a third add to begin, had it only waited for the second.
+      await new Promise(resolve => setTimeout(resolve, 300))
+      assert.equal(adds.length, 4, adds.join(', '))
+    } finally {
+      gate.resolve()
+    }
+    for (const started of jobs) assert.equal((await s.wait(started.id)).status, 'completed')
+    assert.equal(adds.length, 6)
+    assert.equal((await s.collection('paced')).chunks, 9)
+  })
+
   it('re-embeds a collection with another model in the background, and switches its head and model when done', async () => {
     const models = await tinyModels()
     try {
