@@ -89,8 +89,8 @@ function schemaOf (dimensions: number, metadataSchema: Record<string, MetadataFi
 /**
  * Rows as an Arrow table of `schema`, built a column at a time, the vectors
  * as one Float32Array: LanceDB's own conversion of objects walks every
- * row's fields and builds each value through Arrow's builders, twice the
- * main thread's time of this.
+ * row's fields and builds each value through Arrow's builders, which took
+ * the main thread twice as long.
  */
 function arrowTable (rows: ChunkRow[], schema: Schema): Table {
   const column = (name: string, type: DataType): Vector => {
