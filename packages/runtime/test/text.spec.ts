@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
 import { trainBpe } from '@node-daemon/models'
-import { IncrementalDecoder, TextCodec } from '../src/text.ts'
+import { IncrementalDecoder, TextCodec, WordCache } from '../src/text.ts'
 
 describe('TextCodec', () => {
   let codec: TextCodec
@@ -68,5 +68,36 @@ describe('TextCodec', () => {
     const fim = ['<fim_prefix>', '<fim_suffix>', '<fim_middle>'].map((content, i) => ({ id: next + i, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }))
     const withFim = new TextCodec({ ...tokenizerJson, added_tokens: [...added, ...fim] }, { ...tokenizerConfig })
     assert.deepEqual(withFim.fim, { prefix: next, suffix: next + 1, middle: next + 2 })
+  })
+
+  it('encodes words met before without writing to the tokenizer\'s cache of words', (t) => {
+    const text = 'It is a truth universally acknowledged, that a single man in possession of a good fortune.'
+    const ids = codec.encode(text)
+    // Every Map write while the same text is encoded again: tokenizers.js's own LRU deleted and set each word it found.
+    const set = t.mock.method(Map.prototype, 'set')
+    const remove = t.mock.method(Map.prototype, 'delete')
+    const again = codec.encode(text)
+    const writes = set.mock.callCount() + remove.mock.callCount()
+    t.mock.restoreAll()
+    assert.deepEqual(again, ids)
+    assert.equal(writes, 0)
+  })
+})
+
+describe('WordCache', () => {
+  it('keeps at most two generations of words, and a word used in the older one into the next', () => {
+    const cache = new WordCache<number>(3)
+    for (const [i, word] of ['a', 'b', 'c', 'd', 'e'].entries()) cache.put(word, i)
+    assert.equal(cache.size, 5, 'a, b and c are the old generation, d and e the young one')
+    assert.equal(cache.get('a'), 0, 'found in the old generation, and moved to the young one, which is then full and becomes the old one')
+    cache.put('f', 5)
+    assert.equal(cache.size, 4)
+    assert.deepEqual(['b', 'c'].map(w => cache.get(w)), [undefined, undefined], 'dropped: not used since a, b and c became the old generation')
+    assert.deepEqual(['f', 'a', 'd'].map(w => cache.get(w)), [5, 0, 3], 'a and d move to the young generation, which is then full again')
+    assert.equal(cache.get('e'), undefined, 'e was not used since')
+    for (let i = 0; i < 100; i++) cache.put(`w${i}`, i)
+    assert.ok(cache.size <= 6, `${cache.size} words kept`)
+    cache.clear()
+    assert.equal(cache.size, 0)
   })
 })

@@ -125,6 +125,8 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
   readonly #embedders = new Map<string, Promise<void>>()
   /** Per running job, ends its embedding phase. */
   readonly #embedded = new Map<string, () => void>()
+  /** Per collection, when the last job queued starts: the next job's documents are stored as content from then on. */
+  readonly #starts = new Map<string, Promise<void>>()
   /** Open replicas by head CID, least recently used first. */
   readonly #replicas = new Map<string, Replica>()
   /** Evicted replicas that queries still use, closed when the last is done. */
@@ -207,7 +209,7 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
     }
     // Inline documents are stored as content from now on, while the jobs before this one run.
     let inline: Inline | undefined
-    return this.#queue(name, signal => { inline = 'documents' in source ? this.#inline(source.documents, signal) : undefined }, async (job, previous, signal) => this.#run(job, collection, source, inline, previous, signal))
+    return this.#queue(name, (signal, previousStarted) => { inline = 'documents' in source ? this.#inline(source.documents, signal, previousStarted) : undefined }, async (job, previous, signal) => this.#run(job, collection, source, inline, previous, signal))
   }
 
   /**
@@ -232,7 +234,7 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
    * Starts a job on a collection: it begins once the job before it embedded
    * its last batch, and writes once that job ended (`previous`).
    */
-  #queue (name: string, prepare: (signal: AbortSignal) => void, run: (job: IndexJob, previous: Promise<unknown>, signal: AbortSignal) => Promise<IndexJob>, embeddingModel?: string): IndexJob {
+  #queue (name: string, prepare: (signal: AbortSignal, previousStarted: Promise<void>) => void, run: (job: IndexJob, previous: Promise<unknown>, signal: AbortSignal) => Promise<IndexJob>, embeddingModel?: string): IndexJob {
     const job: IndexJob = { id: `index_${randomUUID()}`, collection: name, status: 'running', documents: 0, skipped: 0, chunks: 0, batches: 0, snapshots: 0, startedAt: new Date().toISOString(), ...(embeddingModel != null ? { embeddingModel } : {}) }
     const controller = new AbortController()
     const signal = AbortSignal.any([controller.signal, this.#lifetime.signal])
@@ -241,7 +243,11 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
     const embedded = new Promise<void>(resolve => this.#embedded.set(job.id, () => { this.#embedded.delete(job.id); resolve() }))
     this.#embedders.set(name, embedded)
     void embedded.then(() => { if (this.#embedders.get(name) === embedded) this.#embedders.delete(name) })
-    prepare(signal)
+    // This job starts once the one before it embedded its last batch.
+    const previousStarted = this.#starts.get(name) ?? Promise.resolve()
+    this.#starts.set(name, previousEmbedded)
+    void previousEmbedded.then(() => { if (this.#starts.get(name) === previousEmbedded) this.#starts.delete(name) })
+    prepare(signal, previousStarted)
     const done = previousEmbedded.then(async () => run(job, previous, signal))
     this.#writers.set(name, done)
     void done.finally(() => { if (this.#writers.get(name) === done) this.#writers.delete(name) })
@@ -527,40 +533,43 @@ export class SearchService extends TypedEventEmitter<SearchEvents> {
 
   /**
    * Inline documents become content too, a directory of one file each, so
-   * that their chunks name a CID and hops reach them. Rows take their CIDs
-   * from `sources`, the directory hashed in memory; `stored` adds (and pins)
-   * it meanwhile, a file's block at a time, which takes far longer: the
-   * batches are embedded and stored while it runs, and no head that names
-   * its CIDs moves before it is done.
+   * that their chunks name a CID and hops reach them. One add stores (and
+   * pins) the directory; rows take their CIDs from `sources`, the add's
+   * entries, which are all there once it reaches the directory, before its
+   * pin. The batches are embedded meanwhile, and no head that names its CIDs
+   * moves before the add is done (`stored`). The add begins once the job
+   * before this one started (`after`), and after that job's add: so the adds
+   * go one job ahead of the embedding, rather than all of a queue's at once
+   * under its first batches.
    */
-  #inline (documents: RawDocument[], signal: AbortSignal): Inline {
+  #inline (documents: RawDocument[], signal: AbortSignal, after: Promise<void>): Inline {
     const files = documents.map((d, i) => ({ path: `${String(i).padStart(6, '0')}.txt`, content: new TextEncoder().encode(d.text) }))
     const docs = files.map((file, i) => ({ docId: documents[i].id ?? file.path, sourceCid: '', rootCid: '', path: file.path, bytes: file.content, metadata: documents[i].metadata ?? {} }))
-    const options = { wrapWithDirectory: true, cidVersion: 1, rawLeaves: true, signal } as const
-    const sources = (async () => {
-      const cids = new Map<string, string>()
-      let root = ''
-      for await (const event of this.#c.content.addAll(files, { ...options, onlyHash: true })) {
-        if (event.type !== 'entry') continue
-        if (event.name === '') root = event.cid.toString()
-        else cids.set(event.name, event.cid.toString())
-      }
-      return (row: ChunkRow) => {
-        row.source_cid = cids.get(row.path) ?? root
-        row.root_cid = root
-        row.id = `${row.source_cid}:${row.path}#${row.chunk_index}`
-      }
-    })()
+    const sources = Promise.withResolvers<(row: ChunkRow) => void>()
     let done = false
-    // One add at a time: the next job's documents are stored while this one's are embedded, not all at once.
-    const stored = this.#storing.catch(() => {}).then(async () => {
-      for await (const _ of this.#c.content.addAll(files, { ...options, fileConcurrency: INLINE_ADD_CONCURRENCY })) ;
+    const stored = Promise.all([this.#storing.catch(() => {}), after]).then(async () => {
+      const cids = new Map<string, string>()
+      for await (const event of this.#c.content.addAll(files, { wrapWithDirectory: true, cidVersion: 1, rawLeaves: true, signal, fileConcurrency: INLINE_ADD_CONCURRENCY })) {
+        if (event.type !== 'entry') continue
+        if (event.name !== '') {
+          cids.set(event.name, event.cid.toString())
+          continue
+        }
+        // The directory comes last, after every file.
+        const root = event.cid.toString()
+        sources.resolve((row: ChunkRow) => {
+          row.source_cid = cids.get(row.path) ?? root
+          row.root_cid = root
+          row.id = `${row.source_cid}:${row.path}#${row.chunk_index}`
+        })
+      }
       done = true
     })
+    // Once resolved this changes nothing: the rows wait on an add that failed before the directory, or gave none, no longer.
+    stored.then(() => { sources.reject(new Error('adding the documents gave no directory')) }, err => { sources.reject(err) })
     this.#storing = stored
-    sources.catch(() => {})
-    stored.catch(() => {})
-    return { docs, sources, stored, isStored: () => done }
+    sources.promise.catch(() => {})
+    return { docs, sources: sources.promise, stored, isStored: () => done }
   }
 
   async * #documents (source: { cid: string, metadata?: Record<string, unknown> }, signal: AbortSignal): AsyncGenerator<Doc> {

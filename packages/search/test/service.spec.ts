@@ -17,6 +17,7 @@ import { startTestDaemon } from '../../../test/helpers/daemon.ts'
 import { createSearch } from '../src/service.ts'
 import type { SearchComponents, SearchInit, SearchService } from '../src/service.ts'
 import type { TestDaemon } from '../../../test/helpers/daemon.ts'
+import type { AddOptions } from '@node-daemon/content'
 import type { EmbedInput, EmbedParams } from '@node-daemon/inference'
 
 const MODEL = 'tiny-embed:latest'
@@ -92,6 +93,70 @@ describe('search service', { timeout: 240_000 }, () => {
     const { embeddings: [vector] } = await real.embed({ model: MODEL, input: [docs[2].text], inputType: 'document' })
     const [top] = await search.search({ collection: 'tokens', queryVector: vector, topK: 1, hopCount: 0 })
     assert.equal(top.doc_id, 'tok2')
+  })
+
+  it('stores inline documents as content in one add, whose entries give the chunks their CIDs', async () => {
+    const real = daemon.node.content
+    const adds: AddOptions[] = []
+    const content = new Proxy(real, {
+      get: (target, key) => key === 'addAll'
+        ? (source: Parameters<typeof real.addAll>[0], options: AddOptions = {}) => { adds.push(options); return target.addAll(source, options) }
+        : (target as any)[key]?.bind?.(target) ?? (target as any)[key]
+    })
+    const s = createSearch({ content, cluster: daemon.node.cluster, inference: daemon.node.inference, log: logger('test:search') }, { dir: join(dir, String(services.length)), defaultModel: MODEL, batchChunks: 4, snapshotMs: 600_000 })
+    await s.start()
+    services.push(s)
+    await s.createCollection({ name: 'once', chunkTokens: 32, replicationFactor: 1 })
+    const docs = documents(10, 'once')
+    const job = await s.wait((await s.index('once', { documents: docs })).id)
+    assert.equal(job.status, 'completed', job.error)
+    const inline = adds.filter(options => options.wrapWithDirectory === true)
+    assert.equal(inline.length, 1, 'the documents are hashed once, by the add that stores them')
+    assert.notEqual(inline[0].onlyHash, true)
+    const hits = await s.search({ collection: 'once', queryText: 'once7', topK: 1, hopCount: 0 })
+    assert.equal(hits[0].doc_id, 'once7')
+    assert.equal(Buffer.from(await real.readFile(hits[0].source_cid as string)).toString(), docs[7].text)
+    const listing = await real.ls(hits[0].root_cid as string)
+    assert.equal(listing.entries.length, docs.length)
+    assert.ok(listing.entries.some(e => e.name === hits[0].path && e.cid.toString() === hits[0].source_cid))
+  })
+
+  it('stores a queued job\'s documents as content once the job before it started, not all of a queue\'s at once', async () => {
+    const real = daemon.node.content
+    const adds: string[] = []
+    const content = new Proxy(real, {
+      get: (target, key) => key === 'addAll'
+        ? async function * (source: Array<{ path: string }>, options: AddOptions = {}) {
+          if (options.wrapWithDirectory === true) adds.push(source[0].path)
+          yield * target.addAll(source, options)
+          if (options.wrapWithDirectory === true) adds.push(`end of ${source[0].path}`)
+        }
+        : (target as any)[key]?.bind?.(target) ?? (target as any)[key]
+    })
+    // The first job's embedding is held: the second job cannot start, so the third job's documents wait.
+    const gate = Promise.withResolvers<void>()
+    const inference = new Proxy(daemon.node.inference, {
+      get: (target, key) => key === 'embed'
+        ? async (params: EmbedParams, options?: object) => { await gate.promise; return target.embed(params, options) }
+        : (target as any)[key]?.bind?.(target) ?? (target as any)[key]
+    })
+    const s = createSearch({ content, cluster: daemon.node.cluster, inference, log: logger('test:search') }, { dir: join(dir, String(services.length)), defaultModel: MODEL, batchChunks: 4, snapshotMs: 600_000 })
+    await s.start()
+    services.push(s)
+    await s.createCollection({ name: 'paced', chunkTokens: 32, replicationFactor: 1 })
+    const jobs = []
+    for (let j = 0; j < 3; j++) jobs.push(await s.index('paced', { documents: documents(3, `paced${j}-`).map((d, i) => ({ ...d, id: `${j}:${i}` })) }))
+    try {
+      await waitFor('the second job\'s documents stored', async () => adds.length >= 4, 30_000)
+      // Time for a third add to begin, had it only waited for the second.
+      await new Promise(resolve => setTimeout(resolve, 300))
+      assert.equal(adds.length, 4, adds.join(', '))
+    } finally {
+      gate.resolve()
+    }
+    for (const started of jobs) assert.equal((await s.wait(started.id)).status, 'completed')
+    assert.equal(adds.length, 6)
+    assert.equal((await s.collection('paced')).chunks, 9)
   })
 
   it('re-embeds a collection with another model in the background, and switches its head and model when done', async () => {

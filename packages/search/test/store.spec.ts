@@ -57,6 +57,25 @@ describe('ChunkTable', () => {
     reopened.close()
   })
 
+  it('stores every column as given, a metadata field without a value as null, and refuses a vector of another size than the table\'s', async () => {
+    const at = join(dir, 'columns')
+    const table = await ChunkTable.open(at, { year: 'number', place: 'string', draft: 'boolean' })
+    const given: ChunkRow[] = [
+      { ...row(1), m_place: 'Bath', m_draft: true },
+      { ...row(2), m_year: null, m_place: null, m_draft: false },
+      { ...row(3), vector: [0.1, 0.2, 0.3] }
+    ]
+    await table.add(given)
+    const stored = (await table.rows('true', 10)).sort((a, b) => a.chunk_index - b.chunk_index || a.id.localeCompare(b.id))
+    assert.deepEqual(stored.map(h => ({ ...h })), given.map(({ vector, ...rest }) => ({ m_place: null, m_draft: null, ...rest })))
+    const [hit] = await table.nearest([0.1, 0.2, 0.3], 1)
+    assert.equal(hit.id, 'c3')
+    assert.equal(hit._distance != null && hit._distance < 1e-6, true, 'the vector is stored as given, in float32')
+    await assert.rejects(table.add([{ ...row(4), vector: [1, 2] }]), /vector of 2 dimensions for a table of 3/)
+    assert.equal(await table.count(), 3)
+    table.close()
+  })
+
   it('finds rows added after a checkpoint by a scan of their own, and seals at a job\'s end only once they are a share of the table', async () => {
     const at = await mkdtemp(join(tmpdir(), 'search-store-settle-'))
     try {
