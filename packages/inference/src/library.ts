@@ -81,6 +81,8 @@ export class ModelLibrary {
   readonly #replication: number
   /** One unpacking per CID at a time, with the progress listeners of everyone waiting for it. */
   readonly #unpacking = new Map<string, { done: Promise<string>, listeners: Set<(event: ProgressEvent) => void> }>()
+  /** CIDs whose directory is complete on disk. */
+  readonly #unpacked = new Set<string>()
   /** Tokenizers of the latest models whose prompts were counted, by CID, newest last. */
   readonly #codecs = new Map<string, Promise<TextCodec>>()
   /** Unpacks run for the library, not for whoever asked first: aborted when it stops. */
@@ -204,11 +206,20 @@ export class ModelLibrary {
    */
   async unpack (cid: string, options: AbortOptions & { onProgress?: (event: ProgressEvent) => void } = {}): Promise<string> {
     const dir = join(this.#dir, cid)
-    if (await exists(join(dir, COMPLETE))) return dir
+    // A CID's directory, once complete, never changes and is never removed here: every request asks, a stat each was 1% of an ingest.
+    if (this.#unpacked.has(cid)) return dir
+    if (await exists(join(dir, COMPLETE))) {
+      this.#unpacked.add(cid)
+      return dir
+    }
     let pending = this.#unpacking.get(cid)
     if (pending == null) {
       const listeners = new Set<(event: ProgressEvent) => void>()
       const done = this.#unpackOnce(cid, dir, { signal: this.#lifetime.signal, onProgress: event => { for (const listener of listeners) listener(event) } })
+        .then(unpacked => {
+          this.#unpacked.add(cid)
+          return unpacked
+        })
         .finally(() => this.#unpacking.delete(cid))
       // Every caller may have stopped waiting by the time it fails.
       done.catch(() => {})

@@ -60,6 +60,21 @@ describe('ModelLibrary', () => {
     library.stop()
   })
 
+  it('answers a CID it unpacked, or found complete, without reading the disk again', async () => {
+    const cid = 'QmbcW3WMkooB5BK6CMcqG9NvWQxByEJ4AXn5hC3SpYpf6X'
+    const root = join(dir, 'known')
+    await mkdir(join(root, cid), { recursive: true })
+    await writeFile(join(root, cid, '.complete'), cid)
+    // A content store that fails every read: a second look at the disk that found no marker would unpack again.
+    const content = { ls: async () => { throw new Error('read the content store') } }
+    const library = new ModelLibrary({ content: content as never, cluster: undefined as never }, { dir: root })
+    await library.start()
+    assert.equal(await library.unpack(cid), join(root, cid))
+    await rm(join(root, cid, '.complete'))
+    assert.equal(await library.unpack(cid), join(root, cid))
+    library.stop()
+  })
+
   it("reports an unpack as Ollama's layer lines, bytes growing to each file's size, and passes none of the store's own events", async () => {
     const cid = 'QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o'
     const sizes: Record<string, number> = { 'config.json': 2, 'tokenizer.json': 2, 'model.onnx': 6 }
