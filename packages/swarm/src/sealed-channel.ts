@@ -33,8 +33,9 @@
  *
  * So the channel keeps every property the two layers gave bulk streams, and
  * one more: other members cannot read it, as they could read pnet alone.
- * Only bulk block streams use it; Raft, cluster and training messages stay on
- * libp2p. AES-GCM runs on AES-NI through OpenSSL, several times the speed of
+ * Only bulk streams use it: block streams, and training's gradient streams
+ * (tens of MB a step each way); Raft and cluster messages stay on libp2p.
+ * AES-GCM runs on AES-NI through OpenSSL, several times the speed of
  * noise's ChaCha20-Poly1305 on this hardware.
  */
 import { createCipheriv, createDecipheriv, createHmac, createSecretKey, randomBytes } from 'node:crypto'

@@ -11,14 +11,18 @@
  */
 import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
-import { messageStreamOptions, openStream } from '@node-daemon/swarm'
+import { askSealedChannel, dialPeer, messageStreamOptions, SealedChannels } from '@node-daemon/swarm'
 import { StepRequest, StepResponse } from '../../../protocols/training.js'
 import type { SliceResult } from './replica.ts'
-import type { AbortOptions, Libp2p, Logger, Stream } from '@libp2p/interface'
+import type { AbortOptions, Connection, Libp2p, Logger, Stream } from '@libp2p/interface'
 import type { LengthPrefixedStream } from '@libp2p/utils'
 import type { Uint8ArrayList } from 'uint8arraylist'
 
 export const TRAINING_PROTOCOL = '/node-daemon/training/2.0.0'
+/** Offers of a sealed channel for a job's stream (ChannelOffer in protocols/blocks.proto). */
+export const TRAINING_CHANNEL_PROTOCOL = '/node-daemon/training-channel/1.0.0'
+/** How long opening a sealed channel may take before a job's stream goes over libp2p instead. */
+const SEALED_OPEN_MS = 3_000
 /** A float32 gradient of 128M parameters, plus room for the sample list. */
 const STREAM_OPTIONS = messageStreamOptions(512 * 1024 * 1024 + 1024 * 1024)
 /** A worker that hears nothing on a job's stream for this long lets it go. */
@@ -38,6 +42,22 @@ export interface TrainingProtocolInit {
   handler: StepHandler
   /** Cluster members only. */
   allow: (peerId: string) => boolean
+  /**
+   * The interface this node's sealed channels listen on (its swarm's host).
+   * Set, coordinators get a sealed channel for their job's stream (see
+   * packages/swarm's sealed-channel.ts for why one layer of encryption is
+   * enough there); unset, they use libp2p streams. A coordinator asks for a
+   * channel either way, and falls back to libp2p if it gets none.
+   */
+  channelHost?: string
+}
+
+/** Job streams this node opened and served, on sealed channels and on libp2p. */
+export interface TrainingStreamStats {
+  sealedOpened: number
+  libp2pOpened: number
+  sealedServed: number
+  libp2pServed: number
 }
 
 /** The bytes of a float32 array, without a copy. */
@@ -109,23 +129,39 @@ export interface WorkerChannel {
 }
 
 export class TrainingProtocol {
+  readonly stats: TrainingStreamStats = { sealedOpened: 0, libp2pOpened: 0, sealedServed: 0, libp2pServed: 0 }
   readonly #components: TrainingProtocolComponents
   readonly #init: TrainingProtocolInit
   readonly #shutdown = new AbortController()
+  /** Offers channels to coordinators, when the node has a channel host. */
+  readonly #channels?: SealedChannels
 
   constructor (components: TrainingProtocolComponents, init: TrainingProtocolInit) {
     this.#components = components
     this.#init = init
+    if (init.channelHost == null) return
+    this.#channels = new SealedChannels({ libp2p: () => components.libp2p, log: components.log }, {
+      host: init.channelHost,
+      offerProtocol: TRAINING_CHANNEL_PROTOCOL,
+      allow: peer => init.allow(peer.toString()),
+      onStream: (stream, peer) => {
+        this.stats.sealedServed++
+        void this.#serve(stream, peer.toString())
+      }
+    })
   }
 
   async start (): Promise<void> {
     await this.#components.libp2p.handle(TRAINING_PROTOCOL, async (stream, connection) => {
+      this.stats.libp2pServed++
       await this.#serve(stream, connection.remotePeer.toString())
     }, { runOnLimitedConnection: false })
+    await this.#channels?.start()
   }
 
   async stop (): Promise<void> {
     this.#shutdown.abort(new Error('the training protocol is stopping'))
+    await this.#channels?.stop()
     await this.#components.libp2p.unhandle(TRAINING_PROTOCOL)
   }
 
@@ -150,9 +186,9 @@ export class TrainingProtocol {
     }
   }
 
-  /** Opens a job's stream to a worker. */
+  /** Opens a job's stream to a worker: on a sealed channel if the worker offers one, else on libp2p. */
   async open (peer: string, signal: AbortSignal): Promise<WorkerChannel> {
-    const stream = await openStream(this.#components.libp2p, peerIdFromString(peer), TRAINING_PROTOCOL, signal)
+    const stream = await this.#stream(await dialPeer(this.#components.libp2p, peerIdFromString(peer), signal), signal)
     const lp = lpStream(stream, STREAM_OPTIONS)
     return {
       async step (request, signal) {
@@ -169,5 +205,20 @@ export class TrainingProtocol {
         stream.abort(new Error('the coordinator closed the stream'))
       }
     }
+  }
+
+  async #stream (connection: Connection, signal: AbortSignal): Promise<Stream> {
+    try {
+      // A port a firewall drops would otherwise hold the job's first round.
+      const stream = await askSealedChannel(connection, TRAINING_CHANNEL_PROTOCOL, this.#components.log, { signal: AbortSignal.any([signal, AbortSignal.timeout(SEALED_OPEN_MS)]) })
+      this.stats.sealedOpened++
+      return stream
+    } catch (err: any) {
+      signal.throwIfAborted()
+      this.#components.log('no sealed channel to %p, the job\'s stream goes over libp2p - %s', connection.remotePeer, err.message)
+    }
+    const stream = await connection.newStream(TRAINING_PROTOCOL, { signal })
+    this.stats.libp2pOpened++
+    return stream
   }
 }

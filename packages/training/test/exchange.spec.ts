@@ -1,7 +1,8 @@
 /**
  * The gradient exchange of a two-node job, between two in-process daemons
  * in one cluster. The second node answers steps with a StepWorker of this
- * test's, behind the real /node-daemon/training protocol, so that its
+ * test's, behind the real /node-daemon/training protocol on a sealed
+ * channel, as a daemon with a channel host serves it, so that its
  * replica can be read once the job is done: its weights must be those of
  * the coordinator's checkpoint at the same step, bit for bit. The next
  * step's request leaves with the mean, before the coordinator's own
@@ -40,6 +41,7 @@ describe('the gradient exchange of two nodes', () => {
     steps = new StepWorker({ content: b.node.content, log })
     protocol = new TrainingProtocol({ libp2p: b.node.swarm, log }, {
       allow: peer => peer === a.node.peerId,
+      channelHost: '127.0.0.1',
       handler: async (_from, request, signal) => {
         arrivals.push({ round: Number(request.round), reported })
         return steps.answer(request, signal)
@@ -67,6 +69,9 @@ describe('the gradient exchange of two nodes', () => {
     assert.equal(done.status, 'completed', done.error)
     assert.ok(done.training?.workers.every(w => w.status === 'training' && (w.drops ?? 0) === 0), JSON.stringify(done.training?.workers))
     assert.equal(arrivals.length, 8)
+    // Every step came on the sealed channel the coordinator asked for, none over libp2p.
+    assert.equal(protocol.stats.sealedServed, 1)
+    assert.equal(protocol.stats.libp2pServed, 0)
 
     // Rounds 1 to 6 went out with the mean of the round before; round 7 follows the checkpoint.
     const ahead = arrivals.filter(r => r.round >= 1 && r.round < 7 && r.reported < r.round)
