@@ -192,10 +192,15 @@ export class SealedStream extends AbstractStream {
       this.onData(plaintext)
     }
     if (transient && this.pending.byteLength > 0) {
-      // A copy (Buffer's slice() would be a view of the read buffer).
-      const rest = new Uint8Array(this.pending.subarray())
+      // Only the last bytes left are this read's; those before are copies already.
+      // Copying them all again at every read cost a frame of n reads n²/2 reads'
+      // copies: hundreds of MB for each of a gradient's 4 MiB frames.
+      const own = Math.min(this.pending.byteLength, data.byteLength)
+      const kept = this.pending.sublist(0, this.pending.byteLength - own)
+      // slice() copies (Buffer's slice() would be a view of the read buffer).
+      const rest = Uint8Array.prototype.slice.call(this.pending.subarray(this.pending.byteLength - own))
       this.pending.consume(this.pending.byteLength)
-      this.pending.append(rest)
+      this.pending.append(kept, rest)
     }
   }
 }
