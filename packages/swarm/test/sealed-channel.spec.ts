@@ -221,4 +221,19 @@ describe('sealed channels', () => {
     sender.abort(new Error('done'))
     receiver.abort(new Error('done'))
   })
+
+  it('writes small frames at the end of the tick, all at once, and a large send as it is sealed', async () => {
+    const key = new Uint8Array(randomBytes(32))
+    const writes: number[] = []
+    const sender = new SealedStream(fakeSocket(data => writes.push(data.byteLength)), key, 'server', log, 'fake-batching')
+    for (let i = 0; i < 3; i++) sender.send(randomBytes(100))
+    assert.equal(writes.length, 0, 'a small frame was written before the tick ended')
+    await new Promise(resolve => setImmediate(resolve))
+    assert.ok(writes.length > 0)
+    writes.length = 0
+    // Three frames' worth: the first is written before the others are sealed.
+    sender.send(randomBytes(3 * 4 * 1024 * 1024))
+    assert.ok(writes.length > 0, 'a gradient-sized send waited for the end of the tick')
+    sender.abort(new Error('done'))
+  })
 })
