@@ -30,7 +30,11 @@ const IDLE_TIMEOUT_MS = 10 * 60_000
 
 export { StepRequest, StepResponse }
 
-/** Answers one step of a job for a coordinator. */
+/**
+ * Answers one step of a job for a coordinator. The request's update is the
+ * handler's until it answers, and is overwritten by the next request's:
+ * a handler copies what it keeps.
+ */
 export type StepHandler = (from: string, request: StepRequest, signal: AbortSignal) => Promise<StepResponse>
 
 export interface TrainingProtocolComponents {
@@ -77,9 +81,12 @@ export function bytesToFloats (bytes: Uint8Array): Float32Array<ArrayBuffer> {
   return out
 }
 
-/** A frame's chunks joined into a fresh, aligned buffer: the one copy a received tensor costs. */
-function joined (list: Uint8ArrayList): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(list.byteLength)
+/**
+ * A frame's chunks joined into one aligned buffer, the one copy a received
+ * tensor costs: `spare` when it is the frame's size, else a fresh one.
+ */
+function joined (list: Uint8ArrayList, spare?: Uint8Array<ArrayBuffer>): Uint8Array<ArrayBuffer> {
+  const out = spare?.byteLength === list.byteLength ? spare : new Uint8Array(list.byteLength)
   let at = 0
   for (const chunk of list) {
     out.set(chunk, at)
@@ -100,11 +107,11 @@ async function writeFramed<K extends string, T extends Record<K, Uint8Array>> (l
   await lp.writeV([codec.encode({ ...message, [field]: EMPTY }), message[field]], options)
 }
 
-/** Reads a message and the tensor frame after it into its tensor field. */
-async function readFramed<K extends string, T extends Record<K, Uint8Array>> (lp: LengthPrefixedStream<Stream>, codec: Codec<T>, field: K, options: AbortOptions): Promise<T> {
+/** Reads a message and the tensor frame after it into its tensor field, in `spare` if it fits. */
+async function readFramed<K extends string, T extends Record<K, Uint8Array>> (lp: LengthPrefixedStream<Stream>, codec: Codec<T>, field: K, options: AbortOptions, spare?: Uint8Array<ArrayBuffer>): Promise<T> {
   const message = codec.decode(await lp.read(options))
   // A frame stays in the stream's chunks until it is whole; they are joined once.
-  return { ...message, [field]: joined(await lp.read(options)) }
+  return { ...message, [field]: joined(await lp.read(options), spare) }
 }
 
 /** A slice's result as a worker answers it; the gradient's bytes are not copied. */
@@ -173,10 +180,18 @@ export class TrainingProtocol {
     const working = AbortSignal.any([this.#shutdown.signal, closed.signal])
     try {
       if (!this.#init.allow(from)) throw new Error(`${from} is not a member of this cluster`)
+      /**
+       * Each round's update is read into the last one's buffer: the handler
+       * is done with it once it answers (a replica copies it for its
+       * optimizer), and a fresh 40 MB buffer a step (10M parameters) cost
+       * page faults and full collections.
+       */
+      let spare: Uint8Array<ArrayBuffer> | undefined
       for (;;) {
         const signal = AbortSignal.any([this.#shutdown.signal, AbortSignal.timeout(IDLE_TIMEOUT_MS)])
-        const request = await readFramed(lp, StepRequest, 'update', { signal })
+        const request = await readFramed(lp, StepRequest, 'update', { signal }, spare)
         const response = await this.#init.handler(from, request, working)
+        if (request.update.byteLength > 0) spare = request.update as Uint8Array<ArrayBuffer>
         await writeFramed(lp, StepResponse, response, 'gradient', { signal: this.#shutdown.signal })
       }
     } catch (err: any) {

@@ -21,6 +21,8 @@ describe('the training protocol', () => {
   let protocol: TrainingProtocol
   let plainProtocol: TrainingProtocol
   const allowed = new Set<string>()
+  /** The buffer each request's update arrived in, in order. */
+  const updates: ArrayBufferLike[] = []
   const sender = (): TrainingProtocol => new TrainingProtocol({ libp2p: coordinator, log: logger('test:training') }, { allow: () => false, handler: async (_from, r) => stepFailure(r.round, StepResponse.Status.ERROR) })
 
   before(async () => {
@@ -32,6 +34,7 @@ describe('the training protocol', () => {
       allow: (peer: string) => allowed.has(peer),
       // Answers with the update doubled, so both directions carry a whole gradient.
       handler: async (_from: string, r: StepRequest) => {
+        updates.push(r.update.buffer)
         const update = bytesToFloats(r.update)
         return stepResult(r.round, { gradient: update.map(v => v * 2), count: r.samples.length, lossSum: 1.5, correct: 1, labels: 2, computeMs: 0 })
       }
@@ -69,9 +72,13 @@ describe('the training protocol', () => {
   it('carries gradients larger than a stream buffers by default, both ways, round after round, on a sealed channel', async () => {
     allowed.add(coordinator.peerId.toString())
     const before = { ...protocol.stats }
+    updates.length = 0
     await twoRounds(worker)
     assert.equal(protocol.stats.sealedServed, before.sealedServed + 1)
     assert.equal(protocol.stats.libp2pServed, before.libp2pServed)
+    // The second round's update was read into the first's buffer, not a fresh one of 8 MiB.
+    assert.equal(updates.length, 2)
+    assert.equal(updates[1], updates[0])
   })
 
   it('goes over libp2p to a worker that offers no sealed channel', async () => {
