@@ -205,13 +205,19 @@ export class TrainingProtocol {
   async open (peer: string, signal: AbortSignal): Promise<WorkerChannel> {
     const stream = await this.#stream(await dialPeer(this.#components.libp2p, peerIdFromString(peer), signal), signal)
     const lp = lpStream(stream, STREAM_OPTIONS)
+    // A step may be sent before the last one's answer came (a round of two sends the next step early): writes and reads each keep their turn.
+    let writing = Promise.resolve()
+    let reading = Promise.resolve()
     return {
       async step (request, signal) {
         const onAbort = (): void => { stream.abort(signal.reason instanceof Error ? signal.reason : new Error('aborted')) }
         signal.addEventListener('abort', onAbort, { once: true })
         try {
-          await writeFramed(lp, StepRequest, request, 'update', { signal })
-          return await readFramed(lp, StepResponse, 'gradient', { signal })
+          const written = writing.then(async () => { await writeFramed(lp, StepRequest, request, 'update', { signal }) })
+          writing = written.catch(() => {})
+          const answer = reading.then(async () => { await written; return await readFramed(lp, StepResponse, 'gradient', { signal }) })
+          reading = answer.then(() => {}, () => {})
+          return await answer
         } finally {
           signal.removeEventListener('abort', onAbort)
         }

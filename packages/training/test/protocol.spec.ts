@@ -10,7 +10,7 @@ import type { Libp2p } from '@libp2p/interface'
 const PARAMETERS = 2 * 1024 * 1024
 
 function request (update: Float32Array): StepRequest {
-  return { jobId: 1n, round: 3n, syncCid: '', update: floatBytes(update), version: 3n, samples: [4, 5], client: '' }
+  return { jobId: 1n, round: 3n, syncCid: '', update: floatBytes(update), version: 3n, samples: [4, 5], client: '', peerCount: 0, peerFirst: false }
 }
 
 describe('the training protocol', () => {
