@@ -5,7 +5,7 @@ import { connect, createServer } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { defaultLogger } from '@libp2p/logger'
 import { Uint8ArrayList } from 'uint8arraylist'
-import { dialSealed, SealedChannelError, SealedListener, SealedStream } from '../src/sealed-channel.ts'
+import { dialSealed, MAX_SEALED_FRAME_BYTES, SealedChannelError, SealedListener, SealedStream } from '../src/sealed-channel.ts'
 import type { SealedOffer } from '../src/sealed-channel.ts'
 import type { Server, Socket } from 'node:net'
 
@@ -49,20 +49,28 @@ async function relay (port: number, tamper?: (data: Buffer) => Buffer): Promise<
   return { port: address.port, seen, server }
 }
 
-/** The part of a socket a SealedStream uses, handing what is written to `write`. */
-function fakeSocket (write: (data: Uint8Array) => void): Socket {
-  return Object.assign(new EventEmitter(), {
+/** The part of a socket a SealedStream uses, handing what is written to `write`; with `held`, it keeps what is written unsent, as a socket whose peer does not read. */
+function fakeSocket (write: (data: Uint8Array) => void, held = false): Socket {
+  const socket = Object.assign(new EventEmitter(), {
     destroyed: false,
     writableNeedDrain: false,
+    writableLength: 0,
     setNoDelay () {},
     cork () {},
     uncork () {},
-    write (data: Uint8Array) { write(data); return true },
+    write (data: Uint8Array) {
+      write(data)
+      if (!held) return true
+      socket.writableLength += data.byteLength
+      socket.writableNeedDrain = true
+      return false
+    },
     end () {},
     destroy () {},
     pause () {},
     resume () {}
-  }) as unknown as Socket
+  })
+  return socket as unknown as Socket
 }
 
 describe('sealed channels', () => {
@@ -234,6 +242,17 @@ describe('sealed channels', () => {
     // Three frames' worth: the first is written before the others are sealed.
     sender.send(randomBytes(3 * 4 * 1024 * 1024))
     assert.ok(writes.length > 0, 'a gradient-sized send waited for the end of the tick')
+    sender.abort(new Error('done'))
+  })
+
+  it('seals frames ahead of a socket that has not sent the first yet, up to a bound', async () => {
+    const key = new Uint8Array(randomBytes(32))
+    let written = 0
+    const sender = new SealedStream(fakeSocket(data => { written += data.byteLength }, true), key, 'server', log, 'fake-held')
+    // Five frames' worth of a gradient, to a peer that reads nothing meanwhile.
+    sender.send(randomBytes(5 * 4 * 1024 * 1024))
+    assert.ok(written > MAX_SEALED_FRAME_BYTES + 1024, `${written} bytes sealed, one frame, before the first was sent`)
+    assert.ok(written < 5 * 4 * 1024 * 1024, 'the whole send was sealed, unbounded')
     sender.abort(new Error('done'))
   })
 })
