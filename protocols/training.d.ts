@@ -8,6 +8,8 @@ export interface StepRequest {
     version: bigint;
     samples: number[];
     client: string;
+    peerCount: number;
+    peerFirst: boolean;
 }
 export declare namespace StepRequest {
     const codec: () => Codec<StepRequest>;
@@ -40,9 +42,17 @@ export declare namespace StepRequest {
         field: '$.client';
         value: string;
     }
+    interface StepRequestPeerCountFieldEvent {
+        field: '$.peerCount';
+        value: number;
+    }
+    interface StepRequestPeerFirstFieldEvent {
+        field: '$.peerFirst';
+        value: boolean;
+    }
     function encode(obj: Partial<StepRequest>): Uint8Array<ArrayBuffer>;
     function decode(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<StepRequest>): StepRequest;
-    function stream(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<StepRequest>): Generator<StepRequestJobIdFieldEvent | StepRequestRoundFieldEvent | StepRequestSyncCidFieldEvent | StepRequestUpdateFieldEvent | StepRequestVersionFieldEvent | StepRequestSamplesFieldEvent | StepRequestClientFieldEvent>;
+    function stream(buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<StepRequest>): Generator<StepRequestJobIdFieldEvent | StepRequestRoundFieldEvent | StepRequestSyncCidFieldEvent | StepRequestUpdateFieldEvent | StepRequestVersionFieldEvent | StepRequestSamplesFieldEvent | StepRequestClientFieldEvent | StepRequestPeerCountFieldEvent | StepRequestPeerFirstFieldEvent>;
 }
 export interface StepResponse {
     status: StepResponse.Status;

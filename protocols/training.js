@@ -39,6 +39,14 @@ export var StepRequest;
                     w.uint32(58);
                     w.string(obj.client);
                 }
+                if ((obj.peerCount != null && obj.peerCount !== 0)) {
+                    w.uint32(64);
+                    w.uint32(obj.peerCount);
+                }
+                if ((obj.peerFirst != null && obj.peerFirst !== false)) {
+                    w.uint32(72);
+                    w.bool(obj.peerFirst);
+                }
                 if (opts.lengthDelimited !== false) {
                     w.ldelim();
                 }
@@ -50,7 +58,9 @@ export var StepRequest;
                     update: uint8ArrayAlloc(0),
                     version: 0n,
                     samples: [],
-                    client: ''
+                    client: '',
+                    peerCount: 0,
+                    peerFirst: false
                 };
                 const end = length == null ? reader.len : reader.pos + length;
                 while (reader.pos < end) {
@@ -85,6 +95,14 @@ export var StepRequest;
                         }
                         case 7: {
                             obj.client = reader.string();
+                            break;
+                        }
+                        case 8: {
+                            obj.peerCount = reader.uint32();
+                            break;
+                        }
+                        case 9: {
+                            obj.peerFirst = reader.bool();
                             break;
                         }
                         default: {
@@ -153,6 +171,20 @@ export var StepRequest;
                             yield {
                                 field: `${prefix}.client`,
                                 value: reader.string()
+                            };
+                            break;
+                        }
+                        case 8: {
+                            yield {
+                                field: `${prefix}.peerCount`,
+                                value: reader.uint32()
+                            };
+                            break;
+                        }
+                        case 9: {
+                            yield {
+                                field: `${prefix}.peerFirst`,
+                                value: reader.bool()
                             };
                             break;
                         }

@@ -1,6 +1,6 @@
 import { raceSignal } from 'race-signal'
 import { DialError } from './errors.ts'
-import type { Libp2p, PeerId, Stream } from '@libp2p/interface'
+import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface'
 
 /**
  * Options for `pbStream`/`lpStream` of a protocol whose messages run to
@@ -16,22 +16,26 @@ export function messageStreamOptions (maxBytes: number): { maxDataLength: number
 const DIAL_TIMEOUT_MS = 30_000
 
 /**
- * Opens a stream of `protocol` to `peer` for one request. libp2p joins
- * concurrent dials to a peer into one, which runs under the first caller's
- * signal: a request that was aborted failed every other request dialing the
- * same peer with its reason. The connection is dialed under a deadline of its
- * own, and only the wait for it and the stream are the request's. A dial
- * that fails is a DialError, as swarm connect's.
+ * A connection to `peer`, dialled for one request. libp2p joins concurrent
+ * dials to a peer into one, which runs under the first caller's signal: a
+ * request that was aborted failed every other request dialing the same peer
+ * with its reason. The connection is dialed under a deadline of its own, and
+ * only the wait for it is the request's. A dial that fails is a DialError,
+ * as swarm connect's.
  */
-export async function openStream (libp2p: Pick<Libp2p, 'dial'>, peer: PeerId, protocol: string, signal?: AbortSignal): Promise<Stream> {
-  let connection
+export async function dialPeer (libp2p: Pick<Libp2p, 'dial'>, peer: PeerId, signal?: AbortSignal): Promise<Connection> {
   try {
-    connection = await raceSignal(libp2p.dial(peer, { signal: AbortSignal.timeout(DIAL_TIMEOUT_MS) }), signal)
+    return await raceSignal(libp2p.dial(peer, { signal: AbortSignal.timeout(DIAL_TIMEOUT_MS) }), signal)
   } catch (err: any) {
     // The caller's own abort stays what it is; anything else is a peer that could not be reached, which callers map as one.
     if (signal?.aborted === true) throw err
     throw new DialError(`could not reach ${peer.toString()}: ${err.message}`)
   }
+}
+
+/** Opens a stream of `protocol` to `peer` for one request, on a connection dialled as `dialPeer` does. */
+export async function openStream (libp2p: Pick<Libp2p, 'dial'>, peer: PeerId, protocol: string, signal?: AbortSignal): Promise<Stream> {
+  const connection = await dialPeer(libp2p, peer, signal)
   return connection.newStream(protocol, { signal })
 }
 

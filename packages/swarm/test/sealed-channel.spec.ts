@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { once } from 'node:events'
+import { EventEmitter, once } from 'node:events'
 import { connect, createServer } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { defaultLogger } from '@libp2p/logger'
 import { Uint8ArrayList } from 'uint8arraylist'
-import { dialSealed, SealedChannelError, SealedListener } from '../src/sealed-channel.ts'
-import type { SealedOffer, SealedStream } from '../src/sealed-channel.ts'
+import { dialSealed, MAX_SEALED_FRAME_BYTES, SealedChannelError, SealedListener, SealedStream } from '../src/sealed-channel.ts'
+import type { SealedOffer } from '../src/sealed-channel.ts'
 import type { Server, Socket } from 'node:net'
 
 const log = defaultLogger().forComponent('test:sealed')
@@ -47,6 +47,30 @@ async function relay (port: number, tamper?: (data: Buffer) => Buffer): Promise<
   const address = server.address()
   if (address == null || typeof address === 'string') throw new Error('no relay address')
   return { port: address.port, seen, server }
+}
+
+/** The part of a socket a SealedStream uses, handing what is written to `write`; with `held`, it keeps what is written unsent, as a socket whose peer does not read. */
+function fakeSocket (write: (data: Uint8Array) => void, held = false): Socket {
+  const socket = Object.assign(new EventEmitter(), {
+    destroyed: false,
+    writableNeedDrain: false,
+    writableLength: 0,
+    setNoDelay () {},
+    cork () {},
+    uncork () {},
+    write (data: Uint8Array) {
+      write(data)
+      if (!held) return true
+      socket.writableLength += data.byteLength
+      socket.writableNeedDrain = true
+      return false
+    },
+    end () {},
+    destroy () {},
+    pause () {},
+    resume () {}
+  })
+  return socket as unknown as Socket
 }
 
 describe('sealed channels', () => {
@@ -175,5 +199,60 @@ describe('sealed channels', () => {
     const [event] = await closed
     assert.equal(event.error?.name, SealedChannelError.name)
     forger.abort(new Error('done'))
+  })
+
+  it('copies a frame spread over many reads of a reused buffer once, not again at every read', async () => {
+    const key = new Uint8Array(randomBytes(32))
+    const wire: Buffer[] = []
+    const sender = new SealedStream(fakeSocket(data => wire.push(Buffer.from(data))), key, 'server', log, 'fake-server')
+    const receiver = new SealedStream(fakeSocket(() => {}), key, 'asker', log, 'fake-asker')
+    const got = new Uint8ArrayList()
+    receiver.addEventListener('message', (evt) => { got.append(evt.data) })
+    // One frame of 4 MiB, as each of a gradient's frames is.
+    const payload = randomBytes(4 * 1024 * 1024)
+    sender.send(payload)
+    // Frames are written at the end of the tick.
+    await new Promise(resolve => setImmediate(resolve))
+    const bytes = Buffer.concat(wire)
+    const read = Buffer.alloc(2048)
+    const t0 = performance.now()
+    for (let at = 0; at < bytes.byteLength; at += read.byteLength) {
+      const n = bytes.copy(read, 0, at, at + read.byteLength)
+      receiver.receive(read.subarray(0, n), true)
+      // The next read overwrites the buffer: nothing may still point into it.
+      read.fill(0)
+    }
+    const ms = performance.now() - t0
+    assert.ok(Buffer.from(got.subarray()).equals(payload), 'the frame arrived changed')
+    // 2,048 reads: copying all that is pending at every read copies 8 GiB; once, 4 MiB.
+    assert.ok(ms < 2000, `${ms.toFixed(0)} ms to open one 4 MiB frame from 2 KiB reads`)
+    sender.abort(new Error('done'))
+    receiver.abort(new Error('done'))
+  })
+
+  it('writes small frames at the end of the tick, all at once, and a large send as it is sealed', async () => {
+    const key = new Uint8Array(randomBytes(32))
+    const writes: number[] = []
+    const sender = new SealedStream(fakeSocket(data => writes.push(data.byteLength)), key, 'server', log, 'fake-batching')
+    for (let i = 0; i < 3; i++) sender.send(randomBytes(100))
+    assert.equal(writes.length, 0, 'a small frame was written before the tick ended')
+    await new Promise(resolve => setImmediate(resolve))
+    assert.ok(writes.length > 0)
+    writes.length = 0
+    // Three frames' worth: the first is written before the others are sealed.
+    sender.send(randomBytes(3 * 4 * 1024 * 1024))
+    assert.ok(writes.length > 0, 'a gradient-sized send waited for the end of the tick')
+    sender.abort(new Error('done'))
+  })
+
+  it('seals frames ahead of a socket that has not sent the first yet, up to a bound', async () => {
+    const key = new Uint8Array(randomBytes(32))
+    let written = 0
+    const sender = new SealedStream(fakeSocket(data => { written += data.byteLength }, true), key, 'server', log, 'fake-held')
+    // Five frames' worth of a gradient, to a peer that reads nothing meanwhile.
+    sender.send(randomBytes(5 * 4 * 1024 * 1024))
+    assert.ok(written > MAX_SEALED_FRAME_BYTES + 1024, `${written} bytes sealed, one frame, before the first was sent`)
+    assert.ok(written < 5 * 4 * 1024 * 1024, 'the whole send was sealed, unbounded')
+    sender.abort(new Error('done'))
   })
 })

@@ -89,6 +89,8 @@ interface Ahead {
   results: Map<Member, Promise<SliceResult | undefined>>
   /** Aborted as the round they are for is: on a pause or stop asked for then. */
   control: AbortController
+  /** Sent with the coordinator's own gradient, not the mean (#sendPeer). */
+  peer?: boolean
 }
 
 /** Checkpoints kept pinned; older ones are unpinned once a newer one is recorded. */
@@ -245,10 +247,13 @@ export class Coordinator {
     const slices = split(this.#batches.batch(step), active.length)
     const sent = await this.#takeAhead(step, active, control)
     let ownMs = 0
+    let own: SliceResult | undefined
     const results = await Promise.all(active.map(async (m, i): Promise<SliceResult | undefined> => {
       if (m.worker.id === this.#c.self) {
         try {
-          return await replica.compute(samples, slices[i], AbortSignal.any([signal, control]))
+          own = await replica.compute(samples, slices[i], AbortSignal.any([signal, control]))
+          this.#sendPeer(step + 1, own, active, signal, control)
+          return own
         } catch (err) {
           // Its own step is cut short like the others', its slice skipped; the replica's weights are as they were.
           if (signal.aborted || !control.aborted) throw err
@@ -263,7 +268,8 @@ export class Coordinator {
     const answered = results.filter(r => r != null)
     const count = answered.reduce((n, r) => n + r.count, 0)
     if (count === 0) return
-    const mean = meanOfSlices(answered)
+    // The coordinator's own gradient may still be on its way to the other node (#sendPeer): the mean goes into the other's.
+    const mean = meanOfSlices(answered, this.#ahead?.peer === true ? answered.find(r => r !== own)?.gradient : undefined)
     const lossSum = answered.reduce((n, r) => n + r.lossSum, 0)
     const correct = answered.reduce((n, r) => n + r.correct, 0)
     const labels = answered.reduce((n, r) => n + r.labels, 0)
@@ -271,7 +277,7 @@ export class Coordinator {
     this.#update = floatBytes(mean)
     // The round after a checkpoint may take workers in or back, and its slices are then others.
     const next = step + 1
-    if (next < this.#total && next % this.#init.manifest.spec.checkpointEvery !== 0 && !control.aborted) this.#sendAhead(next, signal)
+    if (this.#ahead == null && next < this.#total && next % this.#init.manifest.spec.checkpointEvery !== 0 && !control.aborted) this.#sendAhead(next, signal)
     const { learningRate } = await replica.apply(mean, signal)
     const stepMs = performance.now() - t0
     this.#roundMs.push(stepMs)
@@ -290,16 +296,20 @@ export class Coordinator {
     this.#c.onStep({ ...this.#last, jobId: this.#init.job.jobId, workers: answered.length, exchangeMs, stepMs })
   }
 
-  /** One worker's step of a round: its answer, or undefined when it failed or was cut short, and it is then dropped. */
-  async #step (m: Member, step: number, slice: ArrayLike<number>, signal: AbortSignal, control: AbortSignal): Promise<SliceResult | undefined> {
+  /**
+   * One worker's step of a round: its answer, or undefined when it failed or
+   * was cut short, and it is then dropped. With `peer`, the request carries
+   * the coordinator's own gradient of the round before instead of the mean.
+   */
+  async #step (m: Member, step: number, slice: ArrayLike<number>, signal: AbortSignal, control: AbortSignal, peer?: SliceResult & { first: boolean }): Promise<SliceResult | undefined> {
     const { replica } = this.#init
     const fresh = m.sync != null || !m.sizes.has(slice.length)
     const deadline = AbortSignal.any([signal, control, AbortSignal.timeout(fresh ? this.#init.firstRoundTimeoutMs : this.#deadline())])
     try {
       m.channel ??= await this.#c.open(m.worker, deadline)
-      const update = m.sync == null && m.current !== true ? this.#update : new Uint8Array(0)
+      const update = peer != null ? floatBytes(peer.gradient) : m.sync == null && m.current !== true ? this.#update : new Uint8Array(0)
       m.current = false
-      const request: StepRequest = { jobId: BigInt(this.#init.job.jobId), round: BigInt(step), syncCid: m.sync ?? '', update, version: BigInt(step), samples: Array.from(slice), client: '' }
+      const request: StepRequest = { jobId: BigInt(this.#init.job.jobId), round: BigInt(step), syncCid: m.sync ?? '', update, version: BigInt(step), samples: Array.from(slice), client: '', peerCount: peer?.count ?? 0, peerFirst: peer?.first ?? false }
       const response = await m.channel.step(request, deadline)
       if (response.status !== StepResponse.Status.OK) throw new Error(response.status === StepResponse.Status.OUT_OF_SYNC ? 'out of sync' : `${response.errorName}: ${response.errorMessage}`)
       // A late answer to a step given up on must not pass for this one.
@@ -323,6 +333,26 @@ export class Coordinator {
       m.worker.drops = (m.worker.drops ?? 0) + 1
       return undefined
     }
+  }
+
+  /**
+   * In a round of two nodes, sends the other its step of the round after
+   * this one as soon as the coordinator's own gradient is made, with that
+   * gradient rather than the mean: the other makes the mean itself, of the
+   * two in rank order as the coordinator does, so that its gradient and the
+   * coordinator's cross at once, each way, as an all-reduce's do, where the
+   * mean went out only once the other's gradient had come in. If the other
+   * fails this round, it is dropped, and syncs again before it rejoins.
+   */
+  #sendPeer (step: number, own: SliceResult, active: Member[], signal: AbortSignal, control: AbortSignal): void {
+    const other = active.find(m => m.worker.id !== this.#c.self)
+    if (active.length !== 2 || other == null || other.worker.via != null || other.sync != null || other.current === true || own.count === 0) return
+    if (step >= this.#total || step % this.#init.manifest.spec.checkpointEvery === 0 || control.aborted) return
+    const slices = split(this.#batches.batch(step), 2)
+    const index = active.indexOf(other)
+    const ahead = new AbortController()
+    const results = new Map([[other, this.#step(other, step, slices[index], signal, ahead.signal, { ...own, first: index === 1 }).catch(() => undefined)]])
+    this.#ahead = { step, ids: active.map(m => m.worker.id), results, control: ahead, peer: true }
   }
 
   /** Sends the workers their steps of the round after this one, with the mean just made. */

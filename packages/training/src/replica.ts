@@ -47,21 +47,38 @@ export interface ReplicaState {
 
 /**
  * The mean gradient of a global batch from the mean gradients of its slices,
- * each weighted by its share of the samples. The first slice's array becomes
- * the result: one slice, the whole batch on one node, costs nothing.
+ * each weighted by its share of the samples, summed in the slices' order and
+ * rounded to float32 after each product and sum, so that every node that
+ * makes it gets the same bits. It is written into `into` (by default the
+ * first slice's array, so that one slice, the whole batch on one node, costs
+ * nothing), which may be any slice's array: each element is read from every
+ * slice before it is written.
  */
-export function meanOfSlices (slices: Array<Pick<SliceResult, 'gradient' | 'count'>>): Float32Array<ArrayBuffer> {
-  const [first, ...rest] = slices.filter(s => s.count > 0)
+export function meanOfSlices (slices: Array<Pick<SliceResult, 'gradient' | 'count'>>, into?: Float32Array<ArrayBuffer>): Float32Array<ArrayBuffer> {
+  const counted = slices.filter(s => s.count > 0)
+  const [first, second] = counted
   if (first == null) throw new RangeError('no slice has samples')
-  if (rest.length === 0) return first.gradient
-  const total = rest.reduce((n, s) => n + s.count, first.count)
-  const mean = first.gradient
+  const mean = into ?? first.gradient
+  if (second == null) {
+    if (mean !== first.gradient) mean.set(first.gradient)
+    return mean
+  }
+  const total = counted.reduce((n, s) => n + s.count, 0)
+  const a = first.gradient
   const w0 = first.count / total
-  for (let i = 0; i < mean.length; i++) mean[i] *= w0
-  for (const s of rest) {
-    const w = s.count / total
-    const g = s.gradient
-    for (let i = 0; i < mean.length; i++) mean[i] += g[i] * w
+  if (counted.length === 2) {
+    // Two slices, the usual case, in one pass.
+    const b = second.gradient
+    const w1 = second.count / total
+    for (let i = 0; i < mean.length; i++) mean[i] = Math.fround(a[i] * w0) + b[i] * w1
+    return mean
+  }
+  const weights = counted.map(s => s.count / total)
+  const arrays = counted.map(s => s.gradient)
+  for (let i = 0; i < mean.length; i++) {
+    let sum = Math.fround(a[i] * w0)
+    for (let k = 1; k < arrays.length; k++) sum = Math.fround(sum + arrays[k][i] * weights[k])
+    mean[i] = sum
   }
   return mean
 }

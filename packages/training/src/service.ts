@@ -58,6 +58,12 @@ export interface TrainingInit {
   checkpointReadTimeoutMs?: number
   /** onnxruntime's intra-op threads for a training graph (the node's `inference.threads`); unset, its default, all cores. */
   threads?: number
+  /**
+   * The interface this node's sealed channels listen on (its swarm's host):
+   * set, coordinators send this node its gradient streams on a sealed channel
+   * rather than on libp2p (see TrainingProtocolInit).
+   */
+  channelHost?: string
 }
 
 /** What a user asks for: the API families map onto this. */
@@ -125,7 +131,7 @@ const encoder = new TextEncoder()
 
 export class TrainingService extends TypedEventEmitter<TrainingEvents> {
   readonly #c: TrainingComponents
-  readonly #init: Required<Omit<TrainingInit, 'threads'>>
+  readonly #init: Required<Omit<TrainingInit, 'threads' | 'channelHost'>>
   readonly #protocol: TrainingProtocol
   readonly #coordinating = new Map<number, AbortController>()
   readonly #worker: StepWorker
@@ -160,7 +166,8 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
     // The swarm exists once the node has started: read it when the protocol starts, not now.
     this.#protocol = new TrainingProtocol({ get libp2p () { return components.libp2p }, log: components.log }, {
       handler: async (from, request, signal) => request.client === '' ? this.#worker.answer(request, signal) : this.#relay(request, signal),
-      allow: peer => components.cluster.status().voters.includes(peer) || components.cluster.status().learners.includes(peer)
+      allow: peer => components.cluster.status().voters.includes(peer) || components.cluster.status().learners.includes(peer),
+      channelHost: init.channelHost
     })
   }
 

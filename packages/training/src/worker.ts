@@ -12,7 +12,7 @@ import { readCheckpoint } from './checkpoint.ts'
 import { readJson } from './content-files.ts'
 import { parseDataset } from './dataset.ts'
 import { bytesToFloats, StepResponse, stepFailure, stepResult } from './protocol.ts'
-import { Replica } from './replica.ts'
+import { meanOfSlices, Replica } from './replica.ts'
 import type { Architecture, Samples } from './architecture.ts'
 import type { Checkpoint, CheckpointManifest } from './checkpoint.ts'
 import type { StepRequest } from './protocol.ts'
@@ -30,6 +30,8 @@ export interface WorkerJob {
   prepared: Prepared
   /** Optimizer steps of the whole job. */
   totalSteps: number
+  /** The gradient this worker answered its last round with: half of the next mean, when the coordinator sends its own gradient rather than the mean. */
+  last?: { round: bigint, gradient: Float32Array<ArrayBuffer>, count: number }
 }
 
 export interface StepWorkerComponents {
@@ -70,10 +72,21 @@ export class StepWorker {
         work = await this.replicaOf(await readCheckpoint(this.#c.content, request.syncCid, undefined, { signal }), signal)
         this.#working.set(jobId, work)
       } else if (work != null && request.update.byteLength > 0) {
-        await work.replica.apply(bytesToFloats(request.update), signal)
+        const update = bytesToFloats(request.update)
+        if (request.peerCount > 0) {
+          // A round of two: the mean of the coordinator's gradient and this worker's, in rank order, made as the coordinator makes it.
+          const own = work.last
+          if (own == null || own.round !== request.round - 1n || own.gradient.length !== update.length) return stepFailure(request.round, StepResponse.Status.OUT_OF_SYNC)
+          const peer = { gradient: update, count: request.peerCount }
+          // Into the request's buffer: this worker's own may still be on its way to the coordinator.
+          meanOfSlices(request.peerFirst ? [peer, own] : [own, peer], update)
+        }
+        await work.replica.apply(update, signal)
       }
       if (work == null || work.replica.version !== Number(request.version)) return stepFailure(request.round, StepResponse.Status.OUT_OF_SYNC)
-      return stepResult(request.round, await work.replica.compute(work.prepared.samples, request.samples, signal))
+      const result = await work.replica.compute(work.prepared.samples, request.samples, signal)
+      work.last = { round: request.round, gradient: result.gradient, count: result.count }
+      return stepResult(request.round, result)
     } catch (err: any) {
       this.#c.log('step %d of job %d failed - %e', Number(request.round), jobId, err)
       return stepFailure(request.round, StepResponse.Status.ERROR, { name: err.name ?? 'Error', message: err.message ?? String(err) })

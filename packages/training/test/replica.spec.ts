@@ -78,6 +78,23 @@ describe('data-parallel replicas', () => {
     assert.throws(() => meanOfSlices([{ gradient: new Float32Array(1), count: 0 }]), RangeError)
   })
 
+  it('makes the same bits of a mean into any slice\'s array as into the first\'s, as every node of a round of two makes it', () => {
+    const random = (n: number, seed: number): Float32Array<ArrayBuffer> => new Float32Array(n).map((_, i) => Math.sin(seed * 1000 + i) * 3)
+    for (const counts of [[3, 5], [7, 2, 4]]) {
+      const arrays = counts.map((_, k) => random(1000, k + 1))
+      // The reference: the first array scaled, then each other one added, rounded to float32 at every store.
+      const total = counts.reduce((a, b) => a + b, 0)
+      const expected = Float32Array.from(arrays[0], v => v * counts[0] / total)
+      for (let k = 1; k < counts.length; k++) for (let i = 0; i < expected.length; i++) expected[i] += arrays[k][i] * counts[k] / total
+      const last = Float32Array.from(arrays[counts.length - 1])
+      const slices = counts.map((count, k) => ({ count, gradient: k === counts.length - 1 ? last : Float32Array.from(arrays[k]) }))
+      const mean = meanOfSlices(slices, last)
+      assert.equal(mean, last)
+      assert.ok(Buffer.from(mean.buffer).equals(Buffer.from(expected.buffer)), `a mean of ${counts.length} slices into the last one differs`)
+      assert.ok(Buffer.from(meanOfSlices(counts.map((count, k) => ({ count, gradient: Float32Array.from(arrays[k]) }))).buffer).equals(Buffer.from(expected.buffer)))
+    }
+  })
+
   it('learns with AdamW too', async () => {
     const { accuracy } = await train(2, 'adamw')
     assert.ok(accuracy > 0.8, `accuracy ${accuracy}`)
