@@ -179,7 +179,7 @@ export async function createNode (config: Config, components: NodeComponents): P
       import: async (params, options) => inference.import(params, options)
     },
     log: prefixLogger(peerId).forComponent('node-daemon:training')
-  }, { threads: config.inference.threads })
+  }, { threads: config.inference.threads, channelHost: config.swarm.host })
   registerSwarmMetrics(metrics, { cluster, pingPeers: async (options) => pingPeers(content.swarm, options) })
   const search = createSearch({
     content,
