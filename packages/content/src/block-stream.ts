@@ -5,8 +5,8 @@ import { CID } from 'multiformats/cid'
 import * as varint from 'uint8-varint'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { equals } from 'uint8arrays/equals'
-import { dialSealed, SealedListener } from '@node-daemon/swarm'
-import { BlockRequest, BlockResponse, ChannelOffer } from '../../../protocols/blocks.js'
+import { askSealedChannel, SealedChannels } from '@node-daemon/swarm'
+import { BlockRequest, BlockResponse } from '../../../protocols/blocks.js'
 import { getBlock } from './blocks.ts'
 import { CountedBitswap } from './bitswap.ts'
 import type { BitswapOptions } from '@helia/bitswap'
@@ -21,8 +21,6 @@ export const BLOCK_STREAM_PROTOCOL = '/node-daemon/blocks/1.0.0'
 const SEALED_OPEN_MS = 3_000
 /** Offers of a sealed channel for block streams (ChannelOffer in protocols/blocks.proto). */
 export const BLOCK_CHANNEL_PROTOCOL = '/node-daemon/blocks-channel/1.0.0'
-/** The connection encrypter under which a channel's key may travel: it authenticated the peer's id. */
-const NOISE = '/noise'
 
 /** Largest block served or accepted; bitswap implementations cap blocks at 2-4 MiB too. */
 export const MAX_BLOCK_BYTES = 4 * 1024 * 1024
@@ -134,20 +132,6 @@ function answered (peer: PeerEntry, held: boolean): void {
   if (peer.hits + peer.misses > ANSWERS_KEPT) {
     peer.hits /= 2
     peer.misses /= 2
-  }
-}
-
-/** Ends iterating `source` when `signal` aborts. */
-async function * raceAbortIterable<T> (source: AsyncIterable<T>, signal: AbortSignal): AsyncGenerator<T> {
-  const iterator = source[Symbol.asyncIterator]()
-  try {
-    for (;;) {
-      const next = await raceAbort(iterator.next(), signal)
-      if (next.done === true) return
-      yield next.value
-    }
-  } finally {
-    void iterator.return?.()
   }
 }
 
@@ -296,7 +280,7 @@ export class BlockStream implements BlockBroker, Startable {
   private readonly inbound = new Set<Stream>()
   /** Connections to peers that do not speak the protocol, as far as the peer store knew when discover looked. */
   private readonly silent = new WeakSet<Connection>()
-  private readonly channels?: SealedListener
+  private readonly channels?: SealedChannels
   private topologyId?: string
   /** Blocks being fetched or fetched ahead of their reader, oldest first; unverified until taken. */
   private readonly prefetched = new Map<string, Promise<Uint8Array>>()
@@ -319,10 +303,12 @@ export class BlockStream implements BlockBroker, Startable {
     }
     this.log = components.logger.forComponent('node-daemon:block-stream')
     if (init.channelHost != null) {
-      this.channels = new SealedListener({
+      this.channels = new SealedChannels({ libp2p: components.libp2p, log: components.logger.forComponent('node-daemon:block-stream:sealed') }, {
         host: init.channelHost,
-        log: components.logger.forComponent('node-daemon:block-stream:sealed'),
-        onStream: (stream, offer) => { void this.serve(this.counted(stream), offer.context as PeerId) }
+        offerProtocol: BLOCK_CHANNEL_PROTOCOL,
+        // Behind the private network's key, every peer that connected may fetch blocks.
+        allow: () => true,
+        onStream: (stream, peer) => { void this.serve(this.counted(stream), peer) }
       })
     }
   }
@@ -340,12 +326,7 @@ export class BlockStream implements BlockBroker, Startable {
       maxOutboundStreams: 4 * this.init.streamsPerPeer
     })
     try {
-      if (this.channels != null) {
-        await libp2p.handle(BLOCK_CHANNEL_PROTOCOL, (stream, connection) => this.offerChannel(stream, connection), {
-          maxInboundStreams: this.init.streamsPerPeer,
-          maxOutboundStreams: this.init.streamsPerPeer
-        })
-      }
+      await this.channels?.start()
       // Identify tells the topology which peers speak the protocol as they connect (see discover).
       this.topologyId = await libp2p.register(BLOCK_STREAM_PROTOCOL, {
         onConnect: (peerId) => { this.addPeer(peerId) },
@@ -365,7 +346,6 @@ export class BlockStream implements BlockBroker, Startable {
     this.topologyId = undefined
     // Helia stops libp2p before its brokers; a stopped peer store may refuse the update.
     await libp2p.unhandle(BLOCK_STREAM_PROTOCOL).catch((err: Error) => { this.log('unhandle failed - %e', err) })
-    if (this.channels != null) await libp2p.unhandle(BLOCK_CHANNEL_PROTOCOL).catch((err: Error) => { this.log('unhandle failed - %e', err) })
     await this.channels?.stop()
     for (const peerId of [...this.peers.values()].map(p => p.id)) this.removePeer(peerId)
     for (const stream of this.inbound) stream.abort(new BlockStreamClosedError('the node is stopping'))
@@ -642,7 +622,7 @@ export class BlockStream implements BlockBroker, Startable {
     if (peer.sealed) {
       try {
         // A port a firewall drops would otherwise hold the first fetch from this peer for the whole request timeout.
-        stream = this.counted(await this.openSealed(connection, AbortSignal.any([signal, AbortSignal.timeout(SEALED_OPEN_MS)])))
+        stream = this.counted(await askSealedChannel(connection, BLOCK_CHANNEL_PROTOCOL, this.log, { signal: AbortSignal.any([signal, AbortSignal.timeout(SEALED_OPEN_MS)]) }))
       } catch (err: any) {
         this.shutdown.signal.throwIfAborted()
         this.log('no sealed channel to %p, block streams go over libp2p - %e', peer.id, err)
@@ -664,47 +644,6 @@ export class BlockStream implements BlockBroker, Startable {
     }
     peer.channels.push(channel)
     return channel
-  }
-
-  /**
-   * A sealed channel to the peer of `connection`: its offer comes over the
-   * libp2p connection, which must be under noise (so the key reaches only the
-   * peer it authenticated) and over TCP (the channel connects to the address
-   * the peer was reached at).
-   */
-  private async openSealed (connection: Connection, signal: AbortSignal): Promise<Stream> {
-    const host = connection.remoteAddr.getComponents().find(c => c.name === 'ip4' || c.name === 'ip6')?.value
-    if (connection.encryption !== NOISE || host == null || !connection.remoteAddr.getComponents().some(c => c.name === 'tcp')) {
-      throw new BlockStreamClosedError(`the connection is not TCP under noise (${connection.remoteAddr.toString()}, ${connection.encryption ?? 'no encryption'})`)
-    }
-    const stream = await connection.newStream(BLOCK_CHANNEL_PROTOCOL, { signal })
-    let offer: ChannelOffer | undefined
-    try {
-      const decoder = new LengthPrefixedDecoder({ maxDataLength: MAX_REQUEST_BYTES, maxBufferSize: MAX_REQUEST_BYTES })
-      for await (const chunk of raceAbortIterable(stream, signal)) {
-        const [message] = decoder.decode(chunk)
-        if (message == null) continue
-        offer = ChannelOffer.decode(message)
-        break
-      }
-    } finally {
-      stream.abort(new BlockStreamClosedError('offer read'))
-    }
-    if (offer == null) throw new BlockStreamClosedError('the peer closed the offer stream without an offer')
-    return dialSealed(host, offer, this.log, { signal })
-  }
-
-  /** Answers one offer stream: a fresh single-use channel offer for the peer of `connection`, then closes. */
-  private async offerChannel (stream: Stream, connection: Connection): Promise<void> {
-    try {
-      if (this.channels == null || connection.encryption !== NOISE) throw new BlockStreamProtocolError('sealed channels are offered only under noise')
-      const offer = await this.channels.offer(connection.remotePeer, { signal: this.shutdown.signal })
-      stream.send(lengthPrefixed(ChannelOffer.encode(offer)))
-      await stream.close({ signal: AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(this.init.writeTimeoutMs)]) })
-    } catch (err: any) {
-      this.log('offering a channel to %p failed - %e', connection.remotePeer, err)
-      stream.abort(err)
-    }
   }
 
   // ---- server ----

@@ -4,10 +4,10 @@
  * protocol and reads one length-prefixed ChannelOffer (protocols/blocks.proto),
  * then connects to it (askSealedChannel); the serving member answers each
  * such stream with a fresh offer from its listener and hands the channel that
- * comes of it to the protocol (SealedChannels). The offer travels only under noise, which authenticated the peer,
- * so that only that peer learns the key (sealed-channel.ts says why that is
- * enough). Training's gradient streams use it; block streams make the same
- * exchange on their own (packages/content's block-stream.ts).
+ * comes of it to the protocol (SealedChannels). The offer travels only under
+ * noise, which authenticated the peer, so that only that peer learns the key
+ * (sealed-channel.ts says why that is enough). Block streams and training's
+ * gradient streams use it.
  */
 import { lpStream } from '@libp2p/utils'
 import { ChannelOffer } from '../../../protocols/blocks.js'
