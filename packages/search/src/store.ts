@@ -17,6 +17,9 @@ import type * as Arrow from 'apache-arrow'
 // rows (every thread waits on another). A pool of at least 8 threads builds
 // it; the pool is made at its first use, after this runs.
 process.env.LANCE_CPU_THREADS ??= String(Math.max(8, availableParallelism()))
+// The statistics of an IVF index leave out its centroids, as LanceDB's next
+// releases do by default; otherwise each index build warns on stderr.
+process.env.LANCE_INCLUDE_VECTOR_CENTROIDS ??= 'false'
 
 export const TABLE = 'chunks'
 
