@@ -131,6 +131,7 @@ describe('node-daemon as a process', () => {
       assert.equal(tarball.code, 0, tarball.stderr)
       // --json: the model as registered.
       assert.equal(JSON.parse(tarball.stdout).model.cid, cid)
+      const refusedAt = Date.now()
       const variant = await runCli(['model', 'import', models.decoder, '--name', 'cli-q4', '--dtype', 'q4', '--repo', repo])
       assert.notEqual(variant.code, 0)
       assert.match(variant.stderr, /dtype q4: the model has no such variant \(it has fp32\)/)
@@ -139,6 +140,8 @@ describe('node-daemon as a process', () => {
       const bad = await runCli(['model', 'import', dir, '--name', 'not a name!', '--repo', repo])
       assert.notEqual(bad.code, 0)
       assert.match(bad.stderr, /name/)
+      // Refused before their whole body was sent, the commands end their uploads rather than wait for the daemon to read them (60 s).
+      assert.ok(Date.now() - refusedAt < 15_000, `the refused imports took ${Date.now() - refusedAt} ms`)
     } finally {
       await rm(models.root, { recursive: true, force: true })
     }

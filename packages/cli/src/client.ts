@@ -76,9 +76,13 @@ export async function post (api: Api, url: URL, init: RequestInit | { upload: Up
 async function postUpload (api: Api, url: URL, upload: Upload): Promise<Response> {
   const send = url.protocol === 'https:' ? httpsRequest : httpRequest
   const res = await new Promise<IncomingMessage>((resolve, reject) => {
-    const req = send(url, { method: 'POST', headers: { ...api.headers, 'content-type': upload.type, 'content-length': String(upload.length) } }, resolve)
+    const req = send(url, { method: 'POST', headers: { ...api.headers, 'content-type': upload.type, 'content-length': String(upload.length) } }, (res) => {
+      // An answer before the whole body (a refusal) ends the upload once read: it tells why, and the
+      // daemon reads no more of the body, which would hold the command open on a full socket.
+      res.once('end', () => { if (!req.writableFinished) req.destroy() })
+      resolve(res)
+    })
     req.on('error', reject)
-    // An answer before the whole body (a refusal) ends the upload; the answer tells why.
     pipeline(upload.stream, req).catch(reject)
   })
   const headers = new Headers()
