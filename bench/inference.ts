@@ -361,9 +361,10 @@ async function ollamaStream (d: DaemonProcess, path: string, body: object): Prom
     const msg = JSON.parse(frame)
     if (msg.error != null) throw new Error(`${d.label}: ${path} failed mid-stream: ${msg.error}`)
     if (msg.done === true) {
+      // A turn whose first token ends it (greedy after a prompt no cached prefix shares can be one) has its answer with the done line.
       return {
-        ttftMs,
-        lastChunkMs,
+        ttftMs: ttftMs < 0 ? atMs : ttftMs,
+        lastChunkMs: lastChunkMs < 0 ? atMs : lastChunkMs,
         wallMs: performance.now() - t0,
         text,
         evalCount: msg.eval_count,
