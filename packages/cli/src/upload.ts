@@ -52,24 +52,22 @@ export interface Upload {
  */
 export function multipartBody (entries: UploadEntry[], onBytes: (n: number) => void, fields: Record<string, string> = {}): Upload {
   const boundary = `node-daemon-${randomUUID()}`
-  const heads: Buffer[] = []
   let first = true
   const open = (): string => {
     const prefix = first ? '' : '\r\n'
     first = false
     return `${prefix}--${boundary}\r\n`
   }
-  for (const [name, value] of Object.entries(fields)) heads.push(Buffer.from(`${open()}Content-Disposition: form-data; name="${name}"\r\n\r\n${value}`))
-  const fieldCount = heads.length
-  for (const entry of entries) {
+  const fieldParts = Object.entries(fields).map(([name, value]) => Buffer.from(`${open()}Content-Disposition: form-data; name="${name}"\r\n\r\n${value}`))
+  const heads = entries.map(entry => {
     const type = entry.file == null ? 'application/x-directory' : 'application/octet-stream'
-    heads.push(Buffer.from(`${open()}Content-Disposition: form-data; name="file"; filename="${encodeURIComponent(entry.path)}"\r\nContent-Type: ${type}\r\n\r\n`))
-  }
+    return Buffer.from(`${open()}Content-Disposition: form-data; name="file"; filename="${encodeURIComponent(entry.path)}"\r\nContent-Type: ${type}\r\n\r\n`)
+  })
   const end = Buffer.from(`\r\n--${boundary}--\r\n`)
   async function * parts (): AsyncGenerator<Uint8Array> {
-    yield * heads.slice(0, fieldCount)
+    yield * fieldParts
     for (const [i, entry] of entries.entries()) {
-      yield heads[fieldCount + i]
+      yield heads[i]
       if (entry.file == null) continue
       for await (const chunk of createReadStream(entry.file, { highWaterMark: 1_048_576 })) {
         onBytes(chunk.length)
@@ -78,6 +76,6 @@ export function multipartBody (entries: UploadEntry[], onBytes: (n: number) => v
     }
     yield end
   }
-  const length = heads.reduce((sum, h) => sum + h.byteLength, 0) + entries.reduce((sum, e) => sum + (e.file == null ? 0 : e.size), 0) + end.byteLength
+  const length = [...fieldParts, ...heads].reduce((sum, h) => sum + h.byteLength, 0) + entries.reduce((sum, e) => sum + (e.file == null ? 0 : e.size), 0) + end.byteLength
   return { stream: Readable.from(parts(), { objectMode: false }), length, type: `multipart/form-data; boundary=${boundary}` }
 }

@@ -38,7 +38,6 @@ const SYNC_AHEAD_BYTES = 16 * MiB
 const WRITE_BEHIND_BYTES = 32 * MiB
 /** A pack is compacted once at least this share of it is deleted blocks or spent tombstones. */
 const COMPACT_SHARE = 1 / 3
-/** Kubo's flatfs layout: shard directories named by two base32 characters, one `.data` file per block. */
 /**
  * Small blocks kept in memory once written or read, up to this many bytes in
  * all: a cluster's pins, directory nodes and a DAG's inner nodes are small and
@@ -47,6 +46,7 @@ const COMPACT_SHARE = 1 / 3
  */
 const RECENT_BYTES = 8 * MiB
 const RECENT_BLOCK_BYTES = 16 * 1024
+/** Kubo's flatfs layout: shard directories named by two base32 characters, one `.data` file per block. */
 const FLATFS_SHARD = /^[A-Z2-7]{2}$/
 const PACK_NAME = /^(\d{8})\.pack$/
 

@@ -216,10 +216,6 @@ export class ModelLibrary {
     if (pending == null) {
       const listeners = new Set<(event: ProgressEvent) => void>()
       const done = this.#unpackOnce(cid, dir, { signal: this.#lifetime.signal, onProgress: event => { for (const listener of listeners) listener(event) } })
-        .then(unpacked => {
-          this.#unpacked.add(cid)
-          return unpacked
-        })
         .finally(() => this.#unpacking.delete(cid))
       // Every caller may have stopped waiting by the time it fails.
       done.catch(() => {})
@@ -262,6 +258,7 @@ export class ModelLibrary {
       await writeFile(join(tmp, COMPLETE), cid)
       await rm(dir, { recursive: true, force: true })
       await rename(tmp, dir)
+      this.#unpacked.add(cid)
       return dir
     } catch (err) {
       await rm(tmp, { recursive: true, force: true })
