@@ -5,15 +5,15 @@
  * the job's progress arriving over the event socket, indexes a CID and
  * uploaded files, shows the results of hybrid queries as the API gives them
  * (filters, hops and entity types), and deletes a collection. Screenshots
- * go to a temporary folder, printed at the end.
+ * go to a temporary folder, or are kept under $NODE_DAEMON_SCREENSHOTS (see
+ * screenshotFolder).
  */
 import assert from 'node:assert/strict'
-import { mkdtemp } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { readCorpus } from '@node-daemon/models'
-import { launchChromium, skipWithoutChromium as skip } from '../helpers/browser.ts'
+import { launchChromium, screenshotFolder, skipWithoutChromium as skip } from '../helpers/browser.ts'
+import type { ScreenshotFolder } from '../helpers/browser.ts'
 import { waitFor } from '../helpers/cluster.ts'
 import { formOf, startTestDaemon } from '../helpers/daemon.ts'
 import type { TestDaemon } from '../helpers/daemon.ts'
@@ -46,11 +46,11 @@ describe('the console\'s search page in a real browser', { skip, timeout: 300_00
   let browser: Browser
   let page: Page
   const pageErrors: string[] = []
-  let shots: string
-  const shot = async (name: string): Promise<void> => { await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true }) }
+  let shots: ScreenshotFolder
+  const shot = async (name: string): Promise<void> => { await page.screenshot({ path: join(shots.dir, `${name}.png`), fullPage: true }) }
 
   before(async () => {
-    shots = await mkdtemp(join(tmpdir(), 'node-daemon-console-search-'))
+    shots = await screenshotFolder('console-search')
     d = await startTestDaemon({ inference: { defaultModels: true } })
     await waitFor('the default embedding model', async () => (await d.node.cluster.getAllModels()).some(m => m.modelId === 'tiny-embed:latest'), 120_000)
     browser = await launchChromium()
@@ -64,7 +64,7 @@ describe('the console\'s search page in a real browser', { skip, timeout: 300_00
   after(async () => {
     await browser?.close()
     await d?.cleanup()
-    if (shots != null) console.log(`search page screenshots: ${shots}`)
+    if (shots != null) await shots.done()
   })
 
   it('creates a collection and indexes uploaded LangChain documents, the job\'s batches shown as the event socket brings them', async () => {

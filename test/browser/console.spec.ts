@@ -3,14 +3,16 @@
  * playwright-core) against three daemons: it shows the nodes and the leader,
  * adds files with the CIDs `add` gives, pins in the cluster until every node
  * has the pin, streams a chat, and charts a training run's falling loss.
- * Screenshots of every page go to a temporary folder, printed at the end.
+ * Screenshots of every page go to a temporary folder, or are kept under
+ * $NODE_DAEMON_SCREENSHOTS (see screenshotFolder).
  */
 import assert from 'node:assert/strict'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { launchChromium, skipWithoutChromium as skip } from '../helpers/browser.ts'
+import { launchChromium, screenshotFolder, skipWithoutChromium as skip } from '../helpers/browser.ts'
+import type { ScreenshotFolder } from '../helpers/browser.ts'
 import { addBytes, agreedLeader, FAST, pinStatus, ProcessCluster } from '../helpers/cluster.ts'
 import { formOf, startTestDaemon } from '../helpers/daemon.ts'
 import { blobs } from '../helpers/training.ts'
@@ -33,16 +35,16 @@ describe('the web console in a real browser', { skip, timeout: 300_000 }, () => 
   let page: Page
   /** The events page, open from the start in a tab of its own: it shows only what happens while it is open. */
   let events: Page
-  let shots: string
+  let shots: ScreenshotFolder
   const pageErrors: string[] = []
-  const shot = async (p: Page, name: string): Promise<void> => { await p.screenshot({ path: join(shots, `${name}.png`), fullPage: true }) }
+  const shot = async (p: Page, name: string): Promise<void> => { await p.screenshot({ path: join(shots.dir, `${name}.png`), fullPage: true }) }
   const open = async (route: string): Promise<void> => {
     await page.goto(`${a.api}/#/${route}`)
     await page.waitForLoadState('networkidle')
   }
 
   before(async () => {
-    shots = await mkdtemp(join(tmpdir(), 'node-daemon-console-'))
+    shots = await screenshotFolder('console')
     a = await cluster.add()
     await Promise.all([cluster.add(a), cluster.add(a)])
     await agreedLeader(cluster.members, 60_000)
@@ -60,7 +62,7 @@ describe('the web console in a real browser', { skip, timeout: 300_000 }, () => 
   after(async () => {
     await browser?.close()
     await cluster.stop()
-    if (shots != null) console.log(`console screenshots: ${shots}`)
+    if (shots != null) await shots.done()
   })
 
   it('serves the console at / and /webui without credentials, and answers a missing asset with a 404', async () => {
