@@ -94,6 +94,8 @@ interface Sequence {
   failed: boolean
   /** Active once the constraint applies; until then the text is free. */
   matcher?: TokenConstraint
+  /** A token drawn and not yet taken: it is the row's input to the next step, and streamed while that step runs. */
+  next?: Sampled
   done: boolean
 }
 
@@ -182,7 +184,11 @@ export class Batcher {
       this.#prune()
       const room = this.#maxBatch - (this.#batch?.seqs.length ?? 0)
       const joining = this.#waiting.splice(0, Math.max(0, room)).filter(s => !s.done)
-      if (joining.length > 0) await this.#guard(joining, async () => this.#prefill(joining))
+      if (joining.length > 0) {
+        // A prefill's rows join the batch's: tokens drawn for the step it delays are streamed now.
+        this.#batch?.seqs.forEach(s => { this.#takeNext(s) })
+        await this.#guard(joining, async () => this.#prefill(joining))
+      }
       this.#prune()
       const batch = this.#batch
       if (batch != null) await this.#guard(batch.seqs, async () => this.#decode(batch))
@@ -239,21 +245,45 @@ export class Batcher {
     }
   }
 
+  /**
+   * One step for every row, fed the tokens drawn at the step before. Those
+   * tokens are streamed while the step runs (in the model's worker thread,
+   * where it runs there): their text, stop strings and HTTP writes overlap
+   * the model's work instead of following it. A row that a stop string ends
+   * meanwhile has its step's result dropped.
+   */
   async #decode (batch: Batch): Promise<void> {
-    const rows = batch.seqs.map(s => [s.tokens[s.tokens.length - 1]])
+    const rows = batch.seqs.map(s => [s.next?.token ?? s.tokens[s.tokens.length - 1]])
     const greedy = batch.seqs.map(s => s.matcher == null && s.request.logprobs == null && plainGreedy(s.request.sampling))
-    if (this.#model.forwardGreedy != null && greedy.some(g => g)) {
-      const { next, cache } = await this.#model.forwardGreedy(rows, greedy, batch.cache)
-      batch.cache = cache
-      batch.seqs.forEach((s, i) => {
-        const row = next[i]
-        if (!s.done) typeof row === 'number' ? this.#take(s, { token: row }) : this.#accept(s, row)
-      })
-      return
-    }
-    const { logits, cache } = await this.#model.forward(rows, batch.cache)
+    const running = this.#model.forwardGreedy != null && greedy.some(g => g)
+      ? this.#model.forwardGreedy(rows, greedy, batch.cache)
+      : this.#model.forward(rows, batch.cache).then(({ logits, cache }) => ({ next: logits, cache }))
+    // Taken before the step is awaited, so that a failed step still streamed them.
+    batch.seqs.forEach(s => { this.#takeNext(s) })
+    const { next, cache } = await running
     batch.cache = cache
-    batch.seqs.forEach((s, i) => { if (!s.done) this.#accept(s, logits[i]) })
+    batch.seqs.forEach((s, i) => {
+      if (s.done) return
+      const row = next[i]
+      this.#drawn(s, typeof row === 'number' ? { token: row } : this.#sample(s, row))
+    })
+  }
+
+  /** A token drawn: one that ends the row is taken at once (no step follows it), any other waits to feed the next step. */
+  #drawn (seq: Sequence, sampled: Sampled): void {
+    const { request } = seq
+    const context = request.contextLength ?? this.#model.info.contextLength
+    const last = this.#model.codec.stopIds.has(sampled.token) ||
+      request.prompt.length + seq.tokens.length + 1 >= context ||
+      (request.maxTokens >= 0 && seq.tokens.length + 1 >= request.maxTokens)
+    if (last) this.#take(seq, sampled)
+    else seq.next = sampled
+  }
+
+  #takeNext (seq: Sequence): void {
+    const next = seq.next
+    seq.next = undefined
+    if (next != null && !seq.done) this.#take(seq, next)
   }
 
   /** Drops finished rows from the batch, keeping their prefixes for prompts to come; the cache is copied only then. */
@@ -266,8 +296,13 @@ export class Batcher {
     this.#batch = rows.length === 0 ? undefined : { seqs: rows.map(i => batch.seqs[i]), cache: this.#model.regroup([{ cache: batch.cache, rows }]) }
   }
 
-  /** Samples the next token of a sequence from its logits. */
+  /** Samples and takes the next token of a sequence from its logits. */
   #accept (seq: Sequence, logits: Float32Array): void {
+    this.#take(seq, this.#sample(seq, logits))
+  }
+
+  /** The next token of a sequence, drawn from its logits. */
+  #sample (seq: Sequence, logits: Float32Array): Sampled {
     const { request } = seq
     const context = request.contextLength ?? this.#model.info.contextLength
     const matcher = seq.matcher
@@ -278,7 +313,7 @@ export class Batcher {
     let sampled = seq.sampler(logits, seq.history, request.logprobs)
     // A sampler's rounding may land on a masked token when nearly all are masked.
     if (matcher != null && logits[sampled.token] === -Infinity) sampled = { token: argmax(logits) }
-    this.#take(seq, sampled)
+    return sampled
   }
 
   /** Appends a sampled token to a sequence, streams its text and decides whether the sequence ends there. */

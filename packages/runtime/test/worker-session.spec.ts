@@ -5,7 +5,10 @@ import { describe, it } from 'node:test'
 import { Tensor } from 'onnxruntime-node'
 import { loadModel } from '../src/model.ts'
 import { GPT, withTinyRuntime, writeSlowDecoder } from './helpers/tiny-models.ts'
-import type { CausalLM } from '../src/model.ts'
+import { Batcher } from '../src/batcher.ts'
+import { bareGreedy } from './helpers/bare-greedy.ts'
+import type { Decoder } from '../src/decoder.ts'
+import type { BatchCache, CausalLM } from '../src/model.ts'
 
 /**
  * A step on a cache against the whole sequence run again: the sums differ in
@@ -59,7 +62,7 @@ describe('a model in a worker thread', () => {
     }
   })
 
-  it('moves a model whose first steps are short to the main thread, where the cache stays and grows', async () => {
+  it('loads a model whose first steps are short on the main thread too, where one row\'s cache stays and grows and a batch\'s still goes to the worker', async () => {
     const model = await loadModel(tiny.models.decoder) as CausalLM
     try {
       let { cache } = await model.forward([[1, 2, 3]])
@@ -82,10 +85,54 @@ describe('a model in a worker thread', () => {
       const last = await model.forward([[7]], cache)
       const reference = await model.forward([tokens])
       assertSameLogits(last.logits[0], reference.logits[0])
+      // A batch's steps still go to the worker, where the batcher streams the step before while they run.
+      const two = await model.forward([[1, 2, 3], [3, 2, 1]])
+      const kv = two.cache.kv[0].data as Float32Array
+      const both = await model.forward([[4], [5]], two.cache)
+      assert.equal((kv.buffer as ArrayBuffer).detached, true, 'a batch\'s cache stayed on the main thread')
+      assertSameLogits(both.logits[1], (await model.forward([[3, 2, 1, 5]])).logits[0])
     } finally {
       await model.release()
     }
     await assert.rejects(model.forward([[1]]), { name: 'ModelWorkerError', message: /unloaded/ })
+  })
+
+  it('streams a step\'s tokens while the next step runs, and gives the tokens it gives without that', async () => {
+    const model = await loadModel(tiny.models.decoder) as CausalLM
+    try {
+      const streamed: number[] = []
+      // How many of a row's tokens were streamed when each decoding step began, and when it ended.
+      const atStart: number[] = []
+      const atEnd: number[] = []
+      const watched: Decoder<BatchCache> = {
+        kind: model.kind,
+        codec: model.codec,
+        info: model.info,
+        forward: async (rows, cache) => {
+          if (cache == null) return model.forward(rows)
+          atStart.push(streamed.length)
+          const out = await model.forward(rows, cache)
+          atEnd.push(streamed.length)
+          return out
+        },
+        regroup: parts => model.regroup(parts),
+        cacheBytes: (rows, positions) => model.cacheBytes(rows, positions),
+        release: async () => {}
+      }
+      const prompt = [1, 2, 3]
+      const events = new Batcher(watched, { prefixCacheBytes: 0 }).generate({ prompt, sampling: { temperature: 0, topK: 0, topP: 1, repeatPenalty: 1, repeatLastN: 0 }, maxTokens: 12, stop: [] })
+      let tokens: number[] = []
+      for await (const event of events) {
+        if (event.type === 'chunk') streamed.push(event.chunk.token)
+        else tokens = event.stats.tokens
+      }
+      assert.deepEqual(tokens, await bareGreedy(tiny.models.decoder, prompt, 12, model.codec.stopIds))
+      // The first token comes from the prefill and feeds the first step; each step's token is streamed only once the next step began, and before it ended.
+      assert.deepEqual(atStart, [1, ...Array.from({ length: 10 }, (_, i) => i + 1)])
+      atEnd.forEach((n, i) => { assert.ok(n >= i + 1, `${n} tokens streamed by the end of step ${i + 1}`) })
+    } finally {
+      await model.release()
+    }
   })
 
   it('keeps a model whose steps are long in the worker', async () => {
