@@ -57,12 +57,17 @@ function entryToWire (e: Entry): RaftEntry {
   return { term: e.term, index: e.index, type: ENTRY_TYPE_TO_WIRE[e.type], data: e.data as Uint8Array<ArrayBuffer> }
 }
 
+/**
+ * An entry with bytes of its own: decoded, its data is a view of the frame it
+ * came in, often a 64 KiB read, which the log would then keep alive for the
+ * entry's few hundred bytes until compaction.
+ */
 function entryFromWire (e: RaftEntry): Entry {
   return {
     term: e.term,
     index: e.index,
     type: lookup(ENTRY_TYPE_FROM_WIRE, e.type, 'entry type'),
-    data: e.data
+    data: e.data.slice()
   }
 }
 

@@ -54,6 +54,15 @@ describe('raft codec', () => {
     assert.deepEqual(decodeMessage(encodeMessage(m)), m)
   })
 
+  it('gives each decoded entry bytes of its own, not a view of the frame the log would keep alive', () => {
+    const frame = new Uint8Array(65536)
+    const encoded = encodeMessage(message({ entries: [{ term: 1, index: 1, type: 'normal', data: new Uint8Array(300).fill(7) }] }))
+    frame.set(encoded, 100)
+    const [entry] = decodeMessage(frame.subarray(100, 100 + encoded.byteLength)).entries
+    assert.deepEqual(entry.data, new Uint8Array(300).fill(7))
+    assert.equal(entry.data.buffer.byteLength, 300)
+  })
+
   it('keeps context absent when not set, and empty when empty', () => {
     assert.equal('context' in decodeMessage(encodeMessage(message())), false)
     assert.equal('snapshot' in decodeMessage(encodeMessage(message())), false)
