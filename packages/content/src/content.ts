@@ -253,8 +253,8 @@ export class Content extends TypedEventEmitter<ContentEvents> {
     return [fromCid, toCid]
   }
 
-  /** The bytes of the DAG a path names, from local blocks only (see dagSize). */
-  async dagSize (path: string, options?: AbortOptions): Promise<number> {
+  /** The bytes of the DAG a path names, from local blocks only; undefined when its root is not here (see dagSize). */
+  async dagSize (path: string, options?: AbortOptions): Promise<number | undefined> {
     return dagSize(this.reads, await this.resolve(path, { ...options, offline: true }), options)
   }
 

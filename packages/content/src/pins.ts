@@ -234,9 +234,13 @@ export async function * descendants (blockstore: Pick<Blocks, 'get'>, root: CID,
  * The bytes of the DAG under `root` as Kubo's CumulativeSize counts them: a
  * dag-pb node's own bytes and the sizes its links carry, so that a unixfs
  * model or file costs one block read; a DAG of another codec is walked.
- * Local blocks only: a DAG this node lacks is a NotFoundError at once.
+ * Local blocks only: a root this node lacks is undefined, found by one lookup
+ * without an exception (a cluster node asks for every pin sent to it, and
+ * Helia's offline get threw two errors for each it did not hold); a missing
+ * block under a root that is here is a NotFoundError.
  */
-export async function dagSize (blockstore: Pick<Blocks, 'get'>, root: CID, options: AbortOptions = {}): Promise<number> {
+export async function dagSize (blockstore: Pick<Blocks, 'get' | 'has'>, root: CID, options: AbortOptions = {}): Promise<number | undefined> {
+  if (!await blockstore.has(root, options)) return undefined
   const bytes = await getBlock(blockstore, root, { ...options, offline: true })
   if (root.code === dagPb.code) return dagPb.decode(bytes).Links.reduce((sum, link) => sum + (link.Tsize ?? 0), bytes.byteLength)
   let size = bytes.byteLength

@@ -7,7 +7,7 @@ import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { equals } from 'uint8arrays/equals'
 import { getBlock } from '../src/blocks.ts'
-import { pinAdd, pinLs, pinRm } from '../src/pins.ts'
+import { dagSize, pinAdd, pinLs, pinRm } from '../src/pins.ts'
 import { goRandom } from './fixtures/go-random.ts'
 import { added, bytes, collect, concat, rootOf, startConnectedPair, startContent } from './fixtures/node.ts'
 import type { PinEntry } from '../src/pins.ts'
@@ -310,6 +310,15 @@ describe('pins', () => {
     } finally {
       await unpinAll()
     }
+  })
+
+  it('sizes a DAG from its local blocks, and one whose root is not here as undefined without reading it', async () => {
+    const cid = CID.parse(await rootOf(content, [{ content: bytes('sized\n') }], { pin: false }))
+    const block = await content.blockGet(cid.toString())
+    const local = { has: async () => true, get: async function * () { yield block } }
+    assert.equal(await dagSize(local, cid), block.byteLength)
+    const absent = { has: async () => false, get: async function * () { throw new Error('not read') } }
+    assert.equal(await dagSize(absent, cid), undefined)
   })
 
   describe('with a stub of the Pins interface', () => {
