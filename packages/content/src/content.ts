@@ -224,7 +224,7 @@ export class Content extends TypedEventEmitter<ContentEvents> {
   }
 
   /** Pins what a path names; `name` labels the pin, as Kubo's `pin add --name`. */
-  async pinAdd (path: string, recursive = true, options?: ReadOptions & Pick<PinAddOptions, 'name' | 'onBlock'>): Promise<CID> {
+  async pinAdd (path: string, recursive = true, options?: ReadOptions & Pick<PinAddOptions, 'name' | 'onBlock' | 'notes'>): Promise<CID> {
     const cid = await this.resolve(path, options)
     await this.pinHeld(cid, recursive, options)
     this.safeDispatchEvent('pin', { detail: { cid: cid.toString(), recursive } })
@@ -232,7 +232,7 @@ export class Content extends TypedEventEmitter<ContentEvents> {
   }
 
   /** Pins with every block it reads held from GC until the pin is made. */
-  private async pinHeld (cid: CID, recursive: boolean, options?: ReadOptions & Pick<PinAddOptions, 'name' | 'onBlock'>, hold = this.guard.hold()): Promise<void> {
+  private async pinHeld (cid: CID, recursive: boolean, options?: ReadOptions & Pick<PinAddOptions, 'name' | 'onBlock' | 'notes'>, hold = this.guard.hold()): Promise<void> {
     try {
       await pinAdd(this.helia, cid, recursive, { ...options, hold, fetchTimeoutMs: this.fetchTimeoutMs })
     } finally {

@@ -8,6 +8,7 @@ import { InvalidParameterError, NotFoundError, PinError } from './errors.ts'
 import { createUnsafe } from 'multiformats/block'
 import type { ReadOptions } from './blocks.ts'
 import type { Hold } from './gc.ts'
+import type { PinNote } from './pin-store.ts'
 import type { Blocks, Pin, Pins } from '@helia/interface'
 import type { AbortOptions } from '@libp2p/interface'
 
@@ -57,11 +58,14 @@ export interface PinAddOptions extends ReadOptions {
   onBlock?: (bytes: number) => void
   /** Local blocks known to link to nothing, which the pin need not read (see WindowedWalkerInit). */
   linkless?: (cid: CID) => boolean
+  /** The caller's records about the pin, written with it, or when it exists already (see PinStoreAddOptions). */
+  notes?: PinNote[]
 }
 
 /** Pins recursively (the whole DAG, fetched if missing) or directly (the one block). */
 export async function pinAdd (components: PinComponents, cid: CID, recursive: boolean, options: PinAddOptions = {}): Promise<void> {
   const depth = recursive ? Infinity : 0
+  // `notes` stays in `rest`: every pins.add below hands them to the PinStore.
   const { hold, fetchTimeoutMs, name, onBlock, linkless, ...rest } = options
   if (name != null && Buffer.byteLength(name) > MAX_PIN_NAME_BYTES) throw new InvalidParameterError(`a pin name is at most ${MAX_PIN_NAME_BYTES} bytes`)
   // Held before a direct pin is replaced, so that the block stays between the two.

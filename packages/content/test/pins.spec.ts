@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import * as dagPb from '@ipld/dag-pb'
 import { MemoryBlockstore } from 'blockstore-core/memory'
+import { Key } from 'interface-datastore'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { equals } from 'uint8arrays/equals'
@@ -307,6 +308,19 @@ describe('pins', () => {
     await content.pinAdd(node.toString())
     try {
       assert.deepEqual(entries(await collect(content.pinLs('all'))), [[node.toString(), 'recursive'], [leaf, 'indirect']])
+    } finally {
+      await unpinAll()
+    }
+  })
+
+  it('writes a caller\'s notes into the datastore with a new pin, and with one that exists already', async () => {
+    const cid = await rootOf(content, [{ content: bytes('noted\n') }], { pin: false })
+    const note = (n: number): { key: Key, value: Uint8Array } => ({ key: new Key(`/test/noted/${n}`), value: Uint8Array.of(n) })
+    try {
+      await content.pinAdd(cid, true, { notes: [note(1)] })
+      await content.pinAdd(cid, true, { notes: [note(2)] })
+      assert.deepEqual([...await content.helia.datastore.get(note(1).key)], [1])
+      assert.deepEqual([...await content.helia.datastore.get(note(2).key)], [2])
     } finally {
       await unpinAll()
     }
