@@ -122,6 +122,7 @@ export class Content extends TypedEventEmitter<ContentEvents> {
     this.blockStream = new BlockStream({
       libp2p: () => this.helia.libp2p,
       blockstore: this.helia.blockstore,
+      local: init.blockstore,
       getHasher: this.helia.getHasher,
       logger: this.helia.logger
     }, init.blockStream)
