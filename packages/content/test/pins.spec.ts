@@ -326,6 +326,22 @@ describe('pins', () => {
     }
   })
 
+  it('tells that a DAG\'s root is not here without Helia\'s blockstore, whose GC lock a cluster node took for every pin', async () => {
+    const bytes = randomBytes(100)
+    const absent = CID.createV1(0x55, await sha256.digest(bytes))
+    // Helia's BlockStorage reads under this lock; boundedFetches holds its methods bound, so the lock is what can be watched.
+    const { lock } = content.helia.blockstore as unknown as { lock: { readLock: (...args: unknown[]) => Promise<() => void> } }
+    const readLock = lock.readLock
+    let locked = 0
+    lock.readLock = async function (...args) { locked++; return readLock.apply(this, args) }
+    try {
+      assert.equal(await content.dagSize(absent.toString()), undefined)
+    } finally {
+      lock.readLock = readLock
+    }
+    assert.equal(locked, 0)
+  })
+
   it('sizes a DAG from its local blocks, and one whose root is not here as undefined without reading it', async () => {
     const cid = CID.parse(await rootOf(content, [{ content: bytes('sized\n') }], { pin: false }))
     const block = await content.blockGet(cid.toString())
