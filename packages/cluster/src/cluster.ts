@@ -44,10 +44,11 @@ export const HEARTBEAT_TOPIC = '/node-daemon/cluster/heartbeat/1.0.0'
 export interface ClusterComponents {
   libp2p: Swarm
   content: {
-    pinAdd (path: string, recursive?: boolean, options?: { signal?: AbortSignal, onBlock?: (bytes: number) => void }): Promise<unknown>
+    /** `notes` go into `datastore` below with the pin, in the batch that writes it (or on their own when it exists already). */
+    pinAdd (path: string, recursive?: boolean, options?: { signal?: AbortSignal, onBlock?: (bytes: number) => void, notes?: Array<{ key: Key, value: Uint8Array }> }): Promise<unknown>
     pinRm (path: string, recursive?: boolean, options?: { signal?: AbortSignal }): Promise<unknown>
-    /** The bytes of a DAG from local blocks; fails when they are not here. */
-    dagSize (path: string, options?: { signal?: AbortSignal }): Promise<number>
+    /** The bytes of a DAG from local blocks; undefined when its root is not here, failing when a block under it is not. */
+    dagSize (path: string, options?: { signal?: AbortSignal }): Promise<number | undefined>
   }
   datastore: Pick<Datastore, 'get' | 'put' | 'delete' | 'query'>
   logger: ComponentLogger
@@ -968,7 +969,7 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
    */
   private async localSize (cid: string, options?: WriteOptions): Promise<number> {
     try {
-      return await this.components.content.dagSize(cid, { signal: options?.signal })
+      return await this.components.content.dagSize(cid, { signal: options?.signal }) ?? 0
     } catch (err: any) {
       if (options?.signal?.aborted === true) throw err
       return 0

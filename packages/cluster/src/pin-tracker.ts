@@ -13,10 +13,11 @@ import type { Datastore } from 'interface-datastore'
 
 export interface PinTrackerComponents {
   content: {
-    pinAdd (path: string, recursive?: boolean, options?: { signal?: AbortSignal, onBlock?: (bytes: number) => void }): Promise<unknown>
+    /** `notes` go into `datastore` with the pin, in the batch that writes it (or on their own when it exists already). */
+    pinAdd (path: string, recursive?: boolean, options?: { signal?: AbortSignal, onBlock?: (bytes: number) => void, notes?: Array<{ key: Key, value: Uint8Array }> }): Promise<unknown>
     pinRm (path: string, recursive?: boolean, options?: { signal?: AbortSignal }): Promise<unknown>
   }
-  datastore: Pick<Datastore, 'put' | 'delete' | 'query'>
+  datastore: Pick<Datastore, 'delete' | 'query'>
   /** Connects to a pin's origin (a multiaddr with /p2p/), so that the fetch finds the blocks there. */
   dial: (addr: string, signal: AbortSignal) => Promise<unknown>
   log: Logger
@@ -202,11 +203,11 @@ export class PinTracker {
     const signal = AbortSignal.any([t.abort.signal, AbortSignal.timeout(this.init.pinTimeoutMs)])
     try {
       await this.dialOrigins(cid, t.origins, signal)
-      await this.components.content.pinAdd(cid, true, { signal, onBlock: bytes => { t.bytes += bytes } })
-      if (!this.owned.has(cid)) {
-        await this.components.datastore.put(new Key(`${OWNED}/${cid}`), new Uint8Array(0))
-        this.owned.add(cid)
-      }
+      // The mark of a pin this node made rides in the pin's own batch: a put of its own cost a
+      // follower as much LevelDB time as the pin's records.
+      const notes = this.owned.has(cid) ? [] : [{ key: new Key(`${OWNED}/${cid}`), value: new Uint8Array(0) }]
+      await this.components.content.pinAdd(cid, true, { signal, onBlock: bytes => { t.bytes += bytes }, notes })
+      this.owned.add(cid)
       t.status = 'pinned'
       t.error = undefined
     } catch (err: any) {

@@ -3,6 +3,7 @@ import { setImmediate as turn } from 'node:timers/promises'
 import { describe, it } from 'node:test'
 import { logger } from '@libp2p/logger'
 import { MemoryDatastore } from 'datastore-core/memory'
+import { Key } from 'interface-datastore'
 import { encodeCommand, encodeJoinContext } from '../src/commands.ts'
 import { PinTracker } from '../src/pin-tracker.ts'
 import { ClusterState } from '../src/state.ts'
@@ -12,7 +13,7 @@ const SELF = 'n1'
 const PINS = 50
 
 /** A one-node state whose allocations a tracker follows, with a content that only records what it is asked. */
-async function setup (): Promise<{ state: ClusterState, apply: (body: CommandBody) => unknown, tracker: PinTracker, pinned: Set<string>, unpinned: string[], scans: () => number }> {
+async function setup (): Promise<{ state: ClusterState, apply: (body: CommandBody) => unknown, tracker: PinTracker, pinned: Set<string>, unpinned: string[], scans: () => number, datastore: MemoryDatastore, notes: string[] }> {
   const state = new ClusterState()
   let index = 0
   const apply = (body: CommandBody): unknown => state.apply(encodeCommand({ ...body, at: 0, by: SELF } as Command), ++index, 1)
@@ -21,12 +22,21 @@ async function setup (): Promise<{ state: ClusterState, apply: (body: CommandBod
   const pinned = new Set<string>()
   const unpinned: string[] = []
   let scans = 0
+  const datastore = new MemoryDatastore()
+  const notes: string[] = []
   const tracker = new PinTracker({
     content: {
-      pinAdd: async (cid) => { pinned.add(cid) },
+      // As the content's PinStore does: the notes go into the same datastore with the pin.
+      pinAdd: async (cid, _recursive, options) => {
+        for (const note of options?.notes ?? []) {
+          notes.push(note.key.toString())
+          await datastore.put(note.key, note.value)
+        }
+        pinned.add(cid)
+      },
       pinRm: async (cid) => { pinned.delete(cid); unpinned.push(cid) }
     },
-    datastore: new MemoryDatastore(),
+    datastore,
     dial: async () => {},
     log: logger('test:pin-tracker')
   }, {
@@ -38,7 +48,7 @@ async function setup (): Promise<{ state: ClusterState, apply: (body: CommandBod
   })
   state.onAllocationChange = (cid) => { tracker.changed(cid) }
   await tracker.start()
-  return { state, apply, tracker, pinned, unpinned, scans: () => scans }
+  return { state, apply, tracker, pinned, unpinned, scans: () => scans, datastore, notes }
 }
 
 /** Lets the tracker's passes and pins run, up to a bounded number of turns of the event loop. */
@@ -77,6 +87,19 @@ describe('PinTracker', () => {
     await until('as the snapshot has it', () => pinned.has('cid-0') && !pinned.has('cid-4'))
     assert.deepEqual([...pinned].sort(), ['cid-0', 'cid-1', 'cid-2', 'cid-3'])
     assert.equal(scans(), 2)
+    await tracker.stop()
+  })
+
+  it('marks each pin it makes through the pin itself, as a note written with it, and takes the mark off when it unpins', async () => {
+    const { apply, tracker, pinned, unpinned, datastore, notes } = await setup()
+    apply({ op: 'pin.add', cid: 'cid-0', name: '', rmin: 1, rmax: 1, size: 0 })
+    await until('cid-0 pinned', () => pinned.has('cid-0'))
+    assert.deepEqual(notes, ['/cluster/pinned/cid-0'])
+    apply({ op: 'pin.rm', cid: 'cid-0' })
+    await until('cid-0 unpinned', () => unpinned.includes('cid-0'))
+    const mark = new Key('/cluster/pinned/cid-0')
+    for (let i = 0; i < 100 && await datastore.has(mark); i++) await turn()
+    assert.equal(await datastore.has(mark), false)
     await tracker.stop()
   })
 })

@@ -1,5 +1,6 @@
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
+import { identity } from 'multiformats/hashes/identity'
 import { addAll } from './add.ts'
 import { BlockStream, startBrokers } from './block-stream.ts'
 import { exportCar, importCars, verifyBlock } from './car.ts'
@@ -102,6 +103,8 @@ export class Content extends TypedEventEmitter<ContentEvents> {
   private readonly gcComponents: GcComponents
   /** Helia's blockstore as reads go through it: offline on request, and each fetch bounded. */
   private readonly reads: Pick<Blocks, 'get' | 'has'>
+  /** The blocks on this node's disk, under Helia's blockstore: looked at without Helia's GC read lock, which our GC does not take. */
+  private readonly local: Pick<Blockstore, 'get' | 'has'>
   private readonly fetchTimeoutMs?: number
   /** Makes what was stored durable; nothing to do for a store durable at each put. */
   private readonly sync: () => Promise<void>
@@ -109,6 +112,7 @@ export class Content extends TypedEventEmitter<ContentEvents> {
 
   constructor (init: ContentInit) {
     super()
+    this.local = init.blockstore
     this.helia = createHeliaNode({
       blockstore: init.blockstore,
       datastore: init.datastore,
@@ -122,6 +126,7 @@ export class Content extends TypedEventEmitter<ContentEvents> {
     this.blockStream = new BlockStream({
       libp2p: () => this.helia.libp2p,
       blockstore: this.helia.blockstore,
+      local: this.local,
       getHasher: this.helia.getHasher,
       logger: this.helia.logger
     }, init.blockStream)
@@ -224,7 +229,7 @@ export class Content extends TypedEventEmitter<ContentEvents> {
   }
 
   /** Pins what a path names; `name` labels the pin, as Kubo's `pin add --name`. */
-  async pinAdd (path: string, recursive = true, options?: ReadOptions & Pick<PinAddOptions, 'name' | 'onBlock'>): Promise<CID> {
+  async pinAdd (path: string, recursive = true, options?: ReadOptions & Pick<PinAddOptions, 'name' | 'onBlock' | 'notes'>): Promise<CID> {
     const cid = await this.resolve(path, options)
     await this.pinHeld(cid, recursive, options)
     this.safeDispatchEvent('pin', { detail: { cid: cid.toString(), recursive } })
@@ -232,7 +237,7 @@ export class Content extends TypedEventEmitter<ContentEvents> {
   }
 
   /** Pins with every block it reads held from GC until the pin is made. */
-  private async pinHeld (cid: CID, recursive: boolean, options?: ReadOptions & Pick<PinAddOptions, 'name' | 'onBlock'>, hold = this.guard.hold()): Promise<void> {
+  private async pinHeld (cid: CID, recursive: boolean, options?: ReadOptions & Pick<PinAddOptions, 'name' | 'onBlock' | 'notes'>, hold = this.guard.hold()): Promise<void> {
     try {
       await pinAdd(this.helia, cid, recursive, { ...options, hold, fetchTimeoutMs: this.fetchTimeoutMs })
     } finally {
@@ -253,9 +258,13 @@ export class Content extends TypedEventEmitter<ContentEvents> {
     return [fromCid, toCid]
   }
 
-  /** The bytes of the DAG a path names, from local blocks only (see dagSize). */
-  async dagSize (path: string, options?: AbortOptions): Promise<number> {
-    return dagSize(this.reads, await this.resolve(path, { ...options, offline: true }), options)
+  /** The bytes of the DAG a path names, from local blocks only; undefined when its root is not here (see dagSize). */
+  async dagSize (path: string, options?: AbortOptions): Promise<number | undefined> {
+    const root = await this.resolve(path, { ...options, offline: true })
+    // Whether a block is here asks the node's own store (an identity CID holds its bytes): through
+    // Helia's blockstore it took Helia's GC read lock, most of a cluster node's size lookup of a pin.
+    const has = async (cid: CID, o?: AbortOptions): Promise<boolean> => cid.multihash.code === identity.code || await this.local.has(cid, o)
+    return dagSize({ has, get: (cid, o) => this.reads.get(cid, o) }, root, options)
   }
 
   async pinRm (path: string, recursive = true, options?: AbortOptions): Promise<CID> {

@@ -38,6 +38,18 @@ function isPin (cid: CID): (bytes: Uint8Array) => boolean {
   return (bytes) => forms.some(form => equals(form, bytes))
 }
 
+/** A caller's own datastore record about a pin (the cluster's mark of the pins it made), written with it. */
+export interface PinNote { key: Key, value: Uint8Array }
+
+export interface PinStoreAddOptions extends AddOptions {
+  /**
+   * Written in the batch that writes the pin's key, or on their own, before
+   * the AlreadyPinnedError, when the pin exists already: as durable as the
+   * pin, and without a write of their own for each new pin.
+   */
+  notes?: PinNote[]
+}
+
 /** Blocks of one pin whose records go in one batch; a larger DAG takes several. */
 const CHUNK_BLOCKS = 1024
 
@@ -48,6 +60,8 @@ interface Update {
   change: (record: BlockRecord) => boolean
   /** The pin's own key, put (with its value) or deleted in the same batch. */
   pin?: { key: Key, value?: Uint8Array }
+  /** The caller's notes, put in the same batch. */
+  notes?: PinNote[]
   signal?: AbortSignal
   /** The blocks whose record changed. */
   resolve: (changed: CID[]) => void
@@ -91,7 +105,7 @@ export class PinStore implements Pins {
     this.chunkBlocks = Math.max(1, init.chunkBlocks ?? CHUNK_BLOCKS)
   }
 
-  async * add (cid: CID, options: AddOptions = {}): AsyncGenerator<CID, void, undefined> {
+  async * add (cid: CID, options: PinStoreAddOptions = {}): AsyncGenerator<CID, void, undefined> {
     const depth = Math.round(options.depth ?? Infinity)
     if (depth < 0) throw new InvalidParameterError('a pin\'s depth is 0 or more')
     const key = pinKey(cid)
@@ -99,13 +113,16 @@ export class PinStore implements Pins {
     const counted: CID[] = []
     let done = false
     try {
-      if (await this.components.datastore.has(key, options)) throw new AlreadyPinnedError(`${cid} is already pinned`)
       const mine = isPin(cid)
       const change = (record: BlockRecord): boolean => {
         if (record.pinnedBy.some(mine)) return false
         record.pinCount++
         record.pinnedBy.push(cid.bytes)
         return true
+      }
+      if (await this.components.datastore.has(key, options)) {
+        await this.update({ blocks: [], change, notes: options.notes, signal: options.signal })
+        throw new AlreadyPinnedError(`${cid} is already pinned`)
       }
       let chunk: CID[] = []
       for await (const node of this.walk(cid, { ...options, depth }, options.walker)) {
@@ -115,7 +132,7 @@ export class PinStore implements Pins {
         yield * chunk
         chunk = []
       }
-      counted.push(...await this.update({ blocks: chunk, change, pin: { key, value: cborg.encode({ depth, metadata: options.metadata ?? {} } satisfies PinValue) }, signal: options.signal }))
+      counted.push(...await this.update({ blocks: chunk, change, pin: { key, value: cborg.encode({ depth, metadata: options.metadata ?? {} } satisfies PinValue) }, notes: options.notes, signal: options.signal }))
       done = true
       yield * chunk
     } finally {
@@ -229,7 +246,7 @@ export class PinStore implements Pins {
   /** Queues a change of some records; resolves with the blocks it changed once their batch is written. */
   private async update (update: Omit<Update, 'resolve' | 'reject'>): Promise<CID[]> {
     update.signal?.throwIfAborted()
-    if (update.blocks.length === 0 && update.pin == null) return []
+    if (update.blocks.length === 0 && update.pin == null && (update.notes ?? []).length === 0) return []
     return new Promise<CID[]>((resolve, reject) => {
       this.queue.push({ ...update, resolve, reject })
       if (!this.writing) void this.write()
@@ -285,9 +302,10 @@ export class PinStore implements Pins {
       if (record.pinCount > 0) batch.put(new Key(key, false), cborg.encode(record))
       else batch.delete(new Key(key, false))
     }
-    for (const { pin } of updates) {
+    for (const { pin, notes } of updates) {
       if (pin?.value != null) batch.put(pin.key, pin.value)
       else if (pin != null) batch.delete(pin.key)
+      for (const note of notes ?? []) batch.put(note.key, note.value)
     }
     await batch.commit()
     return changed

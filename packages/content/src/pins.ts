@@ -8,6 +8,7 @@ import { InvalidParameterError, NotFoundError, PinError } from './errors.ts'
 import { createUnsafe } from 'multiformats/block'
 import type { ReadOptions } from './blocks.ts'
 import type { Hold } from './gc.ts'
+import type { PinNote } from './pin-store.ts'
 import type { Blocks, Pin, Pins } from '@helia/interface'
 import type { AbortOptions } from '@libp2p/interface'
 
@@ -57,11 +58,14 @@ export interface PinAddOptions extends ReadOptions {
   onBlock?: (bytes: number) => void
   /** Local blocks known to link to nothing, which the pin need not read (see WindowedWalkerInit). */
   linkless?: (cid: CID) => boolean
+  /** The caller's records about the pin, written with it, or when it exists already (see PinStoreAddOptions). */
+  notes?: PinNote[]
 }
 
 /** Pins recursively (the whole DAG, fetched if missing) or directly (the one block). */
 export async function pinAdd (components: PinComponents, cid: CID, recursive: boolean, options: PinAddOptions = {}): Promise<void> {
   const depth = recursive ? Infinity : 0
+  // `notes` stays in `rest`: every pins.add below hands them to the PinStore.
   const { hold, fetchTimeoutMs, name, onBlock, linkless, ...rest } = options
   if (name != null && Buffer.byteLength(name) > MAX_PIN_NAME_BYTES) throw new InvalidParameterError(`a pin name is at most ${MAX_PIN_NAME_BYTES} bytes`)
   // Held before a direct pin is replaced, so that the block stays between the two.
@@ -234,9 +238,13 @@ export async function * descendants (blockstore: Pick<Blocks, 'get'>, root: CID,
  * The bytes of the DAG under `root` as Kubo's CumulativeSize counts them: a
  * dag-pb node's own bytes and the sizes its links carry, so that a unixfs
  * model or file costs one block read; a DAG of another codec is walked.
- * Local blocks only: a DAG this node lacks is a NotFoundError at once.
+ * Local blocks only: a root this node lacks is undefined, found by one lookup
+ * without an exception (a cluster node asks for every pin sent to it, and
+ * Helia's offline get threw two errors for each it did not hold); a missing
+ * block under a root that is here is a NotFoundError.
  */
-export async function dagSize (blockstore: Pick<Blocks, 'get'>, root: CID, options: AbortOptions = {}): Promise<number> {
+export async function dagSize (blockstore: Pick<Blocks, 'get' | 'has'>, root: CID, options: AbortOptions = {}): Promise<number | undefined> {
+  if (!await blockstore.has(root, options)) return undefined
   const bytes = await getBlock(blockstore, root, { ...options, offline: true })
   if (root.code === dagPb.code) return dagPb.decode(bytes).Links.reduce((sum, link) => sum + (link.Tsize ?? 0), bytes.byteLength)
   let size = bytes.byteLength

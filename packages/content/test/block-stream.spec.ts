@@ -54,6 +54,22 @@ describe('block-stream', () => {
     assert.ok(b.blockStream.stats.prefetchHits - hits >= 8, `${b.blockStream.stats.prefetchHits - hits} blocks came from read-ahead`)
   })
 
+  it('serves from the store under Helia\'s blockstore, without its GC lock and its second lookup', async () => {
+    const bytes = randomBytes(1000)
+    const cid = CID.createV1(0x55, await sha256.digest(bytes))
+    await a.helia.blockstore.put(cid, bytes)
+    const blockstore = a.helia.blockstore
+    const get = blockstore.get
+    let helias = 0
+    blockstore.get = function (...args) { helias++; return get.apply(this, args) }
+    try {
+      assert.deepEqual(Buffer.from(await b.blockStream.retrieve(cid, { signal: AbortSignal.timeout(10_000) })), bytes)
+    } finally {
+      blockstore.get = get
+    }
+    assert.equal(helias, 0)
+  })
+
   it('answers missing for a block the server lacks, without hanging and without fetching it', async () => {
     const bytes = randomBytes(1000)
     const cid = CID.createV1(0x55, await sha256.digest(bytes))

@@ -49,9 +49,11 @@ function slowStore (blocks: Blocks, { local = false, delayMs = 5, hang }: { loca
     active: 0,
     most: 0,
     started: [] as string[],
+    signals: [] as Array<AbortSignal | undefined>,
     has: async () => local,
     get: async function * (cid: CID, options: AbortOptions = {}): AsyncGenerator<Uint8Array> {
       store.started.push(cid.toString())
+      store.signals.push(options.signal)
       store.most = Math.max(store.most, ++store.active)
       try {
         // A block no one has: only the walk's signal ends the wait.
@@ -165,6 +167,14 @@ describe('windowedWalker', () => {
     await assert.rejects(collect(walk(store, root, {}, { signal: AbortSignal.timeout(300) })), { name: 'TimeoutError' })
     assert.ok(performance.now() - t0 < 2_000)
     assert.equal(store.active, 0)
+  })
+
+  it('aborts nothing once every block was taken: an abort costs an exception and an event per walk', async () => {
+    const { root, blocks } = await tree(2, 3)
+    const store = slowStore(blocks, { delayMs: 0 })
+    assert.equal((await collect(walk(store, root))).length, blocks.size)
+    assert.equal(store.signals.length, blocks.size)
+    assert.ok(store.signals.every(signal => signal?.aborted === false))
   })
 
   it('ends its reads when the pinner stops taking blocks', async () => {

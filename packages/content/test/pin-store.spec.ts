@@ -155,6 +155,30 @@ describe('pin store', () => {
     assert.deepEqual(await pinned(ours, [a, shared, ...leaves]), [false, false, false, false, false, false])
   })
 
+  it('writes a caller\'s notes in the batch that writes the pin\'s key, and on their own when it is pinned already', async () => {
+    const { datastore, blockstore } = stores()
+    const batches: Array<{ puts: string[] }> = []
+    const counted = Object.assign(Object.create(datastore), {
+      batch: () => {
+        const inner = datastore.batch()
+        const puts: string[] = []
+        batches.push({ puts })
+        return { put: (key: Key, value: Uint8Array) => { puts.push(key.toString()); inner.put(key, value) }, delete: (key: Key) => { inner.delete(key) }, commit: async () => inner.commit() }
+      }
+    }) as MemoryDatastore
+    const ours = new PinStore({ datastore: counted, blockstore, getCodec })
+    const { a } = await dags(blockstore)
+    const note = (n: number): { key: Key, value: Uint8Array } => ({ key: new Key(`/noted/${n}`), value: Uint8Array.of(n) })
+    await drain(ours.add(a, { notes: [note(1)] }))
+    assert.equal(batches.length, 1)
+    assert.ok(batches[0].puts.includes(`/pin/${a.toV1().toString(base36)}`))
+    assert.ok(batches[0].puts.includes('/noted/1'))
+    assert.equal(batches[0].puts.length, 5 + 2, 'the records of a\'s five blocks, its key and the note')
+    await assert.rejects(drain(ours.add(a, { notes: [note(2)] })), { name: 'AlreadyPinnedError' })
+    assert.deepEqual(batches[1].puts, ['/noted/2'])
+    assert.deepEqual([...await datastore.get(new Key('/noted/2'))], [2])
+  })
+
   it('refuses a pin that exists with AlreadyPinnedError', async () => {
     const { blockstore, ours } = stores()
     const { a } = await dags(blockstore)

@@ -3,11 +3,12 @@ import { randomBytes } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import * as dagPb from '@ipld/dag-pb'
 import { MemoryBlockstore } from 'blockstore-core/memory'
+import { Key } from 'interface-datastore'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { equals } from 'uint8arrays/equals'
 import { getBlock } from '../src/blocks.ts'
-import { pinAdd, pinLs, pinRm } from '../src/pins.ts'
+import { dagSize, pinAdd, pinLs, pinRm } from '../src/pins.ts'
 import { goRandom } from './fixtures/go-random.ts'
 import { added, bytes, collect, concat, rootOf, startConnectedPair, startContent } from './fixtures/node.ts'
 import type { PinEntry } from '../src/pins.ts'
@@ -310,6 +311,44 @@ describe('pins', () => {
     } finally {
       await unpinAll()
     }
+  })
+
+  it('writes a caller\'s notes into the datastore with a new pin, and with one that exists already', async () => {
+    const cid = await rootOf(content, [{ content: bytes('noted\n') }], { pin: false })
+    const note = (n: number): { key: Key, value: Uint8Array } => ({ key: new Key(`/test/noted/${n}`), value: Uint8Array.of(n) })
+    try {
+      await content.pinAdd(cid, true, { notes: [note(1)] })
+      await content.pinAdd(cid, true, { notes: [note(2)] })
+      assert.deepEqual([...await content.helia.datastore.get(note(1).key)], [1])
+      assert.deepEqual([...await content.helia.datastore.get(note(2).key)], [2])
+    } finally {
+      await unpinAll()
+    }
+  })
+
+  it('tells that a DAG\'s root is not here without Helia\'s blockstore, whose GC lock a cluster node took for every pin', async () => {
+    const bytes = randomBytes(100)
+    const absent = CID.createV1(0x55, await sha256.digest(bytes))
+    // Helia's BlockStorage reads under this lock; boundedFetches holds its methods bound, so the lock is what can be watched.
+    const { lock } = content.helia.blockstore as unknown as { lock: { readLock: (...args: unknown[]) => Promise<() => void> } }
+    const readLock = lock.readLock
+    let locked = 0
+    lock.readLock = async function (...args) { locked++; return readLock.apply(this, args) }
+    try {
+      assert.equal(await content.dagSize(absent.toString()), undefined)
+    } finally {
+      lock.readLock = readLock
+    }
+    assert.equal(locked, 0)
+  })
+
+  it('sizes a DAG from its local blocks, and one whose root is not here as undefined without reading it', async () => {
+    const cid = CID.parse(await rootOf(content, [{ content: bytes('sized\n') }], { pin: false }))
+    const block = await content.blockGet(cid.toString())
+    const local = { has: async () => true, get: async function * () { yield block } }
+    assert.equal(await dagSize(local, cid), block.byteLength)
+    const absent = { has: async () => false, get: async function * () { throw new Error('not read') } }
+    assert.equal(await dagSize(absent, cid), undefined)
   })
 
   describe('with a stub of the Pins interface', () => {

@@ -81,6 +81,22 @@ describe('private network', () => {
     }
   })
 
+  it('hands what is sent in one turn of the event loop to the connection in one write, the bytes unchanged', async () => {
+    const [out, inb] = multiaddrConnectionPair()
+    const [a, b] = await Promise.all([privateNetwork({ psk: key })().protect(out), preSharedKey({ psk: key })().protect(inb)])
+    let writes = 0
+    const write = out.send.bind(out)
+    out.send = (data) => { writes++; return write(data) }
+    const got: Buffer[] = []
+    b.addEventListener('message', (evt) => { got.push(Buffer.from(evt.data.subarray())) })
+    const data = [1, 63, 64, 65, 4096].map(size => randomBytes(size))
+    for (const chunk of data) a.send(chunk)
+    const total = data.reduce((sum, chunk) => sum + chunk.byteLength, 0)
+    for (let i = 0; i < 500 && Buffer.concat(got).byteLength < total; i++) await new Promise(resolve => setTimeout(resolve, 10))
+    assert.deepEqual(Buffer.concat(got), Buffer.concat(data))
+    assert.equal(writes, 1)
+  })
+
   it('gives garbage, not the bytes, to a side with another key', async () => {
     const { sent, got } = await roundTrip(privateNetwork({ psk: key })(), privateNetwork({ psk: swarmKey() })(), [randomBytes(4096)])
     assert.notEqual(got, sent)
