@@ -247,10 +247,11 @@ export class Batcher {
 
   /**
    * One step for every row, fed the tokens drawn at the step before. Those
-   * tokens are streamed while the step runs (in the model's worker thread,
-   * where it runs there): their text, stop strings and HTTP writes overlap
-   * the model's work instead of following it. A row that a stop string ends
-   * meanwhile has its step's result dropped.
+   * tokens are streamed while the step runs in the model's worker thread
+   * (any model but a small one, whose steps run on this thread): their text,
+   * stop strings and HTTP writes overlap the model's work instead of
+   * following it. A row that a stop string ends meanwhile has its step's
+   * result dropped.
    */
   async #decode (batch: Batch): Promise<void> {
     const rows = batch.seqs.map(s => [s.next?.token ?? s.tokens[s.tokens.length - 1]])

@@ -541,8 +541,7 @@ export class CausalLM {
     const appended = this.#appended
     // A rewritten decoder's cache moves to the session's worker and back, to grow here in place; any other feed is freed there.
     const grown = appended != null && cache != null
-    // A batch's step runs in the worker, where the batcher streams the step before while it runs; one row's is dearer to send there than to run here.
-    const { outputs: out, kept } = await this.session.runKeeping(feeds, grown ? this.#pasts : [], { offThread: batch > 1 })
+    const { outputs: out, kept } = await this.session.runKeeping(feeds, grown ? this.#pasts : [])
     const logits = asFloat32(out.logits)
     const vocab = out.logits.dims[2]
     return {

@@ -7,10 +7,9 @@
  * leadership. session-worker.ts is the other side.
  *
  * A small model whose steps are measured short (a test or default model)
- * is loaded on the main thread too, though: there a step of a millisecond
- * stops nothing, while the messages to the worker and back cost a fifth of
- * one stream's decoding speed. A batch's steps still run in the worker, as
- * their caller streams the step before meanwhile (`offThread`).
+ * moves to the main thread, though: there a step of a millisecond stops
+ * nothing, while the messages to the worker and back cost a fifth of its
+ * decoding speed.
  */
 import { Worker } from 'node:worker_threads'
 import * as ort from 'onnxruntime-node'
@@ -68,8 +67,6 @@ export interface RunOptions {
   fetches?: Record<string, ort.Tensor | null>
   /** Gives up waiting for the run; the worker finishes it all the same, and its outputs are dropped. */
   signal?: AbortSignal
-  /** Run in the worker even once the model is on the main thread too: the caller has work to do while it runs. */
-  offThread?: boolean
 }
 
 export interface RunResult {
@@ -154,7 +151,7 @@ export function freeOutputs (tensors: Iterable<ort.Tensor | undefined>): void {
 
 /** How long a released worker has to free its session before it is terminated. */
 const RELEASE_TIMEOUT_MS = 5000
-/** Steps measured together: a model is loaded on the main thread too after such a run of short steps. */
+/** Steps measured together: a model moves to the main thread after such a run of short steps. */
 const MEASURED_STEPS = 8
 /** Steps up to this long (median) stop the event loop no longer than a collection of the heap does. */
 const MAIN_THREAD_STEP_MS = 2
@@ -194,7 +191,7 @@ export class WorkerSession {
   #onExit?: (err: Error) => void
   /** How long the last steps took in the worker; none are measured for a model too large to move. */
   #stepMs?: number[]
-  /** The session on the main thread, once the model was loaded there too. */
+  /** The session on the main thread, once the model moved there. */
   #local?: ort.InferenceSession
   readonly #localRuns = new Set<Promise<unknown>>()
   #onModel?: (reply: Extract<WorkerReply, { type: 'model' }>) => void
@@ -251,14 +248,14 @@ export class WorkerSession {
    * as a replica's weights, are shared instead): the feeds named in `keep`
    * come back with the outputs, and so do the fetches; the worker frees the
    * other feeds at once, as its own heap, which allocates little, would
-   * rarely collect them. A run on the main thread (the model is there too,
-   * and the caller did not ask for `offThread`) leaves the feeds where they are.
+   * rarely collect them. Once the model moved to the main thread, the feeds
+   * stay where they are.
    */
   async runKeeping (feeds: Record<string, ort.Tensor>, keep: readonly string[], options: Omit<RunOptions, 'keep'> = {}): Promise<RunResult> {
     const { fetches, signal } = options
     signal?.throwIfAborted()
     if (this.#gone != null) throw this.#gone
-    if (this.#local != null && (options.offThread !== true || this.#workerExited)) return await this.#runHere(this.#local, feeds, keep, fetches)
+    if (this.#local != null) return await this.#runHere(this.#local, feeds, keep, fetches)
     const id = this.#nextId++
     const request: WorkerRequest = { type: 'run', id, feeds: wire(feeds), keep, fetches: fetches == null ? undefined : wire(fetches) }
     return await new Promise((resolve, reject) => {
@@ -311,6 +308,8 @@ export class WorkerSession {
     if (reply.error != null) pending.reject(fromWire(reply.error))
     else pending.resolve({ outputs: tensors(reply.outputs), kept: tensors(reply.kept) })
     if (reply.ms != null) this.#measured(reply.ms)
+    // The worker's last runs, sent before the model moved, are done.
+    if (this.#local != null && this.#pending.size === 0) void this.#stopWorker()
   }
 
   #measured (ms: number): void {
@@ -327,7 +326,7 @@ export class WorkerSession {
     void this.#moveHere().catch(() => {})
   }
 
-  /** Loads the model on the main thread too; on failure it runs in the worker alone. */
+  /** Loads the model on the main thread and ends the worker once its runs are done; on failure the model stays in the worker. */
   async #moveHere (): Promise<void> {
     const reply = await new Promise<Extract<WorkerReply, { type: 'model' }>>(resolve => {
       this.#onModel = resolve
@@ -342,6 +341,7 @@ export class WorkerSession {
       return
     }
     this.#local = session
+    if (this.#pending.size === 0) await this.#stopWorker()
   }
 
   async #stopWorker (): Promise<void> {
@@ -358,7 +358,7 @@ export class WorkerSession {
     await this.#stopping
   }
 
-  /** The worker stopped: its runs fail, and so does the session unless the model is on the main thread too. */
+  /** The worker stopped: its runs fail, and so does the session unless the model moved to the main thread. */
   #workerGone (err: Error): void {
     this.#workerExited = true
     this.#onModel?.({ type: 'model', error: toWire(err) })
