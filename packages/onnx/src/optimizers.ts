@@ -37,12 +37,76 @@ export function warmupCosineSchedule (options: WarmupCosineOptions): Schedule {
   }
 }
 
+/**
+ * Elements a partial sum of squares covers, counted over all gradients
+ * concatenated in order. The norm sums these partials in order; a block's
+ * partial is the sum of four lanes, elements whose index is the same modulo
+ * 4, each summed in order: independent sums that the core adds side by side,
+ * four times as fast as one sum whose every addition waits for the last.
+ * Threads that each take whole blocks make the same bits as one thread,
+ * whatever their number.
+ */
+export const NORM_BLOCK = 16384
+
+/** Room for the partial sums of `elements` elements: four lanes a block. */
+export function squaresLength (elements: number): number {
+  return Math.ceil(elements / NORM_BLOCK) * 4
+}
+
+/** Adds the squares of `g`, which starts at element `offset` of all gradients concatenated, into the lanes of its blocks. */
+export function addSquares (g: Float32Array, offset: number, partials: Float64Array): void {
+  let i = 0
+  while (i < g.length) {
+    const block = Math.floor((offset + i) / NORM_BLOCK)
+    const end = Math.min(g.length, (block + 1) * NORM_BLOCK - offset)
+    const lane = 4 * block
+    // Lane k sums the elements whose index in all gradients is k modulo 4.
+    let s0 = partials[lane]
+    let s1 = partials[lane + 1]
+    let s2 = partials[lane + 2]
+    let s3 = partials[lane + 3]
+    const shift = offset % 4
+    for (; i < end && (shift + i) % 4 !== 0; i++) {
+      const k = (shift + i) % 4
+      if (k === 1) s1 += g[i] * g[i]
+      else if (k === 2) s2 += g[i] * g[i]
+      else s3 += g[i] * g[i]
+    }
+    // Indexed loops: a typed array's iterator is several times slower, on every step of every job.
+    for (; i + 3 < end; i += 4) {
+      s0 += g[i] * g[i]
+      s1 += g[i + 1] * g[i + 1]
+      s2 += g[i + 2] * g[i + 2]
+      s3 += g[i + 3] * g[i + 3]
+    }
+    if (i < end) s0 += g[i] * g[i]
+    if (i + 1 < end) s1 += g[i + 1] * g[i + 1]
+    if (i + 2 < end) s2 += g[i + 2] * g[i + 2]
+    i = end
+    partials[lane] = s0
+    partials[lane + 1] = s1
+    partials[lane + 2] = s2
+    partials[lane + 3] = s3
+  }
+}
+
+/** The L2 norm of the partial sums made by `addSquares`. */
+export function normOfSquares (partials: Float64Array): number {
+  let sum = 0
+  for (let b = 0; b < partials.length; b += 4) sum += (partials[b] + partials[b + 1]) + (partials[b + 2] + partials[b + 3])
+  return Math.sqrt(sum)
+}
+
 /** The L2 norm of all gradients taken as one vector. */
 export function globalNorm (grads: TensorMap): number {
-  let sum = 0
-  // Indexed loops: a typed array's iterator is several times slower, on every step of every job.
-  for (const g of Object.values(grads)) for (let i = 0; i < g.length; i++) sum += g[i] * g[i]
-  return Math.sqrt(sum)
+  const all = Object.values(grads)
+  const partials = new Float64Array(squaresLength(all.reduce((n, g) => n + g.length, 0)))
+  let offset = 0
+  for (const g of all) {
+    addSquares(g, offset, partials)
+    offset += g.length
+  }
+  return normOfSquares(partials)
 }
 
 /**
@@ -53,7 +117,8 @@ export function clipScale (grads: TensorMap, maxNorm: number): number {
   return scaleForNorm(globalNorm(grads), maxNorm)
 }
 
-function scaleForNorm (norm: number, maxNorm: number): number {
+/** The factor of `clipScale` from the norm. */
+export function scaleForNorm (norm: number, maxNorm: number): number {
   return Math.min(1, maxNorm / (norm + 1e-6))
 }
 

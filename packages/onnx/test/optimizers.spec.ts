@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import {
-  clipGradNorm, clipScale, constantSchedule, createAdamW, createSgd, globalNorm, warmupCosineSchedule
+  addSquares, clipGradNorm, clipScale, constantSchedule, createAdamW, createSgd, globalNorm, NORM_BLOCK, normOfSquares, squaresLength, warmupCosineSchedule
 } from '../src/optimizers.ts'
 
 function close (actual: number, expected: number, message?: string): void {
@@ -44,6 +44,29 @@ describe('gradient clipping', () => {
     const grads = { a: f32(0.3, 0.4) }
     assert.equal(clipGradNorm(grads, 1), globalNorm({ a: f32(0.3, 0.4) }))
     assert.deepEqual(grads.a, f32(0.3, 0.4))
+  })
+
+  it('sums squares by blocks of four lanes in a fixed order, whatever the tensors, so that threads taking whole blocks make the same bits', () => {
+    let seed = 7
+    const flat = Float32Array.from({ length: 2 * NORM_BLOCK + 7 }, () => (seed = (seed * 16807) % 2147483647) / 2147483647 - 0.5)
+    // The documented order, written out: lane k of a block sums its elements of index k modulo 4, in order.
+    let expected = 0
+    for (let start = 0; start < flat.length; start += NORM_BLOCK) {
+      const lanes = [0, 0, 0, 0]
+      for (let i = start; i < Math.min(flat.length, start + NORM_BLOCK); i++) lanes[i % 4] += flat[i] * flat[i]
+      expected += (lanes[0] + lanes[1]) + (lanes[2] + lanes[3])
+    }
+    expected = Math.sqrt(expected)
+    // Tensors that end inside blocks and off the lanes.
+    const cuts = [0, 3, 5, NORM_BLOCK - 2, NORM_BLOCK + 9, flat.length]
+    const grads = Object.fromEntries(cuts.slice(1).map((end, k) => [`t${k}`, flat.subarray(cuts[k], end)]))
+    assert.equal(globalNorm(grads), expected)
+    assert.equal(globalNorm({ all: flat }), expected)
+    // Two threads' shares, summed each into its own blocks of one array.
+    const partials = new Float64Array(squaresLength(flat.length))
+    addSquares(flat.subarray(NORM_BLOCK), NORM_BLOCK, partials)
+    addSquares(flat.subarray(0, NORM_BLOCK), 0, partials)
+    assert.equal(normOfSquares(partials), expected)
   })
 
   it('gives the factor that clipping would scale by, leaving the gradients alone', () => {
