@@ -20,6 +20,21 @@ export interface OptimizerSource {
   resume?: OptimizerState
 }
 
+/**
+ * One thread's share of a step: elements [from, to) of the weights, whole
+ * blocks of the gradient's norm (NORM_BLOCK), and what the threads share to
+ * sum that norm.
+ */
+export interface OptimizerShare {
+  from: number
+  to: number
+  threads: number
+  /** Float64 partial sums of squares (squaresLength), for two steps in turn. */
+  partials: SharedArrayBuffer
+  /** Int32: the threads' arrivals at the norm, counted over all steps. */
+  arrivals: SharedArrayBuffer
+}
+
 export type OptimizerRequest =
   /** A step from the gradient in the shared buffer, which stays as it is until the answer. */
   | { type: 'step', id: number }
@@ -43,6 +58,24 @@ export function optimizerOf (source: Omit<OptimizerSource, 'weights' | 'gradient
   const lr = scheduleOf(spec, totalSteps)
   if (spec.optimizer === 'sgd') return createSgd({ lr, momentum: spec.momentum, weightDecay: spec.weightDecay }, resume)
   return createAdamW({ lr, weightDecay: spec.weightDecay, decays: decaysMatrices(parameters) }, resume)
+}
+
+/**
+ * The parts of the parameters that fall in elements [from, to) of a flat
+ * array that holds them all in order, by name: views, not copies, with where
+ * each starts in the flat array and in its parameter.
+ */
+export function piecesOf<T extends ArrayBufferLike> (parameters: ParameterShape[], flat: Float32Array<T>, from: number, to: number): Array<{ name: string, view: Float32Array<T>, at: number, within: number }> {
+  const pieces: Array<{ name: string, view: Float32Array<T>, at: number, within: number }> = []
+  let at = 0
+  for (const p of parameters) {
+    const end = at + p.dims.reduce((a, b) => a * b, 1)
+    const lo = Math.max(at, from)
+    const hi = Math.min(end, to)
+    if (lo < hi) pieces.push({ name: p.name, view: flat.subarray(lo, hi), at: lo, within: lo - at })
+    at = end
+  }
+  return pieces
 }
 
 /** Each parameter's part of a flat array that holds them all in order: views, not copies. */

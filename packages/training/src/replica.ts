@@ -15,6 +15,7 @@
  * SharedArrayBuffer the optimizer's thread reads, so that the caller keeps
  * it to send on while the step is made.
  */
+import { availableParallelism } from 'node:os'
 import * as ort from 'onnxruntime-node'
 import { buildTrainingGraph, gradientName, writeModel } from '@node-daemon/onnx'
 import { WorkerSession } from '@node-daemon/runtime'
@@ -36,7 +37,7 @@ export interface SliceResult {
 }
 
 export interface ReplicaOptions {
-  /** onnxruntime's intra-op threads for the training graph; unset, its default (all cores). */
+  /** onnxruntime's intra-op threads for the training graph, and the optimizer's threads; unset, its default (all cores). */
   threads?: number
 }
 
@@ -107,7 +108,8 @@ export class Replica {
     for (const p of architecture.parameters) this.weights[p.name].set(state.weights[p.name])
     this.#schedule = scheduleOf(spec, totalSteps)
     this.#gradient = new Float32Array(new SharedArrayBuffer(this.#size * 4))
-    this.#optimizer = new OptimizerThread({ spec, totalSteps, parameters: architecture.parameters, weights: shared, gradient: this.#gradient.buffer, resume: state.optimizer })
+    // As many optimizer threads as onnxruntime's: a step's cores are otherwise idle while the optimizer runs.
+    this.#optimizer = new OptimizerThread({ spec, totalSteps, parameters: architecture.parameters, weights: shared, gradient: this.#gradient.buffer, resume: state.optimizer }, options.threads ?? availableParallelism())
     this.#version = state.optimizer?.step ?? 0
     this.#threads = options.threads
   }
