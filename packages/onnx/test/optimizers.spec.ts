@@ -149,6 +149,45 @@ describe('AdamW', () => {
     assert.equal(resumed.state().step, 3)
   })
 
+  it('makes the same bits and state in a shared memory, by its SIMD kernel, as in arrays of its own, and resumes into that memory', () => {
+    let seed = 11
+    const random = (): number => (seed = (seed * 16807) % 2147483647) / 2147483647 - 0.5
+    // Odd lengths and offsets: the kernel takes pairs and leaves the last element to the loop.
+    const lengths = { 'a.weight': 1001, b: 7, 'c.weight': 64 }
+    const size = Object.values(lengths).reduce((n, l) => n + l, 0)
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true })
+    const region = (k: number): Record<string, Float32Array> => {
+      let at = k * size + 1
+      return Object.fromEntries(Object.entries(lengths).map(([name, length]) => {
+        const view = new Float32Array(memory.buffer, at * 4, length)
+        at += length
+        return [name, view]
+      }))
+    }
+    const [params, grads, m, v] = [0, 1, 2, 3].map(region)
+    const plain: Record<string, Float32Array> = {}
+    for (const [name, p] of Object.entries(params)) {
+      p.set(Array.from({ length: p.length }, random))
+      plain[name] = Float32Array.from(p)
+    }
+    const options = { lr: 0.01, weightDecay: 0.1, decays: (name: string) => name.endsWith('.weight') }
+    const here = createAdamW(options)
+    const there = createAdamW({ ...options, moments: { m, v, memory } })
+    for (let step = 0; step < 3; step++) {
+      for (const g of Object.values(grads)) g.set(Array.from({ length: g.length }, () => random() * 2))
+      here.step(plain, grads, { gradientScale: 0.7 })
+      there.step(params, grads, { gradientScale: 0.7 })
+      assert.deepEqual(params, plain, `step ${step}`)
+    }
+    assert.deepEqual(there.state(), here.state())
+    // The moments are kept in the caller's arrays, not in copies.
+    assert.deepEqual({ m, v }, here.state().slots)
+    const resumed = createAdamW({ ...options, moments: { m: region(4), v: region(5), memory } }, here.state())
+    resumed.step(params, grads)
+    here.step(plain, grads)
+    assert.deepEqual(params, plain)
+  })
+
   it('steps with a scaled gradient as with the gradient scaled beforehand, for both optimizers', () => {
     for (const make of [() => createAdamW({ lr: 0.1 }), () => createSgd({ lr: 0.1, momentum: 0.9 })]) {
       const scaled = { w: f32(1, -2) }

@@ -4,10 +4,10 @@
  * precision: tens of milliseconds for ten million of them, which the
  * node's HTTP, heartbeats and Raft cannot wait. Each thread takes a range of
  * the parameters, so that a step takes the cores onnxruntime is given while
- * they would idle. The threads write the weights in place, in the
- * SharedArrayBuffer the replica's session threads read, and own the
- * optimizer's moments; they read each step's mean gradient from another
- * SharedArrayBuffer. Messages are answered in the order they came, so the
+ * they would idle. The threads write the weights in place, in the shared
+ * arena the replica's session threads read (optimizer.ts `arenaOf`), and own
+ * the optimizer's moments; they read each step's mean gradient from the same
+ * arena. Messages are answered in the order they came, so the
  * state asked for after a step is the state after it.
  */
 import { Worker } from 'node:worker_threads'

@@ -9,7 +9,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads'
 import { addSquares, normOfSquares, scaleForNorm, squaresLength } from '@node-daemon/onnx'
-import { optimizerOf, piecesOf } from './optimizer.ts'
+import { optimizerOf, piecesOf, regionOf } from './optimizer.ts'
 import type { OptimizerReply, OptimizerRequest, OptimizerShare, OptimizerSource } from './optimizer.ts'
 import type { OptimizerState } from '@node-daemon/onnx'
 
@@ -17,11 +17,16 @@ const port = parentPort as NonNullable<typeof parentPort>
 const { share, ...source } = workerData as OptimizerSource & { share: OptimizerShare }
 const { from, to, threads } = share
 
-const weightPieces = piecesOf(source.parameters, new Float32Array(source.weights), from, to)
-const gradPieces = piecesOf(source.parameters, new Float32Array(source.gradient), from, to)
-const weights = Object.fromEntries(weightPieces.map(p => [p.name, p.view]))
-const grads = Object.fromEntries(gradPieces.map(p => [p.name, p.view]))
-const optimizer = optimizerOf({ ...source, resume: source.resume == null ? undefined : resumeOf(source.resume) })
+const size = source.parameters.reduce((n, p) => n + p.dims.reduce((a, b) => a * b, 1), 0)
+const piecesIn = (region: 0 | 1 | 2 | 3): ReturnType<typeof piecesOf> => piecesOf(source.parameters, regionOf(source.arena, size, region), from, to)
+const mapOf = (pieces: ReturnType<typeof piecesOf>): Record<string, Float32Array> => Object.fromEntries(pieces.map(p => [p.name, p.view]))
+const weightPieces = piecesIn(0)
+const gradPieces = piecesIn(1)
+const weights = mapOf(weightPieces)
+const grads = mapOf(gradPieces)
+// AdamW's moments in the arena too: in a WebAssembly memory, its kernel updates all four arrays in place.
+const moments = source.spec.optimizer === 'adamw' ? { m: mapOf(piecesIn(2)), v: mapOf(piecesIn(3)), memory: source.arena instanceof SharedArrayBuffer ? undefined : source.arena } : undefined
+const optimizer = optimizerOf({ ...source, resume: source.resume == null ? undefined : resumeOf(source.resume) }, moments)
 
 // Two sets of partials, a step's and the next's: a thread may sum its blocks for the next step while another still reads this one's.
 const lanes = share.partials.byteLength / 8 / 2

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { clipScale, seededRandom } from '@node-daemon/onnx'
 import { OptimizerThread } from '../src/optimizer-thread.ts'
-import { optimizerOf, partsOf } from '../src/optimizer.ts'
+import { arenaOf, optimizerOf, partsOf, regionOf } from '../src/optimizer.ts'
 import { trainingSpec } from '../src/spec.ts'
 
 const parameters = [{ name: 'w', dims: [4, 2] }, { name: 'b', dims: [4] }]
@@ -19,15 +19,16 @@ async function settlesAtOnce (promise: Promise<unknown>): Promise<boolean> {
 
 describe('a replica\'s optimizer thread', () => {
   it('is settled at once when every step\'s reply came, and asks the thread only while a step is out', async () => {
-    const weights = new SharedArrayBuffer(12 * 4)
-    const gradient = new SharedArrayBuffer(12 * 4)
-    new Float32Array(gradient).fill(0.5)
-    const thread = new OptimizerThread({ spec: trainingSpec({ optimizer: 'sgd', learningRate: 0.1 }), totalSteps: 4, parameters, weights, gradient })
+    const spec = trainingSpec({ optimizer: 'sgd', learningRate: 0.1 })
+    const arena = arenaOf(spec, 12)
+    const weights = regionOf(arena, 12, 0)
+    regionOf(arena, 12, 1).fill(0.5)
+    const thread = new OptimizerThread({ spec, totalSteps: 4, parameters, arena })
     try {
       const step = thread.step()
       assert.equal(await settlesAtOnce(thread.settled()), false, 'a step is out: the thread answers when it is done')
       await step
-      assert.notEqual(new Float32Array(weights)[0], 0)
+      assert.notEqual(weights[0], 0)
       assert.equal(await settlesAtOnce(thread.settled()), true)
       // A step whose caller stopped waiting is still out until its reply comes.
       const controller = new AbortController()
@@ -66,26 +67,27 @@ describe('a replica\'s optimizer over several threads', () => {
       let started = 0
       const count = (): void => { started++ }
       process.on('worker', count)
-      const weights = new SharedArrayBuffer(size * 4)
-      new Float32Array(weights).set(initial)
-      const gradient = new SharedArrayBuffer(size * 4)
-      const thread = new OptimizerThread({ spec, totalSteps: 10, parameters: shapes, weights, gradient }, threads)
+      const arena = arenaOf(spec, size)
+      const weights = regionOf(arena, size, 0)
+      const gradient = regionOf(arena, size, 1)
+      weights.set(initial)
+      const thread = new OptimizerThread({ spec, totalSteps: 10, parameters: shapes, arena }, threads)
       try {
         for (const g of gradients) {
-          new Float32Array(gradient).set(g)
+          gradient.set(g)
           await thread.step()
         }
         assert.equal(started, threads)
-        assert.deepEqual(partsOf(shapes, new Float32Array(weights)), expected, `${threads} threads`)
+        assert.deepEqual(partsOf(shapes, weights), expected, `${threads} threads`)
         assert.deepEqual(await thread.state(), resume, `${threads} threads`)
       } finally {
         await thread.release()
       }
-      const again = new OptimizerThread({ spec, totalSteps: 10, parameters: shapes, weights, gradient, resume }, threads)
+      const again = new OptimizerThread({ spec, totalSteps: 10, parameters: shapes, arena, resume }, threads)
       try {
-        new Float32Array(gradient).set(next)
+        gradient.set(next)
         await again.step()
-        assert.deepEqual(partsOf(shapes, new Float32Array(weights)), resumed, `${threads} threads, resumed`)
+        assert.deepEqual(partsOf(shapes, weights), resumed, `${threads} threads, resumed`)
       } finally {
         process.off('worker', count)
         await again.release()
