@@ -13,6 +13,7 @@
 import { Worker } from 'node:worker_threads'
 import { ModelWorkerError } from '@node-daemon/runtime'
 import { NORM_BLOCK, squaresLength } from '@node-daemon/onnx'
+import { concat } from './dataset.ts'
 import type { OptimizerReply, OptimizerRequest, OptimizerShare, OptimizerSource } from './optimizer.ts'
 import type { OptimizerState, TensorMap } from '@node-daemon/onnx'
 
@@ -77,7 +78,8 @@ export class OptimizerThread {
     for (const slot of Object.keys(states[0].slots)) {
       const parts = new Map<string, Float32Array[]>()
       for (const state of states) for (const [name, part] of Object.entries(state.slots[slot] ?? {})) parts.set(name, [...parts.get(name) ?? [], part])
-      slots[slot] = Object.fromEntries([...parts].map(([name, list]) => [name, joined(list)]))
+      // Parts in the threads' order, which is the parameters'.
+      slots[slot] = Object.fromEntries([...parts].map(([name, list]) => [name, list.length === 1 ? list[0] : new Float32Array(concat(list.map(p => new Uint8Array(p.buffer, p.byteOffset, p.byteLength))).buffer)]))
     }
     return { step: states[0].step, slots }
   }
@@ -146,16 +148,4 @@ export class OptimizerThread {
     for (const { reject } of this.#pending.values()) reject(err)
     this.#pending.clear()
   }
-}
-
-/** One array of parts in order. */
-function joined (parts: Float32Array[]): Float32Array {
-  if (parts.length === 1) return parts[0]
-  const whole = new Float32Array(parts.reduce((n, p) => n + p.length, 0))
-  let at = 0
-  for (const part of parts) {
-    whole.set(part, at)
-    at += part.length
-  }
-  return whole
 }
