@@ -6,6 +6,7 @@
  * so that every node that applies the same step to the same values gets
  * the same bits: data-parallel replicas stay identical.
  */
+import { ADAMW_CONSTANTS, adamwKernel } from './adamw-kernel.ts'
 
 export type TensorMap = Record<string, Float32Array>
 
@@ -37,12 +38,76 @@ export function warmupCosineSchedule (options: WarmupCosineOptions): Schedule {
   }
 }
 
+/**
+ * Elements a partial sum of squares covers, counted over all gradients
+ * concatenated in order. The norm sums these partials in order; a block's
+ * partial is the sum of four lanes, elements whose index is the same modulo
+ * 4, each summed in order: independent sums that the core adds side by side,
+ * four times as fast as one sum whose every addition waits for the last.
+ * Threads that each take whole blocks make the same bits as one thread,
+ * whatever their number.
+ */
+export const NORM_BLOCK = 16384
+
+/** Room for the partial sums of `elements` elements: four lanes a block. */
+export function squaresLength (elements: number): number {
+  return Math.ceil(elements / NORM_BLOCK) * 4
+}
+
+/** Adds the squares of `g`, which starts at element `offset` of all gradients concatenated, into the lanes of its blocks. */
+export function addSquares (g: Float32Array, offset: number, partials: Float64Array): void {
+  let i = 0
+  while (i < g.length) {
+    const block = Math.floor((offset + i) / NORM_BLOCK)
+    const end = Math.min(g.length, (block + 1) * NORM_BLOCK - offset)
+    const lane = 4 * block
+    // Lane k sums the elements whose index in all gradients is k modulo 4.
+    let s0 = partials[lane]
+    let s1 = partials[lane + 1]
+    let s2 = partials[lane + 2]
+    let s3 = partials[lane + 3]
+    const shift = offset % 4
+    for (; i < end && (shift + i) % 4 !== 0; i++) {
+      const k = (shift + i) % 4
+      if (k === 1) s1 += g[i] * g[i]
+      else if (k === 2) s2 += g[i] * g[i]
+      else s3 += g[i] * g[i]
+    }
+    // Indexed loops: a typed array's iterator is several times slower, on every step of every job.
+    for (; i + 3 < end; i += 4) {
+      s0 += g[i] * g[i]
+      s1 += g[i + 1] * g[i + 1]
+      s2 += g[i + 2] * g[i + 2]
+      s3 += g[i + 3] * g[i + 3]
+    }
+    if (i < end) s0 += g[i] * g[i]
+    if (i + 1 < end) s1 += g[i + 1] * g[i + 1]
+    if (i + 2 < end) s2 += g[i + 2] * g[i + 2]
+    i = end
+    partials[lane] = s0
+    partials[lane + 1] = s1
+    partials[lane + 2] = s2
+    partials[lane + 3] = s3
+  }
+}
+
+/** The L2 norm of the partial sums made by `addSquares`. */
+export function normOfSquares (partials: Float64Array): number {
+  let sum = 0
+  for (let b = 0; b < partials.length; b += 4) sum += (partials[b] + partials[b + 1]) + (partials[b + 2] + partials[b + 3])
+  return Math.sqrt(sum)
+}
+
 /** The L2 norm of all gradients taken as one vector. */
 export function globalNorm (grads: TensorMap): number {
-  let sum = 0
-  // Indexed loops: a typed array's iterator is several times slower, on every step of every job.
-  for (const g of Object.values(grads)) for (let i = 0; i < g.length; i++) sum += g[i] * g[i]
-  return Math.sqrt(sum)
+  const all = Object.values(grads)
+  const partials = new Float64Array(squaresLength(all.reduce((n, g) => n + g.length, 0)))
+  let offset = 0
+  for (const g of all) {
+    addSquares(g, offset, partials)
+    offset += g.length
+  }
+  return normOfSquares(partials)
 }
 
 /**
@@ -53,7 +118,8 @@ export function clipScale (grads: TensorMap, maxNorm: number): number {
   return scaleForNorm(globalNorm(grads), maxNorm)
 }
 
-function scaleForNorm (norm: number, maxNorm: number): number {
+/** The factor of `clipScale` from the norm. */
+export function scaleForNorm (norm: number, maxNorm: number): number {
   return Math.min(1, maxNorm / (norm + 1e-6))
 }
 
@@ -115,6 +181,13 @@ export interface AdamWOptions {
   weightDecay?: number
   /** Which parameters decay (default all); GPT-style training leaves out biases and norms. */
   decays?: (name: string) => boolean
+  /**
+   * Where the moments live, by parameter: arrays the caller lays out, set
+   * to the resumed state's or to zeros. With `memory`, the shared memory
+   * they, the parameters and the gradients all sit in: a parameter whose
+   * four arrays do is updated there by the SIMD kernel (adamw-kernel.ts).
+   */
+  moments?: { m: TensorMap, v: TensorMap, memory?: WebAssembly.Memory }
 }
 
 function scheduleOf (lr: number | Schedule): Schedule {
@@ -164,16 +237,16 @@ export function createSgd (options: SgdOptions, resume?: OptimizerState): Optimi
   }
 }
 
-interface AdamWConstants { scale: number, shrink: number, stepSize: number, rootCorrection2: number, beta1: number, beta2: number, keep1: number, keep2: number, eps: number }
+type AdamWConstants = Record<typeof ADAMW_CONSTANTS[number], number>
 
 /**
- * One tensor's AdamW update. A function of its own: written inline in the
- * optimizer's step, the same loop ran 2.5 times slower (132 ms against 52 for
- * 10.5M parameters), at every step of every job.
+ * One tensor's AdamW update, from element `from` on. A function of its own:
+ * written inline in the optimizer's step, the same loop ran 2.5 times slower
+ * (132 ms against 52 for 10.5M parameters), at every step of every job.
  */
-function adamwUpdate (p: Float32Array, g: Float32Array, mp: Float32Array, vp: Float32Array, c: AdamWConstants): void {
+function adamwUpdate (p: Float32Array, g: Float32Array, mp: Float32Array, vp: Float32Array, c: AdamWConstants, from = 0): void {
   const { scale, shrink, stepSize, rootCorrection2, beta1, beta2, keep1, keep2, eps } = c
-  for (let i = 0; i < p.length; i++) {
+  for (let i = from; i < p.length; i++) {
     const gi = g[i] * scale
     const mi = beta1 * mp[i] + keep1 * gi
     const vi = beta2 * vp[i] + keep2 * gi * gi
@@ -183,12 +256,27 @@ function adamwUpdate (p: Float32Array, g: Float32Array, mp: Float32Array, vp: Fl
   }
 }
 
+/** A state whose moments are the caller's arrays, holding the resumed state's values or zeros. */
+function momentsOf (moments: { m: TensorMap, v: TensorMap }, resume?: OptimizerState): OptimizerState {
+  for (const slot of ['m', 'v'] as const) {
+    for (const [name, array] of Object.entries(moments[slot])) {
+      const from = resume?.slots[slot]?.[name]
+      if (from == null) array.fill(0)
+      else array.set(from)
+    }
+  }
+  return { step: resume?.step ?? 0, slots: { m: moments.m, v: moments.v } }
+}
+
 /** Adam with decoupled weight decay and bias-corrected moments (Loshchilov and Hutter; PyTorch's AdamW). */
 export function createAdamW (options: AdamWOptions, resume?: OptimizerState): Optimizer {
-  const { beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weightDecay = 0.01, decays = () => true } = options
+  const { beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weightDecay = 0.01, decays = () => true, moments } = options
   const schedule = scheduleOf(options.lr)
-  const current = copyState(resume ?? { step: 0, slots: { m: {}, v: {} } })
+  const current = moments == null ? copyState(resume ?? { step: 0, slots: { m: {}, v: {} } }) : momentsOf(moments, resume)
   const { m, v } = current.slots
+  const memory = moments?.memory
+  const kernel = memory == null ? undefined : adamwKernel(memory)
+  const inMemory = (...arrays: Float32Array[]): boolean => arrays.every(a => a.buffer === memory?.buffer)
   return {
     step (params, grads, stepOptions = {}) {
       const lr = schedule(current.step)
@@ -203,7 +291,11 @@ export function createAdamW (options: AdamWOptions, resume?: OptimizerState): Op
         const g = gradFor(grads, name, p)
         const mp = m[name] ?? (m[name] = new Float32Array(p.length))
         const vp = v[name] ?? (v[name] = new Float32Array(p.length))
-        adamwUpdate(p, g, mp, vp, { scale, shrink: decays(name) ? 1 - lr * weightDecay : 1, stepSize, rootCorrection2, beta1, beta2, keep1, keep2, eps })
+        const c = { scale, shrink: decays(name) ? 1 - lr * weightDecay : 1, stepSize, rootCorrection2, beta1, beta2, keep1, keep2, eps }
+        // The kernel takes elements two at a time; an odd last one is left to the loop, which makes the same bits.
+        const pairs = kernel != null && inMemory(p, g, mp, vp) ? p.length & ~1 : 0
+        if (pairs > 0) kernel?.(pairs * 4, p.byteOffset, g.byteOffset, mp.byteOffset, vp.byteOffset, ...ADAMW_CONSTANTS.map(k => c[k]))
+        adamwUpdate(p, g, mp, vp, c, pairs)
       }
       current.step++
       return lr

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import {
-  clipGradNorm, clipScale, constantSchedule, createAdamW, createSgd, globalNorm, warmupCosineSchedule
+  addSquares, clipGradNorm, clipScale, constantSchedule, createAdamW, createSgd, globalNorm, NORM_BLOCK, normOfSquares, squaresLength, warmupCosineSchedule
 } from '../src/optimizers.ts'
 
 function close (actual: number, expected: number, message?: string): void {
@@ -44,6 +44,29 @@ describe('gradient clipping', () => {
     const grads = { a: f32(0.3, 0.4) }
     assert.equal(clipGradNorm(grads, 1), globalNorm({ a: f32(0.3, 0.4) }))
     assert.deepEqual(grads.a, f32(0.3, 0.4))
+  })
+
+  it('sums squares by blocks of four lanes in a fixed order, whatever the tensors, so that threads taking whole blocks make the same bits', () => {
+    let seed = 7
+    const flat = Float32Array.from({ length: 2 * NORM_BLOCK + 7 }, () => (seed = (seed * 16807) % 2147483647) / 2147483647 - 0.5)
+    // The documented order, written out: lane k of a block sums its elements of index k modulo 4, in order.
+    let expected = 0
+    for (let start = 0; start < flat.length; start += NORM_BLOCK) {
+      const lanes = [0, 0, 0, 0]
+      for (let i = start; i < Math.min(flat.length, start + NORM_BLOCK); i++) lanes[i % 4] += flat[i] * flat[i]
+      expected += (lanes[0] + lanes[1]) + (lanes[2] + lanes[3])
+    }
+    expected = Math.sqrt(expected)
+    // Tensors that end inside blocks and off the lanes.
+    const cuts = [0, 3, 5, NORM_BLOCK - 2, NORM_BLOCK + 9, flat.length]
+    const grads = Object.fromEntries(cuts.slice(1).map((end, k) => [`t${k}`, flat.subarray(cuts[k], end)]))
+    assert.equal(globalNorm(grads), expected)
+    assert.equal(globalNorm({ all: flat }), expected)
+    // Two threads' shares, summed each into its own blocks of one array.
+    const partials = new Float64Array(squaresLength(flat.length))
+    addSquares(flat.subarray(NORM_BLOCK), NORM_BLOCK, partials)
+    addSquares(flat.subarray(0, NORM_BLOCK), 0, partials)
+    assert.equal(normOfSquares(partials), expected)
   })
 
   it('gives the factor that clipping would scale by, leaving the gradients alone', () => {
@@ -124,6 +147,45 @@ describe('AdamW', () => {
     resumed.step(b, { w: grads[2] })
     assert.deepEqual(b.w, a.w)
     assert.equal(resumed.state().step, 3)
+  })
+
+  it('makes the same bits and state in a shared memory, by its SIMD kernel, as in arrays of its own, and resumes into that memory', () => {
+    let seed = 11
+    const random = (): number => (seed = (seed * 16807) % 2147483647) / 2147483647 - 0.5
+    // Odd lengths and offsets: the kernel takes pairs and leaves the last element to the loop.
+    const lengths = { 'a.weight': 1001, b: 7, 'c.weight': 64 }
+    const size = Object.values(lengths).reduce((n, l) => n + l, 0)
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true })
+    const region = (k: number): Record<string, Float32Array> => {
+      let at = k * size + 1
+      return Object.fromEntries(Object.entries(lengths).map(([name, length]) => {
+        const view = new Float32Array(memory.buffer, at * 4, length)
+        at += length
+        return [name, view]
+      }))
+    }
+    const [params, grads, m, v] = [0, 1, 2, 3].map(region)
+    const plain: Record<string, Float32Array> = {}
+    for (const [name, p] of Object.entries(params)) {
+      p.set(Array.from({ length: p.length }, random))
+      plain[name] = Float32Array.from(p)
+    }
+    const options = { lr: 0.01, weightDecay: 0.1, decays: (name: string) => name.endsWith('.weight') }
+    const here = createAdamW(options)
+    const there = createAdamW({ ...options, moments: { m, v, memory } })
+    for (let step = 0; step < 3; step++) {
+      for (const g of Object.values(grads)) g.set(Array.from({ length: g.length }, () => random() * 2))
+      here.step(plain, grads, { gradientScale: 0.7 })
+      there.step(params, grads, { gradientScale: 0.7 })
+      assert.deepEqual(params, plain, `step ${step}`)
+    }
+    assert.deepEqual(there.state(), here.state())
+    // The moments are kept in the caller's arrays, not in copies.
+    assert.deepEqual({ m, v }, here.state().slots)
+    const resumed = createAdamW({ ...options, moments: { m: region(4), v: region(5), memory } }, here.state())
+    resumed.step(params, grads)
+    here.step(plain, grads)
+    assert.deepEqual(params, plain)
   })
 
   it('steps with a scaled gradient as with the gradient scaled beforehand, for both optimizers', () => {

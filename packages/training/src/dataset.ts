@@ -474,7 +474,8 @@ function countByte (bytes: Uint8Array, byte: number): number {
   return count
 }
 
-function concat<T extends ArrayBufferLike> (parts: Array<Uint8Array<T>>): Uint8Array<T | ArrayBuffer> {
+/** One array of parts in order; the part itself when it is alone. */
+export function concat<T extends ArrayBufferLike> (parts: Array<Uint8Array<T>>): Uint8Array<T | ArrayBuffer> {
   if (parts.length === 1) return parts[0]
   const out = new Uint8Array(parts.reduce((sum, part) => sum + part.byteLength, 0))
   let position = 0

@@ -15,10 +15,11 @@
  * SharedArrayBuffer the optimizer's thread reads, so that the caller keeps
  * it to send on while the step is made.
  */
+import { availableParallelism } from 'node:os'
 import * as ort from 'onnxruntime-node'
 import { buildTrainingGraph, gradientName, writeModel } from '@node-daemon/onnx'
 import { WorkerSession } from '@node-daemon/runtime'
-import { partsOf, scheduleOf } from './optimizer.ts'
+import { arenaOf, partsOf, regionOf, scheduleOf } from './optimizer.ts'
 import { OptimizerThread } from './optimizer-thread.ts'
 import type { Architecture, Samples } from './architecture.ts'
 import type { TrainingSpec } from './spec.ts'
@@ -36,7 +37,7 @@ export interface SliceResult {
 }
 
 export interface ReplicaOptions {
-  /** onnxruntime's intra-op threads for the training graph; unset, its default (all cores). */
+  /** onnxruntime's intra-op threads for the training graph, and the optimizer's threads; unset, its default (all cores). */
   threads?: number
 }
 
@@ -102,12 +103,13 @@ export class Replica {
     this.architecture = architecture
     this.spec = spec
     this.#size = architecture.parameters.reduce((n, p) => n + p.dims.reduce((a, b) => a * b, 1), 0)
-    const shared = new SharedArrayBuffer(this.#size * 4)
-    this.weights = partsOf(architecture.parameters, new Float32Array(shared))
+    const arena = arenaOf(spec, this.#size)
+    this.weights = partsOf(architecture.parameters, regionOf(arena, this.#size, 0))
     for (const p of architecture.parameters) this.weights[p.name].set(state.weights[p.name])
     this.#schedule = scheduleOf(spec, totalSteps)
-    this.#gradient = new Float32Array(new SharedArrayBuffer(this.#size * 4))
-    this.#optimizer = new OptimizerThread({ spec, totalSteps, parameters: architecture.parameters, weights: shared, gradient: this.#gradient.buffer, resume: state.optimizer })
+    this.#gradient = regionOf(arena, this.#size, 1)
+    // As many optimizer threads as onnxruntime's: a step's cores are otherwise idle while the optimizer runs.
+    this.#optimizer = new OptimizerThread({ spec, totalSteps, parameters: architecture.parameters, arena, resume: state.optimizer }, options.threads ?? availableParallelism())
     this.#version = state.optimizer?.step ?? 0
     this.#threads = options.threads
   }
