@@ -1,7 +1,7 @@
 /**
  * Data-parallel training across the cluster. A job goes into the Raft job
  * table; its coordinator splits every global batch over the workers, sums
- * their gradients over libp2p (/node-daemon/training/3.0.0) and sends the
+ * their gradients over libp2p (/node-daemon/training/4.0.0) and sends the
  * mean back, so that every replica applies the same update. External
  * worker processes take ranks too, through the node they connect to.
  * Datasets, checkpoints and trained models are content, named by CID.

@@ -1,5 +1,5 @@
 /**
- * /node-daemon/training/3.0.0 (protocols/training.proto): a coordinator
+ * /node-daemon/training/4.0.0 (protocols/training.proto): a coordinator
  * keeps one stream per worker and job, and each round writes a step and
  * reads the worker's gradient back. A message's tensor (a request's update,
  * a response's gradient) follows it as a raw length-prefixed frame rather
@@ -18,7 +18,7 @@ import type { AbortOptions, Connection, Libp2p, Logger, Stream } from '@libp2p/i
 import type { LengthPrefixedStream } from '@libp2p/utils'
 import type { Uint8ArrayList } from 'uint8arraylist'
 
-export const TRAINING_PROTOCOL = '/node-daemon/training/3.0.0'
+export const TRAINING_PROTOCOL = '/node-daemon/training/4.0.0'
 /** Offers of a sealed channel for a job's stream (ChannelOffer in protocols/blocks.proto). */
 export const TRAINING_CHANNEL_PROTOCOL = '/node-daemon/training-channel/1.0.0'
 /** How long opening a sealed channel may take before a job's stream goes over libp2p instead. */

@@ -89,13 +89,13 @@ describe('the training protocol', () => {
     assert.equal(plainProtocol.stats.sealedServed, 0)
   })
 
-  it('sends no step to a worker that speaks only 2.0.0, which would apply a coordinator\'s gradient as the mean', async () => {
+  it('sends no step to a worker that speaks only 2.0.0 (which would apply a coordinator\'s gradient as the mean) or 3.0.0 (whose clipping norm is summed in another order)', async () => {
     allowed.add(coordinator.peerId.toString())
     const old = await startLibp2p()
     try {
       await introduce([coordinator, old])
       let steps = 0
-      await old.handle('/node-daemon/training/2.0.0', (stream) => { steps++; stream.abort(new Error('an old worker')) })
+      await old.handle(['/node-daemon/training/2.0.0', '/node-daemon/training/3.0.0'], (stream) => { steps++; stream.abort(new Error('an old worker')) })
       await assert.rejects(sender().open(old.peerId.toString(), AbortSignal.timeout(10_000)))
       assert.equal(steps, 0)
     } finally {
