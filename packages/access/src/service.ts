@@ -29,6 +29,8 @@ export interface CredentialStore extends CredentialDirectory {
   putCredential (credential: StoredCredential, options?: AbortOptions): Promise<unknown>
   removeCredential (id: string, options?: AbortOptions): Promise<unknown>
   putSigningKey (kid: string, jwk: Record<string, string>, options?: AbortOptions): Promise<unknown>
+  /** Resolves once this node holds every change committed before the call: a user made on another node a moment ago is then known here. */
+  caughtUp (options?: AbortOptions): Promise<void>
 }
 
 export interface AccessComponents {
@@ -186,8 +188,10 @@ export class AccessService {
   }
 
   /** Document 003's login: a user's name and password for a JWT signed by this node. */
-  async login (name: string, password: string): Promise<{ token: string, expiresAt: number, permissions: string[] }> {
-    const principal = await this.credentials.fromPassword(name, password)
+  async login (name: string, password: string, options?: AbortOptions): Promise<{ token: string, expiresAt: number, permissions: string[] }> {
+    let principal = await this.credentials.fromPassword(name, password)
+    // A user this node does not know may have been made on another node a moment ago: one Raft read later it is known here, or unknown anywhere.
+    if (principal == null && this.credentials.user(name) == null && await this.#c.store.caughtUp(options).then(() => true, () => false)) principal = await this.credentials.fromPassword(name, password)
     if (principal == null) throw new AuthenticationError('invalid user name or password')
     const permissions = [...principal.permissions]
     return { ...await this.jwt.issue(name, permissions), permissions }

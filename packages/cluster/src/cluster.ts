@@ -220,7 +220,8 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
     signingKey: (kid) => this.state.signingKeys.get(kid),
     putCredential: async (credential, options) => this.propose({ op: 'credential.put', credential }, options),
     removeCredential: async (id, options) => this.propose({ op: 'credential.remove', id }, options),
-    putSigningKey: async (kid, jwk, options) => this.propose({ op: 'signing-key.put', kid, jwk }, options)
+    putSigningKey: async (kid, jwk, options) => this.propose({ op: 'signing-key.put', kid, jwk }, options),
+    caughtUp: async (options) => this.barrier(options)
   }
 
   constructor (components: ClusterComponents, init: ClusterInit) {

@@ -425,7 +425,8 @@ function emptyStore (): CredentialStore {
     signingKey: () => undefined,
     putCredential: async () => {},
     removeCredential: async () => {},
-    putSigningKey: async () => {}
+    putSigningKey: async () => {},
+    caughtUp: async () => {}
   }
 }
 
