@@ -272,12 +272,7 @@ export class Batcher {
 
   /** A token drawn: one that ends the row is taken at once (no step follows it), any other waits to feed the next step. */
   #drawn (seq: Sequence, sampled: Sampled): void {
-    const { request } = seq
-    const context = request.contextLength ?? this.#model.info.contextLength
-    const last = this.#model.codec.stopIds.has(sampled.token) ||
-      request.prompt.length + seq.tokens.length + 1 >= context ||
-      (request.maxTokens >= 0 && seq.tokens.length + 1 >= request.maxTokens)
-    if (last) this.#take(seq, sampled)
+    if (this.#model.codec.stopIds.has(sampled.token) || this.#full(seq, 1)) this.#take(seq, sampled)
     else seq.next = sampled
   }
 
@@ -365,10 +360,12 @@ export class Batcher {
     else if (this.#full(seq)) this.#complete(seq, 'length')
   }
 
-  #full (seq: Sequence): boolean {
+  /** Whether the sequence is full, or would be with `more` tokens taken. */
+  #full (seq: Sequence, more = 0): boolean {
     const { request } = seq
     const context = request.contextLength ?? this.#model.info.contextLength
-    return request.prompt.length + seq.tokens.length >= context || (request.maxTokens >= 0 && seq.tokens.length >= request.maxTokens)
+    const tokens = seq.tokens.length + more
+    return request.prompt.length + tokens >= context || (request.maxTokens >= 0 && tokens >= request.maxTokens)
   }
 
   /** Held-back text is emitted again with its token, without `logprob`: the token was reported when it was drawn. */
