@@ -14,6 +14,7 @@ import { Worker } from 'node:worker_threads'
 import { ModelWorkerError } from '@node-daemon/runtime'
 import { NORM_BLOCK, squaresLength } from '@node-daemon/onnx'
 import { concat } from './dataset.ts'
+import { sizeOf } from './optimizer.ts'
 import type { OptimizerReply, OptimizerRequest, OptimizerShare, OptimizerSource } from './optimizer.ts'
 import type { OptimizerState, TensorMap } from '@node-daemon/onnx'
 
@@ -34,7 +35,7 @@ export class OptimizerThread {
 
   /** `threads` threads at most: one at least a block of the gradient's norm. */
   constructor (source: OptimizerSource, threads = 1) {
-    const size = source.parameters.reduce((n, p) => n + p.dims.reduce((a, b) => a * b, 1), 0)
+    const size = sizeOf(source.parameters)
     const blocks = Math.ceil(size / NORM_BLOCK)
     const count = Math.max(1, Math.min(threads, blocks))
     const partials = new SharedArrayBuffer(Math.max(1, squaresLength(size)) * 8 * 2)

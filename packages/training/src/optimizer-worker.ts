@@ -9,7 +9,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads'
 import { addSquares, normOfSquares, scaleForNorm, squaresLength } from '@node-daemon/onnx'
-import { optimizerOf, piecesOf, regionOf } from './optimizer.ts'
+import { optimizerOf, piecesOf, regionOf, sizeOf } from './optimizer.ts'
 import type { OptimizerReply, OptimizerRequest, OptimizerShare, OptimizerSource } from './optimizer.ts'
 import type { OptimizerState } from '@node-daemon/onnx'
 
@@ -17,7 +17,7 @@ const port = parentPort as NonNullable<typeof parentPort>
 const { share, ...source } = workerData as OptimizerSource & { share: OptimizerShare }
 const { from, to, threads } = share
 
-const size = source.parameters.reduce((n, p) => n + p.dims.reduce((a, b) => a * b, 1), 0)
+const size = sizeOf(source.parameters)
 const piecesIn = (region: 0 | 1 | 2 | 3): ReturnType<typeof piecesOf> => piecesOf(source.parameters, regionOf(source.arena, size, region), from, to)
 const mapOf = (pieces: ReturnType<typeof piecesOf>): Record<string, Float32Array> => Object.fromEntries(pieces.map(p => [p.name, p.view]))
 const weightPieces = piecesIn(0)

@@ -104,6 +104,11 @@ export function piecesOf<T extends ArrayBufferLike> (parameters: ParameterShape[
   return pieces
 }
 
+/** Elements of all parameters together: the length of a flat array that holds them in order. */
+export function sizeOf (parameters: ParameterShape[]): number {
+  return parameters.reduce((n, p) => n + p.dims.reduce((a, b) => a * b, 1), 0)
+}
+
 /** Each parameter's part of a flat array that holds them all in order: views, not copies. */
 export function partsOf<T extends ArrayBufferLike> (parameters: ParameterShape[], flat: Float32Array<T>): Record<string, Float32Array<T>> {
   const parts: Record<string, Float32Array<T>> = {}

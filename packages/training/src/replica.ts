@@ -19,7 +19,7 @@ import { availableParallelism } from 'node:os'
 import * as ort from 'onnxruntime-node'
 import { buildTrainingGraph, gradientName, writeModel } from '@node-daemon/onnx'
 import { WorkerSession } from '@node-daemon/runtime'
-import { arenaOf, partsOf, regionOf, scheduleOf } from './optimizer.ts'
+import { arenaOf, partsOf, regionOf, scheduleOf, sizeOf } from './optimizer.ts'
 import { OptimizerThread } from './optimizer-thread.ts'
 import type { Architecture, Samples } from './architecture.ts'
 import type { TrainingSpec } from './spec.ts'
@@ -102,7 +102,7 @@ export class Replica {
   constructor (architecture: Architecture, spec: TrainingSpec, totalSteps: number, state: ReplicaState, options: ReplicaOptions = {}) {
     this.architecture = architecture
     this.spec = spec
-    this.#size = architecture.parameters.reduce((n, p) => n + p.dims.reduce((a, b) => a * b, 1), 0)
+    this.#size = sizeOf(architecture.parameters)
     const arena = arenaOf(spec, this.#size)
     this.weights = partsOf(architecture.parameters, regionOf(arena, this.#size, 0))
     for (const p of architecture.parameters) this.weights[p.name].set(state.weights[p.name])
