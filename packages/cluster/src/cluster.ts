@@ -19,6 +19,7 @@ import { encodeInvite, readInvite, signJoinToken, verifyJoinToken } from './join
 import { GroupCommit } from './group-commit.ts'
 import { MembershipManager } from './membership.ts'
 import { PinTracker } from './pin-tracker.ts'
+import type { PinTrackerComponents } from './pin-tracker.ts'
 import { measureResources } from './resources.ts'
 import { ClusterRpc } from './rpc.ts'
 import type { Handler, ServiceMethod } from './rpc.ts'
@@ -43,10 +44,8 @@ export const HEARTBEAT_TOPIC = '/node-daemon/cluster/heartbeat/1.0.0'
 
 export interface ClusterComponents {
   libp2p: Swarm
-  content: {
-    /** `notes` go into `datastore` below with the pin, in the batch that writes it (or on their own when it exists already). */
-    pinAdd (path: string, recursive?: boolean, options?: { signal?: AbortSignal, onBlock?: (bytes: number) => void, notes?: Array<{ key: Key, value: Uint8Array }> }): Promise<unknown>
-    pinRm (path: string, recursive?: boolean, options?: { signal?: AbortSignal }): Promise<unknown>
+  /** What the pin tracker pins with (its `notes` go into `datastore` below), and sizes. */
+  content: PinTrackerComponents['content'] & {
     /** The bytes of a DAG from local blocks; undefined when its root is not here, failing when a block under it is not. */
     dagSize (path: string, options?: { signal?: AbortSignal }): Promise<number | undefined>
   }
