@@ -4,6 +4,7 @@ import { Ajv } from 'ajv'
 import addFormats from 'ajv-formats'
 import { duration } from './args.ts'
 import { BadRequestError, UnsupportedParameterError } from './errors.ts'
+import { compileOnFirstUse } from './lazy-validators.ts'
 import { requestSignal } from './stream.ts'
 import type { ErrorShape } from './error-shapes.ts'
 import type { FastifyInstance, FastifyReply } from 'fastify'
@@ -27,7 +28,7 @@ export const InputTypeField = Type.Optional(Type.Union([Type.Literal('query'), T
 }))
 
 /** Validates bodies as they are typed, without the server's coercion. */
-const strictAjv = new Ajv({ coerceTypes: false, useDefaults: true, removeAdditional: false, strict: false })
+const strictAjv = compileOnFirstUse(new Ajv({ coerceTypes: false, useDefaults: true, removeAdditional: false, strict: false }))
 addFormats.default(strictAjv)
 
 /**

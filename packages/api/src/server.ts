@@ -10,6 +10,7 @@ import { Type } from 'typebox'
 import { registerAccess, registerCors, securitySchemes } from './access.ts'
 import { distributedShape, envelopeShape, farmShape, PINNING_PREFIX, pinningShape, shapeOfPath, taskShape, trainingShape } from './error-shapes.ts'
 import { familyRoutes } from './inference.ts'
+import { compileOnFirstUse } from './lazy-validators.ts'
 import { BadRequestError, envelope, MethodNotAllowedError, RouteNotFoundError, UpgradeRequiredError } from './errors.ts'
 import { registerHttpMetrics } from './metrics.ts'
 import { adminRoutes } from './routes/admin.ts'
@@ -139,7 +140,7 @@ export async function createApiServer (node: Node, init: ApiInit = {}): Promise<
     forceCloseConnections: 'idle',
     return503OnClosing: true,
     routerOptions: { ignoreTrailingSlash: true },
-    ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false } },
+    ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false }, onCreate: compileOnFirstUse },
     // A URL that does not decode is bad input like any other, in the same envelope.
     frameworkErrors: (err, request, reply) => {
       const { status, body } = shapeOfPath(request.url)(err, request)
