@@ -205,12 +205,10 @@ function cloneSnapshot (s: Snapshot): Snapshot {
 
 /** What a real transport would do: the receiver gets its own copy. */
 function cloneMessage (m: Message): Message {
-  return {
-    ...m,
-    entries: m.entries.map(cloneEntry),
-    snapshot: m.snapshot === undefined ? undefined : cloneSnapshot(m.snapshot),
-    context: m.context?.slice()
-  }
+  const copy: Message = { ...m, entries: m.entries.length === 0 ? [] : m.entries.map(cloneEntry) }
+  if (m.snapshot !== undefined) copy.snapshot = cloneSnapshot(m.snapshot)
+  if (m.context !== undefined) copy.context = m.context.slice()
+  return copy
 }
 
 /** The disk as it is at the crash, copied so that the restarted node shares nothing with the dead one. */
@@ -232,6 +230,13 @@ function fmtConf (cs: ConfState): string {
   const lrn = cs.learners.length > 0 ? ` learners ${cs.learners.join(',')}` : ''
   const next = cs.learnersNext.length > 0 ? ` learnersNext ${cs.learnersNext.join(',')}` : ''
   return `voters (${cs.voters.join(',')})${out}${lrn}${next}${cs.autoLeave ? ' autoLeave' : ''}`
+}
+
+/** fmtConf(a) === fmtConf(b) without building the strings: it runs after every Ready. */
+function sameConf (a: ConfState, b: ConfState): boolean {
+  const same = (x: string[], y: string[]): boolean => x.length === y.length && x.every((id, i) => id === y[i])
+  return a.autoLeave === b.autoLeave && same(a.voters, b.voters) && same(a.votersOutgoing, b.votersOutgoing) &&
+    same(a.learners, b.learners) && same(a.learnersNext, b.learnersNext)
 }
 
 function fmtMessage (m: Message): string {
@@ -700,7 +705,7 @@ export class Simulation {
   private maybeCompact (n: SimNode): void {
     const last = n.storage.snapshot().metadata
     if (this.sc.compactEvery === 0 || n.applied === last.index) return
-    if (n.applied - last.index < this.sc.compactEvery && fmtConf(last.confState) === fmtConf(n.confState)) return
+    if (n.applied - last.index < this.sc.compactEvery && sameConf(last.confState, n.confState)) return
     const data = n.kv.serialize()
     this.checkSnapshot(n, n.applied, data)
     n.storage.createSnapshot(n.applied, n.confState, data)
