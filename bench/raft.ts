@@ -23,8 +23,9 @@
  *   the leader and a follower, and applied to the leader's store. The client
  *   path's own cost is printed beside it: a serializable range over the same
  *   connection, which etcd answers locally without Raft.
- * - The daemon's members talk libp2p (TCP, noise encryption, yamux); etcd's
- *   peers plain HTTP. Neither is given the other's transport.
+ * - The daemon's members talk libp2p with a daemon's stack (TCP, a private
+ *   network's key, noise on libsodium, yamux); etcd's peers plain HTTP.
+ *   Neither is given the other's transport.
  *
  * Failover: 20 times, the leader's process is SIGKILLed and both survivors
  * propose (retrying every 100 ms) until one commits; the time from the kill

@@ -1,10 +1,12 @@
 /**
  * One member of the Raft bench's cluster, in a process of its own:
- * libp2p on 127.0.0.1, the libp2p transport, a durable log in the directory
+ * libp2p on 127.0.0.1 with the daemon's own connection stack (a private
+ * network's key, noise on libsodium, yamux), the libp2p transport, a durable log in the directory
  * given as its argument, and a RaftNode at the default timeouts. Started and
  * driven by bench/lib/raft-cluster.ts over the IPC channel; exits when the
  * channel closes, so that it never outlives the bench.
  */
+import { createHash } from 'node:crypto'
 import { readFile, writeFile } from 'node:fs/promises'
 import { Session } from 'node:inspector/promises'
 import { join } from 'node:path'
@@ -12,10 +14,11 @@ import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createRaftNode, createRaftTransport, openRaftStorage } from '@node-daemon/raft-node'
-import { startLibp2p } from '../../test/helpers/raft.ts'
+import { formatSwarmKey, swarmOptions } from '@node-daemon/swarm'
+import { createLibp2p } from 'libp2p'
 import { closedLoop, openLoop, proposeUntilCommitted } from './raft-load.ts'
 import type { MemberCommands, MemberMessage, MemberRequest } from './raft-cluster.ts'
-import type { PrivateKey } from '@libp2p/interface'
+import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import type { RaftNode, StateMachine } from '@node-daemon/raft-node'
 
 /** Counts applied commands: the benchmark measures replication, not the state machine. */
@@ -54,7 +57,19 @@ async function peerKey (): Promise<PrivateKey> {
   return key
 }
 
-const libp2p = await startLibp2p(await peerKey(), Number(port))
+/**
+ * A daemon's connection stack, as swarmOptions builds it for a cluster behind
+ * a swarm key (what `node-daemon init` makes): a member's Raft pays for the
+ * same framing and ciphers as in a daemon. Its services (DHT, gossipsub) are
+ * left out: they carry none of Raft's traffic.
+ */
+async function startSwarm (privateKey: PrivateKey, tcpPort: number): Promise<Libp2p> {
+  const swarmKey = formatSwarmKey(createHash('sha256').update('node-daemon raft bench').digest())
+  const { addresses, transports, connectionEncrypters, streamMuxers, connectionProtector } = swarmOptions({ privateKey, host: '127.0.0.1', port: tcpPort, swarmKey })
+  return createLibp2p({ privateKey, addresses, transports, connectionEncrypters, streamMuxers, connectionProtector })
+}
+
+const libp2p = await startSwarm(await peerKey(), Number(port))
 let node: RaftNode | undefined
 let profiler: Session | undefined
 
