@@ -129,8 +129,10 @@ describe('loadConfig', () => {
   })
 
   it('takes the repo from the env var, then from the flag', async () => {
-    assert.equal((await loadConfig({ env: { NODE_DAEMON_REPO: '/tmp/x' } })).repo, '/tmp/x')
-    assert.equal((await loadConfig({ env: { NODE_DAEMON_REPO: '/tmp/x' }, flags: { repo: '/tmp/y' } })).repo, '/tmp/y')
+    // Paths of this test's own: a /tmp/x left by anything else (a file, a bad config.yaml) failed it.
+    const [fromEnv, fromFlag] = [join(dir, 'env-repo'), join(dir, 'flag-repo')]
+    assert.equal((await loadConfig({ env: { NODE_DAEMON_REPO: fromEnv } })).repo, fromEnv)
+    assert.equal((await loadConfig({ env: { NODE_DAEMON_REPO: fromEnv }, flags: { repo: fromFlag } })).repo, fromFlag)
   })
 
   it('layers repo YAML < --config file < env < flags', async () => {
