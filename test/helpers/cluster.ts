@@ -123,14 +123,18 @@ export async function call (m: Pick<Member, 'api'> & { headers?: Record<string, 
   return { status: res.status, body: text === '' ? undefined : JSON.parse(text) }
 }
 
-/** Polls `check` every 200 ms until it returns a value other than undefined/false; fails after `timeoutMs`. */
-export async function waitFor<T> (what: string, check: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
+/**
+ * Polls `check` every 200 ms until it returns a value other than undefined,
+ * null or false; fails after `timeoutMs`. Null counts as not yet, as a
+ * RegExp's exec that has not matched returns it.
+ */
+export async function waitFor<T> (what: string, check: () => Promise<T | undefined | null | false>, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs
   let last: unknown
   for (;;) {
     try {
       const value = await check()
-      if (value !== undefined && value !== false) return value
+      if (value != null && value !== false) return value
     } catch (err) {
       last = err
     }
