@@ -7,7 +7,6 @@
  * (errors.ts) are the operation's, so they cannot differ between callers.
  */
 import { Type } from 'typebox'
-import { Compile } from 'typebox/compile'
 import { requestSignal } from './stream.ts'
 import { kuboRoute } from './routes/route.ts'
 import type { KuboRoute } from './routes/route.ts'
@@ -46,11 +45,14 @@ export class InvalidArgumentsError extends Error {
 
 /** Each operation's input schema compiled on its first call: checking against the schema itself interpreted it anew on every call. */
 const validators = new WeakMap<TObject, Validator>()
+/** TypeBox's compiler, loaded at the first call: its ~300 modules were a tenth of what every daemon start loaded. */
+let compiler: Promise<typeof import('typebox/compile')> | undefined
 
-function validatorOf (schema: TObject): Validator {
+async function validatorOf (schema: TObject): Promise<Validator> {
   let validator = validators.get(schema)
   if (validator == null) {
-    validator = Compile(schema)
+    const { Compile } = await (compiler ??= import('typebox/compile'))
+    validator = validators.get(schema) ?? Compile(schema)
     validators.set(schema, validator)
   }
   return validator
@@ -61,8 +63,8 @@ function validatorOf (schema: TObject): Validator {
  * checked against it; the first problem is the message. Nothing here walks the value deeper than the
  * schema goes, so a value nested thousands deep is refused rather than overflowing the stack.
  */
-export function parseInput<I extends TObject> (op: Operation<I, TObject>, value: unknown): Static<I> {
-  const validator = validatorOf(op.input)
+export async function parseInput<I extends TObject> (op: Operation<I, TObject>, value: unknown): Promise<Static<I>> {
+  const validator = await validatorOf(op.input)
   const input = validator.Default(value)
   if (validator.Check(input)) return input as Static<I>
   const [first] = validator.Errors(input)
@@ -71,7 +73,7 @@ export function parseInput<I extends TObject> (op: Operation<I, TObject>, value:
 }
 
 /** Document 000's call `{"args": [...], "kwargs": {...}}` as the operation's input: positional args fill the declared order. */
-export function callInput<I extends TObject> (op: Operation<I, TObject>, args: unknown[] = [], kwargs: Record<string, unknown> = {}): Static<I> {
+export async function callInput<I extends TObject> (op: Operation<I, TObject>, args: unknown[] = [], kwargs: Record<string, unknown> = {}): Promise<Static<I>> {
   if (args.length > op.args.length) {
     throw new InvalidArgumentsError(`${op.name} takes at most ${op.args.length} positional arguments (${op.args.join(', ')}), ${args.length} were given`)
   }
@@ -81,12 +83,12 @@ export function callInput<I extends TObject> (op: Operation<I, TObject>, args: u
     if (name in kwargs) throw new InvalidArgumentsError(`${op.name} got two values for argument ${name}`)
     input[name] = value
   })
-  return parseInput(op, input)
+  return await parseInput(op, input)
 }
 
 /** Runs an operation on an input from any caller: validated, then the node's call. */
 export async function invoke<I extends TObject, O extends TObject> (node: Node, op: Operation<I, O>, input: unknown, signal: AbortSignal): Promise<Static<O>> {
-  return op.run(node, parseInput(op, input), signal)
+  return op.run(node, await parseInput(op, input), signal)
 }
 
 export interface KuboOperationRoute<O extends TObject> extends Omit<KuboRoute, 'permission' | 'handler' | 'tags'> {

@@ -40,7 +40,7 @@ function methodRoute (app: FastifyInstance, node: Node, op: Operation): void {
     preValidation: async (request) => { request.body ??= {} }
   }, async (request, reply) => withDeadline(request, async () => {
     const { args, kwargs } = request.body as { args?: unknown[], kwargs?: Record<string, unknown> }
-    const output = await op.run(node, callInput(op, args, kwargs), requestSignal(reply)) as object
+    const output = await op.run(node, await callInput(op, args, kwargs), requestSignal(reply)) as object
     return { success: true, ...output }
   }))
 }
