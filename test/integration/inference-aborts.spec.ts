@@ -31,7 +31,8 @@ describe('clients that go away, on one daemon', () => {
   after(async () => { await daemon?.cleanup() })
 
   it('leaves no job open after 100 aborts at random points of every family', async () => {
-    await runAborts(daemon.url, abortPlans(16, 100, 60), 4)
+    // Up to 100 ms: on a busy machine a job takes tens of ms to be recorded, and with up to 60 ms only 47 of 100 were.
+    await runAborts(daemon.url, abortPlans(16, 100, 100), 4)
     const tasks = await assertNoneLeftBehind(daemon.url)
     assert.ok(tasks.length >= 50, `only ${tasks.length} of 100 requests were recorded as jobs`)
     const cancelled = tasks.filter(t => t.status === 'cancelled').length
