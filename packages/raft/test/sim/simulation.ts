@@ -205,7 +205,7 @@ function cloneSnapshot (s: Snapshot): Snapshot {
 
 /** What a real transport would do: the receiver gets its own copy. */
 function cloneMessage (m: Message): Message {
-  const copy: Message = { ...m, entries: m.entries.length === 0 ? [] : m.entries.map(cloneEntry) }
+  const copy: Message = { ...m, entries: m.entries.map(cloneEntry) }
   if (m.snapshot !== undefined) copy.snapshot = cloneSnapshot(m.snapshot)
   if (m.context !== undefined) copy.context = m.context.slice()
   return copy
