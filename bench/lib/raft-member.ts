@@ -1,10 +1,11 @@
 /**
  * One member of the Raft bench's cluster, in a process of its own:
  * libp2p on 127.0.0.1 with the daemon's own connection stack (a private
- * network's key, noise on libsodium, yamux), the libp2p transport, a durable log in the directory
- * given as its argument, and a RaftNode at the default timeouts. Started and
- * driven by bench/lib/raft-cluster.ts over the IPC channel; exits when the
- * channel closes, so that it never outlives the bench.
+ * network's key, noise on libsodium, yamux), the libp2p transport, a
+ * durable log in the directory given as its argument, and a RaftNode at the
+ * default timeouts. Started and driven by bench/lib/raft-cluster.ts over the
+ * IPC channel; exits when the channel closes, so that it never outlives the
+ * bench.
  */
 import { createHash } from 'node:crypto'
 import { readFile, writeFile } from 'node:fs/promises'
