@@ -73,6 +73,22 @@ describe('document 000 data loader on two nodes', { timeout: 180_000 }, () => {
     assert.ok(after.loader_status.expires_at != null)
   })
 
+  it('finds a dataset named at another node before this node has applied its registration', async () => {
+    // Holds back this node's own copy of the registry, as a follower that has not yet heard of the commit: the name is then read through the leader.
+    const cluster = daemons[1].node.cluster
+    const getModel = cluster.getModel
+    cluster.getModel = async (name, options) => {
+      if (options?.local === true) throw new Error(`model ${name} is not registered here yet`)
+      return getModel.call(cluster, name, options)
+    }
+    try {
+      const id = await loader(daemons[1], { dataset_name: 'samples', shuffle: false })
+      assert.equal((await json(daemons[1], '/api/v0/ai/dataloader', { json: { loader_id: id } })).body.loader_status.dataset_cid, cid)
+    } finally {
+      cluster.getModel = getModel
+    }
+  })
+
   it('streams over a WebSocket, a batch per message, ending with done', async () => {
     const id = await loader(daemons[0], { dataset_cid: cid, batch_size: 200, shuffle: false })
     const socket = new WebSocket(`${daemons[0].url.replace('http', 'ws')}/ws/v0/dataloader/${id}`)

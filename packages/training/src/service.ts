@@ -390,9 +390,21 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
 
   /** A dataset's registration, by name or CID, and its CID; a CID the registry does not list has none. */
   async #lookup (name: string, options: AbortOptions): Promise<{ record?: ModelRecord, cid: string }> {
-    const named = await this.#c.cluster.getModel(name, { ...options, local: true }).catch(() => undefined)
-    if (named?.kind === 'dataset') return { record: named, cid: named.modelCID }
-    const cid = checkCID(name, 'dataset')
+    const registered = async (local: boolean): Promise<ModelRecord | undefined> => {
+      const record = await this.#c.cluster.getModel(name, { ...options, local }).catch(() => undefined)
+      return record?.kind === 'dataset' ? record : undefined
+    }
+    const named = await registered(true)
+    if (named != null) return { record: named, cid: named.modelCID }
+    let cid: string
+    try {
+      cid = checkCID(name, 'dataset')
+    } catch (err) {
+      // A name this node has not heard of may have been registered at another node a moment ago: read through the leader before refusing it.
+      const recent = await registered(false)
+      if (recent == null) throw err
+      return { record: recent, cid: recent.modelCID }
+    }
     return { record: (await this.datasets(options)).find(d => d.modelCID === cid), cid }
   }
 
