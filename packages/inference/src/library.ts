@@ -106,11 +106,14 @@ export class ModelLibrary {
     this.#lifetime.abort(new Error('the daemon is stopping'))
   }
 
-  /** A name (with or without its tag) or a CID to the model; registry reads are local, as every request makes one. */
+  /**
+   * A name (with or without its tag) or a CID to the model. Registry reads are local, as every request makes one; only
+   * a name this node has not heard of is read again through the leader, as it may have been registered at another node a moment ago.
+   */
   async resolve (name: string, options: AbortOptions = {}): Promise<ResolvedModel> {
     const cid = asCID(name)
-    const models = await this.#cluster.getAllModels({ ...options, local: true })
     if (cid != null) {
+      const models = await this.#cluster.getAllModels({ ...options, local: true })
       const record = models.find(m => m.modelCID === cid.toString() && m.kind === 'model')
       return record != null ? view(record) : { name: cid.toString(), cid: cid.toString() }
     }
@@ -120,7 +123,10 @@ export class ModelLibrary {
     } catch {
       throw new ModelNotFoundError(`model "${name}" not found`)
     }
-    const record = models.find(m => m.modelId === id && m.kind === 'model')
+    const models = await this.#cluster.getAllModels({ ...options, local: true })
+    // Without a leader to ask, the name is as unknown as this node's copy says.
+    const record = models.find(m => m.modelId === id && m.kind === 'model') ??
+      await this.#cluster.getModel(id, options).then(m => m.kind === 'model' ? m : undefined, () => undefined)
     if (record == null || !record.isActive) throw new ModelNotFoundError(`model "${name}" not found, try pulling it first`)
     return view(record)
   }

@@ -105,4 +105,21 @@ describe('ModelLibrary', () => {
     }
     library.stop()
   })
+  it('reads a name this node has not heard of through the leader, and refuses it only if the leader has not either', async () => {
+    const record = { modelId: 'fresh:latest', modelCID: 'QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o', kind: 'model', isActive: true, metadata: {} }
+    const reads: boolean[] = []
+    // A follower that has not applied the registration yet: its own copy lacks the name that the leader's holds.
+    const cluster = {
+      getAllModels: async (options: { local?: boolean }) => { reads.push(options.local === true); return [] },
+      getModel: async (id: string, options: { local?: boolean }) => {
+        reads.push(options.local === true)
+        if (id !== record.modelId) throw new Error(`model ${id} is not registered`)
+        return record
+      }
+    }
+    const library = new ModelLibrary({ content: undefined as never, cluster: cluster as never }, { dir: join(dir, 'resolve') })
+    assert.deepEqual(await library.resolve('fresh'), { name: 'fresh:latest', cid: record.modelCID, record, profile: undefined })
+    assert.deepEqual(reads, [true, false])
+    await assert.rejects(library.resolve('missing'), { name: 'ModelNotFoundError' })
+  })
 })
