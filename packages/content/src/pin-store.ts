@@ -68,8 +68,19 @@ interface Update {
   reject: (err: unknown) => void
 }
 
+/**
+ * A datastore that can also answer a read at once. A pin reads its key and
+ * its blocks' records; LevelDB answers such a read from its cache in about
+ * 2 µs this way, where a read through its thread pool costs this thread about
+ * 30 µs, the largest single cost of a cluster pin.
+ */
+export interface SyncReadDatastore extends Datastore {
+  /** The value under a key, or undefined where there is none. */
+  getSync: (key: Key) => Uint8Array | undefined
+}
+
 export interface PinStoreComponents {
-  datastore: Datastore
+  datastore: Datastore | SyncReadDatastore
   /** What a walk reads blocks through: Helia's networked blockstore, which fetches what is missing. */
   blockstore: Blockstore
   getCodec: CodecLoader
@@ -120,7 +131,7 @@ export class PinStore implements Pins {
         record.pinnedBy.push(cid.bytes)
         return true
       }
-      if (await this.components.datastore.has(key, options)) {
+      if (await this.value(key, options) != null) {
         await this.update({ blocks: [], change, notes: options.notes, signal: options.signal })
         throw new AlreadyPinnedError(`${cid} is already pinned`)
       }
@@ -195,7 +206,7 @@ export class PinStore implements Pins {
   }
 
   async isPinned (cid: CID, options?: AbortOptions): Promise<boolean> {
-    return this.components.datastore.has(new Key(recordKey(cid), false), options)
+    return await this.value(new Key(recordKey(cid), false), options) != null
   }
 
   async setMetadata (cid: CID, metadata: Pin['metadata'] | undefined, options?: AbortOptions): Promise<void> {
@@ -210,10 +221,19 @@ export class PinStore implements Pins {
   }
 
   private async read (key: Key, options?: AbortOptions): Promise<Uint8Array> {
+    const value = await this.value(key, options)
+    if (value == null) throw new NotFoundError(`${key.toString().slice(PIN_PREFIX.length)} is not pinned`)
+    return value
+  }
+
+  /** The value under a key, or undefined; read at once where the datastore can. */
+  private async value (key: Key, options?: AbortOptions): Promise<Uint8Array | undefined> {
+    const { datastore } = this.components
+    if ('getSync' in datastore) return datastore.getSync(key)
     try {
-      return await this.components.datastore.get(key, options)
+      return await datastore.get(key, options)
     } catch (err: any) {
-      if (err.name === 'NotFoundError') throw new NotFoundError(`${key.toString().slice(PIN_PREFIX.length)} is not pinned`)
+      if (err.name === 'NotFoundError') return undefined
       throw err
     }
   }
@@ -281,11 +301,8 @@ export class PinStore implements Pins {
     const records = new Map<string, BlockRecord | undefined>()
     for (const u of updates) for (const cid of u.blocks) records.set(recordKey(cid), undefined)
     await Promise.all([...records.keys()].map(async (key) => {
-      try {
-        records.set(key, cborg.decode(await datastore.get(new Key(key, false))) as BlockRecord)
-      } catch (err: any) {
-        if (err.name !== 'NotFoundError') throw err
-      }
+      const value = await this.value(new Key(key, false))
+      if (value != null) records.set(key, cborg.decode(value) as BlockRecord)
     }))
     const touched = new Set<string>()
     const changed = updates.map(u => u.blocks.filter(cid => {

@@ -11,6 +11,7 @@ import { CONFIG_FILE } from './config.ts'
 import { API_FILE, REPO_VERSION, SWARM_KEY_FILE } from './layout.ts'
 import { OPEN_SWARM, parseSecret } from './settings.ts'
 import { ConfigError, RepoError } from './errors.ts'
+import type { SyncReadDatastore } from '@node-daemon/content'
 import type { PrivateKey } from '@libp2p/interface'
 
 // Opens, creates and reads a node's repo, laid out as layout.ts says.
@@ -21,7 +22,7 @@ export interface Repo {
   /** The identity in libp2p's protobuf encoding. */
   identity: Uint8Array
   blockstore: PackBlockstore
-  datastore: LevelDatastore
+  datastore: RepoDatastore
   /** The private-network key in swarm.key format, as the swarm takes it; undefined for an open swarm. */
   swarmKey?: Uint8Array
   setApiAddress(url: string): Promise<void>
@@ -198,6 +199,11 @@ export async function saveRemoteServices (path: string, services: Record<string,
   await writeFileAtomic(file, out, 0o600)
 }
 
+/** The node's LevelDB datastore, with the reads at once that the pin store makes of its records. */
+export class RepoDatastore extends LevelDatastore implements SyncReadDatastore {
+  getSync: SyncReadDatastore['getSync'] = key => this.db.getSync(key.toString())
+}
+
 /** Opens (creating if needed) the repo; `secret` is cluster.secret, as for `initRepo`. */
 export async function openRepo (path: string, options: InitRepoOptions = {}): Promise<Repo> {
   const { privateKey, swarmKey } = await initRepo(path, options)
@@ -210,7 +216,7 @@ export async function openRepo (path: string, options: InitRepoOptions = {}): Pr
     const locked = causes(err).some(e => e.code === 'LEVEL_LOCKED')
     throw new RepoError(locked ? `repo ${path} is in use by another daemon` : `cannot open the datastore in ${path}: ${err.message}`)
   }
-  const datastore = new LevelDatastore(db)
+  const datastore = new RepoDatastore(db)
   await datastore.open()
   await blockstore.open()
   const apiFile = join(path, API_FILE)
