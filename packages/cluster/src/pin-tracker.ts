@@ -199,8 +199,11 @@ export class PinTracker {
     t.updatedAt = Date.now()
     t.startedAt = t.updatedAt
     t.bytes = 0
-    t.abort = new AbortController()
-    const signal = AbortSignal.any([t.abort.signal, AbortSignal.timeout(this.init.pinTimeoutMs)])
+    const controller = new AbortController()
+    t.abort = controller
+    const { signal } = controller
+    // A timer of its own: AbortSignal.timeout joined by AbortSignal.any cost a node 2-3% of its CPU at a thousand pins a second.
+    const timer = setTimeout(() => { controller.abort(new DOMException(`pinning took longer than ${this.init.pinTimeoutMs} ms`, 'TimeoutError')) }, this.init.pinTimeoutMs).unref()
     try {
       await this.dialOrigins(cid, t.origins, signal)
       // The mark of a pin this node made rides in the pin's own batch: a put of its own cost a
@@ -218,6 +221,7 @@ export class PinTracker {
       if (this.tracked.get(cid) === t) this.waiting.add(cid)
       this.components.log('pinning %s failed (attempt %d) - %e', cid, t.attempts, err)
     } finally {
+      clearTimeout(timer)
       t.updatedAt = Date.now()
       t.abort = undefined
       this.active--

@@ -13,7 +13,7 @@ const SELF = 'n1'
 const PINS = 50
 
 /** A one-node state whose allocations a tracker follows, with a content that only records what it is asked. */
-async function setup (): Promise<{ state: ClusterState, apply: (body: CommandBody) => unknown, tracker: PinTracker, pinned: Set<string>, unpinned: string[], scans: () => number, datastore: MemoryDatastore, notes: string[] }> {
+async function setup (options: { pinTimeoutMs?: number, hang?: Set<string> } = {}): Promise<{ state: ClusterState, apply: (body: CommandBody) => unknown, tracker: PinTracker, pinned: Set<string>, unpinned: string[], scans: () => number, datastore: MemoryDatastore, notes: string[] }> {
   const state = new ClusterState()
   let index = 0
   const apply = (body: CommandBody): unknown => state.apply(encodeCommand({ ...body, at: 0, by: SELF } as Command), ++index, 1)
@@ -27,8 +27,12 @@ async function setup (): Promise<{ state: ClusterState, apply: (body: CommandBod
   const tracker = new PinTracker({
     content: {
       // As the content's PinStore does: the notes go into the same datastore with the pin.
-      pinAdd: async (cid, _recursive, options) => {
-        for (const note of options?.notes ?? []) {
+      pinAdd: async (cid, _recursive, pinOptions) => {
+        // A pin whose blocks never come: it ends only when its signal does.
+        if (options.hang?.has(cid) === true) {
+          await new Promise((_resolve, reject) => { pinOptions?.signal?.addEventListener('abort', () => { reject(pinOptions.signal?.reason) }, { once: true }) })
+        }
+        for (const note of pinOptions?.notes ?? []) {
           notes.push(note.key.toString())
           await datastore.put(note.key, note.value)
         }
@@ -44,7 +48,8 @@ async function setup (): Promise<{ state: ClusterState, apply: (body: CommandBod
       scans++
       return state.pinsAllocatedTo(SELF)
     },
-    allocation: (cid) => state.pins.get(cid)?.allocations.includes(SELF) === true ? state.pins.get(cid) : undefined
+    allocation: (cid) => state.pins.get(cid)?.allocations.includes(SELF) === true ? state.pins.get(cid) : undefined,
+    ...(options.pinTimeoutMs == null ? {} : { pinTimeoutMs: options.pinTimeoutMs, backoffMs: 60_000 })
   })
   state.onAllocationChange = (cid) => { tracker.changed(cid) }
   await tracker.start()
@@ -100,6 +105,17 @@ describe('PinTracker', () => {
     const mark = new Key('/cluster/pinned/cid-0')
     for (let i = 0; i < 100 && await datastore.has(mark); i++) await turn()
     assert.equal(await datastore.has(mark), false)
+    await tracker.stop()
+  })
+
+  it('gives up a pin that takes longer than its timeout, and reports it as an error to retry', async () => {
+    const { apply, tracker, pinned } = await setup({ pinTimeoutMs: 50, hang: new Set(['cid-slow']) })
+    apply({ op: 'pin.add', cid: 'cid-slow', name: '', rmin: 1, rmax: 1, size: 0 })
+    apply({ op: 'pin.add', cid: 'cid-fast', name: '', rmin: 1, rmax: 1, size: 0 })
+    await until('cid-fast pinned', () => pinned.has('cid-fast'))
+    for (let i = 0; i < 100 && tracker.status('cid-slow')?.status !== 'error'; i++) await new Promise(resolve => setTimeout(resolve, 10))
+    assert.deepEqual([tracker.status('cid-slow')?.status, tracker.status('cid-slow')?.error], ['error', 'pinning took longer than 50 ms'])
+    assert.equal(pinned.has('cid-slow'), false)
     await tracker.stop()
   })
 })
