@@ -10,6 +10,7 @@ import { prometheusMetrics } from '@libp2p/prometheus-metrics'
 import { tcp } from '@libp2p/tcp'
 import { noiseCrypto } from './noise-crypto.ts'
 import { privateNetwork } from './private-network.ts'
+import { halveYamuxWindowUpdates } from './yamux-window.ts'
 import type { GossipSub } from '@libp2p/gossipsub'
 import type { Identify } from '@libp2p/identify'
 import type { Libp2p, PeerDiscovery, PrivateKey } from '@libp2p/interface'
@@ -92,6 +93,7 @@ export function swarmOptions (init: SwarmInit): Libp2pOptions<SwarmServices> {
     peerDiscovery.push(mdns(init.swarmKey == null ? {} : { serviceTag: PRIVATE_MDNS_SERVICE }))
   }
   const dhtProtocol: Pick<KadDHTInit, 'protocol'> = init.swarmKey == null ? {} : { protocol: PRIVATE_DHT_PROTOCOL }
+  halveYamuxWindowUpdates()
   return {
     privateKey: init.privateKey,
     nodeInfo: init.agentVersion == null ? undefined : { userAgent: init.agentVersion },
