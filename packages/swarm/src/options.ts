@@ -9,6 +9,7 @@ import { ping } from '@libp2p/ping'
 import { prometheusMetrics } from '@libp2p/prometheus-metrics'
 import { tcp } from '@libp2p/tcp'
 import { noiseCrypto } from './noise-crypto.ts'
+import { quietLengthPrefixes } from './length-prefix.ts'
 import { privateNetwork } from './private-network.ts'
 import { halveYamuxWindowUpdates } from './yamux-window.ts'
 import type { GossipSub } from '@libp2p/gossipsub'
@@ -94,6 +95,7 @@ export function swarmOptions (init: SwarmInit): Libp2pOptions<SwarmServices> {
   }
   const dhtProtocol: Pick<KadDHTInit, 'protocol'> = init.swarmKey == null ? {} : { protocol: PRIVATE_DHT_PROTOCOL }
   halveYamuxWindowUpdates()
+  quietLengthPrefixes()
   return {
     privateKey: init.privateKey,
     nodeInfo: init.agentVersion == null ? undefined : { userAgent: init.agentVersion },
