@@ -60,6 +60,14 @@ export interface RaftNodeInit {
   proposalTimeoutMs?: number
   /** A read barrier without a confirmed read index for this long is rejected. Default 5 election timeouts. */
   readTimeoutMs?: number
+  /**
+   * How long a leader waits before it tells followers of a new commit index
+   * with appends of their own; appends of entries proposed meanwhile carry
+   * it instead. A writer that writes again within this time saves each
+   * follower a message and its answer per commit; a follower applies up to
+   * this much later when nothing follows. Default 1 ms.
+   */
+  commitBroadcastMs?: number
   /** Further library settings (flow control, check-quorum, pre-vote). */
   raft?: Omit<RaftConfig, 'id' | 'storage' | 'electionTick' | 'heartbeatTick' | 'applied'>
 }
@@ -131,6 +139,7 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
   /** A leader's saves still being written (see persisting). */
   private readonly writes = new Set<Promise<void>>()
   private ticker?: unknown
+  private commitTimer?: unknown
   /** Distinguishes this run's request ids from every other node's and run's. */
   private readonly idPrefix: Uint8Array
   private nextKey = 0
@@ -229,6 +238,7 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
       snapshotKeepEntries: init.snapshotKeepEntries ?? 1_000,
       proposalTimeoutMs: init.proposalTimeoutMs ?? 5 * electionTick * tickMs,
       readTimeoutMs: init.readTimeoutMs ?? 5 * electionTick * tickMs,
+      commitBroadcastMs: init.commitBroadcastMs ?? 1,
       raft: init.raft
     }
   }
@@ -250,6 +260,7 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
     this.term = hardState.term
     this.leader = ''
     this.node = new RawNode({
+      deferCommitBroadcast: true,
       ...this.settings.raft,
       id: this.id,
       storage: this.storage,
@@ -544,7 +555,20 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
         this.processing = undefined
         // Whatever arrived in the microtasks since the loop last looked.
         if (this.queuedReads.length > 0 || this.node?.hasReady() === true) this.schedule()
+        else this.deferCommitBroadcast()
       })
+  }
+
+  /** Tells followers of a new commit index a moment from now, unless appends of new entries have told them by then. */
+  private deferCommitBroadcast (): void {
+    const node = this.node
+    if (this.commitTimer !== undefined || node?.commitUnsent !== true) return
+    this.commitTimer = this.clock.setTimeout(() => {
+      this.commitTimer = undefined
+      if (!this.running || this.node !== node) return
+      node.broadcastCommit()
+      this.schedule()
+    }, this.settings.commitBroadcastMs)
   }
 
   private async process (): Promise<void> {
@@ -745,6 +769,8 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
     this.standDown()
     if (this.ticker !== undefined) this.clock.clearTimeout(this.ticker)
     this.ticker = undefined
+    if (this.commitTimer !== undefined) this.clock.clearTimeout(this.commitTimer)
+    this.commitTimer = undefined
     this.transport.removeEventListener('message', this.onMessage)
     this.transport.removeEventListener('unreachable', this.onUnreachable)
     this.transport.removeEventListener('snapshot-status', this.onSnapshotStatus)

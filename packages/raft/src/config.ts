@@ -28,6 +28,13 @@ export interface RaftConfig {
   disableProposalForwarding?: boolean
   /** Source of randomness for election timeouts; the simulator seeds it. Default Math.random. */
   random?: () => number
+  /**
+   * Leaves the appends that only tell followers of a new commit index to the
+   * caller, who sends them with RawNode.broadcastCommit() a moment later:
+   * appends of new entries sent meanwhile carry the commit index, and none is
+   * then needed. Default false: sent at once, as etcd's raft does.
+   */
+  deferCommitBroadcast?: boolean
 }
 
 export type ResolvedConfig = Required<Omit<RaftConfig, 'applied'>> & { applied: number }
@@ -47,7 +54,8 @@ export function resolveConfig (c: RaftConfig): ResolvedConfig {
     checkQuorum: c.checkQuorum ?? true,
     preVote: c.preVote ?? true,
     disableProposalForwarding: c.disableProposalForwarding ?? false,
-    random: c.random ?? Math.random
+    random: c.random ?? Math.random,
+    deferCommitBroadcast: c.deferCommitBroadcast ?? false
   }
   if (r.id === '') throw new RaftConfigError('id must not be empty')
   if (r.heartbeatTick <= 0) throw new RaftConfigError('heartbeatTick must be greater than 0')

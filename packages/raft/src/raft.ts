@@ -75,6 +75,8 @@ export class Raft {
   private uncommittedSize = 0
   /** Proposals were appended and not yet broadcast. */
   appendsPending = false
+  /** The commit index advanced and no append has told the followers yet (deferCommitBroadcast). */
+  commitUnsent = false
   private readOnly = new ReadOnly()
   /** ReadIndex requests that arrived before this leader committed an entry of its term. */
   private pendingReadIndexMessages: Message[] = []
@@ -175,6 +177,8 @@ export class Raft {
   }
 
   private bcastAppend (): void {
+    // every append carries the commit index
+    this.commitUnsent = false
     for (const id of this.tracker.ids()) if (id !== this.id) this.sendAppend(id)
   }
 
@@ -185,6 +189,7 @@ export class Raft {
   // ---- state transitions
 
   private reset (term: number): void {
+    this.commitUnsent = false
     if (this.term !== term) {
       // a leader of the new term may replace entries acknowledged in the old one before they are persisted:
       // acknowledgements still queued would then vouch for what the disk never holds
@@ -444,7 +449,8 @@ export class Raft {
             }
             if (this.maybeCommit()) {
               this.releasePendingReadIndexMessages()
-              this.bcastAppend()
+              if (this.cfg.deferCommitBroadcast) this.commitUnsent = true
+              else this.bcastAppend()
             } else if (wasPaused) {
               this.sendAppend(m.from)
             }
@@ -524,6 +530,13 @@ export class Raft {
   flushAppends (): void {
     if (!this.appendsPending) return
     this.appendsPending = false
+    if (this.state === 'leader') this.bcastAppend()
+  }
+
+  /** Tells the followers of the commit index, unless appends sent since did, or those of the next Ready will. */
+  broadcastCommit (): void {
+    if (!this.commitUnsent || this.appendsPending) return
+    this.commitUnsent = false
     if (this.state === 'leader') this.bcastAppend()
   }
 
@@ -698,7 +711,8 @@ export class Raft {
     const pr = this.tracker.progress.get(this.id)
     if (pr?.maybeUpdate(index) === true && this.maybeCommit()) {
       this.releasePendingReadIndexMessages()
-      this.bcastAppend()
+      if (this.cfg.deferCommitBroadcast) this.commitUnsent = true
+      else this.bcastAppend()
     }
   }
 

@@ -114,6 +114,16 @@ export class RawNode {
     this.raft.step(message({ type: 'MsgUnreachable', from: id }))
   }
 
+  /** With deferCommitBroadcast: the commit index advanced and followers have not been told; broadcastCommit() tells them. */
+  get commitUnsent (): boolean {
+    return this.raft.commitUnsent
+  }
+
+  /** With deferCommitBroadcast: sends the appends that tell followers of the commit index, where no append has yet; the next Ready holds them. */
+  broadcastCommit (): void {
+    this.raft.broadcastCommit()
+  }
+
   /** The snapshot sent to `id` was delivered, or failed to be. */
   reportSnapshot (id: NodeId, failure: boolean): void {
     this.raft.step(message({ type: 'MsgSnapStatus', from: id, reject: failure }))

@@ -160,6 +160,29 @@ describe('replication', () => {
     assert.ok(values(net.node('2')).length === 20)
   })
 
+  it('with deferCommitBroadcast, leaves a new commit index to the next appends, or to broadcastCommit when none comes', () => {
+    const net = cluster(['1', '2', '3'], { deferCommitBroadcast: true })
+    elect(net, '1')
+    const leader = net.node('1').raw
+    const emptyApps = (): Message[] => net.sent.filter(m => m.type === 'MsgApp' && m.entries.length === 0)
+    net.sent.length = 0
+    leader.propose(enc('a'))
+    net.settle()
+    // Committed at the leader; no append has told the followers yet.
+    assert.equal(leader.commitUnsent, true)
+    assert.deepEqual([emptyApps().length, values(net.node('2'))], [0, []])
+    // The next entry's appends carry the commit index: no append of its own.
+    leader.propose(enc('b'))
+    leader.broadcastCommit()
+    net.settle()
+    assert.deepEqual([emptyApps().length, values(net.node('2')), values(net.node('3'))], [0, ['a'], ['a']])
+    // Nothing follows b: broadcastCommit sends the appends, one per follower.
+    leader.broadcastCommit()
+    net.settle()
+    assert.deepEqual([emptyApps().map(m => m.to).sort(), values(net.node('2')), values(net.node('3'))], [['2', '3'], ['a', 'b'], ['a', 'b']])
+    assert.equal(leader.commitUnsent, false)
+  })
+
   it('backtracks a conflicting follower log a term at a time', () => {
     const net = cluster(['1', '2', '3'])
     elect(net, '1')
