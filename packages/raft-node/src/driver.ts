@@ -63,9 +63,12 @@ export interface RaftNodeInit {
   /**
    * How long a leader waits before it tells followers of a new commit index
    * with appends of their own; appends of entries proposed meanwhile carry
-   * it instead. A writer that writes again within this time saves each
-   * follower a message and its answer per commit; a follower applies up to
-   * this much later when nothing follows. Default 1 ms.
+   * it instead. Default 0: once the callbacks and promise continuations
+   * already due have run, so that a writer that writes again as soon as its
+   * last write committed saves each follower a message and its answer per
+   * commit, and followers learn of a commit at most a turn of the event loop
+   * later when none follows. More coalesces writers further away (an HTTP client's next
+   * request), and delays a follower's apply by as much when none comes.
    */
   commitBroadcastMs?: number
   /** Further library settings (flow control, check-quorum, pre-vote). */
@@ -140,6 +143,7 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
   private readonly writes = new Set<Promise<void>>()
   private ticker?: unknown
   private commitTimer?: unknown
+  private commitDeferred = false
   /** Distinguishes this run's request ids from every other node's and run's. */
   private readonly idPrefix: Uint8Array
   private nextKey = 0
@@ -238,7 +242,7 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
       snapshotKeepEntries: init.snapshotKeepEntries ?? 1_000,
       proposalTimeoutMs: init.proposalTimeoutMs ?? 5 * electionTick * tickMs,
       readTimeoutMs: init.readTimeoutMs ?? 5 * electionTick * tickMs,
-      commitBroadcastMs: init.commitBroadcastMs ?? 1,
+      commitBroadcastMs: init.commitBroadcastMs ?? 0,
       raft: init.raft
     }
   }
@@ -562,13 +566,17 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
   /** Tells followers of a new commit index a moment from now, unless appends of new entries have told them by then. */
   private deferCommitBroadcast (): void {
     const node = this.node
-    if (this.commitTimer !== undefined || node?.commitUnsent !== true) return
-    this.commitTimer = this.clock.setTimeout(() => {
+    if (this.commitDeferred || node?.commitUnsent !== true) return
+    this.commitDeferred = true
+    const broadcast = (): void => {
+      this.commitDeferred = false
       this.commitTimer = undefined
       if (!this.running || this.node !== node) return
       node.broadcastCommit()
       this.schedule()
-    }, this.settings.commitBroadcastMs)
+    }
+    if (this.settings.commitBroadcastMs > 0) this.commitTimer = this.clock.setTimeout(broadcast, this.settings.commitBroadcastMs)
+    else this.clock.setImmediate(broadcast)
   }
 
   private async process (): Promise<void> {
@@ -771,6 +779,7 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
     this.ticker = undefined
     if (this.commitTimer !== undefined) this.clock.clearTimeout(this.commitTimer)
     this.commitTimer = undefined
+    this.commitDeferred = false
     this.transport.removeEventListener('message', this.onMessage)
     this.transport.removeEventListener('unreachable', this.onUnreachable)
     this.transport.removeEventListener('snapshot-status', this.onSnapshotStatus)
