@@ -447,10 +447,10 @@ export class Raft {
             } else if (pr.state === 'replicate') {
               pr.inflights.freeLE(m.index)
             }
+            const before = this.log.committed
             if (this.maybeCommit()) {
               this.releasePendingReadIndexMessages()
-              if (this.cfg.deferCommitBroadcast) this.commitUnsent = true
-              else this.bcastAppend()
+              this.commitAdvanced(before)
             } else if (wasPaused) {
               this.sendAppend(m.from)
             }
@@ -709,15 +709,27 @@ export class Raft {
     this.log.stableTo(index, term)
     if (this.state !== 'leader' || this.log.unstable.offset <= index) return
     const pr = this.tracker.progress.get(this.id)
+    const before = this.log.committed
     if (pr?.maybeUpdate(index) === true && this.maybeCommit()) {
       this.releasePendingReadIndexMessages()
-      if (this.cfg.deferCommitBroadcast) this.commitUnsent = true
-      else this.bcastAppend()
+      this.commitAdvanced(before)
     }
   }
 
   private maybeCommit (): boolean {
     return this.log.maybeCommit(this.tracker.committed(), this.term)
+  }
+
+  /**
+   * The commit index moved on from `before`: followers are told now, or, with
+   * deferCommitBroadcast, by broadcastCommit(). A conf change that committed
+   * is told at once: a member it removes learns of its removal only from
+   * these appends, as the later ones go to members only.
+   */
+  private commitAdvanced (before: number): void {
+    const confChange = before < this.pendingConfIndex && this.pendingConfIndex <= this.log.committed
+    if (this.cfg.deferCommitBroadcast && !confChange) this.commitUnsent = true
+    else this.bcastAppend()
   }
 
   reduceUncommittedSize (ents: Entry[]): void {

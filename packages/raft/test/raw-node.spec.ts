@@ -183,6 +183,15 @@ describe('replication', () => {
     assert.equal(leader.commitUnsent, false)
   })
 
+  it('with deferCommitBroadcast, tells a member it removes of the commit at once, as no later append goes to it', () => {
+    const net = cluster(['1', '2', '3'], { deferCommitBroadcast: true })
+    elect(net, '1')
+    net.node('1').raw.proposeConfChange({ changes: [{ type: 'remove-node', nodeId: '3' }] })
+    net.settle()
+    assert.deepEqual(net.node('1').conf?.voters, ['1', '2'])
+    assert.deepEqual(net.node('3').conf?.voters, ['1', '2'], 'the removed member applied its removal')
+  })
+
   it('backtracks a conflicting follower log a term at a time', () => {
     const net = cluster(['1', '2', '3'])
     elect(net, '1')
