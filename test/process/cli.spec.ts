@@ -125,6 +125,8 @@ describe('node-daemon as a process', () => {
       assert.ok(tags.models.some(m => m.name === name && m.digest === cid))
       const gen = await fetch(`${daemon?.api}/api/generate`, { method: 'POST', body: JSON.stringify({ model: 'cli-model', prompt: 'Hi', stream: false, options: { num_predict: 3 } }) })
       assert.equal(gen.status, 200, await gen.text())
+      // onnxruntime's telemetry, off by the daemon's default, would have left its log file for the daemon's process.
+      await assert.rejects(access(join(tmpdir(), `mat-debug-${daemon?.child.pid}.log`)), { code: 'ENOENT' })
       // The same directory as a tarball with its top directory, and a variant named: the same files, the same CID.
       await promisify(execFile)('tar', ['czf', join(dir, 'decoder.tgz'), '-C', join(models.decoder, '..'), 'decoder'])
       const tarball = await runCli(['model', 'import', join(dir, 'decoder.tgz'), '--name', 'cli-tarball', '--dtype', 'fp32', '--json', '--repo', repo])

@@ -101,6 +101,9 @@ export interface NodeComponents {
 export async function createNode (config: Config, components: NodeComponents): Promise<DaemonNode> {
   const logs = logControlOf(components.logger)
   if (logs == null) throw new Error('the node\'s logger must come from createLogger, which makes it controllable')
+  // onnxruntime 1.30 starts Microsoft's telemetry client with its first session, a client built to upload events over HTTPS,
+  // and leaves /tmp/mat-debug-<pid>.log behind in every process. A daemon sends nothing it was not asked to; 0 turns it back on.
+  process.env.ORT_DISABLE_TELEMETRY ??= '1'
   const joining = await joinSettings(config)
   const repo: Repo = await openRepo(config.repo, { secret: joining.secret })
   const metrics = new Registry()
