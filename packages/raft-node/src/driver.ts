@@ -67,8 +67,9 @@ export interface RaftNodeInit {
    * already due have run, so that a writer that writes again as soon as its
    * last write committed saves each follower a message and its answer per
    * commit, and followers learn of a commit at most a turn of the event loop
-   * later when none follows. More coalesces writers further away (an HTTP client's next
-   * request), and delays a follower's apply by as much when none comes.
+   * later when none follows. More coalesces writers further away (an HTTP
+   * client's next request), and delays a follower's apply by as much when
+   * none comes.
    */
   commitBroadcastMs?: number
   /** Further library settings (flow control, check-quorum, pre-vote). */
