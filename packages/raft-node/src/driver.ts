@@ -60,18 +60,6 @@ export interface RaftNodeInit {
   proposalTimeoutMs?: number
   /** A read barrier without a confirmed read index for this long is rejected. Default 5 election timeouts. */
   readTimeoutMs?: number
-  /**
-   * How long a leader waits before it tells followers of a new commit index
-   * with appends of their own; appends of entries proposed meanwhile carry
-   * it instead. Default 0: once the callbacks and promise continuations
-   * already due have run, so that a writer that writes again as soon as its
-   * last write committed saves each follower a message and its answer per
-   * commit, and followers learn of a commit at most a turn of the event loop
-   * later when none follows. More coalesces writers further away (an HTTP
-   * client's next request), and delays a follower's apply by as much when
-   * none comes.
-   */
-  commitBroadcastMs?: number
   /** Further library settings (flow control, check-quorum, pre-vote). */
   raft?: Omit<RaftConfig, 'id' | 'storage' | 'electionTick' | 'heartbeatTick' | 'applied'>
 }
@@ -143,7 +131,7 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
   /** A leader's saves still being written (see persisting). */
   private readonly writes = new Set<Promise<void>>()
   private ticker?: unknown
-  private commitTimer?: unknown
+  /** A broadcast of the commit index waits for the next turn of the event loop (deferCommitBroadcast). */
   private commitDeferred = false
   /** Distinguishes this run's request ids from every other node's and run's. */
   private readonly idPrefix: Uint8Array
@@ -243,7 +231,6 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
       snapshotKeepEntries: init.snapshotKeepEntries ?? 1_000,
       proposalTimeoutMs: init.proposalTimeoutMs ?? 5 * electionTick * tickMs,
       readTimeoutMs: init.readTimeoutMs ?? 5 * electionTick * tickMs,
-      commitBroadcastMs: init.commitBroadcastMs ?? 0,
       raft: init.raft
     }
   }
@@ -564,20 +551,24 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
       })
   }
 
-  /** Tells followers of a new commit index a moment from now, unless appends of new entries have told them by then. */
+  /**
+   * Tells followers of a new commit index at the next turn of the event loop,
+   * unless appends of entries proposed meanwhile have told them: a writer
+   * that writes again as soon as its last write committed (promise
+   * continuations run first) saves each follower a message and its answer
+   * per commit, and followers learn of a commit at most a turn later when
+   * none follows.
+   */
   private deferCommitBroadcast (): void {
     const node = this.node
     if (this.commitDeferred || node?.commitUnsent !== true) return
     this.commitDeferred = true
-    const broadcast = (): void => {
+    this.clock.setImmediate(() => {
       this.commitDeferred = false
-      this.commitTimer = undefined
       if (!this.running || this.node !== node) return
       node.broadcastCommit()
       this.schedule()
-    }
-    if (this.settings.commitBroadcastMs > 0) this.commitTimer = this.clock.setTimeout(broadcast, this.settings.commitBroadcastMs)
-    else this.clock.setImmediate(broadcast)
+    })
   }
 
   private async process (): Promise<void> {
@@ -778,9 +769,6 @@ export class RaftNode extends TypedEventEmitter<RaftNodeEvents> implements Start
     this.standDown()
     if (this.ticker !== undefined) this.clock.clearTimeout(this.ticker)
     this.ticker = undefined
-    if (this.commitTimer !== undefined) this.clock.clearTimeout(this.commitTimer)
-    this.commitTimer = undefined
-    this.commitDeferred = false
     this.transport.removeEventListener('message', this.onMessage)
     this.transport.removeEventListener('unreachable', this.onUnreachable)
     this.transport.removeEventListener('snapshot-status', this.onSnapshotStatus)
