@@ -1106,6 +1106,11 @@ export class ClusterService extends TypedEventEmitter<Events> implements Cluster
     return structuredClone(model)
   }
 
+  async findModel (modelId: string, options?: AbortOptions): Promise<ModelRecord | undefined> {
+    const unknown = (): undefined => undefined
+    return await this.getModel(modelId, { ...options, local: true }).catch(unknown) ?? await this.getModel(modelId, options).catch(unknown)
+  }
+
   async getAllModels (options?: ReadOptions): Promise<ModelRecord[]> {
     await this.barrier(options)
     return [...this.state.models.values()].map(m => structuredClone(m))

@@ -269,6 +269,14 @@ export interface Cluster extends TypedEventTarget<{ [K in keyof ClusterEvents]: 
   setModelActive (modelId: string, active: boolean, options?: WriteOptions): Promise<ModelRecord>
   removeModel (modelId: string, options?: WriteOptions): Promise<void>
   getModel (modelId: string, options?: ReadOptions): Promise<ModelRecord>
+  /**
+   * A registry entry by id as this node has applied it; only when it is not
+   * there, read once more through the leader, since it may have been
+   * registered at another node a moment ago. Undefined when neither has it,
+   * or no leader answers. Every request that names a model or a dataset
+   * makes this read, so a known id costs no Raft round.
+   */
+  findModel (modelId: string, options?: AbortOptions): Promise<ModelRecord | undefined>
   getAllModels (options?: ReadOptions): Promise<ModelRecord[]>
   getActiveModels (options?: ReadOptions): Promise<ModelRecord[]>
 

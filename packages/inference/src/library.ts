@@ -106,10 +106,7 @@ export class ModelLibrary {
     this.#lifetime.abort(new Error('the daemon is stopping'))
   }
 
-  /**
-   * A name (with or without its tag) or a CID to the model. Registry reads are local, as every request makes one; only
-   * a name this node has not heard of is read again through the leader, as it may have been registered at another node a moment ago.
-   */
+  /** A name (with or without its tag) or a CID to the model; a name is looked up as the cluster's findModel does. */
   async resolve (name: string, options: AbortOptions = {}): Promise<ResolvedModel> {
     const cid = asCID(name)
     if (cid != null) {
@@ -123,11 +120,8 @@ export class ModelLibrary {
     } catch {
       throw new ModelNotFoundError(`model "${name}" not found`)
     }
-    const models = await this.#cluster.getAllModels({ ...options, local: true })
-    // Without a leader to ask, the name is as unknown as this node's copy says.
-    const record = models.find(m => m.modelId === id && m.kind === 'model') ??
-      await this.#cluster.getModel(id, options).then(m => m.kind === 'model' ? m : undefined, () => undefined)
-    if (record == null || !record.isActive) throw new ModelNotFoundError(`model "${name}" not found, try pulling it first`)
+    const record = await this.#cluster.findModel(id, options)
+    if (record?.kind !== 'model' || !record.isActive) throw new ModelNotFoundError(`model "${name}" not found, try pulling it first`)
     return view(record)
   }
 

@@ -105,21 +105,17 @@ describe('ModelLibrary', () => {
     }
     library.stop()
   })
-  it('reads a name this node has not heard of through the leader, and refuses it only if the leader has not either', async () => {
-    const record = { modelId: 'fresh:latest', modelCID: 'QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o', kind: 'model', isActive: true, metadata: {} }
-    const reads: boolean[] = []
-    // A follower that has not applied the registration yet: its own copy lacks the name that the leader's holds.
-    const cluster = {
-      getAllModels: async (options: { local?: boolean }) => { reads.push(options.local === true); return [] },
-      getModel: async (id: string, options: { local?: boolean }) => {
-        reads.push(options.local === true)
-        if (id !== record.modelId) throw new Error(`model ${id} is not registered`)
-        return record
-      }
-    }
+  it('looks a name up as the cluster finds a model, with its tag, and refuses what it does not find or cannot serve', async () => {
+    const records = [
+      { modelId: 'fresh:latest', modelCID: 'QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o', kind: 'model', isActive: true, metadata: {} },
+      { modelId: 'off:latest', modelCID: 'QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o', kind: 'model', isActive: false, metadata: {} },
+      { modelId: 'rows:latest', modelCID: 'QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o', kind: 'dataset', isActive: true, metadata: {} }
+    ]
+    const asked: string[] = []
+    const cluster = { findModel: async (id: string) => { asked.push(id); return records.find(r => r.modelId === id) } }
     const library = new ModelLibrary({ content: undefined as never, cluster: cluster as never }, { dir: join(dir, 'resolve') })
-    assert.deepEqual(await library.resolve('fresh'), { name: 'fresh:latest', cid: record.modelCID, record, profile: undefined })
-    assert.deepEqual(reads, [true, false])
-    await assert.rejects(library.resolve('missing'), { name: 'ModelNotFoundError' })
+    assert.deepEqual(await library.resolve('fresh'), { name: 'fresh:latest', cid: records[0].modelCID, record: records[0], profile: undefined })
+    for (const name of ['missing', 'off', 'rows']) await assert.rejects(library.resolve(name), { name: 'ModelNotFoundError' }, name)
+    assert.deepEqual(asked, ['fresh:latest', 'missing:latest', 'off:latest', 'rows:latest'])
   })
 })

@@ -390,22 +390,18 @@ export class TrainingService extends TypedEventEmitter<TrainingEvents> {
 
   /** A dataset's registration, by name or CID, and its CID; a CID the registry does not list has none. */
   async #lookup (name: string, options: AbortOptions): Promise<{ record?: ModelRecord, cid: string }> {
-    const registered = async (local: boolean): Promise<ModelRecord | undefined> => {
-      const record = await this.#c.cluster.getModel(name, { ...options, local }).catch(() => undefined)
-      return record?.kind === 'dataset' ? record : undefined
-    }
-    const named = await registered(true)
-    if (named != null) return { record: named, cid: named.modelCID }
+    const dataset = (record?: ModelRecord): ModelRecord | undefined => record?.kind === 'dataset' ? record : undefined
     let cid: string
     try {
       cid = checkCID(name, 'dataset')
     } catch (err) {
-      // A name this node has not heard of may have been registered at another node a moment ago: read through the leader before refusing it.
-      const recent = await registered(false)
-      if (recent == null) throw err
-      return { record: recent, cid: recent.modelCID }
+      const named = dataset(await this.#c.cluster.findModel(name, options))
+      if (named == null) throw err
+      return { record: named, cid: named.modelCID }
     }
-    return { record: (await this.datasets(options)).find(d => d.modelCID === cid), cid }
+    // A CID: the name of a dataset registered without one, or the content of a dataset with a name, or of none.
+    const record = dataset(await this.#c.cluster.getModel(name, { ...options, local: true }).catch(() => undefined)) ?? (await this.datasets(options)).find(d => d.modelCID === cid)
+    return { record, cid: record?.modelCID ?? cid }
   }
 
   /** A dataset and its bytes, streamed from the content store. */
