@@ -201,31 +201,45 @@ describe('sealed channels', () => {
     forger.abort(new Error('done'))
   })
 
-  it('copies a frame spread over many reads of a reused buffer once, not again at every read', async () => {
+  it('deciphers frames as their bytes come, from reads of a reused buffer split anywhere, and hands each on only once its tag verified', async () => {
     const key = new Uint8Array(randomBytes(32))
     const wire: Buffer[] = []
     const sender = new SealedStream(fakeSocket(data => wire.push(Buffer.from(data))), key, 'server', log, 'fake-server')
     const receiver = new SealedStream(fakeSocket(() => {}), key, 'asker', log, 'fake-asker')
-    const got = new Uint8ArrayList()
-    receiver.addEventListener('message', (evt) => { got.append(evt.data) })
-    // One frame of 4 MiB, as each of a gradient's frames is.
-    const payload = randomBytes(4 * 1024 * 1024)
-    sender.send(payload)
+    const got: Buffer[] = []
+    receiver.addEventListener('message', (evt) => { got.push(Buffer.from(evt.data.subarray())) })
+    // One frame of 4 MiB, as each of a gradient's frames is, and small ones around it.
+    const payloads = [randomBytes(3), randomBytes(4 * 1024 * 1024), randomBytes(70_000)]
+    for (const payload of payloads) sender.send(payload)
     // Frames are written at the end of the tick.
     await new Promise(resolve => setImmediate(resolve))
     const bytes = Buffer.concat(wire)
     const read = Buffer.alloc(2048)
+    // Reads of 1 to 2,047 bytes, so that headers and tags are split too.
+    let size = 1
     const t0 = performance.now()
-    for (let at = 0; at < bytes.byteLength; at += read.byteLength) {
-      const n = bytes.copy(read, 0, at, at + read.byteLength)
-      receiver.receive(read.subarray(0, n), true)
+    for (let at = 0; at < bytes.byteLength - 1; at += size, size = (size * 7 + 3) % 2047 + 1) {
+      const n = bytes.copy(read, 0, at, Math.min(at + size, bytes.byteLength - 1))
+      receiver.receive(read.subarray(0, n))
       // The next read overwrites the buffer: nothing may still point into it.
       read.fill(0)
     }
     const ms = performance.now() - t0
-    assert.ok(Buffer.from(got.subarray()).equals(payload), 'the frame arrived changed')
-    // 2,048 reads: copying all that is pending at every read copies 8 GiB; once, 4 MiB.
-    assert.ok(ms < 2000, `${ms.toFixed(0)} ms to open one 4 MiB frame from 2 KiB reads`)
+    // The last frame lacks the last byte of its tag: it is not handed on.
+    assert.equal(got.length, payloads.length - 1)
+    receiver.receive(bytes.subarray(bytes.byteLength - 1))
+    assert.deepEqual(got.map(b => b.toString('hex')), payloads.map(p => p.toString('hex')))
+    assert.ok(ms < 2000, `${ms.toFixed(0)} ms to open a 4 MiB frame from reads of 2 KiB at most`)
+    // A byte changed in the large frame: what was deciphered of it before its tag came is dropped, and the channel ends.
+    const altered = Buffer.from(bytes)
+    altered[2 * 1024 * 1024] ^= 1
+    const second = new SealedStream(fakeSocket(() => {}), key, 'asker', log, 'fake-asker-2')
+    const lengths: number[] = []
+    second.addEventListener('message', (evt) => { lengths.push(evt.data.byteLength) })
+    const closed = once(second, 'close') as Promise<[{ error?: Error }]>
+    for (let at = 0; at < altered.byteLength; at += 65_536) second.receive(altered.subarray(at, at + 65_536))
+    assert.equal((await closed)[0].error?.name, SealedChannelError.name)
+    assert.deepEqual(lengths, [3])
     sender.abort(new Error('done'))
     receiver.abort(new Error('done'))
   })
