@@ -45,7 +45,7 @@ import { AbstractStream } from '@libp2p/utils'
 import { Uint8ArrayList } from 'uint8arraylist'
 import type { AbortOptions, Logger } from '@libp2p/interface'
 import type { SendResult } from '@libp2p/utils'
-import type { Decipher, KeyObject } from 'node:crypto'
+import type { DecipherGCM, KeyObject } from 'node:crypto'
 import type { Server, Socket } from 'node:net'
 
 const TOKEN_BYTES = 16
@@ -103,7 +103,7 @@ export class SealedStream extends AbstractStream {
   private readonly sendNonce = Buffer.alloc(NONCE_BYTES)
   private readonly receiveNonce = Buffer.alloc(NONCE_BYTES)
   /** The frame being read: its header came, its bytes are deciphered as they come, its tag is awaited. */
-  private frame?: { length: number, decipher: Decipher, received: number, plaintext: Uint8ArrayList }
+  private frame?: { length: number, decipher: DecipherGCM, received: number, plaintext: Uint8ArrayList }
   /** A header's and a tag's bytes, which may come split over reads. */
   private readonly head = Buffer.alloc(HEADER_BYTES)
   private headBytes = 0
