@@ -7,9 +7,10 @@ import { formatSwarmKey } from '@node-daemon/swarm'
 import { BLOCK_STREAM_PROTOCOL, BlockUnavailableError, framedBlock } from '../src/block-stream.ts'
 import { BlockResponse } from '../../../protocols/blocks.js'
 import * as varint from 'uint8-varint'
+import { MemoryBlockstore } from 'blockstore-core/memory'
 import { collect, concat, connectContent, rootOf, startConnectedPair, startContent } from './fixtures/node.ts'
 import type { Content } from '../src/content.ts'
-import type { Libp2p, PeerId, Startable } from '@libp2p/interface'
+import type { AbortOptions, Libp2p, PeerId, Startable } from '@libp2p/interface'
 
 describe('block-stream', () => {
   let a: Content
@@ -95,6 +96,32 @@ describe('block-stream', () => {
     const bytes = randomBytes(1000)
     const cid = CID.createV1(0x55, await sha256.digest(bytes))
     await assert.rejects(b.blockStream.retrieve(cid, { signal: AbortSignal.abort() }), { name: 'AbortError' })
+  })
+
+  it('gives up on a peer that does not answer within requestTimeoutMs, and says so', async () => {
+    const bytes = randomBytes(1000)
+    const cid = CID.createV1(0x55, await sha256.digest(bytes))
+    // A's reads of this block hang until the test ends, so that it never answers.
+    let release = (): void => {}
+    const held = new Promise<void>(resolve => { release = resolve })
+    class Stalling extends MemoryBlockstore {
+      override async * get (key: CID, options?: AbortOptions): AsyncGenerator<Uint8Array> {
+        if (key.equals(cid)) await held
+        yield * super.get(key, options)
+      }
+    }
+    const blockstore = new Stalling()
+    await blockstore.put(cid, bytes)
+    const pair = await startConnectedPair({ blockstore, blockStream: { requestTimeoutMs: 300 } })
+    try {
+      const t0 = performance.now()
+      await assert.rejects(pair.b.blockStream.retrieve(cid, { signal: AbortSignal.timeout(10_000) }), (err: Error) => err.name === BlockUnavailableError.name && /no answer within 300 ms/.test(err.message))
+      const ms = performance.now() - t0
+      assert.ok(ms >= 250 && ms < 5_000, `gave up after ${ms.toFixed(0)} ms`)
+    } finally {
+      release()
+      await pair.stop()
+    }
   })
 
   it('serves many requests in flight on few streams', async () => {
