@@ -39,8 +39,10 @@ export interface SpawnOptions {
 export async function spawnDaemon (repo: string, extraArgs: string[] = [], timeoutMs = 60_000, options: SpawnOptions = {}): Promise<DaemonProcess> {
   // With the flags of the bin's shebang, as a user's daemon runs.
   const [command, ...args] = [...options.wrap ?? [], process.execPath, ...daemonNodeFlags(), BIN, 'start', '--repo', repo, '--api-host', '127.0.0.1', '--api-port', '0', '--swarm-port', '0', '--log-level', 'warn', ...extraArgs]
+  // The test run turns onnxruntime's telemetry off for its own processes (package.json); a daemon keeps its own default, which a test checks.
+  const { ORT_DISABLE_TELEMETRY: _, ...inherited } = process.env
   const child = spawn(command, args, {
-    env: { ...process.env, ...compileCacheEnv(), NODE_DAEMON_SWARM_HOST: '127.0.0.1', NODE_DAEMON_CLUSTER_SECRET: TEST_SECRET, ...options.env },
+    env: { ...inherited, ...compileCacheEnv(), NODE_DAEMON_SWARM_HOST: '127.0.0.1', NODE_DAEMON_CLUSTER_SECRET: TEST_SECRET, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   let out = ''
