@@ -56,6 +56,8 @@ if (area == null || !Object.hasOwn(areas, area)) {
   process.exit(2)
 }
 
+// The bare loops make onnxruntime sessions in this process, whose telemetry would leave /tmp/mat-debug-<pid>.log; the daemons turn it off themselves.
+process.env.ORT_DISABLE_TELEMETRY ??= '1'
 try {
   process.exitCode = await (await areas[area].load()).main()
 } catch (err: any) {
