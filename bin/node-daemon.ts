@@ -7,11 +7,10 @@
 // non-incremental collection: three a second in a two-node training job, 16 ms
 // each on average and up to 280 ms, on the path of every step. Counted in
 // the heap's own limit instead, they are collected incrementally, a third as
-// often; a step there took half the time, a transfer 30% less. Growing the
-// limit by half of what is live after each collection keeps the RSS of a
-// 1 GB add or cat where it was (by default the limit grows up to 4x, and
-// that RSS by 150 MB). Measured with `npm run bench -- training` and
-// `content`.
+// often, and a training step there took half the time. Growing the limit by
+// half of what is live after each collection keeps the RSS of a 1 GB add or
+// cat where it was (by default the limit grows up to 4x, and that RSS by
+// 150 MB). Measured with `npm run bench -- training` and `content`.
 // Runners that start Node themselves pass the flags of this line (see
 // daemonNodeFlags in bench/lib/daemon.ts).
 import { enableCompileCache } from 'node:module'
