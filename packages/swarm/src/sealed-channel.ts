@@ -104,11 +104,10 @@ export class SealedStream extends AbstractStream {
   private readonly receiveNonce = Buffer.alloc(NONCE_BYTES)
   /** The frame being read: its header came, its bytes are deciphered as they come, its tag is awaited. */
   private frame?: { length: number, decipher: DecipherGCM, received: number, plaintext: Uint8ArrayList }
-  /** A header's and a tag's bytes, which may come split over reads. */
+  /** A header's and a tag's bytes, which may come split over reads; `gathered` counts those of the one being read (never both at once). */
   private readonly head = Buffer.alloc(HEADER_BYTES)
-  private headBytes = 0
   private readonly tag = Buffer.alloc(TAG_BYTES)
-  private tagBytes = 0
+  private gathered = 0
   /** Sealed frames not yet handed to the socket: the frames of one tick go in one write. */
   private outgoing: Buffer[] = []
   private outgoingBytes = 0
@@ -204,8 +203,8 @@ export class SealedStream extends AbstractStream {
       const frame = this.frame
       if (frame == null) {
         at += this.gather(this.head, data, at)
-        if (this.headBytes < HEADER_BYTES) return
-        this.headBytes = 0
+        if (this.gathered < HEADER_BYTES) return
+        this.gathered = 0
         const length = this.head.readUInt32BE(0)
         if (length > MAX_SEALED_FRAME_BYTES) {
           this.abort(new SealedChannelError(`a frame of ${length} bytes, more than ${MAX_SEALED_FRAME_BYTES}`))
@@ -221,8 +220,8 @@ export class SealedStream extends AbstractStream {
         at = end
       } else {
         at += this.gather(this.tag, data, at)
-        if (this.tagBytes < TAG_BYTES) return
-        this.tagBytes = 0
+        if (this.gathered < TAG_BYTES) return
+        this.gathered = 0
         this.frame = undefined
         frame.decipher.setAuthTag(this.tag)
         try {
@@ -239,12 +238,9 @@ export class SealedStream extends AbstractStream {
 
   /** Copies what `data` has, from `at`, of the header or the tag being read into `into`; returns the bytes taken. */
   private gather (into: Buffer, data: Uint8Array, at: number): number {
-    const header = into === this.head
-    const have = header ? this.headBytes : this.tagBytes
-    const n = Math.min(into.byteLength - have, data.byteLength - at)
-    into.set(data.subarray(at, at + n), have)
-    if (header) this.headBytes += n
-    else this.tagBytes += n
+    const n = Math.min(into.byteLength - this.gathered, data.byteLength - at)
+    into.set(data.subarray(at, at + n), this.gathered)
+    this.gathered += n
     return n
   }
 }
