@@ -112,15 +112,18 @@ describe('block-stream', () => {
     }
     const blockstore = new Stalling()
     await blockstore.put(cid, bytes)
-    const pair = await startConnectedPair({ blockstore, blockStream: { requestTimeoutMs: 300 } })
+    // Only A holds the block, in the store that stalls; B has its own.
+    const server = await startContent({ blockstore })
+    const asker = await startContent({ blockStream: { requestTimeoutMs: 300 } })
     try {
+      await connectContent(server, asker)
       const t0 = performance.now()
-      await assert.rejects(pair.b.blockStream.retrieve(cid, { signal: AbortSignal.timeout(10_000) }), (err: Error) => err.name === BlockUnavailableError.name && /no answer within 300 ms/.test(err.message))
+      await assert.rejects(asker.blockStream.retrieve(cid, { signal: AbortSignal.timeout(10_000) }), (err: Error) => err.name === BlockUnavailableError.name && /no answer within 300 ms/.test(err.message))
       const ms = performance.now() - t0
       assert.ok(ms >= 250 && ms < 5_000, `gave up after ${ms.toFixed(0)} ms`)
     } finally {
       release()
-      await pair.stop()
+      await Promise.allSettled([server.stop(), asker.stop()])
     }
   })
 
