@@ -56,37 +56,13 @@ export interface GgufLoadOptions extends LoadOptions {
  * context is `trained` positions: what a bare llama.cpp loop must take to be
  * compared with the runtime's.
  */
-export function ggufContextOptions (size: number, trained: number | undefined, options: { sequences?: number, threads?: number } = {}): { contextSize: number, sequences: number, threads: number, batching: { dispatchSchedule: (dispatch: () => void) => void } } {
+export function ggufContextOptions (size: number, trained: number | undefined, options: { sequences?: number, threads?: number } = {}): { contextSize: number, sequences: number, threads: number } {
   return {
     contextSize: Math.min(trained ?? MAX_SEQUENCE_CONTEXT, MAX_SEQUENCE_CONTEXT),
     sequences: options.sequences ?? 16,
     // A small model on several threads spin-waits for them on a busy machine: 300x slower on the default model.
-    threads: options.threads ?? (size < SMALL_MODEL_BYTES ? 1 : 0),
-    batching: { dispatchSchedule: dispatchAfterQueued }
+    threads: options.threads ?? (size < SMALL_MODEL_BYTES ? 1 : 0)
   }
-}
-
-/**
- * node-llama-cpp gathers the evaluations queued before a batch goes out; by
- * default it sends the batch at the next turn of the event loop, behind
- * whatever the process does meanwhile (a stream's HTTP writes, in a daemon).
- * The rows of one step queue theirs in the same round of promise jobs, so
- * the batch goes out once that round has run.
- */
-function dispatchAfterQueued (dispatch: () => void): void {
-  queueMicrotask(dispatch)
-}
-
-/**
- * node-llama-cpp asks its native binding whether the model's architecture is
- * hybrid or recurrent after every decoded batch, to know whether to take a
- * checkpoint; on a small model those two lookups were a tenth of the event
- * loop's work per token. A loaded file's architecture never changes: the
- * answers are kept on the model's insights.
- */
-function keepArchitectureKind (model: LlamaModel): void {
-  const insights = model.fileInsights
-  for (const key of ['isHybrid', 'isRecurrent'] as const) Object.defineProperty(insights, key, { value: insights[key] })
 }
 
 /** What a GGUF model's header tells, read before llama.cpp loads it: the metadata, and the tokenizer as the TextCodec takes it. */
@@ -122,7 +98,6 @@ export async function loadGguf (dir: string, options: GgufLoadOptions = {}, head
   options.signal?.throwIfAborted()
   const lib = await runtime()
   const model = await lib.loadModel({ modelPath: path, useMmap: true }) // the weights stay in the file, in the page cache, rather than in the heap
-  keepArchitectureKind(model)
   const contextOptions = ggufContextOptions(size, summary.contextLength, options)
   const contextLength = contextOptions.contextSize
   let context: LlamaContext
@@ -147,19 +122,74 @@ export async function loadGguf (dir: string, options: GgufLoadOptions = {}, head
 }
 
 /**
- * A greedy row's decoding as llama.cpp's own loop runs it: one sampler for
- * the row's life (node-llama-cpp's evaluate), where a controlled evaluation
- * would make and free one at each token.
+ * What a GgufLM drives of node-llama-cpp below its public API, whose
+ * per-token path (a generator, locks, a sampler configured and a batch
+ * queued at every token, another batch to read logits) cost the event loop
+ * ~200 µs a token, a fifth of a small model's step: the model batches,
+ * decodes and samples through the native context itself, and advances each
+ * sequence's record of its tokens as node-llama-cpp's own decodes do, so that
+ * its public calls (prefix reuse, erasing) stay right. package.json pins the
+ * version these names come from, and loadGguf checks them.
  */
-interface GreedyLoop {
-  steps: AsyncGenerator<Token, void, void | Token | Token[]>
-  /**
-   * The evaluation of the token last returned, started as soon as it was
-   * known, so that llama.cpp decodes while the batcher streams the token;
-   * `known` is the sequence's length without it.
-   */
-  ahead?: { token: number, next: Promise<IteratorResult<Token, void>>, known: number }
+interface NativeContext {
+  initBatch (size: number): void
+  addToBatch (sequenceId: number, firstTokenSequenceIndex: number, tokens: Uint32Array, logitIndexes: Uint32Array): Uint32Array
+  decodeBatch (): Promise<void>
+  sampleToken (batchLogitIndex: number, sampler: NativeSampler): Promise<number>
+  /** With `logits`: the candidates' logits as token, logit pairs in one flat array. */
+  sampleToken (batchLogitIndex: number, sampler: NativeSampler, probabilities: false, confidence: false, logits: true): Promise<[number, undefined, undefined, number[] | undefined]>
 }
+interface NativeSampler {
+  applyConfig (config: Record<string, unknown>): void
+  dispose (): void
+}
+type NativeSamplerClass = new (model: unknown) => NativeSampler
+/** A sequence's record of what its cells hold, kept by node-llama-cpp. */
+interface NativeSequence {
+  _sequenceId: number
+  _nextTokenIndex: number
+  _contextTokens: Token[]
+}
+
+const NATIVE_CONTEXT = ['initBatch', 'addToBatch', 'decodeBatch', 'sampleToken'] as const
+
+function nativeSampler (model: LlamaModel): () => NativeSampler {
+  const m = model as unknown as { _llama?: { _bindings?: { AddonSampler?: NativeSamplerClass } }, _model?: unknown }
+  const Sampler = m._llama?._bindings?.AddonSampler
+  if (typeof Sampler !== 'function' || m._model == null) throw new UnsupportedModelError(`${GGUF_FILE}: the installed node-llama-cpp is not the version this runtime drives (no native sampler)`)
+  return () => {
+    const sampler = new Sampler(m._model)
+    // Temperature 0 is llama.cpp's greedy sampler, which also hands over a row's logits unchanged.
+    sampler.applyConfig({ temperature: 0 })
+    return sampler
+  }
+}
+
+function nativeContext (context: LlamaContext): NativeContext {
+  const ctx = (context as unknown as { _ctx?: Partial<NativeContext> })._ctx
+  if (ctx == null || NATIVE_CONTEXT.some(key => typeof ctx[key] !== 'function')) throw new UnsupportedModelError(`${GGUF_FILE}: the installed node-llama-cpp is not the version this runtime drives (no native context)`)
+  return ctx as NativeContext
+}
+
+function nativeSequence (sequence: LlamaContextSequence): NativeSequence {
+  const s = sequence as unknown as Partial<NativeSequence>
+  if (typeof s._sequenceId !== 'number' || typeof s._nextTokenIndex !== 'number' || !Array.isArray(s._contextTokens)) throw new UnsupportedModelError(`${GGUF_FILE}: the installed node-llama-cpp is not the version this runtime drives (no sequence record)`)
+  return s as NativeSequence
+}
+
+/** A row's tokens for one llama.cpp decode, and whether llama.cpp picks its next token (greedy) or hands over its logits. */
+interface Evaluation {
+  sequence: LlamaContextSequence
+  tokens: number[]
+  greedy: boolean
+}
+
+/**
+ * A greedy row's next token, evaluated as soon as it was known so that
+ * llama.cpp decodes while the batcher streams it; `known` is the sequence's
+ * length without it.
+ */
+interface Ahead { token: number, next: Promise<number>, known: number }
 
 /** A GGUF causal LM in a llama.cpp context whose sequences are the rows of the batch. */
 export class GgufLM implements Decoder<GgufCache> {
@@ -169,6 +199,11 @@ export class GgufLM implements Decoder<GgufCache> {
   readonly #model: LlamaModel
   readonly #context: LlamaContext
   readonly #vocabSize: number
+  readonly #newSampler: () => NativeSampler
+  /** One sampler per sequence: llama.cpp's samplers keep scratch state, and a batch's rows sample at once. */
+  readonly #samplers = new Map<LlamaContextSequence, NativeSampler>()
+  /** A recurrent or hybrid model cannot take a token back but by evaluating its sequence again: it never looks ahead. */
+  readonly #canTakeBack: boolean
   /**
    * Sequences no batch holds, least recently used first, each still holding
    * its tokens' keys and values: a prompt that begins as one of them did is
@@ -176,9 +211,11 @@ export class GgufLM implements Decoder<GgufCache> {
    * slot's cache.
    */
   #idle: LlamaContextSequence[] = []
-  readonly #loops = new Map<LlamaContextSequence, GreedyLoop>()
-  /** Loops being ended, which their sequence waits for before it serves another row. */
-  readonly #ending = new Map<LlamaContextSequence, Promise<void>>()
+  readonly #aheads = new Map<LlamaContextSequence, Ahead>()
+  /** Tokens looked ahead and never asked for, being taken back: their sequence waits for it before it serves another row. */
+  readonly #dropping = new Map<LlamaContextSequence, Promise<void>>()
+  /** The context's one batch: every use of it waits for the one before. */
+  #turn: Promise<unknown> = Promise.resolve()
 
   constructor (model: LlamaModel, context: LlamaContext, codec: TextCodec, info: ModelInfo, vocabSize: number) {
     this.#model = model
@@ -186,6 +223,10 @@ export class GgufLM implements Decoder<GgufCache> {
     this.codec = codec
     this.info = info
     this.#vocabSize = vocabSize
+    // The native names this model drives are checked at load, not at its first token.
+    nativeContext(context)
+    this.#newSampler = nativeSampler(model)
+    this.#canTakeBack = model.fileInsights.isHybrid !== true && model.fileInsights.isRecurrent !== true
   }
 
   async forward (rows: number[][], cache?: GgufCache, signal?: AbortSignal): Promise<{ logits: Float32Array[], cache: GgufCache }> {
@@ -193,7 +234,7 @@ export class GgufLM implements Decoder<GgufCache> {
     return { logits: next as Float32Array[], cache: grown }
   }
 
-  /** A greedy row's token is llama.cpp's own pick: its logits never cross to JavaScript, where node-llama-cpp would hand them over as a Map sorted by logit. */
+  /** A greedy row's token is llama.cpp's own pick: its logits never cross to JavaScript. */
   async forwardGreedy (rows: number[][], greedy: boolean[], cache?: GgufCache, signal?: AbortSignal): Promise<{ next: Array<Float32Array | number>, cache: GgufCache }> {
     return this.#step(rows, greedy, cache, signal)
   }
@@ -207,76 +248,157 @@ export class GgufLM implements Decoder<GgufCache> {
         taken.push(s.sequence)
         return s
       }))
-      // Evaluated together: node-llama-cpp puts the evaluations of one tick into one llama.cpp batch.
-      const next = await Promise.all(rows.map(async (row, i) => {
-        const s = sequences[i]
-        const [sequence, tokens] = 'sequence' in s ? [s.sequence, row.slice(s.reused)] : [s, row]
-        return greedy[i] ? this.#greedy(sequence, tokens) : this.#evaluate(sequence, tokens)
-      }))
       const kept = sequences.map(s => 'sequence' in s ? s.sequence : s)
+      const next: Array<Promise<Float32Array | number>> = []
+      const fresh: Array<Evaluation & { row: number }> = []
+      await Promise.all(rows.map(async (row, i) => {
+        const s = sequences[i]
+        const tokens = 'sequence' in s ? row.slice(s.reused) : row
+        const ahead = this.#aheads.get(kept[i])
+        if (greedy[i] && ahead != null && tokens.length === 1 && tokens[0] === ahead.token) {
+          this.#aheads.delete(kept[i])
+          next[i] = ahead.next
+          return
+        }
+        await this.#dropAhead(kept[i])
+        fresh.push({ sequence: kept[i], tokens, greedy: greedy[i], row: i })
+      }))
+      // The rows not looked ahead, evaluated together: one llama.cpp batch.
+      if (fresh.length > 0) {
+        const evaluated = this.#decode(fresh)
+        fresh.forEach((e, j) => { next[e.row] = evaluated.then(out => out[j]) })
+      }
+      const picked = await Promise.all(next)
       const grown = this.#cache(kept)
-      // The greedy rows' next step starts now, together (one llama.cpp batch), so that it overlaps the batcher's work on this one's tokens.
-      kept.forEach((sequence, i) => { if (greedy[i]) this.#lookAhead(sequence, next[i] as number) })
-      return { next, cache: grown }
+      this.#lookAhead(kept.flatMap((sequence, i) => greedy[i] ? [{ sequence, token: picked[i] as number }] : []))
+      return { next: picked, cache: grown }
     } catch (err) {
       this.#retire(taken)
       throw err
     }
   }
 
-  /** The row's next token, llama.cpp's argmax; from the step looked ahead when the batcher asks for the token that step evaluates, as it does. */
-  async #greedy (sequence: LlamaContextSequence, tokens: number[]): Promise<number> {
-    const loop = this.#loops.get(sequence)
-    const ahead = loop?.ahead
-    let step: IteratorResult<Token, void>
-    if (loop != null && ahead != null && tokens.length === 1 && tokens[0] === ahead.token) {
-      loop.ahead = undefined
-      step = await ahead.next
-    } else {
-      await this.#endLoop(sequence)
-      const steps = sequence.evaluate(tokens as Token[], { temperature: 0, yieldEogToken: true })
-      this.#loops.set(sequence, { steps })
-      step = await steps.next()
+  /**
+   * Starts evaluating each greedy row's new token now, together (one
+   * llama.cpp batch), so that it overlaps the batcher's work on this step's
+   * tokens; not a token that ends its row, nor one that would fill the
+   * sequence.
+   */
+  #lookAhead (rows: Array<{ sequence: LlamaContextSequence, token: number }>): void {
+    if (!this.#canTakeBack) return
+    const ahead = rows.filter(({ sequence, token }) => !this.codec.stopIds.has(token) && sequence.nextTokenIndex + 1 < sequence.contextSize)
+    if (ahead.length === 0) return
+    const known = ahead.map(({ sequence }) => sequence.nextTokenIndex)
+    const evaluated = this.#decode(ahead.map(({ sequence, token }) => ({ sequence, tokens: [token], greedy: true })))
+    ahead.forEach(({ sequence, token }, j) => {
+      const next = evaluated.then(out => out[j] as number)
+      // A failed look-ahead fails the step that takes it; unasked for, it is only dropped.
+      next.catch(() => {})
+      this.#aheads.set(sequence, { token, next, known: known[j] })
+    })
+  }
+
+  /** Takes back the token the row looked ahead, if it has one. */
+  async #dropAhead (sequence: LlamaContextSequence): Promise<void> {
+    await this.#dropping.get(sequence)
+    const ahead = this.#aheads.get(sequence)
+    if (ahead == null) return
+    this.#aheads.delete(sequence)
+    // A failed decode cleared its sequences already.
+    if (!await ahead.next.then(() => true, () => false)) return
+    await this.#exclusive(async () => sequence.eraseContextTokenRanges([{ start: ahead.known, end: sequence.nextTokenIndex }]))
+  }
+
+  /**
+   * Evaluates the rows' tokens in one llama.cpp batch (several, when they
+   * are more than the context's batch size): a greedy row's next token as
+   * llama.cpp's argmax picks it, another row's logits.
+   */
+  async #decode (rows: Evaluation[]): Promise<Array<number | Float32Array>> {
+    return this.#exclusive(async () => {
+      const native = nativeContext(this.#context)
+      const states = rows.map(({ sequence, tokens }) => {
+        const state = nativeSequence(sequence)
+        // node-llama-cpp would shift the context to make room; the batcher never sends a row past its context length.
+        if (state._nextTokenIndex + tokens.length >= sequence.contextSize) throw new Error(`a row of ${state._nextTokenIndex + tokens.length} tokens does not fit its llama.cpp sequence of ${sequence.contextSize}`)
+        return state
+      })
+      const out: Array<number | Float32Array> = []
+      const done = rows.map(() => 0)
+      let row = 0
+      try {
+        while (row < rows.length) {
+          let room = Math.min(this.#context.batchSize, rows.reduce((n, r, j) => n + r.tokens.length - done[j], 0))
+          native.initBatch(room)
+          const ending: Array<{ row: number, index: number }> = []
+          while (row < rows.length && room > 0) {
+            const { tokens } = rows[row]
+            const state = states[row]
+            const n = Math.min(room, tokens.length - done[row])
+            const piece = tokens.slice(done[row], done[row] + n)
+            const last = done[row] + n === tokens.length
+            const [index] = native.addToBatch(state._sequenceId, state._nextTokenIndex, Uint32Array.from(piece), last ? Uint32Array.of(n - 1) : new Uint32Array(0))
+            state._nextTokenIndex += n
+            for (const t of piece) state._contextTokens.push(t as Token)
+            done[row] += n
+            room -= n
+            // Not the row's last piece: the batch is full.
+            if (!last) break
+            ending.push({ row, index })
+            row++
+          }
+          await native.decodeBatch()
+          // A decode's logits last until the next one: its ending rows sample now.
+          await Promise.all(ending.map(async ({ row, index }) => { out[row] = await this.#sample(native, rows[row], index) }))
+        }
+      } catch (err) {
+        // What the rows' cells hold is unknown: they are emptied, as a new sequence.
+        await Promise.all(rows.map(async ({ sequence }) => sequence.clearHistory().catch(() => {})))
+        throw err
+      }
+      return out
+    })
+  }
+
+  async #sample (native: NativeContext, row: Evaluation, index: number): Promise<number | Float32Array> {
+    let sampler = this.#samplers.get(row.sequence)
+    if (sampler == null) {
+      sampler = this.#newSampler()
+      this.#samplers.set(row.sequence, sampler)
     }
-    if (step.done === true) throw new Error('llama.cpp picked no token')
-    return step.value
+    if (row.greedy) {
+      const token = await native.sampleToken(index, sampler)
+      if (token < 0) throw new Error('llama.cpp picked no token')
+      return token
+    }
+    const pairs = (await native.sampleToken(index, sampler, false, false, true))[3]
+    if (pairs == null) throw new Error('llama.cpp returned no logits')
+    const logits = new Float32Array(this.#vocabSize).fill(-Infinity)
+    for (let i = 1; i < pairs.length; i += 2) if (pairs[i - 1] < logits.length) logits[pairs[i - 1]] = pairs[i]
+    return logits
   }
 
-  /** Starts evaluating `token` on the row's loop, unless it ends the row or the sequence is full (llama.cpp would shift its context). */
-  #lookAhead (sequence: LlamaContextSequence, token: number): void {
-    const loop = this.#loops.get(sequence)
-    if (loop == null || this.codec.stopIds.has(token) || sequence.nextTokenIndex + 1 >= sequence.contextSize) return
-    const next = loop.steps.next([token as Token])
-    // A failed look-ahead fails the step that takes it; unasked for, it is only dropped.
-    next.catch(() => {})
-    loop.ahead = { token, next, known: sequence.nextTokenIndex }
+  /** Runs `work` once every earlier use of the context's batch is over. */
+  async #exclusive<T> (work: () => Promise<T>): Promise<T> {
+    const run = this.#turn.then(work)
+    this.#turn = run.catch(() => {})
+    return run
   }
 
-  /** Ends the row's greedy loop; a token looked ahead and never asked for leaves the sequence again. */
-  async #endLoop (sequence: LlamaContextSequence): Promise<void> {
-    await this.#ending.get(sequence)
-    const loop = this.#loops.get(sequence)
-    if (loop == null) return
-    this.#loops.delete(sequence)
-    const landed = loop.ahead == null ? false : await loop.ahead.next.then(step => step.done !== true, () => false)
-    await loop.steps.return()
-    if (landed && loop.ahead != null) await sequence.eraseContextTokenRanges([{ start: loop.ahead.known, end: sequence.nextTokenIndex }])
-  }
-
-  /** Sequences no batch holds any more become idle once their loops ended. */
+  /** Sequences no batch holds any more become idle once their looked-ahead tokens are taken back. */
   #retire (sequences: LlamaContextSequence[]): void {
     for (const sequence of sequences) {
-      if (!this.#loops.has(sequence)) continue
-      const ending = this.#endLoop(sequence).catch(() => {}).finally(() => { this.#ending.delete(sequence) })
-      this.#ending.set(sequence, ending)
+      if (!this.#aheads.has(sequence)) continue
+      const dropping = this.#dropAhead(sequence).catch(() => {}).finally(() => { this.#dropping.delete(sequence) })
+      this.#dropping.set(sequence, dropping)
     }
     this.#idle.push(...sequences)
   }
 
   /** An idle sequence with the longest prefix of `prompt`, cut to it; else a new one, or the least recently used. */
   async #sequenceFor (prompt: number[]): Promise<{ sequence: LlamaContextSequence, reused: number }> {
-    // Idle sequences hold their rows' tokens only once their loops ended.
-    await Promise.all(this.#ending.values())
+    // Idle sequences hold their rows' tokens only once their looked-ahead ones are taken back.
+    await Promise.all(this.#dropping.values())
     let best = -1
     let shared = 0
     this.#idle.forEach((s, i) => {
@@ -289,31 +411,19 @@ export class GgufLM implements Decoder<GgufCache> {
     let sequence: LlamaContextSequence
     if (this.#context.sequencesLeft > 0 && shared === 0) {
       sequence = this.#context.getSequence()
+      nativeSequence(sequence)
     } else if (best >= 0) {
       sequence = this.#idle.splice(best, 1)[0]
     } else {
       throw new Error('no llama.cpp sequence is free: the batch is larger than the context has sequences')
     }
-    if (sequence.nextTokenIndex > shared) await sequence.eraseContextTokenRanges([{ start: shared, end: sequence.nextTokenIndex }])
+    if (sequence.nextTokenIndex > shared) await this.#exclusive(async () => sequence.eraseContextTokenRanges([{ start: shared, end: sequence.nextTokenIndex }]))
     return { sequence, reused: shared }
-  }
-
-  /** The row's logits. */
-  async #evaluate (sequence: LlamaContextSequence, tokens: number[]): Promise<Float32Array> {
-    await this.#endLoop(sequence)
-    const last = tokens.length - 1
-    const input = tokens.map((t, i) => i === last ? [t as Token, { generateNext: { logits: true } }] as const : t as Token)
-    const out = await sequence.controlledEvaluate(input as Parameters<LlamaContextSequence['controlledEvaluate']>[0])
-    const map = out[last]?.next?.logits
-    if (map == null) throw new Error('llama.cpp returned no logits')
-    const logits = new Float32Array(this.#vocabSize).fill(-Infinity)
-    for (const [token, logit] of map) if (token < logits.length) logits[token] = logit
-    return logits
   }
 
   /** The rows' lengths as the batcher knows them: without a token looked ahead. */
   #cache (rows: LlamaContextSequence[]): GgufCache {
-    const lengths = rows.map(s => this.#loops.get(s)?.ahead?.known ?? s.nextTokenIndex)
+    const lengths = rows.map(s => this.#aheads.get(s)?.known ?? s.nextTokenIndex)
     const length = Math.max(0, ...lengths)
     return { rows, length, pads: lengths.map(n => length - n) }
   }
@@ -335,7 +445,10 @@ export class GgufLM implements Decoder<GgufCache> {
   }
 
   async release (): Promise<void> {
-    await Promise.all([...this.#loops.keys()].map(async s => this.#endLoop(s).catch(() => {})))
+    await Promise.all([...this.#aheads.keys()].map(async s => this.#dropAhead(s).catch(() => {})))
+    await this.#turn
+    for (const sampler of this.#samplers.values()) sampler.dispose()
+    this.#samplers.clear()
     await this.#context.dispose()
     await this.#model.dispose()
   }

@@ -116,6 +116,29 @@ describe('a GGUF model in the runtime', () => {
     }
   })
 
+  it('splits rows longer together than the context\'s batch size over several decodes, each row\'s answer as it would be alone', async () => {
+    // Two models: one that saw a prompt alone would answer the others from its cache of it.
+    const [lm, alone] = await Promise.all([loadGguf(dir, { sequences: 4 }), loadGguf(dir, { sequences: 1 })])
+    try {
+      // Three prompts of 200 tokens: more than a batch, so that rows end in each of two decodes and one row spans both.
+      const text = 'It is a truth universally acknowledged, that a single man in possession of a good fortune, must be in want of a wife. '.repeat(12)
+      const prompts = [0, 10, 20].map(cut => alone.codec.encode(text).slice(cut, cut + 200))
+      const expected = []
+      for (const prompt of prompts) {
+        const one = await alone.forward([prompt])
+        expected.push(argmax(one.logits[0]))
+        alone.free(one.cache)
+      }
+      const together = await lm.forwardGreedy(prompts, [true, false, true])
+      assert.ok(prompts.reduce((n, p) => n + p.length, 0) > together.cache.rows[0].context.batchSize, 'the rows outgrow one batch')
+      assert.deepEqual(together.next.map(row => typeof row), ['number', 'object', 'number'])
+      assert.deepEqual(together.next.map(row => typeof row === 'number' ? row : argmax(row)), expected)
+      lm.free(together.cache)
+    } finally {
+      await Promise.all([lm.release(), alone.release()])
+    }
+  })
+
   it('evaluates a greedy row\'s token before the next step asks for it, and takes it back when the row goes on with logits', async () => {
     const lm = await loadGguf(dir, { sequences: 2 })
     try {
