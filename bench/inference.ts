@@ -575,8 +575,8 @@ interface BareLlama {
 
 async function openBareLlama (file: string, threads?: number): Promise<BareLlama> {
   const { contextLength } = summarize(await readGguf(file))
-  const options = ggufContextOptions((await stat(file)).size, contextLength, { sequences: TARGET_STREAMS, threads })
   const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error })
+  const options = ggufContextOptions((await stat(file)).size, contextLength, { sequences: TARGET_STREAMS, threads, mathCores: llama.cpuMathCores })
   const model = await llama.loadModel({ modelPath: file })
   // node-llama-cpp's public API at its fastest: a step's batch goes out once its rows have queued, not at the event loop's next turn.
   const context = await model.createContext({ ...options, batching: { dispatchSchedule: queueMicrotask } })

@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict'
 import { mkdtemp, rm, stat } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { Ajv } from 'ajv'
 import { convertDecoder } from '@node-daemon/gguf'
 import { assetDir } from '@node-daemon/models'
 import { Batcher } from '../src/batcher.ts'
-import { loadGguf, runtime as llamaCpp } from '../src/gguf.ts'
+import { ggufContextOptions, loadGguf, runtime as llamaCpp } from '../src/gguf.ts'
+import { SMALL_MODEL_BYTES } from '../src/model.ts'
 import { Runtime } from '../src/runtime.ts'
 import { argmax } from '../src/sampling.ts'
 import { collect } from './helpers/collect.ts'
@@ -279,5 +280,15 @@ describe('a GGUF model in the runtime', () => {
     const deadline = Date.now() + 5000
     while (runtime.loaded().some(m => m.key === 'gguf') && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 20))
     assert.equal(runtime.loaded().some(m => m.key === 'gguf'), false)
+  })
+})
+
+describe('a GGUF model\'s llama.cpp threads', () => {
+  it('leaves a core to the event loop for a large model, takes one for a small one, and any number asked for', () => {
+    const large = SMALL_MODEL_BYTES + 1
+    assert.equal(ggufContextOptions(large, 4096, { mathCores: 64 }).threads, Math.max(1, availableParallelism() - 1))
+    assert.equal(ggufContextOptions(large, 4096, { mathCores: 1 }).threads, 1)
+    assert.equal(ggufContextOptions(SMALL_MODEL_BYTES - 1, 4096, { mathCores: 64 }).threads, 1)
+    assert.equal(ggufContextOptions(large, 4096, { mathCores: 64, threads: 3 }).threads, 3)
   })
 })
