@@ -16,7 +16,6 @@ import { fileLeafImporter, leafChunker } from './leaf-importer.ts'
 import { pinAdd } from './pins.ts'
 import { Rehasher } from './rehash.ts'
 import type { BlockGuard } from './gc.ts'
-import type { HashThreads } from './hash-threads.ts'
 import type { PinComponents } from './pins.ts'
 import type { AbortOptions } from '@libp2p/interface'
 import type { Mtime } from 'ipfs-unixfs'
@@ -136,8 +135,6 @@ export interface AddComponents extends PinComponents {
   guard: BlockGuard
   /** Makes the blocks written durable: called before the add pins and ends. */
   sync?: () => Promise<void>
-  /** Threads that hash the leaves; without them, the add hashes on its own thread. */
-  hashThreads?: HashThreads
 }
 
 /**
@@ -206,7 +203,7 @@ export async function * addAll (components: AddComponents, source: AsyncIterable
       profile: 'unixfs-v0-2015',
       cidVersion,
       rawLeaves,
-      bufferImporter: rawLeaves || modifier ? undefined : fileLeafImporter(cidVersion, components.hashThreads),
+      bufferImporter: rawLeaves || modifier ? undefined : fileLeafImporter(cidVersion),
       leafType: modifier ? 'raw' : 'file',
       reduceSingleLeafToSelf: !modifier,
       fileBuilder: namedByCid,

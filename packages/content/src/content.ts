@@ -8,7 +8,6 @@ import { dagResolve } from './dag-resolve.ts'
 import { boundedFetches, dagGet, dagPut, getBlock, putBlock, statBlock } from './blocks.ts'
 import { codecs, hashers } from './codecs.ts'
 import { BlockGuard, collectGarbage, heldPut, removeBlocks } from './gc.ts'
-import { HashThreads } from './hash-threads.ts'
 import { createHeliaNode } from './helia-node.ts'
 import { Mfs } from './mfs.ts'
 import { addLink, diff, linkDirectory, rmLink } from './object.ts'
@@ -108,7 +107,6 @@ export class Content extends TypedEventEmitter<ContentEvents> {
   private readonly fetchTimeoutMs?: number
   /** Makes what was stored durable; nothing to do for a store durable at each put. */
   private readonly sync: () => Promise<void>
-  private readonly hashThreads = new HashThreads()
 
   constructor (init: ContentInit) {
     super()
@@ -166,12 +164,11 @@ export class Content extends TypedEventEmitter<ContentEvents> {
   async stop (): Promise<void> {
     if (this.helia.status === 'stopped') return
     this.topics.stop()
-    await this.hashThreads.stop()
     await this.helia.stop()
   }
 
   async * addAll (source: AsyncIterable<ImportCandidate> | Iterable<ImportCandidate>, options?: AddOptions): AsyncGenerator<AddEvent> {
-    for await (const event of addAll({ blockstore: this.helia.blockstore, pins: this.helia.pins, guard: this.guard, sync: this.sync, hashThreads: this.hashThreads }, source, options)) {
+    for await (const event of addAll({ blockstore: this.helia.blockstore, pins: this.helia.pins, guard: this.guard, sync: this.sync }, source, options)) {
       // Entries under a directory are told by their top-level one; an only-hash add stored nothing.
       if (event.type === 'entry' && !event.name.includes('/') && options?.onlyHash !== true) {
         this.safeDispatchEvent('add', { detail: { cid: event.cid.toString(), name: event.name, size: event.size } })

@@ -1,10 +1,10 @@
+import { subtle } from 'node:crypto'
 import * as dagPb from '@ipld/dag-pb'
 import { UnixFS } from 'ipfs-unixfs'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import { sha256 } from 'multiformats/hashes/sha2'
 import * as varint from 'uint8-varint'
-import type { HashThreads } from './hash-threads.ts'
 import type { BufferImporter } from 'ipfs-unixfs-importer'
 import type { Chunker } from 'ipfs-unixfs-importer/chunker'
 import type { Version } from 'multiformats/cid'
@@ -89,27 +89,17 @@ export function encodeFileLeaf (chunk: Uint8Array): Uint8Array {
 
 /**
  * The importer's leaf step for dag-pb leaves of type file (Kubo's default),
- * with encodeFileLeaf; with `threads`, SHA-256 runs in them for leaves that
- * own their buffer (all but a file's last, as leafChunker reads them).
+ * with encodeFileLeaf. SHA-256 runs in libuv's thread pool (WebCrypto's
+ * digest), off the thread that parses the upload and writes the blocks,
+ * without the ~25 MB of resident memory a worker thread's own V8 and Node
+ * would cost.
  */
-export function fileLeafImporter (cidVersion: Version, threads?: HashThreads): BufferImporter {
+export function fileLeafImporter (cidVersion: Version): BufferImporter {
   return async function * (file, blockstore) {
     for await (const chunk of file.content) {
       yield async () => {
-        let block = encodeFileLeaf(chunk)
-        let data = chunk
-        let digest
-        if (threads?.movable(block) === true) {
-          // The chunk moves with its leaf, and is read again from the leaf that comes back.
-          const { head } = leafLayout(chunk.byteLength)
-          const size = chunk.byteLength
-          const reply = await threads.sha256(block)
-          block = reply.block
-          data = reply.block.subarray(head, head + size)
-          digest = Digest.create(sha256.code, reply.digest)
-        } else {
-          digest = await sha256.digest(block)
-        }
+        const block = encodeFileLeaf(chunk)
+        const digest = Digest.create(sha256.code, new Uint8Array(await subtle.digest('SHA-256', block)))
         const cid = cidVersion === 0 ? CID.createV0(digest) : CID.createV1(dagPb.code, digest)
         await blockstore.put(cid, block)
         // The layout keeps every leaf of a parent until it builds the parent, and it
@@ -118,7 +108,7 @@ export function fileLeafImporter (cidVersion: Version, threads?: HashThreads): B
         // `block` is the chunk, not the leaf: the importer reads it only for a one-chunk
         // file with a mode or mtime, which it rebuilds as one node with the chunk as its
         // data (Kubo's form), where the encoded leaf would be wrapped in it.
-        return { cid, unixfs: new UnixFS({ type: 'file', blockSizes: [BigInt(data.byteLength)] }), size: BigInt(block.byteLength), block: data }
+        return { cid, unixfs: new UnixFS({ type: 'file', blockSizes: [BigInt(chunk.byteLength)] }), size: BigInt(block.byteLength), block: chunk }
       }
     }
   }
