@@ -137,8 +137,8 @@ export async function loadGguf (dir: string, options: GgufLoadOptions = {}, head
 /**
  * What a GgufLM drives of node-llama-cpp below its public API, whose
  * per-token path (a generator, locks, a sampler configured and a batch
- * queued at every token, another batch to read logits) cost the event loop
- * ~200 µs a token, a fifth of a small model's step: the model batches,
+ * queued at every token) cost the event loop ~200 µs a token, a fifth of a
+ * small model's step: the model batches,
  * decodes and samples through the native context itself, and advances each
  * sequence's record of its tokens as node-llama-cpp's own decodes do, so that
  * its public calls (prefix reuse, erasing) stay right. package.json pins the
