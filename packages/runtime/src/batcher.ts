@@ -235,7 +235,7 @@ export class Batcher {
     if (batch != null) parts.unshift({ seqs: batch.seqs, cache: batch.cache, logits: [] })
     this.#batch = parts.length === 1
       ? { seqs: parts[0].seqs, cache: parts[0].cache }
-      : { seqs: parts.flatMap(p => p.seqs), cache: this.#model.regroup(parts.map(p => ({ cache: p.cache, rows: p.seqs.map((_, i) => i) }))) }
+      : { seqs: parts.flatMap(p => p.seqs), cache: this.#model.regroup(parts.map(p => ({ cache: p.cache, rows: p.seqs.map((_, i) => i) })), true) }
     for (const part of parts) {
       part.logits.forEach((row, i) => {
         const seq = part.seqs[i]
@@ -289,7 +289,7 @@ export class Batcher {
     batch.seqs.forEach((s, i) => { if (s.done && !s.failed) this.#prefixes.store(s.history, batch.cache, i) })
     const rows = batch.seqs.flatMap((s, i) => s.done ? [] : [i])
     if (rows.length === 0) this.#model.free?.(batch.cache)
-    this.#batch = rows.length === 0 ? undefined : { seqs: rows.map(i => batch.seqs[i]), cache: this.#model.regroup([{ cache: batch.cache, rows }]) }
+    this.#batch = rows.length === 0 ? undefined : { seqs: rows.map(i => batch.seqs[i]), cache: this.#model.regroup([{ cache: batch.cache, rows }], true) }
   }
 
   /** Samples and takes the next token of a sequence from its logits. */

@@ -27,8 +27,12 @@ export interface Decoder<C extends DecoderCache = DecoderCache> {
    * dear to fetch (llama.cpp's) offer it.
    */
   forwardGreedy? (rows: number[][], greedy: boolean[], cache?: C, signal?: AbortSignal): Promise<{ next: Array<Float32Array | number>, cache: C }>
-  /** One cache of the given rows of several, in order; the caches given are not used afterwards. */
-  regroup (parts: Array<{ cache: C, rows: number[] }>): C
+  /**
+   * One cache of the given rows of several, in order; the caches given are
+   * not used afterwards. `growing`: the cache is a batch's, which its next
+   * steps will grow.
+   */
+  regroup (parts: Array<{ cache: C, rows: number[] }>, growing?: boolean): C
   /** Bytes a cache of `rows` × `positions` holds; Infinity when a cache cannot be kept apart from its batch. */
   cacheBytes (rows: number, positions: number): number
   /** Gives back what a cache no batch holds any more took, where it is not simply garbage (llama.cpp's sequences). */

@@ -576,8 +576,7 @@ export class CausalLM {
     const n = added[0].dims[2]
     let { capacity, kv } = cache
     if (at + n > capacity) {
-      // Fed whole, the room and the next token must fit in the context, which some graphs' position tables bound.
-      capacity = Math.max(at + n, Math.min(at + n + Math.max(CACHE_ROOM, (at + n) >> 2), this.info.contextLength - (this.#roomMasked ? 1 : 0)))
+      capacity = this.#capacityFor(at + n)
       const full = kv
       kv = kv.map(t => withCapacity(t, at, capacity))
       freeOutputs(full)
@@ -585,6 +584,12 @@ export class CausalLM {
     kv.forEach((t, i) => { put(t, cacheData(added[i]), at, n) })
     freeOutputs(added)
     return { length: at + n, capacity, pads: cache.pads, kv }
+  }
+
+  /** The positions a rewritten decoder's cache of `length` is given, with room to grow into. */
+  #capacityFor (length: number): number {
+    // Fed whole, the room and the next token must fit in the context, which some graphs' position tables bound.
+    return Math.max(length, Math.min(length + Math.max(CACHE_ROOM, length >> 2), this.info.contextLength - (this.#roomMasked ? 1 : 0)))
   }
 
   /** Bytes of keys and values a cache of `rows` × `positions` holds. */
@@ -595,16 +600,19 @@ export class CausalLM {
   /**
    * One cache of the given rows of several caches, in order, right-aligned
    * to a common length without the padding they would all share. The only
-   * time keys and values are copied: when the batch changes.
+   * time keys and values are copied: when the batch changes. A batch's cache
+   * (`growing`) of a rewritten decoder gets its room now, or its next step
+   * would copy it all again.
    */
-  regroup (parts: Array<{ cache: BatchCache, rows: number[] }>): BatchCache {
+  regroup (parts: Array<{ cache: BatchCache, rows: number[] }>, growing = false): BatchCache {
     const kept = parts.flatMap(({ cache, rows }) => rows.map(row => ({ cache, row, size: cache.length - cache.pads[row] })))
     const length = Math.max(...kept.map(k => k.size))
+    const capacity = growing && this.#appended != null ? this.#capacityFor(length + 1) : length
     const d = this.headDim
-    const plane = length * d
+    const plane = capacity * d
     const kv: ort.Tensor[] = []
     for (let i = 0; i < 2 * this.layers; i++) {
-      const tensor = cacheLike(kept[0].cache.kv[i], [kept.length, this.kvHeads, length, d])
+      const tensor = cacheLike(kept[0].cache.kv[i], [kept.length, this.kvHeads, capacity, d])
       const data = cacheData(tensor)
       kept.forEach(({ cache, row, size }, b) => {
         const src = cacheData(cache.kv[i])
@@ -615,7 +623,7 @@ export class CausalLM {
       })
       kv.push(tensor)
     }
-    return { length, capacity: length, pads: kept.map(k => length - k.size), kv }
+    return { length, capacity, pads: kept.map(k => length - k.size), kv }
   }
 
   async release (): Promise<void> {

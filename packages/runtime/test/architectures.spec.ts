@@ -93,6 +93,40 @@ describe('decoder architectures, as their exporters write them', () => {
     }
   })
 
+  it('gives a batch\'s regrouped cache its room at once, so that the next steps do not copy it again, with each row\'s tokens as alone', async () => {
+    const lease = await runtime.acquire(ref('llama3'))
+    try {
+      const model = lease.model
+      assert.ok(model instanceof CausalLM)
+      const prompts = [PROMPTS[0], PROMPTS[1]].map(p => model.codec.encode(p))
+      const alone: number[][] = []
+      const parts = []
+      for (const prompt of prompts) {
+        let { logits, cache } = await model.forward([prompt])
+        parts.push({ cache: model.regroup([{ cache, rows: [0] }]), rows: [0], first: argmax(logits[0]) })
+        const tokens = [argmax(logits[0])]
+        for (let s = 0; s < 6; s++) {
+          ;({ logits, cache } = await model.forward([[tokens[s]]], cache))
+          tokens.push(argmax(logits[0]))
+        }
+        alone.push(tokens)
+      }
+      let cache = model.regroup(parts, true)
+      assert.ok(cache.capacity > cache.length, `room: ${cache.capacity} positions for ${cache.length}`)
+      const capacity = cache.capacity
+      const together = parts.map(p => [p.first])
+      for (let s = 0; s < 6; s++) {
+        let logits: Float32Array[]
+        ;({ logits, cache } = await model.forward(together.map(t => [t[s]]), cache))
+        logits.forEach((row, b) => together[b].push(argmax(row)))
+      }
+      assert.equal(cache.capacity, capacity, 'the cache did not move to larger buffers')
+      assert.deepEqual(together, alone)
+    } finally {
+      lease.release()
+    }
+  })
+
   it('puts the bos token its tokenizer adds before a prompt, once, whether the chat template writes it or not', async () => {
     // Phi-3's post-processor adds <s>, but its tokenizer_config.json's add_bos_token is false.
     const expected: Record<string, string | undefined> = { llama3: '<|begin_of_text|>', llama2: '<s>', mistral: '<s>', gemma2: '<bos>', qwen2: undefined, phi3: undefined, smollm: undefined }
