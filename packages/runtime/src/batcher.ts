@@ -256,8 +256,10 @@ export class Batcher {
   async #decode (batch: Batch): Promise<void> {
     const rows = batch.seqs.map(s => [s.next?.token ?? s.tokens[s.tokens.length - 1]])
     const greedy = batch.seqs.map(s => s.matcher == null && s.request.logprobs == null && plainGreedy(s.request.sampling))
+    // The token this step draws is a row's last when its length says so: counted before the one drawn at the step before is taken.
+    const ending = batch.seqs.map(s => this.#full(s, s.next == null ? 1 : 2))
     const running = this.#model.forwardGreedy != null && greedy.some(g => g)
-      ? this.#model.forwardGreedy(rows, greedy, batch.cache)
+      ? this.#model.forwardGreedy(rows, greedy, batch.cache, undefined, ending)
       : this.#model.forward(rows, batch.cache).then(({ logits, cache }) => ({ next: logits, cache }))
     // Taken before the step is awaited, so that a failed step still streamed them.
     batch.seqs.forEach(s => { this.#takeNext(s) })

@@ -248,11 +248,11 @@ export class GgufLM implements Decoder<GgufCache> {
   }
 
   /** A greedy row's token is llama.cpp's own pick: its logits never cross to JavaScript. */
-  async forwardGreedy (rows: number[][], greedy: boolean[], cache?: GgufCache, signal?: AbortSignal): Promise<{ next: Array<Float32Array | number>, cache: GgufCache }> {
-    return this.#step(rows, greedy, cache, signal)
+  async forwardGreedy (rows: number[][], greedy: boolean[], cache?: GgufCache, signal?: AbortSignal, ending?: boolean[]): Promise<{ next: Array<Float32Array | number>, cache: GgufCache }> {
+    return this.#step(rows, greedy, cache, signal, ending)
   }
 
-  async #step (rows: number[][], greedy: boolean[], cache?: GgufCache, signal?: AbortSignal): Promise<{ next: Array<Float32Array | number>, cache: GgufCache }> {
+  async #step (rows: number[][], greedy: boolean[], cache?: GgufCache, signal?: AbortSignal, ending?: boolean[]): Promise<{ next: Array<Float32Array | number>, cache: GgufCache }> {
     signal?.throwIfAborted()
     const taken: LlamaContextSequence[] = []
     try {
@@ -283,7 +283,8 @@ export class GgufLM implements Decoder<GgufCache> {
       }
       const picked = await Promise.all(next)
       const grown = this.#cache(kept)
-      this.#lookAhead(kept.flatMap((sequence, i) => greedy[i] ? [{ sequence, token: picked[i] as number }] : []))
+      // A row's last token is never evaluated: looked ahead, it would hold up the next request's prefill for a step.
+      this.#lookAhead(kept.flatMap((sequence, i) => greedy[i] && ending?.[i] !== true ? [{ sequence, token: picked[i] as number }] : []))
       return { next: picked, cache: grown }
     } catch (err) {
       this.#retire(taken)

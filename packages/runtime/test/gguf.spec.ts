@@ -211,6 +211,37 @@ describe('a GGUF model in the runtime', () => {
     }
   })
 
+  it('does not evaluate ahead the token that ends a request at its length', async () => {
+    const lm = await loadGguf(dir, { sequences: 2 })
+    try {
+      // node-llama-cpp's native context starts a decode with initBatch: counted here.
+      const warm = await lm.forward([lm.codec.encode('Warm up')])
+      const context = warm.cache.rows[0].context as unknown as { _ctx: Record<string, unknown> }
+      lm.free(warm.cache)
+      const native = context._ctx
+      let decodes = 0
+      context._ctx = new Proxy(native, {
+        get: (target, key) => {
+          const value = Reflect.get(target, key)
+          if (typeof value !== 'function') return value
+          return (...args: unknown[]) => {
+            if (key === 'initBatch') decodes++
+            return value.apply(target, args)
+          }
+        }
+      })
+      const batcher = new Batcher(lm, { prefixCacheBytes: 0 })
+      const { stats } = await collect(batcher.generate({ prompt: lm.codec.encode(PROMPTS[1]), sampling: GREEDY, maxTokens: 8, stop: [] }))
+      assert.equal(stats.tokens.length, 8)
+      // A look-ahead would go out in promise jobs after the last step: given a few turns of the event loop to show.
+      for (let turn = 0; turn < 5; turn++) await new Promise(resolve => setImmediate(resolve))
+      // The prompt, then each token but the last.
+      assert.equal(decodes, 8)
+    } finally {
+      await lm.release()
+    }
+  })
+
   it('asks llama.cpp what kind of architecture the model has once, not at every token', async () => {
     const lm = await loadGguf(dir, { sequences: 1 })
     try {
