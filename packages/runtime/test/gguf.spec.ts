@@ -17,9 +17,30 @@ import type { GenerationStats } from '../src/batcher.ts'
 import type { Decoder } from '../src/decoder.ts'
 import type { GgufCache } from '../src/gguf.ts'
 import type { SamplingOptions } from '../src/sampling.ts'
+import type { LlamaContextSequence } from 'node-llama-cpp'
 
 const GREEDY: SamplingOptions = { temperature: 0, topK: 0, topP: 1, repeatPenalty: 1, repeatLastN: 0 }
 const PROMPTS = ['It is a truth universally acknowledged', 'The old man and', 'Call me']
+
+/**
+ * Counts the batches node-llama-cpp's native context decodes from now on: each
+ * starts with initBatch, the only window into how it batches.
+ */
+function countBatches (sequence: LlamaContextSequence): () => number {
+  const context = sequence.context as unknown as { _ctx: Record<string, unknown> }
+  let batches = 0
+  context._ctx = new Proxy(context._ctx, {
+    get: (target, key) => {
+      const value = Reflect.get(target, key)
+      if (typeof value !== 'function') return value
+      return (...args: unknown[]) => {
+        if (key === 'initBatch') batches++
+        return value.apply(target, args)
+      }
+    }
+  })
+  return () => batches
+}
 
 /** The default decoder run by the runtime as ONNX and, converted, as GGUF through llama.cpp. */
 describe('a GGUF model in the runtime', () => {
@@ -185,25 +206,12 @@ describe('a GGUF model in the runtime', () => {
       let step = await lm.forwardGreedy(prompts, prompts.map(() => true))
       // The prompts' look-ahead goes out before counting starts.
       await new Promise(resolve => setImmediate(resolve))
-      // node-llama-cpp's native context starts a batch with initBatch: counted here, the only window into how it batches.
-      const context = step.cache.rows[0].context as unknown as { _ctx: Record<string, unknown> }
-      const native = context._ctx
-      let batches = 0
-      context._ctx = new Proxy(native, {
-        get: (target, key) => {
-          const value = Reflect.get(target, key)
-          if (typeof value !== 'function') return value
-          return (...args: unknown[]) => {
-            if (key === 'initBatch') batches++
-            return value.apply(target, args)
-          }
-        }
-      })
+      const batches = countBatches(step.cache.rows[0])
       for (let n = 1; n <= 6; n++) {
         step = await lm.forwardGreedy(step.next.map(token => [token as number]), prompts.map(() => true), step.cache)
         // Promise jobs only: a batch waiting for the event loop's next turn would not have gone out yet.
         for (let hop = 0; hop < 20; hop++) await null
-        assert.equal(batches, n, `step ${n}: the rows' look-ahead went out in one batch`)
+        assert.equal(batches(), n, `step ${n}: the rows' look-ahead went out in one batch`)
       }
       lm.free(step.cache)
     } finally {
@@ -214,29 +222,16 @@ describe('a GGUF model in the runtime', () => {
   it('does not evaluate ahead the token that ends a request at its length', async () => {
     const lm = await loadGguf(dir, { sequences: 2 })
     try {
-      // node-llama-cpp's native context starts a decode with initBatch: counted here.
       const warm = await lm.forward([lm.codec.encode('Warm up')])
-      const context = warm.cache.rows[0].context as unknown as { _ctx: Record<string, unknown> }
+      const decodes = countBatches(warm.cache.rows[0])
       lm.free(warm.cache)
-      const native = context._ctx
-      let decodes = 0
-      context._ctx = new Proxy(native, {
-        get: (target, key) => {
-          const value = Reflect.get(target, key)
-          if (typeof value !== 'function') return value
-          return (...args: unknown[]) => {
-            if (key === 'initBatch') decodes++
-            return value.apply(target, args)
-          }
-        }
-      })
       const batcher = new Batcher(lm, { prefixCacheBytes: 0 })
       const { stats } = await collect(batcher.generate({ prompt: lm.codec.encode(PROMPTS[1]), sampling: GREEDY, maxTokens: 8, stop: [] }))
       assert.equal(stats.tokens.length, 8)
       // A look-ahead would go out in promise jobs after the last step: given a few turns of the event loop to show.
       for (let turn = 0; turn < 5; turn++) await new Promise(resolve => setImmediate(resolve))
       // The prompt, then each token but the last.
-      assert.equal(decodes, 8)
+      assert.equal(decodes(), 8)
     } finally {
       await lm.release()
     }
