@@ -344,7 +344,8 @@ export class GgufLM implements Decoder<GgufCache> {
         while (row < rows.length) {
           let room = Math.min(this.#context.batchSize, rows.reduce((n, r, j) => n + r.tokens.length - done[j], 0))
           native.initBatch(room)
-          const ending: Array<{ row: number, index: number }> = []
+          // Rows whose last piece is in this batch, and where their logits are.
+          const sampled: Array<{ row: number, index: number }> = []
           while (row < rows.length && room > 0) {
             const { tokens } = rows[row]
             const state = states[row]
@@ -358,12 +359,12 @@ export class GgufLM implements Decoder<GgufCache> {
             room -= n
             // Not the row's last piece: the batch is full.
             if (!last) break
-            ending.push({ row, index })
+            sampled.push({ row, index })
             row++
           }
           await native.decodeBatch()
-          // A decode's logits last until the next one: its ending rows sample now.
-          await Promise.all(ending.map(async ({ row, index }) => { out[row] = await this.#sample(native, rows[row], index) }))
+          // A decode's logits last until the next one: its rows sample now.
+          await Promise.all(sampled.map(async ({ row, index }) => { out[row] = await this.#sample(native, rows[row], index) }))
         }
       } catch (err) {
         // What the rows' cells hold is unknown: they are emptied, as a new sequence.
