@@ -79,13 +79,13 @@ import { buildGptDecoder, gptHfConfig, initGptWeights, withFloat16Weights, withM
 import type { Model } from '@node-daemon/onnx'
 import { compileGrammar, vocabularyFromTokenizer } from '@node-daemon/grammar'
 import { convertDecoder, readGguf, summarize } from '@node-daemon/gguf'
-import { TextCodec, argmax, asFloat32, configCacheShape, fed, ggufContextOptions, onnxSessionOptions } from '@node-daemon/runtime'
+import { TextCodec, argmax, asFloat32, configCacheShape, engineOf, fed, ggufContextOptions, onnxSessionOptions } from '@node-daemon/runtime'
 import { getLlama, LlamaLogLevel } from 'node-llama-cpp'
 import type { LlamaContext, LlamaContextSequence, LlamaModel, Token } from 'node-llama-cpp'
 import * as ort from 'onnxruntime-node'
 import { withCleanup } from './lib/cleanup.ts'
 import { framesOf } from './lib/frames.ts'
-import { llamaServerBinary, serverCompletion, startLlamaServer } from './lib/llama-server.ts'
+import { llamaBuiltHere, llamaServerBinary, serverCompletion, startLlamaServer } from './lib/llama-server.ts'
 import { numberFromEnv, profileDirFromEnv, say } from './lib/cli.ts'
 import { memoryOf, postJson, resetPeakRss, sampleRssDuring, spawnDaemon, untilIdle, untilModelsListed } from './lib/daemon.ts'
 import { MB } from './lib/files.ts'
@@ -393,6 +393,16 @@ async function roundTrip (d: DaemonProcess): Promise<number> {
   return performance.now() - t0
 }
 
+/** What runs a loaded model in the daemon, as its /api/distributed/status lists the models loaded. */
+async function loadedEngine (d: DaemonProcess, model: string): Promise<string> {
+  const res = await fetch(`${d.url}/api/distributed/status`, { signal: AbortSignal.any([AbortSignal.timeout(REQUEST_TIMEOUT_MS), interrupted]) })
+  if (!res.ok) throw new Error(`${d.label}: /api/distributed/status answered ${res.status}`)
+  const { runner_stats: stats } = await res.json() as { runner_stats: { models: Array<{ name: string, engine: string }> } }
+  const loaded = stats.models.find(m => m.name === model || m.name === `${model}:latest`)
+  if (loaded == null) throw new Error(`${d.label}: ${model} is not among the models loaded`)
+  return loaded.engine
+}
+
 /** Every file of a model directory, by its path inside it. */
 async function filesOf (dir: string, prefix = ''): Promise<string[]> {
   const out: string[] = []
@@ -571,6 +581,8 @@ interface BareLlama {
   threads: number
   /** Positions each sequence holds. */
   contextSize: number
+  /** Which llama.cpp binaries run, as the runtime names them. */
+  engine: string
 }
 
 async function openBareLlama (file: string, threads?: number): Promise<BareLlama> {
@@ -580,7 +592,7 @@ async function openBareLlama (file: string, threads?: number): Promise<BareLlama
   const model = await llama.loadModel({ modelPath: file })
   // node-llama-cpp's public API at its fastest: a step's batch goes out once its rows have queued, not at the event loop's next turn.
   const context = await model.createContext({ ...options, batching: { dispatchSchedule: queueMicrotask } })
-  return { model, context, sequences: Array.from({ length: options.sequences }, () => context.getSequence()), threads: context.currentThreads, contextSize: options.contextSize }
+  return { model, context, sequences: Array.from({ length: options.sequences }, () => context.getSequence()), threads: context.currentThreads, contextSize: options.contextSize, engine: engineOf(llama) }
 }
 
 /**
@@ -664,6 +676,8 @@ async function sameWeights (d: DaemonProcess, cleanup: Cleanup, phases: PhaseLog
     say(`same weights on llama.cpp: skipped, ${err.message as string}`)
     return []
   }
+  // llama-server below is compiled for this CPU: so is the llama.cpp the daemon and the bare loop run, else the figures would compare compilers.
+  await llamaBuiltHere(say, cleanup.signal)
   const bareLlama = await openBareLlama(file, s.threads)
   cleanup.defer(async () => { await bareLlama.context.dispose(); await bareLlama.model.dispose() })
   await upload(d, dir, ggufName)
@@ -679,6 +693,7 @@ async function sameWeights (d: DaemonProcess, cleanup: Cleanup, phases: PhaseLog
   // Warm-up: the daemon loads the GGUF model, and both loops run once.
   const warm = await generate(d, ggufName, pick.prompt, s.tokens)
   await llamaGreedy(bareLlama, pick.ids, s.tokens)
+  const daemonEngine = await loadedEngine(d, ggufName)
   // Each run takes all three in turn, and each daemon figure counts against the bare run beside it, so that the shared machine's load, which drifts from run to run, falls on both sides of a ratio.
   const single: Array<{ bare: number, onnx: Stream, gguf: Stream, server?: ServerStream, cpuUs: { bare: number, daemon: number, client: number } }> = []
   for (let i = 0; i < s.runs; i++) {
@@ -739,7 +754,7 @@ async function sameWeights (d: DaemonProcess, cleanup: Cleanup, phases: PhaseLog
   const [llamaText, onnxText] = [textOf(bare, llamaRun.tokens), textOf(bare, onnxTokens)]
   const agree = (texts: string[], to: string): string => `${texts.filter(t => t === to).length} of ${texts.length}`
   const bareOne = single.map(r => r.bare)
-  say(`same weights, llama.cpp (${ggufName}, F32 GGUF converted by packages/gguf; node-llama-cpp ${bareLlama.threads} thread${bareLlama.threads === 1 ? '' : 's'}, as the daemon's context): bare llama.cpp loop (this process, one context, sequence.evaluate at temperature 0) decodes ${fmt(median(bareOne))} tokens/s for one sequence [${range(bareOne)}], ${fmt(median(many.map(r => r.bare)))} tokens/s aggregate for ${streams} sequences in one context [${range(many.map(r => r.bare))}, prompt to last token]`)
+  say(`same weights, llama.cpp (${ggufName}, F32 GGUF converted by packages/gguf; node-llama-cpp ${bareLlama.threads} thread${bareLlama.threads === 1 ? '' : 's'}, as the daemon's context; engine: the bare loop's ${bareLlama.engine}, the daemon's ${daemonEngine}): bare llama.cpp loop (this process, one context, sequence.evaluate at temperature 0) decodes ${fmt(median(bareOne))} tokens/s for one sequence [${range(bareOne)}], ${fmt(median(many.map(r => r.bare)))} tokens/s aggregate for ${streams} sequences in one context [${range(many.map(r => r.bare))}, prompt to last token]`)
   say(`  1 stream: daemon GGUF ${fmt(median(single.map(r => rate(r.gguf))))} tokens/s = ${figures.ggufOne.median.toFixed(2)} x bare llama.cpp (target >= ${TARGET_GGUF}; ${figures.ggufOne.range}); daemon ONNX ${fmt(median(single.map(r => rate(r.onnx))))} tokens/s = ${figures.onnxOne.median.toFixed(2)} x (target >= ${TARGET_ONNX_VS_LLAMA}; ${figures.onnxOne.range})  [medians of ${s.runs} runs taking each in turn, each against its run's bare loop; eval_count/eval_duration against the loop's first to last token; cpu per token: bare loop ${fmt(median(single.map(r => r.cpuUs.bare)), 0)} us, daemon GGUF ${fmt(median(single.map(r => r.cpuUs.daemon)), 0)} us + its client ${fmt(median(single.map(r => r.cpuUs.client)), 0)} us]`)
   say(`  ${streams} streams: daemon GGUF ${fmt(median(many.map(r => r.gguf)))} tokens/s = ${figures.ggufMany.median.toFixed(2)} x bare llama.cpp's ${streams} sequences (target >= ${TARGET_GGUF}; ${figures.ggufMany.range}); daemon ONNX ${fmt(median(many.map(r => r.onnx)))} tokens/s = ${figures.onnxMany.median.toFixed(2)} x (target >= ${TARGET_ONNX_VS_LLAMA}; ${figures.onnxMany.range})  [medians of ${s.batchRuns} rounds, aggregate from the first send to the last done line]`)
   say(`  texts: llama.cpp's greedy tokens ${split < 0 ? 'are onnxruntime\'s' : `leave onnxruntime's at token ${split} of ${s.tokens}, where onnxruntime's logits put its pick ${gap.toExponential(1)} above llama.cpp's (${gap < 1e-3 ? 'a near-tie: F32 sums in another order' : 'MORE than a near-tie'})`}; the daemon's GGUF texts equal the bare llama.cpp loop's in ${agree([warm, ...single.map(r => r.gguf)].map(r => r.text), llamaText)} single requests and ${agree(manyTexts.gguf, llamaText)} concurrent ones; its ONNX texts equal the bare onnxruntime loop's in ${agree(single.map(r => r.onnx.text), onnxText)} and ${agree(manyTexts.onnx, onnxText)}`)

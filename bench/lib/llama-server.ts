@@ -3,7 +3,9 @@
  * picks llama.cpp over the daemon runs. It is built at bench time, once, from
  * the llama.cpp source node-llama-cpp ships (its gitRelease.bundle), so that
  * it is the llama.cpp the daemon's GGUF engine runs, and kept under
- * ~/.cache for later runs. Never built or run by the test suite.
+ * ~/.cache for later runs; and so is node-llama-cpp's own build of that
+ * source for this machine, which the daemon then runs, so that both sides
+ * run llama.cpp compiled for this CPU. Never built or run by the test suite.
  */
 import { execFile, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
@@ -22,12 +24,17 @@ const READY_TIMEOUT_MS = 120_000
 /** Compiling llama.cpp on two busy cores: generous. */
 const BUILD_TIMEOUT_MS = 60 * 60_000
 
-/** Where node-llama-cpp keeps the llama.cpp source it was built from, and that source's tag. */
-async function llamaSource (): Promise<{ bundle: string, tag: string }> {
+/** node-llama-cpp's directory. */
+function llamaPackage (): string {
   // The package exports no package.json: its root is found above its entry point.
   let root = dirname(fileURLToPath(import.meta.resolve('node-llama-cpp')))
   while (!existsSync(join(root, 'package.json')) && dirname(root) !== root) root = dirname(root)
-  const dir = join(root, 'llama')
+  return root
+}
+
+/** Where node-llama-cpp keeps the llama.cpp source it was built from, and that source's tag. */
+async function llamaSource (): Promise<{ bundle: string, tag: string }> {
+  const dir = join(llamaPackage(), 'llama')
   const { tag } = JSON.parse(await readFile(join(dir, 'llama.cpp.info.json'), 'utf8')) as { tag: string }
   return { bundle: join(dir, 'gitRelease.bundle'), tag }
 }
@@ -55,6 +62,26 @@ export async function llamaServerBinary (say: (line: string) => void, signal?: A
   await run('cmake', ['--build', join(dir, 'build'), '--target', 'llama-server', '-j', String(cpus().length)], options)
   if (!existsSync(bin)) throw new Error(`the llama.cpp build made no ${bin}`)
   return bin
+}
+
+/**
+ * Makes node-llama-cpp's build of llama.cpp for this machine when it has
+ * none, as a user who wants GGUF speed does (`npx --no node-llama-cpp source
+ * download --gpu false`): offline, from the source it ships, into its own
+ * package, where every later getLlama (the daemon's, the bare loop's) loads
+ * it instead of the prebuilt binaries, which are compiled for any CPU of a
+ * family and decoded the default model about half as fast here. Says what it
+ * does, and goes on with the prebuilt binaries when it cannot build.
+ */
+export async function llamaBuiltHere (say: (line: string) => void, signal?: AbortSignal): Promise<void> {
+  const { getLlama, LlamaLogLevel } = await import('node-llama-cpp')
+  // Barred from its prebuilt binaries and from building, getLlama loads a build of its own or throws.
+  const built = await getLlama({ gpu: false, build: 'never', usePrebuiltBinaries: false, progressLogs: false, logLevel: LlamaLogLevel.error })
+    .then(async llama => { await llama.dispose(); return true }, () => false)
+  if (built) return
+  say('building llama.cpp for this machine with node-llama-cpp (once, into its package; minutes on two cores)')
+  await run(process.execPath, [join(llamaPackage(), 'dist', 'cli', 'cli.js'), 'source', 'download', '--gpu', 'false', '--noUsageExample'], { signal, timeout: BUILD_TIMEOUT_MS, maxBuffer: 64 * 1_048_576 })
+    .catch((err: Error & { stderr?: string }) => { say(`llama.cpp for this machine: not built, so the prebuilt binaries run: ${(err.stderr ?? err.message).trim().split('\n').slice(-3).join(' ')}`) })
 }
 
 export interface LlamaServer {

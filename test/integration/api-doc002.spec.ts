@@ -109,7 +109,7 @@ describe('document 002 views', { timeout: 240_000 }, () => {
       assert.ok(body.websocket_connections >= 1, JSON.stringify(body))
       const { body: cluster } = await json(d, '/api/distributed/status')
       assert.equal(cluster.runner_stats.models_loaded, body.models_loaded, JSON.stringify(cluster.runner_stats))
-      assert.ok(cluster.runner_stats.models.some((m: any) => m.name === LATEST && m.size > 0), JSON.stringify(cluster.runner_stats))
+      assert.ok(cluster.runner_stats.models.some((m: any) => m.name === LATEST && m.size > 0 && m.engine === 'onnxruntime'), JSON.stringify(cluster.runner_stats))
       const text = await (await fetch(`${d.url}/metrics`, { signal: AbortSignal.timeout(30_000) })).text()
       assert.ok(Number(/^node_daemon_websocket_connections (\d+)$/m.exec(text)?.[1]) >= 1, text.slice(0, 200))
       assert.ok(Number(/^node_daemon_http_connections (\d+)$/m.exec(text)?.[1]) >= 2, 'the socket and the scrape')

@@ -210,6 +210,8 @@ export interface LoadedModelView {
   kind: 'causal-lm' | 'encoder' | 'reranker'
   family: string
   executionProvider: string
+  /** What runs it: onnxruntime, or llama.cpp built on this machine or prebuilt. */
+  engine: string
   expiresAt?: Date
   contextLength: number
   /** Elements of the weights, and their type as Ollama names it. */

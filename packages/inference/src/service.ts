@@ -545,6 +545,7 @@ export class InferenceService implements Inference {
       kind: m.info.kind,
       family: m.info.family,
       executionProvider: m.info.executionProvider,
+      engine: m.info.engine,
       expiresAt: m.expiresAt,
       contextLength: m.info.contextLength,
       parameters: m.info.parameters,

@@ -9,7 +9,7 @@
 import { configOf, poolingOf } from '@node-daemon/gguf'
 import { UnsupportedModelError } from './errors.ts'
 import { GGUF_FILE } from './files.ts'
-import { runtime } from './gguf.ts'
+import { engineOf, runtime } from './gguf.ts'
 import { SMALL_MODEL_BYTES } from './model.ts'
 import { embeddingTokens, normalizeInPlace } from './model.ts'
 import type { GgufHeader } from './gguf.ts'
@@ -30,7 +30,8 @@ export async function loadGgufEncoder (header: GgufHeader, options: LoadOptions 
   const pooling = poolingOf(file)
   if (pooling == null || pooling === 'rank') throw new UnsupportedModelError(`${GGUF_FILE}: ${pooling === 'rank' ? 'GGUF rerankers are not supported' : 'not an embedding model'}`)
   options.signal?.throwIfAborted()
-  const model = await (await runtime()).loadModel({ modelPath: path })
+  const lib = await runtime()
+  const model = await lib.loadModel({ modelPath: path })
   // One ubatch holds a whole input: llama.cpp pools a non-causal model's states within one.
   const contextSize = Math.min(summary.contextLength ?? MAX_EMBED_CONTEXT, MAX_EMBED_CONTEXT)
   let context: LlamaEmbeddingContext
@@ -44,6 +45,7 @@ export async function loadGgufEncoder (header: GgufHeader, options: LoadOptions 
     kind: 'encoder',
     family: summary.architecture,
     executionProvider: 'cpu',
+    engine: engineOf(lib),
     size,
     parameters: summary.parameters,
     quantization: summary.quantization,

@@ -19,7 +19,7 @@ import { sharedLength } from './prefix-cache.ts'
 import { TextCodec } from './text.ts'
 import type { GgufFile, GgufSummary } from '@node-daemon/gguf'
 import type { Decoder, DecoderCache } from './decoder.ts'
-import type { LoadOptions, ModelInfo } from './model.ts'
+import type { Engine, LoadOptions, ModelInfo } from './model.ts'
 import type { Llama, LlamaContext, LlamaContextSequence, LlamaModel, Token } from 'node-llama-cpp'
 
 /** A GGUF model's context per sequence when its trained one is longer: each of the context's sequences holds this many positions. */
@@ -28,14 +28,31 @@ const MAX_SEQUENCE_CONTEXT = 4096
 let llama: Promise<Llama> | undefined
 
 /**
- * llama.cpp, loaded once per process from the prebuilt binaries: never built,
- * never downloaded. node-llama-cpp (about 750 modules with its downloader) is
- * imported at the first GGUF model, so a node that runs none keeps it out of
- * its heap, where every full collection would mark it.
+ * llama.cpp, loaded once per process, which the daemon never builds or downloads:
+ * node-llama-cpp loads a build of its own for this machine when one was made
+ * (see LlamaBuild), else its prebuilt binaries. node-llama-cpp (about 750
+ * modules with its downloader) is imported at the first GGUF model, so a node
+ * that runs none keeps it out of its heap, where every full collection would
+ * mark it.
  */
 export async function runtime (): Promise<Llama> {
   llama ??= import('node-llama-cpp').then(async ({ getLlama, LlamaLogLevel }) => getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error }))
   return llama
+}
+
+/**
+ * Which llama.cpp binaries run GGUF models: node-llama-cpp's prebuilt ones,
+ * made for any CPU of a family, or a build for this machine, which
+ * `npx --no node-llama-cpp source download --gpu false` compiles offline from
+ * the llama.cpp source node-llama-cpp ships (cmake and a C++ compiler, a few
+ * minutes) and node-llama-cpp loads from then on. On this project's two-core
+ * test machine (AMD EPYC, AVX-512) llama.cpp's decode call on the default
+ * model took 1.5 to 2 times as long in the prebuilt binaries.
+ */
+export type LlamaBuild = 'built here' | 'prebuilt'
+
+export function engineOf (lib: Llama): Engine {
+  return `llama.cpp (${lib.buildType === 'localBuild' ? 'built here' : 'prebuilt'})`
 }
 
 export async function isGgufModel (dir: string): Promise<boolean> {
@@ -124,6 +141,7 @@ export async function loadGguf (dir: string, options: GgufLoadOptions = {}, head
     kind: 'causal-lm',
     family: summary.architecture,
     executionProvider: 'cpu',
+    engine: engineOf(lib),
     size,
     parameters: summary.parameters,
     quantization: summary.quantization,

@@ -15,6 +15,7 @@ import { asFloat32, bitsOf, fed } from './float16.ts'
 import { TextCodec } from './text.ts'
 import { freeOutputs, WorkerSession } from './worker-session.ts'
 import type { Dtype } from './files.ts'
+import type { LlamaBuild } from './gguf.ts'
 
 export type ExecutionProvider = 'cpu' | 'cuda'
 
@@ -291,6 +292,7 @@ export interface ModelInfo {
   /** config.json's model_type, e.g. gpt2 or bert. */
   family: string
   executionProvider: ExecutionProvider
+  engine: Engine
   /** The ONNX graph run, inside the model directory (findModelFile); unset for a GGUF model. */
   file?: string
   dtype?: Dtype
@@ -307,6 +309,12 @@ export interface ModelInfo {
   config: Record<string, any>
   generation: Record<string, any>
 }
+
+/**
+ * What runs a model: onnxruntime, or llama.cpp in binaries built on this
+ * machine or node-llama-cpp's prebuilt ones (see LlamaBuild).
+ */
+export type Engine = 'onnxruntime' | `llama.cpp (${LlamaBuild})`
 
 export type LoadedModel = CausalLM | Encoder | CrossEncoder
 
@@ -325,6 +333,7 @@ export async function loadModel (dir: string, options: LoadOptions = {}): Promis
     kind,
     family: String(files.config.model_type ?? 'unknown'),
     executionProvider: options.executionProvider ?? 'cpu',
+    engine: 'onnxruntime',
     file: file.path,
     dtype: file.dtype,
     size: files.size,

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { mkdtemp, rm, stat } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -42,6 +42,13 @@ function countBatches (sequence: LlamaContextSequence): () => number {
   return () => batches
 }
 
+/** The llama.cpp this process mapped (Linux): node-llama-cpp keeps the builds it makes for this machine under `localBuilds`. */
+async function mappedLlamaEngine (): Promise<string> {
+  const lib = (await readFile('/proc/self/maps', 'utf8')).split('\n').find(line => /\/libllama[^/]*\.so/.test(line))
+  assert.ok(lib != null, 'no libllama mapped')
+  return lib.includes('/localBuilds/') ? 'llama.cpp (built here)' : 'llama.cpp (prebuilt)'
+}
+
 /** The default decoder run by the runtime as ONNX and, converted, as GGUF through llama.cpp. */
 describe('a GGUF model in the runtime', () => {
   let dir: string
@@ -73,6 +80,9 @@ describe('a GGUF model in the runtime', () => {
     }
     const loaded = runtime.loaded().find(m => m.key === 'gguf')
     assert.deepEqual(loaded && { family: loaded.info.family, quantization: loaded.info.quantization, parameters: loaded.info.parameters, contextLength: loaded.info.contextLength }, { family: 'gpt2', quantization: 'F32', parameters: 2_664_576, contextLength: 512 })
+    // Which binaries run it, as a user who built llama.cpp for the machine would check.
+    assert.equal(loaded?.info.engine, await mappedLlamaEngine())
+    assert.equal(runtime.loaded().find(m => m.key === 'onnx')?.info.engine, 'onnxruntime')
   })
 
   it('decodes concurrent requests together to the text each has alone, reusing what an earlier prompt left in a sequence', async () => {

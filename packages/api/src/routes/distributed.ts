@@ -88,7 +88,7 @@ export const distributedRoutes: Routes = (app, { node }) => {
       runner_stats: {
         models_loaded: loaded.length,
         bytes_loaded: loaded.reduce((sum, m) => sum + m.size, 0),
-        models: loaded.map(m => ({ name: m.name, cid: m.cid, size: m.size, execution_provider: m.executionProvider, expires_at: m.expiresAt?.toISOString() ?? null }))
+        models: loaded.map(m => ({ name: m.name, cid: m.cid, size: m.size, execution_provider: m.executionProvider, engine: m.engine, expires_at: m.expiresAt?.toISOString() ?? null }))
       }
     }
   }

@@ -218,7 +218,7 @@ export function fakeInference (): FakeInference {
 
     loaded (): LoadedModelView[] {
       const model = resolve('tiny-gpt')
-      return [{ name: model.name, cid: model.cid, size: model.size, kind: model.kind, family: model.family, executionProvider: 'cpu', expiresAt: MODIFIED, contextLength: model.contextLength, parameters: model.parameters, quantization: model.quantization }]
+      return [{ name: model.name, cid: model.cid, size: model.size, kind: model.kind, family: model.family, executionProvider: 'cpu', engine: 'onnxruntime', expiresAt: MODIFIED, contextLength: model.contextLength, parameters: model.parameters, quantization: model.quantization }]
     },
 
     // Ends without a success line: the API adds Ollama's.
