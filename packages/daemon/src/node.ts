@@ -162,7 +162,8 @@ export async function createNode (config: Config, components: NodeComponents): P
     allocationLimits: config.cluster.allocationLimits
   })
   const runtime = new Runtime({
-    executionProvider: async () => (await cluster.resources()).executionProvider === 'cuda' ? 'cuda' : 'cpu'
+    executionProvider: async () => (await cluster.resources()).executionProvider === 'cuda' ? 'cuda' : 'cpu',
+    logger: components.logger.child({ component: 'runtime' })
   }, { keepAliveMs: config.inference.keepAliveMs, threads: config.inference.threads, prefixCacheBytes: config.inference.prefixCacheBytes })
   const peerId = peerIdFromPrivateKey(repo.privateKey).toString()
   const inference = createInference({

@@ -13,7 +13,7 @@ import { isGgufEncoder, loadGgufEncoder } from './gguf-encoder.ts'
 import { callsGrammar, callTrigger, parseToolCalls, templateTakesTools, templateTools, toolSyntax, withTools } from './tools.ts'
 import { MAX_TOP_LOGPROBS } from './sampling.ts'
 import type { Constraint, GenerateRequest, GenerationEvent } from './batcher.ts'
-import type { CrossEncoder, EmbedInput, Encoder, ExecutionProvider, InputType, LoadedModel, LoadOptions, ModelInfo } from './model.ts'
+import type { CrossEncoder, EmbedInput, Encoder, Engine, ExecutionProvider, InputType, LoadedModel, LoadOptions, ModelInfo } from './model.ts'
 import type { Decoder } from './decoder.ts'
 import type { GgufLM } from './gguf.ts'
 import type { GgufEncoder } from './gguf-encoder.ts'
@@ -26,7 +26,12 @@ export interface RuntimeComponents {
   executionProvider?: () => Promise<ExecutionProvider>
   /** Bytes this process may still take (cgroup-aware); process.availableMemory() without it. */
   availableMemory?: () => number
+  /** The operator's log, told once which llama.cpp binaries run GGUF models. */
+  logger?: { info: (fields: Record<string, unknown>, message: string) => void }
 }
+
+/** What an operator whose GGUF models run on node-llama-cpp's prebuilt binaries can do about it (see LlamaBuild). */
+const PREBUILT_LLAMA = 'GGUF models run on node-llama-cpp\'s prebuilt llama.cpp; `npx --no node-llama-cpp source download --gpu false` builds one for this CPU (offline; cmake and a C++ compiler), which decodes faster, and the daemon runs it after a restart'
 
 export interface RuntimeInit {
   threads?: number
@@ -148,6 +153,7 @@ export class Runtime {
   readonly #slots = new Map<string, Slot>()
   #provider: ExecutionProvider = 'cpu'
   #started = false
+  #llamaNoted = false
 
   constructor (components: RuntimeComponents = {}, init: RuntimeInit = {}) {
     this.#components = components
@@ -167,6 +173,12 @@ export class Runtime {
   async stop (): Promise<void> {
     this.#started = false
     await Promise.all([...this.#slots.keys()].map(async key => this.unload(key)))
+  }
+
+  #noteEngine (engine: Engine): void {
+    if (engine === 'onnxruntime' || this.#llamaNoted) return
+    this.#llamaNoted = true
+    this.#components.logger?.info({ engine }, engine === 'llama.cpp (prebuilt)' ? PREBUILT_LLAMA : 'GGUF models run on llama.cpp built for this machine')
   }
 
   loaded (): LoadedEntry[] {
@@ -195,6 +207,7 @@ export class Runtime {
         if (s == null) return
         s.model = model
         s.loadNs = Number(process.hrtime.bigint() - t0)
+        this.#noteEngine(model.info.engine)
         // GroupQueryAttention reads each row's keys from its first position, where a batch's left-padded rows hold padding: such a graph decodes one sequence at a time.
         const maxBatch = model.info.ops?.includes('GroupQueryAttention') === true ? 1 : this.#init.maxBatch
         if (model.kind === 'causal-lm') s.batcher = new Batcher(model, { maxBatch, prefixCacheBytes: this.#init.prefixCacheBytes })

@@ -53,6 +53,7 @@ async function mappedLlamaEngine (): Promise<string> {
 describe('a GGUF model in the runtime', () => {
   let dir: string
   let runtime: Runtime
+  const notes: Array<{ fields: Record<string, unknown>, message: string }> = []
   const onnx = { key: 'onnx', name: 'tiny-gpt', dir: assetDir('tiny-gpt') }
   const gguf = (): { key: string, name: string, dir: string } => ({ key: 'gguf', name: 'tiny-gpt-gguf', dir })
   const greedy = async (ref: { key: string, name: string, dir: string }, prompt: string, maxTokens = 24): Promise<GenerationStats> => {
@@ -63,7 +64,7 @@ describe('a GGUF model in the runtime', () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'runtime-gguf-'))
     await convertDecoder(assetDir('tiny-gpt'), join(dir, 'model.gguf'))
-    runtime = new Runtime()
+    runtime = new Runtime({ logger: { info: (fields, message) => { notes.push({ fields, message }) } } })
     await runtime.start()
   })
   after(async () => {
@@ -81,8 +82,12 @@ describe('a GGUF model in the runtime', () => {
     const loaded = runtime.loaded().find(m => m.key === 'gguf')
     assert.deepEqual(loaded && { family: loaded.info.family, quantization: loaded.info.quantization, parameters: loaded.info.parameters, contextLength: loaded.info.contextLength }, { family: 'gpt2', quantization: 'F32', parameters: 2_664_576, contextLength: 512 })
     // Which binaries run it, as a user who built llama.cpp for the machine would check.
-    assert.equal(loaded?.info.engine, await mappedLlamaEngine())
+    const engine = await mappedLlamaEngine()
+    assert.equal(loaded?.info.engine, engine)
     assert.equal(runtime.loaded().find(m => m.key === 'onnx')?.info.engine, 'onnxruntime')
+    // The operator is told once, and how to build llama.cpp for the machine when it runs the prebuilt binaries.
+    assert.deepEqual(notes.map(n => n.fields), [{ engine }])
+    assert.equal(notes[0].message.includes('npx --no node-llama-cpp source download --gpu false'), engine === 'llama.cpp (prebuilt)', notes[0].message)
   })
 
   it('decodes concurrent requests together to the text each has alone, reusing what an earlier prompt left in a sequence', async () => {
