@@ -286,7 +286,9 @@ describe('raft driver', () => {
   })
 
   it('rejects a proposal lost to a new leader with ProposalLostError, promptly', async () => {
-    const { hub, nodes } = await cluster(['a', 'b', 'c'])
+    // The timeout is far off so that only the loss can settle the proposal,
+    // however long a loaded machine takes to elect the new leader.
+    const { hub, nodes } = await cluster(['a', 'b', 'c'], { proposalTimeoutMs: 30_000 })
     const old = await leaderOf(nodes)
     const rest = nodes.filter(n => n !== old)
     hub.isolate(old.id, rest.map(n => n.id))
