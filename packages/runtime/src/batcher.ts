@@ -257,9 +257,9 @@ export class Batcher {
     const rows = batch.seqs.map(s => [s.next?.token ?? s.tokens[s.tokens.length - 1]])
     const greedy = batch.seqs.map(s => s.matcher == null && s.request.logprobs == null && plainGreedy(s.request.sampling))
     // The token this step draws is a row's last when its length says so: counted before the one drawn at the step before is taken.
-    const ending = batch.seqs.map(s => this.#full(s, s.next == null ? 1 : 2))
+    const room = batch.seqs.map(s => this.#room(s, s.next == null ? 1 : 2))
     const running = this.#model.forwardGreedy != null && greedy.some(g => g)
-      ? this.#model.forwardGreedy(rows, greedy, batch.cache, undefined, ending)
+      ? this.#model.forwardGreedy(rows, greedy, batch.cache, undefined, room)
       : this.#model.forward(rows, batch.cache).then(({ logits, cache }) => ({ next: logits, cache }))
     // Taken before the step is awaited, so that a failed step still streamed them.
     batch.seqs.forEach(s => { this.#takeNext(s) })
@@ -364,10 +364,15 @@ export class Batcher {
 
   /** Whether the sequence is full, or would be with `more` tokens taken. */
   #full (seq: Sequence, more = 0): boolean {
+    return this.#room(seq, more) === 0
+  }
+
+  /** Tokens a sequence may still take once it has `more` more, by its context and its length. */
+  #room (seq: Sequence, more: number): number {
     const { request } = seq
     const context = request.contextLength ?? this.#model.info.contextLength
     const tokens = seq.tokens.length + more
-    return request.prompt.length + tokens >= context || (request.maxTokens >= 0 && tokens >= request.maxTokens)
+    return Math.max(0, Math.min(context - request.prompt.length - tokens, request.maxTokens >= 0 ? request.maxTokens - tokens : Infinity))
   }
 
   /** Held-back text is emitted again with its token, without `logprob`: the token was reported when it was drawn. */

@@ -24,11 +24,12 @@ export interface Decoder<C extends DecoderCache = DecoderCache> {
    * As forward, but the rows flagged in `greedy` come back as their argmax
    * (the first of equals), which the engine finds itself without handing the
    * row's logits over; the others as their logits. Engines whose logits are
-   * dear to fetch (llama.cpp's) offer it. `ending` flags the rows whose
-   * token this step returns is their last (by length), which an engine that
-   * evaluates a row's token ahead of the next step leaves alone.
+   * dear to fetch (llama.cpp's) offer it. `room` tells how many tokens each
+   * row may still take after the one this step returns (0: it is its last,
+   * by length): an engine that computes a row's tokens ahead of the steps
+   * that ask for them computes no more.
    */
-  forwardGreedy? (rows: number[][], greedy: boolean[], cache?: C, signal?: AbortSignal, ending?: boolean[]): Promise<{ next: Array<Float32Array | number>, cache: C }>
+  forwardGreedy? (rows: number[][], greedy: boolean[], cache?: C, signal?: AbortSignal, room?: number[]): Promise<{ next: Array<Float32Array | number>, cache: C }>
   /**
    * One cache of the given rows of several, in order; the caches given are
    * not used afterwards. `growing`: the cache is a batch's, which its next

@@ -1,7 +1,7 @@
 /**
  * Inference on this node. Loads models in the Hugging Face ONNX layout into
  * onnxruntime sessions, each in a worker thread of its own so that no step
- * blocks the event loop, and GGUF files into llama.cpp, kept alive between
+ * blocks the event loop, and GGUF files into llama.cpp in a thread of their own, kept alive between
  * requests (when they fit the memory left), tokenizes with
  * @huggingface/tokenizers and renders chat templates with @huggingface/jinja,
  * and runs the generation loop (KV cache, prefix cache, sampling, stop

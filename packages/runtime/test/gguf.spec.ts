@@ -7,7 +7,8 @@ import { Ajv } from 'ajv'
 import { convertDecoder } from '@node-daemon/gguf'
 import { assetDir } from '@node-daemon/models'
 import { Batcher } from '../src/batcher.ts'
-import { ggufContextOptions, loadGguf, runtime as llamaCpp } from '../src/gguf.ts'
+import { ggufContextOptions, loadGguf } from '../src/gguf.ts'
+import { AHEAD } from '../src/llama-thread.ts'
 import { SMALL_MODEL_BYTES } from '../src/model.ts'
 import { Runtime } from '../src/runtime.ts'
 import { argmax } from '../src/sampling.ts'
@@ -17,30 +18,9 @@ import type { GenerationStats } from '../src/batcher.ts'
 import type { Decoder } from '../src/decoder.ts'
 import type { GgufCache } from '../src/gguf.ts'
 import type { SamplingOptions } from '../src/sampling.ts'
-import type { LlamaContextSequence } from 'node-llama-cpp'
 
 const GREEDY: SamplingOptions = { temperature: 0, topK: 0, topP: 1, repeatPenalty: 1, repeatLastN: 0 }
 const PROMPTS = ['It is a truth universally acknowledged', 'The old man and', 'Call me']
-
-/**
- * Counts the batches node-llama-cpp's native context decodes from now on: each
- * starts with initBatch, the only window into how it batches.
- */
-function countBatches (sequence: LlamaContextSequence): () => number {
-  const context = sequence.context as unknown as { _ctx: Record<string, unknown> }
-  let batches = 0
-  context._ctx = new Proxy(context._ctx, {
-    get: (target, key) => {
-      const value = Reflect.get(target, key)
-      if (typeof value !== 'function') return value
-      return (...args: unknown[]) => {
-        if (key === 'initBatch') batches++
-        return value.apply(target, args)
-      }
-    }
-  })
-  return () => batches
-}
 
 /** The llama.cpp this process mapped (Linux): node-llama-cpp keeps the builds it makes for this machine under `localBuilds`. */
 async function mappedLlamaEngine (): Promise<string> {
@@ -167,7 +147,7 @@ describe('a GGUF model in the runtime', () => {
         alone.free(one.cache)
       }
       const together = await lm.forwardGreedy(prompts, [true, false, true])
-      assert.ok(prompts.reduce((n, p) => n + p.length, 0) > together.cache.rows[0].context.batchSize, 'the rows outgrow one batch')
+      assert.ok(prompts.reduce((n, p) => n + p.length, 0) > lm.context.batchSize, 'the rows outgrow one batch')
       assert.deepEqual(together.next.map(row => typeof row), ['number', 'object', 'number'])
       assert.deepEqual(together.next.map(row => typeof row === 'number' ? row : argmax(row)), expected)
       lm.free(together.cache)
@@ -176,7 +156,7 @@ describe('a GGUF model in the runtime', () => {
     }
   })
 
-  it('evaluates a greedy row\'s token before the next step asks for it, and takes it back when the row goes on with logits', async () => {
+  it('computes a greedy row\'s tokens ahead of the steps that ask for them, no further than AHEAD, and takes them back when the row goes on with logits', async () => {
     const lm = await loadGguf(dir, { sequences: 2 })
     try {
       const prompt = lm.codec.encode(PROMPTS[1])
@@ -192,9 +172,12 @@ describe('a GGUF model in the runtime', () => {
       const tokens = [greedy.next[0] as number]
       const sequence = greedy.cache.rows[0]
       const known = greedy.cache.length
-      // Looked ahead: llama.cpp evaluates the token while the caller is busy with it, bounded in time.
-      for (const deadline = Date.now() + 10_000; sequence.nextTokenIndex === known && Date.now() < deadline;) await new Promise(resolve => setTimeout(resolve, 5))
-      assert.equal(sequence.nextTokenIndex, known + 1)
+      // Computed ahead while the caller is busy with the token, bounded in time.
+      for (const deadline = Date.now() + 10_000; lm.context.cells(sequence) < known + AHEAD && Date.now() < deadline;) await new Promise(resolve => setTimeout(resolve, 5))
+      assert.equal(lm.context.cells(sequence), known + AHEAD)
+      // And no further until a step asks.
+      await new Promise(resolve => setTimeout(resolve, 50))
+      assert.equal(lm.context.cells(sequence), known + AHEAD)
       assert.equal(greedy.cache.length, known, 'the cache counts only the tokens the caller gave')
       for (let step = 1; step < 4; step++) {
         greedy = await lm.forwardGreedy([[tokens[step - 1]]], [true], greedy.cache)
@@ -206,73 +189,62 @@ describe('a GGUF model in the runtime', () => {
         withLogits = await lm.forward([[tokens[step]]], withLogits.cache)
       }
       assert.deepEqual(tokens, expected)
-      assert.equal(sequence.nextTokenIndex, prompt.length + 8)
+      assert.equal(lm.context.cells(sequence), prompt.length + 8)
       lm.free(withLogits.cache)
     } finally {
       await lm.release()
     }
   })
 
-  it('sends the next token of every greedy row to llama.cpp as one batch as soon as the rows have it, not at the event loop\'s next turn', async () => {
-    // More sequences than rows: node-llama-cpp sends a batch at once only when every sequence of the context has queued.
+  it('computes the tokens of every greedy row ahead together: one llama.cpp batch a step', async () => {
     const lm = await loadGguf(dir, { sequences: 8 })
     try {
       const prompts = [...PROMPTS, 'Once upon a time'].map(p => lm.codec.encode(p))
+      const before = lm.context.evaluated()
       let step = await lm.forwardGreedy(prompts, prompts.map(() => true))
-      // The prompts' look-ahead goes out before counting starts.
-      await new Promise(resolve => setImmediate(resolve))
-      const batches = countBatches(step.cache.rows[0])
-      for (let n = 1; n <= 6; n++) {
-        step = await lm.forwardGreedy(step.next.map(token => [token as number]), prompts.map(() => true), step.cache)
-        // Promise jobs only: a batch waiting for the event loop's next turn would not have gone out yet.
-        for (let hop = 0; hop < 20; hop++) await null
-        assert.equal(batches(), n, `step ${n}: the rows' look-ahead went out in one batch`)
-      }
+      for (let n = 1; n <= 6; n++) step = await lm.forwardGreedy(step.next.map(token => [token as number]), prompts.map(() => true), step.cache)
+      // What the last step let it compute ahead, bounded in time.
+      const prompted = prompts.reduce((n, p) => n + p.length, 0)
+      for (const deadline = Date.now() + 10_000; lm.context.evaluated().decodes - before.decodes < 1 + 6 + AHEAD && Date.now() < deadline;) await new Promise(resolve => setTimeout(resolve, 5))
+      const after = lm.context.evaluated()
+      assert.equal(after.decodes - before.decodes, 1 + 6 + AHEAD, 'the prompts, then one batch a token')
+      assert.equal(after.tokens - before.tokens, prompted + prompts.length * (6 + AHEAD), 'every batch held every row')
       lm.free(step.cache)
     } finally {
       await lm.release()
     }
   })
 
-  it('does not evaluate ahead the token that ends a request at its length', async () => {
+  it('does not compute ahead past the token that ends a request at its length', async () => {
     const lm = await loadGguf(dir, { sequences: 2 })
     try {
       const warm = await lm.forward([lm.codec.encode('Warm up')])
-      const decodes = countBatches(warm.cache.rows[0])
       lm.free(warm.cache)
+      const before = lm.context.evaluated().decodes
       const batcher = new Batcher(lm, { prefixCacheBytes: 0 })
       const { stats } = await collect(batcher.generate({ prompt: lm.codec.encode(PROMPTS[1]), sampling: GREEDY, maxTokens: 8, stop: [] }))
       assert.equal(stats.tokens.length, 8)
-      // A look-ahead would go out in promise jobs after the last step: given a few turns of the event loop to show.
-      for (let turn = 0; turn < 5; turn++) await new Promise(resolve => setImmediate(resolve))
+      // Anything computed ahead would show within a few decodes' time.
+      await new Promise(resolve => setTimeout(resolve, 50))
       // The prompt, then each token but the last.
-      assert.equal(decodes(), 8)
+      assert.equal(lm.context.evaluated().decodes - before, 8)
     } finally {
       await lm.release()
     }
   })
 
-  it('asks llama.cpp what kind of architecture the model has once, not at every token', async () => {
-    const lm = await loadGguf(dir, { sequences: 1 })
+  it('fails the rows of a batch llama.cpp refuses, and then serves their sequences again from empty', async () => {
+    const lm = await loadGguf(dir, { sequences: 2 })
     try {
-      let step = await lm.forwardGreedy([lm.codec.encode(PROMPTS[0])], [true])
-      // node-llama-cpp reaches its native binding through the Llama object's _bindings: counted here.
-      const llama = (await llamaCpp()) as unknown as { _bindings: Record<string, unknown> }
-      const native = llama._bindings
-      const asked: string[] = []
-      llama._bindings = new Proxy(native, {
-        get: (target, key) => {
-          if (key === 'getIsArchHybrid' || key === 'getIsArchRecurrent') asked.push(key)
-          return Reflect.get(target, key)
-        }
-      })
-      try {
-        for (let n = 0; n < 8; n++) step = await lm.forwardGreedy([[step.next[0] as number]], [true], step.cache)
-      } finally {
-        llama._bindings = native
-      }
-      assert.deepEqual(asked, [])
-      lm.free(step.cache)
+      const [t0, t1] = lm.codec.encode(PROMPTS[1])
+      const alone = await lm.forwardGreedy([[t0]], [true])
+      lm.free(alone.cache)
+      // A token past the vocabulary: llama.cpp refuses the batch, the row that reused the first sequence's cells with it.
+      await assert.rejects(lm.forwardGreedy([[t0, t1], [t1, lm.context.vocabSize + 5]], [true, false]), { name: 'LlamaThreadError' })
+      // Both sequences lost what they held: the first serves its prompt again, from empty.
+      const again = await lm.forwardGreedy([[t0]], [true])
+      assert.deepEqual(again.next, alone.next)
+      lm.free(again.cache)
     } finally {
       await lm.release()
     }
