@@ -36,7 +36,10 @@
  *    user would pick; bench/lib/llama-server.ts builds it once from the
  *    llama.cpp node-llama-cpp ships, when git, cmake and a compiler are
  *    there): one stream by each server's own decode time, 16 by aggregate,
- *    and how long after the last token each sends its end.
+ *    and how long after the last token each sends its end;
+ * 10. in the same runs, llama.cpp's decode loop alone, llama-batched-bench
+ *    (built likewise), the bare llama.cpp the issue's figures were taken
+ *    with: one sequence and 16, random tokens, nothing sampled.
  *
  * The prompt is the first of a few candidates whose greedy continuation, run
  * in the bare loop, reaches num_predict without an end token, so that every
@@ -85,7 +88,7 @@ import type { LlamaContext, LlamaContextSequence, LlamaModel, Token } from 'node
 import * as ort from 'onnxruntime-node'
 import { withCleanup } from './lib/cleanup.ts'
 import { framesOf } from './lib/frames.ts'
-import { llamaBuiltHere, llamaServerBinary, serverCompletion, startLlamaServer } from './lib/llama-server.ts'
+import { batchedBench, llamaBuiltHere, llamaProgram, serverCompletion, startLlamaServer } from './lib/llama-server.ts'
 import { numberFromEnv, profileDirFromEnv, say } from './lib/cli.ts'
 import { memoryOf, postJson, resetPeakRss, sampleRssDuring, spawnDaemon, untilIdle, untilModelsListed } from './lib/daemon.ts'
 import { MB } from './lib/files.ts'
@@ -656,6 +659,25 @@ const divergence = (a: number[], b: number[]): number => {
 }
 
 /**
+ * The daemon against llama.cpp's own decode loop (llama-batched-bench) on the
+ * same file and threads: one stream's eval rate against its one sequence's,
+ * 16 streams' aggregate (first send to last done line) against its 16
+ * sequences' steps. The loop samples nothing and has no server around it.
+ */
+function vsBatchedBench (single: Array<{ onnx: Stream, gguf: Stream, batched: number }>, many: Array<{ onnx: number, gguf: number, batched: number }>, streams: number, threads: number): Result[] {
+  const one = (key: 'onnx' | 'gguf'): number => median(single.map(r => rate(r[key]) / r.batched))
+  const all = (key: 'onnx' | 'gguf'): number => median(many.map(r => r[key] / r.batched))
+  const spread = (xs: number[]): string => `${fmt(Math.min(...xs))}-${fmt(Math.max(...xs))}`
+  say(`llama-batched-bench (llama.cpp's decode loop alone: the same file, ${threads} thread${threads === 1 ? '' : 's'}, random tokens, no sampling): 1 sequence ${fmt(median(single.map(r => r.batched)))} tokens/s [${spread(single.map(r => r.batched))}]; daemon GGUF ${one('gguf').toFixed(2)} x (target >= ${TARGET_GGUF}), ONNX ${one('onnx').toFixed(2)} x (target >= ${TARGET_ONNX_VS_LLAMA}); ${streams} sequences ${fmt(median(many.map(r => r.batched)))} tokens/s [${spread(many.map(r => r.batched))}]; daemon GGUF ${all('gguf').toFixed(2)} x, ONNX ${all('onnx').toFixed(2)} x  [medians of ${single.length} runs and ${many.length} rounds, each against the loop's run beside it]`)
+  return [
+    { name: 'gguf-vs-llama-loop-1', ok: one('gguf') >= TARGET_GGUF, figure: `GGUF 1 stream ${one('gguf').toFixed(2)} x llama-batched-bench (target >= ${TARGET_GGUF})` },
+    { name: `gguf-vs-llama-loop-${streams}`, ok: all('gguf') >= TARGET_GGUF, figure: `GGUF ${streams} streams ${all('gguf').toFixed(2)} x llama-batched-bench (target >= ${TARGET_GGUF})` },
+    { name: 'onnx-vs-llama-loop-1', ok: one('onnx') >= TARGET_ONNX_VS_LLAMA, figure: `ONNX 1 stream ${one('onnx').toFixed(2)} x llama-batched-bench (target >= ${TARGET_ONNX_VS_LLAMA})` },
+    { name: `onnx-vs-llama-loop-${streams}`, ok: all('onnx') >= TARGET_ONNX_VS_LLAMA, figure: `ONNX ${streams} streams ${all('onnx').toFixed(2)} x llama-batched-bench (target >= ${TARGET_ONNX_VS_LLAMA})` }
+  ]
+}
+
+/**
  * 8: the same weights on both engines, in one run: the model as ONNX in the
  * daemon, converted to GGUF (packages/gguf) and uploaded to the daemon, and a
  * bare llama.cpp loop over that file here; one stream (eval_count /
@@ -682,12 +704,18 @@ async function sameWeights (d: DaemonProcess, cleanup: Cleanup, phases: PhaseLog
   cleanup.defer(async () => { await bareLlama.context.dispose(); await bareLlama.model.dispose() })
   await upload(d, dir, ggufName)
   // The peer a user would pick instead: llama.cpp's own server on the same file, threads and sequences.
-  const server = await llamaServerBinary(say, cleanup.signal)
+  const server = await llamaProgram('llama-server', say, cleanup.signal)
     .then(async bin => startLlamaServer(bin, file, { threads: bareLlama.threads, slots: TARGET_STREAMS, contextPerSlot: bareLlama.contextSize }))
     .catch((err: Error) => { say(`llama-server: not run, ${err.message}`); return undefined })
   if (server != null) cleanup.defer(server.stop)
   const serverSignal = (): AbortSignal => AbortSignal.any([AbortSignal.timeout(REQUEST_TIMEOUT_MS), interrupted])
   const peer = async (rows: number): Promise<ServerStream[] | undefined> => server == null ? undefined : Promise.all(Array.from({ length: rows }, async () => serverCompletion(server, pick.ids, s.tokens, serverSignal())))
+  // And llama.cpp's decode loop with nothing around it, as the issue's figures for llama.cpp were taken.
+  const batchedBin = await llamaProgram('llama-batched-bench', say, cleanup.signal)
+    .catch((err: Error) => { say(`llama-batched-bench: not run, ${err.message}`); return undefined })
+  const barest = async (rows: number): Promise<number | undefined> => batchedBin == null
+    ? undefined
+    : batchedBench(batchedBin, file, { threads: bareLlama.threads, contextPerSlot: bareLlama.contextSize, prompt: pick.ids.length, tokens: s.tokens, sequences: rows }, serverSignal())
   await peer(1)
 
   // Warm-up: the daemon loads the GGUF model, and both loops run once.
@@ -695,7 +723,7 @@ async function sameWeights (d: DaemonProcess, cleanup: Cleanup, phases: PhaseLog
   await llamaGreedy(bareLlama, pick.ids, s.tokens)
   const daemonEngine = await loadedEngine(d, ggufName)
   // Each run takes all three in turn, and each daemon figure counts against the bare run beside it, so that the shared machine's load, which drifts from run to run, falls on both sides of a ratio.
-  const single: Array<{ bare: number, onnx: Stream, gguf: Stream, server?: ServerStream, cpuUs: { bare: number, daemon: number, client: number } }> = []
+  const single: Array<{ bare: number, onnx: Stream, gguf: Stream, server?: ServerStream, batched?: number, cpuUs: { bare: number, daemon: number, client: number } }> = []
   for (let i = 0; i < s.runs; i++) {
     interrupted.throwIfAborted()
     // Each measurement starts once the daemon finished what the last left in the background.
@@ -710,16 +738,17 @@ async function sameWeights (d: DaemonProcess, cleanup: Cleanup, phases: PhaseLog
     // CPU per token, prompt included on both sides: what the load of a shared machine changes least.
     const perToken = (cores: number): number => cores * gguf.seconds * 1e6 / gguf.value.evalCount
     const server = (await peer(1))?.[0]
-    single.push({ bare: s.tokens / (run.decodeMs / 1000), onnx, gguf: gguf.value, server, cpuUs: { bare: (bareCpu.user + bareCpu.system) / s.tokens, daemon: perToken(gguf.daemonCores[0]), client: perToken(gguf.benchCores) } })
+    const batched = await barest(1)
+    single.push({ bare: s.tokens / (run.decodeMs / 1000), onnx, gguf: gguf.value, server, batched, cpuUs: { bare: (bareCpu.user + bareCpu.system) / s.tokens, daemon: perToken(gguf.daemonCores[0]), client: perToken(gguf.benchCores) } })
   }
   const streams = TARGET_STREAMS
-  const many: Array<{ bare: number, onnx: number, gguf: number, server?: number }> = []
+  const many: Array<{ bare: number, onnx: number, gguf: number, server?: number, batched?: number }> = []
   const manyTexts = { onnx: [] as string[], gguf: [] as string[] }
   for (let r = 0; r < s.batchRuns; r++) {
     interrupted.throwIfAborted()
     await untilIdle(d.pid)
     const b = await llamaGreedy(bareLlama, pick.ids, s.tokens, streams)
-    const round: { bare: number, onnx: number, gguf: number, server?: number } = { bare: streams * s.tokens / (b.totalMs / 1000), onnx: 0, gguf: 0 }
+    const round: { bare: number, onnx: number, gguf: number, server?: number, batched?: number } = { bare: streams * s.tokens / (b.totalMs / 1000), onnx: 0, gguf: 0 }
     for (const [key, model] of [['onnx', name], ['gguf', ggufName]] as const) {
       await untilIdle(d.pid)
       const all = await phases.timed(`${key}-streams-${streams}`, [d], async () => Promise.all(Array.from({ length: streams }, async () => generate(d, model, pick.prompt, s.tokens))))
@@ -730,6 +759,7 @@ async function sameWeights (d: DaemonProcess, cleanup: Cleanup, phases: PhaseLog
     const t0 = performance.now()
     const served = await peer(streams)
     if (served != null) round.server = served.reduce((n, x) => n + x.evalCount, 0) / ((performance.now() - t0) / 1000)
+    round.batched = await barest(streams)
     many.push(round)
   }
 
@@ -759,9 +789,11 @@ async function sameWeights (d: DaemonProcess, cleanup: Cleanup, phases: PhaseLog
   say(`  ${streams} streams: daemon GGUF ${fmt(median(many.map(r => r.gguf)))} tokens/s = ${figures.ggufMany.median.toFixed(2)} x bare llama.cpp's ${streams} sequences (target >= ${TARGET_GGUF}; ${figures.ggufMany.range}); daemon ONNX ${fmt(median(many.map(r => r.onnx)))} tokens/s = ${figures.onnxMany.median.toFixed(2)} x (target >= ${TARGET_ONNX_VS_LLAMA}; ${figures.onnxMany.range})  [medians of ${s.batchRuns} rounds, aggregate from the first send to the last done line]`)
   say(`  texts: llama.cpp's greedy tokens ${split < 0 ? 'are onnxruntime\'s' : `leave onnxruntime's at token ${split} of ${s.tokens}, where onnxruntime's logits put its pick ${gap.toExponential(1)} above llama.cpp's (${gap < 1e-3 ? 'a near-tie: F32 sums in another order' : 'MORE than a near-tie'})`}; the daemon's GGUF texts equal the bare llama.cpp loop's in ${agree([warm, ...single.map(r => r.gguf)].map(r => r.text), llamaText)} single requests and ${agree(manyTexts.gguf, llamaText)} concurrent ones; its ONNX texts equal the bare onnxruntime loop's in ${agree(single.map(r => r.onnx.text), onnxText)} and ${agree(manyTexts.onnx, onnxText)}`)
   const { ggufOne, onnxOne, ggufMany, onnxMany } = figures
+  const barestOf = batchedBin == null ? [] : vsBatchedBench(single as Array<typeof single[number] & { batched: number }>, many as Array<typeof many[number] & { batched: number }>, streams, bareLlama.threads)
   const versus = server == null ? [] : vsLlamaServer(single as Array<typeof single[number] & { server: ServerStream }>, many as Array<typeof many[number] & { server: number }>, streams, bareLlama.threads)
   return [
     ...versus,
+    ...barestOf,
     { name: 'gguf-1', ok: ggufOne.median >= TARGET_GGUF, figure: `GGUF 1 stream ${ggufOne.median.toFixed(2)} x bare llama.cpp (target >= ${TARGET_GGUF})` },
     { name: `gguf-${streams}`, ok: ggufMany.median >= TARGET_GGUF, figure: `GGUF ${streams} streams ${ggufMany.median.toFixed(2)} x bare llama.cpp (target >= ${TARGET_GGUF})` },
     { name: 'onnx-vs-llama-1', ok: onnxOne.median >= TARGET_ONNX_VS_LLAMA, figure: `ONNX 1 stream ${onnxOne.median.toFixed(2)} x bare llama.cpp (target >= ${TARGET_ONNX_VS_LLAMA})` },

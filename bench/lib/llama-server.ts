@@ -1,8 +1,9 @@
 /**
  * llama.cpp's own HTTP server, the inference bench's peer: what a user who
- * picks llama.cpp over the daemon runs. It is built at bench time, once, from
+ * picks llama.cpp over the daemon runs; and llama.cpp's own batched bench,
+ * its decode loop with nothing around it. They are built at bench time, once, from
  * the llama.cpp source node-llama-cpp ships (its gitRelease.bundle), so that
- * it is the llama.cpp the daemon's GGUF engine runs, and kept under
+ * they are the llama.cpp the daemon's GGUF engine runs, and kept under
  * ~/.cache for later runs; and so is node-llama-cpp's own build of that
  * source for this machine, which the daemon then runs, so that both sides
  * run llama.cpp compiled for this CPU. Never built or run by the test suite.
@@ -39,29 +40,51 @@ async function llamaSource (): Promise<{ bundle: string, tag: string }> {
   return { bundle: join(dir, 'gitRelease.bundle'), tag }
 }
 
+/** llama.cpp's programs the bench runs beside the daemon. */
+export type LlamaProgram = 'llama-server' | 'llama-batched-bench'
+
 /**
- * The llama-server binary, built from node-llama-cpp's llama.cpp on first use
- * (git, cmake and a C++ compiler needed; `say` tells that it is building).
- * Throws with the reason when it cannot be had.
+ * One of llama.cpp's programs, built from node-llama-cpp's llama.cpp on
+ * first use (git, cmake and a C++ compiler needed; `say` tells that it is
+ * building). Throws with the reason when it cannot be had.
  */
-export async function llamaServerBinary (say: (line: string) => void, signal?: AbortSignal): Promise<string> {
+export async function llamaProgram (program: LlamaProgram, say: (line: string) => void, signal?: AbortSignal): Promise<string> {
   const { bundle, tag } = await llamaSource()
   const dir = join(homedir(), '.cache', 'node-daemon-bench', `llama.cpp-${tag}`)
-  const bin = join(dir, 'build', 'bin', 'llama-server')
+  const bin = join(dir, 'build', 'bin', program)
   if (existsSync(bin)) return bin
   for (const tool of ['git', 'cmake', 'c++']) {
-    await run('sh', ['-c', `command -v ${tool}`]).catch(() => { throw new Error(`${tool} is missing, which building llama-server needs`) })
+    await run('sh', ['-c', `command -v ${tool}`]).catch(() => { throw new Error(`${tool} is missing, which building ${program} needs`) })
   }
-  if (!existsSync(bundle)) throw new Error('node-llama-cpp ships no llama.cpp source to build llama-server from')
-  say(`building llama-server from node-llama-cpp's llama.cpp ${tag} into ${dir} (once; minutes on two cores)`)
+  if (!existsSync(bundle)) throw new Error(`node-llama-cpp ships no llama.cpp source to build ${program} from`)
+  say(`building ${program} from node-llama-cpp's llama.cpp ${tag} into ${dir} (once; minutes on two cores)`)
   const options = { signal, timeout: BUILD_TIMEOUT_MS, maxBuffer: 64 * 1_048_576 }
-  await rm(dir, { recursive: true, force: true })
-  await run('git', ['clone', '-q', bundle, dir], options)
-  // Static: one binary, which runs wherever the cache goes.
-  await run('cmake', ['-S', dir, '-B', join(dir, 'build'), '-DCMAKE_BUILD_TYPE=Release', '-DLLAMA_CURL=OFF', '-DLLAMA_BUILD_TESTS=OFF', '-DLLAMA_BUILD_EXAMPLES=OFF', '-DLLAMA_BUILD_SERVER=ON', '-DBUILD_SHARED_LIBS=OFF'], options)
-  await run('cmake', ['--build', join(dir, 'build'), '--target', 'llama-server', '-j', String(cpus().length)], options)
+  if (!existsSync(join(dir, 'build', 'CMakeCache.txt'))) {
+    await rm(dir, { recursive: true, force: true })
+    await run('git', ['clone', '-q', bundle, dir], options)
+    // Static: one binary, which runs wherever the cache goes.
+    await run('cmake', ['-S', dir, '-B', join(dir, 'build'), '-DCMAKE_BUILD_TYPE=Release', '-DLLAMA_CURL=OFF', '-DLLAMA_BUILD_TESTS=OFF', '-DLLAMA_BUILD_EXAMPLES=OFF', '-DLLAMA_BUILD_SERVER=ON', '-DBUILD_SHARED_LIBS=OFF'], options)
+  }
+  await run('cmake', ['--build', join(dir, 'build'), '--target', program, '-j', String(cpus().length)], options)
   if (!existsSync(bin)) throw new Error(`the llama.cpp build made no ${bin}`)
   return bin
+}
+
+/**
+ * llama.cpp's own decode loop, llama-batched-bench, on `model`: a prompt of
+ * `prompt` tokens in each of `sequences` sequences, then `tokens` steps
+ * decoding one token of each, with `threads` threads and a context of
+ * `contextPerSlot` positions a sequence, as the daemon's; its rate over the
+ * steps (tokens of all sequences). Its tokens are random and it samples
+ * none: llama.cpp's decode alone, the bare loop at its barest.
+ */
+export async function batchedBench (bin: string, model: string, options: { threads: number, contextPerSlot: number, prompt: number, tokens: number, sequences: number }, signal?: AbortSignal): Promise<number> {
+  const args = ['-m', model, '-c', String(options.sequences * options.contextPerSlot), '-b', '512', '-ub', '512', '-npp', String(options.prompt), '-ntg', String(options.tokens),
+    '-npl', String(options.sequences), '-t', String(options.threads), '-tb', String(options.threads), '--output-format', 'jsonl']
+  const { stdout } = await run(bin, args, { signal, timeout: 10 * 60_000, maxBuffer: 16 * 1_048_576 })
+  const line = stdout.split('\n').find(l => l.startsWith('{') && l.includes('"speed_tg"'))
+  if (line == null) throw new Error(`llama-batched-bench printed no result: ${stdout.slice(-400)}`)
+  return (JSON.parse(line) as { speed_tg: number }).speed_tg
 }
 
 /**
