@@ -8,7 +8,7 @@
  */
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads'
 import { bindLlama } from './llama-binding.ts'
-import { continues } from './llama-thread.ts'
+import { CELLS, DECODES, MAIL, TOKENS, continues } from './llama-thread.ts'
 import type { LlamaApi, LlamaBatch, Pointer } from './llama-binding.ts'
 import type { DecodeRow, LlamaReply, LlamaRequest, LlamaThreadInit } from './llama-thread.ts'
 
@@ -122,7 +122,7 @@ class Engine {
       case 'erase':
         this.#running.delete(message.seq)
         this.#api.erase(this.#memory, message.seq, message.from, -1)
-        this.#counters[2 + message.seq] = Math.min(this.#counters[2 + message.seq], message.from)
+        this.#counters[CELLS + message.seq] = Math.min(this.#counters[CELLS + message.seq], message.from)
         return true
       case 'release':
         this.#release()
@@ -162,13 +162,13 @@ class Engine {
     if (n === 0) return false
     this.#batch.n_tokens = n
     const rc = this.#api.decode(this.#ctx, this.#batch)
-    this.#counters[0]++
-    this.#counters[1] += n
+    this.#counters[DECODES]++
+    this.#counters[TOKENS] += n
     if (rc !== 0) {
       this.#fail(outputs.flatMap(o => o.running != null ? [o.running] : []), items, rc)
       return true
     }
-    for (let i = 0; i < n; i++) this.#counters[2 + this.#seq[i][0]] = Math.max(this.#counters[2 + this.#seq[i][0]], this.#pos[i] + 1)
+    for (let i = 0; i < n; i++) this.#counters[CELLS + this.#seq[i][0]] = Math.max(this.#counters[CELLS + this.#seq[i][0]], this.#pos[i] + 1)
     // The rows run ahead answer in one message: one wake-up of the main thread a step.
     const ahead: Array<{ seq: number, epoch: number, token: number }> = []
     for (const { at, running, item } of outputs) {
@@ -223,7 +223,7 @@ class Engine {
     for (let i = this.#queue.length - 1; i >= 0; i--) if (failed.has(this.#queue[i].request)) this.#queue.splice(i, 1)
     for (const seq of hit) {
       this.#api.erase(this.#memory, seq, -1, -1)
-      this.#counters[2 + seq] = 0
+      this.#counters[CELLS + seq] = 0
       const r = this.#running.get(seq)
       this.#running.delete(seq)
       if (r != null) this.#post({ type: 'ahead', rows: [{ seq, epoch: r.epoch, error: message }] })
@@ -252,18 +252,27 @@ try {
   port.close()
 }
 
+const mail = new Int32Array(init.counters)
+let seen = 0
+
+/** The next message, read from the port now rather than at the event loop's next turn. */
+function receive (): LlamaRequest | undefined {
+  seen = Atomics.load(mail, MAIL)
+  return receiveMessageOnPort(port)?.message as LlamaRequest | undefined
+}
+
 /** Handles what came, then decodes until nothing waits; the messages that come meanwhile are read between decodes. */
 function pump (first: LlamaRequest): void {
   let message: LlamaRequest | undefined = first
   for (;;) {
-    for (; message != null; message = receiveMessageOnPort(port)?.message as LlamaRequest | undefined) {
+    for (; message != null; message = receive()) {
       if (engine.handle(message)) continue
       port.postMessage({ type: 'released' } satisfies LlamaReply)
       port.close()
       return
     }
     if (!engine.step()) return
-    message = receiveMessageOnPort(port)?.message as LlamaRequest | undefined
+    message = Atomics.load(mail, MAIL) !== seen ? receive() : undefined
   }
 }
 
