@@ -133,7 +133,7 @@ export async function loadGguf (dir: string, options: GgufLoadOptions = {}, head
   const lib = await runtime()
   const { contextSize, sequences, threads } = ggufContextOptions(size, summary.contextLength, { ...options, mathCores: lib.cpuMathCores })
   // The weights stay in the file, mapped, in the page cache rather than in the heap: llama.cpp's default.
-  const thread = await LlamaThread.start({ dir: await libraryDir(), path, contextSize, sequences, threads, stopIds: [...codec.stopIds] }).catch((err: Error) => {
+  const thread = await LlamaThread.start({ dir: await libraryDir(), path, contextSize, sequences, threads, stopIds: [...codec.stopIds] }, options.signal).catch((err: Error) => {
     throw err.name === 'LlamaThreadError' ? new UnsupportedModelError(`${GGUF_FILE}: ${err.message}`) : err
   })
   const info: ModelInfo = {
@@ -151,17 +151,22 @@ export async function loadGguf (dir: string, options: GgufLoadOptions = {}, head
   return new GgufLM(thread, codec, info, vocabSize)
 }
 
+let library: Promise<string> | undefined
+
 /**
  * The directory of the llama.cpp node-llama-cpp loaded in this process (its
  * build for this machine, or its prebuilt binaries): a model's thread calls
  * the same libllama, whose backends node-llama-cpp has loaded.
  */
 async function libraryDir (): Promise<string> {
-  await runtime()
-  const maps = await readFile('/proc/self/maps', 'utf8').catch(() => '')
-  const addon = maps.split('\n').find(line => line.endsWith('/llama-addon.node'))
-  if (addon == null) throw new UnsupportedModelError(`${GGUF_FILE}: cannot find the llama.cpp node-llama-cpp loaded (Linux only)`)
-  return dirname(addon.slice(addon.indexOf('/')))
+  library ??= (async () => {
+    await runtime()
+    const maps = await readFile('/proc/self/maps', 'utf8').catch(() => '')
+    const addon = maps.split('\n').find(line => line.endsWith('/llama-addon.node'))
+    if (addon == null) throw new UnsupportedModelError(`${GGUF_FILE}: cannot find the llama.cpp node-llama-cpp loaded (Linux only)`)
+    return dirname(addon.slice(addon.indexOf('/')))
+  })()
+  return library
 }
 
 /** A GGUF causal LM in a llama.cpp context, in a thread of its own, whose sequences are the rows of the batch. */

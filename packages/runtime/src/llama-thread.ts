@@ -116,21 +116,33 @@ export class LlamaThread {
   #gone?: Error
   readonly #released: Promise<void>
 
-  /** Starts the worker, which loads the model and makes its context. */
-  static async start (init: Omit<LlamaThreadInit, 'counters'>): Promise<LlamaThread> {
+  /** Starts the worker, which loads the model and makes its context; `signal` stops it there. */
+  static async start (init: Omit<LlamaThreadInit, 'counters'>, signal?: AbortSignal): Promise<LlamaThread> {
+    signal?.throwIfAborted()
     const counters = new SharedArrayBuffer(4 * (CELLS + init.sequences))
     const worker = new Worker(new URL('./llama-worker.ts', import.meta.url), { workerData: { ...init, counters } satisfies LlamaThreadInit })
-    const ready = await new Promise<Extract<LlamaReply, { type: 'ready' }>>((resolve, reject) => {
-      const fail = (err: Error): void => { worker.off('message', first); reject(err) }
-      const first = (reply: LlamaReply): void => {
-        worker.off('error', fail)
-        if (reply.type === 'ready') resolve(reply)
-        else reject(new LlamaThreadError(reply.type === 'failed' ? reply.error : `unexpected ${reply.type}`))
-      }
-      worker.once('message', first)
-      worker.once('error', fail)
-    })
-    return new LlamaThread(worker, ready, init, counters)
+    let abort: (() => void) | undefined
+    try {
+      const ready = await new Promise<Extract<LlamaReply, { type: 'ready' }>>((resolve, reject) => {
+        const fail = (err: Error): void => { worker.off('message', first); reject(err) }
+        const first = (reply: LlamaReply): void => {
+          worker.off('error', fail)
+          if (reply.type === 'ready') resolve(reply)
+          else reject(new LlamaThreadError(reply.type === 'failed' ? reply.error : `unexpected ${reply.type}`))
+        }
+        abort = () => { reject(signal?.reason) }
+        worker.once('message', first)
+        worker.once('error', fail)
+        signal?.addEventListener('abort', abort, { once: true })
+      })
+      return new LlamaThread(worker, ready, init, counters)
+    } catch (err) {
+      // Its loading is cut short with it.
+      await worker.terminate()
+      throw err
+    } finally {
+      if (abort != null) signal?.removeEventListener('abort', abort)
+    }
   }
 
   private constructor (worker: Worker, ready: Extract<LlamaReply, { type: 'ready' }>, init: Omit<LlamaThreadInit, 'counters'>, counters: SharedArrayBuffer) {

@@ -7,7 +7,7 @@ import { Ajv } from 'ajv'
 import { convertDecoder } from '@node-daemon/gguf'
 import { assetDir } from '@node-daemon/models'
 import { Batcher } from '../src/batcher.ts'
-import { ggufContextOptions, loadGguf } from '../src/gguf.ts'
+import { ggufContextOptions, loadGguf, readGgufHeader } from '../src/gguf.ts'
 import { AHEAD } from '../src/llama-thread.ts'
 import { SMALL_MODEL_BYTES } from '../src/model.ts'
 import { Runtime } from '../src/runtime.ts'
@@ -248,6 +248,17 @@ describe('a GGUF model in the runtime', () => {
     } finally {
       await lm.release()
     }
+  })
+
+  it('stops loading when the load\'s signal aborts', async () => {
+    const header = await readGgufHeader(dir)
+    // Loaded once, so that llama.cpp is found: the next load goes to its thread at once, which the abort then meets.
+    await (await loadGguf(dir, { sequences: 1 }, header)).release()
+    const controller = new AbortController()
+    const loading = loadGguf(dir, { sequences: 2, signal: controller.signal }, header)
+    setImmediate(() => { controller.abort(new Error('no longer wanted')) })
+    // Loaded all the same, it is released, so that the failure leaves no thread behind.
+    await assert.rejects(loading.then(async lm => { await lm.release() }), { message: 'no longer wanted' })
   })
 
   it('lets llama.cpp pick the tokens of plain greedy requests, and not of those that ask for logprobs', async () => {
