@@ -266,6 +266,8 @@ export class LlamaThread {
 
   async release (): Promise<void> {
     if (this.#gone == null) this.#send({ type: 'release' })
+    // Nothing is sent after it: the worker frees the context at once.
+    this.#gone ??= new LlamaThreadError('the model was released')
     await Promise.race([this.#released, new Promise(resolve => { this.#worker.once('message', (reply: LlamaReply) => { if (reply.type === 'released') resolve(undefined) }) })])
     await this.#worker.terminate()
   }

@@ -261,12 +261,17 @@ function receive (): LlamaRequest | undefined {
   return receiveMessageOnPort(port)?.message as LlamaRequest | undefined
 }
 
+let released = false
+
 /** Handles what came, then decodes until nothing waits; the messages that come meanwhile are read between decodes. */
 function pump (first: LlamaRequest): void {
+  // What was already queued behind the release still comes: the context is gone.
+  if (released) return
   let message: LlamaRequest | undefined = first
   for (;;) {
     for (; message != null; message = receive()) {
       if (engine.handle(message)) continue
+      released = true
       port.postMessage({ type: 'released' } satisfies LlamaReply)
       port.close()
       return

@@ -261,6 +261,17 @@ describe('a GGUF model in the runtime', () => {
     await assert.rejects(loading.then(async lm => { await lm.release() }), { message: 'no longer wanted' })
   })
 
+  it('sends nothing to llama.cpp\'s thread once its model is released: a row freed after does not touch the freed context', async () => {
+    const lm = await loadGguf(dir, { sequences: 2 })
+    const step = await lm.forwardGreedy([lm.codec.encode(PROMPTS[1])], [true])
+    const released = lm.release()
+    // The row, computed ahead, would be erased: after the release, in a freed context.
+    lm.free(step.cache)
+    await released
+    // The thread is gone and the process still here.
+    await assert.rejects(lm.forward([[1]]), { name: 'LlamaThreadError' })
+  })
+
   it('lets llama.cpp pick the tokens of plain greedy requests, and not of those that ask for logprobs', async () => {
     const lm = await loadGguf(dir, { sequences: 4 })
     const calls = { forward: 0, forwardGreedy: 0 }
