@@ -652,6 +652,9 @@ function vsLlamaServer (single: Array<{ onnx: Stream, gguf: Stream, server: Serv
   ]
 }
 
+/** The lowest and highest of `xs`, as `min-max`. */
+const range = (xs: number[], digits = 1): string => `${fmt(Math.min(...xs), digits)}-${fmt(Math.max(...xs), digits)}`
+
 /** Where two token lists first differ, or -1. */
 const divergence = (a: number[], b: number[]): number => {
   for (let i = 0; i < Math.max(a.length, b.length); i++) if (a[i] !== b[i]) return i
@@ -667,8 +670,7 @@ const divergence = (a: number[], b: number[]): number => {
 function vsBatchedBench (single: Array<{ onnx: Stream, gguf: Stream, batched: number }>, many: Array<{ onnx: number, gguf: number, batched: number }>, streams: number, threads: number): Result[] {
   const one = (key: 'onnx' | 'gguf'): number => median(single.map(r => rate(r[key]) / r.batched))
   const all = (key: 'onnx' | 'gguf'): number => median(many.map(r => r[key] / r.batched))
-  const spread = (xs: number[]): string => `${fmt(Math.min(...xs))}-${fmt(Math.max(...xs))}`
-  say(`llama-batched-bench (llama.cpp's decode loop alone: the same file, ${threads} thread${threads === 1 ? '' : 's'}, random tokens, no sampling): 1 sequence ${fmt(median(single.map(r => r.batched)))} tokens/s [${spread(single.map(r => r.batched))}]; daemon GGUF ${one('gguf').toFixed(2)} x (target >= ${TARGET_GGUF}), ONNX ${one('onnx').toFixed(2)} x (target >= ${TARGET_ONNX_VS_LLAMA}); ${streams} sequences ${fmt(median(many.map(r => r.batched)))} tokens/s [${spread(many.map(r => r.batched))}]; daemon GGUF ${all('gguf').toFixed(2)} x, ONNX ${all('onnx').toFixed(2)} x  [medians of ${single.length} runs and ${many.length} rounds, each against the loop's run beside it]`)
+  say(`llama-batched-bench (llama.cpp's decode loop alone: the same file, ${threads} thread${threads === 1 ? '' : 's'}, random tokens, no sampling): 1 sequence ${fmt(median(single.map(r => r.batched)))} tokens/s [${range(single.map(r => r.batched))}]; daemon GGUF ${one('gguf').toFixed(2)} x (target >= ${TARGET_GGUF}), ONNX ${one('onnx').toFixed(2)} x (target >= ${TARGET_ONNX_VS_LLAMA}); ${streams} sequences ${fmt(median(many.map(r => r.batched)))} tokens/s [${range(many.map(r => r.batched))}]; daemon GGUF ${all('gguf').toFixed(2)} x, ONNX ${all('onnx').toFixed(2)} x  [medians of ${single.length} runs and ${many.length} rounds, each against the loop's run beside it]`)
   return [
     { name: 'gguf-vs-llama-loop-1', ok: one('gguf') >= TARGET_GGUF, figure: `GGUF 1 stream ${one('gguf').toFixed(2)} x llama-batched-bench (target >= ${TARGET_GGUF})` },
     { name: `gguf-vs-llama-loop-${streams}`, ok: all('gguf') >= TARGET_GGUF, figure: `GGUF ${streams} streams ${all('gguf').toFixed(2)} x llama-batched-bench (target >= ${TARGET_GGUF})` },
@@ -763,7 +765,6 @@ async function sameWeights (d: DaemonProcess, cleanup: Cleanup, phases: PhaseLog
     many.push(round)
   }
 
-  const range = (xs: number[], digits = 1): string => `${fmt(Math.min(...xs), digits)}-${fmt(Math.max(...xs), digits)}`
   const ratios = <T extends { bare: number }>(runs: T[], of: (run: T) => number): { median: number, range: string } => {
     const xs = runs.map(run => of(run) / run.bare)
     return { median: median(xs), range: range(xs, 2) }
