@@ -195,9 +195,8 @@ export class GgufLM implements Decoder<GgufCache> {
   }
 
   /** The llama.cpp context: its batch, its work so far, and how many positions a sequence's cells hold (tokens computed ahead included). */
-  get context (): { batchSize: number, vocabSize: number, evaluated: () => { decodes: number, tokens: number }, cells: (sequence: LlamaSequence) => number } {
-    const thread = this.#thread
-    return { batchSize: thread.batchSize, vocabSize: thread.vocabSize, evaluated: () => thread.evaluated(), cells: s => thread.cells(s) }
+  get context (): Pick<LlamaThread, 'batchSize' | 'vocabSize' | 'evaluated' | 'cells'> {
+    return this.#thread
   }
 
   async forward (rows: number[][], cache?: GgufCache, signal?: AbortSignal): Promise<{ logits: Float32Array[], cache: GgufCache }> {

@@ -87,7 +87,7 @@ export class LlamaSequence {
   /** The position it may run ahead to, as last sent. */
   until = 0
   /** Running ahead: the token it feeds next, at `tokens.length`, and the answers that came before they were asked for. */
-  ahead?: { input: number, arrived: Array<{ token?: number, error?: string }>, waiter?: Waiter }
+  ahead?: { input: number, arrived: number[], waiter?: Waiter }
   /** Why its cells are lost, until it is cut back to empty. */
   failed?: string
 
@@ -238,7 +238,7 @@ export class LlamaThread {
       return token
     }
     const first = ahead.arrived.shift()
-    if (first != null) return first.error != null ? Promise.reject(new LlamaThreadError(first.error)) : Promise.resolve(answered(first.token as number))
+    if (first != null) return Promise.resolve(answered(first))
     if (this.#gone != null) return Promise.reject(this.#gone)
     return new Promise<number>((resolve, reject) => { ahead.waiter = { resolve, reject } }).then(answered)
   }
@@ -322,14 +322,16 @@ export class LlamaThread {
     const s = this.sequences[row.seq]
     const ahead = s.ahead
     if (row.epoch !== s.epoch || ahead == null) return
-    if (row.error != null) this.#lost(s, row.error)
     const waiter = ahead.waiter
-    if (waiter == null) {
-      ahead.arrived.push(row)
-      return
-    }
     ahead.waiter = undefined
-    if (row.error != null) waiter.reject(new LlamaThreadError(row.error))
-    else waiter.resolve(row.token as number)
+    if (row.error != null) {
+      // No longer running ahead: a later step finds the sequence failed.
+      this.#lost(s, row.error)
+      waiter?.reject(new LlamaThreadError(row.error))
+    } else if (waiter != null) {
+      waiter.resolve(row.token as number)
+    } else {
+      ahead.arrived.push(row.token as number)
+    }
   }
 }
