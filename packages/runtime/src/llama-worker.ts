@@ -68,11 +68,13 @@ class Engine {
     if (model == null) throw new Error('llama.cpp could not load the model')
     this.#model = model
     const params = api.contextDefaults()
+    const cells = init.contextSize * init.sequences
+    // node-llama-cpp's batch, and llama-server's physical one: a prompt's piece holds up the rows running ahead no longer.
+    const batch = Math.min(cells, BATCH)
     Object.assign(params, {
-      n_ctx: init.contextSize * init.sequences,
-      // node-llama-cpp's batch, and llama-server's physical one: a prompt's piece holds up the rows running ahead no longer.
-      n_batch: Math.min(init.contextSize * init.sequences, BATCH),
-      n_ubatch: Math.min(init.contextSize * init.sequences, BATCH),
+      n_ctx: cells,
+      n_batch: batch,
+      n_ubatch: batch,
       n_seq_max: init.sequences,
       n_threads: init.threads,
       n_threads_batch: init.threads,
