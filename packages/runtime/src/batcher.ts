@@ -256,7 +256,7 @@ export class Batcher {
   async #decode (batch: Batch): Promise<void> {
     const rows = batch.seqs.map(s => [s.next?.token ?? s.tokens[s.tokens.length - 1]])
     const greedy = batch.seqs.map(s => s.matcher == null && s.request.logprobs == null && plainGreedy(s.request.sampling))
-    // The token this step draws is a row's last when its length says so: counted before the one drawn at the step before is taken.
+    // The tokens a row may take after the one this step draws, by its length: counted before the one drawn at the step before is taken.
     const room = batch.seqs.map(s => this.#room(s, s.next == null ? 1 : 2))
     const running = this.#model.forwardGreedy != null && greedy.some(g => g)
       ? this.#model.forwardGreedy(rows, greedy, batch.cache, undefined, room)

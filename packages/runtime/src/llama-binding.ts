@@ -40,7 +40,6 @@ export interface LlamaApi {
   freeModel: (model: Pointer) => void
   newContext: (model: Pointer, params: Record<string, unknown>) => Pointer | null
   freeContext: (ctx: Pointer) => void
-  contextSize: (ctx: Pointer) => number
   sequenceSize: (ctx: Pointer) => number
   batchSize: (ctx: Pointer) => number
   vocab: (model: Pointer) => Pointer
@@ -164,7 +163,6 @@ export function bindLlama (dir: string): LlamaApi {
     freeModel: fn('void llama_model_free(void *model)'),
     newContext: fn('void *llama_init_from_model(void *model, llama_context_params params)'),
     freeContext: fn('void llama_free(void *ctx)'),
-    contextSize: fn('uint32_t llama_n_ctx(void *ctx)'),
     sequenceSize: fn('uint32_t llama_n_ctx_seq(void *ctx)'),
     batchSize: fn('uint32_t llama_n_batch(void *ctx)'),
     vocab: fn('void *llama_model_get_vocab(void *model)'),
