@@ -5,8 +5,9 @@
  * asked. On a two-core VM a message between threads costs 80 to 110 µs when
  * the other side sleeps, a tenth of a small model's token: so a greedy
  * sequence does not wait for the main thread between its tokens, but feeds
- * each back at once, up to AHEAD tokens past the one the main thread last
- * asked for. What it computed and was never asked for is erased when the
+ * each back at once, a few tokens past the one the main thread last asked
+ * for, and the worker sends what it computed so every HOLD_MS rather than
+ * every token. What it computed and was never asked for is erased when the
  * sequence goes another way.
  */
 import { Worker } from 'node:worker_threads'
@@ -61,11 +62,24 @@ export const DECODES = 0
 export const TOKENS = 1
 /** Messages sent to the worker: it reads its port between decodes only when this moved, which saves a tenth of a small model's overhead a token. */
 export const MAIL = 2
+/** µs a step of tokens computed ahead takes, a moving average the worker keeps. */
+export const STEP_US = 3
+/** Messages the worker sent with tokens computed ahead. */
+export const SENDS = 4
 /** Then each sequence's cells in use. */
-export const CELLS = 3
+export const CELLS = 5
 
-/** Tokens a greedy sequence computes past the one asked for, at most. */
-export const AHEAD = 2
+/**
+ * The worker holds the tokens it computed ahead for up to this long before
+ * it sends them, unless a row can go no further without the main thread:
+ * one wake-up of each thread per few tokens of a small model rather than per
+ * token, whose HTTP writes gather a few ms of tokens anyway.
+ */
+export const HOLD_MS = 1
+/** Tokens a greedy sequence computes past the one asked for: at least AHEAD_MIN, which keeps a slow model's waste small when a request ends on a stop string. */
+export const AHEAD_MIN = 2
+/** And at most AHEAD_MAX, for a fast model: twice what HOLD_MS holds, so that the worker goes on while the main thread takes what it sent. */
+export const AHEAD_MAX = 16
 
 /** Whether a sequence goes on from `token` at `pos`: not past an end token, nor into its last position. */
 export function continues (token: number, pos: number, sequenceSize: number, stopIds: ReadonlySet<number>): boolean {
@@ -113,6 +127,8 @@ export class LlamaThread {
   readonly #pending = new Map<number, { resolve: (out: Array<number | Float32Array>) => void, reject: (err: Error) => void }>()
   #nextId = 0
   #follows: LlamaSequence[] = []
+  /** The lead every row asked for in this turn of the event loop gets: the same for all, so that they run ahead in the same batches. */
+  #lead?: number
   #gone?: Error
   readonly #released: Promise<void>
 
@@ -168,9 +184,10 @@ export class LlamaThread {
     })
   }
 
-  /** Decodes done, and tokens they held. */
-  evaluated (): { decodes: number, tokens: number } {
-    return { decodes: Atomics.load(this.#counters, DECODES), tokens: Atomics.load(this.#counters, TOKENS) }
+  /** Decodes done, tokens they held, messages that brought tokens computed ahead, and the worker's µs a step of those. */
+  evaluated (): { decodes: number, tokens: number, sends: number, stepUs: number } {
+    const at = (index: number): number => Atomics.load(this.#counters, index)
+    return { decodes: at(DECODES), tokens: at(TOKENS), sends: at(SENDS), stepUs: at(STEP_US) }
   }
 
   /** Positions a sequence's cells hold, tokens computed ahead included. */
@@ -193,7 +210,7 @@ export class LlamaThread {
     const wire = rows.map(({ sequence: s, tokens, greedy, room }): DecodeRow => {
       const pos = s.tokens.length
       for (const t of tokens) s.tokens.push(t)
-      s.until = greedy && this.canCut ? s.tokens.length + Math.min(room, AHEAD) : 0
+      s.until = greedy && this.canCut ? s.tokens.length + Math.min(room, this.#ahead()) : 0
       return { seq: s.id, epoch: s.epoch, pos, tokens, greedy, until: s.until }
     })
     const id = this.#nextId++
@@ -224,8 +241,8 @@ export class LlamaThread {
     if (ahead == null || ahead.input !== input) return undefined
     s.tokens.push(input)
     const length = s.tokens.length
-    // What was asked for may always be computed; past it, what the row has room for, AHEAD at most.
-    const until = Math.max(length, length + Math.min(room, AHEAD))
+    // What was asked for may always be computed; past it, what the row has room for, the lead at most.
+    const until = Math.max(length, length + Math.min(room, this.#ahead()))
     if (until > s.until) {
       s.until = until
       this.#follow(s)
@@ -270,6 +287,16 @@ export class LlamaThread {
     this.#gone ??= new LlamaThreadError('the model was released')
     await Promise.race([this.#released, new Promise(resolve => { this.#worker.once('message', (reply: LlamaReply) => { if (reply.type === 'released') resolve(undefined) }) })])
     await this.#worker.terminate()
+  }
+
+  /** How far a greedy row may run ahead: about twice HOLD_MS of the worker's steps. */
+  #ahead (): number {
+    if (this.#lead == null) {
+      const stepUs = Atomics.load(this.#counters, STEP_US)
+      this.#lead = stepUs <= 0 ? AHEAD_MIN : Math.min(AHEAD_MAX, Math.max(AHEAD_MIN, Math.ceil(2 * HOLD_MS * 1000 / stepUs)))
+      queueMicrotask(() => { this.#lead = undefined })
+    }
+    return this.#lead
   }
 
   /**

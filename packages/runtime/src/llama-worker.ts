@@ -3,12 +3,13 @@
  * starts it and describes the messages). It decodes in a loop of its own,
  * calling llama.cpp synchronously: the rows asked for, and beside them every
  * sequence allowed to run ahead, whose greedy token it feeds back at once
- * rather than waiting for the main thread to ask. Between decodes it reads
- * its messages without returning to its event loop.
+ * rather than waiting for the main thread to ask, and sends on every
+ * HOLD_MS. Between decodes it reads its messages without returning to its
+ * event loop.
  */
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads'
 import { bindLlama } from './llama-binding.ts'
-import { CELLS, DECODES, MAIL, TOKENS, continues } from './llama-thread.ts'
+import { CELLS, DECODES, HOLD_MS, MAIL, SENDS, STEP_US, TOKENS, continues } from './llama-thread.ts'
 import type { LlamaApi, LlamaBatch, Pointer } from './llama-binding.ts'
 import type { DecodeRow, LlamaReply, LlamaRequest, LlamaThreadInit } from './llama-thread.ts'
 
@@ -60,6 +61,10 @@ class Engine {
   readonly canCut: boolean
   readonly #queue: Item[] = []
   readonly #running = new Map<number, Running>()
+  /** Tokens computed ahead and not sent yet, and since when. */
+  #held: Array<{ seq: number, epoch: number, token: number }> = []
+  #heldSince = 0
+  #stepUs = 0
 
   constructor () {
     this.#api = bindLlama(init.dir)
@@ -163,7 +168,9 @@ class Engine {
     }
     if (n === 0) return false
     this.#batch.n_tokens = n
+    const started = performance.now()
     const rc = this.#api.decode(this.#ctx, this.#batch)
+    const now = performance.now()
     this.#counters[DECODES]++
     this.#counters[TOKENS] += n
     if (rc !== 0) {
@@ -171,14 +178,33 @@ class Engine {
       return true
     }
     for (let i = 0; i < n; i++) this.#counters[CELLS + this.#seq[i][0]] = Math.max(this.#counters[CELLS + this.#seq[i][0]], this.#pos[i] + 1)
-    // The rows run ahead answer in one message: one wake-up of the main thread a step.
-    const ahead: Array<{ seq: number, epoch: number, token: number }> = []
-    for (const { at, running, item } of outputs) {
-      if (running != null) ahead.push(this.#ahead(running[0], running[1], at))
-      else if (item != null) this.#answer(item, at)
+    if (items.length === 0) {
+      // Only rows running ahead: how long such a step takes tells the main thread how far to let them run.
+      this.#stepUs = this.#stepUs === 0 ? (now - started) * 1000 : 0.8 * this.#stepUs + 200 * (now - started)
+      this.#counters[STEP_US] = Math.max(1, Math.round(this.#stepUs))
     }
-    if (ahead.length > 0) this.#post({ type: 'ahead', rows: ahead })
+    let stopped = false
+    for (const { at, running, item } of outputs) {
+      if (running != null) {
+        if (this.#held.length === 0) this.#heldSince = now
+        this.#held.push(this.#ahead(running[0], running[1], at))
+        const r = this.#running.get(running[0])
+        stopped ||= r == null || r.pos >= r.until
+      } else if (item != null) {
+        this.#answer(item, at)
+      }
+    }
+    // A row that can go no further without the main thread sends at once; else the tokens wait for HOLD_MS, all rows' in one message.
+    if (stopped || now - this.#heldSince >= HOLD_MS) this.sendHeld()
     return true
+  }
+
+  /** Sends the tokens computed ahead that wait: before the thread idles, and whenever a row needs the main thread to go on. */
+  sendHeld (): void {
+    if (this.#held.length === 0) return
+    this.#post({ type: 'ahead', rows: this.#held })
+    this.#held = []
+    this.#counters[SENDS]++
   }
 
   #ahead (seq: number, r: Running, at: number): { seq: number, epoch: number, token: number } {
@@ -210,6 +236,8 @@ class Engine {
    */
   #fail (running: Array<[number, Running]>, items: Item[], rc: number): void {
     const message = rc === 1 ? 'llama.cpp found no room in the context for the batch' : `llama.cpp refused the batch (${rc})`
+    // The tokens before the failure first, as they were computed.
+    this.sendHeld()
     const hit = new Set(running.map(([seq]) => seq))
     const failed = new Set(items.map(i => i.request))
     // Every request with a row on a sequence hit, and every sequence of a request that fails, until none is left to add.
@@ -278,7 +306,10 @@ function pump (first: LlamaRequest): void {
       port.close()
       return
     }
-    if (!engine.step()) return
+    if (!engine.step()) {
+      engine.sendHeld()
+      return
+    }
     message = Atomics.load(mail, MAIL) !== seen ? receive() : undefined
   }
 }

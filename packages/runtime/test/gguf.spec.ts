@@ -8,7 +8,7 @@ import { convertDecoder } from '@node-daemon/gguf'
 import { assetDir } from '@node-daemon/models'
 import { Batcher } from '../src/batcher.ts'
 import { ggufContextOptions, loadGguf, readGgufHeader } from '../src/gguf.ts'
-import { AHEAD } from '../src/llama-thread.ts'
+import { AHEAD_MAX, AHEAD_MIN, HOLD_MS } from '../src/llama-thread.ts'
 import { SMALL_MODEL_BYTES } from '../src/model.ts'
 import { Runtime } from '../src/runtime.ts'
 import { argmax } from '../src/sampling.ts'
@@ -156,7 +156,7 @@ describe('a GGUF model in the runtime', () => {
     }
   })
 
-  it('computes a greedy row\'s tokens ahead of the steps that ask for them, no further than AHEAD, and takes them back when the row goes on with logits', async () => {
+  it('computes a greedy row\'s tokens ahead of the steps that ask for them, no further than the lead it was given, and takes them back when the row goes on with logits', async () => {
     const lm = await loadGguf(dir, { sequences: 2 })
     try {
       const prompt = lm.codec.encode(PROMPTS[1])
@@ -172,12 +172,14 @@ describe('a GGUF model in the runtime', () => {
       const tokens = [greedy.next[0] as number]
       const sequence = greedy.cache.rows[0]
       const known = greedy.cache.length
+      const lead = sequence.until - known
+      assert.ok(lead >= AHEAD_MIN && lead <= AHEAD_MAX, `lead ${lead}`)
       // Computed ahead while the caller is busy with the token, bounded in time.
-      for (const deadline = Date.now() + 10_000; lm.context.cells(sequence) < known + AHEAD && Date.now() < deadline;) await new Promise(resolve => setTimeout(resolve, 5))
-      assert.equal(lm.context.cells(sequence), known + AHEAD)
+      for (const deadline = Date.now() + 10_000; lm.context.cells(sequence) < known + lead && Date.now() < deadline;) await new Promise(resolve => setTimeout(resolve, 5))
+      assert.equal(lm.context.cells(sequence), known + lead)
       // And no further until a step asks.
       await new Promise(resolve => setTimeout(resolve, 50))
-      assert.equal(lm.context.cells(sequence), known + AHEAD)
+      assert.equal(lm.context.cells(sequence), known + lead)
       assert.equal(greedy.cache.length, known, 'the cache counts only the tokens the caller gave')
       for (let step = 1; step < 4; step++) {
         greedy = await lm.forwardGreedy([[tokens[step - 1]]], [true], greedy.cache)
@@ -203,12 +205,16 @@ describe('a GGUF model in the runtime', () => {
       const before = lm.context.evaluated()
       let step = await lm.forwardGreedy(prompts, prompts.map(() => true))
       for (let n = 1; n <= 6; n++) step = await lm.forwardGreedy(step.next.map(token => [token as number]), prompts.map(() => true), step.cache)
+      // Every row asked in a step is let run as far ahead, so that they stay in the same batches.
+      const leads = step.cache.rows.map(s => s.until - s.tokens.length)
+      assert.ok(leads.every(lead => lead === leads[0] && lead >= AHEAD_MIN && lead <= AHEAD_MAX), `leads ${leads.join(' ')}`)
+      const lead = leads[0]
       // What the last step let it compute ahead, bounded in time.
       const prompted = prompts.reduce((n, p) => n + p.length, 0)
-      for (const deadline = Date.now() + 10_000; lm.context.evaluated().decodes - before.decodes < 1 + 6 + AHEAD && Date.now() < deadline;) await new Promise(resolve => setTimeout(resolve, 5))
+      for (const deadline = Date.now() + 10_000; lm.context.evaluated().decodes - before.decodes < 1 + 6 + lead && Date.now() < deadline;) await new Promise(resolve => setTimeout(resolve, 5))
       const after = lm.context.evaluated()
-      assert.equal(after.decodes - before.decodes, 1 + 6 + AHEAD, 'the prompts, then one batch a token')
-      assert.equal(after.tokens - before.tokens, prompted + prompts.length * (6 + AHEAD), 'every batch held every row')
+      assert.equal(after.decodes - before.decodes, 1 + 6 + lead, 'the prompts, then one batch a token')
+      assert.equal(after.tokens - before.tokens, prompted + prompts.length * (6 + lead), 'every batch held every row')
       lm.free(step.cache)
     } finally {
       await lm.release()
@@ -228,6 +234,27 @@ describe('a GGUF model in the runtime', () => {
       await new Promise(resolve => setTimeout(resolve, 50))
       // The prompt, then each token but the last.
       assert.equal(lm.context.evaluated().decodes - before, 8)
+    } finally {
+      await lm.release()
+    }
+  })
+
+  it('sends the tokens a fast model computes ahead several to a message', async (t) => {
+    const lm = await loadGguf(dir, { sequences: 2 })
+    try {
+      const batcher = new Batcher(lm, { prefixCacheBytes: 0 })
+      const request = { prompt: lm.codec.encode(PROMPTS[0]), sampling: GREEDY, maxTokens: 48, stop: [] }
+      // The first request tells the thread how long its steps take.
+      await collect(batcher.generate(request))
+      const before = lm.context.evaluated()
+      const { stats } = await collect(batcher.generate(request))
+      const after = lm.context.evaluated()
+      const sends = after.sends - before.sends
+      // The first token answers the prompt's decode; the others were computed ahead.
+      assert.ok(sends >= 1 && sends <= stats.tokens.length - 1, `${sends} sends`)
+      // Two steps or more in HOLD_MS: two tokens or more a message. A machine too loaded for that sends each token as it comes, rightly.
+      if (after.stepUs * 2 >= HOLD_MS * 1000) t.diagnostic(`steps of ${after.stepUs} us: holding not checked`)
+      else assert.ok(sends * 2 <= stats.tokens.length - 1, `${sends} sends for ${stats.tokens.length - 1} tokens at ${after.stepUs} us a step`)
     } finally {
       await lm.release()
     }
