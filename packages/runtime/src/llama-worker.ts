@@ -61,7 +61,7 @@ class Engine {
   readonly canCut: boolean
   readonly #queue: Item[] = []
   readonly #running = new Map<number, Running>()
-  /** Tokens computed ahead and not sent yet, and since when. */
+  /** Tokens computed ahead and not sent yet, and when the step that computed the first of them began. */
   #held: Array<{ seq: number, epoch: number, token: number }> = []
   #heldSince = 0
   #stepUs = 0
@@ -186,7 +186,8 @@ class Engine {
     let stopped = false
     for (const { at, running, item } of outputs) {
       if (running != null) {
-        if (this.#held.length === 0) this.#heldSince = now
+        // From the step's start: a step as long as HOLD_MS sends its tokens at once, so a large model streams each token as it comes.
+        if (this.#held.length === 0) this.#heldSince = started
         this.#held.push(this.#ahead(running[0], running[1], at))
         const r = this.#running.get(running[0])
         stopped ||= r == null || r.pos >= r.until

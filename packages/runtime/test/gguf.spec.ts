@@ -260,6 +260,26 @@ describe('a GGUF model in the runtime', () => {
     }
   })
 
+  it('sends each step\'s tokens at once when a step takes as long as the thread would hold them', async (t) => {
+    // Sixteen rows a step: steps of several ms on the default model, as a large model's step of one row.
+    const lm = await loadGguf(dir, { sequences: 16 })
+    try {
+      const batcher = new Batcher(lm, { prefixCacheBytes: 0 })
+      const requests = Array.from({ length: 16 }, (_, i) => ({ prompt: lm.codec.encode(`${PROMPTS[i % PROMPTS.length]} ${i}`), sampling: GREEDY, maxTokens: 24, stop: [] }))
+      await Promise.all(requests.map(async r => collect(batcher.generate(r))))
+      const before = lm.context.evaluated()
+      await Promise.all(requests.map(async r => collect(batcher.generate(r))))
+      const after = lm.context.evaluated()
+      const steps = after.decodes - before.decodes
+      const sends = after.sends - before.sends
+      if (after.stepUs < HOLD_MS * 1000) t.diagnostic(`steps of ${after.stepUs} us: not long enough to check`)
+      // Every step past the prompts' computes ahead; a message of its own for each, give or take one the rows joined late.
+      else assert.ok(sends >= steps - 3, `${sends} sends for ${steps} decodes at ${after.stepUs} us a step`)
+    } finally {
+      await lm.release()
+    }
+  })
+
   it('fails the rows of a batch llama.cpp refuses, and then serves their sequences again from empty', async () => {
     const lm = await loadGguf(dir, { sequences: 2 })
     try {
