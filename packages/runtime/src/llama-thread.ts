@@ -76,9 +76,13 @@ export const CELLS = 5
  * token, whose HTTP writes gather a few ms of tokens anyway.
  */
 export const HOLD_MS = 1
-/** Tokens a greedy sequence computes past the one asked for: at least AHEAD_MIN, which keeps a slow model's waste small when a request ends on a stop string. */
+/**
+ * Tokens a greedy sequence computes past the one asked for: twice what the
+ * worker's steps make in HOLD_MS, so that it goes on while the main thread
+ * takes what it sent; at least AHEAD_MIN, which keeps a slow model's waste
+ * small when a request ends on a stop string, and at most AHEAD_MAX.
+ */
 export const AHEAD_MIN = 2
-/** And at most AHEAD_MAX, for a fast model: twice what HOLD_MS holds, so that the worker goes on while the main thread takes what it sent. */
 export const AHEAD_MAX = 16
 
 /** Whether a sequence goes on from `token` at `pos`: not past an end token, nor into its last position. */
@@ -289,7 +293,7 @@ export class LlamaThread {
     await this.#worker.terminate()
   }
 
-  /** How far a greedy row may run ahead: about twice HOLD_MS of the worker's steps. */
+  /** How far a greedy row may run ahead (see AHEAD_MIN). */
   #ahead (): number {
     if (this.#lead == null) {
       const stepUs = Atomics.load(this.#counters, STEP_US)
