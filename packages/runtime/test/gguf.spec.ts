@@ -14,9 +14,9 @@ import { Runtime } from '../src/runtime.ts'
 import { argmax } from '../src/sampling.ts'
 import { collect } from './helpers/collect.ts'
 import { mappedBytes } from './helpers/mapped.ts'
-import type { GenerationStats } from '../src/batcher.ts'
+import type { GenerateRequest, GenerationStats } from '../src/batcher.ts'
 import type { Decoder } from '../src/decoder.ts'
-import type { GgufCache } from '../src/gguf.ts'
+import type { GgufCache, GgufLM } from '../src/gguf.ts'
 import type { SamplingOptions } from '../src/sampling.ts'
 
 const GREEDY: SamplingOptions = { temperature: 0, topK: 0, topP: 1, repeatPenalty: 1, repeatLastN: 0 }
@@ -239,45 +239,41 @@ describe('a GGUF model in the runtime', () => {
     }
   })
 
-  it('sends the tokens a fast model computes ahead several to a message', async (t) => {
-    const lm = await loadGguf(dir, { sequences: 2 })
+  /**
+   * Runs `requests` together on a fresh model of `sequences`, twice: the
+   * first run tells the thread how long its steps take; the second's
+   * decodes, messages of tokens computed ahead, and tokens are counted.
+   */
+  async function twice (sequences: number, requests: (lm: GgufLM) => GenerateRequest[]): Promise<{ steps: number, sends: number, tokens: number, stepUs: number }> {
+    const lm = await loadGguf(dir, { sequences })
     try {
       const batcher = new Batcher(lm, { prefixCacheBytes: 0 })
-      const request = { prompt: lm.codec.encode(PROMPTS[0]), sampling: GREEDY, maxTokens: 48, stop: [] }
-      // The first request tells the thread how long its steps take.
-      await collect(batcher.generate(request))
+      const all = requests(lm)
+      await Promise.all(all.map(async r => collect(batcher.generate(r))))
       const before = lm.context.evaluated()
-      const { stats } = await collect(batcher.generate(request))
+      const done = await Promise.all(all.map(async r => collect(batcher.generate(r))))
       const after = lm.context.evaluated()
-      const sends = after.sends - before.sends
-      // The first token answers the prompt's decode; the others were computed ahead.
-      assert.ok(sends >= 1 && sends <= stats.tokens.length - 1, `${sends} sends`)
-      // Two steps or more in HOLD_MS: two tokens or more a message. A machine too loaded for that sends each token as it comes, rightly.
-      if (after.stepUs * 2 >= HOLD_MS * 1000) t.diagnostic(`steps of ${after.stepUs} us: holding not checked`)
-      else assert.ok(sends * 2 <= stats.tokens.length - 1, `${sends} sends for ${stats.tokens.length - 1} tokens at ${after.stepUs} us a step`)
+      return { steps: after.decodes - before.decodes, sends: after.sends - before.sends, tokens: done.reduce((n, d) => n + d.stats.tokens.length, 0), stepUs: after.stepUs }
     } finally {
       await lm.release()
     }
+  }
+
+  it('sends the tokens a fast model computes ahead several to a message', async (t) => {
+    const { sends, tokens, stepUs } = await twice(2, lm => [{ prompt: lm.codec.encode(PROMPTS[0]), sampling: GREEDY, maxTokens: 48, stop: [] }])
+    // The first token answers the prompt's decode; the others were computed ahead.
+    assert.ok(sends >= 1 && sends <= tokens - 1, `${sends} sends`)
+    // Two steps or more in HOLD_MS: two tokens or more a message. A machine too loaded for that sends each token as it comes, rightly.
+    if (stepUs * 2 >= HOLD_MS * 1000) t.diagnostic(`steps of ${stepUs} us: holding not checked`)
+    else assert.ok(sends * 2 <= tokens - 1, `${sends} sends for ${tokens - 1} tokens at ${stepUs} us a step`)
   })
 
   it('sends each step\'s tokens at once when a step takes as long as the thread would hold them', async (t) => {
     // Sixteen rows a step: steps of several ms on the default model, as a large model's step of one row.
-    const lm = await loadGguf(dir, { sequences: 16 })
-    try {
-      const batcher = new Batcher(lm, { prefixCacheBytes: 0 })
-      const requests = Array.from({ length: 16 }, (_, i) => ({ prompt: lm.codec.encode(`${PROMPTS[i % PROMPTS.length]} ${i}`), sampling: GREEDY, maxTokens: 24, stop: [] }))
-      await Promise.all(requests.map(async r => collect(batcher.generate(r))))
-      const before = lm.context.evaluated()
-      await Promise.all(requests.map(async r => collect(batcher.generate(r))))
-      const after = lm.context.evaluated()
-      const steps = after.decodes - before.decodes
-      const sends = after.sends - before.sends
-      if (after.stepUs < HOLD_MS * 1000) t.diagnostic(`steps of ${after.stepUs} us: not long enough to check`)
-      // Every step past the prompts' computes ahead; a message of its own for each, give or take one the rows joined late.
-      else assert.ok(sends >= steps - 3, `${sends} sends for ${steps} decodes at ${after.stepUs} us a step`)
-    } finally {
-      await lm.release()
-    }
+    const { steps, sends, stepUs } = await twice(16, lm => Array.from({ length: 16 }, (_, i) => ({ prompt: lm.codec.encode(`${PROMPTS[i % PROMPTS.length]} ${i}`), sampling: GREEDY, maxTokens: 24, stop: [] })))
+    if (stepUs < HOLD_MS * 1000) t.diagnostic(`steps of ${stepUs} us: not long enough to check`)
+    // Every step past the prompts' computes ahead; a message of its own for each, give or take one the rows joined late.
+    else assert.ok(sends >= steps - 3, `${sends} sends for ${steps} decodes at ${stepUs} us a step`)
   })
 
   it('fails the rows of a batch llama.cpp refuses, and then serves their sequences again from empty', async () => {
