@@ -81,10 +81,14 @@ export async function llamaProgram (program: LlamaProgram, say: (line: string) =
 export async function batchedBench (bin: string, model: string, options: { threads: number, contextPerSlot: number, prompt: number, tokens: number, sequences: number }, signal?: AbortSignal): Promise<number> {
   const args = ['-m', model, '-c', String(options.sequences * options.contextPerSlot), '-b', '512', '-ub', '512', '-npp', String(options.prompt), '-ntg', String(options.tokens),
     '-npl', String(options.sequences), '-t', String(options.threads), '-tb', String(options.threads), '--output-format', 'jsonl']
-  const { stdout } = await run(bin, args, { signal, timeout: 10 * 60_000, maxBuffer: 16 * 1_048_576 })
-  const line = stdout.split('\n').find(l => l.startsWith('{') && l.includes('"speed_tg"'))
-  if (line == null) throw new Error(`llama-batched-bench printed no result: ${stdout.slice(-400)}`)
-  return (JSON.parse(line) as { speed_tg: number }).speed_tg
+  // Once, under a CPU-profiled daemon, it exited 0 having printed nothing: one more run before the bench gives up on the figure.
+  let stdout = ''
+  for (let attempt = 0; attempt < 2; attempt++) {
+    ({ stdout } = await run(bin, args, { signal, timeout: 10 * 60_000, maxBuffer: 16 * 1_048_576 }))
+    const line = stdout.split('\n').find(l => l.startsWith('{') && l.includes('"speed_tg"'))
+    if (line != null) return (JSON.parse(line) as { speed_tg: number }).speed_tg
+  }
+  throw new Error(`llama-batched-bench printed no result, twice: ${stdout.slice(-400)}`)
 }
 
 /**
