@@ -258,10 +258,12 @@ export class Content extends TypedEventEmitter<ContentEvents> {
   /** The bytes of the DAG a path names, from local blocks only; undefined when its root is not here (see dagSize). */
   async dagSize (path: string, options?: AbortOptions): Promise<number | undefined> {
     const root = await this.resolve(path, { ...options, offline: true })
-    // Whether a block is here asks the node's own store (an identity CID holds its bytes): through
-    // Helia's blockstore it took Helia's GC read lock, most of a cluster node's size lookup of a pin.
-    const has = async (cid: CID, o?: AbortOptions): Promise<boolean> => cid.multihash.code === identity.code || await this.local.has(cid, o)
-    return dagSize({ has, get: (cid, o) => this.reads.get(cid, o) }, root, options)
+    // The node's own store answers (an identity CID holds its bytes): through Helia's blockstore
+    // each lookup and read took Helia's GC read lock, which our GC does not use, and that lock
+    // was most of a cluster node's size lookup of a pin.
+    const inline = (cid: CID): boolean => cid.multihash.code === identity.code
+    const has = async (cid: CID, o?: AbortOptions): Promise<boolean> => inline(cid) || await this.local.has(cid, o)
+    return dagSize({ has, get: (cid, o) => inline(cid) ? this.reads.get(cid, o) : this.local.get(cid, o) }, root, options)
   }
 
   async pinRm (path: string, recursive = true, options?: AbortOptions): Promise<CID> {

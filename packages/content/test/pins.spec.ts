@@ -326,9 +326,10 @@ describe('pins', () => {
     }
   })
 
-  it('tells that a DAG\'s root is not here without Helia\'s blockstore, whose GC lock a cluster node took for every pin', async () => {
-    const bytes = randomBytes(100)
-    const absent = CID.createV1(0x55, await sha256.digest(bytes))
+  it('sizes a DAG, or tells that its root is not here, without Helia\'s blockstore, whose GC lock a cluster node took for every pin', async () => {
+    const absent = CID.createV1(0x55, await sha256.digest(randomBytes(100)))
+    const present = CID.parse(await rootOf(content, [{ content: randomBytes(3 * 262144) }], { pin: false }))
+    const root = await content.blockGet(present.toString())
     // Helia's BlockStorage reads under this lock; boundedFetches holds its methods bound, so the lock is what can be watched.
     const { lock } = content.helia.blockstore as unknown as { lock: { readLock: (...args: unknown[]) => Promise<() => void> } }
     const readLock = lock.readLock
@@ -336,6 +337,7 @@ describe('pins', () => {
     lock.readLock = async function (...args) { locked++; return readLock.apply(this, args) }
     try {
       assert.equal(await content.dagSize(absent.toString()), undefined)
+      assert.equal(await content.dagSize(present.toString()), root.byteLength + 3 * (262144 + 14))
     } finally {
       lock.readLock = readLock
     }
