@@ -35,7 +35,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
-import { Agent, request } from 'node:http'
+import { Agent } from 'node:http'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -43,9 +43,11 @@ import { withCleanup } from './lib/cleanup.ts'
 import { numberFromEnv, onlyFromEnv, profileDirFromEnv, say } from './lib/cli.ts'
 import { spawnDaemon } from './lib/daemon.ts'
 import { MB, multipartFile, sha256Baseline, writeRandomFile } from './lib/files.ts'
+import { http } from './lib/http.ts'
 import { createPhaseLog } from './lib/phases.ts'
 import type { Cleanup } from './lib/cleanup.ts'
 import type { DaemonProcess } from './lib/daemon.ts'
+import type { HttpAnswer } from './lib/http.ts'
 import type { PhaseLog } from './lib/phases.ts'
 
 /** Written into every repo's config.yaml: a dead node is marked offline after node_timeout_ms. */
@@ -142,25 +144,14 @@ async function api (d: DaemonProcess, method: 'GET' | 'POST' | 'DELETE', path: s
   }
 }
 
-/**
- * A pin request of the ingestion on a kept-alive connection of `agent`: the
- * load generator shares the two cores with the daemons, and fetch() spent
- * about 0.4 ms of CPU a request, as much as a third of a daemon's per pin.
- */
+/** A pin request of the ingestion, on a kept-alive connection of `agent` (see lib/http.ts for why not fetch). */
 async function pinRequest (d: DaemonProcess, agent: Agent, cid: string): Promise<void> {
-  const body = JSON.stringify({ cid, replication_factor: 1 })
-  const answer = await new Promise<{ status: number, text: string }>((resolve, reject) => {
-    const req = request(`${d.url}/api/v0/cluster/pin/add`, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }, signal: halt, timeout: REQUEST_TIMEOUT_MS }, (res) => {
-      let text = ''
-      res.setEncoding('utf8')
-      res.on('data', (chunk: string) => { text += chunk })
-      res.on('end', () => { resolve({ status: res.statusCode ?? 0, text }) })
-      res.on('error', reject)
-    })
-    req.on('timeout', () => { req.destroy(new Error(`no answer in ${REQUEST_TIMEOUT_MS} ms`)) })
-    req.on('error', reject)
-    req.end(body)
-  }).catch((err: Error) => { throw new Error(`${d.label}: pin/add failed: ${err.message}`) })
+  let answer: HttpAnswer
+  try {
+    answer = await http(`${d.url}/api/v0/cluster/pin/add`, { agent, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ cid, replication_factor: 1 }), signal: halt, timeoutMs: REQUEST_TIMEOUT_MS })
+  } catch (err: any) {
+    throw new Error(`${d.label}: pin/add failed: ${err.message}`)
+  }
   if (answer.status !== 200) throw new Error(`${d.label}: pin/add answered ${answer.status}: ${answer.text}`)
 }
 
@@ -248,18 +239,17 @@ async function settled (b: Bench, nodes: DaemonProcess[], what: string, timeoutM
   })
 }
 
-/** `add?pin=false` of a multipart body; returns the CID of each file by its name. */
-async function add (d: DaemonProcess, init: RequestInit, timeoutMs: number): Promise<Map<string, string>> {
-  let text: string
+/** `add?pin=false` of a multipart body with `boundary`; returns the CID of each file by its name. */
+async function add (d: DaemonProcess, boundary: string, body: string | AsyncIterable<Uint8Array>, timeoutMs: number): Promise<Map<string, string>> {
+  let answer: HttpAnswer
   try {
-    const res = await fetch(`${d.url}/api/v0/add?pin=false`, { method: 'POST', signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), halt]), ...init })
-    text = await res.text()
-    if (!res.ok) throw new Error(`answered ${res.status}: ${text}`)
+    answer = await http(`${d.url}/api/v0/add?pin=false`, { headers: { 'content-type': `multipart/form-data; boundary=${boundary}` }, body, signal: halt, timeoutMs })
   } catch (err: any) {
     throw new Error(`${d.label}: add failed: ${err.cause?.message ?? err.message}${d.exited() ? `\n--- ${d.label} output ---\n${d.tail()}` : ''}`)
   }
+  if (answer.status !== 200) throw new Error(`${d.label}: add answered ${answer.status}: ${answer.text}`)
   // NDJSON, one line per file; a late failure is a line with a Message.
-  const lines = text.split('\n').filter(l => l.trim() !== '').map(l => JSON.parse(l) as { Name?: string, Hash?: string, Message?: string })
+  const lines = answer.text.split('\n').filter(l => l.trim() !== '').map(l => JSON.parse(l) as { Name?: string, Hash?: string, Message?: string })
   const failed = lines.find(l => l.Message != null)
   if (failed != null) throw new Error(`${d.label}: add failed: ${failed.Message}`)
   return new Map(lines.filter(l => l.Hash != null && l.Name != null).map(l => [l.Name as string, l.Hash as string]))
@@ -268,11 +258,7 @@ async function add (d: DaemonProcess, init: RequestInit, timeoutMs: number): Pro
 /** Adds one big file, streamed from disk. */
 async function addFile (d: DaemonProcess, path: string, bytes: number): Promise<string> {
   const boundary = `bench-${randomUUID()}`
-  const cids = await add(d, {
-    headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
-    body: multipartFile(path, 'model.bin', boundary),
-    duplex: 'half'
-  } as RequestInit, SLACK_MS + bytes / MB / FLOOR_MBPS * 1000)
+  const cids = await add(d, boundary, multipartFile(path, 'model.bin', boundary), SLACK_MS + bytes / MB / FLOOR_MBPS * 1000)
   const cid = cids.get('model.bin')
   if (cid == null) throw new Error(`${d.label}: add returned no CID for model.bin`)
   return cid
@@ -281,23 +267,22 @@ async function addFile (d: DaemonProcess, path: string, bytes: number): Promise<
 /** Reads a file whole with `cat`, checking its length: on a node that lacks it, a transfer. */
 async function catFile (d: DaemonProcess, cid: string, bytes: number): Promise<void> {
   let got = 0
+  let answer: HttpAnswer
   try {
-    const res = await fetch(`${d.url}/api/v0/cat?arg=${cid}`, { method: 'POST', signal: AbortSignal.any([AbortSignal.timeout(SLACK_MS + bytes / MB / FLOOR_MBPS * 1000), halt]) })
-    if (!res.ok || res.body == null) throw new Error(`answered ${res.status}: ${await res.text()}`)
-    const reader = res.body.getReader()
     // Ends when the daemon ends the body, or when the request's timeout aborts it.
-    for (let next = await reader.read(); next.done !== true; next = await reader.read()) got += next.value.byteLength
+    answer = await http(`${d.url}/api/v0/cat?arg=${cid}`, { signal: halt, timeoutMs: SLACK_MS + bytes / MB / FLOOR_MBPS * 1000, onData: (chunk) => { got += chunk.byteLength } })
   } catch (err: any) {
     throw new Error(`${d.label}: cat failed: ${err.cause?.message ?? err.message}${d.exited() ? `\n--- ${d.label} output ---\n${d.tail()}` : ''}`)
   }
+  if (answer.status !== 200) throw new Error(`${d.label}: cat answered ${answer.status}`)
   if (got !== bytes) throw new Error(`${d.label}: cat returned ${got} bytes, expected ${bytes}`)
 }
 
 /** Adds small distinct files in one request: one block each. */
 async function addTexts (d: DaemonProcess, texts: string[]): Promise<string[]> {
-  const form = new FormData()
-  texts.forEach((t, i) => { form.append('file', new Blob([t]), `f${i}`) })
-  const cids = await add(d, { body: form }, SLACK_MS + texts.length)
+  const boundary = `bench-${randomUUID()}`
+  const body = texts.map((t, i) => `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="f${i}"\r\nContent-Type: application/octet-stream\r\n\r\n${t}\r\n`).join('') + `--${boundary}--\r\n`
+  const cids = await add(d, boundary, body, SLACK_MS + texts.length)
   return texts.map((_, i) => {
     const cid = cids.get(`f${i}`)
     if (cid == null) throw new Error(`${d.label}: add returned no CID for file ${i} of ${texts.length}`)

@@ -30,10 +30,12 @@ import { withCleanup } from './lib/cleanup.ts'
 import { numberFromEnv, onlyFromEnv, profileDirFromEnv, say } from './lib/cli.ts'
 import { memoryOf, nodeBinary, resetPeakRss, ROOT, sampleRssDuring, spawnDaemon, untilModelsListed } from './lib/daemon.ts'
 import { MB, multipartFile, sha256Baseline, sha256Throughput, writeRandomFile } from './lib/files.ts'
+import { http } from './lib/http.ts'
 import { createPhaseLog } from './lib/phases.ts'
 import { measureStreamPeer } from './lib/stream-peer.ts'
 import type { Cleanup } from './lib/cleanup.ts'
 import type { DaemonProcess } from './lib/daemon.ts'
+import type { HttpAnswer, HttpOptions } from './lib/http.ts'
 
 /** The daemon's HTTP add against Helia's importer into blockstore-fs, and the CLI's add against the HTTP add. */
 const TARGET_ADD = 1.5
@@ -86,32 +88,30 @@ const bytesOf = (mb: number): number => Math.round(mb * MB)
 const fmtMB = (mb: number): string => Number.isInteger(mb) ? String(mb) : mb.toFixed(1)
 const timeoutFor = (bytes: number): number => REQUEST_SLACK_MS + Math.ceil(bytes / MB / FLOOR_MBPS) * 1000
 
-/** POSTs to a Kubo RPC route; a non-2xx status becomes an error carrying the daemon's message. */
-async function rpc (d: DaemonProcess, path: string, params: Record<string, string>, init: RequestInit & { timeoutMs: number }): Promise<Response> {
+/** POSTs to a Kubo RPC route; a non-2xx status becomes an error carrying the daemon's message. Answers the body's text, unless `onData` took it. */
+async function rpc (d: DaemonProcess, path: string, params: Record<string, string>, options: Omit<HttpOptions, 'signal'> & { timeoutMs: number }): Promise<string> {
   const url = new URL(`${d.url}/api/v0/${path}`)
   for (const [k, v] of Object.entries(params)) url.searchParams.append(k, v)
-  const { timeoutMs, ...rest } = init
-  let res: Response
+  let answer: HttpAnswer
   try {
-    res = await fetch(url, { method: 'POST', signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), interrupted]), ...rest })
+    answer = await http(url, { ...options, signal: interrupted })
   } catch (err: any) {
     throw new Error(`${d.label}: ${path} failed: ${err.cause?.message ?? err.message}${d.exited() ? `\n--- ${d.label} output ---\n${d.tail()}` : ''}`)
   }
-  if (!res.ok) throw new Error(`${d.label}: ${path} answered ${res.status}: ${await res.text().catch(() => '')}`)
-  return res
+  if (answer.status < 200 || answer.status > 299) throw new Error(`${d.label}: ${path} answered ${answer.status}: ${answer.text}`)
+  return answer.text
 }
 
 /** Adds one file with Kubo's defaults (CIDv0, 256 KiB chunks, pin=true); returns the root CID. */
 async function addFile (d: DaemonProcess, file: string, bytes: number): Promise<string> {
   const boundary = `bench-${randomUUID()}`
-  const res = await rpc(d, 'add', { pin: 'true' }, {
+  const text = await rpc(d, 'add', { pin: 'true' }, {
     headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
     body: multipartFile(file, 'bench.bin', boundary),
-    duplex: 'half',
     timeoutMs: timeoutFor(bytes)
-  } as RequestInit & { timeoutMs: number })
+  })
   // Kubo streams NDJSON and reports a late failure as a line with a Message.
-  const lines = (await res.text()).split('\n').filter(l => l.trim() !== '').map(l => JSON.parse(l) as { Hash?: string, Size?: string, Message?: string })
+  const lines = text.split('\n').filter(l => l.trim() !== '').map(l => JSON.parse(l) as { Hash?: string, Size?: string, Message?: string })
   const failed = lines.find(l => l.Message != null)
   if (failed != null) throw new Error(`${d.label}: add failed: ${failed.Message}`)
   const root = lines.at(-1)
@@ -121,18 +121,16 @@ async function addFile (d: DaemonProcess, file: string, bytes: number): Promise<
 
 /** Reads a file fully with cat; checks its length, and with `sha256` its digest. */
 async function catFile (d: DaemonProcess, cid: string, bytes: number, sha256?: string): Promise<void> {
-  const res = await rpc(d, 'cat', { arg: cid }, { timeoutMs: timeoutFor(bytes) })
-  if (res.body == null) throw new Error(`${d.label}: cat returned no body`)
   const hash = sha256 != null ? createHash('sha256') : undefined
   let got = 0
-  const reader = res.body.getReader()
   // Ends when the daemon ends the body, or when the request's timeout aborts it.
-  while (true) {
-    const { value, done } = await reader.read()
-    if (done) break
-    got += value.byteLength
-    hash?.update(value)
-  }
+  await rpc(d, 'cat', { arg: cid }, {
+    timeoutMs: timeoutFor(bytes),
+    onData: (chunk) => {
+      got += chunk.byteLength
+      hash?.update(chunk)
+    }
+  })
   if (got !== bytes) throw new Error(`${d.label}: cat returned ${got} bytes, expected ${bytes}`)
   if (hash != null && hash.digest('hex') !== sha256) throw new Error(`${d.label}: cat returned other bytes than were added`)
 }
@@ -177,7 +175,7 @@ async function cliAdd (d: DaemonProcess, file: string, bytes: number): Promise<s
 /** Unpins a root and collects it, so that the next add of the same bytes writes every block again. */
 async function dropAdd (d: DaemonProcess, cid: string): Promise<void> {
   await rpc(d, 'pin/rm', { arg: cid }, { timeoutMs: REQUEST_SLACK_MS })
-  await (await rpc(d, 'repo/gc', {}, { timeoutMs: REQUEST_SLACK_MS })).text()
+  await rpc(d, 'repo/gc', {}, { timeoutMs: REQUEST_SLACK_MS })
 }
 
 /** Every timed phase of the run, written next to the daemons' CPU profiles for bench/cpu-profile.ts. */

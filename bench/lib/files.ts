@@ -57,22 +57,11 @@ export async function sha256Throughput (path: string, minBytes = 0): Promise<{ m
 }
 
 /** A multipart/form-data body of one file part, streamed from disk, in the layout Kubo's clients send. */
-export function multipartFile (path: string, name: string, boundary: string): ReadableStream<Uint8Array> {
+export async function * multipartFile (path: string, name: string, boundary: string): AsyncGenerator<Uint8Array> {
   const encoder = new TextEncoder()
-  async function * parts (): AsyncGenerator<Uint8Array> {
-    yield encoder.encode(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${encodeURIComponent(name)}"\r\nContent-Type: application/octet-stream\r\n\r\n`)
-    for await (const chunk of createReadStream(path, { highWaterMark: READ_CHUNK }) as AsyncIterable<Buffer>) yield chunk
-    yield encoder.encode(`\r\n--${boundary}--\r\n`)
-  }
-  const iterator = parts()
-  return new ReadableStream<Uint8Array>({
-    async pull (controller) {
-      const { value, done } = await iterator.next()
-      if (done === true) controller.close()
-      else controller.enqueue(value)
-    },
-    async cancel () { await iterator.return(undefined) }
-  })
+  yield encoder.encode(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${encodeURIComponent(name)}"\r\nContent-Type: application/octet-stream\r\n\r\n`)
+  for await (const chunk of createReadStream(path, { highWaterMark: READ_CHUNK }) as AsyncIterable<Buffer>) yield chunk
+  yield encoder.encode(`\r\n--${boundary}--\r\n`)
 }
 
 /**
