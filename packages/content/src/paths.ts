@@ -30,13 +30,24 @@ export function parsePath (input: string): ContentPath {
  */
 export const MAX_CID_LENGTH = 512
 
+/** CIDs parsed lately: a cluster pin request parses its CID three times on its way (check, size, pin), each a base58 decode. */
+const parsed = new Map<string, CID>()
+const PARSED_KEPT = 4096
+
 export function parseCID (input: string): CID {
+  const known = parsed.get(input)
+  if (known != null) return known
   if (input.length > MAX_CID_LENGTH) throw new InvalidCIDError(`invalid CID: ${input.length} characters, more than a CID has`)
+  let cid: CID
   try {
-    return CID.parse(input)
+    cid = CID.parse(input)
   } catch {
     throw new InvalidCIDError(`invalid CID ${JSON.stringify(input.slice(0, 100))}`)
   }
+  // CIDs are immutable, so one instance serves every caller; the oldest goes first.
+  if (parsed.size >= PARSED_KEPT) parsed.delete(parsed.keys().next().value as string)
+  parsed.set(input, cid)
+  return cid
 }
 
 export function toExporterPath (path: ContentPath): string {

@@ -46,6 +46,13 @@ describe('paths', () => {
       assert.throws(() => parseCID(`/ipfs/${V1}`), { name: 'InvalidCIDError' })
       assert.throws(() => parseCID(''), { name: 'InvalidCIDError' })
     })
+
+    it('parses a CID seen lately once: a cluster pin request names it three times on its way', () => {
+      assert.equal(parseCID(V0), parseCID(V0))
+      assert.equal(parsePath(`/ipfs/${V0}/a`).cid, parseCID(V0))
+      assert.notEqual(parseCID(V0), parseCID(V1))
+      assert.throws(() => parseCID(`${V0.slice(0, -1)}0`), { name: 'InvalidCIDError' })
+    })
   })
 
   describe('toExporterPath', () => {
