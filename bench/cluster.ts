@@ -42,7 +42,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { withCleanup } from './lib/cleanup.ts'
 import { numberFromEnv, onlyFromEnv, profileDirFromEnv, say } from './lib/cli.ts'
 import { spawnDaemon } from './lib/daemon.ts'
-import { MB, multipartFile, sha256Baseline, writeRandomFile } from './lib/files.ts'
+import { MB, multipartEnd, multipartFile, multipartHead, sha256Baseline, writeRandomFile } from './lib/files.ts'
 import { http } from './lib/http.ts'
 import { createPhaseLog } from './lib/phases.ts'
 import type { Cleanup } from './lib/cleanup.ts'
@@ -281,7 +281,7 @@ async function catFile (d: DaemonProcess, cid: string, bytes: number): Promise<v
 /** Adds small distinct files in one request: one block each. */
 async function addTexts (d: DaemonProcess, texts: string[]): Promise<string[]> {
   const boundary = `bench-${randomUUID()}`
-  const body = texts.map((t, i) => `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="f${i}"\r\nContent-Type: application/octet-stream\r\n\r\n${t}\r\n`).join('') + `--${boundary}--\r\n`
+  const body = texts.map((t, i) => `${multipartHead(boundary, `f${i}`)}${t}\r\n`).join('') + multipartEnd(boundary)
   const cids = await add(d, boundary, body, SLACK_MS + texts.length)
   return texts.map((_, i) => {
     const cid = cids.get(`f${i}`)
@@ -416,8 +416,10 @@ async function ingest (b: Bench, nodes: DaemonProcess[], results: Result[]): Pro
   // A daemon compiles a route's validators and loads some modules at its first call (~0.1 s of CPU):
   // a few pins through each node first, so that the figure is the sustained rate, not those.
   const warmup = put.value.slice(n)
+  // The warm-up goes through the connections the timed pins take (they close with the daemons should it fail).
+  const agent = new Agent({ keepAlive: true })
   await Promise.all(nodes.map(async (d, i) => {
-    for (const cid of warmup.slice(i * WARMUP_PINS_PER_NODE, (i + 1) * WARMUP_PINS_PER_NODE)) await ok(d, 'POST', '/api/v0/cluster/pin/add', { cid, replication_factor: 1 })
+    for (const cid of warmup.slice(i * WARMUP_PINS_PER_NODE, (i + 1) * WARMUP_PINS_PER_NODE)) await pinRequest(d, agent, cid)
   }))
   const { leader } = await settled(b, nodes, 'the cluster before the ingestion')
 
@@ -426,7 +428,6 @@ async function ingest (b: Bench, nodes: DaemonProcess[], results: Result[]): Pro
   let failed = 0
   let firstError = ''
   let next = 0
-  const agent = new Agent({ keepAlive: true })
   const sent = await b.phases.timed('ingest', nodes, async () => {
     await Promise.all(Array.from({ length: b.s.clients }, async (_, client) => {
       const d = nodes[client % nodes.length]

@@ -56,12 +56,19 @@ export async function sha256Throughput (path: string, minBytes = 0): Promise<{ m
   return { mbps: total / MB / seconds, hex }
 }
 
-/** A multipart/form-data body of one file part, streamed from disk, in the layout Kubo's clients send. */
+/** The head of a multipart/form-data file part, in the layout Kubo's clients send; its bytes follow, then `\r\n`. */
+export const multipartHead = (boundary: string, name: string): string =>
+  `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${encodeURIComponent(name)}"\r\nContent-Type: application/octet-stream\r\n\r\n`
+
+/** The end of a multipart/form-data body. */
+export const multipartEnd = (boundary: string): string => `--${boundary}--\r\n`
+
+/** A multipart/form-data body of one file part, streamed from disk. */
 export async function * multipartFile (path: string, name: string, boundary: string): AsyncGenerator<Uint8Array> {
   const encoder = new TextEncoder()
-  yield encoder.encode(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${encodeURIComponent(name)}"\r\nContent-Type: application/octet-stream\r\n\r\n`)
+  yield encoder.encode(multipartHead(boundary, name))
   for await (const chunk of createReadStream(path, { highWaterMark: READ_CHUNK }) as AsyncIterable<Buffer>) yield chunk
-  yield encoder.encode(`\r\n--${boundary}--\r\n`)
+  yield encoder.encode(`\r\n${multipartEnd(boundary)}`)
 }
 
 /**
